@@ -4,18 +4,71 @@
 //go:build tamago
 
 // Command big-iron is the bare-metal hyperkernel image. Every server of a
-// big-iron cluster boots it; it brings up the machine, prints a hardware
-// summary and serves the hyperkernel shell on the serial console.
+// big-iron cluster boots it; it brings up the machine, prints a banner and
+// a hardware summary, and serves the hyperkernel shell on the serial
+// console.
 package main
 
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/shell"
 )
 
 func main() {
+	start := time.Now()
 	p := platform()
-	fmt.Printf("big-iron hyperkernel %s (%s, %s)\n", "dev", runtime.Version(), p.Name)
+	b := buildInfo()
+
+	fmt.Printf("big-iron hyperkernel %s (%s, tamago %s) on %s\n", b.Revision, b.Go, b.Tamago, p.Name)
 	fmt.Print(p.Summary())
-	p.Halt()
+
+	sys := &shell.System{
+		Platform: p,
+		Build:    b,
+		Uptime:   func() time.Duration { return time.Since(start) },
+	}
+	sh, err := shell.New(shell.SystemCommands(sys)...)
+	if err != nil {
+		fmt.Printf("shell: %v\n", err)
+		p.Halt()
+	}
+	for {
+		if err := sh.Serve(p.Console); err != nil {
+			fmt.Printf("shell: %v\n", err)
+		}
+	}
+}
+
+// buildInfo reads the revision and module versions the Go linker embedded.
+func buildInfo() shell.Build {
+	b := shell.Build{Revision: "unknown", Go: runtime.Version(), Tamago: "unknown"}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+			if len(b.Revision) > 12 {
+				b.Revision = b.Revision[:12]
+			}
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty {
+		b.Revision += "+dirty"
+	}
+	for _, d := range info.Deps {
+		if d.Path == "github.com/usbarmory/tamago" {
+			b.Tamago = d.Version
+		}
+	}
+	return b
 }

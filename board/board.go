@@ -7,7 +7,12 @@
 // never touches board globals.
 package board
 
-import "fmt"
+import (
+	"fmt"
+	"io"
+
+	"github.com/big-iron/big-iron/boot/memmap"
+)
 
 // Platform is what the board found at boot.
 type Platform struct {
@@ -25,16 +30,19 @@ type Platform struct {
 	TSCHz     uint64
 	TSCSource string
 
-	// Memory is the physical memory map the loader reported.
-	Memory []Region
+	// Memory is the physical memory map the loader reported, normalized.
+	Memory memmap.Map
 	// Reserved lists ranges the hyperkernel itself occupies.
-	Reserved []Region
+	Reserved []Reservation
 
 	// NICs lists the network controllers found.
 	NICs []NIC
 
 	// Notes holds non-fatal problems met during bring-up, one line each.
 	Notes []string
+
+	// Console is the operator's serial console.
+	Console io.ReadWriter
 
 	// Reboot resets the machine; Halt stops it.
 	Reboot func()
@@ -81,24 +89,10 @@ func VMXFromProbe(cpuid1ECX uint32, featureControl uint64) VMXSupport {
 	return VMXSupport{Capable: true}
 }
 
-// RegionType classifies physical memory (ACPI "Address Range Types", the
-// E820 numbering).
-type RegionType uint32
-
-// Memory region types.
-const (
-	Usable          RegionType = 1
-	Reserved        RegionType = 2
-	ACPIReclaimable RegionType = 3
-	ACPINVS         RegionType = 4
-	Bad             RegionType = 5
-)
-
-// Region is a range of physical memory.
-type Region struct {
-	Start, Size uint64
-	Type        RegionType
-	// Owner names the user of a reserved range ("hyperkernel image").
+// Reservation is physical memory the hyperkernel itself occupies.
+type Reservation struct {
+	memmap.Range
+	// Owner names the user ("hyperkernel image and Go heap").
 	Owner string
 }
 
@@ -134,15 +128,10 @@ func (p *Platform) Summary() string {
 			ept++
 		}
 	}
-	var usable uint64
-	for _, r := range p.Memory {
-		if r.Type == Usable {
-			usable += r.Size
-		}
-	}
 	s := fmt.Sprintf("board %s (%s), %d/%d cores online, TSC %d kHz (%s)\n",
 		p.Name, p.Loader, p.OnlineCPUs(), len(p.CPUs), p.TSCHz/1000, p.TSCSource)
-	s += fmt.Sprintf("memory %d MiB usable in %d regions\n", usable>>20, len(p.Memory))
+	s += fmt.Sprintf("memory %s usable, %s free for guests\n",
+		memmap.FormatSize(p.Memory.TotalUsable()), memmap.FormatSize(p.GuestMemory().TotalUsable()))
 	vmxWord := "no"
 	switch {
 	case vmx == len(p.CPUs) && vmx > 0:
@@ -167,4 +156,14 @@ func (p *Platform) Summary() string {
 		s += "note: " + n + "\n"
 	}
 	return s
+}
+
+// GuestMemory is the usable memory outside the hyperkernel's reservations:
+// what guests can be given.
+func (p *Platform) GuestMemory() memmap.Map {
+	ex := make([]memmap.Range, len(p.Reserved))
+	for i, r := range p.Reserved {
+		ex[i] = r.Range
+	}
+	return p.Memory.Subtract(ex...)
 }

@@ -15,6 +15,7 @@ package pc
 
 import (
 	"runtime/goos"
+	"time"
 	_ "unsafe" // go:linkname
 
 	"github.com/usbarmory/tamago/amd64"
@@ -78,6 +79,7 @@ func hwinit() {
 func init() {
 	cpu.EnableExceptions()
 	plat = x86.Bring(cpu, "pc", tscHz, tscSource)
+	plat.Console = &x86.Console{UART: com1, Poll: time.Millisecond}
 }
 
 // Platform returns the description of this machine.

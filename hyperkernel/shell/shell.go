@@ -1,0 +1,228 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package shell is the hyperkernel's operator shell: a line-edited command
+// interpreter served on the serial console (and later over TCP). Commands
+// register with a name, a one-line description and a run function; the
+// shell parses lines, dispatches them, and turns every failure (unknown
+// command, bad argument, even a panicking command) into one line of error
+// output, so no input can take the shell down.
+package shell
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// Prompt is printed before each command line.
+const Prompt = "bigiron> "
+
+// Command is one shell command.
+type Command struct {
+	// Name is the word that invokes the command.
+	Name string
+	// Usage shows the arguments, e.g. "[vcpus=N] [mem=SIZE]".
+	Usage string
+	// Help is the one-line description `help` prints.
+	Help string
+	// Run executes the command with the words after its name, writing
+	// its output to w. A returned error is printed as one line.
+	Run func(w io.Writer, args []string) error
+}
+
+// ErrUsage is returned (wrapped) by commands given bad arguments; the shell
+// then prints the command's usage.
+var ErrUsage = errors.New("bad arguments")
+
+// ErrExit ends Serve when returned by a command.
+var ErrExit = errors.New("exit")
+
+// Shell dispatches command lines to registered commands.
+type Shell struct {
+	commands map[string]*Command
+}
+
+// New returns a shell with the given commands and a built-in `help`.
+func New(cmds ...*Command) (*Shell, error) {
+	s := &Shell{commands: make(map[string]*Command)}
+	help := &Command{Name: "help", Usage: "[COMMAND]", Help: "list commands, or describe one", Run: s.help}
+	for _, c := range append([]*Command{help}, cmds...) {
+		if err := s.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Register adds a command.
+func (s *Shell) Register(c *Command) error {
+	switch {
+	case c.Name == "" || strings.ContainsAny(c.Name, " \t\"'"):
+		return fmt.Errorf("shell: invalid command name %q", c.Name)
+	case c.Run == nil || c.Help == "":
+		return fmt.Errorf("shell: command %q needs Run and Help", c.Name)
+	case s.commands[c.Name] != nil:
+		return fmt.Errorf("shell: command %q registered twice", c.Name)
+	}
+	s.commands[c.Name] = c
+	return nil
+}
+
+// Commands returns the registered commands sorted by name.
+func (s *Shell) Commands() []*Command {
+	cmds := make([]*Command, 0, len(s.commands))
+	for _, c := range s.commands {
+		cmds = append(cmds, c)
+	}
+	slices.SortFunc(cmds, func(a, b *Command) int { return strings.Compare(a.Name, b.Name) })
+	return cmds
+}
+
+func (s *Shell) help(w io.Writer, args []string) error {
+	if len(args) > 1 {
+		return fmt.Errorf("%w: help takes at most one command name", ErrUsage)
+	}
+	if len(args) == 1 {
+		c := s.commands[args[0]]
+		if c == nil {
+			return fmt.Errorf("no command %q", args[0])
+		}
+		fmt.Fprintf(w, "%s %s\n  %s\n", c.Name, c.Usage, c.Help)
+		return nil
+	}
+	for _, c := range s.Commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.Name, c.Help)
+	}
+	return nil
+}
+
+// Exec runs one command line, writing its output and any error (as one
+// line) to w. It returns ErrExit when a command asked to end the session.
+func (s *Shell) Exec(w io.Writer, line string) (err error) {
+	words, perr := Split(line)
+	if perr != nil {
+		fmt.Fprintf(w, "error: %v\n", perr)
+		return nil
+	}
+	if len(words) == 0 {
+		return nil
+	}
+	c := s.commands[words[0]]
+	if c == nil {
+		fmt.Fprintf(w, "error: unknown command %q (type help)\n", words[0])
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(w, "error: %s: internal error: %v\n", c.Name, r)
+			err = nil
+		}
+	}()
+	switch err := c.Run(w, words[1:]); {
+	case err == nil:
+	case errors.Is(err, ErrExit):
+		return ErrExit
+	case errors.Is(err, ErrUsage):
+		fmt.Fprintf(w, "error: %s: %v (usage: %s %s)\n", c.Name, err, c.Name, c.Usage)
+	default:
+		fmt.Fprintf(w, "error: %s: %v\n", c.Name, err)
+	}
+	return nil
+}
+
+// Serve runs an interactive session on rw: line editing with backspace,
+// history on the up and down arrows, and the prompt. It returns when rw
+// reports end of input or a command returns ErrExit.
+func (s *Shell) Serve(rw io.ReadWriter) error {
+	t := term.NewTerminal(rw, Prompt)
+	for {
+		line, err := t.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("shell: reading line: %w", err)
+		}
+		if s.Exec(t, line) == ErrExit {
+			return nil
+		}
+	}
+}
+
+// Split breaks a command line into words at white space. Double or single
+// quotes group words with spaces; a backslash escapes the next character
+// outside single quotes. Control characters are refused.
+func Split(line string) ([]string, error) {
+	var (
+		words  []string
+		cur    strings.Builder
+		inWord bool
+		quote  rune
+		escape bool
+	)
+	for _, r := range line {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return nil, fmt.Errorf("control character %q in command line", r)
+		}
+		switch {
+		case escape:
+			cur.WriteRune(r)
+			escape = false
+		case r == '\\' && quote != '\'':
+			escape, inWord = true, true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	switch {
+	case quote != 0:
+		return nil, fmt.Errorf("unterminated %c quote", quote)
+	case escape:
+		return nil, errors.New("line ends with a backslash")
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// KeyValues parses words of the form key=value into a map, accepting only
+// the given keys. It is the argument convention of commands such as
+// `vm boot linux vcpus=2 mem=1G`.
+func KeyValues(words []string, allowed ...string) (map[string]string, error) {
+	kv := make(map[string]string, len(words))
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%w: %q is not key=value", ErrUsage, w)
+		}
+		if !slices.Contains(allowed, k) {
+			return nil, fmt.Errorf("%w: unknown key %q (known: %s)", ErrUsage, k, strings.Join(allowed, ", "))
+		}
+		if _, dup := kv[k]; dup {
+			return nil, fmt.Errorf("%w: %q given twice", ErrUsage, k)
+		}
+		kv[k] = v
+	}
+	return kv, nil
+}

@@ -1,0 +1,129 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package shell
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/boot/memmap"
+)
+
+// Build identifies the running image.
+type Build struct {
+	// Revision is the git revision the image was built from ("unknown"
+	// when built outside a checkout), with "+dirty" for local changes.
+	Revision string
+	// Go is the Go toolchain version; Tamago the tamago module version.
+	Go     string
+	Tamago string
+}
+
+// System holds what the machine commands report on.
+type System struct {
+	Platform *board.Platform
+	Build    Build
+	// Uptime returns the time since boot.
+	Uptime func() time.Duration
+}
+
+// SystemCommands returns version, cpus, mem, uptime, halt and reboot.
+func SystemCommands(sys *System) []*Command {
+	noArgs := func(name string, run func(w io.Writer) error) func(io.Writer, []string) error {
+		return func(w io.Writer, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("%w: %s takes no arguments", ErrUsage, name)
+			}
+			return run(w)
+		}
+	}
+	return []*Command{
+		{Name: "version", Help: "image revision, Go and tamago versions", Run: noArgs("version", sys.version)},
+		{Name: "cpus", Help: "each core: APIC id, state, VMX capable, TSC kHz", Run: noArgs("cpus", sys.cpus)},
+		{Name: "mem", Help: "physical memory map and memory free for guests", Run: noArgs("mem", sys.mem)},
+		{Name: "uptime", Help: "time since boot", Run: noArgs("uptime", sys.uptime)},
+		{Name: "halt", Help: "stop this node (power stays on; reset to restart)", Run: noArgs("halt", sys.halt)},
+		{Name: "reboot", Help: "reset this node", Run: noArgs("reboot", sys.reboot)},
+	}
+}
+
+func (sys *System) version(w io.Writer) error {
+	fmt.Fprintf(w, "big-iron %s\ngo %s\ntamago %s\n", sys.Build.Revision, sys.Build.Go, sys.Build.Tamago)
+	return nil
+}
+
+func (sys *System) cpus(w io.Writer) error {
+	p := sys.Platform
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "cpu\tapic\trole\tstate\tvmx\tept\ttsc-khz")
+	for i, c := range p.CPUs {
+		role, state, vmx, ept := "AP", "offline", "no", "no"
+		if c.BSP {
+			role = "BSP"
+		}
+		if c.Online {
+			state = "online"
+		}
+		if c.VMX.Capable {
+			vmx = "yes"
+		}
+		if c.VMX.EPT {
+			ept = "yes"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%d\n", i, c.APICID, role, state, vmx, ept, p.TSCHz/1000)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d cores, %d online; TSC from %s\n", len(p.CPUs), p.OnlineCPUs(), p.TSCSource)
+	for _, c := range p.CPUs {
+		if !c.VMX.Capable && c.VMX.Reason != "" {
+			fmt.Fprintf(w, "vmx: %s\n", c.VMX.Reason)
+			break
+		}
+	}
+	return nil
+}
+
+func (sys *System) mem(w io.Writer) error {
+	p := sys.Platform
+	if len(p.Memory) == 0 {
+		fmt.Fprintln(w, "no memory map from the boot loader")
+	} else {
+		fmt.Fprint(w, p.Memory.String())
+	}
+	for _, r := range p.Reserved {
+		fmt.Fprintf(w, "reserved 0x%016x-0x%016x %10s  %s\n", r.Start, r.End()-1, memmap.FormatSize(r.Size), r.Owner)
+	}
+	free := p.GuestMemory()
+	fmt.Fprintf(w, "free for guests: %s in %d regions\n", memmap.FormatSize(free.TotalUsable()), len(free))
+	return nil
+}
+
+func (sys *System) uptime(w io.Writer) error {
+	d := sys.Uptime()
+	fmt.Fprintf(w, "up %s\n", d.Truncate(time.Millisecond))
+	return nil
+}
+
+func (sys *System) halt(w io.Writer) error {
+	fmt.Fprintln(w, "halting")
+	if sys.Platform.Halt == nil {
+		return fmt.Errorf("this platform cannot halt")
+	}
+	sys.Platform.Halt()
+	return nil
+}
+
+func (sys *System) reboot(w io.Writer) error {
+	fmt.Fprintln(w, "rebooting")
+	if sys.Platform.Reboot == nil {
+		return fmt.Errorf("this platform cannot reboot")
+	}
+	sys.Platform.Reboot()
+	return fmt.Errorf("reset did not take effect")
+}
