@@ -1,0 +1,96 @@
+package memory
+
+// PageSize is the coherence granule: one 4 KiB guest page (Intel SDM Vol. 3A,
+// 4.5 "4-level paging": the smallest EPT mapping is 4 KiB, Vol. 3C 29.3.2).
+const PageSize = 4096
+
+// pageShift is log2(PageSize).
+const pageShift = 12
+
+// MaxNodes is the largest cluster the directory can describe: sharer sets
+// are 64-bit masks.
+const MaxNodes = 64
+
+// NodeID names a node of the cluster, 0 <= NodeID < MaxNodes.
+type NodeID uint8
+
+// NoNode marks "no node" in directory fields.
+const NoNode NodeID = 0xFF
+
+// Page is the data of one guest page.
+type Page [PageSize]byte
+
+// Access is the permission a node's second-level page tables grant the
+// guest on one page. It maps onto the EPT R/W bits (Intel SDM Vol. 3C,
+// 29.3.2, Table 29-6: bit 0 read, bit 1 write).
+type Access uint8
+
+// Access values.
+const (
+	AccessNone      Access = 0 // not present: any access exits (EPT violation)
+	AccessRead      Access = 1 // read-only: writes exit
+	AccessReadWrite Access = 3 // read and write
+)
+
+// String returns a short name of the access.
+func (a Access) String() string {
+	switch a {
+	case AccessNone:
+		return "none"
+	case AccessRead:
+		return "ro"
+	case AccessReadWrite:
+		return "rw"
+	}
+	return "invalid"
+}
+
+// Allows reports whether a grants a read (write false) or a write.
+func (a Access) Allows(write bool) bool {
+	if write {
+		return a == AccessReadWrite
+	}
+	return a != AccessNone
+}
+
+// Permissions is the interface through which the engine drives the guest's
+// second-level page tables (EPT on VT-x). The simulator implements it with a
+// slice; the hyperkernel implements it over package ept. SetAccess must
+// take effect (including any TLB invalidation, INVEPT) before it returns.
+type Permissions interface {
+	SetAccess(gpa uint64, a Access)
+}
+
+// State is the coherence state of a page at one node.
+type State uint8
+
+// Page states (MSI).
+const (
+	Invalid  State = iota // no valid copy
+	Shared                // valid read-only copy; others may also hold one
+	Modified              // the only valid copy, writable
+)
+
+// String returns the state's initial as used in protocol descriptions.
+func (s State) String() string {
+	switch s {
+	case Invalid:
+		return "I"
+	case Shared:
+		return "S"
+	case Modified:
+		return "M"
+	}
+	return "?"
+}
+
+// access returns the EPT permission that mirrors a coherence state.
+func (s State) access() Access {
+	switch s {
+	case Shared:
+		return AccessRead
+	case Modified:
+		return AccessReadWrite
+	}
+	return AccessNone
+}

@@ -1,0 +1,642 @@
+package memory
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrProtocol reports a message that is impossible in the current state.
+// With a transport that keeps its promises (reliable, exactly-once, FIFO per
+// pair) it means a bug; the caller should stop the node.
+var ErrProtocol = errors.New("memory: protocol violation")
+
+// Mutation deliberately breaks the protocol. It exists only so tests can
+// show that the simulator's checker catches a broken protocol; production
+// code leaves it at MutationNone.
+type Mutation uint8
+
+// Mutations.
+const (
+	MutationNone           Mutation = iota
+	MutationSkipInvalidate          // grant Modified without invalidating sharers
+	MutationDropWriteback           // the home ignores the data of a writeback
+)
+
+// Config describes one node's engine.
+type Config struct {
+	Self  NodeID // this node
+	Nodes int    // cluster size, 1..MaxNodes
+	Pages int    // guest memory is GPAs [0, Pages*PageSize)
+	// Home maps a page number (gpa / PageSize) to its home node. Nil means
+	// interleaved: page % Nodes. It must be the same function on all nodes.
+	Home func(page uint64) NodeID
+	// Perm receives every permission change; required.
+	Perm Permissions
+	// Mutation is for checker tests only.
+	Mutation Mutation
+}
+
+// FaultResult tells the caller what [Engine.Fault] did.
+type FaultResult uint8
+
+// Fault results.
+const (
+	FaultSpurious FaultResult = iota // access already allowed: just retry
+	FaultLocal                       // resolved on this node, access now allowed
+	FaultRemote                      // request sent; access allowed once the answer arrives
+	FaultPending                     // a request for this page is already outstanding
+)
+
+// Stats counts engine activity. All fields only grow.
+type Stats struct {
+	Faults         uint64 // calls of Fault that were not spurious
+	RemoteFaults   uint64 // faults that sent a message to another node
+	Messages       uint64 // messages sent to other nodes
+	DataMessages   uint64 // of which carried page data
+	Bytes          uint64 // encoded bytes sent to other nodes
+	Invalidations  uint64 // Inv messages handled by this node's cache
+	Transactions   uint64 // directory transactions completed at this home
+	Writebacks     uint64 // Modified pages evicted
+	SilentEvicts   uint64 // Shared pages dropped
+	QueuedRequests uint64 // requests that found their directory entry busy
+}
+
+// Outbox collects the messages one engine call produces for other nodes.
+// Messages with data borrow engine frames: encode or copy them before the
+// next call on the engine and before the guest runs again.
+type Outbox struct {
+	Msgs []Message
+}
+
+// outboxCap bounds the messages of one call: one invalidation per node plus
+// a few replies.
+const outboxCap = 2*MaxNodes + 8
+
+// NewOutbox returns an empty outbox with room for any single call.
+func NewOutbox() *Outbox { return &Outbox{Msgs: make([]Message, 0, outboxCap)} }
+
+// Reset empties the outbox.
+func (o *Outbox) Reset() { o.Msgs = o.Msgs[:0] }
+
+// pageState is this node's view of one page.
+type pageState struct {
+	frame   *Page // local copy; always set at the home
+	version uint64
+	state   State
+	pending Kind   // outstanding request (KindReadReq, KindWriteReq) or 0
+	hint    NodeID // last node known to have taken the page, NoNode if none
+}
+
+// dirEntry is the directory entry of a page at its home.
+type dirEntry struct {
+	sharers uint64 // nodes with a Shared copy (maybe silently dropped)
+	version uint64
+	owner   NodeID // node with the Modified copy, NoNode if none
+	// Transaction in progress.
+	busy     bool
+	txKind   Kind
+	txReq    NodeID
+	txHave   bool   // requester's Shared copy is current: grant without data
+	waitData bool   // waiting for KindFetchReply from dataFrom
+	gotWB    bool   // a writeback from dataFrom overtook the fetch
+	dataFrom NodeID // old owner asked for data
+	acks     uint64 // sharers whose KindInvAck is outstanding
+}
+
+// request is a queued KindReadReq or KindWriteReq at a home.
+type request struct {
+	page    uint64
+	version uint64
+	kind    Kind
+	req     NodeID
+	flags   uint8
+}
+
+// Engine is one node's coherence protocol engine: the cache side for every
+// page and the directory side for the pages homed here. It is a pure state
+// machine and not safe for concurrent use.
+type Engine struct {
+	cfg      Config
+	pages    []pageState
+	dir      []dirEntry // indexed by page number; used for pages homed here
+	free     []*Page    // frame pool
+	deferred []*Page    // frames released during the current call
+	local    []Message  // messages to self, processed before a call returns
+	waiting  []request  // requests queued behind busy directory entries
+	stats    Stats
+}
+
+// NewEngine returns an engine for cfg. Every page homed at cfg.Self starts
+// Shared (readable) at its home with a zero-filled frame, version 0, and no
+// other holder.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes {
+		return nil, fmt.Errorf("memory: new engine: %d nodes, want 1..%d", cfg.Nodes, MaxNodes)
+	}
+	if int(cfg.Self) >= cfg.Nodes {
+		return nil, fmt.Errorf("memory: new engine: self %d not below %d nodes", cfg.Self, cfg.Nodes)
+	}
+	if cfg.Pages < 1 {
+		return nil, fmt.Errorf("memory: new engine: %d pages", cfg.Pages)
+	}
+	if cfg.Perm == nil {
+		return nil, errors.New("memory: new engine: nil Permissions")
+	}
+	if cfg.Home == nil {
+		n := uint64(cfg.Nodes)
+		cfg.Home = func(p uint64) NodeID { return NodeID(p % n) }
+	}
+	e := &Engine{
+		cfg:     cfg,
+		pages:   make([]pageState, cfg.Pages),
+		dir:     make([]dirEntry, cfg.Pages),
+		local:   make([]Message, 0, outboxCap),
+		waiting: make([]request, 0, 4*cfg.Nodes),
+	}
+	homed := 0
+	for p := range e.pages {
+		h := cfg.Home(uint64(p))
+		if int(h) >= cfg.Nodes {
+			return nil, fmt.Errorf("memory: new engine: home of page %d is node %d, cluster has %d", p, h, cfg.Nodes)
+		}
+		if h == cfg.Self {
+			homed++
+		}
+	}
+	slab := make([]Page, homed)
+	i := 0
+	for p := range e.pages {
+		ps := &e.pages[p]
+		ps.hint = NoNode
+		e.dir[p].owner = NoNode
+		e.dir[p].dataFrom = NoNode
+		if cfg.Home(uint64(p)) == cfg.Self {
+			ps.frame = &slab[i]
+			i++
+			ps.state = Shared
+			e.dir[p].sharers = 1 << cfg.Self
+			cfg.Perm.SetAccess(uint64(p)<<pageShift, AccessRead)
+		}
+	}
+	return e, nil
+}
+
+// Self returns the node this engine runs on.
+func (e *Engine) Self() NodeID { return e.cfg.Self }
+
+// Home returns the home node of the page containing gpa.
+func (e *Engine) Home(gpa uint64) NodeID { return e.cfg.Home(gpa >> pageShift) }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// State returns this node's coherence state of the page containing gpa.
+func (e *Engine) State(gpa uint64) State {
+	p, ok := e.page(gpa)
+	if !ok {
+		return Invalid
+	}
+	return e.pages[p].state
+}
+
+// Frame returns this node's copy of the page containing gpa, or nil if it
+// has none. The contents are meaningful only in states Shared and Modified;
+// writes are allowed only in Modified.
+func (e *Engine) Frame(gpa uint64) *Page {
+	p, ok := e.page(gpa)
+	if !ok || e.pages[p].state == Invalid {
+		return nil
+	}
+	return e.pages[p].frame
+}
+
+// Directory returns the directory entry of a page homed at this node:
+// owner (NoNode if none), sharer mask and version. ok is false for pages
+// homed elsewhere.
+func (e *Engine) Directory(gpa uint64) (owner NodeID, sharers uint64, version uint64, ok bool) {
+	p, in := e.page(gpa)
+	if !in || e.cfg.Home(p) != e.cfg.Self {
+		return NoNode, 0, 0, false
+	}
+	d := &e.dir[p]
+	return d.owner, d.sharers, d.version, true
+}
+
+// Hint returns the node this node believes holds the page containing gpa
+// most usefully: itself if it has a copy, the owner if it is the home, the
+// last writer it heard of, or else the home. A placement policy uses it as
+// the destination of a vCPU migration.
+func (e *Engine) Hint(gpa uint64) NodeID {
+	p, ok := e.page(gpa)
+	if !ok {
+		return NoNode
+	}
+	ps := &e.pages[p]
+	if ps.state != Invalid {
+		return e.cfg.Self
+	}
+	home := e.cfg.Home(p)
+	if home == e.cfg.Self {
+		if o := e.dir[p].owner; o != NoNode {
+			return o
+		}
+		return e.cfg.Self
+	}
+	if ps.hint != NoNode {
+		return ps.hint
+	}
+	return home
+}
+
+// LocalSatisfiable reports whether a fault on gpa would be resolved without
+// sending a message to another node.
+func (e *Engine) LocalSatisfiable(gpa uint64, write bool) bool {
+	p, ok := e.page(gpa)
+	if !ok {
+		return false
+	}
+	if e.pages[p].state.access().Allows(write) {
+		return true
+	}
+	if e.cfg.Home(p) != e.cfg.Self {
+		return false
+	}
+	d := &e.dir[p]
+	if d.busy || d.owner != NoNode {
+		return false
+	}
+	return !write || d.sharers&^(1<<e.cfg.Self) == 0
+}
+
+func (e *Engine) page(gpa uint64) (uint64, bool) {
+	p := gpa >> pageShift
+	return p, p < uint64(len(e.pages))
+}
+
+// begin starts an engine call: frames released by the previous call go
+// back to the pool now that its outbox has been consumed.
+func (e *Engine) begin() {
+	e.free = append(e.free, e.deferred...)
+	e.deferred = e.deferred[:0]
+}
+
+// Fault handles a guest access to gpa that the current permissions do not
+// allow (an EPT violation). write tells whether the access was a write.
+func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error) {
+	e.begin()
+	p, ok := e.page(gpa)
+	if !ok {
+		return FaultSpurious, fmt.Errorf("memory: fault at %#x: beyond guest memory of %d pages", gpa, len(e.pages))
+	}
+	ps := &e.pages[p]
+	if ps.state.access().Allows(write) {
+		return FaultSpurious, nil
+	}
+	if ps.pending != 0 {
+		return FaultPending, nil
+	}
+	e.stats.Faults++
+	m := Message{Kind: KindReadReq, Src: e.cfg.Self, Dst: e.cfg.Home(p), Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version}
+	if write {
+		m.Kind = KindWriteReq
+		if ps.state == Shared {
+			m.Flags = FlagHaveCopy
+		}
+	}
+	ps.pending = m.Kind
+	before := e.stats.Messages
+	e.send(&m, out)
+	if err := e.drain(out); err != nil {
+		return FaultRemote, err
+	}
+	if e.stats.Messages != before {
+		e.stats.RemoteFaults++
+	}
+	if ps.pending == 0 {
+		return FaultLocal, nil
+	}
+	return FaultRemote, nil
+}
+
+// Evict drops this node's copy of the page containing gpa, writing it back
+// to the home if it is Modified. It reports whether anything was dropped:
+// the home never evicts (its frame is the page's memory), nor does a node
+// with a request outstanding for the page.
+func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
+	e.begin()
+	p, ok := e.page(gpa)
+	if !ok {
+		return false, fmt.Errorf("memory: evict %#x: beyond guest memory", gpa)
+	}
+	ps := &e.pages[p]
+	if e.cfg.Home(p) == e.cfg.Self || ps.pending != 0 || ps.state == Invalid {
+		return false, nil
+	}
+	if ps.state == Modified {
+		e.stats.Writebacks++
+		m := Message{Kind: KindWriteback, Flags: FlagHasData, Src: e.cfg.Self, Dst: e.cfg.Home(p), Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version, Data: ps.frame}
+		e.send(&m, out)
+	} else {
+		e.stats.SilentEvicts++
+	}
+	e.drop(p)
+	return true, nil
+}
+
+// HandleMessage processes one message received from another node.
+func (e *Engine) HandleMessage(m *Message, out *Outbox) error {
+	e.begin()
+	if m.Dst != e.cfg.Self || int(m.Src) >= e.cfg.Nodes || m.Src == e.cfg.Self {
+		return fmt.Errorf("%w: node %d got %v", ErrProtocol, e.cfg.Self, m.String())
+	}
+	if err := e.dispatch(m, out); err != nil {
+		return err
+	}
+	return e.drain(out)
+}
+
+// send routes m to the outbox, or to the local queue if it is for this node.
+func (e *Engine) send(m *Message, out *Outbox) {
+	if m.Dst == e.cfg.Self {
+		e.local = append(e.local, *m)
+		return
+	}
+	e.stats.Messages++
+	e.stats.Bytes += uint64(m.Size())
+	if m.Flags&FlagHasData != 0 {
+		e.stats.DataMessages++
+	}
+	out.Msgs = append(out.Msgs, *m)
+}
+
+// drain processes messages this node sent to itself.
+func (e *Engine) drain(out *Outbox) error {
+	for i := 0; i < len(e.local); i++ {
+		m := e.local[i]
+		if err := e.dispatch(&m, out); err != nil {
+			e.local = e.local[:0]
+			return err
+		}
+	}
+	e.local = e.local[:0]
+	return nil
+}
+
+func (e *Engine) dispatch(m *Message, out *Outbox) error {
+	p, ok := e.page(m.GPA)
+	if !ok || m.GPA&(PageSize-1) != 0 {
+		return fmt.Errorf("%w: node %d: %v: bad gpa", ErrProtocol, e.cfg.Self, m.String())
+	}
+	var err error
+	switch m.Kind {
+	case KindReadReq, KindWriteReq, KindInvAck, KindFetchReply, KindWriteback:
+		if e.cfg.Home(p) != e.cfg.Self {
+			return fmt.Errorf("%w: node %d is not home of %v", ErrProtocol, e.cfg.Self, m.String())
+		}
+		err = e.homeHandle(p, m, out)
+	case KindReadData:
+		err = e.onReadData(p, m)
+	case KindWriteGrant:
+		err = e.onWriteGrant(p, m)
+	case KindInv:
+		err = e.onInv(p, m, out)
+	case KindFetch, KindFetchInv:
+		err = e.onFetch(p, m, out)
+	default:
+		err = fmt.Errorf("%w: node %d: unknown %v", ErrProtocol, e.cfg.Self, m.String())
+	}
+	return err
+}
+
+// --- directory (home) side ---
+
+func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
+	d := &e.dir[p]
+	switch m.Kind {
+	case KindReadReq, KindWriteReq:
+		r := request{page: p, version: m.Version, kind: m.Kind, req: m.Src, flags: m.Flags}
+		if d.busy {
+			e.stats.QueuedRequests++
+			e.waiting = append(e.waiting, r)
+			return nil
+		}
+		if err := e.start(p, r, out); err != nil {
+			return err
+		}
+	case KindInvAck:
+		bit := uint64(1) << m.Src
+		if !d.busy || d.acks&bit == 0 {
+			return fmt.Errorf("%w: node %d: unexpected %v", ErrProtocol, e.cfg.Self, m.String())
+		}
+		d.acks &^= bit
+	case KindFetchReply:
+		if !d.busy || !d.waitData || d.dataFrom != m.Src {
+			return fmt.Errorf("%w: node %d: unexpected %v", ErrProtocol, e.cfg.Self, m.String())
+		}
+		if m.Flags&FlagHasData != 0 {
+			if m.Version != d.version {
+				return fmt.Errorf("%w: node %d: %v: directory version %d", ErrProtocol, e.cfg.Self, m.String(), d.version)
+			}
+			e.install(p, m.Data)
+		} else if !d.gotWB {
+			return fmt.Errorf("%w: node %d: %v: owner has no data and sent no writeback (lost write)", ErrProtocol, e.cfg.Self, m.String())
+		}
+		d.waitData, d.gotWB, d.dataFrom = false, false, NoNode
+		d.owner = NoNode
+		if d.txKind == KindReadReq && m.Flags&FlagKeptShared != 0 {
+			d.sharers |= 1 << m.Src
+		}
+	case KindWriteback:
+		if d.owner != m.Src || m.Flags&FlagHasData == 0 || m.Version != d.version {
+			return fmt.Errorf("%w: node %d: unexpected %v (owner %d, version %d)", ErrProtocol, e.cfg.Self, m.String(), d.owner, d.version)
+		}
+		if e.cfg.Mutation != MutationDropWriteback {
+			e.install(p, m.Data)
+		}
+		d.owner = NoNode
+		if d.busy && d.waitData && d.dataFrom == m.Src {
+			d.gotWB = true
+		}
+	}
+	e.complete(p, out)
+	// Serve requests that queued behind the finished transaction.
+	for !d.busy {
+		r, ok := e.dequeue(p)
+		if !ok {
+			break
+		}
+		if err := e.start(p, r, out); err != nil {
+			return err
+		}
+		e.complete(p, out)
+	}
+	return nil
+}
+
+// install copies page data into the home frame.
+func (e *Engine) install(p uint64, data *Page) {
+	if f := e.pages[p].frame; data != f {
+		*f = *data
+	}
+}
+
+func (e *Engine) dequeue(p uint64) (request, bool) {
+	for i := range e.waiting {
+		if e.waiting[i].page == p {
+			r := e.waiting[i]
+			copy(e.waiting[i:], e.waiting[i+1:])
+			e.waiting = e.waiting[:len(e.waiting)-1]
+			return r, true
+		}
+	}
+	return request{}, false
+}
+
+// start begins serving request r on an idle directory entry.
+func (e *Engine) start(p uint64, r request, out *Outbox) error {
+	d := &e.dir[p]
+	gpa := p << pageShift
+	if d.owner == r.req {
+		return fmt.Errorf("%w: node %d: %v request for %#x from its owner", ErrProtocol, e.cfg.Self, r.kind, gpa)
+	}
+	d.busy, d.txKind, d.txReq = true, r.kind, r.req
+	if d.owner != NoNode {
+		d.waitData, d.gotWB, d.dataFrom = true, false, d.owner
+		k := KindFetch
+		if r.kind == KindWriteReq {
+			k = KindFetchInv
+		}
+		e.send(&Message{Kind: k, Src: e.cfg.Self, Dst: d.owner, Requester: r.req, GPA: gpa, Version: d.version}, out)
+	}
+	if r.kind == KindWriteReq {
+		bit := uint64(1) << r.req
+		d.txHave = d.owner == NoNode && r.flags&FlagHaveCopy != 0 && d.sharers&bit != 0 && r.version == d.version
+		others := d.sharers &^ bit
+		if e.cfg.Mutation == MutationSkipInvalidate {
+			others = 0
+		}
+		d.acks = others
+		for n := NodeID(0); others != 0; n++ {
+			if others&1 != 0 {
+				e.send(&Message{Kind: KindInv, Src: e.cfg.Self, Dst: n, Requester: r.req, GPA: gpa, Version: d.version}, out)
+			}
+			others >>= 1
+		}
+	}
+	return nil
+}
+
+// complete grants the transaction in progress if nothing is outstanding.
+func (e *Engine) complete(p uint64, out *Outbox) {
+	d := &e.dir[p]
+	if !d.busy || d.acks != 0 || d.waitData {
+		return
+	}
+	m := Message{Src: e.cfg.Self, Dst: d.txReq, Requester: d.txReq, GPA: p << pageShift}
+	if d.txKind == KindReadReq {
+		d.sharers |= 1 << d.txReq
+		m.Kind, m.Flags, m.Data = KindReadData, FlagHasData, e.pages[p].frame
+	} else {
+		d.version++
+		d.owner, d.sharers = d.txReq, 0
+		m.Kind = KindWriteGrant
+		if !d.txHave {
+			m.Flags, m.Data = FlagHasData, e.pages[p].frame
+		}
+	}
+	m.Version = d.version
+	d.busy, d.txHave = false, false
+	e.stats.Transactions++
+	e.send(&m, out)
+}
+
+// --- cache side ---
+
+func (e *Engine) onReadData(p uint64, m *Message) error {
+	ps := &e.pages[p]
+	if ps.pending != KindReadReq || m.Flags&FlagHasData == 0 {
+		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
+	}
+	e.fill(ps, m.Data)
+	ps.state, ps.version, ps.pending, ps.hint = Shared, m.Version, 0, e.cfg.Self
+	e.cfg.Perm.SetAccess(m.GPA, AccessRead)
+	return nil
+}
+
+func (e *Engine) onWriteGrant(p uint64, m *Message) error {
+	ps := &e.pages[p]
+	if ps.pending != KindWriteReq {
+		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
+	}
+	if m.Flags&FlagHasData != 0 {
+		e.fill(ps, m.Data)
+	} else if ps.state != Shared || ps.version != m.Version-1 {
+		return fmt.Errorf("%w: node %d: %v without data but local copy is %v version %d", ErrProtocol, e.cfg.Self, m.String(), ps.state, ps.version)
+	}
+	ps.state, ps.version, ps.pending, ps.hint = Modified, m.Version, 0, e.cfg.Self
+	e.cfg.Perm.SetAccess(m.GPA, AccessReadWrite)
+	return nil
+}
+
+func (e *Engine) onInv(p uint64, m *Message, out *Outbox) error {
+	ps := &e.pages[p]
+	if ps.state == Modified {
+		return fmt.Errorf("%w: node %d: %v while Modified", ErrProtocol, e.cfg.Self, m.String())
+	}
+	e.stats.Invalidations++
+	if ps.state == Shared {
+		e.drop(p)
+	}
+	ps.hint = m.Requester
+	e.send(&Message{Kind: KindInvAck, Src: e.cfg.Self, Dst: m.Src, Requester: m.Requester, GPA: m.GPA, Version: m.Version}, out)
+	return nil
+}
+
+func (e *Engine) onFetch(p uint64, m *Message, out *Outbox) error {
+	ps := &e.pages[p]
+	r := Message{Kind: KindFetchReply, Src: e.cfg.Self, Dst: m.Src, Requester: m.Requester, GPA: m.GPA, Version: m.Version}
+	switch ps.state {
+	case Modified:
+		r.Flags, r.Data, r.Version = FlagHasData, ps.frame, ps.version
+		if m.Kind == KindFetch {
+			r.Flags |= FlagKeptShared
+			ps.state = Shared
+			e.cfg.Perm.SetAccess(m.GPA, AccessRead)
+		} else {
+			e.drop(p)
+		}
+	case Shared:
+		return fmt.Errorf("%w: node %d: %v while Shared", ErrProtocol, e.cfg.Self, m.String())
+	}
+	// Invalid: the page was written back; the writeback overtook this fetch.
+	ps.hint = m.Requester
+	e.send(&r, out)
+	return nil
+}
+
+// fill installs page data into this node's copy, taking a frame if needed.
+func (e *Engine) fill(ps *pageState, data *Page) {
+	if ps.frame == nil {
+		if n := len(e.free); n > 0 {
+			ps.frame = e.free[n-1]
+			e.free = e.free[:n-1]
+		} else {
+			ps.frame = new(Page)
+		}
+	}
+	if data != ps.frame {
+		*ps.frame = *data
+	}
+}
+
+// drop invalidates this node's copy; a non-home node gives its frame back
+// to the pool once the current call's outbox has been consumed.
+func (e *Engine) drop(p uint64) {
+	ps := &e.pages[p]
+	ps.state = Invalid
+	e.cfg.Perm.SetAccess(p<<pageShift, AccessNone)
+	if e.cfg.Home(p) != e.cfg.Self && ps.frame != nil {
+		e.deferred = append(e.deferred, ps.frame)
+		ps.frame = nil
+	}
+}

@@ -1,0 +1,170 @@
+package memory
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Kind is the type of a coherence message.
+type Kind uint8
+
+// Message kinds. "Home" is the node holding the page's directory entry.
+const (
+	KindReadReq    Kind = 1  // requester -> home: want a Shared copy
+	KindWriteReq   Kind = 2  // requester -> home: want Modified (FlagHaveCopy if it holds a Shared copy)
+	KindReadData   Kind = 3  // home -> requester: data + version, grants Shared
+	KindWriteGrant Kind = 4  // home -> requester: grants Modified; carries data unless the requester's copy is current
+	KindInv        Kind = 5  // home -> sharer: drop your copy, answer KindInvAck
+	KindInvAck     Kind = 6  // sharer -> home
+	KindFetch      Kind = 7  // home -> owner: downgrade Modified to Shared, send data
+	KindFetchInv   Kind = 8  // home -> owner: drop Modified, send data
+	KindFetchReply Kind = 9  // owner -> home: data if still owned (FlagHasData), FlagKeptShared after KindFetch
+	KindWriteback  Kind = 10 // owner -> home: eviction of a Modified page, with data
+	kindLimit      Kind = 11
+)
+
+var kindNames = [kindLimit]string{"?", "ReadReq", "WriteReq", "ReadData", "WriteGrant", "Inv", "InvAck", "Fetch", "FetchInv", "FetchReply", "Writeback"}
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	if k >= kindLimit {
+		return fmt.Sprintf("Kind(%d)", uint8(k))
+	}
+	return kindNames[k]
+}
+
+// Message flags.
+const (
+	FlagHasData    uint8 = 1 << 0 // the message carries the page's 4096 bytes
+	FlagHaveCopy   uint8 = 1 << 1 // KindWriteReq: requester holds a Shared copy of Version
+	FlagKeptShared uint8 = 1 << 2 // KindFetchReply: the old owner kept a Shared copy
+	flagsKnown           = FlagHasData | FlagHaveCopy | FlagKeptShared
+)
+
+// Message is one coherence protocol message. Data points at page contents
+// when FlagHasData is set; messages produced by an [Engine] borrow the
+// engine's frames and are valid until the next call on that engine.
+type Message struct {
+	Kind      Kind
+	Flags     uint8
+	Src       NodeID // sender
+	Dst       NodeID // receiver
+	Requester NodeID // node on whose behalf a transaction runs
+	GPA       uint64 // page-aligned guest physical address
+	Version   uint64 // page version (incremented on every grant of Modified)
+	Data      *Page
+}
+
+// Wire format (little endian), MessageHeaderSize bytes followed by
+// PageSize bytes of data when FlagHasData is set:
+//
+//	0  magic (MessageMagic)
+//	1  kind
+//	2  src
+//	3  dst
+//	4  requester
+//	5  flags
+//	6  reserved, zero (2 bytes)
+//	8  gpa (8 bytes)
+//	16 version (8 bytes)
+const (
+	// MessageMagic is the first byte of every coherence message; it lets a
+	// transport multiplex protocols on one channel.
+	MessageMagic = 0xB1
+	// MessageHeaderSize is the encoded size of a message without data.
+	MessageHeaderSize = 24
+	// MaxMessageSize is the encoded size of a message with data.
+	MaxMessageSize = MessageHeaderSize + PageSize
+)
+
+// Decoding errors.
+var (
+	ErrShortMessage = errors.New("memory: message too short")
+	ErrBadMessage   = errors.New("memory: malformed message")
+)
+
+// Size returns the encoded size of m.
+func (m *Message) Size() int {
+	if m.Flags&FlagHasData != 0 {
+		return MaxMessageSize
+	}
+	return MessageHeaderSize
+}
+
+// MarshalTo encodes m into b and returns the number of bytes written. b must
+// hold at least m.Size() bytes.
+func (m *Message) MarshalTo(b []byte) (int, error) {
+	n := m.Size()
+	if len(b) < n {
+		return 0, fmt.Errorf("memory: marshal %v: buffer of %d bytes, need %d", m.Kind, len(b), n)
+	}
+	if m.Flags&FlagHasData != 0 && m.Data == nil {
+		return 0, fmt.Errorf("memory: marshal %v: FlagHasData without data", m.Kind)
+	}
+	b[0] = MessageMagic
+	b[1] = byte(m.Kind)
+	b[2] = byte(m.Src)
+	b[3] = byte(m.Dst)
+	b[4] = byte(m.Requester)
+	b[5] = m.Flags
+	b[6], b[7] = 0, 0
+	binary.LittleEndian.PutUint64(b[8:], m.GPA)
+	binary.LittleEndian.PutUint64(b[16:], m.Version)
+	if m.Flags&FlagHasData != 0 {
+		copy(b[MessageHeaderSize:n], m.Data[:])
+	}
+	return n, nil
+}
+
+// Unmarshal decodes b into m. Page data, if present, is copied into buf,
+// which then becomes m.Data; buf may be nil only for messages without data.
+// Unmarshal never retains b.
+func (m *Message) Unmarshal(b []byte, buf *Page) error {
+	if len(b) < MessageHeaderSize {
+		return fmt.Errorf("%w: %d bytes", ErrShortMessage, len(b))
+	}
+	if b[0] != MessageMagic {
+		return fmt.Errorf("%w: magic %#x", ErrBadMessage, b[0])
+	}
+	k := Kind(b[1])
+	if k == 0 || k >= kindLimit {
+		return fmt.Errorf("%w: kind %d", ErrBadMessage, b[1])
+	}
+	src, dst, req := NodeID(b[2]), NodeID(b[3]), NodeID(b[4])
+	if src >= MaxNodes || dst >= MaxNodes || req >= MaxNodes {
+		return fmt.Errorf("%w: node out of range (src %d dst %d requester %d)", ErrBadMessage, src, dst, req)
+	}
+	flags := b[5]
+	if flags&^flagsKnown != 0 || b[6] != 0 || b[7] != 0 {
+		return fmt.Errorf("%w: unknown flags %#x or reserved bytes set", ErrBadMessage, flags)
+	}
+	gpa := binary.LittleEndian.Uint64(b[8:])
+	if gpa&(PageSize-1) != 0 {
+		return fmt.Errorf("%w: gpa %#x not page aligned", ErrBadMessage, gpa)
+	}
+	want := MessageHeaderSize
+	if flags&FlagHasData != 0 {
+		want = MaxMessageSize
+	}
+	if len(b) != want {
+		return fmt.Errorf("%w: %v message of %d bytes, want %d", ErrBadMessage, k, len(b), want)
+	}
+	m.Kind, m.Flags, m.Src, m.Dst, m.Requester = k, flags, src, dst, req
+	m.GPA = gpa
+	m.Version = binary.LittleEndian.Uint64(b[16:])
+	m.Data = nil
+	if flags&FlagHasData != 0 {
+		if buf == nil {
+			return fmt.Errorf("memory: unmarshal %v: no buffer for page data", k)
+		}
+		copy(buf[:], b[MessageHeaderSize:])
+		m.Data = buf
+	}
+	return nil
+}
+
+// String formats the message for traces and errors.
+func (m *Message) String() string {
+	return fmt.Sprintf("%v %d->%d req=%d gpa=%#x v=%d flags=%#x", m.Kind, m.Src, m.Dst, m.Requester, m.GPA, m.Version, m.Flags)
+}
