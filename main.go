@@ -43,6 +43,10 @@ func main() {
 	}
 }
 
+// revision is the git revision, set by the Makefile with -X; the Go
+// toolchain's own VCS stamp is used where it is empty.
+var revision string
+
 // buildInfo reads the revision and module versions the Go linker embedded.
 func buildInfo() shell.Build {
 	b := shell.Build{Revision: "unknown", Go: runtime.Version(), Tamago: "unknown"}
@@ -64,6 +68,9 @@ func buildInfo() shell.Build {
 	}
 	if dirty {
 		b.Revision += "+dirty"
+	}
+	if revision != "" {
+		b.Revision = revision
 	}
 	for _, d := range info.Deps {
 		if d.Path == "github.com/usbarmory/tamago" {

@@ -7,20 +7,17 @@ package x86
 
 import "errors"
 
-// 8254 programmable interval timer, as wired on every PC (Intel 8254 data
-// sheet; IBM PC/AT technical reference for port 0x61).
+// 8254 programmable interval timer ports and commands (Intel 8254 data
+// sheet, "Control Word Format" and "Counter Latch Command").
 const (
-	pitHz        = 1193182
-	pitChannel2  = 0x42
-	pitCommand   = 0x43
-	pitPortB     = 0x61 // system control port B
-	portBGate2   = 1 << 0
-	portBSpeaker = 1 << 1
-	portBOut2    = 1 << 5
+	pitHz       = 1193182
+	pitChannel0 = 0x40
+	pitCommand  = 0x43
 
-	// channel 2, access lobyte/hibyte, mode 0 (interrupt on terminal
-	// count), binary
-	pitCh2Mode0 = 0b10_11_000_0
+	// channel 0, access lobyte/hibyte, mode 2 (rate generator), binary
+	pitCh0Mode2 = 0b00_11_010_0
+	// channel 0 counter latch
+	pitCh0Latch = 0b00_00_000_0
 )
 
 // CPUIDFunc runs CPUID for a leaf and sub-leaf.
@@ -50,28 +47,38 @@ func TSCFromCPUID(cpuid CPUIDFunc) uint64 {
 	return uint64(crystal) * uint64(num) / uint64(den)
 }
 
-// TSCFromPIT measures the TSC frequency in Hz against PIT channel 2 over
-// about 50 ms. It fails when the PIT does not count (no PIT, or gated
-// off), detected by a TSC budget.
+// TSCFromPIT measures the TSC frequency in Hz against PIT channel 0 over
+// about 50 ms, polling its latched count (channel 0 counts without a gate,
+// so this works on machines without the PC speaker port 0x61, such as QEMU
+// microvm with pit=on). Channel 0 is left as a free-running 18.2 Hz rate
+// generator; its interrupt stays masked (PIC masked at entry, IOAPIC pins
+// masked). It fails when the counter does not move.
 func TSCFromPIT() (uint64, error) {
-	const ticks = pitHz / 20 // 50 ms
+	const want = pitHz / 20 // 50 ms of PIT ticks
 
-	b := In8(pitPortB)
-	Out8(pitPortB, (b&^portBSpeaker)|portBGate2)
-	Out8(pitCommand, pitCh2Mode0)
-	Out8(pitChannel2, uint8(ticks&0xff))
-	Out8(pitChannel2, uint8(ticks>>8))
+	Out8(pitCommand, pitCh0Mode2)
+	Out8(pitChannel0, 0) // reload 0 means 65536
+	Out8(pitChannel0, 0)
 
+	read := func() uint16 {
+		Out8(pitCommand, pitCh0Latch)
+		lo := In8(pitChannel0)
+		hi := In8(pitChannel0)
+		return uint16(hi)<<8 | uint16(lo)
+	}
+
+	prev := read()
 	start := RDTSC()
-	for In8(pitPortB)&portBOut2 == 0 {
-		// 2^36 TSC cycles is over 10 s at 6 GHz: the PIT is absent
+	var elapsed uint64
+	for elapsed < want {
+		cur := read()
+		elapsed += uint64(prev - cur) // counts down, wraps at 65536
+		prev = cur
+		// 2^36 TSC cycles is over 10 s at 6 GHz: no PIT here
 		if RDTSC()-start > 1<<36 {
-			Out8(pitPortB, b)
-			return 0, errors.New("PIT channel 2 did not count")
+			return 0, errors.New("PIT channel 0 does not count")
 		}
 	}
 	end := RDTSC()
-	Out8(pitPortB, b)
-
-	return (end - start) * pitHz / ticks, nil
+	return (end - start) * pitHz / elapsed, nil
 }

@@ -1,0 +1,100 @@
+# big-iron: build the bare-metal hyperkernel image, run it in emulators, test.
+#
+#   make qemu        one node in QEMU (KVM where /dev/kvm exists, else TCG)
+#   make bochs       one node in Bochs (VMX and EPT emulated)
+#   make test        go vet, go test ./..., then the end-to-end tier
+#   make image       build/bigiron.elf, .mb, .iso and build/pxe/
+#   make deps        install the emulators and ISO tools (Debian packages)
+#
+# PLATFORM=pc (default: BIOS/UEFI servers, Bochs, QEMU pc/q35) or microvm
+# (QEMU microvm). CPUS and MEM size the emulated node.
+
+PLATFORM ?= pc
+CPUS     ?= 2
+MEM      ?= 1G
+BUILD    := build
+
+GO       ?= go
+# `go tool tamago` runs the tamago Go distribution paired with the tamago
+# module version pinned in go.mod, fetching and building it on first use.
+# It must not see GOOS=tamago itself, so call its binary directly.
+TAMAGO    = $(shell $(GO) tool -n tamago)
+REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+TAGS_pc      := linkcpuinit,linkprintk
+TAGS_microvm := linkcpuinit,linkprintk,microvm
+TAGS         := $(TAGS_$(PLATFORM))
+LDFLAGS      := -T 0x10010000 -R 0x1000 -X main.revision=$(REVISION)
+
+DEBS := qemu-system-x86 bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+ifneq ($(wildcard /dev/kvm),)
+QEMU_ACCEL := -enable-kvm -cpu host
+else
+QEMU_ACCEL := -cpu max
+endif
+
+QEMU_pc      := qemu-system-x86_64 -machine q35 $(QEMU_ACCEL) -smp $(CPUS) -m $(MEM) \
+	-display none -serial stdio -monitor none -no-reboot \
+	-device e1000e,netdev=n0 -netdev user,id=n0 -kernel $(BUILD)/bigiron.elf
+QEMU_microvm := qemu-system-x86_64 -machine microvm,pit=on,pic=off,rtc=on,acpi=on \
+	$(QEMU_ACCEL) -smp $(CPUS) -m $(MEM) -display none -serial stdio -monitor none -no-reboot \
+	-global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0 -netdev user,id=n0 \
+	-kernel $(BUILD)/bigiron.elf
+
+.PHONY: all image elf qemu bochs test test-unit test-e2e deps vet clean
+
+all: image
+
+image: $(BUILD)/bigiron.elf $(BUILD)/bigiron.mb $(BUILD)/bigiron.iso $(BUILD)/pxe/boot.ipxe
+
+elf: $(BUILD)/bigiron.elf
+
+$(BUILD)/bigiron.elf: FORCE
+	@mkdir -p $(BUILD)
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago \
+		$(TAMAGO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $@ .
+
+$(BUILD)/bigiron.mb: $(BUILD)/bigiron.elf
+	$(GO) run ./tools/mkimage -multiboot -o $@ $<
+
+$(BUILD)/bigiron.iso: $(BUILD)/bigiron.mb qemu/grub.cfg
+	rm -rf $(BUILD)/iso && mkdir -p $(BUILD)/iso/boot/grub
+	cp $(BUILD)/bigiron.mb $(BUILD)/iso/boot/bigiron.mb
+	cp qemu/grub.cfg $(BUILD)/iso/boot/grub/grub.cfg
+	grub-mkrescue -o $@ $(BUILD)/iso 2>$(BUILD)/grub-mkrescue.log || (cat $(BUILD)/grub-mkrescue.log; false)
+
+$(BUILD)/pxe/boot.ipxe: $(BUILD)/bigiron.elf
+	$(GO) run ./tools/mkimage -pxe $(BUILD)/pxe $<
+
+qemu: deps image
+	$(QEMU_$(PLATFORM))
+
+bochs: deps image
+	bochs -q -f qemu/bochsrc.txt -rc qemu/bochs.rc 'com1: enabled=1, mode=term, dev=/dev/tty'
+
+vet:
+	$(GO) vet ./...
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./board/...
+
+test: vet
+	$(GO) test ./...
+	$(MAKE) test-e2e
+
+# The end-to-end tier boots the real image in QEMU and Bochs. Each test
+# skips, naming what is missing, where a tool is absent.
+test-e2e:
+	BIGIRON_E2E=1 $(GO) test -v -count=1 -timeout 45m ./tools/e2e/
+
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:
