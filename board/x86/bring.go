@@ -7,10 +7,14 @@ package x86
 
 import (
 	"fmt"
+	"runtime/goos"
 
 	"github.com/usbarmory/tamago/amd64"
 
 	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/multiboot"
+	"github.com/big-iron/big-iron/boot/pvh"
 )
 
 // VMX capability MSRs used to report EPT (Intel SDM Vol. 3D, A.3.2, A.3.3).
@@ -67,9 +71,51 @@ func Bring(cpu *amd64.CPU, name string, tscHz uint64, tscSource string) *board.P
 	}
 	p.CPUs = append(p.CPUs, bsp)
 
+	rsdp := readBootInfo(p)
+	_ = rsdp
+
 	if tscHz == 0 {
 		p.Notes = append(p.Notes, "TSC frequency unknown: time runs at one nanosecond per TSC tick")
 	}
-	_ = fmt.Sprint
 	return p
+}
+
+// readBootInfo fills in the loader, command line and memory map from the
+// Multiboot information or the PVH start info, and reserves what the
+// hyperkernel occupies. It returns the ACPI RSDP address if the loader gave
+// one (PVH does).
+func readBootInfo(p *board.Platform) (rsdp uint64) {
+	h := BootHandoff()
+	switch {
+	case h.EAX == MultibootMagic:
+		p.Loader = "multiboot"
+		info, err := multiboot.ParseInfo(ReadPhys, uint64(h.EBX))
+		if err != nil {
+			p.Notes = append(p.Notes, fmt.Sprintf("multiboot information unreadable: %v", err))
+			return 0
+		}
+		p.CommandLine = info.Cmdline
+		p.Memory = info.MemoryMap.Normalize()
+		if info.BootLoaderName != "" {
+			p.Loader += " (" + info.BootLoaderName + ")"
+		}
+	default:
+		p.Loader = "pvh"
+		si, err := pvh.ParseStartInfo(ReadPhys, uint64(h.EBX))
+		if err != nil {
+			p.Notes = append(p.Notes, fmt.Sprintf("PVH start info unreadable: %v", err))
+			return 0
+		}
+		p.CommandLine = si.Cmdline
+		p.Memory = si.MemoryMap.Normalize()
+		rsdp = si.RSDP
+	}
+	p.Reserved = append(p.Reserved,
+		board.Reservation{Range: memmap.Range{Start: 0, Size: 1 << 20}, Owner: "real-mode area, boot page tables, AP trampoline"},
+		board.Reservation{Range: memmap.Range{Start: uint64(goos.RamStart), Size: uint64(goos.RamSize)}, Owner: "hyperkernel image, Go heap and stacks"},
+	)
+	if len(p.Memory) == 0 {
+		p.Notes = append(p.Notes, "the boot loader gave no memory map")
+	}
+	return rsdp
 }

@@ -28,7 +28,8 @@
 //	0x7000 hand-off: EAX (u32), EBX (u32)
 //	0x7100 boot GDT (null, code64, data), 0x7180 its GDTR
 //	0x9000 PML4, 0xa000 PDPT, 0xb000-0xefff PD0-PD3, 0xf000 PT0
-//	0x70000 copy of 0x9000-0xffff as the loader left it (see Handoff)
+//	0x70000 copy of 0x9000-0xffff, 0x77000 copy of page 0, as the loader
+//	        left them (see ReadPhys)
 
 #include "textflag.h"
 
@@ -66,6 +67,12 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 	MOVL	$PML4T, SI
 	MOVL	$SAVED, DI
 	MOVL	$0x7000, CX
+	REP;	MOVSB
+	// and page 0, which the page tables leave unmapped (nil guard) but
+	// where loaders put data (QEMU's PVH memory map)
+	XORL	SI, SI
+	MOVL	$(SAVED+0x7000), DI
+	MOVL	$0x1000, CX
 	REP;	MOVSB
 
 	// clear PML4, PDPT, PD0-3 and PT0

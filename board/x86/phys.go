@@ -20,6 +20,7 @@ const (
 	tablesStart = 0x9000
 	tablesEnd   = 0x10000
 	savedAddr   = 0x70000
+	savedPage0  = savedAddr + tablesEnd - tablesStart
 
 	// mappedEnd is the end of the identity map cpuinit installs.
 	mappedEnd = 4 << 30
@@ -62,19 +63,22 @@ func PhysSlice(addr uint64, n int) []byte {
 }
 
 // ReadPhys copies n bytes of physical memory at addr as the boot loader
-// left it: the range that cpuinit overwrote with page tables is read from
-// the copy it kept. It fails for page zero and for addresses outside the
-// identity map, so that parsers fed lying pointers return errors instead of
-// faulting.
+// left it: the range that cpuinit overwrote with page tables, and page zero
+// (unmapped, to catch nil dereferences), are read from the copies it kept.
+// It fails for addresses outside the identity map, so that parsers fed
+// lying pointers return errors instead of faulting.
 func ReadPhys(addr uint64, n int) ([]byte, error) {
 	end := addr + uint64(n)
-	if n < 0 || end < addr || addr < 0x1000 || end > mappedEnd {
+	if n < 0 || end < addr || end > mappedEnd {
 		return nil, fmt.Errorf("physical range %#x+%#x is not readable", addr, n)
 	}
 	buf := make([]byte, n)
 	for i := range buf {
 		a := addr + uint64(i)
-		if a >= tablesStart && a < tablesEnd {
+		switch {
+		case a < 0x1000:
+			a += savedPage0
+		case a >= tablesStart && a < tablesEnd:
 			a = a - tablesStart + savedAddr
 		}
 		buf[i] = *(*byte)(physPtr(a))

@@ -1,0 +1,266 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const prompt = "bigiron> "
+
+// repoRoot is the module root, two levels above this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// requireE2E skips unless the end-to-end tier was asked for and every tool
+// named is present.
+func requireE2E(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Getenv("BIGIRON_E2E") != "1" {
+		t.Skip("end-to-end tier not requested: set BIGIRON_E2E=1 (make test-e2e)")
+	}
+	var missing []string
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		t.Skipf("missing: %s (make deps installs them)", strings.Join(missing, ", "))
+	}
+	if err := tamagoPresent(t); err != nil {
+		t.Skip(err.Error())
+	}
+}
+
+// tamagoPresent checks that `go tool tamago` has its Go distribution, so
+// that building the image does not try to fetch it.
+func tamagoPresent(t *testing.T) error {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return fmt.Errorf("missing: user cache directory for the tamago toolchain: %v", err)
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/usbarmory/tamago").Output()
+	if err != nil {
+		return fmt.Errorf("missing: tamago module version (go list -m): %v", err)
+	}
+	v := "tamago-go" + strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+	gobin := filepath.Join(cache, "tamago-go", v, "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		return fmt.Errorf("missing: tamago Go distribution %s at %s (`go tool tamago` installs it)", v, gobin)
+	}
+	return nil
+}
+
+// buildImage runs `make image` for a platform into its own build directory
+// and returns that directory.
+func buildImage(t *testing.T, platform string) string {
+	t.Helper()
+	root := repoRoot(t)
+	build := filepath.Join("build", "e2e-"+platform)
+	cmd := exec.Command("make", "-C", root, "image", "PLATFORM="+platform, "BUILD="+build)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make image PLATFORM=%s: %v\n%s", platform, err, out)
+	}
+	dir := filepath.Join(root, build)
+	for _, f := range []string{"bigiron.elf", "bigiron.mb", "bigiron.iso"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Logf("image %s: %d bytes", f, fi.Size())
+		}
+	}
+	return dir
+}
+
+// node is a booted emulator.
+type node struct {
+	cmd     *exec.Cmd
+	con     *Console
+	started time.Time
+}
+
+func (n *node) stop() {
+	if n.cmd.Process != nil {
+		n.cmd.Process.Kill()
+		n.cmd.Wait()
+	}
+}
+
+// bootQEMU starts QEMU with the serial console on its standard streams.
+func bootQEMU(t *testing.T, args ...string) *node {
+	t.Helper()
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	n := &node{cmd: cmd, started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting QEMU: %v", err)
+	}
+	n.con = NewConsole(stdout, stdin)
+	t.Cleanup(n.stop)
+	return n
+}
+
+// freePort finds a loopback TCP port for an emulator's socket console.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// bootBochs starts Bochs on the ISO in dir, console on a loopback socket.
+func bootBochs(t *testing.T, dir string, cpus int) *node {
+	t.Helper()
+	root := repoRoot(t)
+	port := freePort(t)
+	rc := filepath.Join(t.TempDir(), "bochs.rc")
+	if err := os.WriteFile(rc, []byte("c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bochs", "-q", "-f", filepath.Join(root, "qemu", "bochsrc.txt"), "-rc", rc,
+		fmt.Sprintf("cpu: model=corei7_haswell_4770, count=%d, ips=100000000, reset_on_triple_fault=0", cpus),
+		"ata0-master: type=cdrom, path="+filepath.Join(dir, "bigiron.iso")+", status=inserted",
+		"log: "+filepath.Join(dir, "bochs.log"),
+		fmt.Sprintf("com1: enabled=1, mode=socket-server, dev=127.0.0.1:%d", port),
+		fmt.Sprintf("display_library: rfb, options=\"timeout=0 port=%d\"", freePort(t)),
+	)
+	cmd.Dir = root
+	logf, err := os.Create(filepath.Join(dir, "bochs.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	n := &node{cmd: cmd, started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting Bochs: %v", err)
+	}
+	t.Cleanup(n.stop)
+	var conn net.Conn
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(filepath.Join(dir, "bochs.out"))
+			t.Fatalf("Bochs console socket: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() { conn.Close() })
+	n.con = NewConsole(conn, conn)
+	return n
+}
+
+// run types a command and returns its output up to the next prompt.
+func run(t *testing.T, n *node, line string, timeout time.Duration) string {
+	t.Helper()
+	if err := n.con.Send(line); err != nil {
+		t.Fatalf("typing %q: %v", line, err)
+	}
+	out, err := n.con.Expect(prompt, timeout)
+	if err != nil {
+		t.Fatalf("after %q: %v\nconsole:\n%s", line, err, n.con.Output())
+	}
+	return out
+}
+
+// checkShell boots to the prompt and checks the issue's commands.
+func checkShell(t *testing.T, n *node, wantCPUs int, timeout time.Duration) {
+	t.Helper()
+	if _, err := n.con.Expect(prompt, timeout); err != nil {
+		t.Fatalf("no prompt: %v\nconsole:\n%s", err, n.con.Output())
+	}
+	t.Logf("emulator start to prompt: %v", time.Since(n.started).Round(time.Millisecond))
+	boot := n.con.Output()
+	if !strings.Contains(boot, "big-iron hyperkernel") {
+		t.Errorf("no banner in boot output:\n%s", boot)
+	}
+	for _, bad := range []string{"panic", "WARNING", "fault"} {
+		if strings.Contains(boot, bad) {
+			t.Errorf("boot output has %q:\n%s", bad, boot)
+		}
+	}
+
+	help := run(t, n, "help", timeout)
+	for _, c := range []string{"cpus", "mem", "version", "uptime", "halt", "reboot", "help"} {
+		if !regexp.MustCompile(`(?m)^\s+` + c + `\s+\S`).MatchString(help) {
+			t.Errorf("help does not list %q:\n%s", c, help)
+		}
+	}
+	cpus := run(t, n, "cpus", timeout)
+	if want := fmt.Sprintf("%d cores, %d online", wantCPUs, wantCPUs); !strings.Contains(cpus, want) {
+		t.Errorf("cpus: want %q in:\n%s", want, cpus)
+	}
+	mem := run(t, n, "mem", timeout)
+	if !regexp.MustCompile(`usable: [0-9.]+ [MG]iB`).MatchString(mem) || !strings.Contains(mem, "free for guests") {
+		t.Errorf("mem: no usable memory reported:\n%s", mem)
+	}
+	version := run(t, n, "version", timeout)
+	if !strings.Contains(version, "tamago v1.26.0") || !strings.Contains(version, "go1.26") {
+		t.Errorf("version:\n%s", version)
+	}
+	bogus := run(t, n, "frobnicate now", timeout)
+	if !strings.Contains(bogus, `error: unknown command "frobnicate"`) {
+		t.Errorf("unknown command:\n%s", bogus)
+	}
+	bad := run(t, n, "cpus extra", timeout)
+	if !strings.Contains(bad, "error: cpus: bad arguments") {
+		t.Errorf("bad arguments:\n%s", bad)
+	}
+	t.Logf("cpus:\n%s", cpus)
+}
+
+func TestQEMUMicrovm(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	dir := buildImage(t, "microvm")
+	n := bootQEMU(t, "-machine", "microvm,pit=on,pic=off,rtc=on,acpi=on", "-cpu", "max", "-smp", "2", "-m", "1G",
+		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+		"-kernel", filepath.Join(dir, "bigiron.elf"))
+	checkShell(t, n, 2, time.Minute)
+}
+
+func TestQEMUQ35(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make", "grub-mkrescue", "xorriso", "mformat")
+	dir := buildImage(t, "pc")
+	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "1G",
+		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+		"-kernel", filepath.Join(dir, "bigiron.elf"))
+	checkShell(t, n, 2, time.Minute)
+}
+
+func TestBochs(t *testing.T) {
+	requireE2E(t, "bochs", "make", "grub-mkrescue", "xorriso", "mformat")
+	dir := buildImage(t, "pc")
+	n := bootBochs(t, dir, 2)
+	checkShell(t, n, 2, 5*time.Minute)
+	vmx := n.con.Output()
+	if !strings.Contains(vmx, "VMX yes, EPT yes") {
+		t.Errorf("Bochs haswell model should report VMX and EPT:\n%s", vmx)
+	}
+}
