@@ -72,7 +72,6 @@ func (p *pair) fault(tb testing.TB, n int, gpa uint64, write bool) {
 	}
 }
 
-
 func TestRemoteFaultAllocs(t *testing.T) {
 	p := newPair(t)
 	for i := 0; i < 10; i++ { // warm the frame pool

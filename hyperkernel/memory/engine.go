@@ -85,6 +85,7 @@ type pageState struct {
 	state   State
 	pending Kind   // outstanding request (KindReadReq, KindWriteReq) or 0
 	hint    NodeID // last node known to have taken the page, NoNode if none
+	hintMod bool   // hint took the page for writing
 }
 
 // dirEntry is the directory entry of a page at its home.
@@ -223,29 +224,31 @@ func (e *Engine) Directory(gpa uint64) (owner NodeID, sharers uint64, version ui
 }
 
 // Hint returns the node this node believes holds the page containing gpa
-// most usefully: itself if it has a copy, the owner if it is the home, the
-// last writer it heard of, or else the home. A placement policy uses it as
-// the destination of a vCPU migration.
-func (e *Engine) Hint(gpa uint64) NodeID {
+// most usefully, and whether that node holds it Modified: itself if it has
+// a copy, the owner if this is the home, the last node it heard took the
+// page away, or else the home. A placement policy uses it as the
+// destination of a vCPU migration; modified tells a contended page (someone
+// writes it) from a clean one that a single fetch would replicate.
+func (e *Engine) Hint(gpa uint64) (node NodeID, modified bool) {
 	p, ok := e.page(gpa)
 	if !ok {
-		return NoNode
+		return NoNode, false
 	}
 	ps := &e.pages[p]
 	if ps.state != Invalid {
-		return e.cfg.Self
+		return e.cfg.Self, ps.state == Modified
 	}
 	home := e.cfg.Home(p)
 	if home == e.cfg.Self {
 		if o := e.dir[p].owner; o != NoNode {
-			return o
+			return o, true
 		}
-		return e.cfg.Self
+		return e.cfg.Self, false
 	}
 	if ps.hint != NoNode {
-		return ps.hint
+		return ps.hint, ps.hintMod
 	}
-	return home
+	return home, false
 }
 
 // LocalSatisfiable reports whether a fault on gpa would be resolved without
@@ -558,7 +561,7 @@ func (e *Engine) onReadData(p uint64, m *Message) error {
 		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
 	}
 	e.fill(ps, m.Data)
-	ps.state, ps.version, ps.pending, ps.hint = Shared, m.Version, 0, e.cfg.Self
+	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Shared, m.Version, 0, e.cfg.Self, false
 	e.cfg.Perm.SetAccess(m.GPA, AccessRead)
 	return nil
 }
@@ -573,7 +576,7 @@ func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 	} else if ps.state != Shared || ps.version != m.Version-1 {
 		return fmt.Errorf("%w: node %d: %v without data but local copy is %v version %d", ErrProtocol, e.cfg.Self, m.String(), ps.state, ps.version)
 	}
-	ps.state, ps.version, ps.pending, ps.hint = Modified, m.Version, 0, e.cfg.Self
+	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Modified, m.Version, 0, e.cfg.Self, true
 	e.cfg.Perm.SetAccess(m.GPA, AccessReadWrite)
 	return nil
 }
@@ -587,7 +590,7 @@ func (e *Engine) onInv(p uint64, m *Message, out *Outbox) error {
 	if ps.state == Shared {
 		e.drop(p)
 	}
-	ps.hint = m.Requester
+	ps.hint, ps.hintMod = m.Requester, true
 	e.send(&Message{Kind: KindInvAck, Src: e.cfg.Self, Dst: m.Src, Requester: m.Requester, GPA: m.GPA, Version: m.Version}, out)
 	return nil
 }
@@ -609,7 +612,7 @@ func (e *Engine) onFetch(p uint64, m *Message, out *Outbox) error {
 		return fmt.Errorf("%w: node %d: %v while Shared", ErrProtocol, e.cfg.Self, m.String())
 	}
 	// Invalid: the page was written back; the writeback overtook this fetch.
-	ps.hint = m.Requester
+	ps.hint, ps.hintMod = m.Requester, m.Kind == KindFetchInv
 	e.send(&r, out)
 	return nil
 }
