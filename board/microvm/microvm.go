@@ -29,6 +29,12 @@ import (
 const (
 	// COM1 is the first 16550 UART's I/O base (PC/AT convention).
 	COM1 = 0x3f8
+
+	// QEMU microvm places its virtio-mmio transports from 0xfeb00000,
+	// 512 bytes apart (QEMU hw/i386/microvm.c).
+	virtioMMIOBase   = 0xfeb00000
+	virtioMMIOSlots  = 24
+	virtioMMIOStride = 0x200
 )
 
 // Board-owned hardware instances; the only package-level state, set up
@@ -80,6 +86,7 @@ func init() {
 	cpu.EnableExceptions()
 	plat = x86.Bring(cpu, "microvm", tscHz, tscSource)
 	plat.Console = &x86.Console{UART: com1, Poll: time.Millisecond}
+	plat.NICs = x86.VirtioMMIONICs(virtioMMIOBase, virtioMMIOSlots, virtioMMIOStride)
 }
 
 // Platform returns the description of this machine.

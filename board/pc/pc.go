@@ -80,6 +80,7 @@ func init() {
 	cpu.EnableExceptions()
 	plat = x86.Bring(cpu, "pc", tscHz, tscSource)
 	plat.Console = &x86.Console{UART: com1, Poll: time.Millisecond}
+	plat.NICs = x86.PCINICs()
 }
 
 // Platform returns the description of this machine.

@@ -115,7 +115,12 @@ func readBootInfo(p *board.Platform) (rsdp uint64) {
 		board.Reservation{Range: memmap.Range{Start: uint64(goos.RamStart), Size: uint64(goos.RamSize)}, Owner: "hyperkernel image, Go heap and stacks"},
 	)
 	if len(p.Memory) == 0 {
-		p.Notes = append(p.Notes, "the boot loader gave no memory map")
+		if m, err := FwCfgE820(); err == nil {
+			p.Memory = m.Normalize()
+			p.Loader += ", memory map from fw_cfg"
+		} else {
+			p.Notes = append(p.Notes, fmt.Sprintf("the boot loader gave no memory map (and %v)", err))
+		}
 	}
 	return rsdp
 }

@@ -22,3 +22,6 @@ func RDTSC() uint64
 
 // Halt stops the calling core for good: interrupts off, HLT forever.
 func Halt()
+
+// Out16 writes a word to an I/O port.
+func Out16(port uint16, val uint16)

@@ -49,3 +49,10 @@ TEXT ·Halt(SB),NOSPLIT,$0
 halt:
 	HLT
 	JMP	halt
+
+// func Out16(port uint16, val uint16)
+TEXT ·Out16(SB),NOSPLIT,$0-4
+	MOVW	port+0(FP), DX
+	MOVW	val+2(FP), AX
+	OUTW
+	RET
