@@ -58,7 +58,7 @@ func TestReadCapabilities(t *testing.T) {
 			if got := c.Proc2.CanBeOne(uint32(Proc2UnrestrictedGuest)); got != tc.ug {
 				t.Errorf("unrestricted guest %v, want %v", got, tc.ug)
 			}
-			if !c.EPTVPID.Has(EPTWalkLength4|EPTMemTypeWB|EPTPages2M|EPTINVEPT|EPTINVEPTSingle|EPTINVEPTAll) {
+			if !c.EPTVPID.Has(EPTWalkLength4 | EPTMemTypeWB | EPTPages2M | EPTINVEPT | EPTINVEPTSingle | EPTINVEPTAll) {
 				t.Errorf("EPT caps %v lack the basics", c.EPTVPID)
 			}
 			if c.EPTVPID.Has(EPTPages1G) != tc.ept1G || c.EPTVPID.Has(EPTAccessDirty) != tc.ad {
