@@ -1,0 +1,74 @@
+package workload
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestGeneratorsDeterministicAndInRange(t *testing.T) {
+	for _, g := range All() {
+		a, b := g(Params{VCPUs: 3, Length: 500, Seed: 9}), g(Params{VCPUs: 3, Length: 500, Seed: 9})
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s: same seed, different streams", a.Name)
+		}
+		if len(a.Streams) != 3 || a.Accesses() != 1500 {
+			t.Fatalf("%s: %d streams, %d accesses", a.Name, len(a.Streams), a.Accesses())
+		}
+		writes := 0
+		for _, st := range a.Streams {
+			for _, x := range st {
+				if x.GPA/PageSize >= uint64(a.Pages) || x.GPA%8 != 0 {
+					t.Fatalf("%s: access %#x outside %d pages or unaligned", a.Name, x.GPA, a.Pages)
+				}
+				if x.Write {
+					writes++
+				}
+			}
+		}
+		if writes == 0 {
+			t.Fatalf("%s: no writes", a.Name)
+		}
+	}
+}
+
+func TestTraceRoundTrip(t *testing.T) {
+	s := Migratory(Params{VCPUs: 2, Length: 50, Seed: 1})
+	var buf bytes.Buffer
+	if err := WriteTrace(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseTrace(&buf, "migratory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Streams, s.Streams) {
+		t.Fatal("trace round trip changed the streams")
+	}
+}
+
+func TestParseTraceErrors(t *testing.T) {
+	for _, in := range []string{"", "# only\n", "0 r\n", "x r 0\n", "0 q 0\n", "0 r zz\n", "-1 r 0\n", "0 w 0xffffffffffffffff\n"} {
+		if _, err := ParseTrace(strings.NewReader(in), "t"); err == nil {
+			t.Errorf("%q: accepted", in)
+		}
+	}
+}
+
+func FuzzParseTrace(f *testing.F) {
+	f.Add("0 r 0x1000\n1 w 8\n# c\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := ParseTrace(strings.NewReader(in), "f")
+		if err != nil {
+			return
+		}
+		for _, st := range s.Streams {
+			for _, a := range st {
+				if a.GPA/PageSize >= uint64(s.Pages) {
+					t.Fatalf("access %#x beyond %d pages", a.GPA, s.Pages)
+				}
+			}
+		}
+	})
+}
