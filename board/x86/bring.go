@@ -12,6 +12,7 @@ import (
 	"github.com/usbarmory/tamago/amd64"
 
 	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/board/acpi"
 	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/boot/multiboot"
 	"github.com/big-iron/big-iron/boot/pvh"
@@ -72,7 +73,7 @@ func Bring(cpu *amd64.CPU, name string, tscHz uint64, tscSource string) *board.P
 	p.CPUs = append(p.CPUs, bsp)
 
 	rsdp := readBootInfo(p)
-	_ = rsdp
+	startCPUs(p, cpu, rsdp)
 
 	if tscHz == 0 {
 		p.Notes = append(p.Notes, "TSC frequency unknown: time runs at one nanosecond per TSC tick")
@@ -123,4 +124,94 @@ func readBootInfo(p *board.Platform) (rsdp uint64) {
 		}
 	}
 	return rsdp
+}
+
+// startCPUs lists the cores of the ACPI MADT and starts every enabled AP.
+// Without a MADT only the BSP runs.
+func startCPUs(p *board.Platform, cpu *amd64.CPU, rsdpAddr uint64) {
+	var (
+		rsdp acpi.RSDP
+		err  error
+	)
+	if rsdpAddr != 0 {
+		rsdp, err = acpi.ReadRSDP(ReadPhys, rsdpAddr)
+	} else {
+		rsdp, err = acpi.FindRSDP(ReadPhys)
+	}
+	if err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("no ACPI tables, running on the BSP only: %v", err))
+		return
+	}
+	tables, err := acpi.Load(ReadPhys, rsdp)
+	if err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("ACPI tables unreadable, running on the BSP only: %v", err))
+		return
+	}
+	recalibrate(p, cpu, tables)
+
+	madt, err := tables.MADT()
+	if err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("ACPI MADT unusable, running on the BSP only: %v", err))
+		return
+	}
+
+	bsp := &p.CPUs[0]
+	var aps []uint32
+	for _, c := range madt.CPUs() {
+		if c.APICID == bsp.APICID {
+			continue
+		}
+		if !c.Enabled {
+			continue
+		}
+		if c.APICID > 0xfe {
+			p.Notes = append(p.Notes, fmt.Sprintf("CPU with x2APIC id %d not started: xAPIC mode only", c.APICID))
+			continue
+		}
+		aps = append(aps, c.APICID)
+		p.CPUs = append(p.CPUs, board.CPU{APICID: c.APICID})
+	}
+
+	smp, err := StartAPs(cpu.LAPIC, aps)
+	if err != nil {
+		p.Notes = append(p.Notes, err.Error())
+	}
+	for _, pr := range smp.Probes() {
+		for i := range p.CPUs {
+			if p.CPUs[i].APICID == pr.APICID && !p.CPUs[i].BSP {
+				c := &p.CPUs[i]
+				c.Online = true
+				c.VMX = board.VMXFromProbe(pr.CPUID1ECX, pr.FeatureControl)
+				// EPT is reported from the BSP's capability MSRs: cores
+				// of one machine share them
+				c.VMX.EPT = c.VMX.Capable && bsp.VMX.EPT
+			}
+		}
+	}
+}
+
+// recalibrate measures the TSC against the ACPI PM timer the FADT names,
+// which survives delayed polls better than the PIT used at early boot, and
+// adopts the result without letting time step backwards.
+func recalibrate(p *board.Platform, cpu *amd64.CPU, tables *acpi.Tables) {
+	if p.TSCSource == "kvmclock" {
+		return
+	}
+	_, fadt, err := tables.Find("FACP", 0)
+	if err != nil {
+		return
+	}
+	port := PMTimerPort(fadt)
+	if port == 0 {
+		return
+	}
+	hz, err := TSCFromPMTimer(port)
+	if err != nil {
+		p.Notes = append(p.Notes, err.Error())
+		return
+	}
+	now := cpu.GetTime()
+	cpu.TimerMultiplier = 1e9 / float64(hz)
+	cpu.SetTime(now)
+	p.TSCHz, p.TSCSource = hz, fmt.Sprintf("ACPI PM timer, port %#x", port)
 }

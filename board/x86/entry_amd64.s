@@ -179,9 +179,9 @@ TEXT ·entry64<>(SB),NOSPLIT|NOFRAME,$0
 	BYTE	$0x8e; BYTE $0xe0	// mov fs, eax
 	BYTE	$0x8e; BYTE $0xe8	// mov gs, eax
 
-	// switch to the GDT in the image (same layout), also used by
-	// tamago's AP start code through amd64·gdtptr
-	MOVQ	$github∕com∕usbarmory∕tamago∕amd64·gdtptr(SB), AX
+	// switch to the GDT in the image (same layout); the APs load the same
+	// one through tamago's amd64.gdtptr (see smp.go)
+	MOVQ	$·gdtptr<>(SB), AX
 	LGDT	0(AX)
 
 	CALL	sse_enable(SB)
@@ -198,13 +198,18 @@ TEXT ·entry64<>(SB),NOSPLIT|NOFRAME,$0
 	STI
 	JMP	_rt0_tamago_start(SB)
 
-// The image GDT: null, 64-bit code (0x08), data (0x10). tamago's amd64
-// package expects this symbol from its cpuinit, which we replace.
+// The image GDT: null, 64-bit code (0x08), data (0x10).
 DATA	·gdt<>+0x00(SB)/8, $0x0000000000000000
 DATA	·gdt<>+0x08(SB)/8, $0x00209a0000000000
 DATA	·gdt<>+0x10(SB)/8, $0x0000920000000000
 GLOBL	·gdt<>(SB),RODATA,$24
 
-DATA	github∕com∕usbarmory∕tamago∕amd64·gdtptr+0x00(SB)/2, $(3*8-1)
-DATA	github∕com∕usbarmory∕tamago∕amd64·gdtptr+0x02(SB)/8, $·gdt<>(SB)
-GLOBL	github∕com∕usbarmory∕tamago∕amd64·gdtptr(SB),RODATA,$(2+8)
+DATA	·gdtptr<>+0x00(SB)/2, $(3*8-1)
+DATA	·gdtptr<>+0x02(SB)/8, $·gdt<>(SB)
+GLOBL	·gdtptr<>(SB),RODATA,$(2+8)
+
+// func imageGDT() uintptr
+TEXT ·imageGDT(SB),NOSPLIT,$0-8
+	MOVQ	$·gdt<>(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

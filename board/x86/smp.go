@@ -38,6 +38,16 @@ const (
 //go:linkname apinitReloc github.com/usbarmory/tamago/amd64.apinit_reloc
 func apinitReloc(init uintptr, start uintptr)
 
+// apGDTPtr is the GDTR image (limit u16, base u64) that tamago's AP start
+// code loads once in long mode. tamago defines it in its cpuinit file,
+// which the linkcpuinit tag drops, so it is provided here.
+//
+//go:linkname apGDTPtr github.com/usbarmory/tamago/amd64.gdtptr
+var apGDTPtr [5]uint16
+
+// imageGDT returns the address of the image's GDT (entry_amd64.s).
+func imageGDT() uintptr
+
 // apProbeAddr returns the address of apProbe, the assembly routine each AP
 // runs first (smp_amd64.s).
 func apProbeAddr() uintptr
@@ -84,6 +94,9 @@ func StartAPs(l *lapic.LAPIC, apicIDs []uint32) (*SMP, error) {
 	if len(apicIDs) >= maxProbes {
 		return s, fmt.Errorf("%d APs: at most %d supported", len(apicIDs), maxProbes-1)
 	}
+
+	gdt := uint64(imageGDT())
+	apGDTPtr = [5]uint16{3*8 - 1, uint16(gdt), uint16(gdt >> 16), uint16(gdt >> 32), uint16(gdt >> 48)}
 
 	apinitReloc(apinitAddress, apstartAddress)
 	// interpose apProbe in front of tamago's AP start routine

@@ -82,3 +82,49 @@ func TSCFromPIT() (uint64, error) {
 	end := RDTSC()
 	return (end - start) * pitHz / elapsed, nil
 }
+
+// ACPI power-management timer: a 24-bit (or 32-bit) counter at 3.579545
+// MHz (ACPI 6.5, 4.8.3.3 "Power Management Timer"); its I/O port is the
+// FADT's PM_TMR_BLK (5.2.9, byte offset 76).
+const (
+	pmTimerHz       = 3579545
+	fadtPMTimerPort = 76
+)
+
+// PMTimerPort returns the PM timer I/O port from a whole FADT, or 0.
+func PMTimerPort(fadt []byte) uint16 {
+	const off = fadtPMTimerPort
+	if len(fadt) < off+4 {
+		return 0
+	}
+	port := le32(fadt[off:])
+	if port == 0 || port > 0xffff {
+		return 0
+	}
+	return uint16(port)
+}
+
+// TSCFromPMTimer measures the TSC frequency in Hz against the ACPI PM timer
+// at port over about 50 ms. The timer wraps only every 4.7 s, so a poll
+// delayed by the host (emulators under load) does not lose ticks, unlike
+// the PIT's 55 ms wrap.
+func TSCFromPMTimer(port uint16) (uint64, error) {
+	const (
+		mask = 0xffffff
+		want = pmTimerHz / 20
+	)
+	a := In32(port) & mask
+	start := RDTSC()
+	var b uint32
+	for {
+		b = In32(port) & mask
+		if (b-a)&mask >= want {
+			break
+		}
+		if RDTSC()-start > 1<<36 {
+			return 0, errors.New("ACPI PM timer does not count")
+		}
+	}
+	end := RDTSC()
+	return (end - start) * pmTimerHz / uint64((b-a)&mask), nil
+}

@@ -6,6 +6,7 @@ package shell
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -79,7 +80,8 @@ func (sys *System) cpus(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d cores, %d online; TSC from %s\n", len(p.CPUs), p.OnlineCPUs(), p.TSCSource)
+	fmt.Fprintf(w, "%d cores, %d online; TSC from %s; Go runtime on %d hardware threads\n",
+		len(p.CPUs), p.OnlineCPUs(), p.TSCSource, runtime.GOMAXPROCS(0))
 	for _, c := range p.CPUs {
 		if !c.VMX.Capable && c.VMX.Reason != "" {
 			fmt.Fprintf(w, "vmx: %s\n", c.VMX.Reason)
