@@ -67,15 +67,15 @@ func tamagoPresent(t *testing.T) error {
 	return nil
 }
 
-// buildImage runs `make image` for a platform into its own build directory
-// and returns that directory.
-func buildImage(t *testing.T, platform string) string {
+// buildImage runs make (target elf or image) for a platform into its own
+// build directory and returns that directory.
+func buildImage(t *testing.T, platform, target string) string {
 	t.Helper()
 	root := repoRoot(t)
 	build := filepath.Join("build", "e2e-"+platform)
-	cmd := exec.Command("make", "-C", root, "image", "PLATFORM="+platform, "BUILD="+build)
+	cmd := exec.Command("make", "-C", root, target, "PLATFORM="+platform, "BUILD="+build)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make image PLATFORM=%s: %v\n%s", platform, err, out)
+		t.Fatalf("make %s PLATFORM=%s: %v\n%s", target, platform, err, out)
 	}
 	dir := filepath.Join(root, build)
 	for _, f := range []string{"bigiron.elf", "bigiron.mb", "bigiron.iso"} {
@@ -238,7 +238,7 @@ func checkShell(t *testing.T, n *node, wantCPUs int, timeout time.Duration) {
 
 func TestQEMUMicrovm(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
-	dir := buildImage(t, "microvm")
+	dir := buildImage(t, "microvm", "elf")
 	n := bootQEMU(t, "-machine", "microvm,pit=on,pic=off,rtc=on,acpi=on", "-cpu", "max", "-smp", "2", "-m", "1G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
 		"-kernel", filepath.Join(dir, "bigiron.elf"))
@@ -246,8 +246,8 @@ func TestQEMUMicrovm(t *testing.T) {
 }
 
 func TestQEMUQ35(t *testing.T) {
-	requireE2E(t, "qemu-system-x86_64", "make", "grub-mkrescue", "xorriso", "mformat")
-	dir := buildImage(t, "pc")
+	requireE2E(t, "qemu-system-x86_64", "make")
+	dir := buildImage(t, "pc", "elf")
 	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "1G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
 		"-kernel", filepath.Join(dir, "bigiron.elf"))
@@ -256,7 +256,7 @@ func TestQEMUQ35(t *testing.T) {
 
 func TestBochs(t *testing.T) {
 	requireE2E(t, "bochs", "make", "grub-mkrescue", "xorriso", "mformat")
-	dir := buildImage(t, "pc")
+	dir := buildImage(t, "pc", "image")
 	n := bootBochs(t, dir, 2)
 	checkShell(t, n, 2, 5*time.Minute)
 	vmx := n.con.Output()
