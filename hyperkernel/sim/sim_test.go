@@ -27,7 +27,7 @@ func randomConfig(seed uint64) Config {
 	link := Links()[int(seed/5)%3]
 	return Config{
 		Seed: seed, Nodes: nodes, Link: link, Workload: wl, Policy: pol, StateSize: 256,
-		Faults: Faults{Loss: 0.05, Dup: 0.05, Reorder: 0.1, Partitions: 1, PartitionNS: 50_000, PartitionWindowNS: 20_000, EvictRate: 0.01},
+		Faults:     Faults{Loss: 0.05, Dup: 0.05, Reorder: 0.1, Partitions: 1, PartitionNS: 50_000, PartitionWindowNS: 20_000, EvictRate: 0.01},
 		Interrupts: 10, Timers: true,
 	}
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/sim"
+)
+
+func testOptions() options {
+	return options{nodes: 4, link: sim.Link10G, length: 1500, seed: 1, stateSize: migrate.DefaultStateSize}
+}
+
+// TestHysteresisBeatsBaselines is the table's claim: on the mixed workload
+// set, the hysteresis policy has a lower geometric-mean slowdown than
+// always pulling pages and than always moving vCPUs, on every link preset.
+func TestHysteresisBeatsBaselines(t *testing.T) {
+	for _, l := range sim.Links() {
+		o := testOptions()
+		o.link = l
+		rows, err := runAll(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, g := geomeans(rows)
+		h := g["hysteresis"]
+		if h >= g["always-pull"] || h >= g["always-move"] {
+			t.Errorf("%s: hysteresis %.2fx, always-pull %.2fx, always-move %.2fx", l.Name, h, g["always-pull"], g["always-move"])
+		}
+		t.Logf("%s: hysteresis %.2fx, always-pull %.2fx, always-move %.2fx", l.Name, h, g["always-pull"], g["always-move"])
+	}
+}
+
+func TestTableAndSVG(t *testing.T) {
+	o := testOptions()
+	o.length = 300
+	o.svgRun, o.sampleNS = "migratory/hysteresis", 5000
+	rows, err := runAll(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := printTable(&out, o, rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"private", "false-sharing", "always-move", "geomean", "slowdown"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	var svg bytes.Buffer
+	for _, r := range rows {
+		if r.workload+"/"+r.policy == o.svgRun {
+			if err := writeSVG(&svg, r, o.nodes); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := svg.String(); !strings.HasPrefix(s, "<svg") || !strings.Contains(s, "vCPU 3") || strings.Count(s, "<rect") < 10 {
+		t.Fatalf("bad svg (%d bytes)", svg.Len())
+	}
+}
