@@ -31,7 +31,9 @@ func main() {
 		Build:    b,
 		Uptime:   func() time.Duration { return time.Since(start) },
 	}
-	sh, err := shell.New(shell.SystemCommands(sys)...)
+	cmds := shell.SystemCommands(sys)
+	cmds = append(cmds, shell.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
+	sh, err := shell.New(cmds...)
 	if err != nil {
 		fmt.Printf("shell: %v\n", err)
 		p.Halt()

@@ -41,6 +41,11 @@ type Platform struct {
 	// Notes holds non-fatal problems met during bring-up, one line each.
 	Notes []string
 
+	// ReadMSR reads a model-specific register on the BSP. Boards set it
+	// to refuse the VMX capability MSRs where CPUID reports no VMX, since
+	// reading a missing MSR faults.
+	ReadMSR func(msr uint32) (uint64, error)
+
 	// Console is the operator's serial console.
 	Console io.ReadWriter
 

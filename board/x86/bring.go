@@ -71,6 +71,13 @@ func Bring(cpu *amd64.CPU, name string, tscHz uint64, tscSource string) *board.P
 		}
 	}
 	p.CPUs = append(p.CPUs, bsp)
+	hasVMX := ecx&(1<<5) != 0
+	p.ReadMSR = func(msr uint32) (uint64, error) {
+		if msr >= 0x480 && msr <= 0x491 && !hasVMX {
+			return 0, fmt.Errorf("MSR %#x: CPUID reports no VMX", msr)
+		}
+		return cpu.MSR(uint64(msr)), nil
+	}
 
 	rsdp := readBootInfo(p)
 	startCPUs(p, cpu, rsdp)
