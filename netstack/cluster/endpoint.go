@@ -1,0 +1,840 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/big-iron/big-iron/netstack/link"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultChannels   = 4
+	DefaultWindow     = 64
+	DefaultMaxMessage = 64 << 10
+	DefaultMinRTO     = 2 * time.Millisecond
+	DefaultMaxRTO     = 2 * time.Second
+	DefaultInitialRTO = 20 * time.Millisecond
+	// MaxWindow is the largest receive window: the selective-ack bitmap
+	// covers 64 frames after the cumulative ack.
+	MaxWindow = 64
+	// helloPrefix is the part of a hello payload the endpoint owns: the
+	// sender's incarnation (its CounterBase).
+	helloPrefix = 8
+)
+
+// Handler receives a complete message from a reliable channel. msg is valid
+// only during the call.
+type Handler func(from NodeID, channel uint8, msg []byte)
+
+// DatagramHandler receives an unreliable datagram. msg is valid only during
+// the call.
+type DatagramHandler func(from NodeID, msg []byte)
+
+// HelloHandler receives a hello from any node holding the cluster key, peer
+// or not. payload is valid only during the call.
+type HelloHandler func(from NodeID, mac link.MAC, payload []byte)
+
+// Config configures an Endpoint.
+type Config struct {
+	// ID is this node's id; it must not be zero.
+	ID NodeID
+	// Key is the KeyLen-byte cluster key given at boot.
+	Key []byte
+	// Link is the Ethernet port. NewEndpoint installs its receiver.
+	Link link.Link
+	// Clock returns monotonic time. It is read on every received frame and
+	// every Tick, so tests can drive the endpoint with virtual time.
+	Clock func() time.Duration
+	// CounterBase is this incarnation's starting frame counter. Frame
+	// counters are AEAD nonces under a key shared by the whole cluster, so
+	// they must never repeat for the same ID and key: a rebooted node must
+	// start above every counter it used before (for example a boot count,
+	// or seconds of a real-time clock, shifted left 32 bits). Peers also use
+	// it to notice that a node restarted and drop frames of its earlier life.
+	CounterBase uint64
+	// Channels is the number of reliable channels per peer (at most 256).
+	Channels int
+	// Window is the receive window in frames (at most MaxWindow).
+	Window int
+	// MaxMessage is the largest message Send accepts.
+	MaxMessage int
+	// SendQueue is the number of frames that may be queued per channel,
+	// sent or not; 0 means Window plus the fragments of one MaxMessage.
+	SendQueue int
+	// MinRTO, MaxRTO and InitialRTO bound the retransmission timeout.
+	MinRTO, MaxRTO, InitialRTO time.Duration
+	// OnMessage, OnDatagram and OnHello receive traffic; any may be nil.
+	OnMessage  Handler
+	OnDatagram DatagramHandler
+	OnHello    HelloHandler
+}
+
+// Errors returned by Endpoint methods. The send path returns them unwrapped
+// so that it never allocates.
+var (
+	ErrUnknownPeer = errors.New("cluster: unknown peer")
+	ErrBusy        = errors.New("cluster: send queue full")
+	ErrMsgTooLong  = errors.New("cluster: message longer than MaxMessage")
+	ErrChannel     = errors.New("cluster: channel out of range")
+)
+
+// Drops counts received frames dropped, by reason.
+type Drops struct {
+	Short, Version, Type, Flags, Length, Fragment, Source uint64 // malformed header
+	EtherType                                             uint64 // not the cluster EtherType
+	NotForUs                                              uint64 // addressed to another node
+	OwnID                                                 uint64 // claims to come from this node's id
+	UnknownPeer                                           uint64 // non-hello frame from a node that is not a peer
+	BadTag                                                uint64 // failed authentication
+	Replay                                                uint64 // frame counter already seen or too old
+	Stale                                                 uint64 // from an earlier incarnation of the peer
+	Channel                                               uint64 // channel number out of range
+	OutOfWindow                                           uint64 // data beyond the receive window
+	Reassembly                                            uint64 // fragments out of sequence or message too long
+	BadAck                                                uint64 // acknowledges data never sent
+}
+
+// Stats are the endpoint's counters.
+type Stats struct {
+	Drops
+	TransmitErrors uint64
+}
+
+// PeerStats describes traffic with one peer.
+type PeerStats struct {
+	ID                  NodeID
+	MAC                 link.MAC
+	FramesIn, BytesIn   uint64
+	FramesOut, BytesOut uint64
+	MessagesIn          uint64
+	MessagesOut         uint64
+	Retransmits         uint64
+	Duplicates          uint64
+	SRTT, RTTVar, RTO   time.Duration
+	LastHeard           time.Duration
+}
+
+// sendSlot is one queued frame of an outgoing message.
+type sendSlot struct {
+	buf       []byte
+	n         int
+	fragIndex uint16
+	fragCount uint16
+	firstSent time.Duration
+	lastSent  time.Duration
+	sends     int
+	sacked    bool
+}
+
+// recvSlot is one out-of-order frame waiting for its predecessors.
+type recvSlot struct {
+	buf       []byte
+	n         int
+	fragIndex uint16
+	fragCount uint16
+	present   bool
+}
+
+// channel is the state of one reliable channel with one peer.
+type channel struct {
+	// Send side: sequence numbers [una, nxt) are in flight, [nxt, end)
+	// queued but not yet sent.
+	send          []sendSlot
+	una, nxt, end uint32
+	peerWindow    uint32
+	// timer is when the retransmission timer expires; zero when stopped
+	// (RFC 6298, 5).
+	timer time.Duration
+	// Receive side: rcvNxt is the next sequence number to deliver.
+	recv       []recvSlot
+	rcvNxt     uint32
+	reasm      []byte
+	reasmLen   int
+	reasmNext  uint16
+	reasmCount uint16
+	ackPending bool
+	unacked    int
+}
+
+// peer is what the endpoint knows about one other node.
+type peer struct {
+	id          NodeID
+	mac         link.MAC
+	replay      ReplayWindow
+	incarnation uint64
+	rtt         rttEstimator
+	chans       []*channel
+	stats       PeerStats
+	lastHeard   time.Duration
+}
+
+// Endpoint is one node's end of the cluster transport. It is driven
+// entirely by its callers: received frames arrive through the link's
+// receiver, and timers advance on Tick. It starts no goroutines and is not
+// safe for concurrent use: one goroutine (or a caller-held lock) must
+// serialize HandleFrame, Tick, Send and the other methods. Handlers are
+// called synchronously and may call Send.
+type Endpoint struct {
+	cfg     Config
+	cipher  *Cipher
+	link    link.Link
+	mac     link.MAC
+	fragMax int
+	counter uint64
+	peers   map[NodeID]*peer
+	order   []*peer // peers sorted by id, for deterministic timer order
+	tx      []byte
+	stats   Stats
+	now     time.Duration
+}
+
+// NewEndpoint validates cfg, fills in defaults and installs the endpoint as
+// the link's receiver.
+func NewEndpoint(cfg Config) (*Endpoint, error) {
+	if cfg.ID == 0 {
+		return nil, errors.New("cluster: node id 0 is reserved")
+	}
+	if cfg.Link == nil || cfg.Clock == nil {
+		return nil, errors.New("cluster: Link and Clock are required")
+	}
+	c, err := NewCipher(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: endpoint %d: %w", cfg.ID, err)
+	}
+	if cfg.Channels == 0 {
+		cfg.Channels = DefaultChannels
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = DefaultMaxMessage
+	}
+	if cfg.MinRTO == 0 {
+		cfg.MinRTO = DefaultMinRTO
+	}
+	if cfg.MaxRTO == 0 {
+		cfg.MaxRTO = DefaultMaxRTO
+	}
+	if cfg.InitialRTO == 0 {
+		cfg.InitialRTO = DefaultInitialRTO
+	}
+	switch {
+	case cfg.Channels < 1 || cfg.Channels > 256:
+		return nil, fmt.Errorf("cluster: %d channels, want 1..256", cfg.Channels)
+	case cfg.Window < 1 || cfg.Window > MaxWindow:
+		return nil, fmt.Errorf("cluster: window %d, want 1..%d", cfg.Window, MaxWindow)
+	case cfg.MinRTO > cfg.MaxRTO:
+		return nil, fmt.Errorf("cluster: MinRTO %v above MaxRTO %v", cfg.MinRTO, cfg.MaxRTO)
+	}
+	mtu := cfg.Link.MTU()
+	fragMax := min(mtu-Overhead, 0xffff)
+	if fragMax < 64 {
+		return nil, fmt.Errorf("cluster: link MTU %d too small", mtu)
+	}
+	frags := (cfg.MaxMessage + fragMax - 1) / fragMax
+	if frags > MaxFragments {
+		return nil, fmt.Errorf("cluster: MaxMessage %d needs %d fragments, limit %d", cfg.MaxMessage, frags, MaxFragments)
+	}
+	if cfg.SendQueue == 0 {
+		cfg.SendQueue = cfg.Window + frags
+	}
+	if cfg.SendQueue < frags {
+		return nil, fmt.Errorf("cluster: SendQueue %d cannot hold a %d-fragment message", cfg.SendQueue, frags)
+	}
+	e := &Endpoint{
+		cfg:     cfg,
+		cipher:  c,
+		link:    cfg.Link,
+		mac:     cfg.Link.MAC(),
+		fragMax: fragMax,
+		counter: cfg.CounterBase,
+		peers:   make(map[NodeID]*peer),
+		tx:      make([]byte, link.HeaderLen+mtu),
+		now:     cfg.Clock(),
+	}
+	cfg.Link.SetReceiver(e.HandleFrame)
+	return e, nil
+}
+
+// ID returns this node's id.
+func (e *Endpoint) ID() NodeID { return e.cfg.ID }
+
+// MAC returns the address of the endpoint's link.
+func (e *Endpoint) MAC() link.MAC { return e.mac }
+
+// FragmentPayload returns the message bytes one frame carries.
+func (e *Endpoint) FragmentPayload() int { return e.fragMax }
+
+// Stats returns the endpoint's counters.
+func (e *Endpoint) Stats() Stats { return e.stats }
+
+// AddPeer lets frames from id in and makes it a destination. Adding an
+// existing peer only updates its address.
+func (e *Endpoint) AddPeer(id NodeID, mac link.MAC) error {
+	if id == 0 || id == e.cfg.ID {
+		return fmt.Errorf("cluster: add peer %d: invalid id", id)
+	}
+	if p, ok := e.peers[id]; ok {
+		p.mac = mac
+		return nil
+	}
+	p := &peer{
+		id:    id,
+		mac:   mac,
+		rtt:   newRTTEstimator(e.cfg.InitialRTO, e.cfg.MinRTO, e.cfg.MaxRTO),
+		chans: make([]*channel, e.cfg.Channels),
+	}
+	p.lastHeard = e.now
+	e.peers[id] = p
+	i, _ := slices.BinarySearchFunc(e.order, id, func(q *peer, id NodeID) int { return int(q.id) - int(id) })
+	e.order = slices.Insert(e.order, i, p)
+	return nil
+}
+
+// RemovePeer forgets id and everything queued for it.
+func (e *Endpoint) RemovePeer(id NodeID) {
+	if _, ok := e.peers[id]; !ok {
+		return
+	}
+	delete(e.peers, id)
+	e.order = slices.DeleteFunc(e.order, func(p *peer) bool { return p.id == id })
+}
+
+// HasPeer reports whether id is a peer.
+func (e *Endpoint) HasPeer(id NodeID) bool {
+	_, ok := e.peers[id]
+	return ok
+}
+
+// Peers appends the ids of all peers, in increasing order, to ids.
+func (e *Endpoint) Peers(ids []NodeID) []NodeID {
+	for _, p := range e.order {
+		ids = append(ids, p.id)
+	}
+	return ids
+}
+
+// PeerStats returns the counters of peer id.
+func (e *Endpoint) PeerStats(id NodeID) (PeerStats, bool) {
+	p, ok := e.peers[id]
+	if !ok {
+		return PeerStats{}, false
+	}
+	s := p.stats
+	s.ID, s.MAC = p.id, p.mac
+	s.SRTT, s.RTTVar, s.RTO = p.rtt.srtt, p.rtt.rttvar, p.rtt.rto
+	s.LastHeard = p.lastHeard
+	return s, true
+}
+
+// LastHeard returns when an authenticated frame last arrived from id.
+func (e *Endpoint) LastHeard(id NodeID) (time.Duration, bool) {
+	p, ok := e.peers[id]
+	if !ok {
+		return 0, false
+	}
+	return p.lastHeard, true
+}
+
+// Idle reports whether every message sent has been acknowledged.
+func (e *Endpoint) Idle() bool {
+	for _, p := range e.order {
+		for _, c := range p.chans {
+			if c != nil && c.una != c.end {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// chanFor returns channel ch of p, allocating its buffers on first use.
+func (e *Endpoint) chanFor(p *peer, ch uint8) *channel {
+	if c := p.chans[ch]; c != nil {
+		return c
+	}
+	c := &channel{
+		send:       make([]sendSlot, e.cfg.SendQueue),
+		recv:       make([]recvSlot, e.cfg.Window),
+		reasm:      make([]byte, e.cfg.MaxMessage),
+		peerWindow: uint32(e.cfg.Window),
+	}
+	for i := range c.send {
+		c.send[i].buf = make([]byte, e.fragMax)
+	}
+	for i := range c.recv {
+		c.recv[i].buf = make([]byte, e.fragMax)
+	}
+	p.chans[ch] = c
+	return c
+}
+
+// nextCounter returns a fresh frame counter.
+func (e *Endpoint) nextCounter() uint64 {
+	e.counter++
+	return e.counter
+}
+
+// transmit seals the frame whose payload is already in e.tx and sends it.
+func (e *Endpoint) transmit(dst link.MAC, h *Header, p *peer) {
+	link.PutHeader(e.tx, dst, e.mac, link.EtherTypeCluster)
+	h.Src = e.cfg.ID
+	h.Counter = e.nextCounter()
+	f, err := e.cipher.Seal(e.tx[link.HeaderLen:], h)
+	if err != nil {
+		e.stats.TransmitErrors++
+		return
+	}
+	n := link.HeaderLen + len(f)
+	if err := e.link.Transmit(e.tx[:n]); err != nil {
+		e.stats.TransmitErrors++
+		return
+	}
+	if p != nil {
+		p.stats.FramesOut++
+		p.stats.BytesOut += uint64(n)
+	}
+}
+
+// Send queues msg on channel ch to peer to and transmits as much of it as
+// the peer's window allows. msg is copied; the caller may reuse it at once.
+// Send returns ErrBusy when the channel's send queue has no room for the
+// message: the caller retries after Tick has freed acknowledged frames.
+func (e *Endpoint) Send(to NodeID, ch uint8, msg []byte) error {
+	p, ok := e.peers[to]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	if int(ch) >= e.cfg.Channels {
+		return ErrChannel
+	}
+	if len(msg) > e.cfg.MaxMessage {
+		return ErrMsgTooLong
+	}
+	c := e.chanFor(p, ch)
+	frags := max(1, (len(msg)+e.fragMax-1)/e.fragMax)
+	if len(c.send)-int(c.end-c.una) < frags {
+		return ErrBusy
+	}
+	for i := range frags {
+		s := &c.send[c.end%uint32(len(c.send))]
+		chunk := msg[min(i*e.fragMax, len(msg)):min((i+1)*e.fragMax, len(msg))]
+		s.n = copy(s.buf, chunk)
+		s.fragIndex, s.fragCount = uint16(i), uint16(frags)
+		s.sends, s.sacked = 0, false
+		c.end++
+	}
+	p.stats.MessagesOut++
+	e.pump(p, ch, c)
+	return nil
+}
+
+// pump sends queued frames that fit in the peer's window.
+func (e *Endpoint) pump(p *peer, ch uint8, c *channel) {
+	limit := c.una + min(c.peerWindow, uint32(e.cfg.Window))
+	for c.nxt != c.end && int32(c.nxt-limit) < 0 {
+		e.sendData(p, ch, c, c.nxt)
+		c.nxt++
+	}
+}
+
+// sendData transmits (or retransmits) the frame with sequence number seq,
+// piggybacking the channel's acknowledgement state.
+func (e *Endpoint) sendData(p *peer, ch uint8, c *channel, seq uint32) {
+	s := &c.send[seq%uint32(len(c.send))]
+	copy(e.tx[link.HeaderLen+HeaderLen:], s.buf[:s.n])
+	h := Header{
+		Type: TypeData, Channel: ch, Dst: p.id, Seq: seq,
+		FragIndex: s.fragIndex, FragCount: s.fragCount, PayloadLen: uint16(s.n),
+	}
+	e.fillAck(c, &h)
+	if s.sends == 0 {
+		s.firstSent = e.now
+	} else {
+		p.stats.Retransmits++
+	}
+	s.sends++
+	s.lastSent = e.now
+	if c.timer == 0 {
+		c.timer = e.now + p.rtt.rto // RFC 6298, 5.1
+	}
+	e.transmit(p.mac, &h, p)
+}
+
+// fillAck puts the receive state of c into h and clears the pending ack.
+func (e *Endpoint) fillAck(c *channel, h *Header) {
+	h.Ack = c.rcvNxt
+	var sack uint64
+	w := uint32(len(c.recv))
+	for i := uint32(1); i < w; i++ {
+		if c.recv[(c.rcvNxt+i)%w].present {
+			sack |= 1 << (i - 1)
+		}
+	}
+	h.SACK = sack
+	h.Window = uint16(w)
+	c.ackPending = false
+	c.unacked = 0
+}
+
+// sendAck transmits a bare acknowledgement for channel ch.
+func (e *Endpoint) sendAck(p *peer, ch uint8, c *channel) {
+	h := Header{Type: TypeAck, Channel: ch, Dst: p.id}
+	e.fillAck(c, &h)
+	e.transmit(p.mac, &h, p)
+}
+
+// SendDatagram sends msg to peer to once, unreliably.
+func (e *Endpoint) SendDatagram(to NodeID, msg []byte) error {
+	p, ok := e.peers[to]
+	if !ok {
+		return ErrUnknownPeer
+	}
+	if len(msg) > e.fragMax {
+		return ErrMsgTooLong
+	}
+	copy(e.tx[link.HeaderLen+HeaderLen:], msg)
+	h := Header{Type: TypeDatagram, Dst: to, PayloadLen: uint16(len(msg))}
+	e.transmit(p.mac, &h, p)
+	return nil
+}
+
+// SendHello broadcasts a hello carrying this node's incarnation and payload.
+func (e *Endpoint) SendHello(payload []byte) error {
+	if len(payload)+helloPrefix > e.fragMax {
+		return ErrMsgTooLong
+	}
+	b := e.tx[link.HeaderLen+HeaderLen:]
+	binary.BigEndian.PutUint64(b, e.cfg.CounterBase)
+	copy(b[helloPrefix:], payload)
+	h := Header{Type: TypeHello, PayloadLen: uint16(helloPrefix + len(payload))}
+	e.transmit(link.Broadcast, &h, nil)
+	return nil
+}
+
+// Flush sends the acknowledgements that are waiting. A driver calls it after
+// handling a batch of received frames; Tick calls it too.
+func (e *Endpoint) Flush() {
+	for _, p := range e.order {
+		for ch, c := range p.chans {
+			if c != nil && c.ackPending {
+				e.sendAck(p, uint8(ch), c)
+			}
+		}
+	}
+}
+
+// Tick advances the endpoint's timers to the clock's time: it sends pending
+// acknowledgements and retransmits frames whose timeout expired.
+func (e *Endpoint) Tick() {
+	e.now = e.cfg.Clock()
+	for _, p := range e.order {
+		fired := false
+		for ch, c := range p.chans {
+			if c == nil {
+				continue
+			}
+			if c.timer != 0 && e.now >= c.timer {
+				// RFC 6298, 5.4-5.6: retransmit what has been out for
+				// a full timeout, back off, restart the timer.
+				c.timer = 0
+				rto := p.rtt.rto
+				for seq := c.una; seq != c.nxt; seq++ {
+					s := &c.send[seq%uint32(len(c.send))]
+					if !s.sacked && (seq == c.una || e.now-s.lastSent >= rto) {
+						e.sendData(p, uint8(ch), c, seq)
+					}
+				}
+				fired = true
+			}
+			if c.ackPending {
+				e.sendAck(p, uint8(ch), c)
+			}
+			e.pump(p, uint8(ch), c)
+		}
+		if fired {
+			p.rtt.timeout()
+			for _, c := range p.chans {
+				if c != nil && c.timer != 0 {
+					c.timer = e.now + p.rtt.rto
+				}
+			}
+		}
+	}
+}
+
+// HandleFrame processes one received Ethernet frame. It is the link's
+// receiver; frame may be modified in place and is not kept.
+func (e *Endpoint) HandleFrame(frame []byte) {
+	e.now = e.cfg.Clock()
+	eh, err := link.ParseHeader(frame)
+	if err != nil {
+		e.stats.Short++
+		return
+	}
+	if eh.Type != link.EtherTypeCluster {
+		e.stats.EtherType++
+		return
+	}
+	b := frame[link.HeaderLen:]
+	h, err := ParseHeader(b)
+	if err != nil {
+		e.countMalformed(err)
+		return
+	}
+	if h.Dst != e.cfg.ID && !(h.Dst == 0 && h.Type == TypeHello) {
+		e.stats.NotForUs++
+		return
+	}
+	if h.Src == e.cfg.ID {
+		e.stats.OwnID++
+		return
+	}
+	p := e.peers[h.Src]
+	if p == nil {
+		if h.Type != TypeHello {
+			e.stats.UnknownPeer++
+			return
+		}
+		_, payload, err := e.cipher.openParsed(b, &h)
+		if err != nil {
+			e.stats.BadTag++
+			return
+		}
+		e.handleHello(nil, h.Src, eh.Src, payload)
+		return
+	}
+	if h.Counter <= p.incarnation {
+		e.stats.Stale++
+		return
+	}
+	if !p.replay.Check(h.Counter) {
+		e.stats.Replay++
+		return
+	}
+	_, payload, err := e.cipher.openParsed(b, &h)
+	if err != nil {
+		e.stats.BadTag++
+		return
+	}
+	p.replay.Accept(h.Counter)
+	p.lastHeard = e.now
+	p.mac = eh.Src
+	p.stats.FramesIn++
+	p.stats.BytesIn += uint64(len(frame))
+	switch h.Type {
+	case TypeHello:
+		e.handleHello(p, h.Src, eh.Src, payload)
+	case TypeDatagram:
+		if e.cfg.OnDatagram != nil {
+			e.cfg.OnDatagram(h.Src, payload)
+		}
+	case TypeAck, TypeData:
+		if int(h.Channel) >= e.cfg.Channels {
+			e.stats.Channel++
+			return
+		}
+		c := e.chanFor(p, h.Channel)
+		e.handleAck(p, h.Channel, c, &h)
+		if h.Type == TypeData {
+			e.handleData(p, h.Channel, c, &h, payload)
+		}
+	}
+}
+
+// handleHello notes a peer's incarnation and passes the hello up.
+func (e *Endpoint) handleHello(p *peer, from NodeID, mac link.MAC, payload []byte) {
+	if len(payload) < helloPrefix {
+		e.stats.Length++
+		return
+	}
+	inc := binary.BigEndian.Uint64(payload)
+	if p != nil && inc > p.incarnation {
+		if p.incarnation != 0 {
+			// The peer restarted: its channels start again from zero.
+			for i := range p.chans {
+				p.chans[i] = nil
+			}
+		}
+		p.incarnation = inc
+	}
+	if e.cfg.OnHello != nil {
+		e.cfg.OnHello(from, mac, payload[helloPrefix:])
+	}
+}
+
+func (e *Endpoint) countMalformed(err error) {
+	switch err {
+	case ErrShort:
+		e.stats.Short++
+	case ErrVersion:
+		e.stats.Version++
+	case ErrType:
+		e.stats.Type++
+	case ErrFlags:
+		e.stats.Flags++
+	case ErrLength:
+		e.stats.Length++
+	case ErrFragment:
+		e.stats.Fragment++
+	case ErrSource:
+		e.stats.Source++
+	}
+}
+
+// handleAck applies the peer's cumulative and selective acknowledgements.
+func (e *Endpoint) handleAck(p *peer, ch uint8, c *channel, h *Header) {
+	if int32(h.Ack-c.una) < 0 {
+		return // an old ack, overtaken by a newer one
+	}
+	if int32(h.Ack-c.nxt) > 0 {
+		e.stats.BadAck++
+		return
+	}
+	qlen := uint32(len(c.send))
+	// RTT is sampled from the newest frame this ack newly covers,
+	// cumulatively or selectively, if it was sent only once (Karn).
+	var sampleFrom time.Duration = -1
+	if h.Ack != c.una {
+		for seq := c.una; seq != h.Ack; seq++ {
+			s := &c.send[seq%qlen]
+			if s.sends == 1 && !s.sacked {
+				sampleFrom = s.firstSent
+			}
+			s.sends = 0
+		}
+		c.una = h.Ack
+		if c.una == c.nxt {
+			c.timer = 0 // RFC 6298, 5.2
+		} else {
+			c.timer = e.now + p.rtt.rto // RFC 6298, 5.3
+		}
+	}
+	c.peerWindow = uint32(h.Window)
+	if h.SACK != 0 {
+		var highest uint32
+		for i := uint32(0); i < 64; i++ {
+			seq := h.Ack + 1 + i
+			if int32(seq-c.nxt) >= 0 {
+				break
+			}
+			if h.SACK&(1<<i) != 0 {
+				s := &c.send[seq%qlen]
+				if !s.sacked && s.sends == 1 {
+					sampleFrom = max(sampleFrom, s.firstSent)
+				}
+				s.sacked = true
+				highest = seq
+			}
+		}
+		// A frame sent before one the peer has is presumed lost once it
+		// has been out for a smoothed round trip.
+		rtt := max(p.rtt.srtt, e.cfg.MinRTO)
+		for seq := c.una; int32(seq-highest) < 0; seq++ {
+			s := &c.send[seq%qlen]
+			if !s.sacked && e.now-s.lastSent >= rtt {
+				e.sendData(p, ch, c, seq)
+			}
+		}
+	}
+	if sampleFrom >= 0 {
+		p.rtt.sample(e.now - sampleFrom)
+	}
+	e.pump(p, ch, c)
+}
+
+// handleData accepts one data frame and delivers whatever became in order.
+func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload []byte) {
+	w := uint32(len(c.recv))
+	d := h.Seq - c.rcvNxt
+	switch {
+	case int32(d) < 0:
+		p.stats.Duplicates++
+		e.sendAck(p, ch, c)
+		return
+	case d >= w:
+		e.stats.OutOfWindow++
+		e.sendAck(p, ch, c)
+		return
+	case len(payload) > e.fragMax:
+		e.stats.Length++
+		return
+	}
+	if d != 0 {
+		s := &c.recv[h.Seq%w]
+		if s.present {
+			p.stats.Duplicates++
+		} else {
+			s.n = copy(s.buf, payload)
+			s.fragIndex, s.fragCount = h.FragIndex, h.FragCount
+			s.present = true
+		}
+		e.sendAck(p, ch, c)
+		return
+	}
+	// In order: consume directly, then drain buffered successors.
+	c.rcvNxt++
+	c.unacked++
+	c.ackPending = true
+	e.consume(p, ch, c, payload, h.FragIndex, h.FragCount)
+	for {
+		s := &c.recv[c.rcvNxt%w]
+		if !s.present {
+			break
+		}
+		s.present = false
+		c.rcvNxt++
+		c.unacked++
+		e.consume(p, ch, c, s.buf[:s.n], s.fragIndex, s.fragCount)
+	}
+	if c.unacked >= 2 {
+		e.sendAck(p, ch, c)
+	}
+}
+
+// consume adds one in-order fragment to the channel's message and delivers
+// the message when it is complete.
+func (e *Endpoint) consume(p *peer, ch uint8, c *channel, frag []byte, index, count uint16) {
+	if c.reasmLen == 0 && c.reasmCount == 0 {
+		if index != 0 {
+			e.stats.Reassembly++
+			return
+		}
+		if count == 1 {
+			e.deliver(p, ch, frag)
+			return
+		}
+		c.reasmCount = count
+	} else if index != c.reasmNext || count != c.reasmCount {
+		e.stats.Reassembly++
+		c.reasmLen, c.reasmNext, c.reasmCount = 0, 0, 0
+		if index == 0 {
+			e.consume(p, ch, c, frag, index, count)
+		}
+		return
+	}
+	if c.reasmLen+len(frag) > len(c.reasm) {
+		e.stats.Reassembly++
+		c.reasmLen, c.reasmNext, c.reasmCount = 0, 0, 0
+		return
+	}
+	c.reasmLen += copy(c.reasm[c.reasmLen:], frag)
+	c.reasmNext = index + 1
+	if c.reasmNext == count {
+		n := c.reasmLen
+		c.reasmLen, c.reasmNext, c.reasmCount = 0, 0, 0
+		e.deliver(p, ch, c.reasm[:n])
+	}
+}
+
+func (e *Endpoint) deliver(p *peer, ch uint8, msg []byte) {
+	p.stats.MessagesIn++
+	if e.cfg.OnMessage != nil {
+		e.cfg.OnMessage(p.id, ch, msg)
+	}
+}

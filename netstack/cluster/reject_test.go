@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/netstack/link"
+)
+
+// captureLink records transmitted frames instead of sending them.
+type captureLink struct {
+	mac    link.MAC
+	frames [][]byte
+	recv   link.Receiver
+}
+
+func (l *captureLink) Transmit(f []byte) error {
+	l.frames = append(l.frames, bytes.Clone(f))
+	return nil
+}
+func (l *captureLink) SetReceiver(r link.Receiver) { l.recv = r }
+func (l *captureLink) MAC() link.MAC               { return l.mac }
+func (l *captureLink) MTU() int                    { return link.DefaultMTU }
+func (l *captureLink) Up() bool                    { return true }
+
+// last returns a copy of the last captured frame.
+func (l *captureLink) last(t *testing.T) []byte {
+	t.Helper()
+	if len(l.frames) == 0 {
+		t.Fatal("nothing transmitted")
+	}
+	return bytes.Clone(l.frames[len(l.frames)-1])
+}
+
+type testNode struct {
+	ep    *Endpoint
+	link  *captureLink
+	msgs  []string
+	hello []NodeID
+}
+
+func newTestNode(t *testing.T, id NodeID, key []byte) *testNode {
+	n := &testNode{link: &captureLink{mac: nodeMAC(int(id))}}
+	ep, err := NewEndpoint(Config{
+		ID: id, Key: key, Link: n.link, CounterBase: 100,
+		Clock:     func() time.Duration { return 0 },
+		OnMessage: func(_ NodeID, _ uint8, m []byte) { n.msgs = append(n.msgs, string(m)) },
+		OnHello:   func(from NodeID, _ link.MAC, _ []byte) { n.hello = append(n.hello, from) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ep = ep
+	return n
+}
+
+func TestRejections(t *testing.T) {
+	a := newTestNode(t, 1, testKey())
+	b := newTestNode(t, 2, testKey())
+	c := newTestNode(t, 3, testKey()) // holds the key, not a peer of b
+	a.ep.AddPeer(2, b.link.mac)
+	b.ep.AddPeer(1, a.link.mac)
+	c.ep.AddPeer(2, b.link.mac)
+
+	if err := a.ep.Send(2, 0, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	f1 := a.link.last(t)
+	b.link.recv(bytes.Clone(f1))
+	if len(b.msgs) != 1 || b.msgs[0] != "one" {
+		t.Fatalf("genuine frame: got %q", b.msgs)
+	}
+
+	// A replayed frame is dropped and counted, not delivered twice.
+	b.link.recv(bytes.Clone(f1))
+	if st := b.ep.Stats(); st.Replay != 1 || len(b.msgs) != 1 {
+		t.Fatalf("replay: stats %+v, msgs %q", st.Drops, b.msgs)
+	}
+
+	// Every flipped bit of the cluster part fails (tag or header check).
+	a.ep.Send(2, 0, []byte("two"))
+	f2 := a.link.last(t)
+	before := b.ep.Stats()
+	for i := link.HeaderLen * 8; i < len(f2)*8; i++ {
+		g := bytes.Clone(f2)
+		g[i/8] ^= 1 << (i % 8)
+		b.link.recv(g)
+	}
+	after := b.ep.Stats()
+	if len(b.msgs) != 1 {
+		t.Fatalf("corrupted frames delivered: %q", b.msgs)
+	}
+	if after.BadTag <= before.BadTag {
+		t.Fatalf("flipped bits not counted as bad tags: %+v", after.Drops)
+	}
+	// The genuine frame still gets through afterwards.
+	b.link.recv(bytes.Clone(f2))
+	if len(b.msgs) != 2 || b.msgs[1] != "two" {
+		t.Fatalf("genuine frame after forgeries: %q", b.msgs)
+	}
+
+	// A frame from a node that holds the key but is not a peer.
+	c.ep.Send(2, 0, []byte("intruder"))
+	b.link.recv(c.link.last(t))
+	if st := b.ep.Stats(); st.UnknownPeer != after.UnknownPeer+1 || len(b.msgs) != 2 {
+		t.Fatalf("non-member: stats %+v msgs %q", st.Drops, b.msgs)
+	}
+	// ...whose hello is passed up, so membership can admit it.
+	c.ep.SendHello([]byte("let me in"))
+	b.link.recv(c.link.last(t))
+	if len(b.hello) != 1 || b.hello[0] != 3 {
+		t.Fatalf("hello from non-member: %v", b.hello)
+	}
+
+	// A frame from a peer addressed to another node.
+	a.ep.AddPeer(3, c.link.mac)
+	a.ep.Send(3, 0, []byte("for c"))
+	b.link.recv(a.link.last(t))
+	if st := b.ep.Stats(); st.NotForUs != after.NotForUs+1 {
+		t.Fatalf("misaddressed: %+v", st.Drops)
+	}
+
+	// A frame sealed under another key.
+	k2 := testKey()
+	k2[5] ^= 0x40
+	d := newTestNode(t, 1, k2)
+	d.ep.AddPeer(2, b.link.mac)
+	d.ep.counter = 1 << 40 // ahead of a's counters, so not a replay
+	d.ep.Send(2, 0, []byte("forged"))
+	b.link.recv(d.link.last(t))
+	if st := b.ep.Stats(); st.BadTag != after.BadTag+1 || len(b.msgs) != 2 {
+		t.Fatalf("wrong key: %+v msgs %q", st.Drops, b.msgs)
+	}
+
+	// Malformed frames: short, wrong EtherType, bad version.
+	b.link.recv(make([]byte, 5))
+	g := a.link.last(t)
+	g[12] = 0x08
+	b.link.recv(g)
+	g = a.link.last(t)
+	g[link.HeaderLen] = 9
+	b.link.recv(g)
+	st := b.ep.Stats()
+	if st.Short != after.Short+1 || st.EtherType != after.EtherType+1 || st.Version != after.Version+1 {
+		t.Fatalf("malformed: %+v", st.Drops)
+	}
+}
+
+func TestPeerRestart(t *testing.T) {
+	a := newTestNode(t, 1, testKey())
+	b := newTestNode(t, 2, testKey())
+	a.ep.AddPeer(2, b.link.mac)
+	b.ep.AddPeer(1, a.link.mac)
+	a.ep.SendHello(nil)
+	b.link.recv(a.link.last(t))
+	for _, m := range []string{"x", "y"} {
+		a.ep.Send(2, 1, []byte(m))
+		b.link.recv(a.link.last(t))
+	}
+	old := a.link.last(t)
+	// a reboots with a higher counter base.
+	a2 := newTestNode(t, 1, testKey())
+	a2.ep.counter = 1 << 33
+	a2.ep.cfg.CounterBase = 1 << 33
+	a2.ep.AddPeer(2, b.link.mac)
+	a2.ep.SendHello(nil)
+	b.link.recv(a2.link.last(t))
+	a2.ep.Send(2, 1, []byte("fresh"))
+	b.link.recv(a2.link.last(t))
+	if len(b.msgs) != 3 || b.msgs[2] != "fresh" {
+		t.Fatalf("after restart: %q", b.msgs)
+	}
+	// A frame from the earlier life is stale.
+	b.link.recv(old)
+	if st := b.ep.Stats(); st.Stale != 1 {
+		t.Fatalf("old incarnation: %+v", st.Drops)
+	}
+}
