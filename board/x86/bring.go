@@ -10,6 +10,7 @@ import (
 	"runtime/goos"
 
 	"github.com/usbarmory/tamago/amd64"
+	"github.com/usbarmory/tamago/amd64/lapic"
 
 	"github.com/big-iron/big-iron/board"
 	"github.com/big-iron/big-iron/board/acpi"
@@ -55,7 +56,12 @@ func Bring(cpu *amd64.CPU, name string, tscHz uint64, tscSource string) *board.P
 		TSCHz:     tscHz,
 		TSCSource: tscSource,
 		Reboot:    cpu.Reset,
-		Halt:      Halt,
+		Halt: func() {
+			// park every other core in wait-for-SIPI (INIT IPI to all
+			// excluding self, Intel SDM Vol. 3A 11.6.1), then stop
+			cpu.LAPIC.IPI(0, 0, lapic.ICR_DST_REST|lapic.ICR_DLV_INIT|1<<lapic.ICR_INIT)
+			Halt()
+		},
 	}
 
 	_, _, ecx, _ := cpu.CPUID(1, 0)
