@@ -1,0 +1,268 @@
+package exits
+
+import (
+	"fmt"
+	"sort"
+)
+
+// CPUIDResult is what CPUID returns in EAX, EBX, ECX and EDX.
+type CPUIDResult struct {
+	EAX, EBX, ECX, EDX uint32
+}
+
+// HostCPUID executes (or, in tests, replays) CPUID on the host.
+type HostCPUID func(leaf, subleaf uint32) CPUIDResult
+
+// HypervisorVendor is the vendor signature of CPUID leaf 0x40000000
+// (EBX, ECX, EDX): "BigIronBigIr".
+const HypervisorVendor = "BigIronBigIr"
+
+// CPUID leaves the policy writes itself.
+const (
+	LeafVendor         = 0x0
+	LeafFeatures       = 0x1
+	LeafCacheParams    = 0x4
+	LeafMonitor        = 0x5
+	LeafPower          = 0x6
+	LeafExtFeatures    = 0x7
+	LeafPerfMon        = 0xA
+	LeafTopology       = 0xB
+	LeafXSAVE          = 0xD
+	LeafSGX            = 0x12
+	LeafPT             = 0x14
+	LeafTSC            = 0x15
+	LeafFrequency      = 0x16
+	LeafTopologyV2     = 0x1F
+	LeafHypervisor     = 0x40000000
+	LeafHypervisorInfo = 0x40000001
+	LeafHypervisorTime = 0x40000010 // TSC and LAPIC timer kHz, as VMware and KVM define it
+	LeafExtMax         = 0x80000000
+)
+
+// Feature bits the policy changes (SDM Vol. 2A, CPUID, Tables 3-10/3-11).
+const (
+	Leaf1ECXMonitor    = 1 << 3
+	Leaf1ECXVMX        = 1 << 5
+	Leaf1ECXSMX        = 1 << 6
+	Leaf1ECXEST        = 1 << 7
+	Leaf1ECXTM2        = 1 << 8
+	Leaf1ECXPDCM       = 1 << 15
+	Leaf1ECXHypervisor = 1 << 31
+	Leaf1EDXACPI       = 1 << 22
+	Leaf1EDXTM         = 1 << 29
+	Leaf1EDXHTT        = 1 << 28
+	Leaf7EBXSGX        = 1 << 2
+	Leaf7EBXPT         = 1 << 25
+	Leaf7ECXWAITPKG    = 1 << 5
+	Leaf7ECXSGXLC      = 1 << 30
+)
+
+// CPUIDConfig configures the guest-visible CPUID.
+type CPUIDConfig struct {
+	// MaxBasicLeaf caps leaf 0's EAX; 0 means 0x16 (the TSC leaves must
+	// be visible).
+	MaxBasicLeaf uint32
+	// TSCKHz is the guest TSC frequency reported by leaves 0x15, 0x16 and
+	// 0x40000010. Required.
+	TSCKHz uint32
+	// CrystalHz is the crystal clock reported by leaf 0x15; 0 means
+	// 25 MHz. Leaf 0x15 reports EBX/EAX = TSCKHz/(CrystalHz/1000), exact.
+	CrystalHz uint32
+	// LAPICKHz is the LAPIC timer frequency reported in leaf 0x40000010.
+	LAPICKHz uint32
+	// VCPUs is the number of vCPUs, for the topology fields.
+	VCPUs uint32
+}
+
+type cpuidKey struct{ leaf, sub uint32 }
+
+type cpuidEntry struct {
+	key cpuidKey
+	res CPUIDResult
+	// indexed: subleaf matters; otherwise any subleaf returns res.
+	indexed bool
+}
+
+// CPUIDPolicy is the hyperkernel-defined CPUID the guest sees. It is built
+// once from the host's CPUID and a configuration, and then read
+// concurrently by all vCPUs without locks or allocation.
+type CPUIDPolicy struct {
+	cfg      CPUIDConfig
+	entries  []cpuidEntry // sorted by key
+	maxBasic uint32
+	maxExt   uint32
+}
+
+// NewCPUIDPolicy builds the policy. It executes host CPUID for the leaves
+// it passes through (filtered) and computes the rest.
+func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
+	if cfg.TSCKHz == 0 {
+		return nil, fmt.Errorf("cpuid policy: TSC frequency not configured")
+	}
+	if cfg.MaxBasicLeaf == 0 {
+		cfg.MaxBasicLeaf = LeafFrequency
+	}
+	if cfg.MaxBasicLeaf < LeafFrequency {
+		return nil, fmt.Errorf("cpuid policy: max basic leaf %#x hides the TSC leaves 0x15/0x16", cfg.MaxBasicLeaf)
+	}
+	if cfg.CrystalHz == 0 {
+		cfg.CrystalHz = 25_000_000
+	}
+	if cfg.CrystalHz%1000 != 0 {
+		return nil, fmt.Errorf("cpuid policy: crystal %d Hz is not a whole number of kHz", cfg.CrystalHz)
+	}
+	if cfg.VCPUs == 0 {
+		cfg.VCPUs = 1
+	}
+	if cfg.VCPUs > 255 {
+		return nil, fmt.Errorf("cpuid policy: %d vCPUs exceed the 8-bit APIC ID fields", cfg.VCPUs)
+	}
+	p := &CPUIDPolicy{cfg: cfg}
+	h0 := host(0, 0)
+	p.maxBasic = min(h0.EAX, cfg.MaxBasicLeaf)
+	if p.maxBasic < LeafFrequency {
+		p.maxBasic = LeafFrequency // leaves we synthesise exist even if the host lacks them
+	}
+	add := func(leaf, sub uint32, indexed bool, r CPUIDResult) {
+		p.entries = append(p.entries, cpuidEntry{key: cpuidKey{leaf, sub}, res: r, indexed: indexed})
+	}
+	add(LeafVendor, 0, false, CPUIDResult{EAX: p.maxBasic, EBX: h0.EBX, ECX: h0.ECX, EDX: h0.EDX})
+	for leaf := uint32(1); leaf <= p.maxBasic; leaf++ {
+		switch leaf {
+		case LeafFeatures:
+			r := host(leaf, 0)
+			r.ECX &^= Leaf1ECXVMX | Leaf1ECXSMX | Leaf1ECXMonitor | Leaf1ECXEST | Leaf1ECXTM2 | Leaf1ECXPDCM
+			r.ECX |= Leaf1ECXHypervisor
+			r.EDX &^= Leaf1EDXACPI | Leaf1EDXTM
+			r.EDX |= Leaf1EDXHTT
+			// EBX[23:16] logical processors per package; [31:24] APIC ID is
+			// filled per vCPU by Lookup.
+			r.EBX = r.EBX&0x0000FFFF | (cfg.VCPUs&0xFF)<<16
+			add(leaf, 0, false, r)
+		case LeafCacheParams:
+			for sub := uint32(0); sub < 16; sub++ {
+				r := host(leaf, sub)
+				if r.EAX&0x1F == 0 {
+					add(leaf, sub, true, CPUIDResult{})
+					break
+				}
+				// EAX[31:26]: cores per package - 1; EAX[25:14]: threads
+				// sharing the cache - 1. One thread per core.
+				r.EAX = r.EAX&0x3FFF | (cfg.VCPUs-1)<<26
+				add(leaf, sub, true, r)
+			}
+		case LeafExtFeatures:
+			r := host(leaf, 0)
+			maxSub := min(r.EAX, 2)
+			r.EAX = maxSub
+			r.EBX &^= Leaf7EBXSGX | Leaf7EBXPT
+			r.ECX &^= Leaf7ECXWAITPKG | Leaf7ECXSGXLC
+			add(leaf, 0, true, r)
+			for sub := uint32(1); sub <= maxSub; sub++ {
+				add(leaf, sub, true, host(leaf, sub))
+			}
+		case LeafXSAVE:
+			for sub := uint32(0); sub < 64; sub++ {
+				if r := host(leaf, sub); r != (CPUIDResult{}) {
+					add(leaf, sub, true, r)
+				}
+			}
+		case LeafTopology, LeafTopologyV2:
+			// Computed per vCPU in Lookup.
+		case LeafMonitor, LeafPower, LeafPerfMon, LeafSGX, LeafPT:
+			add(leaf, 0, false, CPUIDResult{}) // hidden: not virtualised
+		case LeafTSC:
+			add(leaf, 0, false, CPUIDResult{EAX: cfg.CrystalHz / 1000, EBX: cfg.TSCKHz, ECX: cfg.CrystalHz})
+		case LeafFrequency:
+			mhz := cfg.TSCKHz / 1000
+			add(leaf, 0, false, CPUIDResult{EAX: mhz, EBX: mhz, ECX: 100})
+		default:
+			add(leaf, 0, false, host(leaf, 0))
+		}
+	}
+	vendor := []byte(HypervisorVendor)
+	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+	add(LeafHypervisor, 0, false, CPUIDResult{EAX: LeafHypervisorTime, EBX: le(vendor[0:]), ECX: le(vendor[4:]), EDX: le(vendor[8:])})
+	add(LeafHypervisorInfo, 0, false, CPUIDResult{})
+	add(LeafHypervisorTime, 0, false, CPUIDResult{EAX: cfg.TSCKHz, EBX: cfg.LAPICKHz})
+	he := host(LeafExtMax, 0)
+	p.maxExt = min(he.EAX, 0x80000008)
+	if p.maxExt < LeafExtMax {
+		p.maxExt = LeafExtMax
+	}
+	add(LeafExtMax, 0, false, CPUIDResult{EAX: p.maxExt})
+	for leaf := uint32(LeafExtMax + 1); leaf <= p.maxExt; leaf++ {
+		add(leaf, 0, false, host(leaf, 0))
+	}
+	sort.Slice(p.entries, func(i, j int) bool {
+		a, b := p.entries[i].key, p.entries[j].key
+		return a.leaf < b.leaf || a.leaf == b.leaf && a.sub < b.sub
+	})
+	return p, nil
+}
+
+// Lookup returns the guest-visible CPUID for leaf/subleaf on the vCPU with
+// the given APIC ID. Leaves above the maximum basic leaf return the
+// maximum basic leaf's values, as Intel processors do; unknown hypervisor
+// and extended leaves return zeros. It never allocates.
+func (p *CPUIDPolicy) Lookup(leaf, sub, apicID uint32) CPUIDResult {
+	switch {
+	case leaf == LeafTopology || leaf == LeafTopologyV2:
+		if leaf <= p.maxBasic {
+			return p.topology(sub, apicID)
+		}
+	case leaf < LeafHypervisor && leaf > p.maxBasic:
+		leaf, sub = p.maxBasic, 0
+	case leaf >= LeafExtMax && leaf > p.maxExt:
+		return CPUIDResult{}
+	}
+	r, ok := p.find(leaf, sub)
+	if !ok {
+		return CPUIDResult{}
+	}
+	if leaf == LeafFeatures {
+		r.EBX = r.EBX&0x00FFFFFF | apicID<<24
+	}
+	return r
+}
+
+func (p *CPUIDPolicy) find(leaf, sub uint32) (CPUIDResult, bool) {
+	lo, hi := 0, len(p.entries)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		k := p.entries[m].key
+		if k.leaf < leaf || k.leaf == leaf && k.sub < sub {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(p.entries) && p.entries[lo].key == (cpuidKey{leaf, sub}) {
+		return p.entries[lo].res, true
+	}
+	// A non-indexed leaf answers every subleaf with subleaf 0's values;
+	// an indexed leaf answers unknown subleaves with zeros.
+	if lo > 0 && p.entries[lo-1].key.leaf == leaf && !p.entries[lo-1].indexed {
+		return p.entries[lo-1].res, true
+	}
+	if lo < len(p.entries) && p.entries[lo].key.leaf == leaf && !p.entries[lo].indexed {
+		return p.entries[lo].res, true
+	}
+	return CPUIDResult{}, leaf <= p.maxBasic || leaf >= LeafHypervisor
+}
+
+// topology answers leaves 0xB/0x1F: one thread per core, all vCPUs cores
+// of one package (SDM Vol. 2A, CPUID leaf 0BH).
+func (p *CPUIDPolicy) topology(sub, apicID uint32) CPUIDResult {
+	coreShift := uint32(0)
+	for 1<<coreShift < p.cfg.VCPUs {
+		coreShift++
+	}
+	switch sub {
+	case 0: // SMT level
+		return CPUIDResult{EAX: 0, EBX: 1, ECX: sub | 1<<8, EDX: apicID}
+	case 1: // core level
+		return CPUIDResult{EAX: coreShift, EBX: p.cfg.VCPUs, ECX: sub | 2<<8, EDX: apicID}
+	}
+	return CPUIDResult{ECX: sub & 0xFF, EDX: apicID}
+}
