@@ -415,15 +415,17 @@ func (t *Table) mapRange(gpa, hpa, size, align uint64, levels uint8, perm Perm, 
 		return fmt.Errorf("ept: memory type %v: %w", mt, ErrMemType)
 	}
 	op := mapOp{gpa: gpa, end: gpa + size, hpa: hpa, bits: uint64(perm) | uint64(mt)<<EntryMemTypeSh, levels: levels}
-	d, err := t.mapIn(t.root, LevelPML4, &op)
+	d, err := t.mapIn(t.root, LevelPML4, op)
 	t.rootCount += d
 	t.done()
 	return err
 }
 
 // mapIn maps the part of op inside the table at f (level l) and returns
-// the change in the number of present entries of that table.
-func (t *Table) mapIn(f uint64, l Level, op *mapOp) (delta int, err error) {
+// the change in the number of present entries of that table. op is passed
+// by value: a pointer to a per-level copy would escape through the
+// recursion and allocate.
+func (t *Table) mapIn(f uint64, l Level, op mapOp) (delta int, err error) {
 	tbl := t.mem.Frame(f)
 	span := l.span()
 	for a := op.gpa; a < op.end; {
@@ -443,10 +445,10 @@ func (t *Table) mapIn(f uint64, l Level, op *mapOp) (delta int, err error) {
 			if created {
 				delta++
 			}
-			sub := *op
+			sub := op
 			sub.gpa, sub.end = a, min(op.end, eEnd)
 			sub.hpa = op.hpa + (a - op.gpa)
-			d, err := t.mapIn(child, l-1, &sub)
+			d, err := t.mapIn(child, l-1, sub)
 			addCount(p, d)
 			if err != nil {
 				delta += t.prune(p)

@@ -394,6 +394,7 @@ func TestInvalidationPolicy(t *testing.T) {
 	step("map new", 0, func() error { return tb.Map(0, guestHPA, 4*PageSize4K, PermRead, WriteBack) })
 	step("add rights", 0, func() error { return tb.Protect(0, 4*PageSize4K, PermRWX) })
 	step("remap same with more rights", 0, func() error { return tb.Map(0, guestHPA, PageSize4K, PermRWX, WriteBack) })
+	step("remap same with fewer rights", 1, func() error { return tb.Map(0, guestHPA, PageSize4K, PermRW, WriteBack) })
 	step("remove rights", 1, func() error { return tb.Protect(0, 4*PageSize4K, PermRX) })
 	step("remap elsewhere", 1, func() error { return tb.Map(0, guestHPA+PageSize2M, PageSize4K, PermRX, WriteBack) })
 	step("change memory type", 1, func() error { return tb.Map(0, guestHPA+PageSize2M, PageSize4K, PermRX, Uncacheable) })
