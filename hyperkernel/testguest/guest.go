@@ -1,0 +1,301 @@
+// Package testguest builds big-iron's freestanding test-guest payloads and
+// decodes what they report.
+//
+// The payload is assembled by a tiny in-Go assembler (asm.go), not an
+// external one, and built by Build on demand: a few microseconds, no
+// generated files to keep in sync, and no package state. tools/mkguest
+// writes the same images to .bin files (with a listing) for use outside
+// Go, e.g. by hand under Bochs.
+//
+// The guest is loaded at guest-physical LoadAddress and started in 16-bit
+// real mode (unrestricted guest) at CS base 0, IP LoadAddress, interrupts
+// off. It needs guest RAM (EPT-mapped) from 0 to at least MinGuestMemory.
+// It sets up a GDT and identity page tables (1 GiB of 2 MiB pages at
+// PageTables), goes to protected and then long mode, reports CPUID leaves
+// 0 and 1, writes and reads back a pattern over MemTestStart..MemTestEnd,
+// times CPUIDBenchIterations CPUIDs between two RDTSCs, reports done and
+// halts. Reports go to DebugPort (see protocol.go).
+package testguest
+
+import "fmt"
+
+// Guest memory layout (guest-physical addresses).
+const (
+	LoadAddress          = 0x8000
+	StackTop             = 0x7000
+	PageTables           = 0x10000 // PML4; PDPT at +0x1000, PD at +0x2000
+	MemTestStart         = 0x100000
+	MemTestEnd           = 0x200000
+	MinGuestMemory       = MemTestEnd
+	MemTestPattern       = 0xA5A5A5A5
+	CPUIDBenchIterations = 1000
+	// ProbeAddress is read by VariantProbe: inside the guest's identity
+	// map (so the guest's own paging allows it) but outside its memory,
+	// so the access must cause an EPT violation.
+	ProbeAddress = 0x3000_0000
+)
+
+// GDT selectors.
+const (
+	selCode32 = 0x08
+	selData   = 0x10
+	selCode64 = 0x18
+)
+
+// Variant selects a payload.
+type Variant int
+
+// Variants.
+const (
+	// VariantStandard runs every test and halts.
+	VariantStandard Variant = iota
+	// VariantTripleFault reaches long mode, then loads an empty IDT and
+	// executes UD2: #UD cannot be delivered, nor #GP, nor #DF, so the
+	// processor shuts down (VM exit "triple fault").
+	VariantTripleFault
+	// VariantProbe reaches long mode and reads ProbeAddress, which must
+	// end in an EPT violation.
+	VariantProbe
+)
+
+// Variants lists every variant.
+func Variants() []Variant { return []Variant{VariantStandard, VariantTripleFault, VariantProbe} }
+
+// String names the variant (also the .bin file name used by mkguest).
+func (v Variant) String() string {
+	switch v {
+	case VariantStandard:
+		return "standard"
+	case VariantTripleFault:
+		return "triplefault"
+	case VariantProbe:
+		return "probe"
+	}
+	return fmt.Sprintf("variant%d", int(v))
+}
+
+// Image is an assembled payload.
+type Image struct {
+	Bytes []byte // load at LoadAddress
+	Insts []Inst // every instruction, for listings and decode checks
+	// CodeEnd is the offset where code ends and data (GDT, GDTR, IDTR)
+	// begins.
+	CodeEnd int
+}
+
+// ExpectedMemChecksum is the checksum the memory test must report: the
+// 32-bit sum of (address ^ MemTestPattern) over the tested dwords.
+func ExpectedMemChecksum() uint32 {
+	var sum uint32
+	for a := uint32(MemTestStart); a < MemTestEnd; a += 4 {
+		sum += a ^ MemTestPattern
+	}
+	return sum
+}
+
+// reportWord is a payload word: an immediate or a register's value.
+type reportWord struct {
+	imm   uint32
+	reg   int
+	isReg bool
+}
+
+func imm(v uint32) reportWord { return reportWord{imm: v} }
+func reg(r int) reportWord    { return reportWord{reg: r, isReg: true} }
+
+// record emits the OUTs of one record. It clobbers EAX and DX.
+func (a *assembler) record(t RecordType, words ...reportWord) {
+	if len(words) != payloadLen[t] {
+		a.fail(fmt.Sprintf("record %v with %d words", t, len(words)))
+	}
+	a.movImm16(regDX, DebugPort)
+	a.movImm32(regAX, header(t))
+	a.outDXEAX()
+	for _, w := range words {
+		if w.isReg {
+			a.mov32(regAX, w.reg)
+		} else {
+			a.movImm32(regAX, w.imm)
+		}
+		a.outDXEAX()
+	}
+}
+
+// Build assembles the payload of variant v.
+func Build(v Variant) (*Image, error) {
+	a := newAssembler(LoadAddress)
+
+	// 16-bit real mode.
+	a.setMode(Mode16)
+	a.cli()
+	a.xor16(regAX, regAX)
+	a.movSegAX(3) // ds
+	a.movSegAX(0) // es
+	a.movSegAX(2) // ss
+	a.movImm16(regSP, StackTop)
+	a.record(RecStage, imm(StageRealMode))
+	a.lgdt16("gdtr")
+	a.movCR(0, true)
+	a.orEAXImm(1) // CR0.PE
+	a.movCR(0, false)
+	a.jmpFar(selCode32, "pm32")
+
+	// 32-bit protected mode.
+	a.setMode(Mode32)
+	a.label("pm32")
+	a.movImm16(regAX, selData)
+	a.movSegAX(3)
+	a.movSegAX(0)
+	a.movSegAX(2)
+	a.movImm32(regSP, StackTop)
+	a.record(RecStage, imm(StageProtected))
+	// Zero PML4, PDPT, PD.
+	a.movImm32(regDI, PageTables)
+	a.xor32(regAX, regAX)
+	a.movImm32(regCX, 3*4096/4)
+	a.repStosd()
+	a.movMemImm32(PageTables, PageTables+0x1000|3)        // PML4[0] -> PDPT, P|RW
+	a.movMemImm32(PageTables+0x1000, PageTables+0x2000|3) // PDPT[0] -> PD
+	// PD: 512 2 MiB pages, identity, P|RW|PS.
+	a.movImm32(regDI, PageTables+0x2000)
+	a.movImm32(regAX, 0x83)
+	a.movImm32(regCX, 512)
+	a.label("pdloop")
+	a.storeDI(regAX)
+	a.addImm32(regAX, 0x200000)
+	a.addImm8(regDI, 8)
+	a.loop("pdloop")
+	a.movCR(4, true)
+	a.orEAXImm(1 << 5) // CR4.PAE
+	a.movCR(4, false)
+	a.movImm32(regAX, PageTables)
+	a.movCR(3, false)
+	a.movImm32(regCX, 0xC0000080) // IA32_EFER
+	a.rdmsr()
+	a.orEAXImm(1 << 8) // LME
+	a.wrmsr()
+	a.movCR(0, true)
+	a.orEAXImm(1 << 31) // CR0.PG
+	a.movCR(0, false)
+	a.jmpFar(selCode64, "lm64")
+
+	// 64-bit mode.
+	a.setMode(Mode64)
+	a.label("lm64")
+	a.movImm16(regAX, selData)
+	a.movSegAX(3)
+	a.movSegAX(0)
+	a.movSegAX(2)
+	a.movRSPImm(StackTop)
+	a.record(RecStage, imm(StageLong))
+
+	switch v {
+	case VariantTripleFault:
+		a.record(RecStage, imm(StageTripleFault))
+		a.lidt64("nullidt")
+		a.ud2()
+		a.label("halt")
+		a.hlt()
+		a.jmp8("halt")
+	case VariantProbe:
+		a.record(RecProbe, imm(ProbeAddress))
+		a.loadAbs64(ProbeAddress)
+		a.mov32(regSI, regAX)
+		a.record(RecProbeSurvived, reg(regSI))
+		a.record(RecDone)
+		a.label("halt")
+		a.hlt()
+		a.jmp8("halt")
+	default:
+		// CPUID leaves 0 and 1.
+		for _, leaf := range []uint32{0, 1} {
+			a.movImm32(regAX, leaf)
+			a.xor32(regCX, regCX)
+			a.cpuid()
+			a.mov32(regSI, regAX)
+			a.mov32(regDI, regDX)
+			a.record(RecCPUID, imm(leaf), reg(regSI), reg(regBX), reg(regCX), reg(regDI))
+		}
+		// Memory test: write address^pattern to every dword, read back.
+		a.movImm32(regDI, MemTestStart)
+		a.label("wloop")
+		a.mov32(regAX, regDI)
+		a.xorEAXImm(MemTestPattern)
+		a.storeDI(regAX)
+		a.addImm8(regDI, 4)
+		a.cmpImm32(regDI, MemTestEnd)
+		a.jcc8(ccB, "jb", "wloop")
+		a.movImm32(regDI, MemTestStart)
+		a.xor32(regBX, regBX) // checksum
+		a.xor32(regBP, regBP) // mismatches
+		a.label("rloop")
+		a.loadDI(regAX)
+		a.add32(regBX, regAX)
+		a.mov32(regCX, regDI)
+		a.xorImm32(regCX, MemTestPattern)
+		a.cmp32(regAX, regCX)
+		a.jcc8(ccE, "jz", "rok")
+		a.inc32(regBP)
+		a.label("rok")
+		a.addImm8(regDI, 4)
+		a.cmpImm32(regDI, MemTestEnd)
+		a.jcc8(ccB, "jb", "rloop")
+		a.record(RecMemTest, imm(MemTestEnd-MemTestStart), reg(regBX), reg(regBP))
+		// CPUID round trips between two RDTSCs.
+		a.rdtsc()
+		a.mov32(regSI, regAX)
+		a.mov32(regDI, regDX)
+		a.movImm32(regBP, CPUIDBenchIterations)
+		a.label("bloop")
+		a.xor32(regAX, regAX)
+		a.xor32(regCX, regCX)
+		a.cpuid()
+		a.dec32(regBP)
+		a.jcc8(ccNE, "jnz", "bloop")
+		a.rdtsc()
+		a.shl64Imm(regDX, 32)
+		a.or64(regAX, regDX)
+		a.shl64Imm(regDI, 32)
+		a.or64(regSI, regDI)
+		a.sub64(regAX, regSI)
+		a.mov64(regBX, regAX)
+		a.mov32(regSI, regBX)
+		a.shr64Imm(regBX, 32)
+		a.record(RecCPUIDBench, imm(CPUIDBenchIterations), reg(regSI), reg(regBX))
+		a.record(RecDone)
+		a.label("halt")
+		a.hlt()
+		a.jmp8("halt")
+	}
+
+	// Data.
+	codeEnd := len(a.buf)
+	a.align(8)
+	a.label("gdt")
+	a.data(make([]byte, 8)...)                             // null
+	a.data(0xFF, 0xFF, 0x00, 0x00, 0x00, 0x9A, 0xCF, 0x00) // 0x08: 32-bit code, flat
+	a.data(0xFF, 0xFF, 0x00, 0x00, 0x00, 0x92, 0xCF, 0x00) // 0x10: data, flat
+	a.data(0xFF, 0xFF, 0x00, 0x00, 0x00, 0x9A, 0xAF, 0x00) // 0x18: 64-bit code (L=1, D=0)
+	gdtAddr := a.org + uint32(a.labels["gdt"])
+	a.label("gdtr")
+	a.data(le16(4*8 - 1)...)
+	a.data(le32(gdtAddr)...)
+	a.align(8)
+	a.label("nullidt")
+	a.data(make([]byte, 10)...) // limit 0, base 0
+	buf, insts, err := a.finish()
+	if err != nil {
+		return nil, fmt.Errorf("testguest: building %v: %w", v, err)
+	}
+	return &Image{Bytes: buf, Insts: insts, CodeEnd: codeEnd}, nil
+}
+
+// Listing returns the image as one instruction a line: offset,
+// guest-physical address, mode, bytes and text.
+func (im *Image) Listing() string {
+	var out []byte
+	for _, in := range im.Insts {
+		out = fmt.Appendf(out, "%04x %08x %2d  % -24x %s\n", in.Offset, LoadAddress+in.Offset, in.Mode, im.Bytes[in.Offset:in.Offset+in.Len], in.Intel)
+	}
+	return string(out)
+}
