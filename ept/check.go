@@ -143,7 +143,8 @@ func MakeEPTP(root uint64, mt MemType, accessDirty bool) uint64 {
 }
 
 // CheckEPTP reports whether VM entry on a processor described by caps
-// would accept eptp (Intel SDM Vol. 3C, 27.2.1.1, checks on the EPTP).
+// would accept eptp (Intel SDM Vol. 3C, "Checks on VM-Execution Control
+// Fields", the EPTP rules).
 func CheckEPTP(eptp uint64, caps Caps) error {
 	switch MemType(eptp & EPTPMemTypeMask) {
 	case Uncacheable:

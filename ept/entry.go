@@ -98,8 +98,8 @@ func (p Perm) String() string {
 	return string(b)
 }
 
-// MemType is an EPT memory type (Intel SDM Vol. 3C, 28.3.7, and 24.6.11
-// for the EPTP).
+// MemType is an EPT memory type (Intel SDM Vol. 3C, 28.3, "EPT and Memory
+// Typing", and 24.6.11 for the EPTP).
 type MemType uint8
 
 // EPT memory types. 2, 3 and 7 are reserved.

@@ -165,7 +165,7 @@ func checkStructure(t *testing.T, e *env) {
 
 // hwAccess plays the processor: it walks the table for gpa and sets the
 // accessed flags on the way and, for a write, the dirty flag of the leaf
-// (Intel SDM Vol. 3C, 28.3.5).
+// (Intel SDM Vol. 3C, 28.3, "Accessed and Dirty Flags for EPT").
 func hwAccess(tb *Table, gpa uint64, write bool) bool {
 	f := tb.root
 	for l := LevelPML4; l >= LevelPT; l-- {

@@ -21,7 +21,8 @@ type PhysMem interface {
 }
 
 // Invalidator invalidates cached EPT translations: the INVEPT instruction
-// (Intel SDM Vol. 3C, 30.3, "INVEPT"; 28.4.3.1 for when it is needed). An
+// (Intel SDM Vol. 3C, VMX instruction reference, "INVEPT"; 28.4.3.1 for
+// when it is needed). An
 // implementation must invalidate on every logical processor that may hold
 // translations derived from the table (for example by IPI), and return
 // only when that is done.

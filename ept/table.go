@@ -49,7 +49,8 @@ type Config struct {
 	// AccessDirty enables accessed and dirty flags in the EPTP. It
 	// requires Caps.AccessDirty. With A/D enabled the processor treats
 	// its accesses to guest paging structures as writes (Intel SDM Vol.
-	// 3C, 28.3.5), so guest page-table pages need write access.
+	// 3C, 28.3, "Accessed and Dirty Flags for EPT"), so guest page-table
+	// pages need write access.
 	AccessDirty bool
 	// Reserved lists host-physical ranges that must never be mapped into
 	// a guest: the hyperkernel's image, heap, stacks, table frames.

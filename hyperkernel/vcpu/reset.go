@@ -2,8 +2,8 @@ package vcpu
 
 import "encoding/binary"
 
-// Architectural values after RESET or INIT (Intel SDM Vol. 3A, 10.1.1,
-// Table 10-1, and 11.4.7.1 for the local APIC).
+// Architectural values after RESET or INIT (Intel SDM Vol. 3A, "Processor
+// State After Reset", and "Local APIC State After Power-Up or Reset").
 const (
 	ResetRIP    uint64 = 0xFFF0
 	ResetRFLAGS uint64 = 0x2

@@ -13,7 +13,8 @@ var ErrInvalid = errors.New("invalid vCPU state")
 
 // Architectural bits checked by Validate.
 const (
-	// RFLAGS (Intel SDM Vol. 1, 3.4.3; Vol. 3C, 27.3.1.4).
+	// RFLAGS (Intel SDM Vol. 1, 3.4.3; Vol. 3C, "Checks on Guest RIP
+	// and RFLAGS").
 	RFLAGSFixed1    uint64 = 1 << 1
 	RFLAGSIF        uint64 = 1 << 9
 	rflagsReserved0        = 1<<3 | 1<<5 | 1<<15 | 0xFFFFFFFF_FFC00000
@@ -80,7 +81,7 @@ func errorCodeVector(v uint8) bool {
 }
 
 // validPATType reports whether t is a valid memory type for an IA32_PAT
-// entry (Intel SDM Vol. 3A, 13.12.2, Table 13-10).
+// entry (Intel SDM Vol. 3A, "IA32_PAT MSR", memory types table).
 func validPATType(t uint64) bool {
 	switch t {
 	case 0, 1, 4, 5, 6, 7:
@@ -96,7 +97,7 @@ func invalid(field string, v uint64, why string) error {
 // Validate reports whether s is an architecturally consistent vCPU state:
 // no reserved bit is set, the combinations of bits that VM entry or the
 // instruction that loads a register rejects are absent (Intel SDM Vol. 3C,
-// 27.3.1), and the variable-length parts are well formed. It does not
+// "Checks on the Guest State Area"), and the variable-length parts are well formed. It does not
 // check what depends on the processor model (the physical-address width,
 // which optional features exist) beyond the architectural maximum.
 func (s *State) Validate() error {
@@ -248,7 +249,8 @@ func validateSegment(r Seg, g *Segment) error {
 		}
 	}
 	if usable {
-		// Intel SDM Vol. 3C, 27.3.1.2: the granularity flag must match
+		// Intel SDM Vol. 3C, "Checks on Guest Segment Registers": the
+		// granularity flag must match
 		// the limit.
 		if g.Limit&0xFFF != 0xFFF && g.Access&ARG != 0 {
 			return invalid(name+".access", uint64(g.Access), "G set but limit bits 11:0 not all ones")
