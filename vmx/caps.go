@@ -375,3 +375,13 @@ func (c *Capabilities) GuestCR0(cr0 uint64, unrestricted bool) uint64 {
 // GuestCR4 returns cr4 adjusted to the fixed bits for a guest (CR4.VMXE
 // forced to 1); the guest's own view belongs in the CR4 read shadow.
 func (c *Capabilities) GuestCR4(cr4 uint64) uint64 { return (cr4 | c.CR4Fixed0) & c.CR4Fixed1 }
+
+// GuestHostMasks returns CR0 and CR4 guest/host masks that own exactly the
+// bits VMX fixes for a guest (SDM Vol. 3C, 25.3 and 26.3.1.1): with these
+// masks and read shadows holding the guest's own values, the guest reads
+// its values for those bits and a MOV to CR0/CR4 exits only when it tries
+// to change one of them.
+func (c *Capabilities) GuestHostMasks(unrestricted bool) (cr0Mask, cr4Mask uint64) {
+	must1, may1 := c.GuestCR0Fixed(unrestricted)
+	return must1 | ^may1, c.CR4Fixed0 | ^c.CR4Fixed1
+}

@@ -264,3 +264,17 @@ func TestFeatureControl(t *testing.T) {
 		t.Error("locked disabled: no error")
 	}
 }
+
+func TestGuestHostMasks(t *testing.T) {
+	c := mustCaps(t, bochsHaswell4770)
+	cr0, cr4 := c.GuestHostMasks(true)
+	if cr0&CR0NE == 0 || cr0&(CR0PE|CR0PG) != 0 || cr0&(1<<32) == 0 {
+		t.Errorf("unrestricted CR0 mask %#x", cr0)
+	}
+	if cr4&CR4VMXE == 0 || cr4&CR4PAE != 0 || cr4&(1<<22) == 0 {
+		t.Errorf("CR4 mask %#x", cr4)
+	}
+	if cr0, _ := c.GuestHostMasks(false); cr0&(CR0PE|CR0PG) != CR0PE|CR0PG {
+		t.Errorf("restricted CR0 mask %#x", cr0)
+	}
+}

@@ -84,6 +84,10 @@ type GuestState struct {
 	PendingDebug                       uint64
 	VMCSLinkPointer                    uint64 // all ones when unused
 
+	// CR0/CR4 guest/host masks and read shadows: what the guest sees of
+	// the bits VMX fixes (not checked by VM entry).
+	CR0Mask, CR0Shadow, CR4Mask, CR4Shadow uint64
+
 	Controls              Controls
 	EPTP                  uint64 // checked when "enable EPT" is 1
 	VPID                  uint16 // checked when "enable VPID" is 1
