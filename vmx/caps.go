@@ -2,6 +2,7 @@ package vmx
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
@@ -290,8 +291,7 @@ func (c *Capabilities) String() string {
 		c.Basic.Revision, c.Basic.VMCSSize, memTypeName(c.Basic.MemoryType), yes(c.Basic.TrueControls), yes(c.Basic.InsOutsInfo), yes(c.Basic.PhysAddr32))
 	for k := KindPin; k <= KindEntry; k++ {
 		a := c.allowed(k)
-		fmt.Fprintf(&b, "%s: must be 1 [%s]; may be 1 [%s]\n", k,
-			strings.Join(k.BitNames(a.Allowed0), ", "), strings.Join(k.BitNames(a.Allowed1&^a.Allowed0), ", "))
+		fmt.Fprintf(&b, "%s: must be 1 [%s]; may be 1 [%s]\n", k, describeBits(k, a.Allowed0), describeBits(k, a.Allowed1&^a.Allowed0))
 	}
 	var states []string
 	if c.Misc.ActivityHLT {
@@ -307,8 +307,30 @@ func (c *Capabilities) String() string {
 		1<<c.Misc.PreemptionTimerRate, strings.Join(states, " "), c.Misc.CR3Targets, c.Misc.MaxMSRListEntries, yes(c.Misc.StoresLMA), yes(c.Misc.VMWriteAnyField))
 	fmt.Fprintf(&b, "CR0 fixed 1 %#x, may be 1 %#x; CR4 fixed 1 %#x, may be 1 %#x\n", c.CR0Fixed0, c.CR0Fixed1, c.CR4Fixed0, c.CR4Fixed1)
 	fmt.Fprintf(&b, "EPT/VPID: %s\n", c.EPTVPID)
-	fmt.Fprintf(&b, "VM functions: %#x; highest VMCS field index: %d\n", c.VMFunc, c.VMCSEnumMax)
+	vmfunc := fmt.Sprintf("%#x", c.VMFunc)
+	if c.VMFuncUnreadable {
+		vmfunc = "unreadable"
+	}
+	fmt.Fprintf(&b, "VM functions: %s; highest VMCS field index: %d\n", vmfunc, c.VMCSEnumMax)
 	return b.String()
+}
+
+// describeBits lists the named bits of v, then the unnamed ones as
+// "reserved bits 1,2,4".
+func describeBits(k ControlKind, v uint32) string {
+	var named, reserved []string
+	for m := v; m != 0; m &= m - 1 {
+		bit := bits.TrailingZeros32(m)
+		if n := k.BitName(bit); !strings.HasPrefix(n, "bit ") {
+			named = append(named, n)
+		} else {
+			reserved = append(reserved, fmt.Sprint(bit))
+		}
+	}
+	if len(reserved) > 0 {
+		named = append(named, "reserved bits "+strings.Join(reserved, ","))
+	}
+	return strings.Join(named, ", ")
 }
 
 func memTypeName(t uint8) string {

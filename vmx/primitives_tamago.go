@@ -135,3 +135,24 @@ func HostTables() (gdtBase, idtBase uint64) {
 // HostSelectors returns the current segment selectors and TR, for the
 // HOST_*_SELECTOR fields (which require RPL and TI 0, SDM 26.2.3).
 func HostSelectors() (cs, ss, ds, es, fs, gs, tr uint16) { return segments() }
+
+// CurrentHostState captures this core's state for the host-state area:
+// control registers, selectors, descriptor-table bases, FS/GS bases (FS
+// holds the tamago runtime's TLS pointer: capture it on the thread that
+// will run the guest), SYSENTER MSRs, EFER and PAT. TRBase is left 0:
+// tamago loads no TSS, so the caller must provide one (HOST_TR_SELECTOR
+// must not be 0) and set TR and TRBase; CheckHostState reports it.
+func CurrentHostState() HostState {
+	var h HostState
+	h.CR0, h.CR3, h.CR4 = readCR0(), readCR3(), readCR4()
+	h.CS, h.SS, h.DS, h.ES, h.FS, h.GS, h.TR = segments()
+	h.GDTRBase, h.IDTRBase = HostTables()
+	h.FSBase = readMSR(uint32(MSRFSBase))
+	h.GSBase = readMSR(uint32(MSRGSBase))
+	h.SysenterCS = uint32(readMSR(uint32(MSRSysenterCS)))
+	h.SysenterESP = readMSR(uint32(MSRSysenterESP))
+	h.SysenterEIP = readMSR(uint32(MSRSysenterEIP))
+	h.EFER = readMSR(uint32(MSREFER))
+	h.PAT = readMSR(uint32(MSRPAT))
+	return h
+}
