@@ -160,7 +160,7 @@ type Node struct {
 	nextRaftTick  time.Duration
 	nextHeartbeat time.Duration
 	lastProposal  time.Duration
-	leftNotice    bool
+	badMessages   uint64
 
 	hello   []byte
 	scratch [8]byte
@@ -273,8 +273,42 @@ func (n *Node) HandleMessage(from cluster.NodeID, msg []byte) {
 	if n.state == StateLeft {
 		return
 	}
+	if !peerMessage[m.GetType()] {
+		n.badMessages++
+		n.cfg.Logger.Warningf("membership: raft message of type %v from %d", m.GetType(), from)
+		return
+	}
+	n.step(m)
+}
+
+// peerMessage lists the Raft message types one node sends another; the
+// rest are local to a node, and Raft panics if it is handed some of them.
+var peerMessage = map[raftpb.MessageType]bool{
+	raftpb.MsgProp: true, raftpb.MsgApp: true, raftpb.MsgAppResp: true,
+	raftpb.MsgVote: true, raftpb.MsgVoteResp: true,
+	raftpb.MsgPreVote: true, raftpb.MsgPreVoteResp: true,
+	raftpb.MsgHeartbeat: true, raftpb.MsgHeartbeatResp: true,
+	raftpb.MsgTransferLeader: true, raftpb.MsgTimeoutNow: true,
+	raftpb.MsgReadIndex: true, raftpb.MsgReadIndexResp: true,
+}
+
+// step hands m to Raft. Raft trusts its peers and panics on some
+// inconsistent messages (a commit index past the end of the log, say);
+// peers hold the cluster key, so such a message means a bug or a
+// compromised member: it is counted and dropped instead of crashing the
+// hyperkernel.
+func (n *Node) step(m *raftpb.Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.badMessages++
+			n.cfg.Logger.Errorf("membership: raft rejected message %v from %d: %v", m.GetType(), m.GetFrom(), r)
+		}
+	}()
 	_ = n.rn.Step(m)
 }
+
+// BadMessages returns the number of Raft messages dropped as malformed.
+func (n *Node) BadMessages() uint64 { return n.badMessages }
 
 // Datagram kinds.
 const (
