@@ -37,3 +37,25 @@ func TestMAC(t *testing.T) {
 		t.Fatalf("String = %q", got)
 	}
 }
+
+// FuzzParseHeader checks the Ethernet header decoder on arbitrary bytes.
+func FuzzParseHeader(f *testing.F) {
+	b := make([]byte, HeaderLen)
+	PutHeader(b, Broadcast, MAC{2, 0, 0, 0, 0, 1}, EtherTypeCluster)
+	f.Add(b)
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ParseHeader(b)
+		if err != nil {
+			if len(b) >= HeaderLen {
+				t.Fatalf("rejected %d bytes: %v", len(b), err)
+			}
+			return
+		}
+		out := make([]byte, HeaderLen)
+		PutHeader(out, h.Dst, h.Src, h.Type)
+		if string(out) != string(b[:HeaderLen]) {
+			t.Fatalf("round trip %x != %x", out, b[:HeaderLen])
+		}
+	})
+}

@@ -129,11 +129,13 @@ func TestTransportOverVeth(t *testing.T) {
 					le.ep.HandleFrame(f)
 					le.mu.Unlock()
 				})
-				ls[i].Start()
 				eps[i] = le
 			}
 			eps[0].ep.AddPeer(2, ls[1].MAC())
 			eps[1].ep.AddPeer(1, ls[0].MAC())
+			for _, l := range ls {
+				l.Start()
+			}
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			wg.Add(1)
