@@ -1,0 +1,75 @@
+package model
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// verify runs spin on coherence.pml with the given -D defines and returns
+// the number of errors pan reports and its output.
+func verify(t *testing.T, defines ...string) (int, string) {
+	t.Helper()
+	spin, err := exec.LookPath("spin")
+	if err != nil {
+		t.Skip("spin not installed (apt-get install spin)")
+	}
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Fatal("gcc not found: needed to compile spin's verifier")
+	}
+	src, err := os.ReadFile("coherence.pml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "coherence.pml"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name string, args ...string) string {
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	args := append([]string{"-a"}, defines...)
+	run(spin, append(args, "coherence.pml")...)
+	run(gcc, "-O2", "-DCOLLAPSE", "-o", "pan", "pan.c")
+	out := run(filepath.Join(dir, "pan"), "-m1000000")
+	m := regexp.MustCompile(`errors: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("pan output has no error count:\n%s", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n, out
+}
+
+func TestProtocolModel(t *testing.T) {
+	defs := []string{}
+	if testing.Short() {
+		defs = append(defs, "-DN=2")
+	}
+	n, out := verify(t, defs...)
+	if n != 0 {
+		t.Fatalf("spin found %d errors in the coherence protocol:\n%s", n, out)
+	}
+	if !regexp.MustCompile(`Full statespace search`).MatchString(out) || !regexp.MustCompile(`invalid end states\s+\+`).MatchString(out) {
+		t.Fatalf("not a full search with end-state checking:\n%s", out)
+	}
+	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
+}
+
+// TestModelCatchesBrokenProtocol shows the model's checks can fail: with
+// invalidation skipped, spin must find a violation.
+func TestModelCatchesBrokenProtocol(t *testing.T) {
+	n, out := verify(t, "-DN=2", "-DBUG_SKIP_INV")
+	if n == 0 {
+		t.Fatalf("spin found no error in a protocol that skips invalidation:\n%s", out)
+	}
+}
