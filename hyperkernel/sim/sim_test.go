@@ -25,17 +25,19 @@ func randomConfig(seed uint64) Config {
 		pol = sched.NewHysteresis(sched.DefaultHysteresis(sched.Costs{PullNS: 15_000, MoveNS: 16_000}), nodes, len(wl.Streams))
 	}
 	link := Links()[int(seed/5)%3]
+	loss := []float64{0, 0.01, 0.05, 0.2}[(seed/11)%4]
 	return Config{
-		Seed: seed, Nodes: nodes, Link: link, Workload: wl, Policy: pol, StateSize: 256,
-		Faults:     Faults{Loss: 0.05, Dup: 0.05, Reorder: 0.1, Partitions: 1, PartitionNS: 50_000, PartitionWindowNS: 20_000, EvictRate: 0.01},
+		Seed: seed, Nodes: nodes, CoresPerNode: 1 + int(seed/13)%2, Link: link, Workload: wl, Policy: pol, StateSize: 256,
+		Faults: Faults{Loss: loss, Dup: loss, Reorder: 2 * loss, Partitions: int(seed % 3), PartitionNS: 50_000,
+			PartitionWindowNS: 20_000, EvictRate: []float64{0, 0.01, 0.05}[(seed/17)%3]},
 		Interrupts: 10, Timers: true,
 	}
 }
 
 func TestManySeeds(t *testing.T) {
-	seeds := 2000
+	seeds := 4000
 	if testing.Short() {
-		seeds = 300
+		seeds = 400
 	}
 	var tot Result
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
