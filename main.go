@@ -33,6 +33,7 @@ func main() {
 	}
 	cmds := shell.SystemCommands(sys)
 	cmds = append(cmds, shell.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
+	cmds = append(cmds, startHypervisor(p)...)
 	cmds = append(cmds, startNetwork(p)...)
 	sh, err := shell.New(cmds...)
 	if err != nil {

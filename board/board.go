@@ -46,6 +46,9 @@ type Platform struct {
 	// reading a missing MSR faults.
 	ReadMSR func(msr uint32) (uint64, error)
 
+	// CPUID executes CPUID on the calling core.
+	CPUID func(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
+
 	// Console is the operator's serial console.
 	Console io.ReadWriter
 

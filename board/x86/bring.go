@@ -77,6 +77,7 @@ func Bring(cpu *amd64.CPU, name string, tscHz uint64, tscSource string) *board.P
 		}
 	}
 	p.CPUs = append(p.CPUs, bsp)
+	p.CPUID = cpu.CPUID
 	hasVMX := ecx&(1<<5) != 0
 	p.ReadMSR = func(msr uint32) (uint64, error) {
 		if msr >= 0x480 && msr <= 0x491 && !hasVMX {

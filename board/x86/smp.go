@@ -158,7 +158,12 @@ func (s *SMP) APs() []uint32 { return s.ids }
 func (s *SMP) task(sp, mp, gp, fn unsafe.Pointer) {
 	i := int(s.next.Add(1)) - 1
 	if i >= len(s.ids) {
-		print("x86: runtime asked for more hardware threads than cores\n")
+		// Every core already runs an M. The first runtime.LockOSThread
+		// asks for the runtime's template thread, which tamago cannot
+		// give a core of its own; the request is dropped (once noted).
+		if i == len(s.ids) {
+			print("x86: Go runtime asked for a hardware thread beyond the cores; not started\n")
+		}
 		return
 	}
 	t := (*[4]uint64)(physPtr(taskAddress))

@@ -1,0 +1,84 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package hv runs virtual machines on one node: it turns VMX on, core by
+// core, builds VMCSs and EPT tables from the vmx and ept packages, and runs
+// the VM-exit loop with the exits package's tables. The bare-metal parts
+// build only for GOOS=tamago; the reporting types build everywhere.
+package hv
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/testguest"
+)
+
+// Result is the outcome of one test-guest run.
+type Result struct {
+	Variant testguest.Variant
+	// APICID is the core the guest ran on.
+	APICID uint32
+	// Outcome says how the guest ended: "halted", "triple fault",
+	// "stopped: ..." (the VM was stopped for a reason given).
+	Outcome string
+	// Report is what the guest wrote to its debug port.
+	Report testguest.Report
+	// ReportErr is the guest report's verdict (nil: all stages, CPUID
+	// and memory checksum as expected).
+	ReportErr error
+	// Exits counts exits by reason.
+	Exits exits.ExitStats
+	// PagesTouched counts guest pages backed on first touch.
+	PagesTouched int
+	// Elapsed is the wall time of the run; TSC the cycles.
+	Elapsed time.Duration
+	TSC     uint64
+	// Diagnosis holds the failed VM-entry checks, if entry failed.
+	Diagnosis []string
+}
+
+// String summarizes the result in a few lines.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "guest %s on core with APIC id %d: %s after %d exits, %v\n",
+		r.Variant, r.APICID, r.Outcome, r.Exits.Total(), r.Elapsed.Round(time.Microsecond))
+	for _, d := range r.Diagnosis {
+		fmt.Fprintf(&b, "  entry check failed: %s\n", d)
+	}
+	if len(r.Report.Stages) > 0 {
+		fmt.Fprintf(&b, "  stages reached: %v\n", r.Report.Stages)
+	}
+	for _, leaf := range []uint32{0, 1} {
+		if v, ok := r.Report.CPUID[leaf]; ok {
+			fmt.Fprintf(&b, "  guest CPUID.%d: %08x %08x %08x %08x", leaf, v[0], v[1], v[2], v[3])
+			if leaf == 0 {
+				fmt.Fprintf(&b, " %q", vendor(v))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if r.Report.MemBytes != 0 {
+		fmt.Fprintf(&b, "  memory test: %d bytes, checksum %#x (want %#x), %d pages backed on touch\n",
+			r.Report.MemBytes, r.Report.MemChecksum, testguest.ExpectedMemChecksum(), r.PagesTouched)
+	}
+	if tpc := r.Report.TSCPerCPUID(); tpc != 0 {
+		fmt.Fprintf(&b, "  CPUID exit round trip: %d TSC ticks (%d iterations)\n", tpc, r.Report.BenchIters)
+	}
+	if r.ReportErr != nil {
+		fmt.Fprintf(&b, "  guest report: %v\n", r.ReportErr)
+	} else if r.Variant == testguest.VariantStandard {
+		b.WriteString("  guest report: ok\n")
+	}
+	return b.String()
+}
+
+func vendor(v [4]uint32) string {
+	var s [12]byte
+	for i, w := range []uint32{v[1], v[3], v[2]} {
+		s[4*i], s[4*i+1], s[4*i+2], s[4*i+3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)
+	}
+	return string(s[:])
+}

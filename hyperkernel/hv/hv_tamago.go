@@ -1,0 +1,488 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package hv
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/frames"
+	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// Test-VM layout: guest RAM size, and the bound on exits before a guest
+// that never finishes is stopped.
+const (
+	testGuestRAM = 4 << 20
+	maxExits     = 200000
+	testVPID     = 1
+)
+
+// Hypervisor runs VMs on this node.
+type Hypervisor struct {
+	plat  *board.Platform
+	pool  *frames.Pool
+	caps  *vmx.Capabilities
+	cpuid *exits.CPUIDPolicy
+	eptc  ept.Caps
+	// preemption is the VMX-preemption timer value for about 1 ms.
+	preemption uint64
+	reserved   []ept.Range
+
+	mu    sync.Mutex
+	cores map[uint32]uint64 // APIC id -> VMXON region, for cores in VMX operation
+	total exits.ExitStats
+	runs  int
+	// tss is the host TSS: tamago loads none, and VM exits need a
+	// non-null host TR (Intel SDM Vol. 3C 27.2.3).
+	tss [104]byte
+}
+
+// New prepares VMX on this node. It fails where the CPU has no usable
+// VMX or EPT, naming why.
+func New(p *board.Platform, pool *frames.Pool) (*Hypervisor, error) {
+	if len(p.CPUs) == 0 || !p.CPUs[0].VMX.Capable {
+		reason := "no CPU"
+		if len(p.CPUs) > 0 {
+			reason = p.CPUs[0].VMX.Reason
+		}
+		return nil, errors.New(reason)
+	}
+	caps, err := vmx.ReadCapabilities(vmx.HardwareMSRReader)
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	host := func(leaf, sub uint32) exits.CPUIDResult {
+		a, b, c, d := p.CPUID(leaf, sub)
+		return exits.CPUIDResult{EAX: a, EBX: b, ECX: c, EDX: d}
+	}
+	policy, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{TSCKHz: uint32(p.TSCHz / 1000), VCPUs: 1}, host)
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	maxPhys := uint(36)
+	if a, _, _, _ := p.CPUID(0x80000000, 0); a >= 0x80000008 {
+		e, _, _, _ := p.CPUID(0x80000008, 0)
+		maxPhys = uint(e & 0xff)
+	}
+	h := &Hypervisor{
+		plat:  p,
+		pool:  pool,
+		caps:  caps,
+		cpuid: policy,
+		eptc:  ept.CapsFromMSR(uint64(caps.EPTVPID), maxPhys),
+		cores: make(map[uint32]uint64),
+	}
+	// preemption timer: counts down by one each time TSC bit `rate` flips
+	h.preemption = p.TSCHz / 1000 >> caps.Misc.PreemptionTimerRate
+	if h.preemption == 0 || h.preemption > 0xffffffff {
+		h.preemption = 0xffff
+	}
+	for _, r := range p.Reserved {
+		h.reserved = append(h.reserved, ept.Range{Start: r.Start, End: r.End()})
+	}
+	return h, nil
+}
+
+// Capabilities returns the VMX capabilities of this node's CPU.
+func (h *Hypervisor) Capabilities() *vmx.Capabilities { return h.caps }
+
+// Stats returns the exits of all runs so far, and how many runs.
+func (h *Hypervisor) Stats() (exits.ExitStats, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.total, h.runs
+}
+
+// VMXCores returns the APIC ids of the cores in VMX operation.
+func (h *Hypervisor) VMXCores() []uint32 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ids []uint32
+	for id := range h.cores {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (h *Hypervisor) apicID() uint32 {
+	_, b, _, _ := h.plat.CPUID(1, 0)
+	return b >> 24
+}
+
+// physBytes is the identity map view of a frame.
+func physBytes(hpa uint64, n int) []byte {
+	a := uintptr(hpa)
+	return unsafe.Slice((*byte)(*(*unsafe.Pointer)(unsafe.Pointer(&a))), n)
+}
+
+// zeroFrame allocates a zeroed frame.
+func (h *Hypervisor) zeroFrame() (uint64, error) {
+	f, err := h.pool.AllocFrame()
+	if err != nil {
+		return 0, err
+	}
+	clear(physBytes(f, frames.Size))
+	return f, nil
+}
+
+// enableVMX puts the calling core, which the caller has locked its
+// goroutine to, in VMX root operation (Intel SDM Vol. 3C 24.7 "Enabling
+// and Entering VMX Operation") unless it already is.
+func (h *Hypervisor) enableVMX() (uint32, error) {
+	id := h.apicID()
+	h.mu.Lock()
+	_, on := h.cores[id]
+	h.mu.Unlock()
+	if on {
+		return id, nil
+	}
+	fc, write, err := vmx.FeatureControlForVMXON(vmx.ReadMSR(vmx.MSRFeatureControl))
+	if err != nil {
+		return id, err
+	}
+	if write {
+		vmx.WriteMSR(vmx.MSRFeatureControl, fc)
+	}
+	vmx.WriteCR0(h.caps.VMXONCR0(vmx.ReadCR0()))
+	vmx.WriteCR4(h.caps.VMXONCR4(vmx.ReadCR4()))
+	region, err := h.zeroFrame()
+	if err != nil {
+		return id, fmt.Errorf("VMXON region: %w", err)
+	}
+	*(*uint32)(unsafe.Pointer(&physBytes(region, 4)[0])) = h.caps.Basic.Revision
+	if err := vmx.VMXON(region); err != nil {
+		h.pool.FreeFrame(region)
+		return id, fmt.Errorf("VMXON on APIC id %d: %w", id, err)
+	}
+	h.mu.Lock()
+	h.cores[id] = region
+	h.mu.Unlock()
+	return id, nil
+}
+
+// framePool adapts the frame pool to the EPT allocator, zeroing frames.
+type framePool struct{ h *Hypervisor }
+
+func (f framePool) AllocFrame() (uint64, error) { return f.h.zeroFrame() }
+func (f framePool) FreeFrame(hpa uint64)        { f.h.pool.FreeFrame(hpa) }
+
+// directMap reaches table frames through the identity map.
+type directMap struct{}
+
+func (directMap) Frame(hpa uint64) *[ept.EntriesPerTable]uint64 {
+	return (*[ept.EntriesPerTable]uint64)(unsafe.Pointer(&physBytes(hpa, 8)[0]))
+}
+
+// localINVEPT invalidates on the calling core, the only one a test VM runs
+// on.
+type localINVEPT struct{}
+
+func (localINVEPT) InvalidateSingle(eptp uint64) { _ = vmx.INVEPT(vmx.InvEPTSingleContext, eptp) }
+func (localINVEPT) InvalidateGlobal()            { _ = vmx.INVEPT(vmx.InvEPTAllContext, 0) }
+
+// debugPort collects what the test guest writes to its debug port.
+type debugPort struct {
+	dec    testguest.Decoder
+	report testguest.Report
+	err    error
+}
+
+func (d *debugPort) In(port uint16, size uint8) uint32 { return 0xffffffff }
+
+func (d *debugPort) Out(port uint16, size uint8, v uint32) {
+	rec, ok, err := d.dec.Feed(v)
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	if ok {
+		d.report.Add(rec)
+	}
+}
+
+// RunTest runs a test guest to completion on the calling goroutine's core.
+func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	res := &Result{Variant: v}
+	id, err := h.enableVMX()
+	res.APICID = id
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	img, err := testguest.Build(v)
+	if err != nil {
+		return nil, err
+	}
+
+	var owned []uint64
+	alloc := func() (uint64, error) {
+		f, err := h.zeroFrame()
+		if err == nil {
+			owned = append(owned, f)
+		}
+		return f, err
+	}
+	defer func() {
+		for _, f := range owned {
+			h.pool.FreeFrame(f)
+		}
+	}()
+
+	// EPT: the guest's pages are backed on first touch; the payload's
+	// pages now.
+	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: localINVEPT{}, Caps: h.eptc, Reserved: h.reserved})
+	if err != nil {
+		return nil, fmt.Errorf("hv: EPT: %w", err)
+	}
+	defer tab.Destroy()
+	backed := make(map[uint64]uint64)
+	back := func(gpa uint64) (uint64, error) {
+		gpa &^= frames.Size - 1
+		if f, ok := backed[gpa]; ok {
+			return f, nil
+		}
+		f, err := alloc()
+		if err != nil {
+			return 0, err
+		}
+		if err := tab.Map(gpa, f, frames.Size, ept.PermRWX, ept.WriteBack); err != nil {
+			return 0, err
+		}
+		backed[gpa] = f
+		return f, nil
+	}
+	for off := 0; off < len(img.Bytes); off += frames.Size - int((testguest.LoadAddress+uint64(off))%frames.Size) {
+		gpa := testguest.LoadAddress + uint64(off)
+		f, err := back(gpa)
+		if err != nil {
+			return nil, fmt.Errorf("hv: loading the guest: %w", err)
+		}
+		page := physBytes(f, frames.Size)
+		copy(page[gpa%frames.Size:], img.Bytes[off:])
+	}
+	preloaded := len(backed)
+
+	vmcs, err := alloc()
+	if err != nil {
+		return nil, fmt.Errorf("hv: VMCS: %w", err)
+	}
+	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
+	if err := vmx.VMCLEAR(vmcs); err != nil {
+		return nil, fmt.Errorf("hv: VMCLEAR: %w", err)
+	}
+	if err := vmx.VMPTRLD(vmcs); err != nil {
+		return nil, fmt.Errorf("hv: VMPTRLD: %w", err)
+	}
+	defer vmx.VMCLEAR(vmcs)
+
+	// Every port exits (the I/O bitmaps are all ones, so the guest never
+	// reaches host devices); every MSR exits but EFER and the FS/GS bases,
+	// which the VMCS switches.
+	ioA, err := alloc()
+	if err != nil {
+		return nil, err
+	}
+	ioB, err := alloc()
+	if err != nil {
+		return nil, err
+	}
+	msrBitmap, err := alloc()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []uint64{ioA, ioB, msrBitmap} {
+		b := physBytes(f, frames.Size)
+		for i := range b {
+			b[i] = 0xff
+		}
+	}
+	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000080) // IA32_EFER
+	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000100) // IA32_FS_BASE
+	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000101) // IA32_GS_BASE
+
+	required := vmx.Controls{
+		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
+		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary,
+		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
+		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
+		Entry: vmx.EntryLoadEFER,
+	}
+	optional := vmx.Controls{Proc2: vmx.Proc2EnableVPID}
+	ctl, err := h.caps.ComputeControls(required, optional)
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	vpid := uint16(0)
+	if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
+		vpid = testVPID
+	}
+	g, err := testguest.InitialState(h.caps, ctl, tab.EPTP(), vpid)
+	if err != nil {
+		return nil, err
+	}
+	host := vmx.CurrentHostState()
+	host.TR = 0x18 // not loaded by tamago; VM exit loads it from here
+	host.TRBase = uint64(uintptr(unsafe.Pointer(&h.tss[0])))
+	host.EFER = vmx.ReadMSR(vmx.MSREFER)
+	writes := append(g.Fields(), host.Fields(ctl.Exit)...)
+	writes = append(writes,
+		vmx.FieldValue{Field: vmx.IOBitmapA, Value: ioA},
+		vmx.FieldValue{Field: vmx.IOBitmapB, Value: ioB},
+		vmx.FieldValue{Field: vmx.MSRBitmap, Value: msrBitmap},
+		vmx.FieldValue{Field: vmx.ExceptionBitmap, Value: 0},
+		vmx.FieldValue{Field: vmx.PreemptionTimerValue, Value: h.preemption},
+	)
+	for _, w := range writes {
+		if err := vmx.VMWRITE(w.Field, w.Value); err != nil {
+			return nil, fmt.Errorf("hv: VMWRITE %v=%#x: %w", w.Field, w.Value, err)
+		}
+	}
+
+	port := &debugPort{}
+	bus := exits.NewIOBus()
+	if err := bus.Register(testguest.DebugPort, 4, "test guest debug port", port); err != nil {
+		return nil, err
+	}
+	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: 0}
+
+	var regs vmx.GuestRegs
+	launched := false
+	start, startTSC := time.Now(), rdtsc()
+	defer func() {
+		res.Elapsed, res.TSC = time.Since(start), rdtsc()-startTSC
+		res.Exits = disp.Stats
+		res.PagesTouched = len(backed) - preloaded
+		res.Report = port.report
+		h.mu.Lock()
+		h.total.Add(&disp.Stats)
+		h.runs++
+		h.mu.Unlock()
+	}()
+
+	var e exits.Exit
+	for n := 0; ; n++ {
+		if n == maxExits {
+			res.Outcome = fmt.Sprintf("stopped: no end after %d exits", n)
+			return res, nil
+		}
+		if err := vmx.Enter(&regs, launched); err != nil {
+			res.Outcome = fmt.Sprintf("stopped: VM entry failed: %v", err)
+			h.diagnose(res)
+			return res, nil
+		}
+		launched = true
+		e.Reason = vmread(vmx.VMCSExitReason)
+		e.Qualification = vmread(vmx.VMCSExitQualification)
+		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
+		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
+		a := disp.Handle(&e, &regs)
+		switch a.Kind {
+		case exits.ActionResume:
+			advance(a.AdvanceRIP)
+		case exits.ActionInject:
+			advance(a.AdvanceRIP)
+			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
+			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
+		case exits.ActionHalt:
+			advance(a.AdvanceRIP)
+			res.Outcome = "halted"
+			res.ReportErr = port.err
+			if res.ReportErr == nil && v == testguest.VariantStandard {
+				res.ReportErr = port.report.Check()
+			}
+			return res, nil
+		case exits.ActionShutdown:
+			res.Outcome = "triple fault (VM stopped, hyperkernel fine)"
+			return res, nil
+		case exits.ActionEPTViolation:
+			gpa := e.GuestPhysical
+			if gpa >= testGuestRAM {
+				res.Outcome = fmt.Sprintf("stopped: guest accessed %#x, outside its %d MiB of RAM (EPT violation)", gpa, testGuestRAM>>20)
+				return res, nil
+			}
+			if _, err := back(gpa); err != nil {
+				res.Outcome = fmt.Sprintf("stopped: backing guest page %#x: %v", gpa, err)
+				return res, nil
+			}
+		case exits.ActionEntryFailed:
+			res.Outcome = fmt.Sprintf("stopped: VM entry failed (%v)", a.Reason)
+			h.diagnose(res)
+			return res, nil
+		default:
+			switch a.Reason {
+			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
+				// the guest's time slice ended: let the Go scheduler
+				// (and a pending stop-the-world) have the core
+				runtime.Gosched()
+			case vmx.ExitEPTMisconfig:
+				res.Outcome = fmt.Sprintf("stopped: EPT misconfiguration at %#x: %v", e.GuestPhysical, tab.Diagnose(e.GuestPhysical))
+				return res, nil
+			default:
+				res.Outcome = fmt.Sprintf("stopped: unhandled exit %v at RIP %#x", a.Reason, vmread(vmx.GuestRIP))
+				return res, nil
+			}
+		}
+	}
+}
+
+// diagnose reads the guest state back and runs the software VM-entry
+// checks on it.
+func (h *Hypervisor) diagnose(res *Result) {
+	g, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
+	if err != nil {
+		res.Diagnosis = append(res.Diagnosis, "reading guest state: "+err.Error())
+		return
+	}
+	for _, v := range h.caps.CheckGuestState(&g, uint8(h.eptc.MaxPhysAddr)) {
+		res.Diagnosis = append(res.Diagnosis, v.String())
+	}
+	if len(res.Diagnosis) == 0 {
+		res.Diagnosis = append(res.Diagnosis, "no guest-state check failed in software")
+	}
+}
+
+func vmread(f vmx.Field) uint64 {
+	v, _ := vmx.VMREAD(f)
+	return v
+}
+
+func advance(n uint32) {
+	if n != 0 {
+		vmx.VMWRITE(vmx.GuestRIP, vmread(vmx.GuestRIP)+uint64(n))
+	}
+}
+
+// passMSR clears an MSR's read and write bits in an MSR bitmap (Intel SDM
+// Vol. 3C 25.6.9): reads low 0x000, reads high 0x400, writes low 0x800,
+// writes high 0xc00; low MSRs 0-0x1fff, high 0xc0000000-0xc0001fff.
+func passMSR(bitmap []byte, msr uint32) {
+	base := 0
+	if msr >= 0xc0000000 {
+		base = 0x400
+		msr -= 0xc0000000
+	}
+	if msr > 0x1fff {
+		return
+	}
+	bitmap[base+int(msr/8)] &^= 1 << (msr % 8)
+	bitmap[0x800+base+int(msr/8)] &^= 1 << (msr % 8)
+}
+
+// ErrNoVMX is returned by commands on nodes without VMX.
+var ErrNoVMX = errors.New("VMX is not available on this node")
+
+// rdtsc reads the time-stamp counter.
+func rdtsc() uint64
