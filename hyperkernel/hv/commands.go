@@ -4,10 +4,12 @@
 package hv
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
@@ -18,6 +20,7 @@ import (
 type Runner interface {
 	RunTest(testguest.Variant) (*Result, error)
 	Stats() (exits.ExitStats, int)
+	NumCores() int
 }
 
 // Commands returns `vm`: `vm run test [VARIANT] [cores=all]` and `vm stat`.
@@ -59,25 +62,53 @@ func runTest(w io.Writer, r Runner, args []string) error {
 			variant = v
 		}
 	}
-	tries := 1
-	if all {
-		tries = 16
-	}
-	var seen []uint32
-	for i := 0; i < tries; i++ {
+	if !all {
 		res, err := r.RunTest(variant)
 		if err != nil {
 			return err
 		}
-		if slices.Contains(seen, res.APICID) {
-			continue
-		}
-		seen = append(seen, res.APICID)
 		fmt.Fprint(w, res.String())
+		return nil
 	}
-	if all {
-		fmt.Fprintf(w, "ran on %d cores\n", len(seen))
+	return runOnAllCores(w, r, variant)
+}
+
+// maxRounds bounds the rounds of `vm run test cores=all`.
+const maxRounds = 8
+
+// runOnAllCores runs one test VM per core at once, so that the scheduler
+// spreads them over the cores, round after round until every core has run
+// a VM (or maxRounds). It prints each round that reached a new core.
+func runOnAllCores(w io.Writer, r Runner, v testguest.Variant) error {
+	n := r.NumCores()
+	var covered []uint32
+	for round := 0; round < maxRounds && len(covered) < n; round++ {
+		results := make([]*Result, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { results[i], errs[i] = r.RunTest(v) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		before := len(covered)
+		for _, res := range results {
+			for _, c := range res.Cores {
+				if !slices.Contains(covered, c) {
+					covered = append(covered, c)
+				}
+			}
+		}
+		if round == 0 || len(covered) > before {
+			for _, res := range results {
+				fmt.Fprint(w, res.String())
+			}
+		}
 	}
+	slices.Sort(covered)
+	fmt.Fprintf(w, "ran on %d of %d cores %v\n", len(covered), n, covered)
 	return nil
 }
 

@@ -9,6 +9,7 @@ package hv
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,8 +20,15 @@ import (
 // Result is the outcome of one test-guest run.
 type Result struct {
 	Variant testguest.Variant
-	// APICID is the core the guest ran on.
-	APICID uint32
+	// APICID is the core the guest first ran on; Cores lists every core
+	// it ran on, in order of first use, and Migrations counts the times
+	// its VMCS moved from one core to another.
+	APICID     uint32
+	Cores      []uint32
+	Migrations int
+	// Loads counts the times the VMCS was made current on a core.
+	Loads int
+	last  uint32 // core of the latest load
 	// Outcome says how the guest ended: "halted", "triple fault",
 	// "stopped: ..." (the VM was stopped for a reason given).
 	Outcome string
@@ -40,11 +48,30 @@ type Result struct {
 	Diagnosis []string
 }
 
+// noteCore records a load of the VM's VMCS on core id.
+func (r *Result) noteCore(id uint32) {
+	if r.Loads > 0 && id != r.last {
+		r.Migrations++
+	}
+	r.last = id
+	r.Loads++
+	if len(r.Cores) == 0 {
+		r.APICID = id
+	}
+	if !slices.Contains(r.Cores, id) {
+		r.Cores = append(r.Cores, id)
+	}
+}
+
 // String summarizes the result in a few lines.
 func (r *Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "guest %s on core with APIC id %d: %s after %d exits, %v\n",
 		r.Variant, r.APICID, r.Outcome, r.Exits.Total(), r.Elapsed.Round(time.Microsecond))
+	if r.Loads > 0 {
+		fmt.Fprintf(&b, "  ran on cores (APIC ids) %v: VMCS loaded %d times, moved between cores %d times\n",
+			r.Cores, r.Loads, r.Migrations)
+	}
 	for _, d := range r.Diagnosis {
 		fmt.Fprintf(&b, "  entry check failed: %s\n", d)
 	}

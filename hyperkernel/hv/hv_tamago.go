@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,8 +41,12 @@ type Hypervisor struct {
 	preemption uint64
 	reserved   []ept.Range
 
+	// cores holds each core's VMX state by APIC id. The map is built by
+	// New and read-only after; a coreVMX is touched only by goroutines
+	// pinned to its core.
+	cores map[uint32]*coreVMX
+
 	mu    sync.Mutex
-	cores map[uint32]uint64 // APIC id -> VMXON region, for cores in VMX operation
 	total exits.ExitStats
 	runs  int
 	// tss is the host TSS: tamago loads none, and VM exits need a
@@ -82,7 +87,19 @@ func New(p *board.Platform, pool *frames.Pool) (*Hypervisor, error) {
 		caps:  caps,
 		cpuid: policy,
 		eptc:  ept.CapsFromMSR(uint64(caps.EPTVPID), maxPhys),
-		cores: make(map[uint32]uint64),
+		cores: make(map[uint32]*coreVMX),
+	}
+	// VMXON regions are allocated up front: a core enters VMX operation
+	// from a pinned goroutine, which must not block on the frame pool.
+	for _, c := range p.CPUs {
+		if !c.Online {
+			continue
+		}
+		region, err := h.zeroFrame()
+		if err != nil {
+			return nil, fmt.Errorf("hv: VMXON region: %w", err)
+		}
+		h.cores[c.APICID] = &coreVMX{region: region}
 	}
 	// preemption timer: counts down by one each time TSC bit `rate` flips
 	h.preemption = p.TSCHz / 1000 >> caps.Misc.PreemptionTimerRate
@@ -105,15 +122,13 @@ func (h *Hypervisor) Stats() (exits.ExitStats, int) {
 	return h.total, h.runs
 }
 
-// VMXCores returns the APIC ids of the cores in VMX operation.
-func (h *Hypervisor) VMXCores() []uint32 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var ids []uint32
-	for id := range h.cores {
-		ids = append(ids, id)
-	}
-	return ids
+// NumCores returns how many cores can run VMs.
+func (h *Hypervisor) NumCores() int { return len(h.cores) }
+
+// coreVMX is one core's VMX operation state.
+type coreVMX struct {
+	region uint64      // VMXON region
+	on     atomic.Bool // in VMX root operation
 }
 
 func (h *Hypervisor) apicID() uint32 {
@@ -137,15 +152,16 @@ func (h *Hypervisor) zeroFrame() (uint64, error) {
 	return f, nil
 }
 
-// enableVMX puts the calling core, which the caller has locked its
-// goroutine to, in VMX root operation (Intel SDM Vol. 3C 24.7 "Enabling
-// and Entering VMX Operation") unless it already is.
+// enableVMX puts the calling core, to which the caller is pinned, in VMX
+// root operation (Intel SDM Vol. 3C 24.7 "Enabling and Entering VMX
+// Operation") unless it already is. It neither blocks nor allocates.
 func (h *Hypervisor) enableVMX() (uint32, error) {
 	id := h.apicID()
-	h.mu.Lock()
-	_, on := h.cores[id]
-	h.mu.Unlock()
-	if on {
+	c := h.cores[id]
+	if c == nil {
+		return id, fmt.Errorf("APIC id %d is not an online core of this node", id)
+	}
+	if c.on.Load() {
 		return id, nil
 	}
 	fc, write, err := vmx.FeatureControlForVMXON(vmx.ReadMSR(vmx.MSRFeatureControl))
@@ -157,18 +173,11 @@ func (h *Hypervisor) enableVMX() (uint32, error) {
 	}
 	vmx.WriteCR0(h.caps.VMXONCR0(vmx.ReadCR0()))
 	vmx.WriteCR4(h.caps.VMXONCR4(vmx.ReadCR4()))
-	region, err := h.zeroFrame()
-	if err != nil {
-		return id, fmt.Errorf("VMXON region: %w", err)
-	}
-	*(*uint32)(unsafe.Pointer(&physBytes(region, 4)[0])) = h.caps.Basic.Revision
-	if err := vmx.VMXON(region); err != nil {
-		h.pool.FreeFrame(region)
+	*(*uint32)(unsafe.Pointer(&physBytes(c.region, 4)[0])) = h.caps.Basic.Revision
+	if err := vmx.VMXON(c.region); err != nil {
 		return id, fmt.Errorf("VMXON on APIC id %d: %w", id, err)
 	}
-	h.mu.Lock()
-	h.cores[id] = region
-	h.mu.Unlock()
+	c.on.Store(true)
 	return id, nil
 }
 
@@ -185,12 +194,14 @@ func (directMap) Frame(hpa uint64) *[ept.EntriesPerTable]uint64 {
 	return (*[ept.EntriesPerTable]uint64)(unsafe.Pointer(&physBytes(hpa, 8)[0]))
 }
 
-// localINVEPT invalidates on the calling core, the only one a test VM runs
-// on.
-type localINVEPT struct{}
+// flushOnLoad is the EPT invalidator of a test VM: the tables change only
+// while the VM's goroutine is unpinned (the VMCS cleared), and every load
+// of the VMCS onto a core runs INVEPT, so nothing is left to do here. (An
+// INVEPT now could run on a core outside VMX operation, where it is #UD.)
+type flushOnLoad struct{}
 
-func (localINVEPT) InvalidateSingle(eptp uint64) { _ = vmx.INVEPT(vmx.InvEPTSingleContext, eptp) }
-func (localINVEPT) InvalidateGlobal()            { _ = vmx.INVEPT(vmx.InvEPTAllContext, 0) }
+func (flushOnLoad) InvalidateSingle(eptp uint64) {}
+func (flushOnLoad) InvalidateGlobal()            {}
 
 // debugPort collects what the test guest writes to its debug port.
 type debugPort struct {
@@ -211,17 +222,17 @@ func (d *debugPort) Out(port uint16, size uint8, v uint32) {
 	}
 }
 
-// RunTest runs a test guest to completion on the calling goroutine's core.
+// RunTest runs a test guest to completion. The VM runs on whichever cores
+// the Go scheduler gives its goroutine: between exits that must block (a
+// guest page to allocate, the end of a time slice) the VMCS is cleared and
+// the goroutine unpinned, and the next entry loads the VMCS on the core it
+// then runs on, the way a hypervisor moves a vCPU between processors
+// (Intel SDM Vol. 3C 25.11.1 "Software Use of Virtual-Machine Control
+// Structures"). Goroutines are never locked to threads: tamago gives the
+// runtime one thread per core, so a locked thread would leave the runtime
+// wanting a thread it cannot have.
 func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-
 	res := &Result{Variant: v}
-	id, err := h.enableVMX()
-	res.APICID = id
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
 	img, err := testguest.Build(v)
 	if err != nil {
 		return nil, err
@@ -243,7 +254,7 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 
 	// EPT: the guest's pages are backed on first touch; the payload's
 	// pages now.
-	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: localINVEPT{}, Caps: h.eptc, Reserved: h.reserved})
+	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
 	if err != nil {
 		return nil, fmt.Errorf("hv: EPT: %w", err)
 	}
@@ -280,13 +291,6 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 		return nil, fmt.Errorf("hv: VMCS: %w", err)
 	}
 	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
-	if err := vmx.VMCLEAR(vmcs); err != nil {
-		return nil, fmt.Errorf("hv: VMCLEAR: %w", err)
-	}
-	if err := vmx.VMPTRLD(vmcs); err != nil {
-		return nil, fmt.Errorf("hv: VMPTRLD: %w", err)
-	}
-	defer vmx.VMCLEAR(vmcs)
 
 	// Every port exits (the I/O bitmaps are all ones, so the guest never
 	// reaches host devices); every MSR exits but EFER and the FS/GS bases,
@@ -333,23 +337,13 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := vmx.CurrentHostState()
-	host.TR = 0x18 // not loaded by tamago; VM exit loads it from here
-	host.TRBase = uint64(uintptr(unsafe.Pointer(&h.tss[0])))
-	host.EFER = vmx.ReadMSR(vmx.MSREFER)
-	writes := append(g.Fields(), host.Fields(ctl.Exit)...)
-	writes = append(writes,
+	setup := append(g.Fields(),
 		vmx.FieldValue{Field: vmx.IOBitmapA, Value: ioA},
 		vmx.FieldValue{Field: vmx.IOBitmapB, Value: ioB},
 		vmx.FieldValue{Field: vmx.MSRBitmap, Value: msrBitmap},
 		vmx.FieldValue{Field: vmx.ExceptionBitmap, Value: 0},
 		vmx.FieldValue{Field: vmx.PreemptionTimerValue, Value: h.preemption},
 	)
-	for _, w := range writes {
-		if err := vmx.VMWRITE(w.Field, w.Value); err != nil {
-			return nil, fmt.Errorf("hv: VMWRITE %v=%#x: %w", w.Field, w.Value, err)
-		}
-	}
 
 	port := &debugPort{}
 	bus := exits.NewIOBus()
@@ -358,8 +352,13 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	}
 	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: 0}
 
+	// load pins the goroutine to its core and makes the VMCS current
+	// there; put clears the VMCS and unpins. Between the two the code
+	// must not block.
+	vc := &loadedVMCS{h: h, vmcs: vmcs, eptp: tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: res}
+	defer vc.put()
+
 	var regs vmx.GuestRegs
-	launched := false
 	start, startTSC := time.Now(), rdtsc()
 	defer func() {
 		res.Elapsed, res.TSC = time.Since(start), rdtsc()-startTSC
@@ -373,22 +372,33 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	}()
 
 	var e exits.Exit
+	var exitAt uint64
+	var lastReason vmx.ExitReason
 	for n := 0; ; n++ {
+		if n > 0 {
+			// handling time: from the exit to the next entry
+			disp.Stats.AddCycles(lastReason, rdtsc()-exitAt)
+		}
 		if n == maxExits {
 			res.Outcome = fmt.Sprintf("stopped: no end after %d exits", n)
 			return res, nil
 		}
-		if err := vmx.Enter(&regs, launched); err != nil {
+		if err := vc.load(); err != nil {
+			return nil, fmt.Errorf("hv: %w", err)
+		}
+		if err := vmx.Enter(&regs, vc.launched); err != nil {
 			res.Outcome = fmt.Sprintf("stopped: VM entry failed: %v", err)
 			h.diagnose(res)
 			return res, nil
 		}
-		launched = true
+		vc.launched = true
+		exitAt = rdtsc()
 		e.Reason = vmread(vmx.VMCSExitReason)
 		e.Qualification = vmread(vmx.VMCSExitQualification)
 		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
 		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
 		a := disp.Handle(&e, &regs)
+		lastReason = a.Reason
 		switch a.Kind {
 		case exits.ActionResume:
 			advance(a.AdvanceRIP)
@@ -413,6 +423,8 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 				res.Outcome = fmt.Sprintf("stopped: guest accessed %#x, outside its %d MiB of RAM (EPT violation)", gpa, testGuestRAM>>20)
 				return res, nil
 			}
+			// allocating may block: leave the core first
+			vc.put()
 			if _, err := back(gpa); err != nil {
 				res.Outcome = fmt.Sprintf("stopped: backing guest page %#x: %v", gpa, err)
 				return res, nil
@@ -426,6 +438,7 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
 				// the guest's time slice ended: let the Go scheduler
 				// (and a pending stop-the-world) have the core
+				vc.put()
 				runtime.Gosched()
 			case vmx.ExitEPTMisconfig:
 				res.Outcome = fmt.Sprintf("stopped: EPT misconfiguration at %#x: %v", e.GuestPhysical, tab.Diagnose(e.GuestPhysical))
@@ -437,6 +450,102 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 		}
 	}
 }
+
+// loadedVMCS tracks where a VM's VMCS is current.
+type loadedVMCS struct {
+	h        *Hypervisor
+	vmcs     uint64
+	eptp     uint64
+	vpid     uint16
+	exit     vmx.ExitControls
+	setup    []vmx.FieldValue // written at the first load
+	res      *Result
+	pinned   bool
+	launched bool
+	written  bool
+}
+
+// load pins the calling goroutine to its core, enters VMX operation there
+// if needed, and makes the VMCS current with this core's host state. TLB
+// entries cached for the VM's EPTP and VPID are flushed: the tables may
+// have changed, and frames and VPIDs are reused between VMs (Intel SDM
+// Vol. 3C 29.4.3.1 "Operations that Invalidate Cached Mappings").
+func (l *loadedVMCS) load() error {
+	if l.pinned {
+		return nil
+	}
+	procPin()
+	l.pinned = true
+	id, err := l.h.enableVMX()
+	if err != nil {
+		l.unpin()
+		return err
+	}
+	if err := vmx.VMPTRLD(l.vmcs); err != nil {
+		l.unpin()
+		return fmt.Errorf("VMPTRLD on APIC id %d: %w", id, err)
+	}
+	if !l.written {
+		// VMCLEAR initialized the region; the fields go in once.
+		for _, w := range l.setup {
+			if err := vmx.VMWRITE(w.Field, w.Value); err != nil {
+				l.put()
+				return fmt.Errorf("VMWRITE %v=%#x: %w", w.Field, w.Value, err)
+			}
+		}
+		l.written = true
+	}
+	host := vmx.CurrentHostState()
+	host.TR = 0x18 // not loaded by tamago; VM exit loads it from here
+	host.TRBase = uint64(uintptr(unsafe.Pointer(&l.h.tss[0])))
+	for _, w := range host.Fields(l.exit) {
+		if err := vmx.VMWRITE(w.Field, w.Value); err != nil {
+			l.put()
+			return fmt.Errorf("VMWRITE host %v=%#x: %w", w.Field, w.Value, err)
+		}
+	}
+	if l.h.eptc.InvEPTSingle {
+		err = vmx.INVEPT(vmx.InvEPTSingleContext, l.eptp)
+	} else {
+		err = vmx.INVEPT(vmx.InvEPTAllContext, 0)
+	}
+	if err == nil && l.vpid != 0 {
+		if err = vmx.INVVPID(vmx.InvVPIDSingleContext, l.vpid, 0); err != nil {
+			err = vmx.INVVPID(vmx.InvVPIDAllContext, 0, 0)
+		}
+	}
+	if err != nil {
+		l.put()
+		return fmt.Errorf("invalidating cached mappings on APIC id %d: %w", id, err)
+	}
+	l.res.noteCore(id)
+	return nil
+}
+
+// put clears the VMCS (writing its state back to memory, so that any core
+// may load it next) and unpins the goroutine.
+func (l *loadedVMCS) put() {
+	if !l.pinned {
+		return
+	}
+	vmx.VMCLEAR(l.vmcs)
+	l.launched = false // VMCLEAR sets the launch state to clear
+	l.unpin()
+}
+
+func (l *loadedVMCS) unpin() {
+	l.pinned = false
+	procUnpin()
+}
+
+// procPin and procUnpin disable and enable preemption of the calling
+// goroutine, keeping it on its thread and so on its core.
+//
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
 
 // diagnose reads the guest state back and runs the software VM-entry
 // checks on it.

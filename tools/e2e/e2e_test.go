@@ -259,8 +259,78 @@ func TestBochs(t *testing.T) {
 	dir := buildImage(t, "pc", "image")
 	n := bootBochs(t, dir, 2)
 	checkShell(t, n, 2, 5*time.Minute)
-	vmx := n.con.Output()
-	if !strings.Contains(vmx, "VMX yes, EPT yes") {
-		t.Errorf("Bochs haswell model should report VMX and EPT:\n%s", vmx)
+	boot := n.con.Output()
+	if !strings.Contains(boot, "VMX yes, EPT yes") {
+		t.Fatalf("Bochs haswell model should report VMX and EPT:\n%s", boot)
+	}
+	checkVMX(t, n)
+}
+
+// checkVMX runs the VT-x commands of issue 3 on a node with VMX and EPT.
+func checkVMX(t *testing.T, n *node) {
+	const timeout = 3 * time.Minute
+	caps := run(t, n, "vmx", timeout)
+	for _, want := range []string{"VMCS revision", "preemption timer", "EPT/VPID:", "pin-based"} {
+		if !strings.Contains(caps, want) {
+			t.Errorf("vmx: no %q in:\n%s", want, caps)
+		}
+	}
+
+	// One test VM per core at once, until each core has run one.
+	all := run(t, n, "vm run test cores=all", timeout)
+	t.Logf("vm run test cores=all:\n%s", all)
+	if !strings.Contains(all, "ran on 2 of 2 cores [0 1]") {
+		t.Errorf("the test guest did not run on both cores:\n%s", all)
+	}
+	runs := regexp.MustCompile(`guest standard on core with APIC id \d+: halted after (\d+) exits`).FindAllStringSubmatch(all, -1)
+	if len(runs) < 2 {
+		t.Errorf("want at least 2 halted runs:\n%s", all)
+	}
+	for _, r := range runs {
+		if r[1] != runs[0][1] {
+			t.Errorf("exit counts differ between runs of the same guest: %s vs %s", r[1], runs[0][1])
+		}
+	}
+	if got := strings.Count(all, "guest report: ok"); got != len(runs) || got == 0 {
+		t.Errorf("%d of %d runs reported ok:\n%s", got, len(runs), all)
+	}
+	if !regexp.MustCompile(`memory test: 1048576 bytes, checksum 0xfffc0000 \(want 0xfffc0000\), \d+ pages backed on touch`).MatchString(all) {
+		t.Errorf("memory test line missing or wrong:\n%s", all)
+	}
+	if strings.Contains(all, "GenuineIntel") == false || strings.Contains(all, "f7fa7217") == false {
+		// CPUID.1 ECX as the hyperkernel's policy gives it: VMX (bit 5)
+		// hidden, hypervisor bit (31) set.
+		t.Errorf("guest CPUID not as the policy gives it:\n%s", all)
+	}
+	if m := regexp.MustCompile(`CPUID exit round trip: (\d+) TSC ticks`).FindStringSubmatch(all); m == nil {
+		t.Errorf("no CPUID round-trip figure:\n%s", all)
+	} else {
+		t.Logf("instructions per CPUID exit round trip (Bochs TSC): %s", m[1])
+	}
+
+	// A triple-faulting guest stops only itself; the shell carries on.
+	tf := run(t, n, "vm run test triplefault", timeout)
+	if !strings.Contains(tf, "triple fault (VM stopped, hyperkernel fine)") {
+		t.Errorf("triplefault:\n%s", tf)
+	}
+	// A guest probing hyperkernel memory faults instead of reaching it.
+	probe := run(t, n, "vm run test probe", timeout)
+	if !strings.Contains(probe, "EPT violation") || strings.Contains(probe, "guest report: ok") {
+		t.Errorf("probe:\n%s", probe)
+	}
+	if v := run(t, n, "version", timeout); !strings.Contains(v, "tamago") {
+		t.Errorf("shell unusable after the failing guests:\n%s", v)
+	}
+
+	stat := run(t, n, "vm stat", timeout)
+	t.Logf("vm stat:\n%s", stat)
+	m := regexp.MustCompile(`(\d+) runs, (\d+) exits`).FindStringSubmatch(stat)
+	if m == nil || m[1] != fmt.Sprint(len(runs)+2) {
+		t.Errorf("vm stat: want %d runs:\n%s", len(runs)+2, stat)
+	}
+	for _, reason := range []string{"CPUID", "EPT violation", "I/O instruction", "HLT", "triple fault", "VMX-preemption timer expired"} {
+		if !regexp.MustCompile(`(?m)^\s+[1-9]\d*\s+` + regexp.QuoteMeta(reason) + `\s`).MatchString(stat) {
+			t.Errorf("vm stat: no %q exits:\n%s", reason, stat)
+		}
 	}
 }

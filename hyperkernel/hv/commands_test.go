@@ -1,0 +1,106 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package hv
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// fakeRunner hands out cores in turn from a fixed sequence, standing in
+// for the scheduler.
+type fakeRunner struct {
+	mu    sync.Mutex
+	cores int
+	seq   []uint32
+	runs  int
+	fail  error
+}
+
+func (f *fakeRunner) RunTest(v testguest.Variant) (*Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	id := f.seq[f.runs%len(f.seq)]
+	f.runs++
+	r := &Result{Variant: v, Outcome: "halted"}
+	r.noteCore(id)
+	r.Exits.Record(vmx.ExitCPUID)
+	return r, nil
+}
+
+func (f *fakeRunner) Stats() (exits.ExitStats, int) { return exits.ExitStats{}, f.runs }
+func (f *fakeRunner) NumCores() int                 { return f.cores }
+
+func runVM(t *testing.T, r Runner, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Commands(r, "no VMX here")[0].Run(&out, args)
+	return out.String(), err
+}
+
+func TestRunOnAllCoresKeepsGoingUntilEveryCoreRan(t *testing.T) {
+	// The scheduler keeps putting both VMs on core 0 for two rounds.
+	r := &fakeRunner{cores: 2, seq: []uint32{0, 0, 0, 0, 1, 0}}
+	out, err := runVM(t, r, "run", "test", "cores=all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "ran on 2 of 2 cores [0 1]") {
+		t.Errorf("want both cores covered:\n%s", out)
+	}
+	if r.runs != 6 {
+		t.Errorf("runs = %d, want 6 (three rounds of two)", r.runs)
+	}
+}
+
+func TestRunOnAllCoresGivesUp(t *testing.T) {
+	r := &fakeRunner{cores: 2, seq: []uint32{1}}
+	out, err := runVM(t, r, "run", "test", "cores=all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "ran on 1 of 2 cores [1]") || r.runs != 2*maxRounds {
+		t.Errorf("runs %d, output:\n%s", r.runs, out)
+	}
+}
+
+func TestVMCommandErrors(t *testing.T) {
+	if _, err := runVM(t, nil, "run", "test"); err == nil || !strings.Contains(err.Error(), "no VMX here") {
+		t.Errorf("nil runner: %v", err)
+	}
+	r := &fakeRunner{cores: 1, seq: []uint32{0}}
+	for _, args := range [][]string{{"run", "test", "bogus"}, {"stat", "x"}, {}, {"run"}} {
+		if _, err := runVM(t, r, args...); !errors.Is(err, shell.ErrUsage) {
+			t.Errorf("vm %v: err %v, want a usage error", args, err)
+		}
+	}
+	r.fail = errors.New("VMXON failed")
+	if _, err := runVM(t, r, "run", "test", "cores=all"); err == nil || !strings.Contains(err.Error(), "VMXON failed") {
+		t.Errorf("failure not reported: %v", err)
+	}
+}
+
+func TestResultNotesMigrations(t *testing.T) {
+	var r Result
+	for _, c := range []uint32{2, 2, 0, 0, 2} {
+		r.noteCore(c)
+	}
+	if r.APICID != 2 || r.Loads != 5 || r.Migrations != 2 || len(r.Cores) != 2 {
+		t.Errorf("got first %d, loads %d, migrations %d, cores %v", r.APICID, r.Loads, r.Migrations, r.Cores)
+	}
+	if s := r.String(); !strings.Contains(s, "moved between cores 2 times") {
+		t.Errorf("String:\n%s", s)
+	}
+}
