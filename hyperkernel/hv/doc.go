@@ -44,6 +44,9 @@ type Result struct {
 	// Elapsed is the wall time of the run; TSC the cycles.
 	Elapsed time.Duration
 	TSC     uint64
+	// Allocs counts Go heap objects allocated while the VM ran (exit
+	// loop, handlers and backing pages on touch).
+	Allocs uint64
 	// Diagnosis holds the failed VM-entry checks, if entry failed.
 	Diagnosis []string
 }
@@ -90,6 +93,9 @@ func (r *Result) String() string {
 	if r.Report.MemBytes != 0 {
 		fmt.Fprintf(&b, "  memory test: %d bytes, checksum %#x (want %#x), %d pages backed on touch\n",
 			r.Report.MemBytes, r.Report.MemChecksum, testguest.ExpectedMemChecksum(), r.PagesTouched)
+	}
+	if r.Loads > 0 {
+		fmt.Fprintf(&b, "  heap allocations while running: %d (%d pages backed, %d exits)\n", r.Allocs, r.PagesTouched, r.Exits.Total())
 	}
 	if tpc := r.Report.TSCPerCPUID(); tpc != 0 {
 		fmt.Fprintf(&b, "  CPUID exit round trip: %d TSC ticks (%d iterations)\n", tpc, r.Report.BenchIters)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,9 +360,14 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	defer vc.put()
 
 	var regs vmx.GuestRegs
+	allocs := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(allocs)
+	allocsBefore := allocs[0].Value.Uint64()
 	start, startTSC := time.Now(), rdtsc()
 	defer func() {
 		res.Elapsed, res.TSC = time.Since(start), rdtsc()-startTSC
+		metrics.Read(allocs)
+		res.Allocs = allocs[0].Value.Uint64() - allocsBefore
 		res.Exits = disp.Stats
 		res.PagesTouched = len(backed) - preloaded
 		res.Report = port.report
