@@ -1,0 +1,171 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package cmdline reads the hyperkernel's settings from the boot command
+// line (GRUB's multiboot line, PVH's, or iPXE's):
+//
+//	bigiron.node=N              this node's id (1..65535), default 1
+//	bigiron.ip=ADDR/PREFIX      static IPv4 address of the first NIC
+//	bigiron.gw=ADDR             default gateway
+//	bigiron.peers=ID@MAC,...    the initial members, this node included
+//	bigiron.key=HEX             the 32-byte cluster key, 64 hex digits
+//	bigiron.join=1              join a running cluster instead of forming one
+//
+// Words without the bigiron. prefix belong to someone else and are
+// ignored; a bigiron word that is unknown or malformed is an error, so a
+// typo does not silently give a node the wrong identity.
+package cmdline
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/netstack/link"
+)
+
+// prefix starts every word this package reads.
+const prefix = "bigiron."
+
+// Peer is one initial cluster member.
+type Peer struct {
+	ID  cluster.NodeID
+	MAC link.MAC
+}
+
+// Options are the settings from the command line.
+type Options struct {
+	Node    cluster.NodeID
+	IP      netip.Prefix
+	Gateway netip.Addr
+	Peers   []Peer
+	// Key is the cluster key; nil when not given (the caller then uses
+	// a development key and says so).
+	Key  []byte
+	Join bool
+}
+
+// Parse reads the bigiron.* words of a command line.
+func Parse(line string) (Options, error) {
+	o := Options{Node: 1}
+	seen := map[string]bool{}
+	for _, w := range strings.Fields(line) {
+		if !strings.HasPrefix(w, prefix) {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(w, prefix), "=")
+		if !ok {
+			return o, fmt.Errorf("cmdline: %q is not %sKEY=VALUE", w, prefix)
+		}
+		if seen[k] {
+			return o, fmt.Errorf("cmdline: %s%s given twice", prefix, k)
+		}
+		seen[k] = true
+		if err := o.set(k, v); err != nil {
+			return o, fmt.Errorf("cmdline: %s%s=%q: %w", prefix, k, v, err)
+		}
+	}
+	if len(o.Peers) > 0 {
+		found := false
+		for _, p := range o.Peers {
+			found = found || p.ID == o.Node
+		}
+		if !found {
+			return o, fmt.Errorf("cmdline: %speers does not list this node (%d)", prefix, o.Node)
+		}
+	}
+	if o.Gateway.IsValid() && (!o.IP.IsValid() || !o.IP.Contains(o.Gateway)) {
+		return o, fmt.Errorf("cmdline: gateway %v is not on the network of %sip", o.Gateway, prefix)
+	}
+	return o, nil
+}
+
+func (o *Options) set(k, v string) error {
+	switch k {
+	case "node":
+		id, err := parseID(v)
+		if err != nil {
+			return err
+		}
+		o.Node = id
+	case "ip":
+		p, err := netip.ParsePrefix(v)
+		if err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("want an IPv4 address with prefix length, like 10.0.0.1/24")
+		}
+		o.IP = p
+	case "gw":
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("want an IPv4 address")
+		}
+		o.Gateway = a
+	case "peers":
+		for _, item := range strings.Split(v, ",") {
+			ids, macs, ok := strings.Cut(item, "@")
+			if !ok {
+				return fmt.Errorf("%q is not ID@MAC", item)
+			}
+			id, err := parseID(ids)
+			if err != nil {
+				return err
+			}
+			mac, err := ParseMAC(macs)
+			if err != nil {
+				return err
+			}
+			for _, p := range o.Peers {
+				if p.ID == id || p.MAC == mac {
+					return fmt.Errorf("node %d or MAC %v listed twice", id, mac)
+				}
+			}
+			o.Peers = append(o.Peers, Peer{ID: id, MAC: mac})
+		}
+	case "key":
+		b, err := hex.DecodeString(v)
+		if err != nil || len(b) != cluster.KeyLen {
+			return fmt.Errorf("want %d hex digits", 2*cluster.KeyLen)
+		}
+		o.Key = b
+	case "join":
+		switch v {
+		case "1", "true", "yes":
+			o.Join = true
+		case "0", "false", "no":
+			o.Join = false
+		default:
+			return fmt.Errorf("want 1 or 0")
+		}
+	default:
+		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join)")
+	}
+	return nil
+}
+
+func parseID(s string) (cluster.NodeID, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("node id %q: want 1 to 65535", s)
+	}
+	return cluster.NodeID(n), nil
+}
+
+// ParseMAC reads a MAC address written as six colon-separated hex octets.
+func ParseMAC(s string) (link.MAC, error) {
+	var m link.MAC
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, fmt.Errorf("MAC %q: want six hex octets separated by colons", s)
+	}
+	for i, p := range parts {
+		b, err := strconv.ParseUint(p, 16, 8)
+		if err != nil || len(p) != 2 {
+			return m, fmt.Errorf("MAC %q: octet %q", s, p)
+		}
+		m[i] = byte(b)
+	}
+	return m, nil
+}

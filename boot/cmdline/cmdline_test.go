@@ -1,0 +1,66 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package cmdline
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	o, err := Parse("console=ttyS0 bigiron.node=2 bigiron.ip=10.0.0.2/24 bigiron.gw=10.0.0.254 " +
+		"bigiron.peers=1@52:54:00:be:00:01,2@52:54:00:be:00:02 bigiron.key=" + strings.Repeat("ab", 32) + " quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Node != 2 || o.IP.String() != "10.0.0.2/24" || o.Gateway.String() != "10.0.0.254" || len(o.Key) != 32 || o.Join {
+		t.Errorf("%+v", o)
+	}
+	if len(o.Peers) != 2 || o.Peers[1].ID != 2 || o.Peers[1].MAC.String() != "52:54:00:be:00:02" {
+		t.Errorf("peers %+v", o.Peers)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	o, err := Parse("")
+	if err != nil || o.Node != 1 || o.IP.IsValid() || o.Key != nil || o.Peers != nil {
+		t.Errorf("%+v %v", o, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, line := range []string{
+		"bigiron.node=0",
+		"bigiron.node=70000",
+		"bigiron.node",
+		"bigiron.nodes=2",
+		"bigiron.ip=10.0.0.1",
+		"bigiron.ip=fe80::1/64",
+		"bigiron.gw=10.0.1.1 bigiron.ip=10.0.0.1/24",
+		"bigiron.gw=10.0.0.1",
+		"bigiron.peers=1@52:54:00:be:00",
+		"bigiron.peers=1-52:54:00:be:00:01",
+		"bigiron.peers=2@52:54:00:be:00:02",
+		"bigiron.peers=1@52:54:00:be:00:01,1@52:54:00:be:00:02",
+		"bigiron.key=abcd",
+		"bigiron.join=maybe",
+		"bigiron.node=1 bigiron.node=2",
+	} {
+		if o, err := Parse(line); err == nil {
+			t.Errorf("Parse(%q) = %+v, want an error", line, o)
+		} else if !strings.HasPrefix(err.Error(), "cmdline: ") {
+			t.Errorf("Parse(%q): error %q lacks context", line, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("bigiron.node=2 bigiron.peers=1@52:54:00:be:00:01,2@52:54:00:be:00:02")
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := Parse(s)
+		if err == nil && o.Node == 0 {
+			t.Fatalf("node id 0 accepted from %q", s)
+		}
+	})
+}

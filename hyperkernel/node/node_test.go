@@ -1,0 +1,225 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package node
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/membership"
+	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/netstack/link"
+)
+
+// hub is a real-time Ethernet switch: each port's frames are delivered
+// by the port's own goroutine, as a NIC's poll loop would.
+type hub struct {
+	mu    sync.Mutex
+	ports []*port
+}
+
+type port struct {
+	h    *hub
+	mac  link.MAC
+	in   chan []byte
+	recv atomic.Pointer[link.Receiver]
+	up   atomic.Bool
+}
+
+func (h *hub) add(t *testing.T, mac link.MAC) *port {
+	p := &port{h: h, mac: mac, in: make(chan []byte, 1024)}
+	p.up.Store(true)
+	h.mu.Lock()
+	h.ports = append(h.ports, p)
+	h.mu.Unlock()
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case f := <-p.in:
+				if r := p.recv.Load(); r != nil && *r != nil && p.up.Load() {
+					(*r)(f)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *port) Transmit(f []byte) error {
+	if !p.up.Load() {
+		return link.ErrDown
+	}
+	var dst link.MAC
+	copy(dst[:], f)
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	for _, q := range p.h.ports {
+		if q != p && (dst.IsMulticast() || q.mac == dst) {
+			select {
+			case q.in <- bytes.Clone(f):
+			default: // full: dropped, as a switch would
+			}
+		}
+	}
+	return nil
+}
+func (p *port) SetReceiver(r link.Receiver) { p.recv.Store(&r) }
+func (p *port) MAC() link.MAC               { return p.mac }
+func (p *port) MTU() int                    { return 1500 }
+func (p *port) Up() bool                    { return p.up.Load() }
+
+var testKey = bytes.Repeat([]byte{7}, cluster.KeyLen)
+
+func mac(i int) link.MAC { return link.MAC{0x52, 0x54, 0, 0xbe, 0, byte(i)} }
+
+type testCluster struct {
+	agents map[cluster.NodeID]*Agent
+	ports  map[cluster.NodeID]*port
+	logs   map[cluster.NodeID]*syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func startCluster(t *testing.T, n int) *testCluster {
+	h := &hub{}
+	start := time.Now()
+	clock := func() time.Duration { return time.Since(start) }
+	var boot []membership.Member
+	for i := 1; i <= n; i++ {
+		boot = append(boot, membership.Member{ID: cluster.NodeID(i), MAC: mac(i)})
+	}
+	c := &testCluster{agents: map[cluster.NodeID]*Agent{}, ports: map[cluster.NodeID]*port{}, logs: map[cluster.NodeID]*syncBuffer{}}
+	for i := 1; i <= n; i++ {
+		id := cluster.NodeID(i)
+		p := h.add(t, mac(i))
+		log := &syncBuffer{}
+		a, err := New(Config{Link: p, ID: id, Key: testKey, Bootstrap: boot, Clock: clock, Log: log,
+			CounterBase: uint64(i) << 32, FailureTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Start()
+		t.Cleanup(a.Stop)
+		c.agents[id], c.ports[id], c.logs[id] = a, p, log
+	}
+	return c
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func aliveCount(a *Agent) int {
+	n := 0
+	for _, i := range a.Nodes() {
+		if i.State == "alive" || i.State == "self" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestThreeNodesAgreeAndDetectFailure(t *testing.T) {
+	c := startCluster(t, 3)
+	waitFor(t, 5*time.Second, "agreement", func() bool {
+		for _, a := range c.agents {
+			if !a.Status().Quorum || aliveCount(a) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	var out bytes.Buffer
+	if err := Commands(c.agents[1], "")[0].Run(&out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out.String(), "alive") != 2 || !strings.Contains(out.String(), "self") {
+		t.Errorf("nodes:\n%s", out.String())
+	}
+	t.Logf("nodes on node 1:\n%s", out.String())
+
+	// Node 3 falls silent.
+	c.agents[3].Stop()
+	c.ports[3].up.Store(false)
+	took := waitFor(t, 5*time.Second, "failure detection", func() bool {
+		for _, id := range []cluster.NodeID{1, 2} {
+			ev := c.agents[id].Events()
+			if len(ev) == 0 || ev[len(ev)-1].Kind != membership.Failed || ev[len(ev)-1].ID != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("node 3 declared failed %v after it fell silent (timeout 300ms)", took)
+	e1, e2 := c.agents[1].Events(), c.agents[2].Events()
+	if len(e1) != len(e2) {
+		t.Fatalf("event logs differ:\n%v\n%v", e1, e2)
+	}
+	for i := range e1 {
+		if e1[i] != e2[i] {
+			t.Fatalf("event %d differs: %v vs %v", i, e1[i], e2[i])
+		}
+	}
+	waitFor(t, time.Second, "logged failure", func() bool {
+		return strings.Contains(c.logs[1].String(), "node 3 failed") && strings.Contains(c.logs[2].String(), "node 3 failed")
+	})
+}
+
+func TestLeave(t *testing.T) {
+	c := startCluster(t, 3)
+	waitFor(t, 5*time.Second, "agreement", func() bool {
+		for _, a := range c.agents {
+			if !a.Status().Quorum || len(a.Status().Members) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	var out bytes.Buffer
+	if err := Commands(c.agents[2], "")[1].Run(&out, []string{"leave"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "leave", func() bool {
+		ev := c.agents[1].Events()
+		return len(ev) > 0 && ev[len(ev)-1].Kind == membership.Left && ev[len(ev)-1].ID == 2
+	})
+}
+
+func TestCommandsWithoutCluster(t *testing.T) {
+	for _, c := range Commands(nil, "no NIC") {
+		args := []string{}
+		if c.Name == "node" {
+			args = []string{"leave"}
+		}
+		if err := c.Run(&bytes.Buffer{}, args); err == nil || !strings.Contains(err.Error(), "no NIC") {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+}
