@@ -2,6 +2,8 @@
 #
 #   make qemu        one node in QEMU (KVM where /dev/kvm exists, else TCG)
 #   make bochs       one node in Bochs (VMX and EPT emulated)
+#   make cluster     NODES nodes (default 2) in EMU (qemu or bochs) on one
+#                    Ethernet segment, you on the first node's console
 #   make test        go vet, go test ./..., then the end-to-end tier
 #   make image       build/bigiron.elf, .mb, .iso and build/pxe/
 #   make deps        install the emulators and ISO tools (Debian packages)
@@ -12,6 +14,8 @@
 PLATFORM ?= pc
 CPUS     ?= 2
 MEM      ?= 1G
+NODES    ?= 2
+EMU      ?= qemu
 BUILD    := build
 
 GO       ?= go
@@ -43,7 +47,7 @@ QEMU_microvm := qemu-system-x86_64 -machine microvm,pit=on,pic=off,rtc=on,acpi=o
 	-global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0 -netdev user,id=n0 \
 	-kernel $(BUILD)/bigiron.elf
 
-.PHONY: all image elf qemu bochs test test-unit test-e2e deps vet clean
+.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean
 
 all: image
 
@@ -73,6 +77,9 @@ qemu: deps image
 
 bochs: deps image
 	bochs -q -f qemu/bochsrc.txt -rc qemu/bochs.rc 'com1: enabled=1, mode=term, dev=/dev/tty'
+
+cluster: deps image
+	$(GO) run ./tools/cluster -nodes $(NODES) -emu $(EMU) -build $(BUILD)
 
 vet:
 	$(GO) vet ./...

@@ -33,8 +33,11 @@ func main() {
 	}
 	cmds := shell.SystemCommands(sys)
 	cmds = append(cmds, shell.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
+	// the network first: it reserves its DMA memory before the
+	// hypervisor hands out guest memory
+	netCmds := startNetwork(p)
 	cmds = append(cmds, startHypervisor(p)...)
-	cmds = append(cmds, startNetwork(p)...)
+	cmds = append(cmds, netCmds...)
 	sh, err := shell.New(cmds...)
 	if err != nil {
 		fmt.Printf("shell: %v\n", err)

@@ -6,12 +6,168 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/usbarmory/tamago/dma"
+
 	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/board/x86"
+	"github.com/big-iron/big-iron/boot/cmdline"
+	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/hyperkernel/membership"
+	"github.com/big-iron/big-iron/hyperkernel/node"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/netstack/ipstack"
+	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/netstack/mux"
+	"github.com/big-iron/big-iron/netstack/nic"
 )
 
-// startNetwork brings up the NICs the board found and returns the shell
-// commands of the network layer.
+// The NIC drivers' rings and buffers live in a DMA region right above the
+// Go runtime's memory.
+const dmaSize = 8 << 20
+
+// pollIdle is how long the receive loop sleeps when a poll found nothing.
+const pollIdle = 100 * time.Microsecond
+
+// developmentKey is the cluster key of nodes booted without bigiron.key:
+// fine for emulators on one host, never for a real network.
+var developmentKey = []byte("big-iron development cluster key")
+
+// startNetwork brings up the first NIC with a driver: the cluster port
+// (EtherType 0x88B5) for the transport and membership, and gVisor's
+// TCP/IP on the rest where bigiron.ip gives an address. It returns the
+// network and cluster shell commands.
 func startNetwork(p *board.Platform) []*shell.Command {
-	return nil
+	fail := func(why string) []*shell.Command {
+		fmt.Printf("network: %s\n", why)
+		return append(ipstack.Commands(nil), node.Commands(nil, why)...)
+	}
+	opts, err := cmdline.Parse(p.CommandLine)
+	if err != nil {
+		return fail(err.Error())
+	}
+	region, err := reserveDMA(p)
+	if err != nil {
+		return fail(err.Error())
+	}
+	var dev nic.Device
+	for _, n := range p.NICs {
+		hw, err := x86.NICHardware(n, region)
+		if err == nil {
+			dev, err = openNIC(n, hw, opts.Node)
+		}
+		if err != nil {
+			fmt.Printf("network: %s at %s: %v\n", n.Kind, n.Where, err)
+			continue
+		}
+		fmt.Printf("network: %s at %s, MAC %v, link %s\n", dev.Driver(), n.Where, dev.MAC(), upDown(dev.Up()))
+		break
+	}
+	if dev == nil {
+		return fail("no NIC with a driver")
+	}
+	m := mux.New(dev)
+	go pollLoop(dev)
+
+	var ifs []ipstack.Interface
+	ip := ""
+	if opts.IP.IsValid() {
+		st, err := ipstack.New(ipstack.Config{Name: "eth0", Link: m.Default(), Addr: opts.IP, Gateway: opts.Gateway})
+		if err != nil {
+			fmt.Printf("network: %v\n", err)
+		} else {
+			ifs = append(ifs, ipstack.Interface{Stack: st, Card: dev})
+			ip = opts.IP.Addr().String()
+			fmt.Printf("network: eth0 %v\n", opts.IP)
+		}
+	}
+	cmds := ipstack.Commands(ifs)
+
+	key := opts.Key
+	if key == nil {
+		key = developmentKey
+		fmt.Println("network: no bigiron.key: using the development cluster key (emulators only)")
+	}
+	var boot []membership.Member
+	for _, peer := range opts.Peers {
+		boot = append(boot, membership.Member{ID: peer.ID, MAC: peer.MAC})
+	}
+	var seed [4]byte
+	rand.Read(seed[:])
+	start := time.Now()
+	agent, err := node.New(node.Config{
+		Link:        m.Port(link.EtherTypeCluster),
+		ID:          cluster.NodeID(opts.Node),
+		Key:         key,
+		Bootstrap:   boot,
+		Join:        opts.Join,
+		IP:          ip,
+		CounterBase: uint64(binary.LittleEndian.Uint32(seed[:])|1) << 32,
+		Clock:       func() time.Duration { return time.Since(start) },
+		Log:         os.Stdout,
+	})
+	if err != nil {
+		fmt.Printf("network: %v\n", err)
+		return append(cmds, node.Commands(nil, err.Error())...)
+	}
+	agent.Start()
+	fmt.Printf("cluster: node %d, %d initial members\n", opts.Node, max(1, len(boot)))
+	return append(cmds, node.Commands(agent, "")...)
+}
+
+// reserveDMA sets aside the DMA region above the Go runtime's memory and
+// records it as the hyperkernel's, so guests never get it.
+func reserveDMA(p *board.Platform) (*dma.Region, error) {
+	_, end := runtime.MemRegion()
+	start := (end + 0xfffff) &^ 0xfffff
+	r := memmap.Range{Start: start, Size: dmaSize}
+	if !usable(p.Memory, r) {
+		return nil, fmt.Errorf("no usable memory for NIC DMA at %#x-%#x", start, start+dmaSize)
+	}
+	region, err := dma.NewRegion(uint(start), dmaSize, false)
+	if err != nil {
+		return nil, fmt.Errorf("NIC DMA region: %w", err)
+	}
+	p.Reserved = append(p.Reserved, board.Reservation{Range: r, Owner: "NIC DMA rings and buffers"})
+	return region, nil
+}
+
+// usable reports whether r lies inside one usable region of m.
+func usable(m memmap.Map, r memmap.Range) bool {
+	for _, reg := range m {
+		if reg.Type == memmap.Usable && reg.Start <= r.Start && r.Start+r.Size <= reg.Start+reg.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// pollLoop receives frames for ever: each poll delivers them to the mux,
+// which hands cluster frames to the transport and the rest to gVisor.
+func pollLoop(dev nic.Device) {
+	for {
+		if dev.Poll(64) == 0 {
+			time.Sleep(pollIdle)
+		}
+	}
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// openNIC starts the driver for n. Node ids pick locally administered
+// MACs for cards that have none.
+func openNIC(n board.NIC, hw nic.Hardware, id cluster.NodeID) (nic.Device, error) {
+	return nil, fmt.Errorf("no driver for %s yet", n.Kind)
 }

@@ -112,6 +112,11 @@ type NIC struct {
 	Where  string
 	Vendor uint16
 	Device uint16
+	// PCI is true for a PCI function at Bus and Slot (function 0); MMIO
+	// is the register base of a virtio-mmio device.
+	PCI       bool
+	Bus, Slot uint8
+	MMIO      uint64
 }
 
 // OnlineCPUs counts the cores running.

@@ -30,6 +30,9 @@ func PCINICs() []board.NIC {
 				Where:  fmt.Sprintf("pci %02x:%02x.0", d.Bus, d.Slot),
 				Vendor: d.Vendor,
 				Device: d.Device,
+				PCI:    true,
+				Bus:    uint8(d.Bus),
+				Slot:   uint8(d.Slot),
 			})
 		}
 	}
@@ -63,6 +66,7 @@ func VirtioMMIONICs(base uint64, n int, stride uint64) []board.NIC {
 			Where:  fmt.Sprintf("virtio-mmio %#x", a),
 			Vendor: uint16(*(*uint32)(physPtr(a + virtioVendorID))),
 			Device: virtioNetDeviceID,
+			MMIO:   a,
 		})
 	}
 	return nics

@@ -1,0 +1,116 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package launch builds the emulator command lines of a big-iron cluster
+// on one host: n nodes on one Ethernet segment, each with its node id,
+// MAC, IPv4 address and the list of initial members on its boot command
+// line. QEMU nodes share a segment through a multicast UDP socket netdev
+// (no root needed); Bochs nodes through bxhub.
+package launch
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Cluster describes the nodes to start.
+type Cluster struct {
+	// Nodes is the number of nodes, 1 to 6 (bxhub's limit; QEMU has none
+	// but the MAC scheme below allows 254).
+	Nodes int
+	// Segment is the multicast port (QEMU) or bxhub base port (Bochs).
+	Segment int
+	// CPUs and MemMiB size each node.
+	CPUs, MemMiB int
+	// Key is the cluster key as hex, or empty for the development key.
+	Key string
+}
+
+// MAC returns node i's MAC address (nodes count from 1): locally
+// administered, 52:54:00 as QEMU's own, then be:00:i.
+func MAC(i int) string { return fmt.Sprintf("52:54:00:be:00:%02x", i) }
+
+// IP returns node i's control-plane address.
+func IP(i int) string { return fmt.Sprintf("10.77.0.%d", i) }
+
+// CommandLine is node i's boot command line.
+func (c Cluster) CommandLine(i int) string {
+	var peers []string
+	for j := 1; j <= c.Nodes; j++ {
+		peers = append(peers, fmt.Sprintf("%d@%s", j, MAC(j)))
+	}
+	s := fmt.Sprintf("bigiron.node=%d bigiron.ip=%s/24 bigiron.peers=%s", i, IP(i), strings.Join(peers, ","))
+	if c.Key != "" {
+		s += " bigiron.key=" + c.Key
+	}
+	return s
+}
+
+// Check validates the description.
+func (c Cluster) Check() error {
+	if c.Nodes < 1 || c.Nodes > 6 {
+		return fmt.Errorf("launch: %d nodes: want 1 to 6", c.Nodes)
+	}
+	if c.Segment < 1024 || c.Segment > 65000 {
+		return fmt.Errorf("launch: segment port %d out of range", c.Segment)
+	}
+	return nil
+}
+
+// QEMU returns the qemu-system-x86_64 arguments of node i (from 1)
+// booting elf (PVH) on a q35 machine with an 82540EM NIC, serial console
+// on stdio. accel is e.g. "-cpu max" or "-enable-kvm -cpu host".
+func (c Cluster) QEMU(i int, elf string, accel []string) []string {
+	args := []string{"-machine", "q35"}
+	args = append(args, accel...)
+	args = append(args,
+		"-smp", fmt.Sprint(max(1, c.CPUs)), "-m", fmt.Sprint(max(256, c.MemMiB)),
+		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+		"-netdev", fmt.Sprintf("socket,id=n0,mcast=230.0.0.1:%d,localaddr=127.0.0.1", c.Segment),
+		"-device", "e1000,netdev=n0,mac="+MAC(i),
+		"-kernel", elf,
+		"-append", c.CommandLine(i),
+	)
+	return args
+}
+
+// BochsHub returns the bxhub arguments for the cluster.
+func (c Cluster) BochsHub() []string {
+	return []string{fmt.Sprintf("-ports=%d", max(2, c.Nodes)), fmt.Sprintf("-base=%d", c.Segment)}
+}
+
+// Bochs returns the bochs arguments of node i (from 1) booting iso,
+// console on a socket at consolePort, after the options of rc (the
+// repository's qemu/bochsrc.txt) which these override. Bochs cannot put a
+// per-node command line on a GRUB ISO, so each node gets its own ISO:
+// isoFor(i) names it.
+func (c Cluster) Bochs(i int, bochsrc, iso, log string, consolePort, vncPort int) []string {
+	return []string{"-q", "-f", bochsrc,
+		fmt.Sprintf("cpu: model=corei7_haswell_4770, count=%d, ips=100000000, reset_on_triple_fault=0", max(1, c.CPUs)),
+		fmt.Sprintf("megs: %d", max(512, c.MemMiB)),
+		"ata0-master: type=cdrom, path=" + iso + ", status=inserted",
+		"log: " + log,
+		fmt.Sprintf("e1000: enabled=1, mac=%s, ethmod=socket, ethdev=127.0.0.1:%d", MAC(i), c.Segment+2*(i-1)),
+		fmt.Sprintf("com1: enabled=1, mode=socket-server, dev=127.0.0.1:%d", consolePort),
+		fmt.Sprintf("display_library: rfb, options=\"timeout=0 port=%d\"", vncPort),
+	}
+}
+
+// GrubConfig is the GRUB configuration of node i's ISO: the multiboot
+// image with the node's command line.
+func (c Cluster) GrubConfig(i int) string {
+	return fmt.Sprintf(`set timeout=0
+set default=0
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+menuentry "big-iron node %d" {
+	multiboot /boot/bigiron.mb %s
+	boot
+}
+`, i, c.CommandLine(i))
+}
+
+// NodeDir is where node i's files go under dir.
+func NodeDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("node%d", i)) }

@@ -1,0 +1,163 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Command cluster starts a big-iron cluster of emulated nodes on this host
+// (`make cluster NODES=3 EMU=qemu`): every node on one Ethernet segment,
+// the operator on the first node's serial console, the other consoles
+// logged to BUILD/cluster/nodeN/console.log. Leaving the first node's
+// console (QEMU: its exit; Bochs: Ctrl-C) stops them all.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
+)
+
+func main() {
+	var (
+		nodes   = flag.Int("nodes", 2, "number of nodes (1 to 6)")
+		emu     = flag.String("emu", "qemu", "emulator: qemu or bochs")
+		build   = flag.String("build", "build", "build directory holding bigiron.elf and bigiron.mb")
+		segment = flag.Int("segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
+		cpus    = flag.Int("cpus", 1, "cores per node")
+		mem     = flag.Int("mem", 512, "MiB of memory per node")
+		key     = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
+	)
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("cluster: ")
+	c := launch.Cluster{Nodes: *nodes, Segment: *segment, CPUs: *cpus, MemMiB: *mem, Key: *key}
+	if err := c.Check(); err != nil {
+		log.Fatal(err)
+	}
+	dir := filepath.Join(*build, "cluster")
+	var procs []*exec.Cmd
+	stopAll := func() {
+		for _, p := range procs {
+			if p.Process != nil {
+				p.Process.Kill()
+				p.Wait()
+			}
+		}
+	}
+	defer stopAll()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	go func() { <-sig; stopAll(); os.Exit(1) }()
+
+	switch *emu {
+	case "qemu":
+		accel := []string{"-cpu", "max"}
+		if _, err := os.Stat("/dev/kvm"); err == nil {
+			accel = []string{"-enable-kvm", "-cpu", "host"}
+		}
+		elf := filepath.Join(*build, "bigiron.elf")
+		for i := c.Nodes; i >= 1; i-- {
+			cmd := exec.Command("qemu-system-x86_64", c.QEMU(i, elf, accel)...)
+			if i == 1 {
+				cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+				fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (quit QEMU with Ctrl-A X is not wired: use `halt`)\n", c.Nodes, c.Segment)
+				if err := cmd.Run(); err != nil {
+					log.Printf("node 1: %v", err)
+				}
+				return
+			}
+			procs = append(procs, startLogged(cmd, launch.NodeDir(dir, i)))
+		}
+	case "bochs":
+		hub := exec.Command("bxhub", c.BochsHub()...)
+		procs = append(procs, startLogged(hub, filepath.Join(dir, "bxhub")))
+		var first net.Conn
+		for i := 1; i <= c.Nodes; i++ {
+			nd := launch.NodeDir(dir, i)
+			iso, err := nodeISO(c, i, *build, nd)
+			if err != nil {
+				log.Fatal(err)
+			}
+			port := c.Segment + 100 + 2*i
+			cmd := exec.Command("bochs", c.Bochs(i, "qemu/bochsrc.txt", iso, filepath.Join(nd, "bochs.log"), port, port+1)...)
+			rc := filepath.Join(nd, "bochs.rc")
+			os.WriteFile(rc, []byte("c\n"), 0o644)
+			cmd.Args = append(cmd.Args[:1], append([]string{"-rc", rc}, cmd.Args[1:]...)...)
+			procs = append(procs, startLogged(cmd, nd))
+			conn := dial(port)
+			if i == 1 {
+				first = conn
+				continue
+			}
+			f, _ := os.Create(filepath.Join(nd, "console.log"))
+			go io.Copy(f, conn)
+		}
+		fmt.Fprintf(os.Stderr, "cluster: %d Bochs nodes on bxhub ports %d+; you are on node 1 (Ctrl-C stops all)\n", c.Nodes, c.Segment)
+		go io.Copy(first, os.Stdin)
+		io.Copy(os.Stdout, first)
+	default:
+		log.Fatalf("unknown emulator %q (qemu or bochs)", *emu)
+	}
+}
+
+// startLogged starts cmd with its output in dir/console.log.
+func startLogged(cmd *exec.Cmd, dir string) *exec.Cmd {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
+	}
+	return cmd
+}
+
+// dial connects to a Bochs socket console, waiting for Bochs to listen.
+func dial(port int) net.Conn {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("console on port %d: %v", port, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// nodeISO writes node i's GRUB ISO, whose menu entry carries the node's
+// command line.
+func nodeISO(c launch.Cluster, i int, build, nd string) (string, error) {
+	root := filepath.Join(nd, "iso")
+	if err := os.MkdirAll(filepath.Join(root, "boot", "grub"), 0o755); err != nil {
+		return "", err
+	}
+	mb, err := os.ReadFile(filepath.Join(build, "bigiron.mb"))
+	if err != nil {
+		return "", fmt.Errorf("%w (make image first)", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "boot", "bigiron.mb"), mb, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "boot", "grub", "grub.cfg"), []byte(c.GrubConfig(i)), 0o644); err != nil {
+		return "", err
+	}
+	iso := filepath.Join(nd, "bigiron.iso")
+	out, err := exec.Command("grub-mkrescue", "-o", iso, root).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("grub-mkrescue: %v\n%s", err, out)
+	}
+	return iso, nil
+}
