@@ -23,6 +23,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/node"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/netstack/e1000"
 	"github.com/big-iron/big-iron/netstack/ipstack"
 	"github.com/big-iron/big-iron/netstack/link"
 	"github.com/big-iron/big-iron/netstack/mux"
@@ -169,5 +170,13 @@ func upDown(up bool) string {
 // openNIC starts the driver for n. Node ids pick locally administered
 // MACs for cards that have none.
 func openNIC(n board.NIC, hw nic.Hardware, id cluster.NodeID) (nic.Device, error) {
+	switch n.Kind {
+	case "e1000", "e1000e":
+		m, ok := e1000.ModelFor(n.Vendor, n.Device)
+		if !ok {
+			return nil, fmt.Errorf("e1000: unknown device %04x:%04x", n.Vendor, n.Device)
+		}
+		return e1000.New(hw, m)
+	}
 	return nil, fmt.Errorf("no driver for %s yet", n.Kind)
 }
