@@ -98,7 +98,11 @@ func startNetwork(p *board.Platform) []*shell.Command {
 	}
 	var boot []membership.Member
 	for _, peer := range opts.Peers {
-		boot = append(boot, membership.Member{ID: peer.ID, MAC: peer.MAC})
+		m := membership.Member{ID: peer.ID, MAC: peer.MAC}
+		if peer.IP.IsValid() {
+			m.IP = peer.IP.String()
+		}
+		boot = append(boot, m)
 	}
 	var seed [4]byte
 	rand.Read(seed[:])

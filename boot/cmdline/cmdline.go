@@ -7,7 +7,7 @@
 //	bigiron.node=N              this node's id (1..65535), default 1
 //	bigiron.ip=ADDR/PREFIX      static IPv4 address of the first NIC
 //	bigiron.gw=ADDR             default gateway
-//	bigiron.peers=ID@MAC,...    the initial members, this node included
+//	bigiron.peers=ID@MAC[@IP],... the initial members, this node included
 //	bigiron.key=HEX             the 32-byte cluster key, 64 hex digits
 //	bigiron.join=1              join a running cluster instead of forming one
 //
@@ -34,6 +34,8 @@ const prefix = "bigiron."
 type Peer struct {
 	ID  cluster.NodeID
 	MAC link.MAC
+	// IP is the member's control-plane address, if given.
+	IP netip.Addr
 }
 
 // Options are the settings from the command line.
@@ -105,9 +107,18 @@ func (o *Options) set(k, v string) error {
 		o.Gateway = a
 	case "peers":
 		for _, item := range strings.Split(v, ",") {
-			ids, macs, ok := strings.Cut(item, "@")
-			if !ok {
-				return fmt.Errorf("%q is not ID@MAC", item)
+			parts := strings.Split(item, "@")
+			if len(parts) < 2 || len(parts) > 3 {
+				return fmt.Errorf("%q is not ID@MAC or ID@MAC@IP", item)
+			}
+			ids, macs := parts[0], parts[1]
+			var ip netip.Addr
+			if len(parts) == 3 {
+				a, err := netip.ParseAddr(parts[2])
+				if err != nil || !a.Is4() {
+					return fmt.Errorf("%q: %q is not an IPv4 address", item, parts[2])
+				}
+				ip = a
 			}
 			id, err := parseID(ids)
 			if err != nil {
@@ -122,7 +133,7 @@ func (o *Options) set(k, v string) error {
 					return fmt.Errorf("node %d or MAC %v listed twice", id, mac)
 				}
 			}
-			o.Peers = append(o.Peers, Peer{ID: id, MAC: mac})
+			o.Peers = append(o.Peers, Peer{ID: id, MAC: mac, IP: ip})
 		}
 	case "key":
 		b, err := hex.DecodeString(v)

@@ -10,14 +10,14 @@ import (
 
 func TestParse(t *testing.T) {
 	o, err := Parse("console=ttyS0 bigiron.node=2 bigiron.ip=10.0.0.2/24 bigiron.gw=10.0.0.254 " +
-		"bigiron.peers=1@52:54:00:be:00:01,2@52:54:00:be:00:02 bigiron.key=" + strings.Repeat("ab", 32) + " quiet")
+		"bigiron.peers=1@52:54:00:be:00:01,2@52:54:00:be:00:02@10.0.0.2 bigiron.key=" + strings.Repeat("ab", 32) + " quiet")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.Node != 2 || o.IP.String() != "10.0.0.2/24" || o.Gateway.String() != "10.0.0.254" || len(o.Key) != 32 || o.Join {
 		t.Errorf("%+v", o)
 	}
-	if len(o.Peers) != 2 || o.Peers[1].ID != 2 || o.Peers[1].MAC.String() != "52:54:00:be:00:02" {
+	if len(o.Peers) != 2 || o.Peers[1].ID != 2 || o.Peers[1].MAC.String() != "52:54:00:be:00:02" || o.Peers[1].IP.String() != "10.0.0.2" || o.Peers[0].IP.IsValid() {
 		t.Errorf("peers %+v", o.Peers)
 	}
 }
@@ -44,6 +44,8 @@ func TestParseErrors(t *testing.T) {
 		"bigiron.peers=2@52:54:00:be:00:02",
 		"bigiron.peers=1@52:54:00:be:00:01,1@52:54:00:be:00:02",
 		"bigiron.key=abcd",
+		"bigiron.peers=1@52:54:00:be:00:01@10.0.0",
+		"bigiron.peers=1@52:54:00:be:00:01@10.0.0.1@x",
 		"bigiron.join=maybe",
 		"bigiron.node=1 bigiron.node=2",
 	} {

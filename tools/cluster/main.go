@@ -31,7 +31,7 @@ func main() {
 		build   = flag.String("build", "build", "build directory holding bigiron.elf and bigiron.mb")
 		segment = flag.Int("segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
 		cpus    = flag.Int("cpus", 1, "cores per node")
-		mem     = flag.Int("mem", 512, "MiB of memory per node")
+		mem     = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 512 MiB from 256 MiB up)")
 		key     = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
 	)
 	flag.Parse()

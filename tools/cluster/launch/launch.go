@@ -21,7 +21,8 @@ type Cluster struct {
 	Nodes int
 	// Segment is the multicast port (QEMU) or bxhub base port (Bochs).
 	Segment int
-	// CPUs and MemMiB size each node.
+	// CPUs and MemMiB size each node; MemMiB is at least 1024, since the
+	// image runs from 256 MiB to 768 MiB and keeps DMA memory above.
 	CPUs, MemMiB int
 	// Key is the cluster key as hex, or empty for the development key.
 	Key string
@@ -38,7 +39,7 @@ func IP(i int) string { return fmt.Sprintf("10.77.0.%d", i) }
 func (c Cluster) CommandLine(i int) string {
 	var peers []string
 	for j := 1; j <= c.Nodes; j++ {
-		peers = append(peers, fmt.Sprintf("%d@%s", j, MAC(j)))
+		peers = append(peers, fmt.Sprintf("%d@%s@%s", j, MAC(j), IP(j)))
 	}
 	s := fmt.Sprintf("bigiron.node=%d bigiron.ip=%s/24 bigiron.peers=%s", i, IP(i), strings.Join(peers, ","))
 	if c.Key != "" {
@@ -65,7 +66,7 @@ func (c Cluster) QEMU(i int, elf string, accel []string) []string {
 	args := []string{"-machine", "q35"}
 	args = append(args, accel...)
 	args = append(args,
-		"-smp", fmt.Sprint(max(1, c.CPUs)), "-m", fmt.Sprint(max(256, c.MemMiB)),
+		"-smp", fmt.Sprint(max(1, c.CPUs)), "-m", fmt.Sprint(max(1024, c.MemMiB)),
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
 		"-netdev", fmt.Sprintf("socket,id=n0,mcast=230.0.0.1:%d,localaddr=127.0.0.1", c.Segment),
 		"-device", "e1000,netdev=n0,mac="+MAC(i),
@@ -88,7 +89,7 @@ func (c Cluster) BochsHub() []string {
 func (c Cluster) Bochs(i int, bochsrc, iso, log string, consolePort, vncPort int) []string {
 	return []string{"-q", "-f", bochsrc,
 		fmt.Sprintf("cpu: model=corei7_haswell_4770, count=%d, ips=100000000, reset_on_triple_fault=0", max(1, c.CPUs)),
-		fmt.Sprintf("megs: %d", max(512, c.MemMiB)),
+		fmt.Sprintf("megs: %d", max(1024, c.MemMiB)),
 		"ata0-master: type=cdrom, path=" + iso + ", status=inserted",
 		"log: " + log,
 		fmt.Sprintf("e1000: enabled=1, mac=%s, ethmod=socket, ethdev=127.0.0.1:%d", MAC(i), c.Segment+2*(i-1)),
