@@ -16,7 +16,7 @@ CPUS     ?= 2
 MEM      ?= 1G
 NODES    ?= 2
 EMU      ?= qemu
-BUILD    := build
+BUILD    ?= build
 
 GO       ?= go
 # `go tool tamago` runs the tamago Go distribution paired with the tamago

@@ -11,8 +11,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/big-iron/big-iron/hyperkernel/shell"
@@ -35,7 +38,8 @@ func main() {
 	cmds = append(cmds, shell.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
 	// the network first: it reserves its DMA memory before the
 	// hypervisor hands out guest memory
-	netCmds := startNetwork(p)
+	notices := &lateWriter{}
+	netCmds := startNetwork(p, notices)
 	cmds = append(cmds, startHypervisor(p)...)
 	cmds = append(cmds, netCmds...)
 	sh, err := shell.New(cmds...)
@@ -43,11 +47,36 @@ func main() {
 		fmt.Printf("shell: %v\n", err)
 		p.Halt()
 	}
+	notices.set(sh.Notices())
 	for {
 		if err := sh.Serve(p.Console); err != nil {
 			fmt.Printf("shell: %v\n", err)
 		}
 	}
+}
+
+// lateWriter passes writes to a writer set once the shell exists, and to
+// standard output before.
+type lateWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lateWriter) set(w io.Writer) {
+	l.mu.Lock()
+	l.w = w
+	l.mu.Unlock()
+}
+
+// Write holds the lock while it writes, so that set, and the shell's
+// first prompt after it, wait for a line already going to the UART.
+func (l *lateWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return os.Stdout.Write(p)
+	}
+	return l.w.Write(p)
 }
 
 // revision is the git revision, set by the Makefile with -X; the Go

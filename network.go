@@ -9,7 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
 	"time"
 
@@ -44,8 +44,9 @@ var developmentKey = []byte("big-iron development cluster key")
 // startNetwork brings up the first NIC with a driver: the cluster port
 // (EtherType 0x88B5) for the transport and membership, and gVisor's
 // TCP/IP on the rest where bigiron.ip gives an address. It returns the
-// network and cluster shell commands.
-func startNetwork(p *board.Platform) []*shell.Command {
+// network and cluster shell commands. Membership events are written to
+// notices, one line per Write.
+func startNetwork(p *board.Platform, notices io.Writer) []*shell.Command {
 	fail := func(why string) []*shell.Command {
 		fmt.Printf("network: %s\n", why)
 		return append(ipstack.Commands(nil), node.Commands(nil, why)...)
@@ -116,7 +117,7 @@ func startNetwork(p *board.Platform) []*shell.Command {
 		IP:          ip,
 		CounterBase: uint64(binary.LittleEndian.Uint32(seed[:])|1) << 32,
 		Clock:       func() time.Duration { return time.Since(start) },
-		Log:         os.Stdout,
+		Log:         notices,
 	})
 	if err != nil {
 		fmt.Printf("network: %v\n", err)

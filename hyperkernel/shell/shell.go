@@ -15,6 +15,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/term"
 )
@@ -45,6 +46,31 @@ var ErrExit = errors.New("exit")
 // Shell dispatches command lines to registered commands.
 type Shell struct {
 	commands map[string]*Command
+
+	// mu guards the terminal being served and the notices written
+	// before there was one.
+	mu      sync.Mutex
+	term    *term.Terminal
+	pending [][]byte
+}
+
+// noticeWriter is Shell.Notices.
+type noticeWriter struct{ s *Shell }
+
+// Notices returns a writer for messages that arrive while the operator
+// types (cluster events, say): each Write appears whole, above the prompt
+// and the line being edited, which are then redrawn. Writes before the
+// shell serves a console are held and shown when it starts.
+func (s *Shell) Notices() io.Writer { return noticeWriter{s} }
+
+func (w noticeWriter) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.s.term == nil {
+		w.s.pending = append(w.s.pending, append([]byte(nil), p...))
+		return len(p), nil
+	}
+	return w.s.term.Write(p)
 }
 
 // New returns a shell with the given commands and a built-in `help`.
@@ -140,6 +166,18 @@ func (s *Shell) Exec(w io.Writer, line string) (err error) {
 // reports end of input or a command returns ErrExit.
 func (s *Shell) Serve(rw io.ReadWriter) error {
 	t := term.NewTerminal(rw, Prompt)
+	s.mu.Lock()
+	s.term = t
+	for _, p := range s.pending {
+		t.Write(p)
+	}
+	s.pending = nil
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.term = nil
+		s.mu.Unlock()
+	}()
 	for {
 		line, err := t.ReadLine()
 		if err != nil {

@@ -74,6 +74,10 @@ func TestQEMUCluster(t *testing.T) {
 		if _, err := nodes[i].con.Expect("node 3 failed", time.Minute); err != nil {
 			t.Fatalf("node %d did not declare node 3 failed: %v\n%s", i, err, nodes[i].con.Output())
 		}
+		// the notice redraws the prompt below it
+		if _, err := nodes[i].con.Expect(prompt, timeout); err != nil {
+			t.Fatalf("node %d: no prompt after the notice: %v", i, err)
+		}
 		m := failed.FindStringSubmatch(nodes[i].con.Output())
 		if m == nil {
 			t.Fatalf("node %d: failure not logged as a membership event:\n%s", i, nodes[i].con.Output())

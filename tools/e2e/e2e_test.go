@@ -183,7 +183,18 @@ func run(t *testing.T, n *node, line string, timeout time.Duration) string {
 	if err := n.con.Send(line); err != nil {
 		t.Fatalf("typing %q: %v", line, err)
 	}
+	// The shell echoes the line and a new line on Enter. Waiting for that
+	// first skips prompts redrawn by notices (cluster events) that
+	// arrived while the line was typed.
+	echo, err := n.con.Expect(line+"\r\n", timeout)
+	if err != nil {
+		t.Fatalf("%q was not echoed: %v\nconsole:\n%s", line, err, n.con.Output())
+	}
 	out, err := n.con.Expect(prompt, timeout)
+	if i := strings.LastIndex(echo, prompt); i >= 0 {
+		echo = echo[i+len(prompt):]
+	}
+	out = echo + out
 	if err != nil {
 		t.Fatalf("after %q: %v\nconsole:\n%s", line, err, n.con.Output())
 	}
