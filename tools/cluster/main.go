@@ -81,7 +81,7 @@ func main() {
 		var first net.Conn
 		for i := 1; i <= c.Nodes; i++ {
 			nd := launch.NodeDir(dir, i)
-			iso, err := nodeISO(c, i, *build, nd)
+			iso, err := c.NodeISO(i, filepath.Join(*build, "bigiron.mb"), nd)
 			if err != nil {
 				log.Fatal(err)
 			}
@@ -135,29 +135,4 @@ func dial(port int) net.Conn {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// nodeISO writes node i's GRUB ISO, whose menu entry carries the node's
-// command line.
-func nodeISO(c launch.Cluster, i int, build, nd string) (string, error) {
-	root := filepath.Join(nd, "iso")
-	if err := os.MkdirAll(filepath.Join(root, "boot", "grub"), 0o755); err != nil {
-		return "", err
-	}
-	mb, err := os.ReadFile(filepath.Join(build, "bigiron.mb"))
-	if err != nil {
-		return "", fmt.Errorf("%w (make image first)", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "boot", "bigiron.mb"), mb, 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(root, "boot", "grub", "grub.cfg"), []byte(c.GrubConfig(i)), 0o644); err != nil {
-		return "", err
-	}
-	iso := filepath.Join(nd, "bigiron.iso")
-	out, err := exec.Command("grub-mkrescue", "-o", iso, root).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("grub-mkrescue: %v\n%s", err, out)
-	}
-	return iso, nil
 }

@@ -138,18 +138,26 @@ func bootBochs(t *testing.T, dir string, cpus int) *node {
 	t.Helper()
 	root := repoRoot(t)
 	port := freePort(t)
-	rc := filepath.Join(t.TempDir(), "bochs.rc")
-	if err := os.WriteFile(rc, []byte("c\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bochs", "-q", "-f", filepath.Join(root, "qemu", "bochsrc.txt"), "-rc", rc,
+	return startBochs(t, dir, port, "-q", "-f", filepath.Join(root, "qemu", "bochsrc.txt"),
 		fmt.Sprintf("cpu: model=corei7_haswell_4770, count=%d, ips=100000000, reset_on_triple_fault=0", cpus),
 		"ata0-master: type=cdrom, path="+filepath.Join(dir, "bigiron.iso")+", status=inserted",
 		"log: "+filepath.Join(dir, "bochs.log"),
 		fmt.Sprintf("com1: enabled=1, mode=socket-server, dev=127.0.0.1:%d", port),
 		fmt.Sprintf("display_library: rfb, options=\"timeout=0 port=%d\"", freePort(t)),
 	)
-	cmd.Dir = root
+}
+
+// startBochs runs bochs with args (which must put COM1 on a socket server
+// at port) from the repository's root, its output in dir/bochs.out, and
+// connects to the console.
+func startBochs(t *testing.T, dir string, port int, args ...string) *node {
+	t.Helper()
+	rc := filepath.Join(t.TempDir(), "bochs.rc")
+	if err := os.WriteFile(rc, []byte("c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bochs", append([]string{"-rc", rc}, args...)...)
+	cmd.Dir = repoRoot(t)
 	logf, err := os.Create(filepath.Join(dir, "bochs.out"))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ package launch
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -92,7 +94,9 @@ func (c Cluster) Bochs(i int, bochsrc, iso, log string, consolePort, vncPort int
 		fmt.Sprintf("megs: %d", max(1024, c.MemMiB)),
 		"ata0-master: type=cdrom, path=" + iso + ", status=inserted",
 		"log: " + log,
-		fmt.Sprintf("e1000: enabled=1, mac=%s, ethmod=socket, ethdev=127.0.0.1:%d", MAC(i), c.Segment+2*(i-1)),
+		// ethdev is a bare UDP port: Bochs reads "127.0.0.1:N" as port 127
+		// and binds it; bxhub listens on the port above.
+		fmt.Sprintf("e1000: enabled=1, mac=%s, ethmod=socket, ethdev=%d", MAC(i), c.Segment+2*(i-1)),
 		fmt.Sprintf("com1: enabled=1, mode=socket-server, dev=127.0.0.1:%d", consolePort),
 		fmt.Sprintf("display_library: rfb, options=\"timeout=0 port=%d\"", vncPort),
 	}
@@ -115,3 +119,29 @@ menuentry "big-iron node %d" {
 
 // NodeDir is where node i's files go under dir.
 func NodeDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("node%d", i)) }
+
+// NodeISO writes node i's GRUB ISO into dir (the node's directory) from
+// the multiboot image mb: its menu entry carries the node's command line.
+// It returns the ISO's path. It needs grub-mkrescue (with xorriso and
+// mtools).
+func (c Cluster) NodeISO(i int, mb, dir string) (string, error) {
+	root := filepath.Join(dir, "iso")
+	if err := os.MkdirAll(filepath.Join(root, "boot", "grub"), 0o755); err != nil {
+		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+	}
+	image, err := os.ReadFile(mb)
+	if err != nil {
+		return "", fmt.Errorf("launch: node %d ISO: %w (make image first)", i, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "boot", "bigiron.mb"), image, 0o644); err != nil {
+		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "boot", "grub", "grub.cfg"), []byte(c.GrubConfig(i)), 0o644); err != nil {
+		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+	}
+	iso := filepath.Join(dir, "bigiron.iso")
+	if out, err := exec.Command("grub-mkrescue", "-o", iso, root).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("launch: node %d ISO: grub-mkrescue: %v\n%s", i, err, out)
+	}
+	return iso, nil
+}
