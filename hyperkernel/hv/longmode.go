@@ -1,0 +1,84 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package hv
+
+import (
+	"fmt"
+
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// LongModeEntry is where a vCPU starts that enters 64-bit mode directly,
+// as the Linux 64-bit boot protocol asks (Documentation/arch/x86/boot.rst,
+// "64-bit Boot Protocol"): paging on with CR3 identity-mapping the low
+// memory, a GDT whose entries CS and DS describe flat 64-bit code and
+// flat data, interrupts off. General registers (RSI holds the zero page
+// for Linux) are set by the caller in the saved GPR block.
+type LongModeEntry struct {
+	RIP, RSP uint64
+	CR3      uint64
+	// GDTBase and GDTLimit locate the guest's GDT; CS and DS are the
+	// selectors of its code and data descriptors (the VMCS caches the
+	// descriptors: the guest reloading them later must find the same).
+	GDTBase  uint64
+	GDTLimit uint32
+	CS, DS   uint16
+}
+
+// Segment access rights in the VMCS format (SDM Vol. 3C, 24.4.1, Table
+// 24-2): type, S, DPL, P in bits 0-7, then AVL, L, D/B, G in 12-15.
+const (
+	arCode64 = 0xA09B // execute/read, accessed, present, L, G
+	arData   = 0xC093 // read/write, accessed, present, D/B, G
+	arTSS64  = 0x008B // busy 64-bit TSS, present
+)
+
+// LongModeState returns the VMCS guest state of e. ctl must contain "IA-32e
+// mode guest" and "load IA32_EFER" on entry. The bits VMX forces in CR0 and
+// CR4 are owned by the host through the masks, the guest reading what it
+// would on hardware (PE, PG, ET; PAE).
+func LongModeState(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint16, e LongModeEntry) (vmx.GuestState, error) {
+	if ctl.Entry&vmx.EntryIA32eModeGuest == 0 || ctl.Entry&vmx.EntryLoadEFER == 0 {
+		return vmx.GuestState{}, fmt.Errorf("hv: a 64-bit entry needs the \"IA-32e mode guest\" and \"load IA32_EFER\" entry controls")
+	}
+	if e.CS == 0 || e.DS == 0 || e.CS&7 != 0 || e.DS&7 != 0 || uint32(e.CS|7) > e.GDTLimit || uint32(e.DS|7) > e.GDTLimit {
+		return vmx.GuestState{}, fmt.Errorf("hv: selectors CS %#x DS %#x do not index a GDT of limit %#x", e.CS, e.DS, e.GDTLimit)
+	}
+	unrestricted := ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
+	cr0Mask, cr4Mask := c.GuestHostMasks(unrestricted)
+	const cr0 = vmx.CR0PE | vmx.CR0PG | vmx.CR0ET
+	const cr4 = vmx.CR4PAE
+	code := vmx.Segment{Selector: e.CS, Limit: 0xFFFFFFFF, AccessRights: arCode64}
+	data := vmx.Segment{Selector: e.DS, Limit: 0xFFFFFFFF, AccessRights: arData}
+	return vmx.GuestState{
+		CR0:             c.GuestCR0(cr0, unrestricted),
+		CR3:             e.CR3,
+		CR4:             c.GuestCR4(cr4),
+		CR0Mask:         cr0Mask,
+		CR0Shadow:       cr0,
+		CR4Mask:         cr4Mask,
+		CR4Shadow:       cr4,
+		DR7:             0x400,
+		RIP:             e.RIP,
+		RSP:             e.RSP,
+		RFLAGS:          vmx.RFLAGSFixed1,
+		CS:              code,
+		SS:              data,
+		DS:              data,
+		ES:              data,
+		FS:              data,
+		GS:              data,
+		LDTR:            vmx.Segment{AccessRights: vmx.ARUnusable},
+		TR:              vmx.Segment{Limit: 0x67, AccessRights: arTSS64},
+		GDTRBase:        e.GDTBase,
+		GDTRLimit:       e.GDTLimit,
+		IDTRLimit:       0xFFFF,
+		EFER:            vmx.EFERLME | vmx.EFERLMA,
+		PAT:             0x0007040600070406, // power-on value
+		VMCSLinkPointer: ^uint64(0),
+		Controls:        ctl,
+		EPTP:            eptp,
+		VPID:            vpid,
+	}, nil
+}
