@@ -1,6 +1,9 @@
 package vmx
 
-import "errors"
+import (
+	"errors"
+	"unsafe"
+)
 
 // Encoding is the byte encoding of one VMX instruction as used by the
 // bare-metal assembly (vmx_amd64.s), which has to spell them as BYTE
@@ -90,6 +93,40 @@ type GuestRegs struct {
 	R8, R9, R10, R11   uint64
 	R12, R13, R14, R15 uint64
 	CR2                uint64
+
+	// FPU, when set, holds the guest's x87, MMX and SSE state: the entry
+	// routine loads it (FXRSTOR64) just before VM entry and saves it
+	// (FXSAVE64) right after VM exit, then loads HostFPU, so that no Go
+	// code ever runs on guest FPU state nor a guest on the host's. Nil
+	// for guests that never touch the FPU (the test guest). Both areas
+	// must be 16-byte aligned (NewFXArea).
+	FPU, HostFPU *FXArea
+}
+
+// FXArea is the 512-byte FXSAVE/FXRSTOR memory image (SDM Vol. 1,
+// 10.5.1, Table 10-2).
+type FXArea [512]byte
+
+// FX image offsets (SDM Vol. 1, Table 10-2).
+const (
+	fxFCW   = 0  // x87 control word
+	fxMXCSR = 24 // SSE control and status
+)
+
+// NewFXArea returns an FXSAVE image in the processor's initial state
+// (after FNINIT: control word 0x037F, all registers empty; MXCSR 0x1F80,
+// SDM Vol. 1, 11.6.4 and 8.1.5), aligned to 16 bytes as FXRSTOR requires.
+func NewFXArea() *FXArea {
+	// An allocation of 512 bytes is in Go's 512-byte size class, whose
+	// objects are 512-byte aligned; check rather than trust.
+	for {
+		a := new(FXArea)
+		if uintptr(unsafe.Pointer(a))%16 == 0 {
+			a[fxFCW], a[fxFCW+1] = 0x7F, 0x03
+			a[fxMXCSR], a[fxMXCSR+1] = 0x80, 0x1F
+			return a
+		}
+	}
 }
 
 // Reg returns a pointer to the register numbered g in exit

@@ -188,7 +188,7 @@ func TestGuestRegsLayout(t *testing.T) {
 		"RBP": unsafe.Offsetof(r.RBP), "RSI": unsafe.Offsetof(r.RSI), "RDI": unsafe.Offsetof(r.RDI),
 		"R8": unsafe.Offsetof(r.R8), "R9": unsafe.Offsetof(r.R9), "R10": unsafe.Offsetof(r.R10), "R11": unsafe.Offsetof(r.R11),
 		"R12": unsafe.Offsetof(r.R12), "R13": unsafe.Offsetof(r.R13), "R14": unsafe.Offsetof(r.R14), "R15": unsafe.Offsetof(r.R15),
-		"CR2": unsafe.Offsetof(r.CR2),
+		"CR2": unsafe.Offsetof(r.CR2), "FPU": unsafe.Offsetof(r.FPU), "HOSTFPU": unsafe.Offsetof(r.HostFPU),
 	}
 	defs := regexp.MustCompile(`(?m)^#define G_([A-Z0-9]+) (\d+)$`).FindAllStringSubmatch(asmSource(t), -1)
 	if len(defs) != len(offsets) {
@@ -214,6 +214,18 @@ func TestGuestRegsLayout(t *testing.T) {
 	}
 	if r.RAX != 100 || r.RBX != 103 || r.RDI != 107 || r.R15 != 115 || r.Reg(16) != nil {
 		t.Errorf("Reg mapping wrong: %+v", r)
+	}
+}
+
+func TestNewFXArea(t *testing.T) {
+	for range 100 {
+		a := NewFXArea()
+		if uintptr(unsafe.Pointer(a))%16 != 0 {
+			t.Fatalf("FX area at %p is not 16-byte aligned", a)
+		}
+		if fcw, mxcsr := uint16(a[0])|uint16(a[1])<<8, uint32(a[24])|uint32(a[25])<<8; fcw != 0x037F || mxcsr != 0x1F80 {
+			t.Fatalf("initial FCW %#x MXCSR %#x, want 0x37f and 0x1f80", fcw, mxcsr)
+		}
 	}
 }
 

@@ -25,6 +25,8 @@
 #define G_R14 104
 #define G_R15 112
 #define G_CR2 120
+#define G_FPU 128
+#define G_HOSTFPU 136
 
 // VMCS encodings of HOST_RSP and HOST_RIP (SDM Vol. 3D, B.4.4).
 #define VMCS_HOST_RSP 0x6C14
@@ -146,6 +148,11 @@ TEXT ·vmenter(SB),NOSPLIT,$0-24
 	BYTE $0x0F; BYTE $0x79; BYTE $0xC3
 	JLS	failed
 
+	MOVQ	G_FPU(DI), AX
+	TESTQ	AX, AX
+	JEQ	nofpu
+	FXRSTOR64	(AX)	// guest x87/SSE state: no Go code runs until the exit
+nofpu:
 	MOVQ	G_CR2(DI), AX
 	MOVQ	AX, CR2		// leaves flags undefined: test after it
 	TESTQ	SI, SI
@@ -210,6 +217,13 @@ TEXT ·vmexitEntry(SB),NOSPLIT|NOFRAME,$0-0
 	MOVQ	CX, G_RAX(AX)
 	MOVQ	CR2, CX
 	MOVQ	CX, G_CR2(AX)
+	MOVQ	G_FPU(AX), CX
+	TESTQ	CX, CX
+	JEQ	nofpu
+	FXSAVE64	(CX)
+	MOVQ	G_HOSTFPU(AX), CX
+	FXRSTOR64	(CX)
+nofpu:
 	// Stack as vmenter left it: 0 regs, 8 host RFLAGS, 16 R15, 24 R14,
 	// 32 R13, 40 R12, 48 BX, 56 BP, 64 return address, 72 regs argument,
 	// 80 resume argument, 88 result. Restore with loads (a POP past what
