@@ -72,7 +72,57 @@ type CPUIDConfig struct {
 	LAPICKHz uint32
 	// VCPUs is the number of vCPUs, for the topology fields.
 	VCPUs uint32
+	// EmulatedAPIC advertises the x2APIC and the TSC-deadline timer of
+	// the hyperkernel's local APIC model (leaf 1 ECX bits 21 and 24).
+	EmulatedAPIC bool
+	// FXSAVEOnly hides XSAVE and every feature whose register state only
+	// XSAVE manages (AVX and its VEX/EVEX relatives, MPX, PKU): for
+	// guests whose FPU state the hypervisor switches with FXSAVE.
+	FXSAVEOnly bool
+	// HideUnvirtualized hides features that would reach hardware the
+	// hypervisor does not virtualise or that raise #UD in VMX non-root
+	// operation unless a control enables them: RDTSCP, INVPCID, machine
+	// check architecture, TSC_ADJUST, the speculation-control and
+	// architectural-capabilities MSRs, resource director technology,
+	// debug store.
+	HideUnvirtualized bool
 }
+
+// Feature bits hidden by CPUIDConfig's options (SDM Vol. 2A, CPUID,
+// Tables 3-10, 3-11 and the leaf 07H description).
+const (
+	leaf1ECXFMA         = 1 << 12
+	leaf1ECXDCA         = 1 << 18
+	leaf1ECXX2APIC      = 1 << 21
+	leaf1ECXTSCDeadline = 1 << 24
+	leaf1ECXXSAVE       = 1 << 26
+	leaf1ECXOSXSAVE     = 1 << 27
+	leaf1ECXAVX         = 1 << 28
+	leaf1ECXF16C        = 1 << 29
+	leaf1EDXMCE         = 1 << 7
+	leaf1EDXMCA         = 1 << 14
+	leaf1EDXDS          = 1 << 21
+	leaf1EDXPBE         = 1 << 31
+
+	leaf7EBXTSCAdjust = 1 << 1
+	leaf7EBXAVX2      = 1 << 5
+	leaf7EBXINVPCID   = 1 << 10
+	leaf7EBXRDTM      = 1 << 12
+	leaf7EBXMPX       = 1 << 14
+	leaf7EBXRDTA      = 1 << 15
+	// AVX-512 F, DQ, IFMA, PF, ER, CD, BW, VL.
+	leaf7EBXAVX512 = 1<<16 | 1<<17 | 1<<21 | 1<<26 | 1<<27 | 1<<28 | 1<<30 | 1<<31
+	// PKU, OSPKE; AVX-512 VBMI, VBMI2, VNNI, BITALG, VPOPCNTDQ; VAES,
+	// VPCLMULQDQ (VEX-encoded forms need AVX state).
+	leaf7ECXXSAVEState = 1<<3 | 1<<4 | 1<<1 | 1<<6 | 1<<11 | 1<<12 | 1<<14 | 1<<9 | 1<<10
+	// AVX-512 4VNNIW, 4FMAPS; AMX and AVX-512 FP16 (bits 22-24).
+	leaf7EDXXSAVEState = 1<<2 | 1<<3 | 1<<22 | 1<<23 | 1<<24
+	// IBRS/IBPB, STIBP, L1D_FLUSH, IA32_ARCH_CAPABILITIES,
+	// IA32_CORE_CAPABILITIES, SSBD.
+	leaf7EDXSpecCtrl = 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<30 | 1<<31
+
+	extEDXRDTSCP = 1 << 27
+)
 
 type cpuidKey struct{ leaf, sub uint32 }
 
@@ -138,6 +188,16 @@ func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
 			// EBX[23:16] logical processors per package; [31:24] APIC ID is
 			// filled per vCPU by Lookup.
 			r.EBX = r.EBX&0x0000FFFF | (cfg.VCPUs&0xFF)<<16
+			if cfg.EmulatedAPIC {
+				r.ECX |= leaf1ECXX2APIC | leaf1ECXTSCDeadline
+			}
+			if cfg.FXSAVEOnly {
+				r.ECX &^= leaf1ECXXSAVE | leaf1ECXOSXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
+			}
+			if cfg.HideUnvirtualized {
+				r.ECX &^= leaf1ECXDCA
+				r.EDX &^= leaf1EDXMCE | leaf1EDXMCA | leaf1EDXDS | leaf1EDXPBE
+			}
 			add(leaf, 0, false, r)
 		case LeafCacheParams:
 			for sub := uint32(0); sub < 16; sub++ {
@@ -157,11 +217,24 @@ func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
 			r.EAX = maxSub
 			r.EBX &^= Leaf7EBXSGX | Leaf7EBXPT
 			r.ECX &^= Leaf7ECXWAITPKG | Leaf7ECXSGXLC
+			if cfg.FXSAVEOnly {
+				r.EBX &^= leaf7EBXAVX2 | leaf7EBXMPX | leaf7EBXAVX512
+				r.ECX &^= leaf7ECXXSAVEState
+				r.EDX &^= leaf7EDXXSAVEState
+			}
+			if cfg.HideUnvirtualized {
+				r.EBX &^= leaf7EBXTSCAdjust | leaf7EBXINVPCID | leaf7EBXRDTM | leaf7EBXRDTA
+				r.EDX &^= leaf7EDXSpecCtrl
+			}
 			add(leaf, 0, true, r)
 			for sub := uint32(1); sub <= maxSub; sub++ {
 				add(leaf, sub, true, host(leaf, sub))
 			}
 		case LeafXSAVE:
+			if cfg.FXSAVEOnly {
+				add(leaf, 0, false, CPUIDResult{})
+				break
+			}
 			for sub := uint32(0); sub < 64; sub++ {
 				if r := host(leaf, sub); r != (CPUIDResult{}) {
 					add(leaf, sub, true, r)
@@ -192,7 +265,11 @@ func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
 	}
 	add(LeafExtMax, 0, false, CPUIDResult{EAX: p.maxExt})
 	for leaf := uint32(LeafExtMax + 1); leaf <= p.maxExt; leaf++ {
-		add(leaf, 0, false, host(leaf, 0))
+		r := host(leaf, 0)
+		if leaf == LeafExtMax+1 && cfg.HideUnvirtualized {
+			r.EDX &^= extEDXRDTSCP
+		}
+		add(leaf, 0, false, r)
 	}
 	sort.Slice(p.entries, func(i, j int) bool {
 		a, b := p.entries[i].key, p.entries[j].key

@@ -437,3 +437,67 @@ func FuzzDispatch(f *testing.F) {
 		_ = a.Kind.String()
 	})
 }
+
+func TestCPUIDPolicyGuestOptions(t *testing.T) {
+	allOnes := func(leaf, sub uint32) CPUIDResult {
+		r := fakeHost(leaf, sub)
+		switch leaf {
+		case 1, 7, 0x80000001:
+			r.ECX, r.EDX = 0xFFFFFFFF, 0xFFFFFFFF
+			if leaf != 1 {
+				r.EBX = 0xFFFFFFFF
+			}
+		}
+		return r
+	}
+	plain, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, VCPUs: 2}, allOnes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linux, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, VCPUs: 2, EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true}, allOnes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		leaf, sub uint32
+		reg       func(CPUIDResult) uint32
+		bit       uint32
+		plain, on bool
+	}{
+		{"x2APIC", 1, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 21, true, true},
+		{"XSAVE", 1, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 26, true, false},
+		{"AVX", 1, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 28, true, false},
+		{"SSE4.2", 1, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 20, true, true},
+		{"MCE", 1, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 7, true, false},
+		{"SSE2", 1, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 26, true, true},
+		{"AVX2", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 5, true, false},
+		{"INVPCID", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 10, true, false},
+		{"BMI2", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 8, true, true},
+		{"AVX512F", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 16, true, false},
+		{"PKU", 7, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 3, true, false},
+		{"ARCH_CAPABILITIES", 7, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 29, true, false},
+		{"RDTSCP", 0x80000001, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 27, true, false},
+		{"NX", 0x80000001, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 20, true, true},
+		{"XSAVE leaf", 0xD, 0, func(r CPUIDResult) uint32 { return r.EAX }, 1, true, false},
+	} {
+		if got := c.reg(plain.Lookup(c.leaf, c.sub, 0))&c.bit != 0; got != c.plain {
+			t.Errorf("%s without options: %v, want %v", c.name, got, c.plain)
+		}
+		if got := c.reg(linux.Lookup(c.leaf, c.sub, 1))&c.bit != 0; got != c.on {
+			t.Errorf("%s with the guest options: %v, want %v", c.name, got, c.on)
+		}
+	}
+	// x2APIC and the TSC-deadline timer appear even where the host has
+	// neither (the LAPIC is emulated).
+	lapic, _ := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, EmulatedAPIC: true}, func(leaf, sub uint32) CPUIDResult {
+		r := fakeHost(leaf, sub)
+		if leaf == 1 {
+			r.ECX &^= 1<<21 | 1<<24
+		}
+		return r
+	})
+	if ecx := lapic.Lookup(1, 0, 0).ECX; ecx&(1<<21) == 0 || ecx&(1<<24) == 0 {
+		t.Errorf("leaf 1 ECX %#x lacks x2APIC or TSC deadline", ecx)
+	}
+}
