@@ -32,11 +32,11 @@ func startHypervisor(p *board.Platform) []*shell.Command {
 	}
 	pool, err := frames.NewPool(m)
 	if err != nil {
-		return hv.Commands(nil, err.Error())
+		return hv.Commands(nil, nil, err.Error())
 	}
 	h, err := hv.New(p, pool)
 	if err != nil {
-		return hv.Commands(nil, err.Error())
+		return hv.Commands(nil, nil, err.Error())
 	}
-	return hv.Commands(h, "")
+	return hv.Commands(h, nil, "")
 }

@@ -23,18 +23,36 @@ type Runner interface {
 	NumCores() int
 }
 
-// Commands returns `vm`: `vm run test [VARIANT] [cores=all]` and `vm stat`.
-// r is nil where VMX is unavailable; the command then says why.
-func Commands(r Runner, unavailable string) []*shell.Command {
+// Commands returns `vm` (`vm run test [VARIANT] [cores=all]`, `vm stat`,
+// and with an OS host `vm boot linux ...`, `vm list`, `vm stop [ID]`) and
+// `console`. r is nil where VMX is unavailable; the commands then say
+// why. os may be nil where the node carries no guest image.
+func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 	return []*shell.Command{{
 		Name:  "vm",
-		Usage: "run test [standard|triplefault|probe] [cores=all] | stat",
-		Help:  "run the built-in test guest; show VM exits by reason",
+		Usage: "run test [standard|triplefault|probe] [cores=all] | stat | boot linux [vcpus=N] [mem=SIZE] [cmdline=...] | list | stop [ID]",
+		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason",
 		Run: func(w io.Writer, args []string) error {
 			if r == nil {
 				return fmt.Errorf("VMX unavailable: %s", unavailable)
 			}
+			if len(args) > 0 && (args[0] == "boot" || args[0] == "list" || args[0] == "stop") && os == nil {
+				return fmt.Errorf("this image carries no guest operating system (build it with GUEST=linux)")
+			}
 			switch {
+			case len(args) >= 1 && args[0] == "boot":
+				return bootOS(w, os, args[1:])
+			case len(args) == 1 && args[0] == "list":
+				listOS(w, os)
+				return nil
+			case len(args) >= 1 && args[0] == "stop" && len(args) <= 2:
+				g, err := findGuest(os, args[1:])
+				if err != nil {
+					return err
+				}
+				g.Stop()
+				fmt.Fprintf(w, "vm %d: %s\n", g.Info().ID, g.Info().Outcome)
+				return nil
 			case len(args) >= 2 && args[0] == "run" && args[1] == "test":
 				return runTest(w, r, args[2:])
 			case len(args) == 1 && args[0] == "stat":
@@ -43,9 +61,9 @@ func Commands(r Runner, unavailable string) []*shell.Command {
 				fmt.Fprint(w, st.String())
 				return nil
 			}
-			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]` or `vm stat`", shell.ErrUsage)
+			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]`, `vm stat`, `vm boot linux ...`, `vm list` or `vm stop [ID]`", shell.ErrUsage)
 		},
-	}}
+	}, ConsoleCommand(os)}
 }
 
 func runTest(w io.Writer, r Runner, args []string) error {

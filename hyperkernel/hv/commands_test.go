@@ -46,7 +46,7 @@ func (f *fakeRunner) NumCores() int                 { return f.cores }
 func runVM(t *testing.T, r Runner, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := Commands(r, "no VMX here")[0].Run(&out, args)
+	err := Commands(r, nil, "no VMX here")[0].Run(&out, args)
 	return out.String(), err
 }
 

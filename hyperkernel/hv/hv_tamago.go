@@ -50,6 +50,9 @@ type Hypervisor struct {
 	mu    sync.Mutex
 	total exits.ExitStats
 	runs  int
+	// vms are the OS guests started so far; vmCount numbers them.
+	vms     []*LinuxVM
+	vmCount int
 	// tss is the host TSS: tamago loads none, and VM exits need a
 	// non-null host TR (Intel SDM Vol. 3C 27.2.3).
 	tss [104]byte

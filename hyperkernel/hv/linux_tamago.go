@@ -1,0 +1,427 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package hv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/devices/pcmsr"
+	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/frames"
+	"github.com/big-iron/big-iron/hyperkernel/guestmem"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// linuxVPIDBase is the first VPID of OS guests (the test guest uses 1).
+const linuxVPIDBase = 16
+
+// MSRs the guest owns outright: VMX switches EFER, FS/GS base and the
+// SYSENTER MSRs through the VMCS; the SYSCALL MSRs and KERNEL_GS_BASE
+// travel in the VM-entry MSR-load / VM-exit MSR-store list, so they
+// follow the vCPU from core to core (Intel SDM Vol. 3C, 25.7.2 and
+// 26.4 "Loading MSRs").
+var (
+	switchedMSRs = []uint32{
+		0xC0000081, // IA32_STAR
+		0xC0000082, // IA32_LSTAR
+		0xC0000083, // IA32_CSTAR
+		0xC0000084, // IA32_FMASK
+		0xC0000102, // IA32_KERNEL_GS_BASE
+	}
+	passedMSRs = []uint32{
+		0xC0000080,          // IA32_EFER
+		0xC0000100,          // IA32_FS_BASE
+		0xC0000101,          // IA32_GS_BASE
+		0x174, 0x175, 0x176, // IA32_SYSENTER_CS/ESP/EIP
+	}
+)
+
+// guestBacking gives guest RAM its host frames.
+type guestBacking struct{ h *Hypervisor }
+
+func (b guestBacking) AllocFrame() (uint64, error) { return b.h.zeroFrame() }
+func (b guestBacking) FreeFrame(hpa uint64)        { b.h.pool.FreeFrame(hpa) }
+func (b guestBacking) Frame(hpa uint64) *[guestmem.PageSize]byte {
+	return (*[guestmem.PageSize]byte)(unsafe.Pointer(&physBytes(hpa, 1)[0]))
+}
+
+// LinuxVM is an operating-system guest running on this node.
+type LinuxVM struct {
+	h       *Hypervisor
+	id      int
+	cfg     LinuxConfig
+	ram     *guestmem.RAM
+	tab     *ept.Table
+	console *ConsoleLog
+	started time.Time
+
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	outcome string
+	stats   exits.ExitStats
+	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists
+}
+
+// Console returns the guest's console output.
+func (vm *LinuxVM) Console() *ConsoleLog { return vm.console }
+
+// Info describes the VM.
+func (vm *LinuxVM) Info() VMInfo {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	out := vm.outcome
+	if out == "" {
+		out = "running"
+	}
+	return VMInfo{ID: vm.id, Name: vm.cfg.Name, VCPUs: vm.cfg.VCPUs, Memory: vm.cfg.Memory, Started: vm.started, Outcome: out, Exits: vm.stats}
+}
+
+// end records why the VM stopped (the first reason wins) and stops every
+// vCPU.
+func (vm *LinuxVM) end(why string) {
+	vm.mu.Lock()
+	if vm.outcome == "" {
+		vm.outcome = why
+	}
+	vm.mu.Unlock()
+	vm.stop.Store(true)
+}
+
+// Stop stops the VM and waits for its vCPUs, then frees its memory.
+func (vm *LinuxVM) Stop() {
+	vm.end("stopped by the operator")
+	vm.wg.Wait()
+}
+
+func (vm *LinuxVM) alloc() (uint64, error) {
+	f, err := vm.h.zeroFrame()
+	if err == nil {
+		vm.owned = append(vm.owned, f)
+	}
+	return f, err
+}
+
+func (vm *LinuxVM) free() {
+	for _, f := range vm.owned {
+		vm.h.pool.FreeFrame(f)
+	}
+	vm.owned = nil
+	if vm.tab != nil {
+		vm.tab.Destroy()
+	}
+	if vm.ram != nil {
+		vm.ram.Free()
+	}
+}
+
+// BootLinux builds a VM from cfg and starts its boot processor. It
+// returns once the guest runs; the VM lives until it stops itself or
+// Stop is called.
+func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
+	if err := validateLinuxConfig(&cfg, len(h.cores)); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.vmCount++
+	id := h.vmCount
+	h.mu.Unlock()
+	vm = &LinuxVM{h: h, id: id, cfg: cfg, console: NewConsoleLog(64 << 10), started: time.Now()}
+	defer func() {
+		if err != nil {
+			vm.free()
+		}
+	}()
+
+	vm.ram, err = guestmem.New(cfg.Memory, guestBacking{h})
+	if err != nil {
+		return nil, fmt.Errorf("hv: guest RAM: %w", err)
+	}
+	vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	if err != nil {
+		return nil, fmt.Errorf("hv: EPT: %w", err)
+	}
+	for gpa := uint64(0); gpa < cfg.Memory; gpa += guestmem.PageSize {
+		hpa, _ := vm.ram.Frame(gpa)
+		if err := vm.tab.Map(gpa, hpa, guestmem.PageSize, ept.PermRWX, ept.WriteBack); err != nil {
+			return nil, fmt.Errorf("hv: mapping guest page %#x: %w", gpa, err)
+		}
+	}
+	entry, rsi, err := cfg.Load(vm.ram, vm.ram.Map())
+	if err != nil {
+		return nil, fmt.Errorf("hv: loading the guest: %w", err)
+	}
+
+	// Devices: the boot console on COM1.
+	bus := exits.NewIOBus()
+	if err := bus.Register(0x3F8, 8, "COM1 (16550)", &earlySerial{out: vm.console}); err != nil {
+		return nil, err
+	}
+	msrs := exits.NewMSRTable()
+	maxPhys := h.eptc.MaxPhysAddr
+	plat, err := pcmsr.New(cfg.VCPUs, uint(maxPhys))
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	if err := plat.Register(msrs); err != nil {
+		return nil, err
+	}
+	if err := msrs.Register(0x1B, 0x1B, "IA32_APIC_BASE", apicBase{}); err != nil {
+		return nil, err
+	}
+	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
+		TSCKHz: uint32(h.plat.TSCHz / 1000), VCPUs: uint32(cfg.VCPUs),
+		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true,
+	}, h.hostCPUID)
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+
+	// Bitmaps: every port exits; every MSR exits but those above.
+	ioA, err := vm.alloc()
+	if err != nil {
+		return nil, err
+	}
+	ioB, err := vm.alloc()
+	if err != nil {
+		return nil, err
+	}
+	msrBitmap, err := vm.alloc()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []uint64{ioA, ioB, msrBitmap} {
+		b := physBytes(f, frames.Size)
+		for i := range b {
+			b[i] = 0xff
+		}
+	}
+	for _, m := range append(append([]uint32(nil), passedMSRs...), switchedMSRs...) {
+		passMSR(physBytes(msrBitmap, frames.Size), m)
+	}
+
+	required := vmx.Controls{
+		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
+		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary,
+		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
+		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
+		Entry: vmx.EntryLoadEFER | vmx.EntryIA32eModeGuest,
+	}
+	optional := vmx.Controls{Proc2: vmx.Proc2EnableVPID}
+	ctl, err := h.caps.ComputeControls(required, optional)
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+
+	// The boot processor only, for now.
+	v := &linuxVCPU{vm: vm, index: 0, res: &Result{}}
+	v.regs.FPU, v.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
+	v.regs.RSI = rsi
+	vpid := uint16(0)
+	if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
+		vpid = uint16(linuxVPIDBase + id*64)
+	}
+	g, err := LongModeState(h.caps, ctl, vm.tab.EPTP(), vpid, entry)
+	if err != nil {
+		return nil, err
+	}
+	if bad := h.caps.CheckGuestState(&g, uint8(maxPhys)); len(bad) > 0 {
+		return nil, fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
+	}
+	v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
+	msrList, err := vm.alloc()
+	if err != nil {
+		return nil, err
+	}
+	list := physBytes(msrList, frames.Size)
+	for i, m := range switchedMSRs {
+		binary.LittleEndian.PutUint32(list[16*i:], m)
+	}
+	vmcs, err := vm.alloc()
+	if err != nil {
+		return nil, err
+	}
+	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
+	setup := append(g.Fields(),
+		vmx.FieldValue{Field: vmx.IOBitmapA, Value: ioA},
+		vmx.FieldValue{Field: vmx.IOBitmapB, Value: ioB},
+		vmx.FieldValue{Field: vmx.MSRBitmap, Value: msrBitmap},
+		vmx.FieldValue{Field: vmx.EntryMSRLoadAddr, Value: msrList},
+		vmx.FieldValue{Field: vmx.EntryMSRLoadCount, Value: uint64(len(switchedMSRs))},
+		vmx.FieldValue{Field: vmx.ExitMSRStoreAddr, Value: msrList},
+		vmx.FieldValue{Field: vmx.ExitMSRStoreCount, Value: uint64(len(switchedMSRs))},
+		vmx.FieldValue{Field: vmx.ExceptionBitmap, Value: 0},
+		vmx.FieldValue{Field: vmx.PreemptionTimerValue, Value: h.preemption},
+	)
+	v.vc = loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: v.res}
+	v.disp = exits.Dispatcher{CPUID: cpuid, IO: bus, MSR: msrs, VCPU: 0, APICID: 0}
+
+	vm.wg.Add(1)
+	go func() {
+		defer vm.wg.Done()
+		v.run()
+	}()
+	go func() {
+		vm.wg.Wait()
+		vm.free()
+	}()
+	h.mu.Lock()
+	h.vms = append(h.vms, vm)
+	h.mu.Unlock()
+	return vm, nil
+}
+
+// VMs returns the OS guests started on this node, running or not.
+func (h *Hypervisor) VMs() []*LinuxVM {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*LinuxVM(nil), h.vms...)
+}
+
+func (h *Hypervisor) hostCPUID(leaf, sub uint32) exits.CPUIDResult {
+	a, b, c, d := h.plat.CPUID(leaf, sub)
+	return exits.CPUIDResult{EAX: a, EBX: b, ECX: c, EDX: d}
+}
+
+// apicBase is IA32_APIC_BASE until the LAPIC model owns it: the xAPIC at
+// its default address, enabled, on the boot processor.
+type apicBase struct{}
+
+func (apicBase) ReadMSR(vcpu int, msr uint32) (uint64, bool) {
+	v := uint64(0xFEE00000 | 1<<11)
+	if vcpu == 0 {
+		v |= 1 << 8
+	}
+	return v, true
+}
+
+func (apicBase) WriteMSR(vcpu int, msr uint32, v uint64) bool { return true }
+
+// linuxVCPU is one virtual processor of an OS guest.
+type linuxVCPU struct {
+	vm           *LinuxVM
+	index        int
+	regs         vmx.GuestRegs
+	vc           loadedVMCS
+	disp         exits.Dispatcher
+	res          *Result
+	unrestricted bool
+}
+
+// run is the vCPU's exit loop.
+func (v *linuxVCPU) run() {
+	vm := v.vm
+	defer func() {
+		v.vc.put()
+		vm.mu.Lock()
+		vm.stats.Add(&v.disp.Stats)
+		vm.mu.Unlock()
+	}()
+	var e exits.Exit
+	for !vm.stop.Load() {
+		if err := v.vc.load(); err != nil {
+			vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
+			return
+		}
+		if err := vmx.Enter(&v.regs, v.vc.launched); err != nil {
+			vm.end(fmt.Sprintf("vCPU %d: VM entry failed: %v", v.index, err))
+			return
+		}
+		v.vc.launched = true
+		e.Reason = vmread(vmx.VMCSExitReason)
+		e.Qualification = vmread(vmx.VMCSExitQualification)
+		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
+		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
+		a := v.disp.Handle(&e, &v.regs)
+		switch a.Kind {
+		case exits.ActionResume:
+			advance(a.AdvanceRIP)
+		case exits.ActionInject:
+			advance(a.AdvanceRIP)
+			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
+			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
+		case exits.ActionHalt:
+			advance(a.AdvanceRIP)
+			// No interrupt source is wired yet: a halted vCPU waits
+			// for ever, so the VM ends here.
+			vm.end(fmt.Sprintf("vCPU %d halted at RIP %#x (no interrupt sources yet)", v.index, vmread(vmx.GuestRIP)))
+			return
+		case exits.ActionShutdown:
+			vm.end(fmt.Sprintf("vCPU %d: triple fault at RIP %#x", v.index, vmread(vmx.GuestRIP)))
+			return
+		case exits.ActionEPTViolation:
+			vm.end(fmt.Sprintf("vCPU %d: access to %#x, outside RAM and every device (RIP %#x)", v.index, e.GuestPhysical, vmread(vmx.GuestRIP)))
+			return
+		case exits.ActionEntryFailed:
+			res := &Result{}
+			vm.h.diagnose(res)
+			vm.end(fmt.Sprintf("vCPU %d: VM entry failed (%v): %v", v.index, a.Reason, res.Diagnosis))
+			return
+		default:
+			switch a.Reason {
+			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
+				v.vc.put()
+				runtime.Gosched()
+			case vmx.ExitCRAccess:
+				if err := v.crAccess(e.Qualification, e.InstructionLength); err != nil {
+					vm.end(fmt.Sprintf("vCPU %d: %v at RIP %#x", v.index, err, vmread(vmx.GuestRIP)))
+					return
+				}
+			default:
+				vm.end(fmt.Sprintf("vCPU %d: unhandled exit %v at RIP %#x (qualification %#x)", v.index, a.Reason, vmread(vmx.GuestRIP), e.Qualification))
+				return
+			}
+		}
+	}
+}
+
+// crAccess emulates a MOV to CR0/CR4 that touched a bit the host owns
+// (the guest sees its value in the read shadow; the processor runs with
+// the VMX-required bits forced), CLTS, and CR8 (the task priority: held
+// at 0 until the LAPIC model owns it).
+func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
+	a, err := vmx.DecodeCRAccess(q)
+	if err != nil {
+		return err
+	}
+	caps := v.vm.h.caps
+	val := uint64(0)
+	if a.Type == vmx.MovToCR {
+		if a.Reg == vmx.RSP {
+			val = vmread(vmx.GuestRSP)
+		} else if p := v.regs.Reg(a.Reg); p != nil {
+			val = *p
+		}
+	}
+	switch {
+	case a.Type == vmx.MovToCR && a.CR == 0:
+		vmx.VMWRITE(vmx.CR0ReadShadow, val)
+		vmx.VMWRITE(vmx.GuestCR0, caps.GuestCR0(val, v.unrestricted))
+	case a.Type == vmx.MovToCR && a.CR == 4:
+		vmx.VMWRITE(vmx.CR4ReadShadow, val)
+		vmx.VMWRITE(vmx.GuestCR4, caps.GuestCR4(val))
+	case a.Type == vmx.CLTS:
+		const ts = 1 << 3
+		vmx.VMWRITE(vmx.CR0ReadShadow, vmread(vmx.CR0ReadShadow)&^ts)
+		vmx.VMWRITE(vmx.GuestCR0, vmread(vmx.GuestCR0)&^ts)
+	case a.CR == 8 && a.Type == vmx.MovToCR:
+	case a.CR == 8 && a.Type == vmx.MovFromCR:
+		if p := v.regs.Reg(a.Reg); p != nil {
+			*p = 0
+		}
+	default:
+		return fmt.Errorf("unemulated control-register access %+v", a)
+	}
+	advance(length & 0xF)
+	return nil
+}

@@ -1,0 +1,179 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package hv
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/shell"
+)
+
+// OSHost boots operating-system guests: on bare metal the Hypervisor with
+// the guest image the node carries.
+type OSHost interface {
+	// BootOS starts a guest with vcpus processors, memory bytes of RAM
+	// and the kernel command line ("" for the image's default).
+	BootOS(vcpus int, memory uint64, cmdline string) (Guest, error)
+	// Guests lists the guests started so far, running or not.
+	Guests() []Guest
+}
+
+// Guest is an operating-system guest.
+type Guest interface {
+	Info() VMInfo
+	Console() *ConsoleLog
+	Stop()
+}
+
+// OS guest defaults.
+const (
+	DefaultGuestMemory = 128 << 20
+	DefaultGuestVCPUs  = 1
+)
+
+// ParseSize reads a memory size: bytes, or a number with K, M or G
+// (binary multiples), e.g. "128M".
+func ParseSize(s string) (uint64, error) {
+	mult := uint64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%w: size %q: want a number of bytes or with K, M or G", shell.ErrUsage, s)
+	}
+	return n * mult, nil
+}
+
+// bootOS runs `vm boot linux [vcpus=N] [mem=SIZE] [cmdline=...]`.
+func bootOS(w io.Writer, os OSHost, args []string) error {
+	if len(args) == 0 || args[0] != "linux" {
+		return fmt.Errorf("%w: want `vm boot linux [vcpus=N] [mem=SIZE] [cmdline=...]`", shell.ErrUsage)
+	}
+	vcpus, mem, cmdline := DefaultGuestVCPUs, uint64(DefaultGuestMemory), ""
+	for _, a := range args[1:] {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return fmt.Errorf("%w: %q: want key=value", shell.ErrUsage, a)
+		}
+		switch k {
+		case "vcpus":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return fmt.Errorf("%w: vcpus=%q: want 1 to 64", shell.ErrUsage, v)
+			}
+			vcpus = n
+		case "mem":
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			mem = n
+		case "cmdline":
+			cmdline = v
+		default:
+			return fmt.Errorf("%w: unknown setting %q (vcpus, mem, cmdline)", shell.ErrUsage, k)
+		}
+	}
+	g, err := os.BootOS(vcpus, mem, cmdline)
+	if err != nil {
+		return err
+	}
+	in := g.Info()
+	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB: started (`console %d` shows its console)\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, in.ID)
+	return nil
+}
+
+// findGuest returns the guest named by args[0], or the newest.
+func findGuest(os OSHost, args []string) (Guest, error) {
+	gs := os.Guests()
+	if len(gs) == 0 {
+		return nil, fmt.Errorf("no VMs (start one with `vm boot linux`)")
+	}
+	if len(args) == 0 {
+		return gs[len(gs)-1], nil
+	}
+	id, err := strconv.Atoi(args[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: VM id %q", shell.ErrUsage, args[0])
+	}
+	for _, g := range gs {
+		if g.Info().ID == id {
+			return g, nil
+		}
+	}
+	return nil, fmt.Errorf("no VM %d", id)
+}
+
+// listOS prints `vm list`.
+func listOS(w io.Writer, os OSHost) {
+	fmt.Fprintf(w, "id  name     vcpus  memory    up        exits      state\n")
+	for _, g := range os.Guests() {
+		in := g.Info()
+		fmt.Fprintf(w, "%-3d %-8s %-6d %-9s %-9s %-10d %s\n", in.ID, in.Name, in.VCPUs,
+			fmt.Sprintf("%dM", in.Memory>>20), time.Since(in.Started).Round(time.Second), in.Exits.Total(), in.Outcome)
+	}
+}
+
+// ConsoleCommand returns `console [ID] [wait=SECONDS]`: it prints the
+// guest console's output, then follows it for the given seconds (default
+// 0: what is there now).
+func ConsoleCommand(os OSHost) *shell.Command {
+	return &shell.Command{
+		Name:  "console",
+		Usage: "[ID] [wait=SECONDS]",
+		Help:  "show a VM's console output (the newest VM by default)",
+		Run: func(w io.Writer, args []string) error {
+			if os == nil {
+				return fmt.Errorf("no VMs on this node")
+			}
+			wait := time.Duration(0)
+			if n := len(args); n > 0 && strings.HasPrefix(args[n-1], "wait=") {
+				s, err := strconv.Atoi(strings.TrimPrefix(args[n-1], "wait="))
+				if err != nil || s < 0 || s > 3600 {
+					return fmt.Errorf("%w: %s: want seconds, 0 to 3600", shell.ErrUsage, args[n-1])
+				}
+				wait, args = time.Duration(s)*time.Second, args[:n-1]
+			}
+			g, err := findGuest(os, args)
+			if err != nil {
+				return err
+			}
+			var at uint64
+			deadline := time.Now().Add(wait)
+			for {
+				b, next := g.Console().Since(at)
+				w.Write(crlf(b))
+				at = next
+				if !time.Now().Before(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			fmt.Fprintf(w, "\n[vm %d: %s]\n", g.Info().ID, g.Info().Outcome)
+			return nil
+		},
+	}
+}
+
+// crlf turns lone line feeds into CR LF for the serial terminal.
+func crlf(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/16)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
