@@ -28,6 +28,13 @@ REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 TAGS_pc      := linkcpuinit,linkprintk
 TAGS_microvm := linkcpuinit,linkprintk,microvm
 TAGS         := $(TAGS_$(PLATFORM))
+# GUEST=linux embeds a guest operating system (build/guest/image: Debian's
+# kernel and our u-root initramfs) for `vm boot linux`.
+GUEST    ?=
+ifeq ($(GUEST),linux)
+TAGS         := $(TAGS),guestlinux
+GUEST_IMAGE  := build/guest/image/vmlinuz
+endif
 LDFLAGS      := -T 0x10010000 -R 0x1000 -X main.revision=$(REVISION)
 
 DEBS := qemu-system-x86 bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin
@@ -55,7 +62,7 @@ image: $(BUILD)/bigiron.elf $(BUILD)/bigiron.mb $(BUILD)/bigiron.iso $(BUILD)/px
 
 elf: $(BUILD)/bigiron.elf
 
-$(BUILD)/bigiron.elf: FORCE
+$(BUILD)/bigiron.elf: FORCE $(GUEST_IMAGE)
 	@mkdir -p $(BUILD)
 	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago \
 		$(TAMAGO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $@ .
@@ -105,3 +112,9 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
+
+# The guest image embedded by GUEST=linux.
+build/guest/image/vmlinuz: build/guest/vmlinuz
+	mkdir -p build/guest/image
+	cp build/guest/vmlinuz $@
+	if [ -f build/guest/initramfs.cpio.gz ]; then cp build/guest/initramfs.cpio.gz build/guest/image/; fi

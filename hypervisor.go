@@ -38,5 +38,9 @@ func startHypervisor(p *board.Platform) []*shell.Command {
 	if err != nil {
 		return hv.Commands(nil, nil, err.Error())
 	}
-	return hv.Commands(h, nil, "")
+	var os hv.OSHost
+	if kernel, initrd := guestFiles(); kernel != nil {
+		os = &linuxHost{h: h, kernel: kernel, initrd: initrd}
+	}
+	return hv.Commands(h, os, "")
 }

@@ -328,7 +328,22 @@ func (v *linuxVCPU) run() {
 		vm.mu.Unlock()
 	}()
 	var e exits.Exit
+	// The preemption timer restarts at every entry, so a guest whose
+	// exits come faster than its slice (polling a port, say) would keep
+	// the goroutine pinned, and a pinned goroutine stalls the Go
+	// runtime's stop-the-world, which would hang the whole hyperkernel.
+	// The loop therefore also leaves the core once a slice of host time
+	// has passed since it was pinned.
+	slice := vm.h.plat.TSCHz / 1000
+	var pinnedAt uint64
 	for !vm.stop.Load() {
+		if v.vc.pinned && rdtsc()-pinnedAt > slice {
+			v.vc.put()
+			runtime.Gosched()
+		}
+		if !v.vc.pinned {
+			pinnedAt = rdtsc()
+		}
 		if err := v.vc.load(); err != nil {
 			vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
 			return

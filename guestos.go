@@ -1,0 +1,52 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package main
+
+import (
+	"github.com/big-iron/big-iron/boot/bzimage"
+	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
+)
+
+// defaultGuestCmdline is the guest kernel's command line unless the
+// operator gives one: the console on the emulated COM1, early messages
+// there too, the kernel where it was loaded.
+const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr"
+
+// linuxHost boots the image's Linux guest on the hypervisor.
+type linuxHost struct {
+	h              *hv.Hypervisor
+	kernel, initrd []byte
+}
+
+// BootOS implements hv.OSHost.
+func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (hv.Guest, error) {
+	if cmdline == "" {
+		cmdline = defaultGuestCmdline
+	}
+	return l.h.BootLinux(hv.LinuxConfig{
+		Name:   "linux",
+		VCPUs:  vcpus,
+		Memory: memory,
+		Load: func(mem devices.GuestMemory, layout memmap.Map) (hv.LongModeEntry, uint64, error) {
+			e, err := bzimage.Load(mem, bzimage.Config{Kernel: l.kernel, Initrd: l.initrd, Cmdline: cmdline, Memory: layout})
+			if err != nil {
+				return hv.LongModeEntry{}, 0, err
+			}
+			return hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS}, e.RSI, nil
+		},
+	})
+}
+
+// Guests implements hv.OSHost.
+func (l *linuxHost) Guests() []hv.Guest {
+	var gs []hv.Guest
+	for _, vm := range l.h.VMs() {
+		gs = append(gs, vm)
+	}
+	return gs
+}
