@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/devices/lapic"
 	"github.com/big-iron/big-iron/hyperkernel/devices/pcmsr"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
@@ -176,7 +177,12 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	if err := plat.Register(msrs); err != nil {
 		return nil, err
 	}
-	if err := msrs.Register(0x1B, 0x1B, "IA32_APIC_BASE", apicBase{}); err != nil {
+	vcpus := make([]*linuxVCPU, cfg.VCPUs)
+	for i := range vcpus {
+		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
+	}
+	apics := lapic.NewBus(cfg.VCPUs, rdtsc, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
+	if err := apics.Register(msrs); err != nil {
 		return nil, err
 	}
 	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
@@ -224,7 +230,10 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	}
 
 	// The boot processor only, for now.
-	v := &linuxVCPU{vm: vm, index: 0, res: &Result{}}
+	v := vcpus[0]
+	v.apic = apics.APIC(0)
+	v.proc = uint64(ctl.Proc)
+	v.timer = time.NewTimer(time.Hour)
 	v.regs.FPU, v.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 	v.regs.RSI = rsi
 	vpid := uint16(0)
@@ -293,20 +302,6 @@ func (h *Hypervisor) hostCPUID(leaf, sub uint32) exits.CPUIDResult {
 	return exits.CPUIDResult{EAX: a, EBX: b, ECX: c, EDX: d}
 }
 
-// apicBase is IA32_APIC_BASE until the LAPIC model owns it: the xAPIC at
-// its default address, enabled, on the boot processor.
-type apicBase struct{}
-
-func (apicBase) ReadMSR(vcpu int, msr uint32) (uint64, bool) {
-	v := uint64(0xFEE00000 | 1<<11)
-	if vcpu == 0 {
-		v |= 1 << 8
-	}
-	return v, true
-}
-
-func (apicBase) WriteMSR(vcpu int, msr uint32, v uint64) bool { return true }
-
 // linuxVCPU is one virtual processor of an OS guest.
 type linuxVCPU struct {
 	vm           *LinuxVM
@@ -316,6 +311,104 @@ type linuxVCPU struct {
 	disp         exits.Dispatcher
 	res          *Result
 	unrestricted bool
+
+	apic *lapic.LAPIC
+	// kick wakes the vCPU from HLT when an interrupt becomes pending.
+	kick  chan struct{}
+	timer *time.Timer
+	// proc is the primary processor-based controls as last written.
+	proc uint64
+	// queued: an event is already in the VM-entry interruption field
+	// for the next entry (an exception raised by a handler, or an event
+	// whose delivery the exit interrupted).
+	queued bool
+}
+
+// vcpuEvents passes a LAPIC's events to its vCPU.
+type vcpuEvents struct{ v *linuxVCPU }
+
+func (e vcpuEvents) Kick() {
+	select {
+	case e.v.kick <- struct{}{}:
+	default:
+	}
+}
+
+// INIT, SIPI and NMI to a vCPU are not handled yet (one vCPU per VM).
+func (e vcpuEvents) INIT()         {}
+func (e vcpuEvents) Startup(uint8) {}
+func (e vcpuEvents) NMI()          {}
+
+// VM-entry interruption information and RFLAGS bits (Intel SDM Vol. 3C,
+// 25.8.3 "VM-Entry Controls for Event Injection"; Vol. 1, 3.4.3).
+const (
+	intrValid      = 1 << 31
+	intrErrorValid = 1 << 11
+	rflagsIF       = 1 << 9
+	// blocking by STI or MOV SS (Vol. 3C, 25.4.2, Table 25-3)
+	blockingSTIorSS = 3
+)
+
+// injectEvents runs with the VMCS current, before entry: an event that
+// an exit interrupted is re-injected first; otherwise the highest
+// pending LAPIC interrupt is injected if the guest can take it, or
+// interrupt-window exiting is turned on so the guest exits when it can.
+func (v *linuxVCPU) injectEvents() {
+	if idt := vmread(vmx.IDTVectoringInfo); idt&intrValid != 0 && !v.queued {
+		vmx.VMWRITE(vmx.EntryInterruptionInfo, idt&^(1<<12))
+		if idt&intrErrorValid != 0 {
+			vmx.VMWRITE(vmx.EntryExceptionErrorCode, vmread(vmx.IDTVectoringErrorCode))
+		}
+		v.queued = true
+	}
+	vec, pending := v.apic.Pending()
+	window := v.proc&uint64(vmx.ProcInterruptWindowExiting) != 0
+	switch {
+	case pending && !v.queued && vmread(vmx.GuestRFLAGS)&rflagsIF != 0 && vmread(vmx.GuestInterruptibility)&blockingSTIorSS == 0:
+		vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(vec)|intrValid) // external interrupt
+		v.apic.Accept(vec)
+		if window {
+			v.setProc(v.proc &^ uint64(vmx.ProcInterruptWindowExiting))
+		}
+	case pending && !window:
+		v.setProc(v.proc | uint64(vmx.ProcInterruptWindowExiting))
+	case !pending && window:
+		v.setProc(v.proc &^ uint64(vmx.ProcInterruptWindowExiting))
+	}
+	v.queued = false
+}
+
+func (v *linuxVCPU) setProc(p uint64) {
+	v.proc = p
+	vmx.VMWRITE(vmx.VMCSProcBasedControls, p)
+}
+
+// halt waits, off the core, until an interrupt is pending for the vCPU
+// (it executed HLT with interrupts enabled), the VM stops, or with
+// interrupts disabled for ever (until the VM stops).
+func (v *linuxVCPU) halt(interruptible bool) {
+	v.vc.put()
+	tsc := v.vm.h.plat.TSCHz
+	for !v.vm.stop.Load() {
+		if _, ok := v.apic.Pending(); ok && interruptible {
+			return
+		}
+		wait := 10 * time.Millisecond
+		if d := v.apic.Deadline(); d != 0 && interruptible {
+			now := rdtsc()
+			if d <= now {
+				continue
+			}
+			if ns := (d - now) * 1e9 / tsc; ns < uint64(wait) {
+				wait = time.Duration(ns)
+			}
+		}
+		v.timer.Reset(wait)
+		select {
+		case <-v.kick:
+		case <-v.timer.C:
+		}
+	}
 }
 
 // run is the vCPU's exit loop.
@@ -348,6 +441,7 @@ func (v *linuxVCPU) run() {
 			vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
 			return
 		}
+		v.injectEvents()
 		if err := vmx.Enter(&v.regs, v.vc.launched); err != nil {
 			vm.end(fmt.Sprintf("vCPU %d: VM entry failed: %v", v.index, err))
 			return
@@ -365,12 +459,12 @@ func (v *linuxVCPU) run() {
 			advance(a.AdvanceRIP)
 			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
 			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
+			v.queued = true
 		case exits.ActionHalt:
 			advance(a.AdvanceRIP)
-			// No interrupt source is wired yet: a halted vCPU waits
-			// for ever, so the VM ends here.
-			vm.end(fmt.Sprintf("vCPU %d halted at RIP %#x (no interrupt sources yet)", v.index, vmread(vmx.GuestRIP)))
-			return
+			// HLT right after STI: the STI shadow ends with the HLT.
+			vmx.VMWRITE(vmx.GuestInterruptibility, vmread(vmx.GuestInterruptibility)&^blockingSTIorSS)
+			v.halt(vmread(vmx.GuestRFLAGS)&rflagsIF != 0)
 		case exits.ActionShutdown:
 			vm.end(fmt.Sprintf("vCPU %d: triple fault at RIP %#x", v.index, vmread(vmx.GuestRIP)))
 			return
@@ -387,6 +481,8 @@ func (v *linuxVCPU) run() {
 			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
 				v.vc.put()
 				runtime.Gosched()
+			case vmx.ExitInterruptWindow:
+				// the guest can take the pending interrupt now
 			case vmx.ExitCRAccess:
 				if err := v.crAccess(e.Qualification, e.InstructionLength); err != nil {
 					vm.end(fmt.Sprintf("vCPU %d: %v at RIP %#x", v.index, err, vmread(vmx.GuestRIP)))

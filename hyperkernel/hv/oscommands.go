@@ -155,7 +155,7 @@ func ConsoleCommand(os OSHost) *shell.Command {
 				b, next := g.Console().Since(at)
 				w.Write(crlf(b))
 				at = next
-				if !time.Now().Before(deadline) {
+				if !time.Now().Before(deadline) || len(b) == 0 && g.Info().Outcome != "running" {
 					break
 				}
 				time.Sleep(50 * time.Millisecond)
