@@ -1,0 +1,174 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package acpi writes the ACPI tables a guest's firmware would: an RSDP
+// (revision 2), an XSDT, a MADT listing the vCPUs' local APICs, a FADT
+// and an empty DSDT (ACPI 6.5, chapter 5 "ACPI Software Programming
+// Model"). The FADT declares a hardware-reduced ACPI platform (5.2.9,
+// flag HW_REDUCED_ACPI): no PM1 blocks, PM timer, SCI or legacy 8259/8254
+// are implied, so the guest times itself with the local APIC's
+// TSC-deadline timer.
+package acpi
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Table signatures and sizes (ACPI 6.5, 5.2.5-5.2.12).
+const (
+	rsdpSize   = 36
+	headerSize = 36
+	fadtSize   = 276 // revision 6
+	fadtRev    = 6
+	fadtMinor  = 5
+	madtRev    = 5
+	dsdtRev    = 2
+	xsdtRev    = 1
+
+	// MADT (5.2.12): local APIC address and flags, then entries.
+	madtLocalAPIC      = 0 // Processor Local APIC structure, 8 bytes
+	madtLocalAPICNMI   = 4 // Local APIC NMI structure, 6 bytes
+	madtLocalX2APIC    = 9 // Processor Local x2APIC structure, 16 bytes
+	madtLocalX2APICNMI = 10
+	lapicEnabled       = 1
+
+	// FADT offsets (5.2.9, Table 5.9).
+	fadtFlagsOff     = 112
+	fadtIAPCBootArch = 109
+	fadtMinorOff     = 131
+	fadtXDSDTOff     = 140
+	fadtDSDTOff      = 40
+	fadtHypervisorID = 268
+
+	flagHWReducedACPI = 1 << 20
+	// IAPC_BOOT_ARCH (Table 5.11): bit 2 "VGA not present", bit 4 "MSI
+	// not supported", bit 5 "PCIe ASPM controls"; no legacy devices, no
+	// 8042.
+	bootArchVGANotPresent = 1 << 2
+
+	// DefaultLocalAPIC is the local APIC address the MADT reports.
+	DefaultLocalAPIC = 0xFEE00000
+)
+
+// OEM identification in every table header.
+const (
+	oemID      = "BIGIRN"
+	oemTableID = "BIGIRON "
+	creatorID  = "BIGI"
+)
+
+// Config describes the machine the tables describe.
+type Config struct {
+	// APICIDs lists the vCPUs' APIC ids, boot processor first.
+	APICIDs []uint32
+}
+
+// Tables is the laid-out table set: Bytes go at guest-physical Base, and
+// the RSDP is at RSDP (the Linux zero page's acpi_rsdp_addr).
+type Tables struct {
+	Base  uint64
+	Bytes []byte
+	RSDP  uint64
+}
+
+// Build lays the tables out from base (16-byte aligned, below 4 GiB, as
+// the RSDT and FADT 32-bit fields require).
+func Build(base uint64, c Config) (*Tables, error) {
+	if base%16 != 0 || base >= 1<<32 {
+		return nil, fmt.Errorf("acpi: base %#x must be 16-byte aligned and below 4 GiB", base)
+	}
+	if len(c.APICIDs) == 0 || len(c.APICIDs) > 255 {
+		return nil, fmt.Errorf("acpi: %d processors: want 1 to 255", len(c.APICIDs))
+	}
+	le := binary.LittleEndian
+	var out []byte
+	place := func(t []byte) uint64 {
+		for len(out)%16 != 0 {
+			out = append(out, 0)
+		}
+		at := base + uint64(len(out))
+		out = append(out, t...)
+		return at
+	}
+
+	dsdt := header("DSDT", headerSize, dsdtRev)
+	checksum(dsdt, 9)
+	dsdtAt := place(dsdt)
+
+	fadt := header("FACP", fadtSize, fadtRev)
+	le.PutUint32(fadt[fadtDSDTOff:], uint32(dsdtAt))
+	le.PutUint64(fadt[fadtXDSDTOff:], dsdtAt)
+	le.PutUint32(fadt[fadtFlagsOff:], flagHWReducedACPI)
+	le.PutUint16(fadt[fadtIAPCBootArch:], bootArchVGANotPresent)
+	fadt[fadtMinorOff] = fadtMinor
+	copy(fadt[fadtHypervisorID:], "BigIron\x00")
+	checksum(fadt, 9)
+	fadtAt := place(fadt)
+
+	madt := header("APIC", headerSize+8, madtRev)
+	le.PutUint32(madt[36:], DefaultLocalAPIC)
+	le.PutUint32(madt[40:], 0) // no PC-AT 8259 pair (PCAT_COMPAT clear)
+	for uid, id := range c.APICIDs {
+		if id < 255 {
+			madt = append(madt, madtLocalAPIC, 8, byte(uid), byte(id), lapicEnabled, 0, 0, 0)
+		} else {
+			e := make([]byte, 16)
+			e[0], e[1] = madtLocalX2APIC, 16
+			le.PutUint32(e[4:], id)
+			le.PutUint32(e[8:], lapicEnabled)
+			le.PutUint32(e[12:], uint32(uid))
+			madt = append(madt, e...)
+		}
+	}
+	// NMI on LINT1 of every processor (flags: conforming polarity/trigger).
+	madt = append(madt, madtLocalAPICNMI, 6, 0xFF, 0, 0, 1)
+	le.PutUint32(madt[4:], uint32(len(madt)))
+	checksum(madt, 9)
+	madtAt := place(madt)
+
+	xsdt := header("XSDT", headerSize+16, xsdtRev)
+	le.PutUint64(xsdt[36:], fadtAt)
+	le.PutUint64(xsdt[44:], madtAt)
+	checksum(xsdt, 9)
+	xsdtAt := place(xsdt)
+
+	rsdp := make([]byte, rsdpSize)
+	copy(rsdp, "RSD PTR ")
+	copy(rsdp[9:15], oemID)
+	rsdp[15] = 2 // revision: ACPI 2.0+
+	le.PutUint32(rsdp[20:], rsdpSize)
+	le.PutUint64(rsdp[24:], xsdtAt)
+	rsdp[8] = -sum(rsdp[:20])
+	rsdp[32] = -sum(rsdp)
+	rsdpAt := place(rsdp)
+	return &Tables{Base: base, Bytes: out, RSDP: rsdpAt}, nil
+}
+
+// header returns a table of n bytes with its standard header (5.2.6).
+func header(sig string, n int, rev byte) []byte {
+	t := make([]byte, n)
+	copy(t, sig)
+	binary.LittleEndian.PutUint32(t[4:], uint32(n))
+	t[8] = rev
+	copy(t[10:16], oemID)
+	copy(t[16:24], oemTableID)
+	binary.LittleEndian.PutUint32(t[24:], 1)
+	copy(t[28:32], creatorID)
+	binary.LittleEndian.PutUint32(t[32:], 1)
+	return t
+}
+
+// checksum sets byte off so that the table's bytes sum to zero.
+func checksum(t []byte, off int) {
+	t[off] = 0
+	t[off] = -sum(t)
+}
+
+func sum(b []byte) byte {
+	var s byte
+	for _, c := range b {
+		s += c
+	}
+	return s
+}
