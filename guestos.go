@@ -32,8 +32,8 @@ func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (hv.Guest, 
 		Name:   "linux",
 		VCPUs:  vcpus,
 		Memory: memory,
-		Load: func(mem devices.GuestMemory, layout memmap.Map) (hv.LongModeEntry, uint64, error) {
-			e, err := bzimage.Load(mem, bzimage.Config{Kernel: l.kernel, Initrd: l.initrd, Cmdline: cmdline, Memory: layout})
+		Load: func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (hv.LongModeEntry, uint64, error) {
+			e, err := bzimage.Load(mem, bzimage.Config{Kernel: l.kernel, Initrd: l.initrd, Cmdline: cmdline, Memory: layout, RSDP: rsdp})
 			if err != nil {
 				return hv.LongModeEntry{}, 0, err
 			}

@@ -21,9 +21,10 @@ type LinuxConfig struct {
 	VCPUs  int
 	Memory uint64
 	// Load places the kernel, its boot data and page tables into guest
-	// memory laid out as layout says, and returns where the boot
-	// processor starts and its RSI (the Linux zero page).
-	Load func(mem devices.GuestMemory, layout memmap.Map) (entry LongModeEntry, rsi uint64, err error)
+	// memory laid out as layout says, telling the kernel that the ACPI
+	// RSDP is at rsdp, and returns where the boot processor starts and
+	// its RSI (the Linux zero page).
+	Load func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (entry LongModeEntry, rsi uint64, err error)
 }
 
 // VMInfo is a running or finished VM as `vm list` shows it.

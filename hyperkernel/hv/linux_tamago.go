@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
 	"github.com/big-iron/big-iron/hyperkernel/devices/lapic"
 	"github.com/big-iron/big-iron/hyperkernel/devices/pcmsr"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
@@ -25,6 +26,10 @@ import (
 
 // linuxVPIDBase is the first VPID of OS guests (the test guest uses 1).
 const linuxVPIDBase = 16
+
+// acpiBase is where the guest's ACPI tables go: the BIOS area of the
+// legacy hole, reserved in the guest's E820 map.
+const acpiBase = 0xE0000
 
 // MSRs the guest owns outright: VMX switches EFER, FS/GS base and the
 // SYSENTER MSRs through the VMCS; the SYSCALL MSRs and KERNEL_GS_BASE
@@ -158,7 +163,18 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 			return nil, fmt.Errorf("hv: mapping guest page %#x: %w", gpa, err)
 		}
 	}
-	entry, rsi, err := cfg.Load(vm.ram, vm.ram.Map())
+	ids := make([]uint32, cfg.VCPUs)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	tables, err := acpi.Build(acpiBase, acpi.Config{APICIDs: ids})
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	if err := vm.ram.WriteAt(tables.Bytes, tables.Base); err != nil {
+		return nil, fmt.Errorf("hv: ACPI tables: %w", err)
+	}
+	entry, rsi, err := cfg.Load(vm.ram, vm.ram.Map(), tables.RSDP)
 	if err != nil {
 		return nil, fmt.Errorf("hv: loading the guest: %w", err)
 	}
