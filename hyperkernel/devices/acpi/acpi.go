@@ -28,6 +28,7 @@ const (
 
 	// MADT (5.2.12): local APIC address and flags, then entries.
 	madtLocalAPIC      = 0 // Processor Local APIC structure, 8 bytes
+	madtIOAPIC         = 1 // I/O APIC structure, 12 bytes
 	madtLocalAPICNMI   = 4 // Local APIC NMI structure, 6 bytes
 	madtLocalX2APIC    = 9 // Processor Local x2APIC structure, 16 bytes
 	madtLocalX2APICNMI = 10
@@ -41,7 +42,14 @@ const (
 	fadtDSDTOff      = 40
 	fadtHypervisorID = 268
 
-	flagHWReducedACPI = 1 << 20
+	fadtResetRegOff   = 116 // Generic Address Structure, 12 bytes
+	fadtResetValueOff = 128
+
+	flagResetRegSupported = 1 << 10
+	flagForceAPICPhysical = 1 << 19
+	flagHWReducedACPI     = 1 << 20
+	gasSystemIO           = 1 // Generic Address Structure address space (5.2.3.2)
+	gasAccessByte         = 1
 	// IAPC_BOOT_ARCH (Table 5.11): bit 2 "VGA not present", bit 4 "MSI
 	// not supported", bit 5 "PCIe ASPM controls"; no legacy devices, no
 	// 8042.
@@ -62,6 +70,20 @@ const (
 type Config struct {
 	// APICIDs lists the vCPUs' APIC ids, boot processor first.
 	APICIDs []uint32
+	// IOAPICs lists the I/O APICs; none is a machine with only local
+	// APICs.
+	IOAPICs []IOAPIC
+	// ResetPort, if not zero, is the I/O port of the FADT reset register
+	// (a byte write of ResetValue resets the machine).
+	ResetPort  uint16
+	ResetValue uint8
+}
+
+// IOAPIC describes one I/O APIC in the MADT.
+type IOAPIC struct {
+	ID      uint8
+	Address uint32
+	GSIBase uint32
 }
 
 // Tables is the laid-out table set: Bytes go at guest-physical Base, and
@@ -99,7 +121,18 @@ func Build(base uint64, c Config) (*Tables, error) {
 	fadt := header("FACP", fadtSize, fadtRev)
 	le.PutUint32(fadt[fadtDSDTOff:], uint32(dsdtAt))
 	le.PutUint64(fadt[fadtXDSDTOff:], dsdtAt)
-	le.PutUint32(fadt[fadtFlagsOff:], flagHWReducedACPI)
+	// Hardware-reduced ACPI (no PM timer, no SCI, no 8259), physical
+	// APIC destination mode for the OS (x2APIC without interrupt
+	// remapping addresses an IOAPIC by 8-bit physical ids).
+	flags := uint32(flagHWReducedACPI | flagForceAPICPhysical)
+	if c.ResetPort != 0 {
+		flags |= flagResetRegSupported
+		gas := fadt[fadtResetRegOff:]
+		gas[0], gas[1], gas[2], gas[3] = gasSystemIO, 8, 0, gasAccessByte
+		le.PutUint64(gas[4:], uint64(c.ResetPort))
+		fadt[fadtResetValueOff] = c.ResetValue
+	}
+	le.PutUint32(fadt[fadtFlagsOff:], flags)
 	le.PutUint16(fadt[fadtIAPCBootArch:], bootArchVGANotPresent)
 	fadt[fadtMinorOff] = fadtMinor
 	copy(fadt[fadtHypervisorID:], "BigIron\x00")
@@ -120,6 +153,12 @@ func Build(base uint64, c Config) (*Tables, error) {
 			le.PutUint32(e[12:], uint32(uid))
 			madt = append(madt, e...)
 		}
+	}
+	for _, io := range c.IOAPICs {
+		e := []byte{madtIOAPIC, 12, io.ID, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		le.PutUint32(e[4:], io.Address)
+		le.PutUint32(e[8:], io.GSIBase)
+		madt = append(madt, e...)
 	}
 	// NMI on LINT1 of every processor (flags: conforming polarity/trigger).
 	madt = append(madt, madtLocalAPICNMI, 6, 0xFF, 0, 0, 1)

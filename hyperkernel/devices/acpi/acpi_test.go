@@ -15,7 +15,7 @@ import (
 // that reads real firmware's tables at boot.
 func TestParsedByOurFirmwareReader(t *testing.T) {
 	ids := []uint32{0, 1, 2, 300}
-	tab, err := Build(0xE0000, Config{APICIDs: ids})
+	tab, err := Build(0xE0000, Config{APICIDs: ids, IOAPICs: []IOAPIC{{ID: 4, Address: 0xFEC00000}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +53,8 @@ func TestParsedByOurFirmwareReader(t *testing.T) {
 			t.Errorf("CPU %d: %+v", i, c)
 		}
 	}
-	if len(madt.IOAPICs()) != 0 {
-		t.Error("an IOAPIC is listed but none is emulated")
+	if io := madt.IOAPICs(); len(io) != 1 || io[0] != (board.IOAPIC{ID: 4, Addr: 0xFEC00000}) {
+		t.Errorf("IOAPICs %+v", io)
 	}
 	_, fadt, err := all.Find("FACP", 0)
 	if err != nil {
@@ -64,7 +64,7 @@ func TestParsedByOurFirmwareReader(t *testing.T) {
 }
 
 func TestFADTFields(t *testing.T) {
-	tab, err := Build(0x100000, Config{APICIDs: []uint32{0}})
+	tab, err := Build(0x100000, Config{APICIDs: []uint32{0}, ResetPort: 0xCF9, ResetValue: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,11 @@ func TestFADTFields(t *testing.T) {
 	if string(fadt[:4]) != "FACP" || le.Uint32(fadt[4:]) != fadtSize || fadt[8] != 6 || sum(fadt) != 0 {
 		t.Fatalf("FADT header wrong")
 	}
-	if le.Uint32(fadt[fadtFlagsOff:])&flagHWReducedACPI == 0 {
-		t.Error("not hardware-reduced")
+	if f := le.Uint32(fadt[fadtFlagsOff:]); f&flagHWReducedACPI == 0 || f&flagForceAPICPhysical == 0 || f&flagResetRegSupported == 0 {
+		t.Errorf("flags %#x: want hardware-reduced, physical APIC mode, reset register", f)
+	}
+	if gas := fadt[fadtResetRegOff:]; gas[0] != gasSystemIO || gas[1] != 8 || le.Uint64(gas[4:]) != 0xCF9 || fadt[fadtResetValueOff] != 6 {
+		t.Errorf("reset register % x value %d", gas[:12], fadt[fadtResetValueOff])
 	}
 	if le.Uint64(fadt[fadtXDSDTOff:]) != 0x100000 || le.Uint32(fadt[fadtDSDTOff:]) != 0x100000 {
 		t.Error("FADT does not point at the DSDT")

@@ -108,6 +108,10 @@ type LAPIC struct {
 	// which the count started and the TSC ticks per count.
 	deadline   uint64
 	countStart uint64
+	// levelEOI is the vector of a level-triggered interrupt an EOI
+	// write just ended, for the IOAPIC (told after the lock is dropped).
+	levelEOI    uint8
+	hasLevelEOI bool
 	// stats
 	illegal uint64
 }

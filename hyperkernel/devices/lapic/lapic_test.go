@@ -299,3 +299,34 @@ func FuzzMSR(f *testing.F) {
 		}
 	})
 }
+
+// TestEOIReentry: the EOI handler may deliver to the same APIC (an IOAPIC
+// whose level-triggered pin is still asserted) without deadlocking.
+func TestEOIReentry(t *testing.T) {
+	var tsc uint64
+	b, _, m := newBus(1, &tsc)
+	mustWrite(t, m, 0, msrSVR, 0x1FF)
+	again := 0
+	b.SetEOIHandler(func(v uint8) {
+		if again == 0 {
+			again++
+			b.Interrupt(0, false, deliveryFixed, v, true)
+		}
+	})
+	b.Interrupt(0, false, deliveryFixed, 0x41, true)
+	a := b.APIC(0)
+	for i := 0; i < 2; i++ {
+		vec, ok := a.Pending()
+		if !ok || vec != 0x41 {
+			t.Fatalf("round %d: pending %#x %v", i, vec, ok)
+		}
+		a.Accept(vec)
+		mustWrite(t, m, 0, msrEOI, 0)
+	}
+	if again != 1 {
+		t.Errorf("EOI handler ran %d times", again)
+	}
+	if _, ok := a.Pending(); ok {
+		t.Error("still pending")
+	}
+}

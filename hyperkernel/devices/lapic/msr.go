@@ -127,9 +127,15 @@ func (a *LAPIC) currentCountLocked() uint32 {
 func (a *LAPIC) writeMSR(msr uint32, v uint64) bool {
 	a.mu.Lock()
 	ok, ipi := a.writeLocked(msr, v)
+	eoi, levelEOI := a.levelEOI, a.hasLevelEOI
+	a.hasLevelEOI = false
 	a.mu.Unlock()
+	// Both run unlocked: they reach other APICs, and this one.
 	if ipi {
 		a.bus.send(a, v)
+	}
+	if levelEOI && a.bus.eoi != nil {
+		a.bus.eoi(eoi)
 	}
 	return ok
 }
@@ -161,8 +167,8 @@ func (a *LAPIC) writeLocked(msr uint32, v uint64) (ok, ipi bool) {
 		}
 		if vec, ok := a.s.ISR.Highest(); ok {
 			a.s.ISR.Clear(vec)
-			if a.s.TMR.Has(vec) && a.bus.eoi != nil {
-				a.bus.eoi(vec)
+			if a.s.TMR.Has(vec) {
+				a.levelEOI, a.hasLevelEOI = vec, true
 			}
 		}
 		return true, false
@@ -297,3 +303,18 @@ func (a *LAPIC) matches(dest uint32, logical bool) bool {
 // SetEOIHandler sets the function called when a level-triggered vector is
 // ended, so the IOAPIC can clear its remote IRR.
 func (b *Bus) SetEOIHandler(f func(vector uint8)) { b.eoi = f }
+
+// Interrupt delivers an interrupt message from a device (the IOAPIC, or
+// an MSI): delivery mode mode (fixed, lowest priority, NMI, INIT) and
+// vector to the APICs dest names, physical or logical, edge or level
+// triggered (SDM Vol. 3A, 11.6.2 "Determining IPI Destination").
+func (b *Bus) Interrupt(dest uint32, logical bool, mode, vector uint8, level bool) {
+	icr := uint64(vector) | uint64(mode&7)<<icrDeliveryShift | uint64(dest)<<32 | icrLevelAssert
+	if logical {
+		icr |= icrDestLogical
+	}
+	if level {
+		icr |= icrTriggerLevel
+	}
+	b.send(nil, icr)
+}

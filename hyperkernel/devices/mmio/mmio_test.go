@@ -153,3 +153,36 @@ func FuzzEmulate(f *testing.F) {
 		}
 	})
 }
+
+func TestBus(t *testing.T) {
+	var b Bus
+	a, c := &recDev{}, &recDev{}
+	if err := b.Register(0xFEC00000, 0x1000, "ioapic", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register(0xFEC00800, 0x1000, "overlap", c); err == nil {
+		t.Error("overlapping window accepted")
+	}
+	if err := b.Register(0xFFFFFFFFFFFFF000, 0x2000, "wraps", c); err == nil {
+		t.Error("wrapping window accepted")
+	}
+	if err := b.Register(0xD0000000, 0x200, "virtio", c); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		gpa uint64
+		dev *recDev
+		off uint64
+	}{{0xFEC00010, a, 0x10}, {0xD00001FF, c, 0x1FF}, {0xD0000200, nil, 0}, {0xFEBFFFFF, nil, 0}} {
+		d, off, ok := b.Lookup(tc.gpa)
+		if tc.dev == nil {
+			if ok {
+				t.Errorf("%#x: found a device", tc.gpa)
+			}
+			continue
+		}
+		if !ok || d != tc.dev || off != tc.off {
+			t.Errorf("%#x: %v at %#x", tc.gpa, ok, off)
+		}
+	}
+}
