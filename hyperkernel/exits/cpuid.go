@@ -86,7 +86,21 @@ type CPUIDConfig struct {
 	// architectural-capabilities MSRs, resource director technology,
 	// debug store.
 	HideUnvirtualized bool
+	// KVMCompatible adds a second hypervisor leaf range at 0x40000100
+	// with KVM's signature and no paravirtual features (leaf 0x40000101
+	// all zeros). Linux scans 0x40000000-0x4000FF00 for that signature,
+	// and a guest that finds it keeps the x2APIC on without interrupt
+	// remapping (x2apic_available), which an x2APIC-only local APIC
+	// model needs; nothing else changes, as no feature is offered.
+	KVMCompatible bool
 }
+
+// KVM-compatible leaves (Linux Documentation/virt/kvm/x86/cpuid.rst).
+const (
+	LeafKVMCompat         = 0x40000100
+	LeafKVMCompatFeatures = 0x40000101
+	kvmSignature          = "KVMKVMKVM\x00\x00\x00"
+)
 
 // Feature bits hidden by CPUIDConfig's options (SDM Vol. 2A, CPUID,
 // Tables 3-10, 3-11 and the leaf 07H description).
@@ -258,6 +272,11 @@ func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
 	add(LeafHypervisor, 0, false, CPUIDResult{EAX: LeafHypervisorTime, EBX: le(vendor[0:]), ECX: le(vendor[4:]), EDX: le(vendor[8:])})
 	add(LeafHypervisorInfo, 0, false, CPUIDResult{})
 	add(LeafHypervisorTime, 0, false, CPUIDResult{EAX: cfg.TSCKHz, EBX: cfg.LAPICKHz})
+	if cfg.KVMCompatible {
+		kvm := []byte(kvmSignature)
+		add(LeafKVMCompat, 0, false, CPUIDResult{EAX: LeafKVMCompatFeatures, EBX: le(kvm[0:]), ECX: le(kvm[4:]), EDX: le(kvm[8:])})
+		add(LeafKVMCompatFeatures, 0, false, CPUIDResult{})
+	}
 	he := host(LeafExtMax, 0)
 	p.maxExt = min(he.EAX, 0x80000008)
 	if p.maxExt < LeafExtMax {

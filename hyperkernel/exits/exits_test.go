@@ -501,3 +501,43 @@ func TestCPUIDPolicyGuestOptions(t *testing.T) {
 		t.Errorf("leaf 1 ECX %#x lacks x2APIC or TSC deadline", ecx)
 	}
 }
+
+// TestCPUIDKVMCompatible checks the signature Linux's hypervisor scan
+// looks for (0x40000000 to 0x4000FF00 in steps of 0x100), and that the
+// BigIron leaves stay first.
+func TestCPUIDKVMCompatible(t *testing.T) {
+	find := func(p *CPUIDPolicy, sig string) uint32 {
+		for base := uint32(0x40000000); base < 0x40010000; base += 0x100 {
+			r := p.Lookup(base, 0, 0)
+			var b [12]byte
+			for i, v := range []uint32{r.EBX, r.ECX, r.EDX} {
+				b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+			}
+			if string(b[:]) == sig {
+				return base
+			}
+		}
+		return 0
+	}
+	on, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, KVMCompatible: true}, fakeHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, _ := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000}, fakeHost)
+	const kvm = "KVMKVMKVM\x00\x00\x00"
+	if got := find(on, kvm); got != LeafKVMCompat {
+		t.Errorf("KVM signature at %#x, want %#x", got, LeafKVMCompat)
+	}
+	if got := find(off, kvm); got != 0 {
+		t.Errorf("KVM signature at %#x without the option", got)
+	}
+	if got := find(on, HypervisorVendor); got != LeafHypervisor {
+		t.Errorf("BigIron signature at %#x", got)
+	}
+	if r := on.Lookup(LeafKVMCompatFeatures, 0, 0); r != (CPUIDResult{}) {
+		t.Errorf("KVM features leaf %+v, want none", r)
+	}
+	if r := on.Lookup(LeafKVMCompat, 0, 0); r.EAX != LeafKVMCompatFeatures {
+		t.Errorf("KVM max leaf %#x", r.EAX)
+	}
+}

@@ -52,6 +52,14 @@ type ConsoleLog struct {
 // NewConsoleLog returns a log keeping the last max bytes.
 func NewConsoleLog(max int) *ConsoleLog { return &ConsoleLog{buf: make([]byte, 0, max), max: max} }
 
+// Write appends p; it does not allocate. It implements io.Writer.
+func (c *ConsoleLog) Write(p []byte) (int, error) {
+	for _, b := range p {
+		c.WriteByte(b)
+	}
+	return len(p), nil
+}
+
 // WriteByte appends one byte; it does not allocate.
 func (c *ConsoleLog) WriteByte(b byte) error {
 	c.mu.Lock()
@@ -81,92 +89,32 @@ func (c *ConsoleLog) Since(from uint64) ([]byte, uint64) {
 	return append([]byte(nil), c.buf[from-first:]...), c.written
 }
 
-// earlySerial is the smallest 16550 a booting Linux can print through
-// (its decompressor and earlyprintk=serial poll the line status register
-// and write the transmit register): transmitted bytes go to the console
-// log, the line status always says the transmitter is empty, and nothing
-// is ever received. The full UART model replaces it.
-type earlySerial struct {
-	mu  sync.Mutex
-	out *ConsoleLog
-	lcr uint8
-	ier uint8
-	mcr uint8
-	scr uint8
-	dll uint8
-	dlm uint8
+// resetControl is the machine's reset: the PCI reset control register at
+// 0xCF9 (a write with bit 2 set, as the FADT reset register says) and
+// the i8042's "pulse reset line" command 0xFE on port 0x64, the two ways
+// Linux reboots a PC. The i8042 has no keyboard: its status reads empty
+// buffers and its data port 0.
+type resetControl struct {
+	reset func()
 }
 
-// 16550 registers, offsets from the base port (PC16550D datasheet,
-// Table 2).
+// Ports of resetControl.
 const (
-	uartTHR = 0 // transmit holding (DLAB 0) / divisor latch low (DLAB 1)
-	uartIER = 1 // interrupt enable / divisor latch high
-	uartIIR = 2 // interrupt identification (read) / FIFO control (write)
-	uartLCR = 3 // line control; bit 7 DLAB
-	uartMCR = 4 // modem control
-	uartLSR = 5 // line status
-	uartMSR = 6 // modem status
-	uartSCR = 7 // scratch
+	portResetControl = 0xCF9
+	portI8042Data    = 0x60
+	portI8042Command = 0x64
 
-	lsrTHRE   = 1 << 5 // transmit holding register empty
-	lsrTEMT   = 1 << 6 // transmitter empty
-	iirNone   = 1      // no interrupt pending
-	lcrDLAB   = 1 << 7
-	msrCTSDSR = 1<<4 | 1<<5 // clear to send, data set ready
+	resetControlReset = 1 << 2
+	i8042PulseReset   = 0xFE
 )
 
-func (s *earlySerial) In(port uint16, size uint8) uint32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch port & 7 {
-	case uartTHR:
-		if s.lcr&lcrDLAB != 0 {
-			return uint32(s.dll)
-		}
-		return 0
-	case uartIER:
-		if s.lcr&lcrDLAB != 0 {
-			return uint32(s.dlm)
-		}
-		return uint32(s.ier)
-	case uartIIR:
-		return iirNone
-	case uartLCR:
-		return uint32(s.lcr)
-	case uartMCR:
-		return uint32(s.mcr)
-	case uartLSR:
-		return lsrTHRE | lsrTEMT
-	case uartMSR:
-		return msrCTSDSR
-	}
-	return uint32(s.scr)
-}
+func (r resetControl) In(port uint16, size uint8) uint32 { return 0 }
 
-func (s *earlySerial) Out(port uint16, size uint8, v uint32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := uint8(v)
-	switch port & 7 {
-	case uartTHR:
-		if s.lcr&lcrDLAB != 0 {
-			s.dll = b
-			return
-		}
-		s.out.WriteByte(b)
-	case uartIER:
-		if s.lcr&lcrDLAB != 0 {
-			s.dlm = b
-			return
-		}
-		s.ier = b & 0xF
-	case uartLCR:
-		s.lcr = b
-	case uartMCR:
-		s.mcr = b & 0x1F
-	case uartSCR:
-		s.scr = b
+func (r resetControl) Out(port uint16, size uint8, v uint32) {
+	switch {
+	case port == portResetControl && v&resetControlReset != 0,
+		port == portI8042Command && uint8(v) == i8042PulseReset:
+		r.reset()
 	}
 }
 

@@ -16,8 +16,11 @@ import (
 
 	"github.com/big-iron/big-iron/ept"
 	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
+	"github.com/big-iron/big-iron/hyperkernel/devices/ioapic"
 	"github.com/big-iron/big-iron/hyperkernel/devices/lapic"
+	"github.com/big-iron/big-iron/hyperkernel/devices/mmio"
 	"github.com/big-iron/big-iron/hyperkernel/devices/pcmsr"
+	"github.com/big-iron/big-iron/hyperkernel/devices/uart"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/guestmem"
@@ -30,6 +33,17 @@ const linuxVPIDBase = 16
 // acpiBase is where the guest's ACPI tables go: the BIOS area of the
 // legacy hole, reserved in the guest's E820 map.
 const acpiBase = 0xE0000
+
+// The guest's platform devices: COM1 on IRQ 4 (ISA IRQs are IOAPIC pins
+// of the same number: the MADT has no overrides), the IOAPIC, the reset
+// register.
+const (
+	com1Port       = 0x3F8
+	com1IRQ        = 4
+	ioapicID       = 0
+	resetValue     = 0x06 // hard reset (bit 1) | reset (bit 2)
+	maxInstruction = 15
+)
 
 // MSRs the guest owns outright: VMX switches EFER, FS/GS base and the
 // SYSENTER MSRs through the VMCS; the SYSCALL MSRs and KERNEL_GS_BASE
@@ -70,6 +84,8 @@ type LinuxVM struct {
 	tab     *ept.Table
 	console *ConsoleLog
 	started time.Time
+	com1    *uart.UART
+	mmio    mmio.Bus
 
 	stop    atomic.Bool
 	wg      sync.WaitGroup
@@ -81,6 +97,10 @@ type LinuxVM struct {
 
 // Console returns the guest's console output.
 func (vm *LinuxVM) Console() *ConsoleLog { return vm.console }
+
+// Input types p on the guest's console (COM1) and returns how many bytes
+// its receive buffer took.
+func (vm *LinuxVM) Input(p []byte) int { return vm.com1.Input(p) }
 
 // Info describes the VM.
 func (vm *LinuxVM) Info() VMInfo {
@@ -167,7 +187,11 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	for i := range ids {
 		ids[i] = uint32(i)
 	}
-	tables, err := acpi.Build(acpiBase, acpi.Config{APICIDs: ids})
+	tables, err := acpi.Build(acpiBase, acpi.Config{
+		APICIDs:   ids,
+		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
+		ResetPort: portResetControl, ResetValue: resetValue,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("hv: %w", err)
 	}
@@ -179,10 +203,28 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		return nil, fmt.Errorf("hv: loading the guest: %w", err)
 	}
 
-	// Devices: the boot console on COM1.
-	bus := exits.NewIOBus()
-	if err := bus.Register(0x3F8, 8, "COM1 (16550)", &earlySerial{out: vm.console}); err != nil {
+	vcpus := make([]*linuxVCPU, cfg.VCPUs)
+	for i := range vcpus {
+		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
+	}
+	apics := lapic.NewBus(cfg.VCPUs, rdtsc, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
+
+	// Devices: COM1, the IOAPIC, the reset register.
+	io := ioapic.New(ioapicID, apics)
+	apics.SetEOIHandler(io.EOI)
+	if err := vm.mmio.Register(ioapic.DefaultBase, ioapic.WindowSize, "IOAPIC", io); err != nil {
 		return nil, err
+	}
+	vm.com1 = uart.New(vm.console, func(level bool) { io.SetIRQ(com1IRQ, level) })
+	bus := exits.NewIOBus()
+	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
+		return nil, err
+	}
+	reset := resetControl{reset: func() { vm.end("the guest reset the machine") }}
+	for _, p := range []uint16{portResetControl, portI8042Data, portI8042Command} {
+		if err := bus.Register(p, 1, "reset", reset); err != nil {
+			return nil, err
+		}
 	}
 	msrs := exits.NewMSRTable()
 	maxPhys := h.eptc.MaxPhysAddr
@@ -193,17 +235,12 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	if err := plat.Register(msrs); err != nil {
 		return nil, err
 	}
-	vcpus := make([]*linuxVCPU, cfg.VCPUs)
-	for i := range vcpus {
-		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
-	}
-	apics := lapic.NewBus(cfg.VCPUs, rdtsc, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
 	if err := apics.Register(msrs); err != nil {
 		return nil, err
 	}
 	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
 		TSCKHz: uint32(h.plat.TSCHz / 1000), VCPUs: uint32(cfg.VCPUs),
-		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true,
+		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true, KVMCompatible: true,
 	}, h.hostCPUID)
 	if err != nil {
 		return nil, fmt.Errorf("hv: %w", err)
@@ -485,8 +522,10 @@ func (v *linuxVCPU) run() {
 			vm.end(fmt.Sprintf("vCPU %d: triple fault at RIP %#x", v.index, vmread(vmx.GuestRIP)))
 			return
 		case exits.ActionEPTViolation:
-			vm.end(fmt.Sprintf("vCPU %d: access to %#x, outside RAM and every device (RIP %#x)", v.index, e.GuestPhysical, vmread(vmx.GuestRIP)))
-			return
+			if err := v.mmioAccess(e.GuestPhysical); err != nil {
+				vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
+				return
+			}
 		case exits.ActionEntryFailed:
 			res := &Result{}
 			vm.h.diagnose(res)
@@ -550,5 +589,29 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 		return fmt.Errorf("unemulated control-register access %+v", a)
 	}
 	advance(length & 0xF)
+	return nil
+}
+
+// mmioAccess emulates the instruction that touched device memory at gpa:
+// fetched at the guest's RIP through its page tables, decoded, performed
+// against the device, RIP advanced past it.
+func (v *linuxVCPU) mmioAccess(gpa uint64) error {
+	dev, off, ok := v.vm.mmio.Lookup(gpa)
+	rip := vmread(vmx.GuestRIP)
+	if !ok {
+		return fmt.Errorf("access to %#x, outside RAM and every device (RIP %#x)", gpa, rip)
+	}
+	var buf [maxInstruction]byte
+	code, err := mmio.Fetch(v.vm.ram, vmread(vmx.GuestCR3), rip, &buf)
+	if err != nil {
+		return fmt.Errorf("device access at %#x: %w", gpa, err)
+	}
+	rsp := vmread(vmx.GuestRSP)
+	n, err := mmio.Emulate(code, dev, off, &v.regs, &rsp)
+	if err != nil {
+		return fmt.Errorf("device access at %#x (RIP %#x): %w", gpa, rip, err)
+	}
+	vmx.VMWRITE(vmx.GuestRSP, rsp)
+	advance(uint32(n))
 	return nil
 }

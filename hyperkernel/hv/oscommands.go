@@ -4,10 +4,13 @@
 package hv
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/big-iron/big-iron/hyperkernel/shell"
@@ -27,6 +30,9 @@ type OSHost interface {
 type Guest interface {
 	Info() VMInfo
 	Console() *ConsoleLog
+	// Input types bytes on the guest's console and returns how many
+	// its receive buffer took.
+	Input(p []byte) int
 	Stop()
 }
 
@@ -125,45 +131,134 @@ func listOS(w io.Writer, os OSHost) {
 	}
 }
 
-// ConsoleCommand returns `console [ID] [wait=SECONDS]`: it prints the
-// guest console's output, then follows it for the given seconds (default
-// 0: what is there now).
+// DetachKey, typed on an attached console, returns the operator to the
+// hyperkernel shell: Ctrl-] (as in telnet and virsh console).
+const DetachKey = 0x1D
+
+// ConsoleCommand returns `console [ID] [wait=SECONDS]`. On the operator's
+// terminal it attaches to the guest's console: the output so far, then
+// the live output, and every key typed goes to the guest until Ctrl-]
+// (DetachKey). With wait=, or where there is no terminal, it prints the
+// output and follows it for the given seconds (default 0: what is there
+// now) without taking input.
 func ConsoleCommand(os OSHost) *shell.Command {
+	parse := func(args []string) (Guest, time.Duration, bool, error) {
+		if os == nil {
+			return nil, 0, false, fmt.Errorf("no VMs on this node")
+		}
+		wait, follow := time.Duration(0), false
+		if n := len(args); n > 0 && strings.HasPrefix(args[n-1], "wait=") {
+			s, err := strconv.Atoi(strings.TrimPrefix(args[n-1], "wait="))
+			if err != nil || s < 0 || s > 3600 {
+				return nil, 0, false, fmt.Errorf("%w: %s: want seconds, 0 to 3600", shell.ErrUsage, args[n-1])
+			}
+			wait, args, follow = time.Duration(s)*time.Second, args[:n-1], true
+		}
+		g, err := findGuest(os, args)
+		return g, wait, follow, err
+	}
+	follow := func(w io.Writer, g Guest, wait time.Duration) {
+		var at uint64
+		deadline := time.Now().Add(wait)
+		for {
+			b, next := g.Console().Since(at)
+			w.Write(crlf(b))
+			at = next
+			if !time.Now().Before(deadline) || len(b) == 0 && g.Info().Outcome != "running" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		fmt.Fprintf(w, "\n[vm %d: %s]\n", g.Info().ID, g.Info().Outcome)
+	}
 	return &shell.Command{
 		Name:  "console",
 		Usage: "[ID] [wait=SECONDS]",
-		Help:  "show a VM's console output (the newest VM by default)",
+		Help:  "attach to a VM's console (the newest VM by default; Ctrl-] detaches)",
 		Run: func(w io.Writer, args []string) error {
-			if os == nil {
-				return fmt.Errorf("no VMs on this node")
-			}
-			wait := time.Duration(0)
-			if n := len(args); n > 0 && strings.HasPrefix(args[n-1], "wait=") {
-				s, err := strconv.Atoi(strings.TrimPrefix(args[n-1], "wait="))
-				if err != nil || s < 0 || s > 3600 {
-					return fmt.Errorf("%w: %s: want seconds, 0 to 3600", shell.ErrUsage, args[n-1])
-				}
-				wait, args = time.Duration(s)*time.Second, args[:n-1]
-			}
-			g, err := findGuest(os, args)
+			g, wait, _, err := parse(args)
 			if err != nil {
 				return err
 			}
-			var at uint64
-			deadline := time.Now().Add(wait)
-			for {
-				b, next := g.Console().Since(at)
-				w.Write(crlf(b))
-				at = next
-				if !time.Now().Before(deadline) || len(b) == 0 && g.Info().Outcome != "running" {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			fmt.Fprintf(w, "\n[vm %d: %s]\n", g.Info().ID, g.Info().Outcome)
+			follow(w, g, wait)
 			return nil
 		},
+		Attach: func(in io.Reader, w io.Writer, args []string) error {
+			g, wait, following, err := parse(args)
+			if err != nil {
+				return err
+			}
+			if following {
+				follow(w, g, wait)
+				return nil
+			}
+			return attach(in, w, g)
+		},
 	}
+}
+
+// attach connects the operator to g's console until DetachKey, or a key
+// after the VM ended.
+func attach(in io.Reader, w io.Writer, g Guest) error {
+	id := g.Info().ID
+	fmt.Fprintf(w, "[vm %d console: Ctrl-] returns to the shell]\n", id)
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var at uint64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			b, next := g.Console().Since(at)
+			if len(b) > 0 {
+				w.Write(crlf(b))
+			}
+			at = next
+			if len(b) == 0 && g.Info().Outcome != "running" {
+				fmt.Fprintf(w, "\n[vm %d: %s; press a key]\n", id, g.Info().Outcome)
+				close(ended)
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	buf := make([]byte, 256)
+	var rerr error
+	for {
+		n, err := in.Read(buf)
+		if err != nil {
+			rerr = err
+			break
+		}
+		stopped := false
+		select {
+		case <-ended:
+			stopped = true
+		default:
+		}
+		if stopped {
+			break
+		}
+		if i := bytes.IndexByte(buf[:n], DetachKey); i >= 0 {
+			g.Input(buf[:i])
+			break
+		}
+		g.Input(buf[:n])
+	}
+	close(done)
+	wg.Wait()
+	fmt.Fprintf(w, "\n[detached from vm %d]\n", id)
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		return fmt.Errorf("reading the terminal: %w", rerr)
+	}
+	return nil
 }
 
 // crlf turns lone line feeds into CR LF for the serial terminal.

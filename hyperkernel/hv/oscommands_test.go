@@ -6,7 +6,9 @@ package hv
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,15 @@ import (
 type fakeGuest struct {
 	info    VMInfo
 	console *ConsoleLog
+	mu      sync.Mutex
+	typed   []byte
+}
+
+func (g *fakeGuest) Input(p []byte) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.typed = append(g.typed, p...)
+	return len(p)
 }
 
 func (g *fakeGuest) Info() VMInfo         { return g.info }
@@ -126,23 +137,95 @@ func TestConsoleLogKeepsTheNewest(t *testing.T) {
 	}
 }
 
-func TestEarlySerial(t *testing.T) {
-	log := NewConsoleLog(64)
-	s := &earlySerial{out: log}
-	s.Out(0x3FB, 1, 0x80) // DLAB
-	s.Out(0x3F8, 1, 1)    // divisor, not output
-	s.Out(0x3FB, 1, 0x03)
-	for _, c := range "ok\n" {
-		if s.In(0x3FD, 1)&lsrTHRE == 0 {
-			t.Fatal("transmitter never empty")
-		}
-		s.Out(0x3F8, 1, uint32(c))
+func TestResetControl(t *testing.T) {
+	n := 0
+	r := resetControl{reset: func() { n++ }}
+	r.Out(portResetControl, 1, 0x02) // hard/soft select only
+	r.Out(portI8042Command, 1, 0xD1)
+	r.Out(portI8042Data, 1, 0xFE)
+	if n != 0 {
+		t.Fatalf("reset by a write that does not ask for one")
 	}
-	if b, _ := log.Since(0); string(b) != "ok\n" {
-		t.Errorf("console got %q", b)
+	r.Out(portResetControl, 1, 0x06)
+	r.Out(portI8042Command, 1, i8042PulseReset)
+	if n != 2 {
+		t.Errorf("%d resets, want 2", n)
 	}
-	s.Out(0x3FF, 1, 0x5A)
-	if s.In(0x3FF, 1) != 0x5A {
-		t.Error("scratch register lost its value")
+	if r.In(portI8042Command, 1) != 0 {
+		t.Error("i8042 status not empty")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the attach goroutine's writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// slowReader hands out its chunks one Read at a time, after a pause, as
+// a typing operator does.
+type slowReader struct{ chunks []string }
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(30 * time.Millisecond)
+	n := copy(p, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+func TestConsoleAttach(t *testing.T) {
+	os := &fakeOS{}
+	g0, _ := os.BootOS(1, 1<<20, "")
+	g := g0.(*fakeGuest)
+	for _, c := range "# " {
+		g.console.WriteByte(byte(c))
+	}
+	cmd := ConsoleCommand(os)
+	var out syncBuffer
+	in := &slowReader{chunks: []string{"ls\r", "cat /proc/cpuinfo\r", "x\x1dnot for the guest", "shell input"}}
+	if err := cmd.Attach(in, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if string(g.typed) != "ls\rcat /proc/cpuinfo\rx" {
+		t.Errorf("guest got %q", g.typed)
+	}
+	if len(in.chunks) != 1 {
+		t.Errorf("attach read %d chunks past the detach key", 1-len(in.chunks))
+	}
+	if s := out.String(); !strings.Contains(s, "Ctrl-]") || !strings.Contains(s, "# ") || !strings.Contains(s, "[detached from vm 1]") {
+		t.Errorf("output %q", s)
+	}
+
+	// A VM that ends while attached: the next key returns to the shell
+	// and is not typed into it.
+	g.typed = nil
+	g.info.Outcome = "the guest reset the machine"
+	out = syncBuffer{}
+	in = &slowReader{chunks: []string{"y", "z"}}
+	if err := cmd.Attach(in, &out, []string{"1"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.typed) > 1 || !strings.Contains(out.String(), "reset the machine; press a key") {
+		t.Errorf("ended VM: typed %q, output %q", g.typed, out.String())
+	}
+	// wait= keeps the non-interactive follow mode.
+	out = syncBuffer{}
+	if err := cmd.Attach(&slowReader{}, &out, []string{"wait=0"}); err != nil || !strings.Contains(out.String(), "[vm 1: the guest reset the machine]") {
+		t.Errorf("wait=0: %q %v", out.String(), err)
 	}
 }

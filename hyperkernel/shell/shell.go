@@ -34,6 +34,12 @@ type Command struct {
 	// Run executes the command with the words after its name, writing
 	// its output to w. A returned error is printed as one line.
 	Run func(w io.Writer, args []string) error
+	// Attach, if set, runs instead of Run when the shell serves a
+	// terminal: the command then reads the operator's keystrokes from in
+	// itself, raw (a guest console). It must return only after a read,
+	// so that it never leaves a read pending that would take the shell's
+	// next input.
+	Attach func(in io.Reader, w io.Writer, args []string) error
 }
 
 // ErrUsage is returned (wrapped) by commands given bad arguments; the shell
@@ -52,6 +58,8 @@ type Shell struct {
 	mu      sync.Mutex
 	term    *term.Terminal
 	pending [][]byte
+	// in is the raw input of the terminal being served, for Attach.
+	in io.Reader
 }
 
 // noticeWriter is Shell.Notices.
@@ -149,7 +157,14 @@ func (s *Shell) Exec(w io.Writer, line string) (err error) {
 			err = nil
 		}
 	}()
-	switch err := c.Run(w, words[1:]); {
+	run := c.Run
+	s.mu.Lock()
+	in := s.in
+	s.mu.Unlock()
+	if c.Attach != nil && in != nil {
+		run = func(w io.Writer, args []string) error { return c.Attach(in, w, args) }
+	}
+	switch err := run(w, words[1:]); {
 	case err == nil:
 	case errors.Is(err, ErrExit):
 		return ErrExit
@@ -167,7 +182,7 @@ func (s *Shell) Exec(w io.Writer, line string) (err error) {
 func (s *Shell) Serve(rw io.ReadWriter) error {
 	t := term.NewTerminal(rw, Prompt)
 	s.mu.Lock()
-	s.term = t
+	s.term, s.in = t, rw
 	for _, p := range s.pending {
 		t.Write(p)
 	}
@@ -175,7 +190,7 @@ func (s *Shell) Serve(rw io.ReadWriter) error {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.term = nil
+		s.term, s.in = nil, nil
 		s.mu.Unlock()
 	}()
 	for {
