@@ -54,7 +54,7 @@ QEMU_microvm := qemu-system-x86_64 -machine microvm,pit=on,pic=off,rtc=on,acpi=o
 	-global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0 -netdev user,id=n0 \
 	-kernel $(BUILD)/bigiron.elf
 
-.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean
+.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean guest
 
 all: image
 
@@ -113,8 +113,24 @@ clean:
 
 FORCE:
 
-# The guest image embedded by GUEST=linux.
-build/guest/image/vmlinuz: build/guest/vmlinuz
+# The guest image embedded by GUEST=linux: Debian's stock kernel (the
+# version linux-image-amd64 points at, fetched with apt-get download) and
+# the u-root initramfs built by tools/mkinitramfs from the module cache.
+GUEST_ROOT := build/guest/root
+$(GUEST_ROOT)/.extracted:
+	mkdir -p build/guest/deb
+	cd build/guest/deb && apt-get download $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}')
+	rm -rf $(GUEST_ROOT) && dpkg-deb -x build/guest/deb/linux-image-*.deb $(GUEST_ROOT)
+	touch $@
+
+build/guest/vmlinuz: $(GUEST_ROOT)/.extracted
+	cp $$(ls $(GUEST_ROOT)/boot/vmlinuz-* | head -1) $@
+
+build/guest/initramfs.cpio.gz: $(GUEST_ROOT)/.extracted tools/mkinitramfs/main.go go.mod
+	$(GO) run ./tools/mkinitramfs -o $@ -modules $$(ls -d $(GUEST_ROOT)/lib/modules/* | head -1)
+
+build/guest/image/vmlinuz: build/guest/vmlinuz build/guest/initramfs.cpio.gz
 	mkdir -p build/guest/image
-	cp build/guest/vmlinuz $@
-	if [ -f build/guest/initramfs.cpio.gz ]; then cp build/guest/initramfs.cpio.gz build/guest/image/; fi
+	cp build/guest/vmlinuz build/guest/initramfs.cpio.gz build/guest/image/
+
+guest: build/guest/image/vmlinuz

@@ -14,8 +14,12 @@ import (
 
 // defaultGuestCmdline is the guest kernel's command line unless the
 // operator gives one: the console on the emulated COM1, early messages
-// there too, the kernel where it was loaded.
-const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr"
+// there too, the kernel where it was loaded. tsc=reliable: the guest TSC
+// is the host's invariant TSC, and the guest has no second clock (no
+// HPET, no ACPI PM timer) but jiffies to check it against, whose ticks a
+// busy emulated node delivers late; without it Linux declares the TSC
+// unstable and falls back to jiffies as its clocksource.
+const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr tsc=reliable"
 
 // linuxHost boots the image's Linux guest on the hypervisor.
 type linuxHost struct {
