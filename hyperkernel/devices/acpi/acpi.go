@@ -77,6 +77,8 @@ type Config struct {
 	// (a byte write of ResetValue resets the machine).
 	ResetPort  uint16
 	ResetValue uint8
+	// Virtio lists virtio-mmio devices, described in the DSDT.
+	Virtio []VirtioMMIO
 }
 
 // IOAPIC describes one I/O APIC in the MADT.
@@ -114,7 +116,12 @@ func Build(base uint64, c Config) (*Tables, error) {
 		return at
 	}
 
-	dsdt := header("DSDT", headerSize, dsdtRev)
+	aml, err := dsdtBody(c.Virtio)
+	if err != nil {
+		return nil, err
+	}
+	dsdt := append(header("DSDT", headerSize, dsdtRev), aml...)
+	le.PutUint32(dsdt[4:], uint32(len(dsdt)))
 	checksum(dsdt, 9)
 	dsdtAt := place(dsdt)
 

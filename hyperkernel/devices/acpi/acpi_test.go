@@ -4,8 +4,13 @@
 package acpi
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	board "github.com/big-iron/big-iron/board/acpi"
@@ -101,6 +106,60 @@ func TestRefusals(t *testing.T) {
 	}{{0xE0001, 1}, {1 << 32, 1}, {0xE0000, 0}, {0xE0000, 256}} {
 		if _, err := Build(c.base, Config{APICIDs: make([]uint32, c.ids)}); err == nil {
 			t.Errorf("Build(%#x, %d CPUs) accepted", c.base, c.ids)
+		}
+	}
+}
+
+func TestPkgLength(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{1}}, {62, []byte{63}}, {63, []byte{0x41, 0x04}}, {0x3FD, []byte{0x4F, 0x3F}},
+		{0xFFE, []byte{0x80 | 0x1, 0x00, 0x01}},
+	} {
+		if got := pkgLength(c.n); !bytes.Equal(got, c.want) {
+			t.Errorf("pkgLength(%d) = % x, want % x", c.n, got, c.want)
+		}
+	}
+}
+
+// TestDSDTVirtio checks the DSDT's virtio-mmio devices; where ACPICA's
+// iasl is installed, its disassembly too.
+func TestDSDTVirtio(t *testing.T) {
+	devs := []VirtioMMIO{{Base: 0xD0000000, Size: 0x200, GSI: 5}, {Base: 0xD0000200, Size: 0x200, GSI: 6}}
+	tab, err := Build(0xE0000, Config{APICIDs: []uint32{0}, Virtio: devs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(binary.LittleEndian.Uint32(tab.Bytes[4:]))
+	dsdt := tab.Bytes[:n]
+	if string(dsdt[:4]) != "DSDT" || sum(dsdt) != 0 || bytes.Count(dsdt, []byte("LNRO0005")) != 2 {
+		t.Fatalf("DSDT % x", dsdt)
+	}
+	if _, err := Build(0xE0000, Config{APICIDs: []uint32{0}, Virtio: []VirtioMMIO{{Base: 0xFFFFFF00, Size: 0x200}}}); err == nil {
+		t.Error("a window past 4 GiB accepted")
+	}
+	iasl, err := exec.LookPath("iasl")
+	if err != nil {
+		t.Log("iasl (acpica-tools) not installed: disassembly not checked")
+		return
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dsdt.aml"), dsdt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(iasl, "-d", filepath.Join(dir, "dsdt.aml")).CombinedOutput(); err != nil {
+		t.Fatalf("iasl -d: %v\n%s", err, out)
+	}
+	dsl, err := os.ReadFile(filepath.Join(dir, "dsdt.dsl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Device (VR00)", "Device (VR01)", `Name (_HID, "LNRO0005")`, "0xD0000200,         // Address Base",
+		"Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )", "0x00000006,"} {
+		if !strings.Contains(string(dsl), want) {
+			t.Errorf("disassembly lacks %q:\n%s", want, dsl)
 		}
 	}
 }

@@ -1,0 +1,288 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package virtio
+
+import (
+	"sync"
+
+	"github.com/big-iron/big-iron/hyperkernel/devices"
+)
+
+// MMIO register offsets, version 2 (VIRTIO 1.2, 4.2.2, Table 4.1).
+const (
+	regMagic          = 0x000
+	regVersion        = 0x004
+	regDeviceID       = 0x008
+	regVendorID       = 0x00c
+	regDeviceFeatures = 0x010
+	regDeviceFeatSel  = 0x014
+	regDriverFeatures = 0x020
+	regDriverFeatSel  = 0x024
+	regQueueSel       = 0x030
+	regQueueNumMax    = 0x034
+	regQueueNum       = 0x038
+	regQueueReady     = 0x044
+	regQueueNotify    = 0x050
+	regInterrupt      = 0x060
+	regInterruptACK   = 0x064
+	regStatus         = 0x070
+	regQueueDescLow   = 0x080
+	regQueueDescHigh  = 0x084
+	regQueueDrvLow    = 0x090
+	regQueueDrvHigh   = 0x094
+	regQueueDevLow    = 0x0a0
+	regQueueDevHigh   = 0x0a4
+	regSHMLenLow      = 0x0b0
+	regSHMLenHigh     = 0x0b4
+	regConfigGen      = 0x0fc
+	regConfig         = 0x100
+
+	magic = 0x74726976 // "virt"
+	// vendorID is "BIGI" little-endian.
+	vendorID = 0x49474942
+
+	// WindowSize is the size of a device's register window.
+	WindowSize = 0x200
+)
+
+// Device status bits (2.1) and interrupt status bits (4.2.2).
+const (
+	StatusAcknowledge = 1
+	StatusDriver      = 2
+	StatusDriverOK    = 4
+	StatusFeaturesOK  = 8
+	StatusNeedsReset  = 64
+	StatusFailed      = 128
+
+	intUsedBuffer   = 1
+	intConfigChange = 2
+
+	// FeatureVersion1 is VIRTIO_F_VERSION_1 (6), required of version 2
+	// MMIO devices.
+	FeatureVersion1 = 1 << 32
+)
+
+// Backend is a device type behind the transport: a block device, a
+// console.
+type Backend interface {
+	// DeviceID is the virtio device type (5, "Device Types").
+	DeviceID() uint32
+	// Features are the device-specific feature bits offered.
+	Features() uint64
+	// NumQueues is the number of virtqueues.
+	NumQueues() int
+	// ReadConfig reads size bytes of the configuration space at off.
+	ReadConfig(off uint64, size int) uint64
+	// Notify processes queue index q; it reports whether buffers were
+	// returned to the driver. An error means the driver broke the
+	// queue: the device then needs a reset.
+	Notify(mem devices.GuestMemory, q *Queue, index int) (bool, error)
+	// Reset returns the device to its initial state.
+	Reset()
+}
+
+// Device is a virtio device on the MMIO transport. Its methods are safe
+// for concurrent use.
+type Device struct {
+	mu      sync.Mutex
+	be      Backend
+	mem     devices.GuestMemory
+	irq     func(level bool)
+	queues  []Queue
+	status  uint32
+	devSel  uint32
+	drvSel  uint32
+	drvFeat uint64
+	qsel    uint32
+	intr    uint32
+	line    bool
+	// Errors counts queues the guest broke.
+	errors uint64
+}
+
+// NewDevice puts be on the MMIO transport, reading and writing guest
+// memory mem and raising interrupts on irq.
+func NewDevice(be Backend, mem devices.GuestMemory, irq func(level bool)) *Device {
+	return &Device{be: be, mem: mem, irq: irq, queues: make([]Queue, be.NumQueues())}
+}
+
+func (d *Device) offered() uint64 { return d.be.Features() | FeatureVersion1 }
+
+func (d *Device) queue() *Queue {
+	if int(d.qsel) < len(d.queues) {
+		return &d.queues[d.qsel]
+	}
+	return nil
+}
+
+// ReadMMIO implements devices.MMIODevice. Registers are 32-bit; the
+// configuration space takes any size.
+func (d *Device) ReadMMIO(off uint64, size int) uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if off >= regConfig {
+		return d.be.ReadConfig(off-regConfig, size)
+	}
+	if size != 4 {
+		return 0
+	}
+	q := d.queue()
+	switch off {
+	case regMagic:
+		return magic
+	case regVersion:
+		return 2
+	case regDeviceID:
+		return uint64(d.be.DeviceID())
+	case regVendorID:
+		return vendorID
+	case regDeviceFeatures:
+		if d.devSel > 1 {
+			return 0
+		}
+		return d.offered() >> (32 * d.devSel) & 0xFFFFFFFF
+	case regQueueNumMax:
+		if q == nil {
+			return 0
+		}
+		return MaxQueueSize
+	case regQueueReady:
+		if q != nil && q.Ready {
+			return 1
+		}
+		return 0
+	case regInterrupt:
+		return uint64(d.intr)
+	case regStatus:
+		return uint64(d.status)
+	case regSHMLenLow, regSHMLenHigh:
+		return 0xFFFFFFFF // no shared memory regions
+	case regConfigGen:
+		return 0
+	}
+	return 0
+}
+
+// WriteMMIO implements devices.MMIODevice.
+func (d *Device) WriteMMIO(off uint64, size int, v uint64) {
+	d.mu.Lock()
+	if off >= regConfig || size != 4 {
+		d.mu.Unlock()
+		return // the configuration spaces offered are read-only
+	}
+	val := uint32(v)
+	q := d.queue()
+	live := q != nil && !q.Ready // queue fields are written before QueueReady
+	switch off {
+	case regDeviceFeatSel:
+		d.devSel = val
+	case regDriverFeatSel:
+		d.drvSel = val
+	case regDriverFeatures:
+		if d.drvSel <= 1 && d.status&StatusFeaturesOK == 0 {
+			shift := 32 * d.drvSel
+			d.drvFeat = d.drvFeat&^(0xFFFFFFFF<<shift) | uint64(val)<<shift
+		}
+	case regQueueSel:
+		d.qsel = val
+	case regQueueNum:
+		if live {
+			q.Num = uint16(min(val, 0xFFFF))
+		}
+	case regQueueReady:
+		if q != nil {
+			q.Ready = val&1 == 1
+		}
+	case regQueueDescLow, regQueueDescHigh, regQueueDrvLow, regQueueDrvHigh, regQueueDevLow, regQueueDevHigh:
+		if live {
+			var p *uint64
+			switch off &^ 4 {
+			case regQueueDescLow:
+				p = &q.Desc
+			case regQueueDrvLow:
+				p = &q.Driver
+			default:
+				p = &q.Device
+			}
+			if off&4 == 0 {
+				*p = *p&^0xFFFFFFFF | uint64(val)
+			} else {
+				*p = *p&0xFFFFFFFF | uint64(val)<<32
+			}
+		}
+	case regQueueNotify:
+		if int(val) < len(d.queues) && d.status&StatusDriverOK != 0 && d.status&StatusNeedsReset == 0 {
+			used, err := d.be.Notify(d.mem, &d.queues[val], int(val))
+			if err != nil {
+				d.errors++
+				d.status |= StatusNeedsReset
+				d.intr |= intConfigChange
+			} else if used {
+				d.intr |= intUsedBuffer
+			}
+		}
+	case regInterruptACK:
+		d.intr &^= val
+	case regStatus:
+		d.setStatus(val)
+	}
+	d.update()
+}
+
+// setStatus applies a driver write to the status register (3.1.1).
+func (d *Device) setStatus(val uint32) {
+	if val == 0 {
+		for i := range d.queues {
+			d.queues[i].reset()
+		}
+		d.status, d.drvFeat, d.intr, d.devSel, d.drvSel, d.qsel = 0, 0, 0, 0, 0, 0
+		d.be.Reset()
+		return
+	}
+	if val&StatusFeaturesOK != 0 && d.status&StatusFeaturesOK == 0 {
+		// Features are accepted only if offered and VERSION_1 is among
+		// them; otherwise FEATURES_OK does not stick.
+		if d.drvFeat&^d.offered() != 0 || d.drvFeat&FeatureVersion1 == 0 {
+			val &^= StatusFeaturesOK
+		}
+	}
+	d.status = val | d.status&StatusNeedsReset
+}
+
+// update unlocks and drives the interrupt line: asserted while any
+// interrupt status bit is set.
+func (d *Device) update() {
+	level := d.intr != 0
+	changed := level != d.line
+	d.line = level
+	irq := d.irq
+	d.mu.Unlock()
+	if changed && irq != nil {
+		irq(level)
+	}
+}
+
+// Kick processes queue index q as a notification would (a backend with
+// input to deliver calls it).
+func (d *Device) Kick(q int) {
+	d.mu.Lock()
+	if q >= 0 && q < len(d.queues) && d.status&StatusDriverOK != 0 && d.status&StatusNeedsReset == 0 && d.queues[q].Ready {
+		used, err := d.be.Notify(d.mem, &d.queues[q], q)
+		if err != nil {
+			d.errors++
+			d.status |= StatusNeedsReset
+			d.intr |= intConfigChange
+		} else if used {
+			d.intr |= intUsedBuffer
+		}
+	}
+	d.update()
+}
+
+// Errors returns how many times the guest broke a queue.
+func (d *Device) Errors() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errors
+}
