@@ -63,7 +63,7 @@ func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 			}
 			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]`, `vm stat`, `vm boot linux ...`, `vm list` or `vm stop [ID]`", shell.ErrUsage)
 		},
-	}, ConsoleCommand(os)}
+	}, ConsoleCommand(os), VCPUsCommand(os)}
 }
 
 func runTest(w io.Writer, r Runner, args []string) error {

@@ -482,7 +482,9 @@ type loadedVMCS struct {
 	res      *Result
 	pinned   bool
 	launched bool
-	written  bool
+	// core is the APIC id of the core the VMCS was last loaded on.
+	core    uint32
+	written bool
 }
 
 // load pins the calling goroutine to its core, enters VMX operation there
@@ -501,6 +503,7 @@ func (l *loadedVMCS) load() error {
 		l.unpin()
 		return err
 	}
+	l.core = uint32(id)
 	if err := vmx.VMPTRLD(l.vmcs); err != nil {
 		l.unpin()
 		return fmt.Errorf("VMPTRLD on APIC id %d: %w", id, err)

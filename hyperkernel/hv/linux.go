@@ -39,6 +39,42 @@ type VMInfo struct {
 	Exits   exits.ExitStats
 }
 
+// VCPUState is what a vCPU is doing.
+type VCPUState int32
+
+// vCPU states.
+const (
+	VCPUWaitSIPI VCPUState = iota // an application processor not yet started
+	VCPURunning
+	VCPUHalted
+	VCPUStopped
+)
+
+func (s VCPUState) String() string {
+	switch s {
+	case VCPUWaitSIPI:
+		return "wait-for-SIPI"
+	case VCPURunning:
+		return "running"
+	case VCPUHalted:
+		return "halted"
+	case VCPUStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("state(%d)", int32(s))
+}
+
+// VCPUInfo is one vCPU as the `vcpus` command shows it.
+type VCPUInfo struct {
+	Index  int
+	APICID uint32
+	State  VCPUState
+	// Core is the APIC id of the physical core it runs (or last ran) on;
+	// -1 before it first ran.
+	Core  int
+	Exits uint64
+}
+
 // ConsoleLog keeps the latest output of a guest's console: a bounded
 // buffer that never blocks the vCPU writing it (the oldest bytes go).
 type ConsoleLog struct {

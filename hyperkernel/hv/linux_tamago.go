@@ -21,6 +21,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/devices/mmio"
 	"github.com/big-iron/big-iron/hyperkernel/devices/pcmsr"
 	"github.com/big-iron/big-iron/hyperkernel/devices/uart"
+	"github.com/big-iron/big-iron/hyperkernel/devices/virtio"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/guestmem"
@@ -43,6 +44,15 @@ const (
 	ioapicID       = 0
 	resetValue     = 0x06 // hard reset (bit 1) | reset (bit 2)
 	maxInstruction = 15
+
+	// virtio-mmio devices: windows in the MMIO hole, interrupts on
+	// IOAPIC pins above the ISA ones.
+	virtioBase       = 0xD0000000
+	virtioBlockGSI   = 16
+	virtioConsoleGSI = 17
+	// RAMDiskSize is the size of the RAM disk behind the guest's
+	// virtio block device (/dev/vda).
+	RAMDiskSize = 8 << 20
 )
 
 // MSRs the guest owns outright: VMX switches EFER, FS/GS base and the
@@ -86,6 +96,7 @@ type LinuxVM struct {
 	started time.Time
 	com1    *uart.UART
 	mmio    mmio.Bus
+	vcpus   []*linuxVCPU
 
 	stop    atomic.Bool
 	wg      sync.WaitGroup
@@ -98,6 +109,15 @@ type LinuxVM struct {
 // Console returns the guest's console output.
 func (vm *LinuxVM) Console() *ConsoleLog { return vm.console }
 
+// VCPUs describes the VM's virtual processors.
+func (vm *LinuxVM) VCPUs() []VCPUInfo {
+	out := make([]VCPUInfo, len(vm.vcpus))
+	for i, v := range vm.vcpus {
+		out[i] = VCPUInfo{Index: i, APICID: uint32(i), State: VCPUState(v.state.Load()), Core: int(v.core.Load()), Exits: v.exits.Load()}
+	}
+	return out
+}
+
 // Input types p on the guest's console (COM1) and returns how many bytes
 // its receive buffer took.
 func (vm *LinuxVM) Input(p []byte) int { return vm.com1.Input(p) }
@@ -107,10 +127,14 @@ func (vm *LinuxVM) Info() VMInfo {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	out := vm.outcome
+	st := vm.stats
 	if out == "" {
 		out = "running"
+		for _, v := range vm.vcpus {
+			st.Add(&v.published)
+		}
 	}
-	return VMInfo{ID: vm.id, Name: vm.cfg.Name, VCPUs: vm.cfg.VCPUs, Memory: vm.cfg.Memory, Started: vm.started, Outcome: out, Exits: vm.stats}
+	return VMInfo{ID: vm.id, Name: vm.cfg.Name, VCPUs: vm.cfg.VCPUs, Memory: vm.cfg.Memory, Started: vm.started, Outcome: out, Exits: st}
 }
 
 // end records why the VM stopped (the first reason wins) and stops every
@@ -191,6 +215,10 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		APICIDs:   ids,
 		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
 		ResetPort: portResetControl, ResetValue: resetValue,
+		Virtio: []acpi.VirtioMMIO{
+			{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
+			{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hv: %w", err)
@@ -206,7 +234,9 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	vcpus := make([]*linuxVCPU, cfg.VCPUs)
 	for i := range vcpus {
 		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
+		vcpus[i].core.Store(-1)
 	}
+	vm.vcpus = vcpus
 	apics := lapic.NewBus(cfg.VCPUs, rdtsc, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
 
 	// Devices: COM1, the IOAPIC, the reset register.
@@ -216,6 +246,21 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		return nil, err
 	}
 	vm.com1 = uart.New(vm.console, func(level bool) { io.SetIRQ(com1IRQ, level) })
+	disk, err := virtio.NewBlock(make([]byte, RAMDiskSize), "big-iron-ramdisk")
+	if err != nil {
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	vblk := virtio.NewDevice(disk, vm.ram, func(level bool) { io.SetIRQ(virtioBlockGSI, level) })
+	if err := vm.mmio.Register(virtioBase, virtio.WindowSize, "virtio-blk", vblk); err != nil {
+		return nil, err
+	}
+	// hvc0 writes to the same console log as COM1.
+	hvc := virtio.NewConsole(vm.console)
+	vcon := virtio.NewDevice(hvc, vm.ram, func(level bool) { io.SetIRQ(virtioConsoleGSI, level) })
+	hvc.Attach(vcon)
+	if err := vm.mmio.Register(virtioBase+virtio.WindowSize, virtio.WindowSize, "virtio-console", vcon); err != nil {
+		return nil, err
+	}
 	bus := exits.NewIOBus()
 	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
 		return nil, err
@@ -282,57 +327,70 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		return nil, fmt.Errorf("hv: %w", err)
 	}
 
-	// The boot processor only, for now.
-	v := vcpus[0]
-	v.apic = apics.APIC(0)
-	v.proc = uint64(ctl.Proc)
-	v.timer = time.NewTimer(time.Hour)
-	v.regs.FPU, v.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
-	v.regs.RSI = rsi
-	vpid := uint16(0)
-	if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
-		vpid = uint16(linuxVPIDBase + id*64)
+	// Every vCPU gets its VMCS, MSR list and registers now; the boot
+	// processor starts in long mode at the kernel's entry, the others
+	// wait for their startup IPI.
+	vpids := make([]uint16, len(vcpus))
+	for i, v := range vcpus {
+		v.apic = apics.APIC(i)
+		v.proc = uint64(ctl.Proc)
+		v.timer = time.NewTimer(time.Hour)
+		v.sipi = make(chan uint8, 1)
+		v.regs.FPU, v.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
+		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
+		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
+			vpids[i] = uint16(linuxVPIDBase + id*64 + i)
+		}
+		if v.msrList, err = vm.alloc(); err != nil {
+			return nil, err
+		}
+		list := physBytes(v.msrList, frames.Size)
+		for j, m := range switchedMSRs {
+			binary.LittleEndian.PutUint32(list[16*j:], m)
+		}
+		if v.vmcs, err = vm.alloc(); err != nil {
+			return nil, err
+		}
+		*(*uint32)(unsafe.Pointer(&physBytes(v.vmcs, 4)[0])) = h.caps.Basic.Revision
+		v.common = []vmx.FieldValue{
+			{Field: vmx.IOBitmapA, Value: ioA},
+			{Field: vmx.IOBitmapB, Value: ioB},
+			{Field: vmx.MSRBitmap, Value: msrBitmap},
+			{Field: vmx.EntryMSRLoadAddr, Value: v.msrList},
+			{Field: vmx.EntryMSRLoadCount, Value: uint64(len(switchedMSRs))},
+			{Field: vmx.ExitMSRStoreAddr, Value: v.msrList},
+			{Field: vmx.ExitMSRStoreCount, Value: uint64(len(switchedMSRs))},
+			{Field: vmx.ExceptionBitmap, Value: 0},
+			{Field: vmx.PreemptionTimerValue, Value: h.preemption},
+		}
+		v.disp = exits.Dispatcher{CPUID: cpuid, IO: bus, MSR: msrs, VCPU: i, APICID: uint32(i)}
 	}
-	g, err := LongModeState(h.caps, ctl, vm.tab.EPTP(), vpid, entry)
+	bsp := vcpus[0]
+	bsp.regs.RSI = rsi
+	g, err := LongModeState(h.caps, ctl, vm.tab.EPTP(), vpids[0], entry)
 	if err != nil {
 		return nil, err
 	}
 	if bad := h.caps.CheckGuestState(&g, uint8(maxPhys)); len(bad) > 0 {
 		return nil, fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
 	}
-	v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
-	msrList, err := vm.alloc()
-	if err != nil {
-		return nil, err
+	bsp.setState(&g)
+	for i, v := range vcpus {
+		vm.wg.Add(1)
+		if i == 0 {
+			go func() {
+				defer vm.wg.Done()
+				v.run()
+			}()
+			continue
+		}
+		go func() {
+			defer vm.wg.Done()
+			if v.waitStartup(ctl, vpids[i]) {
+				v.run()
+			}
+		}()
 	}
-	list := physBytes(msrList, frames.Size)
-	for i, m := range switchedMSRs {
-		binary.LittleEndian.PutUint32(list[16*i:], m)
-	}
-	vmcs, err := vm.alloc()
-	if err != nil {
-		return nil, err
-	}
-	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
-	setup := append(g.Fields(),
-		vmx.FieldValue{Field: vmx.IOBitmapA, Value: ioA},
-		vmx.FieldValue{Field: vmx.IOBitmapB, Value: ioB},
-		vmx.FieldValue{Field: vmx.MSRBitmap, Value: msrBitmap},
-		vmx.FieldValue{Field: vmx.EntryMSRLoadAddr, Value: msrList},
-		vmx.FieldValue{Field: vmx.EntryMSRLoadCount, Value: uint64(len(switchedMSRs))},
-		vmx.FieldValue{Field: vmx.ExitMSRStoreAddr, Value: msrList},
-		vmx.FieldValue{Field: vmx.ExitMSRStoreCount, Value: uint64(len(switchedMSRs))},
-		vmx.FieldValue{Field: vmx.ExceptionBitmap, Value: 0},
-		vmx.FieldValue{Field: vmx.PreemptionTimerValue, Value: h.preemption},
-	)
-	v.vc = loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: v.res}
-	v.disp = exits.Dispatcher{CPUID: cpuid, IO: bus, MSR: msrs, VCPU: 0, APICID: 0}
-
-	vm.wg.Add(1)
-	go func() {
-		defer vm.wg.Done()
-		v.run()
-	}()
 	go func() {
 		vm.wg.Wait()
 		vm.free()
@@ -366,6 +424,21 @@ type linuxVCPU struct {
 	unrestricted bool
 
 	apic *lapic.LAPIC
+	// vmcs and msrList are the vCPU's frames; common the VMCS fields
+	// every start writes (bitmaps, MSR lists).
+	vmcs, msrList uint64
+	common        []vmx.FieldValue
+	// sipi carries the vector of the startup IPI that releases an
+	// application processor; started is set once it runs.
+	sipi    chan uint8
+	started atomic.Bool
+	// state, core and exits are read by `vcpus` while the vCPU runs;
+	// published is its exit statistics as of its last slice (under
+	// vm.mu).
+	state     atomic.Int32
+	core      atomic.Int32
+	exits     atomic.Uint64
+	published exits.ExitStats
 	// kick wakes the vCPU from HLT when an interrupt becomes pending.
 	kick  chan struct{}
 	timer *time.Timer
@@ -387,10 +460,58 @@ func (e vcpuEvents) Kick() {
 	}
 }
 
-// INIT, SIPI and NMI to a vCPU are not handled yet (one vCPU per VM).
-func (e vcpuEvents) INIT()         {}
-func (e vcpuEvents) Startup(uint8) {}
-func (e vcpuEvents) NMI()          {}
+// INIT to a vCPU that waits for its startup IPI keeps it waiting; a
+// running vCPU is not reset (Linux sends INIT only to processors it is
+// about to start). NMIs are not delivered yet.
+func (e vcpuEvents) INIT() {}
+
+// Startup releases a waiting application processor at vector's page.
+// A second SIPI (the protocol sends two) or one to a running vCPU is
+// ignored, as the processor does outside wait-for-SIPI.
+func (e vcpuEvents) Startup(vector uint8) {
+	if e.v.started.Load() || e.v.sipi == nil {
+		return
+	}
+	select {
+	case e.v.sipi <- vector:
+	default:
+	}
+}
+
+func (e vcpuEvents) NMI() {}
+
+// setState makes g the vCPU's state at its first VM entry.
+func (v *linuxVCPU) setState(g *vmx.GuestState) {
+	setup := append(g.Fields(), v.common...)
+	v.vc = loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}
+	v.started.Store(true)
+}
+
+// waitStartup parks an application processor until a startup IPI
+// arrives, then gives it the real-mode state that vector says. It
+// reports false if the VM stopped first.
+func (v *linuxVCPU) waitStartup(ctl vmx.Controls, vpid uint16) bool {
+	for !v.vm.stop.Load() {
+		v.timer.Reset(10 * time.Millisecond)
+		select {
+		case vec := <-v.sipi:
+			g, err := StartupState(v.vm.h.caps, ctl, v.vm.tab.EPTP(), vpid, vec)
+			if err == nil {
+				if bad := v.vm.h.caps.CheckGuestState(&g, uint8(v.vm.h.eptc.MaxPhysAddr)); len(bad) > 0 {
+					err = fmt.Errorf("startup state would fail VM entry: %v", bad[0])
+				}
+			}
+			if err != nil {
+				v.vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
+				return false
+			}
+			v.setState(&g)
+			return true
+		case <-v.timer.C:
+		}
+	}
+	return false
+}
 
 // VM-entry interruption information and RFLAGS bits (Intel SDM Vol. 3C,
 // 25.8.3 "VM-Entry Controls for Event Injection"; Vol. 1, 3.4.3).
@@ -436,11 +557,21 @@ func (v *linuxVCPU) setProc(p uint64) {
 	vmx.VMWRITE(vmx.VMCSProcBasedControls, p)
 }
 
+// publish makes the vCPU's exit statistics visible to `vm list`.
+func (v *linuxVCPU) publish() {
+	v.vm.mu.Lock()
+	v.published = v.disp.Stats
+	v.vm.mu.Unlock()
+}
+
 // halt waits, off the core, until an interrupt is pending for the vCPU
 // (it executed HLT with interrupts enabled), the VM stops, or with
 // interrupts disabled for ever (until the VM stops).
 func (v *linuxVCPU) halt(interruptible bool) {
 	v.vc.put()
+	v.publish()
+	v.state.Store(int32(VCPUHalted))
+	defer v.state.Store(int32(VCPURunning))
 	tsc := v.vm.h.plat.TSCHz
 	for !v.vm.stop.Load() {
 		if _, ok := v.apic.Pending(); ok && interruptible {
@@ -467,10 +598,13 @@ func (v *linuxVCPU) halt(interruptible bool) {
 // run is the vCPU's exit loop.
 func (v *linuxVCPU) run() {
 	vm := v.vm
+	v.state.Store(int32(VCPURunning))
 	defer func() {
 		v.vc.put()
+		v.state.Store(int32(VCPUStopped))
 		vm.mu.Lock()
 		vm.stats.Add(&v.disp.Stats)
+		v.published = exits.ExitStats{}
 		vm.mu.Unlock()
 	}()
 	var e exits.Exit
@@ -485,6 +619,7 @@ func (v *linuxVCPU) run() {
 	for !vm.stop.Load() {
 		if v.vc.pinned && rdtsc()-pinnedAt > slice {
 			v.vc.put()
+			v.publish()
 			runtime.Gosched()
 		}
 		if !v.vc.pinned {
@@ -494,6 +629,7 @@ func (v *linuxVCPU) run() {
 			vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
 			return
 		}
+		v.core.Store(int32(v.vc.core))
 		v.injectEvents()
 		if err := vmx.Enter(&v.regs, v.vc.launched); err != nil {
 			vm.end(fmt.Sprintf("vCPU %d: VM entry failed: %v", v.index, err))
@@ -505,6 +641,7 @@ func (v *linuxVCPU) run() {
 		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
 		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
 		a := v.disp.Handle(&e, &v.regs)
+		v.exits.Add(1)
 		switch a.Kind {
 		case exits.ActionResume:
 			advance(a.AdvanceRIP)

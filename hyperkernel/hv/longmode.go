@@ -82,3 +82,54 @@ func LongModeState(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint
 		VPID:            vpid,
 	}, nil
 }
+
+// Real-mode segment access rights (SDM Vol. 3C, 26.3.1.2: with
+// "unrestricted guest" a real-mode guest's segments are present,
+// accessed, DPL 0, 16-bit).
+const (
+	arRealCode = 0x9B // execute/read, accessed, present
+	arRealData = 0x93 // read/write, accessed, present
+	arTSS16    = 0x8B // busy TSS (type 11), present
+)
+
+// StartupState returns the VMCS guest state of an application processor
+// released by a startup IPI with vector: real mode, CS selector
+// vector<<8 and base vector<<12, IP 0, the rest as after INIT (SDM Vol.
+// 3A, 9.1.1 Table 9-1 and 9.4.4.1 "Typical AP Initialization
+// Sequence"). ctl must have "unrestricted guest"; the IA-32e mode guest
+// entry control is cleared (the processor sets it again on an exit once
+// the guest has turned long mode on).
+func StartupState(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint16, vector uint8) (vmx.GuestState, error) {
+	if ctl.Proc2&vmx.Proc2UnrestrictedGuest == 0 {
+		return vmx.GuestState{}, fmt.Errorf("hv: an application processor starts in real mode, which needs \"unrestricted guest\"")
+	}
+	ctl.Entry &^= vmx.EntryIA32eModeGuest
+	cr0Mask, cr4Mask := c.GuestHostMasks(true)
+	const cr0 = vmx.CR0ET
+	data := vmx.Segment{Limit: 0xFFFF, AccessRights: arRealData}
+	return vmx.GuestState{
+		CR0:       c.GuestCR0(cr0, true),
+		CR4:       c.GuestCR4(0),
+		CR0Mask:   cr0Mask,
+		CR0Shadow: cr0,
+		CR4Mask:   cr4Mask,
+		DR7:       0x400,
+		RFLAGS:    vmx.RFLAGSFixed1,
+		CS:        vmx.Segment{Selector: uint16(vector) << 8, Base: uint64(vector) << 12, Limit: 0xFFFF, AccessRights: arRealCode},
+		SS:        data,
+		DS:        data,
+		ES:        data,
+		FS:        data,
+		GS:        data,
+		LDTR:      vmx.Segment{AccessRights: vmx.ARUnusable},
+		TR:        vmx.Segment{Limit: 0xFFFF, AccessRights: arTSS16},
+		GDTRLimit: 0xFFFF,
+		IDTRLimit: 0xFFFF,
+		PAT:       0x0007040600070406,
+		// EFER 0: the guest writes it (LME) on its way to long mode.
+		VMCSLinkPointer: ^uint64(0),
+		Controls:        ctl,
+		EPTP:            eptp,
+		VPID:            vpid,
+	}, nil
+}

@@ -81,3 +81,37 @@ func TestLongModeStateRefusesBadInput(t *testing.T) {
 		t.Error("controls without IA-32e mode guest accepted")
 	}
 }
+
+func TestStartupStatePassesEntryChecks(t *testing.T) {
+	for name, msrs := range map[string]map[uint32]uint64{
+		"bochs":     captured.BochsHaswell4770(),
+		"e3-1270v2": captured.XeonE31270v2(),
+		"9980xe":    captured.SkylakeSP9980XE(),
+	} {
+		c, err := vmx.ReadCapabilities(captured.Reader(msrs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl := linuxControls(t, c)
+		g, err := StartupState(c, ctl, 0x100000|3<<3|vmx.MemTypeWB, 2, 0x9A)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := c.CheckGuestState(&g, 39); len(v) != 0 {
+			t.Errorf("%s: %v", name, v)
+		}
+		if g.CS.Selector != 0x9A00 || g.CS.Base != 0x9A000 || g.RIP != 0 || g.Controls.Entry&vmx.EntryIA32eModeGuest != 0 {
+			t.Errorf("%s: CS %+v RIP %#x entry %#x", name, g.CS, g.RIP, g.Controls.Entry)
+		}
+		// Real mode with the IA-32e entry control is refused.
+		bad := g
+		bad.Controls.Entry |= vmx.EntryIA32eModeGuest
+		if v := c.CheckGuestState(&bad, 39); len(v) == 0 {
+			t.Errorf("%s: real mode with IA-32e mode guest passed the checks", name)
+		}
+		ctl.Proc2 &^= vmx.Proc2UnrestrictedGuest
+		if _, err := StartupState(c, ctl, 0, 2, 0x9A); err == nil {
+			t.Errorf("%s: real mode without unrestricted guest accepted", name)
+		}
+	}
+}

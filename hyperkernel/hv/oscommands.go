@@ -33,6 +33,8 @@ type Guest interface {
 	// Input types bytes on the guest's console and returns how many
 	// its receive buffer took.
 	Input(p []byte) int
+	// VCPUs describes the virtual processors.
+	VCPUs() []VCPUInfo
 	Stop()
 }
 
@@ -271,4 +273,40 @@ func crlf(b []byte) []byte {
 		out = append(out, c)
 	}
 	return out
+}
+
+// VCPUsCommand returns `vcpus [ID]`: each vCPU of a VM with its state,
+// the core it runs on and its exit rate, sampled over half a second.
+func VCPUsCommand(os OSHost) *shell.Command {
+	return &shell.Command{
+		Name:  "vcpus",
+		Usage: "[ID]",
+		Help:  "show a VM's vCPUs: state, core, exits per second (the newest VM by default)",
+		Run: func(w io.Writer, args []string) error {
+			if os == nil {
+				return fmt.Errorf("no VMs on this node")
+			}
+			g, err := findGuest(os, args)
+			if err != nil {
+				return err
+			}
+			before := g.VCPUs()
+			const sample = 500 * time.Millisecond
+			time.Sleep(sample)
+			after := g.VCPUs()
+			fmt.Fprintf(w, "vm %d (%s)\nvcpu  apic  state          core  exits      exits/s\n", g.Info().ID, g.Info().Name)
+			for i, v := range after {
+				rate := 0.0
+				if i < len(before) && v.Exits >= before[i].Exits {
+					rate = float64(v.Exits-before[i].Exits) / sample.Seconds()
+				}
+				core := "-"
+				if v.Core >= 0 {
+					core = strconv.Itoa(v.Core)
+				}
+				fmt.Fprintf(w, "%-5d %-5d %-14s %-5s %-10d %.0f\n", v.Index, v.APICID, v.State, core, v.Exits, rate)
+			}
+			return nil
+		},
+	}
 }

@@ -20,6 +20,17 @@ type fakeGuest struct {
 	console *ConsoleLog
 	mu      sync.Mutex
 	typed   []byte
+	exits   uint64
+}
+
+func (g *fakeGuest) VCPUs() []VCPUInfo {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.exits += 100
+	return []VCPUInfo{
+		{Index: 0, APICID: 0, State: VCPURunning, Core: 1, Exits: g.exits},
+		{Index: 1, APICID: 1, State: VCPUWaitSIPI, Core: -1},
+	}
 }
 
 func (g *fakeGuest) Input(p []byte) int {
@@ -227,5 +238,24 @@ func TestConsoleAttach(t *testing.T) {
 	out = syncBuffer{}
 	if err := cmd.Attach(&slowReader{}, &out, []string{"wait=0"}); err != nil || !strings.Contains(out.String(), "[vm 1: the guest reset the machine]") {
 		t.Errorf("wait=0: %q %v", out.String(), err)
+	}
+}
+
+func TestVCPUsCommand(t *testing.T) {
+	os := &fakeOS{}
+	os.BootOS(2, 1<<20, "")
+	var out bytes.Buffer
+	if err := VCPUsCommand(os).Run(&out, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	// 100 exits over the half-second sample: 200 exits/s.
+	for _, want := range []string{"vm 1 (linux)", "0     0     running        1     200        200", "1     1     wait-for-SIPI  -     0          0"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("vcpus: no %q in:\n%s", want, s)
+		}
+	}
+	if err := VCPUsCommand(nil).Run(&out, nil); err == nil {
+		t.Error("vcpus without VMs succeeded")
 	}
 }
