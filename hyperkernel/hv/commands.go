@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
@@ -30,7 +32,7 @@ type Runner interface {
 func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 	return []*shell.Command{{
 		Name:  "vm",
-		Usage: "run test [standard|triplefault|probe] [cores=all] | stat | boot linux [vcpus=N] [mem=SIZE] [cmdline=...] | list | stop [ID]",
+		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [cmdline=...] | list | stop [ID]",
 		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason",
 		Run: func(w io.Writer, args []string) error {
 			if r == nil {
@@ -55,6 +57,21 @@ func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 				return nil
 			case len(args) >= 2 && args[0] == "run" && args[1] == "test":
 				return runTest(w, r, args[2:])
+			case len(args) == 2 && args[0] == "stat":
+				if _, err := strconv.Atoi(args[1]); err != nil {
+					return fmt.Errorf("%w: VM id %q", shell.ErrUsage, args[1])
+				}
+				if os == nil {
+					return fmt.Errorf("this image carries no guest operating system (build it with GUEST=linux)")
+				}
+				g, err := findGuest(os, args[1:])
+				if err != nil {
+					return err
+				}
+				in := g.Info()
+				fmt.Fprintf(w, "vm %d (%s, %s): %d exits in %v\n", in.ID, in.Name, in.Outcome, in.Exits.Total(), time.Since(in.Started).Round(time.Second))
+				fmt.Fprint(w, in.Exits.String())
+				return nil
 			case len(args) == 1 && args[0] == "stat":
 				st, runs := r.Stats()
 				fmt.Fprintf(w, "%d runs, %d exits\n", runs, st.Total())

@@ -92,6 +92,10 @@ func TestBootListStopConsole(t *testing.T) {
 	if err != nil || !strings.Contains(out, "hello\r\nworld\r\n") || !strings.Contains(out, "[vm 1: running]") {
 		t.Errorf("console 1: %q, %v", out, err)
 	}
+	out, err = runOS(t, os, 0, "stat", "1")
+	if err != nil || !strings.Contains(out, "vm 1 (linux, running): 0 exits") {
+		t.Errorf("vm stat 1: %q, %v", out, err)
+	}
 	out, err = runOS(t, os, 0, "stop", "1")
 	if err != nil || !strings.Contains(out, "stopped by the operator") {
 		t.Errorf("stop: %q, %v", out, err)
