@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -181,7 +182,14 @@ func startBochs(t *testing.T, dir string, port int, args ...string) *node {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Cleanup(func() { conn.Close() })
-	n.con = NewConsole(conn, conn)
+	// The console is also logged next to Bochs' own output, to follow a
+	// long run (tail -f) and to read after a failure.
+	var r io.Reader = conn
+	if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("console-%d.log", port))); err == nil {
+		t.Cleanup(func() { f.Close() })
+		r = io.TeeReader(conn, f)
+	}
+	n.con = NewConsole(r, conn)
 	return n
 }
 
