@@ -20,6 +20,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/devices/lapic"
 	"github.com/big-iron/big-iron/hyperkernel/devices/mmio"
 	"github.com/big-iron/big-iron/hyperkernel/devices/pcmsr"
+	"github.com/big-iron/big-iron/hyperkernel/devices/rtc"
 	"github.com/big-iron/big-iron/hyperkernel/devices/uart"
 	"github.com/big-iron/big-iron/hyperkernel/devices/virtio"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
@@ -263,6 +264,9 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	}
 	bus := exits.NewIOBus()
 	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
+		return nil, err
+	}
+	if err := bus.Register(rtc.PortIndex, 2, "RTC/CMOS", rtc.New(time.Now)); err != nil {
 		return nil, err
 	}
 	reset := resetControl{reset: func() { vm.end("the guest reset the machine") }}
