@@ -28,6 +28,7 @@ import (
 	"github.com/big-iron/big-iron/netstack/link"
 	"github.com/big-iron/big-iron/netstack/mux"
 	"github.com/big-iron/big-iron/netstack/nic"
+	"github.com/big-iron/big-iron/netstack/virtionet"
 )
 
 // The NIC drivers' rings and buffers live in a DMA region right above the
@@ -182,6 +183,8 @@ func openNIC(n board.NIC, hw nic.Hardware, id cluster.NodeID) (nic.Device, error
 			return nil, fmt.Errorf("e1000: unknown device %04x:%04x", n.Vendor, n.Device)
 		}
 		return e1000.New(hw, m)
+	case "virtio-net":
+		return virtionet.New(hw)
 	}
 	return nil, fmt.Errorf("no driver for %s yet", n.Kind)
 }

@@ -110,6 +110,11 @@ func readBootInfo(p *board.Platform) (rsdp uint64) {
 			return 0
 		}
 		p.CommandLine = info.Cmdline
+		if p.CommandLine == "" {
+			if c, err := FwCfgCmdline(); err == nil {
+				p.CommandLine = c
+			}
+		}
 		p.Memory = info.MemoryMap.Normalize()
 		if info.BootLoaderName != "" {
 			p.Loader += " (" + info.BootLoaderName + ")"

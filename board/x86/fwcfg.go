@@ -20,9 +20,14 @@ const (
 	fwcfgData      = 0x511
 	fwcfgSignature = 0x0000
 	fwcfgFileDir   = 0x0019
-	fwcfgDirEntry  = 64 // size u32, select u16, reserved u16, name [56]byte
-	fwcfgMaxFiles  = 1024
-	e820EntrySize  = 20 // address u64, length u64, type u32
+	// fwcfgCmdlineSize and fwcfgCmdlineData hold QEMU's -append string
+	// (docs/specs/fw_cfg.rst, FW_CFG_CMDLINE_SIZE/DATA).
+	fwcfgCmdlineSize = 0x0014
+	fwcfgCmdlineData = 0x0015
+	fwcfgMaxCmdline  = 4096
+	fwcfgDirEntry    = 64 // size u32, select u16, reserved u16, name [56]byte
+	fwcfgMaxFiles    = 1024
+	e820EntrySize    = 20 // address u64, length u64, type u32
 )
 
 func fwcfgRead(sel uint16, n int) []byte {
@@ -87,4 +92,25 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
+}
+
+// FwCfgCmdline reads QEMU's kernel command line (-append) through
+// fw_cfg: the source on QEMU microvm, whose firmware boots a multiboot
+// image without passing it on.
+func FwCfgCmdline() (string, error) {
+	if string(fwcfgRead(fwcfgSignature, 4)) != "QEMU" {
+		return "", errors.New("no QEMU fw_cfg interface")
+	}
+	size := binary.LittleEndian.Uint32(fwcfgRead(fwcfgCmdlineSize, 4))
+	if size == 0 {
+		return "", nil
+	}
+	if size > fwcfgMaxCmdline {
+		return "", fmt.Errorf("fw_cfg command line of %d bytes", size)
+	}
+	b := fwcfgRead(fwcfgCmdlineData, int(size))
+	if end := indexByte(b, 0); end >= 0 {
+		b = b[:end]
+	}
+	return string(b), nil
 }
