@@ -23,6 +23,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/node"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/netstack/dhcp"
 	"github.com/big-iron/big-iron/netstack/e1000"
 	"github.com/big-iron/big-iron/netstack/ipstack"
 	"github.com/big-iron/big-iron/netstack/link"
@@ -34,6 +35,9 @@ import (
 // The NIC drivers' rings and buffers live in a DMA region right above the
 // Go runtime's memory.
 const dmaSize = 8 << 20
+
+// dhcpTimeout bounds the wait for a DHCP lease at boot.
+const dhcpTimeout = 10 * time.Second
 
 // pollIdle is how long the receive loop sleeps when a poll found nothing.
 const pollIdle = 100 * time.Microsecond
@@ -81,6 +85,17 @@ func startNetwork(p *board.Platform, notices io.Writer) []*shell.Command {
 
 	var ifs []ipstack.Interface
 	ip := ""
+	if opts.DHCP {
+		var xid [4]byte
+		rand.Read(xid[:])
+		lease, err := dhcp.Acquire(dhcp.Config{Link: m.Default(), XID: binary.LittleEndian.Uint32(xid[:]), Timeout: dhcpTimeout})
+		if err != nil {
+			fmt.Printf("network: %v\n", err)
+		} else {
+			fmt.Printf("network: DHCP lease %v from %v, gateway %v, for %v\n", lease.Addr, lease.Server, lease.Gateway, lease.Duration)
+			opts.IP, opts.Gateway = lease.Addr, lease.Gateway
+		}
+	}
 	if opts.IP.IsValid() {
 		st, err := ipstack.New(ipstack.Config{Name: "eth0", Link: m.Default(), Addr: opts.IP, Gateway: opts.Gateway})
 		if err != nil {

@@ -43,6 +43,8 @@ type Options struct {
 	Node    cluster.NodeID
 	IP      netip.Prefix
 	Gateway netip.Addr
+	// DHCP asks for the address from a DHCP server (bigiron.ip=dhcp).
+	DHCP bool
 	Peers   []Peer
 	// Key is the cluster key; nil when not given (the caller then uses
 	// a development key and says so).
@@ -79,6 +81,9 @@ func Parse(line string) (Options, error) {
 			return o, fmt.Errorf("cmdline: %speers does not list this node (%d)", prefix, o.Node)
 		}
 	}
+	if o.DHCP && o.Gateway.IsValid() {
+		return o, fmt.Errorf("cmdline: %sgw with %sip=dhcp: the server gives the gateway", prefix, prefix)
+	}
 	if o.Gateway.IsValid() && (!o.IP.IsValid() || !o.IP.Contains(o.Gateway)) {
 		return o, fmt.Errorf("cmdline: gateway %v is not on the network of %sip", o.Gateway, prefix)
 	}
@@ -94,9 +99,13 @@ func (o *Options) set(k, v string) error {
 		}
 		o.Node = id
 	case "ip":
+		if v == "dhcp" {
+			o.DHCP = true
+			return nil
+		}
 		p, err := netip.ParsePrefix(v)
 		if err != nil || !p.Addr().Is4() {
-			return fmt.Errorf("want an IPv4 address with prefix length, like 10.0.0.1/24")
+			return fmt.Errorf("want an IPv4 address with prefix length, like 10.0.0.1/24, or dhcp")
 		}
 		o.IP = p
 	case "gw":

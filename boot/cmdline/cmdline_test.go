@@ -29,8 +29,17 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestDHCP(t *testing.T) {
+	o, err := Parse("bigiron.ip=dhcp bigiron.node=3")
+	if err != nil || !o.DHCP || o.IP.IsValid() || o.Node != 3 {
+		t.Errorf("%+v %v", o, err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, line := range []string{
+		"bigiron.ip=dhcp bigiron.gw=10.0.0.1",
+		"bigiron.ip=DHCP",
 		"bigiron.node=0",
 		"bigiron.node=70000",
 		"bigiron.node",

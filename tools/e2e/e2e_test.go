@@ -269,10 +269,13 @@ func TestQEMUMicrovm(t *testing.T) {
 	n := bootQEMU(t, "-machine", "microvm,pit=on,pic=off,rtc=on,acpi=on", "-cpu", "max", "-smp", "2", "-m", "1G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
 		"-global", "virtio-mmio.force-legacy=false", "-device", "virtio-net-device,netdev=n0", "-netdev", "user,id=n0",
-		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=10.0.2.15/24 bigiron.gw=10.0.2.2")
+		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=dhcp")
 	checkShell(t, n, 2, time.Minute)
-	// The virtio-net driver under gVisor: QEMU's user network answers
-	// pings to its gateway.
+	// The address comes from QEMU's user-network DHCP server, and the
+	// virtio-net driver carries gVisor's pings to its gateway.
+	if boot := n.con.Output(); !strings.Contains(boot, "network: DHCP lease 10.0.2.15/24 from 10.0.2.2, gateway 10.0.2.2") {
+		t.Errorf("no DHCP lease in the boot output:\n%s", boot)
+	}
 	if out := run(t, n, "ifconfig", time.Minute); !strings.Contains(out, "driver virtio-net") {
 		t.Errorf("ifconfig:\n%s", out)
 	}
