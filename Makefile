@@ -90,7 +90,8 @@ cluster: deps image
 
 vet:
 	$(GO) vet ./...
-	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./board/...
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./board/... ./hyperkernel/hv
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_microvm) .
 
 test: vet
 	$(GO) test ./...
@@ -99,7 +100,7 @@ test: vet
 # The end-to-end tier boots the real image in QEMU and Bochs. Each test
 # skips, naming what is missing, where a tool is absent.
 test-e2e:
-	BIGIRON_E2E=1 $(GO) test -v -count=1 -timeout 45m ./tools/e2e/
+	BIGIRON_E2E=1 $(GO) test -v -count=1 -timeout 80m ./tools/e2e/
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
