@@ -5,12 +5,12 @@ package hv
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/hyperkernel/devices"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // LinuxConfig describes an operating-system guest to boot.
@@ -78,7 +78,7 @@ type VCPUInfo struct {
 // ConsoleLog keeps the latest output of a guest's console: a bounded
 // buffer that never blocks the vCPU writing it (the oldest bytes go).
 type ConsoleLog struct {
-	mu      sync.Mutex
+	mu      spinlock.Lock
 	buf     []byte
 	max     int
 	dropped uint64

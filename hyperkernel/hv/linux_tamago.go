@@ -26,6 +26,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/guestmem"
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 	"github.com/big-iron/big-iron/vmx"
 )
 
@@ -101,7 +102,7 @@ type LinuxVM struct {
 
 	stop    atomic.Bool
 	wg      sync.WaitGroup
-	mu      sync.Mutex
+	mu      spinlock.Lock
 	outcome string
 	stats   exits.ExitStats
 	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists

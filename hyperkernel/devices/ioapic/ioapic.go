@@ -10,9 +10,7 @@
 // through SetIRQ.
 package ioapic
 
-import (
-	"sync"
-)
+import "github.com/big-iron/big-iron/hyperkernel/spinlock"
 
 // Window layout and register indexes (82093AA datasheet, 3.0 and 3.2).
 const (
@@ -69,7 +67,7 @@ type Sink interface {
 // IOAPIC is one I/O APIC. Its methods are safe for concurrent use:
 // vCPUs program it while device models raise its pins.
 type IOAPIC struct {
-	mu   sync.Mutex
+	mu   spinlock.Lock
 	id   uint32
 	sel  uint32
 	rte  [Pins]uint64

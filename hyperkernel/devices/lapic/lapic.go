@@ -15,8 +15,7 @@
 package lapic
 
 import (
-	"sync"
-
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 )
 
@@ -99,7 +98,7 @@ type Events interface {
 // LAPIC is one vCPU's local APIC. Its methods are safe for concurrent
 // use: its own vCPU accesses it through MSRs while others send it IPIs.
 type LAPIC struct {
-	mu     sync.Mutex
+	mu     spinlock.Lock
 	s      vcpu.LAPIC
 	bus    *Bus
 	events Events

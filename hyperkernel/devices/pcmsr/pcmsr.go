@@ -15,9 +15,9 @@ package pcmsr
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // MSR indexes (Intel SDM Vol. 4, Table 2-2 "IA-32 Architectural MSRs").
@@ -79,7 +79,7 @@ type perVCPU struct {
 
 // Table holds every vCPU's platform MSRs.
 type Table struct {
-	mu        sync.Mutex
+	mu        spinlock.Lock
 	vcpus     []perVCPU
 	physMask  uint64 // bits at or above the guest's physical-address width
 	refused   uint64

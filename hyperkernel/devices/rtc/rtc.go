@@ -11,8 +11,9 @@
 package rtc
 
 import (
-	"sync"
 	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // Ports and register indexes.
@@ -46,7 +47,7 @@ const (
 
 // RTC is the CMOS clock and RAM. Safe for concurrent use.
 type RTC struct {
-	mu    sync.Mutex
+	mu    spinlock.Lock
 	now   func() time.Time
 	index uint8
 	ram   [ramSize]byte

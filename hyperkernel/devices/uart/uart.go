@@ -12,7 +12,8 @@ package uart
 
 import (
 	"io"
-	"sync"
+
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // Register offsets from the base port (PC16550D, Table II).
@@ -69,7 +70,7 @@ const rxSize = 4096
 // UART is one 16550A. Its methods are safe for concurrent use: the vCPU
 // accesses the registers while the operator types.
 type UART struct {
-	mu  sync.Mutex
+	mu  spinlock.Lock
 	out io.Writer
 	irq func(level bool)
 

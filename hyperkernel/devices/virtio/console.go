@@ -6,9 +6,9 @@ package virtio
 import (
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // Console device constants (VIRTIO 1.2, 5.3): no features, port 0's
@@ -28,7 +28,7 @@ type Console struct {
 	chain Chain
 	buf   [512]byte
 
-	mu  sync.Mutex // guards in and dev
+	mu  spinlock.Lock // guards in and dev
 	in  []byte
 	dev *Device
 }

@@ -4,9 +4,8 @@
 package virtio
 
 import (
-	"sync"
-
 	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // MMIO register offsets, version 2 (VIRTIO 1.2, 4.2.2, Table 4.1).
@@ -85,7 +84,7 @@ type Backend interface {
 // Device is a virtio device on the MMIO transport. Its methods are safe
 // for concurrent use.
 type Device struct {
-	mu      sync.Mutex
+	mu      spinlock.Lock
 	be      Backend
 	mem     devices.GuestMemory
 	irq     func(level bool)

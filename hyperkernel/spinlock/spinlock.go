@@ -1,0 +1,60 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package spinlock provides the lock that device models and other state
+// shared with running vCPUs use. A vCPU handles its exits with its
+// goroutine pinned to the core that holds its VMCS, and a pinned
+// goroutine must never park: a contended sync.Mutex would park it, and
+// the Go runtime then dies with "schedule: holding locks". A Lock never
+// parks. Its holder is pinned too (preemption is off while it is held),
+// so a waiter spins only while the holder runs its short critical
+// section on another core, as with a kernel spinlock.
+//
+// Critical sections must be short and must not block: no channel
+// receives, no sleeping, no sync.Mutex, no I/O that waits.
+package spinlock
+
+import (
+	"sync/atomic"
+	_ "unsafe" // go:linkname
+)
+
+//go:linkname procPin runtime.procPin
+func procPin() int
+
+//go:linkname procUnpin runtime.procUnpin
+func procUnpin()
+
+// Lock is a spin lock. The zero value is unlocked.
+type Lock struct {
+	held atomic.Uint32
+}
+
+// Lock pins the caller to its processor and takes the lock, spinning
+// while another core holds it.
+func (l *Lock) Lock() {
+	procPin()
+	for !l.held.CompareAndSwap(0, 1) {
+		for l.held.Load() != 0 {
+		}
+	}
+}
+
+// TryLock takes the lock if it is free, pinning the caller; it reports
+// whether it did.
+func (l *Lock) TryLock() bool {
+	procPin()
+	if l.held.CompareAndSwap(0, 1) {
+		return true
+	}
+	procUnpin()
+	return false
+}
+
+// Unlock releases the lock and unpins the caller.
+func (l *Lock) Unlock() {
+	if l.held.Swap(0) == 0 {
+		panic("spinlock: unlock of an unlocked lock")
+	}
+	procUnpin()
+}
