@@ -379,6 +379,7 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	if bad := h.caps.CheckGuestState(&g, uint8(maxPhys)); len(bad) > 0 {
 		return nil, fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
 	}
+	g.CR0Mask |= guestOwnedCacheBits
 	bsp.setState(&g)
 	for i, v := range vcpus {
 		vm.wg.Add(1)
@@ -510,6 +511,7 @@ func (v *linuxVCPU) waitStartup(ctl vmx.Controls, vpid uint16) bool {
 				v.vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
 				return false
 			}
+			g.CR0Mask |= guestOwnedCacheBits
 			v.setState(&g)
 			return true
 		case <-v.timer.C:
@@ -693,6 +695,23 @@ func (v *linuxVCPU) run() {
 	}
 }
 
+// guestOwnedCacheBits are CR0.CD and CR0.NW: the guest sees what it
+// wrote (they are in the CR0 guest/host mask) but the processor keeps
+// caching on, as KVM does with EPT: guest memory is ordinary write-back
+// RAM, and an emulator's view of a cache-disabled guest is not one to
+// trust (Bochs returned NW set after a CD-only write).
+const guestOwnedCacheBits = vmx.CR0CD | vmx.CR0NW
+
+// injectGP queues a #GP(0) for the next entry, the instruction not
+// retired (SDM Vol. 3C, 26.6 "Event Injection").
+func (v *linuxVCPU) injectGP() {
+	const gp = 13 | 3<<8 | intrErrorValid | intrValid // hardware exception, error code
+	vmx.VMWRITE(vmx.EntryInterruptionInfo, gp)
+	vmx.VMWRITE(vmx.EntryExceptionErrorCode, 0)
+	vmx.VMWRITE(vmx.EntryInstructionLength, 0)
+	v.queued = true
+}
+
 // crAccess emulates a MOV to CR0/CR4 that touched a bit the host owns
 // (the guest sees its value in the read shadow; the processor runs with
 // the VMX-required bits forced), CLTS, and CR8 (the task priority: held
@@ -713,8 +732,12 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 	}
 	switch {
 	case a.Type == vmx.MovToCR && a.CR == 0:
+		if val&vmx.CR0NW != 0 && val&vmx.CR0CD == 0 || val>>32 != 0 {
+			v.injectGP() // SDM Vol. 3A, 2.5 and 4.1.3: invalid combination
+			return nil
+		}
 		vmx.VMWRITE(vmx.CR0ReadShadow, val)
-		vmx.VMWRITE(vmx.GuestCR0, caps.GuestCR0(val, v.unrestricted))
+		vmx.VMWRITE(vmx.GuestCR0, caps.GuestCR0(val&^guestOwnedCacheBits, v.unrestricted))
 	case a.Type == vmx.MovToCR && a.CR == 4:
 		vmx.VMWRITE(vmx.CR4ReadShadow, val)
 		vmx.VMWRITE(vmx.GuestCR4, caps.GuestCR4(val))
