@@ -217,6 +217,7 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		APICIDs:   ids,
 		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
 		ResetPort: portResetControl, ResetValue: resetValue,
+		Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
 		Virtio: []acpi.VirtioMMIO{
 			{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
 			{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},

@@ -14,10 +14,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
+	"debug/elf"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"os"
@@ -36,16 +39,11 @@ var commands = []string{
 	"hexdump", "ps", "free", "date", "true", "false", "rm", "cp", "uptime",
 }
 
-// modules are the kernel modules loaded at boot, in dependency order,
-// by their path below the kernel's module directory. Debian builds them
-// as modules; a kernel with them built in simply has none to load.
-var modules = []string{
-	"kernel/drivers/virtio/virtio.ko",
-	"kernel/drivers/virtio/virtio_ring.ko",
-	"kernel/drivers/virtio/virtio_mmio.ko",
-	"kernel/drivers/block/virtio_blk.ko",
-	"kernel/drivers/char/virtio_console.ko",
-}
+// modules are the kernel modules the guest needs for big-iron's virtio
+// devices. Debian builds them as modules; a kernel with them built in
+// has none to load. Their dependencies (each module's modinfo
+// "depends=") come along, loaded first.
+var modules = []string{"virtio_mmio", "virtio_blk", "virtio_console"}
 
 func main() {
 	out := flag.String("o", "build/guest/initramfs.cpio.gz", "output: a gzip-compressed cpio archive")
@@ -66,17 +64,16 @@ func build(out, modDir string) error {
 	// The uinit script: load the modules there are, then say so.
 	var script strings.Builder
 	files := []string{}
-	for _, m := range modules {
-		if modDir == "" {
-			break
+	if modDir != "" {
+		order, err := moduleOrder(modDir, modules)
+		if err != nil {
+			return err
 		}
-		src := filepath.Join(modDir, m)
-		if _, err := os.Stat(src); err != nil {
-			continue // built in, or absent from this kernel
+		for _, src := range order {
+			dst := "lib/modules/" + filepath.Base(src)
+			files = append(files, src+":"+dst)
+			fmt.Fprintf(&script, "insmod /%s\n", dst)
 		}
-		dst := "lib/modules/" + filepath.Base(m)
-		files = append(files, src+":"+dst)
-		fmt.Fprintf(&script, "insmod /%s\n", dst)
 	}
 	script.WriteString("echo big-iron guest: initramfs ready\n")
 	scriptPath := filepath.Join(tmp, "bigiron-init.sh")
@@ -136,4 +133,79 @@ func compress(src, dst string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// moduleOrder finds the named modules under dir and returns their files
+// with every dependency before its dependents. Modules the kernel does
+// not have as files (built in) are skipped.
+func moduleOrder(dir string, names []string) ([]string, error) {
+	paths := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
+			paths[strings.TrimSuffix(filepath.Base(p), ".ko")] = p
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel modules: %w", err)
+	}
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(name string) error
+	visit = func(name string) error {
+		name = strings.ReplaceAll(name, "-", "_")
+		p, ok := paths[name]
+		if !ok || state[name] == 2 {
+			return nil
+		}
+		if state[name] == 1 {
+			return fmt.Errorf("kernel modules: dependency cycle through %s", name)
+		}
+		state[name] = 1
+		deps, err := moduleDepends(p)
+		if err != nil {
+			return err
+		}
+		for _, d := range deps {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		order = append(order, p)
+		return nil
+	}
+	for _, n := range names {
+		if err := visit(n); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// moduleDepends reads the "depends=" entry of a module's .modinfo
+// section.
+func moduleDepends(path string) ([]string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("kernel module %s: %w", path, err)
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, fmt.Errorf("kernel module %s: no .modinfo section", path)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("kernel module %s: %w", path, err)
+	}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
+			if len(v) == 0 {
+				return nil, nil
+			}
+			return strings.Split(string(v), ","), nil
+		}
+	}
+	return nil, nil
 }

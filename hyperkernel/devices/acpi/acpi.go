@@ -77,7 +77,9 @@ type Config struct {
 	// (a byte write of ResetValue resets the machine).
 	ResetPort  uint16
 	ResetValue uint8
-	// Virtio lists virtio-mmio devices, described in the DSDT.
+	// Serial lists the 16550 UARTs and Virtio the virtio-mmio devices,
+	// both described in the DSDT.
+	Serial []SerialPort
 	Virtio []VirtioMMIO
 }
 
@@ -116,7 +118,7 @@ func Build(base uint64, c Config) (*Tables, error) {
 		return at
 	}
 
-	aml, err := dsdtBody(c.Virtio)
+	aml, err := dsdtBody(c.Serial, c.Virtio)
 	if err != nil {
 		return nil, err
 	}

@@ -128,7 +128,7 @@ func TestPkgLength(t *testing.T) {
 // iasl is installed, its disassembly too.
 func TestDSDTVirtio(t *testing.T) {
 	devs := []VirtioMMIO{{Base: 0xD0000000, Size: 0x200, GSI: 5}, {Base: 0xD0000200, Size: 0x200, GSI: 6}}
-	tab, err := Build(0xE0000, Config{APICIDs: []uint32{0}, Virtio: devs})
+	tab, err := Build(0xE0000, Config{APICIDs: []uint32{0}, Virtio: devs, Serial: []SerialPort{{Port: 0x3F8, GSI: 4, UID: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +136,9 @@ func TestDSDTVirtio(t *testing.T) {
 	dsdt := tab.Bytes[:n]
 	if string(dsdt[:4]) != "DSDT" || sum(dsdt) != 0 || bytes.Count(dsdt, []byte("LNRO0005")) != 2 {
 		t.Fatalf("DSDT % x", dsdt)
+	}
+	if got := eisaID("PNP0501"); got != 0x0105D041 {
+		t.Errorf("EISAID(PNP0501) = %#x, want 0x0105D041", got)
 	}
 	if _, err := Build(0xE0000, Config{APICIDs: []uint32{0}, Virtio: []VirtioMMIO{{Base: 0xFFFFFF00, Size: 0x200}}}); err == nil {
 		t.Error("a window past 4 GiB accepted")
@@ -157,7 +160,9 @@ func TestDSDTVirtio(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Device (VR00)", "Device (VR01)", `Name (_HID, "LNRO0005")`, "0xD0000200,         // Address Base",
-		"Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )", "0x00000006,"} {
+		"Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )", "0x00000006,",
+		"Device (COM1)", `Name (_HID, EisaId ("PNP0501")`, "IO (Decode16,", "0x03F8,             // Range Minimum",
+		"Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )", "0x00000004,"} {
 		if !strings.Contains(string(dsl), want) {
 			t.Errorf("disassembly lacks %q:\n%s", want, dsl)
 		}

@@ -22,6 +22,7 @@ const (
 	amlDeviceOp   = 0x82 // after amlExtPrefix
 	amlRootChar   = '\\'
 
+	resIO            = 0x47 // small item, 7 bytes of data (6.4.2.5)
 	resMemory32Fixed = 0x86 // large item, 9 bytes of data (6.4.3.4)
 	resExtIRQ        = 0x89 // large item (6.4.3.6)
 	resEndTag        = 0x79 // small item, 1 byte (6.4.2.9)
@@ -32,6 +33,51 @@ const (
 	virtioMMIOHID    = "LNRO0005" // Linux's virtio-mmio ACPI id
 	virtioDevicePref = "VR"
 )
+
+// SerialPort is a 16550 UART for the DSDT (PNP0501): its I/O ports and
+// its global system interrupt (edge-triggered, active high). A
+// hardware-reduced platform has no legacy IRQ routing, so an OS finds
+// the UART's interrupt only here.
+type SerialPort struct {
+	Port uint16
+	GSI  uint32
+	UID  uint32
+}
+
+// eisaID compresses a PNP id like "PNP0501" (ACPI 6.5, 19.6.44 EISAID).
+func eisaID(id string) uint32 {
+	c := func(i int) uint32 { return uint32(id[i]-'@') & 0x1F }
+	hex := func(i int) uint32 {
+		b := id[i]
+		if b >= 'A' {
+			return uint32(b-'A') + 10
+		}
+		return uint32(b - '0')
+	}
+	mfg := c(0)<<10 | c(1)<<5 | c(2)
+	prod := hex(3)<<12 | hex(4)<<8 | hex(5)<<4 | hex(6)
+	// bytes: mfg big-endian, then product big-endian
+	return mfg>>8 | (mfg&0xFF)<<8 | (prod>>8)<<16 | (prod&0xFF)<<24
+}
+
+// serialDevice is the AML of one PNP0501 device.
+func serialDevice(name string, sp SerialPort) []byte {
+	io := []byte{resIO, 1, byte(sp.Port), byte(sp.Port >> 8), byte(sp.Port), byte(sp.Port >> 8), 1, 8}
+	irq := make([]byte, 9)
+	irq[0], irq[1], irq[2] = resExtIRQ, 6, 0
+	irq[3] = extIRQConsumer | extIRQEdge
+	irq[4] = 1
+	binary.LittleEndian.PutUint32(irq[5:], sp.GSI)
+	crs := append(append(io, irq...), resEndTag, 0)
+	hid := []byte{amlDWord, 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(hid[1:], eisaID("PNP0501"))
+	var body []byte
+	body = append(body, name...)
+	body = append(body, amlName("_HID", hid)...)
+	body = append(body, amlName("_UID", amlInteger(sp.UID))...)
+	body = append(body, amlName("_CRS", amlBuffer(crs))...)
+	return append(append([]byte{amlExtPrefix, amlDeviceOp}, pkgLength(len(body))...), body...)
+}
 
 // VirtioMMIO is a virtio-mmio device for the DSDT: its register window
 // and its global system interrupt (level-triggered, active high).
@@ -100,16 +146,22 @@ func virtioResources(d VirtioMMIO) []byte {
 	return append(out, resEndTag, 0) // checksum 0: "treated as correct"
 }
 
-// dsdtBody is the AML of the DSDT: \_SB with one device per virtio-mmio
-// window.
-func dsdtBody(devs []VirtioMMIO) ([]byte, error) {
-	if len(devs) == 0 {
+// dsdtBody is the AML of the DSDT: \_SB with the serial ports and one
+// device per virtio-mmio window.
+func dsdtBody(serial []SerialPort, devs []VirtioMMIO) ([]byte, error) {
+	if len(devs) == 0 && len(serial) == 0 {
 		return nil, nil
+	}
+	if len(serial) > 16 {
+		return nil, fmt.Errorf("acpi: %d serial ports: at most 16", len(serial))
 	}
 	if len(devs) > 256 {
 		return nil, fmt.Errorf("acpi: %d virtio devices: at most 256", len(devs))
 	}
 	var sb []byte
+	for i, sp := range serial {
+		sb = append(sb, serialDevice(fmt.Sprintf("COM%X", i+1), sp)...)
+	}
 	for i, d := range devs {
 		if d.Size == 0 || uint64(d.Base)+uint64(d.Size) > 1<<32 {
 			return nil, fmt.Errorf("acpi: virtio device %d: window %#x+%#x", i, d.Base, d.Size)
