@@ -4,7 +4,12 @@
 // Command mkinitramfs builds the guest's initramfs: a u-root busybox of
 // Go commands (compiled from the module cache, never fetched) with
 // u-root's init, the gosh shell, and the kernel modules the guest needs
-// for big-iron's virtio devices, loaded by a small uinit script.
+// for big-iron's virtio devices. /init is a gosh script: it mounts the
+// kernel file systems, loads the modules in dependency order and starts
+// an interactive gosh on the console. (u-root's own init started its
+// shell with no prompt on our serial console: it reads the console
+// through a pipe of init's; the script keeps the console the shell's
+// own terminal.)
 //
 // Usage:
 //
@@ -61,8 +66,13 @@ func build(out, modDir string) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	// The uinit script: load the modules there are, then say so.
+	// The init script: file systems, modules, then the shell.
 	var script strings.Builder
+	script.WriteString("#!/bbin/gosh\n" +
+		"export PATH=/bbin:/bin\n" +
+		"mount -t proc proc /proc\n" +
+		"mount -t sysfs sysfs /sys\n" +
+		"mount -t devtmpfs devtmpfs /dev\n")
 	files := []string{}
 	if modDir != "" {
 		order, err := moduleOrder(modDir, modules)
@@ -70,17 +80,21 @@ func build(out, modDir string) error {
 			return err
 		}
 		for _, src := range order {
-			dst := "lib/modules/" + filepath.Base(src)
+			// Not lib/modules: u-root's init loads what is there itself,
+			// in name order, which is not dependency order.
+			dst := "lib/bigiron/" + filepath.Base(src)
 			files = append(files, src+":"+dst)
 			fmt.Fprintf(&script, "insmod /%s\n", dst)
 		}
 	}
-	script.WriteString("echo big-iron guest: initramfs ready\n")
-	scriptPath := filepath.Join(tmp, "bigiron-init.sh")
+	script.WriteString("echo big-iron guest: initramfs ready\n" +
+		"gosh\n" +
+		"echo big-iron guest: the shell exited\n")
+	scriptPath := filepath.Join(tmp, "init")
 	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o755); err != nil {
 		return err
 	}
-	files = append(files, scriptPath+":etc/bigiron-init.sh")
+	files = append(files, scriptPath+":init")
 
 	pkgs := make([]string, len(commands))
 	for i, c := range commands {
@@ -89,12 +103,16 @@ func build(out, modDir string) error {
 	cpioPath := filepath.Join(tmp, "initramfs.cpio")
 	l := llog.New(slog.LevelInfo, func(format string, v ...any) { log.Printf(format, v...) })
 	err = uimage.Create(l,
-		uimage.WithEnv(golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH("amd64")),
+		// goshsmall: gosh reads plain lines, which suits a serial
+		// console (its full line editor needs a terminal that answers).
+		uimage.WithEnv(golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH("amd64"), golang.WithBuildTag("goshsmall")),
 		uimage.WithTempDir(tmp),
+		// The base: /dev/console and the other nodes the kernel and
+		// init need before devtmpfs is mounted (without it the shell
+		// has no terminal).
+		uimage.WithBaseArchive(uimage.DefaultRamfs()),
 		uimage.WithBusyboxCommands(pkgs...),
-		uimage.WithInit("init"),
 		uimage.WithShell("gosh"),
-		uimage.WithUinit("gosh", "/etc/bigiron-init.sh"),
 		uimage.WithSkipLDD(),
 		uimage.WithFiles(files...),
 		uimage.WithCPIOOutput(cpioPath),
