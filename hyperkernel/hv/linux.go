@@ -112,7 +112,17 @@ func (c *ConsoleLog) WriteByte(b byte) error {
 
 // Since returns the bytes written after the first `from` bytes ever
 // written (as far as they are still kept) and the count to pass next time.
+// The copy is allocated outside the lock: an allocation may start a
+// garbage collection, whose stop-the-world would wait for a vCPU core
+// spinning on this lock.
 func (c *ConsoleLog) Since(from uint64) ([]byte, uint64) {
+	c.mu.Lock()
+	n := c.written - max(from, c.written-uint64(len(c.buf)))
+	if from > c.written {
+		n = 0
+	}
+	c.mu.Unlock()
+	out := make([]byte, n+256) // room for what arrives meanwhile
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	first := c.written - uint64(len(c.buf)) // count of the oldest byte kept
@@ -122,7 +132,8 @@ func (c *ConsoleLog) Since(from uint64) ([]byte, uint64) {
 	if from > c.written {
 		from = c.written
 	}
-	return append([]byte(nil), c.buf[from-first:]...), c.written
+	k := copy(out, c.buf[from-first:])
+	return out[:k], from + uint64(k)
 }
 
 // resetControl is the machine's reset: the PCI reset control register at

@@ -10,8 +10,10 @@
 // so a waiter spins only while the holder runs its short critical
 // section on another core, as with a kernel spinlock.
 //
-// Critical sections must be short and must not block: no channel
-// receives, no sleeping, no sync.Mutex, no I/O that waits.
+// Critical sections must be short, must not block (no channel receives,
+// no sleeping, no sync.Mutex, no I/O that waits) and must not allocate:
+// an allocation may start a garbage collection, whose stop-the-world
+// then waits for a core that spins on the lock this goroutine holds.
 package spinlock
 
 import (
