@@ -108,6 +108,10 @@ func TestBochsLinux(t *testing.T) {
 	if !strings.Contains(n.con.Output(), "virtio_blk virtio0: [vda] 16384 512-byte logical blocks (8.39 MB/8.00 MiB)") {
 		t.Errorf("no virtio block device in the guest's log")
 	}
+	// Block I/O round trip: write, drop the page cache so that the read
+	// goes to the device, read back.
+	guest("echo hello-block > /dev/vda && sync && echo 3 > /proc/sys/vm/drop_caches && echo written", "\nwritten")
+	guest("dd if=/dev/vda bs=12 count=1", "\nhello-block")
 
 	// Detach (Ctrl-]) and look at the VM from the hyperkernel.
 	if _, err := n.con.w.Write([]byte{0x1D}); err != nil {
