@@ -108,11 +108,29 @@ func TestBochsLinux(t *testing.T) {
 	if !strings.Contains(n.con.Output(), "virtio_blk virtio0: [vda] 16384 512-byte logical blocks (8.39 MB/8.00 MiB)") {
 		t.Errorf("no virtio block device in the guest's log")
 	}
-	// Not yet checked here, because the node stops answering a few
-	// guest commands after the shell comes up (the open bug in the issue
-	// notes): a block round trip through /dev/vda ("echo hello-block >
-	// /dev/vda && sync && echo 3 > /proc/sys/vm/drop_caches", then dd),
-	// and detaching (Ctrl-]) to read `vm stat 1` and `vcpus`.
+	// Block I/O round trip: write, drop the page cache so that the read
+	// goes to the device, read back. (Matches start at a line start: the
+	// echoed command line holds the same words.)
+	guest("echo hello-block > /dev/vda && sync && echo 3 > /proc/sys/vm/drop_caches && echo written", "\nwritten")
+	guest("dd if=/dev/vda bs=12 count=1", "\nhello-block")
+
+	// Detach (Ctrl-]) and look at the VM from the hyperkernel.
+	if _, err := n.con.w.Write([]byte{0x1D}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.con.Expect("[detached from vm 1]", time.Minute); err != nil {
+		t.Fatalf("detach: %v\n%s", err, n.con.Output())
+	}
+	stat := run(t, n, "vm stat 1", time.Minute)
+	t.Logf("vm stat 1:\n%s", stat)
+	vcpus := run(t, n, "vcpus", time.Minute)
+	t.Logf("vcpus:\n%s", vcpus)
+	if strings.Count(vcpus, "running")+strings.Count(vcpus, "halted") != 2 {
+		t.Errorf("want 2 started vCPUs:\n%s", vcpus)
+	}
+	if list := run(t, n, "vm list", time.Minute); !strings.Contains(list, "running") {
+		t.Errorf("the guest is not running after detach:\n%s", list)
+	}
 	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's boot log has %d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
