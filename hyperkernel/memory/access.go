@@ -55,10 +55,25 @@ func (a Access) Allows(write bool) bool {
 
 // Permissions is the interface through which the engine drives the guest's
 // second-level page tables (EPT on VT-x). The simulator implements it with a
-// slice; the hyperkernel implements it over package ept. SetAccess must
-// take effect (including any TLB invalidation, INVEPT) before it returns.
+// slice; the hyperkernel implements it over package ept. frame is this
+// node's copy of the page (nil when a is AccessNone): second-level tables
+// map gpa to it. SetAccess must take effect before the engine call that
+// made it returns; where a running vCPU may still hold a stale
+// translation, the caller keeps vCPUs out of guest mode while it drives
+// the engine (see hyperkernel/dvm).
 type Permissions interface {
-	SetAccess(gpa uint64, a Access)
+	SetAccess(gpa uint64, frame *Page, a Access)
+}
+
+// FrameSource supplies the frames that hold this node's copies of guest
+// pages. The simulator leaves it nil (frames come from the Go heap); the
+// hyperkernel hands out host frames that its EPT tables may map, which
+// the Go heap never is.
+type FrameSource interface {
+	// AllocPage returns a zero-filled frame.
+	AllocPage() (*Page, error)
+	// FreePage takes a frame back.
+	FreePage(*Page)
 }
 
 // State is the coherence state of a page at one node.

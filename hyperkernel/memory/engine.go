@@ -32,6 +32,8 @@ type Config struct {
 	Home func(page uint64) NodeID
 	// Perm receives every permission change; required.
 	Perm Permissions
+	// Frames supplies page frames; nil means the Go heap.
+	Frames FrameSource
 	// Mutation is for checker tests only.
 	Mutation Mutation
 }
@@ -164,7 +166,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 			homed++
 		}
 	}
-	slab := make([]Page, homed)
+	var slab []Page
+	if cfg.Frames == nil {
+		slab = make([]Page, homed)
+	}
 	i := 0
 	for p := range e.pages {
 		ps := &e.pages[p]
@@ -172,14 +177,58 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.dir[p].owner = NoNode
 		e.dir[p].dataFrom = NoNode
 		if cfg.Home(uint64(p)) == cfg.Self {
-			ps.frame = &slab[i]
-			i++
+			if slab != nil {
+				ps.frame = &slab[i]
+				i++
+			} else {
+				f, err := cfg.Frames.AllocPage()
+				if err != nil {
+					e.Close()
+					return nil, fmt.Errorf("memory: new engine: frame for page %d: %w", p, err)
+				}
+				ps.frame = f
+			}
 			ps.state = Shared
 			e.dir[p].sharers = 1 << cfg.Self
-			cfg.Perm.SetAccess(uint64(p)<<pageShift, AccessRead)
+			cfg.Perm.SetAccess(uint64(p)<<pageShift, ps.frame, AccessRead)
 		}
 	}
 	return e, nil
+}
+
+// Close gives every frame the engine holds back to its FrameSource (a
+// no-op without one). The engine must not be used afterwards.
+func (e *Engine) Close() {
+	if e.cfg.Frames == nil {
+		return
+	}
+	e.begin()
+	for p := range e.pages {
+		if f := e.pages[p].frame; f != nil {
+			e.cfg.Frames.FreePage(f)
+			e.pages[p].frame = nil
+		}
+	}
+	for _, f := range e.free {
+		e.cfg.Frames.FreePage(f)
+	}
+	e.free = e.free[:0]
+}
+
+// Pages returns the number of guest pages the engine covers.
+func (e *Engine) Pages() int { return len(e.pages) }
+
+// Count returns how many pages this node holds in each state.
+func (e *Engine) Count() (shared, modified int) {
+	for p := range e.pages {
+		switch e.pages[p].state {
+		case Shared:
+			shared++
+		case Modified:
+			modified++
+		}
+	}
+	return shared, modified
 }
 
 // Self returns the node this engine runs on.
@@ -560,9 +609,11 @@ func (e *Engine) onReadData(p uint64, m *Message) error {
 	if ps.pending != KindReadReq || m.Flags&FlagHasData == 0 {
 		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
 	}
-	e.fill(ps, m.Data)
+	if err := e.fill(ps, m.Data); err != nil {
+		return err
+	}
 	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Shared, m.Version, 0, e.cfg.Self, false
-	e.cfg.Perm.SetAccess(m.GPA, AccessRead)
+	e.cfg.Perm.SetAccess(m.GPA, ps.frame, AccessRead)
 	return nil
 }
 
@@ -572,12 +623,14 @@ func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
 	}
 	if m.Flags&FlagHasData != 0 {
-		e.fill(ps, m.Data)
+		if err := e.fill(ps, m.Data); err != nil {
+			return err
+		}
 	} else if ps.state != Shared || ps.version != m.Version-1 {
 		return fmt.Errorf("%w: node %d: %v without data but local copy is %v version %d", ErrProtocol, e.cfg.Self, m.String(), ps.state, ps.version)
 	}
 	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Modified, m.Version, 0, e.cfg.Self, true
-	e.cfg.Perm.SetAccess(m.GPA, AccessReadWrite)
+	e.cfg.Perm.SetAccess(m.GPA, ps.frame, AccessReadWrite)
 	return nil
 }
 
@@ -604,7 +657,7 @@ func (e *Engine) onFetch(p uint64, m *Message, out *Outbox) error {
 		if m.Kind == KindFetch {
 			r.Flags |= FlagKeptShared
 			ps.state = Shared
-			e.cfg.Perm.SetAccess(m.GPA, AccessRead)
+			e.cfg.Perm.SetAccess(m.GPA, ps.frame, AccessRead)
 		} else {
 			e.drop(p)
 		}
@@ -618,11 +671,17 @@ func (e *Engine) onFetch(p uint64, m *Message, out *Outbox) error {
 }
 
 // fill installs page data into this node's copy, taking a frame if needed.
-func (e *Engine) fill(ps *pageState, data *Page) {
+func (e *Engine) fill(ps *pageState, data *Page) error {
 	if ps.frame == nil {
 		if n := len(e.free); n > 0 {
 			ps.frame = e.free[n-1]
 			e.free = e.free[:n-1]
+		} else if e.cfg.Frames != nil {
+			f, err := e.cfg.Frames.AllocPage()
+			if err != nil {
+				return fmt.Errorf("memory: node %d: no frame for a page copy: %w", e.cfg.Self, err)
+			}
+			ps.frame = f
 		} else {
 			ps.frame = new(Page)
 		}
@@ -630,6 +689,7 @@ func (e *Engine) fill(ps *pageState, data *Page) {
 	if data != ps.frame {
 		*ps.frame = *data
 	}
+	return nil
 }
 
 // drop invalidates this node's copy; a non-home node gives its frame back
@@ -637,7 +697,7 @@ func (e *Engine) fill(ps *pageState, data *Page) {
 func (e *Engine) drop(p uint64) {
 	ps := &e.pages[p]
 	ps.state = Invalid
-	e.cfg.Perm.SetAccess(p<<pageShift, AccessNone)
+	e.cfg.Perm.SetAccess(p<<pageShift, nil, AccessNone)
 	if e.cfg.Home(p) != e.cfg.Self && ps.frame != nil {
 		e.deferred = append(e.deferred, ps.frame)
 		ps.frame = nil

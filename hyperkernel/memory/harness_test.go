@@ -10,7 +10,7 @@ import (
 // eptSlice is a Permissions backed by a slice, as the simulator has.
 type eptSlice []Access
 
-func (s eptSlice) SetAccess(gpa uint64, a Access) { s[gpa>>pageShift] = a }
+func (s eptSlice) SetAccess(gpa uint64, _ *Page, a Access) { s[gpa>>pageShift] = a }
 
 // cluster wires engines together with per-pair FIFO queues of encoded
 // messages, delivered in an order chosen by a seeded random source.

@@ -187,7 +187,7 @@ type ept struct {
 
 // SetAccess implements memory.Permissions; raising access wakes vCPUs of
 // this node blocked on the page.
-func (e *ept) SetAccess(gpa uint64, a memory.Access) {
+func (e *ept) SetAccess(gpa uint64, _ *memory.Page, a memory.Access) {
 	p := gpa / memory.PageSize
 	old := e.acc[p]
 	e.acc[p] = a

@@ -1,0 +1,563 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package dvm runs this node's share of a distributed virtual machine: one
+// guest whose memory and vCPUs span several hyperkernel nodes. It joins
+// the coherence engine (package memory), the vCPU migrator (package
+// migrate) and the cluster transport, and gives the node's vCPU loops and
+// shell what they need: resolve an EPT violation, read or write guest
+// memory from the hyperkernel, send a vCPU away, forward a device access.
+//
+// # Who may touch the engine
+//
+// The engine drives the node's second-level page tables. Lowering a
+// page's access (an invalidation, a fetch by another node) is safe only
+// while no vCPU of this node runs in guest mode with a stale translation,
+// so the rule is: whoever drives the engine holds the Runtime's lock, and
+// a vCPU loop holds the lock while its vCPU is in guest mode. The loop
+// lets go when its vCPU blocks (HLT, a remote fault, the end of a time
+// slice); at every exit it checks [Runtime.Pending] and serves the
+// messages that arrived meanwhile before re-entering the guest, whose
+// next VMCS load flushes the EPT translations. Messages that arrive while
+// no vCPU runs here are served by the Runtime's own goroutine ([Runtime.Run]).
+//
+// The lock is a sync.Mutex: a vCPU loop must take it while not pinned to
+// its core and must leave its core (clear its VMCS, unpin) before any call
+// that may block — [Runtime.FaultLocked], [Runtime.DepartLocked] and
+// [Runtime.ForwardLocked] send on the transport and may wait.
+//
+// Frame receive never takes the lock: [Runtime.Deliver] copies a message
+// into the inbox, so the transport's own lock and this one are never held
+// in the opposite order.
+package dvm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+)
+
+// StateSize is the room a vCPU's encoded architectural state has in a
+// migration message: the largest vcpu.State encoding, rounded up.
+const StateSize = 6144
+
+// Transport carries a VM's messages between nodes on Channel: reliable,
+// exactly once, in order per pair of nodes (the cluster transport's
+// channels). Send may block while the peer's window is full; it copies msg.
+type Transport interface {
+	Send(to memory.NodeID, msg []byte) error
+}
+
+// Config describes this node's share of a VM.
+type Config struct {
+	Spec Spec
+	Self memory.NodeID
+	// Home maps a page number to its home node (the same function on
+	// every node); nil stripes pages over the nodes (page % Nodes).
+	Home func(page uint64) memory.NodeID
+	// Place is the node each vCPU starts on; nil means vCPU % Nodes.
+	Place func(v migrate.VCPUID) memory.NodeID
+	// Perm drives this node's second-level tables; Frames supplies the
+	// frames that hold page copies (nil: the Go heap, for tests).
+	Perm   memory.Permissions
+	Frames memory.FrameSource
+	// Transport sends to the other nodes.
+	Transport Transport
+	// DeviceNode hosts the VM's devices: forwarded writes go there.
+	DeviceNode memory.NodeID
+	// OnArrive is called, with the lock held, when a vCPU arrives by
+	// migration: st is valid only during the call. It must not block.
+	OnArrive func(v migrate.VCPUID, st *vcpu.State)
+	// OnDevice handles a device write from a vCPU on another node, with
+	// the lock held. It must not block.
+	OnDevice func(d DeviceWrite)
+}
+
+// Stats counts the Runtime's activity on this node.
+type Stats struct {
+	Memory    memory.Stats
+	Migration migrate.Stats
+	// Shared and Modified count the pages this node holds per state.
+	Shared, Modified int
+	// RemoteWaits counts faults that waited for another node, and
+	// WaitTime is the total time they waited.
+	RemoteWaits uint64
+	WaitTime    time.Duration
+	// Received counts messages taken from the transport; Rejected those
+	// that were malformed or impossible (dropped, the VM stopped).
+	Received, Rejected uint64
+	// BytesIn counts the bytes of received messages.
+	BytesIn uint64
+}
+
+// ErrStopped is returned once the VM has been stopped on this node.
+var ErrStopped = errors.New("dvm: VM stopped")
+
+// inMsg is a received message waiting in the inbox.
+type inMsg struct {
+	from memory.NodeID
+	b    []byte
+}
+
+// Runtime is this node's share of one distributed VM.
+type Runtime struct {
+	cfg Config
+
+	mu    sync.Mutex // see the package comment
+	eng   *memory.Engine
+	mig   *migrate.Migrator
+	out   *memory.Outbox
+	mout  *migrate.Outbox
+	tx    []byte
+	rx    memory.Page
+	state vcpu.State
+	err   error // first fatal error; the VM is stopped on this node
+	stats Stats
+
+	// inbox, under qmu
+	qmu     sync.Mutex
+	cond    *sync.Cond
+	queue   []inMsg
+	work    []inMsg
+	spare   [][]byte
+	gen     uint64 // incremented by every drain that served a message
+	closed  bool
+	pending atomic.Int32
+}
+
+// New builds this node's share of the VM described by cfg.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if int(cfg.Self) >= cfg.Spec.Nodes || int(cfg.DeviceNode) >= cfg.Spec.Nodes {
+		return nil, fmt.Errorf("dvm: node %d (devices on %d) outside a VM of %d nodes", cfg.Self, cfg.DeviceNode, cfg.Spec.Nodes)
+	}
+	if cfg.Transport == nil || cfg.Perm == nil {
+		return nil, errors.New("dvm: Transport and Perm are required")
+	}
+	if cfg.Place == nil {
+		n := cfg.Spec.Nodes
+		cfg.Place = func(v migrate.VCPUID) memory.NodeID { return memory.NodeID(int(v) % n) }
+	}
+	r := &Runtime{
+		cfg:  cfg,
+		out:  memory.NewOutbox(),
+		mout: migrate.NewOutbox(),
+		tx:   make([]byte, migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
+	}
+	r.cond = sync.NewCond(&r.qmu)
+	var err error
+	r.eng, err = memory.NewEngine(memory.Config{
+		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
+		Home: cfg.Home, Perm: cfg.Perm, Frames: cfg.Frames,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
+	}
+	r.mig, err = migrate.New(migrate.Config{
+		Self: migrate.NodeID(cfg.Self), Nodes: cfg.Spec.Nodes, VCPUs: cfg.Spec.VCPUs, StateSize: StateSize,
+		Initial: func(v migrate.VCPUID) migrate.NodeID { return migrate.NodeID(cfg.Place(v)) },
+	})
+	if err != nil {
+		r.eng.Close()
+		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
+	}
+	return r, nil
+}
+
+// Spec returns the VM's description.
+func (r *Runtime) Spec() Spec { return r.cfg.Spec }
+
+// Self returns this node.
+func (r *Runtime) Self() memory.NodeID { return r.cfg.Self }
+
+// Deliver takes a message that arrived on Channel from node from (a
+// memory, migrate or device message; control messages belong to the
+// caller). It copies msg and never blocks on the Runtime's lock.
+func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
+	r.qmu.Lock()
+	if r.closed {
+		r.qmu.Unlock()
+		return
+	}
+	var b []byte
+	if n := len(r.spare); n > 0 && cap(r.spare[n-1]) >= len(msg) {
+		b = r.spare[n-1][:len(msg)]
+		r.spare = r.spare[:n-1]
+	} else {
+		b = make([]byte, len(msg), max(len(msg), memory.MaxMessageSize))
+	}
+	copy(b, msg)
+	r.queue = append(r.queue, inMsg{from: from, b: b})
+	r.pending.Add(1)
+	r.cond.Broadcast()
+	r.qmu.Unlock()
+}
+
+// Pending reports whether messages wait in the inbox. It is cheap enough
+// to call at every VM exit.
+func (r *Runtime) Pending() bool { return r.pending.Load() != 0 }
+
+// Lock takes the Runtime's lock and serves the inbox.
+func (r *Runtime) Lock() {
+	r.mu.Lock()
+	r.drainLocked()
+}
+
+// Unlock lets go of the Runtime's lock.
+func (r *Runtime) Unlock() { r.mu.Unlock() }
+
+// ServeLocked serves the inbox; the caller holds the lock and is not
+// pinned (serving sends replies).
+func (r *Runtime) ServeLocked() { r.drainLocked() }
+
+// Err returns the error that stopped the VM on this node, if any.
+func (r *Runtime) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// ErrLocked is Err for a caller holding the lock.
+func (r *Runtime) ErrLocked() error { return r.err }
+
+func (r *Runtime) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *Runtime) drainLocked() {
+	if r.pending.Load() == 0 {
+		return
+	}
+	r.qmu.Lock()
+	r.work, r.queue = r.queue, r.work[:0]
+	r.pending.Store(0)
+	r.qmu.Unlock()
+	for i := range r.work {
+		m := &r.work[i]
+		r.stats.Received++
+		r.stats.BytesIn += uint64(len(m.b))
+		if err := r.handle(m.from, m.b); err != nil {
+			r.stats.Rejected++
+			r.fail(err)
+		}
+	}
+	r.qmu.Lock()
+	for i := range r.work {
+		r.spare = append(r.spare, r.work[i].b)
+		r.work[i].b = nil
+	}
+	if len(r.work) > 0 {
+		r.gen++
+		r.cond.Broadcast()
+	}
+	r.qmu.Unlock()
+}
+
+// handle serves one message; an error means a peer broke the protocol.
+func (r *Runtime) handle(from memory.NodeID, b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty message from node %d", ErrBadMessage, from)
+	}
+	if r.err != nil {
+		return nil // stopped: drop quietly, the error is already reported
+	}
+	switch b[0] {
+	case memory.MessageMagic:
+		var m memory.Message
+		if err := m.Unmarshal(b, &r.rx); err != nil {
+			return fmt.Errorf("dvm: from node %d: %w", from, err)
+		}
+		if m.Src != from {
+			return fmt.Errorf("%w: node %d sent a coherence message as node %d", ErrBadMessage, from, m.Src)
+		}
+		if err := r.eng.HandleMessage(&m, r.out); err != nil {
+			r.out.Reset()
+			return err
+		}
+		return r.flushMemory()
+	case migrate.MessageMagic:
+		var m migrate.Message
+		if err := m.Unmarshal(b); err != nil {
+			return fmt.Errorf("dvm: from node %d: %w", from, err)
+		}
+		if m.Src != migrate.NodeID(from) {
+			return fmt.Errorf("%w: node %d sent a migration message as node %d", ErrBadMessage, from, m.Src)
+		}
+		ev, err := r.mig.HandleMessage(&m, r.mout)
+		if err != nil {
+			r.mout.Reset()
+			return err
+		}
+		if err := r.flushMigration(); err != nil {
+			return err
+		}
+		if ev.Kind == migrate.EventArrived {
+			rec := r.mig.VCPU(ev.VCPU)
+			n, err := vcpu.EncodedLen(rec.State)
+			if err != nil || n > len(rec.State) {
+				return fmt.Errorf("dvm: vCPU %d from node %d: bad state: %v", ev.VCPU, from, err)
+			}
+			if err := r.state.UnmarshalBinary(rec.State[:n]); err != nil {
+				return fmt.Errorf("dvm: vCPU %d from node %d: %w", ev.VCPU, from, err)
+			}
+			if r.cfg.OnArrive != nil {
+				r.cfg.OnArrive(ev.VCPU, &r.state)
+			}
+		}
+		return nil
+	case DeviceMagic:
+		var d DeviceWrite
+		if err := d.Unmarshal(b); err != nil {
+			return fmt.Errorf("dvm: from node %d: %w", from, err)
+		}
+		if d.VM != r.cfg.Spec.ID || r.cfg.Self != r.cfg.DeviceNode {
+			return fmt.Errorf("%w: device write for VM %d from node %d, not served here", ErrBadMessage, d.VM, from)
+		}
+		if r.cfg.OnDevice != nil {
+			r.cfg.OnDevice(d)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: magic %#x from node %d", ErrBadMessage, b[0], from)
+}
+
+func (r *Runtime) flushMemory() error {
+	defer r.out.Reset()
+	for i := range r.out.Msgs {
+		m := &r.out.Msgs[i]
+		n, err := m.MarshalTo(r.tx)
+		if err != nil {
+			return err
+		}
+		if err := r.cfg.Transport.Send(m.Dst, r.tx[:n]); err != nil {
+			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) flushMigration() error {
+	defer r.mout.Reset()
+	for i := range r.mout.Msgs {
+		m := &r.mout.Msgs[i]
+		n, err := m.MarshalTo(r.tx)
+		if err != nil {
+			return err
+		}
+		if err := r.cfg.Transport.Send(memory.NodeID(m.Dst), r.tx[:n]); err != nil {
+			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
+		}
+	}
+	return nil
+}
+
+// waitChange blocks until a message arrives or another goroutine served
+// one since gen was read.
+func (r *Runtime) waitChange(gen uint64) {
+	r.qmu.Lock()
+	for len(r.queue) == 0 && r.gen == gen && !r.closed {
+		r.cond.Wait()
+	}
+	r.qmu.Unlock()
+}
+
+func (r *Runtime) generation() uint64 {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.gen
+}
+
+// FaultLocked resolves a guest access to gpa that this node's tables do
+// not allow (an EPT violation): it returns once the access is allowed. The
+// caller holds the lock and is not pinned; the lock is released while
+// waiting for other nodes and held again on return.
+func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
+	var start time.Time
+	for {
+		if r.err != nil {
+			return r.err
+		}
+		gen := r.generation()
+		res, err := r.eng.Fault(gpa, write, r.out)
+		if err == nil {
+			err = r.flushMemory()
+		} else {
+			r.out.Reset()
+		}
+		if err != nil {
+			r.fail(err)
+			return err
+		}
+		if res == memory.FaultSpurious || res == memory.FaultLocal {
+			if !start.IsZero() {
+				r.stats.RemoteWaits++
+				r.stats.WaitTime += time.Since(start)
+			}
+			return nil
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		r.mu.Unlock()
+		r.waitChange(gen)
+		r.mu.Lock()
+		r.drainLocked()
+	}
+}
+
+// Access runs fn on this node's copy of the page holding gpa once this
+// node may read it (write false) or write it (write true): the
+// hyperkernel's own guest-memory accesses (loading an image, the shell's
+// peek and poke). It takes the lock itself.
+func (r *Runtime) Access(gpa uint64, write bool, fn func(page *memory.Page)) error {
+	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
+		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
+	}
+	r.Lock()
+	defer r.Unlock()
+	if err := r.FaultLocked(gpa, write); err != nil {
+		return err
+	}
+	fn(r.eng.Frame(gpa))
+	return nil
+}
+
+// Write copies b into guest memory at gpa, page by page.
+func (r *Runtime) Write(gpa uint64, b []byte) error {
+	for len(b) > 0 {
+		off := gpa % memory.PageSize
+		n := min(uint64(len(b)), memory.PageSize-off)
+		if err := r.Access(gpa, true, func(p *memory.Page) { copy(p[off:off+n], b) }); err != nil {
+			return err
+		}
+		gpa, b = gpa+n, b[n:]
+	}
+	return nil
+}
+
+// Read copies guest memory at gpa into b, page by page.
+func (r *Runtime) Read(gpa uint64, b []byte) error {
+	for len(b) > 0 {
+		off := gpa % memory.PageSize
+		n := min(uint64(len(b)), memory.PageSize-off)
+		if err := r.Access(gpa, false, func(p *memory.Page) { copy(b[:n], p[off:off+n]) }); err != nil {
+			return err
+		}
+		gpa, b = gpa+n, b[n:]
+	}
+	return nil
+}
+
+// Hosts reports whether vCPU v runs on this node.
+func (r *Runtime) Hosts(v migrate.VCPUID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mig.Hosts(v)
+}
+
+// Location returns the node this node believes hosts vCPU v.
+func (r *Runtime) Location(v migrate.VCPUID) memory.NodeID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, _ := r.mig.Location(v)
+	return memory.NodeID(n)
+}
+
+// DepartLocked ships vCPU v, frozen at an exit with state st, to node dst.
+// The caller holds the lock and is not pinned; from now on v is not its
+// to run.
+func (r *Runtime) DepartLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.State) error {
+	rec := r.mig.VCPU(v)
+	if rec == nil {
+		return fmt.Errorf("dvm: vCPU %d is not on node %d", v, r.cfg.Self)
+	}
+	if st.Size() > len(rec.State) {
+		return fmt.Errorf("dvm: vCPU %d state of %d bytes exceeds %d", v, st.Size(), len(rec.State))
+	}
+	clear(rec.State)
+	st.MarshalAppend(rec.State[:0])
+	if err := r.mig.Send(v, migrate.NodeID(dst), r.mout); err != nil {
+		return err
+	}
+	if err := r.flushMigration(); err != nil {
+		r.fail(err)
+		return err
+	}
+	return nil
+}
+
+// ForwardLocked sends a device write to the node hosting the VM's
+// devices, or serves it here if that is this node. The caller holds the
+// lock and is not pinned.
+func (r *Runtime) ForwardLocked(d DeviceWrite) error {
+	d.VM = r.cfg.Spec.ID
+	if r.cfg.DeviceNode == r.cfg.Self {
+		if r.cfg.OnDevice != nil {
+			r.cfg.OnDevice(d)
+		}
+		return nil
+	}
+	var b [DeviceSize]byte
+	n := d.MarshalTo(b[:])
+	if err := r.cfg.Transport.Send(r.cfg.DeviceNode, b[:n]); err != nil {
+		r.fail(err)
+		return err
+	}
+	return nil
+}
+
+// Stats returns this node's counters.
+func (r *Runtime) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	s.Memory = r.eng.Stats()
+	s.Migration = r.mig.Stats()
+	s.Shared, s.Modified = r.eng.Count()
+	return s
+}
+
+// Home returns the home node of the page holding gpa.
+func (r *Runtime) Home(gpa uint64) memory.NodeID { return r.eng.Home(gpa) }
+
+// Run serves messages that arrive while no vCPU loop holds the lock,
+// until Close.
+func (r *Runtime) Run() {
+	for {
+		r.qmu.Lock()
+		for len(r.queue) == 0 && !r.closed {
+			r.cond.Wait()
+		}
+		closed := r.closed
+		r.qmu.Unlock()
+		if closed {
+			return
+		}
+		r.Lock()
+		r.Unlock()
+	}
+}
+
+// Close stops the Runtime: Run returns, waiters wake with ErrStopped, and
+// the engine's frames go back to their source. vCPU loops must have
+// stopped first.
+func (r *Runtime) Close() {
+	r.qmu.Lock()
+	r.closed = true
+	r.cond.Broadcast()
+	r.qmu.Unlock()
+	r.mu.Lock()
+	r.fail(ErrStopped)
+	r.eng.Close()
+	r.mu.Unlock()
+}

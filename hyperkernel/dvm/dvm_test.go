@@ -1,0 +1,388 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package dvm
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+)
+
+// perms records the access the engine gives each page, and checks that a
+// readable page always comes with a frame.
+type perms struct {
+	mu  sync.Mutex
+	acc map[uint64]memory.Access
+	bad []uint64
+}
+
+func (p *perms) SetAccess(gpa uint64, frame *memory.Page, a memory.Access) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a != memory.AccessNone && frame == nil {
+		p.bad = append(p.bad, gpa)
+	}
+	p.acc[gpa] = a
+}
+
+// countingFrames is a FrameSource that counts frames out.
+type countingFrames struct {
+	mu  sync.Mutex
+	out int
+}
+
+func (c *countingFrames) AllocPage() (*memory.Page, error) {
+	c.mu.Lock()
+	c.out++
+	c.mu.Unlock()
+	return new(memory.Page), nil
+}
+
+func (c *countingFrames) FreePage(*memory.Page) {
+	c.mu.Lock()
+	c.out--
+	c.mu.Unlock()
+}
+
+// memNet is an in-memory transport: one FIFO goroutine per ordered pair
+// of nodes, as the cluster transport's channels behave.
+type memNet struct {
+	nodes []*Runtime
+	pipes map[[2]memory.NodeID]chan []byte
+	wg    sync.WaitGroup
+	sent  [][]byte // every message, when record is set
+	mu    sync.Mutex
+}
+
+type memPort struct {
+	n    *memNet
+	self memory.NodeID
+}
+
+func (p memPort) Send(to memory.NodeID, msg []byte) error {
+	c, ok := p.n.pipes[[2]memory.NodeID{p.self, to}]
+	if !ok {
+		return errors.New("no such peer")
+	}
+	c <- append([]byte(nil), msg...)
+	return nil
+}
+
+type cluster struct {
+	net    *memNet
+	rts    []*Runtime
+	perms  []*perms
+	frames []*countingFrames
+	arrive chan arrival
+	device chan DeviceWrite
+}
+
+type arrival struct {
+	node memory.NodeID
+	v    migrate.VCPUID
+	rip  uint64
+}
+
+func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
+	t.Helper()
+	c := &cluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8)}
+	spec := Spec{ID: 7, Nodes: nodes, VCPUs: vcpus, Pages: pages}
+	for i := 0; i < nodes; i++ {
+		self := memory.NodeID(i)
+		p := &perms{acc: map[uint64]memory.Access{}}
+		f := &countingFrames{}
+		rt, err := New(Config{
+			Spec: spec, Self: self, Perm: p, Frames: f, Transport: memPort{c.net, self},
+			OnArrive: func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
+			OnDevice: func(d DeviceWrite) { c.device <- d },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.rts = append(c.rts, rt)
+		c.perms = append(c.perms, p)
+		c.frames = append(c.frames, f)
+		go rt.Run()
+	}
+	for i := range c.rts {
+		for j := range c.rts {
+			if i == j {
+				continue
+			}
+			ch := make(chan []byte, 1024)
+			c.net.pipes[[2]memory.NodeID{memory.NodeID(i), memory.NodeID(j)}] = ch
+			dst, src := c.rts[j], memory.NodeID(i)
+			c.net.wg.Add(1)
+			go func() {
+				defer c.net.wg.Done()
+				for m := range ch {
+					dst.Deliver(src, m)
+				}
+			}()
+		}
+	}
+	t.Cleanup(func() {
+		for _, ch := range c.net.pipes {
+			close(ch)
+		}
+		c.net.wg.Wait()
+		for i, rt := range c.rts {
+			rt.Close()
+			if out := c.frames[i].out; out != 0 {
+				t.Errorf("node %d: %d frames not returned after Close", i, out)
+			}
+			if len(c.perms[i].bad) > 0 {
+				t.Errorf("node %d: readable pages without a frame: %#x", i, c.perms[i].bad)
+			}
+		}
+	})
+	return c
+}
+
+func TestWriteOnOneNodeReadOnAnother(t *testing.T) {
+	c := newCluster(t, 2, 2, 16)
+	// Page 1 is homed at node 1, page 2 at node 0: write each from the
+	// node that is not its home, read it back from the other.
+	for _, tc := range []struct {
+		gpa         uint64
+		writer, rdr int
+	}{{0x1010, 0, 1}, {0x2ff0, 1, 0}, {0x3ffe, 0, 1}} {
+		want := []byte("big-iron page " + time.Now().Format("150405.000000"))
+		if err := c.rts[tc.writer].Write(tc.gpa, want); err != nil {
+			t.Fatalf("write %#x on node %d: %v", tc.gpa, tc.writer, err)
+		}
+		got := make([]byte, len(want))
+		if err := c.rts[tc.rdr].Read(tc.gpa, got); err != nil {
+			t.Fatalf("read %#x on node %d: %v", tc.gpa, tc.rdr, err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("gpa %#x written on node %d as %q, read on node %d as %q", tc.gpa, tc.writer, want, tc.rdr, got)
+		}
+	}
+	s0, s1 := c.rts[0].Stats(), c.rts[1].Stats()
+	if s0.Memory.RemoteFaults == 0 || s1.Memory.RemoteFaults == 0 || s0.RemoteWaits == 0 {
+		t.Errorf("expected remote faults on both nodes: %+v / %+v", s0.Memory, s1.Memory)
+	}
+}
+
+func TestConcurrentIncrementsAreExact(t *testing.T) {
+	c := newCluster(t, 3, 3, 8)
+	const per, workers = 200, 2
+	const gpa = 0x1008 // homed at node 1
+	var wg sync.WaitGroup
+	errs := make(chan error, len(c.rts)*workers)
+	for _, rt := range c.rts {
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < per; i++ {
+					err := rt.Access(gpa, true, func(p *memory.Page) {
+						v := binary.LittleEndian.Uint64(p[gpa%memory.PageSize:])
+						binary.LittleEndian.PutUint64(p[gpa%memory.PageSize:], v+1)
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	if err := c.rts[2].Read(gpa, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := binary.LittleEndian.Uint64(b[:]), uint64(len(c.rts)*workers*per); got != want {
+		t.Fatalf("counter = %d, want %d (a lost write)", got, want)
+	}
+}
+
+func TestMigrationCarriesTheState(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	var st vcpu.State
+	st.Reset(0, true)
+	st.RIP = 0x8123
+	rt := c.rts[0]
+	if !rt.Hosts(0) || rt.Hosts(1) {
+		t.Fatal("vCPU 0 should start on node 0 and vCPU 1 on node 1")
+	}
+	rt.Lock()
+	err := rt.DepartLocked(0, 1, &st)
+	rt.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-c.arrive:
+		if a.node != 1 || a.v != 0 || a.rip != 0x8123 {
+			t.Fatalf("arrival %+v, want vCPU 0 on node 1 at RIP 0x8123", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("vCPU did not arrive")
+	}
+	if rt.Hosts(0) || !c.rts[1].Hosts(0) || rt.Location(0) != 1 {
+		t.Fatal("location tables not updated")
+	}
+	rt.Lock()
+	err = rt.DepartLocked(0, 1, &st)
+	rt.Unlock()
+	if err == nil {
+		t.Fatal("a node sent away a vCPU it does not host")
+	}
+}
+
+func TestDeviceWritesReachTheDeviceNode(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	rt := c.rts[1]
+	rt.Lock()
+	err := rt.ForwardLocked(DeviceWrite{VCPU: 1, Port: 0xE9, Size: 4, Value: 0xfeedf00d})
+	rt.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-c.device:
+		if d.Port != 0xE9 || d.Value != 0xfeedf00d || d.VCPU != 1 || d.VM != 7 {
+			t.Fatalf("device write %+v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("device write not delivered")
+	}
+}
+
+func TestLyingPeerStopsTheVM(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	// Node 1 claims to be node 0 in a coherence message.
+	m := memory.Message{Kind: memory.KindReadReq, Src: 0, Dst: 0, Requester: 0, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	c.rts[0].Deliver(1, b)
+	c.rts[0].Deliver(1, []byte{0x42, 1, 2})
+	deadline := time.Now().Add(5 * time.Second)
+	for c.rts[0].Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if c.rts[0].Err() == nil {
+		t.Fatal("a forged message was accepted")
+	}
+	if s := c.rts[0].Stats(); s.Rejected == 0 {
+		t.Fatalf("rejected = 0: %+v", s)
+	}
+	if err := c.rts[0].Write(0, []byte{1}); err == nil {
+		t.Fatal("a stopped VM still serves accesses")
+	}
+}
+
+func TestControlRoundTrip(t *testing.T) {
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5}, VCPU: 1, Node: 1, Arg: 5}
+	var b [ControlSize]byte
+	in.MarshalTo(b[:])
+	var out Control
+	if err := out.Unmarshal(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	in.Spec.Arg = 0 // Arg travels in Control.Arg
+	if out != in {
+		t.Fatalf("round trip: %+v != %+v", out, in)
+	}
+	b[3] = 0 // zero nodes
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create of 0 nodes decoded")
+	}
+	d := DeviceWrite{VM: 3, VCPU: 2, Port: 0xE9, Size: 2, Value: 0xbeef}
+	var db [DeviceSize]byte
+	d.MarshalTo(db[:])
+	var d2 DeviceWrite
+	if err := d2.Unmarshal(db[:]); err != nil || d2 != d {
+		t.Fatalf("device round trip: %+v %v", d2, err)
+	}
+}
+
+func FuzzControl(f *testing.F) {
+	var b [ControlSize]byte
+	(&Control{Op: OpMigrate, VCPU: 1, Node: 1, Spec: Spec{ID: 1}}).MarshalTo(b[:])
+	f.Add(b[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c Control
+		if c.Unmarshal(b) != nil {
+			return
+		}
+		var again [ControlSize]byte
+		c.MarshalTo(again[:])
+		var c2 Control
+		if err := c2.Unmarshal(again[:]); err != nil || c2 != c {
+			t.Fatalf("re-encoding %+v: %+v %v", c, c2, err)
+		}
+	})
+}
+
+func FuzzDeviceWrite(f *testing.F) {
+	var b [DeviceSize]byte
+	(&DeviceWrite{Port: 0xE9, Size: 1, Value: 7}).MarshalTo(b[:])
+	f.Add(b[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d DeviceWrite
+		if d.Unmarshal(b) != nil {
+			return
+		}
+		var again [DeviceSize]byte
+		d.MarshalTo(again[:])
+		var d2 DeviceWrite
+		if err := d2.Unmarshal(again[:]); err != nil || d2 != d {
+			t.Fatalf("re-encoding %+v: %+v %v", d, d2, err)
+		}
+	})
+}
+
+// FuzzDeliver feeds arbitrary bytes to a runtime: it must reject or serve
+// them without panicking.
+func FuzzDeliver(f *testing.F) {
+	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
+	b := make([]byte, m.Size())
+	m.MarshalTo(b)
+	f.Add(b)
+	f.Add([]byte{DeviceMagic, 4, 0xE9, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+	f.Add([]byte{migrate.MessageMagic, 1, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rt, err := New(Config{Spec: Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}, Self: 0,
+			Perm: &perms{acc: map[uint64]memory.Access{}}, Transport: discard{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Deliver(1, b)
+		rt.Lock()
+		rt.Unlock()
+		rt.Close()
+	})
+}
+
+type discard struct{}
+
+func (discard) Send(memory.NodeID, []byte) error { return nil }
+
+func BenchmarkRemoteWrite(b *testing.B) {
+	c := newCluster(b, 2, 2, 4)
+	buf := []byte{1, 2, 3, 4}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		// alternate writers so that every write moves the page
+		if err := c.rts[i%2].Write(0x1000, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,219 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package dvm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
+)
+
+// Channel is the cluster transport channel that carries a distributed
+// VM's traffic: coherence messages (package memory, first byte
+// memory.MessageMagic), vCPU migrations and interrupts (package migrate,
+// migrate.MessageMagic), control messages and forwarded device accesses
+// (this file). One channel keeps them in order per pair of nodes: a
+// Create reaches a node before the coherence requests of the VM it
+// creates, and a Start after the image is loaded.
+const Channel uint8 = 2
+
+// Magic bytes of this package's messages.
+const (
+	ControlMagic = 0xB3
+	DeviceMagic  = 0xB4
+)
+
+// ErrBadMessage reports undecodable bytes from a peer.
+var ErrBadMessage = errors.New("dvm: malformed message")
+
+// Op is a control operation.
+type Op uint8
+
+// Control operations.
+const (
+	// OpCreate asks a node to build its share of a VM (engine, frames,
+	// second-level tables); no vCPU runs yet.
+	OpCreate Op = 1
+	// OpStart starts the vCPUs initially placed on the receiver.
+	OpStart Op = 2
+	// OpStop ends the VM on the receiver and frees its share.
+	OpStop Op = 3
+	// OpMigrate asks the node hosting VCPU to move it to Node.
+	OpMigrate Op = 4
+	// OpDone tells the other nodes the VM finished, with its outcome
+	// word (Arg).
+	OpDone Op = 5
+	opLimit   = 6
+)
+
+// String names the operation.
+func (o Op) String() string {
+	switch o {
+	case OpCreate:
+		return "Create"
+	case OpStart:
+		return "Start"
+	case OpStop:
+		return "Stop"
+	case OpMigrate:
+		return "Migrate"
+	case OpDone:
+		return "Done"
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Spec describes a distributed VM; every node builds its share from the
+// same Spec.
+type Spec struct {
+	ID    uint32 // VM id, chosen by the creating node
+	Nodes int    // nodes 0..Nodes-1 take part
+	VCPUs int
+	Pages int // guest RAM is [0, Pages*4 KiB)
+	// Payload selects the guest program (hyperkernel-defined), Arg its
+	// parameter (e.g. iterations).
+	Payload uint32
+	Arg     uint32
+}
+
+// Validate checks a Spec from a peer or the operator.
+func (s *Spec) Validate() error {
+	switch {
+	case s.Nodes < 1 || s.Nodes > memory.MaxNodes:
+		return fmt.Errorf("dvm: %d nodes, want 1..%d", s.Nodes, memory.MaxNodes)
+	case s.VCPUs < 1 || s.VCPUs > MaxVCPUs:
+		return fmt.Errorf("dvm: %d vCPUs, want 1..%d", s.VCPUs, MaxVCPUs)
+	case s.Pages < 1 || s.Pages > MaxPages:
+		return fmt.Errorf("dvm: %d pages, want 1..%d", s.Pages, MaxPages)
+	}
+	return nil
+}
+
+// Limits on a Spec.
+const (
+	MaxVCPUs = 64
+	MaxPages = 1 << 20 // 4 GiB of guest RAM
+)
+
+// Control is one control message.
+type Control struct {
+	Op   Op
+	Spec Spec           // OpCreate; Spec.ID names the VM for every op
+	VCPU migrate.VCPUID // OpMigrate
+	Node memory.NodeID  // OpMigrate: destination
+	Arg  uint32         // OpDone: outcome
+}
+
+// Control wire format (little endian), ControlSize bytes:
+//
+//	0  magic (ControlMagic)
+//	1  op
+//	2  node
+//	3  nodes
+//	4  vm id (4)
+//	8  vcpus (2)
+//	10 vcpu (2)
+//	12 pages (4)
+//	16 payload (4)
+//	20 arg (4)
+const ControlSize = 24
+
+// MarshalTo encodes c into b, which must hold ControlSize bytes.
+func (c *Control) MarshalTo(b []byte) int {
+	_ = b[ControlSize-1]
+	b[0], b[1], b[2], b[3] = ControlMagic, byte(c.Op), byte(c.Node), byte(c.Spec.Nodes)
+	binary.LittleEndian.PutUint32(b[4:], c.Spec.ID)
+	binary.LittleEndian.PutUint16(b[8:], uint16(c.Spec.VCPUs))
+	binary.LittleEndian.PutUint16(b[10:], uint16(c.VCPU))
+	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
+	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
+	binary.LittleEndian.PutUint32(b[20:], c.Arg)
+	return ControlSize
+}
+
+// Unmarshal decodes and checks a control message.
+func (c *Control) Unmarshal(b []byte) error {
+	if len(b) != ControlSize || b[0] != ControlMagic {
+		return fmt.Errorf("%w: control message of %d bytes", ErrBadMessage, len(b))
+	}
+	*c = Control{
+		Op:   Op(b[1]),
+		Node: memory.NodeID(b[2]),
+		VCPU: migrate.VCPUID(binary.LittleEndian.Uint16(b[10:])),
+		Arg:  binary.LittleEndian.Uint32(b[20:]),
+		Spec: Spec{
+			ID:      binary.LittleEndian.Uint32(b[4:]),
+			Nodes:   int(b[3]),
+			VCPUs:   int(binary.LittleEndian.Uint16(b[8:])),
+			Pages:   int(binary.LittleEndian.Uint32(b[12:])),
+			Payload: binary.LittleEndian.Uint32(b[16:]),
+		},
+	}
+	if c.Op == 0 || c.Op >= opLimit {
+		return fmt.Errorf("%w: control op %d", ErrBadMessage, b[1])
+	}
+	if c.Node >= memory.MaxNodes {
+		return fmt.Errorf("%w: node %d", ErrBadMessage, c.Node)
+	}
+	if c.Op == OpCreate {
+		if err := c.Spec.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+	}
+	return nil
+}
+
+// DeviceWrite is a port write forwarded from a vCPU on one node to the
+// node that hosts the device.
+type DeviceWrite struct {
+	VM    uint32
+	VCPU  migrate.VCPUID
+	Port  uint16
+	Size  uint8
+	Value uint32
+}
+
+// DeviceSize is the encoded size of a DeviceWrite:
+//
+//	0  magic (DeviceMagic)
+//	1  size (1, 2 or 4)
+//	2  port (2)
+//	4  vm id (4)
+//	8  vcpu (2)
+//	10 reserved, zero (2)
+//	12 value (4)
+const DeviceSize = 16
+
+// MarshalTo encodes d into b, which must hold DeviceSize bytes.
+func (d *DeviceWrite) MarshalTo(b []byte) int {
+	_ = b[DeviceSize-1]
+	b[0], b[1] = DeviceMagic, d.Size
+	binary.LittleEndian.PutUint16(b[2:], d.Port)
+	binary.LittleEndian.PutUint32(b[4:], d.VM)
+	binary.LittleEndian.PutUint16(b[8:], uint16(d.VCPU))
+	b[10], b[11] = 0, 0
+	binary.LittleEndian.PutUint32(b[12:], d.Value)
+	return DeviceSize
+}
+
+// Unmarshal decodes and checks a forwarded device write.
+func (d *DeviceWrite) Unmarshal(b []byte) error {
+	if len(b) != DeviceSize || b[0] != DeviceMagic {
+		return fmt.Errorf("%w: device message of %d bytes", ErrBadMessage, len(b))
+	}
+	if s := b[1]; s != 1 && s != 2 && s != 4 || b[10] != 0 || b[11] != 0 {
+		return fmt.Errorf("%w: device access size %d", ErrBadMessage, b[1])
+	}
+	*d = DeviceWrite{
+		Size:  b[1],
+		Port:  binary.LittleEndian.Uint16(b[2:]),
+		VM:    binary.LittleEndian.Uint32(b[4:]),
+		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
+		Value: binary.LittleEndian.Uint32(b[12:]),
+	}
+	return nil
+}
