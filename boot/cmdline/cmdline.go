@@ -44,8 +44,8 @@ type Options struct {
 	IP      netip.Prefix
 	Gateway netip.Addr
 	// DHCP asks for the address from a DHCP server (bigiron.ip=dhcp).
-	DHCP bool
-	Peers   []Peer
+	DHCP  bool
+	Peers []Peer
 	// Key is the cluster key; nil when not given (the caller then uses
 	// a development key and says so).
 	Key  []byte

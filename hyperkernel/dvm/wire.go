@@ -46,8 +46,8 @@ const (
 	OpMigrate Op = 4
 	// OpDone tells the other nodes the VM finished, with its outcome
 	// word (Arg).
-	OpDone Op = 5
-	opLimit   = 6
+	OpDone  Op = 5
+	opLimit    = 6
 )
 
 // String names the operation.
