@@ -1,0 +1,81 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package hv
+
+import (
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// efer bits (Intel SDM Vol. 3A, 2.2.1).
+const (
+	eferLME = 1 << 8
+	eferLMA = 1 << 10
+)
+
+// SaveVCPU fills s, the state that travels with a migrating vCPU, from the
+// guest-state area of its VMCS (g, as vmx.ReadGuestState returns it) and
+// the registers the entry code saved. CR0 and CR4 are saved as the guest
+// sees them: the bits the host owns through the guest/host masks come from
+// the read shadows. apicID and bsp seed the parts a VMCS does not hold
+// (the local APIC) with their reset values.
+func SaveVCPU(g *vmx.GuestState, regs *vmx.GuestRegs, apicID uint32, bsp bool, s *vcpu.State) {
+	s.Reset(apicID, bsp)
+	s.GPR = [vcpu.NumGPRs]uint64{
+		regs.RAX, regs.RCX, regs.RDX, regs.RBX, g.RSP, regs.RBP, regs.RSI, regs.RDI,
+		regs.R8, regs.R9, regs.R10, regs.R11, regs.R12, regs.R13, regs.R14, regs.R15,
+	}
+	s.RIP, s.RFLAGS = g.RIP, g.RFLAGS
+	for i, seg := range []*vmx.Segment{&g.ES, &g.CS, &g.SS, &g.DS, &g.FS, &g.GS, &g.LDTR, &g.TR} {
+		s.Seg[i] = vcpu.Segment{Selector: seg.Selector, Base: seg.Base, Limit: seg.Limit, Access: seg.AccessRights}
+	}
+	s.GDTR = vcpu.DescriptorTable{Base: g.GDTRBase, Limit: uint16(g.GDTRLimit)}
+	s.IDTR = vcpu.DescriptorTable{Base: g.IDTRBase, Limit: uint16(g.IDTRLimit)}
+	s.CR0 = g.CR0&^g.CR0Mask | g.CR0Shadow&g.CR0Mask
+	s.CR4 = g.CR4&^g.CR4Mask | g.CR4Shadow&g.CR4Mask
+	s.CR3, s.CR2 = g.CR3, regs.CR2
+	s.DR7 = g.DR7
+	s.EFER, s.PAT = g.EFER, g.PAT
+	s.SysenterESP, s.SysenterEIP = g.SysenterESP, g.SysenterEIP
+	s.FSBase, s.GSBase = g.FS.Base, g.GS.Base
+	s.Activity = vcpu.ActivityState(g.ActivityState)
+	s.Events.Interruptibility = g.Interruptibility
+	s.Events.PendingDebug = g.PendingDebug
+}
+
+// LoadVCPU writes the guest-state part of g and the registers from s: the
+// inverse of SaveVCPU on a node whose VMX capabilities c may differ in
+// their fixed bits. g keeps its controls, EPTP, VPID and VMCS link
+// pointer; the CR0/CR4 masks are those of an unrestricted guest, with the
+// guest's values in the read shadows, and the "IA-32e mode guest" entry
+// control follows EFER.LMA.
+func LoadVCPU(c *vmx.Capabilities, s *vcpu.State, g *vmx.GuestState, regs *vmx.GuestRegs) {
+	r := &s.GPR
+	regs.RAX, regs.RCX, regs.RDX, regs.RBX = r[vcpu.RAX], r[vcpu.RCX], r[vcpu.RDX], r[vcpu.RBX]
+	regs.RBP, regs.RSI, regs.RDI = r[vcpu.RBP], r[vcpu.RSI], r[vcpu.RDI]
+	regs.R8, regs.R9, regs.R10, regs.R11 = r[vcpu.R8], r[vcpu.R9], r[vcpu.R10], r[vcpu.R11]
+	regs.R12, regs.R13, regs.R14, regs.R15 = r[vcpu.R12], r[vcpu.R13], r[vcpu.R14], r[vcpu.R15]
+	regs.CR2 = s.CR2
+	g.RSP, g.RIP, g.RFLAGS = r[vcpu.RSP], s.RIP, s.RFLAGS
+	for i, seg := range []*vmx.Segment{&g.ES, &g.CS, &g.SS, &g.DS, &g.FS, &g.GS, &g.LDTR, &g.TR} {
+		in := s.Seg[i]
+		*seg = vmx.Segment{Selector: in.Selector, Base: in.Base, Limit: in.Limit, AccessRights: in.Access}
+	}
+	g.GDTRBase, g.GDTRLimit = s.GDTR.Base, uint32(s.GDTR.Limit)
+	g.IDTRBase, g.IDTRLimit = s.IDTR.Base, uint32(s.IDTR.Limit)
+	g.CR0Mask, g.CR4Mask = c.GuestHostMasks(true)
+	g.CR0, g.CR0Shadow = c.GuestCR0(s.CR0, true), s.CR0
+	g.CR4, g.CR4Shadow = c.GuestCR4(s.CR4), s.CR4
+	g.CR3, g.DR7 = s.CR3, s.DR7
+	g.EFER, g.PAT = s.EFER, s.PAT
+	g.SysenterESP, g.SysenterEIP = s.SysenterESP, s.SysenterEIP
+	g.ActivityState = uint32(s.Activity)
+	g.Interruptibility = s.Events.Interruptibility
+	g.PendingDebug = s.Events.PendingDebug
+	if s.EFER&eferLMA != 0 {
+		g.Controls.Entry |= vmx.EntryIA32eModeGuest
+	} else {
+		g.Controls.Entry &^= vmx.EntryIA32eModeGuest
+	}
+}
