@@ -100,9 +100,12 @@ func (r *Result) String() string {
 	if tpc := r.Report.TSCPerCPUID(); tpc != 0 {
 		fmt.Fprintf(&b, "  CPUID exit round trip: %d TSC ticks (%d iterations)\n", tpc, r.Report.BenchIters)
 	}
+	if rep := &r.Report; rep.Counted {
+		fmt.Fprintf(&b, "  counter: %d (%d vCPUs x %d iterations), %d TSC ticks on vCPU 0\n", rep.Counter, rep.CounterVCPUs, rep.CounterIters, rep.CounterTSC)
+	}
 	if r.ReportErr != nil {
 		fmt.Fprintf(&b, "  guest report: %v\n", r.ReportErr)
-	} else if r.Variant == testguest.VariantStandard {
+	} else if r.Variant == testguest.VariantStandard || r.Variant == testguest.VariantCounter {
 		b.WriteString("  guest report: ok\n")
 	}
 	return b.String()

@@ -6,6 +6,7 @@
 package hv
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -288,6 +289,16 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 		page := physBytes(f, frames.Size)
 		copy(page[gpa%frames.Size:], img.Bytes[off:])
 	}
+	if v == testguest.VariantCounter {
+		f, err := back(testguest.ParamVCPUs)
+		if err != nil {
+			return nil, fmt.Errorf("hv: loading the guest: %w", err)
+		}
+		page := physBytes(f, frames.Size)
+		off := testguest.ParamVCPUs % frames.Size
+		binary.LittleEndian.PutUint32(page[off:], 1)
+		binary.LittleEndian.PutUint32(page[off+4:], testguest.DefaultCounterIterations)
+	}
 	preloaded := len(backed)
 
 	vmcs, err := alloc()
@@ -432,6 +443,9 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 			res.ReportErr = port.err
 			if res.ReportErr == nil && v == testguest.VariantStandard {
 				res.ReportErr = port.report.Check()
+			}
+			if res.ReportErr == nil && v == testguest.VariantCounter {
+				res.ReportErr = port.report.CheckCounter()
 			}
 			return res, nil
 		case exits.ActionShutdown:

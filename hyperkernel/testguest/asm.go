@@ -410,3 +410,46 @@ func (a *assembler) finish() ([]byte, []Inst, error) {
 	}
 	return a.buf, a.insts, nil
 }
+
+// Instructions of the counter variant.
+
+// shrImm32 r, imm8: C1 /5 ib.
+func (a *assembler) shrImm32(r int, n uint8) {
+	a.inst(fmt.Sprintf("shr %s, %#x", reg32Names[r], n), cat(a.opsize32(), []byte{0xC1, byte(0xE8 | r), n})...)
+}
+
+// test32 a, b: 85 /r.
+func (a *assembler) test32(rm, reg int) {
+	a.inst(fmt.Sprintf("test %s, %s", reg32Names[rm], reg32Names[reg]), cat(a.opsize32(), []byte{0x85, byte(0xC0 | reg<<3 | rm)})...)
+}
+
+// pause: F3 90, the spin-wait hint.
+func (a *assembler) pause() { a.inst("pause", 0xF3, 0x90) }
+
+// cmpMem16Zero: CMP dword [abs16], 0 in 16-bit code (66 83 /7 with
+// mod 00 rm 110: disp16).
+func (a *assembler) cmpMem16Zero(addr uint16) {
+	if a.mode != Mode16 {
+		a.fail("cmpMem16Zero only in 16-bit mode")
+		return
+	}
+	a.inst(fmt.Sprintf("cmp dword ptr [%#x], 0x0", addr), cat([]byte{0x66, 0x83, 0x3E}, le16(addr), []byte{0})...)
+}
+
+// xchgDI: XCHG [rdi], r32 (87 /r), locked by the processor.
+func (a *assembler) xchgDI(r int) {
+	a.inst(fmt.Sprintf("xchg dword ptr [rdi], %s", reg32Names[r]), 0x87, byte(r<<3|regDI))
+}
+
+// incDIDisp8: INC dword [rdi+d8] (FF /0, mod 01).
+func (a *assembler) incDIDisp8(d uint8) {
+	a.inst(fmt.Sprintf("inc dword ptr [rdi+%#x]", d), 0xFF, 0x47, d)
+}
+
+// lockIncDI: LOCK INC dword [rdi] (F0 FF /0).
+func (a *assembler) lockIncDI() { a.inst("lock inc dword ptr [rdi]", 0xF0, 0xFF, 0x07) }
+
+// movDIImm32: MOV dword [rdi], imm32 (C7 /0 id).
+func (a *assembler) movDIImm32(v uint32) {
+	a.inst(fmt.Sprintf("mov dword ptr [rdi], %#x", v), cat([]byte{0xC7, 0x07}, le32(v))...)
+}

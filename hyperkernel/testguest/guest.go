@@ -56,10 +56,38 @@ const (
 	// VariantProbe reaches long mode and reads ProbeAddress, which must
 	// end in an EPT violation.
 	VariantProbe
+	// VariantCounter is the shared-memory SMP test: every vCPU (the
+	// hyperkernel writes their number and the iterations at
+	// ParamVCPUs and ParamIterations) takes a spin lock and increments a
+	// shared counter ParamIterations times; the vCPU with APIC id 0 waits
+	// for all of them and reports the total, its TSC delta, and done.
+	// Only that vCPU reports, so records never interleave. vCPUs other
+	// than 0 wait in real mode until vCPU 0 has built the page tables.
+	VariantCounter
+)
+
+// Counter variant layout (guest-physical addresses). The lock and the
+// counter share a page, as a lock and the data it guards do; the count
+// of finished vCPUs lives on another page.
+const (
+	ParamVCPUs      = 0x7F00 // written by the hyperkernel before start
+	ParamIterations = 0x7F04 // written by the hyperkernel before start
+	ReadyFlag       = 0x7F10 // vCPU 0 sets it once the page tables exist
+	TSCStash        = 0x7F18 // vCPU 0's TSC at the start of counting
+	CounterLock     = 0x200000
+	CounterValue    = CounterLock + 4
+	CounterDone     = 0x201000
+	// CounterMinMemory is the guest memory the counter variant needs.
+	CounterMinMemory = 0x202000
+	// DefaultCounterIterations is what a single-node `vm run counter`
+	// uses.
+	DefaultCounterIterations = 20000
 )
 
 // Variants lists every variant.
-func Variants() []Variant { return []Variant{VariantStandard, VariantTripleFault, VariantProbe} }
+func Variants() []Variant {
+	return []Variant{VariantStandard, VariantTripleFault, VariantProbe, VariantCounter}
+}
 
 // String names the variant (also the .bin file name used by mkguest).
 func (v Variant) String() string {
@@ -70,6 +98,8 @@ func (v Variant) String() string {
 		return "triplefault"
 	case VariantProbe:
 		return "probe"
+	case VariantCounter:
+		return "counter"
 	}
 	return fmt.Sprintf("variant%d", int(v))
 }
@@ -133,6 +163,24 @@ func Build(v Variant) (*Image, error) {
 	a.movSegAX(0) // es
 	a.movSegAX(2) // ss
 	a.movImm16(regSP, StackTop)
+	if v == VariantCounter {
+		// vCPUs other than 0 wait for the page tables.
+		a.movImm32(regAX, 1)
+		a.cpuid()
+		a.shrImm32(regBX, 24)
+		a.test32(regBX, regBX)
+		a.jcc8(ccE, "jz", "bsp16")
+		a.label("apwait")
+		a.pause()
+		a.cmpMem16Zero(ReadyFlag)
+		a.jcc8(ccE, "jz", "apwait")
+		a.lgdt16("gdtr")
+		a.movCR(0, true)
+		a.orEAXImm(1)
+		a.movCR(0, false)
+		a.jmpFar(selCode32, "ap32")
+		a.label("bsp16")
+	}
 	a.record(RecStage, imm(StageRealMode))
 	a.lgdt16("gdtr")
 	a.movCR(0, true)
@@ -165,6 +213,17 @@ func Build(v Variant) (*Image, error) {
 	a.addImm32(regAX, 0x200000)
 	a.addImm8(regDI, 8)
 	a.loop("pdloop")
+	if v == VariantCounter {
+		a.movMemImm32(ReadyFlag, 1)
+		a.jmp8("paging")
+		a.label("ap32")
+		a.movImm16(regAX, selData)
+		a.movSegAX(3)
+		a.movSegAX(0)
+		a.movSegAX(2)
+		a.movImm32(regSP, StackTop)
+		a.label("paging")
+	}
 	a.movCR(4, true)
 	a.orEAXImm(1 << 5) // CR4.PAE
 	a.movCR(4, false)
@@ -187,9 +246,15 @@ func Build(v Variant) (*Image, error) {
 	a.movSegAX(0)
 	a.movSegAX(2)
 	a.movRSPImm(StackTop)
-	a.record(RecStage, imm(StageLong))
+	if v == VariantCounter {
+		a.counter()
+	} else {
+		a.record(RecStage, imm(StageLong))
+	}
 
 	switch v {
+	case VariantCounter:
+		// counter() ends in its own halt loop
 	case VariantTripleFault:
 		a.record(RecStage, imm(StageTripleFault))
 		a.lidt64("nullidt")
@@ -288,6 +353,80 @@ func Build(v Variant) (*Image, error) {
 		return nil, fmt.Errorf("testguest: building %v: %w", v, err)
 	}
 	return &Image{Bytes: buf, Insts: insts, CodeEnd: codeEnd}, nil
+}
+
+// counter emits the 64-bit body of VariantCounter. ESI holds the APIC id
+// throughout; only vCPU 0 reports.
+func (a *assembler) counter() {
+	a.movImm32(regAX, 1)
+	a.cpuid()
+	a.mov32(regSI, regBX)
+	a.shrImm32(regSI, 24)
+	a.test32(regSI, regSI)
+	a.jcc8(ccNE, "jnz", "count")
+	a.record(RecStage, imm(StageLong))
+	a.rdtsc()
+	a.movImm32(regDI, TSCStash)
+	a.storeDI(regAX)
+	a.movImm32(regDI, TSCStash+4)
+	a.storeDI(regDX)
+	a.label("count")
+	a.loadAbs64(ParamIterations)
+	a.mov32(regBP, regAX)
+	a.movImm32(regDI, CounterLock)
+	a.test32(regBP, regBP)
+	a.jcc8(ccE, "jz", "counted")
+	a.label("lock")
+	a.movImm32(regAX, 1)
+	a.xchgDI(regAX)
+	a.test32(regAX, regAX)
+	a.jcc8(ccE, "jz", "locked")
+	a.pause()
+	a.jmp8("lock")
+	a.label("locked")
+	a.incDIDisp8(CounterValue - CounterLock)
+	a.movDIImm32(0)
+	a.dec32(regBP)
+	a.jcc8(ccNE, "jnz", "lock")
+	a.label("counted")
+	a.movImm32(regDI, CounterDone)
+	a.lockIncDI()
+	a.test32(regSI, regSI)
+	a.jcc8(ccE, "jz", "wait")
+	a.label("aphalt")
+	a.hlt()
+	a.jmp8("aphalt")
+	// vCPU 0: wait for everyone, then report.
+	a.label("wait")
+	a.pause()
+	a.loadAbs64(ParamVCPUs)
+	a.mov32(regCX, regAX)
+	a.loadAbs64(CounterDone)
+	a.cmp32(regAX, regCX)
+	a.jcc8(ccB, "jb", "wait")
+	a.rdtsc()
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX)
+	a.mov64(regBX, regAX) // end TSC
+	a.loadAbs64(TSCStash + 4)
+	a.mov32(regDX, regAX)
+	a.loadAbs64(TSCStash)
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX) // start TSC
+	a.sub64(regBX, regAX)
+	a.mov32(regBP, regBX)
+	a.shr64Imm(regBX, 32)
+	a.loadAbs64(CounterValue)
+	a.mov32(regSI, regAX)
+	a.loadAbs64(ParamIterations)
+	a.mov32(regDI, regAX)
+	a.loadAbs64(ParamVCPUs)
+	a.mov32(regCX, regAX)
+	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
+	a.record(RecDone)
+	a.label("halt")
+	a.hlt()
+	a.jmp8("halt")
 }
 
 // Listing returns the image as one instruction a line: offset,

@@ -19,6 +19,7 @@ import (
 //	RecProbe         address about to be read (outside guest memory)
 //	RecProbeSurvived value read (the probe did not fault: a bug in the host)
 //	RecDone          (none): the guest halts next
+//	RecCounter       counter, iterations per vCPU, vCPUs, TSC delta low, high
 const (
 	DebugPort   = 0x0F00
 	recordMagic = 0xB1
@@ -36,12 +37,13 @@ const (
 	RecProbe         RecordType = 5
 	RecProbeSurvived RecordType = 6
 	RecDone          RecordType = 7
+	RecCounter       RecordType = 8
 )
 
 // payloadLen is the fixed payload length of each record type.
-var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0}
+var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5}
 
-var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done"}
+var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter"}
 
 // String names the record type.
 func (t RecordType) String() string {
@@ -135,6 +137,11 @@ type Report struct {
 	Probed        bool
 	ProbeSurvived bool
 	Done          bool
+	// Counter variant: the shared counter, the iterations and vCPUs it
+	// should add up to, and vCPU 0's TSC delta over the counting.
+	Counter, CounterIters, CounterVCPUs uint32
+	CounterTSC                          uint64
+	Counted                             bool
 }
 
 // Add folds one record into the report.
@@ -158,6 +165,9 @@ func (r *Report) Add(rec Record) {
 		r.ProbeSurvived = true
 	case RecDone:
 		r.Done = true
+	case RecCounter:
+		r.Counter, r.CounterIters, r.CounterVCPUs = p[0], p[1], p[2]
+		r.CounterTSC, r.Counted = uint64(p[4])<<32|uint64(p[3]), true
 	}
 }
 
@@ -187,6 +197,25 @@ func (r *Report) Check() error {
 	}
 	if !r.Benched || r.BenchIters != CPUIDBenchIterations {
 		return fmt.Errorf("CPUID benchmark missing or wrong iteration count %d", r.BenchIters)
+	}
+	if !r.Done {
+		return errors.New("guest did not report done")
+	}
+	return nil
+}
+
+// CheckCounter verifies a report of the counter variant: the stages, the
+// counter equal to vCPUs times iterations (no increment lost), and done.
+func (r *Report) CheckCounter() error {
+	want := []uint32{StageRealMode, StageProtected, StageLong}
+	if len(r.Stages) != len(want) || r.Stages[0] != want[0] || r.Stages[1] != want[1] || r.Stages[2] != want[2] {
+		return fmt.Errorf("stages %v, want %v", r.Stages, want)
+	}
+	if !r.Counted {
+		return errors.New("no counter reported")
+	}
+	if total := uint64(r.CounterVCPUs) * uint64(r.CounterIters); uint64(r.Counter) != total || total == 0 {
+		return fmt.Errorf("counter %d, want %d vCPUs x %d iterations = %d", r.Counter, r.CounterVCPUs, r.CounterIters, total)
 	}
 	if !r.Done {
 		return errors.New("guest did not report done")

@@ -37,6 +37,7 @@ func TestGuestRecordsDecode(t *testing.T) {
 		VariantStandard:    {RecStage, RecStage, RecStage, RecCPUID, RecCPUID, RecMemTest, RecCPUIDBench, RecDone},
 		VariantTripleFault: {RecStage, RecStage, RecStage, RecStage},
 		VariantProbe:       {RecStage, RecStage, RecStage, RecProbe, RecProbeSurvived, RecDone},
+		VariantCounter:     {RecStage, RecStage, RecStage, RecCounter, RecDone},
 	}
 	for _, v := range Variants() {
 		im, err := Build(v)
@@ -176,4 +177,21 @@ func FuzzDecoder(f *testing.F) {
 		_ = r.Check()
 		_ = r.TSCPerCPUID()
 	})
+}
+
+func TestCheckCounter(t *testing.T) {
+	ok := Report{Stages: []uint32{StageRealMode, StageProtected, StageLong}, Counted: true, Counter: 40000, CounterIters: 20000, CounterVCPUs: 2, Done: true}
+	if err := ok.CheckCounter(); err != nil {
+		t.Fatal(err)
+	}
+	lost := ok
+	lost.Counter--
+	if lost.CheckCounter() == nil {
+		t.Fatal("a lost increment passed")
+	}
+	notDone := ok
+	notDone.Done = false
+	if notDone.CheckCounter() == nil {
+		t.Fatal("a report without done passed")
+	}
 }
