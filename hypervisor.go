@@ -6,11 +6,17 @@
 package main
 
 import (
+	"io"
+
 	"github.com/big-iron/big-iron/board"
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/node"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/netstack/cluster"
 )
 
 // Guest frames come from free memory between 16 MiB and 256 MiB for now;
@@ -20,9 +26,9 @@ const (
 	guestFramesEnd   = 256 << 20
 )
 
-// startHypervisor prepares VMX and returns the vm commands; where VMX is
-// unavailable the commands say why.
-func startHypervisor(p *board.Platform) []*shell.Command {
+// startHypervisor prepares VMX and returns the vm commands and the
+// hypervisor (nil where VMX is unavailable: the commands then say why).
+func startHypervisor(p *board.Platform) ([]*shell.Command, *hv.Hypervisor) {
 	var m memmap.Map
 	for _, r := range p.GuestMemory() {
 		lo, hi := max(r.Start, guestFramesStart), min(r.End(), guestFramesEnd)
@@ -32,15 +38,69 @@ func startHypervisor(p *board.Platform) []*shell.Command {
 	}
 	pool, err := frames.NewPool(m)
 	if err != nil {
-		return hv.Commands(nil, nil, err.Error())
+		return hv.Commands(nil, nil, err.Error()), nil
 	}
 	h, err := hv.New(p, pool)
 	if err != nil {
-		return hv.Commands(nil, nil, err.Error())
+		return hv.Commands(nil, nil, err.Error()), nil
 	}
 	var os hv.OSHost
 	if kernel, initrd := guestFiles(); kernel != nil {
 		os = &linuxHost{h: h, kernel: kernel, initrd: initrd}
 	}
-	return hv.Commands(h, os, "")
+	return hv.Commands(h, os, ""), h
+}
+
+// distCommands connects distributed VMs to the cluster: the hypervisor
+// receives dvm.Channel messages from the agent and sends through it.
+func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) []*shell.Command {
+	switch {
+	case h == nil:
+		return hv.DistCommands(nil, "VT-x is unavailable on this node")
+	case agent == nil:
+		return hv.DistCommands(nil, "this node has no cluster transport")
+	}
+	d := h.NewDist(agentNet{agent}, notices)
+	if err := agent.Handle(dvm.Channel, func(from cluster.NodeID, msg []byte) {
+		if i, ok := (agentNet{agent}).Index(uint32(from)); ok {
+			d.Receive(i, msg)
+		}
+	}); err != nil {
+		return hv.DistCommands(nil, err.Error())
+	}
+	return hv.DistCommands(d, "")
+}
+
+// agentNet is the cluster as package hv's distributed VMs see it. A
+// distributed VM numbers its nodes from 0: node i is the cluster node
+// with bigiron.node=i+1 (the numbering `make cluster` uses), so no
+// lookup is needed in the receive path.
+type agentNet struct{ a *node.Agent }
+
+func (n agentNet) Self() memory.NodeID {
+	i, _ := n.Index(uint32(n.a.Status().ID))
+	return i
+}
+
+func (n agentNet) Members() []memory.NodeID {
+	var out []memory.NodeID
+	for _, m := range n.a.Status().Members {
+		if i, ok := n.Index(uint32(m)); ok {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (n agentNet) Send(to memory.NodeID, msg []byte) error {
+	return n.a.Send(cluster.NodeID(n.ClusterID(to)), dvm.Channel, msg)
+}
+
+func (agentNet) ClusterID(i memory.NodeID) uint32 { return uint32(i) + 1 }
+
+func (agentNet) Index(id uint32) (memory.NodeID, bool) {
+	if id == 0 || id > memory.MaxNodes {
+		return 0, false
+	}
+	return memory.NodeID(id - 1), true
 }

@@ -39,9 +39,11 @@ func main() {
 	// the network first: it reserves its DMA memory before the
 	// hypervisor hands out guest memory
 	notices := &lateWriter{}
-	netCmds := startNetwork(p, notices)
-	cmds = append(cmds, startHypervisor(p)...)
+	netCmds, agent := startNetwork(p, notices)
+	hvCmds, h := startHypervisor(p)
+	cmds = append(cmds, hvCmds...)
 	cmds = append(cmds, netCmds...)
+	cmds = append(cmds, distCommands(h, agent, notices)...)
 	sh, err := shell.New(cmds...)
 	if err != nil {
 		fmt.Printf("shell: %v\n", err)

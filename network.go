@@ -49,12 +49,12 @@ var developmentKey = []byte("big-iron development cluster key")
 // startNetwork brings up the first NIC with a driver: the cluster port
 // (EtherType 0x88B5) for the transport and membership, and gVisor's
 // TCP/IP on the rest where bigiron.ip gives an address. It returns the
-// network and cluster shell commands. Membership events are written to
+// network and cluster shell commands and the cluster agent (nil without one). Membership events are written to
 // notices, one line per Write.
-func startNetwork(p *board.Platform, notices io.Writer) []*shell.Command {
-	fail := func(why string) []*shell.Command {
+func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node.Agent) {
+	fail := func(why string) ([]*shell.Command, *node.Agent) {
 		fmt.Printf("network: %s\n", why)
-		return append(ipstack.Commands(nil), node.Commands(nil, why)...)
+		return append(ipstack.Commands(nil), node.Commands(nil, why)...), nil
 	}
 	opts, err := cmdline.Parse(p.CommandLine)
 	if err != nil {
@@ -137,11 +137,11 @@ func startNetwork(p *board.Platform, notices io.Writer) []*shell.Command {
 	})
 	if err != nil {
 		fmt.Printf("network: %v\n", err)
-		return append(cmds, node.Commands(nil, err.Error())...)
+		return append(cmds, node.Commands(nil, err.Error())...), nil
 	}
 	agent.Start()
 	fmt.Printf("cluster: node %d, %d initial members\n", opts.Node, max(1, len(boot)))
-	return append(cmds, node.Commands(agent, "")...)
+	return append(cmds, node.Commands(agent, "")...), agent
 }
 
 // reserveDMA sets aside the DMA region above the Go runtime's memory and

@@ -48,6 +48,7 @@ const (
 	VCPURunning
 	VCPUHalted
 	VCPUStopped
+	VCPUMigrated // left this node for another
 )
 
 func (s VCPUState) String() string {
@@ -60,6 +61,8 @@ func (s VCPUState) String() string {
 		return "halted"
 	case VCPUStopped:
 		return "stopped"
+	case VCPUMigrated:
+		return "migrated away"
 	}
 	return fmt.Sprintf("state(%d)", int32(s))
 }

@@ -62,8 +62,10 @@ type Agent struct {
 	mem  *membership.Node
 	// logged counts the membership events already written to Log.
 	logged int
-	stop   chan struct{}
-	done   chan struct{}
+	// handlers receive the messages of channels other than Raft's.
+	handlers map[uint8]func(from cluster.NodeID, msg []byte)
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // New builds the endpoint and membership node; Start runs them.
@@ -82,6 +84,8 @@ func New(cfg Config) (*Agent, error) {
 		OnMessage: func(from cluster.NodeID, ch uint8, msg []byte) {
 			if ch == membership.ChannelRaft {
 				a.mem.HandleMessage(from, msg)
+			} else if h := a.handlers[ch]; h != nil {
+				h(from, msg)
 			}
 		},
 		OnDatagram: func(from cluster.NodeID, msg []byte) { a.mem.HandleDatagram(from, msg) },
@@ -128,6 +132,50 @@ func (a *Agent) receive(frame []byte) {
 		a.recv(frame)
 	}
 	a.mu.Unlock()
+}
+
+// Handle makes fn receive the messages of channel ch (not Raft's). fn runs
+// in the receive path with the Agent's lock held: it must not call the
+// Agent, and should hand long work to another goroutine. msg is valid only
+// during the call.
+func (a *Agent) Handle(ch uint8, fn func(from cluster.NodeID, msg []byte)) error {
+	if ch == membership.ChannelRaft {
+		return fmt.Errorf("node: channel %d carries Raft", ch)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handlers == nil {
+		a.handlers = map[uint8]func(cluster.NodeID, []byte){}
+	}
+	a.handlers[ch] = fn
+	return nil
+}
+
+// sendTimeout bounds how long Send waits for room in a peer's window.
+const sendTimeout = 5 * time.Second
+
+// Send queues msg on channel ch to peer to, waiting while the channel's
+// send queue is full (the tick loop frees it as acknowledgements arrive).
+// It must not be called from a Handle callback.
+func (a *Agent) Send(to cluster.NodeID, ch uint8, msg []byte) error {
+	var deadline time.Time
+	for {
+		a.mu.Lock()
+		err := a.ep.Send(to, ch, msg)
+		a.mu.Unlock()
+		if !errors.Is(err, cluster.ErrBusy) {
+			if err != nil {
+				return fmt.Errorf("node: send to node %d: %w", to, err)
+			}
+			return nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(sendTimeout)
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("node: send to node %d: window full for %v: %w", to, sendTimeout, err)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // Start runs the tick loop until Stop.

@@ -4,10 +4,12 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +159,82 @@ func TestBochsCluster(t *testing.T) {
 		}
 		t.Logf("ping from node %d to node %d:\n%s", p[0], p[1], out)
 	}
+	checkDistributedVM(t, nodes[1], nodes[2], timeout)
+}
+
+// dvmFinished matches the outcome line of a distributed counter VM.
+var dvmFinished = regexp.MustCompile(`finished: counter (\d+) \((\d+) vCPUs x (\d+) iterations\), (\d+) TSC ticks on vCPU 0, (\S+); guest report: (.*)`)
+
+// waitDVM polls `dvm stat` on n until the VM has finished and returns the
+// outcome's submatches and the last status.
+func waitDVM(t *testing.T, n *node, timeout time.Duration) ([]string, string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := run(t, n, "dvm stat", time.Minute)
+		if m := dvmFinished.FindStringSubmatch(out); m != nil {
+			return m, out
+		}
+		if strings.Contains(out, "stopped") || time.Now().After(deadline) {
+			t.Fatalf("distributed VM did not finish:\n%s", out)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// checkDistributedVM runs the counter guest as one VM on node a alone
+// (the baseline) and then across a and b, moving a vCPU from b to a while
+// it runs: every increment must count, and memory written on one node
+// must read back on the other.
+func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
+	const iters = 2000000
+	out := run(t, a, fmt.Sprintf("dvm start nodes=1 vcpus=2 iters=%d", iters), timeout)
+	if !strings.Contains(out, "started") {
+		t.Fatalf("dvm start (one node):\n%s", out)
+	}
+	one, stat := waitDVM(t, a, 10*time.Minute)
+	t.Logf("one node, 2 vCPUs:\n%s", stat)
+	if one[6] != "ok" || one[1] != fmt.Sprint(2*iters) {
+		t.Fatalf("one-node counter: %s", one[0])
+	}
+	run(t, a, "dvm stop", timeout)
+
+	out = run(t, a, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	if !strings.Contains(out, "started") {
+		t.Fatalf("dvm start (two nodes):\n%s", out)
+	}
+	time.Sleep(2 * time.Second)
+	out = run(t, a, "migrate 1 1", timeout)
+	if !strings.Contains(out, "moving to node 1") {
+		t.Fatalf("migrate:\n%s", out)
+	}
+	two, stat := waitDVM(t, a, 20*time.Minute)
+	t.Logf("two nodes, vCPU 1 moved from node 2 to node 1 while running:\n%s", stat)
+	if two[6] != "ok" || two[1] != fmt.Sprint(2*iters) {
+		t.Fatalf("two-node counter: %s", two[0])
+	}
+	if !regexp.MustCompile(`(?m)^\s+1\s+1\s+`).MatchString(stat) {
+		t.Errorf("vCPU 1 is not on node 1 after migrate:\n%s", stat)
+	}
+	if !regexp.MustCompile(`vCPU migrations: \d+ out, [1-9]\d* in`).MatchString(stat) {
+		t.Errorf("node 1 counted no incoming migration:\n%s", stat)
+	}
+	// The counter page was last written on node 1; node 2 reads it
+	// through the coherence protocol.
+	peek := run(t, b, fmt.Sprintf("dvm peek %#x", 0x200004), timeout)
+	if !strings.Contains(peek, fmt.Sprintf(": %d ", 2*iters)) {
+		t.Errorf("node 2 reads the counter as:\n%s", peek)
+	}
+	pages := run(t, b, "pages", timeout)
+	t.Logf("pages on node 2:\n%s", pages)
+	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
+		t.Errorf("node 2 reports no remote faults:\n%s", pages)
+	}
+	oneTSC, _ := strconv.ParseFloat(one[4], 64)
+	twoTSC, _ := strconv.ParseFloat(two[4], 64)
+	if oneTSC > 0 {
+		t.Logf("slowdown, two nodes against one (vCPU 0's TSC ticks, Bochs counts instructions): %.2fx (%s vs %s ticks; wall %s vs %s)",
+			twoTSC/oneTSC, two[4], one[4], two[5], one[5])
+	}
+	run(t, a, "dvm stop", timeout)
 }

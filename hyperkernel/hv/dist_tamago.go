@@ -1,0 +1,724 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package hv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/frames"
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// distPages is the guest memory of a distributed test VM (4 MiB).
+const distPages = 1024
+
+// DistNet is the cluster as a distributed VM sees it: this node's index,
+// the live members' indexes, reliable ordered delivery on dvm.Channel,
+// and the translation between a VM's node indexes (0..n-1) and cluster
+// node ids, which the shell shows.
+type DistNet interface {
+	Self() memory.NodeID
+	Members() []memory.NodeID
+	Send(to memory.NodeID, msg []byte) error
+	ClusterID(memory.NodeID) uint32
+	Index(clusterID uint32) (memory.NodeID, bool)
+}
+
+// Dist runs this node's share of distributed VMs (one at a time): it
+// builds second-level tables and VMCSs for the vCPUs placed here, drives
+// them, and serves the VM's traffic. Its Receive takes dvm.Channel
+// messages from the cluster transport.
+type Dist struct {
+	h       *Hypervisor
+	net     DistNet
+	notices io.Writer
+	mu      sync.Mutex
+	vm      *distVM
+}
+
+// NewDist returns the distributed-VM service of h over net; notices get
+// one line when a VM ends.
+func (h *Hypervisor) NewDist(net DistNet, notices io.Writer) *Dist {
+	return &Dist{h: h, net: net, notices: notices}
+}
+
+// distVM is this node's share of one distributed VM.
+type distVM struct {
+	d       *Dist
+	spec    dvm.Spec
+	rt      *dvm.Runtime
+	tab     *ept.Table
+	perm    *eptPerm
+	ctl     vmx.Controls
+	setup   []vmx.FieldValue // shared VMCS fields (bitmaps, timer)
+	owned   []uint64
+	created time.Time
+
+	port    debugPort // the debug port, on the device node (0)
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+	moveTo  [dvm.MaxVCPUs]atomic.Int32 // destination+1, 0 if none
+	vstate  [dvm.MaxVCPUs]atomic.Int32 // VCPUState of vCPUs here
+	outcome atomic.Pointer[string]
+	stats   exits.ExitStats // under rt's lock
+}
+
+// Receive handles a message on dvm.Channel from node from.
+func (d *Dist) Receive(from memory.NodeID, msg []byte) {
+	if len(msg) > 0 && msg[0] == dvm.ControlMagic {
+		var c dvm.Control
+		if err := c.Unmarshal(msg); err != nil {
+			fmt.Fprintf(d.notices, "dvm: from node %d: %v\n", from, err)
+			return
+		}
+		if c.Op == dvm.OpCreate {
+			// At once: the VM's coherence traffic follows on the same
+			// channel and must find it.
+			d.create1(from, &c)
+			return
+		}
+		// The rest may take the runtime's lock, which a vCPU may hold
+		// while it waits to send on the transport whose lock the caller
+		// holds: serve them elsewhere.
+		go d.control(from, c)
+		return
+	}
+	d.mu.Lock()
+	vm := d.vm
+	d.mu.Unlock()
+	if vm != nil {
+		vm.rt.Deliver(from, msg)
+	}
+}
+
+// create1 serves OpCreate in the receive path: it must not take any
+// runtime's lock.
+func (d *Dist) create1(from memory.NodeID, c *dvm.Control) {
+	d.mu.Lock()
+	old := d.vm
+	d.vm = nil
+	d.mu.Unlock()
+	if old != nil {
+		go old.end("replaced by a new VM from node " + fmt.Sprint(from))
+	}
+	vm, err := d.create(c.Spec)
+	if err != nil {
+		fmt.Fprintf(d.notices, "dvm %d: creating this node's share: %v\n", c.Spec.ID, err)
+		return
+	}
+	d.mu.Lock()
+	d.vm = vm
+	d.mu.Unlock()
+}
+
+func (d *Dist) control(from memory.NodeID, c dvm.Control) {
+	d.mu.Lock()
+	vm := d.vm
+	d.mu.Unlock()
+	if vm == nil || vm.spec.ID != c.Spec.ID {
+		fmt.Fprintf(d.notices, "dvm: %v for VM %d from node %d: no such VM here\n", c.Op, c.Spec.ID, from)
+		return
+	}
+	switch c.Op {
+	case dvm.OpStart:
+		vm.startLocal()
+	case dvm.OpMigrate:
+		if err := vm.requestMove(int(c.VCPU), int(c.Node)); err != nil {
+			fmt.Fprintf(d.notices, "dvm %d: migrate from node %d: %v\n", vm.spec.ID, from, err)
+		}
+	case dvm.OpDone:
+		s := fmt.Sprintf("finished on node %d (guest report %s)", from, map[bool]string{true: "ok", false: "failed"}[c.Arg == 0])
+		vm.outcome.CompareAndSwap(nil, &s)
+	case dvm.OpStop:
+		vm.end("stopped by node " + fmt.Sprint(from))
+		d.mu.Lock()
+		if d.vm == vm {
+			d.vm = nil
+		}
+		d.mu.Unlock()
+	}
+}
+
+// Start creates a distributed VM with this node as node 0, loads the
+// counter guest and starts it everywhere.
+func (d *Dist) Start(req DistStart) (dvm.Spec, error) {
+	self := d.net.Self()
+	if self != 0 {
+		return dvm.Spec{}, fmt.Errorf("dvm: start it on cluster node %d (this is node %d): that node hosts the VM's devices", d.net.ClusterID(0), d.net.ClusterID(self))
+	}
+	members := d.net.Members()
+	nodes := req.Nodes
+	if nodes == 0 {
+		nodes = len(members)
+	}
+	for n := 0; n < nodes; n++ {
+		found := false
+		for _, m := range members {
+			found = found || int(m) == n
+		}
+		if !found {
+			return dvm.Spec{}, fmt.Errorf("dvm: cluster node %d is not a live member: a VM of %d nodes needs nodes 1..%d", d.net.ClusterID(memory.NodeID(n)), nodes, nodes)
+		}
+	}
+	vcpus := req.VCPUs
+	if vcpus == 0 {
+		vcpus = nodes
+	}
+	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
+		Payload: uint32(testguest.VariantCounter), Arg: uint32(req.Iterations)}
+	if err := spec.Validate(); err != nil {
+		return spec, err
+	}
+	d.mu.Lock()
+	old := d.vm
+	d.vm = nil
+	d.mu.Unlock()
+	if old != nil {
+		old.end("replaced")
+	}
+	vm, err := d.create(spec)
+	if err != nil {
+		return spec, err
+	}
+	d.mu.Lock()
+	d.vm = vm
+	d.mu.Unlock()
+	if err := vm.broadcast(dvm.Control{Op: dvm.OpCreate, Spec: spec}); err != nil {
+		vm.end(err.Error())
+		return spec, err
+	}
+	img, err := testguest.Build(testguest.VariantCounter)
+	if err != nil {
+		return spec, err
+	}
+	var params [8]byte
+	binary.LittleEndian.PutUint32(params[0:], uint32(vcpus))
+	binary.LittleEndian.PutUint32(params[4:], uint32(req.Iterations))
+	if err := vm.rt.Write(testguest.LoadAddress, img.Bytes); err != nil {
+		vm.end(err.Error())
+		return spec, fmt.Errorf("dvm: loading the guest: %w", err)
+	}
+	if err := vm.rt.Write(testguest.ParamVCPUs, params[:]); err != nil {
+		vm.end(err.Error())
+		return spec, fmt.Errorf("dvm: writing the guest's parameters: %w", err)
+	}
+	if err := vm.broadcast(dvm.Control{Op: dvm.OpStart, Spec: spec}); err != nil {
+		vm.end(err.Error())
+		return spec, err
+	}
+	vm.startLocal()
+	return spec, nil
+}
+
+func (vm *distVM) broadcast(c dvm.Control) error {
+	c.Spec = vm.spec
+	var b [dvm.ControlSize]byte
+	n := c.MarshalTo(b[:])
+	for i := 0; i < vm.spec.Nodes; i++ {
+		if memory.NodeID(i) == vm.rt.Self() {
+			continue
+		}
+		if err := vm.d.net.Send(memory.NodeID(i), b[:n]); err != nil {
+			return fmt.Errorf("dvm %d: %v to node %d: %w", vm.spec.ID, c.Op, i, err)
+		}
+	}
+	return nil
+}
+
+// distTransport sends a VM's messages through the cluster.
+type distTransport struct{ net DistNet }
+
+func (t distTransport) Send(to memory.NodeID, msg []byte) error { return t.net.Send(to, msg) }
+
+// eptPerm drives the VM's EPT from the coherence engine: readable pages
+// are mapped read/execute, writable ones read/write/execute, to this
+// node's frame holding the page.
+type eptPerm struct {
+	tab    *ept.Table
+	mapped []uint64 // host frame mapped at each page, 0 if none
+	err    error
+}
+
+func (p *eptPerm) SetAccess(gpa uint64, f *memory.Page, a memory.Access) {
+	pg := gpa / memory.PageSize
+	if pg >= uint64(len(p.mapped)) {
+		p.fail(fmt.Errorf("EPT: page %#x outside the VM", gpa))
+		return
+	}
+	hpa := uint64(0)
+	if f != nil {
+		hpa = uint64(uintptr(unsafe.Pointer(f)))
+	}
+	if old := p.mapped[pg]; old != 0 && (a == memory.AccessNone || old != hpa) {
+		if err := p.tab.Unmap(gpa, memory.PageSize); err != nil {
+			p.fail(err)
+		}
+		p.mapped[pg] = 0
+	}
+	if a == memory.AccessNone {
+		return
+	}
+	perm := ept.PermRX
+	if a == memory.AccessReadWrite {
+		perm = ept.PermRWX
+	}
+	if p.mapped[pg] == hpa {
+		if err := p.tab.Protect(gpa, memory.PageSize, perm); err != nil {
+			p.fail(err)
+		}
+		return
+	}
+	if err := p.tab.Map(gpa, hpa, memory.PageSize, perm, ept.WriteBack); err != nil {
+		p.fail(err)
+		return
+	}
+	p.mapped[pg] = hpa
+}
+
+func (p *eptPerm) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// distFrames gives the coherence engine host frames outside the Go heap.
+type distFrames struct{ h *Hypervisor }
+
+func (f distFrames) AllocPage() (*memory.Page, error) {
+	hpa, err := f.h.zeroFrame()
+	if err != nil {
+		return nil, err
+	}
+	return (*memory.Page)(unsafe.Pointer(&physBytes(hpa, 1)[0])), nil
+}
+
+func (f distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr(unsafe.Pointer(p)))) }
+
+// create builds this node's share of spec.
+func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
+	h := d.h
+	vm := &distVM{d: d, spec: spec, created: time.Now()}
+	alloc := func() (uint64, error) {
+		f, err := h.zeroFrame()
+		if err == nil {
+			vm.owned = append(vm.owned, f)
+		}
+		return f, err
+	}
+	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	if err != nil {
+		return nil, fmt.Errorf("hv: EPT: %w", err)
+	}
+	vm.tab = tab
+	vm.perm = &eptPerm{tab: tab, mapped: make([]uint64, spec.Pages)}
+	ioA, err1 := alloc()
+	ioB, err2 := alloc()
+	msrBitmap, err3 := alloc()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		vm.free()
+		return nil, err
+	}
+	for _, f := range []uint64{ioA, ioB, msrBitmap} {
+		b := physBytes(f, frames.Size)
+		for i := range b {
+			b[i] = 0xff
+		}
+	}
+	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000080) // IA32_EFER
+	vm.ctl, err = h.caps.ComputeControls(vmx.Controls{
+		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
+		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary,
+		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
+		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
+		Entry: vmx.EntryLoadEFER,
+	}, vmx.Controls{Proc2: vmx.Proc2EnableVPID})
+	if err != nil {
+		vm.free()
+		return nil, fmt.Errorf("hv: %w", err)
+	}
+	vm.setup = []vmx.FieldValue{
+		{Field: vmx.IOBitmapA, Value: ioA},
+		{Field: vmx.IOBitmapB, Value: ioB},
+		{Field: vmx.MSRBitmap, Value: msrBitmap},
+		{Field: vmx.ExceptionBitmap, Value: 0},
+		{Field: vmx.PreemptionTimerValue, Value: h.preemption},
+	}
+	vm.rt, err = dvm.New(dvm.Config{
+		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
+		Transport: distTransport{d.net}, DeviceNode: 0,
+		OnArrive: vm.arrive, OnDevice: vm.device,
+	})
+	if err != nil {
+		vm.free()
+		return nil, err
+	}
+	if vm.perm.err != nil {
+		vm.rt.Close()
+		vm.free()
+		return nil, vm.perm.err
+	}
+	go vm.rt.Run()
+	return vm, nil
+}
+
+func (vm *distVM) free() {
+	if vm.tab != nil {
+		vm.tab.Destroy()
+		vm.tab = nil
+	}
+	for _, f := range vm.owned {
+		vm.d.h.pool.FreeFrame(f)
+	}
+	vm.owned = nil
+}
+
+// end stops this node's share: vCPUs leave, the runtime closes, frames
+// go back.
+func (vm *distVM) end(why string) {
+	if vm.stop.Swap(true) {
+		return
+	}
+	vm.outcome.CompareAndSwap(nil, &why)
+	vm.rt.Close() // wakes vCPUs waiting for pages
+	vm.wg.Wait()
+	vm.free()
+}
+
+// startLocal starts the vCPUs placed on this node.
+func (vm *distVM) startLocal() {
+	for v := 0; v < vm.spec.VCPUs; v++ {
+		if vm.rt.Hosts(migrate.VCPUID(v)) {
+			vm.launch(v, nil)
+		}
+	}
+}
+
+// arrive is the runtime's OnArrive: a vCPU migrated here.
+func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
+	cp := new(vcpu.State)
+	*cp = *st
+	vm.launch(int(v), cp)
+}
+
+// device is the runtime's OnDevice: the debug port lives on node 0.
+func (vm *distVM) device(d dvm.DeviceWrite) {
+	if d.Port < testguest.DebugPort || d.Port >= testguest.DebugPort+4 {
+		return
+	}
+	vm.port.Out(d.Port, d.Size, d.Value)
+	if vm.port.report.Done && vm.outcome.Load() == nil {
+		rep := &vm.port.report
+		err := rep.CheckCounter()
+		verdict, arg := "ok", uint32(0)
+		if err != nil {
+			verdict, arg = err.Error(), 1
+		}
+		s := fmt.Sprintf("finished: counter %d (%d vCPUs x %d iterations), %d TSC ticks on vCPU 0, %v; guest report: %s",
+			rep.Counter, rep.CounterVCPUs, rep.CounterIters, rep.CounterTSC, time.Since(vm.created).Round(time.Millisecond), verdict)
+		vm.outcome.Store(&s)
+		fmt.Fprintf(vm.d.notices, "dvm %d: %s\n", vm.spec.ID, s)
+		go vm.broadcast(dvm.Control{Op: dvm.OpDone, Arg: arg})
+	}
+}
+
+// requestMove asks vCPU v to move to node at its next exit; if v runs
+// elsewhere, the request goes to its node.
+func (vm *distVM) requestMove(v, node int) error {
+	if v >= vm.spec.VCPUs || node >= vm.spec.Nodes {
+		return fmt.Errorf("dvm %d: no vCPU %d or node %d (VM of %d vCPUs on %d nodes)", vm.spec.ID, v, node, vm.spec.VCPUs, vm.spec.Nodes)
+	}
+	where := vm.rt.Location(migrate.VCPUID(v))
+	if int(where) == node {
+		return fmt.Errorf("dvm %d: vCPU %d already runs on node %d", vm.spec.ID, v, node)
+	}
+	if where != vm.rt.Self() {
+		var b [dvm.ControlSize]byte
+		c := dvm.Control{Op: dvm.OpMigrate, Spec: vm.spec, VCPU: migrate.VCPUID(v), Node: memory.NodeID(node)}
+		n := c.MarshalTo(b[:])
+		return vm.d.net.Send(where, b[:n])
+	}
+	vm.moveTo[v].Store(int32(node) + 1)
+	return nil
+}
+
+// launch runs vCPU v on this node: from the payload's initial state, or
+// from st when it arrived by migration.
+func (vm *distVM) launch(v int, st *vcpu.State) {
+	vm.wg.Add(1)
+	vm.vstate[v].Store(int32(VCPURunning))
+	go func() {
+		defer vm.wg.Done()
+		if err := vm.run(v, st); err != nil {
+			s := fmt.Sprintf("vCPU %d stopped on node %d: %v", v, vm.rt.Self(), err)
+			if vm.outcome.CompareAndSwap(nil, &s) {
+				fmt.Fprintf(vm.d.notices, "dvm %d: %s\n", vm.spec.ID, s)
+			}
+			vm.vstate[v].Store(int32(VCPUStopped))
+		}
+	}()
+}
+
+// distPort is the debug port seen by a vCPU: writes are held until the
+// vCPU has left its core, then forwarded to the device node.
+type distPort struct {
+	pending bool
+	w       dvm.DeviceWrite
+}
+
+func (p *distPort) In(port uint16, size uint8) uint32 { return 0xffffffff }
+func (p *distPort) Out(port uint16, size uint8, v uint32) {
+	p.pending, p.w = true, dvm.DeviceWrite{Port: port, Size: size, Value: v}
+}
+
+// run is the exit loop of vCPU v on this node (see RunTest for the VMCS
+// handling). It holds the runtime's lock while the vCPU is in guest mode
+// and lets go of it, after leaving the core, whenever it may block.
+func (vm *distVM) run(v int, arrived *vcpu.State) error {
+	h, rt := vm.d.h, vm.rt
+	vmcs, err := h.zeroFrame()
+	if err != nil {
+		return err
+	}
+	defer h.pool.FreeFrame(vmcs)
+	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
+	vpid := uint16(0)
+	if vm.ctl.Proc2&vmx.Proc2EnableVPID != 0 {
+		vpid = uint16(16 + v)
+	}
+	g, err := testguest.InitialState(h.caps, vm.ctl, vm.tab.EPTP(), vpid)
+	if err != nil {
+		return err
+	}
+	var regs vmx.GuestRegs
+	if arrived != nil {
+		LoadVCPU(h.caps, arrived, &g, &regs)
+	}
+	port := &distPort{}
+	bus := exits.NewIOBus()
+	if err := bus.Register(testguest.DebugPort, 4, "debug port", port); err != nil {
+		return err
+	}
+	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: uint32(v)}
+	res := &Result{Variant: testguest.VariantCounter}
+	vc := &loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
+		setup: append(g.Fields(), vm.setup...), res: res}
+	defer vc.put()
+
+	rt.Lock()
+	defer func() {
+		vc.put()
+		rt.Lock()
+		vm.stats.Add(&disp.Stats)
+		rt.Unlock()
+	}()
+	// yield leaves the core and the lock for a moment.
+	yield := func() {
+		vc.put()
+		rt.Unlock()
+		runtime.Gosched()
+		rt.Lock()
+	}
+	var e exits.Exit
+	slice := h.plat.TSCHz / 1000
+	var pinnedAt uint64
+	halted := false
+	for {
+		if vm.stop.Load() {
+			rt.Unlock()
+			return nil
+		}
+		if dst := vm.moveTo[v].Swap(0); dst != 0 {
+			if err := vc.load(); err != nil {
+				rt.Unlock()
+				return err
+			}
+			gs, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
+			vc.put()
+			if err != nil {
+				rt.Unlock()
+				return err
+			}
+			var st vcpu.State
+			SaveVCPU(&gs, &regs, uint32(v), v == 0, &st)
+			err = rt.DepartLocked(migrate.VCPUID(v), memory.NodeID(dst-1), &st)
+			rt.Unlock()
+			if err != nil {
+				return err
+			}
+			vm.vstate[v].Store(int32(VCPUMigrated))
+			return nil
+		}
+		if rt.Pending() {
+			vc.put()
+			rt.ServeLocked()
+		}
+		if err := rt.ErrLocked(); err != nil {
+			rt.Unlock()
+			return err
+		}
+		if err := vm.perm.err; err != nil {
+			rt.Unlock()
+			return err
+		}
+		if halted {
+			// The payload halts with interrupts off once done: nothing
+			// wakes it but a migration request or the end of the VM.
+			vc.put()
+			rt.Unlock()
+			time.Sleep(2 * time.Millisecond)
+			rt.Lock()
+			continue
+		}
+		if vc.pinned && rdtsc()-pinnedAt > slice {
+			yield()
+		}
+		if !vc.pinned {
+			pinnedAt = rdtsc()
+		}
+		if err := vc.load(); err != nil {
+			rt.Unlock()
+			return err
+		}
+		if err := vmx.Enter(&regs, vc.launched); err != nil {
+			rt.Unlock()
+			return fmt.Errorf("VM entry failed: %v", err)
+		}
+		vc.launched = true
+		e.Reason = vmread(vmx.VMCSExitReason)
+		e.Qualification = vmread(vmx.VMCSExitQualification)
+		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
+		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
+		a := disp.Handle(&e, &regs)
+		switch a.Kind {
+		case exits.ActionResume:
+			advance(a.AdvanceRIP)
+			if port.pending {
+				port.pending = false
+				vc.put()
+				if err := rt.ForwardLocked(port.w); err != nil {
+					rt.Unlock()
+					return err
+				}
+			}
+		case exits.ActionInject:
+			advance(a.AdvanceRIP)
+			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
+			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
+		case exits.ActionHalt:
+			advance(a.AdvanceRIP)
+			halted = true
+			vm.vstate[v].Store(int32(VCPUHalted))
+		case exits.ActionEPTViolation:
+			gpa := e.GuestPhysical
+			if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
+				rt.Unlock()
+				return fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
+			}
+			vc.put()
+			if err := rt.FaultLocked(gpa, e.Qualification&2 != 0); err != nil {
+				rt.Unlock()
+				return err
+			}
+		case exits.ActionShutdown:
+			rt.Unlock()
+			return errors.New("triple fault")
+		case exits.ActionEntryFailed:
+			rt.Unlock()
+			return fmt.Errorf("VM entry failed (%v)", a.Reason)
+		default:
+			switch a.Reason {
+			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
+				yield()
+			default:
+				rt.Unlock()
+				return fmt.Errorf("unhandled exit %v at RIP %#x", a.Reason, vmread(vmx.GuestRIP))
+			}
+		}
+	}
+}
+
+// Status reports this node's view of the VM.
+func (d *Dist) Status() (DistStatus, error) {
+	d.mu.Lock()
+	vm := d.vm
+	d.mu.Unlock()
+	if vm == nil {
+		return DistStatus{}, errors.New("dvm: no distributed VM on this node")
+	}
+	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats()}
+	if o := vm.outcome.Load(); o != nil {
+		st.Outcome = *o
+	}
+	for v := 0; v < vm.spec.VCPUs; v++ {
+		where := vm.rt.Location(migrate.VCPUID(v))
+		row := DistVCPU{ID: v, Node: int(d.net.ClusterID(where)), Here: where == vm.rt.Self(), State: "elsewhere"}
+		if row.Here {
+			row.State = VCPUState(vm.vstate[v].Load()).String()
+		}
+		st.VCPUs = append(st.VCPUs, row)
+	}
+	return st, nil
+}
+
+// Peek reads a 32-bit word of guest memory through the coherence protocol.
+func (d *Dist) Peek(gpa uint64) (uint32, error) {
+	d.mu.Lock()
+	vm := d.vm
+	d.mu.Unlock()
+	if vm == nil {
+		return 0, errors.New("dvm: no distributed VM on this node")
+	}
+	var b [4]byte
+	if err := vm.rt.Read(gpa, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b[:]), nil
+}
+
+// Migrate moves vCPU v to the cluster node with id node.
+func (d *Dist) Migrate(v, node int) error {
+	d.mu.Lock()
+	vm := d.vm
+	d.mu.Unlock()
+	if vm == nil {
+		return errors.New("dvm: no distributed VM on this node")
+	}
+	i, ok := d.net.Index(uint32(node))
+	if !ok {
+		return fmt.Errorf("dvm: cluster node %d cannot take part in a distributed VM", node)
+	}
+	return vm.requestMove(v, int(i))
+}
+
+// Stop ends the VM on every node.
+func (d *Dist) Stop() error {
+	d.mu.Lock()
+	vm := d.vm
+	d.vm = nil
+	d.mu.Unlock()
+	if vm == nil {
+		return errors.New("dvm: no distributed VM on this node")
+	}
+	err := vm.broadcast(dvm.Control{Op: dvm.OpStop})
+	vm.end("stopped")
+	return err
+}
