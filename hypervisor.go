@@ -60,9 +60,10 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) []*she
 	case agent == nil:
 		return hv.DistCommands(nil, "this node has no cluster transport")
 	}
-	d := h.NewDist(agentNet{agent}, notices)
+	an := agentNet{a: agent, self: uint32(agent.Status().ID)}
+	d := h.NewDist(an, notices)
 	if err := agent.Handle(dvm.Channel, func(from cluster.NodeID, msg []byte) {
-		if i, ok := (agentNet{agent}).Index(uint32(from)); ok {
+		if i, ok := an.Index(uint32(from)); ok {
 			d.Receive(i, msg)
 		}
 	}); err != nil {
@@ -75,10 +76,13 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) []*she
 // distributed VM numbers its nodes from 0: node i is the cluster node
 // with bigiron.node=i+1 (the numbering `make cluster` uses), so no
 // lookup is needed in the receive path.
-type agentNet struct{ a *node.Agent }
+type agentNet struct {
+	a    *node.Agent
+	self uint32 // this node's cluster id, fixed at boot
+}
 
 func (n agentNet) Self() memory.NodeID {
-	i, _ := n.Index(uint32(n.a.Status().ID))
+	i, _ := n.Index(n.self)
 	return i
 }
 

@@ -43,7 +43,9 @@ type DistStatus struct {
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
 type DistRunner interface {
-	Start(req DistStart) (dvm.Spec, error)
+	// Start creates and starts a VM, writing one line per step to
+	// progress.
+	Start(req DistStart, progress io.Writer) (dvm.Spec, error)
 	Status() (DistStatus, error)
 	Peek(gpa uint64) (uint32, error)
 	Migrate(vcpu, node int) error
@@ -92,7 +94,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 					if !need(w) {
 						return nil
 					}
-					spec, err := r.Start(req)
+					spec, err := r.Start(req, w)
 					if err != nil {
 						return err
 					}

@@ -31,7 +31,9 @@ import (
 // distPages is the guest memory of a distributed test VM (4 MiB).
 const distPages = 1024
 
-// DistNet is the cluster as a distributed VM sees it: this node's index,
+// DistNet is the cluster as a distributed VM sees it (Self, ClusterID and
+// Index are called in the receive path, so they must not reach the
+// transport): this node's index,
 // the live members' indexes, reliable ordered delivery on dvm.Channel,
 // and the translation between a VM's node indexes (0..n-1) and cluster
 // node ids, which the shell shows.
@@ -128,6 +130,8 @@ func (d *Dist) create1(from memory.NodeID, c *dvm.Control) {
 	d.mu.Lock()
 	d.vm = vm
 	d.mu.Unlock()
+	fmt.Fprintf(d.notices, "dvm %d: joined for node %d: node %d of %d, %d vCPUs, %d pages\n",
+		c.Spec.ID, d.net.ClusterID(from), vm.rt.Self(), c.Spec.Nodes, c.Spec.VCPUs, c.Spec.Pages)
 }
 
 func (d *Dist) control(from memory.NodeID, c dvm.Control) {
@@ -146,7 +150,7 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 			fmt.Fprintf(d.notices, "dvm %d: migrate from node %d: %v\n", vm.spec.ID, from, err)
 		}
 	case dvm.OpDone:
-		s := fmt.Sprintf("finished on node %d (guest report %s)", from, map[bool]string{true: "ok", false: "failed"}[c.Arg == 0])
+		s := fmt.Sprintf("finished on node %d (guest report %s)", d.net.ClusterID(from), map[bool]string{true: "ok", false: "failed"}[c.Arg == 0])
 		vm.outcome.CompareAndSwap(nil, &s)
 	case dvm.OpStop:
 		vm.end("stopped by node " + fmt.Sprint(from))
@@ -160,10 +164,10 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 
 // Start creates a distributed VM with this node as node 0, loads the
 // counter guest and starts it everywhere.
-func (d *Dist) Start(req DistStart) (dvm.Spec, error) {
+func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	self := d.net.Self()
 	if self != 0 {
-		return dvm.Spec{}, fmt.Errorf("dvm: start it on cluster node %d (this is node %d): that node hosts the VM's devices", d.net.ClusterID(0), d.net.ClusterID(self))
+		return dvm.Spec{}, fmt.Errorf("start it on cluster node %d (this is node %d): that node hosts the VM's devices", d.net.ClusterID(0), d.net.ClusterID(self))
 	}
 	members := d.net.Members()
 	nodes := req.Nodes
@@ -176,7 +180,7 @@ func (d *Dist) Start(req DistStart) (dvm.Spec, error) {
 			found = found || int(m) == n
 		}
 		if !found {
-			return dvm.Spec{}, fmt.Errorf("dvm: cluster node %d is not a live member: a VM of %d nodes needs nodes 1..%d", d.net.ClusterID(memory.NodeID(n)), nodes, nodes)
+			return dvm.Spec{}, fmt.Errorf("cluster node %d is not a live member: a VM of %d nodes needs nodes 1..%d", d.net.ClusterID(memory.NodeID(n)), nodes, nodes)
 		}
 	}
 	vcpus := req.VCPUs
@@ -202,10 +206,12 @@ func (d *Dist) Start(req DistStart) (dvm.Spec, error) {
 	d.mu.Lock()
 	d.vm = vm
 	d.mu.Unlock()
+	fmt.Fprintf(progress, "dvm %d: this node's share is ready; asking %d other nodes to join\n", spec.ID, nodes-1)
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpCreate, Spec: spec}); err != nil {
 		vm.end(err.Error())
 		return spec, err
 	}
+	fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
 	img, err := testguest.Build(testguest.VariantCounter)
 	if err != nil {
 		return spec, err
@@ -221,6 +227,7 @@ func (d *Dist) Start(req DistStart) (dvm.Spec, error) {
 		vm.end(err.Error())
 		return spec, fmt.Errorf("dvm: writing the guest's parameters: %w", err)
 	}
+	fmt.Fprintf(progress, "dvm %d: guest loaded; starting the vCPUs\n", spec.ID)
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpStart, Spec: spec}); err != nil {
 		vm.end(err.Error())
 		return spec, err
@@ -662,7 +669,7 @@ func (d *Dist) Status() (DistStatus, error) {
 	vm := d.vm
 	d.mu.Unlock()
 	if vm == nil {
-		return DistStatus{}, errors.New("dvm: no distributed VM on this node")
+		return DistStatus{}, errors.New("no distributed VM on this node")
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats()}
 	if o := vm.outcome.Load(); o != nil {
@@ -685,7 +692,7 @@ func (d *Dist) Peek(gpa uint64) (uint32, error) {
 	vm := d.vm
 	d.mu.Unlock()
 	if vm == nil {
-		return 0, errors.New("dvm: no distributed VM on this node")
+		return 0, errors.New("no distributed VM on this node")
 	}
 	var b [4]byte
 	if err := vm.rt.Read(gpa, b[:]); err != nil {
@@ -700,11 +707,11 @@ func (d *Dist) Migrate(v, node int) error {
 	vm := d.vm
 	d.mu.Unlock()
 	if vm == nil {
-		return errors.New("dvm: no distributed VM on this node")
+		return errors.New("no distributed VM on this node")
 	}
 	i, ok := d.net.Index(uint32(node))
 	if !ok {
-		return fmt.Errorf("dvm: cluster node %d cannot take part in a distributed VM", node)
+		return fmt.Errorf("cluster node %d cannot take part in a distributed VM", node)
 	}
 	return vm.requestMove(v, int(i))
 }
@@ -716,7 +723,7 @@ func (d *Dist) Stop() error {
 	d.vm = nil
 	d.mu.Unlock()
 	if vm == nil {
-		return errors.New("dvm: no distributed VM on this node")
+		return errors.New("no distributed VM on this node")
 	}
 	err := vm.broadcast(dvm.Control{Op: dvm.OpStop})
 	vm.end("stopped")

@@ -223,3 +223,44 @@ func TestCommandsWithoutCluster(t *testing.T) {
 		}
 	}
 }
+
+// Messages sent with Send on an application channel reach the peer's
+// Handle callback whole and in order, even when they outrun the window
+// (Send then waits for acknowledgements), and Raft's channel cannot be
+// taken.
+func TestSendAndHandle(t *testing.T) {
+	c := startCluster(t, 2)
+	a, b := c.agents[1], c.agents[2]
+	if err := b.Handle(0, func(cluster.NodeID, []byte) {}); err == nil {
+		t.Fatal("Handle took the Raft channel")
+	}
+	const n = 200
+	got := make(chan []byte, n)
+	if err := b.Handle(2, func(from cluster.NodeID, msg []byte) {
+		if from == 1 {
+			got <- append([]byte(nil), msg...)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 4096+24)
+	for i := 0; i < n; i++ {
+		msg[0], msg[len(msg)-1] = byte(i), byte(i>>8)
+		if err := a.Send(2, 2, msg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case m := <-got:
+			if len(m) != len(msg) || m[0] != byte(i) || m[len(m)-1] != byte(i>>8) {
+				t.Fatalf("message %d arrived as %d bytes [%d ... %d]", i, len(m), m[0], m[len(m)-1])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d never arrived", i)
+		}
+	}
+	if err := a.Send(9, 2, msg); err == nil {
+		t.Fatal("sent to an unknown peer")
+	}
+}

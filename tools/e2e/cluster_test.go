@@ -163,7 +163,7 @@ func TestBochsCluster(t *testing.T) {
 }
 
 // dvmFinished matches the outcome line of a distributed counter VM.
-var dvmFinished = regexp.MustCompile(`finished: counter (\d+) \((\d+) vCPUs x (\d+) iterations\), (\d+) TSC ticks on vCPU 0, (\S+); guest report: (.*)`)
+var dvmFinished = regexp.MustCompile(`finished: counter (\d+) \((\d+) vCPUs x (\d+) iterations\), (\d+) TSC ticks on vCPU 0, (\S+); guest report: ([^,]*)`)
 
 // waitDVM polls `dvm stat` on n until the VM has finished and returns the
 // outcome's submatches and the last status.
@@ -182,59 +182,99 @@ func waitDVM(t *testing.T, n *node, timeout time.Duration) ([]string, string) {
 	}
 }
 
-// checkDistributedVM runs the counter guest as one VM on node a alone
-// (the baseline) and then across a and b, moving a vCPU from b to a while
-// it runs: every increment must count, and memory written on one node
-// must read back on the other.
-func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
-	const iters = 2000000
-	out := run(t, a, fmt.Sprintf("dvm start nodes=1 vcpus=2 iters=%d", iters), timeout)
-	if !strings.Contains(out, "started") {
-		t.Fatalf("dvm start (one node):\n%s", out)
+// startDVM types a `dvm start` line on a and waits for it to start; on
+// failure it shows what node b thinks.
+func startDVM(t *testing.T, a, b *node, line string, timeout time.Duration) {
+	t.Helper()
+	if err := a.con.Send(line); err != nil {
+		t.Fatal(err)
 	}
+	if _, err := a.con.Expect("started", 2*time.Minute); err != nil {
+		t.Fatalf("%s: %v\nnode 1:\n%s\nnode 2, dvm stat:\n%s", line, err, a.con.Output(), run(t, b, "dvm stat", timeout))
+	}
+	if _, err := a.con.Expect(prompt, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runFor runs a command until its output contains want: a notice that
+// arrives as the command is typed can take the place of its output.
+func runFor(t *testing.T, n *node, line, want string, timeout time.Duration) string {
+	t.Helper()
+	var out string
+	for i := 0; i < 3; i++ {
+		if out = run(t, n, line, timeout); strings.Contains(out, want) {
+			break
+		}
+	}
+	return out
+}
+
+// checkCounter checks a finished counter VM's outcome.
+func checkCounter(t *testing.T, what string, m []string, iters int) {
+	t.Helper()
+	if m[6] != "ok" || m[1] != fmt.Sprint(2*iters) {
+		t.Fatalf("%s: %s", what, m[0])
+	}
+}
+
+// checkDistributedVM runs the counter guest as one VM with two vCPUs on
+// node a alone (the baseline), across a and b with one vCPU each, and
+// across both again moving vCPU 1 from b to a while it counts. Every
+// increment must count, and memory written on one node must read back on
+// the other.
+func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
+	const iters = 10000000
+	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=1 vcpus=2 iters=%d", iters), timeout)
 	one, stat := waitDVM(t, a, 10*time.Minute)
 	t.Logf("one node, 2 vCPUs:\n%s", stat)
-	if one[6] != "ok" || one[1] != fmt.Sprint(2*iters) {
-		t.Fatalf("one-node counter: %s", one[0])
+	checkCounter(t, "one node", one, iters)
+	run(t, a, "dvm stop", timeout)
+
+	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	spread, stat := waitDVM(t, a, 20*time.Minute)
+	t.Logf("two nodes, one vCPU each:\n%s", stat)
+	checkCounter(t, "two nodes", spread, iters)
+	pages := runFor(t, b, "pages", "faults: ", timeout)
+	t.Logf("pages on node 2:\n%s", pages)
+	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
+		t.Errorf("node 2 reports no remote faults:\n%s", pages)
+	}
+	// The counter page was last written on node 1; node 2 reads it
+	// through the coherence protocol.
+	peek := runFor(t, b, fmt.Sprintf("dvm peek %#x", 0x200004), "0x200004: ", timeout)
+	if !strings.Contains(peek, fmt.Sprintf(": %d ", 2*iters)) {
+		t.Errorf("node 2 reads the counter as:\n%s", peek)
+	}
+	oneTSC, _ := strconv.ParseFloat(one[4], 64)
+	twoTSC, _ := strconv.ParseFloat(spread[4], 64)
+	if oneTSC > 0 {
+		t.Logf("slowdown, two nodes against one (vCPU 0's TSC ticks, Bochs counts instructions): %.2fx (%s vs %s ticks; wall %s vs %s)",
+			twoTSC/oneTSC, spread[4], one[4], spread[5], one[5])
 	}
 	run(t, a, "dvm stop", timeout)
 
-	out = run(t, a, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
-	if !strings.Contains(out, "started") {
-		t.Fatalf("dvm start (two nodes):\n%s", out)
-	}
-	time.Sleep(2 * time.Second)
-	out = run(t, a, "migrate 1 1", timeout)
+	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	time.Sleep(time.Second)
+	out := run(t, a, "migrate 1 1", timeout)
 	if !strings.Contains(out, "moving to node 1") {
 		t.Fatalf("migrate:\n%s", out)
 	}
-	two, stat := waitDVM(t, a, 20*time.Minute)
-	t.Logf("two nodes, vCPU 1 moved from node 2 to node 1 while running:\n%s", stat)
-	if two[6] != "ok" || two[1] != fmt.Sprint(2*iters) {
-		t.Fatalf("two-node counter: %s", two[0])
+	// The guest must still be running after the move, or the test
+	// proves nothing about migrating a running vCPU.
+	out = run(t, a, "dvm stat", timeout)
+	if !strings.Contains(out, ": running, ") {
+		t.Fatalf("the guest was no longer running when vCPU 1 moved; make it count longer:\n%s", out)
 	}
+	t.Logf("right after migrate:\n%s", out)
+	moved, stat := waitDVM(t, a, 20*time.Minute)
+	t.Logf("two nodes, vCPU 1 moved from node 2 to node 1 while running:\n%s", stat)
+	checkCounter(t, "two nodes with a migration", moved, iters)
 	if !regexp.MustCompile(`(?m)^\s+1\s+1\s+`).MatchString(stat) {
 		t.Errorf("vCPU 1 is not on node 1 after migrate:\n%s", stat)
 	}
 	if !regexp.MustCompile(`vCPU migrations: \d+ out, [1-9]\d* in`).MatchString(stat) {
 		t.Errorf("node 1 counted no incoming migration:\n%s", stat)
-	}
-	// The counter page was last written on node 1; node 2 reads it
-	// through the coherence protocol.
-	peek := run(t, b, fmt.Sprintf("dvm peek %#x", 0x200004), timeout)
-	if !strings.Contains(peek, fmt.Sprintf(": %d ", 2*iters)) {
-		t.Errorf("node 2 reads the counter as:\n%s", peek)
-	}
-	pages := run(t, b, "pages", timeout)
-	t.Logf("pages on node 2:\n%s", pages)
-	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
-		t.Errorf("node 2 reports no remote faults:\n%s", pages)
-	}
-	oneTSC, _ := strconv.ParseFloat(one[4], 64)
-	twoTSC, _ := strconv.ParseFloat(two[4], 64)
-	if oneTSC > 0 {
-		t.Logf("slowdown, two nodes against one (vCPU 0's TSC ticks, Bochs counts instructions): %.2fx (%s vs %s ticks; wall %s vs %s)",
-			twoTSC/oneTSC, two[4], one[4], two[5], one[5])
 	}
 	run(t, a, "dvm stop", timeout)
 }
