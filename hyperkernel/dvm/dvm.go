@@ -516,6 +516,43 @@ func (r *Runtime) ForwardLocked(d DeviceWrite) error {
 	return nil
 }
 
+// EvictAll gives back every copy of a page this node holds but does not
+// home: Modified copies are written back to their homes. It returns how
+// many copies it dropped. Pages homed here stay: a home does not move.
+func (r *Runtime) EvictAll() (int, error) {
+	r.Lock()
+	defer r.Unlock()
+	n := 0
+	for p := 0; p < r.cfg.Spec.Pages; p++ {
+		gpa := uint64(p) * memory.PageSize
+		dropped, err := r.eng.Evict(gpa, r.out)
+		if err == nil {
+			err = r.flushMemory()
+		}
+		if err != nil {
+			r.fail(err)
+			return n, err
+		}
+		if dropped {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// HostedVCPUs counts the vCPUs running on this node.
+func (r *Runtime) HostedVCPUs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for v := 0; v < r.cfg.Spec.VCPUs; v++ {
+		if r.mig.Hosts(migrate.VCPUID(v)) {
+			n++
+		}
+	}
+	return n
+}
+
 // Stats returns this node's counters.
 func (r *Runtime) Stats() Stats {
 	r.mu.Lock()

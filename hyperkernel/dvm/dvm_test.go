@@ -386,3 +386,26 @@ func BenchmarkRemoteWrite(b *testing.B) {
 		}
 	}
 }
+
+func TestEvictAllWritesBack(t *testing.T) {
+	c := newCluster(t, 2, 2, 8)
+	// Node 0 writes page 1 (homed at node 1) and reads page 3.
+	if err := c.rts[0].Write(0x1000, []byte("evacuated")); err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	if err := c.rts[0].Read(0x3000, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.rts[0].EvictAll()
+	if err != nil || n != 2 {
+		t.Fatalf("EvictAll = %d, %v; want 2 copies dropped", n, err)
+	}
+	if s := c.rts[0].Stats(); s.Modified != 0 || s.Shared != 4 {
+		t.Fatalf("node 0 still holds %d modified and %d shared pages (its 4 homed pages are shared)", s.Modified, s.Shared)
+	}
+	got := make([]byte, 9)
+	if err := c.rts[1].Read(0x1000, got); err != nil || string(got) != "evacuated" {
+		t.Fatalf("home read %q, %v after the writeback", got, err)
+	}
+}

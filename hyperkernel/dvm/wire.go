@@ -46,8 +46,12 @@ const (
 	OpMigrate Op = 4
 	// OpDone tells the other nodes the VM finished, with its outcome
 	// word (Arg).
-	OpDone  Op = 5
-	opLimit    = 6
+	OpDone Op = 5
+	// OpEvacuate asks the receiver to give back every page copy it holds
+	// but does not home (Modified ones are written back), once its vCPUs
+	// have left.
+	OpEvacuate Op = 6
+	opLimit       = 7
 )
 
 // String names the operation.
@@ -63,6 +67,8 @@ func (o Op) String() string {
 		return "Migrate"
 	case OpDone:
 		return "Done"
+	case OpEvacuate:
+		return "Evacuate"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

@@ -49,6 +49,9 @@ type DistRunner interface {
 	Status() (DistStatus, error)
 	Peek(gpa uint64) (uint32, error)
 	Migrate(vcpu, node int) error
+	// Evacuate moves every vCPU off a node and has it give back the page
+	// copies it does not home; it returns the vCPUs it moved.
+	Evacuate(node int) (int, error)
 	Stop() error
 }
 
@@ -65,7 +68,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [nodes=N] [vcpus=N] [iters=N] | stat | peek GPA | stop",
+			Usage: "dvm start [nodes=N] [vcpus=N] [iters=N] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run the counter test guest as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
@@ -130,6 +133,23 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 						return err
 					}
 					fmt.Fprintf(w, "%#x: %d (%#x)\n", gpa, v, v)
+					return nil
+				case "evacuate":
+					if len(args) != 2 {
+						return fmt.Errorf("%w: dvm evacuate needs a node", shell.ErrUsage)
+					}
+					n, err := strconv.Atoi(args[1])
+					if err != nil || n < 0 {
+						return fmt.Errorf("%w: dvm evacuate: bad node %q", shell.ErrUsage, args[1])
+					}
+					if !need(w) {
+						return nil
+					}
+					moved, err := r.Evacuate(n)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home\n", n, moved)
 					return nil
 				case "stop":
 					if !need(w) {

@@ -152,6 +152,8 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 	case dvm.OpDone:
 		s := fmt.Sprintf("finished on node %d (guest report %s)", d.net.ClusterID(from), map[bool]string{true: "ok", false: "failed"}[c.Arg == 0])
 		vm.outcome.CompareAndSwap(nil, &s)
+	case dvm.OpEvacuate:
+		vm.evacuateHere()
 	case dvm.OpStop:
 		vm.end("stopped by node " + fmt.Sprint(from))
 		d.mu.Lock()
@@ -714,6 +716,65 @@ func (d *Dist) Migrate(v, node int) error {
 		return fmt.Errorf("cluster node %d cannot take part in a distributed VM", node)
 	}
 	return vm.requestMove(v, int(i))
+}
+
+// Evacuate moves every vCPU off the cluster node with id node, then has
+// that node write back and drop the page copies it does not home.
+func (d *Dist) Evacuate(node int) (int, error) {
+	d.mu.Lock()
+	vm := d.vm
+	d.mu.Unlock()
+	if vm == nil {
+		return 0, errors.New("no distributed VM on this node")
+	}
+	idx, ok := d.net.Index(uint32(node))
+	if !ok || int(idx) >= vm.spec.Nodes {
+		return 0, fmt.Errorf("cluster node %d is not in this VM", node)
+	}
+	if vm.spec.Nodes < 2 {
+		return 0, errors.New("a VM on one node has nowhere to go")
+	}
+	target := memory.NodeID(0)
+	if idx == 0 {
+		target = 1
+	}
+	moved := 0
+	for v := 0; v < vm.spec.VCPUs; v++ {
+		if vm.rt.Location(migrate.VCPUID(v)) != idx {
+			continue
+		}
+		if err := vm.requestMove(v, int(target)); err != nil {
+			return moved, err
+		}
+		moved++
+	}
+	if idx == vm.rt.Self() {
+		go vm.evacuateHere()
+		return moved, nil
+	}
+	var b [dvm.ControlSize]byte
+	c := dvm.Control{Op: dvm.OpEvacuate, Spec: vm.spec}
+	n := c.MarshalTo(b[:])
+	return moved, d.net.Send(idx, b[:n])
+}
+
+// evacuateHere waits for this node's vCPUs to leave and gives back the
+// page copies it does not home.
+func (vm *distVM) evacuateHere() {
+	for deadline := time.Now().Add(10 * time.Second); vm.rt.HostedVCPUs() > 0; {
+		if time.Now().After(deadline) {
+			fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: vCPUs still here after 10s\n", vm.spec.ID)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, err := vm.rt.EvictAll()
+	if err != nil {
+		fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: %v\n", vm.spec.ID, err)
+		return
+	}
+	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back; the %d pages homed here stay (homes do not move yet)\n",
+		vm.spec.ID, n, vm.spec.Pages/vm.spec.Nodes)
 }
 
 // Stop ends the VM on every node.

@@ -277,4 +277,21 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 		t.Errorf("node 1 counted no incoming migration:\n%s", stat)
 	}
 	run(t, a, "dvm stop", timeout)
+
+	// Evacuate node 2 while the guest runs: its vCPU moves to node 1 and
+	// it gives back every page copy it does not home.
+	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	time.Sleep(time.Second)
+	out = run(t, a, "dvm evacuate 2", timeout)
+	if !strings.Contains(out, "moving 1 vCPUs away") {
+		t.Fatalf("dvm evacuate 2:\n%s", out)
+	}
+	evac, stat := waitDVM(t, a, 20*time.Minute)
+	checkCounter(t, "two nodes, node 2 evacuated", evac, iters)
+	pages = runFor(t, b, "pages", "held here", timeout)
+	t.Logf("node 2 after evacuation:\n%s\n%s", stat, pages)
+	if !strings.Contains(pages, "held here 512 shared + 0 modified") || !regexp.MustCompile(`vCPU migrations: 1 out`).MatchString(pages) {
+		t.Errorf("node 2 still holds copies or vCPUs after evacuation:\n%s", pages)
+	}
+	run(t, a, "dvm stop", timeout)
 }
