@@ -77,6 +77,10 @@ type Config struct {
 	// OnDevice handles a device write from a vCPU on another node, with
 	// the lock held. It must not block.
 	OnDevice func(d DeviceWrite)
+	// OnInterrupt, if set, is called with the lock held when an interrupt
+	// from another node becomes pending on vCPU v, hosted here (to wake
+	// it if it waits). It must not block.
+	OnInterrupt func(v migrate.VCPUID)
 }
 
 // Stats counts the Runtime's activity on this node.
@@ -301,6 +305,9 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 		if err := r.flushMigration(); err != nil {
 			return err
 		}
+		if ev.Kind == migrate.EventDelivered && r.cfg.OnInterrupt != nil {
+			r.cfg.OnInterrupt(ev.VCPU)
+		}
 		if ev.Kind == migrate.EventArrived {
 			rec := r.mig.VCPU(ev.VCPU)
 			n, err := vcpu.EncodedLen(rec.State)
@@ -494,6 +501,47 @@ func (r *Runtime) DepartLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 		return err
 	}
 	return nil
+}
+
+// MinVector is the lowest vector an interrupt may carry: 0-31 are the
+// processor's exceptions, and a LAPIC refuses to send or accept vectors
+// 0-15 (Intel SDM Vol. 3A, 11.5.3 "Error Handling").
+const MinVector = 16
+
+// InterruptLocked raises vector on vCPU v wherever it runs: at once if it
+// runs here, otherwise by a message to its node, which follows it if it
+// moved. The caller holds the lock and is not pinned.
+func (r *Runtime) InterruptLocked(v migrate.VCPUID, vector uint8) error {
+	if vector < MinVector {
+		return fmt.Errorf("dvm: interrupt vector %d for vCPU %d is illegal", vector, v)
+	}
+	if _, err := r.mig.Interrupt(v, vector, r.mout); err != nil {
+		r.mout.Reset()
+		return err
+	}
+	if err := r.flushMigration(); err != nil {
+		r.fail(err)
+		return err
+	}
+	return nil
+}
+
+// TakeInterruptLocked removes and returns the highest pending interrupt
+// of vCPU v, hosted here, for injection; ok is false if none is pending.
+// The caller holds the lock.
+func (r *Runtime) TakeInterruptLocked(v migrate.VCPUID) (vector uint8, ok bool) {
+	rec := r.mig.VCPU(v)
+	if rec == nil {
+		return 0, false
+	}
+	return rec.TakePending()
+}
+
+// InterruptPendingLocked reports whether vCPU v, hosted here, has an
+// interrupt pending. The caller holds the lock.
+func (r *Runtime) InterruptPendingLocked(v migrate.VCPUID) bool {
+	rec := r.mig.VCPU(v)
+	return rec != nil && rec.IRR != [4]uint64{}
 }
 
 // ForwardLocked sends a device write to the node hosting the VM's

@@ -82,6 +82,7 @@ type cluster struct {
 	frames []*countingFrames
 	arrive chan arrival
 	device chan DeviceWrite
+	irq    chan arrival // interrupts made pending by a message (rip unused)
 }
 
 type arrival struct {
@@ -92,7 +93,7 @@ type arrival struct {
 
 func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
 	t.Helper()
-	c := &cluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8)}
+	c := &cluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8), irq: make(chan arrival, 8)}
 	spec := Spec{ID: 7, Nodes: nodes, VCPUs: vcpus, Pages: pages}
 	for i := 0; i < nodes; i++ {
 		self := memory.NodeID(i)
@@ -100,8 +101,9 @@ func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
 		f := &countingFrames{}
 		rt, err := New(Config{
 			Spec: spec, Self: self, Perm: p, Frames: f, Transport: memPort{c.net, self},
-			OnArrive: func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
-			OnDevice: func(d DeviceWrite) { c.device <- d },
+			OnArrive:    func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
+			OnDevice:    func(d DeviceWrite) { c.device <- d },
+			OnInterrupt: func(v migrate.VCPUID) { c.irq <- arrival{node: self, v: v} },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -241,6 +243,103 @@ func TestMigrationCarriesTheState(t *testing.T) {
 	rt.Unlock()
 	if err == nil {
 		t.Fatal("a node sent away a vCPU it does not host")
+	}
+}
+
+// takeAfter waits for an interrupt to become pending on vCPU v at node n
+// and takes it.
+func (c *cluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uint8 {
+	t.Helper()
+	select {
+	case a := <-c.irq:
+		if a.node != n || a.v != v {
+			t.Fatalf("interrupt pending on vCPU %d at node %d, want vCPU %d at node %d", a.v, a.node, v, n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no interrupt reached vCPU %d at node %d", v, n)
+	}
+	rt := c.rts[n]
+	rt.Lock()
+	defer rt.Unlock()
+	vec, ok := rt.TakeInterruptLocked(v)
+	if !ok {
+		t.Fatalf("node %d: vCPU %d has nothing pending", n, v)
+	}
+	if rt.InterruptPendingLocked(v) {
+		t.Fatalf("node %d: vCPU %d still has an interrupt pending after the only one was taken", n, v)
+	}
+	return vec
+}
+
+func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
+	c := newCluster(t, 3, 3, 4)
+	// vCPU 0 (node 0) interrupts vCPU 1 (node 1).
+	rt := c.rts[0]
+	rt.Lock()
+	err := rt.InterruptLocked(1, 0x41)
+	rt.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec := c.takeAfter(t, 1, 1); vec != 0x41 {
+		t.Fatalf("vCPU 1 got vector %#x, want 0x41", vec)
+	}
+	// A local interrupt is pending at once, with no message.
+	rt.Lock()
+	if err := rt.InterruptLocked(0, 0x30); err != nil || !rt.InterruptPendingLocked(0) {
+		t.Fatalf("local interrupt: %v, pending %v", err, rt.InterruptPendingLocked(0))
+	}
+	if vec, ok := rt.TakeInterruptLocked(0); !ok || vec != 0x30 {
+		t.Fatalf("local interrupt taken as %#x %v", vec, ok)
+	}
+	// Illegal vectors are refused and do not stop the VM.
+	if err := rt.InterruptLocked(1, 3); err == nil {
+		t.Fatal("vector 3 was sent")
+	}
+	rt.Unlock()
+	if err := rt.Err(); err != nil {
+		t.Fatalf("an illegal vector stopped the VM: %v", err)
+	}
+	// vCPU 1 moves to node 2 with an interrupt pending; node 0 still
+	// believes it is on node 1, whose forward finds it.
+	r1 := c.rts[1]
+	r1.Lock()
+	if err := r1.InterruptLocked(1, 0x50); err != nil {
+		t.Fatal(err)
+	}
+	var st vcpu.State
+	st.Reset(1, false)
+	err = r1.DepartLocked(1, 2, &st)
+	r1.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-c.arrive:
+		if a.node != 2 || a.v != 1 {
+			t.Fatalf("arrival %+v, want vCPU 1 on node 2", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("vCPU 1 did not arrive")
+	}
+	r2 := c.rts[2]
+	r2.Lock()
+	vec, ok := r2.TakeInterruptLocked(1)
+	r2.Unlock()
+	if !ok || vec != 0x50 {
+		t.Fatalf("the pending interrupt did not travel with vCPU 1: %#x %v", vec, ok)
+	}
+	rt.Lock()
+	err = rt.InterruptLocked(1, 0x42)
+	rt.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec := c.takeAfter(t, 2, 1); vec != 0x42 {
+		t.Fatalf("vCPU 1 got vector %#x after moving, want 0x42", vec)
+	}
+	if st := c.rts[1].Stats().Migration; st.Forwarded != 1 {
+		t.Errorf("node 1 forwarded %d interrupts, want 1", st.Forwarded)
 	}
 }
 
