@@ -95,6 +95,18 @@ func cat(parts ...[]byte) []byte {
 // data emits raw data (not an instruction).
 func (a *assembler) data(b ...byte) { a.buf = append(a.buf, b...) }
 
+// dataAbs16 emits the 16-bit guest-physical address of a label as data.
+func (a *assembler) dataAbs16(label string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.buf), end: len(a.buf) + 2, kind: fixAbs16, label: label})
+	a.data(0, 0)
+}
+
+// dataAbs32 emits the 32-bit guest-physical address of a label as data.
+func (a *assembler) dataAbs32(label string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.buf), end: len(a.buf) + 4, kind: fixAbs32, label: label})
+	a.data(0, 0, 0, 0)
+}
+
 // align pads with zeros to a multiple of n.
 func (a *assembler) align(n int) {
 	for len(a.buf)%n != 0 {
@@ -137,13 +149,17 @@ func (a *assembler) opsize16() []byte {
 	return []byte{0x66}
 }
 
-func (a *assembler) cli()   { a.inst("cli", 0xFA) }
-func (a *assembler) hlt()   { a.inst("hlt", 0xF4) }
-func (a *assembler) cpuid() { a.inst("cpuid", 0x0F, 0xA2) }
-func (a *assembler) rdtsc() { a.inst("rdtsc", 0x0F, 0x31) }
-func (a *assembler) rdmsr() { a.inst("rdmsr", 0x0F, 0x32) }
-func (a *assembler) wrmsr() { a.inst("wrmsr", 0x0F, 0x30) }
-func (a *assembler) ud2()   { a.inst("ud2", 0x0F, 0x0B) }
+func (a *assembler) cli()     { a.inst("cli", 0xFA) }
+func (a *assembler) sti()     { a.inst("sti", 0xFB) }
+func (a *assembler) pushRDI() { a.inst("push rdi", 0x57) }
+func (a *assembler) popRDI()  { a.inst("pop rdi", 0x5F) }
+func (a *assembler) iretq()   { a.inst("iretq", 0x48, 0xCF) }
+func (a *assembler) hlt()     { a.inst("hlt", 0xF4) }
+func (a *assembler) cpuid()   { a.inst("cpuid", 0x0F, 0xA2) }
+func (a *assembler) rdtsc()   { a.inst("rdtsc", 0x0F, 0x31) }
+func (a *assembler) rdmsr()   { a.inst("rdmsr", 0x0F, 0x32) }
+func (a *assembler) wrmsr()   { a.inst("wrmsr", 0x0F, 0x30) }
+func (a *assembler) ud2()     { a.inst("ud2", 0x0F, 0x0B) }
 
 // repStosd: REP STOSD (F3 AB).
 func (a *assembler) repStosd() {

@@ -64,6 +64,29 @@ const (
 	// Only that vCPU reports, so records never interleave. vCPUs other
 	// than 0 wait in real mode until vCPU 0 has built the page tables.
 	VariantCounter
+	// VariantPingPong is the inter-processor interrupt test for two
+	// vCPUs: vCPU 0 sends vCPU 1 an IPI (x2APIC ICR write, fixed vector
+	// PingVector1), whose handler counts it; vCPU 1 answers each with an
+	// IPI of PingVector0 back, ParamIterations times. vCPU 0 reports as
+	// the counter variant does: the sum of both vCPUs' received counts
+	// (it must be 2 x iterations), the iterations, 2, and its TSC delta.
+	VariantPingPong
+)
+
+// Ping-pong variant layout and vectors. Each vCPU's received count and
+// stack live on pages of their own, so that only the IPIs travel.
+const (
+	PingVector0   = 0x40     // the vector vCPU 0 takes
+	PingVector1   = 0x41     // the vector vCPU 1 takes
+	PingRecv0     = 0x203000 // IPIs vCPU 0 received
+	PingRecv1     = 0x204000 // IPIs vCPU 1 received
+	PingStackTop1 = 0x206000 // vCPU 1's stack (vCPU 0 uses StackTop)
+	// PingPongMinMemory is the guest memory the ping-pong variant needs.
+	PingPongMinMemory = PingStackTop1
+	// MSRx2APICICR is the x2APIC interrupt command register (Intel SDM
+	// Vol. 3A, 11.12.9 "ICR Operation in x2APIC Mode"): destination in
+	// bits 63:32, vector in bits 7:0.
+	MSRx2APICICR = 0x830
 )
 
 // Counter variant layout (guest-physical addresses). The lock and the
@@ -86,7 +109,7 @@ const (
 
 // Variants lists every variant.
 func Variants() []Variant {
-	return []Variant{VariantStandard, VariantTripleFault, VariantProbe, VariantCounter}
+	return []Variant{VariantStandard, VariantTripleFault, VariantProbe, VariantCounter, VariantPingPong}
 }
 
 // String names the variant (also the .bin file name used by mkguest).
@@ -100,6 +123,8 @@ func (v Variant) String() string {
 		return "probe"
 	case VariantCounter:
 		return "counter"
+	case VariantPingPong:
+		return "pingpong"
 	}
 	return fmt.Sprintf("variant%d", int(v))
 }
@@ -163,7 +188,8 @@ func Build(v Variant) (*Image, error) {
 	a.movSegAX(0) // es
 	a.movSegAX(2) // ss
 	a.movImm16(regSP, StackTop)
-	if v == VariantCounter {
+	smp := v == VariantCounter || v == VariantPingPong
+	if smp {
 		// vCPUs other than 0 wait for the page tables.
 		a.movImm32(regAX, 1)
 		a.cpuid()
@@ -213,7 +239,7 @@ func Build(v Variant) (*Image, error) {
 	a.addImm32(regAX, 0x200000)
 	a.addImm8(regDI, 8)
 	a.loop("pdloop")
-	if v == VariantCounter {
+	if smp {
 		a.movMemImm32(ReadyFlag, 1)
 		a.jmp8("paging")
 		a.label("ap32")
@@ -246,15 +272,18 @@ func Build(v Variant) (*Image, error) {
 	a.movSegAX(0)
 	a.movSegAX(2)
 	a.movRSPImm(StackTop)
-	if v == VariantCounter {
+	switch v {
+	case VariantCounter:
 		a.counter()
-	} else {
+	case VariantPingPong:
+		a.pingPong()
+	default:
 		a.record(RecStage, imm(StageLong))
 	}
 
 	switch v {
-	case VariantCounter:
-		// counter() ends in its own halt loop
+	case VariantCounter, VariantPingPong:
+		// counter() and pingPong() end in their own halt loops
 	case VariantTripleFault:
 		a.record(RecStage, imm(StageTripleFault))
 		a.lidt64("nullidt")
@@ -348,6 +377,9 @@ func Build(v Variant) (*Image, error) {
 	a.align(8)
 	a.label("nullidt")
 	a.data(make([]byte, 10)...) // limit 0, base 0
+	if v == VariantPingPong {
+		a.pingPongIDT()
+	}
 	buf, insts, err := a.finish()
 	if err != nil {
 		return nil, fmt.Errorf("testguest: building %v: %w", v, err)
@@ -427,6 +459,125 @@ func (a *assembler) counter() {
 	a.label("halt")
 	a.hlt()
 	a.jmp8("halt")
+}
+
+// pingPong emits the 64-bit body of VariantPingPong (see there).
+// ESI holds the APIC id, EBP the round.
+func (a *assembler) pingPong() {
+	a.movImm32(regAX, 1)
+	a.cpuid()
+	a.mov32(regSI, regBX)
+	a.shrImm32(regSI, 24)
+	a.lidt64("idtr")
+	a.test32(regSI, regSI)
+	a.jcc8(ccE, "jz", "ping0")
+	// vCPU 1: answer every IPI with one.
+	a.movRSPImm(PingStackTop1)
+	a.sti()
+	a.xor32(regBP, regBP)
+	a.label("pongloop")
+	a.inc32(regBP)
+	a.label("pongwait")
+	a.pause()
+	a.loadAbs64(PingRecv1)
+	a.cmp32(regAX, regBP)
+	a.jcc8(ccB, "jb", "pongwait")
+	a.sendIPI(0, PingVector0)
+	a.loadAbs64(ParamIterations)
+	a.cmp32(regBP, regAX)
+	a.jcc8(ccB, "jb", "pongloop")
+	a.cli()
+	a.label("ponghalt")
+	a.hlt()
+	a.jmp8("ponghalt")
+
+	// vCPU 0: ping, wait for the answer, and report.
+	a.label("ping0")
+	a.record(RecStage, imm(StageLong))
+	a.rdtsc()
+	a.movImm32(regDI, TSCStash)
+	a.storeDI(regAX)
+	a.movImm32(regDI, TSCStash+4)
+	a.storeDI(regDX)
+	a.sti()
+	a.xor32(regBP, regBP)
+	a.label("ping")
+	a.inc32(regBP)
+	a.sendIPI(1, PingVector1)
+	a.label("pingwait")
+	a.pause()
+	a.loadAbs64(PingRecv0)
+	a.cmp32(regAX, regBP)
+	a.jcc8(ccB, "jb", "pingwait")
+	a.loadAbs64(ParamIterations)
+	a.cmp32(regBP, regAX)
+	a.jcc8(ccB, "jb", "ping")
+	a.cli()
+	a.rdtsc()
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX)
+	a.mov64(regBX, regAX) // end TSC
+	a.loadAbs64(TSCStash + 4)
+	a.mov32(regDX, regAX)
+	a.loadAbs64(TSCStash)
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX) // start TSC
+	a.sub64(regBX, regAX)
+	a.mov32(regBP, regBX)
+	a.shr64Imm(regBX, 32)
+	a.loadAbs64(PingRecv1)
+	a.mov32(regSI, regAX)
+	a.loadAbs64(PingRecv0)
+	a.add32(regSI, regAX)
+	a.loadAbs64(ParamIterations)
+	a.mov32(regDI, regAX)
+	a.movImm32(regCX, 2)
+	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
+	a.record(RecDone)
+	a.label("pinghalt")
+	a.hlt()
+	a.jmp8("pinghalt")
+
+	// The handlers count what they receive.
+	for i, recv := range []uint32{PingRecv0, PingRecv1} {
+		a.label(fmt.Sprintf("ipi%d", i))
+		a.pushRDI()
+		a.movImm32(regDI, recv)
+		a.lockIncDI()
+		a.popRDI()
+		a.iretq()
+	}
+}
+
+// sendIPI writes the x2APIC ICR: fixed delivery of vector to the vCPU
+// with APIC id dest.
+func (a *assembler) sendIPI(dest, vector uint32) {
+	a.movImm32(regCX, MSRx2APICICR)
+	a.movImm32(regDX, dest)
+	a.movImm32(regAX, vector)
+	a.wrmsr()
+}
+
+// pingPongIDT emits the ping-pong variant's IDT (interrupt gates for
+// PingVector0 and PingVector1, Intel SDM Vol. 3A, 6.14.1) and its IDTR.
+func (a *assembler) pingPongIDT() {
+	a.align(16)
+	a.label("idt")
+	for vec := 0; vec <= PingVector1; vec++ {
+		if vec < PingVector0 {
+			a.data(make([]byte, 16)...)
+			continue
+		}
+		a.dataAbs16(fmt.Sprintf("ipi%d", vec-PingVector0)) // offset 15:0
+		a.data(le16(selCode64)...)
+		a.data(0, 0x8E)                // no IST; present, DPL 0, 64-bit interrupt gate
+		a.data(make([]byte, 2+4+4)...) // offset 31:16 and 63:32 (the code is below 64 KiB), reserved
+	}
+	a.align(8)
+	a.label("idtr")
+	a.data(le16((PingVector1+1)*16 - 1)...)
+	a.dataAbs32("idt")
+	a.data(0, 0, 0, 0)
 }
 
 // Listing returns the image as one instruction a line: offset,

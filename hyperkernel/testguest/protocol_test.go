@@ -38,6 +38,7 @@ func TestGuestRecordsDecode(t *testing.T) {
 		VariantTripleFault: {RecStage, RecStage, RecStage, RecStage},
 		VariantProbe:       {RecStage, RecStage, RecStage, RecProbe, RecProbeSurvived, RecDone},
 		VariantCounter:     {RecStage, RecStage, RecStage, RecCounter, RecDone},
+		VariantPingPong:    {RecStage, RecStage, RecStage, RecCounter, RecDone},
 	}
 	for _, v := range Variants() {
 		im, err := Build(v)
