@@ -52,13 +52,14 @@ func startHypervisor(p *board.Platform) ([]*shell.Command, *hv.Hypervisor) {
 }
 
 // distCommands connects distributed VMs to the cluster: the hypervisor
-// receives dvm.Channel messages from the agent and sends through it.
-func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) []*shell.Command {
+// receives dvm.Channel messages from the agent and sends through it. The
+// runner is nil where distributed VMs are unavailable.
+func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*shell.Command, hv.DistRunner) {
 	switch {
 	case h == nil:
-		return hv.DistCommands(nil, "VT-x is unavailable on this node")
+		return hv.DistCommands(nil, "VT-x is unavailable on this node"), nil
 	case agent == nil:
-		return hv.DistCommands(nil, "this node has no cluster transport")
+		return hv.DistCommands(nil, "this node has no cluster transport"), nil
 	}
 	an := agentNet{a: agent, self: uint32(agent.Status().ID)}
 	d := h.NewDist(an, notices)
@@ -67,9 +68,26 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) []*she
 			d.Receive(i, msg)
 		}
 	}); err != nil {
-		return hv.DistCommands(nil, err.Error())
+		return hv.DistCommands(nil, err.Error()), nil
 	}
-	return hv.DistCommands(d, "")
+	return hv.DistCommands(d, ""), d
+}
+
+// withDist extends the `vcpus` and `node` commands with the distributed
+// VM run by r: `vcpus` shows where its vCPUs run and `node evacuate N`
+// moves it off a node.
+func withDist(cmds []*shell.Command, r hv.DistRunner) {
+	if r == nil {
+		return
+	}
+	for i, c := range cmds {
+		switch c.Name {
+		case "vcpus":
+			cmds[i] = hv.WithDistVCPUs(c, r)
+		case "node":
+			cmds[i] = hv.WithNodeEvacuate(c, r)
+		}
+	}
 }
 
 // agentNet is the cluster as package hv's distributed VMs see it. A

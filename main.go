@@ -43,7 +43,9 @@ func main() {
 	hvCmds, h := startHypervisor(p)
 	cmds = append(cmds, hvCmds...)
 	cmds = append(cmds, netCmds...)
-	cmds = append(cmds, distCommands(h, agent, notices)...)
+	distCmds, dist := distCommands(h, agent, notices)
+	cmds = append(cmds, distCmds...)
+	withDist(cmds, dist)
 	sh, err := shell.New(cmds...)
 	if err != nil {
 		fmt.Printf("shell: %v\n", err)

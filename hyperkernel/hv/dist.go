@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 )
@@ -19,7 +20,22 @@ import (
 type DistStart struct {
 	Nodes      int // nodes taking part (0..Nodes-1); 0 means every member
 	VCPUs      int // 0 means one per node
-	Iterations int // counter iterations per vCPU
+	Iterations int // counter iterations (ping-pong rounds) per vCPU
+	// Guest is the payload: testguest.VariantCounter or
+	// testguest.VariantPingPong (see DistGuest).
+	Guest testguest.Variant
+}
+
+// DistGuest returns the payload a distributed VM runs for a name:
+// counter or pingpong.
+func DistGuest(name string) (testguest.Variant, bool) {
+	switch name {
+	case "counter":
+		return testguest.VariantCounter, true
+	case "pingpong":
+		return testguest.VariantPingPong, true
+	}
+	return 0, false
 }
 
 // DistVCPU is one row of `dvm stat`'s vCPU table.
@@ -39,6 +55,11 @@ type DistStatus struct {
 	Stats   dvm.Stats
 	VCPUs   []DistVCPU
 	Outcome string // empty while running
+	// Exits counts the VM exits of the vCPUs that ran on this node.
+	Exits exits.ExitStats
+	// IPIs counts the inter-processor interrupts sent by vCPUs on this
+	// node; IPIsIgnored those addressed to no vCPU.
+	IPIs, IPIsIgnored uint64
 }
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
@@ -68,17 +89,25 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [nodes=N] [vcpus=N] [iters=N] | stat | peek GPA | evacuate NODE | stop",
-			Help:  "run the counter test guest as one VM across cluster nodes",
+			Usage: "dvm start [guest=counter|pingpong] [nodes=N] [vcpus=N] [iters=N] | stat | peek GPA | evacuate NODE | stop",
+			Help:  "run a test guest (shared counter, or IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
 					return fmt.Errorf("%w: dvm needs a subcommand: start, stat, peek or stop", shell.ErrUsage)
 				}
 				switch args[0] {
 				case "start":
-					req := DistStart{Iterations: testguest.DefaultCounterIterations}
+					req := DistStart{Iterations: testguest.DefaultCounterIterations, Guest: testguest.VariantCounter}
 					for _, a := range args[1:] {
 						k, v, ok := strings.Cut(a, "=")
+						if k == "guest" {
+							g, known := DistGuest(v)
+							if !known {
+								return fmt.Errorf("%w: dvm start: unknown guest %q (counter or pingpong)", shell.ErrUsage, v)
+							}
+							req.Guest = g
+							continue
+						}
 						n, err := strconv.Atoi(v)
 						if !ok || err != nil || n < 1 {
 							return fmt.Errorf("%w: dvm start: bad argument %q (want key=positive number)", shell.ErrUsage, a)
@@ -101,8 +130,8 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(w, "dvm %d: counter guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
-						spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
+					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
+						spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
 					return nil
 				case "stat":
 					if len(args) != 1 {
@@ -138,19 +167,10 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 					if len(args) != 2 {
 						return fmt.Errorf("%w: dvm evacuate needs a node", shell.ErrUsage)
 					}
-					n, err := strconv.Atoi(args[1])
-					if err != nil || n < 0 {
-						return fmt.Errorf("%w: dvm evacuate: bad node %q", shell.ErrUsage, args[1])
-					}
 					if !need(w) {
 						return nil
 					}
-					moved, err := r.Evacuate(n)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home\n", n, moved)
-					return nil
+					return evacuate(w, r, args[1])
 				case "stop":
 					if !need(w) {
 						return nil
@@ -230,9 +250,13 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 		s.Memory.Messages, s.Memory.DataMessages, s.Memory.Bytes, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected)
 	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out\n",
 		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes)
+	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded\n",
+		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded)
 	if !full {
 		return
 	}
+	fmt.Fprintf(w, "  exits on this node: %s", strings.ReplaceAll(strings.TrimSuffix(st.Exits.String(), "\n"), "\n", "\n    "))
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  %-5s %-5s %s\n", "VCPU", "NODE", "STATE")
 	for _, v := range st.VCPUs {
 		fmt.Fprintf(w, "  %-5d %-5d %s\n", v.ID, v.Node, v.State)
@@ -250,4 +274,83 @@ func homedHere(st *DistStatus) int {
 		c++
 	}
 	return c
+}
+
+// WithDistVCPUs extends a `vcpus` command (see [VCPUsCommand]) with the
+// distributed VM: when one exists, `vcpus` also prints where each of its
+// vCPUs runs, and `vcpus dvm` prints only that.
+func WithDistVCPUs(base *shell.Command, r DistRunner) *shell.Command {
+	if r == nil {
+		return base
+	}
+	c := *base
+	c.Usage = "[ID | dvm]"
+	c.Help = "show VMs' vCPUs: state, core, exits/s; for the distributed VM, the node each runs on"
+	c.Run = func(w io.Writer, args []string) error {
+		st, dvmErr := r.Status()
+		if len(args) == 1 && args[0] == "dvm" {
+			if dvmErr != nil {
+				return dvmErr
+			}
+			writeDistVCPUs(w, &st)
+			return nil
+		}
+		err := base.Run(w, args)
+		if dvmErr != nil || len(args) != 0 {
+			return err
+		}
+		// A distributed VM exists: the local VMs' error (none) is not one.
+		writeDistVCPUs(w, &st)
+		return nil
+	}
+	return &c
+}
+
+// writeDistVCPUs prints the distributed VM's vCPU placement.
+func writeDistVCPUs(w io.Writer, st *DistStatus) {
+	fmt.Fprintf(w, "dvm %d across %d nodes (node numbers are cluster ids)\nvcpu  node  state\n", st.Spec.ID, st.Spec.Nodes)
+	for _, v := range st.VCPUs {
+		here := ""
+		if v.Here {
+			here = " (this node)"
+		}
+		fmt.Fprintf(w, "%-5d %-5d %s%s\n", v.ID, v.Node, v.State, here)
+	}
+}
+
+// WithNodeEvacuate extends the cluster's `node` command with
+// `node evacuate N`: move the distributed VM's vCPUs off node N (a
+// cluster id) and have it give back the page copies it does not home, so
+// that it can leave.
+func WithNodeEvacuate(base *shell.Command, r DistRunner) *shell.Command {
+	if r == nil {
+		return base
+	}
+	c := *base
+	c.Usage = base.Usage + " | evacuate N"
+	c.Help = base.Help + "; move the distributed VM off node N"
+	c.Run = func(w io.Writer, args []string) error {
+		if len(args) == 0 || args[0] != "evacuate" {
+			return base.Run(w, args)
+		}
+		if len(args) != 2 {
+			return fmt.Errorf("%w: want `node evacuate N`", shell.ErrUsage)
+		}
+		return evacuate(w, r, args[1])
+	}
+	return &c
+}
+
+// evacuate runs `dvm evacuate NODE` and `node evacuate NODE`.
+func evacuate(w io.Writer, r DistRunner, node string) error {
+	n, err := strconv.Atoi(node)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%w: evacuate: bad node %q", shell.ErrUsage, node)
+	}
+	moved, err := r.Evacuate(n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home\n", n, moved)
+	return nil
 }

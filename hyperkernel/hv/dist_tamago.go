@@ -81,7 +81,13 @@ type distVM struct {
 	moveTo  [dvm.MaxVCPUs]atomic.Int32 // destination+1, 0 if none
 	vstate  [dvm.MaxVCPUs]atomic.Int32 // VCPUState of vCPUs here
 	outcome atomic.Pointer[string]
-	stats   exits.ExitStats // under rt's lock
+	// ipis counts the IPIs this node's vCPUs sent; ipisIgnored those to
+	// vCPUs that do not exist.
+	ipis, ipisIgnored atomic.Uint64
+	// exits holds each vCPU's exit counts as of its latest time slice,
+	// under rt's lock; gone holds those of vCPUs that left this node.
+	exits [dvm.MaxVCPUs]exits.ExitStats
+	gone  exits.ExitStats
 }
 
 // Receive handles a message on dvm.Channel from node from.
@@ -190,7 +196,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		vcpus = nodes
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
-		Payload: uint32(testguest.VariantCounter), Arg: uint32(req.Iterations)}
+		Payload: uint32(req.Guest), Arg: uint32(req.Iterations)}
 	if err := spec.Validate(); err != nil {
 		return spec, err
 	}
@@ -214,7 +220,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		return spec, err
 	}
 	fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
-	img, err := testguest.Build(testguest.VariantCounter)
+	img, err := testguest.Build(req.Guest)
 	if err != nil {
 		return spec, err
 	}
@@ -325,6 +331,9 @@ func (f distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr
 // create builds this node's share of spec.
 func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
 	h := d.h
+	if err := checkDistPayload(spec); err != nil {
+		return nil, err
+	}
 	vm := &distVM{d: d, spec: spec, created: time.Now()}
 	alloc := func() (uint64, error) {
 		f, err := h.zeroFrame()
@@ -498,6 +507,86 @@ func (p *distPort) Out(port uint16, size uint8, v uint32) {
 	p.pending, p.w = true, dvm.DeviceWrite{Port: port, Size: size, Value: v}
 }
 
+// checkDistPayload refuses a VM whose guest this node cannot run: the
+// spec may come from a peer.
+func checkDistPayload(spec dvm.Spec) error {
+	switch testguest.Variant(spec.Payload) {
+	case testguest.VariantCounter:
+		return nil
+	case testguest.VariantPingPong:
+		if spec.VCPUs != 2 {
+			return fmt.Errorf("dvm %d: the pingpong guest needs 2 vCPUs, not %d", spec.ID, spec.VCPUs)
+		}
+		return nil
+	}
+	return fmt.Errorf("dvm %d: unknown guest %d", spec.ID, spec.Payload)
+}
+
+// distICR is the x2APIC interrupt command register seen by a vCPU: an
+// IPI is held until the vCPU has left its core, then sent to wherever its
+// destination runs. Only fixed delivery to one destination is modelled;
+// other writes are ignored (and counted), as a LAPIC ignores what it
+// cannot deliver.
+type distICR struct {
+	pending bool
+	dest    uint32
+	vector  uint8
+}
+
+// ICR fields (Intel SDM Vol. 3A, 11.6.1, Figure 11-12).
+const (
+	icrDeliveryMode = 7 << 8
+	icrShorthand    = 3 << 18
+)
+
+func (c *distICR) ReadMSR(int, uint32) (uint64, bool) { return 0, true }
+func (c *distICR) WriteMSR(_ int, _ uint32, v uint64) bool {
+	if v&(icrDeliveryMode|icrShorthand) == 0 && uint8(v) >= dvm.MinVector {
+		c.pending, c.dest, c.vector = true, uint32(v>>32), uint8(v)
+	}
+	return true
+}
+
+// sendIPI raises vector on vCPU dest (an APIC id: the vCPU number),
+// wherever it runs. The caller holds rt's lock and is not pinned.
+func (vm *distVM) sendIPI(dest uint32, vector uint8) error {
+	if dest >= uint32(vm.spec.VCPUs) {
+		vm.ipisIgnored.Add(1)
+		return nil
+	}
+	vm.ipis.Add(1)
+	return vm.rt.InterruptLocked(migrate.VCPUID(dest), vector)
+}
+
+// injectDist runs with the VMCS current, just before entry: an event
+// whose delivery the latest exit cut short is delivered again; otherwise
+// the highest pending interrupt of vCPU v is injected if the guest can
+// take it now (RFLAGS.IF set, no STI or MOV SS blocking). If it cannot,
+// the interrupt waits for a later entry: the preemption timer brings one
+// within a time slice.
+func injectDist(rt *dvm.Runtime, v migrate.VCPUID, idtInfo *uint64) {
+	if info := *idtInfo; info&intrValid != 0 {
+		*idtInfo = 0
+		vmx.VMWRITE(vmx.EntryInterruptionInfo, info&^(1<<12))
+		if info&intrErrorValid != 0 {
+			vmx.VMWRITE(vmx.EntryExceptionErrorCode, vmread(vmx.IDTVectoringErrorCode))
+		}
+		if t := info >> 8 & 7; t >= 4 { // software interrupt or exception
+			vmx.VMWRITE(vmx.EntryInstructionLength, vmread(vmx.ExitInstructionLength))
+		}
+		return
+	}
+	if vmread(vmx.EntryInterruptionInfo)&intrValid != 0 || !rt.InterruptPendingLocked(v) {
+		return
+	}
+	if vmread(vmx.GuestRFLAGS)&rflagsIF == 0 || vmread(vmx.GuestInterruptibility)&blockingSTIorSS != 0 {
+		return
+	}
+	if vec, ok := rt.TakeInterruptLocked(v); ok {
+		vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(vec)|intrValid) // external interrupt
+	}
+}
+
 // run is the exit loop of vCPU v on this node (see RunTest for the VMCS
 // handling). It holds the runtime's lock while the vCPU is in guest mode
 // and lets go of it, after leaving the core, whenever it may block.
@@ -526,7 +615,12 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 	if err := bus.Register(testguest.DebugPort, 4, "debug port", port); err != nil {
 		return err
 	}
-	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: uint32(v)}
+	icr := &distICR{}
+	msrs := exits.NewMSRTable()
+	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", icr); err != nil {
+		return err
+	}
+	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: msrs, APICID: uint32(v)}
 	res := &Result{Variant: testguest.VariantCounter}
 	vc := &loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
 		setup: append(g.Fields(), vm.setup...), res: res}
@@ -536,17 +630,21 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 	defer func() {
 		vc.put()
 		rt.Lock()
-		vm.stats.Add(&disp.Stats)
+		vm.gone.Add(&disp.Stats)
+		vm.exits[v] = exits.ExitStats{}
 		rt.Unlock()
 	}()
-	// yield leaves the core and the lock for a moment.
+	// yield leaves the core and the lock for a moment, publishing the
+	// exit counts.
 	yield := func() {
+		vm.exits[v] = disp.Stats
 		vc.put()
 		rt.Unlock()
 		runtime.Gosched()
 		rt.Lock()
 	}
 	var e exits.Exit
+	var idtInfo uint64 // IDT-vectoring information of the latest exit
 	slice := h.plat.TSCHz / 1000
 	var pinnedAt uint64
 	halted := false
@@ -565,6 +663,14 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 			if err != nil {
 				rt.Unlock()
 				return err
+			}
+			// An interrupt whose delivery an exit cut short is pending
+			// again, and travels with the vCPU.
+			if idtInfo&intrValid != 0 && idtInfo>>8&7 == 0 {
+				if err := rt.InterruptLocked(migrate.VCPUID(v), uint8(idtInfo)); err != nil {
+					rt.Unlock()
+					return err
+				}
 			}
 			var st vcpu.State
 			SaveVCPU(&gs, &regs, uint32(v), v == 0, &st)
@@ -589,6 +695,7 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 			return err
 		}
 		if halted {
+			vm.exits[v] = disp.Stats
 			// The payload halts with interrupts off once done: nothing
 			// wakes it but a migration request or the end of the VM.
 			vc.put()
@@ -607,11 +714,13 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 			rt.Unlock()
 			return err
 		}
+		injectDist(rt, migrate.VCPUID(v), &idtInfo)
 		if err := vmx.Enter(&regs, vc.launched); err != nil {
 			rt.Unlock()
 			return fmt.Errorf("VM entry failed: %v", err)
 		}
 		vc.launched = true
+		idtInfo = vmread(vmx.IDTVectoringInfo)
 		e.Reason = vmread(vmx.VMCSExitReason)
 		e.Qualification = vmread(vmx.VMCSExitQualification)
 		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
@@ -624,6 +733,14 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 				port.pending = false
 				vc.put()
 				if err := rt.ForwardLocked(port.w); err != nil {
+					rt.Unlock()
+					return err
+				}
+			}
+			if icr.pending {
+				icr.pending = false
+				vc.put()
+				if err := vm.sendIPI(icr.dest, icr.vector); err != nil {
 					rt.Unlock()
 					return err
 				}
@@ -673,7 +790,14 @@ func (d *Dist) Status() (DistStatus, error) {
 	if vm == nil {
 		return DistStatus{}, errors.New("no distributed VM on this node")
 	}
-	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats()}
+	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
+		IPIs: vm.ipis.Load(), IPIsIgnored: vm.ipisIgnored.Load()}
+	vm.rt.Lock()
+	st.Exits = vm.gone
+	for v := range vm.exits {
+		st.Exits.Add(&vm.exits[v])
+	}
+	vm.rt.Unlock()
 	if o := vm.outcome.Load(); o != nil {
 		st.Outcome = *o
 	}

@@ -160,6 +160,7 @@ func TestBochsCluster(t *testing.T) {
 		t.Logf("ping from node %d to node %d:\n%s", p[0], p[1], out)
 	}
 	checkDistributedVM(t, nodes[1], nodes[2], timeout)
+	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
 }
 
 // dvmFinished matches the outcome line of a distributed counter VM.
@@ -184,30 +185,40 @@ func waitDVM(t *testing.T, n *node, timeout time.Duration) ([]string, string) {
 
 // startDVM types a `dvm start` line on a and waits for it to start; on
 // failure it shows what node b thinks.
-func startDVM(t *testing.T, a, b *node, line string, timeout time.Duration) {
+func startDVM(t *testing.T, a, b *node, line string, timeout time.Duration) (id string) {
 	t.Helper()
 	if err := a.con.Send(line); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.con.Expect("started", 2*time.Minute); err != nil {
+	out, err := a.con.Expect("started", 2*time.Minute)
+	if err != nil {
 		t.Fatalf("%s: %v\nnode 1:\n%s\nnode 2, dvm stat:\n%s", line, err, a.con.Output(), run(t, b, "dvm stat", timeout))
+	}
+	m := regexp.MustCompile(`dvm (\d+): \w+ guest`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s: no VM id in:\n%s", line, out)
 	}
 	if _, err := a.con.Expect(prompt, timeout); err != nil {
 		t.Fatal(err)
 	}
+	return m[1]
 }
 
 // runFor runs a command until its output contains want: a notice that
 // arrives as the command is typed can take the place of its output.
 func runFor(t *testing.T, n *node, line, want string, timeout time.Duration) string {
 	t.Helper()
-	var out string
-	for i := 0; i < 3; i++ {
-		if out = run(t, n, line, timeout); strings.Contains(out, want) {
-			break
+	var all []string
+	for i := 0; i < 5; i++ {
+		out := run(t, n, line, timeout)
+		if strings.Contains(out, want) {
+			return out
 		}
+		all = append(all, out)
+		time.Sleep(500 * time.Millisecond)
 	}
-	return out
+	t.Logf("%q never printed %q; it printed:\n%s", line, want, strings.Join(all, "\n---\n"))
+	return all[len(all)-1]
 }
 
 // checkCounter checks a finished counter VM's outcome.
@@ -231,11 +242,22 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 	checkCounter(t, "one node", one, iters)
 	run(t, a, "dvm stop", timeout)
 
-	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	framesBefore := run(t, a, "nodes", timeout)
+	spreadID := startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	// Both nodes show where each vCPU runs.
+	for i, n := range []*node{a, b} {
+		out := runFor(t, n, "vcpus dvm", "across 2 nodes", timeout)
+		if !regexp.MustCompile(`(?m)^0\s+1\s+`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s+2\s+`).MatchString(out) {
+			t.Errorf("vcpus on node %d does not show vCPU 0 on node 1 and vCPU 1 on node 2:\n%s", i+1, out)
+		}
+	}
 	spread, stat := waitDVM(t, a, 20*time.Minute)
 	t.Logf("two nodes, one vCPU each:\n%s", stat)
+	// Frames on the wire for the run (the transport's counters on node
+	// 1, before and after).
+	t.Logf("transport on node 1 before the run:\n%s\nafter:\n%s", framesBefore, run(t, a, "nodes", timeout))
 	checkCounter(t, "two nodes", spread, iters)
-	pages := runFor(t, b, "pages", "faults: ", timeout)
+	pages := runFor(t, b, "pages", "dvm "+spreadID+" on node 2", timeout)
 	t.Logf("pages on node 2:\n%s", pages)
 	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
 		t.Errorf("node 2 reports no remote faults:\n%s", pages)
@@ -280,15 +302,15 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 
 	// Evacuate node 2 while the guest runs: its vCPU moves to node 1 and
 	// it gives back every page copy it does not home.
-	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
+	evacID := startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", iters), timeout)
 	time.Sleep(time.Second)
-	out = run(t, a, "dvm evacuate 2", timeout)
+	out = run(t, a, "node evacuate 2", timeout)
 	if !strings.Contains(out, "moving 1 vCPUs away") {
-		t.Fatalf("dvm evacuate 2:\n%s", out)
+		t.Fatalf("node evacuate 2:\n%s", out)
 	}
 	evac, stat := waitDVM(t, a, 20*time.Minute)
 	checkCounter(t, "two nodes, node 2 evacuated", evac, iters)
-	pages = runFor(t, b, "pages", "held here", timeout)
+	pages = runFor(t, b, "pages", "dvm "+evacID+" on node 2", timeout)
 	t.Logf("node 2 after evacuation:\n%s\n%s", stat, pages)
 	// Left: at most its own 512 pages (those node 1 took for writing
 	// are gone from here too), none modified.
@@ -302,5 +324,50 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 	if held == nil || !strings.Contains(pages, "vCPU migrations: 1 out") {
 		t.Errorf("node 2 still holds copies or vCPUs after evacuation:\n%s", pages)
 	}
+	run(t, a, "dvm stop", timeout)
+}
+
+// checkDistributedIPIs runs the IPI ping-pong guest on one node (the
+// baseline), then with its two vCPUs on two nodes, then moving vCPU 1
+// while it plays: every IPI must arrive, wherever its target runs.
+func checkDistributedIPIs(t *testing.T, a, b *node, timeout time.Duration) {
+	const rounds = 300
+	ipis := regexp.MustCompile(`interrupts: (\d+) IPIs sent from here`)
+	startDVM(t, a, b, fmt.Sprintf("dvm start guest=pingpong nodes=1 vcpus=2 iters=%d", rounds), timeout)
+	one, stat := waitDVM(t, a, 10*time.Minute)
+	t.Logf("ping-pong, one node:\n%s", stat)
+	checkCounter(t, "ping-pong on one node", one, rounds)
+	run(t, a, "dvm stop", timeout)
+
+	id := startDVM(t, a, b, fmt.Sprintf("dvm start guest=pingpong nodes=2 iters=%d", rounds), timeout)
+	two, stat := waitDVM(t, a, 10*time.Minute)
+	t.Logf("ping-pong, one vCPU on each node:\n%s", stat)
+	checkCounter(t, "ping-pong across nodes", two, rounds)
+	if m := ipis.FindStringSubmatch(stat); m == nil || m[1] != fmt.Sprint(rounds) {
+		t.Errorf("node 1 did not send %d IPIs:\n%s", rounds, stat)
+	}
+	pages := runFor(t, b, "pages", "dvm "+id+" on node 2", timeout)
+	if !strings.Contains(pages, fmt.Sprintf("interrupts: %d IPIs sent from here", rounds)) || !strings.Contains(pages, fmt.Sprintf(", %d made pending here", rounds)) {
+		t.Errorf("node 2 did not send and receive %d IPIs:\n%s", rounds, pages)
+	}
+	oneTSC, _ := strconv.ParseFloat(one[4], 64)
+	twoTSC, _ := strconv.ParseFloat(two[4], 64)
+	if oneTSC > 0 {
+		t.Logf("ping-pong: %.0f TSC ticks per round trip on one node, %.0f across two (%.1fx); wall %s vs %s",
+			oneTSC/rounds, twoTSC/rounds, twoTSC/oneTSC, two[5], one[5])
+	}
+	run(t, a, "dvm stop", timeout)
+
+	startDVM(t, a, b, fmt.Sprintf("dvm start guest=pingpong nodes=2 iters=%d", 2*rounds), timeout)
+	time.Sleep(500 * time.Millisecond)
+	if out := run(t, a, "migrate 1 1", timeout); !strings.Contains(out, "moving to node 1") {
+		t.Fatalf("migrate:\n%s", out)
+	}
+	if out := run(t, a, "dvm stat", timeout); !strings.Contains(out, ": running, ") {
+		t.Fatalf("the ping-pong guest was no longer running when vCPU 1 moved; play more rounds:\n%s", out)
+	}
+	moved, stat := waitDVM(t, a, 10*time.Minute)
+	t.Logf("ping-pong, vCPU 1 moved to node 1 while playing:\n%s", stat)
+	checkCounter(t, "ping-pong with a migration", moved, 2*rounds)
 	run(t, a, "dvm stop", timeout)
 }

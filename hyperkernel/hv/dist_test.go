@@ -1,0 +1,196 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package hv
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/hyperkernel/testguest"
+)
+
+// fakeDist is a DistRunner that records what the commands ask for.
+type fakeDist struct {
+	running   bool
+	started   DistStart
+	migrated  [2]int
+	evacuated int
+	status    DistStatus
+}
+
+func (f *fakeDist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
+	f.started, f.running = req, true
+	f.status.Spec = dvm.Spec{ID: 7, Nodes: max(req.Nodes, 2), VCPUs: max(req.VCPUs, 2), Pages: 1024, Arg: uint32(req.Iterations)}
+	return f.status.Spec, nil
+}
+
+func (f *fakeDist) Status() (DistStatus, error) {
+	if !f.running {
+		return DistStatus{}, errors.New("no distributed VM on this node")
+	}
+	return f.status, nil
+}
+
+func (f *fakeDist) Peek(gpa uint64) (uint32, error) { return uint32(gpa) + 1, nil }
+
+func (f *fakeDist) Migrate(vcpu, node int) error {
+	f.migrated = [2]int{vcpu, node}
+	return nil
+}
+
+func (f *fakeDist) Evacuate(node int) (int, error) {
+	if !f.running {
+		return 0, errors.New("no distributed VM on this node")
+	}
+	f.evacuated = node
+	return 1, nil
+}
+
+func (f *fakeDist) Stop() error { f.running = false; return nil }
+
+// run runs one command line against cmds.
+func run(t *testing.T, cmds []*shell.Command, line string) (string, error) {
+	t.Helper()
+	words := strings.Fields(line)
+	for _, c := range cmds {
+		if c.Name == words[0] {
+			var out bytes.Buffer
+			err := c.Run(&out, words[1:])
+			return out.String(), err
+		}
+	}
+	t.Fatalf("no command %q", words[0])
+	return "", nil
+}
+
+func TestDistCommands(t *testing.T) {
+	f := &fakeDist{}
+	cmds := DistCommands(f, "")
+	if _, err := run(t, cmds, "dvm start nodes=2 vcpus=zero"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("bad argument: %v, want a usage error", err)
+	}
+	if _, err := run(t, cmds, "dvm start color=2"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("unknown argument: %v, want a usage error", err)
+	}
+	if _, err := run(t, cmds, "dvm start guest=doom"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("unknown guest: %v, want a usage error", err)
+	}
+	out, err := run(t, cmds, "dvm start guest=pingpong iters=9")
+	if err != nil || f.started.Guest != testguest.VariantPingPong || !strings.Contains(out, "pingpong guest") {
+		t.Errorf("dvm start guest=pingpong: %q %v, runner got %+v", out, err, f.started)
+	}
+	out, err = run(t, cmds, "dvm start nodes=2 vcpus=2 iters=500")
+	if err != nil || !strings.Contains(out, "dvm 7: counter guest, 2 vCPUs on 2 nodes, 4 MiB, 500 iterations per vCPU: started") {
+		t.Errorf("dvm start: %q %v", out, err)
+	}
+	if f.started != (DistStart{Nodes: 2, VCPUs: 2, Iterations: 500, Guest: testguest.VariantCounter}) {
+		t.Errorf("dvm start asked for %+v", f.started)
+	}
+	f.status.Self, f.status.Index, f.status.Elapsed = 2, 1, 2*time.Second
+	f.status.Stats.Memory.RemoteFaults = 100
+	f.status.Stats.Migration.MigrationsIn = 1
+	f.status.IPIs, f.status.Stats.Migration.Delivered = 10, 9
+	f.status.VCPUs = []DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 2, Here: true, State: "halted"}}
+	out, err = run(t, cmds, "dvm stat")
+	for _, want := range []string{"dvm 7 on node 2 (1 of 2 in the VM): running", "512 homed here", "(100 remote, 50.0/s)", "1 in (0.50/s)", "interrupts: 10 IPIs sent from here (5.0/s, 0 to no vCPU), 9 made pending here", "1     2     halted"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("dvm stat: no %q in %q (%v)", want, out, err)
+		}
+	}
+	if out, err = run(t, cmds, "pages"); err != nil || strings.Contains(out, "VCPU") || !strings.Contains(out, "pages: 1024 in the VM") {
+		t.Errorf("pages: %q %v", out, err)
+	}
+	if out, err = run(t, cmds, "dvm peek 0x10"); err != nil || !strings.Contains(out, "0x10: 17") {
+		t.Errorf("dvm peek: %q %v", out, err)
+	}
+	if _, err = run(t, cmds, "migrate 1 x"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("migrate 1 x: %v, want a usage error", err)
+	}
+	if _, err = run(t, cmds, "migrate 1 1"); err != nil || f.migrated != [2]int{1, 1} {
+		t.Errorf("migrate 1 1: %v, runner got %v", err, f.migrated)
+	}
+	if out, err = run(t, cmds, "dvm evacuate 2"); err != nil || f.evacuated != 2 || !strings.Contains(out, "moving 1 vCPUs away") {
+		t.Errorf("dvm evacuate 2: %q %v, runner got %d", out, err, f.evacuated)
+	}
+	if _, err = run(t, cmds, "dvm evacuate -1"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("dvm evacuate -1: %v, want a usage error", err)
+	}
+	if _, err = run(t, cmds, "dvm stop"); err != nil || f.running {
+		t.Errorf("dvm stop: %v, running %v", err, f.running)
+	}
+	if _, err = run(t, cmds, "dvm stat"); err == nil {
+		t.Error("dvm stat after stop succeeded")
+	}
+
+	// Without a runner every command says why.
+	out, err = run(t, DistCommands(nil, "VT-x is unavailable"), "dvm start")
+	if err != nil || !strings.Contains(out, "distributed VMs unavailable: VT-x is unavailable") {
+		t.Errorf("no runner: %q %v", out, err)
+	}
+}
+
+func TestWithDistVCPUs(t *testing.T) {
+	f := &fakeDist{}
+	cmd := WithDistVCPUs(VCPUsCommand(nil), f)
+	var out bytes.Buffer
+	if err := cmd.Run(&out, nil); err == nil {
+		t.Errorf("vcpus with no VM at all succeeded: %q", out.String())
+	}
+	f.Start(DistStart{Nodes: 2, VCPUs: 2}, io.Discard)
+	f.status.VCPUs = []DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 2, Here: true, State: "running"}}
+	for _, args := range [][]string{nil, {"dvm"}} {
+		out.Reset()
+		if err := cmd.Run(&out, args); err != nil {
+			t.Fatalf("vcpus %v: %v", args, err)
+		}
+		for _, want := range []string{"dvm 7 across 2 nodes", "0     1     running\n", "1     2     running (this node)"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("vcpus %v: no %q in:\n%s", args, want, out.String())
+			}
+		}
+	}
+	// Local VMs still come first.
+	os := &fakeOS{}
+	os.BootOS(1, 1<<20, "")
+	out.Reset()
+	if err := WithDistVCPUs(VCPUsCommand(os), f).Run(&out, nil); err != nil || !strings.Contains(out.String(), "vm 1 (linux)") || !strings.Contains(out.String(), "dvm 7") {
+		t.Errorf("vcpus with both: %q %v", out.String(), err)
+	}
+	if WithDistVCPUs(VCPUsCommand(nil), nil).Usage != VCPUsCommand(nil).Usage {
+		t.Error("a nil runner changed the command")
+	}
+}
+
+func TestWithNodeEvacuate(t *testing.T) {
+	var passed []string
+	base := &shell.Command{Name: "node", Usage: "leave", Help: "leave", Run: func(w io.Writer, args []string) error {
+		passed = args
+		return nil
+	}}
+	f := &fakeDist{}
+	cmd := WithNodeEvacuate(base, f)
+	if err := cmd.Run(io.Discard, []string{"leave"}); err != nil || len(passed) != 1 || passed[0] != "leave" {
+		t.Errorf("node leave: %v, base got %v", err, passed)
+	}
+	if err := cmd.Run(io.Discard, []string{"evacuate", "2"}); err == nil {
+		t.Error("node evacuate without a VM succeeded")
+	}
+	f.Start(DistStart{}, io.Discard)
+	var out bytes.Buffer
+	if err := cmd.Run(&out, []string{"evacuate", "2"}); err != nil || f.evacuated != 2 || !strings.Contains(out.String(), "node 2: moving 1 vCPUs away") {
+		t.Errorf("node evacuate 2: %q %v", out.String(), err)
+	}
+	if err := cmd.Run(&out, []string{"evacuate"}); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("node evacuate: %v, want a usage error", err)
+	}
+	if !strings.Contains(cmd.Usage, "evacuate N") {
+		t.Errorf("usage %q does not show evacuate", cmd.Usage)
+	}
+}
