@@ -472,10 +472,18 @@ func (r *Runtime) Hosts(v migrate.VCPUID) bool {
 	return r.mig.Hosts(v)
 }
 
+// HostsLocked is Hosts for a caller that holds the lock.
+func (r *Runtime) HostsLocked(v migrate.VCPUID) bool { return r.mig.Hosts(v) }
+
 // Location returns the node this node believes hosts vCPU v.
 func (r *Runtime) Location(v migrate.VCPUID) memory.NodeID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.LocationLocked(v)
+}
+
+// LocationLocked is Location for a caller that holds the lock.
+func (r *Runtime) LocationLocked(v migrate.VCPUID) memory.NodeID {
 	n, _ := r.mig.Location(v)
 	return memory.NodeID(n)
 }

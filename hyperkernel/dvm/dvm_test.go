@@ -403,6 +403,16 @@ func TestControlRoundTrip(t *testing.T) {
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create of 0 nodes decoded")
 	}
+	sipi := Control{Op: OpStartup, Spec: Spec{ID: 9}, VCPU: 1, Arg: 0x08}
+	sipi.MarshalTo(b[:])
+	if err := out.Unmarshal(b[:]); err != nil || out.Op != OpStartup || out.VCPU != 1 || out.Arg != 8 || out.Op.String() != "Startup" {
+		t.Fatalf("startup round trip: %+v %v", out, err)
+	}
+	sipi.Arg = 0x100
+	sipi.MarshalTo(b[:])
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a startup vector of 0x100 decoded")
+	}
 	d := DeviceWrite{VM: 3, VCPU: 2, Port: 0xE9, Size: 2, Value: 0xbeef}
 	var db [DeviceSize]byte
 	d.MarshalTo(db[:])

@@ -51,7 +51,11 @@ const (
 	// but does not home (Modified ones are written back), once its vCPUs
 	// have left.
 	OpEvacuate Op = 6
-	opLimit       = 7
+	// OpStartup delivers a startup IPI (vector in Arg) to VCPU, an
+	// application processor waiting for one on the receiver (Intel SDM
+	// Vol. 3A, 9.4.4 "MP Initialization Example").
+	OpStartup Op = 7
+	opLimit      = 8
 )
 
 // String names the operation.
@@ -69,6 +73,8 @@ func (o Op) String() string {
 		return "Done"
 	case OpEvacuate:
 		return "Evacuate"
+	case OpStartup:
+		return "Startup"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -109,9 +115,9 @@ const (
 type Control struct {
 	Op   Op
 	Spec Spec           // OpCreate; Spec.ID names the VM for every op
-	VCPU migrate.VCPUID // OpMigrate
+	VCPU migrate.VCPUID // OpMigrate, OpStartup
 	Node memory.NodeID  // OpMigrate: destination
-	Arg  uint32         // OpDone: outcome
+	Arg  uint32         // OpDone: outcome; OpStartup: vector
 }
 
 // Control wire format (little endian), ControlSize bytes:
@@ -164,6 +170,9 @@ func (c *Control) Unmarshal(b []byte) error {
 	}
 	if c.Node >= memory.MaxNodes {
 		return fmt.Errorf("%w: node %d", ErrBadMessage, c.Node)
+	}
+	if c.Op == OpStartup && c.Arg > 0xFF {
+		return fmt.Errorf("%w: startup vector %#x", ErrBadMessage, c.Arg)
 	}
 	if c.Op == OpCreate {
 		if err := c.Spec.Validate(); err != nil {
