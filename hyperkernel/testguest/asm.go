@@ -377,6 +377,7 @@ func (a *assembler) jcc8(cc int, name, label string) {
 // Condition codes (SDM Vol. 2, Table B-10).
 const (
 	ccB  = 0x2 // below (CF=1)
+	ccAE = 0x3 // above or equal (CF=0)
 	ccE  = 0x4
 	ccNE = 0x5
 )

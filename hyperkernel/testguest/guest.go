@@ -87,6 +87,11 @@ const (
 	// Vol. 3A, 11.12.9 "ICR Operation in x2APIC Mode"): destination in
 	// bits 63:32, vector in bits 7:0.
 	MSRx2APICICR = 0x830
+	// ICRInit and ICRStartup are the low ICR words of an INIT IPI (level
+	// assert) and of a startup IPI without its vector (SDM Vol. 3A,
+	// 11.6.1: delivery modes 101b and 110b, level bit 14).
+	ICRInit    = 0x4500
+	ICRStartup = 0x4600
 )
 
 // Counter variant layout (guest-physical addresses). The lock and the
@@ -396,6 +401,7 @@ func (a *assembler) counter() {
 	a.shrImm32(regSI, 24)
 	a.test32(regSI, regSI)
 	a.jcc8(ccNE, "jnz", "count")
+	a.startAPs()
 	a.record(RecStage, imm(StageLong))
 	a.rdtsc()
 	a.movImm32(regDI, TSCStash)
@@ -493,6 +499,7 @@ func (a *assembler) pingPong() {
 
 	// vCPU 0: ping, wait for the answer, and report.
 	a.label("ping0")
+	a.startAPs()
 	a.record(RecStage, imm(StageLong))
 	a.rdtsc()
 	a.movImm32(regDI, TSCStash)
@@ -547,6 +554,30 @@ func (a *assembler) pingPong() {
 		a.popRDI()
 		a.iretq()
 	}
+}
+
+// startAPs is the BSP's part of the multiprocessor start-up (Intel SDM
+// Vol. 3A, 9.4.4.1 "Typical BSP Initialization Sequence"): an INIT IPI
+// and a startup IPI at LoadAddress to each of the vCPUs 1..ParamVCPUs-1,
+// through the x2APIC ICR. A hyperkernel that starts every vCPU at once
+// ignores them, as a processor ignores SIPIs outside wait-for-SIPI.
+func (a *assembler) startAPs() {
+	a.movImm32(regBP, 1)
+	a.label("sipiloop")
+	a.loadAbs64(ParamVCPUs)
+	a.cmp32(regBP, regAX)
+	a.jcc8(ccAE, "jnb", "sipidone")
+	a.movImm32(regCX, MSRx2APICICR)
+	a.mov32(regDX, regBP)
+	a.movImm32(regAX, ICRInit)
+	a.wrmsr()
+	a.movImm32(regCX, MSRx2APICICR)
+	a.mov32(regDX, regBP)
+	a.movImm32(regAX, ICRStartup|LoadAddress>>12)
+	a.wrmsr()
+	a.inc32(regBP)
+	a.jmp8("sipiloop")
+	a.label("sipidone")
 }
 
 // sendIPI writes the x2APIC ICR: fixed delivery of vector to the vCPU
