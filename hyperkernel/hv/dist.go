@@ -58,8 +58,9 @@ type DistStatus struct {
 	// Exits counts the VM exits of the vCPUs that ran on this node.
 	Exits exits.ExitStats
 	// IPIs counts the inter-processor interrupts sent by vCPUs on this
-	// node; IPIsIgnored those addressed to no vCPU.
-	IPIs, IPIsIgnored uint64
+	// node, Startups their startup IPIs, IPIsIgnored those addressed to
+	// no vCPU.
+	IPIs, Startups, IPIsIgnored uint64
 }
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
@@ -250,8 +251,8 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 		s.Memory.Messages, s.Memory.DataMessages, s.Memory.Bytes, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected)
 	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out\n",
 		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes)
-	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded\n",
-		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded)
+	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
+		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
 	if !full {
 		return
 	}

@@ -81,9 +81,9 @@ type distVM struct {
 	moveTo  [dvm.MaxVCPUs]atomic.Int32 // destination+1, 0 if none
 	vstate  [dvm.MaxVCPUs]atomic.Int32 // VCPUState of vCPUs here
 	outcome atomic.Pointer[string]
-	// ipis counts the IPIs this node's vCPUs sent; ipisIgnored those to
-	// vCPUs that do not exist.
-	ipis, ipisIgnored atomic.Uint64
+	// ipis counts the IPIs this node's vCPUs sent, startups their
+	// startup IPIs, ipisIgnored those to vCPUs that do not exist.
+	ipis, startups, ipisIgnored atomic.Uint64
 	// exits holds each vCPU's exit counts as of its latest time slice,
 	// under rt's lock; gone holds those of vCPUs that left this node.
 	exits [dvm.MaxVCPUs]exits.ExitStats
@@ -160,6 +160,10 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 		vm.outcome.CompareAndSwap(nil, &s)
 	case dvm.OpEvacuate:
 		vm.evacuateHere()
+	case dvm.OpStartup:
+		vm.rt.Lock()
+		vm.startupLocked(int(c.VCPU), uint8(c.Arg))
+		vm.rt.Unlock()
 	case dvm.OpStop:
 		vm.end("stopped by node " + fmt.Sprint(from))
 		d.mu.Lock()
@@ -423,18 +427,32 @@ func (vm *distVM) end(why string) {
 
 // startLocal starts the vCPUs placed on this node.
 func (vm *distVM) startLocal() {
-	for v := 0; v < vm.spec.VCPUs; v++ {
-		if vm.rt.Hosts(migrate.VCPUID(v)) {
-			vm.launch(v, nil)
-		}
+	// Application processors wait for a startup IPI from the guest, as
+	// on a real machine; only the BSP starts.
+	if vm.rt.Hosts(0) {
+		vm.launch(0, nil, -1)
 	}
+}
+
+// startupLocked releases vCPU v, hosted here and waiting for a startup
+// IPI, at vector; a SIPI to a started vCPU is ignored, as by the
+// processor. The caller holds the runtime's lock.
+func (vm *distVM) startupLocked(v int, vector uint8) {
+	if v >= vm.spec.VCPUs || !vm.rt.HostsLocked(migrate.VCPUID(v)) {
+		fmt.Fprintf(vm.d.notices, "dvm %d: startup IPI for vCPU %d, which is not on node %d\n", vm.spec.ID, v, vm.rt.Self())
+		return
+	}
+	if !vm.vstate[v].CompareAndSwap(int32(VCPUWaitSIPI), int32(VCPURunning)) {
+		return
+	}
+	vm.launch(v, nil, int(vector))
 }
 
 // arrive is the runtime's OnArrive: a vCPU migrated here.
 func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
 	cp := new(vcpu.State)
 	*cp = *st
-	vm.launch(int(v), cp)
+	vm.launch(int(v), cp, -1)
 }
 
 // device is the runtime's OnDevice: the debug port lives on node 0.
@@ -465,6 +483,9 @@ func (vm *distVM) requestMove(v, node int) error {
 		return fmt.Errorf("dvm %d: no vCPU %d or node %d (VM of %d vCPUs on %d nodes)", vm.spec.ID, v, node, vm.spec.VCPUs, vm.spec.Nodes)
 	}
 	where := vm.rt.Location(migrate.VCPUID(v))
+	if where == vm.rt.Self() && vm.vstate[v].Load() == int32(VCPUWaitSIPI) {
+		return fmt.Errorf("dvm %d: vCPU %d waits for its startup IPI: it moves once started", vm.spec.ID, v)
+	}
 	if int(where) == node {
 		return fmt.Errorf("dvm %d: vCPU %d already runs on node %d", vm.spec.ID, v, node)
 	}
@@ -478,14 +499,15 @@ func (vm *distVM) requestMove(v, node int) error {
 	return nil
 }
 
-// launch runs vCPU v on this node: from the payload's initial state, or
+// launch runs vCPU v on this node: from the payload's initial state, from
+// the real-mode state of a startup IPI with vector startup (>= 0), or
 // from st when it arrived by migration.
-func (vm *distVM) launch(v int, st *vcpu.State) {
+func (vm *distVM) launch(v int, st *vcpu.State, startup int) {
 	vm.wg.Add(1)
 	vm.vstate[v].Store(int32(VCPURunning))
 	go func() {
 		defer vm.wg.Done()
-		if err := vm.run(v, st); err != nil {
+		if err := vm.run(v, st, startup); err != nil {
 			s := fmt.Sprintf("vCPU %d stopped on node %d: %v", v, vm.rt.Self(), err)
 			if vm.outcome.CompareAndSwap(nil, &s) {
 				fmt.Fprintf(vm.d.notices, "dvm %d: %s\n", vm.spec.ID, s)
@@ -529,33 +551,63 @@ func checkDistPayload(spec dvm.Spec) error {
 // cannot deliver.
 type distICR struct {
 	pending bool
+	startup bool // a startup IPI, not an interrupt
 	dest    uint32
 	vector  uint8
 }
 
-// ICR fields (Intel SDM Vol. 3A, 11.6.1, Figure 11-12).
+// ICR fields and delivery modes (Intel SDM Vol. 3A, 11.6.1, Figure
+// 11-12).
 const (
 	icrDeliveryMode = 7 << 8
 	icrShorthand    = 3 << 18
+	icrFixed        = 0 << 8
+	icrINIT         = 5 << 8
+	icrStartup      = 6 << 8
 )
 
 func (c *distICR) ReadMSR(int, uint32) (uint64, bool) { return 0, true }
 func (c *distICR) WriteMSR(_ int, _ uint32, v uint64) bool {
-	if v&(icrDeliveryMode|icrShorthand) == 0 && uint8(v) >= dvm.MinVector {
-		c.pending, c.dest, c.vector = true, uint32(v>>32), uint8(v)
+	if v&icrShorthand != 0 {
+		return true
+	}
+	switch v & icrDeliveryMode {
+	case icrFixed:
+		if uint8(v) >= dvm.MinVector {
+			c.pending, c.startup, c.dest, c.vector = true, false, uint32(v>>32), uint8(v)
+		}
+	case icrStartup:
+		c.pending, c.startup, c.dest, c.vector = true, true, uint32(v>>32), uint8(v)
+	case icrINIT:
+		// An application processor waits for its startup IPI from the
+		// VM's creation on: INIT has nothing to do. Resetting a running
+		// vCPU is not modelled.
 	}
 	return true
 }
 
-// sendIPI raises vector on vCPU dest (an APIC id: the vCPU number),
-// wherever it runs. The caller holds rt's lock and is not pinned.
-func (vm *distVM) sendIPI(dest uint32, vector uint8) error {
+// sendIPI delivers vCPU dest (an APIC id: the vCPU number) an interrupt
+// of vector, or with startup a startup IPI, wherever it runs. The caller
+// holds rt's lock and is not pinned.
+func (vm *distVM) sendIPI(dest uint32, vector uint8, startup bool) error {
 	if dest >= uint32(vm.spec.VCPUs) {
 		vm.ipisIgnored.Add(1)
 		return nil
 	}
-	vm.ipis.Add(1)
-	return vm.rt.InterruptLocked(migrate.VCPUID(dest), vector)
+	if !startup {
+		vm.ipis.Add(1)
+		return vm.rt.InterruptLocked(migrate.VCPUID(dest), vector)
+	}
+	vm.startups.Add(1)
+	where := vm.rt.LocationLocked(migrate.VCPUID(dest))
+	if where == vm.rt.Self() {
+		vm.startupLocked(int(dest), vector)
+		return nil
+	}
+	var b [dvm.ControlSize]byte
+	c := dvm.Control{Op: dvm.OpStartup, Spec: vm.spec, VCPU: migrate.VCPUID(dest), Arg: uint32(vector)}
+	n := c.MarshalTo(b[:])
+	return vm.d.net.Send(where, b[:n])
 }
 
 // injectDist runs with the VMCS current, just before entry: an event
@@ -590,7 +642,7 @@ func injectDist(rt *dvm.Runtime, v migrate.VCPUID, idtInfo *uint64) {
 // run is the exit loop of vCPU v on this node (see RunTest for the VMCS
 // handling). It holds the runtime's lock while the vCPU is in guest mode
 // and lets go of it, after leaving the core, whenever it may block.
-func (vm *distVM) run(v int, arrived *vcpu.State) error {
+func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	h, rt := vm.d.h, vm.rt
 	vmcs, err := h.zeroFrame()
 	if err != nil {
@@ -603,6 +655,14 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 		vpid = uint16(16 + v)
 	}
 	g, err := testguest.InitialState(h.caps, vm.ctl, vm.tab.EPTP(), vpid)
+	if startup >= 0 {
+		g, err = StartupState(h.caps, vm.ctl, vm.tab.EPTP(), vpid, uint8(startup))
+		if err == nil {
+			if bad := h.caps.CheckGuestState(&g, uint8(h.eptc.MaxPhysAddr)); len(bad) > 0 {
+				err = fmt.Errorf("startup state would fail VM entry: %v", bad[0])
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -740,7 +800,7 @@ func (vm *distVM) run(v int, arrived *vcpu.State) error {
 			if icr.pending {
 				icr.pending = false
 				vc.put()
-				if err := vm.sendIPI(icr.dest, icr.vector); err != nil {
+				if err := vm.sendIPI(icr.dest, icr.vector, icr.startup); err != nil {
 					rt.Unlock()
 					return err
 				}
@@ -791,7 +851,7 @@ func (d *Dist) Status() (DistStatus, error) {
 		return DistStatus{}, errors.New("no distributed VM on this node")
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
-		IPIs: vm.ipis.Load(), IPIsIgnored: vm.ipisIgnored.Load()}
+		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load()}
 	vm.rt.Lock()
 	st.Exits = vm.gone
 	for v := range vm.exits {

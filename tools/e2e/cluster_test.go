@@ -257,6 +257,10 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 	// 1, before and after).
 	t.Logf("transport on node 1 before the run:\n%s\nafter:\n%s", framesBefore, run(t, a, "nodes", timeout))
 	checkCounter(t, "two nodes", spread, iters)
+	// vCPU 1 waited on node 2 for the startup IPI vCPU 0 sent it.
+	if !strings.Contains(stat, "; 1 startup IPIs sent") {
+		t.Errorf("node 1 did not send vCPU 1 its startup IPI:\n%s", stat)
+	}
 	pages := runFor(t, b, "pages", "dvm "+spreadID+" on node 2", timeout)
 	t.Logf("pages on node 2:\n%s", pages)
 	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
