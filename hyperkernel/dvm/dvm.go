@@ -77,6 +77,10 @@ type Config struct {
 	// OnDevice handles a device write from a vCPU on another node, with
 	// the lock held. It must not block.
 	OnDevice func(d DeviceWrite)
+	// OnDeviceRead serves a port read from a vCPU on another node (on the
+	// device node), with the lock held, and returns the value. It must
+	// not block.
+	OnDeviceRead func(d DeviceRead) uint32
 	// OnInterrupt, if set, is called with the lock held when an interrupt
 	// from another node becomes pending on vCPU v, hosted here (to wake
 	// it if it waits). It must not block.
@@ -98,10 +102,21 @@ type Stats struct {
 	Received, Rejected uint64
 	// BytesIn counts the bytes of received messages.
 	BytesIn uint64
+	// DeviceReads counts device reads forwarded to the device node and
+	// DeviceReadTime the time they waited for their values.
+	DeviceReads    uint64
+	DeviceReadTime time.Duration
 }
 
 // ErrStopped is returned once the VM has been stopped on this node.
 var ErrStopped = errors.New("dvm: VM stopped")
+
+// pendingRead is a vCPU's forwarded device read.
+type pendingRead struct {
+	seq     uint8 // of the latest read sent
+	waiting bool  // a reply to seq is due
+	value   uint32
+}
 
 // inMsg is a received message waiting in the inbox.
 type inMsg struct {
@@ -123,6 +138,7 @@ type Runtime struct {
 	state vcpu.State
 	err   error // first fatal error; the VM is stopped on this node
 	stats Stats
+	reads []pendingRead // per vCPU: its forwarded device read
 
 	// inbox, under qmu
 	qmu     sync.Mutex
@@ -151,10 +167,11 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Place = func(v migrate.VCPUID) memory.NodeID { return memory.NodeID(int(v) % n) }
 	}
 	r := &Runtime{
-		cfg:  cfg,
-		out:  memory.NewOutbox(),
-		mout: migrate.NewOutbox(),
-		tx:   make([]byte, migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
+		cfg:   cfg,
+		out:   memory.NewOutbox(),
+		mout:  migrate.NewOutbox(),
+		tx:    make([]byte, migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
+		reads: make([]pendingRead, cfg.Spec.VCPUs),
 	}
 	r.cond = sync.NewCond(&r.qmu)
 	var err error
@@ -334,8 +351,81 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 			r.cfg.OnDevice(d)
 		}
 		return nil
+	case DeviceReadMagic:
+		var d DeviceRead
+		if err := d.Unmarshal(b); err != nil {
+			return fmt.Errorf("dvm: from node %d: %w", from, err)
+		}
+		if d.VM != r.cfg.Spec.ID || int(d.VCPU) >= len(r.reads) {
+			return fmt.Errorf("%w: device read for VM %d vCPU %d from node %d", ErrBadMessage, d.VM, d.VCPU, from)
+		}
+		if !d.Reply {
+			if r.cfg.Self != r.cfg.DeviceNode {
+				return fmt.Errorf("%w: device read from node %d, not served here", ErrBadMessage, from)
+			}
+			d.Reply, d.Value = true, r.readDevice(d)
+			var rb [DeviceReadSize]byte
+			n := d.MarshalTo(rb[:])
+			return r.cfg.Transport.Send(from, rb[:n])
+		}
+		p := &r.reads[d.VCPU]
+		if from != r.cfg.DeviceNode || !p.waiting || d.Seq != p.seq {
+			return fmt.Errorf("%w: node %d answered a device read of vCPU %d (seq %d) nobody waits for", ErrBadMessage, from, d.VCPU, d.Seq)
+		}
+		p.waiting, p.value = false, d.Value
+		return nil
 	}
 	return fmt.Errorf("%w: magic %#x from node %d", ErrBadMessage, b[0], from)
+}
+
+// readDevice serves a device read on the device node: all ones where
+// nothing answers, as on an ISA bus.
+func (r *Runtime) readDevice(d DeviceRead) uint32 {
+	if r.cfg.OnDeviceRead == nil {
+		return 0xFFFFFFFF
+	}
+	return r.cfg.OnDeviceRead(d)
+}
+
+// ReadDeviceLocked reads a device port for vCPU v: on this node if it
+// hosts the VM's devices, otherwise by a round trip to that node, waiting
+// (without the lock) for the value. The caller holds the lock and is not
+// pinned.
+func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, port uint16, size uint8) (uint32, error) {
+	if int(v) >= len(r.reads) {
+		return 0, fmt.Errorf("dvm: device read for vCPU %d of %d", v, len(r.reads))
+	}
+	d := DeviceRead{VM: r.cfg.Spec.ID, VCPU: v, Port: port, Size: size}
+	if r.cfg.DeviceNode == r.cfg.Self {
+		return r.readDevice(d), nil
+	}
+	p := &r.reads[v]
+	if p.waiting {
+		return 0, fmt.Errorf("dvm: vCPU %d has a device read outstanding", v)
+	}
+	p.seq++
+	p.waiting = true
+	d.Seq = p.seq
+	var b [DeviceReadSize]byte
+	n := d.MarshalTo(b[:])
+	if err := r.cfg.Transport.Send(r.cfg.DeviceNode, b[:n]); err != nil {
+		r.fail(err)
+		return 0, err
+	}
+	start := time.Now()
+	for p.waiting {
+		if r.err != nil {
+			return 0, r.err
+		}
+		gen := r.generation()
+		r.mu.Unlock()
+		r.waitChange(gen)
+		r.mu.Lock()
+		r.drainLocked()
+	}
+	r.stats.DeviceReads++
+	r.stats.DeviceReadTime += time.Since(start)
+	return p.value, nil
 }
 
 func (r *Runtime) flushMemory() error {

@@ -104,6 +104,8 @@ func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
 			OnArrive:    func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
 			OnDevice:    func(d DeviceWrite) { c.device <- d },
 			OnInterrupt: func(v migrate.VCPUID) { c.irq <- arrival{node: self, v: v} },
+			// The device node answers with the port and which node it is.
+			OnDeviceRead: func(d DeviceRead) uint32 { return uint32(d.Port)<<8 | uint32(self) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -360,6 +362,66 @@ func TestDeviceWritesReachTheDeviceNode(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("device write not delivered")
 	}
+}
+
+func TestDeviceReadsReachTheDeviceNode(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	for _, n := range []memory.NodeID{0, 1} {
+		rt := c.rts[n]
+		for i := 0; i < 3; i++ {
+			rt.Lock()
+			v, err := rt.ReadDeviceLocked(migrate.VCPUID(n), 0x3F8+uint16(i), 1)
+			rt.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := uint32(0x3F8+i)<<8 | 0; v != want {
+				t.Fatalf("node %d read %#x, want %#x (served by node 0)", n, v, want)
+			}
+		}
+	}
+	if s := c.rts[1].Stats(); s.DeviceReads != 3 || s.DeviceReadTime <= 0 {
+		t.Errorf("node 1 counted %d forwarded reads taking %v, want 3", s.DeviceReads, s.DeviceReadTime)
+	}
+	if s := c.rts[0].Stats(); s.DeviceReads != 0 {
+		t.Errorf("the device node forwarded %d reads", s.DeviceReads)
+	}
+}
+
+func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	var b [DeviceReadSize]byte
+	(&DeviceRead{VM: 7, VCPU: 1, Port: 0x3F8, Size: 1, Seq: 1, Reply: true, Value: 5}).MarshalTo(b[:])
+	c.rts[1].Deliver(0, b[:])
+	deadline := time.Now().Add(5 * time.Second)
+	for c.rts[1].Err() == nil && time.Now().Before(deadline) {
+		c.rts[1].Lock() // drains the inbox
+		c.rts[1].Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.rts[1].Err(); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("a reply nobody asked for: %v", err)
+	}
+}
+
+func FuzzDeviceRead(f *testing.F) {
+	var b [DeviceReadSize]byte
+	(&DeviceRead{VM: 3, VCPU: 1, Port: 0x3FD, Size: 1, Seq: 9}).MarshalTo(b[:])
+	f.Add(b[:])
+	(&DeviceRead{VM: 3, VCPU: 1, Port: 0x3FD, Size: 1, Seq: 9, Reply: true, Value: 0x60}).MarshalTo(b[:])
+	f.Add(b[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d DeviceRead
+		if d.Unmarshal(b) != nil {
+			return
+		}
+		var again [DeviceReadSize]byte
+		d.MarshalTo(again[:])
+		var d2 DeviceRead
+		if err := d2.Unmarshal(again[:]); err != nil || d2 != d {
+			t.Fatalf("re-encoding %+v: %+v %v", d, d2, err)
+		}
+	})
 }
 
 func TestLyingPeerStopsTheVM(t *testing.T) {

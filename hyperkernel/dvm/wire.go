@@ -23,8 +23,9 @@ const Channel uint8 = 2
 
 // Magic bytes of this package's messages.
 const (
-	ControlMagic = 0xB3
-	DeviceMagic  = 0xB4
+	ControlMagic    = 0xB3
+	DeviceMagic     = 0xB4
+	DeviceReadMagic = 0xB5
 )
 
 // ErrBadMessage reports undecodable bytes from a peer.
@@ -229,6 +230,73 @@ func (d *DeviceWrite) Unmarshal(b []byte) error {
 		VM:    binary.LittleEndian.Uint32(b[4:]),
 		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
 		Value: binary.LittleEndian.Uint32(b[12:]),
+	}
+	return nil
+}
+
+// DeviceRead is a port read forwarded from a vCPU on one node to the node
+// that hosts the device (a request), or the value read (a reply). A vCPU
+// waits for its read, so it has at most one outstanding; Seq tells a
+// reply to which read it answers.
+type DeviceRead struct {
+	VM    uint32
+	VCPU  migrate.VCPUID
+	Port  uint16
+	Size  uint8
+	Seq   uint8
+	Reply bool
+	Value uint32 // replies
+}
+
+// DeviceReadSize is the encoded size of a DeviceRead:
+//
+//	0  magic (DeviceReadMagic)
+//	1  kind: 1 request, 2 reply
+//	2  port (2)
+//	4  vm id (4)
+//	8  vcpu (2)
+//	10 size (1, 2 or 4)
+//	11 seq
+//	12 value (4), zero in a request
+const DeviceReadSize = 16
+
+// MarshalTo encodes d into b, which must hold DeviceReadSize bytes.
+func (d *DeviceRead) MarshalTo(b []byte) int {
+	_ = b[DeviceReadSize-1]
+	b[0], b[1] = DeviceReadMagic, 1
+	if d.Reply {
+		b[1] = 2
+	}
+	binary.LittleEndian.PutUint16(b[2:], d.Port)
+	binary.LittleEndian.PutUint32(b[4:], d.VM)
+	binary.LittleEndian.PutUint16(b[8:], uint16(d.VCPU))
+	b[10], b[11] = d.Size, d.Seq
+	binary.LittleEndian.PutUint32(b[12:], d.Value)
+	return DeviceReadSize
+}
+
+// Unmarshal decodes and checks a forwarded device read or its reply.
+func (d *DeviceRead) Unmarshal(b []byte) error {
+	if len(b) != DeviceReadSize || b[0] != DeviceReadMagic {
+		return fmt.Errorf("%w: device read of %d bytes", ErrBadMessage, len(b))
+	}
+	if k := b[1]; k != 1 && k != 2 {
+		return fmt.Errorf("%w: device read kind %d", ErrBadMessage, k)
+	}
+	if s := b[10]; s != 1 && s != 2 && s != 4 {
+		return fmt.Errorf("%w: device read size %d", ErrBadMessage, s)
+	}
+	*d = DeviceRead{
+		Reply: b[1] == 2,
+		Port:  binary.LittleEndian.Uint16(b[2:]),
+		VM:    binary.LittleEndian.Uint32(b[4:]),
+		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
+		Size:  b[10],
+		Seq:   b[11],
+		Value: binary.LittleEndian.Uint32(b[12:]),
+	}
+	if !d.Reply && d.Value != 0 {
+		return fmt.Errorf("%w: device read request with a value", ErrBadMessage)
 	}
 	return nil
 }
