@@ -218,6 +218,9 @@ func (a *assembler) outDXEAX() { a.inst("out dx, eax", cat(a.opsize32(), []byte{
 // outDXAL: OUT DX, AL (EE).
 func (a *assembler) outDXAL() { a.inst("out dx, al", 0xEE) }
 
+// inDXEAX: IN EAX, DX (ED; 66 ED in 16-bit code).
+func (a *assembler) inDXEAX() { a.inst("in eax, dx", cat(a.opsize32(), []byte{0xED})...) }
+
 // movCR reads (toReg) or writes a control register: 0F 20 /r, 0F 22 /r.
 func (a *assembler) movCR(cr int, toReg bool) {
 	rn := reg32Names[regAX]

@@ -105,6 +105,7 @@ const (
 	CounterLock     = 0x200000
 	CounterValue    = CounterLock + 4
 	CounterDone     = 0x201000
+	APDeviceRead    = CounterDone + 4 // what vCPU 1 read from DeviceIDPort
 	// CounterMinMemory is the guest memory the counter variant needs.
 	CounterMinMemory = 0x202000
 	// DefaultCounterIterations is what a single-node `vm run counter`
@@ -409,6 +410,10 @@ func (a *assembler) counter() {
 	a.movImm32(regDI, TSCStash+4)
 	a.storeDI(regDX)
 	a.label("count")
+	a.test32(regSI, regSI)
+	a.jcc8(ccE, "jz", "countbsp")
+	a.readDeviceID()
+	a.label("countbsp")
 	a.loadAbs64(ParamIterations)
 	a.mov32(regBP, regAX)
 	a.movImm32(regDI, CounterLock)
@@ -461,6 +466,9 @@ func (a *assembler) counter() {
 	a.loadAbs64(ParamVCPUs)
 	a.mov32(regCX, regAX)
 	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
+	a.loadAbs64(APDeviceRead)
+	a.mov32(regSI, regAX)
+	a.record(RecAPDevice, reg(regSI))
 	a.record(RecDone)
 	a.label("halt")
 	a.hlt()
@@ -478,6 +486,7 @@ func (a *assembler) pingPong() {
 	a.test32(regSI, regSI)
 	a.jcc8(ccE, "jz", "ping0")
 	// vCPU 1: answer every IPI with one.
+	a.readDeviceID()
 	a.movRSPImm(PingStackTop1)
 	a.sti()
 	a.xor32(regBP, regBP)
@@ -540,6 +549,9 @@ func (a *assembler) pingPong() {
 	a.mov32(regDI, regAX)
 	a.movImm32(regCX, 2)
 	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
+	a.loadAbs64(APDeviceRead)
+	a.mov32(regSI, regAX)
+	a.record(RecAPDevice, reg(regSI))
 	a.record(RecDone)
 	a.label("pinghalt")
 	a.hlt()
@@ -578,6 +590,15 @@ func (a *assembler) startAPs() {
 	a.inc32(regBP)
 	a.jmp8("sipiloop")
 	a.label("sipidone")
+}
+
+// readDeviceID reads DeviceIDPort into APDeviceRead: a device access
+// from an application processor, served wherever the device lives.
+func (a *assembler) readDeviceID() {
+	a.movImm16(regDX, DeviceIDPort)
+	a.inDXEAX()
+	a.movImm32(regDI, APDeviceRead)
+	a.storeDI(regAX)
 }
 
 // sendIPI writes the x2APIC ICR: fixed delivery of vector to the vCPU

@@ -20,9 +20,15 @@ import (
 //	RecProbeSurvived value read (the probe did not fault: a bug in the host)
 //	RecDone          (none): the guest halts next
 //	RecCounter       counter, iterations per vCPU, vCPUs, TSC delta low, high
+//	RecAPDevice      what vCPU 1 read from DeviceIDPort (0 with one vCPU)
+//
+// Reading DeviceIDPort (4 bytes) returns DeviceID: the hyperkernel's
+// debug device answers it wherever the reading vCPU runs.
 const (
-	DebugPort   = 0x0F00
-	recordMagic = 0xB1
+	DebugPort    = 0x0F00
+	DeviceIDPort = DebugPort + 4
+	DeviceID     = 0x31474942 // "BIG1"
+	recordMagic  = 0xB1
 )
 
 // RecordType identifies a record.
@@ -38,12 +44,13 @@ const (
 	RecProbeSurvived RecordType = 6
 	RecDone          RecordType = 7
 	RecCounter       RecordType = 8
+	RecAPDevice      RecordType = 9
 )
 
 // payloadLen is the fixed payload length of each record type.
-var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5}
+var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 1}
 
-var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter"}
+var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter", RecAPDevice: "ap-device"}
 
 // String names the record type.
 func (t RecordType) String() string {
@@ -142,6 +149,9 @@ type Report struct {
 	Counter, CounterIters, CounterVCPUs uint32
 	CounterTSC                          uint64
 	Counted                             bool
+	// APDevice is what vCPU 1 read from DeviceIDPort.
+	APDevice   uint32
+	APDeviceOK bool // the record arrived
 }
 
 // Add folds one record into the report.
@@ -168,6 +178,8 @@ func (r *Report) Add(rec Record) {
 	case RecCounter:
 		r.Counter, r.CounterIters, r.CounterVCPUs = p[0], p[1], p[2]
 		r.CounterTSC, r.Counted = uint64(p[4])<<32|uint64(p[3]), true
+	case RecAPDevice:
+		r.APDevice, r.APDeviceOK = p[0], true
 	}
 }
 
@@ -216,6 +228,12 @@ func (r *Report) CheckCounter() error {
 	}
 	if total := uint64(r.CounterVCPUs) * uint64(r.CounterIters); uint64(r.Counter) != total || total == 0 {
 		return fmt.Errorf("counter %d, want %d vCPUs x %d iterations = %d", r.Counter, r.CounterVCPUs, r.CounterIters, total)
+	}
+	if !r.APDeviceOK {
+		return errors.New("no device read of vCPU 1 reported")
+	}
+	if r.CounterVCPUs > 1 && r.APDevice != DeviceID {
+		return fmt.Errorf("vCPU 1 read %#x from the device ID port, want %#x", r.APDevice, DeviceID)
 	}
 	if !r.Done {
 		return errors.New("guest did not report done")

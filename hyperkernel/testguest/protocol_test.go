@@ -37,8 +37,8 @@ func TestGuestRecordsDecode(t *testing.T) {
 		VariantStandard:    {RecStage, RecStage, RecStage, RecCPUID, RecCPUID, RecMemTest, RecCPUIDBench, RecDone},
 		VariantTripleFault: {RecStage, RecStage, RecStage, RecStage},
 		VariantProbe:       {RecStage, RecStage, RecStage, RecProbe, RecProbeSurvived, RecDone},
-		VariantCounter:     {RecStage, RecStage, RecStage, RecCounter, RecDone},
-		VariantPingPong:    {RecStage, RecStage, RecStage, RecCounter, RecDone},
+		VariantCounter:     {RecStage, RecStage, RecStage, RecCounter, RecAPDevice, RecDone},
+		VariantPingPong:    {RecStage, RecStage, RecStage, RecCounter, RecAPDevice, RecDone},
 	}
 	for _, v := range Variants() {
 		im, err := Build(v)
@@ -181,9 +181,24 @@ func FuzzDecoder(f *testing.F) {
 }
 
 func TestCheckCounter(t *testing.T) {
-	ok := Report{Stages: []uint32{StageRealMode, StageProtected, StageLong}, Counted: true, Counter: 40000, CounterIters: 20000, CounterVCPUs: 2, Done: true}
+	ok := Report{Stages: []uint32{StageRealMode, StageProtected, StageLong}, Counted: true, Counter: 40000, CounterIters: 20000, CounterVCPUs: 2, Done: true, APDevice: DeviceID, APDeviceOK: true}
 	if err := ok.CheckCounter(); err != nil {
 		t.Fatal(err)
+	}
+	unforwarded := ok
+	unforwarded.APDevice = 0xFFFFFFFF // what a port nobody serves reads
+	if unforwarded.CheckCounter() == nil {
+		t.Fatal("a device read that never reached the device passed")
+	}
+	single := ok
+	single.CounterVCPUs, single.Counter, single.APDevice = 1, 20000, 0
+	if err := single.CheckCounter(); err != nil {
+		t.Fatalf("one vCPU, no device read: %v", err)
+	}
+	noRecord := ok
+	noRecord.APDeviceOK = false
+	if noRecord.CheckCounter() == nil {
+		t.Fatal("a report without the device record passed")
 	}
 	lost := ok
 	lost.Counter--
