@@ -251,6 +251,11 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 		s.Memory.Messages, s.Memory.DataMessages, s.Memory.Bytes, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected)
 	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out\n",
 		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes)
+	devAvg := time.Duration(0)
+	if s.DeviceReads > 0 {
+		devAvg = s.DeviceReadTime / time.Duration(s.DeviceReads)
+	}
+	fmt.Fprintf(w, "  devices: %d reads forwarded to the device node, %v on average\n", s.DeviceReads, devAvg.Round(time.Microsecond))
 	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
 		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
 	if !full {

@@ -387,7 +387,7 @@ func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
 		Transport: distTransport{d.net}, DeviceNode: 0,
-		OnArrive: vm.arrive, OnDevice: vm.device,
+		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead,
 	})
 	if err != nil {
 		vm.free()
@@ -455,6 +455,15 @@ func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
 	vm.launch(int(v), cp, -1)
 }
 
+// deviceRead is the runtime's OnDeviceRead: the device ID register of
+// the debug device on node 0; other ports read as all ones.
+func (vm *distVM) deviceRead(d dvm.DeviceRead) uint32 {
+	if d.Port == testguest.DeviceIDPort && d.Size == 4 {
+		return testguest.DeviceID
+	}
+	return 0xFFFFFFFF
+}
+
 // device is the runtime's OnDevice: the debug port lives on node 0.
 func (vm *distVM) device(d dvm.DeviceWrite) {
 	if d.Port < testguest.DebugPort || d.Port >= testguest.DebugPort+4 {
@@ -517,16 +526,37 @@ func (vm *distVM) launch(v int, st *vcpu.State, startup int) {
 	}()
 }
 
-// distPort is the debug port seen by a vCPU: writes are held until the
-// vCPU has left its core, then forwarded to the device node.
+// distPort is the debug device seen by a vCPU: writes are held until the
+// vCPU has left its core, then forwarded to the device node; a read
+// returns 0 at once and is then done on the device node, its value
+// patched into the guest's RAX before the vCPU runs again.
 type distPort struct {
 	pending bool
 	w       dvm.DeviceWrite
+	read    bool
+	r       dvm.DeviceRead
 }
 
-func (p *distPort) In(port uint16, size uint8) uint32 { return 0xffffffff }
+func (p *distPort) In(port uint16, size uint8) uint32 {
+	p.read, p.r = true, dvm.DeviceRead{Port: port, Size: size}
+	return 0
+}
+
 func (p *distPort) Out(port uint16, size uint8, v uint32) {
 	p.pending, p.w = true, dvm.DeviceWrite{Port: port, Size: size, Value: v}
+}
+
+// setIn puts the value of an IN of size bytes into rax, as the processor
+// does (a 32-bit IN zero-extends into RAX).
+func setIn(rax *uint64, size uint8, v uint32) {
+	switch size {
+	case 1:
+		*rax = *rax&^0xFF | uint64(v&0xFF)
+	case 2:
+		*rax = *rax&^0xFFFF | uint64(v&0xFFFF)
+	default:
+		*rax = uint64(v)
+	}
 }
 
 // checkDistPayload refuses a VM whose guest this node cannot run: the
@@ -672,7 +702,7 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	}
 	port := &distPort{}
 	bus := exits.NewIOBus()
-	if err := bus.Register(testguest.DebugPort, 4, "debug port", port); err != nil {
+	if err := bus.Register(testguest.DebugPort, testguest.DeviceIDPort+4-testguest.DebugPort, "debug device", port); err != nil {
 		return err
 	}
 	icr := &distICR{}
@@ -796,6 +826,16 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 					rt.Unlock()
 					return err
 				}
+			}
+			if port.read {
+				port.read = false
+				vc.put()
+				val, err := rt.ReadDeviceLocked(migrate.VCPUID(v), port.r.Port, port.r.Size)
+				if err != nil {
+					rt.Unlock()
+					return err
+				}
+				setIn(&regs.RAX, port.r.Size, val)
 			}
 			if icr.pending {
 				icr.pending = false

@@ -221,6 +221,12 @@ func runFor(t *testing.T, n *node, line, want string, timeout time.Duration) str
 	return all[len(all)-1]
 }
 
+// pagesOf runs `pages` on node n (node 2) until it shows VM id.
+func pagesOf(t *testing.T, n *node, id string, timeout time.Duration) string {
+	t.Helper()
+	return runFor(t, n, "pages", "dvm "+id+" on node 2", timeout)
+}
+
 // checkCounter checks a finished counter VM's outcome.
 func checkCounter(t *testing.T, what string, m []string, iters int) {
 	t.Helper()
@@ -261,7 +267,10 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 	if !strings.Contains(stat, "; 1 startup IPIs sent") {
 		t.Errorf("node 1 did not send vCPU 1 its startup IPI:\n%s", stat)
 	}
-	pages := runFor(t, b, "pages", "dvm "+spreadID+" on node 2", timeout)
+	if !strings.Contains(pagesOf(t, b, spreadID, timeout), "devices: 1 reads forwarded to the device node") {
+		t.Errorf("vCPU 1's read of the device ID port was not forwarded from node 2")
+	}
+	pages := pagesOf(t, b, spreadID, timeout)
 	t.Logf("pages on node 2:\n%s", pages)
 	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
 		t.Errorf("node 2 reports no remote faults:\n%s", pages)
