@@ -77,10 +77,9 @@ type Config struct {
 	// OnDevice handles a device write from a vCPU on another node, with
 	// the lock held. It must not block.
 	OnDevice func(d DeviceWrite)
-	// OnDeviceRead serves a port read from a vCPU on another node (on the
-	// device node), with the lock held, and returns the value. It must
-	// not block.
-	OnDeviceRead func(d DeviceRead) uint32
+	// OnDeviceRead serves a device read (on the device node), with the
+	// lock held, and returns the value. It must not block.
+	OnDeviceRead func(d DeviceRead) uint64
 	// OnInterrupt, if set, is called with the lock held when an interrupt
 	// from another node becomes pending on vCPU v, hosted here (to wake
 	// it if it waits). It must not block.
@@ -115,7 +114,7 @@ var ErrStopped = errors.New("dvm: VM stopped")
 type pendingRead struct {
 	seq     uint8 // of the latest read sent
 	waiting bool  // a reply to seq is due
-	value   uint32
+	value   uint64
 }
 
 // inMsg is a received message waiting in the inbox.
@@ -380,22 +379,26 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 
 // readDevice serves a device read on the device node: all ones where
 // nothing answers, as on an ISA bus.
-func (r *Runtime) readDevice(d DeviceRead) uint32 {
+func (r *Runtime) readDevice(d DeviceRead) uint64 {
 	if r.cfg.OnDeviceRead == nil {
-		return 0xFFFFFFFF
+		return ^uint64(0)
 	}
 	return r.cfg.OnDeviceRead(d)
 }
 
-// ReadDeviceLocked reads a device port for vCPU v: on this node if it
-// hosts the VM's devices, otherwise by a round trip to that node, waiting
+// ReadDeviceLocked reads a device register for vCPU v: port addr, or
+// with mmio the guest-physical address addr; on this node if it hosts
+// the VM's devices, otherwise by a round trip to that node, waiting
 // (without the lock) for the value. The caller holds the lock and is not
 // pinned.
-func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, port uint16, size uint8) (uint32, error) {
+func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, size uint8) (uint64, error) {
 	if int(v) >= len(r.reads) {
 		return 0, fmt.Errorf("dvm: device read for vCPU %d of %d", v, len(r.reads))
 	}
-	d := DeviceRead{VM: r.cfg.Spec.ID, VCPU: v, Port: port, Size: size}
+	if _, err := checkAccess(space(mmio), addr, size); err != nil {
+		return 0, err
+	}
+	d := DeviceRead{VM: r.cfg.Spec.ID, VCPU: v, MMIO: mmio, Addr: addr, Size: size}
 	if r.cfg.DeviceNode == r.cfg.Self {
 		return r.readDevice(d), nil
 	}
@@ -522,6 +525,14 @@ func (r *Runtime) Access(gpa uint64, write bool, fn func(page *memory.Page)) err
 	}
 	r.Lock()
 	defer r.Unlock()
+	return r.accessLocked(gpa, write, fn)
+}
+
+// accessLocked is Access for a caller that holds the lock.
+func (r *Runtime) accessLocked(gpa uint64, write bool, fn func(page *memory.Page)) error {
+	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
+		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
+	}
 	if err := r.FaultLocked(gpa, write); err != nil {
 		return err
 	}
@@ -544,10 +555,17 @@ func (r *Runtime) Write(gpa uint64, b []byte) error {
 
 // Read copies guest memory at gpa into b, page by page.
 func (r *Runtime) Read(gpa uint64, b []byte) error {
+	r.Lock()
+	defer r.Unlock()
+	return r.ReadLocked(gpa, b)
+}
+
+// ReadLocked is Read for a caller that holds the lock and is not pinned.
+func (r *Runtime) ReadLocked(gpa uint64, b []byte) error {
 	for len(b) > 0 {
 		off := gpa % memory.PageSize
 		n := min(uint64(len(b)), memory.PageSize-off)
-		if err := r.Access(gpa, false, func(p *memory.Page) { copy(b[:n], p[off:off+n]) }); err != nil {
+		if err := r.accessLocked(gpa, false, func(p *memory.Page) { copy(b[:n], p[off:off+n]) }); err != nil {
 			return err
 		}
 		gpa, b = gpa+n, b[n:]

@@ -105,7 +105,7 @@ func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
 			OnDevice:    func(d DeviceWrite) { c.device <- d },
 			OnInterrupt: func(v migrate.VCPUID) { c.irq <- arrival{node: self, v: v} },
 			// The device node answers with the port and which node it is.
-			OnDeviceRead: func(d DeviceRead) uint32 { return uint32(d.Port)<<8 | uint32(self) },
+			OnDeviceRead: func(d DeviceRead) uint64 { return d.Addr<<8 | uint64(self) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -349,14 +349,14 @@ func TestDeviceWritesReachTheDeviceNode(t *testing.T) {
 	c := newCluster(t, 2, 2, 4)
 	rt := c.rts[1]
 	rt.Lock()
-	err := rt.ForwardLocked(DeviceWrite{VCPU: 1, Port: 0xE9, Size: 4, Value: 0xfeedf00d})
+	err := rt.ForwardLocked(DeviceWrite{VCPU: 1, MMIO: true, Addr: 0xD0000050, Size: 8, Value: 0xfeedf00d12345678})
 	rt.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case d := <-c.device:
-		if d.Port != 0xE9 || d.Value != 0xfeedf00d || d.VCPU != 1 || d.VM != 7 {
+		if !d.MMIO || d.Addr != 0xD0000050 || d.Value != 0xfeedf00d12345678 || d.VCPU != 1 || d.VM != 7 || d.Size != 8 {
 			t.Fatalf("device write %+v", d)
 		}
 	case <-time.After(5 * time.Second):
@@ -370,12 +370,16 @@ func TestDeviceReadsReachTheDeviceNode(t *testing.T) {
 		rt := c.rts[n]
 		for i := 0; i < 3; i++ {
 			rt.Lock()
-			v, err := rt.ReadDeviceLocked(migrate.VCPUID(n), 0x3F8+uint16(i), 1)
+			addr, mmio := uint64(0x3F8+i), i == 2
+			if mmio {
+				addr = 0xFEC00010
+			}
+			v, err := rt.ReadDeviceLocked(migrate.VCPUID(n), mmio, addr, 4)
 			rt.Unlock()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := uint32(0x3F8+i)<<8 | 0; v != want {
+			if want := addr<<8 | 0; v != want {
 				t.Fatalf("node %d read %#x, want %#x (served by node 0)", n, v, want)
 			}
 		}
@@ -391,7 +395,7 @@ func TestDeviceReadsReachTheDeviceNode(t *testing.T) {
 func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
 	c := newCluster(t, 2, 2, 4)
 	var b [DeviceReadSize]byte
-	(&DeviceRead{VM: 7, VCPU: 1, Port: 0x3F8, Size: 1, Seq: 1, Reply: true, Value: 5}).MarshalTo(b[:])
+	(&DeviceRead{VM: 7, VCPU: 1, Addr: 0x3F8, Size: 1, Seq: 1, Reply: true, Value: 5}).MarshalTo(b[:])
 	c.rts[1].Deliver(0, b[:])
 	deadline := time.Now().Add(5 * time.Second)
 	for c.rts[1].Err() == nil && time.Now().Before(deadline) {
@@ -406,9 +410,9 @@ func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
 
 func FuzzDeviceRead(f *testing.F) {
 	var b [DeviceReadSize]byte
-	(&DeviceRead{VM: 3, VCPU: 1, Port: 0x3FD, Size: 1, Seq: 9}).MarshalTo(b[:])
+	(&DeviceRead{VM: 3, VCPU: 1, Addr: 0x3FD, Size: 1, Seq: 9}).MarshalTo(b[:])
 	f.Add(b[:])
-	(&DeviceRead{VM: 3, VCPU: 1, Port: 0x3FD, Size: 1, Seq: 9, Reply: true, Value: 0x60}).MarshalTo(b[:])
+	(&DeviceRead{VM: 3, VCPU: 1, MMIO: true, Addr: 0xFEC00000, Size: 8, Seq: 9, Reply: true, Value: 0x60}).MarshalTo(b[:])
 	f.Add(b[:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d DeviceRead
@@ -475,12 +479,27 @@ func TestControlRoundTrip(t *testing.T) {
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a startup vector of 0x100 decoded")
 	}
-	d := DeviceWrite{VM: 3, VCPU: 2, Port: 0xE9, Size: 2, Value: 0xbeef}
+	d := DeviceWrite{VM: 3, VCPU: 2, Addr: 0xE9, Size: 2, Value: 0xbeef}
 	var db [DeviceSize]byte
 	d.MarshalTo(db[:])
 	var d2 DeviceWrite
 	if err := d2.Unmarshal(db[:]); err != nil || d2 != d {
 		t.Fatalf("device round trip: %+v %v", d2, err)
+	}
+	for _, bad := range []DeviceWrite{
+		{Addr: 0x10000, Size: 1},                // no such port
+		{Addr: 0x60, Size: 8},                   // ports are at most 4 bytes wide
+		{MMIO: true, Addr: 0xFEC00000, Size: 3}, // no such access size
+	} {
+		bad.MarshalTo(db[:])
+		if err := d2.Unmarshal(db[:]); err == nil {
+			t.Errorf("device write %+v decoded", bad)
+		}
+	}
+	d.MarshalTo(db[:])
+	db[2] = 2 // no such address space
+	if err := d2.Unmarshal(db[:]); err == nil {
+		t.Error("a device write in address space 2 decoded")
 	}
 }
 
@@ -504,7 +523,7 @@ func FuzzControl(f *testing.F) {
 
 func FuzzDeviceWrite(f *testing.F) {
 	var b [DeviceSize]byte
-	(&DeviceWrite{Port: 0xE9, Size: 1, Value: 7}).MarshalTo(b[:])
+	(&DeviceWrite{Addr: 0xE9, Size: 1, Value: 7}).MarshalTo(b[:])
 	f.Add(b[:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d DeviceWrite

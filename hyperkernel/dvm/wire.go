@@ -183,117 +183,145 @@ func (c *Control) Unmarshal(b []byte) error {
 	return nil
 }
 
-// DeviceWrite is a port write forwarded from a vCPU on one node to the
-// node that hosts the device.
+// DeviceWrite is a device write (port or MMIO) forwarded from a vCPU on
+// one node to the node that hosts the device.
 type DeviceWrite struct {
 	VM    uint32
 	VCPU  migrate.VCPUID
-	Port  uint16
-	Size  uint8
-	Value uint32
+	MMIO  bool   // Addr is guest-physical, not a port
+	Addr  uint64 // port (< 0x10000) or guest-physical address
+	Size  uint8  // 1, 2 or 4 bytes; 8 for MMIO
+	Value uint64
 }
 
 // DeviceSize is the encoded size of a DeviceWrite:
 //
 //	0  magic (DeviceMagic)
-//	1  size (1, 2 or 4)
-//	2  port (2)
+//	1  size
+//	2  space: 0 port, 1 MMIO
+//	3  zero
 //	4  vm id (4)
 //	8  vcpu (2)
-//	10 reserved, zero (2)
-//	12 value (4)
-const DeviceSize = 16
+//	10 zero (2)
+//	12 address (8)
+//	20 value (8)
+const DeviceSize = 28
 
 // MarshalTo encodes d into b, which must hold DeviceSize bytes.
 func (d *DeviceWrite) MarshalTo(b []byte) int {
 	_ = b[DeviceSize-1]
-	b[0], b[1] = DeviceMagic, d.Size
-	binary.LittleEndian.PutUint16(b[2:], d.Port)
+	b[0], b[1], b[2], b[3] = DeviceMagic, d.Size, space(d.MMIO), 0
 	binary.LittleEndian.PutUint32(b[4:], d.VM)
 	binary.LittleEndian.PutUint16(b[8:], uint16(d.VCPU))
 	b[10], b[11] = 0, 0
-	binary.LittleEndian.PutUint32(b[12:], d.Value)
+	binary.LittleEndian.PutUint64(b[12:], d.Addr)
+	binary.LittleEndian.PutUint64(b[20:], d.Value)
 	return DeviceSize
 }
 
 // Unmarshal decodes and checks a forwarded device write.
 func (d *DeviceWrite) Unmarshal(b []byte) error {
-	if len(b) != DeviceSize || b[0] != DeviceMagic {
-		return fmt.Errorf("%w: device message of %d bytes", ErrBadMessage, len(b))
-	}
-	if s := b[1]; s != 1 && s != 2 && s != 4 || b[10] != 0 || b[11] != 0 {
-		return fmt.Errorf("%w: device access size %d", ErrBadMessage, b[1])
+	if len(b) != DeviceSize || b[0] != DeviceMagic || b[3] != 0 || b[10] != 0 || b[11] != 0 {
+		return fmt.Errorf("%w: device write of %d bytes", ErrBadMessage, len(b))
 	}
 	*d = DeviceWrite{
 		Size:  b[1],
-		Port:  binary.LittleEndian.Uint16(b[2:]),
 		VM:    binary.LittleEndian.Uint32(b[4:]),
 		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
-		Value: binary.LittleEndian.Uint32(b[12:]),
+		Addr:  binary.LittleEndian.Uint64(b[12:]),
+		Value: binary.LittleEndian.Uint64(b[20:]),
 	}
-	return nil
+	var err error
+	d.MMIO, err = checkAccess(b[2], d.Addr, d.Size)
+	return err
 }
 
-// DeviceRead is a port read forwarded from a vCPU on one node to the node
-// that hosts the device (a request), or the value read (a reply). A vCPU
-// waits for its read, so it has at most one outstanding; Seq tells a
-// reply to which read it answers.
+// space encodes an address space.
+func space(mmio bool) byte {
+	if mmio {
+		return 1
+	}
+	return 0
+}
+
+// checkAccess checks the address space, address and size of a device
+// access and reports whether it is MMIO.
+func checkAccess(sp byte, addr uint64, size uint8) (bool, error) {
+	switch {
+	case sp > 1:
+		return false, fmt.Errorf("%w: device address space %d", ErrBadMessage, sp)
+	case size != 1 && size != 2 && size != 4 && (size != 8 || sp == 0):
+		return false, fmt.Errorf("%w: device access of %d bytes", ErrBadMessage, size)
+	case sp == 0 && addr > 0xFFFF:
+		return false, fmt.Errorf("%w: port %#x", ErrBadMessage, addr)
+	}
+	return sp == 1, nil
+}
+
+// DeviceRead is a device read (port or MMIO) forwarded from a vCPU on one
+// node to the node that hosts the device (a request), or the value read
+// (a reply). A vCPU waits for its read, so it has at most one
+// outstanding; Seq tells a reply to which read it answers.
 type DeviceRead struct {
 	VM    uint32
 	VCPU  migrate.VCPUID
-	Port  uint16
+	MMIO  bool
+	Addr  uint64
 	Size  uint8
 	Seq   uint8
 	Reply bool
-	Value uint32 // replies
+	Value uint64 // replies
 }
 
 // DeviceReadSize is the encoded size of a DeviceRead:
 //
 //	0  magic (DeviceReadMagic)
 //	1  kind: 1 request, 2 reply
-//	2  port (2)
+//	2  space: 0 port, 1 MMIO
+//	3  size
 //	4  vm id (4)
 //	8  vcpu (2)
-//	10 size (1, 2 or 4)
-//	11 seq
-//	12 value (4), zero in a request
-const DeviceReadSize = 16
+//	10 seq
+//	11 zero
+//	12 address (8)
+//	20 value (8), zero in a request
+const DeviceReadSize = 28
 
 // MarshalTo encodes d into b, which must hold DeviceReadSize bytes.
 func (d *DeviceRead) MarshalTo(b []byte) int {
 	_ = b[DeviceReadSize-1]
-	b[0], b[1] = DeviceReadMagic, 1
+	b[0], b[1], b[2], b[3] = DeviceReadMagic, 1, space(d.MMIO), d.Size
 	if d.Reply {
 		b[1] = 2
 	}
-	binary.LittleEndian.PutUint16(b[2:], d.Port)
 	binary.LittleEndian.PutUint32(b[4:], d.VM)
 	binary.LittleEndian.PutUint16(b[8:], uint16(d.VCPU))
-	b[10], b[11] = d.Size, d.Seq
-	binary.LittleEndian.PutUint32(b[12:], d.Value)
+	b[10], b[11] = d.Seq, 0
+	binary.LittleEndian.PutUint64(b[12:], d.Addr)
+	binary.LittleEndian.PutUint64(b[20:], d.Value)
 	return DeviceReadSize
 }
 
 // Unmarshal decodes and checks a forwarded device read or its reply.
 func (d *DeviceRead) Unmarshal(b []byte) error {
-	if len(b) != DeviceReadSize || b[0] != DeviceReadMagic {
+	if len(b) != DeviceReadSize || b[0] != DeviceReadMagic || b[11] != 0 {
 		return fmt.Errorf("%w: device read of %d bytes", ErrBadMessage, len(b))
 	}
 	if k := b[1]; k != 1 && k != 2 {
 		return fmt.Errorf("%w: device read kind %d", ErrBadMessage, k)
 	}
-	if s := b[10]; s != 1 && s != 2 && s != 4 {
-		return fmt.Errorf("%w: device read size %d", ErrBadMessage, s)
-	}
 	*d = DeviceRead{
 		Reply: b[1] == 2,
-		Port:  binary.LittleEndian.Uint16(b[2:]),
+		Size:  b[3],
 		VM:    binary.LittleEndian.Uint32(b[4:]),
 		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
-		Size:  b[10],
-		Seq:   b[11],
-		Value: binary.LittleEndian.Uint32(b[12:]),
+		Seq:   b[10],
+		Addr:  binary.LittleEndian.Uint64(b[12:]),
+		Value: binary.LittleEndian.Uint64(b[20:]),
+	}
+	var err error
+	if d.MMIO, err = checkAccess(b[2], d.Addr, d.Size); err != nil {
+		return err
 	}
 	if !d.Reply && d.Value != 0 {
 		return fmt.Errorf("%w: device read request with a value", ErrBadMessage)
