@@ -81,6 +81,15 @@ const (
 	PingRecv0     = 0x203000 // IPIs vCPU 0 received
 	PingRecv1     = 0x204000 // IPIs vCPU 1 received
 	PingStackTop1 = 0x206000 // vCPU 1's stack (vCPU 0 uses StackTop)
+	// MMIOBase is the debug device's register page, outside RAM: the ID
+	// register (32 bits, reads DeviceID) at MMIOID, a scratch register
+	// (32 bits, reads what was last written) at MMIOScratch. The
+	// multiprocessor variants' vCPU 1 reads the ID and writes
+	// MMIOScratchValue; vCPU 0 reads it back.
+	MMIOBase         = 0x3FFFF000
+	MMIOID           = 0x0
+	MMIOScratch      = 0x8
+	MMIOScratchValue = 0xC0FFEE01
 	// PingPongMinMemory is the guest memory the ping-pong variant needs.
 	PingPongMinMemory = PingStackTop1
 	// MSRx2APICICR is the x2APIC interrupt command register (Intel SDM
@@ -105,7 +114,7 @@ const (
 	CounterLock     = 0x200000
 	CounterValue    = CounterLock + 4
 	CounterDone     = 0x201000
-	APDeviceRead    = CounterDone + 4 // what vCPU 1 read from DeviceIDPort
+	APDeviceRead    = CounterDone + 4 // what vCPU 1 read from DeviceIDPort, then from MMIOBase
 	// CounterMinMemory is the guest memory the counter variant needs.
 	CounterMinMemory = 0x202000
 	// DefaultCounterIterations is what a single-node `vm run counter`
@@ -466,9 +475,7 @@ func (a *assembler) counter() {
 	a.loadAbs64(ParamVCPUs)
 	a.mov32(regCX, regAX)
 	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
-	a.loadAbs64(APDeviceRead)
-	a.mov32(regSI, regAX)
-	a.record(RecAPDevice, reg(regSI))
+	a.reportAPDevice()
 	a.record(RecDone)
 	a.label("halt")
 	a.hlt()
@@ -549,9 +556,7 @@ func (a *assembler) pingPong() {
 	a.mov32(regDI, regAX)
 	a.movImm32(regCX, 2)
 	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
-	a.loadAbs64(APDeviceRead)
-	a.mov32(regSI, regAX)
-	a.record(RecAPDevice, reg(regSI))
+	a.reportAPDevice()
 	a.record(RecDone)
 	a.label("pinghalt")
 	a.hlt()
@@ -592,13 +597,38 @@ func (a *assembler) startAPs() {
 	a.label("sipidone")
 }
 
-// readDeviceID reads DeviceIDPort into APDeviceRead: a device access
-// from an application processor, served wherever the device lives.
+// readDeviceID is an application processor's device accesses, served
+// wherever the device lives: it reads DeviceIDPort and the MMIO ID
+// register into APDeviceRead and APDeviceRead+4, and writes
+// MMIOScratchValue to the MMIO scratch register.
 func (a *assembler) readDeviceID() {
 	a.movImm16(regDX, DeviceIDPort)
 	a.inDXEAX()
 	a.movImm32(regDI, APDeviceRead)
 	a.storeDI(regAX)
+	a.loadAbs64(MMIOBase + MMIOID)
+	a.movImm32(regDI, APDeviceRead+4)
+	a.storeDI(regAX)
+	a.movImm32(regAX, MMIOScratchValue)
+	a.movImm32(regDI, MMIOBase+MMIOScratch)
+	a.storeDI(regAX)
+}
+
+// reportAPDevice has vCPU 0 report what the application processor read
+// and, with more than one vCPU, the MMIO scratch register it wrote.
+func (a *assembler) reportAPDevice() {
+	a.loadAbs64(APDeviceRead)
+	a.mov32(regSI, regAX)
+	a.loadAbs64(APDeviceRead + 4)
+	a.mov32(regDI, regAX)
+	a.xor32(regBX, regBX)
+	a.loadAbs64(ParamVCPUs)
+	a.cmpImm32(regAX, 2)
+	a.jcc8(ccB, "jb", "apdevone")
+	a.loadAbs64(MMIOBase + MMIOScratch)
+	a.mov32(regBX, regAX)
+	a.label("apdevone")
+	a.record(RecAPDevice, reg(regSI), reg(regDI), reg(regBX))
 }
 
 // sendIPI writes the x2APIC ICR: fixed delivery of vector to the vCPU

@@ -20,7 +20,8 @@ import (
 //	RecProbeSurvived value read (the probe did not fault: a bug in the host)
 //	RecDone          (none): the guest halts next
 //	RecCounter       counter, iterations per vCPU, vCPUs, TSC delta low, high
-//	RecAPDevice      what vCPU 1 read from DeviceIDPort (0 with one vCPU)
+//	RecAPDevice      what vCPU 1 read from DeviceIDPort and from the MMIO ID register,
+//	                 and what vCPU 0 read from the MMIO scratch register (0s with one vCPU)
 //
 // Reading DeviceIDPort (4 bytes) returns DeviceID: the hyperkernel's
 // debug device answers it wherever the reading vCPU runs.
@@ -48,7 +49,7 @@ const (
 )
 
 // payloadLen is the fixed payload length of each record type.
-var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 1}
+var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 3}
 
 var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter", RecAPDevice: "ap-device"}
 
@@ -149,9 +150,11 @@ type Report struct {
 	Counter, CounterIters, CounterVCPUs uint32
 	CounterTSC                          uint64
 	Counted                             bool
-	// APDevice is what vCPU 1 read from DeviceIDPort.
-	APDevice   uint32
-	APDeviceOK bool // the record arrived
+	// APDevice and APMMIO are what vCPU 1 read from DeviceIDPort and
+	// the MMIO ID register, Scratch what vCPU 0 read back from the MMIO
+	// scratch register vCPU 1 wrote.
+	APDevice, APMMIO, Scratch uint32
+	APDeviceOK                bool // the record arrived
 }
 
 // Add folds one record into the report.
@@ -179,7 +182,7 @@ func (r *Report) Add(rec Record) {
 		r.Counter, r.CounterIters, r.CounterVCPUs = p[0], p[1], p[2]
 		r.CounterTSC, r.Counted = uint64(p[4])<<32|uint64(p[3]), true
 	case RecAPDevice:
-		r.APDevice, r.APDeviceOK = p[0], true
+		r.APDevice, r.APMMIO, r.Scratch, r.APDeviceOK = p[0], p[1], p[2], true
 	}
 }
 
@@ -232,8 +235,9 @@ func (r *Report) CheckCounter() error {
 	if !r.APDeviceOK {
 		return errors.New("no device read of vCPU 1 reported")
 	}
-	if r.CounterVCPUs > 1 && r.APDevice != DeviceID {
-		return fmt.Errorf("vCPU 1 read %#x from the device ID port, want %#x", r.APDevice, DeviceID)
+	if r.CounterVCPUs > 1 && (r.APDevice != DeviceID || r.APMMIO != DeviceID || r.Scratch != MMIOScratchValue) {
+		return fmt.Errorf("vCPU 1 read %#x from the device ID port and %#x from the MMIO ID register (want %#x), vCPU 0 read back %#x from the scratch register vCPU 1 wrote (want %#x)",
+			r.APDevice, r.APMMIO, DeviceID, r.Scratch, MMIOScratchValue)
 	}
 	if !r.Done {
 		return errors.New("guest did not report done")
