@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/devices/mmio"
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
@@ -81,6 +82,9 @@ type distVM struct {
 	moveTo  [dvm.MaxVCPUs]atomic.Int32 // destination+1, 0 if none
 	vstate  [dvm.MaxVCPUs]atomic.Int32 // VCPUState of vCPUs here
 	outcome atomic.Pointer[string]
+	// scratch is the debug device's MMIO scratch register (node 0),
+	// under the runtime's lock.
+	scratch uint32
 	// ipis counts the IPIs this node's vCPUs sent, startups their
 	// startup IPIs, ipisIgnored those to vCPUs that do not exist.
 	ipis, startups, ipisIgnored atomic.Uint64
@@ -455,21 +459,34 @@ func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
 	vm.launch(int(v), cp, -1)
 }
 
-// deviceRead is the runtime's OnDeviceRead: the device ID register of
-// the debug device on node 0; other ports read as all ones.
-func (vm *distVM) deviceRead(d dvm.DeviceRead) uint32 {
-	if d.Port == testguest.DeviceIDPort && d.Size == 4 {
+// deviceRead is the runtime's OnDeviceRead: the debug device on node 0,
+// its ID port and its MMIO page (ID and scratch registers); the rest
+// reads as all ones. It runs with the runtime's lock held.
+func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
+	switch {
+	case !d.MMIO && d.Addr == testguest.DeviceIDPort && d.Size == 4:
 		return testguest.DeviceID
+	case d.MMIO && d.Addr == testguest.MMIOBase+testguest.MMIOID && d.Size == 4:
+		return testguest.DeviceID
+	case d.MMIO && d.Addr == testguest.MMIOBase+testguest.MMIOScratch && d.Size == 4:
+		return uint64(vm.scratch)
 	}
-	return 0xFFFFFFFF
+	return ^uint64(0)
 }
 
-// device is the runtime's OnDevice: the debug port lives on node 0.
+// device is the runtime's OnDevice: the debug device lives on node 0. It
+// runs with the runtime's lock held.
 func (vm *distVM) device(d dvm.DeviceWrite) {
-	if d.Port < testguest.DebugPort || d.Port >= testguest.DebugPort+4 {
+	if d.MMIO {
+		if d.Addr == testguest.MMIOBase+testguest.MMIOScratch && d.Size == 4 {
+			vm.scratch = uint32(d.Value)
+		}
 		return
 	}
-	vm.port.Out(d.Port, d.Size, d.Value)
+	if d.Addr < testguest.DebugPort || d.Addr >= testguest.DebugPort+4 {
+		return
+	}
+	vm.port.Out(uint16(d.Addr), d.Size, uint32(d.Value))
 	if vm.port.report.Done && vm.outcome.Load() == nil {
 		rep := &vm.port.report
 		err := rep.CheckCounter()
@@ -538,12 +555,12 @@ type distPort struct {
 }
 
 func (p *distPort) In(port uint16, size uint8) uint32 {
-	p.read, p.r = true, dvm.DeviceRead{Port: port, Size: size}
+	p.read, p.r = true, dvm.DeviceRead{Addr: uint64(port), Size: size}
 	return 0
 }
 
 func (p *distPort) Out(port uint16, size uint8, v uint32) {
-	p.pending, p.w = true, dvm.DeviceWrite{Port: port, Size: size, Value: v}
+	p.pending, p.w = true, dvm.DeviceWrite{Addr: uint64(port), Size: size, Value: uint64(v)}
 }
 
 // setIn puts the value of an IN of size bytes into rax, as the processor
@@ -556,6 +573,69 @@ func setIn(rax *uint64, size uint8, v uint32) {
 		*rax = *rax&^0xFFFF | uint64(v&0xFFFF)
 	default:
 		*rax = uint64(v)
+	}
+}
+
+// mmioAccess emulates vCPU v's access to the debug device's MMIO page at
+// gpa wherever the device lives: the instruction is fetched through the
+// coherence protocol and the guest's page tables, decoded, and its read
+// or write forwarded to the device node. It runs with the VMCS loaded
+// and the runtime's lock held, and returns with the VMCS loaded again,
+// RIP past the instruction.
+func (vm *distVM) mmioAccess(v int, vc *loadedVMCS, gpa uint64, regs *vmx.GuestRegs) error {
+	rip, cr3, rsp := vmread(vmx.GuestRIP), vmread(vmx.GuestCR3), vmread(vmx.GuestRSP)
+	vc.put()
+	var buf [maxInstruction]byte
+	code, err := mmio.Fetch(distMemory{vm.rt}, cr3, rip, &buf)
+	if err != nil {
+		return fmt.Errorf("device access at %#x: %w", gpa, err)
+	}
+	dev := &distMMIO{rt: vm.rt, v: migrate.VCPUID(v), base: testguest.MMIOBase}
+	n, err := mmio.Emulate(code, dev, gpa-testguest.MMIOBase, regs, &rsp)
+	if err == nil {
+		err = dev.err
+	}
+	if err != nil {
+		return fmt.Errorf("device access at %#x (RIP %#x): %w", gpa, rip, err)
+	}
+	if err := vc.load(); err != nil {
+		return err
+	}
+	vmx.VMWRITE(vmx.GuestRSP, rsp)
+	advance(uint32(n))
+	return nil
+}
+
+// distMemory is guest memory through the coherence protocol, for a
+// caller that holds the runtime's lock and is not pinned.
+type distMemory struct{ rt *dvm.Runtime }
+
+func (m distMemory) ReadAt(p []byte, gpa uint64) error { return m.rt.ReadLocked(gpa, p) }
+func (m distMemory) WriteAt(p []byte, gpa uint64) error {
+	return errors.New("dvm: writes through distMemory are not needed")
+}
+
+// distMMIO is a device window seen from a vCPU: every access goes to
+// the device node (or is served here, if this is it).
+type distMMIO struct {
+	rt   *dvm.Runtime
+	v    migrate.VCPUID
+	base uint64
+	err  error
+}
+
+func (d *distMMIO) ReadMMIO(off uint64, size int) uint64 {
+	val, err := d.rt.ReadDeviceLocked(d.v, true, d.base+off, uint8(size))
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return val
+}
+
+func (d *distMMIO) WriteMMIO(off uint64, size int, value uint64) {
+	err := d.rt.ForwardLocked(dvm.DeviceWrite{VCPU: d.v, MMIO: true, Addr: d.base + off, Size: uint8(size), Value: value})
+	if err != nil && d.err == nil {
+		d.err = err
 	}
 }
 
@@ -830,12 +910,12 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 			if port.read {
 				port.read = false
 				vc.put()
-				val, err := rt.ReadDeviceLocked(migrate.VCPUID(v), port.r.Port, port.r.Size)
+				val, err := rt.ReadDeviceLocked(migrate.VCPUID(v), false, port.r.Addr, port.r.Size)
 				if err != nil {
 					rt.Unlock()
 					return err
 				}
-				setIn(&regs.RAX, port.r.Size, val)
+				setIn(&regs.RAX, port.r.Size, uint32(val))
 			}
 			if icr.pending {
 				icr.pending = false
@@ -855,6 +935,13 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 			vm.vstate[v].Store(int32(VCPUHalted))
 		case exits.ActionEPTViolation:
 			gpa := e.GuestPhysical
+			if gpa >= testguest.MMIOBase && gpa < testguest.MMIOBase+memory.PageSize {
+				if err := vm.mmioAccess(v, vc, gpa, &regs); err != nil {
+					rt.Unlock()
+					return err
+				}
+				continue
+			}
 			if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
 				rt.Unlock()
 				return fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
