@@ -387,6 +387,12 @@ const (
 
 func (a *assembler) jmp8(label string) { a.jcc8(-1, "jmp", label) }
 
+// jmp32 emits a near jump with a 32-bit displacement (E9 cd).
+func (a *assembler) jmp32(label string) {
+	at := a.inst("jmp <"+label+">", 0xE9, 0, 0, 0, 0)
+	a.fixups = append(a.fixups, fixup{at: at + 1, end: at + 5, kind: fixRel32, label: label})
+}
+
 // loop: E2 cb (decrements ECX in 32-bit code).
 func (a *assembler) loop(label string) {
 	at := a.inst("loop <"+label+">", 0xE2, 0)

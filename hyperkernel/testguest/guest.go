@@ -76,11 +76,15 @@ const (
 // Ping-pong variant layout and vectors. Each vCPU's received count and
 // stack live on pages of their own, so that only the IPIs travel.
 const (
-	PingVector0   = 0x40     // the vector vCPU 0 takes
-	PingVector1   = 0x41     // the vector vCPU 1 takes
-	PingRecv0     = 0x203000 // IPIs vCPU 0 received
-	PingRecv1     = 0x204000 // IPIs vCPU 1 received
-	PingStackTop1 = 0x206000 // vCPU 1's stack (vCPU 0 uses StackTop)
+	PingVector0 = 0x40 // the vector vCPU 0 takes
+	PingVector1 = 0x41 // the vector vCPU 1 takes
+	// PingVectorDevice is the interrupt the debug device raises on the
+	// vCPU whose APIC id is written to its MMIO doorbell register.
+	PingVectorDevice = 0x42
+	PingDevIRQ       = PingRecv1 + 4 // device interrupts vCPU 1 took
+	PingRecv0        = 0x203000      // IPIs vCPU 0 received
+	PingRecv1        = 0x204000      // IPIs vCPU 1 received
+	PingStackTop1    = 0x206000      // vCPU 1's stack (vCPU 0 uses StackTop)
 	// MMIOBase is the debug device's register page, outside RAM: the ID
 	// register (32 bits, reads DeviceID) at MMIOID, a scratch register
 	// (32 bits, reads what was last written) at MMIOScratch. The
@@ -89,6 +93,7 @@ const (
 	MMIOBase         = 0x3FFFF000
 	MMIOID           = 0x0
 	MMIOScratch      = 0x8
+	MMIODoorbell     = 0x10
 	MMIOScratchValue = 0xC0FFEE01
 	// PingPongMinMemory is the guest memory the ping-pong variant needs.
 	PingPongMinMemory = PingStackTop1
@@ -491,11 +496,22 @@ func (a *assembler) pingPong() {
 	a.shrImm32(regSI, 24)
 	a.lidt64("idtr")
 	a.test32(regSI, regSI)
-	a.jcc8(ccE, "jz", "ping0")
-	// vCPU 1: answer every IPI with one.
+	a.jcc8(ccNE, "jnz", "pong")
+	a.jmp32("ping0")
+	// vCPU 1: ring the device's doorbell and wait for its interrupt,
+	// then answer every IPI with one.
+	a.label("pong")
 	a.readDeviceID()
 	a.movRSPImm(PingStackTop1)
 	a.sti()
+	a.movImm32(regAX, 1) // this vCPU's APIC id
+	a.movImm32(regDI, MMIOBase+MMIODoorbell)
+	a.storeDI(regAX)
+	a.label("devirqwait")
+	a.pause()
+	a.loadAbs64(PingDevIRQ)
+	a.test32(regAX, regAX)
+	a.jcc8(ccE, "jz", "devirqwait")
 	a.xor32(regBP, regBP)
 	a.label("pongloop")
 	a.inc32(regBP)
@@ -557,13 +573,16 @@ func (a *assembler) pingPong() {
 	a.movImm32(regCX, 2)
 	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
 	a.reportAPDevice()
+	a.loadAbs64(PingDevIRQ)
+	a.mov32(regSI, regAX)
+	a.record(RecDeviceIRQ, reg(regSI))
 	a.record(RecDone)
 	a.label("pinghalt")
 	a.hlt()
 	a.jmp8("pinghalt")
 
 	// The handlers count what they receive.
-	for i, recv := range []uint32{PingRecv0, PingRecv1} {
+	for i, recv := range []uint32{PingRecv0, PingRecv1, PingDevIRQ} {
 		a.label(fmt.Sprintf("ipi%d", i))
 		a.pushRDI()
 		a.movImm32(regDI, recv)
@@ -641,11 +660,12 @@ func (a *assembler) sendIPI(dest, vector uint32) {
 }
 
 // pingPongIDT emits the ping-pong variant's IDT (interrupt gates for
-// PingVector0 and PingVector1, Intel SDM Vol. 3A, 6.14.1) and its IDTR.
+// PingVector0, PingVector1 and PingVectorDevice, Intel SDM Vol. 3A,
+// 6.14.1) and its IDTR.
 func (a *assembler) pingPongIDT() {
 	a.align(16)
 	a.label("idt")
-	for vec := 0; vec <= PingVector1; vec++ {
+	for vec := 0; vec <= PingVectorDevice; vec++ {
 		if vec < PingVector0 {
 			a.data(make([]byte, 16)...)
 			continue
@@ -657,7 +677,7 @@ func (a *assembler) pingPongIDT() {
 	}
 	a.align(8)
 	a.label("idtr")
-	a.data(le16((PingVector1+1)*16 - 1)...)
+	a.data(le16((PingVectorDevice+1)*16 - 1)...)
 	a.dataAbs32("idt")
 	a.data(0, 0, 0, 0)
 }

@@ -22,6 +22,7 @@ import (
 //	RecCounter       counter, iterations per vCPU, vCPUs, TSC delta low, high
 //	RecAPDevice      what vCPU 1 read from DeviceIDPort and from the MMIO ID register,
 //	                 and what vCPU 0 read from the MMIO scratch register (0s with one vCPU)
+//	RecDeviceIRQ     device interrupts vCPU 1 took (ping-pong variant)
 //
 // Reading DeviceIDPort (4 bytes) returns DeviceID: the hyperkernel's
 // debug device answers it wherever the reading vCPU runs.
@@ -46,12 +47,13 @@ const (
 	RecDone          RecordType = 7
 	RecCounter       RecordType = 8
 	RecAPDevice      RecordType = 9
+	RecDeviceIRQ     RecordType = 10
 )
 
 // payloadLen is the fixed payload length of each record type.
-var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 3}
+var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 3, RecDeviceIRQ: 1}
 
-var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter", RecAPDevice: "ap-device"}
+var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter", RecAPDevice: "ap-device", RecDeviceIRQ: "device-irq"}
 
 // String names the record type.
 func (t RecordType) String() string {
@@ -155,6 +157,9 @@ type Report struct {
 	// scratch register vCPU 1 wrote.
 	APDevice, APMMIO, Scratch uint32
 	APDeviceOK                bool // the record arrived
+	// DeviceIRQs is how many device interrupts vCPU 1 took (ping-pong).
+	DeviceIRQs   uint32
+	DeviceIRQsOK bool
 }
 
 // Add folds one record into the report.
@@ -183,6 +188,8 @@ func (r *Report) Add(rec Record) {
 		r.CounterTSC, r.Counted = uint64(p[4])<<32|uint64(p[3]), true
 	case RecAPDevice:
 		r.APDevice, r.APMMIO, r.Scratch, r.APDeviceOK = p[0], p[1], p[2], true
+	case RecDeviceIRQ:
+		r.DeviceIRQs, r.DeviceIRQsOK = p[0], true
 	}
 }
 
@@ -252,4 +259,17 @@ func (r *Report) TSCPerCPUID() uint64 {
 		return 0
 	}
 	return r.BenchTSCDelta / uint64(r.BenchIters)
+}
+
+// CheckPingPong verifies a report of the ping-pong variant: what
+// CheckCounter checks (every IPI counted: 2 x rounds), and the one device
+// interrupt vCPU 1 asked for through the doorbell.
+func (r *Report) CheckPingPong() error {
+	if err := r.CheckCounter(); err != nil {
+		return err
+	}
+	if !r.DeviceIRQsOK || r.DeviceIRQs != 1 {
+		return fmt.Errorf("vCPU 1 took %d device interrupts (reported: %v), want 1", r.DeviceIRQs, r.DeviceIRQsOK)
+	}
+	return nil
 }

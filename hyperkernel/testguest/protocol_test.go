@@ -38,7 +38,7 @@ func TestGuestRecordsDecode(t *testing.T) {
 		VariantTripleFault: {RecStage, RecStage, RecStage, RecStage},
 		VariantProbe:       {RecStage, RecStage, RecStage, RecProbe, RecProbeSurvived, RecDone},
 		VariantCounter:     {RecStage, RecStage, RecStage, RecCounter, RecAPDevice, RecDone},
-		VariantPingPong:    {RecStage, RecStage, RecStage, RecCounter, RecAPDevice, RecDone},
+		VariantPingPong:    {RecStage, RecStage, RecStage, RecCounter, RecAPDevice, RecDeviceIRQ, RecDone},
 	}
 	for _, v := range Variants() {
 		im, err := Build(v)
@@ -199,6 +199,18 @@ func TestCheckCounter(t *testing.T) {
 	single.CounterVCPUs, single.Counter, single.APDevice, single.APMMIO, single.Scratch = 1, 20000, 0, 0, 0
 	if err := single.CheckCounter(); err != nil {
 		t.Fatalf("one vCPU, no device read: %v", err)
+	}
+	if ok.CheckPingPong() == nil {
+		t.Fatal("a ping-pong report without its device interrupt passed")
+	}
+	pp := ok
+	pp.DeviceIRQs, pp.DeviceIRQsOK = 1, true
+	if err := pp.CheckPingPong(); err != nil {
+		t.Fatalf("ping-pong: %v", err)
+	}
+	pp.DeviceIRQs = 2
+	if pp.CheckPingPong() == nil {
+		t.Fatal("a ping-pong report with two device interrupts passed")
 	}
 	noRecord := ok
 	noRecord.APDeviceOK = false
