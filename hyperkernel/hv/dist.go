@@ -61,6 +61,8 @@ type DistStatus struct {
 	// node, Startups their startup IPIs, IPIsIgnored those addressed to
 	// no vCPU.
 	IPIs, Startups, IPIsIgnored uint64
+	// DeviceIRQs counts the interrupts devices on this node raised.
+	DeviceIRQs uint64
 }
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
@@ -255,7 +257,7 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 	if s.DeviceReads > 0 {
 		devAvg = s.DeviceReadTime / time.Duration(s.DeviceReads)
 	}
-	fmt.Fprintf(w, "  devices: %d reads forwarded to the device node, %v on average\n", s.DeviceReads, devAvg.Round(time.Microsecond))
+	fmt.Fprintf(w, "  devices: %d reads forwarded to the device node, %v on average; %d interrupts raised by devices here\n", s.DeviceReads, devAvg.Round(time.Microsecond), st.DeviceIRQs)
 	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
 		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
 	if !full {

@@ -88,6 +88,8 @@ type distVM struct {
 	// ipis counts the IPIs this node's vCPUs sent, startups their
 	// startup IPIs, ipisIgnored those to vCPUs that do not exist.
 	ipis, startups, ipisIgnored atomic.Uint64
+	// deviceIRQs counts the interrupts the debug device raised (node 0).
+	deviceIRQs atomic.Uint64
 	// exits holds each vCPU's exit counts as of its latest time slice,
 	// under rt's lock; gone holds those of vCPUs that left this node.
 	exits [dvm.MaxVCPUs]exits.ExitStats
@@ -478,8 +480,19 @@ func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
 // runs with the runtime's lock held.
 func (vm *distVM) device(d dvm.DeviceWrite) {
 	if d.MMIO {
-		if d.Addr == testguest.MMIOBase+testguest.MMIOScratch && d.Size == 4 {
+		switch {
+		case d.Addr == testguest.MMIOBase+testguest.MMIOScratch && d.Size == 4:
 			vm.scratch = uint32(d.Value)
+		case d.Addr == testguest.MMIOBase+testguest.MMIODoorbell && d.Size == 4:
+			// The doorbell: an interrupt for the vCPU whose APIC id was
+			// written, wherever it runs.
+			if d.Value >= uint64(vm.spec.VCPUs) {
+				return
+			}
+			vm.deviceIRQs.Add(1)
+			if err := vm.rt.InterruptLocked(migrate.VCPUID(d.Value), testguest.PingVectorDevice); err != nil {
+				fmt.Fprintf(vm.d.notices, "dvm %d: device interrupt for vCPU %d: %v\n", vm.spec.ID, d.Value, err)
+			}
 		}
 		return
 	}
@@ -489,7 +502,11 @@ func (vm *distVM) device(d dvm.DeviceWrite) {
 	vm.port.Out(uint16(d.Addr), d.Size, uint32(d.Value))
 	if vm.port.report.Done && vm.outcome.Load() == nil {
 		rep := &vm.port.report
-		err := rep.CheckCounter()
+		check := rep.CheckCounter
+		if testguest.Variant(vm.spec.Payload) == testguest.VariantPingPong {
+			check = rep.CheckPingPong
+		}
+		err := check()
 		verdict, arg := "ok", uint32(0)
 		if err != nil {
 			verdict, arg = err.Error(), 1
@@ -978,7 +995,7 @@ func (d *Dist) Status() (DistStatus, error) {
 		return DistStatus{}, errors.New("no distributed VM on this node")
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
-		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load()}
+		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load()}
 	vm.rt.Lock()
 	st.Exits = vm.gone
 	for v := range vm.exits {
