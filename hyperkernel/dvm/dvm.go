@@ -6,7 +6,9 @@
 // the coherence engine (package memory), the vCPU migrator (package
 // migrate) and the cluster transport, and gives the node's vCPU loops and
 // shell what they need: resolve an EPT violation, read or write guest
-// memory from the hyperkernel, send a vCPU away, forward a device access.
+// memory from the hyperkernel, send a vCPU away, raise an interrupt on a
+// vCPU wherever it runs, and forward a device access (port or MMIO, read
+// or write) to the node that hosts the VM's devices.
 //
 // # Who may touch the engine
 //
@@ -23,8 +25,10 @@
 //
 // The lock is a sync.Mutex: a vCPU loop must take it while not pinned to
 // its core and must leave its core (clear its VMCS, unpin) before any call
-// that may block — [Runtime.FaultLocked], [Runtime.DepartLocked] and
-// [Runtime.ForwardLocked] send on the transport and may wait.
+// that may block — [Runtime.FaultLocked], [Runtime.DepartLocked],
+// [Runtime.ForwardLocked], [Runtime.InterruptLocked],
+// [Runtime.ReadDeviceLocked] and [Runtime.ReadLocked] send on the
+// transport and may wait.
 //
 // Frame receive never takes the lock: [Runtime.Deliver] copies a message
 // into the inbox, so the transport's own lock and this one are never held
