@@ -507,19 +507,12 @@ func (a *assembler) pingPong() {
 	a.movImm32(regAX, 1) // this vCPU's APIC id
 	a.movImm32(regDI, MMIOBase+MMIODoorbell)
 	a.storeDI(regAX)
-	a.label("devirqwait")
-	a.pause()
-	a.loadAbs64(PingDevIRQ)
-	a.test32(regAX, regAX)
-	a.jcc8(ccE, "jz", "devirqwait")
+	a.movImm32(regBP, 1)
+	a.haltUntil("devirqwait", PingDevIRQ, regBP)
 	a.xor32(regBP, regBP)
 	a.label("pongloop")
 	a.inc32(regBP)
-	a.label("pongwait")
-	a.pause()
-	a.loadAbs64(PingRecv1)
-	a.cmp32(regAX, regBP)
-	a.jcc8(ccB, "jb", "pongwait")
+	a.haltUntil("pongwait", PingRecv1, regBP)
 	a.sendIPI(0, PingVector0)
 	a.loadAbs64(ParamIterations)
 	a.cmp32(regBP, regAX)
@@ -543,11 +536,7 @@ func (a *assembler) pingPong() {
 	a.label("ping")
 	a.inc32(regBP)
 	a.sendIPI(1, PingVector1)
-	a.label("pingwait")
-	a.pause()
-	a.loadAbs64(PingRecv0)
-	a.cmp32(regAX, regBP)
-	a.jcc8(ccB, "jb", "pingwait")
+	a.haltUntil("pingwait", PingRecv0, regBP)
 	a.loadAbs64(ParamIterations)
 	a.cmp32(regBP, regAX)
 	a.jcc8(ccB, "jb", "ping")
@@ -648,6 +637,24 @@ func (a *assembler) reportAPDevice() {
 	a.mov32(regBX, regAX)
 	a.label("apdevone")
 	a.record(RecAPDevice, reg(regSI), reg(regDI), reg(regBX))
+}
+
+// haltUntil waits, halted, until the dword at addr reaches the value in
+// register r: the idle loop of an OS. Interrupts are off while it checks
+// and come back on with STI right before HLT, whose one-instruction
+// shadow keeps an interrupt from slipping in between (SDM Vol. 2,
+// "STI"). Interrupts are on when it returns.
+func (a *assembler) haltUntil(label string, addr uint32, r int) {
+	a.label(label)
+	a.cli()
+	a.loadAbs64(addr)
+	a.cmp32(regAX, r)
+	a.jcc8(ccAE, "jnb", label+"done")
+	a.sti()
+	a.hlt()
+	a.jmp8(label)
+	a.label(label + "done")
+	a.sti()
 }
 
 // sendIPI writes the x2APIC ICR: fixed delivery of vector to the vCPU
