@@ -82,6 +82,8 @@ type distVM struct {
 	moveTo  [dvm.MaxVCPUs]atomic.Int32 // destination+1, 0 if none
 	vstate  [dvm.MaxVCPUs]atomic.Int32 // VCPUState of vCPUs here
 	outcome atomic.Pointer[string]
+	// kick wakes a halted vCPU when an interrupt becomes pending for it.
+	kick [dvm.MaxVCPUs]chan struct{}
 	// scratch is the debug device's MMIO scratch register (node 0),
 	// under the runtime's lock.
 	scratch uint32
@@ -345,6 +347,9 @@ func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
 		return nil, err
 	}
 	vm := &distVM{d: d, spec: spec, created: time.Now()}
+	for i := range vm.kick {
+		vm.kick[i] = make(chan struct{}, 1)
+	}
 	alloc := func() (uint64, error) {
 		f, err := h.zeroFrame()
 		if err == nil {
@@ -393,7 +398,7 @@ func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
 		Transport: distTransport{d.net}, DeviceNode: 0,
-		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead,
+		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
 	})
 	if err != nil {
 		vm.free()
@@ -490,7 +495,7 @@ func (vm *distVM) device(d dvm.DeviceWrite) {
 				return
 			}
 			vm.deviceIRQs.Add(1)
-			if err := vm.rt.InterruptLocked(migrate.VCPUID(d.Value), testguest.PingVectorDevice); err != nil {
+			if err := vm.raise(migrate.VCPUID(d.Value), testguest.PingVectorDevice); err != nil {
 				fmt.Fprintf(vm.d.notices, "dvm %d: device interrupt for vCPU %d: %v\n", vm.spec.ID, d.Value, err)
 			}
 		}
@@ -656,6 +661,28 @@ func (d *distMMIO) WriteMMIO(off uint64, size int, value uint64) {
 	}
 }
 
+// raise makes vector pending on vCPU v wherever it runs, and wakes it if
+// it is halted here. The caller holds the runtime's lock and is not
+// pinned.
+func (vm *distVM) raise(v migrate.VCPUID, vector uint8) error {
+	if err := vm.rt.InterruptLocked(v, vector); err != nil {
+		return err
+	}
+	vm.kickVCPU(v)
+	return nil
+}
+
+// kickVCPU wakes vCPU v if it waits halted on this node (the runtime's
+// OnInterrupt). It never blocks.
+func (vm *distVM) kickVCPU(v migrate.VCPUID) {
+	if int(v) < len(vm.kick) {
+		select {
+		case vm.kick[v] <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // checkDistPayload refuses a VM whose guest this node cannot run: the
 // spec may come from a peer.
 func checkDistPayload(spec dvm.Spec) error {
@@ -723,7 +750,7 @@ func (vm *distVM) sendIPI(dest uint32, vector uint8, startup bool) error {
 	}
 	if !startup {
 		vm.ipis.Add(1)
-		return vm.rt.InterruptLocked(migrate.VCPUID(dest), vector)
+		return vm.raise(migrate.VCPUID(dest), vector)
 	}
 	vm.startups.Add(1)
 	where := vm.rt.LocationLocked(migrate.VCPUID(dest))
@@ -834,7 +861,9 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	var idtInfo uint64 // IDT-vectoring information of the latest exit
 	slice := h.plat.TSCHz / 1000
 	var pinnedAt uint64
-	halted := false
+	halted, haltIF := false, false
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	for {
 		if vm.stop.Load() {
 			rt.Unlock()
@@ -881,13 +910,23 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 			rt.Unlock()
 			return err
 		}
+		if halted && haltIF && rt.InterruptPendingLocked(migrate.VCPUID(v)) {
+			// HLT with interrupts on ends with an interrupt.
+			halted = false
+			vm.vstate[v].Store(int32(VCPURunning))
+		}
 		if halted {
 			vm.exits[v] = disp.Stats
-			// The payload halts with interrupts off once done: nothing
-			// wakes it but a migration request or the end of the VM.
+			// Wait for an interrupt (if the guest can take one), a
+			// migration request or the end of the VM; the timer bounds
+			// the wait for the latter two.
 			vc.put()
 			rt.Unlock()
-			time.Sleep(2 * time.Millisecond)
+			wake.Reset(2 * time.Millisecond)
+			select {
+			case <-vm.kick[v]:
+			case <-wake.C:
+			}
 			rt.Lock()
 			continue
 		}
@@ -948,7 +987,10 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
 		case exits.ActionHalt:
 			advance(a.AdvanceRIP)
-			halted = true
+			// HLT is done: the STI or MOV SS shadow it sat in is over
+			// (SDM Vol. 3C, 25.4.2).
+			vmx.VMWRITE(vmx.GuestInterruptibility, vmread(vmx.GuestInterruptibility)&^blockingSTIorSS)
+			halted, haltIF = true, vmread(vmx.GuestRFLAGS)&rflagsIF != 0
 			vm.vstate[v].Store(int32(VCPUHalted))
 		case exits.ActionEPTViolation:
 			gpa := e.GuestPhysical

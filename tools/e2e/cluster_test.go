@@ -379,7 +379,10 @@ func checkDistributedIPIs(t *testing.T, a, b *node, timeout time.Duration) {
 	}
 	run(t, a, "dvm stop", timeout)
 
-	startDVM(t, a, b, fmt.Sprintf("dvm start guest=pingpong nodes=2 iters=%d", 2*rounds), timeout)
+	// Enough rounds (about 2 ms each across nodes) to still be playing
+	// when the migration comes.
+	const moveRounds = 10 * rounds
+	startDVM(t, a, b, fmt.Sprintf("dvm start guest=pingpong nodes=2 iters=%d", moveRounds), timeout)
 	time.Sleep(500 * time.Millisecond)
 	if out := run(t, a, "migrate 1 1", timeout); !strings.Contains(out, "moving to node 1") {
 		t.Fatalf("migrate:\n%s", out)
@@ -389,6 +392,6 @@ func checkDistributedIPIs(t *testing.T, a, b *node, timeout time.Duration) {
 	}
 	moved, stat := waitDVM(t, a, 10*time.Minute)
 	t.Logf("ping-pong, vCPU 1 moved to node 1 while playing:\n%s", stat)
-	checkCounter(t, "ping-pong with a migration", moved, 2*rounds)
+	checkCounter(t, "ping-pong with a migration", moved, moveRounds)
 	run(t, a, "dvm stop", timeout)
 }
