@@ -732,6 +732,30 @@ func (r *Runtime) Stats() Stats {
 	return s
 }
 
+// PageMap fills cells with this node's view of page placement: cell i
+// covers pages [i*per, (i+1)*per) and holds the strongest state this node
+// has among them (Modified over Shared over Invalid), per being the
+// fewest pages per cell that lets len(cells) cells cover the VM. It
+// returns per and how many cells it filled.
+func (r *Runtime) PageMap(cells []memory.State) (per, n int) {
+	pages := r.cfg.Spec.Pages
+	if len(cells) == 0 {
+		return 0, 0
+	}
+	per = (pages + len(cells) - 1) / len(cells)
+	n = (pages + per - 1) / per
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 0; i < n; i++ {
+		best := memory.Invalid
+		for p := i * per; p < min((i+1)*per, pages); p++ {
+			best = max(best, r.eng.State(uint64(p)*memory.PageSize))
+		}
+		cells[i] = best
+	}
+	return per, n
+}
+
 // Home returns the home node of the page holding gpa.
 func (r *Runtime) Home(gpa uint64) memory.NodeID { return r.eng.Home(gpa) }
 

@@ -176,6 +176,32 @@ func TestWriteOnOneNodeReadOnAnother(t *testing.T) {
 	}
 }
 
+func TestPageMap(t *testing.T) {
+	c := newCluster(t, 2, 2, 16)
+	// Node 1 writes page 3 (homed on node 1) and reads page 4 (homed on
+	// node 0).
+	if err := c.rts[1].Write(3*memory.PageSize, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	if err := c.rts[1].Read(4*memory.PageSize, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	var cells [16]memory.State
+	per, n := c.rts[1].PageMap(cells[:])
+	if per != 1 || n != 16 {
+		t.Fatalf("16 pages in 16 cells: %d per cell, %d cells", per, n)
+	}
+	// Node 1 holds its own pages (odd) from the start, and page 4 now.
+	if cells[3] != memory.Modified || cells[4] != memory.Shared || cells[5] != memory.Shared || cells[6] != memory.Invalid {
+		t.Fatalf("cells 3-6: %v, want M S S I", cells[3:7])
+	}
+	per, n = c.rts[1].PageMap(cells[:5])
+	if per != 4 || n != 4 || cells[0] != memory.Modified || cells[1] != memory.Shared || cells[2] != memory.Shared {
+		t.Fatalf("16 pages in 5 cells: %d per cell, %d cells, %v", per, n, cells[:n])
+	}
+}
+
 func TestConcurrentIncrementsAreExact(t *testing.T) {
 	c := newCluster(t, 3, 3, 8)
 	const per, workers = 200, 2
