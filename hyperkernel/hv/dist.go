@@ -12,6 +12,7 @@ import (
 
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 )
@@ -63,6 +64,10 @@ type DistStatus struct {
 	IPIs, Startups, IPIsIgnored uint64
 	// DeviceIRQs counts the interrupts devices on this node raised.
 	DeviceIRQs uint64
+	// PageMap is this node's page placement (dvm.Runtime.PageMap): each
+	// cell covers PagesPerCell pages.
+	PageMap      []memory.State
+	PagesPerCell int
 }
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
@@ -185,11 +190,11 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 		},
 		{
 			Name:  "pages",
-			Usage: "pages",
-			Help:  "page placement and remote-fault rates of the distributed VM on this node",
+			Usage: "pages [map]",
+			Help:  "page placement and remote-fault rates of the distributed VM on this node; map: which pages it holds",
 			Run: func(w io.Writer, args []string) error {
-				if len(args) != 0 {
-					return fmt.Errorf("%w: pages takes no arguments", shell.ErrUsage)
+				if len(args) > 1 || len(args) == 1 && args[0] != "map" {
+					return fmt.Errorf("%w: want `pages` or `pages map`", shell.ErrUsage)
 				}
 				if !need(w) {
 					return nil
@@ -199,6 +204,9 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 					return err
 				}
 				writeDistStatus(w, &st, false)
+				if len(args) == 1 {
+					writePageMap(w, &st)
+				}
 				return nil
 			},
 		},
@@ -268,6 +276,23 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 	fmt.Fprintf(w, "  %-5s %-5s %s\n", "VCPU", "NODE", "STATE")
 	for _, v := range st.VCPUs {
 		fmt.Fprintf(w, "  %-5d %-5d %s\n", v.ID, v.Node, v.State)
+	}
+}
+
+// pageMapRow is the number of cells `pages map` prints on a line.
+const pageMapRow = 64
+
+// writePageMap prints the page map: one character per cell, M where this
+// node holds a page of the cell Modified, s Shared, . none.
+func writePageMap(w io.Writer, st *DistStatus) {
+	per := st.PagesPerCell
+	fmt.Fprintf(w, "  page map (%d page(s) of 4 KiB per character; M modified here, s shared here, . not here):\n", per)
+	for i := 0; i < len(st.PageMap); i += pageMapRow {
+		row := make([]byte, 0, pageMapRow)
+		for _, c := range st.PageMap[i:min(i+pageMapRow, len(st.PageMap))] {
+			row = append(row, ".sM"[min(int(c), 2)])
+		}
+		fmt.Fprintf(w, "  0x%08x %s\n", uint64(i*per)*memory.PageSize, row)
 	}
 }
 

@@ -32,6 +32,9 @@ import (
 // distPages is the guest memory of a distributed test VM (4 MiB).
 const distPages = 1024
 
+// distMapCells is the size of the page map `pages map` prints.
+const distMapCells = 1024
+
 // DistNet is the cluster as a distributed VM sees it (Self, ClusterID and
 // Index are called in the receive path, so they must not reach the
 // transport): this node's index,
@@ -1038,6 +1041,9 @@ func (d *Dist) Status() (DistStatus, error) {
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
 		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load()}
+	var cells [distMapCells]memory.State
+	per, n := vm.rt.PageMap(cells[:])
+	st.PageMap, st.PagesPerCell = cells[:n], per
 	vm.rt.Lock()
 	st.Exits = vm.gone
 	for v := range vm.exits {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 )
@@ -107,6 +108,16 @@ func TestDistCommands(t *testing.T) {
 	}
 	if out, err = run(t, cmds, "pages"); err != nil || strings.Contains(out, "VCPU") || !strings.Contains(out, "pages: 1024 in the VM") {
 		t.Errorf("pages: %q %v", out, err)
+	}
+	f.status.PagesPerCell = 2
+	f.status.PageMap = make([]memory.State, 70)
+	f.status.PageMap[1], f.status.PageMap[65] = memory.Modified, memory.Shared
+	out, err = run(t, cmds, "pages map")
+	if err != nil || !strings.Contains(out, "  0x00000000 .M......") || !strings.Contains(out, "  0x00080000 .s....\n") || !strings.Contains(out, "2 page(s) of 4 KiB per character") {
+		t.Errorf("pages map:\n%s %v", out, err)
+	}
+	if _, err = run(t, cmds, "pages all"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("pages all: %v, want a usage error", err)
 	}
 	if out, err = run(t, cmds, "dvm peek 0x10"); err != nil || !strings.Contains(out, "0x10: 17") {
 		t.Errorf("dvm peek: %q %v", out, err)

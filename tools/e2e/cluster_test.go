@@ -275,6 +275,13 @@ func checkDistributedVM(t *testing.T, a, b *node, timeout time.Duration) {
 	}
 	pages := pagesOf(t, b, spreadID, timeout)
 	t.Logf("pages on node 2:\n%s", pages)
+	// The page map: 1024 pages, one per character, 64 to a line; node 2
+	// holds the pages it homes (every other one) and some of node 1's.
+	pmap := runFor(t, b, "pages map", "page map", timeout)
+	rows := regexp.MustCompile(`(?m)^\s+0x[0-9a-f]{8} [.sM]{64}\r?$`).FindAllString(pmap, -1)
+	if len(rows) != 16 || !strings.Contains(pmap, "s.s.s.s.") {
+		t.Errorf("pages map on node 2 (want 16 rows of 64, node 2's homes held):\n%s", pmap)
+	}
 	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
 		t.Errorf("node 2 reports no remote faults:\n%s", pages)
 	}
