@@ -59,6 +59,9 @@ type VCPU struct {
 	// State is the opaque architectural state; its length is fixed by the
 	// Migrator's configuration.
 	State []byte
+	// StateLen is how many bytes at the start of State hold the state
+	// (what a migration carries); 0 means all of it.
+	StateLen int
 }
 
 // SetPending marks vector pending; it reports false if it already was (the
@@ -225,12 +228,19 @@ func (m *Migrator) Send(v VCPUID, dst NodeID, out *Outbox) error {
 		return fmt.Errorf("migrate: send vCPU %d from node %d to node %d: bad destination", v, m.cfg.Self, dst)
 	}
 	rec := &m.vcpus[v]
+	state := rec.State
+	if rec.StateLen > 0 {
+		if rec.StateLen > len(rec.State) {
+			return fmt.Errorf("migrate: send vCPU %d: state length %d exceeds %d", v, rec.StateLen, len(rec.State))
+		}
+		state = rec.State[:rec.StateLen]
+	}
 	rec.Epoch++
 	m.hosted[v] = false
 	m.where[v] = location{node: dst, epoch: rec.Epoch}
 	m.stats.MigrationsOut++
 	m.send(out, Message{Kind: KindMigrate, Src: m.cfg.Self, Dst: dst, VCPU: v, Epoch: rec.Epoch,
-		IRR: rec.IRR, TimerDeadline: rec.TimerDeadline, TimerVector: rec.TimerVector, State: rec.State})
+		IRR: rec.IRR, TimerDeadline: rec.TimerDeadline, TimerVector: rec.TimerVector, State: state})
 	return nil
 }
 
@@ -259,12 +269,14 @@ func (m *Migrator) HandleMessage(msg *Message, out *Outbox) (Event, error) {
 	v := msg.VCPU
 	switch msg.Kind {
 	case KindMigrate:
-		if m.hosted[v] || len(msg.State) != m.cfg.StateSize || msg.Epoch <= m.where[v].epoch && m.where[v].node != m.cfg.Self {
+		if m.hosted[v] || len(msg.State) == 0 || len(msg.State) > m.cfg.StateSize || msg.Epoch <= m.where[v].epoch && m.where[v].node != m.cfg.Self {
 			return Event{}, fmt.Errorf("%w: node %d: %v (hosted %v, known epoch %d, state size %d)", ErrProtocol, m.cfg.Self, msg.String(), m.hosted[v], m.where[v].epoch, m.cfg.StateSize)
 		}
 		rec := &m.vcpus[v]
 		rec.Epoch, rec.IRR, rec.TimerDeadline, rec.TimerVector = msg.Epoch, msg.IRR, msg.TimerDeadline, msg.TimerVector
-		copy(rec.State, msg.State)
+		n := copy(rec.State, msg.State)
+		clear(rec.State[n:])
+		rec.StateLen = n
 		m.hosted[v] = true
 		m.where[v] = location{node: m.cfg.Self, epoch: msg.Epoch}
 		m.stats.MigrationsIn++

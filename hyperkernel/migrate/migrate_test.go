@@ -204,6 +204,28 @@ func TestPendingTravels(t *testing.T) {
 	}
 }
 
+func TestShortStateTravels(t *testing.T) {
+	p := newPingPong(t)
+	rec := p.ms[0].VCPU(0)
+	for i := range rec.State {
+		rec.State[i] = 0xAA // stale bytes past the state must not travel
+	}
+	copy(rec.State, "short")
+	rec.StateLen = 5
+	p.hop(t, 0)
+	if n := len(p.msg.State); n != 5 {
+		t.Fatalf("the message carried %d bytes of a 5-byte state", n)
+	}
+	got := p.ms[1].VCPU(0)
+	if got.StateLen != 5 || string(got.State[:5]) != "short" || got.State[5] != 0 || got.State[len(got.State)-1] != 0 {
+		t.Fatalf("arrived: length %d, %q..., last byte %#x", got.StateLen, got.State[:8], got.State[len(got.State)-1])
+	}
+	got.StateLen = len(got.State) + 1
+	if err := p.ms[1].Send(0, 0, p.out); err == nil {
+		t.Fatal("a state length beyond the buffer was sent")
+	}
+}
+
 // pingPong moves vCPU 0 between two migrators through an encode/decode.
 type pingPong struct {
 	ms  [2]*Migrator
