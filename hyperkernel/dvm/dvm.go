@@ -613,6 +613,7 @@ func (r *Runtime) DepartLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	}
 	clear(rec.State)
 	st.MarshalAppend(rec.State[:0])
+	rec.StateLen = st.Size() // only the encoded state travels
 	if err := r.mig.Send(v, migrate.NodeID(dst), r.mout); err != nil {
 		return err
 	}
