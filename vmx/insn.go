@@ -113,20 +113,30 @@ const (
 	fxMXCSR = 24 // SSE control and status
 )
 
-// NewFXArea returns an FXSAVE image in the processor's initial state
-// (after FNINIT: control word 0x037F, all registers empty; MXCSR 0x1F80,
-// SDM Vol. 1, 11.6.4 and 8.1.5), aligned to 16 bytes as FXRSTOR requires.
+// NewFXArea returns an FXSAVE image in its initial state (see Reset),
+// aligned to 16 bytes as FXRSTOR requires.
 func NewFXArea() *FXArea {
-	// An allocation of 512 bytes is in Go's 512-byte size class, whose
-	// objects are 512-byte aligned; check rather than trust.
-	for {
-		a := new(FXArea)
-		if uintptr(unsafe.Pointer(a))%16 == 0 {
-			a[fxFCW], a[fxFCW+1] = 0x7F, 0x03
-			a[fxMXCSR], a[fxMXCSR+1] = 0x80, 0x1F
-			return a
-		}
-	}
+	// Carve the image out of a larger allocation rather than retry until
+	// one happens to be aligned: if this is inlined into a caller whose
+	// image does not escape, the allocation lives on the stack and every
+	// retry would get the same, possibly unaligned, slot.
+	buf := new([len(FXArea{}) + fxAlign - 1]byte)
+	p := unsafe.Pointer(&buf[0])
+	a := (*FXArea)(unsafe.Add(p, (fxAlign-uintptr(p)%fxAlign)%fxAlign))
+	a.Reset()
+	return a
+}
+
+// fxAlign is the alignment FXSAVE and FXRSTOR require of their image.
+const fxAlign = 16
+
+// Reset puts the image in the processor's initial state: after FNINIT,
+// control word 0x037F and all registers empty; MXCSR 0x1F80 (SDM Vol. 1,
+// 11.6.4 and 8.1.5).
+func (a *FXArea) Reset() {
+	*a = FXArea{}
+	a[fxFCW], a[fxFCW+1] = 0x7F, 0x03
+	a[fxMXCSR], a[fxMXCSR+1] = 0x80, 0x1F
 }
 
 // Reg returns a pointer to the register numbered g in exit
