@@ -4,6 +4,8 @@
 package hv
 
 import (
+	"encoding/binary"
+
 	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 	"github.com/big-iron/big-iron/vmx"
 )
@@ -42,6 +44,51 @@ func SaveVCPU(g *vmx.GuestState, regs *vmx.GuestRegs, apicID uint32, bsp bool, s
 	s.Activity = vcpu.ActivityState(g.ActivityState)
 	s.Events.Interruptibility = g.Interruptibility
 	s.Events.PendingDebug = g.PendingDebug
+	if regs.FPU != nil {
+		saveFX(regs.FPU, s)
+	}
+}
+
+// XSAVE header fields (Intel SDM Vol. 1, 13.4.2): XSTATE_BV at byte 512.
+const xstateBVOffset = 512
+
+// saveFX puts an FXSAVE image into s's XSAVE area: the legacy region is
+// the FXSAVE layout, and XSTATE_BV marks x87 and SSE state present
+// (XCR0 with them enabled, as on any processor with SSE).
+func saveFX(fx *vmx.FXArea, s *vcpu.State) {
+	var area [vcpu.MinXSAVE]byte
+	copy(area[:], fx[:])
+	binary.LittleEndian.PutUint64(area[xstateBVOffset:], vcpu.XCR0X87|vcpu.XCR0SSE)
+	s.XCR0 |= vcpu.XCR0X87 | vcpu.XCR0SSE
+	s.SetXSAVE(area[:])
+}
+
+// loadFX is the inverse of saveFX: the legacy region of s's XSAVE area
+// into an FXSAVE image. Components XSTATE_BV marks absent are in their
+// initial state (vmx.FXArea.Reset).
+func loadFX(s *vcpu.State, fx *vmx.FXArea) {
+	a := s.XSAVEArea()
+	if len(a) < vcpu.MinXSAVE {
+		fx.Reset()
+		return
+	}
+	bv := binary.LittleEndian.Uint64(a[xstateBVOffset:])
+	if bv&(vcpu.XCR0X87|vcpu.XCR0SSE) == vcpu.XCR0X87|vcpu.XCR0SSE {
+		copy(fx[:], a[:len(fx)])
+		return
+	}
+	// Partly in the initial state: take only what is present. x87 is
+	// the control/status words and ST0-7 (bytes 0-23 and 32-159), SSE
+	// MXCSR (24-31) and XMM0-15 (160-415) (SDM Vol. 1, Table 10-2).
+	fx.Reset()
+	if bv&vcpu.XCR0X87 != 0 {
+		copy(fx[0:24], a[0:24])
+		copy(fx[32:160], a[32:160])
+	}
+	if bv&vcpu.XCR0SSE != 0 {
+		copy(fx[24:32], a[24:32])
+		copy(fx[160:416], a[160:416])
+	}
 }
 
 // LoadVCPU writes the guest-state part of g and the registers from s: the
@@ -73,6 +120,9 @@ func LoadVCPU(c *vmx.Capabilities, s *vcpu.State, g *vmx.GuestState, regs *vmx.G
 	g.ActivityState = uint32(s.Activity)
 	g.Interruptibility = s.Events.Interruptibility
 	g.PendingDebug = s.Events.PendingDebug
+	if regs.FPU != nil {
+		loadFX(s, regs.FPU)
+	}
 	if s.EFER&eferLMA != 0 {
 		g.Controls.Entry |= vmx.EntryIA32eModeGuest
 	} else {

@@ -78,3 +78,57 @@ func TestVCPUStateTravelsBetweenProcessors(t *testing.T) {
 		}
 	}
 }
+
+// The x87/SSE state travels with a vCPU: an FXSAVE image saved on one node
+// is the image loaded on the other, and a state without it (a vCPU that
+// never ran) loads the initial FPU state.
+func TestFPUStateTravels(t *testing.T) {
+	c, err := vmx.ReadCapabilities(captured.Reader(captured.BochsHaswell4770()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := linuxControls(t, c)
+	g, err := LongModeState(c, ctl, 0x100000|3<<3|vmx.MemTypeWB, 1,
+		LongModeEntry{RIP: 0x1000200, RSP: 0x8000, CR3: 0x9000, GDTBase: 0x7000, GDTLimit: 0x1f, CS: 0x10, DS: 0x18})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs := vmx.GuestRegs{FPU: vmx.NewFXArea()}
+	for i := 160; i < 176; i++ {
+		regs.FPU[i] = byte(i) // XMM0
+	}
+	regs.FPU[24] = 0xA0 // MXCSR: a rounding mode of its own
+	var s vcpu.State
+	SaveVCPU(&g, &regs, 1, false, &s)
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatalf("a state with FPU contents does not validate: %v", err)
+	}
+	var back vcpu.State
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	regs2 := vmx.GuestRegs{FPU: vmx.NewFXArea()}
+	for i := range regs2.FPU {
+		regs2.FPU[i] = 0xEE // stale: must be overwritten
+	}
+	g2 := vmx.GuestState{Controls: ctl, VMCSLinkPointer: ^uint64(0)}
+	LoadVCPU(c, &back, &g2, &regs2)
+	if *regs2.FPU != *regs.FPU {
+		t.Fatalf("FPU image changed on the way:\n%x\n%x", regs2.FPU[:176], regs.FPU[:176])
+	}
+	var fresh vcpu.State
+	fresh.Reset(1, false)
+	LoadVCPU(c, &fresh, &g2, &regs2)
+	var init vmx.FXArea
+	init.Reset()
+	if *regs2.FPU != init {
+		t.Fatal("a vCPU that never ran did not get the initial FPU state")
+	}
+	// Without an FPU image on either side nothing is touched.
+	regs.FPU = nil
+	SaveVCPU(&g, &regs, 1, false, &s)
+	if s.XCR0&vcpu.XCR0SSE != 0 {
+		t.Error("a vCPU without FPU state claims SSE state")
+	}
+}
