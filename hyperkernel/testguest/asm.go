@@ -218,6 +218,12 @@ func (a *assembler) outDXEAX() { a.inst("out dx, eax", cat(a.opsize32(), []byte{
 // outDXAL: OUT DX, AL (EE).
 func (a *assembler) outDXAL() { a.inst("out dx, al", 0xEE) }
 
+// movqXMM0RAX: MOVQ XMM0, RAX (66 REX.W 0F 6E /r).
+func (a *assembler) movqXMM0RAX() { a.inst("movq xmm0, rax", 0x66, 0x48, 0x0F, 0x6E, 0xC0) }
+
+// movqRAXXMM0: MOVQ RAX, XMM0 (66 REX.W 0F 7E /r).
+func (a *assembler) movqRAXXMM0() { a.inst("movq rax, xmm0", 0x66, 0x48, 0x0F, 0x7E, 0xC0) }
+
 // inDXEAX: IN EAX, DX (ED; 66 ED in 16-bit code).
 func (a *assembler) inDXEAX() { a.inst("in eax, dx", cat(a.opsize32(), []byte{0xED})...) }
 

@@ -120,6 +120,11 @@ const (
 	CounterValue    = CounterLock + 4
 	CounterDone     = 0x201000
 	APDeviceRead    = CounterDone + 4 // what vCPU 1 read from DeviceIDPort, then from MMIOBase
+	// APFPU is where vCPU 1 stores XMM0 (low 32 bits), which it loaded
+	// with FPUPattern when it started: the check that its FPU state
+	// survives exits, the host's own use of SSE, and migration.
+	APFPU      = APDeviceRead + 8
+	FPUPattern = 0x5EE5F00D
 	// CounterMinMemory is the guest memory the counter variant needs.
 	CounterMinMemory = 0x202000
 	// DefaultCounterIterations is what a single-node `vm run counter`
@@ -271,7 +276,11 @@ func Build(v Variant) (*Image, error) {
 		a.label("paging")
 	}
 	a.movCR(4, true)
-	a.orEAXImm(1 << 5) // CR4.PAE
+	if smp {
+		a.orEAXImm(1<<5 | 1<<9) // CR4.PAE, CR4.OSFXSR: SSE for the FPU check
+	} else {
+		a.orEAXImm(1 << 5) // CR4.PAE
+	}
 	a.movCR(4, false)
 	a.movImm32(regAX, PageTables)
 	a.movCR(3, false)
@@ -446,6 +455,10 @@ func (a *assembler) counter() {
 	a.dec32(regBP)
 	a.jcc8(ccNE, "jnz", "lock")
 	a.label("counted")
+	a.test32(regSI, regSI)
+	a.jcc8(ccE, "jz", "countedbsp")
+	a.storeFPU()
+	a.label("countedbsp")
 	a.movImm32(regDI, CounterDone)
 	a.lockIncDI()
 	a.test32(regSI, regSI)
@@ -513,6 +526,7 @@ func (a *assembler) pingPong() {
 	a.label("pongloop")
 	a.inc32(regBP)
 	a.haltUntil("pongwait", PingRecv1, regBP)
+	a.storeFPU()
 	a.sendIPI(0, PingVector0)
 	a.loadAbs64(ParamIterations)
 	a.cmp32(regBP, regAX)
@@ -620,6 +634,15 @@ func (a *assembler) readDeviceID() {
 	a.movImm32(regAX, MMIOScratchValue)
 	a.movImm32(regDI, MMIOBase+MMIOScratch)
 	a.storeDI(regAX)
+	a.movImm32(regAX, FPUPattern)
+	a.movqXMM0RAX()
+}
+
+// storeFPU stores XMM0's low 32 bits at APFPU.
+func (a *assembler) storeFPU() {
+	a.movqRAXXMM0()
+	a.movImm32(regDI, APFPU)
+	a.storeDI(regAX)
 }
 
 // reportAPDevice has vCPU 0 report what the application processor read
@@ -636,7 +659,9 @@ func (a *assembler) reportAPDevice() {
 	a.loadAbs64(MMIOBase + MMIOScratch)
 	a.mov32(regBX, regAX)
 	a.label("apdevone")
-	a.record(RecAPDevice, reg(regSI), reg(regDI), reg(regBX))
+	a.loadAbs64(APFPU)
+	a.mov32(regCX, regAX)
+	a.record(RecAPDevice, reg(regSI), reg(regDI), reg(regBX), reg(regCX))
 }
 
 // haltUntil waits, halted, until the dword at addr reaches the value in

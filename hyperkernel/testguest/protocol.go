@@ -21,7 +21,8 @@ import (
 //	RecDone          (none): the guest halts next
 //	RecCounter       counter, iterations per vCPU, vCPUs, TSC delta low, high
 //	RecAPDevice      what vCPU 1 read from DeviceIDPort and from the MMIO ID register,
-//	                 and what vCPU 0 read from the MMIO scratch register (0s with one vCPU)
+//	                 what vCPU 0 read from the MMIO scratch register, and vCPU 1's
+//	                 XMM0 at its last store (APFPU) (0s with one vCPU)
 //	RecDeviceIRQ     device interrupts vCPU 1 took (ping-pong variant)
 //
 // Reading DeviceIDPort (4 bytes) returns DeviceID: the hyperkernel's
@@ -51,7 +52,7 @@ const (
 )
 
 // payloadLen is the fixed payload length of each record type.
-var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 3, RecDeviceIRQ: 1}
+var payloadLen = [...]int{RecStage: 1, RecCPUID: 5, RecMemTest: 3, RecCPUIDBench: 3, RecProbe: 1, RecProbeSurvived: 1, RecDone: 0, RecCounter: 5, RecAPDevice: 4, RecDeviceIRQ: 1}
 
 var recordNames = [...]string{RecStage: "stage", RecCPUID: "cpuid", RecMemTest: "memtest", RecCPUIDBench: "cpuid-bench", RecProbe: "probe", RecProbeSurvived: "probe-survived", RecDone: "done", RecCounter: "counter", RecAPDevice: "ap-device", RecDeviceIRQ: "device-irq"}
 
@@ -156,7 +157,9 @@ type Report struct {
 	// the MMIO ID register, Scratch what vCPU 0 read back from the MMIO
 	// scratch register vCPU 1 wrote.
 	APDevice, APMMIO, Scratch uint32
-	APDeviceOK                bool // the record arrived
+	// APFPU is vCPU 1's XMM0 as it last stored it.
+	APFPU      uint32
+	APDeviceOK bool // the record arrived
 	// DeviceIRQs is how many device interrupts vCPU 1 took (ping-pong).
 	DeviceIRQs   uint32
 	DeviceIRQsOK bool
@@ -187,7 +190,7 @@ func (r *Report) Add(rec Record) {
 		r.Counter, r.CounterIters, r.CounterVCPUs = p[0], p[1], p[2]
 		r.CounterTSC, r.Counted = uint64(p[4])<<32|uint64(p[3]), true
 	case RecAPDevice:
-		r.APDevice, r.APMMIO, r.Scratch, r.APDeviceOK = p[0], p[1], p[2], true
+		r.APDevice, r.APMMIO, r.Scratch, r.APFPU, r.APDeviceOK = p[0], p[1], p[2], p[3], true
 	case RecDeviceIRQ:
 		r.DeviceIRQs, r.DeviceIRQsOK = p[0], true
 	}
@@ -245,6 +248,9 @@ func (r *Report) CheckCounter() error {
 	if r.CounterVCPUs > 1 && (r.APDevice != DeviceID || r.APMMIO != DeviceID || r.Scratch != MMIOScratchValue) {
 		return fmt.Errorf("vCPU 1 read %#x from the device ID port and %#x from the MMIO ID register (want %#x), vCPU 0 read back %#x from the scratch register vCPU 1 wrote (want %#x)",
 			r.APDevice, r.APMMIO, DeviceID, r.Scratch, MMIOScratchValue)
+	}
+	if r.CounterVCPUs > 1 && r.APFPU != FPUPattern {
+		return fmt.Errorf("vCPU 1's XMM0 changed from %#x to %#x while it ran", uint32(FPUPattern), r.APFPU)
 	}
 	if !r.Done {
 		return errors.New("guest did not report done")

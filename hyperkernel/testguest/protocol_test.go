@@ -181,7 +181,7 @@ func FuzzDecoder(f *testing.F) {
 }
 
 func TestCheckCounter(t *testing.T) {
-	ok := Report{Stages: []uint32{StageRealMode, StageProtected, StageLong}, Counted: true, Counter: 40000, CounterIters: 20000, CounterVCPUs: 2, Done: true, APDevice: DeviceID, APMMIO: DeviceID, Scratch: MMIOScratchValue, APDeviceOK: true}
+	ok := Report{Stages: []uint32{StageRealMode, StageProtected, StageLong}, Counted: true, Counter: 40000, CounterIters: 20000, CounterVCPUs: 2, Done: true, APDevice: DeviceID, APMMIO: DeviceID, Scratch: MMIOScratchValue, APFPU: FPUPattern, APDeviceOK: true}
 	if err := ok.CheckCounter(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +195,13 @@ func TestCheckCounter(t *testing.T) {
 	if lostWrite.CheckCounter() == nil {
 		t.Fatal("an MMIO write that never reached the device passed")
 	}
+	lostFPU := ok
+	lostFPU.APFPU = 0
+	if lostFPU.CheckCounter() == nil {
+		t.Fatal("lost FPU state passed")
+	}
 	single := ok
-	single.CounterVCPUs, single.Counter, single.APDevice, single.APMMIO, single.Scratch = 1, 20000, 0, 0, 0
+	single.CounterVCPUs, single.Counter, single.APDevice, single.APMMIO, single.Scratch, single.APFPU = 1, 20000, 0, 0, 0, 0
 	if err := single.CheckCounter(); err != nil {
 		t.Fatalf("one vCPU, no device read: %v", err)
 	}
