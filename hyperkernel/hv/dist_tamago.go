@@ -768,7 +768,9 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	if err != nil {
 		return err
 	}
-	var regs vmx.GuestRegs
+	// The guest's x87/SSE state is switched at every entry and exit, and
+	// travels with the vCPU.
+	regs := vmx.GuestRegs{FPU: vmx.NewFXArea(), HostFPU: vmx.NewFXArea()}
 	if arrived != nil {
 		LoadVCPU(h.caps, arrived, &g, &regs)
 	}
