@@ -588,13 +588,13 @@ func (p *distPort) Out(port uint16, size uint8, v uint32) {
 	p.pending, p.w = true, dvm.DeviceWrite{Addr: uint64(port), Size: size, Value: uint64(v)}
 }
 
-// mmioAccess emulates vCPU v's access to the debug device's MMIO page at
+// mmioAccess emulates the access of dev's vCPU to the debug device's MMIO page at
 // gpa wherever the device lives: the instruction is fetched through the
 // coherence protocol and the guest's page tables, decoded, and its read
 // or write forwarded to the device node. It runs with the VMCS loaded
 // and the runtime's lock held, and returns with the VMCS loaded again,
 // RIP past the instruction.
-func (vm *distVM) mmioAccess(v int, vc *loadedVMCS, gpa uint64, regs *vmx.GuestRegs) error {
+func (vm *distVM) mmioAccess(dev *distMMIO, vc *loadedVMCS, gpa uint64, regs *vmx.GuestRegs) error {
 	rip, cr3, rsp := vmread(vmx.GuestRIP), vmread(vmx.GuestCR3), vmread(vmx.GuestRSP)
 	vc.put()
 	var buf [maxInstruction]byte
@@ -602,7 +602,7 @@ func (vm *distVM) mmioAccess(v int, vc *loadedVMCS, gpa uint64, regs *vmx.GuestR
 	if err != nil {
 		return fmt.Errorf("device access at %#x: %w", gpa, err)
 	}
-	dev := &distMMIO{rt: vm.rt, v: migrate.VCPUID(v), base: testguest.MMIOBase}
+	dev.err = nil
 	n, err := mmio.Emulate(code, dev, gpa-testguest.MMIOBase, regs, &rsp)
 	if err == nil {
 		err = dev.err
@@ -780,6 +780,7 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 		return err
 	}
 	icr := &distICR{}
+	mmioDev := &distMMIO{rt: rt, v: migrate.VCPUID(v), base: testguest.MMIOBase}
 	msrs := exits.NewMSRTable()
 	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", icr); err != nil {
 		return err
@@ -945,7 +946,7 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 		case exits.ActionEPTViolation:
 			gpa := e.GuestPhysical
 			if gpa >= testguest.MMIOBase && gpa < testguest.MMIOBase+memory.PageSize {
-				if err := vm.mmioAccess(v, vc, gpa, &regs); err != nil {
+				if err := vm.mmioAccess(mmioDev, vc, gpa, &regs); err != nil {
 					rt.Unlock()
 					return err
 				}
