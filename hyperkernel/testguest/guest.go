@@ -427,11 +427,7 @@ func (a *assembler) counter() {
 	a.jcc8(ccNE, "jnz", "count")
 	a.startAPs()
 	a.record(RecStage, imm(StageLong))
-	a.rdtsc()
-	a.movImm32(regDI, TSCStash)
-	a.storeDI(regAX)
-	a.movImm32(regDI, TSCStash+4)
-	a.storeDI(regDX)
+	a.stashTSC()
 	a.label("count")
 	a.test32(regSI, regSI)
 	a.jcc8(ccE, "jz", "countbsp")
@@ -474,18 +470,7 @@ func (a *assembler) counter() {
 	a.loadAbs64(CounterDone)
 	a.cmp32(regAX, regCX)
 	a.jcc8(ccB, "jb", "wait")
-	a.rdtsc()
-	a.shl64Imm(regDX, 32)
-	a.or64(regAX, regDX)
-	a.mov64(regBX, regAX) // end TSC
-	a.loadAbs64(TSCStash + 4)
-	a.mov32(regDX, regAX)
-	a.loadAbs64(TSCStash)
-	a.shl64Imm(regDX, 32)
-	a.or64(regAX, regDX) // start TSC
-	a.sub64(regBX, regAX)
-	a.mov32(regBP, regBX)
-	a.shr64Imm(regBX, 32)
+	a.tscSinceStash()
 	a.loadAbs64(CounterValue)
 	a.mov32(regSI, regAX)
 	a.loadAbs64(ParamIterations)
@@ -540,11 +525,7 @@ func (a *assembler) pingPong() {
 	a.label("ping0")
 	a.startAPs()
 	a.record(RecStage, imm(StageLong))
-	a.rdtsc()
-	a.movImm32(regDI, TSCStash)
-	a.storeDI(regAX)
-	a.movImm32(regDI, TSCStash+4)
-	a.storeDI(regDX)
+	a.stashTSC()
 	a.sti()
 	a.xor32(regBP, regBP)
 	a.label("ping")
@@ -555,18 +536,7 @@ func (a *assembler) pingPong() {
 	a.cmp32(regBP, regAX)
 	a.jcc8(ccB, "jb", "ping")
 	a.cli()
-	a.rdtsc()
-	a.shl64Imm(regDX, 32)
-	a.or64(regAX, regDX)
-	a.mov64(regBX, regAX) // end TSC
-	a.loadAbs64(TSCStash + 4)
-	a.mov32(regDX, regAX)
-	a.loadAbs64(TSCStash)
-	a.shl64Imm(regDX, 32)
-	a.or64(regAX, regDX) // start TSC
-	a.sub64(regBX, regAX)
-	a.mov32(regBP, regBX)
-	a.shr64Imm(regBX, 32)
+	a.tscSinceStash()
 	a.loadAbs64(PingRecv1)
 	a.mov32(regSI, regAX)
 	a.loadAbs64(PingRecv0)
@@ -617,6 +587,32 @@ func (a *assembler) startAPs() {
 	a.inc32(regBP)
 	a.jmp8("sipiloop")
 	a.label("sipidone")
+}
+
+// stashTSC stores the TSC at TSCStash: vCPU 0 starts timing.
+func (a *assembler) stashTSC() {
+	a.rdtsc()
+	a.movImm32(regDI, TSCStash)
+	a.storeDI(regAX)
+	a.movImm32(regDI, TSCStash+4)
+	a.storeDI(regDX)
+}
+
+// tscSinceStash leaves the TSC ticks since stashTSC in EBP (low half)
+// and EBX (high half).
+func (a *assembler) tscSinceStash() {
+	a.rdtsc()
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX)
+	a.mov64(regBX, regAX) // end TSC
+	a.loadAbs64(TSCStash + 4)
+	a.mov32(regDX, regAX)
+	a.loadAbs64(TSCStash)
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX) // start TSC
+	a.sub64(regBX, regAX)
+	a.mov32(regBP, regBX)
+	a.shr64Imm(regBX, 32)
 }
 
 // readDeviceID is an application processor's device accesses, served
