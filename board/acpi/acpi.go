@@ -18,6 +18,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/big-iron/big-iron/boot/memmap"
 )
 
 // ReadFunc returns the n bytes of physical memory starting at addr. It must
@@ -147,6 +149,33 @@ func FindRSDP(read ReadFunc) (RSDP, error) {
 		return r, nil
 	}
 	return RSDP{}, ErrNoRSDP
+}
+
+// ErrNoRSDPInRegions is returned by FindRSDPInRegions when none of the
+// regions holds a valid RSDP.
+var ErrNoRSDPInRegions = errors.New("acpi: no RSDP in the firmware's ACPI memory")
+
+// maxRegionScan bounds how much of one region FindRSDPInRegions reads.
+const maxRegionScan = 16 << 20
+
+// FindRSDPInRegions scans regions (physical ranges, typically those the
+// memory map marks ACPI reclaimable or NVS) for a valid RSDP on 16-byte
+// boundaries. On a UEFI machine the RSDP is not in the BIOS areas
+// FindRSDP scans: the EFI system table says where it is, but a Multiboot 1
+// loader does not pass that on, and the firmware keeps it in its ACPI
+// memory with the tables.
+func FindRSDPInRegions(read ReadFunc, regions []memmap.Range) (RSDP, error) {
+	for _, r := range regions {
+		start := (r.Start + rsdpAlign - 1) &^ (rsdpAlign - 1)
+		end := r.Start + min(r.Size, maxRegionScan)
+		if end < start+rsdpV1Size {
+			continue
+		}
+		if found, ok := scanRSDP(read, start, end); ok {
+			return found, nil
+		}
+	}
+	return RSDP{}, ErrNoRSDPInRegions
 }
 
 // scanRSDP looks for a valid RSDP starting in [start, end).

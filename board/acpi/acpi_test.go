@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/big-iron/big-iron/boot/memmap"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -363,4 +364,33 @@ func FuzzTables(f *testing.F) {
 			_ = m.CPUs()
 		}
 	})
+}
+
+// On a UEFI machine the RSDP sits in the firmware's ACPI memory, not in
+// the BIOS areas.
+func TestFindRSDPInRegions(t *testing.T) {
+	mem := machine(t)
+	const reclaim = 0x3f77e000
+	area := make([]byte, 0x2000)
+	copy(area[0x14+0xc:], rsdp(2, rsdtAddr, xsdtAddr)) // 16-byte aligned at 0x3f77e020
+	mem[reclaim] = area
+	biosOnly := fakeMem{0x400: mem[0x400], biosAreaStart: make([]byte, biosAreaEnd-biosAreaStart)}
+	for k, v := range mem {
+		if k != biosAreaStart && k != 0x400 {
+			biosOnly[k] = v
+		}
+	}
+	if _, err := FindRSDP(biosOnly.read); !errors.Is(err, ErrNoRSDP) {
+		t.Fatalf("FindRSDP with an empty BIOS area: %v", err)
+	}
+	r, err := FindRSDPInRegions(biosOnly.read, []memmap.Range{{Start: 0x1000, Size: 0x10}, {Start: reclaim, Size: 0x2000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Addr != reclaim+0x20 || r.XSDTAddr != xsdtAddr {
+		t.Fatalf("found %+v, want the RSDP at %#x", r, reclaim+0x20)
+	}
+	if _, err := FindRSDPInRegions(biosOnly.read, []memmap.Range{{Start: reclaim, Size: 0x10}}); !errors.Is(err, ErrNoRSDPInRegions) {
+		t.Fatalf("a region too small to hold it: %v", err)
+	}
 }
