@@ -156,6 +156,20 @@ func startCPUs(p *board.Platform, cpu *amd64.CPU, rsdpAddr uint64) {
 		rsdp, err = acpi.ReadRSDP(ReadPhys, rsdpAddr)
 	} else {
 		rsdp, err = acpi.FindRSDP(ReadPhys)
+		if err != nil {
+			// A UEFI machine keeps it in its ACPI memory instead.
+			var acpiMem []memmap.Range
+			for _, r := range p.Memory {
+				if r.Type == memmap.ACPIReclaimable || r.Type == memmap.ACPINVS {
+					acpiMem = append(acpiMem, memmap.Range{Start: r.Start, Size: r.Size})
+				}
+			}
+			if found, err2 := acpi.FindRSDPInRegions(ReadPhys, acpiMem); err2 == nil {
+				rsdp, err = found, nil
+			} else {
+				err = fmt.Errorf("%v; %v", err, err2)
+			}
+		}
 	}
 	if err != nil {
 		p.Notes = append(p.Notes, fmt.Sprintf("no ACPI tables, running on the BSP only: %v", err))
