@@ -8,7 +8,7 @@
 #   make image       build/bigiron.elf, .mb, .iso and build/pxe/
 #   make deps        install the emulators and ISO tools (Debian packages)
 #
-# PLATFORM=pc (default: BIOS/UEFI servers, Bochs, QEMU pc/q35) or microvm
+# PLATFORM=pc (default: BIOS and UEFI machines, Bochs, QEMU pc/q35) or microvm
 # (QEMU microvm). CPUS and MEM size the emulated node.
 
 PLATFORM ?= pc
@@ -37,7 +37,7 @@ GUEST_IMAGE  := build/guest/image/vmlinuz
 endif
 LDFLAGS      := -T 0x10010000 -R 0x1000 -X main.revision=$(REVISION)
 
-DEBS := qemu-system-x86 bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin
+DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ifneq ($(wildcard /dev/kvm),)
