@@ -424,11 +424,7 @@ func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 		if r.err != nil {
 			return 0, r.err
 		}
-		gen := r.generation()
-		r.mu.Unlock()
-		r.waitChange(gen)
-		r.mu.Lock()
-		r.drainLocked()
+		r.awaitLocked(r.generation())
 	}
 	r.stats.DeviceReads++
 	r.stats.DeviceReadTime += time.Since(start)
@@ -512,11 +508,19 @@ func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 		if start.IsZero() {
 			start = time.Now()
 		}
-		r.mu.Unlock()
-		r.waitChange(gen)
-		r.mu.Lock()
-		r.drainLocked()
+		r.awaitLocked(gen)
 	}
+}
+
+// awaitLocked lets go of the lock until a message arrives or another
+// goroutine has served one since generation gen, then takes the lock
+// again and serves what came. The caller holds the lock and is not
+// pinned.
+func (r *Runtime) awaitLocked(gen uint64) {
+	r.mu.Unlock()
+	r.waitChange(gen)
+	r.mu.Lock()
+	r.drainLocked()
 }
 
 // Access runs fn on this node's copy of the page holding gpa once this
