@@ -63,7 +63,7 @@ type Config struct {
 	Spec Spec
 	Self memory.NodeID
 	// Home maps a page number to its home node (the same function on
-	// every node); nil stripes pages over the nodes (page % Nodes).
+	// every node); nil follows Spec.Homes.
 	Home func(page uint64) memory.NodeID
 	// Place is the node each vCPU starts on; nil means vCPU % Nodes.
 	Place func(v migrate.VCPUID) memory.NodeID
@@ -84,6 +84,12 @@ type Config struct {
 	// OnDeviceRead serves a device read (on the device node), with the
 	// lock held, and returns the value. It must not block.
 	OnDeviceRead func(d DeviceRead) uint64
+	// DevicesUnlocked makes the device node serve forwarded device
+	// accesses (OnDevice, OnDeviceRead) on a goroutine of their own,
+	// in the order they arrived, without the lock: for devices that
+	// reach guest memory through the Runtime (DMA), which takes the lock.
+	// Replies to reads are sent from that goroutine.
+	DevicesUnlocked bool
 	// OnInterrupt, if set, is called with the lock held when an interrupt
 	// from another node becomes pending on vCPU v, hosted here (to wake
 	// it if it waits). It must not block.
@@ -121,6 +127,14 @@ type pendingRead struct {
 	value   uint64
 }
 
+// devOp is a forwarded device access waiting for the device goroutine.
+type devOp struct {
+	from memory.NodeID
+	read bool
+	w    DeviceWrite
+	r    DeviceRead
+}
+
 // inMsg is a received message waiting in the inbox.
 type inMsg struct {
 	from memory.NodeID
@@ -142,6 +156,13 @@ type Runtime struct {
 	err   error // first fatal error; the VM is stopped on this node
 	stats Stats
 	reads []pendingRead // per vCPU: its forwarded device read
+
+	// forwarded device accesses for the device goroutine
+	// (Config.DevicesUnlocked), under dmu
+	dmu     sync.Mutex
+	dcond   *sync.Cond
+	devq    []devOp
+	dclosed bool
 
 	// inbox, under qmu
 	qmu     sync.Mutex
@@ -165,6 +186,9 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Transport == nil || cfg.Perm == nil {
 		return nil, errors.New("dvm: Transport and Perm are required")
 	}
+	if cfg.Home == nil {
+		cfg.Home = cfg.Spec.Homes.Home(cfg.Spec.Nodes)
+	}
 	if cfg.Place == nil {
 		n := cfg.Spec.Nodes
 		cfg.Place = func(v migrate.VCPUID) memory.NodeID { return memory.NodeID(int(v) % n) }
@@ -177,6 +201,7 @@ func New(cfg Config) (*Runtime, error) {
 		reads: make([]pendingRead, cfg.Spec.VCPUs),
 	}
 	r.cond = sync.NewCond(&r.qmu)
+	r.dcond = sync.NewCond(&r.dmu)
 	var err error
 	r.eng, err = memory.NewEngine(memory.Config{
 		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
@@ -350,6 +375,10 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 		if d.VM != r.cfg.Spec.ID || r.cfg.Self != r.cfg.DeviceNode {
 			return fmt.Errorf("%w: device write for VM %d from node %d, not served here", ErrBadMessage, d.VM, from)
 		}
+		if r.cfg.DevicesUnlocked {
+			r.queueDevice(devOp{from: from, w: d})
+			return nil
+		}
 		if r.cfg.OnDevice != nil {
 			r.cfg.OnDevice(d)
 		}
@@ -366,6 +395,10 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 			if r.cfg.Self != r.cfg.DeviceNode {
 				return fmt.Errorf("%w: device read from node %d, not served here", ErrBadMessage, from)
 			}
+			if r.cfg.DevicesUnlocked {
+				r.queueDevice(devOp{from: from, read: true, r: d})
+				return nil
+			}
 			d.Reply, d.Value = true, r.readDevice(d)
 			var rb [DeviceReadSize]byte
 			n := d.MarshalTo(rb[:])
@@ -379,6 +412,51 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 		return nil
 	}
 	return fmt.Errorf("%w: magic %#x from node %d", ErrBadMessage, b[0], from)
+}
+
+// queueDevice hands a forwarded access to the device goroutine.
+func (r *Runtime) queueDevice(op devOp) {
+	r.dmu.Lock()
+	r.devq = append(r.devq, op)
+	r.dcond.Signal()
+	r.dmu.Unlock()
+}
+
+// serveDevices is the device goroutine (Config.DevicesUnlocked): it
+// performs forwarded accesses in arrival order, without the lock, and
+// answers reads, until Close.
+func (r *Runtime) serveDevices() {
+	var batch []devOp
+	var rb [DeviceReadSize]byte
+	for {
+		r.dmu.Lock()
+		for len(r.devq) == 0 && !r.dclosed {
+			r.dcond.Wait()
+		}
+		if r.dclosed {
+			r.dmu.Unlock()
+			return
+		}
+		batch, r.devq = r.devq, batch[:0]
+		r.dmu.Unlock()
+		for i := range batch {
+			op := &batch[i]
+			if !op.read {
+				if r.cfg.OnDevice != nil {
+					r.cfg.OnDevice(op.w)
+				}
+				continue
+			}
+			d := op.r
+			d.Reply, d.Value = true, r.readDevice(d)
+			n := d.MarshalTo(rb[:])
+			if err := r.cfg.Transport.Send(op.from, rb[:n]); err != nil {
+				r.mu.Lock()
+				r.fail(fmt.Errorf("dvm: answering a device read of node %d: %w", op.from, err))
+				r.mu.Unlock()
+			}
+		}
+	}
 }
 
 // readDevice serves a device read on the device node: all ones where
@@ -767,6 +845,9 @@ func (r *Runtime) Home(gpa uint64) memory.NodeID { return r.eng.Home(gpa) }
 // Run serves messages that arrive while no vCPU loop holds the lock,
 // until Close.
 func (r *Runtime) Run() {
+	if r.cfg.DevicesUnlocked {
+		go r.serveDevices()
+	}
 	for {
 		r.qmu.Lock()
 		for len(r.queue) == 0 && !r.closed {
@@ -790,6 +871,10 @@ func (r *Runtime) Close() {
 	r.closed = true
 	r.cond.Broadcast()
 	r.qmu.Unlock()
+	r.dmu.Lock()
+	r.dclosed = true
+	r.dcond.Broadcast()
+	r.dmu.Unlock()
 	r.mu.Lock()
 	r.fail(ErrStopped)
 	r.eng.Close()

@@ -6,6 +6,7 @@ package dvm
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ type arrival struct {
 	rip  uint64
 }
 
-func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
+func newCluster(t testing.TB, nodes, vcpus, pages int, mods ...func(*Config)) *cluster {
 	t.Helper()
 	c := &cluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8), irq: make(chan arrival, 8)}
 	spec := Spec{ID: 7, Nodes: nodes, VCPUs: vcpus, Pages: pages}
@@ -99,14 +100,18 @@ func newCluster(t testing.TB, nodes, vcpus, pages int) *cluster {
 		self := memory.NodeID(i)
 		p := &perms{acc: map[uint64]memory.Access{}}
 		f := &countingFrames{}
-		rt, err := New(Config{
+		cfg := Config{
 			Spec: spec, Self: self, Perm: p, Frames: f, Transport: memPort{c.net, self},
 			OnArrive:    func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
 			OnDevice:    func(d DeviceWrite) { c.device <- d },
 			OnInterrupt: func(v migrate.VCPUID) { c.irq <- arrival{node: self, v: v} },
 			// The device node answers with the port and which node it is.
 			OnDeviceRead: func(d DeviceRead) uint64 { return d.Addr<<8 | uint64(self) },
-		})
+		}
+		for _, m := range mods {
+			m(&cfg)
+		}
+		rt, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,6 +423,47 @@ func TestDeviceReadsReachTheDeviceNode(t *testing.T) {
 	}
 }
 
+// A device that reaches guest memory (DMA) through the Runtime must run
+// without its lock: with DevicesUnlocked, forwarded accesses are served
+// in order on the device goroutine, and a read may read guest memory.
+func TestDevicesUnlockedMayReachGuestMemory(t *testing.T) {
+	var dev *Runtime
+	var writes []uint64
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) {
+		cfg.DevicesUnlocked = true
+		cfg.OnDevice = func(d DeviceWrite) { writes = append(writes, d.Value) }
+		cfg.OnDeviceRead = func(d DeviceRead) uint64 {
+			var b [1]byte
+			if err := dev.Read(d.Addr, b[:]); err != nil {
+				return 0xEE
+			}
+			return uint64(b[0])
+		}
+	})
+	dev = c.rts[0]
+	rt := c.rts[1]
+	if err := rt.Write(0x1234, []byte{42}); err != nil { // the page's copy is now node 1's
+		t.Fatal(err)
+	}
+	rt.Lock()
+	defer rt.Unlock()
+	for i := uint64(1); i <= 3; i++ {
+		if err := rt.ForwardLocked(DeviceWrite{VCPU: 1, Addr: 0x80, Size: 1, Value: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := rt.ReadDeviceLocked(1, true, 0x1234, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != 42 {
+		t.Errorf("the device read guest memory as %#x, want 42 (written on node 1)", v)
+	}
+	if fmt.Sprint(writes) != "[1 2 3]" { // served before the read, in order
+		t.Errorf("device writes served %v before the read, want [1 2 3]", writes)
+	}
+}
+
 func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
 	c := newCluster(t, 2, 2, 4)
 	var b [DeviceReadSize]byte
@@ -480,7 +526,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5}, VCPU: 1, Node: 1, Arg: 5}
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control
@@ -491,7 +537,15 @@ func TestControlRoundTrip(t *testing.T) {
 	if out != in {
 		t.Fatalf("round trip: %+v != %+v", out, in)
 	}
-	b[3] = 0 // zero nodes
+	b[24] = 2 // no such home policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with home policy 2 decoded")
+	}
+	b[24], b[26] = 1, 1 // reserved byte set
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with a reserved byte set decoded")
+	}
+	b[26], b[3] = 0, 0 // zero nodes
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create of 0 nodes decoded")
 	}
@@ -671,5 +725,20 @@ func BenchmarkPageRoundTrip(b *testing.B) {
 		if err := p.peers[i%2].Write(0x1000, buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestHomePolicies(t *testing.T) {
+	striped, node0 := HomesStriped.Home(3), HomesDeviceNode.Home(3)
+	for p := uint64(0); p < 9; p++ {
+		if got := striped(p); got != memory.NodeID(p%3) {
+			t.Errorf("striped: page %d homed on %d", p, got)
+		}
+		if got := node0(p); got != 0 {
+			t.Errorf("node0: page %d homed on %d", p, got)
+		}
+	}
+	if HomesDeviceNode.String() != "node0" || HomesStriped.String() != "striped" {
+		t.Error("policy names")
 	}
 }

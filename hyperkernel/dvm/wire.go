@@ -56,7 +56,11 @@ const (
 	// application processor waiting for one on the receiver (Intel SDM
 	// Vol. 3A, 9.4.4 "MP Initialization Example").
 	OpStartup Op = 7
-	opLimit      = 8
+	// OpClock carries the sender's guest clock (Time, in TSC ticks) so
+	// that the receiver can keep its own from falling behind: every
+	// node's vCPUs must see one TSC.
+	OpClock Op = 8
+	opLimit    = 9
 )
 
 // String names the operation.
@@ -76,6 +80,8 @@ func (o Op) String() string {
 		return "Evacuate"
 	case OpStartup:
 		return "Startup"
+	case OpClock:
+		return "Clock"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -91,6 +97,44 @@ type Spec struct {
 	// parameter (e.g. iterations).
 	Payload uint32
 	Arg     uint32
+	// Homes places the pages' homes.
+	Homes HomePolicy
+}
+
+// HomePolicy says which node is the home of each guest page.
+type HomePolicy uint8
+
+// Home policies.
+const (
+	// HomesStriped stripes pages over the nodes: page p's home is node
+	// p % Nodes.
+	HomesStriped HomePolicy = 0
+	// HomesDeviceNode homes every page on node 0, the node that hosts the
+	// devices and loads the guest: an operating system boots there at
+	// local speed, and the other nodes hold copies of what their vCPUs
+	// touch.
+	HomesDeviceNode HomePolicy = 1
+	homesLimit      HomePolicy = 2
+)
+
+// String names the policy as the shell does.
+func (h HomePolicy) String() string {
+	switch h {
+	case HomesStriped:
+		return "striped"
+	case HomesDeviceNode:
+		return "node0"
+	}
+	return fmt.Sprintf("HomePolicy(%d)", uint8(h))
+}
+
+// Home returns the home function of the policy for a VM of nodes nodes.
+func (h HomePolicy) Home(nodes int) func(page uint64) memory.NodeID {
+	if h == HomesDeviceNode {
+		return func(uint64) memory.NodeID { return 0 }
+	}
+	n := uint64(nodes)
+	return func(p uint64) memory.NodeID { return memory.NodeID(p % n) }
 }
 
 // Validate checks a Spec from a peer or the operator.
@@ -102,6 +146,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("dvm: %d vCPUs, want 1..%d", s.VCPUs, MaxVCPUs)
 	case s.Pages < 1 || s.Pages > MaxPages:
 		return fmt.Errorf("dvm: %d pages, want 1..%d", s.Pages, MaxPages)
+	case s.Homes >= homesLimit:
+		return fmt.Errorf("dvm: unknown home policy %d", s.Homes)
 	}
 	return nil
 }
@@ -119,6 +165,7 @@ type Control struct {
 	VCPU migrate.VCPUID // OpMigrate, OpStartup
 	Node memory.NodeID  // OpMigrate: destination
 	Arg  uint32         // OpDone: outcome; OpStartup: vector
+	Time uint64         // OpClock: the sender's guest TSC
 }
 
 // Control wire format (little endian), ControlSize bytes:
@@ -133,7 +180,10 @@ type Control struct {
 //	12 pages (4)
 //	16 payload (4)
 //	20 arg (4)
-const ControlSize = 24
+//	24 home policy
+//	25 reserved (3, zero)
+//	28 time (8)
+const ControlSize = 36
 
 // MarshalTo encodes c into b, which must hold ControlSize bytes.
 func (c *Control) MarshalTo(b []byte) int {
@@ -145,6 +195,8 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
+	b[24], b[25], b[26], b[27] = byte(c.Spec.Homes), 0, 0, 0
+	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	return ControlSize
 }
 
@@ -158,13 +210,18 @@ func (c *Control) Unmarshal(b []byte) error {
 		Node: memory.NodeID(b[2]),
 		VCPU: migrate.VCPUID(binary.LittleEndian.Uint16(b[10:])),
 		Arg:  binary.LittleEndian.Uint32(b[20:]),
+		Time: binary.LittleEndian.Uint64(b[28:]),
 		Spec: Spec{
+			Homes:   HomePolicy(b[24]),
 			ID:      binary.LittleEndian.Uint32(b[4:]),
 			Nodes:   int(b[3]),
 			VCPUs:   int(binary.LittleEndian.Uint16(b[8:])),
 			Pages:   int(binary.LittleEndian.Uint32(b[12:])),
 			Payload: binary.LittleEndian.Uint32(b[16:]),
 		},
+	}
+	if b[25]|b[26]|b[27] != 0 {
+		return fmt.Errorf("%w: reserved control bytes set", ErrBadMessage)
 	}
 	if c.Op == 0 || c.Op >= opLimit {
 		return fmt.Errorf("%w: control op %d", ErrBadMessage, b[1])

@@ -120,7 +120,25 @@ type LAPIC struct {
 type Bus struct {
 	apics []*LAPIC
 	eoi   func(vector uint8)
+	// remote, if set, takes the interrupts and IPIs for the vCPUs that
+	// run on other nodes (see SetRemote).
+	remote Remote
 }
+
+// Remote reaches the vCPUs of a distributed VM that run on other nodes.
+// Elsewhere reports whether vCPU i runs on another node now; Send takes
+// an interrupt or IPI for it: delivery mode (fixed, lowest priority,
+// NMI, INIT, startup, as in the ICR) and vector. Send is called from the
+// sender's exit handler or a device's interrupt path: it must not block.
+type Remote interface {
+	Elsewhere(i int) bool
+	Send(i int, mode, vector uint8)
+}
+
+// SetRemote makes the bus hand the interrupts for vCPUs that run on other
+// nodes to r instead of their local APICs here, which hold no live state
+// while their vCPUs are away.
+func (b *Bus) SetRemote(r Remote) { b.remote = r }
 
 // NewBus creates n local APICs with x2APIC ids 0..n-1, vCPU 0 the boot
 // processor. events(i) receives vCPU i's events.

@@ -4,6 +4,7 @@
 package lapic
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/big-iron/big-iron/hyperkernel/exits"
@@ -328,5 +329,45 @@ func TestEOIReentry(t *testing.T) {
 	}
 	if _, ok := a.Pending(); ok {
 		t.Error("still pending")
+	}
+}
+
+// awayRecorder stands for the other nodes of a distributed VM.
+type awayRecorder struct {
+	away map[int]bool
+	sent []string
+}
+
+func (a *awayRecorder) Elsewhere(i int) bool { return a.away[i] }
+func (a *awayRecorder) Send(i int, mode, vector uint8) {
+	a.sent = append(a.sent, fmt.Sprintf("%d:%d:%#x", i, mode, vector))
+}
+
+func TestRemoteDestinations(t *testing.T) {
+	var tsc uint64
+	b, recs, m := newBus(3, &tsc)
+	for i := 0; i < 3; i++ {
+		mustWrite(t, m, i, msrSVR, 0x1FF)
+	}
+	away := &awayRecorder{away: map[int]bool{2: true}}
+	b.SetRemote(away)
+	mustWrite(t, m, 0, msrICR, 2<<32|0x50)                                   // fixed to the away vCPU
+	mustWrite(t, m, 0, msrICR, shorthandOthers|0x51)                         // to 1 here and 2 away
+	mustWrite(t, m, 0, msrICR, 2<<32|deliveryStartup<<icrDeliveryShift|0x9A) // SIPI away
+	b.Interrupt(2, false, deliveryFixed, 0x30, true)                         // a device's, to the away vCPU
+	want := []string{"2:0:0x50", "2:0:0x51", "2:6:0x9a", "2:0:0x30"}
+	if fmt.Sprint(away.sent) != fmt.Sprint(want) {
+		t.Errorf("sent away %v, want %v", away.sent, want)
+	}
+	if _, ok := b.APIC(2).Pending(); ok || len(recs[2].sipis()) != 0 {
+		t.Error("the away vCPU's APIC here took an interrupt")
+	}
+	if v, ok := b.APIC(1).Pending(); !ok || v != 0x51 {
+		t.Errorf("vCPU 1, here, did not get the all-but-self IPI: %#x %v", v, ok)
+	}
+	away.away[2] = false // it came back
+	mustWrite(t, m, 0, msrICR, 2<<32|0x52)
+	if v, ok := b.APIC(2).Pending(); !ok || v != 0x52 || len(away.sent) != 4 {
+		t.Errorf("vCPU 2, back here, pending %#x %v; sent away %v", v, ok, away.sent)
 	}
 }

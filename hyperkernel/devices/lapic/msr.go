@@ -258,7 +258,7 @@ func (b *Bus) send(src *LAPIC, icr uint64) {
 	mode := icr >> icrDeliveryShift & 7
 	level := icr&icrTriggerLevel != 0
 	dest := uint32(icr >> 32)
-	for _, dst := range b.apics {
+	for i, dst := range b.apics {
 		switch icr & icrShorthand {
 		case shorthandSelf:
 			if dst != src {
@@ -272,6 +272,10 @@ func (b *Bus) send(src *LAPIC, icr uint64) {
 			if !dst.matches(dest, icr&icrDestLogical != 0) {
 				continue
 			}
+		}
+		if b.remote != nil && b.remote.Elsewhere(i) {
+			b.remote.Send(i, uint8(mode), vec)
+			continue
 		}
 		switch mode {
 		case deliveryFixed, deliveryLowest:
