@@ -29,10 +29,16 @@ type linuxHost struct {
 
 // BootOS implements hv.OSHost.
 func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (hv.Guest, error) {
+	return l.h.BootLinux(l.config(vcpus, memory, cmdline))
+}
+
+// config is the configuration of the image's Linux with vcpus processors,
+// memory bytes of RAM and cmdline (empty: defaultGuestCmdline).
+func (l *linuxHost) config(vcpus int, memory uint64, cmdline string) hv.LinuxConfig {
 	if cmdline == "" {
 		cmdline = defaultGuestCmdline
 	}
-	return l.h.BootLinux(hv.LinuxConfig{
+	return hv.LinuxConfig{
 		Name:   "linux",
 		VCPUs:  vcpus,
 		Memory: memory,
@@ -43,7 +49,7 @@ func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (hv.Guest, 
 			}
 			return hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS}, e.RSI, nil
 		},
-	})
+	}
 }
 
 // Guests implements hv.OSHost.

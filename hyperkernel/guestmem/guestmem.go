@@ -133,10 +133,15 @@ func (r *RAM) WriteAt(p []byte, gpa uint64) error {
 
 // Map is the guest's memory map (what its E820 table says): conventional
 // memory, the reserved legacy hole, RAM from 1 MiB up.
-func (r *RAM) Map() memmap.Map {
+func (r *RAM) Map() memmap.Map { return Layout(r.size) }
+
+// Layout is the memory map of a guest with size bytes of RAM (at least
+// HighRAMStart): what RAM.Map says, for guest memory held elsewhere (a
+// distributed VM's).
+func Layout(size uint64) memmap.Map {
 	return memmap.Map{
 		{Start: 0, Size: LowRAMEnd, Type: memmap.Usable},
 		{Start: LowRAMEnd, Size: HighRAMStart - LowRAMEnd, Type: memmap.Reserved},
-		{Start: HighRAMStart, Size: r.size - HighRAMStart, Type: memmap.Usable},
+		{Start: HighRAMStart, Size: size - HighRAMStart, Type: memmap.Usable},
 	}
 }

@@ -25,6 +25,12 @@ type DistStart struct {
 	// Guest is the payload: testguest.VariantCounter or
 	// testguest.VariantPingPong (see DistGuest).
 	Guest testguest.Variant
+	// Linux runs the image's Linux guest instead, with Memory bytes of
+	// RAM (0: DefaultGuestMemory) and its default command line, or
+	// Cmdline.
+	Linux   bool
+	Memory  uint64
+	Cmdline string
 }
 
 // DistGuest returns the payload a distributed VM runs for a name:
@@ -68,6 +74,11 @@ type DistStatus struct {
 	// cell covers PagesPerCell pages.
 	PageMap      []memory.State
 	PagesPerCell int
+	// Guest is "linux" for an operating-system guest, empty for a test
+	// guest; ClockCatchUps counts the times this node's guest clock
+	// jumped forward to another node's, by ClockSkipped TSC ticks in all.
+	Guest                       string
+	ClockCatchUps, ClockSkipped uint64
 }
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
@@ -97,8 +108,8 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong] [nodes=N] [vcpus=N] [iters=N] | stat | peek GPA | evacuate NODE | stop",
-			Help:  "run a test guest (shared counter, or IPI ping-pong) as one VM across cluster nodes",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] | stat | peek GPA | evacuate NODE | stop",
+			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
 					return fmt.Errorf("%w: dvm needs a subcommand: start, stat, peek or stop", shell.ErrUsage)
@@ -108,12 +119,24 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 					req := DistStart{Iterations: testguest.DefaultCounterIterations, Guest: testguest.VariantCounter}
 					for _, a := range args[1:] {
 						k, v, ok := strings.Cut(a, "=")
+						if k == "guest" && v == "linux" {
+							req.Linux = true
+							continue
+						}
 						if k == "guest" {
 							g, known := DistGuest(v)
 							if !known {
-								return fmt.Errorf("%w: dvm start: unknown guest %q (counter or pingpong)", shell.ErrUsage, v)
+								return fmt.Errorf("%w: dvm start: unknown guest %q (counter, pingpong or linux)", shell.ErrUsage, v)
 							}
 							req.Guest = g
+							continue
+						}
+						if k == "mem" {
+							n, err := ParseSize(v)
+							if err != nil {
+								return err
+							}
+							req.Memory = n
 							continue
 						}
 						n, err := strconv.Atoi(v)
@@ -137,6 +160,11 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 					spec, err := r.Start(req, w)
 					if err != nil {
 						return err
+					}
+					if req.Linux {
+						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d): started; `console` attaches on this node\n",
+							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r))
+						return nil
 					}
 					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
 						spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
@@ -236,6 +264,14 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	}
 }
 
+// st0 is the cluster id of the VM's node 0 (this node, which started it).
+func st0(r DistRunner) int {
+	if st, err := r.Status(); err == nil {
+		return st.Self
+	}
+	return 0
+}
+
 // writeDistStatus prints a status: placement and rates, and with full
 // also the vCPU table.
 func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
@@ -266,6 +302,9 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 		devAvg = s.DeviceReadTime / time.Duration(s.DeviceReads)
 	}
 	fmt.Fprintf(w, "  devices: %d reads forwarded to the device node, %v on average; %d interrupts raised by devices here\n", s.DeviceReads, devAvg.Round(time.Microsecond), st.DeviceIRQs)
+	if st.Guest == "linux" {
+		fmt.Fprintf(w, "  guest clock: caught up with another node's %d times, %d TSC ticks in all\n", st.ClockCatchUps, st.ClockSkipped)
+	}
 	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
 		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
 	if !full {
@@ -300,6 +339,12 @@ func writePageMap(w io.Writer, st *DistStatus) {
 func homedHere(st *DistStatus) int {
 	n := st.Spec.Nodes
 	if n <= 0 {
+		return 0
+	}
+	if st.Spec.Homes == dvm.HomesDeviceNode {
+		if st.Index == 0 {
+			return st.Spec.Pages
+		}
 		return 0
 	}
 	c := st.Spec.Pages / n

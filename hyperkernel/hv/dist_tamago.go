@@ -57,9 +57,23 @@ type Dist struct {
 	h       *Hypervisor
 	net     DistNet
 	notices io.Writer
+	// linux builds the configuration of the image's Linux guest; nil
+	// where the image has none.
+	linux   func(vcpus int, memory uint64, cmdline string) LinuxConfig
 	mu      sync.Mutex
 	vm      *distVM
 }
+
+// SetLinux gives the service the image's Linux guest: config builds a
+// guest's configuration (with its loader) for `dvm start guest=linux`.
+func (d *Dist) SetLinux(config func(vcpus int, memory uint64, cmdline string) LinuxConfig) {
+	d.linux = config
+}
+
+// payloadLinux is the dvm.Spec payload of an operating-system guest
+// (the image's Linux); smaller payloads are test guests.
+const payloadLinux = 0x4C4E5800 // "\0XNL"
+
 
 // NewDist returns the distributed-VM service of h over net; notices get
 // one line when a VM ends.
@@ -99,6 +113,10 @@ type distVM struct {
 	// under rt's lock; gone holds those of vCPUs that left this node.
 	exits [dvm.MaxVCPUs]exits.ExitStats
 	gone  exits.ExitStats
+	// linux is the share of an operating-system guest (payloadLinux),
+	// ld what it needs to span nodes; both nil for a test guest.
+	linux *LinuxVM
+	ld    *linuxDist
 }
 
 // Receive handles a message on dvm.Channel from node from.
@@ -113,6 +131,15 @@ func (d *Dist) Receive(from memory.NodeID, msg []byte) {
 			// At once: the VM's coherence traffic follows on the same
 			// channel and must find it.
 			d.create1(from, &c)
+			return
+		}
+		if c.Op == dvm.OpClock {
+			d.mu.Lock()
+			vm := d.vm
+			d.mu.Unlock()
+			if vm != nil && vm.ld != nil && vm.spec.ID == c.Spec.ID {
+				vm.ld.observeClock(c.Time)
+			}
 			return
 		}
 		// The rest may take the runtime's lock, which a vCPU may hold
@@ -139,7 +166,7 @@ func (d *Dist) create1(from memory.NodeID, c *dvm.Control) {
 	if old != nil {
 		go old.end("replaced by a new VM from node " + fmt.Sprint(from))
 	}
-	vm, err := d.create(c.Spec)
+	vm, err := d.create(c.Spec, nil)
 	if err != nil {
 		fmt.Fprintf(d.notices, "dvm %d: creating this node's share: %v\n", c.Spec.ID, err)
 		return
@@ -185,8 +212,9 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 	}
 }
 
-// Start creates a distributed VM with this node as node 0, loads the
-// counter guest and starts it everywhere.
+// Start creates a distributed VM with this node as node 0, loads its
+// guest (a test guest, or with req.Linux the image's Linux) and starts it
+// everywhere.
 func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	self := d.net.Self()
 	if self != 0 {
@@ -212,6 +240,19 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
 		Payload: uint32(req.Guest), Arg: uint32(req.Iterations)}
+	var linux *LinuxConfig
+	if req.Linux {
+		if d.linux == nil {
+			return spec, errors.New("this image has no Linux guest: build it with GUEST=linux")
+		}
+		mem := req.Memory
+		if mem == 0 {
+			mem = DefaultGuestMemory
+		}
+		cfg := d.linux(vcpus, mem, req.Cmdline)
+		linux = &cfg
+		spec.Payload, spec.Arg, spec.Pages, spec.Homes = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode
+	}
 	if err := spec.Validate(); err != nil {
 		return spec, err
 	}
@@ -222,7 +263,10 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	if old != nil {
 		old.end("replaced")
 	}
-	vm, err := d.create(spec)
+	if linux != nil {
+		fmt.Fprintf(progress, "dvm %d: loading Linux into the VM's memory (every page homed on this node)\n", spec.ID)
+	}
+	vm, err := d.create(spec, linux)
 	if err != nil {
 		return spec, err
 	}
@@ -234,23 +278,25 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		vm.end(err.Error())
 		return spec, err
 	}
-	fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
-	img, err := testguest.Build(req.Guest)
-	if err != nil {
-		return spec, err
+	if linux == nil {
+		fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
+		img, err := testguest.Build(req.Guest)
+		if err != nil {
+			return spec, err
+		}
+		var params [8]byte
+		binary.LittleEndian.PutUint32(params[0:], uint32(vcpus))
+		binary.LittleEndian.PutUint32(params[4:], uint32(req.Iterations))
+		if err := vm.rt.Write(testguest.LoadAddress, img.Bytes); err != nil {
+			vm.end(err.Error())
+			return spec, fmt.Errorf("dvm: loading the guest: %w", err)
+		}
+		if err := vm.rt.Write(testguest.ParamVCPUs, params[:]); err != nil {
+			vm.end(err.Error())
+			return spec, fmt.Errorf("dvm: writing the guest's parameters: %w", err)
+		}
+		fmt.Fprintf(progress, "dvm %d: guest loaded; starting the vCPUs\n", spec.ID)
 	}
-	var params [8]byte
-	binary.LittleEndian.PutUint32(params[0:], uint32(vcpus))
-	binary.LittleEndian.PutUint32(params[4:], uint32(req.Iterations))
-	if err := vm.rt.Write(testguest.LoadAddress, img.Bytes); err != nil {
-		vm.end(err.Error())
-		return spec, fmt.Errorf("dvm: loading the guest: %w", err)
-	}
-	if err := vm.rt.Write(testguest.ParamVCPUs, params[:]); err != nil {
-		vm.end(err.Error())
-		return spec, fmt.Errorf("dvm: writing the guest's parameters: %w", err)
-	}
-	fmt.Fprintf(progress, "dvm %d: guest loaded; starting the vCPUs\n", spec.ID)
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpStart, Spec: spec}); err != nil {
 		vm.end(err.Error())
 		return spec, err
@@ -343,8 +389,10 @@ func (f distFrames) AllocPage() (*memory.Page, error) {
 
 func (f distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr(unsafe.Pointer(p)))) }
 
-// create builds this node's share of spec.
-func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
+// create builds this node's share of spec; linux is the guest's
+// configuration on the node that loads an operating system (nil
+// elsewhere).
+func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	h := d.h
 	if err := checkDistPayload(spec); err != nil {
 		return nil, err
@@ -402,6 +450,7 @@ func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
 		Transport: distTransport{d.net}, DeviceNode: 0,
 		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
+		DevicesUnlocked: spec.Payload == payloadLinux,
 	})
 	if err != nil {
 		vm.free()
@@ -412,8 +461,49 @@ func (d *Dist) create(spec dvm.Spec) (*distVM, error) {
 		vm.free()
 		return nil, vm.perm.err
 	}
+	if spec.Payload == payloadLinux {
+		if err := vm.createLinux(linux); err != nil {
+			vm.rt.Close()
+			vm.free()
+			return nil, err
+		}
+	}
 	go vm.rt.Run()
+	if vm.ld != nil {
+		go vm.ld.forward(&vm.linux.stop)
+		go vm.ld.tick(&vm.linux.stop)
+	}
 	return vm, nil
+}
+
+// createLinux builds this node's share of an operating-system guest: on
+// node 0, from cfg, with the devices and the guest loaded; elsewhere
+// without either.
+func (vm *distVM) createLinux(cfg *LinuxConfig) error {
+	self := vm.rt.Self()
+	ld := &linuxDist{share: vm, rt: vm.rt, tab: vm.tab, devices: self == 0, outSig: make(chan struct{}, 1)}
+	for v := 0; v < vm.spec.VCPUs; v++ {
+		ld.here[v].Store(v%vm.spec.Nodes == int(self)) // dvm's default placement
+	}
+	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize}
+	if cfg != nil {
+		lc = *cfg
+	} else if self == 0 {
+		return errors.New("node 0 of a Linux VM needs the guest's configuration")
+	}
+	vm.ld = ld
+	l, err := vm.d.h.newLinux(lc, ld)
+	if err != nil {
+		return err
+	}
+	vm.linux = l
+	if self == 0 {
+		h := vm.d.h
+		h.mu.Lock()
+		h.vms = append(h.vms, l)
+		h.mu.Unlock()
+	}
+	return nil
 }
 
 func (vm *distVM) free() {
@@ -434,13 +524,28 @@ func (vm *distVM) end(why string) {
 		return
 	}
 	vm.outcome.CompareAndSwap(nil, &why)
+	if vm.linux != nil {
+		vm.linux.end(why)
+	}
 	vm.rt.Close() // wakes vCPUs waiting for pages
 	vm.wg.Wait()
+	if vm.linux != nil {
+		vm.linux.wg.Wait()
+		vm.linux.free()
+	}
 	vm.free()
 }
 
 // startLocal starts the vCPUs placed on this node.
 func (vm *distVM) startLocal() {
+	if vm.linux != nil {
+		for v := 0; v < vm.spec.VCPUs; v++ {
+			if vm.ld.here[v].Load() {
+				vm.linux.startVCPU(v)
+			}
+		}
+		return
+	}
 	// Application processors wait for a startup IPI from the guest, as
 	// on a real machine; only the BSP starts.
 	if vm.rt.Hosts(0) {
@@ -456,6 +561,10 @@ func (vm *distVM) startupLocked(v int, vector uint8) {
 		fmt.Fprintf(vm.d.notices, "dvm %d: startup IPI for vCPU %d, which is not on node %d\n", vm.spec.ID, v, vm.rt.Self())
 		return
 	}
+	if vm.linux != nil {
+		vcpuEvents{vm.linux.vcpus[v]}.Startup(vector)
+		return
+	}
 	if !vm.vstate[v].CompareAndSwap(int32(VCPUWaitSIPI), int32(VCPURunning)) {
 		return
 	}
@@ -464,6 +573,12 @@ func (vm *distVM) startupLocked(v int, vector uint8) {
 
 // arrive is the runtime's OnArrive: a vCPU migrated here.
 func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
+	if vm.linux != nil {
+		if err := vm.linux.arrive(int(v), st); err != nil {
+			vm.linux.end(fmt.Sprintf("vCPU %d arrived on node %d: %v", v, vm.rt.Self(), err))
+		}
+		return
+	}
 	cp := new(vcpu.State)
 	*cp = *st
 	vm.launch(int(v), cp, -1)
@@ -473,6 +588,15 @@ func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
 // its ID port and its MMIO page (ID and scratch registers); the rest
 // reads as all ones. It runs with the runtime's lock held.
 func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
+	if l := vm.linux; l != nil {
+		if !d.MMIO {
+			return uint64(l.ioBus.In(uint16(d.Addr), d.Size))
+		}
+		if dev, off, ok := l.mmio.Lookup(d.Addr); ok {
+			return dev.ReadMMIO(off, int(d.Size))
+		}
+		return ^uint64(0)
+	}
 	switch {
 	case !d.MMIO && d.Addr == testguest.DeviceIDPort && d.Size == 4:
 		return testguest.DeviceID
@@ -487,6 +611,14 @@ func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
 // device is the runtime's OnDevice: the debug device lives on node 0. It
 // runs with the runtime's lock held.
 func (vm *distVM) device(d dvm.DeviceWrite) {
+	if l := vm.linux; l != nil {
+		if !d.MMIO {
+			l.ioBus.Out(uint16(d.Addr), d.Size, uint32(d.Value))
+		} else if dev, off, ok := l.mmio.Lookup(d.Addr); ok {
+			dev.WriteMMIO(off, int(d.Size), d.Value)
+		}
+		return
+	}
 	if d.MMIO {
 		switch {
 		case d.Addr == testguest.MMIOBase+testguest.MMIOScratch && d.Size == 4:
@@ -534,7 +666,11 @@ func (vm *distVM) requestMove(v, node int) error {
 		return fmt.Errorf("dvm %d: no vCPU %d or node %d (VM of %d vCPUs on %d nodes)", vm.spec.ID, v, node, vm.spec.VCPUs, vm.spec.Nodes)
 	}
 	where := vm.rt.Location(migrate.VCPUID(v))
-	if where == vm.rt.Self() && vm.vstate[v].Load() == int32(VCPUWaitSIPI) {
+	waiting := vm.vstate[v].Load() == int32(VCPUWaitSIPI)
+	if vm.linux != nil {
+		waiting = vm.linux.vcpus[v].state.Load() == int32(VCPUWaitSIPI)
+	}
+	if where == vm.rt.Self() && waiting {
 		return fmt.Errorf("dvm %d: vCPU %d waits for its startup IPI: it moves once started", vm.spec.ID, v)
 	}
 	if int(where) == node {
@@ -545,6 +681,11 @@ func (vm *distVM) requestMove(v, node int) error {
 		c := dvm.Control{Op: dvm.OpMigrate, Spec: vm.spec, VCPU: migrate.VCPUID(v), Node: memory.NodeID(node)}
 		n := c.MarshalTo(b[:])
 		return vm.d.net.Send(where, b[:n])
+	}
+	if vm.linux != nil {
+		vm.linux.vcpus[v].moveTo.Store(int32(node) + 1)
+		vm.kickVCPU(migrate.VCPUID(v)) // a halted vCPU leaves too
+		return nil
 	}
 	vm.moveTo[v].Store(int32(node) + 1)
 	return nil
@@ -665,6 +806,12 @@ func (vm *distVM) raise(v migrate.VCPUID, vector uint8) error {
 // kickVCPU wakes vCPU v if it waits halted on this node (the runtime's
 // OnInterrupt). It never blocks.
 func (vm *distVM) kickVCPU(v migrate.VCPUID) {
+	if vm.linux != nil {
+		if int(v) < len(vm.linux.vcpus) {
+			vcpuEvents{vm.linux.vcpus[v]}.Kick()
+		}
+		return
+	}
 	if int(v) < len(vm.kick) {
 		select {
 		case vm.kick[v] <- struct{}{}:
@@ -676,6 +823,12 @@ func (vm *distVM) kickVCPU(v migrate.VCPUID) {
 // checkDistPayload refuses a VM whose guest this node cannot run: the
 // spec may come from a peer.
 func checkDistPayload(spec dvm.Spec) error {
+	if spec.Payload == payloadLinux {
+		if spec.Homes != dvm.HomesDeviceNode {
+			return fmt.Errorf("dvm %d: a Linux guest's pages are homed on node 0 (policy %v)", spec.ID, spec.Homes)
+		}
+		return nil
+	}
 	switch testguest.Variant(spec.Payload) {
 	case testguest.VariantCounter:
 		return nil
@@ -700,10 +853,16 @@ func (vm *distVM) sendIPI(dest uint32, vector uint8, startup bool) error {
 		vm.ipis.Add(1)
 		return vm.raise(migrate.VCPUID(dest), vector)
 	}
+	return vm.sendStartup(int(dest), vector)
+}
+
+// sendStartup delivers vCPU dest a startup IPI of vector wherever it is.
+// The caller holds rt's lock and is not pinned.
+func (vm *distVM) sendStartup(dest int, vector uint8) error {
 	vm.startups.Add(1)
 	where := vm.rt.LocationLocked(migrate.VCPUID(dest))
 	if where == vm.rt.Self() {
-		vm.startupLocked(int(dest), vector)
+		vm.startupLocked(dest, vector)
 		return nil
 	}
 	var b [dvm.ControlSize]byte
@@ -1001,11 +1160,23 @@ func (d *Dist) Status() (DistStatus, error) {
 	if o := vm.outcome.Load(); o != nil {
 		st.Outcome = *o
 	}
+	if vm.linux != nil {
+		info := vm.linux.Info()
+		st.Exits = info.Exits
+		if info.Outcome != "running" && st.Outcome == "" {
+			st.Outcome = info.Outcome
+		}
+		st.Guest = "linux"
+		st.ClockCatchUps, st.ClockSkipped = vm.ld.clockUps.Load(), vm.ld.clockSkip.Load()
+	}
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		where := vm.rt.Location(migrate.VCPUID(v))
 		row := DistVCPU{ID: v, Node: int(d.net.ClusterID(where)), Here: where == vm.rt.Self(), State: "elsewhere"}
 		if row.Here {
 			row.State = VCPUState(vm.vstate[v].Load()).String()
+			if vm.linux != nil {
+				row.State = VCPUState(vm.linux.vcpus[v].state.Load()).String()
+			}
 		}
 		st.VCPUs = append(st.VCPUs, row)
 	}

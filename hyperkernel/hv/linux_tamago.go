@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/devices"
 	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
 	"github.com/big-iron/big-iron/hyperkernel/devices/ioapic"
 	"github.com/big-iron/big-iron/hyperkernel/devices/lapic"
@@ -26,6 +27,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/guestmem"
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
 	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 	"github.com/big-iron/big-iron/vmx"
 )
@@ -92,8 +94,14 @@ type LinuxVM struct {
 	h       *Hypervisor
 	id      int
 	cfg     LinuxConfig
-	ram     *guestmem.RAM
+	ram     *guestmem.RAM       // nil in a distributed VM
+	mem     devices.GuestMemory // guest memory as devices see it
 	tab     *ept.Table
+	dist    *linuxDist // set in a distributed VM's share
+	apics   *lapic.Bus
+	ioBus   *exits.IOBus
+	ctl     vmx.Controls
+	vpids   []uint16
 	console *ConsoleLog
 	started time.Time
 	com1    *uart.UART
@@ -143,11 +151,15 @@ func (vm *LinuxVM) Info() VMInfo {
 // vCPU.
 func (vm *LinuxVM) end(why string) {
 	vm.mu.Lock()
-	if vm.outcome == "" {
+	first := vm.outcome == ""
+	if first {
 		vm.outcome = why
 	}
 	vm.mu.Unlock()
 	vm.stop.Store(true)
+	if d := vm.dist; d != nil && first {
+		fmt.Fprintf(d.share.d.notices, "dvm %d: Linux stopped on this node: %s\n", d.share.spec.ID, why)
+	}
 }
 
 // Stop stops the VM and waits for its vCPUs, then frees its memory.
@@ -169,8 +181,8 @@ func (vm *LinuxVM) free() {
 		vm.h.pool.FreeFrame(f)
 	}
 	vm.owned = nil
-	if vm.tab != nil {
-		vm.tab.Destroy()
+	if vm.tab != nil && vm.dist == nil {
+		vm.tab.Destroy() // a distributed VM's belongs to its share
 	}
 	if vm.ram != nil {
 		vm.ram.Free()
@@ -180,58 +192,92 @@ func (vm *LinuxVM) free() {
 // BootLinux builds a VM from cfg and starts its boot processor. It
 // returns once the guest runs; the VM lives until it stops itself or
 // Stop is called.
-func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
-	if err := validateLinuxConfig(&cfg, len(h.cores)); err != nil {
+func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
+	vm, err := h.newLinux(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vm.vcpus {
+		vm.startVCPU(i)
+	}
+	vm.freeWhenDone()
+	h.mu.Lock()
+	h.vms = append(h.vms, vm)
+	h.mu.Unlock()
+	return vm, nil
+}
+
+// newLinux builds a VM from cfg, its vCPUs not yet started. With dist it
+// is this node's share of a distributed VM: guest memory is the
+// coherence engine's (dist's EPT, accesses through its runtime), and only
+// the node that hosts the devices has devices and loads the guest; the
+// other nodes forward device accesses there.
+func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, err error) {
+	cores := len(h.cores)
+	if dist != nil {
+		cores = cfg.VCPUs // vCPUs are spread over the nodes
+	}
+	if err := validateLinuxConfig(&cfg, cores); err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
 	h.vmCount++
 	id := h.vmCount
 	h.mu.Unlock()
-	vm = &LinuxVM{h: h, id: id, cfg: cfg, console: NewConsoleLog(64 << 10), started: time.Now()}
+	vm = &LinuxVM{h: h, id: id, cfg: cfg, console: NewConsoleLog(64 << 10), started: time.Now(), dist: dist}
 	defer func() {
 		if err != nil {
 			vm.free()
 		}
 	}()
 
-	vm.ram, err = guestmem.New(cfg.Memory, guestBacking{h})
-	if err != nil {
-		return nil, fmt.Errorf("hv: guest RAM: %w", err)
-	}
-	vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
-	if err != nil {
-		return nil, fmt.Errorf("hv: EPT: %w", err)
-	}
-	for gpa := uint64(0); gpa < cfg.Memory; gpa += guestmem.PageSize {
-		hpa, _ := vm.ram.Frame(gpa)
-		if err := vm.tab.Map(gpa, hpa, guestmem.PageSize, ept.PermRWX, ept.WriteBack); err != nil {
-			return nil, fmt.Errorf("hv: mapping guest page %#x: %w", gpa, err)
+	devicesHere := dist == nil || dist.devices
+	if dist == nil {
+		vm.ram, err = guestmem.New(cfg.Memory, guestBacking{h})
+		if err != nil {
+			return nil, fmt.Errorf("hv: guest RAM: %w", err)
 		}
+		vm.mem = vm.ram
+		vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+		if err != nil {
+			return nil, fmt.Errorf("hv: EPT: %w", err)
+		}
+		for gpa := uint64(0); gpa < cfg.Memory; gpa += guestmem.PageSize {
+			hpa, _ := vm.ram.Frame(gpa)
+			if err := vm.tab.Map(gpa, hpa, guestmem.PageSize, ept.PermRWX, ept.WriteBack); err != nil {
+				return nil, fmt.Errorf("hv: mapping guest page %#x: %w", gpa, err)
+			}
+		}
+	} else {
+		vm.tab, vm.mem = dist.tab, dvmGuestMemory{rt: dist.rt, size: cfg.Memory}
 	}
-	ids := make([]uint32, cfg.VCPUs)
-	for i := range ids {
-		ids[i] = uint32(i)
-	}
-	tables, err := acpi.Build(acpiBase, acpi.Config{
-		APICIDs:   ids,
-		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
-		ResetPort: portResetControl, ResetValue: resetValue,
-		Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
-		Virtio: []acpi.VirtioMMIO{
-			{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
-			{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-	if err := vm.ram.WriteAt(tables.Bytes, tables.Base); err != nil {
-		return nil, fmt.Errorf("hv: ACPI tables: %w", err)
-	}
-	entry, rsi, err := cfg.Load(vm.ram, vm.ram.Map(), tables.RSDP)
-	if err != nil {
-		return nil, fmt.Errorf("hv: loading the guest: %w", err)
+	var rsi uint64
+	var entry LongModeEntry
+	if devicesHere {
+		ids := make([]uint32, cfg.VCPUs)
+		for i := range ids {
+			ids[i] = uint32(i)
+		}
+		tables, err := acpi.Build(acpiBase, acpi.Config{
+			APICIDs:   ids,
+			IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
+			ResetPort: portResetControl, ResetValue: resetValue,
+			Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
+			Virtio: []acpi.VirtioMMIO{
+				{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
+				{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("hv: %w", err)
+		}
+		if err := vm.mem.WriteAt(tables.Bytes, tables.Base); err != nil {
+			return nil, fmt.Errorf("hv: ACPI tables: %w", err)
+		}
+		entry, rsi, err = cfg.Load(vm.mem, guestmem.Layout(cfg.Memory), tables.RSDP)
+		if err != nil {
+			return nil, fmt.Errorf("hv: loading the guest: %w", err)
+		}
 	}
 
 	vcpus := make([]*linuxVCPU, cfg.VCPUs)
@@ -240,43 +286,24 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		vcpus[i].core.Store(-1)
 	}
 	vm.vcpus = vcpus
-	apics := lapic.NewBus(cfg.VCPUs, rdtsc, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
-
-	// Devices: COM1, the IOAPIC, the reset register.
-	io := ioapic.New(ioapicID, apics)
-	apics.SetEOIHandler(io.EOI)
-	if err := vm.mmio.Register(ioapic.DefaultBase, ioapic.WindowSize, "IOAPIC", io); err != nil {
-		return nil, err
-	}
-	vm.com1 = uart.New(vm.console, func(level bool) { io.SetIRQ(com1IRQ, level) })
-	disk, err := virtio.NewBlock(make([]byte, RAMDiskSize), "big-iron-ramdisk")
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-	vblk := virtio.NewDevice(disk, vm.ram, func(level bool) { io.SetIRQ(virtioBlockGSI, level) })
-	if err := vm.mmio.Register(virtioBase, virtio.WindowSize, "virtio-blk", vblk); err != nil {
-		return nil, err
-	}
-	// hvc0 writes to the same console log as COM1.
-	hvc := virtio.NewConsole(vm.console)
-	vcon := virtio.NewDevice(hvc, vm.ram, func(level bool) { io.SetIRQ(virtioConsoleGSI, level) })
-	hvc.Attach(vcon)
-	if err := vm.mmio.Register(virtioBase+virtio.WindowSize, virtio.WindowSize, "virtio-console", vcon); err != nil {
-		return nil, err
-	}
+	apics := lapic.NewBus(cfg.VCPUs, vm.guestTSC, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
+	vm.apics = apics
 	bus := exits.NewIOBus()
-	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
-		return nil, err
-	}
-	if err := bus.Register(rtc.PortIndex, 2, "RTC/CMOS", rtc.New(time.Now)); err != nil {
-		return nil, err
-	}
-	reset := resetControl{reset: func() { vm.end("the guest reset the machine") }}
-	for _, p := range []uint16{portResetControl, portI8042Data, portI8042Command} {
-		if err := bus.Register(p, 1, "reset", reset); err != nil {
+	if devicesHere {
+		if err := vm.addDevices(apics, bus); err != nil {
 			return nil, err
 		}
+	} else {
+		// Every port and every device window is on the device node.
+		if err := bus.Register(0, 0xFFFF, "forwarded to the device node", &vm.dist.ports); err != nil {
+			return nil, err
+		}
+		apics.SetEOIHandler(dist.forwardEOI)
 	}
+	if dist != nil {
+		apics.SetRemote(dist)
+	}
+	vm.ioBus = bus
 	msrs := exits.NewMSRTable()
 	maxPhys := h.eptc.MaxPhysAddr
 	plat, err := pcmsr.New(cfg.VCPUs, uint(maxPhys))
@@ -322,7 +349,7 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 
 	required := vmx.Controls{
 		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
-		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary,
+		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary | vmx.ProcUseTSCOffsetting,
 		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
 		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
 		Entry: vmx.EntryLoadEFER | vmx.EntryIA32eModeGuest,
@@ -332,11 +359,12 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("hv: %w", err)
 	}
+	vm.ctl = ctl
 
 	// Every vCPU gets its VMCS, MSR list and registers now; the boot
 	// processor starts in long mode at the kernel's entry, the others
 	// wait for their startup IPI.
-	vpids := make([]uint16, len(vcpus))
+	vm.vpids = make([]uint16, len(vcpus))
 	for i, v := range vcpus {
 		v.apic = apics.APIC(i)
 		v.proc = uint64(ctl.Proc)
@@ -344,8 +372,9 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		v.sipi = make(chan uint8, 1)
 		v.regs.FPU, v.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
+		v.tscOffset = ^uint64(0) // not yet written to the VMCS
 		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
-			vpids[i] = uint16(linuxVPIDBase + id*64 + i)
+			vm.vpids[i] = uint16(linuxVPIDBase + id*64 + i)
 		}
 		if v.msrList, err = vm.alloc(); err != nil {
 			return nil, err
@@ -371,41 +400,80 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (vm *LinuxVM, err error) {
 		}
 		v.disp = exits.Dispatcher{CPUID: cpuid, IO: bus, MSR: msrs, VCPU: i, APICID: uint32(i)}
 	}
-	bsp := vcpus[0]
-	bsp.regs.RSI = rsi
-	g, err := LongModeState(h.caps, ctl, vm.tab.EPTP(), vpids[0], entry)
-	if err != nil {
-		return nil, err
-	}
-	if bad := h.caps.CheckGuestState(&g, uint8(maxPhys)); len(bad) > 0 {
-		return nil, fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
-	}
-	g.CR0Mask |= guestOwnedCacheBits
-	bsp.setState(&g)
-	for i, v := range vcpus {
-		vm.wg.Add(1)
-		if i == 0 {
-			go func() {
-				defer vm.wg.Done()
-				v.run()
-			}()
-			continue
+	if devicesHere {
+		bsp := vcpus[0]
+		bsp.regs.RSI = rsi
+		g, err := LongModeState(h.caps, ctl, vm.tab.EPTP(), vm.vpids[0], entry)
+		if err != nil {
+			return nil, err
 		}
-		go func() {
-			defer vm.wg.Done()
-			if v.waitStartup(ctl, vpids[i]) {
-				v.run()
-			}
-		}()
+		if bad := h.caps.CheckGuestState(&g, uint8(maxPhys)); len(bad) > 0 {
+			return nil, fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
+		}
+		g.CR0Mask |= guestOwnedCacheBits
+		bsp.setState(&g)
 	}
+	return vm, nil
+}
+
+// addDevices gives the VM its devices: COM1, the IOAPIC, the reset
+// register, the RTC, the virtio block device and console.
+func (vm *LinuxVM) addDevices(apics *lapic.Bus, bus *exits.IOBus) error {
+	io := ioapic.New(ioapicID, apics)
+	apics.SetEOIHandler(io.EOI)
+	if err := vm.mmio.Register(ioapic.DefaultBase, ioapic.WindowSize, "IOAPIC", io); err != nil {
+		return err
+	}
+	vm.com1 = uart.New(vm.console, func(level bool) { io.SetIRQ(com1IRQ, level) })
+	disk, err := virtio.NewBlock(make([]byte, RAMDiskSize), "big-iron-ramdisk")
+	if err != nil {
+		return fmt.Errorf("hv: %w", err)
+	}
+	vblk := virtio.NewDevice(disk, vm.mem, func(level bool) { io.SetIRQ(virtioBlockGSI, level) })
+	if err := vm.mmio.Register(virtioBase, virtio.WindowSize, "virtio-blk", vblk); err != nil {
+		return err
+	}
+	// hvc0 writes to the same console log as COM1.
+	hvc := virtio.NewConsole(vm.console)
+	vcon := virtio.NewDevice(hvc, vm.mem, func(level bool) { io.SetIRQ(virtioConsoleGSI, level) })
+	hvc.Attach(vcon)
+	if err := vm.mmio.Register(virtioBase+virtio.WindowSize, virtio.WindowSize, "virtio-console", vcon); err != nil {
+		return err
+	}
+	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
+		return err
+	}
+	if err := bus.Register(rtc.PortIndex, 2, "RTC/CMOS", rtc.New(time.Now)); err != nil {
+		return err
+	}
+	reset := resetControl{reset: func() { vm.end("the guest reset the machine") }}
+	for _, p := range []uint16{portResetControl, portI8042Data, portI8042Command} {
+		if err := bus.Register(p, 1, "reset", reset); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startVCPU starts vCPU i: the boot processor runs, an application
+// processor waits for its startup IPI.
+func (vm *LinuxVM) startVCPU(i int) {
+	v := vm.vcpus[i]
+	vm.wg.Add(1)
+	go func() {
+		defer vm.wg.Done()
+		if i == 0 || v.waitStartup(vm.ctl, vm.vpids[i]) {
+			v.run()
+		}
+	}()
+}
+
+// freeWhenDone frees the VM's memory once every vCPU has stopped.
+func (vm *LinuxVM) freeWhenDone() {
 	go func() {
 		vm.wg.Wait()
 		vm.free()
 	}()
-	h.mu.Lock()
-	h.vms = append(h.vms, vm)
-	h.mu.Unlock()
-	return vm, nil
 }
 
 // VMs returns the OS guests started on this node, running or not.
@@ -455,6 +523,44 @@ type linuxVCPU struct {
 	// for the next entry (an exception raised by a handler, or an event
 	// whose delivery the exit interrupted).
 	queued bool
+	// tscOffset is the TSC offset last written to the VMCS.
+	tscOffset uint64
+	// moveTo is the node (plus one) the vCPU is to migrate to at its
+	// next exit, 0 if none (distributed VMs).
+	moveTo atomic.Int32
+}
+
+// guestTSC reads the guest's TSC on this node: the host's plus the
+// node's offset (kept in step with the other nodes in a distributed VM).
+func (vm *LinuxVM) guestTSC() uint64 {
+	if vm.dist != nil {
+		return rdtsc() + vm.dist.offset.Load()
+	}
+	return rdtsc()
+}
+
+// lockShare takes the distributed VM's runtime lock (see package dvm:
+// held while the vCPU is in guest mode); unlockShare lets it go. Both do
+// nothing in a VM of one node.
+func (v *linuxVCPU) lockShare() {
+	if d := v.vm.dist; d != nil {
+		d.rt.Lock()
+	}
+}
+
+func (v *linuxVCPU) unlockShare() {
+	if d := v.vm.dist; d != nil {
+		d.rt.Unlock()
+	}
+}
+
+// yield leaves the core, and the runtime lock, for a moment.
+func (v *linuxVCPU) yield() {
+	v.vc.put()
+	v.publish()
+	v.unlockShare()
+	runtime.Gosched()
+	v.lockShare()
 }
 
 // vcpuEvents passes a LAPIC's events to its vCPU.
@@ -581,13 +687,19 @@ func (v *linuxVCPU) halt(interruptible bool) {
 	v.state.Store(int32(VCPUHalted))
 	defer v.state.Store(int32(VCPURunning))
 	tsc := v.vm.h.plat.TSCHz
+	d := v.vm.dist
 	for !v.vm.stop.Load() {
+		if d != nil {
+			if err := v.serveShare(); err != nil || v.moveTo.Load() != 0 {
+				return // the loop reports the error, or moves the vCPU
+			}
+		}
 		if _, ok := v.apic.Pending(); ok && interruptible {
 			return
 		}
 		wait := 10 * time.Millisecond
 		if d := v.apic.Deadline(); d != 0 && interruptible {
-			now := rdtsc()
+			now := v.vm.guestTSC()
 			if d <= now {
 				continue
 			}
@@ -596,25 +708,37 @@ func (v *linuxVCPU) halt(interruptible bool) {
 			}
 		}
 		v.timer.Reset(wait)
+		v.unlockShare()
 		select {
 		case <-v.kick:
 		case <-v.timer.C:
 		}
+		v.lockShare()
 	}
 }
 
-// run is the vCPU's exit loop.
+// run is the vCPU's exit loop. In a distributed VM it holds the
+// runtime's lock while the vCPU is in guest mode (see package dvm) and
+// serves the VM's messages at every exit.
 func (v *linuxVCPU) run() {
 	vm := v.vm
+	d := vm.dist
 	v.state.Store(int32(VCPURunning))
+	v.lockShare()
 	defer func() {
 		v.vc.put()
-		v.state.Store(int32(VCPUStopped))
+		v.unlockShare()
+		if v.state.Load() != int32(VCPUMigrated) {
+			v.state.Store(int32(VCPUStopped))
+		}
 		vm.mu.Lock()
 		vm.stats.Add(&v.disp.Stats)
 		v.published = exits.ExitStats{}
 		vm.mu.Unlock()
 	}()
+	fail := func(format string, args ...any) {
+		vm.end(fmt.Sprintf("vCPU %d: ", v.index) + fmt.Sprintf(format, args...))
+	}
 	var e exits.Exit
 	// The preemption timer restarts at every entry, so a guest whose
 	// exits come faster than its slice (polling a port, say) would keep
@@ -625,22 +749,45 @@ func (v *linuxVCPU) run() {
 	slice := vm.h.plat.TSCHz / 1000
 	var pinnedAt uint64
 	for !vm.stop.Load() {
+		if d != nil {
+			if err := v.serveShare(); err != nil {
+				fail("%v", err)
+				return
+			}
+			if dst := v.moveTo.Swap(0); dst != 0 {
+				gone, err := v.depart(int(dst) - 1)
+				if err != nil {
+					fail("migrating: %v", err)
+					return
+				}
+				if gone {
+					return
+				}
+			}
+		}
 		if v.vc.pinned && rdtsc()-pinnedAt > slice {
-			v.vc.put()
-			v.publish()
-			runtime.Gosched()
+			v.yield()
 		}
 		if !v.vc.pinned {
 			pinnedAt = rdtsc()
 		}
 		if err := v.vc.load(); err != nil {
-			vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
+			fail("%v", err)
 			return
 		}
 		v.core.Store(int32(v.vc.core))
 		v.injectEvents()
+		if d != nil {
+			if off := d.offset.Load(); off != v.tscOffset {
+				vmx.VMWRITE(vmx.TSCOffset, off)
+				v.tscOffset = off
+			}
+		} else if v.tscOffset != 0 {
+			vmx.VMWRITE(vmx.TSCOffset, 0)
+			v.tscOffset = 0
+		}
 		if err := vmx.Enter(&v.regs, v.vc.launched); err != nil {
-			vm.end(fmt.Sprintf("vCPU %d: VM entry failed: %v", v.index, err))
+			fail("VM entry failed: %v", err)
 			return
 		}
 		v.vc.launched = true
@@ -653,6 +800,12 @@ func (v *linuxVCPU) run() {
 		switch a.Kind {
 		case exits.ActionResume:
 			advance(a.AdvanceRIP)
+			if d != nil && d.ports.pending() {
+				if err := v.forwardPort(); err != nil {
+					fail("%v", err)
+					return
+				}
+			}
 		case exits.ActionInject:
 			advance(a.AdvanceRIP)
 			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
@@ -664,32 +817,40 @@ func (v *linuxVCPU) run() {
 			vmx.VMWRITE(vmx.GuestInterruptibility, vmread(vmx.GuestInterruptibility)&^blockingSTIorSS)
 			v.halt(vmread(vmx.GuestRFLAGS)&rflagsIF != 0)
 		case exits.ActionShutdown:
-			vm.end(fmt.Sprintf("vCPU %d: triple fault at RIP %#x", v.index, vmread(vmx.GuestRIP)))
+			fail("triple fault at RIP %#x", vmread(vmx.GuestRIP))
 			return
 		case exits.ActionEPTViolation:
+			if d != nil && e.GuestPhysical < vm.cfg.Memory {
+				// A page this node does not hold as the access needs.
+				v.vc.put()
+				if err := d.rt.FaultLocked(e.GuestPhysical, e.Qualification&2 != 0); err != nil {
+					fail("%v", err)
+					return
+				}
+				continue
+			}
 			if err := v.mmioAccess(e.GuestPhysical); err != nil {
-				vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
+				fail("%v", err)
 				return
 			}
 		case exits.ActionEntryFailed:
 			res := &Result{}
 			vm.h.diagnose(res)
-			vm.end(fmt.Sprintf("vCPU %d: VM entry failed (%v): %v", v.index, a.Reason, res.Diagnosis))
+			fail("VM entry failed (%v): %v", a.Reason, res.Diagnosis)
 			return
 		default:
 			switch a.Reason {
 			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
-				v.vc.put()
-				runtime.Gosched()
+				v.yield()
 			case vmx.ExitInterruptWindow:
 				// the guest can take the pending interrupt now
 			case vmx.ExitCRAccess:
 				if err := v.crAccess(e.Qualification, e.InstructionLength); err != nil {
-					vm.end(fmt.Sprintf("vCPU %d: %v at RIP %#x", v.index, err, vmread(vmx.GuestRIP)))
+					fail("%v at RIP %#x", err, vmread(vmx.GuestRIP))
 					return
 				}
 			default:
-				vm.end(fmt.Sprintf("vCPU %d: unhandled exit %v at RIP %#x (qualification %#x)", v.index, a.Reason, vmread(vmx.GuestRIP), e.Qualification))
+				fail("unhandled exit %v at RIP %#x (qualification %#x)", a.Reason, vmread(vmx.GuestRIP), e.Qualification)
 				return
 			}
 		}
@@ -760,22 +921,54 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 
 // mmioAccess emulates the instruction that touched device memory at gpa:
 // fetched at the guest's RIP through its page tables, decoded, performed
-// against the device, RIP advanced past it.
+// against the device, RIP advanced past it. In a distributed VM the
+// instruction is fetched through the coherence protocol, and the device
+// is reached without the runtime's lock (it may read guest memory) on
+// the node that hosts it, or by forwarding from the others.
 func (v *linuxVCPU) mmioAccess(gpa uint64) error {
-	dev, off, ok := v.vm.mmio.Lookup(gpa)
-	rip := vmread(vmx.GuestRIP)
-	if !ok {
-		return fmt.Errorf("access to %#x, outside RAM and every device (RIP %#x)", gpa, rip)
+	d := v.vm.dist
+	rip, cr3, rsp := vmread(vmx.GuestRIP), vmread(vmx.GuestCR3), vmread(vmx.GuestRSP)
+	var dev devices.MMIODevice
+	var off uint64
+	if d == nil || d.devices {
+		var ok bool
+		dev, off, ok = v.vm.mmio.Lookup(gpa)
+		if !ok {
+			return fmt.Errorf("access to %#x, outside RAM and every device (RIP %#x)", gpa, rip)
+		}
 	}
 	var buf [maxInstruction]byte
-	code, err := mmio.Fetch(v.vm.ram, vmread(vmx.GuestCR3), rip, &buf)
+	var code []byte
+	var err error
+	if d == nil {
+		code, err = mmio.Fetch(v.vm.ram, cr3, rip, &buf)
+	} else {
+		v.vc.put()
+		code, err = mmio.Fetch(distMemory{d.rt}, cr3, rip, &buf)
+	}
 	if err != nil {
 		return fmt.Errorf("device access at %#x: %w", gpa, err)
 	}
-	rsp := vmread(vmx.GuestRSP)
-	n, err := mmio.Emulate(code, dev, off, &v.regs, &rsp)
+	var n int
+	switch {
+	case d == nil:
+		n, err = mmio.Emulate(code, dev, off, &v.regs, &rsp)
+	case d.devices:
+		d.rt.Unlock()
+		n, err = mmio.Emulate(code, dev, off, &v.regs, &rsp)
+		d.rt.Lock()
+	default:
+		fw := &distMMIO{rt: d.rt, v: migrate.VCPUID(v.index)}
+		n, err = mmio.Emulate(code, fw, gpa, &v.regs, &rsp)
+		if err == nil {
+			err = fw.err
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("device access at %#x (RIP %#x): %w", gpa, rip, err)
+	}
+	if err := v.vc.load(); err != nil {
+		return err
 	}
 	vmx.VMWRITE(vmx.GuestRSP, rsp)
 	advance(uint32(n))

@@ -103,6 +103,24 @@ func TestQEMUCluster(t *testing.T) {
 func TestBochsCluster(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
 	dir := buildImage(t, "pc", "image")
+	nodes := startBochsCluster(t, dir)
+	const timeout = 5 * time.Minute
+	for _, p := range [][2]int{{1, 2}, {2, 1}} {
+		out := run(t, nodes[p[0]], "ping "+launch.IP(p[1]), timeout)
+		if !strings.Contains(out, "3 packets transmitted, 3 received") {
+			t.Errorf("ping from node %d to node %d:\n%s", p[0], p[1], out)
+		}
+		t.Logf("ping from node %d to node %d:\n%s", p[0], p[1], out)
+	}
+	checkDistributedVM(t, nodes[1], nodes[2], timeout)
+	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
+}
+
+// startBochsCluster boots the image in dir on two one-core Bochs nodes
+// joined by bxhub and waits until both see both as live members; it
+// returns them as nodes[1] and nodes[2].
+func startBochsCluster(t *testing.T, dir string) []*node {
+	t.Helper()
 	c := launch.Cluster{Nodes: 2, Segment: 43000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: 1024}
 	hubLog, err := os.Create(filepath.Join(dir, "bxhub.out"))
 	if err != nil {
@@ -152,15 +170,7 @@ func TestBochsCluster(t *testing.T) {
 		}
 		t.Logf("nodes on node %d:\n%s", i, out)
 	}
-	for _, p := range [][2]int{{1, 2}, {2, 1}} {
-		out := run(t, nodes[p[0]], "ping "+launch.IP(p[1]), timeout)
-		if !strings.Contains(out, "3 packets transmitted, 3 received") {
-			t.Errorf("ping from node %d to node %d:\n%s", p[0], p[1], out)
-		}
-		t.Logf("ping from node %d to node %d:\n%s", p[0], p[1], out)
-	}
-	checkDistributedVM(t, nodes[1], nodes[2], timeout)
-	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
+	return nodes
 }
 
 // dvmFinished matches the outcome line of a distributed counter VM.

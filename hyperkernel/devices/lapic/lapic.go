@@ -304,3 +304,39 @@ func (a *LAPIC) Tick() {
 	a.fireTimerLocked()
 	a.mu.Unlock()
 }
+
+// Save returns the APIC's state for migration: the registers with the
+// timer's current count as of now, and the TSC deadline (0 if the timer
+// is not armed in TSC-deadline mode).
+func (a *LAPIC) Save() (s vcpu.LAPIC, tscDeadline uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s = a.s
+	s.TimerCurrent = a.currentCountLocked()
+	if a.s.LVT[vcpu.LVTTimer]&vcpu.LVTTimerModeMask == timerTSCDeadline {
+		tscDeadline = a.deadline
+	}
+	return s, tscDeadline
+}
+
+// Restore gives the APIC the state Save returned on another node: its
+// timer goes on from the saved current count, or fires at tscDeadline.
+// Its ID stays this APIC's.
+func (a *LAPIC) Restore(s vcpu.LAPIC, tscDeadline uint64) {
+	a.mu.Lock()
+	id, ldr := a.s.ID, a.s.LDR
+	a.s = s
+	a.s.ID, a.s.LDR = id, ldr
+	a.deadline, a.countStart = 0, 0
+	switch s.LVT[vcpu.LVTTimer] & vcpu.LVTTimerModeMask {
+	case timerTSCDeadline:
+		a.deadline = tscDeadline
+	case timerOneShot, timerPeriodic:
+		if s.TimerInitial != 0 && s.TimerCurrent != 0 && s.TimerCurrent <= s.TimerInitial {
+			elapsed := uint64(s.TimerInitial-s.TimerCurrent) * a.ticksPerCount()
+			a.countStart = a.clock() - elapsed
+		}
+	}
+	a.mu.Unlock()
+	a.events.Kick()
+}

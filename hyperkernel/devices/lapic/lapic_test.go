@@ -371,3 +371,52 @@ func TestRemoteDestinations(t *testing.T) {
 		t.Errorf("vCPU 2, back here, pending %#x %v; sent away %v", v, ok, away.sent)
 	}
 }
+
+func TestSaveRestore(t *testing.T) {
+	tsc := uint64(1000)
+	b, _, m := newBus(2, &tsc)
+	mustWrite(t, m, 0, msrSVR, 0x1FF)
+	mustWrite(t, m, 0, msrTPR, 0x20)
+	mustWrite(t, m, 0, msrLVTTimer, 0x40|timerTSCDeadline)
+	mustWrite(t, m, 0, MSRTSCDeadline, 5000)
+	b.APIC(0).Deliver(0x55, false)
+	s, dl := b.APIC(0).Save()
+	if dl != 5000 || s.TPR != 0x20 {
+		t.Fatalf("saved deadline %d TPR %#x", dl, s.TPR)
+	}
+	// The other node's APIC takes it over: same registers, same pending
+	// interrupt, the timer fires at the same TSC.
+	tsc2 := uint64(2000)
+	b2, _, m2 := newBus(2, &tsc2)
+	b2.APIC(0).Restore(s, dl)
+	if v, ok := b2.APIC(0).Pending(); !ok || v != 0x55 {
+		t.Errorf("restored APIC pending %#x %v, want 0x55", v, ok)
+	}
+	b2.APIC(0).Accept(0x55)
+	mustWrite(t, m2, 0, msrEOI, 0)
+	tsc2 = 5000
+	if v, ok := b2.APIC(0).Pending(); !ok || v != 0x40 {
+		t.Errorf("restored timer at its deadline: pending %#x %v, want 0x40", v, ok)
+	}
+	// One-shot: the count goes on from where it was.
+	tsc = 10000
+	mustWrite(t, m, 1, msrSVR, 0x1FF)
+	mustWrite(t, m, 1, msrDivide, 0xB) // divide by 1
+	mustWrite(t, m, 1, msrLVTTimer, 0x41)
+	mustWrite(t, m, 1, msrInitCount, 1000)
+	tsc = 10400
+	s, _ = b.APIC(1).Save()
+	if s.TimerCurrent != 600 {
+		t.Fatalf("saved current count %d, want 600", s.TimerCurrent)
+	}
+	tsc2 = 70000
+	b2.APIC(1).Restore(s, 0)
+	tsc2 = 70599
+	if _, ok := b2.APIC(1).Pending(); ok {
+		t.Error("restored one-shot timer fired early")
+	}
+	tsc2 = 70600
+	if v, ok := b2.APIC(1).Pending(); !ok || v != 0x41 {
+		t.Errorf("restored one-shot timer: pending %#x %v, want 0x41 at its time", v, ok)
+	}
+}

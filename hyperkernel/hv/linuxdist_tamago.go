@@ -1,0 +1,366 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package hv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/big-iron/big-iron/ept"
+	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/hyperkernel/devices/ioapic"
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// clockPeriod is how often a node of a distributed Linux VM tells the
+// others its guest TSC.
+const clockPeriod = 20 * time.Millisecond
+
+// linuxDist is what an operating-system guest needs to span nodes: this
+// node's share of the distributed VM (runtime, second-level tables), the
+// vCPUs that run here, the interrupts and device accesses waiting to be
+// sent, and the node's guest clock.
+type linuxDist struct {
+	share   *distVM
+	rt      *dvm.Runtime
+	tab     *ept.Table
+	devices bool // this node hosts the devices (and loaded the guest)
+	// here[i] is set while vCPU i runs (or waits for its startup IPI) on
+	// this node.
+	here [dvm.MaxVCPUs]atomic.Bool
+	// offset is the guest TSC minus this node's TSC. It only grows: a
+	// node that learns that another's guest clock is ahead catches up.
+	offset atomic.Uint64
+	// ports records a port access of the vCPU in its exit handler, to
+	// be forwarded once it has left its core (one vCPU of a node is in
+	// an exit handler at a time: it holds the runtime's lock).
+	ports portForwarder
+	// out holds interrupts and EOIs for other nodes, queued where
+	// nothing may block and sent by whoever next holds the lock.
+	outMu  sync.Mutex
+	out    []outItem
+	spare  []outItem
+	outSig chan struct{}
+	// clockUps counts the times this node's guest clock caught up with
+	// another's, and clockSkip the ticks it skipped in all.
+	clockUps, clockSkip atomic.Uint64
+}
+
+// outItem is an interrupt (LAPIC delivery mode and vector) for vCPU
+// vcpu, or with eoi an end of interrupt for the device node's IOAPIC.
+type outItem struct {
+	eoi          bool
+	vcpu         int
+	mode, vector uint8
+}
+
+// LAPIC delivery modes (Intel SDM Vol. 3A, 11.6.1, Figure 11-12).
+const (
+	deliveryFixed   = 0
+	deliveryLowest  = 1
+	deliveryStartup = 6
+)
+
+// Elsewhere implements lapic.Remote.
+func (d *linuxDist) Elsewhere(i int) bool { return !d.here[i].Load() }
+
+// Send implements lapic.Remote.
+func (d *linuxDist) Send(i int, mode, vector uint8) { d.queue(outItem{vcpu: i, mode: mode, vector: vector}) }
+
+// forwardEOI is the LAPICs' EOI handler on a node without the devices:
+// interrupts that came from other nodes are delivered level-triggered,
+// so their EOI comes here and goes to the IOAPIC on the device node
+// (its EOI register; an EOI for a vector no pin waits on is ignored).
+func (d *linuxDist) forwardEOI(vector uint8) { d.queue(outItem{eoi: true, vector: vector}) }
+
+func (d *linuxDist) queue(it outItem) {
+	d.outMu.Lock()
+	d.out = append(d.out, it)
+	d.outMu.Unlock()
+	select {
+	case d.outSig <- struct{}{}:
+	default:
+	}
+}
+
+func (d *linuxDist) outPending() bool {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	return len(d.out) > 0
+}
+
+// flushLocked sends what waits in out. The caller holds the runtime's
+// lock and is not pinned.
+func (d *linuxDist) flushLocked() error {
+	d.outMu.Lock()
+	items := d.out
+	d.out, d.spare = d.spare[:0], nil
+	d.outMu.Unlock()
+	var err error
+	for _, it := range items {
+		switch {
+		case it.eoi:
+			err = d.rt.ForwardLocked(dvm.DeviceWrite{MMIO: true, Addr: ioapic.DefaultBase + ioapicEOIRegister, Size: 4, Value: uint64(it.vector)})
+		case it.mode == deliveryFixed || it.mode == deliveryLowest:
+			d.share.ipis.Add(1)
+			if err = d.rt.InterruptLocked(migrate.VCPUID(it.vcpu), it.vector); err == nil {
+				d.share.kickVCPU(migrate.VCPUID(it.vcpu)) // in case it came back meanwhile
+			}
+		case it.mode == deliveryStartup:
+			err = d.share.sendStartup(it.vcpu, it.vector)
+		default:
+			d.share.ipisIgnored.Add(1)
+		}
+		// INIT is not needed (an application processor waits for its
+		// startup IPI from the start); NMIs are not delivered yet.
+		if err != nil {
+			break
+		}
+	}
+	d.outMu.Lock()
+	d.spare = items[:0]
+	d.outMu.Unlock()
+	return err
+}
+
+// ioapicEOIRegister is the IOAPIC's EOI register (version 0x20 parts).
+const ioapicEOIRegister = 0x40
+
+// forward sends queued items while no vCPU of this node is in an exit
+// handler to do it (they were queued by a device or the shell), until
+// the VM stops.
+func (d *linuxDist) forward(stop *atomic.Bool) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for !stop.Load() {
+		t.Reset(10 * time.Millisecond)
+		select {
+		case <-d.outSig:
+		case <-t.C:
+		}
+		if !d.outPending() {
+			continue
+		}
+		d.rt.Lock()
+		err := d.flushLocked()
+		d.rt.Unlock()
+		if err != nil {
+			d.share.end(fmt.Sprintf("forwarding interrupts: %v", err))
+			return
+		}
+	}
+}
+
+// tick tells the other nodes this node's guest TSC every clockPeriod,
+// until the VM stops.
+func (d *linuxDist) tick(stop *atomic.Bool) {
+	for !stop.Load() {
+		c := dvm.Control{Op: dvm.OpClock, Time: rdtsc() + d.offset.Load()}
+		if err := d.share.broadcast(c); err != nil && !stop.Load() {
+			fmt.Fprintf(d.share.d.notices, "dvm %d: clock: %v\n", d.share.spec.ID, err)
+		}
+		time.Sleep(clockPeriod)
+	}
+}
+
+// observeClock takes another node's guest TSC: if it is ahead of this
+// node's, this node's guest clock jumps forward to it. Guest time never
+// goes back, and the nodes' clocks stay within a clock period's drift
+// (plus the message's flight) of each other.
+func (d *linuxDist) observeClock(t uint64) {
+	for {
+		off := d.offset.Load()
+		own := rdtsc() + off
+		if int64(t-own) <= 0 {
+			return
+		}
+		if d.offset.CompareAndSwap(off, off+(t-own)) {
+			d.clockUps.Add(1)
+			d.clockSkip.Add(t - own)
+			return
+		}
+	}
+}
+
+// portForwarder is the device behind every port on a node without the
+// devices: it records the access, which the exit loop forwards once the
+// vCPU has left its core; a read returns all ones until then and is
+// patched with the device node's answer.
+type portForwarder struct {
+	read, write bool
+	port        uint16
+	size        uint8
+	value       uint32
+}
+
+func (p *portForwarder) In(port uint16, size uint8) uint32 {
+	p.read, p.port, p.size = true, port, size
+	return ^uint32(0)
+}
+
+func (p *portForwarder) Out(port uint16, size uint8, v uint32) {
+	p.write, p.port, p.size, p.value = true, port, size, v
+}
+
+func (p *portForwarder) pending() bool { return p.read || p.write }
+
+// forwardPort sends the port access the exit handler recorded to the
+// device node, waiting for a read's value. The VMCS is loaded again on
+// return.
+func (v *linuxVCPU) forwardPort() error {
+	d := v.vm.dist
+	p := &d.ports
+	read, write := p.read, p.write
+	p.read, p.write = false, false
+	v.vc.put()
+	if write {
+		if err := d.rt.ForwardLocked(dvm.DeviceWrite{VCPU: migrate.VCPUID(v.index), Addr: uint64(p.port), Size: p.size, Value: uint64(p.value)}); err != nil {
+			return err
+		}
+	}
+	if read {
+		val, err := d.rt.ReadDeviceLocked(migrate.VCPUID(v.index), false, uint64(p.port), p.size)
+		if err != nil {
+			return err
+		}
+		setIn(&v.regs.RAX, p.size, uint32(val))
+	}
+	return nil
+}
+
+// serveShare runs at every exit of a vCPU of a distributed VM, with the
+// runtime's lock: it serves the messages that arrived, sends what waits
+// in out, and moves interrupts made pending here by other nodes into the
+// vCPU's LAPIC. It may leave the core.
+func (v *linuxVCPU) serveShare() error {
+	d := v.vm.dist
+	if d.rt.Pending() {
+		v.vc.put()
+		d.rt.ServeLocked()
+	}
+	if err := d.rt.ErrLocked(); err != nil {
+		return err
+	}
+	if err := d.share.perm.err; err != nil {
+		return err
+	}
+	if d.outPending() {
+		v.vc.put()
+		if err := d.flushLocked(); err != nil {
+			return err
+		}
+	}
+	for {
+		vec, ok := d.rt.TakeInterruptLocked(migrate.VCPUID(v.index))
+		if !ok {
+			return nil
+		}
+		// Level-triggered, so that its EOI reaches the device node's
+		// IOAPIC if a device sent it (see forwardEOI).
+		v.apic.Deliver(vec, true)
+	}
+}
+
+// depart sends the vCPU to node dst: its VMCS guest state, registers,
+// x87/SSE state, the MSRs VMX switches, its LAPIC. The caller holds the
+// runtime's lock. It reports whether the vCPU left (its goroutine ends):
+// not while an event is being delivered, then it tries at a later exit.
+func (v *linuxVCPU) depart(dst int) (bool, error) {
+	d := v.vm.dist
+	if err := v.vc.load(); err != nil {
+		return false, err
+	}
+	if v.queued || vmread(vmx.IDTVectoringInfo)&intrValid != 0 || vmread(vmx.EntryInterruptionInfo)&intrValid != 0 {
+		v.moveTo.Store(int32(dst) + 1)
+		return false, nil
+	}
+	gs, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
+	v.vc.put()
+	if err != nil {
+		return false, err
+	}
+	st := new(vcpu.State)
+	SaveVCPU(&gs, &v.regs, uint32(v.index), v.index == 0, st)
+	list := physBytes(v.msrList, 16*len(switchedMSRs))
+	msr := func(i int) uint64 { return binary.LittleEndian.Uint64(list[16*i+8:]) }
+	st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase = msr(0), msr(1), msr(2), msr(3), msr(4)
+	st.LAPIC, st.TSCDeadline = v.apic.Save()
+	d.here[v.index].Store(false)
+	if err := d.rt.DepartLocked(migrate.VCPUID(v.index), memory.NodeID(dst), st); err != nil {
+		d.here[v.index].Store(true)
+		return false, err
+	}
+	// Interrupts that were pending in the LAPIC travelled in its IRR.
+	v.state.Store(int32(VCPUMigrated))
+	return true, nil
+}
+
+// arrive runs vCPU i, which arrived by migration with state st, on this
+// node. It runs with the runtime's lock held and must not block.
+func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
+	v := vm.vcpus[i]
+	h := vm.h
+	g, err := StartupState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[i], 0)
+	if err != nil {
+		return err
+	}
+	LoadVCPU(h.caps, st, &g, &v.regs)
+	g.CR0Mask |= guestOwnedCacheBits
+	list := physBytes(v.msrList, 16*len(switchedMSRs))
+	for j, val := range []uint64{st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase} {
+		binary.LittleEndian.PutUint64(list[16*j+8:], val)
+	}
+	if bad := h.caps.CheckGuestState(&g, uint8(h.eptc.MaxPhysAddr)); len(bad) > 0 {
+		return fmt.Errorf("arrived state would fail VM entry: %v", bad[0])
+	}
+	v.apic.Restore(st.LAPIC, st.TSCDeadline)
+	v.queued = false
+	v.tscOffset = ^uint64(0)
+	v.setState(&g)
+	vm.dist.here[i].Store(true)
+	vm.wg.Add(1)
+	go func() {
+		defer vm.wg.Done()
+		v.run()
+	}()
+	return nil
+}
+
+// dvmGuestMemory is a distributed VM's memory as devices and the guest
+// loader see it: every access goes through the coherence protocol. The
+// caller must not hold the runtime's lock.
+type dvmGuestMemory struct {
+	rt   *dvm.Runtime
+	size uint64
+}
+
+func (m dvmGuestMemory) check(p []byte, gpa uint64) error {
+	if gpa >= m.size || uint64(len(p)) > m.size-gpa {
+		return fmt.Errorf("%w: %d bytes at %#x", devices.ErrBadAddress, len(p), gpa)
+	}
+	return nil
+}
+
+func (m dvmGuestMemory) ReadAt(p []byte, gpa uint64) error {
+	if err := m.check(p, gpa); err != nil {
+		return err
+	}
+	return m.rt.Read(gpa, p)
+}
+
+func (m dvmGuestMemory) WriteAt(p []byte, gpa uint64) error {
+	if err := m.check(p, gpa); err != nil {
+		return err
+	}
+	return m.rt.Write(gpa, p)
+}
