@@ -168,12 +168,14 @@ func (r resetControl) Out(port uint16, size uint8, v uint32) {
 	}
 }
 
-// validateLinuxConfig checks a configuration before any memory is taken.
-func validateLinuxConfig(cfg *LinuxConfig, cores int) error {
+// validateLinuxConfig checks a configuration before any memory is taken;
+// loads says the node loads the guest (only a distributed VM's node 0
+// does, of its nodes).
+func validateLinuxConfig(cfg *LinuxConfig, loads bool) error {
 	if cfg.VCPUs < 1 || cfg.VCPUs > 64 {
 		return fmt.Errorf("hv: %d vCPUs: want 1 to 64", cfg.VCPUs)
 	}
-	if cfg.Load == nil {
+	if loads && cfg.Load == nil {
 		return fmt.Errorf("hv: no guest image to load")
 	}
 	if cfg.Name == "" {

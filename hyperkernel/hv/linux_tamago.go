@@ -213,11 +213,7 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
 // the node that hosts the devices has devices and loads the guest; the
 // other nodes forward device accesses there.
 func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, err error) {
-	cores := len(h.cores)
-	if dist != nil {
-		cores = cfg.VCPUs // vCPUs are spread over the nodes
-	}
-	if err := validateLinuxConfig(&cfg, cores); err != nil {
+	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
 	}
 	h.mu.Lock()

@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -63,8 +64,81 @@ func TestBochsClusterLinux(t *testing.T) {
 	}
 	shellPrompt()
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
+	t.Logf("vcpus on node 2:\n%s", run(t, b, "vcpus dvm", time.Minute))
+
+	// Threads pinned to vCPU 0 (node 1) and vCPU 1 (node 2) take a spin
+	// lock and bump shared counters: the totals must be exact; then a
+	// page written on one vCPU's node is read back on the other's.
+	split := counterRun(t, a, 200000)
+	t.Logf("node 1 pages after the split run:\n%s", run(t, b, "pages", time.Minute))
+
+	// vCPU 1 moves to node 1 while the same program runs, and back.
+	if err := a.con.Send("sharedcounter -iters 1000000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.con.Expect("sharedcounter -iters 1000000", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	if out := run(t, b, "migrate 1 1", time.Minute); !strings.Contains(out, "moving to node 1") {
+		t.Fatalf("migrate 1 1 on node 2:\n%s", out)
+	}
+	moved := false
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		if out := run(t, b, "vcpus dvm", time.Minute); regexp.MustCompile(`(?m)^1\s+1\s`).MatchString(out) {
+			moved = true
+			t.Logf("vCPU 1 moved while the guest ran:\n%s", out)
+			break
+		}
+	}
+	if !moved {
+		t.Fatal("vCPU 1 did not move to node 1")
+	}
+	if strings.Contains(a.con.Output(), "sharedcounter: ok\r\n$ ") && strings.Count(a.con.Output(), "sharedcounter: ok") > 1 {
+		t.Log("note: the program ended before the move was seen")
+	}
+	got, err := a.con.Expect("sharedcounter: ", 30*time.Minute)
+	if err != nil {
+		t.Fatalf("sharedcounter during the move: %v\n%s", err, a.con.Output())
+	}
+	rest, err := a.con.Expect("$ ", 30*time.Minute)
+	if err != nil || !strings.Contains(rest, "sharedcounter: ok") {
+		t.Fatalf("sharedcounter while vCPU 1 moved: %v\n%s%s", err, got, rest)
+	}
+	t.Logf("while vCPU 1 moved:\n%s", rest)
+
+	// Both vCPUs on node 1 now: the same program, for the slowdown.
+	one := counterRun(t, a, 200000)
+	t.Logf("sharedcounter, 200000 acquisitions per thread: %v with a vCPU on each node, %v with both on node 1: %.2fx", split, one, split.Seconds()/one.Seconds())
+	if out := run(t, b, "migrate 1 2", time.Minute); !strings.Contains(out, "moving to node 2") {
+		t.Fatalf("migrate 1 2:\n%s", out)
+	}
+	guest("echo still running", "\nstill running")
 	t.Logf("node 2 dvm stat:\n%s", run(t, b, "dvm stat", time.Minute))
 	if bad := badBootLines.FindAllString(a.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's boot log has %d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
+}
+
+// counterRun runs sharedcounter in the guest on a's console and returns
+// the time the guest measured.
+func counterRun(t *testing.T, a *node, iters int) time.Duration {
+	t.Helper()
+	if err := a.con.Send(fmt.Sprintf("sharedcounter -iters %d", iters)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.con.Expect("\n$ ", 30*time.Minute)
+	if err != nil || !strings.Contains(out, "sharedcounter: ok") {
+		t.Fatalf("sharedcounter: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`lock acquisitions each, in (\S+)\r?\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("sharedcounter:\n%s", out)
+	}
+	d, err := time.ParseDuration(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sharedcounter:\n%s", out)
+	return d
 }

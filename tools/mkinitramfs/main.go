@@ -29,6 +29,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -43,6 +44,10 @@ var commands = []string{
 	"mount", "dmesg", "uname", "sleep", "mkdir", "shutdown", "sync",
 	"hexdump", "ps", "free", "date", "true", "false", "rm", "cp", "uptime",
 }
+
+// guestPrograms are big-iron's own programs for the guest (package
+// paths, built for linux/amd64 and put in /bin).
+var guestPrograms = []string{"github.com/big-iron/big-iron/tools/guest/sharedcounter"}
 
 // modules are the kernel modules the guest needs for big-iron's virtio
 // devices. Debian builds them as modules; a kernel with them built in
@@ -86,6 +91,15 @@ func build(out, modDir string) error {
 			files = append(files, src+":"+dst)
 			fmt.Fprintf(&script, "insmod /%s\n", dst)
 		}
+	}
+	for _, pkg := range guestPrograms {
+		bin := filepath.Join(tmp, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, pkg)
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s for the guest: %v\n%s", pkg, err, out)
+		}
+		files = append(files, bin+":bin/"+filepath.Base(pkg))
 	}
 	script.WriteString("echo big-iron guest: initramfs ready\n" +
 		"gosh\n" +
