@@ -65,7 +65,7 @@ type Config struct {
 	// Home maps a page number to its home node (the same function on
 	// every node); nil follows Spec.Homes.
 	Home func(page uint64) memory.NodeID
-	// Place is the node each vCPU starts on; nil means vCPU % Nodes.
+	// Place is the node each vCPU starts on; nil follows Spec.Place.
 	Place func(v migrate.VCPUID) memory.NodeID
 	// Perm drives this node's second-level tables; Frames supplies the
 	// frames that hold page copies (nil: the Go heap, for tests).
@@ -156,6 +156,7 @@ type Runtime struct {
 	err   error // first fatal error; the VM is stopped on this node
 	stats Stats
 	reads []pendingRead // per vCPU: its forwarded device read
+	waits []uint32      // per page: faults that waited for another node
 
 	// forwarded device accesses for the device goroutine
 	// (Config.DevicesUnlocked), under dmu
@@ -190,8 +191,8 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Home = cfg.Spec.Homes.Home(cfg.Spec.Nodes)
 	}
 	if cfg.Place == nil {
-		n := cfg.Spec.Nodes
-		cfg.Place = func(v migrate.VCPUID) memory.NodeID { return memory.NodeID(int(v) % n) }
+		n, p := cfg.Spec.Nodes, cfg.Spec.Place
+		cfg.Place = func(v migrate.VCPUID) memory.NodeID { return p.Node(v, n) }
 	}
 	r := &Runtime{
 		cfg:   cfg,
@@ -199,6 +200,7 @@ func New(cfg Config) (*Runtime, error) {
 		mout:  migrate.NewOutbox(),
 		tx:    make([]byte, migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
 		reads: make([]pendingRead, cfg.Spec.VCPUs),
+		waits: make([]uint32, cfg.Spec.Pages),
 	}
 	r.cond = sync.NewCond(&r.qmu)
 	r.dcond = sync.NewCond(&r.dmu)
@@ -580,6 +582,9 @@ func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 			if !start.IsZero() {
 				r.stats.RemoteWaits++
 				r.stats.WaitTime += time.Since(start)
+				if p := gpa / memory.PageSize; p < uint64(len(r.waits)) {
+					r.waits[p]++
+				}
 			}
 			return nil
 		}
@@ -837,6 +842,39 @@ func (r *Runtime) PageMap(cells []memory.State) (per, n int) {
 		cells[i] = best
 	}
 	return per, n
+}
+
+// HotPage is a page and the number of faults on it that waited for
+// another node.
+type HotPage struct {
+	GPA   uint64
+	Waits uint32
+}
+
+// HotPages fills hot with the pages whose faults waited for other nodes
+// most often on this node, most first, and returns how many it filled.
+func (r *Runtime) HotPages(hot []HotPage) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for p, w := range r.waits {
+		if w == 0 {
+			continue
+		}
+		i := n
+		if n < len(hot) {
+			n++
+		} else if w <= hot[n-1].Waits {
+			continue
+		} else {
+			i = n - 1
+		}
+		for ; i > 0 && hot[i-1].Waits < w; i-- {
+			hot[i] = hot[i-1]
+		}
+		hot[i] = HotPage{GPA: uint64(p) * memory.PageSize, Waits: w}
+	}
+	return n
 }
 
 // Home returns the home node of the page holding gpa.

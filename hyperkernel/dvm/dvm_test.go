@@ -526,7 +526,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control
@@ -541,7 +541,12 @@ func TestControlRoundTrip(t *testing.T) {
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with home policy 2 decoded")
 	}
-	b[24], b[26] = 1, 1 // reserved byte set
+	b[24] = 1
+	b[25] = 2 // no such placement policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with placement policy 2 decoded")
+	}
+	b[25], b[26] = 1, 1 // reserved byte set
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with a reserved byte set decoded")
 	}
@@ -740,5 +745,38 @@ func TestHomePolicies(t *testing.T) {
 	}
 	if HomesDeviceNode.String() != "node0" || HomesStriped.String() != "striped" {
 		t.Error("policy names")
+	}
+	for v := migrate.VCPUID(0); v < 4; v++ {
+		if PlaceSpread.Node(v, 3) != memory.NodeID(v%3) || PlaceDeviceNode.Node(v, 3) != 0 {
+			t.Errorf("vCPU %d placed on %d (spread) and %d (node0)", v, PlaceSpread.Node(v, 3), PlaceDeviceNode.Node(v, 3))
+		}
+	}
+	if PlaceSpread.String() != "spread" || PlaceDeviceNode.String() != "node0" {
+		t.Error("placement names")
+	}
+}
+
+func TestHotPages(t *testing.T) {
+	c := newCluster(t, 2, 2, 8)
+	rt := c.rts[1]
+	// Node 1 faults on pages homed on node 0 (even pages): page 2 three
+	// times, page 4 once, page 6 twice, each time after node 0 took the
+	// page back.
+	for _, p := range []uint64{2, 2, 4, 6, 2, 6} {
+		if err := rt.Write(p*memory.PageSize, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.rts[0].Write(p*memory.PageSize, []byte{2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hot := make([]HotPage, 2)
+	n := rt.HotPages(hot)
+	if n != 2 || hot[0] != (HotPage{2 * memory.PageSize, 3}) || hot[1] != (HotPage{6 * memory.PageSize, 2}) {
+		t.Errorf("hot pages %v", hot[:n])
+	}
+	all := make([]HotPage, 8)
+	if n := rt.HotPages(all); n != 3 || all[2] != (HotPage{4 * memory.PageSize, 1}) {
+		t.Errorf("all hot pages %v", all[:n])
 	}
 }

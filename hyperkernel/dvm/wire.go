@@ -97,8 +97,42 @@ type Spec struct {
 	// parameter (e.g. iterations).
 	Payload uint32
 	Arg     uint32
-	// Homes places the pages' homes.
+	// Homes places the pages' homes; Place the vCPUs at the start.
 	Homes HomePolicy
+	Place PlacePolicy
+}
+
+// PlacePolicy says where each vCPU starts.
+type PlacePolicy uint8
+
+// Placement policies.
+const (
+	// PlaceSpread starts vCPU v on node v % Nodes.
+	PlaceSpread PlacePolicy = 0
+	// PlaceDeviceNode starts every vCPU on node 0, next to the memory
+	// an operating system boots from; they are spread later (by hand
+	// or policy) with migrate.
+	PlaceDeviceNode PlacePolicy = 1
+	placeLimit      PlacePolicy = 2
+)
+
+// String names the policy as the shell does.
+func (p PlacePolicy) String() string {
+	switch p {
+	case PlaceSpread:
+		return "spread"
+	case PlaceDeviceNode:
+		return "node0"
+	}
+	return fmt.Sprintf("PlacePolicy(%d)", uint8(p))
+}
+
+// Node returns the node vCPU v starts on in a VM of nodes nodes.
+func (p PlacePolicy) Node(v migrate.VCPUID, nodes int) memory.NodeID {
+	if p == PlaceDeviceNode {
+		return 0
+	}
+	return memory.NodeID(int(v) % nodes)
 }
 
 // HomePolicy says which node is the home of each guest page.
@@ -148,6 +182,8 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("dvm: %d pages, want 1..%d", s.Pages, MaxPages)
 	case s.Homes >= homesLimit:
 		return fmt.Errorf("dvm: unknown home policy %d", s.Homes)
+	case s.Place >= placeLimit:
+		return fmt.Errorf("dvm: unknown placement policy %d", s.Place)
 	}
 	return nil
 }
@@ -181,7 +217,8 @@ type Control struct {
 //	16 payload (4)
 //	20 arg (4)
 //	24 home policy
-//	25 reserved (3, zero)
+//	25 placement policy
+//	26 reserved (2, zero)
 //	28 time (8)
 const ControlSize = 36
 
@@ -195,7 +232,7 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
-	b[24], b[25], b[26], b[27] = byte(c.Spec.Homes), 0, 0, 0
+	b[24], b[25], b[26], b[27] = byte(c.Spec.Homes), byte(c.Spec.Place), 0, 0
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	return ControlSize
 }
@@ -213,6 +250,7 @@ func (c *Control) Unmarshal(b []byte) error {
 		Time: binary.LittleEndian.Uint64(b[28:]),
 		Spec: Spec{
 			Homes:   HomePolicy(b[24]),
+			Place:   PlacePolicy(b[25]),
 			ID:      binary.LittleEndian.Uint32(b[4:]),
 			Nodes:   int(b[3]),
 			VCPUs:   int(binary.LittleEndian.Uint16(b[8:])),
@@ -220,7 +258,7 @@ func (c *Control) Unmarshal(b []byte) error {
 			Payload: binary.LittleEndian.Uint32(b[16:]),
 		},
 	}
-	if b[25]|b[26]|b[27] != 0 {
+	if b[26]|b[27] != 0 {
 		return fmt.Errorf("%w: reserved control bytes set", ErrBadMessage)
 	}
 	if c.Op == 0 || c.Op >= opLimit {

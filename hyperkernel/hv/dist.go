@@ -31,6 +31,8 @@ type DistStart struct {
 	Linux   bool
 	Memory  uint64
 	Cmdline string
+	// Place is where the vCPUs start (Linux only; test guests spread).
+	Place dvm.PlacePolicy
 }
 
 // DistGuest returns the payload a distributed VM runs for a name:
@@ -79,6 +81,9 @@ type DistStatus struct {
 	// jumped forward to another node's, by ClockSkipped TSC ticks in all.
 	Guest                       string
 	ClockCatchUps, ClockSkipped uint64
+	// HotPages are the pages whose faults here waited for other nodes
+	// most often.
+	HotPages []dvm.HotPage
 }
 
 // DistRunner runs distributed VMs: implemented by the bare-metal Dist.
@@ -108,7 +113,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
@@ -129,6 +134,17 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 								return fmt.Errorf("%w: dvm start: unknown guest %q (counter, pingpong or linux)", shell.ErrUsage, v)
 							}
 							req.Guest = g
+							continue
+						}
+						if k == "place" {
+							switch v {
+							case "spread":
+								req.Place = dvm.PlaceSpread
+							case "node0":
+								req.Place = dvm.PlaceDeviceNode
+							default:
+								return fmt.Errorf("%w: dvm start: place=%q: want spread or node0", shell.ErrUsage, v)
+							}
 							continue
 						}
 						if k == "mem" {
@@ -162,8 +178,8 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 						return err
 					}
 					if req.Linux {
-						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d): started; `console` attaches on this node\n",
-							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r))
+						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d, vCPUs placed %v): started; `console` attaches on this node\n",
+							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r), spec.Place)
 						return nil
 					}
 					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
@@ -309,6 +325,13 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
 	if !full {
 		return
+	}
+	if len(st.HotPages) > 0 {
+		fmt.Fprintf(w, "  pages waited for most (GPA x times):")
+		for _, p := range st.HotPages {
+			fmt.Fprintf(w, " %#x x%d", p.GPA, p.Waits)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  exits on this node: %s", strings.ReplaceAll(strings.TrimSuffix(st.Exits.String(), "\n"), "\n", "\n    "))
 	fmt.Fprintln(w)

@@ -251,7 +251,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		}
 		cfg := d.linux(vcpus, mem, req.Cmdline)
 		linux = &cfg
-		spec.Payload, spec.Arg, spec.Pages, spec.Homes = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode
+		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
 	}
 	if err := spec.Validate(); err != nil {
 		return spec, err
@@ -483,7 +483,7 @@ func (vm *distVM) createLinux(cfg *LinuxConfig) error {
 	self := vm.rt.Self()
 	ld := &linuxDist{share: vm, rt: vm.rt, tab: vm.tab, devices: self == 0, outSig: make(chan struct{}, 1)}
 	for v := 0; v < vm.spec.VCPUs; v++ {
-		ld.here[v].Store(v%vm.spec.Nodes == int(self)) // dvm's default placement
+		ld.here[v].Store(vm.spec.Place.Node(migrate.VCPUID(v), vm.spec.Nodes) == self)
 	}
 	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize}
 	if cfg != nil {
@@ -1151,6 +1151,8 @@ func (d *Dist) Status() (DistStatus, error) {
 	var cells [distMapCells]memory.State
 	per, n := vm.rt.PageMap(cells[:])
 	st.PageMap, st.PagesPerCell = cells[:n], per
+	var hot [8]dvm.HotPage
+	st.HotPages = hot[:vm.rt.HotPages(hot[:])]
 	vm.rt.Lock()
 	st.Exits = vm.gone
 	for v := range vm.exits {
@@ -1174,8 +1176,9 @@ func (d *Dist) Status() (DistStatus, error) {
 		row := DistVCPU{ID: v, Node: int(d.net.ClusterID(where)), Here: where == vm.rt.Self(), State: "elsewhere"}
 		if row.Here {
 			row.State = VCPUState(vm.vstate[v].Load()).String()
-			if vm.linux != nil {
-				row.State = VCPUState(vm.linux.vcpus[v].state.Load()).String()
+			if l := vm.linux; l != nil {
+				lv := l.vcpus[v]
+				row.State = fmt.Sprintf("%v, %d exits, RIP %#x", VCPUState(lv.state.Load()), lv.exits.Load(), lv.rip.Load())
 			}
 		}
 		st.VCPUs = append(st.VCPUs, row)

@@ -524,6 +524,9 @@ type linuxVCPU struct {
 	// moveTo is the node (plus one) the vCPU is to migrate to at its
 	// next exit, 0 if none (distributed VMs).
 	moveTo atomic.Int32
+	// rip is the guest's RIP at the latest exit (distributed VMs, for
+	// `dvm stat`).
+	rip atomic.Uint64
 }
 
 // guestTSC reads the guest's TSC on this node: the host's plus the
@@ -791,6 +794,9 @@ func (v *linuxVCPU) run() {
 		e.Qualification = vmread(vmx.VMCSExitQualification)
 		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
 		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
+		if d != nil {
+			v.rip.Store(vmread(vmx.GuestRIP))
+		}
 		a := v.disp.Handle(&e, &v.regs)
 		v.exits.Add(1)
 		switch a.Kind {
