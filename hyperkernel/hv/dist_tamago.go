@@ -59,9 +59,9 @@ type Dist struct {
 	notices io.Writer
 	// linux builds the configuration of the image's Linux guest; nil
 	// where the image has none.
-	linux   func(vcpus int, memory uint64, cmdline string) LinuxConfig
-	mu      sync.Mutex
-	vm      *distVM
+	linux func(vcpus int, memory uint64, cmdline string) LinuxConfig
+	mu    sync.Mutex
+	vm    *distVM
 }
 
 // SetLinux gives the service the image's Linux guest: config builds a
@@ -73,7 +73,6 @@ func (d *Dist) SetLinux(config func(vcpus int, memory uint64, cmdline string) Li
 // payloadLinux is the dvm.Spec payload of an operating-system guest
 // (the image's Linux); smaller payloads are test guests.
 const payloadLinux = 0x4C4E5800 // "\0XNL"
-
 
 // NewDist returns the distributed-VM service of h over net; notices get
 // one line when a VM ends.

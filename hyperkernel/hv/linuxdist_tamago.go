@@ -75,7 +75,9 @@ const (
 func (d *linuxDist) Elsewhere(i int) bool { return !d.here[i].Load() }
 
 // Send implements lapic.Remote.
-func (d *linuxDist) Send(i int, mode, vector uint8) { d.queue(outItem{vcpu: i, mode: mode, vector: vector}) }
+func (d *linuxDist) Send(i int, mode, vector uint8) {
+	d.queue(outItem{vcpu: i, mode: mode, vector: vector})
+}
 
 // forwardEOI is the LAPICs' EOI handler on a node without the devices:
 // interrupts that came from other nodes are delivered level-triggered,

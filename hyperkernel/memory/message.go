@@ -40,6 +40,10 @@ const (
 	FlagHaveCopy   uint8 = 1 << 1 // KindWriteReq: requester holds a Shared copy of Version
 	FlagKeptShared uint8 = 1 << 2 // KindFetchReply: the old owner kept a Shared copy
 	flagsKnown           = FlagHasData | FlagHaveCopy | FlagKeptShared
+
+	// flagPacked is a wire flag, never in a decoded Message: the page's
+	// data is zero-run packed (see packPage).
+	flagPacked uint8 = 1 << 3
 )
 
 // Message is one coherence protocol message. Data points at page contents
@@ -56,8 +60,12 @@ type Message struct {
 	Data      *Page
 }
 
-// Wire format (little endian), MessageHeaderSize bytes followed by
-// PageSize bytes of data when FlagHasData is set:
+// Wire format (little endian), MessageHeaderSize bytes followed, when
+// FlagHasData is set, by the page: its PageSize bytes, or with flag bit 3
+// (packed) runs that skip its zero words. Packed, the data is a sequence
+// of runs, each a count of zero 8-byte words (2 bytes), a count of
+// literal words (2 bytes) and the literal words, covering the page's 512
+// words exactly; a page goes packed when that is shorter.
 //
 //	0  magic (MessageMagic)
 //	1  kind
@@ -86,10 +94,81 @@ var (
 
 // Size returns the encoded size of m.
 func (m *Message) Size() int {
-	if m.Flags&FlagHasData != 0 {
-		return MaxMessageSize
+	if m.Flags&FlagHasData == 0 {
+		return MessageHeaderSize
 	}
-	return MessageHeaderSize
+	if m.Data != nil {
+		if n := packedSize(m.Data); n < PageSize {
+			return MessageHeaderSize + n
+		}
+	}
+	return MaxMessageSize
+}
+
+// pageWords is the number of 8-byte words in a page.
+const pageWords = PageSize / 8
+
+func pageWord(p *Page, i int) uint64 { return binary.LittleEndian.Uint64(p[8*i:]) }
+
+// packedSize returns the size of p's packed encoding.
+func packedSize(p *Page) int {
+	n := 0
+	for w := 0; w < pageWords; {
+		z := w
+		for z < pageWords && pageWord(p, z) == 0 {
+			z++
+		}
+		l := z
+		for l < pageWords && pageWord(p, l) != 0 {
+			l++
+		}
+		n += 4 + 8*(l-z)
+		w = l
+	}
+	return n
+}
+
+// packPage writes p's packed encoding into b, which holds packedSize(p)
+// bytes.
+func packPage(p *Page, b []byte) {
+	o := 0
+	for w := 0; w < pageWords; {
+		z := w
+		for z < pageWords && pageWord(p, z) == 0 {
+			z++
+		}
+		l := z
+		for l < pageWords && pageWord(p, l) != 0 {
+			l++
+		}
+		binary.LittleEndian.PutUint16(b[o:], uint16(z-w))
+		binary.LittleEndian.PutUint16(b[o+2:], uint16(l-z))
+		o += 4 + copy(b[o+4:], p[8*z:8*l])
+		w = l
+	}
+}
+
+// unpackPage decodes packed data b into p.
+func unpackPage(b []byte, p *Page) error {
+	w := 0
+	for w < pageWords {
+		if len(b) < 4 {
+			return fmt.Errorf("%w: packed page ends after %d of %d words", ErrBadMessage, w, pageWords)
+		}
+		z, l := int(binary.LittleEndian.Uint16(b)), int(binary.LittleEndian.Uint16(b[2:]))
+		b = b[4:]
+		if z+l == 0 || z+l > pageWords-w || len(b) < 8*l {
+			return fmt.Errorf("%w: packed page run of %d zero and %d literal words at word %d", ErrBadMessage, z, l, w)
+		}
+		clear(p[8*w : 8*(w+z)])
+		copy(p[8*(w+z):8*(w+z+l)], b[:8*l])
+		b = b[8*l:]
+		w += z + l
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%w: %d bytes after a packed page", ErrBadMessage, len(b))
+	}
+	return nil
 }
 
 // MarshalTo encodes m into b and returns the number of bytes written. b must
@@ -102,6 +181,9 @@ func (m *Message) MarshalTo(b []byte) (int, error) {
 	if m.Flags&FlagHasData != 0 && m.Data == nil {
 		return 0, fmt.Errorf("memory: marshal %v: FlagHasData without data", m.Kind)
 	}
+	if m.Flags&^flagsKnown != 0 {
+		return 0, fmt.Errorf("memory: marshal %v: unknown flags %#x", m.Kind, m.Flags)
+	}
 	b[0] = MessageMagic
 	b[1] = byte(m.Kind)
 	b[2] = byte(m.Src)
@@ -111,7 +193,12 @@ func (m *Message) MarshalTo(b []byte) (int, error) {
 	b[6], b[7] = 0, 0
 	binary.LittleEndian.PutUint64(b[8:], m.GPA)
 	binary.LittleEndian.PutUint64(b[16:], m.Version)
-	if m.Flags&FlagHasData != 0 {
+	switch {
+	case m.Flags&FlagHasData == 0:
+	case n < MaxMessageSize:
+		b[5] |= flagPacked
+		packPage(m.Data, b[MessageHeaderSize:n])
+	default:
 		copy(b[MessageHeaderSize:n], m.Data[:])
 	}
 	return n, nil
@@ -136,8 +223,10 @@ func (m *Message) Unmarshal(b []byte, buf *Page) error {
 		return fmt.Errorf("%w: node out of range (src %d dst %d requester %d)", ErrBadMessage, src, dst, req)
 	}
 	flags := b[5]
-	if flags&^flagsKnown != 0 || b[6] != 0 || b[7] != 0 {
-		return fmt.Errorf("%w: unknown flags %#x or reserved bytes set", ErrBadMessage, flags)
+	packed := flags&flagPacked != 0
+	flags &^= flagPacked
+	if flags&^flagsKnown != 0 || b[6] != 0 || b[7] != 0 || packed && flags&FlagHasData == 0 {
+		return fmt.Errorf("%w: unknown flags %#x or reserved bytes set", ErrBadMessage, b[5])
 	}
 	gpa := binary.LittleEndian.Uint64(b[8:])
 	if gpa&(PageSize-1) != 0 {
@@ -147,7 +236,7 @@ func (m *Message) Unmarshal(b []byte, buf *Page) error {
 	if flags&FlagHasData != 0 {
 		want = MaxMessageSize
 	}
-	if len(b) != want {
+	if packed && (len(b) <= MessageHeaderSize || len(b) >= MaxMessageSize) || !packed && len(b) != want {
 		return fmt.Errorf("%w: %v message of %d bytes, want %d", ErrBadMessage, k, len(b), want)
 	}
 	m.Kind, m.Flags, m.Src, m.Dst, m.Requester = k, flags, src, dst, req
@@ -158,7 +247,13 @@ func (m *Message) Unmarshal(b []byte, buf *Page) error {
 		if buf == nil {
 			return fmt.Errorf("memory: unmarshal %v: no buffer for page data", k)
 		}
-		copy(buf[:], b[MessageHeaderSize:])
+		if packed {
+			if err := unpackPage(b[MessageHeaderSize:], buf); err != nil {
+				return fmt.Errorf("memory: unmarshal %v: %w", k, err)
+			}
+		} else {
+			copy(buf[:], b[MessageHeaderSize:])
+		}
 		m.Data = buf
 	}
 	return nil

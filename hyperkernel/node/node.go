@@ -81,6 +81,11 @@ func New(cfg Config) (*Agent, error) {
 		Link:        (*lockedLink)(a),
 		Clock:       cfg.Clock,
 		CounterBase: cfg.CounterBase,
+		// Acknowledgements wait up to three ticks for a data frame to
+		// ride on (a reply, or the next request): fewer frames per
+		// remote page fault.
+		AckDelay: 3 * TickInterval,
+		AckEvery: 4,
 		OnMessage: func(from cluster.NodeID, ch uint8, msg []byte) {
 			if ch == membership.ChannelRaft {
 				a.mem.HandleMessage(from, msg)

@@ -67,6 +67,18 @@ type Config struct {
 	SendQueue int
 	// MinRTO, MaxRTO and InitialRTO bound the retransmission timeout.
 	MinRTO, MaxRTO, InitialRTO time.Duration
+	// AckDelay delays a bare acknowledgement (RFC 1122, 4.2.3.2) so that
+	// it can ride on the next data frame to the peer, as a reply or the
+	// next request usually is: a bare acknowledgement is sent once
+	// AckDelay has passed since the first frame it covers arrived, or
+	// at once when AckEvery in-order frames wait for one. Zero sends one
+	// at the next Tick or Flush, and after every second frame. On a link
+	// that takes frames in slowly (an emulator's NIC polled once per
+	// millisecond) every frame saved counts.
+	AckDelay time.Duration
+	// AckEvery is the number of in-order frames that force an
+	// acknowledgement; 0 means 2.
+	AckEvery int
 	// OnMessage, OnDatagram and OnHello receive traffic; any may be nil.
 	OnMessage  Handler
 	OnDatagram DatagramHandler
@@ -158,6 +170,8 @@ type channel struct {
 	reasmCount uint16
 	ackPending bool
 	unacked    int
+	// ackDue is when a pending acknowledgement must go out bare.
+	ackDue time.Duration
 }
 
 // peer is what the endpoint knows about one other node.
@@ -207,6 +221,9 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	}
 	if cfg.Channels == 0 {
 		cfg.Channels = DefaultChannels
+	}
+	if cfg.AckEvery <= 0 {
+		cfg.AckEvery = 2
 	}
 	if cfg.Window == 0 {
 		cfg.Window = DefaultWindow
@@ -522,7 +539,7 @@ func (e *Endpoint) SendHello(payload []byte) error {
 func (e *Endpoint) Flush() {
 	for _, p := range e.order {
 		for ch, c := range p.chans {
-			if c != nil && c.ackPending {
+			if c != nil && c.ackPending && e.now >= c.ackDue {
 				e.sendAck(p, uint8(ch), c)
 			}
 		}
@@ -552,7 +569,7 @@ func (e *Endpoint) Tick() {
 				}
 				fired = true
 			}
-			if c.ackPending {
+			if c.ackPending && e.now >= c.ackDue {
 				e.sendAck(p, uint8(ch), c)
 			}
 			e.pump(p, uint8(ch), c)
@@ -780,6 +797,9 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 	// In order: consume directly, then drain buffered successors.
 	c.rcvNxt++
 	c.unacked++
+	if !c.ackPending {
+		c.ackDue = e.now + e.cfg.AckDelay
+	}
 	c.ackPending = true
 	e.consume(p, ch, c, payload, h.FragIndex, h.FragCount)
 	for {
@@ -792,7 +812,7 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 		c.unacked++
 		e.consume(p, ch, c, s.buf[:s.n], s.fragIndex, s.fragCount)
 	}
-	if c.unacked >= 2 {
+	if c.unacked >= e.cfg.AckEvery {
 		e.sendAck(p, ch, c)
 	}
 }
