@@ -1161,6 +1161,9 @@ func (d *Dist) Status() (DistStatus, error) {
 	if o := vm.outcome.Load(); o != nil {
 		st.Outcome = *o
 	}
+	if err := vm.rt.Err(); err != nil && st.Outcome == "" {
+		st.Outcome = "stopped on this node: " + err.Error()
+	}
 	if vm.linux != nil {
 		info := vm.linux.Info()
 		st.Exits = info.Exits

@@ -297,6 +297,11 @@ func (v *linuxVCPU) depart(dst int) (bool, error) {
 	msr := func(i int) uint64 { return binary.LittleEndian.Uint64(list[16*i+8:]) }
 	st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase = msr(0), msr(1), msr(2), msr(3), msr(4)
 	st.LAPIC, st.TSCDeadline = v.apic.Save()
+	if err := st.Validate(); err != nil {
+		// The receiver would refuse it: the vCPU stays.
+		fmt.Fprintf(d.share.d.notices, "dvm %d: vCPU %d stays on this node: its state would not travel: %v\n", d.share.spec.ID, v.index, err)
+		return false, nil
+	}
 	d.here[v.index].Store(false)
 	if err := d.rt.DepartLocked(migrate.VCPUID(v.index), memory.NodeID(dst), st); err != nil {
 		d.here[v.index].Store(true)
@@ -317,7 +322,9 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 		return err
 	}
 	LoadVCPU(h.caps, st, &g, &v.regs)
+	// CR0.CD and NW are the guest's alone (see crAccess).
 	g.CR0Mask |= guestOwnedCacheBits
+	g.CR0 = h.caps.GuestCR0(st.CR0&^guestOwnedCacheBits, v.unrestricted)
 	list := physBytes(v.msrList, 16*len(switchedMSRs))
 	for j, val := range []uint64{st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase} {
 		binary.LittleEndian.PutUint64(list[16*j+8:], val)

@@ -161,7 +161,9 @@ func (b *Bus) Len() int { return len(b.apics) }
 // reset puts the APIC in its power-on state but already in x2APIC mode
 // (SDM Vol. 3A, 11.4.7.1 and 11.12.5).
 func (a *LAPIC) reset(id uint32, bsp bool) {
-	a.s = vcpu.LAPIC{ID: id, Base: DefaultBase | vcpu.APICBaseEnable | vcpu.APICBaseX2APIC, SVR: 0xFF, LDR: vcpu.X2APICLogicalID(id)}
+	// DFR has no meaning in x2APIC mode; it keeps its reset value (all
+	// ones, the flat model), which a migrated state must carry.
+	a.s = vcpu.LAPIC{ID: id, Base: DefaultBase | vcpu.APICBaseEnable | vcpu.APICBaseX2APIC, SVR: 0xFF, LDR: vcpu.X2APICLogicalID(id), DFR: vcpu.DFRFlat}
 	if bsp {
 		a.s.Base |= vcpu.APICBaseBSP
 	}

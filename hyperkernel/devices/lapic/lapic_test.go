@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 )
 
 type recorder struct {
@@ -418,5 +419,45 @@ func TestSaveRestore(t *testing.T) {
 	tsc2 = 70600
 	if v, ok := b2.APIC(1).Pending(); !ok || v != 0x41 {
 		t.Errorf("restored one-shot timer: pending %#x %v, want 0x41 at its time", v, ok)
+	}
+}
+
+// The state Save returns, after a guest programmed the APIC as Linux
+// does, is one a vCPU can travel with: it passes vcpu.State's checks.
+func TestSavedStateTravels(t *testing.T) {
+	tsc := uint64(1000)
+	b, _, m := newBus(2, &tsc)
+	for _, w := range []struct {
+		msr uint32
+		v   uint64
+	}{
+		{msrSVR, 0x1FF},
+		{msrTPR, 0},
+		{msrLVTLINT0, 0x10700}, // ExtINT, masked (an application processor)
+		{msrLVTLINT1, 0x400},   // NMI
+		{msrLVTError, 0xFE},
+		{msrLVTTimer, 0xEC | timerTSCDeadline},
+		{MSRTSCDeadline, 123456},
+		{msrESR, 0},
+		{msrICR, 0<<32 | 0xFB},               // an IPI to vCPU 0
+		{msrICR, 0x10000<<32 | 0xFD | 1<<11}, // logical cluster 1 (nobody)
+	} {
+		mustWrite(t, m, 1, w.msr, w.v)
+	}
+	b.APIC(1).Deliver(0x31, true)
+	s, dl := b.APIC(1).Save()
+	var st vcpu.State
+	st.Reset(1, false)
+	st.LAPIC, st.TSCDeadline = s, dl
+	enc, err := st.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back vcpu.State
+	if err := back.UnmarshalBinary(enc); err != nil {
+		t.Fatalf("a saved APIC state does not travel: %v", err)
+	}
+	if back.LAPIC != s || back.TSCDeadline != 123456 {
+		t.Error("the APIC state changed on the way")
 	}
 }
