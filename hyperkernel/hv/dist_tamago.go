@@ -1171,7 +1171,7 @@ func (d *Dist) Status() (DistStatus, error) {
 			st.Outcome = info.Outcome
 		}
 		st.Guest = "linux"
-		st.ClockCatchUps, st.ClockSkipped = vm.ld.clockUps.Load(), vm.ld.clockSkip.Load()
+		st.ClockCatchUps, st.ClockSkipped = vm.ld.clock.ups.Load(), vm.ld.clock.skipped.Load()
 	}
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		where := vm.rt.Location(migrate.VCPUID(v))

@@ -3,7 +3,11 @@
 
 package hv
 
-import "github.com/big-iron/big-iron/hyperkernel/dvm"
+import (
+	"sync/atomic"
+
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
+)
 
 // This file holds the parts of a distributed VM's exit handling that need
 // no hardware, so that they are tested with stock Go.
@@ -62,4 +66,63 @@ func setIn(rax *uint64, size uint8, v uint32) {
 		*rax = uint64(v)
 	}
 
+}
+
+// portForwarder is the device behind every port on a node without the
+// devices: it records the access, which the exit loop forwards once the
+// vCPU has left its core; a read returns all ones until then and is
+// patched with the device node's answer.
+type portForwarder struct {
+	read, write bool
+	port        uint16
+	size        uint8
+	value       uint32
+}
+
+func (p *portForwarder) In(port uint16, size uint8) uint32 {
+	p.read, p.port, p.size = true, port, size
+	return ^uint32(0)
+}
+
+func (p *portForwarder) Out(port uint16, size uint8, v uint32) {
+	p.write, p.port, p.size, p.value = true, port, size, v
+}
+
+func (p *portForwarder) pending() bool { return p.read || p.write }
+
+// guestClock is a node's guest TSC in a distributed VM: the host's TSC
+// plus an offset. The offset only grows: when another node's guest clock
+// is ahead, this one jumps forward to it, so guest time never goes back
+// and the nodes stay within a clock period's drift (plus a message's
+// flight) of each other. Its methods are safe for concurrent use.
+type guestClock struct {
+	offset atomic.Uint64
+	// ups counts the jumps, skipped the ticks jumped in all, refused
+	// the readings too far ahead to believe.
+	ups, skipped, refused atomic.Uint64
+}
+
+// now returns the guest TSC when the host's reads host.
+func (c *guestClock) now(host uint64) uint64 { return host + c.offset.Load() }
+
+// observe takes another node's guest TSC t, read when this node's host
+// TSC reads host. A reading more than maxJump ticks ahead is refused: a
+// confused or lying peer must not throw the guest's time far forward.
+func (c *guestClock) observe(t, host, maxJump uint64) {
+	for {
+		off := c.offset.Load()
+		own := host + off
+		if int64(t-own) <= 0 {
+			return
+		}
+		if t-own > maxJump {
+			c.refused.Add(1)
+			return
+		}
+		if c.offset.CompareAndSwap(off, off+(t-own)) {
+			c.ups.Add(1)
+			c.skipped.Add(t - own)
+			return
+		}
+	}
 }

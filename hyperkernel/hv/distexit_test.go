@@ -53,3 +53,50 @@ func TestSetIn(t *testing.T) {
 		}
 	}
 }
+
+func TestGuestClock(t *testing.T) {
+	var c guestClock
+	if c.now(1000) != 1000 {
+		t.Fatal("a new clock is the host's")
+	}
+	c.observe(900, 1000, 1<<20) // another node is behind: nothing changes
+	if c.now(1000) != 1000 || c.ups.Load() != 0 {
+		t.Fatalf("behind: now %d, %d jumps", c.now(1000), c.ups.Load())
+	}
+	c.observe(5000, 1000, 1<<20) // ahead by 4000: jump
+	if got := c.now(1000); got != 5000 {
+		t.Fatalf("ahead: now %d, want 5000", got)
+	}
+	c.observe(5500, 2000, 1<<20) // now 6000 here: still ahead of the other
+	if got := c.now(2000); got != 6000 || c.ups.Load() != 1 || c.skipped.Load() != 4000 {
+		t.Errorf("after: now %d, %d jumps, %d skipped", got, c.ups.Load(), c.skipped.Load())
+	}
+	// Guest time never goes back, whatever arrives.
+	last := c.now(2000)
+	for i, obs := range []uint64{0, 1 << 63, ^uint64(0), 1 << 40, 7000, 6500} {
+		c.observe(obs, 2000+uint64(i), 1<<20)
+		if n := c.now(2000 + uint64(i)); int64(n-last) < 0 {
+			t.Fatalf("guest time went back from %d to %d after observing %d", last, n, obs)
+		} else {
+			last = n
+		}
+	}
+	if c.refused.Load() != 2 || c.now(3000) > 1<<21 {
+		t.Errorf("readings far ahead: %d refused, now %d", c.refused.Load(), c.now(3000))
+	}
+}
+
+func TestPortForwarderRecordsOneAccess(t *testing.T) {
+	var p portForwarder
+	if p.pending() {
+		t.Fatal("pending before any access")
+	}
+	if v := p.In(0x3FD, 1); v != ^uint32(0) || !p.read || p.port != 0x3FD || p.size != 1 {
+		t.Fatalf("In: %#x %+v", v, p)
+	}
+	p.read = false
+	p.Out(0x3F8, 1, 'x')
+	if !p.pending() || !p.write || p.value != 'x' {
+		t.Fatalf("Out: %+v", p)
+	}
+}

@@ -533,7 +533,7 @@ type linuxVCPU struct {
 // node's offset (kept in step with the other nodes in a distributed VM).
 func (vm *LinuxVM) guestTSC() uint64 {
 	if vm.dist != nil {
-		return rdtsc() + vm.dist.offset.Load()
+		return vm.dist.clock.now(rdtsc())
 	}
 	return rdtsc()
 }
@@ -777,7 +777,7 @@ func (v *linuxVCPU) run() {
 		v.core.Store(int32(v.vc.core))
 		v.injectEvents()
 		if d != nil {
-			if off := d.offset.Load(); off != v.tscOffset {
+			if off := d.clock.offset.Load(); off != v.tscOffset {
 				vmx.VMWRITE(vmx.TSCOffset, off)
 				v.tscOffset = off
 			}

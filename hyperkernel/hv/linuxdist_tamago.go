@@ -38,9 +38,8 @@ type linuxDist struct {
 	// here[i] is set while vCPU i runs (or waits for its startup IPI) on
 	// this node.
 	here [dvm.MaxVCPUs]atomic.Bool
-	// offset is the guest TSC minus this node's TSC. It only grows: a
-	// node that learns that another's guest clock is ahead catches up.
-	offset atomic.Uint64
+	// clock is the node's guest TSC.
+	clock guestClock
 	// ports records a port access of the vCPU in its exit handler, to
 	// be forwarded once it has left its core (one vCPU of a node is in
 	// an exit handler at a time: it holds the runtime's lock).
@@ -51,9 +50,6 @@ type linuxDist struct {
 	out    []outItem
 	spare  []outItem
 	outSig chan struct{}
-	// clockUps counts the times this node's guest clock caught up with
-	// another's, and clockSkip the ticks it skipped in all.
-	clockUps, clockSkip atomic.Uint64
 }
 
 // outItem is an interrupt (LAPIC delivery mode and vector) for vCPU
@@ -167,7 +163,7 @@ func (d *linuxDist) forward(stop *atomic.Bool) {
 // until the VM stops.
 func (d *linuxDist) tick(stop *atomic.Bool) {
 	for !stop.Load() {
-		c := dvm.Control{Op: dvm.OpClock, Time: rdtsc() + d.offset.Load()}
+		c := dvm.Control{Op: dvm.OpClock, Time: d.clock.now(rdtsc())}
 		if err := d.share.broadcast(c); err != nil && !stop.Load() {
 			fmt.Fprintf(d.share.d.notices, "dvm %d: clock: %v\n", d.share.spec.ID, err)
 		}
@@ -175,46 +171,15 @@ func (d *linuxDist) tick(stop *atomic.Bool) {
 	}
 }
 
-// observeClock takes another node's guest TSC: if it is ahead of this
-// node's, this node's guest clock jumps forward to it. Guest time never
-// goes back, and the nodes' clocks stay within a clock period's drift
-// (plus the message's flight) of each other.
+// maxClockJump is the furthest another node's guest clock may be ahead
+// for this one to follow it in one step.
+const maxClockJump = 10 * time.Second
+
+// observeClock takes another node's guest TSC t (see guestClock.observe).
 func (d *linuxDist) observeClock(t uint64) {
-	for {
-		off := d.offset.Load()
-		own := rdtsc() + off
-		if int64(t-own) <= 0 {
-			return
-		}
-		if d.offset.CompareAndSwap(off, off+(t-own)) {
-			d.clockUps.Add(1)
-			d.clockSkip.Add(t - own)
-			return
-		}
-	}
+	hz := d.share.d.h.plat.TSCHz
+	d.clock.observe(t, rdtsc(), hz*uint64(maxClockJump/time.Second))
 }
-
-// portForwarder is the device behind every port on a node without the
-// devices: it records the access, which the exit loop forwards once the
-// vCPU has left its core; a read returns all ones until then and is
-// patched with the device node's answer.
-type portForwarder struct {
-	read, write bool
-	port        uint16
-	size        uint8
-	value       uint32
-}
-
-func (p *portForwarder) In(port uint16, size uint8) uint32 {
-	p.read, p.port, p.size = true, port, size
-	return ^uint32(0)
-}
-
-func (p *portForwarder) Out(port uint16, size uint8, v uint32) {
-	p.write, p.port, p.size, p.value = true, port, size, v
-}
-
-func (p *portForwarder) pending() bool { return p.read || p.write }
 
 // forwardPort sends the port access the exit handler recorded to the
 // device node, waiting for a read's value. The VMCS is loaded again on
