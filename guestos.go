@@ -21,6 +21,15 @@ import (
 // unstable and falls back to jiffies as its clocksource.
 const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr tsc=reliable"
 
+// defaultDistGuestCmdline is the command line of a guest that spans
+// nodes. psi=0: pressure-stall accounting has every CPU's per-CPU
+// counters read, and written, by a worker on another CPU every two
+// seconds, under a sequence count whose readers retry while the owner
+// writes; with the CPUs on different nodes each retry waits for pages to
+// cross the network, and the worker spun for tens of seconds (soft
+// lockups) in Bochs.
+const defaultDistGuestCmdline = defaultGuestCmdline + " psi=0"
+
 // linuxHost boots the image's Linux guest on the hypervisor.
 type linuxHost struct {
 	h              *hv.Hypervisor

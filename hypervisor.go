@@ -64,7 +64,13 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 	an := agentNet{a: agent, self: uint32(agent.Status().ID)}
 	d := h.NewDist(an, notices)
 	if kernel, initrd := guestFiles(); kernel != nil {
-		d.SetLinux((&linuxHost{h: h, kernel: kernel, initrd: initrd}).config)
+		l := &linuxHost{h: h, kernel: kernel, initrd: initrd}
+		d.SetLinux(func(vcpus int, memory uint64, cmdline string) hv.LinuxConfig {
+			if cmdline == "" {
+				cmdline = defaultDistGuestCmdline
+			}
+			return l.config(vcpus, memory, cmdline)
+		})
 	}
 	if err := agent.Handle(dvm.Channel, func(from cluster.NodeID, msg []byte) {
 		if i, ok := an.Index(uint32(from)); ok {

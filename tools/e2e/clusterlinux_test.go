@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -34,19 +35,22 @@ func TestBochsClusterLinux(t *testing.T) {
 	}
 	id := m[1]
 	start := time.Now()
+	var bMu sync.Mutex // node 2's shell: the watcher's, or the test's
 	defer func() {
 		if t.Failed() {
 			a.con.w.Write([]byte{0x1D})
 			a.con.Expect("detached", time.Minute)
 			t.Logf("node 1 dvm stat:\n%s", run(t, a, "dvm stat", time.Minute))
+			bMu.Lock()
 			t.Logf("node 2 dvm stat:\n%s", run(t, b, "dvm stat", time.Minute))
-			t.Logf("node 2 output:\n%s", b.con.Output())
+			bMu.Unlock()
 		}
 	}()
 	if err := a.con.Send("console"); err != nil {
 		t.Fatal(err)
 	}
-	// Node 2's view while the guest boots, to follow a long run.
+	// Node 2's view every 30 s, to follow a long run; the test takes
+	// node 2's shell from the watcher when it needs it.
 	watch, watched := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -61,16 +65,26 @@ func TestBochsClusterLinux(t *testing.T) {
 				return
 			case <-time.After(30 * time.Second):
 			}
+			bMu.Lock()
 			if err := b.con.Send("dvm stat"); err != nil {
+				bMu.Unlock()
 				return
 			}
 			out, _ := b.con.Expect(prompt, time.Minute)
+			bMu.Unlock()
 			fmt.Fprintf(f, "%s\n%s\n", time.Since(start).Round(time.Second), out)
 		}
 	}()
+	defer func() {
+		close(watch)
+		<-watched
+	}()
+	onB := func(f func()) {
+		bMu.Lock()
+		defer bMu.Unlock()
+		f()
+	}
 	_, err := a.con.Expect(guestReady, 45*time.Minute)
-	close(watch)
-	<-watched
 	if err != nil {
 		t.Fatalf("the guest did not reach its shell: %v\n%s", err, a.con.Output())
 	}
@@ -94,14 +108,14 @@ func TestBochsClusterLinux(t *testing.T) {
 		return got
 	}
 	shellPrompt()
-	moveVCPU1(t, b, 2)
+	onB(func() { moveVCPU1(t, b, 2) })
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 
 	// Threads pinned to vCPU 0 (node 1) and vCPU 1 (node 2) take a spin
 	// lock and bump shared counters: the totals must be exact; then a
 	// page written on one vCPU's node is read back on the other's.
 	split := counterRun(t, a, 200000)
-	t.Logf("node 1 pages after the split run:\n%s", run(t, b, "pages", time.Minute))
+	onB(func() { t.Logf("node 2 pages after the split run:\n%s", run(t, b, "dvm stat", time.Minute)) })
 
 	// vCPU 1 moves to node 1 while the same program runs, and back.
 	if err := a.con.Send("sharedcounter -iters 1000000"); err != nil {
@@ -111,7 +125,7 @@ func TestBochsClusterLinux(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Second)
-	moveVCPU1(t, b, 1)
+	onB(func() { moveVCPU1(t, b, 1) })
 	got, err := a.con.Expect("sharedcounter: ", 30*time.Minute)
 	if err != nil {
 		t.Fatalf("sharedcounter during the move: %v\n%s", err, a.con.Output())
@@ -125,9 +139,9 @@ func TestBochsClusterLinux(t *testing.T) {
 	// Both vCPUs on node 1 now: the same program, for the slowdown.
 	one := counterRun(t, a, 200000)
 	t.Logf("sharedcounter, 200000 acquisitions per thread: %v with a vCPU on each node, %v with both on node 1: %.2fx", split, one, split.Seconds()/one.Seconds())
-	moveVCPU1(t, b, 2)
+	onB(func() { moveVCPU1(t, b, 2) })
 	guest("echo still running", "\nstill running")
-	t.Logf("node 2 dvm stat:\n%s", run(t, b, "dvm stat", time.Minute))
+	onB(func() { t.Logf("node 2 dvm stat:\n%s", run(t, b, "dvm stat", time.Minute)) })
 	if bad := badBootLines.FindAllString(a.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's boot log has %d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
