@@ -6,6 +6,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/big-iron/big-iron/boot/bzimage"
 	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/hyperkernel/devices"
@@ -21,14 +23,30 @@ import (
 // unstable and falls back to jiffies as its clocksource.
 const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr tsc=reliable"
 
-// defaultDistGuestCmdline is the command line of a guest that spans
-// nodes. psi=0: pressure-stall accounting has every CPU's per-CPU
-// counters read, and written, by a worker on another CPU every two
-// seconds, under a sequence count whose readers retry while the owner
-// writes; with the CPUs on different nodes each retry waits for pages to
-// cross the network, and the worker spun for tens of seconds (soft
-// lockups) in Bochs.
-const defaultDistGuestCmdline = defaultGuestCmdline + " psi=0"
+// distGuestCmdline is the command line of a guest of vcpus vCPUs that
+// spans nodes: vCPU 0 starts on the node that hosts the devices and keeps
+// the machine's housekeeping; the others are spared every page that all
+// CPUs write, since on another node each such write costs a page
+// transfer (milliseconds in Bochs) where an SMP machine moves a cache
+// line:
+//
+//   - nohz_full and rcu_nocbs: the periodic tick, in which every CPU
+//     reads jiffies and the timekeeper that the timekeeping CPU writes
+//     every 4 ms, stops on a CPU running one task or idle, and RCU
+//     callbacks run on vCPU 0 (in Bochs, the remote vCPU spent all its
+//     time fetching those two pages, tick after tick);
+//   - irqaffinity=0: device interrupts go to vCPU 0, whose handlers'
+//     register reads are then local;
+//   - psi=0: pressure-stall accounting has every CPU's counters read and
+//     written by a worker on another CPU every two seconds, under a
+//     sequence count whose reader retried for tens of seconds.
+func distGuestCmdline(vcpus int) string {
+	c := defaultGuestCmdline + " psi=0 irqaffinity=0"
+	if vcpus > 1 {
+		c += fmt.Sprintf(" nohz_full=1-%d rcu_nocbs=1-%d", vcpus-1, vcpus-1)
+	}
+	return c
+}
 
 // linuxHost boots the image's Linux guest on the hypervisor.
 type linuxHost struct {

@@ -67,7 +67,7 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 		l := &linuxHost{h: h, kernel: kernel, initrd: initrd}
 		d.SetLinux(func(vcpus int, memory uint64, cmdline string) hv.LinuxConfig {
 			if cmdline == "" {
-				cmdline = defaultDistGuestCmdline
+				cmdline = distGuestCmdline(vcpus)
 			}
 			return l.config(vcpus, memory, cmdline)
 		})
