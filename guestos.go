@@ -35,6 +35,9 @@ const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokas
 //     every 4 ms, stops on a CPU running one task or idle, and RCU
 //     callbacks run on vCPU 0 (in Bochs, the remote vCPU spent all its
 //     time fetching those two pages, tick after tick);
+//   - isolcpus: the scheduler puts on the other vCPUs only the tasks
+//     pinned there, so that a shell and the system's daemons do not land
+//     on a vCPU whose every page comes from another node;
 //   - irqaffinity=0: device interrupts go to vCPU 0, whose handlers'
 //     register reads are then local;
 //   - psi=0: pressure-stall accounting has every CPU's counters read and
@@ -43,7 +46,7 @@ const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokas
 func distGuestCmdline(vcpus int) string {
 	c := defaultGuestCmdline + " psi=0 irqaffinity=0"
 	if vcpus > 1 {
-		c += fmt.Sprintf(" nohz_full=1-%d rcu_nocbs=1-%d", vcpus-1, vcpus-1)
+		c += fmt.Sprintf(" nohz_full=1-%d rcu_nocbs=1-%d isolcpus=1-%d", vcpus-1, vcpus-1, vcpus-1)
 	}
 	return c
 }

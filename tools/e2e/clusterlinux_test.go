@@ -142,10 +142,19 @@ func TestBochsClusterLinux(t *testing.T) {
 	onB(func() { moveVCPU1(t, b, 2) })
 	guest("echo still running", "\nstill running")
 	onB(func() { t.Logf("node 2 dvm stat:\n%s", run(t, b, "dvm stat", time.Minute)) })
-	if bad := badBootLines.FindAllString(a.con.Output(), -1); len(bad) > 0 {
-		t.Errorf("the guest's boot log has %d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
+	// A page that both CPUs write crosses the emulated link in
+	// milliseconds where an SMP machine moves a cache line, so the
+	// guest's watchdogs (soft lockup, RCU stall) may fire: they are
+	// counted, not failed on. A crash is a failure.
+	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
+	t.Logf("guest watchdog reports: %d soft lockups, %d RCU stalls",
+		strings.Count(a.con.Output(), "soft lockup"), strings.Count(a.con.Output(), "rcu_preempt self-detected stall")+strings.Count(a.con.Output(), "rcu_preempt detected stalls"))
 }
+
+// guestCrash matches the kernel messages of a crash.
+var guestCrash = regexp.MustCompile(`(?m)^.*(Kernel panic|BUG: unable to handle|general protection fault|Oops:|invalid opcode:).*$`)
 
 // counterRun runs sharedcounter in the guest on a's console and returns
 // the time the guest measured.

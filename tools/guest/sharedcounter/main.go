@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,7 +44,7 @@ type shared struct {
 
 func main() {
 	iters := flag.Int("iters", 1000000, "lock acquisitions per thread")
-	cpus := flag.Int("cpus", runtime.NumCPU(), "threads, one pinned to each CPU 0..N-1")
+	cpus := flag.Int("cpus", onlineCPUs(), "threads, one pinned to each CPU 0..N-1")
 	flag.Parse()
 	if err := run(*iters, *cpus); err != nil {
 		fmt.Printf("sharedcounter: %v\nsharedcounter: FAILED\n", err)
@@ -160,6 +162,31 @@ func pageRoundTrip(s *shared, cpus int) error {
 }
 
 func pattern(cpu, i int) byte { return byte(cpu*73 + i*7 + 1) }
+
+// onlineCPUs counts the CPUs online (/sys/devices/system/cpu/online, a
+// list of ranges such as "0-1"): runtime.NumCPU counts only those the
+// process may run on, and isolcpus keeps isolated CPUs out of that.
+func onlineCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, err1 := strconv.Atoi(lo)
+		z := a
+		var err2 error
+		if found {
+			z, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || z < a {
+			return runtime.NumCPU()
+		}
+		n += z - a + 1
+	}
+	return n
+}
 
 // pin binds the calling thread to CPU c.
 func pin(c int) error {
