@@ -47,9 +47,11 @@ func (c *cluster) flush() error {
 	for i := range c.out.Msgs {
 		m := &c.out.Msgs[i]
 		b := make([]byte, m.Size())
-		if _, err := m.MarshalTo(b); err != nil {
+		n, err := m.MarshalTo(b)
+		if err != nil {
 			return err
 		}
+		b = b[:n]
 		c.queues[m.Src][m.Dst] = append(c.queues[m.Src][m.Dst], b)
 	}
 	c.out.Reset()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // Kind is the type of a coherence message.
@@ -92,15 +93,11 @@ var (
 	ErrBadMessage   = errors.New("memory: malformed message")
 )
 
-// Size returns the encoded size of m.
+// Size returns the largest encoded size of m: with data, a page may
+// travel packed and take fewer bytes (MarshalTo returns how many).
 func (m *Message) Size() int {
 	if m.Flags&FlagHasData == 0 {
 		return MessageHeaderSize
-	}
-	if m.Data != nil {
-		if n := packedSize(m.Data); n < PageSize {
-			return MessageHeaderSize + n
-		}
 	}
 	return MaxMessageSize
 }
@@ -108,44 +105,37 @@ func (m *Message) Size() int {
 // pageWords is the number of 8-byte words in a page.
 const pageWords = PageSize / 8
 
-func pageWord(p *Page, i int) uint64 { return binary.LittleEndian.Uint64(p[8*i:]) }
+// words views a page as its 512 little-endian 8-byte words (x86 is
+// little endian and takes unaligned loads; frames are page aligned).
+func words(p *Page) *[pageWords]uint64 { return (*[pageWords]uint64)(unsafe.Pointer(p)) }
 
-// packedSize returns the size of p's packed encoding.
-func packedSize(p *Page) int {
-	n := 0
-	for w := 0; w < pageWords; {
+// packPage writes p's packed encoding into b (at least PageSize bytes)
+// and returns its length, or 0 if it would not be shorter than the page.
+// It reads the page once.
+func packPage(p *Page, b []byte) int {
+	const limit = PageSize - 1
+	ws := words(p)
+	o, w := 0, 0
+	for w < pageWords {
 		z := w
-		for z < pageWords && pageWord(p, z) == 0 {
+		for z < pageWords && ws[z] == 0 {
 			z++
 		}
 		l := z
-		for l < pageWords && pageWord(p, l) != 0 {
+		for l < pageWords && ws[l] != 0 {
 			l++
 		}
-		n += 4 + 8*(l-z)
-		w = l
-	}
-	return n
-}
-
-// packPage writes p's packed encoding into b, which holds packedSize(p)
-// bytes.
-func packPage(p *Page, b []byte) {
-	o := 0
-	for w := 0; w < pageWords; {
-		z := w
-		for z < pageWords && pageWord(p, z) == 0 {
-			z++
-		}
-		l := z
-		for l < pageWords && pageWord(p, l) != 0 {
-			l++
+		n := 4 + 8*(l-z)
+		if o+n > limit {
+			return 0
 		}
 		binary.LittleEndian.PutUint16(b[o:], uint16(z-w))
 		binary.LittleEndian.PutUint16(b[o+2:], uint16(l-z))
-		o += 4 + copy(b[o+4:], p[8*z:8*l])
+		copy(b[o+4:o+n], p[8*z:8*l])
+		o += n
 		w = l
 	}
+	return o
 }
 
 // unpackPage decodes packed data b into p.
@@ -160,7 +150,7 @@ func unpackPage(b []byte, p *Page) error {
 		if z+l == 0 || z+l > pageWords-w || len(b) < 8*l {
 			return fmt.Errorf("%w: packed page run of %d zero and %d literal words at word %d", ErrBadMessage, z, l, w)
 		}
-		clear(p[8*w : 8*(w+z)])
+		clear(words(p)[w : w+z])
 		copy(p[8*(w+z):8*(w+z+l)], b[:8*l])
 		b = b[8*l:]
 		w += z + l
@@ -193,14 +183,14 @@ func (m *Message) MarshalTo(b []byte) (int, error) {
 	b[6], b[7] = 0, 0
 	binary.LittleEndian.PutUint64(b[8:], m.GPA)
 	binary.LittleEndian.PutUint64(b[16:], m.Version)
-	switch {
-	case m.Flags&FlagHasData == 0:
-	case n < MaxMessageSize:
-		b[5] |= flagPacked
-		packPage(m.Data, b[MessageHeaderSize:n])
-	default:
-		copy(b[MessageHeaderSize:n], m.Data[:])
+	if m.Flags&FlagHasData == 0 {
+		return n, nil
 	}
+	if k := packPage(m.Data, b[MessageHeaderSize:]); k > 0 {
+		b[5] |= flagPacked
+		return MessageHeaderSize + k, nil
+	}
+	copy(b[MessageHeaderSize:n], m.Data[:])
 	return n, nil
 }
 
