@@ -36,6 +36,7 @@
 package dvm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -84,6 +85,14 @@ type Config struct {
 	// OnDeviceRead serves a device read (on the device node), with the
 	// lock held, and returns the value. It must not block.
 	OnDeviceRead func(d DeviceRead) uint64
+	// Hold is how long a page this node has just gained access to stays
+	// here before a request from another node takes it away (or shares
+	// it): a window for the vCPU that faulted to use it, as in Mirage's
+	// time window. Without it two nodes that write the same pages (a
+	// sequence count and its data, a lock and what it guards) can hand
+	// them back and forth at every exit, each seeing the other's
+	// critical section half done. Zero serves requests at once.
+	Hold time.Duration
 	// DevicesUnlocked makes the device node serve forwarded device
 	// accesses (OnDevice, OnDeviceRead) on a goroutine of their own,
 	// in the order they arrived, without the lock: for devices that
@@ -157,6 +166,14 @@ type Runtime struct {
 	stats Stats
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
+	// acquired is, per page, when this node last gained access to it
+	// (nanoseconds since epoch); held are the requests the hold window
+	// defers, in arrival order, and heldN their number.
+	acquired   []int64
+	epoch      time.Time
+	held, hold []inMsg
+	heldN      atomic.Int32
+	done       [][]byte
 
 	// forwarded device accesses for the device goroutine
 	// (Config.DevicesUnlocked), under dmu
@@ -201,6 +218,10 @@ func New(cfg Config) (*Runtime, error) {
 		tx:    make([]byte, migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
 		reads: make([]pendingRead, cfg.Spec.VCPUs),
 		waits: make([]uint32, cfg.Spec.Pages),
+		epoch: time.Now(),
+	}
+	if cfg.Hold > 0 {
+		r.acquired = make([]int64, cfg.Spec.Pages)
 	}
 	r.cond = sync.NewCond(&r.qmu)
 	r.dcond = sync.NewCond(&r.dmu)
@@ -254,7 +275,7 @@ func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
 
 // Pending reports whether messages wait in the inbox. It is cheap enough
 // to call at every VM exit.
-func (r *Runtime) Pending() bool { return r.pending.Load() != 0 }
+func (r *Runtime) Pending() bool { return r.pending.Load() != 0 || r.heldN.Load() != 0 }
 
 // Lock takes the Runtime's lock and serves the inbox.
 func (r *Runtime) Lock() {
@@ -286,32 +307,64 @@ func (r *Runtime) fail(err error) {
 }
 
 func (r *Runtime) drainLocked() {
-	if r.pending.Load() == 0 {
+	if r.pending.Load() == 0 && r.heldN.Load() == 0 {
 		return
 	}
 	r.qmu.Lock()
 	r.work, r.queue = r.queue, r.work[:0]
 	r.pending.Store(0)
 	r.qmu.Unlock()
-	for i := range r.work {
-		m := &r.work[i]
-		r.stats.Received++
-		r.stats.BytesIn += uint64(len(m.b))
-		if err := r.handle(m.from, m.b); err != nil {
-			r.stats.Rejected++
-			r.fail(err)
+	// Held requests first, then the new messages, in arrival order; a
+	// sender with a request still held has its later messages held
+	// behind it, so that each sender's messages are served in order.
+	var blocked uint64 // senders with a message held in this pass
+	now := int64(time.Since(r.epoch))
+	r.hold = r.hold[:0]
+	r.done = r.done[:0]
+	served := 0
+	for _, list := range [2][]inMsg{r.held, r.work} {
+		for _, m := range list {
+			if blocked&(1<<m.from) != 0 || r.holdsLocked(m.b, now) {
+				blocked |= 1 << m.from
+				r.hold = append(r.hold, m)
+				continue
+			}
+			r.stats.Received++
+			r.stats.BytesIn += uint64(len(m.b))
+			if err := r.handle(m.from, m.b); err != nil {
+				r.stats.Rejected++
+				r.fail(err)
+			}
+			r.done = append(r.done, m.b)
+			served++
 		}
 	}
+	r.held, r.hold = r.hold, r.held
+	r.heldN.Store(int32(len(r.held)))
 	r.qmu.Lock()
-	for i := range r.work {
-		r.spare = append(r.spare, r.work[i].b)
-		r.work[i].b = nil
-	}
-	if len(r.work) > 0 {
+	r.spare = append(r.spare, r.done...)
+	clear(r.done)
+	clear(r.work)
+	if served > 0 {
 		r.gen++
 		r.cond.Broadcast()
 	}
 	r.qmu.Unlock()
+}
+
+// holdsLocked reports whether message b is a request for a page this
+// node gained access to less than Config.Hold ago (see Config.Hold).
+func (r *Runtime) holdsLocked(b []byte, now int64) bool {
+	if r.acquired == nil || len(b) < memory.MessageHeaderSize || b[0] != memory.MessageMagic {
+		return false
+	}
+	switch memory.Kind(b[1]) {
+	case memory.KindReadReq, memory.KindWriteReq, memory.KindInv, memory.KindFetch, memory.KindFetchInv:
+	default:
+		return false
+	}
+	p := binary.LittleEndian.Uint64(b[8:]) / memory.PageSize
+	return p < uint64(len(r.acquired)) && now-r.acquired[p] < int64(r.cfg.Hold)
 }
 
 // handle serves one message; an error means a peer broke the protocol.
@@ -579,6 +632,11 @@ func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 			return err
 		}
 		if res == memory.FaultSpurious || res == memory.FaultLocal {
+			if r.acquired != nil {
+				if p := gpa / memory.PageSize; p < uint64(len(r.acquired)) {
+					r.acquired[p] = int64(time.Since(r.epoch))
+				}
+			}
 			if !start.IsZero() {
 				r.stats.RemoteWaits++
 				r.stats.WaitTime += time.Since(start)
@@ -888,13 +946,17 @@ func (r *Runtime) Run() {
 	}
 	for {
 		r.qmu.Lock()
-		for len(r.queue) == 0 && !r.closed {
+		for len(r.queue) == 0 && !r.closed && r.heldN.Load() == 0 {
 			r.cond.Wait()
 		}
-		closed := r.closed
+		closed, idle := r.closed, len(r.queue) == 0
 		r.qmu.Unlock()
 		if closed {
 			return
+		}
+		if idle {
+			// Only held requests: serve them when their window ends.
+			time.Sleep(r.cfg.Hold / 4)
 		}
 		r.Lock()
 		r.Unlock()

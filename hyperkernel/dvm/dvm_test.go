@@ -780,3 +780,34 @@ func TestHotPages(t *testing.T) {
 		t.Errorf("all hot pages %v", all[:n])
 	}
 }
+
+// With a hold window, a page a node has just gained stays there for the
+// window before another node's request takes it; the requests held meanwhile
+// are served in order once it ends.
+func TestHoldWindowKeepsAFreshPage(t *testing.T) {
+	const hold = 150 * time.Millisecond
+	for _, h := range []time.Duration{0, hold} {
+		c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Hold = h })
+		// Page 2 is homed on node 0; node 1 writes it (gains it) ...
+		if err := c.rts[1].Write(2*memory.PageSize, []byte{7}); err != nil {
+			t.Fatal(err)
+		}
+		// ... and node 0 wants it back at once.
+		start := time.Now()
+		var b [1]byte
+		if err := c.rts[0].Read(2*memory.PageSize, b[:]); err != nil {
+			t.Fatal(err)
+		}
+		waited := time.Since(start)
+		if b[0] != 7 {
+			t.Fatalf("hold %v: read %d, want 7", h, b[0])
+		}
+		if h > 0 && waited < hold/2 {
+			t.Errorf("with a hold window of %v the page came back after %v", h, waited)
+		}
+		if h == 0 && waited >= hold/2 {
+			t.Errorf("without a hold window the page came back after %v", waited)
+		}
+		t.Logf("hold %v: node 0 got the page back after %v", h, waited.Round(time.Millisecond))
+	}
+}
