@@ -85,13 +85,16 @@ type Config struct {
 	// OnDeviceRead serves a device read (on the device node), with the
 	// lock held, and returns the value. It must not block.
 	OnDeviceRead func(d DeviceRead) uint64
-	// Hold is how long a page this node has just gained access to stays
-	// here before a request from another node takes it away (or shares
-	// it): a window for the vCPU that faulted to use it, as in Mirage's
-	// time window. Without it two nodes that write the same pages (a
-	// sequence count and its data, a lock and what it guards) can hand
-	// them back and forth at every exit, each seeing the other's
-	// critical section half done. Zero serves requests at once.
+	// Hold bounds how long a page this node has just gained access to
+	// stays here before a request from another node takes it away (or
+	// shares it): a window for the vCPU that faulted to use it, as in
+	// Mirage's time window. The window is three times this node's
+	// average remote-fault wait, at most Hold: long enough for a vCPU
+	// to gather the few pages a critical section needs (a lock, a
+	// sequence count and its data) before the first is taken back.
+	// Without it two nodes that write the same pages can hand them back
+	// and forth at every exit, neither finishing. Zero serves requests
+	// at once.
 	Hold time.Duration
 	// DevicesUnlocked makes the device node serve forwarded device
 	// accesses (OnDevice, OnDeviceRead) on a goroutine of their own,
@@ -364,7 +367,15 @@ func (r *Runtime) holdsLocked(b []byte, now int64) bool {
 		return false
 	}
 	p := binary.LittleEndian.Uint64(b[8:]) / memory.PageSize
-	return p < uint64(len(r.acquired)) && now-r.acquired[p] < int64(r.cfg.Hold)
+	return p < uint64(len(r.acquired)) && now-r.acquired[p] < int64(r.holdLocked())
+}
+
+// holdLocked is the hold window now (see Config.Hold).
+func (r *Runtime) holdLocked() time.Duration {
+	if r.stats.RemoteWaits == 0 {
+		return r.cfg.Hold
+	}
+	return min(3*r.stats.WaitTime/time.Duration(r.stats.RemoteWaits), r.cfg.Hold)
 }
 
 // handle serves one message; an error means a peer broke the protocol.
@@ -956,7 +967,10 @@ func (r *Runtime) Run() {
 		}
 		if idle {
 			// Only held requests: serve them when their window ends.
-			time.Sleep(r.cfg.Hold / 4)
+			r.mu.Lock()
+			d := r.holdLocked() / 4
+			r.mu.Unlock()
+			time.Sleep(max(d, 50*time.Microsecond))
 		}
 		r.Lock()
 		r.Unlock()
