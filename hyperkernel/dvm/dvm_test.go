@@ -526,7 +526,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control
@@ -546,11 +546,11 @@ func TestControlRoundTrip(t *testing.T) {
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with placement policy 2 decoded")
 	}
-	b[25], b[26] = 1, 1 // reserved byte set
+	b[25], b[27] = 1, 1 // reserved byte set
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with a reserved byte set decoded")
 	}
-	b[26], b[3] = 0, 0 // zero nodes
+	b[27], b[3] = 0, 0 // zero nodes
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create of 0 nodes decoded")
 	}

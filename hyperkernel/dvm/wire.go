@@ -100,6 +100,11 @@ type Spec struct {
 	// Homes places the pages' homes; Place the vCPUs at the start.
 	Homes HomePolicy
 	Place PlacePolicy
+	// Dilation is the guest's time dilation: it is told its TSC runs
+	// Dilation times faster than it does, so that its clock, timers and
+	// watchdogs run that much slower against the network (1 or 0: none;
+	// for emulators, whose network is slow against their CPU).
+	Dilation uint8
 }
 
 // PlacePolicy says where each vCPU starts.
@@ -218,7 +223,8 @@ type Control struct {
 //	20 arg (4)
 //	24 home policy
 //	25 placement policy
-//	26 reserved (2, zero)
+//	26 time dilation
+//	27 reserved (zero)
 //	28 time (8)
 const ControlSize = 36
 
@@ -232,7 +238,7 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
-	b[24], b[25], b[26], b[27] = byte(c.Spec.Homes), byte(c.Spec.Place), 0, 0
+	b[24], b[25], b[26], b[27] = byte(c.Spec.Homes), byte(c.Spec.Place), c.Spec.Dilation, 0
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	return ControlSize
 }
@@ -249,16 +255,17 @@ func (c *Control) Unmarshal(b []byte) error {
 		Arg:  binary.LittleEndian.Uint32(b[20:]),
 		Time: binary.LittleEndian.Uint64(b[28:]),
 		Spec: Spec{
-			Homes:   HomePolicy(b[24]),
-			Place:   PlacePolicy(b[25]),
-			ID:      binary.LittleEndian.Uint32(b[4:]),
-			Nodes:   int(b[3]),
-			VCPUs:   int(binary.LittleEndian.Uint16(b[8:])),
-			Pages:   int(binary.LittleEndian.Uint32(b[12:])),
-			Payload: binary.LittleEndian.Uint32(b[16:]),
+			Homes:    HomePolicy(b[24]),
+			Place:    PlacePolicy(b[25]),
+			Dilation: b[26],
+			ID:       binary.LittleEndian.Uint32(b[4:]),
+			Nodes:    int(b[3]),
+			VCPUs:    int(binary.LittleEndian.Uint16(b[8:])),
+			Pages:    int(binary.LittleEndian.Uint32(b[12:])),
+			Payload:  binary.LittleEndian.Uint32(b[16:]),
 		},
 	}
-	if b[26]|b[27] != 0 {
+	if b[27] != 0 {
 		return fmt.Errorf("%w: reserved control bytes set", ErrBadMessage)
 	}
 	if c.Op == 0 || c.Op >= opLimit {

@@ -33,6 +33,9 @@ type DistStart struct {
 	Cmdline string
 	// Place is where the vCPUs start (Linux only; test guests spread).
 	Place dvm.PlacePolicy
+	// Dilation is the Linux guest's time dilation (see dvm.Spec); 0 or 1
+	// for none.
+	Dilation int
 }
 
 // DistGuest returns the payload a distributed VM runs for a name:
@@ -113,7 +116,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
@@ -147,6 +150,14 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 							}
 							continue
 						}
+						if k == "dilate" {
+							n, err := strconv.Atoi(v)
+							if err != nil || n < 1 || n > 255 {
+								return fmt.Errorf("%w: dvm start: dilate=%q: want 1 to 255", shell.ErrUsage, v)
+							}
+							req.Dilation = n
+							continue
+						}
 						if k == "mem" {
 							n, err := ParseSize(v)
 							if err != nil {
@@ -178,8 +189,8 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 						return err
 					}
 					if req.Linux {
-						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d, vCPUs placed %v): started; `console` attaches on this node\n",
-							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r), spec.Place)
+						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d, vCPUs placed %v, time dilation %d): started; `console` attaches on this node\n",
+							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r), spec.Place, max(spec.Dilation, 1))
 						return nil
 					}
 					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",

@@ -251,6 +251,11 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		cfg := d.linux(vcpus, mem, req.Cmdline)
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
+		if req.Dilation > 255 {
+			return spec, fmt.Errorf("dvm: time dilation %d: at most 255", req.Dilation)
+		}
+		spec.Dilation = uint8(req.Dilation)
+		linux.Dilation = req.Dilation
 	}
 	if err := spec.Validate(); err != nil {
 		return spec, err
@@ -498,7 +503,7 @@ func (vm *distVM) createLinux(cfg *LinuxConfig) error {
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		ld.here[v].Store(vm.spec.Place.Node(migrate.VCPUID(v), vm.spec.Nodes) == self)
 	}
-	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize}
+	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize, Dilation: int(vm.spec.Dilation)}
 	if cfg != nil {
 		lc = *cfg
 	} else if self == 0 {

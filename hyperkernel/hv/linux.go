@@ -25,6 +25,10 @@ type LinuxConfig struct {
 	// RSDP is at rsdp, and returns where the boot processor starts and
 	// its RSI (the Linux zero page).
 	Load func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (entry LongModeEntry, rsi uint64, err error)
+	// Dilation, if above 1, tells the guest that its TSC runs Dilation
+	// times faster than it does (CPUID's TSC frequency): its clock and
+	// timers run that much slower against the outside (see dvm.Spec).
+	Dilation int
 }
 
 // VMInfo is a running or finished VM as `vm list` shows it.

@@ -313,7 +313,7 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, er
 		return nil, err
 	}
 	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
-		TSCKHz: uint32(h.plat.TSCHz / 1000), VCPUs: uint32(cfg.VCPUs),
+		TSCKHz: uint32(h.plat.TSCHz * uint64(max(cfg.Dilation, 1)) / 1000), VCPUs: uint32(cfg.VCPUs),
 		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true, KVMCompatible: true,
 	}, h.hostCPUID)
 	if err != nil {
