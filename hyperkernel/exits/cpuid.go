@@ -66,7 +66,8 @@ type CPUIDConfig struct {
 	// 0x40000010. Required.
 	TSCKHz uint32
 	// CrystalHz is the crystal clock reported by leaf 0x15; 0 means
-	// 25 MHz. Leaf 0x15 reports EBX/EAX = TSCKHz/(CrystalHz/1000), exact.
+	// 25 MHz. Leaf 0x15 reports EBX/EAX = TSCKHz/(CrystalHz/1000), exact,
+	// in lowest terms.
 	CrystalHz uint32
 	// LAPICKHz is the LAPIC timer frequency reported in leaf 0x40000010.
 	LAPICKHz uint32
@@ -259,7 +260,12 @@ func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
 		case LeafMonitor, LeafPower, LeafPerfMon, LeafSGX, LeafPT:
 			add(leaf, 0, false, CPUIDResult{}) // hidden: not virtualised
 		case LeafTSC:
-			add(leaf, 0, false, CPUIDResult{EAX: cfg.CrystalHz / 1000, EBX: cfg.TSCKHz, ECX: cfg.CrystalHz})
+			// The ratio in lowest terms: Linux multiplies the crystal's
+			// kHz by EBX in 32 bits (native_calibrate_tsc), which the
+			// unreduced 25000:TSCKHz overflowed above 171 MHz.
+			den, num := cfg.CrystalHz/1000, cfg.TSCKHz
+			g := gcd(den, num)
+			add(leaf, 0, false, CPUIDResult{EAX: den / g, EBX: num / g, ECX: cfg.CrystalHz})
 		case LeafFrequency:
 			mhz := cfg.TSCKHz / 1000
 			add(leaf, 0, false, CPUIDResult{EAX: mhz, EBX: mhz, ECX: 100})
@@ -361,4 +367,12 @@ func (p *CPUIDPolicy) topology(sub, apicID uint32) CPUIDResult {
 		return CPUIDResult{EAX: coreShift, EBX: p.cfg.VCPUs, ECX: sub | 2<<8, EDX: apicID}
 	}
 	return CPUIDResult{ECX: sub & 0xFF, EDX: apicID}
+}
+
+// gcd is the greatest common divisor of a and b (not both zero).
+func gcd(a, b uint32) uint32 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

@@ -82,6 +82,18 @@ func TestCPUIDPolicy(t *testing.T) {
 	if r.ECX == 0 || uint64(r.ECX)*uint64(r.EBX)/uint64(r.EAX) != 2_400_000_000 {
 		t.Errorf("leaf 0x15 = %+v does not give 2.4 GHz", r)
 	}
+	// Linux computes crystal kHz * EBX / EAX in 32 bits: the ratio must
+	// be in lowest terms for that not to overflow at real TSC frequencies.
+	for _, khz := range []uint32{100_000, 1_000_000, 2_400_000, 3_000_000, 5_200_000} {
+		q, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: khz, VCPUs: 1}, fakeHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := q.Lookup(0x15, 0, 0)
+		if got := uint32(r.ECX/1000) * r.EBX / r.EAX; got != khz {
+			t.Errorf("TSC %d kHz: leaf 0x15 %+v gives %d kHz in Linux's 32-bit arithmetic", khz, r, got)
+		}
+	}
 	if r := p.Lookup(0x16, 0, 0); r.EAX != 2400 || r.EBX != 2400 {
 		t.Errorf("leaf 0x16 = %+v", r)
 	}
