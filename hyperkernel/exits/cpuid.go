@@ -65,8 +65,10 @@ type CPUIDConfig struct {
 	// TSCKHz is the guest TSC frequency reported by leaves 0x15, 0x16 and
 	// 0x40000010. Required.
 	TSCKHz uint32
-	// CrystalHz is the crystal clock reported by leaf 0x15; 0 means
-	// 25 MHz. Leaf 0x15 reports EBX/EAX = TSCKHz/(CrystalHz/1000), exact,
+	// CrystalHz is the crystal clock reported by leaf 0x15; 0 means the
+	// TSC frequency itself (or an integer fraction of it where that
+	// does not fit in 32 bits), so that the ratio is 1 (or that
+	// integer). Leaf 0x15 reports EBX/EAX = TSCKHz/(CrystalHz/1000), exact,
 	// in lowest terms.
 	CrystalHz uint32
 	// LAPICKHz is the LAPIC timer frequency reported in leaf 0x40000010.
@@ -171,7 +173,7 @@ func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
 		return nil, fmt.Errorf("cpuid policy: max basic leaf %#x hides the TSC leaves 0x15/0x16", cfg.MaxBasicLeaf)
 	}
 	if cfg.CrystalHz == 0 {
-		cfg.CrystalHz = 25_000_000
+		cfg.CrystalHz = defaultCrystal(cfg.TSCKHz)
 	}
 	if cfg.CrystalHz%1000 != 0 {
 		return nil, fmt.Errorf("cpuid policy: crystal %d Hz is not a whole number of kHz", cfg.CrystalHz)
@@ -375,4 +377,17 @@ func gcd(a, b uint32) uint32 {
 		a, b = b, a%b
 	}
 	return a
+}
+
+// defaultCrystal is the crystal frequency leaf 0x15 reports for a TSC of
+// tscKHz: the TSC's own frequency divided by the smallest k that makes it
+// fit in ECX (32 bits of Hz). With the ratio k:1, Linux's 32-bit
+// arithmetic (crystal kHz * EBX / EAX) gives the TSC frequency exactly
+// for any TSC the 32-bit kHz field can express.
+func defaultCrystal(tscKHz uint32) uint32 {
+	for k := uint64(1); ; k++ {
+		if uint64(tscKHz)%k == 0 && uint64(tscKHz)/k*1000 <= 0xFFFFFFFF {
+			return uint32(uint64(tscKHz) / k * 1000)
+		}
+	}
 }

@@ -84,7 +84,7 @@ func TestCPUIDPolicy(t *testing.T) {
 	}
 	// Linux computes crystal kHz * EBX / EAX in 32 bits: the ratio must
 	// be in lowest terms for that not to overflow at real TSC frequencies.
-	for _, khz := range []uint32{100_000, 1_000_000, 2_400_000, 3_000_000, 5_200_000} {
+	for _, khz := range []uint32{99_999, 100_000, 999_997, 1_000_000, 2_400_000, 3_000_000, 5_200_000} {
 		q, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: khz, VCPUs: 1}, fakeHost)
 		if err != nil {
 			t.Fatal(err)
