@@ -484,12 +484,12 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 // holdWindow bounds how long a page stays on a node that has just gained
 // it (dvm.Config.Hold, three remote faults' time): for an operating
 // system, whose CPUs write shared pages inside short critical sections,
-// at most 20 ms (in Bochs a remote fault takes about 4 ms; on a real
+// at most 5 ms (in Bochs a remote fault takes about 4 ms; on a real
 // network tens of microseconds); the test guests run without (their
 // figures are the protocol's own).
 func holdWindow(spec dvm.Spec) time.Duration {
 	if spec.Payload == payloadLinux {
-		return 20 * time.Millisecond
+		return 5 * time.Millisecond
 	}
 	return 0
 }
