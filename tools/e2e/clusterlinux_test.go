@@ -181,7 +181,7 @@ func counterRun(t *testing.T, a *node, iters int) time.Duration {
 	if err != nil || !strings.Contains(out, "sharedcounter: ok") {
 		t.Fatalf("sharedcounter: %v\n%s", err, out)
 	}
-	m := regexp.MustCompile(`lock acquisitions each, in ([0-9.]+[a-zµ]+)`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`lock acquisitions each, in ([0-9][0-9a-zµ.]*)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("sharedcounter printed no time:\n%s", out)
 	}
