@@ -59,39 +59,26 @@ func run(iters, cpus int) error {
 	}
 	runtime.GOMAXPROCS(cpus + 1)
 	s := new(shared)
-	var wg sync.WaitGroup
-	errs := make([]error, cpus)
 	ran := make([]int, cpus)
 	start := time.Now()
-	for c := 0; c < cpus; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			if err := pin(c); err != nil {
-				errs[c] = err
-				return
+	err := onEachCPU(cpus, func(c int) error {
+		ran[c] = getcpu()
+		for i := 0; i < iters; i++ {
+			for !s.lock.CompareAndSwap(0, 1) {
 			}
-			ran[c] = getcpu()
-			for i := 0; i < iters; i++ {
-				for !s.lock.CompareAndSwap(0, 1) {
-				}
-				for k := range s.counters {
-					s.counters[k]++
-				}
-				s.lock.Store(0)
+			for k := range s.counters {
+				s.counters[k]++
 			}
-			if got := getcpu(); got != c {
-				errs[c] = fmt.Errorf("thread %d ended on CPU %d", c, got)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	for _, err := range errs {
-		if err != nil {
-			return err
+			s.lock.Store(0)
 		}
+		if got := getcpu(); got != c {
+			return fmt.Errorf("thread %d ended on CPU %d", c, got)
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		return err
 	}
 	want := uint64(iters) * uint64(cpus)
 	fmt.Printf("sharedcounter: %d threads on CPUs %v, %d lock acquisitions each, in %v\n", cpus, ran, iters, elapsed.Round(time.Millisecond))
@@ -104,12 +91,9 @@ func run(iters, cpus int) error {
 	return pageRoundTrip(s, cpus)
 }
 
-// pageRoundTrip has the thread on each CPU in turn fill the page with a
-// pattern of its own and the thread on the next CPU check it.
-func pageRoundTrip(s *shared, cpus int) error {
-	if cpus < 2 {
-		return nil
-	}
+// onEachCPU runs fn(c) on a thread pinned to CPU c for each CPU
+// 0..cpus-1, all at once, and returns the first error.
+func onEachCPU(cpus int, fn func(c int) error) error {
 	var wg sync.WaitGroup
 	errs := make([]error, cpus)
 	for c := 0; c < cpus; c++ {
@@ -117,38 +101,8 @@ func pageRoundTrip(s *shared, cpus int) error {
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread()
-			if err := pin(c); err != nil {
-				errs[c] = err
-				return
-			}
-			prev := (c + cpus - 1) % cpus
-			if c != 0 { // CPU 0 writes first; the others read, then write
-				for s.turn.Load() != int32(c) {
-				}
-				for i, b := range s.page {
-					if b != pattern(prev, i) {
-						errs[c] = fmt.Errorf("CPU %d read byte %d of the page CPU %d wrote as %#x, want %#x", c, i, prev, b, pattern(prev, i))
-						break
-					}
-				}
-				if errs[c] == nil {
-					fmt.Printf("sharedcounter: CPU %d read back the page CPU %d wrote\n", c, prev)
-				}
-			}
-			for i := range s.page {
-				s.page[i] = pattern(c, i)
-			}
-			s.turn.Store(int32((c + 1) % cpus))
-			if c == 0 {
-				for s.turn.Load() != 0 {
-				}
-				for i, b := range s.page {
-					if b != pattern(prev, i) {
-						errs[c] = fmt.Errorf("CPU 0 read byte %d of the page CPU %d wrote as %#x", i, prev, b)
-						return
-					}
-				}
-				fmt.Printf("sharedcounter: CPU 0 read back the page CPU %d wrote\n", prev)
+			if errs[c] = pin(c); errs[c] == nil {
+				errs[c] = fn(c)
 			}
 		}()
 	}
@@ -159,6 +113,44 @@ func pageRoundTrip(s *shared, cpus int) error {
 		}
 	}
 	return nil
+}
+
+// pageRoundTrip has the thread on each CPU in turn fill the page with a
+// pattern of its own and the thread on the next CPU check it.
+func pageRoundTrip(s *shared, cpus int) error {
+	if cpus < 2 {
+		return nil
+	}
+	check := func(c, from int) error {
+		for i, b := range s.page {
+			if b != pattern(from, i) {
+				return fmt.Errorf("CPU %d read byte %d of the page CPU %d wrote as %#x, want %#x", c, i, from, b, pattern(from, i))
+			}
+		}
+		fmt.Printf("sharedcounter: CPU %d read back the page CPU %d wrote\n", c, from)
+		return nil
+	}
+	return onEachCPU(cpus, func(c int) error {
+		prev := (c + cpus - 1) % cpus
+		var err error
+		if c != 0 { // CPU 0 writes first; the others read, then write
+			for s.turn.Load() != int32(c) {
+			}
+			err = check(c, prev)
+		}
+		// Pass the turn on even after a bad read, so that no thread
+		// waits for ever.
+		for i := range s.page {
+			s.page[i] = pattern(c, i)
+		}
+		s.turn.Store(int32((c + 1) % cpus))
+		if c != 0 {
+			return err
+		}
+		for s.turn.Load() != 0 {
+		}
+		return check(0, prev)
+	})
 }
 
 func pattern(cpu, i int) byte { return byte(cpu*73 + i*7 + 1) }
