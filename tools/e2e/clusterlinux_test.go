@@ -94,24 +94,7 @@ func TestBochsClusterLinux(t *testing.T) {
 		t.Fatalf("the guest did not reach its shell: %v\n%s", err, a.con.Output())
 	}
 	t.Logf("dvm %s: guest shell after %v", id, time.Since(start).Round(time.Second))
-	shellPrompt := func() {
-		t.Helper()
-		if _, err := a.con.Expect("$ ", 5*time.Minute); err != nil {
-			t.Fatalf("no guest shell prompt: %v\n%s", err, a.con.Output())
-		}
-	}
-	guest := func(line, want string) string {
-		t.Helper()
-		if err := a.con.Send(line); err != nil {
-			t.Fatal(err)
-		}
-		got, err := a.con.Expect(want, 5*time.Minute)
-		if err != nil {
-			t.Fatalf("guest %q: %v\n%s", line, err, a.con.Output())
-		}
-		shellPrompt()
-		return got
-	}
+	shellPrompt, guest := guestShell(t, a, 5*time.Minute)
 	shellPrompt()
 
 	// Both vCPUs on node 1: threads pinned to each take a spin lock and

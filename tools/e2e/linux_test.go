@@ -74,24 +74,7 @@ func TestBochsLinux(t *testing.T) {
 	// Each command is typed at the shell's prompt, as an operator does.
 	// (Typing ahead while the guest writes to its console once left the
 	// console without input: see the issue notes.)
-	shellPrompt := func() {
-		t.Helper()
-		if _, err := n.con.Expect("$ ", 3*time.Minute); err != nil {
-			t.Fatalf("no guest shell prompt: %v\n%s", err, n.con.Output())
-		}
-	}
-	guest := func(line, want string) string {
-		t.Helper()
-		if err := n.con.Send(line); err != nil {
-			t.Fatal(err)
-		}
-		got, err := n.con.Expect(want, 3*time.Minute)
-		if err != nil {
-			t.Fatalf("guest %q: %v\n%s", line, err, n.con.Output())
-		}
-		shellPrompt()
-		return got
-	}
+	shellPrompt, guest := guestShell(t, n, 3*time.Minute)
 	shellPrompt()
 	if err := n.con.Send("cat /proc/uptime"); err != nil {
 		t.Fatal(err)
@@ -134,4 +117,30 @@ func TestBochsLinux(t *testing.T) {
 	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's boot log has %d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
+}
+
+// guestShell returns helpers for a guest's shell on n's console: prompt
+// waits for the shell's prompt; run types a line, waits for want in
+// what follows, then for the prompt, and returns the output up to want.
+// Each wait fails the test after timeout.
+func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), run func(line, want string) string) {
+	prompt = func() {
+		t.Helper()
+		if _, err := n.con.Expect("$ ", timeout); err != nil {
+			t.Fatalf("no guest shell prompt: %v\n%s", err, n.con.Output())
+		}
+	}
+	run = func(line, want string) string {
+		t.Helper()
+		if err := n.con.Send(line); err != nil {
+			t.Fatal(err)
+		}
+		got, err := n.con.Expect(want, timeout)
+		if err != nil {
+			t.Fatalf("guest %q: %v\n%s", line, err, n.con.Output())
+		}
+		prompt()
+		return got
+	}
+	return prompt, run
 }
