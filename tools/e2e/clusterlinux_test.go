@@ -130,7 +130,7 @@ func TestBochsClusterLinux(t *testing.T) {
 	if err := a.con.Send("sharedcounter -iters 200000"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.con.Expect("sharedcounter -iters 200000", time.Minute); err != nil {
+	if _, err := a.con.Expect("threads counting", 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	mark := len(a.con.Output())

@@ -74,6 +74,7 @@ func run(iters, cpus int) error {
 	runtime.GOMAXPROCS(cpus + 1)
 	s := new(shared)
 	ran := make([]int, cpus)
+	fmt.Printf("sharedcounter: %d threads counting\n", cpus)
 	start := time.Now()
 	err := onEachCPU(cpus, func(c int) error {
 		ran[c] = getcpu()
