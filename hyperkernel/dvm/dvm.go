@@ -121,8 +121,10 @@ type Stats struct {
 	// Received counts messages taken from the transport; Rejected those
 	// that were malformed or impossible (dropped, the VM stopped).
 	Received, Rejected uint64
-	// BytesIn counts the bytes of received messages.
-	BytesIn uint64
+	// BytesIn counts the bytes of received messages; BytesOut those of
+	// the coherence messages sent, as they went on the wire (pages
+	// packed), where Memory.Bytes counts every page whole.
+	BytesIn, BytesOut uint64
 	// DeviceReads counts device reads forwarded to the device node and
 	// DeviceReadTime the time they waited for their values.
 	DeviceReads    uint64
@@ -586,6 +588,7 @@ func (r *Runtime) flushMemory() error {
 		if err := r.cfg.Transport.Send(m.Dst, r.tx[:n]); err != nil {
 			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
 		}
+		r.stats.BytesOut += uint64(n)
 	}
 	return nil
 }

@@ -811,3 +811,16 @@ func TestHoldWindowKeepsAFreshPage(t *testing.T) {
 		t.Logf("hold %v: node 0 got the page back after %v", h, waited.Round(time.Millisecond))
 	}
 }
+
+// Pages go on the wire packed: a page that is mostly zeros costs far
+// less than its 4 KiB, and BytesOut counts what was sent.
+func TestBytesOutCountsTheWire(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	if err := c.rts[1].Write(2*memory.PageSize, []byte{7}); err != nil { // page 2 is homed on node 0
+		t.Fatal(err)
+	}
+	s := c.rts[0].Stats()
+	if s.Memory.DataMessages == 0 || s.BytesOut == 0 || s.BytesOut >= s.Memory.Bytes {
+		t.Errorf("node 0 sent %d messages with a page, %d bytes on the wire, %d bytes whole", s.Memory.DataMessages, s.BytesOut, s.Memory.Bytes)
+	}
+}
