@@ -604,16 +604,12 @@ func (vm *distVM) arrive(v migrate.VCPUID, st *vcpu.State) {
 
 // deviceRead is the runtime's OnDeviceRead: the debug device on node 0,
 // its ID port and its MMIO page (ID and scratch registers); the rest
-// reads as all ones. It runs with the runtime's lock held.
+// reads as all ones. It runs with the runtime's lock held; for a Linux
+// guest it is the guest's devices, served without the lock
+// (dvm.Config.DevicesUnlocked).
 func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
-	if l := vm.linux; l != nil {
-		if !d.MMIO {
-			return uint64(l.ioBus.In(uint16(d.Addr), d.Size))
-		}
-		if dev, off, ok := l.mmio.Lookup(d.Addr); ok {
-			return dev.ReadMMIO(off, int(d.Size))
-		}
-		return ^uint64(0)
+	if vm.linux != nil {
+		return vm.linux.forwardedRead(d)
 	}
 	switch {
 	case !d.MMIO && d.Addr == testguest.DeviceIDPort && d.Size == 4:
@@ -627,14 +623,11 @@ func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
 }
 
 // device is the runtime's OnDevice: the debug device lives on node 0. It
-// runs with the runtime's lock held.
+// runs with the runtime's lock held; for a Linux guest it is the guest's
+// devices, served without the lock.
 func (vm *distVM) device(d dvm.DeviceWrite) {
-	if l := vm.linux; l != nil {
-		if !d.MMIO {
-			l.ioBus.Out(uint16(d.Addr), d.Size, uint32(d.Value))
-		} else if dev, off, ok := l.mmio.Lookup(d.Addr); ok {
-			dev.WriteMMIO(off, int(d.Size), d.Value)
-		}
+	if vm.linux != nil {
+		vm.linux.forwardedWrite(d)
 		return
 	}
 	if d.MMIO {

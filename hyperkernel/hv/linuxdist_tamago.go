@@ -310,6 +310,29 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 	return nil
 }
 
+// forwardedRead performs a device read that a vCPU on another node
+// forwarded (on the node with the devices): a port on the I/O bus, or a
+// device window; nothing answers all ones, as on an ISA bus.
+func (vm *LinuxVM) forwardedRead(d dvm.DeviceRead) uint64 {
+	if !d.MMIO {
+		return uint64(vm.ioBus.In(uint16(d.Addr), d.Size))
+	}
+	if dev, off, ok := vm.mmio.Lookup(d.Addr); ok {
+		return dev.ReadMMIO(off, int(d.Size))
+	}
+	return ^uint64(0)
+}
+
+// forwardedWrite performs a forwarded device write; a write nothing
+// decodes is dropped.
+func (vm *LinuxVM) forwardedWrite(d dvm.DeviceWrite) {
+	if !d.MMIO {
+		vm.ioBus.Out(uint16(d.Addr), d.Size, uint32(d.Value))
+	} else if dev, off, ok := vm.mmio.Lookup(d.Addr); ok {
+		dev.WriteMMIO(off, int(d.Size), d.Value)
+	}
+}
+
 // dvmGuestMemory is a distributed VM's memory as devices and the guest
 // loader see it: every access goes through the coherence protocol. The
 // caller must not hold the runtime's lock.
