@@ -45,6 +45,7 @@ import (
 
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/sched"
 	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 )
 
@@ -106,6 +107,10 @@ type Config struct {
 	// from another node becomes pending on vCPU v, hosted here (to wake
 	// it if it waits). It must not block.
 	OnInterrupt func(v migrate.VCPUID)
+	// Slots is how many of the VM's vCPUs a node runs before the move
+	// policy (Spec.Move) counts it as full; 0: all of them (a node
+	// time-shares its cores between vCPUs).
+	Slots int
 }
 
 // Stats counts the Runtime's activity on this node.
@@ -129,6 +134,9 @@ type Stats struct {
 	// DeviceReadTime the time they waited for their values.
 	DeviceReads    uint64
 	DeviceReadTime time.Duration
+	// PolicyMoves counts the migrations the move policy chose (vCPUs
+	// that went to a page instead of fetching it).
+	PolicyMoves uint64
 }
 
 // ErrStopped is returned once the VM has been stopped on this node.
@@ -179,6 +187,11 @@ type Runtime struct {
 	held, hold []inMsg
 	heldN      atomic.Int32
 	done       [][]byte
+	// policy decides pull or move on remote faults (nil: Spec.Move is
+	// MovePull); hyst is it when it is a sched.Hysteresis, whose costs
+	// follow the measured remote-fault wait.
+	policy sched.Policy
+	hyst   *sched.Hysteresis
 
 	// forwarded device accesses for the device goroutine
 	// (Config.DevicesUnlocked), under dmu
@@ -227,6 +240,13 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Hold > 0 {
 		r.acquired = make([]int64, cfg.Spec.Pages)
+	}
+	switch cfg.Spec.Move {
+	case MoveHysteresis:
+		r.hyst = sched.NewHysteresis(sched.DefaultHysteresis(initialCosts), cfg.Spec.Nodes, cfg.Spec.VCPUs)
+		r.policy = r.hyst
+	case MoveAlways:
+		r.policy = sched.AlwaysMove{}
 	}
 	r.cond = sync.NewCond(&r.qmu)
 	r.dcond = sync.NewCond(&r.dmu)
@@ -429,6 +449,9 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 			}
 			if err := r.state.UnmarshalBinary(rec.State[:n]); err != nil {
 				return fmt.Errorf("dvm: vCPU %d from node %d: %w", ev.VCPU, from, err)
+			}
+			if r.policy != nil {
+				r.policy.Migrated(int(ev.VCPU), int(from), int(r.cfg.Self), r.now())
 			}
 			if r.cfg.OnArrive != nil {
 				r.cfg.OnArrive(ev.VCPU, &r.state)
@@ -667,6 +690,89 @@ func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 	}
 }
 
+// initialCosts are the move policy's cost estimates until this node has
+// measured its remote faults: a page fetch and a migration over a LAN
+// (the simulator's figures).
+var initialCosts = sched.Costs{PullNS: 15_000, MoveNS: 30_000}
+
+// minCostSamples is how many remote waits the measured average needs
+// before it replaces initialCosts.
+const minCostSamples = 16
+
+// now is the time the move policy sees: nanoseconds since the Runtime
+// was built (each node's policy only compares its own readings).
+func (r *Runtime) now() int64 { return int64(time.Since(r.epoch)) }
+
+// PlaceLocked asks the VM's move policy (Spec.Move) whether vCPU v, which
+// faulted on gpa on this node, should move to the node that holds the
+// page rather than fetch it. It returns that node and true to move; the
+// caller then migrates the vCPU with the access not done, to run it
+// there. The caller holds the lock.
+//
+// A migration is estimated to cost two remote faults (its state is one
+// message the size of a page, and the vCPU's first accesses on the new
+// node fetch its stack). Of two vCPUs on different nodes that pull each
+// other (both write the same pages), only the one on the higher-numbered
+// node moves, so that they do not swap places.
+func (r *Runtime) PlaceLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
+	if r.policy == nil || gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize || r.eng.LocalSatisfiable(gpa, write) {
+		return 0, false
+	}
+	target, dirty := r.eng.Hint(gpa)
+	if target == r.cfg.Self || int(target) >= r.cfg.Spec.Nodes {
+		return 0, false
+	}
+	if target > r.cfg.Self && (*runtimeCluster)(r).Load(int(target)) > 0 {
+		return 0, false
+	}
+	if r.hyst != nil && r.stats.RemoteWaits >= minCostSamples {
+		pull := int64(r.stats.WaitTime) / int64(r.stats.RemoteWaits)
+		r.hyst.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
+	}
+	f := sched.Fault{VCPU: int(v), Node: int(r.cfg.Self), Target: int(target), Dirty: dirty, Page: gpa / memory.PageSize, Write: write, Now: r.now()}
+	if r.policy.Decide(f, (*runtimeCluster)(r)) != sched.Move {
+		return 0, false
+	}
+	r.stats.PolicyMoves++
+	return target, true
+}
+
+// DeviceMoveLocked asks the VM's device policy (Spec.Devices) whether a
+// vCPU here that touches a device should move to the device node rather
+// than forward the access: it returns that node and true to move. The
+// caller then migrates the vCPU with the access not done. The caller
+// holds the lock.
+func (r *Runtime) DeviceMoveLocked() (memory.NodeID, bool) {
+	if r.cfg.Spec.Devices != DevicesMove || r.cfg.Self == r.cfg.DeviceNode {
+		return 0, false
+	}
+	r.stats.PolicyMoves++
+	return r.cfg.DeviceNode, true
+}
+
+// runtimeCluster is the Runtime as the move policy's view of the VM.
+type runtimeCluster Runtime
+
+// Load implements sched.Cluster: the VM's vCPUs this node believes run
+// on node.
+func (c *runtimeCluster) Load(node int) int {
+	n := 0
+	for v := range c.cfg.Spec.VCPUs {
+		if at, _ := c.mig.Location(migrate.VCPUID(v)); int(at) == node {
+			n++
+		}
+	}
+	return n
+}
+
+// Cores implements sched.Cluster: Config.Slots, or every vCPU.
+func (c *runtimeCluster) Cores(int) int {
+	if c.cfg.Slots > 0 {
+		return c.cfg.Slots
+	}
+	return c.cfg.Spec.VCPUs
+}
+
 // awaitLocked lets go of the lock until a message arrives or another
 // goroutine has served one since generation gen, then takes the lock
 // again and serves what came. The caller holds the lock and is not
@@ -779,6 +885,9 @@ func (r *Runtime) DepartLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	if err := r.flushMigration(); err != nil {
 		r.fail(err)
 		return err
+	}
+	if r.policy != nil {
+		r.policy.Migrated(int(v), int(r.cfg.Self), int(dst), r.now())
 	}
 	return nil
 }

@@ -526,7 +526,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control
@@ -546,9 +546,13 @@ func TestControlRoundTrip(t *testing.T) {
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with placement policy 2 decoded")
 	}
-	b[25], b[27] = 1, 1 // reserved byte set
+	b[25], b[27] = 1, 3 // no such move policy
 	if err := out.Unmarshal(b[:]); err == nil {
-		t.Fatal("a Create with a reserved byte set decoded")
+		t.Fatal("a Create with move policy 3 decoded")
+	}
+	b[27] = 0x21 // no such device policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with device policy 2 decoded")
 	}
 	b[27], b[3] = 0, 0 // zero nodes
 	if err := out.Unmarshal(b[:]); err == nil {
@@ -822,5 +826,154 @@ func TestBytesOutCountsTheWire(t *testing.T) {
 	s := c.rts[0].Stats()
 	if s.Memory.DataMessages == 0 || s.BytesOut == 0 || s.BytesOut >= s.Memory.Bytes {
 		t.Errorf("node 0 sent %d messages with a page, %d bytes on the wire, %d bytes whole", s.Memory.DataMessages, s.BytesOut, s.Memory.Bytes)
+	}
+}
+
+// pingPongUntilMove has node 0 write page 0 (homed there) and node 1's
+// vCPU 1 fault on it for writing, asking the move policy first, until
+// the policy says move or rounds run out. It returns the round of the
+// move (-1: none) and node 0's answers for vCPU 0, which faults on page
+// 1 (homed on node 1) that node 1 writes.
+func pingPongUntilMove(t *testing.T, c *cluster, rounds int) (moved int, dst memory.NodeID, moves0 int) {
+	t.Helper()
+	a, b := c.rts[0], c.rts[1]
+	for i := range rounds {
+		if err := a.Write(0, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(memory.PageSize, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		a.Lock()
+		if _, ok := a.PlaceLocked(0, memory.PageSize, true); ok {
+			moves0++
+		}
+		err := a.FaultLocked(memory.PageSize, true)
+		a.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Lock()
+		n, ok := b.PlaceLocked(1, 0, true)
+		if !ok {
+			err = b.FaultLocked(0, true)
+		}
+		b.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return i, n, moves0
+		}
+	}
+	return -1, 0, moves0
+}
+
+func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
+	for _, tc := range []struct {
+		policy   MovePolicy
+		min, max int // rounds before the move; -1: never
+	}{
+		{MovePull, -1, -1},
+		{MoveAlways, 0, 0},      // at the first fault
+		{MoveHysteresis, 3, 64}, // after a few contended faults, not the first
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = tc.policy })
+			moved, dst, moves0 := pingPongUntilMove(t, c, 100)
+			if moved < tc.min || moved > tc.max {
+				t.Fatalf("vCPU 1 moved in round %d, want %d..%d", moved, tc.min, tc.max)
+			}
+			if moved >= 0 && dst != 0 {
+				t.Fatalf("vCPU 1 would move to node %d, want 0 (which writes the page)", dst)
+			}
+			if moves0 != 0 {
+				t.Fatalf("vCPU 0 on node 0 was sent toward node 1 %d times: the two would swap", moves0)
+			}
+			t.Logf("%v: vCPU 1 moves in round %d", tc.policy, moved)
+			if got := c.rts[1].Stats().PolicyMoves; got != uint64(min(moved+1, 1)) {
+				t.Fatalf("PolicyMoves = %d after the move in round %d", got, moved)
+			}
+		})
+	}
+}
+
+func TestMovePolicyAfterAMove(t *testing.T) {
+	for _, policy := range []MovePolicy{MoveAlways, MoveHysteresis} {
+		t.Run(policy.String(), func(t *testing.T) {
+			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = policy })
+			if moved, _, _ := pingPongUntilMove(t, c, 100); moved < 0 {
+				t.Fatal("no move")
+			}
+			// vCPU 1 goes to node 0; node 0's policy hears of the arrival.
+			var st vcpu.State
+			st.Reset(1, false)
+			a, b := c.rts[0], c.rts[1]
+			b.Lock()
+			err := b.DepartLocked(1, 0, &st)
+			b.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.arrive:
+			case <-time.After(5 * time.Second):
+				t.Fatal("vCPU 1 did not arrive")
+			}
+			// Node 1 writes page 1 and hosts no vCPU now. AlwaysMove sends
+			// vCPU 1 back at once; Hysteresis keeps it for its cool-down
+			// (60 remote-fault times), longer than these rounds.
+			for i := range 8 {
+				if err := b.Write(memory.PageSize, []byte{byte(i)}); err != nil {
+					t.Fatal(err)
+				}
+				a.Lock()
+				n, ok := a.PlaceLocked(1, memory.PageSize, true)
+				if !ok {
+					err = a.FaultLocked(memory.PageSize, true)
+				}
+				a.Unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if policy == MoveAlways {
+					if !ok || n != 1 {
+						t.Fatalf("PlaceLocked = %d, %v; want node 1 (it hosts no vCPU)", n, ok)
+					}
+					return
+				}
+				if ok {
+					t.Fatalf("vCPU 1 sent back to node %d in round %d after arriving", n, i)
+				}
+			}
+		})
+	}
+}
+
+func TestPlaceLockedAllocatesNothing(t *testing.T) {
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = MoveHysteresis })
+	a, b := c.rts[0], c.rts[1]
+	if err := b.Write(memory.PageSize, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	a.Lock()
+	defer a.Unlock()
+	if n := testing.AllocsPerRun(100, func() { a.PlaceLocked(1, memory.PageSize, true) }); n != 0 {
+		t.Fatalf("PlaceLocked: %v allocations", n)
+	}
+}
+
+func TestDevicePolicy(t *testing.T) {
+	for _, policy := range []DevicePolicy{DevicesForward, DevicesMove} {
+		c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Devices = policy })
+		for i, rt := range c.rts {
+			rt.Lock()
+			n, ok := rt.DeviceMoveLocked()
+			rt.Unlock()
+			want := policy == DevicesMove && i != 0
+			if ok != want || ok && n != 0 {
+				t.Errorf("%v: node %d: DeviceMoveLocked = %d, %v; want move %v to node 0", policy, i, n, ok, want)
+			}
+		}
 	}
 }

@@ -105,6 +105,72 @@ type Spec struct {
 	// watchdogs run that much slower against the network (1 or 0: none;
 	// for emulators, whose network is slow against their CPU).
 	Dilation uint8
+	// Move says when a vCPU that faults on a page another node holds
+	// moves there instead of fetching the page; Devices what a vCPU on
+	// a node without the devices does when it touches one.
+	Move    MovePolicy
+	Devices DevicePolicy
+}
+
+// MovePolicy says when a vCPU goes to its data rather than the data to
+// the vCPU (package sched).
+type MovePolicy uint8
+
+// Move policies.
+const (
+	// MovePull never moves vCPUs by itself: pages come to the vCPU
+	// (GiantVM's way); vCPUs move only by hand (migrate, evacuate).
+	MovePull MovePolicy = 0
+	// MoveHysteresis moves a vCPU to the node that holds the pages it
+	// keeps faulting on when those faults concentrate there and the
+	// saving beats the cost by a margin (sched.Hysteresis, TidalScale's
+	// idea).
+	MoveHysteresis MovePolicy = 1
+	// MoveAlways moves the vCPU on every fault on a page another node
+	// holds (sched.AlwaysMove): the baseline that shows why a policy
+	// needs hysteresis.
+	MoveAlways MovePolicy = 2
+	moveLimit  MovePolicy = 3
+)
+
+// String names the policy as the shell does.
+func (p MovePolicy) String() string {
+	switch p {
+	case MovePull:
+		return "pull"
+	case MoveHysteresis:
+		return "hysteresis"
+	case MoveAlways:
+		return "always"
+	}
+	return fmt.Sprintf("MovePolicy(%d)", uint8(p))
+}
+
+// DevicePolicy says how a vCPU on a node without the devices reaches
+// them.
+type DevicePolicy uint8
+
+// Device policies.
+const (
+	// DevicesForward forwards each access to the device node (reads
+	// wait for the value): the vCPU stays where its memory is.
+	DevicesForward DevicePolicy = 0
+	// DevicesMove migrates the vCPU to the device node, where the
+	// access runs locally (and the accesses after it: a driver's
+	// register sequence costs one migration, not a round trip each).
+	DevicesMove  DevicePolicy = 1
+	devicesLimit DevicePolicy = 2
+)
+
+// String names the policy as the shell does.
+func (p DevicePolicy) String() string {
+	switch p {
+	case DevicesForward:
+		return "forward"
+	case DevicesMove:
+		return "move"
+	}
+	return fmt.Sprintf("DevicePolicy(%d)", uint8(p))
 }
 
 // PlacePolicy says where each vCPU starts.
@@ -189,6 +255,10 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("dvm: unknown home policy %d", s.Homes)
 	case s.Place >= placeLimit:
 		return fmt.Errorf("dvm: unknown placement policy %d", s.Place)
+	case s.Move >= moveLimit:
+		return fmt.Errorf("dvm: unknown move policy %d", s.Move)
+	case s.Devices >= devicesLimit:
+		return fmt.Errorf("dvm: unknown device policy %d", s.Devices)
 	}
 	return nil
 }
@@ -224,7 +294,7 @@ type Control struct {
 //	24 home policy
 //	25 placement policy
 //	26 time dilation
-//	27 reserved (zero)
+//	27 move policy (bits 0-3), device policy (bits 4-7)
 //	28 time (8)
 const ControlSize = 36
 
@@ -238,7 +308,8 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
-	b[24], b[25], b[26], b[27] = byte(c.Spec.Homes), byte(c.Spec.Place), c.Spec.Dilation, 0
+	b[24], b[25], b[26] = byte(c.Spec.Homes), byte(c.Spec.Place), c.Spec.Dilation
+	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	return ControlSize
 }
@@ -258,15 +329,14 @@ func (c *Control) Unmarshal(b []byte) error {
 			Homes:    HomePolicy(b[24]),
 			Place:    PlacePolicy(b[25]),
 			Dilation: b[26],
+			Move:     MovePolicy(b[27] & 0xF),
+			Devices:  DevicePolicy(b[27] >> 4),
 			ID:       binary.LittleEndian.Uint32(b[4:]),
 			Nodes:    int(b[3]),
 			VCPUs:    int(binary.LittleEndian.Uint16(b[8:])),
 			Pages:    int(binary.LittleEndian.Uint32(b[12:])),
 			Payload:  binary.LittleEndian.Uint32(b[16:]),
 		},
-	}
-	if b[27] != 0 {
-		return fmt.Errorf("%w: reserved control bytes set", ErrBadMessage)
 	}
 	if c.Op == 0 || c.Op >= opLimit {
 		return fmt.Errorf("%w: control op %d", ErrBadMessage, b[1])

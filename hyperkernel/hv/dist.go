@@ -36,6 +36,10 @@ type DistStart struct {
 	// Dilation is the Linux guest's time dilation (see dvm.Spec); 0 or 1
 	// for none.
 	Dilation int
+	// Move and Devices are the VM's move and device policies (see
+	// dvm.Spec).
+	Move    dvm.MovePolicy
+	Devices dvm.DevicePolicy
 }
 
 // DistGuest returns the payload a distributed VM runs for a name:
@@ -116,7 +120,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
@@ -147,6 +151,30 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 								req.Place = dvm.PlaceDeviceNode
 							default:
 								return fmt.Errorf("%w: dvm start: place=%q: want spread or node0", shell.ErrUsage, v)
+							}
+							continue
+						}
+						if k == "move" {
+							switch v {
+							case "pull":
+								req.Move = dvm.MovePull
+							case "hysteresis":
+								req.Move = dvm.MoveHysteresis
+							case "always":
+								req.Move = dvm.MoveAlways
+							default:
+								return fmt.Errorf("%w: dvm start: move=%q: want pull, hysteresis or always", shell.ErrUsage, v)
+							}
+							continue
+						}
+						if k == "devices" {
+							switch v {
+							case "forward":
+								req.Devices = dvm.DevicesForward
+							case "move":
+								req.Devices = dvm.DevicesMove
+							default:
+								return fmt.Errorf("%w: dvm start: devices=%q: want forward or move", shell.ErrUsage, v)
 							}
 							continue
 						}
@@ -322,8 +350,9 @@ func writeDistStatus(w io.Writer, st *DistStatus, full bool) {
 		s.Memory.Faults, s.Memory.RemoteFaults, float64(s.Memory.RemoteFaults)/secs, s.RemoteWaits, avg.Round(time.Microsecond))
 	fmt.Fprintf(w, "  coherence: %d messages out (%d with a page), %d bytes out on the wire, %d messages in, %d bytes in, %d invalidations, %d rejected\n",
 		s.Memory.Messages, s.Memory.DataMessages, s.BytesOut, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected)
-	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out\n",
-		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes)
+	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d\n",
+		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes,
+		st.Spec.Move, st.Spec.Devices, s.PolicyMoves)
 	devAvg := time.Duration(0)
 	if s.DeviceReads > 0 {
 		devAvg = s.DeviceReadTime / time.Duration(s.DeviceReads)

@@ -238,7 +238,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		vcpus = nodes
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
-		Payload: uint32(req.Guest), Arg: uint32(req.Iterations)}
+		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices}
 	var linux *LinuxConfig
 	if req.Linux {
 		if d.linux == nil {
@@ -1116,6 +1116,13 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 		case exits.ActionEPTViolation:
 			gpa := e.GuestPhysical
 			if gpa >= testguest.MMIOBase && gpa < testguest.MMIOBase+memory.PageSize {
+				if idtInfo&intrValid == 0 {
+					if dst, ok := rt.DeviceMoveLocked(); ok {
+						// The access runs on the device node.
+						vm.moveTo[v].Store(int32(dst) + 1)
+						continue
+					}
+				}
 				if err := vm.mmioAccess(mmioDev, vc, gpa, &regs); err != nil {
 					rt.Unlock()
 					return err
@@ -1125,6 +1132,13 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 			if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
 				rt.Unlock()
 				return fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
+			}
+			if idtInfo&intrValid == 0 {
+				if dst, ok := rt.PlaceLocked(migrate.VCPUID(v), gpa, e.Qualification&2 != 0); ok {
+					// The access runs where the page is.
+					vm.moveTo[v].Store(int32(dst) + 1)
+					continue
+				}
 			}
 			vc.put()
 			if err := rt.FaultLocked(gpa, e.Qualification&2 != 0); err != nil {

@@ -94,14 +94,23 @@ func TestDistCommands(t *testing.T) {
 	if f.started != (DistStart{Nodes: 2, VCPUs: 2, Iterations: 500, Guest: testguest.VariantCounter}) {
 		t.Errorf("dvm start asked for %+v", f.started)
 	}
+	for _, bad := range []string{"move=sometimes", "devices=teleport"} {
+		if _, err := run(t, cmds, "dvm start "+bad); !errors.Is(err, shell.ErrUsage) {
+			t.Errorf("dvm start %s: %v, want a usage error", bad, err)
+		}
+	}
+	if _, err = run(t, cmds, "dvm start guest=pingpong move=hysteresis devices=move"); err != nil || f.started.Move != dvm.MoveHysteresis || f.started.Devices != dvm.DevicesMove {
+		t.Errorf("dvm start move=hysteresis devices=move: %v, runner got %+v", err, f.started)
+	}
 	f.status.Self, f.status.Index, f.status.Elapsed = 2, 1, 2*time.Second
+	f.status.Spec.Move, f.status.Stats.PolicyMoves = dvm.MoveAlways, 3
 	f.status.Stats.Memory.RemoteFaults = 100
 	f.status.Stats.Migration.MigrationsIn = 1
 	f.status.IPIs, f.status.Stats.Migration.Delivered, f.status.Startups = 10, 9, 1
 	f.status.Stats.DeviceReads, f.status.Stats.DeviceReadTime = 2, 6*time.Millisecond
 	f.status.VCPUs = []DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 2, Here: true, State: "halted"}}
 	out, err = run(t, cmds, "dvm stat")
-	for _, want := range []string{"dvm 7 on node 2 (1 of 2 in the VM): running", "512 homed here", "(100 remote, 50.0/s)", "1 in (0.50/s)", "interrupts: 10 IPIs sent from here (5.0/s, 0 to no vCPU), 9 made pending here, 0 forwarded; 1 startup IPIs sent", "devices: 2 reads forwarded to the device node, 3ms on average; 0 interrupts raised by devices here", "1     2     halted"} {
+	for _, want := range []string{"dvm 7 on node 2 (1 of 2 in the VM): running", "512 homed here", "(100 remote, 50.0/s)", "1 in (0.50/s)", "policy move=always devices=forward chose 3", "interrupts: 10 IPIs sent from here (5.0/s, 0 to no vCPU), 9 made pending here, 0 forwarded; 1 startup IPIs sent", "devices: 2 reads forwarded to the device node, 3ms on average; 0 interrupts raised by devices here", "1     2     halted"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("dvm stat: no %q in %q (%v)", want, out, err)
 		}

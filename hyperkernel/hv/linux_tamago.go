@@ -801,6 +801,14 @@ func (v *linuxVCPU) run() {
 		v.exits.Add(1)
 		switch a.Kind {
 		case exits.ActionResume:
+			if d != nil && d.ports.pending() && v.mayMove() {
+				if dst, ok := d.rt.DeviceMoveLocked(); ok {
+					// The port access runs on the device node.
+					d.ports.read, d.ports.write = false, false
+					v.moveTo.Store(int32(dst) + 1)
+					continue
+				}
+			}
 			advance(a.AdvanceRIP)
 			if d != nil && d.ports.pending() {
 				if err := v.forwardPort(); err != nil {
@@ -823,13 +831,28 @@ func (v *linuxVCPU) run() {
 			return
 		case exits.ActionEPTViolation:
 			if d != nil && e.GuestPhysical < vm.cfg.Memory {
-				// A page this node does not hold as the access needs.
+				// A page this node does not hold as the access needs:
+				// fetch it, or by the VM's move policy run the access
+				// where the page is.
+				if v.mayMove() {
+					if dst, ok := d.rt.PlaceLocked(migrate.VCPUID(v.index), e.GuestPhysical, e.Qualification&2 != 0); ok {
+						v.moveTo.Store(int32(dst) + 1)
+						continue
+					}
+				}
 				v.vc.put()
 				if err := d.rt.FaultLocked(e.GuestPhysical, e.Qualification&2 != 0); err != nil {
 					fail("%v", err)
 					return
 				}
 				continue
+			}
+			if d != nil && !d.devices && v.mayMove() {
+				if dst, ok := d.rt.DeviceMoveLocked(); ok {
+					// The device access runs on the device node.
+					v.moveTo.Store(int32(dst) + 1)
+					continue
+				}
 			}
 			if err := v.mmioAccess(e.GuestPhysical); err != nil {
 				fail("%v", err)

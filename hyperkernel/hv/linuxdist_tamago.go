@@ -238,6 +238,14 @@ func (v *linuxVCPU) serveShare() error {
 	}
 }
 
+// mayMove reports whether the vCPU, at an exit with its VMCS loaded, may
+// leave with the instruction that exited not done: not while an event is
+// being delivered or injected (depart would put it off to a later exit,
+// and the vCPU would re-enter at the same access).
+func (v *linuxVCPU) mayMove() bool {
+	return !v.queued && vmread(vmx.IDTVectoringInfo)&intrValid == 0 && vmread(vmx.EntryInterruptionInfo)&intrValid == 0
+}
+
 // depart sends the vCPU to node dst: its VMCS guest state, registers,
 // x87/SSE state, the MSRs VMX switches, its LAPIC. The caller holds the
 // runtime's lock. It reports whether the vCPU left (its goroutine ends):

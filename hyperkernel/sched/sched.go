@@ -156,6 +156,18 @@ func NewHysteresis(cfg HysteresisConfig, nodes, vcpus int) *Hysteresis {
 // Name implements Policy.
 func (h *Hysteresis) Name() string { return "hysteresis" }
 
+// SetCosts replaces the cost estimates, with the half-life and cool-down
+// that [DefaultHysteresis] derives from them: for a caller that measures
+// its costs as it runs (a remote fault on an emulated network costs
+// milliseconds, on 10 GbE microseconds).
+func (h *Hysteresis) SetCosts(c Costs) {
+	d := DefaultHysteresis(c)
+	h.cfg.Costs, h.cfg.HalfLifeNS, h.cfg.CooldownNS = c, d.HalfLifeNS, d.CooldownNS
+}
+
+// Config returns the policy's tuning.
+func (h *Hysteresis) Config() HysteresisConfig { return h.cfg }
+
 // decay brings v's scores to time now.
 func (h *Hysteresis) decay(v *vcpuStats, now int64) {
 	if now <= v.updated {

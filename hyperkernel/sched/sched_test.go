@@ -78,3 +78,12 @@ func TestHysteresis(t *testing.T) {
 		}
 	})
 }
+
+func TestSetCostsRescalesTheTimes(t *testing.T) {
+	h := NewHysteresis(DefaultHysteresis(Costs{PullNS: 15_000, MoveNS: 30_000}), 2, 2)
+	h.SetCosts(Costs{PullNS: 5_000_000, MoveNS: 10_000_000})
+	got, want := h.Config(), DefaultHysteresis(Costs{PullNS: 5_000_000, MoveNS: 10_000_000})
+	if got != want {
+		t.Fatalf("after SetCosts: %+v, want %+v", got, want)
+	}
+}
