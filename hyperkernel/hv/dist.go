@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/memory"
@@ -40,6 +41,38 @@ type DistStart struct {
 	// dvm.Spec).
 	Move    dvm.MovePolicy
 	Devices dvm.DevicePolicy
+	// NUMA gives the Linux guest an SRAT and a SLIT (DistNUMA) instead
+	// of letting it believe it is one uniform machine.
+	NUMA bool
+}
+
+// RemoteDistance is the SLIT distance between two nodes of a
+// distributed VM, against 10 within a node: as far as the table's scale
+// goes, since a page from another node costs thousands of local
+// accesses (Linux only compares distances: it keeps tasks and memory
+// within a node when it can).
+const RemoteDistance = 254
+
+// DistNUMA is the topology a distributed Linux VM of vcpus vCPUs over
+// nodes nodes shows its guest with numa=on: vCPU v in proximity domain
+// v % nodes (the node place=spread starts it on), all of its memory
+// (homed on node 0) in domain 0, and RemoteDistance between domains.
+// vCPUs that migrate keep their domain: the tables are the guest's
+// picture at boot.
+func DistNUMA(vcpus, nodes int, memory uint64) *acpi.NUMA {
+	n := &acpi.NUMA{CPUDomain: make([]uint32, vcpus), Memory: []acpi.MemoryAffinity{{Base: 0, Length: memory, Domain: 0}}}
+	for v := range n.CPUDomain {
+		n.CPUDomain[v] = uint32(v % nodes)
+	}
+	n.Distance = make([][]uint8, nodes)
+	for i := range n.Distance {
+		n.Distance[i] = make([]uint8, nodes)
+		for j := range n.Distance[i] {
+			n.Distance[i][j] = RemoteDistance
+		}
+		n.Distance[i][i] = 10
+	}
+	return n
 }
 
 // DistGuest returns the payload a distributed VM runs for a name:
@@ -120,7 +153,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
@@ -152,6 +185,13 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 							default:
 								return fmt.Errorf("%w: dvm start: place=%q: want spread or node0", shell.ErrUsage, v)
 							}
+							continue
+						}
+						if k == "numa" {
+							if v != "on" && v != "off" {
+								return fmt.Errorf("%w: dvm start: numa=%q: want on or off", shell.ErrUsage, v)
+							}
+							req.NUMA = v == "on"
 							continue
 						}
 						if k == "move" {
@@ -217,8 +257,12 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 						return err
 					}
 					if req.Linux {
-						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d, vCPUs placed %v, time dilation %d): started; `console` attaches on this node\n",
-							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r), spec.Place, max(spec.Dilation, 1))
+						topology := ""
+						if req.NUMA {
+							topology = ", an SRAT and a SLIT"
+						}
+						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
+							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r), spec.Place, max(spec.Dilation, 1), topology)
 						return nil
 					}
 					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",

@@ -256,6 +256,9 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		}
 		spec.Dilation = uint8(req.Dilation)
 		linux.Dilation = req.Dilation
+		if req.NUMA {
+			linux.NUMA = DistNUMA(vcpus, nodes, mem)
+		}
 	}
 	if err := spec.Validate(); err != nil {
 		return spec, err
@@ -1259,6 +1262,9 @@ func (d *Dist) Evacuate(node int) (int, error) {
 	}
 	if vm.spec.Nodes < 2 {
 		return 0, errors.New("a VM on one node has nowhere to go")
+	}
+	if idx == 0 && vm.spec.Homes == dvm.HomesDeviceNode {
+		return 0, fmt.Errorf("cluster node %d homes all of the VM's memory and hosts its devices: it cannot leave while the VM runs (page homes do not move)", node)
 	}
 	target := memory.NodeID(0)
 	if idx == 0 {

@@ -6,11 +6,13 @@ package hv
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
@@ -98,6 +100,12 @@ func TestDistCommands(t *testing.T) {
 		if _, err := run(t, cmds, "dvm start "+bad); !errors.Is(err, shell.ErrUsage) {
 			t.Errorf("dvm start %s: %v, want a usage error", bad, err)
 		}
+	}
+	if _, err := run(t, cmds, "dvm start guest=linux numa=maybe"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("numa=maybe: %v, want a usage error", err)
+	}
+	if _, err := run(t, cmds, "dvm start guest=linux numa=on"); err != nil || !f.started.NUMA {
+		t.Errorf("numa=on: %v, runner got %+v", err, f.started)
 	}
 	if _, err = run(t, cmds, "dvm start guest=pingpong move=hysteresis devices=move"); err != nil || f.started.Move != dvm.MoveHysteresis || f.started.Devices != dvm.DevicesMove {
 		t.Errorf("dvm start move=hysteresis devices=move: %v, runner got %+v", err, f.started)
@@ -213,5 +221,19 @@ func TestWithNodeEvacuate(t *testing.T) {
 	}
 	if !strings.Contains(cmd.Usage, "evacuate N") {
 		t.Errorf("usage %q does not show evacuate", cmd.Usage)
+	}
+}
+
+func TestDistNUMA(t *testing.T) {
+	n := DistNUMA(3, 2, 128<<20)
+	if fmt.Sprint(n.CPUDomain) != "[0 1 0]" || len(n.Memory) != 1 || n.Memory[0] != (acpi.MemoryAffinity{Length: 128 << 20}) {
+		t.Errorf("DistNUMA(3, 2) = %+v", n)
+	}
+	if fmt.Sprint(n.Distance) != fmt.Sprintf("[[10 %d] [%d 10]]", RemoteDistance, RemoteDistance) {
+		t.Errorf("distances %v", n.Distance)
+	}
+	// The tables accept it.
+	if _, err := acpi.Build(0xE0000, acpi.Config{APICIDs: []uint32{0, 1, 2}, NUMA: n}); err != nil {
+		t.Error(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
@@ -29,6 +30,9 @@ type LinuxConfig struct {
 	// times faster than it does (CPUID's TSC frequency): its clock and
 	// timers run that much slower against the outside (see dvm.Spec).
 	Dilation int
+	// NUMA, if set, gives the guest an SRAT and a SLIT describing its
+	// node topology; nil: it believes it is one uniform machine.
+	NUMA *acpi.NUMA
 }
 
 // VMInfo is a running or finished VM as `vm list` shows it.

@@ -263,6 +263,7 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, er
 				{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
 				{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
 			},
+			NUMA: cfg.NUMA,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("hv: %w", err)

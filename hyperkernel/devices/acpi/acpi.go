@@ -2,9 +2,10 @@
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
 // Package acpi writes the ACPI tables a guest's firmware would: an RSDP
-// (revision 2), an XSDT, a MADT listing the vCPUs' local APICs, a FADT
-// and an empty DSDT (ACPI 6.5, chapter 5 "ACPI Software Programming
-// Model"). The FADT declares a hardware-reduced ACPI platform (5.2.9,
+// (revision 2), an XSDT, a MADT listing the vCPUs' local APICs, a FADT,
+// a DSDT with the guest's serial ports and virtio-mmio devices and,
+// for a machine described as NUMA, an SRAT and a SLIT (ACPI 6.5,
+// chapter 5 "ACPI Software Programming Model"). The FADT declares a hardware-reduced ACPI platform (5.2.9,
 // flag HW_REDUCED_ACPI): no PM1 blocks, PM timer, SCI or legacy 8259/8254
 // are implied, so the guest times itself with the local APIC's
 // TSC-deadline timer.
@@ -25,6 +26,19 @@ const (
 	madtRev    = 5
 	dsdtRev    = 2
 	xsdtRev    = 1
+	sratRev    = 3
+	slitRev    = 1
+
+	// SRAT (5.2.16): after the header a reserved word that must be 1
+	// and 8 reserved bytes, then affinity structures.
+	sratHeaderSize  = headerSize + 12
+	sratLocalAPIC   = 0 // Processor Local APIC/SAPIC Affinity, 16 bytes
+	sratMemory      = 1 // Memory Affinity, 40 bytes
+	sratLocalX2APIC = 2 // Processor Local x2APIC Affinity, 24 bytes
+	sratEnabled     = 1
+	slitLocal       = 10 // SLIT (5.2.17): a locality's distance to itself
+	slitMaxDistance = 254
+	slitHeaderSize  = headerSize + 8
 
 	// MADT (5.2.12): local APIC address and flags, then entries.
 	madtLocalAPIC      = 0 // Processor Local APIC structure, 8 bytes
@@ -81,6 +95,28 @@ type Config struct {
 	// both described in the DSDT.
 	Serial []SerialPort
 	Virtio []VirtioMMIO
+	// NUMA, if set, describes the machine's proximity domains in an SRAT
+	// and a SLIT; nil describes one uniform machine.
+	NUMA *NUMA
+}
+
+// NUMA is the node topology the SRAT and SLIT describe.
+type NUMA struct {
+	// CPUDomain is the proximity domain of each processor, in the order
+	// of Config.APICIDs.
+	CPUDomain []uint32
+	// Memory lists the ranges of guest-physical memory and their
+	// domains.
+	Memory []MemoryAffinity
+	// Distance[i][j] is the relative distance from domain i to domain j
+	// (10 for i == j, 11 to 254 otherwise), for domains 0..len-1.
+	Distance [][]uint8
+}
+
+// MemoryAffinity places a range of memory in a proximity domain.
+type MemoryAffinity struct {
+	Base, Length uint64
+	Domain       uint32
 }
 
 // IOAPIC describes one I/O APIC in the MADT.
@@ -175,9 +211,18 @@ func Build(base uint64, c Config) (*Tables, error) {
 	checksum(madt, 9)
 	madtAt := place(madt)
 
-	xsdt := header("XSDT", headerSize+16, xsdtRev)
-	le.PutUint64(xsdt[36:], fadtAt)
-	le.PutUint64(xsdt[44:], madtAt)
+	tables := []uint64{fadtAt, madtAt}
+	if c.NUMA != nil {
+		srat, slit, err := numaTables(c.APICIDs, c.NUMA)
+		if err != nil {
+			return nil, err
+		}
+		tables = append(tables, place(srat), place(slit))
+	}
+	xsdt := header("XSDT", headerSize+8*len(tables), xsdtRev)
+	for i, at := range tables {
+		le.PutUint64(xsdt[headerSize+8*i:], at)
+	}
 	checksum(xsdt, 9)
 	xsdtAt := place(xsdt)
 
@@ -191,6 +236,72 @@ func Build(base uint64, c Config) (*Tables, error) {
 	rsdp[32] = -sum(rsdp)
 	rsdpAt := place(rsdp)
 	return &Tables{Base: base, Bytes: out, RSDP: rsdpAt}, nil
+}
+
+// numaTables returns the SRAT and the SLIT of n.
+func numaTables(apicIDs []uint32, n *NUMA) (srat, slit []byte, err error) {
+	domains := len(n.Distance)
+	if domains == 0 || domains > 255 {
+		return nil, nil, fmt.Errorf("acpi: %d proximity domains: want 1 to 255", domains)
+	}
+	if len(n.CPUDomain) != len(apicIDs) {
+		return nil, nil, fmt.Errorf("acpi: %d processor domains for %d processors", len(n.CPUDomain), len(apicIDs))
+	}
+	for i, row := range n.Distance {
+		if len(row) != domains {
+			return nil, nil, fmt.Errorf("acpi: distance row %d has %d entries, want %d", i, len(row), domains)
+		}
+		for j, d := range row {
+			if i == j && d != slitLocal || i != j && (d <= slitLocal || d > slitMaxDistance) {
+				return nil, nil, fmt.Errorf("acpi: distance %d from domain %d to %d: want 10 to itself, 11 to 254 to another", d, i, j)
+			}
+		}
+	}
+	le := binary.LittleEndian
+	srat = header("SRAT", sratHeaderSize, sratRev)
+	le.PutUint32(srat[headerSize:], 1) // reserved, 1 for compatibility
+	for i, id := range apicIDs {
+		dom := n.CPUDomain[i]
+		if int(dom) >= domains {
+			return nil, nil, fmt.Errorf("acpi: processor %d in domain %d of %d", i, dom, domains)
+		}
+		if id < 255 {
+			e := make([]byte, 16)
+			e[0], e[1], e[2], e[3] = sratLocalAPIC, 16, byte(dom), byte(id)
+			le.PutUint32(e[4:], sratEnabled)
+			e[9], e[10], e[11] = byte(dom>>8), byte(dom>>16), byte(dom>>24)
+			srat = append(srat, e...)
+			continue
+		}
+		e := make([]byte, 24)
+		e[0], e[1] = sratLocalX2APIC, 24
+		le.PutUint32(e[4:], dom)
+		le.PutUint32(e[8:], id)
+		le.PutUint32(e[12:], sratEnabled)
+		srat = append(srat, e...)
+	}
+	for _, m := range n.Memory {
+		if int(m.Domain) >= domains || m.Length == 0 || m.Base+m.Length < m.Base {
+			return nil, nil, fmt.Errorf("acpi: memory %#x+%#x in domain %d of %d", m.Base, m.Length, m.Domain, domains)
+		}
+		e := make([]byte, 40)
+		e[0], e[1] = sratMemory, 40
+		le.PutUint32(e[2:], m.Domain)
+		le.PutUint64(e[8:], m.Base)
+		le.PutUint64(e[16:], m.Length)
+		le.PutUint32(e[28:], sratEnabled)
+		srat = append(srat, e...)
+	}
+	le.PutUint32(srat[4:], uint32(len(srat)))
+	checksum(srat, 9)
+
+	slit = header("SLIT", slitHeaderSize+domains*domains, slitRev)
+	le.PutUint64(slit[headerSize:], uint64(domains))
+	for i, row := range n.Distance {
+		copy(slit[slitHeaderSize+i*domains:], row)
+	}
+	checksum(slit, 9)
+	return srat, slit, nil
 }
 
 // header returns a table of n bytes with its standard header (5.2.6).

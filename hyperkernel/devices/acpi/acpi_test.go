@@ -168,3 +168,95 @@ func TestDSDTVirtio(t *testing.T) {
 		}
 	}
 }
+
+// TestNUMATables checks the SRAT and SLIT by their layout and, where
+// acpica-tools is installed, by iasl's disassembly.
+func TestNUMATables(t *testing.T) {
+	numa := &NUMA{
+		CPUDomain: []uint32{0, 1, 1},
+		Memory:    []MemoryAffinity{{Base: 0, Length: 64 << 20, Domain: 0}, {Base: 64 << 20, Length: 64 << 20, Domain: 1}},
+		Distance:  [][]uint8{{10, 200}, {200, 10}},
+	}
+	tab, err := Build(0xE0000, Config{APICIDs: []uint32{0, 1, 300}, NUMA: numa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(sig string) []byte {
+		for i := 0; i+headerSize <= len(tab.Bytes); i += 16 {
+			if string(tab.Bytes[i:i+4]) == sig {
+				n := int(binary.LittleEndian.Uint32(tab.Bytes[i+4:]))
+				return tab.Bytes[i : i+n]
+			}
+		}
+		t.Fatalf("no %s", sig)
+		return nil
+	}
+	srat, slit := find("SRAT"), find("SLIT")
+	if sum(srat) != 0 || sum(slit) != 0 {
+		t.Fatal("bad checksums")
+	}
+	if len(srat) != sratHeaderSize+16+16+24+40+40 {
+		t.Fatalf("SRAT of %d bytes", len(srat))
+	}
+	e := srat[sratHeaderSize:]
+	if e[0] != sratLocalAPIC || e[2] != 0 || e[3] != 0 || e[16+2] != 1 || e[16+3] != 1 {
+		t.Errorf("processor affinities % x", e[:32])
+	}
+	if x := e[32:]; x[0] != sratLocalX2APIC || binary.LittleEndian.Uint32(x[4:]) != 1 || binary.LittleEndian.Uint32(x[8:]) != 300 {
+		t.Errorf("x2APIC affinity % x", x[:24])
+	}
+	if m := e[56+40:]; m[0] != sratMemory || binary.LittleEndian.Uint32(m[2:]) != 1 || binary.LittleEndian.Uint64(m[8:]) != 64<<20 || binary.LittleEndian.Uint64(m[16:]) != 64<<20 || m[28] != 1 {
+		t.Errorf("memory affinity % x", m[:40])
+	}
+	if got := slit[slitHeaderSize:]; binary.LittleEndian.Uint64(slit[headerSize:]) != 2 || !bytes.Equal(got, []byte{10, 200, 200, 10}) {
+		t.Errorf("SLIT % x", slit[headerSize:])
+	}
+	// The XSDT lists all four tables.
+	xsdt := find("XSDT")
+	if (len(xsdt)-headerSize)/8 != 4 {
+		t.Errorf("XSDT lists %d tables, want 4", (len(xsdt)-headerSize)/8)
+	}
+
+	for _, bad := range []*NUMA{
+		{CPUDomain: []uint32{0, 0}, Distance: [][]uint8{{10}}},                                           // a CPU short
+		{CPUDomain: []uint32{0, 0, 2}, Distance: [][]uint8{{10, 20}, {20, 10}}},                          // domain out of range
+		{CPUDomain: []uint32{0, 0, 1}, Distance: [][]uint8{{10, 10}, {20, 10}}},                          // remote as local
+		{CPUDomain: []uint32{0, 0, 0}, Distance: [][]uint8{{10}}, Memory: []MemoryAffinity{{Length: 0}}}, // empty range
+	} {
+		if _, err := Build(0xE0000, Config{APICIDs: []uint32{0, 1, 300}, NUMA: bad}); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+
+	iasl, err := exec.LookPath("iasl")
+	if err != nil {
+		t.Log("iasl (acpica-tools) not installed: disassembly not checked")
+		return
+	}
+	dir := t.TempDir()
+	for name, table := range map[string][]byte{"srat": srat, "slit": slit} {
+		path := filepath.Join(dir, name+".dat")
+		if err := os.WriteFile(path, table, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(iasl, "-d", path).CombinedOutput(); err != nil {
+			t.Fatalf("iasl -d %s: %v\n%s", name, err, out)
+		}
+	}
+	dsl, err := os.ReadFile(filepath.Join(dir, "srat.dsl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Proximity Domain Low(8) : 01", "Apic ID : 01", "Apic ID : 0000012C", "Base Address : 0000000004000000", "Address Length : 0000000004000000"} {
+		if !strings.Contains(strings.Join(strings.Fields(string(dsl)), " "), want) {
+			t.Errorf("SRAT disassembly lacks %q:\n%s", want, dsl)
+		}
+	}
+	dsl, err = os.ReadFile(filepath.Join(dir, "slit.dsl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(dsl), "Localities : 0000000000000002") || !strings.Contains(string(dsl), "Locality   0 : 0A C8") {
+		t.Errorf("SLIT disassembly:\n%s", dsl)
+	}
+}
