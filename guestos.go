@@ -42,11 +42,18 @@ const defaultGuestCmdline = "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokas
 //     register reads are then local;
 //   - psi=0: pressure-stall accounting has every CPU's counters read and
 //     written by a worker on another CPU every two seconds, under a
-//     sequence count whose reader retried for tens of seconds.
-func distGuestCmdline(vcpus int) string {
+//     sequence count whose reader retried for tens of seconds;
+//   - with numa (the guest has an SRAT and a SLIT), numa_balancing=disable:
+//     automatic NUMA balancing would unmap the guest's pages periodically
+//     to sample where they are used, and its memory is all on node 0
+//     anyway.
+func distGuestCmdline(vcpus int, numa bool) string {
 	c := defaultGuestCmdline + " psi=0 irqaffinity=0"
 	if vcpus > 1 {
 		c += fmt.Sprintf(" nohz_full=1-%d rcu_nocbs=1-%d isolcpus=1-%d", vcpus-1, vcpus-1, vcpus-1)
+	}
+	if numa {
+		c += " numa_balancing=disable"
 	}
 	return c
 }

@@ -65,9 +65,9 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 	d := h.NewDist(an, notices)
 	if kernel, initrd := guestFiles(); kernel != nil {
 		l := &linuxHost{h: h, kernel: kernel, initrd: initrd}
-		d.SetLinux(func(vcpus int, memory uint64, cmdline string) hv.LinuxConfig {
+		d.SetLinux(func(vcpus int, memory uint64, cmdline string, numa bool) hv.LinuxConfig {
 			if cmdline == "" {
-				cmdline = distGuestCmdline(vcpus)
+				cmdline = distGuestCmdline(vcpus, numa)
 			}
 			return l.config(vcpus, memory, cmdline)
 		})

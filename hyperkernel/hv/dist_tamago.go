@@ -59,14 +59,16 @@ type Dist struct {
 	notices io.Writer
 	// linux builds the configuration of the image's Linux guest; nil
 	// where the image has none.
-	linux func(vcpus int, memory uint64, cmdline string) LinuxConfig
+	linux func(vcpus int, memory uint64, cmdline string, numa bool) LinuxConfig
 	mu    sync.Mutex
 	vm    *distVM
 }
 
 // SetLinux gives the service the image's Linux guest: config builds a
-// guest's configuration (with its loader) for `dvm start guest=linux`.
-func (d *Dist) SetLinux(config func(vcpus int, memory uint64, cmdline string) LinuxConfig) {
+// guest's configuration (with its loader) for `dvm start guest=linux`;
+// numa says the guest will have an SRAT and a SLIT (its default command
+// line may differ).
+func (d *Dist) SetLinux(config func(vcpus int, memory uint64, cmdline string, numa bool) LinuxConfig) {
 	d.linux = config
 }
 
@@ -248,7 +250,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		if mem == 0 {
 			mem = DefaultGuestMemory
 		}
-		cfg := d.linux(vcpus, mem, req.Cmdline)
+		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
 		if req.Dilation > 255 {
