@@ -3,7 +3,10 @@
 #   make qemu        one node in QEMU (KVM where /dev/kvm exists, else TCG)
 #   make bochs       one node in Bochs (VMX and EPT emulated)
 #   make cluster     NODES nodes (default 2) in EMU (qemu or bochs) on one
-#                    Ethernet segment, you on the first node's console
+#                    Ethernet segment, you on the first node's console;
+#                    with GUEST=linux it also starts Debian's Linux as one
+#                    VM with a vCPU on every node (EMU=bochs here: VT-x);
+#                    DVM="numa=on ..." adds arguments to its dvm start
 #   make test        go vet, go test ./..., then the end-to-end tier
 #   make image       build/bigiron.elf, .mb, .iso and build/pxe/
 #   make deps        install the emulators and ISO tools (Debian packages)
@@ -37,7 +40,7 @@ GUEST_IMAGE  := build/guest/image/vmlinuz
 endif
 LDFLAGS      := -T 0x10010000 -R 0x1000 -X main.revision=$(REVISION)
 
-DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin
+DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin acpica-tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ifneq ($(wildcard /dev/kvm),)
@@ -86,7 +89,7 @@ bochs: deps image
 	bochs -q -f qemu/bochsrc.txt -rc qemu/bochs.rc 'com1: enabled=1, mode=term, dev=/dev/tty'
 
 cluster: deps image
-	$(GO) run ./tools/cluster -nodes $(NODES) -emu $(EMU) -build $(BUILD)
+	$(GO) run ./tools/cluster -nodes $(NODES) -emu $(EMU) -build $(BUILD) $(if $(GUEST),-guest $(GUEST)) $(if $(DVM),-dvm "$(DVM)")
 
 vet:
 	$(GO) vet ./...

@@ -6,6 +6,14 @@
 // the operator on the first node's serial console, the other consoles
 // logged to BUILD/cluster/nodeN/console.log. Leaving the first node's
 // console (QEMU: its exit; Bochs: Ctrl-C) stops them all.
+//
+// With -guest linux (`make cluster NODES=2 EMU=bochs GUEST=linux`, an
+// image built with the guest) it then types the demo's first commands
+// itself, showing each: it starts Debian's Linux as one VM with a vCPU
+// per node, attaches node 1's console to the guest and, once the guest's
+// shell runs, moves vCPU i to node i+1 from that node's console. The
+// operator takes over node 1's console, attached to the guest (Ctrl-]
+// detaches to the hyperkernel shell).
 package main
 
 import (
@@ -22,6 +30,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/tools/cluster/launch"
+	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
 
 func main() {
@@ -33,6 +42,8 @@ func main() {
 		cpus    = flag.Int("cpus", 1, "cores per node")
 		mem     = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 512 MiB from 256 MiB up)")
 		key     = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
+		guest   = flag.String("guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
+		dvmArgs = flag.String("dvm", "", "with -guest: more `dvm start` arguments (e.g. numa=on move=hysteresis)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -40,6 +51,14 @@ func main() {
 	c := launch.Cluster{Nodes: *nodes, Segment: *segment, CPUs: *cpus, MemMiB: *mem, Key: *key}
 	if err := c.Check(); err != nil {
 		log.Fatal(err)
+	}
+	var demo []launch.Step
+	switch *guest {
+	case "":
+	case "linux":
+		demo = c.LinuxDemo(*emu, *dvmArgs)
+	default:
+		log.Fatalf("unknown guest %q (linux)", *guest)
 	}
 	dir := filepath.Join(*build, "cluster")
 	var procs []*exec.Cmd
@@ -63,9 +82,10 @@ func main() {
 			accel = []string{"-enable-kvm", "-cpu", "host"}
 		}
 		elf := filepath.Join(*build, "bigiron.elf")
+		consoles := make([]*serial.Console, c.Nodes+1)
 		for i := c.Nodes; i >= 1; i-- {
 			cmd := exec.Command("qemu-system-x86_64", c.QEMU(i, elf, accel)...)
-			if i == 1 {
+			if i == 1 && demo == nil {
 				cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 				fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (quit QEMU with Ctrl-A X is not wired: use `halt`)\n", c.Nodes, c.Segment)
 				if err := cmd.Run(); err != nil {
@@ -73,12 +93,33 @@ func main() {
 				}
 				return
 			}
-			procs = append(procs, startLogged(cmd, launch.NodeDir(dir, i)))
+			if demo == nil {
+				procs = append(procs, startLogged(cmd, launch.NodeDir(dir, i), "console.log"))
+				continue
+			}
+			// The demo types on every console: pipes, with node 1's
+			// output on the terminal and the others' in their logs.
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				log.Fatal(err)
+			}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				log.Fatal(err)
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				log.Fatalf("node %d: %v", i, err)
+			}
+			procs = append(procs, cmd)
+			consoles[i] = serial.NewConsole(io.TeeReader(out, nodeLog(dir, i)), in)
 		}
+		fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (`halt` or Ctrl-C stops all)\n", c.Nodes, c.Segment)
+		attach(consoles, demo)
 	case "bochs":
 		hub := exec.Command("bxhub", c.BochsHub()...)
-		procs = append(procs, startLogged(hub, filepath.Join(dir, "bxhub")))
-		var first net.Conn
+		procs = append(procs, startLogged(hub, filepath.Join(dir, "bxhub"), "console.log"))
+		consoles := make([]*serial.Console, c.Nodes+1)
 		for i := 1; i <= c.Nodes; i++ {
 			nd := launch.NodeDir(dir, i)
 			iso, err := c.NodeISO(i, filepath.Join(*build, "bigiron.mb"), nd)
@@ -90,29 +131,55 @@ func main() {
 			rc := filepath.Join(nd, "bochs.rc")
 			os.WriteFile(rc, []byte("c\n"), 0o644)
 			cmd.Args = append(cmd.Args[:1], append([]string{"-rc", rc}, cmd.Args[1:]...)...)
-			procs = append(procs, startLogged(cmd, nd))
+			procs = append(procs, startLogged(cmd, nd, "bochs.out"))
 			conn := dial(port)
-			if i == 1 {
-				first = conn
-				continue
-			}
-			f, _ := os.Create(filepath.Join(nd, "console.log"))
-			go io.Copy(f, conn)
+			consoles[i] = serial.NewConsole(io.TeeReader(conn, nodeLog(dir, i)), conn)
 		}
 		fmt.Fprintf(os.Stderr, "cluster: %d Bochs nodes on bxhub ports %d+; you are on node 1 (Ctrl-C stops all)\n", c.Nodes, c.Segment)
-		go io.Copy(first, os.Stdin)
-		io.Copy(os.Stdout, first)
+		attach(consoles, demo)
 	default:
 		log.Fatalf("unknown emulator %q (qemu or bochs)", *emu)
 	}
 }
 
-// startLogged starts cmd with its output in dir/console.log.
-func startLogged(cmd *exec.Cmd, dir string) *exec.Cmd {
+// nodeLog is where node i's console output goes: the terminal for node
+// 1, BUILD/cluster/nodeN/console.log for the others (QEMU's own messages
+// go there too; Bochs' go to bochs.out).
+func nodeLog(dir string, i int) io.Writer {
+	if i == 1 {
+		return os.Stdout
+	}
+	nd := launch.NodeDir(dir, i)
+	if err := os.MkdirAll(nd, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(nd, "console.log"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return f
+}
+
+// attach plays the demo's steps, if any, then puts the operator on node
+// 1's console until it ends.
+func attach(consoles []*serial.Console, demo []launch.Step) {
+	if demo != nil {
+		if err := launch.Play(demo, consoles, os.Stderr); err != nil {
+			log.Printf("%v; the console is yours", err)
+		} else {
+			fmt.Fprintln(os.Stderr, "cluster: the guest runs with a vCPU on every node; you are on its console (Ctrl-] for node 1's shell: vcpus, pages, migrate VCPU NODE, dvm stat)")
+		}
+	}
+	go io.Copy(consoles[1], os.Stdin)
+	<-consoles[1].Done()
+}
+
+// startLogged starts cmd with its output in dir/name.
+func startLogged(cmd *exec.Cmd, dir, name string) *exec.Cmd {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	f, err := os.Create(filepath.Join(dir, "console.log"))
+	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
 		log.Fatal(err)
 	}

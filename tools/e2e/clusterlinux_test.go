@@ -12,38 +12,29 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
+	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
 
 // TestBochsClusterLinux boots Debian's kernel as one VM across two Bochs
-// nodes joined by bxhub (issue 7): it boots with both vCPUs on node 1,
-// checks threads pinned to each on exact shared counters, moves vCPU 1 to
-// node 2 while the guest runs, where the guest still sees and uses both
-// vCPUs, node 2 reads guest memory node 1 wrote, and the counters run
-// with a thread on each node (exact totals, a page passed across); then
-// vCPU 1 moves back in the middle of a run, which ends exact.
+// nodes joined by bxhub (issue 7) with the commands `make cluster
+// GUEST=linux` types (launch.LinuxDemo): the guest boots with both vCPUs
+// on node 1 and vCPU 1 moves to node 2 once the guest's shell runs.
+// There the guest still sees and uses both vCPUs, node 2 reads guest
+// memory node 1 wrote, and threads pinned to each vCPU get exact totals
+// on shared counters, a page passed across. Then node 2 is evacuated in
+// the middle of a run, which ends exact, and the same program runs with
+// both vCPUs on node 1 for the slowdown.
 func TestBochsClusterLinux(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
 	dir := buildGuestImage(t)
 	nodes := startBochsCluster(t, dir)
 	a, b := nodes[1], nodes[2]
-	// Both vCPUs start on node 1, where the guest's memory is homed, and
-	// vCPU 1 moves to node 2 once the guest is up: booting with them
-	// spread works too (place=spread) but takes far longer in Bochs,
-	// whose NIC takes in one frame per millisecond. dilate=10: the guest
-	// believes its TSC runs ten times faster than Bochs' does, so that a
-	// page crossing the emulated network (milliseconds) is not as slow
-	// against the guest's 4 ms tick as it would be at face value.
-	out := run(t, a, "dvm start guest=linux vcpus=2 mem=128M place=node0 dilate=10", 3*time.Minute)
-	m := regexp.MustCompile(`dvm (\d+): Linux, 2 vCPUs on 2 nodes, 128 MiB .*started`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("dvm start guest=linux:\n%s", out)
-	}
-	id := m[1]
-	start := time.Now()
 	var bMu sync.Mutex // node 2's shell: the watcher's, or the test's
 	defer func() {
 		if t.Failed() {
-			a.con.w.Write([]byte{0x1D})
+			a.con.Write([]byte{0x1D})
 			a.con.Expect("detached", time.Minute)
 			t.Logf("node 1 dvm stat:\n%s", run(t, a, "dvm stat", time.Minute))
 			bMu.Lock()
@@ -51,9 +42,29 @@ func TestBochsClusterLinux(t *testing.T) {
 			bMu.Unlock()
 		}
 	}()
-	if err := a.con.Send("console"); err != nil {
-		t.Fatal(err)
+
+	// The demo's steps past the shells and the membership, which
+	// startBochsCluster waited for: dvm start on node 1, its console
+	// attached to the guest until the guest's shell, then migrate 1 2 on
+	// node 2.
+	c := launch.Cluster{Nodes: 2}
+	var steps []launch.Step
+	for _, s := range c.LinuxDemo("bochs", "") {
+		if s.Line != "" && s.Line != "nodes" {
+			steps = append(steps, s)
+		}
 	}
+	start := time.Now()
+	var log strings.Builder
+	if err := launch.Play(steps, []*serial.Console{nil, a.con, b.con}, &log); err != nil {
+		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), a.con.Output())
+	}
+	t.Logf("%sguest shell and vCPU 1 sent to node 2 after %v", log.String(), time.Since(start).Round(time.Second))
+	if !regexp.MustCompile(`dvm \d+: Linux, 2 vCPUs on 2 nodes, 128 MiB .*time dilation 10\): started`).MatchString(a.con.Output()) {
+		t.Fatalf("dvm start did not say what it started:\n%s", a.con.Output())
+	}
+	waitVCPU1(t, b, 2)
+
 	// Node 2's view every 30 s, to follow a long run; the test takes
 	// node 2's shell from the watcher when it needs it.
 	watch, watched := make(chan struct{}), make(chan struct{})
@@ -89,22 +100,10 @@ func TestBochsClusterLinux(t *testing.T) {
 		defer bMu.Unlock()
 		f()
 	}
-	_, err := a.con.Expect(guestReady, 45*time.Minute)
-	if err != nil {
-		t.Fatalf("the guest did not reach its shell: %v\n%s", err, a.con.Output())
-	}
-	t.Logf("dvm %s: guest shell after %v", id, time.Since(start).Round(time.Second))
 	shellPrompt, guest := guestShell(t, a, 5*time.Minute)
 	shellPrompt()
 
-	// Both vCPUs on node 1: threads pinned to each take a spin lock and
-	// bump shared counters (exact totals), then pass a page between
-	// them. The baseline for the split run below.
-	one := counterRun(t, a, 20000)
-
-	// vCPU 1 to node 2 while the guest runs: the guest still sees and
-	// uses both vCPUs.
-	onB(func() { moveVCPU1(t, b, 2) })
+	// With vCPU 1 on node 2 the guest still sees and uses both vCPUs.
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 	guest("echo written on node 1 > /dev/vda && dd if=/dev/vda bs=17 count=1", "\nwritten on node 1")
 
@@ -122,11 +121,11 @@ func TestBochsClusterLinux(t *testing.T) {
 	// one to vCPU 1 on node 2 on the same counters, then the page passed
 	// between them crosses the network both ways.
 	split := counterRun(t, a, 20000)
-	t.Logf("sharedcounter, 20000 acquisitions per thread: %v with a vCPU on each node, %v with both on node 1: %.0fx (guest time, dilated 10x)", split, one, split.Seconds()/one.Seconds())
 	onB(func() { t.Logf("node 2 dvm stat after the split run:\n%s", run(t, b, "dvm stat", time.Minute)) })
 
-	// vCPU 1 comes back to node 1 in the middle of a run: the program
-	// notices nothing but time.
+	// Node 2 is evacuated in the middle of a run: vCPU 1 comes back to
+	// node 1 and node 2 gives back every page copy (it homes none of the
+	// guest's memory); the program notices nothing but time.
 	if err := a.con.Send("sharedcounter -iters 200000"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,18 +133,31 @@ func TestBochsClusterLinux(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark := len(a.con.Output())
-	onB(func() { moveVCPU1(t, b, 1) })
+	onB(func() {
+		if out := run(t, b, "node evacuate 2", time.Minute); !strings.Contains(out, "moving 1 vCPUs away") {
+			t.Fatalf("node evacuate 2:\n%s", out)
+		}
+		waitVCPU1(t, b, 1)
+	})
 	if strings.Contains(a.con.Output()[mark:], "lock acquisitions each") {
 		t.Errorf("the run ended before vCPU 1 had moved: give it more iterations")
 	}
-	out, err = a.con.Expect("\n$ ", 30*time.Minute)
+	out, err := a.con.Expect("\n$ ", 30*time.Minute)
 	if err != nil || !strings.Contains(out, "sharedcounter: ok") {
-		t.Fatalf("sharedcounter while vCPU 1 moved to node 1: %v\n%s", err, out)
+		t.Fatalf("sharedcounter while node 2 was evacuated: %v\n%s", err, out)
 	}
-	t.Logf("sharedcounter while vCPU 1 moved from node 2 to node 1:\n%s", out)
+	t.Logf("sharedcounter while node 2 was evacuated:\n%s", out)
+	onB(func() {
+		pages := run(t, b, "pages", time.Minute)
+		if !strings.Contains(pages, "held here 0 shared + 0 modified") || !strings.Contains(pages, "vCPU migrations: 1 out, 1 in") {
+			t.Errorf("node 2 still holds guest pages or vCPUs after its evacuation:\n%s", pages)
+		}
+	})
 
 	guest("echo still running", "\nstill running")
-	counterRun(t, a, 20000)
+	// Both vCPUs on node 1: the same program for the slowdown.
+	one := counterRun(t, a, 20000)
+	t.Logf("sharedcounter, 20000 acquisitions per thread: %v with a vCPU on each node, %v with both on node 1: %.0fx (guest time, dilated 10x)", split, one, split.Seconds()/one.Seconds())
 	onB(func() { t.Logf("node 2 dvm stat at the end:\n%s", run(t, b, "dvm stat", time.Minute)) })
 	// A page that both CPUs write crosses the emulated link in
 	// milliseconds where an SMP machine moves a cache line, so the
@@ -184,13 +196,10 @@ func counterRun(t *testing.T, a *node, iters int) time.Duration {
 	return d
 }
 
-// moveVCPU1 has node n (any node's shell) move the guest's vCPU 1 to the
-// node with cluster id to and waits until it runs there.
-func moveVCPU1(t *testing.T, n *node, to int) {
+// waitVCPU1 waits until node n's `vcpus` shows the guest's vCPU 1 on the
+// node with cluster id to.
+func waitVCPU1(t *testing.T, n *node, to int) {
 	t.Helper()
-	if out := run(t, n, fmt.Sprintf("migrate 1 %d", to), time.Minute); !strings.Contains(out, fmt.Sprintf("moving to node %d", to)) {
-		t.Fatalf("migrate 1 %d:\n%s", to, out)
-	}
 	there := regexp.MustCompile(fmt.Sprintf(`(?m)^1\s+%d\s`, to))
 	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
 		if out := run(t, n, "vcpus dvm", time.Minute); there.MatchString(out) {

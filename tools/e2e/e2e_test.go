@@ -14,9 +14,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
+	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
 
-const prompt = "bigiron> "
+// prompt is the hyperkernel shell's.
+const prompt = launch.Prompt
 
 // repoRoot is the module root, two levels above this package.
 func repoRoot(t *testing.T) string {
@@ -90,7 +94,7 @@ func buildImage(t *testing.T, platform, target string) string {
 // node is a booted emulator.
 type node struct {
 	cmd     *exec.Cmd
-	con     *Console
+	con     *serial.Console
 	started time.Time
 }
 
@@ -118,7 +122,7 @@ func bootQEMU(t *testing.T, args ...string) *node {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting QEMU: %v", err)
 	}
-	n.con = NewConsole(stdout, stdin)
+	n.con = serial.NewConsole(stdout, stdin)
 	t.Cleanup(n.stop)
 	return n
 }
@@ -189,7 +193,7 @@ func startBochs(t *testing.T, dir string, port int, args ...string) *node {
 		t.Cleanup(func() { f.Close() })
 		r = io.TeeReader(conn, f)
 	}
-	n.con = NewConsole(r, conn)
+	n.con = serial.NewConsole(r, conn)
 	return n
 }
 

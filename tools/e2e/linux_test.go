@@ -11,11 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
 )
 
 // guestReady is what the initramfs's uinit script prints once the
 // modules are loaded (tools/mkinitramfs).
-const guestReady = "big-iron guest: initramfs ready"
+const guestReady = launch.GuestReady
 
 // badBootLines are kernel messages that fail a Linux boot (issue 4).
 var badBootLines = regexp.MustCompile(`(?m)^.*(BUG|[Kk]ernel panic|soft lockup|clocksource.*unstable|Marking clocksource .* as unstable).*$`)
@@ -98,7 +100,7 @@ func TestBochsLinux(t *testing.T) {
 	guest("dd if=/dev/vda bs=12 count=1", "\nhello-block")
 
 	// Detach (Ctrl-]) and look at the VM from the hyperkernel.
-	if _, err := n.con.w.Write([]byte{0x1D}); err != nil {
+	if _, err := n.con.Write([]byte{0x1D}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.con.Expect("[detached from vm 1]", time.Minute); err != nil {

@@ -1,20 +1,24 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-// Package e2e boots the real big-iron image in emulators (QEMU, Bochs) and
-// drives its shell over the serial line. Its tests are the end-to-end tier
-// of `make test`; they run when BIGIRON_E2E=1 and skip, naming what is
-// missing, where the tamago toolchain or an emulator is absent.
-package e2e
+// Package serial drives a node's serial console as a person at a
+// terminal would: it keeps everything the node prints, waits for text to
+// appear, and types lines. The end-to-end tests and the cluster launcher
+// (which types the demo's first commands) use it.
+package serial
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"time"
 )
+
+// ErrClosed is returned by Expect once the console's output has ended.
+var ErrClosed = errors.New("console closed")
 
 // Console is the serial line of a booted node: everything the node prints
 // is kept, and Expect waits for text to appear after a mark.
@@ -26,13 +30,15 @@ type Console struct {
 	read int // Expect consumes output up to here
 	eof  error
 	cond *sync.Cond
+	done chan struct{}
 }
 
 // NewConsole starts collecting r and sends input to w.
 func NewConsole(r io.Reader, w io.Writer) *Console {
-	c := &Console{w: w}
+	c := &Console{w: w, done: make(chan struct{})}
 	c.cond = sync.NewCond(&c.mu)
 	go func() {
+		defer close(c.done)
 		b := make([]byte, 4096)
 		for {
 			n, err := r.Read(b)
@@ -71,7 +77,7 @@ func (c *Console) Expect(want string, timeout time.Duration) (string, error) {
 			return out[:i+len(want)], nil
 		}
 		if c.eof != nil {
-			return out, fmt.Errorf("console closed (%v) before %q appeared", c.eof, want)
+			return out, fmt.Errorf("%w (%v) before %q appeared", ErrClosed, c.eof, want)
 		}
 		if time.Now().After(deadline) {
 			return out, fmt.Errorf("%q did not appear within %v", want, timeout)
@@ -91,6 +97,13 @@ func (c *Console) Send(line string) error {
 	}
 	return nil
 }
+
+// Done is closed once the node's output has ended (the emulator exited
+// or closed its console).
+func (c *Console) Done() <-chan struct{} { return c.done }
+
+// Write sends b as it is (a control character, say), without pacing.
+func (c *Console) Write(b []byte) (int, error) { return c.w.Write(b) }
 
 // Output returns everything the node printed so far.
 func (c *Console) Output() string {
