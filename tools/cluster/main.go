@@ -167,7 +167,7 @@ func attach(consoles []*serial.Console, demo []launch.Step) {
 		if err := launch.Play(demo, consoles, os.Stderr); err != nil {
 			log.Printf("%v; the console is yours", err)
 		} else {
-			fmt.Fprintln(os.Stderr, "cluster: the guest runs with a vCPU on every node; you are on its console (Ctrl-] for node 1's shell: vcpus, pages, migrate VCPU NODE, dvm stat)")
+			fmt.Fprintln(os.Stderr, "\ncluster: the guest runs with a vCPU on every node; you are on its console (Ctrl-] for node 1's shell: vcpus, pages, migrate VCPU NODE, dvm stat)")
 		}
 	}
 	go io.Copy(consoles[1], os.Stdin)

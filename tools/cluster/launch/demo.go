@@ -82,7 +82,7 @@ func (c Cluster) LinuxDemo(emu, extra string) []Step {
 const retryEvery = 3 * time.Second
 
 // Play runs steps on consoles (consoles[i] is node i's; index 0 is
-// unused) and tells log what it types.
+// unused) and tells log what it types, each on a line of its own.
 func Play(steps []Step, consoles []*serial.Console, log io.Writer) error {
 	for _, s := range steps {
 		if s.Node < 1 || s.Node >= len(consoles) || consoles[s.Node] == nil {
@@ -92,7 +92,9 @@ func Play(steps []Step, consoles []*serial.Console, log io.Writer) error {
 		deadline := time.Now().Add(s.Timeout)
 		for {
 			if s.Line != "" {
-				fmt.Fprintf(log, "cluster: node %d: %s\n", s.Node, s.Line)
+				// On a line of its own: the console's last line may
+				// not have ended.
+				fmt.Fprintf(log, "\ncluster: node %d: %s\n", s.Node, s.Line)
 				if err := con.Send(s.Line); err != nil {
 					return fmt.Errorf("launch: node %d: typing %q: %w", s.Node, s.Line, err)
 				}
