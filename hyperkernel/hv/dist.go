@@ -44,6 +44,10 @@ type DistStart struct {
 	// NUMA gives the Linux guest an SRAT and a SLIT (DistNUMA) instead
 	// of letting it believe it is one uniform machine.
 	NUMA bool
+	// Homes is the Linux guest's home policy: "" or "node0" (every page
+	// homed on the device node), or "striped" (page p on node p mod n).
+	// Test guests are striped.
+	Homes string
 }
 
 // RemoteDistance is the SLIT distance between two nodes of a
@@ -153,7 +157,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run: func(w io.Writer, args []string) error {
 				if len(args) == 0 {
@@ -185,6 +189,13 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 							default:
 								return fmt.Errorf("%w: dvm start: place=%q: want spread or node0", shell.ErrUsage, v)
 							}
+							continue
+						}
+						if k == "homes" {
+							if v != "node0" && v != "striped" {
+								return fmt.Errorf("%w: dvm start: homes=%q: want node0 or striped", shell.ErrUsage, v)
+							}
+							req.Homes = v
 							continue
 						}
 						if k == "numa" {
@@ -261,8 +272,12 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 						if req.NUMA {
 							topology = ", an SRAT and a SLIT"
 						}
-						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (pages homed on node %d, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
-							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, st0(r), spec.Place, max(spec.Dilation, 1), topology)
+						homes := fmt.Sprintf("pages homed on node %d", st0(r))
+						if spec.Homes == dvm.HomesStriped {
+							homes = "pages striped over the nodes"
+						}
+						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
+							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, homes, spec.Place, max(spec.Dilation, 1), topology)
 						return nil
 					}
 					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",

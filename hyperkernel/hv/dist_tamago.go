@@ -253,12 +253,18 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
+		if req.Homes == "striped" {
+			spec.Homes = dvm.HomesStriped
+		}
 		if req.Dilation > 255 {
 			return spec, fmt.Errorf("dvm: time dilation %d: at most 255", req.Dilation)
 		}
 		spec.Dilation = uint8(req.Dilation)
 		linux.Dilation = req.Dilation
 		if req.NUMA {
+			if spec.Homes != dvm.HomesDeviceNode {
+				return spec, errors.New("dvm: numa=on needs homes=node0: an SRAT describes ranges of memory, not pages striped over the nodes")
+			}
 			linux.NUMA = DistNUMA(vcpus, nodes, mem)
 		}
 	}
@@ -272,9 +278,6 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	if old != nil {
 		old.end("replaced")
 	}
-	if linux != nil {
-		fmt.Fprintf(progress, "dvm %d: loading Linux into the VM's memory (every page homed on this node)\n", spec.ID)
-	}
 	vm, err := d.create(spec, linux)
 	if err != nil {
 		return spec, err
@@ -287,7 +290,13 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		vm.end(err.Error())
 		return spec, err
 	}
-	if linux == nil {
+	if linux != nil {
+		fmt.Fprintf(progress, "dvm %d: loading Linux into the VM's memory through the coherence protocol (pages homed %v)\n", spec.ID, spec.Homes)
+		if err := vm.linux.load(); err != nil {
+			vm.end(err.Error())
+			return spec, err
+		}
+	} else {
 		fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
 		img, err := testguest.Build(req.Guest)
 		if err != nil {
@@ -840,9 +849,6 @@ func (vm *distVM) kickVCPU(v migrate.VCPUID) {
 // spec may come from a peer.
 func checkDistPayload(spec dvm.Spec) error {
 	if spec.Payload == payloadLinux {
-		if spec.Homes != dvm.HomesDeviceNode {
-			return fmt.Errorf("dvm %d: a Linux guest's pages are homed on node 0 (policy %v)", spec.ID, spec.Homes)
-		}
 		return nil
 	}
 	switch testguest.Variant(spec.Payload) {
@@ -1265,8 +1271,8 @@ func (d *Dist) Evacuate(node int) (int, error) {
 	if vm.spec.Nodes < 2 {
 		return 0, errors.New("a VM on one node has nowhere to go")
 	}
-	if idx == 0 && vm.spec.Homes == dvm.HomesDeviceNode {
-		return 0, fmt.Errorf("cluster node %d homes all of the VM's memory and hosts its devices: it cannot leave while the VM runs (page homes do not move)", node)
+	if idx == 0 && vm.spec.Payload == payloadLinux {
+		return 0, fmt.Errorf("cluster node %d hosts the VM's devices and homes its memory (all of it, or its stripe): it cannot leave while the VM runs (devices and page homes do not move)", node)
 	}
 	target := memory.NodeID(0)
 	if idx == 0 {

@@ -101,6 +101,12 @@ func TestDistCommands(t *testing.T) {
 			t.Errorf("dvm start %s: %v, want a usage error", bad, err)
 		}
 	}
+	if _, err := run(t, cmds, "dvm start guest=linux homes=everywhere"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("homes=everywhere: %v, want a usage error", err)
+	}
+	if _, err := run(t, cmds, "dvm start guest=linux homes=striped"); err != nil || f.started.Homes != "striped" {
+		t.Errorf("homes=striped: %v, runner got %+v", err, f.started)
+	}
 	if _, err := run(t, cmds, "dvm start guest=linux numa=maybe"); !errors.Is(err, shell.ErrUsage) {
 		t.Errorf("numa=maybe: %v, want a usage error", err)
 	}

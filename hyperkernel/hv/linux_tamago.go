@@ -210,8 +210,9 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
 // newLinux builds a VM from cfg, its vCPUs not yet started. With dist it
 // is this node's share of a distributed VM: guest memory is the
 // coherence engine's (dist's EPT, accesses through its runtime), and only
-// the node that hosts the devices has devices and loads the guest; the
-// other nodes forward device accesses there.
+// the node that hosts the devices has devices and loads the guest (with
+// load, once the other nodes have joined); the other nodes forward
+// device accesses there.
 func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, err error) {
 	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
@@ -247,36 +248,6 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, er
 	} else {
 		vm.tab, vm.mem = dist.tab, dvmGuestMemory{rt: dist.rt, size: cfg.Memory}
 	}
-	var rsi uint64
-	var entry LongModeEntry
-	if devicesHere {
-		ids := make([]uint32, cfg.VCPUs)
-		for i := range ids {
-			ids[i] = uint32(i)
-		}
-		tables, err := acpi.Build(acpiBase, acpi.Config{
-			APICIDs:   ids,
-			IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
-			ResetPort: portResetControl, ResetValue: resetValue,
-			Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
-			Virtio: []acpi.VirtioMMIO{
-				{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
-				{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
-			},
-			NUMA: cfg.NUMA,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("hv: %w", err)
-		}
-		if err := vm.mem.WriteAt(tables.Bytes, tables.Base); err != nil {
-			return nil, fmt.Errorf("hv: ACPI tables: %w", err)
-		}
-		entry, rsi, err = cfg.Load(vm.mem, guestmem.Layout(cfg.Memory), tables.RSDP)
-		if err != nil {
-			return nil, fmt.Errorf("hv: loading the guest: %w", err)
-		}
-	}
-
 	vcpus := make([]*linuxVCPU, cfg.VCPUs)
 	for i := range vcpus {
 		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
@@ -397,20 +368,58 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, er
 		}
 		v.disp = exits.Dispatcher{CPUID: cpuid, IO: bus, MSR: msrs, VCPU: i, APICID: uint32(i)}
 	}
-	if devicesHere {
-		bsp := vcpus[0]
-		bsp.regs.RSI = rsi
-		g, err := LongModeState(h.caps, ctl, vm.tab.EPTP(), vm.vpids[0], entry)
-		if err != nil {
+	if dist == nil {
+		if err := vm.load(); err != nil {
 			return nil, err
 		}
-		if bad := h.caps.CheckGuestState(&g, uint8(maxPhys)); len(bad) > 0 {
-			return nil, fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
-		}
-		g.CR0Mask |= guestOwnedCacheBits
-		bsp.setState(&g)
 	}
 	return vm, nil
+}
+
+// load writes the guest's ACPI tables and has cfg.Load place the kernel
+// and its boot data into guest memory, then gives the boot processor
+// its entry state. A local VM loads as it is built; the device node of a
+// distributed VM once the other nodes have joined, since pages homed on
+// them are written through the coherence protocol.
+func (vm *LinuxVM) load() error {
+	h, cfg := vm.h, &vm.cfg
+	ids := make([]uint32, cfg.VCPUs)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	tables, err := acpi.Build(acpiBase, acpi.Config{
+		APICIDs:   ids,
+		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
+		ResetPort: portResetControl, ResetValue: resetValue,
+		Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
+		Virtio: []acpi.VirtioMMIO{
+			{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
+			{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
+		},
+		NUMA: cfg.NUMA,
+	})
+	if err != nil {
+		return fmt.Errorf("hv: %w", err)
+	}
+	if err := vm.mem.WriteAt(tables.Bytes, tables.Base); err != nil {
+		return fmt.Errorf("hv: ACPI tables: %w", err)
+	}
+	entry, rsi, err := cfg.Load(vm.mem, guestmem.Layout(cfg.Memory), tables.RSDP)
+	if err != nil {
+		return fmt.Errorf("hv: loading the guest: %w", err)
+	}
+	bsp := vm.vcpus[0]
+	bsp.regs.RSI = rsi
+	g, err := LongModeState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[0], entry)
+	if err != nil {
+		return err
+	}
+	if bad := h.caps.CheckGuestState(&g, uint8(h.eptc.MaxPhysAddr)); len(bad) > 0 {
+		return fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
+	}
+	g.CR0Mask |= guestOwnedCacheBits
+	bsp.setState(&g)
+	return nil
 }
 
 // addDevices gives the VM its devices: COM1, the IOAPIC, the reset
