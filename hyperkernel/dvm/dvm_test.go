@@ -977,3 +977,24 @@ func TestDevicePolicy(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPlaceLocked is what the move policy adds to a remote fault:
+// the engine's hint and the policy's decision (vCPU 1 on node 1 faulting
+// on a page node 0 wrote; the hysteresis policy scores the fault).
+func BenchmarkPlaceLocked(b *testing.B) {
+	for _, policy := range []MovePolicy{MovePull, MoveHysteresis} {
+		b.Run(policy.String(), func(b *testing.B) {
+			c := newCluster(b, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = policy })
+			if err := c.rts[0].Write(0, []byte{1}); err != nil {
+				b.Fatal(err)
+			}
+			r := c.rts[1]
+			r.Lock()
+			defer r.Unlock()
+			b.ReportAllocs()
+			for b.Loop() {
+				r.PlaceLocked(1, 0, true)
+			}
+		})
+	}
+}
