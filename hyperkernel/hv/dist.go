@@ -180,52 +180,9 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 							req.Guest = g
 							continue
 						}
-						if k == "place" {
-							switch v {
-							case "spread":
-								req.Place = dvm.PlaceSpread
-							case "node0":
-								req.Place = dvm.PlaceDeviceNode
-							default:
-								return fmt.Errorf("%w: dvm start: place=%q: want spread or node0", shell.ErrUsage, v)
-							}
-							continue
-						}
-						if k == "homes" {
-							if v != "node0" && v != "striped" {
-								return fmt.Errorf("%w: dvm start: homes=%q: want node0 or striped", shell.ErrUsage, v)
-							}
-							req.Homes = v
-							continue
-						}
-						if k == "numa" {
-							if v != "on" && v != "off" {
-								return fmt.Errorf("%w: dvm start: numa=%q: want on or off", shell.ErrUsage, v)
-							}
-							req.NUMA = v == "on"
-							continue
-						}
-						if k == "move" {
-							switch v {
-							case "pull":
-								req.Move = dvm.MovePull
-							case "hysteresis":
-								req.Move = dvm.MoveHysteresis
-							case "always":
-								req.Move = dvm.MoveAlways
-							default:
-								return fmt.Errorf("%w: dvm start: move=%q: want pull, hysteresis or always", shell.ErrUsage, v)
-							}
-							continue
-						}
-						if k == "devices" {
-							switch v {
-							case "forward":
-								req.Devices = dvm.DevicesForward
-							case "move":
-								req.Devices = dvm.DevicesMove
-							default:
-								return fmt.Errorf("%w: dvm start: devices=%q: want forward or move", shell.ErrUsage, v)
+						if named, err := req.setChoice(k, v); named {
+							if err != nil {
+								return err
 							}
 							continue
 						}
@@ -376,6 +333,40 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 			},
 		},
 	}
+}
+
+// setChoice sets the field of r that the named-value argument key=v of
+// `dvm start` chooses, and reports whether key is one of them.
+func (r *DistStart) setChoice(key, v string) (bool, error) {
+	var err error
+	switch key {
+	case "place":
+		r.Place, err = choice(key, v, []string{"spread", "node0"}, dvm.PlaceSpread, dvm.PlaceDeviceNode)
+	case "homes":
+		r.Homes, err = choice(key, v, []string{"node0", "striped"}, "node0", "striped")
+	case "numa":
+		r.NUMA, err = choice(key, v, []string{"on", "off"}, true, false)
+	case "move":
+		r.Move, err = choice(key, v, []string{"pull", "hysteresis", "always"}, dvm.MovePull, dvm.MoveHysteresis, dvm.MoveAlways)
+	case "devices":
+		r.Devices, err = choice(key, v, []string{"forward", "move"}, dvm.DevicesForward, dvm.DevicesMove)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// choice returns the value, among values, whose name in names is v: the
+// argument key=v of `dvm start`; otherwise a usage error listing the
+// names.
+func choice[T any](key, v string, names []string, values ...T) (T, error) {
+	for i, n := range names {
+		if n == v {
+			return values[i], nil
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("%w: dvm start: %s=%q: want %s", shell.ErrUsage, key, v, strings.Join(names, " or "))
 }
 
 // st0 is the cluster id of the VM's node 0 (this node, which started it).
