@@ -43,7 +43,10 @@ LDFLAGS      := -T 0x10010000 -R 0x1000 -X main.revision=$(REVISION)
 DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin acpica-tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-ifneq ($(wildcard /dev/kvm),)
+# ACCEL=kvm or tcg chooses QEMU's accelerator; the default takes KVM
+# where /dev/kvm exists (ACCEL=tcg where it exists but does not work).
+ACCEL    ?= $(if $(wildcard /dev/kvm),kvm,tcg)
+ifeq ($(ACCEL),kvm)
 QEMU_ACCEL := -enable-kvm -cpu host
 else
 QEMU_ACCEL := -cpu max
@@ -89,7 +92,7 @@ bochs: deps image
 	bochs -q -f qemu/bochsrc.txt -rc qemu/bochs.rc 'com1: enabled=1, mode=term, dev=/dev/tty'
 
 cluster: deps image
-	$(GO) run ./tools/cluster -nodes $(NODES) -emu $(EMU) -build $(BUILD) $(if $(GUEST),-guest $(GUEST)) $(if $(DVM),-dvm "$(DVM)")
+	$(GO) run ./tools/cluster -nodes $(NODES) -emu $(EMU) -build $(BUILD) -accel $(ACCEL) $(if $(GUEST),-guest $(GUEST)) $(if $(DVM),-dvm "$(DVM)")
 
 vet:
 	$(GO) vet ./...

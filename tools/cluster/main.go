@@ -35,15 +35,16 @@ import (
 
 func main() {
 	var (
-		nodes   = flag.Int("nodes", 2, "number of nodes (1 to 6)")
-		emu     = flag.String("emu", "qemu", "emulator: qemu or bochs")
-		build   = flag.String("build", "build", "build directory holding bigiron.elf and bigiron.mb")
-		segment = flag.Int("segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
-		cpus    = flag.Int("cpus", 1, "cores per node")
-		mem     = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 512 MiB from 256 MiB up)")
-		key     = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
-		guest   = flag.String("guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
-		dvmArgs = flag.String("dvm", "", "with -guest: more `dvm start` arguments (e.g. numa=on move=hysteresis)")
+		nodes     = flag.Int("nodes", 2, "number of nodes (1 to 6)")
+		emu       = flag.String("emu", "qemu", "emulator: qemu or bochs")
+		build     = flag.String("build", "build", "build directory holding bigiron.elf and bigiron.mb")
+		segment   = flag.Int("segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
+		cpus      = flag.Int("cpus", 1, "cores per node")
+		mem       = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 512 MiB from 256 MiB up)")
+		key       = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
+		guest     = flag.String("guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
+		accelName = flag.String("accel", "auto", "QEMU accelerator: kvm, tcg, or auto (kvm where /dev/kvm exists)")
+		dvmArgs   = flag.String("dvm", "", "with -guest: more `dvm start` arguments (e.g. numa=on move=hysteresis)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -78,7 +79,8 @@ func main() {
 	switch *emu {
 	case "qemu":
 		accel := []string{"-cpu", "max"}
-		if _, err := os.Stat("/dev/kvm"); err == nil {
+		_, err := os.Stat("/dev/kvm")
+		if *accelName == "kvm" || *accelName == "auto" && err == nil {
 			accel = []string{"-enable-kvm", "-cpu", "host"}
 		}
 		elf := filepath.Join(*build, "bigiron.elf")

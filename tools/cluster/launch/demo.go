@@ -26,6 +26,9 @@ type Step struct {
 	// Line is typed; empty only waits for Want.
 	Line string
 	Want string
+	// Fail lists texts that end the step, and the script, with what the
+	// node printed (an error, a missing capability).
+	Fail []string
 	// Retry types Line again until Want appears: for a status that
 	// changes (the membership as nodes join).
 	Retry   bool
@@ -68,14 +71,21 @@ func (c Cluster) LinuxDemo(emu, extra string) []Step {
 	}
 	steps = append(steps,
 		Step{Node: 1, Line: "nodes", Want: "members [" + strings.Join(members, " ") + "]: quorum", Retry: true, Timeout: 5 * time.Minute},
-		Step{Node: 1, Line: c.LinuxStartLine(emu, extra), Want: "started", Timeout: 10 * time.Minute},
-		Step{Node: 1, Line: "console", Want: GuestReady, Timeout: 60 * time.Minute},
+		Step{Node: 1, Line: c.LinuxStartLine(emu, extra), Want: "started", Fail: shellFailures, Timeout: 10 * time.Minute},
+		Step{Node: 1, Line: "console", Want: GuestReady, Fail: guestFailures, Timeout: 60 * time.Minute},
 	)
 	for i := 2; i <= c.Nodes; i++ {
-		steps = append(steps, Step{Node: i, Line: fmt.Sprintf("migrate %d %d", i-1, i), Want: fmt.Sprintf("moving to node %d", i), Timeout: 5 * time.Minute})
+		steps = append(steps, Step{Node: i, Line: fmt.Sprintf("migrate %d %d", i-1, i), Want: fmt.Sprintf("moving to node %d", i), Fail: shellFailures, Timeout: 5 * time.Minute})
 	}
 	return steps
 }
+
+// shellFailures are what the hyperkernel shell prints when a command
+// fails or its machine cannot run VMs (QEMU without KVM has no VT-x).
+var shellFailures = []string{"error: ", "unavailable: "}
+
+// guestFailures are what a guest that will not reach its shell prints.
+var guestFailures = []string{"Kernel panic", "; press a key]"}
 
 // retryEvery is how long a Retry step waits for its text before typing
 // its line again.
@@ -103,7 +113,12 @@ func Play(steps []Step, consoles []*serial.Console, log io.Writer) error {
 			if s.Retry {
 				wait = min(wait, retryEvery)
 			}
-			_, err := con.Expect(s.Want, wait)
+			i, out, err := con.ExpectAny(append([]string{s.Want}, s.Fail...), wait)
+			if err == nil && i > 0 {
+				// The rest of the line says what went wrong.
+				rest, _ := con.Expect("\n", 5*time.Second)
+				return fmt.Errorf("launch: node %d: %q: %s", s.Node, s.Line, strings.TrimSpace(lastLine(out)+rest))
+			}
 			if err == nil {
 				break
 			}
@@ -113,4 +128,14 @@ func Play(steps []Step, consoles []*serial.Console, log io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// lastLine is the last line of out (which ends where the text Play
+// looked for was found).
+func lastLine(out string) string {
+	out = strings.TrimRight(out, "\r\n")
+	if i := strings.LastIndexAny(out, "\r\n"); i >= 0 {
+		out = out[i+1:]
+	}
+	return out
 }

@@ -40,7 +40,7 @@ func fakeNode(t *testing.T, id, n int, typed chan<- string) *serial.Console {
 					members = "[1 2 3]"
 				}
 				fmt.Fprintf(toConsole, "node %d member, members %s: quorum\r\n%s", id, members, Prompt)
-			case strings.HasPrefix(line, "dvm start"):
+			case strings.HasPrefix(line, "dvm start") && !strings.Contains(line, "color="):
 				fmt.Fprintf(toConsole, "dvm 9: Linux, %d vCPUs on %d nodes: started\r\n%s", n, n, Prompt)
 			case line == "console":
 				fmt.Fprintf(toConsole, "[    0.0] Linux version 6.1\r\n%s\r\n# ", GuestReady)
@@ -49,7 +49,7 @@ func fakeNode(t *testing.T, id, n int, typed chan<- string) *serial.Console {
 				fmt.Sscanf(line, "migrate %d %d", &v, &to)
 				fmt.Fprintf(toConsole, "vCPU %d: moving to node %d at its next exit\r\n%s", v, to, Prompt)
 			default:
-				fmt.Fprintf(toConsole, "unknown command\r\n%s", Prompt)
+				fmt.Fprintf(toConsole, "error: unknown command\r\n%s", Prompt)
 			}
 		}
 	}()
@@ -97,5 +97,27 @@ func TestPlayFails(t *testing.T) {
 	}
 	if err := Play([]Step{{Node: 2, Line: "nodes", Want: Prompt, Timeout: time.Second}}, consoles, io.Discard); err == nil {
 		t.Error("a step on a node without a console ran")
+	}
+}
+
+func TestPlayStopsOnAFailure(t *testing.T) {
+	typed := make(chan string, 100)
+	c := Cluster{Nodes: 1}
+	var steps []Step
+	for _, s := range c.LinuxDemo("qemu", "") {
+		if strings.HasPrefix(s.Line, "dvm start") {
+			s.Line += " color=red" // the fake node answers unknown commands with an error
+			s.Timeout = time.Minute
+			steps = append(steps, s)
+		}
+	}
+	consoles := []*serial.Console{nil, fakeNode(t, 1, 1, typed)}
+	start := time.Now()
+	err := Play(steps, consoles, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "error: unknown command") {
+		t.Fatalf("Play of a failing dvm start: %v", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("Play waited %v for a step that had already failed", time.Since(start))
 	}
 }

@@ -60,6 +60,14 @@ func NewConsole(r io.Reader, w io.Writer) *Console {
 // Expect waits until want appears in the output not yet consumed and
 // returns the output up to and including it.
 func (c *Console) Expect(want string, timeout time.Duration) (string, error) {
+	_, out, err := c.ExpectAny([]string{want}, timeout)
+	return out, err
+}
+
+// ExpectAny waits until one of wants appears in the output not yet
+// consumed and returns which (the one that appears first; the first in
+// wants on a tie) and the output up to and including it.
+func (c *Console) ExpectAny(wants []string, timeout time.Duration) (int, string, error) {
 	deadline := time.Now().Add(timeout)
 	timer := time.AfterFunc(timeout, func() {
 		c.mu.Lock()
@@ -72,15 +80,22 @@ func (c *Console) Expect(want string, timeout time.Duration) (string, error) {
 	defer c.mu.Unlock()
 	for {
 		out := c.buf.String()[c.read:]
-		if i := strings.Index(out, want); i >= 0 {
-			c.read += i + len(want)
-			return out[:i+len(want)], nil
+		found, at := -1, len(out)
+		for i, w := range wants {
+			if j := strings.Index(out, w); j >= 0 && j < at {
+				found, at = i, j
+			}
+		}
+		if found >= 0 {
+			end := at + len(wants[found])
+			c.read += end
+			return found, out[:end], nil
 		}
 		if c.eof != nil {
-			return out, fmt.Errorf("%w (%v) before %q appeared", ErrClosed, c.eof, want)
+			return -1, out, fmt.Errorf("%w (%v) before %q appeared", ErrClosed, c.eof, wants)
 		}
 		if time.Now().After(deadline) {
-			return out, fmt.Errorf("%q did not appear within %v", want, timeout)
+			return -1, out, fmt.Errorf("%q did not appear within %v", wants, timeout)
 		}
 		c.cond.Wait()
 	}

@@ -46,3 +46,14 @@ func TestConsoleExpectSendDone(t *testing.T) {
 		t.Fatalf("Output = %q", got)
 	}
 }
+
+func TestExpectAnyTakesTheFirstToAppear(t *testing.T) {
+	c := NewConsole(strings.NewReader("boot\r\nerror: no VT-x\r\nstarted\r\n"), io.Discard)
+	i, out, err := c.ExpectAny([]string{"started", "error: "}, time.Minute)
+	if err != nil || i != 1 || out != "boot\r\nerror: " {
+		t.Fatalf("ExpectAny = %d, %q, %v; want the error, which comes first", i, out, err)
+	}
+	if i, _, err := c.ExpectAny([]string{"started", "error: "}, time.Minute); err != nil || i != 0 {
+		t.Fatalf("then ExpectAny = %d, %v; want started", i, err)
+	}
+}
