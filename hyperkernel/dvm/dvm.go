@@ -243,7 +243,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	switch cfg.Spec.Move {
 	case MoveHysteresis:
-		r.hyst = sched.NewHysteresis(sched.DefaultHysteresis(initialCosts), cfg.Spec.Nodes, cfg.Spec.VCPUs)
+		r.hyst = sched.NewHysteresis(sched.DefaultHysteresis(sched.Costs{PullNS: initialPullNS, MoveNS: 2 * initialPullNS}), cfg.Spec.Nodes, cfg.Spec.VCPUs)
 		r.policy = r.hyst
 	case MoveAlways:
 		r.policy = sched.AlwaysMove{}
@@ -690,13 +690,13 @@ func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 	}
 }
 
-// initialCosts are the move policy's cost estimates until this node has
-// measured its remote faults: a page fetch and a migration over a LAN
-// (the simulator's figures).
-var initialCosts = sched.Costs{PullNS: 15_000, MoveNS: 30_000}
+// initialPullNS is the move policy's estimate of a remote fault until
+// this node has measured its own: a page fetch over a LAN (the
+// simulator's figure). A migration is estimated at two (PlaceLocked).
+const initialPullNS = 15_000
 
 // minCostSamples is how many remote waits the measured average needs
-// before it replaces initialCosts.
+// before it replaces initialPullNS.
 const minCostSamples = 16
 
 // now is the time the move policy sees: nanoseconds since the Runtime

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -996,5 +997,34 @@ func BenchmarkPlaceLocked(b *testing.B) {
 				r.PlaceLocked(1, 0, true)
 			}
 		})
+	}
+}
+
+func TestPolicyNamesRoundTrip(t *testing.T) {
+	for p := range moveLimit {
+		if got, err := ParseMovePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseMovePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for p := range devicesLimit {
+		if got, err := ParseDevicePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseDevicePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for p := range placeLimit {
+		if got, err := ParsePlacePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParsePlacePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for p := range homesLimit {
+		if got, err := ParseHomePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseHomePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	if _, err := ParseMovePolicy("sometimes"); err == nil || !strings.Contains(err.Error(), "pull, hysteresis, always") {
+		t.Errorf("ParseMovePolicy(sometimes): %v", err)
+	}
+	if got := moveLimit.String(); got != "MovePolicy(3)" {
+		t.Errorf("an unnamed value prints as %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
@@ -133,17 +134,15 @@ const (
 	moveLimit  MovePolicy = 3
 )
 
+// names are the policy's values as the shell writes them, in order.
+func (MovePolicy) names() []string { return []string{"pull", "hysteresis", "always"} }
+
 // String names the policy as the shell does.
-func (p MovePolicy) String() string {
-	switch p {
-	case MovePull:
-		return "pull"
-	case MoveHysteresis:
-		return "hysteresis"
-	case MoveAlways:
-		return "always"
-	}
-	return fmt.Sprintf("MovePolicy(%d)", uint8(p))
+func (p MovePolicy) String() string { return policyName("MovePolicy", p.names(), p) }
+
+// ParseMovePolicy returns the move policy the shell calls s.
+func ParseMovePolicy(s string) (MovePolicy, error) {
+	return parsePolicy[MovePolicy]("move", MovePolicy(0).names(), s)
 }
 
 // DevicePolicy says how a vCPU on a node without the devices reaches
@@ -162,15 +161,15 @@ const (
 	devicesLimit DevicePolicy = 2
 )
 
+// names are the policy's values as the shell writes them, in order.
+func (DevicePolicy) names() []string { return []string{"forward", "move"} }
+
 // String names the policy as the shell does.
-func (p DevicePolicy) String() string {
-	switch p {
-	case DevicesForward:
-		return "forward"
-	case DevicesMove:
-		return "move"
-	}
-	return fmt.Sprintf("DevicePolicy(%d)", uint8(p))
+func (p DevicePolicy) String() string { return policyName("DevicePolicy", p.names(), p) }
+
+// ParseDevicePolicy returns the device policy the shell calls s.
+func ParseDevicePolicy(s string) (DevicePolicy, error) {
+	return parsePolicy[DevicePolicy]("device", DevicePolicy(0).names(), s)
 }
 
 // PlacePolicy says where each vCPU starts.
@@ -187,15 +186,15 @@ const (
 	placeLimit      PlacePolicy = 2
 )
 
+// names are the policy's values as the shell writes them, in order.
+func (PlacePolicy) names() []string { return []string{"spread", "node0"} }
+
 // String names the policy as the shell does.
-func (p PlacePolicy) String() string {
-	switch p {
-	case PlaceSpread:
-		return "spread"
-	case PlaceDeviceNode:
-		return "node0"
-	}
-	return fmt.Sprintf("PlacePolicy(%d)", uint8(p))
+func (p PlacePolicy) String() string { return policyName("PlacePolicy", p.names(), p) }
+
+// ParsePlacePolicy returns the placement policy the shell calls s.
+func ParsePlacePolicy(s string) (PlacePolicy, error) {
+	return parsePolicy[PlacePolicy]("placement", PlacePolicy(0).names(), s)
 }
 
 // Node returns the node vCPU v starts on in a VM of nodes nodes.
@@ -222,15 +221,15 @@ const (
 	homesLimit      HomePolicy = 2
 )
 
+// names are the policy's values as the shell writes them, in order.
+func (HomePolicy) names() []string { return []string{"striped", "node0"} }
+
 // String names the policy as the shell does.
-func (h HomePolicy) String() string {
-	switch h {
-	case HomesStriped:
-		return "striped"
-	case HomesDeviceNode:
-		return "node0"
-	}
-	return fmt.Sprintf("HomePolicy(%d)", uint8(h))
+func (h HomePolicy) String() string { return policyName("HomePolicy", h.names(), h) }
+
+// ParseHomePolicy returns the home policy the shell calls s.
+func ParseHomePolicy(s string) (HomePolicy, error) {
+	return parsePolicy[HomePolicy]("home", HomePolicy(0).names(), s)
 }
 
 // Home returns the home function of the policy for a VM of nodes nodes.
@@ -240,6 +239,24 @@ func (h HomePolicy) Home(nodes int) func(page uint64) memory.NodeID {
 	}
 	n := uint64(nodes)
 	return func(p uint64) memory.NodeID { return memory.NodeID(p % n) }
+}
+
+// policyName returns names[v], or v in Go syntax when it has no name.
+func policyName[T ~uint8](typ string, names []string, v T) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, uint8(v))
+}
+
+// parsePolicy returns the value whose name in names is s.
+func parsePolicy[T ~uint8](kind string, names []string, s string) (T, error) {
+	for i, n := range names {
+		if n == s {
+			return T(i), nil
+		}
+	}
+	return 0, fmt.Errorf("dvm: unknown %s policy %q: want %s", kind, s, strings.Join(names, ", "))
 }
 
 // Validate checks a Spec from a peer or the operator.

@@ -44,9 +44,9 @@ type DistStart struct {
 	// NUMA gives the Linux guest an SRAT and a SLIT (DistNUMA) instead
 	// of letting it believe it is one uniform machine.
 	NUMA bool
-	// Homes is the Linux guest's home policy: "" or "node0" (every page
-	// homed on the device node), or "striped" (page p on node p mod n).
-	// Test guests are striped.
+	// Homes names the Linux guest's home policy (dvm.ParseHomePolicy):
+	// "" or "node0" (every page homed on the device node), or "striped"
+	// (page p on node p mod n). Test guests are striped.
 	Homes string
 }
 
@@ -341,32 +341,26 @@ func (r *DistStart) setChoice(key, v string) (bool, error) {
 	var err error
 	switch key {
 	case "place":
-		r.Place, err = choice(key, v, []string{"spread", "node0"}, dvm.PlaceSpread, dvm.PlaceDeviceNode)
+		r.Place, err = dvm.ParsePlacePolicy(v)
 	case "homes":
-		r.Homes, err = choice(key, v, []string{"node0", "striped"}, "node0", "striped")
-	case "numa":
-		r.NUMA, err = choice(key, v, []string{"on", "off"}, true, false)
+		_, err = dvm.ParseHomePolicy(v)
+		r.Homes = v
 	case "move":
-		r.Move, err = choice(key, v, []string{"pull", "hysteresis", "always"}, dvm.MovePull, dvm.MoveHysteresis, dvm.MoveAlways)
+		r.Move, err = dvm.ParseMovePolicy(v)
 	case "devices":
-		r.Devices, err = choice(key, v, []string{"forward", "move"}, dvm.DevicesForward, dvm.DevicesMove)
+		r.Devices, err = dvm.ParseDevicePolicy(v)
+	case "numa":
+		if v != "on" && v != "off" {
+			err = fmt.Errorf("numa=%q: want on or off", v)
+		}
+		r.NUMA = v == "on"
 	default:
 		return false, nil
 	}
-	return true, err
-}
-
-// choice returns the value, among values, whose name in names is v: the
-// argument key=v of `dvm start`; otherwise a usage error listing the
-// names.
-func choice[T any](key, v string, names []string, values ...T) (T, error) {
-	for i, n := range names {
-		if n == v {
-			return values[i], nil
-		}
+	if err != nil {
+		return true, fmt.Errorf("%w: dvm start: %v", shell.ErrUsage, err)
 	}
-	var zero T
-	return zero, fmt.Errorf("%w: dvm start: %s=%q: want %s", shell.ErrUsage, key, v, strings.Join(names, " or "))
+	return true, nil
 }
 
 // st0 is the cluster id of the VM's node 0 (this node, which started it).

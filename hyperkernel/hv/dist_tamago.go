@@ -253,8 +253,12 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
-		if req.Homes == "striped" {
-			spec.Homes = dvm.HomesStriped
+		if req.Homes != "" {
+			homes, err := dvm.ParseHomePolicy(req.Homes)
+			if err != nil {
+				return spec, err
+			}
+			spec.Homes = homes
 		}
 		if req.Dilation > 255 {
 			return spec, fmt.Errorf("dvm: time dilation %d: at most 255", req.Dilation)
