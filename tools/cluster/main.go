@@ -53,6 +53,11 @@ func main() {
 	if err := c.Check(); err != nil {
 		log.Fatal(err)
 	}
+	switch *accelName {
+	case "auto", "kvm", "tcg":
+	default:
+		log.Fatalf("unknown accelerator %q (auto, kvm or tcg)", *accelName)
+	}
 	var demo []launch.Step
 	switch *guest {
 	case "":
@@ -131,7 +136,9 @@ func main() {
 			port := c.Segment + 100 + 2*i
 			cmd := exec.Command("bochs", c.Bochs(i, "qemu/bochsrc.txt", iso, filepath.Join(nd, "bochs.log"), port, port+1)...)
 			rc := filepath.Join(nd, "bochs.rc")
-			os.WriteFile(rc, []byte("c\n"), 0o644)
+			if err := os.WriteFile(rc, []byte("c\n"), 0o644); err != nil {
+				log.Fatal(err)
+			}
 			cmd.Args = append(cmd.Args[:1], append([]string{"-rc", rc}, cmd.Args[1:]...)...)
 			procs = append(procs, startLogged(cmd, nd, "bochs.out"))
 			conn := dial(port)
