@@ -10,6 +10,9 @@
 #   make test        go vet, go test ./..., then the end-to-end tier
 #   make image       build/bigiron.elf, .mb, .iso and build/pxe/
 #   make deps        install the emulators and ISO tools (Debian packages)
+#   make toolchain   build the tamago Go distribution; offline from
+#                    TAMAGO_GO_SRC=path (a .tar.xz of its source, or a
+#                    checkout of its tag) when it is not built yet
 #
 # PLATFORM=pc (default: BIOS and UEFI machines, Bochs, QEMU pc/q35) or microvm
 # (QEMU microvm). CPUS and MEM size the emulated node.
@@ -25,7 +28,10 @@ GO       ?= go
 # `go tool tamago` runs the tamago Go distribution paired with the tamago
 # module version pinned in go.mod, fetching and building it on first use.
 # It must not see GOOS=tamago itself, so call its binary directly.
+# tools/toolchain builds that distribution first from TAMAGO_GO_SRC where
+# given (machines without internet), and rebuilds a half-built one.
 TAMAGO    = $(shell $(GO) tool -n tamago)
+TAMAGO_GO_SRC ?=
 REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 TAGS_pc      := linkcpuinit,linkprintk
@@ -60,7 +66,7 @@ QEMU_microvm := qemu-system-x86_64 -machine microvm,pit=on,pic=off,rtc=on,acpi=o
 	-global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0 -netdev user,id=n0 \
 	-kernel $(BUILD)/bigiron.elf
 
-.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean guest
+.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean guest toolchain
 
 all: image
 
@@ -68,7 +74,10 @@ image: $(BUILD)/bigiron.elf $(BUILD)/bigiron.mb $(BUILD)/bigiron.iso $(BUILD)/px
 
 elf: $(BUILD)/bigiron.elf
 
-$(BUILD)/bigiron.elf: FORCE $(GUEST_IMAGE)
+toolchain:
+	$(GO) run ./tools/toolchain $(if $(TAMAGO_GO_SRC),-src "$(TAMAGO_GO_SRC)")
+
+$(BUILD)/bigiron.elf: FORCE toolchain $(GUEST_IMAGE)
 	@mkdir -p $(BUILD)
 	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago \
 		$(TAMAGO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $@ .
@@ -94,7 +103,7 @@ bochs: deps image
 cluster: deps image
 	$(GO) run ./tools/cluster -nodes $(NODES) -emu $(EMU) -build $(BUILD) -accel $(ACCEL) $(if $(GUEST),-guest $(GUEST)) $(if $(DVM),-dvm "$(DVM)")
 
-vet:
+vet: toolchain
 	$(GO) vet ./...
 	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./board/... ./hyperkernel/hv
 	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_microvm) .

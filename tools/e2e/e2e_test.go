@@ -17,6 +17,7 @@ import (
 
 	"github.com/big-iron/big-iron/tools/cluster/launch"
 	"github.com/big-iron/big-iron/tools/cluster/serial"
+	"github.com/big-iron/big-iron/tools/toolchain/tamagodist"
 )
 
 // prompt is the hyperkernel shell's.
@@ -54,7 +55,8 @@ func requireE2E(t *testing.T, tools ...string) {
 }
 
 // tamagoPresent checks that `go tool tamago` has its Go distribution, so
-// that building the image does not try to fetch it.
+// that building the image does not try to fetch it (make builds it from
+// TAMAGO_GO_SRC before the tests run).
 func tamagoPresent(t *testing.T) error {
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -64,10 +66,12 @@ func tamagoPresent(t *testing.T) error {
 	if err != nil {
 		return fmt.Errorf("missing: tamago module version (go list -m): %v", err)
 	}
-	v := "tamago-go" + strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
-	gobin := filepath.Join(cache, "tamago-go", v, "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		return fmt.Errorf("missing: tamago Go distribution %s at %s (`go tool tamago` installs it)", v, gobin)
+	tag, err := tamagodist.Tag(strings.TrimSpace(string(out)))
+	if err != nil {
+		return fmt.Errorf("missing: tamago Go distribution: %v", err)
+	}
+	if err := tamagodist.Check(tamagodist.Root(cache, tag), tag); err != nil {
+		return fmt.Errorf("missing: tamago Go distribution %s: %v (make toolchain TAMAGO_GO_SRC=... builds it)", tag, err)
 	}
 	return nil
 }
