@@ -19,11 +19,14 @@ import (
 	"github.com/big-iron/big-iron/netstack/cluster"
 )
 
-// Guest frames come from free memory between 16 MiB and 256 MiB for now;
-// the network drivers' DMA buffers live above the Go heap.
+// Guest frames come from the memory no one else reserved (GuestMemory
+// leaves out the Go runtime's and the NIC DMA region) from 16 MiB up to
+// the end of the cacheable part of board/x86's identity map, through
+// which the hyperkernel reaches every frame (entry_amd64.s: 0-3 GiB
+// write-back, 3-4 GiB uncached for MMIO, nothing above).
 const (
 	guestFramesStart = 16 << 20
-	guestFramesEnd   = 256 << 20
+	guestFramesEnd   = 3 << 30
 )
 
 // startHypervisor prepares VMX and returns the vm commands and the

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
@@ -23,6 +24,9 @@ type Runner interface {
 	RunTest(testguest.Variant) (*Result, error)
 	Stats() (exits.ExitStats, int)
 	NumCores() int
+	// Frames returns the node's frames for guests (4 KiB each) in use
+	// and in all.
+	Frames() (inUse, total int)
 }
 
 // Commands returns `vm` (`vm run test [VARIANT] [cores=all]`, `vm stat`,
@@ -74,6 +78,9 @@ func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 				return nil
 			case len(args) == 1 && args[0] == "stat":
 				st, runs := r.Stats()
+				inUse, total := r.Frames()
+				fmt.Fprintf(w, "guest memory: %s in use of %s, %s free\n", memmap.FormatSize(uint64(inUse)<<12),
+					memmap.FormatSize(uint64(total)<<12), memmap.FormatSize(uint64(total-inUse)<<12))
 				fmt.Fprintf(w, "%d runs, %d exits\n", runs, st.Total())
 				fmt.Fprint(w, st.String())
 				return nil

@@ -42,6 +42,7 @@ func (f *fakeRunner) RunTest(v testguest.Variant) (*Result, error) {
 
 func (f *fakeRunner) Stats() (exits.ExitStats, int) { return exits.ExitStats{}, f.runs }
 func (f *fakeRunner) NumCores() int                 { return f.cores }
+func (f *fakeRunner) Frames() (inUse, total int)    { return 300, 1024 }
 
 func runVM(t *testing.T, r Runner, args ...string) (string, error) {
 	t.Helper()
@@ -102,5 +103,15 @@ func TestResultNotesMigrations(t *testing.T) {
 	}
 	if s := r.String(); !strings.Contains(s, "moved between cores 2 times") {
 		t.Errorf("String:\n%s", s)
+	}
+}
+
+func TestVMStatShowsGuestMemory(t *testing.T) {
+	out, err := runVM(t, &fakeRunner{cores: 1}, "stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "guest memory: 1.1 MiB in use of 4 MiB, 2.8 MiB free\n") {
+		t.Errorf("vm stat:\n%s", out)
 	}
 }

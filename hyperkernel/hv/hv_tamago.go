@@ -127,6 +127,9 @@ func (h *Hypervisor) Stats() (exits.ExitStats, int) {
 	return h.total, h.runs
 }
 
+// Frames returns the frames for guests in use and in all.
+func (h *Hypervisor) Frames() (inUse, total int) { return h.pool.Stats() }
+
 // NumCores returns how many cores can run VMs.
 func (h *Hypervisor) NumCores() int { return len(h.cores) }
 

@@ -191,3 +191,49 @@ func validateLinuxConfig(cfg *LinuxConfig, loads bool) error {
 	}
 	return nil
 }
+
+// linuxFrames is how many host frames a Linux VM with memory bytes of RAM
+// and vcpus vCPUs takes on one node: a frame per guest page, the EPT
+// tables that map them with 4 KiB pages (a page table per 2 MiB, a
+// directory per GiB, a PDPT and a PML4), the two I/O bitmaps and the MSR
+// bitmap, and per vCPU its VMCS and MSR list.
+func linuxFrames(memory uint64, vcpus int) int {
+	const (
+		page = 4 << 10
+		pt   = 2 << 20
+		pd   = 1 << 30
+	)
+	ram := (memory + page - 1) / page
+	tables := (memory+pt-1)/pt + (memory+pd-1)/pd + 2
+	return int(ram+tables) + 3 + 2*vcpus
+}
+
+// checkRoom refuses a Linux VM of memory bytes and vcpus vCPUs when the
+// node's frame pool, inUse of total frames taken, cannot hold it, saying
+// what the node can give.
+func checkRoom(memory uint64, vcpus, inUse, total int) error {
+	need, free := linuxFrames(memory, vcpus), total-inUse
+	if need <= free {
+		return nil
+	}
+	const page = 4 << 10
+	return fmt.Errorf("hv: %s of guest RAM (with %s of tables and VMCSs) does not fit: this node has %s free for guests (%s of %s in use); at most %s of RAM fits",
+		memmap.FormatSize(memory), memmap.FormatSize(uint64(need)*page-memory), memmap.FormatSize(uint64(free)*page),
+		memmap.FormatSize(uint64(inUse)*page), memmap.FormatSize(uint64(total)*page),
+		memmap.FormatSize(maxLinuxMemory(vcpus, free)))
+}
+
+// maxLinuxMemory is the largest RAM, in whole MiB, of a Linux VM with
+// vcpus vCPUs that free frames hold.
+func maxLinuxMemory(vcpus, free int) uint64 {
+	lo, hi := uint64(0), uint64(free)>>8+1 // MiB: hi never fits
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if linuxFrames(mid<<20, vcpus) <= free {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo << 20
+}

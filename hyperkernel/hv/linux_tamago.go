@@ -213,15 +213,25 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
 // the node that hosts the devices has devices and loads the guest (with
 // load, once the other nodes have joined); the other nodes forward
 // device accesses there.
-func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (vm *LinuxVM, err error) {
+//
+// On error it returns every frame it took. (The VM is a local, not the
+// named result: `return nil, err` would clear a named one before the
+// deferred clean-up reads it.)
+func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err error) {
 	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
+	}
+	if dist == nil {
+		inUse, total := h.pool.Stats()
+		if err := checkRoom(cfg.Memory, cfg.VCPUs, inUse, total); err != nil {
+			return nil, err
+		}
 	}
 	h.mu.Lock()
 	h.vmCount++
 	id := h.vmCount
 	h.mu.Unlock()
-	vm = &LinuxVM{h: h, id: id, cfg: cfg, console: NewConsoleLog(64 << 10), started: time.Now(), dist: dist}
+	vm := &LinuxVM{h: h, id: id, cfg: cfg, console: NewConsoleLog(64 << 10), started: time.Now(), dist: dist}
 	defer func() {
 		if err != nil {
 			vm.free()
