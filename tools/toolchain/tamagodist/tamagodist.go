@@ -192,6 +192,9 @@ func Install(root, tag, src, bootstrap string, out io.Writer) error {
 		}
 	}
 	staging := root + ".partial"
+	if _, err := os.Stat(staging); err == nil {
+		fmt.Fprintf(out, "toolchain: removing %s, left by an interrupted build\n", staging)
+	}
 	if err := os.RemoveAll(staging); err != nil {
 		return err
 	}

@@ -141,6 +141,10 @@ func TestInstallAfterInterruptedBuild(t *testing.T) {
 	if err := Check(root, tag); !errors.Is(err, ErrNotInstalled) {
 		t.Fatalf("after a failed build Check = %v, want ErrNotInstalled", err)
 	}
+	// The next Install starts the staging folder afresh.
+	if err := Install(root, tag, failing, "/b", &log); err == nil || !strings.Contains(log.String(), "left by an interrupted build") {
+		t.Fatalf("second Install: %v\n%s", err, log.String())
+	}
 	// A tree that an interrupted `go tool tamago` left where the final one
 	// goes, bin/go included, is recognised as half-built.
 	if err := os.Rename(root+".partial", root); err != nil {
