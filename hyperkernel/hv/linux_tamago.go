@@ -114,6 +114,8 @@ type LinuxVM struct {
 	outcome string
 	stats   exits.ExitStats
 	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists
+	// devStop stops the virtio devices' workers (closed by free).
+	devStop chan struct{}
 }
 
 // Console returns the guest's console output.
@@ -177,6 +179,10 @@ func (vm *LinuxVM) alloc() (uint64, error) {
 }
 
 func (vm *LinuxVM) free() {
+	if vm.devStop != nil {
+		close(vm.devStop)
+		vm.devStop = nil
+	}
 	for _, f := range vm.owned {
 		vm.h.pool.FreeFrame(f)
 	}
@@ -456,6 +462,12 @@ func (vm *LinuxVM) addDevices(apics *lapic.Bus, bus *exits.IOBus) error {
 	if err := vm.mmio.Register(virtioBase+virtio.WindowSize, virtio.WindowSize, "virtio-console", vcon); err != nil {
 		return err
 	}
+	// The devices' rings are served by their workers, off the vCPUs: a
+	// vCPU's notify only marks the queue (it runs pinned, and a
+	// distributed VM's ring may be on another node).
+	vm.devStop = make(chan struct{})
+	go vblk.Run(vm.devStop)
+	go vcon.Run(vm.devStop)
 	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
 		return err
 	}

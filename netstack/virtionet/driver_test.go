@@ -66,7 +66,7 @@ func (n *netModel) ReadConfig(off uint64, size int) uint64 {
 	return 0
 }
 
-func (n *netModel) Notify(mem devices.GuestMemory, q *virtio.Queue, index int) (bool, error) {
+func (n *netModel) Notify(mem devices.GuestMemory, q *virtio.Queue, index int, _ *virtio.Budget) (bool, error) {
 	n.mem = mem
 	used := false
 	if index == txQueue {
@@ -129,6 +129,12 @@ func (n *netModel) flush() (bool, error) {
 	return used, nil
 }
 
+// drain serves the device's pending queues on the test's goroutine.
+func drain(dev *virtio.Device) {
+	for dev.Serve() {
+	}
+}
+
 func setup(t *testing.T, features uint64) (*Device, *netModel, *virtio.Device) {
 	t.Helper()
 	mem := nictest.NewMemory(0x100000, 1<<20)
@@ -136,7 +142,8 @@ func setup(t *testing.T, features uint64) (*Device, *netModel, *virtio.Device) {
 	dev := virtio.NewDevice(model, busMemory{mem}, nil)
 	regs := &nictest.Regs{
 		Read:  func(off uint32, size int) uint64 { return dev.ReadMMIO(uint64(off), size) },
-		Write: func(off uint32, size int, v uint64) { dev.WriteMMIO(uint64(off), size, v) },
+		// The model serves its queues at once, as a synchronous device.
+		Write: func(off uint32, size int, v uint64) { dev.WriteMMIO(uint64(off), size, v); drain(dev) },
 	}
 	d, err := New(nic.Hardware{Regs: regs, DMA: mem})
 	if err != nil {
@@ -168,6 +175,7 @@ func TestTransmitReceive(t *testing.T) {
 		before := len(got)
 		d.Poll(16)
 		dev.Kick(rxQueue) // the model delivers into the buffers given back
+		drain(dev)
 		if len(got) == before && len(model.pending) == 0 {
 			break
 		}

@@ -78,10 +78,11 @@ func (b *Block) ReadConfig(off uint64, size int) uint64 {
 	return v
 }
 
-// Notify implements Backend: it serves every available request.
-func (b *Block) Notify(mem devices.GuestMemory, q *Queue, index int) (bool, error) {
+// Notify implements Backend: it serves available requests while the
+// budget lasts.
+func (b *Block) Notify(mem devices.GuestMemory, q *Queue, index int, budget *Budget) (bool, error) {
 	used := false
-	for {
+	for budget.Left() {
 		ok, err := q.Pop(mem, &b.chain)
 		if err != nil || !ok {
 			return used, err
@@ -93,8 +94,10 @@ func (b *Block) Notify(mem devices.GuestMemory, q *Queue, index int) (bool, erro
 		if err := q.Push(mem, b.chain.Head, written); err != nil {
 			return used, err
 		}
+		budget.Spend(b.chain.Bytes())
 		used = true
 	}
+	return used, nil
 }
 
 // serve performs one request (5.2.6): a 16-byte header the device reads,

@@ -6,9 +6,9 @@ package virtio
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
-	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
 // Console device constants (VIRTIO 1.2, 5.3): no features, port 0's
@@ -23,12 +23,16 @@ const (
 // Console is a virtio console (the guest's /dev/hvc0): what the guest
 // transmits goes to an io.Writer, and Input queues bytes for it to
 // receive. Connect it to its transport with Attach before Input.
+//
+// Notify runs on the device's worker only; chain and buf are its own.
+// Input's bytes wait in `in` (guarded by mu) and are moved to buf before
+// guest memory is written, so Input never waits for guest memory.
 type Console struct {
 	out   io.Writer
 	chain Chain
 	buf   [512]byte
 
-	mu  spinlock.Lock // guards in and dev
+	mu  sync.Mutex // guards in and dev
 	in  []byte
 	dev *Device
 }
@@ -75,22 +79,30 @@ func (c *Console) Input(p []byte) int {
 }
 
 // Notify implements Backend.
-func (c *Console) Notify(mem devices.GuestMemory, q *Queue, index int) (bool, error) {
+func (c *Console) Notify(mem devices.GuestMemory, q *Queue, index int, budget *Budget) (bool, error) {
 	switch index {
 	case consoleTx:
-		return c.transmit(mem, q)
+		return c.transmit(mem, q, budget)
 	case consoleRx:
-		return c.receive(mem, q)
+		return c.receive(mem, q, budget)
 	}
 	return false, nil
 }
 
-func (c *Console) transmit(mem devices.GuestMemory, q *Queue) (bool, error) {
+// maxConsoleChain is the longest transmit chain the console takes: Linux
+// sends a page at most; a longer chain breaks the queue rather than
+// keeping the worker copying guest memory to the log.
+const maxConsoleChain = 1 << 20
+
+func (c *Console) transmit(mem devices.GuestMemory, q *Queue, budget *Budget) (bool, error) {
 	used := false
-	for {
+	for budget.Left() {
 		ok, err := q.Pop(mem, &c.chain)
 		if err != nil || !ok {
 			return used, err
+		}
+		if n := c.chain.Bytes(); n > maxConsoleChain {
+			return used, fmt.Errorf("%w: console transmit chain of %d bytes, more than %d", ErrBadQueue, n, maxConsoleChain)
 		}
 		for _, b := range c.chain.Buffers {
 			if b.Write {
@@ -108,15 +120,15 @@ func (c *Console) transmit(mem devices.GuestMemory, q *Queue) (bool, error) {
 		if err := q.Push(mem, c.chain.Head, 0); err != nil {
 			return used, err
 		}
+		budget.Spend(c.chain.Bytes())
 		used = true
 	}
+	return used, nil
 }
 
-func (c *Console) receive(mem devices.GuestMemory, q *Queue) (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Console) receive(mem devices.GuestMemory, q *Queue, budget *Budget) (bool, error) {
 	used := false
-	for len(c.in) > 0 {
+	for budget.Left() && c.inputWaiting() {
 		ok, err := q.Pop(mem, &c.chain)
 		if err != nil || !ok {
 			return used, err
@@ -126,17 +138,40 @@ func (c *Console) receive(mem devices.GuestMemory, q *Queue) (bool, error) {
 			if !b.Write {
 				return used, fmt.Errorf("%w: console receive buffer is read-only", ErrBadQueue)
 			}
-			n := min(uint64(b.Len), uint64(len(c.in)))
-			if err := mem.WriteAt(c.in[:n], b.Addr); err != nil {
-				return used, fmt.Errorf("%w: console receive buffer: %v", ErrBadQueue, err)
+			for done := uint32(0); done < b.Len; {
+				n := c.takeInput(int(min(b.Len-done, uint32(len(c.buf)))))
+				if n == 0 {
+					break
+				}
+				if err := mem.WriteAt(c.buf[:n], b.Addr+uint64(done)); err != nil {
+					return used, fmt.Errorf("%w: console receive buffer: %v", ErrBadQueue, err)
+				}
+				done += uint32(n)
+				written += uint32(n)
 			}
-			c.in = c.in[:copy(c.in, c.in[n:])]
-			written += uint32(n)
 		}
 		if err := q.Push(mem, c.chain.Head, written); err != nil {
 			return used, err
 		}
+		budget.Spend(uint64(written))
 		used = true
 	}
 	return used, nil
+}
+
+// inputWaiting reports whether Input left bytes for the guest.
+func (c *Console) inputWaiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.in) > 0
+}
+
+// takeInput moves up to max waiting input bytes to c.buf and returns how
+// many.
+func (c *Console) takeInput(max int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := copy(c.buf[:max], c.in)
+	c.in = c.in[:copy(c.in, c.in[n:])]
+	return n
 }

@@ -57,6 +57,15 @@ type Chain struct {
 	Buffers []Buffer
 }
 
+// Bytes is the chain's length: the sum of its buffers' lengths.
+func (c *Chain) Bytes() uint64 {
+	var n uint64
+	for _, b := range c.Buffers {
+		n += uint64(b.Len)
+	}
+	return n
+}
+
 // reset forgets the configuration (a device reset).
 func (q *Queue) reset() { *q = Queue{} }
 

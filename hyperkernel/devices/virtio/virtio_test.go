@@ -49,6 +49,9 @@ type driver struct {
 	irq   bool
 	avail uint16
 	next  uint64 // bump allocator for buffers
+	// async leaves queue work to the device's own worker (Run) instead
+	// of serving it after each register write.
+	async bool
 }
 
 func newDriver(t *testing.T, be Backend) *driver {
@@ -57,8 +60,22 @@ func newDriver(t *testing.T, be Backend) *driver {
 	return d
 }
 
-func (d *driver) w(off uint64, v uint32) { d.dev.WriteMMIO(off, 4, uint64(v)) }
-func (d *driver) r(off uint64) uint32    { return uint32(d.dev.ReadMMIO(off, 4)) }
+// w writes a register, then lets the device's worker serve what the
+// write notified, as Run would, on the test's goroutine.
+func (d *driver) w(off uint64, v uint32) {
+	d.dev.WriteMMIO(off, 4, uint64(v))
+	if !d.async {
+		d.drain()
+	}
+}
+
+// drain serves every pending queue.
+func (d *driver) drain() {
+	for d.dev.Serve() {
+	}
+}
+
+func (d *driver) r(off uint64) uint32 { return uint32(d.dev.ReadMMIO(off, 4)) }
 
 // init follows the driver initialisation of 3.1.1 and 4.2.3.
 func (d *driver) init(features uint64) {
@@ -313,6 +330,7 @@ func (d *driver) submitNoAlloc(hdr, buf, st uint64) {
 	d.avail++
 	binary.LittleEndian.PutUint16(d.mem[availAt+2:], d.avail)
 	d.dev.WriteMMIO(regQueueNotify, 4, 0)
+	d.drain()
 	d.dev.WriteMMIO(regInterruptACK, 4, 1)
 }
 
@@ -342,10 +360,13 @@ func FuzzQueue(f *testing.F) {
 			off := uint64(regs[0]) << 2 & 0x1FF
 			v := binary.LittleEndian.Uint32(regs[1:])
 			dev.WriteMMIO(off, 4, uint64(v))
+			dev.Serve()
 			_ = dev.ReadMMIO(off, int(regs[1]&7)+1)
 			regs = regs[5:]
 		}
 		dev.WriteMMIO(regQueueNotify, 4, 0)
+		for dev.Serve() {
+		}
 		if len(blk.disk) != 8*SectorSize {
 			t.Fatal("disk resized")
 		}
@@ -395,12 +416,15 @@ func TestConsole(t *testing.T) {
 	if d.usedIdx() != 1 {
 		t.Fatal("an empty receive completed")
 	}
-	if n := con.Input([]byte("ls\r")); n != 3 || d.usedIdx() != 2 || string(d.mem[rx2:rx2+3]) != "ls\r" || !d.irq {
+	n := con.Input([]byte("ls\r"))
+	d.drain()
+	if n != 3 || d.usedIdx() != 2 || string(d.mem[rx2:rx2+3]) != "ls\r" || !d.irq {
 		t.Errorf("live input: took %d, used %d, %q, irq %v", n, d.usedIdx(), d.mem[rx2:rx2+3], d.irq)
 	}
 	// A read-only receive buffer breaks the queue, not the host.
 	d.submit(Buffer{Addr: rx, Len: 8})
 	con.Input([]byte("x"))
+	d.drain()
 	if d.r(regStatus)&StatusNeedsReset == 0 {
 		t.Error("read-only receive buffer accepted")
 	}
