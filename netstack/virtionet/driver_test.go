@@ -141,7 +141,7 @@ func setup(t *testing.T, features uint64) (*Device, *netModel, *virtio.Device) {
 	model := &netModel{mac: [6]byte{0x52, 0x54, 0, 1, 2, 3}, features: features}
 	dev := virtio.NewDevice(model, busMemory{mem}, nil)
 	regs := &nictest.Regs{
-		Read:  func(off uint32, size int) uint64 { return dev.ReadMMIO(uint64(off), size) },
+		Read: func(off uint32, size int) uint64 { return dev.ReadMMIO(uint64(off), size) },
 		// The model serves its queues at once, as a synchronous device.
 		Write: func(off uint32, size int, v uint64) { dev.WriteMMIO(uint64(off), size, v); drain(dev) },
 	}
