@@ -65,6 +65,9 @@ type Config struct {
 	// SendQueue is the number of frames that may be queued per channel,
 	// sent or not; 0 means Window plus the fragments of one MaxMessage.
 	SendQueue int
+	// firstSeq is the sequence number every channel starts at: 0 on the
+	// wire; tests start near the 2^32 wrap and the 2^31 half-range.
+	firstSeq uint32
 	// MinRTO, MaxRTO and InitialRTO bound the retransmission timeout.
 	MinRTO, MaxRTO, InitialRTO time.Duration
 	// AckDelay delays a bare acknowledgement (RFC 1122, 4.2.3.2) so that
@@ -370,17 +373,40 @@ func (e *Endpoint) Idle() bool {
 	return true
 }
 
+// ringSize is the number of slots of a ring that holds n frames: a power
+// of two, so that slots indexed by sequence number modulo the ring size
+// stay in order across the 2^32 wrap (a size that does not divide 2^32
+// reused the slots of frames still in flight there).
+func ringSize(n int) int {
+	size := 1
+	for size < n {
+		size <<= 1
+	}
+	return size
+}
+
+// sendSlot returns the send ring's slot of sequence number seq.
+func (c *channel) sendSlot(seq uint32) *sendSlot {
+	return &c.send[seq&uint32(len(c.send)-1)]
+}
+
+// recvSlot returns the receive ring's slot of sequence number seq.
+func (c *channel) recvSlot(seq uint32) *recvSlot {
+	return &c.recv[seq&uint32(len(c.recv)-1)]
+}
+
 // chanFor returns channel ch of p, allocating its buffers on first use.
 func (e *Endpoint) chanFor(p *peer, ch uint8) *channel {
 	if c := p.chans[ch]; c != nil {
 		return c
 	}
 	c := &channel{
-		send:       make([]sendSlot, e.cfg.SendQueue),
-		recv:       make([]recvSlot, e.cfg.Window),
+		send:       make([]sendSlot, ringSize(e.cfg.SendQueue)),
+		recv:       make([]recvSlot, ringSize(e.cfg.Window)),
 		reasm:      make([]byte, e.cfg.MaxMessage),
 		peerWindow: uint32(e.cfg.Window),
 	}
+	c.una, c.nxt, c.end, c.rcvNxt = e.cfg.firstSeq, e.cfg.firstSeq, e.cfg.firstSeq, e.cfg.firstSeq
 	for i := range c.send {
 		c.send[i].buf = make([]byte, e.fragMax)
 	}
@@ -435,11 +461,11 @@ func (e *Endpoint) Send(to NodeID, ch uint8, msg []byte) error {
 	}
 	c := e.chanFor(p, ch)
 	frags := max(1, (len(msg)+e.fragMax-1)/e.fragMax)
-	if len(c.send)-int(c.end-c.una) < frags {
+	if e.cfg.SendQueue-int(c.end-c.una) < frags {
 		return ErrBusy
 	}
 	for i := range frags {
-		s := &c.send[c.end%uint32(len(c.send))]
+		s := c.sendSlot(c.end)
 		chunk := msg[min(i*e.fragMax, len(msg)):min((i+1)*e.fragMax, len(msg))]
 		s.n = copy(s.buf, chunk)
 		s.fragIndex, s.fragCount = uint16(i), uint16(frags)
@@ -463,7 +489,7 @@ func (e *Endpoint) pump(p *peer, ch uint8, c *channel) {
 // sendData transmits (or retransmits) the frame with sequence number seq,
 // piggybacking the channel's acknowledgement state.
 func (e *Endpoint) sendData(p *peer, ch uint8, c *channel, seq uint32) {
-	s := &c.send[seq%uint32(len(c.send))]
+	s := c.sendSlot(seq)
 	copy(e.tx[link.HeaderLen+HeaderLen:], s.buf[:s.n])
 	h := Header{
 		Type: TypeData, Channel: ch, Dst: p.id, Seq: seq,
@@ -487,9 +513,9 @@ func (e *Endpoint) sendData(p *peer, ch uint8, c *channel, seq uint32) {
 func (e *Endpoint) fillAck(c *channel, h *Header) {
 	h.Ack = c.rcvNxt
 	var sack uint64
-	w := uint32(len(c.recv))
+	w := uint32(e.cfg.Window)
 	for i := uint32(1); i < w; i++ {
-		if c.recv[(c.rcvNxt+i)%w].present {
+		if c.recvSlot(c.rcvNxt + i).present {
 			sack |= 1 << (i - 1)
 		}
 	}
@@ -562,7 +588,7 @@ func (e *Endpoint) Tick() {
 				c.timer = 0
 				rto := p.rtt.rto
 				for seq := c.una; seq != c.nxt; seq++ {
-					s := &c.send[seq%uint32(len(c.send))]
+					s := c.sendSlot(seq)
 					if !s.sacked && (seq == c.una || e.now-s.lastSent >= rto) {
 						e.sendData(p, uint8(ch), c, seq)
 					}
@@ -713,13 +739,12 @@ func (e *Endpoint) handleAck(p *peer, ch uint8, c *channel, h *Header) {
 		e.stats.BadAck++
 		return
 	}
-	qlen := uint32(len(c.send))
 	// RTT is sampled from the newest frame this ack newly covers,
 	// cumulatively or selectively, if it was sent only once (Karn).
 	var sampleFrom time.Duration = -1
 	if h.Ack != c.una {
 		for seq := c.una; seq != h.Ack; seq++ {
-			s := &c.send[seq%qlen]
+			s := c.sendSlot(seq)
 			if s.sends == 1 && !s.sacked {
 				sampleFrom = s.firstSent
 			}
@@ -735,25 +760,29 @@ func (e *Endpoint) handleAck(p *peer, ch uint8, c *channel, h *Header) {
 	c.peerWindow = uint32(h.Window)
 	if h.SACK != 0 {
 		var highest uint32
+		found := false
 		for i := uint32(0); i < 64; i++ {
 			seq := h.Ack + 1 + i
 			if int32(seq-c.nxt) >= 0 {
 				break
 			}
 			if h.SACK&(1<<i) != 0 {
-				s := &c.send[seq%qlen]
+				s := c.sendSlot(seq)
 				if !s.sacked && s.sends == 1 {
 					sampleFrom = max(sampleFrom, s.firstSent)
 				}
 				s.sacked = true
-				highest = seq
+				highest, found = seq, true
 			}
 		}
 		// A frame sent before one the peer has is presumed lost once it
-		// has been out for a smoothed round trip.
+		// has been out for a smoothed round trip. (Without a selective
+		// bit in range there is no such frame: highest is not a
+		// sequence number then, and compared with una across the
+		// half-range it once sent every slot round to it.)
 		rtt := max(p.rtt.srtt, e.cfg.MinRTO)
-		for seq := c.una; int32(seq-highest) < 0; seq++ {
-			s := &c.send[seq%qlen]
+		for seq := c.una; found && int32(seq-highest) < 0; seq++ {
+			s := c.sendSlot(seq)
 			if !s.sacked && e.now-s.lastSent >= rtt {
 				e.sendData(p, ch, c, seq)
 			}
@@ -767,7 +796,7 @@ func (e *Endpoint) handleAck(p *peer, ch uint8, c *channel, h *Header) {
 
 // handleData accepts one data frame and delivers whatever became in order.
 func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload []byte) {
-	w := uint32(len(c.recv))
+	w := uint32(e.cfg.Window)
 	d := h.Seq - c.rcvNxt
 	switch {
 	case int32(d) < 0:
@@ -783,7 +812,7 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 		return
 	}
 	if d != 0 {
-		s := &c.recv[h.Seq%w]
+		s := c.recvSlot(h.Seq)
 		if s.present {
 			p.stats.Duplicates++
 		} else {
@@ -803,7 +832,7 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 	c.ackPending = true
 	e.consume(p, ch, c, payload, h.FragIndex, h.FragCount)
 	for {
-		s := &c.recv[c.rcvNxt%w]
+		s := c.recvSlot(c.rcvNxt)
 		if !s.present {
 			break
 		}
