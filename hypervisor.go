@@ -126,6 +126,10 @@ func (n agentNet) Members() []memory.NodeID {
 	return out
 }
 
+func (n agentNet) Lost(i memory.NodeID) (string, bool) {
+	return n.a.Lost(cluster.NodeID(n.ClusterID(i)))
+}
+
 func (n agentNet) Send(to memory.NodeID, msg []byte) error {
 	return n.a.Send(cluster.NodeID(n.ClusterID(to)), dvm.Channel, msg)
 }

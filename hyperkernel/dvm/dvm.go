@@ -176,6 +176,9 @@ type Runtime struct {
 	rx    memory.Page
 	state vcpu.State
 	err   error // first fatal error; the VM is stopped on this node
+	// lost is set by NodeFailed without the lock, so that waiters wake
+	// even while a vCPU holds the lock to send; err follows.
+	lost  atomic.Pointer[NodeLostError]
 	stats Stats
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
@@ -317,13 +320,16 @@ func (r *Runtime) ServeLocked() { r.drainLocked() }
 
 // Err returns the error that stopped the VM on this node, if any.
 func (r *Runtime) Err() error {
+	if e := r.lost.Load(); e != nil {
+		return e
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
 }
 
 // ErrLocked is Err for a caller holding the lock.
-func (r *Runtime) ErrLocked() error { return r.err }
+func (r *Runtime) ErrLocked() error { return r.stoppedLocked() }
 
 func (r *Runtime) fail(err error) {
 	if r.err == nil {
@@ -405,7 +411,7 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty message from node %d", ErrBadMessage, from)
 	}
-	if r.err != nil {
+	if r.stoppedLocked() != nil {
 		return nil // stopped: drop quietly, the error is already reported
 	}
 	switch b[0] {
@@ -590,8 +596,9 @@ func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 	}
 	start := time.Now()
 	for p.waiting {
-		if r.err != nil {
-			return 0, r.err
+		if err := r.stoppedLocked(); err != nil {
+			p.waiting = false
+			return 0, err
 		}
 		r.awaitLocked(r.generation())
 	}
@@ -635,7 +642,7 @@ func (r *Runtime) flushMigration() error {
 // one since gen was read.
 func (r *Runtime) waitChange(gen uint64) {
 	r.qmu.Lock()
-	for len(r.queue) == 0 && r.gen == gen && !r.closed {
+	for len(r.queue) == 0 && r.gen == gen && !r.closed && r.lost.Load() == nil {
 		r.cond.Wait()
 	}
 	r.qmu.Unlock()
@@ -654,8 +661,8 @@ func (r *Runtime) generation() uint64 {
 func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 	var start time.Time
 	for {
-		if r.err != nil {
-			return r.err
+		if err := r.stoppedLocked(); err != nil {
+			return err
 		}
 		gen := r.generation()
 		res, err := r.eng.Fault(gpa, write, r.out)

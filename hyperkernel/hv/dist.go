@@ -512,18 +512,58 @@ func WithNodeEvacuate(base *shell.Command, r DistRunner) *shell.Command {
 		return base
 	}
 	c := *base
-	c.Usage = base.Usage + " | evacuate N"
-	c.Help = base.Help + "; move the distributed VM off node N"
+	c.Usage = strings.Replace(base.Usage, "leave", "leave [force]", 1) + " | evacuate N"
+	c.Help = base.Help + "; move the distributed VM off node N (a node in a running distributed VM leaves only with force)"
 	c.Run = func(w io.Writer, args []string) error {
-		if len(args) == 0 || args[0] != "evacuate" {
+		switch {
+		case len(args) >= 1 && args[0] == "leave":
+			if len(args) == 2 && args[1] == "force" {
+				return base.Run(w, args[:1])
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("%w: want `node leave` or `node leave force`", shell.ErrUsage)
+			}
+			if err := leaveCheck(r); err != nil {
+				return err
+			}
 			return base.Run(w, args)
-		}
-		if len(args) != 2 {
+		case len(args) == 0 || args[0] != "evacuate":
+			return base.Run(w, args)
+		case len(args) != 2:
 			return fmt.Errorf("%w: want `node evacuate N`", shell.ErrUsage)
 		}
 		return evacuate(w, r, args[1])
 	}
 	return &c
+}
+
+// leaveCheck refuses to let this node leave the cluster while a
+// distributed VM runs with a part of it here: vCPUs, or pages homed here
+// (homes do not move yet, so evacuating leaves those). Leaving would stop
+// the VM on every node.
+func leaveCheck(r DistRunner) error {
+	st, err := r.Status()
+	if err != nil || st.Outcome != "" {
+		return nil // no VM here, or it has ended
+	}
+	vcpus := 0
+	for _, v := range st.VCPUs {
+		if v.Here {
+			vcpus++
+		}
+	}
+	homed := 0
+	home := st.Spec.Homes.Home(st.Spec.Nodes)
+	for p := range st.Spec.Pages {
+		if int(home(uint64(p))) == st.Index {
+			homed++
+		}
+	}
+	if vcpus == 0 && homed == 0 {
+		return nil
+	}
+	return fmt.Errorf("this node is in distributed VM %d with %d vCPUs and %d pages homed here: leaving would stop the VM on every node; move the vCPUs with `node evacuate %d` (homes stay), stop the VM with `dvm stop`, or leave anyway with `node leave force`",
+		st.Spec.ID, vcpus, homed, st.Self)
 }
 
 // evacuate runs `dvm evacuate NODE` and `node evacuate NODE`.

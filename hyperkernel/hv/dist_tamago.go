@@ -47,6 +47,9 @@ type DistNet interface {
 	Send(to memory.NodeID, msg []byte) error
 	ClusterID(memory.NodeID) uint32
 	Index(clusterID uint32) (memory.NodeID, bool)
+	// Lost reports whether a node is gone as this node sees it (silent
+	// past the failure timeout, or removed) and why; quorum or not.
+	Lost(memory.NodeID) (why string, lost bool)
 }
 
 // Dist runs this node's share of distributed VMs (one at a time): it
@@ -492,6 +495,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		}
 	}
 	go vm.rt.Run()
+	go vm.watch()
 	if vm.ld != nil {
 		go vm.ld.forward(&vm.linux.stop)
 		go vm.ld.tick(&vm.linux.stop)
@@ -570,6 +574,42 @@ func (vm *distVM) end(why string) {
 		vm.linux.free()
 	}
 	vm.free()
+}
+
+// watchInterval is how often a VM's share looks for lost nodes: small
+// beside the cluster's failure timeout (500 ms).
+const watchInterval = 50 * time.Millisecond
+
+// watch stops this node's share once another of the VM's nodes is lost,
+// until the share ends.
+func (vm *distVM) watch() {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for range t.C {
+		if vm.stop.Load() {
+			return
+		}
+		for n := range vm.spec.Nodes {
+			if why, lost := vm.d.net.Lost(memory.NodeID(n)); lost {
+				vm.lose(memory.NodeID(n), why)
+				return
+			}
+		}
+	}
+}
+
+// lose stops this node's share because node n is gone: every waiter
+// wakes with the loss, one notice names the node and what went with it,
+// `dvm stat` shows it as the outcome, and the share's frames go back so
+// that a new VM can start at once.
+func (vm *distVM) lose(n memory.NodeID, why string) {
+	e := vm.rt.NodeFailed(n, why)
+	if e == nil {
+		return
+	}
+	s := e.Describe(vm.d.net.ClusterID)
+	fmt.Fprintf(vm.d.notices, "dvm %d: %s\n", vm.spec.ID, s)
+	vm.end(s)
 }
 
 // startLocal starts the vCPUs placed on this node.

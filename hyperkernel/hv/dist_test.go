@@ -230,6 +230,59 @@ func TestWithNodeEvacuate(t *testing.T) {
 	}
 }
 
+// TestNodeLeaveInAVM: a node with vCPUs or pages of a running
+// distributed VM refuses `node leave` (it used to leave, and the VM lost
+// the node; issue 16, finding 3), says what to do, and leaves with force
+// or once the VM has ended or has nothing on it.
+func TestNodeLeaveInAVM(t *testing.T) {
+	var passed []string
+	base := &shell.Command{Name: "node", Usage: "leave | events", Help: "leave", Run: func(w io.Writer, args []string) error {
+		passed = args
+		return nil
+	}}
+	f := &fakeDist{}
+	cmd := WithNodeEvacuate(base, f)
+	f.Start(DistStart{Nodes: 2}, io.Discard)
+	f.status.Self, f.status.Index = 2, 1
+	f.status.Spec.Homes = dvm.HomesStriped
+	f.status.VCPUs = []DistVCPU{{ID: 0, Node: 1}, {ID: 1, Node: 2, Here: true}}
+	err := cmd.Run(io.Discard, []string{"leave"})
+	if err == nil || passed != nil {
+		t.Fatalf("node leave with a vCPU here: %v, base got %v", err, passed)
+	}
+	for _, want := range []string{"1 vCPUs and 512 pages homed here", "node evacuate 2", "node leave force"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
+	// Evacuated, but pages of a striped VM stay homed here.
+	f.status.VCPUs[1].Here = false
+	if err := cmd.Run(io.Discard, []string{"leave"}); err == nil || !strings.Contains(err.Error(), "0 vCPUs and 512 pages") {
+		t.Errorf("node leave homing pages: %v", err)
+	}
+	// All pages homed on node 1 and no vCPU here: nothing is lost.
+	f.status.Spec.Homes = dvm.HomesDeviceNode
+	if err := cmd.Run(io.Discard, []string{"leave"}); err != nil || len(passed) != 1 {
+		t.Errorf("node leave with nothing here: %v, base got %v", err, passed)
+	}
+	passed = nil
+	f.status.Spec.Homes = dvm.HomesStriped
+	if err := cmd.Run(io.Discard, []string{"leave", "force"}); err != nil || len(passed) != 1 || passed[0] != "leave" {
+		t.Errorf("node leave force: %v, base got %v", err, passed)
+	}
+	passed = nil
+	f.status.Outcome = "finished"
+	if err := cmd.Run(io.Discard, []string{"leave"}); err != nil || len(passed) != 1 {
+		t.Errorf("node leave after the VM ended: %v, base got %v", err, passed)
+	}
+	if err := cmd.Run(io.Discard, []string{"leave", "now"}); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("node leave now: %v, want a usage error", err)
+	}
+	if !strings.Contains(cmd.Usage, "leave [force]") {
+		t.Errorf("usage %q", cmd.Usage)
+	}
+}
+
 func TestDistNUMA(t *testing.T) {
 	n := DistNUMA(3, 2, 128<<20)
 	if fmt.Sprint(n.CPUDomain) != "[0 1 0]" || len(n.Memory) != 1 || n.Memory[0] != (acpi.MemoryAffinity{Length: 128 << 20}) {

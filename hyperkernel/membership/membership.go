@@ -624,6 +624,28 @@ func (n *Node) Members() []Member {
 // Events returns a copy of the applied membership events, in log order.
 func (n *Node) Events() []Event { return slices.Clone(n.events) }
 
+// Lost reports whether node id, a member when a distributed VM began,
+// is gone as this node sees it: removed from the members, or silent for
+// longer than FailureTimeout. It is this node's own judgement, quorum or
+// not: a VM cannot wait for the cluster to agree before it stops using a
+// node that no longer answers. why says which.
+func (n *Node) Lost(id cluster.NodeID) (why string, lost bool) {
+	if id == n.id {
+		return "", false
+	}
+	if _, member := n.members[id]; !member {
+		return "removed from the cluster", true
+	}
+	heard, ok := n.ep.LastHeard(id)
+	if !ok {
+		return "not a transport peer", true
+	}
+	if silent := n.now - heard; silent > n.cfg.FailureTimeout {
+		return fmt.Sprintf("silent for %v", silent.Round(time.Millisecond)), true
+	}
+	return "", false
+}
+
 // NodeInfo is one line of the shell's `nodes` command.
 type NodeInfo struct {
 	ID    cluster.NodeID

@@ -348,3 +348,37 @@ func TestMinorityAdmitsNoChange(t *testing.T) {
 		t.Fatalf("majority events %v", ev)
 	}
 }
+
+// TestLostWithoutQuorum: in a cluster of two, the survivor of a killed
+// node has no quorum and cannot remove it, yet Lost says the node is gone
+// once it has been silent for the failure timeout, and not before: a
+// distributed VM stops on that judgement (issue 16, finding 3).
+func TestLostWithoutQuorum(t *testing.T) {
+	s := newSim(t, 2)
+	s.add(1, bootstrapList(2))
+	s.add(2, bootstrapList(2))
+	both := rangeIDs(1, 2)
+	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(both, both) })
+	if why, lost := s.nodes[1].Lost(2); lost {
+		t.Fatalf("a live peer is lost: %s", why)
+	}
+	if _, lost := s.nodes[1].Lost(1); lost {
+		t.Fatal("a node is lost to itself")
+	}
+	s.kill(2)
+	killed := s.now
+	s.runUntil(testFailure+100*time.Millisecond, "node 2 lost", func() bool { _, lost := s.nodes[1].Lost(2); return lost })
+	if took := s.now - killed; took < testFailure {
+		t.Fatalf("lost after %v, before the %v timeout", took, testFailure)
+	}
+	why, _ := s.nodes[1].Lost(2)
+	if !strings.HasPrefix(why, "silent for ") {
+		t.Errorf("why = %q", why)
+	}
+	if st := s.nodes[1].Status(); st.Quorum || !slices.Contains(st.Members, 2) {
+		t.Errorf("the survivor of two removed the other or kept quorum: %+v", st)
+	}
+	if why, lost := s.nodes[1].Lost(9); !lost || why != "removed from the cluster" {
+		t.Errorf("a non-member: %q, %v", why, lost)
+	}
+}

@@ -242,6 +242,14 @@ func (a *Agent) Status() membership.Status {
 	return a.mem.Status()
 }
 
+// Lost reports whether node id is gone as this node sees it (see
+// membership.Node.Lost).
+func (a *Agent) Lost(id cluster.NodeID) (why string, lost bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mem.Lost(id)
+}
+
 // Nodes returns the rows of the `nodes` command.
 func (a *Agent) Nodes() []membership.NodeInfo {
 	a.mu.Lock()
