@@ -57,10 +57,10 @@ func Commands(a *Agent, unavailable string) []*shell.Command {
 				}
 			case "drops":
 				d := a.TransportStats()
-				fmt.Fprintf(w, "bad tag %d, replay %d, unknown peer %d, stale %d, malformed %d, not for us %d, transmit errors %d\n",
+				fmt.Fprintf(w, "bad tag %d, replay %d, unknown peer %d, stale %d, malformed %d, not for us %d, hellos over budget %d, transmit errors %d\n",
 					d.BadTag, d.Replay, d.UnknownPeer, d.Stale,
 					d.Short+d.Version+d.Type+d.Flags+d.Length+d.Fragment+d.Source+d.Channel+d.Reassembly+d.BadAck,
-					d.NotForUs, d.TransmitErrors)
+					d.NotForUs, d.Busy, d.TransmitErrors)
 			default:
 				return fmt.Errorf("%w: unknown node subcommand %q", shell.ErrUsage, args[0])
 			}

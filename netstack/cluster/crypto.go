@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/big-iron/big-iron/netstack/link"
 )
 
 // KeyLen is the length of the cluster key given at boot.
@@ -56,38 +58,52 @@ func nonce(n *[NonceLen]byte, src NodeID, counter uint64) {
 	binary.BigEndian.PutUint64(n[4:], counter)
 }
 
-// Seal encodes h and seals a frame in b, which holds the payload already at
-// b[HeaderLen:HeaderLen+h.PayloadLen] and must have room for the tag. It
-// returns the sealed frame b[:FrameLen(payload)].
-func (c *Cipher) Seal(b []byte, h *Header) ([]byte, error) {
+// adStart is where a frame's associated data starts in its Ethernet
+// frame: the source address, the EtherType and the cluster header are
+// authenticated together (link.HeaderLen-8 up to the payload), so that a
+// copy of a fresh frame with its Ethernet source rewritten fails to open
+// instead of moving the peer's address.
+const adStart = link.HeaderLen - 8
+
+// Seal encodes h and seals the Ethernet frame in f, whose Ethernet
+// header (source address and EtherType set) comes first and whose
+// payload is already at f[link.HeaderLen+HeaderLen:][:h.PayloadLen]; f
+// must have room for the tag. It returns the sealed Ethernet frame.
+func (c *Cipher) Seal(f []byte, h *Header) ([]byte, error) {
 	n := int(h.PayloadLen)
-	if len(b) < FrameLen(n) {
+	if len(f) < link.HeaderLen+FrameLen(n) {
 		return nil, ErrBufSmall
 	}
+	b := f[link.HeaderLen:]
 	h.Put(b)
 	nonce(&c.sealNonce, h.Src, h.Counter)
 	pt := b[HeaderLen : HeaderLen+n]
-	c.aead.Seal(pt[:0], c.sealNonce[:], pt, b[:HeaderLen])
-	return b[:FrameLen(n)], nil
+	c.aead.Seal(pt[:0], c.sealNonce[:], pt, f[adStart:link.HeaderLen+HeaderLen])
+	return f[:link.HeaderLen+FrameLen(n)], nil
 }
 
-// Open parses, authenticates and decrypts, in place, the cluster frame in b
-// (the bytes after the Ethernet header). It returns the header and the
-// plaintext payload, which aliases b.
-func (c *Cipher) Open(b []byte) (Header, []byte, error) {
-	h, err := ParseHeader(b)
+// Open parses, authenticates and decrypts, in place, the cluster frame in
+// the Ethernet frame f. It returns the header and the plaintext payload,
+// which aliases f.
+func (c *Cipher) Open(f []byte) (Header, []byte, error) {
+	if len(f) < link.HeaderLen {
+		return Header{}, nil, ErrShort
+	}
+	h, err := ParseHeader(f[link.HeaderLen:])
 	if err != nil {
 		return h, nil, err
 	}
-	return c.openParsed(b, &h)
+	return c.openParsed(f, &h)
 }
 
-// openParsed authenticates a frame whose header was already parsed.
-func (c *Cipher) openParsed(b []byte, h *Header) (Header, []byte, error) {
+// openParsed authenticates the Ethernet frame f whose cluster header was
+// already parsed.
+func (c *Cipher) openParsed(f []byte, h *Header) (Header, []byte, error) {
 	n := int(h.PayloadLen)
 	nonce(&c.openNonce, h.Src, h.Counter)
+	b := f[link.HeaderLen:]
 	ct := b[HeaderLen : HeaderLen+n+TagLen]
-	pt, err := c.aead.Open(ct[:0], c.openNonce[:], ct, b[:HeaderLen])
+	pt, err := c.aead.Open(ct[:0], c.openNonce[:], ct, f[adStart:link.HeaderLen+HeaderLen])
 	if err != nil {
 		return *h, nil, ErrAuth
 	}

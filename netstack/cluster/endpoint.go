@@ -111,6 +111,7 @@ type Drops struct {
 	OutOfWindow                                           uint64 // data beyond the receive window
 	Reassembly                                            uint64 // fragments out of sequence or message too long
 	BadAck                                                uint64 // acknowledges data never sent
+	Busy                                                  uint64 // a hello from a non-peer beyond the budget of opens per tick
 }
 
 // Stats are the endpoint's counters.
@@ -203,10 +204,14 @@ type Endpoint struct {
 	fragMax int
 	counter uint64
 	peers   map[NodeID]*peer
-	order   []*peer // peers sorted by id, for deterministic timer order
-	tx      []byte
-	stats   Stats
-	now     time.Duration
+	// history keeps the replay state of nodes that are not peers.
+	history map[NodeID]history
+	// strangerBudget is what is left of this tick's strangerOpens.
+	strangerBudget int
+	order          []*peer // peers sorted by id, for deterministic timer order
+	tx             []byte
+	stats          Stats
+	now            time.Duration
 }
 
 // NewEndpoint validates cfg, fills in defaults and installs the endpoint as
@@ -267,15 +272,17 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("cluster: SendQueue %d cannot hold a %d-fragment message", cfg.SendQueue, frags)
 	}
 	e := &Endpoint{
-		cfg:     cfg,
-		cipher:  c,
-		link:    cfg.Link,
-		mac:     cfg.Link.MAC(),
-		fragMax: fragMax,
-		counter: cfg.CounterBase,
-		peers:   make(map[NodeID]*peer),
-		tx:      make([]byte, link.HeaderLen+mtu),
-		now:     cfg.Clock(),
+		cfg:            cfg,
+		cipher:         c,
+		link:           cfg.Link,
+		mac:            cfg.Link.MAC(),
+		fragMax:        fragMax,
+		counter:        cfg.CounterBase,
+		peers:          make(map[NodeID]*peer),
+		history:        make(map[NodeID]history),
+		strangerBudget: strangerOpens,
+		tx:             make([]byte, link.HeaderLen+mtu),
+		now:            cfg.Clock(),
 	}
 	cfg.Link.SetReceiver(e.HandleFrame)
 	return e, nil
@@ -310,20 +317,52 @@ func (e *Endpoint) AddPeer(id NodeID, mac link.MAC) error {
 		chans: make([]*channel, e.cfg.Channels),
 	}
 	p.lastHeard = e.now
+	if h, ok := e.history[id]; ok {
+		p.replay.Restart(h.top)
+		p.incarnation = h.incarnation
+		delete(e.history, id)
+	}
 	e.peers[id] = p
 	i, _ := slices.BinarySearchFunc(e.order, id, func(q *peer, id NodeID) int { return int(q.id) - int(id) })
 	e.order = slices.Insert(e.order, i, p)
 	return nil
 }
 
-// RemovePeer forgets id and everything queued for it.
+// RemovePeer forgets id and everything queued for it, but for the
+// highest frame counter and incarnation it had: if it becomes a peer
+// again, frames recorded before are still replays.
 func (e *Endpoint) RemovePeer(id NodeID) {
-	if _, ok := e.peers[id]; !ok {
+	p, ok := e.peers[id]
+	if !ok {
 		return
 	}
+	e.remember(id, p.replay.Top(), p.incarnation)
 	delete(e.peers, id)
 	e.order = slices.DeleteFunc(e.order, func(p *peer) bool { return p.id == id })
 }
+
+// history is what the endpoint keeps of a node that is not a peer: the
+// highest frame counter it authenticated from it and its incarnation.
+type history struct{ top, incarnation uint64 }
+
+// maxHistory bounds the nodes remembered while not peers; only senders
+// that hold the cluster key get in.
+const maxHistory = 1 << 16
+
+// remember keeps counter top and incarnation inc of node id, which is not
+// (or no longer) a peer, unless it already has newer ones.
+func (e *Endpoint) remember(id NodeID, top, inc uint64) {
+	h, ok := e.history[id]
+	if !ok && len(e.history) >= maxHistory {
+		return
+	}
+	e.history[id] = history{top: max(h.top, top), incarnation: max(h.incarnation, inc)}
+}
+
+// strangerOpens is how many frames from non-peers (hellos) the endpoint
+// authenticates per Tick: AES-GCM work that anyone on the segment can
+// ask for is bounded.
+const strangerOpens = 16
 
 // HasPeer reports whether id is a peer.
 func (e *Endpoint) HasPeer(id NodeID) bool {
@@ -428,19 +467,18 @@ func (e *Endpoint) transmit(dst link.MAC, h *Header, p *peer) {
 	link.PutHeader(e.tx, dst, e.mac, link.EtherTypeCluster)
 	h.Src = e.cfg.ID
 	h.Counter = e.nextCounter()
-	f, err := e.cipher.Seal(e.tx[link.HeaderLen:], h)
+	f, err := e.cipher.Seal(e.tx, h)
 	if err != nil {
 		e.stats.TransmitErrors++
 		return
 	}
-	n := link.HeaderLen + len(f)
-	if err := e.link.Transmit(e.tx[:n]); err != nil {
+	if err := e.link.Transmit(f); err != nil {
 		e.stats.TransmitErrors++
 		return
 	}
 	if p != nil {
 		p.stats.FramesOut++
-		p.stats.BytesOut += uint64(n)
+		p.stats.BytesOut += uint64(len(f))
 	}
 }
 
@@ -576,6 +614,7 @@ func (e *Endpoint) Flush() {
 // acknowledgements and retransmits frames whose timeout expired.
 func (e *Endpoint) Tick() {
 	e.now = e.cfg.Clock()
+	e.strangerBudget = strangerOpens
 	for _, p := range e.order {
 		fired := false
 		for ch, c := range p.chans {
@@ -644,11 +683,29 @@ func (e *Endpoint) HandleFrame(frame []byte) {
 			e.stats.UnknownPeer++
 			return
 		}
-		_, payload, err := e.cipher.openParsed(b, &h)
+		if e.strangerBudget <= 0 {
+			e.stats.Busy++
+			return
+		}
+		e.strangerBudget--
+		if hist := e.history[h.Src]; h.Counter <= hist.top {
+			e.stats.Replay++
+			return
+		}
+		_, payload, err := e.cipher.openParsed(frame, &h)
 		if err != nil {
 			e.stats.BadTag++
 			return
 		}
+		var inc uint64
+		if len(payload) >= helloPrefix {
+			inc = binary.BigEndian.Uint64(payload)
+		}
+		if inc < e.history[h.Src].incarnation {
+			e.stats.Stale++
+			return
+		}
+		e.remember(h.Src, h.Counter, inc)
 		e.handleHello(nil, h.Src, eh.Src, payload)
 		return
 	}
@@ -660,7 +717,7 @@ func (e *Endpoint) HandleFrame(frame []byte) {
 		e.stats.Replay++
 		return
 	}
-	_, payload, err := e.cipher.openParsed(b, &h)
+	_, payload, err := e.cipher.openParsed(frame, &h)
 	if err != nil {
 		e.stats.BadTag++
 		return

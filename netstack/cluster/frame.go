@@ -21,7 +21,8 @@
 //	40      2     payload length
 //	42      2     receive window in frames
 //	44      n     payload, encrypted
-//	44+n    16    AEAD tag over header (associated data) and payload
+//	44+n    16    AEAD tag over the associated data (Ethernet source
+//	              address, EtherType and this header) and the payload
 //
 // The AEAD nonce is the source node id followed by the frame counter, so a
 // sender never reuses a nonce as long as its counter never repeats under the
@@ -37,7 +38,9 @@ import (
 type NodeID uint32
 
 // Version is the frame format version this package speaks.
-const Version = 1
+// Version 2 authenticates the Ethernet source address and EtherType with
+// the header (version 1 did not: a rewritten source moved a peer).
+const Version = 2
 
 // FrameType says what a frame carries.
 type FrameType uint8

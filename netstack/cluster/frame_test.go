@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/big-iron/big-iron/netstack/link"
 )
 
 func testKey() []byte {
@@ -14,10 +16,12 @@ func testKey() []byte {
 	return k
 }
 
+// sealTestFrame seals a cluster frame from node MAC 1 to node MAC 2.
 func sealTestFrame(t testing.TB, c *Cipher, h Header, payload []byte) []byte {
 	t.Helper()
-	b := make([]byte, FrameLen(len(payload)))
-	copy(b[HeaderLen:], payload)
+	b := make([]byte, link.HeaderLen+FrameLen(len(payload)))
+	link.PutHeader(b, nodeMAC(2), nodeMAC(1), link.EtherTypeCluster)
+	copy(b[link.HeaderLen+HeaderLen:], payload)
 	h.PayloadLen = uint16(len(payload))
 	f, err := c.Seal(b, &h)
 	if err != nil {
@@ -48,7 +52,7 @@ func TestParseHeaderRejects(t *testing.T) {
 		want   error
 	}{
 		{"short", func(b []byte) []byte { return b[:Overhead-1] }, ErrShort},
-		{"version", func(b []byte) []byte { b[offVersion] = 2; return b }, ErrVersion},
+		{"version", func(b []byte) []byte { b[offVersion] = 1; return b }, ErrVersion},
 		{"flags", func(b []byte) []byte { b[offFlags] = 1; return b }, ErrFlags},
 		{"type", func(b []byte) []byte { b[offType] = 99; return b }, ErrType},
 		{"source", func(b []byte) []byte { copy(b[offSrc:], []byte{0, 0, 0, 0}); return b }, ErrSource},
@@ -85,9 +89,18 @@ func TestSealOpen(t *testing.T) {
 	if !bytes.Equal(pt, payload) || got.Seq != 3 || got.Src != 4 {
 		t.Fatalf("Open: header %+v payload %q", got, pt)
 	}
-	// Every single-bit flip anywhere in the frame must fail authentication
-	// or parsing.
-	for i := 0; i < len(f)*8; i++ {
+	// A copy with another Ethernet source does not open (issue 16,
+	// finding 5: version 1 let it through and the receiver moved the
+	// peer to the forged address).
+	forged := bytes.Clone(f)
+	copy(forged[6:12], []byte{0x02, 0xee, 0xee, 0xee, 0xee, 0xee})
+	if _, _, err := c.Open(forged); !errors.Is(err, ErrAuth) {
+		t.Fatalf("rewritten Ethernet source: %v, want ErrAuth", err)
+	}
+	// Every single-bit flip anywhere in the frame but the Ethernet
+	// destination must fail authentication or parsing: the source
+	// address and EtherType are authenticated with the header.
+	for i := 6 * 8; i < len(f)*8; i++ {
 		b := bytes.Clone(f)
 		b[i/8] ^= 1 << (i % 8)
 		if _, _, err := c.Open(b); err == nil {
@@ -108,7 +121,7 @@ func TestSealOpen(t *testing.T) {
 
 func TestSealOpenAllocs(t *testing.T) {
 	c, _ := NewCipher(testKey())
-	b := make([]byte, FrameLen(4096))
+	b := make([]byte, link.HeaderLen+FrameLen(4096))
 	h := Header{Type: TypeData, Src: 1, Dst: 2, FragCount: 1, PayloadLen: 4096}
 	allocs := testing.AllocsPerRun(100, func() {
 		h.Counter++
@@ -198,13 +211,19 @@ func FuzzOpen(f *testing.F) {
 		f.Add(sealTestFrame(f, c, h, []byte("hello")))
 	}
 	f.Add([]byte{})
-	f.Add(make([]byte, Overhead))
+	f.Add(make([]byte, link.HeaderLen+Overhead))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ParseHeader(b)
+		if len(b) < link.HeaderLen {
+			if _, _, err := c.Open(b); err == nil {
+				t.Fatal("a frame shorter than its Ethernet header opened")
+			}
+			return
+		}
+		h, err := ParseHeader(b[link.HeaderLen:])
 		if err != nil {
 			return
 		}
-		if int(h.PayloadLen)+Overhead > len(b) {
+		if int(h.PayloadLen)+Overhead > len(b)-link.HeaderLen {
 			t.Fatalf("accepted header with payload %d in %d bytes", h.PayloadLen, len(b))
 		}
 		_, pt, err := c.Open(b)

@@ -73,13 +73,13 @@ func FuzzHandleFrame(f *testing.F) {
 			h.PayloadLen = uint16(n)
 			h.Src = 1
 			h.Counter = a.ep.nextCounter()
-			fr, err := a.ep.cipher.Seal(buf[14:], &h)
+			copy(buf, a.link.mac[:]) // Ethernet header: any addresses
+			buf[12], buf[13] = 0x88, 0xB5
+			fr, err := a.ep.cipher.Seal(buf, &h)
 			if err != nil {
 				t.Fatal(err)
 			}
-			copy(buf, a.link.mac[:]) // Ethernet header: any addresses
-			buf[12], buf[13] = 0x88, 0xB5
-			b.ep.HandleFrame(buf[:14+len(fr)])
+			b.ep.HandleFrame(fr)
 		}
 		b.ep.Tick()
 		for _, c := range p.chans {

@@ -177,3 +177,84 @@ func TestPeerRestart(t *testing.T) {
 		t.Fatalf("old incarnation: %+v", st.Drops)
 	}
 }
+
+// TestReplayAfterReAdd: a peer removed from the cluster and added again
+// keeps its replay state: a frame recorded before the removal is not
+// delivered again (issue 16, finding 4: RemovePeer and AddPeer gave it a
+// fresh window and incarnation 0).
+func TestReplayAfterReAdd(t *testing.T) {
+	a := newTestNode(t, 1, testKey())
+	b := newTestNode(t, 2, testKey())
+	a.ep.AddPeer(2, b.link.mac)
+	b.ep.AddPeer(1, a.link.mac)
+	a.ep.SendHello(nil)
+	b.link.recv(a.link.last(t))
+	a.ep.Send(2, 0, []byte("recorded"))
+	recorded := a.link.last(t)
+	b.link.recv(bytes.Clone(recorded))
+	b.ep.RemovePeer(1)
+	b.ep.AddPeer(1, a.link.mac)
+	before := b.ep.Stats()
+	b.link.recv(bytes.Clone(recorded))
+	if st := b.ep.Stats(); len(b.msgs) != 1 || st.Replay+st.Stale == before.Replay+before.Stale {
+		t.Fatalf("a recorded frame after remove and re-add: msgs %q, drops %+v", b.msgs, st.Drops)
+	}
+	// The peer's fresh frames still get through (its channel starts
+	// again, as after any re-add).
+	a.ep.RemovePeer(2)
+	a.ep.AddPeer(2, b.link.mac)
+	a.ep.Send(2, 0, []byte("fresh"))
+	b.link.recv(a.link.last(t))
+	if len(b.msgs) != 2 || b.msgs[1] != "fresh" {
+		t.Fatalf("fresh frame after re-add: %q", b.msgs)
+	}
+}
+
+// TestHelloReplayFromNonMember: a captured hello of a node that is not a
+// peer is passed up once, not every time it is replayed (issue 16,
+// finding 4: one hello was delivered five times), and a node's hellos
+// are authenticated at most strangerOpens times per tick.
+func TestHelloReplayFromNonMember(t *testing.T) {
+	b := newTestNode(t, 2, testKey())
+	c := newTestNode(t, 3, testKey())
+	c.ep.SendHello([]byte("let me in"))
+	hello := c.link.last(t)
+	for range 5 {
+		b.link.recv(bytes.Clone(hello))
+	}
+	if len(b.hello) != 1 || b.ep.Stats().Replay != 4 {
+		t.Fatalf("one hello replayed 4 times: passed up %d times, drops %+v", len(b.hello), b.ep.Stats().Drops)
+	}
+	c.ep.SendHello([]byte("again"))
+	b.link.recv(c.link.last(t))
+	if len(b.hello) != 2 {
+		t.Fatalf("a newer hello was refused: %d", len(b.hello))
+	}
+	// A flood of fresh hellos: at most strangerOpens are opened per tick.
+	b.ep.Tick()
+	for range 100 {
+		c.ep.SendHello(nil)
+		b.link.recv(c.link.last(t))
+	}
+	if got := len(b.hello) - 2; got != strangerOpens || b.ep.Stats().Busy != 100-strangerOpens {
+		t.Fatalf("100 hellos in one tick: %d passed up, %d refused as busy", got, b.ep.Stats().Busy)
+	}
+}
+
+// TestRewrittenSourceDoesNotMovePeer: a copy of a fresh frame whose
+// Ethernet source is rewritten fails authentication and leaves the
+// peer's address alone (issue 16, finding 5).
+func TestRewrittenSourceDoesNotMovePeer(t *testing.T) {
+	a := newTestNode(t, 1, testKey())
+	b := newTestNode(t, 2, testKey())
+	a.ep.AddPeer(2, b.link.mac)
+	b.ep.AddPeer(1, a.link.mac)
+	a.ep.Send(2, 0, []byte("x"))
+	f := a.link.last(t)
+	evil := link.MAC{0x02, 0x66, 0x66, 0x66, 0x66, 0x66}
+	copy(f[6:12], evil[:])
+	b.link.recv(f)
+	if ps, _ := b.ep.PeerStats(1); ps.MAC != a.link.mac || len(b.msgs) != 0 || b.ep.Stats().BadTag != 1 {
+		t.Fatalf("after a frame with a rewritten source: peer at %v, msgs %q, drops %+v", ps.MAC, b.msgs, b.ep.Stats().Drops)
+	}
+}

@@ -67,5 +67,14 @@ func (w *ReplayWindow) shift(n uint64) {
 	}
 }
 
+// Restart makes the window treat every counter up to top as seen: a peer
+// forgotten and added again resumes above what it sent before.
+func (w *ReplayWindow) Restart(top uint64) {
+	w.top = top
+	for i := range w.bits {
+		w.bits[i] = ^uint64(0)
+	}
+}
+
 // Top returns the highest counter accepted so far.
 func (w *ReplayWindow) Top() uint64 { return w.top }
