@@ -42,10 +42,6 @@ const dhcpTimeout = 10 * time.Second
 // pollIdle is how long the receive loop sleeps when a poll found nothing.
 const pollIdle = 100 * time.Microsecond
 
-// developmentKey is the cluster key of nodes booted without bigiron.key:
-// fine for emulators on one host, never for a real network.
-var developmentKey = []byte("big-iron development cluster key")
-
 // startNetwork brings up the first NIC with a driver: the cluster port
 // (EtherType 0x88B5) for the transport and membership, and gVisor's
 // TCP/IP on the rest where bigiron.ip gives an address. It returns the
@@ -108,11 +104,12 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	}
 	cmds := ipstack.Commands(ifs)
 
-	key := opts.Key
-	if key == nil {
-		key = developmentKey
-		fmt.Println("network: no bigiron.key: using the development cluster key (emulators only)")
+	key, keyName, err := node.ClusterKey(opts.Key, opts.Insecure, p.Emulator)
+	if err != nil {
+		fmt.Printf("network: %v\n", err)
+		return append(cmds, node.Commands(nil, err.Error())...), nil
 	}
+	fmt.Printf("network: cluster key %s\n", keyName)
 	var boot []membership.Member
 	for _, peer := range opts.Peers {
 		m := membership.Member{ID: peer.ID, MAC: peer.MAC}
@@ -134,6 +131,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 		CounterBase: uint64(binary.LittleEndian.Uint32(seed[:])|1) << 32,
 		Clock:       func() time.Duration { return time.Since(start) },
 		Log:         notices,
+		KeyName:     keyName,
 	})
 	if err != nil {
 		fmt.Printf("network: %v\n", err)

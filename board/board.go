@@ -41,6 +41,10 @@ type Platform struct {
 	// Notes holds non-fatal problems met during bring-up, one line each.
 	Notes []string
 
+	// Emulator says why the machine looks like an emulator or a virtual
+	// machine (see EmulatorSign); empty on bare metal.
+	Emulator string
+
 	// ReadMSR reads a model-specific register on the BSP. Boards set it
 	// to refuse the VMX capability MSRs where CPUID reports no VMX, since
 	// reading a missing MSR faults.
@@ -179,4 +183,18 @@ func (p *Platform) GuestMemory() memmap.Map {
 		ex[i] = r.Range
 	}
 	return p.Memory.Subtract(ex...)
+}
+
+// EmulatorSign says why a machine looks emulated: CPUID's hypervisor bit
+// (leaf 1, ECX bit 31, which hypervisors set and processors leave
+// clear), or ACPI tables made by the BIOS QEMU and Bochs share (OEM ID
+// "BOCHS"). It returns "" for a machine with neither.
+func EmulatorSign(leaf1ECX uint32, acpiOEM string) string {
+	switch {
+	case leaf1ECX&(1<<31) != 0:
+		return "CPUID hypervisor bit"
+	case acpiOEM == "BOCHS" || acpiOEM == "BXPC":
+		return "ACPI OEM " + acpiOEM + " (QEMU or Bochs)"
+	}
+	return ""
 }

@@ -152,6 +152,9 @@ func startCPUs(p *board.Platform, cpu *amd64.CPU, rsdpAddr uint64) {
 		rsdp acpi.RSDP
 		err  error
 	)
+	_, _, leaf1ECX, _ := p.CPUID(1, 0)
+	p.Emulator = board.EmulatorSign(leaf1ECX, "")
+	defer func() { p.Emulator = board.EmulatorSign(leaf1ECX, rsdp.OEMID) }()
 	if rsdpAddr != 0 {
 		rsdp, err = acpi.ReadRSDP(ReadPhys, rsdpAddr)
 	} else {

@@ -10,6 +10,9 @@
 //	bigiron.peers=ID@MAC[@IP],... the initial members, this node included
 //	bigiron.key=HEX             the 32-byte cluster key, 64 hex digits
 //	bigiron.join=1              join a running cluster instead of forming one
+//	bigiron.insecure=1          use the published development key without
+//	                            bigiron.key even on a machine that is not
+//	                            an emulator
 //
 // Words without the bigiron. prefix belong to someone else and are
 // ignored; a bigiron word that is unknown or malformed is an error, so a
@@ -50,6 +53,8 @@ type Options struct {
 	// a development key and says so).
 	Key  []byte
 	Join bool
+	// Insecure allows the development key on real hardware.
+	Insecure bool
 }
 
 // Parse reads the bigiron.* words of a command line.
@@ -69,7 +74,11 @@ func Parse(line string) (Options, error) {
 		}
 		seen[k] = true
 		if err := o.set(k, v); err != nil {
-			return o, fmt.Errorf("cmdline: %s%s=%q: %w", prefix, k, v, err)
+			shown := fmt.Sprintf("%q", v)
+			if k == "key" { // a secret, even when malformed: never echoed
+				shown = fmt.Sprintf("(%d characters, not shown)", len(v))
+			}
+			return o, fmt.Errorf("cmdline: %s%s=%s: %w", prefix, k, shown, err)
 		}
 	}
 	if len(o.Peers) > 0 {
@@ -151,16 +160,24 @@ func (o *Options) set(k, v string) error {
 		}
 		o.Key = b
 	case "join":
-		switch v {
-		case "1", "true", "yes":
-			o.Join = true
-		case "0", "false", "no":
-			o.Join = false
-		default:
-			return fmt.Errorf("want 1 or 0")
-		}
+		return parseBool(v, &o.Join)
+	case "insecure":
+		return parseBool(v, &o.Insecure)
 	default:
-		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join)")
+		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, insecure)")
+	}
+	return nil
+}
+
+// parseBool reads a yes/no setting into b.
+func parseBool(v string, b *bool) error {
+	switch v {
+	case "1", "true", "yes":
+		*b = true
+	case "0", "false", "no":
+		*b = false
+	default:
+		return fmt.Errorf("want 1 or 0")
 	}
 	return nil
 }

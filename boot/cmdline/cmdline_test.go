@@ -56,6 +56,7 @@ func TestParseErrors(t *testing.T) {
 		"bigiron.peers=1@52:54:00:be:00:01@10.0.0",
 		"bigiron.peers=1@52:54:00:be:00:01@10.0.0.1@x",
 		"bigiron.join=maybe",
+		"bigiron.insecure=perhaps",
 		"bigiron.node=1 bigiron.node=2",
 	} {
 		if o, err := Parse(line); err == nil {
@@ -63,6 +64,21 @@ func TestParseErrors(t *testing.T) {
 		} else if !strings.HasPrefix(err.Error(), "cmdline: ") {
 			t.Errorf("Parse(%q): error %q lacks context", line, err)
 		}
+	}
+}
+
+// TestKeyNeverEchoed: a malformed key is refused without printing it: a
+// key one digit short is still almost all of the secret (issue 16,
+// finding 7).
+func TestKeyNeverEchoed(t *testing.T) {
+	secret := strings.Repeat("5e", 31) + "c"
+	_, err := Parse("bigiron.key=" + secret)
+	if err == nil || strings.Contains(err.Error(), secret[:8]) || !strings.Contains(err.Error(), "63 characters, not shown") {
+		t.Errorf("malformed key: %v", err)
+	}
+	o, err := Parse("bigiron.insecure=1")
+	if err != nil || !o.Insecure {
+		t.Errorf("bigiron.insecure=1: %+v, %v", o, err)
 	}
 }
 

@@ -72,6 +72,9 @@ func Commands(a *Agent, unavailable string) []*shell.Command {
 func writeNodes(w io.Writer, a *Agent) {
 	st := a.Status()
 	fmt.Fprintln(w, st)
+	if a.cfg.KeyName != "" {
+		fmt.Fprintf(w, "cluster key: %s\n", a.cfg.KeyName)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "id\tmac\tip\tstate\trtt\tframes in/out\tbytes in/out\tretrans")
 	for _, n := range a.Nodes() {

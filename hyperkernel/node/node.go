@@ -51,6 +51,9 @@ type Config struct {
 	Log   io.Writer
 	// FailureTimeout overrides membership.DefaultFailureTimeout.
 	FailureTimeout time.Duration
+	// KeyName names the cluster key in `nodes` (a fingerprint, or the
+	// development key), never the key itself.
+	KeyName string
 }
 
 // Agent is this node's cluster presence.

@@ -5,6 +5,8 @@ package node
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,7 +115,8 @@ func startCluster(t *testing.T, n int) *testCluster {
 		p := h.add(t, mac(i))
 		log := &syncBuffer{}
 		a, err := New(Config{Link: p, ID: id, Key: testKey, Bootstrap: boot, Clock: clock, Log: log,
-			CounterBase: uint64(i) << 32, FailureTimeout: 300 * time.Millisecond})
+			CounterBase: uint64(i) << 32, FailureTimeout: 300 * time.Millisecond,
+			KeyName: "fingerprint " + cluster.KeyFingerprint(testKey)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,6 +165,11 @@ func TestThreeNodesAgreeAndDetectFailure(t *testing.T) {
 	}
 	if strings.Count(out.String(), "alive") != 2 || !strings.Contains(out.String(), "self") {
 		t.Errorf("nodes:\n%s", out.String())
+	}
+	// The key by its fingerprint only.
+	if fp := cluster.KeyFingerprint(testKey); !strings.Contains(out.String(), "cluster key: fingerprint "+fp) ||
+		strings.Contains(out.String(), fmt.Sprintf("%x", testKey)[:16]) {
+		t.Errorf("nodes does not name the key by fingerprint alone:\n%s", out.String())
 	}
 	t.Logf("nodes on node 1:\n%s", out.String())
 
@@ -262,5 +270,24 @@ func TestSendAndHandle(t *testing.T) {
 	}
 	if err := a.Send(9, 2, msg); err == nil {
 		t.Fatal("sent to an unknown peer")
+	}
+}
+
+// TestClusterKey: the development key only on an emulator or when asked
+// for; a real key is named by its fingerprint (issue 16, finding 7).
+func TestClusterKey(t *testing.T) {
+	if _, _, err := ClusterKey(nil, false, ""); !errors.Is(err, ErrNoKey) {
+		t.Errorf("no key on bare metal: %v, want ErrNoKey", err)
+	}
+	k, name, err := ClusterKey(nil, false, "CPUID hypervisor bit")
+	if err != nil || string(k) != developmentKey || !strings.Contains(name, "development key (emulator: CPUID hypervisor bit") {
+		t.Errorf("emulator: %q %q %v", k, name, err)
+	}
+	if _, name, err := ClusterKey(nil, true, ""); err != nil || !strings.Contains(name, "insecure") {
+		t.Errorf("insecure: %q %v", name, err)
+	}
+	k, name, err = ClusterKey(testKey, false, "")
+	if err != nil || &k[0] != &testKey[0] || name != "fingerprint "+cluster.KeyFingerprint(testKey) {
+		t.Errorf("given key: %q %v", name, err)
 	}
 }

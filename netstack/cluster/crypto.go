@@ -18,6 +18,20 @@ const KeyLen = 32
 // other key the project may derive from it later (RFC 5869, 3.2).
 const frameKeyInfo = "big-iron cluster frame key v1"
 
+// fingerprintInfo derives a key's fingerprint, which shows which key a
+// node uses without telling anything of the key or the frame key.
+const fingerprintInfo = "big-iron cluster key fingerprint v1"
+
+// KeyFingerprint returns 16 hex digits that name a cluster key: nodes
+// that show the same fingerprint share a key.
+func KeyFingerprint(clusterKey []byte) string {
+	k, err := hkdf.Key(sha256.New, clusterKey, nil, fingerprintInfo, 8)
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%x", k)
+}
+
 // Cipher seals and opens cluster frames with AES-256-GCM (NIST SP 800-38D)
 // under a key derived from the cluster key with HKDF-SHA256 (RFC 5869).
 // A Cipher is not safe for concurrent use: it keeps its nonce buffers inside

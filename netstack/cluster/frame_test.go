@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/big-iron/big-iron/netstack/link"
@@ -231,4 +233,16 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("payload %d bytes, header says %d", len(pt), h.PayloadLen)
 		}
 	})
+}
+
+func TestKeyFingerprint(t *testing.T) {
+	a, b := KeyFingerprint(testKey()), KeyFingerprint(testKey())
+	k2 := testKey()
+	k2[31] ^= 1
+	if a != b || len(a) != 16 || a == KeyFingerprint(k2) {
+		t.Errorf("fingerprints %s %s %s", a, b, KeyFingerprint(k2))
+	}
+	if strings.Contains(fmt.Sprintf("%x", testKey()), a) {
+		t.Error("the fingerprint is a piece of the key")
+	}
 }

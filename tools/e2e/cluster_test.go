@@ -57,6 +57,11 @@ func TestQEMUCluster(t *testing.T) {
 		if i == 1 {
 			t.Logf("nodes on node 1:\n%s", out)
 		}
+		// Without bigiron.key the development key is used because QEMU
+		// is an emulator, and `nodes` says so.
+		if !strings.Contains(out, "cluster key: development key (emulator: ") {
+			t.Errorf("node %d does not say it uses the development key as an emulator:\n%s", i, out)
+		}
 	}
 
 	// ICMP over gVisor between nodes.
