@@ -118,8 +118,11 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 		}
 		boot = append(boot, m)
 	}
-	var seed [4]byte
-	rand.Read(seed[:])
+	base, err := counterBase(p)
+	if err != nil {
+		fmt.Printf("network: %v\n", err)
+		return append(cmds, node.Commands(nil, err.Error())...), nil
+	}
 	start := time.Now()
 	agent, err := node.New(node.Config{
 		Link:        m.Port(link.EtherTypeCluster),
@@ -128,7 +131,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 		Bootstrap:   boot,
 		Join:        opts.Join,
 		IP:          ip,
-		CounterBase: uint64(binary.LittleEndian.Uint32(seed[:])|1) << 32,
+		CounterBase: base,
 		Clock:       func() time.Duration { return time.Since(start) },
 		Log:         notices,
 		KeyName:     keyName,
@@ -140,6 +143,25 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	agent.Start()
 	fmt.Printf("cluster: node %d, %d initial members\n", opts.Node, max(1, len(boot)))
 	return append(cmds, node.Commands(agent, "")...), agent
+}
+
+// counterBase returns this boot's first frame counter: the real-time
+// clock's second and random bits from RDRAND, checked (cluster.CounterBase).
+// A CPU without a working RNG gets no cluster: its nonces could repeat.
+func counterBase(p *board.Platform) (uint64, error) {
+	var r [8]byte
+	if err := x86.Random(p.CPUID, r[:]); err != nil {
+		return 0, fmt.Errorf("%w: the cluster transport needs one for its frame counters", err)
+	}
+	boot, err := x86.ReadRTC()
+	if err != nil {
+		fmt.Printf("network: %v: frame counters start from random bits alone\n", err)
+	}
+	base, err := cluster.CounterBase(boot, binary.LittleEndian.Uint64(r[:]))
+	if err == nil {
+		fmt.Printf("network: frame counters start at %#x (real-time clock %s)\n", base, boot.Format(time.RFC3339))
+	}
+	return base, err
 }
 
 // reserveDMA sets aside the DMA region above the Go runtime's memory and

@@ -456,8 +456,12 @@ func (e *Endpoint) chanFor(p *peer, ch uint8) *channel {
 	return c
 }
 
-// nextCounter returns a fresh frame counter.
+// nextCounter returns a fresh frame counter, or 0 once MaxCounter is
+// reached: the endpoint then sends nothing more.
 func (e *Endpoint) nextCounter() uint64 {
+	if e.counter >= MaxCounter {
+		return 0
+	}
 	e.counter++
 	return e.counter
 }
@@ -466,7 +470,10 @@ func (e *Endpoint) nextCounter() uint64 {
 func (e *Endpoint) transmit(dst link.MAC, h *Header, p *peer) {
 	link.PutHeader(e.tx, dst, e.mac, link.EtherTypeCluster)
 	h.Src = e.cfg.ID
-	h.Counter = e.nextCounter()
+	if h.Counter = e.nextCounter(); h.Counter == 0 {
+		e.stats.TransmitErrors++
+		return
+	}
 	f, err := e.cipher.Seal(e.tx, h)
 	if err != nil {
 		e.stats.TransmitErrors++
@@ -496,6 +503,9 @@ func (e *Endpoint) Send(to NodeID, ch uint8, msg []byte) error {
 	}
 	if len(msg) > e.cfg.MaxMessage {
 		return ErrMsgTooLong
+	}
+	if e.counter >= MaxCounter {
+		return ErrCounterExhausted
 	}
 	c := e.chanFor(p, ch)
 	frags := max(1, (len(msg)+e.fragMax-1)/e.fragMax)
