@@ -262,11 +262,13 @@ func (n *Node) ID() cluster.NodeID { return n.id }
 func (n *Node) HandleMessage(from cluster.NodeID, msg []byte) {
 	m := &raftpb.Message{}
 	if err := proto.Unmarshal(msg, m); err != nil {
+		n.badMessages++
 		n.cfg.Logger.Warningf("membership: bad raft message from %d: %v", from, err)
 		return
 	}
 	// The transport authenticated the sender; Raft must see the same one.
 	if m.GetFrom() != uint64(from) || m.GetTo() != uint64(n.id) {
+		n.badMessages++
 		n.cfg.Logger.Warningf("membership: raft message from %d claims %d->%d", from, m.GetFrom(), m.GetTo())
 		return
 	}

@@ -36,11 +36,11 @@ func Commands(a *Agent, unavailable string) []*shell.Command {
 		},
 	}, {
 		Name:  "node",
-		Usage: "leave | events | drops",
-		Help:  "leave the cluster cleanly; show membership events or dropped frames",
+		Usage: "leave | events | drops | log",
+		Help:  "leave the cluster cleanly; show membership events, dropped frames, or Raft's warnings and errors",
 		Run: func(w io.Writer, args []string) error {
 			if len(args) != 1 {
-				return fmt.Errorf("%w: want `node leave`, `node events` or `node drops`", shell.ErrUsage)
+				return fmt.Errorf("%w: want `node leave`, `node events`, `node drops` or `node log`", shell.ErrUsage)
 			}
 			if err := need(); err != nil {
 				return err
@@ -61,6 +61,12 @@ func Commands(a *Agent, unavailable string) []*shell.Command {
 					d.BadTag, d.Replay, d.UnknownPeer, d.Stale,
 					d.Short+d.Version+d.Type+d.Flags+d.Length+d.Fragment+d.Source+d.Channel+d.Reassembly+d.BadAck,
 					d.NotForUs, d.Busy, d.TransmitErrors)
+			case "log":
+				lines, warnings, errs, bad := a.RaftLog()
+				fmt.Fprintf(w, "raft: %d warnings, %d errors, %d malformed messages dropped\n", warnings, errs, bad)
+				for _, l := range lines {
+					fmt.Fprintln(w, l)
+				}
 			default:
 				return fmt.Errorf("%w: unknown node subcommand %q", shell.ErrUsage, args[0])
 			}

@@ -65,6 +65,8 @@ type Agent struct {
 	mem  *membership.Node
 	// logged counts the membership events already written to Log.
 	logged int
+	// raft keeps Raft's and membership's warnings and errors.
+	raft raftLog
 	// handlers receive the messages of channels other than Raft's.
 	handlers map[uint8]func(from cluster.NodeID, msg []byte)
 	stop     chan struct{}
@@ -115,6 +117,7 @@ func New(cfg Config) (*Agent, error) {
 		IP:             cfg.IP,
 		Bootstrap:      boot,
 		FailureTimeout: cfg.FailureTimeout,
+		Logger:         &a.raft,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
@@ -265,6 +268,16 @@ func (a *Agent) Events() []membership.Event {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.mem.Events()
+}
+
+// RaftLog returns the latest warnings and errors of Raft and membership,
+// oldest first, how many of each there were, and the Raft messages
+// dropped as malformed.
+func (a *Agent) RaftLog() (lines []string, warnings, errors, badMessages uint64) {
+	lines, warnings, errors = a.raft.Recent()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return lines, warnings, errors, a.mem.BadMessages()
 }
 
 // TransportStats returns the endpoint's counters (drops by reason).

@@ -291,3 +291,29 @@ func TestClusterKey(t *testing.T) {
 		t.Errorf("given key: %q %v", name, err)
 	}
 }
+
+// TestRaftLog: a malformed Raft message from a peer is counted and its
+// warning kept for `node log`; before, the logger discarded every line
+// and the count was shown nowhere (issue 16, finding 10).
+func TestRaftLog(t *testing.T) {
+	c := startCluster(t, 2)
+	a := c.agents[1]
+	a.mu.Lock()
+	a.mem.HandleMessage(2, []byte{0xff, 0xff, 0xff})
+	a.mu.Unlock()
+	var out bytes.Buffer
+	if err := Commands(a, "")[1].Run(&out, []string{"log"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1 malformed messages dropped") || !strings.Contains(out.String(), "warning: membership: bad raft message from 2") {
+		t.Errorf("node log:\n%s", out.String())
+	}
+	// The ring keeps the latest lines only.
+	for i := range 2 * raftLogLines {
+		a.raft.Warningf("line %d", i)
+	}
+	lines, warnings, _ := a.raft.Recent()
+	if len(lines) != raftLogLines || lines[len(lines)-1] != fmt.Sprintf("warning: line %d", 2*raftLogLines-1) || warnings < 2*raftLogLines {
+		t.Errorf("after %d warnings: %d lines, last %q, %d counted", 2*raftLogLines, len(lines), lines[len(lines)-1], warnings)
+	}
+}

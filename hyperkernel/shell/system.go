@@ -103,6 +103,10 @@ func (sys *System) mem(w io.Writer) error {
 	}
 	free := p.GuestMemory()
 	fmt.Fprintf(w, "free for guests: %s in %d regions\n", memmap.FormatSize(free.TotalUsable()), len(free))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(w, "Go runtime: %s obtained (heap %s in use, stacks %s), %d collections\n",
+		memmap.FormatSize(ms.Sys), memmap.FormatSize(ms.HeapInuse), memmap.FormatSize(ms.StackInuse), ms.NumGC)
 	return nil
 }
 
