@@ -142,7 +142,7 @@ $(GUEST_ROOT)/.extracted:
 build/guest/vmlinuz: $(GUEST_ROOT)/.extracted
 	cp $$(ls $(GUEST_ROOT)/boot/vmlinuz-* | head -1) $@
 
-build/guest/initramfs.cpio.gz: $(GUEST_ROOT)/.extracted tools/mkinitramfs/main.go $(wildcard tools/guest/*/*.go) go.mod
+build/guest/initramfs.cpio.gz: $(GUEST_ROOT)/.extracted tools/mkinitramfs/main.go $(wildcard tools/guest/*/*.go tools/guest/*/*/*.go) go.mod
 	$(GO) run ./tools/mkinitramfs -o $@ -modules $$(ls -d $(GUEST_ROOT)/lib/modules/* | head -1)
 
 build/guest/image/vmlinuz: build/guest/vmlinuz build/guest/initramfs.cpio.gz

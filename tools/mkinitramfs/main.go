@@ -47,7 +47,10 @@ var commands = []string{
 
 // guestPrograms are big-iron's own programs for the guest (package
 // paths, built for linux/amd64 and put in /bin).
-var guestPrograms = []string{"github.com/big-iron/big-iron/tools/guest/sharedcounter"}
+var guestPrograms = []string{
+	"github.com/big-iron/big-iron/tools/guest/sharedcounter",
+	"github.com/big-iron/big-iron/tools/guest/memtest",
+}
 
 // modules are the kernel modules the guest needs for big-iron's virtio
 // devices. Debian builds them as modules; a kernel with them built in

@@ -24,13 +24,13 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/big-iron/big-iron/tools/guest/internal/pinned"
 )
 
 // shared is what the threads share: the lock and the counters on one
@@ -45,7 +45,7 @@ type shared struct {
 
 func main() {
 	iters := flag.Int("iters", 1000000, "lock acquisitions per thread")
-	cpus := flag.Int("cpus", onlineCPUs(), "threads, one pinned to each CPU 0..N-1")
+	cpus := flag.Int("cpus", pinned.OnlineCPUs(), "threads, one pinned to each CPU 0..N-1")
 	flag.Parse()
 	// The pinned threads should not enter the kernel while they count:
 	// on a VM that spans nodes every kernel entry on a remote vCPU
@@ -76,7 +76,7 @@ func run(iters, cpus int) error {
 	ran := make([]int, cpus)
 	fmt.Printf("sharedcounter: %d threads counting\n", cpus)
 	start := time.Now()
-	err := onEachCPU(cpus, func(c int) error {
+	err := pinned.OnEachCPU(cpus, func(c int) error {
 		ran[c] = getcpu()
 		for i := 0; i < iters; i++ {
 			for !s.lock.CompareAndSwap(0, 1) {
@@ -106,30 +106,6 @@ func run(iters, cpus int) error {
 	return pageRoundTrip(s, cpus)
 }
 
-// onEachCPU runs fn(c) on a thread pinned to CPU c for each CPU
-// 0..cpus-1, all at once, and returns the first error.
-func onEachCPU(cpus int, fn func(c int) error) error {
-	var wg sync.WaitGroup
-	errs := make([]error, cpus)
-	for c := 0; c < cpus; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			if errs[c] = pin(c); errs[c] == nil {
-				errs[c] = fn(c)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // pageRoundTrip has the thread on each CPU in turn fill the page with a
 // pattern of its own and the thread on the next CPU check it.
 func pageRoundTrip(s *shared, cpus int) error {
@@ -145,7 +121,7 @@ func pageRoundTrip(s *shared, cpus int) error {
 		fmt.Printf("sharedcounter: CPU %d read back the page CPU %d wrote\n", c, from)
 		return nil
 	}
-	return onEachCPU(cpus, func(c int) error {
+	return pinned.OnEachCPU(cpus, func(c int) error {
 		prev := (c + cpus - 1) % cpus
 		var err error
 		if c != 0 { // CPU 0 writes first; the others read, then write
@@ -169,41 +145,6 @@ func pageRoundTrip(s *shared, cpus int) error {
 }
 
 func pattern(cpu, i int) byte { return byte(cpu*73 + i*7 + 1) }
-
-// onlineCPUs counts the CPUs online (/sys/devices/system/cpu/online, a
-// list of ranges such as "0-1"): runtime.NumCPU counts only those the
-// process may run on, and isolcpus keeps isolated CPUs out of that.
-func onlineCPUs() int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return runtime.NumCPU()
-	}
-	n := 0
-	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
-		lo, hi, found := strings.Cut(r, "-")
-		a, err1 := strconv.Atoi(lo)
-		z := a
-		var err2 error
-		if found {
-			z, err2 = strconv.Atoi(hi)
-		}
-		if err1 != nil || err2 != nil || z < a {
-			return runtime.NumCPU()
-		}
-		n += z - a + 1
-	}
-	return n
-}
-
-// pin binds the calling thread to CPU c.
-func pin(c int) error {
-	var mask [16]uint64
-	mask[c/64] = 1 << (c % 64)
-	if _, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, uintptr(len(mask)*8), uintptr(unsafe.Pointer(&mask[0]))); e != 0 {
-		return fmt.Errorf("pinning a thread to CPU %d: %v", c, e)
-	}
-	return nil
-}
 
 // getcpu returns the CPU the calling thread runs on.
 func getcpu() int {
