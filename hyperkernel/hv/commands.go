@@ -73,7 +73,7 @@ func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 					return err
 				}
 				in := g.Info()
-				fmt.Fprintf(w, "vm %d (%s, %s): %d exits in %v\n", in.ID, in.Name, in.Outcome, in.Exits.Total(), time.Since(in.Started).Round(time.Second))
+				fmt.Fprintf(w, "vm %d (%s, %s): %d exits in %v; %s\n", in.ID, in.Name, in.Outcome, in.Exits.Total(), time.Since(in.Started).Round(time.Second), in.setupLine())
 				fmt.Fprint(w, in.Exits.String())
 				return nil
 			case len(args) == 1 && args[0] == "stat":

@@ -45,6 +45,22 @@ type VMInfo struct {
 	// Outcome is "running" or how it ended.
 	Outcome string
 	Exits   exits.ExitStats
+	// Setup is how long building the VM took (its RAM backed and
+	// zeroed, its tables built, the guest loaded); Tables the bytes its
+	// second-level page tables take.
+	Setup  time.Duration
+	Tables uint64
+}
+
+// setupLine describes a VM's setup cost: time, and table memory in all
+// and per GiB of guest RAM.
+func (in VMInfo) setupLine() string {
+	perGiB := uint64(0)
+	if in.Memory > 0 {
+		perGiB = in.Tables * (1 << 30) / in.Memory
+	}
+	return fmt.Sprintf("built in %v; page tables %s (%s per GiB of RAM)", in.Setup.Round(time.Millisecond),
+		memmap.FormatSize(in.Tables), memmap.FormatSize(perGiB))
 }
 
 // VCPUState is what a vCPU is doing.

@@ -116,6 +116,10 @@ type LinuxVM struct {
 	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists
 	// devStop stops the virtio devices' workers (closed by free).
 	devStop chan struct{}
+	// setup is how long newLinux took; tables how many frames the
+	// VM's EPT took then.
+	setup  time.Duration
+	tables int
 }
 
 // Console returns the guest's console output.
@@ -146,7 +150,8 @@ func (vm *LinuxVM) Info() VMInfo {
 			st.Add(&v.published)
 		}
 	}
-	return VMInfo{ID: vm.id, Name: vm.cfg.Name, VCPUs: vm.cfg.VCPUs, Memory: vm.cfg.Memory, Started: vm.started, Outcome: out, Exits: st}
+	return VMInfo{ID: vm.id, Name: vm.cfg.Name, VCPUs: vm.cfg.VCPUs, Memory: vm.cfg.Memory, Started: vm.started, Outcome: out, Exits: st,
+		Setup: vm.setup, Tables: uint64(vm.tables) * frames.Size}
 }
 
 // end records why the VM stopped (the first reason wins) and stops every
@@ -389,6 +394,7 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 			return nil, err
 		}
 	}
+	vm.setup, vm.tables = time.Since(vm.started), vm.tab.Tables()
 	return vm, nil
 }
 

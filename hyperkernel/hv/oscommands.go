@@ -98,7 +98,7 @@ func bootOS(w io.Writer, os OSHost, args []string) error {
 		return err
 	}
 	in := g.Info()
-	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB: started (`console %d` shows its console)\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, in.ID)
+	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, in.ID, in.setupLine())
 	return nil
 }
 

@@ -55,7 +55,8 @@ type fakeOS struct {
 
 func (o *fakeOS) BootOS(vcpus int, mem uint64, cmdline string) (Guest, error) {
 	o.last.vcpus, o.last.mem, o.last.cmdline = vcpus, mem, cmdline
-	g := &fakeGuest{info: VMInfo{ID: len(o.guests) + 1, Name: "linux", VCPUs: vcpus, Memory: mem, Started: time.Now(), Outcome: "running"}, console: NewConsoleLog(64)}
+	g := &fakeGuest{info: VMInfo{ID: len(o.guests) + 1, Name: "linux", VCPUs: vcpus, Memory: mem, Started: time.Now(), Outcome: "running",
+		Setup: 1234 * time.Millisecond, Tables: (mem >> 21) * 4096}, console: NewConsoleLog(64)}
 	o.guests = append(o.guests, g)
 	return g, nil
 }
@@ -74,6 +75,10 @@ func TestBootListStopConsole(t *testing.T) {
 	out, err := runOS(t, os, 0, "boot", "linux", "vcpus=2", "mem=256M", "cmdline=console=ttyS0 quiet")
 	if err != nil || !strings.Contains(out, "vm 1: linux, 2 vCPUs, 256 MiB") {
 		t.Fatalf("boot: %q, %v", out, err)
+	}
+	// A page table per 2 MiB: 512 KiB of tables, 2 MiB per GiB.
+	if !strings.Contains(out, "built in 1.234s; page tables 512 KiB (2 MiB per GiB of RAM)") {
+		t.Errorf("boot does not report its setup cost: %q", out)
 	}
 	if os.last.vcpus != 2 || os.last.mem != 256<<20 || os.last.cmdline != "console=ttyS0 quiet" {
 		t.Errorf("BootOS got %+v", os.last)

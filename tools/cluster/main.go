@@ -40,7 +40,7 @@ func main() {
 		build     = flag.String("build", "build", "build directory holding bigiron.elf and bigiron.mb")
 		segment   = flag.Int("segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
 		cpus      = flag.Int("cpus", 1, "cores per node")
-		mem       = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 512 MiB from 256 MiB up)")
+		mem       = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 256 MiB from 256 MiB up)")
 		key       = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
 		guest     = flag.String("guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
 		accelName = flag.String("accel", "auto", "QEMU accelerator: kvm, tcg, or auto (kvm where /dev/kvm exists)")

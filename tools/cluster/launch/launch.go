@@ -23,8 +23,9 @@ type Cluster struct {
 	Nodes int
 	// Segment is the multicast port (QEMU) or bxhub base port (Bochs).
 	Segment int
-	// CPUs and MemMiB size each node; MemMiB is at least 1024, since the
-	// image runs from 256 MiB to 768 MiB and keeps DMA memory above.
+	// CPUs and MemMiB size each node; MemMiB is at least 1024 (the
+	// image runs from 256 MiB to 512 MiB and keeps DMA memory above;
+	// guests get the rest).
 	CPUs, MemMiB int
 	// Key is the cluster key as hex, or empty for the development key.
 	Key string
