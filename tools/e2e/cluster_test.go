@@ -108,7 +108,7 @@ func TestQEMUCluster(t *testing.T) {
 func TestBochsCluster(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
 	dir := buildImage(t, "pc", "image")
-	nodes := startBochsCluster(t, dir)
+	nodes, hub := startBochsCluster(t, dir)
 	const timeout = 5 * time.Minute
 	for _, p := range [][2]int{{1, 2}, {2, 1}} {
 		out := run(t, nodes[p[0]], "ping "+launch.IP(p[1]), timeout)
@@ -119,7 +119,68 @@ func TestBochsCluster(t *testing.T) {
 	}
 	checkDistributedVM(t, nodes[1], nodes[2], timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
+	checkLinkDrop(t, nodes[1], nodes[2], hub, timeout)
 	checkNodeLoss(t, nodes[1], nodes[2], timeout) // last: it kills node 2
+}
+
+// bochsHub is the bxhub process joining a Bochs cluster's NICs.
+type bochsHub struct {
+	t    *testing.T
+	args []string
+	log  *os.File
+	cmd  *exec.Cmd
+}
+
+func (h *bochsHub) start() {
+	h.t.Helper()
+	h.cmd = exec.Command("bxhub", h.args...)
+	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatalf("starting bxhub: %v", err)
+	}
+}
+
+func (h *bochsHub) stop() {
+	if h.cmd != nil && h.cmd.Process != nil {
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+	}
+}
+
+// checkLinkDrop cuts the link between the nodes (bxhub stops) in the
+// middle of a distributed counter run for longer than the failure
+// timeout: each node must stop the VM, naming the other as lost, without
+// hanging; once the link is back the two see each other alive and run a
+// new VM across both, exactly.
+func checkLinkDrop(t *testing.T, a, b *node, hub *bochsHub, timeout time.Duration) {
+	startDVM(t, a, b, "dvm start nodes=2 iters=200000000", timeout)
+	time.Sleep(time.Second)
+	hub.stop()
+	cut := time.Now()
+	for i, n := range []*node{a, b} {
+		other := 2 - i
+		if _, err := n.con.Expect(fmt.Sprintf("node %d lost (silent for", other), 2*time.Minute); err != nil {
+			t.Fatalf("node %d did not report node %d lost after the link dropped: %v\n%s", i+1, other, err, n.con.Output())
+		}
+		t.Logf("node %d reported node %d lost %v after the link dropped", i+1, other, time.Since(cut).Round(time.Millisecond))
+	}
+	time.Sleep(time.Second)
+	hub.start()
+	alive := regexp.MustCompile(`(?m)^\d+\s+\S+\s+\S+\s+(alive|self)\s`)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		out := run(t, a, "nodes", timeout)
+		if len(alive.FindAllString(out, -1)) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes did not see each other again after the link came back:\n%s", out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	startDVM(t, a, b, "dvm start nodes=2 iters=1000000", timeout)
+	after, stat := waitDVM(t, a, 10*time.Minute)
+	t.Logf("a new VM across both nodes after the link came back:\n%s", stat)
+	checkCounter(t, "after the link came back", after, 1000000)
 }
 
 // checkNodeLoss kills node 2 in the middle of a distributed counter run
@@ -172,19 +233,16 @@ func lastLine(s string) string {
 // startBochsCluster boots the image in dir on two one-core Bochs nodes
 // joined by bxhub and waits until both see both as live members; it
 // returns them as nodes[1] and nodes[2].
-func startBochsCluster(t *testing.T, dir string) []*node {
+func startBochsCluster(t *testing.T, dir string) ([]*node, *bochsHub) {
 	t.Helper()
 	c := launch.Cluster{Nodes: 2, Segment: 43000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: 1024}
 	hubLog, err := os.Create(filepath.Join(dir, "bxhub.out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := exec.Command("bxhub", c.BochsHub()...)
-	hub.Stdout, hub.Stderr = hubLog, hubLog
-	if err := hub.Start(); err != nil {
-		t.Fatalf("starting bxhub: %v", err)
-	}
-	t.Cleanup(func() { hub.Process.Kill(); hub.Wait() })
+	hub := &bochsHub{t: t, args: c.BochsHub(), log: hubLog}
+	hub.start()
+	t.Cleanup(hub.stop)
 
 	nodes := make([]*node, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
@@ -223,7 +281,7 @@ func startBochsCluster(t *testing.T, dir string) []*node {
 		}
 		t.Logf("nodes on node %d:\n%s", i, out)
 	}
-	return nodes
+	return nodes, hub
 }
 
 // dvmFinished matches the outcome line of a distributed counter VM.

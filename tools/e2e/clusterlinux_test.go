@@ -29,7 +29,7 @@ import (
 func TestBochsClusterLinux(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
 	dir := buildGuestImage(t)
-	nodes := startBochsCluster(t, dir)
+	nodes, _ := startBochsCluster(t, dir)
 	a, b := nodes[1], nodes[2]
 	var bMu sync.Mutex // node 2's shell: the watcher's, or the test's
 	defer func() {

@@ -145,9 +145,17 @@ func freePort(t *testing.T) int {
 // bootBochs starts Bochs on the ISO in dir, console on a loopback socket.
 func bootBochs(t *testing.T, dir string, cpus int) *node {
 	t.Helper()
+	return bootBochsMem(t, dir, cpus, 1024)
+}
+
+// bootBochsMem is bootBochs on a node with megs MiB of memory (Bochs
+// emulates at most 2048).
+func bootBochsMem(t *testing.T, dir string, cpus, megs int) *node {
+	t.Helper()
 	root := repoRoot(t)
 	port := freePort(t)
 	return startBochs(t, dir, port, "-q", "-f", filepath.Join(root, "qemu", "bochsrc.txt"),
+		fmt.Sprintf("megs: %d", megs),
 		fmt.Sprintf("cpu: model=corei7_haswell_4770, count=%d, ips=100000000, reset_on_triple_fault=0", cpus),
 		"ata0-master: type=cdrom, path="+filepath.Join(dir, "bigiron.iso")+", status=inserted",
 		"log: "+filepath.Join(dir, "bochs.log"),

@@ -53,30 +53,32 @@ func buildGuestImage(t *testing.T) string {
 }
 
 // TestBochsLinux boots Debian's stock kernel with the u-root initramfs
-// in a 2-vCPU VM on a 2-core Bochs node, attaches to its console and
-// checks what the guest sees (issue 4's acceptance).
+// in a 2-vCPU VM of 1.5 GiB on a 2-core Bochs node of 2 GiB, attaches to
+// its console and checks what the guest sees (issue 4's acceptance) and
+// that it has its memory (issue 23's).
 func TestBochsLinux(t *testing.T) {
 	requireE2E(t, "bochs", "make", "grub-mkrescue", "xorriso", "mformat")
 	dir := buildGuestImage(t)
-	n := bootBochs(t, dir, 2)
+	n := bootBochsMem(t, dir, 2, 2048)
 	if _, err := n.con.Expect(prompt, 5*time.Minute); err != nil {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
 	}
 	// A guest larger than the node is refused with the figures and takes
-	// nothing; one of 256 MiB (it crashed the node while guests had only
-	// 240 MiB of frames, issue 23) then boots.
+	// nothing (any guest of 256 MiB or more crashed the node, issue 23);
+	// one of 1.5 GiB then boots.
 	guestMemory := regexp.MustCompile(`guest memory: .*`)
 	before := guestMemory.FindString(run(t, n, "vm stat", time.Minute))
 	if out := run(t, n, "vm boot linux vcpus=2 mem=2G", time.Minute); !strings.Contains(out, "does not fit: this node has") || !strings.Contains(out, "of RAM fits") {
-		t.Fatalf("vm boot linux mem=2G on a 1 GiB node:\n%s", out)
+		t.Fatalf("vm boot linux mem=2G on a 2 GiB node:\n%s", out)
 	}
 	if after := guestMemory.FindString(run(t, n, "vm stat", time.Minute)); before == "" || after != before {
 		t.Errorf("the refused VM changed the node's guest memory: %q, then %q", before, after)
 	}
-	out := run(t, n, "vm boot linux vcpus=2 mem=256M", time.Minute)
-	if !strings.Contains(out, "started") {
+	out := run(t, n, "vm boot linux vcpus=2 mem=1536M", time.Minute)
+	if !strings.Contains(out, "started") || !strings.Contains(out, "page tables") {
 		t.Fatalf("vm boot linux:\n%s", out)
 	}
+	t.Logf("%s", strings.TrimSpace(out))
 	start := time.Now()
 	if err := n.con.Send("console"); err != nil {
 		t.Fatal(err)
@@ -100,10 +102,23 @@ func TestBochsLinux(t *testing.T) {
 	t.Logf("guest /proc/uptime at its shell: %q (Bochs' TSC counts instructions at 100 M/s per core)", strings.TrimSpace(up))
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 	guest("echo hello from the guest", "\nhello from the guest")
-	// The guest has its 256 MiB, less what the kernel keeps for itself.
+	// The guest has its 1.5 GiB, less what the kernel keeps for itself,
+	// and memtest writes and verifies 90% of it from both vCPUs.
 	mem := guest("grep MemTotal /proc/meminfo", " kB")
-	if m := regexp.MustCompile(`MemTotal:\s+(\d+)`).FindStringSubmatch(mem); m == nil || atoi(m[1]) < 200000 {
-		t.Errorf("guest MemTotal: want over 200000 kB of 256 MiB:\n%s", mem)
+	if m := regexp.MustCompile(`MemTotal:\s+(\d+)`).FindStringSubmatch(mem); m == nil || atoi(m[1]) < 1450000 {
+		t.Errorf("guest MemTotal: want over 1450000 kB of 1536 MiB:\n%s", mem)
+	}
+	if err := n.con.Send("memtest -share 0.9"); err != nil {
+		t.Fatal(err)
+	}
+	which, memtest, err := n.con.ExpectAny([]string{"memtest: ok", "memtest: FAILED"}, 20*time.Minute)
+	if err != nil || which != 0 {
+		t.Fatalf("memtest: %v\n%s", err, memtest)
+	}
+	shellPrompt()
+	t.Logf("memtest (Bochs):\n%s", memtest)
+	if !regexp.MustCompile(`memtest: \d+ MiB of \d+ MiB \(90%\) on 2 CPUs`).MatchString(memtest) {
+		t.Errorf("memtest did not test 90%% of the guest's RAM on both vCPUs:\n%s", memtest)
 	}
 	// The virtio-mmio block device was found in the DSDT, negotiated and
 	// read (its capacity) at probe.
