@@ -142,6 +142,22 @@ type Stats struct {
 // ErrStopped is returned once the VM has been stopped on this node.
 var ErrStopped = errors.New("dvm: VM stopped")
 
+// ErrFlood stops a VM on this node when another node sends more than this
+// node has served (MaxInbox messages waiting, or MaxDeviceQueue device
+// accesses): no node of a working VM does, since each vCPU has at most
+// one fault or device read outstanding and copies are written back at
+// link speed and served at memory speed. The queue is not allowed to grow
+// instead: it lives in the Go heap every guest shares, and the receive
+// path, which also carries the cluster's heartbeats, must never block.
+var ErrFlood = errors.New("dvm: flooded")
+
+// MaxInbox and MaxDeviceQueue bound the messages waiting to be served
+// and the forwarded device accesses waiting for the device goroutine.
+const (
+	MaxInbox       = 8192
+	MaxDeviceQueue = 1024
+)
+
 // pendingRead is a vCPU's forwarded device read.
 type pendingRead struct {
 	seq     uint8 // of the latest read sent
@@ -202,15 +218,19 @@ type Runtime struct {
 	dcond   *sync.Cond
 	devq    []devOp
 	dclosed bool
+	// devPending counts accesses queued or being performed.
+	devPending int
 
 	// inbox, under qmu
-	qmu     sync.Mutex
-	cond    *sync.Cond
-	queue   []inMsg
-	work    []inMsg
-	spare   [][]byte
-	gen     uint64 // incremented by every drain that served a message
-	closed  bool
+	qmu    sync.Mutex
+	cond   *sync.Cond
+	queue  []inMsg
+	work   []inMsg
+	spare  [][]byte
+	gen    uint64 // incremented by every drain that served a message
+	closed bool
+	// flooder is 1 + the first node whose message found the inbox full.
+	flooder int
 	pending atomic.Int32
 }
 
@@ -294,6 +314,17 @@ func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
 	} else {
 		b = make([]byte, len(msg), max(len(msg), memory.MaxMessageSize))
 	}
+	if len(r.queue) >= MaxInbox {
+		// Dropped: the VM stops at the next drain (flooded).
+		if r.flooder == 0 {
+			r.flooder = int(from) + 1
+		}
+		r.spare = append(r.spare, b)
+		r.pending.Add(1)
+		r.cond.Broadcast()
+		r.qmu.Unlock()
+		return
+	}
 	copy(b, msg)
 	r.queue = append(r.queue, inMsg{from: from, b: b})
 	r.pending.Add(1)
@@ -344,7 +375,11 @@ func (r *Runtime) drainLocked() {
 	r.qmu.Lock()
 	r.work, r.queue = r.queue, r.work[:0]
 	r.pending.Store(0)
+	flooder := r.flooder
 	r.qmu.Unlock()
+	if flooder != 0 {
+		r.fail(fmt.Errorf("%w: node %d sent more than %d messages this node had not served", ErrFlood, flooder-1, MaxInbox))
+	}
 	// Held requests first, then the new messages, in arrival order; a
 	// sender with a request still held has its later messages held
 	// behind it, so that each sender's messages are served in order.
@@ -473,8 +508,7 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 			return fmt.Errorf("%w: device write for VM %d from node %d, not served here", ErrBadMessage, d.VM, from)
 		}
 		if r.cfg.DevicesUnlocked {
-			r.queueDevice(devOp{from: from, w: d})
-			return nil
+			return r.queueDevice(devOp{from: from, w: d})
 		}
 		if r.cfg.OnDevice != nil {
 			r.cfg.OnDevice(d)
@@ -493,8 +527,7 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 				return fmt.Errorf("%w: device read from node %d, not served here", ErrBadMessage, from)
 			}
 			if r.cfg.DevicesUnlocked {
-				r.queueDevice(devOp{from: from, read: true, r: d})
-				return nil
+				return r.queueDevice(devOp{from: from, read: true, r: d})
 			}
 			d.Reply, d.Value = true, r.readDevice(d)
 			var rb [DeviceReadSize]byte
@@ -511,12 +544,18 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 	return fmt.Errorf("%w: magic %#x from node %d", ErrBadMessage, b[0], from)
 }
 
-// queueDevice hands a forwarded access to the device goroutine.
-func (r *Runtime) queueDevice(op devOp) {
+// queueDevice hands a forwarded access to the device goroutine; more
+// than MaxDeviceQueue waiting is a flood.
+func (r *Runtime) queueDevice(op devOp) error {
 	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if r.devPending >= MaxDeviceQueue {
+		return fmt.Errorf("%w: node %d forwarded more than %d device accesses the device node had not performed", ErrFlood, op.from, MaxDeviceQueue)
+	}
+	r.devPending++
 	r.devq = append(r.devq, op)
 	r.dcond.Signal()
-	r.dmu.Unlock()
+	return nil
 }
 
 // serveDevices is the device goroutine (Config.DevicesUnlocked): it
@@ -538,21 +577,30 @@ func (r *Runtime) serveDevices() {
 		r.dmu.Unlock()
 		for i := range batch {
 			op := &batch[i]
-			if !op.read {
-				if r.cfg.OnDevice != nil {
-					r.cfg.OnDevice(op.w)
-				}
-				continue
-			}
-			d := op.r
-			d.Reply, d.Value = true, r.readDevice(d)
-			n := d.MarshalTo(rb[:])
-			if err := r.cfg.Transport.Send(op.from, rb[:n]); err != nil {
-				r.mu.Lock()
-				r.fail(fmt.Errorf("dvm: answering a device read of node %d: %w", op.from, err))
-				r.mu.Unlock()
-			}
+			r.serveDevice(op, rb[:])
+			r.dmu.Lock()
+			r.devPending--
+			r.dmu.Unlock()
 		}
+	}
+}
+
+// serveDevice performs one forwarded access on the device goroutine,
+// answering a read with rb as its buffer.
+func (r *Runtime) serveDevice(op *devOp, rb []byte) {
+	if !op.read {
+		if r.cfg.OnDevice != nil {
+			r.cfg.OnDevice(op.w)
+		}
+		return
+	}
+	d := op.r
+	d.Reply, d.Value = true, r.readDevice(d)
+	n := d.MarshalTo(rb)
+	if err := r.cfg.Transport.Send(op.from, rb[:n]); err != nil {
+		r.mu.Lock()
+		r.fail(fmt.Errorf("dvm: answering a device read of node %d: %w", op.from, err))
+		r.mu.Unlock()
 	}
 }
 

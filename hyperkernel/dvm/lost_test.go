@@ -5,6 +5,7 @@ package dvm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,68 @@ func TestNodeFailedWakesDeviceRead(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the device read did not wake")
+	}
+}
+
+// TestInboxFlood: an authenticated peer that sends faster than this node
+// serves (here: the lock held, nothing served) fills the inbox to
+// MaxInbox and no further; the VM then stops with ErrFlood naming it,
+// and Deliver never blocked (issue 16, finding 8: the inbox grew
+// without bound).
+func TestInboxFlood(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	rt := c.rts[0]
+	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	rt.mu.Lock() // a vCPU holds the lock: nothing is served
+	done := make(chan struct{})
+	go func() {
+		for range MaxInbox + 5000 {
+			rt.Deliver(1, b)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver blocked")
+	}
+	rt.qmu.Lock()
+	queued := len(rt.queue)
+	rt.qmu.Unlock()
+	if queued != MaxInbox {
+		t.Errorf("%d messages queued, want the bound %d", queued, MaxInbox)
+	}
+	rt.drainLocked()
+	rt.mu.Unlock()
+	if err := rt.Err(); !errors.Is(err, ErrFlood) || !strings.Contains(err.Error(), "node 1 sent more than 8192") {
+		t.Errorf("after the flood: %v", err)
+	}
+}
+
+// TestDeviceQueueFlood: forwarded device writes that the device node has
+// not performed are bounded by MaxDeviceQueue; past it the VM stops.
+func TestDeviceQueueFlood(t *testing.T) {
+	release := make(chan struct{})
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) {
+		cfg.DevicesUnlocked = true
+		cfg.OnDevice = func(DeviceWrite) { <-release } // the device is stuck
+	})
+	defer close(release)
+	var b [DeviceSize]byte
+	w := DeviceWrite{VM: 7, VCPU: 1, Addr: 0x80, Size: 1}
+	n := w.MarshalTo(b[:])
+	for range MaxDeviceQueue + 10 {
+		c.rts[0].Deliver(1, b[:n])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.rts[0].Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.rts[0].Err(); !errors.Is(err, ErrFlood) || !strings.Contains(err.Error(), "device accesses") {
+		t.Errorf("after %d device writes to a stuck device: %v", MaxDeviceQueue+10, err)
 	}
 }

@@ -65,7 +65,19 @@ type Dist struct {
 	linux func(vcpus int, memory uint64, cmdline string, numa bool) LinuxConfig
 	mu    sync.Mutex
 	vm    *distVM
+	// controls queues control messages for the control goroutine.
+	controls chan controlMsg
 }
+
+// controlMsg is a control message waiting for the control goroutine.
+type controlMsg struct {
+	from memory.NodeID
+	c    dvm.Control
+}
+
+// maxControls bounds the control messages waiting: a VM's nodes send a
+// few per VM and per migration.
+const maxControls = 64
 
 // SetLinux gives the service the image's Linux guest: config builds a
 // guest's configuration (with its loader) for `dvm start guest=linux`;
@@ -82,7 +94,13 @@ const payloadLinux = 0x4C4E5800 // "\0XNL"
 // NewDist returns the distributed-VM service of h over net; notices get
 // one line when a VM ends.
 func (h *Hypervisor) NewDist(net DistNet, notices io.Writer) *Dist {
-	return &Dist{h: h, net: net, notices: notices}
+	d := &Dist{h: h, net: net, notices: notices, controls: make(chan controlMsg, maxControls)}
+	go func() {
+		for m := range d.controls {
+			d.control(m.from, m.c)
+		}
+	}()
+	return d
 }
 
 // distVM is this node's share of one distributed VM.
@@ -148,8 +166,14 @@ func (d *Dist) Receive(from memory.NodeID, msg []byte) {
 		}
 		// The rest may take the runtime's lock, which a vCPU may hold
 		// while it waits to send on the transport whose lock the caller
-		// holds: serve them elsewhere.
-		go d.control(from, c)
+		// holds: the control goroutine serves them, in order. A peer
+		// that sends faster than they are served loses the excess.
+		select {
+		case d.controls <- controlMsg{from, c}:
+		default:
+			fmt.Fprintf(d.notices, "dvm: %v for VM %d from node %d dropped: %d control messages wait already\n",
+				c.Op, c.Spec.ID, d.net.ClusterID(from), cap(d.controls))
+		}
 		return
 	}
 	d.mu.Lock()
@@ -201,7 +225,7 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 		s := fmt.Sprintf("finished on node %d (guest report %s)", d.net.ClusterID(from), map[bool]string{true: "ok", false: "failed"}[c.Arg == 0])
 		vm.outcome.CompareAndSwap(nil, &s)
 	case dvm.OpEvacuate:
-		vm.evacuateHere()
+		go vm.evacuateHere() // it waits for the vCPUs to leave
 	case dvm.OpStartup:
 		vm.rt.Lock()
 		vm.startupLocked(int(c.VCPU), uint8(c.Arg))
