@@ -29,9 +29,17 @@ type Pool struct {
 	region  int             // region being carved
 	next    uint64          // next never-used frame in regions[region]
 	free    []uint64        // freed frames
+	runs    []uint64        // freed runs of RunFrames frames, RunSize-aligned
 	inUse   int
 	total   int
 }
+
+// RunSize is the size of a run: a 2 MiB large page of EPT (and NPT), so
+// that guest RAM backed by runs is mapped with large pages.
+const (
+	RunSize   = 2 << 20
+	RunFrames = RunSize / Size
+)
 
 // NewPool returns a pool over the usable regions of m, trimmed to whole
 // frames.
@@ -80,7 +88,68 @@ func (p *Pool) AllocFrame() (uint64, error) {
 			p.next = p.regions[p.region].Start
 		}
 	}
+	if n := len(p.runs); n > 0 {
+		// Break up a run: its other frames join the free list.
+		run := p.runs[n-1]
+		p.runs = p.runs[:n-1]
+		for f := run + RunSize - Size; f > run; f -= Size {
+			p.free = append(p.free, f)
+		}
+		p.inUse++
+		return run, nil
+	}
 	return 0, ErrExhausted
+}
+
+// AllocRun returns the first frame of RunFrames contiguous frames aligned
+// to RunSize: a freed run, or one carved from memory never handed out
+// (frames skipped to reach the alignment join the free list). It returns
+// ErrExhausted when there is no such run, though single frames may be
+// left.
+func (p *Pool) AllocRun() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.runs); n > 0 {
+		run := p.runs[n-1]
+		p.runs = p.runs[:n-1]
+		p.inUse += RunFrames
+		return run, nil
+	}
+	for p.region < len(p.regions) {
+		r := p.regions[p.region]
+		start := (p.next + RunSize - 1) &^ (RunSize - 1)
+		if start+RunSize <= r.End() {
+			for f := p.next; f < start; f += Size {
+				p.free = append(p.free, f)
+			}
+			p.next = start + RunSize
+			p.inUse += RunFrames
+			return start, nil
+		}
+		// Too little left in this region for a run: what is left is
+		// carved frame by frame later, from the free list.
+		for f := p.next; f < r.End(); f += Size {
+			p.free = append(p.free, f)
+		}
+		p.region++
+		if p.region < len(p.regions) {
+			p.next = p.regions[p.region].Start
+		} else {
+			p.next = r.End()
+		}
+	}
+	return 0, ErrExhausted
+}
+
+// FreeRun returns a run from AllocRun.
+func (p *Pool) FreeRun(hpa uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if hpa%RunSize != 0 || !p.handedOut(hpa) || !p.handedOut(hpa+RunSize-Size) {
+		panic(fmt.Sprintf("frames: freeing run %#x, which this pool did not hand out", hpa))
+	}
+	p.runs = append(p.runs, hpa)
+	p.inUse -= RunFrames
 }
 
 // FreeFrame returns a frame to the pool. Freeing an address the pool never

@@ -68,3 +68,68 @@ func TestEmpty(t *testing.T) {
 		t.Fatal("pool over less than a frame succeeded")
 	}
 }
+
+func TestRuns(t *testing.T) {
+	// 16 MiB + 12 KiB to 24 MiB: the first run starts at 18 MiB, the
+	// frames below it go to the free list.
+	p, err := NewPool(memmap.Map{{Start: 16<<20 + 0x3000, Size: 8<<20 - 0x3000, Type: memmap.Usable}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, total := p.Stats()
+	var runs []uint64
+	for {
+		r, err := p.AllocRun()
+		if errors.Is(err, ErrExhausted) {
+			break
+		}
+		if err != nil || r%RunSize != 0 {
+			t.Fatalf("AllocRun = %#x, %v", r, err)
+		}
+		runs = append(runs, r)
+	}
+	if len(runs) != 3 || runs[0] != 18<<20 || runs[2] != 22<<20 {
+		t.Fatalf("runs %#x, want 18, 20 and 22 MiB", runs)
+	}
+	inUse, _ := p.Stats()
+	if inUse != 3*RunFrames {
+		t.Errorf("in use %d, want %d", inUse, 3*RunFrames)
+	}
+	// The frames skipped for alignment are still there, one by one.
+	skipped := total - 3*RunFrames
+	for range skipped {
+		if _, err := p.AllocFrame(); err != nil {
+			t.Fatalf("the skipped frames: %v", err)
+		}
+	}
+	if _, err := p.AllocFrame(); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("more frames than the pool holds: %v", err)
+	}
+	// A freed run is handed out whole again, or broken up for frames.
+	p.FreeRun(runs[1])
+	if r, err := p.AllocRun(); err != nil || r != runs[1] {
+		t.Fatalf("AllocRun after FreeRun = %#x, %v", r, err)
+	}
+	p.FreeRun(runs[1])
+	seen := map[uint64]bool{}
+	for range RunFrames {
+		f, err := p.AllocFrame()
+		if err != nil || f < runs[1] || f >= runs[1]+RunSize || seen[f] {
+			t.Fatalf("frame from a broken run: %#x, %v", f, err)
+		}
+		seen[f] = true
+	}
+	if inUse, _ := p.Stats(); inUse != total {
+		t.Errorf("in use %d of %d after taking everything", inUse, total)
+	}
+}
+
+func TestFreeRunRefusesWhatWasNotHandedOut(t *testing.T) {
+	p, _ := NewPool(memmap.Map{{Start: 16 << 20, Size: 8 << 20, Type: memmap.Usable}})
+	defer func() {
+		if recover() == nil {
+			t.Error("freeing a run never handed out did not panic")
+		}
+	}()
+	p.FreeRun(20 << 20)
+}

@@ -47,40 +47,99 @@ type Backing interface {
 	Frame(hpa uint64) *[PageSize]byte
 }
 
-// RAM is a guest's memory, backed page by page.
+// RunBacking is a Backing that can also give 2 MiB of contiguous frames
+// aligned to 2 MiB (a run), which second-level tables map with one large
+// page.
+type RunBacking interface {
+	Backing
+	// AllocRun returns the first frame of a zeroed run; an error means
+	// no run is left (single frames may be).
+	AllocRun() (uint64, error)
+	// FreeRun returns a run from AllocRun.
+	FreeRun(hpa uint64)
+}
+
+// RunSize is the size of a run: a large page.
+const RunSize = 2 << 20
+
+// RAM is a guest's memory, backed page by page, or run by run where the
+// backing has runs.
 type RAM struct {
 	size  uint64
 	pages []uint64 // host frame of each guest page
+	runs  []bool   // per 2 MiB of guest RAM: backed by one run
 	b     Backing
 }
 
 // New backs size bytes of guest RAM (a multiple of PageSize, MinSize to
-// MaxSize) with frames from b. On error every frame taken is returned.
+// MaxSize) with frames from b: each whole, aligned 2 MiB of guest RAM
+// with a run where b is a RunBacking that has one, the rest frame by
+// frame. On error every frame taken is returned.
 func New(size uint64, b Backing) (*RAM, error) {
 	if size%PageSize != 0 || size < MinSize || size > MaxSize {
 		return nil, fmt.Errorf("guestmem: %d MiB of RAM: want a multiple of 4 KiB from %d MiB to %d MiB", size>>20, MinSize>>20, MaxSize>>20)
 	}
-	r := &RAM{size: size, pages: make([]uint64, size/PageSize), b: b}
-	for i := range r.pages {
+	r := &RAM{size: size, pages: make([]uint64, size/PageSize), runs: make([]bool, size/RunSize), b: b}
+	rb, _ := b.(RunBacking)
+	const perRun = RunSize / PageSize
+	for i := 0; i < len(r.pages); {
+		if rb != nil && i%perRun == 0 && i+perRun <= len(r.pages) {
+			if run, err := rb.AllocRun(); err == nil {
+				for j := range perRun {
+					r.pages[i+j] = run + uint64(j)*PageSize
+				}
+				r.runs[i/perRun] = true
+				i += perRun
+				continue
+			}
+			rb = nil // no run left: frames from here on
+		}
 		f, err := b.AllocFrame()
 		if err != nil {
-			r.pages = r.pages[:i]
-			r.Free()
+			r.free(i)
 			return nil, fmt.Errorf("guestmem: backing page %d of %d: %w", i, size/PageSize, err)
 		}
 		r.pages[i] = f
+		i++
 	}
 	return r, nil
 }
 
 // Free returns every frame to the backing; the RAM must not be used
 // afterwards.
-func (r *RAM) Free() {
-	for _, f := range r.pages {
-		r.b.FreeFrame(f)
+func (r *RAM) Free() { r.free(len(r.pages)) }
+
+// free returns the frames of the first n pages.
+func (r *RAM) free(n int) {
+	const perRun = RunSize / PageSize
+	for i := 0; i < n; {
+		if i%perRun == 0 && i/perRun < len(r.runs) && r.runs[i/perRun] {
+			r.b.(RunBacking).FreeRun(r.pages[i])
+			i += perRun
+			continue
+		}
+		r.b.FreeFrame(r.pages[i])
+		i++
 	}
-	r.pages = nil
+	r.pages, r.runs = nil, nil
 	r.size = 0
+}
+
+// Extents calls fn for each stretch of guest RAM backed by contiguous
+// host frames, in address order, until fn returns an error: what a
+// second-level table maps, with large pages where the stretch allows.
+func (r *RAM) Extents(fn func(gpa, hpa, size uint64) error) error {
+	for i := 0; i < len(r.pages); {
+		j := i + 1
+		for j < len(r.pages) && r.pages[j] == r.pages[j-1]+PageSize {
+			j++
+		}
+		if err := fn(uint64(i)*PageSize, r.pages[i], uint64(j-i)*PageSize); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
 }
 
 // Size returns the RAM's size in bytes.

@@ -28,7 +28,7 @@ func newFake(limit int) *fakeFrames {
 }
 
 func (f *fakeFrames) AllocFrame() (uint64, error) {
-	if len(f.frames) == f.limit {
+	if len(f.frames) >= f.limit {
 		return 0, errors.New("out of frames")
 	}
 	f.next += 3 * PageSize
@@ -179,5 +179,84 @@ func BenchmarkRead4K(b *testing.B) {
 	b.SetBytes(PageSize)
 	for i := 0; b.Loop(); i++ {
 		r.ReadAt(buf, uint64(i%1000)*PageSize+100)
+	}
+}
+
+// fakeRuns is fakeFrames that also has a few runs, contiguous from
+// 0x80000000.
+type fakeRuns struct {
+	*fakeFrames
+	runs, taken int
+	freedRuns   []uint64
+}
+
+func (f *fakeRuns) AllocRun() (uint64, error) {
+	if f.taken == f.runs {
+		return 0, errors.New("no run left")
+	}
+	hpa := uint64(0x80000000) + uint64(f.taken)*RunSize
+	for p := hpa; p < hpa+RunSize; p += PageSize {
+		f.frames[p] = new([PageSize]byte)
+	}
+	f.taken++
+	return hpa, nil
+}
+
+func (f *fakeRuns) FreeRun(hpa uint64) {
+	for p := hpa; p < hpa+RunSize; p += PageSize {
+		if _, ok := f.frames[p]; !ok {
+			panic(fmt.Sprintf("freeing foreign run %#x", hpa))
+		}
+		delete(f.frames, p)
+	}
+	f.freedRuns = append(f.freedRuns, hpa)
+}
+
+// TestRuns: guest RAM takes runs for whole 2 MiB stretches while the
+// backing has them, then frames; Extents reports the runs as one
+// contiguous stretch (one large page each for the tables), and Free and a
+// failed New give runs back as runs.
+func TestRuns(t *testing.T) {
+	f := &fakeRuns{fakeFrames: newFake(1 << 20), runs: 3}
+	r, err := New(MinSize+PageSize, f) // 16 MiB and a page: 3 runs, then frames
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ext [][3]uint64
+	r.Extents(func(gpa, hpa, size uint64) error {
+		ext = append(ext, [3]uint64{gpa, hpa, size})
+		return nil
+	})
+	if len(ext) < 2 || ext[0] != [3]uint64{0, 0x80000000, 3 * RunSize} {
+		t.Fatalf("extents %x: want the three runs as one stretch first", ext[:min(len(ext), 3)])
+	}
+	var total uint64
+	for _, e := range ext {
+		total += e[2]
+	}
+	if total != MinSize+PageSize {
+		t.Errorf("extents cover %#x bytes", total)
+	}
+	// Memory reads back across a run's end into frames.
+	want := []byte("across the last run into frames")
+	if err := r.WriteAt(want, 3*RunSize-10); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(want))
+	r.ReadAt(got, 3*RunSize-10)
+	if !bytes.Equal(got, want) {
+		t.Errorf("read back %q", got)
+	}
+	r.Free()
+	if len(f.frames) != 0 || len(f.freedRuns) != 3 {
+		t.Errorf("after Free: %d frames held, %d runs freed", len(f.frames), len(f.freedRuns))
+	}
+	// A New that runs out returns runs and frames alike.
+	f2 := &fakeRuns{fakeFrames: newFake(2*RunSize/PageSize + 10), runs: 2}
+	if _, err := New(MinSize, f2); err == nil {
+		t.Fatal("New with too little memory succeeded")
+	}
+	if len(f2.frames) != 0 || len(f2.freedRuns) != 2 || f2.freed != 10 {
+		t.Errorf("after a failed New: %d held, %d runs and %d frames freed", len(f2.frames), len(f2.freedRuns), f2.freed)
 	}
 }

@@ -85,6 +85,17 @@ type guestBacking struct{ h *Hypervisor }
 
 func (b guestBacking) AllocFrame() (uint64, error) { return b.h.zeroFrame() }
 func (b guestBacking) FreeFrame(hpa uint64)        { b.h.pool.FreeFrame(hpa) }
+func (b guestBacking) FreeRun(hpa uint64)          { b.h.pool.FreeRun(hpa) }
+
+// AllocRun returns a zeroed 2 MiB run of frames.
+func (b guestBacking) AllocRun() (uint64, error) {
+	f, err := b.h.pool.AllocRun()
+	if err != nil {
+		return 0, err
+	}
+	clear(physBytes(f, frames.RunSize))
+	return f, nil
+}
 func (b guestBacking) Frame(hpa uint64) *[guestmem.PageSize]byte {
 	return (*[guestmem.PageSize]byte)(unsafe.Pointer(&physBytes(hpa, 1)[0]))
 }
@@ -260,11 +271,15 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 		if err != nil {
 			return nil, fmt.Errorf("hv: EPT: %w", err)
 		}
-		for gpa := uint64(0); gpa < cfg.Memory; gpa += guestmem.PageSize {
-			hpa, _ := vm.ram.Frame(gpa)
-			if err := vm.tab.Map(gpa, hpa, guestmem.PageSize, ept.PermRWX, ept.WriteBack); err != nil {
-				return nil, fmt.Errorf("hv: mapping guest page %#x: %w", gpa, err)
+		// Contiguous stretches (2 MiB runs) map with large pages where
+		// the CPU has them (ept.Table.Map picks the page size).
+		if err := vm.ram.Extents(func(gpa, hpa, size uint64) error {
+			if err := vm.tab.Map(gpa, hpa, size, ept.PermRWX, ept.WriteBack); err != nil {
+				return fmt.Errorf("hv: mapping guest memory %#x-%#x: %w", gpa, gpa+size, err)
 			}
+			return nil
+		}); err != nil {
+			return nil, err
 		}
 	} else {
 		vm.tab, vm.mem = dist.tab, dvmGuestMemory{rt: dist.rt, size: cfg.Memory}
