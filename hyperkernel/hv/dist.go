@@ -5,6 +5,7 @@ package hv
 
 import (
 	"fmt"
+	"github.com/big-iron/big-iron/boot/memmap"
 	"io"
 	"strconv"
 	"strings"
@@ -577,5 +578,28 @@ func evacuate(w io.Writer, r DistRunner, node string) error {
 		return err
 	}
 	fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home\n", n, moved)
+	return nil
+}
+
+// checkDistRoom refuses this node's share of a distributed VM when the
+// pages it homes (each needs a frame from the start) and its page
+// tables do not fit in the node's frames for guests, inUse of total
+// taken. It says how much the VM asks of this node and what the node has;
+// copies of other nodes' pages need frames later, as they are touched.
+func checkDistRoom(spec dvm.Spec, self memory.NodeID, inUse, total int) error {
+	home := spec.Homes.Home(spec.Nodes)
+	homed := 0
+	for p := range spec.Pages {
+		if home(uint64(p)) == self {
+			homed++
+		}
+	}
+	need := homed + linuxFrames(0, spec.VCPUs) + (spec.Pages+511)/512 // homed pages, bitmaps and VMCSs, page tables
+	if free := total - inUse; need > free {
+		const page = 4 << 10
+		return fmt.Errorf("dvm: this node would home %d of the VM's %d pages (%s of %s) and has %s free for guests (%s of %s in use): give the VM less memory, more nodes, or homes=striped",
+			homed, spec.Pages, memmap.FormatSize(uint64(homed)*page), memmap.FormatSize(uint64(spec.Pages)*page),
+			memmap.FormatSize(uint64(free)*page), memmap.FormatSize(uint64(inUse)*page), memmap.FormatSize(uint64(total)*page))
+	}
 	return nil
 }

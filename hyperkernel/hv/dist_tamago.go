@@ -446,6 +446,10 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	if err := checkDistPayload(spec); err != nil {
 		return nil, err
 	}
+	inUse, total := h.pool.Stats()
+	if err := checkDistRoom(spec, d.net.Self(), inUse, total); err != nil {
+		return nil, err
+	}
 	vm := &distVM{d: d, spec: spec, created: time.Now()}
 	for i := range vm.kick {
 		vm.kick[i] = make(chan struct{}, 1)

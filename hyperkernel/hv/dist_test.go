@@ -296,3 +296,25 @@ func TestDistNUMA(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCheckDistRoom: a distributed VM whose pages homed on a node do not
+// fit in that node's frames is refused there with the figures (issue 23:
+// a node learnt it only when the engine ran out of frames).
+func TestCheckDistRoom(t *testing.T) {
+	spec := dvm.Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: 1 << 19, Homes: dvm.HomesDeviceNode} // 2 GiB, all on node 0
+	const total = 1 << 18                                                                   // 1 GiB of frames
+	err := checkDistRoom(spec, 0, 100, total)
+	if err == nil || !strings.Contains(err.Error(), "home 524288 of the VM's 524288 pages (2 GiB of 2 GiB)") || !strings.Contains(err.Error(), "homes=striped") {
+		t.Errorf("2 GiB homed on a 1 GiB node: %v", err)
+	}
+	if err := checkDistRoom(spec, 1, 100, total); err != nil {
+		t.Errorf("node 1 homes nothing: %v", err)
+	}
+	spec.Pages, spec.Homes = 3<<17, dvm.HomesStriped // 1.5 GiB striped: 768 MiB each
+	if err := checkDistRoom(spec, 1, 100, total); err != nil {
+		t.Errorf("half of 1.5 GiB on a 1 GiB node: %v", err)
+	}
+	if err := checkDistRoom(spec, 1, total/2, total); err == nil {
+		t.Error("768 MiB homed on a node with 512 MiB free fits")
+	}
+}
