@@ -31,9 +31,9 @@ import (
 	"github.com/big-iron/big-iron/tools/guest/internal/pinned"
 )
 
-// keepFree is what memtest leaves to the kernel and itself beyond
-// MemAvailable's margin.
-const keepFree = 48 << 20
+// keepFree is what memtest leaves of MemAvailable to the kernel and
+// itself (MemAvailable already keeps the kernel's reserves out).
+const keepFree = 16 << 20
 
 func main() {
 	share := flag.Float64("share", 0.9, "share of the guest's RAM (MemTotal) to test")
