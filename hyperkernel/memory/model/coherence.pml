@@ -17,9 +17,16 @@
  *    message in flight (watchdog on `timeout`), and spin finds no invalid
  *    end state.
  *
+ *  - with -DLIVENESS, progress: every fault node 0 takes is eventually
+ *    served (LTL `served`, checked for acceptance cycles under weak
+ *    fairness, pan -a -f; a run that ends with the fault pending stutters
+ *    for ever and violates it too).
+ *
  * Run: spin -a coherence.pml && gcc -O2 -DCOLLAPSE -o pan pan.c && ./pan -m1000000
  * (go test ./hyperkernel/memory/model does this). -DN=2 checks two nodes;
- * -DBUG_SKIP_INV breaks the protocol to show the checks can fail.
+ * -DBUG_SKIP_INV breaks the protocol to show the checks can fail, and
+ * -DBUG_DROP_QUEUED (the home drops a request that finds it busy instead
+ * of queueing it) shows the liveness check can.
  */
 
 #ifndef N
@@ -152,7 +159,11 @@ end:	do
 		fi;
 		started = false;
 		if
+#ifdef BUG_DROP_QUEUED
+		:: (k == ReadReq || k == WriteReq) && busy -> skip /* deliberately broken: the request is lost */
+#else
 		:: (k == ReadReq || k == WriteReq) && busy -> waitq!k, src, fl, v
+#endif
 		:: (k == ReadReq || k == WriteReq) && !busy -> started = true
 		:: k == InvAck ->
 			assert(busy && (acks & (1 << src)));
@@ -233,6 +244,11 @@ end:	do
 		swmr() }
 	od
 }
+
+#ifdef LIVENESS
+/* Every fault node 0 takes is served: it does not stay pending for ever. */
+ltl served { [] ((pend[0] != 0) -> <> (pend[0] == 0)) }
+#endif
 
 /* When nothing can move any more, every request must have been answered
  * and every channel drained: otherwise the protocol deadlocked. */

@@ -13,6 +13,12 @@ import (
 // the number of errors pan reports and its output.
 func verify(t *testing.T, defines ...string) (int, string) {
 	t.Helper()
+	return verifyWith(t, []string{"-m1000000"}, defines...)
+}
+
+// verifyWith is verify with pan's own flags.
+func verifyWith(t *testing.T, panFlags []string, defines ...string) (int, string) {
+	t.Helper()
 	spin, err := exec.LookPath("spin")
 	if err != nil {
 		t.Skip("spin not installed (apt-get install spin)")
@@ -41,7 +47,7 @@ func verify(t *testing.T, defines ...string) (int, string) {
 	args := append([]string{"-a"}, defines...)
 	run(spin, append(args, "coherence.pml")...)
 	run(gcc, "-O2", "-DCOLLAPSE", "-o", "pan", "pan.c")
-	out := run(filepath.Join(dir, "pan"), "-m1000000")
+	out := run(filepath.Join(dir, "pan"), panFlags...)
 	m := regexp.MustCompile(`errors: (\d+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("pan output has no error count:\n%s", out)
@@ -71,5 +77,25 @@ func TestModelCatchesBrokenProtocol(t *testing.T) {
 	n, out := verify(t, "-DN=2", "-DBUG_SKIP_INV")
 	if n == 0 {
 		t.Fatalf("spin found no error in a protocol that skips invalidation:\n%s", out)
+	}
+}
+
+// TestProtocolLiveness checks that every fault is eventually served
+// while the nodes are up (issue 16: the model checked safety only), and
+// that the check fails on a home that loses requests.
+func TestProtocolLiveness(t *testing.T) {
+	// -A: assertions are TestProtocolModel's; here only the claim counts.
+	flags := []string{"-m1000000", "-a", "-f", "-A"}
+	n, out := verifyWith(t, flags, "-DN=2", "-DLIVENESS")
+	if n != 0 {
+		t.Fatalf("spin found %d liveness errors in the coherence protocol:\n%s", n, out)
+	}
+	if !regexp.MustCompile(`acceptance\s+cycles\s+\+ \(fairness enabled\)`).MatchString(out) {
+		t.Fatalf("not an acceptance-cycle search under fairness:\n%s", out)
+	}
+	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
+	n, out = verifyWith(t, flags, "-DN=2", "-DLIVENESS", "-DBUG_DROP_QUEUED")
+	if n == 0 || !regexp.MustCompile(`acceptance cycle`).MatchString(out) {
+		t.Fatalf("spin found no acceptance cycle in a home that drops queued requests:\n%s", out)
 	}
 }
