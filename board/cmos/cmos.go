@@ -86,7 +86,7 @@ func (r Registers) Time() (time.Time, error) {
 	default:
 		year += 1900
 	}
-	if sec > 59 || min > 59 || hour > 23 || day < 1 || day > 31 || month < 1 || month > 12 || year > 2999 {
+	if sec > 59 || min > 59 || hour > 23 || day < 1 || day > 31 || month < 1 || month > 12 || year < 1970 || year > 2999 {
 		return time.Time{}, fmt.Errorf("%w: %04d-%02d-%02d %02d:%02d:%02d", ErrInvalid, year, month, day, hour, min, sec)
 	}
 	t := time.Date(year, time.Month(month), day, hour, min, sec, 0, time.UTC)

@@ -33,6 +33,7 @@ func TestTime(t *testing.T) {
 		"31 February":  {0, 0, 0, 0x31, 0x02, 0x26, 0x20, StatusB24Hour},
 		"hour 0 of 12": {0, 0, 0, 1, 1, 0, 0, 0},
 		"all ones":     {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0},
+		"century 10":   {0x30, 0x30, 0x02, 0x30, 0x10, 0x30, 0x10, 0x30}, // found by FuzzTime: year 1030
 	} {
 		if got, err := r.Time(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, %v; want ErrInvalid", name, got, err)
