@@ -262,23 +262,7 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 
 	devicesHere := dist == nil || dist.devices
 	if dist == nil {
-		vm.ram, err = guestmem.New(cfg.Memory, guestBacking{h})
-		if err != nil {
-			return nil, fmt.Errorf("hv: guest RAM: %w", err)
-		}
-		vm.mem = vm.ram
-		vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
-		if err != nil {
-			return nil, fmt.Errorf("hv: EPT: %w", err)
-		}
-		// Contiguous stretches (2 MiB runs) map with large pages where
-		// the CPU has them (ept.Table.Map picks the page size).
-		if err := vm.ram.Extents(func(gpa, hpa, size uint64) error {
-			if err := vm.tab.Map(gpa, hpa, size, ept.PermRWX, ept.WriteBack); err != nil {
-				return fmt.Errorf("hv: mapping guest memory %#x-%#x: %w", gpa, gpa+size, err)
-			}
-			return nil
-		}); err != nil {
+		if err := vm.backRAM(); err != nil {
 			return nil, err
 		}
 	} else {
@@ -411,6 +395,29 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	}
 	vm.setup, vm.tables = time.Since(vm.started), vm.tab.Tables()
 	return vm, nil
+}
+
+// backRAM gives a local VM its RAM and the EPT that maps it: 2 MiB runs
+// of frames where the pool has them, mapped with large pages where the
+// CPU has them (ept.Table.Map picks the page size per stretch). On error
+// free returns what it took.
+func (vm *LinuxVM) backRAM() error {
+	h := vm.h
+	var err error
+	if vm.ram, err = guestmem.New(vm.cfg.Memory, guestBacking{h}); err != nil {
+		return fmt.Errorf("hv: guest RAM: %w", err)
+	}
+	vm.mem = vm.ram
+	vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	if err != nil {
+		return fmt.Errorf("hv: EPT: %w", err)
+	}
+	return vm.ram.Extents(func(gpa, hpa, size uint64) error {
+		if err := vm.tab.Map(gpa, hpa, size, ept.PermRWX, ept.WriteBack); err != nil {
+			return fmt.Errorf("hv: mapping guest memory %#x-%#x: %w", gpa, gpa+size, err)
+		}
+		return nil
+	})
 }
 
 // load writes the guest's ACPI tables and has cfg.Load place the kernel
