@@ -124,8 +124,9 @@ type Stats struct {
 	RemoteWaits uint64
 	WaitTime    time.Duration
 	// Received counts messages taken from the transport; Rejected those
-	// that were malformed or impossible (dropped, the VM stopped).
-	Received, Rejected uint64
+	// that were malformed or impossible (dropped, the VM stopped); Stale
+	// those of another VM (an earlier one's, still in flight), dropped.
+	Received, Rejected, Stale uint64
 	// BytesIn counts the bytes of received messages; BytesOut those of
 	// the coherence messages sent, as they went on the wire (pages
 	// packed), where Memory.Bytes counts every page whole.
@@ -231,6 +232,8 @@ type Runtime struct {
 	closed bool
 	// flooder is 1 + the first node whose message found the inbox full.
 	flooder int
+	// stale counts messages dropped for carrying another VM's id.
+	stale   atomic.Uint64
 	pending atomic.Int32
 }
 
@@ -256,7 +259,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg:   cfg,
 		out:   memory.NewOutbox(),
 		mout:  migrate.NewOutbox(),
-		tx:    make([]byte, migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
+		tx:    make([]byte, EnvelopeSize+migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
 		reads: make([]pendingRead, cfg.Spec.VCPUs),
 		waits: make([]uint32, cfg.Spec.Pages),
 		epoch: time.Now(),
@@ -302,6 +305,14 @@ func (r *Runtime) Self() memory.NodeID { return r.cfg.Self }
 // memory, migrate or device message; control messages belong to the
 // caller). It copies msg and never blocks on the Runtime's lock.
 func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
+	body, ok := openEnvelope(msg, r.cfg.Spec.ID)
+	if !ok {
+		// Another VM's (an earlier one's, still in flight), or no
+		// envelope at all: never this VM's business.
+		r.stale.Add(1)
+		return
+	}
+	msg = body
 	r.qmu.Lock()
 	if r.closed {
 		r.qmu.Unlock()
@@ -361,6 +372,13 @@ func (r *Runtime) Err() error {
 
 // ErrLocked is Err for a caller holding the lock.
 func (r *Runtime) ErrLocked() error { return r.stoppedLocked() }
+
+// send sends the message in b[EnvelopeSize:] to node to, enveloped for
+// this VM in b[:EnvelopeSize].
+func (r *Runtime) send(to memory.NodeID, b []byte) error {
+	putEnvelope(b, r.cfg.Spec.ID)
+	return r.cfg.Transport.Send(to, b)
+}
 
 func (r *Runtime) fail(err error) {
 	if r.err == nil {
@@ -530,9 +548,9 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 				return r.queueDevice(devOp{from: from, read: true, r: d})
 			}
 			d.Reply, d.Value = true, r.readDevice(d)
-			var rb [DeviceReadSize]byte
-			n := d.MarshalTo(rb[:])
-			return r.cfg.Transport.Send(from, rb[:n])
+			var rb [EnvelopeSize + DeviceReadSize]byte
+			n := d.MarshalTo(rb[EnvelopeSize:])
+			return r.send(from, rb[:EnvelopeSize+n])
 		}
 		p := &r.reads[d.VCPU]
 		if from != r.cfg.DeviceNode || !p.waiting || d.Seq != p.seq {
@@ -563,7 +581,7 @@ func (r *Runtime) queueDevice(op devOp) error {
 // answers reads, until Close.
 func (r *Runtime) serveDevices() {
 	var batch []devOp
-	var rb [DeviceReadSize]byte
+	var rb [EnvelopeSize + DeviceReadSize]byte
 	for {
 		r.dmu.Lock()
 		for len(r.devq) == 0 && !r.dclosed {
@@ -596,8 +614,8 @@ func (r *Runtime) serveDevice(op *devOp, rb []byte) {
 	}
 	d := op.r
 	d.Reply, d.Value = true, r.readDevice(d)
-	n := d.MarshalTo(rb)
-	if err := r.cfg.Transport.Send(op.from, rb[:n]); err != nil {
+	n := d.MarshalTo(rb[EnvelopeSize:])
+	if err := r.send(op.from, rb[:EnvelopeSize+n]); err != nil {
 		r.mu.Lock()
 		r.fail(fmt.Errorf("dvm: answering a device read of node %d: %w", op.from, err))
 		r.mu.Unlock()
@@ -636,9 +654,9 @@ func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 	p.seq++
 	p.waiting = true
 	d.Seq = p.seq
-	var b [DeviceReadSize]byte
-	n := d.MarshalTo(b[:])
-	if err := r.cfg.Transport.Send(r.cfg.DeviceNode, b[:n]); err != nil {
+	var b [EnvelopeSize + DeviceReadSize]byte
+	n := d.MarshalTo(b[EnvelopeSize:])
+	if err := r.send(r.cfg.DeviceNode, b[:EnvelopeSize+n]); err != nil {
 		r.fail(err)
 		return 0, err
 	}
@@ -659,11 +677,11 @@ func (r *Runtime) flushMemory() error {
 	defer r.out.Reset()
 	for i := range r.out.Msgs {
 		m := &r.out.Msgs[i]
-		n, err := m.MarshalTo(r.tx)
+		n, err := m.MarshalTo(r.tx[EnvelopeSize:])
 		if err != nil {
 			return err
 		}
-		if err := r.cfg.Transport.Send(m.Dst, r.tx[:n]); err != nil {
+		if err := r.send(m.Dst, r.tx[:EnvelopeSize+n]); err != nil {
 			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
 		}
 		r.stats.BytesOut += uint64(n)
@@ -675,11 +693,11 @@ func (r *Runtime) flushMigration() error {
 	defer r.mout.Reset()
 	for i := range r.mout.Msgs {
 		m := &r.mout.Msgs[i]
-		n, err := m.MarshalTo(r.tx)
+		n, err := m.MarshalTo(r.tx[EnvelopeSize:])
 		if err != nil {
 			return err
 		}
-		if err := r.cfg.Transport.Send(memory.NodeID(m.Dst), r.tx[:n]); err != nil {
+		if err := r.send(memory.NodeID(m.Dst), r.tx[:EnvelopeSize+n]); err != nil {
 			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
 		}
 	}
@@ -999,9 +1017,9 @@ func (r *Runtime) ForwardLocked(d DeviceWrite) error {
 		}
 		return nil
 	}
-	var b [DeviceSize]byte
-	n := d.MarshalTo(b[:])
-	if err := r.cfg.Transport.Send(r.cfg.DeviceNode, b[:n]); err != nil {
+	var b [EnvelopeSize + DeviceSize]byte
+	n := d.MarshalTo(b[EnvelopeSize:])
+	if err := r.send(r.cfg.DeviceNode, b[:EnvelopeSize+n]); err != nil {
 		r.fail(err)
 		return err
 	}
@@ -1053,6 +1071,7 @@ func (r *Runtime) Stats() Stats {
 	s.Memory = r.eng.Stats()
 	s.Migration = r.mig.Stats()
 	s.Shared, s.Modified = r.eng.Count()
+	s.Stale = r.stale.Load()
 	return s
 }
 

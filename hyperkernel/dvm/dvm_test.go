@@ -469,7 +469,7 @@ func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
 	c := newCluster(t, 2, 2, 4)
 	var b [DeviceReadSize]byte
 	(&DeviceRead{VM: 7, VCPU: 1, Addr: 0x3F8, Size: 1, Seq: 1, Reply: true, Value: 5}).MarshalTo(b[:])
-	c.rts[1].Deliver(0, b[:])
+	c.rts[1].Deliver(0, enveloped(7, b[:]))
 	deadline := time.Now().Add(5 * time.Second)
 	for c.rts[1].Err() == nil && time.Now().Before(deadline) {
 		c.rts[1].Lock() // drains the inbox
@@ -509,8 +509,8 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 	if _, err := m.MarshalTo(b); err != nil {
 		t.Fatal(err)
 	}
-	c.rts[0].Deliver(1, b)
-	c.rts[0].Deliver(1, []byte{0x42, 1, 2})
+	c.rts[0].Deliver(1, enveloped(7, b))
+	c.rts[0].Deliver(1, enveloped(7, []byte{0x42, 1, 2}))
 	deadline := time.Now().Add(5 * time.Second)
 	for c.rts[0].Err() == nil && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -644,7 +644,7 @@ func FuzzDeliver(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt.Deliver(1, b)
+		rt.Deliver(1, enveloped(7, b))
 		rt.Lock()
 		rt.Unlock()
 		rt.Close()
@@ -1026,5 +1026,35 @@ func TestPolicyNamesRoundTrip(t *testing.T) {
 	}
 	if got := moveLimit.String(); got != "MovePolicy(3)" {
 		t.Errorf("an unnamed value prints as %q", got)
+	}
+}
+
+// enveloped is msg as a Runtime of VM id sends it.
+func enveloped(id uint32, msg []byte) []byte {
+	b := make([]byte, EnvelopeSize+len(msg))
+	putEnvelope(b, id)
+	copy(b[EnvelopeSize:], msg)
+	return b
+}
+
+// TestMessagesOfAnotherVMDropped: a message enveloped for an earlier VM
+// (still in flight when a link came back and a new VM started) is
+// dropped and counted, and the new VM goes on; before the envelope it
+// reached the new VM's engine, which stopped with "unexpected FetchReply"
+// (seen in the Bochs link-cut test).
+func TestMessagesOfAnotherVMDropped(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	m := memory.Message{Kind: memory.KindFetchReply, Src: 1, Dst: 0, Requester: 0, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	c.rts[0].Deliver(1, enveloped(6, b)) // VM 6, not this VM 7
+	c.rts[0].Deliver(1, b)               // no envelope at all
+	if err := c.rts[0].Write(0x1000, []byte{1}); err != nil {
+		t.Fatalf("the VM after another VM's messages: %v", err)
+	}
+	if s := c.rts[0].Stats(); s.Stale != 2 || s.Rejected != 0 {
+		t.Errorf("stale %d, rejected %d; want 2 and 0", s.Stale, s.Rejected)
 	}
 }

@@ -102,11 +102,12 @@ func TestInboxFlood(t *testing.T) {
 	if _, err := m.MarshalTo(b); err != nil {
 		t.Fatal(err)
 	}
+	eb := enveloped(7, b)
 	rt.mu.Lock() // a vCPU holds the lock: nothing is served
 	done := make(chan struct{})
 	go func() {
 		for range MaxInbox + 5000 {
-			rt.Deliver(1, b)
+			rt.Deliver(1, eb)
 		}
 		close(done)
 	}()
@@ -141,7 +142,7 @@ func TestDeviceQueueFlood(t *testing.T) {
 	w := DeviceWrite{VM: 7, VCPU: 1, Addr: 0x80, Size: 1}
 	n := w.MarshalTo(b[:])
 	for range MaxDeviceQueue + 10 {
-		c.rts[0].Deliver(1, b[:n])
+		c.rts[0].Deliver(1, enveloped(7, b[:n]))
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for c.rts[0].Err() == nil && time.Now().Before(deadline) {

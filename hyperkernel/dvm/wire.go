@@ -27,6 +27,9 @@ const (
 	ControlMagic    = 0xB3
 	DeviceMagic     = 0xB4
 	DeviceReadMagic = 0xB5
+	// EnvelopeMagic starts every message a Runtime sends (coherence,
+	// migration, device): the VM's id follows, then the message.
+	EnvelopeMagic = 0xB6
 )
 
 // ErrBadMessage reports undecodable bytes from a peer.
@@ -516,4 +519,24 @@ func (d *DeviceRead) Unmarshal(b []byte) error {
 		return fmt.Errorf("%w: device read request with a value", ErrBadMessage)
 	}
 	return nil
+}
+
+// EnvelopeSize is the room a Runtime's message needs before its body:
+// EnvelopeMagic and the VM id (little-endian). Messages of an earlier VM
+// still in flight when a new one starts (a link that came back, a node
+// that restarted it) carry that VM's id and are dropped on arrival.
+const EnvelopeSize = 5
+
+// putEnvelope writes the envelope of VM id into b[:EnvelopeSize].
+func putEnvelope(b []byte, id uint32) {
+	b[0] = EnvelopeMagic
+	binary.LittleEndian.PutUint32(b[1:], id)
+}
+
+// openEnvelope returns the body of msg if it is enveloped for VM id.
+func openEnvelope(msg []byte, id uint32) ([]byte, bool) {
+	if len(msg) < EnvelopeSize || msg[0] != EnvelopeMagic || binary.LittleEndian.Uint32(msg[1:]) != id {
+		return nil, false
+	}
+	return msg[EnvelopeSize:], true
 }
