@@ -7,6 +7,7 @@ package main
 
 import (
 	"io"
+	"time"
 
 	"github.com/big-iron/big-iron/board"
 	"github.com/big-iron/big-iron/boot/memmap"
@@ -126,8 +127,8 @@ func (n agentNet) Members() []memory.NodeID {
 	return out
 }
 
-func (n agentNet) Lost(i memory.NodeID) (string, bool) {
-	return n.a.Lost(cluster.NodeID(n.ClusterID(i)))
+func (n agentNet) Lost(i memory.NodeID, silence time.Duration) (string, bool) {
+	return n.a.Lost(cluster.NodeID(n.ClusterID(i)), silence)
 }
 
 func (n agentNet) Send(to memory.NodeID, msg []byte) error {

@@ -22,6 +22,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
+	"github.com/big-iron/big-iron/hyperkernel/membership"
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
@@ -48,8 +49,8 @@ type DistNet interface {
 	ClusterID(memory.NodeID) uint32
 	Index(clusterID uint32) (memory.NodeID, bool)
 	// Lost reports whether a node is gone as this node sees it (silent
-	// past the failure timeout, or removed) and why; quorum or not.
-	Lost(memory.NodeID) (why string, lost bool)
+	// for longer than silence, or removed) and why; quorum or not.
+	Lost(n memory.NodeID, silence time.Duration) (why string, lost bool)
 }
 
 // Dist runs this node's share of distributed VMs (one at a time): it
@@ -605,8 +606,15 @@ func (vm *distVM) end(why string) {
 }
 
 // watchInterval is how often a VM's share looks for lost nodes: small
-// beside the cluster's failure timeout (500 ms).
+// beside lossSilence.
 const watchInterval = 50 * time.Millisecond
+
+// lossSilence is how long a node of a VM may stay silent before the
+// others stop the VM without waiting for the cluster to remove it (which
+// a cluster of two cannot): three failure timeouts. One was too few: a
+// Bochs node booting Linux on its only core went 522 ms unheard while
+// alive, and the other stopped the VM (TestBochsClusterLinux).
+const lossSilence = 3 * membership.DefaultFailureTimeout
 
 // watch stops this node's share once another of the VM's nodes is lost,
 // until the share ends.
@@ -618,7 +626,7 @@ func (vm *distVM) watch() {
 			return
 		}
 		for n := range vm.spec.Nodes {
-			if why, lost := vm.d.net.Lost(memory.NodeID(n)); lost {
+			if why, lost := vm.d.net.Lost(memory.NodeID(n), lossSilence); lost {
 				vm.lose(memory.NodeID(n), why)
 				return
 			}

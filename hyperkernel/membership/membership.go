@@ -628,10 +628,10 @@ func (n *Node) Events() []Event { return slices.Clone(n.events) }
 
 // Lost reports whether node id, a member when a distributed VM began,
 // is gone as this node sees it: removed from the members, or silent for
-// longer than FailureTimeout. It is this node's own judgement, quorum or
-// not: a VM cannot wait for the cluster to agree before it stops using a
-// node that no longer answers. why says which.
-func (n *Node) Lost(id cluster.NodeID) (why string, lost bool) {
+// longer than silence (at least FailureTimeout). It is this node's own
+// judgement, quorum or not: a VM cannot wait for the cluster to agree
+// before it stops using a node that no longer answers. why says which.
+func (n *Node) Lost(id cluster.NodeID, silence time.Duration) (why string, lost bool) {
 	if id == n.id {
 		return "", false
 	}
@@ -642,7 +642,7 @@ func (n *Node) Lost(id cluster.NodeID) (why string, lost bool) {
 	if !ok {
 		return "not a transport peer", true
 	}
-	if silent := n.now - heard; silent > n.cfg.FailureTimeout {
+	if silent := n.now - heard; silent > max(silence, n.cfg.FailureTimeout) {
 		return fmt.Sprintf("silent for %v", silent.Round(time.Millisecond)), true
 	}
 	return "", false

@@ -359,26 +359,30 @@ func TestLostWithoutQuorum(t *testing.T) {
 	s.add(2, bootstrapList(2))
 	both := rangeIDs(1, 2)
 	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(both, both) })
-	if why, lost := s.nodes[1].Lost(2); lost {
+	if why, lost := s.nodes[1].Lost(2, 0); lost {
 		t.Fatalf("a live peer is lost: %s", why)
 	}
-	if _, lost := s.nodes[1].Lost(1); lost {
+	if _, lost := s.nodes[1].Lost(1, 0); lost {
 		t.Fatal("a node is lost to itself")
 	}
 	s.kill(2)
 	killed := s.now
-	s.runUntil(testFailure+100*time.Millisecond, "node 2 lost", func() bool { _, lost := s.nodes[1].Lost(2); return lost })
+	s.runUntil(testFailure+100*time.Millisecond, "node 2 lost", func() bool { _, lost := s.nodes[1].Lost(2, 0); return lost })
 	if took := s.now - killed; took < testFailure {
 		t.Fatalf("lost after %v, before the %v timeout", took, testFailure)
 	}
-	why, _ := s.nodes[1].Lost(2)
+	why, _ := s.nodes[1].Lost(2, 0)
 	if !strings.HasPrefix(why, "silent for ") {
 		t.Errorf("why = %q", why)
+	}
+	// A longer silence asked for is waited for.
+	if _, lost := s.nodes[1].Lost(2, time.Hour); lost {
+		t.Error("lost before the silence asked for")
 	}
 	if st := s.nodes[1].Status(); st.Quorum || !slices.Contains(st.Members, 2) {
 		t.Errorf("the survivor of two removed the other or kept quorum: %+v", st)
 	}
-	if why, lost := s.nodes[1].Lost(9); !lost || why != "removed from the cluster" {
+	if why, lost := s.nodes[1].Lost(9, 0); !lost || why != "removed from the cluster" {
 		t.Errorf("a non-member: %q, %v", why, lost)
 	}
 }

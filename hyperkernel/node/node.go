@@ -248,12 +248,12 @@ func (a *Agent) Status() membership.Status {
 	return a.mem.Status()
 }
 
-// Lost reports whether node id is gone as this node sees it (see
-// membership.Node.Lost).
-func (a *Agent) Lost(id cluster.NodeID) (why string, lost bool) {
+// Lost reports whether node id is gone as this node sees it: removed,
+// or silent for longer than silence (see membership.Node.Lost).
+func (a *Agent) Lost(id cluster.NodeID, silence time.Duration) (why string, lost bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.mem.Lost(id)
+	return a.mem.Lost(id, silence)
 }
 
 // Nodes returns the rows of the `nodes` command.
