@@ -618,7 +618,13 @@ const lossSilence = 3 * membership.DefaultFailureTimeout
 
 // watch stops this node's share once another of the VM's nodes is lost,
 // until the share ends.
+//
+// A VM with time dilation (dvm start dilate=N, for emulators whose
+// network and timing are slow) waits N times lossSilence: in Bochs a
+// node booting Linux on its only core went more than 1.5 s unheard while
+// alive (TestBochsClusterLinux).
 func (vm *distVM) watch() {
+	silence := lossSilence * time.Duration(max(1, int(vm.spec.Dilation)))
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
 	for range t.C {
@@ -626,7 +632,7 @@ func (vm *distVM) watch() {
 			return
 		}
 		for n := range vm.spec.Nodes {
-			if why, lost := vm.d.net.Lost(memory.NodeID(n), lossSilence); lost {
+			if why, lost := vm.d.net.Lost(memory.NodeID(n), silence); lost {
 				vm.lose(memory.NodeID(n), why)
 				return
 			}
