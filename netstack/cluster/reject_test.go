@@ -55,6 +55,14 @@ func newTestNode(t *testing.T, id NodeID, key []byte) *testNode {
 	return n
 }
 
+// peers returns nodes 1 and 2, each the other's peer.
+func peers(t *testing.T) (a, b *testNode) {
+	a, b = newTestNode(t, 1, testKey()), newTestNode(t, 2, testKey())
+	a.ep.AddPeer(2, b.link.mac)
+	b.ep.AddPeer(1, a.link.mac)
+	return a, b
+}
+
 func TestRejections(t *testing.T) {
 	a := newTestNode(t, 1, testKey())
 	b := newTestNode(t, 2, testKey())
@@ -148,10 +156,7 @@ func TestRejections(t *testing.T) {
 }
 
 func TestPeerRestart(t *testing.T) {
-	a := newTestNode(t, 1, testKey())
-	b := newTestNode(t, 2, testKey())
-	a.ep.AddPeer(2, b.link.mac)
-	b.ep.AddPeer(1, a.link.mac)
+	a, b := peers(t)
 	a.ep.SendHello(nil)
 	b.link.recv(a.link.last(t))
 	for _, m := range []string{"x", "y"} {
@@ -183,10 +188,7 @@ func TestPeerRestart(t *testing.T) {
 // delivered again (issue 16, finding 4: RemovePeer and AddPeer gave it a
 // fresh window and incarnation 0).
 func TestReplayAfterReAdd(t *testing.T) {
-	a := newTestNode(t, 1, testKey())
-	b := newTestNode(t, 2, testKey())
-	a.ep.AddPeer(2, b.link.mac)
-	b.ep.AddPeer(1, a.link.mac)
+	a, b := peers(t)
 	a.ep.SendHello(nil)
 	b.link.recv(a.link.last(t))
 	a.ep.Send(2, 0, []byte("recorded"))
@@ -245,10 +247,7 @@ func TestHelloReplayFromNonMember(t *testing.T) {
 // Ethernet source is rewritten fails authentication and leaves the
 // peer's address alone (issue 16, finding 5).
 func TestRewrittenSourceDoesNotMovePeer(t *testing.T) {
-	a := newTestNode(t, 1, testKey())
-	b := newTestNode(t, 2, testKey())
-	a.ep.AddPeer(2, b.link.mac)
-	b.ep.AddPeer(1, a.link.mac)
+	a, b := peers(t)
 	a.ep.Send(2, 0, []byte("x"))
 	f := a.link.last(t)
 	evil := link.MAC{0x02, 0x66, 0x66, 0x66, 0x66, 0x66}

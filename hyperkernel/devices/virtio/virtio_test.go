@@ -380,14 +380,7 @@ func TestConsole(t *testing.T) {
 	con.Attach(d.dev)
 	con.Input([]byte("early")) // before the driver: kept
 	d.init(FeatureVersion1)    // queue 0: receive
-	// queue 1: transmit, rings after queue 0's
-	const txDesc, txAvail, txUsed = 0x4000, 0x5000, 0x6000
-	d.w(regQueueSel, 1)
-	d.w(regQueueNum, qSize)
-	d.w(regQueueDescLow, txDesc)
-	d.w(regQueueDrvLow, txAvail)
-	d.w(regQueueDevLow, txUsed)
-	d.w(regQueueReady, 1)
+	d.initTransmit()
 
 	// The guest offers a receive buffer: the early input fills it.
 	rx := d.alloc(64)

@@ -81,13 +81,19 @@ func consoleDriver(t *testing.T, mem int) (*driver, *bytes.Buffer, *Console) {
 	d.dev = NewDevice(con, d.mem, func(l bool) { d.irq = l })
 	con.Attach(d.dev)
 	d.init(FeatureVersion1)
+	d.initTransmit()
+	return d, &out, con
+}
+
+// initTransmit sets up the console's transmit queue (queue 1), its rings
+// after queue 0's.
+func (d *driver) initTransmit() {
 	d.w(regQueueSel, 1)
 	d.w(regQueueNum, qSize)
 	d.w(regQueueDescLow, txDesc)
 	d.w(regQueueDrvLow, txAvail)
 	d.w(regQueueDevLow, txUsed)
 	d.w(regQueueReady, 1)
-	return d, &out, con
 }
 
 const txDesc, txAvail, txUsed = 0x4000, 0x5000, 0x6000
