@@ -25,6 +25,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/membership"
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/runloop"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 	"github.com/big-iron/big-iron/vmx"
@@ -979,40 +980,13 @@ func (vm *distVM) sendStartup(dest int, vector uint8) error {
 	return vm.d.net.Send(where, b[:n])
 }
 
-// injectDist runs with the VMCS current, just before entry: an event
-// whose delivery the latest exit cut short is delivered again; otherwise
-// the highest pending interrupt of vCPU v is injected if the guest can
-// take it now (RFLAGS.IF set, no STI or MOV SS blocking). If it cannot,
-// the interrupt waits for a later entry: the preemption timer brings one
-// within a time slice.
-func injectDist(rt *dvm.Runtime, v migrate.VCPUID, idtInfo *uint64) {
-	if info := *idtInfo; info&intrValid != 0 {
-		*idtInfo = 0
-		vmx.VMWRITE(vmx.EntryInterruptionInfo, info&^(1<<12))
-		if info&intrErrorValid != 0 {
-			vmx.VMWRITE(vmx.EntryExceptionErrorCode, vmread(vmx.IDTVectoringErrorCode))
-		}
-		if t := info >> 8 & 7; t >= 4 { // software interrupt or exception
-			vmx.VMWRITE(vmx.EntryInstructionLength, vmread(vmx.ExitInstructionLength))
-		}
-		return
-	}
-	if vmread(vmx.EntryInterruptionInfo)&intrValid != 0 || !rt.InterruptPendingLocked(v) {
-		return
-	}
-	if vmread(vmx.GuestRFLAGS)&rflagsIF == 0 || vmread(vmx.GuestInterruptibility)&blockingSTIorSS != 0 {
-		return
-	}
-	if vec, ok := rt.TakeInterruptLocked(v); ok {
-		vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(vec)|intrValid) // external interrupt
-	}
-}
-
-// run is the exit loop of vCPU v on this node (see RunTest for the VMCS
-// handling). It holds the runtime's lock while the vCPU is in guest mode
-// and lets go of it, after leaving the core, whenever it may block.
+// run runs test-guest vCPU v on this node in the run loop: from the
+// payload's initial state, from the real-mode state of a startup IPI with
+// vector startup (>= 0), or from arrived when it came by migration. It
+// holds the runtime's lock while the vCPU is in guest mode and lets go of
+// it, after leaving the core, whenever it may block.
 func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
-	h, rt := vm.d.h, vm.rt
+	h := vm.d.h
 	vmcs, err := h.zeroFrame()
 	if err != nil {
 		return err
@@ -1035,229 +1009,201 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	if err != nil {
 		return err
 	}
+	t := &distVCPU{vm: vm, v: v}
 	// The guest's x87/SSE state is switched at every entry and exit, and
 	// travels with the vCPU.
-	regs := vmx.GuestRegs{FPU: vmx.NewFXArea(), HostFPU: vmx.NewFXArea()}
+	t.cpu = vmxCPU{h: h, apicID: uint32(v), bsp: v == 0}
+	t.cpu.regs = vmx.GuestRegs{FPU: vmx.NewFXArea(), HostFPU: vmx.NewFXArea()}
 	if arrived != nil {
-		LoadVCPU(h.caps, arrived, &g, &regs)
+		LoadVCPU(h.caps, arrived, &g, &t.cpu.regs)
 	}
-	port := &distPort{}
 	bus := exits.NewIOBus()
-	if err := bus.Register(testguest.DebugPort, testguest.DeviceIDPort+4-testguest.DebugPort, "debug device", port); err != nil {
+	if err := bus.Register(testguest.DebugPort, testguest.DeviceIDPort+4-testguest.DebugPort, "debug device", &t.port); err != nil {
 		return err
 	}
-	icr := &distICR{}
-	mmioDev := &distMMIO{rt: rt, v: migrate.VCPUID(v), base: testguest.MMIOBase}
+	t.mmio = distMMIO{rt: vm.rt, v: migrate.VCPUID(v), base: testguest.MMIOBase}
 	msrs := exits.NewMSRTable()
-	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", icr); err != nil {
+	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", &t.icr); err != nil {
 		return err
 	}
-	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: msrs, APICID: uint32(v)}
+	t.disp = exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: msrs, APICID: uint32(v)}
 	res := &Result{Variant: testguest.VariantCounter}
-	vc := &loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
-		setup: append(g.Fields(), vm.setup...), res: res}
-	defer vc.put()
+	t.cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
+		setup: append(g.Fields(), vm.setup...), res: res}, uint64(vm.ctl.Proc))
+	t.wake = time.NewTimer(time.Hour)
+	defer t.wake.Stop()
+	loop := runloop.Loop{CPU: &t.cpu, Guest: t, Exits: &t.disp, Slice: h.plat.TSCHz / 1000}
 
-	rt.Lock()
-	defer func() {
-		vc.put()
-		rt.Lock()
-		vm.gone.Add(&disp.Stats)
-		vm.exits[v] = exits.ExitStats{}
-		rt.Unlock()
-	}()
-	// yield leaves the core and the lock for a moment, publishing the
-	// exit counts.
-	yield := func() {
-		vm.exits[v] = disp.Stats
-		vc.put()
-		rt.Unlock()
-		runtime.Gosched()
-		rt.Lock()
+	vm.rt.Lock()
+	err = loop.Run()
+	vm.gone.Add(&t.disp.Stats)
+	vm.exits[v] = exits.ExitStats{}
+	vm.rt.Unlock()
+	return err
+}
+
+// distVCPU is what a test-guest vCPU of a distributed VM does
+// differently in the run loop (runloop.Guest): its debug device and
+// memory are wherever the VM keeps them, its interrupts come through the
+// runtime, and the runtime's lock is held while it is in guest mode.
+type distVCPU struct {
+	vm   *distVM
+	v    int
+	cpu  vmxCPU
+	disp exits.Dispatcher
+	port distPort
+	icr  distICR
+	mmio distMMIO
+	wake *time.Timer
+}
+
+var _ runloop.Guest = (*distVCPU)(nil)
+
+func (t *distVCPU) id() migrate.VCPUID { return migrate.VCPUID(t.v) }
+
+// Service serves the VM's messages and forwards the device accesses
+// and IPIs the latest exit recorded.
+func (t *distVCPU) Service(c runloop.CPU) (runloop.Step, error) {
+	vm, rt := t.vm, t.vm.rt
+	if vm.stop.Load() {
+		return runloop.Stop, nil
 	}
-	var e exits.Exit
-	var idtInfo uint64 // IDT-vectoring information of the latest exit
-	slice := h.plat.TSCHz / 1000
-	var pinnedAt uint64
-	halted, haltIF := false, false
-	wake := time.NewTimer(time.Hour)
-	defer wake.Stop()
-	for {
-		if vm.stop.Load() {
-			rt.Unlock()
-			return nil
+	if rt.Pending() {
+		c.Put()
+		rt.ServeLocked()
+	}
+	if err := rt.ErrLocked(); err != nil {
+		return runloop.Stop, err
+	}
+	if err := vm.perm.err; err != nil {
+		return runloop.Stop, err
+	}
+	return runloop.Continue, t.forward(c)
+}
+
+// forward sends what the latest exit's handlers recorded: a debug-port
+// write or read, an IPI.
+func (t *distVCPU) forward(c runloop.CPU) error {
+	rt, p := t.vm.rt, &t.port
+	if p.pending {
+		p.pending = false
+		c.Put()
+		if err := rt.ForwardLocked(p.w); err != nil {
+			return err
 		}
-		if dst := vm.moveTo[v].Swap(0); dst != 0 {
-			if err := vc.load(); err != nil {
-				rt.Unlock()
-				return err
+	}
+	if p.read {
+		p.read = false
+		c.Put()
+		val, err := rt.ReadDeviceLocked(t.id(), false, p.r.Addr, p.r.Size)
+		if err != nil {
+			return err
+		}
+		setIn(&t.cpu.regs.RAX, p.r.Size, uint32(val))
+	}
+	if t.icr.pending {
+		t.icr.pending = false
+		c.Put()
+		return t.vm.sendIPI(t.icr.dest, t.icr.vector, t.icr.startup)
+	}
+	return nil
+}
+
+func (t *distVCPU) Move() (int, bool) {
+	dst := t.vm.moveTo[t.v].Load()
+	return int(dst) - 1, dst != 0
+}
+
+// Depart sends the vCPU's state to node dst.
+func (t *distVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
+	t.vm.moveTo[t.v].Store(0)
+	if err := t.vm.rt.DepartLocked(t.id(), memory.NodeID(dst), st); err != nil {
+		return false, err
+	}
+	t.vm.vstate[t.v].Store(int32(VCPUMigrated))
+	return true, nil
+}
+
+func (t *distVCPU) InterruptPending() bool       { return t.vm.rt.InterruptPendingLocked(t.id()) }
+func (t *distVCPU) TakeInterrupt() (uint8, bool) { return t.vm.rt.TakeInterruptLocked(t.id()) }
+func (t *distVCPU) TSCOffset() uint64            { return 0 }
+
+func (t *distVCPU) Resumed(runloop.CPU, bool) (runloop.Step, error) { return runloop.Continue, nil }
+
+// Fault emulates an access to the debug device's MMIO page wherever the
+// device is, or fetches the page (or moves the vCPU where it is, by the
+// VM's policy).
+func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.Step, error) {
+	vm, rt, gpa := t.vm, t.vm.rt, e.GuestPhysical
+	if gpa >= testguest.MMIOBase && gpa < testguest.MMIOBase+memory.PageSize {
+		if mayMove {
+			if dst, ok := rt.DeviceMoveLocked(); ok {
+				// The access runs on the device node.
+				vm.moveTo[t.v].Store(int32(dst) + 1)
+				return runloop.Continue, nil
 			}
-			gs, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
-			vc.put()
-			if err != nil {
-				rt.Unlock()
-				return err
-			}
-			// An interrupt whose delivery an exit cut short is pending
-			// again, and travels with the vCPU.
-			if idtInfo&intrValid != 0 && idtInfo>>8&7 == 0 {
-				if err := rt.InterruptLocked(migrate.VCPUID(v), uint8(idtInfo)); err != nil {
-					rt.Unlock()
-					return err
-				}
-			}
-			var st vcpu.State
-			SaveVCPU(&gs, &regs, uint32(v), v == 0, &st)
-			err = rt.DepartLocked(migrate.VCPUID(v), memory.NodeID(dst-1), &st)
-			rt.Unlock()
-			if err != nil {
-				return err
-			}
-			vm.vstate[v].Store(int32(VCPUMigrated))
-			return nil
+		}
+		return runloop.Continue, vm.mmioAccess(&t.mmio, &t.cpu.vc, gpa, &t.cpu.regs)
+	}
+	if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
+		return runloop.Stop, fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
+	}
+	write := e.Qualification&2 != 0
+	if mayMove {
+		if dst, ok := rt.PlaceLocked(t.id(), gpa, write); ok {
+			// The access runs where the page is.
+			vm.moveTo[t.v].Store(int32(dst) + 1)
+			return runloop.Continue, nil
+		}
+	}
+	c.Put()
+	return runloop.Continue, rt.FaultLocked(gpa, write)
+}
+
+// Halt waits, off the core and without the lock, until an interrupt is
+// pending (with interrupts enabled; otherwise for ever), the vCPU is to
+// move, or the VM stops.
+func (t *distVCPU) Halt(c runloop.CPU, interruptible bool) (runloop.Step, error) {
+	vm, rt := t.vm, t.vm.rt
+	vm.vstate[t.v].Store(int32(VCPUHalted))
+	defer vm.vstate[t.v].Store(int32(VCPURunning))
+	for {
+		if _, move := t.Move(); move || vm.stop.Load() {
+			return runloop.Continue, nil
 		}
 		if rt.Pending() {
-			vc.put()
+			c.Put()
 			rt.ServeLocked()
 		}
 		if err := rt.ErrLocked(); err != nil {
-			rt.Unlock()
-			return err
+			return runloop.Stop, err
 		}
-		if err := vm.perm.err; err != nil {
-			rt.Unlock()
-			return err
+		if interruptible && rt.InterruptPendingLocked(t.id()) {
+			return runloop.Continue, nil
 		}
-		if halted && haltIF && rt.InterruptPendingLocked(migrate.VCPUID(v)) {
-			// HLT with interrupts on ends with an interrupt.
-			halted = false
-			vm.vstate[v].Store(int32(VCPURunning))
+		vm.exits[t.v] = t.disp.Stats
+		c.Put()
+		rt.Unlock()
+		// the timer bounds the wait for a move or the end of the VM
+		t.wake.Reset(2 * time.Millisecond)
+		select {
+		case <-vm.kick[t.v]:
+		case <-t.wake.C:
 		}
-		if halted {
-			vm.exits[v] = disp.Stats
-			// Wait for an interrupt (if the guest can take one), a
-			// migration request or the end of the VM; the timer bounds
-			// the wait for the latter two.
-			vc.put()
-			rt.Unlock()
-			wake.Reset(2 * time.Millisecond)
-			select {
-			case <-vm.kick[v]:
-			case <-wake.C:
-			}
-			rt.Lock()
-			continue
-		}
-		if vc.pinned && rdtsc()-pinnedAt > slice {
-			yield()
-		}
-		if !vc.pinned {
-			pinnedAt = rdtsc()
-		}
-		if err := vc.load(); err != nil {
-			rt.Unlock()
-			return err
-		}
-		injectDist(rt, migrate.VCPUID(v), &idtInfo)
-		if err := vmx.Enter(&regs, vc.launched); err != nil {
-			rt.Unlock()
-			return fmt.Errorf("VM entry failed: %v", err)
-		}
-		vc.launched = true
-		idtInfo = vmread(vmx.IDTVectoringInfo)
-		e.Reason = vmread(vmx.VMCSExitReason)
-		e.Qualification = vmread(vmx.VMCSExitQualification)
-		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
-		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
-		a := disp.Handle(&e, &regs)
-		switch a.Kind {
-		case exits.ActionResume:
-			advance(a.AdvanceRIP)
-			if port.pending {
-				port.pending = false
-				vc.put()
-				if err := rt.ForwardLocked(port.w); err != nil {
-					rt.Unlock()
-					return err
-				}
-			}
-			if port.read {
-				port.read = false
-				vc.put()
-				val, err := rt.ReadDeviceLocked(migrate.VCPUID(v), false, port.r.Addr, port.r.Size)
-				if err != nil {
-					rt.Unlock()
-					return err
-				}
-				setIn(&regs.RAX, port.r.Size, uint32(val))
-			}
-			if icr.pending {
-				icr.pending = false
-				vc.put()
-				if err := vm.sendIPI(icr.dest, icr.vector, icr.startup); err != nil {
-					rt.Unlock()
-					return err
-				}
-			}
-		case exits.ActionInject:
-			advance(a.AdvanceRIP)
-			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
-			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
-		case exits.ActionHalt:
-			advance(a.AdvanceRIP)
-			// HLT is done: the STI or MOV SS shadow it sat in is over
-			// (SDM Vol. 3C, 25.4.2).
-			vmx.VMWRITE(vmx.GuestInterruptibility, vmread(vmx.GuestInterruptibility)&^blockingSTIorSS)
-			halted, haltIF = true, vmread(vmx.GuestRFLAGS)&rflagsIF != 0
-			vm.vstate[v].Store(int32(VCPUHalted))
-		case exits.ActionEPTViolation:
-			gpa := e.GuestPhysical
-			if gpa >= testguest.MMIOBase && gpa < testguest.MMIOBase+memory.PageSize {
-				if idtInfo&intrValid == 0 {
-					if dst, ok := rt.DeviceMoveLocked(); ok {
-						// The access runs on the device node.
-						vm.moveTo[v].Store(int32(dst) + 1)
-						continue
-					}
-				}
-				if err := vm.mmioAccess(mmioDev, vc, gpa, &regs); err != nil {
-					rt.Unlock()
-					return err
-				}
-				continue
-			}
-			if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
-				rt.Unlock()
-				return fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
-			}
-			if idtInfo&intrValid == 0 {
-				if dst, ok := rt.PlaceLocked(migrate.VCPUID(v), gpa, e.Qualification&2 != 0); ok {
-					// The access runs where the page is.
-					vm.moveTo[v].Store(int32(dst) + 1)
-					continue
-				}
-			}
-			vc.put()
-			if err := rt.FaultLocked(gpa, e.Qualification&2 != 0); err != nil {
-				rt.Unlock()
-				return err
-			}
-		case exits.ActionShutdown:
-			rt.Unlock()
-			return errors.New("triple fault")
-		case exits.ActionEntryFailed:
-			rt.Unlock()
-			return fmt.Errorf("VM entry failed (%v)", a.Reason)
-		default:
-			switch a.Reason {
-			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
-				yield()
-			default:
-				rt.Unlock()
-				return fmt.Errorf("unhandled exit %v at RIP %#x", a.Reason, vmread(vmx.GuestRIP))
-			}
-		}
+		rt.Lock()
 	}
+}
+
+func (t *distVCPU) Other(runloop.CPU, *exits.Exit, *exits.Action) (runloop.Step, error) {
+	return runloop.Stop, runloop.ErrUnhandled
+}
+
+// Yield publishes the exit counts and lets go of the lock for a moment.
+func (t *distVCPU) Yield() {
+	t.vm.exits[t.v] = t.disp.Stats
+	t.vm.rt.Unlock()
+	runtime.Gosched()
+	t.vm.rt.Lock()
 }
 
 // Status reports this node's view of the VM.
@@ -1303,7 +1249,7 @@ func (d *Dist) Status() (DistStatus, error) {
 			row.State = VCPUState(vm.vstate[v].Load()).String()
 			if l := vm.linux; l != nil {
 				lv := l.vcpus[v]
-				row.State = fmt.Sprintf("%v, %d exits, RIP %#x", VCPUState(lv.state.Load()), lv.exits.Load(), lv.rip.Load())
+				row.State = fmt.Sprintf("%v, %d exits, RIP %#x", VCPUState(lv.state.Load()), lv.loop.Count(), lv.loop.RIP())
 			}
 		}
 		st.VCPUs = append(st.VCPUs, row)

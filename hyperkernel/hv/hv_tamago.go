@@ -20,7 +20,9 @@ import (
 	"github.com/big-iron/big-iron/ept"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
+	"github.com/big-iron/big-iron/hyperkernel/runloop"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 	"github.com/big-iron/big-iron/vmx"
 )
 
@@ -370,122 +372,100 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	}
 	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: 0}
 
-	// load pins the goroutine to its core and makes the VMCS current
-	// there; put clears the VMCS and unpins. Between the two the code
-	// must not block.
-	vc := &loadedVMCS{h: h, vmcs: vmcs, eptp: tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: res}
-	defer vc.put()
+	cpu := &vmxCPU{h: h}
+	cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: res}, uint64(ctl.Proc))
+	cpu.tscOffset = 0 // no TSC offsetting
+	guest := &testRun{res: res, port: port, variant: v, tab: tab, back: back}
+	loop := &runloop.Loop{CPU: cpu, Guest: guest, Exits: disp, Slice: h.plat.TSCHz / 1000}
 
-	var regs vmx.GuestRegs
 	allocs := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
 	metrics.Read(allocs)
 	allocsBefore := allocs[0].Value.Uint64()
 	start, startTSC := time.Now(), rdtsc()
-	defer func() {
-		res.Elapsed, res.TSC = time.Since(start), rdtsc()-startTSC
-		metrics.Read(allocs)
-		res.Allocs = allocs[0].Value.Uint64() - allocsBefore
-		res.Exits = disp.Stats
-		res.PagesTouched = len(backed) - preloaded
-		res.Report = port.report
-		h.mu.Lock()
-		h.total.Add(&disp.Stats)
-		h.runs++
-		h.mu.Unlock()
-	}()
-
-	var e exits.Exit
-	var exitAt, pinnedAt uint64
-	slice := h.plat.TSCHz / 1000
-	var lastReason vmx.ExitReason
-	for n := 0; ; n++ {
-		if n > 0 {
-			// handling time: from the exit to the next entry
-			disp.Stats.AddCycles(lastReason, rdtsc()-exitAt)
-		}
-		if n == maxExits {
-			res.Outcome = fmt.Sprintf("stopped: no end after %d exits", n)
-			return res, nil
-		}
-		// Leave the core after a slice of host time even if the
-		// preemption timer, restarted at every entry, never fires (see
-		// linuxVCPU.run).
-		if vc.pinned && rdtsc()-pinnedAt > slice {
-			vc.put()
-			runtime.Gosched()
-		}
-		if !vc.pinned {
-			pinnedAt = rdtsc()
-		}
-		if err := vc.load(); err != nil {
-			return nil, fmt.Errorf("hv: %w", err)
-		}
-		if err := vmx.Enter(&regs, vc.launched); err != nil {
-			res.Outcome = fmt.Sprintf("stopped: VM entry failed: %v", err)
-			h.diagnose(res)
-			return res, nil
-		}
-		vc.launched = true
-		exitAt = rdtsc()
-		e.Reason = vmread(vmx.VMCSExitReason)
-		e.Qualification = vmread(vmx.VMCSExitQualification)
-		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
-		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
-		a := disp.Handle(&e, &regs)
-		lastReason = a.Reason
-		switch a.Kind {
-		case exits.ActionResume:
-			advance(a.AdvanceRIP)
-		case exits.ActionInject:
-			advance(a.AdvanceRIP)
-			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
-			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
-		case exits.ActionHalt:
-			advance(a.AdvanceRIP)
-			res.Outcome = "halted"
-			res.ReportErr = port.err
-			if res.ReportErr == nil && v == testguest.VariantStandard {
-				res.ReportErr = port.report.Check()
-			}
-			if res.ReportErr == nil && v == testguest.VariantCounter {
-				res.ReportErr = port.report.CheckCounter()
-			}
-			return res, nil
-		case exits.ActionShutdown:
-			res.Outcome = "triple fault (VM stopped, hyperkernel fine)"
-			return res, nil
-		case exits.ActionEPTViolation:
-			gpa := e.GuestPhysical
-			if gpa >= testGuestRAM {
-				res.Outcome = fmt.Sprintf("stopped: guest accessed %#x, outside its %d MiB of RAM (EPT violation)", gpa, testGuestRAM>>20)
-				return res, nil
-			}
-			// allocating may block: leave the core first
-			vc.put()
-			if _, err := back(gpa); err != nil {
-				res.Outcome = fmt.Sprintf("stopped: backing guest page %#x: %v", gpa, err)
-				return res, nil
-			}
-		case exits.ActionEntryFailed:
-			res.Outcome = fmt.Sprintf("stopped: VM entry failed (%v)", a.Reason)
-			h.diagnose(res)
-			return res, nil
-		default:
-			switch a.Reason {
-			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
-				// the guest's time slice ended: let the Go scheduler
-				// (and a pending stop-the-world) have the core
-				vc.put()
-				runtime.Gosched()
-			case vmx.ExitEPTMisconfig:
-				res.Outcome = fmt.Sprintf("stopped: EPT misconfiguration at %#x: %v", e.GuestPhysical, tab.Diagnose(e.GuestPhysical))
-				return res, nil
-			default:
-				res.Outcome = fmt.Sprintf("stopped: unhandled exit %v at RIP %#x", a.Reason, vmread(vmx.GuestRIP))
-				return res, nil
-			}
-		}
+	err = loop.Run()
+	res.Elapsed, res.TSC = time.Since(start), rdtsc()-startTSC
+	metrics.Read(allocs)
+	res.Allocs = allocs[0].Value.Uint64() - allocsBefore
+	res.Exits = disp.Stats
+	res.PagesTouched = len(backed) - preloaded
+	res.Report = port.report
+	h.mu.Lock()
+	h.total.Add(&disp.Stats)
+	h.runs++
+	h.mu.Unlock()
+	var entry *runloop.EntryError
+	switch {
+	case errors.Is(err, runloop.ErrTripleFault):
+		res.Outcome = "triple fault (VM stopped, hyperkernel fine)"
+	case errors.As(err, &entry):
+		res.Outcome, res.Diagnosis = "stopped: "+err.Error(), entry.Diagnosis
+	case err != nil:
+		res.Outcome = "stopped: " + err.Error()
 	}
+	return res, nil
+}
+
+// testRun is what the built-in test guest does differently in the run
+// loop: its pages are backed on first touch, HLT ends it, and the loop
+// stops it after maxExits exits.
+type testRun struct {
+	res     *Result
+	port    *debugPort
+	variant testguest.Variant
+	tab     *ept.Table
+	back    func(gpa uint64) (uint64, error)
+	exits   int
+}
+
+func (t *testRun) Service(runloop.CPU) (runloop.Step, error) {
+	if t.exits == maxExits {
+		t.res.Outcome = fmt.Sprintf("stopped: no end after %d exits", t.exits)
+		return runloop.Stop, nil
+	}
+	t.exits++
+	return runloop.Continue, nil
+}
+
+func (t *testRun) Move() (int, bool)                               { return 0, false }
+func (t *testRun) Depart(int, *vcpu.State) (bool, error)           { return false, nil }
+func (t *testRun) InterruptPending() bool                          { return false }
+func (t *testRun) TakeInterrupt() (uint8, bool)                    { return 0, false }
+func (t *testRun) TSCOffset() uint64                               { return 0 }
+func (t *testRun) Resumed(runloop.CPU, bool) (runloop.Step, error) { return runloop.Continue, nil }
+func (t *testRun) Yield()                                          { runtime.Gosched() }
+
+// Fault backs the guest page at the faulting address.
+func (t *testRun) Fault(c runloop.CPU, e *exits.Exit, _ bool) (runloop.Step, error) {
+	gpa := e.GuestPhysical
+	if gpa >= testGuestRAM {
+		return runloop.Stop, fmt.Errorf("guest accessed %#x, outside its %d MiB of RAM (EPT violation)", gpa, testGuestRAM>>20)
+	}
+	c.Put() // allocating may block
+	if _, err := t.back(gpa); err != nil {
+		return runloop.Stop, fmt.Errorf("backing guest page %#x: %w", gpa, err)
+	}
+	return runloop.Continue, nil
+}
+
+// Halt ends the guest: the report it wrote is checked.
+func (t *testRun) Halt(runloop.CPU, bool) (runloop.Step, error) {
+	res := t.res
+	res.Outcome = "halted"
+	res.ReportErr = t.port.err
+	if res.ReportErr == nil && t.variant == testguest.VariantStandard {
+		res.ReportErr = t.port.report.Check()
+	}
+	if res.ReportErr == nil && t.variant == testguest.VariantCounter {
+		res.ReportErr = t.port.report.CheckCounter()
+	}
+	return runloop.Stop, nil
+}
+
+func (t *testRun) Other(c runloop.CPU, e *exits.Exit, a *exits.Action) (runloop.Step, error) {
+	if a.Reason == vmx.ExitEPTMisconfig {
+		return runloop.Stop, fmt.Errorf("EPT misconfiguration at %#x: %v", e.GuestPhysical, t.tab.Diagnose(e.GuestPhysical))
+	}
+	return runloop.Stop, runloop.ErrUnhandled
 }
 
 // loadedVMCS tracks where a VM's VMCS is current.
@@ -586,22 +566,6 @@ func procPin() int
 
 //go:linkname procUnpin runtime.procUnpin
 func procUnpin()
-
-// diagnose reads the guest state back and runs the software VM-entry
-// checks on it.
-func (h *Hypervisor) diagnose(res *Result) {
-	g, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
-	if err != nil {
-		res.Diagnosis = append(res.Diagnosis, "reading guest state: "+err.Error())
-		return
-	}
-	for _, v := range h.caps.CheckGuestState(&g, uint8(h.eptc.MaxPhysAddr)) {
-		res.Diagnosis = append(res.Diagnosis, v.String())
-	}
-	if len(res.Diagnosis) == 0 {
-		res.Diagnosis = append(res.Diagnosis, "no guest-state check failed in software")
-	}
-}
 
 func vmread(f vmx.Field) uint64 {
 	v, _ := vmx.VMREAD(f)

@@ -7,6 +7,7 @@ package hv
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/guestmem"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
+	"github.com/big-iron/big-iron/hyperkernel/runloop"
 	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 	"github.com/big-iron/big-iron/vmx"
 )
@@ -140,7 +142,7 @@ func (vm *LinuxVM) Console() *ConsoleLog { return vm.console }
 func (vm *LinuxVM) VCPUs() []VCPUInfo {
 	out := make([]VCPUInfo, len(vm.vcpus))
 	for i, v := range vm.vcpus {
-		out[i] = VCPUInfo{Index: i, APICID: uint32(i), State: VCPUState(v.state.Load()), Core: int(v.core.Load()), Exits: v.exits.Load()}
+		out[i] = VCPUInfo{Index: i, APICID: uint32(i), State: VCPUState(v.state.Load()), Core: v.loop.Core(), Exits: v.loop.Count()}
 	}
 	return out
 }
@@ -271,7 +273,6 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	vcpus := make([]*linuxVCPU, cfg.VCPUs)
 	for i := range vcpus {
 		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
-		vcpus[i].core.Store(-1)
 	}
 	vm.vcpus = vcpus
 	apics := lapic.NewBus(cfg.VCPUs, vm.guestTSC, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
@@ -355,18 +356,18 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	vm.vpids = make([]uint16, len(vcpus))
 	for i, v := range vcpus {
 		v.apic = apics.APIC(i)
-		v.proc = uint64(ctl.Proc)
 		v.timer = time.NewTimer(time.Hour)
 		v.sipi = make(chan uint8, 1)
-		v.regs.FPU, v.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
+		v.cpu = vmxCPU{h: h, apicID: uint32(i), bsp: i == 0}
+		v.cpu.regs.FPU, v.cpu.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
-		v.tscOffset = ^uint64(0) // not yet written to the VMCS
 		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
 			vm.vpids[i] = uint16(linuxVPIDBase + id*64 + i)
 		}
 		if v.msrList, err = vm.alloc(); err != nil {
 			return nil, err
 		}
+		v.cpu.msrList = v.msrList
 		list := physBytes(v.msrList, frames.Size)
 		for j, m := range switchedMSRs {
 			binary.LittleEndian.PutUint32(list[16*j:], m)
@@ -453,7 +454,7 @@ func (vm *LinuxVM) load() error {
 		return fmt.Errorf("hv: loading the guest: %w", err)
 	}
 	bsp := vm.vcpus[0]
-	bsp.regs.RSI = rsi
+	bsp.cpu.regs.RSI = rsi
 	g, err := LongModeState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[0], entry)
 	if err != nil {
 		return err
@@ -546,10 +547,12 @@ func (h *Hypervisor) hostCPUID(leaf, sub uint32) exits.CPUIDResult {
 
 // linuxVCPU is one virtual processor of an OS guest.
 type linuxVCPU struct {
-	vm           *LinuxVM
-	index        int
-	regs         vmx.GuestRegs
-	vc           loadedVMCS
+	vm    *LinuxVM
+	index int
+	// cpu is the vCPU on VT-x; loop runs it (its exits, core and RIP
+	// are read by `vcpus` while it runs).
+	cpu          vmxCPU
+	loop         runloop.Loop
 	disp         exits.Dispatcher
 	res          *Result
 	unrestricted bool
@@ -563,30 +566,16 @@ type linuxVCPU struct {
 	// application processor; started is set once it runs.
 	sipi    chan uint8
 	started atomic.Bool
-	// state, core and exits are read by `vcpus` while the vCPU runs;
-	// published is its exit statistics as of its last slice (under
-	// vm.mu).
+	// state is read by `vcpus` while the vCPU runs; published is its
+	// exit statistics as of its last slice (under vm.mu).
 	state     atomic.Int32
-	core      atomic.Int32
-	exits     atomic.Uint64
 	published exits.ExitStats
 	// kick wakes the vCPU from HLT when an interrupt becomes pending.
 	kick  chan struct{}
 	timer *time.Timer
-	// proc is the primary processor-based controls as last written.
-	proc uint64
-	// queued: an event is already in the VM-entry interruption field
-	// for the next entry (an exception raised by a handler, or an event
-	// whose delivery the exit interrupted).
-	queued bool
-	// tscOffset is the TSC offset last written to the VMCS.
-	tscOffset uint64
 	// moveTo is the node (plus one) the vCPU is to migrate to at its
 	// next exit, 0 if none (distributed VMs).
 	moveTo atomic.Int32
-	// rip is the guest's RIP at the latest exit (distributed VMs, for
-	// `dvm stat`).
-	rip atomic.Uint64
 }
 
 // guestTSC reads the guest's TSC on this node: the host's plus the
@@ -613,9 +602,9 @@ func (v *linuxVCPU) unlockShare() {
 	}
 }
 
-// yield leaves the core, and the runtime lock, for a moment.
-func (v *linuxVCPU) yield() {
-	v.vc.put()
+// Yield lets go of the runtime lock for a moment, the vCPU off its core
+// (runloop.Guest).
+func (v *linuxVCPU) Yield() {
 	v.publish()
 	v.unlockShare()
 	runtime.Gosched()
@@ -655,7 +644,7 @@ func (e vcpuEvents) NMI() {}
 // setState makes g the vCPU's state at its first VM entry.
 func (v *linuxVCPU) setState(g *vmx.GuestState) {
 	setup := append(g.Fields(), v.common...)
-	v.vc = loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}
+	v.cpu.reset(loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}, uint64(g.Controls.Proc))
 	v.started.Store(true)
 }
 
@@ -686,50 +675,6 @@ func (v *linuxVCPU) waitStartup(ctl vmx.Controls, vpid uint16) bool {
 	return false
 }
 
-// VM-entry interruption information and RFLAGS bits (Intel SDM Vol. 3C,
-// 25.8.3 "VM-Entry Controls for Event Injection"; Vol. 1, 3.4.3).
-const (
-	intrValid      = 1 << 31
-	intrErrorValid = 1 << 11
-	rflagsIF       = 1 << 9
-	// blocking by STI or MOV SS (Vol. 3C, 25.4.2, Table 25-3)
-	blockingSTIorSS = 3
-)
-
-// injectEvents runs with the VMCS current, before entry: an event that
-// an exit interrupted is re-injected first; otherwise the highest
-// pending LAPIC interrupt is injected if the guest can take it, or
-// interrupt-window exiting is turned on so the guest exits when it can.
-func (v *linuxVCPU) injectEvents() {
-	if idt := vmread(vmx.IDTVectoringInfo); idt&intrValid != 0 && !v.queued {
-		vmx.VMWRITE(vmx.EntryInterruptionInfo, idt&^(1<<12))
-		if idt&intrErrorValid != 0 {
-			vmx.VMWRITE(vmx.EntryExceptionErrorCode, vmread(vmx.IDTVectoringErrorCode))
-		}
-		v.queued = true
-	}
-	vec, pending := v.apic.Pending()
-	window := v.proc&uint64(vmx.ProcInterruptWindowExiting) != 0
-	switch {
-	case pending && !v.queued && vmread(vmx.GuestRFLAGS)&rflagsIF != 0 && vmread(vmx.GuestInterruptibility)&blockingSTIorSS == 0:
-		vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(vec)|intrValid) // external interrupt
-		v.apic.Accept(vec)
-		if window {
-			v.setProc(v.proc &^ uint64(vmx.ProcInterruptWindowExiting))
-		}
-	case pending && !window:
-		v.setProc(v.proc | uint64(vmx.ProcInterruptWindowExiting))
-	case !pending && window:
-		v.setProc(v.proc &^ uint64(vmx.ProcInterruptWindowExiting))
-	}
-	v.queued = false
-}
-
-func (v *linuxVCPU) setProc(p uint64) {
-	v.proc = p
-	vmx.VMWRITE(vmx.VMCSProcBasedControls, p)
-}
-
 // publish makes the vCPU's exit statistics visible to `vm list`.
 func (v *linuxVCPU) publish() {
 	v.vm.mu.Lock()
@@ -741,7 +686,7 @@ func (v *linuxVCPU) publish() {
 // (it executed HLT with interrupts enabled), the VM stops, or with
 // interrupts disabled for ever (until the VM stops).
 func (v *linuxVCPU) halt(interruptible bool) {
-	v.vc.put()
+	v.cpu.Put()
 	v.publish()
 	v.state.Store(int32(VCPUHalted))
 	defer v.state.Store(int32(VCPURunning))
@@ -776,170 +721,142 @@ func (v *linuxVCPU) halt(interruptible bool) {
 	}
 }
 
-// run is the vCPU's exit loop. In a distributed VM it holds the
-// runtime's lock while the vCPU is in guest mode (see package dvm) and
-// serves the VM's messages at every exit.
+// run runs the vCPU in the run loop until the VM stops, the vCPU moves
+// to another node, or it fails (which stops the VM). In a distributed VM
+// it holds the runtime's lock while the vCPU is in guest mode (see
+// package dvm).
 func (v *linuxVCPU) run() {
 	vm := v.vm
-	d := vm.dist
 	v.state.Store(int32(VCPURunning))
-	v.lockShare()
-	defer func() {
-		v.vc.put()
-		v.unlockShare()
-		if v.state.Load() != int32(VCPUMigrated) {
-			v.state.Store(int32(VCPUStopped))
-		}
-		vm.mu.Lock()
-		vm.stats.Add(&v.disp.Stats)
-		v.published = exits.ExitStats{}
-		vm.mu.Unlock()
-	}()
-	fail := func(format string, args ...any) {
-		vm.end(fmt.Sprintf("vCPU %d: ", v.index) + fmt.Sprintf(format, args...))
-	}
-	var e exits.Exit
+	v.loop.CPU, v.loop.Guest, v.loop.Exits = &v.cpu, v, &v.disp
 	// The preemption timer restarts at every entry, so a guest whose
 	// exits come faster than its slice (polling a port, say) would keep
-	// the goroutine pinned, and a pinned goroutine stalls the Go
-	// runtime's stop-the-world, which would hang the whole hyperkernel.
-	// The loop therefore also leaves the core once a slice of host time
-	// has passed since it was pinned.
-	slice := vm.h.plat.TSCHz / 1000
-	var pinnedAt uint64
-	for !vm.stop.Load() {
-		if d != nil {
-			if err := v.serveShare(); err != nil {
-				fail("%v", err)
-				return
-			}
-			if dst := v.moveTo.Swap(0); dst != 0 {
-				gone, err := v.depart(int(dst) - 1)
-				if err != nil {
-					fail("migrating: %v", err)
-					return
-				}
-				if gone {
-					return
-				}
-			}
+	// the goroutine pinned; the loop leaves the core after this slice.
+	v.loop.Slice = vm.h.plat.TSCHz / 1000
+	v.lockShare()
+	err := v.loop.Run()
+	v.unlockShare()
+	if v.state.Load() != int32(VCPUMigrated) {
+		v.state.Store(int32(VCPUStopped))
+	}
+	vm.mu.Lock()
+	vm.stats.Add(&v.disp.Stats)
+	v.published = exits.ExitStats{}
+	vm.mu.Unlock()
+	if err != nil {
+		msg := err.Error()
+		var entry *runloop.EntryError
+		if errors.As(err, &entry) && entry.Err == nil {
+			msg = fmt.Sprintf("%v: %v", err, entry.Diagnosis)
 		}
-		if v.vc.pinned && rdtsc()-pinnedAt > slice {
-			v.yield()
-		}
-		if !v.vc.pinned {
-			pinnedAt = rdtsc()
-		}
-		if err := v.vc.load(); err != nil {
-			fail("%v", err)
-			return
-		}
-		v.core.Store(int32(v.vc.core))
-		v.injectEvents()
-		if d != nil {
-			if off := d.clock.offset.Load(); off != v.tscOffset {
-				vmx.VMWRITE(vmx.TSCOffset, off)
-				v.tscOffset = off
-			}
-		} else if v.tscOffset != 0 {
-			vmx.VMWRITE(vmx.TSCOffset, 0)
-			v.tscOffset = 0
-		}
-		if err := vmx.Enter(&v.regs, v.vc.launched); err != nil {
-			fail("VM entry failed: %v", err)
-			return
-		}
-		v.vc.launched = true
-		e.Reason = vmread(vmx.VMCSExitReason)
-		e.Qualification = vmread(vmx.VMCSExitQualification)
-		e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
-		e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
-		if d != nil {
-			v.rip.Store(vmread(vmx.GuestRIP))
-		}
-		a := v.disp.Handle(&e, &v.regs)
-		v.exits.Add(1)
-		switch a.Kind {
-		case exits.ActionResume:
-			if d != nil && d.ports.pending() && v.mayMove() {
-				if dst, ok := d.rt.DeviceMoveLocked(); ok {
-					// The port access runs on the device node.
-					d.ports.read, d.ports.write = false, false
-					v.moveTo.Store(int32(dst) + 1)
-					continue
-				}
-			}
-			advance(a.AdvanceRIP)
-			if d != nil && d.ports.pending() {
-				if err := v.forwardPort(); err != nil {
-					fail("%v", err)
-					return
-				}
-			}
-		case exits.ActionInject:
-			advance(a.AdvanceRIP)
-			vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(a.Inject))
-			vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(a.ErrorCode))
-			v.queued = true
-		case exits.ActionHalt:
-			advance(a.AdvanceRIP)
-			// HLT right after STI: the STI shadow ends with the HLT.
-			vmx.VMWRITE(vmx.GuestInterruptibility, vmread(vmx.GuestInterruptibility)&^blockingSTIorSS)
-			v.halt(vmread(vmx.GuestRFLAGS)&rflagsIF != 0)
-		case exits.ActionShutdown:
-			fail("triple fault at RIP %#x", vmread(vmx.GuestRIP))
-			return
-		case exits.ActionEPTViolation:
-			if d != nil && e.GuestPhysical < vm.cfg.Memory {
-				// A page this node does not hold as the access needs:
-				// fetch it, or by the VM's move policy run the access
-				// where the page is.
-				if v.mayMove() {
-					if dst, ok := d.rt.PlaceLocked(migrate.VCPUID(v.index), e.GuestPhysical, e.Qualification&2 != 0); ok {
-						v.moveTo.Store(int32(dst) + 1)
-						continue
-					}
-				}
-				v.vc.put()
-				if err := d.rt.FaultLocked(e.GuestPhysical, e.Qualification&2 != 0); err != nil {
-					fail("%v", err)
-					return
-				}
-				continue
-			}
-			if d != nil && !d.devices && v.mayMove() {
-				if dst, ok := d.rt.DeviceMoveLocked(); ok {
-					// The device access runs on the device node.
-					v.moveTo.Store(int32(dst) + 1)
-					continue
-				}
-			}
-			if err := v.mmioAccess(e.GuestPhysical); err != nil {
-				fail("%v", err)
-				return
-			}
-		case exits.ActionEntryFailed:
-			res := &Result{}
-			vm.h.diagnose(res)
-			fail("VM entry failed (%v): %v", a.Reason, res.Diagnosis)
-			return
-		default:
-			switch a.Reason {
-			case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
-				v.yield()
-			case vmx.ExitInterruptWindow:
-				// the guest can take the pending interrupt now
-			case vmx.ExitCRAccess:
-				if err := v.crAccess(e.Qualification, e.InstructionLength); err != nil {
-					fail("%v at RIP %#x", err, vmread(vmx.GuestRIP))
-					return
-				}
-			default:
-				fail("unhandled exit %v at RIP %#x (qualification %#x)", a.Reason, vmread(vmx.GuestRIP), e.Qualification)
-				return
-			}
+		vm.end(fmt.Sprintf("vCPU %d: %s", v.index, msg))
+	}
+}
+
+var _ runloop.Guest = (*linuxVCPU)(nil)
+
+// Service stops the vCPU when the VM stops and, in a distributed VM,
+// serves its share's messages (runloop.Guest).
+func (v *linuxVCPU) Service(runloop.CPU) (runloop.Step, error) {
+	if v.vm.stop.Load() {
+		return runloop.Stop, nil
+	}
+	if v.vm.dist != nil {
+		if err := v.serveShare(); err != nil {
+			return runloop.Stop, err
 		}
 	}
+	return runloop.Continue, nil
+}
+
+// Move returns the node the vCPU is asked to move to.
+func (v *linuxVCPU) Move() (int, bool) {
+	dst := v.moveTo.Load()
+	return int(dst) - 1, dst != 0
+}
+
+// InterruptPending reports whether the vCPU's LAPIC has an interrupt to
+// deliver.
+func (v *linuxVCPU) InterruptPending() bool {
+	_, ok := v.apic.Pending()
+	return ok
+}
+
+// TakeInterrupt accepts the LAPIC's highest pending interrupt.
+func (v *linuxVCPU) TakeInterrupt() (uint8, bool) {
+	vec, ok := v.apic.Pending()
+	if ok {
+		v.apic.Accept(vec)
+	}
+	return vec, ok
+}
+
+// TSCOffset keeps a distributed VM's guest TSC in step across nodes.
+func (v *linuxVCPU) TSCOffset() uint64 {
+	if d := v.vm.dist; d != nil {
+		return d.clock.offset.Load()
+	}
+	return 0
+}
+
+// Resumed sends a port access to the device node by moving the vCPU
+// there, when the VM's device policy says so; otherwise Service forwards
+// it before the next entry.
+func (v *linuxVCPU) Resumed(_ runloop.CPU, mayMove bool) (runloop.Step, error) {
+	d := v.vm.dist
+	if d == nil || !d.ports.pending() || !mayMove {
+		return runloop.Continue, nil
+	}
+	dst, ok := d.rt.DeviceMoveLocked()
+	if !ok {
+		return runloop.Continue, nil
+	}
+	d.ports.read, d.ports.write = false, false
+	v.moveTo.Store(int32(dst) + 1)
+	return runloop.Retry, nil
+}
+
+// Fault serves an access the EPT refused: in a distributed VM a page this
+// node does not hold as the access needs is fetched, or by the VM's move
+// policy the access runs where the page is; anything else is a device.
+func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.Step, error) {
+	d, gpa := v.vm.dist, e.GuestPhysical
+	if d != nil && gpa < v.vm.cfg.Memory {
+		write := e.Qualification&2 != 0
+		if mayMove {
+			if dst, ok := d.rt.PlaceLocked(migrate.VCPUID(v.index), gpa, write); ok {
+				v.moveTo.Store(int32(dst) + 1)
+				return runloop.Continue, nil
+			}
+		}
+		c.Put()
+		return runloop.Continue, d.rt.FaultLocked(gpa, write)
+	}
+	if d != nil && !d.devices && mayMove {
+		if dst, ok := d.rt.DeviceMoveLocked(); ok {
+			// The device access runs on the device node.
+			v.moveTo.Store(int32(dst) + 1)
+			return runloop.Continue, nil
+		}
+	}
+	return runloop.Continue, v.mmioAccess(gpa)
+}
+
+// Halt waits for an interrupt (see halt).
+func (v *linuxVCPU) Halt(_ runloop.CPU, interruptible bool) (runloop.Step, error) {
+	v.halt(interruptible)
+	return runloop.Continue, nil
+}
+
+// Other emulates control-register accesses.
+func (v *linuxVCPU) Other(_ runloop.CPU, e *exits.Exit, a *exits.Action) (runloop.Step, error) {
+	if a.Reason != vmx.ExitCRAccess {
+		return runloop.Stop, runloop.ErrUnhandled
+	}
+	if err := v.crAccess(e.Qualification, e.InstructionLength); err != nil {
+		return runloop.Stop, fmt.Errorf("%v at RIP %#x", err, vmread(vmx.GuestRIP))
+	}
+	return runloop.Continue, nil
 }
 
 // guestOwnedCacheBits are CR0.CD and CR0.NW: the guest sees what it
@@ -952,11 +869,7 @@ const guestOwnedCacheBits = vmx.CR0CD | vmx.CR0NW
 // injectGP queues a #GP(0) for the next entry, the instruction not
 // retired (SDM Vol. 3C, 26.6 "Event Injection").
 func (v *linuxVCPU) injectGP() {
-	const gp = 13 | 3<<8 | intrErrorValid | intrValid // hardware exception, error code
-	vmx.VMWRITE(vmx.EntryInterruptionInfo, gp)
-	vmx.VMWRITE(vmx.EntryExceptionErrorCode, 0)
-	vmx.VMWRITE(vmx.EntryInstructionLength, 0)
-	v.queued = true
+	v.cpu.Inject(runloop.Event{Vector: 13, Type: runloop.HardwareException, HasErrorCode: true})
 }
 
 // crAccess emulates a MOV to CR0/CR4 that touched a bit the host owns
@@ -973,7 +886,7 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 	if a.Type == vmx.MovToCR {
 		if a.Reg == vmx.RSP {
 			val = vmread(vmx.GuestRSP)
-		} else if p := v.regs.Reg(a.Reg); p != nil {
+		} else if p := v.cpu.regs.Reg(a.Reg); p != nil {
 			val = *p
 		}
 	}
@@ -994,7 +907,7 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 		vmx.VMWRITE(vmx.GuestCR0, vmread(vmx.GuestCR0)&^ts)
 	case a.CR == 8 && a.Type == vmx.MovToCR:
 	case a.CR == 8 && a.Type == vmx.MovFromCR:
-		if p := v.regs.Reg(a.Reg); p != nil {
+		if p := v.cpu.regs.Reg(a.Reg); p != nil {
 			*p = 0
 		}
 	default:
@@ -1028,7 +941,7 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	if d == nil {
 		code, err = mmio.Fetch(v.vm.ram, cr3, rip, &buf)
 	} else {
-		v.vc.put()
+		v.cpu.Put()
 		code, err = mmio.Fetch(distMemory{d.rt}, cr3, rip, &buf)
 	}
 	if err != nil {
@@ -1037,14 +950,14 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	var n int
 	switch {
 	case d == nil:
-		n, err = mmio.Emulate(code, dev, off, &v.regs, &rsp)
+		n, err = mmio.Emulate(code, dev, off, &v.cpu.regs, &rsp)
 	case d.devices:
 		d.rt.Unlock()
-		n, err = mmio.Emulate(code, dev, off, &v.regs, &rsp)
+		n, err = mmio.Emulate(code, dev, off, &v.cpu.regs, &rsp)
 		d.rt.Lock()
 	default:
 		fw := &distMMIO{rt: d.rt, v: migrate.VCPUID(v.index)}
-		n, err = mmio.Emulate(code, fw, gpa, &v.regs, &rsp)
+		n, err = mmio.Emulate(code, fw, gpa, &v.cpu.regs, &rsp)
 		if err == nil {
 			err = fw.err
 		}
@@ -1052,7 +965,7 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	if err != nil {
 		return fmt.Errorf("device access at %#x (RIP %#x): %w", gpa, rip, err)
 	}
-	if err := v.vc.load(); err != nil {
+	if err := v.cpu.Load(); err != nil {
 		return err
 	}
 	vmx.VMWRITE(vmx.GuestRSP, rsp)

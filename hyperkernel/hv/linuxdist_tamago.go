@@ -19,7 +19,6 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
 	"github.com/big-iron/big-iron/hyperkernel/vcpu"
-	"github.com/big-iron/big-iron/vmx"
 )
 
 // clockPeriod is how often a node of a distributed Linux VM tells the
@@ -189,7 +188,7 @@ func (v *linuxVCPU) forwardPort() error {
 	p := &d.ports
 	read, write := p.read, p.write
 	p.read, p.write = false, false
-	v.vc.put()
+	v.cpu.Put()
 	if write {
 		if err := d.rt.ForwardLocked(dvm.DeviceWrite{VCPU: migrate.VCPUID(v.index), Addr: uint64(p.port), Size: p.size, Value: uint64(p.value)}); err != nil {
 			return err
@@ -200,19 +199,25 @@ func (v *linuxVCPU) forwardPort() error {
 		if err != nil {
 			return err
 		}
-		setIn(&v.regs.RAX, p.size, uint32(val))
+		setIn(&v.cpu.regs.RAX, p.size, uint32(val))
 	}
 	return nil
 }
 
-// serveShare runs at every exit of a vCPU of a distributed VM, with the
-// runtime's lock: it serves the messages that arrived, sends what waits
-// in out, and moves interrupts made pending here by other nodes into the
-// vCPU's LAPIC. It may leave the core.
+// serveShare runs before every entry of a vCPU of a distributed VM, and
+// while it is halted, with the runtime's lock: it forwards the port
+// access the latest exit recorded, serves the messages that arrived,
+// sends what waits in out, and moves interrupts made pending here by
+// other nodes into the vCPU's LAPIC. It may leave the core.
 func (v *linuxVCPU) serveShare() error {
 	d := v.vm.dist
+	if d.ports.pending() {
+		if err := v.forwardPort(); err != nil {
+			return err
+		}
+	}
 	if d.rt.Pending() {
-		v.vc.put()
+		v.cpu.Put()
 		d.rt.ServeLocked()
 	}
 	if err := d.rt.ErrLocked(); err != nil {
@@ -222,7 +227,7 @@ func (v *linuxVCPU) serveShare() error {
 		return err
 	}
 	if d.outPending() {
-		v.vc.put()
+		v.cpu.Put()
 		if err := d.flushLocked(); err != nil {
 			return err
 		}
@@ -238,37 +243,12 @@ func (v *linuxVCPU) serveShare() error {
 	}
 }
 
-// mayMove reports whether the vCPU, at an exit with its VMCS loaded, may
-// leave with the instruction that exited not done: not while an event is
-// being delivered or injected (depart would put it off to a later exit,
-// and the vCPU would re-enter at the same access).
-func (v *linuxVCPU) mayMove() bool {
-	return !v.queued && vmread(vmx.IDTVectoringInfo)&intrValid == 0 && vmread(vmx.EntryInterruptionInfo)&intrValid == 0
-}
-
-// depart sends the vCPU to node dst: its VMCS guest state, registers,
-// x87/SSE state, the MSRs VMX switches, its LAPIC. The caller holds the
-// runtime's lock. It reports whether the vCPU left (its goroutine ends):
-// not while an event is being delivered, then it tries at a later exit.
-func (v *linuxVCPU) depart(dst int) (bool, error) {
+// Depart sends the vCPU, its state saved in st by the loop, to node dst
+// with its LAPIC and reports whether it left (runloop.Guest). The caller
+// holds the runtime's lock.
+func (v *linuxVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 	d := v.vm.dist
-	if err := v.vc.load(); err != nil {
-		return false, err
-	}
-	if v.queued || vmread(vmx.IDTVectoringInfo)&intrValid != 0 || vmread(vmx.EntryInterruptionInfo)&intrValid != 0 {
-		v.moveTo.Store(int32(dst) + 1)
-		return false, nil
-	}
-	gs, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
-	v.vc.put()
-	if err != nil {
-		return false, err
-	}
-	st := new(vcpu.State)
-	SaveVCPU(&gs, &v.regs, uint32(v.index), v.index == 0, st)
-	list := physBytes(v.msrList, 16*len(switchedMSRs))
-	msr := func(i int) uint64 { return binary.LittleEndian.Uint64(list[16*i+8:]) }
-	st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase = msr(0), msr(1), msr(2), msr(3), msr(4)
+	v.moveTo.Store(0)
 	st.LAPIC, st.TSCDeadline = v.apic.Save()
 	if err := st.Validate(); err != nil {
 		// The receiver would refuse it: the vCPU stays.
@@ -278,7 +258,7 @@ func (v *linuxVCPU) depart(dst int) (bool, error) {
 	d.here[v.index].Store(false)
 	if err := d.rt.DepartLocked(migrate.VCPUID(v.index), memory.NodeID(dst), st); err != nil {
 		d.here[v.index].Store(true)
-		return false, err
+		return false, fmt.Errorf("migrating: %w", err)
 	}
 	// Interrupts that were pending in the LAPIC travelled in its IRR.
 	v.state.Store(int32(VCPUMigrated))
@@ -294,7 +274,7 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 	if err != nil {
 		return err
 	}
-	LoadVCPU(h.caps, st, &g, &v.regs)
+	LoadVCPU(h.caps, st, &g, &v.cpu.regs)
 	// CR0.CD and NW are the guest's alone (see crAccess).
 	g.CR0Mask |= guestOwnedCacheBits
 	g.CR0 = h.caps.GuestCR0(st.CR0&^guestOwnedCacheBits, v.unrestricted)
@@ -306,8 +286,6 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 		return fmt.Errorf("arrived state would fail VM entry: %v", bad[0])
 	}
 	v.apic.Restore(st.LAPIC, st.TSCDeadline)
-	v.queued = false
-	v.tscOffset = ^uint64(0)
 	v.setState(&g)
 	vm.dist.here[i].Store(true)
 	vm.wg.Add(1)

@@ -1,0 +1,183 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package hv
+
+import (
+	"encoding/binary"
+
+	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/runloop"
+	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+	"github.com/big-iron/big-iron/vmx"
+)
+
+// VM-entry interruption information and RFLAGS bits (Intel SDM Vol. 3C,
+// 25.8.3 "VM-Entry Controls for Event Injection"; Vol. 1, 3.4.3).
+const (
+	intrValid      = 1 << 31
+	intrErrorValid = 1 << 11
+	rflagsIF       = 1 << 9
+	// blocking by STI or MOV SS (Vol. 3C, 25.4.2, Table 25-3)
+	blockingSTIorSS = 3
+)
+
+// vmxCPU is a vCPU on VT-x, the runloop.CPU of every guest: its VMCS
+// (where it is current), its registers in memory, and the VM-execution
+// state the loop changes, cached so that unchanged fields are not
+// written again.
+type vmxCPU struct {
+	vc   loadedVMCS
+	regs vmx.GuestRegs
+	h    *Hypervisor
+	// proc is the primary processor-based controls as last written;
+	// tscOffset the TSC offset (^0: not yet written).
+	proc      uint64
+	tscOffset uint64
+	// injecting: an event is in the VM-entry interruption field for the
+	// next entry. interrupted is the event whose delivery the latest
+	// exit cut short (IDT-vectoring information).
+	injecting      bool
+	interrupted    runloop.Event
+	hasInterrupted bool
+	// apicID and bsp describe the vCPU in a saved state; msrList is the
+	// frame of its VM-entry MSR-load / VM-exit MSR-store list (0: none),
+	// whose values travel with it.
+	apicID  uint32
+	bsp     bool
+	msrList uint64
+}
+
+// reset makes c a vCPU whose VMCS is written from setup at its first
+// load, with primary controls proc.
+func (c *vmxCPU) reset(vc loadedVMCS, proc uint64) {
+	c.vc = vc
+	c.proc = proc
+	c.tscOffset = ^uint64(0)
+	c.injecting, c.hasInterrupted = false, false
+}
+
+var _ runloop.CPU = (*vmxCPU)(nil)
+
+func (c *vmxCPU) Load() error          { return c.vc.load() }
+func (c *vmxCPU) Put()                 { c.vc.put() }
+func (c *vmxCPU) Loaded() bool         { return c.vc.pinned }
+func (c *vmxCPU) Core() int            { return int(c.vc.core) }
+func (c *vmxCPU) Now() uint64          { return rdtsc() }
+func (c *vmxCPU) Regs() *vmx.GuestRegs { return &c.regs }
+func (c *vmxCPU) RIP() uint64          { return vmread(vmx.GuestRIP) }
+func (c *vmxCPU) Advance(n uint32)     { advance(n) }
+func (c *vmxCPU) Injecting() bool      { return c.injecting }
+
+// Enter enters the guest (VMLAUNCH the first time after a load, VMRESUME
+// after) and reads the exit.
+func (c *vmxCPU) Enter(e *exits.Exit) error {
+	err := vmx.Enter(&c.regs, c.vc.launched)
+	c.injecting = false // the processor clears the field's valid bit
+	if err != nil {
+		return err
+	}
+	c.vc.launched = true
+	e.Reason = vmread(vmx.VMCSExitReason)
+	e.Qualification = vmread(vmx.VMCSExitQualification)
+	e.InstructionLength = uint32(vmread(vmx.ExitInstructionLength))
+	e.GuestPhysical = vmread(vmx.GuestPhysicalAddress)
+	idt := vmread(vmx.IDTVectoringInfo)
+	c.hasInterrupted = idt&intrValid != 0
+	if c.hasInterrupted {
+		// bit 12 is undefined in IDT-vectoring information (SDM Vol.
+		// 3C, 28.2.4): not carried over
+		code := uint32(0)
+		if idt&intrErrorValid != 0 {
+			code = uint32(vmread(vmx.IDTVectoringErrorCode))
+		}
+		c.interrupted, _ = runloop.EventFromInfo(uint32(idt)&^(1<<12), code)
+		if c.interrupted.Type >= runloop.SoftwareInterrupt {
+			c.interrupted.InstructionLength = e.InstructionLength
+		}
+	}
+	return nil
+}
+
+func (c *vmxCPU) Interrupted() (runloop.Event, bool) { return c.interrupted, c.hasInterrupted }
+
+// Inject writes ev to the VM-entry event-injection fields (SDM Vol. 3C,
+// 26.6 "Event Injection").
+func (c *vmxCPU) Inject(ev runloop.Event) {
+	vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(ev.Info()))
+	if ev.HasErrorCode {
+		vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(ev.ErrorCode))
+	}
+	if ev.Type >= runloop.SoftwareInterrupt {
+		vmx.VMWRITE(vmx.EntryInstructionLength, uint64(ev.InstructionLength))
+	}
+	c.injecting = true
+}
+
+func (c *vmxCPU) InterruptsEnabled() bool { return vmread(vmx.GuestRFLAGS)&rflagsIF != 0 }
+
+func (c *vmxCPU) Interruptible() bool {
+	return c.InterruptsEnabled() && vmread(vmx.GuestInterruptibility)&blockingSTIorSS == 0
+}
+
+// EndShadow clears blocking by STI and MOV SS (SDM Vol. 3C, 25.4.2).
+func (c *vmxCPU) EndShadow() {
+	if s := vmread(vmx.GuestInterruptibility); s&blockingSTIorSS != 0 {
+		vmx.VMWRITE(vmx.GuestInterruptibility, s&^blockingSTIorSS)
+	}
+}
+
+// SetInterruptWindow turns interrupt-window exiting on or off (SDM Vol.
+// 3C, 25.6.2, Table 25-6).
+func (c *vmxCPU) SetInterruptWindow(on bool) {
+	p := c.proc &^ uint64(vmx.ProcInterruptWindowExiting)
+	if on {
+		p |= uint64(vmx.ProcInterruptWindowExiting)
+	}
+	if p != c.proc {
+		c.proc = p
+		vmx.VMWRITE(vmx.VMCSProcBasedControls, p)
+	}
+}
+
+func (c *vmxCPU) SetTSCOffset(off uint64) {
+	if off != c.tscOffset {
+		vmx.VMWRITE(vmx.TSCOffset, off)
+		c.tscOffset = off
+	}
+}
+
+// Save reads the VMCS guest state, the registers, the x87/SSE state and
+// the MSRs the entry/exit lists switch into st.
+func (c *vmxCPU) Save(st *vcpu.State) error {
+	gs, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
+	if err != nil {
+		return err
+	}
+	SaveVCPU(&gs, &c.regs, c.apicID, c.bsp, st)
+	if c.msrList != 0 {
+		list := physBytes(c.msrList, 16*len(switchedMSRs))
+		msr := func(i int) uint64 { return binary.LittleEndian.Uint64(list[16*i+8:]) }
+		st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase = msr(0), msr(1), msr(2), msr(3), msr(4)
+	}
+	return nil
+}
+
+// Diagnose reads the guest state back and runs the software VM-entry
+// checks on it.
+func (c *vmxCPU) Diagnose() []string {
+	g, err := vmx.ReadGuestState(func(f vmx.Field) (uint64, error) { return vmx.VMREAD(f) })
+	if err != nil {
+		return []string{"reading guest state: " + err.Error()}
+	}
+	var out []string
+	for _, v := range c.h.caps.CheckGuestState(&g, uint8(c.h.eptc.MaxPhysAddr)) {
+		out = append(out, v.String())
+	}
+	if len(out) == 0 {
+		out = append(out, "no guest-state check failed in software")
+	}
+	return out
+}
