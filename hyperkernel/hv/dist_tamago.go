@@ -21,7 +21,6 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/devices/mmio"
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/membership"
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/migrate"
@@ -264,44 +263,8 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 			return dvm.Spec{}, fmt.Errorf("cluster node %d is not a live member: a VM of %d nodes needs nodes 1..%d", d.net.ClusterID(memory.NodeID(n)), nodes, nodes)
 		}
 	}
-	vcpus := req.VCPUs
-	if vcpus == 0 {
-		vcpus = nodes
-	}
-	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
-		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices}
-	var linux *LinuxConfig
-	if req.Linux {
-		if d.linux == nil {
-			return spec, errors.New("this image has no Linux guest: build it with GUEST=linux")
-		}
-		mem := req.Memory
-		if mem == 0 {
-			mem = DefaultGuestMemory
-		}
-		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
-		linux = &cfg
-		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
-		if req.Homes != "" {
-			homes, err := dvm.ParseHomePolicy(req.Homes)
-			if err != nil {
-				return spec, err
-			}
-			spec.Homes = homes
-		}
-		if req.Dilation > 255 {
-			return spec, fmt.Errorf("dvm: time dilation %d: at most 255", req.Dilation)
-		}
-		spec.Dilation = uint8(req.Dilation)
-		linux.Dilation = req.Dilation
-		if req.NUMA {
-			if spec.Homes != dvm.HomesDeviceNode {
-				return spec, errors.New("dvm: numa=on needs homes=node0: an SRAT describes ranges of memory, not pages striped over the nodes")
-			}
-			linux.NUMA = DistNUMA(vcpus, nodes, mem)
-		}
-	}
-	if err := spec.Validate(); err != nil {
+	spec, linux, err := d.newSpec(req, nodes)
+	if err != nil {
 		return spec, err
 	}
 	d.mu.Lock()
@@ -325,27 +288,16 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	}
 	if linux != nil {
 		fmt.Fprintf(progress, "dvm %d: loading Linux into the VM's memory through the coherence protocol (pages homed %v)\n", spec.ID, spec.Homes)
-		if err := vm.linux.load(); err != nil {
-			vm.end(err.Error())
-			return spec, err
-		}
+		err = vm.linux.load()
 	} else {
 		fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
-		img, err := testguest.Build(req.Guest)
-		if err != nil {
-			return spec, err
-		}
-		var params [8]byte
-		binary.LittleEndian.PutUint32(params[0:], uint32(vcpus))
-		binary.LittleEndian.PutUint32(params[4:], uint32(req.Iterations))
-		if err := vm.rt.Write(testguest.LoadAddress, img.Bytes); err != nil {
-			vm.end(err.Error())
-			return spec, fmt.Errorf("dvm: loading the guest: %w", err)
-		}
-		if err := vm.rt.Write(testguest.ParamVCPUs, params[:]); err != nil {
-			vm.end(err.Error())
-			return spec, fmt.Errorf("dvm: writing the guest's parameters: %w", err)
-		}
+		err = vm.loadTestGuest(req)
+	}
+	if err != nil {
+		vm.end(err.Error())
+		return spec, err
+	}
+	if linux == nil {
 		fmt.Fprintf(progress, "dvm %d: guest loaded; starting the vCPUs\n", spec.ID)
 	}
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpStart, Spec: spec}); err != nil {
@@ -354,6 +306,68 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	}
 	vm.startLocal()
 	return spec, nil
+}
+
+// newSpec describes the VM req asks for on nodes nodes, with the
+// configuration of its Linux guest if it runs one.
+func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error) {
+	vcpus := req.VCPUs
+	if vcpus == 0 {
+		vcpus = nodes
+	}
+	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
+		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices}
+	var linux *LinuxConfig
+	if req.Linux {
+		if d.linux == nil {
+			return spec, nil, errors.New("this image has no Linux guest: build it with GUEST=linux")
+		}
+		mem := req.Memory
+		if mem == 0 {
+			mem = DefaultGuestMemory
+		}
+		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
+		linux = &cfg
+		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
+		if req.Homes != "" {
+			homes, err := dvm.ParseHomePolicy(req.Homes)
+			if err != nil {
+				return spec, nil, err
+			}
+			spec.Homes = homes
+		}
+		if req.Dilation > 255 {
+			return spec, nil, fmt.Errorf("dvm: time dilation %d: at most 255", req.Dilation)
+		}
+		spec.Dilation = uint8(req.Dilation)
+		linux.Dilation = req.Dilation
+		if req.NUMA {
+			if spec.Homes != dvm.HomesDeviceNode {
+				return spec, nil, errors.New("dvm: numa=on needs homes=node0: an SRAT describes ranges of memory, not pages striped over the nodes")
+			}
+			linux.NUMA = DistNUMA(vcpus, nodes, mem)
+		}
+	}
+	return spec, linux, spec.Validate()
+}
+
+// loadTestGuest writes the test guest req asks for and its parameters
+// into the VM's memory through the coherence protocol.
+func (vm *distVM) loadTestGuest(req DistStart) error {
+	img, err := testguest.Build(req.Guest)
+	if err != nil {
+		return err
+	}
+	var params [8]byte
+	binary.LittleEndian.PutUint32(params[0:], uint32(vm.spec.VCPUs))
+	binary.LittleEndian.PutUint32(params[4:], uint32(req.Iterations))
+	if err := vm.rt.Write(testguest.LoadAddress, img.Bytes); err != nil {
+		return fmt.Errorf("dvm: loading the guest: %w", err)
+	}
+	if err := vm.rt.Write(testguest.ParamVCPUs, params[:]); err != nil {
+		return fmt.Errorf("dvm: writing the guest's parameters: %w", err)
+	}
+	return nil
 }
 
 func (vm *distVM) broadcast(c dvm.Control) error {
@@ -469,37 +483,13 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	}
 	vm.tab = tab
 	vm.perm = &eptPerm{tab: tab, mapped: make([]uint64, spec.Pages)}
-	ioA, err1 := alloc()
-	ioB, err2 := alloc()
-	msrBitmap, err3 := alloc()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		vm.free()
-		return nil, err
+	vm.setup, err = h.commonFields(alloc, testPassedMSRs[:1])
+	if err == nil {
+		vm.ctl, err = h.guestControls(vmx.Controls{})
 	}
-	for _, f := range []uint64{ioA, ioB, msrBitmap} {
-		b := physBytes(f, frames.Size)
-		for i := range b {
-			b[i] = 0xff
-		}
-	}
-	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000080) // IA32_EFER
-	vm.ctl, err = h.caps.ComputeControls(vmx.Controls{
-		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
-		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary,
-		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
-		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
-		Entry: vmx.EntryLoadEFER,
-	}, vmx.Controls{Proc2: vmx.Proc2EnableVPID})
 	if err != nil {
 		vm.free()
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-	vm.setup = []vmx.FieldValue{
-		{Field: vmx.IOBitmapA, Value: ioA},
-		{Field: vmx.IOBitmapB, Value: ioB},
-		{Field: vmx.MSRBitmap, Value: msrBitmap},
-		{Field: vmx.ExceptionBitmap, Value: 0},
-		{Field: vmx.PreemptionTimerValue, Value: h.preemption},
+		return nil, err
 	}
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},

@@ -242,142 +242,19 @@ func (d *debugPort) Out(port uint16, size uint8, v uint32) {
 // runtime one thread per core, so a locked thread would leave the runtime
 // wanting a thread it cannot have.
 func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
-	res := &Result{Variant: v}
-	img, err := testguest.Build(v)
+	t := &testRun{h: h, res: &Result{Variant: v}, variant: v, backed: make(map[uint64]uint64)}
+	defer t.free()
+	if err := t.load(); err != nil {
+		return nil, err
+	}
+	preloaded := len(t.backed)
+	cpu, disp, err := t.newVCPU()
 	if err != nil {
 		return nil, err
 	}
+	loop := &runloop.Loop{CPU: cpu, Guest: t, Exits: disp, Slice: h.plat.TSCHz / 1000}
 
-	var owned []uint64
-	alloc := func() (uint64, error) {
-		f, err := h.zeroFrame()
-		if err == nil {
-			owned = append(owned, f)
-		}
-		return f, err
-	}
-	defer func() {
-		for _, f := range owned {
-			h.pool.FreeFrame(f)
-		}
-	}()
-
-	// EPT: the guest's pages are backed on first touch; the payload's
-	// pages now.
-	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
-	if err != nil {
-		return nil, fmt.Errorf("hv: EPT: %w", err)
-	}
-	defer tab.Destroy()
-	backed := make(map[uint64]uint64)
-	back := func(gpa uint64) (uint64, error) {
-		gpa &^= frames.Size - 1
-		if f, ok := backed[gpa]; ok {
-			return f, nil
-		}
-		f, err := alloc()
-		if err != nil {
-			return 0, err
-		}
-		if err := tab.Map(gpa, f, frames.Size, ept.PermRWX, ept.WriteBack); err != nil {
-			return 0, err
-		}
-		backed[gpa] = f
-		return f, nil
-	}
-	for off := 0; off < len(img.Bytes); off += frames.Size - int((testguest.LoadAddress+uint64(off))%frames.Size) {
-		gpa := testguest.LoadAddress + uint64(off)
-		f, err := back(gpa)
-		if err != nil {
-			return nil, fmt.Errorf("hv: loading the guest: %w", err)
-		}
-		page := physBytes(f, frames.Size)
-		copy(page[gpa%frames.Size:], img.Bytes[off:])
-	}
-	if v == testguest.VariantCounter {
-		f, err := back(testguest.ParamVCPUs)
-		if err != nil {
-			return nil, fmt.Errorf("hv: loading the guest: %w", err)
-		}
-		page := physBytes(f, frames.Size)
-		off := testguest.ParamVCPUs % frames.Size
-		binary.LittleEndian.PutUint32(page[off:], 1)
-		binary.LittleEndian.PutUint32(page[off+4:], testguest.DefaultCounterIterations)
-	}
-	preloaded := len(backed)
-
-	vmcs, err := alloc()
-	if err != nil {
-		return nil, fmt.Errorf("hv: VMCS: %w", err)
-	}
-	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
-
-	// Every port exits (the I/O bitmaps are all ones, so the guest never
-	// reaches host devices); every MSR exits but EFER and the FS/GS bases,
-	// which the VMCS switches.
-	ioA, err := alloc()
-	if err != nil {
-		return nil, err
-	}
-	ioB, err := alloc()
-	if err != nil {
-		return nil, err
-	}
-	msrBitmap, err := alloc()
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range []uint64{ioA, ioB, msrBitmap} {
-		b := physBytes(f, frames.Size)
-		for i := range b {
-			b[i] = 0xff
-		}
-	}
-	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000080) // IA32_EFER
-	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000100) // IA32_FS_BASE
-	passMSR(physBytes(msrBitmap, frames.Size), 0xc0000101) // IA32_GS_BASE
-
-	required := vmx.Controls{
-		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
-		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary,
-		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
-		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
-		Entry: vmx.EntryLoadEFER,
-	}
-	optional := vmx.Controls{Proc2: vmx.Proc2EnableVPID}
-	ctl, err := h.caps.ComputeControls(required, optional)
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-	vpid := uint16(0)
-	if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
-		vpid = testVPID
-	}
-	g, err := testguest.InitialState(h.caps, ctl, tab.EPTP(), vpid)
-	if err != nil {
-		return nil, err
-	}
-	setup := append(g.Fields(),
-		vmx.FieldValue{Field: vmx.IOBitmapA, Value: ioA},
-		vmx.FieldValue{Field: vmx.IOBitmapB, Value: ioB},
-		vmx.FieldValue{Field: vmx.MSRBitmap, Value: msrBitmap},
-		vmx.FieldValue{Field: vmx.ExceptionBitmap, Value: 0},
-		vmx.FieldValue{Field: vmx.PreemptionTimerValue, Value: h.preemption},
-	)
-
-	port := &debugPort{}
-	bus := exits.NewIOBus()
-	if err := bus.Register(testguest.DebugPort, 4, "test guest debug port", port); err != nil {
-		return nil, err
-	}
-	disp := &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: 0}
-
-	cpu := &vmxCPU{h: h}
-	cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: res}, uint64(ctl.Proc))
-	cpu.tscOffset = 0 // no TSC offsetting
-	guest := &testRun{res: res, port: port, variant: v, tab: tab, back: back}
-	loop := &runloop.Loop{CPU: cpu, Guest: guest, Exits: disp, Slice: h.plat.TSCHz / 1000}
-
+	res := t.res
 	allocs := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
 	metrics.Read(allocs)
 	allocsBefore := allocs[0].Value.Uint64()
@@ -387,8 +264,8 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	metrics.Read(allocs)
 	res.Allocs = allocs[0].Value.Uint64() - allocsBefore
 	res.Exits = disp.Stats
-	res.PagesTouched = len(backed) - preloaded
-	res.Report = port.report
+	res.PagesTouched = len(t.backed) - preloaded
+	res.Report = t.port.report
 	h.mu.Lock()
 	h.total.Add(&disp.Stats)
 	h.runs++
@@ -405,16 +282,187 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 	return res, nil
 }
 
+// alloc returns a zeroed frame that free gives back.
+func (t *testRun) alloc() (uint64, error) {
+	f, err := t.h.zeroFrame()
+	if err == nil {
+		t.owned = append(t.owned, f)
+	}
+	return f, err
+}
+
+func (t *testRun) free() {
+	if t.tab != nil {
+		t.tab.Destroy()
+	}
+	for _, f := range t.owned {
+		t.h.pool.FreeFrame(f)
+	}
+}
+
+// back gives the guest page at gpa a frame, mapped in the EPT, if it has
+// none yet, and returns the frame.
+func (t *testRun) back(gpa uint64) (uint64, error) {
+	gpa &^= frames.Size - 1
+	if f, ok := t.backed[gpa]; ok {
+		return f, nil
+	}
+	f, err := t.alloc()
+	if err != nil {
+		return 0, err
+	}
+	if err := t.tab.Map(gpa, f, frames.Size, ept.PermRWX, ept.WriteBack); err != nil {
+		return 0, err
+	}
+	t.backed[gpa] = f
+	return f, nil
+}
+
+// load builds the guest's EPT and copies its code (and the counter
+// variant's parameters) in; the rest of its pages are backed on first
+// touch.
+func (t *testRun) load() error {
+	h := t.h
+	img, err := testguest.Build(t.variant)
+	if err != nil {
+		return err
+	}
+	t.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	if err != nil {
+		return fmt.Errorf("hv: EPT: %w", err)
+	}
+	for off := 0; off < len(img.Bytes); off += frames.Size - int((testguest.LoadAddress+uint64(off))%frames.Size) {
+		gpa := testguest.LoadAddress + uint64(off)
+		f, err := t.back(gpa)
+		if err != nil {
+			return fmt.Errorf("hv: loading the guest: %w", err)
+		}
+		page := physBytes(f, frames.Size)
+		copy(page[gpa%frames.Size:], img.Bytes[off:])
+	}
+	if t.variant == testguest.VariantCounter {
+		f, err := t.back(testguest.ParamVCPUs)
+		if err != nil {
+			return fmt.Errorf("hv: loading the guest: %w", err)
+		}
+		page := physBytes(f, frames.Size)
+		off := testguest.ParamVCPUs % frames.Size
+		binary.LittleEndian.PutUint32(page[off:], 1)
+		binary.LittleEndian.PutUint32(page[off+4:], testguest.DefaultCounterIterations)
+	}
+	return nil
+}
+
+// newVCPU gives the guest its vCPU: a VMCS whose first load writes the
+// initial state and the exit bitmaps, and the exit handlers of its debug
+// port.
+func (t *testRun) newVCPU() (*vmxCPU, *exits.Dispatcher, error) {
+	h := t.h
+	vmcs, err := t.alloc()
+	if err != nil {
+		return nil, nil, fmt.Errorf("hv: VMCS: %w", err)
+	}
+	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
+	common, err := h.commonFields(t.alloc, testPassedMSRs)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctl, err := h.guestControls(vmx.Controls{})
+	if err != nil {
+		return nil, nil, err
+	}
+	vpid := uint16(0)
+	if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
+		vpid = testVPID
+	}
+	g, err := testguest.InitialState(h.caps, ctl, t.tab.EPTP(), vpid)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.port = &debugPort{}
+	bus := exits.NewIOBus()
+	if err := bus.Register(testguest.DebugPort, 4, "test guest debug port", t.port); err != nil {
+		return nil, nil, err
+	}
+	cpu := &vmxCPU{h: h}
+	setup := append(g.Fields(), common...)
+	cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: t.tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: t.res}, uint64(ctl.Proc))
+	cpu.tscOffset = 0 // no TSC offsetting
+	return cpu, &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: 0}, nil
+}
+
+// testPassedMSRs are the MSRs a test guest reaches without an exit: EFER
+// and the FS/GS bases, which the VMCS switches.
+var testPassedMSRs = []uint32{
+	0xc0000080, // IA32_EFER
+	0xc0000100, // IA32_FS_BASE
+	0xc0000101, // IA32_GS_BASE
+}
+
+// guestControls are the VM-execution controls of every guest, plus
+// extra: the preemption timer and external interrupts bring the core
+// back, HLT, ports and MSRs exit (by the bitmaps), EPT with unrestricted
+// guests (real mode runs as it is), EFER switched; VPIDs where the CPU
+// has them.
+func (h *Hypervisor) guestControls(extra vmx.Controls) (vmx.Controls, error) {
+	required := vmx.Controls{
+		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting | extra.Pin,
+		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary | extra.Proc,
+		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest | extra.Proc2,
+		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER | extra.Exit,
+		Entry: vmx.EntryLoadEFER | extra.Entry,
+	}
+	ctl, err := h.caps.ComputeControls(required, vmx.Controls{Proc2: vmx.Proc2EnableVPID})
+	if err != nil {
+		return ctl, fmt.Errorf("hv: %w", err)
+	}
+	return ctl, nil
+}
+
+// commonFields allocates a guest's exit bitmaps with alloc and returns
+// the VMCS fields every one of its vCPUs shares: every port exits (the
+// I/O bitmaps are all ones, so the guest never reaches host devices),
+// every MSR but passed exits, no exception exits, and the preemption
+// timer's slice.
+func (h *Hypervisor) commonFields(alloc func() (uint64, error), passed []uint32) ([]vmx.FieldValue, error) {
+	var bitmaps [3]uint64 // I/O A, I/O B, MSR
+	for i := range bitmaps {
+		f, err := alloc()
+		if err != nil {
+			return nil, fmt.Errorf("hv: exit bitmaps: %w", err)
+		}
+		b := physBytes(f, frames.Size)
+		for j := range b {
+			b[j] = 0xff
+		}
+		bitmaps[i] = f
+	}
+	for _, m := range passed {
+		passMSR(physBytes(bitmaps[2], frames.Size), m)
+	}
+	return []vmx.FieldValue{
+		{Field: vmx.IOBitmapA, Value: bitmaps[0]},
+		{Field: vmx.IOBitmapB, Value: bitmaps[1]},
+		{Field: vmx.MSRBitmap, Value: bitmaps[2]},
+		{Field: vmx.ExceptionBitmap, Value: 0},
+		{Field: vmx.PreemptionTimerValue, Value: h.preemption},
+	}, nil
+}
+
 // testRun is what the built-in test guest does differently in the run
 // loop: its pages are backed on first touch, HLT ends it, and the loop
 // stops it after maxExits exits.
 type testRun struct {
+	h       *Hypervisor
 	res     *Result
 	port    *debugPort
 	variant testguest.Variant
 	tab     *ept.Table
-	back    func(gpa uint64) (uint64, error)
-	exits   int
+	// backed maps the guest pages backed so far to their frames; owned
+	// is every frame the VM took.
+	backed map[uint64]uint64
+	owned  []uint64
+	exits  int
 }
 
 func (t *testRun) Service(runloop.CPU) (runloop.Step, error) {

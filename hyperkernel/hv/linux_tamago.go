@@ -261,8 +261,6 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 			vm.free()
 		}
 	}()
-
-	devicesHere := dist == nil || dist.devices
 	if dist == nil {
 		if err := vm.backRAM(); err != nil {
 			return nil, err
@@ -270,124 +268,20 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	} else {
 		vm.tab, vm.mem = dist.tab, dvmGuestMemory{rt: dist.rt, size: cfg.Memory}
 	}
-	vcpus := make([]*linuxVCPU, cfg.VCPUs)
-	for i := range vcpus {
-		vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
+	vm.vcpus = make([]*linuxVCPU, cfg.VCPUs)
+	for i := range vm.vcpus {
+		vm.vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
 	}
-	vm.vcpus = vcpus
-	apics := lapic.NewBus(cfg.VCPUs, vm.guestTSC, func(i int) lapic.Events { return vcpuEvents{vcpus[i]} })
-	vm.apics = apics
-	bus := exits.NewIOBus()
-	if devicesHere {
-		if err := vm.addDevices(apics, bus); err != nil {
-			return nil, err
-		}
-	} else {
-		// Every port and every device window is on the device node.
-		if err := bus.Register(0, 0xFFFF, "forwarded to the device node", &vm.dist.ports); err != nil {
-			return nil, err
-		}
-		apics.SetEOIHandler(dist.forwardEOI)
-	}
-	if dist != nil {
-		apics.SetRemote(dist)
-	}
-	vm.ioBus = bus
-	msrs := exits.NewMSRTable()
-	maxPhys := h.eptc.MaxPhysAddr
-	plat, err := pcmsr.New(cfg.VCPUs, uint(maxPhys))
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-	if err := plat.Register(msrs); err != nil {
+	vm.apics = lapic.NewBus(cfg.VCPUs, vm.guestTSC, func(i int) lapic.Events { return vcpuEvents{vm.vcpus[i]} })
+	if err := vm.platform(); err != nil {
 		return nil, err
 	}
-	if err := apics.Register(msrs); err != nil {
-		return nil, err
-	}
-	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
-		TSCKHz: uint32(h.plat.TSCHz * uint64(max(cfg.Dilation, 1)) / 1000), VCPUs: uint32(cfg.VCPUs),
-		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true, KVMCompatible: true,
-	}, h.hostCPUID)
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-
-	// Bitmaps: every port exits; every MSR exits but those above.
-	ioA, err := vm.alloc()
+	disp, err := vm.exitHandlers()
 	if err != nil {
 		return nil, err
 	}
-	ioB, err := vm.alloc()
-	if err != nil {
+	if err := vm.newVCPUs(disp); err != nil {
 		return nil, err
-	}
-	msrBitmap, err := vm.alloc()
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range []uint64{ioA, ioB, msrBitmap} {
-		b := physBytes(f, frames.Size)
-		for i := range b {
-			b[i] = 0xff
-		}
-	}
-	for _, m := range append(append([]uint32(nil), passedMSRs...), switchedMSRs...) {
-		passMSR(physBytes(msrBitmap, frames.Size), m)
-	}
-
-	required := vmx.Controls{
-		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting,
-		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary | vmx.ProcUseTSCOffsetting,
-		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest,
-		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER,
-		Entry: vmx.EntryLoadEFER | vmx.EntryIA32eModeGuest,
-	}
-	optional := vmx.Controls{Proc2: vmx.Proc2EnableVPID}
-	ctl, err := h.caps.ComputeControls(required, optional)
-	if err != nil {
-		return nil, fmt.Errorf("hv: %w", err)
-	}
-	vm.ctl = ctl
-
-	// Every vCPU gets its VMCS, MSR list and registers now; the boot
-	// processor starts in long mode at the kernel's entry, the others
-	// wait for their startup IPI.
-	vm.vpids = make([]uint16, len(vcpus))
-	for i, v := range vcpus {
-		v.apic = apics.APIC(i)
-		v.timer = time.NewTimer(time.Hour)
-		v.sipi = make(chan uint8, 1)
-		v.cpu = vmxCPU{h: h, apicID: uint32(i), bsp: i == 0}
-		v.cpu.regs.FPU, v.cpu.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
-		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
-		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
-			vm.vpids[i] = uint16(linuxVPIDBase + id*64 + i)
-		}
-		if v.msrList, err = vm.alloc(); err != nil {
-			return nil, err
-		}
-		v.cpu.msrList = v.msrList
-		list := physBytes(v.msrList, frames.Size)
-		for j, m := range switchedMSRs {
-			binary.LittleEndian.PutUint32(list[16*j:], m)
-		}
-		if v.vmcs, err = vm.alloc(); err != nil {
-			return nil, err
-		}
-		*(*uint32)(unsafe.Pointer(&physBytes(v.vmcs, 4)[0])) = h.caps.Basic.Revision
-		v.common = []vmx.FieldValue{
-			{Field: vmx.IOBitmapA, Value: ioA},
-			{Field: vmx.IOBitmapB, Value: ioB},
-			{Field: vmx.MSRBitmap, Value: msrBitmap},
-			{Field: vmx.EntryMSRLoadAddr, Value: v.msrList},
-			{Field: vmx.EntryMSRLoadCount, Value: uint64(len(switchedMSRs))},
-			{Field: vmx.ExitMSRStoreAddr, Value: v.msrList},
-			{Field: vmx.ExitMSRStoreCount, Value: uint64(len(switchedMSRs))},
-			{Field: vmx.ExceptionBitmap, Value: 0},
-			{Field: vmx.PreemptionTimerValue, Value: h.preemption},
-		}
-		v.disp = exits.Dispatcher{CPUID: cpuid, IO: bus, MSR: msrs, VCPU: i, APICID: uint32(i)}
 	}
 	if dist == nil {
 		if err := vm.load(); err != nil {
@@ -396,6 +290,103 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	}
 	vm.setup, vm.tables = time.Since(vm.started), vm.tab.Tables()
 	return vm, nil
+}
+
+// platform gives the VM its port bus and its devices, or on a node of a
+// distributed VM without the devices, forwarding to the node with them.
+func (vm *LinuxVM) platform() error {
+	vm.ioBus = exits.NewIOBus()
+	d := vm.dist
+	if d == nil || d.devices {
+		if err := vm.addDevices(vm.apics, vm.ioBus); err != nil {
+			return err
+		}
+	} else {
+		// Every port and every device window is on the device node.
+		if err := vm.ioBus.Register(0, 0xFFFF, "forwarded to the device node", &d.ports); err != nil {
+			return err
+		}
+		vm.apics.SetEOIHandler(d.forwardEOI)
+	}
+	if d != nil {
+		vm.apics.SetRemote(d)
+	}
+	return nil
+}
+
+// exitHandlers returns the exit handlers the VM's vCPUs share (each gets
+// a copy with its own index and statistics): its ports, its MSRs (the
+// platform's and the LAPICs') and its CPUID.
+func (vm *LinuxVM) exitHandlers() (exits.Dispatcher, error) {
+	h, cfg := vm.h, &vm.cfg
+	msrs := exits.NewMSRTable()
+	plat, err := pcmsr.New(cfg.VCPUs, uint(h.eptc.MaxPhysAddr))
+	if err != nil {
+		return exits.Dispatcher{}, fmt.Errorf("hv: %w", err)
+	}
+	if err := plat.Register(msrs); err != nil {
+		return exits.Dispatcher{}, err
+	}
+	if err := vm.apics.Register(msrs); err != nil {
+		return exits.Dispatcher{}, err
+	}
+	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
+		TSCKHz: uint32(h.plat.TSCHz * uint64(max(cfg.Dilation, 1)) / 1000), VCPUs: uint32(cfg.VCPUs),
+		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true, KVMCompatible: true,
+	}, h.hostCPUID)
+	if err != nil {
+		return exits.Dispatcher{}, fmt.Errorf("hv: %w", err)
+	}
+	return exits.Dispatcher{CPUID: cpuid, IO: vm.ioBus, MSR: msrs}, nil
+}
+
+// newVCPUs gives every vCPU its VMCS, MSR list, registers and exit
+// handlers now; the boot processor starts in long mode at the kernel's
+// entry (load), the others wait for their startup IPI.
+func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
+	h := vm.h
+	common, err := h.commonFields(vm.alloc, append(append([]uint32(nil), passedMSRs...), switchedMSRs...))
+	if err != nil {
+		return err
+	}
+	vm.ctl, err = h.guestControls(vmx.Controls{Proc: vmx.ProcUseTSCOffsetting, Entry: vmx.EntryIA32eModeGuest})
+	if err != nil {
+		return err
+	}
+	ctl := vm.ctl
+	vm.vpids = make([]uint16, len(vm.vcpus))
+	for i, v := range vm.vcpus {
+		v.apic = vm.apics.APIC(i)
+		v.timer = time.NewTimer(time.Hour)
+		v.sipi = make(chan uint8, 1)
+		v.cpu = vmxCPU{h: h, apicID: uint32(i), bsp: i == 0}
+		v.cpu.regs.FPU, v.cpu.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
+		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
+		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
+			vm.vpids[i] = uint16(linuxVPIDBase + vm.id*64 + i)
+		}
+		if v.msrList, err = vm.alloc(); err != nil {
+			return err
+		}
+		v.cpu.msrList = v.msrList
+		list := physBytes(v.msrList, frames.Size)
+		for j, m := range switchedMSRs {
+			binary.LittleEndian.PutUint32(list[16*j:], m)
+		}
+		if v.vmcs, err = vm.alloc(); err != nil {
+			return err
+		}
+		*(*uint32)(unsafe.Pointer(&physBytes(v.vmcs, 4)[0])) = h.caps.Basic.Revision
+		v.common = append([]vmx.FieldValue{
+			{Field: vmx.EntryMSRLoadAddr, Value: v.msrList},
+			{Field: vmx.EntryMSRLoadCount, Value: uint64(len(switchedMSRs))},
+			{Field: vmx.ExitMSRStoreAddr, Value: v.msrList},
+			{Field: vmx.ExitMSRStoreCount, Value: uint64(len(switchedMSRs))},
+		}, common...)
+		v.disp = disp
+		v.disp.VCPU, v.disp.APICID = i, uint32(i)
+	}
+	return nil
 }
 
 // backRAM gives a local VM its RAM and the EPT that maps it: 2 MiB runs

@@ -21,8 +21,9 @@ type step struct {
 	exit exits.Exit
 	// interrupted is an event the exit cut short (IDT-vectoring).
 	interrupted *Event
-	// ifOn, ifOff set or clear RFLAGS.IF as the guest ran.
-	ifOn, ifOff bool
+	// ifOn, ifOff set or clear RFLAGS.IF as the guest ran; sti leaves
+	// it in an STI shadow.
+	ifOn, ifOff, sti bool
 }
 
 // entry records what the fake saw at one VM entry.
@@ -107,6 +108,7 @@ func (f *fakeCPU) Enter(e *exits.Exit) error {
 	if s.ifOff {
 		f.ifFlag = false
 	}
+	f.shadow = s.sti
 	*e = s.exit
 	return nil
 }
@@ -417,6 +419,32 @@ func (g *lateInterrupt) Service(c CPU) (Step, error) {
 		g.pending = append(g.pending, 0x50)
 	}
 	return g.fakeGuest.Service(c)
+}
+
+// wakeOnHalt makes vector 0x60 pending when the guest halts, as a timer
+// would.
+type wakeOnHalt struct{ *fakeGuest }
+
+func (g *wakeOnHalt) Halt(c CPU, interruptible bool) (Step, error) {
+	g.pending = append(g.pending, 0x60)
+	return g.fakeGuest.Halt(c, interruptible)
+}
+
+func TestHaltEndsTheSTIShadow(t *testing.T) {
+	c := &fakeCPU{tick: 1}
+	s := hlt() // sti; hlt
+	s.ifOn, s.sti = true, true
+	c.script = []step{s, inb()}
+	g := newGuest()
+	l := newLoop(t, c, g)
+	l.Guest = &wakeOnHalt{g}
+	l.Run()
+	if g.calls[0] != "halt if=true" {
+		t.Fatalf("strategies %v, want an interruptible halt first", g.calls)
+	}
+	if e := c.entries[1]; e.inject == nil || e.inject.Vector != 0x60 {
+		t.Errorf("entry after STI;HLT: %+v, want the interrupt that ended the halt injected (the shadow ends with HLT)", e)
+	}
 }
 
 func TestMigrationCarriesCurrentState(t *testing.T) {
