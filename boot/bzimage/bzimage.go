@@ -15,8 +15,15 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/boot/memmap"
-	"github.com/big-iron/big-iron/hyperkernel/devices"
 )
+
+// Memory is the guest-physical memory Load writes into: the hypervisor's
+// guest memory (hyperkernel/devices.GuestMemory) satisfies it. The
+// loader names only what it uses, so that boot does not depend on the
+// hyperkernel above it.
+type Memory interface {
+	WriteAt(p []byte, gpa uint64) error
+}
 
 // Setup header fields, as offsets into the image and into the zero page
 // (boot.rst, "The Real-Mode Kernel Header" and zero-page.rst).
@@ -164,7 +171,7 @@ type Entry struct {
 
 // Load writes the kernel, initramfs, command line, zero page, GDT and
 // page tables into mem and returns the entry state.
-func Load(mem devices.GuestMemory, c Config) (*Entry, error) {
+func Load(mem Memory, c Config) (*Entry, error) {
 	h, err := Parse(c.Kernel)
 	if err != nil {
 		return nil, err

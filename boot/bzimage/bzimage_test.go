@@ -13,15 +13,18 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/boot/memmap"
-	"github.com/big-iron/big-iron/hyperkernel/devices"
 )
+
+// errBadAddress stands for the hypervisor's error for an access outside
+// guest memory.
+var errBadAddress = errors.New("guest-physical address outside guest memory")
 
 // flatMemory is guest memory as one slice.
 type flatMemory []byte
 
 func (m flatMemory) ReadAt(p []byte, gpa uint64) error {
 	if gpa > uint64(len(m)) || uint64(len(p)) > uint64(len(m))-gpa {
-		return devices.ErrBadAddress
+		return errBadAddress
 	}
 	copy(p, m[gpa:])
 	return nil
@@ -29,7 +32,7 @@ func (m flatMemory) ReadAt(p []byte, gpa uint64) error {
 
 func (m flatMemory) WriteAt(p []byte, gpa uint64) error {
 	if gpa > uint64(len(m)) || uint64(len(p)) > uint64(len(m))-gpa {
-		return devices.ErrBadAddress
+		return errBadAddress
 	}
 	copy(m[gpa:], p)
 	return nil
