@@ -64,7 +64,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	for _, n := range p.NICs {
 		hw, err := x86.NICHardware(n, region)
 		if err == nil {
-			dev, err = openNIC(n, hw, opts.Node)
+			dev, err = openNIC(n, hw, cluster.NodeID(opts.Node))
 		}
 		if err != nil {
 			fmt.Printf("network: %s at %s: %v\n", n.Kind, n.Where, err)
@@ -112,7 +112,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	fmt.Printf("network: cluster key %s\n", keyName)
 	var boot []membership.Member
 	for _, peer := range opts.Peers {
-		m := membership.Member{ID: peer.ID, MAC: peer.MAC}
+		m := membership.Member{ID: cluster.NodeID(peer.ID), MAC: link.MAC(peer.MAC)}
 		if peer.IP.IsValid() {
 			m.IP = peer.IP.String()
 		}

@@ -17,6 +17,10 @@
 // Words without the bigiron. prefix belong to someone else and are
 // ignored; a bigiron word that is unknown or malformed is an error, so a
 // typo does not silently give a node the wrong identity.
+//
+// The settings come back as plain values (node ids as numbers, MACs as
+// six bytes, the key as bytes): the caller turns them into the cluster's
+// and the link's types. Boot-time parsing stays below the network stack.
 package cmdline
 
 import (
@@ -25,25 +29,30 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/big-iron/big-iron/netstack/cluster"
-	"github.com/big-iron/big-iron/netstack/link"
 )
 
 // prefix starts every word this package reads.
 const prefix = "bigiron."
 
+// KeyLen is the length of the cluster key bigiron.key gives, in bytes:
+// the cluster transport's key length (netstack/cluster.KeyLen; a test in
+// tools/layering checks they agree).
+const KeyLen = 32
+
 // Peer is one initial cluster member.
 type Peer struct {
-	ID  cluster.NodeID
-	MAC link.MAC
+	// ID is the member's node id, 1 to 65535.
+	ID uint16
+	// MAC is its cluster port's address, six octets.
+	MAC [6]byte
 	// IP is the member's control-plane address, if given.
 	IP netip.Addr
 }
 
 // Options are the settings from the command line.
 type Options struct {
-	Node    cluster.NodeID
+	// Node is this node's id, 1 to 65535.
+	Node    uint16
 	IP      netip.Prefix
 	Gateway netip.Addr
 	// DHCP asks for the address from a DHCP server (bigiron.ip=dhcp).
@@ -148,15 +157,15 @@ func (o *Options) set(k, v string) error {
 			}
 			for _, p := range o.Peers {
 				if p.ID == id || p.MAC == mac {
-					return fmt.Errorf("node %d or MAC %v listed twice", id, mac)
+					return fmt.Errorf("node %d or MAC %s listed twice", id, formatMAC(mac))
 				}
 			}
 			o.Peers = append(o.Peers, Peer{ID: id, MAC: mac, IP: ip})
 		}
 	case "key":
 		b, err := hex.DecodeString(v)
-		if err != nil || len(b) != cluster.KeyLen {
-			return fmt.Errorf("want %d hex digits", 2*cluster.KeyLen)
+		if err != nil || len(b) != KeyLen {
+			return fmt.Errorf("want %d hex digits", 2*KeyLen)
 		}
 		o.Key = b
 	case "join":
@@ -182,17 +191,17 @@ func parseBool(v string, b *bool) error {
 	return nil
 }
 
-func parseID(s string) (cluster.NodeID, error) {
+func parseID(s string) (uint16, error) {
 	n, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || n == 0 {
 		return 0, fmt.Errorf("node id %q: want 1 to 65535", s)
 	}
-	return cluster.NodeID(n), nil
+	return uint16(n), nil
 }
 
 // ParseMAC reads a MAC address written as six colon-separated hex octets.
-func ParseMAC(s string) (link.MAC, error) {
-	var m link.MAC
+func ParseMAC(s string) ([6]byte, error) {
+	var m [6]byte
 	parts := strings.Split(s, ":")
 	if len(parts) != 6 {
 		return m, fmt.Errorf("MAC %q: want six hex octets separated by colons", s)
@@ -205,4 +214,9 @@ func ParseMAC(s string) (link.MAC, error) {
 		m[i] = byte(b)
 	}
 	return m, nil
+}
+
+// formatMAC writes m as ParseMAC reads it.
+func formatMAC(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }

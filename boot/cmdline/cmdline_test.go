@@ -17,7 +17,7 @@ func TestParse(t *testing.T) {
 	if o.Node != 2 || o.IP.String() != "10.0.0.2/24" || o.Gateway.String() != "10.0.0.254" || len(o.Key) != 32 || o.Join {
 		t.Errorf("%+v", o)
 	}
-	if len(o.Peers) != 2 || o.Peers[1].ID != 2 || o.Peers[1].MAC.String() != "52:54:00:be:00:02" || o.Peers[1].IP.String() != "10.0.0.2" || o.Peers[0].IP.IsValid() {
+	if len(o.Peers) != 2 || o.Peers[1].ID != 2 || o.Peers[1].MAC != [6]byte{0x52, 0x54, 0, 0xbe, 0, 2} || o.Peers[1].IP.String() != "10.0.0.2" || o.Peers[0].IP.IsValid() {
 		t.Errorf("peers %+v", o.Peers)
 	}
 }
@@ -90,4 +90,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("node id 0 accepted from %q", s)
 		}
 	})
+}
+
+// A repeated peer is named with its MAC as the command line writes it.
+func TestPeerListedTwice(t *testing.T) {
+	_, err := Parse("bigiron.peers=1@52:54:00:be:00:01,2@52:54:00:be:00:01")
+	if err == nil || !strings.Contains(err.Error(), "node 2 or MAC 52:54:00:be:00:01 listed twice") {
+		t.Errorf("duplicate MAC: %v", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/boot/cmdline"
+	"github.com/big-iron/big-iron/netstack/link"
 )
 
 // The command line each node gets must parse as that node's settings.
@@ -21,7 +22,7 @@ func TestCommandLineParses(t *testing.T) {
 		if int(o.Node) != i || o.IP.Addr().String() != IP(i) || len(o.Peers) != 3 || len(o.Key) != 32 {
 			t.Errorf("node %d: %+v", i, o)
 		}
-		if o.Peers[i-1].MAC.String() != MAC(i) {
+		if link.MAC(o.Peers[i-1].MAC).String() != MAC(i) {
 			t.Errorf("node %d: peer MAC %v, want %s", i, o.Peers[i-1].MAC, MAC(i))
 		}
 	}
