@@ -263,6 +263,10 @@ func (a *Agent) Nodes() []membership.NodeInfo {
 	return a.mem.Nodes()
 }
 
+// KeyName names the cluster key as Config.KeyName gives it (a
+// fingerprint, never the key).
+func (a *Agent) KeyName() string { return a.cfg.KeyName }
+
 // Events returns the membership events applied so far.
 func (a *Agent) Events() []membership.Event {
 	a.mu.Lock()

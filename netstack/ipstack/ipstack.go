@@ -112,6 +112,9 @@ func (st *Stack) Addr() netip.Prefix { return st.cfg.Addr }
 // Name returns the interface's name.
 func (st *Stack) Name() string { return st.cfg.Name }
 
+// Link returns the link the stack runs on.
+func (st *Stack) Link() link.Link { return st.cfg.Link }
+
 // Gateway returns the default route's next hop, if any.
 func (st *Stack) Gateway() netip.Addr { return st.cfg.Gateway }
 
