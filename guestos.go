@@ -10,6 +10,7 @@ import (
 
 	"github.com/big-iron/big-iron/boot/bzimage"
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/hyperkernel/devices"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 )
@@ -64,8 +65,8 @@ type linuxHost struct {
 	kernel, initrd []byte
 }
 
-// BootOS implements hv.OSHost.
-func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (hv.Guest, error) {
+// BootOS implements console.OSHost.
+func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (console.Guest, error) {
 	return l.h.BootLinux(l.config(vcpus, memory, cmdline))
 }
 
@@ -89,9 +90,9 @@ func (l *linuxHost) config(vcpus int, memory uint64, cmdline string) hv.LinuxCon
 	}
 }
 
-// Guests implements hv.OSHost.
-func (l *linuxHost) Guests() []hv.Guest {
-	var gs []hv.Guest
+// Guests implements console.OSHost.
+func (l *linuxHost) Guests() []console.Guest {
+	var gs []console.Guest
 	for _, vm := range l.h.VMs() {
 		gs = append(gs, vm)
 	}

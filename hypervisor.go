@@ -11,12 +11,13 @@ import (
 
 	"github.com/big-iron/big-iron/board"
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/console"
+	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/hyperkernel/memory"
 	"github.com/big-iron/big-iron/hyperkernel/node"
-	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/netstack/cluster"
 )
 
@@ -42,28 +43,28 @@ func startHypervisor(p *board.Platform) ([]*shell.Command, *hv.Hypervisor) {
 	}
 	pool, err := frames.NewPool(m)
 	if err != nil {
-		return hv.Commands(nil, nil, err.Error()), nil
+		return console.VMCommands(nil, nil, err.Error()), nil
 	}
 	h, err := hv.New(p, pool)
 	if err != nil {
-		return hv.Commands(nil, nil, err.Error()), nil
+		return console.VMCommands(nil, nil, err.Error()), nil
 	}
-	var os hv.OSHost
+	var os console.OSHost
 	if kernel, initrd := guestFiles(); kernel != nil {
 		os = &linuxHost{h: h, kernel: kernel, initrd: initrd}
 	}
-	return hv.Commands(h, os, ""), h
+	return console.VMCommands(h, os, ""), h
 }
 
 // distCommands connects distributed VMs to the cluster: the hypervisor
 // receives dvm.Channel messages from the agent and sends through it. The
 // runner is nil where distributed VMs are unavailable.
-func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*shell.Command, hv.DistRunner) {
+func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*shell.Command, console.DistRunner) {
 	switch {
 	case h == nil:
-		return hv.DistCommands(nil, "VT-x is unavailable on this node"), nil
+		return console.DistCommands(nil, "VT-x is unavailable on this node"), nil
 	case agent == nil:
-		return hv.DistCommands(nil, "this node has no cluster transport"), nil
+		return console.DistCommands(nil, "this node has no cluster transport"), nil
 	}
 	an := agentNet{a: agent, self: uint32(agent.Status().ID)}
 	d := h.NewDist(an, notices)
@@ -81,24 +82,24 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 			d.Receive(i, msg)
 		}
 	}); err != nil {
-		return hv.DistCommands(nil, err.Error()), nil
+		return console.DistCommands(nil, err.Error()), nil
 	}
-	return hv.DistCommands(d, ""), d
+	return console.DistCommands(d, ""), d
 }
 
 // withDist extends the `vcpus` and `node` commands with the distributed
 // VM run by r: `vcpus` shows where its vCPUs run and `node evacuate N`
 // moves it off a node.
-func withDist(cmds []*shell.Command, r hv.DistRunner) {
+func withDist(cmds []*shell.Command, r console.DistRunner) {
 	if r == nil {
 		return
 	}
 	for i, c := range cmds {
 		switch c.Name {
 		case "vcpus":
-			cmds[i] = hv.WithDistVCPUs(c, r)
+			cmds[i] = console.WithDistVCPUs(c, r)
 		case "node":
-			cmds[i] = hv.WithNodeEvacuate(c, r)
+			cmds[i] = console.WithNodeEvacuate(c, r)
 		}
 	}
 }

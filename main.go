@@ -18,7 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/console"
+	"github.com/big-iron/big-iron/console/shell"
 )
 
 func main() {
@@ -29,13 +30,13 @@ func main() {
 	fmt.Printf("big-iron hyperkernel %s (%s, tamago %s) on %s\n", b.Revision, b.Go, b.Tamago, p.Name)
 	fmt.Print(p.Summary())
 
-	sys := &shell.System{
+	sys := &console.System{
 		Platform: p,
 		Build:    b,
 		Uptime:   func() time.Duration { return time.Since(start) },
 	}
-	cmds := shell.SystemCommands(sys)
-	cmds = append(cmds, shell.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
+	cmds := console.SystemCommands(sys)
+	cmds = append(cmds, console.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
 	// the network first: it reserves its DMA memory before the
 	// hypervisor hands out guest memory
 	notices := &lateWriter{}
@@ -88,8 +89,8 @@ func (l *lateWriter) Write(p []byte) (int, error) {
 var revision string
 
 // buildInfo reads the revision and module versions the Go linker embedded.
-func buildInfo() shell.Build {
-	b := shell.Build{Revision: "unknown", Go: runtime.Version(), Tamago: "unknown"}
+func buildInfo() console.Build {
+	b := console.Build{Revision: "unknown", Go: runtime.Version(), Tamago: "unknown"}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b

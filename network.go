@@ -19,9 +19,10 @@ import (
 	"github.com/big-iron/big-iron/board/x86"
 	"github.com/big-iron/big-iron/boot/cmdline"
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/console"
+	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/membership"
 	"github.com/big-iron/big-iron/hyperkernel/node"
-	"github.com/big-iron/big-iron/hyperkernel/shell"
 	"github.com/big-iron/big-iron/netstack/cluster"
 	"github.com/big-iron/big-iron/netstack/dhcp"
 	"github.com/big-iron/big-iron/netstack/e1000"
@@ -50,7 +51,7 @@ const pollIdle = 100 * time.Microsecond
 func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node.Agent) {
 	fail := func(why string) ([]*shell.Command, *node.Agent) {
 		fmt.Printf("network: %s\n", why)
-		return append(ipstack.Commands(nil), node.Commands(nil, why)...), nil
+		return append(console.NetCommands(nil), console.NodeCommands(nil, why)...), nil
 	}
 	opts, err := cmdline.Parse(p.CommandLine)
 	if err != nil {
@@ -79,7 +80,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	m := mux.New(dev)
 	go pollLoop(dev)
 
-	var ifs []ipstack.Interface
+	var ifs []console.Interface
 	ip := ""
 	if opts.DHCP {
 		var xid [4]byte
@@ -97,17 +98,17 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 		if err != nil {
 			fmt.Printf("network: %v\n", err)
 		} else {
-			ifs = append(ifs, ipstack.Interface{Stack: st, Card: dev})
+			ifs = append(ifs, console.Interface{Stack: st, Card: dev})
 			ip = opts.IP.Addr().String()
 			fmt.Printf("network: eth0 %v\n", opts.IP)
 		}
 	}
-	cmds := ipstack.Commands(ifs)
+	cmds := console.NetCommands(ifs)
 
 	key, keyName, err := node.ClusterKey(opts.Key, opts.Insecure, p.Emulator)
 	if err != nil {
 		fmt.Printf("network: %v\n", err)
-		return append(cmds, node.Commands(nil, err.Error())...), nil
+		return append(cmds, console.NodeCommands(nil, err.Error())...), nil
 	}
 	fmt.Printf("network: cluster key %s\n", keyName)
 	var boot []membership.Member
@@ -121,7 +122,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	base, err := counterBase(p)
 	if err != nil {
 		fmt.Printf("network: %v\n", err)
-		return append(cmds, node.Commands(nil, err.Error())...), nil
+		return append(cmds, console.NodeCommands(nil, err.Error())...), nil
 	}
 	start := time.Now()
 	agent, err := node.New(node.Config{
@@ -138,11 +139,11 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 	})
 	if err != nil {
 		fmt.Printf("network: %v\n", err)
-		return append(cmds, node.Commands(nil, err.Error())...), nil
+		return append(cmds, console.NodeCommands(nil, err.Error())...), nil
 	}
 	agent.Start()
 	fmt.Printf("cluster: node %d, %d initial members\n", opts.Node, max(1, len(boot)))
-	return append(cmds, node.Commands(agent, "")...), agent
+	return append(cmds, console.NodeCommands(agent, "")...), agent
 }
 
 // counterBase returns this boot's first frame counter: the real-time

@@ -35,6 +35,12 @@ type LinuxConfig struct {
 	NUMA *acpi.NUMA
 }
 
+// OS guest defaults.
+const (
+	DefaultGuestMemory = 128 << 20
+	DefaultGuestVCPUs  = 1
+)
+
 // VMInfo is a running or finished VM as `vm list` shows it.
 type VMInfo struct {
 	ID      int
@@ -52,9 +58,9 @@ type VMInfo struct {
 	Tables uint64
 }
 
-// setupLine describes a VM's setup cost: time, and table memory in all
+// SetupLine describes a VM's setup cost: time, and table memory in all
 // and per GiB of guest RAM.
-func (in VMInfo) setupLine() string {
+func (in VMInfo) SetupLine() string {
 	perGiB := uint64(0)
 	if in.Memory > 0 {
 		perGiB = in.Tables * (1 << 30) / in.Memory

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,19 +160,20 @@ func TestThreeNodesAgreeAndDetectFailure(t *testing.T) {
 		}
 		return true
 	})
-	var out bytes.Buffer
-	if err := Commands(c.agents[1], "")[0].Run(&out, nil); err != nil {
-		t.Fatal(err)
+	// What `nodes` shows (package console prints it).
+	states := map[string]int{}
+	for _, n := range c.agents[1].Nodes() {
+		states[n.State]++
 	}
-	if strings.Count(out.String(), "alive") != 2 || !strings.Contains(out.String(), "self") {
-		t.Errorf("nodes:\n%s", out.String())
+	if states["alive"] != 2 || states["self"] != 1 {
+		t.Errorf("nodes: %+v", c.agents[1].Nodes())
 	}
 	// The key by its fingerprint only.
-	if fp := cluster.KeyFingerprint(testKey); !strings.Contains(out.String(), "cluster key: fingerprint "+fp) ||
-		strings.Contains(out.String(), fmt.Sprintf("%x", testKey)[:16]) {
-		t.Errorf("nodes does not name the key by fingerprint alone:\n%s", out.String())
+	if fp := cluster.KeyFingerprint(testKey); c.agents[1].KeyName() != "fingerprint "+fp ||
+		strings.Contains(c.agents[1].KeyName(), fmt.Sprintf("%x", testKey)[:16]) {
+		t.Errorf("the agent does not name the key by fingerprint alone: %q", c.agents[1].KeyName())
 	}
-	t.Logf("nodes on node 1:\n%s", out.String())
+	t.Logf("node 1: %v", c.agents[1].Status())
 
 	// Node 3 falls silent.
 	c.agents[3].Stop()
@@ -210,26 +212,13 @@ func TestLeave(t *testing.T) {
 		}
 		return true
 	})
-	var out bytes.Buffer
-	if err := Commands(c.agents[2], "")[1].Run(&out, []string{"leave"}); err != nil {
+	if err := c.agents[2].Leave(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "leave", func() bool {
 		ev := c.agents[1].Events()
 		return len(ev) > 0 && ev[len(ev)-1].Kind == membership.Left && ev[len(ev)-1].ID == 2
 	})
-}
-
-func TestCommandsWithoutCluster(t *testing.T) {
-	for _, c := range Commands(nil, "no NIC") {
-		args := []string{}
-		if c.Name == "node" {
-			args = []string{"leave"}
-		}
-		if err := c.Run(&bytes.Buffer{}, args); err == nil || !strings.Contains(err.Error(), "no NIC") {
-			t.Errorf("%s: %v", c.Name, err)
-		}
-	}
 }
 
 // Messages sent with Send on an application channel reach the peer's
@@ -301,12 +290,10 @@ func TestRaftLog(t *testing.T) {
 	a.mu.Lock()
 	a.mem.HandleMessage(2, []byte{0xff, 0xff, 0xff})
 	a.mu.Unlock()
-	var out bytes.Buffer
-	if err := Commands(a, "")[1].Run(&out, []string{"log"}); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "1 malformed messages dropped") || !strings.Contains(out.String(), "warning: membership: bad raft message from 2") {
-		t.Errorf("node log:\n%s", out.String())
+	// What `node log` shows (package console prints it).
+	lines, _, _, bad := a.RaftLog()
+	if bad != 1 || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "warning: membership: bad raft message from 2") }) {
+		t.Errorf("node log: %d malformed messages dropped, lines:\n%s", bad, strings.Join(lines, "\n"))
 	}
 	// The ring keeps the latest lines only.
 	for i := range 2 * raftLogLines {

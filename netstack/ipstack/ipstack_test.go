@@ -147,39 +147,3 @@ func FuzzDeliver(f *testing.F) {
 		st.Deliver(frame)
 	})
 }
-
-func TestCommands(t *testing.T) {
-	sa, _ := twoStacks(t)
-	cmds := Commands([]Interface{{Stack: sa}})
-	run := func(name string, args ...string) (string, error) {
-		for _, c := range cmds {
-			if c.Name == name {
-				var b bytes.Buffer
-				err := c.Run(&b, args)
-				return b.String(), err
-			}
-		}
-		t.Fatalf("no command %q", name)
-		return "", nil
-	}
-	out, err := run("ping", "10.0.0.2", "count=2")
-	if err != nil || !strings.Contains(out, "2 packets transmitted, 2 received, 0% packet loss") {
-		t.Errorf("ping: %v\n%s", err, out)
-	}
-	out, err = run("ifconfig")
-	if err != nil || !strings.Contains(out, "inet 10.0.0.1/24") || !strings.Contains(out, "ether 02:00:00:00:00:01") {
-		t.Errorf("ifconfig: %v\n%s", err, out)
-	}
-	out, err = run("netstat")
-	if err != nil || !strings.Contains(out, "2 echo replies received") {
-		t.Errorf("netstat: %v\n%s", err, out)
-	}
-	for _, bad := range [][]string{{}, {"nonsense"}, {"10.0.0.2", "count=0"}, {"10.0.0.2", "size=99999"}, {"::1"}} {
-		if _, err := run("ping", bad...); err == nil {
-			t.Errorf("ping %v accepted", bad)
-		}
-	}
-	if err := Commands(nil)[0].Run(&bytes.Buffer{}, nil); err == nil || !strings.Contains(err.Error(), "bigiron.ip=") {
-		t.Errorf("ifconfig without interfaces: %v", err)
-	}
-}

@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package hv
+package console
 
 import (
 	"bytes"
@@ -9,15 +9,15 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
 )
 
-// OSHost boots operating-system guests: on bare metal the Hypervisor with
-// the guest image the node carries.
+// OSHost boots operating-system guests: on bare metal the hv.Hypervisor
+// with the guest image the node carries.
 type OSHost interface {
 	// BootOS starts a guest with vcpus processors, memory bytes of RAM
 	// and the kernel command line ("" for the image's default).
@@ -28,39 +28,14 @@ type OSHost interface {
 
 // Guest is an operating-system guest.
 type Guest interface {
-	Info() VMInfo
-	Console() *ConsoleLog
+	Info() hv.VMInfo
+	Console() *hv.ConsoleLog
 	// Input types bytes on the guest's console and returns how many
 	// its receive buffer took.
 	Input(p []byte) int
 	// VCPUs describes the virtual processors.
-	VCPUs() []VCPUInfo
+	VCPUs() []hv.VCPUInfo
 	Stop()
-}
-
-// OS guest defaults.
-const (
-	DefaultGuestMemory = 128 << 20
-	DefaultGuestVCPUs  = 1
-)
-
-// ParseSize reads a memory size: bytes, or a number with K, M or G
-// (binary multiples), e.g. "128M".
-func ParseSize(s string) (uint64, error) {
-	mult := uint64(1)
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mult, s = 1<<10, strings.TrimSuffix(s, "K")
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "M")
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "G")
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 || n > (1<<40)/mult {
-		return 0, fmt.Errorf("%w: size %q: want a number of bytes or with K, M or G", shell.ErrUsage, s)
-	}
-	return n * mult, nil
 }
 
 // bootOS runs `vm boot linux [vcpus=N] [mem=SIZE] [cmdline=...]`.
@@ -68,37 +43,20 @@ func bootOS(w io.Writer, os OSHost, args []string) error {
 	if len(args) == 0 || args[0] != "linux" {
 		return fmt.Errorf("%w: want `vm boot linux [vcpus=N] [mem=SIZE] [cmdline=...]`", shell.ErrUsage)
 	}
-	vcpus, mem, cmdline := DefaultGuestVCPUs, uint64(DefaultGuestMemory), ""
-	for _, a := range args[1:] {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok {
-			return fmt.Errorf("%w: %q: want key=value", shell.ErrUsage, a)
-		}
-		switch k {
-		case "vcpus":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 64 {
-				return fmt.Errorf("%w: vcpus=%q: want 1 to 64", shell.ErrUsage, v)
-			}
-			vcpus = n
-		case "mem":
-			n, err := ParseSize(v)
-			if err != nil {
-				return err
-			}
-			mem = n
-		case "cmdline":
-			cmdline = v
-		default:
-			return fmt.Errorf("%w: unknown setting %q (vcpus, mem, cmdline)", shell.ErrUsage, k)
-		}
+	vcpus, mem, cmdline := hv.DefaultGuestVCPUs, uint64(hv.DefaultGuestMemory), ""
+	var a Args
+	a.Int("vcpus", &vcpus, 1, 64)
+	a.Size("mem", &mem)
+	a.String("cmdline", &cmdline)
+	if err := a.Parse(args[1:]); err != nil {
+		return err
 	}
 	g, err := os.BootOS(vcpus, mem, cmdline)
 	if err != nil {
 		return err
 	}
 	in := g.Info()
-	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, in.ID, in.setupLine())
+	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, in.ID, in.SetupLine())
 	return nil
 }
 
@@ -148,16 +106,15 @@ func ConsoleCommand(os OSHost) *shell.Command {
 		if os == nil {
 			return nil, 0, false, fmt.Errorf("no VMs on this node")
 		}
-		wait, follow := time.Duration(0), false
-		if n := len(args); n > 0 && strings.HasPrefix(args[n-1], "wait=") {
-			s, err := strconv.Atoi(strings.TrimPrefix(args[n-1], "wait="))
-			if err != nil || s < 0 || s > 3600 {
-				return nil, 0, false, fmt.Errorf("%w: %s: want seconds, 0 to 3600", shell.ErrUsage, args[n-1])
-			}
-			wait, args, follow = time.Duration(s)*time.Second, args[:n-1], true
+		secs := 0
+		var a Args
+		a.Int("wait", &secs, 0, 3600)
+		ids, err := a.ParseMixed(args)
+		if err != nil {
+			return nil, 0, false, err
 		}
-		g, err := findGuest(os, args)
-		return g, wait, follow, err
+		g, err := findGuest(os, ids)
+		return g, time.Duration(secs) * time.Second, a.Given("wait"), err
 	}
 	follow := func(w io.Writer, g Guest, wait time.Duration) {
 		var at uint64

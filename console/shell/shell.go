@@ -7,6 +7,9 @@
 // shell parses lines, dispatches them, and turns every failure (unknown
 // command, bad argument, even a panicking command) into one line of error
 // output, so no input can take the shell down.
+//
+// The commands themselves live in package console, above the services
+// they drive; no service imports this package.
 package shell
 
 import (
@@ -27,7 +30,8 @@ const Prompt = "bigiron> "
 type Command struct {
 	// Name is the word that invokes the command.
 	Name string
-	// Usage shows the arguments, e.g. "[vcpus=N] [mem=SIZE]".
+	// Usage shows the arguments, e.g. "[vcpus=N] [mem=SIZE]" (package
+	// console parses key=value arguments).
 	Usage string
 	// Help is the one-line description `help` prints.
 	Help string
@@ -257,25 +261,4 @@ func Split(line string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
-}
-
-// KeyValues parses words of the form key=value into a map, accepting only
-// the given keys. It is the argument convention of commands such as
-// `vm boot linux vcpus=2 mem=1G`.
-func KeyValues(words []string, allowed ...string) (map[string]string, error) {
-	kv := make(map[string]string, len(words))
-	for _, w := range words {
-		k, v, ok := strings.Cut(w, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("%w: %q is not key=value", ErrUsage, w)
-		}
-		if !slices.Contains(allowed, k) {
-			return nil, fmt.Errorf("%w: unknown key %q (known: %s)", ErrUsage, k, strings.Join(allowed, ", "))
-		}
-		if _, dup := kv[k]; dup {
-			return nil, fmt.Errorf("%w: %q given twice", ErrUsage, k)
-		}
-		kv[k] = v
-	}
-	return kv, nil
 }

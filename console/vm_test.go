@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package hv
+package console
 
 import (
 	"bytes"
@@ -10,8 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 	"github.com/big-iron/big-iron/vmx"
 )
@@ -26,7 +27,7 @@ type fakeRunner struct {
 	fail  error
 }
 
-func (f *fakeRunner) RunTest(v testguest.Variant) (*Result, error) {
+func (f *fakeRunner) RunTest(v testguest.Variant) (*hv.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -34,8 +35,7 @@ func (f *fakeRunner) RunTest(v testguest.Variant) (*Result, error) {
 	}
 	id := f.seq[f.runs%len(f.seq)]
 	f.runs++
-	r := &Result{Variant: v, Outcome: "halted"}
-	r.noteCore(id)
+	r := &hv.Result{Variant: v, Outcome: "halted", APICID: id, Cores: []uint32{id}, Loads: 1}
 	r.Exits.Record(vmx.ExitCPUID)
 	return r, nil
 }
@@ -47,7 +47,7 @@ func (f *fakeRunner) Frames() (inUse, total int)    { return 300, 1024 }
 func runVM(t *testing.T, r Runner, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := Commands(r, nil, "no VMX here")[0].Run(&out, args)
+	err := VMCommands(r, nil, "no VMX here")[0].Run(&out, args)
 	return out.String(), err
 }
 
@@ -90,19 +90,6 @@ func TestVMCommandErrors(t *testing.T) {
 	r.fail = errors.New("VMXON failed")
 	if _, err := runVM(t, r, "run", "test", "cores=all"); err == nil || !strings.Contains(err.Error(), "VMXON failed") {
 		t.Errorf("failure not reported: %v", err)
-	}
-}
-
-func TestResultNotesMigrations(t *testing.T) {
-	var r Result
-	for _, c := range []uint32{2, 2, 0, 0, 2} {
-		r.noteCore(c)
-	}
-	if r.APICID != 2 || r.Loads != 5 || r.Migrations != 2 || len(r.Cores) != 2 {
-		t.Errorf("got first %d, loads %d, migrations %d, cores %v", r.APICID, r.Loads, r.Migrations, r.Cores)
-	}
-	if s := r.String(); !strings.Contains(s, "moved between cores 2 times") {
-		t.Errorf("String:\n%s", s)
 	}
 }
 

@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package hv
+package console
 
 import (
 	"bytes"
@@ -12,24 +12,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
 )
 
 type fakeGuest struct {
-	info    VMInfo
-	console *ConsoleLog
+	info    hv.VMInfo
+	console *hv.ConsoleLog
 	mu      sync.Mutex
 	typed   []byte
 	exits   uint64
 }
 
-func (g *fakeGuest) VCPUs() []VCPUInfo {
+func (g *fakeGuest) VCPUs() []hv.VCPUInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.exits += 100
-	return []VCPUInfo{
-		{Index: 0, APICID: 0, State: VCPURunning, Core: 1, Exits: g.exits},
-		{Index: 1, APICID: 1, State: VCPUWaitSIPI, Core: -1},
+	return []hv.VCPUInfo{
+		{Index: 0, APICID: 0, State: hv.VCPURunning, Core: 1, Exits: g.exits},
+		{Index: 1, APICID: 1, State: hv.VCPUWaitSIPI, Core: -1},
 	}
 }
 
@@ -40,9 +41,9 @@ func (g *fakeGuest) Input(p []byte) int {
 	return len(p)
 }
 
-func (g *fakeGuest) Info() VMInfo         { return g.info }
-func (g *fakeGuest) Console() *ConsoleLog { return g.console }
-func (g *fakeGuest) Stop()                { g.info.Outcome = "stopped by the operator" }
+func (g *fakeGuest) Info() hv.VMInfo         { return g.info }
+func (g *fakeGuest) Console() *hv.ConsoleLog { return g.console }
+func (g *fakeGuest) Stop()                   { g.info.Outcome = "stopped by the operator" }
 
 type fakeOS struct {
 	guests []Guest
@@ -55,8 +56,8 @@ type fakeOS struct {
 
 func (o *fakeOS) BootOS(vcpus int, mem uint64, cmdline string) (Guest, error) {
 	o.last.vcpus, o.last.mem, o.last.cmdline = vcpus, mem, cmdline
-	g := &fakeGuest{info: VMInfo{ID: len(o.guests) + 1, Name: "linux", VCPUs: vcpus, Memory: mem, Started: time.Now(), Outcome: "running",
-		Setup: 1234 * time.Millisecond, Tables: (mem >> 21) * 4096}, console: NewConsoleLog(64)}
+	g := &fakeGuest{info: hv.VMInfo{ID: len(o.guests) + 1, Name: "linux", VCPUs: vcpus, Memory: mem, Started: time.Now(), Outcome: "running",
+		Setup: 1234 * time.Millisecond, Tables: (mem >> 21) * 4096}, console: hv.NewConsoleLog(64)}
 	o.guests = append(o.guests, g)
 	return g, nil
 }
@@ -66,7 +67,7 @@ func (o *fakeOS) Guests() []Guest { return o.guests }
 func runOS(t *testing.T, os OSHost, cmd int, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := Commands(&fakeRunner{}, os, "")[cmd].Run(&out, args)
+	err := VMCommands(&fakeRunner{}, os, "")[cmd].Run(&out, args)
 	return out.String(), err
 }
 
@@ -83,7 +84,7 @@ func TestBootListStopConsole(t *testing.T) {
 	if os.last.vcpus != 2 || os.last.mem != 256<<20 || os.last.cmdline != "console=ttyS0 quiet" {
 		t.Errorf("BootOS got %+v", os.last)
 	}
-	if _, err := runOS(t, os, 0, "boot", "linux"); err != nil || os.last.vcpus != DefaultGuestVCPUs || os.last.mem != DefaultGuestMemory {
+	if _, err := runOS(t, os, 0, "boot", "linux"); err != nil || os.last.vcpus != hv.DefaultGuestVCPUs || os.last.mem != hv.DefaultGuestMemory {
 		t.Errorf("defaults: %+v, %v", os.last, err)
 	}
 	out, _ = runOS(t, os, 0, "list")
@@ -121,58 +122,6 @@ func TestBootListStopConsole(t *testing.T) {
 	}
 	if _, err := runOS(t, nil, 0, "list"); err == nil || !strings.Contains(err.Error(), "no guest operating system") {
 		t.Errorf("vm list without an image: %v", err)
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]uint64{"4096": 4096, "64K": 64 << 10, "128M": 128 << 20, "2G": 2 << 30} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"", "M", "-1M", "1T", "99999999999G", "0"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) accepted", in)
-		}
-	}
-}
-
-func TestConsoleLogKeepsTheNewest(t *testing.T) {
-	c := NewConsoleLog(16)
-	for i := range 40 {
-		c.WriteByte(byte('a' + i%26))
-	}
-	b, next := c.Since(0)
-	if next != 40 || len(b) == 0 || len(b) > 16 || b[len(b)-1] != 'a'+39%26 {
-		t.Fatalf("Since(0) = %q, %d", b, next)
-	}
-	if b, _ := c.Since(38); string(b) != string([]byte{'a' + 38%26, 'a' + 39%26}) {
-		t.Errorf("Since(38) = %q", b)
-	}
-	if b, n := c.Since(100); len(b) != 0 || n != 40 {
-		t.Errorf("Since(100) = %q, %d", b, n)
-	}
-	if n := testing.AllocsPerRun(100, func() { c.WriteByte('x') }); n != 0 {
-		t.Errorf("WriteByte allocates %v", n)
-	}
-}
-
-func TestResetControl(t *testing.T) {
-	n := 0
-	r := resetControl{reset: func() { n++ }}
-	r.Out(portResetControl, 1, 0x02) // hard/soft select only
-	r.Out(portI8042Command, 1, 0xD1)
-	r.Out(portI8042Data, 1, 0xFE)
-	if n != 0 {
-		t.Fatalf("reset by a write that does not ask for one")
-	}
-	r.Out(portResetControl, 1, 0x06)
-	r.Out(portI8042Command, 1, i8042PulseReset)
-	if n != 2 {
-		t.Errorf("%d resets, want 2", n)
-	}
-	if r.In(portI8042Command, 1) != 0 {
-		t.Error("i8042 status not empty")
 	}
 }
 

@@ -1,24 +1,24 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package ipstack
+package console
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"time"
 
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/netstack/ipstack"
 	"github.com/big-iron/big-iron/netstack/nic"
 )
 
 // Interface is what ifconfig shows of one interface: its stack and, where
 // known, the card under it.
 type Interface struct {
-	Stack *Stack
+	Stack *ipstack.Stack
 	// Card is the network card's driver, nil for a link without one.
 	Card interface {
 		Driver() string
@@ -29,9 +29,9 @@ type Interface struct {
 // pingTimeout bounds the wait for each echo reply.
 const pingTimeout = time.Second
 
-// Commands returns the shell's network commands: ifconfig, ping and
+// NetCommands returns the shell's network commands: ifconfig, ping and
 // netstat over the interfaces given (none: the commands say so).
-func Commands(ifs []Interface) []*shell.Command {
+func NetCommands(ifs []Interface) []*shell.Command {
 	noNet := func() error {
 		if len(ifs) == 0 {
 			return fmt.Errorf("no network interface (no supported NIC, or no address: bigiron.ip=ADDR/PREFIX)")
@@ -65,16 +65,11 @@ func Commands(ifs []Interface) []*shell.Command {
 			if err != nil || !dst.Is4() {
 				return fmt.Errorf("%w: %q is not an IPv4 address", shell.ErrUsage, args[0])
 			}
-			kv, err := shell.KeyValues(args[1:], "count", "size")
-			if err != nil {
-				return err
-			}
-			count, err := intArg(kv, "count", 3, 1, 1000)
-			if err != nil {
-				return err
-			}
-			size, err := intArg(kv, "size", 56, 0, 1400)
-			if err != nil {
+			count, size := 3, 56
+			var a Args
+			a.Int("count", &count, 1, 1000)
+			a.Int("size", &size, 0, 1400)
+			if err := a.Parse(args[1:]); err != nil {
 				return err
 			}
 			if err := noNet(); err != nil {
@@ -100,21 +95,9 @@ func Commands(ifs []Interface) []*shell.Command {
 	}}
 }
 
-func intArg(kv map[string]string, key string, def, min, max int) (int, error) {
-	s, ok := kv[key]
-	if !ok {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, fmt.Errorf("%w: %s=%q: want a number from %d to %d", shell.ErrUsage, key, s, min, max)
-	}
-	return n, nil
-}
-
 func writeInterface(w io.Writer, i Interface) {
 	st := i.Stack
-	l := st.cfg.Link
+	l := st.Link()
 	state := "down"
 	if l.Up() {
 		state = "up"
@@ -135,7 +118,7 @@ func writeInterface(w io.Writer, i Interface) {
 	}
 }
 
-func ping(w io.Writer, st *Stack, dst netip.Addr, count, size int) error {
+func ping(w io.Writer, st *ipstack.Stack, dst netip.Addr, count, size int) error {
 	fmt.Fprintf(w, "PING %v: %d data bytes\n", dst, size)
 	received := 0
 	var min, max, sum time.Duration
@@ -167,7 +150,7 @@ func ping(w io.Writer, st *Stack, dst netip.Addr, count, size int) error {
 	return nil
 }
 
-func writeNetstat(w io.Writer, st *Stack) {
+func writeNetstat(w io.Writer, st *ipstack.Stack) {
 	s := st.Stats()
 	fmt.Fprintf(w, "%s (%v):\n", st.Name(), st.Addr())
 	fmt.Fprintf(w, "  ip:   %d packets received, %d delivered, %d sent, %d malformed, %d output errors\n",

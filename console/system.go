@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package shell
+package console
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/big-iron/big-iron/board"
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/console/shell"
 )
 
 // Build identifies the running image.
@@ -33,16 +34,16 @@ type System struct {
 }
 
 // SystemCommands returns version, cpus, mem, uptime, halt and reboot.
-func SystemCommands(sys *System) []*Command {
+func SystemCommands(sys *System) []*shell.Command {
 	noArgs := func(name string, run func(w io.Writer) error) func(io.Writer, []string) error {
 		return func(w io.Writer, args []string) error {
 			if len(args) != 0 {
-				return fmt.Errorf("%w: %s takes no arguments", ErrUsage, name)
+				return fmt.Errorf("%w: %s takes no arguments", shell.ErrUsage, name)
 			}
 			return run(w)
 		}
 	}
-	return []*Command{
+	return []*shell.Command{
 		{Name: "version", Help: "image revision, Go and tamago versions", Run: noArgs("version", sys.version)},
 		{Name: "cpus", Help: "each core: APIC id, state, VMX capable, TSC kHz", Run: noArgs("cpus", sys.cpus)},
 		{Name: "mem", Help: "physical memory map and memory free for guests", Run: noArgs("mem", sys.mem)},

@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package hv
+package console
 
 import (
 	"errors"
@@ -14,14 +14,15 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 )
 
-// Runner is what the vm commands drive: the Hypervisor on bare metal.
+// Runner is what the vm commands drive: the hv.Hypervisor on bare metal.
 type Runner interface {
-	RunTest(testguest.Variant) (*Result, error)
+	RunTest(testguest.Variant) (*hv.Result, error)
 	Stats() (exits.ExitStats, int)
 	NumCores() int
 	// Frames returns the node's frames for guests (4 KiB each) in use
@@ -29,11 +30,11 @@ type Runner interface {
 	Frames() (inUse, total int)
 }
 
-// Commands returns `vm` (`vm run test [VARIANT] [cores=all]`, `vm stat`,
+// VMCommands returns `vm` (`vm run test [VARIANT] [cores=all]`, `vm stat`,
 // and with an OS host `vm boot linux ...`, `vm list`, `vm stop [ID]`) and
 // `console`. r is nil where VMX is unavailable; the commands then say
 // why. os may be nil where the node carries no guest image.
-func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
+func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 	return []*shell.Command{{
 		Name:  "vm",
 		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [cmdline=...] | list | stop [ID]",
@@ -73,7 +74,7 @@ func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 					return err
 				}
 				in := g.Info()
-				fmt.Fprintf(w, "vm %d (%s, %s): %d exits in %v; %s\n", in.ID, in.Name, in.Outcome, in.Exits.Total(), time.Since(in.Started).Round(time.Second), in.setupLine())
+				fmt.Fprintf(w, "vm %d (%s, %s): %d exits in %v; %s\n", in.ID, in.Name, in.Outcome, in.Exits.Total(), time.Since(in.Started).Round(time.Second), in.SetupLine())
 				fmt.Fprint(w, in.Exits.String())
 				return nil
 			case len(args) == 1 && args[0] == "stat":
@@ -91,20 +92,21 @@ func Commands(r Runner, os OSHost, unavailable string) []*shell.Command {
 }
 
 func runTest(w io.Writer, r Runner, args []string) error {
-	variant, all := testguest.VariantStandard, false
-	for _, a := range args {
-		switch {
-		case a == "cores=all":
-			all = true
-		default:
-			v, ok := variantByName(a)
-			if !ok {
-				return fmt.Errorf("%w: unknown test guest %q (%s)", shell.ErrUsage, a, variantNames())
-			}
-			variant = v
-		}
+	variant, cores := testguest.VariantStandard, ""
+	var a Args
+	a.Choice("cores", &cores, "all")
+	names, err := a.ParseMixed(args)
+	if err != nil {
+		return err
 	}
-	if !all {
+	for _, name := range names {
+		v, ok := variantByName(name)
+		if !ok {
+			return fmt.Errorf("%w: unknown test guest %q (%s)", shell.ErrUsage, name, variantNames())
+		}
+		variant = v
+	}
+	if cores != "all" {
 		res, err := r.RunTest(variant)
 		if err != nil {
 			return err
@@ -125,7 +127,7 @@ func runOnAllCores(w io.Writer, r Runner, v testguest.Variant) error {
 	n := r.NumCores()
 	var covered []uint32
 	for round := 0; round < maxRounds && len(covered) < n; round++ {
-		results := make([]*Result, n)
+		results := make([]*hv.Result, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {

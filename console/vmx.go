@@ -1,24 +1,25 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package shell
+package console
 
 import (
 	"fmt"
 	"io"
 
+	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/vmx"
 )
 
 // VMXCommand returns `vmx`, which prints the BSP's VMX capabilities in
 // words, read through readMSR.
-func VMXCommand(readMSR func(uint32) (uint64, error), vmxCapable bool, reason string) *Command {
-	return &Command{
+func VMXCommand(readMSR func(uint32) (uint64, error), vmxCapable bool, reason string) *shell.Command {
+	return &shell.Command{
 		Name: "vmx",
 		Help: "VT-x capabilities of this CPU, in words",
 		Run: func(w io.Writer, args []string) error {
 			if len(args) != 0 {
-				return fmt.Errorf("%w: vmx takes no arguments", ErrUsage)
+				return fmt.Errorf("%w: vmx takes no arguments", shell.ErrUsage)
 			}
 			if !vmxCapable {
 				fmt.Fprintf(w, "VMX not available: %s\n", reason)

@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-package node
+package console
 
 import (
 	"fmt"
@@ -9,12 +9,30 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/big-iron/big-iron/hyperkernel/shell"
+	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/hyperkernel/membership"
+	"github.com/big-iron/big-iron/hyperkernel/node"
+	"github.com/big-iron/big-iron/netstack/cluster"
 )
 
-// Commands returns `nodes` and `node`. a is nil where the node has no
+var _ Cluster = (*node.Agent)(nil)
+
+// Cluster is what `nodes` and `node` show and drive: the node.Agent on
+// bare metal.
+type Cluster interface {
+	Status() membership.Status
+	Nodes() []membership.NodeInfo
+	Events() []membership.Event
+	// KeyName names the cluster key (by fingerprint, never the key).
+	KeyName() string
+	Leave() error
+	TransportStats() cluster.Stats
+	RaftLog() (lines []string, warnings, errors, badMessages uint64)
+}
+
+// NodeCommands returns `nodes` and `node`. a is nil where the node has no
 // cluster port; the commands then say why.
-func Commands(a *Agent, unavailable string) []*shell.Command {
+func NodeCommands(a Cluster, unavailable string) []*shell.Command {
 	need := func() error {
 		if a == nil {
 			return fmt.Errorf("not in a cluster: %s", unavailable)
@@ -75,11 +93,11 @@ func Commands(a *Agent, unavailable string) []*shell.Command {
 	}}
 }
 
-func writeNodes(w io.Writer, a *Agent) {
+func writeNodes(w io.Writer, a Cluster) {
 	st := a.Status()
 	fmt.Fprintln(w, st)
-	if a.cfg.KeyName != "" {
-		fmt.Fprintf(w, "cluster key: %s\n", a.cfg.KeyName)
+	if k := a.KeyName(); k != "" {
+		fmt.Fprintf(w, "cluster key: %s\n", k)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "id\tmac\tip\tstate\trtt\tframes in/out\tbytes in/out\tretrans")

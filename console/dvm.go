@@ -1,0 +1,430 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package console
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/hyperkernel/memory"
+	"github.com/big-iron/big-iron/hyperkernel/testguest"
+)
+
+// DistRunner runs distributed VMs: implemented by the bare-metal hv.Dist.
+type DistRunner interface {
+	// Start creates and starts a VM, writing one line per step to
+	// progress.
+	Start(req hv.DistStart, progress io.Writer) (dvm.Spec, error)
+	Status() (hv.DistStatus, error)
+	Peek(gpa uint64) (uint32, error)
+	Migrate(vcpu, node int) error
+	// Evacuate moves every vCPU off a node and has it give back the page
+	// copies it does not home; it returns the vCPUs it moved.
+	Evacuate(node int) (int, error)
+	Stop() error
+}
+
+// DistCommands returns the shell commands of distributed VMs: `dvm`,
+// `pages` and `migrate`. A nil runner makes them say why (unavailable).
+func DistCommands(r DistRunner, unavailable string) []*shell.Command {
+	need := func(w io.Writer) bool {
+		if r == nil {
+			fmt.Fprintf(w, "distributed VMs unavailable: %s\n", unavailable)
+			return false
+		}
+		return true
+	}
+	return []*shell.Command{
+		{
+			Name:  "dvm",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped] | stat | peek GPA | evacuate NODE | stop",
+			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
+			Run: func(w io.Writer, args []string) error {
+				if len(args) == 0 {
+					return fmt.Errorf("%w: dvm needs a subcommand: start, stat, peek or stop", shell.ErrUsage)
+				}
+				switch args[0] {
+				case "start":
+					req, err := parseDistStart(args[1:])
+					if err != nil {
+						return err
+					}
+					if !need(w) {
+						return nil
+					}
+					spec, err := r.Start(req, w)
+					if err != nil {
+						return err
+					}
+					if req.Linux {
+						topology := ""
+						if req.NUMA {
+							topology = ", an SRAT and a SLIT"
+						}
+						homes := fmt.Sprintf("pages homed on node %d", st0(r))
+						if spec.Homes == dvm.HomesStriped {
+							homes = "pages striped over the nodes"
+						}
+						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
+							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, homes, spec.Place, max(spec.Dilation, 1), topology)
+						return nil
+					}
+					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
+						spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
+					return nil
+				case "stat":
+					if len(args) != 1 {
+						return fmt.Errorf("%w: dvm stat takes no arguments", shell.ErrUsage)
+					}
+					if !need(w) {
+						return nil
+					}
+					st, err := r.Status()
+					if err != nil {
+						return err
+					}
+					writeDistStatus(w, &st, true)
+					return nil
+				case "peek":
+					if len(args) != 2 {
+						return fmt.Errorf("%w: dvm peek needs a guest-physical address", shell.ErrUsage)
+					}
+					gpa, err := strconv.ParseUint(args[1], 0, 64)
+					if err != nil || gpa%4 != 0 {
+						return fmt.Errorf("%w: dvm peek: bad address %q (want a 4-byte aligned number)", shell.ErrUsage, args[1])
+					}
+					if !need(w) {
+						return nil
+					}
+					v, err := r.Peek(gpa)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "%#x: %d (%#x)\n", gpa, v, v)
+					return nil
+				case "evacuate":
+					if len(args) != 2 {
+						return fmt.Errorf("%w: dvm evacuate needs a node", shell.ErrUsage)
+					}
+					if !need(w) {
+						return nil
+					}
+					return evacuate(w, r, args[1])
+				case "stop":
+					if !need(w) {
+						return nil
+					}
+					return r.Stop()
+				}
+				return fmt.Errorf("%w: dvm: unknown subcommand %q", shell.ErrUsage, args[0])
+			},
+		},
+		{
+			Name:  "pages",
+			Usage: "pages [map]",
+			Help:  "page placement and remote-fault rates of the distributed VM on this node; map: which pages it holds",
+			Run: func(w io.Writer, args []string) error {
+				if len(args) > 1 || len(args) == 1 && args[0] != "map" {
+					return fmt.Errorf("%w: want `pages` or `pages map`", shell.ErrUsage)
+				}
+				if !need(w) {
+					return nil
+				}
+				st, err := r.Status()
+				if err != nil {
+					return err
+				}
+				writeDistStatus(w, &st, false)
+				if len(args) == 1 {
+					writePageMap(w, &st)
+				}
+				return nil
+			},
+		},
+		{
+			Name:  "migrate",
+			Usage: "migrate VCPU NODE",
+			Help:  "move a vCPU of the distributed VM to another node while it runs",
+			Run: func(w io.Writer, args []string) error {
+				if len(args) != 2 {
+					return fmt.Errorf("%w: migrate needs a vCPU and a node", shell.ErrUsage)
+				}
+				v, err1 := strconv.Atoi(args[0])
+				n, err2 := strconv.Atoi(args[1])
+				if err1 != nil || err2 != nil || v < 0 || n < 0 {
+					return fmt.Errorf("%w: migrate: bad vCPU %q or node %q", shell.ErrUsage, args[0], args[1])
+				}
+				if !need(w) {
+					return nil
+				}
+				if err := r.Migrate(v, n); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "vCPU %d: moving to node %d at its next exit\n", v, n)
+				return nil
+			},
+		},
+	}
+}
+
+// parseDistStart reads the arguments of `dvm start`.
+func parseDistStart(args []string) (hv.DistStart, error) {
+	req := hv.DistStart{Iterations: testguest.DefaultCounterIterations, Guest: testguest.VariantCounter}
+	var a Args
+	a.Func("guest", func(v string) error {
+		if v == "linux" {
+			req.Linux = true
+			return nil
+		}
+		g, known := hv.DistGuest(v)
+		if !known {
+			return fmt.Errorf("unknown guest (counter, pingpong or linux)")
+		}
+		req.Guest = g
+		return nil
+	})
+	a.Int("nodes", &req.Nodes, 1, math.MaxInt)
+	a.Int("vcpus", &req.VCPUs, 1, math.MaxInt)
+	a.Int("iters", &req.Iterations, 1, math.MaxInt)
+	a.Size("mem", &req.Memory)
+	a.Func("place", func(v string) (err error) { req.Place, err = dvm.ParsePlacePolicy(v); return err })
+	a.Int("dilate", &req.Dilation, 1, 255)
+	a.Func("move", func(v string) (err error) { req.Move, err = dvm.ParseMovePolicy(v); return err })
+	a.Func("devices", func(v string) (err error) { req.Devices, err = dvm.ParseDevicePolicy(v); return err })
+	a.Flag("numa", &req.NUMA)
+	a.Func("homes", func(v string) error {
+		if _, err := dvm.ParseHomePolicy(v); err != nil {
+			return err
+		}
+		req.Homes = v
+		return nil
+	})
+	return req, a.Parse(args)
+}
+
+// st0 is the cluster id of the VM's node 0 (this node, which started it).
+func st0(r DistRunner) int {
+	if st, err := r.Status(); err == nil {
+		return st.Self
+	}
+	return 0
+}
+
+// writeDistStatus prints a status: placement and rates, and with full
+// also the vCPU table.
+func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
+	s := &st.Stats
+	secs := st.Elapsed.Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	state := st.Outcome
+	if state == "" {
+		state = "running"
+	}
+	fmt.Fprintf(w, "dvm %d on node %d (%d of %d in the VM): %s, %v\n", st.Spec.ID, st.Self, st.Index, st.Spec.Nodes, state, st.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "  pages: %d in the VM, %d homed here, held here %d shared + %d modified\n",
+		st.Spec.Pages, homedHere(st), s.Shared, s.Modified)
+	avg := time.Duration(0)
+	if s.RemoteWaits > 0 {
+		avg = s.WaitTime / time.Duration(s.RemoteWaits)
+	}
+	fmt.Fprintf(w, "  faults: %d (%d remote, %.1f/s), waited %d times, %v on average\n",
+		s.Memory.Faults, s.Memory.RemoteFaults, float64(s.Memory.RemoteFaults)/secs, s.RemoteWaits, avg.Round(time.Microsecond))
+	fmt.Fprintf(w, "  coherence: %d messages out (%d with a page), %d bytes out on the wire, %d messages in, %d bytes in, %d invalidations, %d rejected, %d of other VMs dropped\n",
+		s.Memory.Messages, s.Memory.DataMessages, s.BytesOut, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected, s.Stale)
+	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d\n",
+		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes,
+		st.Spec.Move, st.Spec.Devices, s.PolicyMoves)
+	devAvg := time.Duration(0)
+	if s.DeviceReads > 0 {
+		devAvg = s.DeviceReadTime / time.Duration(s.DeviceReads)
+	}
+	fmt.Fprintf(w, "  devices: %d reads forwarded to the device node, %v on average; %d interrupts raised by devices here\n", s.DeviceReads, devAvg.Round(time.Microsecond), st.DeviceIRQs)
+	if st.Guest == "linux" {
+		fmt.Fprintf(w, "  guest clock: caught up with another node's %d times, %d TSC ticks in all\n", st.ClockCatchUps, st.ClockSkipped)
+	}
+	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
+		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
+	if !full {
+		return
+	}
+	if len(st.HotPages) > 0 {
+		fmt.Fprintf(w, "  pages waited for most (GPA x times):")
+		for _, p := range st.HotPages {
+			fmt.Fprintf(w, " %#x x%d", p.GPA, p.Waits)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  exits on this node: %s", strings.ReplaceAll(strings.TrimSuffix(st.Exits.String(), "\n"), "\n", "\n    "))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %-5s %-5s %s\n", "VCPU", "NODE", "STATE")
+	for _, v := range st.VCPUs {
+		fmt.Fprintf(w, "  %-5d %-5d %s\n", v.ID, v.Node, v.State)
+	}
+}
+
+// pageMapRow is the number of cells `pages map` prints on a line.
+const pageMapRow = 64
+
+// writePageMap prints the page map: one character per cell, M where this
+// node holds a page of the cell Modified, s Shared, . none.
+func writePageMap(w io.Writer, st *hv.DistStatus) {
+	per := st.PagesPerCell
+	fmt.Fprintf(w, "  page map (%d page(s) of 4 KiB per character; M modified here, s shared here, . not here):\n", per)
+	for i := 0; i < len(st.PageMap); i += pageMapRow {
+		row := make([]byte, 0, pageMapRow)
+		for _, c := range st.PageMap[i:min(i+pageMapRow, len(st.PageMap))] {
+			row = append(row, ".sM"[min(int(c), 2)])
+		}
+		fmt.Fprintf(w, "  0x%08x %s\n", uint64(i*per)*memory.PageSize, row)
+	}
+}
+
+// homedHere counts the pages whose home is this node under striping.
+func homedHere(st *hv.DistStatus) int {
+	n := st.Spec.Nodes
+	if n <= 0 {
+		return 0
+	}
+	if st.Spec.Homes == dvm.HomesDeviceNode {
+		if st.Index == 0 {
+			return st.Spec.Pages
+		}
+		return 0
+	}
+	c := st.Spec.Pages / n
+	if st.Index < st.Spec.Pages%n {
+		c++
+	}
+	return c
+}
+
+// WithDistVCPUs extends a `vcpus` command (see [VCPUsCommand]) with the
+// distributed VM: when one exists, `vcpus` also prints where each of its
+// vCPUs runs, and `vcpus dvm` prints only that.
+func WithDistVCPUs(base *shell.Command, r DistRunner) *shell.Command {
+	if r == nil {
+		return base
+	}
+	c := *base
+	c.Usage = "[ID | dvm]"
+	c.Help = "show VMs' vCPUs: state, core, exits/s; for the distributed VM, the node each runs on"
+	c.Run = func(w io.Writer, args []string) error {
+		st, dvmErr := r.Status()
+		if len(args) == 1 && args[0] == "dvm" {
+			if dvmErr != nil {
+				return dvmErr
+			}
+			writeDistVCPUs(w, &st)
+			return nil
+		}
+		err := base.Run(w, args)
+		if dvmErr != nil || len(args) != 0 {
+			return err
+		}
+		// A distributed VM exists: the local VMs' error (none) is not one.
+		writeDistVCPUs(w, &st)
+		return nil
+	}
+	return &c
+}
+
+// writeDistVCPUs prints the distributed VM's vCPU placement.
+func writeDistVCPUs(w io.Writer, st *hv.DistStatus) {
+	fmt.Fprintf(w, "dvm %d across %d nodes (node numbers are cluster ids)\nvcpu  node  state\n", st.Spec.ID, st.Spec.Nodes)
+	for _, v := range st.VCPUs {
+		here := ""
+		if v.Here {
+			here = " (this node)"
+		}
+		fmt.Fprintf(w, "%-5d %-5d %s%s\n", v.ID, v.Node, v.State, here)
+	}
+}
+
+// WithNodeEvacuate extends the cluster's `node` command with
+// `node evacuate N`: move the distributed VM's vCPUs off node N (a
+// cluster id) and have it give back the page copies it does not home, so
+// that it can leave.
+func WithNodeEvacuate(base *shell.Command, r DistRunner) *shell.Command {
+	if r == nil {
+		return base
+	}
+	c := *base
+	c.Usage = strings.Replace(base.Usage, "leave", "leave [force]", 1) + " | evacuate N"
+	c.Help = base.Help + "; move the distributed VM off node N (a node in a running distributed VM leaves only with force)"
+	c.Run = func(w io.Writer, args []string) error {
+		switch {
+		case len(args) >= 1 && args[0] == "leave":
+			force := false
+			var a Args
+			a.Flag("force", &force)
+			if err := a.Parse(args[1:]); err != nil {
+				return err
+			}
+			if !force {
+				if err := leaveCheck(r); err != nil {
+					return err
+				}
+			}
+			return base.Run(w, args[:1])
+		case len(args) == 0 || args[0] != "evacuate":
+			return base.Run(w, args)
+		case len(args) != 2:
+			return fmt.Errorf("%w: want `node evacuate N`", shell.ErrUsage)
+		}
+		return evacuate(w, r, args[1])
+	}
+	return &c
+}
+
+// leaveCheck refuses to let this node leave the cluster while a
+// distributed VM runs with a part of it here: vCPUs, or pages homed here
+// (homes do not move yet, so evacuating leaves those). Leaving would stop
+// the VM on every node.
+func leaveCheck(r DistRunner) error {
+	st, err := r.Status()
+	if err != nil || st.Outcome != "" {
+		return nil // no VM here, or it has ended
+	}
+	vcpus := 0
+	for _, v := range st.VCPUs {
+		if v.Here {
+			vcpus++
+		}
+	}
+	homed := 0
+	home := st.Spec.Homes.Home(st.Spec.Nodes)
+	for p := range st.Spec.Pages {
+		if int(home(uint64(p))) == st.Index {
+			homed++
+		}
+	}
+	if vcpus == 0 && homed == 0 {
+		return nil
+	}
+	return fmt.Errorf("this node is in distributed VM %d with %d vCPUs and %d pages homed here: leaving would stop the VM on every node; move the vCPUs with `node evacuate %d` (homes stay), stop the VM with `dvm stop`, or leave anyway with `node leave force`",
+		st.Spec.ID, vcpus, homed, st.Self)
+}
+
+// evacuate runs `dvm evacuate NODE` and `node evacuate NODE`.
+func evacuate(w io.Writer, r DistRunner, node string) error {
+	n, err := strconv.Atoi(node)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%w: evacuate: bad node %q", shell.ErrUsage, node)
+	}
+	moved, err := r.Evacuate(n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home\n", n, moved)
+	return nil
+}

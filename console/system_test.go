@@ -1,0 +1,97 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package console
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/console/shell"
+)
+
+func testSystem() *System {
+	return &System{
+		Platform: &board.Platform{
+			Name: "pc", Loader: "multiboot", TSCHz: 2_000_000_000, TSCSource: "PIT",
+			CPUs: []board.CPU{
+				{APICID: 0, BSP: true, Online: true, VMX: board.VMXSupport{Capable: true, EPT: true}},
+				{APICID: 2, Online: true, VMX: board.VMXSupport{Capable: true, EPT: true}},
+			},
+			Memory: memmap.Map{
+				{Start: 0, Size: 0x9fc00, Type: memmap.Usable},
+				{Start: 0x100000, Size: 0x7ff00000, Type: memmap.Usable},
+			},
+			Reserved: []board.Reservation{{Range: memmap.Range{Start: 0, Size: 0x30000000}, Owner: "hyperkernel"}},
+		},
+		Build:  Build{Revision: "abc123", Go: "go1.26.0", Tamago: "v1.26.0"},
+		Uptime: func() time.Duration { return 90 * time.Second },
+	}
+}
+
+func TestSystemCommands(t *testing.T) {
+	sh, err := shell.New(SystemCommands(testSystem())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"version", []string{"big-iron abc123", "go go1.26.0", "tamago v1.26.0"}},
+		{"cpus", []string{"2 cores, 2 online", "BSP", "2000000", "yes"}},
+		{"mem", []string{"usable: 1.9 GiB in 2 regions", "free for guests: 1.2 GiB in 1 regions", "hyperkernel"}},
+		{"uptime", []string{"up 1m30s"}},
+		{"cpus extra", []string{"error: cpus: bad arguments"}},
+	} {
+		var b bytes.Buffer
+		sh.Exec(&b, tc.line)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%q output lacks %q:\n%s", tc.line, w, b.String())
+			}
+		}
+	}
+}
+
+func TestVMXCommandUnavailable(t *testing.T) {
+	var b bytes.Buffer
+	c := VMXCommand(nil, false, "CPUID.1:ECX.VMX clear")
+	if err := c.Run(&b, nil); err != nil || b.String() != "VMX not available: CPUID.1:ECX.VMX clear\n" {
+		t.Errorf("vmx: %q %v", b.String(), err)
+	}
+	if err := c.Run(&b, []string{"x"}); err == nil {
+		t.Error("vmx x accepted")
+	}
+}
+
+func FuzzExec(f *testing.F) {
+	for _, s := range []string{"help", "cpus", "mem x", `echo "a b" 'c'`, "\\", "\"", "vm boot linux vcpus=2", "\x00", "help help help"} {
+		f.Add(s)
+	}
+	cmds := SystemCommands(testSystem())
+	// halt and reboot would call the platform: replace with harmless ones
+	for _, c := range cmds {
+		if c.Name == "halt" || c.Name == "reboot" {
+			c.Run = func(io.Writer, []string) error { return nil }
+		}
+	}
+	sh, err := shell.New(cmds...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		var b bytes.Buffer
+		if err := sh.Exec(&b, line); err != nil {
+			t.Fatalf("Exec(%q) = %v", line, err)
+		}
+		if strings.Contains(b.String(), "internal error") {
+			t.Fatalf("Exec(%q) panicked inside a command: %s", line, b.String())
+		}
+	})
+}
