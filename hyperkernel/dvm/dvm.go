@@ -23,12 +23,15 @@
 // next VMCS load flushes the EPT translations. Messages that arrive while
 // no vCPU runs here are served by the Runtime's own goroutine ([Runtime.Run]).
 //
-// The lock is a sync.Mutex: a vCPU loop must take it while not pinned to
-// its core and must leave its core (clear its VMCS, unpin) before any call
-// that may block — [Runtime.FaultLocked], [Runtime.DepartLocked],
-// [Runtime.ForwardLocked], [Runtime.InterruptLocked],
-// [Runtime.ReadDeviceLocked] and [Runtime.ReadLocked] send on the
-// transport and may wait.
+// Outside this package the lock is reached only through a [Handle]: a
+// vCPU loop gets one for its vCPU ([Runtime.Handle]), anything else that
+// acts under the lock one for [NoVCPU]; a handle's methods panic unless
+// it holds the lock. The lock is a sync.Mutex: a vCPU loop must take it
+// while not pinned to its core and must leave its core (clear its VMCS,
+// unpin) before any call that may block — [Handle.Serve],
+// [Handle.Fault], [Handle.Depart], [Handle.Forward], [Handle.Interrupt],
+// [Handle.ReadDevice] and [Handle.Read] send on the transport and may
+// wait.
 //
 // Frame receive never takes the lock: [Runtime.Deliver] copies a message
 // into the inbox, so the transport's own lock and this one are never held
@@ -80,9 +83,10 @@ type Config struct {
 	// OnArrive is called, with the lock held, when a vCPU arrives by
 	// migration: st is valid only during the call. It must not block.
 	OnArrive func(v migrate.VCPUID, st *vcpu.State)
-	// OnDevice handles a device write from a vCPU on another node, with
-	// the lock held. It must not block.
-	OnDevice func(d DeviceWrite)
+	// OnDevice handles a device write from a vCPU on another node: with
+	// the lock held, h holding it (it must not block), or with
+	// DevicesUnlocked on the device goroutine, h not holding it.
+	OnDevice func(h *Handle, d DeviceWrite)
 	// OnDeviceRead serves a device read (on the device node), with the
 	// lock held, and returns the value. It must not block.
 	OnDeviceRead func(d DeviceRead) uint64
@@ -184,15 +188,18 @@ type inMsg struct {
 type Runtime struct {
 	cfg Config
 
-	mu    sync.Mutex // see the package comment
-	eng   *memory.Engine
-	mig   *migrate.Migrator
-	out   *memory.Outbox
-	mout  *migrate.Outbox
-	tx    []byte
-	rx    memory.Page
-	state vcpu.State
-	err   error // first fatal error; the VM is stopped on this node
+	mu sync.Mutex // see the package comment
+	// locked is the handle OnDevice gets with the lock held; devHandle
+	// the one it gets on the device goroutine.
+	locked, devHandle Handle
+	eng               *memory.Engine
+	mig               *migrate.Migrator
+	out               *memory.Outbox
+	mout              *migrate.Outbox
+	tx                []byte
+	rx                memory.Page
+	state             vcpu.State
+	err               error // first fatal error; the VM is stopped on this node
 	// lost is set by NodeFailed without the lock, so that waiters wake
 	// even while a vCPU holds the lock to send; err follows.
 	lost  atomic.Pointer[NodeLostError]
@@ -274,6 +281,8 @@ func New(cfg Config) (*Runtime, error) {
 	case MoveAlways:
 		r.policy = sched.AlwaysMove{}
 	}
+	r.locked = Handle{r: r, v: NoVCPU}
+	r.devHandle = Handle{r: r, v: NoVCPU}
 	r.cond = sync.NewCond(&r.qmu)
 	r.dcond = sync.NewCond(&r.dmu)
 	var err error
@@ -348,17 +357,17 @@ func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
 func (r *Runtime) Pending() bool { return r.pending.Load() != 0 || r.heldN.Load() != 0 }
 
 // Lock takes the Runtime's lock and serves the inbox.
-func (r *Runtime) Lock() {
+func (r *Runtime) lock() {
 	r.mu.Lock()
 	r.drainLocked()
 }
 
 // Unlock lets go of the Runtime's lock.
-func (r *Runtime) Unlock() { r.mu.Unlock() }
+func (r *Runtime) unlock() { r.mu.Unlock() }
 
-// ServeLocked serves the inbox; the caller holds the lock and is not
+// serveLocked serves the inbox; the caller holds the lock and is not
 // pinned (serving sends replies).
-func (r *Runtime) ServeLocked() { r.drainLocked() }
+func (r *Runtime) serveLocked() { r.drainLocked() }
 
 // Err returns the error that stopped the VM on this node, if any.
 func (r *Runtime) Err() error {
@@ -370,8 +379,8 @@ func (r *Runtime) Err() error {
 	return r.err
 }
 
-// ErrLocked is Err for a caller holding the lock.
-func (r *Runtime) ErrLocked() error { return r.stoppedLocked() }
+// errLocked is Err for a caller holding the lock.
+func (r *Runtime) errLocked() error { return r.stoppedLocked() }
 
 // send sends the message in b[EnvelopeSize:] to node to, enveloped for
 // this VM in b[:EnvelopeSize].
@@ -528,9 +537,7 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 		if r.cfg.DevicesUnlocked {
 			return r.queueDevice(devOp{from: from, w: d})
 		}
-		if r.cfg.OnDevice != nil {
-			r.cfg.OnDevice(d)
-		}
+		r.deviceLocked(d)
 		return nil
 	case DeviceReadMagic:
 		var d DeviceRead
@@ -603,12 +610,24 @@ func (r *Runtime) serveDevices() {
 	}
 }
 
+// deviceLocked passes a device write to OnDevice with a handle that
+// holds the lock, as its caller does.
+func (r *Runtime) deviceLocked(d DeviceWrite) {
+	if r.cfg.OnDevice == nil {
+		return
+	}
+	held := r.locked.held
+	r.locked.held = true
+	r.cfg.OnDevice(&r.locked, d)
+	r.locked.held = held
+}
+
 // serveDevice performs one forwarded access on the device goroutine,
 // answering a read with rb as its buffer.
 func (r *Runtime) serveDevice(op *devOp, rb []byte) {
 	if !op.read {
 		if r.cfg.OnDevice != nil {
-			r.cfg.OnDevice(op.w)
+			r.cfg.OnDevice(&r.devHandle, op.w)
 		}
 		return
 	}
@@ -631,12 +650,12 @@ func (r *Runtime) readDevice(d DeviceRead) uint64 {
 	return r.cfg.OnDeviceRead(d)
 }
 
-// ReadDeviceLocked reads a device register for vCPU v: port addr, or
+// readDeviceLocked reads a device register for vCPU v: port addr, or
 // with mmio the guest-physical address addr; on this node if it hosts
 // the VM's devices, otherwise by a round trip to that node, waiting
 // (without the lock) for the value. The caller holds the lock and is not
 // pinned.
-func (r *Runtime) ReadDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, size uint8) (uint64, error) {
+func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, size uint8) (uint64, error) {
 	if int(v) >= len(r.reads) {
 		return 0, fmt.Errorf("dvm: device read for vCPU %d of %d", v, len(r.reads))
 	}
@@ -720,11 +739,11 @@ func (r *Runtime) generation() uint64 {
 	return r.gen
 }
 
-// FaultLocked resolves a guest access to gpa that this node's tables do
+// faultLocked resolves a guest access to gpa that this node's tables do
 // not allow (an EPT violation): it returns once the access is allowed. The
 // caller holds the lock and is not pinned; the lock is released while
 // waiting for other nodes and held again on return.
-func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
+func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 	var start time.Time
 	for {
 		if err := r.stoppedLocked(); err != nil {
@@ -765,7 +784,7 @@ func (r *Runtime) FaultLocked(gpa uint64, write bool) error {
 
 // initialPullNS is the move policy's estimate of a remote fault until
 // this node has measured its own: a page fetch over a LAN (the
-// simulator's figure). A migration is estimated at two (PlaceLocked).
+// simulator's figure). A migration is estimated at two (placeLocked).
 const initialPullNS = 15_000
 
 // minCostSamples is how many remote waits the measured average needs
@@ -776,7 +795,7 @@ const minCostSamples = 16
 // was built (each node's policy only compares its own readings).
 func (r *Runtime) now() int64 { return int64(time.Since(r.epoch)) }
 
-// PlaceLocked asks the VM's move policy (Spec.Move) whether vCPU v, which
+// placeLocked asks the VM's move policy (Spec.Move) whether vCPU v, which
 // faulted on gpa on this node, should move to the node that holds the
 // page rather than fetch it. It returns that node and true to move; the
 // caller then migrates the vCPU with the access not done, to run it
@@ -787,7 +806,7 @@ func (r *Runtime) now() int64 { return int64(time.Since(r.epoch)) }
 // node fetch its stack). Of two vCPUs on different nodes that pull each
 // other (both write the same pages), only the one on the higher-numbered
 // node moves, so that they do not swap places.
-func (r *Runtime) PlaceLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
+func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
 	if r.policy == nil || gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize || r.eng.LocalSatisfiable(gpa, write) {
 		return 0, false
 	}
@@ -810,12 +829,12 @@ func (r *Runtime) PlaceLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.
 	return target, true
 }
 
-// DeviceMoveLocked asks the VM's device policy (Spec.Devices) whether a
+// deviceMoveLocked asks the VM's device policy (Spec.Devices) whether a
 // vCPU here that touches a device should move to the device node rather
 // than forward the access: it returns that node and true to move. The
 // caller then migrates the vCPU with the access not done. The caller
 // holds the lock.
-func (r *Runtime) DeviceMoveLocked() (memory.NodeID, bool) {
+func (r *Runtime) deviceMoveLocked() (memory.NodeID, bool) {
 	if r.cfg.Spec.Devices != DevicesMove || r.cfg.Self == r.cfg.DeviceNode {
 		return 0, false
 	}
@@ -865,8 +884,8 @@ func (r *Runtime) Access(gpa uint64, write bool, fn func(page *memory.Page)) err
 	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
 		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
 	}
-	r.Lock()
-	defer r.Unlock()
+	r.lock()
+	defer r.unlock()
 	return r.accessLocked(gpa, write, fn)
 }
 
@@ -875,7 +894,7 @@ func (r *Runtime) accessLocked(gpa uint64, write bool, fn func(page *memory.Page
 	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
 		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
 	}
-	if err := r.FaultLocked(gpa, write); err != nil {
+	if err := r.faultLocked(gpa, write); err != nil {
 		return err
 	}
 	fn(r.eng.Frame(gpa))
@@ -897,13 +916,13 @@ func (r *Runtime) Write(gpa uint64, b []byte) error {
 
 // Read copies guest memory at gpa into b, page by page.
 func (r *Runtime) Read(gpa uint64, b []byte) error {
-	r.Lock()
-	defer r.Unlock()
-	return r.ReadLocked(gpa, b)
+	r.lock()
+	defer r.unlock()
+	return r.readLocked(gpa, b)
 }
 
-// ReadLocked is Read for a caller that holds the lock and is not pinned.
-func (r *Runtime) ReadLocked(gpa uint64, b []byte) error {
+// readLocked is Read for a caller that holds the lock and is not pinned.
+func (r *Runtime) readLocked(gpa uint64, b []byte) error {
 	for len(b) > 0 {
 		off := gpa % memory.PageSize
 		n := min(uint64(len(b)), memory.PageSize-off)
@@ -922,26 +941,26 @@ func (r *Runtime) Hosts(v migrate.VCPUID) bool {
 	return r.mig.Hosts(v)
 }
 
-// HostsLocked is Hosts for a caller that holds the lock.
-func (r *Runtime) HostsLocked(v migrate.VCPUID) bool { return r.mig.Hosts(v) }
+// hostsLocked is Hosts for a caller that holds the lock.
+func (r *Runtime) hostsLocked(v migrate.VCPUID) bool { return r.mig.Hosts(v) }
 
 // Location returns the node this node believes hosts vCPU v.
 func (r *Runtime) Location(v migrate.VCPUID) memory.NodeID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.LocationLocked(v)
+	return r.locationLocked(v)
 }
 
-// LocationLocked is Location for a caller that holds the lock.
-func (r *Runtime) LocationLocked(v migrate.VCPUID) memory.NodeID {
+// locationLocked is Location for a caller that holds the lock.
+func (r *Runtime) locationLocked(v migrate.VCPUID) memory.NodeID {
 	n, _ := r.mig.Location(v)
 	return memory.NodeID(n)
 }
 
-// DepartLocked ships vCPU v, frozen at an exit with state st, to node dst.
+// departLocked ships vCPU v, frozen at an exit with state st, to node dst.
 // The caller holds the lock and is not pinned; from now on v is not its
 // to run.
-func (r *Runtime) DepartLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.State) error {
+func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.State) error {
 	rec := r.mig.VCPU(v)
 	if rec == nil {
 		return fmt.Errorf("dvm: vCPU %d is not on node %d", v, r.cfg.Self)
@@ -970,10 +989,10 @@ func (r *Runtime) DepartLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 // 0-15 (Intel SDM Vol. 3A, 11.5.3 "Error Handling").
 const MinVector = 16
 
-// InterruptLocked raises vector on vCPU v wherever it runs: at once if it
+// interruptLocked raises vector on vCPU v wherever it runs: at once if it
 // runs here, otherwise by a message to its node, which follows it if it
 // moved. The caller holds the lock and is not pinned.
-func (r *Runtime) InterruptLocked(v migrate.VCPUID, vector uint8) error {
+func (r *Runtime) interruptLocked(v migrate.VCPUID, vector uint8) error {
 	if vector < MinVector {
 		return fmt.Errorf("dvm: interrupt vector %d for vCPU %d is illegal", vector, v)
 	}
@@ -988,10 +1007,10 @@ func (r *Runtime) InterruptLocked(v migrate.VCPUID, vector uint8) error {
 	return nil
 }
 
-// TakeInterruptLocked removes and returns the highest pending interrupt
+// takeInterruptLocked removes and returns the highest pending interrupt
 // of vCPU v, hosted here, for injection; ok is false if none is pending.
 // The caller holds the lock.
-func (r *Runtime) TakeInterruptLocked(v migrate.VCPUID) (vector uint8, ok bool) {
+func (r *Runtime) takeInterruptLocked(v migrate.VCPUID) (vector uint8, ok bool) {
 	rec := r.mig.VCPU(v)
 	if rec == nil {
 		return 0, false
@@ -999,22 +1018,20 @@ func (r *Runtime) TakeInterruptLocked(v migrate.VCPUID) (vector uint8, ok bool) 
 	return rec.TakePending()
 }
 
-// InterruptPendingLocked reports whether vCPU v, hosted here, has an
+// interruptPendingLocked reports whether vCPU v, hosted here, has an
 // interrupt pending. The caller holds the lock.
-func (r *Runtime) InterruptPendingLocked(v migrate.VCPUID) bool {
+func (r *Runtime) interruptPendingLocked(v migrate.VCPUID) bool {
 	rec := r.mig.VCPU(v)
 	return rec != nil && rec.IRR != [4]uint64{}
 }
 
-// ForwardLocked sends a device write to the node hosting the VM's
+// forwardLocked sends a device write to the node hosting the VM's
 // devices, or serves it here if that is this node. The caller holds the
 // lock and is not pinned.
-func (r *Runtime) ForwardLocked(d DeviceWrite) error {
+func (r *Runtime) forwardLocked(d DeviceWrite) error {
 	d.VM = r.cfg.Spec.ID
 	if r.cfg.DeviceNode == r.cfg.Self {
-		if r.cfg.OnDevice != nil {
-			r.cfg.OnDevice(d)
-		}
+		r.deviceLocked(d)
 		return nil
 	}
 	var b [EnvelopeSize + DeviceSize]byte
@@ -1030,8 +1047,8 @@ func (r *Runtime) ForwardLocked(d DeviceWrite) error {
 // home: Modified copies are written back to their homes. It returns how
 // many copies it dropped. Pages homed here stay: a home does not move.
 func (r *Runtime) EvictAll() (int, error) {
-	r.Lock()
-	defer r.Unlock()
+	r.lock()
+	defer r.unlock()
 	n := 0
 	for p := 0; p < r.cfg.Spec.Pages; p++ {
 		gpa := uint64(p) * memory.PageSize
@@ -1158,8 +1175,8 @@ func (r *Runtime) Run() {
 			r.mu.Unlock()
 			time.Sleep(max(d, 50*time.Microsecond))
 		}
-		r.Lock()
-		r.Unlock()
+		r.lock()
+		r.unlock()
 	}
 }
 

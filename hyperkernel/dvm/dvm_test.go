@@ -104,7 +104,7 @@ func newCluster(t testing.TB, nodes, vcpus, pages int, mods ...func(*Config)) *c
 		cfg := Config{
 			Spec: spec, Self: self, Perm: p, Frames: f, Transport: memPort{c.net, self},
 			OnArrive:    func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
-			OnDevice:    func(d DeviceWrite) { c.device <- d },
+			OnDevice:    func(_ *Handle, d DeviceWrite) { c.device <- d },
 			OnInterrupt: func(v migrate.VCPUID) { c.irq <- arrival{node: self, v: v} },
 			// The device node answers with the port and which node it is.
 			OnDeviceRead: func(d DeviceRead) uint64 { return d.Addr<<8 | uint64(self) },
@@ -255,9 +255,9 @@ func TestMigrationCarriesTheState(t *testing.T) {
 	if !rt.Hosts(0) || rt.Hosts(1) {
 		t.Fatal("vCPU 0 should start on node 0 and vCPU 1 on node 1")
 	}
-	rt.Lock()
-	err := rt.DepartLocked(0, 1, &st)
-	rt.Unlock()
+	rt.lock()
+	err := rt.departLocked(0, 1, &st)
+	rt.unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,9 +272,9 @@ func TestMigrationCarriesTheState(t *testing.T) {
 	if rt.Hosts(0) || !c.rts[1].Hosts(0) || rt.Location(0) != 1 {
 		t.Fatal("location tables not updated")
 	}
-	rt.Lock()
-	err = rt.DepartLocked(0, 1, &st)
-	rt.Unlock()
+	rt.lock()
+	err = rt.departLocked(0, 1, &st)
+	rt.unlock()
 	if err == nil {
 		t.Fatal("a node sent away a vCPU it does not host")
 	}
@@ -293,13 +293,13 @@ func (c *cluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uin
 		t.Fatalf("no interrupt reached vCPU %d at node %d", v, n)
 	}
 	rt := c.rts[n]
-	rt.Lock()
-	defer rt.Unlock()
-	vec, ok := rt.TakeInterruptLocked(v)
+	rt.lock()
+	defer rt.unlock()
+	vec, ok := rt.takeInterruptLocked(v)
 	if !ok {
 		t.Fatalf("node %d: vCPU %d has nothing pending", n, v)
 	}
-	if rt.InterruptPendingLocked(v) {
+	if rt.interruptPendingLocked(v) {
 		t.Fatalf("node %d: vCPU %d still has an interrupt pending after the only one was taken", n, v)
 	}
 	return vec
@@ -309,9 +309,9 @@ func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
 	c := newCluster(t, 3, 3, 4)
 	// vCPU 0 (node 0) interrupts vCPU 1 (node 1).
 	rt := c.rts[0]
-	rt.Lock()
-	err := rt.InterruptLocked(1, 0x41)
-	rt.Unlock()
+	rt.lock()
+	err := rt.interruptLocked(1, 0x41)
+	rt.unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,32 +319,32 @@ func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
 		t.Fatalf("vCPU 1 got vector %#x, want 0x41", vec)
 	}
 	// A local interrupt is pending at once, with no message.
-	rt.Lock()
-	if err := rt.InterruptLocked(0, 0x30); err != nil || !rt.InterruptPendingLocked(0) {
-		t.Fatalf("local interrupt: %v, pending %v", err, rt.InterruptPendingLocked(0))
+	rt.lock()
+	if err := rt.interruptLocked(0, 0x30); err != nil || !rt.interruptPendingLocked(0) {
+		t.Fatalf("local interrupt: %v, pending %v", err, rt.interruptPendingLocked(0))
 	}
-	if vec, ok := rt.TakeInterruptLocked(0); !ok || vec != 0x30 {
+	if vec, ok := rt.takeInterruptLocked(0); !ok || vec != 0x30 {
 		t.Fatalf("local interrupt taken as %#x %v", vec, ok)
 	}
 	// Illegal vectors are refused and do not stop the VM.
-	if err := rt.InterruptLocked(1, 3); err == nil {
+	if err := rt.interruptLocked(1, 3); err == nil {
 		t.Fatal("vector 3 was sent")
 	}
-	rt.Unlock()
+	rt.unlock()
 	if err := rt.Err(); err != nil {
 		t.Fatalf("an illegal vector stopped the VM: %v", err)
 	}
 	// vCPU 1 moves to node 2 with an interrupt pending; node 0 still
 	// believes it is on node 1, whose forward finds it.
 	r1 := c.rts[1]
-	r1.Lock()
-	if err := r1.InterruptLocked(1, 0x50); err != nil {
+	r1.lock()
+	if err := r1.interruptLocked(1, 0x50); err != nil {
 		t.Fatal(err)
 	}
 	var st vcpu.State
 	st.Reset(1, false)
-	err = r1.DepartLocked(1, 2, &st)
-	r1.Unlock()
+	err = r1.departLocked(1, 2, &st)
+	r1.unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,15 +357,15 @@ func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
 		t.Fatal("vCPU 1 did not arrive")
 	}
 	r2 := c.rts[2]
-	r2.Lock()
-	vec, ok := r2.TakeInterruptLocked(1)
-	r2.Unlock()
+	r2.lock()
+	vec, ok := r2.takeInterruptLocked(1)
+	r2.unlock()
 	if !ok || vec != 0x50 {
 		t.Fatalf("the pending interrupt did not travel with vCPU 1: %#x %v", vec, ok)
 	}
-	rt.Lock()
-	err = rt.InterruptLocked(1, 0x42)
-	rt.Unlock()
+	rt.lock()
+	err = rt.interruptLocked(1, 0x42)
+	rt.unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,9 +380,9 @@ func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
 func TestDeviceWritesReachTheDeviceNode(t *testing.T) {
 	c := newCluster(t, 2, 2, 4)
 	rt := c.rts[1]
-	rt.Lock()
-	err := rt.ForwardLocked(DeviceWrite{VCPU: 1, MMIO: true, Addr: 0xD0000050, Size: 8, Value: 0xfeedf00d12345678})
-	rt.Unlock()
+	rt.lock()
+	err := rt.forwardLocked(DeviceWrite{VCPU: 1, MMIO: true, Addr: 0xD0000050, Size: 8, Value: 0xfeedf00d12345678})
+	rt.unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,13 +401,13 @@ func TestDeviceReadsReachTheDeviceNode(t *testing.T) {
 	for _, n := range []memory.NodeID{0, 1} {
 		rt := c.rts[n]
 		for i := 0; i < 3; i++ {
-			rt.Lock()
+			rt.lock()
 			addr, mmio := uint64(0x3F8+i), i == 2
 			if mmio {
 				addr = 0xFEC00010
 			}
-			v, err := rt.ReadDeviceLocked(migrate.VCPUID(n), mmio, addr, 4)
-			rt.Unlock()
+			v, err := rt.readDeviceLocked(migrate.VCPUID(n), mmio, addr, 4)
+			rt.unlock()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -432,7 +432,7 @@ func TestDevicesUnlockedMayReachGuestMemory(t *testing.T) {
 	var writes []uint64
 	c := newCluster(t, 2, 2, 4, func(cfg *Config) {
 		cfg.DevicesUnlocked = true
-		cfg.OnDevice = func(d DeviceWrite) { writes = append(writes, d.Value) }
+		cfg.OnDevice = func(_ *Handle, d DeviceWrite) { writes = append(writes, d.Value) }
 		cfg.OnDeviceRead = func(d DeviceRead) uint64 {
 			var b [1]byte
 			if err := dev.Read(d.Addr, b[:]); err != nil {
@@ -446,14 +446,14 @@ func TestDevicesUnlockedMayReachGuestMemory(t *testing.T) {
 	if err := rt.Write(0x1234, []byte{42}); err != nil { // the page's copy is now node 1's
 		t.Fatal(err)
 	}
-	rt.Lock()
-	defer rt.Unlock()
+	rt.lock()
+	defer rt.unlock()
 	for i := uint64(1); i <= 3; i++ {
-		if err := rt.ForwardLocked(DeviceWrite{VCPU: 1, Addr: 0x80, Size: 1, Value: i}); err != nil {
+		if err := rt.forwardLocked(DeviceWrite{VCPU: 1, Addr: 0x80, Size: 1, Value: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v, err := rt.ReadDeviceLocked(1, true, 0x1234, 1)
+	v, err := rt.readDeviceLocked(1, true, 0x1234, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,8 +472,8 @@ func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
 	c.rts[1].Deliver(0, enveloped(7, b[:]))
 	deadline := time.Now().Add(5 * time.Second)
 	for c.rts[1].Err() == nil && time.Now().Before(deadline) {
-		c.rts[1].Lock() // drains the inbox
-		c.rts[1].Unlock()
+		c.rts[1].lock() // drains the inbox
+		c.rts[1].unlock()
 		time.Sleep(time.Millisecond)
 	}
 	if err := c.rts[1].Err(); !errors.Is(err, ErrBadMessage) {
@@ -645,8 +645,8 @@ func FuzzDeliver(f *testing.F) {
 			t.Fatal(err)
 		}
 		rt.Deliver(1, enveloped(7, b))
-		rt.Lock()
-		rt.Unlock()
+		rt.lock()
+		rt.unlock()
 		rt.Close()
 	})
 }
@@ -845,21 +845,21 @@ func pingPongUntilMove(t *testing.T, c *cluster, rounds int) (moved int, dst mem
 		if err := b.Write(memory.PageSize, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
-		a.Lock()
-		if _, ok := a.PlaceLocked(0, memory.PageSize, true); ok {
+		a.lock()
+		if _, ok := a.placeLocked(0, memory.PageSize, true); ok {
 			moves0++
 		}
-		err := a.FaultLocked(memory.PageSize, true)
-		a.Unlock()
+		err := a.faultLocked(memory.PageSize, true)
+		a.unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Lock()
-		n, ok := b.PlaceLocked(1, 0, true)
+		b.lock()
+		n, ok := b.placeLocked(1, 0, true)
 		if !ok {
-			err = b.FaultLocked(0, true)
+			err = b.faultLocked(0, true)
 		}
-		b.Unlock()
+		b.unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -910,9 +910,9 @@ func TestMovePolicyAfterAMove(t *testing.T) {
 			var st vcpu.State
 			st.Reset(1, false)
 			a, b := c.rts[0], c.rts[1]
-			b.Lock()
-			err := b.DepartLocked(1, 0, &st)
-			b.Unlock()
+			b.lock()
+			err := b.departLocked(1, 0, &st)
+			b.unlock()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -928,18 +928,18 @@ func TestMovePolicyAfterAMove(t *testing.T) {
 				if err := b.Write(memory.PageSize, []byte{byte(i)}); err != nil {
 					t.Fatal(err)
 				}
-				a.Lock()
-				n, ok := a.PlaceLocked(1, memory.PageSize, true)
+				a.lock()
+				n, ok := a.placeLocked(1, memory.PageSize, true)
 				if !ok {
-					err = a.FaultLocked(memory.PageSize, true)
+					err = a.faultLocked(memory.PageSize, true)
 				}
-				a.Unlock()
+				a.unlock()
 				if err != nil {
 					t.Fatal(err)
 				}
 				if policy == MoveAlways {
 					if !ok || n != 1 {
-						t.Fatalf("PlaceLocked = %d, %v; want node 1 (it hosts no vCPU)", n, ok)
+						t.Fatalf("placeLocked = %d, %v; want node 1 (it hosts no vCPU)", n, ok)
 					}
 					return
 				}
@@ -957,10 +957,10 @@ func TestPlaceLockedAllocatesNothing(t *testing.T) {
 	if err := b.Write(memory.PageSize, []byte{1}); err != nil {
 		t.Fatal(err)
 	}
-	a.Lock()
-	defer a.Unlock()
-	if n := testing.AllocsPerRun(100, func() { a.PlaceLocked(1, memory.PageSize, true) }); n != 0 {
-		t.Fatalf("PlaceLocked: %v allocations", n)
+	a.lock()
+	defer a.unlock()
+	if n := testing.AllocsPerRun(100, func() { a.placeLocked(1, memory.PageSize, true) }); n != 0 {
+		t.Fatalf("placeLocked: %v allocations", n)
 	}
 }
 
@@ -968,12 +968,12 @@ func TestDevicePolicy(t *testing.T) {
 	for _, policy := range []DevicePolicy{DevicesForward, DevicesMove} {
 		c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Devices = policy })
 		for i, rt := range c.rts {
-			rt.Lock()
-			n, ok := rt.DeviceMoveLocked()
-			rt.Unlock()
+			rt.lock()
+			n, ok := rt.deviceMoveLocked()
+			rt.unlock()
 			want := policy == DevicesMove && i != 0
 			if ok != want || ok && n != 0 {
-				t.Errorf("%v: node %d: DeviceMoveLocked = %d, %v; want move %v to node 0", policy, i, n, ok, want)
+				t.Errorf("%v: node %d: deviceMoveLocked = %d, %v; want move %v to node 0", policy, i, n, ok, want)
 			}
 		}
 	}
@@ -990,11 +990,11 @@ func BenchmarkPlaceLocked(b *testing.B) {
 				b.Fatal(err)
 			}
 			r := c.rts[1]
-			r.Lock()
-			defer r.Unlock()
+			r.lock()
+			defer r.unlock()
 			b.ReportAllocs()
 			for b.Loop() {
-				r.PlaceLocked(1, 0, true)
+				r.placeLocked(1, 0, true)
 			}
 		})
 	}

@@ -71,9 +71,9 @@ func TestNodeFailedWakesDeviceRead(t *testing.T) {
 	c.rts[0].Close() // the device node dies
 	errs := make(chan error, 1)
 	go func() {
-		c.rts[1].Lock()
-		_, err := c.rts[1].ReadDeviceLocked(migrate.VCPUID(1), false, 0x80, 1)
-		c.rts[1].Unlock()
+		c.rts[1].lock()
+		_, err := c.rts[1].readDeviceLocked(migrate.VCPUID(1), false, 0x80, 1)
+		c.rts[1].unlock()
 		errs <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -135,7 +135,7 @@ func TestDeviceQueueFlood(t *testing.T) {
 	release := make(chan struct{})
 	c := newCluster(t, 2, 2, 4, func(cfg *Config) {
 		cfg.DevicesUnlocked = true
-		cfg.OnDevice = func(DeviceWrite) { <-release } // the device is stuck
+		cfg.OnDevice = func(*Handle, DeviceWrite) { <-release } // the device is stuck
 	})
 	defer close(release)
 	var b [DeviceSize]byte

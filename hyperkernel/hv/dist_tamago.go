@@ -228,9 +228,10 @@ func (d *Dist) control(from memory.NodeID, c dvm.Control) {
 	case dvm.OpEvacuate:
 		go vm.evacuateHere() // it waits for the vCPUs to leave
 	case dvm.OpStartup:
-		vm.rt.Lock()
-		vm.startupLocked(int(c.VCPU), uint8(c.Arg))
-		vm.rt.Unlock()
+		h := vm.rt.Handle(dvm.NoVCPU)
+		h.Lock()
+		vm.startupLocked(h, int(c.VCPU), uint8(c.Arg))
+		h.Unlock()
 	case dvm.OpStop:
 		vm.end("stopped by node " + fmt.Sprint(from))
 		d.mu.Lock()
@@ -664,9 +665,9 @@ func (vm *distVM) startLocal() {
 
 // startupLocked releases vCPU v, hosted here and waiting for a startup
 // IPI, at vector; a SIPI to a started vCPU is ignored, as by the
-// processor. The caller holds the runtime's lock.
-func (vm *distVM) startupLocked(v int, vector uint8) {
-	if v >= vm.spec.VCPUs || !vm.rt.HostsLocked(migrate.VCPUID(v)) {
+// processor. h holds the runtime's lock.
+func (vm *distVM) startupLocked(h *dvm.Handle, v int, vector uint8) {
+	if v >= vm.spec.VCPUs || !h.Hosts(migrate.VCPUID(v)) {
 		fmt.Fprintf(vm.d.notices, "dvm %d: startup IPI for vCPU %d, which is not on node %d\n", vm.spec.ID, v, vm.rt.Self())
 		return
 	}
@@ -716,7 +717,7 @@ func (vm *distVM) deviceRead(d dvm.DeviceRead) uint64 {
 // device is the runtime's OnDevice: the debug device lives on node 0. It
 // runs with the runtime's lock held; for a Linux guest it is the guest's
 // devices, served without the lock.
-func (vm *distVM) device(d dvm.DeviceWrite) {
+func (vm *distVM) device(h *dvm.Handle, d dvm.DeviceWrite) {
 	if vm.linux != nil {
 		vm.linux.forwardedWrite(d)
 		return
@@ -732,7 +733,7 @@ func (vm *distVM) device(d dvm.DeviceWrite) {
 				return
 			}
 			vm.deviceIRQs.Add(1)
-			if err := vm.raise(migrate.VCPUID(d.Value), testguest.PingVectorDevice); err != nil {
+			if err := vm.raise(h, migrate.VCPUID(d.Value), testguest.PingVectorDevice); err != nil {
 				fmt.Fprintf(vm.d.notices, "dvm %d: device interrupt for vCPU %d: %v\n", vm.spec.ID, d.Value, err)
 			}
 		}
@@ -841,7 +842,7 @@ func (vm *distVM) mmioAccess(dev *distMMIO, vc *loadedVMCS, gpa uint64, regs *vm
 	rip, cr3, rsp := vmread(vmx.GuestRIP), vmread(vmx.GuestCR3), vmread(vmx.GuestRSP)
 	vc.put()
 	var buf [maxInstruction]byte
-	code, err := mmio.Fetch(distMemory{vm.rt}, cr3, rip, &buf)
+	code, err := mmio.Fetch(distMemory{dev.h}, cr3, rip, &buf)
 	if err != nil {
 		return fmt.Errorf("device access at %#x: %w", gpa, err)
 	}
@@ -862,10 +863,10 @@ func (vm *distVM) mmioAccess(dev *distMMIO, vc *loadedVMCS, gpa uint64, regs *vm
 }
 
 // distMemory is guest memory through the coherence protocol, for a
-// caller that holds the runtime's lock and is not pinned.
-type distMemory struct{ rt *dvm.Runtime }
+// caller whose handle holds the runtime's lock and is not pinned.
+type distMemory struct{ h *dvm.Handle }
 
-func (m distMemory) ReadAt(p []byte, gpa uint64) error { return m.rt.ReadLocked(gpa, p) }
+func (m distMemory) ReadAt(p []byte, gpa uint64) error { return m.h.Read(gpa, p) }
 func (m distMemory) WriteAt(p []byte, gpa uint64) error {
 	return errors.New("dvm: writes through distMemory are not needed")
 }
@@ -873,14 +874,13 @@ func (m distMemory) WriteAt(p []byte, gpa uint64) error {
 // distMMIO is a device window seen from a vCPU: every access goes to
 // the device node (or is served here, if this is it).
 type distMMIO struct {
-	rt   *dvm.Runtime
-	v    migrate.VCPUID
+	h    *dvm.Handle // the vCPU's, holding the lock
 	base uint64
 	err  error
 }
 
 func (d *distMMIO) ReadMMIO(off uint64, size int) uint64 {
-	val, err := d.rt.ReadDeviceLocked(d.v, true, d.base+off, uint8(size))
+	val, err := d.h.ReadDevice(true, d.base+off, uint8(size))
 	if err != nil && d.err == nil {
 		d.err = err
 	}
@@ -888,17 +888,17 @@ func (d *distMMIO) ReadMMIO(off uint64, size int) uint64 {
 }
 
 func (d *distMMIO) WriteMMIO(off uint64, size int, value uint64) {
-	err := d.rt.ForwardLocked(dvm.DeviceWrite{VCPU: d.v, MMIO: true, Addr: d.base + off, Size: uint8(size), Value: value})
+	err := d.h.Forward(dvm.DeviceWrite{VCPU: d.h.VCPU(), MMIO: true, Addr: d.base + off, Size: uint8(size), Value: value})
 	if err != nil && d.err == nil {
 		d.err = err
 	}
 }
 
 // raise makes vector pending on vCPU v wherever it runs, and wakes it if
-// it is halted here. The caller holds the runtime's lock and is not
+// it is halted here. h holds the runtime's lock; the caller is not
 // pinned.
-func (vm *distVM) raise(v migrate.VCPUID, vector uint8) error {
-	if err := vm.rt.InterruptLocked(v, vector); err != nil {
+func (vm *distVM) raise(h *dvm.Handle, v migrate.VCPUID, vector uint8) error {
+	if err := h.Interrupt(v, vector); err != nil {
 		return err
 	}
 	vm.kickVCPU(v)
@@ -942,26 +942,26 @@ func checkDistPayload(spec dvm.Spec) error {
 
 // sendIPI delivers vCPU dest (an APIC id: the vCPU number) an interrupt
 // of vector, or with startup a startup IPI, wherever it runs. The caller
-// holds rt's lock and is not pinned.
-func (vm *distVM) sendIPI(dest uint32, vector uint8, startup bool) error {
+// holds rt's lock in h and is not pinned.
+func (vm *distVM) sendIPI(h *dvm.Handle, dest uint32, vector uint8, startup bool) error {
 	if dest >= uint32(vm.spec.VCPUs) {
 		vm.ipisIgnored.Add(1)
 		return nil
 	}
 	if !startup {
 		vm.ipis.Add(1)
-		return vm.raise(migrate.VCPUID(dest), vector)
+		return vm.raise(h, migrate.VCPUID(dest), vector)
 	}
-	return vm.sendStartup(int(dest), vector)
+	return vm.sendStartup(h, int(dest), vector)
 }
 
 // sendStartup delivers vCPU dest a startup IPI of vector wherever it is.
 // The caller holds rt's lock and is not pinned.
-func (vm *distVM) sendStartup(dest int, vector uint8) error {
+func (vm *distVM) sendStartup(h *dvm.Handle, dest int, vector uint8) error {
 	vm.startups.Add(1)
-	where := vm.rt.LocationLocked(migrate.VCPUID(dest))
+	where := h.Location(migrate.VCPUID(dest))
 	if where == vm.rt.Self() {
-		vm.startupLocked(dest, vector)
+		vm.startupLocked(h, dest, vector)
 		return nil
 	}
 	var b [dvm.ControlSize]byte
@@ -1011,7 +1011,8 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	if err := bus.Register(testguest.DebugPort, testguest.DeviceIDPort+4-testguest.DebugPort, "debug device", &t.port); err != nil {
 		return err
 	}
-	t.mmio = distMMIO{rt: vm.rt, v: migrate.VCPUID(v), base: testguest.MMIOBase}
+	t.h = vm.rt.Handle(migrate.VCPUID(v))
+	t.mmio = distMMIO{h: t.h, base: testguest.MMIOBase}
 	msrs := exits.NewMSRTable()
 	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", &t.icr); err != nil {
 		return err
@@ -1024,11 +1025,11 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	defer t.wake.Stop()
 	loop := runloop.Loop{CPU: &t.cpu, Guest: t, Exits: &t.disp, Slice: h.plat.TSCHz / 1000}
 
-	vm.rt.Lock()
+	t.h.Lock()
 	err = loop.Run()
 	vm.gone.Add(&t.disp.Stats)
 	vm.exits[v] = exits.ExitStats{}
-	vm.rt.Unlock()
+	t.h.Unlock()
 	return err
 }
 
@@ -1039,6 +1040,7 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 type distVCPU struct {
 	vm   *distVM
 	v    int
+	h    *dvm.Handle // on the runtime, held while in guest mode
 	cpu  vmxCPU
 	disp exits.Dispatcher
 	port distPort
@@ -1054,15 +1056,11 @@ func (t *distVCPU) id() migrate.VCPUID { return migrate.VCPUID(t.v) }
 // Service serves the VM's messages and forwards the device accesses
 // and IPIs the latest exit recorded.
 func (t *distVCPU) Service(c runloop.CPU) (runloop.Step, error) {
-	vm, rt := t.vm, t.vm.rt
+	vm := t.vm
 	if vm.stop.Load() {
 		return runloop.Stop, nil
 	}
-	if rt.Pending() {
-		c.Put()
-		rt.ServeLocked()
-	}
-	if err := rt.ErrLocked(); err != nil {
+	if err := t.serve(c); err != nil {
 		return runloop.Stop, err
 	}
 	if err := vm.perm.err; err != nil {
@@ -1071,21 +1069,31 @@ func (t *distVCPU) Service(c runloop.CPU) (runloop.Step, error) {
 	return runloop.Continue, t.forward(c)
 }
 
+// serve serves the messages waiting, off the core (serving sends), and
+// returns the error that stopped the VM on this node.
+func (t *distVCPU) serve(c runloop.CPU) error {
+	if !t.vm.rt.Pending() {
+		return t.h.Err()
+	}
+	c.Put()
+	return t.h.Serve()
+}
+
 // forward sends what the latest exit's handlers recorded: a debug-port
 // write or read, an IPI.
 func (t *distVCPU) forward(c runloop.CPU) error {
-	rt, p := t.vm.rt, &t.port
+	p := &t.port
 	if p.pending {
 		p.pending = false
 		c.Put()
-		if err := rt.ForwardLocked(p.w); err != nil {
+		if err := t.h.Forward(p.w); err != nil {
 			return err
 		}
 	}
 	if p.read {
 		p.read = false
 		c.Put()
-		val, err := rt.ReadDeviceLocked(t.id(), false, p.r.Addr, p.r.Size)
+		val, err := t.h.ReadDevice(false, p.r.Addr, p.r.Size)
 		if err != nil {
 			return err
 		}
@@ -1094,7 +1102,7 @@ func (t *distVCPU) forward(c runloop.CPU) error {
 	if t.icr.pending {
 		t.icr.pending = false
 		c.Put()
-		return t.vm.sendIPI(t.icr.dest, t.icr.vector, t.icr.startup)
+		return t.vm.sendIPI(t.h, t.icr.dest, t.icr.vector, t.icr.startup)
 	}
 	return nil
 }
@@ -1107,15 +1115,15 @@ func (t *distVCPU) Move() (int, bool) {
 // Depart sends the vCPU's state to node dst.
 func (t *distVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 	t.vm.moveTo[t.v].Store(0)
-	if err := t.vm.rt.DepartLocked(t.id(), memory.NodeID(dst), st); err != nil {
+	if err := t.h.Depart(memory.NodeID(dst), st); err != nil {
 		return false, err
 	}
 	t.vm.vstate[t.v].Store(int32(VCPUMigrated))
 	return true, nil
 }
 
-func (t *distVCPU) InterruptPending() bool       { return t.vm.rt.InterruptPendingLocked(t.id()) }
-func (t *distVCPU) TakeInterrupt() (uint8, bool) { return t.vm.rt.TakeInterruptLocked(t.id()) }
+func (t *distVCPU) InterruptPending() bool       { return t.h.InterruptPending() }
+func (t *distVCPU) TakeInterrupt() (uint8, bool) { return t.h.TakeInterrupt() }
 func (t *distVCPU) TSCOffset() uint64            { return 0 }
 
 func (t *distVCPU) Resumed(runloop.CPU, bool) (runloop.Step, error) { return runloop.Continue, nil }
@@ -1124,10 +1132,10 @@ func (t *distVCPU) Resumed(runloop.CPU, bool) (runloop.Step, error) { return run
 // device is, or fetches the page (or moves the vCPU where it is, by the
 // VM's policy).
 func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.Step, error) {
-	vm, rt, gpa := t.vm, t.vm.rt, e.GuestPhysical
+	vm, gpa := t.vm, e.GuestPhysical
 	if gpa >= testguest.MMIOBase && gpa < testguest.MMIOBase+memory.PageSize {
 		if mayMove {
-			if dst, ok := rt.DeviceMoveLocked(); ok {
+			if dst, ok := t.h.DeviceMove(); ok {
 				// The access runs on the device node.
 				vm.moveTo[t.v].Store(int32(dst) + 1)
 				return runloop.Continue, nil
@@ -1140,47 +1148,43 @@ func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.St
 	}
 	write := e.Qualification&2 != 0
 	if mayMove {
-		if dst, ok := rt.PlaceLocked(t.id(), gpa, write); ok {
+		if dst, ok := t.h.Place(gpa, write); ok {
 			// The access runs where the page is.
 			vm.moveTo[t.v].Store(int32(dst) + 1)
 			return runloop.Continue, nil
 		}
 	}
 	c.Put()
-	return runloop.Continue, rt.FaultLocked(gpa, write)
+	return runloop.Continue, t.h.Fault(gpa, write)
 }
 
 // Halt waits, off the core and without the lock, until an interrupt is
 // pending (with interrupts enabled; otherwise for ever), the vCPU is to
 // move, or the VM stops.
 func (t *distVCPU) Halt(c runloop.CPU, interruptible bool) (runloop.Step, error) {
-	vm, rt := t.vm, t.vm.rt
+	vm := t.vm
 	vm.vstate[t.v].Store(int32(VCPUHalted))
 	defer vm.vstate[t.v].Store(int32(VCPURunning))
 	for {
 		if _, move := t.Move(); move || vm.stop.Load() {
 			return runloop.Continue, nil
 		}
-		if rt.Pending() {
-			c.Put()
-			rt.ServeLocked()
-		}
-		if err := rt.ErrLocked(); err != nil {
+		if err := t.serve(c); err != nil {
 			return runloop.Stop, err
 		}
-		if interruptible && rt.InterruptPendingLocked(t.id()) {
+		if interruptible && t.h.InterruptPending() {
 			return runloop.Continue, nil
 		}
 		vm.exits[t.v] = t.disp.Stats
 		c.Put()
-		rt.Unlock()
+		t.h.Unlock()
 		// the timer bounds the wait for a move or the end of the VM
 		t.wake.Reset(2 * time.Millisecond)
 		select {
 		case <-vm.kick[t.v]:
 		case <-t.wake.C:
 		}
-		rt.Lock()
+		t.h.Lock()
 	}
 }
 
@@ -1191,9 +1195,9 @@ func (t *distVCPU) Other(runloop.CPU, *exits.Exit, *exits.Action) (runloop.Step,
 // Yield publishes the exit counts and lets go of the lock for a moment.
 func (t *distVCPU) Yield() {
 	t.vm.exits[t.v] = t.disp.Stats
-	t.vm.rt.Unlock()
+	t.h.Unlock()
 	runtime.Gosched()
-	t.vm.rt.Lock()
+	t.h.Lock()
 }
 
 // Status reports this node's view of the VM.
@@ -1211,12 +1215,13 @@ func (d *Dist) Status() (DistStatus, error) {
 	st.PageMap, st.PagesPerCell = cells[:n], per
 	var hot [8]dvm.HotPage
 	st.HotPages = hot[:vm.rt.HotPages(hot[:])]
-	vm.rt.Lock()
+	h := vm.rt.Handle(dvm.NoVCPU)
+	h.Lock()
 	st.Exits = vm.gone
 	for v := range vm.exits {
 		st.Exits.Add(&vm.exits[v])
 	}
-	vm.rt.Unlock()
+	h.Unlock()
 	if o := vm.outcome.Load(); o != nil {
 		st.Outcome = *o
 	}

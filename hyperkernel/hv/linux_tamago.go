@@ -25,6 +25,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/devices/rtc"
 	"github.com/big-iron/big-iron/hyperkernel/devices/uart"
 	"github.com/big-iron/big-iron/hyperkernel/devices/virtio"
+	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/guestmem"
@@ -360,6 +361,9 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 		v.timer = time.NewTimer(time.Hour)
 		v.sipi = make(chan uint8, 1)
 		v.cpu = vmxCPU{h: h, apicID: uint32(i), bsp: i == 0}
+		if vm.dist != nil {
+			v.share = vm.dist.rt.Handle(migrate.VCPUID(i))
+		}
 		v.cpu.regs.FPU, v.cpu.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
 		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
@@ -542,8 +546,11 @@ type linuxVCPU struct {
 	index int
 	// cpu is the vCPU on VT-x; loop runs it (its exits, core and RIP
 	// are read by `vcpus` while it runs).
-	cpu          vmxCPU
-	loop         runloop.Loop
+	cpu  vmxCPU
+	loop runloop.Loop
+	// share is the vCPU's handle on a distributed VM's runtime (nil on
+	// one node), held while the vCPU is in guest mode.
+	share        *dvm.Handle
 	disp         exits.Dispatcher
 	res          *Result
 	unrestricted bool
@@ -582,14 +589,14 @@ func (vm *LinuxVM) guestTSC() uint64 {
 // held while the vCPU is in guest mode); unlockShare lets it go. Both do
 // nothing in a VM of one node.
 func (v *linuxVCPU) lockShare() {
-	if d := v.vm.dist; d != nil {
-		d.rt.Lock()
+	if v.share != nil {
+		v.share.Lock()
 	}
 }
 
 func (v *linuxVCPU) unlockShare() {
-	if d := v.vm.dist; d != nil {
-		d.rt.Unlock()
+	if v.share != nil {
+		v.share.Unlock()
 	}
 }
 
@@ -798,7 +805,7 @@ func (v *linuxVCPU) Resumed(_ runloop.CPU, mayMove bool) (runloop.Step, error) {
 	if d == nil || !d.ports.pending() || !mayMove {
 		return runloop.Continue, nil
 	}
-	dst, ok := d.rt.DeviceMoveLocked()
+	dst, ok := v.share.DeviceMove()
 	if !ok {
 		return runloop.Continue, nil
 	}
@@ -815,16 +822,16 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 	if d != nil && gpa < v.vm.cfg.Memory {
 		write := e.Qualification&2 != 0
 		if mayMove {
-			if dst, ok := d.rt.PlaceLocked(migrate.VCPUID(v.index), gpa, write); ok {
+			if dst, ok := v.share.Place(gpa, write); ok {
 				v.moveTo.Store(int32(dst) + 1)
 				return runloop.Continue, nil
 			}
 		}
 		c.Put()
-		return runloop.Continue, d.rt.FaultLocked(gpa, write)
+		return runloop.Continue, v.share.Fault(gpa, write)
 	}
 	if d != nil && !d.devices && mayMove {
-		if dst, ok := d.rt.DeviceMoveLocked(); ok {
+		if dst, ok := v.share.DeviceMove(); ok {
 			// The device access runs on the device node.
 			v.moveTo.Store(int32(dst) + 1)
 			return runloop.Continue, nil
@@ -933,7 +940,7 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 		code, err = mmio.Fetch(v.vm.ram, cr3, rip, &buf)
 	} else {
 		v.cpu.Put()
-		code, err = mmio.Fetch(distMemory{d.rt}, cr3, rip, &buf)
+		code, err = mmio.Fetch(distMemory{v.share}, cr3, rip, &buf)
 	}
 	if err != nil {
 		return fmt.Errorf("device access at %#x: %w", gpa, err)
@@ -943,11 +950,11 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	case d == nil:
 		n, err = mmio.Emulate(code, dev, off, &v.cpu.regs, &rsp)
 	case d.devices:
-		d.rt.Unlock()
+		v.share.Unlock()
 		n, err = mmio.Emulate(code, dev, off, &v.cpu.regs, &rsp)
-		d.rt.Lock()
+		v.share.Lock()
 	default:
-		fw := &distMMIO{rt: d.rt, v: migrate.VCPUID(v.index)}
+		fw := &distMMIO{h: v.share}
 		n, err = mmio.Emulate(code, fw, gpa, &v.cpu.regs, &rsp)
 		if err == nil {
 			err = fw.err

@@ -96,9 +96,9 @@ func (d *linuxDist) outPending() bool {
 	return len(d.out) > 0
 }
 
-// flushLocked sends what waits in out. The caller holds the runtime's
-// lock and is not pinned.
-func (d *linuxDist) flushLocked() error {
+// flushLocked sends what waits in out. h holds the runtime's lock; the
+// caller is not pinned.
+func (d *linuxDist) flushLocked(h *dvm.Handle) error {
 	d.outMu.Lock()
 	items := d.out
 	d.out, d.spare = d.spare[:0], nil
@@ -107,14 +107,14 @@ func (d *linuxDist) flushLocked() error {
 	for _, it := range items {
 		switch {
 		case it.eoi:
-			err = d.rt.ForwardLocked(dvm.DeviceWrite{MMIO: true, Addr: ioapic.DefaultBase + ioapicEOIRegister, Size: 4, Value: uint64(it.vector)})
+			err = h.Forward(dvm.DeviceWrite{MMIO: true, Addr: ioapic.DefaultBase + ioapicEOIRegister, Size: 4, Value: uint64(it.vector)})
 		case it.mode == deliveryFixed || it.mode == deliveryLowest:
 			d.share.ipis.Add(1)
-			if err = d.rt.InterruptLocked(migrate.VCPUID(it.vcpu), it.vector); err == nil {
+			if err = h.Interrupt(migrate.VCPUID(it.vcpu), it.vector); err == nil {
 				d.share.kickVCPU(migrate.VCPUID(it.vcpu)) // in case it came back meanwhile
 			}
 		case it.mode == deliveryStartup:
-			err = d.share.sendStartup(it.vcpu, it.vector)
+			err = d.share.sendStartup(h, it.vcpu, it.vector)
 		default:
 			d.share.ipisIgnored.Add(1)
 		}
@@ -137,6 +137,7 @@ const ioapicEOIRegister = 0x40
 // handler to do it (they were queued by a device or the shell), until
 // the VM stops.
 func (d *linuxDist) forward(stop *atomic.Bool) {
+	h := d.rt.Handle(dvm.NoVCPU)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for !stop.Load() {
@@ -148,9 +149,9 @@ func (d *linuxDist) forward(stop *atomic.Bool) {
 		if !d.outPending() {
 			continue
 		}
-		d.rt.Lock()
-		err := d.flushLocked()
-		d.rt.Unlock()
+		h.Lock()
+		err := d.flushLocked(h)
+		h.Unlock()
 		if err != nil {
 			d.share.end(fmt.Sprintf("forwarding interrupts: %v", err))
 			return
@@ -190,12 +191,12 @@ func (v *linuxVCPU) forwardPort() error {
 	p.read, p.write = false, false
 	v.cpu.Put()
 	if write {
-		if err := d.rt.ForwardLocked(dvm.DeviceWrite{VCPU: migrate.VCPUID(v.index), Addr: uint64(p.port), Size: p.size, Value: uint64(p.value)}); err != nil {
+		if err := v.share.Forward(dvm.DeviceWrite{VCPU: migrate.VCPUID(v.index), Addr: uint64(p.port), Size: p.size, Value: uint64(p.value)}); err != nil {
 			return err
 		}
 	}
 	if read {
-		val, err := d.rt.ReadDeviceLocked(migrate.VCPUID(v.index), false, uint64(p.port), p.size)
+		val, err := v.share.ReadDevice(false, uint64(p.port), p.size)
 		if err != nil {
 			return err
 		}
@@ -217,10 +218,11 @@ func (v *linuxVCPU) serveShare() error {
 		}
 	}
 	if d.rt.Pending() {
-		v.cpu.Put()
-		d.rt.ServeLocked()
-	}
-	if err := d.rt.ErrLocked(); err != nil {
+		v.cpu.Put() // serving may send
+		if err := v.share.Serve(); err != nil {
+			return err
+		}
+	} else if err := v.share.Err(); err != nil {
 		return err
 	}
 	if err := d.share.perm.err; err != nil {
@@ -228,12 +230,12 @@ func (v *linuxVCPU) serveShare() error {
 	}
 	if d.outPending() {
 		v.cpu.Put()
-		if err := d.flushLocked(); err != nil {
+		if err := d.flushLocked(v.share); err != nil {
 			return err
 		}
 	}
 	for {
-		vec, ok := d.rt.TakeInterruptLocked(migrate.VCPUID(v.index))
+		vec, ok := v.share.TakeInterrupt()
 		if !ok {
 			return nil
 		}
@@ -256,7 +258,7 @@ func (v *linuxVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 		return false, nil
 	}
 	d.here[v.index].Store(false)
-	if err := d.rt.DepartLocked(migrate.VCPUID(v.index), memory.NodeID(dst), st); err != nil {
+	if err := v.share.Depart(memory.NodeID(dst), st); err != nil {
 		d.here[v.index].Store(true)
 		return false, fmt.Errorf("migrating: %w", err)
 	}
