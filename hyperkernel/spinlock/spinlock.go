@@ -21,11 +21,19 @@ import (
 	_ "unsafe" // go:linkname
 )
 
-//go:linkname procPin runtime.procPin
-func procPin() int
+// Pin disables preemption of the calling goroutine, keeping it on its
+// thread and so on its core, until the matching Unpin; it returns the
+// processor's id. Pins nest. This package owns the runtime's pinning for
+// the hyperkernel: a Lock pins its holder, and a vCPU pins itself to the
+// core that holds its VMCS.
+//
+//go:linkname Pin runtime.procPin
+func Pin() int
 
-//go:linkname procUnpin runtime.procUnpin
-func procUnpin()
+// Unpin undoes one Pin.
+//
+//go:linkname Unpin runtime.procUnpin
+func Unpin()
 
 // Lock is a spin lock. The zero value is unlocked.
 type Lock struct {
@@ -35,7 +43,7 @@ type Lock struct {
 // Lock pins the caller to its processor and takes the lock, spinning
 // while another core holds it.
 func (l *Lock) Lock() {
-	procPin()
+	Pin()
 	for !l.held.CompareAndSwap(0, 1) {
 		for l.held.Load() != 0 {
 		}
@@ -45,11 +53,11 @@ func (l *Lock) Lock() {
 // TryLock takes the lock if it is free, pinning the caller; it reports
 // whether it did.
 func (l *Lock) TryLock() bool {
-	procPin()
+	Pin()
 	if l.held.CompareAndSwap(0, 1) {
 		return true
 	}
-	procUnpin()
+	Unpin()
 	return false
 }
 
@@ -58,5 +66,5 @@ func (l *Lock) Unlock() {
 	if l.held.Swap(0) == 0 {
 		panic("spinlock: unlock of an unlocked lock")
 	}
-	procUnpin()
+	Unpin()
 }

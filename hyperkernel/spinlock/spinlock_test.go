@@ -57,3 +57,16 @@ func BenchmarkUncontended(b *testing.B) {
 		l.Unlock()
 	}
 }
+
+func TestPin(t *testing.T) {
+	id := Pin()
+	if id < 0 || id >= runtime.GOMAXPROCS(0) {
+		t.Errorf("Pin = processor %d, want 0..%d", id, runtime.GOMAXPROCS(0)-1)
+	}
+	// Pins nest; a pinned goroutine stays on its processor.
+	if again := Pin(); again != id {
+		t.Errorf("nested Pin = processor %d, want %d", again, id)
+	}
+	Unpin()
+	Unpin()
+}
