@@ -202,8 +202,10 @@ func DecodeExitReason(raw uint64) ExitInfo {
 	}
 }
 
-// GPR numbers used in exit qualifications and instruction information
-// (SDM Vol. 3C, Table 27-3).
+// GPR numbers a general-purpose register as the hardware does: in exit
+// qualifications and instruction information (SDM Vol. 3C, Table 27-3),
+// which follow the ModRM/REX register numbers (Vol. 2A, 2.1.5, Table 2-2).
+// vcpu.State.GPR is indexed by it.
 type GPR uint8
 
 // General-purpose register numbers.
@@ -224,9 +226,12 @@ const (
 	R13
 	R14
 	R15
+
+	// NumGPRs is the number of general-purpose registers in 64-bit mode.
+	NumGPRs = 16
 )
 
-var gprNames = [16]string{"RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"}
+var gprNames = [NumGPRs]string{"RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"}
 
 // String returns the register's name.
 func (g GPR) String() string {

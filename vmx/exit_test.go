@@ -129,3 +129,23 @@ func FuzzDecodeExit(f *testing.F) {
 		_ = Field(reason).Valid()
 	})
 }
+
+// TestGPRNumbers checks the register numbering against the ModRM/REX
+// encoding (SDM Vol. 2A, Table 2-2) and the names.
+func TestGPRNumbers(t *testing.T) {
+	for _, c := range []struct {
+		g    GPR
+		n    int
+		name string
+	}{{RAX, 0, "RAX"}, {RSP, 4, "RSP"}, {RDI, 7, "RDI"}, {R8, 8, "R8"}, {R15, 15, "R15"}} {
+		if int(c.g) != c.n || c.g.String() != c.name {
+			t.Errorf("%s = %d (%q), want %d", c.name, c.g, c.g.String(), c.n)
+		}
+	}
+	if R15+1 != NumGPRs {
+		t.Errorf("NumGPRs = %d, want %d", NumGPRs, R15+1)
+	}
+	if s := GPR(NumGPRs).String(); s != "GPR(16)" {
+		t.Errorf("GPR(16) = %q", s)
+	}
+}

@@ -24,7 +24,7 @@ const (
 // (the local APIC) with their reset values.
 func SaveVCPU(g *vmx.GuestState, regs *vmx.GuestRegs, apicID uint32, bsp bool, s *vcpu.State) {
 	s.Reset(apicID, bsp)
-	s.GPR = [vcpu.NumGPRs]uint64{
+	s.GPR = [vmx.NumGPRs]uint64{
 		regs.RAX, regs.RCX, regs.RDX, regs.RBX, g.RSP, regs.RBP, regs.RSI, regs.RDI,
 		regs.R8, regs.R9, regs.R10, regs.R11, regs.R12, regs.R13, regs.R14, regs.R15,
 	}
@@ -99,12 +99,12 @@ func loadFX(s *vcpu.State, fx *vmx.FXArea) {
 // control follows EFER.LMA.
 func LoadVCPU(c *vmx.Capabilities, s *vcpu.State, g *vmx.GuestState, regs *vmx.GuestRegs) {
 	r := &s.GPR
-	regs.RAX, regs.RCX, regs.RDX, regs.RBX = r[vcpu.RAX], r[vcpu.RCX], r[vcpu.RDX], r[vcpu.RBX]
-	regs.RBP, regs.RSI, regs.RDI = r[vcpu.RBP], r[vcpu.RSI], r[vcpu.RDI]
-	regs.R8, regs.R9, regs.R10, regs.R11 = r[vcpu.R8], r[vcpu.R9], r[vcpu.R10], r[vcpu.R11]
-	regs.R12, regs.R13, regs.R14, regs.R15 = r[vcpu.R12], r[vcpu.R13], r[vcpu.R14], r[vcpu.R15]
+	regs.RAX, regs.RCX, regs.RDX, regs.RBX = r[vmx.RAX], r[vmx.RCX], r[vmx.RDX], r[vmx.RBX]
+	regs.RBP, regs.RSI, regs.RDI = r[vmx.RBP], r[vmx.RSI], r[vmx.RDI]
+	regs.R8, regs.R9, regs.R10, regs.R11 = r[vmx.R8], r[vmx.R9], r[vmx.R10], r[vmx.R11]
+	regs.R12, regs.R13, regs.R14, regs.R15 = r[vmx.R12], r[vmx.R13], r[vmx.R14], r[vmx.R15]
 	regs.CR2 = s.CR2
-	g.RSP, g.RIP, g.RFLAGS = r[vcpu.RSP], s.RIP, s.RFLAGS
+	g.RSP, g.RIP, g.RFLAGS = r[vmx.RSP], s.RIP, s.RFLAGS
 	for i, seg := range []*vmx.Segment{&g.ES, &g.CS, &g.SS, &g.DS, &g.FS, &g.GS, &g.LDTR, &g.TR} {
 		in := s.Seg[i]
 		*seg = vmx.Segment{Selector: in.Selector, Base: in.Base, Limit: in.Limit, AccessRights: in.Access}

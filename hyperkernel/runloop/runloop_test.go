@@ -147,7 +147,7 @@ func (f *fakeCPU) Save(st *vcpu.State) error {
 	f.mustBeLoaded("Save")
 	st.Reset(0, true)
 	st.RIP = f.rip
-	st.GPR[vcpu.RAX] = f.regs.RAX
+	st.GPR[vmx.RAX] = f.regs.RAX
 	if f.ifFlag {
 		st.RFLAGS = 1 << 9
 	}
@@ -158,7 +158,7 @@ func (f *fakeCPU) Save(st *vcpu.State) error {
 // restore makes a CPU on another node from a saved state.
 func restore(st *vcpu.State) *fakeCPU {
 	f := &fakeCPU{rip: st.RIP, ifFlag: st.RFLAGS&(1<<9) != 0, tick: 1}
-	f.regs.RAX = st.GPR[vcpu.RAX]
+	f.regs.RAX = st.GPR[vmx.RAX]
 	return f
 }
 
@@ -462,8 +462,8 @@ func TestMigrationCarriesCurrentState(t *testing.T) {
 	if g.departed == nil || g.to != 3 {
 		t.Fatalf("the vCPU did not depart to node 3 (calls %v)", g.calls)
 	}
-	if g.departed.RIP != 0x4004 || g.departed.GPR[vcpu.RAX]&0xFF != 0x5A {
-		t.Fatalf("state sent: RIP %#x RAX %#x, want RIP 0x4004 and AL 0x5A", g.departed.RIP, g.departed.GPR[vcpu.RAX])
+	if g.departed.RIP != 0x4004 || g.departed.GPR[vmx.RAX]&0xFF != 0x5A {
+		t.Fatalf("state sent: RIP %#x RAX %#x, want RIP 0x4004 and AL 0x5A", g.departed.RIP, g.departed.GPR[vmx.RAX])
 	}
 
 	b := restore(g.departed)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+
+	"github.com/big-iron/big-iron/vmx"
 )
 
 // Encoding format, version 1. All integers are little endian.
@@ -33,7 +35,7 @@ const (
 	segmentSize = 2 + 8 + 4 + 4
 	lapicSize   = 8 + 6*4 + 3*32 + NumLVT*4 + 3*4 + 8
 	eventsSize  = 4 + 4 + 4 + 8
-	fixedSize   = NumGPRs*8 + 2*8 + NumSegs*segmentSize + 2*(8+2) +
+	fixedSize   = vmx.NumGPRs*8 + 2*8 + NumSegs*segmentSize + 2*(8+2) +
 		5*8 + 6*8 + 8*8 + 4 + 2*8 + 4*8 + lapicSize + eventsSize + 4
 	msrEntrySize = 4 + 8
 

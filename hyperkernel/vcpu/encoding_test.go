@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"testing"
 	"testing/quick"
+
+	"github.com/big-iron/big-iron/vmx"
 )
 
 // fixCRC recomputes the checksum of an encoding after a test changed it.
@@ -193,7 +195,7 @@ func TestUnmarshalErrors(t *testing.T) {
 			return b
 		}, ErrLength},
 		{"RFLAGS reserved", func(b []byte) []byte {
-			b[headerSize+NumGPRs*8+8] |= 1 << 3
+			b[headerSize+vmx.NumGPRs*8+8] |= 1 << 3
 			fixCRC(b)
 			return b
 		}, ErrInvalid},

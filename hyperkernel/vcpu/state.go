@@ -17,45 +17,9 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+
+	"github.com/big-iron/big-iron/vmx"
 )
-
-// GPR indexes State.GPR. The order is the x86 register number used in
-// ModRM/REX encodings (Intel SDM Vol. 2A, 2.1.5, Table 2-2; Vol. 1, 3.4.1.1).
-type GPR int
-
-// General-purpose register indexes.
-const (
-	RAX GPR = iota
-	RCX
-	RDX
-	RBX
-	RSP
-	RBP
-	RSI
-	RDI
-	R8
-	R9
-	R10
-	R11
-	R12
-	R13
-	R14
-	R15
-
-	// NumGPRs is the number of general-purpose registers in 64-bit mode.
-	NumGPRs = 16
-)
-
-var gprNames = [NumGPRs]string{"RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI",
-	"R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15"}
-
-// String returns the register's assembler name.
-func (r GPR) String() string {
-	if r < 0 || int(r) >= NumGPRs {
-		return "GPR(?)"
-	}
-	return gprNames[r]
-}
 
 // Seg indexes State.Seg.
 type Seg int
@@ -215,7 +179,9 @@ const (
 
 // State is the complete architectural state of one vCPU.
 type State struct {
-	GPR    [NumGPRs]uint64
+	// GPR holds the general-purpose registers, indexed by the hardware's
+	// register number (vmx.GPR: vmx.RAX, vmx.RCX, ...).
+	GPR    [vmx.NumGPRs]uint64
 	RIP    uint64
 	RFLAGS uint64
 
