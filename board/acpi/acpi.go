@@ -20,11 +20,12 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/memread"
 )
 
 // ReadFunc returns the n bytes of physical memory starting at addr. It must
 // return exactly n bytes or an error. The package does not keep the slice.
-type ReadFunc func(addr uint64, n int) ([]byte, error)
+type ReadFunc = memread.ReadFunc
 
 // RSDP layout (ACPI 6.5, 5.2.5.3 "Root System Description Pointer (RSDP)
 // Structure", Table 5.3).
@@ -113,17 +114,17 @@ func ParseRSDP(b []byte, addr uint64) (RSDP, error) {
 // example the rsdp_paddr of the PVH start info, or the address an EFI
 // configuration table gives).
 func ReadRSDP(read ReadFunc, addr uint64) (RSDP, error) {
-	b, err := readExact(read, addr, rsdpV1Size)
+	b, err := memread.Exact(read, addr, rsdpV1Size)
 	if err != nil {
 		return RSDP{}, fmt.Errorf("acpi: reading RSDP at %#x: %w", addr, err)
 	}
 	if b[rsdpOffRevision] >= 2 {
-		if b, err = readExact(read, addr, rsdpV2Size); err != nil {
+		if b, err = memread.Exact(read, addr, rsdpV2Size); err != nil {
 			return RSDP{}, fmt.Errorf("acpi: reading RSDP at %#x: %w", addr, err)
 		}
 		// The length field may announce a longer structure.
 		if n := binary.LittleEndian.Uint32(b[rsdpOffLength:]); n > rsdpV2Size && n <= 4096 {
-			if b, err = readExact(read, addr, int(n)); err != nil {
+			if b, err = memread.Exact(read, addr, int(n)); err != nil {
 				return RSDP{}, fmt.Errorf("acpi: reading %d-byte RSDP at %#x: %w", n, addr, err)
 			}
 		}
@@ -138,7 +139,7 @@ var ErrNoRSDP = errors.New("acpi: no RSDP in the EBDA or the BIOS area 0xE0000-0
 // first KiB of the EBDA, then 0xE0000-0xFFFFF, on 16-byte boundaries, and
 // returns the first candidate whose checksums are valid.
 func FindRSDP(read ReadFunc) (RSDP, error) {
-	if b, err := readExact(read, ebdaPointerAddr, 2); err == nil {
+	if b, err := memread.Exact(read, ebdaPointerAddr, 2); err == nil {
 		if ebda := uint64(binary.LittleEndian.Uint16(b)) << 4; ebda != 0 {
 			if r, ok := scanRSDP(read, ebda, ebda+ebdaSearchLen); ok {
 				return r, nil
@@ -180,7 +181,7 @@ func FindRSDPInRegions(read ReadFunc, regions []memmap.Range) (RSDP, error) {
 
 // scanRSDP looks for a valid RSDP starting in [start, end).
 func scanRSDP(read ReadFunc, start, end uint64) (RSDP, bool) {
-	area, err := readExact(read, start, int(end-start))
+	area, err := memread.Exact(read, start, int(end-start))
 	if err != nil {
 		return RSDP{}, false
 	}
@@ -213,22 +214,4 @@ func trimID(b []byte) string {
 		n--
 	}
 	return string(b[:n])
-}
-
-// readExact calls read and checks that it kept its contract.
-func readExact(read ReadFunc, addr uint64, n int) ([]byte, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("negative read length %d", n)
-	}
-	if n > 0 && addr > ^uint64(0)-uint64(n-1) {
-		return nil, fmt.Errorf("range of %d bytes at %#x wraps around the address space", n, addr)
-	}
-	b, err := read(addr, n)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != n {
-		return nil, fmt.Errorf("read of %d bytes at %#x returned %d", n, addr, len(b))
-	}
-	return b, nil
 }

@@ -7,8 +7,8 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/memread/memreadtest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,19 +51,6 @@ func loadHex(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// fakeMem is a sparse physical memory: reads must fall inside one segment.
-type fakeMem map[uint64][]byte
-
-func (m fakeMem) read(addr uint64, n int) ([]byte, error) {
-	for base, b := range m {
-		if addr >= base && addr-base <= uint64(len(b)) && uint64(n) <= uint64(len(b))-(addr-base) {
-			off := addr - base
-			return b[off : off+uint64(n)], nil
-		}
-	}
-	return nil, fmt.Errorf("no memory at [%#x, +%d)", addr, n)
 }
 
 // table builds a system description table with a valid checksum.
@@ -120,8 +107,8 @@ const (
 // machine lays out a firmware's tables in fake memory: the RSDP in the BIOS
 // area, an XSDT and an RSDT listing a FACP, a table with a bad checksum and
 // the Dell R820 MADT.
-func machine(t testing.TB) fakeMem {
-	mem := fakeMem{}
+func machine(t testing.TB) memreadtest.Mem {
+	mem := memreadtest.Mem{}
 	bios := make([]byte, biosAreaEnd-biosAreaStart)
 	copy(bios[rsdpAddr-biosAreaStart:], rsdp(2, rsdtAddr, xsdtAddr))
 	mem[biosAreaStart] = bios
@@ -144,7 +131,7 @@ func machine(t testing.TB) fakeMem {
 
 func TestFindRSDPInBIOSArea(t *testing.T) {
 	mem := machine(t)
-	r, err := FindRSDP(mem.read)
+	r, err := FindRSDP(mem.Read)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +152,7 @@ func TestFindRSDPInEBDA(t *testing.T) {
 	copy(e[0x10:], decoy)
 	copy(e[0x40:], rsdp(0, rsdtAddr, 0))
 	mem[ebda] = e
-	r, err := FindRSDP(mem.read)
+	r, err := FindRSDP(mem.Read)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +167,7 @@ func TestFindRSDPAbsentOrUnaligned(t *testing.T) {
 	// Move the RSDP to an address that is not 16-byte aligned.
 	copy(bios[rsdpAddr-biosAreaStart+4:], bios[rsdpAddr-biosAreaStart:rsdpAddr-biosAreaStart+rsdpV2Size])
 	copy(bios[rsdpAddr-biosAreaStart:], "XXXX")
-	if _, err := FindRSDP(mem.read); !errors.Is(err, ErrNoRSDP) {
+	if _, err := FindRSDP(mem.Read); !errors.Is(err, ErrNoRSDP) {
 		t.Fatalf("err = %v, want ErrNoRSDP", err)
 	}
 }
@@ -215,11 +202,11 @@ func TestParseRSDPErrors(t *testing.T) {
 
 func TestLoadPrefersXSDT(t *testing.T) {
 	mem := machine(t)
-	r, err := ReadRSDP(mem.read, rsdpAddr)
+	r, err := ReadRSDP(mem.Read, rsdpAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tabs, err := Load(mem.read, r)
+	tabs, err := Load(mem.Read, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,11 +243,11 @@ func TestLoadPrefersXSDT(t *testing.T) {
 func TestLoadFallsBackToRSDT(t *testing.T) {
 	mem := machine(t)
 	mem[xsdtAddr][40]++ // corrupt the XSDT's checksum
-	r, err := ReadRSDP(mem.read, rsdpAddr)
+	r, err := ReadRSDP(mem.Read, rsdpAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tabs, err := Load(mem.read, r)
+	tabs, err := Load(mem.Read, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +258,7 @@ func TestLoadFallsBackToRSDT(t *testing.T) {
 		t.Fatal(err)
 	}
 	mem[rsdtAddr][40]++
-	_, err = Load(mem.read, r)
+	_, err = Load(mem.Read, r)
 	if err == nil || !strings.Contains(err.Error(), "XSDT") || !strings.Contains(err.Error(), "RSDT") {
 		t.Fatalf("both roots corrupt: err = %v", err)
 	}
@@ -280,22 +267,22 @@ func TestLoadFallsBackToRSDT(t *testing.T) {
 func TestLoadRootErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		mutate func(mem fakeMem)
+		mutate func(mem memreadtest.Mem)
 		want   string
 	}{
-		{"wrong signature", func(mem fakeMem) { mem[xsdtAddr] = table("FACP", 1, make([]byte, 8)) }, "want \"XSDT\""},
-		{"ragged body", func(mem fakeMem) { mem[xsdtAddr] = table("XSDT", 1, make([]byte, 12)) }, "whole number"},
-		{"huge length", func(mem fakeMem) {
+		{"wrong signature", func(mem memreadtest.Mem) { mem[xsdtAddr] = table("FACP", 1, make([]byte, 8)) }, "want \"XSDT\""},
+		{"ragged body", func(mem memreadtest.Mem) { mem[xsdtAddr] = table("XSDT", 1, make([]byte, 12)) }, "whole number"},
+		{"huge length", func(mem memreadtest.Mem) {
 			binary.LittleEndian.PutUint32(mem[xsdtAddr][4:], 1<<30)
 		}, "outside"},
-		{"past memory", func(mem fakeMem) {
+		{"past memory", func(mem memreadtest.Mem) {
 			binary.LittleEndian.PutUint32(mem[xsdtAddr][4:], 0x10000)
 		}, "reading"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := machine(t)
 			tc.mutate(mem)
-			_, err := Load(mem.read, RSDP{Revision: 2, XSDTAddr: xsdtAddr})
+			_, err := Load(mem.Read, RSDP{Revision: 2, XSDTAddr: xsdtAddr})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
@@ -350,12 +337,12 @@ func FuzzTables(f *testing.F) {
 	f.Add(seed)
 	f.Add(rsdp(0, base+0x20, 0))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		mem := fakeMem{base: data}
-		r, err := ReadRSDP(mem.read, base)
+		mem := memreadtest.Mem{base: data}
+		r, err := ReadRSDP(mem.Read, base)
 		if err != nil {
 			return
 		}
-		tabs, err := Load(mem.read, r)
+		tabs, err := Load(mem.Read, r)
 		if err != nil {
 			return
 		}
@@ -374,23 +361,23 @@ func TestFindRSDPInRegions(t *testing.T) {
 	area := make([]byte, 0x2000)
 	copy(area[0x14+0xc:], rsdp(2, rsdtAddr, xsdtAddr)) // 16-byte aligned at 0x3f77e020
 	mem[reclaim] = area
-	biosOnly := fakeMem{0x400: mem[0x400], biosAreaStart: make([]byte, biosAreaEnd-biosAreaStart)}
+	biosOnly := memreadtest.Mem{0x400: mem[0x400], biosAreaStart: make([]byte, biosAreaEnd-biosAreaStart)}
 	for k, v := range mem {
 		if k != biosAreaStart && k != 0x400 {
 			biosOnly[k] = v
 		}
 	}
-	if _, err := FindRSDP(biosOnly.read); !errors.Is(err, ErrNoRSDP) {
+	if _, err := FindRSDP(biosOnly.Read); !errors.Is(err, ErrNoRSDP) {
 		t.Fatalf("FindRSDP with an empty BIOS area: %v", err)
 	}
-	r, err := FindRSDPInRegions(biosOnly.read, []memmap.Range{{Start: 0x1000, Size: 0x10}, {Start: reclaim, Size: 0x2000}})
+	r, err := FindRSDPInRegions(biosOnly.Read, []memmap.Range{{Start: 0x1000, Size: 0x10}, {Start: reclaim, Size: 0x2000}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Addr != reclaim+0x20 || r.XSDTAddr != xsdtAddr {
 		t.Fatalf("found %+v, want the RSDP at %#x", r, reclaim+0x20)
 	}
-	if _, err := FindRSDPInRegions(biosOnly.read, []memmap.Range{{Start: reclaim, Size: 0x10}}); !errors.Is(err, ErrNoRSDPInRegions) {
+	if _, err := FindRSDPInRegions(biosOnly.Read, []memmap.Range{{Start: reclaim, Size: 0x10}}); !errors.Is(err, ErrNoRSDPInRegions) {
 		t.Fatalf("a region too small to hold it: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/big-iron/big-iron/boot/memread"
 )
 
 // HeaderSize is the size of the header every system description table
@@ -73,7 +75,7 @@ func ParseTable(b []byte) (Header, []byte, error) {
 // learn its length, then the whole table, which it validates. The returned
 // bytes are a copy.
 func ReadTable(read ReadFunc, addr uint64) (Header, []byte, error) {
-	hb, err := readExact(read, addr, HeaderSize)
+	hb, err := memread.Exact(read, addr, HeaderSize)
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("acpi: reading table header at %#x: %w", addr, err)
 	}
@@ -81,7 +83,7 @@ func ReadTable(read ReadFunc, addr uint64) (Header, []byte, error) {
 	if n < HeaderSize || n > MaxTableLength {
 		return Header{}, nil, fmt.Errorf("acpi: table %q at %#x: length %d outside [%d, %d]", hb[0:4], addr, n, HeaderSize, MaxTableLength)
 	}
-	b, err := readExact(read, addr, int(n))
+	b, err := memread.Exact(read, addr, int(n))
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("acpi: reading %d-byte table at %#x: %w", n, addr, err)
 	}
@@ -163,7 +165,7 @@ func loadRoot(read ReadFunc, rsdp RSDP, addr uint64, sig string, entrySize int) 
 func (t *Tables) Find(sig string, n int) (Header, []byte, error) {
 	var lastErr error
 	for _, a := range t.Addrs {
-		hb, err := readExact(t.read, a, 4)
+		hb, err := memread.Exact(t.read, a, 4)
 		if err != nil || string(hb) != sig {
 			continue
 		}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/memread"
 )
 
 // BootloaderMagic is the value a Multiboot-compliant boot loader leaves in
@@ -30,7 +31,7 @@ const BootloaderMagic uint32 = 0x2BADB002
 // ReadFunc returns the n bytes of physical memory starting at addr. It must
 // return exactly n bytes or an error (for example when the range is not
 // backed by memory). The parser does not keep the returned slice.
-type ReadFunc func(addr uint64, n int) ([]byte, error)
+type ReadFunc = memread.ReadFunc
 
 // InfoFlags is the flags word at offset 0 of the boot information
 // structure; each bit says whether a group of fields is valid
@@ -153,7 +154,7 @@ func ParseInfo(read ReadFunc, addr uint64) (*Info, error) {
 	if addr == 0 {
 		return nil, errors.New("multiboot: information structure address is 0")
 	}
-	b, err := readExact(read, addr, infoSize)
+	b, err := memread.Exact(read, addr, infoSize)
 	if err != nil {
 		return nil, fmt.Errorf("multiboot: reading information structure: %w", err)
 	}
@@ -168,7 +169,7 @@ func ParseInfo(read ReadFunc, addr uint64) (*Info, error) {
 		in.BootDevice = le.Uint32(b[offBootDevice:])
 	}
 	if in.Has(InfoCmdline) {
-		s, err := readCString(read, uint64(le.Uint32(b[offCmdline:])))
+		s, err := memread.CString(read, uint64(le.Uint32(b[offCmdline:])), MaxStringLen)
 		if err != nil {
 			return nil, fmt.Errorf("multiboot: command line: %w", err)
 		}
@@ -189,7 +190,7 @@ func ParseInfo(read ReadFunc, addr uint64) (*Info, error) {
 		in.MemoryMap = m
 	}
 	if in.Has(InfoBootLoaderName) {
-		s, err := readCString(read, uint64(le.Uint32(b[offBootLoaderName:])))
+		s, err := memread.CString(read, uint64(le.Uint32(b[offBootLoaderName:])), MaxStringLen)
 		if err != nil {
 			return nil, fmt.Errorf("multiboot: boot loader name: %w", err)
 		}
@@ -205,7 +206,7 @@ func parseModules(read ReadFunc, count, addr uint32) ([]Module, error) {
 	if count > MaxModules {
 		return nil, fmt.Errorf("mods_count %d exceeds the limit of %d", count, MaxModules)
 	}
-	b, err := readExact(read, uint64(addr), int(count)*moduleEntrySize)
+	b, err := memread.Exact(read, uint64(addr), int(count)*moduleEntrySize)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d entries at %#x: %w", count, addr, err)
 	}
@@ -219,7 +220,7 @@ func parseModules(read ReadFunc, count, addr uint32) ([]Module, error) {
 		}
 		mods[i].Start, mods[i].End = uint64(start), uint64(end)
 		if s := le.Uint32(e[8:]); s != 0 {
-			str, err := readCString(read, uint64(s))
+			str, err := memread.CString(read, uint64(s), MaxStringLen)
 			if err != nil {
 				return nil, fmt.Errorf("module %d string: %w", i, err)
 			}
@@ -237,7 +238,7 @@ func parseMemoryMap(read ReadFunc, length, addr uint32) (memmap.Map, error) {
 		return nil, nil
 	}
 	// The spec's mmap_addr points at the first entry's size field.
-	b, err := readExact(read, uint64(addr), int(length))
+	b, err := memread.Exact(read, uint64(addr), int(length))
 	if err != nil {
 		return nil, fmt.Errorf("reading %d bytes at %#x: %w", length, addr, err)
 	}
@@ -263,61 +264,4 @@ func parseMemoryMap(read ReadFunc, length, addr uint32) (memmap.Map, error) {
 		off += mmapSizeFieldLen + int(size)
 	}
 	return m, nil
-}
-
-// readExact calls read and checks that it kept its contract.
-func readExact(read ReadFunc, addr uint64, n int) ([]byte, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("negative read length %d", n)
-	}
-	if n > 0 && addr > ^uint64(0)-uint64(n-1) {
-		return nil, fmt.Errorf("range of %d bytes at %#x wraps around the address space", n, addr)
-	}
-	b, err := read(addr, n)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != n {
-		return nil, fmt.Errorf("read of %d bytes at %#x returned %d", n, addr, len(b))
-	}
-	return b, nil
-}
-
-// readCString reads a NUL-terminated string of at most MaxStringLen bytes
-// at addr. It reads in pieces that end on 256-byte boundaries so that it
-// never asks for memory far beyond the terminator, and falls back to single
-// bytes when a piece cannot be read (a string that ends just before the
-// end of readable memory).
-func readCString(read ReadFunc, addr uint64) (string, error) {
-	if addr == 0 {
-		return "", errors.New("string address is 0")
-	}
-	const chunk = 256
-	var s []byte
-	bytewise := false
-	for a := addr; ; {
-		n := chunk - int(a%chunk)
-		if bytewise {
-			n = 1
-		}
-		b, err := readExact(read, a, n)
-		if err != nil && n > 1 {
-			bytewise = true
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("reading string at %#x: %w", addr, err)
-		}
-		for i, c := range b {
-			if c == 0 {
-				s = append(s, b[:i]...)
-				return string(s), nil
-			}
-		}
-		s = append(s, b...)
-		if len(s) > MaxStringLen {
-			return "", fmt.Errorf("string at %#x is not terminated within %d bytes", addr, MaxStringLen)
-		}
-		a += uint64(n)
-	}
 }

@@ -5,33 +5,13 @@ package multiboot
 
 import (
 	"encoding/binary"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/memread/memreadtest"
 )
-
-// fakeMem is a sparse physical memory for tests: a few segments of bytes at
-// fixed addresses. Reads must fall entirely inside one segment.
-type fakeMem struct {
-	segs map[uint64][]byte
-}
-
-func newFakeMem() *fakeMem { return &fakeMem{segs: map[uint64][]byte{}} }
-
-func (m *fakeMem) put(addr uint64, b []byte) { m.segs[addr] = b }
-
-func (m *fakeMem) read(addr uint64, n int) ([]byte, error) {
-	for base, b := range m.segs {
-		if addr >= base && addr-base <= uint64(len(b)) && uint64(n) <= uint64(len(b))-(addr-base) {
-			off := addr - base
-			return b[off : off+uint64(n)], nil
-		}
-	}
-	return nil, fmt.Errorf("no memory at [%#x, +%d)", addr, n)
-}
 
 type mmapEntry struct {
 	size uint32 // value of the size field; 20 for the spec's minimal entry
@@ -57,7 +37,7 @@ func encodeMmap(es []mmapEntry) []byte {
 // grubLike lays out a boot information structure the way GRUB does: the
 // structure, and separately the command line, module list, module strings,
 // memory map and loader name.
-func grubLike() (*fakeMem, uint64) {
+func grubLike() (memreadtest.Mem, uint64) {
 	const (
 		infoAddr   = 0x9500
 		cmdAddr    = 0x20000
@@ -66,7 +46,7 @@ func grubLike() (*fakeMem, uint64) {
 		mmapAddr   = 0x20300
 		nameAddr   = 0x203f0
 	)
-	mem := newFakeMem()
+	mem := memreadtest.Mem{}
 	le := binary.LittleEndian
 	info := make([]byte, 120)
 	flags := InfoMemory | InfoBootDevice | InfoCmdline | InfoModules | InfoMemoryMap | InfoBootLoaderName
@@ -88,8 +68,8 @@ func grubLike() (*fakeMem, uint64) {
 	le.PutUint32(info[offMmapLength:], uint32(len(mmap)))
 	le.PutUint32(info[offMmapAddr:], mmapAddr)
 	le.PutUint32(info[offBootLoaderName:], nameAddr)
-	mem.put(infoAddr, info)
-	mem.put(cmdAddr, []byte("/bigiron.mb bigiron.node=3 console=ttyS0\x00"))
+	mem[infoAddr] = info
+	mem[cmdAddr] = []byte("/bigiron.mb bigiron.node=3 console=ttyS0\x00")
 	mods := make([]byte, 2*moduleEntrySize)
 	le.PutUint32(mods[0:], 0x400000)
 	le.PutUint32(mods[4:], 0x9a0000)
@@ -97,16 +77,16 @@ func grubLike() (*fakeMem, uint64) {
 	le.PutUint32(mods[16:], 0xa00000)
 	le.PutUint32(mods[20:], 0xa00000) // empty module
 	le.PutUint32(mods[24:], 0)        // no string
-	mem.put(modsAddr, mods)
-	mem.put(modStrAddr, []byte("/bzImage root=/dev/ram0\x00"))
-	mem.put(mmapAddr, mmap)
-	mem.put(nameAddr, []byte("GRUB 2.12\x00"))
+	mem[modsAddr] = mods
+	mem[modStrAddr] = []byte("/bzImage root=/dev/ram0\x00")
+	mem[mmapAddr] = mmap
+	mem[nameAddr] = []byte("GRUB 2.12\x00")
 	return mem, infoAddr
 }
 
 func TestParseInfoGRUBLike(t *testing.T) {
 	mem, addr := grubLike()
-	in, err := ParseInfo(mem.read, addr)
+	in, err := ParseInfo(mem.Read, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +125,14 @@ func TestParseInfoGRUBLike(t *testing.T) {
 func TestParseInfoFlagsGateFields(t *testing.T) {
 	// Only the flags word is set: no pointer may be followed, so garbage in
 	// the other fields must not matter.
-	mem := newFakeMem()
+	mem := memreadtest.Mem{}
 	info := make([]byte, infoSize)
 	for i := range info {
 		info[i] = 0xee
 	}
 	binary.LittleEndian.PutUint32(info, uint32(InfoMemory))
-	mem.put(0x1000, info)
-	in, err := ParseInfo(mem.read, 0x1000)
+	mem[0x1000] = info
+	in, err := ParseInfo(mem.Read, 0x1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,51 +145,51 @@ func TestParseInfoErrors(t *testing.T) {
 	le := binary.LittleEndian
 	for _, tc := range []struct {
 		name   string
-		mutate func(mem *fakeMem, info []byte)
+		mutate func(mem memreadtest.Mem, info []byte)
 		want   string
 	}{
-		{"info unreadable", func(mem *fakeMem, info []byte) { delete(mem.segs, 0x9500) }, "reading information structure"},
-		{"mmap entry too small", func(mem *fakeMem, info []byte) {
+		{"info unreadable", func(mem memreadtest.Mem, info []byte) { delete(mem, 0x9500) }, "reading information structure"},
+		{"mmap entry too small", func(mem memreadtest.Mem, info []byte) {
 			mm := encodeMmap([]mmapEntry{{20, 0, 0x1000, 1}, {16, 0, 0, 0}})
-			mem.put(0x20300, mm)
+			mem[0x20300] = mm
 			le.PutUint32(info[offMmapLength:], uint32(len(mm)))
 		}, "below the minimum"},
-		{"mmap entry overruns buffer", func(mem *fakeMem, info []byte) {
-			mem.put(0x20300, encodeMmap([]mmapEntry{{20, 0, 0x1000, 1}, {20, 0x1000, 0x1000, 1}}))
+		{"mmap entry overruns buffer", func(mem memreadtest.Mem, info []byte) {
+			mem[0x20300] = encodeMmap([]mmapEntry{{20, 0, 0x1000, 1}, {20, 0x1000, 0x1000, 1}})
 			le.PutUint32(info[offMmapLength:], 40)
 		}, "runs past the end"},
-		{"mmap trailing bytes", func(mem *fakeMem, info []byte) {
-			mem.put(0x20300, append(encodeMmap([]mmapEntry{{20, 0, 0x1000, 1}}), 0, 0))
+		{"mmap trailing bytes", func(mem memreadtest.Mem, info []byte) {
+			mem[0x20300] = append(encodeMmap([]mmapEntry{{20, 0, 0x1000, 1}}), 0, 0)
 			le.PutUint32(info[offMmapLength:], 26)
 		}, "too short for a size field"},
-		{"mmap length beyond memory", func(mem *fakeMem, info []byte) {
+		{"mmap length beyond memory", func(mem memreadtest.Mem, info []byte) {
 			le.PutUint32(info[offMmapLength:], 4096)
 		}, "memory map"},
-		{"mmap length absurd", func(mem *fakeMem, info []byte) {
+		{"mmap length absurd", func(mem memreadtest.Mem, info []byte) {
 			le.PutUint32(info[offMmapLength:], 1<<30)
 		}, "exceeds the limit"},
-		{"too many modules", func(mem *fakeMem, info []byte) {
+		{"too many modules", func(mem memreadtest.Mem, info []byte) {
 			le.PutUint32(info[offModsCount:], 100000)
 		}, "exceeds the limit"},
-		{"module ends before start", func(mem *fakeMem, info []byte) {
-			b, _ := mem.read(0x20100, 16)
+		{"module ends before start", func(mem memreadtest.Mem, info []byte) {
+			b, _ := mem.Read(0x20100, 16)
 			le.PutUint32(b[4:], 0x1000)
 		}, "before it starts"},
-		{"unterminated cmdline", func(mem *fakeMem, info []byte) {
-			mem.put(0x20000, []byte("no terminator"))
+		{"unterminated cmdline", func(mem memreadtest.Mem, info []byte) {
+			mem[0x20000] = []byte("no terminator")
 		}, "command line"},
-		{"cmdline at 0", func(mem *fakeMem, info []byte) {
+		{"cmdline at 0", func(mem memreadtest.Mem, info []byte) {
 			le.PutUint32(info[offCmdline:], 0)
 		}, "address is 0"},
-		{"loader name unreadable", func(mem *fakeMem, info []byte) {
+		{"loader name unreadable", func(mem memreadtest.Mem, info []byte) {
 			le.PutUint32(info[offBootLoaderName:], 0xdead0000)
 		}, "boot loader name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem, addr := grubLike()
-			info, _ := mem.read(addr, infoSize)
+			info, _ := mem.Read(addr, infoSize)
 			tc.mutate(mem, info)
-			_, err := ParseInfo(mem.read, addr)
+			_, err := ParseInfo(mem.Read, addr)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
@@ -218,27 +198,8 @@ func TestParseInfoErrors(t *testing.T) {
 }
 
 func TestParseInfoZeroAddress(t *testing.T) {
-	if _, err := ParseInfo(newFakeMem().read, 0); err == nil {
+	if _, err := ParseInfo(memreadtest.Mem{}.Read, 0); err == nil {
 		t.Fatal("ParseInfo at address 0 succeeded")
-	}
-}
-
-func TestReadCStringLong(t *testing.T) {
-	mem := newFakeMem()
-	long := strings.Repeat("x", 1000)
-	mem.put(0x10fd, []byte(long+"\x00")) // unaligned, crosses 256-byte boundaries
-	s, err := readCString(mem.read, 0x10fd)
-	if err != nil || s != long {
-		t.Fatalf("readCString = %d bytes, %v", len(s), err)
-	}
-	mem.put(0x100000, make([]byte, MaxStringLen+1024)) // all NUL: empty string
-	if s, err := readCString(mem.read, 0x100000); err != nil || s != "" {
-		t.Fatalf("empty string: %q, %v", s, err)
-	}
-	big := []byte(strings.Repeat("y", MaxStringLen+600))
-	mem.put(0x200000, big)
-	if _, err := readCString(mem.read, 0x200000); err == nil || !strings.Contains(err.Error(), "not terminated") {
-		t.Fatalf("overlong string: err = %v", err)
 	}
 }
 
@@ -279,9 +240,9 @@ func FuzzParseInfo(f *testing.F) {
 	f.Add(make([]byte, infoSize))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		mem := newFakeMem()
-		mem.put(fuzzBase, data)
-		in, err := ParseInfo(mem.read, fuzzBase)
+		mem := memreadtest.Mem{}
+		mem[fuzzBase] = data
+		in, err := ParseInfo(mem.Read, fuzzBase)
 		if err != nil {
 			return
 		}

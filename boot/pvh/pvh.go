@@ -45,6 +45,7 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/memread"
 )
 
 // StartMagic is XEN_HVM_START_MAGIC_VALUE, the first field of
@@ -82,7 +83,7 @@ const (
 
 // ReadFunc returns the n bytes of physical memory starting at addr. It must
 // return exactly n bytes or an error. The parser does not keep the slice.
-type ReadFunc func(addr uint64, n int) ([]byte, error)
+type ReadFunc = memread.ReadFunc
 
 // Module is one entry of the module list.
 type Module struct {
@@ -117,7 +118,7 @@ func ParseStartInfo(read ReadFunc, addr uint64) (*StartInfo, error) {
 	if addr == 0 {
 		return nil, errors.New("pvh: start info address is 0")
 	}
-	b, err := readExact(read, addr, sizeV0)
+	b, err := memread.Exact(read, addr, sizeV0)
 	if err != nil {
 		return nil, fmt.Errorf("pvh: reading start info: %w", err)
 	}
@@ -131,7 +132,7 @@ func ParseStartInfo(read ReadFunc, addr uint64) (*StartInfo, error) {
 		RSDP:    le.Uint64(b[offRSDPPaddr:]),
 	}
 	if p := le.Uint64(b[offCmdlinePaddr:]); p != 0 {
-		if si.Cmdline, err = readCString(read, p); err != nil {
+		if si.Cmdline, err = memread.CString(read, p, MaxStringLen); err != nil {
 			return nil, fmt.Errorf("pvh: command line: %w", err)
 		}
 	}
@@ -139,7 +140,7 @@ func ParseStartInfo(read ReadFunc, addr uint64) (*StartInfo, error) {
 		return nil, fmt.Errorf("pvh: modules: %w", err)
 	}
 	if si.Version >= 1 {
-		b, err := readExact(read, addr, sizeV1)
+		b, err := memread.Exact(read, addr, sizeV1)
 		if err != nil {
 			return nil, fmt.Errorf("pvh: reading version %d start info: %w", si.Version, err)
 		}
@@ -160,7 +161,7 @@ func parseModules(read ReadFunc, n uint32, addr uint64) ([]Module, error) {
 	if addr == 0 {
 		return nil, fmt.Errorf("%d modules but modlist_paddr is 0", n)
 	}
-	b, err := readExact(read, addr, int(n)*modlistEntrySize)
+	b, err := memread.Exact(read, addr, int(n)*modlistEntrySize)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d entries at %#x: %w", n, addr, err)
 	}
@@ -174,7 +175,7 @@ func parseModules(read ReadFunc, n uint32, addr uint64) ([]Module, error) {
 			return nil, fmt.Errorf("module %d at %#x of size %#x wraps around the address space", i, mods[i].Addr, mods[i].Size)
 		}
 		if p := le.Uint64(e[16:]); p != 0 {
-			if mods[i].Cmdline, err = readCString(read, p); err != nil {
+			if mods[i].Cmdline, err = memread.CString(read, p, MaxStringLen); err != nil {
 				return nil, fmt.Errorf("module %d command line: %w", i, err)
 			}
 		}
@@ -192,7 +193,7 @@ func parseMemmap(read ReadFunc, n uint32, addr uint64) (memmap.Map, error) {
 	if addr == 0 {
 		return nil, fmt.Errorf("%d entries but memmap_paddr is 0", n)
 	}
-	b, err := readExact(read, addr, int(n)*memmapEntrySize)
+	b, err := memread.Exact(read, addr, int(n)*memmapEntrySize)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d entries at %#x: %w", n, addr, err)
 	}
@@ -207,52 +208,4 @@ func parseMemmap(read ReadFunc, n uint32, addr uint64) (memmap.Map, error) {
 		}
 	}
 	return m, nil
-}
-
-// readExact calls read and checks that it kept its contract.
-func readExact(read ReadFunc, addr uint64, n int) ([]byte, error) {
-	if n > 0 && addr > ^uint64(0)-uint64(n-1) {
-		return nil, fmt.Errorf("range of %d bytes at %#x wraps around the address space", n, addr)
-	}
-	b, err := read(addr, n)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != n {
-		return nil, fmt.Errorf("read of %d bytes at %#x returned %d", n, addr, len(b))
-	}
-	return b, nil
-}
-
-// readCString reads a NUL-terminated string of at most MaxStringLen bytes
-// at addr, in pieces that end on 256-byte boundaries, falling back to
-// single bytes when a piece cannot be read.
-func readCString(read ReadFunc, addr uint64) (string, error) {
-	const chunk = 256
-	var s []byte
-	bytewise := false
-	for a := addr; ; {
-		n := chunk - int(a%chunk)
-		if bytewise {
-			n = 1
-		}
-		b, err := readExact(read, a, n)
-		if err != nil && n > 1 {
-			bytewise = true
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("reading string at %#x: %w", addr, err)
-		}
-		for i, c := range b {
-			if c == 0 {
-				return string(append(s, b[:i]...)), nil
-			}
-		}
-		s = append(s, b...)
-		if len(s) > MaxStringLen {
-			return "", fmt.Errorf("string at %#x is not terminated within %d bytes", addr, MaxStringLen)
-		}
-		a += uint64(n)
-	}
 }

@@ -5,26 +5,13 @@ package pvh
 
 import (
 	"encoding/binary"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/boot/memread/memreadtest"
 )
-
-// fakeMem is a sparse physical memory: reads must fall inside one segment.
-type fakeMem map[uint64][]byte
-
-func (m fakeMem) read(addr uint64, n int) ([]byte, error) {
-	for base, b := range m {
-		if addr >= base && addr-base <= uint64(len(b)) && uint64(n) <= uint64(len(b))-(addr-base) {
-			off := addr - base
-			return b[off : off+uint64(n)], nil
-		}
-	}
-	return nil, fmt.Errorf("no memory at [%#x, +%d)", addr, n)
-}
 
 type entry struct {
 	addr, size uint64
@@ -34,7 +21,7 @@ type entry struct {
 // qemuLike lays out a version-1 start info the way QEMU's PVH option ROM
 // does: structure, command line, one module (the initrd) and an E820-style
 // memory map.
-func qemuLike(version uint32) (fakeMem, uint64) {
+func qemuLike(version uint32) (memreadtest.Mem, uint64) {
 	const (
 		infoAddr = 0x6000
 		cmdAddr  = 0x6100
@@ -43,7 +30,7 @@ func qemuLike(version uint32) (fakeMem, uint64) {
 		mapAddr  = 0x6400
 	)
 	le := binary.LittleEndian
-	mem := fakeMem{}
+	mem := memreadtest.Mem{}
 	si := make([]byte, sizeV1)
 	le.PutUint32(si[offMagic:], StartMagic)
 	le.PutUint32(si[offVersion:], version)
@@ -84,7 +71,7 @@ func qemuLike(version uint32) (fakeMem, uint64) {
 
 func TestParseStartInfoV1(t *testing.T) {
 	mem, addr := qemuLike(1)
-	si, err := ParseStartInfo(mem.read, addr)
+	si, err := ParseStartInfo(mem.Read, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +98,7 @@ func TestParseStartInfoV0IgnoresMemmap(t *testing.T) {
 	// Version 0 structures are only 40 bytes: the parser must not read
 	// beyond them.
 	mem[addr] = mem[addr][:sizeV0]
-	si, err := ParseStartInfo(mem.read, addr)
+	si, err := ParseStartInfo(mem.Read, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,31 +111,31 @@ func TestParseStartInfoErrors(t *testing.T) {
 	le := binary.LittleEndian
 	for _, tc := range []struct {
 		name   string
-		mutate func(mem fakeMem, si []byte)
+		mutate func(mem memreadtest.Mem, si []byte)
 		want   string
 	}{
-		{"bad magic", func(mem fakeMem, si []byte) { si[0] ^= 1 }, "magic"},
-		{"v1 truncated", func(mem fakeMem, si []byte) { mem[0x6000] = si[:sizeV0] }, "version 1"},
-		{"too many modules", func(mem fakeMem, si []byte) { le.PutUint32(si[offNrModules:], 1<<20) }, "exceeds"},
-		{"modlist at 0", func(mem fakeMem, si []byte) { le.PutUint64(si[offModlistPaddr:], 0) }, "modlist_paddr is 0"},
-		{"modlist unreadable", func(mem fakeMem, si []byte) { le.PutUint32(si[offNrModules:], 2) }, "modules"},
-		{"module wraps", func(mem fakeMem, si []byte) { le.PutUint64(mem[0x6200][8:], ^uint64(0)) }, "wraps"},
-		{"memmap too long", func(mem fakeMem, si []byte) { le.PutUint32(si[offMemmapEntries:], 1<<30) }, "exceeds"},
-		{"memmap beyond memory", func(mem fakeMem, si []byte) { le.PutUint32(si[offMemmapEntries:], 8) }, "memory map"},
-		{"memmap at 0", func(mem fakeMem, si []byte) { le.PutUint64(si[offMemmapPaddr:], 0) }, "memmap_paddr is 0"},
-		{"cmdline unterminated", func(mem fakeMem, si []byte) { mem[0x6100] = []byte("abc") }, "command line"},
-		{"structure unreadable", func(mem fakeMem, si []byte) { delete(mem, 0x6000) }, "reading start info"},
+		{"bad magic", func(mem memreadtest.Mem, si []byte) { si[0] ^= 1 }, "magic"},
+		{"v1 truncated", func(mem memreadtest.Mem, si []byte) { mem[0x6000] = si[:sizeV0] }, "version 1"},
+		{"too many modules", func(mem memreadtest.Mem, si []byte) { le.PutUint32(si[offNrModules:], 1<<20) }, "exceeds"},
+		{"modlist at 0", func(mem memreadtest.Mem, si []byte) { le.PutUint64(si[offModlistPaddr:], 0) }, "modlist_paddr is 0"},
+		{"modlist unreadable", func(mem memreadtest.Mem, si []byte) { le.PutUint32(si[offNrModules:], 2) }, "modules"},
+		{"module wraps", func(mem memreadtest.Mem, si []byte) { le.PutUint64(mem[0x6200][8:], ^uint64(0)) }, "wraps"},
+		{"memmap too long", func(mem memreadtest.Mem, si []byte) { le.PutUint32(si[offMemmapEntries:], 1<<30) }, "exceeds"},
+		{"memmap beyond memory", func(mem memreadtest.Mem, si []byte) { le.PutUint32(si[offMemmapEntries:], 8) }, "memory map"},
+		{"memmap at 0", func(mem memreadtest.Mem, si []byte) { le.PutUint64(si[offMemmapPaddr:], 0) }, "memmap_paddr is 0"},
+		{"cmdline unterminated", func(mem memreadtest.Mem, si []byte) { mem[0x6100] = []byte("abc") }, "command line"},
+		{"structure unreadable", func(mem memreadtest.Mem, si []byte) { delete(mem, 0x6000) }, "reading start info"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem, addr := qemuLike(1)
 			tc.mutate(mem, mem[addr])
-			_, err := ParseStartInfo(mem.read, addr)
+			_, err := ParseStartInfo(mem.Read, addr)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := ParseStartInfo(fakeMem{}.read, 0); err == nil {
+	if _, err := ParseStartInfo(memreadtest.Mem{}.Read, 0); err == nil {
 		t.Error("address 0 accepted")
 	}
 }
@@ -161,7 +148,7 @@ func TestOptionalFieldsAbsent(t *testing.T) {
 	le.PutUint32(si[offNrModules:], 0)
 	le.PutUint32(si[offMemmapEntries:], 0)
 	le.PutUint64(mem[0x6200][16:], 0)
-	got, err := ParseStartInfo(mem.read, addr)
+	got, err := ParseStartInfo(mem.Read, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +171,8 @@ func FuzzParseStartInfo(f *testing.F) {
 	f.Add(seg[:sizeV0])
 	f.Add([]byte{0x78, 0xc5, 0x6e, 0x33, 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m := fakeMem{fuzzBase: data}
-		si, err := ParseStartInfo(m.read, fuzzBase)
+		m := memreadtest.Mem{fuzzBase: data}
+		si, err := ParseStartInfo(m.Read, fuzzBase)
 		if err != nil {
 			return
 		}
