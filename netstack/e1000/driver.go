@@ -147,24 +147,20 @@ const resetPolls = 1000
 
 // Device is an initialized controller.
 type Device struct {
+	nic.Base // address, receiver (its lock guards the receive ring), counters
+
 	hw    nic.Hardware
 	model Model
-	mac   link.MAC
 
-	rxMu   sync.Mutex
 	rxRing []byte
 	rxBufs []byte
 	rxNext int
-	recv   link.Receiver
 
 	txMu   sync.Mutex
 	txRing []byte
 	txBufs []byte
 	txHead int // oldest descriptor not yet reclaimed
 	txTail int // next descriptor to fill
-
-	statsMu sync.Mutex
-	stats   nic.Stats
 }
 
 var _ nic.Device = (*Device)(nil)
@@ -193,10 +189,11 @@ func New(hw nic.Hardware, m Model) (*Device, error) {
 	r.Write32(uint32(IMC), 0xffffffff) // reset unmasks nothing, but be sure
 	r.Read32(uint32(ICR))
 
-	var err error
-	if d.mac, err = d.readMAC(); err != nil {
+	mac, err := d.readMAC()
+	if err != nil {
 		return nil, err
 	}
+	d.SetMAC(mac)
 	r.Write32(uint32(CTRL), r.Read32(uint32(CTRL))|CtrlSLU)
 	for i := 0; i < 128; i++ {
 		r.Write32(uint32(MTA)+4*uint32(i), 0)
@@ -273,50 +270,21 @@ func (d *Device) readMAC() (link.MAC, error) {
 // Driver implements nic.Device.
 func (d *Device) Driver() string { return "e1000 (" + d.model.Name + ")" }
 
-// MAC implements link.Link.
-func (d *Device) MAC() link.MAC { return d.mac }
-
-// MTU implements link.Link.
-func (d *Device) MTU() int { return link.DefaultMTU }
-
 // Up implements link.Link.
 func (d *Device) Up() bool { return d.hw.Regs.Read32(uint32(STATUS))&StatusLU != 0 }
-
-// SetReceiver implements link.Link.
-func (d *Device) SetReceiver(r link.Receiver) {
-	d.rxMu.Lock()
-	d.recv = r
-	d.rxMu.Unlock()
-}
-
-// Stats implements nic.Device.
-func (d *Device) Stats() nic.Stats {
-	d.statsMu.Lock()
-	defer d.statsMu.Unlock()
-	return d.stats
-}
-
-func (d *Device) count(f func(*nic.Stats)) {
-	d.statsMu.Lock()
-	f(&d.stats)
-	d.statsMu.Unlock()
-}
 
 // Transmit implements link.Link: the frame is copied into the next
 // transmit buffer and handed to the hardware.
 func (d *Device) Transmit(frame []byte) error {
-	if len(frame) < link.HeaderLen {
-		return link.ErrFrameTooShort
-	}
-	if len(frame) > link.HeaderLen+d.MTU() {
-		return link.ErrFrameTooLong
+	if err := link.CheckFrame(frame, d.MTU()); err != nil {
+		return err
 	}
 	d.txMu.Lock()
 	d.reclaimLocked()
 	next := (d.txTail + 1) % TxDescriptors
 	if next == d.txHead {
 		d.txMu.Unlock()
-		d.count(func(s *nic.Stats) { s.TxDropped++ })
+		d.Count(func(s *nic.Stats) { s.TxDropped++ })
 		return nic.ErrRingFull
 	}
 	i := d.txTail
@@ -328,7 +296,7 @@ func (d *Device) Transmit(frame []byte) error {
 	d.txTail = next
 	d.hw.Regs.Write32(uint32(TDT), uint32(next))
 	d.txMu.Unlock()
-	d.count(func(s *nic.Stats) { s.TxFrames++; s.TxBytes += uint64(len(frame)) })
+	d.Count(func(s *nic.Stats) { s.TxFrames++; s.TxBytes += uint64(len(frame)) })
 	return nil
 }
 
@@ -346,8 +314,8 @@ func (d *Device) Poll(budget int) int {
 	d.reclaimLocked()
 	d.txMu.Unlock()
 
-	d.rxMu.Lock()
-	defer d.rxMu.Unlock()
+	recv := d.LockReceiver()
+	defer d.UnlockReceiver()
 	n, last := 0, -1
 	var good, bad, dropped, bytes uint64
 	for n < budget {
@@ -363,10 +331,10 @@ func (d *Device) Poll(budget int) int {
 			// hardware-flagged errors, frames spanning buffers (longer
 			// than the MTU), and lengths no real device reports
 			bad++
-		case d.recv == nil:
+		case recv == nil:
 			dropped++
 		default:
-			d.recv(d.rxBufs[i*BufferSize : i*BufferSize+length])
+			recv(d.rxBufs[i*BufferSize : i*BufferSize+length])
 			good++
 			bytes += uint64(length)
 		}
@@ -379,7 +347,7 @@ func (d *Device) Poll(budget int) int {
 	if last >= 0 {
 		// give the descriptors back: the tail trails the next one we read
 		d.hw.Regs.Write32(uint32(RDT), uint32(last))
-		d.count(func(s *nic.Stats) {
+		d.Count(func(s *nic.Stats) {
 			s.RxFrames += good
 			s.RxBytes += bytes
 			s.RxErrors += bad

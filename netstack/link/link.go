@@ -109,6 +109,20 @@ var (
 	ErrDown = errors.New("link: port down")
 )
 
+// CheckFrame returns the error a Transmit of frame on a link of the given
+// MTU fails with before it sends anything: ErrFrameTooShort for a frame
+// without a full header, ErrFrameTooLong for one over HeaderLen+mtu; nil
+// otherwise.
+func CheckFrame(frame []byte, mtu int) error {
+	if len(frame) < HeaderLen {
+		return ErrFrameTooShort
+	}
+	if len(frame) > HeaderLen+mtu {
+		return ErrFrameTooLong
+	}
+	return nil
+}
+
 // PutHeader writes an Ethernet II header into b, which must be at least
 // HeaderLen bytes long.
 func PutHeader(b []byte, dst, src MAC, t EtherType) {

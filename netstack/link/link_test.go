@@ -59,3 +59,20 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckFrame(t *testing.T) {
+	for _, c := range []struct {
+		n, mtu int
+		want   error
+	}{
+		{HeaderLen - 1, DefaultMTU, ErrFrameTooShort},
+		{HeaderLen, DefaultMTU, nil},
+		{HeaderLen + DefaultMTU, DefaultMTU, nil},
+		{HeaderLen + DefaultMTU + 1, DefaultMTU, ErrFrameTooLong},
+		{HeaderLen + 100, 99, ErrFrameTooLong},
+	} {
+		if err := CheckFrame(make([]byte, c.n), c.mtu); err != c.want {
+			t.Errorf("CheckFrame(%d bytes, MTU %d) = %v, want %v", c.n, c.mtu, err, c.want)
+		}
+	}
+}

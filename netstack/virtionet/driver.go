@@ -91,20 +91,16 @@ type queue struct {
 // Device is a virtio-net device. Transmit and Poll may be called
 // concurrently.
 type Device struct {
+	nic.Base // address, receiver (its lock guards the receive queue), counters
+
 	hw       nic.Hardware
-	mac      link.MAC
 	features uint64
 
-	rxMu sync.Mutex
-	rx   queue
-	recv link.Receiver
+	rx queue
 
 	txMu sync.Mutex
 	tx   queue
 	free []uint16 // transmit descriptors not in flight
-
-	statsMu sync.Mutex
-	stats   nic.Stats
 }
 
 var _ nic.Device = (*Device)(nil)
@@ -165,13 +161,13 @@ func New(hw nic.Hardware) (*Device, error) {
 	for i := uint16(0); i < d.tx.num; i++ {
 		d.free = append(d.free, i)
 	}
+	mac := link.MAC{0x52, 0x54, 0x00, 0xb1, 0x6e, 0x01} // locally administered
 	if d.features&featureMAC != 0 {
-		for i := range d.mac {
-			d.mac[i] = r.Read8(regConfig + configMAC + uint32(i))
+		for i := range mac {
+			mac[i] = r.Read8(regConfig + configMAC + uint32(i))
 		}
-	} else {
-		d.mac = link.MAC{0x52, 0x54, 0x00, 0xb1, 0x6e, 0x01} // locally administered
 	}
+	d.SetMAC(mac)
 	r.Write32(regStatus, statusAck|statusDriver|statusFeatOK|statusOK)
 	r.Write32(regQueueNotify, rxQueue)
 	return d, nil
@@ -249,12 +245,6 @@ func (q *queue) used() (id uint16, length uint32, ok bool) {
 // Driver implements nic.Device.
 func (d *Device) Driver() string { return "virtio-net" }
 
-// MAC implements link.Link.
-func (d *Device) MAC() link.MAC { return d.mac }
-
-// MTU implements link.Link.
-func (d *Device) MTU() int { return link.DefaultMTU }
-
 // Up implements link.Link: the device's link status where it reports
 // one, otherwise up.
 func (d *Device) Up() bool {
@@ -264,40 +254,17 @@ func (d *Device) Up() bool {
 	return d.hw.Regs.Read16(regConfig+configStatus)&linkUp != 0
 }
 
-// SetReceiver implements link.Link.
-func (d *Device) SetReceiver(r link.Receiver) {
-	d.rxMu.Lock()
-	d.recv = r
-	d.rxMu.Unlock()
-}
-
-// Stats implements nic.Device.
-func (d *Device) Stats() nic.Stats {
-	d.statsMu.Lock()
-	defer d.statsMu.Unlock()
-	return d.stats
-}
-
-func (d *Device) count(f func(*nic.Stats)) {
-	d.statsMu.Lock()
-	f(&d.stats)
-	d.statsMu.Unlock()
-}
-
 // Transmit implements link.Link: the frame is copied after a zero
 // virtio-net header into a free transmit buffer.
 func (d *Device) Transmit(frame []byte) error {
-	if len(frame) < link.HeaderLen {
-		return link.ErrFrameTooShort
-	}
-	if len(frame) > link.HeaderLen+d.MTU() {
-		return link.ErrFrameTooLong
+	if err := link.CheckFrame(frame, d.MTU()); err != nil {
+		return err
 	}
 	d.txMu.Lock()
 	d.reclaimLocked()
 	if len(d.free) == 0 {
 		d.txMu.Unlock()
-		d.count(func(s *nic.Stats) { s.TxDropped++ })
+		d.Count(func(s *nic.Stats) { s.TxDropped++ })
 		return nic.ErrRingFull
 	}
 	id := d.free[len(d.free)-1]
@@ -310,7 +277,7 @@ func (d *Device) Transmit(frame []byte) error {
 	d.tx.publish()
 	d.hw.Regs.Write32(regQueueNotify, txQueue)
 	d.txMu.Unlock()
-	d.count(func(s *nic.Stats) { s.TxFrames++; s.TxBytes += uint64(n) })
+	d.Count(func(s *nic.Stats) { s.TxFrames++; s.TxBytes += uint64(n) })
 	return nil
 }
 
@@ -333,7 +300,7 @@ func (d *Device) Poll(budget int) int {
 	d.reclaimLocked()
 	d.txMu.Unlock()
 
-	d.rxMu.Lock()
+	recv := d.LockReceiver()
 	n, dropped, bytes := 0, 0, 0
 	for n < budget {
 		id, length, ok := d.rx.used()
@@ -345,8 +312,8 @@ func (d *Device) Poll(budget int) int {
 			continue
 		}
 		frame := d.rx.buf(id)[HeaderLen:length]
-		if d.recv != nil {
-			d.recv(frame)
+		if recv != nil {
+			recv(frame)
 			n++
 			bytes += len(frame)
 		} else {
@@ -359,9 +326,9 @@ func (d *Device) Poll(budget int) int {
 		d.rx.publish()
 		d.hw.Regs.Write32(regQueueNotify, rxQueue)
 	}
-	d.rxMu.Unlock()
+	d.UnlockReceiver()
 	if n > 0 || dropped > 0 {
-		d.count(func(s *nic.Stats) {
+		d.Count(func(s *nic.Stats) {
 			s.RxFrames += uint64(n)
 			s.RxBytes += uint64(bytes)
 			s.RxDropped += uint64(dropped)

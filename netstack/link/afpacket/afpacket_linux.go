@@ -129,11 +129,8 @@ func (l *Link) Close() error {
 
 // Transmit implements link.Link.
 func (l *Link) Transmit(frame []byte) error {
-	if len(frame) < link.HeaderLen {
-		return link.ErrFrameTooShort
-	}
-	if len(frame) > link.HeaderLen+l.mtu {
-		return link.ErrFrameTooLong
+	if err := link.CheckFrame(frame, l.mtu); err != nil {
+		return err
 	}
 	if l.closed.Load() {
 		return link.ErrDown

@@ -226,11 +226,8 @@ func (s *Switch) transmit(src *Port, frame []byte) error {
 	if !src.up {
 		return link.ErrDown
 	}
-	if len(frame) < link.HeaderLen {
-		return link.ErrFrameTooShort
-	}
-	if len(frame) > link.HeaderLen+s.cfg.MTU {
-		return link.ErrFrameTooLong
+	if err := link.CheckFrame(frame, s.cfg.MTU); err != nil {
+		return err
 	}
 	s.stats.Transmitted++
 	var dst link.MAC
