@@ -11,6 +11,7 @@ import (
 	"github.com/usbarmory/tamago/soc/intel/pci"
 
 	"github.com/big-iron/big-iron/board"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // PCI configuration space offset of the class code register (PCI Local Bus
@@ -39,33 +40,23 @@ func PCINICs() []board.NIC {
 	return nics
 }
 
-// virtio-mmio register offsets (Virtio 1.2, 4.2.2 "MMIO Device Register
-// Layout") and the device id of a network card (5 "Device Types").
-const (
-	virtioMagic       = 0x000
-	virtioDeviceID    = 0x008
-	virtioVendorID    = 0x00c
-	virtioMagicValue  = 0x74726976 // "virt"
-	virtioNetDeviceID = 1
-)
-
 // VirtioMMIONICs probes n virtio-mmio transports spaced stride bytes apart
 // from base and lists the network devices.
 func VirtioMMIONICs(base uint64, n int, stride uint64) []board.NIC {
 	var nics []board.NIC
 	for i := 0; i < n; i++ {
 		a := base + uint64(i)*stride
-		if *(*uint32)(physPtr(a + virtioMagic)) != virtioMagicValue {
+		if *(*uint32)(physPtr(a + spec.RegMagic)) != spec.MagicValue {
 			continue
 		}
-		if *(*uint32)(physPtr(a + virtioDeviceID)) != virtioNetDeviceID {
+		if *(*uint32)(physPtr(a + spec.RegDeviceID)) != spec.DeviceNet {
 			continue
 		}
 		nics = append(nics, board.NIC{
 			Kind:   "virtio-net",
 			Where:  fmt.Sprintf("virtio-mmio %#x", a),
-			Vendor: uint16(*(*uint32)(physPtr(a + virtioVendorID))),
-			Device: virtioNetDeviceID,
+			Vendor: uint16(*(*uint32)(physPtr(a + spec.RegVendorID))),
+			Device: spec.DeviceNet,
 			MMIO:   a,
 		})
 	}

@@ -17,48 +17,17 @@ import (
 
 	"github.com/big-iron/big-iron/netstack/link"
 	"github.com/big-iron/big-iron/netstack/nic"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
-// MMIO registers (4.2.2, Table 4.1).
+// Network device configuration and feature bits (5.1.3, 5.1.4); the
+// transport's registers and bits are in package spec.
 const (
-	regMagic          = 0x000
-	regVersion        = 0x004
-	regDeviceID       = 0x008
-	regDeviceFeatures = 0x010
-	regDeviceFeatSel  = 0x014
-	regDriverFeatures = 0x020
-	regDriverFeatSel  = 0x024
-	regQueueSel       = 0x030
-	regQueueNumMax    = 0x034
-	regQueueNum       = 0x038
-	regQueueReady     = 0x044
-	regQueueNotify    = 0x050
-	regInterruptACK   = 0x064
-	regInterrupt      = 0x060
-	regStatus         = 0x070
-	regQueueDescLow   = 0x080
-	regQueueDescHigh  = 0x084
-	regQueueDrvLow    = 0x090
-	regQueueDrvHigh   = 0x094
-	regQueueDevLow    = 0x0a0
-	regQueueDevHigh   = 0x0a4
-	regConfig         = 0x100
-
-	magic         = 0x74726976 // "virt"
-	deviceIDNet   = 1
-	statusAck     = 1
-	statusDriver  = 2
-	statusOK      = 4
-	statusFeatOK  = 8
-	statusFailed  = 128
-	descNext      = 1
-	descWrite     = 2
 	configMAC     = 0 // 6 bytes (5.1.4)
 	configStatus  = 6 // u16, bit 0 link up
 	linkUp        = 1
 	featureMAC    = 1 << 5
 	featureStatus = 1 << 16
-	featureV1     = 1 << 32
 )
 
 // Ring geometry.
@@ -112,10 +81,10 @@ func New(hw nic.Hardware) (*Device, error) {
 	if r == nil || hw.DMA == nil {
 		return nil, fmt.Errorf("virtionet: registers and DMA required")
 	}
-	if r.Read32(regMagic) != magic || r.Read32(regDeviceID) != deviceIDNet {
+	if r.Read32(spec.RegMagic) != spec.MagicValue || r.Read32(spec.RegDeviceID) != spec.DeviceNet {
 		return nil, fmt.Errorf("virtionet: %w", nic.ErrNoDevice)
 	}
-	switch v := r.Read32(regVersion); v {
+	switch v := r.Read32(spec.RegVersion); v {
 	case 2:
 	case 1:
 		return nil, ErrLegacy
@@ -123,26 +92,26 @@ func New(hw nic.Hardware) (*Device, error) {
 		return nil, fmt.Errorf("virtionet: transport version %d: %w", v, nic.ErrNoDevice)
 	}
 	d := &Device{hw: hw}
-	r.Write32(regStatus, 0)
-	r.Write32(regStatus, statusAck)
-	r.Write32(regStatus, statusAck|statusDriver)
+	r.Write32(spec.RegStatus, 0)
+	r.Write32(spec.RegStatus, spec.StatusAcknowledge)
+	r.Write32(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
 	var offered uint64
 	for sel := uint32(0); sel < 2; sel++ {
-		r.Write32(regDeviceFeatSel, sel)
-		offered |= uint64(r.Read32(regDeviceFeatures)) << (32 * sel)
+		r.Write32(spec.RegDeviceFeatSel, sel)
+		offered |= uint64(r.Read32(spec.RegDeviceFeatures)) << (32 * sel)
 	}
-	if offered&featureV1 == 0 {
-		r.Write32(regStatus, statusFailed)
+	if offered&spec.FeatureVersion1 == 0 {
+		r.Write32(spec.RegStatus, spec.StatusFailed)
 		return nil, ErrLegacy
 	}
-	d.features = offered & (featureV1 | featureMAC | featureStatus)
+	d.features = offered & (spec.FeatureVersion1 | featureMAC | featureStatus)
 	for sel := uint32(0); sel < 2; sel++ {
-		r.Write32(regDriverFeatSel, sel)
-		r.Write32(regDriverFeatures, uint32(d.features>>(32*sel)))
+		r.Write32(spec.RegDriverFeatSel, sel)
+		r.Write32(spec.RegDriverFeatures, uint32(d.features>>(32*sel)))
 	}
-	r.Write32(regStatus, statusAck|statusDriver|statusFeatOK)
-	if r.Read32(regStatus)&statusFeatOK == 0 {
-		r.Write32(regStatus, statusFailed)
+	r.Write32(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	if r.Read32(spec.RegStatus)&spec.StatusFeaturesOK == 0 {
+		r.Write32(spec.RegStatus, spec.StatusFailed)
 		return nil, fmt.Errorf("virtionet: the device refused features %#x", d.features)
 	}
 	var err error
@@ -154,7 +123,7 @@ func New(hw nic.Hardware) (*Device, error) {
 	}
 	// Every receive buffer goes to the device; transmit buffers wait.
 	for i := uint16(0); i < d.rx.num; i++ {
-		d.rx.setDesc(i, BufferSize, descWrite)
+		d.rx.setDesc(i, BufferSize, spec.DescWrite)
 		d.rx.offer(i)
 	}
 	d.rx.publish()
@@ -164,23 +133,23 @@ func New(hw nic.Hardware) (*Device, error) {
 	mac := link.MAC{0x52, 0x54, 0x00, 0xb1, 0x6e, 0x01} // locally administered
 	if d.features&featureMAC != 0 {
 		for i := range mac {
-			mac[i] = r.Read8(regConfig + configMAC + uint32(i))
+			mac[i] = r.Read8(spec.RegConfig + configMAC + uint32(i))
 		}
 	}
 	d.SetMAC(mac)
-	r.Write32(regStatus, statusAck|statusDriver|statusFeatOK|statusOK)
-	r.Write32(regQueueNotify, rxQueue)
+	r.Write32(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK|spec.StatusDriverOK)
+	r.Write32(spec.RegQueueNotify, rxQueue)
 	return d, nil
 }
 
 // setupQueue allocates and registers queue index (4.2.3.2).
 func (d *Device) setupQueue(index uint32) (queue, error) {
 	r := d.hw.Regs
-	r.Write32(regQueueSel, index)
-	if r.Read32(regQueueReady) != 0 {
+	r.Write32(spec.RegQueueSel, index)
+	if r.Read32(spec.RegQueueReady) != 0 {
 		return queue{}, fmt.Errorf("virtionet: queue %d already in use", index)
 	}
-	max := r.Read32(regQueueNumMax)
+	max := r.Read32(spec.RegQueueNumMax)
 	if max == 0 {
 		return queue{}, fmt.Errorf("virtionet: queue %d not available", index)
 	}
@@ -201,14 +170,14 @@ func (d *Device) setupQueue(index uint32) (queue, error) {
 	for i := 0; i < n; i++ {
 		binary.LittleEndian.PutUint64(q.desc[16*i:], bufAddr+uint64(i*BufferSize))
 	}
-	r.Write32(regQueueNum, uint32(q.num))
-	r.Write32(regQueueDescLow, uint32(descAddr))
-	r.Write32(regQueueDescHigh, uint32(descAddr>>32))
-	r.Write32(regQueueDrvLow, uint32(availAddr))
-	r.Write32(regQueueDrvHigh, uint32(availAddr>>32))
-	r.Write32(regQueueDevLow, uint32(usedAddr))
-	r.Write32(regQueueDevHigh, uint32(usedAddr>>32))
-	r.Write32(regQueueReady, 1)
+	r.Write32(spec.RegQueueNum, uint32(q.num))
+	r.Write32(spec.RegQueueDescLow, uint32(descAddr))
+	r.Write32(spec.RegQueueDescHigh, uint32(descAddr>>32))
+	r.Write32(spec.RegQueueDrvLow, uint32(availAddr))
+	r.Write32(spec.RegQueueDrvHigh, uint32(availAddr>>32))
+	r.Write32(spec.RegQueueDevLow, uint32(usedAddr))
+	r.Write32(spec.RegQueueDevHigh, uint32(usedAddr>>32))
+	r.Write32(spec.RegQueueReady, 1)
 	return q, nil
 }
 
@@ -251,7 +220,7 @@ func (d *Device) Up() bool {
 	if d.features&featureStatus == 0 {
 		return true
 	}
-	return d.hw.Regs.Read16(regConfig+configStatus)&linkUp != 0
+	return d.hw.Regs.Read16(spec.RegConfig+configStatus)&linkUp != 0
 }
 
 // Transmit implements link.Link: the frame is copied after a zero
@@ -275,7 +244,7 @@ func (d *Device) Transmit(frame []byte) error {
 	d.tx.setDesc(id, uint32(HeaderLen+n), 0)
 	d.tx.offer(id)
 	d.tx.publish()
-	d.hw.Regs.Write32(regQueueNotify, txQueue)
+	d.hw.Regs.Write32(spec.RegQueueNotify, txQueue)
 	d.txMu.Unlock()
 	d.Count(func(s *nic.Stats) { s.TxFrames++; s.TxBytes += uint64(n) })
 	return nil
@@ -319,12 +288,12 @@ func (d *Device) Poll(budget int) int {
 		} else {
 			dropped++
 		}
-		d.rx.setDesc(id, BufferSize, descWrite)
+		d.rx.setDesc(id, BufferSize, spec.DescWrite)
 		d.rx.offer(id)
 	}
 	if n > 0 || dropped > 0 {
 		d.rx.publish()
-		d.hw.Regs.Write32(regQueueNotify, rxQueue)
+		d.hw.Regs.Write32(spec.RegQueueNotify, rxQueue)
 	}
 	d.UnlockReceiver()
 	if n > 0 || dropped > 0 {
@@ -335,8 +304,8 @@ func (d *Device) Poll(budget int) int {
 		})
 	}
 	// Interrupts are not used; acknowledge any the device raised.
-	if v := d.hw.Regs.Read32(regInterrupt); v != 0 {
-		d.hw.Regs.Write32(regInterruptACK, v)
+	if v := d.hw.Regs.Read32(spec.RegInterrupt); v != 0 {
+		d.hw.Regs.Write32(spec.RegInterruptACK, v)
 	}
 	return n
 }

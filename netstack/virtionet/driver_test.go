@@ -14,6 +14,7 @@ import (
 	"github.com/big-iron/big-iron/netstack/link"
 	"github.com/big-iron/big-iron/netstack/nic"
 	"github.com/big-iron/big-iron/netstack/nic/nictest"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // busMemory lets the device model reach the driver's DMA memory.
@@ -52,7 +53,7 @@ type netModel struct {
 	discard bool
 }
 
-func (n *netModel) DeviceID() uint32 { return deviceIDNet }
+func (n *netModel) DeviceID() uint32 { return spec.DeviceNet }
 func (n *netModel) Features() uint64 { return n.features }
 func (n *netModel) NumQueues() int   { return 2 }
 func (n *netModel) Reset()           {}
@@ -204,12 +205,12 @@ func TestNoMACFeature(t *testing.T) {
 func TestRefusesOtherDevices(t *testing.T) {
 	mem := nictest.NewMemory(0, 1<<16)
 	for name, read := range map[string]func(off uint32, size int) uint64{
-		"no magic": func(uint32, int) uint64 { return 0 },
+		"no spec.MagicValue": func(uint32, int) uint64 { return 0 },
 		"block device": func(off uint32, _ int) uint64 {
-			return map[uint32]uint64{regMagic: magic, regVersion: 2, regDeviceID: 2}[off]
+			return map[uint32]uint64{spec.RegMagic: spec.MagicValue, spec.RegVersion: 2, spec.RegDeviceID: 2}[off]
 		},
 		"legacy": func(off uint32, _ int) uint64 {
-			return map[uint32]uint64{regMagic: magic, regVersion: 1, regDeviceID: 1}[off]
+			return map[uint32]uint64{spec.RegMagic: spec.MagicValue, spec.RegVersion: 1, spec.RegDeviceID: 1}[off]
 		},
 	} {
 		_, err := New(nic.Hardware{Regs: &nictest.Regs{Read: read}, DMA: mem})

@@ -8,12 +8,12 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // Block device constants (VIRTIO 1.2, 5.2).
 const (
-	DeviceIDBlock = 2
-	SectorSize    = 512
+	SectorSize = 512
 
 	blkIn    = 0
 	blkOut   = 1
@@ -52,7 +52,7 @@ func NewBlock(disk []byte, id string) (*Block, error) {
 }
 
 // DeviceID implements Backend.
-func (b *Block) DeviceID() uint32 { return DeviceIDBlock }
+func (b *Block) DeviceID() uint32 { return spec.DeviceBlock }
 
 // Features implements Backend: cache flush.
 func (b *Block) Features() uint64 { return featureBlkFlush }

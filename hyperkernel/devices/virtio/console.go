@@ -9,12 +9,12 @@ import (
 	"sync"
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // Console device constants (VIRTIO 1.2, 5.3): no features, port 0's
 // receive and transmit queues only.
 const (
-	DeviceIDConsole = 3
 	consoleRx       = 0
 	consoleTx       = 1
 	consoleInputMax = 4096
@@ -51,7 +51,7 @@ func (c *Console) Attach(d *Device) {
 }
 
 // DeviceID implements Backend.
-func (c *Console) DeviceID() uint32 { return DeviceIDConsole }
+func (c *Console) DeviceID() uint32 { return spec.DeviceConsole }
 
 // Features implements Backend: none.
 func (c *Console) Features() uint64 { return 0 }

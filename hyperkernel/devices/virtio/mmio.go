@@ -8,60 +8,17 @@ import (
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
 	"github.com/big-iron/big-iron/hyperkernel/spinlock"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
-// MMIO register offsets, version 2 (VIRTIO 1.2, 4.2.2, Table 4.1).
+// The transport's registers and bits are in package spec; these are
+// big-iron's own.
 const (
-	regMagic          = 0x000
-	regVersion        = 0x004
-	regDeviceID       = 0x008
-	regVendorID       = 0x00c
-	regDeviceFeatures = 0x010
-	regDeviceFeatSel  = 0x014
-	regDriverFeatures = 0x020
-	regDriverFeatSel  = 0x024
-	regQueueSel       = 0x030
-	regQueueNumMax    = 0x034
-	regQueueNum       = 0x038
-	regQueueReady     = 0x044
-	regQueueNotify    = 0x050
-	regInterrupt      = 0x060
-	regInterruptACK   = 0x064
-	regStatus         = 0x070
-	regQueueDescLow   = 0x080
-	regQueueDescHigh  = 0x084
-	regQueueDrvLow    = 0x090
-	regQueueDrvHigh   = 0x094
-	regQueueDevLow    = 0x0a0
-	regQueueDevHigh   = 0x0a4
-	regSHMLenLow      = 0x0b0
-	regSHMLenHigh     = 0x0b4
-	regConfigGen      = 0x0fc
-	regConfig         = 0x100
-
-	magic = 0x74726976 // "virt"
 	// vendorID is "BIGI" little-endian.
 	vendorID = 0x49474942
 
 	// WindowSize is the size of a device's register window.
 	WindowSize = 0x200
-)
-
-// Device status bits (2.1) and interrupt status bits (4.2.2).
-const (
-	StatusAcknowledge = 1
-	StatusDriver      = 2
-	StatusDriverOK    = 4
-	StatusFeaturesOK  = 8
-	StatusNeedsReset  = 64
-	StatusFailed      = 128
-
-	intUsedBuffer   = 1
-	intConfigChange = 2
-
-	// FeatureVersion1 is VIRTIO_F_VERSION_1 (6), required of version 2
-	// MMIO devices.
-	FeatureVersion1 = 1 << 32
 )
 
 // Backend is a device type behind the transport: a block device, a
@@ -164,7 +121,7 @@ func NewDevice(be Backend, mem devices.GuestMemory, irq func(level bool)) *Devic
 		wake: make(chan struct{}, 1), round: Budget{Chains: roundChains, Bytes: roundBytes}}
 }
 
-func (d *Device) offered() uint64 { return d.be.Features() | FeatureVersion1 }
+func (d *Device) offered() uint64 { return d.be.Features() | spec.FeatureVersion1 }
 
 func (d *Device) queue() *Queue {
 	if int(d.qsel) < len(d.queues) {
@@ -178,44 +135,44 @@ func (d *Device) queue() *Queue {
 func (d *Device) ReadMMIO(off uint64, size int) uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if off >= regConfig {
-		return d.be.ReadConfig(off-regConfig, size)
+	if off >= spec.RegConfig {
+		return d.be.ReadConfig(off-spec.RegConfig, size)
 	}
 	if size != 4 {
 		return 0
 	}
 	q := d.queue()
 	switch off {
-	case regMagic:
-		return magic
-	case regVersion:
+	case spec.RegMagic:
+		return spec.MagicValue
+	case spec.RegVersion:
 		return 2
-	case regDeviceID:
+	case spec.RegDeviceID:
 		return uint64(d.be.DeviceID())
-	case regVendorID:
+	case spec.RegVendorID:
 		return vendorID
-	case regDeviceFeatures:
+	case spec.RegDeviceFeatures:
 		if d.devSel > 1 {
 			return 0
 		}
 		return d.offered() >> (32 * d.devSel) & 0xFFFFFFFF
-	case regQueueNumMax:
+	case spec.RegQueueNumMax:
 		if q == nil {
 			return 0
 		}
 		return MaxQueueSize
-	case regQueueReady:
+	case spec.RegQueueReady:
 		if q != nil && q.Ready {
 			return 1
 		}
 		return 0
-	case regInterrupt:
+	case spec.RegInterrupt:
 		return uint64(d.intr)
-	case regStatus:
+	case spec.RegStatus:
 		return uint64(d.status)
-	case regSHMLenLow, regSHMLenHigh:
+	case spec.RegSHMLenLow, spec.RegSHMLenHigh:
 		return 0xFFFFFFFF // no shared memory regions
-	case regConfigGen:
+	case spec.RegConfigGen:
 		return 0
 	}
 	return 0
@@ -224,7 +181,7 @@ func (d *Device) ReadMMIO(off uint64, size int) uint64 {
 // WriteMMIO implements devices.MMIODevice.
 func (d *Device) WriteMMIO(off uint64, size int, v uint64) {
 	d.mu.Lock()
-	if off >= regConfig || size != 4 {
+	if off >= spec.RegConfig || size != 4 {
 		d.mu.Unlock()
 		return // the configuration spaces offered are read-only
 	}
@@ -232,33 +189,33 @@ func (d *Device) WriteMMIO(off uint64, size int, v uint64) {
 	q := d.queue()
 	live := q != nil && !q.Ready // queue fields are written before QueueReady
 	switch off {
-	case regDeviceFeatSel:
+	case spec.RegDeviceFeatSel:
 		d.devSel = val
-	case regDriverFeatSel:
+	case spec.RegDriverFeatSel:
 		d.drvSel = val
-	case regDriverFeatures:
-		if d.drvSel <= 1 && d.status&StatusFeaturesOK == 0 {
+	case spec.RegDriverFeatures:
+		if d.drvSel <= 1 && d.status&spec.StatusFeaturesOK == 0 {
 			shift := 32 * d.drvSel
 			d.drvFeat = d.drvFeat&^(0xFFFFFFFF<<shift) | uint64(val)<<shift
 		}
-	case regQueueSel:
+	case spec.RegQueueSel:
 		d.qsel = val
-	case regQueueNum:
+	case spec.RegQueueNum:
 		if live {
 			q.Num = uint16(min(val, 0xFFFF))
 		}
-	case regQueueReady:
+	case spec.RegQueueReady:
 		if q != nil {
 			q.Ready = val&1 == 1
 			d.gen++
 		}
-	case regQueueDescLow, regQueueDescHigh, regQueueDrvLow, regQueueDrvHigh, regQueueDevLow, regQueueDevHigh:
+	case spec.RegQueueDescLow, spec.RegQueueDescHigh, spec.RegQueueDrvLow, spec.RegQueueDrvHigh, spec.RegQueueDevLow, spec.RegQueueDevHigh:
 		if live {
 			var p *uint64
 			switch off &^ 4 {
-			case regQueueDescLow:
+			case spec.RegQueueDescLow:
 				p = &q.Desc
-			case regQueueDrvLow:
+			case spec.RegQueueDrvLow:
 				p = &q.Driver
 			default:
 				p = &q.Device
@@ -269,11 +226,11 @@ func (d *Device) WriteMMIO(off uint64, size int, v uint64) {
 				*p = *p&0xFFFFFFFF | uint64(val)<<32
 			}
 		}
-	case regQueueNotify:
+	case spec.RegQueueNotify:
 		d.notify(val)
-	case regInterruptACK:
+	case spec.RegInterruptACK:
 		d.intr &^= val
-	case regStatus:
+	case spec.RegStatus:
 		d.setStatus(val)
 	}
 	d.update()
@@ -290,14 +247,14 @@ func (d *Device) setStatus(val uint32) {
 		d.be.Reset()
 		return
 	}
-	if val&StatusFeaturesOK != 0 && d.status&StatusFeaturesOK == 0 {
+	if val&spec.StatusFeaturesOK != 0 && d.status&spec.StatusFeaturesOK == 0 {
 		// Features are accepted only if offered and VERSION_1 is among
 		// them; otherwise FEATURES_OK does not stick.
-		if d.drvFeat&^d.offered() != 0 || d.drvFeat&FeatureVersion1 == 0 {
-			val &^= StatusFeaturesOK
+		if d.drvFeat&^d.offered() != 0 || d.drvFeat&spec.FeatureVersion1 == 0 {
+			val &^= spec.StatusFeaturesOK
 		}
 	}
-	d.status = val | d.status&StatusNeedsReset
+	d.status = val | d.status&spec.StatusNeedsReset
 }
 
 // update unlocks and drives the interrupt line: asserted while any
@@ -316,7 +273,7 @@ func (d *Device) update() {
 // notify marks queue q pending and wakes the worker; the lock is held.
 // It neither blocks nor allocates.
 func (d *Device) notify(q uint32) {
-	if q >= uint32(len(d.queues)) || d.status&StatusDriverOK == 0 || d.status&StatusNeedsReset != 0 {
+	if q >= uint32(len(d.queues)) || d.status&spec.StatusDriverOK == 0 || d.status&spec.StatusNeedsReset != 0 {
 		return
 	}
 	d.pending |= 1 << q
@@ -382,7 +339,7 @@ func (d *Device) Serve() (more bool) {
 // reset came in between. It reports whether the budget ran out.
 func (d *Device) serveQueue(i int) bool {
 	d.mu.Lock()
-	if d.status&StatusDriverOK == 0 || d.status&StatusNeedsReset != 0 || !d.queues[i].Ready {
+	if d.status&spec.StatusDriverOK == 0 || d.status&spec.StatusNeedsReset != 0 || !d.queues[i].Ready {
 		d.mu.Unlock()
 		return false
 	}
@@ -404,11 +361,11 @@ func (d *Device) serveQueue(i int) bool {
 	switch {
 	case err != nil:
 		d.errors++
-		d.status |= StatusNeedsReset
-		d.intr |= intConfigChange
+		d.status |= spec.StatusNeedsReset
+		d.intr |= spec.InterruptConfigChange
 		spent = false
 	case used:
-		d.intr |= intUsedBuffer
+		d.intr |= spec.InterruptUsedBuffer
 	}
 	if spent {
 		d.rounds++

@@ -16,13 +16,7 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
-)
-
-// Descriptor flags (2.7.5).
-const (
-	descNext     = 1
-	descWrite    = 2
-	descIndirect = 4
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // MaxQueueSize is the largest queue a device offers (QueueNumMax).
@@ -123,14 +117,14 @@ func (q *Queue) Pop(mem devices.GuestMemory, c *Chain) (bool, error) {
 		length := binary.LittleEndian.Uint32(b[8:])
 		flags := binary.LittleEndian.Uint16(b[12:])
 		next := binary.LittleEndian.Uint16(b[14:])
-		if flags&descIndirect != 0 {
+		if flags&spec.DescIndirect != 0 {
 			return false, fmt.Errorf("%w: indirect descriptor (not negotiated)", ErrBadQueue)
 		}
 		if addr+uint64(length) < addr {
 			return false, fmt.Errorf("%w: descriptor %d wraps: %#x+%#x", ErrBadQueue, idx, addr, length)
 		}
-		c.Buffers = append(c.Buffers, Buffer{Addr: addr, Len: length, Write: flags&descWrite != 0})
-		if flags&descNext == 0 {
+		c.Buffers = append(c.Buffers, Buffer{Addr: addr, Len: length, Write: flags&spec.DescWrite != 0})
+		if flags&spec.DescNext == 0 {
 			break
 		}
 		idx = next

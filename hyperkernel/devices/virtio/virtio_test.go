@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/hyperkernel/devices"
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // flat is guest memory starting at address 0.
@@ -79,27 +80,27 @@ func (d *driver) r(off uint64) uint32 { return uint32(d.dev.ReadMMIO(off, 4)) }
 
 // init follows the driver initialisation of 3.1.1 and 4.2.3.
 func (d *driver) init(features uint64) {
-	d.w(regStatus, 0)
-	d.w(regStatus, StatusAcknowledge)
-	d.w(regStatus, StatusAcknowledge|StatusDriver)
-	d.w(regDriverFeatSel, 0)
-	d.w(regDriverFeatures, uint32(features))
-	d.w(regDriverFeatSel, 1)
-	d.w(regDriverFeatures, uint32(features>>32))
-	d.w(regStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK)
-	if d.r(regStatus)&StatusFeaturesOK == 0 {
+	d.w(spec.RegStatus, 0)
+	d.w(spec.RegStatus, spec.StatusAcknowledge)
+	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
+	d.w(spec.RegDriverFeatSel, 0)
+	d.w(spec.RegDriverFeatures, uint32(features))
+	d.w(spec.RegDriverFeatSel, 1)
+	d.w(spec.RegDriverFeatures, uint32(features>>32))
+	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	if d.r(spec.RegStatus)&spec.StatusFeaturesOK == 0 {
 		d.t.Fatalf("features %#x refused", features)
 	}
-	d.w(regQueueSel, 0)
-	if d.r(regQueueNumMax) < qSize {
+	d.w(spec.RegQueueSel, 0)
+	if d.r(spec.RegQueueNumMax) < qSize {
 		d.t.Fatal("queue too small")
 	}
-	d.w(regQueueNum, qSize)
-	d.w(regQueueDescLow, descAt)
-	d.w(regQueueDrvLow, availAt)
-	d.w(regQueueDevLow, usedAt)
-	d.w(regQueueReady, 1)
-	d.w(regStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK|StatusDriverOK)
+	d.w(spec.RegQueueNum, qSize)
+	d.w(spec.RegQueueDescLow, descAt)
+	d.w(spec.RegQueueDrvLow, availAt)
+	d.w(spec.RegQueueDevLow, usedAt)
+	d.w(spec.RegQueueReady, 1)
+	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK|spec.StatusDriverOK)
 }
 
 func (d *driver) alloc(n int) uint64 {
@@ -118,10 +119,10 @@ func (d *driver) submit(bufs ...Buffer) {
 		binary.LittleEndian.PutUint32(e[8:], b.Len)
 		flags := uint16(0)
 		if b.Write {
-			flags |= descWrite
+			flags |= spec.DescWrite
 		}
 		if i < len(bufs)-1 {
-			flags |= descNext
+			flags |= spec.DescNext
 			binary.LittleEndian.PutUint16(e[14:], uint16((idx+1)%qSize))
 		}
 		binary.LittleEndian.PutUint16(e[12:], flags)
@@ -130,7 +131,7 @@ func (d *driver) submit(bufs ...Buffer) {
 	binary.LittleEndian.PutUint16(d.mem[availAt+4+2*uint64(d.avail%qSize):], head)
 	d.avail++
 	binary.LittleEndian.PutUint16(d.mem[availAt+2:], d.avail)
-	d.w(regQueueNotify, 0)
+	d.w(spec.RegQueueNotify, 0)
 }
 
 func (d *driver) usedIdx() uint16 { return binary.LittleEndian.Uint16(d.mem[usedAt+2:]) }
@@ -161,22 +162,22 @@ func TestBlockRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := newDriver(t, blk)
-	if d.r(regMagic) != magic || d.r(regVersion) != 2 || d.r(regDeviceID) != DeviceIDBlock {
+	if d.r(spec.RegMagic) != spec.MagicValue || d.r(spec.RegVersion) != 2 || d.r(spec.RegDeviceID) != spec.DeviceBlock {
 		t.Fatal("identification registers wrong")
 	}
-	if c := d.dev.ReadMMIO(regConfig, 8); c != 64 {
+	if c := d.dev.ReadMMIO(spec.RegConfig, 8); c != 64 {
 		t.Errorf("capacity %d sectors, want 64", c)
 	}
-	d.init(FeatureVersion1 | featureBlkFlush)
+	d.init(spec.FeatureVersion1 | featureBlkFlush)
 
 	msg := bytes.Repeat([]byte("hello\n"), 100)[:SectorSize]
 	if st := d.request(blkOut, 3, append([]byte(nil), msg...), false); st != blkOK {
 		t.Fatalf("write: status %d", st)
 	}
-	if !d.irq || d.r(regInterrupt)&intUsedBuffer == 0 {
+	if !d.irq || d.r(spec.RegInterrupt)&spec.InterruptUsedBuffer == 0 {
 		t.Error("no used-buffer interrupt")
 	}
-	d.w(regInterruptACK, intUsedBuffer)
+	d.w(spec.RegInterruptACK, spec.InterruptUsedBuffer)
 	if d.irq {
 		t.Error("interrupt line still up after ACK")
 	}
@@ -209,7 +210,7 @@ func TestBlockRoundTrip(t *testing.T) {
 	if got := d.usedIdx(); got != 8 {
 		t.Errorf("used index %d, want 8", got)
 	}
-	if d.dev.Errors() != 0 || d.r(regStatus)&StatusNeedsReset != 0 {
+	if d.dev.Errors() != 0 || d.r(spec.RegStatus)&spec.StatusNeedsReset != 0 {
 		t.Error("a well-formed request broke the device")
 	}
 }
@@ -217,22 +218,22 @@ func TestBlockRoundTrip(t *testing.T) {
 func TestFeatureNegotiation(t *testing.T) {
 	blk, _ := NewBlock(make([]byte, SectorSize), "")
 	d := newDriver(t, blk)
-	d.w(regStatus, StatusAcknowledge|StatusDriver)
-	d.w(regDriverFeatSel, 0)
-	d.w(regDriverFeatures, 1<<20) // not offered
-	d.w(regDriverFeatSel, 1)
-	d.w(regDriverFeatures, 1)
-	d.w(regStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK)
-	if d.r(regStatus)&StatusFeaturesOK != 0 {
+	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
+	d.w(spec.RegDriverFeatSel, 0)
+	d.w(spec.RegDriverFeatures, 1<<20) // not offered
+	d.w(spec.RegDriverFeatSel, 1)
+	d.w(spec.RegDriverFeatures, 1)
+	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	if d.r(spec.RegStatus)&spec.StatusFeaturesOK != 0 {
 		t.Error("FEATURES_OK with a feature not offered")
 	}
-	d.w(regStatus, 0)
-	d.w(regStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK) // no VERSION_1
-	if d.r(regStatus)&StatusFeaturesOK != 0 {
+	d.w(spec.RegStatus, 0)
+	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK) // no VERSION_1
+	if d.r(spec.RegStatus)&spec.StatusFeaturesOK != 0 {
 		t.Error("FEATURES_OK without VERSION_1")
 	}
-	d.w(regDeviceFeatSel, 1)
-	if d.r(regDeviceFeatures)&1 == 0 {
+	d.w(spec.RegDeviceFeatSel, 1)
+	if d.r(spec.RegDeviceFeatures)&1 == 0 {
 		t.Error("VERSION_1 not offered")
 	}
 }
@@ -247,7 +248,7 @@ func TestHostileQueues(t *testing.T) {
 				e := d.mem[descAt+16*i:]
 				binary.LittleEndian.PutUint64(e, bufAt)
 				binary.LittleEndian.PutUint32(e[8:], 16)
-				binary.LittleEndian.PutUint16(e[12:], descNext)
+				binary.LittleEndian.PutUint16(e[12:], spec.DescNext)
 				binary.LittleEndian.PutUint16(e[14:], uint16((i+1)%qSize))
 			}
 			binary.LittleEndian.PutUint16(d.mem[availAt+2:], 1)
@@ -263,26 +264,26 @@ func TestHostileQueues(t *testing.T) {
 			e := d.mem[descAt:]
 			binary.LittleEndian.PutUint64(e, memBytes-4)
 			binary.LittleEndian.PutUint32(e[8:], 16)
-			binary.LittleEndian.PutUint16(e[12:], descNext)
+			binary.LittleEndian.PutUint16(e[12:], spec.DescNext)
 			binary.LittleEndian.PutUint16(e[14:], 1)
 			e = d.mem[descAt+16:]
 			binary.LittleEndian.PutUint64(e, bufAt)
 			binary.LittleEndian.PutUint32(e[8:], 1)
-			binary.LittleEndian.PutUint16(e[12:], descWrite)
+			binary.LittleEndian.PutUint16(e[12:], spec.DescWrite)
 			binary.LittleEndian.PutUint16(d.mem[availAt+2:], 1)
 		},
 		"indirect": func(d *driver) {
-			binary.LittleEndian.PutUint16(d.mem[descAt+12:], descIndirect)
+			binary.LittleEndian.PutUint16(d.mem[descAt+12:], spec.DescIndirect)
 			binary.LittleEndian.PutUint16(d.mem[availAt+2:], 1)
 		},
 	} {
 		blk, _ := NewBlock(make([]byte, 8*SectorSize), "")
 		d := newDriver(t, blk)
-		d.init(FeatureVersion1)
+		d.init(spec.FeatureVersion1)
 		corrupt(d)
-		d.w(regQueueNotify, 0)
-		if d.r(regStatus)&StatusNeedsReset == 0 || d.dev.Errors() != 1 || !d.irq {
-			t.Errorf("%s: status %#x, %d errors, irq %v", name, d.r(regStatus), d.dev.Errors(), d.irq)
+		d.w(spec.RegQueueNotify, 0)
+		if d.r(spec.RegStatus)&spec.StatusNeedsReset == 0 || d.dev.Errors() != 1 || !d.irq {
+			t.Errorf("%s: status %#x, %d errors, irq %v", name, d.r(spec.RegStatus), d.dev.Errors(), d.irq)
 		}
 		if !errors.Is(ErrBadQueue, ErrBadQueue) {
 			t.Fatal("unreachable")
@@ -292,7 +293,7 @@ func TestHostileQueues(t *testing.T) {
 			d.mem[i] = 0
 		}
 		d.avail = 0
-		d.init(FeatureVersion1)
+		d.init(spec.FeatureVersion1)
 		if st := d.request(blkOut, 0, make([]byte, SectorSize), false); st != blkOK {
 			t.Errorf("%s: after reset: status %d", name, st)
 		}
@@ -302,7 +303,7 @@ func TestHostileQueues(t *testing.T) {
 func TestNoAllocations(t *testing.T) {
 	blk, _ := NewBlock(make([]byte, 64*SectorSize), "")
 	d := newDriver(t, blk)
-	d.init(FeatureVersion1)
+	d.init(spec.FeatureVersion1)
 	hdr, st, buf := uint64(bufAt), uint64(bufAt+16), uint64(bufAt+32)
 	binary.LittleEndian.PutUint32(d.mem[hdr:], blkIn)
 	n := testing.AllocsPerRun(100, func() {
@@ -323,15 +324,15 @@ func (d *driver) submitNoAlloc(hdr, buf, st uint64) {
 		binary.LittleEndian.PutUint16(e[12:], flags)
 		binary.LittleEndian.PutUint16(e[14:], uint16(i+1))
 	}
-	put(0, hdr, 16, descNext)
-	put(1, buf, 4096, descNext|descWrite)
-	put(2, st, 1, descWrite)
+	put(0, hdr, 16, spec.DescNext)
+	put(1, buf, 4096, spec.DescNext|spec.DescWrite)
+	put(2, st, 1, spec.DescWrite)
 	binary.LittleEndian.PutUint16(d.mem[availAt+4+2*uint64(d.avail%qSize):], 0)
 	d.avail++
 	binary.LittleEndian.PutUint16(d.mem[availAt+2:], d.avail)
-	d.dev.WriteMMIO(regQueueNotify, 4, 0)
+	d.dev.WriteMMIO(spec.RegQueueNotify, 4, 0)
 	d.drain()
-	d.dev.WriteMMIO(regInterruptACK, 4, 1)
+	d.dev.WriteMMIO(spec.RegInterruptACK, 4, 1)
 }
 
 // FuzzQueue lets arbitrary bytes be the guest's rings and buffers, and
@@ -346,16 +347,16 @@ func FuzzQueue(f *testing.F) {
 		mem := make(flat, 0x8000)
 		copy(mem[descAt:], ring)
 		dev := NewDevice(blk, mem, func(bool) {})
-		dev.WriteMMIO(regStatus, 4, StatusAcknowledge|StatusDriver)
-		dev.WriteMMIO(regDriverFeatSel, 4, 1)
-		dev.WriteMMIO(regDriverFeatures, 4, 1)
-		dev.WriteMMIO(regStatus, 4, StatusAcknowledge|StatusDriver|StatusFeaturesOK)
-		dev.WriteMMIO(regQueueNum, 4, qSize)
-		dev.WriteMMIO(regQueueDescLow, 4, descAt)
-		dev.WriteMMIO(regQueueDrvLow, 4, descAt+0x100)
-		dev.WriteMMIO(regQueueDevLow, 4, descAt+0x200)
-		dev.WriteMMIO(regQueueReady, 4, 1)
-		dev.WriteMMIO(regStatus, 4, 15)
+		dev.WriteMMIO(spec.RegStatus, 4, spec.StatusAcknowledge|spec.StatusDriver)
+		dev.WriteMMIO(spec.RegDriverFeatSel, 4, 1)
+		dev.WriteMMIO(spec.RegDriverFeatures, 4, 1)
+		dev.WriteMMIO(spec.RegStatus, 4, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+		dev.WriteMMIO(spec.RegQueueNum, 4, qSize)
+		dev.WriteMMIO(spec.RegQueueDescLow, 4, descAt)
+		dev.WriteMMIO(spec.RegQueueDrvLow, 4, descAt+0x100)
+		dev.WriteMMIO(spec.RegQueueDevLow, 4, descAt+0x200)
+		dev.WriteMMIO(spec.RegQueueReady, 4, 1)
+		dev.WriteMMIO(spec.RegStatus, 4, 15)
 		for len(regs) >= 5 {
 			off := uint64(regs[0]) << 2 & 0x1FF
 			v := binary.LittleEndian.Uint32(regs[1:])
@@ -364,7 +365,7 @@ func FuzzQueue(f *testing.F) {
 			_ = dev.ReadMMIO(off, int(regs[1]&7)+1)
 			regs = regs[5:]
 		}
-		dev.WriteMMIO(regQueueNotify, 4, 0)
+		dev.WriteMMIO(spec.RegQueueNotify, 4, 0)
 		for dev.Serve() {
 		}
 		if len(blk.disk) != 8*SectorSize {
@@ -378,8 +379,8 @@ func TestConsole(t *testing.T) {
 	con := NewConsole(&out)
 	d := newDriver(t, con)
 	con.Attach(d.dev)
-	con.Input([]byte("early")) // before the driver: kept
-	d.init(FeatureVersion1)    // queue 0: receive
+	con.Input([]byte("early"))   // before the driver: kept
+	d.init(spec.FeatureVersion1) // queue 0: receive
 	d.initTransmit()
 
 	// The guest offers a receive buffer: the early input fills it.
@@ -398,12 +399,12 @@ func TestConsole(t *testing.T) {
 	binary.LittleEndian.PutUint64(e, msg)
 	binary.LittleEndian.PutUint32(e[8:], 11)
 	binary.LittleEndian.PutUint16(d.mem[txAvail+2:], 1)
-	d.w(regQueueNotify, 1)
+	d.w(spec.RegQueueNotify, 1)
 	if out.String() != "hello hvc0\n" || binary.LittleEndian.Uint16(d.mem[txUsed+2:]) != 1 {
 		t.Errorf("transmit: %q", out.String())
 	}
 	// Input with a buffer waiting is delivered at once, with an interrupt.
-	d.w(regInterruptACK, 3)
+	d.w(spec.RegInterruptACK, 3)
 	rx2 := d.alloc(64)
 	d.submit(Buffer{Addr: rx2, Len: 64, Write: true}) // nothing to give yet
 	if d.usedIdx() != 1 {
@@ -418,7 +419,7 @@ func TestConsole(t *testing.T) {
 	d.submit(Buffer{Addr: rx, Len: 8})
 	con.Input([]byte("x"))
 	d.drain()
-	if d.r(regStatus)&StatusNeedsReset == 0 {
+	if d.r(spec.RegStatus)&spec.StatusNeedsReset == 0 {
 		t.Error("read-only receive buffer accepted")
 	}
 }

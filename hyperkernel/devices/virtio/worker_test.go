@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/virtio/spec"
 )
 
 // waitingMemory is guest memory whose every access waits until gate is
@@ -48,7 +50,7 @@ func TestNotifyWithWaitingMemory(t *testing.T) {
 	irq := make(chan bool, 16)
 	d.dev = NewDevice(blk, waitingMemory{d.mem, gate, &accesses}, func(l bool) { irq <- l })
 	d.async = true
-	d.init(FeatureVersion1)
+	d.init(spec.FeatureVersion1)
 	stop := make(chan struct{})
 	defer close(stop)
 	go d.dev.Run(stop)
@@ -80,7 +82,7 @@ func consoleDriver(t *testing.T, mem int) (*driver, *bytes.Buffer, *Console) {
 	d.mem = make(flat, mem)
 	d.dev = NewDevice(con, d.mem, func(l bool) { d.irq = l })
 	con.Attach(d.dev)
-	d.init(FeatureVersion1)
+	d.init(spec.FeatureVersion1)
 	d.initTransmit()
 	return d, &out, con
 }
@@ -88,12 +90,12 @@ func consoleDriver(t *testing.T, mem int) (*driver, *bytes.Buffer, *Console) {
 // initTransmit sets up the console's transmit queue (queue 1), its rings
 // after queue 0's.
 func (d *driver) initTransmit() {
-	d.w(regQueueSel, 1)
-	d.w(regQueueNum, qSize)
-	d.w(regQueueDescLow, txDesc)
-	d.w(regQueueDrvLow, txAvail)
-	d.w(regQueueDevLow, txUsed)
-	d.w(regQueueReady, 1)
+	d.w(spec.RegQueueSel, 1)
+	d.w(spec.RegQueueNum, qSize)
+	d.w(spec.RegQueueDescLow, txDesc)
+	d.w(spec.RegQueueDrvLow, txAvail)
+	d.w(spec.RegQueueDevLow, txUsed)
+	d.w(spec.RegQueueReady, 1)
 }
 
 const txDesc, txAvail, txUsed = 0x4000, 0x5000, 0x6000
@@ -122,7 +124,7 @@ func TestRoundBudget(t *testing.T) {
 		d.transmit(i, 0x10000+uint64(i)*chain, chain, byte('a'+i))
 	}
 	binary.LittleEndian.PutUint16(d.mem[txAvail+2:], qSize)
-	d.dev.WriteMMIO(regQueueNotify, 4, 1)
+	d.dev.WriteMMIO(spec.RegQueueNotify, 4, 1)
 	if !d.dev.Serve() {
 		t.Fatal("the first round served everything: no budget")
 	}
@@ -152,7 +154,7 @@ func TestRoundBudget(t *testing.T) {
 		d.transmit(i, 0x10000+uint64(i)*16, 16, 'x')
 	}
 	binary.LittleEndian.PutUint16(d.mem[txAvail+2:], 2*qSize)
-	d.dev.WriteMMIO(regQueueNotify, 4, 1)
+	d.dev.WriteMMIO(spec.RegQueueNotify, 4, 1)
 	for rounds = 1; d.dev.Serve(); rounds++ {
 	}
 	if out.Len() != qSize*16 || rounds != 3 {
@@ -168,9 +170,9 @@ func TestConsoleChainLimit(t *testing.T) {
 	e := d.mem[txDesc:]
 	binary.LittleEndian.PutUint32(e[8:], 0xFFFFFFF0) // 4 GiB, most of it outside memory
 	binary.LittleEndian.PutUint16(d.mem[txAvail+2:], 1)
-	d.w(regQueueNotify, 1)
-	if d.r(regStatus)&StatusNeedsReset == 0 || out.Len() != 0 {
-		t.Errorf("status %#x, %d bytes written", d.r(regStatus), out.Len())
+	d.w(spec.RegQueueNotify, 1)
+	if d.r(spec.RegStatus)&spec.StatusNeedsReset == 0 || out.Len() != 0 {
+		t.Errorf("status %#x, %d bytes written", d.r(spec.RegStatus), out.Len())
 	}
 }
 
@@ -184,14 +186,14 @@ func TestResetDuringRound(t *testing.T) {
 	var accesses atomic.Int64
 	d.dev = NewDevice(blk, waitingMemory{d.mem, gate, &accesses}, nil)
 	d.async = true
-	d.init(FeatureVersion1)
+	d.init(spec.FeatureVersion1)
 	d.request(blkOut, 0, make([]byte, SectorSize), false)
 	done := make(chan bool)
 	go func() { done <- d.dev.Serve() }()
 	for accesses.Load() == 0 {
 		runtime.Gosched()
 	}
-	d.w(regStatus, 0) // the driver resets the device mid-round
+	d.w(spec.RegStatus, 0) // the driver resets the device mid-round
 	close(gate)
 	<-done
 	if q := d.dev.queues[0]; q.lastAvail != 0 || q.usedIdx != 0 || q.Ready {
@@ -233,19 +235,19 @@ func FuzzConsole(f *testing.F) {
 		dev := NewDevice(con, yieldingMemory{mem}, func(bool) {})
 		con.Attach(dev)
 		w := func(off uint64, v uint32) { dev.WriteMMIO(off, 4, uint64(v)) }
-		w(regStatus, StatusAcknowledge|StatusDriver)
-		w(regDriverFeatSel, 1)
-		w(regDriverFeatures, 1)
-		w(regStatus, StatusAcknowledge|StatusDriver|StatusFeaturesOK)
+		w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
+		w(spec.RegDriverFeatSel, 1)
+		w(spec.RegDriverFeatures, 1)
+		w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
 		for q, at := range []uint64{rxDesc, txDesc} {
-			w(regQueueSel, uint32(q))
-			w(regQueueNum, qSize)
-			w(regQueueDescLow, uint32(at))
-			w(regQueueDrvLow, uint32(at+0x100))
-			w(regQueueDevLow, uint32(at+0x200))
-			w(regQueueReady, 1)
+			w(spec.RegQueueSel, uint32(q))
+			w(spec.RegQueueNum, qSize)
+			w(spec.RegQueueDescLow, uint32(at))
+			w(spec.RegQueueDrvLow, uint32(at+0x100))
+			w(spec.RegQueueDevLow, uint32(at+0x200))
+			w(spec.RegQueueReady, 1)
 		}
-		w(regStatus, 15)
+		w(spec.RegStatus, 15)
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() { dev.Run(stop); close(done) }()
@@ -256,7 +258,7 @@ func FuzzConsole(f *testing.F) {
 			_ = dev.ReadMMIO(off, int(regs[1]&7)+1)
 			regs = regs[5:]
 		}
-		w(regQueueNotify, 1)
+		w(spec.RegQueueNotify, 1)
 		con.Input(input)
 		close(stop)
 		<-done
