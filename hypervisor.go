@@ -66,7 +66,7 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 	case agent == nil:
 		return console.DistCommands(nil, "this node has no cluster transport"), nil
 	}
-	an := agentNet{a: agent, self: uint32(agent.Status().ID)}
+	an := agentNet{a: agent, self: agent.Status().ID}
 	d := h.NewDist(an, notices)
 	if kernel, initrd := guestFiles(); kernel != nil {
 		l := &linuxHost{h: h, kernel: kernel, initrd: initrd}
@@ -78,7 +78,7 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 		})
 	}
 	if err := agent.Handle(dvm.Channel, func(from cluster.NodeID, msg []byte) {
-		if i, ok := an.Index(uint32(from)); ok {
+		if i, ok := dvm.NodeIndex(from); ok {
 			d.Receive(i, msg)
 		}
 	}); err != nil {
@@ -105,23 +105,23 @@ func withDist(cmds []*shell.Command, r console.DistRunner) {
 }
 
 // agentNet is the cluster as package hv's distributed VMs see it. A
-// distributed VM numbers its nodes from 0: node i is the cluster node
-// with bigiron.node=i+1 (the numbering `make cluster` uses), so no
-// lookup is needed in the receive path.
+// distributed VM numbers its nodes from 0 and the cluster its members
+// from 1; dvm.ClusterID and dvm.NodeIndex translate, without a lookup in
+// the receive path.
 type agentNet struct {
 	a    *node.Agent
-	self uint32 // this node's cluster id, fixed at boot
+	self cluster.NodeID // this node's, fixed at boot
 }
 
 func (n agentNet) Self() memory.NodeID {
-	i, _ := n.Index(n.self)
+	i, _ := dvm.NodeIndex(n.self)
 	return i
 }
 
 func (n agentNet) Members() []memory.NodeID {
 	var out []memory.NodeID
 	for _, m := range n.a.Status().Members {
-		if i, ok := n.Index(uint32(m)); ok {
+		if i, ok := dvm.NodeIndex(m); ok {
 			out = append(out, i)
 		}
 	}
@@ -129,18 +129,13 @@ func (n agentNet) Members() []memory.NodeID {
 }
 
 func (n agentNet) Lost(i memory.NodeID, silence time.Duration) (string, bool) {
-	return n.a.Lost(cluster.NodeID(n.ClusterID(i)), silence)
+	return n.a.Lost(dvm.ClusterID(i), silence)
 }
 
 func (n agentNet) Send(to memory.NodeID, msg []byte) error {
-	return n.a.Send(cluster.NodeID(n.ClusterID(to)), dvm.Channel, msg)
+	return n.a.Send(dvm.ClusterID(to), dvm.Channel, msg)
 }
 
-func (agentNet) ClusterID(i memory.NodeID) uint32 { return uint32(i) + 1 }
+func (agentNet) ClusterID(i memory.NodeID) uint32 { return uint32(dvm.ClusterID(i)) }
 
-func (agentNet) Index(id uint32) (memory.NodeID, bool) {
-	if id == 0 || id > memory.MaxNodes {
-		return 0, false
-	}
-	return memory.NodeID(id - 1), true
-}
+func (agentNet) Index(id uint32) (memory.NodeID, bool) { return dvm.NodeIndex(cluster.NodeID(id)) }

@@ -294,8 +294,8 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
 	}
 	r.mig, err = migrate.New(migrate.Config{
-		Self: migrate.NodeID(cfg.Self), Nodes: cfg.Spec.Nodes, VCPUs: cfg.Spec.VCPUs, StateSize: StateSize,
-		Initial: func(v migrate.VCPUID) migrate.NodeID { return migrate.NodeID(cfg.Place(v)) },
+		Self: cfg.Self, Nodes: cfg.Spec.Nodes, VCPUs: cfg.Spec.VCPUs, StateSize: StateSize,
+		Initial: cfg.Place,
 	})
 	if err != nil {
 		r.eng.Close()
@@ -495,7 +495,7 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 		if err := m.Unmarshal(b); err != nil {
 			return fmt.Errorf("dvm: from node %d: %w", from, err)
 		}
-		if m.Src != migrate.NodeID(from) {
+		if m.Src != from {
 			return fmt.Errorf("%w: node %d sent a migration message as node %d", ErrBadMessage, from, m.Src)
 		}
 		ev, err := r.mig.HandleMessage(&m, r.mout)
@@ -716,7 +716,7 @@ func (r *Runtime) flushMigration() error {
 		if err != nil {
 			return err
 		}
-		if err := r.send(memory.NodeID(m.Dst), r.tx[:EnvelopeSize+n]); err != nil {
+		if err := r.send(m.Dst, r.tx[:EnvelopeSize+n]); err != nil {
 			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
 		}
 	}
@@ -954,7 +954,7 @@ func (r *Runtime) Location(v migrate.VCPUID) memory.NodeID {
 // locationLocked is Location for a caller that holds the lock.
 func (r *Runtime) locationLocked(v migrate.VCPUID) memory.NodeID {
 	n, _ := r.mig.Location(v)
-	return memory.NodeID(n)
+	return n
 }
 
 // departLocked ships vCPU v, frozen at an exit with state st, to node dst.
@@ -971,7 +971,7 @@ func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	clear(rec.State)
 	st.MarshalAppend(rec.State[:0])
 	rec.StateLen = st.Size() // only the encoded state travels
-	if err := r.mig.Send(v, migrate.NodeID(dst), r.mout); err != nil {
+	if err := r.mig.Send(v, dst, r.mout); err != nil {
 		return err
 	}
 	if err := r.flushMigration(); err != nil {

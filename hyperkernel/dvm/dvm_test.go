@@ -77,7 +77,7 @@ func (p memPort) Send(to memory.NodeID, msg []byte) error {
 	return nil
 }
 
-type cluster struct {
+type testCluster struct {
 	net    *memNet
 	rts    []*Runtime
 	perms  []*perms
@@ -93,9 +93,9 @@ type arrival struct {
 	rip  uint64
 }
 
-func newCluster(t testing.TB, nodes, vcpus, pages int, mods ...func(*Config)) *cluster {
+func newCluster(t testing.TB, nodes, vcpus, pages int, mods ...func(*Config)) *testCluster {
 	t.Helper()
-	c := &cluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8), irq: make(chan arrival, 8)}
+	c := &testCluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8), irq: make(chan arrival, 8)}
 	spec := Spec{ID: 7, Nodes: nodes, VCPUs: vcpus, Pages: pages}
 	for i := 0; i < nodes; i++ {
 		self := memory.NodeID(i)
@@ -282,7 +282,7 @@ func TestMigrationCarriesTheState(t *testing.T) {
 
 // takeAfter waits for an interrupt to become pending on vCPU v at node n
 // and takes it.
-func (c *cluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uint8 {
+func (c *testCluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uint8 {
 	t.Helper()
 	select {
 	case a := <-c.irq:
@@ -835,7 +835,7 @@ func TestBytesOutCountsTheWire(t *testing.T) {
 // the policy says move or rounds run out. It returns the round of the
 // move (-1: none) and node 0's answers for vCPU 0, which faults on page
 // 1 (homed on node 1) that node 1 writes.
-func pingPongUntilMove(t *testing.T, c *cluster, rounds int) (moved int, dst memory.NodeID, moves0 int) {
+func pingPongUntilMove(t *testing.T, c *testCluster, rounds int) (moved int, dst memory.NodeID, moves0 int) {
 	t.Helper()
 	a, b := c.rts[0], c.rts[1]
 	for i := range rounds {

@@ -80,7 +80,7 @@ func (r *Runtime) NodeFailed(n memory.NodeID, why string) *NodeLostError {
 		}
 	}
 	for v := range r.cfg.Spec.VCPUs {
-		if at, _ := r.mig.Location(migrate.VCPUID(v)); memory.NodeID(at) == n {
+		if at, _ := r.mig.Location(migrate.VCPUID(v)); at == n {
 			e.VCPUs = append(e.VCPUs, migrate.VCPUID(v))
 		}
 	}

@@ -11,7 +11,10 @@ const pageShift = 12
 // are 64-bit masks.
 const MaxNodes = 64
 
-// NodeID names a node of the cluster, 0 <= NodeID < MaxNodes.
+// NodeID names a node of a distributed VM by its index, 0 <= NodeID <
+// MaxNodes (a VM of n nodes has 0..n-1). Package migrate numbers nodes
+// with it too. It is not the node's cluster member id (cluster.NodeID,
+// from 1): package dvm translates between the two.
 type NodeID uint8
 
 // NoNode marks "no node" in directory fields.

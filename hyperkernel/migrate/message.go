@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/big-iron/big-iron/hyperkernel/memory"
 )
 
 // Kind is the type of a migration message.
@@ -33,12 +35,12 @@ func (k Kind) String() string {
 // Message is one migration protocol message.
 type Message struct {
 	Kind   Kind
-	Src    NodeID
-	Dst    NodeID
-	Origin NodeID // KindDeliver: node that raised the interrupt
-	Node   NodeID // KindLocation: the host
-	Hops   uint8  // KindDeliver: times forwarded
-	Vector uint8  // KindDeliver
+	Src    memory.NodeID
+	Dst    memory.NodeID
+	Origin memory.NodeID // KindDeliver: node that raised the interrupt
+	Node   memory.NodeID // KindLocation: the host
+	Hops   uint8         // KindDeliver: times forwarded
+	Vector uint8         // KindDeliver
 	VCPU   VCPUID
 	Epoch  uint32
 	// KindMigrate only.
@@ -124,14 +126,14 @@ func (msg *Message) Unmarshal(b []byte) error {
 		return fmt.Errorf("%w: kind %d", ErrBadMessage, b[1])
 	}
 	for i := 2; i <= 5; i++ {
-		if b[i] >= MaxNodes {
+		if b[i] >= memory.MaxNodes {
 			return fmt.Errorf("%w: node %d out of range", ErrBadMessage, b[i])
 		}
 	}
 	if b[11] != 0 {
 		return fmt.Errorf("%w: reserved byte set", ErrBadMessage)
 	}
-	*msg = Message{Kind: k, Src: NodeID(b[2]), Dst: NodeID(b[3]), Origin: NodeID(b[4]), Node: NodeID(b[5]), Hops: b[6], Vector: b[7],
+	*msg = Message{Kind: k, Src: memory.NodeID(b[2]), Dst: memory.NodeID(b[3]), Origin: memory.NodeID(b[4]), Node: memory.NodeID(b[5]), Hops: b[6], Vector: b[7],
 		VCPU: VCPUID(binary.LittleEndian.Uint16(b[8:])), TimerVector: b[10], Epoch: binary.LittleEndian.Uint32(b[12:])}
 	if k != KindMigrate {
 		if len(b) != MessageHeaderSize || msg.TimerVector != 0 {

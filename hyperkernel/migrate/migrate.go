@@ -21,13 +21,9 @@ package migrate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/big-iron/big-iron/hyperkernel/memory"
 )
-
-// NodeID names a node, below MaxNodes.
-type NodeID uint8
-
-// MaxNodes is the largest cluster size.
-const MaxNodes = 64
 
 // VCPUID names a vCPU of the guest.
 type VCPUID uint16
@@ -42,7 +38,7 @@ const DefaultStateSize = 4608
 const MaxStateSize = 64 << 10
 
 // maxHops bounds interrupt forwarding; a longer chain means a bug.
-const maxHops = 2 * MaxNodes
+const maxHops = 2 * memory.MaxNodes
 
 // VCPU is a vCPU as it travels: identity, migration epoch, pending
 // interrupts, timer, and opaque architectural state.
@@ -91,12 +87,12 @@ func (v *VCPU) TakePending() (vector uint8, ok bool) {
 
 // Config describes one node's migrator.
 type Config struct {
-	Self      NodeID
+	Self      memory.NodeID
 	Nodes     int
 	VCPUs     int
 	StateSize int // 0 means DefaultStateSize
 	// Initial is the node each vCPU starts on; the same on all nodes.
-	Initial func(v VCPUID) NodeID
+	Initial func(v VCPUID) memory.NodeID
 }
 
 // EventKind tells the caller what a message did.
@@ -139,7 +135,7 @@ func NewOutbox() *Outbox { return &Outbox{Msgs: make([]Message, 0, 4)} }
 func (o *Outbox) Reset() { o.Msgs = o.Msgs[:0] }
 
 type location struct {
-	node  NodeID
+	node  memory.NodeID
 	epoch uint32
 }
 
@@ -159,7 +155,7 @@ type Migrator struct {
 // New returns the migrator of cfg.Self. vCPUs whose Initial node is Self
 // start hosted here with zeroed state.
 func New(cfg Config) (*Migrator, error) {
-	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes || int(cfg.Self) >= cfg.Nodes {
+	if cfg.Nodes < 1 || cfg.Nodes > memory.MaxNodes || int(cfg.Self) >= cfg.Nodes {
 		return nil, fmt.Errorf("migrate: new: node %d of %d", cfg.Self, cfg.Nodes)
 	}
 	if cfg.VCPUs < 1 || cfg.VCPUs > 1<<16 {
@@ -173,7 +169,7 @@ func New(cfg Config) (*Migrator, error) {
 	}
 	if cfg.Initial == nil {
 		n := cfg.Nodes
-		cfg.Initial = func(v VCPUID) NodeID { return NodeID(int(v) % n) }
+		cfg.Initial = func(v VCPUID) memory.NodeID { return memory.NodeID(int(v) % n) }
 	}
 	m := &Migrator{cfg: cfg, hosted: make([]bool, cfg.VCPUs), vcpus: make([]VCPU, cfg.VCPUs), where: make([]location, cfg.VCPUs)}
 	slab := make([]byte, cfg.VCPUs*cfg.StateSize)
@@ -210,7 +206,7 @@ func (m *Migrator) VCPU(v VCPUID) *VCPU {
 
 // Location returns where this node believes vCPU v is and the epoch of
 // that belief.
-func (m *Migrator) Location(v VCPUID) (NodeID, uint32) {
+func (m *Migrator) Location(v VCPUID) (memory.NodeID, uint32) {
 	if int(v) >= len(m.where) {
 		return 0, 0
 	}
@@ -220,7 +216,7 @@ func (m *Migrator) Location(v VCPUID) (NodeID, uint32) {
 
 // Send ships vCPU v, which must be hosted here and frozen at an exit, to
 // node dst. From now on this node forwards v's interrupts to dst.
-func (m *Migrator) Send(v VCPUID, dst NodeID, out *Outbox) error {
+func (m *Migrator) Send(v VCPUID, dst memory.NodeID, out *Outbox) error {
 	if !m.Hosts(v) {
 		return fmt.Errorf("migrate: send vCPU %d from node %d: not hosted here", v, m.cfg.Self)
 	}

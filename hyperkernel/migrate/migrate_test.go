@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/big-iron/big-iron/hyperkernel/memory"
 )
 
 // net is a set of migrators joined by per-pair FIFO queues of encoded
@@ -24,7 +26,7 @@ func newNet(tb testing.TB, nodes, vcpus, stateSize int) *net {
 	n.q = make([][][][]byte, nodes)
 	for i := 0; i < nodes; i++ {
 		n.q[i] = make([][][]byte, nodes)
-		m, err := New(Config{Self: NodeID(i), Nodes: nodes, VCPUs: vcpus, StateSize: stateSize})
+		m, err := New(Config{Self: memory.NodeID(i), Nodes: nodes, VCPUs: vcpus, StateSize: stateSize})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -144,7 +146,7 @@ func TestRandomMigrationsAndInterrupts(t *testing.T) {
 					binary.LittleEndian.PutUint64(rec.State, n.runs[v])
 					dst := rng.IntN(nodes)
 					if dst != src {
-						err = n.m[src].Send(v, NodeID(dst), n.out)
+						err = n.m[src].Send(v, memory.NodeID(dst), n.out)
 						if err == nil {
 							err = n.flush()
 						}
@@ -237,7 +239,7 @@ type pingPong struct {
 func newPingPong(tb testing.TB) *pingPong {
 	p := &pingPong{out: NewOutbox(), buf: make([]byte, 8192)}
 	for i := range p.ms {
-		m, err := New(Config{Self: NodeID(i), Nodes: 2, VCPUs: 1})
+		m, err := New(Config{Self: memory.NodeID(i), Nodes: 2, VCPUs: 1})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -247,7 +249,7 @@ func newPingPong(tb testing.TB) *pingPong {
 }
 
 func (p *pingPong) hop(tb testing.TB, from int) {
-	if err := p.ms[from].Send(0, NodeID(1-from), p.out); err != nil {
+	if err := p.ms[from].Send(0, memory.NodeID(1-from), p.out); err != nil {
 		tb.Fatal(err)
 	}
 	k, err := p.out.Msgs[0].MarshalTo(p.buf)

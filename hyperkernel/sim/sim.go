@@ -295,7 +295,7 @@ func newSim(cfg Config) (*Sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		mig, err := migrate.New(migrate.Config{Self: migrate.NodeID(i), Nodes: cfg.Nodes, VCPUs: nv, StateSize: cfg.StateSize})
+		mig, err := migrate.New(migrate.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, VCPUs: nv, StateSize: cfg.StateSize})
 		if err != nil {
 			return nil, err
 		}
@@ -557,7 +557,7 @@ func (s *Sim) perform(nd *node, v *vcpu, a workload.Access) error {
 
 func (s *Sim) migrate(v *vcpu, dst int) error {
 	src := s.nodes[v.node]
-	if err := src.mig.Send(migrate.VCPUID(v.id), migrate.NodeID(dst), s.migOut); err != nil {
+	if err := src.mig.Send(migrate.VCPUID(v.id), memory.NodeID(dst), s.migOut); err != nil {
 		return err
 	}
 	if err := s.check.depart(v.id); err != nil {
