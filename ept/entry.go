@@ -9,13 +9,17 @@
 // same code runs hosted under stock Go and on the bare-metal image.
 package ept
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/big-iron/big-iron/ept/page"
+)
 
 // Geometry of 4-level EPT (Intel SDM Vol. 3C, 28.3.2).
 const (
 	// PageSize4K, PageSize2M and PageSize1G are the page sizes a leaf
 	// entry can map.
-	PageSize4K uint64 = 1 << 12
+	PageSize4K uint64 = page.Size
 	PageSize2M uint64 = 1 << 21
 	PageSize1G uint64 = 1 << 30
 

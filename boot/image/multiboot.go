@@ -17,10 +17,11 @@ import (
 	"io"
 
 	"github.com/big-iron/big-iron/boot/multiboot"
+	"github.com/big-iron/big-iron/ept/page"
 )
 
 const (
-	pageSize = 0x1000
+	pageSize = page.Size
 	// minLoadAddr is the lowest address a Multiboot image may be loaded
 	// at: loaders keep the first MiB (real-mode memory, BIOS areas) for
 	// themselves.

@@ -6,10 +6,12 @@ package hostmem
 import (
 	"errors"
 	"fmt"
+
+	"github.com/big-iron/big-iron/ept/page"
 )
 
 // FrameSize is the size of one frame in bytes.
-const FrameSize = 4096
+const FrameSize = page.Size
 
 const wordsPerFrame = FrameSize / 8
 

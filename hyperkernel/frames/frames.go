@@ -13,10 +13,11 @@ import (
 	"sync"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/ept/page"
 )
 
-// Size is the frame size.
-const Size = 4096
+// Size is the frame size: a page.
+const Size = page.Size
 
 // ErrExhausted is returned when no frame is left.
 var ErrExhausted = errors.New("frames: no free frame")

@@ -16,11 +16,12 @@ import (
 	"fmt"
 
 	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/ept/page"
 	"github.com/big-iron/big-iron/hyperkernel/devices"
 )
 
 // PageSize is the size of a guest page.
-const PageSize = 4096
+const PageSize = page.Size
 
 // Guest-physical layout constants.
 const (

@@ -11,6 +11,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/devices"
 	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
 	"github.com/big-iron/big-iron/hyperkernel/exits"
+	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 )
 
@@ -221,7 +222,7 @@ func validateLinuxConfig(cfg *LinuxConfig, loads bool) error {
 // bitmap, and per vCPU its VMCS and MSR list.
 func linuxFrames(memory uint64, vcpus int) int {
 	const (
-		page = 4 << 10
+		page = frames.Size
 		pt   = 2 << 20
 		pd   = 1 << 30
 	)
@@ -238,7 +239,7 @@ func checkRoom(memory uint64, vcpus, inUse, total int) error {
 	if need <= free {
 		return nil
 	}
-	const page = 4 << 10
+	const page = frames.Size
 	return fmt.Errorf("hv: %s of guest RAM (with %s of tables and VMCSs) does not fit: this node has %s free for guests (%s of %s in use); at most %s of RAM fits",
 		memmap.FormatSize(memory), memmap.FormatSize(uint64(need)*page-memory), memmap.FormatSize(uint64(free)*page),
 		memmap.FormatSize(uint64(inUse)*page), memmap.FormatSize(uint64(total)*page),

@@ -1,11 +1,13 @@
 package memory
 
-// PageSize is the coherence granule: one 4 KiB guest page (Intel SDM Vol. 3A,
-// 4.5 "4-level paging": the smallest EPT mapping is 4 KiB, Vol. 3C 29.3.2).
-const PageSize = 4096
+import "github.com/big-iron/big-iron/ept/page"
+
+// PageSize is the coherence granule: one guest page, the smallest EPT
+// mapping.
+const PageSize = page.Size
 
 // pageShift is log2(PageSize).
-const pageShift = 12
+const pageShift = page.Shift
 
 // MaxNodes is the largest cluster the directory can describe: sharer sets
 // are 64-bit masks.

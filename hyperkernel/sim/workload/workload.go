@@ -14,10 +14,12 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+
+	"github.com/big-iron/big-iron/ept/page"
 )
 
 // PageSize is the guest page size the generators lay data out in.
-const PageSize = 4096
+const PageSize = page.Size
 
 // wordsPerPage is the number of 8-byte words of a page.
 const wordsPerPage = PageSize / 8
