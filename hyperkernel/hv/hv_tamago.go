@@ -21,6 +21,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/runloop"
+	"github.com/big-iron/big-iron/hyperkernel/spinlock"
 	"github.com/big-iron/big-iron/hyperkernel/testguest"
 	"github.com/big-iron/big-iron/hyperkernel/vcpu"
 	"github.com/big-iron/big-iron/vmx"
@@ -541,7 +542,7 @@ func (l *loadedVMCS) load() error {
 	if l.pinned {
 		return nil
 	}
-	procPin()
+	spinlock.Pin()
 	l.pinned = true
 	id, err := l.h.enableVMX()
 	if err != nil {
@@ -603,17 +604,8 @@ func (l *loadedVMCS) put() {
 
 func (l *loadedVMCS) unpin() {
 	l.pinned = false
-	procUnpin()
+	spinlock.Unpin()
 }
-
-// procPin and procUnpin disable and enable preemption of the calling
-// goroutine, keeping it on its thread and so on its core.
-//
-//go:linkname procPin runtime.procPin
-func procPin() int
-
-//go:linkname procUnpin runtime.procUnpin
-func procUnpin()
 
 func vmread(f vmx.Field) uint64 {
 	v, _ := vmx.VMREAD(f)
