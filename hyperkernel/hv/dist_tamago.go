@@ -64,21 +64,10 @@ type Dist struct {
 	// linux builds the configuration of the image's Linux guest; nil
 	// where the image has none.
 	linux func(vcpus int, memory uint64, cmdline string, numa bool) LinuxConfig
-	mu    sync.Mutex
-	vm    *distVM
-	// controls queues control messages for the control goroutine.
-	controls chan controlMsg
+	// plane serves the VM's control messages and holds this node's
+	// share of it (a *distVM).
+	plane *dvm.Plane
 }
-
-// controlMsg is a control message waiting for the control goroutine.
-type controlMsg struct {
-	from memory.NodeID
-	c    dvm.Control
-}
-
-// maxControls bounds the control messages waiting: a VM's nodes send a
-// few per VM and per migration.
-const maxControls = 64
 
 // SetLinux gives the service the image's Linux guest: config builds a
 // guest's configuration (with its loader) for `dvm start guest=linux`;
@@ -95,12 +84,8 @@ const payloadLinux = 0x4C4E5800 // "\0XNL"
 // NewDist returns the distributed-VM service of h over net; notices get
 // one line when a VM ends.
 func (h *Hypervisor) NewDist(net DistNet, notices io.Writer) *Dist {
-	d := &Dist{h: h, net: net, notices: notices, controls: make(chan controlMsg, maxControls)}
-	go func() {
-		for m := range d.controls {
-			d.control(m.from, m.c)
-		}
-	}()
+	d := &Dist{h: h, net: net, notices: notices}
+	d.plane = dvm.NewPlane(dvm.PlaneConfig{Host: d, Send: net.Send, ClusterID: net.ClusterID, Notices: notices})
 	return d
 }
 
@@ -143,104 +128,63 @@ type distVM struct {
 }
 
 // Receive handles a message on dvm.Channel from node from.
-func (d *Dist) Receive(from memory.NodeID, msg []byte) {
-	if len(msg) > 0 && msg[0] == dvm.ControlMagic {
-		var c dvm.Control
-		if err := c.Unmarshal(msg); err != nil {
-			fmt.Fprintf(d.notices, "dvm: from node %d: %v\n", from, err)
-			return
-		}
-		if c.Op == dvm.OpCreate {
-			// At once: the VM's coherence traffic follows on the same
-			// channel and must find it.
-			d.create1(from, &c)
-			return
-		}
-		if c.Op == dvm.OpClock {
-			d.mu.Lock()
-			vm := d.vm
-			d.mu.Unlock()
-			if vm != nil && vm.ld != nil && vm.spec.ID == c.Spec.ID {
-				vm.ld.observeClock(c.Time)
-			}
-			return
-		}
-		// The rest may take the runtime's lock, which a vCPU may hold
-		// while it waits to send on the transport whose lock the caller
-		// holds: the control goroutine serves them, in order. A peer
-		// that sends faster than they are served loses the excess.
-		select {
-		case d.controls <- controlMsg{from, c}:
-		default:
-			fmt.Fprintf(d.notices, "dvm: %v for VM %d from node %d dropped: %d control messages wait already\n",
-				c.Op, c.Spec.ID, d.net.ClusterID(from), cap(d.controls))
-		}
-		return
-	}
-	d.mu.Lock()
-	vm := d.vm
-	d.mu.Unlock()
-	if vm != nil {
-		vm.rt.Deliver(from, msg)
-	}
-}
+func (d *Dist) Receive(from memory.NodeID, msg []byte) { d.plane.Receive(from, msg) }
 
-// create1 serves OpCreate in the receive path: it must not take any
-// runtime's lock.
-func (d *Dist) create1(from memory.NodeID, c *dvm.Control) {
-	d.mu.Lock()
-	old := d.vm
-	d.vm = nil
-	d.mu.Unlock()
-	if old != nil {
-		go old.end("replaced by a new VM from node " + fmt.Sprint(from))
-	}
-	vm, err := d.create(c.Spec, nil)
+// Create makes this node's share of a VM node from created (dvm.Host).
+func (d *Dist) Create(from memory.NodeID, spec dvm.Spec) (dvm.Share, error) {
+	vm, err := d.create(spec, nil)
 	if err != nil {
-		fmt.Fprintf(d.notices, "dvm %d: creating this node's share: %v\n", c.Spec.ID, err)
-		return
+		return nil, err
 	}
-	d.mu.Lock()
-	d.vm = vm
-	d.mu.Unlock()
-	fmt.Fprintf(d.notices, "dvm %d: joined for node %d: node %d of %d, %d vCPUs, %d pages\n",
-		c.Spec.ID, d.net.ClusterID(from), vm.rt.Self(), c.Spec.Nodes, c.Spec.VCPUs, c.Spec.Pages)
+	return vm, nil
 }
 
-func (d *Dist) control(from memory.NodeID, c dvm.Control) {
-	d.mu.Lock()
-	vm := d.vm
-	d.mu.Unlock()
-	if vm == nil || vm.spec.ID != c.Spec.ID {
-		fmt.Fprintf(d.notices, "dvm: %v for VM %d from node %d: no such VM here\n", c.Op, c.Spec.ID, from)
-		return
-	}
-	switch c.Op {
-	case dvm.OpStart:
-		vm.startLocal()
-	case dvm.OpMigrate:
-		if err := vm.requestMove(int(c.VCPU), int(c.Node)); err != nil {
-			fmt.Fprintf(d.notices, "dvm %d: migrate from node %d: %v\n", vm.spec.ID, from, err)
-		}
-	case dvm.OpDone:
-		s := fmt.Sprintf("finished on node %d (guest report %s)", d.net.ClusterID(from), map[bool]string{true: "ok", false: "failed"}[c.Arg == 0])
-		vm.outcome.CompareAndSwap(nil, &s)
-	case dvm.OpEvacuate:
-		go vm.evacuateHere() // it waits for the vCPUs to leave
-	case dvm.OpStartup:
-		h := vm.rt.Handle(dvm.NoVCPU)
-		h.Lock()
-		vm.startupLocked(h, int(c.VCPU), uint8(c.Arg))
-		h.Unlock()
-	case dvm.OpStop:
-		vm.end("stopped by node " + fmt.Sprint(from))
-		d.mu.Lock()
-		if d.vm == vm {
-			d.vm = nil
-		}
-		d.mu.Unlock()
+// current returns this node's share of the VM, nil if none.
+func (d *Dist) current() *distVM {
+	vm, _ := d.plane.Current().(*distVM)
+	return vm
+}
+
+var _ dvm.Share = (*distVM)(nil)
+
+// Spec describes the VM (dvm.Share).
+func (vm *distVM) Spec() dvm.Spec { return vm.spec }
+
+// Runtime is this node's share of the VM's protocol (dvm.Share).
+func (vm *distVM) Runtime() *dvm.Runtime { return vm.rt }
+
+// Start runs the vCPUs placed here (dvm.Share).
+func (vm *distVM) Start() { vm.startLocal() }
+
+// Migrate asks vCPU v to move to node (dvm.Share).
+func (vm *distVM) Migrate(v migrate.VCPUID, node memory.NodeID) error {
+	return vm.requestMove(int(v), int(node))
+}
+
+// Done records that the guest finished, as node from reports.
+func (vm *distVM) Done(from memory.NodeID, ok bool) {
+	s := fmt.Sprintf("finished on node %d (guest report %s)", vm.d.net.ClusterID(from), map[bool]string{true: "ok", false: "failed"}[ok])
+	vm.outcome.CompareAndSwap(nil, &s)
+}
+
+// Evacuate moves this node's vCPUs away (dvm.Share).
+func (vm *distVM) Evacuate() { go vm.evacuateHere() } // it waits for the vCPUs to leave
+
+// Startup delivers a startup IPI, h holding the runtime's lock.
+func (vm *distVM) Startup(h *dvm.Handle, v migrate.VCPUID, vector uint8) {
+	vm.startupLocked(h, int(v), vector)
+}
+
+// Clock takes another node's guest TSC (Linux guests keep theirs in
+// step).
+func (vm *distVM) Clock(t uint64) {
+	if vm.ld != nil {
+		vm.ld.observeClock(t)
 	}
 }
+
+// End stops the VM on this node (dvm.Share).
+func (vm *distVM) End(why string) { vm.end(why) }
 
 // Start creates a distributed VM with this node as node 0, loads its
 // guest (a test guest, or with req.Linux the image's Linux) and starts it
@@ -268,20 +212,14 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	if err != nil {
 		return spec, err
 	}
-	d.mu.Lock()
-	old := d.vm
-	d.vm = nil
-	d.mu.Unlock()
-	if old != nil {
-		old.end("replaced")
+	if old := d.plane.Take(); old != nil {
+		old.End("replaced")
 	}
 	vm, err := d.create(spec, linux)
 	if err != nil {
 		return spec, err
 	}
-	d.mu.Lock()
-	d.vm = vm
-	d.mu.Unlock()
+	d.plane.Install(vm, "replaced")
 	fmt.Fprintf(progress, "dvm %d: this node's share is ready; asking %d other nodes to join\n", spec.ID, nodes-1)
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpCreate, Spec: spec}); err != nil {
 		vm.end(err.Error())
@@ -371,20 +309,8 @@ func (vm *distVM) loadTestGuest(req DistStart) error {
 	return nil
 }
 
-func (vm *distVM) broadcast(c dvm.Control) error {
-	c.Spec = vm.spec
-	var b [dvm.ControlSize]byte
-	n := c.MarshalTo(b[:])
-	for i := 0; i < vm.spec.Nodes; i++ {
-		if memory.NodeID(i) == vm.rt.Self() {
-			continue
-		}
-		if err := vm.d.net.Send(memory.NodeID(i), b[:n]); err != nil {
-			return fmt.Errorf("dvm %d: %v to node %d: %w", vm.spec.ID, c.Op, i, err)
-		}
-	}
-	return nil
-}
+// broadcast sends control message c to the VM's other nodes.
+func (vm *distVM) broadcast(c dvm.Control) error { return vm.d.plane.Broadcast(vm, c) }
 
 // distTransport sends a VM's messages through the cluster.
 type distTransport struct{ net DistNet }
@@ -780,10 +706,7 @@ func (vm *distVM) requestMove(v, node int) error {
 		return fmt.Errorf("dvm %d: vCPU %d already runs on node %d", vm.spec.ID, v, node)
 	}
 	if where != vm.rt.Self() {
-		var b [dvm.ControlSize]byte
-		c := dvm.Control{Op: dvm.OpMigrate, Spec: vm.spec, VCPU: migrate.VCPUID(v), Node: memory.NodeID(node)}
-		n := c.MarshalTo(b[:])
-		return vm.d.net.Send(where, b[:n])
+		return vm.d.plane.SendTo(vm, where, dvm.Control{Op: dvm.OpMigrate, VCPU: migrate.VCPUID(v), Node: memory.NodeID(node)})
 	}
 	if vm.linux != nil {
 		vm.linux.vcpus[v].moveTo.Store(int32(node) + 1)
@@ -964,10 +887,7 @@ func (vm *distVM) sendStartup(h *dvm.Handle, dest int, vector uint8) error {
 		vm.startupLocked(h, dest, vector)
 		return nil
 	}
-	var b [dvm.ControlSize]byte
-	c := dvm.Control{Op: dvm.OpStartup, Spec: vm.spec, VCPU: migrate.VCPUID(dest), Arg: uint32(vector)}
-	n := c.MarshalTo(b[:])
-	return vm.d.net.Send(where, b[:n])
+	return vm.d.plane.SendTo(vm, where, dvm.Control{Op: dvm.OpStartup, VCPU: migrate.VCPUID(dest), Arg: uint32(vector)})
 }
 
 // run runs test-guest vCPU v on this node in the run loop: from the
@@ -1202,9 +1122,7 @@ func (t *distVCPU) Yield() {
 
 // Status reports this node's view of the VM.
 func (d *Dist) Status() (DistStatus, error) {
-	d.mu.Lock()
-	vm := d.vm
-	d.mu.Unlock()
+	vm := d.current()
 	if vm == nil {
 		return DistStatus{}, errors.New("no distributed VM on this node")
 	}
@@ -1254,9 +1172,7 @@ func (d *Dist) Status() (DistStatus, error) {
 
 // Peek reads a 32-bit word of guest memory through the coherence protocol.
 func (d *Dist) Peek(gpa uint64) (uint32, error) {
-	d.mu.Lock()
-	vm := d.vm
-	d.mu.Unlock()
+	vm := d.current()
 	if vm == nil {
 		return 0, errors.New("no distributed VM on this node")
 	}
@@ -1269,9 +1185,7 @@ func (d *Dist) Peek(gpa uint64) (uint32, error) {
 
 // Migrate moves vCPU v to the cluster node with id node.
 func (d *Dist) Migrate(v, node int) error {
-	d.mu.Lock()
-	vm := d.vm
-	d.mu.Unlock()
+	vm := d.current()
 	if vm == nil {
 		return errors.New("no distributed VM on this node")
 	}
@@ -1285,9 +1199,7 @@ func (d *Dist) Migrate(v, node int) error {
 // Evacuate moves every vCPU off the cluster node with id node, then has
 // that node write back and drop the page copies it does not home.
 func (d *Dist) Evacuate(node int) (int, error) {
-	d.mu.Lock()
-	vm := d.vm
-	d.mu.Unlock()
+	vm := d.current()
 	if vm == nil {
 		return 0, errors.New("no distributed VM on this node")
 	}
@@ -1319,10 +1231,7 @@ func (d *Dist) Evacuate(node int) (int, error) {
 		go vm.evacuateHere()
 		return moved, nil
 	}
-	var b [dvm.ControlSize]byte
-	c := dvm.Control{Op: dvm.OpEvacuate, Spec: vm.spec}
-	n := c.MarshalTo(b[:])
-	return moved, d.net.Send(idx, b[:n])
+	return moved, d.plane.SendTo(vm, idx, dvm.Control{Op: dvm.OpEvacuate})
 }
 
 // evacuateHere waits for this node's vCPUs to leave and gives back the
@@ -1346,10 +1255,7 @@ func (vm *distVM) evacuateHere() {
 
 // Stop ends the VM on every node.
 func (d *Dist) Stop() error {
-	d.mu.Lock()
-	vm := d.vm
-	d.vm = nil
-	d.mu.Unlock()
+	vm, _ := d.plane.Take().(*distVM)
 	if vm == nil {
 		return errors.New("no distributed VM on this node")
 	}
