@@ -1,10 +1,17 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-// Package hv runs virtual machines on one node: it turns VMX on, core by
-// core, builds VMCSs and EPT tables from the vmx and ept packages, and runs
-// the VM-exit loop with the exits package's tables. The bare-metal parts
-// build only for GOOS=tamago; the reporting types build everywhere.
+// Package hv runs this node's virtual machines: the built-in test guest,
+// operating-system guests on this node, and this node's share of a
+// distributed VM. It turns VMX on, core by core, builds VMCSs and EPT
+// tables from the vmx and ept packages, and runs every vCPU in the one
+// run loop (package runloop) through vmxCPU, its VT-x backend; what
+// differs between guests are the loop's strategies: testRun (test guest),
+// linuxVCPU (an OS guest, on one node or spanning several) and distVCPU (a
+// test guest spanning nodes). A distributed VM's protocol and control
+// plane are package dvm's; hv implements its dvm.Host and dvm.Share. The
+// bare-metal parts build only for GOOS=tamago; the reporting types build
+// everywhere.
 package hv
 
 import (
