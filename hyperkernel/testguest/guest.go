@@ -201,11 +201,30 @@ func (a *assembler) record(t RecordType, words ...reportWord) {
 	}
 }
 
-// Build assembles the payload of variant v.
+// Build assembles the payload of variant v: the boot from real mode
+// through protected mode to long mode, the variant's 64-bit body, and the
+// data the mode switches load (GDT, GDTR, IDTRs).
 func Build(v Variant) (*Image, error) {
 	a := newAssembler(LoadAddress)
+	smp := v == VariantCounter || v == VariantPingPong
+	a.realMode(smp)
+	a.protectedMode(smp)
+	a.longModeEntry()
+	a.longModeBody(v)
+	codeEnd := len(a.buf)
+	a.dataSection(v)
+	buf, insts, err := a.finish()
+	if err != nil {
+		return nil, fmt.Errorf("testguest: building %v: %w", v, err)
+	}
+	return &Image{Bytes: buf, Insts: insts, CodeEnd: codeEnd}, nil
+}
 
-	// 16-bit real mode.
+// realMode emits the 16-bit entry at LoadAddress: interrupts off, flat
+// real-mode segments and the stack, then (vCPU 0 only, in the
+// multiprocessor variants) the real-mode stage report and the switch to
+// protected mode at "pm32".
+func (a *assembler) realMode(smp bool) {
 	a.setMode(Mode16)
 	a.cli()
 	a.xor16(regAX, regAX)
@@ -213,41 +232,75 @@ func Build(v Variant) (*Image, error) {
 	a.movSegAX(0) // es
 	a.movSegAX(2) // ss
 	a.movImm16(regSP, StackTop)
-	smp := v == VariantCounter || v == VariantPingPong
 	if smp {
-		// vCPUs other than 0 wait for the page tables.
-		a.movImm32(regAX, 1)
-		a.cpuid()
-		a.shrImm32(regBX, 24)
-		a.test32(regBX, regBX)
-		a.jcc8(ccE, "jz", "bsp16")
-		a.label("apwait")
-		a.pause()
-		a.cmpMem16Zero(ReadyFlag)
-		a.jcc8(ccE, "jz", "apwait")
-		a.lgdt16("gdtr")
-		a.movCR(0, true)
-		a.orEAXImm(1)
-		a.movCR(0, false)
-		a.jmpFar(selCode32, "ap32")
-		a.label("bsp16")
+		a.apWaitForPageTables()
 	}
 	a.record(RecStage, imm(StageRealMode))
+	a.enterProtectedMode("pm32")
+}
+
+// apWaitForPageTables emits the multiprocessor variants' real-mode fork:
+// vCPU 0 (APIC id 0 in CPUID leaf 1 EBX[31:24]) goes on at "bsp16";
+// every other vCPU spins until vCPU 0 sets ReadyFlag, then enters
+// protected mode at "ap32", skipping the page-table set-up.
+func (a *assembler) apWaitForPageTables() {
+	a.movImm32(regAX, 1)
+	a.cpuid()
+	a.shrImm32(regBX, 24)
+	a.test32(regBX, regBX)
+	a.jcc8(ccE, "jz", "bsp16")
+	a.label("apwait")
+	a.pause()
+	a.cmpMem16Zero(ReadyFlag)
+	a.jcc8(ccE, "jz", "apwait")
+	a.enterProtectedMode("ap32")
+	a.label("bsp16")
+}
+
+// enterProtectedMode emits the switch from real to protected mode: load
+// the GDT, set CR0.PE and jump far to the 32-bit code at label.
+func (a *assembler) enterProtectedMode(label string) {
 	a.lgdt16("gdtr")
 	a.movCR(0, true)
 	a.orEAXImm(1) // CR0.PE
 	a.movCR(0, false)
-	a.jmpFar(selCode32, "pm32")
+	a.jmpFar(selCode32, label)
+}
 
-	// 32-bit protected mode.
+// protectedMode emits the 32-bit code: vCPU 0 reports the stage and
+// builds the identity page tables (releasing the other vCPUs of the
+// multiprocessor variants, which join at "ap32"), then every vCPU
+// enables paging and enters long mode.
+func (a *assembler) protectedMode(smp bool) {
 	a.setMode(Mode32)
 	a.label("pm32")
+	a.loadDataSegments32()
+	a.record(RecStage, imm(StageProtected))
+	a.identityPageTables()
+	if smp {
+		a.movMemImm32(ReadyFlag, 1)
+		a.jmp8("paging")
+		a.label("ap32")
+		a.loadDataSegments32()
+		a.label("paging")
+	}
+	a.enterLongMode(smp)
+}
+
+// loadDataSegments32 emits the protected-mode load of the flat data
+// selector into DS, ES and SS, and of the stack pointer.
+func (a *assembler) loadDataSegments32() {
 	a.movImm16(regAX, selData)
 	a.movSegAX(3)
 	a.movSegAX(0)
 	a.movSegAX(2)
 	a.movImm32(regSP, StackTop)
-	a.record(RecStage, imm(StageProtected))
+}
+
+// identityPageTables emits the code that builds the page tables at
+// PageTables: a PML4 and a PDPT with one entry each, and a PD of 512
+// 2 MiB pages mapping the first GiB to itself.
+func (a *assembler) identityPageTables() {
 	// Zero PML4, PDPT, PD.
 	a.movImm32(regDI, PageTables)
 	a.xor32(regAX, regAX)
@@ -264,17 +317,12 @@ func Build(v Variant) (*Image, error) {
 	a.addImm32(regAX, 0x200000)
 	a.addImm8(regDI, 8)
 	a.loop("pdloop")
-	if smp {
-		a.movMemImm32(ReadyFlag, 1)
-		a.jmp8("paging")
-		a.label("ap32")
-		a.movImm16(regAX, selData)
-		a.movSegAX(3)
-		a.movSegAX(0)
-		a.movSegAX(2)
-		a.movImm32(regSP, StackTop)
-		a.label("paging")
-	}
+}
+
+// enterLongMode emits the switch from protected to long mode: CR4.PAE
+// (and CR4.OSFXSR for the multiprocessor variants' FPU check), CR3,
+// EFER.LME, CR0.PG, and a far jump to the 64-bit code at "lm64".
+func (a *assembler) enterLongMode(smp bool) {
 	a.movCR(4, true)
 	if smp {
 		a.orEAXImm(1<<5 | 1<<9) // CR4.PAE, CR4.OSFXSR: SSE for the FPU check
@@ -292,8 +340,11 @@ func Build(v Variant) (*Image, error) {
 	a.orEAXImm(1 << 31) // CR0.PG
 	a.movCR(0, false)
 	a.jmpFar(selCode64, "lm64")
+}
 
-	// 64-bit mode.
+// longModeEntry emits the start of the 64-bit code at "lm64": the flat
+// data selector in DS, ES and SS, and the stack pointer.
+func (a *assembler) longModeEntry() {
 	a.setMode(Mode64)
 	a.label("lm64")
 	a.movImm16(regAX, selData)
@@ -301,98 +352,139 @@ func Build(v Variant) (*Image, error) {
 	a.movSegAX(0)
 	a.movSegAX(2)
 	a.movRSPImm(StackTop)
+}
+
+// longModeBody emits what variant v does in long mode. The
+// multiprocessor variants' bodies report for themselves; the others first
+// report that long mode was reached. Every body ends in a halt loop (or,
+// for VariantTripleFault, in a shutdown before it).
+func (a *assembler) longModeBody(v Variant) {
 	switch v {
 	case VariantCounter:
 		a.counter()
 	case VariantPingPong:
 		a.pingPong()
+	case VariantTripleFault:
+		a.record(RecStage, imm(StageLong))
+		a.tripleFault()
+	case VariantProbe:
+		a.record(RecStage, imm(StageLong))
+		a.probe()
 	default:
 		a.record(RecStage, imm(StageLong))
+		a.standardTests()
 	}
+}
 
-	switch v {
-	case VariantCounter, VariantPingPong:
-		// counter() and pingPong() end in their own halt loops
-	case VariantTripleFault:
-		a.record(RecStage, imm(StageTripleFault))
-		a.lidt64("nullidt")
-		a.ud2()
-		a.label("halt")
-		a.hlt()
-		a.jmp8("halt")
-	case VariantProbe:
-		a.record(RecProbe, imm(ProbeAddress))
-		a.loadAbs64(ProbeAddress)
-		a.mov32(regSI, regAX)
-		a.record(RecProbeSurvived, reg(regSI))
-		a.record(RecDone)
-		a.label("halt")
-		a.hlt()
-		a.jmp8("halt")
-	default:
-		// CPUID leaves 0 and 1.
-		for _, leaf := range []uint32{0, 1} {
-			a.movImm32(regAX, leaf)
-			a.xor32(regCX, regCX)
-			a.cpuid()
-			a.mov32(regSI, regAX)
-			a.mov32(regDI, regDX)
-			a.record(RecCPUID, imm(leaf), reg(regSI), reg(regBX), reg(regCX), reg(regDI))
-		}
-		// Memory test: write address^pattern to every dword, read back.
-		a.movImm32(regDI, MemTestStart)
-		a.label("wloop")
-		a.mov32(regAX, regDI)
-		a.xorEAXImm(MemTestPattern)
-		a.storeDI(regAX)
-		a.addImm8(regDI, 4)
-		a.cmpImm32(regDI, MemTestEnd)
-		a.jcc8(ccB, "jb", "wloop")
-		a.movImm32(regDI, MemTestStart)
-		a.xor32(regBX, regBX) // checksum
-		a.xor32(regBP, regBP) // mismatches
-		a.label("rloop")
-		a.loadDI(regAX)
-		a.add32(regBX, regAX)
-		a.mov32(regCX, regDI)
-		a.xorImm32(regCX, MemTestPattern)
-		a.cmp32(regAX, regCX)
-		a.jcc8(ccE, "jz", "rok")
-		a.inc32(regBP)
-		a.label("rok")
-		a.addImm8(regDI, 4)
-		a.cmpImm32(regDI, MemTestEnd)
-		a.jcc8(ccB, "jb", "rloop")
-		a.record(RecMemTest, imm(MemTestEnd-MemTestStart), reg(regBX), reg(regBP))
-		// CPUID round trips between two RDTSCs.
-		a.rdtsc()
-		a.mov32(regSI, regAX)
-		a.mov32(regDI, regDX)
-		a.movImm32(regBP, CPUIDBenchIterations)
-		a.label("bloop")
-		a.xor32(regAX, regAX)
+// tripleFault emits VariantTripleFault's body: report the stage, load an
+// empty IDT and execute UD2, which the processor cannot deliver.
+func (a *assembler) tripleFault() {
+	a.record(RecStage, imm(StageTripleFault))
+	a.lidt64("nullidt")
+	a.ud2()
+	a.haltLoop()
+}
+
+// probe emits VariantProbe's body: announce the probe, read ProbeAddress
+// (an EPT violation) and, should the read return, report what it read.
+func (a *assembler) probe() {
+	a.record(RecProbe, imm(ProbeAddress))
+	a.loadAbs64(ProbeAddress)
+	a.mov32(regSI, regAX)
+	a.record(RecProbeSurvived, reg(regSI))
+	a.record(RecDone)
+	a.haltLoop()
+}
+
+// standardTests emits VariantStandard's body: the CPUID report, the
+// memory test and the CPUID benchmark, then done.
+func (a *assembler) standardTests() {
+	a.reportCPUIDLeaves(0, 1)
+	a.memoryTest()
+	a.cpuidBenchmark()
+	a.record(RecDone)
+	a.haltLoop()
+}
+
+// reportCPUIDLeaves emits a RecCPUID record of each leaf (subleaf 0).
+func (a *assembler) reportCPUIDLeaves(leaves ...uint32) {
+	for _, leaf := range leaves {
+		a.movImm32(regAX, leaf)
 		a.xor32(regCX, regCX)
 		a.cpuid()
-		a.dec32(regBP)
-		a.jcc8(ccNE, "jnz", "bloop")
-		a.rdtsc()
-		a.shl64Imm(regDX, 32)
-		a.or64(regAX, regDX)
-		a.shl64Imm(regDI, 32)
-		a.or64(regSI, regDI)
-		a.sub64(regAX, regSI)
-		a.mov64(regBX, regAX)
-		a.mov32(regSI, regBX)
-		a.shr64Imm(regBX, 32)
-		a.record(RecCPUIDBench, imm(CPUIDBenchIterations), reg(regSI), reg(regBX))
-		a.record(RecDone)
-		a.label("halt")
-		a.hlt()
-		a.jmp8("halt")
+		a.mov32(regSI, regAX)
+		a.mov32(regDI, regDX)
+		a.record(RecCPUID, imm(leaf), reg(regSI), reg(regBX), reg(regCX), reg(regDI))
 	}
+}
 
-	// Data.
-	codeEnd := len(a.buf)
+// memoryTest emits the memory test: write address^MemTestPattern to
+// every dword of MemTestStart..MemTestEnd, read it all back, and report
+// the sum of what was read and the number of mismatches.
+func (a *assembler) memoryTest() {
+	a.movImm32(regDI, MemTestStart)
+	a.label("wloop")
+	a.mov32(regAX, regDI)
+	a.xorEAXImm(MemTestPattern)
+	a.storeDI(regAX)
+	a.addImm8(regDI, 4)
+	a.cmpImm32(regDI, MemTestEnd)
+	a.jcc8(ccB, "jb", "wloop")
+	a.movImm32(regDI, MemTestStart)
+	a.xor32(regBX, regBX) // checksum
+	a.xor32(regBP, regBP) // mismatches
+	a.label("rloop")
+	a.loadDI(regAX)
+	a.add32(regBX, regAX)
+	a.mov32(regCX, regDI)
+	a.xorImm32(regCX, MemTestPattern)
+	a.cmp32(regAX, regCX)
+	a.jcc8(ccE, "jz", "rok")
+	a.inc32(regBP)
+	a.label("rok")
+	a.addImm8(regDI, 4)
+	a.cmpImm32(regDI, MemTestEnd)
+	a.jcc8(ccB, "jb", "rloop")
+	a.record(RecMemTest, imm(MemTestEnd-MemTestStart), reg(regBX), reg(regBP))
+}
+
+// cpuidBenchmark emits the CPUID benchmark: CPUIDBenchIterations CPUIDs
+// (leaf 0) between two RDTSCs, reporting the 64-bit TSC delta.
+func (a *assembler) cpuidBenchmark() {
+	a.rdtsc()
+	a.mov32(regSI, regAX)
+	a.mov32(regDI, regDX)
+	a.movImm32(regBP, CPUIDBenchIterations)
+	a.label("bloop")
+	a.xor32(regAX, regAX)
+	a.xor32(regCX, regCX)
+	a.cpuid()
+	a.dec32(regBP)
+	a.jcc8(ccNE, "jnz", "bloop")
+	a.rdtsc()
+	a.shl64Imm(regDX, 32)
+	a.or64(regAX, regDX)
+	a.shl64Imm(regDI, 32)
+	a.or64(regSI, regDI)
+	a.sub64(regAX, regSI)
+	a.mov64(regBX, regAX)
+	a.mov32(regSI, regBX)
+	a.shr64Imm(regBX, 32)
+	a.record(RecCPUIDBench, imm(CPUIDBenchIterations), reg(regSI), reg(regBX))
+}
+
+// haltLoop emits the final "halt" loop: HLT forever (an interrupt or
+// NMI only resumes the loop).
+func (a *assembler) haltLoop() {
+	a.label("halt")
+	a.hlt()
+	a.jmp8("halt")
+}
+
+// dataSection emits the data after the code: the flat GDT (null, 32-bit
+// code, data, 64-bit code) and its GDTR, an empty IDTR, and for
+// VariantPingPong its IDT.
+func (a *assembler) dataSection(v Variant) {
 	a.align(8)
 	a.label("gdt")
 	a.data(make([]byte, 8)...)                             // null
@@ -409,11 +501,6 @@ func Build(v Variant) (*Image, error) {
 	if v == VariantPingPong {
 		a.pingPongIDT()
 	}
-	buf, insts, err := a.finish()
-	if err != nil {
-		return nil, fmt.Errorf("testguest: building %v: %w", v, err)
-	}
-	return &Image{Bytes: buf, Insts: insts, CodeEnd: codeEnd}, nil
 }
 
 // counter emits the 64-bit body of VariantCounter. ESI holds the APIC id
@@ -480,9 +567,7 @@ func (a *assembler) counter() {
 	a.record(RecCounter, reg(regSI), reg(regDI), reg(regCX), reg(regBP), reg(regBX))
 	a.reportAPDevice()
 	a.record(RecDone)
-	a.label("halt")
-	a.hlt()
-	a.jmp8("halt")
+	a.haltLoop()
 }
 
 // pingPong emits the 64-bit body of VariantPingPong (see there).
