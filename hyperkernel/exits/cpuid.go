@@ -163,146 +163,223 @@ type CPUIDPolicy struct {
 // NewCPUIDPolicy builds the policy. It executes host CPUID for the leaves
 // it passes through (filtered) and computes the rest.
 func NewCPUIDPolicy(cfg CPUIDConfig, host HostCPUID) (*CPUIDPolicy, error) {
-	if cfg.TSCKHz == 0 {
-		return nil, fmt.Errorf("cpuid policy: TSC frequency not configured")
-	}
-	if cfg.MaxBasicLeaf == 0 {
-		cfg.MaxBasicLeaf = LeafFrequency
-	}
-	if cfg.MaxBasicLeaf < LeafFrequency {
-		return nil, fmt.Errorf("cpuid policy: max basic leaf %#x hides the TSC leaves 0x15/0x16", cfg.MaxBasicLeaf)
-	}
-	if cfg.CrystalHz == 0 {
-		cfg.CrystalHz = defaultCrystal(cfg.TSCKHz)
-	}
-	if cfg.CrystalHz%1000 != 0 {
-		return nil, fmt.Errorf("cpuid policy: crystal %d Hz is not a whole number of kHz", cfg.CrystalHz)
-	}
-	if cfg.VCPUs == 0 {
-		cfg.VCPUs = 1
-	}
-	if cfg.VCPUs > 255 {
-		return nil, fmt.Errorf("cpuid policy: %d vCPUs exceed the 8-bit APIC ID fields", cfg.VCPUs)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	p := &CPUIDPolicy{cfg: cfg}
-	h0 := host(0, 0)
-	p.maxBasic = min(h0.EAX, cfg.MaxBasicLeaf)
-	if p.maxBasic < LeafFrequency {
-		p.maxBasic = LeafFrequency // leaves we synthesise exist even if the host lacks them
-	}
-	add := func(leaf, sub uint32, indexed bool, r CPUIDResult) {
-		p.entries = append(p.entries, cpuidEntry{key: cpuidKey{leaf, sub}, res: r, indexed: indexed})
-	}
-	add(LeafVendor, 0, false, CPUIDResult{EAX: p.maxBasic, EBX: h0.EBX, ECX: h0.ECX, EDX: h0.EDX})
-	for leaf := uint32(1); leaf <= p.maxBasic; leaf++ {
-		switch leaf {
-		case LeafFeatures:
-			r := host(leaf, 0)
-			r.ECX &^= Leaf1ECXVMX | Leaf1ECXSMX | Leaf1ECXMonitor | Leaf1ECXEST | Leaf1ECXTM2 | Leaf1ECXPDCM
-			r.ECX |= Leaf1ECXHypervisor
-			r.EDX &^= Leaf1EDXACPI | Leaf1EDXTM
-			r.EDX |= Leaf1EDXHTT
-			// EBX[23:16] logical processors per package; [31:24] APIC ID is
-			// filled per vCPU by Lookup.
-			r.EBX = r.EBX&0x0000FFFF | (cfg.VCPUs&0xFF)<<16
-			if cfg.EmulatedAPIC {
-				r.ECX |= leaf1ECXX2APIC | leaf1ECXTSCDeadline
-			}
-			if cfg.FXSAVEOnly {
-				r.ECX &^= leaf1ECXXSAVE | leaf1ECXOSXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
-			}
-			if cfg.HideUnvirtualized {
-				r.ECX &^= leaf1ECXDCA
-				r.EDX &^= leaf1EDXMCE | leaf1EDXMCA | leaf1EDXDS | leaf1EDXPBE
-			}
-			add(leaf, 0, false, r)
-		case LeafCacheParams:
-			for sub := uint32(0); sub < 16; sub++ {
-				r := host(leaf, sub)
-				if r.EAX&0x1F == 0 {
-					add(leaf, sub, true, CPUIDResult{})
-					break
-				}
-				// EAX[31:26]: cores per package - 1; EAX[25:14]: threads
-				// sharing the cache - 1. One thread per core.
-				r.EAX = r.EAX&0x3FFF | (cfg.VCPUs-1)<<26
-				add(leaf, sub, true, r)
-			}
-		case LeafExtFeatures:
-			r := host(leaf, 0)
-			maxSub := min(r.EAX, 2)
-			r.EAX = maxSub
-			r.EBX &^= Leaf7EBXSGX | Leaf7EBXPT
-			r.ECX &^= Leaf7ECXWAITPKG | Leaf7ECXSGXLC
-			if cfg.FXSAVEOnly {
-				r.EBX &^= leaf7EBXAVX2 | leaf7EBXMPX | leaf7EBXAVX512
-				r.ECX &^= leaf7ECXXSAVEState
-				r.EDX &^= leaf7EDXXSAVEState
-			}
-			if cfg.HideUnvirtualized {
-				r.EBX &^= leaf7EBXTSCAdjust | leaf7EBXINVPCID | leaf7EBXRDTM | leaf7EBXRDTA
-				r.EDX &^= leaf7EDXSpecCtrl
-			}
-			add(leaf, 0, true, r)
-			for sub := uint32(1); sub <= maxSub; sub++ {
-				add(leaf, sub, true, host(leaf, sub))
-			}
-		case LeafXSAVE:
-			if cfg.FXSAVEOnly {
-				add(leaf, 0, false, CPUIDResult{})
-				break
-			}
-			for sub := uint32(0); sub < 64; sub++ {
-				if r := host(leaf, sub); r != (CPUIDResult{}) {
-					add(leaf, sub, true, r)
-				}
-			}
-		case LeafTopology, LeafTopologyV2:
-			// Computed per vCPU in Lookup.
-		case LeafMonitor, LeafPower, LeafPerfMon, LeafSGX, LeafPT:
-			add(leaf, 0, false, CPUIDResult{}) // hidden: not virtualised
-		case LeafTSC:
-			// The ratio in lowest terms: Linux multiplies the crystal's
-			// kHz by EBX in 32 bits (native_calibrate_tsc), which the
-			// unreduced 25000:TSCKHz overflowed above 171 MHz.
-			den, num := cfg.CrystalHz/1000, cfg.TSCKHz
-			g := gcd(den, num)
-			add(leaf, 0, false, CPUIDResult{EAX: den / g, EBX: num / g, ECX: cfg.CrystalHz})
-		case LeafFrequency:
-			mhz := cfg.TSCKHz / 1000
-			add(leaf, 0, false, CPUIDResult{EAX: mhz, EBX: mhz, ECX: 100})
-		default:
-			add(leaf, 0, false, host(leaf, 0))
-		}
-	}
-	vendor := []byte(HypervisorVendor)
-	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
-	add(LeafHypervisor, 0, false, CPUIDResult{EAX: LeafHypervisorTime, EBX: le(vendor[0:]), ECX: le(vendor[4:]), EDX: le(vendor[8:])})
-	add(LeafHypervisorInfo, 0, false, CPUIDResult{})
-	add(LeafHypervisorTime, 0, false, CPUIDResult{EAX: cfg.TSCKHz, EBX: cfg.LAPICKHz})
-	if cfg.KVMCompatible {
-		kvm := []byte(kvmSignature)
-		add(LeafKVMCompat, 0, false, CPUIDResult{EAX: LeafKVMCompatFeatures, EBX: le(kvm[0:]), ECX: le(kvm[4:]), EDX: le(kvm[8:])})
-		add(LeafKVMCompatFeatures, 0, false, CPUIDResult{})
-	}
-	he := host(LeafExtMax, 0)
-	p.maxExt = min(he.EAX, 0x80000008)
-	if p.maxExt < LeafExtMax {
-		p.maxExt = LeafExtMax
-	}
-	add(LeafExtMax, 0, false, CPUIDResult{EAX: p.maxExt})
-	for leaf := uint32(LeafExtMax + 1); leaf <= p.maxExt; leaf++ {
-		r := host(leaf, 0)
-		if leaf == LeafExtMax+1 && cfg.HideUnvirtualized {
-			r.EDX &^= extEDXRDTSCP
-		}
-		add(leaf, 0, false, r)
-	}
+	p.addBasicLeaves(host)
+	p.addHypervisorLeaves()
+	p.addExtendedLeaves(host)
 	sort.Slice(p.entries, func(i, j int) bool {
 		a, b := p.entries[i].key, p.entries[j].key
 		return a.leaf < b.leaf || a.leaf == b.leaf && a.sub < b.sub
 	})
 	return p, nil
+}
+
+// withDefaults returns cfg with its zero fields defaulted (see
+// CPUIDConfig), or an error if it cannot be honoured.
+func (cfg CPUIDConfig) withDefaults() (CPUIDConfig, error) {
+	if cfg.TSCKHz == 0 {
+		return cfg, fmt.Errorf("cpuid policy: TSC frequency not configured")
+	}
+	if cfg.MaxBasicLeaf == 0 {
+		cfg.MaxBasicLeaf = LeafFrequency
+	}
+	if cfg.MaxBasicLeaf < LeafFrequency {
+		return cfg, fmt.Errorf("cpuid policy: max basic leaf %#x hides the TSC leaves 0x15/0x16", cfg.MaxBasicLeaf)
+	}
+	if cfg.CrystalHz == 0 {
+		cfg.CrystalHz = defaultCrystal(cfg.TSCKHz)
+	}
+	if cfg.CrystalHz%1000 != 0 {
+		return cfg, fmt.Errorf("cpuid policy: crystal %d Hz is not a whole number of kHz", cfg.CrystalHz)
+	}
+	if cfg.VCPUs == 0 {
+		cfg.VCPUs = 1
+	}
+	if cfg.VCPUs > 255 {
+		return cfg, fmt.Errorf("cpuid policy: %d vCPUs exceed the 8-bit APIC ID fields", cfg.VCPUs)
+	}
+	return cfg, nil
+}
+
+// add appends an entry; indexed entries answer only their own subleaf.
+func (p *CPUIDPolicy) add(leaf, sub uint32, indexed bool, r CPUIDResult) {
+	p.entries = append(p.entries, cpuidEntry{key: cpuidKey{leaf, sub}, res: r, indexed: indexed})
+}
+
+// addBasicLeaves adds leaf 0 (the host's vendor, the maximum basic leaf
+// capped by the configuration but never below the TSC leaves the policy
+// synthesises) and every basic leaf up to that maximum.
+func (p *CPUIDPolicy) addBasicLeaves(host HostCPUID) {
+	h0 := host(0, 0)
+	p.maxBasic = min(h0.EAX, p.cfg.MaxBasicLeaf)
+	if p.maxBasic < LeafFrequency {
+		p.maxBasic = LeafFrequency // leaves we synthesise exist even if the host lacks them
+	}
+	p.add(LeafVendor, 0, false, CPUIDResult{EAX: p.maxBasic, EBX: h0.EBX, ECX: h0.ECX, EDX: h0.EDX})
+	for leaf := uint32(1); leaf <= p.maxBasic; leaf++ {
+		p.addBasicLeaf(leaf, host)
+	}
+}
+
+// addBasicLeaf adds basic leaf 1 to maxBasic: filtered from the host's,
+// computed from the configuration, hidden, left to Lookup (topology) or
+// passed through.
+func (p *CPUIDPolicy) addBasicLeaf(leaf uint32, host HostCPUID) {
+	switch leaf {
+	case LeafFeatures:
+		p.add(leaf, 0, false, p.features(host(leaf, 0)))
+	case LeafCacheParams:
+		p.addCacheParams(host)
+	case LeafExtFeatures:
+		p.addExtFeatures(host)
+	case LeafXSAVE:
+		p.addXSAVE(host)
+	case LeafTopology, LeafTopologyV2:
+		// Computed per vCPU in Lookup.
+	case LeafMonitor, LeafPower, LeafPerfMon, LeafSGX, LeafPT:
+		p.add(leaf, 0, false, CPUIDResult{}) // hidden: not virtualised
+	case LeafTSC:
+		p.add(leaf, 0, false, p.tscRatio())
+	case LeafFrequency:
+		mhz := p.cfg.TSCKHz / 1000
+		p.add(leaf, 0, false, CPUIDResult{EAX: mhz, EBX: mhz, ECX: 100})
+	default:
+		p.add(leaf, 0, false, host(leaf, 0))
+	}
+}
+
+// features filters the host's leaf 1: no VMX, SMX, MONITOR, power or
+// thermal management, the hypervisor bit set, the vCPU count as the
+// package's logical processors (the APIC ID is filled per vCPU by
+// Lookup), and the configuration's options applied.
+func (p *CPUIDPolicy) features(r CPUIDResult) CPUIDResult {
+	r.ECX &^= Leaf1ECXVMX | Leaf1ECXSMX | Leaf1ECXMonitor | Leaf1ECXEST | Leaf1ECXTM2 | Leaf1ECXPDCM
+	r.ECX |= Leaf1ECXHypervisor
+	r.EDX &^= Leaf1EDXACPI | Leaf1EDXTM
+	r.EDX |= Leaf1EDXHTT
+	// EBX[23:16] logical processors per package; [31:24] APIC ID is
+	// filled per vCPU by Lookup.
+	r.EBX = r.EBX&0x0000FFFF | (p.cfg.VCPUs&0xFF)<<16
+	if p.cfg.EmulatedAPIC {
+		r.ECX |= leaf1ECXX2APIC | leaf1ECXTSCDeadline
+	}
+	if p.cfg.FXSAVEOnly {
+		r.ECX &^= leaf1ECXXSAVE | leaf1ECXOSXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
+	}
+	if p.cfg.HideUnvirtualized {
+		r.ECX &^= leaf1ECXDCA
+		r.EDX &^= leaf1EDXMCE | leaf1EDXMCA | leaf1EDXDS | leaf1EDXPBE
+	}
+	return r
+}
+
+// addCacheParams adds the host's cache subleaves of leaf 4, up to the
+// first null one (included), with the core and sharing counts of a
+// package of VCPUs single-threaded cores.
+func (p *CPUIDPolicy) addCacheParams(host HostCPUID) {
+	for sub := uint32(0); sub < 16; sub++ {
+		r := host(LeafCacheParams, sub)
+		if r.EAX&0x1F == 0 {
+			p.add(LeafCacheParams, sub, true, CPUIDResult{})
+			return
+		}
+		// EAX[31:26]: cores per package - 1; EAX[25:14]: threads
+		// sharing the cache - 1. One thread per core.
+		r.EAX = r.EAX&0x3FFF | (p.cfg.VCPUs-1)<<26
+		p.add(LeafCacheParams, sub, true, r)
+	}
+}
+
+// addExtFeatures adds leaf 7: subleaf 0 without SGX, processor trace and
+// WAITPKG and with the configuration's options applied, and the host's
+// subleaves 1 and 2 where it has them.
+func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
+	r := host(LeafExtFeatures, 0)
+	maxSub := min(r.EAX, 2)
+	r.EAX = maxSub
+	r.EBX &^= Leaf7EBXSGX | Leaf7EBXPT
+	r.ECX &^= Leaf7ECXWAITPKG | Leaf7ECXSGXLC
+	if p.cfg.FXSAVEOnly {
+		r.EBX &^= leaf7EBXAVX2 | leaf7EBXMPX | leaf7EBXAVX512
+		r.ECX &^= leaf7ECXXSAVEState
+		r.EDX &^= leaf7EDXXSAVEState
+	}
+	if p.cfg.HideUnvirtualized {
+		r.EBX &^= leaf7EBXTSCAdjust | leaf7EBXINVPCID | leaf7EBXRDTM | leaf7EBXRDTA
+		r.EDX &^= leaf7EDXSpecCtrl
+	}
+	p.add(LeafExtFeatures, 0, true, r)
+	for sub := uint32(1); sub <= maxSub; sub++ {
+		p.add(LeafExtFeatures, sub, true, host(LeafExtFeatures, sub))
+	}
+}
+
+// addXSAVE adds leaf 0xD: zeros when FXSAVEOnly hides XSAVE, else the
+// host's non-zero subleaves 0 to 63.
+func (p *CPUIDPolicy) addXSAVE(host HostCPUID) {
+	if p.cfg.FXSAVEOnly {
+		p.add(LeafXSAVE, 0, false, CPUIDResult{})
+		return
+	}
+	for sub := uint32(0); sub < 64; sub++ {
+		if r := host(LeafXSAVE, sub); r != (CPUIDResult{}) {
+			p.add(LeafXSAVE, sub, true, r)
+		}
+	}
+}
+
+// tscRatio is leaf 0x15: the TSC to crystal ratio in lowest terms and the
+// crystal's frequency. Linux multiplies the crystal's kHz by EBX in 32
+// bits (native_calibrate_tsc), which the unreduced 25000:TSCKHz
+// overflowed above 171 MHz.
+func (p *CPUIDPolicy) tscRatio() CPUIDResult {
+	den, num := p.cfg.CrystalHz/1000, p.cfg.TSCKHz
+	g := gcd(den, num)
+	return CPUIDResult{EAX: den / g, EBX: num / g, ECX: p.cfg.CrystalHz}
+}
+
+// addHypervisorLeaves adds the hypervisor leaves: BigIron's signature,
+// no paravirtual features, the TSC and LAPIC timer frequencies, and with
+// KVMCompatible the KVM signature range at 0x40000100.
+func (p *CPUIDPolicy) addHypervisorLeaves() {
+	vendor := []byte(HypervisorVendor)
+	p.add(LeafHypervisor, 0, false, CPUIDResult{EAX: LeafHypervisorTime, EBX: le32(vendor[0:]), ECX: le32(vendor[4:]), EDX: le32(vendor[8:])})
+	p.add(LeafHypervisorInfo, 0, false, CPUIDResult{})
+	p.add(LeafHypervisorTime, 0, false, CPUIDResult{EAX: p.cfg.TSCKHz, EBX: p.cfg.LAPICKHz})
+	if p.cfg.KVMCompatible {
+		kvm := []byte(kvmSignature)
+		p.add(LeafKVMCompat, 0, false, CPUIDResult{EAX: LeafKVMCompatFeatures, EBX: le32(kvm[0:]), ECX: le32(kvm[4:]), EDX: le32(kvm[8:])})
+		p.add(LeafKVMCompatFeatures, 0, false, CPUIDResult{})
+	}
+}
+
+// le32 is the little-endian 32-bit word at the start of b: four
+// characters of a signature as CPUID returns them in a register.
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// addExtendedLeaves adds the extended leaves up to the host's maximum,
+// capped at 0x80000008, passed through but for RDTSCP, which
+// HideUnvirtualized hides.
+func (p *CPUIDPolicy) addExtendedLeaves(host HostCPUID) {
+	he := host(LeafExtMax, 0)
+	p.maxExt = min(he.EAX, 0x80000008)
+	if p.maxExt < LeafExtMax {
+		p.maxExt = LeafExtMax
+	}
+	p.add(LeafExtMax, 0, false, CPUIDResult{EAX: p.maxExt})
+	for leaf := uint32(LeafExtMax + 1); leaf <= p.maxExt; leaf++ {
+		r := host(leaf, 0)
+		if leaf == LeafExtMax+1 && p.cfg.HideUnvirtualized {
+			r.EDX &^= extEDXRDTSCP
+		}
+		p.add(leaf, 0, false, r)
+	}
 }
 
 // Lookup returns the guest-visible CPUID for leaf/subleaf on the vCPU with
