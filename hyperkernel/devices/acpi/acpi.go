@@ -143,26 +143,54 @@ func Build(base uint64, c Config) (*Tables, error) {
 	if len(c.APICIDs) == 0 || len(c.APICIDs) > 255 {
 		return nil, fmt.Errorf("acpi: %d processors: want 1 to 255", len(c.APICIDs))
 	}
-	le := binary.LittleEndian
-	var out []byte
-	place := func(t []byte) uint64 {
-		for len(out)%16 != 0 {
-			out = append(out, 0)
-		}
-		at := base + uint64(len(out))
-		out = append(out, t...)
-		return at
-	}
-
 	aml, err := dsdtBody(c.Serial, c.Virtio)
 	if err != nil {
 		return nil, err
 	}
-	dsdt := append(header("DSDT", headerSize, dsdtRev), aml...)
-	le.PutUint32(dsdt[4:], uint32(len(dsdt)))
-	checksum(dsdt, 9)
-	dsdtAt := place(dsdt)
+	l := &layout{base: base}
+	dsdtAt := l.place(buildDSDT(aml))
+	tables := []uint64{l.place(buildFADT(c, dsdtAt)), l.place(buildMADT(c))}
+	if c.NUMA != nil {
+		srat, slit, err := numaTables(c.APICIDs, c.NUMA)
+		if err != nil {
+			return nil, err
+		}
+		tables = append(tables, l.place(srat), l.place(slit))
+	}
+	xsdtAt := l.place(buildXSDT(tables))
+	rsdpAt := l.place(buildRSDP(xsdtAt))
+	return &Tables{Base: base, Bytes: l.out, RSDP: rsdpAt}, nil
+}
 
+// layout lays tables out one after another from guest-physical base.
+type layout struct {
+	base uint64
+	out  []byte
+}
+
+// place appends table t at the next 16-byte boundary and returns its
+// guest-physical address.
+func (l *layout) place(t []byte) uint64 {
+	for len(l.out)%16 != 0 {
+		l.out = append(l.out, 0)
+	}
+	at := l.base + uint64(len(l.out))
+	l.out = append(l.out, t...)
+	return at
+}
+
+// buildDSDT wraps the AML definition block aml in the DSDT's header.
+func buildDSDT(aml []byte) []byte {
+	dsdt := append(header("DSDT", headerSize, dsdtRev), aml...)
+	binary.LittleEndian.PutUint32(dsdt[4:], uint32(len(dsdt)))
+	checksum(dsdt, 9)
+	return dsdt
+}
+
+// buildFADT returns the FADT (5.2.9) of a hardware-reduced machine whose
+// DSDT is at dsdtAt, with c's reset register if it has one.
+func buildFADT(c Config, dsdtAt uint64) []byte {
+	le := binary.LittleEndian
 	fadt := header("FACP", fadtSize, fadtRev)
 	le.PutUint32(fadt[fadtDSDTOff:], uint32(dsdtAt))
 	le.PutUint64(fadt[fadtXDSDTOff:], dsdtAt)
@@ -182,8 +210,13 @@ func Build(base uint64, c Config) (*Tables, error) {
 	fadt[fadtMinorOff] = fadtMinor
 	copy(fadt[fadtHypervisorID:], "BigIron\x00")
 	checksum(fadt, 9)
-	fadtAt := place(fadt)
+	return fadt
+}
 
+// buildMADT returns the MADT (5.2.12): a local APIC (or, for ids from
+// 255, a local x2APIC) per processor, c's I/O APICs, and NMI on LINT1.
+func buildMADT(c Config) []byte {
+	le := binary.LittleEndian
 	madt := header("APIC", headerSize+8, madtRev)
 	le.PutUint32(madt[36:], DefaultLocalAPIC)
 	le.PutUint32(madt[40:], 0) // no PC-AT 8259 pair (PCAT_COMPAT clear)
@@ -209,33 +242,32 @@ func Build(base uint64, c Config) (*Tables, error) {
 	madt = append(madt, madtLocalAPICNMI, 6, 0xFF, 0, 0, 1)
 	le.PutUint32(madt[4:], uint32(len(madt)))
 	checksum(madt, 9)
-	madtAt := place(madt)
+	return madt
+}
 
-	tables := []uint64{fadtAt, madtAt}
-	if c.NUMA != nil {
-		srat, slit, err := numaTables(c.APICIDs, c.NUMA)
-		if err != nil {
-			return nil, err
-		}
-		tables = append(tables, place(srat), place(slit))
-	}
+// buildXSDT returns the XSDT (5.2.8) listing the tables at the given
+// addresses.
+func buildXSDT(tables []uint64) []byte {
 	xsdt := header("XSDT", headerSize+8*len(tables), xsdtRev)
 	for i, at := range tables {
-		le.PutUint64(xsdt[headerSize+8*i:], at)
+		binary.LittleEndian.PutUint64(xsdt[headerSize+8*i:], at)
 	}
 	checksum(xsdt, 9)
-	xsdtAt := place(xsdt)
+	return xsdt
+}
 
+// buildRSDP returns the revision 2 RSDP (5.2.5) pointing at the XSDT at
+// xsdtAt, with both its checksums.
+func buildRSDP(xsdtAt uint64) []byte {
 	rsdp := make([]byte, rsdpSize)
 	copy(rsdp, "RSD PTR ")
 	copy(rsdp[9:15], oemID)
 	rsdp[15] = 2 // revision: ACPI 2.0+
-	le.PutUint32(rsdp[20:], rsdpSize)
-	le.PutUint64(rsdp[24:], xsdtAt)
+	binary.LittleEndian.PutUint32(rsdp[20:], rsdpSize)
+	binary.LittleEndian.PutUint64(rsdp[24:], xsdtAt)
 	rsdp[8] = -sum(rsdp[:20])
 	rsdp[32] = -sum(rsdp)
-	rsdpAt := place(rsdp)
-	return &Tables{Base: base, Bytes: out, RSDP: rsdpAt}, nil
+	return rsdp
 }
 
 // numaTables returns the SRAT and the SLIT of n.
