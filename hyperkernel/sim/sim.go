@@ -245,12 +245,46 @@ func Run(cfg Config) (Result, error) {
 	return s.res, nil
 }
 
+// newSim sets a run up: cfg's defaults, one coherence engine and
+// migrator per node, the channels between them, the vCPUs at their
+// initial nodes, and the faults, interrupts and timers injected from the
+// seeded generator (in that order, so that a seed always replays).
 func newSim(cfg Config) (*Sim, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)), hash: h, hsum: h.Sum64,
+		memOut: memory.NewOutbox(), migOut: migrate.NewOutbox(), wire: make([]byte, memory.MaxMessageSize+migrate.MessageHeaderSize+64+cfg.StateSize)}
+	s.res.Seed = cfg.Seed
+	s.rto = 2*(cfg.Link.LatencyNS+cfg.Link.serialiseNS(memory.MaxMessageSize+frameHeader)) + 4*cfg.Link.serialiseNS(cfg.StateSize) + 10_000
+	if err := s.addNodes(); err != nil {
+		return nil, err
+	}
+	s.connectNodes()
+	s.check = newChecker(len(cfg.Workload.Streams))
+	s.res.IdealNS = s.placeVCPUs()
+	horizon := 2*s.res.IdealNS + 1
+	s.injectPartitions(horizon)
+	s.injectInterrupts(horizon)
+	if cfg.Timers {
+		s.armTimers(horizon)
+	}
+	if cfg.SampleNS > 0 {
+		s.schedule(event{at: 0, kind: evSample})
+	}
+	return s, nil
+}
+
+// withDefaults returns cfg with its zero fields defaulted (see Config),
+// or an error if it describes no run.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Workload == nil || len(cfg.Workload.Streams) == 0 {
-		return nil, fmt.Errorf("no workload")
+		return cfg, fmt.Errorf("no workload")
 	}
 	if cfg.Nodes < 1 || cfg.Nodes > memory.MaxNodes {
-		return nil, fmt.Errorf("%d nodes", cfg.Nodes)
+		return cfg, fmt.Errorf("%d nodes", cfg.Nodes)
 	}
 	if cfg.CoresPerNode == 0 {
 		cfg.CoresPerNode = 2
@@ -262,7 +296,7 @@ func newSim(cfg Config) (*Sim, error) {
 		cfg.StateSize = migrate.DefaultStateSize
 	}
 	if cfg.StateSize < 16 {
-		return nil, fmt.Errorf("state size %d below 16", cfg.StateSize)
+		return cfg, fmt.Errorf("state size %d below 16", cfg.StateSize)
 	}
 	if cfg.StepNS == 0 {
 		cfg.StepNS = 100
@@ -282,49 +316,68 @@ func newSim(cfg Config) (*Sim, error) {
 	if cfg.Faults.ReorderNS == 0 {
 		cfg.Faults.ReorderNS = 4 * cfg.Link.LatencyNS
 	}
-	h := fnv.New64a()
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)), hash: h, hsum: h.Sum64,
-		memOut: memory.NewOutbox(), migOut: migrate.NewOutbox(), wire: make([]byte, memory.MaxMessageSize+migrate.MessageHeaderSize+64+cfg.StateSize)}
-	s.res.Seed = cfg.Seed
-	s.rto = 2*(cfg.Link.LatencyNS+cfg.Link.serialiseNS(memory.MaxMessageSize+frameHeader)) + 4*cfg.Link.serialiseNS(cfg.StateSize) + 10_000
+	return cfg, nil
+}
+
+// addNodes creates every node: its simulated EPT, its coherence engine
+// over the workload's pages and its vCPU migrator.
+func (s *Sim) addNodes() error {
+	cfg := &s.cfg
 	pages := cfg.Workload.Pages
-	nv := len(cfg.Workload.Streams)
 	for i := 0; i < cfg.Nodes; i++ {
 		e := &ept{s: s, node: i, acc: make([]memory.Access, pages)}
 		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Mutation: cfg.Mutation})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		mig, err := migrate.New(migrate.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, VCPUs: nv, StateSize: cfg.StateSize})
+		mig, err := migrate.New(migrate.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, VCPUs: len(cfg.Workload.Streams), StateSize: cfg.StateSize})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.nodes = append(s.nodes, &node{id: i, mem: mem, mig: mig, ept: e})
 	}
-	s.chans = make([][]*channel, cfg.Nodes)
-	s.linkBusy = make([][]int64, cfg.Nodes)
+	return nil
+}
+
+// connectNodes creates a channel and an idle link from every node to
+// every node.
+func (s *Sim) connectNodes() {
+	s.chans = make([][]*channel, s.cfg.Nodes)
+	s.linkBusy = make([][]int64, s.cfg.Nodes)
 	for i := range s.chans {
-		s.chans[i] = make([]*channel, cfg.Nodes)
-		s.linkBusy[i] = make([]int64, cfg.Nodes)
+		s.chans[i] = make([]*channel, s.cfg.Nodes)
+		s.linkBusy[i] = make([]int64, s.cfg.Nodes)
 		for j := range s.chans[i] {
 			s.chans[i][j] = newChannel(i, j)
 		}
 	}
-	s.check = newChecker(nv)
-	var ideal int64
-	for v, st := range cfg.Workload.Streams {
-		n := v % cfg.Nodes // migrate's default initial placement
+}
+
+// placeVCPUs creates a vCPU per workload stream on migrate's default
+// initial node (v mod nodes), with a recognisable state, and schedules
+// its first step at time 0. It returns the ideal makespan: the longest
+// stream run locally.
+func (s *Sim) placeVCPUs() (ideal int64) {
+	for v, st := range s.cfg.Workload.Streams {
+		n := v % s.cfg.Nodes // migrate's default initial placement
 		vc := &vcpu{id: v, stream: st, node: n}
 		s.vcpus = append(s.vcpus, vc)
-		if d := int64(len(st)) * cfg.StepNS; d > ideal {
+		if d := int64(len(st)) * s.cfg.StepNS; d > ideal {
 			ideal = d
 		}
 		rec := s.nodes[n].mig.VCPU(migrate.VCPUID(v))
 		binary.LittleEndian.PutUint64(rec.State[8:], uint64(v)^0x5eed)
 		s.schedule(event{at: 0, kind: evStep, node: n, v: v})
 	}
-	s.res.IdealNS = ideal
-	horizon := 2*ideal + 1
+	return ideal
+}
+
+// injectPartitions draws Faults.Partitions partitions between random
+// pairs of nodes, each starting at a random time within
+// Faults.PartitionWindowNS (or the horizon) and lasting
+// Faults.PartitionNS.
+func (s *Sim) injectPartitions(horizon int64) {
+	cfg := &s.cfg
 	for i := 0; i < cfg.Faults.Partitions && cfg.Nodes > 1; i++ {
 		a := s.rng.IntN(cfg.Nodes)
 		b := (a + 1 + s.rng.IntN(cfg.Nodes-1)) % cfg.Nodes
@@ -335,22 +388,27 @@ func newSim(cfg Config) (*Sim, error) {
 		from := s.rng.Int64N(w)
 		s.parts = append(s.parts, partition{a: a, b: b, from: from, to: from + cfg.Faults.PartitionNS})
 	}
-	for i := 0; i < cfg.Interrupts; i++ {
-		s.schedule(event{at: s.rng.Int64N(horizon), kind: evInterrupt, node: s.rng.IntN(cfg.Nodes), v: s.rng.IntN(nv), gen: uint64(32 + s.rng.IntN(200))})
+}
+
+// injectInterrupts schedules Config.Interrupts interrupts at random
+// times before the horizon, from random nodes to random vCPUs, with
+// random vectors from 32 to 231.
+func (s *Sim) injectInterrupts(horizon int64) {
+	for i := 0; i < s.cfg.Interrupts; i++ {
+		s.schedule(event{at: s.rng.Int64N(horizon), kind: evInterrupt, node: s.rng.IntN(s.cfg.Nodes), v: s.rng.IntN(len(s.vcpus)), gen: uint64(32 + s.rng.IntN(200))})
 	}
-	if cfg.Timers {
-		for v := range s.vcpus {
-			d := 1 + s.rng.Int64N(horizon)
-			rec := s.nodes[s.vcpus[v].node].mig.VCPU(migrate.VCPUID(v))
-			rec.TimerDeadline, rec.TimerVector = uint64(d), timerVector
-			s.check.armTimer(v, d)
-			s.schedule(event{at: d, kind: evTimer, node: s.vcpus[v].node, v: v})
-		}
+}
+
+// armTimers arms every vCPU's one-shot timer at a random deadline before
+// the horizon, in its migration record and in the checker.
+func (s *Sim) armTimers(horizon int64) {
+	for v := range s.vcpus {
+		d := 1 + s.rng.Int64N(horizon)
+		rec := s.nodes[s.vcpus[v].node].mig.VCPU(migrate.VCPUID(v))
+		rec.TimerDeadline, rec.TimerVector = uint64(d), timerVector
+		s.check.armTimer(v, d)
+		s.schedule(event{at: d, kind: evTimer, node: s.vcpus[v].node, v: v})
 	}
-	if cfg.SampleNS > 0 {
-		s.schedule(event{at: 0, kind: evSample})
-	}
-	return s, nil
 }
 
 // timerVector is the vector of the simulated LAPIC timer.
