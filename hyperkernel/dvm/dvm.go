@@ -469,6 +469,8 @@ func (r *Runtime) holdLocked() time.Duration {
 }
 
 // handle serves one message; an error means a peer broke the protocol.
+// The first byte says which family it belongs to: coherence, vCPU
+// migration, or a forwarded device write or read.
 func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty message from node %d", ErrBadMessage, from)
@@ -478,95 +480,136 @@ func (r *Runtime) handle(from memory.NodeID, b []byte) error {
 	}
 	switch b[0] {
 	case memory.MessageMagic:
-		var m memory.Message
-		if err := m.Unmarshal(b, &r.rx); err != nil {
-			return fmt.Errorf("dvm: from node %d: %w", from, err)
-		}
-		if m.Src != from {
-			return fmt.Errorf("%w: node %d sent a coherence message as node %d", ErrBadMessage, from, m.Src)
-		}
-		if err := r.eng.HandleMessage(&m, r.out); err != nil {
-			r.out.Reset()
-			return err
-		}
-		return r.flushMemory()
+		return r.handleCoherence(from, b)
 	case migrate.MessageMagic:
-		var m migrate.Message
-		if err := m.Unmarshal(b); err != nil {
-			return fmt.Errorf("dvm: from node %d: %w", from, err)
-		}
-		if m.Src != from {
-			return fmt.Errorf("%w: node %d sent a migration message as node %d", ErrBadMessage, from, m.Src)
-		}
-		ev, err := r.mig.HandleMessage(&m, r.mout)
-		if err != nil {
-			r.mout.Reset()
-			return err
-		}
-		if err := r.flushMigration(); err != nil {
-			return err
-		}
-		if ev.Kind == migrate.EventDelivered && r.cfg.OnInterrupt != nil {
-			r.cfg.OnInterrupt(ev.VCPU)
-		}
-		if ev.Kind == migrate.EventArrived {
-			rec := r.mig.VCPU(ev.VCPU)
-			n, err := vcpu.EncodedLen(rec.State)
-			if err != nil || n > len(rec.State) {
-				return fmt.Errorf("dvm: vCPU %d from node %d: bad state: %v", ev.VCPU, from, err)
-			}
-			if err := r.state.UnmarshalBinary(rec.State[:n]); err != nil {
-				return fmt.Errorf("dvm: vCPU %d from node %d: %w", ev.VCPU, from, err)
-			}
-			if r.policy != nil {
-				r.policy.Migrated(int(ev.VCPU), int(from), int(r.cfg.Self), r.now())
-			}
-			if r.cfg.OnArrive != nil {
-				r.cfg.OnArrive(ev.VCPU, &r.state)
-			}
-		}
-		return nil
+		return r.handleMigration(from, b)
 	case DeviceMagic:
-		var d DeviceWrite
-		if err := d.Unmarshal(b); err != nil {
-			return fmt.Errorf("dvm: from node %d: %w", from, err)
-		}
-		if d.VM != r.cfg.Spec.ID || r.cfg.Self != r.cfg.DeviceNode {
-			return fmt.Errorf("%w: device write for VM %d from node %d, not served here", ErrBadMessage, d.VM, from)
-		}
-		if r.cfg.DevicesUnlocked {
-			return r.queueDevice(devOp{from: from, w: d})
-		}
-		r.deviceLocked(d)
-		return nil
+		return r.handleDeviceWrite(from, b)
 	case DeviceReadMagic:
-		var d DeviceRead
-		if err := d.Unmarshal(b); err != nil {
-			return fmt.Errorf("dvm: from node %d: %w", from, err)
-		}
-		if d.VM != r.cfg.Spec.ID || int(d.VCPU) >= len(r.reads) {
-			return fmt.Errorf("%w: device read for VM %d vCPU %d from node %d", ErrBadMessage, d.VM, d.VCPU, from)
-		}
-		if !d.Reply {
-			if r.cfg.Self != r.cfg.DeviceNode {
-				return fmt.Errorf("%w: device read from node %d, not served here", ErrBadMessage, from)
-			}
-			if r.cfg.DevicesUnlocked {
-				return r.queueDevice(devOp{from: from, read: true, r: d})
-			}
-			d.Reply, d.Value = true, r.readDevice(d)
-			var rb [EnvelopeSize + DeviceReadSize]byte
-			n := d.MarshalTo(rb[EnvelopeSize:])
-			return r.send(from, rb[:EnvelopeSize+n])
-		}
-		p := &r.reads[d.VCPU]
-		if from != r.cfg.DeviceNode || !p.waiting || d.Seq != p.seq {
-			return fmt.Errorf("%w: node %d answered a device read of vCPU %d (seq %d) nobody waits for", ErrBadMessage, from, d.VCPU, d.Seq)
-		}
-		p.waiting, p.value = false, d.Value
-		return nil
+		return r.handleDeviceRead(from, b)
 	}
 	return fmt.Errorf("%w: magic %#x from node %d", ErrBadMessage, b[0], from)
+}
+
+// handleCoherence hands a memory coherence message from node from to the
+// coherence engine and sends what the engine answers.
+func (r *Runtime) handleCoherence(from memory.NodeID, b []byte) error {
+	var m memory.Message
+	if err := m.Unmarshal(b, &r.rx); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if m.Src != from {
+		return fmt.Errorf("%w: node %d sent a coherence message as node %d", ErrBadMessage, from, m.Src)
+	}
+	if err := r.eng.HandleMessage(&m, r.out); err != nil {
+		r.out.Reset()
+		return err
+	}
+	return r.flushMemory()
+}
+
+// handleMigration hands a vCPU migration message from node from to the
+// migrator, sends what it answers, and acts on what happened: an
+// interrupt delivered to a vCPU here, or a vCPU arrived.
+func (r *Runtime) handleMigration(from memory.NodeID, b []byte) error {
+	var m migrate.Message
+	if err := m.Unmarshal(b); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if m.Src != from {
+		return fmt.Errorf("%w: node %d sent a migration message as node %d", ErrBadMessage, from, m.Src)
+	}
+	ev, err := r.mig.HandleMessage(&m, r.mout)
+	if err != nil {
+		r.mout.Reset()
+		return err
+	}
+	if err := r.flushMigration(); err != nil {
+		return err
+	}
+	if ev.Kind == migrate.EventDelivered && r.cfg.OnInterrupt != nil {
+		r.cfg.OnInterrupt(ev.VCPU)
+	}
+	if ev.Kind == migrate.EventArrived {
+		return r.vcpuArrived(from, ev.VCPU)
+	}
+	return nil
+}
+
+// vcpuArrived decodes the state of vCPU v, just migrated here from node
+// from, tells the placement policy and hands the state to
+// Config.OnArrive.
+func (r *Runtime) vcpuArrived(from memory.NodeID, v migrate.VCPUID) error {
+	rec := r.mig.VCPU(v)
+	n, err := vcpu.EncodedLen(rec.State)
+	if err != nil || n > len(rec.State) {
+		return fmt.Errorf("dvm: vCPU %d from node %d: bad state: %v", v, from, err)
+	}
+	if err := r.state.UnmarshalBinary(rec.State[:n]); err != nil {
+		return fmt.Errorf("dvm: vCPU %d from node %d: %w", v, from, err)
+	}
+	if r.policy != nil {
+		r.policy.Migrated(int(v), int(from), int(r.cfg.Self), r.now())
+	}
+	if r.cfg.OnArrive != nil {
+		r.cfg.OnArrive(v, &r.state)
+	}
+	return nil
+}
+
+// handleDeviceWrite performs (or, with Config.DevicesUnlocked, queues) a
+// device write node from forwarded to this node, the device node.
+func (r *Runtime) handleDeviceWrite(from memory.NodeID, b []byte) error {
+	var d DeviceWrite
+	if err := d.Unmarshal(b); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if d.VM != r.cfg.Spec.ID || r.cfg.Self != r.cfg.DeviceNode {
+		return fmt.Errorf("%w: device write for VM %d from node %d, not served here", ErrBadMessage, d.VM, from)
+	}
+	if r.cfg.DevicesUnlocked {
+		return r.queueDevice(devOp{from: from, w: d})
+	}
+	r.deviceLocked(d)
+	return nil
+}
+
+// handleDeviceRead serves a forwarded device read: on the device node a
+// request, elsewhere the device node's reply to a read a vCPU here waits
+// for.
+func (r *Runtime) handleDeviceRead(from memory.NodeID, b []byte) error {
+	var d DeviceRead
+	if err := d.Unmarshal(b); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if d.VM != r.cfg.Spec.ID || int(d.VCPU) >= len(r.reads) {
+		return fmt.Errorf("%w: device read for VM %d vCPU %d from node %d", ErrBadMessage, d.VM, d.VCPU, from)
+	}
+	if !d.Reply {
+		return r.serveDeviceReadRequest(from, d)
+	}
+	p := &r.reads[d.VCPU]
+	if from != r.cfg.DeviceNode || !p.waiting || d.Seq != p.seq {
+		return fmt.Errorf("%w: node %d answered a device read of vCPU %d (seq %d) nobody waits for", ErrBadMessage, from, d.VCPU, d.Seq)
+	}
+	p.waiting, p.value = false, d.Value
+	return nil
+}
+
+// serveDeviceReadRequest performs (or, with Config.DevicesUnlocked,
+// queues) a device read node from forwarded to this node, which must be
+// the device node, and sends the reply.
+func (r *Runtime) serveDeviceReadRequest(from memory.NodeID, d DeviceRead) error {
+	if r.cfg.Self != r.cfg.DeviceNode {
+		return fmt.Errorf("%w: device read from node %d, not served here", ErrBadMessage, from)
+	}
+	if r.cfg.DevicesUnlocked {
+		return r.queueDevice(devOp{from: from, read: true, r: d})
+	}
+	d.Reply, d.Value = true, r.readDevice(d)
+	var rb [EnvelopeSize + DeviceReadSize]byte
+	n := d.MarshalTo(rb[EnvelopeSize:])
+	return r.send(from, rb[:EnvelopeSize+n])
 }
 
 // queueDevice hands a forwarded access to the device goroutine; more
