@@ -105,7 +105,7 @@ cluster: deps image
 
 vet: toolchain
 	$(GO) vet ./...
-	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./board/... ./hyperkernel/hv
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./machine/board/... ./hyperkernel/hv
 	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_microvm) .
 
 test: vet

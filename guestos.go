@@ -8,11 +8,11 @@ package main
 import (
 	"fmt"
 
-	"github.com/big-iron/big-iron/boot/bzimage"
-	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/console"
-	"github.com/big-iron/big-iron/hyperkernel/devices"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/machine/boot/bzimage"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/vmm/devices"
 )
 
 // defaultGuestCmdline is the guest kernel's command line unless the

@@ -9,21 +9,21 @@ import (
 	"io"
 	"time"
 
-	"github.com/big-iron/big-iron/board"
-	"github.com/big-iron/big-iron/boot/memmap"
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/node"
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
-	"github.com/big-iron/big-iron/hyperkernel/frames"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
-	"github.com/big-iron/big-iron/hyperkernel/memory"
-	"github.com/big-iron/big-iron/hyperkernel/node"
+	"github.com/big-iron/big-iron/machine/board"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/vmm/frames"
 )
 
 // Guest frames come from the memory no one else reserved (GuestMemory
 // leaves out the Go runtime's and the NIC DMA region) from 16 MiB up to
-// the end of the cacheable part of board/x86's identity map, through
+// the end of the cacheable part of machine/board/x86's identity map, through
 // which the hyperkernel reaches every frame (entry_amd64.s: 0-3 GiB
 // write-back, 3-4 GiB uncached for MMIO, nothing above).
 const (

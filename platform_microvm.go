@@ -6,8 +6,8 @@
 package main
 
 import (
-	"github.com/big-iron/big-iron/board"
-	"github.com/big-iron/big-iron/board/microvm"
+	"github.com/big-iron/big-iron/machine/board"
+	"github.com/big-iron/big-iron/machine/board/microvm"
 )
 
 func platform() *board.Platform { return microvm.Platform() }

@@ -6,8 +6,8 @@
 package main
 
 import (
-	"github.com/big-iron/big-iron/board"
-	"github.com/big-iron/big-iron/board/pc"
+	"github.com/big-iron/big-iron/machine/board"
+	"github.com/big-iron/big-iron/machine/board/pc"
 )
 
 func platform() *board.Platform { return pc.Platform() }

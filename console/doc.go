@@ -7,7 +7,7 @@
 // (nodes, node) and the network (ifconfig, ping, netstat). A command
 // parses its arguments (key=value ones with Args, the one parser), calls
 // the service's plain methods, and prints what they return; the services
-// (board, vmx, hyperkernel/hv, hyperkernel/node, netstack/ipstack) know
+// (machine/board, vmm/vmx, hyperkernel/hv, cluster/node, netstack/ipstack) know
 // nothing of the shell. Package console/shell is the line interpreter the
 // commands register with.
 package console

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
-	"github.com/big-iron/big-iron/hyperkernel/memory"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
 // DistRunner runs distributed VMs: implemented by the bare-metal hv.Dist.

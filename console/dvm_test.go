@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
-	"github.com/big-iron/big-iron/hyperkernel/memory"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
 // fakeDist is a DistRunner that records what the commands ask for.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/machine/nic"
 	"github.com/big-iron/big-iron/netstack/ipstack"
-	"github.com/big-iron/big-iron/netstack/nic"
 )
 
 // Interface is what ifconfig shows of one interface: its stack and, where

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/netstack/ipstack"
-	"github.com/big-iron/big-iron/netstack/link"
 )
 
 // wire is one end of a real-time Ethernet cable: frames transmitted at

@@ -9,9 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/big-iron/big-iron/cluster/membership"
+	"github.com/big-iron/big-iron/cluster/node"
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/membership"
-	"github.com/big-iron/big-iron/hyperkernel/node"
 	"github.com/big-iron/big-iron/netstack/cluster"
 )
 

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/big-iron/big-iron/cluster/membership"
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/membership"
+	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/netstack/cluster"
-	"github.com/big-iron/big-iron/netstack/link"
 )
 
 // fakeCluster is a node agent as `nodes` and `node` see it.

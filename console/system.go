@@ -10,9 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/big-iron/big-iron/board"
-	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/machine/board"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
 )
 
 // Build identifies the running image.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/board"
-	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/machine/board"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
 )
 
 func testSystem() *System {

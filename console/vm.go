@@ -13,11 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/big-iron/big-iron/boot/memmap"
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
 // Runner is what the vm commands drive: the hv.Hypervisor on bare metal.

@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/hyperkernel/exits"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/testguest"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // fakeRunner hands out cores in turn from a fixed sequence, standing in

@@ -8,7 +8,7 @@ import (
 	"io"
 
 	"github.com/big-iron/big-iron/console/shell"
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // VMXCommand returns `vmx`, which prints the BSP's VMX capabilities in

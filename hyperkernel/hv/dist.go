@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/big-iron/big-iron/boot/memmap"
-	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
-	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/memory"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/vmm/devices/acpi"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
 // DistStart is what `dvm start` asks for.

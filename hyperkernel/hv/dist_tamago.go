@@ -17,17 +17,17 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/big-iron/big-iron/ept"
-	"github.com/big-iron/big-iron/hyperkernel/devices/mmio"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
-	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/membership"
-	"github.com/big-iron/big-iron/hyperkernel/memory"
-	"github.com/big-iron/big-iron/hyperkernel/migrate"
-	"github.com/big-iron/big-iron/hyperkernel/runloop"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
-	"github.com/big-iron/big-iron/hyperkernel/vcpu"
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/membership"
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/vmm/devices/mmio"
+	"github.com/big-iron/big-iron/vmm/ept"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/runloop"
+	"github.com/big-iron/big-iron/vmm/testguest"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // distPages is the guest memory of a distributed test VM (4 MiB).

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/vmm/devices/acpi"
 )
 
 func TestDistNUMA(t *testing.T) {

@@ -6,7 +6,7 @@ package hv
 import (
 	"sync/atomic"
 
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
+	"github.com/big-iron/big-iron/cluster/dvm"
 )
 
 // This file holds the parts of a distributed VM's exit handling that need

@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
 // Result is the outcome of one test-guest run.

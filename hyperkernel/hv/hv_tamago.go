@@ -16,15 +16,15 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/big-iron/big-iron/board"
-	"github.com/big-iron/big-iron/ept"
-	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/frames"
-	"github.com/big-iron/big-iron/hyperkernel/runloop"
-	"github.com/big-iron/big-iron/hyperkernel/spinlock"
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
-	"github.com/big-iron/big-iron/hyperkernel/vcpu"
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/machine/board"
+	"github.com/big-iron/big-iron/vmm/ept"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/frames"
+	"github.com/big-iron/big-iron/vmm/runloop"
+	"github.com/big-iron/big-iron/vmm/spinlock"
+	"github.com/big-iron/big-iron/vmm/testguest"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // Test-VM layout: guest RAM size, and the bound on exits before a guest

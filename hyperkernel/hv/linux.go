@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/big-iron/big-iron/boot/memmap"
-	"github.com/big-iron/big-iron/hyperkernel/devices"
-	"github.com/big-iron/big-iron/hyperkernel/devices/acpi"
-	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/frames"
-	"github.com/big-iron/big-iron/hyperkernel/spinlock"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/vmm/devices"
+	"github.com/big-iron/big-iron/vmm/devices/acpi"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/frames"
+	"github.com/big-iron/big-iron/vmm/spinlock"
 )
 
 // LinuxConfig describes an operating-system guest to boot.

@@ -12,13 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/big-iron/big-iron/ept"
-	"github.com/big-iron/big-iron/hyperkernel/devices"
-	"github.com/big-iron/big-iron/hyperkernel/devices/ioapic"
-	"github.com/big-iron/big-iron/hyperkernel/dvm"
-	"github.com/big-iron/big-iron/hyperkernel/memory"
-	"github.com/big-iron/big-iron/hyperkernel/migrate"
-	"github.com/big-iron/big-iron/hyperkernel/vcpu"
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/vmm/devices"
+	"github.com/big-iron/big-iron/vmm/devices/ioapic"
+	"github.com/big-iron/big-iron/vmm/ept"
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
 // clockPeriod is how often a node of a distributed Linux VM tells the

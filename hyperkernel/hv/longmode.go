@@ -6,7 +6,7 @@ package hv
 import (
 	"fmt"
 
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // LongModeEntry is where a vCPU starts that enters 64-bit mode directly,

@@ -6,8 +6,8 @@ package hv
 import (
 	"testing"
 
-	"github.com/big-iron/big-iron/vmx"
-	"github.com/big-iron/big-iron/vmx/captured"
+	"github.com/big-iron/big-iron/vmm/vmx"
+	"github.com/big-iron/big-iron/vmm/vmx/captured"
 )
 
 // linuxControls are the controls a Linux guest runs with.

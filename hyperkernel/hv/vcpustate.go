@@ -6,8 +6,8 @@ package hv
 import (
 	"encoding/binary"
 
-	"github.com/big-iron/big-iron/hyperkernel/vcpu"
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // efer bits (Intel SDM Vol. 3A, 2.2.1).

@@ -6,10 +6,10 @@ package hv
 import (
 	"testing"
 
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
-	"github.com/big-iron/big-iron/hyperkernel/vcpu"
-	"github.com/big-iron/big-iron/vmx"
-	"github.com/big-iron/big-iron/vmx/captured"
+	"github.com/big-iron/big-iron/vmm/testguest"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
+	"github.com/big-iron/big-iron/vmm/vmx/captured"
 )
 
 // A vCPU saved from one processor's VMCS, encoded, decoded and loaded on

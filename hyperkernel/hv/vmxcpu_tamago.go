@@ -8,10 +8,10 @@ package hv
 import (
 	"encoding/binary"
 
-	"github.com/big-iron/big-iron/hyperkernel/exits"
-	"github.com/big-iron/big-iron/hyperkernel/runloop"
-	"github.com/big-iron/big-iron/hyperkernel/vcpu"
-	"github.com/big-iron/big-iron/vmx"
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/runloop"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // VM-entry interruption information and RFLAGS bits (Intel SDM Vol. 3C,

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
-	"github.com/big-iron/big-iron/netstack/link/memlink"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/machine/link/memlink"
 )
 
 // pair is two endpoints on an in-memory switch with no faults, for

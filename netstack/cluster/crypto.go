@@ -8,7 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // KeyLen is the length of the cluster key given at boot.

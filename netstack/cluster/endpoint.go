@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // Defaults for Config fields left zero.

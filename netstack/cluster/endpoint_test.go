@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
-	"github.com/big-iron/big-iron/netstack/link/memlink"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/machine/link/memlink"
 )
 
 // net is a simulated cluster: endpoints on one in-memory switch, driven by

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 func testKey() []byte {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // captureLink records transmitted frames instead of sending them.

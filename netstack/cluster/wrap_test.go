@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link/memlink"
+	"github.com/big-iron/big-iron/machine/link/memlink"
 )
 
 // TestSequenceWrap runs lossy exchanges whose sequence numbers cross

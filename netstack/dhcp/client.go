@@ -10,7 +10,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // UDP ports (RFC 2131, 4.1) and header sizes.

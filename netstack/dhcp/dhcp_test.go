@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 var (

@@ -15,8 +15,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/big-iron/big-iron/netstack/link"
-	"github.com/big-iron/big-iron/netstack/nic"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/machine/nic"
 )
 
 // Reg is a register offset in BAR 0 (8254x SDM 13.4 "Register

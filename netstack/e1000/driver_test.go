@@ -9,9 +9,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/big-iron/big-iron/netstack/link"
-	"github.com/big-iron/big-iron/netstack/nic"
-	"github.com/big-iron/big-iron/netstack/nic/nictest"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/machine/nic"
+	"github.com/big-iron/big-iron/machine/nic/nictest"
 )
 
 // model is a small 8254x: registers, reset, MAC in RAL/RAH or EEPROM,

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // wire is one end of a real-time point-to-point Ethernet cable: frames

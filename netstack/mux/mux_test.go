@@ -6,7 +6,7 @@ package mux
 import (
 	"testing"
 
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // fakeLink records transmissions and lets the test inject frames.

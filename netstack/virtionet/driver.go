@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/big-iron/big-iron/netstack/link"
-	"github.com/big-iron/big-iron/netstack/nic"
-	"github.com/big-iron/big-iron/virtio/spec"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/machine/nic"
+	"github.com/big-iron/big-iron/machine/virtio/spec"
 )
 
 // Network device configuration and feature bits (5.1.3, 5.1.4); the

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/big-iron/big-iron/hyperkernel/devices"
-	"github.com/big-iron/big-iron/hyperkernel/devices/virtio"
-	"github.com/big-iron/big-iron/netstack/link"
-	"github.com/big-iron/big-iron/netstack/nic"
-	"github.com/big-iron/big-iron/netstack/nic/nictest"
-	"github.com/big-iron/big-iron/virtio/spec"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/machine/nic"
+	"github.com/big-iron/big-iron/machine/nic/nictest"
+	"github.com/big-iron/big-iron/machine/virtio/spec"
+	"github.com/big-iron/big-iron/vmm/devices"
+	"github.com/big-iron/big-iron/vmm/devices/virtio"
 )
 
 // busMemory lets the device model reach the driver's DMA memory.
@@ -38,7 +38,7 @@ func (b busMemory) WriteAt(p []byte, a uint64) error {
 	return nil
 }
 
-// netModel is a virtio-net device behind hyperkernel/devices/virtio's
+// netModel is a virtio-net device behind vmm/devices/virtio's
 // transport: frames the driver sends are kept, frames queued with
 // deliver are put in the driver's receive buffers.
 type netModel struct {

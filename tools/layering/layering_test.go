@@ -19,7 +19,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/big-iron/big-iron/boot/cmdline"
+	"github.com/big-iron/big-iron/machine/boot/cmdline"
 	"github.com/big-iron/big-iron/netstack/cluster"
 )
 
@@ -98,7 +98,7 @@ func load(t *testing.T, dir string) map[string]*pkg {
 		}
 	}
 	// ./... leaves out directories whose every file the host build
-	// excludes (board/x86, the image's main package): read those
+	// excludes (machine/board/x86, the image's main package): read those
 	// directly.
 	seen := map[string]bool{}
 	for _, p := range pkgs {
@@ -299,7 +299,7 @@ func folderLoops(pkgs map[string]*pkg) []string {
 
 func TestNoFolderLoops(t *testing.T) {
 	pkgs := load(t, moduleRoot(t))
-	for _, want := range []string{"console", shellPkg, "hyperkernel/hv", "netstack/ipstack", "board"} {
+	for _, want := range []string{"console", shellPkg, "hyperkernel/hv", "netstack/ipstack", "machine/board"} {
 		if pkgs[want] == nil {
 			t.Fatalf("go list did not show package %s: the test would see nothing", want)
 		}

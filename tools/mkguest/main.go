@@ -1,5 +1,5 @@
 // Command mkguest writes big-iron's test-guest payloads (package
-// hyperkernel/testguest) to files: for each variant NAME, NAME.bin (load at
+// vmm/testguest) to files: for each variant NAME, NAME.bin (load at
 // guest-physical testguest.LoadAddress, start in real mode at CS base 0,
 // IP LoadAddress) and NAME.lst (an instruction listing).
 //
@@ -18,7 +18,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/big-iron/big-iron/hyperkernel/testguest"
+	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
 func main() {

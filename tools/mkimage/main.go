@@ -22,7 +22,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/big-iron/big-iron/boot/image"
+	"github.com/big-iron/big-iron/machine/boot/image"
 )
 
 // Names of the files written by -pxe.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/big-iron/big-iron/boot/multiboot"
+	"github.com/big-iron/big-iron/machine/boot/multiboot"
 )
 
 // buildELF links a tiny Go program the way the bare-metal image is linked.

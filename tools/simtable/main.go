@@ -1,4 +1,4 @@
-// Command simtable runs the deterministic simulator (hyperkernel/sim) for
+// Command simtable runs the deterministic simulator (sim) for
 // every workload under every placement policy and prints, per run, remote
 // faults, vCPU migrations, bytes on the wire and the modelled slowdown
 // against the same workload on one node with all memory local. The last
@@ -21,10 +21,10 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/big-iron/big-iron/hyperkernel/migrate"
-	"github.com/big-iron/big-iron/hyperkernel/sched"
-	"github.com/big-iron/big-iron/hyperkernel/sim"
-	"github.com/big-iron/big-iron/hyperkernel/sim/workload"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/cluster/sched"
+	"github.com/big-iron/big-iron/sim"
+	"github.com/big-iron/big-iron/sim/workload"
 )
 
 // options are the command's settings.

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/big-iron/big-iron/hyperkernel/migrate"
-	"github.com/big-iron/big-iron/hyperkernel/sim"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/sim"
 )
 
 func testOptions() options {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/big-iron/big-iron/boot/cmdline"
-	"github.com/big-iron/big-iron/netstack/link"
+	"github.com/big-iron/big-iron/machine/boot/cmdline"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 // The command line each node gets must parse as that node's settings.

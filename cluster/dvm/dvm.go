@@ -1,0 +1,1242 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package dvm runs this node's share of a distributed virtual machine: one
+// guest whose memory and vCPUs span several hyperkernel nodes. It joins
+// the coherence engine (package memory), the vCPU migrator (package
+// migrate) and the cluster transport, and gives the node's vCPU loops and
+// shell what they need: resolve an EPT violation, read or write guest
+// memory from the hyperkernel, send a vCPU away, raise an interrupt on a
+// vCPU wherever it runs, and forward a device access (port or MMIO, read
+// or write) to the node that hosts the VM's devices.
+//
+// # Who may touch the engine
+//
+// The engine drives the node's second-level page tables. Lowering a
+// page's access (an invalidation, a fetch by another node) is safe only
+// while no vCPU of this node runs in guest mode with a stale translation,
+// so the rule is: whoever drives the engine holds the Runtime's lock, and
+// a vCPU loop holds the lock while its vCPU is in guest mode. The loop
+// lets go when its vCPU blocks (HLT, a remote fault, the end of a time
+// slice); at every exit it checks [Runtime.Pending] and serves the
+// messages that arrived meanwhile before re-entering the guest, whose
+// next VMCS load flushes the EPT translations. Messages that arrive while
+// no vCPU runs here are served by the Runtime's own goroutine ([Runtime.Run]).
+//
+// Outside this package the lock is reached only through a [Handle]: a
+// vCPU loop gets one for its vCPU ([Runtime.Handle]), anything else that
+// acts under the lock one for [NoVCPU]; a handle's methods panic unless
+// it holds the lock. The lock is a sync.Mutex: a vCPU loop must take it
+// while not pinned to its core and must leave its core (clear its VMCS,
+// unpin) before any call that may block — [Handle.Serve],
+// [Handle.Fault], [Handle.Depart], [Handle.Forward], [Handle.Interrupt],
+// [Handle.ReadDevice] and [Handle.Read] send on the transport and may
+// wait.
+//
+// Frame receive never takes the lock: [Runtime.Deliver] copies a message
+// into the inbox, so the transport's own lock and this one are never held
+// in the opposite order.
+package dvm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/cluster/sched"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+)
+
+// StateSize is the room a vCPU's encoded architectural state has in a
+// migration message: the largest vcpu.State encoding, rounded up.
+const StateSize = 6144
+
+// Transport carries a VM's messages between nodes on Channel: reliable,
+// exactly once, in order per pair of nodes (the cluster transport's
+// channels). Send may block while the peer's window is full; it copies msg.
+type Transport interface {
+	Send(to memory.NodeID, msg []byte) error
+}
+
+// Config describes this node's share of a VM.
+type Config struct {
+	Spec Spec
+	Self memory.NodeID
+	// Home maps a page number to its home node (the same function on
+	// every node); nil follows Spec.Homes.
+	Home func(page uint64) memory.NodeID
+	// Place is the node each vCPU starts on; nil follows Spec.Place.
+	Place func(v migrate.VCPUID) memory.NodeID
+	// Perm drives this node's second-level tables; Frames supplies the
+	// frames that hold page copies (nil: the Go heap, for tests).
+	Perm   memory.Permissions
+	Frames memory.FrameSource
+	// Transport sends to the other nodes.
+	Transport Transport
+	// DeviceNode hosts the VM's devices: forwarded writes go there.
+	DeviceNode memory.NodeID
+	// OnArrive is called, with the lock held, when a vCPU arrives by
+	// migration: st is valid only during the call. It must not block.
+	OnArrive func(v migrate.VCPUID, st *vcpu.State)
+	// OnDevice handles a device write from a vCPU on another node: with
+	// the lock held, h holding it (it must not block), or with
+	// DevicesUnlocked on the device goroutine, h not holding it.
+	OnDevice func(h *Handle, d DeviceWrite)
+	// OnDeviceRead serves a device read (on the device node), with the
+	// lock held, and returns the value. It must not block.
+	OnDeviceRead func(d DeviceRead) uint64
+	// Hold bounds how long a page this node has just gained access to
+	// stays here before a request from another node takes it away (or
+	// shares it): a window for the vCPU that faulted to use it, as in
+	// Mirage's time window. The window is three times this node's
+	// average remote-fault wait, at most Hold: long enough for a vCPU
+	// to gather the few pages a critical section needs (a lock, a
+	// sequence count and its data) before the first is taken back.
+	// Without it two nodes that write the same pages can hand them back
+	// and forth at every exit, neither finishing. Zero serves requests
+	// at once.
+	Hold time.Duration
+	// DevicesUnlocked makes the device node serve forwarded device
+	// accesses (OnDevice, OnDeviceRead) on a goroutine of their own,
+	// in the order they arrived, without the lock: for devices that
+	// reach guest memory through the Runtime (DMA), which takes the lock.
+	// Replies to reads are sent from that goroutine.
+	DevicesUnlocked bool
+	// OnInterrupt, if set, is called with the lock held when an interrupt
+	// from another node becomes pending on vCPU v, hosted here (to wake
+	// it if it waits). It must not block.
+	OnInterrupt func(v migrate.VCPUID)
+	// Slots is how many of the VM's vCPUs a node runs before the move
+	// policy (Spec.Move) counts it as full; 0: all of them (a node
+	// time-shares its cores between vCPUs).
+	Slots int
+}
+
+// Stats counts the Runtime's activity on this node.
+type Stats struct {
+	Memory    memory.Stats
+	Migration migrate.Stats
+	// Shared and Modified count the pages this node holds per state.
+	Shared, Modified int
+	// RemoteWaits counts faults that waited for another node, and
+	// WaitTime is the total time they waited.
+	RemoteWaits uint64
+	WaitTime    time.Duration
+	// Received counts messages taken from the transport; Rejected those
+	// that were malformed or impossible (dropped, the VM stopped); Stale
+	// those of another VM (an earlier one's, still in flight), dropped.
+	Received, Rejected, Stale uint64
+	// BytesIn counts the bytes of received messages; BytesOut those of
+	// the coherence messages sent, as they went on the wire (pages
+	// packed), where Memory.Bytes counts every page whole.
+	BytesIn, BytesOut uint64
+	// DeviceReads counts device reads forwarded to the device node and
+	// DeviceReadTime the time they waited for their values.
+	DeviceReads    uint64
+	DeviceReadTime time.Duration
+	// PolicyMoves counts the migrations the move policy chose (vCPUs
+	// that went to a page instead of fetching it).
+	PolicyMoves uint64
+}
+
+// ErrStopped is returned once the VM has been stopped on this node.
+var ErrStopped = errors.New("dvm: VM stopped")
+
+// ErrFlood stops a VM on this node when another node sends more than this
+// node has served (MaxInbox messages waiting, or MaxDeviceQueue device
+// accesses): no node of a working VM does, since each vCPU has at most
+// one fault or device read outstanding and copies are written back at
+// link speed and served at memory speed. The queue is not allowed to grow
+// instead: it lives in the Go heap every guest shares, and the receive
+// path, which also carries the cluster's heartbeats, must never block.
+var ErrFlood = errors.New("dvm: flooded")
+
+// MaxInbox and MaxDeviceQueue bound the messages waiting to be served
+// and the forwarded device accesses waiting for the device goroutine.
+const (
+	MaxInbox       = 8192
+	MaxDeviceQueue = 1024
+)
+
+// pendingRead is a vCPU's forwarded device read.
+type pendingRead struct {
+	seq     uint8 // of the latest read sent
+	waiting bool  // a reply to seq is due
+	value   uint64
+}
+
+// devOp is a forwarded device access waiting for the device goroutine.
+type devOp struct {
+	from memory.NodeID
+	read bool
+	w    DeviceWrite
+	r    DeviceRead
+}
+
+// inMsg is a received message waiting in the inbox.
+type inMsg struct {
+	from memory.NodeID
+	b    []byte
+}
+
+// Runtime is this node's share of one distributed VM.
+type Runtime struct {
+	cfg Config
+
+	mu sync.Mutex // see the package comment
+	// locked is the handle OnDevice gets with the lock held; devHandle
+	// the one it gets on the device goroutine.
+	locked, devHandle Handle
+	eng               *memory.Engine
+	mig               *migrate.Migrator
+	out               *memory.Outbox
+	mout              *migrate.Outbox
+	tx                []byte
+	rx                memory.Page
+	state             vcpu.State
+	err               error // first fatal error; the VM is stopped on this node
+	// lost is set by NodeFailed without the lock, so that waiters wake
+	// even while a vCPU holds the lock to send; err follows.
+	lost  atomic.Pointer[NodeLostError]
+	stats Stats
+	reads []pendingRead // per vCPU: its forwarded device read
+	waits []uint32      // per page: faults that waited for another node
+	// acquired is, per page, when this node last gained access to it
+	// (nanoseconds since epoch); held are the requests the hold window
+	// defers, in arrival order, and heldN their number.
+	acquired   []int64
+	epoch      time.Time
+	held, hold []inMsg
+	heldN      atomic.Int32
+	done       [][]byte
+	// policy decides pull or move on remote faults (nil: Spec.Move is
+	// MovePull); hyst is it when it is a sched.Hysteresis, whose costs
+	// follow the measured remote-fault wait.
+	policy sched.Policy
+	hyst   *sched.Hysteresis
+
+	// forwarded device accesses for the device goroutine
+	// (Config.DevicesUnlocked), under dmu
+	dmu     sync.Mutex
+	dcond   *sync.Cond
+	devq    []devOp
+	dclosed bool
+	// devPending counts accesses queued or being performed.
+	devPending int
+
+	// inbox, under qmu
+	qmu    sync.Mutex
+	cond   *sync.Cond
+	queue  []inMsg
+	work   []inMsg
+	spare  [][]byte
+	gen    uint64 // incremented by every drain that served a message
+	closed bool
+	// flooder is 1 + the first node whose message found the inbox full.
+	flooder int
+	// stale counts messages dropped for carrying another VM's id.
+	stale   atomic.Uint64
+	pending atomic.Int32
+}
+
+// New builds this node's share of the VM described by cfg.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if int(cfg.Self) >= cfg.Spec.Nodes || int(cfg.DeviceNode) >= cfg.Spec.Nodes {
+		return nil, fmt.Errorf("dvm: node %d (devices on %d) outside a VM of %d nodes", cfg.Self, cfg.DeviceNode, cfg.Spec.Nodes)
+	}
+	if cfg.Transport == nil || cfg.Perm == nil {
+		return nil, errors.New("dvm: Transport and Perm are required")
+	}
+	if cfg.Home == nil {
+		cfg.Home = cfg.Spec.Homes.Home(cfg.Spec.Nodes)
+	}
+	if cfg.Place == nil {
+		n, p := cfg.Spec.Nodes, cfg.Spec.Place
+		cfg.Place = func(v migrate.VCPUID) memory.NodeID { return p.Node(v, n) }
+	}
+	r := &Runtime{
+		cfg:   cfg,
+		out:   memory.NewOutbox(),
+		mout:  migrate.NewOutbox(),
+		tx:    make([]byte, EnvelopeSize+migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
+		reads: make([]pendingRead, cfg.Spec.VCPUs),
+		waits: make([]uint32, cfg.Spec.Pages),
+		epoch: time.Now(),
+	}
+	if cfg.Hold > 0 {
+		r.acquired = make([]int64, cfg.Spec.Pages)
+	}
+	switch cfg.Spec.Move {
+	case MoveHysteresis:
+		r.hyst = sched.NewHysteresis(sched.DefaultHysteresis(sched.Costs{PullNS: initialPullNS, MoveNS: 2 * initialPullNS}), cfg.Spec.Nodes, cfg.Spec.VCPUs)
+		r.policy = r.hyst
+	case MoveAlways:
+		r.policy = sched.AlwaysMove{}
+	}
+	r.locked = Handle{r: r, v: NoVCPU}
+	r.devHandle = Handle{r: r, v: NoVCPU}
+	r.cond = sync.NewCond(&r.qmu)
+	r.dcond = sync.NewCond(&r.dmu)
+	var err error
+	r.eng, err = memory.NewEngine(memory.Config{
+		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
+		Home: cfg.Home, Perm: cfg.Perm, Frames: cfg.Frames,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
+	}
+	r.mig, err = migrate.New(migrate.Config{
+		Self: cfg.Self, Nodes: cfg.Spec.Nodes, VCPUs: cfg.Spec.VCPUs, StateSize: StateSize,
+		Initial: cfg.Place,
+	})
+	if err != nil {
+		r.eng.Close()
+		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
+	}
+	return r, nil
+}
+
+// Spec returns the VM's description.
+func (r *Runtime) Spec() Spec { return r.cfg.Spec }
+
+// Self returns this node.
+func (r *Runtime) Self() memory.NodeID { return r.cfg.Self }
+
+// Deliver takes a message that arrived on Channel from node from (a
+// memory, migrate or device message; control messages belong to the
+// caller). It copies msg and never blocks on the Runtime's lock.
+func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
+	body, ok := openEnvelope(msg, r.cfg.Spec.ID)
+	if !ok {
+		// Another VM's (an earlier one's, still in flight), or no
+		// envelope at all: never this VM's business.
+		r.stale.Add(1)
+		return
+	}
+	msg = body
+	r.qmu.Lock()
+	if r.closed {
+		r.qmu.Unlock()
+		return
+	}
+	var b []byte
+	if n := len(r.spare); n > 0 && cap(r.spare[n-1]) >= len(msg) {
+		b = r.spare[n-1][:len(msg)]
+		r.spare = r.spare[:n-1]
+	} else {
+		b = make([]byte, len(msg), max(len(msg), memory.MaxMessageSize))
+	}
+	if len(r.queue) >= MaxInbox {
+		// Dropped: the VM stops at the next drain (flooded).
+		if r.flooder == 0 {
+			r.flooder = int(from) + 1
+		}
+		r.spare = append(r.spare, b)
+		r.pending.Add(1)
+		r.cond.Broadcast()
+		r.qmu.Unlock()
+		return
+	}
+	copy(b, msg)
+	r.queue = append(r.queue, inMsg{from: from, b: b})
+	r.pending.Add(1)
+	r.cond.Broadcast()
+	r.qmu.Unlock()
+}
+
+// Pending reports whether messages wait in the inbox. It is cheap enough
+// to call at every VM exit.
+func (r *Runtime) Pending() bool { return r.pending.Load() != 0 || r.heldN.Load() != 0 }
+
+// Lock takes the Runtime's lock and serves the inbox.
+func (r *Runtime) lock() {
+	r.mu.Lock()
+	r.drainLocked()
+}
+
+// Unlock lets go of the Runtime's lock.
+func (r *Runtime) unlock() { r.mu.Unlock() }
+
+// serveLocked serves the inbox; the caller holds the lock and is not
+// pinned (serving sends replies).
+func (r *Runtime) serveLocked() { r.drainLocked() }
+
+// Err returns the error that stopped the VM on this node, if any.
+func (r *Runtime) Err() error {
+	if e := r.lost.Load(); e != nil {
+		return e
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// errLocked is Err for a caller holding the lock.
+func (r *Runtime) errLocked() error { return r.stoppedLocked() }
+
+// send sends the message in b[EnvelopeSize:] to node to, enveloped for
+// this VM in b[:EnvelopeSize].
+func (r *Runtime) send(to memory.NodeID, b []byte) error {
+	putEnvelope(b, r.cfg.Spec.ID)
+	return r.cfg.Transport.Send(to, b)
+}
+
+func (r *Runtime) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *Runtime) drainLocked() {
+	if r.pending.Load() == 0 && r.heldN.Load() == 0 {
+		return
+	}
+	r.qmu.Lock()
+	r.work, r.queue = r.queue, r.work[:0]
+	r.pending.Store(0)
+	flooder := r.flooder
+	r.qmu.Unlock()
+	if flooder != 0 {
+		r.fail(fmt.Errorf("%w: node %d sent more than %d messages this node had not served", ErrFlood, flooder-1, MaxInbox))
+	}
+	// Held requests first, then the new messages, in arrival order; a
+	// sender with a request still held has its later messages held
+	// behind it, so that each sender's messages are served in order.
+	var blocked uint64 // senders with a message held in this pass
+	now := int64(time.Since(r.epoch))
+	r.hold = r.hold[:0]
+	r.done = r.done[:0]
+	served := 0
+	for _, list := range [2][]inMsg{r.held, r.work} {
+		for _, m := range list {
+			if blocked&(1<<m.from) != 0 || r.holdsLocked(m.b, now) {
+				blocked |= 1 << m.from
+				r.hold = append(r.hold, m)
+				continue
+			}
+			r.stats.Received++
+			r.stats.BytesIn += uint64(len(m.b))
+			if err := r.handle(m.from, m.b); err != nil {
+				r.stats.Rejected++
+				r.fail(err)
+			}
+			r.done = append(r.done, m.b)
+			served++
+		}
+	}
+	r.held, r.hold = r.hold, r.held
+	r.heldN.Store(int32(len(r.held)))
+	r.qmu.Lock()
+	r.spare = append(r.spare, r.done...)
+	clear(r.done)
+	clear(r.work)
+	if served > 0 {
+		r.gen++
+		r.cond.Broadcast()
+	}
+	r.qmu.Unlock()
+}
+
+// holdsLocked reports whether message b is a request for a page this
+// node gained access to less than Config.Hold ago (see Config.Hold).
+func (r *Runtime) holdsLocked(b []byte, now int64) bool {
+	if r.acquired == nil || len(b) < memory.MessageHeaderSize || b[0] != memory.MessageMagic {
+		return false
+	}
+	switch memory.Kind(b[1]) {
+	case memory.KindReadReq, memory.KindWriteReq, memory.KindInv, memory.KindFetch, memory.KindFetchInv:
+	default:
+		return false
+	}
+	p := binary.LittleEndian.Uint64(b[8:]) / memory.PageSize
+	return p < uint64(len(r.acquired)) && now-r.acquired[p] < int64(r.holdLocked())
+}
+
+// holdLocked is the hold window now (see Config.Hold).
+func (r *Runtime) holdLocked() time.Duration {
+	if r.stats.RemoteWaits == 0 {
+		return r.cfg.Hold
+	}
+	return min(3*r.stats.WaitTime/time.Duration(r.stats.RemoteWaits), r.cfg.Hold)
+}
+
+// handle serves one message; an error means a peer broke the protocol.
+// The first byte says which family it belongs to: coherence, vCPU
+// migration, or a forwarded device write or read.
+func (r *Runtime) handle(from memory.NodeID, b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty message from node %d", ErrBadMessage, from)
+	}
+	if r.stoppedLocked() != nil {
+		return nil // stopped: drop quietly, the error is already reported
+	}
+	switch b[0] {
+	case memory.MessageMagic:
+		return r.handleCoherence(from, b)
+	case migrate.MessageMagic:
+		return r.handleMigration(from, b)
+	case DeviceMagic:
+		return r.handleDeviceWrite(from, b)
+	case DeviceReadMagic:
+		return r.handleDeviceRead(from, b)
+	}
+	return fmt.Errorf("%w: magic %#x from node %d", ErrBadMessage, b[0], from)
+}
+
+// handleCoherence hands a memory coherence message from node from to the
+// coherence engine and sends what the engine answers.
+func (r *Runtime) handleCoherence(from memory.NodeID, b []byte) error {
+	var m memory.Message
+	if err := m.Unmarshal(b, &r.rx); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if m.Src != from {
+		return fmt.Errorf("%w: node %d sent a coherence message as node %d", ErrBadMessage, from, m.Src)
+	}
+	if err := r.eng.HandleMessage(&m, r.out); err != nil {
+		r.out.Reset()
+		return err
+	}
+	return r.flushMemory()
+}
+
+// handleMigration hands a vCPU migration message from node from to the
+// migrator, sends what it answers, and acts on what happened: an
+// interrupt delivered to a vCPU here, or a vCPU arrived.
+func (r *Runtime) handleMigration(from memory.NodeID, b []byte) error {
+	var m migrate.Message
+	if err := m.Unmarshal(b); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if m.Src != from {
+		return fmt.Errorf("%w: node %d sent a migration message as node %d", ErrBadMessage, from, m.Src)
+	}
+	ev, err := r.mig.HandleMessage(&m, r.mout)
+	if err != nil {
+		r.mout.Reset()
+		return err
+	}
+	if err := r.flushMigration(); err != nil {
+		return err
+	}
+	if ev.Kind == migrate.EventDelivered && r.cfg.OnInterrupt != nil {
+		r.cfg.OnInterrupt(ev.VCPU)
+	}
+	if ev.Kind == migrate.EventArrived {
+		return r.vcpuArrived(from, ev.VCPU)
+	}
+	return nil
+}
+
+// vcpuArrived decodes the state of vCPU v, just migrated here from node
+// from, tells the placement policy and hands the state to
+// Config.OnArrive.
+func (r *Runtime) vcpuArrived(from memory.NodeID, v migrate.VCPUID) error {
+	rec := r.mig.VCPU(v)
+	n, err := vcpu.EncodedLen(rec.State)
+	if err != nil || n > len(rec.State) {
+		return fmt.Errorf("dvm: vCPU %d from node %d: bad state: %v", v, from, err)
+	}
+	if err := r.state.UnmarshalBinary(rec.State[:n]); err != nil {
+		return fmt.Errorf("dvm: vCPU %d from node %d: %w", v, from, err)
+	}
+	if r.policy != nil {
+		r.policy.Migrated(int(v), int(from), int(r.cfg.Self), r.now())
+	}
+	if r.cfg.OnArrive != nil {
+		r.cfg.OnArrive(v, &r.state)
+	}
+	return nil
+}
+
+// handleDeviceWrite performs (or, with Config.DevicesUnlocked, queues) a
+// device write node from forwarded to this node, the device node.
+func (r *Runtime) handleDeviceWrite(from memory.NodeID, b []byte) error {
+	var d DeviceWrite
+	if err := d.Unmarshal(b); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if d.VM != r.cfg.Spec.ID || r.cfg.Self != r.cfg.DeviceNode {
+		return fmt.Errorf("%w: device write for VM %d from node %d, not served here", ErrBadMessage, d.VM, from)
+	}
+	if r.cfg.DevicesUnlocked {
+		return r.queueDevice(devOp{from: from, w: d})
+	}
+	r.deviceLocked(d)
+	return nil
+}
+
+// handleDeviceRead serves a forwarded device read: on the device node a
+// request, elsewhere the device node's reply to a read a vCPU here waits
+// for.
+func (r *Runtime) handleDeviceRead(from memory.NodeID, b []byte) error {
+	var d DeviceRead
+	if err := d.Unmarshal(b); err != nil {
+		return fmt.Errorf("dvm: from node %d: %w", from, err)
+	}
+	if d.VM != r.cfg.Spec.ID || int(d.VCPU) >= len(r.reads) {
+		return fmt.Errorf("%w: device read for VM %d vCPU %d from node %d", ErrBadMessage, d.VM, d.VCPU, from)
+	}
+	if !d.Reply {
+		return r.serveDeviceReadRequest(from, d)
+	}
+	p := &r.reads[d.VCPU]
+	if from != r.cfg.DeviceNode || !p.waiting || d.Seq != p.seq {
+		return fmt.Errorf("%w: node %d answered a device read of vCPU %d (seq %d) nobody waits for", ErrBadMessage, from, d.VCPU, d.Seq)
+	}
+	p.waiting, p.value = false, d.Value
+	return nil
+}
+
+// serveDeviceReadRequest performs (or, with Config.DevicesUnlocked,
+// queues) a device read node from forwarded to this node, which must be
+// the device node, and sends the reply.
+func (r *Runtime) serveDeviceReadRequest(from memory.NodeID, d DeviceRead) error {
+	if r.cfg.Self != r.cfg.DeviceNode {
+		return fmt.Errorf("%w: device read from node %d, not served here", ErrBadMessage, from)
+	}
+	if r.cfg.DevicesUnlocked {
+		return r.queueDevice(devOp{from: from, read: true, r: d})
+	}
+	d.Reply, d.Value = true, r.readDevice(d)
+	var rb [EnvelopeSize + DeviceReadSize]byte
+	n := d.MarshalTo(rb[EnvelopeSize:])
+	return r.send(from, rb[:EnvelopeSize+n])
+}
+
+// queueDevice hands a forwarded access to the device goroutine; more
+// than MaxDeviceQueue waiting is a flood.
+func (r *Runtime) queueDevice(op devOp) error {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if r.devPending >= MaxDeviceQueue {
+		return fmt.Errorf("%w: node %d forwarded more than %d device accesses the device node had not performed", ErrFlood, op.from, MaxDeviceQueue)
+	}
+	r.devPending++
+	r.devq = append(r.devq, op)
+	r.dcond.Signal()
+	return nil
+}
+
+// serveDevices is the device goroutine (Config.DevicesUnlocked): it
+// performs forwarded accesses in arrival order, without the lock, and
+// answers reads, until Close.
+func (r *Runtime) serveDevices() {
+	var batch []devOp
+	var rb [EnvelopeSize + DeviceReadSize]byte
+	for {
+		r.dmu.Lock()
+		for len(r.devq) == 0 && !r.dclosed {
+			r.dcond.Wait()
+		}
+		if r.dclosed {
+			r.dmu.Unlock()
+			return
+		}
+		batch, r.devq = r.devq, batch[:0]
+		r.dmu.Unlock()
+		for i := range batch {
+			op := &batch[i]
+			r.serveDevice(op, rb[:])
+			r.dmu.Lock()
+			r.devPending--
+			r.dmu.Unlock()
+		}
+	}
+}
+
+// deviceLocked passes a device write to OnDevice with a handle that
+// holds the lock, as its caller does.
+func (r *Runtime) deviceLocked(d DeviceWrite) {
+	if r.cfg.OnDevice == nil {
+		return
+	}
+	held := r.locked.held
+	r.locked.held = true
+	r.cfg.OnDevice(&r.locked, d)
+	r.locked.held = held
+}
+
+// serveDevice performs one forwarded access on the device goroutine,
+// answering a read with rb as its buffer.
+func (r *Runtime) serveDevice(op *devOp, rb []byte) {
+	if !op.read {
+		if r.cfg.OnDevice != nil {
+			r.cfg.OnDevice(&r.devHandle, op.w)
+		}
+		return
+	}
+	d := op.r
+	d.Reply, d.Value = true, r.readDevice(d)
+	n := d.MarshalTo(rb[EnvelopeSize:])
+	if err := r.send(op.from, rb[:EnvelopeSize+n]); err != nil {
+		r.mu.Lock()
+		r.fail(fmt.Errorf("dvm: answering a device read of node %d: %w", op.from, err))
+		r.mu.Unlock()
+	}
+}
+
+// readDevice serves a device read on the device node: all ones where
+// nothing answers, as on an ISA bus.
+func (r *Runtime) readDevice(d DeviceRead) uint64 {
+	if r.cfg.OnDeviceRead == nil {
+		return ^uint64(0)
+	}
+	return r.cfg.OnDeviceRead(d)
+}
+
+// readDeviceLocked reads a device register for vCPU v: port addr, or
+// with mmio the guest-physical address addr; on this node if it hosts
+// the VM's devices, otherwise by a round trip to that node, waiting
+// (without the lock) for the value. The caller holds the lock and is not
+// pinned.
+func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, size uint8) (uint64, error) {
+	if int(v) >= len(r.reads) {
+		return 0, fmt.Errorf("dvm: device read for vCPU %d of %d", v, len(r.reads))
+	}
+	if _, err := checkAccess(space(mmio), addr, size); err != nil {
+		return 0, err
+	}
+	d := DeviceRead{VM: r.cfg.Spec.ID, VCPU: v, MMIO: mmio, Addr: addr, Size: size}
+	if r.cfg.DeviceNode == r.cfg.Self {
+		return r.readDevice(d), nil
+	}
+	p := &r.reads[v]
+	if p.waiting {
+		return 0, fmt.Errorf("dvm: vCPU %d has a device read outstanding", v)
+	}
+	p.seq++
+	p.waiting = true
+	d.Seq = p.seq
+	var b [EnvelopeSize + DeviceReadSize]byte
+	n := d.MarshalTo(b[EnvelopeSize:])
+	if err := r.send(r.cfg.DeviceNode, b[:EnvelopeSize+n]); err != nil {
+		r.fail(err)
+		return 0, err
+	}
+	start := time.Now()
+	for p.waiting {
+		if err := r.stoppedLocked(); err != nil {
+			p.waiting = false
+			return 0, err
+		}
+		r.awaitLocked(r.generation())
+	}
+	r.stats.DeviceReads++
+	r.stats.DeviceReadTime += time.Since(start)
+	return p.value, nil
+}
+
+func (r *Runtime) flushMemory() error {
+	defer r.out.Reset()
+	for i := range r.out.Msgs {
+		m := &r.out.Msgs[i]
+		n, err := m.MarshalTo(r.tx[EnvelopeSize:])
+		if err != nil {
+			return err
+		}
+		if err := r.send(m.Dst, r.tx[:EnvelopeSize+n]); err != nil {
+			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
+		}
+		r.stats.BytesOut += uint64(n)
+	}
+	return nil
+}
+
+func (r *Runtime) flushMigration() error {
+	defer r.mout.Reset()
+	for i := range r.mout.Msgs {
+		m := &r.mout.Msgs[i]
+		n, err := m.MarshalTo(r.tx[EnvelopeSize:])
+		if err != nil {
+			return err
+		}
+		if err := r.send(m.Dst, r.tx[:EnvelopeSize+n]); err != nil {
+			return fmt.Errorf("dvm: sending %v: %w", m.Kind, err)
+		}
+	}
+	return nil
+}
+
+// waitChange blocks until a message arrives or another goroutine served
+// one since gen was read.
+func (r *Runtime) waitChange(gen uint64) {
+	r.qmu.Lock()
+	for len(r.queue) == 0 && r.gen == gen && !r.closed && r.lost.Load() == nil {
+		r.cond.Wait()
+	}
+	r.qmu.Unlock()
+}
+
+func (r *Runtime) generation() uint64 {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.gen
+}
+
+// faultLocked resolves a guest access to gpa that this node's tables do
+// not allow (an EPT violation): it returns once the access is allowed. The
+// caller holds the lock and is not pinned; the lock is released while
+// waiting for other nodes and held again on return.
+func (r *Runtime) faultLocked(gpa uint64, write bool) error {
+	var start time.Time
+	for {
+		if err := r.stoppedLocked(); err != nil {
+			return err
+		}
+		gen := r.generation()
+		res, err := r.eng.Fault(gpa, write, r.out)
+		if err == nil {
+			err = r.flushMemory()
+		} else {
+			r.out.Reset()
+		}
+		if err != nil {
+			r.fail(err)
+			return err
+		}
+		if res == memory.FaultSpurious || res == memory.FaultLocal {
+			if r.acquired != nil {
+				if p := gpa / memory.PageSize; p < uint64(len(r.acquired)) {
+					r.acquired[p] = int64(time.Since(r.epoch))
+				}
+			}
+			if !start.IsZero() {
+				r.stats.RemoteWaits++
+				r.stats.WaitTime += time.Since(start)
+				if p := gpa / memory.PageSize; p < uint64(len(r.waits)) {
+					r.waits[p]++
+				}
+			}
+			return nil
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		r.awaitLocked(gen)
+	}
+}
+
+// initialPullNS is the move policy's estimate of a remote fault until
+// this node has measured its own: a page fetch over a LAN (the
+// simulator's figure). A migration is estimated at two (placeLocked).
+const initialPullNS = 15_000
+
+// minCostSamples is how many remote waits the measured average needs
+// before it replaces initialPullNS.
+const minCostSamples = 16
+
+// now is the time the move policy sees: nanoseconds since the Runtime
+// was built (each node's policy only compares its own readings).
+func (r *Runtime) now() int64 { return int64(time.Since(r.epoch)) }
+
+// placeLocked asks the VM's move policy (Spec.Move) whether vCPU v, which
+// faulted on gpa on this node, should move to the node that holds the
+// page rather than fetch it. It returns that node and true to move; the
+// caller then migrates the vCPU with the access not done, to run it
+// there. The caller holds the lock.
+//
+// A migration is estimated to cost two remote faults (its state is one
+// message the size of a page, and the vCPU's first accesses on the new
+// node fetch its stack). Of two vCPUs on different nodes that pull each
+// other (both write the same pages), only the one on the higher-numbered
+// node moves, so that they do not swap places.
+func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
+	if r.policy == nil || gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize || r.eng.LocalSatisfiable(gpa, write) {
+		return 0, false
+	}
+	target, dirty := r.eng.Hint(gpa)
+	if target == r.cfg.Self || int(target) >= r.cfg.Spec.Nodes {
+		return 0, false
+	}
+	if target > r.cfg.Self && (*runtimeCluster)(r).Load(int(target)) > 0 {
+		return 0, false
+	}
+	if r.hyst != nil && r.stats.RemoteWaits >= minCostSamples {
+		pull := int64(r.stats.WaitTime) / int64(r.stats.RemoteWaits)
+		r.hyst.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
+	}
+	f := sched.Fault{VCPU: int(v), Node: int(r.cfg.Self), Target: int(target), Dirty: dirty, Page: gpa / memory.PageSize, Write: write, Now: r.now()}
+	if r.policy.Decide(f, (*runtimeCluster)(r)) != sched.Move {
+		return 0, false
+	}
+	r.stats.PolicyMoves++
+	return target, true
+}
+
+// deviceMoveLocked asks the VM's device policy (Spec.Devices) whether a
+// vCPU here that touches a device should move to the device node rather
+// than forward the access: it returns that node and true to move. The
+// caller then migrates the vCPU with the access not done. The caller
+// holds the lock.
+func (r *Runtime) deviceMoveLocked() (memory.NodeID, bool) {
+	if r.cfg.Spec.Devices != DevicesMove || r.cfg.Self == r.cfg.DeviceNode {
+		return 0, false
+	}
+	r.stats.PolicyMoves++
+	return r.cfg.DeviceNode, true
+}
+
+// runtimeCluster is the Runtime as the move policy's view of the VM.
+type runtimeCluster Runtime
+
+// Load implements sched.Cluster: the VM's vCPUs this node believes run
+// on node.
+func (c *runtimeCluster) Load(node int) int {
+	n := 0
+	for v := range c.cfg.Spec.VCPUs {
+		if at, _ := c.mig.Location(migrate.VCPUID(v)); int(at) == node {
+			n++
+		}
+	}
+	return n
+}
+
+// Cores implements sched.Cluster: Config.Slots, or every vCPU.
+func (c *runtimeCluster) Cores(int) int {
+	if c.cfg.Slots > 0 {
+		return c.cfg.Slots
+	}
+	return c.cfg.Spec.VCPUs
+}
+
+// awaitLocked lets go of the lock until a message arrives or another
+// goroutine has served one since generation gen, then takes the lock
+// again and serves what came. The caller holds the lock and is not
+// pinned.
+func (r *Runtime) awaitLocked(gen uint64) {
+	r.mu.Unlock()
+	r.waitChange(gen)
+	r.mu.Lock()
+	r.drainLocked()
+}
+
+// Access runs fn on this node's copy of the page holding gpa once this
+// node may read it (write false) or write it (write true): the
+// hyperkernel's own guest-memory accesses (loading an image, the shell's
+// peek and poke). It takes the lock itself.
+func (r *Runtime) Access(gpa uint64, write bool, fn func(page *memory.Page)) error {
+	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
+		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
+	}
+	r.lock()
+	defer r.unlock()
+	return r.accessLocked(gpa, write, fn)
+}
+
+// accessLocked is Access for a caller that holds the lock.
+func (r *Runtime) accessLocked(gpa uint64, write bool, fn func(page *memory.Page)) error {
+	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
+		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
+	}
+	if err := r.faultLocked(gpa, write); err != nil {
+		return err
+	}
+	fn(r.eng.Frame(gpa))
+	return nil
+}
+
+// Write copies b into guest memory at gpa, page by page.
+func (r *Runtime) Write(gpa uint64, b []byte) error {
+	for len(b) > 0 {
+		off := gpa % memory.PageSize
+		n := min(uint64(len(b)), memory.PageSize-off)
+		if err := r.Access(gpa, true, func(p *memory.Page) { copy(p[off:off+n], b) }); err != nil {
+			return err
+		}
+		gpa, b = gpa+n, b[n:]
+	}
+	return nil
+}
+
+// Read copies guest memory at gpa into b, page by page.
+func (r *Runtime) Read(gpa uint64, b []byte) error {
+	r.lock()
+	defer r.unlock()
+	return r.readLocked(gpa, b)
+}
+
+// readLocked is Read for a caller that holds the lock and is not pinned.
+func (r *Runtime) readLocked(gpa uint64, b []byte) error {
+	for len(b) > 0 {
+		off := gpa % memory.PageSize
+		n := min(uint64(len(b)), memory.PageSize-off)
+		if err := r.accessLocked(gpa, false, func(p *memory.Page) { copy(b[:n], p[off:off+n]) }); err != nil {
+			return err
+		}
+		gpa, b = gpa+n, b[n:]
+	}
+	return nil
+}
+
+// Hosts reports whether vCPU v runs on this node.
+func (r *Runtime) Hosts(v migrate.VCPUID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mig.Hosts(v)
+}
+
+// hostsLocked is Hosts for a caller that holds the lock.
+func (r *Runtime) hostsLocked(v migrate.VCPUID) bool { return r.mig.Hosts(v) }
+
+// Location returns the node this node believes hosts vCPU v.
+func (r *Runtime) Location(v migrate.VCPUID) memory.NodeID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.locationLocked(v)
+}
+
+// locationLocked is Location for a caller that holds the lock.
+func (r *Runtime) locationLocked(v migrate.VCPUID) memory.NodeID {
+	n, _ := r.mig.Location(v)
+	return n
+}
+
+// departLocked ships vCPU v, frozen at an exit with state st, to node dst.
+// The caller holds the lock and is not pinned; from now on v is not its
+// to run.
+func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.State) error {
+	rec := r.mig.VCPU(v)
+	if rec == nil {
+		return fmt.Errorf("dvm: vCPU %d is not on node %d", v, r.cfg.Self)
+	}
+	if st.Size() > len(rec.State) {
+		return fmt.Errorf("dvm: vCPU %d state of %d bytes exceeds %d", v, st.Size(), len(rec.State))
+	}
+	clear(rec.State)
+	st.MarshalAppend(rec.State[:0])
+	rec.StateLen = st.Size() // only the encoded state travels
+	if err := r.mig.Send(v, dst, r.mout); err != nil {
+		return err
+	}
+	if err := r.flushMigration(); err != nil {
+		r.fail(err)
+		return err
+	}
+	if r.policy != nil {
+		r.policy.Migrated(int(v), int(r.cfg.Self), int(dst), r.now())
+	}
+	return nil
+}
+
+// MinVector is the lowest vector an interrupt may carry: 0-31 are the
+// processor's exceptions, and a LAPIC refuses to send or accept vectors
+// 0-15 (Intel SDM Vol. 3A, 11.5.3 "Error Handling").
+const MinVector = 16
+
+// interruptLocked raises vector on vCPU v wherever it runs: at once if it
+// runs here, otherwise by a message to its node, which follows it if it
+// moved. The caller holds the lock and is not pinned.
+func (r *Runtime) interruptLocked(v migrate.VCPUID, vector uint8) error {
+	if vector < MinVector {
+		return fmt.Errorf("dvm: interrupt vector %d for vCPU %d is illegal", vector, v)
+	}
+	if _, err := r.mig.Interrupt(v, vector, r.mout); err != nil {
+		r.mout.Reset()
+		return err
+	}
+	if err := r.flushMigration(); err != nil {
+		r.fail(err)
+		return err
+	}
+	return nil
+}
+
+// takeInterruptLocked removes and returns the highest pending interrupt
+// of vCPU v, hosted here, for injection; ok is false if none is pending.
+// The caller holds the lock.
+func (r *Runtime) takeInterruptLocked(v migrate.VCPUID) (vector uint8, ok bool) {
+	rec := r.mig.VCPU(v)
+	if rec == nil {
+		return 0, false
+	}
+	return rec.TakePending()
+}
+
+// interruptPendingLocked reports whether vCPU v, hosted here, has an
+// interrupt pending. The caller holds the lock.
+func (r *Runtime) interruptPendingLocked(v migrate.VCPUID) bool {
+	rec := r.mig.VCPU(v)
+	return rec != nil && rec.IRR != [4]uint64{}
+}
+
+// forwardLocked sends a device write to the node hosting the VM's
+// devices, or serves it here if that is this node. The caller holds the
+// lock and is not pinned.
+func (r *Runtime) forwardLocked(d DeviceWrite) error {
+	d.VM = r.cfg.Spec.ID
+	if r.cfg.DeviceNode == r.cfg.Self {
+		r.deviceLocked(d)
+		return nil
+	}
+	var b [EnvelopeSize + DeviceSize]byte
+	n := d.MarshalTo(b[EnvelopeSize:])
+	if err := r.send(r.cfg.DeviceNode, b[:EnvelopeSize+n]); err != nil {
+		r.fail(err)
+		return err
+	}
+	return nil
+}
+
+// EvictAll gives back every copy of a page this node holds but does not
+// home: Modified copies are written back to their homes. It returns how
+// many copies it dropped. Pages homed here stay: a home does not move.
+func (r *Runtime) EvictAll() (int, error) {
+	r.lock()
+	defer r.unlock()
+	n := 0
+	for p := 0; p < r.cfg.Spec.Pages; p++ {
+		gpa := uint64(p) * memory.PageSize
+		dropped, err := r.eng.Evict(gpa, r.out)
+		if err == nil {
+			err = r.flushMemory()
+		}
+		if err != nil {
+			r.fail(err)
+			return n, err
+		}
+		if dropped {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// HostedVCPUs counts the vCPUs running on this node.
+func (r *Runtime) HostedVCPUs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for v := 0; v < r.cfg.Spec.VCPUs; v++ {
+		if r.mig.Hosts(migrate.VCPUID(v)) {
+			n++
+		}
+	}
+	return n
+}
+
+// Stats returns this node's counters.
+func (r *Runtime) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	s.Memory = r.eng.Stats()
+	s.Migration = r.mig.Stats()
+	s.Shared, s.Modified = r.eng.Count()
+	s.Stale = r.stale.Load()
+	return s
+}
+
+// PageMap fills cells with this node's view of page placement: cell i
+// covers pages [i*per, (i+1)*per) and holds the strongest state this node
+// has among them (Modified over Shared over Invalid), per being the
+// fewest pages per cell that lets len(cells) cells cover the VM. It
+// returns per and how many cells it filled.
+func (r *Runtime) PageMap(cells []memory.State) (per, n int) {
+	pages := r.cfg.Spec.Pages
+	if len(cells) == 0 {
+		return 0, 0
+	}
+	per = (pages + len(cells) - 1) / len(cells)
+	n = (pages + per - 1) / per
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 0; i < n; i++ {
+		best := memory.Invalid
+		for p := i * per; p < min((i+1)*per, pages); p++ {
+			best = max(best, r.eng.State(uint64(p)*memory.PageSize))
+		}
+		cells[i] = best
+	}
+	return per, n
+}
+
+// HotPage is a page and the number of faults on it that waited for
+// another node.
+type HotPage struct {
+	GPA   uint64
+	Waits uint32
+}
+
+// HotPages fills hot with the pages whose faults waited for other nodes
+// most often on this node, most first, and returns how many it filled.
+func (r *Runtime) HotPages(hot []HotPage) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for p, w := range r.waits {
+		if w == 0 {
+			continue
+		}
+		i := n
+		if n < len(hot) {
+			n++
+		} else if w <= hot[n-1].Waits {
+			continue
+		} else {
+			i = n - 1
+		}
+		for ; i > 0 && hot[i-1].Waits < w; i-- {
+			hot[i] = hot[i-1]
+		}
+		hot[i] = HotPage{GPA: uint64(p) * memory.PageSize, Waits: w}
+	}
+	return n
+}
+
+// Home returns the home node of the page holding gpa.
+func (r *Runtime) Home(gpa uint64) memory.NodeID { return r.eng.Home(gpa) }
+
+// Run serves messages that arrive while no vCPU loop holds the lock,
+// until Close.
+func (r *Runtime) Run() {
+	if r.cfg.DevicesUnlocked {
+		go r.serveDevices()
+	}
+	for {
+		r.qmu.Lock()
+		for len(r.queue) == 0 && !r.closed && r.heldN.Load() == 0 {
+			r.cond.Wait()
+		}
+		closed, idle := r.closed, len(r.queue) == 0
+		r.qmu.Unlock()
+		if closed {
+			return
+		}
+		if idle {
+			// Only held requests: serve them when their window ends.
+			r.mu.Lock()
+			d := r.holdLocked() / 4
+			r.mu.Unlock()
+			time.Sleep(max(d, 50*time.Microsecond))
+		}
+		r.lock()
+		r.unlock()
+	}
+}
+
+// Close stops the Runtime: Run returns, waiters wake with ErrStopped, and
+// the engine's frames go back to their source. vCPU loops must have
+// stopped first.
+func (r *Runtime) Close() {
+	r.qmu.Lock()
+	r.closed = true
+	r.cond.Broadcast()
+	r.qmu.Unlock()
+	r.dmu.Lock()
+	r.dclosed = true
+	r.dcond.Broadcast()
+	r.dmu.Unlock()
+	r.mu.Lock()
+	r.fail(ErrStopped)
+	r.eng.Close()
+	r.mu.Unlock()
+}

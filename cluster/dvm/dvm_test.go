@@ -1,0 +1,1060 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package dvm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+)
+
+// perms records the access the engine gives each page, and checks that a
+// readable page always comes with a frame.
+type perms struct {
+	mu  sync.Mutex
+	acc map[uint64]memory.Access
+	bad []uint64
+}
+
+func (p *perms) SetAccess(gpa uint64, frame *memory.Page, a memory.Access) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a != memory.AccessNone && frame == nil {
+		p.bad = append(p.bad, gpa)
+	}
+	p.acc[gpa] = a
+}
+
+// countingFrames is a FrameSource that counts frames out.
+type countingFrames struct {
+	mu  sync.Mutex
+	out int
+}
+
+func (c *countingFrames) AllocPage() (*memory.Page, error) {
+	c.mu.Lock()
+	c.out++
+	c.mu.Unlock()
+	return new(memory.Page), nil
+}
+
+func (c *countingFrames) FreePage(*memory.Page) {
+	c.mu.Lock()
+	c.out--
+	c.mu.Unlock()
+}
+
+// memNet is an in-memory transport: one FIFO goroutine per ordered pair
+// of nodes, as the cluster transport's channels behave.
+type memNet struct {
+	nodes []*Runtime
+	pipes map[[2]memory.NodeID]chan []byte
+	wg    sync.WaitGroup
+	sent  [][]byte // every message, when record is set
+	mu    sync.Mutex
+}
+
+type memPort struct {
+	n    *memNet
+	self memory.NodeID
+}
+
+func (p memPort) Send(to memory.NodeID, msg []byte) error {
+	c, ok := p.n.pipes[[2]memory.NodeID{p.self, to}]
+	if !ok {
+		return errors.New("no such peer")
+	}
+	c <- append([]byte(nil), msg...)
+	return nil
+}
+
+type testCluster struct {
+	net    *memNet
+	rts    []*Runtime
+	perms  []*perms
+	frames []*countingFrames
+	arrive chan arrival
+	device chan DeviceWrite
+	irq    chan arrival // interrupts made pending by a message (rip unused)
+}
+
+type arrival struct {
+	node memory.NodeID
+	v    migrate.VCPUID
+	rip  uint64
+}
+
+func newCluster(t testing.TB, nodes, vcpus, pages int, mods ...func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{net: &memNet{pipes: map[[2]memory.NodeID]chan []byte{}}, arrive: make(chan arrival, 8), device: make(chan DeviceWrite, 8), irq: make(chan arrival, 8)}
+	spec := Spec{ID: 7, Nodes: nodes, VCPUs: vcpus, Pages: pages}
+	for i := 0; i < nodes; i++ {
+		self := memory.NodeID(i)
+		p := &perms{acc: map[uint64]memory.Access{}}
+		f := &countingFrames{}
+		cfg := Config{
+			Spec: spec, Self: self, Perm: p, Frames: f, Transport: memPort{c.net, self},
+			OnArrive:    func(v migrate.VCPUID, st *vcpu.State) { c.arrive <- arrival{self, v, st.RIP} },
+			OnDevice:    func(_ *Handle, d DeviceWrite) { c.device <- d },
+			OnInterrupt: func(v migrate.VCPUID) { c.irq <- arrival{node: self, v: v} },
+			// The device node answers with the port and which node it is.
+			OnDeviceRead: func(d DeviceRead) uint64 { return d.Addr<<8 | uint64(self) },
+		}
+		for _, m := range mods {
+			m(&cfg)
+		}
+		rt, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.rts = append(c.rts, rt)
+		c.perms = append(c.perms, p)
+		c.frames = append(c.frames, f)
+		go rt.Run()
+	}
+	for i := range c.rts {
+		for j := range c.rts {
+			if i == j {
+				continue
+			}
+			ch := make(chan []byte, 1024)
+			c.net.pipes[[2]memory.NodeID{memory.NodeID(i), memory.NodeID(j)}] = ch
+			dst, src := c.rts[j], memory.NodeID(i)
+			c.net.wg.Add(1)
+			go func() {
+				defer c.net.wg.Done()
+				for m := range ch {
+					dst.Deliver(src, m)
+				}
+			}()
+		}
+	}
+	t.Cleanup(func() {
+		for _, ch := range c.net.pipes {
+			close(ch)
+		}
+		c.net.wg.Wait()
+		for i, rt := range c.rts {
+			rt.Close()
+			if out := c.frames[i].out; out != 0 {
+				t.Errorf("node %d: %d frames not returned after Close", i, out)
+			}
+			if len(c.perms[i].bad) > 0 {
+				t.Errorf("node %d: readable pages without a frame: %#x", i, c.perms[i].bad)
+			}
+		}
+	})
+	return c
+}
+
+func TestWriteOnOneNodeReadOnAnother(t *testing.T) {
+	c := newCluster(t, 2, 2, 16)
+	// Page 1 is homed at node 1, page 2 at node 0: write each from the
+	// node that is not its home, read it back from the other.
+	for _, tc := range []struct {
+		gpa         uint64
+		writer, rdr int
+	}{{0x1010, 0, 1}, {0x2ff0, 1, 0}, {0x3ffe, 0, 1}} {
+		want := []byte("big-iron page " + time.Now().Format("150405.000000"))
+		if err := c.rts[tc.writer].Write(tc.gpa, want); err != nil {
+			t.Fatalf("write %#x on node %d: %v", tc.gpa, tc.writer, err)
+		}
+		got := make([]byte, len(want))
+		if err := c.rts[tc.rdr].Read(tc.gpa, got); err != nil {
+			t.Fatalf("read %#x on node %d: %v", tc.gpa, tc.rdr, err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("gpa %#x written on node %d as %q, read on node %d as %q", tc.gpa, tc.writer, want, tc.rdr, got)
+		}
+	}
+	s0, s1 := c.rts[0].Stats(), c.rts[1].Stats()
+	if s0.Memory.RemoteFaults == 0 || s1.Memory.RemoteFaults == 0 || s0.RemoteWaits == 0 {
+		t.Errorf("expected remote faults on both nodes: %+v / %+v", s0.Memory, s1.Memory)
+	}
+}
+
+func TestPageMap(t *testing.T) {
+	c := newCluster(t, 2, 2, 16)
+	// Node 1 writes page 3 (homed on node 1) and reads page 4 (homed on
+	// node 0).
+	if err := c.rts[1].Write(3*memory.PageSize, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	if err := c.rts[1].Read(4*memory.PageSize, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	var cells [16]memory.State
+	per, n := c.rts[1].PageMap(cells[:])
+	if per != 1 || n != 16 {
+		t.Fatalf("16 pages in 16 cells: %d per cell, %d cells", per, n)
+	}
+	// Node 1 holds its own pages (odd) from the start, and page 4 now.
+	if cells[3] != memory.Modified || cells[4] != memory.Shared || cells[5] != memory.Shared || cells[6] != memory.Invalid {
+		t.Fatalf("cells 3-6: %v, want M S S I", cells[3:7])
+	}
+	per, n = c.rts[1].PageMap(cells[:5])
+	if per != 4 || n != 4 || cells[0] != memory.Modified || cells[1] != memory.Shared || cells[2] != memory.Shared {
+		t.Fatalf("16 pages in 5 cells: %d per cell, %d cells, %v", per, n, cells[:n])
+	}
+}
+
+func TestConcurrentIncrementsAreExact(t *testing.T) {
+	c := newCluster(t, 3, 3, 8)
+	const per, workers = 200, 2
+	const gpa = 0x1008 // homed at node 1
+	var wg sync.WaitGroup
+	errs := make(chan error, len(c.rts)*workers)
+	for _, rt := range c.rts {
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < per; i++ {
+					err := rt.Access(gpa, true, func(p *memory.Page) {
+						v := binary.LittleEndian.Uint64(p[gpa%memory.PageSize:])
+						binary.LittleEndian.PutUint64(p[gpa%memory.PageSize:], v+1)
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	if err := c.rts[2].Read(gpa, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := binary.LittleEndian.Uint64(b[:]), uint64(len(c.rts)*workers*per); got != want {
+		t.Fatalf("counter = %d, want %d (a lost write)", got, want)
+	}
+}
+
+func TestMigrationCarriesTheState(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	var st vcpu.State
+	st.Reset(0, true)
+	st.RIP = 0x8123
+	rt := c.rts[0]
+	if !rt.Hosts(0) || rt.Hosts(1) {
+		t.Fatal("vCPU 0 should start on node 0 and vCPU 1 on node 1")
+	}
+	rt.lock()
+	err := rt.departLocked(0, 1, &st)
+	rt.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-c.arrive:
+		if a.node != 1 || a.v != 0 || a.rip != 0x8123 {
+			t.Fatalf("arrival %+v, want vCPU 0 on node 1 at RIP 0x8123", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("vCPU did not arrive")
+	}
+	if rt.Hosts(0) || !c.rts[1].Hosts(0) || rt.Location(0) != 1 {
+		t.Fatal("location tables not updated")
+	}
+	rt.lock()
+	err = rt.departLocked(0, 1, &st)
+	rt.unlock()
+	if err == nil {
+		t.Fatal("a node sent away a vCPU it does not host")
+	}
+}
+
+// takeAfter waits for an interrupt to become pending on vCPU v at node n
+// and takes it.
+func (c *testCluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uint8 {
+	t.Helper()
+	select {
+	case a := <-c.irq:
+		if a.node != n || a.v != v {
+			t.Fatalf("interrupt pending on vCPU %d at node %d, want vCPU %d at node %d", a.v, a.node, v, n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no interrupt reached vCPU %d at node %d", v, n)
+	}
+	rt := c.rts[n]
+	rt.lock()
+	defer rt.unlock()
+	vec, ok := rt.takeInterruptLocked(v)
+	if !ok {
+		t.Fatalf("node %d: vCPU %d has nothing pending", n, v)
+	}
+	if rt.interruptPendingLocked(v) {
+		t.Fatalf("node %d: vCPU %d still has an interrupt pending after the only one was taken", n, v)
+	}
+	return vec
+}
+
+func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
+	c := newCluster(t, 3, 3, 4)
+	// vCPU 0 (node 0) interrupts vCPU 1 (node 1).
+	rt := c.rts[0]
+	rt.lock()
+	err := rt.interruptLocked(1, 0x41)
+	rt.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec := c.takeAfter(t, 1, 1); vec != 0x41 {
+		t.Fatalf("vCPU 1 got vector %#x, want 0x41", vec)
+	}
+	// A local interrupt is pending at once, with no message.
+	rt.lock()
+	if err := rt.interruptLocked(0, 0x30); err != nil || !rt.interruptPendingLocked(0) {
+		t.Fatalf("local interrupt: %v, pending %v", err, rt.interruptPendingLocked(0))
+	}
+	if vec, ok := rt.takeInterruptLocked(0); !ok || vec != 0x30 {
+		t.Fatalf("local interrupt taken as %#x %v", vec, ok)
+	}
+	// Illegal vectors are refused and do not stop the VM.
+	if err := rt.interruptLocked(1, 3); err == nil {
+		t.Fatal("vector 3 was sent")
+	}
+	rt.unlock()
+	if err := rt.Err(); err != nil {
+		t.Fatalf("an illegal vector stopped the VM: %v", err)
+	}
+	// vCPU 1 moves to node 2 with an interrupt pending; node 0 still
+	// believes it is on node 1, whose forward finds it.
+	r1 := c.rts[1]
+	r1.lock()
+	if err := r1.interruptLocked(1, 0x50); err != nil {
+		t.Fatal(err)
+	}
+	var st vcpu.State
+	st.Reset(1, false)
+	err = r1.departLocked(1, 2, &st)
+	r1.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-c.arrive:
+		if a.node != 2 || a.v != 1 {
+			t.Fatalf("arrival %+v, want vCPU 1 on node 2", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("vCPU 1 did not arrive")
+	}
+	r2 := c.rts[2]
+	r2.lock()
+	vec, ok := r2.takeInterruptLocked(1)
+	r2.unlock()
+	if !ok || vec != 0x50 {
+		t.Fatalf("the pending interrupt did not travel with vCPU 1: %#x %v", vec, ok)
+	}
+	rt.lock()
+	err = rt.interruptLocked(1, 0x42)
+	rt.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec := c.takeAfter(t, 2, 1); vec != 0x42 {
+		t.Fatalf("vCPU 1 got vector %#x after moving, want 0x42", vec)
+	}
+	if st := c.rts[1].Stats().Migration; st.Forwarded != 1 {
+		t.Errorf("node 1 forwarded %d interrupts, want 1", st.Forwarded)
+	}
+}
+
+func TestDeviceWritesReachTheDeviceNode(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	rt := c.rts[1]
+	rt.lock()
+	err := rt.forwardLocked(DeviceWrite{VCPU: 1, MMIO: true, Addr: 0xD0000050, Size: 8, Value: 0xfeedf00d12345678})
+	rt.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-c.device:
+		if !d.MMIO || d.Addr != 0xD0000050 || d.Value != 0xfeedf00d12345678 || d.VCPU != 1 || d.VM != 7 || d.Size != 8 {
+			t.Fatalf("device write %+v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("device write not delivered")
+	}
+}
+
+func TestDeviceReadsReachTheDeviceNode(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	for _, n := range []memory.NodeID{0, 1} {
+		rt := c.rts[n]
+		for i := 0; i < 3; i++ {
+			rt.lock()
+			addr, mmio := uint64(0x3F8+i), i == 2
+			if mmio {
+				addr = 0xFEC00010
+			}
+			v, err := rt.readDeviceLocked(migrate.VCPUID(n), mmio, addr, 4)
+			rt.unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := addr<<8 | 0; v != want {
+				t.Fatalf("node %d read %#x, want %#x (served by node 0)", n, v, want)
+			}
+		}
+	}
+	if s := c.rts[1].Stats(); s.DeviceReads != 3 || s.DeviceReadTime <= 0 {
+		t.Errorf("node 1 counted %d forwarded reads taking %v, want 3", s.DeviceReads, s.DeviceReadTime)
+	}
+	if s := c.rts[0].Stats(); s.DeviceReads != 0 {
+		t.Errorf("the device node forwarded %d reads", s.DeviceReads)
+	}
+}
+
+// A device that reaches guest memory (DMA) through the Runtime must run
+// without its lock: with DevicesUnlocked, forwarded accesses are served
+// in order on the device goroutine, and a read may read guest memory.
+func TestDevicesUnlockedMayReachGuestMemory(t *testing.T) {
+	var dev *Runtime
+	var writes []uint64
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) {
+		cfg.DevicesUnlocked = true
+		cfg.OnDevice = func(_ *Handle, d DeviceWrite) { writes = append(writes, d.Value) }
+		cfg.OnDeviceRead = func(d DeviceRead) uint64 {
+			var b [1]byte
+			if err := dev.Read(d.Addr, b[:]); err != nil {
+				return 0xEE
+			}
+			return uint64(b[0])
+		}
+	})
+	dev = c.rts[0]
+	rt := c.rts[1]
+	if err := rt.Write(0x1234, []byte{42}); err != nil { // the page's copy is now node 1's
+		t.Fatal(err)
+	}
+	rt.lock()
+	defer rt.unlock()
+	for i := uint64(1); i <= 3; i++ {
+		if err := rt.forwardLocked(DeviceWrite{VCPU: 1, Addr: 0x80, Size: 1, Value: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := rt.readDeviceLocked(1, true, 0x1234, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != 42 {
+		t.Errorf("the device read guest memory as %#x, want 42 (written on node 1)", v)
+	}
+	if fmt.Sprint(writes) != "[1 2 3]" { // served before the read, in order
+		t.Errorf("device writes served %v before the read, want [1 2 3]", writes)
+	}
+}
+
+func TestUnaskedDeviceReplyStopsTheVM(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	var b [DeviceReadSize]byte
+	(&DeviceRead{VM: 7, VCPU: 1, Addr: 0x3F8, Size: 1, Seq: 1, Reply: true, Value: 5}).MarshalTo(b[:])
+	c.rts[1].Deliver(0, enveloped(7, b[:]))
+	deadline := time.Now().Add(5 * time.Second)
+	for c.rts[1].Err() == nil && time.Now().Before(deadline) {
+		c.rts[1].lock() // drains the inbox
+		c.rts[1].unlock()
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.rts[1].Err(); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("a reply nobody asked for: %v", err)
+	}
+}
+
+func FuzzDeviceRead(f *testing.F) {
+	var b [DeviceReadSize]byte
+	(&DeviceRead{VM: 3, VCPU: 1, Addr: 0x3FD, Size: 1, Seq: 9}).MarshalTo(b[:])
+	f.Add(b[:])
+	(&DeviceRead{VM: 3, VCPU: 1, MMIO: true, Addr: 0xFEC00000, Size: 8, Seq: 9, Reply: true, Value: 0x60}).MarshalTo(b[:])
+	f.Add(b[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d DeviceRead
+		if d.Unmarshal(b) != nil {
+			return
+		}
+		var again [DeviceReadSize]byte
+		d.MarshalTo(again[:])
+		var d2 DeviceRead
+		if err := d2.Unmarshal(again[:]); err != nil || d2 != d {
+			t.Fatalf("re-encoding %+v: %+v %v", d, d2, err)
+		}
+	})
+}
+
+func TestLyingPeerStopsTheVM(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	// Node 1 claims to be node 0 in a coherence message.
+	m := memory.Message{Kind: memory.KindReadReq, Src: 0, Dst: 0, Requester: 0, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	c.rts[0].Deliver(1, enveloped(7, b))
+	c.rts[0].Deliver(1, enveloped(7, []byte{0x42, 1, 2}))
+	deadline := time.Now().Add(5 * time.Second)
+	for c.rts[0].Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if c.rts[0].Err() == nil {
+		t.Fatal("a forged message was accepted")
+	}
+	if s := c.rts[0].Stats(); s.Rejected == 0 {
+		t.Fatalf("rejected = 0: %+v", s)
+	}
+	if err := c.rts[0].Write(0, []byte{1}); err == nil {
+		t.Fatal("a stopped VM still serves accesses")
+	}
+}
+
+func TestControlRoundTrip(t *testing.T) {
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+	var b [ControlSize]byte
+	in.MarshalTo(b[:])
+	var out Control
+	if err := out.Unmarshal(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	in.Spec.Arg = 0 // Arg travels in Control.Arg
+	if out != in {
+		t.Fatalf("round trip: %+v != %+v", out, in)
+	}
+	b[24] = 2 // no such home policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with home policy 2 decoded")
+	}
+	b[24] = 1
+	b[25] = 2 // no such placement policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with placement policy 2 decoded")
+	}
+	b[25], b[27] = 1, 3 // no such move policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with move policy 3 decoded")
+	}
+	b[27] = 0x21 // no such device policy
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create with device policy 2 decoded")
+	}
+	b[27], b[3] = 0, 0 // zero nodes
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a Create of 0 nodes decoded")
+	}
+	sipi := Control{Op: OpStartup, Spec: Spec{ID: 9}, VCPU: 1, Arg: 0x08}
+	sipi.MarshalTo(b[:])
+	if err := out.Unmarshal(b[:]); err != nil || out.Op != OpStartup || out.VCPU != 1 || out.Arg != 8 || out.Op.String() != "Startup" {
+		t.Fatalf("startup round trip: %+v %v", out, err)
+	}
+	sipi.Arg = 0x100
+	sipi.MarshalTo(b[:])
+	if err := out.Unmarshal(b[:]); err == nil {
+		t.Fatal("a startup vector of 0x100 decoded")
+	}
+	d := DeviceWrite{VM: 3, VCPU: 2, Addr: 0xE9, Size: 2, Value: 0xbeef}
+	var db [DeviceSize]byte
+	d.MarshalTo(db[:])
+	var d2 DeviceWrite
+	if err := d2.Unmarshal(db[:]); err != nil || d2 != d {
+		t.Fatalf("device round trip: %+v %v", d2, err)
+	}
+	for _, bad := range []DeviceWrite{
+		{Addr: 0x10000, Size: 1},                // no such port
+		{Addr: 0x60, Size: 8},                   // ports are at most 4 bytes wide
+		{MMIO: true, Addr: 0xFEC00000, Size: 3}, // no such access size
+	} {
+		bad.MarshalTo(db[:])
+		if err := d2.Unmarshal(db[:]); err == nil {
+			t.Errorf("device write %+v decoded", bad)
+		}
+	}
+	d.MarshalTo(db[:])
+	db[2] = 2 // no such address space
+	if err := d2.Unmarshal(db[:]); err == nil {
+		t.Error("a device write in address space 2 decoded")
+	}
+}
+
+func FuzzControl(f *testing.F) {
+	var b [ControlSize]byte
+	(&Control{Op: OpMigrate, VCPU: 1, Node: 1, Spec: Spec{ID: 1}}).MarshalTo(b[:])
+	f.Add(b[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c Control
+		if c.Unmarshal(b) != nil {
+			return
+		}
+		var again [ControlSize]byte
+		c.MarshalTo(again[:])
+		var c2 Control
+		if err := c2.Unmarshal(again[:]); err != nil || c2 != c {
+			t.Fatalf("re-encoding %+v: %+v %v", c, c2, err)
+		}
+	})
+}
+
+func FuzzDeviceWrite(f *testing.F) {
+	var b [DeviceSize]byte
+	(&DeviceWrite{Addr: 0xE9, Size: 1, Value: 7}).MarshalTo(b[:])
+	f.Add(b[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d DeviceWrite
+		if d.Unmarshal(b) != nil {
+			return
+		}
+		var again [DeviceSize]byte
+		d.MarshalTo(again[:])
+		var d2 DeviceWrite
+		if err := d2.Unmarshal(again[:]); err != nil || d2 != d {
+			t.Fatalf("re-encoding %+v: %+v %v", d, d2, err)
+		}
+	})
+}
+
+// FuzzDeliver feeds arbitrary bytes to a runtime: it must reject or serve
+// them without panicking.
+func FuzzDeliver(f *testing.F) {
+	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
+	b := make([]byte, m.Size())
+	m.MarshalTo(b)
+	f.Add(b)
+	f.Add([]byte{DeviceMagic, 4, 0xE9, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+	f.Add([]byte{migrate.MessageMagic, 1, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rt, err := New(Config{Spec: Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}, Self: 0,
+			Perm: &perms{acc: map[uint64]memory.Access{}}, Transport: discard{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Deliver(1, enveloped(7, b))
+		rt.lock()
+		rt.unlock()
+		rt.Close()
+	})
+}
+
+type discard struct{}
+
+func (discard) Send(memory.NodeID, []byte) error { return nil }
+
+func BenchmarkRemoteWrite(b *testing.B) {
+	c := newCluster(b, 2, 2, 4)
+	buf := []byte{1, 2, 3, 4}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		// alternate writers so that every write moves the page
+		if err := c.rts[i%2].Write(0x1000, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestEvictAllWritesBack(t *testing.T) {
+	c := newCluster(t, 2, 2, 8)
+	// Node 0 writes page 1 (homed at node 1) and reads page 3.
+	if err := c.rts[0].Write(0x1000, []byte("evacuated")); err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	if err := c.rts[0].Read(0x3000, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.rts[0].EvictAll()
+	if err != nil || n != 2 {
+		t.Fatalf("EvictAll = %d, %v; want 2 copies dropped", n, err)
+	}
+	if s := c.rts[0].Stats(); s.Modified != 0 || s.Shared != 4 {
+		t.Fatalf("node 0 still holds %d modified and %d shared pages (its 4 homed pages are shared)", s.Modified, s.Shared)
+	}
+	got := make([]byte, 9)
+	if err := c.rts[1].Read(0x1000, got); err != nil || string(got) != "evacuated" {
+		t.Fatalf("home read %q, %v after the writeback", got, err)
+	}
+}
+
+// syncPort delivers straight into the peer's inbox, as the cluster
+// transport's receive path does, without a copy of its own.
+type syncPort struct{ peers []*Runtime }
+
+type syncSender struct {
+	p    *syncPort
+	self memory.NodeID
+}
+
+func (s syncSender) Send(to memory.NodeID, msg []byte) error {
+	s.p.peers[to].Deliver(s.self, msg)
+	return nil
+}
+
+// BenchmarkPageRoundTrip moves one page back and forth between two nodes:
+// every iteration is a remote write fault served by the other node (a
+// fetch-invalidate of the owner's copy and a grant with the data).
+// Allocations are the runtime's own: the transport here copies nothing.
+func BenchmarkPageRoundTrip(b *testing.B) {
+	p := &syncPort{}
+	spec := Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: 4}
+	for i := 0; i < 2; i++ {
+		rt, err := New(Config{Spec: spec, Self: memory.NodeID(i), Perm: &perms{acc: map[uint64]memory.Access{}},
+			Transport: syncSender{p, memory.NodeID(i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.peers = append(p.peers, rt)
+		go rt.Run()
+	}
+	defer func() {
+		for _, rt := range p.peers {
+			rt.Close()
+		}
+	}()
+	buf := []byte{1, 2, 3, 4}
+	for i := 0; i < 64; i++ { // warm the inbox buffers
+		p.peers[i%2].Write(0x1000, buf)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := p.peers[i%2].Write(0x1000, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestHomePolicies(t *testing.T) {
+	striped, node0 := HomesStriped.Home(3), HomesDeviceNode.Home(3)
+	for p := uint64(0); p < 9; p++ {
+		if got := striped(p); got != memory.NodeID(p%3) {
+			t.Errorf("striped: page %d homed on %d", p, got)
+		}
+		if got := node0(p); got != 0 {
+			t.Errorf("node0: page %d homed on %d", p, got)
+		}
+	}
+	if HomesDeviceNode.String() != "node0" || HomesStriped.String() != "striped" {
+		t.Error("policy names")
+	}
+	for v := migrate.VCPUID(0); v < 4; v++ {
+		if PlaceSpread.Node(v, 3) != memory.NodeID(v%3) || PlaceDeviceNode.Node(v, 3) != 0 {
+			t.Errorf("vCPU %d placed on %d (spread) and %d (node0)", v, PlaceSpread.Node(v, 3), PlaceDeviceNode.Node(v, 3))
+		}
+	}
+	if PlaceSpread.String() != "spread" || PlaceDeviceNode.String() != "node0" {
+		t.Error("placement names")
+	}
+}
+
+func TestHotPages(t *testing.T) {
+	c := newCluster(t, 2, 2, 8)
+	rt := c.rts[1]
+	// Node 1 faults on pages homed on node 0 (even pages): page 2 three
+	// times, page 4 once, page 6 twice, each time after node 0 took the
+	// page back.
+	for _, p := range []uint64{2, 2, 4, 6, 2, 6} {
+		if err := rt.Write(p*memory.PageSize, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.rts[0].Write(p*memory.PageSize, []byte{2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hot := make([]HotPage, 2)
+	n := rt.HotPages(hot)
+	if n != 2 || hot[0] != (HotPage{2 * memory.PageSize, 3}) || hot[1] != (HotPage{6 * memory.PageSize, 2}) {
+		t.Errorf("hot pages %v", hot[:n])
+	}
+	all := make([]HotPage, 8)
+	if n := rt.HotPages(all); n != 3 || all[2] != (HotPage{4 * memory.PageSize, 1}) {
+		t.Errorf("all hot pages %v", all[:n])
+	}
+}
+
+// With a hold window, a page a node has just gained stays there for the
+// window before another node's request takes it; the requests held meanwhile
+// are served in order once it ends.
+func TestHoldWindowKeepsAFreshPage(t *testing.T) {
+	const hold = 150 * time.Millisecond
+	for _, h := range []time.Duration{0, hold} {
+		c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Hold = h })
+		// Page 2 is homed on node 0; node 1 writes it (gains it) ...
+		if err := c.rts[1].Write(2*memory.PageSize, []byte{7}); err != nil {
+			t.Fatal(err)
+		}
+		// ... and node 0 wants it back at once.
+		start := time.Now()
+		var b [1]byte
+		if err := c.rts[0].Read(2*memory.PageSize, b[:]); err != nil {
+			t.Fatal(err)
+		}
+		waited := time.Since(start)
+		if b[0] != 7 {
+			t.Fatalf("hold %v: read %d, want 7", h, b[0])
+		}
+		if h > 0 && waited < hold/2 {
+			t.Errorf("with a hold window of %v the page came back after %v", h, waited)
+		}
+		if h == 0 && waited >= hold/2 {
+			t.Errorf("without a hold window the page came back after %v", waited)
+		}
+		t.Logf("hold %v: node 0 got the page back after %v", h, waited.Round(time.Millisecond))
+	}
+}
+
+// Pages go on the wire packed: a page that is mostly zeros costs far
+// less than its 4 KiB, and BytesOut counts what was sent.
+func TestBytesOutCountsTheWire(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	if err := c.rts[1].Write(2*memory.PageSize, []byte{7}); err != nil { // page 2 is homed on node 0
+		t.Fatal(err)
+	}
+	s := c.rts[0].Stats()
+	if s.Memory.DataMessages == 0 || s.BytesOut == 0 || s.BytesOut >= s.Memory.Bytes {
+		t.Errorf("node 0 sent %d messages with a page, %d bytes on the wire, %d bytes whole", s.Memory.DataMessages, s.BytesOut, s.Memory.Bytes)
+	}
+}
+
+// pingPongUntilMove has node 0 write page 0 (homed there) and node 1's
+// vCPU 1 fault on it for writing, asking the move policy first, until
+// the policy says move or rounds run out. It returns the round of the
+// move (-1: none) and node 0's answers for vCPU 0, which faults on page
+// 1 (homed on node 1) that node 1 writes.
+func pingPongUntilMove(t *testing.T, c *testCluster, rounds int) (moved int, dst memory.NodeID, moves0 int) {
+	t.Helper()
+	a, b := c.rts[0], c.rts[1]
+	for i := range rounds {
+		if err := a.Write(0, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(memory.PageSize, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		a.lock()
+		if _, ok := a.placeLocked(0, memory.PageSize, true); ok {
+			moves0++
+		}
+		err := a.faultLocked(memory.PageSize, true)
+		a.unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.lock()
+		n, ok := b.placeLocked(1, 0, true)
+		if !ok {
+			err = b.faultLocked(0, true)
+		}
+		b.unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return i, n, moves0
+		}
+	}
+	return -1, 0, moves0
+}
+
+func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
+	for _, tc := range []struct {
+		policy   MovePolicy
+		min, max int // rounds before the move; -1: never
+	}{
+		{MovePull, -1, -1},
+		{MoveAlways, 0, 0},      // at the first fault
+		{MoveHysteresis, 3, 64}, // after a few contended faults, not the first
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = tc.policy })
+			moved, dst, moves0 := pingPongUntilMove(t, c, 100)
+			if moved < tc.min || moved > tc.max {
+				t.Fatalf("vCPU 1 moved in round %d, want %d..%d", moved, tc.min, tc.max)
+			}
+			if moved >= 0 && dst != 0 {
+				t.Fatalf("vCPU 1 would move to node %d, want 0 (which writes the page)", dst)
+			}
+			if moves0 != 0 {
+				t.Fatalf("vCPU 0 on node 0 was sent toward node 1 %d times: the two would swap", moves0)
+			}
+			t.Logf("%v: vCPU 1 moves in round %d", tc.policy, moved)
+			if got := c.rts[1].Stats().PolicyMoves; got != uint64(min(moved+1, 1)) {
+				t.Fatalf("PolicyMoves = %d after the move in round %d", got, moved)
+			}
+		})
+	}
+}
+
+func TestMovePolicyAfterAMove(t *testing.T) {
+	for _, policy := range []MovePolicy{MoveAlways, MoveHysteresis} {
+		t.Run(policy.String(), func(t *testing.T) {
+			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = policy })
+			if moved, _, _ := pingPongUntilMove(t, c, 100); moved < 0 {
+				t.Fatal("no move")
+			}
+			// vCPU 1 goes to node 0; node 0's policy hears of the arrival.
+			var st vcpu.State
+			st.Reset(1, false)
+			a, b := c.rts[0], c.rts[1]
+			b.lock()
+			err := b.departLocked(1, 0, &st)
+			b.unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.arrive:
+			case <-time.After(5 * time.Second):
+				t.Fatal("vCPU 1 did not arrive")
+			}
+			// Node 1 writes page 1 and hosts no vCPU now. AlwaysMove sends
+			// vCPU 1 back at once; Hysteresis keeps it for its cool-down
+			// (60 remote-fault times), longer than these rounds.
+			for i := range 8 {
+				if err := b.Write(memory.PageSize, []byte{byte(i)}); err != nil {
+					t.Fatal(err)
+				}
+				a.lock()
+				n, ok := a.placeLocked(1, memory.PageSize, true)
+				if !ok {
+					err = a.faultLocked(memory.PageSize, true)
+				}
+				a.unlock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if policy == MoveAlways {
+					if !ok || n != 1 {
+						t.Fatalf("placeLocked = %d, %v; want node 1 (it hosts no vCPU)", n, ok)
+					}
+					return
+				}
+				if ok {
+					t.Fatalf("vCPU 1 sent back to node %d in round %d after arriving", n, i)
+				}
+			}
+		})
+	}
+}
+
+func TestPlaceLockedAllocatesNothing(t *testing.T) {
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = MoveHysteresis })
+	a, b := c.rts[0], c.rts[1]
+	if err := b.Write(memory.PageSize, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	a.lock()
+	defer a.unlock()
+	if n := testing.AllocsPerRun(100, func() { a.placeLocked(1, memory.PageSize, true) }); n != 0 {
+		t.Fatalf("placeLocked: %v allocations", n)
+	}
+}
+
+func TestDevicePolicy(t *testing.T) {
+	for _, policy := range []DevicePolicy{DevicesForward, DevicesMove} {
+		c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Devices = policy })
+		for i, rt := range c.rts {
+			rt.lock()
+			n, ok := rt.deviceMoveLocked()
+			rt.unlock()
+			want := policy == DevicesMove && i != 0
+			if ok != want || ok && n != 0 {
+				t.Errorf("%v: node %d: deviceMoveLocked = %d, %v; want move %v to node 0", policy, i, n, ok, want)
+			}
+		}
+	}
+}
+
+// BenchmarkPlaceLocked is what the move policy adds to a remote fault:
+// the engine's hint and the policy's decision (vCPU 1 on node 1 faulting
+// on a page node 0 wrote; the hysteresis policy scores the fault).
+func BenchmarkPlaceLocked(b *testing.B) {
+	for _, policy := range []MovePolicy{MovePull, MoveHysteresis} {
+		b.Run(policy.String(), func(b *testing.B) {
+			c := newCluster(b, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = policy })
+			if err := c.rts[0].Write(0, []byte{1}); err != nil {
+				b.Fatal(err)
+			}
+			r := c.rts[1]
+			r.lock()
+			defer r.unlock()
+			b.ReportAllocs()
+			for b.Loop() {
+				r.placeLocked(1, 0, true)
+			}
+		})
+	}
+}
+
+func TestPolicyNamesRoundTrip(t *testing.T) {
+	for p := range moveLimit {
+		if got, err := ParseMovePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseMovePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for p := range devicesLimit {
+		if got, err := ParseDevicePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseDevicePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for p := range placeLimit {
+		if got, err := ParsePlacePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParsePlacePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	for p := range homesLimit {
+		if got, err := ParseHomePolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseHomePolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	if _, err := ParseMovePolicy("sometimes"); err == nil || !strings.Contains(err.Error(), "pull, hysteresis, always") {
+		t.Errorf("ParseMovePolicy(sometimes): %v", err)
+	}
+	if got := moveLimit.String(); got != "MovePolicy(3)" {
+		t.Errorf("an unnamed value prints as %q", got)
+	}
+}
+
+// enveloped is msg as a Runtime of VM id sends it.
+func enveloped(id uint32, msg []byte) []byte {
+	b := make([]byte, EnvelopeSize+len(msg))
+	putEnvelope(b, id)
+	copy(b[EnvelopeSize:], msg)
+	return b
+}
+
+// TestMessagesOfAnotherVMDropped: a message enveloped for an earlier VM
+// (still in flight when a link came back and a new VM started) is
+// dropped and counted, and the new VM goes on; before the envelope it
+// reached the new VM's engine, which stopped with "unexpected FetchReply"
+// (seen in the Bochs link-cut test).
+func TestMessagesOfAnotherVMDropped(t *testing.T) {
+	c := newCluster(t, 2, 2, 4)
+	m := memory.Message{Kind: memory.KindFetchReply, Src: 1, Dst: 0, Requester: 0, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	c.rts[0].Deliver(1, enveloped(6, b)) // VM 6, not this VM 7
+	c.rts[0].Deliver(1, b)               // no envelope at all
+	if err := c.rts[0].Write(0x1000, []byte{1}); err != nil {
+		t.Fatalf("the VM after another VM's messages: %v", err)
+	}
+	if s := c.rts[0].Stats(); s.Stale != 2 || s.Rejected != 0 {
+		t.Errorf("stale %d, rejected %d; want 2 and 0", s.Stale, s.Rejected)
+	}
+}

@@ -1,0 +1,102 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package dvm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+)
+
+// NodeLostError stops a VM on this node when another of its nodes is
+// gone (silent past the cluster's failure timeout, or removed): the VM
+// cannot go on without the pages and vCPUs that node had, so every node
+// that notices stops its share. It says what went with the node, as far
+// as this node knows.
+type NodeLostError struct {
+	// Node is the lost node's index in the VM; Why how it was found lost.
+	Node memory.NodeID
+	Why  string
+	// HomedPages is how many of the VM's pages the lost node homed.
+	HomedPages int
+	// OnlyCopies is how many pages homed on this node the lost node held
+	// the only (modified) copy of.
+	OnlyCopies int
+	// VCPUs are the vCPUs that ran on the lost node.
+	VCPUs []migrate.VCPUID
+}
+
+// Error describes the loss with VM node indexes.
+func (e *NodeLostError) Error() string {
+	return e.Describe(func(n memory.NodeID) uint32 { return uint32(n) })
+}
+
+// Describe describes the loss, naming nodes by name(index): the cluster's
+// node ids, in the shell.
+func (e *NodeLostError) Describe(name func(memory.NodeID) uint32) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %d lost (%s): the VM stops; with it went %d pages it homed, the only copy of %d pages homed here, ",
+		name(e.Node), e.Why, e.HomedPages, e.OnlyCopies)
+	switch len(e.VCPUs) {
+	case 0:
+		b.WriteString("no vCPU")
+	default:
+		fmt.Fprintf(&b, "vCPU %v", e.VCPUs)
+	}
+	return b.String()
+}
+
+// NodeFailed stops the VM on this node because node n is gone (why says
+// how that was found) and returns what went with it. Every waiter, for a
+// page, a device read or a migration, wakes at once and returns the
+// error, which Err reports from then on; messages still arriving are
+// dropped. It does not wait behind a vCPU that holds the lock while it
+// sends: the waiters are released first. Only the first call counts;
+// later ones, and calls for a node outside the VM or this node itself,
+// return nil.
+func (r *Runtime) NodeFailed(n memory.NodeID, why string) *NodeLostError {
+	if int(n) >= r.cfg.Spec.Nodes || n == r.cfg.Self {
+		return nil
+	}
+	e := &NodeLostError{Node: n, Why: why}
+	if !r.lost.CompareAndSwap(nil, e) {
+		return nil
+	}
+	r.qmu.Lock()
+	r.cond.Broadcast()
+	r.qmu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := 0; p < r.cfg.Spec.Pages; p++ {
+		gpa := uint64(p) * memory.PageSize
+		if r.eng.Home(gpa) == n {
+			e.HomedPages++
+		}
+		if owner, _, _, ok := r.eng.Directory(gpa); ok && owner == n {
+			e.OnlyCopies++
+		}
+	}
+	for v := range r.cfg.Spec.VCPUs {
+		if at, _ := r.mig.Location(migrate.VCPUID(v)); at == n {
+			e.VCPUs = append(e.VCPUs, migrate.VCPUID(v))
+		}
+	}
+	r.fail(e)
+	return e
+}
+
+// stoppedLocked returns the error that stopped the VM on this node: the
+// first fatal error, or a lost node not yet recorded as one. The caller
+// holds the lock.
+func (r *Runtime) stoppedLocked() error {
+	if r.err != nil {
+		return r.err
+	}
+	if e := r.lost.Load(); e != nil {
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package dvm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+)
+
+// fakeShare records what the control plane asked of it.
+type fakeShare struct {
+	spec Spec
+	rt   *Runtime
+
+	mu     sync.Mutex
+	calls  []string
+	block  chan struct{} // Start waits on it when set
+	called chan string
+}
+
+func (s *fakeShare) Spec() Spec        { return s.spec }
+func (s *fakeShare) Runtime() *Runtime { return s.rt }
+func (s *fakeShare) record(c string) {
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	s.mu.Unlock()
+	if s.called != nil {
+		s.called <- c
+	}
+}
+func (s *fakeShare) Start() {
+	if s.block != nil {
+		<-s.block
+	}
+	s.record("start")
+}
+func (s *fakeShare) Migrate(v migrate.VCPUID, node memory.NodeID) error {
+	s.record(fmt.Sprintf("migrate %d to %d", v, node))
+	if node > 5 {
+		return errors.New("no such node")
+	}
+	return nil
+}
+func (s *fakeShare) Done(from memory.NodeID, ok bool) {
+	s.record(fmt.Sprintf("done from %d ok=%v", from, ok))
+}
+func (s *fakeShare) Evacuate() { s.record("evacuate") }
+func (s *fakeShare) Startup(h *Handle, v migrate.VCPUID, vector uint8) {
+	s.record(fmt.Sprintf("startup %d at %#x held=%v", v, vector, h.Held()))
+}
+func (s *fakeShare) Clock(t uint64) { s.record(fmt.Sprintf("clock %d", t)) }
+func (s *fakeShare) End(why string) { s.record("end: " + why) }
+
+// fakeHost creates fakeShares over the runtimes of a test cluster.
+type fakeHost struct {
+	rt      *Runtime
+	created chan *fakeShare
+	fail    error
+}
+
+func (h *fakeHost) Create(from memory.NodeID, spec Spec) (Share, error) {
+	if h.fail != nil {
+		return nil, h.fail
+	}
+	s := &fakeShare{spec: spec, rt: h.rt, called: make(chan string, 16)}
+	h.created <- s
+	return s, nil
+}
+
+// syncBuffer is a notices writer the test reads while the plane writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func control(c Control) []byte {
+	b := make([]byte, ControlSize)
+	return b[:c.MarshalTo(b)]
+}
+
+func newPlane(t *testing.T) (*Plane, *fakeHost, *syncBuffer, *[][]byte) {
+	c := newCluster(t, 2, 2, 4)
+	host := &fakeHost{rt: c.rts[1], created: make(chan *fakeShare, 4)}
+	notices := &syncBuffer{}
+	var sent [][]byte
+	p := NewPlane(PlaneConfig{Host: host, Notices: notices,
+		Send: func(to memory.NodeID, msg []byte) error {
+			sent = append(sent, append([]byte{byte(to)}, msg...))
+			return nil
+		},
+		ClusterID: func(n memory.NodeID) uint32 { return uint32(n) + 1 }})
+	return p, host, notices, &sent
+}
+
+func TestPlaneDrivesTheShare(t *testing.T) {
+	p, host, notices, _ := newPlane(t)
+	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	s := <-host.created
+	if p.Current() != Share(s) {
+		t.Fatal("the share created on OpCreate is not current")
+	}
+	if !strings.Contains(notices.String(), "dvm 7: joined for node 1: node 1 of 2, 2 vCPUs, 4 pages") {
+		t.Errorf("notices: %q", notices.String())
+	}
+	for _, tc := range []struct {
+		c    Control
+		want string
+	}{
+		{Control{Op: OpStart}, "start"},
+		{Control{Op: OpMigrate, VCPU: 1, Node: 0}, "migrate 1 to 0"},
+		{Control{Op: OpDone, Arg: 0}, "done from 0 ok=true"},
+		{Control{Op: OpDone, Arg: 1}, "done from 0 ok=false"},
+		{Control{Op: OpEvacuate}, "evacuate"},
+		{Control{Op: OpStartup, VCPU: 1, Arg: 0x9a}, "startup 1 at 0x9a held=true"},
+		{Control{Op: OpClock, Time: 12345}, "clock 12345"},
+		{Control{Op: OpStop}, "end: stopped by node 0"},
+	} {
+		tc.c.Spec = spec
+		p.Receive(0, control(tc.c))
+		select {
+		case got := <-s.called:
+			if got != tc.want {
+				t.Errorf("%v: share did %q, want %q", tc.c.Op, got, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%v: the share was not called", tc.c.Op)
+		}
+	}
+	if p.Current() != nil {
+		t.Error("the share is still current after OpStop")
+	}
+}
+
+func TestPlaneRefusesWhatIsNotItsVM(t *testing.T) {
+	p, host, notices, _ := newPlane(t)
+	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
+	p.Receive(0, control(Control{Op: OpStart, Spec: spec}))
+	p.Receive(0, []byte{ControlMagic, 0xEE})
+	waitFor(t, notices, "dvm: Start for VM 7 from node 0: no such VM here")
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	s := <-host.created
+	p.Receive(0, control(Control{Op: OpStart, Spec: Spec{ID: 8, Nodes: 2, VCPUs: 2, Pages: 4}}))
+	p.Receive(0, control(Control{Op: OpMigrate, Spec: spec, VCPU: 0, Node: 9}))
+	if got := <-s.called; got != "migrate 0 to 9" {
+		t.Fatalf("share did %q", got)
+	}
+	waitFor(t, notices, "migrate from node 0: no such node")
+	out := notices.String()
+	for _, want := range []string{
+		"dvm: Start for VM 7 from node 0: no such VM here",
+		"dvm: from node 0: ",
+		"dvm: Start for VM 8 from node 0: no such VM here",
+		"dvm 7: migrate from node 0: no such node",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("notices lack %q:\n%s", want, out)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.calls) != 1 {
+		t.Errorf("the share was asked %v; only the migration was its", s.calls)
+	}
+}
+
+// waitFor waits until the notices say want (the control goroutine writes
+// them).
+func waitFor(t *testing.T, notices *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(notices.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no notice %q in %q", want, notices.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPlaneBoundsWaitingControls(t *testing.T) {
+	p, host, notices, _ := newPlane(t)
+	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	s := <-host.created
+	s.block = make(chan struct{}) // the control goroutine is stuck in Start
+	s.called = nil
+	for range MaxControls + 10 {
+		p.Receive(0, control(Control{Op: OpStart, Spec: spec}))
+	}
+	if !strings.Contains(notices.String(), "dropped: 64 control messages wait already") {
+		t.Errorf("a flood of control messages was not bounded: %q", notices.String())
+	}
+	close(s.block)
+}
+
+func TestPlaneReplacesAndFails(t *testing.T) {
+	p, host, notices, sent := newPlane(t)
+	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	old := <-host.created
+	spec.ID = 9
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	<-host.created
+	select {
+	case got := <-old.called:
+		if got != "end: replaced by a new VM from node 0" {
+			t.Errorf("old share: %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the replaced share was not ended")
+	}
+	host.fail = errors.New("no memory")
+	spec.ID = 11
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	if p.Current() != nil {
+		t.Error("a share is current after its creation failed")
+	}
+	if !strings.Contains(notices.String(), "dvm 11: creating this node's share: no memory") {
+		t.Errorf("notices: %q", notices.String())
+	}
+	// Broadcast goes to every other node of the VM.
+	s := &fakeShare{spec: Spec{ID: 3, Nodes: 3, VCPUs: 1, Pages: 4}, rt: host.rt}
+	if err := p.Broadcast(s, Control{Op: OpStart}); err != nil {
+		t.Fatal(err)
+	}
+	if len(*sent) != 2 || (*sent)[0][0] != 0 || (*sent)[1][0] != 2 {
+		t.Fatalf("broadcast from node 1 of 3 went to %d messages", len(*sent))
+	}
+	var c Control
+	if err := c.Unmarshal((*sent)[0][1:]); err != nil || c.Op != OpStart || c.Spec.ID != 3 {
+		t.Errorf("broadcast message: %+v, %v", c, err)
+	}
+}

@@ -1,0 +1,542 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package dvm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+)
+
+// Channel is the cluster transport channel that carries a distributed
+// VM's traffic: coherence messages (package memory, first byte
+// memory.MessageMagic), vCPU migrations and interrupts (package migrate,
+// migrate.MessageMagic), control messages and forwarded device accesses
+// (this file). One channel keeps them in order per pair of nodes: a
+// Create reaches a node before the coherence requests of the VM it
+// creates, and a Start after the image is loaded.
+const Channel uint8 = 2
+
+// Magic bytes of this package's messages.
+const (
+	ControlMagic    = 0xB3
+	DeviceMagic     = 0xB4
+	DeviceReadMagic = 0xB5
+	// EnvelopeMagic starts every message a Runtime sends (coherence,
+	// migration, device): the VM's id follows, then the message.
+	EnvelopeMagic = 0xB6
+)
+
+// ErrBadMessage reports undecodable bytes from a peer.
+var ErrBadMessage = errors.New("dvm: malformed message")
+
+// Op is a control operation.
+type Op uint8
+
+// Control operations.
+const (
+	// OpCreate asks a node to build its share of a VM (engine, frames,
+	// second-level tables); no vCPU runs yet.
+	OpCreate Op = 1
+	// OpStart starts the vCPUs initially placed on the receiver.
+	OpStart Op = 2
+	// OpStop ends the VM on the receiver and frees its share.
+	OpStop Op = 3
+	// OpMigrate asks the node hosting VCPU to move it to Node.
+	OpMigrate Op = 4
+	// OpDone tells the other nodes the VM finished, with its outcome
+	// word (Arg).
+	OpDone Op = 5
+	// OpEvacuate asks the receiver to give back every page copy it holds
+	// but does not home (Modified ones are written back), once its vCPUs
+	// have left.
+	OpEvacuate Op = 6
+	// OpStartup delivers a startup IPI (vector in Arg) to VCPU, an
+	// application processor waiting for one on the receiver (Intel SDM
+	// Vol. 3A, 9.4.4 "MP Initialization Example").
+	OpStartup Op = 7
+	// OpClock carries the sender's guest clock (Time, in TSC ticks) so
+	// that the receiver can keep its own from falling behind: every
+	// node's vCPUs must see one TSC.
+	OpClock Op = 8
+	opLimit    = 9
+)
+
+// String names the operation.
+func (o Op) String() string {
+	switch o {
+	case OpCreate:
+		return "Create"
+	case OpStart:
+		return "Start"
+	case OpStop:
+		return "Stop"
+	case OpMigrate:
+		return "Migrate"
+	case OpDone:
+		return "Done"
+	case OpEvacuate:
+		return "Evacuate"
+	case OpStartup:
+		return "Startup"
+	case OpClock:
+		return "Clock"
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Spec describes a distributed VM; every node builds its share from the
+// same Spec.
+type Spec struct {
+	ID    uint32 // VM id, chosen by the creating node
+	Nodes int    // nodes 0..Nodes-1 take part
+	VCPUs int
+	Pages int // guest RAM is [0, Pages*4 KiB)
+	// Payload selects the guest program (hyperkernel-defined), Arg its
+	// parameter (e.g. iterations).
+	Payload uint32
+	Arg     uint32
+	// Homes places the pages' homes; Place the vCPUs at the start.
+	Homes HomePolicy
+	Place PlacePolicy
+	// Dilation is the guest's time dilation: it is told its TSC runs
+	// Dilation times faster than it does, so that its clock, timers and
+	// watchdogs run that much slower against the network (1 or 0: none;
+	// for emulators, whose network is slow against their CPU).
+	Dilation uint8
+	// Move says when a vCPU that faults on a page another node holds
+	// moves there instead of fetching the page; Devices what a vCPU on
+	// a node without the devices does when it touches one.
+	Move    MovePolicy
+	Devices DevicePolicy
+}
+
+// MovePolicy says when a vCPU goes to its data rather than the data to
+// the vCPU (package sched).
+type MovePolicy uint8
+
+// Move policies.
+const (
+	// MovePull never moves vCPUs by itself: pages come to the vCPU
+	// (GiantVM's way); vCPUs move only by hand (migrate, evacuate).
+	MovePull MovePolicy = 0
+	// MoveHysteresis moves a vCPU to the node that holds the pages it
+	// keeps faulting on when those faults concentrate there and the
+	// saving beats the cost by a margin (sched.Hysteresis, TidalScale's
+	// idea).
+	MoveHysteresis MovePolicy = 1
+	// MoveAlways moves the vCPU on every fault on a page another node
+	// holds (sched.AlwaysMove): the baseline that shows why a policy
+	// needs hysteresis.
+	MoveAlways MovePolicy = 2
+	moveLimit  MovePolicy = 3
+)
+
+// names are the policy's values as the shell writes them, in order.
+func (MovePolicy) names() []string { return []string{"pull", "hysteresis", "always"} }
+
+// String names the policy as the shell does.
+func (p MovePolicy) String() string { return policyName("MovePolicy", p.names(), p) }
+
+// ParseMovePolicy returns the move policy the shell calls s.
+func ParseMovePolicy(s string) (MovePolicy, error) {
+	return parsePolicy[MovePolicy]("move", MovePolicy(0).names(), s)
+}
+
+// DevicePolicy says how a vCPU on a node without the devices reaches
+// them.
+type DevicePolicy uint8
+
+// Device policies.
+const (
+	// DevicesForward forwards each access to the device node (reads
+	// wait for the value): the vCPU stays where its memory is.
+	DevicesForward DevicePolicy = 0
+	// DevicesMove migrates the vCPU to the device node, where the
+	// access runs locally (and the accesses after it: a driver's
+	// register sequence costs one migration, not a round trip each).
+	DevicesMove  DevicePolicy = 1
+	devicesLimit DevicePolicy = 2
+)
+
+// names are the policy's values as the shell writes them, in order.
+func (DevicePolicy) names() []string { return []string{"forward", "move"} }
+
+// String names the policy as the shell does.
+func (p DevicePolicy) String() string { return policyName("DevicePolicy", p.names(), p) }
+
+// ParseDevicePolicy returns the device policy the shell calls s.
+func ParseDevicePolicy(s string) (DevicePolicy, error) {
+	return parsePolicy[DevicePolicy]("device", DevicePolicy(0).names(), s)
+}
+
+// PlacePolicy says where each vCPU starts.
+type PlacePolicy uint8
+
+// Placement policies.
+const (
+	// PlaceSpread starts vCPU v on node v % Nodes.
+	PlaceSpread PlacePolicy = 0
+	// PlaceDeviceNode starts every vCPU on node 0, next to the memory
+	// an operating system boots from; they are spread later (by hand
+	// or policy) with migrate.
+	PlaceDeviceNode PlacePolicy = 1
+	placeLimit      PlacePolicy = 2
+)
+
+// names are the policy's values as the shell writes them, in order.
+func (PlacePolicy) names() []string { return []string{"spread", "node0"} }
+
+// String names the policy as the shell does.
+func (p PlacePolicy) String() string { return policyName("PlacePolicy", p.names(), p) }
+
+// ParsePlacePolicy returns the placement policy the shell calls s.
+func ParsePlacePolicy(s string) (PlacePolicy, error) {
+	return parsePolicy[PlacePolicy]("placement", PlacePolicy(0).names(), s)
+}
+
+// Node returns the node vCPU v starts on in a VM of nodes nodes.
+func (p PlacePolicy) Node(v migrate.VCPUID, nodes int) memory.NodeID {
+	if p == PlaceDeviceNode {
+		return 0
+	}
+	return memory.NodeID(int(v) % nodes)
+}
+
+// HomePolicy says which node is the home of each guest page.
+type HomePolicy uint8
+
+// Home policies.
+const (
+	// HomesStriped stripes pages over the nodes: page p's home is node
+	// p % Nodes.
+	HomesStriped HomePolicy = 0
+	// HomesDeviceNode homes every page on node 0, the node that hosts the
+	// devices and loads the guest: an operating system boots there at
+	// local speed, and the other nodes hold copies of what their vCPUs
+	// touch.
+	HomesDeviceNode HomePolicy = 1
+	homesLimit      HomePolicy = 2
+)
+
+// names are the policy's values as the shell writes them, in order.
+func (HomePolicy) names() []string { return []string{"striped", "node0"} }
+
+// String names the policy as the shell does.
+func (h HomePolicy) String() string { return policyName("HomePolicy", h.names(), h) }
+
+// ParseHomePolicy returns the home policy the shell calls s.
+func ParseHomePolicy(s string) (HomePolicy, error) {
+	return parsePolicy[HomePolicy]("home", HomePolicy(0).names(), s)
+}
+
+// Home returns the home function of the policy for a VM of nodes nodes.
+func (h HomePolicy) Home(nodes int) func(page uint64) memory.NodeID {
+	if h == HomesDeviceNode {
+		return func(uint64) memory.NodeID { return 0 }
+	}
+	n := uint64(nodes)
+	return func(p uint64) memory.NodeID { return memory.NodeID(p % n) }
+}
+
+// policyName returns names[v], or v in Go syntax when it has no name.
+func policyName[T ~uint8](typ string, names []string, v T) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, uint8(v))
+}
+
+// parsePolicy returns the value whose name in names is s.
+func parsePolicy[T ~uint8](kind string, names []string, s string) (T, error) {
+	for i, n := range names {
+		if n == s {
+			return T(i), nil
+		}
+	}
+	return 0, fmt.Errorf("dvm: unknown %s policy %q: want %s", kind, s, strings.Join(names, ", "))
+}
+
+// Validate checks a Spec from a peer or the operator.
+func (s *Spec) Validate() error {
+	switch {
+	case s.Nodes < 1 || s.Nodes > memory.MaxNodes:
+		return fmt.Errorf("dvm: %d nodes, want 1..%d", s.Nodes, memory.MaxNodes)
+	case s.VCPUs < 1 || s.VCPUs > MaxVCPUs:
+		return fmt.Errorf("dvm: %d vCPUs, want 1..%d", s.VCPUs, MaxVCPUs)
+	case s.Pages < 1 || s.Pages > MaxPages:
+		return fmt.Errorf("dvm: %d pages, want 1..%d", s.Pages, MaxPages)
+	case s.Homes >= homesLimit:
+		return fmt.Errorf("dvm: unknown home policy %d", s.Homes)
+	case s.Place >= placeLimit:
+		return fmt.Errorf("dvm: unknown placement policy %d", s.Place)
+	case s.Move >= moveLimit:
+		return fmt.Errorf("dvm: unknown move policy %d", s.Move)
+	case s.Devices >= devicesLimit:
+		return fmt.Errorf("dvm: unknown device policy %d", s.Devices)
+	}
+	return nil
+}
+
+// Limits on a Spec.
+const (
+	MaxVCPUs = 64
+	MaxPages = 1 << 20 // 4 GiB of guest RAM
+)
+
+// Control is one control message.
+type Control struct {
+	Op   Op
+	Spec Spec           // OpCreate; Spec.ID names the VM for every op
+	VCPU migrate.VCPUID // OpMigrate, OpStartup
+	Node memory.NodeID  // OpMigrate: destination
+	Arg  uint32         // OpDone: outcome; OpStartup: vector
+	Time uint64         // OpClock: the sender's guest TSC
+}
+
+// Control wire format (little endian), ControlSize bytes:
+//
+//	0  magic (ControlMagic)
+//	1  op
+//	2  node
+//	3  nodes
+//	4  vm id (4)
+//	8  vcpus (2)
+//	10 vcpu (2)
+//	12 pages (4)
+//	16 payload (4)
+//	20 arg (4)
+//	24 home policy
+//	25 placement policy
+//	26 time dilation
+//	27 move policy (bits 0-3), device policy (bits 4-7)
+//	28 time (8)
+const ControlSize = 36
+
+// MarshalTo encodes c into b, which must hold ControlSize bytes.
+func (c *Control) MarshalTo(b []byte) int {
+	_ = b[ControlSize-1]
+	b[0], b[1], b[2], b[3] = ControlMagic, byte(c.Op), byte(c.Node), byte(c.Spec.Nodes)
+	binary.LittleEndian.PutUint32(b[4:], c.Spec.ID)
+	binary.LittleEndian.PutUint16(b[8:], uint16(c.Spec.VCPUs))
+	binary.LittleEndian.PutUint16(b[10:], uint16(c.VCPU))
+	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
+	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
+	binary.LittleEndian.PutUint32(b[20:], c.Arg)
+	b[24], b[25], b[26] = byte(c.Spec.Homes), byte(c.Spec.Place), c.Spec.Dilation
+	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
+	binary.LittleEndian.PutUint64(b[28:], c.Time)
+	return ControlSize
+}
+
+// Unmarshal decodes and checks a control message.
+func (c *Control) Unmarshal(b []byte) error {
+	if len(b) != ControlSize || b[0] != ControlMagic {
+		return fmt.Errorf("%w: control message of %d bytes", ErrBadMessage, len(b))
+	}
+	*c = Control{
+		Op:   Op(b[1]),
+		Node: memory.NodeID(b[2]),
+		VCPU: migrate.VCPUID(binary.LittleEndian.Uint16(b[10:])),
+		Arg:  binary.LittleEndian.Uint32(b[20:]),
+		Time: binary.LittleEndian.Uint64(b[28:]),
+		Spec: Spec{
+			Homes:    HomePolicy(b[24]),
+			Place:    PlacePolicy(b[25]),
+			Dilation: b[26],
+			Move:     MovePolicy(b[27] & 0xF),
+			Devices:  DevicePolicy(b[27] >> 4),
+			ID:       binary.LittleEndian.Uint32(b[4:]),
+			Nodes:    int(b[3]),
+			VCPUs:    int(binary.LittleEndian.Uint16(b[8:])),
+			Pages:    int(binary.LittleEndian.Uint32(b[12:])),
+			Payload:  binary.LittleEndian.Uint32(b[16:]),
+		},
+	}
+	if c.Op == 0 || c.Op >= opLimit {
+		return fmt.Errorf("%w: control op %d", ErrBadMessage, b[1])
+	}
+	if c.Node >= memory.MaxNodes {
+		return fmt.Errorf("%w: node %d", ErrBadMessage, c.Node)
+	}
+	if c.Op == OpStartup && c.Arg > 0xFF {
+		return fmt.Errorf("%w: startup vector %#x", ErrBadMessage, c.Arg)
+	}
+	if c.Op == OpCreate {
+		if err := c.Spec.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+	}
+	return nil
+}
+
+// DeviceWrite is a device write (port or MMIO) forwarded from a vCPU on
+// one node to the node that hosts the device.
+type DeviceWrite struct {
+	VM    uint32
+	VCPU  migrate.VCPUID
+	MMIO  bool   // Addr is guest-physical, not a port
+	Addr  uint64 // port (< 0x10000) or guest-physical address
+	Size  uint8  // 1, 2 or 4 bytes; 8 for MMIO
+	Value uint64
+}
+
+// DeviceSize is the encoded size of a DeviceWrite:
+//
+//	0  magic (DeviceMagic)
+//	1  size
+//	2  space: 0 port, 1 MMIO
+//	3  zero
+//	4  vm id (4)
+//	8  vcpu (2)
+//	10 zero (2)
+//	12 address (8)
+//	20 value (8)
+const DeviceSize = 28
+
+// MarshalTo encodes d into b, which must hold DeviceSize bytes.
+func (d *DeviceWrite) MarshalTo(b []byte) int {
+	_ = b[DeviceSize-1]
+	b[0], b[1], b[2], b[3] = DeviceMagic, d.Size, space(d.MMIO), 0
+	binary.LittleEndian.PutUint32(b[4:], d.VM)
+	binary.LittleEndian.PutUint16(b[8:], uint16(d.VCPU))
+	b[10], b[11] = 0, 0
+	binary.LittleEndian.PutUint64(b[12:], d.Addr)
+	binary.LittleEndian.PutUint64(b[20:], d.Value)
+	return DeviceSize
+}
+
+// Unmarshal decodes and checks a forwarded device write.
+func (d *DeviceWrite) Unmarshal(b []byte) error {
+	if len(b) != DeviceSize || b[0] != DeviceMagic || b[3] != 0 || b[10] != 0 || b[11] != 0 {
+		return fmt.Errorf("%w: device write of %d bytes", ErrBadMessage, len(b))
+	}
+	*d = DeviceWrite{
+		Size:  b[1],
+		VM:    binary.LittleEndian.Uint32(b[4:]),
+		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
+		Addr:  binary.LittleEndian.Uint64(b[12:]),
+		Value: binary.LittleEndian.Uint64(b[20:]),
+	}
+	var err error
+	d.MMIO, err = checkAccess(b[2], d.Addr, d.Size)
+	return err
+}
+
+// space encodes an address space.
+func space(mmio bool) byte {
+	if mmio {
+		return 1
+	}
+	return 0
+}
+
+// checkAccess checks the address space, address and size of a device
+// access and reports whether it is MMIO.
+func checkAccess(sp byte, addr uint64, size uint8) (bool, error) {
+	switch {
+	case sp > 1:
+		return false, fmt.Errorf("%w: device address space %d", ErrBadMessage, sp)
+	case size != 1 && size != 2 && size != 4 && (size != 8 || sp == 0):
+		return false, fmt.Errorf("%w: device access of %d bytes", ErrBadMessage, size)
+	case sp == 0 && addr > 0xFFFF:
+		return false, fmt.Errorf("%w: port %#x", ErrBadMessage, addr)
+	}
+	return sp == 1, nil
+}
+
+// DeviceRead is a device read (port or MMIO) forwarded from a vCPU on one
+// node to the node that hosts the device (a request), or the value read
+// (a reply). A vCPU waits for its read, so it has at most one
+// outstanding; Seq tells a reply to which read it answers.
+type DeviceRead struct {
+	VM    uint32
+	VCPU  migrate.VCPUID
+	MMIO  bool
+	Addr  uint64
+	Size  uint8
+	Seq   uint8
+	Reply bool
+	Value uint64 // replies
+}
+
+// DeviceReadSize is the encoded size of a DeviceRead:
+//
+//	0  magic (DeviceReadMagic)
+//	1  kind: 1 request, 2 reply
+//	2  space: 0 port, 1 MMIO
+//	3  size
+//	4  vm id (4)
+//	8  vcpu (2)
+//	10 seq
+//	11 zero
+//	12 address (8)
+//	20 value (8), zero in a request
+const DeviceReadSize = 28
+
+// MarshalTo encodes d into b, which must hold DeviceReadSize bytes.
+func (d *DeviceRead) MarshalTo(b []byte) int {
+	_ = b[DeviceReadSize-1]
+	b[0], b[1], b[2], b[3] = DeviceReadMagic, 1, space(d.MMIO), d.Size
+	if d.Reply {
+		b[1] = 2
+	}
+	binary.LittleEndian.PutUint32(b[4:], d.VM)
+	binary.LittleEndian.PutUint16(b[8:], uint16(d.VCPU))
+	b[10], b[11] = d.Seq, 0
+	binary.LittleEndian.PutUint64(b[12:], d.Addr)
+	binary.LittleEndian.PutUint64(b[20:], d.Value)
+	return DeviceReadSize
+}
+
+// Unmarshal decodes and checks a forwarded device read or its reply.
+func (d *DeviceRead) Unmarshal(b []byte) error {
+	if len(b) != DeviceReadSize || b[0] != DeviceReadMagic || b[11] != 0 {
+		return fmt.Errorf("%w: device read of %d bytes", ErrBadMessage, len(b))
+	}
+	if k := b[1]; k != 1 && k != 2 {
+		return fmt.Errorf("%w: device read kind %d", ErrBadMessage, k)
+	}
+	*d = DeviceRead{
+		Reply: b[1] == 2,
+		Size:  b[3],
+		VM:    binary.LittleEndian.Uint32(b[4:]),
+		VCPU:  migrate.VCPUID(binary.LittleEndian.Uint16(b[8:])),
+		Seq:   b[10],
+		Addr:  binary.LittleEndian.Uint64(b[12:]),
+		Value: binary.LittleEndian.Uint64(b[20:]),
+	}
+	var err error
+	if d.MMIO, err = checkAccess(b[2], d.Addr, d.Size); err != nil {
+		return err
+	}
+	if !d.Reply && d.Value != 0 {
+		return fmt.Errorf("%w: device read request with a value", ErrBadMessage)
+	}
+	return nil
+}
+
+// EnvelopeSize is the room a Runtime's message needs before its body:
+// EnvelopeMagic and the VM id (little-endian). Messages of an earlier VM
+// still in flight when a new one starts (a link that came back, a node
+// that restarted it) carry that VM's id and are dropped on arrival.
+const EnvelopeSize = 5
+
+// putEnvelope writes the envelope of VM id into b[:EnvelopeSize].
+func putEnvelope(b []byte, id uint32) {
+	b[0] = EnvelopeMagic
+	binary.LittleEndian.PutUint32(b[1:], id)
+}
+
+// openEnvelope returns the body of msg if it is enveloped for VM id.
+func openEnvelope(msg []byte, id uint32) ([]byte, bool) {
+	if len(msg) < EnvelopeSize || msg[0] != EnvelopeMagic || binary.LittleEndian.Uint32(msg[1:]) != id {
+		return nil, false
+	}
+	return msg[EnvelopeSize:], true
+}

@@ -1,0 +1,93 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package x86
+
+import (
+	"runtime/goos"
+	"time"
+	_ "unsafe" // go:linkname
+
+	"github.com/usbarmory/tamago/amd64"
+	"github.com/usbarmory/tamago/soc/intel/uart"
+
+	"github.com/big-iron/big-iron/machine/board"
+)
+
+// The runtime's board hooks (tamago's runtime/goos) for every x86 machine
+// big-iron runs on: the early start-up, the clock and the console are the
+// same on all of them, and only what Machine describes differs. They need
+// the `linkprintk` tag (console output goes to COM1 here) and, for the
+// entry point, `linkcpuinit`.
+
+// COM1 is the first 16550 UART's I/O base (PC/AT convention).
+const COM1 = 0x3f8
+
+// Board-owned hardware instances; the only package-level state, set up
+// during board init.
+var (
+	cpu  = &amd64.CPU{TimerMultiplier: 1}
+	com1 = &uart.UART{Index: 1, Base: COM1}
+
+	muted     bool
+	tscHz     uint64
+	tscSource string
+)
+
+// Go runtime memory: tamago places the runtime at 0x10000000 (its
+// ramStart); this is how much RAM from there the runtime owns. Guests get
+// what the memory map leaves outside it. Sized from `mem`: the image
+// with the Linux guest embedded ends 56 MiB in, and the runtime had
+// obtained 79 MiB (40 MiB of heap in use) with a 1200 MiB guest running,
+// so 256 MiB leaves the collector twice that and room for more VMs.
+//
+//go:linkname ramSize runtime/goos.RamSize
+var ramSize uint64 = 0x10000000 // 256 MiB
+
+//go:linkname printk runtime/goos.Printk
+func printk(c byte) {
+	if !muted {
+		com1.Tx(c)
+	}
+}
+
+//go:linkname nanotime runtime/goos.Nanotime
+func nanotime() int64 {
+	return cpu.GetTime()
+}
+
+// hwinit runs early in runtime start-up, before any goroutine.
+//
+//go:linkname hwinit runtime/goos.Hwinit1
+func hwinit() {
+	com1.Init()
+	// tamago warns when it cannot find the TSC frequency; we calibrate
+	// right after, so its warning is held back.
+	muted = true
+	cpu.Init()
+	muted = false
+	tscHz, tscSource = CalibrateTSC(cpu)
+	goos.Exit = func(int32) { Halt() }
+}
+
+// Machine describes one family of x86 machines: what its board package
+// (board/pc, board/microvm) says and this package does not.
+type Machine struct {
+	// Name is the platform's name (board.Platform.Name).
+	Name string
+	// NICs lists the machine's network cards (PCINICs,
+	// VirtioMMIONICs).
+	NICs func() []board.NIC
+}
+
+// Start brings the machine up (Bring), with the console on COM1, and
+// returns its description. A board package calls it once, from its init.
+func (m Machine) Start() *board.Platform {
+	cpu.EnableExceptions()
+	p := Bring(cpu, m.Name, tscHz, tscSource)
+	p.Console = &Console{UART: com1, Poll: time.Millisecond}
+	p.NICs = m.NICs()
+	return p
+}

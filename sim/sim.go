@@ -1,0 +1,804 @@
+// Package sim is a deterministic simulator of a big-iron cluster: N nodes
+// in one process, each running the real coherence engine (package memory),
+// the real migration state machine (package migrate) and a placement policy
+// (package sched), joined by simulated links in virtual time.
+//
+// There are no goroutines: one event queue ordered by (virtual time,
+// insertion sequence) drives everything, and every random choice comes
+// from one generator seeded by Config.Seed, so a seed replays exactly
+// (Result.TraceHash digests every processed event).
+//
+// Links have latency, bandwidth, loss, duplication, reordering and
+// temporary partitions. The simulator provides the reliable-delivery layer
+// (net.go) that the cluster transport provides on real hardware; the
+// protocols above assume reliable, exactly-once, per-pair FIFO delivery
+// and nothing more.
+//
+// Node crashes are not simulated. The coherence protocol keeps exactly one
+// up-to-date copy of a written page (at its owner or its home) and vCPU
+// state exists only at its host, so a crash of any node that owns a
+// Modified page, homes a page or hosts a vCPU loses data by design; only
+// nodes holding nothing but Shared copies could crash safely, and that
+// needs membership (Raft) to tell homes to drop them from sharer sets.
+//
+// A checker verifies per-location sequential consistency (every read
+// returns the token of the latest write to that word, in the global order
+// of the simulation), that every vCPU exists exactly once (hosted or in
+// flight) and arrives with the state it left with, that every interrupt
+// raised reaches its vCPU exactly once wherever it runs, and that every
+// armed timer fires once, not early.
+package sim
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/cluster/sched"
+	"github.com/big-iron/big-iron/sim/workload"
+)
+
+// Faults configures fault injection.
+type Faults struct {
+	Loss    float64 // probability a frame is lost
+	Dup     float64 // probability a frame is delivered twice
+	Reorder float64 // probability a frame is delayed by up to ReorderNS
+	// ReorderNS is the largest extra delay of a reordered or duplicated
+	// frame.
+	ReorderNS int64
+	// Partitions is the number of temporary partitions between random node
+	// pairs, each PartitionNS long, starting in the first PartitionWindowNS.
+	Partitions        int
+	PartitionNS       int64
+	PartitionWindowNS int64
+	// EvictRate is the probability per guest access that the node evicts a
+	// random page it caches (writing it back if Modified).
+	EvictRate float64
+}
+
+// Config describes one simulation run.
+type Config struct {
+	Seed         uint64
+	Nodes        int
+	CoresPerNode int // default 2
+	Link         Link
+	Faults       Faults
+	Workload     *workload.Set
+	// Policy decides pull or move on remote faults; nil means AlwaysPull.
+	Policy    sched.Policy
+	StateSize int   // vCPU state bytes; default migrate.DefaultStateSize
+	StepNS    int64 // cost of one guest access when local; default 100
+	ExitNS    int64 // VM exit plus fault handling before a request leaves; default 1000
+	MigrateNS int64 // vCPU save on the source plus restore on the destination; default 2000
+	// Interrupts is the number of interrupts (IPIs, device interrupts)
+	// raised at random times from random nodes to random vCPUs.
+	Interrupts int
+	// Timers arms one one-shot timer per vCPU at a random deadline.
+	Timers bool
+	// Mutation breaks the coherence protocol, for checker tests only.
+	Mutation memory.Mutation
+	// SampleNS, if positive, records a Timeline sample every SampleNS.
+	SampleNS int64
+	// MaxEvents bounds the run (livelock guard); default 50 million.
+	MaxEvents int
+}
+
+// Sample is a snapshot for the timeline: where each vCPU runs (-1 in
+// flight) and where each page is (owner node if Modified, -1 if only
+// Shared copies exist, -2 while a transaction is in progress).
+type Sample struct {
+	At    int64
+	VCPUs []int8
+	Pages []int8
+}
+
+// Result reports a run.
+type Result struct {
+	Seed      uint64
+	TraceHash uint64 // digest of every processed event
+	Events    int
+	// Performance.
+	MakespanNS   int64   // virtual time when the last vCPU finished
+	IdealNS      int64   // the same workload on one node with all memory local
+	Slowdown     float64 // MakespanNS / IdealNS
+	RemoteFaults uint64
+	Migrations   uint64
+	Messages     uint64 // protocol messages (data frames sent once)
+	Frames       uint64 // frames put on links, including acks and retransmissions
+	WireBytes    uint64 // bytes on the wire including Ethernet framing
+	Retransmits  uint64
+	Dropped      uint64
+	Duplicates   uint64
+	// Checking.
+	Reads, Writes   uint64
+	InterruptsTaken uint64
+	TimersFired     uint64
+	Timeline        []Sample
+}
+
+type evKind uint8
+
+const (
+	evStep evKind = iota + 1
+	evFrame
+	evRetransmit
+	evInterrupt
+	evTimer
+	evSample
+)
+
+type event struct {
+	at   int64
+	seq  uint64
+	kind evKind
+	node int
+	peer int
+	v    int
+	gen  uint64
+	buf  []byte
+}
+
+type eventHeap []event
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+type vstate uint8
+
+const (
+	vRunning vstate = iota
+	vBlocked
+	vFlight
+	vDone
+)
+
+type vcpu struct {
+	id      int
+	stream  []workload.Access
+	pc      int
+	node    int
+	state   vstate
+	page    uint64 // page blocked on
+	gen     uint64 // invalidates stale step events
+	doneAt  int64
+	timerAt int64 // armed deadline, 0 if none
+}
+
+// ept is a node's simulated second-level page table.
+type ept struct {
+	s    *Sim
+	node int
+	acc  []memory.Access
+}
+
+// SetAccess implements memory.Permissions; raising access wakes vCPUs of
+// this node blocked on the page.
+func (e *ept) SetAccess(gpa uint64, _ *memory.Page, a memory.Access) {
+	p := gpa / memory.PageSize
+	old := e.acc[p]
+	e.acc[p] = a
+	if a > old {
+		e.s.wake(e.node, p)
+	}
+}
+
+type node struct {
+	id  int
+	mem *memory.Engine
+	mig *migrate.Migrator
+	ept *ept
+}
+
+type partition struct {
+	a, b     int
+	from, to int64
+}
+
+// Sim is one simulation run.
+type Sim struct {
+	cfg      Config
+	rng      *rand.Rand
+	now      int64
+	seq      uint64
+	q        eventHeap
+	trace    [40]byte
+	hash     interface{ Write([]byte) (int, error) }
+	hsum     func() uint64
+	nodes    []*node
+	vcpus    []*vcpu
+	chans    [][]*channel
+	linkBusy [][]int64
+	parts    []partition
+	rto      int64
+	memOut   *memory.Outbox
+	migOut   *migrate.Outbox
+	pageBuf  memory.Page
+	wire     []byte
+	check    checker
+	res      Result
+}
+
+// Run simulates cfg to completion. A checker violation or protocol error
+// returns an error naming the seed.
+func Run(cfg Config) (Result, error) {
+	s, err := newSim(cfg)
+	if err != nil {
+		return Result{Seed: cfg.Seed}, fmt.Errorf("sim seed %d: %w", cfg.Seed, err)
+	}
+	if err := s.run(); err != nil {
+		return s.res, fmt.Errorf("sim seed %d (t=%dns): %w", cfg.Seed, s.now, err)
+	}
+	return s.res, nil
+}
+
+// newSim sets a run up: cfg's defaults, one coherence engine and
+// migrator per node, the channels between them, the vCPUs at their
+// initial nodes, and the faults, interrupts and timers injected from the
+// seeded generator (in that order, so that a seed always replays).
+func newSim(cfg Config) (*Sim, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)), hash: h, hsum: h.Sum64,
+		memOut: memory.NewOutbox(), migOut: migrate.NewOutbox(), wire: make([]byte, memory.MaxMessageSize+migrate.MessageHeaderSize+64+cfg.StateSize)}
+	s.res.Seed = cfg.Seed
+	s.rto = 2*(cfg.Link.LatencyNS+cfg.Link.serialiseNS(memory.MaxMessageSize+frameHeader)) + 4*cfg.Link.serialiseNS(cfg.StateSize) + 10_000
+	if err := s.addNodes(); err != nil {
+		return nil, err
+	}
+	s.connectNodes()
+	s.check = newChecker(len(cfg.Workload.Streams))
+	s.res.IdealNS = s.placeVCPUs()
+	horizon := 2*s.res.IdealNS + 1
+	s.injectPartitions(horizon)
+	s.injectInterrupts(horizon)
+	if cfg.Timers {
+		s.armTimers(horizon)
+	}
+	if cfg.SampleNS > 0 {
+		s.schedule(event{at: 0, kind: evSample})
+	}
+	return s, nil
+}
+
+// withDefaults returns cfg with its zero fields defaulted (see Config),
+// or an error if it describes no run.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Workload == nil || len(cfg.Workload.Streams) == 0 {
+		return cfg, fmt.Errorf("no workload")
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > memory.MaxNodes {
+		return cfg, fmt.Errorf("%d nodes", cfg.Nodes)
+	}
+	if cfg.CoresPerNode == 0 {
+		cfg.CoresPerNode = 2
+	}
+	if cfg.Link.GbitPerS == 0 {
+		cfg.Link = Link10G
+	}
+	if cfg.StateSize == 0 {
+		cfg.StateSize = migrate.DefaultStateSize
+	}
+	if cfg.StateSize < 16 {
+		return cfg, fmt.Errorf("state size %d below 16", cfg.StateSize)
+	}
+	if cfg.StepNS == 0 {
+		cfg.StepNS = 100
+	}
+	if cfg.ExitNS == 0 {
+		cfg.ExitNS = 1000
+	}
+	if cfg.MigrateNS == 0 {
+		cfg.MigrateNS = 2000
+	}
+	if cfg.MaxEvents == 0 {
+		cfg.MaxEvents = 50_000_000
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = sched.AlwaysPull{}
+	}
+	if cfg.Faults.ReorderNS == 0 {
+		cfg.Faults.ReorderNS = 4 * cfg.Link.LatencyNS
+	}
+	return cfg, nil
+}
+
+// addNodes creates every node: its simulated EPT, its coherence engine
+// over the workload's pages and its vCPU migrator.
+func (s *Sim) addNodes() error {
+	cfg := &s.cfg
+	pages := cfg.Workload.Pages
+	for i := 0; i < cfg.Nodes; i++ {
+		e := &ept{s: s, node: i, acc: make([]memory.Access, pages)}
+		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Mutation: cfg.Mutation})
+		if err != nil {
+			return err
+		}
+		mig, err := migrate.New(migrate.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, VCPUs: len(cfg.Workload.Streams), StateSize: cfg.StateSize})
+		if err != nil {
+			return err
+		}
+		s.nodes = append(s.nodes, &node{id: i, mem: mem, mig: mig, ept: e})
+	}
+	return nil
+}
+
+// connectNodes creates a channel and an idle link from every node to
+// every node.
+func (s *Sim) connectNodes() {
+	s.chans = make([][]*channel, s.cfg.Nodes)
+	s.linkBusy = make([][]int64, s.cfg.Nodes)
+	for i := range s.chans {
+		s.chans[i] = make([]*channel, s.cfg.Nodes)
+		s.linkBusy[i] = make([]int64, s.cfg.Nodes)
+		for j := range s.chans[i] {
+			s.chans[i][j] = newChannel(i, j)
+		}
+	}
+}
+
+// placeVCPUs creates a vCPU per workload stream on migrate's default
+// initial node (v mod nodes), with a recognisable state, and schedules
+// its first step at time 0. It returns the ideal makespan: the longest
+// stream run locally.
+func (s *Sim) placeVCPUs() (ideal int64) {
+	for v, st := range s.cfg.Workload.Streams {
+		n := v % s.cfg.Nodes // migrate's default initial placement
+		vc := &vcpu{id: v, stream: st, node: n}
+		s.vcpus = append(s.vcpus, vc)
+		if d := int64(len(st)) * s.cfg.StepNS; d > ideal {
+			ideal = d
+		}
+		rec := s.nodes[n].mig.VCPU(migrate.VCPUID(v))
+		binary.LittleEndian.PutUint64(rec.State[8:], uint64(v)^0x5eed)
+		s.schedule(event{at: 0, kind: evStep, node: n, v: v})
+	}
+	return ideal
+}
+
+// injectPartitions draws Faults.Partitions partitions between random
+// pairs of nodes, each starting at a random time within
+// Faults.PartitionWindowNS (or the horizon) and lasting
+// Faults.PartitionNS.
+func (s *Sim) injectPartitions(horizon int64) {
+	cfg := &s.cfg
+	for i := 0; i < cfg.Faults.Partitions && cfg.Nodes > 1; i++ {
+		a := s.rng.IntN(cfg.Nodes)
+		b := (a + 1 + s.rng.IntN(cfg.Nodes-1)) % cfg.Nodes
+		w := cfg.Faults.PartitionWindowNS
+		if w <= 0 {
+			w = horizon
+		}
+		from := s.rng.Int64N(w)
+		s.parts = append(s.parts, partition{a: a, b: b, from: from, to: from + cfg.Faults.PartitionNS})
+	}
+}
+
+// injectInterrupts schedules Config.Interrupts interrupts at random
+// times before the horizon, from random nodes to random vCPUs, with
+// random vectors from 32 to 231.
+func (s *Sim) injectInterrupts(horizon int64) {
+	for i := 0; i < s.cfg.Interrupts; i++ {
+		s.schedule(event{at: s.rng.Int64N(horizon), kind: evInterrupt, node: s.rng.IntN(s.cfg.Nodes), v: s.rng.IntN(len(s.vcpus)), gen: uint64(32 + s.rng.IntN(200))})
+	}
+}
+
+// armTimers arms every vCPU's one-shot timer at a random deadline before
+// the horizon, in its migration record and in the checker.
+func (s *Sim) armTimers(horizon int64) {
+	for v := range s.vcpus {
+		d := 1 + s.rng.Int64N(horizon)
+		rec := s.nodes[s.vcpus[v].node].mig.VCPU(migrate.VCPUID(v))
+		rec.TimerDeadline, rec.TimerVector = uint64(d), timerVector
+		s.check.armTimer(v, d)
+		s.schedule(event{at: d, kind: evTimer, node: s.vcpus[v].node, v: v})
+	}
+}
+
+// timerVector is the vector of the simulated LAPIC timer.
+const timerVector = 0xEC
+
+func (s *Sim) schedule(e event) {
+	e.seq = s.seq
+	s.seq++
+	heap.Push(&s.q, e)
+}
+
+func (s *Sim) run() error {
+	for s.q.Len() > 0 {
+		e := heap.Pop(&s.q).(event)
+		s.now = e.at
+		s.res.Events++
+		if s.res.Events > s.cfg.MaxEvents {
+			return fmt.Errorf("no completion after %d events (livelock?)", s.cfg.MaxEvents)
+		}
+		binary.LittleEndian.PutUint64(s.trace[0:], uint64(e.at))
+		binary.LittleEndian.PutUint64(s.trace[8:], uint64(e.kind)|uint64(e.node)<<8|uint64(e.peer)<<16)
+		binary.LittleEndian.PutUint64(s.trace[16:], uint64(e.v))
+		binary.LittleEndian.PutUint64(s.trace[24:], e.gen)
+		binary.LittleEndian.PutUint64(s.trace[32:], uint64(len(e.buf)))
+		s.hash.Write(s.trace[:])
+		var err error
+		switch e.kind {
+		case evStep:
+			err = s.step(e)
+		case evFrame:
+			err = s.receive(e.node, e.peer, e.buf)
+		case evRetransmit:
+			s.retransmit(e.node, e.peer)
+		case evInterrupt:
+			err = s.raise(e.node, e.v, uint8(e.gen))
+		case evTimer:
+			s.fireTimer(e.v)
+		case evSample:
+			s.sample()
+			if !s.allDone() {
+				s.schedule(event{at: s.now + s.cfg.SampleNS, kind: evSample})
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.finish(); err != nil {
+		return err
+	}
+	s.res.TraceHash = s.hsum()
+	if s.res.IdealNS > 0 {
+		s.res.Slowdown = float64(s.res.MakespanNS) / float64(s.res.IdealNS)
+	}
+	return nil
+}
+
+func (s *Sim) allDone() bool {
+	for _, v := range s.vcpus {
+		if v.state != vDone {
+			return false
+		}
+	}
+	return true
+}
+
+// load counts vCPUs on node n that compete for its cores.
+func (s *Sim) load(n int) int {
+	c := 0
+	for _, v := range s.vcpus {
+		if v.node == n && (v.state == vRunning || v.state == vBlocked) {
+			c++
+		}
+	}
+	return c
+}
+
+// cluster adapts the simulator to sched.Cluster.
+type cluster struct{ s *Sim }
+
+func (c cluster) Load(n int) int { return c.s.load(n) }
+func (c cluster) Cores(int) int  { return c.s.cfg.CoresPerNode }
+
+// stepCost is the time of one local access on node n: vCPUs beyond the
+// node's cores time-share them.
+func (s *Sim) stepCost(n int) int64 {
+	running := 0
+	for _, v := range s.vcpus {
+		if v.node == n && v.state == vRunning {
+			running++
+		}
+	}
+	if running <= s.cfg.CoresPerNode {
+		return s.cfg.StepNS
+	}
+	return s.cfg.StepNS * int64(running) / int64(s.cfg.CoresPerNode)
+}
+
+func (s *Sim) resume(v *vcpu, delay int64) {
+	v.state = vRunning
+	v.gen++
+	s.schedule(event{at: s.now + delay, kind: evStep, node: v.node, v: v.id, gen: v.gen})
+}
+
+// wake resumes vCPUs of node n blocked on page p.
+func (s *Sim) wake(n int, p uint64) {
+	for _, v := range s.vcpus {
+		if v.node == n && v.state == vBlocked && v.page == p {
+			s.resume(v, 0)
+		}
+	}
+}
+
+// step runs one guest access of a vCPU, or handles its fault.
+func (s *Sim) step(e event) error {
+	v := s.vcpus[e.v]
+	if v.state != vRunning || v.node != e.node || v.gen != e.gen {
+		return nil // stale
+	}
+	nd := s.nodes[v.node]
+	rec := nd.mig.VCPU(migrate.VCPUID(v.id))
+	if rec == nil {
+		return fmt.Errorf("vCPU %d runs on node %d, which does not host it", v.id, v.node)
+	}
+	for {
+		vec, ok := rec.TakePending()
+		if !ok {
+			break
+		}
+		if err := s.check.takeInterrupt(v.id, vec); err != nil {
+			return err
+		}
+		s.res.InterruptsTaken++
+	}
+	if v.pc == len(v.stream) {
+		v.state = vDone
+		v.doneAt = s.now
+		if s.now > s.res.MakespanNS {
+			s.res.MakespanNS = s.now
+		}
+		return nil
+	}
+	a := v.stream[v.pc]
+	page := a.GPA / memory.PageSize
+	if nd.ept.acc[page].Allows(a.Write) {
+		if err := s.perform(nd, v, a); err != nil {
+			return err
+		}
+		v.pc++
+		binary.LittleEndian.PutUint64(rec.State[0:], uint64(v.pc))
+		if s.cfg.Faults.EvictRate > 0 && s.rng.Float64() < s.cfg.Faults.EvictRate {
+			victim := uint64(s.rng.IntN(len(nd.ept.acc))) * memory.PageSize
+			if _, err := nd.mem.Evict(victim, s.memOut); err != nil {
+				return err
+			}
+			s.flushMem(nd.id)
+		}
+		s.resume(v, s.stepCost(v.node))
+		return nil
+	}
+	// EPT violation.
+	if !nd.mem.LocalSatisfiable(a.GPA, a.Write) {
+		target, dirty := nd.mem.Hint(a.GPA)
+		f := sched.Fault{VCPU: v.id, Node: v.node, Target: int(target), Dirty: dirty, Page: page, Write: a.Write, Now: s.now}
+		if int(target) != v.node && int(target) < s.cfg.Nodes && s.cfg.Policy.Decide(f, cluster{s}) == sched.Move {
+			return s.migrate(v, int(target))
+		}
+	}
+	res, err := nd.mem.Fault(a.GPA, a.Write, s.memOut)
+	if err != nil {
+		return err
+	}
+	if res == memory.FaultRemote {
+		s.res.RemoteFaults++
+	}
+	s.flushMem(nd.id)
+	if nd.ept.acc[page].Allows(a.Write) || res == memory.FaultSpurious {
+		s.resume(v, s.cfg.ExitNS/4)
+		return nil
+	}
+	v.state, v.page = vBlocked, page
+	v.gen++
+	return nil
+}
+
+// perform executes an allowed access against the node's frame and checks
+// it.
+func (s *Sim) perform(nd *node, v *vcpu, a workload.Access) error {
+	f := nd.mem.Frame(a.GPA)
+	if f == nil {
+		return fmt.Errorf("node %d: EPT allows %#x but the engine has no copy", nd.id, a.GPA)
+	}
+	off := a.GPA % memory.PageSize
+	w := f[off : off+8]
+	if a.Write {
+		tok := s.check.write(a.GPA)
+		binary.LittleEndian.PutUint64(w, tok)
+		s.res.Writes++
+		return nil
+	}
+	s.res.Reads++
+	return s.check.read(a.GPA, binary.LittleEndian.Uint64(w), nd.id, v.id)
+}
+
+func (s *Sim) migrate(v *vcpu, dst int) error {
+	src := s.nodes[v.node]
+	if err := src.mig.Send(migrate.VCPUID(v.id), memory.NodeID(dst), s.migOut); err != nil {
+		return err
+	}
+	if err := s.check.depart(v.id); err != nil {
+		return err
+	}
+	s.cfg.Policy.Migrated(v.id, v.node, dst, s.now)
+	v.state = vFlight
+	v.gen++
+	from := v.node
+	v.node = -1
+	s.res.Migrations++
+	return s.flushMig(from)
+}
+
+func (s *Sim) flushMem(src int) {
+	for i := range s.memOut.Msgs {
+		m := &s.memOut.Msgs[i]
+		n, err := m.MarshalTo(s.wire)
+		if err != nil {
+			panic(fmt.Sprintf("sim: marshal of engine output failed: %v", err)) // engine bug
+		}
+		s.send(src, int(m.Dst), s.wire[:n])
+	}
+	s.memOut.Reset()
+}
+
+func (s *Sim) flushMig(src int) error {
+	for i := range s.migOut.Msgs {
+		m := &s.migOut.Msgs[i]
+		n, err := m.MarshalTo(s.wire)
+		if err != nil {
+			return err
+		}
+		s.send(src, int(m.Dst), s.wire[:n])
+	}
+	s.migOut.Reset()
+	return nil
+}
+
+// deliver hands a reliably delivered payload to node dst's protocols.
+func (s *Sim) deliver(dst, src int, p []byte) error {
+	nd := s.nodes[dst]
+	if len(p) == 0 {
+		return fmt.Errorf("empty payload %d->%d", src, dst)
+	}
+	switch p[0] {
+	case memory.MessageMagic:
+		var m memory.Message
+		if err := m.Unmarshal(p, &s.pageBuf); err != nil {
+			return err
+		}
+		if err := nd.mem.HandleMessage(&m, s.memOut); err != nil {
+			return err
+		}
+		s.flushMem(dst)
+		return nil
+	case migrate.MessageMagic:
+		var m migrate.Message
+		if err := m.Unmarshal(p); err != nil {
+			return err
+		}
+		ev, err := nd.mig.HandleMessage(&m, s.migOut)
+		if err != nil {
+			return err
+		}
+		if err := s.flushMig(dst); err != nil {
+			return err
+		}
+		switch ev.Kind {
+		case migrate.EventArrived:
+			return s.arrive(dst, int(ev.VCPU))
+		case migrate.EventDelivered:
+			return s.check.interruptPending(int(ev.VCPU), ev.Vector)
+		}
+		return nil
+	}
+	return fmt.Errorf("payload with unknown magic %#x %d->%d", p[0], src, dst)
+}
+
+func (s *Sim) arrive(n, id int) error {
+	v := s.vcpus[id]
+	rec := s.nodes[n].mig.VCPU(migrate.VCPUID(id))
+	if err := s.check.arrive(id, v.pc, rec.State); err != nil {
+		return err
+	}
+	if v.state != vFlight {
+		return fmt.Errorf("vCPU %d arrived at node %d but was not in flight (state %d on node %d)", id, n, v.state, v.node)
+	}
+	v.node = n
+	if rec.TimerDeadline != 0 {
+		at := int64(rec.TimerDeadline)
+		if at < s.now {
+			at = s.now
+		}
+		s.schedule(event{at: at, kind: evTimer, node: n, v: id})
+	}
+	s.resume(v, s.cfg.MigrateNS)
+	return nil
+}
+
+// raise makes node n raise vector on vCPU v.
+func (s *Sim) raise(n, v int, vector uint8) error {
+	s.check.raised(v)
+	local, err := s.nodes[n].mig.Interrupt(migrate.VCPUID(v), vector, s.migOut)
+	if err != nil {
+		return err
+	}
+	if local {
+		if err := s.check.interruptPending(v, vector); err != nil {
+			return err
+		}
+	}
+	return s.flushMig(n)
+}
+
+func (s *Sim) fireTimer(id int) {
+	v := s.vcpus[id]
+	if v.node < 0 {
+		return // in flight: the destination re-arms on arrival
+	}
+	rec := s.nodes[v.node].mig.VCPU(migrate.VCPUID(id))
+	if rec == nil || rec.TimerDeadline == 0 || int64(rec.TimerDeadline) > s.now {
+		return
+	}
+	rec.TimerDeadline = 0
+	rec.SetPending(rec.TimerVector)
+	s.check.timerFired(id, s.now)
+	s.check.pendingNoCount(id, rec.TimerVector)
+	s.res.TimersFired++
+}
+
+func (s *Sim) sample() {
+	smp := Sample{At: s.now, VCPUs: make([]int8, len(s.vcpus))}
+	for i, v := range s.vcpus {
+		smp.VCPUs[i] = int8(v.node)
+	}
+	np := s.cfg.Workload.Pages
+	if np > 256 {
+		np = 256
+	}
+	smp.Pages = make([]int8, np)
+	for p := 0; p < np; p++ {
+		gpa := uint64(p) * memory.PageSize
+		home := s.nodes[s.nodes[0].mem.Home(gpa)]
+		owner, _, _, _ := home.mem.Directory(gpa)
+		if owner == memory.NoNode {
+			smp.Pages[p] = -1
+		} else {
+			smp.Pages[p] = int8(owner)
+		}
+	}
+	s.res.Timeline = append(s.res.Timeline, smp)
+}
+
+// finish runs the end-of-run checks once the event queue is empty.
+func (s *Sim) finish() error {
+	for _, v := range s.vcpus {
+		if v.state != vDone || v.pc != len(v.stream) {
+			return fmt.Errorf("vCPU %d did not finish: state %d, %d of %d accesses, node %d (deadlock?)", v.id, v.state, v.pc, len(v.stream), v.node)
+		}
+		// Interrupts raised after the vCPU's last access stay pending in its
+		// IRR: they must be exactly the ones the checker expects.
+		rec := s.nodes[v.node].mig.VCPU(migrate.VCPUID(v.id))
+		if rec == nil {
+			return fmt.Errorf("vCPU %d finished on node %d, which does not host it", v.id, v.node)
+		}
+		for {
+			vec, ok := rec.TakePending()
+			if !ok {
+				break
+			}
+			if err := s.check.takeInterrupt(v.id, vec); err != nil {
+				return err
+			}
+			s.res.InterruptsTaken++
+		}
+	}
+	for i, row := range s.chans {
+		for j, c := range row {
+			if len(c.unacked) != 0 || len(c.early) != 0 {
+				return fmt.Errorf("channel %d->%d not drained: %d unacked, %d early", i, j, len(c.unacked), len(c.early))
+			}
+		}
+	}
+	return s.check.final()
+}

@@ -1,0 +1,117 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/sched"
+	"github.com/big-iron/big-iron/sim/workload"
+)
+
+// randomConfig derives a short, fault-injected run from a seed.
+func randomConfig(seed uint64) Config {
+	nodes := 2 + int(seed%3)
+	gens := workload.All()
+	wl := gens[int(seed/3)%len(gens)](workload.Params{VCPUs: nodes + int(seed%2), Length: 300, Seed: seed})
+	var pol sched.Policy
+	switch (seed / 7) % 3 {
+	case 0:
+		pol = sched.AlwaysPull{}
+	case 1:
+		pol = sched.AlwaysMove{}
+	default:
+		pol = sched.NewHysteresis(sched.DefaultHysteresis(sched.Costs{PullNS: 15_000, MoveNS: 16_000}), nodes, len(wl.Streams))
+	}
+	link := Links()[int(seed/5)%3]
+	loss := []float64{0, 0.01, 0.05, 0.2}[(seed/11)%4]
+	return Config{
+		Seed: seed, Nodes: nodes, CoresPerNode: 1 + int(seed/13)%2, Link: link, Workload: wl, Policy: pol, StateSize: 256,
+		Faults: Faults{Loss: loss, Dup: loss, Reorder: 2 * loss, Partitions: int(seed % 3), PartitionNS: 50_000,
+			PartitionWindowNS: 20_000, EvictRate: []float64{0, 0.01, 0.05}[(seed/17)%3]},
+		Interrupts: 10, Timers: true,
+	}
+}
+
+func TestManySeeds(t *testing.T) {
+	seeds := 4000
+	if testing.Short() {
+		seeds = 400
+	}
+	var tot Result
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		r, err := Run(randomConfig(seed))
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		tot.RemoteFaults += r.RemoteFaults
+		tot.Migrations += r.Migrations
+		tot.Retransmits += r.Retransmits
+		tot.Duplicates += r.Duplicates
+		tot.Reads += r.Reads
+		tot.InterruptsTaken += r.InterruptsTaken
+		tot.TimersFired += r.TimersFired
+	}
+	// The runs must exercise what they claim to check.
+	if tot.RemoteFaults == 0 || tot.Migrations == 0 || tot.Retransmits == 0 || tot.Duplicates == 0 || tot.InterruptsTaken == 0 || tot.TimersFired == 0 {
+		t.Fatalf("fault injection or protocols not exercised: %+v", tot)
+	}
+	t.Logf("%d seeds: %d reads checked, %d remote faults, %d migrations, %d retransmissions, %d duplicates suppressed",
+		seeds, tot.Reads, tot.RemoteFaults, tot.Migrations, tot.Retransmits, tot.Duplicates)
+}
+
+func TestSameSeedReplays(t *testing.T) {
+	for _, seed := range []uint64{3, 42, 1234} {
+		a, err := Run(randomConfig(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Run(randomConfig(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.TraceHash != b.TraceHash || a.Events != b.Events || a.MakespanNS != b.MakespanNS || a.WireBytes != b.WireBytes {
+			t.Fatalf("seed %d does not replay: %x/%d/%d vs %x/%d/%d", seed, a.TraceHash, a.Events, a.MakespanNS, b.TraceHash, b.Events, b.MakespanNS)
+		}
+		c := randomConfig(seed)
+		c.Seed++
+		other, err := Run(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other.TraceHash == a.TraceHash {
+			t.Fatalf("seeds %d and %d give the same trace hash", seed, seed+1)
+		}
+	}
+}
+
+// TestCheckerCatchesBrokenProtocols runs deliberately broken coherence
+// protocols: the checker must report a violation, with the seed.
+func TestCheckerCatchesBrokenProtocols(t *testing.T) {
+	for _, mut := range []memory.Mutation{memory.MutationSkipInvalidate, memory.MutationDropWriteback} {
+		caught := false
+		for seed := uint64(1); seed <= 40 && !caught; seed++ {
+			wl := workload.FalseSharing(workload.Params{VCPUs: 3, Length: 200, Seed: seed})
+			if mut == memory.MutationSkipInvalidate {
+				wl = workload.ReadShared(workload.Params{VCPUs: 3, Length: 300, Seed: seed})
+				for v := range wl.Streams { // more writes than read-shared has
+					for i := range wl.Streams[v] {
+						wl.Streams[v][i].Write = i%7 == 0
+					}
+				}
+			}
+			_, err := Run(Config{Seed: seed, Nodes: 3, Workload: wl, Mutation: mut, Faults: Faults{EvictRate: 0.05}})
+			if err != nil {
+				if !strings.Contains(err.Error(), fmt.Sprintf("seed %d", seed)) {
+					t.Fatalf("violation without its seed: %v", err)
+				}
+				caught = true
+				t.Logf("mutation %d caught: %v", mut, err)
+			}
+		}
+		if !caught {
+			t.Errorf("mutation %d not caught in 40 seeds", mut)
+		}
+	}
+}

@@ -1,0 +1,257 @@
+// Package workload generates the guest memory-access streams that the
+// deterministic simulator replays, one stream per vCPU, and reads and
+// writes them in a simple text trace format.
+//
+// Each generator exercises one sharing pattern of the classic taxonomy
+// (private, read-shared, migratory, producer-consumer, false sharing) so
+// that a placement policy can be judged on each; [Mixed] combines them.
+package workload
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"github.com/big-iron/big-iron/machine/page"
+)
+
+// PageSize is the guest page size the generators lay data out in.
+const PageSize = page.Size
+
+// wordsPerPage is the number of 8-byte words of a page.
+const wordsPerPage = PageSize / 8
+
+// Access is one guest memory access to an aligned 8-byte word.
+type Access struct {
+	GPA   uint64
+	Write bool
+}
+
+// Set is a workload: one access stream per vCPU over Pages guest pages.
+type Set struct {
+	Name    string
+	Pages   int
+	Streams [][]Access
+}
+
+// Accesses returns the total number of accesses.
+func (s *Set) Accesses() int {
+	n := 0
+	for _, st := range s.Streams {
+		n += len(st)
+	}
+	return n
+}
+
+// Params sizes a generated workload.
+type Params struct {
+	VCPUs  int
+	Length int // accesses per vCPU
+	Seed   uint64
+}
+
+func word(page, w int) uint64 { return uint64(page)*PageSize + uint64(w%wordsPerPage)*8 }
+
+func newSet(name string, p Params) (*Set, *rand.Rand) {
+	return &Set{Name: name, Streams: make([][]Access, p.VCPUs)}, rand.New(rand.NewPCG(p.Seed, 0x3c6ef372fe94f82b))
+}
+
+// privatePages is the size of each vCPU's private region.
+const privatePages = 16
+
+// Private: each vCPU reads and writes only its own pages (30% writes).
+func Private(p Params) *Set {
+	s, rng := newSet("private", p)
+	s.Pages = p.VCPUs * privatePages
+	for v := range s.Streams {
+		for i := 0; i < p.Length; i++ {
+			pg := v*privatePages + rng.IntN(privatePages)
+			s.Streams[v] = append(s.Streams[v], Access{GPA: word(pg, rng.IntN(wordsPerPage)), Write: rng.IntN(10) < 3})
+		}
+	}
+	return s
+}
+
+// ReadShared: all vCPUs read one region; 1% of accesses write it.
+func ReadShared(p Params) *Set {
+	s, rng := newSet("read-shared", p)
+	const shared = 32
+	s.Pages = shared
+	for v := range s.Streams {
+		for i := 0; i < p.Length; i++ {
+			s.Streams[v] = append(s.Streams[v], Access{GPA: word(rng.IntN(shared), rng.IntN(wordsPerPage)), Write: rng.IntN(100) == 0})
+		}
+	}
+	return s
+}
+
+// Migratory: there are as many objects of 8 pages as vCPUs; in phase j
+// vCPU i works (read-modify-write) on object (i+j) mod vCPUs, so each
+// object passes from vCPU to vCPU.
+func Migratory(p Params) *Set {
+	s, rng := newSet("migratory", p)
+	const objPages, phase = 8, 128
+	s.Pages = p.VCPUs * objPages
+	for v := range s.Streams {
+		for i := 0; i < p.Length; i++ {
+			obj := (v + i/phase) % p.VCPUs
+			a := Access{GPA: word(obj*objPages+rng.IntN(objPages), rng.IntN(wordsPerPage)), Write: i%2 == 1}
+			s.Streams[v] = append(s.Streams[v], a)
+		}
+	}
+	return s
+}
+
+// ProducerConsumer: vCPU 2k writes a ring of 8 pages, vCPU 2k+1 reads it
+// (an odd vCPU out works privately).
+func ProducerConsumer(p Params) *Set {
+	s, rng := newSet("producer-consumer", p)
+	const ring = 8
+	pairs := (p.VCPUs + 1) / 2
+	s.Pages = pairs * ring
+	for v := range s.Streams {
+		base := (v / 2) * ring
+		for i := 0; i < p.Length; i++ {
+			pos := i % (ring * 64) // 64 words per page visited per lap
+			a := Access{GPA: word(base+pos/64, pos%64*8+rng.IntN(8))}
+			if v%2 == 0 {
+				a.Write = true
+			}
+			s.Streams[v] = append(s.Streams[v], a)
+		}
+	}
+	return s
+}
+
+// FalseSharing: vCPUs 2k and 2k+1 write disjoint words of the same two
+// pages (80% writes).
+func FalseSharing(p Params) *Set {
+	s, rng := newSet("false-sharing", p)
+	const pages = 2
+	pairs := (p.VCPUs + 1) / 2
+	s.Pages = pairs * pages
+	for v := range s.Streams {
+		base := (v / 2) * pages
+		for i := 0; i < p.Length; i++ {
+			w := (v%2)*(wordsPerPage/2) + rng.IntN(wordsPerPage/2)
+			s.Streams[v] = append(s.Streams[v], Access{GPA: word(base+rng.IntN(pages), w), Write: rng.IntN(10) < 8})
+		}
+	}
+	return s
+}
+
+// Mixed: phases of private work, read-shared lookups and migratory objects
+// alternate in every vCPU, the three regions laid out one after another.
+func Mixed(p Params) *Set {
+	s, rng := newSet("mixed", p)
+	const objPages, shared, phase = 8, 16, 96
+	privBase := 0
+	sharedBase := p.VCPUs * privatePages
+	objBase := sharedBase + shared
+	s.Pages = objBase + p.VCPUs*objPages
+	for v := range s.Streams {
+		for i := 0; i < p.Length; i++ {
+			ph := i / phase
+			var a Access
+			switch ph % 3 {
+			case 0:
+				a = Access{GPA: word(privBase+v*privatePages+rng.IntN(privatePages), rng.IntN(wordsPerPage)), Write: rng.IntN(10) < 3}
+			case 1:
+				a = Access{GPA: word(sharedBase+rng.IntN(shared), rng.IntN(wordsPerPage)), Write: rng.IntN(200) == 0}
+			default:
+				obj := (v + ph/3) % p.VCPUs
+				a = Access{GPA: word(objBase+obj*objPages+rng.IntN(objPages), rng.IntN(wordsPerPage)), Write: i%2 == 1}
+			}
+			s.Streams[v] = append(s.Streams[v], a)
+		}
+	}
+	return s
+}
+
+// Generator makes a workload from parameters.
+type Generator func(Params) *Set
+
+// All returns every generator in table order.
+func All() []Generator {
+	return []Generator{Private, ReadShared, Migratory, ProducerConsumer, FalseSharing, Mixed}
+}
+
+// WriteTrace writes s in the trace format read by [ParseTrace].
+func WriteTrace(w io.Writer, s *Set) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "# big-iron access trace: %s\n# vcpu r|w gpa\n", s.Name)
+	for v, st := range s.Streams {
+		for _, a := range st {
+			op := 'r'
+			if a.Write {
+				op = 'w'
+			}
+			fmt.Fprintf(bw, "%d %c %#x\n", v, op, a.GPA)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("workload: write trace: %w", err)
+	}
+	return nil
+}
+
+// Limits of parsed traces.
+const (
+	MaxTraceVCPUs = 1024
+	MaxTracePages = 1 << 20
+)
+
+// ParseTrace reads a trace: one access per line, "VCPU OP GPA" where VCPU
+// is a decimal vCPU number, OP is r or w, and GPA is a guest physical
+// address (decimal or 0x hex) rounded down to its 8-byte word. Blank lines
+// and lines starting with # are ignored. Each vCPU's accesses keep file
+// order; Pages covers the highest address used.
+func ParseTrace(r io.Reader, name string) (*Set, error) {
+	s := &Set{Name: name}
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		f := strings.Fields(t)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("workload: trace %s line %d: want 3 fields, got %d", name, line, len(f))
+		}
+		v, err := strconv.Atoi(f[0])
+		if err != nil || v < 0 || v >= MaxTraceVCPUs {
+			return nil, fmt.Errorf("workload: trace %s line %d: bad vCPU %q", name, line, f[0])
+		}
+		var write bool
+		switch f[1] {
+		case "r", "R":
+		case "w", "W":
+			write = true
+		default:
+			return nil, fmt.Errorf("workload: trace %s line %d: op %q is not r or w", name, line, f[1])
+		}
+		gpa, err := strconv.ParseUint(f[2], 0, 64)
+		if err != nil || gpa/PageSize >= MaxTracePages {
+			return nil, fmt.Errorf("workload: trace %s line %d: bad address %q", name, line, f[2])
+		}
+		for len(s.Streams) <= v {
+			s.Streams = append(s.Streams, nil)
+		}
+		s.Streams[v] = append(s.Streams[v], Access{GPA: gpa &^ 7, Write: write})
+		if pg := int(gpa/PageSize) + 1; pg > s.Pages {
+			s.Pages = pg
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("workload: trace %s: %w", name, err)
+	}
+	if len(s.Streams) == 0 {
+		return nil, fmt.Errorf("workload: trace %s: no accesses", name)
+	}
+	return s, nil
+}

@@ -1,0 +1,344 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package lapic emulates a vCPU's local APIC in x2APIC mode, reached
+// through MSRs 0x800-0x8FF (Intel SDM Vol. 3A, chapter 11 "Advanced
+// Programmable Interrupt Controller (APIC)", 11.12 "Extended XAPIC
+// (x2APIC)"), plus IA32_APIC_BASE and IA32_TSC_DEADLINE. The guest starts
+// with the x2APIC already enabled, as firmware may leave it, so the xAPIC
+// page at 0xFEE00000 is never used; a guest that turns x2APIC mode off
+// gets #GP.
+//
+// The state lives in a vcpu.LAPIC so that it travels with the vCPU. The
+// hypervisor asks Pending for a vector to inject, calls Accept when it
+// injects it, and arms its timer from Deadline.
+package lapic
+
+import (
+	"github.com/big-iron/big-iron/vmm/spinlock"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+)
+
+// MSR indexes (SDM Vol. 3A, 11.12.1.2, Table 11-6).
+const (
+	MSRAPICBase    uint32 = 0x1B
+	MSRTSCDeadline uint32 = 0x6E0
+	msrFirst       uint32 = 0x800
+	msrID          uint32 = 0x802
+	msrVersion     uint32 = 0x803
+	msrTPR         uint32 = 0x808
+	msrPPR         uint32 = 0x80A
+	msrEOI         uint32 = 0x80B
+	msrLDR         uint32 = 0x80D
+	msrSVR         uint32 = 0x80F
+	msrISR0        uint32 = 0x810
+	msrTMR0        uint32 = 0x818
+	msrIRR0        uint32 = 0x820
+	msrESR         uint32 = 0x828
+	msrLVTCMCI     uint32 = 0x82F
+	msrICR         uint32 = 0x830
+	msrLVTTimer    uint32 = 0x832
+	msrLVTThermal  uint32 = 0x833
+	msrLVTPerf     uint32 = 0x834
+	msrLVTLINT0    uint32 = 0x835
+	msrLVTLINT1    uint32 = 0x836
+	msrLVTError    uint32 = 0x837
+	msrInitCount   uint32 = 0x838
+	msrCurCount    uint32 = 0x839
+	msrDivide      uint32 = 0x83E
+	msrSelfIPI     uint32 = 0x83F
+	msrLast        uint32 = 0x8FF
+
+	// version: 0x14 (an integrated APIC) with 7 LVT entries (max LVT
+	// entry 6, CMCI included) and no EOI-broadcast suppression (11.4.8,
+	// Figure 11-7).
+	version = 0x14 | 6<<16
+
+	// DefaultBase is IA32_APIC_BASE's address field at reset.
+	DefaultBase = 0xFEE00000
+)
+
+// ICR fields (SDM Vol. 3A, 11.6.1, Figure 11-12).
+const (
+	icrVector        = 0xFF
+	icrDeliveryShift = 8
+	icrDestLogical   = 1 << 11
+	icrLevelAssert   = 1 << 14
+	icrTriggerLevel  = 1 << 15
+	icrShorthand     = 3 << 18
+	shorthandNone    = 0
+	shorthandSelf    = 1 << 18
+	shorthandAll     = 2 << 18
+	shorthandOthers  = 3 << 18
+
+	deliveryFixed    = 0
+	deliveryLowest   = 1
+	deliverySMI      = 2
+	deliveryNMI      = 4
+	deliveryINIT     = 5
+	deliveryStartup  = 6
+	timerOneShot     = 0
+	timerPeriodic    = 1 << 17
+	timerTSCDeadline = 2 << 17
+)
+
+// Clock reads the guest's TSC.
+type Clock func() uint64
+
+// Events receives what an APIC sends to its vCPU's runner: Kick says an
+// interrupt became pending (wake a halted vCPU), INIT and Startup are the
+// INIT and SIPI messages addressed to the vCPU, NMI an NMI.
+type Events interface {
+	Kick()
+	INIT()
+	Startup(vector uint8)
+	NMI()
+}
+
+// LAPIC is one vCPU's local APIC. Its methods are safe for concurrent
+// use: its own vCPU accesses it through MSRs while others send it IPIs.
+type LAPIC struct {
+	mu     spinlock.Lock
+	s      vcpu.LAPIC
+	bus    *Bus
+	events Events
+	clock  Clock
+	// timer: TSC-deadline value, or for one-shot/periodic the TSC at
+	// which the count started and the TSC ticks per count.
+	deadline   uint64
+	countStart uint64
+	// levelEOI is the vector of a level-triggered interrupt an EOI
+	// write just ended, for the IOAPIC (told after the lock is dropped).
+	levelEOI    uint8
+	hasLevelEOI bool
+	// stats
+	illegal uint64
+}
+
+// Bus connects the local APICs of one VM so that IPIs reach their
+// destinations.
+type Bus struct {
+	apics []*LAPIC
+	eoi   func(vector uint8)
+	// remote, if set, takes the interrupts and IPIs for the vCPUs that
+	// run on other nodes (see SetRemote).
+	remote Remote
+}
+
+// Remote reaches the vCPUs of a distributed VM that run on other nodes.
+// Elsewhere reports whether vCPU i runs on another node now; Send takes
+// an interrupt or IPI for it: delivery mode (fixed, lowest priority,
+// NMI, INIT, startup, as in the ICR) and vector. Send is called from the
+// sender's exit handler or a device's interrupt path: it must not block.
+type Remote interface {
+	Elsewhere(i int) bool
+	Send(i int, mode, vector uint8)
+}
+
+// SetRemote makes the bus hand the interrupts for vCPUs that run on other
+// nodes to r instead of their local APICs here, which hold no live state
+// while their vCPUs are away.
+func (b *Bus) SetRemote(r Remote) { b.remote = r }
+
+// NewBus creates n local APICs with x2APIC ids 0..n-1, vCPU 0 the boot
+// processor. events(i) receives vCPU i's events.
+func NewBus(n int, clock Clock, events func(i int) Events) *Bus {
+	b := &Bus{apics: make([]*LAPIC, n)}
+	for i := range b.apics {
+		a := &LAPIC{bus: b, events: events(i), clock: clock}
+		a.reset(uint32(i), i == 0)
+		b.apics[i] = a
+	}
+	return b
+}
+
+// APIC returns vCPU i's local APIC.
+func (b *Bus) APIC(i int) *LAPIC { return b.apics[i] }
+
+// Len returns the number of local APICs.
+func (b *Bus) Len() int { return len(b.apics) }
+
+// reset puts the APIC in its power-on state but already in x2APIC mode
+// (SDM Vol. 3A, 11.4.7.1 and 11.12.5).
+func (a *LAPIC) reset(id uint32, bsp bool) {
+	// DFR has no meaning in x2APIC mode; it keeps its reset value (all
+	// ones, the flat model), which a migrated state must carry.
+	a.s = vcpu.LAPIC{ID: id, Base: DefaultBase | vcpu.APICBaseEnable | vcpu.APICBaseX2APIC, SVR: 0xFF, LDR: vcpu.X2APICLogicalID(id), DFR: vcpu.DFRFlat}
+	if bsp {
+		a.s.Base |= vcpu.APICBaseBSP
+	}
+	for i := range a.s.LVT {
+		a.s.LVT[i] = vcpu.LVTMasked
+	}
+	a.deadline, a.countStart = 0, 0
+}
+
+// State returns a copy of the register state (for migration).
+func (a *LAPIC) State() vcpu.LAPIC {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.s
+}
+
+// ppr computes the processor-priority register (SDM Vol. 3A, 11.8.3.1).
+func (a *LAPIC) ppr() uint32 {
+	isrv := uint32(0)
+	if v, ok := a.s.ISR.Highest(); ok {
+		isrv = uint32(v)
+	}
+	if a.s.TPR&0xF0 >= isrv&0xF0 {
+		return a.s.TPR & 0xFF
+	}
+	return isrv & 0xF0
+}
+
+// Pending returns the vector the vCPU should take next, if any: the
+// highest requested vector whose priority class is above the processor
+// priority (SDM Vol. 3A, 11.8.3). It does not allocate.
+func (a *LAPIC) Pending() (uint8, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fireTimerLocked()
+	v, ok := a.s.IRR.Highest()
+	if !ok || a.s.SVR&vcpu.SVREnable == 0 {
+		return 0, false // software-disabled: requests wait (11.4.7.2)
+	}
+	if uint32(v)&0xF0 <= a.ppr()&0xF0 {
+		return 0, false
+	}
+	return v, true
+}
+
+// Accept records that the vCPU took vector v: IRR to ISR (SDM Vol. 3A,
+// 11.8.4).
+func (a *LAPIC) Accept(v uint8) {
+	a.mu.Lock()
+	a.s.IRR.Clear(v)
+	a.s.ISR.Set(v)
+	a.mu.Unlock()
+}
+
+// Deliver requests vector v, as an IPI, the timer or the IOAPIC do.
+// Vectors 0-15 are illegal and set the receive-illegal-vector error.
+func (a *LAPIC) Deliver(v uint8, level bool) {
+	a.mu.Lock()
+	a.deliverLocked(v, level)
+	a.mu.Unlock()
+	a.events.Kick()
+}
+
+func (a *LAPIC) deliverLocked(v uint8, level bool) {
+	if v < 16 {
+		a.s.ESR |= 1 << 6 // receive illegal vector
+		a.illegal++
+		return
+	}
+	a.s.IRR.Set(v)
+	if level {
+		a.s.TMR.Set(v)
+	} else {
+		a.s.TMR.Clear(v)
+	}
+}
+
+// Deadline returns the guest TSC at which the timer fires next, or 0 if
+// it is not armed.
+func (a *LAPIC) Deadline() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.deadlineLocked()
+}
+
+func (a *LAPIC) deadlineLocked() uint64 {
+	lvt := a.s.LVT[vcpu.LVTTimer]
+	switch lvt & vcpu.LVTTimerModeMask {
+	case timerTSCDeadline:
+		return a.deadline
+	case timerOneShot, timerPeriodic:
+		if a.s.TimerInitial == 0 || a.countStart == 0 {
+			return 0
+		}
+		return a.countStart + uint64(a.s.TimerInitial)*a.ticksPerCount()
+	}
+	return 0
+}
+
+// ticksPerCount is the divide configuration's divisor (SDM Vol. 3A,
+// 11.5.4, Figure 11-10): the timer counts at the TSC rate divided by it.
+func (a *LAPIC) ticksPerCount() uint64 {
+	d := a.s.TimerDivide&3 | a.s.TimerDivide>>1&4
+	if d == 7 {
+		return 1
+	}
+	return 2 << d
+}
+
+// fireTimerLocked delivers the timer interrupt if its time has come and
+// re-arms a periodic timer.
+func (a *LAPIC) fireTimerLocked() {
+	d := a.deadlineLocked()
+	if d == 0 {
+		return
+	}
+	now := a.clock()
+	if now < d {
+		return
+	}
+	lvt := a.s.LVT[vcpu.LVTTimer]
+	switch lvt & vcpu.LVTTimerModeMask {
+	case timerTSCDeadline:
+		a.deadline = 0
+	case timerPeriodic:
+		period := uint64(a.s.TimerInitial) * a.ticksPerCount()
+		a.countStart = d + (now-d)/period*period
+	default:
+		a.countStart = 0
+	}
+	if lvt&vcpu.LVTMasked == 0 {
+		a.deliverLocked(uint8(lvt), false)
+	}
+}
+
+// Tick fires the timer if it is due; the hypervisor calls it when the
+// deadline it armed passes.
+func (a *LAPIC) Tick() {
+	a.mu.Lock()
+	a.fireTimerLocked()
+	a.mu.Unlock()
+}
+
+// Save returns the APIC's state for migration: the registers with the
+// timer's current count as of now, and the TSC deadline (0 if the timer
+// is not armed in TSC-deadline mode).
+func (a *LAPIC) Save() (s vcpu.LAPIC, tscDeadline uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s = a.s
+	s.TimerCurrent = a.currentCountLocked()
+	if a.s.LVT[vcpu.LVTTimer]&vcpu.LVTTimerModeMask == timerTSCDeadline {
+		tscDeadline = a.deadline
+	}
+	return s, tscDeadline
+}
+
+// Restore gives the APIC the state Save returned on another node: its
+// timer goes on from the saved current count, or fires at tscDeadline.
+// Its ID stays this APIC's.
+func (a *LAPIC) Restore(s vcpu.LAPIC, tscDeadline uint64) {
+	a.mu.Lock()
+	id, ldr := a.s.ID, a.s.LDR
+	a.s = s
+	a.s.ID, a.s.LDR = id, ldr
+	a.deadline, a.countStart = 0, 0
+	switch s.LVT[vcpu.LVTTimer] & vcpu.LVTTimerModeMask {
+	case timerTSCDeadline:
+		a.deadline = tscDeadline
+	case timerOneShot, timerPeriodic:
+		if s.TimerInitial != 0 && s.TimerCurrent != 0 && s.TimerCurrent <= s.TimerInitial {
+			elapsed := uint64(s.TimerInitial-s.TimerCurrent) * a.ticksPerCount()
+			a.countStart = a.clock() - elapsed
+		}
+	}
+	a.mu.Unlock()
+	a.events.Kick()
+}

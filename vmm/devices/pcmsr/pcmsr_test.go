@@ -1,0 +1,125 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package pcmsr
+
+import (
+	"testing"
+
+	"github.com/big-iron/big-iron/vmm/exits"
+)
+
+func newTable(t *testing.T) (*Table, *exits.MSRTable) {
+	t.Helper()
+	p, err := New(2, 39)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := exits.NewMSRTable()
+	if err := p.Register(m); err != nil {
+		t.Fatal(err)
+	}
+	return p, m
+}
+
+func TestResetValues(t *testing.T) {
+	_, m := newTable(t)
+	for _, c := range []struct {
+		msr  uint32
+		want uint64
+	}{
+		{MTRRCap, 0x508}, {MTRRDefType, 0xC06}, {PAT, 0x0007040600070406},
+		{MTRRFix64K, 0x0606060606060606}, {MTRRFix4KC0 + 7, 0x0606060606060606},
+		{FeatureCtl, 1}, {MiscEnable, 0x1801}, {MCGCap, 0}, {MTRRPhysBase0 + 15, 0},
+	} {
+		got, ok := m.Read(1, c.msr)
+		if !ok || got != c.want {
+			t.Errorf("MSR %#x = %#x, %v; want %#x", c.msr, got, ok, c.want)
+		}
+	}
+	if _, ok := m.Read(0, MTRRPhysBase0+16); ok {
+		t.Error("a ninth variable MTRR exists")
+	}
+	if _, ok := m.Read(0, 0xCE); ok {
+		t.Error("MSR_PLATFORM_INFO should raise #GP")
+	}
+}
+
+func TestWritesChecked(t *testing.T) {
+	p, m := newTable(t)
+	for _, c := range []struct {
+		name string
+		msr  uint32
+		v    uint64
+		ok   bool
+	}{
+		{"PAT all UC-", PAT, 0x0707070707070707, true},
+		{"PAT reserved type 2", PAT, 0x0007040600070402, false},
+		{"def type UC, enabled", MTRRDefType, 0x800, true},
+		{"def type reserved bit 12", MTRRDefType, 0x1C06, false},
+		{"def type UC- (PAT only)", MTRRDefType, 0xC07, false},
+		{"variable base WB at 2 GiB", MTRRPhysBase0, 0x80000006, true},
+		{"variable base above 39 bits", MTRRPhysBase0, 1<<40 | 6, false},
+		{"variable mask 2 GiB valid", MTRRPhysBase0 + 1, 0x7F80000800, true},
+		{"variable mask low bits", MTRRPhysBase0 + 1, 0x7F80000801, false},
+		{"fixed with type 3", MTRRFix16KA, 0x0606060606060603, false},
+		{"fixed all UC", MTRRFix16KA, 0, true},
+		{"feature control locked", FeatureCtl, 5, false},
+		{"misc enable fast strings off", MiscEnable, 0x1800, true},
+		{"misc enable PEBS bit", MiscEnable, 0x0800, false},
+		{"microcode trigger", BIOSUpdtTrig, 0x12345000, true},
+		{"DEBUGCTL LBR", DebugCtl, 1, false},
+		{"MTRRCAP", MTRRCap, 0, false},
+	} {
+		if got := m.Write(0, c.msr, c.v); got != c.ok {
+			t.Errorf("%s: write %#x to %#x: %v, want %v", c.name, c.v, c.msr, got, c.ok)
+		}
+	}
+	if got, _ := m.Read(0, PAT); got != 0x0707070707070707 {
+		t.Errorf("PAT %#x after writes", got)
+	}
+	if got, _ := m.Read(1, PAT); got != patInit {
+		t.Errorf("vCPU 1's PAT changed with vCPU 0's: %#x", got)
+	}
+	if got, _ := m.Read(0, MTRRPhysBase0); got != 0x80000006 {
+		t.Errorf("refused write changed PHYSBASE0: %#x", got)
+	}
+	if p.Refused() != 10 {
+		t.Errorf("%d writes refused, want 10", p.Refused())
+	}
+	if p.WriteMSR(5, PAT, 0) || p.WriteMSR(-1, PAT, 0) {
+		t.Error("a vCPU index out of range was accepted")
+	}
+	if _, ok := p.ReadMSR(2, PAT); ok {
+		t.Error("read for vCPU 2 of 2 accepted")
+	}
+}
+
+func TestNoAllocations(t *testing.T) {
+	_, m := newTable(t)
+	if n := testing.AllocsPerRun(100, func() {
+		m.Write(1, MTRRPhysBase0+3, 0x7FF0000800)
+		m.Read(1, PAT)
+	}); n != 0 {
+		t.Errorf("%v allocations per access", n)
+	}
+}
+
+func FuzzMSR(f *testing.F) {
+	f.Add(uint32(PAT), uint64(0x0606060606060606), true, 1)
+	f.Add(uint32(MTRRPhysBase0+1), uint64(0xFFFFFFFFFFFFFFFF), true, 0)
+	f.Fuzz(func(t *testing.T, msr uint32, v uint64, write bool, vcpu int) {
+		p, err := New(2, 39)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, okBefore := p.ReadMSR(vcpu, msr)
+		if write && p.WriteMSR(vcpu, msr, v) {
+			if got, ok := p.ReadMSR(vcpu, msr); ok && got != v && msr != BIOSSignID {
+				t.Fatalf("MSR %#x: wrote %#x, read %#x", msr, v, got)
+			}
+		} else if got, ok := p.ReadMSR(vcpu, msr); ok != okBefore || got != before {
+			t.Fatalf("MSR %#x changed by a refused write: %#x -> %#x", msr, before, got)
+		}
+	})
+}

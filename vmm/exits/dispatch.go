@@ -1,0 +1,154 @@
+package exits
+
+import "github.com/big-iron/big-iron/vmm/vmx"
+
+// Exit is what the bare-metal loop reads from the VMCS after a VM exit
+// (VMREAD of the fields named in the comments). Fields a given reason does
+// not use may be left zero.
+type Exit struct {
+	Reason            uint64 // VMCSExitReason
+	Qualification     uint64 // VMCSExitQualification
+	InstructionLength uint32 // ExitInstructionLength
+	GuestPhysical     uint64 // GuestPhysicalAddress (EPT violations)
+	GuestLinear       uint64 // GuestLinearAddress
+}
+
+// ActionKind says what the loop must do next.
+type ActionKind uint8
+
+// Actions.
+const (
+	// ActionResume: advance RIP by Action.AdvanceRIP and re-enter.
+	ActionResume ActionKind = iota
+	// ActionInject: advance RIP by AdvanceRIP (0 for a fault), write
+	// Action.Inject to the VM-entry interruption-information field and
+	// Action.ErrorCode to the VM-entry exception error code, re-enter.
+	ActionInject
+	// ActionHalt: the guest executed HLT; advance RIP and wait for an
+	// event before re-entering.
+	ActionHalt
+	// ActionShutdown: triple fault; the guest is dead (or must be reset).
+	ActionShutdown
+	// ActionEPTViolation: hand Exit.GuestPhysical and Action.EPT to the
+	// memory layer (fetch the page, or fail the guest).
+	ActionEPTViolation
+	// ActionEntryFailed: VM entry failed; Action.Reason says why (run
+	// vmx.CheckGuestState for details).
+	ActionEntryFailed
+	// ActionUnhandled: an exit this dispatcher does not handle (string
+	// I/O, unknown reason, bad qualification); the loop decides.
+	ActionUnhandled
+)
+
+var actionNames = [...]string{"resume", "inject", "halt", "shutdown", "EPT violation", "entry failed", "unhandled"}
+
+// String names the action.
+func (k ActionKind) String() string {
+	if int(k) < len(actionNames) {
+		return actionNames[k]
+	}
+	return "action?"
+}
+
+// Action is the outcome of handling one exit.
+type Action struct {
+	Kind       ActionKind
+	Reason     vmx.ExitReason
+	AdvanceRIP uint32
+	Inject     uint32 // VM-entry interruption information
+	ErrorCode  uint32
+	EPT        vmx.EPTViolation
+	IO         vmx.IOExit // for ActionUnhandled string I/O
+}
+
+// Dispatcher handles the exits of one vCPU with shared, read-only tables
+// and its own statistics.
+type Dispatcher struct {
+	CPUID  *CPUIDPolicy
+	IO     *IOBus
+	MSR    *MSRTable
+	VCPU   int    // index passed to MSR handlers
+	APICID uint32 // reported by CPUID
+	Stats  ExitStats
+}
+
+// Handle decodes the exit, performs CPUID, port I/O and MSR accesses
+// against the tables, updates regs, counts the exit, and says what to do
+// next. It never allocates and never panics on guest-controlled values.
+func (d *Dispatcher) Handle(e *Exit, regs *vmx.GuestRegs) Action {
+	info := vmx.DecodeExitReason(e.Reason)
+	d.Stats.Record(info.Reason)
+	a := Action{Reason: info.Reason}
+	if info.EntryFailure {
+		a.Kind = ActionEntryFailed
+		return a
+	}
+	switch info.Reason {
+	case vmx.ExitCPUID:
+		r := d.CPUID.Lookup(uint32(regs.RAX), uint32(regs.RCX), d.APICID)
+		regs.RAX, regs.RBX, regs.RCX, regs.RDX = uint64(r.EAX), uint64(r.EBX), uint64(r.ECX), uint64(r.EDX)
+		return d.advance(a, e)
+	case vmx.ExitIOInstruction:
+		io, err := vmx.DecodeIOExit(e.Qualification)
+		a.IO = io
+		if err != nil || io.String {
+			a.Kind = ActionUnhandled
+			return a
+		}
+		if io.In {
+			v := d.IO.In(io.Port, io.Size)
+			switch io.Size {
+			case 1:
+				regs.RAX = regs.RAX&^0xFF | uint64(v&0xFF)
+			case 2:
+				regs.RAX = regs.RAX&^0xFFFF | uint64(v&0xFFFF)
+			default:
+				regs.RAX = uint64(v) // a 32-bit write zero-extends
+			}
+		} else {
+			d.IO.Out(io.Port, io.Size, uint32(regs.RAX))
+		}
+		return d.advance(a, e)
+	case vmx.ExitRDMSR:
+		v, ok := d.MSR.Read(d.VCPU, uint32(regs.RCX))
+		if !ok {
+			return injectGP(a)
+		}
+		regs.RAX, regs.RDX = v&0xFFFFFFFF, v>>32
+		return d.advance(a, e)
+	case vmx.ExitWRMSR:
+		v := regs.RDX<<32 | regs.RAX&0xFFFFFFFF
+		if !d.MSR.Write(d.VCPU, uint32(regs.RCX), v) {
+			return injectGP(a)
+		}
+		return d.advance(a, e)
+	case vmx.ExitHLT:
+		a = d.advance(a, e)
+		a.Kind = ActionHalt
+		return a
+	case vmx.ExitTripleFault:
+		a.Kind = ActionShutdown
+		return a
+	case vmx.ExitEPTViolation:
+		a.Kind = ActionEPTViolation
+		a.EPT = vmx.DecodeEPTViolation(e.Qualification)
+		return a
+	}
+	a.Kind = ActionUnhandled
+	return a
+}
+
+func (d *Dispatcher) advance(a Action, e *Exit) Action {
+	a.Kind = ActionResume
+	a.AdvanceRIP = e.InstructionLength & 0xF // instructions are at most 15 bytes
+	return a
+}
+
+// injectGP makes the faulting instruction raise #GP(0): RIP is not
+// advanced.
+func injectGP(a Action) Action {
+	a.Kind = ActionInject
+	a.Inject = vmx.InjectGP()
+	a.ErrorCode = 0
+	return a
+}

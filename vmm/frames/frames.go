@@ -1,0 +1,185 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package frames hands out 4 KiB host-physical frames from the memory a
+// node keeps for guests (guest RAM, EPT tables, VMCS and VMXON regions).
+// It only does bookkeeping over addresses; zeroing and mapping are the
+// caller's business.
+package frames
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/machine/page"
+)
+
+// Size is the frame size: a page.
+const Size = page.Size
+
+// ErrExhausted is returned when no frame is left.
+var ErrExhausted = errors.New("frames: no free frame")
+
+// Pool allocates frames from a set of usable regions. Freed frames are
+// reused first. It is safe for concurrent use.
+type Pool struct {
+	mu      sync.Mutex
+	regions []memmap.Region // usable, frame-aligned, in address order
+	region  int             // region being carved
+	next    uint64          // next never-used frame in regions[region]
+	free    []uint64        // freed frames
+	runs    []uint64        // freed runs of RunFrames frames, RunSize-aligned
+	inUse   int
+	total   int
+}
+
+// RunSize is the size of a run: a 2 MiB large page of EPT (and NPT), so
+// that guest RAM backed by runs is mapped with large pages.
+const (
+	RunSize   = 2 << 20
+	RunFrames = RunSize / Size
+)
+
+// NewPool returns a pool over the usable regions of m, trimmed to whole
+// frames.
+func NewPool(m memmap.Map) (*Pool, error) {
+	p := &Pool{}
+	for _, r := range m.Normalize() {
+		if r.Type != memmap.Usable {
+			continue
+		}
+		start := (r.Start + Size - 1) &^ (Size - 1)
+		end := r.End() &^ (Size - 1)
+		if end <= start {
+			continue
+		}
+		p.regions = append(p.regions, memmap.Region{Start: start, Size: end - start, Type: memmap.Usable})
+		p.total += int((end - start) / Size)
+	}
+	if p.total == 0 {
+		return nil, errors.New("frames: no usable memory")
+	}
+	p.next = p.regions[0].Start
+	p.free = make([]uint64, 0, 1024)
+	return p, nil
+}
+
+// AllocFrame returns a free frame's host-physical address.
+func (p *Pool) AllocFrame() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		f := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.inUse++
+		return f, nil
+	}
+	for p.region < len(p.regions) {
+		r := p.regions[p.region]
+		if p.next < r.End() {
+			f := p.next
+			p.next += Size
+			p.inUse++
+			return f, nil
+		}
+		p.region++
+		if p.region < len(p.regions) {
+			p.next = p.regions[p.region].Start
+		}
+	}
+	if n := len(p.runs); n > 0 {
+		// Break up a run: its other frames join the free list.
+		run := p.runs[n-1]
+		p.runs = p.runs[:n-1]
+		for f := run + RunSize - Size; f > run; f -= Size {
+			p.free = append(p.free, f)
+		}
+		p.inUse++
+		return run, nil
+	}
+	return 0, ErrExhausted
+}
+
+// AllocRun returns the first frame of RunFrames contiguous frames aligned
+// to RunSize: a freed run, or one carved from memory never handed out
+// (frames skipped to reach the alignment join the free list). It returns
+// ErrExhausted when there is no such run, though single frames may be
+// left.
+func (p *Pool) AllocRun() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.runs); n > 0 {
+		run := p.runs[n-1]
+		p.runs = p.runs[:n-1]
+		p.inUse += RunFrames
+		return run, nil
+	}
+	for p.region < len(p.regions) {
+		r := p.regions[p.region]
+		start := (p.next + RunSize - 1) &^ (RunSize - 1)
+		if start+RunSize <= r.End() {
+			for f := p.next; f < start; f += Size {
+				p.free = append(p.free, f)
+			}
+			p.next = start + RunSize
+			p.inUse += RunFrames
+			return start, nil
+		}
+		// Too little left in this region for a run: what is left is
+		// carved frame by frame later, from the free list.
+		for f := p.next; f < r.End(); f += Size {
+			p.free = append(p.free, f)
+		}
+		p.region++
+		if p.region < len(p.regions) {
+			p.next = p.regions[p.region].Start
+		} else {
+			p.next = r.End()
+		}
+	}
+	return 0, ErrExhausted
+}
+
+// FreeRun returns a run from AllocRun.
+func (p *Pool) FreeRun(hpa uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if hpa%RunSize != 0 || !p.handedOut(hpa) || !p.handedOut(hpa+RunSize-Size) {
+		panic(fmt.Sprintf("frames: freeing run %#x, which this pool did not hand out", hpa))
+	}
+	p.runs = append(p.runs, hpa)
+	p.inUse -= RunFrames
+}
+
+// FreeFrame returns a frame to the pool. Freeing an address the pool never
+// handed out panics: it is a hyperkernel bug that would corrupt memory.
+func (p *Pool) FreeFrame(hpa uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if hpa%Size != 0 || !p.handedOut(hpa) {
+		panic(fmt.Sprintf("frames: freeing %#x, which this pool did not hand out", hpa))
+	}
+	p.free = append(p.free, hpa)
+	p.inUse--
+}
+
+// handedOut reports whether hpa lies in the part of the regions already
+// carved.
+func (p *Pool) handedOut(hpa uint64) bool {
+	for i, r := range p.regions {
+		if hpa < r.Start || hpa >= r.End() {
+			continue
+		}
+		return i < p.region || i == p.region && hpa < p.next
+	}
+	return false
+}
+
+// Stats returns the frames in use and the pool's total.
+func (p *Pool) Stats() (inUse, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inUse, p.total
+}

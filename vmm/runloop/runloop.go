@@ -1,0 +1,404 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+// Package runloop is the one vCPU run loop of the hyperkernel: load the
+// vCPU on this core, inject pending events, enter the guest, decode the
+// exit, dispatch it, handle the result, and again. Every kind of guest
+// runs in it: the built-in test guest, an operating system on one node,
+// and a node's share of a distributed VM.
+//
+// The loop sees the virtualization hardware through CPU (VT-x today, its
+// VMCS kept by package hv) and what differs between guests through Guest,
+// a small set of strategies: how a memory fault is served, where devices
+// are, what a halt means, what the environment has to do before each
+// entry (messages from other nodes, device accesses to forward), and how
+// the vCPU leaves for another node. Both are interfaces, so the loop is
+// tested on the host with fakes (runloop_test.go).
+//
+// Pinning: between CPU.Load and CPU.Put the calling goroutine is pinned
+// to its core and must not block. The loop calls Guest methods that may
+// block (Service, Fault, Halt, Other, Yield, Depart) in either state;
+// those that block call CPU.Put first. The loop leaves the core after
+// Slice cycles even if the guest's exits never yield, so that the Go
+// runtime's stop-the-world always gets the core.
+package runloop
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
+)
+
+// EventType is how an event is delivered (the same encoding in VT-x's
+// interruption-information fields, Intel SDM Vol. 3C 25.8.3 Table 25-17,
+// and in AMD-V's EVENTINJ, AMD APM Vol. 2 15.20).
+type EventType uint8
+
+// Event types.
+const (
+	ExternalInterrupt  EventType = 0
+	NMI                EventType = 2
+	HardwareException  EventType = 3
+	SoftwareInterrupt  EventType = 4
+	PrivilegedSoftware EventType = 5 // INT1
+	SoftwareException  EventType = 6 // INT3, INTO
+)
+
+// Event is an interrupt or exception to deliver to the guest at entry.
+type Event struct {
+	Vector       uint8
+	Type         EventType
+	HasErrorCode bool
+	ErrorCode    uint32
+	// InstructionLength is the length of the instruction that raised a
+	// software interrupt or exception (delivery pushes the address after
+	// it); 0 for other types.
+	InstructionLength uint32
+}
+
+// VM-entry interruption-information bits (Intel SDM Vol. 3C 25.8.3).
+const (
+	infoErrorValid = 1 << 11
+	infoValid      = 1 << 31
+)
+
+// EventFromInfo decodes a VT-x interruption-information word (the VM-entry
+// field, or IDT-vectoring information) and its error code.
+func EventFromInfo(info, code uint32) (Event, bool) {
+	if info&infoValid == 0 {
+		return Event{}, false
+	}
+	ev := Event{Vector: uint8(info), Type: EventType(info >> 8 & 7)}
+	if info&infoErrorValid != 0 {
+		ev.HasErrorCode, ev.ErrorCode = true, code
+	}
+	return ev, true
+}
+
+// Info encodes e as a VT-x VM-entry interruption-information word.
+func (e Event) Info() uint32 {
+	info := uint32(e.Vector) | uint32(e.Type)<<8 | infoValid
+	if e.HasErrorCode {
+		info |= infoErrorValid
+	}
+	return info
+}
+
+// CPU is the virtualization hardware as the loop of one vCPU sees it.
+// Methods marked "loaded" need the vCPU on the core (after Load); the
+// others work in either state.
+type CPU interface {
+	// Load puts the vCPU on the calling core, pinning the goroutine
+	// there, and makes its state current; it does nothing if the vCPU
+	// is loaded.
+	Load() error
+	// Put takes the vCPU off the core (any core may load it next) and
+	// unpins the goroutine; it does nothing if the vCPU is not loaded.
+	Put()
+	// Loaded reports whether the vCPU is on a core.
+	Loaded() bool
+	// Core is the APIC id of the core the vCPU was last loaded on.
+	Core() int
+	// Now reads the host's time-stamp counter.
+	Now() uint64
+
+	// Enter runs the guest until its next exit and fills e (loaded).
+	// An error means the entry itself failed (VMfail).
+	Enter(e *exits.Exit) error
+	// Regs is the guest's general-purpose registers kept in memory
+	// (RSP and RIP are in the processor's state).
+	Regs() *vmx.GuestRegs
+	// RIP reads the guest's instruction pointer (loaded).
+	RIP() uint64
+	// Advance moves RIP past an instruction of n bytes (loaded).
+	Advance(n uint32)
+
+	// Inject queues an event for the next entry (loaded).
+	Inject(ev Event)
+	// Injecting reports whether an event is queued for the next entry.
+	Injecting() bool
+	// Interrupted returns the event whose delivery the latest exit cut
+	// short: it must be delivered again.
+	Interrupted() (Event, bool)
+	// Interruptible reports whether the guest can take an external
+	// interrupt now: RFLAGS.IF set and no STI or MOV SS shadow (loaded).
+	Interruptible() bool
+	// InterruptsEnabled reports RFLAGS.IF (loaded).
+	InterruptsEnabled() bool
+	// EndShadow ends an STI or MOV SS shadow (after HLT) (loaded).
+	EndShadow()
+	// SetInterruptWindow asks for an exit as soon as the guest can take
+	// an interrupt, or stops asking (loaded).
+	SetInterruptWindow(on bool)
+	// SetTSCOffset sets what the guest's TSC adds to the host's (loaded).
+	SetTSCOffset(off uint64)
+
+	// Save writes the vCPU's architectural state to st, for migration
+	// (loaded).
+	Save(st *vcpu.State) error
+	// Diagnose says, in words, why the hardware may refuse the guest's
+	// state at entry (loaded).
+	Diagnose() []string
+}
+
+// Step is what a strategy tells the loop to do next.
+type Step uint8
+
+// Steps.
+const (
+	// Continue: go on to the next entry.
+	Continue Step = iota
+	// Stop: the vCPU stops; the loop returns nil.
+	Stop
+	// Retry (from Resumed): do not complete the instruction that exited;
+	// it runs again at the next entry, wherever the vCPU is then.
+	Retry
+)
+
+// Guest is what differs between kinds of guests.
+type Guest interface {
+	// Service runs before every entry: it does what the vCPU's
+	// environment needs (messages from other nodes, device accesses
+	// recorded at the last exit to forward), and says whether the vCPU
+	// is to stop.
+	Service(c CPU) (Step, error)
+	// Move returns the node the vCPU is asked to move to, if any. The
+	// loop moves it (Save, then Depart) once no event is in delivery.
+	Move() (node int, ok bool)
+	// Depart sends the vCPU, whose state is st, to node and reports
+	// whether it left; if it did not (its state cannot travel), the
+	// request is dropped and the vCPU runs on here.
+	Depart(node int, st *vcpu.State) (bool, error)
+
+	// InterruptPending reports whether an external interrupt waits for
+	// the vCPU.
+	InterruptPending() bool
+	// TakeInterrupt removes the highest-priority waiting interrupt and
+	// returns its vector, the guest being about to take it.
+	TakeInterrupt() (uint8, bool)
+	// TSCOffset is what the guest's TSC adds to the host's.
+	TSCOffset() uint64
+
+	// Resumed runs after an exit the dispatcher completed (port I/O,
+	// MSR, CPUID), before RIP moves past the instruction; mayMove says
+	// whether the vCPU could leave now. Retry leaves the instruction to
+	// run again (after the vCPU moved, say).
+	Resumed(c CPU, mayMove bool) (Step, error)
+	// Fault serves an access to guest-physical memory the second-level
+	// tables do not allow: fetch the page, emulate a device access (and
+	// advance RIP), or ask to move the vCPU where the page is (mayMove).
+	Fault(c CPU, e *exits.Exit, mayMove bool) (Step, error)
+	// Halt runs after HLT (RIP past it, the STI shadow ended):
+	// interruptible is RFLAGS.IF. It returns when the vCPU should run
+	// again, or Stop.
+	Halt(c CPU, interruptible bool) (Step, error)
+	// Other handles an exit the dispatcher left to the loop (a control
+	// register access, say). It returns ErrUnhandled for one it does
+	// not handle either.
+	Other(c CPU, e *exits.Exit, a *exits.Action) (Step, error)
+	// Yield runs after the loop left the core at the end of a time
+	// slice: the guest lets go of its locks and the Go scheduler runs.
+	Yield()
+}
+
+// ErrUnhandled is returned by Guest.Other for an exit it does not handle.
+var ErrUnhandled = errors.New("unhandled exit")
+
+// ErrTripleFault is returned when the guest shuts down (triple fault).
+var ErrTripleFault = errors.New("triple fault")
+
+// EntryError is returned when the processor refused to enter the guest.
+type EntryError struct {
+	// Reason is the exit reason of a failed entry ("invalid guest
+	// state", say), or empty when the entry instruction failed.
+	Reason string
+	// Err is the entry instruction's error, if it failed.
+	Err error
+	// Diagnosis is what the software checks of the guest state found.
+	Diagnosis []string
+}
+
+func (e *EntryError) Error() string {
+	if e.Err != nil {
+		return "VM entry failed: " + e.Err.Error()
+	}
+	return "VM entry failed (" + e.Reason + ")"
+}
+
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// Loop runs one vCPU. Its counters may be read while it runs.
+type Loop struct {
+	CPU   CPU
+	Guest Guest
+	// Exits handles the exits the processor reports and counts them.
+	Exits *exits.Dispatcher
+	// Slice is how many TSC cycles the loop stays on a core at most
+	// before it leaves it for the Go scheduler.
+	Slice uint64
+
+	count atomic.Uint64
+	rip   atomic.Uint64
+	core  atomic.Int32 // plus one; 0 before the first load
+	// exit, action and state are the latest exit, what the dispatcher
+	// made of it, and where a departing vCPU's state is saved: kept
+	// here, since the strategies (interfaces) see them, so that the
+	// loop allocates nothing.
+	exit   exits.Exit
+	action exits.Action
+	state  vcpu.State
+}
+
+// Count is how many exits the vCPU took in this loop.
+func (l *Loop) Count() uint64 { return l.count.Load() }
+
+// RIP is the guest's RIP at the latest exit.
+func (l *Loop) RIP() uint64 { return l.rip.Load() }
+
+// Core is the APIC id of the core the vCPU last ran on (-1 before it ran).
+func (l *Loop) Core() int { return int(l.core.Load()) - 1 }
+
+// Run runs the vCPU until the guest stops it (nil), it moves to another
+// node (nil; Depart said so), or an error ends it. The vCPU is off the
+// core on return.
+func (l *Loop) Run() error {
+	c, g := l.CPU, l.Guest
+	defer c.Put()
+	e, a := &l.exit, &l.action
+	var pinnedAt, exitAt uint64
+	var last vmx.ExitReason
+	for n := 0; ; n++ {
+		if n > 0 {
+			// handling time: from the exit to the next entry
+			l.Exits.Stats.AddCycles(last, c.Now()-exitAt)
+		}
+		if step, err := g.Service(c); err != nil || step == Stop {
+			return err
+		}
+		if node, ok := g.Move(); ok && l.mayMove() {
+			gone, err := l.depart(node)
+			if err != nil || gone {
+				return err
+			}
+		}
+		if c.Loaded() && c.Now()-pinnedAt > l.Slice {
+			c.Put()
+			g.Yield()
+		}
+		if !c.Loaded() {
+			pinnedAt = c.Now()
+		}
+		if err := c.Load(); err != nil {
+			return err
+		}
+		l.core.Store(int32(c.Core()) + 1)
+		l.injectEvents()
+		c.SetTSCOffset(g.TSCOffset())
+		if err := c.Enter(e); err != nil {
+			return &EntryError{Err: err, Diagnosis: c.Diagnose()}
+		}
+		exitAt = c.Now()
+		l.count.Add(1)
+		l.rip.Store(c.RIP())
+		*a = l.Exits.Handle(e, c.Regs())
+		last = a.Reason
+		if step, err := l.dispatch(e, a); err != nil || step == Stop {
+			return err
+		}
+	}
+}
+
+// mayMove reports whether the vCPU may leave now: not while an event is
+// in delivery (queued for entry, or cut short by the latest exit), which
+// would be lost or delivered twice.
+func (l *Loop) mayMove() bool {
+	_, interrupted := l.CPU.Interrupted()
+	return !interrupted && !l.CPU.Injecting()
+}
+
+// depart saves the vCPU's state and hands it to the guest to send.
+func (l *Loop) depart(node int) (bool, error) {
+	c := l.CPU
+	if err := c.Load(); err != nil {
+		return false, err
+	}
+	err := c.Save(&l.state)
+	c.Put()
+	if err != nil {
+		return false, fmt.Errorf("saving the vCPU's state: %w", err)
+	}
+	return l.Guest.Depart(node, &l.state)
+}
+
+// injectEvents runs just before entry: an event whose delivery the latest
+// exit cut short is delivered again; otherwise the guest's highest
+// pending interrupt is injected if it can take it now, or the loop asks
+// for an exit as soon as it can.
+func (l *Loop) injectEvents() {
+	c, g := l.CPU, l.Guest
+	if ev, ok := c.Interrupted(); ok && !c.Injecting() {
+		c.Inject(ev)
+	}
+	pending := g.InterruptPending()
+	switch {
+	case pending && !c.Injecting() && c.Interruptible():
+		if vec, ok := g.TakeInterrupt(); ok {
+			c.Inject(Event{Vector: vec, Type: ExternalInterrupt})
+		}
+		c.SetInterruptWindow(false)
+	case pending:
+		c.SetInterruptWindow(true)
+	default:
+		c.SetInterruptWindow(false)
+	}
+}
+
+// dispatch carries out what the dispatcher decided about exit e.
+func (l *Loop) dispatch(e *exits.Exit, a *exits.Action) (Step, error) {
+	c, g := l.CPU, l.Guest
+	switch a.Kind {
+	case exits.ActionResume:
+		step, err := g.Resumed(c, l.mayMove())
+		if err != nil || step == Stop {
+			return step, err
+		}
+		if step != Retry {
+			c.Advance(a.AdvanceRIP)
+		}
+		return Continue, nil
+	case exits.ActionInject:
+		c.Advance(a.AdvanceRIP)
+		ev, _ := EventFromInfo(a.Inject, a.ErrorCode)
+		c.Inject(ev)
+		return Continue, nil
+	case exits.ActionHalt:
+		c.Advance(a.AdvanceRIP)
+		c.EndShadow() // HLT right after STI: the shadow ends with it
+		return g.Halt(c, c.InterruptsEnabled())
+	case exits.ActionShutdown:
+		return Stop, fmt.Errorf("%w at RIP %#x", ErrTripleFault, l.rip.Load())
+	case exits.ActionEPTViolation:
+		return g.Fault(c, e, l.mayMove())
+	case exits.ActionEntryFailed:
+		return Stop, &EntryError{Reason: a.Reason.String(), Diagnosis: c.Diagnose()}
+	}
+	switch a.Reason {
+	case vmx.ExitPreemptionTimer, vmx.ExitExternalInterrupt:
+		// the time slice ended: the Go scheduler (and a pending
+		// stop-the-world) gets the core
+		c.Put()
+		g.Yield()
+		return Continue, nil
+	case vmx.ExitInterruptWindow:
+		return Continue, nil // the guest can take its interrupt now
+	}
+	step, err := g.Other(c, e, a)
+	if errors.Is(err, ErrUnhandled) {
+		return Stop, fmt.Errorf("unhandled exit %v at RIP %#x (qualification %#x)", a.Reason, l.rip.Load(), e.Qualification)
+	}
+	return step, err
+}
