@@ -77,9 +77,10 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 			return l.config(vcpus, memory, cmdline)
 		})
 	}
+	plane := d.Plane()
 	if err := agent.Handle(dvm.Channel, func(from cluster.NodeID, msg []byte) {
 		if i, ok := dvm.NodeIndex(from); ok {
-			d.Receive(i, msg)
+			plane.Receive(i, msg)
 		}
 	}); err != nil {
 		return console.DistCommands(nil, err.Error()), nil

@@ -127,8 +127,9 @@ type distVM struct {
 	ld    *linuxDist
 }
 
-// Receive handles a message on dvm.Channel from node from.
-func (d *Dist) Receive(from memory.NodeID, msg []byte) { d.plane.Receive(from, msg) }
+// Plane is the VM's control plane, which takes the messages on
+// dvm.Channel.
+func (d *Dist) Plane() *dvm.Plane { return d.plane }
 
 // Create makes this node's share of a VM node from created (dvm.Host).
 func (d *Dist) Create(from memory.NodeID, spec dvm.Spec) (dvm.Share, error) {
@@ -312,11 +313,6 @@ func (vm *distVM) loadTestGuest(req DistStart) error {
 // broadcast sends control message c to the VM's other nodes.
 func (vm *distVM) broadcast(c dvm.Control) error { return vm.d.plane.Broadcast(vm, c) }
 
-// distTransport sends a VM's messages through the cluster.
-type distTransport struct{ net DistNet }
-
-func (t distTransport) Send(to memory.NodeID, msg []byte) error { return t.net.Send(to, msg) }
-
 // eptPerm drives the VM's EPT from the coherence engine: readable pages
 // are mapped read/execute, writable ones read/write/execute, to this
 // node's frame holding the page.
@@ -420,7 +416,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	}
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
-		Transport: distTransport{d.net}, DeviceNode: 0,
+		Transport: d.net, DeviceNode: 0,
 		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
 		DevicesUnlocked: spec.Payload == payloadLinux,
 		Hold:            holdWindow(spec),
