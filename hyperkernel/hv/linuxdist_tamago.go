@@ -8,7 +8,6 @@ package hv
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,28 +42,11 @@ type linuxDist struct {
 	// be forwarded once it has left its core (one vCPU of a node is in
 	// an exit handler at a time: it holds the runtime's lock).
 	ports portForwarder
-	// out holds interrupts and EOIs for other nodes, queued where
-	// nothing may block and sent by whoever next holds the lock.
-	outMu  sync.Mutex
-	out    []outItem
-	spare  []outItem
+	// out holds interrupts and EOIs for other nodes (see outQueue);
+	// outSig wakes the forwarder.
+	out    outQueue
 	outSig chan struct{}
 }
-
-// outItem is an interrupt (LAPIC delivery mode and vector) for vCPU
-// vcpu, or with eoi an end of interrupt for the device node's IOAPIC.
-type outItem struct {
-	eoi          bool
-	vcpu         int
-	mode, vector uint8
-}
-
-// LAPIC delivery modes (Intel SDM Vol. 3A, 11.6.1, Figure 11-12).
-const (
-	deliveryFixed   = 0
-	deliveryLowest  = 1
-	deliveryStartup = 6
-)
 
 // Elsewhere implements lapic.Remote.
 func (d *linuxDist) Elsewhere(i int) bool { return !d.here[i].Load() }
@@ -81,28 +63,22 @@ func (d *linuxDist) Send(i int, mode, vector uint8) {
 func (d *linuxDist) forwardEOI(vector uint8) { d.queue(outItem{eoi: true, vector: vector}) }
 
 func (d *linuxDist) queue(it outItem) {
-	d.outMu.Lock()
-	d.out = append(d.out, it)
-	d.outMu.Unlock()
+	if !d.out.push(it) {
+		return
+	}
 	select {
 	case d.outSig <- struct{}{}:
 	default:
 	}
 }
 
-func (d *linuxDist) outPending() bool {
-	d.outMu.Lock()
-	defer d.outMu.Unlock()
-	return len(d.out) > 0
-}
+func (d *linuxDist) outPending() bool { return d.out.pending() }
 
 // flushLocked sends what waits in out. h holds the runtime's lock; the
 // caller is not pinned.
 func (d *linuxDist) flushLocked(h *dvm.Handle) error {
-	d.outMu.Lock()
-	items := d.out
-	d.out, d.spare = d.spare[:0], nil
-	d.outMu.Unlock()
+	items := d.out.take()
+	defer d.out.done(items)
 	var err error
 	for _, it := range items {
 		switch {
@@ -124,9 +100,6 @@ func (d *linuxDist) flushLocked(h *dvm.Handle) error {
 			break
 		}
 	}
-	d.outMu.Lock()
-	d.spare = items[:0]
-	d.outMu.Unlock()
 	return err
 }
 
