@@ -104,6 +104,11 @@ type dirEntry struct {
 	gotWB    bool   // a writeback from dataFrom overtook the fetch
 	dataFrom NodeID // old owner asked for data
 	acks     uint64 // sharers whose KindInvAck is outstanding
+	// Requests queued behind the transaction: a FIFO through
+	// Engine.reqs (indexes plus one; 0 is none), and the nodes with one
+	// waiting (a node has at most one request per page outstanding).
+	qhead, qtail int32
+	queued       uint64
 }
 
 // request is a queued KindReadReq or KindWriteReq at a home.
@@ -113,6 +118,7 @@ type request struct {
 	kind    Kind
 	req     NodeID
 	flags   uint8
+	next    int32 // the next request queued for the page, plus one
 }
 
 // Engine is one node's coherence protocol engine: the cache side for every
@@ -125,8 +131,13 @@ type Engine struct {
 	free     []*Page    // frame pool
 	deferred []*Page    // frames released during the current call
 	local    []Message  // messages to self, processed before a call returns
-	waiting  []request  // requests queued behind busy directory entries
-	stats    Stats
+	// reqs holds the requests queued behind busy directory entries, in
+	// per-page FIFOs (dirEntry.qhead); freeReq lists the unused slots
+	// (index plus one, chained through next). Queuing and serving a
+	// request take constant time whatever the number waiting.
+	reqs    []request
+	freeReq int32
+	stats   Stats
 }
 
 // NewEngine returns an engine for cfg. Every page homed at cfg.Self starts
@@ -150,11 +161,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Home = func(p uint64) NodeID { return NodeID(p % n) }
 	}
 	e := &Engine{
-		cfg:     cfg,
-		pages:   make([]pageState, cfg.Pages),
-		dir:     make([]dirEntry, cfg.Pages),
-		local:   make([]Message, 0, outboxCap),
-		waiting: make([]request, 0, 4*cfg.Nodes),
+		cfg:   cfg,
+		pages: make([]pageState, cfg.Pages),
+		dir:   make([]dirEntry, cfg.Pages),
+		local: make([]Message, 0, outboxCap),
+		reqs:  make([]request, 0, 4*cfg.Nodes),
 	}
 	homed := 0
 	for p := range e.pages {
@@ -468,8 +479,11 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 	case KindReadReq, KindWriteReq:
 		r := request{page: p, version: m.Version, kind: m.Kind, req: m.Src, flags: m.Flags}
 		if d.busy {
+			if d.queued&(1<<m.Src) != 0 {
+				return fmt.Errorf("%w: node %d: %v for %#x from node %d, which has one outstanding", ErrProtocol, e.cfg.Self, m.Kind, p<<pageShift, m.Src)
+			}
 			e.stats.QueuedRequests++
-			e.waiting = append(e.waiting, r)
+			e.enqueue(d, r)
 			return nil
 		}
 		if err := e.start(p, r, out); err != nil {
@@ -532,16 +546,43 @@ func (e *Engine) install(p uint64, data *Page) {
 	}
 }
 
-func (e *Engine) dequeue(p uint64) (request, bool) {
-	for i := range e.waiting {
-		if e.waiting[i].page == p {
-			r := e.waiting[i]
-			copy(e.waiting[i:], e.waiting[i+1:])
-			e.waiting = e.waiting[:len(e.waiting)-1]
-			return r, true
-		}
+// enqueue queues r at the tail of its page's FIFO.
+func (e *Engine) enqueue(d *dirEntry, r request) {
+	r.next = 0
+	var i int32
+	if e.freeReq != 0 {
+		i = e.freeReq
+		e.freeReq = e.reqs[i-1].next
+		e.reqs[i-1] = r
+	} else {
+		e.reqs = append(e.reqs, r)
+		i = int32(len(e.reqs))
 	}
-	return request{}, false
+	if d.qtail != 0 {
+		e.reqs[d.qtail-1].next = i
+	} else {
+		d.qhead = i
+	}
+	d.qtail = i
+	d.queued |= 1 << r.req
+}
+
+// dequeue removes the request at the head of page p's FIFO.
+func (e *Engine) dequeue(p uint64) (request, bool) {
+	d := &e.dir[p]
+	i := d.qhead
+	if i == 0 {
+		return request{}, false
+	}
+	r := e.reqs[i-1]
+	d.qhead = r.next
+	if d.qhead == 0 {
+		d.qtail = 0
+	}
+	d.queued &^= 1 << r.req
+	e.reqs[i-1] = request{next: e.freeReq}
+	e.freeReq = i
+	return r, true
 }
 
 // start begins serving request r on an idle directory entry.

@@ -1,6 +1,9 @@
 package memory
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // step helpers for hand-scheduled races; the home of page 0 is node 0.
 func must(t *testing.T, err error) {
@@ -74,4 +77,46 @@ func TestConcurrentUpgrades(t *testing.T) {
 	if c.engines[2].State(0) != Modified {
 		t.Fatalf("node 2 is %v, want M", c.engines[2].State(0))
 	}
+}
+
+// TestQueuedRequestsServedInOrder: requests that find the home busy wait
+// in the page's FIFO and are served in arrival order; a second request
+// from a node whose first still waits breaks the protocol (a node has one
+// request per page outstanding) and is refused instead of queued, which
+// bounds the queue of a page by the number of nodes.
+func TestQueuedRequestsServedInOrder(t *testing.T) {
+	c := newCluster(t, 4, 1, 1, MutationNone)
+	must(t, c.access(1, 0, 0, true)) // node 1 takes the page Modified
+	must(t, c.deliver(1, 0))
+	must(t, c.deliver(0, 1))
+	must(t, c.access(1, 0, 0, true))
+	must(t, c.access(2, 0, 0, true))  // WriteReq 2->0: the home fetches from node 1
+	must(t, c.access(3, 0, 0, false)) // ReadReq 3->0
+	must(t, c.deliver(2, 0))
+	must(t, c.deliver(3, 0)) // queued behind node 2's
+	if c.engines[0].Stats().QueuedRequests != 1 {
+		t.Fatalf("%d requests queued, want node 3's", c.engines[0].Stats().QueuedRequests)
+	}
+	dup := &Message{Kind: KindReadReq, Src: 3, Dst: 0, Requester: 3, GPA: 0}
+	if err := c.engines[0].HandleMessage(dup, c.out); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("a second request from node 3 while its first waits: %v, want ErrProtocol", err)
+	}
+	must(t, c.flush())
+	must(t, c.deliver(0, 1)) // FetchInv: node 1 gives the page up
+	must(t, c.deliver(1, 0)) // data to the home: grant to node 2, then node 3's read
+	must(t, c.deliver(0, 2)) // node 2 gets it Modified
+	if got := c.engines[2].State(0); got != Modified {
+		t.Fatalf("node 2 is %v, want M (first in the queue)", got)
+	}
+	for c.queued(0, 2) > 0 || c.queued(2, 0) > 0 || c.queued(0, 3) > 0 {
+		for _, p := range [][2]int{{0, 2}, {2, 0}, {0, 3}} {
+			if c.queued(p[0], p[1]) > 0 {
+				must(t, c.deliver(p[0], p[1]))
+			}
+		}
+	}
+	if got := c.engines[3].State(0); got != Shared {
+		t.Fatalf("node 3 is %v, want S (served after node 2)", got)
+	}
+	must(t, c.invariants())
 }
