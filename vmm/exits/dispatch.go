@@ -133,6 +133,16 @@ func (d *Dispatcher) Handle(e *Exit, regs *vmx.GuestRegs) Action {
 		a.Kind = ActionEPTViolation
 		a.EPT = vmx.DecodeEPTViolation(e.Qualification)
 		return a
+	case vmx.ExitVMCALL, vmx.ExitVMCLEAR, vmx.ExitVMLAUNCH, vmx.ExitVMPTRLD, vmx.ExitVMPTRST,
+		vmx.ExitVMREAD, vmx.ExitVMRESUME, vmx.ExitVMWRITE, vmx.ExitVMXOFF, vmx.ExitVMXON,
+		vmx.ExitINVEPT, vmx.ExitINVVPID, vmx.ExitVMFUNC:
+		// The guest sees no VMX (CPUID hides it, CR4.VMXE cannot be
+		// set): its VMX instructions raise #UD, as on a processor
+		// outside VMX operation (SDM Vol. 3C, 31.3 "VMX Instructions",
+		// and 26.1.2), and never reach the host's VMX state.
+		a.Kind = ActionInject
+		a.Inject = vmx.InjectUD()
+		return a
 	}
 	a.Kind = ActionUnhandled
 	return a

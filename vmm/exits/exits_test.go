@@ -342,6 +342,21 @@ func TestDispatch(t *testing.T) {
 	}
 }
 
+// A guest's VMX instructions raise #UD in the guest, RIP not advanced;
+// none is left unhandled (which would stop the VM).
+func TestVMXInstructionsRaiseUD(t *testing.T) {
+	d, _, _ := newDispatcher(t)
+	var regs vmx.GuestRegs
+	for _, r := range []vmx.ExitReason{vmx.ExitVMCALL, vmx.ExitVMCLEAR, vmx.ExitVMLAUNCH, vmx.ExitVMPTRLD,
+		vmx.ExitVMPTRST, vmx.ExitVMREAD, vmx.ExitVMRESUME, vmx.ExitVMWRITE, vmx.ExitVMXOFF, vmx.ExitVMXON,
+		vmx.ExitINVEPT, vmx.ExitINVVPID, vmx.ExitVMFUNC} {
+		a := d.Handle(&Exit{Reason: uint64(r), InstructionLength: 3}, &regs)
+		if a.Kind != ActionInject || a.Inject != vmx.InjectUD() || a.AdvanceRIP != 0 {
+			t.Errorf("%v: %+v, want #UD without advancing RIP", r, a)
+		}
+	}
+}
+
 func TestDispatchAllocs(t *testing.T) {
 	d, _, _ := newDispatcher(t)
 	regs := vmx.GuestRegs{}
