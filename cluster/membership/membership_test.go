@@ -275,51 +275,121 @@ func TestCleanLeave(t *testing.T) {
 	}
 }
 
+// shortSplit is how long TestMinorityPartition keeps the cluster split. The
+// silence the majority hears from a minority node is the split plus up to one
+// heartbeat interval before it (since the node's last frame) and one after
+// (until its first frame after the heal); a further heartbeat of slack keeps
+// that under the failure timeout.
+const shortSplit = testFailure - 3*testHeartbeat
+
+// partition cuts the nodes in minority off from the others. Ports are
+// numbered from 0 in the order nodes were added, node i on port i-1.
+func (s *sim) partition(minority []cluster.NodeID) (majority []cluster.NodeID) {
+	var a, b []int
+	for _, id := range s.ids() {
+		if slices.Contains(minority, id) {
+			a = append(a, int(id)-1)
+		} else {
+			b = append(b, int(id)-1)
+			majority = append(majority, id)
+		}
+	}
+	s.sw.Partition(a, b)
+	return majority
+}
+
+// TestMinorityPartition cuts two of five nodes off for shortSplit, less than
+// the failure timeout, once with the leader among the majority and once with
+// it cut off: the minority notices it has no quorum and admits no change, a
+// cut-off leader steps down, and no node records any event, during the split
+// or after the heal.
+//
+// The split is measured from the cut in virtual time, not from the end of
+// the checks made during it: when the leader is cut off, how long the
+// majority takes to elect another depends on Raft's randomized election
+// timeouts (drawn from crypto/rand, not from the sim's seed, and sometimes
+// split votes), and a split that ran on for a fixed time after that election
+// outlasted the failure timeout, so the majority rightly removed a minority
+// node.
 func TestMinorityPartition(t *testing.T) {
-	s := newSim(t, 5)
-	for i := 1; i <= 5; i++ {
-		s.add(cluster.NodeID(i), bootstrapList(5))
-	}
-	all := rangeIDs(1, 5)
-	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
-	before := s.nodes[1].Events()
-	// Ports are numbered from 0 in the order nodes were added.
-	s.sw.Partition([]int{0, 1}, []int{2, 3, 4})
-	minority, majority := ids(1, 2), ids(3, 4, 5)
-	s.runUntil(testFailure/2+2*testElection, "minority notices", func() bool {
-		for _, id := range minority {
-			if s.nodes[id].Status().Quorum {
-				return false
+	for _, leaderCut := range []bool{false, true} {
+		name := "leader-in-majority"
+		if leaderCut {
+			name = "leader-in-minority"
+		}
+		t.Run(name, func(t *testing.T) {
+			s := newSim(t, 5)
+			for i := 1; i <= 5; i++ {
+				s.add(cluster.NodeID(i), bootstrapList(5))
 			}
-		}
-		return true
-	})
-	for _, id := range minority {
-		st := s.nodes[id].Status()
-		if !strings.HasPrefix(st.Reason, "no quorum") {
-			t.Fatalf("minority status %v", st)
-		}
-		if err := s.nodes[id].Leave(); err != ErrNoQuorum {
-			t.Fatalf("minority node %d admitted a leave: %v", id, err)
-		}
-	}
-	for _, id := range majority {
-		if st := s.nodes[id].Status(); !st.Quorum {
-			// The majority may need an election first.
-			s.runUntil(2*testElection, "majority quorum", func() bool { return s.nodes[id].Status().Quorum })
-		}
-	}
-	// Stay split for less than the failure timeout: nothing changes anywhere.
-	s.run(testFailure / 3)
-	for _, id := range all {
-		if !slices.Equal(s.nodes[id].Events(), before) {
-			t.Fatalf("node %d events changed during the partition:\n%s", id, s.dump())
-		}
-	}
-	s.sw.Heal()
-	s.runUntil(2*time.Second, "healed", func() bool { return s.agree(all, all) })
-	if !slices.Equal(s.nodes[1].Events(), before) {
-		t.Fatalf("events after heal %v, want %v", s.nodes[1].Events(), before)
+			all := rangeIDs(1, 5)
+			s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+			before := s.nodes[1].Events()
+			leader := s.nodes[1].Status().Leader
+			// The minority: the leader and the lowest other node, or the
+			// two lowest nodes but the leader.
+			var minority []cluster.NodeID
+			if leaderCut {
+				minority = append(minority, leader)
+			}
+			for _, id := range all {
+				if id != leader && len(minority) < 2 {
+					minority = append(minority, id)
+				}
+			}
+			majority := s.partition(minority)
+			heal := s.now + shortSplit
+			unchanged := func(when string) {
+				t.Helper()
+				for _, id := range all {
+					if !slices.Equal(s.nodes[id].Events(), before) {
+						t.Fatalf("node %d events changed %s, %v after the cut (failure timeout %v):\n%s",
+							id, when, s.now-(heal-shortSplit), testFailure, s.dump())
+					}
+				}
+			}
+			s.runUntil(heal-s.now, "minority notices", func() bool {
+				unchanged("during the partition")
+				for _, id := range minority {
+					if s.nodes[id].Status().Quorum {
+						return false
+					}
+				}
+				return true
+			})
+			for _, id := range minority {
+				st := s.nodes[id].Status()
+				if !strings.HasPrefix(st.Reason, "no quorum") {
+					t.Fatalf("minority status %v", st)
+				}
+				if err := s.nodes[id].Leave(); err != ErrNoQuorum {
+					t.Fatalf("minority node %d admitted a leave: %v", id, err)
+				}
+			}
+			for s.now < heal {
+				s.step()
+				unchanged("during the partition")
+				if leaderCut {
+					continue
+				}
+				// With its leader, the majority keeps quorum throughout,
+				// so it could remove the minority: it must not yet.
+				for _, id := range majority {
+					if st := s.nodes[id].Status(); !st.Quorum || st.Leader != leader {
+						t.Fatalf("majority node %d lost quorum or leader %d: %v", id, leader, st)
+					}
+				}
+			}
+			if leaderCut && s.nodes[leader].Status().Leader == leader {
+				t.Fatalf("cut-off leader %d still leads: %v", leader, s.nodes[leader].Status())
+			}
+			s.sw.Heal()
+			s.runUntil(2*time.Second, "healed", func() bool {
+				unchanged("after the heal")
+				return s.agree(all, all)
+			})
+			unchanged("after the heal")
+		})
 	}
 }
 
