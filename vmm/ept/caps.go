@@ -1,6 +1,9 @@
 package ept
 
-// Caps describes what the processor's EPT implementation supports.
+// Caps describes what the processor's second-stage translation supports.
+// For EPT, CapsFromMSR fills it from IA32_VMX_EPT_VPID_CAP; for NPT,
+// NPTCaps fills the fields that apply (MaxPhysAddr, Pages2M, Pages1G,
+// NoExecute) and the EPT-only fields are ignored.
 type Caps struct {
 	// MaxPhysAddr is the physical-address width (CPUID.80000008H:EAX[7:0]),
 	// 36 to 52.
@@ -22,6 +25,13 @@ type Caps struct {
 	// all-context types.
 	InvEPTSingle bool
 	InvEPTAll    bool
+	// NoExecute (NPT only): the host runs guests with EFER.NXE set, so
+	// bit 63 of a nested page-table entry is the no-execute bit (nested
+	// walks use the host's EFER, AMD APM Vol. 2, 15.25.5). Without it
+	// bit 63 is reserved (APM 5.4.1), so every NPT mapping must be
+	// executable. EPT encodes execute permission in bit 2 and ignores
+	// this field.
+	NoExecute bool
 }
 
 // Bits of IA32_VMX_EPT_VPID_CAP, MSR 0x48C (Intel SDM Vol. 3D, A.10).

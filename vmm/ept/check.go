@@ -2,11 +2,15 @@ package ept
 
 import "fmt"
 
-// MisconfigReason says why an EPT entry causes an EPT misconfiguration
-// (Intel SDM Vol. 3C, 28.3.3.1).
+// MisconfigReason says why an entry is malformed: for EPT, why it causes
+// an EPT misconfiguration (Intel SDM Vol. 3C, 28.3.3.1); for NPT, why
+// every nested walk through it fails, with a nested page fault that has
+// RSV=1 for reserved bits (AMD APM Vol. 2, 15.25.6). NPT has no
+// misconfiguration exit; its entries can only have ReservedBits,
+// LargePageUnsupported or NotUser.
 type MisconfigReason int
 
-// Reasons for an EPT misconfiguration.
+// Reasons for a malformed entry.
 const (
 	// WriteWithoutRead: bits 2:0 are 010b or 110b.
 	WriteWithoutRead MisconfigReason = iota + 1
@@ -22,6 +26,10 @@ const (
 	LargePageUnsupported
 	// InvalidMemType: a leaf entry holds memory type 2, 3 or 7.
 	InvalidMemType
+	// NotUser (NPT): U/S is clear. Every access in a nested walk is a
+	// user access (AMD APM Vol. 2, 15.25.5), so every guest access
+	// through the entry causes a nested page fault.
+	NotUser
 )
 
 // String describes the reason.
@@ -37,13 +45,17 @@ func (r MisconfigReason) String() string {
 		return "page size not supported"
 	case InvalidMemType:
 		return "reserved memory type"
+	case NotUser:
+		return "U/S clear: nested accesses are user accesses"
 	}
 	return fmt.Sprintf("MisconfigReason(%d)", int(r))
 }
 
 // MisconfigError describes an EPT entry that would cause an EPT
-// misconfiguration VM exit.
+// misconfiguration VM exit, or an NPT entry through which every nested
+// walk faults.
 type MisconfigError struct {
+	Format Format
 	Level  Level
 	Entry  uint64
 	Reason MisconfigReason
@@ -55,6 +67,9 @@ type MisconfigError struct {
 // Error implements error.
 func (e *MisconfigError) Error() string {
 	s := fmt.Sprintf("ept: misconfigured %v %#016x: %v", e.Level, e.Entry, e.Reason)
+	if e.Format == NPT {
+		s = fmt.Sprintf("ept: NPT %v %#016x faults: %v", e.Level, e.Entry, e.Reason)
+	}
 	switch e.Reason {
 	case ReservedBits, LargePageUnsupported:
 		s += fmt.Sprintf(" (%#x)", e.Bits)
@@ -86,20 +101,34 @@ func reservedBits(e uint64, l Level, caps *Caps) (rsvd uint64, badSize bool) {
 	return rsvd, false
 }
 
-// CheckEntry reports whether the processor described by caps would take
-// an EPT-misconfiguration exit on encountering e as a level-l entry while
-// translating a guest-physical address (Intel SDM Vol. 3C, 28.3.3.1). A
-// not-present entry (bits 2:0 clear) is never misconfigured. The result is
-// nil or a *MisconfigError.
+// CheckEntry is EPT.CheckEntry.
 func CheckEntry(e uint64, l Level, caps Caps) error {
-	return checkEntry(e, l, &caps)
+	return checkEntry(&formats[EPT], e, l, &caps)
 }
 
-func checkEntry(e uint64, l Level, caps *Caps) error {
-	if !present(e) {
+// CheckEntry reports whether e, met as a level-l entry while translating
+// a guest-physical address on a processor described by caps, is
+// malformed. For EPT that is whether the processor would take an
+// EPT-misconfiguration exit (Intel SDM Vol. 3C, 28.3.3.1); for NPT,
+// whether the walk would fail whatever the access: reserved bits set
+// (AMD APM Vol. 2, 5.4.1 and 15.25.6, a nested page fault with RSV=1) or
+// U/S clear (15.25.5). A not-present entry is never malformed. The result
+// is nil or a *MisconfigError.
+func (f Format) CheckEntry(e uint64, l Level, caps Caps) error {
+	if f != EPT && f != NPT {
+		return fmt.Errorf("ept: CheckEntry: unknown %v", f)
+	}
+	return checkEntry(&formats[f], e, l, &caps)
+}
+
+func checkEntry(f *format, e uint64, l Level, caps *Caps) error {
+	if !f.isPresent(e) {
 		return nil
 	}
-	switch entryPerm(e) {
+	if f.kind == NPT {
+		return checkNPTEntry(e, l, caps)
+	}
+	switch f.perm(e) {
 	case PermWrite, PermWrite | PermExec:
 		return &MisconfigError{Level: l, Entry: e, Reason: WriteWithoutRead}
 	case PermExec:
@@ -116,6 +145,46 @@ func checkEntry(e uint64, l Level, caps *Caps) error {
 	}
 	if isLeaf(e, l) && !entryMemType(e).Valid() {
 		return &MisconfigError{Level: l, Entry: e, Reason: InvalidMemType}
+	}
+	return nil
+}
+
+// nptReservedBits returns the bits that are reserved in a present
+// long-mode entry e at level l (AMD APM Vol. 2, 5.4.1 and Figures 5-18
+// to 5-25), and whether the entry uses a page size caps does not
+// support.
+func nptReservedBits(e uint64, l Level, caps *Caps) (rsvd uint64, badSize bool) {
+	rsvd = caps.reservedAddrBits()
+	if !caps.NoExecute {
+		rsvd |= NPTNoExec // reserved unless EFER.NXE
+	}
+	switch l {
+	case LevelPML4:
+		rsvd |= NPTLarge // PS must be zero in a PML4E
+	case LevelPDPT, LevelPD:
+		if e&NPTLarge == 0 {
+			break
+		}
+		if (l == LevelPDPT && !caps.Pages1G) || (l == LevelPD && !caps.Pages2M) {
+			return rsvd | NPTLarge, true
+		}
+		// Address bits below the page size other than PAT (bit 12):
+		// 29:13 or 20:13.
+		rsvd |= (l.span() - 1) &^ (NPTPATLarge<<1 - 1)
+	}
+	return rsvd, false
+}
+
+func checkNPTEntry(e uint64, l Level, caps *Caps) error {
+	rsvd, badSize := nptReservedBits(e, l, caps)
+	if badSize {
+		return &MisconfigError{Format: NPT, Level: l, Entry: e, Reason: LargePageUnsupported, Bits: NPTLarge}
+	}
+	if bad := e & rsvd; bad != 0 {
+		return &MisconfigError{Format: NPT, Level: l, Entry: e, Reason: ReservedBits, Bits: bad}
+	}
+	if e&NPTUser == 0 {
+		return &MisconfigError{Format: NPT, Level: l, Entry: e, Reason: NotUser}
 	}
 	return nil
 }

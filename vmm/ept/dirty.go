@@ -11,18 +11,19 @@ import (
 // for every dirty 4-KiB page gpa+k*4096; a dirty large page marks all its
 // 4-KiB pages inside the range. It returns the number of bits set. Bits
 // already set in bitmap are kept, so a caller can accumulate. It needs
-// Config.AccessDirty and a bitmap of at least size/4096 bits. Cleared
+// Config.AccessDirty (EPT; NPT always has the flags: bits 5 and 6, AMD
+// APM Vol. 2, 5.4.1) and a bitmap of at least size/4096 bits. Cleared
 // flags are followed by an invalidation (once per call, or per batch), so
 // that the processor sets them again on the next write.
 func (t *Table) ReadAndClearDirty(gpa, size uint64, bitmap []uint64) (int, error) {
-	return t.harvest(gpa, size, bitmap, EntryDirty)
+	return t.harvest(gpa, size, bitmap, t.f.dirty)
 }
 
 // ReadAndClearAccessed is ReadAndClearDirty for the accessed flag of leaf
 // entries: it finds the pages read, written or executed since the last
 // call.
 func (t *Table) ReadAndClearAccessed(gpa, size uint64, bitmap []uint64) (int, error) {
-	return t.harvest(gpa, size, bitmap, EntryAccessed)
+	return t.harvest(gpa, size, bitmap, t.f.accessed)
 }
 
 func (t *Table) harvest(gpa, size uint64, bitmap []uint64, bit uint64) (int, error) {
@@ -51,7 +52,7 @@ func (t *Table) harvestIn(f uint64, l Level, start, end, base uint64, bitmap []u
 		p := &tbl[i]
 		e := atomic.LoadUint64(p)
 		switch {
-		case !present(e):
+		case !t.f.isPresent(e):
 		case isLeaf(e, l):
 			if e&bit == 0 {
 				break
@@ -110,7 +111,7 @@ func (t *Table) visit(f uint64, l Level, base uint64, yield func(Mapping) bool) 
 	tbl := t.mem.Frame(f)
 	for i := range tbl {
 		e := atomic.LoadUint64(&tbl[i])
-		if !present(e) {
+		if !t.f.isPresent(e) {
 			continue
 		}
 		gpa := base + uint64(i)<<l.shift()
@@ -122,8 +123,8 @@ func (t *Table) visit(f uint64, l Level, base uint64, yield func(Mapping) bool) 
 		}
 		m := Mapping{
 			GPA: gpa, HPA: e & EntryAddr, Size: l.span(),
-			Perm: entryPerm(e), MemType: entryMemType(e),
-			Accessed: e&EntryAccessed != 0, Dirty: e&EntryDirty != 0,
+			Perm: t.f.perm(e), MemType: t.f.memType(e),
+			Accessed: e&t.f.accessed != 0, Dirty: e&t.f.dirty != 0,
 		}
 		if !yield(m) {
 			return false

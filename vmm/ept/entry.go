@@ -1,12 +1,25 @@
-// Package ept builds and maintains 4-level Intel EPT (extended page table)
-// paging structures: the second-stage translation from guest-physical to
-// host-physical addresses (Intel SDM Vol. 3C, 28.3 "The Extended Page
-// Table Mechanism (EPT)").
+// Package ept builds and maintains the 4-level second-stage page tables
+// that translate guest-physical to host-physical addresses, in either of
+// two entry formats chosen at New (Config.Format):
+//
+//   - EPT, Intel's extended page tables (Intel SDM Vol. 3C, 28.3 "The
+//     Extended Page Table Mechanism (EPT)"), referenced by the VMCS EPT
+//     pointer; the default.
+//   - NPT, AMD's nested page tables (AMD APM Vol. 2, 15.25 "Nested
+//     Paging"), which are ordinary long-mode page tables (5.3 "Long-Mode
+//     Page Translation", 5.4 "Page-Translation-Table Entry Fields")
+//     referenced by the VMCB's N_CR3.
+//
+// The package keeps the name ept for its callers; one copy of the table
+// code serves both formats, which differ only in how an entry encodes
+// presence, rights, memory type and the accessed and dirty flags (see
+// Format).
 //
 // The package is pure logic. Table frames come from a FrameAllocator, are
 // reached through a PhysMem (the direct map on bare metal, a slice in
-// tests), and TLB invalidation (INVEPT) goes through an Invalidator, so the
-// same code runs hosted under stock Go and on the bare-metal image.
+// tests), and TLB invalidation (INVEPT, or an ASID flush for NPT) goes
+// through an Invalidator, so the same code runs hosted under stock Go and
+// on the bare-metal image.
 package ept
 
 import (
@@ -15,7 +28,8 @@ import (
 	"github.com/big-iron/big-iron/machine/page"
 )
 
-// Geometry of 4-level EPT (Intel SDM Vol. 3C, 28.3.2).
+// Geometry of 4-level EPT (Intel SDM Vol. 3C, 28.3.2), which 4-level
+// nested page tables share (AMD APM Vol. 2, 5.3).
 const (
 	// PageSize4K, PageSize2M and PageSize1G are the page sizes a leaf
 	// entry can map.
@@ -38,7 +52,8 @@ const (
 // 4 the PML4 table.
 type Level int
 
-// Paging-structure levels (Intel SDM Vol. 3C, 28.3.2).
+// Paging-structure levels (Intel SDM Vol. 3C, 28.3.2; AMD APM Vol. 2,
+// 5.3 calls them PTE, PDE, PDPE and PML4E).
 const (
 	LevelPT   Level = 1 // EPT page table: PTEs map 4-KiB pages
 	LevelPD   Level = 2 // EPT page directory: PDEs map 2-MiB pages or page tables
@@ -70,7 +85,8 @@ func (l Level) span() uint64 { return 1 << l.shift() }
 // index returns the entry index for gpa in a table at level l.
 func (l Level) index(gpa uint64) int { return int(gpa>>l.shift()) & (EntriesPerTable - 1) }
 
-// Perm is a set of EPT access rights: bits 2:0 of every EPT entry.
+// Perm is a set of access rights. Its values are bits 2:0 of an EPT
+// entry; an NPT entry encodes them as P (read), R/W and NX (see Format).
 type Perm uint8
 
 // Access rights (Intel SDM Vol. 3C, 28.3.2, Tables 28-1 to 28-6).
@@ -102,8 +118,10 @@ func (p Perm) String() string {
 	return string(b)
 }
 
-// MemType is an EPT memory type (Intel SDM Vol. 3C, 28.3, "EPT and Memory
-// Typing", and 24.6.11 for the EPTP).
+// MemType is a memory type. Its values are those of an EPT leaf's bits
+// 5:3 (Intel SDM Vol. 3C, 28.3, "EPT and Memory Typing", and 24.6.11 for
+// the EPTP); an NPT leaf selects a host PAT entry instead, and can
+// express only some types (see nptMemTypeMask).
 type MemType uint8
 
 // EPT memory types. 2, 3 and 7 are reserved.
@@ -160,29 +178,20 @@ const (
 	// (bits 51:12); bits at and above MAXPHYADDR are reserved.
 	EntryAddr uint64 = 0x000F_FFFF_FFFF_F000
 
-	// Bits 61:52 of a non-leaf entry are ignored by the processor; the
-	// table keeps there the number of present entries in the table the
+	// Bits 61:52 of a non-leaf entry are ignored by the processor in
+	// both formats (EPT: Tables 28-1, 28-3, 28-5; NPT: "available to
+	// software", AMD APM Vol. 2, 5.4.1); the table keeps there the number of present entries in the table the
 	// entry references, so that empty tables are found without a scan.
 	countShift        = 52
 	countMask  uint64 = 0x3FF << countShift
 )
 
-func present(e uint64) bool { return e&EntryPermMask != 0 }
-
-// isLeaf reports whether e, a present entry at level l, maps a page.
+// isLeaf reports whether e, a present entry at level l, maps a page. The
+// page-size bit is bit 7 in both formats (EntryLarge, NPTLarge).
 func isLeaf(e uint64, l Level) bool {
 	return l == LevelPT || (l != LevelPML4 && e&EntryLarge != 0)
 }
 
 func entryCount(e uint64) int { return int((e & countMask) >> countShift) }
-
-// tableEntry returns a non-leaf entry referencing the table at hpa that
-// holds count present entries. Non-leaf entries grant all rights; the
-// leaf decides.
-func tableEntry(hpa uint64, count int) uint64 {
-	return hpa | EntryRead | EntryWrite | EntryExec | uint64(count)<<countShift
-}
-
-func entryPerm(e uint64) Perm { return Perm(e & EntryPermMask) }
 
 func entryMemType(e uint64) MemType { return MemType((e & EntryMemType) >> EntryMemTypeSh) }

@@ -75,7 +75,7 @@ func hashTables(tb *Table, h hash.Hash) {
 		}
 		h.Write(buf[:])
 		for _, x := range tbl {
-			if present(x) && !isLeaf(x, l) {
+			if tb.f.isPresent(x) && !isLeaf(x, l) {
 				walk(x&EntryAddr, l-1)
 			}
 		}

@@ -14,6 +14,20 @@ var testCaps = Caps{
 	AccessDirty: true, InvEPTSingle: true, InvEPTAll: true,
 }
 
+// testNPTCaps is a modern AMD processor whose host runs with EFER.NXE.
+var testNPTCaps = NPTCaps(46, true, true)
+
+// formatCaps returns the test processor for a format.
+func formatCaps(f Format) Caps {
+	if f == NPT {
+		return testNPTCaps
+	}
+	return testCaps
+}
+
+// allFormats is what format-independent tests run over.
+var allFormats = []Format{EPT, NPT}
+
 // Host-physical layout of the tests: table frames live in a fake memory
 // at memBase, which is reserved; guest memory is mapped from guestHPA.
 const (
@@ -98,10 +112,16 @@ type env struct {
 
 func newEnv(t testing.TB, caps Caps, ad bool, frames int) *env {
 	t.Helper()
+	return newFormatEnv(t, EPT, caps, ad, frames)
+}
+
+func newFormatEnv(t testing.TB, f Format, caps Caps, ad bool, frames int) *env {
+	t.Helper()
 	mem := hostmem.New(memBase, frames)
 	tlb := newFakeTLB()
 	tb, err := New(Config{
-		Mem: mem, Alloc: checkedAlloc{mem, tlb, t}, Invalidator: tlb,
+		Format: f,
+		Mem:    mem, Alloc: checkedAlloc{mem, tlb, t}, Invalidator: tlb,
 		Caps: caps, AccessDirty: ad,
 		Reserved: []Range{{mem.Base(), mem.End()}},
 	})
@@ -124,14 +144,14 @@ func checkStructure(t *testing.T, e *env) {
 	walk = func(f uint64, l Level) int {
 		n := 0
 		for i, x := range tb.mem.Frame(f) {
-			if !present(x) {
+			if !tb.f.isPresent(x) {
 				if x != 0 {
 					t.Fatalf("%v %d of table %#x: not present but %#x", l, i, f, x)
 				}
 				continue
 			}
 			n++
-			if err := CheckEntry(x, l, tb.caps); err != nil {
+			if err := tb.Format().CheckEntry(x, l, tb.caps); err != nil {
 				t.Fatalf("table %#x index %d: %v", f, i, err)
 			}
 			if isLeaf(x, l) {
@@ -165,22 +185,24 @@ func checkStructure(t *testing.T, e *env) {
 
 // hwAccess plays the processor: it walks the table for gpa and sets the
 // accessed flags on the way and, for a write, the dirty flag of the leaf
-// (Intel SDM Vol. 3C, 28.3, "Accessed and Dirty Flags for EPT").
+// (Intel SDM Vol. 3C, 28.3, "Accessed and Dirty Flags for EPT"; AMD APM
+// Vol. 2, 5.4.1). A write needs write permission at every level, as in
+// a nested walk (APM 15.25.5); EPT's non-leaf entries always grant it.
 func hwAccess(tb *Table, gpa uint64, write bool) bool {
 	f := tb.root
 	for l := LevelPML4; l >= LevelPT; l-- {
 		p := &tb.mem.Frame(f)[l.index(gpa)]
 		e := atomic.LoadUint64(p)
-		if !present(e) {
+		if !tb.f.isPresent(e) {
 			return false
 		}
-		set := EntryAccessed
+		if write && tb.f.perm(e)&PermWrite == 0 {
+			return false
+		}
+		set := tb.f.accessed
 		if isLeaf(e, l) {
 			if write {
-				if e&EntryWrite == 0 {
-					return false
-				}
-				set |= EntryDirty
+				set |= tb.f.dirty
 			}
 			atomic.OrUint64(p, set)
 			return true

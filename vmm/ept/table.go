@@ -38,11 +38,14 @@ func (r Range) overlaps(start, end uint64) bool { return start < r.End && r.Star
 
 // Config holds what a Table needs from its environment.
 type Config struct {
+	// Format selects the entry format: EPT (the zero value) or NPT.
+	Format Format
 	// Mem reaches table frames; Alloc supplies them. Both are required.
 	Mem   PhysMem
 	Alloc FrameAllocator
-	// Invalidator receives INVEPT requests. Nil means no caching
-	// processor exists yet (tests, or a table not yet in use).
+	// Invalidator receives INVEPT requests (for NPT: requests to flush
+	// the guest's ASID). Nil means no caching processor exists yet
+	// (tests, or a table not yet in use).
 	Invalidator Invalidator
 	// Caps describes the processor.
 	Caps Caps
@@ -50,7 +53,9 @@ type Config struct {
 	// requires Caps.AccessDirty. With A/D enabled the processor treats
 	// its accesses to guest paging structures as writes (Intel SDM Vol.
 	// 3C, 28.3, "Accessed and Dirty Flags for EPT"), so guest page-table
-	// pages need write access.
+	// pages need write access. NPT tables always have the flags (the
+	// processor sets them in nested entries as in any long-mode table,
+	// AMD APM Vol. 2, 5.4.1), so for NPT the field is ignored.
 	AccessDirty bool
 	// Reserved lists host-physical ranges that must never be mapped into
 	// a guest: the hyperkernel's image, heap, stacks, table frames.
@@ -61,10 +66,11 @@ type Config struct {
 // the next invalidation.
 const pendingFrees = 64
 
-// Table is one EPT hierarchy: a PML4 table and the tables below it.
+// Table is one EPT or NPT hierarchy: a PML4 table and the tables below
+// it.
 //
 // A Table is not safe for concurrent use; the caller serializes calls.
-// Processors running guests with its EPTP may walk it and set accessed and
+// Processors running guests with its EPTP (N_CR3) may walk it and set accessed and
 // dirty flags at any time; the Table updates entries atomically so that
 // such flags are never lost.
 //
@@ -76,17 +82,19 @@ const pendingFrees = 64
 // only add translations or rights need no invalidation
 // (Intel SDM Vol. 3C, 28.4.3.1).
 type Table struct {
-	mem      PhysMem
-	alloc    FrameAllocator
-	inv      Invalidator
-	caps     Caps
-	ad       bool
-	reserved []Range
+	f         format // the entry format's bit layout
+	mem       PhysMem
+	alloc     FrameAllocator
+	inv       Invalidator
+	caps      Caps
+	ad        bool
+	invSingle bool // invalidate with InvalidateSingle, else InvalidateGlobal
+	reserved  []Range
 
 	root      uint64
-	eptp      uint64
-	rootCount int // present entries in the PML4 table
-	tables    int // table frames linked in, the PML4 table included
+	ptr       uint64 // EPTP or N_CR3
+	rootCount int    // present entries in the PML4 table
+	tables    int    // table frames linked in, the PML4 table included
 
 	batch     int  // BeginBatch nesting depth
 	needFlush bool // an invalidation is owed
@@ -100,61 +108,98 @@ func New(cfg Config) (*Table, error) {
 	if cfg.Mem == nil || cfg.Alloc == nil {
 		return nil, fmt.Errorf("ept: Mem and Alloc are required: %w", ErrConfig)
 	}
+	if cfg.Format != EPT && cfg.Format != NPT {
+		return nil, fmt.Errorf("ept: unknown %v: %w", cfg.Format, ErrConfig)
+	}
 	c := cfg.Caps
 	if c.MaxPhysAddr < 32 || c.MaxPhysAddr > MaxPhysAddrBits {
 		return nil, fmt.Errorf("ept: MaxPhysAddr %d outside 32..%d: %w", c.MaxPhysAddr, MaxPhysAddrBits, ErrConfig)
 	}
-	if !c.PageWalk4 {
-		return nil, fmt.Errorf("ept: processor lacks 4-level EPT walks: %w", ErrConfig)
-	}
-	if !c.WriteBackEPTP && !c.UncacheableEPTP {
-		return nil, fmt.Errorf("ept: processor supports no EPTP memory type: %w", ErrConfig)
-	}
 	if c.Pages1G && !c.Pages2M {
 		return nil, fmt.Errorf("ept: 1-GiB pages without 2-MiB pages: %w", ErrConfig)
 	}
-	if cfg.AccessDirty && !c.AccessDirty {
-		return nil, fmt.Errorf("ept: accessed/dirty flags requested but not supported: %w", ErrConfig)
-	}
-	if cfg.Invalidator != nil && !c.InvEPTSingle && !c.InvEPTAll {
-		return nil, fmt.Errorf("ept: processor supports no INVEPT type: %w", ErrConfig)
+	if cfg.Format == EPT {
+		if err := checkEPTConfig(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range cfg.Reserved {
 		if r.Start >= r.End {
 			return nil, fmt.Errorf("ept: reserved range [%#x, %#x) is empty: %w", r.Start, r.End, ErrConfig)
 		}
 	}
+	npt := cfg.Format == NPT
 	t := &Table{
-		mem:      cfg.Mem,
-		alloc:    cfg.Alloc,
-		inv:      cfg.Invalidator,
-		caps:     c,
-		ad:       cfg.AccessDirty,
-		reserved: append([]Range(nil), cfg.Reserved...),
+		f:         formats[cfg.Format],
+		mem:       cfg.Mem,
+		alloc:     cfg.Alloc,
+		inv:       cfg.Invalidator,
+		caps:      c,
+		ad:        cfg.AccessDirty || npt,
+		invSingle: c.InvEPTSingle || npt,
+		reserved:  append([]Range(nil), cfg.Reserved...),
 	}
 	root, err := t.allocTable()
 	if err != nil {
 		return nil, fmt.Errorf("ept: PML4 table: %w", err)
 	}
 	t.root = root
+	if npt {
+		t.ptr = MakeNCR3(root)
+		return t, nil
+	}
 	mt := WriteBack
 	if !c.WriteBackEPTP {
 		mt = Uncacheable
 	}
-	t.eptp = MakeEPTP(root, mt, t.ad)
+	t.ptr = MakeEPTP(root, mt, t.ad)
 	return t, nil
 }
 
+// checkEPTConfig checks what only EPT needs of the processor.
+func checkEPTConfig(cfg *Config) error {
+	c := &cfg.Caps
+	if !c.PageWalk4 {
+		return fmt.Errorf("ept: processor lacks 4-level EPT walks: %w", ErrConfig)
+	}
+	if !c.WriteBackEPTP && !c.UncacheableEPTP {
+		return fmt.Errorf("ept: processor supports no EPTP memory type: %w", ErrConfig)
+	}
+	if cfg.AccessDirty && !c.AccessDirty {
+		return fmt.Errorf("ept: accessed/dirty flags requested but not supported: %w", ErrConfig)
+	}
+	if cfg.Invalidator != nil && !c.InvEPTSingle && !c.InvEPTAll {
+		return fmt.Errorf("ept: processor supports no INVEPT type: %w", ErrConfig)
+	}
+	return nil
+}
+
+// Format returns the table's entry format.
+func (t *Table) Format() Format { return t.f.kind }
+
+// Pointer returns the value that makes a processor use the table: for
+// EPT the VMCS EPT-pointer field (see EPTP), for NPT the VMCB N_CR3
+// field (see NCR3).
+func (t *Table) Pointer() uint64 { return t.ptr }
+
 // EPTP returns the value for the VMCS EPT-pointer field: the PML4 table's
 // address, write-back paging structures (uncacheable if write-back is not
-// supported), a 4-level walk, and the A/D enable bit if configured.
-func (t *Table) EPTP() uint64 { return t.eptp }
+// supported), a 4-level walk, and the A/D enable bit if configured. It
+// is Pointer, so for an NPT table it returns the N_CR3 value.
+func (t *Table) EPTP() uint64 { return t.ptr }
+
+// NCR3 returns the value for the VMCB N_CR3 field (AMD APM Vol. 2,
+// 15.25.3): the PML4 table's address with PWT and PCD clear, so the
+// processor reads the tables write-back (host PAT index 0). It is
+// Pointer, so for an EPT table it returns the EPTP.
+func (t *Table) NCR3() uint64 { return t.ptr }
 
 // Tables returns the number of table frames in use, the PML4 table
 // included.
 func (t *Table) Tables() int { return t.tables }
 
-// Invalidations returns how many INVEPTs the table has requested.
+// Invalidations returns how many invalidations (INVEPTs, or ASID flushes
+// for NPT) the table has requested.
 func (t *Table) Invalidations() uint64 { return t.flushes }
 
 // BeginBatch defers invalidation until the matching EndBatch, so that a
@@ -187,8 +232,8 @@ func (t *Table) flush() {
 		t.needFlush = false
 		t.flushes++
 		if t.inv != nil {
-			if t.caps.InvEPTSingle {
-				t.inv.InvalidateSingle(t.eptp)
+			if t.invSingle {
+				t.inv.InvalidateSingle(t.ptr)
 			} else {
 				t.inv.InvalidateGlobal()
 			}
@@ -231,7 +276,7 @@ func (t *Table) freeSubtree(f uint64, l Level) {
 	if l > LevelPT {
 		tbl := t.mem.Frame(f)
 		for i := range tbl {
-			if e := tbl[i]; present(e) && !isLeaf(e, l) {
+			if e := tbl[i]; t.f.isPresent(e) && !isLeaf(e, l) {
 				t.freeSubtree(e&EntryAddr, l-1)
 			}
 		}
@@ -271,11 +316,15 @@ func (t *Table) split(p *uint64, l Level) (uint64, error) {
 	for {
 		old := atomic.LoadUint64(p)
 		base := old & EntryAddr &^ (l.span() - 1)
+		// The page-size bit goes; everything else (rights, memory
+		// type, A/D) is copied. NPT's large-page PAT bit 12 lies in
+		// EntryAddr and would need moving to bit 7, but is never set
+		// (see nptMemTypeMask).
 		attrs := old &^ (EntryAddr | EntryLarge)
 		for i := range tbl {
 			tbl[i] = base + uint64(i)<<cl.shift() | attrs | large
 		}
-		if atomic.CompareAndSwapUint64(p, old, tableEntry(child, EntriesPerTable)) {
+		if atomic.CompareAndSwapUint64(p, old, t.f.tableEntry(child, EntriesPerTable)) {
 			break
 		}
 	}
@@ -289,7 +338,7 @@ func (t *Table) split(p *uint64, l Level) (uint64, error) {
 func (t *Table) descend(p *uint64, l Level, create bool) (child uint64, created bool, err error) {
 	e := atomic.LoadUint64(p)
 	switch {
-	case !present(e):
+	case !t.f.isPresent(e):
 		if !create {
 			return 0, false, nil
 		}
@@ -297,7 +346,7 @@ func (t *Table) descend(p *uint64, l Level, create bool) (child uint64, created 
 		if err != nil {
 			return 0, false, err
 		}
-		atomic.StoreUint64(p, tableEntry(child, 0))
+		atomic.StoreUint64(p, t.f.tableEntry(child, 0))
 		return child, true, nil
 	case isLeaf(e, l):
 		child, err = t.split(p, l)
@@ -329,14 +378,26 @@ func checkGPARange(gpa, size, align uint64) error {
 	return nil
 }
 
+// checkPerm reports whether the table's format can express rights p for
+// a leaf. Both formats refuse write without read (EPT: a misconfiguration,
+// Intel SDM Vol. 3C, 28.3.3.1; NPT: P is the read right). EPT expresses
+// execute-only if the processor supports it; NPT never does, and
+// expresses the absence of execute only through NX, which needs the
+// host's EFER.NXE (Caps.NoExecute; AMD APM Vol. 2, 5.4.1, 15.25.5).
 func (t *Table) checkPerm(p Perm) error {
 	switch {
 	case p == 0 || p&^PermRWX != 0:
 		return fmt.Errorf("ept: rights %v: %w", p, ErrPerm)
 	case p&PermWrite != 0 && p&PermRead == 0:
 		return fmt.Errorf("ept: rights %v: write without read: %w", p, ErrPerm)
-	case p == PermExec && !t.caps.ExecuteOnly:
-		return fmt.Errorf("ept: rights %v: execute-only not supported: %w", p, ErrPerm)
+	case t.f.kind == EPT:
+		if p == PermExec && !t.caps.ExecuteOnly {
+			return fmt.Errorf("ept: rights %v: execute-only not supported: %w", p, ErrPerm)
+		}
+	case p&PermRead == 0:
+		return fmt.Errorf("ept: rights %v: NPT cannot express execute-only: %w", p, ErrPerm)
+	case p&PermExec == 0 && !t.caps.NoExecute:
+		return fmt.Errorf("ept: rights %v: NPT no-execute needs the host's EFER.NXE: %w", p, ErrPerm)
 	}
 	return nil
 }
@@ -412,10 +473,11 @@ func (t *Table) mapRange(gpa, hpa, size, align uint64, levels uint8, perm Perm, 
 	if err := t.checkPerm(perm); err != nil {
 		return err
 	}
-	if !mt.Valid() {
-		return fmt.Errorf("ept: memory type %v: %w", mt, ErrMemType)
+	mtBits, ok := t.f.memTypeBits(mt)
+	if !ok {
+		return fmt.Errorf("ept: memory type %v in %v: %w", mt, t.f.kind, ErrMemType)
 	}
-	op := mapOp{gpa: gpa, end: gpa + size, hpa: hpa, bits: uint64(perm) | uint64(mt)<<EntryMemTypeSh, levels: levels}
+	op := mapOp{gpa: gpa, end: gpa + size, hpa: hpa, bits: t.f.permBits(perm) | mtBits, levels: levels}
 	d, err := t.mapIn(t.root, LevelPML4, op)
 	t.rootCount += d
 	t.done()
@@ -473,7 +535,7 @@ func (t *Table) setLeaf(p *uint64, l Level, hpa, bits uint64) int {
 	}
 	for {
 		old := atomic.LoadUint64(p)
-		if !present(old) {
+		if !t.f.isPresent(old) {
 			atomic.StoreUint64(p, e)
 			return 1
 		}
@@ -486,13 +548,14 @@ func (t *Table) setLeaf(p *uint64, l Level, hpa, bits uint64) int {
 		// Remapping a leaf: unless only rights are added to the same
 		// translation, cached translations must go. A/D flags are kept
 		// for the same translation and dropped otherwise.
-		same := old&^(EntryPermMask|EntryAccessed|EntryDirty) == e&^EntryPermMask
+		ad := t.f.accessed | t.f.dirty
+		same := old&^(t.f.rights|ad) == e&^t.f.rights
 		n := e
 		if same {
-			n |= old & (EntryAccessed | EntryDirty)
+			n |= old & ad
 		}
 		if atomic.CompareAndSwapUint64(p, old, n) {
-			if !same || entryPerm(old)&^entryPerm(e) != 0 {
+			if !same || t.f.perm(old)&^t.f.perm(e) != 0 {
 				t.needFlush = true
 			}
 			return 0
@@ -525,7 +588,7 @@ func (t *Table) unmapIn(f uint64, l Level, start, end uint64) (delta int, err er
 		p := &tbl[i]
 		e := atomic.LoadUint64(p)
 		switch {
-		case !present(e):
+		case !t.f.isPresent(e):
 		case a == eStart && eEnd <= end:
 			atomic.StoreUint64(p, 0)
 			if !isLeaf(e, l) {
@@ -581,18 +644,18 @@ func (t *Table) protectIn(f uint64, l Level, start, end uint64, perm Perm) error
 		p := &tbl[i]
 		e := atomic.LoadUint64(p)
 		switch {
-		case !present(e):
-		case isLeaf(e, l) && entryPerm(e) == perm:
+		case !t.f.isPresent(e):
+		case isLeaf(e, l) && t.f.perm(e) == perm:
 			// Nothing to change; in particular no need to split.
 		case isLeaf(e, l) && a == eStart && eEnd <= end:
 			for {
-				n := e&^EntryPermMask | uint64(perm)
+				n := e&^t.f.rights | t.f.permBits(perm)
 				if atomic.CompareAndSwapUint64(p, e, n) {
 					break
 				}
 				e = atomic.LoadUint64(p)
 			}
-			if entryPerm(e)&^perm != 0 {
+			if t.f.perm(e)&^perm != 0 {
 				t.needFlush = true
 			}
 		default:
@@ -614,7 +677,8 @@ func (t *Table) protectIn(f uint64, l Level, start, end uint64, perm Perm) error
 
 // Translate returns the host-physical address that gpa maps to, the
 // rights and the size of the page that maps it. ok is false when gpa is
-// not mapped (an access would cause an EPT violation).
+// not mapped (an access would cause an EPT violation or, for NPT, a
+// nested page fault).
 func (t *Table) Translate(gpa uint64) (hpa uint64, perm Perm, pageSize uint64, ok bool) {
 	if gpa >= GPALimit {
 		return 0, 0, 0, false
@@ -622,12 +686,12 @@ func (t *Table) Translate(gpa uint64) (hpa uint64, perm Perm, pageSize uint64, o
 	f := t.root
 	for l := LevelPML4; l >= LevelPT; l-- {
 		e := atomic.LoadUint64(&t.mem.Frame(f)[l.index(gpa)])
-		if !present(e) {
+		if !t.f.isPresent(e) {
 			return 0, 0, 0, false
 		}
 		if isLeaf(e, l) {
 			span := l.span()
-			return e&EntryAddr&^(span-1) | gpa&(span-1), entryPerm(e), span, true
+			return e&EntryAddr&^(span-1) | gpa&(span-1), t.f.perm(e), span, true
 		}
 		f = e & EntryAddr
 	}
@@ -651,7 +715,8 @@ func (w Walk) Leaf() (entry uint64, l Level) {
 }
 
 // Walk returns the entries that translate gpa, stopping at a leaf, a
-// not-present entry, or a misconfigured entry (which it does not follow).
+// not-present entry, or a malformed entry (which it does not follow; see
+// Format.CheckEntry).
 func (t *Table) Walk(gpa uint64) Walk {
 	var w Walk
 	if gpa >= GPALimit {
@@ -662,7 +727,7 @@ func (t *Table) Walk(gpa uint64) Walk {
 		e := atomic.LoadUint64(&t.mem.Frame(f)[l.index(gpa)])
 		w.Entries[w.Depth] = e
 		w.Depth++
-		if !present(e) || isLeaf(e, l) || checkEntry(e, l, &t.caps) != nil {
+		if !t.f.isPresent(e) || isLeaf(e, l) || checkEntry(&t.f, e, l, &t.caps) != nil {
 			break
 		}
 		f = e & EntryAddr
@@ -670,13 +735,14 @@ func (t *Table) Walk(gpa uint64) Walk {
 	return w
 }
 
-// Diagnose explains an EPT-misconfiguration exit for gpa: it checks each
+// Diagnose explains an EPT-misconfiguration exit for gpa or, for NPT, a
+// nested page fault with RSV=1 (AMD APM Vol. 2, 15.25.6): it checks each
 // entry on the path and returns the first *MisconfigError, or nil if the
 // path is well formed.
 func (t *Table) Diagnose(gpa uint64) error {
 	w := t.Walk(gpa)
 	for i := 0; i < w.Depth; i++ {
-		if err := checkEntry(w.Entries[i], Level(4-i), &t.caps); err != nil {
+		if err := checkEntry(&t.f, w.Entries[i], Level(4-i), &t.caps); err != nil {
 			return fmt.Errorf("ept: GPA %#x: %w", gpa, err)
 		}
 	}
