@@ -53,8 +53,8 @@ type propRun struct {
 	nOps      int
 }
 
-func newPropRun(t *testing.T, c chooser, base, window uint64, frames, fullEvery int) *propRun {
-	p := &propRun{t: t, e: newEnv(t, testCaps, false, frames), c: c, base: base,
+func newPropRun(t *testing.T, f Format, c chooser, base, window uint64, frames, fullEvery int) *propRun {
+	p := &propRun{t: t, e: newFormatEnv(t, f, formatCaps(f), false, frames), c: c, base: base,
 		model: make([]modelPage, window/PageSize4K), fullEvery: fullEvery}
 	for _, ps := range []uint64{PageSize4K, PageSize2M, PageSize1G} {
 		if ps <= window {
@@ -66,11 +66,21 @@ func newPropRun(t *testing.T, c chooser, base, window uint64, frames, fullEvery 
 
 func (p *propRun) window() uint64 { return uint64(len(p.model)) * PageSize4K }
 
+// perm picks rights the table's format can express: NPT has no
+// execute-only.
 func (p *propRun) perm() Perm {
+	if p.e.tb.Format() == NPT {
+		return []Perm{PermRead, PermRW, PermRX, PermRWX}[p.c.intn(4)]
+	}
 	return []Perm{PermRead, PermRW, PermRX, PermRWX, PermExec}[p.c.intn(5)]
 }
 
+// memType picks a memory type the table's format can express: NPT, with
+// the power-on host PAT, has no write-combining or write-protected.
 func (p *propRun) memType() MemType {
+	if p.e.tb.Format() == NPT {
+		return []MemType{WriteBack, Uncacheable, WriteThrough}[p.c.intn(3)]
+	}
 	return []MemType{WriteBack, Uncacheable, WriteCombining, WriteThrough, WriteProtected}[p.c.intn(5)]
 }
 
@@ -287,34 +297,39 @@ func (p *propRun) run(ops int) {
 // TestPropertyAgainstModel runs random map/unmap/protect sequences over a
 // 2-GiB window that straddles a PML4 entry boundary (511-513 GiB), so that
 // 4-KiB, 2-MiB and 1-GiB pages all occur, and checks the table against the
-// model after every operation.
+// model after every operation, in both formats.
 func TestPropertyAgainstModel(t *testing.T) {
 	seeds, ops := 4, 300
 	if testing.Short() {
 		seeds, ops = 2, 150
 	}
-	for seed := 1; seed <= seeds; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			p := newPropRun(t, randChooser{rand.New(rand.NewSource(int64(seed)))},
-				511*PageSize1G, 2*PageSize1G, 4096, 1)
-			p.run(ops)
-		})
+	for _, f := range allFormats {
+		for seed := 1; seed <= seeds; seed++ {
+			t.Run(fmt.Sprint(f, "/seed", seed), func(t *testing.T) {
+				p := newPropRun(t, f, randChooser{rand.New(rand.NewSource(int64(seed)))},
+					511*PageSize1G, 2*PageSize1G, 4096, 1)
+				p.run(ops)
+			})
+		}
 	}
 }
 
 // TestPropertySmallWindow concentrates the operations on 16 MiB, where
 // splits, merges and table frees happen far more often.
 func TestPropertySmallWindow(t *testing.T) {
-	for seed := 1; seed <= 4; seed++ {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			p := newPropRun(t, randChooser{rand.New(rand.NewSource(int64(seed)))},
-				0x7F_FF00_0000, 16<<20, 256, 1)
-			p.run(1500)
-		})
+	for _, f := range allFormats {
+		for seed := 1; seed <= 4; seed++ {
+			t.Run(fmt.Sprint(f, "/seed", seed), func(t *testing.T) {
+				p := newPropRun(t, f, randChooser{rand.New(rand.NewSource(int64(seed)))},
+					0x7F_FF00_0000, 16<<20, 256, 1)
+				p.run(1500)
+			})
+		}
 	}
 }
 
-// FuzzOperations lets the fuzzer choose the operation sequence.
+// FuzzOperations lets the fuzzer choose the operation sequence, which
+// runs in both formats.
 func FuzzOperations(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte("\x00\x01\x00\x05\x10\x02\x40\x05\x00\x03\x07\x01\x06\x00\x02\x09\x00\x05"))
@@ -323,7 +338,9 @@ func FuzzOperations(f *testing.F) {
 	r.Read(b)
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p := newPropRun(t, &byteChooser{b}, 0x7F_FF00_0000, 16<<20, 256, 1)
-		p.run(64)
+		for _, fm := range allFormats {
+			p := newPropRun(t, fm, &byteChooser{b}, 0x7F_FF00_0000, 16<<20, 256, 1)
+			p.run(64)
+		}
 	})
 }
