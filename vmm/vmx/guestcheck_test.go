@@ -9,7 +9,7 @@ const testMaxPhys = 39
 
 // realModeGuest is a valid unrestricted-guest state as big-iron starts its
 // test payload: 16-bit real mode, CS:IP = 0800:0000.
-func realModeGuest(t *testing.T, c *Capabilities) GuestState {
+func realModeGuest(t testing.TB, c *Capabilities) GuestState {
 	t.Helper()
 	ctl, err := c.ComputeControls(wantRequired, wantOptional)
 	if err != nil {
@@ -41,7 +41,7 @@ func realModeGuest(t *testing.T, c *Capabilities) GuestState {
 }
 
 // longModeGuest is a valid 64-bit guest.
-func longModeGuest(t *testing.T, c *Capabilities) GuestState {
+func longModeGuest(t testing.TB, c *Capabilities) GuestState {
 	t.Helper()
 	req := wantRequired
 	req.Entry |= EntryIA32eModeGuest | EntryLoadPAT
@@ -95,16 +95,19 @@ func TestGuestStateValid(t *testing.T) {
 	}
 }
 
-func TestGuestStateMutations(t *testing.T) {
-	c := mustCaps(t, bochsHaswell4770)
-	type mut struct {
-		name    string
-		long    bool
-		mutate  func(g *GuestState)
-		section string
-		text    string
-	}
-	muts := []mut{
+// guestMutation breaks one VM-entry check of a valid guest state.
+type guestMutation struct {
+	name    string
+	long    bool // mutate longModeGuest, else realModeGuest
+	mutate  func(g *GuestState)
+	section string // of the violation it must cause
+	text    string // in that violation's text
+}
+
+// guestMutations is one mutation per check CheckGuestState makes, in the
+// order of the SDM's sections.
+func guestMutations() []guestMutation {
+	return []guestMutation{
 		// 27.2.1
 		{"control reserved bit", false, func(g *GuestState) { g.Controls.Pin &^= 1 << 1 }, "27.2.1.1", "pin-based control 'bit 1' must be 1"},
 		{"unsupported secondary", false, func(g *GuestState) { g.Controls.Proc2 |= Proc2EnableXSAVES }, "27.2.1.1", "'enable XSAVES/XRSTORS' must be 0"},
@@ -212,15 +215,26 @@ func TestGuestStateMutations(t *testing.T) {
 		{"BS set without TF", true, func(g *GuestState) { g.PendingDebug = 1 << 14; g.Interruptibility = BlockingMovSS }, "27.3.1.5", "BS must be 0"},
 		{"link pointer unaligned", false, func(g *GuestState) { g.VMCSLinkPointer = 0x1234 }, "27.3.1.5", "VMCS link pointer"},
 	}
-	for _, m := range muts {
+}
+
+// mutatedGuest is m applied to the valid guest state it starts from.
+func mutatedGuest(t testing.TB, c *Capabilities, m guestMutation) GuestState {
+	t.Helper()
+	var g GuestState
+	if m.long {
+		g = longModeGuest(t, c)
+	} else {
+		g = realModeGuest(t, c)
+	}
+	m.mutate(&g)
+	return g
+}
+
+func TestGuestStateMutations(t *testing.T) {
+	c := mustCaps(t, bochsHaswell4770)
+	for _, m := range guestMutations() {
 		t.Run(m.name, func(t *testing.T) {
-			var g GuestState
-			if m.long {
-				g = longModeGuest(t, c)
-			} else {
-				g = realModeGuest(t, c)
-			}
-			m.mutate(&g)
+			g := mutatedGuest(t, c, m)
 			vs := c.CheckGuestState(&g, testMaxPhys)
 			for _, v := range vs {
 				if v.Section == m.section && strings.Contains(v.Text, m.text) {
