@@ -36,8 +36,6 @@ var checkedFolders = []string{"machine", "vmm", "netstack", "cluster", "hyperker
 // (the test fails while an entry names a function that is no longer too
 // long, or no longer exists).
 var longFuncsAllowed = []string{
-	"vmm/vmx/guestcheck.go:Capabilities.checkSegments",
-	"vmm/vmx/guestcheck.go:Capabilities.CheckGuestState",
 	"console/dvm.go:DistCommands",
 }
 
