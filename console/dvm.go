@@ -35,144 +35,199 @@ type DistRunner interface {
 // DistCommands returns the shell commands of distributed VMs: `dvm`,
 // `pages` and `migrate`. A nil runner makes them say why (unavailable).
 func DistCommands(r DistRunner, unavailable string) []*shell.Command {
-	need := func(w io.Writer) bool {
-		if r == nil {
-			fmt.Fprintf(w, "distributed VMs unavailable: %s\n", unavailable)
-			return false
-		}
-		return true
-	}
+	d := distCommands{r: r, unavailable: unavailable}
 	return []*shell.Command{
 		{
 			Name:  "dvm",
 			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
-			Run: func(w io.Writer, args []string) error {
-				if len(args) == 0 {
-					return fmt.Errorf("%w: dvm needs a subcommand: start, stat, peek or stop", shell.ErrUsage)
-				}
-				switch args[0] {
-				case "start":
-					req, err := parseDistStart(args[1:])
-					if err != nil {
-						return err
-					}
-					if !need(w) {
-						return nil
-					}
-					spec, err := r.Start(req, w)
-					if err != nil {
-						return err
-					}
-					if req.Linux {
-						topology := ""
-						if req.NUMA {
-							topology = ", an SRAT and a SLIT"
-						}
-						homes := fmt.Sprintf("pages homed on node %d", st0(r))
-						if spec.Homes == dvm.HomesStriped {
-							homes = "pages striped over the nodes"
-						}
-						fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
-							spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, homes, spec.Place, max(spec.Dilation, 1), topology)
-						return nil
-					}
-					fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
-						spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
-					return nil
-				case "stat":
-					if len(args) != 1 {
-						return fmt.Errorf("%w: dvm stat takes no arguments", shell.ErrUsage)
-					}
-					if !need(w) {
-						return nil
-					}
-					st, err := r.Status()
-					if err != nil {
-						return err
-					}
-					writeDistStatus(w, &st, true)
-					return nil
-				case "peek":
-					if len(args) != 2 {
-						return fmt.Errorf("%w: dvm peek needs a guest-physical address", shell.ErrUsage)
-					}
-					gpa, err := strconv.ParseUint(args[1], 0, 64)
-					if err != nil || gpa%4 != 0 {
-						return fmt.Errorf("%w: dvm peek: bad address %q (want a 4-byte aligned number)", shell.ErrUsage, args[1])
-					}
-					if !need(w) {
-						return nil
-					}
-					v, err := r.Peek(gpa)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(w, "%#x: %d (%#x)\n", gpa, v, v)
-					return nil
-				case "evacuate":
-					if len(args) != 2 {
-						return fmt.Errorf("%w: dvm evacuate needs a node", shell.ErrUsage)
-					}
-					if !need(w) {
-						return nil
-					}
-					return evacuate(w, r, args[1])
-				case "stop":
-					if !need(w) {
-						return nil
-					}
-					return r.Stop()
-				}
-				return fmt.Errorf("%w: dvm: unknown subcommand %q", shell.ErrUsage, args[0])
-			},
+			Run:   d.dvm,
 		},
 		{
 			Name:  "pages",
 			Usage: "pages [map]",
 			Help:  "page placement and remote-fault rates of the distributed VM on this node; map: which pages it holds",
-			Run: func(w io.Writer, args []string) error {
-				if len(args) > 1 || len(args) == 1 && args[0] != "map" {
-					return fmt.Errorf("%w: want `pages` or `pages map`", shell.ErrUsage)
-				}
-				if !need(w) {
-					return nil
-				}
-				st, err := r.Status()
-				if err != nil {
-					return err
-				}
-				writeDistStatus(w, &st, false)
-				if len(args) == 1 {
-					writePageMap(w, &st)
-				}
-				return nil
-			},
+			Run:   d.pages,
 		},
 		{
 			Name:  "migrate",
 			Usage: "migrate VCPU NODE",
 			Help:  "move a vCPU of the distributed VM to another node while it runs",
-			Run: func(w io.Writer, args []string) error {
-				if len(args) != 2 {
-					return fmt.Errorf("%w: migrate needs a vCPU and a node", shell.ErrUsage)
-				}
-				v, err1 := strconv.Atoi(args[0])
-				n, err2 := strconv.Atoi(args[1])
-				if err1 != nil || err2 != nil || v < 0 || n < 0 {
-					return fmt.Errorf("%w: migrate: bad vCPU %q or node %q", shell.ErrUsage, args[0], args[1])
-				}
-				if !need(w) {
-					return nil
-				}
-				if err := r.Migrate(v, n); err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "vCPU %d: moving to node %d at its next exit\n", v, n)
-				return nil
-			},
+			Run:   d.migrate,
 		},
 	}
+}
+
+// distCommands runs the commands of DistCommands on its runner.
+type distCommands struct {
+	r           DistRunner // nil when distributed VMs are unavailable
+	unavailable string     // why, then
+}
+
+// need reports whether there is a runner; when there is none it says
+// why on w. Commands call it once they have checked the form of their
+// arguments, so that usage errors show even without a runner.
+func (d distCommands) need(w io.Writer) bool {
+	if d.r == nil {
+		fmt.Fprintf(w, "distributed VMs unavailable: %s\n", d.unavailable)
+		return false
+	}
+	return true
+}
+
+// dvm runs `dvm SUBCOMMAND ARGS...`: it hands ARGS to the subcommand.
+func (d distCommands) dvm(w io.Writer, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: dvm needs a subcommand: start, stat, peek or stop", shell.ErrUsage)
+	}
+	switch args[0] {
+	case "start":
+		return d.dvmStart(w, args[1:])
+	case "stat":
+		return d.dvmStat(w, args[1:])
+	case "peek":
+		return d.dvmPeek(w, args[1:])
+	case "evacuate":
+		return d.dvmEvacuate(w, args[1:])
+	case "stop":
+		return d.dvmStop(w)
+	}
+	return fmt.Errorf("%w: dvm: unknown subcommand %q", shell.ErrUsage, args[0])
+}
+
+// dvmStart runs `dvm start [NAME=VALUE...]` (see parseDistStart): it
+// starts a VM and says what started.
+func (d distCommands) dvmStart(w io.Writer, args []string) error {
+	req, err := parseDistStart(args)
+	if err != nil {
+		return err
+	}
+	if !d.need(w) {
+		return nil
+	}
+	spec, err := d.r.Start(req, w)
+	if err != nil {
+		return err
+	}
+	if req.Linux {
+		writeLinuxStarted(w, d.r, req, spec)
+		return nil
+	}
+	fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
+		spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
+	return nil
+}
+
+// writeLinuxStarted says that the Linux VM spec, which req asked for,
+// has started: its size, where its pages and vCPUs are, its time
+// dilation and NUMA tables.
+func writeLinuxStarted(w io.Writer, r DistRunner, req hv.DistStart, spec dvm.Spec) {
+	topology := ""
+	if req.NUMA {
+		topology = ", an SRAT and a SLIT"
+	}
+	homes := fmt.Sprintf("pages homed on node %d", st0(r))
+	if spec.Homes == dvm.HomesStriped {
+		homes = "pages striped over the nodes"
+	}
+	fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
+		spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, homes, spec.Place, max(spec.Dilation, 1), topology)
+}
+
+// dvmStat runs `dvm stat`: the VM's status on this node, with its vCPUs.
+func (d distCommands) dvmStat(w io.Writer, args []string) error {
+	if len(args) != 0 {
+		return fmt.Errorf("%w: dvm stat takes no arguments", shell.ErrUsage)
+	}
+	if !d.need(w) {
+		return nil
+	}
+	st, err := d.r.Status()
+	if err != nil {
+		return err
+	}
+	writeDistStatus(w, &st, true)
+	return nil
+}
+
+// dvmPeek runs `dvm peek GPA`: the 32-bit word of guest memory at GPA.
+func (d distCommands) dvmPeek(w io.Writer, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: dvm peek needs a guest-physical address", shell.ErrUsage)
+	}
+	gpa, err := strconv.ParseUint(args[0], 0, 64)
+	if err != nil || gpa%4 != 0 {
+		return fmt.Errorf("%w: dvm peek: bad address %q (want a 4-byte aligned number)", shell.ErrUsage, args[0])
+	}
+	if !d.need(w) {
+		return nil
+	}
+	v, err := d.r.Peek(gpa)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%#x: %d (%#x)\n", gpa, v, v)
+	return nil
+}
+
+// dvmEvacuate runs `dvm evacuate NODE` (see evacuate).
+func (d distCommands) dvmEvacuate(w io.Writer, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: dvm evacuate needs a node", shell.ErrUsage)
+	}
+	if !d.need(w) {
+		return nil
+	}
+	return evacuate(w, d.r, args[0])
+}
+
+// dvmStop runs `dvm stop`: it stops the VM on every node.
+func (d distCommands) dvmStop(w io.Writer) error {
+	if !d.need(w) {
+		return nil
+	}
+	return d.r.Stop()
+}
+
+// pages runs `pages [map]`: the VM's status on this node, without its
+// vCPUs, and with map which pages this node holds.
+func (d distCommands) pages(w io.Writer, args []string) error {
+	if len(args) > 1 || len(args) == 1 && args[0] != "map" {
+		return fmt.Errorf("%w: want `pages` or `pages map`", shell.ErrUsage)
+	}
+	if !d.need(w) {
+		return nil
+	}
+	st, err := d.r.Status()
+	if err != nil {
+		return err
+	}
+	writeDistStatus(w, &st, false)
+	if len(args) == 1 {
+		writePageMap(w, &st)
+	}
+	return nil
+}
+
+// migrate runs `migrate VCPU NODE`: it has the vCPU move to the node at
+// its next exit.
+func (d distCommands) migrate(w io.Writer, args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("%w: migrate needs a vCPU and a node", shell.ErrUsage)
+	}
+	v, err1 := strconv.Atoi(args[0])
+	n, err2 := strconv.Atoi(args[1])
+	if err1 != nil || err2 != nil || v < 0 || n < 0 {
+		return fmt.Errorf("%w: migrate: bad vCPU %q or node %q", shell.ErrUsage, args[0], args[1])
+	}
+	if !d.need(w) {
+		return nil
+	}
+	if err := d.r.Migrate(v, n); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "vCPU %d: moving to node %d at its next exit\n", v, n)
+	return nil
 }
 
 // parseDistStart reads the arguments of `dvm start`.
