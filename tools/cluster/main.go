@@ -33,122 +33,175 @@ import (
 	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
 
-func main() {
-	var (
-		nodes     = flag.Int("nodes", 2, "number of nodes (1 to 6)")
-		emu       = flag.String("emu", "qemu", "emulator: qemu or bochs")
-		build     = flag.String("build", "build", "build directory holding bigiron.elf and bigiron.mb")
-		segment   = flag.Int("segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
-		cpus      = flag.Int("cpus", 1, "cores per node")
-		mem       = flag.Int("mem", 1024, "MiB of memory per node (at least 1024: the image keeps 256 MiB from 256 MiB up)")
-		key       = flag.String("key", "", "cluster key, 64 hex digits (default: the development key)")
-		guest     = flag.String("guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
-		accelName = flag.String("accel", "auto", "QEMU accelerator: kvm, tcg, or auto (kvm where /dev/kvm exists)")
-		dvmArgs   = flag.String("dvm", "", "with -guest: more `dvm start` arguments (e.g. numa=on move=hysteresis)")
-	)
+// options are the command's flags.
+type options struct {
+	nodes, segment, cpus, mem int
+	emu, build, key, guest    string
+	accel                     string // auto, kvm or tcg
+	dvmArgs                   string // more `dvm start` arguments, with guest
+}
+
+// parseOptions reads the command line.
+func parseOptions() options {
+	var o options
+	flag.IntVar(&o.nodes, "nodes", 2, "number of nodes (1 to 6)")
+	flag.StringVar(&o.emu, "emu", "qemu", "emulator: qemu or bochs")
+	flag.StringVar(&o.build, "build", "build", "build directory holding bigiron.elf and bigiron.mb")
+	flag.IntVar(&o.segment, "segment", 41000+os.Getpid()%1000*4, "multicast port (qemu) or bxhub base port (bochs)")
+	flag.IntVar(&o.cpus, "cpus", 1, "cores per node")
+	flag.IntVar(&o.mem, "mem", 1024, "MiB of memory per node (at least 1024: the image keeps 256 MiB from 256 MiB up)")
+	flag.StringVar(&o.key, "key", "", "cluster key, 64 hex digits (default: the development key)")
+	flag.StringVar(&o.guest, "guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
+	flag.StringVar(&o.accel, "accel", "auto", "QEMU accelerator: kvm, tcg, or auto (kvm where /dev/kvm exists)")
+	flag.StringVar(&o.dvmArgs, "dvm", "", "with -guest: more `dvm start` arguments (e.g. numa=on move=hysteresis)")
 	flag.Parse()
+	return o
+}
+
+func main() {
+	o := parseOptions()
 	log.SetFlags(0)
 	log.SetPrefix("cluster: ")
-	c := launch.Cluster{Nodes: *nodes, Segment: *segment, CPUs: *cpus, MemMiB: *mem, Key: *key}
+	c := launch.Cluster{Nodes: o.nodes, Segment: o.segment, CPUs: o.cpus, MemMiB: o.mem, Key: o.key}
 	if err := c.Check(); err != nil {
 		log.Fatal(err)
 	}
-	switch *accelName {
+	switch o.accel {
 	case "auto", "kvm", "tcg":
 	default:
-		log.Fatalf("unknown accelerator %q (auto, kvm or tcg)", *accelName)
+		log.Fatalf("unknown accelerator %q (auto, kvm or tcg)", o.accel)
 	}
-	var demo []launch.Step
-	switch *guest {
-	case "":
-	case "linux":
-		demo = c.LinuxDemo(*emu, *dvmArgs)
-	default:
-		log.Fatalf("unknown guest %q (linux)", *guest)
-	}
-	dir := filepath.Join(*build, "cluster")
-	var procs []*exec.Cmd
-	stopAll := func() {
-		for _, p := range procs {
-			if p.Process != nil {
-				p.Process.Kill()
-				p.Wait()
-			}
-		}
-	}
-	defer stopAll()
+	demo := demoSteps(c, o)
+	dir := filepath.Join(o.build, "cluster")
+	var ps processes
+	defer ps.stopAll()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)
-	go func() { <-sig; stopAll(); os.Exit(1) }()
+	go func() { <-sig; ps.stopAll(); os.Exit(1) }()
 
-	switch *emu {
+	switch o.emu {
 	case "qemu":
-		accel := []string{"-cpu", "max"}
-		_, err := os.Stat("/dev/kvm")
-		if *accelName == "kvm" || *accelName == "auto" && err == nil {
-			accel = []string{"-enable-kvm", "-cpu", "host"}
-		}
-		elf := filepath.Join(*build, "bigiron.elf")
-		consoles := make([]*serial.Console, c.Nodes+1)
-		for i := c.Nodes; i >= 1; i-- {
-			cmd := exec.Command("qemu-system-x86_64", c.QEMU(i, elf, accel)...)
-			if i == 1 && demo == nil {
-				cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-				fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (quit QEMU with Ctrl-A X is not wired: use `halt`)\n", c.Nodes, c.Segment)
-				if err := cmd.Run(); err != nil {
-					log.Printf("node 1: %v", err)
-				}
-				return
-			}
-			if demo == nil {
-				procs = append(procs, startLogged(cmd, launch.NodeDir(dir, i), "console.log"))
-				continue
-			}
-			// The demo types on every console: pipes, with node 1's
-			// output on the terminal and the others' in their logs.
-			in, err := cmd.StdinPipe()
-			if err != nil {
-				log.Fatal(err)
-			}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				log.Fatal(err)
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				log.Fatalf("node %d: %v", i, err)
-			}
-			procs = append(procs, cmd)
-			consoles[i] = serial.NewConsole(io.TeeReader(out, nodeLog(dir, i)), in)
-		}
-		fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (`halt` or Ctrl-C stops all)\n", c.Nodes, c.Segment)
-		attach(consoles, demo)
+		runQEMU(c, o, demo, dir, &ps)
 	case "bochs":
-		hub := exec.Command("bxhub", c.BochsHub()...)
-		procs = append(procs, startLogged(hub, filepath.Join(dir, "bxhub"), "console.log"))
-		consoles := make([]*serial.Console, c.Nodes+1)
-		for i := 1; i <= c.Nodes; i++ {
-			nd := launch.NodeDir(dir, i)
-			iso, err := c.NodeISO(i, filepath.Join(*build, "bigiron.mb"), nd)
-			if err != nil {
-				log.Fatal(err)
-			}
-			port := c.Segment + 100 + 2*i
-			cmd := exec.Command("bochs", c.Bochs(i, "qemu/bochsrc.txt", iso, filepath.Join(nd, "bochs.log"), port, port+1)...)
-			rc := filepath.Join(nd, "bochs.rc")
-			if err := os.WriteFile(rc, []byte("c\n"), 0o644); err != nil {
-				log.Fatal(err)
-			}
-			cmd.Args = append(cmd.Args[:1], append([]string{"-rc", rc}, cmd.Args[1:]...)...)
-			procs = append(procs, startLogged(cmd, nd, "bochs.out"))
-			conn := dial(port)
-			consoles[i] = serial.NewConsole(io.TeeReader(conn, nodeLog(dir, i)), conn)
-		}
-		fmt.Fprintf(os.Stderr, "cluster: %d Bochs nodes on bxhub ports %d+; you are on node 1 (Ctrl-C stops all)\n", c.Nodes, c.Segment)
-		attach(consoles, demo)
+		runBochs(c, o, demo, dir, &ps)
 	default:
-		log.Fatalf("unknown emulator %q (qemu or bochs)", *emu)
+		log.Fatalf("unknown emulator %q (qemu or bochs)", o.emu)
 	}
+}
+
+// demoSteps are the steps the command types for -guest: none without.
+func demoSteps(c launch.Cluster, o options) []launch.Step {
+	switch o.guest {
+	case "":
+		return nil
+	case "linux":
+		return c.LinuxDemo(o.emu, o.dvmArgs)
+	}
+	log.Fatalf("unknown guest %q (linux)", o.guest)
+	return nil
+}
+
+// processes are the emulators (and hub) the command started.
+type processes []*exec.Cmd
+
+// stopAll kills every process started and waits for it.
+func (ps *processes) stopAll() {
+	for _, p := range *ps {
+		if p.Process != nil {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+}
+
+// qemuAccel is QEMU's accelerator and CPU arguments for -accel: KVM when
+// asked for, or for auto where /dev/kvm exists; else TCG.
+func qemuAccel(name string) []string {
+	_, err := os.Stat("/dev/kvm")
+	if name == "kvm" || name == "auto" && err == nil {
+		return []string{"-enable-kvm", "-cpu", "host"}
+	}
+	return []string{"-cpu", "max"}
+}
+
+// runQEMU runs the cluster in QEMU, the last node first. Without a demo
+// node 1 runs on the terminal, the others with their consoles logged;
+// with one, every console is a pipe the demo types on.
+func runQEMU(c launch.Cluster, o options, demo []launch.Step, dir string, ps *processes) {
+	accel := qemuAccel(o.accel)
+	elf := filepath.Join(o.build, "bigiron.elf")
+	consoles := make([]*serial.Console, c.Nodes+1)
+	for i := c.Nodes; i >= 1; i-- {
+		cmd := exec.Command("qemu-system-x86_64", c.QEMU(i, elf, accel)...)
+		if i == 1 && demo == nil {
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (quit QEMU with Ctrl-A X is not wired: use `halt`)\n", c.Nodes, c.Segment)
+			if err := cmd.Run(); err != nil {
+				log.Printf("node 1: %v", err)
+			}
+			return
+		}
+		if demo == nil {
+			*ps = append(*ps, startLogged(cmd, launch.NodeDir(dir, i), "console.log"))
+			continue
+		}
+		consoles[i] = startPiped(cmd, dir, i, ps)
+	}
+	fmt.Fprintf(os.Stderr, "cluster: %d QEMU nodes on multicast segment 230.0.0.1:%d; you are on node 1 (`halt` or Ctrl-C stops all)\n", c.Nodes, c.Segment)
+	attach(consoles, demo)
+}
+
+// startPiped starts QEMU node i with its console on pipes, for the demo
+// to type on: its output goes to the terminal for node 1, to its log for
+// the others.
+func startPiped(cmd *exec.Cmd, dir string, i int, ps *processes) *serial.Console {
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("node %d: %v", i, err)
+	}
+	*ps = append(*ps, cmd)
+	return serial.NewConsole(io.TeeReader(out, nodeLog(dir, i)), in)
+}
+
+// runBochs runs the cluster in Bochs: bxhub for the Ethernet segment,
+// then every node with its console on a socket.
+func runBochs(c launch.Cluster, o options, demo []launch.Step, dir string, ps *processes) {
+	hub := exec.Command("bxhub", c.BochsHub()...)
+	*ps = append(*ps, startLogged(hub, filepath.Join(dir, "bxhub"), "console.log"))
+	consoles := make([]*serial.Console, c.Nodes+1)
+	for i := 1; i <= c.Nodes; i++ {
+		consoles[i] = startBochsNode(c, o.build, dir, i, ps)
+	}
+	fmt.Fprintf(os.Stderr, "cluster: %d Bochs nodes on bxhub ports %d+; you are on node 1 (Ctrl-C stops all)\n", c.Nodes, c.Segment)
+	attach(consoles, demo)
+}
+
+// startBochsNode starts Bochs node i from its own ISO, continuing at
+// once past Bochs' debugger prompt, and connects to its console.
+func startBochsNode(c launch.Cluster, build, dir string, i int, ps *processes) *serial.Console {
+	nd := launch.NodeDir(dir, i)
+	iso, err := c.NodeISO(i, filepath.Join(build, "bigiron.mb"), nd)
+	if err != nil {
+		log.Fatal(err)
+	}
+	port := c.Segment + 100 + 2*i
+	cmd := exec.Command("bochs", c.Bochs(i, "qemu/bochsrc.txt", iso, filepath.Join(nd, "bochs.log"), port, port+1)...)
+	rc := filepath.Join(nd, "bochs.rc")
+	if err := os.WriteFile(rc, []byte("c\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	cmd.Args = append(cmd.Args[:1], append([]string{"-rc", rc}, cmd.Args[1:]...)...)
+	*ps = append(*ps, startLogged(cmd, nd, "bochs.out"))
+	conn := dial(port)
+	return serial.NewConsole(io.TeeReader(conn, nodeLog(dir, i)), conn)
 }
 
 // nodeLog is where node i's console output goes: the terminal for node
