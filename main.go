@@ -37,6 +37,7 @@ func main() {
 	}
 	cmds := console.SystemCommands(sys)
 	cmds = append(cmds, console.VMXCommand(p.ReadMSR, p.CPUs[0].VMX.Capable, p.CPUs[0].VMX.Reason))
+	cmds = append(cmds, console.SVMCommand(p.CPUID, p.ReadMSR))
 	// the network first: it reserves its DMA memory before the
 	// hypervisor hands out guest memory
 	notices := &lateWriter{}
