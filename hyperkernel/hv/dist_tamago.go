@@ -381,6 +381,9 @@ func (f distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr
 // configuration on the node that loads an operating system (nil
 // elsewhere).
 func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
+	if d.h.caps == nil {
+		return nil, fmt.Errorf("hv: distributed VMs: %w", ErrNeedsVTx)
+	}
 	h := d.h
 	if err := checkDistPayload(spec); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/frames"
 	"github.com/big-iron/big-iron/vmm/runloop"
 	"github.com/big-iron/big-iron/vmm/spinlock"
+	"github.com/big-iron/big-iron/vmm/svm"
 	"github.com/big-iron/big-iron/vmm/testguest"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 	"github.com/big-iron/big-iron/vmm/vmx"
@@ -60,17 +61,28 @@ type Hypervisor struct {
 	// tss is the host TSS: tamago loads none, and VM exits need a
 	// non-null host TR (Intel SDM Vol. 3C 27.2.3).
 	tss [104]byte
+
+	// On AMD-V (caps nil): the SVM capabilities, each core's SVM state
+	// (read-only map after New) and the second-level table format.
+	svmCaps  *svm.Capabilities
+	svmCores map[uint32]*coreSVM
+	format   ept.Format
 }
 
 // New prepares VMX on this node. It fails where the CPU has no usable
 // VMX or EPT, naming why.
 func New(p *board.Platform, pool *frames.Pool) (*Hypervisor, error) {
-	if len(p.CPUs) == 0 || !p.CPUs[0].VMX.Capable {
-		reason := "no CPU"
-		if len(p.CPUs) > 0 {
-			reason = p.CPUs[0].VMX.Reason
+	if len(p.CPUs) == 0 {
+		return nil, errors.New("no CPU")
+	}
+	if !p.CPUs[0].VMX.Capable {
+		caps := svm.ReadCapabilities(p.CPUID, p.ReadMSR)
+		if ok, why := caps.Usable(); ok {
+			return newSVM(p, pool, caps)
+		} else if caps.SVM {
+			return nil, fmt.Errorf("%s; AMD-V: %s", p.CPUs[0].VMX.Reason, why)
 		}
-		return nil, errors.New(reason)
+		return nil, errors.New(p.CPUs[0].VMX.Reason)
 	}
 	caps, err := vmx.ReadCapabilities(vmx.HardwareMSRReader)
 	if err != nil {
@@ -134,7 +146,7 @@ func (h *Hypervisor) Stats() (exits.ExitStats, int) {
 func (h *Hypervisor) Frames() (inUse, total int) { return h.pool.Stats() }
 
 // NumCores returns how many cores can run VMs.
-func (h *Hypervisor) NumCores() int { return len(h.cores) }
+func (h *Hypervisor) NumCores() int { return len(h.cores) + len(h.svmCores) }
 
 // coreVMX is one core's VMX operation state.
 type coreVMX struct {
@@ -249,7 +261,14 @@ func (h *Hypervisor) RunTest(v testguest.Variant) (*Result, error) {
 		return nil, err
 	}
 	preloaded := len(t.backed)
-	cpu, disp, err := t.newVCPU()
+	var cpu runloop.CPU
+	var disp *exits.Dispatcher
+	var err error
+	if h.svmCaps != nil {
+		cpu, disp, err = t.newSVMVCPU()
+	} else {
+		cpu, disp, err = t.newVCPU()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +318,9 @@ func (t *testRun) free() {
 	for _, f := range t.owned {
 		t.h.pool.FreeFrame(f)
 	}
+	for _, r := range t.runs {
+		t.h.pool.FreeRun(r)
+	}
 }
 
 // back gives the guest page at gpa a frame, mapped in the EPT, if it has
@@ -328,7 +350,7 @@ func (t *testRun) load() error {
 	if err != nil {
 		return err
 	}
-	t.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	t.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved, Format: h.format})
 	if err != nil {
 		return fmt.Errorf("hv: EPT: %w", err)
 	}
@@ -463,6 +485,7 @@ type testRun struct {
 	// is every frame the VM took.
 	backed map[uint64]uint64
 	owned  []uint64
+	runs   []uint64 // 2 MiB runs (AMD-V permission maps)
 	exits  int
 }
 

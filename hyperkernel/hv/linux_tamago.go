@@ -243,6 +243,9 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
 // named result: `return nil, err` would clear a named one before the
 // deferred clean-up reads it.)
 func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err error) {
+	if h.caps == nil {
+		return nil, fmt.Errorf("hv: Linux guests: %w", ErrNeedsVTx)
+	}
 	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
 	}

@@ -33,9 +33,11 @@ import (
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
-// EventType is how an event is delivered (the same encoding in VT-x's
-// interruption-information fields, Intel SDM Vol. 3C 25.8.3 Table 25-17,
-// and in AMD-V's EVENTINJ, AMD APM Vol. 2 15.20).
+// EventType is how an event is delivered, in the encoding of VT-x's
+// interruption-information fields (Intel SDM Vol. 3C 25.8.3 Table
+// 25-17). AMD-V's EVENTINJ (AMD APM Vol. 2 15.20) shares types 0, 2, 3
+// and 4; it has none for 5 and 6, which its backend delivers as
+// exceptions after moving RIP past the instruction (svm.FromRunloop).
 type EventType uint8
 
 // Event types.

@@ -1,0 +1,210 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+//go:build tamago
+
+package hv
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/runloop"
+	"github.com/big-iron/big-iron/vmm/spinlock"
+	"github.com/big-iron/big-iron/vmm/svm"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+	"github.com/big-iron/big-iron/vmm/vmx"
+)
+
+// coreSVM is one core's AMD-V state: SVM enabled, its host save area
+// (VM_HSAVE_PA) and the page where the host's hidden state waits while a
+// guest runs (VMSAVE/VMLOAD).
+type coreSVM struct {
+	hsave, host uint64
+	on          atomic.Bool
+}
+
+// enableSVM turns SVM on for the calling core, to which the caller is
+// pinned, unless it is on. It neither blocks nor allocates.
+func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
+	id := h.apicID()
+	c := h.svmCores[id]
+	if c == nil {
+		return id, nil, fmt.Errorf("APIC id %d is not an online core of this node", id)
+	}
+	if !c.on.Load() {
+		if err := svm.Enable(c.hsave); err != nil {
+			return id, nil, err
+		}
+		c.on.Store(true)
+	}
+	return id, c, nil
+}
+
+// svmCPU is a vCPU on AMD-V, the runloop.CPU of guests on AMD machines:
+// its VMCB, its registers, and the core it runs on.
+type svmCPU struct {
+	h    *Hypervisor
+	vmcb *svm.VMCB
+	pa   uint64 // the VMCB's physical address
+	regs vmx.GuestRegs
+	res  *Result
+
+	pinned bool
+	core   *coreSVM
+	id     uint32 // APIC id of the core of the latest load
+	ran    int64  // APIC id of the core of the latest VMRUN, -1 none
+
+	injecting      bool
+	interrupted    runloop.Event
+	hasInterrupted bool
+	exit           svm.Exit
+	// badEvents counts events EVENTINJ could not encode.
+	badEvents int
+}
+
+var _ runloop.CPU = (*svmCPU)(nil)
+
+// newSVMCPU makes a vCPU whose VMCB is the zeroed frame at pa.
+func newSVMCPU(h *Hypervisor, pa uint64, res *Result) *svmCPU {
+	page := (*[svm.VMCBSize]byte)(unsafe.Pointer(&physBytes(pa, svm.VMCBSize)[0]))
+	return &svmCPU{h: h, vmcb: svm.NewVMCB(page), pa: pa, res: res, ran: -1}
+}
+
+// Load pins the goroutine to its core and turns SVM on there. A vCPU that
+// last ran on another core flushes the TLB at its next VMRUN: its ASID's
+// translations there may be stale.
+func (c *svmCPU) Load() error {
+	if c.pinned {
+		return nil
+	}
+	spinlock.Pin()
+	c.pinned = true
+	id, core, err := c.h.enableSVM()
+	if err != nil {
+		c.Put()
+		return err
+	}
+	c.id, c.core = id, core
+	if int64(id) != c.ran {
+		c.vmcb.Write(svm.CtlTLBControl, svm.TLBControlFlushAll)
+	}
+	c.res.noteCore(id)
+	return nil
+}
+
+func (c *svmCPU) Put() {
+	if c.pinned {
+		c.pinned = false
+		spinlock.Unpin()
+	}
+}
+
+func (c *svmCPU) Loaded() bool         { return c.pinned }
+func (c *svmCPU) Core() int            { return int(c.id) }
+func (c *svmCPU) Now() uint64          { return rdtsc() }
+func (c *svmCPU) Regs() *vmx.GuestRegs { return &c.regs }
+func (c *svmCPU) RIP() uint64          { return c.vmcb.Read(svm.SaveRIP) }
+func (c *svmCPU) Advance(n uint32) {
+	if n != 0 {
+		c.vmcb.Write(svm.SaveRIP, c.RIP()+uint64(n))
+	}
+}
+
+// Enter runs the guest until its next #VMEXIT and translates the exit.
+func (c *svmCPU) Enter(e *exits.Exit) error {
+	v := c.vmcb
+	v.Write(svm.SaveRAX, c.regs.RAX)
+	svm.Run(c.pa, c.core.host, &c.regs)
+	rip := v.Read(svm.SaveRIP)
+	c.ran = int64(c.id)
+	c.regs.RAX = v.Read(svm.SaveRAX)
+	v.Write(svm.CtlTLBControl, svm.TLBControlNothing)
+	c.injecting = false
+	v.Write(svm.CtlEventInj, 0)
+	c.interrupted, c.hasInterrupted = svm.Event(v.Read(svm.CtlExitIntInfo)).Runloop()
+	code := svm.ExitCode(v.Read(svm.CtlExitCode))
+	x, err := svm.DecodeExit(code, v.Read(svm.CtlExitInfo1), v.Read(svm.CtlExitInfo2), c.h.svmCaps.Features.Has(svm.FeatDecodeAssists))
+	if err != nil {
+		*e = exits.Exit{Reason: svmUnhandled, Qualification: uint64(code)}
+		return nil
+	}
+	c.exit = x
+	exitFromSVM(&c.exit, rip, c.nextRIP(), e)
+	return nil
+}
+
+// nextRIP is the next RIP the CPU saved at the exit, 0 without NRIP save.
+func (c *svmCPU) nextRIP() uint64 {
+	if !c.h.svmCaps.Features.Has(svm.FeatNRIPS) {
+		return 0
+	}
+	return c.vmcb.Read(svm.CtlNRIP)
+}
+
+// Inject writes ev to EVENTINJ (APM Vol. 2, 15.20); a software interrupt
+// or exception first moves RIP past its instruction, since SVM delivers
+// every event with the VMCB's RIP as the return address. An event
+// EVENTINJ cannot encode is dropped and counted.
+func (c *svmCPU) Inject(ev runloop.Event) {
+	inj, err := svm.FromRunloop(ev)
+	if err != nil {
+		c.badEvents++
+		return
+	}
+	c.Advance(inj.AdvanceRIP)
+	c.vmcb.Write(svm.CtlEventInj, uint64(inj.Event))
+	c.injecting = true
+}
+
+func (c *svmCPU) Injecting() bool                    { return c.injecting }
+func (c *svmCPU) Interrupted() (runloop.Event, bool) { return c.interrupted, c.hasInterrupted }
+
+func (c *svmCPU) InterruptsEnabled() bool { return c.vmcb.Read(svm.SaveRFLAGS)&rflagsIF != 0 }
+
+func (c *svmCPU) Interruptible() bool {
+	return c.InterruptsEnabled() && c.vmcb.Read(svm.CtlInterruptShadow)&svm.InterruptShadow == 0
+}
+
+func (c *svmCPU) EndShadow() {
+	if s := c.vmcb.Read(svm.CtlInterruptShadow); s&svm.InterruptShadow != 0 {
+		c.vmcb.Write(svm.CtlInterruptShadow, s&^svm.InterruptShadow)
+	}
+}
+
+// SetInterruptWindow asks for a VINTR exit when the guest can take an
+// interrupt: a virtual interrupt pending (V_IRQ, TPR ignored) that the
+// VINTR intercept catches before delivery (APM Vol. 2, 15.21.4).
+func (c *svmCPU) SetInterruptWindow(on bool) {
+	v := c.vmcb.Read(svm.CtlVIntr) &^ (svm.VIntrIRQ | svm.VIntrIgnoreTPR)
+	if on {
+		v |= svm.VIntrIRQ | svm.VIntrIgnoreTPR
+	}
+	c.vmcb.Write(svm.CtlVIntr, v)
+	c.vmcb.SetIntercept(svm.InterceptVINTR, on)
+}
+
+func (c *svmCPU) SetTSCOffset(off uint64) { c.vmcb.Write(svm.CtlTSCOffset, off) }
+
+// Save is not yet written for AMD-V: its vCPUs do not migrate yet.
+func (c *svmCPU) Save(*vcpu.State) error {
+	return errors.New("svm: vCPU migration is not implemented on AMD-V yet")
+}
+
+// Diagnose runs the software VMRUN checks on the VMCB.
+func (c *svmCPU) Diagnose() []string {
+	st := svm.RunStateOf(c.vmcb)
+	proc := svm.Processor{PhysAddrBits: c.h.svmCaps.PhysAddrBits, LongMode: true, NP: true,
+		CR4Allowed: svm.DefaultCR4Allowed, EFERAllowed: svm.DefaultEFERAllowed}
+	var out []string
+	for _, v := range svm.CheckVMRUN(&st, proc) {
+		out = append(out, v.String())
+	}
+	if len(out) == 0 {
+		out = append(out, "no VMRUN check failed in software")
+	}
+	return out
+}
