@@ -152,11 +152,18 @@ func bootBochs(t *testing.T, dir string, cpus int) *node {
 // emulates at most 2048).
 func bootBochsMem(t *testing.T, dir string, cpus, megs int) *node {
 	t.Helper()
+	return bootBochsModel(t, dir, cpus, megs, "corei7_haswell_4770")
+}
+
+// bootBochsModel is bootBochsMem with Bochs' CPU model model (ryzen for
+// AMD-V).
+func bootBochsModel(t *testing.T, dir string, cpus, megs int, model string) *node {
+	t.Helper()
 	root := repoRoot(t)
 	port := freePort(t)
 	return startBochs(t, dir, port, "-q", "-f", filepath.Join(root, "qemu", "bochsrc.txt"),
 		fmt.Sprintf("megs: %d", megs),
-		fmt.Sprintf("cpu: model=corei7_haswell_4770, count=%d, ips=100000000, reset_on_triple_fault=0", cpus),
+		fmt.Sprintf("cpu: model=%s, count=%d, ips=100000000, reset_on_triple_fault=0", model, cpus),
 		"ata0-master: type=cdrom, path="+filepath.Join(dir, "bigiron.iso")+", status=inserted",
 		"log: "+filepath.Join(dir, "bochs.log"),
 		fmt.Sprintf("com1: enabled=1, mode=socket-server, dev=127.0.0.1:%d", port),
@@ -361,6 +368,27 @@ func TestQEMUAMDV(t *testing.T) {
 	}
 }
 
+// TestBochsAMDV runs the test guests on AMD-V in Bochs' Ryzen model, the
+// second reference for SVM beside QEMU's TCG.
+func TestBochsAMDV(t *testing.T) {
+	requireE2E(t, "bochs", "make", "grub-mkrescue", "xorriso", "mformat")
+	dir := buildImage(t, "pc", "image")
+	n := bootBochsModel(t, dir, 2, 1024, "ryzen")
+	checkShell(t, n, 2, 5*time.Minute)
+	if caps := run(t, n, "svm", time.Minute); !strings.Contains(caps, "nested paging") {
+		t.Errorf("svm:\n%s", caps)
+	}
+	checkTestGuests(t, n, guestChecks{vendor: "AuthenticAMD", clock: "Bochs TSC",
+		exits: []string{"CPUID", "EPT violation", "I/O instruction", "HLT"},
+		// Bochs 2.7's exception() calls VMexit_TripleFault for VT-x
+		// guests only (cpu/exception.cc): a guest's triple fault under
+		// SVM shuts the whole emulated machine down instead of exiting
+		// with VMEXIT_SHUTDOWN, intercepted or not (seen here: "3rd (13)
+		// exception with no resolution"). QEMU's TCG exits, and
+		// TestQEMUAMDV runs the guest there.
+		tripleFaultGap: "Bochs 2.7 has no SVM shutdown intercept"})
+}
+
 func TestBochs(t *testing.T) {
 	requireE2E(t, "bochs", "make", "grub-mkrescue", "xorriso", "mformat")
 	dir := buildImage(t, "pc", "image")
@@ -394,6 +422,9 @@ func checkVMX(t *testing.T, n *node) {
 type guestChecks struct {
 	vendor, cpuid1ECX, clock string
 	exits                    []string
+	// tripleFaultGap, when set, says why the emulator cannot run the
+	// triple-faulting guest (it is then not run).
+	tripleFaultGap string
 }
 
 // checkTestGuests runs the test guests on every core, the triple-fault
@@ -431,8 +462,11 @@ func checkTestGuests(t *testing.T, n *node, c guestChecks) {
 	}
 
 	// A triple-faulting guest stops only itself; the shell carries on.
-	tf := run(t, n, "vm run test triplefault", timeout)
-	if !strings.Contains(tf, "triple fault (VM stopped, hyperkernel fine)") {
+	extra := 2
+	if c.tripleFaultGap != "" {
+		t.Logf("triple-fault guest not run: %s", c.tripleFaultGap)
+		extra = 1
+	} else if tf := run(t, n, "vm run test triplefault", timeout); !strings.Contains(tf, "triple fault (VM stopped, hyperkernel fine)") {
 		t.Errorf("triplefault:\n%s", tf)
 	}
 	// A guest probing hyperkernel memory faults instead of reaching it.
@@ -447,8 +481,8 @@ func checkTestGuests(t *testing.T, n *node, c guestChecks) {
 	stat := run(t, n, "vm stat", timeout)
 	t.Logf("vm stat:\n%s", stat)
 	m := regexp.MustCompile(`(\d+) runs, (\d+) exits`).FindStringSubmatch(stat)
-	if m == nil || m[1] != fmt.Sprint(len(runs)+2) {
-		t.Errorf("vm stat: want %d runs:\n%s", len(runs)+2, stat)
+	if m == nil || m[1] != fmt.Sprint(len(runs)+extra) {
+		t.Errorf("vm stat: want %d runs:\n%s", len(runs)+extra, stat)
 	}
 	for _, reason := range c.exits {
 		if !regexp.MustCompile(`(?m)^\s+[1-9]\d*\s+` + regexp.QuoteMeta(reason) + `\s`).MatchString(stat) {
