@@ -25,6 +25,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/ept"
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/runloop"
+	"github.com/big-iron/big-iron/vmm/svm"
 	"github.com/big-iron/big-iron/vmm/testguest"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 	"github.com/big-iron/big-iron/vmm/vmx"
@@ -98,6 +99,7 @@ type distVM struct {
 	perm    *eptPerm
 	ctl     vmx.Controls
 	setup   []vmx.FieldValue // shared VMCS fields (bitmaps, timer)
+	svmMaps uint64           // on AMD-V: the I/O and MSR permission maps (a 2 MiB run)
 	owned   []uint64
 	created time.Time
 
@@ -381,9 +383,6 @@ func (f distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr
 // configuration on the node that loads an operating system (nil
 // elsewhere).
 func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
-	if d.h.caps == nil {
-		return nil, fmt.Errorf("hv: distributed VMs: %w", ErrNeedsVTx)
-	}
 	h := d.h
 	if err := checkDistPayload(spec); err != nil {
 		return nil, err
@@ -403,15 +402,19 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		}
 		return f, err
 	}
-	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	tab, err := ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved, Format: h.format})
 	if err != nil {
 		return nil, fmt.Errorf("hv: EPT: %w", err)
 	}
 	vm.tab = tab
 	vm.perm = &eptPerm{tab: tab, mapped: make([]uint64, spec.Pages)}
-	vm.setup, err = h.commonFields(alloc, testPassedMSRs[:1])
-	if err == nil {
-		vm.ctl, err = h.guestControls(vmx.Controls{})
+	if h.svmCaps != nil {
+		vm.svmMaps, err = h.svmPermissionMaps()
+	} else {
+		vm.setup, err = h.commonFields(alloc, testPassedMSRs[:1])
+		if err == nil {
+			vm.ctl, err = h.guestControls(vmx.Controls{})
+		}
 	}
 	if err != nil {
 		vm.free()
@@ -501,6 +504,10 @@ func (vm *distVM) free() {
 		vm.d.h.pool.FreeFrame(f)
 	}
 	vm.owned = nil
+	if vm.svmMaps != 0 {
+		vm.d.h.pool.FreeRun(vm.svmMaps)
+		vm.svmMaps = 0
+	}
 }
 
 // end stops this node's share: vCPUs leave, the runtime closes, frames
@@ -760,27 +767,27 @@ func (p *distPort) Out(port uint16, size uint8, v uint32) {
 // or write forwarded to the device node. It runs with the VMCS loaded
 // and the runtime's lock held, and returns with the VMCS loaded again,
 // RIP past the instruction.
-func (vm *distVM) mmioAccess(dev *distMMIO, vc *loadedVMCS, gpa uint64, regs *vmx.GuestRegs) error {
-	rip, cr3, rsp := vmread(vmx.GuestRIP), vmread(vmx.GuestCR3), vmread(vmx.GuestRSP)
-	vc.put()
+func (vm *distVM) mmioAccess(dev *distMMIO, c guestCPU, gpa uint64) error {
+	rip, cr3, rsp := c.RIP(), c.CR3(), c.RSP()
+	c.Put()
 	var buf [maxInstruction]byte
 	code, err := mmio.Fetch(distMemory{dev.h}, cr3, rip, &buf)
 	if err != nil {
 		return fmt.Errorf("device access at %#x: %w", gpa, err)
 	}
 	dev.err = nil
-	n, err := mmio.Emulate(code, dev, gpa-testguest.MMIOBase, regs, &rsp)
+	n, err := mmio.Emulate(code, dev, gpa-testguest.MMIOBase, c.Regs(), &rsp)
 	if err == nil {
 		err = dev.err
 	}
 	if err != nil {
 		return fmt.Errorf("device access at %#x (RIP %#x): %w", gpa, rip, err)
 	}
-	if err := vc.load(); err != nil {
+	if err := c.Load(); err != nil {
 		return err
 	}
-	vmx.VMWRITE(vmx.GuestRSP, rsp)
-	advance(uint32(n))
+	c.SetRSP(rsp)
+	c.Advance(uint32(n))
 	return nil
 }
 
@@ -896,11 +903,57 @@ func (vm *distVM) sendStartup(h *dvm.Handle, dest int, vector uint8) error {
 // it, after leaving the core, whenever it may block.
 func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 	h := vm.d.h
-	vmcs, err := h.zeroFrame()
+	frame, err := h.zeroFrame() // the VMCS or VMCB
 	if err != nil {
 		return err
 	}
-	defer h.pool.FreeFrame(vmcs)
+	defer h.pool.FreeFrame(frame)
+	t := &distVCPU{vm: vm, v: v}
+	// The guest's x87/SSE state is switched at every entry and exit, and
+	// travels with the vCPU.
+	regs := vmx.GuestRegs{FPU: vmx.NewFXArea(), HostFPU: vmx.NewFXArea()}
+	res := &Result{Variant: testguest.VariantCounter}
+	if h.svmCaps != nil {
+		t.cpu, err = vm.newSVMVCPU(v, frame, regs, arrived, startup, res)
+	} else {
+		t.cpu, err = vm.newVMXVCPU(v, frame, regs, arrived, startup, res)
+	}
+	if err != nil {
+		return err
+	}
+	bus := exits.NewIOBus()
+	if err := bus.Register(testguest.DebugPort, testguest.DeviceIDPort+4-testguest.DebugPort, "debug device", &t.port); err != nil {
+		return err
+	}
+	t.h = vm.rt.Handle(migrate.VCPUID(v))
+	t.mmio = distMMIO{h: t.h, base: testguest.MMIOBase}
+	msrs := exits.NewMSRTable()
+	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", &t.icr); err != nil {
+		return err
+	}
+	if c, ok := t.cpu.(*svmCPU); ok {
+		if err := msrs.Register(svm.MSREFER, svm.MSREFER, "EFER", eferMSR{c.vmcb}); err != nil {
+			return err
+		}
+	}
+	t.disp = exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: msrs, APICID: uint32(v)}
+	t.wake = time.NewTimer(time.Hour)
+	defer t.wake.Stop()
+	loop := runloop.Loop{CPU: t.cpu, Guest: t, Exits: &t.disp, Slice: h.plat.TSCHz / 1000}
+
+	t.h.Lock()
+	err = loop.Run()
+	vm.gone.Add(&t.disp.Stats)
+	vm.exits[v] = exits.ExitStats{}
+	t.h.Unlock()
+	return err
+}
+
+// newVMXVCPU makes test-guest vCPU v a VMCS in frame: from the payload's
+// initial state, the real-mode state of a startup IPI with vector startup
+// (>= 0), or arrived.
+func (vm *distVM) newVMXVCPU(v int, vmcs uint64, regs vmx.GuestRegs, arrived *vcpu.State, startup int, res *Result) (*vmxCPU, error) {
+	h := vm.d.h
 	*(*uint32)(unsafe.Pointer(&physBytes(vmcs, 4)[0])) = h.caps.Basic.Revision
 	vpid := uint16(0)
 	if vm.ctl.Proc2&vmx.Proc2EnableVPID != 0 {
@@ -916,40 +969,36 @@ func (vm *distVM) run(v int, arrived *vcpu.State, startup int) error {
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	t := &distVCPU{vm: vm, v: v}
-	// The guest's x87/SSE state is switched at every entry and exit, and
-	// travels with the vCPU.
-	t.cpu = vmxCPU{h: h, apicID: uint32(v), bsp: v == 0}
-	t.cpu.regs = vmx.GuestRegs{FPU: vmx.NewFXArea(), HostFPU: vmx.NewFXArea()}
+	c := &vmxCPU{h: h, apicID: uint32(v), bsp: v == 0, regs: regs}
 	if arrived != nil {
-		LoadVCPU(h.caps, arrived, &g, &t.cpu.regs)
+		LoadVCPU(h.caps, arrived, &g, &c.regs)
 	}
-	bus := exits.NewIOBus()
-	if err := bus.Register(testguest.DebugPort, testguest.DeviceIDPort+4-testguest.DebugPort, "debug device", &t.port); err != nil {
-		return err
-	}
-	t.h = vm.rt.Handle(migrate.VCPUID(v))
-	t.mmio = distMMIO{h: t.h, base: testguest.MMIOBase}
-	msrs := exits.NewMSRTable()
-	if err := msrs.Register(testguest.MSRx2APICICR, testguest.MSRx2APICICR, "x2APIC ICR", &t.icr); err != nil {
-		return err
-	}
-	t.disp = exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: msrs, APICID: uint32(v)}
-	res := &Result{Variant: testguest.VariantCounter}
-	t.cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
+	c.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
 		setup: append(g.Fields(), vm.setup...), res: res}, uint64(vm.ctl.Proc))
-	t.wake = time.NewTimer(time.Hour)
-	defer t.wake.Stop()
-	loop := runloop.Loop{CPU: &t.cpu, Guest: t, Exits: &t.disp, Slice: h.plat.TSCHz / 1000}
+	return c, nil
+}
 
-	t.h.Lock()
-	err = loop.Run()
-	vm.gone.Add(&t.disp.Stats)
-	vm.exits[v] = exits.ExitStats{}
-	t.h.Unlock()
-	return err
+// newSVMVCPU makes test-guest vCPU v a VMCB in frame, started as
+// newVMXVCPU says.
+func (vm *distVM) newSVMVCPU(v int, vmcb uint64, regs vmx.GuestRegs, arrived *vcpu.State, startup int, res *Result) (*svmCPU, error) {
+	h := vm.d.h
+	c := newSVMCPU(h, vmcb, res)
+	c.regs, c.apicID, c.bsp = regs, uint32(v), v == 0
+	svmGuestVMCB(c.vmcb, vm.svmMaps, uint32(16+v), vm.tab.EPTP())
+	switch {
+	case arrived != nil:
+		loadVMCB(arrived, c.vmcb, &c.regs)
+	case startup >= 0:
+		// Real mode at vector's page (Intel SDM Vol. 3A, 9.4.4.1; AMD
+		// APM Vol. 2, 15.27.8 "INIT and SIPI" in the AP's view).
+		realModeVMCB(c.vmcb, 0, 0)
+		c.vmcb.WriteSegment(svm.SegCS, svm.Segment{Selector: uint16(startup) << 8, Base: uint64(startup) << 12, Attrib: 0x9B, Limit: 0xFFFF})
+	default:
+		realModeVMCB(c.vmcb, testguest.LoadAddress, testguest.StackTop)
+	}
+	return c, nil
 }
 
 // distVCPU is what a test-guest vCPU of a distributed VM does
@@ -960,7 +1009,7 @@ type distVCPU struct {
 	vm   *distVM
 	v    int
 	h    *dvm.Handle // on the runtime, held while in guest mode
-	cpu  vmxCPU
+	cpu  guestCPU
 	disp exits.Dispatcher
 	port distPort
 	icr  distICR
@@ -1016,7 +1065,7 @@ func (t *distVCPU) forward(c runloop.CPU) error {
 		if err != nil {
 			return err
 		}
-		setIn(&t.cpu.regs.RAX, p.r.Size, uint32(val))
+		setIn(&t.cpu.Regs().RAX, p.r.Size, uint32(val))
 	}
 	if t.icr.pending {
 		t.icr.pending = false
@@ -1060,7 +1109,7 @@ func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.St
 				return runloop.Continue, nil
 			}
 		}
-		return runloop.Continue, vm.mmioAccess(&t.mmio, &t.cpu.vc, gpa, &t.cpu.regs)
+		return runloop.Continue, vm.mmioAccess(&t.mmio, t.cpu, gpa)
 	}
 	if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
 		return runloop.Stop, fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)

@@ -67,6 +67,9 @@ type Hypervisor struct {
 	svmCaps  *svm.Capabilities
 	svmCores map[uint32]*coreSVM
 	format   ept.Format
+	// tscDeadline: the LAPIC timer has TSC-deadline mode (AMD-V's
+	// preemption, see setPreemptionTimer).
+	tscDeadline bool
 }
 
 // New prepares VMX on this node. It fails where the CPU has no usable

@@ -37,14 +37,16 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 		maxPhys = 36
 	}
 	_, _, _, edx := p.CPUID(0x80000001, 0)
+	_, _, ecx1, _ := p.CPUID(1, 0)
 	h := &Hypervisor{
-		plat:     p,
-		pool:     pool,
-		cpuid:    policy,
-		eptc:     ept.NPTCaps(maxPhys, edx&(1<<26) != 0, false),
-		format:   ept.NPT,
-		svmCaps:  caps,
-		svmCores: make(map[uint32]*coreSVM),
+		tscDeadline: ecx1&cpuidTSCDeadline != 0,
+		plat:        p,
+		pool:        pool,
+		cpuid:       policy,
+		eptc:        ept.NPTCaps(maxPhys, edx&(1<<26) != 0, false),
+		format:      ept.NPT,
+		svmCaps:     caps,
+		svmCores:    make(map[uint32]*coreSVM),
 	}
 	for _, c := range p.CPUs {
 		if !c.Online {
@@ -84,34 +86,14 @@ func (t *testRun) newSVMVCPU() (*svmCPU, *exits.Dispatcher, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("hv: VMCB: %w", err)
 	}
-	maps, err := h.pool.AllocRun() // the IOPM (12 KiB) and MSRPM (8 KiB) are contiguous
+	maps, err := h.svmPermissionMaps()
 	if err != nil {
-		return nil, nil, fmt.Errorf("hv: permission maps: %w", err)
+		return nil, nil, err
 	}
 	t.runs = append(t.runs, maps)
-	iopm, msrpm := maps, maps+svm.IOPMSize
-	(*svm.IOPM)(unsafe.Pointer(&physBytes(iopm, svm.IOPMSize)[0])).InterceptAll()
-	pm := (*svm.MSRPM)(unsafe.Pointer(&physBytes(msrpm, svm.MSRPMSize)[0]))
-	pm.InterceptAll()
-	for _, m := range []uint32{0xC0000100, 0xC0000101} { // FS, GS base
-		if err := pm.PassMSR(m); err != nil {
-			return nil, nil, err
-		}
-	}
 	cpu := newSVMCPU(h, pa, t.res)
 	v := cpu.vmcb
-	for _, i := range []svm.Intercept{svm.InterceptINTR, svm.InterceptNMI, svm.InterceptShutdown, svm.InterceptCPUID,
-		svm.InterceptHLT, svm.InterceptIOIOProt, svm.InterceptMSRProt, svm.InterceptVMRUN, svm.InterceptVMMCALL,
-		svm.InterceptVMLOAD, svm.InterceptVMSAVE, svm.InterceptSTGI, svm.InterceptCLGI, svm.InterceptSKINIT,
-		svm.InterceptINVLPGA} {
-		v.SetIntercept(i, true)
-	}
-	v.Write(svm.CtlIOPMBase, iopm)
-	v.Write(svm.CtlMSRPMBase, msrpm)
-	v.Write(svm.CtlGuestASID, testVPID)
-	v.Write(svm.CtlVIntr, svm.VIntrMasking) // host interrupts exit whatever the guest's IF
-	v.Write(svm.CtlNestedCtl, svm.NestedCtlNP)
-	v.Write(svm.CtlNCR3, t.tab.EPTP())
+	svmGuestVMCB(v, maps, testVPID, t.tab.EPTP())
 	realModeVMCB(v, testguest.LoadAddress, testguest.StackTop)
 
 	t.port = &debugPort{}
@@ -124,6 +106,47 @@ func (t *testRun) newSVMVCPU() (*svmCPU, *exits.Dispatcher, error) {
 		return nil, nil, err
 	}
 	return cpu, &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: msrs, APICID: 0}, nil
+}
+
+// svmPermissionMaps returns a 2 MiB run holding a guest's I/O permission
+// map (12 KiB) and, after it, its MSR permission map (8 KiB): every port
+// and MSR intercepted but the FS and GS bases, which VMLOAD and VMSAVE
+// switch (AMD APM Vol. 2, 15.10.1, 15.11). Give it back with FreeRun.
+func (h *Hypervisor) svmPermissionMaps() (uint64, error) {
+	maps, err := h.pool.AllocRun()
+	if err != nil {
+		return 0, fmt.Errorf("hv: permission maps: %w", err)
+	}
+	(*svm.IOPM)(unsafe.Pointer(&physBytes(maps, svm.IOPMSize)[0])).InterceptAll()
+	pm := (*svm.MSRPM)(unsafe.Pointer(&physBytes(maps+svm.IOPMSize, svm.MSRPMSize)[0]))
+	pm.InterceptAll()
+	for _, m := range []uint32{0xC0000100, 0xC0000101} { // FS, GS base
+		if err := pm.PassMSR(m); err != nil {
+			h.pool.FreeRun(maps)
+			return 0, err
+		}
+	}
+	return maps, nil
+}
+
+// svmGuestVMCB writes what every guest's VMCB has: the intercepts the
+// VT-x side has (CPUID, HLT, ports and MSRs through the permission maps
+// at maps, physical INTR and NMI, shutdown) and every SVM instruction
+// (the dispatcher makes them #UD), host interrupts exiting whatever the
+// guest's IF, ASID asid, nested paging from ncr3.
+func svmGuestVMCB(v *svm.VMCB, maps uint64, asid uint32, ncr3 uint64) {
+	for _, i := range []svm.Intercept{svm.InterceptINTR, svm.InterceptNMI, svm.InterceptShutdown, svm.InterceptCPUID,
+		svm.InterceptHLT, svm.InterceptIOIOProt, svm.InterceptMSRProt, svm.InterceptVMRUN, svm.InterceptVMMCALL,
+		svm.InterceptVMLOAD, svm.InterceptVMSAVE, svm.InterceptSTGI, svm.InterceptCLGI, svm.InterceptSKINIT,
+		svm.InterceptINVLPGA} {
+		v.SetIntercept(i, true)
+	}
+	v.Write(svm.CtlIOPMBase, maps)
+	v.Write(svm.CtlMSRPMBase, maps+svm.IOPMSize)
+	v.Write(svm.CtlGuestASID, uint64(asid))
+	v.Write(svm.CtlVIntr, svm.VIntrMasking)
+	v.Write(svm.CtlNestedCtl, svm.NestedCtlNP)
+	v.Write(svm.CtlNCR3, ncr3)
 }
 
 // realModeVMCB gives a VMCB the state of a processor after reset in real

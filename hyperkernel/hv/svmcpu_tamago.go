@@ -6,7 +6,6 @@
 package hv
 
 import (
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -39,9 +38,71 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 		if err := svm.Enable(c.hsave); err != nil {
 			return id, nil, err
 		}
+		host := vmx.CurrentHostState()
+		svm.InstallPreemptHandler(host.IDTRBase, host.CS, preemptVector)
+		setPreemptionTimer(h.tscDeadline)
 		c.on.Store(true)
 	}
 	return id, c, nil
+}
+
+// AMD-V has no preemption timer: a guest that runs without exiting would
+// keep its core, and the goroutine pinned there would stall the Go
+// runtime's stop-the-world. The core's local-APIC timer raises
+// preemptVector, whose handler only acknowledges it
+// (svm.InstallPreemptHandler), a time slice after each VMRUN: in
+// TSC-deadline mode where the CPU has it (tamago's own alarms use that
+// mode, and a core running a vCPU is not idle), or one-shot on its count
+// (QEMU's TCG has no TSC deadline; tamago then never uses the timer). INTR is intercepted with V_INTR_MASKING, so the
+// interrupt ends the guest's turn with an INTR exit whatever the guest's
+// IF, and the host takes it once GIF is set again (Intel SDM Vol. 3A,
+// 11.5.4 "APIC Timer"; AMD APM Vol. 2, 15.21.2).
+const (
+	lapicBase        = 0xFEE00000
+	lapicLVTTimer    = 0x320
+	lapicInitCount   = 0x380
+	lapicDivide      = 0x3E0
+	divideBy1        = 0xB
+	lvtTSCDeadline   = 2 << 17
+	preemptVector    = 0xEE
+	msrTSCDeadline   = 0x6E0
+	cpuidTSCDeadline = 1 << 24 // CPUID.1:ECX
+	// preemptCount is the one-shot count of a slice: 1 ms at QEMU's
+	// 1 GHz APIC timer.
+	preemptCount = 1000000
+)
+
+func lapicReg(off uint64) *uint32 {
+	return (*uint32)(unsafe.Pointer(&physBytes(lapicBase+off, 4)[0]))
+}
+
+// setPreemptionTimer puts the calling core's LAPIC timer on the wakeup
+// vector, in TSC-deadline mode or one-shot.
+func setPreemptionTimer(deadline bool) {
+	if deadline {
+		*lapicReg(lapicLVTTimer) = preemptVector | lvtTSCDeadline
+		return
+	}
+	*lapicReg(lapicDivide) = divideBy1
+	*lapicReg(lapicLVTTimer) = preemptVector
+}
+
+// armPreemption starts the calling core's slice timer; disarmPreemption
+// stops it.
+func (h *Hypervisor) armPreemption() {
+	if h.tscDeadline {
+		vmx.WriteMSR(msrTSCDeadline, rdtsc()+h.plat.TSCHz/1000)
+	} else {
+		*lapicReg(lapicInitCount) = preemptCount
+	}
+}
+
+func (h *Hypervisor) disarmPreemption() {
+	if h.tscDeadline {
+		vmx.WriteMSR(msrTSCDeadline, 0)
+	} else {
+		*lapicReg(lapicInitCount) = 0
+	}
 }
 
 // svmCPU is a vCPU on AMD-V, the runloop.CPU of guests on AMD machines:
@@ -56,7 +117,6 @@ type svmCPU struct {
 	pinned bool
 	core   *coreSVM
 	id     uint32 // APIC id of the core of the latest load
-	ran    int64  // APIC id of the core of the latest VMRUN, -1 none
 
 	injecting      bool
 	interrupted    runloop.Event
@@ -64,19 +124,24 @@ type svmCPU struct {
 	exit           svm.Exit
 	// badEvents counts events EVENTINJ could not encode.
 	badEvents int
+	// apicID and bsp describe the vCPU in a saved state.
+	apicID uint32
+	bsp    bool
 }
 
-var _ runloop.CPU = (*svmCPU)(nil)
+var _ guestCPU = (*svmCPU)(nil)
 
 // newSVMCPU makes a vCPU whose VMCB is the zeroed frame at pa.
 func newSVMCPU(h *Hypervisor, pa uint64, res *Result) *svmCPU {
 	page := (*[svm.VMCBSize]byte)(unsafe.Pointer(&physBytes(pa, svm.VMCBSize)[0]))
-	return &svmCPU{h: h, vmcb: svm.NewVMCB(page), pa: pa, res: res, ran: -1}
+	return &svmCPU{h: h, vmcb: svm.NewVMCB(page), pa: pa, res: res}
 }
 
-// Load pins the goroutine to its core and turns SVM on there. A vCPU that
-// last ran on another core flushes the TLB at its next VMRUN: its ASID's
-// translations there may be stale.
+// Load pins the goroutine to its core and turns SVM on there. The next
+// VMRUN flushes the TLB, as every VMCS load does on VT-x: the nested
+// tables change only while the vCPU is off its core (a page fetched or
+// taken away), and a vCPU that last ran on another core may find stale
+// translations of its ASID here.
 func (c *svmCPU) Load() error {
 	if c.pinned {
 		return nil
@@ -89,9 +154,11 @@ func (c *svmCPU) Load() error {
 		return err
 	}
 	c.id, c.core = id, core
-	if int64(id) != c.ran {
-		c.vmcb.Write(svm.CtlTLBControl, svm.TLBControlFlushAll)
+	flush := uint64(svm.TLBControlFlushAll)
+	if c.h.svmCaps.Features.Has(svm.FeatFlushByAsid) {
+		flush = svm.TLBControlFlushASID
 	}
+	c.vmcb.Write(svm.CtlTLBControl, flush)
 	c.res.noteCore(id)
 	return nil
 }
@@ -118,9 +185,10 @@ func (c *svmCPU) Advance(n uint32) {
 func (c *svmCPU) Enter(e *exits.Exit) error {
 	v := c.vmcb
 	v.Write(svm.SaveRAX, c.regs.RAX)
+	c.h.armPreemption()
 	svm.Run(c.pa, c.core.host, &c.regs)
+	c.h.disarmPreemption()
 	rip := v.Read(svm.SaveRIP)
-	c.ran = int64(c.id)
 	c.regs.RAX = v.Read(svm.SaveRAX)
 	v.Write(svm.CtlTLBControl, svm.TLBControlNothing)
 	c.injecting = false
@@ -189,10 +257,17 @@ func (c *svmCPU) SetInterruptWindow(on bool) {
 
 func (c *svmCPU) SetTSCOffset(off uint64) { c.vmcb.Write(svm.CtlTSCOffset, off) }
 
-// Save is not yet written for AMD-V: its vCPUs do not migrate yet.
-func (c *svmCPU) Save(*vcpu.State) error {
-	return errors.New("svm: vCPU migration is not implemented on AMD-V yet")
+// Save writes the vCPU's state, for migration.
+func (c *svmCPU) Save(st *vcpu.State) error {
+	saveVMCB(c.vmcb, &c.regs, c.apicID, c.bsp, st)
+	return nil
 }
+
+// CR3, RSP and SetRSP give device emulation the guest's page tables and
+// stack (guestCPU).
+func (c *svmCPU) CR3() uint64     { return c.vmcb.Read(svm.SaveCR3) }
+func (c *svmCPU) RSP() uint64     { return c.vmcb.Read(svm.SaveRSP) }
+func (c *svmCPU) SetRSP(v uint64) { c.vmcb.Write(svm.SaveRSP, v) }
 
 // Diagnose runs the software VMRUN checks on the VMCB.
 func (c *svmCPU) Diagnose() []string {

@@ -59,7 +59,21 @@ func (c *vmxCPU) reset(vc loadedVMCS, proc uint64) {
 	c.injecting, c.hasInterrupted = false, false
 }
 
-var _ runloop.CPU = (*vmxCPU)(nil)
+var _ guestCPU = (*vmxCPU)(nil)
+
+// guestCPU is a vCPU as device emulation sees it: the run loop's CPU, and
+// the guest's page tables and stack pointer (an emulated access fetches
+// the instruction through CR3 and may push or pop).
+type guestCPU interface {
+	runloop.CPU
+	CR3() uint64
+	RSP() uint64
+	SetRSP(uint64)
+}
+
+func (c *vmxCPU) CR3() uint64     { return vmread(vmx.GuestCR3) }
+func (c *vmxCPU) RSP() uint64     { return vmread(vmx.GuestRSP) }
+func (c *vmxCPU) SetRSP(v uint64) { vmx.VMWRITE(vmx.GuestRSP, v) }
 
 func (c *vmxCPU) Load() error          { return c.vc.load() }
 func (c *vmxCPU) Put()                 { c.vc.put() }

@@ -257,8 +257,15 @@ func startBochsCluster(t *testing.T, dir string) ([]*node, *bochsHub) {
 		args := c.Bochs(i, filepath.Join(repoRoot(t), "qemu", "bochsrc.txt"), iso, filepath.Join(nd, "bochs.log"), port, freePort(t))
 		nodes[i] = startBochs(t, nd, port, args...)
 	}
-	const timeout = 5 * time.Minute
-	for i := 1; i <= c.Nodes; i++ {
+	waitTwoNodes(t, nodes, 5*time.Minute)
+	return nodes, hub
+}
+
+// waitTwoNodes waits for the prompt of nodes 1 and 2, their NICs and
+// addresses, and for each to list both as live members.
+func waitTwoNodes(t *testing.T, nodes []*node, timeout time.Duration) {
+	t.Helper()
+	for i := 1; i <= 2; i++ {
 		if _, err := nodes[i].con.Expect(prompt, timeout); err != nil {
 			t.Fatalf("node %d: no prompt: %v\n%s", i, err, nodes[i].con.Output())
 		}
@@ -268,7 +275,7 @@ func startBochsCluster(t *testing.T, dir string) ([]*node, *bochsHub) {
 		}
 	}
 	alive := regexp.MustCompile(`(?m)^\d+\s+\S+\s+\S+\s+(alive|self)\s`)
-	for i := 1; i <= c.Nodes; i++ {
+	for i := 1; i <= 2; i++ {
 		var out string
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
@@ -283,7 +290,6 @@ func startBochsCluster(t *testing.T, dir string) ([]*node, *bochsHub) {
 		}
 		t.Logf("nodes on node %d:\n%s", i, out)
 	}
-	return nodes, hub
 }
 
 // dvmFinished matches the outcome line of a distributed counter VM.
