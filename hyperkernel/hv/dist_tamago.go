@@ -986,7 +986,7 @@ func (vm *distVM) newSVMVCPU(v int, vmcb uint64, regs vmx.GuestRegs, arrived *vc
 	h := vm.d.h
 	c := newSVMCPU(h, vmcb, res)
 	c.regs, c.apicID, c.bsp = regs, uint32(v), v == 0
-	svmGuestVMCB(c.vmcb, vm.svmMaps, uint32(16+v), vm.tab.EPTP())
+	svmGuestVMCB(c.vmcb, vm.svmMaps, h.asid(v), vm.tab.EPTP())
 	switch {
 	case arrived != nil:
 		loadVMCB(arrived, c.vmcb, &c.regs)

@@ -32,6 +32,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/runloop"
 	"github.com/big-iron/big-iron/vmm/spinlock"
+	"github.com/big-iron/big-iron/vmm/vcpu"
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
@@ -128,6 +129,7 @@ type LinuxVM struct {
 	outcome string
 	stats   exits.ExitStats
 	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists
+	svmMaps uint64   // on AMD-V: the permission maps (a 2 MiB run)
 	// devStop stops the virtio devices' workers (closed by free).
 	devStop chan struct{}
 	// setup is how long newLinux took; tables how many frames the
@@ -206,6 +208,10 @@ func (vm *LinuxVM) free() {
 		vm.h.pool.FreeFrame(f)
 	}
 	vm.owned = nil
+	if vm.svmMaps != 0 {
+		vm.h.pool.FreeRun(vm.svmMaps)
+		vm.svmMaps = 0
+	}
 	if vm.tab != nil && vm.dist == nil {
 		vm.tab.Destroy() // a distributed VM's belongs to its share
 	}
@@ -243,8 +249,10 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
 // named result: `return nil, err` would clear a named one before the
 // deferred clean-up reads it.)
 func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err error) {
-	if h.caps == nil {
-		return nil, fmt.Errorf("hv: Linux guests: %w", ErrNeedsVTx)
+	if h.svmCaps != nil {
+		// The AMD-V path below boots Linux as far as its TSC
+		// calibration (see ErrLinuxNeedsClock).
+		return nil, fmt.Errorf("hv: Linux guests: %w", ErrLinuxNeedsClock)
 	}
 	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
@@ -284,7 +292,12 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	if err != nil {
 		return nil, err
 	}
-	if err := vm.newVCPUs(disp); err != nil {
+	if h.svmCaps != nil {
+		err = vm.newSVMVCPUs(disp)
+	} else {
+		err = vm.newVCPUs(disp)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if dist == nil {
@@ -363,11 +376,12 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 		v.apic = vm.apics.APIC(i)
 		v.timer = time.NewTimer(time.Hour)
 		v.sipi = make(chan uint8, 1)
-		v.cpu = vmxCPU{h: h, apicID: uint32(i), bsp: i == 0}
+		v.vx = vmxCPU{h: h, apicID: uint32(i), bsp: i == 0}
+		v.cpu = &v.vx
 		if vm.dist != nil {
 			v.share = vm.dist.rt.Handle(migrate.VCPUID(i))
 		}
-		v.cpu.regs.FPU, v.cpu.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
+		v.vx.regs.FPU, v.vx.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
 		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
 			vm.vpids[i] = uint16(linuxVPIDBase + vm.id*64 + i)
@@ -375,7 +389,7 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 		if v.msrList, err = vm.alloc(); err != nil {
 			return err
 		}
-		v.cpu.msrList = v.msrList
+		v.vx.msrList = v.msrList
 		list := physBytes(v.msrList, frames.Size)
 		for j, m := range switchedMSRs {
 			binary.LittleEndian.PutUint32(list[16*j:], m)
@@ -407,7 +421,7 @@ func (vm *LinuxVM) backRAM() error {
 		return fmt.Errorf("hv: guest RAM: %w", err)
 	}
 	vm.mem = vm.ram
-	vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved})
+	vm.tab, err = ept.New(ept.Config{Mem: directMap{}, Alloc: framePool{h}, Invalidator: flushOnLoad{}, Caps: h.eptc, Reserved: h.reserved, Format: h.format})
 	if err != nil {
 		return fmt.Errorf("hv: EPT: %w", err)
 	}
@@ -452,7 +466,15 @@ func (vm *LinuxVM) load() error {
 		return fmt.Errorf("hv: loading the guest: %w", err)
 	}
 	bsp := vm.vcpus[0]
-	bsp.cpu.regs.RSI = rsi
+	if h.svmCaps != nil {
+		var st vcpu.State
+		if err := longModeVCPU(entry, 0, true, &st); err != nil {
+			return err
+		}
+		st.GPR[vmx.RSI] = rsi
+		return bsp.startSVM(&st)
+	}
+	bsp.cpu.Regs().RSI = rsi
 	g, err := LongModeState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[0], entry)
 	if err != nil {
 		return err
@@ -547,9 +569,11 @@ func (h *Hypervisor) hostCPUID(leaf, sub uint32) exits.CPUIDResult {
 type linuxVCPU struct {
 	vm    *LinuxVM
 	index int
-	// cpu is the vCPU on VT-x; loop runs it (its exits, core and RIP
-	// are read by `vcpus` while it runs).
-	cpu  vmxCPU
+	// cpu is the backend: &vx on VT-x, sv on AMD-V; loop runs it (its
+	// exits, core and RIP are read by `vcpus` while it runs).
+	cpu  guestCPU
+	vx   vmxCPU
+	sv   *svmCPU
 	loop runloop.Loop
 	// share is the vCPU's handle on a distributed VM's runtime (nil on
 	// one node), held while the vCPU is in guest mode.
@@ -645,7 +669,7 @@ func (e vcpuEvents) NMI() {}
 // setState makes g the vCPU's state at its first VM entry.
 func (v *linuxVCPU) setState(g *vmx.GuestState) {
 	setup := append(g.Fields(), v.common...)
-	v.cpu.reset(loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}, uint64(g.Controls.Proc))
+	v.vx.reset(loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}, uint64(g.Controls.Proc))
 	v.started.Store(true)
 }
 
@@ -657,6 +681,15 @@ func (v *linuxVCPU) waitStartup(ctl vmx.Controls, vpid uint16) bool {
 		v.timer.Reset(10 * time.Millisecond)
 		select {
 		case vec := <-v.sipi:
+			if v.sv != nil {
+				var st vcpu.State
+				startupVCPU(vec, uint32(v.index), &st)
+				if err := v.startSVM(&st); err != nil {
+					v.vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
+					return false
+				}
+				return true
+			}
 			g, err := StartupState(v.vm.h.caps, ctl, v.vm.tab.EPTP(), vpid, vec)
 			if err == nil {
 				if bad := v.vm.h.caps.CheckGuestState(&g, uint8(v.vm.h.eptc.MaxPhysAddr)); len(bad) > 0 {
@@ -729,7 +762,7 @@ func (v *linuxVCPU) halt(interruptible bool) {
 func (v *linuxVCPU) run() {
 	vm := v.vm
 	v.state.Store(int32(VCPURunning))
-	v.loop.CPU, v.loop.Guest, v.loop.Exits = &v.cpu, v, &v.disp
+	v.loop.CPU, v.loop.Guest, v.loop.Exits = v.cpu, v, &v.disp
 	// The preemption timer restarts at every entry, so a guest whose
 	// exits come faster than its slice (polling a port, say) would keep
 	// the goroutine pinned; the loop leaves the core after this slice.
@@ -855,7 +888,7 @@ func (v *linuxVCPU) Other(_ runloop.CPU, e *exits.Exit, a *exits.Action) (runloo
 		return runloop.Stop, runloop.ErrUnhandled
 	}
 	if err := v.crAccess(e.Qualification, e.InstructionLength); err != nil {
-		return runloop.Stop, fmt.Errorf("%v at RIP %#x", err, vmread(vmx.GuestRIP))
+		return runloop.Stop, fmt.Errorf("%v at RIP %#x", err, v.cpu.RIP())
 	}
 	return runloop.Continue, nil
 }
@@ -887,7 +920,7 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 	if a.Type == vmx.MovToCR {
 		if a.Reg == vmx.RSP {
 			val = vmread(vmx.GuestRSP)
-		} else if p := v.cpu.regs.Reg(a.Reg); p != nil {
+		} else if p := v.cpu.Regs().Reg(a.Reg); p != nil {
 			val = *p
 		}
 	}
@@ -908,7 +941,7 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 		vmx.VMWRITE(vmx.GuestCR0, vmread(vmx.GuestCR0)&^ts)
 	case a.CR == 8 && a.Type == vmx.MovToCR:
 	case a.CR == 8 && a.Type == vmx.MovFromCR:
-		if p := v.cpu.regs.Reg(a.Reg); p != nil {
+		if p := v.cpu.Regs().Reg(a.Reg); p != nil {
 			*p = 0
 		}
 	default:
@@ -925,8 +958,8 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 // is reached without the runtime's lock (it may read guest memory) on
 // the node that hosts it, or by forwarding from the others.
 func (v *linuxVCPU) mmioAccess(gpa uint64) error {
-	d := v.vm.dist
-	rip, cr3, rsp := vmread(vmx.GuestRIP), vmread(vmx.GuestCR3), vmread(vmx.GuestRSP)
+	d, c := v.vm.dist, v.cpu
+	rip, cr3, rsp := c.RIP(), c.CR3(), c.RSP()
 	var dev devices.MMIODevice
 	var off uint64
 	if d == nil || d.devices {
@@ -942,7 +975,7 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	if d == nil {
 		code, err = mmio.Fetch(v.vm.ram, cr3, rip, &buf)
 	} else {
-		v.cpu.Put()
+		c.Put()
 		code, err = mmio.Fetch(distMemory{v.share}, cr3, rip, &buf)
 	}
 	if err != nil {
@@ -951,14 +984,14 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	var n int
 	switch {
 	case d == nil:
-		n, err = mmio.Emulate(code, dev, off, &v.cpu.regs, &rsp)
+		n, err = mmio.Emulate(code, dev, off, c.Regs(), &rsp)
 	case d.devices:
 		v.share.Unlock()
-		n, err = mmio.Emulate(code, dev, off, &v.cpu.regs, &rsp)
+		n, err = mmio.Emulate(code, dev, off, c.Regs(), &rsp)
 		v.share.Lock()
 	default:
 		fw := &distMMIO{h: v.share}
-		n, err = mmio.Emulate(code, fw, gpa, &v.cpu.regs, &rsp)
+		n, err = mmio.Emulate(code, fw, gpa, c.Regs(), &rsp)
 		if err == nil {
 			err = fw.err
 		}
@@ -966,10 +999,10 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	if err != nil {
 		return fmt.Errorf("device access at %#x (RIP %#x): %w", gpa, rip, err)
 	}
-	if err := v.cpu.Load(); err != nil {
+	if err := c.Load(); err != nil {
 		return err
 	}
-	vmx.VMWRITE(vmx.GuestRSP, rsp)
-	advance(uint32(n))
+	c.SetRSP(rsp)
+	c.Advance(uint32(n))
 	return nil
 }

@@ -173,7 +173,7 @@ func (v *linuxVCPU) forwardPort() error {
 		if err != nil {
 			return err
 		}
-		setIn(&v.cpu.regs.RAX, p.size, uint32(val))
+		setIn(&v.cpu.Regs().RAX, p.size, uint32(val))
 	}
 	return nil
 }
@@ -245,11 +245,24 @@ func (v *linuxVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 	v := vm.vcpus[i]
 	h := vm.h
+	if v.sv != nil {
+		if err := v.startSVM(st); err != nil {
+			return err
+		}
+		v.apic.Restore(st.LAPIC, st.TSCDeadline)
+		vm.dist.here[i].Store(true)
+		vm.wg.Add(1)
+		go func() {
+			defer vm.wg.Done()
+			v.run()
+		}()
+		return nil
+	}
 	g, err := StartupState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[i], 0)
 	if err != nil {
 		return err
 	}
-	LoadVCPU(h.caps, st, &g, &v.cpu.regs)
+	LoadVCPU(h.caps, st, &g, &v.vx.regs)
 	// CR0.CD and NW are the guest's alone (see crAccess).
 	g.CR0Mask |= guestOwnedCacheBits
 	g.CR0 = h.caps.GuestCR0(st.CR0&^guestOwnedCacheBits, v.unrestricted)

@@ -6,6 +6,7 @@ package hv
 import (
 	"fmt"
 
+	"github.com/big-iron/big-iron/vmm/vcpu"
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
@@ -132,4 +133,40 @@ func StartupState(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint1
 		EPTP:            eptp,
 		VPID:            vpid,
 	}, nil
+}
+
+// longModeVCPU writes into st the state LongModeState gives a VT-x guest,
+// in the backend-neutral terms of a vcpu.State: the AMD-V backend loads it
+// into a VMCB (loadVMCB); what a guest sees is the same on both.
+func longModeVCPU(e LongModeEntry, apicID uint32, bsp bool, st *vcpu.State) error {
+	if e.CS == 0 || e.DS == 0 || e.CS&7 != 0 || e.DS&7 != 0 || uint32(e.CS|7) > e.GDTLimit || uint32(e.DS|7) > e.GDTLimit {
+		return fmt.Errorf("hv: selectors CS %#x DS %#x do not index a GDT of limit %#x", e.CS, e.DS, e.GDTLimit)
+	}
+	st.Reset(apicID, bsp)
+	st.RIP, st.GPR[vmx.RSP], st.RFLAGS = e.RIP, e.RSP, vmx.RFLAGSFixed1
+	st.CR0, st.CR3, st.CR4 = vmx.CR0PE|vmx.CR0PG|vmx.CR0ET, e.CR3, vmx.CR4PAE
+	st.EFER = vmx.EFERLME | vmx.EFERLMA
+	data := vcpu.Segment{Selector: e.DS, Limit: 0xFFFFFFFF, Access: arData}
+	st.Seg = [vcpu.NumSegs]vcpu.Segment{
+		vcpu.ES: data, vcpu.CS: {Selector: e.CS, Limit: 0xFFFFFFFF, Access: arCode64}, vcpu.SS: data,
+		vcpu.DS: data, vcpu.FS: data, vcpu.GS: data,
+		vcpu.LDTR: {Access: vmx.ARUnusable}, vcpu.TR: {Limit: 0x67, Access: arTSS64},
+	}
+	st.GDTR = vcpu.DescriptorTable{Base: e.GDTBase, Limit: uint16(e.GDTLimit)}
+	st.IDTR = vcpu.DescriptorTable{Limit: 0xFFFF}
+	st.DR7 = 0x400
+	return nil
+}
+
+// startupVCPU writes into st the state StartupState gives a VT-x
+// application processor released by a startup IPI with vector: real
+// mode at vector's page, the rest as after INIT.
+func startupVCPU(vector uint8, apicID uint32, st *vcpu.State) {
+	st.Reset(apicID, false)
+	st.Activity = vcpu.Active // released by the startup IPI
+	st.RIP, st.RFLAGS = 0, vmx.RFLAGSFixed1
+	st.Seg[vcpu.CS] = vcpu.Segment{Selector: uint16(vector) << 8, Base: uint64(vector) << 12, Limit: 0xFFFF, Access: arRealCode}
+	st.Seg[vcpu.LDTR] = vcpu.Segment{Access: vmx.ARUnusable}
+	st.Seg[vcpu.TR] = vcpu.Segment{Limit: 0xFFFF, Access: arTSS16}
+	st.CR0 = vmx.CR0ET
 }

@@ -4,8 +4,10 @@
 package hv
 
 import (
+	"reflect"
 	"testing"
 
+	"github.com/big-iron/big-iron/vmm/vcpu"
 	"github.com/big-iron/big-iron/vmm/vmx"
 	"github.com/big-iron/big-iron/vmm/vmx/captured"
 )
@@ -113,5 +115,49 @@ func TestStartupStatePassesEntryChecks(t *testing.T) {
 		if _, err := StartupState(c, ctl, 0, 2, 0x9A); err == nil {
 			t.Errorf("%s: real mode without unrestricted guest accepted", name)
 		}
+	}
+}
+
+// The states the AMD-V backend starts Linux vCPUs from are what the VT-x
+// builders give, as the guest sees them (SaveVCPU of their VMCS state).
+func TestNeutralEntryStatesMatchVTx(t *testing.T) {
+	c, err := vmx.ReadCapabilities(captured.Reader(captured.BochsHaswell4770()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := linuxControls(t, c)
+	e := LongModeEntry{RIP: 0x1000200, RSP: 0x8000, CR3: 0x9000, GDTBase: 0x7000, GDTLimit: 0x1f, CS: 0x10, DS: 0x18}
+	g, err := LongModeState(c, ctl, 0x100000|3<<3|vmx.MemTypeWB, 1, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var regs vmx.GuestRegs
+	var want, got vcpu.State
+	SaveVCPU(&g, &regs, 0, true, &want)
+	if err := longModeVCPU(e, 0, true, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("long mode:\n got %+v %+v CR0 %#x CR4 %#x EFER %#x\nwant %+v %+v CR0 %#x CR4 %#x EFER %#x",
+			got.Seg, got.GDTR, got.CR0, got.CR4, got.EFER, want.Seg, want.GDTR, want.CR0, want.CR4, want.EFER)
+	}
+	if err := longModeVCPU(LongModeEntry{GDTLimit: 0xF, CS: 0x10, DS: 0x18}, 0, true, &got); err == nil {
+		t.Error("selectors beyond the GDT accepted")
+	}
+
+	sg, err := StartupState(c, ctl, 0x100000|3<<3|vmx.MemTypeWB, 1, 0x9A)
+	if err != nil {
+		t.Fatal(err)
+	}
+	SaveVCPU(&sg, &regs, 1, false, &want)
+	startupVCPU(0x9A, 1, &got)
+	if got != want {
+		a, b := reflect.ValueOf(got), reflect.ValueOf(want)
+		for i := 0; i < a.NumField(); i++ {
+			if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+				t.Logf("%s: %v, want %v", a.Type().Field(i).Name, a.Field(i).Interface(), b.Field(i).Interface())
+			}
+		}
+		t.Errorf("startup:\n got %+v CR0 %#x\nwant %+v CR0 %#x", got.Seg, got.CR0, want.Seg, want.CR0)
 	}
 }

@@ -18,8 +18,11 @@ import (
 	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
-// ErrNeedsVTx refuses what the AMD-V backend does not run yet.
-var ErrNeedsVTx = errors.New("this runs on VT-x only so far: on AMD-V this node runs the test guests (vm run test)")
+// ErrLinuxNeedsClock refuses Linux guests on AMD-V for now: Linux boots
+// there until it calibrates its TSC, which on an AMD processor it does
+// against the PIT, HPET or ACPI PM timer (CPUID leaf 0x15, which the VT-x
+// guests read, is Intel's), none of which the guest has yet.
+var ErrLinuxNeedsClock = errors.New("on AMD-V Linux boots until it calibrates its TSC, and the guest has no PIT, HPET or ACPI PM timer for that yet: Linux guests run on VT-x; this node runs the test guests and distributed test guests")
 
 // newSVM prepares AMD-V on this node: a host save area and a host state
 // page per core, nested page tables for guest memory.
@@ -112,7 +115,7 @@ func (t *testRun) newSVMVCPU() (*svmCPU, *exits.Dispatcher, error) {
 // map (12 KiB) and, after it, its MSR permission map (8 KiB): every port
 // and MSR intercepted but the FS and GS bases, which VMLOAD and VMSAVE
 // switch (AMD APM Vol. 2, 15.10.1, 15.11). Give it back with FreeRun.
-func (h *Hypervisor) svmPermissionMaps() (uint64, error) {
+func (h *Hypervisor) svmPermissionMaps(pass ...uint32) (uint64, error) {
 	maps, err := h.pool.AllocRun()
 	if err != nil {
 		return 0, fmt.Errorf("hv: permission maps: %w", err)
@@ -120,7 +123,7 @@ func (h *Hypervisor) svmPermissionMaps() (uint64, error) {
 	(*svm.IOPM)(unsafe.Pointer(&physBytes(maps, svm.IOPMSize)[0])).InterceptAll()
 	pm := (*svm.MSRPM)(unsafe.Pointer(&physBytes(maps+svm.IOPMSize, svm.MSRPMSize)[0]))
 	pm.InterceptAll()
-	for _, m := range []uint32{0xC0000100, 0xC0000101} { // FS, GS base
+	for _, m := range append([]uint32{0xC0000100, 0xC0000101}, pass...) { // FS, GS base and pass
 		if err := pm.PassMSR(m); err != nil {
 			h.pool.FreeRun(maps)
 			return 0, err
@@ -147,6 +150,16 @@ func svmGuestVMCB(v *svm.VMCB, maps uint64, asid uint32, ncr3 uint64) {
 	v.Write(svm.CtlVIntr, svm.VIntrMasking)
 	v.Write(svm.CtlNestedCtl, svm.NestedCtlNP)
 	v.Write(svm.CtlNCR3, ncr3)
+}
+
+// asid is the ASID of a guest's vCPU n: 1 up to the CPU's last (ASID 0
+// is the host's). Guests may share one: every VMRUN after a Load flushes
+// the TLB of its ASID (or all), as nested tables change only off the core.
+func (h *Hypervisor) asid(n int) uint32 {
+	if h.svmCaps.ASIDs < 2 {
+		return 1
+	}
+	return 1 + uint32(n)%(h.svmCaps.ASIDs-1)
 }
 
 // realModeVMCB gives a VMCB the state of a processor after reset in real

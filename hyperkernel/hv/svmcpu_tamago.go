@@ -269,13 +269,18 @@ func (c *svmCPU) CR3() uint64     { return c.vmcb.Read(svm.SaveCR3) }
 func (c *svmCPU) RSP() uint64     { return c.vmcb.Read(svm.SaveRSP) }
 func (c *svmCPU) SetRSP(v uint64) { c.vmcb.Write(svm.SaveRSP, v) }
 
-// Diagnose runs the software VMRUN checks on the VMCB.
-func (c *svmCPU) Diagnose() []string {
+// check runs the software VMRUN checks on the VMCB.
+func (c *svmCPU) check() []svm.Violation {
 	st := svm.RunStateOf(c.vmcb)
 	proc := svm.Processor{PhysAddrBits: c.h.svmCaps.PhysAddrBits, LongMode: true, NP: true,
 		CR4Allowed: svm.DefaultCR4Allowed, EFERAllowed: svm.DefaultEFERAllowed}
+	return svm.CheckVMRUN(&st, proc)
+}
+
+// Diagnose says in words which VMRUN checks the VMCB fails.
+func (c *svmCPU) Diagnose() []string {
 	var out []string
-	for _, v := range svm.CheckVMRUN(&st, proc) {
+	for _, v := range c.check() {
 		out = append(out, v.String())
 	}
 	if len(out) == 0 {

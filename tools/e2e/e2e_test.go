@@ -362,10 +362,7 @@ func TestQEMUAMDV(t *testing.T) {
 		}
 	}
 	checkTestGuests(t, n, guestChecks{vendor: "AuthenticAMD", clock: "QEMU TCG TSC, not an instruction count",
-		exits: []string{"CPUID", "EPT violation", "I/O instruction", "HLT", "triple fault"}})
-	if out := run(t, n, "dvm start", time.Minute); !strings.Contains(out, "on AMD-V this node runs the test guests") {
-		t.Errorf("dvm start on AMD-V should be refused with the reason:\n%s", out)
-	}
+		exits: []string{"CPUID", "EPT violation", "I/O instruction", "HLT", "triple fault"}, wallClockSlices: true})
 }
 
 // TestBochsAMDV runs the test guests on AMD-V in Bochs' Ryzen model, the
@@ -425,6 +422,9 @@ type guestChecks struct {
 	// tripleFaultGap, when set, says why the emulator cannot run the
 	// triple-faulting guest (it is then not run).
 	tripleFaultGap string
+	// wallClockSlices: the slices end by a timer on the host's wall
+	// clock (AMD-V in QEMU), so runs of one guest differ by those exits.
+	wallClockSlices bool
 }
 
 // checkTestGuests runs the test guests on every core, the triple-fault
@@ -442,7 +442,7 @@ func checkTestGuests(t *testing.T, n *node, c guestChecks) {
 		t.Errorf("want at least 2 halted runs:\n%s", all)
 	}
 	for _, r := range runs {
-		if r[1] != runs[0][1] {
+		if r[1] != runs[0][1] && !c.wallClockSlices {
 			t.Errorf("exit counts differ between runs of the same guest: %s vs %s", r[1], runs[0][1])
 		}
 	}

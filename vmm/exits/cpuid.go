@@ -54,6 +54,7 @@ const (
 	Leaf7EBXSGX        = 1 << 2
 	Leaf7EBXPT         = 1 << 25
 	Leaf7ECXWAITPKG    = 1 << 5
+	leaf7ECXLA57       = 1 << 16 // 57-bit linear addresses, 5-level paging
 	Leaf7ECXSGXLC      = 1 << 30
 )
 
@@ -310,6 +311,9 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 	}
 	if p.cfg.HideUnvirtualized {
 		r.EBX &^= leaf7EBXTSCAdjust | leaf7EBXINVPCID | leaf7EBXRDTM | leaf7EBXRDTA
+		// 5-level paging: the hyperkernel walks the guest's page
+		// tables (device emulation fetches at RIP) with 4 levels
+		r.ECX &^= leaf7ECXLA57
 		r.EDX &^= leaf7EDXSpecCtrl
 	}
 	p.add(LeafExtFeatures, 0, true, r)

@@ -342,6 +342,26 @@ func TestDispatch(t *testing.T) {
 	}
 }
 
+// The hyperkernel walks a guest's page tables with four levels, so a guest
+// that hides unvirtualized features never sees 5-level paging offered.
+func TestLA57Hidden(t *testing.T) {
+	host := func(leaf, sub uint32) CPUIDResult {
+		if leaf == 0 {
+			return CPUIDResult{EAX: 7}
+		}
+		return CPUIDResult{EAX: 0, EBX: ^uint32(0), ECX: ^uint32(0), EDX: ^uint32(0)}
+	}
+	for _, hide := range []bool{false, true} {
+		p, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 1000, VCPUs: 1, HideUnvirtualized: hide}, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Lookup(7, 0, 0).ECX&(1<<16) != 0; got == hide {
+			t.Errorf("HideUnvirtualized=%v: LA57 offered=%v", hide, got)
+		}
+	}
+}
+
 // A guest's VMX instructions raise #UD in the guest, RIP not advanced;
 // none is left unhandled (which would stop the VM).
 func TestVMXInstructionsRaiseUD(t *testing.T) {
