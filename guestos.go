@@ -76,6 +76,7 @@ func (l *linuxHost) config(vcpus int, memory uint64, cmdline string) hv.LinuxCon
 	if cmdline == "" {
 		cmdline = defaultGuestCmdline
 	}
+	cmdline = l.h.GuestCmdline(cmdline)
 	return hv.LinuxConfig{
 		Name:   "linux",
 		VCPUs:  vcpus,

@@ -23,6 +23,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/devices/lapic"
 	"github.com/big-iron/big-iron/vmm/devices/mmio"
 	"github.com/big-iron/big-iron/vmm/devices/pcmsr"
+	"github.com/big-iron/big-iron/vmm/devices/pmtimer"
 	"github.com/big-iron/big-iron/vmm/devices/rtc"
 	"github.com/big-iron/big-iron/vmm/devices/uart"
 	"github.com/big-iron/big-iron/vmm/devices/virtio"
@@ -249,11 +250,6 @@ func (h *Hypervisor) BootLinux(cfg LinuxConfig) (*LinuxVM, error) {
 // named result: `return nil, err` would clear a named one before the
 // deferred clean-up reads it.)
 func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err error) {
-	if h.svmCaps != nil {
-		// The AMD-V path below boots Linux as far as its TSC
-		// calibration (see ErrLinuxNeedsClock).
-		return nil, fmt.Errorf("hv: Linux guests: %w", ErrLinuxNeedsClock)
-	}
 	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
 	}
@@ -447,7 +443,7 @@ func (vm *LinuxVM) load() error {
 	tables, err := acpi.Build(acpiBase, acpi.Config{
 		APICIDs:   ids,
 		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
-		ResetPort: portResetControl, ResetValue: resetValue,
+		ResetPort: portResetControl, ResetValue: resetValue, PMTimerPort: vm.pmTimerPort(),
 		Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
 		Virtio: []acpi.VirtioMMIO{
 			{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
@@ -487,6 +483,21 @@ func (vm *LinuxVM) load() error {
 	return nil
 }
 
+// pmTimerPort is the port of the guest's ACPI PM timer, 0 for none. Only
+// guests on AMD-V have one: Linux on an AMD processor calibrates its TSC
+// against the PIT, HPET or PM timer (CPUID leaf 0x15, from which it reads
+// the TSC's rate on Intel, is Intel's), and the VT-x guests keep the
+// clocks they were tested with.
+func (vm *LinuxVM) pmTimerPort() uint16 {
+	if vm.h.svmCaps == nil {
+		return 0
+	}
+	return linuxPMTimerPort
+}
+
+// linuxPMTimerPort is where a guest's PM timer is (QEMU's q35 uses it too).
+const linuxPMTimerPort = 0x608
+
 // addDevices gives the VM its devices: COM1, the IOAPIC, the reset
 // register, the RTC, the virtio block device and console.
 func (vm *LinuxVM) addDevices(apics *lapic.Bus, bus *exits.IOBus) error {
@@ -522,6 +533,12 @@ func (vm *LinuxVM) addDevices(apics *lapic.Bus, bus *exits.IOBus) error {
 	}
 	if err := bus.Register(rtc.PortIndex, 2, "RTC/CMOS", rtc.New(time.Now)); err != nil {
 		return err
+	}
+	if p := vm.pmTimerPort(); p != 0 {
+		hz := vm.h.plat.TSCHz * uint64(max(vm.cfg.Dilation, 1))
+		if err := bus.Register(p, 4, "ACPI PM timer", pmtimer.New(vm.guestTSC, hz)); err != nil {
+			return err
+		}
 	}
 	reset := resetControl{reset: func() { vm.end("the guest reset the machine") }}
 	for _, p := range []uint16{portResetControl, portI8042Data, portI8042Command} {

@@ -6,8 +6,8 @@
 package hv
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/big-iron/big-iron/machine/board"
@@ -17,12 +17,6 @@ import (
 	"github.com/big-iron/big-iron/vmm/svm"
 	"github.com/big-iron/big-iron/vmm/testguest"
 )
-
-// ErrLinuxNeedsClock refuses Linux guests on AMD-V for now: Linux boots
-// there until it calibrates its TSC, which on an AMD processor it does
-// against the PIT, HPET or ACPI PM timer (CPUID leaf 0x15, which the VT-x
-// guests read, is Intel's), none of which the guest has yet.
-var ErrLinuxNeedsClock = errors.New("on AMD-V Linux boots until it calibrates its TSC, and the guest has no PIT, HPET or ACPI PM timer for that yet: Linux guests run on VT-x; this node runs the test guests and distributed test guests")
 
 // newSVM prepares AMD-V on this node: a host save area and a host state
 // page per core, nested page tables for guest memory.
@@ -69,6 +63,18 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 		h.reserved = append(h.reserved, ept.Range{Start: r.Start, End: r.End()})
 	}
 	return h, nil
+}
+
+// GuestCmdline adds to a Linux guest's command line what this node's
+// backend needs: on AMD-V, the TSC's rate (tsc_early_khz=), which Linux
+// on an AMD processor would otherwise calibrate against a PIT the guest
+// lacks (CPUID leaf 0x15, which gives it on VT-x, is Intel's); the ACPI
+// PM timer is there as its clocksource. A rate the operator gave stays.
+func (h *Hypervisor) GuestCmdline(cmdline string) string {
+	if h.svmCaps == nil || strings.Contains(cmdline, "tsc_early_khz=") {
+		return cmdline
+	}
+	return fmt.Sprintf("%s tsc_early_khz=%d", cmdline, h.plat.TSCHz/1000)
 }
 
 // SVM returns the AMD-V capabilities where this node runs guests with

@@ -57,6 +57,9 @@ const (
 	fadtHypervisorID = 268
 
 	fadtResetRegOff   = 116 // Generic Address Structure, 12 bytes
+	fadtPMTimerOff    = 76  // PM_TMR_BLK
+	fadtPMTimerLen    = 91  // PM_TMR_LEN
+	fadtXPMTimerOff   = 208 // X_PM_TMR_BLK, a Generic Address Structure
 	fadtResetValueOff = 128
 
 	flagResetRegSupported = 1 << 10
@@ -64,6 +67,7 @@ const (
 	flagHWReducedACPI     = 1 << 20
 	gasSystemIO           = 1 // Generic Address Structure address space (5.2.3.2)
 	gasAccessByte         = 1
+	gasAccessDword        = 3
 	// IAPC_BOOT_ARCH (Table 5.11): bit 2 "VGA not present", bit 4 "MSI
 	// not supported", bit 5 "PCIe ASPM controls"; no legacy devices, no
 	// 8042.
@@ -91,6 +95,9 @@ type Config struct {
 	// (a byte write of ResetValue resets the machine).
 	ResetPort  uint16
 	ResetValue uint8
+	// PMTimerPort, if not zero, is the port of an ACPI PM timer (24
+	// bits, ACPI 6.5 4.8.3.3), described in the FADT.
+	PMTimerPort uint16
 	// Serial lists the 16550 UARTs and Virtio the virtio-mmio devices,
 	// both described in the DSDT.
 	Serial []SerialPort
@@ -204,6 +211,13 @@ func buildFADT(c Config, dsdtAt uint64) []byte {
 		gas[0], gas[1], gas[2], gas[3] = gasSystemIO, 8, 0, gasAccessByte
 		le.PutUint64(gas[4:], uint64(c.ResetPort))
 		fadt[fadtResetValueOff] = c.ResetValue
+	}
+	if c.PMTimerPort != 0 {
+		le.PutUint32(fadt[fadtPMTimerOff:], uint32(c.PMTimerPort))
+		fadt[fadtPMTimerLen] = 4
+		gas := fadt[fadtXPMTimerOff:]
+		gas[0], gas[1], gas[2], gas[3] = gasSystemIO, 32, 0, gasAccessDword
+		le.PutUint64(gas[4:], uint64(c.PMTimerPort))
 	}
 	le.PutUint32(fadt[fadtFlagsOff:], flags)
 	le.PutUint16(fadt[fadtIAPCBootArch:], bootArchVGANotPresent)
