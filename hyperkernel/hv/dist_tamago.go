@@ -991,10 +991,10 @@ func (vm *distVM) newSVMVCPU(v int, vmcb uint64, regs vmx.GuestRegs, arrived *vc
 	case arrived != nil:
 		loadVMCB(arrived, c.vmcb, &c.regs)
 	case startup >= 0:
-		// Real mode at vector's page (Intel SDM Vol. 3A, 9.4.4.1; AMD
-		// APM Vol. 2, 15.27.8 "INIT and SIPI" in the AP's view).
-		realModeVMCB(c.vmcb, 0, 0)
-		c.vmcb.WriteSegment(svm.SegCS, svm.Segment{Selector: uint16(startup) << 8, Base: uint64(startup) << 12, Attrib: 0x9B, Limit: 0xFFFF})
+		// Real mode at vector's page, as for a Linux AP (startupVCPU).
+		var st vcpu.State
+		startupVCPU(uint8(startup), uint32(v), &st)
+		loadVMCB(&st, c.vmcb, &c.regs)
 	default:
 		realModeVMCB(c.vmcb, testguest.LoadAddress, testguest.StackTop)
 	}

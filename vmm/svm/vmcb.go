@@ -20,13 +20,19 @@ const (
 // width in bytes (1, 2, 4 or 8) in bits 19:16. Fields are little-endian.
 type Field uint32
 
-func field(off uint16, size uint8) Field { return Field(off) | Field(size)<<16 }
+func field(off uint16, size uint8) Field {
+	return Field(off) | Field(size)<<16
+}
 
 // Offset is the field's byte offset in the VMCB.
-func (f Field) Offset() int { return int(f & 0xFFFF) }
+func (f Field) Offset() int {
+	return int(f & 0xFFFF)
+}
 
 // Size is the field's width in bytes.
-func (f Field) Size() int { return int(f >> 16 & 0xF) }
+func (f Field) Size() int {
+	return int(f >> 16 & 0xF)
+}
 
 // VMCB control area (APM Vol. 2, Appendix B, Table B-1).
 const (
