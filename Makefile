@@ -1,6 +1,6 @@
 # big-iron: build the bare-metal hyperkernel image, run it in emulators, test.
 #
-#   make qemu        one node in QEMU (KVM where /dev/kvm exists, else TCG)
+#   make qemu        one node in QEMU (KVM where the host has it, else TCG)
 #   make bochs       one node in Bochs (VMX and EPT emulated)
 #   make cluster     NODES nodes (default 2) in EMU (qemu or bochs) on one
 #                    Ethernet segment, you on the first node's console;
@@ -50,8 +50,9 @@ DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # ACCEL=kvm or tcg chooses QEMU's accelerator; the default takes KVM
-# where /dev/kvm exists (ACCEL=tcg where it exists but does not work).
-ACCEL    ?= $(if $(wildcard /dev/kvm),kvm,tcg)
+# where the host has hardware KVM (/dev/kvm with kvm_intel or kvm_amd
+# loaded: a /dev/kvm served by the software kvm_pvm cannot run the image).
+ACCEL    ?= $(if $(and $(wildcard /dev/kvm),$(wildcard /sys/module/kvm_intel /sys/module/kvm_amd)),kvm,tcg)
 ifeq ($(ACCEL),kvm)
 QEMU_ACCEL := -enable-kvm -cpu host
 else

@@ -52,7 +52,7 @@ func parseOptions() options {
 	flag.IntVar(&o.mem, "mem", 1024, "MiB of memory per node (at least 1024: the image keeps 256 MiB from 256 MiB up)")
 	flag.StringVar(&o.key, "key", "", "cluster key, 64 hex digits (default: the development key)")
 	flag.StringVar(&o.guest, "guest", "", "linux: start the image's Linux guest across the nodes, a vCPU on each")
-	flag.StringVar(&o.accel, "accel", "auto", "QEMU accelerator: kvm, tcg, or auto (kvm where /dev/kvm exists)")
+	flag.StringVar(&o.accel, "accel", "auto", "QEMU accelerator: kvm, tcg, or auto (kvm where the host has hardware KVM)")
 	flag.StringVar(&o.dvmArgs, "dvm", "", "with -guest: more `dvm start` arguments (e.g. numa=on move=hysteresis)")
 	flag.Parse()
 	return o
@@ -114,14 +114,17 @@ func (ps *processes) stopAll() {
 	}
 }
 
-// qemuAccel is QEMU's accelerator and CPU arguments for -accel: KVM when
-// asked for, or for auto where /dev/kvm exists; else TCG.
+// qemuAccel is QEMU's accelerator and CPU arguments: KVM when asked for,
+// or for auto where the host has hardware KVM; else TCG.
 func qemuAccel(name string) []string {
-	_, err := os.Stat("/dev/kvm")
-	if name == "kvm" || name == "auto" && err == nil {
-		return []string{"-enable-kvm", "-cpu", "host"}
+	if name == "auto" {
+		err := launch.KVM("/dev/kvm", "/sys")
+		if err != nil {
+			log.Printf("QEMU's TCG, not KVM: %v", err)
+		}
+		return launch.Accel(err == nil)
 	}
-	return []string{"-cpu", "max"}
+	return launch.Accel(name == "kvm")
 }
 
 // runQEMU runs the cluster in QEMU, the last node first. Without a demo

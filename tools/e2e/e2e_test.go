@@ -490,3 +490,40 @@ func checkTestGuests(t *testing.T, n *node, c guestChecks) {
 		}
 	}
 }
+
+// TestQEMUKVM boots the image under QEMU with hardware KVM, where the host
+// has it, and runs the test guests where KVM passes VT-x or AMD-V through
+// (nested virtualization). A /dev/kvm served by a software hypervisor
+// (kvm_pvm) cannot run the image; the test names what it found and skips.
+func TestQEMUKVM(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	if err := launch.KVM("/dev/kvm", "/sys"); err != nil {
+		t.Skipf("no hardware KVM: %v (TCG runs the other QEMU tests)", err)
+	}
+	dir := buildImage(t, "pc", "elf")
+	args := append([]string{"-machine", "q35"}, launch.Accel(true)...)
+	n := bootQEMU(t, append(args, "-smp", "2", "-m", "1G",
+		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+		"-kernel", filepath.Join(dir, "bigiron.elf"))...)
+	checkShell(t, n, 2, time.Minute)
+	cpuinfo, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`(?m)^flags\s*:.*$`).Find(cpuinfo)
+	switch {
+	case regexp.MustCompile(`\bvmx\b`).Match(flags):
+		checkVMX(t, n)
+	case regexp.MustCompile(`\bsvm\b`).Match(flags):
+		caps := run(t, n, "svm", time.Minute)
+		if !strings.Contains(caps, "nested paging") {
+			t.Errorf("svm under KVM: no nested paging in:\n%s", caps)
+		}
+		out := run(t, n, "vm run test", 3*time.Minute)
+		if !strings.Contains(out, "guest report: ok") {
+			t.Errorf("vm run test under KVM:\n%s", out)
+		}
+	default:
+		t.Log("the host CPU has neither vmx nor svm: the image booted under KVM, no guest run (no nested virtualization)")
+	}
+}
