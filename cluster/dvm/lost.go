@@ -70,22 +70,34 @@ func (r *Runtime) NodeFailed(n memory.NodeID, why string) *NodeLostError {
 	r.qmu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for p := 0; p < r.cfg.Spec.Pages; p++ {
+	e.Count(r.eng, r.mig, r.cfg.Spec.Pages, r.cfg.Spec.VCPUs)
+	r.fail(e)
+	return e
+}
+
+// Count sets HomedPages, OnlyCopies and VCPUs for the loss of e.Node as
+// the node running eng and mig sees it, in a VM of pages pages and vcpus
+// vCPUs: the pages whose home is e.Node, the pages homed at eng's node
+// whose directory names e.Node as owner, and the vCPUs eng's node last
+// knew to be at e.Node. It is what NodeFailed reports; the simulator
+// (package sim) calls it too, to check it against what was really lost.
+// The caller holds whatever lock guards eng and mig.
+func (e *NodeLostError) Count(eng *memory.Engine, mig *migrate.Migrator, pages, vcpus int) {
+	e.HomedPages, e.OnlyCopies, e.VCPUs = 0, 0, e.VCPUs[:0]
+	for p := 0; p < pages; p++ {
 		gpa := uint64(p) * memory.PageSize
-		if r.eng.Home(gpa) == n {
+		if eng.Home(gpa) == e.Node {
 			e.HomedPages++
 		}
-		if owner, _, _, ok := r.eng.Directory(gpa); ok && owner == n {
+		if owner, _, _, ok := eng.Directory(gpa); ok && owner == e.Node {
 			e.OnlyCopies++
 		}
 	}
-	for v := range r.cfg.Spec.VCPUs {
-		if at, _ := r.mig.Location(migrate.VCPUID(v)); at == n {
+	for v := range vcpus {
+		if at, _ := mig.Location(migrate.VCPUID(v)); at == e.Node {
 			e.VCPUs = append(e.VCPUs, migrate.VCPUID(v))
 		}
 	}
-	r.fail(e)
-	return e
 }
 
 // stoppedLocked returns the error that stopped the VM on this node: the
