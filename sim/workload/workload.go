@@ -171,6 +171,58 @@ func Mixed(p Params) *Set {
 	return s
 }
 
+// MessagePassing is the message-passing litmus test over and over: vCPU
+// 2k writes a data word, then a flag word on another page; vCPU 2k+1
+// reads the flag, then the data (an odd vCPU out only writes). Under
+// sequential consistency a reader that sees a flag write also sees the
+// data written before it; a stale copy of the data page that survives
+// while the flag page is refreshed breaks that.
+func MessagePassing(p Params) *Set {
+	s, _ := newSet("message-passing", p)
+	pairs := (p.VCPUs + 1) / 2
+	s.Pages = 2 * pairs
+	for v := range s.Streams {
+		first, second := word(2*(v/2), 0), word(2*(v/2)+1, 0) // data, flag
+		if v%2 == 1 {
+			first, second = second, first
+		}
+		for i := 0; i < p.Length; i++ {
+			a := Access{GPA: first, Write: v%2 == 0}
+			if i%2 == 1 {
+				a.GPA = second
+			}
+			s.Streams[v] = append(s.Streams[v], a)
+		}
+	}
+	return s
+}
+
+// StoreBuffering is Dekker's store-buffering litmus test over and over:
+// vCPU 2k writes x, then reads y; vCPU 2k+1 writes y, then reads x, x and
+// y on different pages (an odd vCPU out writes and reads x alone). Under
+// sequential consistency the two reads of a round cannot both miss the
+// other's write of that round.
+func StoreBuffering(p Params) *Set {
+	s, _ := newSet("store-buffering", p)
+	pairs := (p.VCPUs + 1) / 2
+	s.Pages = 2 * pairs
+	for v := range s.Streams {
+		mine, other := word(2*(v/2)+v%2, 0), word(2*(v/2)+1-v%2, 0)
+		for i := 0; i < p.Length; i++ {
+			a := Access{GPA: mine, Write: true}
+			if i%2 == 1 {
+				a = Access{GPA: other}
+			}
+			s.Streams[v] = append(s.Streams[v], a)
+		}
+	}
+	return s
+}
+
+// Litmus returns the litmus generators, which exercise cross-location
+// ordering rather than a sharing pattern.
+func Litmus() []Generator { return []Generator{MessagePassing, StoreBuffering} }
+
 // Generator makes a workload from parameters.
 type Generator func(Params) *Set
 

@@ -8,7 +8,7 @@ import (
 )
 
 func TestGeneratorsDeterministicAndInRange(t *testing.T) {
-	for _, g := range All() {
+	for _, g := range append(All(), Litmus()...) {
 		a, b := g(Params{VCPUs: 3, Length: 500, Seed: 9}), g(Params{VCPUs: 3, Length: 500, Seed: 9})
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("%s: same seed, different streams", a.Name)
@@ -71,4 +71,20 @@ func FuzzParseTrace(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLitmusShapes(t *testing.T) {
+	mp := MessagePassing(Params{VCPUs: 2, Length: 4})
+	want := [][]Access{
+		{{GPA: 0, Write: true}, {GPA: PageSize, Write: true}, {GPA: 0, Write: true}, {GPA: PageSize, Write: true}},
+		{{GPA: PageSize}, {GPA: 0}, {GPA: PageSize}, {GPA: 0}},
+	}
+	if !reflect.DeepEqual(mp.Streams, want) {
+		t.Fatalf("message passing: %v", mp.Streams)
+	}
+	sb := StoreBuffering(Params{VCPUs: 2, Length: 2})
+	want = [][]Access{{{GPA: 0, Write: true}, {GPA: PageSize}}, {{GPA: PageSize, Write: true}, {GPA: 0}}}
+	if !reflect.DeepEqual(sb.Streams, want) {
+		t.Fatalf("store buffering: %v", sb.Streams)
+	}
 }
