@@ -100,6 +100,16 @@ func (c *checker) timerFired(v int, now int64) {
 	c.fired[v] = true
 }
 
+// timersNotEarly checks that no timer fired early or twice.
+func (c *checker) timersNotEarly() error {
+	for v, at := range c.timerAt {
+		if at < 0 {
+			return fmt.Errorf("checker: vCPU %d timer fired early or twice", v)
+		}
+	}
+	return nil
+}
+
 func (c *checker) final() error {
 	if c.pendingN != c.raisedN {
 		return fmt.Errorf("checker: %d interrupts raised, %d reached their vCPU (lost interrupt)", c.raisedN, c.pendingN)

@@ -73,7 +73,7 @@ func (s *Sim) transmit(src, dst int, f []byte) {
 	s.linkBusy[src][dst] = end
 	s.res.Frames++
 	s.res.WireBytes += uint64(wireBytes(len(f)))
-	if s.partitioned(src, dst) {
+	if s.partitioned(src, dst) || s.nodes[src].crashed || s.nodes[dst].crashed {
 		s.res.Dropped++
 		return
 	}
@@ -103,6 +103,10 @@ func (s *Sim) partitioned(a, b int) bool {
 
 // receive handles a frame arriving at node dst from src.
 func (s *Sim) receive(dst, src int, f []byte) error {
+	if s.nodes[dst].crashed || s.nodes[src].crashed {
+		s.res.Dropped++ // a crashed node's NIC died with it
+		return nil
+	}
 	if len(f) < frameHeader {
 		return nil
 	}
@@ -153,8 +157,8 @@ func (s *Sim) receive(dst, src int, f []byte) error {
 func (s *Sim) retransmit(src, dst int) {
 	c := s.chans[src][dst]
 	c.armed = false
-	if len(c.unacked) == 0 {
-		return
+	if len(c.unacked) == 0 || s.nodes[src].crashed || s.nodes[src].gone[dst] {
+		return // nothing to resend, or no one to resend it (membership removed the peer)
 	}
 	next := int64(-1)
 	for i := range c.unacked {

@@ -8,25 +8,63 @@
 // from one generator seeded by Config.Seed, so a seed replays exactly
 // (Result.TraceHash digests every processed event).
 //
-// Links have latency, bandwidth, loss, duplication, reordering and
-// temporary partitions. The simulator provides the reliable-delivery layer
+// Links have latency, bandwidth, loss, duplication, reordering, temporary
+// partitions and cuts. The simulator provides the reliable-delivery layer
 // (net.go) that the cluster transport provides on real hardware; the
 // protocols above assume reliable, exactly-once, per-pair FIFO delivery
 // and nothing more.
 //
-// Node crashes are not simulated. The coherence protocol keeps exactly one
-// up-to-date copy of a written page (at its owner or its home) and vCPU
-// state exists only at its host, so a crash of any node that owns a
-// Modified page, homes a page or hosts a vCPU loses data by design; only
-// nodes holding nothing but Shared copies could crash safely, and that
-// needs membership (Raft) to tell homes to drop them from sharer sets.
+// Nodes crash (Faults.Crashes: at a time, mid-migration, or once a node
+// holds only Shared copies), for good: the links drop every frame to or
+// from a crashed node not yet received, and its pages, copies and vCPUs
+// are gone. Failure detection is modelled as membership and dvm do it: a
+// node declares a peer lost once the peer has been unreachable (crashed,
+// or its link cut) for Config.FailureTimeoutNS without a break, stops
+// retransmitting to it, and stops its own share of the VM with the
+// report dvm.Runtime.NodeFailed makes, computed by the same code
+// (dvm.NodeLostError.Count on the node's engine and migrator). The
+// checker then verifies that the report matches the ground truth (the
+// pages the lost node homed; the pages homed at the reporter whose only
+// up-to-date copy, by the checker's tokens, was at the lost node or in a
+// message from or to it; that every vCPU reported was at the lost node
+// once, and that every vCPU at it or in flight from or to it is reported
+// by a survivor), and a watchdog that no vCPU waits for a page or a
+// migration longer than the failure timeout plus Config.WaitBoundNS in
+// virtual time. A cut shorter than the timeout is survived: the reliable
+// layer retransmits once it heals. A stopped share drops the VM's
+// messages, as the real runtime does, but its transport still answers:
+// so when two of three nodes lose each other, the third is never told
+// and its vCPUs hang; the checker reports it (see
+// TestPartialCutHangsThirdNode).
 //
 // A checker verifies per-location sequential consistency (every read
 // returns the token of the latest write to that word, in the global order
-// of the simulation), that every vCPU exists exactly once (hosted or in
-// flight) and arrives with the state it left with, that every interrupt
-// raised reaches its vCPU exactly once wherever it runs, and that every
-// armed timer fires once, not early.
+// of the simulation), sequential consistency across locations from what
+// the vCPUs observed alone (sc.go: program order, reads-from, coherence
+// and from-reads form an acyclic graph, over the whole run up to
+// MaxSCAccesses accesses), that every vCPU exists exactly once (hosted or
+// in flight) and arrives with the state it left with, that every
+// interrupt raised reaches its vCPU exactly once wherever it runs, and
+// that every armed timer fires once, not early.
+//
+// # Why not the real transport
+//
+// The protocols run over net.go, not over the cluster transport
+// (netstack/cluster.Endpoint). The Endpoint could be driven here (it
+// takes a link.Link, a Clock and explicit Tick calls, and its nonces
+// come from counters, so it is deterministic), but that is not done yet,
+// because it needs: a link.Link port per node whose Transmit schedules a
+// frame event with this file's latency, loss, cuts and crashes; Tick
+// events per node at a fraction of its minimum RTO (2 ms by default, to
+// be scaled down to the simulated link's round trip, or virtual time to
+// be scaled up), which multiplies the event count; a send queue in the
+// simulator for ErrBusy (the Endpoint's window is 64 frames, the engine
+// emits bursts of invalidations unconditionally); AEAD sealing of every
+// frame, which costs more than everything else the simulator does per
+// message; and membership's heartbeats (LastHeard) in place of the
+// silence model above. net.go implements the same contract (per-pair
+// sequence numbers, cumulative acks, retransmission, duplicate
+// suppression) without fragmentation, selective acks or RTT estimation.
 package sim
 
 import (
@@ -52,12 +90,22 @@ type Faults struct {
 	ReorderNS int64
 	// Partitions is the number of temporary partitions between random node
 	// pairs, each PartitionNS long, starting in the first PartitionWindowNS.
+	// A partition longer than Config.FailureTimeoutNS is a cut (see Cut).
 	Partitions        int
 	PartitionNS       int64
 	PartitionWindowNS int64
 	// EvictRate is the probability per guest access that the node evicts a
 	// random page it caches (writing it back if Modified).
 	EvictRate float64
+	// Crashes stops nodes for good (see Crash).
+	Crashes []Crash
+	// CrashWindowNS bounds the drawn times of crashes whose AtNS is -1; 0
+	// means twice the ideal makespan.
+	CrashWindowNS int64
+	// Cuts are link cuts at given times, on top of the drawn partitions.
+	// A cut or partition that lasts longer than Config.FailureTimeoutNS
+	// makes its two nodes declare each other lost.
+	Cuts []Cut
 }
 
 // Config describes one simulation run.
@@ -85,6 +133,24 @@ type Config struct {
 	SampleNS int64
 	// MaxEvents bounds the run (livelock guard); default 50 million.
 	MaxEvents int
+	// Home maps a page number to its home node; nil means page mod Nodes.
+	Home func(page uint64) memory.NodeID
+	// FailureTimeoutNS is how long a node must stay unreachable from
+	// another (crashed, or its link cut) before the other declares it
+	// lost and stops its share of the VM; default 1 ms. (The real system
+	// waits three membership failure timeouts, 1.5 s; only the ratio to
+	// the link's retransmission timeout matters here.)
+	FailureTimeoutNS int64
+	// WaitBoundNS is how much longer than FailureTimeoutNS a vCPU may
+	// wait for a page or for its migration before the checker reports a
+	// hang; default 20 retransmission timeouts.
+	WaitBoundNS int64
+	// Checker tests only: break the loss report, disable failure
+	// detection, or leave the cross-location checker alone to catch
+	// stale reads.
+	lossMutation lossMutation
+	noDetect     bool
+	noLatest     bool
 }
 
 // Sample is a snapshot for the timeline: where each vCPU runs (-1 in
@@ -118,6 +184,15 @@ type Result struct {
 	InterruptsTaken uint64
 	TimersFired     uint64
 	Timeline        []Sample
+	// SCAccesses is the number of accesses the cross-location checker
+	// found sequentially consistent (all of them up to MaxSCAccesses).
+	SCAccesses int
+	// Failures.
+	Crashes []CrashReport
+	Stops   []Stop
+	// MaxWaitNS is the longest a vCPU waited for a page or in flight
+	// before being served or stopped.
+	MaxWaitNS int64
 }
 
 type evKind uint8
@@ -129,6 +204,9 @@ const (
 	evInterrupt
 	evTimer
 	evSample
+	evCrash
+	evSilence
+	evWatchdog
 )
 
 type event struct {
@@ -164,6 +242,8 @@ const (
 	vBlocked
 	vFlight
 	vDone
+	vLost    // hosted by a node that crashed
+	vStopped // its node's share of the VM stopped
 )
 
 type vcpu struct {
@@ -176,6 +256,13 @@ type vcpu struct {
 	gen     uint64 // invalidates stale step events
 	doneAt  int64
 	timerAt int64 // armed deadline, 0 if none
+	// Failures: the ends of the last migration, the nodes the vCPU was
+	// ever at or sent to, and the current wait (start, and a count that
+	// identifies it to its watchdog).
+	from, to int
+	visited  uint64
+	waitFrom int64
+	waits    uint64
 }
 
 // ept is a node's simulated second-level page table.
@@ -183,14 +270,20 @@ type ept struct {
 	s    *Sim
 	node int
 	acc  []memory.Access
+	// frames holds the last frame mapped for each page: for the pages
+	// homed here, the home's frame for good.
+	frames []*memory.Page
 }
 
 // SetAccess implements memory.Permissions; raising access wakes vCPUs of
 // this node blocked on the page.
-func (e *ept) SetAccess(gpa uint64, _ *memory.Page, a memory.Access) {
+func (e *ept) SetAccess(gpa uint64, f *memory.Page, a memory.Access) {
 	p := gpa / memory.PageSize
 	old := e.acc[p]
 	e.acc[p] = a
+	if f != nil {
+		e.frames[p] = f
+	}
 	if a > old {
 		e.s.wake(e.node, p)
 	}
@@ -201,6 +294,12 @@ type node struct {
 	mem *memory.Engine
 	mig *migrate.Migrator
 	ept *ept
+	// Failures: crashed (for good, at crashAt), its share of the VM
+	// stopped, and the peers it declared lost.
+	crashed bool
+	crashAt int64
+	stopped bool
+	gone    []bool
 }
 
 type partition struct {
@@ -229,7 +328,12 @@ type Sim struct {
 	pageBuf  memory.Page
 	wire     []byte
 	check    checker
-	res      Result
+	hist     history
+	crashes  []pendingCrash
+	// reported and lostVCPUs collect, per lost node, the vCPUs the
+	// survivors reported and those really lost.
+	reported, lostVCPUs map[int][]migrate.VCPUID
+	res                 Result
 }
 
 // Run simulates cfg to completion. A checker violation or protocol error
@@ -258,12 +362,13 @@ func newSim(cfg Config) (*Sim, error) {
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)), hash: h, hsum: h.Sum64,
 		memOut: memory.NewOutbox(), migOut: migrate.NewOutbox(), wire: make([]byte, memory.MaxMessageSize+migrate.MessageHeaderSize+64+cfg.StateSize)}
 	s.res.Seed = cfg.Seed
-	s.rto = 2*(cfg.Link.LatencyNS+cfg.Link.serialiseNS(memory.MaxMessageSize+frameHeader)) + 4*cfg.Link.serialiseNS(cfg.StateSize) + 10_000
+	s.rto = cfg.rto()
 	if err := s.addNodes(); err != nil {
 		return nil, err
 	}
 	s.connectNodes()
 	s.check = newChecker(len(cfg.Workload.Streams))
+	s.hist = newHistory(len(cfg.Workload.Streams), MaxSCAccesses)
 	s.res.IdealNS = s.placeVCPUs()
 	horizon := 2*s.res.IdealNS + 1
 	s.injectPartitions(horizon)
@@ -274,7 +379,16 @@ func newSim(cfg Config) (*Sim, error) {
 	if cfg.SampleNS > 0 {
 		s.schedule(event{at: 0, kind: evSample})
 	}
+	if err := s.injectFailures(horizon); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// rto is the reliable layer's retransmission timeout: a round trip of
+// the largest coherence message plus a vCPU state, with slack.
+func (cfg *Config) rto() int64 {
+	return 2*(cfg.Link.LatencyNS+cfg.Link.serialiseNS(memory.MaxMessageSize+frameHeader)) + 4*cfg.Link.serialiseNS(cfg.StateSize) + 10_000
 }
 
 // withDefaults returns cfg with its zero fields defaulted (see Config),
@@ -316,6 +430,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Faults.ReorderNS == 0 {
 		cfg.Faults.ReorderNS = 4 * cfg.Link.LatencyNS
 	}
+	if cfg.FailureTimeoutNS == 0 {
+		cfg.FailureTimeoutNS = 1_000_000
+	}
+	if cfg.WaitBoundNS == 0 {
+		cfg.WaitBoundNS = 20 * cfg.rto()
+	}
 	return cfg, nil
 }
 
@@ -325,8 +445,8 @@ func (s *Sim) addNodes() error {
 	cfg := &s.cfg
 	pages := cfg.Workload.Pages
 	for i := 0; i < cfg.Nodes; i++ {
-		e := &ept{s: s, node: i, acc: make([]memory.Access, pages)}
-		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Mutation: cfg.Mutation})
+		e := &ept{s: s, node: i, acc: make([]memory.Access, pages), frames: make([]*memory.Page, pages)}
+		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Home: cfg.Home, Mutation: cfg.Mutation})
 		if err != nil {
 			return err
 		}
@@ -334,7 +454,7 @@ func (s *Sim) addNodes() error {
 		if err != nil {
 			return err
 		}
-		s.nodes = append(s.nodes, &node{id: i, mem: mem, mig: mig, ept: e})
+		s.nodes = append(s.nodes, &node{id: i, mem: mem, mig: mig, ept: e, gone: make([]bool, cfg.Nodes)})
 	}
 	return nil
 }
@@ -360,7 +480,7 @@ func (s *Sim) connectNodes() {
 func (s *Sim) placeVCPUs() (ideal int64) {
 	for v, st := range s.cfg.Workload.Streams {
 		n := v % s.cfg.Nodes // migrate's default initial placement
-		vc := &vcpu{id: v, stream: st, node: n}
+		vc := &vcpu{id: v, stream: st, node: n, visited: 1 << n}
 		s.vcpus = append(s.vcpus, vc)
 		if d := int64(len(st)) * s.cfg.StepNS; d > ideal {
 			ideal = d
@@ -451,6 +571,12 @@ func (s *Sim) run() error {
 			if !s.allDone() {
 				s.schedule(event{at: s.now + s.cfg.SampleNS, kind: evSample})
 			}
+		case evCrash:
+			s.crashDue(e.v)
+		case evSilence:
+			err = s.detect(e.node, e.peer, int64(e.gen))
+		case evWatchdog:
+			err = s.watchdog(e.v, e.gen)
 		}
 		if err != nil {
 			return err
@@ -468,7 +594,7 @@ func (s *Sim) run() error {
 
 func (s *Sim) allDone() bool {
 	for _, v := range s.vcpus {
-		if v.state != vDone {
+		if v.state == vRunning || v.state == vBlocked || v.state == vFlight {
 			return false
 		}
 	}
@@ -517,6 +643,7 @@ func (s *Sim) resume(v *vcpu, delay int64) {
 func (s *Sim) wake(n int, p uint64) {
 	for _, v := range s.vcpus {
 		if v.node == n && v.state == vBlocked && v.page == p {
+			s.endWait(v)
 			s.resume(v, 0)
 		}
 	}
@@ -591,6 +718,7 @@ func (s *Sim) step(e event) error {
 	}
 	v.state, v.page = vBlocked, page
 	v.gen++
+	s.startWait(v)
 	return nil
 }
 
@@ -606,11 +734,17 @@ func (s *Sim) perform(nd *node, v *vcpu, a workload.Access) error {
 	if a.Write {
 		tok := s.check.write(a.GPA)
 		binary.LittleEndian.PutUint64(w, tok)
+		s.hist.add(v.id, a.GPA, tok, true)
 		s.res.Writes++
 		return nil
 	}
 	s.res.Reads++
-	return s.check.read(a.GPA, binary.LittleEndian.Uint64(w), nd.id, v.id)
+	got := binary.LittleEndian.Uint64(w)
+	s.hist.add(v.id, a.GPA, got, false)
+	if s.cfg.noLatest {
+		return nil
+	}
+	return s.check.read(a.GPA, got, nd.id, v.id)
 }
 
 func (s *Sim) migrate(v *vcpu, dst int) error {
@@ -625,9 +759,15 @@ func (s *Sim) migrate(v *vcpu, dst int) error {
 	v.state = vFlight
 	v.gen++
 	from := v.node
-	v.node = -1
+	v.node, v.from, v.to = -1, from, dst
+	v.visited |= 1 << dst
 	s.res.Migrations++
-	return s.flushMig(from)
+	s.startWait(v)
+	if err := s.flushMig(from); err != nil {
+		return err
+	}
+	s.crashOnMigration(from, dst)
+	return nil
 }
 
 func (s *Sim) flushMem(src int) {
@@ -660,6 +800,9 @@ func (s *Sim) deliver(dst, src int, p []byte) error {
 	nd := s.nodes[dst]
 	if len(p) == 0 {
 		return fmt.Errorf("empty payload %d->%d", src, dst)
+	}
+	if nd.stopped {
+		return nil // the VM stopped here: its messages are dropped
 	}
 	switch p[0] {
 	case memory.MessageMagic:
@@ -705,6 +848,7 @@ func (s *Sim) arrive(n, id int) error {
 		return fmt.Errorf("vCPU %d arrived at node %d but was not in flight (state %d on node %d)", id, n, v.state, v.node)
 	}
 	v.node = n
+	s.endWait(v)
 	if rec.TimerDeadline != 0 {
 		at := int64(rec.TimerDeadline)
 		if at < s.now {
@@ -713,11 +857,15 @@ func (s *Sim) arrive(n, id int) error {
 		s.schedule(event{at: at, kind: evTimer, node: n, v: id})
 	}
 	s.resume(v, s.cfg.MigrateNS)
+	s.crashOnArrival(v.from)
 	return nil
 }
 
 // raise makes node n raise vector on vCPU v.
 func (s *Sim) raise(n, v int, vector uint8) error {
+	if s.nodes[n].crashed || s.nodes[n].stopped {
+		return nil
+	}
 	s.check.raised(v)
 	local, err := s.nodes[n].mig.Interrupt(migrate.VCPUID(v), vector, s.migOut)
 	if err != nil {
@@ -733,8 +881,8 @@ func (s *Sim) raise(n, v int, vector uint8) error {
 
 func (s *Sim) fireTimer(id int) {
 	v := s.vcpus[id]
-	if v.node < 0 {
-		return // in flight: the destination re-arms on arrival
+	if v.node < 0 || v.state == vLost || v.state == vStopped {
+		return // in flight (the destination re-arms on arrival), or gone
 	}
 	rec := s.nodes[v.node].mig.VCPU(migrate.VCPUID(id))
 	if rec == nil || rec.TimerDeadline == 0 || int64(rec.TimerDeadline) > s.now {
@@ -773,8 +921,49 @@ func (s *Sim) sample() {
 // finish runs the end-of-run checks once the event queue is empty.
 func (s *Sim) finish() error {
 	for _, v := range s.vcpus {
-		if v.state != vDone || v.pc != len(v.stream) {
-			return fmt.Errorf("vCPU %d did not finish: state %d, %d of %d accesses, node %d (deadlock?)", v.id, v.state, v.pc, len(v.stream), v.node)
+		if err := s.finishVCPU(v); err != nil {
+			return err
+		}
+	}
+	n, err := s.hist.check()
+	if err != nil {
+		return err
+	}
+	s.res.SCAccesses = n
+	if s.failed() {
+		// Interrupts and timers of stopped or lost vCPUs need not arrive,
+		// and channels to lost nodes stay full; a timer that fired early
+		// or twice is still wrong.
+		if err := s.check.timersNotEarly(); err != nil {
+			return err
+		}
+		return s.finishFailures()
+	}
+	for i, row := range s.chans {
+		for j, c := range row {
+			if len(c.unacked) != 0 || len(c.early) != 0 {
+				return fmt.Errorf("channel %d->%d not drained: %d unacked, %d early", i, j, len(c.unacked), len(c.early))
+			}
+		}
+	}
+	return s.check.final()
+}
+
+// finishVCPU checks how vCPU v ended: finished, with exactly the
+// interrupts the checker expects still pending; or, after a failure,
+// lost with its node, stopped with its node's share, or in flight to or
+// from a lost or stopped node. Anything else is a hang or a lost vCPU.
+func (s *Sim) finishVCPU(v *vcpu) error {
+	switch v.state {
+	case vLost, vStopped:
+		return nil
+	case vFlight:
+		if s.nodes[v.from].crashed || s.nodes[v.to].crashed || s.nodes[v.to].stopped {
+			return nil
+		}
+	case vDone:
+		if v.pc != len(v.stream) {
+			break
 		}
 		// Interrupts raised after the vCPU's last access stay pending in its
 		// IRR: they must be exactly the ones the checker expects.
@@ -785,7 +974,7 @@ func (s *Sim) finish() error {
 		for {
 			vec, ok := rec.TakePending()
 			if !ok {
-				break
+				return nil
 			}
 			if err := s.check.takeInterrupt(v.id, vec); err != nil {
 				return err
@@ -793,12 +982,5 @@ func (s *Sim) finish() error {
 			s.res.InterruptsTaken++
 		}
 	}
-	for i, row := range s.chans {
-		for j, c := range row {
-			if len(c.unacked) != 0 || len(c.early) != 0 {
-				return fmt.Errorf("channel %d->%d not drained: %d unacked, %d early", i, j, len(c.unacked), len(c.early))
-			}
-		}
-	}
-	return s.check.final()
+	return fmt.Errorf("vCPU %d did not finish: state %d, %d of %d accesses, node %d (deadlock?)", v.id, v.state, v.pc, len(v.stream), v.node)
 }
