@@ -282,3 +282,27 @@ func TestPartialCutHangsThirdNode(t *testing.T) {
 	}
 	t.Logf("%d of 10 seeds hang", hangs)
 }
+
+// TestFailureReplays checks that a run with a drawn crash and a cut
+// replays exactly from its seed.
+func TestFailureReplays(t *testing.T) {
+	for _, seed := range []uint64{5, 17} {
+		mk := func() Config {
+			cfg := failConfig(seed, 3)
+			cfg.Faults.Crashes = []Crash{{Node: -1, AtNS: -1}}
+			cfg.Faults.Cuts = []Cut{{A: 0, B: 1, AtNS: 5_000, ForNS: 200_000}}
+			return cfg
+		}
+		a, err := Run(mk())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Run(mk())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.TraceHash != b.TraceHash || a.Events != b.Events || len(a.Stops) != len(b.Stops) || a.Crashes[0].At != b.Crashes[0].At {
+			t.Fatalf("seed %d does not replay: %x/%d vs %x/%d", seed, a.TraceHash, a.Events, b.TraceHash, b.Events)
+		}
+	}
+}
