@@ -29,4 +29,22 @@
 // sharers acknowledged an invalidation and the previous owner returned its
 // data (either in a fetch reply or in a writeback that overtook the fetch).
 // Page data always travels with the message that moves it (4096 bytes).
+//
+// # Bounded copies
+//
+// A guest may be larger than any one node: each page's frame lives at its
+// home, and the other nodes hold copies of what their vCPUs touch, at
+// most Config.CopyFrames of them. A fault on a page homed elsewhere
+// reserves the frame its answer will need before it sends the request: a
+// free one, a new one while under the bound and while the FrameSource has
+// one, or the frame of a victim copy evicted there and then (written back
+// if Modified, through the same writeback that may overtake a fetch). The
+// victim is chosen by the clock over the copies in fill order, skipping
+// copies with a request outstanding and giving copies faulted on again
+// (upgraded) a second chance. Because the frame is reserved before the
+// request leaves, an answer never waits for memory, and a fault never
+// waits for a frame that only its own eviction would free; when every
+// copy has a request outstanding the fault returns FaultNoRoom, and
+// retries once one of them has been answered, which needs no frame of
+// this node's.
 package memory

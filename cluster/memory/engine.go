@@ -34,6 +34,14 @@ type Config struct {
 	Perm Permissions
 	// Frames supplies page frames; nil means the Go heap.
 	Frames FrameSource
+	// CopyFrames bounds the frames this node holds for copies of pages
+	// homed elsewhere: the copies it holds, frames promised to requests
+	// outstanding, and free frames in its pool. A fault that needs a
+	// frame when the node is at the bound, or when Frames fails, evicts
+	// a copy first (see [Engine.Fault]). Zero means no bound. A bound
+	// below the faults a node may have outstanding at once makes faults
+	// wait for one another (FaultNoRoom), never deadlock.
+	CopyFrames int
 	// Mutation is for checker tests only.
 	Mutation Mutation
 }
@@ -47,6 +55,9 @@ const (
 	FaultLocal                       // resolved on this node, access now allowed
 	FaultRemote                      // request sent; access allowed once the answer arrives
 	FaultPending                     // a request for this page is already outstanding
+	// FaultNoRoom: no frame for the copy, and every copy this node holds
+	// has a request outstanding; retry once one of those completes.
+	FaultNoRoom
 )
 
 // Stats counts engine activity. All fields only grow.
@@ -61,6 +72,8 @@ type Stats struct {
 	Writebacks     uint64 // Modified pages evicted
 	SilentEvicts   uint64 // Shared pages dropped
 	QueuedRequests uint64 // requests that found their directory entry busy
+	Reclaims       uint64 // copies evicted to make room for another (counted in Writebacks or SilentEvicts too)
+	NoRoom         uint64 // faults that found no frame and no copy to evict (FaultNoRoom)
 }
 
 // Outbox collects the messages one engine call produces for other nodes.
@@ -88,6 +101,12 @@ type pageState struct {
 	pending Kind   // outstanding request (KindReadReq, KindWriteReq) or 0
 	hint    NodeID // last node known to have taken the page, NoNode if none
 	hintMod bool   // hint took the page for writing
+	// ref gives a copy a second chance in the clock: set when the node
+	// faults on a copy it holds (an upgrade), cleared as the hand passes.
+	ref bool
+	// prev and next link a copy of a page homed elsewhere into the clock
+	// (page indexes plus one; 0 while the node holds no copy).
+	prev, next int32
 }
 
 // dirEntry is the directory entry of a page at its home.
@@ -137,7 +156,18 @@ type Engine struct {
 	// request take constant time whatever the number waiting.
 	reqs    []request
 	freeReq int32
-	stats   Stats
+	// Copies of pages homed elsewhere form a circular list in the order
+	// they were filled; hand is the clock's hand (a page index plus one,
+	// 0 when the list is empty), copies the list's length. copyFrames
+	// counts the frames held for copies: the copies', free's and
+	// deferred's (frames stay in the pool once taken). waiting counts
+	// the requests outstanding whose answer needs a frame from the pool;
+	// the pool always holds at least that many (see reserve).
+	hand       int32
+	copies     int
+	copyFrames int
+	waiting    int
+	stats      Stats
 }
 
 // NewEngine returns an engine for cfg. Every page homed at cfg.Self starts
@@ -224,6 +254,7 @@ func (e *Engine) Close() {
 		e.cfg.Frames.FreePage(f)
 	}
 	e.free = e.free[:0]
+	e.hand, e.copies, e.copyFrames, e.waiting = 0, 0, 0, 0
 }
 
 // Pages returns the number of guest pages the engine covers.
@@ -358,6 +389,18 @@ func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error)
 	if ps.pending != 0 {
 		return FaultPending, nil
 	}
+	if ps.frame != nil {
+		ps.ref = true // an upgrade: the copy is in use
+	} else if e.cfg.Home(p) != e.cfg.Self {
+		ok, err := e.reserve(out)
+		if err != nil {
+			return FaultNoRoom, fmt.Errorf("memory: node %d: fault at %#x: %w", e.cfg.Self, gpa, err)
+		}
+		if !ok {
+			e.stats.NoRoom++
+			return FaultNoRoom, nil
+		}
+	}
 	e.stats.Faults++
 	m := Message{Kind: KindReadReq, Src: e.cfg.Self, Dst: e.cfg.Home(p), Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version}
 	if write {
@@ -395,6 +438,19 @@ func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
 	if e.cfg.Home(p) == e.cfg.Self || ps.pending != 0 || ps.state == Invalid {
 		return false, nil
 	}
+	e.evict(p, out)
+	return true, nil
+}
+
+// evict drops this node's copy of page p, homed elsewhere and with no
+// request outstanding, writing it back to its home if it is Modified.
+// The writeback borrows the frame, which goes back to the pool once the
+// outbox has been consumed (drop). The home takes a writeback whatever
+// it is doing with the page: one that overtakes the home's fetch stands
+// in for the fetch's data (homeHandle, KindWriteback and
+// KindFetchReply).
+func (e *Engine) evict(p uint64, out *Outbox) {
+	ps := &e.pages[p]
 	if ps.state == Modified {
 		e.stats.Writebacks++
 		m := Message{Kind: KindWriteback, Flags: FlagHasData, Src: e.cfg.Self, Dst: e.cfg.Home(p), Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version, Data: ps.frame}
@@ -403,7 +459,6 @@ func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
 		e.stats.SilentEvicts++
 	}
 	e.drop(p)
-	return true, nil
 }
 
 // HandleMessage processes one message received from another node.
@@ -650,7 +705,7 @@ func (e *Engine) onReadData(p uint64, m *Message) error {
 	if ps.pending != KindReadReq || m.Flags&FlagHasData == 0 {
 		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
 	}
-	if err := e.fill(ps, m.Data); err != nil {
+	if err := e.fill(p, m.Data); err != nil {
 		return err
 	}
 	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Shared, m.Version, 0, e.cfg.Self, false
@@ -664,7 +719,7 @@ func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
 	}
 	if m.Flags&FlagHasData != 0 {
-		if err := e.fill(ps, m.Data); err != nil {
+		if err := e.fill(p, m.Data); err != nil {
 			return err
 		}
 	} else if ps.state != Shared || ps.version != m.Version-1 {
@@ -711,21 +766,19 @@ func (e *Engine) onFetch(p uint64, m *Message, out *Outbox) error {
 	return nil
 }
 
-// fill installs page data into this node's copy, taking a frame if needed.
-func (e *Engine) fill(ps *pageState, data *Page) error {
+// fill installs page data into this node's copy of page p, taking the
+// frame its request reserved if it has none.
+func (e *Engine) fill(p uint64, data *Page) error {
+	ps := &e.pages[p]
 	if ps.frame == nil {
-		if n := len(e.free); n > 0 {
-			ps.frame = e.free[n-1]
-			e.free = e.free[:n-1]
-		} else if e.cfg.Frames != nil {
-			f, err := e.cfg.Frames.AllocPage()
-			if err != nil {
-				return fmt.Errorf("memory: node %d: no frame for a page copy: %w", e.cfg.Self, err)
-			}
-			ps.frame = f
-		} else {
-			ps.frame = new(Page)
+		n := len(e.free)
+		if n == 0 || e.waiting == 0 {
+			return fmt.Errorf("%w: node %d: no frame reserved for a copy of %#x (%d free, %d waiting)", ErrProtocol, e.cfg.Self, p<<pageShift, n, e.waiting)
 		}
+		ps.frame = e.free[n-1]
+		e.free = e.free[:n-1]
+		e.waiting--
+		e.link(p)
 	}
 	if data != ps.frame {
 		*ps.frame = *data
@@ -742,5 +795,11 @@ func (e *Engine) drop(p uint64) {
 	if e.cfg.Home(p) != e.cfg.Self && ps.frame != nil {
 		e.deferred = append(e.deferred, ps.frame)
 		ps.frame = nil
+		e.unlink(p)
+		if ps.pending != 0 {
+			// An upgrade lost its Shared copy: the grant brings the
+			// data, into the frame just released.
+			e.waiting++
+		}
 	}
 }

@@ -26,14 +26,18 @@ type cluster struct {
 	pages   int
 }
 
-func newCluster(tb testing.TB, nodes, pages int, seed uint64, mut Mutation) *cluster {
+func newCluster(tb testing.TB, nodes, pages int, seed uint64, mut Mutation, mods ...func(*Config)) *cluster {
 	tb.Helper()
 	c := &cluster{out: NewOutbox(), last: map[uint64]uint64{}, rng: rand.New(rand.NewPCG(seed, 7)), pages: pages}
 	c.queues = make([][][][]byte, nodes)
 	for i := 0; i < nodes; i++ {
 		c.queues[i] = make([][][]byte, nodes)
 		perm := make(eptSlice, pages)
-		e, err := NewEngine(Config{Self: NodeID(i), Nodes: nodes, Pages: pages, Perm: perm, Mutation: mut})
+		cfg := Config{Self: NodeID(i), Nodes: nodes, Pages: pages, Perm: perm, Mutation: mut}
+		for _, m := range mods {
+			m(&cfg)
+		}
+		e, err := NewEngine(cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -64,8 +68,12 @@ func (c *cluster) access(n int, page int, word int, write bool) error {
 	gpa := uint64(page)<<pageShift | uint64(word*8)
 	e := c.engines[n]
 	if !c.perms[n][page].Allows(write) {
-		if _, err := e.Fault(gpa, write, c.out); err != nil {
+		res, err := e.Fault(gpa, write, c.out)
+		if err != nil {
 			return err
+		}
+		if res == FaultNoRoom {
+			return nil // every copy has a request outstanding: later
 		}
 		if err := c.flush(); err != nil {
 			return err
@@ -130,6 +138,20 @@ func (c *cluster) invariants() error {
 	return nil
 }
 
+// withinBudget checks that no node holds more frames for copies than
+// its Config.CopyFrames.
+func (c *cluster) withinBudget() error {
+	for n, e := range c.engines {
+		if b := e.cfg.CopyFrames; b > 0 && e.CopyFrames() > b {
+			return fmt.Errorf("node %d holds %d frames for copies, bound %d", n, e.CopyFrames(), b)
+		}
+		if got := e.copies + len(e.free) + len(e.deferred); got != e.copyFrames {
+			return fmt.Errorf("node %d: %d copies and %d pool frames, but %d frames counted", n, e.copies, len(e.free)+len(e.deferred), e.copyFrames)
+		}
+	}
+	return nil
+}
+
 func (c *cluster) pendingPairs() [][2]int {
 	var ps [][2]int
 	for s := range c.queues {
@@ -165,6 +187,9 @@ func (c *cluster) run(steps int) error {
 		}
 		if err == nil {
 			err = c.invariants()
+		}
+		if err == nil {
+			err = c.withinBudget()
 		}
 		if err != nil {
 			return fmt.Errorf("step %d: %w", i, err)
