@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -127,8 +127,11 @@ func writeLinuxStarted(w io.Writer, r DistRunner, req hv.DistStart, spec dvm.Spe
 		topology = ", an SRAT and a SLIT"
 	}
 	homes := fmt.Sprintf("pages homed on node %d", st0(r))
-	if spec.Homes == dvm.HomesStriped {
+	switch spec.Homes {
+	case dvm.HomesStriped:
 		homes = "pages striped over the nodes"
+	case dvm.HomesFill:
+		homes = "pages homed in ranges sized by each node's room"
 	}
 	fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
 		spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, homes, spec.Place, max(spec.Dilation, 1), topology)
@@ -344,23 +347,12 @@ func writePageMap(w io.Writer, st *hv.DistStatus) {
 	}
 }
 
-// homedHere counts the pages whose home is this node under striping.
+// homedHere counts the pages whose home is this node.
 func homedHere(st *hv.DistStatus) int {
-	n := st.Spec.Nodes
-	if n <= 0 {
+	if st.Spec.Nodes <= 0 || st.Index < 0 || st.Index >= st.Spec.Nodes {
 		return 0
 	}
-	if st.Spec.Homes == dvm.HomesDeviceNode {
-		if st.Index == 0 {
-			return st.Spec.Pages
-		}
-		return 0
-	}
-	c := st.Spec.Pages / n
-	if st.Index < st.Spec.Pages%n {
-		c++
-	}
-	return c
+	return st.Spec.Homed()[st.Index]
 }
 
 // WithDistVCPUs extends a `vcpus` command (see [VCPUsCommand]) with the
@@ -456,13 +448,7 @@ func leaveCheck(r DistRunner) error {
 			vcpus++
 		}
 	}
-	homed := 0
-	home := st.Spec.Homes.Home(st.Spec.Nodes)
-	for p := range st.Spec.Pages {
-		if int(home(uint64(p))) == st.Index {
-			homed++
-		}
-	}
+	homed := homedHere(&st)
 	if vcpus == 0 && homed == 0 {
 		return nil
 	}

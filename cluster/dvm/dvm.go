@@ -76,6 +76,11 @@ type Config struct {
 	// frames that hold page copies (nil: the Go heap, for tests).
 	Perm   memory.Permissions
 	Frames memory.FrameSource
+	// CopyFrames bounds the frames this node holds for copies of pages
+	// other nodes home (memory.Config.CopyFrames; the host sizes it with
+	// CopyBudget): a fault beyond it, or when Frames runs short, evicts
+	// a copy first. Zero means no bound.
+	CopyFrames int
 	// Transport sends to the other nodes.
 	Transport Transport
 	// DeviceNode hosts the VM's devices: forwarded writes go there.
@@ -256,7 +261,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, errors.New("dvm: Transport and Perm are required")
 	}
 	if cfg.Home == nil {
-		cfg.Home = cfg.Spec.Homes.Home(cfg.Spec.Nodes)
+		cfg.Home = cfg.Spec.Home()
 	}
 	if cfg.Place == nil {
 		n, p := cfg.Spec.Nodes, cfg.Spec.Place
@@ -288,7 +293,7 @@ func New(cfg Config) (*Runtime, error) {
 	var err error
 	r.eng, err = memory.NewEngine(memory.Config{
 		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
-		Home: cfg.Home, Perm: cfg.Perm, Frames: cfg.Frames,
+		Home: cfg.Home, Perm: cfg.Perm, Frames: cfg.Frames, CopyFrames: cfg.CopyFrames,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
@@ -785,7 +790,10 @@ func (r *Runtime) generation() uint64 {
 // faultLocked resolves a guest access to gpa that this node's tables do
 // not allow (an EPT violation): it returns once the access is allowed. The
 // caller holds the lock and is not pinned; the lock is released while
-// waiting for other nodes and held again on return.
+// waiting for other nodes and held again on return. A fault that finds
+// no frame for its copy (memory.FaultNoRoom: every copy here awaits an
+// answer) waits like a remote one: the next answer served frees a copy
+// to evict.
 func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 	var start time.Time
 	for {

@@ -538,9 +538,9 @@ func TestControlRoundTrip(t *testing.T) {
 	if out != in {
 		t.Fatalf("round trip: %+v != %+v", out, in)
 	}
-	b[24] = 2 // no such home policy
+	b[24] = 3 // no such home policy
 	if err := out.Unmarshal(b[:]); err == nil {
-		t.Fatal("a Create with home policy 2 decoded")
+		t.Fatal("a Create with home policy 3 decoded")
 	}
 	b[24] = 1
 	b[25] = 2 // no such placement policy
@@ -594,18 +594,19 @@ func TestControlRoundTrip(t *testing.T) {
 }
 
 func FuzzControl(f *testing.F) {
-	var b [ControlSize]byte
-	(&Control{Op: OpMigrate, VCPU: 1, Node: 1, Spec: Spec{ID: 1}}).MarshalTo(b[:])
-	f.Add(b[:])
+	var b [MaxControlSize]byte
+	f.Add(b[:(&Control{Op: OpMigrate, VCPU: 1, Node: 1, Spec: Spec{ID: 1}}).MarshalTo(b[:])])
+	fill := Spec{ID: 2, Nodes: 2, VCPUs: 2, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{6, 4}}
+	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Control
 		if c.Unmarshal(b) != nil {
 			return
 		}
-		var again [ControlSize]byte
-		c.MarshalTo(again[:])
+		var again [MaxControlSize]byte
+		n := c.MarshalTo(again[:])
 		var c2 Control
-		if err := c2.Unmarshal(again[:]); err != nil || c2 != c {
+		if err := c2.Unmarshal(again[:n]); err != nil || c2 != c {
 			t.Fatalf("re-encoding %+v: %+v %v", c, c2, err)
 		}
 	})

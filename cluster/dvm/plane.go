@@ -46,6 +46,11 @@ type Share interface {
 // any runtime's lock.
 type Host interface {
 	Create(from memory.NodeID, spec Spec) (Share, error)
+	// Room returns how many pages of a VM shaped as spec (its nodes,
+	// vCPUs and pages) this node could home now: its free frames less
+	// the VM's fixed cost here and MinCopyFrames (OpRoom). It runs on
+	// the control goroutine and must not take any runtime's lock.
+	Room(spec Spec) int
 }
 
 // PlaneConfig describes a node's control plane.
@@ -72,7 +77,8 @@ type Plane struct {
 	controls chan controlMsg
 
 	mu    sync.Mutex
-	share Share // guarded by mu
+	share Share      // guarded by mu
+	query *roomQuery // the Rooms call waiting for answers, guarded by mu
 }
 
 // controlMsg is a control message waiting for the control goroutine.
@@ -125,7 +131,7 @@ func (p *Plane) Take() Share {
 func (p *Plane) Broadcast(s Share, c Control) error {
 	spec := s.Spec()
 	c.Spec = spec
-	var b [ControlSize]byte
+	var b [MaxControlSize]byte
 	n := c.MarshalTo(b[:])
 	self := s.Runtime().Self()
 	for i := 0; i < spec.Nodes; i++ {
@@ -142,7 +148,7 @@ func (p *Plane) Broadcast(s Share, c Control) error {
 // SendTo sends control message c about the VM of s to node to.
 func (p *Plane) SendTo(s Share, to memory.NodeID, c Control) error {
 	c.Spec = s.Spec()
-	var b [ControlSize]byte
+	var b [MaxControlSize]byte
 	n := c.MarshalTo(b[:])
 	return p.cfg.Send(to, b[:n])
 }
@@ -174,6 +180,9 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 			s.Clock(c.Time)
 		}
 		return
+	case OpRoomReply:
+		p.roomReply(from, &c)
+		return
 	}
 	// The rest may take the runtime's lock, which a vCPU may hold while
 	// it waits to send on the transport whose lock the caller holds: the
@@ -203,6 +212,10 @@ func (p *Plane) create(from memory.NodeID, spec Spec) {
 
 // control serves a control message on the control goroutine.
 func (p *Plane) control(from memory.NodeID, c *Control) {
+	if c.Op == OpRoom {
+		p.answerRoom(from, c) // about a VM to come
+		return
+	}
 	s := p.Current()
 	if s == nil || s.Spec().ID != c.Spec.ID {
 		fmt.Fprintf(p.cfg.Notices, "dvm: %v for VM %d from node %d: no such VM here\n", c.Op, c.Spec.ID, from)

@@ -65,7 +65,10 @@ type fakeHost struct {
 	rt      *Runtime
 	created chan *fakeShare
 	fail    error
+	room    int // pages it says it can home
 }
+
+func (h *fakeHost) Room(Spec) int { return h.room }
 
 func (h *fakeHost) Create(from memory.NodeID, spec Spec) (Share, error) {
 	if h.fail != nil {

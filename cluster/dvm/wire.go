@@ -64,7 +64,13 @@ const (
 	// that the receiver can keep its own from falling behind: every
 	// node's vCPUs must see one TSC.
 	OpClock Op = 8
-	opLimit    = 9
+	// OpRoom asks the receiver how many of the pages of a VM shaped as
+	// Spec (its nodes, vCPUs and pages) it could home: its free frames
+	// less the VM's fixed cost there and MinCopyFrames. It answers with
+	// OpRoomReply, Arg the pages, for the same Spec.ID.
+	OpRoom      Op = 9
+	OpRoomReply Op = 10
+	opLimit        = 11
 )
 
 // String names the operation.
@@ -86,6 +92,10 @@ func (o Op) String() string {
 		return "Startup"
 	case OpClock:
 		return "Clock"
+	case OpRoom:
+		return "Room"
+	case OpRoomReply:
+		return "RoomReply"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -104,6 +114,11 @@ type Spec struct {
 	// Homes places the pages' homes; Place the vCPUs at the start.
 	Homes HomePolicy
 	Place PlacePolicy
+	// Shares are, with HomesFill, the pages each node homes, in node
+	// order (node 0 the first Shares[0] pages, and so on): they sum to
+	// Pages, and entries from Nodes on are zero. Other policies leave
+	// them zero.
+	Shares [memory.MaxNodes]uint32
 	// Dilation is the guest's time dilation: it is told its TSC runs
 	// Dilation times faster than it does, so that its clock, timers and
 	// watchdogs run that much slower against the network (1 or 0: none;
@@ -221,11 +236,17 @@ const (
 	// local speed, and the other nodes hold copies of what their vCPUs
 	// touch.
 	HomesDeviceNode HomePolicy = 1
-	homesLimit      HomePolicy = 2
+	// HomesFill homes contiguous ranges of pages, node 0's first, each
+	// as large as Spec.Shares says: the node that starts the VM sizes
+	// them by the room each node has (FillShares), so that a guest
+	// larger than any one node fits, each node keeping the same part of
+	// its memory for copies.
+	HomesFill  HomePolicy = 2
+	homesLimit HomePolicy = 3
 )
 
 // names are the policy's values as the shell writes them, in order.
-func (HomePolicy) names() []string { return []string{"striped", "node0"} }
+func (HomePolicy) names() []string { return []string{"striped", "node0", "fill"} }
 
 // String names the policy as the shell does.
 func (h HomePolicy) String() string { return policyName("HomePolicy", h.names(), h) }
@@ -236,12 +257,61 @@ func ParseHomePolicy(s string) (HomePolicy, error) {
 }
 
 // Home returns the home function of the policy for a VM of nodes nodes.
+// HomesFill needs the Spec's shares: use Spec.Home.
 func (h HomePolicy) Home(nodes int) func(page uint64) memory.NodeID {
 	if h == HomesDeviceNode {
 		return func(uint64) memory.NodeID { return 0 }
 	}
 	n := uint64(nodes)
 	return func(p uint64) memory.NodeID { return memory.NodeID(p % n) }
+}
+
+// Home returns the home function of the VM: the same on every node.
+func (s *Spec) Home() func(page uint64) memory.NodeID {
+	if s.Homes != HomesFill {
+		return s.Homes.Home(s.Nodes)
+	}
+	// ends[i] is the first page after node i's range.
+	ends := make([]uint64, s.Nodes)
+	var sum uint64
+	for i := range ends {
+		sum += uint64(s.Shares[i])
+		ends[i] = sum
+	}
+	last := memory.NodeID(s.Nodes - 1)
+	return func(p uint64) memory.NodeID {
+		lo, hi := 0, len(ends)-1
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if p < ends[mid] {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		return min(memory.NodeID(lo), last)
+	}
+}
+
+// Homed returns how many of the VM's pages each node homes.
+func (s *Spec) Homed() []int {
+	homed := make([]int, s.Nodes)
+	switch s.Homes {
+	case HomesDeviceNode:
+		homed[0] = s.Pages
+	case HomesFill:
+		for i := range homed {
+			homed[i] = int(s.Shares[i])
+		}
+	default:
+		for i := range homed {
+			homed[i] = s.Pages / s.Nodes
+			if i < s.Pages%s.Nodes {
+				homed[i]++
+			}
+		}
+	}
+	return homed
 }
 
 // policyName returns names[v], or v in Go syntax when it has no name.
@@ -280,6 +350,21 @@ func (s *Spec) Validate() error {
 	case s.Devices >= devicesLimit:
 		return fmt.Errorf("dvm: unknown device policy %d", s.Devices)
 	}
+	return s.validateShares()
+}
+
+// validateShares checks Spec.Shares against the home policy.
+func (s *Spec) validateShares() error {
+	var sum uint64
+	for i, n := range s.Shares {
+		if i >= s.Nodes && n != 0 || s.Homes != HomesFill && n != 0 {
+			return fmt.Errorf("dvm: share of %d pages for node %d with homes=%v over %d nodes", n, i, s.Homes, s.Nodes)
+		}
+		sum += uint64(n)
+	}
+	if s.Homes == HomesFill && sum != uint64(s.Pages) {
+		return fmt.Errorf("dvm: homes=fill shares sum to %d pages, the VM has %d", sum, s.Pages)
+	}
 	return nil
 }
 
@@ -299,7 +384,9 @@ type Control struct {
 	Time uint64         // OpClock: the sender's guest TSC
 }
 
-// Control wire format (little endian), ControlSize bytes:
+// Control wire format (little endian), ControlSize bytes, and for an
+// OpCreate of a VM with HomesFill the Spec's shares after them (4 bytes
+// per node):
 //
 //	0  magic (ControlMagic)
 //	1  op
@@ -316,11 +403,29 @@ type Control struct {
 //	26 time dilation
 //	27 move policy (bits 0-3), device policy (bits 4-7)
 //	28 time (8)
+//	36 shares (4 per node; OpCreate with HomesFill only)
 const ControlSize = 36
 
-// MarshalTo encodes c into b, which must hold ControlSize bytes.
+// MaxControlSize is the largest encoded control message.
+const MaxControlSize = ControlSize + 4*memory.MaxNodes
+
+// hasShares reports whether a message of op about a VM with home
+// policy homes carries the shares.
+func hasShares(op Op, homes HomePolicy) bool { return op == OpCreate && homes == HomesFill }
+
+// Size returns the encoded size of c.
+func (c *Control) Size() int {
+	if hasShares(c.Op, c.Spec.Homes) {
+		return ControlSize + 4*c.Spec.Nodes
+	}
+	return ControlSize
+}
+
+// MarshalTo encodes c into b, which must hold c.Size() bytes, and
+// returns the size.
 func (c *Control) MarshalTo(b []byte) int {
-	_ = b[ControlSize-1]
+	n := c.Size()
+	_ = b[n-1]
 	b[0], b[1], b[2], b[3] = ControlMagic, byte(c.Op), byte(c.Node), byte(c.Spec.Nodes)
 	binary.LittleEndian.PutUint32(b[4:], c.Spec.ID)
 	binary.LittleEndian.PutUint16(b[8:], uint16(c.Spec.VCPUs))
@@ -331,13 +436,23 @@ func (c *Control) MarshalTo(b []byte) int {
 	b[24], b[25], b[26] = byte(c.Spec.Homes), byte(c.Spec.Place), c.Spec.Dilation
 	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
-	return ControlSize
+	for i := ControlSize; i < n; i += 4 {
+		binary.LittleEndian.PutUint32(b[i:], c.Spec.Shares[(i-ControlSize)/4])
+	}
+	return n
 }
 
 // Unmarshal decodes and checks a control message.
 func (c *Control) Unmarshal(b []byte) error {
-	if len(b) != ControlSize || b[0] != ControlMagic {
+	if len(b) < ControlSize || b[0] != ControlMagic {
 		return fmt.Errorf("%w: control message of %d bytes", ErrBadMessage, len(b))
+	}
+	want := ControlSize
+	if hasShares(Op(b[1]), HomePolicy(b[24])) {
+		want += 4 * int(min(b[3], memory.MaxNodes))
+	}
+	if len(b) != want {
+		return fmt.Errorf("%w: %v control message of %d bytes, want %d", ErrBadMessage, Op(b[1]), len(b), want)
 	}
 	*c = Control{
 		Op:   Op(b[1]),
@@ -360,6 +475,9 @@ func (c *Control) Unmarshal(b []byte) error {
 	}
 	if c.Op == 0 || c.Op >= opLimit {
 		return fmt.Errorf("%w: control op %d", ErrBadMessage, b[1])
+	}
+	for i := ControlSize; i < want; i += 4 {
+		c.Spec.Shares[(i-ControlSize)/4] = binary.LittleEndian.Uint32(b[i:])
 	}
 	if c.Node >= memory.MaxNodes {
 		return fmt.Errorf("%w: node %d", ErrBadMessage, c.Node)
