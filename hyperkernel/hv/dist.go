@@ -42,8 +42,10 @@ type DistStart struct {
 	// of letting it believe it is one uniform machine.
 	NUMA bool
 	// Homes names the Linux guest's home policy (dvm.ParseHomePolicy):
-	// "" or "node0" (every page homed on the device node), or "striped"
-	// (page p on node p mod n). Test guests are striped.
+	// "" or "node0" (every page homed on the device node), "striped"
+	// (page p on node p mod n), or "fill" (ranges sized by each node's
+	// room, for a guest larger than any one node). Test guests are
+	// striped.
 	Homes string
 }
 
@@ -127,25 +129,50 @@ type DistStatus struct {
 	HotPages []dvm.HotPage
 }
 
+// distFixedFrames is what this node's share of spec takes besides the
+// pages it homes and its copies of others: bitmaps and VMCSs, and
+// second-level page tables over the whole guest.
+func distFixedFrames(spec dvm.Spec) int {
+	return linuxFrames(0, spec.VCPUs) + (spec.Pages+511)/512
+}
+
+// distRoom returns how many pages of a VM shaped as spec this node, inUse
+// of total frames for guests taken, can home (dvm.Host.Room): its free
+// frames less the share's fixed cost and dvm.MinCopyFrames, kept for
+// copies of the pages other nodes home.
+func distRoom(spec dvm.Spec, inUse, total int) int {
+	return max(total-inUse-distFixedFrames(spec)-dvm.MinCopyFrames, 0)
+}
+
+// distCopyBudget bounds the frames this node's share of spec takes for
+// copies of pages other nodes home (dvm.Config.CopyFrames): whatever its
+// homed pages and fixed cost leave of its free frames, at least
+// dvm.MinCopyFrames (checkDistRoom made sure there are that many). When
+// the frame pool runs short before (other guests took frames), the
+// coherence engine evicts copies rather than failing the fault.
+func distCopyBudget(spec dvm.Spec, self memory.NodeID, inUse, total int) int {
+	return dvm.CopyBudget(total-inUse-distFixedFrames(spec), spec.Homed()[self])
+}
+
 // checkDistRoom refuses this node's share of a distributed VM when the
-// pages it homes (each needs a frame from the start) and its page
-// tables do not fit in the node's frames for guests, inUse of total
-// taken. It says how much the VM asks of this node and what the node has;
-// copies of other nodes' pages need frames later, as they are touched.
+// pages it homes (each needs a frame from the start), its page tables
+// and dvm.MinCopyFrames for copies of other nodes' pages do not fit in
+// the node's frames for guests, inUse of total taken. It says how much
+// the VM asks of this node and what the node has. Copies beyond the
+// minimum take frames as they are touched, and are evicted when the
+// node runs short.
 func checkDistRoom(spec dvm.Spec, self memory.NodeID, inUse, total int) error {
-	home := spec.Homes.Home(spec.Nodes)
-	homed := 0
-	for p := range spec.Pages {
-		if home(uint64(p)) == self {
-			homed++
-		}
+	if int(self) >= spec.Nodes {
+		return fmt.Errorf("dvm: node %d is not in a VM of %d nodes", self, spec.Nodes)
 	}
-	need := homed + linuxFrames(0, spec.VCPUs) + (spec.Pages+511)/512 // homed pages, bitmaps and VMCSs, page tables
-	if free := total - inUse; need > free {
+	homed := spec.Homed()[self]
+	if homed > distRoom(spec, inUse, total) {
 		const page = 4 << 10
-		return fmt.Errorf("dvm: this node would home %d of the VM's %d pages (%s of %s) and has %s free for guests (%s of %s in use): give the VM less memory, more nodes, or homes=striped",
+		free := total - inUse
+		return fmt.Errorf("dvm: this node would home %d of the VM's %d pages (%s of %s) and has %s free for guests (%s of %s in use), of which it needs %s for page tables and VMCSs and keeps %s for copies of pages it does not home: give the VM less memory, more nodes, or homes=fill",
 			homed, spec.Pages, memmap.FormatSize(uint64(homed)*page), memmap.FormatSize(uint64(spec.Pages)*page),
-			memmap.FormatSize(uint64(free)*page), memmap.FormatSize(uint64(inUse)*page), memmap.FormatSize(uint64(total)*page))
+			memmap.FormatSize(uint64(max(free, 0))*page), memmap.FormatSize(uint64(inUse)*page), memmap.FormatSize(uint64(total)*page),
+			memmap.FormatSize(uint64(distFixedFrames(spec))*page), memmap.FormatSize(dvm.MinCopyFrames*page))
 	}
 	return nil
 }

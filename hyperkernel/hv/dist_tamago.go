@@ -142,6 +142,14 @@ func (d *Dist) Create(from memory.NodeID, spec dvm.Spec) (dvm.Share, error) {
 	return vm, nil
 }
 
+// Room returns how many pages of a VM shaped as spec this node could
+// home now (dvm.Host): its free frames less the share's fixed cost and
+// dvm.MinCopyFrames.
+func (d *Dist) Room(spec dvm.Spec) int {
+	inUse, total := d.h.pool.Stats()
+	return distRoom(spec, inUse, total)
+}
+
 // current returns this node's share of the VM, nil if none.
 func (d *Dist) current() *distVM {
 	vm, _ := d.plane.Current().(*distVM)
@@ -217,6 +225,13 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	}
 	if old := d.plane.Take(); old != nil {
 		old.End("replaced")
+	}
+	rooms, err := d.plane.Rooms(self, spec, dvm.RoomTimeout)
+	if err == nil {
+		err = dvm.FitHomes(&spec, rooms, d.net.ClusterID)
+	}
+	if err != nil {
+		return spec, err
 	}
 	vm, err := d.create(spec, linux)
 	if err != nil {
@@ -367,6 +382,8 @@ func (p *eptPerm) fail(err error) {
 }
 
 // distFrames gives the coherence engine host frames outside the Go heap.
+// When the pool has none, AllocPage fails and the engine evicts a copy
+// instead (memory.Config.CopyFrames).
 type distFrames struct{ h *Hypervisor }
 
 func (f distFrames) AllocPage() (*memory.Page, error) {
@@ -422,7 +439,8 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	}
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
-		Transport: d.net, DeviceNode: 0,
+		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
+		Transport:  d.net, DeviceNode: 0,
 		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
 		DevicesUnlocked: spec.Payload == payloadLinux,
 		Hold:            holdWindow(spec),

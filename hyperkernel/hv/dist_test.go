@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
 )
 
@@ -33,7 +34,7 @@ func TestCheckDistRoom(t *testing.T) {
 	spec := dvm.Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: 1 << 19, Homes: dvm.HomesDeviceNode} // 2 GiB, all on node 0
 	const total = 1 << 18                                                                   // 1 GiB of frames
 	err := checkDistRoom(spec, 0, 100, total)
-	if err == nil || !strings.Contains(err.Error(), "home 524288 of the VM's 524288 pages (2 GiB of 2 GiB)") || !strings.Contains(err.Error(), "homes=striped") {
+	if err == nil || !strings.Contains(err.Error(), "home 524288 of the VM's 524288 pages (2 GiB of 2 GiB)") || !strings.Contains(err.Error(), "keeps 16 MiB for copies") || !strings.Contains(err.Error(), "homes=fill") {
 		t.Errorf("2 GiB homed on a 1 GiB node: %v", err)
 	}
 	if err := checkDistRoom(spec, 1, 100, total); err != nil {
@@ -45,5 +46,37 @@ func TestCheckDistRoom(t *testing.T) {
 	}
 	if err := checkDistRoom(spec, 1, total/2, total); err == nil {
 		t.Error("768 MiB homed on a node with 512 MiB free fits")
+	}
+}
+
+// TestDistRoomAndBudget: the acceptance shape of issue 23, a 2.5 GiB
+// guest over two nodes with 2 GiB each: neither can home it, homes=fill
+// splits it by room, each node then keeps the rest of its frames for
+// copies, and homes=node0 is refused with the figures.
+func TestDistRoomAndBudget(t *testing.T) {
+	const total, inUse = 1 << 19, 1 << 14 // frames: 2 GiB, 64 MiB taken
+	// A 2.5 GiB guest.
+	spec := dvm.Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: 5 << 17, Homes: dvm.HomesFill}
+	room := distRoom(spec, inUse, total)
+	if want := total - inUse - distFixedFrames(spec) - dvm.MinCopyFrames; room != want || room >= spec.Pages {
+		t.Fatalf("room %d, want %d (below the VM's %d pages)", room, want, spec.Pages)
+	}
+	if err := dvm.FitHomes(&spec, []int{room, room}, func(n memory.NodeID) uint32 { return uint32(n) + 1 }); err != nil {
+		t.Fatal(err)
+	}
+	for self := range memory.NodeID(2) {
+		if err := checkDistRoom(spec, self, inUse, total); err != nil {
+			t.Errorf("node %d: %v", self, err)
+		}
+		budget := distCopyBudget(spec, self, inUse, total)
+		homed := spec.Homed()[self]
+		if budget < dvm.MinCopyFrames || homed+budget+distFixedFrames(spec) > total-inUse {
+			t.Errorf("node %d homes %d pages with a budget of %d copy frames: more than its %d free", self, homed, budget, total-inUse)
+		}
+	}
+	node0 := spec
+	node0.Homes, node0.Shares = dvm.HomesDeviceNode, [memory.MaxNodes]uint32{}
+	if err := checkDistRoom(node0, 0, inUse, total); err == nil {
+		t.Error("2.5 GiB homed on a 2 GiB node fits")
 	}
 }
