@@ -129,6 +129,10 @@ type Config struct {
 	Timers bool
 	// Mutation breaks the coherence protocol, for checker tests only.
 	Mutation memory.Mutation
+	// CopyFrames bounds the frames each node holds for copies of pages
+	// other nodes home (memory.Config.CopyFrames); 0 means no bound. A
+	// vCPU whose fault finds no room retries after ExitNS.
+	CopyFrames int
 	// SampleNS, if positive, records a Timeline sample every SampleNS.
 	SampleNS int64
 	// MaxEvents bounds the run (livelock guard); default 50 million.
@@ -179,6 +183,12 @@ type Result struct {
 	Retransmits  uint64
 	Dropped      uint64
 	Duplicates   uint64
+	// Bounded copies (Config.CopyFrames), summed over the nodes:
+	// copies evicted to make room, Modified pages written back (by
+	// reclaim or EvictRate), faults that found no room and retried; and
+	// the most frames any node held for copies at any time.
+	Reclaims, Writebacks, NoRoom uint64
+	MaxCopyFrames                int
 	// Checking.
 	Reads, Writes   uint64
 	InterruptsTaken uint64
@@ -446,7 +456,7 @@ func (s *Sim) addNodes() error {
 	pages := cfg.Workload.Pages
 	for i := 0; i < cfg.Nodes; i++ {
 		e := &ept{s: s, node: i, acc: make([]memory.Access, pages), frames: make([]*memory.Page, pages)}
-		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Home: cfg.Home, Mutation: cfg.Mutation})
+		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Home: cfg.Home, Mutation: cfg.Mutation, CopyFrames: cfg.CopyFrames})
 		if err != nil {
 			return err
 		}
@@ -585,6 +595,12 @@ func (s *Sim) run() error {
 	if err := s.finish(); err != nil {
 		return err
 	}
+	for _, nd := range s.nodes {
+		st := nd.mem.Stats()
+		s.res.Reclaims += st.Reclaims
+		s.res.Writebacks += st.Writebacks
+		s.res.NoRoom += st.NoRoom
+	}
 	s.res.TraceHash = s.hsum()
 	if s.res.IdealNS > 0 {
 		s.res.Slowdown = float64(s.res.MakespanNS) / float64(s.res.IdealNS)
@@ -712,6 +728,11 @@ func (s *Sim) step(e event) error {
 		s.res.RemoteFaults++
 	}
 	s.flushMem(nd.id)
+	s.res.MaxCopyFrames = max(s.res.MaxCopyFrames, nd.mem.CopyFrames())
+	if res == memory.FaultNoRoom {
+		s.resume(v, s.cfg.ExitNS) // every copy awaits an answer: retry
+		return nil
+	}
 	if nd.ept.acc[page].Allows(a.Write) || res == memory.FaultSpurious {
 		s.resume(v, s.cfg.ExitNS/4)
 		return nil

@@ -115,3 +115,47 @@ func TestCheckerCatchesBrokenProtocols(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkingSetBeyondOneNode: three nodes, each allowed 16 (then 1)
+// frames for copies, run six vCPUs that each sweep all 384 pages of the
+// guest twice, writing and reading on every page, also over lossy,
+// reordering links and with random evictions. Every node's working set is
+// eight times (256 times) its budget: the run completes, the
+// checker finds no lost write and no stale read, and no node ever holds
+// more copy frames than its budget.
+func TestWorkingSetBeyondOneNode(t *testing.T) {
+	const budget = 16
+	for _, b := range []int{budget, 1} {
+		for _, f := range []Faults{{}, {Loss: 0.01, Reorder: 0.02, Dup: 0.01}, {EvictRate: 0.01}} {
+			wl := workload.Sweep(workload.Params{VCPUs: 6, Length: 2 * 2 * 6 * 64, Seed: 1})
+			r, err := Run(Config{Seed: 7, Nodes: 3, Workload: wl, CopyFrames: b, Faults: f, StateSize: 256})
+			if err != nil {
+				t.Fatalf("budget %d, faults %+v: %v", b, f, err)
+			}
+			if r.MaxCopyFrames > b {
+				t.Errorf("budget %d, faults %+v: a node held %d copy frames", b, f, r.MaxCopyFrames)
+			}
+			if r.Reclaims == 0 || r.Writebacks == 0 || r.Writes == 0 {
+				t.Errorf("budget %d, faults %+v: nothing reclaimed: %+v", b, f, r)
+			}
+			t.Logf("budget %d, loss %v, evict rate %v: %d reads and %d writes checked, %d remote faults, %d reclaims, %d writebacks, %d faults retried for room, at most %d copy frames; slowdown %.1f",
+				b, f.Loss, f.EvictRate, r.Reads, r.Writes, r.RemoteFaults, r.Reclaims, r.Writebacks, r.NoRoom, r.MaxCopyFrames, r.Slowdown)
+		}
+	}
+	// Without a bound the same sweep holds every page everywhere.
+	wl := workload.Sweep(workload.Params{VCPUs: 6, Length: 2 * 2 * 6 * 64, Seed: 1})
+	r, err := Run(Config{Seed: 7, Nodes: 3, Workload: wl, StateSize: 256})
+	if err != nil || r.MaxCopyFrames <= budget || r.Reclaims != 0 {
+		t.Fatalf("unbounded: %d copy frames, %d reclaims, %v", r.MaxCopyFrames, r.Reclaims, err)
+	}
+}
+
+// TestCheckerCatchesBrokenProtocolsWithBudget: with copies bounded, the
+// checker still catches a home that drops writebacks (reclaims write
+// back constantly).
+func TestCheckerCatchesBrokenProtocolsWithBudget(t *testing.T) {
+	wl := workload.Sweep(workload.Params{VCPUs: 3, Length: 600, Seed: 1})
+	if _, err := Run(Config{Seed: 1, Nodes: 3, Workload: wl, CopyFrames: 8, Mutation: memory.MutationDropWriteback}); err == nil {
+		t.Fatal("dropped writebacks not caught")
+	}
+}

@@ -307,3 +307,23 @@ func ParseTrace(r io.Reader, name string) (*Set, error) {
 	}
 	return s, nil
 }
+
+// sweepPages is the memory Sweep adds per vCPU.
+const sweepPages = 64
+
+// Sweep: every vCPU walks all of memory in order, each from its own
+// starting page, writing a word of its own on each page and reading its
+// neighbour's: every node's working set is the whole guest, the shape of
+// a memory tester on a guest larger than any one node.
+func Sweep(p Params) *Set {
+	s, _ := newSet("sweep", p)
+	s.Pages = p.VCPUs * sweepPages
+	for v := range s.Streams {
+		for i := 0; len(s.Streams[v]) < p.Length; i++ {
+			pg := (v*sweepPages + i) % s.Pages
+			s.Streams[v] = append(s.Streams[v], Access{GPA: word(pg, v), Write: true}, Access{GPA: word(pg, (v+1)%p.VCPUs)})
+		}
+		s.Streams[v] = s.Streams[v][:p.Length]
+	}
+	return s
+}

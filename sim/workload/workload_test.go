@@ -88,3 +88,24 @@ func TestLitmusShapes(t *testing.T) {
 		t.Fatalf("store buffering: %v", sb.Streams)
 	}
 }
+
+// TestSweepCoversMemory: each vCPU of Sweep touches every page, writing
+// its own word and reading its neighbour's, and nothing outside memory.
+func TestSweepCoversMemory(t *testing.T) {
+	s := Sweep(Params{VCPUs: 3, Length: 2 * 3 * sweepPages})
+	if s.Pages != 3*sweepPages || s.Accesses() != 3*2*3*sweepPages {
+		t.Fatalf("%d pages, %d accesses", s.Pages, s.Accesses())
+	}
+	for v, st := range s.Streams {
+		seen := map[uint64]bool{}
+		for i, a := range st {
+			if a.GPA/PageSize >= uint64(s.Pages) || a.Write != (i%2 == 0) {
+				t.Fatalf("vCPU %d access %d: %+v", v, i, a)
+			}
+			seen[a.GPA/PageSize] = true
+		}
+		if len(seen) != s.Pages {
+			t.Fatalf("vCPU %d touches %d of %d pages", v, len(seen), s.Pages)
+		}
+	}
+}
