@@ -376,6 +376,12 @@ func (e *Engine) begin() {
 
 // Fault handles a guest access to gpa that the current permissions do not
 // allow (an EPT violation). write tells whether the access was a write.
+// A fault that will bring a copy of a page homed elsewhere first reserves
+// a frame for it, evicting a copy if the node is at Config.CopyFrames or
+// its FrameSource is empty (the eviction's writeback goes out before the
+// request); FaultNoRoom means every copy awaits an answer, so the caller
+// retries once one has arrived. It fails with ErrNoFrames when the node
+// has no frame and no copy at all.
 func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error) {
 	e.begin()
 	p, ok := e.page(gpa)
