@@ -129,11 +129,18 @@ type DistStatus struct {
 	HotPages []dvm.HotPage
 }
 
+// distSlackFrames is what distFixedFrames adds to its estimate for what
+// it does not count one by one: AMD-V's I/O and MSR permission maps (a
+// 2 MiB run), the upper levels of the second-level tables, a Linux
+// guest's device buffers (4 MiB). The copies never take it: it keeps
+// the pool from running dry under the frames a share takes as it runs.
+const distSlackFrames = 1024
+
 // distFixedFrames is what this node's share of spec takes besides the
-// pages it homes and its copies of others: bitmaps and VMCSs, and
-// second-level page tables over the whole guest.
+// pages it homes and its copies of others: bitmaps and VMCSs,
+// second-level page tables over the whole guest, and distSlackFrames.
 func distFixedFrames(spec dvm.Spec) int {
-	return linuxFrames(0, spec.VCPUs) + (spec.Pages+511)/512
+	return linuxFrames(0, spec.VCPUs) + (spec.Pages+511)/512 + distSlackFrames
 }
 
 // distRoom returns how many pages of a VM shaped as spec this node, inUse
