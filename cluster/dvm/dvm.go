@@ -205,9 +205,10 @@ type Runtime struct {
 	rx                memory.Page
 	state             vcpu.State
 	err               error // first fatal error; the VM is stopped on this node
-	// lost is set by NodeFailed without the lock, so that waiters wake
-	// even while a vCPU holds the lock to send; err follows.
-	lost  atomic.Pointer[NodeLostError]
+	// halt is the first reason the VM stopped that was set without the
+	// lock (NodeFailed, Halt), so that waiters wake even while a vCPU
+	// holds the lock to send; err follows.
+	halt  atomic.Pointer[haltCause]
 	stats Stats
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
@@ -376,8 +377,8 @@ func (r *Runtime) serveLocked() { r.drainLocked() }
 
 // Err returns the error that stopped the VM on this node, if any.
 func (r *Runtime) Err() error {
-	if e := r.lost.Load(); e != nil {
-		return e
+	if c := r.halt.Load(); c != nil {
+		return c.err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -775,7 +776,7 @@ func (r *Runtime) flushMigration() error {
 // one since gen was read.
 func (r *Runtime) waitChange(gen uint64) {
 	r.qmu.Lock()
-	for len(r.queue) == 0 && r.gen == gen && !r.closed && r.lost.Load() == nil {
+	for len(r.queue) == 0 && r.gen == gen && !r.closed && r.halt.Load() == nil {
 		r.cond.Wait()
 	}
 	r.qmu.Unlock()
@@ -1231,7 +1232,8 @@ func (r *Runtime) Run() {
 	}
 }
 
-// Close stops the Runtime: Run returns, waiters wake with ErrStopped, and
+// Close stops the Runtime: Run returns, waiters wake with ErrStopped (or
+// the reason the VM stopped, if it stopped first: NodeFailed, Halt), and
 // the engine's frames go back to their source. vCPU loops must have
 // stopped first.
 func (r *Runtime) Close() {
@@ -1244,6 +1246,9 @@ func (r *Runtime) Close() {
 	r.dcond.Broadcast()
 	r.dmu.Unlock()
 	r.mu.Lock()
+	if err := r.halted(); err != nil {
+		r.fail(err) // a waiter still to wake says why, not just "stopped"
+	}
 	r.fail(ErrStopped)
 	r.eng.Close()
 	r.mu.Unlock()

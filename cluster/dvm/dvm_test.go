@@ -598,6 +598,7 @@ func FuzzControl(f *testing.F) {
 	f.Add(b[:(&Control{Op: OpMigrate, VCPU: 1, Node: 1, Spec: Spec{ID: 1}}).MarshalTo(b[:])])
 	fill := Spec{ID: 2, Nodes: 2, VCPUs: 2, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{6, 4}}
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
+	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Control
 		if c.Unmarshal(b) != nil {

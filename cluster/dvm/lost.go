@@ -54,25 +54,69 @@ func (e *NodeLostError) Describe(name func(memory.NodeID) uint32) string {
 // page, a device read or a migration, wakes at once and returns the
 // error, which Err reports from then on; messages still arriving are
 // dropped. It does not wait behind a vCPU that holds the lock while it
-// sends: the waiters are released first. Only the first call counts;
-// later ones, and calls for a node outside the VM or this node itself,
-// return nil.
+// sends: the waiters are released first. Only the first stop counts:
+// later calls, calls once the VM stopped otherwise (Halt, Close), and
+// calls for a node outside the VM or this node itself return nil.
+//
+// The VM's other nodes are not told: Plane.NodeLost, which calls it,
+// tells them.
 func (r *Runtime) NodeFailed(n memory.NodeID, why string) *NodeLostError {
-	if int(n) >= r.cfg.Spec.Nodes || n == r.cfg.Self {
+	if int(n) >= r.cfg.Spec.Nodes || n == r.cfg.Self || r.isClosed() {
 		return nil
 	}
 	e := &NodeLostError{Node: n, Why: why}
-	if !r.lost.CompareAndSwap(nil, e) {
+	if !r.stopNow(e) {
 		return nil
 	}
-	r.qmu.Lock()
-	r.cond.Broadcast()
-	r.qmu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.Count(r.eng, r.mig, r.cfg.Spec.Pages, r.cfg.Spec.VCPUs)
 	r.fail(e)
 	return e
+}
+
+// haltCause is why the VM stopped, set without the lock.
+type haltCause struct{ err error }
+
+// Halt stops the VM on this node because another node of it said it
+// stopped (e, from an OpStop): every waiter wakes at once and returns e,
+// which Err reports from then on, and messages still arriving are
+// dropped. It takes neither the Runtime's lock nor sends, so the
+// receive path may call it. It reports whether it stopped the VM: false
+// if the VM had stopped already.
+func (r *Runtime) Halt(e *StopError) bool {
+	if r.isClosed() {
+		return false
+	}
+	return r.stopNow(e)
+}
+
+// stopNow records err as the reason the VM stopped, if it is the first,
+// and wakes every waiter. It reports whether err was the first.
+func (r *Runtime) stopNow(err error) bool {
+	if !r.halt.CompareAndSwap(nil, &haltCause{err}) {
+		return false
+	}
+	r.qmu.Lock()
+	r.cond.Broadcast()
+	r.qmu.Unlock()
+	return true
+}
+
+// halted returns why the VM stopped, as set without the lock (nil if
+// it has not).
+func (r *Runtime) halted() error {
+	if c := r.halt.Load(); c != nil {
+		return c.err
+	}
+	return nil
+}
+
+// isClosed reports whether Close has run.
+func (r *Runtime) isClosed() bool {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return r.closed
 }
 
 // Count sets HomedPages, OnlyCopies and VCPUs for the loss of e.Node as
@@ -101,14 +145,40 @@ func (e *NodeLostError) Count(eng *memory.Engine, mig *migrate.Migrator, pages, 
 }
 
 // stoppedLocked returns the error that stopped the VM on this node: the
-// first fatal error, or a lost node not yet recorded as one. The caller
-// holds the lock.
+// first fatal error, or a stop set without the lock (a lost node, a
+// node that said it stopped) not yet recorded as one. The caller holds
+// the lock.
 func (r *Runtime) stoppedLocked() error {
 	if r.err != nil {
 		return r.err
 	}
-	if e := r.lost.Load(); e != nil {
-		return e
-	}
-	return nil
+	return r.halted()
 }
+
+// StopError stops a VM on this node because another of its nodes stopped
+// its own share and said so (OpStop): the operator stopped the VM there,
+// or that node found a node of the VM lost. It matches ErrStopped.
+type StopError struct {
+	// By is the node that stopped and told this one.
+	By memory.NodeID
+	// Lost is the node By found lost; memory.NoNode if the VM was
+	// stopped by the operator (or for a reason this node does not know).
+	Lost memory.NodeID
+}
+
+// Error describes the stop with VM node indexes.
+func (e *StopError) Error() string {
+	return e.Describe(func(n memory.NodeID) uint32 { return uint32(n) })
+}
+
+// Describe describes the stop, naming nodes by name(index): the
+// cluster's node ids, in the shell.
+func (e *StopError) Describe(name func(memory.NodeID) uint32) string {
+	if e.Lost == memory.NoNode {
+		return fmt.Sprintf("stopped by node %d", name(e.By))
+	}
+	return fmt.Sprintf("stopped: node %d lost (reported by node %d)", name(e.Lost), name(e.By))
+}
+
+// Is reports whether target is ErrStopped.
+func (e *StopError) Is(target error) bool { return target == ErrStopped }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
@@ -72,6 +73,15 @@ const MaxControls = 64
 // on Channel, creates, starts, steers and stops this node's share of the
 // VM (one at a time) on other nodes' control messages, hands the rest to
 // the share's Runtime, and sends this node's control messages.
+//
+// A VM stopped on one node stops on all: the node that stops its share
+// tells the others (OpStop, with the reason), and until another VM
+// takes its place it answers a node that still sends to the stopped VM
+// with OpStop again (at most once per StopRetell per node), so that no
+// node waits for a share that is gone.
+//
+// Lock order: mu is never held while calling a Share, a Runtime or
+// PlaneConfig.Send.
 type Plane struct {
 	cfg      PlaneConfig
 	controls chan controlMsg
@@ -79,12 +89,28 @@ type Plane struct {
 	mu    sync.Mutex
 	share Share      // guarded by mu
 	query *roomQuery // the Rooms call waiting for answers, guarded by mu
+	last  *stoppedVM // the VM this node stopped last, guarded by mu
 }
 
-// controlMsg is a control message waiting for the control goroutine.
+// StopRetell is how long a node that stopped a VM waits before it
+// answers another message of the VM from the same node with OpStop
+// again (in case the first answer found that node's control queue
+// full).
+const StopRetell = 100 * time.Millisecond
+
+// stoppedVM is a VM this node stopped: the OpStop it tells a node that
+// still sends to it, and when it last told each node.
+type stoppedVM struct {
+	stop Control
+	told [memory.MaxNodes]time.Time
+}
+
+// controlMsg is a control message waiting for the control goroutine:
+// one from node from to serve, or with tell an OpStop to send to it.
 type controlMsg struct {
 	from memory.NodeID
 	c    Control
+	tell bool
 }
 
 // NewPlane starts a control plane.
@@ -92,6 +118,10 @@ func NewPlane(cfg PlaneConfig) *Plane {
 	p := &Plane{cfg: cfg, controls: make(chan controlMsg, MaxControls)}
 	go func() {
 		for m := range p.controls {
+			if m.tell {
+				p.send(m.from, &m.c)
+				continue
+			}
 			p.control(m.from, &m.c)
 		}
 	}()
@@ -111,19 +141,68 @@ func (p *Plane) Install(s Share, why string) {
 	p.mu.Lock()
 	old := p.share
 	p.share = s
+	if p.last != nil && p.last.stop.Spec.ID == s.Spec().ID {
+		p.last = nil // a new VM under the old one's id: its messages are its own
+	}
 	p.mu.Unlock()
 	if old != nil && old != s {
 		old.End(why)
 	}
 }
 
-// Take removes this node's share and returns it (nil if none).
+// Take removes this node's share and returns it (nil if none): the
+// caller stops it (the operator's `dvm stop`, or a new VM replaces it).
+// A node that sends to its VM from now on is told it stopped.
 func (p *Plane) Take() Share {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.share
 	p.share = nil
+	if s != nil {
+		p.stoppedLocked(Control{Op: OpStop, Spec: Spec{ID: s.Spec().ID}, Arg: uint32(StopByOperator)})
+	}
 	return s
+}
+
+// stoppedLocked records that this node stopped the VM stop names, for
+// the reason it gives. The caller holds mu.
+func (p *Plane) stoppedLocked(stop Control) {
+	p.last = &stoppedVM{stop: stop}
+}
+
+// NodeLost stops share s on this node because node n of its VM is gone
+// (why says how that was found; see Runtime.NodeFailed) and tells the
+// VM's other nodes, but n, with OpStop naming n, so that they stop too
+// instead of waiting for this node's share; a node that sends to the VM
+// later is told again. It returns what went with n, or nil if the VM
+// had stopped already (only the first stop counts). The caller still
+// ends s (Share.End). It sends on the transport and may block: it must
+// not run in the receive path.
+func (p *Plane) NodeLost(s Share, n memory.NodeID, why string) *NodeLostError {
+	rt := s.Runtime()
+	e := rt.NodeFailed(n, why)
+	if e == nil {
+		return nil
+	}
+	spec := s.Spec()
+	stop := Control{Op: OpStop, Spec: Spec{ID: spec.ID}, Arg: uint32(StopNodeLost), Node: n}
+	p.mu.Lock()
+	p.stoppedLocked(stop)
+	p.mu.Unlock()
+	for i := range spec.Nodes {
+		if to := memory.NodeID(i); to != rt.Self() && to != n {
+			p.send(to, &stop)
+		}
+	}
+	return e
+}
+
+// send sends control message c to node to; a failure is a notice.
+func (p *Plane) send(to memory.NodeID, c *Control) {
+	var b [MaxControlSize]byte
+	if err := p.cfg.Send(to, b[:c.MarshalTo(b[:])]); err != nil {
+		fmt.Fprintf(p.cfg.Notices, "dvm %d: %v to node %d: %v\n", c.Spec.ID, c.Op, p.cfg.ClusterID(to), err)
+	}
 }
 
 // Broadcast sends control message c about the VM of s to its other
@@ -159,6 +238,9 @@ func (p *Plane) SendTo(s Share, to memory.NodeID, c Control) error {
 // to the share's Runtime.
 func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 	if len(msg) == 0 || msg[0] != ControlMagic {
+		if id, ok := envelopeID(msg); ok && p.tellStopped(from, id) {
+			return
+		}
 		if s := p.Current(); s != nil {
 			s.Runtime().Deliver(from, msg)
 		}
@@ -183,12 +265,18 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 	case OpRoomReply:
 		p.roomReply(from, &c)
 		return
+	case OpStop:
+		// Wake the share's waiters now, even if the control queue is
+		// full; the control goroutine ends the share.
+		if s := p.Current(); s != nil && s.Spec().ID == c.Spec.ID {
+			s.Runtime().Halt(stopError(from, &c, s.Spec().Nodes))
+		}
 	}
 	// The rest may take the runtime's lock, which a vCPU may hold while
 	// it waits to send on the transport whose lock the caller holds: the
 	// control goroutine serves them, in order.
 	select {
-	case p.controls <- controlMsg{from, c}:
+	case p.controls <- controlMsg{from: from, c: c}:
 	default:
 		fmt.Fprintf(p.cfg.Notices, "dvm: %v for VM %d from node %d dropped: %d control messages wait already\n",
 			c.Op, c.Spec.ID, p.cfg.ClusterID(from), MaxControls)
@@ -218,6 +306,9 @@ func (p *Plane) control(from memory.NodeID, c *Control) {
 	}
 	s := p.Current()
 	if s == nil || s.Spec().ID != c.Spec.ID {
+		if c.Op == OpStop {
+			return // stopped already (another node told first), or an older VM's
+		}
 		fmt.Fprintf(p.cfg.Notices, "dvm: %v for VM %d from node %d: no such VM here\n", c.Op, c.Spec.ID, from)
 		return
 	}
@@ -238,11 +329,71 @@ func (p *Plane) control(from memory.NodeID, c *Control) {
 		s.Startup(h, c.VCPU, uint8(c.Arg))
 		h.Unlock()
 	case OpStop:
-		s.End("stopped by node " + fmt.Sprint(from))
-		p.mu.Lock()
-		if p.share == s {
-			p.share = nil
-		}
-		p.mu.Unlock()
+		p.stop(s, from, c)
 	}
+}
+
+// stop serves OpStop c from node from for share s, on the control
+// goroutine: the share stops, with a notice saying why, and a node that
+// sends to its VM from now on is told the same. A share that had
+// stopped for a reason of its own (a node it found lost, an error) ends
+// without a notice: that reason was told already.
+func (p *Plane) stop(s Share, from memory.NodeID, c *Control) {
+	rt := s.Runtime()
+	rt.Halt(stopError(from, c, s.Spec().Nodes)) // done already in the receive path, unless the share changed
+	e, told := rt.halted().(*StopError)
+	p.mu.Lock()
+	if p.share == s {
+		p.share = nil
+	}
+	if told {
+		stop := Control{Op: OpStop, Spec: Spec{ID: c.Spec.ID}, Arg: uint32(StopByOperator)}
+		if e.Lost != memory.NoNode {
+			stop.Arg, stop.Node = uint32(StopNodeLost), e.Lost
+		}
+		p.stoppedLocked(stop)
+	}
+	p.mu.Unlock()
+	if !told {
+		s.End(rt.halted().Error())
+		return
+	}
+	why := e.Describe(p.cfg.ClusterID)
+	fmt.Fprintf(p.cfg.Notices, "dvm %d: %s\n", c.Spec.ID, why)
+	s.End(why)
+}
+
+// stopError is what OpStop c from node from stops this node's share of
+// a VM of nodes nodes with.
+func stopError(from memory.NodeID, c *Control, nodes int) *StopError {
+	e := &StopError{By: from, Lost: memory.NoNode}
+	if StopReason(c.Arg) == StopNodeLost && int(c.Node) < nodes {
+		e.Lost = c.Node
+	}
+	return e
+}
+
+// tellStopped reports whether VM id is the one this node stopped last;
+// if so it has the control goroutine tell node from, which sent to it,
+// with OpStop (at most once per StopRetell). It never blocks.
+func (p *Plane) tellStopped(from memory.NodeID, id uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.last
+	if last == nil || last.stop.Spec.ID != id {
+		return false
+	}
+	if int(from) >= len(last.told) {
+		return true
+	}
+	now := time.Now()
+	if t := last.told[from]; !t.IsZero() && now.Sub(t) < StopRetell {
+		return true
+	}
+	select {
+	case p.controls <- controlMsg{from: from, c: last.stop, tell: true}:
+		last.told[from] = now
+	default: // the next message from that node tries again
+	}
+	return true
 }

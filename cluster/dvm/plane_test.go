@@ -138,7 +138,7 @@ func TestPlaneDrivesTheShare(t *testing.T) {
 		{Control{Op: OpEvacuate}, "evacuate"},
 		{Control{Op: OpStartup, VCPU: 1, Arg: 0x9a}, "startup 1 at 0x9a held=true"},
 		{Control{Op: OpClock, Time: 12345}, "clock 12345"},
-		{Control{Op: OpStop}, "end: stopped by node 0"},
+		{Control{Op: OpStop}, "end: stopped by node 1"},
 	} {
 		tc.c.Spec = spec
 		p.Receive(0, control(tc.c))

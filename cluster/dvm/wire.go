@@ -45,7 +45,12 @@ const (
 	OpCreate Op = 1
 	// OpStart starts the vCPUs initially placed on the receiver.
 	OpStart Op = 2
-	// OpStop ends the VM on the receiver and frees its share.
+	// OpStop ends the VM on the receiver and frees its share; Arg says
+	// why (a StopReason), and with StopNodeLost Node is the node the
+	// sender found lost. A node sends it to the VM's other nodes when it
+	// stops its share (the operator's `dvm stop`, or a lost node), and
+	// again to a node that sends to a VM it stopped, so that no node of
+	// the VM waits for a share that is gone.
 	OpStop Op = 3
 	// OpMigrate asks the node hosting VCPU to move it to Node.
 	OpMigrate Op = 4
@@ -99,6 +104,20 @@ func (o Op) String() string {
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
+
+// StopReason says why a node stopped its share of a VM (OpStop's Arg).
+// Nodes that do not know a reason take it as StopByOperator.
+type StopReason uint32
+
+// Stop reasons.
+const (
+	// StopByOperator: `dvm stop`, or a VM replaced by a new one. It is
+	// what an OpStop without a reason (Arg 0) says.
+	StopByOperator StopReason = 0
+	// StopNodeLost: the sender found node Node of the VM lost
+	// (NodeLostError).
+	StopNodeLost StopReason = 1
+)
 
 // Spec describes a distributed VM; every node builds its share from the
 // same Spec.
@@ -379,8 +398,8 @@ type Control struct {
 	Op   Op
 	Spec Spec           // OpCreate; Spec.ID names the VM for every op
 	VCPU migrate.VCPUID // OpMigrate, OpStartup
-	Node memory.NodeID  // OpMigrate: destination
-	Arg  uint32         // OpDone: outcome; OpStartup: vector
+	Node memory.NodeID  // OpMigrate: destination; OpStop: the lost node
+	Arg  uint32         // OpDone: outcome; OpStartup: vector; OpStop: StopReason
 	Time uint64         // OpClock: the sender's guest TSC
 }
 
@@ -649,6 +668,14 @@ const EnvelopeSize = 5
 func putEnvelope(b []byte, id uint32) {
 	b[0] = EnvelopeMagic
 	binary.LittleEndian.PutUint32(b[1:], id)
+}
+
+// envelopeID returns the VM id of an enveloped message.
+func envelopeID(msg []byte) (uint32, bool) {
+	if len(msg) < EnvelopeSize || msg[0] != EnvelopeMagic {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(msg[1:]), true
 }
 
 // openEnvelope returns the body of msg if it is enveloped for VM id.

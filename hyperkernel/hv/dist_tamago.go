@@ -583,11 +583,12 @@ func (vm *distVM) watch() {
 }
 
 // lose stops this node's share because node n is gone: every waiter
-// wakes with the loss, one notice names the node and what went with it,
-// `dvm stat` shows it as the outcome, and the share's frames go back so
-// that a new VM can start at once.
+// wakes with the loss, the VM's other nodes are told to stop too (they
+// say "stopped: node N lost (reported by node M)"), one notice names the
+// node and what went with it, `dvm stat` shows it as the outcome, and
+// the share's frames go back so that a new VM can start at once.
 func (vm *distVM) lose(n memory.NodeID, why string) {
-	e := vm.rt.NodeFailed(n, why)
+	e := vm.d.plane.NodeLost(vm, n, why)
 	if e == nil {
 		return
 	}
