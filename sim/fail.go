@@ -12,8 +12,10 @@ import (
 
 // Node failures: crashes, link cuts, failure detection and the stop of the
 // VM with a loss report, as the real system does them (membership's
-// silence timeout, dvm.Runtime.NodeFailed), and the checks of what the
-// survivors report against what the simulator knows was lost.
+// silence timeout, dvm.Plane.NodeLost and dvm.Runtime.NodeFailed), the
+// stop of the VM's other nodes that the node stopping tells (dvm.OpStop
+// with dvm.StopNodeLost), and the checks of what the survivors report
+// against what the simulator knows was lost.
 
 // CrashWhen says when a Crash happens.
 type CrashWhen uint8
@@ -68,6 +70,11 @@ type Stop struct {
 	// name more: vCPUs that were at the lost node once and that Node
 	// has not heard of since.
 	Lost []migrate.VCPUID
+	// ToldBy is the node whose OpStop stopped Node before it found a
+	// loss itself, -1 if Node found the loss. A told stop has no loss
+	// report (Report names the lost node and why only; Lost is empty),
+	// as in dvm, and SilentSince is when it was told.
+	ToldBy int
 }
 
 // CrashReport says what a node held when it crashed.
@@ -274,9 +281,66 @@ func (s *Sim) detect(x, y int, since int64) error {
 	}
 	nx.gone[y] = true
 	if nx.stopped {
-		return nil // NodeFailed counts only its first call
+		return nil // NodeFailed counts only the first stop
 	}
 	return s.stop(x, y, since)
+}
+
+// simVM is the VM id of the simulator's control messages.
+const simVM = 1
+
+// stopMessage is the OpStop a node sends when its share stopped because
+// node lost is gone, as dvm.Plane.NodeLost sends it.
+func stopMessage(lost int) []byte {
+	c := dvm.Control{Op: dvm.OpStop, Spec: dvm.Spec{ID: simVM}, Arg: uint32(dvm.StopNodeLost), Node: memory.NodeID(lost)}
+	b := make([]byte, dvm.MaxControlSize)
+	return b[:c.MarshalTo(b)]
+}
+
+// tellStop has node x, whose share stopped because node y is lost, tell
+// every other node of the VM but y, as dvm.Plane.NodeLost does.
+func (s *Sim) tellStop(x, y int) {
+	for z := range s.nodes {
+		if z != x && z != y {
+			s.send(x, z, stopMessage(y))
+		}
+	}
+}
+
+// control serves a control message from node src at node dst: OpStop
+// stops dst's share (dvm.Plane: Runtime.Halt, then Share.End) unless it
+// stopped already; a told node does not tell others.
+func (s *Sim) control(dst, src int, p []byte) error {
+	var c dvm.Control
+	if err := c.Unmarshal(p); err != nil {
+		return err
+	}
+	if c.Op != dvm.OpStop || dvm.StopReason(c.Arg) != dvm.StopNodeLost {
+		return fmt.Errorf("control message %v (reason %d) %d->%d: the simulator sends only loss stops", c.Op, c.Arg, src, dst)
+	}
+	nd := s.nodes[dst]
+	if nd.stopped {
+		return nil // stopped already: a later stop is ignored
+	}
+	lost := int(c.Node)
+	s.res.Stops = append(s.res.Stops, Stop{Node: dst, At: s.now, SilentSince: s.now, ToldBy: src,
+		Report: dvm.NodeLostError{Node: c.Node, Why: fmt.Sprintf("reported by node %d", src)}})
+	nd.stopped, nd.stopLost, nd.toldStop = true, lost, true
+	s.halt(dst)
+	return nil
+}
+
+// answerStopped has node x, whose share stopped, answer a message of the
+// VM from node src with OpStop, once per node, as dvm.Plane does (it
+// retells at most once per dvm.StopRetell; the simulator does not lose
+// control messages, so once is enough).
+func (s *Sim) answerStopped(x, src int) {
+	nd := s.nodes[x]
+	if nd.told[src] {
+		return
+	}
+	nd.told[src] = true
+	s.send(x, src, stopMessage(nd.stopLost))
 }
 
 // stop stops the VM's share on node x because node y is lost, as
@@ -284,7 +348,7 @@ func (s *Sim) detect(x, y int, since int64) error {
 // ground truth: x's vCPUs stop, and so do the migrations from or to x.
 func (s *Sim) stop(x, y int, since int64) error {
 	nx := s.nodes[x]
-	st := Stop{Node: x, At: s.now, SilentSince: since, Report: dvm.NodeLostError{Node: memory.NodeID(y), Why: fmt.Sprintf("silent for %d ns", s.now-since)}}
+	st := Stop{Node: x, At: s.now, SilentSince: since, ToldBy: -1, Report: dvm.NodeLostError{Node: memory.NodeID(y), Why: fmt.Sprintf("silent for %d ns", s.now-since)}}
 	st.Report.Count(nx.mem, nx.mig, s.cfg.Workload.Pages, len(s.vcpus))
 	s.cfg.lossMutation.apply(&st.Report)
 	var err error
@@ -292,7 +356,14 @@ func (s *Sim) stop(x, y int, since int64) error {
 		return fmt.Errorf("node %d stopping on the loss of node %d: %w", x, y, err)
 	}
 	s.res.Stops = append(s.res.Stops, st)
-	nx.stopped = true
+	nx.stopped, nx.stopLost = true, y
+	s.halt(x)
+	s.tellStop(x, y)
+	return nil
+}
+
+// halt stops node x's vCPUs, and the migrations from or to x.
+func (s *Sim) halt(x int) {
 	for _, v := range s.vcpus {
 		switch {
 		case v.node == x && (v.state == vRunning || v.state == vBlocked):
@@ -303,7 +374,6 @@ func (s *Sim) stop(x, y int, since int64) error {
 			s.endWait(v) // its source or destination stopped the VM
 		}
 	}
-	return nil
 }
 
 // lossTruth is what node x really cannot have back from node y, counted
@@ -428,12 +498,13 @@ func (s *Sim) checkLoss(x, y int, r *dvm.NodeLostError) ([]migrate.VCPUID, error
 // finishFailures checks at the end of a run with failures that every
 // vCPU lost with a node was reported by a survivor, for every node that
 // all live nodes declared lost (with a partial cut the nodes that did
-// not see it cannot report it).
+// not see it cannot report it) and none of them was told to stop before
+// it found the loss itself (a told node reports nothing, as in dvm).
 func (s *Sim) finishFailures() error {
 	for y, lost := range s.lostVCPUs {
 		all := true
 		for x, nd := range s.nodes {
-			if x != y && !nd.crashed && !nd.gone[y] {
+			if x != y && !nd.crashed && (!nd.gone[y] || nd.toldStop) {
 				all = false
 			}
 		}

@@ -31,11 +31,13 @@
 // by a survivor), and a watchdog that no vCPU waits for a page or a
 // migration longer than the failure timeout plus Config.WaitBoundNS in
 // virtual time. A cut shorter than the timeout is survived: the reliable
-// layer retransmits once it heals. A stopped share drops the VM's
-// messages, as the real runtime does, but its transport still answers:
-// so when two of three nodes lose each other, the third is never told
-// and its vCPUs hang; the checker reports it (see
-// TestPartialCutHangsThirdNode).
+// layer retransmits once it heals. As in dvm, a node that stops its
+// share for a lost node tells the VM's other nodes but the lost one
+// (dvm.OpStop with dvm.StopNodeLost, in dvm's encoding), which stop at
+// once without a loss report of their own; and a stopped share drops
+// the VM's messages but answers their sender with OpStop. So when two
+// of three nodes lose each other, the third stops too instead of
+// waiting for ever (TestPartialCutStopsThirdNode).
 //
 // A checker verifies per-location sequential consistency (every read
 // returns the token of the latest write to that word, in the global order
@@ -74,6 +76,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 
+	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
 	"github.com/big-iron/big-iron/cluster/sched"
@@ -305,11 +308,16 @@ type node struct {
 	mig *migrate.Migrator
 	ept *ept
 	// Failures: crashed (for good, at crashAt), its share of the VM
-	// stopped, and the peers it declared lost.
-	crashed bool
-	crashAt int64
-	stopped bool
-	gone    []bool
+	// stopped (naming stopLost as the lost node; toldStop if another
+	// node's OpStop stopped it), the peers it declared lost, and those
+	// it told that the VM stopped when they sent to it.
+	crashed  bool
+	crashAt  int64
+	stopped  bool
+	stopLost int
+	toldStop bool
+	gone     []bool
+	told     []bool
 }
 
 type partition struct {
@@ -464,7 +472,7 @@ func (s *Sim) addNodes() error {
 		if err != nil {
 			return err
 		}
-		s.nodes = append(s.nodes, &node{id: i, mem: mem, mig: mig, ept: e, gone: make([]bool, cfg.Nodes)})
+		s.nodes = append(s.nodes, &node{id: i, mem: mem, mig: mig, ept: e, gone: make([]bool, cfg.Nodes), told: make([]bool, cfg.Nodes)})
 	}
 	return nil
 }
@@ -822,8 +830,14 @@ func (s *Sim) deliver(dst, src int, p []byte) error {
 	if len(p) == 0 {
 		return fmt.Errorf("empty payload %d->%d", src, dst)
 	}
+	if p[0] == dvm.ControlMagic {
+		return s.control(dst, src, p)
+	}
 	if nd.stopped {
-		return nil // the VM stopped here: its messages are dropped
+		// The VM stopped here: its messages are dropped, and their
+		// sender is told (dvm.Plane answers with OpStop).
+		s.answerStopped(dst, src)
+		return nil
 	}
 	switch p[0] {
 	case memory.MessageMagic:
