@@ -599,6 +599,8 @@ func FuzzControl(f *testing.F) {
 	fill := Spec{ID: 2, Nodes: 2, VCPUs: 2, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{6, 4}}
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
+	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 1 << 18, Virt: VirtAMDV}).MarshalTo(b[:])])
+	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 7}).MarshalTo(b[:])]) // an older node's: no Virt
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Control
 		if c.Unmarshal(b) != nil {

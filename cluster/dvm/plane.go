@@ -52,6 +52,9 @@ type Host interface {
 	// the VM's fixed cost here and MinCopyFrames (OpRoom). It runs on
 	// the control goroutine and must not take any runtime's lock.
 	Room(spec Spec) int
+	// Virt returns this node's virtualization backend, which it tells
+	// with its room (OpRoomReply).
+	Virt() Virt
 }
 
 // PlaneConfig describes a node's control plane.

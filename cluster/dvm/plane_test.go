@@ -65,10 +65,12 @@ type fakeHost struct {
 	rt      *Runtime
 	created chan *fakeShare
 	fail    error
-	room    int // pages it says it can home
+	room    int  // pages it says it can home
+	virt    Virt // the virtualization it says it uses
 }
 
 func (h *fakeHost) Room(Spec) int { return h.room }
+func (h *fakeHost) Virt() Virt    { return h.virt }
 
 func (h *fakeHost) Create(from memory.NodeID, spec Spec) (Share, error) {
 	if h.fail != nil {

@@ -152,15 +152,16 @@ type roomQuery struct {
 
 // roomReply is one node's answer to OpRoom.
 type roomReply struct {
-	from  memory.NodeID
-	pages int
+	from memory.NodeID
+	room NodeRoom
 }
 
 // Rooms asks every node of the VM spec describes how many of its pages
-// it can home (Host.Room; this node, self, answers itself) and returns
-// the answers by node index, waiting at most timeout for the other
-// nodes'. The control plane runs one query at a time.
-func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]int, error) {
+// it can home and which virtualization it uses (Host.Room, Host.Virt;
+// this node, self, answers itself) and returns the answers by node
+// index, waiting at most timeout for the other nodes'. The control plane
+// runs one query at a time.
+func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]NodeRoom, error) {
 	q := &roomQuery{id: spec.ID, replies: make(chan roomReply, spec.Nodes)}
 	p.mu.Lock()
 	p.query = q
@@ -172,11 +173,9 @@ func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]i
 		}
 		p.mu.Unlock()
 	}()
-	rooms := make([]int, spec.Nodes)
-	for i := range rooms {
-		rooms[i] = -1
-	}
-	rooms[self] = p.cfg.Host.Room(spec)
+	rooms := make([]NodeRoom, spec.Nodes)
+	answered := make([]bool, spec.Nodes)
+	rooms[self], answered[self] = NodeRoom{Pages: p.cfg.Host.Room(spec), Virt: p.cfg.Host.Virt()}, true
 	c := Control{Op: OpRoom, Spec: spec}
 	var b [MaxControlSize]byte
 	n := c.MarshalTo(b[:])
@@ -193,14 +192,14 @@ func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]i
 	for missing := spec.Nodes - 1; missing > 0; {
 		select {
 		case r := <-q.replies:
-			if int(r.from) < len(rooms) && rooms[r.from] < 0 {
-				rooms[r.from] = r.pages
+			if int(r.from) < len(rooms) && !answered[r.from] {
+				rooms[r.from], answered[r.from] = r.room, true
 				missing--
 			}
 		case <-timer.C:
 			var silent []string
-			for i, r := range rooms {
-				if r < 0 {
+			for i, ok := range answered {
+				if !ok {
 					silent = append(silent, fmt.Sprint(p.cfg.ClusterID(memory.NodeID(i))))
 				}
 			}
@@ -213,7 +212,7 @@ func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]i
 // answerRoom serves OpRoom from node from, on the control goroutine.
 func (p *Plane) answerRoom(from memory.NodeID, c *Control) {
 	room := min(max(p.cfg.Host.Room(c.Spec), 0), math.MaxUint32)
-	r := Control{Op: OpRoomReply, Spec: Spec{ID: c.Spec.ID}, Arg: uint32(room)}
+	r := Control{Op: OpRoomReply, Spec: Spec{ID: c.Spec.ID}, Arg: uint32(room), Virt: p.cfg.Host.Virt()}
 	var b [MaxControlSize]byte
 	if err := p.cfg.Send(from, b[:r.MarshalTo(b[:])]); err != nil {
 		fmt.Fprintf(p.cfg.Notices, "dvm %d: answering node %d's room query: %v\n", c.Spec.ID, p.cfg.ClusterID(from), err)
@@ -230,7 +229,7 @@ func (p *Plane) roomReply(from memory.NodeID, c *Control) {
 		return
 	}
 	select {
-	case q.replies <- roomReply{from: from, pages: int(c.Arg)}:
+	case q.replies <- roomReply{from: from, room: NodeRoom{Pages: int(c.Arg), Virt: c.Virt}}:
 	default:
 	}
 }

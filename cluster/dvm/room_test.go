@@ -120,14 +120,23 @@ type planeNet struct {
 }
 
 func newPlanes(t *testing.T, rooms []int, deaf ...memory.NodeID) (*planeNet, *syncBuffer) {
+	hosts := make([]NodeRoom, len(rooms))
+	for i, r := range rooms {
+		hosts[i] = NodeRoom{Pages: r, Virt: VirtVTx}
+	}
+	return newPlanesOf(t, hosts, deaf...)
+}
+
+// newPlanesOf joins planes whose hosts answer room queries with hosts.
+func newPlanesOf(t *testing.T, hosts []NodeRoom, deaf ...memory.NodeID) (*planeNet, *syncBuffer) {
 	n := &planeNet{deaf: map[memory.NodeID]bool{}}
 	for _, d := range deaf {
 		n.deaf[d] = true
 	}
 	notices := &syncBuffer{}
-	for i, r := range rooms {
+	for i, h := range hosts {
 		self := memory.NodeID(i)
-		n.planes = append(n.planes, NewPlane(PlaneConfig{Host: &fakeHost{room: r}, Notices: notices,
+		n.planes = append(n.planes, NewPlane(PlaneConfig{Host: &fakeHost{room: h.Pages, virt: h.Virt}, Notices: notices,
 			Send: func(to memory.NodeID, msg []byte) error {
 				if int(to) >= len(n.pipes) {
 					return errors.New("no such node")
@@ -165,13 +174,14 @@ func TestRoomsAndRefusal(t *testing.T) {
 	const gib = 1 << 18 // pages
 	n, _ := newPlanes(t, []int{gib * 19 / 10, gib * 19 / 10})
 	spec := Spec{ID: 5, Nodes: 2, VCPUs: 2, Pages: gib * 5 / 2, Homes: HomesFill} // 2.5 GiB
-	rooms, err := n.planes[0].Rooms(0, spec, time.Second)
-	if err != nil || fmt.Sprint(rooms) != fmt.Sprint([]int{gib * 19 / 10, gib * 19 / 10}) {
-		t.Fatalf("Rooms = %v, %v", rooms, err)
+	answers, err := n.planes[0].Rooms(0, spec, time.Second)
+	if err != nil || fmt.Sprint(answers) != fmt.Sprint([]NodeRoom{{gib * 19 / 10, VirtVTx}, {gib * 19 / 10, VirtVTx}}) {
+		t.Fatalf("Rooms = %v, %v", answers, err)
 	}
+	rooms := roomPages(answers)
 	names := func(n memory.NodeID) uint32 { return uint32(n) + 1 }
 	fill := spec
-	if err := FitHomes(&fill, rooms, names); err != nil {
+	if err := Fit(&fill, answers, names); err != nil {
 		t.Fatalf("2.5 GiB over two nodes with room for 1.9 GiB each: %v", err)
 	}
 	if fill.Shares[0] != gib*5/4 || fill.Shares[1] != gib*5/4 || fill.Validate() != nil {

@@ -72,7 +72,9 @@ const (
 	// OpRoom asks the receiver how many of the pages of a VM shaped as
 	// Spec (its nodes, vCPUs and pages) it could home: its free frames
 	// less the VM's fixed cost there and MinCopyFrames. It answers with
-	// OpRoomReply, Arg the pages, for the same Spec.ID.
+	// OpRoomReply, Arg the pages and Virt its virtualization backend
+	// (VirtUnknown from a node older than the field), for the same
+	// Spec.ID.
 	OpRoom      Op = 9
 	OpRoomReply Op = 10
 	opLimit        = 11
@@ -399,8 +401,9 @@ type Control struct {
 	Spec Spec           // OpCreate; Spec.ID names the VM for every op
 	VCPU migrate.VCPUID // OpMigrate, OpStartup
 	Node memory.NodeID  // OpMigrate: destination; OpStop: the lost node
-	Arg  uint32         // OpDone: outcome; OpStartup: vector; OpStop: StopReason
+	Arg  uint32         // OpDone: outcome; OpStartup: vector; OpStop: StopReason; OpRoomReply: pages
 	Time uint64         // OpClock: the sender's guest TSC
+	Virt Virt           // OpRoomReply: the sender's virtualization backend
 }
 
 // Control wire format (little endian), ControlSize bytes, and for an
@@ -409,7 +412,7 @@ type Control struct {
 //
 //	0  magic (ControlMagic)
 //	1  op
-//	2  node
+//	2  node (OpRoomReply: virtualization backend, Virt)
 //	3  nodes
 //	4  vm id (4)
 //	8  vcpus (2)
@@ -446,6 +449,9 @@ func (c *Control) MarshalTo(b []byte) int {
 	n := c.Size()
 	_ = b[n-1]
 	b[0], b[1], b[2], b[3] = ControlMagic, byte(c.Op), byte(c.Node), byte(c.Spec.Nodes)
+	if c.Op == OpRoomReply {
+		b[2] = byte(c.Virt) // a reply names no node
+	}
 	binary.LittleEndian.PutUint32(b[4:], c.Spec.ID)
 	binary.LittleEndian.PutUint16(b[8:], uint16(c.Spec.VCPUs))
 	binary.LittleEndian.PutUint16(b[10:], uint16(c.VCPU))
@@ -494,6 +500,9 @@ func (c *Control) Unmarshal(b []byte) error {
 	}
 	if c.Op == 0 || c.Op >= opLimit {
 		return fmt.Errorf("%w: control op %d", ErrBadMessage, b[1])
+	}
+	if c.Op == OpRoomReply {
+		c.Node, c.Virt = 0, Virt(b[2])
 	}
 	for i := ControlSize; i < want; i += 4 {
 		c.Spec.Shares[(i-ControlSize)/4] = binary.LittleEndian.Uint32(b[i:])

@@ -151,6 +151,16 @@ func distRoom(spec dvm.Spec, inUse, total int) int {
 	return max(total-inUse-distFixedFrames(spec)-dvm.MinCopyFrames, 0)
 }
 
+// distVirt is the virtualization backend a node tells with its room
+// (dvm.Host.Virt): AMD-V with nested paging when the hypervisor runs on
+// SVM, otherwise VT-x with EPT.
+func distVirt(amdv bool) dvm.Virt {
+	if amdv {
+		return dvm.VirtAMDV
+	}
+	return dvm.VirtVTx
+}
+
 // distCopyBudget bounds the frames this node's share of spec takes for
 // copies of pages other nodes home (dvm.Config.CopyFrames): whatever its
 // homed pages and fixed cost leave of its free frames, at least

@@ -150,6 +150,10 @@ func (d *Dist) Room(spec dvm.Spec) int {
 	return distRoom(spec, inUse, total)
 }
 
+// Virt returns this node's virtualization backend (dvm.Host): a VM's
+// nodes must all use one.
+func (d *Dist) Virt() dvm.Virt { return distVirt(d.h.svmCaps != nil) }
+
 // current returns this node's share of the VM, nil if none.
 func (d *Dist) current() *distVM {
 	vm, _ := d.plane.Current().(*distVM)
@@ -228,7 +232,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	}
 	rooms, err := d.plane.Rooms(self, spec, dvm.RoomTimeout)
 	if err == nil {
-		err = dvm.FitHomes(&spec, rooms, d.net.ClusterID)
+		err = dvm.Fit(&spec, rooms, d.net.ClusterID)
 	}
 	if err != nil {
 		return spec, err

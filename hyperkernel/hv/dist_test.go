@@ -27,6 +27,20 @@ func TestDistNUMA(t *testing.T) {
 	}
 }
 
+// TestDistVirt: a node tells AMD-V when it runs on SVM, VT-x otherwise,
+// and a VM over one of each is refused.
+func TestDistVirt(t *testing.T) {
+	if distVirt(true) != dvm.VirtAMDV || distVirt(false) != dvm.VirtVTx {
+		t.Fatalf("distVirt: %v, %v", distVirt(true), distVirt(false))
+	}
+	spec := dvm.Spec{ID: 3, Nodes: 2, VCPUs: 2, Pages: 1024}
+	rooms := []dvm.NodeRoom{{Pages: 1024, Virt: distVirt(false)}, {Pages: 1024, Virt: distVirt(true)}}
+	err := dvm.Fit(&spec, rooms, func(n memory.NodeID) uint32 { return uint32(n) + 1 })
+	if err == nil || err.Error() != "dvm: nodes use different virtualization: node 1 VT-x, node 2 AMD-V; a VM's nodes must all use one" {
+		t.Errorf("a VT-x and an AMD-V node: %v", err)
+	}
+}
+
 // TestCheckDistRoom: a distributed VM whose pages homed on a node do not
 // fit in that node's frames is refused there with the figures (issue 23:
 // a node learnt it only when the engine ran out of frames).
