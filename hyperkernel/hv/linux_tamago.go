@@ -340,6 +340,11 @@ func (vm *LinuxVM) exitHandlers() (exits.Dispatcher, error) {
 	if err := plat.Register(msrs); err != nil {
 		return exits.Dispatcher{}, err
 	}
+	if h.svmCaps != nil { // the guest sees the host's vendor: AuthenticAMD
+		if err := plat.RegisterAMD(msrs); err != nil {
+			return exits.Dispatcher{}, err
+		}
+	}
 	if err := vm.apics.Register(msrs); err != nil {
 		return exits.Dispatcher{}, err
 	}

@@ -38,6 +38,11 @@ const (
 	MTRRFix4KC0   uint32 = 0x268 // IA32_MTRR_FIX4K_C0000 .. F8000 at 0x26F
 	PAT           uint32 = 0x277 // IA32_PAT
 	MTRRDefType   uint32 = 0x2FF // IA32_MTRR_DEF_TYPE
+	// SysCfg is AMD's system configuration register (AMD APM Vol. 2,
+	// 7.9.1 "Extended Fixed-Range MTRR Type-Field Encodings" and its
+	// SYSCFG figure), which Linux reads with a plain RDMSR on AMD
+	// processors while it reads the fixed-range MTRRs.
+	SysCfg uint32 = 0xC0010010
 )
 
 // Values (SDM Vol. 3A, 12.11 "Memory Type Range Registers", 12.12 "PAT";
@@ -57,6 +62,17 @@ const (
 	patInit = 0x0007040600070406
 	// featureCtlLocked: lock bit set, VMX in and outside SMX off.
 	featureCtlLocked = 1
+	// SYSCFG bits (AMD APM Vol. 2, 7.9.1): the fixed-range MTRRs'
+	// RdMem/WrMem extension enable (18) and its modify enable (19), the
+	// variable-range DRAM enable (20), TOP_MEM2 (21). A guest may change
+	// only these; the rest (SMEE, secure nested paging, ...) is not
+	// emulated and stays 0. Firmware leaves the modify enable clear.
+	sysCfgFixDramEn    = 1 << 18
+	sysCfgFixDramModEn = 1 << 19
+	sysCfgVarDramEn    = 1 << 20
+	sysCfgTom2En       = 1 << 21
+	sysCfgInit         = sysCfgFixDramEn | sysCfgVarDramEn
+	sysCfgWritable     = sysCfgFixDramEn | sysCfgFixDramModEn | sysCfgVarDramEn | sysCfgTom2En
 	// miscEnableInit: fast strings (0), BTS unavailable (11), PEBS
 	// unavailable (12).
 	miscEnableInit = 1 | 1<<11 | 1<<12
@@ -72,9 +88,9 @@ func memType(t uint64, pat bool) bool {
 }
 
 type perVCPU struct {
-	pat, miscEnable, defType uint64
-	fixed                    [11]uint64
-	variable                 [2 * VariableMTRRs]uint64
+	pat, miscEnable, defType, sysCfg uint64
+	fixed                            [11]uint64
+	variable                         [2 * VariableMTRRs]uint64
 }
 
 // Table holds every vCPU's platform MSRs.
@@ -96,7 +112,7 @@ func New(n int, physBits uint) (*Table, error) {
 	t := &Table{vcpus: make([]perVCPU, n), physMask: ^uint64(0) << physBits}
 	for i := range t.vcpus {
 		v := &t.vcpus[i]
-		v.pat, v.miscEnable, v.defType = patInit, miscEnableInit, defTypeInit
+		v.pat, v.miscEnable, v.defType, v.sysCfg = patInit, miscEnableInit, defTypeInit, sysCfgInit
 		for j := range v.fixed {
 			v.fixed[j] = fixedWB
 		}
@@ -128,6 +144,16 @@ func (t *Table) Register(m *exits.MSRTable) error {
 		if err := m.Register(r.first, r.last, r.name, t); err != nil {
 			return fmt.Errorf("pcmsr: %w", err)
 		}
+	}
+	return nil
+}
+
+// RegisterAMD claims in m the MSRs an AMD processor has beyond Register's
+// (SYSCFG): a guest that sees AuthenticAMD reads them; on an Intel one
+// they raise #GP, as they do on Intel hardware.
+func (t *Table) RegisterAMD(m *exits.MSRTable) error {
+	if err := m.Register(SysCfg, SysCfg, "SYSCFG", t); err != nil {
+		return fmt.Errorf("pcmsr: %w", err)
 	}
 	return nil
 }
@@ -168,6 +194,8 @@ func (t *Table) ReadMSR(vcpu int, msr uint32) (uint64, bool) {
 		return v.pat, true
 	case MTRRDefType:
 		return v.defType, true
+	case SysCfg:
+		return v.sysCfg, true
 	case BIOSUpdtTrig:
 		return 0, false // write-only
 	}
@@ -224,6 +252,12 @@ func (t *Table) write(v *perVCPU, msr uint32, value uint64) bool {
 			return false
 		}
 		v.defType = value
+		return true
+	case SysCfg:
+		if value&^sysCfgWritable != 0 {
+			return false
+		}
+		v.sysCfg = value
 		return true
 	}
 	if i, ok := fixedIndex(msr); ok {

@@ -123,3 +123,33 @@ func FuzzMSR(f *testing.F) {
 		}
 	})
 }
+
+// TestSysCfg: AMD's SYSCFG reads as firmware leaves it (fixed-range
+// RdMem/WrMem and variable-range DRAM enabled, the modify enable clear:
+// Linux clears it with a warning otherwise), takes writes to its MTRR
+// bits and refuses the rest (#GP); without RegisterAMD it is unclaimed,
+// as on an Intel processor.
+func TestSysCfg(t *testing.T) {
+	p, m := newTable(t)
+	if _, ok := m.Read(0, SysCfg); ok {
+		t.Fatal("SYSCFG read succeeded before RegisterAMD")
+	}
+	if err := p.RegisterAMD(m); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := m.Read(0, SysCfg); !ok || got != 0x140000 || got&sysCfgFixDramModEn != 0 {
+		t.Fatalf("SYSCFG = %#x, %v; want 0x140000", got, ok)
+	}
+	if !m.Write(1, SysCfg, 0x340000) {
+		t.Error("SYSCFG write of its MTRR bits refused")
+	}
+	if got, _ := m.Read(1, SysCfg); got != 0x340000 {
+		t.Errorf("vCPU 1's SYSCFG = %#x after the write, want 0x340000", got)
+	}
+	if got, _ := m.Read(0, SysCfg); got != 0x140000 {
+		t.Errorf("vCPU 0's SYSCFG = %#x: another vCPU's write reached it", got)
+	}
+	if m.Write(0, SysCfg, 0x140000|1<<23) {
+		t.Error("SYSCFG accepted SMEE (bit 23), which is not emulated")
+	}
+}
