@@ -43,6 +43,11 @@ const (
 	// SYSCFG figure), which Linux reads with a plain RDMSR on AMD
 	// processors while it reads the fixed-range MTRRs.
 	SysCfg uint32 = 0xC0010010
+	// IntPend is the interrupt pending message register of AMD family
+	// 0Fh and 10h processors (BKDG for family 10h, MSRC001_0055), which
+	// Linux reads on those families (erratum 400) to see whether C1E is
+	// on; QEMU's emulated AMD processor is family 0Fh.
+	IntPend uint32 = 0xC0010055
 )
 
 // Values (SDM Vol. 3A, 12.11 "Memory Type Range Registers", 12.12 "PAT";
@@ -149,10 +154,13 @@ func (t *Table) Register(m *exits.MSRTable) error {
 }
 
 // RegisterAMD claims in m the MSRs an AMD processor has beyond Register's
-// (SYSCFG): a guest that sees AuthenticAMD reads them; on an Intel one
+// (SYSCFG, the interrupt pending message register): a guest that sees AuthenticAMD reads them; on an Intel one
 // they raise #GP, as they do on Intel hardware.
 func (t *Table) RegisterAMD(m *exits.MSRTable) error {
 	if err := m.Register(SysCfg, SysCfg, "SYSCFG", t); err != nil {
+		return fmt.Errorf("pcmsr: %w", err)
+	}
+	if err := m.Register(IntPend, IntPend, "interrupt pending message", t); err != nil {
 		return fmt.Errorf("pcmsr: %w", err)
 	}
 	return nil
@@ -180,8 +188,8 @@ func (t *Table) ReadMSR(vcpu int, msr uint32) (uint64, bool) {
 	defer t.mu.Unlock()
 	v := &t.vcpus[vcpu]
 	switch msr {
-	case PlatformID, MCGCap, MCGStatus, DebugCtl:
-		return 0, true
+	case PlatformID, MCGCap, MCGStatus, DebugCtl, IntPend:
+		return 0, true // IntPend: C1E on halt (bits 27, 28) off
 	case FeatureCtl:
 		return featureCtlLocked, true
 	case BIOSSignID:
@@ -229,7 +237,7 @@ func (t *Table) write(v *perVCPU, msr uint32, value uint64) bool {
 		return true // no microcode updates: ignored
 	case BIOSSignID:
 		return true // software writes 0 before CPUID to latch the id
-	case MCGStatus, DebugCtl:
+	case MCGStatus, DebugCtl, IntPend:
 		return value == 0
 	case PlatformID, FeatureCtl, MTRRCap, MCGCap:
 		return false // read-only (IA32_FEATURE_CONTROL is locked)

@@ -152,4 +152,10 @@ func TestSysCfg(t *testing.T) {
 	if m.Write(0, SysCfg, 0x140000|1<<23) {
 		t.Error("SYSCFG accepted SMEE (bit 23), which is not emulated")
 	}
+	if got, ok := m.Read(0, IntPend); !ok || got != 0 {
+		t.Errorf("interrupt pending message = %#x, %v; want 0 (C1E off)", got, ok)
+	}
+	if m.Write(0, IntPend, 1<<27) {
+		t.Error("interrupt pending message took C1eOnCmpHalt")
+	}
 }
