@@ -16,16 +16,16 @@ import (
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/machine/board"
-	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/machine/board/x86"
 	"github.com/big-iron/big-iron/netstack/cluster"
 	"github.com/big-iron/big-iron/vmm/frames"
 )
 
 // Guest frames come from the memory no one else reserved (GuestMemory
-// leaves out the Go runtime's and the NIC DMA region) from 16 MiB up to
-// the end of the cacheable part of machine/board/x86's identity map, through
-// which the hyperkernel reaches every frame (entry_amd64.s: 0-3 GiB
-// write-back, 3-4 GiB uncached for MMIO, nothing above).
+// leaves out the Go runtime's and the NIC DMA region): from 16 MiB up to
+// 3 GiB, the cacheable part of the identity map cpuinit installs (3-4
+// GiB is mapped uncached, for MMIO), and everything above 4 GiB, which
+// x86.MapHigh maps first (x86.PlanFrames).
 const (
 	guestFramesStart = 16 << 20
 	guestFramesEnd   = 3 << 30
@@ -34,14 +34,14 @@ const (
 // startHypervisor prepares VMX and returns the vm commands and the
 // hypervisor (nil where VMX is unavailable: the commands then say why).
 func startHypervisor(p *board.Platform) ([]*shell.Command, *hv.Hypervisor) {
-	var m memmap.Map
-	for _, r := range p.GuestMemory() {
-		lo, hi := max(r.Start, guestFramesStart), min(r.End(), guestFramesEnd)
-		if lo < hi {
-			m = append(m, memmap.Region{Start: lo, Size: hi - lo, Type: memmap.Usable})
-		}
+	plan, err := x86.PlanFrames(p.GuestMemory(), guestFramesStart, guestFramesEnd)
+	if err == nil && plan.HighEnd != 0 {
+		err = x86.MapHigh(plan.HighEnd, plan.Tables)
 	}
-	pool, err := frames.NewPool(m)
+	if err != nil {
+		return console.VMCommands(nil, nil, err.Error()), nil
+	}
+	pool, err := frames.NewPool(plan.Frames)
 	if err != nil {
 		return console.VMCommands(nil, nil, err.Error()), nil
 	}
