@@ -218,6 +218,7 @@ type Runtime struct {
 	acquired   []int64
 	epoch      time.Time
 	held, hold []inMsg
+	heldPages  []heldPage // drainLocked's: the pages of the requests it holds
 	heldN      atomic.Int32
 	done       [][]byte
 	// policy decides pull or move on remote faults (nil: Spec.Move is
@@ -413,18 +414,32 @@ func (r *Runtime) drainLocked() {
 	if flooder != 0 {
 		r.fail(fmt.Errorf("%w: node %d sent more than %d messages this node had not served", ErrFlood, flooder-1, MaxInbox))
 	}
-	// Held requests first, then the new messages, in arrival order; a
-	// sender with a request still held has its later messages held
-	// behind it, so that each sender's messages are served in order.
-	var blocked uint64 // senders with a message held in this pass
+	// Held requests first, then the new messages, in arrival order. A
+	// request still held keeps its sender's later coherence messages
+	// about the same page behind it, and its later messages of other
+	// kinds (migrations, devices, interrupts), so that what the engine
+	// and the vCPUs see of each sender is in order; its coherence
+	// messages about other pages go ahead, as the coherence protocol
+	// allows (its races are per page). Were they held too, a node that
+	// keeps one page while its vCPU waits for a second would not get the
+	// second until its window on the first ended, and would then give
+	// the first up as it got the second: two nodes whose vCPUs need both
+	// at once (an instruction whose page walk writes both, on AMD-V)
+	// would trade them for ever.
+	var blocked uint64 // senders with a message other than a request held in this pass
 	now := int64(time.Since(r.epoch))
 	r.hold = r.hold[:0]
+	r.heldPages = r.heldPages[:0]
 	r.done = r.done[:0]
 	served := 0
 	for _, list := range [2][]inMsg{r.held, r.work} {
 		for _, m := range list {
-			if blocked&(1<<m.from) != 0 || r.holdsLocked(m.b, now) {
-				blocked |= 1 << m.from
+			if r.mustHoldLocked(m, blocked, now) {
+				if p, ok := coherencePage(m.b); ok {
+					r.heldPages = append(r.heldPages, heldPage{m.from, p})
+				} else {
+					blocked |= 1 << m.from
+				}
 				r.hold = append(r.hold, m)
 				continue
 			}
@@ -449,6 +464,38 @@ func (r *Runtime) drainLocked() {
 		r.cond.Broadcast()
 	}
 	r.qmu.Unlock()
+}
+
+// heldPage is a sender and a page of a coherence message held.
+type heldPage struct {
+	from memory.NodeID
+	page uint64
+}
+
+// mustHoldLocked reports whether drainLocked holds message m: it is a
+// request in its page's hold window, or comes after a message of its
+// sender held in this pass that it must not overtake (see drainLocked).
+// blocked are the senders with a message other than a coherence message
+// held.
+func (r *Runtime) mustHoldLocked(m inMsg, blocked uint64, now int64) bool {
+	if blocked&(1<<m.from) != 0 {
+		return true
+	}
+	p, coherence := coherencePage(m.b)
+	for _, h := range r.heldPages {
+		if h.from == m.from && (!coherence || h.page == p) {
+			return true
+		}
+	}
+	return r.holdsLocked(m.b, now)
+}
+
+// coherencePage returns the page a coherence message is about.
+func coherencePage(b []byte) (uint64, bool) {
+	if len(b) < memory.MessageHeaderSize || b[0] != memory.MessageMagic {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b[8:]) / memory.PageSize, true
 }
 
 // holdsLocked reports whether message b is a request for a page this

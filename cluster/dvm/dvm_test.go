@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ type memNet struct {
 	wg    sync.WaitGroup
 	sent  [][]byte // every message, when record is set
 	mu    sync.Mutex
+	// delay is each message's time on the wire, set before any is sent.
+	delay time.Duration
 }
 
 type memPort struct {
@@ -133,6 +136,9 @@ func newCluster(t testing.TB, nodes, vcpus, pages int, mods ...func(*Config)) *t
 			go func() {
 				defer c.net.wg.Done()
 				for m := range ch {
+					if c.net.delay > 0 {
+						time.Sleep(c.net.delay)
+					}
 					dst.Deliver(src, m)
 				}
 			}()
@@ -1060,5 +1066,80 @@ func TestMessagesOfAnotherVMDropped(t *testing.T) {
 	}
 	if s := c.rts[0].Stats(); s.Stale != 2 || s.Rejected != 0 {
 		t.Errorf("stale %d, rejected %d; want 2 and 0", s.Stale, s.Rejected)
+	}
+}
+
+// access is the access node n's tables give the page at gpa.
+func (c *testCluster) access(n int, gpa uint64) memory.Access {
+	p := c.perms[n]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acc[gpa]
+}
+
+// An instruction may need several pages writable at once: on AMD-V the
+// guest's page walk writes every paging-structure entry it reads through
+// the nested tables (to set accessed bits; QEMU's TCG always asks for
+// write), so each vCPU's first access after an entry needs the kernel's
+// shared page-table pages Modified together. Two nodes whose vCPUs
+// need the same two pages, each faulting them in the walk's order, must
+// both make progress: with hold windows of one length the node that has
+// just gained the first page loses it, when its window ends, to the other
+// node, whose window on the second ends at the same moment, round after
+// round (issue 18: TestQEMUClusterLinuxAMDV, the kernel's level3 and
+// level2 page tables handed back and forth 22000 times, the guest stuck).
+func TestPagesNeededTogetherReachBothNodes(t *testing.T) {
+	const (
+		hold  = 5 * time.Millisecond
+		delay = 2 * time.Millisecond
+		run   = 1500 * time.Millisecond
+	)
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Hold = hold })
+	c.net.delay = delay
+	pages := []uint64{0, 2 * memory.PageSize} // both homed on node 0, walked in this order
+	var done [2]atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for n := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := c.rts[n].Handle(migrate.VCPUID(n))
+			h.Lock()
+			defer h.Unlock()
+			for time.Since(start) < run {
+				if err := h.Serve(); err != nil {
+					t.Error(err)
+					return
+				}
+				missing := -1
+				for i, gpa := range pages {
+					if c.access(n, gpa) != memory.AccessReadWrite {
+						missing = i
+						break
+					}
+				}
+				if missing < 0 {
+					// The instruction completes; the guest runs on
+					// and its next entry walks the tables again.
+					done[n].Add(1)
+					h.Unlock()
+					time.Sleep(time.Millisecond)
+					h.Lock()
+					continue
+				}
+				if err := h.Fault(pages[missing], true); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("instructions completed in %v: node 0 %d, node 1 %d", run, done[0].Load(), done[1].Load())
+	for n := range 2 {
+		if done[n].Load() < 5 {
+			t.Errorf("node %d completed %d instructions in %v: the pages went back and forth without it ever holding both", n, done[n].Load(), run)
+		}
 	}
 }
