@@ -26,22 +26,6 @@ func TestBochsClusterLinux(t *testing.T) {
 	checkClusterLinux(t, dir, nodes, "bochs")
 }
 
-// TestQEMUClusterLinuxAMDV boots Debian's kernel as one VM across two
-// QEMU nodes on AMD-V (TCG, -cpu max: SVM with nested paging), one core
-// each, on one multicast segment: checkClusterLinux.
-func TestQEMUClusterLinuxAMDV(t *testing.T) {
-	requireE2E(t, "qemu-system-x86_64", "make")
-	dir := buildGuestImage(t)
-	c := launch.Cluster{Nodes: 2, Segment: 45000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
-	elf := filepath.Join(dir, "bigiron.elf")
-	nodes := make([]*node, c.Nodes+1)
-	for i := 1; i <= c.Nodes; i++ {
-		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
-	}
-	waitTwoNodes(t, nodes, 3*time.Minute)
-	checkClusterLinux(t, dir, nodes, "qemu")
-}
-
 // checkClusterLinux boots Debian's kernel as one VM across nodes 1 and 2
 // with the commands `make cluster GUEST=linux` types (launch.LinuxDemo):
 // the guest boots with both vCPUs on node 1 and vCPU 1 moves to node 2
