@@ -6,10 +6,13 @@
 // the device models and the boot loader (devices.GuestMemory), and the
 // memory map the guest's firmware tables describe.
 //
-// The guest-physical layout is the PC's: RAM from 0 to Size, with the
-// legacy hole 0x9FC00-0x100000 (EBDA, VGA, option and BIOS ROMs) reported
-// reserved but backed like the rest, and device windows (virtio-mmio,
-// IOAPIC, LAPIC) at and above MMIOBase, which RAM never reaches.
+// The guest-physical layout is the PC's: RAM from 0 up to MMIOBase, with
+// the legacy hole 0x9FC00-0x100000 (EBDA, VGA, option and BIOS ROMs)
+// reported reserved but backed like the rest; device windows
+// (virtio-mmio, IOAPIC, LAPIC) in the MMIO hole [MMIOBase, 4 GiB), which
+// RAM never reaches; and the RAM that does not fit below the hole from
+// HighBase (4 GiB) up. A guest of 5 GiB has RAM [0, 3 GiB) and
+// [4 GiB, 7 GiB). Split says where a size of RAM goes.
 package guestmem
 
 import (
@@ -30,11 +33,18 @@ const (
 	LowRAMEnd = 0x9FC00
 	// HighRAMStart is the first address above the legacy hole.
 	HighRAMStart = 0x100000
-	// MMIOBase is where device windows start; RAM ends below it.
+	// MMIOBase is where device windows start; RAM below 4 GiB ends
+	// below it.
 	MMIOBase = 0xC0000000
-	// MinSize and MaxSize bound a guest's RAM.
+	// HighBase is where RAM continues above the MMIO hole: 4 GiB.
+	HighBase = 1 << 32
+	// MinSize and MaxSize bound a guest's RAM. MaxSize, 1 TiB, is RAM
+	// up to 1 TiB + 1 GiB in guest-physical space: 41 address bits, so
+	// a processor's width (CPUID 0x80000008) may refuse the largest
+	// sizes (see Split.End). What the bookkeeping costs is 8 bytes per
+	// 2 MiB backed by a run and 8 per 4 KiB backed frame by frame.
 	MinSize = 16 << 20
-	MaxSize = MMIOBase
+	MaxSize = 1 << 40
 )
 
 // Backing gives RAM its host frames.
@@ -63,102 +73,155 @@ type RunBacking interface {
 // RunSize is the size of a run: a large page.
 const RunSize = 2 << 20
 
+// perRun is the number of pages in a run, or in a chunk.
+const perRun = RunSize / PageSize
+
+// chunkFrames marks a chunk backed frame by frame: the rest of the word,
+// shifted right by one, indexes RAM.frames. A chunk without it holds the
+// first frame of its run (2 MiB-aligned, so bit 0 is free).
+const chunkFrames = 1
+
 // RAM is a guest's memory, backed page by page, or run by run where the
-// backing has runs.
+// backing has runs. Its pages, numbered as Split says, form chunks of
+// perRun pages (the last may be shorter); a chunk is one run or single
+// frames. Both ranges start 2 MiB-aligned (MMIOBase is), so a chunk is
+// an aligned 2 MiB of guest-physical space, which a second-level table
+// maps with one large page when it is a run.
 type RAM struct {
-	size  uint64
-	pages []uint64 // host frame of each guest page
-	runs  []bool   // per 2 MiB of guest RAM: backed by one run
-	b     Backing
+	split  Split
+	chunks []uint64         // per chunk: run's first frame, or frames index<<1 | chunkFrames
+	frames [][perRun]uint64 // host frame of each page of the chunks backed frame by frame
+	b      Backing
 }
 
 // New backs size bytes of guest RAM (a multiple of PageSize, MinSize to
-// MaxSize) with frames from b: each whole, aligned 2 MiB of guest RAM
-// with a run where b is a RunBacking that has one, the rest frame by
-// frame. On error every frame taken is returned.
+// MaxSize), laid out as NewSplit(size) says, with frames from b: each
+// chunk with a run where b is a RunBacking that has one, the rest frame
+// by frame. On error every frame taken is returned.
 func New(size uint64, b Backing) (*RAM, error) {
 	if size%PageSize != 0 || size < MinSize || size > MaxSize {
-		return nil, fmt.Errorf("guestmem: %d MiB of RAM: want a multiple of 4 KiB from %d MiB to %d MiB", size>>20, MinSize>>20, MaxSize>>20)
+		return nil, fmt.Errorf("guestmem: %s of RAM: want a multiple of 4 KiB from %s to %s",
+			memmap.FormatSize(size), memmap.FormatSize(MinSize), memmap.FormatSize(MaxSize))
 	}
-	r := &RAM{size: size, pages: make([]uint64, size/PageSize), runs: make([]bool, size/RunSize), b: b}
+	s := NewSplit(size)
+	n := s.Pages()
+	r := &RAM{split: s, chunks: make([]uint64, (n+perRun-1)/perRun), b: b}
 	rb, _ := b.(RunBacking)
-	const perRun = RunSize / PageSize
-	for i := 0; i < len(r.pages); {
-		if rb != nil && i%perRun == 0 && i+perRun <= len(r.pages) {
+	for c := range uint64(len(r.chunks)) {
+		first := c * perRun
+		if rb != nil && first+perRun <= n {
 			if run, err := rb.AllocRun(); err == nil {
-				for j := range perRun {
-					r.pages[i+j] = run + uint64(j)*PageSize
-				}
-				r.runs[i/perRun] = true
-				i += perRun
+				r.chunks[c] = run
 				continue
 			}
 			rb = nil // no run left: frames from here on
 		}
-		f, err := b.AllocFrame()
-		if err != nil {
-			r.free(i)
-			return nil, fmt.Errorf("guestmem: backing page %d of %d: %w", i, size/PageSize, err)
+		if err := r.backFrames(c, min(perRun, n-first)); err != nil {
+			r.free(int(c))
+			return nil, fmt.Errorf("guestmem: backing %s of RAM: %w", memmap.FormatSize(size), err)
 		}
-		r.pages[i] = f
-		i++
 	}
 	return r, nil
 }
 
+// backFrames backs the first k pages of chunk c with single frames; on
+// error it returns those it took.
+func (r *RAM) backFrames(c, k uint64) error {
+	r.frames = append(r.frames, [perRun]uint64{})
+	fs := &r.frames[len(r.frames)-1]
+	for i := range k {
+		f, err := r.b.AllocFrame()
+		if err != nil {
+			for _, f := range fs[:i] {
+				r.b.FreeFrame(f)
+			}
+			r.frames = r.frames[:len(r.frames)-1]
+			return fmt.Errorf("page %d of %d: %w", c*perRun+i, r.split.Pages(), err)
+		}
+		fs[i] = f
+	}
+	r.chunks[c] = uint64(len(r.frames)-1)<<1 | chunkFrames
+	return nil
+}
+
 // Free returns every frame to the backing; the RAM must not be used
 // afterwards.
-func (r *RAM) Free() { r.free(len(r.pages)) }
+func (r *RAM) Free() { r.free(len(r.chunks)) }
 
-// free returns the frames of the first n pages.
+// free returns the frames of the first n chunks.
 func (r *RAM) free(n int) {
-	const perRun = RunSize / PageSize
-	for i := 0; i < n; {
-		if i%perRun == 0 && i/perRun < len(r.runs) && r.runs[i/perRun] {
-			r.b.(RunBacking).FreeRun(r.pages[i])
-			i += perRun
+	pages := r.split.Pages()
+	for c, v := range r.chunks[:n] {
+		if v&chunkFrames == 0 {
+			r.b.(RunBacking).FreeRun(v)
 			continue
 		}
-		r.b.FreeFrame(r.pages[i])
-		i++
+		k := min(perRun, pages-uint64(c)*perRun)
+		for _, f := range r.frames[v>>1][:k] {
+			r.b.FreeFrame(f)
+		}
 	}
-	r.pages, r.runs = nil, nil
-	r.size = 0
+	r.chunks, r.frames = nil, nil
+	r.split = Split{}
+}
+
+// frame returns the host frame of page index i. It does not allocate.
+func (r *RAM) frame(i uint64) uint64 {
+	v := r.chunks[i/perRun]
+	if v&chunkFrames == 0 {
+		return v + i%perRun*PageSize
+	}
+	return r.frames[v>>1][i%perRun]
+}
+
+// stride returns the page index after the stretch of contiguous frames
+// that page index i starts in its chunk: the chunk's end for a run.
+func (r *RAM) stride(i uint64) uint64 {
+	if r.chunks[i/perRun]&chunkFrames == 0 {
+		return min((i/perRun+1)*perRun, r.split.Pages())
+	}
+	return i + 1
 }
 
 // Extents calls fn for each stretch of guest RAM backed by contiguous
 // host frames, in address order, until fn returns an error: what a
-// second-level table maps, with large pages where the stretch allows.
+// second-level table maps, with large pages where the stretch allows. No
+// stretch crosses the MMIO hole.
 func (r *RAM) Extents(fn func(gpa, hpa, size uint64) error) error {
-	for i := 0; i < len(r.pages); {
-		j := i + 1
-		for j < len(r.pages) && r.pages[j] == r.pages[j-1]+PageSize {
-			j++
+	n, low := r.split.Pages(), r.split.Low/PageSize
+	for i := uint64(0); i < n; {
+		start, hpa := i, r.frame(i)
+		i = r.stride(i)
+		for i < n && i != low && r.frame(i) == hpa+(i-start)*PageSize {
+			i = r.stride(i)
 		}
-		if err := fn(uint64(i)*PageSize, r.pages[i], uint64(j-i)*PageSize); err != nil {
+		if err := fn(r.split.Addr(start), hpa, (i-start)*PageSize); err != nil {
 			return err
 		}
-		i = j
 	}
 	return nil
 }
 
 // Size returns the RAM's size in bytes.
-func (r *RAM) Size() uint64 { return r.size }
+func (r *RAM) Size() uint64 { return r.split.Size() }
+
+// Split returns where the RAM lies in guest-physical space.
+func (r *RAM) Split() Split { return r.split }
 
 // Frame returns the host frame backing the guest page holding gpa, for
-// mapping it into EPT.
+// mapping it into EPT; false if gpa is not RAM. It does not allocate.
 func (r *RAM) Frame(gpa uint64) (hpa uint64, ok bool) {
-	if gpa >= r.size {
+	i, ok := r.split.Index(gpa)
+	if !ok {
 		return 0, false
 	}
-	return r.pages[gpa/PageSize], true
+	return r.frame(i), true
 }
 
 // check validates an access of n bytes at gpa.
 func (r *RAM) check(gpa uint64, n int) error {
-	if gpa >= r.size || uint64(n) > r.size-gpa {
-		return fmt.Errorf("guestmem: %d bytes at %#x, RAM ends at %#x: %w", n, gpa, r.size, devices.ErrBadAddress)
+	if !r.split.Contains(gpa, uint64(n)) {
+		return fmt.Errorf("guestmem: %d bytes at %#x, RAM is %s: %w", n, gpa, r.split, devices.ErrBadAddress)
 	}
 	return nil
 }
@@ -170,8 +233,8 @@ func (r *RAM) ReadAt(p []byte, gpa uint64) error {
 		return err
 	}
 	for len(p) > 0 {
-		off := gpa % PageSize
-		n := copy(p, r.b.Frame(r.pages[gpa/PageSize])[off:])
+		i, _ := r.split.Index(gpa)
+		n := copy(p, r.b.Frame(r.frame(i))[gpa%PageSize:])
 		p, gpa = p[n:], gpa+uint64(n)
 	}
 	return nil
@@ -184,24 +247,18 @@ func (r *RAM) WriteAt(p []byte, gpa uint64) error {
 		return err
 	}
 	for len(p) > 0 {
-		off := gpa % PageSize
-		n := copy(r.b.Frame(r.pages[gpa/PageSize])[off:], p)
+		i, _ := r.split.Index(gpa)
+		n := copy(r.b.Frame(r.frame(i))[gpa%PageSize:], p)
 		p, gpa = p[n:], gpa+uint64(n)
 	}
 	return nil
 }
 
-// Map is the guest's memory map (what its E820 table says): conventional
-// memory, the reserved legacy hole, RAM from 1 MiB up.
-func (r *RAM) Map() memmap.Map { return Layout(r.size) }
+// Map is the guest's memory map (what its E820 table says): see
+// Split.Map.
+func (r *RAM) Map() memmap.Map { return r.split.Map() }
 
 // Layout is the memory map of a guest with size bytes of RAM (at least
 // HighRAMStart): what RAM.Map says, for guest memory held elsewhere (a
 // distributed VM's).
-func Layout(size uint64) memmap.Map {
-	return memmap.Map{
-		{Start: 0, Size: LowRAMEnd, Type: memmap.Usable},
-		{Start: LowRAMEnd, Size: HighRAMStart - LowRAMEnd, Type: memmap.Reserved},
-		{Start: HighRAMStart, Size: size - HighRAMStart, Type: memmap.Usable},
-	}
-}
+func Layout(size uint64) memmap.Map { return NewSplit(size).Map() }
