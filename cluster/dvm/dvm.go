@@ -49,6 +49,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
 	"github.com/big-iron/big-iron/cluster/sched"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
@@ -192,6 +193,10 @@ type inMsg struct {
 // Runtime is this node's share of one distributed VM.
 type Runtime struct {
 	cfg Config
+	// split is where the guest's RAM lies: the engine's addresses are
+	// page indexes times the page size (Spec.Pages), translated at the
+	// Runtime's edges.
+	split guestmem.Split
 
 	mu sync.Mutex // see the package comment
 	// locked is the handle OnDevice gets with the lock held; devHandle
@@ -271,6 +276,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{
 		cfg:   cfg,
+		split: cfg.Spec.Split(),
 		out:   memory.NewOutbox(),
 		mout:  migrate.NewOutbox(),
 		tx:    make([]byte, EnvelopeSize+migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
@@ -295,7 +301,7 @@ func New(cfg Config) (*Runtime, error) {
 	var err error
 	r.eng, err = memory.NewEngine(memory.Config{
 		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
-		Home: cfg.Home, Perm: cfg.Perm, Frames: cfg.Frames, CopyFrames: cfg.CopyFrames,
+		Home: cfg.Home, Perm: guestPerm{cfg.Perm, r.split}, Frames: cfg.Frames, CopyFrames: cfg.CopyFrames,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
@@ -843,13 +849,18 @@ func (r *Runtime) generation() uint64 {
 // answer) waits like a remote one: the next answer served frees a copy
 // to evict.
 func (r *Runtime) faultLocked(gpa uint64, write bool) error {
+	a, err := r.addr(gpa)
+	if err != nil {
+		return err
+	}
+	p := a / memory.PageSize
 	var start time.Time
 	for {
 		if err := r.stoppedLocked(); err != nil {
 			return err
 		}
 		gen := r.generation()
-		res, err := r.eng.Fault(gpa, write, r.out)
+		res, err := r.eng.Fault(a, write, r.out)
 		if err == nil {
 			err = r.flushMemory()
 		} else {
@@ -861,16 +872,12 @@ func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 		}
 		if res == memory.FaultSpurious || res == memory.FaultLocal {
 			if r.acquired != nil {
-				if p := gpa / memory.PageSize; p < uint64(len(r.acquired)) {
-					r.acquired[p] = int64(time.Since(r.epoch))
-				}
+				r.acquired[p] = int64(time.Since(r.epoch))
 			}
 			if !start.IsZero() {
 				r.stats.RemoteWaits++
 				r.stats.WaitTime += time.Since(start)
-				if p := gpa / memory.PageSize; p < uint64(len(r.waits)) {
-					r.waits[p]++
-				}
+				r.waits[p]++
 			}
 			return nil
 		}
@@ -906,10 +913,14 @@ func (r *Runtime) now() int64 { return int64(time.Since(r.epoch)) }
 // other (both write the same pages), only the one on the higher-numbered
 // node moves, so that they do not swap places.
 func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
-	if r.policy == nil || gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize || r.eng.LocalSatisfiable(gpa, write) {
+	if r.policy == nil {
 		return 0, false
 	}
-	target, dirty := r.eng.Hint(gpa)
+	a, err := r.addr(gpa)
+	if err != nil || r.eng.LocalSatisfiable(a, write) {
+		return 0, false
+	}
+	target, dirty := r.eng.Hint(a)
 	if target == r.cfg.Self || int(target) >= r.cfg.Spec.Nodes {
 		return 0, false
 	}
@@ -920,7 +931,7 @@ func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.
 		pull := int64(r.stats.WaitTime) / int64(r.stats.RemoteWaits)
 		r.hyst.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
 	}
-	f := sched.Fault{VCPU: int(v), Node: int(r.cfg.Self), Target: int(target), Dirty: dirty, Page: gpa / memory.PageSize, Write: write, Now: r.now()}
+	f := sched.Fault{VCPU: int(v), Node: int(r.cfg.Self), Target: int(target), Dirty: dirty, Page: a / memory.PageSize, Write: write, Now: r.now()}
 	if r.policy.Decide(f, (*runtimeCluster)(r)) != sched.Move {
 		return 0, false
 	}
@@ -980,8 +991,8 @@ func (r *Runtime) awaitLocked(gen uint64) {
 // hyperkernel's own guest-memory accesses (loading an image, the shell's
 // peek and poke). It takes the lock itself.
 func (r *Runtime) Access(gpa uint64, write bool, fn func(page *memory.Page)) error {
-	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
-		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
+	if _, err := r.addr(gpa); err != nil {
+		return err
 	}
 	r.lock()
 	defer r.unlock()
@@ -990,14 +1001,38 @@ func (r *Runtime) Access(gpa uint64, write bool, fn func(page *memory.Page)) err
 
 // accessLocked is Access for a caller that holds the lock.
 func (r *Runtime) accessLocked(gpa uint64, write bool, fn func(page *memory.Page)) error {
-	if gpa >= uint64(r.cfg.Spec.Pages)*memory.PageSize {
-		return fmt.Errorf("dvm: address %#x outside the VM's %d pages", gpa, r.cfg.Spec.Pages)
+	a, err := r.addr(gpa)
+	if err != nil {
+		return err
 	}
 	if err := r.faultLocked(gpa, write); err != nil {
 		return err
 	}
-	fn(r.eng.Frame(gpa))
+	fn(r.eng.Frame(a))
 	return nil
+}
+
+// addr returns the engine's address of guest-physical address gpa (see
+// Spec.Pages), or an error if gpa is not the VM's RAM. It does not
+// allocate when gpa is RAM.
+func (r *Runtime) addr(gpa uint64) (uint64, error) {
+	i, ok := r.split.Index(gpa)
+	if !ok {
+		return 0, fmt.Errorf("dvm: address %#x is not the VM's RAM %v", gpa, r.split)
+	}
+	return i*memory.PageSize + gpa%memory.PageSize, nil
+}
+
+// guestPerm is the engine's Permissions over the host's: it translates
+// the engine's addresses (page indexes) to guest-physical ones.
+type guestPerm struct {
+	perm  memory.Permissions
+	split guestmem.Split
+}
+
+// SetAccess implements memory.Permissions.
+func (g guestPerm) SetAccess(a uint64, f *memory.Page, acc memory.Access) {
+	g.perm.SetAccess(g.split.Addr(a/memory.PageSize)+a%memory.PageSize, f, acc)
 }
 
 // Write copies b into guest memory at gpa, page by page.
@@ -1243,13 +1278,20 @@ func (r *Runtime) HotPages(hot []HotPage) int {
 		for ; i > 0 && hot[i-1].Waits < w; i-- {
 			hot[i] = hot[i-1]
 		}
-		hot[i] = HotPage{GPA: uint64(p) * memory.PageSize, Waits: w}
+		hot[i] = HotPage{GPA: r.split.Addr(uint64(p)), Waits: w}
 	}
 	return n
 }
 
-// Home returns the home node of the page holding gpa.
-func (r *Runtime) Home(gpa uint64) memory.NodeID { return r.eng.Home(gpa) }
+// Home returns the home node of the page holding gpa, memory.NoNode if
+// gpa is not the VM's RAM.
+func (r *Runtime) Home(gpa uint64) memory.NodeID {
+	a, err := r.addr(gpa)
+	if err != nil {
+		return memory.NoNode
+	}
+	return r.eng.Home(a)
+}
 
 // Run serves messages that arrive while no vCPU loop holds the lock,
 // until Close.

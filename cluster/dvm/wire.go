@@ -11,6 +11,7 @@ import (
 
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 )
 
 // Channel is the cluster transport channel that carries a distributed
@@ -127,7 +128,12 @@ type Spec struct {
 	ID    uint32 // VM id, chosen by the creating node
 	Nodes int    // nodes 0..Nodes-1 take part
 	VCPUs int
-	Pages int // guest RAM is [0, Pages*4 KiB)
+	// Pages is the guest's RAM in 4 KiB pages, laid out as Split says:
+	// below the MMIO hole, and above 4 GiB what does not fit under it.
+	// The coherence protocol numbers the pages across the hole (page
+	// index i is at Split().Addr(i)): its addresses are i*4 KiB, which
+	// the Runtime translates to and from guest-physical ones.
+	Pages int
 	// Payload selects the guest program (hyperkernel-defined), Arg its
 	// parameter (e.g. iterations).
 	Payload uint32
@@ -314,6 +320,11 @@ func (s *Spec) Home() func(page uint64) memory.NodeID {
 	}
 }
 
+// Split returns where the VM's RAM lies in guest-physical space.
+func (s *Spec) Split() guestmem.Split {
+	return guestmem.NewSplit(uint64(s.Pages) * memory.PageSize)
+}
+
 // Homed returns how many of the VM's pages each node homes.
 func (s *Spec) Homed() []int {
 	homed := make([]int, s.Nodes)
@@ -392,7 +403,10 @@ func (s *Spec) validateShares() error {
 // Limits on a Spec.
 const (
 	MaxVCPUs = 64
-	MaxPages = 1 << 20 // 4 GiB of guest RAM
+	// MaxPages bounds a VM's RAM, 4 GiB (3 GiB below the MMIO hole and
+	// 1 GiB above 4 GiB): every node keeps the coherence state of every
+	// page on its Go heap, on the order of 100 bytes a page.
+	MaxPages = 1 << 20
 )
 
 // Control is one control message.
