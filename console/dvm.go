@@ -133,8 +133,8 @@ func writeLinuxStarted(w io.Writer, r DistRunner, req hv.DistStart, spec dvm.Spe
 	case dvm.HomesFill:
 		homes = "pages homed in ranges sized by each node's room"
 	}
-	fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
-		spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, homes, spec.Place, max(spec.Dilation, 1), topology)
+	fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB%s (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
+		spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, ramAbove4G(uint64(spec.Pages)*4096), homes, spec.Place, max(spec.Dilation, 1), topology)
 }
 
 // dvmStat runs `dvm stat`: the VM's status on this node, with its vCPUs.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 )
 
 // OSHost boots operating-system guests: on bare metal the hv.Hypervisor
@@ -56,8 +57,18 @@ func bootOS(w io.Writer, os OSHost, args []string) error {
 		return err
 	}
 	in := g.Info()
-	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, in.ID, in.SetupLine())
+	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB%s: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, ramAbove4G(in.Memory), in.ID, in.SetupLine())
 	return nil
+}
+
+// ramAbove4G says where a guest's RAM of mem bytes is when part of it is
+// above 4 GiB (guestmem.Split), nothing otherwise.
+func ramAbove4G(mem uint64) string {
+	s := guestmem.NewSplit(mem)
+	if s.High == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" at %v", s)
 }
 
 // findGuest returns the guest named by args[0], or the newest.

@@ -71,6 +71,19 @@ func runOS(t *testing.T, os OSHost, cmd int, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// TestBootAbove4G: a guest larger than 3 GiB has RAM above 4 GiB, and the
+// message says where.
+func TestBootAbove4G(t *testing.T) {
+	os := &fakeOS{}
+	out, err := runOS(t, os, 0, "boot", "linux", "mem=5G")
+	if err != nil || !strings.Contains(out, "5120 MiB at [0, 0xc0000000) + [0x100000000, 0x180000000): started") {
+		t.Errorf("boot mem=5G: %q, %v", out, err)
+	}
+	if os.last.mem != 5<<30 {
+		t.Errorf("BootOS got %+v", os.last)
+	}
+}
+
 func TestBootListStopConsole(t *testing.T) {
 	os := &fakeOS{}
 	out, err := runOS(t, os, 0, "boot", "linux", "vcpus=2", "mem=256M", "cmdline=console=ttyS0 quiet")

@@ -12,6 +12,7 @@ import (
 	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
 	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
@@ -59,11 +60,15 @@ const RemoteDistance = 254
 // DistNUMA is the topology a distributed Linux VM of vcpus vCPUs over
 // nodes nodes shows its guest with numa=on: vCPU v in proximity domain
 // v % nodes (the node place=spread starts it on), all of its memory
-// (homed on node 0) in domain 0, and RemoteDistance between domains.
+// (homed on node 0; each range of guestmem.NewSplit(memory)) in domain
+// 0, and RemoteDistance between domains.
 // vCPUs that migrate keep their domain: the tables are the guest's
 // picture at boot.
 func DistNUMA(vcpus, nodes int, memory uint64) *acpi.NUMA {
-	n := &acpi.NUMA{CPUDomain: make([]uint32, vcpus), Memory: []acpi.MemoryAffinity{{Base: 0, Length: memory, Domain: 0}}}
+	n := &acpi.NUMA{CPUDomain: make([]uint32, vcpus)}
+	for _, r := range guestmem.NewSplit(memory).Ranges() {
+		n.Memory = append(n.Memory, acpi.MemoryAffinity{Base: r.Start, Length: r.Size, Domain: 0})
+	}
 	for v := range n.CPUDomain {
 		n.CPUDomain[v] = uint32(v % nodes)
 	}
@@ -129,6 +134,19 @@ type DistStatus struct {
 	HotPages []dvm.HotPage
 }
 
+// checkDistMemory refuses RAM of memory bytes for a distributed Linux
+// VM: a multiple of the page size, from guestmem.MinSize to
+// dvm.MaxPages pages (laid out as guestmem.NewSplit says: what does not
+// fit below the MMIO hole goes above 4 GiB).
+func checkDistMemory(memory uint64) error {
+	const page = guestmem.PageSize
+	if memory%page != 0 || memory < guestmem.MinSize || memory > dvm.MaxPages*page {
+		return fmt.Errorf("dvm: %s of RAM: want a multiple of 4 KiB from %s to %s",
+			memmap.FormatSize(memory), memmap.FormatSize(guestmem.MinSize), memmap.FormatSize(dvm.MaxPages*page))
+	}
+	return nil
+}
+
 // distSlackFrames is what distFixedFrames adds to its estimate for what
 // it does not count one by one: AMD-V's I/O and MSR permission maps (a
 // 2 MiB run), the upper levels of the second-level tables, a Linux
@@ -138,9 +156,10 @@ const distSlackFrames = 1024
 
 // distFixedFrames is what this node's share of spec takes besides the
 // pages it homes and its copies of others: bitmaps and VMCSs,
-// second-level page tables over the whole guest, and distSlackFrames.
+// second-level page tables over the whole guest (Spec.Split), and
+// distSlackFrames.
 func distFixedFrames(spec dvm.Spec) int {
-	return linuxFrames(0, spec.VCPUs) + (spec.Pages+511)/512 + distSlackFrames
+	return controlFrames(spec.VCPUs) + int(eptFrames(spec.Split())) + distSlackFrames
 }
 
 // distRoom returns how many pages of a VM shaped as spec this node, inUse

@@ -24,6 +24,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/devices/mmio"
 	"github.com/big-iron/big-iron/vmm/ept"
 	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/runloop"
 	"github.com/big-iron/big-iron/vmm/svm"
 	"github.com/big-iron/big-iron/vmm/testguest"
@@ -287,6 +288,9 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		if mem == 0 {
 			mem = DefaultGuestMemory
 		}
+		if err := checkDistMemory(mem); err != nil {
+			return spec, nil, err
+		}
 		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
@@ -339,14 +343,15 @@ func (vm *distVM) broadcast(c dvm.Control) error { return vm.d.plane.Broadcast(v
 // node's frame holding the page.
 type eptPerm struct {
 	tab    *ept.Table
-	mapped []uint64 // host frame mapped at each page, 0 if none
+	split  guestmem.Split // where the VM's RAM is
+	mapped []uint64       // host frame mapped at each page (by index), 0 if none
 	err    error
 }
 
 func (p *eptPerm) SetAccess(gpa uint64, f *memory.Page, a memory.Access) {
-	pg := gpa / memory.PageSize
-	if pg >= uint64(len(p.mapped)) {
-		p.fail(fmt.Errorf("EPT: page %#x outside the VM", gpa))
+	pg, ok := p.split.Index(gpa)
+	if !ok || pg >= uint64(len(p.mapped)) {
+		p.fail(fmt.Errorf("EPT: page %#x outside the VM's RAM %v", gpa, p.split))
 		return
 	}
 	hpa := uint64(0)
@@ -428,7 +433,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		return nil, fmt.Errorf("hv: EPT: %w", err)
 	}
 	vm.tab = tab
-	vm.perm = &eptPerm{tab: tab, mapped: make([]uint64, spec.Pages)}
+	vm.perm = &eptPerm{tab: tab, split: spec.Split(), mapped: make([]uint64, spec.Pages)}
 	if h.svmCaps != nil {
 		vm.svmMaps, err = h.svmPermissionMaps()
 	} else {
@@ -1134,7 +1139,7 @@ func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.St
 		}
 		return runloop.Continue, vm.mmioAccess(&t.mmio, t.cpu, gpa)
 	}
-	if gpa >= uint64(vm.spec.Pages)*memory.PageSize {
+	if _, ram := vm.spec.Split().Index(gpa); !ram {
 		return runloop.Stop, fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
 	}
 	write := e.Qualification&2 != 0

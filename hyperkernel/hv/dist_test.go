@@ -27,6 +27,42 @@ func TestDistNUMA(t *testing.T) {
 	}
 }
 
+// TestDistNUMAAboveTheHole: the SRAT of a VM with RAM above 4 GiB gives
+// both ranges, not the MMIO hole, to domain 0.
+func TestDistNUMAAboveTheHole(t *testing.T) {
+	n := DistNUMA(2, 2, 4<<30)
+	want := []acpi.MemoryAffinity{{Base: 0, Length: 3 << 30}, {Base: 4 << 30, Length: 1 << 30}}
+	if fmt.Sprint(n.Memory) != fmt.Sprint(want) {
+		t.Errorf("memory affinity %+v, want %+v", n.Memory, want)
+	}
+	if _, err := acpi.Build(0xE0000, acpi.Config{APICIDs: []uint32{0, 1}, NUMA: n}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCheckDistMemory: a distributed Linux VM takes up to dvm.MaxPages
+// of RAM, the last GiB of it above 4 GiB, in whole pages.
+func TestCheckDistMemory(t *testing.T) {
+	for _, mem := range []uint64{16 << 20, 3 << 30, 3<<30 + 4096, 4 << 30} {
+		if err := checkDistMemory(mem); err != nil {
+			t.Errorf("%#x: %v", mem, err)
+		}
+	}
+	for _, mem := range []uint64{0, 8 << 20, 1<<30 + 1, 4<<30 + 4096, 5 << 30} {
+		if err := checkDistMemory(mem); err == nil {
+			t.Errorf("%#x accepted", mem)
+		}
+	}
+	if err := checkDistMemory(5 << 30); err == nil || err.Error() != "dvm: 5 GiB of RAM: want a multiple of 4 KiB from 16 MiB to 4 GiB" {
+		t.Errorf("5 GiB: %v", err)
+	}
+	// The fixed cost of a share covers the tables of both ranges.
+	spec := dvm.Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: dvm.MaxPages}
+	if got, want := distFixedFrames(spec), controlFrames(2)+1536+512+3+1+1+1+distSlackFrames; got != want {
+		t.Errorf("distFixedFrames(4 GiB) = %d, want %d", got, want)
+	}
+}
+
 // TestDistVirt: a node tells AMD-V when it runs on SVM, VT-x otherwise,
 // and a VM over one of each is refused.
 func TestDistVirt(t *testing.T) {

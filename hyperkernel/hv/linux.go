@@ -12,6 +12,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/frames"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/spinlock"
 )
 
@@ -217,18 +218,53 @@ func validateLinuxConfig(cfg *LinuxConfig, loads bool) error {
 
 // linuxFrames is how many host frames a Linux VM with memory bytes of RAM
 // and vcpus vCPUs takes on one node: a frame per guest page, the EPT
-// tables that map them with 4 KiB pages (a page table per 2 MiB, a
-// directory per GiB, a PDPT and a PML4), the two I/O bitmaps and the MSR
-// bitmap, and per vCPU its VMCS and MSR list.
+// tables that map them with 4 KiB pages (eptFrames), the two I/O bitmaps
+// and the MSR bitmap, and per vCPU its VMCS and MSR list.
 func linuxFrames(memory uint64, vcpus int) int {
+	const page = frames.Size
+	ram := (memory + page - 1) / page
+	return int(ram+eptFrames(guestmem.NewSplit(memory))) + controlFrames(vcpus)
+}
+
+// controlFrames is what a VM of vcpus vCPUs takes besides its RAM and
+// tables: the two I/O bitmaps and the MSR bitmap, and per vCPU its VMCS
+// and MSR list.
+func controlFrames(vcpus int) int { return 3 + 2*vcpus }
+
+// eptFrames is how many table frames map RAM laid out as s with 4 KiB
+// pages: per range a page table for each 2 MiB and a directory for each
+// GiB it reaches into, a PDPT per 512 GiB of guest-physical space (at
+// least one), and the PML4.
+func eptFrames(s guestmem.Split) uint64 {
 	const (
-		page = frames.Size
 		pt   = 2 << 20
 		pd   = 1 << 30
+		pdpt = 512 << 30
 	)
-	ram := (memory + page - 1) / page
-	tables := (memory+pt-1)/pt + (memory+pd-1)/pd + 2
-	return int(ram+tables) + 3 + 2*vcpus
+	n := 1 + max((s.End()+pdpt-1)/pdpt, 1)
+	for _, r := range s.Ranges() {
+		n += spanned(r, pt) + spanned(r, pd)
+	}
+	return n
+}
+
+// spanned is how many aligned blocks of unit bytes r reaches into.
+func spanned(r guestmem.Range, unit uint64) uint64 {
+	if r.Size == 0 {
+		return 0
+	}
+	return (r.Start+r.Size-1)/unit - r.Start/unit + 1
+}
+
+// checkAddressWidth refuses RAM of memory bytes whose top, laid out as
+// guestmem.NewSplit says, is beyond what bits of guest-physical address
+// (the processor's, CPUID 0x80000008, which the guest is shown) reach.
+func checkAddressWidth(memory uint64, bits uint) error {
+	s := guestmem.NewSplit(memory)
+	if bits >= 64 || s.End() <= 1<<bits {
+		return nil
+	}
+	return fmt.Errorf("hv: %s of guest RAM is %v, beyond the processor's %d-bit physical addresses", memmap.FormatSize(memory), s, bits)
 }
 
 // checkRoom refuses a Linux VM of memory bytes and vcpus vCPUs when the

@@ -111,6 +111,7 @@ type LinuxVM struct {
 	id      int
 	cfg     LinuxConfig
 	ram     *guestmem.RAM       // nil in a distributed VM
+	split   guestmem.Split      // where its RAM is
 	mem     devices.GuestMemory // guest memory as devices see it
 	tab     *ept.Table
 	dist    *linuxDist // set in a distributed VM's share
@@ -253,6 +254,9 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	if err := validateLinuxConfig(&cfg, dist == nil || dist.devices); err != nil {
 		return nil, err
 	}
+	if err := checkAddressWidth(cfg.Memory, h.eptc.MaxPhysAddr); err != nil {
+		return nil, err
+	}
 	if dist == nil {
 		inUse, total := h.pool.Stats()
 		if err := checkRoom(cfg.Memory, cfg.VCPUs, inUse, total); err != nil {
@@ -263,7 +267,7 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 	h.vmCount++
 	id := h.vmCount
 	h.mu.Unlock()
-	vm := &LinuxVM{h: h, id: id, cfg: cfg, console: NewConsoleLog(64 << 10), started: time.Now(), dist: dist}
+	vm := &LinuxVM{h: h, id: id, cfg: cfg, split: guestmem.NewSplit(cfg.Memory), console: NewConsoleLog(64 << 10), started: time.Now(), dist: dist}
 	defer func() {
 		if err != nil {
 			vm.free()
@@ -274,7 +278,7 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 			return nil, err
 		}
 	} else {
-		vm.tab, vm.mem = dist.tab, dvmGuestMemory{rt: dist.rt, size: cfg.Memory}
+		vm.tab, vm.mem = dist.tab, dvmGuestMemory{rt: dist.rt, split: vm.split}
 	}
 	vm.vcpus = make([]*linuxVCPU, cfg.VCPUs)
 	for i := range vm.vcpus {
@@ -877,7 +881,7 @@ func (v *linuxVCPU) Resumed(_ runloop.CPU, mayMove bool) (runloop.Step, error) {
 // policy the access runs where the page is; anything else is a device.
 func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.Step, error) {
 	d, gpa := v.vm.dist, e.GuestPhysical
-	if d != nil && gpa < v.vm.cfg.Memory {
+	if _, ram := v.vm.split.Index(gpa); d != nil && ram {
 		write := e.Qualification&2 != 0
 		if mayMove {
 			if dst, ok := v.share.Place(gpa, write); ok {

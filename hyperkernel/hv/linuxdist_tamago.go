@@ -17,6 +17,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/devices"
 	"github.com/big-iron/big-iron/vmm/devices/ioapic"
 	"github.com/big-iron/big-iron/vmm/ept"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
@@ -311,13 +312,13 @@ func (vm *LinuxVM) forwardedWrite(d dvm.DeviceWrite) {
 // loader see it: every access goes through the coherence protocol. The
 // caller must not hold the runtime's lock.
 type dvmGuestMemory struct {
-	rt   *dvm.Runtime
-	size uint64
+	rt    *dvm.Runtime
+	split guestmem.Split
 }
 
 func (m dvmGuestMemory) check(p []byte, gpa uint64) error {
-	if gpa >= m.size || uint64(len(p)) > m.size-gpa {
-		return fmt.Errorf("%w: %d bytes at %#x", devices.ErrBadAddress, len(p), gpa)
+	if !m.split.Contains(gpa, uint64(len(p))) {
+		return fmt.Errorf("%w: %d bytes at %#x, RAM is %v", devices.ErrBadAddress, len(p), gpa, m.split)
 	}
 	return nil
 }

@@ -19,6 +19,12 @@ func TestLinuxFrames(t *testing.T) {
 		{128 << 20, 2, 32768 + 64 + 1 + 2 + 3 + 4},
 		{1536 << 20, 1, 393216 + 768 + 2 + 2 + 3 + 2},
 		{16<<20 + 4096, 1, 4097 + 9 + 1 + 2 + 3 + 2},
+		// 5 GiB: [0, 3 GiB) and [4 GiB, 6 GiB): 1536 + 1024 page tables,
+		// 3 + 2 directories; nothing for the hole.
+		{5 << 30, 1, 5<<18 + 2560 + 5 + 2 + 3 + 2},
+		// 3 GiB and 4 KiB: the page above 4 GiB takes a table and a
+		// directory of its own.
+		{3<<30 + 4096, 1, 3<<18 + 1 + 1536 + 1 + 3 + 1 + 2 + 3 + 2},
 	} {
 		if got := linuxFrames(tc.mem, tc.vcpus); got != tc.want {
 			t.Errorf("linuxFrames(%d MiB, %d) = %d, want %d", tc.mem>>20, tc.vcpus, got, tc.want)
@@ -47,5 +53,31 @@ func TestCheckRoom(t *testing.T) {
 	}
 	if err := checkRoom(128<<20, 2, 1000, total); err != nil {
 		t.Errorf("128 MiB: %v", err)
+	}
+}
+
+// TestCheckAddressWidth: RAM above 4 GiB must end within the processor's
+// physical addresses, which the guest is shown.
+func TestCheckAddressWidth(t *testing.T) {
+	for _, c := range []struct {
+		mem  uint64
+		bits uint
+		ok   bool
+	}{
+		{3 << 30, 32, true},
+		{3<<30 + 4096, 32, false}, // a page at 4 GiB
+		{5 << 30, 32, false},
+		{5 << 30, 33, true}, // RAM ends at 6 GiB
+		{1 << 40, 40, false},
+		{1 << 40, 41, true},
+	} {
+		err := checkAddressWidth(c.mem, c.bits)
+		if (err == nil) != c.ok {
+			t.Errorf("checkAddressWidth(%#x, %d) = %v, want ok %v", c.mem, c.bits, err, c.ok)
+		}
+	}
+	err := checkAddressWidth(5<<30, 32)
+	if err == nil || !strings.Contains(err.Error(), "5 GiB of guest RAM is [0, 0xc0000000) + [0x100000000, 0x180000000), beyond the processor's 32-bit") {
+		t.Errorf("checkAddressWidth: %v", err)
 	}
 }

@@ -192,3 +192,28 @@ func FuzzParse(f *testing.F) {
 		Load(mem, Config{Kernel: img, Memory: guestMap(20 << 20)}) // must not panic
 	})
 }
+
+// TestE820AboveTheHole: a guest with RAM above 4 GiB (5 GiB: [0, 3 GiB)
+// and [4 GiB, 6 GiB), the MMIO hole reserved) gets its whole map in the
+// zero page, entry for entry, and the kernel goes in the low range.
+func TestE820AboveTheHole(t *testing.T) {
+	m := append(guestMap(3<<30),
+		memmap.Region{Start: 3 << 30, Size: 1 << 30, Type: memmap.Reserved},
+		memmap.Region{Start: 4 << 30, Size: 2 << 30, Type: memmap.Usable})
+	mem := make(flatMemory, 32<<20)
+	if _, err := Load(mem, Config{Kernel: synthetic([]byte("KERNEL")), Memory: m}); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	zp := mem[ZeroPageAddr : ZeroPageAddr+4096]
+	if int(zp[zpE820Entries]) != len(m) {
+		t.Fatalf("%d E820 entries, want %d", zp[zpE820Entries], len(m))
+	}
+	for i, r := range m {
+		ent := zp[zpE820Table+20*i:]
+		got := memmap.Region{Start: le.Uint64(ent), Size: le.Uint64(ent[8:]), Type: memmap.RegionType(le.Uint32(ent[16:]))}
+		if got != r {
+			t.Errorf("E820 entry %d: %v, want %v", i, got, r)
+		}
+	}
+}
