@@ -3,21 +3,21 @@
 package afpacket
 
 import (
-	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/big-iron/big-iron/machine/link"
 )
 
-// pollInterval bounds how long the receive loop blocks before it looks for
-// Close (SO_RCVTIMEO).
-const pollInterval = 100 * time.Millisecond
+// packetIgnoreOutgoing is the SOL_PACKET option PACKET_IGNORE_OUTGOING
+// (linux/if_packet.h, Linux 4.20): the socket does not see the frames
+// this host sends. The syscall package does not name it.
+const packetIgnoreOutgoing = 23
 
 // htons converts a 16-bit value to network byte order for the sockaddr
 // and socket() protocol argument (packet(7)).
@@ -26,8 +26,16 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // Link is an AF_PACKET port. Its receive loop runs on its own goroutine
 // once Start is called and calls the receiver from there; the receiver must
 // do its own locking.
+//
+// The socket is non-blocking and registered with the Go runtime's network
+// poller (an *os.File), so that the receive goroutine waits for a frame
+// without holding a thread in a system call: a goroutine the receiver
+// wakes runs at once on the freed processor instead of waiting for the
+// runtime to notice the blocked one.
 type Link struct {
-	fd      int
+	f       *os.File
+	rc      syscall.RawConn
+	ignored bool // PACKET_IGNORE_OUTGOING is set: no need to look at pkttype
 	ifindex int
 	name    string
 	mac     link.MAC
@@ -52,7 +60,7 @@ func Open(name string, etype link.EtherType) (*Link, error) {
 		return nil, fmt.Errorf("afpacket: interface %q has no Ethernet address", name)
 	}
 	proto := htons(uint16(etype))
-	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, int(proto))
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, int(proto))
 	if err != nil {
 		return nil, fmt.Errorf("afpacket: socket on %q: %w", name, err)
 	}
@@ -61,12 +69,16 @@ func Open(name string, etype link.EtherType) (*Link, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("afpacket: bind to %q: %w", name, err)
 	}
-	tv := syscall.NsecToTimeval(pollInterval.Nanoseconds())
-	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("afpacket: receive timeout on %q: %w", name, err)
+	// Without the option (kernels before 4.20) the receive loop skips
+	// outgoing frames itself.
+	ignored := syscall.SetsockoptInt(fd, syscall.SOL_PACKET, packetIgnoreOutgoing, 1) == nil
+	f := os.NewFile(uintptr(fd), "afpacket:"+name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("afpacket: %q: %w", name, err)
 	}
-	l := &Link{fd: fd, ifindex: ifi.Index, name: name, mtu: ifi.MTU, etype: etype, done: make(chan struct{})}
+	l := &Link{f: f, rc: rc, ignored: ignored, ifindex: ifi.Index, name: name, mtu: ifi.MTU, etype: etype, done: make(chan struct{})}
 	copy(l.mac[:], ifi.HardwareAddr)
 	return l, nil
 }
@@ -83,31 +95,43 @@ func (l *Link) Start() {
 }
 
 // receiveLoop reads frames into one reused buffer and hands them to the
-// receiver. Frames this host sent are skipped.
+// receiver until Close. Frames this host sent are skipped.
 func (l *Link) receiveLoop() {
 	defer close(l.done)
 	buf := make([]byte, link.HeaderLen+l.mtu)
+	var n int
+	var rerr error
+	read := func(fd uintptr) bool {
+		n, rerr = l.readFrame(int(fd), buf)
+		return rerr != syscall.EAGAIN
+	}
 	for !l.closed.Load() {
-		n, from, err := syscall.Recvfrom(l.fd, buf, 0)
-		if err != nil {
-			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if l.closed.Load() {
-				return
-			}
-			continue
+		if err := l.rc.Read(read); err != nil {
+			return // the file was closed
 		}
-		if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING {
-			continue
+		if rerr != nil || n < link.HeaderLen {
+			continue // EINTR, an outgoing frame, a runt
 		}
 		l.mu.Lock()
 		r := l.recv
 		l.mu.Unlock()
-		if r != nil && n >= link.HeaderLen {
+		if r != nil {
 			r(buf[:n])
 		}
 	}
+}
+
+// readFrame reads one frame from fd into buf. Where the socket still sees
+// outgoing frames it reads with recvfrom(2) and reports them as empty.
+func (l *Link) readFrame(fd int, buf []byte) (int, error) {
+	if l.ignored {
+		return syscall.Read(fd, buf)
+	}
+	n, from, err := syscall.Recvfrom(fd, buf, 0)
+	if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING {
+		return 0, err
+	}
+	return n, err
 }
 
 // Close stops the receive loop, waiting for it, and closes the socket.
@@ -118,10 +142,11 @@ func (l *Link) Close() error {
 	l.mu.Lock()
 	started := l.started
 	l.mu.Unlock()
+	err := l.f.Close() // wakes the receive loop
 	if started {
 		<-l.done
 	}
-	if err := syscall.Close(l.fd); err != nil {
+	if err != nil {
 		return fmt.Errorf("afpacket: close %q: %w", l.name, err)
 	}
 	return nil
@@ -135,9 +160,10 @@ func (l *Link) Transmit(frame []byte) error {
 	if l.closed.Load() {
 		return link.ErrDown
 	}
-	sa := &syscall.SockaddrLinklayer{Protocol: htons(uint16(l.etype)), Ifindex: l.ifindex, Halen: 6}
-	copy(sa.Addr[:6], frame[:6])
-	if err := syscall.Sendto(l.fd, frame, 0, sa); err != nil {
+	// The socket is bound to the interface and the EtherType, and the
+	// frame carries its destination: a plain write sends it (packet(7)),
+	// without the socket address sendto(2) would need built per frame.
+	if _, err := l.f.Write(frame); err != nil {
 		return fmt.Errorf("afpacket: send on %q: %w", l.name, err)
 	}
 	return nil
@@ -173,8 +199,11 @@ func (l *Link) Up() bool {
 	}
 	var req ifreqFlags
 	copy(req.name[:len(req.name)-1], l.name)
-	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(l.fd), syscall.SIOCGIFFLAGS, uintptr(unsafe.Pointer(&req)))
-	if e != 0 {
+	var e syscall.Errno
+	err := l.rc.Control(func(fd uintptr) {
+		_, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.SIOCGIFFLAGS, uintptr(unsafe.Pointer(&req)))
+	})
+	if err != nil || e != 0 {
 		return false
 	}
 	return req.flags&syscall.IFF_UP != 0 && req.flags&syscall.IFF_RUNNING != 0

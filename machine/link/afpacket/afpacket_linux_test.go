@@ -20,7 +20,7 @@ import (
 // netns makes a network namespace holding a veth pair va<->vb with the
 // given MTU, and removes it when the test ends. It skips the test where
 // that is not possible (not root, no ip(8), no namespaces).
-func netns(t *testing.T, mtu int) string {
+func netns(t testing.TB, mtu int) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("afpacket: needs root to create a network namespace and veth pair")
@@ -49,7 +49,7 @@ func netns(t *testing.T, mtu int) string {
 // It works on a locked thread that enters the namespace and then exits
 // with its goroutine, so no other goroutine ever runs in the namespace; the
 // sockets stay bound to it.
-func openIn(t *testing.T, ns string, etype link.EtherType, names ...string) []*Link {
+func openIn(t testing.TB, ns string, etype link.EtherType, names ...string) []*Link {
 	t.Helper()
 	var links []*Link
 	errc := make(chan error, 1)
@@ -247,5 +247,34 @@ func TestEtherTypeFilter(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 1 || seen[0] != link.EtherTypeCluster {
 		t.Fatalf("received EtherTypes %v, want only the cluster one", seen)
+	}
+}
+
+// BenchmarkEcho measures one frame from va to vb and back over the veth
+// pair, and the allocations of the two links' send and receive paths.
+func BenchmarkEcho(b *testing.B) {
+	for _, size := range []int{64, 1500} {
+		b.Run(fmt.Sprint(size, "B"), func(b *testing.B) {
+			ns := netns(b, link.DefaultMTU)
+			ls := openIn(b, ns, link.EtherTypeCluster, "va", "vb")
+			back := make(chan struct{}, 1)
+			ls[1].SetReceiver(func(f []byte) {
+				copy(f[0:6], f[6:12])
+				ls[1].Transmit(f)
+			})
+			ls[0].SetReceiver(func([]byte) { back <- struct{}{} })
+			ls[0].Start()
+			ls[1].Start()
+			f := make([]byte, link.HeaderLen+size)
+			link.PutHeader(f, ls[1].MAC(), ls[0].MAC(), link.EtherTypeCluster)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ls[0].Transmit(f); err != nil {
+					b.Fatal(err)
+				}
+				<-back
+			}
+		})
 	}
 }
