@@ -1,0 +1,145 @@
+//go:build linux
+
+// Command wirebench measures the cluster's hot path over a real kernel
+// link: two network namespaces joined by a veth pair, one side of each
+// measurement in each. For MTU 1500 and 9000 it prints, one line per
+// figure, the median and 99th-percentile latency, the ratio to the floor
+// (a bare AF_PACKET echo of a frame of the same size), the heap
+// allocations per operation on the measuring side, and the throughput
+// with one operation outstanding:
+//
+//	floor        an AF_PACKET frame echoed by the other side
+//	transport    a cluster transport message answered by the other side
+//	write-fault  a remote write fault served by the other node (dvm)
+//	read-fault   a remote read fault served by the other node (dvm)
+//	migrate      a vCPU's encoded state sent and installed (dvm, migrate)
+//
+// Usage, as root (it needs ip(8), network namespaces and veth):
+//
+//	go run ./tools/wirebench [-short]
+//
+// The namespaces are called wirebench-PID-a and wirebench-PID-b; they are
+// removed at exit, and those of earlier runs that no longer run are
+// removed at start. The measuring side runs in namespace a and the
+// serving side in b, each as this program started again there by
+// `ip netns exec` with -role.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// mtus are the MTUs every figure is measured at.
+var mtus = [...]int{1500, 9000}
+
+func main() {
+	short := flag.Bool("short", false, "time fewer operations (under a minute)")
+	role := flag.String("role", "", "internal: client or server, inside a namespace")
+	flag.Parse()
+	var err error
+	switch *role {
+	case "":
+		err = orchestrate(*short)
+	case "client":
+		err = runClient(os.Stdout, *short)
+	case "server":
+		err = runServer(os.Stdin, os.Stdout)
+	default:
+		err = fmt.Errorf("unknown role %q", *role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wirebench:", err)
+		os.Exit(1)
+	}
+}
+
+// orchestrate makes the namespaces and runs both sides in them once per
+// MTU, removing the namespaces at the end or on SIGINT or SIGTERM.
+func orchestrate(short bool) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it creates network namespaces and a veth pair")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("needs ip(8) (iproute2): %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("own executable: %w", err)
+	}
+	pid := os.Getpid()
+	old, err := removeStale(pid)
+	if err != nil {
+		return fmt.Errorf("removing leftovers: %w", err)
+	}
+	if len(old) > 0 {
+		fmt.Fprintf(os.Stderr, "wirebench: removed leftover namespaces %v\n", old)
+	}
+	tb, err := newTestbed(pid)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = runAll(ctx, tb, self, short)
+	return errors.Join(err, tb.remove())
+}
+
+// runAll measures at every MTU.
+func runAll(ctx context.Context, tb *testbed, self string, short bool) error {
+	for _, mtu := range mtus {
+		if err := tb.setMTU(mtu); err != nil {
+			return err
+		}
+		if err := runPair(ctx, tb, self, short); err != nil {
+			return fmt.Errorf("mtu %d: %w", mtu, err)
+		}
+	}
+	return nil
+}
+
+// runPair starts the serving side in namespace b, waits until it is
+// ready, and runs the measuring side in namespace a, its report going to
+// standard output. Closing the server's standard input stops it.
+func runPair(ctx context.Context, tb *testbed, self string, short bool) error {
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", tb.nsB, self, "-role=server")
+	srv.Stderr = os.Stderr
+	in, err := srv.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	defer srv.Wait()
+	defer in.Close()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		return fmt.Errorf("server did not start: %q %v", lines.Text(), lines.Err())
+	}
+	go io.Copy(os.Stderr, out) // whatever it reports later
+	args := []string{"netns", "exec", tb.nsA, self, "-role=client"}
+	if short {
+		args = append(args, "-short")
+	}
+	cl := exec.CommandContext(ctx, "ip", args...)
+	cl.Stdout, cl.Stderr = os.Stdout, os.Stderr
+	cl.WaitDelay = time.Second
+	if err := cl.Run(); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
+}

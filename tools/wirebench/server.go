@@ -1,0 +1,33 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// runServer is the serving side, node 1 in namespace b: it echoes floor
+// frames, answers transport messages and serves its share of the VM. It
+// writes "ready" to out once it does, and stops when in reaches its end.
+func runServer(in io.Reader, out io.Writer) error {
+	raw, err := openRaw(ifB, 100*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	s, err := newSide(1, ifB)
+	if err != nil {
+		raw.close()
+		return err
+	}
+	var stop atomic.Bool
+	floorErr := make(chan error, 1)
+	go func() { floorErr <- serveFloor(raw, s.st.l.MTU(), &stop) }()
+	fmt.Fprintln(out, "ready")
+	io.Copy(io.Discard, in)
+	stop.Store(true)
+	return errors.Join(<-floorErr, s.close(), raw.close())
+}

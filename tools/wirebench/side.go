@@ -1,0 +1,188 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/netstack/cluster"
+	"github.com/big-iron/big-iron/vmm/vcpu"
+)
+
+// The distributed VM both sides run a share of: two nodes, two vCPUs
+// (vCPU 0 starts on node 0, the measuring side), four pages striped over
+// the nodes, so that page 1 (faultGPA) is homed on node 1.
+const (
+	faultGPA = 0x1000
+	vmPages  = 4
+	vmVCPUs  = 2
+)
+
+// vmSpec is the VM's description, the same on both sides.
+func vmSpec() dvm.Spec { return dvm.Spec{ID: 1, Nodes: 2, VCPUs: vmVCPUs, Pages: vmPages} }
+
+// ept is the node's second-level table as the engine sets it: only the
+// access of each page. The Runtime's lock serializes its callers.
+type ept []memory.Access
+
+// SetAccess implements memory.Permissions.
+func (e ept) SetAccess(gpa uint64, _ *memory.Page, a memory.Access) { e[gpa/memory.PageSize] = a }
+
+// Control messages on chCtl: the measuring side asks the other to write
+// faultGPA (taking the page back), and the other answers each request,
+// and each vCPU arrival, with ctlDone.
+const (
+	ctlWrite byte = 'W'
+	ctlDone  byte = 'D'
+)
+
+// work is a job for the serving side's worker goroutine, which may block
+// on the transport where the receive path may not.
+type work struct {
+	write bool           // write faultGPA and answer
+	v     migrate.VCPUID // else: vCPU v arrived; answer and send it back
+}
+
+// side is one node: its transport station and its share of the VM.
+type side struct {
+	self     memory.NodeID
+	st       *station
+	rt       *dvm.Runtime
+	echoed   chan struct{} // the measuring side: an echo came back
+	ctlDone  chan struct{} // the measuring side: a control answer came
+	arrived  chan struct{} // the measuring side: vCPU 0 came back
+	work     chan work     // the serving side
+	state    vcpu.State    // the serving side: the vCPU that arrived
+	timer    *time.Timer
+	echoResp [8]byte
+}
+
+// transport is the Runtime's dvm.Transport: the station on dvm.Channel.
+type transport side
+
+// Send implements dvm.Transport.
+func (t *transport) Send(to memory.NodeID, msg []byte) error {
+	return t.st.send(dvm.ClusterID(to), dvm.Channel, msg)
+}
+
+// newSide builds node self (0 measures, 1 serves) on interface ifname,
+// the peer at the other end of the veth pair.
+func newSide(self memory.NodeID, ifname string) (*side, error) {
+	s := &side{
+		self: self, echoed: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1),
+		arrived: make(chan struct{}, 1), work: make(chan work, 16), timer: time.NewTimer(time.Hour),
+	}
+	s.timer.Stop()
+	rt, err := dvm.New(dvm.Config{
+		Spec: vmSpec(), Self: self, Perm: make(ept, vmPages), Transport: (*transport)(s),
+		OnArrive: s.onArrive,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("side %d: %w", self, err)
+	}
+	s.rt = rt
+	ma, mb := macs()
+	me, peer, peerMAC := idA, idB, mb
+	if self == 1 {
+		me, peer, peerMAC = idB, idA, ma
+	}
+	if s.st, err = newStation(ifname, me, peer, peerMAC, s.onMessage); err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("side %d: %w", self, err)
+	}
+	s.st.start()
+	go rt.Run()
+	if self == 1 {
+		go s.serve()
+	}
+	return s, nil
+}
+
+// onMessage is the station's handler, called with its lock held.
+func (s *side) onMessage(from cluster.NodeID, ch uint8, msg []byte) {
+	switch {
+	case ch == dvm.Channel:
+		if i, ok := dvm.NodeIndex(from); ok {
+			s.rt.Deliver(i, msg)
+		}
+	case ch == chEcho && s.self == 1:
+		// Answer at once, from the receive path: the reply carries
+		// the acknowledgement.
+		s.st.ep.Send(from, chEcho, s.echoResp[:])
+	case ch == chEcho:
+		notify(s.echoed)
+	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlWrite:
+		s.work <- work{write: true}
+	case ch == chCtl:
+		notify(s.ctlDone)
+	}
+}
+
+// onArrive is the Runtime's OnArrive, called with its lock held.
+func (s *side) onArrive(v migrate.VCPUID, st *vcpu.State) {
+	if s.self == 0 {
+		notify(s.arrived)
+		return
+	}
+	s.state = *st
+	s.work <- work{v: v}
+}
+
+// notify signals c without blocking.
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// serve is the serving side's worker: it takes faultGPA back when asked,
+// and sends arriving vCPUs home, answering each on chCtl.
+func (s *side) serve() {
+	var page [8]byte
+	done := []byte{ctlDone}
+	for w := range s.work {
+		var err error
+		if w.write {
+			binary.LittleEndian.PutUint64(page[:], uint64(time.Now().UnixNano()))
+			err = s.rt.Write(faultGPA, page[:])
+		}
+		if err == nil {
+			err = s.st.send(idA, chCtl, done)
+		}
+		if err == nil && !w.write {
+			h := s.rt.Handle(w.v)
+			h.Lock()
+			err = h.Depart(0, &s.state)
+			h.Unlock()
+		}
+		if err != nil {
+			fmt.Printf("error: serving side: %v\n", err)
+			return
+		}
+	}
+}
+
+// wait waits up to a second for a signal on c.
+func (s *side) wait(c chan struct{}, what string) error {
+	s.timer.Reset(time.Second)
+	select {
+	case <-c:
+		s.timer.Stop()
+		return nil
+	case <-s.timer.C:
+		return fmt.Errorf("no %s within a second", what)
+	}
+}
+
+// close stops the station and the Runtime.
+func (s *side) close() error {
+	err := s.st.close()
+	s.rt.Close()
+	return err
+}
