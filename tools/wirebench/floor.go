@@ -109,6 +109,11 @@ func (f *floorEcho) echo() error {
 	}
 	for {
 		n, err := unix.Read(f.s.fd, f.buf)
+		if errors.Is(err, unix.EINTR) {
+			// A read with a timeout is not restarted after a signal
+			// (signal(7)), and the runtime preempts with signals.
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("floor: echo %d: %w", f.seq, err)
 		}
