@@ -65,14 +65,20 @@ func (r *Runtime) NodeFailed(n memory.NodeID, why string) *NodeLostError {
 		return nil
 	}
 	e := &NodeLostError{Node: n, Why: why}
-	if !r.stopNow(e) {
+	cause := &haltCause{e}
+	if !r.halt.CompareAndSwap(nil, cause) {
 		return nil
 	}
+	r.wake()
+	// Waiters woke with e and may be reading it: the counts, which need
+	// the lock, go into a copy that replaces it as the reason.
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e.Count(r.eng, r.mig, r.cfg.Spec.Pages, r.cfg.Spec.VCPUs)
-	r.fail(e)
-	return e
+	counted := *e
+	counted.Count(r.eng, r.mig, r.cfg.Spec.Pages, r.cfg.Spec.VCPUs)
+	r.halt.CompareAndSwap(cause, &haltCause{&counted})
+	r.fail(&counted)
+	return &counted
 }
 
 // haltCause is why the VM stopped, set without the lock.
@@ -97,10 +103,15 @@ func (r *Runtime) stopNow(err error) bool {
 	if !r.halt.CompareAndSwap(nil, &haltCause{err}) {
 		return false
 	}
+	r.wake()
+	return true
+}
+
+// wake wakes every waiter, to find the VM stopped.
+func (r *Runtime) wake() {
 	r.qmu.Lock()
 	r.cond.Broadcast()
 	r.qmu.Unlock()
-	return true
 }
 
 // halted returns why the VM stopped, as set without the lock (nil if

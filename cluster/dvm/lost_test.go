@@ -5,6 +5,7 @@ package dvm
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,39 @@ func TestDeviceQueueFlood(t *testing.T) {
 	}
 	if err := c.rts[0].Err(); !errors.Is(err, ErrFlood) || !strings.Contains(err.Error(), "device accesses") {
 		t.Errorf("after %d device writes to a stuck device: %v", MaxDeviceQueue+10, err)
+	}
+}
+
+// TestNodeLostErrorNotWrittenAfterWake: the error a waiter wakes with is
+// never written afterwards (NodeFailed counts what went with the node
+// into a copy, which Err reports from then on): before, the waiter could
+// print the error while NodeFailed filled its counts, a data race (go
+// test -race) and a report of zeros or of half the counts.
+func TestNodeLostErrorNotWrittenAfterWake(t *testing.T) {
+	c := newCluster(t, 3, 3, 30)
+	c.rts[2].Close()
+	const homedOn2 = 2 * memory.PageSize
+	type woke struct {
+		le   *NodeLostError
+		seen string
+	}
+	got := make(chan woke, 1)
+	go func() {
+		err := c.rts[1].Read(homedOn2, make([]byte, 8))
+		var le *NodeLostError
+		errors.As(err, &le)
+		got <- woke{le, fmt.Sprintf("%+v", le)} // read at once, as a printer would
+	}()
+	time.Sleep(50 * time.Millisecond)
+	lost := c.rts[1].NodeFailed(2, "silent")
+	w := <-got
+	if w.le == nil {
+		t.Fatal("the waiter did not get a NodeLostError")
+	}
+	if now := fmt.Sprintf("%+v", w.le); now != w.seen {
+		t.Errorf("the waiter's error changed after it woke:\n then %s\n  now %s", w.seen, now)
+	}
+	if err := c.rts[1].Err(); !errors.Is(err, lost) || lost.HomedPages != 10 {
+		t.Errorf("Err = %v, NodeFailed = %+v: want the counted loss (10 homed pages)", err, lost)
 	}
 }
