@@ -28,6 +28,6 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	}
 	const timeout = 3 * time.Minute
 	waitTwoNodes(t, nodes, timeout)
-	checkDistributedVM(t, nodes[1], nodes[2], 200000000, timeout)
+	checkDistributedVM(t, nodes[1], nodes[2], 50000000, timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
 }
