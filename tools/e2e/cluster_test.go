@@ -27,7 +27,7 @@ func TestQEMUCluster(t *testing.T) {
 	elf := filepath.Join(dir, "bigiron.elf")
 	nodes := make([]*node, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
-		nodes[i] = bootQEMU(t, c.QEMU(i, elf, []string{"-cpu", "max"})...)
+		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
 	}
 	const timeout = 2 * time.Minute
 	for i := 1; i <= c.Nodes; i++ {

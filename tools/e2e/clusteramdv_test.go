@@ -24,7 +24,7 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	elf := filepath.Join(dir, "bigiron.elf")
 	nodes := make([]*node, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
-		nodes[i] = bootQEMU(t, c.QEMU(i, elf, []string{"-cpu", "max"})...)
+		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
 	}
 	const timeout = 3 * time.Minute
 	waitTwoNodes(t, nodes, timeout)
