@@ -108,6 +108,10 @@ func TestNoAllocations(t *testing.T) {
 func FuzzMSR(f *testing.F) {
 	f.Add(uint32(PAT), uint64(0x0606060606060606), true, 1)
 	f.Add(uint32(MTRRPhysBase0+1), uint64(0xFFFFFFFFFFFFFFFF), true, 0)
+	f.Add(uint32(SysCfg), uint64(0x340000), true, 1)
+	f.Add(uint32(SysCfg), uint64(1)<<23, true, 0) // reserved: refused
+	f.Add(uint32(IntPend), uint64(3)<<27, true, 0)
+	f.Add(uint32(IntPend), uint64(0), false, -1)
 	f.Fuzz(func(t *testing.T, msr uint32, v uint64, write bool, vcpu int) {
 		p, err := New(2, 39)
 		if err != nil {
