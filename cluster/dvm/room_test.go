@@ -181,6 +181,14 @@ func TestRoomsAndRefusal(t *testing.T) {
 	rooms := roomPages(answers)
 	names := func(n memory.NodeID) uint32 { return uint32(n) + 1 }
 	fill := spec
+	// The operator's request is checked before Fit sizes the shares, the
+	// whole Spec after (the image once refused every homes=fill VM).
+	if err := fill.ValidateRequest(); err != nil {
+		t.Fatalf("homes=fill request before Fit: %v", err)
+	}
+	if err := fill.Validate(); err == nil {
+		t.Fatal("a homes=fill Spec with unsized shares validated")
+	}
 	if err := Fit(&fill, answers, names); err != nil {
 		t.Fatalf("2.5 GiB over two nodes with room for 1.9 GiB each: %v", err)
 	}

@@ -364,8 +364,25 @@ func parsePolicy[T ~uint8](kind string, names []string, s string) (T, error) {
 	return 0, fmt.Errorf("dvm: unknown %s policy %q: want %s", kind, s, strings.Join(names, ", "))
 }
 
-// Validate checks a Spec from a peer or the operator.
+// Validate checks a Spec from a peer or the operator. With HomesFill
+// its shares must be sized (Fit sizes them).
 func (s *Spec) Validate() error {
+	if err := s.ValidateRequest(); err != nil {
+		return err
+	}
+	var sum uint64
+	for _, n := range s.Shares {
+		sum += uint64(n)
+	}
+	if s.Homes == HomesFill && sum != uint64(s.Pages) {
+		return fmt.Errorf("dvm: homes=fill shares sum to %d pages, the VM has %d", sum, s.Pages)
+	}
+	return nil
+}
+
+// ValidateRequest checks a Spec as the operator asks for it, before Fit:
+// as Validate, except that HomesFill's shares may still be unsized.
+func (s *Spec) ValidateRequest() error {
 	switch {
 	case s.Nodes < 1 || s.Nodes > memory.MaxNodes:
 		return fmt.Errorf("dvm: %d nodes, want 1..%d", s.Nodes, memory.MaxNodes)
@@ -382,20 +399,10 @@ func (s *Spec) Validate() error {
 	case s.Devices >= devicesLimit:
 		return fmt.Errorf("dvm: unknown device policy %d", s.Devices)
 	}
-	return s.validateShares()
-}
-
-// validateShares checks Spec.Shares against the home policy.
-func (s *Spec) validateShares() error {
-	var sum uint64
 	for i, n := range s.Shares {
 		if i >= s.Nodes && n != 0 || s.Homes != HomesFill && n != 0 {
 			return fmt.Errorf("dvm: share of %d pages for node %d with homes=%v over %d nodes", n, i, s.Homes, s.Nodes)
 		}
-		sum += uint64(n)
-	}
-	if s.Homes == HomesFill && sum != uint64(s.Pages) {
-		return fmt.Errorf("dvm: homes=fill shares sum to %d pages, the VM has %d", sum, s.Pages)
 	}
 	return nil
 }

@@ -235,6 +235,9 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	if err == nil {
 		err = dvm.Fit(&spec, rooms, d.net.ClusterID)
 	}
+	if err == nil {
+		err = spec.Validate()
+	}
 	if err != nil {
 		return spec, err
 	}
@@ -313,7 +316,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 			linux.NUMA = DistNUMA(vcpus, nodes, mem)
 		}
 	}
-	return spec, linux, spec.Validate()
+	return spec, linux, spec.ValidateRequest()
 }
 
 // loadTestGuest writes the test guest req asks for and its parameters
