@@ -38,9 +38,7 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 		if err := svm.Enable(c.hsave); err != nil {
 			return id, nil, err
 		}
-		host := vmx.CurrentHostState()
-		svm.InstallPreemptHandler(host.IDTRBase, host.CS, preemptVector)
-		setPreemptionTimer(h.tscDeadline)
+		setPreemptionTimer(h.plat.WakeVector, h.tscDeadline)
 		c.on.Store(true)
 	}
 	return id, c, nil
@@ -49,8 +47,8 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 // AMD-V has no preemption timer: a guest that runs without exiting would
 // keep its core, and the goroutine pinned there would stall the Go
 // runtime's stop-the-world. The core's local-APIC timer raises
-// preemptVector, whose handler only acknowledges it
-// (svm.InstallPreemptHandler), a time slice after each VMRUN: in
+// the board's wake vector, whose handler only acknowledges it
+// (board.Platform.WakeVector), a time slice after each VMRUN: in
 // TSC-deadline mode where the CPU has it (tamago's own alarms use that
 // mode, and a core running a vCPU is not idle), or one-shot on its count
 // (QEMU's TCG has no TSC deadline; tamago then never uses the timer). INTR is intercepted with V_INTR_MASKING, so the
@@ -64,7 +62,6 @@ const (
 	lapicDivide      = 0x3E0
 	divideBy1        = 0xB
 	lvtTSCDeadline   = 2 << 17
-	preemptVector    = 0xEE
 	msrTSCDeadline   = 0x6E0
 	cpuidTSCDeadline = 1 << 24 // CPUID.1:ECX
 	// preemptCount is the one-shot count of a slice: 1 ms at QEMU's
@@ -78,13 +75,13 @@ func lapicReg(off uint64) *uint32 {
 
 // setPreemptionTimer puts the calling core's LAPIC timer on the wakeup
 // vector, in TSC-deadline mode or one-shot.
-func setPreemptionTimer(deadline bool) {
+func setPreemptionTimer(vector uint8, deadline bool) {
 	if deadline {
-		*lapicReg(lapicLVTTimer) = preemptVector | lvtTSCDeadline
+		*lapicReg(lapicLVTTimer) = uint32(vector) | lvtTSCDeadline
 		return
 	}
 	*lapicReg(lapicDivide) = divideBy1
-	*lapicReg(lapicLVTTimer) = preemptVector
+	*lapicReg(lapicLVTTimer) = uint32(vector)
 }
 
 // armPreemption starts the calling core's slice timer; disarmPreemption

@@ -29,6 +29,10 @@ type Platform struct {
 	// was found.
 	TSCHz     uint64
 	TSCSource string
+	// WakeVector is an interrupt vector whose handler only acknowledges
+	// the interrupt, for timers whose only job is to end a halt or a
+	// guest's turn; 0 if the board has none.
+	WakeVector uint8
 
 	// Memory is the physical memory map the loader reported, normalized.
 	Memory memmap.Map

@@ -6,9 +6,7 @@
 package svm
 
 import (
-	"encoding/binary"
 	"errors"
-	"unsafe"
 
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
@@ -24,7 +22,6 @@ const (
 
 // defined in svm_amd64.s
 func run(vmcb, host uint64, regs *vmx.GuestRegs)
-func preemptHandlerAddr() uint64
 
 // ErrDisabled is returned where the firmware turned SVM off (VM_CR.SVMDIS).
 var ErrDisabled = errors.New("svm: SVM is disabled by the firmware (VM_CR.SVMDIS)")
@@ -49,22 +46,3 @@ func Enable(hsave uint64) error {
 // VMCB layout, where the host's hidden segment and MSR state waits while
 // the guest runs. The caller is pinned to a core where Enable ran.
 func Run(vmcb, host uint64, regs *vmx.GuestRegs) { run(vmcb, host, regs) }
-
-// InstallPreemptHandler points entry vector of the IDT at idtBase at a
-// handler that only acknowledges the interrupt (local-APIC EOI) and
-// returns, through code selector cs: the handler of the interrupt that
-// ends a guest's time slice (AMD-V has no preemption timer), which the
-// host takes once GIF is set again after the #VMEXIT it caused. The gate
-// is a 64-bit interrupt gate (AMD APM Vol. 2, 4.8.4, Figure 4-24).
-func InstallPreemptHandler(idtBase uint64, cs uint16, vector uint8) {
-	addr := preemptHandlerAddr()
-	p := idtBase + 16*uint64(vector)
-	gate := (*[16]byte)(*(*unsafe.Pointer)(unsafe.Pointer(&p)))
-	binary.LittleEndian.PutUint16(gate[0:], uint16(addr))
-	binary.LittleEndian.PutUint16(gate[2:], cs)
-	gate[4] = 0    // no IST
-	gate[5] = 0x8E // present, DPL 0, 64-bit interrupt gate
-	binary.LittleEndian.PutUint16(gate[6:], uint16(addr>>16))
-	binary.LittleEndian.PutUint32(gate[8:], uint32(addr>>32))
-	binary.LittleEndian.PutUint32(gate[12:], 0)
-}

@@ -127,21 +127,3 @@ nofpu2:
 	POPQ	BX
 	POPQ	BP
 	RET
-
-// func preemptHandler()
-//
-// An interrupt handler that only acknowledges the interrupt at the local
-// APIC (EOI, xAPIC register 0xB0 at 0xFEE00000) and returns: the
-// interrupt's job, ending a guest's turn, is done by the time it runs.
-TEXT ·preemptHandler(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	AX
-	MOVQ	$0xFEE000B0, AX
-	MOVL	$0, (AX)
-	POPQ	AX
-	IRETQ
-
-// func preemptHandlerAddr() uint64
-TEXT ·preemptHandlerAddr(SB),NOSPLIT,$0-8
-	LEAQ	·preemptHandler(SB), AX
-	MOVQ	AX, ret+0(FP)
-	RET

@@ -86,8 +86,10 @@ type Machine struct {
 // returns its description. A board package calls it once, from its init.
 func (m Machine) Start() *board.Platform {
 	cpu.EnableExceptions()
+	startIdleHalt(tscHz)
 	p := Bring(cpu, m.Name, tscHz, tscSource)
 	p.Console = &Console{UART: com1, Poll: time.Millisecond}
 	p.NICs = m.NICs()
+	p.WakeVector = WakeVector
 	return p
 }
