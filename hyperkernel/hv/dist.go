@@ -120,6 +120,13 @@ type DistStatus struct {
 	IPIs, Startups, IPIsIgnored uint64
 	// DeviceIRQs counts the interrupts devices on this node raised.
 	DeviceIRQs uint64
+	// WalkFaults counts the faults here during the guest's own
+	// page-table walks (the page held a guest page table), WalkWrites
+	// those that asked for write access. Hardware writes a page table
+	// only to set an accessed or dirty bit; QEMU's TCG (7.2) asks for
+	// write access to every guest page table it walks under nested
+	// paging, so there guest page tables move like written pages.
+	WalkFaults, WalkWrites uint64
 	// PageMap is this node's page placement (dvm.Runtime.PageMap): each
 	// cell covers PagesPerCell pages.
 	PageMap      []memory.State
@@ -133,6 +140,15 @@ type DistStatus struct {
 	// most often.
 	HotPages []dvm.HotPage
 }
+
+// EPT-violation exit qualification bits (Intel SDM Vol. 3C, 28.3.3.2,
+// Table 28-7), which the AMD-V backend fills from EXITINFO1 too: the
+// guest linear address is valid, and then whether the access was to the
+// final translation (set) or to one of the guest's page-table entries.
+const (
+	eptLinearValid = 1 << 7
+	eptFinal       = 1 << 8
+)
 
 // checkDistMemory refuses RAM of memory bytes for a distributed Linux
 // VM: a multiple of the page size, from guestmem.MinSize to

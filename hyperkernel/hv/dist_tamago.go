@@ -120,6 +120,9 @@ type distVM struct {
 	ipis, startups, ipisIgnored atomic.Uint64
 	// deviceIRQs counts the interrupts the debug device raised (node 0).
 	deviceIRQs atomic.Uint64
+	// walkFaults counts faults on this node during the guest's own
+	// page-table walks, walkWrites those that asked to write.
+	walkFaults, walkWrites atomic.Uint64
 	// exits holds each vCPU's exit counts as of its latest time slice,
 	// under rt's lock; gone holds those of vCPUs that left this node.
 	exits [dvm.MaxVCPUs]exits.ExitStats
@@ -1146,6 +1149,12 @@ func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.St
 		return runloop.Stop, fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
 	}
 	write := e.Qualification&2 != 0
+	if e.Qualification&eptLinearValid != 0 && e.Qualification&eptFinal == 0 {
+		vm.walkFaults.Add(1)
+		if write {
+			vm.walkWrites.Add(1)
+		}
+	}
 	if mayMove {
 		if dst, ok := t.h.Place(gpa, write); ok {
 			// The access runs where the page is.
@@ -1206,7 +1215,8 @@ func (d *Dist) Status() (DistStatus, error) {
 		return DistStatus{}, errors.New("no distributed VM on this node")
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
-		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load()}
+		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load(),
+		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load()}
 	var cells [distMapCells]memory.State
 	per, n := vm.rt.PageMap(cells[:])
 	st.PageMap, st.PagesPerCell = cells[:n], per
