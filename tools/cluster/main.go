@@ -71,6 +71,14 @@ func main() {
 	default:
 		log.Fatalf("unknown accelerator %q (auto, kvm or tcg)", o.accel)
 	}
+	if o.emu == "qemu" && o.accel == "auto" {
+		o.accel = "tcg"
+		if err := launch.KVM("/dev/kvm", "/sys"); err == nil {
+			o.accel = "kvm"
+		} else {
+			log.Printf("QEMU's TCG, not KVM: %v", err)
+		}
+	}
 	demo := demoSteps(c, o)
 	dir := filepath.Join(o.build, "cluster")
 	var ps processes
@@ -95,7 +103,11 @@ func demoSteps(c launch.Cluster, o options) []launch.Step {
 	case "":
 		return nil
 	case "linux":
-		return c.LinuxDemo(o.emu, o.dvmArgs)
+		emu := o.emu
+		if emu == "qemu" && o.accel == "kvm" {
+			emu = "kvm"
+		}
+		return c.LinuxDemo(emu, o.dvmArgs)
 	}
 	log.Fatalf("unknown guest %q (linux)", o.guest)
 	return nil
@@ -114,24 +126,11 @@ func (ps *processes) stopAll() {
 	}
 }
 
-// qemuAccel is QEMU's accelerator and CPU arguments: KVM when asked for,
-// or for auto where the host has hardware KVM; else TCG.
-func qemuAccel(name string) []string {
-	if name == "auto" {
-		err := launch.KVM("/dev/kvm", "/sys")
-		if err != nil {
-			log.Printf("QEMU's TCG, not KVM: %v", err)
-		}
-		return launch.Accel(err == nil)
-	}
-	return launch.Accel(name == "kvm")
-}
-
 // runQEMU runs the cluster in QEMU, the last node first. Without a demo
 // node 1 runs on the terminal, the others with their consoles logged;
 // with one, every console is a pipe the demo types on.
 func runQEMU(c launch.Cluster, o options, demo []launch.Step, dir string, ps *processes) {
-	accel := qemuAccel(o.accel)
+	accel := launch.Accel(o.accel == "kvm")
 	elf := filepath.Join(o.build, "bigiron.elf")
 	consoles := make([]*serial.Console, c.Nodes+1)
 	for i := c.Nodes; i >= 1; i-- {

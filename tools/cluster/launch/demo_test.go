@@ -65,8 +65,11 @@ func TestLinuxDemo(t *testing.T) {
 	if got, want := c.LinuxStartLine("bochs", " numa=on "), "dvm start guest=linux vcpus=3 mem=128M place=node0 dilate=10 numa=on"; got != want {
 		t.Errorf("LinuxStartLine(bochs, numa=on) = %q, want %q", got, want)
 	}
-	if got := c.LinuxStartLine("qemu", ""); strings.Contains(got, "dilate") {
-		t.Errorf("LinuxStartLine(qemu) = %q: no dilation outside Bochs", got)
+	if got := c.LinuxStartLine("qemu", ""); !strings.Contains(got, "dilate=10") {
+		t.Errorf("LinuxStartLine(qemu) = %q: QEMU's TCG dilates too", got)
+	}
+	if got := c.LinuxStartLine("kvm", ""); strings.Contains(got, "dilate") {
+		t.Errorf("LinuxStartLine(kvm) = %q: no dilation on hardware", got)
 	}
 	typed := make(chan string, 100)
 	consoles := []*serial.Console{nil, fakeNode(t, 1, 3, typed), fakeNode(t, 2, 3, typed), fakeNode(t, 3, 3, typed)}
