@@ -1149,12 +1149,7 @@ func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.St
 		return runloop.Stop, fmt.Errorf("guest accessed %#x, outside its memory (EPT violation)", gpa)
 	}
 	write := e.Qualification&2 != 0
-	if e.Qualification&eptLinearValid != 0 && e.Qualification&eptFinal == 0 {
-		vm.walkFaults.Add(1)
-		if write {
-			vm.walkWrites.Add(1)
-		}
-	}
+	vm.countWalk(e.Qualification)
 	if mayMove {
 		if dst, ok := t.h.Place(gpa, write); ok {
 			// The access runs where the page is.
@@ -1206,6 +1201,17 @@ func (t *distVCPU) Yield() {
 	t.h.Unlock()
 	runtime.Gosched()
 	t.h.Lock()
+}
+
+// countWalk counts a fault of exit qualification q if it hit one of the
+// guest's page tables during a walk.
+func (vm *distVM) countWalk(q uint64) {
+	if q&eptLinearValid != 0 && q&eptFinal == 0 {
+		vm.walkFaults.Add(1)
+		if q&2 != 0 {
+			vm.walkWrites.Add(1)
+		}
+	}
 }
 
 // Status reports this node's view of the VM.

@@ -883,6 +883,7 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 	d, gpa := v.vm.dist, e.GuestPhysical
 	if _, ram := v.vm.split.Index(gpa); d != nil && ram {
 		write := e.Qualification&2 != 0
+		d.share.countWalk(e.Qualification)
 		if mayMove {
 			if dst, ok := v.share.Place(gpa, write); ok {
 				v.moveTo.Store(int32(dst) + 1)

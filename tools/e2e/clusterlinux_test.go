@@ -246,3 +246,55 @@ func TestQEMUClusterLinuxAMDV(t *testing.T) {
 		t.Errorf("dvm stat on node 2 shows no fault counts")
 	}
 }
+
+// TestQEMUCluster3LinuxAMDV boots Debian's kernel as one VM across three
+// QEMU nodes (TCG, AMD-V) with the demo's commands (`make cluster
+// EMU=qemu GUEST=linux NODES=3`): the guest's shell with a vCPU on each
+// node, every vCPU seen and used, sharedcounter exact with a thread
+// pinned to each vCPU, then node 3 evacuated and the run repeated.
+func TestQEMUCluster3LinuxAMDV(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	dir := buildGuestImage(t)
+	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
+	elf := filepath.Join(dir, "bigiron.elf")
+	nodes := make([]*node, c.Nodes+1)
+	consoles := make([]*serial.Console, c.Nodes+1)
+	for i := 1; i <= c.Nodes; i++ {
+		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
+		consoles[i] = nodes[i].con
+	}
+	a := nodes[1]
+	defer func() {
+		if t.Failed() {
+			out := a.con.Output()
+			t.Logf("node 1's console, its end:\n%s", out[max(0, len(out)-4000):])
+		}
+	}()
+	start := time.Now()
+	var log strings.Builder
+	if err := launch.Play(c.LinuxDemo("qemu", ""), consoles, &log); err != nil {
+		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), a.con.Output())
+	}
+	t.Logf("%sguest shell and vCPUs 1, 2 sent to nodes 2, 3 after %v", log.String(), time.Since(start).Round(time.Second))
+	for v := 1; v <= 2; v++ {
+		there := regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%d\s`, v, v+1))
+		for deadline := time.Now().Add(5 * time.Minute); !there.MatchString(run(t, nodes[v+1], "vcpus dvm", time.Minute)); time.Sleep(2 * time.Second) {
+			if time.Now().After(deadline) {
+				t.Fatalf("vCPU %d did not move to node %d", v, v+1)
+			}
+		}
+	}
+	shellPrompt, guest := guestShell(t, a, 10*time.Minute)
+	shellPrompt()
+	guest("cat /proc/cpuinfo | grep -c processor", "\n3\r")
+	split := counterRun(t, a, 2000)
+	t.Logf("node 3 dvm stat after the split run:\n%s", run(t, nodes[3], "dvm stat", time.Minute))
+	if out := run(t, nodes[3], "node evacuate 3", time.Minute); !strings.Contains(out, "moving 1 vCPUs away") {
+		t.Fatalf("node evacuate 3:\n%s", out)
+	}
+	two := counterRun(t, a, 2000)
+	t.Logf("sharedcounter, 2000 acquisitions per thread, 3 threads: %v with a vCPU on each of 3 nodes, %v on 2 nodes (guest time, dilated 10x: QEMU's TSC)", split, two)
+	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+}
