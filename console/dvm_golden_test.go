@@ -60,6 +60,7 @@ func TestDistCommandsGolden(t *testing.T) {
 		VCPUs:    []hv.DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 3, Here: true, State: "halted"}}}
 	f.status.PageMap[0], f.status.PageMap[64], f.status.PageMap[129] = memory.Modified, memory.Shared, memory.Modified
 	f.status.Stats.Shared, f.status.Stats.Modified, f.status.Stats.RemoteWaits, f.status.Stats.WaitTime = 7, 8, 3, 9*time.Millisecond
+	f.status.Stats.Memory.Reclaims, f.status.Stats.Memory.Writebacks, f.status.Stats.Memory.SilentEvicts = 6, 4, 3
 	all := []string{
 		"dvm", "dvm frobnicate", "dvm start nodes=0", "dvm start guest=doom",
 		"dvm start guest=pingpong nodes=3 vcpus=4 iters=9 mem=64M place=node0 dilate=2 move=always devices=move",
