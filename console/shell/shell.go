@@ -174,6 +174,9 @@ func (s *Shell) Exec(w io.Writer, line string) (err error) {
 		return ErrExit
 	case errors.Is(err, ErrUsage):
 		fmt.Fprintf(w, "error: %s: %v (usage: %s %s)\n", c.Name, err, c.Name, c.Usage)
+	case strings.HasPrefix(err.Error(), c.Name+": "):
+		// the error names the package the command drives already
+		fmt.Fprintf(w, "error: %v\n", err)
 	default:
 		fmt.Fprintf(w, "error: %s: %v\n", c.Name, err)
 	}

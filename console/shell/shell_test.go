@@ -5,6 +5,7 @@ package shell
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -55,6 +56,7 @@ func testShell(t testing.TB) *Shell {
 			return nil
 		}},
 		&Command{Name: "quit", Help: "leave", Run: func(io.Writer, []string) error { return ErrExit }},
+		&Command{Name: "dvm", Help: "fail as a package does", Run: func(io.Writer, []string) error { return errors.New("dvm: no room") }},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,8 @@ func TestExec(t *testing.T) {
 		{"panic", "error: panic: internal error: boom\n"},
 		{"strict", "error: strict: bad arguments (usage: strict N)\n"},
 		{"strict 1", ""},
+		{"dvm", "error: dvm: no room\n"}, // not "dvm: dvm: "
+		{"panic", "error: panic: internal error: boom\n"},
 		{`echo "x`, "error: unterminated \" quote\n"},
 		{"help nosuch", "error: help: no command \"nosuch\"\n"},
 		{"help echo", "echo WORDS...\n  print the words\n"},
