@@ -1,0 +1,94 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
+)
+
+// TestQEMUClusterLinuxFill runs one Linux guest larger than either of
+// its two nodes (issue 23): two QEMU AMD-V nodes of 2 GiB, a guest of
+// 2.5 GiB with homes=fill (each node homes a contiguous range sized by
+// the room it reported). dvm start first refuses 4 GiB with the
+// cluster's figures and takes nothing; then the guest boots with both
+// vCPUs on node 1, sees its memory, and memtest writes and verifies 75%
+// of it: node 1 homes only its range and holds copies of node 2's pages
+// in what frames it has left, so it evicts copies (writing back the
+// modified ones) as the program goes on. No node runs out of frames.
+// Both vCPUs stay on node 1: in QEMU's emulator a vCPU on each node
+// makes every exit move the guest's page tables (see
+// requireQEMUDistLinux).
+func TestQEMUClusterLinuxFill(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	requireSlow(t, "memtest over 1.85 GiB, most of it crossing between the nodes, runs longer than 30 minutes in QEMU's TCG, and node 1 ran out of Go heap in its third pass (an open bug)")
+	dir := buildGuestImage(t)
+	c := launch.Cluster{Nodes: 2, Segment: 47000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 2048}
+	elf := filepath.Join(dir, "bigiron.elf")
+	nodes := make([]*node, c.Nodes+1)
+	for i := 1; i <= c.Nodes; i++ {
+		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
+	}
+	waitTwoNodes(t, nodes, 3*time.Minute)
+	a, b := nodes[1], nodes[2]
+	defer func() {
+		if t.Failed() {
+			out := a.con.Output()
+			t.Logf("node 1's console, its end:\n%s", out[max(0, len(out)-4000):])
+		}
+	}()
+
+	memBefore := run(t, a, "mem", time.Minute)
+	out := run(t, a, "dvm start guest=linux mem=4G homes=fill place=node0 dilate=10", 3*time.Minute)
+	if !strings.Contains(out, "do not fit in the cluster") || !strings.Contains(out, "in all") {
+		t.Fatalf("dvm start of 4 GiB on two 2 GiB nodes:\n%s", out)
+	}
+	t.Logf("refused:\n%s", out)
+	inUse := regexp.MustCompile(`free for guests: .*`)
+	if got, want := inUse.FindString(run(t, a, "mem", time.Minute)), inUse.FindString(memBefore); got != want {
+		t.Errorf("the refused VM took memory: %q, before %q", got, want)
+	}
+
+	out = run(t, a, "dvm start guest=linux mem=2560M homes=fill place=node0 dilate=10", 5*time.Minute)
+	if !strings.Contains(out, "started") {
+		t.Fatalf("dvm start of 2.5 GiB with homes=fill:\n%s", out)
+	}
+	start := time.Now()
+	if err := a.con.Send("console"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.con.Expect(guestReady, 20*time.Minute); err != nil {
+		t.Fatalf("the guest did not reach its shell: %v", err)
+	}
+	t.Logf("guest shell after %v (QEMU TCG, AMD-V)", time.Since(start).Round(time.Second))
+	shellPrompt, guest := guestShell(t, a, 30*time.Minute)
+	shellPrompt()
+	if m := regexp.MustCompile(`Mem:\s+(\d+)`).FindStringSubmatch(guest("free -m", "Swap:")); m == nil || atoi(m[1]) < 2300 {
+		t.Fatalf("the guest sees %v MiB, want about 2.5 GiB less the kernel's", m)
+	}
+	t.Logf("memtest (QEMU TCG, wall clock):\n%s", guest("memtest -share 0.75", "memtest: ok"))
+	a.con.Write([]byte{0x1D})
+	if _, err := a.con.Expect("detached", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []*node{a, b} {
+		st := run(t, n, "dvm stat", time.Minute)
+		t.Logf("node %d dvm stat:\n%s", i+1, st)
+		if m := regexp.MustCompile(`(\d+) faults found no frame`).FindStringSubmatch(st); m == nil || m[1] != "0" {
+			t.Errorf("node %d: faults found no frame: %v", i+1, m)
+		}
+	}
+	if m := regexp.MustCompile(`copies of pages homed elsewhere: (\d+) evicted`).FindStringSubmatch(run(t, a, "dvm stat", time.Minute)); m == nil || m[1] == "0" {
+		t.Errorf("node 1 evicted no copies (%v): the guest fitted in its frames, so the test does not show eviction", m)
+	}
+	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+}
