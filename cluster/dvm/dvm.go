@@ -352,7 +352,7 @@ func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
 		if r.flooder == 0 {
 			r.flooder = int(from) + 1
 		}
-		r.spare = append(r.spare, b)
+		r.recycle(b)
 		r.pending.Add(1)
 		r.cond.Broadcast()
 		r.qmu.Unlock()
@@ -462,7 +462,7 @@ func (r *Runtime) drainLocked() {
 	r.held, r.hold = r.hold, r.held
 	r.heldN.Store(int32(len(r.held)))
 	r.qmu.Lock()
-	r.spare = append(r.spare, r.done...)
+	r.recycle(r.done...)
 	clear(r.done)
 	clear(r.work)
 	if served > 0 {
@@ -470,6 +470,31 @@ func (r *Runtime) drainLocked() {
 		r.cond.Broadcast()
 	}
 	r.qmu.Unlock()
+}
+
+// MaxSpare bounds the receive buffers the inbox keeps for reuse: many
+// more than the messages that arrive while one drain serves the last
+// ones (a few per vCPU), few enough that a burst, once served, does
+// not keep its buffers in the Go heap for the rest of the VM's life.
+const MaxSpare = 256
+
+// recycle gives the buffers of served (or dropped) messages back to the
+// inbox's pool, the caller holding qmu. Only buffers with room for any
+// coherence message (cap memory.MaxMessageSize, as Deliver makes them)
+// go back, and no more than MaxSpare: the others are left to the garbage
+// collector. A larger buffer (a vCPU's migration, whose state with a
+// large XSAVE area exceeds a page) kept in the pool would not be reused
+// for the next large message whenever a smaller one sat on top, and the
+// pool would grow by one buffer per migration for the VM's life.
+func (r *Runtime) recycle(bufs ...[]byte) {
+	for _, b := range bufs {
+		if len(r.spare) >= MaxSpare {
+			return
+		}
+		if cap(b) == memory.MaxMessageSize {
+			r.spare = append(r.spare, b)
+		}
+	}
 }
 
 // heldPage is a sender and a page of a coherence message held.
