@@ -253,6 +253,10 @@ func TestQEMUClusterLinuxAMDV(t *testing.T) {
 // EMU=qemu GUEST=linux NODES=3`): the guest's shell with a vCPU on each
 // node, every vCPU seen and used, sharedcounter exact with a thread
 // pinned to each vCPU, then node 3 evacuated and the run repeated.
+// Today it fails (2 runs of 2): as the guest starts booting on node 1,
+// the leader declares node 1 failed (silent for more than the 500 ms
+// failure timeout) and the VM stops; with two nodes this does not
+// happen.
 func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
