@@ -58,18 +58,16 @@ func calibrateLAPICTimer(tscHz uint64) float64 {
 	*lapicReg(lapicDivide) = divideBy1
 	*lapicReg(lapicLVTTimer) = WakeVector | lvtMasked
 	*lapicReg(lapicInitCount) = 0xFFFFFFFF
-	start := rdtsc()
-	for rdtsc()-start < tscHz/1000 {
+	start := cpu.Counter()
+	for cpu.Counter()-start < tscHz/1000 {
 	}
 	counted := 0xFFFFFFFF - *lapicReg(lapicCurCount)
 	*lapicReg(lapicInitCount) = 0
-	return float64(counted) * float64(tscHz) / float64(rdtsc()-start) / 1e9
+	return float64(counted) * float64(tscHz) / float64(cpu.Counter()-start) / 1e9
 }
 
 // idle is goos.Idle: it halts the core until the runtime's next timer
 // (at most maxHalt), or returns at once when that is near.
-//
-//go:nosplit
 func (t *idleTimer) idle(until int64) {
 	d := until - nanotime()
 	if d < minHalt || *lapicReg(lapicSpurious)&apicEnabled == 0 {
@@ -114,7 +112,6 @@ func InstallWakeHandler(vector uint8) {
 	}
 }
 
-func rdtsc() uint64
 func sidt(dst *[10]byte)
 func readCS() uint16
 func wakeHandlerAddr() uint64

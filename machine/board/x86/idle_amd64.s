@@ -5,14 +5,6 @@
 
 #include "textflag.h"
 
-// func rdtsc() uint64
-TEXT ·rdtsc(SB),NOSPLIT,$0-8
-	RDTSC
-	SHLQ	$32, DX
-	ORQ	DX, AX
-	MOVQ	AX, ret+0(FP)
-	RET
-
 // func sidt(dst *[10]byte)
 TEXT ·sidt(SB),NOSPLIT,$0-8
 	MOVQ	dst+0(FP), AX
