@@ -419,6 +419,10 @@ func checkDistributedVM(t *testing.T, a, b *node, migrateIters int, timeout time
 	if !regexp.MustCompile(`faults: \d+ \([1-9]\d* remote`).MatchString(pages) {
 		t.Errorf("node 2 reports no remote faults:\n%s", pages)
 	}
+	// vCPU 1's first walks on node 2 reach page tables node 1 wrote.
+	if !regexp.MustCompile(`page-table walks: [1-9]\d* \(`).MatchString(pages) {
+		t.Errorf("node 2 counts no faults in the guest's page-table walks:\n%s", pages)
+	}
 	// The counter page was last written on node 1; node 2 reads it
 	// through the coherence protocol.
 	peek := runFor(t, b, fmt.Sprintf("dvm peek %#x", 0x200004), "0x200004: ", timeout)

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -30,12 +29,7 @@ func TestQEMUClusterLinuxFill(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireSlow(t, "memtest over 1.85 GiB, most of it crossing between the nodes, runs longer than 30 minutes in QEMU's TCG, and node 1 ran out of Go heap in its third pass (an open bug)")
 	dir := buildGuestImage(t)
-	c := launch.Cluster{Nodes: 2, Segment: 47000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 2048}
-	elf := filepath.Join(dir, "bigiron.elf")
-	nodes := make([]*node, c.Nodes+1)
-	for i := 1; i <= c.Nodes; i++ {
-		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
-	}
+	nodes := bootQEMUCluster(t, dir, launch.Cluster{Nodes: 2, Segment: 47000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 2048})
 	waitTwoNodes(t, nodes, 3*time.Minute)
 	a, b := nodes[1], nodes[2]
 	defer func() {

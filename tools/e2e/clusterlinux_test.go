@@ -233,12 +233,7 @@ func TestQEMUClusterLinuxAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
 	dir := buildGuestImage(t)
-	c := launch.Cluster{Nodes: 2, Segment: 45000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
-	elf := filepath.Join(dir, "bigiron.elf")
-	nodes := make([]*node, c.Nodes+1)
-	for i := 1; i <= c.Nodes; i++ {
-		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
-	}
+	nodes := bootQEMUCluster(t, dir, launch.Cluster{Nodes: 2, Segment: 45000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024})
 	waitTwoNodes(t, nodes, 3*time.Minute)
 	checkClusterLinux(t, dir, nodes, "qemu")
 	if m := regexp.MustCompile(`faults: (\d+) .*\n.*page-table walks: (\d+) \((\d+) for write\)`).FindStringSubmatch(run(t, nodes[2], "dvm stat", time.Minute)); m != nil {
@@ -263,11 +258,9 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	requireQEMUDistLinux(t)
 	dir := buildGuestImage(t)
 	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
-	elf := filepath.Join(dir, "bigiron.elf")
-	nodes := make([]*node, c.Nodes+1)
+	nodes := bootQEMUCluster(t, dir, c)
 	consoles := make([]*serial.Console, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
-		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
 		consoles[i] = nodes[i].con
 	}
 	a := nodes[1]
