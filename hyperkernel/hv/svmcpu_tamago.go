@@ -6,6 +6,7 @@
 package hv
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -35,6 +36,9 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 		return id, nil, fmt.Errorf("APIC id %d is not an online core of this node", id)
 	}
 	if !c.on.Load() {
+		if h.plat.WakeVector == 0 {
+			return id, nil, errNoWakeVector
+		}
 		if err := svm.Enable(c.hsave); err != nil {
 			return id, nil, err
 		}
@@ -43,6 +47,10 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 	}
 	return id, c, nil
 }
+
+// errNoWakeVector refuses AMD-V on a board with no wake vector for the
+// slice timer.
+var errNoWakeVector = errors.New("svm: the board has no wake vector for the time-slice timer")
 
 // AMD-V has no preemption timer: a guest that runs without exiting would
 // keep its core, and the goroutine pinned there would stall the Go
