@@ -289,3 +289,38 @@ func BenchmarkTransmitPoll(b *testing.B) {
 		})
 	}
 }
+
+// TestAcceptMAC fills receive addresses 1-14 with guests' MACs, valid and
+// in the controller's byte order, turns multicast promiscuous at once and
+// unicast promiscuous only when the addresses run out.
+func TestAcceptMAC(t *testing.T) {
+	m, hw := newModel(t, true)
+	d, err := New(hw, Models[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 15; i++ {
+		mac := link.MAC{0x52, 0x54, 0, 0, 0, byte(i)}
+		if err := d.AcceptMAC(mac); err != nil {
+			t.Fatal(err)
+		}
+		rctl := m.regs[RCTL]
+		if rctl&RctlMPE == 0 || rctl&RctlEN == 0 {
+			t.Fatalf("RCTL %#x after AcceptMAC %d", rctl, i)
+		}
+		if i <= 14 {
+			ral, rah := m.regs[RAL0+Reg(8*i)], m.regs[RAH0+Reg(8*i)]
+			if ral != 0x00005452 || rah != uint32(i)<<8|rahAV {
+				t.Errorf("address %d: RAL %#x RAH %#x", i, ral, rah)
+			}
+			if rctl&RctlUPE != 0 {
+				t.Errorf("unicast promiscuous with %d addresses", i)
+			}
+		} else if rctl&RctlUPE == 0 {
+			t.Error("out of receive addresses but not promiscuous")
+		}
+	}
+	if m.regs[RAH0+8*15]&rahAV != 0 {
+		t.Error("receive address 15 was used")
+	}
+}

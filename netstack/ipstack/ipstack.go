@@ -12,12 +12,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
@@ -254,4 +256,28 @@ func (w *writerTo) Write(p []byte) (int, error) {
 	n := copy(w.buf[len(w.buf):cap(w.buf)], p)
 	w.buf = w.buf[:len(w.buf)+n]
 	return len(p), nil
+}
+
+// DialTCP opens a TCP connection to dst through the stack, as net.Dial
+// would; ctx bounds the handshake.
+func (st *Stack) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	if !dst.Addr().Is4() {
+		return nil, fmt.Errorf("ipstack: dial %v: only IPv4", dst)
+	}
+	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(dst.Addr().As4()), Port: dst.Port()}
+	c, err := gonet.DialContextTCP(ctx, st.s, fa, ipv4.ProtocolNumber)
+	if err != nil {
+		return nil, fmt.Errorf("ipstack: dial %v: %w", dst, err)
+	}
+	return c, nil
+}
+
+// ListenTCP accepts TCP connections on port of the stack's address.
+func (st *Stack) ListenTCP(port uint16) (net.Listener, error) {
+	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(st.cfg.Addr.Addr().As4()), Port: port}
+	l, err := gonet.ListenTCP(st.s, fa, ipv4.ProtocolNumber)
+	if err != nil {
+		return nil, fmt.Errorf("ipstack: listen on port %d: %w", port, err)
+	}
+	return l, nil
 }

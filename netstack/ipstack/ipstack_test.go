@@ -6,6 +6,7 @@ package ipstack
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/netip"
 	"strings"
 	"sync"
@@ -146,4 +147,53 @@ func FuzzDeliver(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		st.Deliver(frame)
 	})
+}
+
+// TestDialTCP carries a stream both ways over a TCP connection between
+// two stacks, as the image's NBD client uses one, and refuses a port
+// nobody listens on.
+func TestDialTCP(t *testing.T) {
+	a, b := twoStacks(t)
+	l, err := a.ListenTCP(10809)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := b.DialTCP(ctx, netip.MustParseAddrPort("10.0.0.1:10809"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := bytes.Repeat([]byte("big-iron"), 32<<10) // 256 KiB: many segments
+	go c.Write(want)
+	got := make([]byte, len(want))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the echoed stream differs")
+	}
+	if _, err := b.DialTCP(ctx, netip.MustParseAddrPort("10.0.0.1:9")); err == nil {
+		t.Fatal("dialled a port nobody listens on")
+	}
 }

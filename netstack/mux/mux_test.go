@@ -4,6 +4,7 @@
 package mux
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/big-iron/big-iron/machine/link"
@@ -93,4 +94,108 @@ func FuzzReceive(f *testing.F) {
 		})
 		lower.recv(b)
 	})
+}
+
+// filterLink is a fakeLink whose NIC filters by address.
+type filterLink struct {
+	fakeLink
+	accepted []link.MAC
+	full     bool
+}
+
+func (f *filterLink) AcceptMAC(m link.MAC) error {
+	if f.full {
+		return errors.New("address filter full")
+	}
+	f.accepted = append(f.accepted, m)
+	return nil
+}
+
+func frameTo(dst link.MAC, t link.EtherType, payload byte) []byte {
+	b := frame(t, payload)
+	copy(b[0:6], dst[:])
+	return b
+}
+
+// TestStations bridges a guest MAC: it gets its unicast frames and a copy
+// of broadcasts, never the cluster's EtherType; the node keeps its own
+// unicast, and frames for anyone else are dropped as foreign.
+func TestStations(t *testing.T) {
+	lower := &filterLink{}
+	m := New(lower)
+	var cluster, ip, guest []byte
+	m.Port(link.EtherTypeCluster).SetReceiver(func(b []byte) { cluster = append(cluster, b[14]) })
+	m.Default().SetReceiver(func(b []byte) { ip = append(ip, b[14]) })
+	gmac := link.MAC{0x52, 0x54, 0, 0, 0, 7}
+	s, err := m.AddStation(gmac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetReceiver(func(b []byte) { guest = append(guest, b[14]) })
+	if len(lower.accepted) != 1 || lower.accepted[0] != gmac {
+		t.Errorf("the NIC was told to accept %v", lower.accepted)
+	}
+	if s.MAC() != gmac {
+		t.Errorf("station MAC %v", s.MAC())
+	}
+
+	node := lower.MAC()
+	lower.recv(frameTo(gmac, link.EtherTypeIPv4, 1))                       // guest only
+	lower.recv(frameTo(link.Broadcast, link.EtherTypeARP, 2))              // both
+	lower.recv(frameTo(node, link.EtherTypeIPv4, 3))                       // node only
+	lower.recv(frameTo(gmac, link.EtherTypeCluster, 4))                    // refused
+	lower.recv(frameTo(link.MAC{0x33, 0x33, 0, 0, 0, 1}, 0x86dd, 5))       // multicast: both
+	lower.recv(frameTo(link.MAC{2, 9, 9, 9, 9, 9}, link.EtherTypeIPv4, 6)) // foreign
+	lower.recv(frameTo(link.Broadcast, link.EtherTypeCluster, 7))          // cluster only
+
+	if string(guest) != "\x01\x02\x05" {
+		t.Errorf("guest got %v", guest)
+	}
+	if string(ip) != "\x02\x03\x05" {
+		t.Errorf("node's IP port got %v", ip)
+	}
+	if string(cluster) != "\x07" {
+		t.Errorf("cluster port got %v", cluster)
+	}
+	if s.Refused() != 1 || m.Foreign() != 1 {
+		t.Errorf("refused %d, foreign %d; want 1, 1", s.Refused(), m.Foreign())
+	}
+
+	if _, err := m.AddStation(gmac); err == nil {
+		t.Error("the same MAC became a station twice")
+	}
+	for _, bad := range []link.MAC{node, link.Broadcast, {0x01, 0, 0x5e, 0, 0, 1}, {}} {
+		if _, err := m.AddStation(bad); err == nil {
+			t.Errorf("%v became a station", bad)
+		}
+	}
+	lower.full = true
+	if _, err := m.AddStation(link.MAC{2, 1, 1, 1, 1, 1}); err == nil {
+		t.Error("a station the NIC cannot accept was added")
+	}
+
+	m.RemoveStation(s)
+	lower.recv(frameTo(gmac, link.EtherTypeIPv4, 8))
+	lower.recv(frameTo(link.Broadcast, link.EtherTypeARP, 9))
+	if string(guest) != "\x01\x02\x05" || m.Foreign() != 2 {
+		t.Errorf("after removal the guest got %v, foreign %d", guest, m.Foreign())
+	}
+}
+
+// TestStationReceiveAllocs checks that bridging costs no allocation per
+// frame.
+func TestStationReceiveAllocs(t *testing.T) {
+	lower := &filterLink{}
+	m := New(lower)
+	m.Default().SetReceiver(func([]byte) {})
+	s, _ := m.AddStation(link.MAC{0x52, 0x54, 0, 0, 0, 7})
+	n := 0
+	s.SetReceiver(func([]byte) { n++ })
+	uni, bc := frameTo(s.MAC(), link.EtherTypeIPv4, 1), frameTo(link.Broadcast, link.EtherTypeARP, 2)
+	if a := testing.AllocsPerRun(100, func() { lower.recv(uni); lower.recv(bc) }); a != 0 {
+		t.Errorf("%v allocations per pair of frames", a)
+	}
+	if n == 0 {
+		t.Error("the station received nothing")
+	}
 }

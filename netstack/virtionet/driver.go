@@ -214,6 +214,12 @@ func (q *queue) used() (id uint16, length uint32, ok bool) {
 // Driver implements nic.Device.
 func (d *Device) Driver() string { return "virtio-net" }
 
+// AcceptMAC lets a guest's MAC be bridged onto this port. The driver
+// negotiates no control queue (VIRTIO_NET_F_CTRL_RX), so it cannot program
+// a filter: it relies on the device delivering every frame, as QEMU's
+// does until a driver turns promiscuous mode off through that queue.
+func (d *Device) AcceptMAC(link.MAC) error { return nil }
+
 // Up implements link.Link: the device's link status where it reports
 // one, otherwise up.
 func (d *Device) Up() bool {
