@@ -43,6 +43,9 @@ var commands = []string{
 	"init", "gosh", "ls", "cat", "echo", "grep", "wc", "dd", "insmod",
 	"mount", "dmesg", "uname", "sleep", "mkdir", "shutdown", "sync",
 	"hexdump", "ps", "free", "date", "true", "false", "rm", "cp", "uptime",
+	// the guest's network and disks: an address by DHCP, traffic to the
+	// host, checksums of what a disk holds
+	"dhclient", "ip", "ping", "wget", "netcat", "md5sum", "sshd", "switch_root",
 }
 
 // guestPrograms are big-iron's own programs for the guest (package
@@ -56,7 +59,7 @@ var guestPrograms = []string{
 // devices. Debian builds them as modules; a kernel with them built in
 // has none to load. Their dependencies (each module's modinfo
 // "depends=") come along, loaded first.
-var modules = []string{"virtio_mmio", "virtio_blk", "virtio_console"}
+var modules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "virtio_net"}
 
 func main() {
 	out := flag.String("o", "build/guest/initramfs.cpio.gz", "output: a gzip-compressed cpio archive")
