@@ -66,8 +66,11 @@ type linuxHost struct {
 }
 
 // BootOS implements console.OSHost.
-func (l *linuxHost) BootOS(vcpus int, memory uint64, cmdline string) (console.Guest, error) {
-	return l.h.BootLinux(l.config(vcpus, memory, cmdline))
+func (l *linuxHost) BootOS(r console.BootRequest) (console.Guest, error) {
+	if len(r.Disks) > 0 || r.Net != nil {
+		return nil, fmt.Errorf("disk= and net= are not wired to the hypervisor yet")
+	}
+	return l.h.BootLinux(l.config(r.VCPUs, r.Memory, r.Cmdline))
 }
 
 // config is the configuration of the image's Linux with vcpus processors,

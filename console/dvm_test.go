@@ -192,7 +192,7 @@ func TestWithDistVCPUs(t *testing.T) {
 	}
 	// Local VMs still come first.
 	os := &fakeOS{}
-	os.BootOS(1, 1<<20, "")
+	os.BootOS(BootRequest{VCPUs: 1, Memory: 1 << 20})
 	out.Reset()
 	if err := WithDistVCPUs(VCPUsCommand(os), f).Run(&out, nil); err != nil || !strings.Contains(out.String(), "vm 1 (linux)") || !strings.Contains(out.String(), "dvm 7") {
 		t.Errorf("vcpus with both: %q %v", out.String(), err)

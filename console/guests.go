@@ -20,9 +20,8 @@ import (
 // OSHost boots operating-system guests: on bare metal the hv.Hypervisor
 // with the guest image the node carries.
 type OSHost interface {
-	// BootOS starts a guest with vcpus processors, memory bytes of RAM
-	// and the kernel command line ("" for the image's default).
-	BootOS(vcpus int, memory uint64, cmdline string) (Guest, error)
+	// BootOS starts a guest as r asks.
+	BootOS(r BootRequest) (Guest, error)
 	// Guests lists the guests started so far, running or not.
 	Guests() []Guest
 }
@@ -39,20 +38,25 @@ type Guest interface {
 	Stop()
 }
 
-// bootOS runs `vm boot linux [vcpus=N] [mem=SIZE] [cmdline=...]`.
+// bootUsage is the form of `vm boot`.
+const bootUsage = "`vm boot linux [vcpus=N] [mem=SIZE] [disk=ram:SIZE|nbd://ADDR[:PORT]/EXPORT[,...]] [net=on|MAC] [cmdline=...]`"
+
+// bootOS runs `vm boot linux ...`.
 func bootOS(w io.Writer, os OSHost, args []string) error {
 	if len(args) == 0 || args[0] != "linux" {
-		return fmt.Errorf("%w: want `vm boot linux [vcpus=N] [mem=SIZE] [cmdline=...]`", shell.ErrUsage)
+		return fmt.Errorf("%w: want %s", shell.ErrUsage, bootUsage)
 	}
-	vcpus, mem, cmdline := hv.DefaultGuestVCPUs, uint64(hv.DefaultGuestMemory), ""
+	r := BootRequest{VCPUs: hv.DefaultGuestVCPUs, Memory: hv.DefaultGuestMemory}
 	var a Args
-	a.Int("vcpus", &vcpus, 1, 64)
-	a.Size("mem", &mem)
-	a.String("cmdline", &cmdline)
+	a.Int("vcpus", &r.VCPUs, 1, 64)
+	a.Size("mem", &r.Memory)
+	a.Func("disk", func(v string) (err error) { r.Disks, err = parseDisks(v); return err })
+	a.Func("net", func(v string) (err error) { r.Net, err = parseNet(v); return err })
+	a.String("cmdline", &r.Cmdline)
 	if err := a.Parse(args[1:]); err != nil {
 		return err
 	}
-	g, err := os.BootOS(vcpus, mem, cmdline)
+	g, err := os.BootOS(r)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/machine/link"
 )
 
 type fakeGuest struct {
@@ -51,11 +52,13 @@ type fakeOS struct {
 		vcpus   int
 		mem     uint64
 		cmdline string
+		req     BootRequest
 	}
 }
 
-func (o *fakeOS) BootOS(vcpus int, mem uint64, cmdline string) (Guest, error) {
-	o.last.vcpus, o.last.mem, o.last.cmdline = vcpus, mem, cmdline
+func (o *fakeOS) BootOS(r BootRequest) (Guest, error) {
+	vcpus, mem := r.VCPUs, r.Memory
+	o.last.vcpus, o.last.mem, o.last.cmdline, o.last.req = vcpus, mem, r.Cmdline, r
 	g := &fakeGuest{info: hv.VMInfo{ID: len(o.guests) + 1, Name: "linux", VCPUs: vcpus, Memory: mem, Started: time.Now(), Outcome: "running",
 		Setup: 1234 * time.Millisecond, Tables: (mem >> 21) * 4096}, console: hv.NewConsoleLog(64)}
 	o.guests = append(o.guests, g)
@@ -172,7 +175,7 @@ func (r *slowReader) Read(p []byte) (int, error) {
 
 func TestConsoleAttach(t *testing.T) {
 	os := &fakeOS{}
-	g0, _ := os.BootOS(1, 1<<20, "")
+	g0, _ := os.BootOS(BootRequest{VCPUs: 1, Memory: 1 << 20})
 	g := g0.(*fakeGuest)
 	for _, c := range "# " {
 		g.console.WriteByte(byte(c))
@@ -214,7 +217,7 @@ func TestConsoleAttach(t *testing.T) {
 
 func TestVCPUsCommand(t *testing.T) {
 	os := &fakeOS{}
-	os.BootOS(2, 1<<20, "")
+	os.BootOS(BootRequest{VCPUs: 2, Memory: 1 << 20})
 	var out bytes.Buffer
 	if err := VCPUsCommand(os).Run(&out, nil); err != nil {
 		t.Fatal(err)
@@ -228,5 +231,38 @@ func TestVCPUsCommand(t *testing.T) {
 	}
 	if err := VCPUsCommand(nil).Run(&out, nil); err == nil {
 		t.Error("vcpus without VMs succeeded")
+	}
+}
+
+// TestBootDisksAndNet reads disk= and net= into the boot request and
+// refuses what cannot be a disk or a MAC, booting nothing.
+func TestBootDisksAndNet(t *testing.T) {
+	os := &fakeOS{}
+	_, err := runOS(t, os, 0, "boot", "linux", "disk=nbd://10.0.2.2/root,ram:64M,nbd://10.0.2.2:10810/", "net=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := os.last.req
+	want := []string{"nbd://10.0.2.2:10809/root", "ram:64M", "nbd://10.0.2.2:10810/"}
+	if len(r.Disks) != len(want) || r.Net == nil || r.Net.MAC != (link.MAC{}) {
+		t.Fatalf("request %+v", r)
+	}
+	for i, d := range r.Disks {
+		if d.String() != want[i] {
+			t.Errorf("disk %d is %s, want %s", i, d, want[i])
+		}
+	}
+	if _, err := runOS(t, os, 0, "boot", "linux", "net=0a:b1:00:00:00:07"); err != nil || os.last.req.Net.MAC != (link.MAC{0x0a, 0xb1, 0, 0, 0, 7}) || os.last.req.Disks != nil {
+		t.Errorf("net=MAC: %+v, %v", os.last.req, err)
+	}
+	n := len(os.guests)
+	for _, bad := range []string{"disk=nbd://server/x", "disk=ram:100", "disk=nfs://1.2.3.4/x", "disk=nbd://1.2.3.4:0/x",
+		"disk=nbd://1.2.3.4:70000/x", "disk=" + strings.Repeat("ram:1M,", 8) + "ram:1M", "net=ff:ff:ff:ff:ff:ff", "net=yes", "net=0a:b1:00:00:00"} {
+		if _, err := runOS(t, os, 0, "boot", "linux", bad); !errors.Is(err, shell.ErrUsage) {
+			t.Errorf("%s: %v, want a usage error", bad, err)
+		}
+	}
+	if len(os.guests) != n {
+		t.Error("a refused request booted a guest")
 	}
 }
