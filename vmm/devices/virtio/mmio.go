@@ -375,6 +375,19 @@ func (d *Device) serveQueue(i int) bool {
 	return spent
 }
 
+// DriverFeatures returns the features the driver accepted (3.1.1): what
+// it wrote once FEATURES_OK stuck, zero before. A backend whose work
+// depends on them (virtio-net's mergeable receive buffers) reads them
+// from Notify.
+func (d *Device) DriverFeatures() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.status&spec.StatusFeaturesOK == 0 {
+		return 0
+	}
+	return d.drvFeat
+}
+
 // FullRounds returns how many rounds ended with their budget spent.
 func (d *Device) FullRounds() uint64 {
 	d.mu.Lock()

@@ -150,3 +150,35 @@ func (q *Queue) Push(mem devices.GuestMemory, head uint16, written uint32) error
 	}
 	return nil
 }
+
+// Unpop gives back the last n chains Pop took and the device did not
+// use: the next Pop takes them again. A backend that needs several
+// chains for one piece of work (a received packet over mergeable
+// buffers) and finds too few puts them back to wait for more.
+func (q *Queue) Unpop(n int) { q.lastAvail -= uint16(n) }
+
+// Stage writes the used-ring entry of chain head, which the device wrote
+// written bytes of, k places after the next one, without returning it:
+// Publish does, with those before it, so that the driver sees them all
+// at once (a packet over several buffers, 5.1.6.4, is seen whole).
+func (q *Queue) Stage(mem devices.GuestMemory, k uint16, head uint16, written uint32) error {
+	b := q.scratch[:8]
+	slot := uint64((q.usedIdx + k) % q.Num)
+	binary.LittleEndian.PutUint32(b[0:], uint32(head))
+	binary.LittleEndian.PutUint32(b[4:], written)
+	if err := mem.WriteAt(b, q.Device+4+8*slot); err != nil {
+		return fmt.Errorf("%w: used ring: %v", ErrBadQueue, err)
+	}
+	return nil
+}
+
+// Publish returns the n entries Stage wrote to the driver.
+func (q *Queue) Publish(mem devices.GuestMemory, n uint16) error {
+	q.usedIdx += n
+	b := q.scratch[:2]
+	binary.LittleEndian.PutUint16(b, q.usedIdx)
+	if err := mem.WriteAt(b, q.Device+2); err != nil {
+		return fmt.Errorf("%w: used index: %v", ErrBadQueue, err)
+	}
+	return nil
+}
