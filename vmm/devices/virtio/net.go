@@ -736,13 +736,12 @@ func (n *Net) receive(mem devices.GuestMemory, q *Queue, budget *Budget) (bool, 
 		}
 		out, returned, err := n.receiveOne(mem, q, pkt, merge, budget)
 		used = used || returned
-		if err != nil {
+		if out != rxWait {
+			n.ring.pop() // placed or dropped, and counted
+		}
+		if err != nil || out == rxWait {
 			return used, err
 		}
-		if out == rxWait {
-			break
-		}
-		n.ring.pop()
 	}
 	return used, nil
 }
@@ -831,10 +830,12 @@ func (n *Net) place(mem devices.GuestMemory, q *Queue, pkt []byte, budget *Budge
 	}
 	for i := range g.n {
 		if err := q.Stage(mem, uint16(i), g.heads[i], g.written[i]); err != nil {
+			n.drop(DropRxBadChain) // the used ring is outside memory: the queue is broken
 			return rxDropped, false, err
 		}
 	}
 	if err := q.Publish(mem, uint16(g.n)); err != nil {
+		n.drop(DropRxBadChain)
 		return rxDropped, false, err
 	}
 	n.c.rxFrames.Add(1)
