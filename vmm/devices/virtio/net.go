@@ -179,12 +179,13 @@ type Net struct {
 	config   [spec.NetConfigSize]byte
 	dev      atomic.Pointer[Device]
 
-	txChain       Chain
-	txBuf         []byte // a transmitted packet: header and frame
-	frames, bytes tokenBucket
-	last          time.Time // the rate limit's last refill
-	rxChain       Chain
-	rx            rxGather
+	txChain     Chain
+	txBuf       []byte      // a transmitted packet: header and frame
+	frameBucket tokenBucket // the rate limit's
+	byteBucket  tokenBucket
+	last        time.Time // the rate limit's last refill
+	rxChain     Chain
+	rx          rxGather
 
 	ring rxRing
 	c    netCounters
@@ -213,12 +214,12 @@ func NewNet(cfg NetConfig) (*Net, error) {
 		return nil, fmt.Errorf("%w: %d receive slots outside [1, %d]", ErrNetConfig, slots, MaxRxSlots)
 	}
 	maxFrame := link.HeaderLen + vlanTagLen + mtu
-	frames, bytes, err := cfg.Rate.buckets(maxFrame)
+	frames, octets, err := cfg.Rate.buckets(maxFrame)
 	if err != nil {
 		return nil, err
 	}
 	n := &Net{mac: cfg.MAC, mtu: mtu, maxFrame: maxFrame, uplink: cfg.Uplink, now: cfg.Now,
-		frames: frames, bytes: bytes,
+		frameBucket: frames, byteBucket: octets,
 		txChain: Chain{Buffers: make([]Buffer, 0, MaxQueueSize)},
 		rxChain: Chain{Buffers: make([]Buffer, 0, MaxQueueSize)},
 		txBuf:   make([]byte, netHdrLen+maxFrame)}
@@ -547,13 +548,13 @@ func (b *tokenBucket) take(v float64) {
 
 // buckets returns the token buckets of r, full, for frames of at most
 // maxFrame bytes.
-func (r RateLimit) buckets(maxFrame int) (frames, bytes tokenBucket, err error) {
+func (r RateLimit) buckets(maxFrame int) (frames, octets tokenBucket, err error) {
 	burst := r.Burst
 	if burst == 0 {
 		burst = DefaultTxBurst
 	}
 	if burst < 0 {
-		return frames, bytes, fmt.Errorf("%w: rate limit burst %v", ErrNetConfig, burst)
+		return frames, octets, fmt.Errorf("%w: rate limit burst %v", ErrNetConfig, burst)
 	}
 	bucket := func(rate, def, least float64) (tokenBucket, error) {
 		switch {
@@ -568,31 +569,31 @@ func (r RateLimit) buckets(maxFrame int) (frames, bytes tokenBucket, err error) 
 		return tokenBucket{rate: rate, size: size, tokens: size}, nil
 	}
 	if frames, err = bucket(r.FramesPerSecond, DefaultTxFramesPerSecond, 1); err != nil {
-		return frames, bytes, err
+		return frames, octets, err
 	}
-	bytes, err = bucket(r.BytesPerSecond, DefaultTxBytesPerSecond, float64(maxFrame))
-	return frames, bytes, err
+	octets, err = bucket(r.BytesPerSecond, DefaultTxBytesPerSecond, float64(maxFrame))
+	return frames, octets, err
 }
 
 // allow takes a frame of size bytes from the rate limit, reporting
 // whether it is within it.
 func (n *Net) allow(size int) bool {
-	if n.frames.rate == 0 && n.bytes.rate == 0 {
+	if n.frameBucket.rate == 0 && n.byteBucket.rate == 0 {
 		return true
 	}
 	now := n.now()
 	if elapsed := now.Sub(n.last); n.last.IsZero() || elapsed > 0 { // a clock gone back refills nothing
 		if !n.last.IsZero() {
-			n.frames.refill(elapsed)
-			n.bytes.refill(elapsed)
+			n.frameBucket.refill(elapsed)
+			n.byteBucket.refill(elapsed)
 		}
 		n.last = now
 	}
-	if !n.frames.has(1) || !n.bytes.has(float64(size)) {
+	if !n.frameBucket.has(1) || !n.byteBucket.has(float64(size)) {
 		return false
 	}
-	n.frames.take(1)
-	n.bytes.take(float64(size))
+	n.frameBucket.take(1)
+	n.byteBucket.take(float64(size))
 	return true
 }
 
