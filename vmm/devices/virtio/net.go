@@ -115,7 +115,7 @@ const (
 	DropTxBadSource                     // a source address other than the guest's
 	DropTxCluster                       // the cluster transport's EtherType, possibly VLAN-tagged
 	DropTxRateLimited                   // over the rate limit
-	DropTxBadChain                      // a device-writable or unreadable buffer, a header asking for what was not offered
+	DropTxBadChain                      // a device-writable or unreadable buffer; a header asking for segmentation, or a checksum outside the frame
 	DropTxUplink                        // the uplink's Transmit failed
 	NumNetDrops                         // the number of reasons
 )
@@ -137,7 +137,9 @@ func (d NetDrop) String() string {
 
 // NetStatus is a network device's state and counters.
 type NetStatus struct {
+	// MAC is the guest's address.
 	MAC link.MAC
+	// MTU is the largest payload each way.
 	MTU int
 	// RxFrames and RxBytes count frames placed in the guest's buffers.
 	RxFrames, RxBytes uint64
@@ -262,8 +264,9 @@ func (n *Net) ReadConfig(off uint64, size int) uint64 {
 }
 
 // Reset implements Backend: the frames waiting in the receive ring are
-// dropped (counted as DropRxReset when the worker next serves the ring);
-// the counters stay. It runs under the transport's spin lock, so it only
+// dropped, counted as DropRxReset, when the worker next serves the
+// receive queue (until a driver starts again they keep their slots); the
+// counters stay. It runs under the transport's spin lock, so it only
 // stores an atomic.
 func (n *Net) Reset() { n.ring.resetTo.Store(n.ring.tail.Load() + 1) }
 
@@ -472,7 +475,9 @@ func (n *Net) readChain(mem devices.GuestMemory, pkt []byte) bool {
 
 // completeHeader acts on a transmitted packet's header (5.1.6.2): no
 // segmentation (none is offered), and the checksum completed where the
-// driver left it partial. It reports false for a header it cannot honour.
+// driver left it partial (whether or not it negotiated VIRTIO_NET_F_CSUM,
+// without which it may not ask). It reports false for a header it cannot
+// honour.
 func completeHeader(hdr, frame []byte) bool {
 	if hdr[spec.NetHdrGSOType] != spec.NetGSONone {
 		return false

@@ -36,6 +36,9 @@ var (
 	otherMAC = link.MAC{0x52, 0x54, 0x00, 0xAB, 0xCD, 0xEF}
 )
 
+// A node's port can be the device's uplink.
+var _ Uplink = link.Link(nil)
+
 // captureUplink records what the device transmits.
 type captureUplink struct {
 	frames [][]byte
