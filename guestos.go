@@ -7,11 +7,14 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/machine/boot/bzimage"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/netstack/mux"
 	"github.com/big-iron/big-iron/vmm/devices"
 )
 
@@ -63,14 +66,55 @@ func distGuestCmdline(vcpus int, numa bool) string {
 type linuxHost struct {
 	h              *hv.Hypervisor
 	kernel, initrd []byte
+	net            *nodeNet // nil on a distributed VM's host for now
+
+	mu    sync.Mutex
+	cards int // network cards given out, for their MACs
 }
 
 // BootOS implements console.OSHost.
 func (l *linuxHost) BootOS(r console.BootRequest) (console.Guest, error) {
-	if len(r.Disks) > 0 || r.Net != nil {
-		return nil, fmt.Errorf("disk= and net= are not wired to the hypervisor yet")
+	if len(r.Disks) > 0 {
+		return nil, fmt.Errorf("disk= is not wired to the hypervisor yet")
 	}
-	return l.h.BootLinux(l.config(r.VCPUs, r.Memory, r.Cmdline))
+	cfg := l.config(r.VCPUs, r.Memory, r.Cmdline)
+	release := func() {
+		for _, f := range cfg.Release {
+			f()
+		}
+	}
+	if r.Net != nil {
+		st, err := l.station(r.Net.MAC)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Net = st
+		cfg.Release = append(cfg.Release, func() { l.net.mux.RemoveStation(st) })
+	}
+	vm, err := l.h.BootLinux(cfg)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return vm, nil
+}
+
+// station bridges a guest's network card onto the node's NIC, with mac or
+// (zero) a locally administered MAC made of the node's and a count of
+// the cards given out: 0a:b1 and the node MAC's last three bytes, then
+// the count.
+func (l *linuxHost) station(mac link.MAC) (*mux.Station, error) {
+	if l.net == nil || l.net.mux == nil {
+		return nil, fmt.Errorf("net=: this node has no NIC to bridge the guest onto")
+	}
+	if mac == (link.MAC{}) {
+		node := l.net.mux.Default().MAC()
+		l.mu.Lock()
+		l.cards++
+		mac = link.MAC{0x0a, 0xb1, node[3], node[4], node[5], byte(l.cards)}
+		l.mu.Unlock()
+	}
+	return l.net.mux.AddStation(mac)
 }
 
 // config is the configuration of the image's Linux with vcpus processors,

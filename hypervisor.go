@@ -33,7 +33,7 @@ const (
 
 // startHypervisor prepares VMX and returns the vm commands and the
 // hypervisor (nil where VMX is unavailable: the commands then say why).
-func startHypervisor(p *board.Platform) ([]*shell.Command, *hv.Hypervisor) {
+func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hypervisor) {
 	plan, err := x86.PlanFrames(p.GuestMemory(), guestFramesStart, guestFramesEnd)
 	if err == nil && plan.HighEnd != 0 {
 		err = x86.MapHigh(plan.HighEnd, plan.Tables)
@@ -51,7 +51,7 @@ func startHypervisor(p *board.Platform) ([]*shell.Command, *hv.Hypervisor) {
 	}
 	var os console.OSHost
 	if kernel, initrd := guestFiles(); kernel != nil {
-		os = &linuxHost{h: h, kernel: kernel, initrd: initrd}
+		os = &linuxHost{h: h, kernel: kernel, initrd: initrd, net: nn}
 	}
 	return console.VMCommands(h, os, ""), h
 }

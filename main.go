@@ -41,8 +41,9 @@ func main() {
 	// the network first: it reserves its DMA memory before the
 	// hypervisor hands out guest memory
 	notices := &lateWriter{}
-	netCmds, agent := startNetwork(p, notices)
-	hvCmds, h := startHypervisor(p)
+	var nn nodeNet
+	netCmds, agent := startNetwork(p, notices, &nn)
+	hvCmds, h := startHypervisor(p, &nn)
 	cmds = append(cmds, hvCmds...)
 	cmds = append(cmds, netCmds...)
 	distCmds, dist := distCommands(h, agent, notices)

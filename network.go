@@ -50,12 +50,22 @@ const (
 	quietAfter = 20 * time.Millisecond
 )
 
+// nodeNet is what guests get of the node's network: the port their
+// network cards are bridged onto, and the control plane's TCP/IP stack
+// (nil without an address) through which their network disks are
+// reached.
+type nodeNet struct {
+	mux   *mux.Mux
+	stack *ipstack.Stack
+}
+
 // startNetwork brings up the first NIC with a driver: the cluster port
 // (EtherType 0x88B5) for the transport and membership, and gVisor's
 // TCP/IP on the rest where bigiron.ip gives an address. It returns the
-// network and cluster shell commands and the cluster agent (nil without one). Membership events are written to
-// notices, one line per Write.
-func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node.Agent) {
+// network and cluster shell commands, the cluster agent (nil without
+// one) and the network as guests see it (empty without a NIC).
+// Membership events are written to notices, one line per Write.
+func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.Command, *node.Agent) {
 	fail := func(why string) ([]*shell.Command, *node.Agent) {
 		fmt.Printf("network: %s\n", why)
 		return append(console.NetCommands(nil), console.NodeCommands(nil, why)...), nil
@@ -85,6 +95,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 		return fail("no NIC with a driver")
 	}
 	m := mux.New(dev)
+	nn.mux = m
 	go pollLoop(dev)
 
 	var ifs []console.Interface
@@ -106,6 +117,7 @@ func startNetwork(p *board.Platform, notices io.Writer) ([]*shell.Command, *node
 			fmt.Printf("network: %v\n", err)
 		} else {
 			ifs = append(ifs, console.Interface{Stack: st, Card: dev})
+			nn.stack = st
 			ip = opts.IP.Addr().String()
 			fmt.Printf("network: eth0 %v\n", opts.IP)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/vmm/devices"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
 	"github.com/big-iron/big-iron/vmm/exits"
@@ -35,6 +36,13 @@ type LinuxConfig struct {
 	// NUMA, if set, gives the guest an SRAT and a SLIT describing its
 	// node topology; nil: it believes it is one uniform machine.
 	NUMA *acpi.NUMA
+	// Net, if set, is the port the guest's virtio network card is
+	// bridged onto (a station on the node's NIC): the card has its MAC
+	// and MTU, sends through it and receives what it delivers.
+	Net link.Link
+	// Release is called once the VM is freed, its devices stopped: it
+	// returns what the caller lent the VM (a station, network disks).
+	Release []func()
 }
 
 // OS guest defaults.

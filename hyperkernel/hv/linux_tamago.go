@@ -59,6 +59,12 @@ const (
 	virtioBase       = 0xD0000000
 	virtioBlockGSI   = 16
 	virtioConsoleGSI = 17
+	virtioNetGSI     = 18
+	// virtioDiskGSI is the pin of the second disk, the others' above it.
+	virtioDiskGSI = 19
+	// MaxDisks is the most disks a guest has: the IOAPIC's pins above
+	// the network card's.
+	MaxDisks = 1 + 24 - virtioDiskGSI
 	// RAMDiskSize is the size of the RAM disk behind the guest's
 	// virtio block device (/dev/vda).
 	RAMDiskSize = 8 << 20
@@ -134,6 +140,11 @@ type LinuxVM struct {
 	svmMaps uint64   // on AMD-V: the permission maps (a 2 MiB run)
 	// devStop stops the virtio devices' workers (closed by free).
 	devStop chan struct{}
+	// virtio are the VM's virtio-mmio devices, in the order the guest
+	// finds them in its ACPI tables.
+	virtio []virtioSlot
+	// net is the network card's backend, nil without one.
+	net *virtio.Net
 	// setup is how long newLinux took; tables how many frames the
 	// VM's EPT took then.
 	setup  time.Duration
@@ -206,6 +217,13 @@ func (vm *LinuxVM) free() {
 		close(vm.devStop)
 		vm.devStop = nil
 	}
+	if vm.net != nil {
+		vm.cfg.Net.SetReceiver(nil)
+	}
+	for _, f := range vm.cfg.Release {
+		f()
+	}
+	vm.cfg.Release = nil
 	for _, f := range vm.owned {
 		vm.h.pool.FreeFrame(f)
 	}
@@ -454,11 +472,8 @@ func (vm *LinuxVM) load() error {
 		IOAPICs:   []acpi.IOAPIC{{ID: ioapicID, Address: ioapic.DefaultBase}},
 		ResetPort: portResetControl, ResetValue: resetValue, PMTimerPort: vm.pmTimerPort(),
 		Serial: []acpi.SerialPort{{Port: com1Port, GSI: com1IRQ, UID: 1}},
-		Virtio: []acpi.VirtioMMIO{
-			{Base: virtioBase, Size: virtio.WindowSize, GSI: virtioBlockGSI},
-			{Base: virtioBase + virtio.WindowSize, Size: virtio.WindowSize, GSI: virtioConsoleGSI},
-		},
-		NUMA: cfg.NUMA,
+		Virtio: vm.acpiVirtio(),
+		NUMA:   cfg.NUMA,
 	})
 	if err != nil {
 		return fmt.Errorf("hv: %w", err)
@@ -516,27 +531,9 @@ func (vm *LinuxVM) addDevices(apics *lapic.Bus, bus *exits.IOBus) error {
 		return err
 	}
 	vm.com1 = uart.New(vm.console, func(level bool) { io.SetIRQ(com1IRQ, level) })
-	disk, err := virtio.NewBlock(make([]byte, RAMDiskSize), "big-iron-ramdisk")
-	if err != nil {
-		return fmt.Errorf("hv: %w", err)
-	}
-	vblk := virtio.NewDevice(disk, vm.mem, func(level bool) { io.SetIRQ(virtioBlockGSI, level) })
-	if err := vm.mmio.Register(virtioBase, virtio.WindowSize, "virtio-blk", vblk); err != nil {
+	if err := vm.addVirtio(io); err != nil {
 		return err
 	}
-	// hvc0 writes to the same console log as COM1.
-	hvc := virtio.NewConsole(vm.console)
-	vcon := virtio.NewDevice(hvc, vm.mem, func(level bool) { io.SetIRQ(virtioConsoleGSI, level) })
-	hvc.Attach(vcon)
-	if err := vm.mmio.Register(virtioBase+virtio.WindowSize, virtio.WindowSize, "virtio-console", vcon); err != nil {
-		return err
-	}
-	// The devices' rings are served by their workers, off the vCPUs: a
-	// vCPU's notify only marks the queue (it runs pinned, and a
-	// distributed VM's ring may be on another node).
-	vm.devStop = make(chan struct{})
-	go vblk.Run(vm.devStop)
-	go vcon.Run(vm.devStop)
 	if err := bus.Register(com1Port, uart.Ports, "COM1 (16550A)", vm.com1); err != nil {
 		return err
 	}
@@ -1032,4 +1029,71 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	c.SetRSP(rsp)
 	c.Advance(uint32(n))
 	return nil
+}
+
+// virtioSlot is one of a VM's virtio-mmio devices: its register window
+// and IOAPIC pin.
+type virtioSlot struct {
+	base uint32
+	gsi  int
+	name string
+	dev  *virtio.Device
+}
+
+// addVirtio gives the VM its virtio devices: the disk (a RAM disk unless
+// cfg.Disks says otherwise), the console, the network card where cfg.Net
+// asks for one, the other disks; their windows follow one another from
+// virtioBase. Their rings are served by their workers, off the vCPUs: a
+// vCPU's notify only marks the queue (it runs pinned, and a distributed
+// VM's ring may be on another node).
+func (vm *LinuxVM) addVirtio(io *ioapic.IOAPIC) error {
+	add := func(be virtio.Backend, gsi int, name string) (*virtio.Device, error) {
+		d := virtio.NewDevice(be, vm.mem, func(level bool) { io.SetIRQ(gsi, level) })
+		base := uint32(virtioBase + len(vm.virtio)*virtio.WindowSize)
+		if err := vm.mmio.Register(uint64(base), virtio.WindowSize, name, d); err != nil {
+			return nil, err
+		}
+		vm.virtio = append(vm.virtio, virtioSlot{base: base, gsi: gsi, name: name, dev: d})
+		return d, nil
+	}
+	disk, err := virtio.NewBlock(make([]byte, RAMDiskSize), "big-iron-ramdisk")
+	if err != nil {
+		return fmt.Errorf("hv: %w", err)
+	}
+	if _, err := add(disk, virtioBlockGSI, "virtio-blk"); err != nil {
+		return err
+	}
+	hvc := virtio.NewConsole(vm.console) // hvc0: the same log as COM1
+	d, err := add(hvc, virtioConsoleGSI, "virtio-console")
+	if err != nil {
+		return err
+	}
+	hvc.Attach(d)
+	if vm.cfg.Net != nil {
+		n, err := virtio.NewNet(virtio.NetConfig{MAC: vm.cfg.Net.MAC(), MTU: vm.cfg.Net.MTU(), Uplink: vm.cfg.Net})
+		if err != nil {
+			return fmt.Errorf("hv: the guest's network card: %w", err)
+		}
+		d, err := add(n, virtioNetGSI, "virtio-net")
+		if err != nil {
+			return err
+		}
+		n.Attach(d)
+		vm.net = n
+		vm.cfg.Net.SetReceiver(func(frame []byte) { n.Deliver(frame) })
+	}
+	vm.devStop = make(chan struct{})
+	for _, s := range vm.virtio {
+		go s.dev.Run(vm.devStop)
+	}
+	return nil
+}
+
+// acpiVirtio describes the VM's virtio devices to its ACPI tables.
+func (vm *LinuxVM) acpiVirtio() []acpi.VirtioMMIO {
+	out := make([]acpi.VirtioMMIO, len(vm.virtio))
+	for i, s := range vm.virtio {
+		out[i] = acpi.VirtioMMIO{Base: s.base, Size: virtio.WindowSize, GSI: uint32(s.gsi)}
+	}
+	return out
 }

@@ -1,0 +1,174 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nbdServer is Debian's qemu-nbd serving one raw file on the host's
+// loopback, which QEMU's user network shows its guests as 10.0.2.2.
+type nbdServer struct {
+	t    *testing.T
+	file string
+	port int
+	cmd  *exec.Cmd
+}
+
+// startNBD serves a file of size bytes as export "d".
+func startNBD(t *testing.T, size int64) *nbdServer {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-nbd"); err != nil {
+		t.Skip("missing: qemu-nbd (Debian package qemu-utils; make deps installs it)")
+	}
+	s := &nbdServer{t: t, file: filepath.Join(t.TempDir(), "disk.raw"), port: freePort(t)}
+	if err := os.WriteFile(s.file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(s.file, size); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *nbdServer) start() {
+	s.t.Helper()
+	s.cmd = exec.Command("qemu-nbd", "-f", "raw", "-x", "d", "-b", "127.0.0.1", "-p", strconv.Itoa(s.port), "-t", "-e", "4", s.file)
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("qemu-nbd: %v", err)
+	}
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatal("qemu-nbd did not listen")
+}
+
+// kill stops the server as a crash would.
+func (s *nbdServer) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// serveBlob serves blob over HTTP on the host's loopback and returns the
+// port.
+func serveBlob(t *testing.T, blob []byte) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(blob) })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestQEMULinuxGuestIO gives Debian's kernel on one AMD-V node (QEMU TCG)
+// a disk on the host's NBD server and a network card bridged onto the
+// node's NIC, on QEMU's user network with the host behind it: the guest
+// gets its own address by DHCP, fetches a file from the host over HTTP,
+// writes it to the disk (the host then finds it in the server's file),
+// reads it back past its page cache, and goes on writing while the
+// server is killed and restarted, its data intact.
+func TestQEMULinuxGuestIO(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	nbd := startNBD(t, 64<<20)
+	blob := make([]byte, 1<<20)
+	rand.Read(blob)
+	sum := fmt.Sprintf("%x", md5.Sum(blob))
+	httpPort := serveBlob(t, blob)
+	dir := buildGuestImage(t)
+	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "2G",
+		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+		"-netdev", "user,id=n0", "-device", "e1000,netdev=n0",
+		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=dhcp")
+	if _, err := n.con.Expect(prompt, 2*time.Minute); err != nil {
+		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
+	}
+	out := run(t, n, fmt.Sprintf("vm boot linux mem=256M disk=nbd://10.0.2.2:%d/d net=on", nbd.port), 2*time.Minute)
+	if !strings.Contains(out, "started") {
+		t.Fatalf("vm boot with an NBD disk and a NIC:\n%s", out)
+	}
+	if err := n.con.Send("console"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.con.Expect(guestReady, 10*time.Minute); err != nil {
+		t.Fatalf("the guest did not reach its shell: %v\n%s", err, n.con.Output())
+	}
+	shellPrompt, guest := guestShell(t, n, 3*time.Minute)
+	shellPrompt()
+
+	// The network: an address of its own from the LAN's DHCP server, and
+	// a file from the host.
+	guest("dhclient -ipv6=false eth0", "$ ")
+	if m := regexp.MustCompile(`inet (10\.0\.2\.\d+)`).FindStringSubmatch(guest("ip addr show eth0", "$ ")); m == nil || m[1] == "10.0.2.15" {
+		t.Fatalf("the guest has no address of its own from QEMU's DHCP server (the node has 10.0.2.15): %v", m)
+	}
+	guest(fmt.Sprintf("wget -O /tmp/b http://10.0.2.2:%d/b", httpPort), "$ ")
+	guest("md5sum /tmp/b", sum)
+
+	// The disk: written, found by the host in the server's file, read
+	// back past the guest's page cache.
+	guest("dd if=/tmp/b of=/dev/vda bs=64K && sync && echo w1", "\nw1")
+	disk, err := os.ReadFile(nbd.file)
+	if err != nil || !bytes.Equal(disk[:len(blob)], blob) {
+		t.Errorf("the NBD server's file does not hold what the guest wrote (%v)", err)
+	}
+	guest("echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=64K count=16 | md5sum", sum)
+
+	// The server dies while the guest writes: the write stalls, then
+	// completes once it is back.
+	nbd.kill()
+	if err := n.con.Send("dd if=/tmp/b of=/dev/vda bs=64K seek=16 && sync && echo w2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	nbd.start()
+	if _, err := n.con.Expect("\nw2", 3*time.Minute); err != nil {
+		t.Fatalf("the write did not complete after the server came back: %v\n%s", err, n.con.Output())
+	}
+	shellPrompt()
+	disk, err = os.ReadFile(nbd.file)
+	if err != nil || !bytes.Equal(disk[len(blob):2*len(blob)], blob) {
+		t.Errorf("what the guest wrote across the server's restart is not in its file (%v)", err)
+	}
+
+	// Back in the hyperkernel's shell: the disk and its reconnection.
+	if _, err := n.con.Write([]byte{0x1D}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.con.Expect("[detached from vm 1]", time.Minute); err != nil {
+		t.Fatalf("detach: %v\n%s", err, n.con.Output())
+	}
+	out = run(t, n, "disks", time.Minute)
+	if !strings.Contains(out, fmt.Sprintf("nbd://10.0.2.2:%d/d", nbd.port)) || !regexp.MustCompile(`reconnects [1-9]`).MatchString(out) {
+		t.Errorf("disks:\n%s", out)
+	}
+	t.Logf("disks:\n%s", out)
+	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log:\n%s", strings.Join(bad, "\n"))
+	}
+}
