@@ -345,6 +345,7 @@ func (d *Device) serveQueue(i int) bool {
 	}
 	gen := d.gen
 	d.work = d.queues[i]
+	d.work.gen = gen
 	d.mu.Unlock()
 
 	d.budget = d.round

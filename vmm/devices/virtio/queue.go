@@ -32,6 +32,10 @@ type Queue struct {
 	Desc, Driver, Device uint64 // descriptor table, available ring, used ring
 	lastAvail            uint16
 	usedIdx              uint16
+	// gen is the device's gen (mmio.go) when the worker copied the queue
+	// for a round: a backend whose requests outlive a round (Block) tells
+	// by it whether they belong to the driver it is serving now.
+	gen uint64
 	// scratch is where ring entries are read and written: a field, not
 	// a local, so that passing it to GuestMemory does not allocate.
 	scratch [16]byte
