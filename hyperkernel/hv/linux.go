@@ -11,6 +11,7 @@ import (
 	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/vmm/devices"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
+	"github.com/big-iron/big-iron/vmm/devices/virtio"
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/frames"
 	"github.com/big-iron/big-iron/vmm/guestmem"
@@ -40,6 +41,9 @@ type LinuxConfig struct {
 	// bridged onto (a station on the node's NIC): the card has its MAC
 	// and MTU, sends through it and receives what it delivers.
 	Net link.Link
+	// Disks back the guest's virtio block devices, vda first (at most
+	// MaxDisks); none: one RAM disk of RAMDiskSize.
+	Disks []virtio.Disk
 	// Release is called once the VM is freed, its devices stopped: it
 	// returns what the caller lent the VM (a station, network disks).
 	Release []func()

@@ -143,8 +143,10 @@ type LinuxVM struct {
 	// virtio are the VM's virtio-mmio devices, in the order the guest
 	// finds them in its ACPI tables.
 	virtio []virtioSlot
-	// net is the network card's backend, nil without one.
-	net *virtio.Net
+	// net is the network card's backend, nil without one; blocks the
+	// disks', vda first.
+	net    *virtio.Net
+	blocks []*virtio.Block
 	// setup is how long newLinux took; tables how many frames the
 	// VM's EPT took then.
 	setup  time.Duration
@@ -1056,11 +1058,28 @@ func (vm *LinuxVM) addVirtio(io *ioapic.IOAPIC) error {
 		vm.virtio = append(vm.virtio, virtioSlot{base: base, gsi: gsi, name: name, dev: d})
 		return d, nil
 	}
-	disk, err := virtio.NewBlock(make([]byte, RAMDiskSize), "big-iron-ramdisk")
-	if err != nil {
-		return fmt.Errorf("hv: %w", err)
+	disks := vm.cfg.Disks
+	if len(disks) == 0 {
+		disks = []virtio.Disk{virtio.NewMemDisk(make([]byte, RAMDiskSize), virtio.MemDiskOptions{})}
 	}
-	if _, err := add(disk, virtioBlockGSI, "virtio-blk"); err != nil {
+	if len(disks) > MaxDisks {
+		return fmt.Errorf("hv: %d disks: a guest has at most %d", len(disks), MaxDisks)
+	}
+	// A disk that completes later than it is submitted (a network block
+	// device) wakes its device's worker through Attach.
+	addDisk := func(i int, gsi int) error {
+		b, err := virtio.NewBlock(disks[i], fmt.Sprintf("big-iron-disk%d", i))
+		if err != nil {
+			return fmt.Errorf("hv: disk %d: %w", i, err)
+		}
+		d, err := add(b, gsi, fmt.Sprintf("virtio-blk %d", i))
+		if err == nil {
+			b.Attach(d)
+			vm.blocks = append(vm.blocks, b)
+		}
+		return err
+	}
+	if err := addDisk(0, virtioBlockGSI); err != nil {
 		return err
 	}
 	hvc := virtio.NewConsole(vm.console) // hvc0: the same log as COM1
@@ -1081,6 +1100,11 @@ func (vm *LinuxVM) addVirtio(io *ioapic.IOAPIC) error {
 		n.Attach(d)
 		vm.net = n
 		vm.cfg.Net.SetReceiver(func(frame []byte) { n.Deliver(frame) })
+	}
+	for i := 1; i < len(disks); i++ {
+		if err := addDisk(i, virtioDiskGSI+i-1); err != nil {
+			return err
+		}
 	}
 	vm.devStop = make(chan struct{})
 	for _, s := range vm.virtio {

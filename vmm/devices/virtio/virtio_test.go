@@ -157,7 +157,7 @@ func (d *driver) request(typ uint32, sector uint64, data []byte, write bool) byt
 
 func TestBlockRoundTrip(t *testing.T) {
 	disk := make([]byte, 64*SectorSize)
-	blk, err := NewBlock(disk, "big-iron-ramdisk")
+	blk, err := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "big-iron-ramdisk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestBlockRoundTrip(t *testing.T) {
 }
 
 func TestFeatureNegotiation(t *testing.T) {
-	blk, _ := NewBlock(make([]byte, SectorSize), "")
+	blk, _ := NewBlock(NewMemDisk(make([]byte, SectorSize), MemDiskOptions{}), "")
 	d := newDriver(t, blk)
 	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
 	d.w(spec.RegDriverFeatSel, 0)
@@ -277,7 +277,7 @@ func TestHostileQueues(t *testing.T) {
 			binary.LittleEndian.PutUint16(d.mem[availAt+2:], 1)
 		},
 	} {
-		blk, _ := NewBlock(make([]byte, 8*SectorSize), "")
+		blk, _ := NewBlock(NewMemDisk(make([]byte, 8*SectorSize), MemDiskOptions{}), "")
 		d := newDriver(t, blk)
 		d.init(spec.FeatureVersion1)
 		corrupt(d)
@@ -301,7 +301,7 @@ func TestHostileQueues(t *testing.T) {
 }
 
 func TestNoAllocations(t *testing.T) {
-	blk, _ := NewBlock(make([]byte, 64*SectorSize), "")
+	blk, _ := NewBlock(NewMemDisk(make([]byte, 64*SectorSize), MemDiskOptions{}), "")
 	d := newDriver(t, blk)
 	d.init(spec.FeatureVersion1)
 	hdr, st, buf := uint64(bufAt), uint64(bufAt+16), uint64(bufAt+32)
@@ -343,7 +343,7 @@ func FuzzQueue(f *testing.F) {
 	f.Add([]byte{0x50, 0, 0, 0, 0}, []byte{1, 0, 2, 0})
 	f.Fuzz(func(t *testing.T, regs, ring []byte) {
 		disk := make([]byte, 8*SectorSize)
-		blk, _ := NewBlock(disk, "x")
+		blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "x")
 		mem := make(flat, 0x8000)
 		copy(mem[descAt:], ring)
 		dev := NewDevice(blk, mem, func(bool) {})
@@ -368,7 +368,7 @@ func FuzzQueue(f *testing.F) {
 		dev.WriteMMIO(spec.RegQueueNotify, 4, 0)
 		for dev.Serve() {
 		}
-		if len(blk.disk) != 8*SectorSize {
+		if blk.disk.Size() != 8*SectorSize || len(disk) != 8*SectorSize {
 			t.Fatal("disk resized")
 		}
 	})

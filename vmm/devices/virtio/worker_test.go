@@ -43,7 +43,7 @@ func (m waitingMemory) WriteAt(p []byte, a uint64) error {
 // died with "schedule: holding locks" (issue 16, finding 1).
 func TestNotifyWithWaitingMemory(t *testing.T) {
 	disk := make([]byte, 8*SectorSize)
-	blk, _ := NewBlock(disk, "")
+	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
 	d := newDriver(t, blk)
 	gate := make(chan struct{})
 	var accesses atomic.Int64
@@ -180,7 +180,7 @@ func TestConsoleChainLimit(t *testing.T) {
 // worker does not bring the old ring positions back.
 func TestResetDuringRound(t *testing.T) {
 	disk := make([]byte, 8*SectorSize)
-	blk, _ := NewBlock(disk, "")
+	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
 	d := newDriver(t, blk)
 	gate := make(chan struct{})
 	var accesses atomic.Int64
