@@ -203,6 +203,9 @@ func NewBlockConfig(disk Disk, cfg BlockConfig) (*Block, error) {
 		return nil, err
 	}
 	caps := disk.Caps()
+	if disk.ReadOnly() {
+		caps.Discard = false // not offered: there is nothing to discard
+	}
 	if caps.BlockSize == 0 {
 		caps.BlockSize = SectorSize
 	}
@@ -260,7 +263,7 @@ func (b *Block) Attach(d *Device) {
 func (b *Block) DeviceID() uint32 { return spec.DeviceBlock }
 
 // Features implements Backend: SIZE_MAX, SEG_MAX, BLK_SIZE and FLUSH,
-// RO for a read-only disk, DISCARD for a disk that discards.
+// RO for a read-only disk, DISCARD for a writable disk that discards.
 func (b *Block) Features() uint64 { return b.features }
 
 // NumQueues implements Backend: one request queue.
