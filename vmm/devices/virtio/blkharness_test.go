@@ -553,6 +553,24 @@ func (f *fakeDisk) completeAll() int {
 	return len(f.batch)
 }
 
+// completeNth completes the pending request k (modulo their number),
+// failing it with err if not nil.
+func (f *fakeDisk) completeNth(k int, err error) {
+	f.mu.Lock()
+	if len(f.pending) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	k %= len(f.pending)
+	r := f.pending[k]
+	f.pending = append(f.pending[:k], f.pending[k+1:]...)
+	if err == nil {
+		err = f.apply(r)
+	}
+	f.mu.Unlock()
+	r.Complete(err)
+}
+
 func (f *fakeDisk) mostPending() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
