@@ -121,6 +121,23 @@ func (cfg BlockConfig) withDefaults() (BlockConfig, error) {
 // Block is a virtio block device (5.2) over a Disk, with several
 // requests in flight on it.
 //
+// Requests in flight are unordered, as the specification allows: the
+// disk may complete them in any order, and they are answered as they
+// complete. The one ordering kept is a flush's: it goes to the disk only
+// once every write and discard taken from the ring before it has
+// completed, so that it covers them even on a disk (an NBD server) that
+// reorders what it holds. The specification asks less (a flush covers
+// the writes completed before it was sent, which is all Linux relies on:
+// REQ_PREFLUSH covers completed writes), so the guest loses nothing;
+// later requests do not wait for the flush.
+//
+// A reset abandons the requests in flight: each request remembers the
+// gen of the worker's round that took it (Queue.gen), and one whose gen
+// is not the current round's is dropped when it completes, without
+// touching guest memory; its slot, and the buffer the disk may still be
+// writing, is freed only then. (A round already under way when the reset
+// comes finishes its writes to guest memory, as with every backend.)
+//
 // Notify runs on the device's worker only and owns the fields marked
 // worker's; a slot's req belongs to the disk between Submit and
 // Complete. Completions come from any goroutine: they take mu, a spin

@@ -25,7 +25,7 @@ type blkSlot struct {
 	gen    uint64 // the gen of the round the request was taken in
 	seq    uint64 // the order it was taken in
 	head   uint16
-	length uint64   // a read's or write's data bytes (the disk may not touch req's)
+	length uint64   // a read's or write's data bytes: the worker's own copy of req.Length
 	status uint64   // the status byte's guest address
 	data   []Buffer // the data's pieces in guest memory
 	buf    []byte   // the data, maxData bytes

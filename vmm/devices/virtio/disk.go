@@ -90,7 +90,8 @@ func (op DiskOp) String() string {
 
 // DiskRequest is one operation on a Disk. Whoever submits it (a Block)
 // fills in the exported fields but Err, sets Done, and does not touch the
-// request until Done is called.
+// request until Done is called. The Disk changes none of the fields; it
+// fills a read's Data, and Complete sets Err.
 type DiskRequest struct {
 	Op     DiskOp
 	Offset uint64 // in bytes
