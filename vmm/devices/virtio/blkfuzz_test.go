@@ -144,16 +144,21 @@ func fuzzBlock(t *testing.T, mode byte, ops, ring []byte) {
 			t.Fatalf("%d requests on the disk, more than %d", n, fuzzSlots)
 		}
 	}
-	// Everything completes; a new driver, with an empty ring, has every
-	// slot back.
+	// A reset, then everything completes; a new driver, with an empty
+	// ring, has every slot back, and the abandoned requests' completions
+	// wrote nothing.
+	w(spec.RegStatus, 0)
 	for disk.completeAll() > 0 {
 		drain()
 	}
-	w(spec.RegStatus, 0)
 	clear(mem[fuzzDesc : fuzzDesc+0x300])
 	setup()
+	before := bytes.Clone(mem)
 	w(spec.RegQueueNotify, 0)
 	drain()
+	if !bytes.Equal(before, mem) {
+		t.Fatal("abandoned requests' completions wrote guest memory")
+	}
 	if st := blk.Stats(); st.InFlight != 0 || len(blk.free) != fuzzSlots || disk.pendingCount() != 0 {
 		t.Fatalf("after everything completed: stats %+v, %d slots free", st, len(blk.free))
 	}
