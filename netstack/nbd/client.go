@@ -231,7 +231,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cn, err := c.connect(ctx)
 		if err == nil {
 			c.mu.Lock()
-			c.connected(cn, false)
+			c.connected(cn)
 			c.mu.Unlock()
 			go c.run(cn)
 			return c, nil

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,9 @@ type conn struct {
 	rhdr [replyLen]byte
 	done chan struct{} // closed when the reader has exited
 	err  error         // why the reader exited; read after done
+	// broken is set by the reader before it closes the connection: run's
+	// write error is then only a consequence of err.
+	broken atomic.Bool
 }
 
 // dialResult is the outcome of one dial and handshake.
@@ -84,16 +88,16 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 }
 
 // connected makes cn the client's connection. c.mu is held.
-func (c *Client) connected(cn *conn, again bool) {
+func (c *Client) connected(cn *conn) {
+	if c.haveInfo {
+		c.stats.reconnects++
+	}
 	c.conn = cn
 	c.info, c.haveInfo = cn.info, true
 	c.state = StateConnected
 	c.lastProgress = time.Now()
 	if c.pending.n == 0 {
 		c.downSince = time.Time{} // else once a reply comes
-	}
-	if again {
-		c.stats.reconnects++
 	}
 }
 
@@ -153,7 +157,7 @@ func (c *Client) reconnect() *conn {
 		}
 		c.mu.Lock()
 		if r.err == nil {
-			c.connected(r.cn, true)
+			c.connected(r.cn)
 			c.mu.Unlock()
 			return r.cn
 		}
@@ -232,6 +236,10 @@ func (c *Client) serve(cn *conn) error {
 	for {
 		c.completeRejected()
 		if err := c.sendPending(cn); err != nil {
+			if cn.broken.Load() {
+				<-cn.done
+				return cn.err // the cause, not the write's failure
+			}
 			return err
 		}
 		if c.drained() {
@@ -355,14 +363,18 @@ func (cn *conn) send(r *Request, cookie uint64) error {
 }
 
 // readLoop reads replies on cn until it breaks; it then closes cn (which
-// stops run's writes) and records why.
+// stops run's writes) and records why. After NBD_ESHUTDOWN it leaves cn
+// open for run's NBD_CMD_DISC.
 func (c *Client) readLoop(cn *conn) {
 	var err error
 	for err == nil {
 		err = c.readReply(cn)
 	}
 	cn.err = err
-	_ = cn.nc.Close()
+	if !errors.Is(err, errServerShutdown) {
+		cn.broken.Store(true)
+		_ = cn.nc.Close()
+	}
 	close(cn.done)
 }
 

@@ -382,6 +382,7 @@ type fakeConn struct {
 	mu       sync.Mutex
 	inflight map[uint64]bool // cookies not yet answered
 	hung     bool
+	dead     bool // guarded by s.mu: do and answer nothing more
 	// outOfOrder is the server's setting when the connection opened.
 	outOfOrder bool
 	spare      []byte // payload buffer of the in-order server
@@ -438,75 +439,103 @@ func (fc *fakeConn) handle(n int64, r fakeReq, payload []byte) bool {
 	case hung:
 		return true
 	case f == faultDrop:
-		_ = fc.c.Close()
+		fc.die(true)
 		return false
 	case f == faultShutdown:
-		return fc.reply(magicReply, uint32(ESHUTDOWN), r.cookie, nil)
+		return fc.reply(magicReply, ESHUTDOWN, r.cookie, nil, false)
 	case f == faultEIO:
-		return fc.reply(magicReply, uint32(EIO), r.cookie, nil)
+		return fc.reply(magicReply, EIO, r.cookie, nil, false)
+	case f == faultBadMagic || f == faultUnknownCookie || f == faultStructured:
+		// The connection serves nothing more: the client must drop it.
+		fc.die(false)
+		var data []byte
+		if r.op == OpRead {
+			data = make([]byte, r.length)
+		}
+		switch f {
+		case faultBadMagic:
+			return fc.reply(0xdeadbeef, 0, r.cookie, data, true)
+		case faultUnknownCookie:
+			return fc.reply(magicReply, 0, r.cookie^0x5555_0000_0000, data, true)
+		}
+		return fc.reply(magicStructured, 0, r.cookie, nil, true)
 	}
-	errno, data := s.apply(r, payload)
-	switch f {
-	case faultDropAfter:
-		_ = fc.c.Close()
+	errno, data, ok := fc.apply(r, payload)
+	switch {
+	case !ok:
 		return false
-	case faultMidReply, faultTruncate:
-		b := fc.encode(magicReply, uint32(errno), r.cookie, data)
+	case f == faultDropAfter:
+		fc.die(true)
+		return false
+	case f == faultMidReply || f == faultTruncate:
+		s.mu.Lock()
+		b := encodeReply(magicReply, errno, r.cookie, data)
+		s.mu.Unlock()
 		cut := len(b) / 2
 		if f == faultTruncate && len(data) > 0 {
 			cut = replyLen + len(data)/2
 		}
+		fc.die(false)
 		fc.wmu.Lock()
 		_, _ = fc.c.Write(b[:cut])
 		fc.wmu.Unlock()
 		_ = fc.c.Close()
 		return false
-	case faultBadMagic:
-		return fc.reply(0xdeadbeef, uint32(errno), r.cookie, data)
-	case faultUnknownCookie:
-		return fc.reply(magicReply, uint32(errno), r.cookie^0x5555_0000_0000, data)
-	case faultStructured:
-		return fc.reply(magicStructured, 0, r.cookie, nil)
 	}
-	return fc.reply(magicReply, uint32(errno), r.cookie, data)
+	return fc.reply(magicReply, errno, r.cookie, data, false)
+}
+
+// die marks the connection dead, so that none of its requests still in
+// the server is done or answered, and closes it if asked.
+func (fc *fakeConn) die(closeIt bool) {
+	fc.s.mu.Lock()
+	fc.dead = true
+	fc.s.mu.Unlock()
+	if closeIt {
+		_ = fc.c.Close()
+	}
 }
 
 // apply does a request on the export and returns the error value and, for
-// a read, the data.
-func (s *fakeServer) apply(r fakeReq, payload []byte) (Errno, []byte) {
+// a read, the data (valid under s.mu); false if the connection is dead.
+func (fc *fakeConn) apply(r fakeReq, payload []byte) (Errno, []byte, bool) {
+	s := fc.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if fc.dead {
+		return 0, nil, false
+	}
 	size := uint64(len(s.data))
 	if r.op != OpFlush && (r.offset > size || uint64(r.length) > size-r.offset) {
-		return EINVAL, nil
+		return EINVAL, nil, true
 	}
 	end := r.offset + uint64(r.length)
 	switch r.op {
 	case OpRead:
-		return 0, s.data[r.offset:end]
+		return 0, s.data[r.offset:end], true
 	case OpWrite:
 		if s.flags&FlagReadOnly != 0 {
-			return EPERM, nil
+			return EPERM, nil, true
 		}
 		copy(s.data[r.offset:end], payload)
 	case OpTrim:
 		if s.flags&FlagReadOnly != 0 {
-			return EPERM, nil
+			return EPERM, nil, true
 		}
 		clear(s.data[r.offset:end])
 	case OpFlush:
 		s.flushes++
 	default:
-		return EINVAL, nil
+		return EINVAL, nil, true
 	}
-	return 0, nil
+	return 0, nil, true
 }
 
-// encode makes a reply; data is copied.
-func (fc *fakeConn) encode(magic, errno uint32, cookie uint64, data []byte) []byte {
+// encodeReply makes a reply; data is copied.
+func encodeReply(magic uint32, errno Errno, cookie uint64, data []byte) []byte {
 	b := make([]byte, replyLen, replyLen+len(data))
 	binary.BigEndian.PutUint32(b, magic)
-	binary.BigEndian.PutUint32(b[4:], errno)
+	binary.BigEndian.PutUint32(b[4:], uint32(errno))
 	binary.BigEndian.PutUint64(b[8:], cookie)
 	if errno == 0 {
 		b = append(b, data...)
@@ -514,26 +543,29 @@ func (fc *fakeConn) encode(magic, errno uint32, cookie uint64, data []byte) []by
 	return b
 }
 
-// reply sends a reply and forgets the cookie. A read's data is taken
-// under the server's lock, so that it is not torn by a concurrent write.
-func (fc *fakeConn) reply(magic, errno uint32, cookie uint64, data []byte) bool {
+// reply sends a reply and forgets the cookie; nothing on a dead
+// connection unless forced. The server's lock is held while the data is
+// sent, so that a read's data is not torn by a concurrent write.
+func (fc *fakeConn) reply(magic uint32, errno Errno, cookie uint64, data []byte, force bool) bool {
 	fc.mu.Lock()
 	delete(fc.inflight, cookie)
 	fc.mu.Unlock()
 	fc.wmu.Lock()
 	defer fc.wmu.Unlock()
+	fc.s.mu.Lock()
+	defer fc.s.mu.Unlock()
+	if fc.dead && !force {
+		return false
+	}
 	hdr := fc.hdr[:]
 	binary.BigEndian.PutUint32(hdr, magic)
-	binary.BigEndian.PutUint32(hdr[4:], errno)
+	binary.BigEndian.PutUint32(hdr[4:], uint32(errno))
 	binary.BigEndian.PutUint64(hdr[8:], cookie)
 	if _, err := fc.c.Write(hdr); err != nil {
 		return false
 	}
 	if errno == 0 && len(data) > 0 {
-		fc.s.mu.Lock()
-		_, err := fc.c.Write(data)
-		fc.s.mu.Unlock()
-		if err != nil {
+		if _, err := fc.c.Write(data); err != nil {
 			return false
 		}
 	}
