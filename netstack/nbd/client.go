@@ -227,6 +227,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	ctx, cancel := context.WithTimeout(parent, c.cfg.Timeout)
 	defer cancel()
 	backoff := time.Duration(0)
+	var last error // of the latest attempt the deadline did not cut short
 	for {
 		cn, err := c.connect(ctx)
 		if err == nil {
@@ -240,15 +241,18 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		if errors.As(err, &oe) {
 			return nil, err
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		backoff = c.nextBackoff(backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			if parent.Err() != nil {
-				return nil, fmt.Errorf("nbd: connecting to %s: %w (last error: %v)", c.cfg.Addr, parent.Err(), err)
+				return nil, fmt.Errorf("nbd: connecting to %s: %w (last error: %v)", c.cfg.Addr, parent.Err(), last)
 			}
-			return nil, fmt.Errorf("nbd: connecting to %s for %v: %w (last error: %v)", c.cfg.Addr, c.cfg.Timeout, ErrTimeout, err)
+			return nil, fmt.Errorf("nbd: connecting to %s for %v: %w (last error: %v)", c.cfg.Addr, c.cfg.Timeout, ErrTimeout, last)
 		case <-t.C:
 		}
 	}

@@ -402,7 +402,10 @@ func (c *Client) readReply(cn *conn) error {
 	}
 	s := &c.slots[i]
 	r := s.req
-	c.lastProgress, c.downSince = now, time.Time{}
+	c.lastProgress = now
+	if rp.errno != ESHUTDOWN { // a server answering only that does not work
+		c.downSince = time.Time{}
+	}
 	if s.state == slotSending {
 		// Only a write's reply can come before all of it is written.
 		if r.Op == OpRead && rp.errno == 0 {

@@ -114,17 +114,19 @@ func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
 // being written) with up to depth requests in flight; each acknowledged
 // write's generation is recorded in acked. It returns after n writes.
 type writeLoop struct {
-	t         *testing.T
-	c         *Client
-	bs        int
-	acked     []uint64 // latest acknowledged generation per block; 0: never written
-	mu        sync.Mutex
-	busy      []bool
-	rng       *rand.Rand
-	gen       uint64
-	errs      []string
-	reads     int
-	readsLate int // reads that waited for a reconnect
+	t     *testing.T
+	c     *Client
+	bs    int
+	acked []uint64 // latest acknowledged generation per block; 0: never written
+	mu    sync.Mutex
+	busy  []bool
+	rng   *rand.Rand
+	gen   uint64
+	errs  []string
+	reads int
+	// hooks run before the submission of the request of their number,
+	// with requests in flight.
+	hooks map[int]func()
 }
 
 // run submits n writes and n/4 reads, depth at a time, and waits for them.
@@ -132,6 +134,9 @@ func (l *writeLoop) run(n, depth int) {
 	sem := make(chan struct{}, depth)
 	var wg sync.WaitGroup
 	for k := 0; k < n+n/4; k++ {
+		if h := l.hooks[k]; h != nil {
+			h()
+		}
 		sem <- struct{}{}
 		l.mu.Lock()
 		i := l.rng.IntN(len(l.busy))
@@ -221,34 +226,29 @@ func TestReconnectWriteLoop(t *testing.T) {
 	cfg.MaxInFlight = 8
 	c := dial(t, cfg)
 	l := &writeLoop{t: t, c: c, bs: bs, acked: make([]uint64, blocks), busy: make([]bool, blocks), rng: rand.New(rand.NewPCG(3, 4))}
-	stop := make(chan struct{})
-	killed := make(chan int)
-	go func() { // kill and restart the server twice while the loop runs
-		n := 0
-		defer func() { killed <- n }()
-		for range 2 {
-			select {
-			case <-stop:
-				return
-			case <-time.After(150 * time.Millisecond):
-			}
-			s.kill()
+	// Kill the server twice with requests in flight; it comes back 30 ms
+	// later while the loop goes on submitting.
+	var restarts sync.WaitGroup
+	kill := func() {
+		s.kill()
+		restarts.Add(1)
+		go func() {
+			defer restarts.Done()
 			time.Sleep(30 * time.Millisecond)
 			s.restart()
-			n++
-		}
-	}()
+		}()
+	}
+	l.hooks = map[int]func(){1000: kill, 2500: kill}
 	start := time.Now()
 	l.run(3000, 12)
-	close(stop)
-	kills := <-killed
+	restarts.Wait()
 	for _, e := range l.errs {
 		t.Error(e)
 	}
 	l.verify()
 	st := c.Status()
-	t.Logf("%v: %d writes, %d reads checked, %d kills, %d reconnects; last error: %v",
-		time.Since(start).Round(time.Millisecond), st.Completed.Write, l.reads, kills, st.Reconnects, st.LastError)
+	t.Logf("%v: %d writes, %d reads checked, 2 kills, %d reconnects; last error: %v",
+		time.Since(start).Round(time.Millisecond), st.Completed.Write, l.reads, st.Reconnects, st.LastError)
 	if st.Reconnects < 10 {
 		t.Errorf("only %d reconnects: the faults did not happen", st.Reconnects)
 	}
