@@ -68,7 +68,9 @@ type Request struct {
 	// Done is called once the request is complete, exactly once, with Err
 	// set: from one of the client's goroutines with no lock held, never
 	// from within Submit (except after Close, when Submit completes the
-	// request itself). Done may submit requests, this one included.
+	// request itself). Done may submit requests, this one included; it
+	// must not call Close, and should not block: the replies behind it
+	// wait.
 	Done func(*Request)
 	// Err is nil on success; otherwise it wraps one of the package's
 	// errors or an Errno.
@@ -169,14 +171,16 @@ type slot struct {
 // connection reads replies and completes requests. A dial in progress has
 // a goroutine of its own.
 //
-// Lock rules: mu guards every field below it. Nobody holds mu while
+// Lock rules: mu guards every field below it, the slots' fields and the
+// unexported fields of every submitted Request. Nobody holds mu while
 // reading from or writing to the connection, while dialing, or while
 // calling a request's Done. A request in a slot belongs to the
 // connection: only the reader completes it (run does when its reply came
-// while it was being sent), and run moves the slots' requests back to the
-// queue only after the reader has exited. The fields above mu are set
-// before the goroutines start and never change, except conn's buffers,
-// which belong to run (writing) and the reader (reading).
+// while it was being sent), and run puts the slots' requests back in the
+// queue only after the reader has exited; whoever owns a request reads
+// its exported fields without mu. The fields above mu are set by New and
+// never change. A conn's writer and request header belong to run, its
+// reader and reply header to its reader goroutine.
 type Client struct {
 	cfg     Config
 	wake    chan struct{} // kicks run: cap 1
@@ -324,7 +328,7 @@ func (c *Client) Submit(r *Request) {
 	}
 	r.busy, r.start, r.Err = true, now, nil
 	var info *Info
-	if c.haveInfo {
+	if c.conn != nil { // else the next handshake may describe another export
 		info = &c.info
 	}
 	err := check(r, info)

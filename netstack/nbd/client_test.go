@@ -367,8 +367,13 @@ func TestOutOfOrder(t *testing.T) {
 			t.Fatalf("read %d: %v, equal %v", i, r.Err, bytes.Equal(r.Data, pattern(4096, uint64(i))))
 		}
 	}
-	if st := c.Status(); st.Reconnects != 0 || st.Completed.Read != 64 || st.Completed.Write != 64 {
+	if st := c.Status(); st.Reconnects != 0 || st.Completed.Read != 64 || st.Completed.Write != 64 || st.InFlight != 0 {
 		t.Errorf("status %+v", st)
+	}
+	var most int
+	s.set(func(s *fakeServer) { most = s.maxInflight })
+	if most < 2 || most > cfg.MaxInFlight {
+		t.Errorf("the server had up to %d requests in flight, want 2 to MaxInFlight (%d)", most, cfg.MaxInFlight)
 	}
 }
 

@@ -70,6 +70,8 @@ type fakeServer struct {
 	discs      int      // NBD_CMD_DISC received
 	flushes    int
 	handshakes int
+	// maxInflight is the most requests one connection had unanswered.
+	maxInflight int
 
 	requests atomic.Int64
 	wg       sync.WaitGroup
@@ -409,6 +411,9 @@ func (fc *fakeConn) admit(r fakeReq) bool {
 		return false
 	}
 	fc.inflight[r.cookie] = true
+	fc.s.mu.Lock()
+	fc.s.maxInflight = max(fc.s.maxInflight, len(fc.inflight))
+	fc.s.mu.Unlock()
 	switch {
 	case r.op == OpFlush && (r.offset != 0 || r.length != 0):
 		fc.s.violation("flush with offset %d length %d", r.offset, r.length)

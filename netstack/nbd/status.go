@@ -65,9 +65,9 @@ func LatencyBound(i int) time.Duration {
 // Latency sums up how long completed requests took, from Submit to Done
 // (waits for a connection included).
 type Latency struct {
-	// Count is the number of requests; Total and Max their summed and
-	// longest latency.
-	Count      uint64
+	// Count is the number of requests.
+	Count uint64
+	// Total is their latencies summed, Max the longest.
 	Total, Max time.Duration
 	// Buckets counts the requests by latency: Buckets[i] those below
 	// LatencyBound(i) and at least LatencyBound(i-1).
@@ -96,7 +96,7 @@ func (l *Latency) add(d time.Duration) {
 
 // OpCounts counts requests by operation.
 type OpCounts struct {
-	Read, Write, Flush, Trim uint64
+	Read, Write, Flush, Trim uint64 // of each operation
 }
 
 // counters are the client's running totals.
@@ -147,10 +147,10 @@ type Status struct {
 	// InFlight is the number of requests sent and not yet answered,
 	// Queued of those waiting to be sent.
 	InFlight, Queued int
-	// Completed counts the completed requests by operation, Errors those
-	// that failed.
+	// Completed counts the completed requests by operation.
 	Completed OpCounts
-	Errors    uint64
+	// Errors counts those that failed.
+	Errors uint64
 	// BytesRead and BytesWritten count the data of successful reads and
 	// writes.
 	BytesRead, BytesWritten uint64
