@@ -4,6 +4,8 @@
 package nbd
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -112,8 +114,11 @@ func BenchmarkFake4K(b *testing.B) {
 	benchDepths(b, c)
 }
 
-// benchDepths runs 4 KiB reads and writes at queue depths 1 and 16.
+// benchDepths runs 4 KiB reads and writes at queue depths 1 and 16, by
+// rounds (submit depth requests, wait for all) and streaming (keep 16 in
+// flight: each Done submits its request again).
 func benchDepths(b *testing.B, c *Client) {
+	defer benchStream(b, c)
 	for _, depth := range []int{1, 16} {
 		for _, op := range []Op{OpRead, OpWrite} {
 			b.Run(op.String()+"/depth="+itoa(uint64(depth)), func(b *testing.B) {
@@ -133,5 +138,50 @@ func benchDepths(b *testing.B, c *Client) {
 				}
 			})
 		}
+	}
+}
+
+// benchStream keeps 16 requests of 4 KiB in flight, each resubmitted by
+// its Done, for b.N requests.
+func benchStream(b *testing.B, c *Client) {
+	for _, op := range []Op{OpRead, OpWrite} {
+		b.Run(op.String()+"/stream=16", func(b *testing.B) {
+			var remaining atomic.Int64
+			var wg sync.WaitGroup
+			var failed atomic.Value
+			reqs := make([]Request, 16)
+			for i := range reqs {
+				reqs[i] = Request{Op: op, Offset: uint64(i * 4096), Data: make([]byte, 4096), Done: func(r *Request) {
+					if r.Err != nil {
+						failed.Store(r.Err)
+					} else if remaining.Add(-1) >= 0 {
+						c.Submit(r)
+						return
+					}
+					wg.Done()
+				}}
+			}
+			b.SetBytes(4096)
+			b.ReportAllocs()
+			before := c.Status().Latency
+			b.ResetTimer()
+			remaining.Store(int64(b.N))
+			for i := range reqs {
+				if remaining.Add(-1) < 0 {
+					break
+				}
+				wg.Add(1)
+				c.Submit(&reqs[i])
+			}
+			wg.Wait()
+			b.StopTimer()
+			if err, _ := failed.Load().(error); err != nil {
+				b.Fatal(err)
+			}
+			after := c.Status().Latency
+			if n := after.Count - before.Count; n > 0 {
+				b.ReportMetric(float64(((after.Total-before.Total)/time.Duration(n)).Nanoseconds())/1e3, "µs/req")
+			}
+		})
 	}
 }
