@@ -6,16 +6,24 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/hyperkernel/netdisk"
 	"github.com/big-iron/big-iron/machine/boot/bzimage"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/netstack/mux"
+	"github.com/big-iron/big-iron/netstack/nbd"
 	"github.com/big-iron/big-iron/vmm/devices"
+	"github.com/big-iron/big-iron/vmm/devices/virtio"
 )
 
 // defaultGuestCmdline is the guest kernel's command line unless the
@@ -69,19 +77,34 @@ type linuxHost struct {
 	net            *nodeNet // nil on a distributed VM's host for now
 
 	mu    sync.Mutex
-	cards int // network cards given out, for their MACs
+	cards int         // network cards given out, for their MACs
+	disks []guestDisk // every disk of every guest started, in order
 }
+
+// guestDisk is one disk given to a guest.
+type guestDisk struct {
+	vm   *hv.LinuxVM
+	spec console.DiskSpec
+	size uint64
+	nbd  *nbd.Client // nil for a RAM disk
+}
+
+// nbdTimeout is how long a guest's requests wait for an NBD server that
+// went away before they fail: long enough for a server to restart.
+const nbdTimeout = 60 * time.Second
 
 // BootOS implements console.OSHost.
 func (l *linuxHost) BootOS(r console.BootRequest) (console.Guest, error) {
-	if len(r.Disks) > 0 {
-		return nil, fmt.Errorf("disk= is not wired to the hypervisor yet")
-	}
 	cfg := l.config(r.VCPUs, r.Memory, r.Cmdline)
 	release := func() {
 		for _, f := range cfg.Release {
 			f()
 		}
+	}
+	disks, err := l.openDisks(r.Disks, &cfg)
+	if err != nil {
+		release()
+		return nil, err
 	}
 	if r.Net != nil {
 		st, err := l.station(r.Net.MAC)
@@ -96,7 +119,79 @@ func (l *linuxHost) BootOS(r console.BootRequest) (console.Guest, error) {
 		release()
 		return nil, err
 	}
+	l.mu.Lock()
+	for i := range disks {
+		disks[i].vm = vm
+	}
+	l.disks = slices.DeleteFunc(l.disks, func(d guestDisk) bool { return d.vm.Info().Outcome != "running" })
+	l.disks = append(l.disks, disks...)
+	l.mu.Unlock()
 	return vm, nil
+}
+
+// openDisks opens the disks specs ask for and puts them in cfg: RAM
+// disks, and NBD exports through the control plane's TCP, each client
+// closed when the VM is freed.
+func (l *linuxHost) openDisks(specs []console.DiskSpec, cfg *hv.LinuxConfig) ([]guestDisk, error) {
+	if len(specs) > hv.MaxDisks {
+		return nil, fmt.Errorf("%d disks: a guest has at most %d", len(specs), hv.MaxDisks)
+	}
+	var out []guestDisk
+	for _, spec := range specs {
+		if spec.RAM != 0 {
+			cfg.Disks = append(cfg.Disks, virtio.NewMemDisk(make([]byte, spec.RAM), virtio.MemDiskOptions{Discard: true}))
+			out = append(out, guestDisk{spec: spec, size: spec.RAM})
+			continue
+		}
+		if l.net == nil || l.net.stack == nil {
+			return nil, fmt.Errorf("disk=%s: this node has no control-plane address to reach the server from (bigiron.ip)", spec)
+		}
+		st := l.net.stack
+		c, err := nbd.Dial(context.Background(), nbd.Config{
+			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+				return st.DialTCP(ctx, netip.MustParseAddrPort(addr))
+			},
+			Addr: spec.Server.String(), Export: spec.Export, Timeout: nbdTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("disk=%s: %w", spec, err)
+		}
+		cfg.Release = append(cfg.Release, func() { c.Close() })
+		d, err := netdisk.New(c)
+		if err != nil {
+			return nil, fmt.Errorf("disk=%s: %w", spec, err)
+		}
+		cfg.Disks = append(cfg.Disks, d)
+		out = append(out, guestDisk{spec: spec, size: d.Size(), nbd: c})
+	}
+	return out, nil
+}
+
+// Disks implements console.DiskLister: the disks of the guests still
+// running.
+func (l *linuxHost) Disks() []console.DiskInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []console.DiskInfo
+	n := map[*hv.LinuxVM]int{}
+	for _, d := range l.disks {
+		in := d.vm.Info()
+		i := n[d.vm]
+		n[d.vm]++
+		if in.Outcome != "running" {
+			continue
+		}
+		di := console.DiskInfo{VM: in.ID, Name: "vd" + string(rune('a'+i)), Spec: d.spec, Size: d.size}
+		if st := d.vm.Disks(); i < len(st) {
+			di.Block = st[i]
+		}
+		if d.nbd != nil {
+			s := d.nbd.Status()
+			di.NBD = &s
+		}
+		out = append(out, di)
+	}
+	return out
 }
 
 // station bridges a guest's network card onto the node's NIC, with mac or

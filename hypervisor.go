@@ -50,10 +50,12 @@ func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hype
 		return console.VMCommands(nil, nil, err.Error()), nil
 	}
 	var os console.OSHost
+	var disks console.DiskLister
 	if kernel, initrd := guestFiles(); kernel != nil {
-		os = &linuxHost{h: h, kernel: kernel, initrd: initrd, net: nn}
+		l := &linuxHost{h: h, kernel: kernel, initrd: initrd, net: nn}
+		os, disks = l, l
 	}
-	return console.VMCommands(h, os, ""), h
+	return append(console.VMCommands(h, os, ""), console.DisksCommand(disks)), h
 }
 
 // distCommands connects distributed VMs to the cluster: the hypervisor

@@ -1121,3 +1121,22 @@ func (vm *LinuxVM) acpiVirtio() []acpi.VirtioMMIO {
 	}
 	return out
 }
+
+// Disks returns what each of the VM's disk devices did, vda first (none
+// on a node of a distributed VM without its devices).
+func (vm *LinuxVM) Disks() []virtio.BlockStats {
+	out := make([]virtio.BlockStats, len(vm.blocks))
+	for i, b := range vm.blocks {
+		out[i] = b.Stats()
+	}
+	return out
+}
+
+// NetStatus returns the VM's network card's counters, and false without
+// one.
+func (vm *LinuxVM) NetStatus() (virtio.NetStatus, bool) {
+	if vm.net == nil {
+		return virtio.NetStatus{}, false
+	}
+	return vm.net.Status(), true
+}
