@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -70,22 +69,26 @@ func distGuestCmdline(vcpus int, numa bool) string {
 	return c
 }
 
-// linuxHost boots the image's Linux guest on the hypervisor.
+// linuxHost boots the image's Linux guest on the hypervisor, on this node
+// alone or as the device node of a distributed VM, and opens its disks
+// and network card.
 type linuxHost struct {
 	h              *hv.Hypervisor
 	kernel, initrd []byte
-	net            *nodeNet // nil on a distributed VM's host for now
+	net            *nodeNet
 
 	mu    sync.Mutex
-	cards int         // network cards given out, for their MACs
-	disks []guestDisk // every disk of every guest started, in order
+	cards int                       // network cards given out, for their MACs
+	disks map[virtio.Disk]guestDisk // the disks of guests not yet freed
 }
 
-// guestDisk is one disk given to a guest.
+func newLinuxHost(h *hv.Hypervisor, kernel, initrd []byte, net *nodeNet) *linuxHost {
+	return &linuxHost{h: h, kernel: kernel, initrd: initrd, net: net, disks: make(map[virtio.Disk]guestDisk)}
+}
+
+// guestDisk is what backs one guest disk.
 type guestDisk struct {
-	vm   *hv.LinuxVM
-	spec console.DiskSpec
-	size uint64
+	spec hv.DiskSpec
 	nbd  *nbd.Client // nil for a RAM disk
 }
 
@@ -94,104 +97,95 @@ type guestDisk struct {
 const nbdTimeout = 60 * time.Second
 
 // BootOS implements console.OSHost.
-func (l *linuxHost) BootOS(r console.BootRequest) (console.Guest, error) {
-	cfg := l.config(r.VCPUs, r.Memory, r.Cmdline)
-	release := func() {
-		for _, f := range cfg.Release {
-			f()
-		}
+func (l *linuxHost) BootOS(r hv.LinuxRequest) (console.Guest, error) {
+	if r.Cmdline == "" {
+		r.Cmdline = defaultGuestCmdline
 	}
-	disks, err := l.openDisks(r.Disks, &cfg)
-	if err != nil {
-		release()
-		return nil, err
-	}
-	if r.Net != nil {
-		st, err := l.station(r.Net.MAC)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Net = st
-		cfg.Release = append(cfg.Release, func() { l.net.mux.RemoveStation(st) })
-	}
-	vm, err := l.h.BootLinux(cfg)
-	if err != nil {
-		release()
-		return nil, err
-	}
-	l.mu.Lock()
-	for i := range disks {
-		disks[i].vm = vm
-	}
-	l.disks = slices.DeleteFunc(l.disks, func(d guestDisk) bool { return d.vm.Info().Outcome != "running" })
-	l.disks = append(l.disks, disks...)
-	l.mu.Unlock()
-	return vm, nil
+	return l.h.BootLinux(l.config(r))
 }
 
-// openDisks opens the disks specs ask for and puts them in cfg: RAM
-// disks, and NBD exports through the control plane's TCP, each client
-// closed when the VM is freed.
-func (l *linuxHost) openDisks(specs []console.DiskSpec, cfg *hv.LinuxConfig) ([]guestDisk, error) {
-	if len(specs) > hv.MaxDisks {
-		return nil, fmt.Errorf("%d disks: a guest has at most %d", len(specs), hv.MaxDisks)
+// config is the configuration of the image's Linux as r asks for it.
+func (l *linuxHost) config(r hv.LinuxRequest) hv.LinuxConfig {
+	cmdline := l.h.GuestCmdline(r.Cmdline)
+	return hv.LinuxConfig{
+		Name:   "linux",
+		VCPUs:  r.VCPUs,
+		Memory: r.Memory,
+		Load: func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (hv.LongModeEntry, uint64, error) {
+			e, err := bzimage.Load(mem, bzimage.Config{Kernel: l.kernel, Initrd: l.initrd, Cmdline: cmdline, Memory: layout, RSDP: rsdp})
+			if err != nil {
+				return hv.LongModeEntry{}, 0, err
+			}
+			return hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS}, e.RSI, nil
+		},
+		Open: func(cfg *hv.LinuxConfig) error { return l.open(r.Disks, r.Net, cfg) },
 	}
-	var out []guestDisk
-	for _, spec := range specs {
-		if spec.RAM != 0 {
-			cfg.Disks = append(cfg.Disks, virtio.NewMemDisk(make([]byte, spec.RAM), virtio.MemDiskOptions{Discard: true}))
-			out = append(out, guestDisk{spec: spec, size: spec.RAM})
-			continue
+}
+
+// open opens the disks and the network card a guest asked for and puts
+// them in cfg, with what releases each (once) in cfg.Release.
+func (l *linuxHost) open(disks []hv.DiskSpec, card *hv.NetSpec, cfg *hv.LinuxConfig) error {
+	if len(disks) > hv.MaxDisks {
+		return fmt.Errorf("%d disks: a guest has at most %d", len(disks), hv.MaxDisks)
+	}
+	for _, spec := range disks {
+		d, err := l.openDisk(spec, cfg)
+		if err != nil {
+			return fmt.Errorf("disk=%s: %w", spec, err)
 		}
+		cfg.Disks = append(cfg.Disks, d)
+	}
+	if card == nil {
+		return nil
+	}
+	st, err := l.station(card.MAC)
+	if err != nil {
+		return err
+	}
+	cfg.Net = st
+	cfg.Release = append(cfg.Release, sync.OnceFunc(func() { l.net.mux.RemoveStation(st) }))
+	return nil
+}
+
+// openDisk opens one disk: a RAM disk, or an NBD export through the
+// control plane's TCP.
+func (l *linuxHost) openDisk(spec hv.DiskSpec, cfg *hv.LinuxConfig) (virtio.Disk, error) {
+	var d virtio.Disk
+	var c *nbd.Client
+	if spec.RAM != 0 {
+		d = virtio.NewMemDisk(make([]byte, spec.RAM), virtio.MemDiskOptions{Discard: true})
+	} else {
 		if l.net == nil || l.net.stack == nil {
-			return nil, fmt.Errorf("disk=%s: this node has no control-plane address to reach the server from (bigiron.ip)", spec)
+			return nil, fmt.Errorf("this node has no control-plane address to reach the server from (bigiron.ip)")
 		}
 		st := l.net.stack
-		c, err := nbd.Dial(context.Background(), nbd.Config{
+		var err error
+		c, err = nbd.Dial(context.Background(), nbd.Config{
 			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 				return st.DialTCP(ctx, netip.MustParseAddrPort(addr))
 			},
 			Addr: spec.Server.String(), Export: spec.Export, Timeout: nbdTimeout,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("disk=%s: %w", spec, err)
+			return nil, err
 		}
-		cfg.Release = append(cfg.Release, func() { c.Close() })
-		d, err := netdisk.New(c)
-		if err != nil {
-			return nil, fmt.Errorf("disk=%s: %w", spec, err)
+		if d, err = netdisk.New(c); err != nil {
+			c.Close()
+			return nil, err
 		}
-		cfg.Disks = append(cfg.Disks, d)
-		out = append(out, guestDisk{spec: spec, size: d.Size(), nbd: c})
 	}
-	return out, nil
-}
-
-// Disks implements console.DiskLister: the disks of the guests still
-// running.
-func (l *linuxHost) Disks() []console.DiskInfo {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []console.DiskInfo
-	n := map[*hv.LinuxVM]int{}
-	for _, d := range l.disks {
-		in := d.vm.Info()
-		i := n[d.vm]
-		n[d.vm]++
-		if in.Outcome != "running" {
-			continue
+	l.disks[d] = guestDisk{spec: spec, nbd: c}
+	l.mu.Unlock()
+	cfg.Release = append(cfg.Release, sync.OnceFunc(func() {
+		l.mu.Lock()
+		delete(l.disks, d)
+		l.mu.Unlock()
+		if c != nil {
+			c.Close()
 		}
-		di := console.DiskInfo{VM: in.ID, Name: "vd" + string(rune('a'+i)), Spec: d.spec, Size: d.size}
-		if st := d.vm.Disks(); i < len(st) {
-			di.Block = st[i]
-		}
-		if d.nbd != nil {
-			s := d.nbd.Status()
-			di.NBD = &s
-		}
-		out = append(out, di)
-	}
-	return out
+	}))
+	return d, nil
 }
 
 // station bridges a guest's network card onto the node's NIC, with mac or
@@ -212,27 +206,6 @@ func (l *linuxHost) station(mac link.MAC) (*mux.Station, error) {
 	return l.net.mux.AddStation(mac)
 }
 
-// config is the configuration of the image's Linux with vcpus processors,
-// memory bytes of RAM and cmdline (empty: defaultGuestCmdline).
-func (l *linuxHost) config(vcpus int, memory uint64, cmdline string) hv.LinuxConfig {
-	if cmdline == "" {
-		cmdline = defaultGuestCmdline
-	}
-	cmdline = l.h.GuestCmdline(cmdline)
-	return hv.LinuxConfig{
-		Name:   "linux",
-		VCPUs:  vcpus,
-		Memory: memory,
-		Load: func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (hv.LongModeEntry, uint64, error) {
-			e, err := bzimage.Load(mem, bzimage.Config{Kernel: l.kernel, Initrd: l.initrd, Cmdline: cmdline, Memory: layout, RSDP: rsdp})
-			if err != nil {
-				return hv.LongModeEntry{}, 0, err
-			}
-			return hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS}, e.RSI, nil
-		},
-	}
-}
-
 // Guests implements console.OSHost.
 func (l *linuxHost) Guests() []console.Guest {
 	var gs []console.Guest
@@ -240,4 +213,31 @@ func (l *linuxHost) Guests() []console.Guest {
 		gs = append(gs, vm)
 	}
 	return gs
+}
+
+// Disks implements console.DiskLister: the disks of the guests running
+// on this node (a distributed VM's on its device node).
+func (l *linuxHost) Disks() []console.DiskInfo {
+	var out []console.DiskInfo
+	for _, vm := range l.h.VMs() {
+		in := vm.Info()
+		if in.Outcome != "running" {
+			continue
+		}
+		for i, ds := range vm.Disks() {
+			l.mu.Lock()
+			gd, ok := l.disks[ds.Disk]
+			l.mu.Unlock()
+			if !ok {
+				gd.spec = hv.DiskSpec{RAM: ds.Disk.Size()}
+			}
+			di := console.DiskInfo{VM: in.ID, Name: "vd" + string(rune('a'+i)), Spec: gd.spec, Size: ds.Disk.Size(), Block: ds.Stats}
+			if gd.nbd != nil {
+				s := gd.nbd.Status()
+				di.NBD = &s
+			}
+			out = append(out, di)
+		}
+	}
+	return out
 }

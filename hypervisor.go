@@ -31,37 +31,39 @@ const (
 	guestFramesEnd   = 3 << 30
 )
 
-// startHypervisor prepares VMX and returns the vm commands and the
-// hypervisor (nil where VMX is unavailable: the commands then say why).
-func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hypervisor) {
+// startHypervisor prepares VMX and returns the vm and disks commands, the
+// hypervisor (nil where VMX is unavailable: the commands then say why)
+// and the host of the image's Linux guest (nil where it carries none).
+func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hypervisor, *linuxHost) {
 	plan, err := x86.PlanFrames(p.GuestMemory(), guestFramesStart, guestFramesEnd)
 	if err == nil && plan.HighEnd != 0 {
 		err = x86.MapHigh(plan.HighEnd, plan.Tables)
 	}
 	if err != nil {
-		return console.VMCommands(nil, nil, err.Error()), nil
+		return console.VMCommands(nil, nil, err.Error()), nil, nil
 	}
 	pool, err := frames.NewPool(plan.Frames)
 	if err != nil {
-		return console.VMCommands(nil, nil, err.Error()), nil
+		return console.VMCommands(nil, nil, err.Error()), nil, nil
 	}
 	h, err := hv.New(p, pool)
 	if err != nil {
-		return console.VMCommands(nil, nil, err.Error()), nil
+		return console.VMCommands(nil, nil, err.Error()), nil, nil
 	}
 	var os console.OSHost
 	var disks console.DiskLister
+	var l *linuxHost
 	if kernel, initrd := guestFiles(); kernel != nil {
-		l := &linuxHost{h: h, kernel: kernel, initrd: initrd, net: nn}
+		l = newLinuxHost(h, kernel, initrd, nn)
 		os, disks = l, l
 	}
-	return append(console.VMCommands(h, os, ""), console.DisksCommand(disks)), h
+	return append(console.VMCommands(h, os, ""), console.DisksCommand(disks)), h, l
 }
 
 // distCommands connects distributed VMs to the cluster: the hypervisor
 // receives dvm.Channel messages from the agent and sends through it. The
 // runner is nil where distributed VMs are unavailable.
-func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*shell.Command, console.DistRunner) {
+func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.Writer) ([]*shell.Command, console.DistRunner) {
 	switch {
 	case h == nil:
 		return console.DistCommands(nil, "VT-x is unavailable on this node"), nil
@@ -70,13 +72,12 @@ func distCommands(h *hv.Hypervisor, agent *node.Agent, notices io.Writer) ([]*sh
 	}
 	an := agentNet{a: agent, self: agent.Status().ID}
 	d := h.NewDist(an, notices)
-	if kernel, initrd := guestFiles(); kernel != nil {
-		l := &linuxHost{h: h, kernel: kernel, initrd: initrd}
-		d.SetLinux(func(vcpus int, memory uint64, cmdline string, numa bool) hv.LinuxConfig {
-			if cmdline == "" {
-				cmdline = distGuestCmdline(vcpus, numa)
+	if l != nil {
+		d.SetLinux(func(r hv.LinuxRequest) hv.LinuxConfig {
+			if r.Cmdline == "" {
+				r.Cmdline = distGuestCmdline(r.VCPUs, r.NUMA)
 			}
-			return l.config(vcpus, memory, cmdline)
+			return l.config(r)
 		})
 	}
 	plane := d.Plane()

@@ -43,10 +43,10 @@ func main() {
 	notices := &lateWriter{}
 	var nn nodeNet
 	netCmds, agent := startNetwork(p, notices, &nn)
-	hvCmds, h := startHypervisor(p, &nn)
+	hvCmds, h, l := startHypervisor(p, &nn)
 	cmds = append(cmds, hvCmds...)
 	cmds = append(cmds, netCmds...)
-	distCmds, dist := distCommands(h, agent, notices)
+	distCmds, dist := distCommands(h, l, agent, notices)
 	cmds = append(cmds, distCmds...)
 	withDist(cmds, dist)
 	sh, err := shell.New(cmds...)

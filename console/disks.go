@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/big-iron/big-iron/console/shell"
+	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/netstack/nbd"
 	"github.com/big-iron/big-iron/vmm/devices/virtio"
@@ -19,7 +20,7 @@ type DiskInfo struct {
 	VM   int
 	Name string
 	// Spec is what backs it, Size its size in bytes.
-	Spec DiskSpec
+	Spec hv.DiskSpec
 	Size uint64
 	// Block is what the guest's device did with it.
 	Block virtio.BlockStats

@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -101,6 +101,9 @@ func (d distCommands) dvmStart(w io.Writer, args []string) error {
 	req, err := parseDistStart(args)
 	if err != nil {
 		return err
+	}
+	if !req.Linux && (req.Disks != nil || req.Net != nil) {
+		return fmt.Errorf("%w: disk= and net= are for guest=linux", shell.ErrUsage)
 	}
 	if !d.need(w) {
 		return nil
@@ -258,6 +261,8 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.Func("move", func(v string) (err error) { req.Move, err = dvm.ParseMovePolicy(v); return err })
 	a.Func("devices", func(v string) (err error) { req.Devices, err = dvm.ParseDevicePolicy(v); return err })
 	a.Flag("numa", &req.NUMA)
+	a.Func("disk", func(v string) (err error) { req.Disks, err = parseDisks(v); return err })
+	a.Func("net", func(v string) (err error) { req.Net, err = parseNet(v); return err })
 	a.Func("homes", func(v string) error {
 		if _, err := dvm.ParseHomePolicy(v); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func TestDistCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "dvm 7: counter guest, 2 vCPUs on 2 nodes, 4 MiB, 500 iterations per vCPU: started") {
 		t.Errorf("dvm start: %q %v", out, err)
 	}
-	if f.started != (hv.DistStart{Nodes: 2, VCPUs: 2, Iterations: 500, Guest: testguest.VariantCounter}) {
+	if !reflect.DeepEqual(f.started, hv.DistStart{Nodes: 2, VCPUs: 2, Iterations: 500, Guest: testguest.VariantCounter}) {
 		t.Errorf("dvm start asked for %+v", f.started)
 	}
 	for _, bad := range []string{"move=sometimes", "devices=teleport"} {
@@ -192,7 +193,7 @@ func TestWithDistVCPUs(t *testing.T) {
 	}
 	// Local VMs still come first.
 	os := &fakeOS{}
-	os.BootOS(BootRequest{VCPUs: 1, Memory: 1 << 20})
+	os.BootOS(hv.LinuxRequest{VCPUs: 1, Memory: 1 << 20})
 	out.Reset()
 	if err := WithDistVCPUs(VCPUsCommand(os), f).Run(&out, nil); err != nil || !strings.Contains(out.String(), "vm 1 (linux)") || !strings.Contains(out.String(), "dvm 7") {
 		t.Errorf("vcpus with both: %q %v", out.String(), err)
@@ -279,5 +280,22 @@ func TestNodeLeaveInAVM(t *testing.T) {
 	}
 	if !strings.Contains(cmd.Usage, "leave [force]") {
 		t.Errorf("usage %q", cmd.Usage)
+	}
+}
+
+// TestDistStartDevices: dvm start guest=linux takes disk= and net= as vm
+// boot does; a test guest has no such devices.
+func TestDistStartDevices(t *testing.T) {
+	f := &fakeDist{}
+	cmds := DistCommands(f, "")
+	if _, err := run(t, cmds, "dvm start guest=linux disk=nbd://10.0.2.2/r,ram:8M net=on"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.started.Disks) != 2 || f.started.Disks[0].String() != "nbd://10.0.2.2:10809/r" || f.started.Net == nil {
+		t.Errorf("dvm start asked for %+v", f.started)
+	}
+	f.started = hv.DistStart{}
+	if _, err := run(t, cmds, "dvm start guest=counter net=on"); !errors.Is(err, shell.ErrUsage) || f.started.Net != nil {
+		t.Errorf("a counter guest with a NIC: %v", err)
 	}
 }

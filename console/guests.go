@@ -20,8 +20,8 @@ import (
 // OSHost boots operating-system guests: on bare metal the hv.Hypervisor
 // with the guest image the node carries.
 type OSHost interface {
-	// BootOS starts a guest as r asks.
-	BootOS(r BootRequest) (Guest, error)
+	// BootOS starts a guest as r asks (NUMA aside).
+	BootOS(r hv.LinuxRequest) (Guest, error)
 	// Guests lists the guests started so far, running or not.
 	Guests() []Guest
 }
@@ -46,7 +46,7 @@ func bootOS(w io.Writer, os OSHost, args []string) error {
 	if len(args) == 0 || args[0] != "linux" {
 		return fmt.Errorf("%w: want %s", shell.ErrUsage, bootUsage)
 	}
-	r := BootRequest{VCPUs: hv.DefaultGuestVCPUs, Memory: hv.DefaultGuestMemory}
+	r := hv.LinuxRequest{VCPUs: hv.DefaultGuestVCPUs, Memory: hv.DefaultGuestMemory}
 	var a Args
 	a.Int("vcpus", &r.VCPUs, 1, 64)
 	a.Size("mem", &r.Memory)

@@ -52,11 +52,11 @@ type fakeOS struct {
 		vcpus   int
 		mem     uint64
 		cmdline string
-		req     BootRequest
+		req     hv.LinuxRequest
 	}
 }
 
-func (o *fakeOS) BootOS(r BootRequest) (Guest, error) {
+func (o *fakeOS) BootOS(r hv.LinuxRequest) (Guest, error) {
 	vcpus, mem := r.VCPUs, r.Memory
 	o.last.vcpus, o.last.mem, o.last.cmdline, o.last.req = vcpus, mem, r.Cmdline, r
 	g := &fakeGuest{info: hv.VMInfo{ID: len(o.guests) + 1, Name: "linux", VCPUs: vcpus, Memory: mem, Started: time.Now(), Outcome: "running",
@@ -175,7 +175,7 @@ func (r *slowReader) Read(p []byte) (int, error) {
 
 func TestConsoleAttach(t *testing.T) {
 	os := &fakeOS{}
-	g0, _ := os.BootOS(BootRequest{VCPUs: 1, Memory: 1 << 20})
+	g0, _ := os.BootOS(hv.LinuxRequest{VCPUs: 1, Memory: 1 << 20})
 	g := g0.(*fakeGuest)
 	for _, c := range "# " {
 		g.console.WriteByte(byte(c))
@@ -217,7 +217,7 @@ func TestConsoleAttach(t *testing.T) {
 
 func TestVCPUsCommand(t *testing.T) {
 	os := &fakeOS{}
-	os.BootOS(BootRequest{VCPUs: 2, Memory: 1 << 20})
+	os.BootOS(hv.LinuxRequest{VCPUs: 2, Memory: 1 << 20})
 	var out bytes.Buffer
 	if err := VCPUsCommand(os).Run(&out, nil); err != nil {
 		t.Fatal(err)

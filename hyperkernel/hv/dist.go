@@ -42,6 +42,10 @@ type DistStart struct {
 	// NUMA gives the Linux guest an SRAT and a SLIT (DistNUMA) instead
 	// of letting it believe it is one uniform machine.
 	NUMA bool
+	// Disks and Net are the Linux guest's disks and network card (see
+	// LinuxRequest), on the device node.
+	Disks []DiskSpec
+	Net   *NetSpec
 	// Homes names the Linux guest's home policy (dvm.ParseHomePolicy):
 	// "" or "node0" (every page homed on the device node), "striped"
 	// (page p on node p mod n), or "fill" (ranges sized by each node's

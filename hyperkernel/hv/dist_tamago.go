@@ -65,17 +65,16 @@ type Dist struct {
 	notices io.Writer
 	// linux builds the configuration of the image's Linux guest; nil
 	// where the image has none.
-	linux func(vcpus int, memory uint64, cmdline string, numa bool) LinuxConfig
+	linux func(r LinuxRequest) LinuxConfig
 	// plane serves the VM's control messages and holds this node's
 	// share of it (a *distVM).
 	plane *dvm.Plane
 }
 
 // SetLinux gives the service the image's Linux guest: config builds a
-// guest's configuration (with its loader) for `dvm start guest=linux`;
-// numa says the guest will have an SRAT and a SLIT (its default command
-// line may differ).
-func (d *Dist) SetLinux(config func(vcpus int, memory uint64, cmdline string, numa bool) LinuxConfig) {
+// guest's configuration (with its loader, and an Open for its disks and
+// network card) for `dvm start guest=linux`.
+func (d *Dist) SetLinux(config func(r LinuxRequest) LinuxConfig) {
 	d.linux = config
 }
 
@@ -297,7 +296,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		if err := checkDistMemory(mem); err != nil {
 			return spec, nil, err
 		}
-		cfg := d.linux(vcpus, mem, req.Cmdline, req.NUMA)
+		cfg := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA, Disks: req.Disks, Net: req.Net})
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
 		if req.Homes != "" {

@@ -5,6 +5,8 @@ package hv
 
 import (
 	"fmt"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/big-iron/big-iron/machine/boot/memmap"
@@ -44,9 +46,69 @@ type LinuxConfig struct {
 	// Disks back the guest's virtio block devices, vda first (at most
 	// MaxDisks); none: one RAM disk of RAMDiskSize.
 	Disks []virtio.Disk
+	// Open, if set, is called on the node with the VM's devices before
+	// they are made: it opens what Disks and Net name (network disks, a
+	// station on the NIC) and appends to Release what gives them back.
+	// If it fails, the VM is not made and Release is called.
+	Open func(cfg *LinuxConfig) error
 	// Release is called once the VM is freed, its devices stopped: it
 	// returns what the caller lent the VM (a station, network disks).
 	Release []func()
+}
+
+// DiskSpec says what backs one of a guest's disks: a RAM disk of RAM
+// bytes, or (RAM zero) the export Export of the NBD server Server.
+type DiskSpec struct {
+	RAM    uint64
+	Server netip.AddrPort
+	Export string
+}
+
+// String formats d as the console's disk= reads it: ram:SIZE or
+// nbd://ADDRESS:PORT/EXPORT.
+func (d DiskSpec) String() string {
+	if d.RAM != 0 {
+		return "ram:" + sizeString(d.RAM)
+	}
+	return fmt.Sprintf("nbd://%v/%s", d.Server, d.Export)
+}
+
+// sizeString formats n bytes in the largest whole unit: 64M, 2G, 512.
+func sizeString(n uint64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dG", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dM", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dK", n>>10)
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+// NetSpec describes a guest's network card, bridged onto its node's NIC.
+// A zero MAC lets the node choose one.
+type NetSpec struct {
+	MAC link.MAC
+}
+
+// LinuxRequest is what the operator asks of the image's Linux guest, on
+// one node (`vm boot linux`) or across nodes (`dvm start guest=linux`).
+type LinuxRequest struct {
+	// VCPUs is the number of processors; Memory the RAM in bytes.
+	VCPUs  int
+	Memory uint64
+	// Cmdline is the kernel command line ("" for the image's default).
+	Cmdline string
+	// NUMA: the guest has an SRAT and a SLIT (its default command line
+	// may differ).
+	NUMA bool
+	// Disks are the guest's disks in order (vda, vdb, ...); none: one RAM
+	// disk of RAMDiskSize.
+	Disks []DiskSpec
+	// Net, if set, gives the guest a network card bridged onto the NIC
+	// of the node with its devices.
+	Net *NetSpec
 }
 
 // OS guest defaults.

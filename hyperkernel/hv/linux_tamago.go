@@ -147,6 +147,7 @@ type LinuxVM struct {
 	// disks', vda first.
 	net    *virtio.Net
 	blocks []*virtio.Block
+	disks  []virtio.Disk // behind blocks
 	// setup is how long newLinux took; tables how many frames the
 	// VM's EPT took then.
 	setup  time.Duration
@@ -335,6 +336,11 @@ func (vm *LinuxVM) platform() error {
 	vm.ioBus = exits.NewIOBus()
 	d := vm.dist
 	if d == nil || d.devices {
+		if open := vm.cfg.Open; open != nil {
+			if err := open(&vm.cfg); err != nil {
+				return err
+			}
+		}
 		if err := vm.addDevices(vm.apics, vm.ioBus); err != nil {
 			return err
 		}
@@ -1076,6 +1082,7 @@ func (vm *LinuxVM) addVirtio(io *ioapic.IOAPIC) error {
 		if err == nil {
 			b.Attach(d)
 			vm.blocks = append(vm.blocks, b)
+			vm.disks = append(vm.disks, disks[i])
 		}
 		return err
 	}
@@ -1122,12 +1129,18 @@ func (vm *LinuxVM) acpiVirtio() []acpi.VirtioMMIO {
 	return out
 }
 
-// Disks returns what each of the VM's disk devices did, vda first (none
-// on a node of a distributed VM without its devices).
-func (vm *LinuxVM) Disks() []virtio.BlockStats {
-	out := make([]virtio.BlockStats, len(vm.blocks))
+// DiskState is one of a VM's disks and what its device did.
+type DiskState struct {
+	Disk  virtio.Disk
+	Stats virtio.BlockStats
+}
+
+// Disks returns the VM's disks, vda first (none on a node of a
+// distributed VM without its devices).
+func (vm *LinuxVM) Disks() []DiskState {
+	out := make([]DiskState, len(vm.blocks))
 	for i, b := range vm.blocks {
-		out[i] = b.Stats()
+		out[i] = DiskState{Disk: vm.disks[i], Stats: b.Stats()}
 	}
 	return out
 }
