@@ -78,32 +78,30 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 	if err != nil {
 		return fail(err.Error())
 	}
-	var dev nic.Device
-	for _, n := range p.NICs {
-		hw, err := x86.NICHardware(n, region)
-		if err == nil {
-			dev, err = openNIC(n, hw, cluster.NodeID(opts.Node))
-		}
-		if err != nil {
-			fmt.Printf("network: %s at %s: %v\n", n.Kind, n.Where, err)
-			continue
-		}
-		fmt.Printf("network: %s at %s, MAC %v, link %s\n", dev.Driver(), n.Where, dev.MAC(), upDown(dev.Up()))
-		break
-	}
-	if dev == nil {
+	devs := openNICs(p, region, cluster.NodeID(opts.Node), opts.Uplink+1)
+	if len(devs) == 0 {
 		return fail("no NIC with a driver")
 	}
-	m := mux.New(dev)
-	nn.mux = m
-	go pollLoop(dev)
-
+	m := mux.New(devs[0])
+	go pollLoop(devs[0])
+	up, dev := m, devs[0]
+	if opts.Uplink > 0 {
+		if len(devs) <= opts.Uplink {
+			fmt.Printf("network: bigiron.uplink=%d: this node has %d NICs with a driver; the control plane shares the cluster's\n", opts.Uplink, len(devs))
+		} else {
+			dev = devs[opts.Uplink]
+			up = mux.New(dev)
+			go pollLoop(dev)
+			fmt.Printf("network: the control plane and the guests' networks on %s, the cluster alone on %s\n", dev.MAC(), devs[0].MAC())
+		}
+	}
+	nn.mux = up
 	var ifs []console.Interface
 	ip := ""
 	if opts.DHCP {
 		var xid [4]byte
 		rand.Read(xid[:])
-		lease, err := dhcp.Acquire(dhcp.Config{Link: m.Default(), XID: binary.LittleEndian.Uint32(xid[:]), Timeout: dhcpTimeout})
+		lease, err := dhcp.Acquire(dhcp.Config{Link: up.Default(), XID: binary.LittleEndian.Uint32(xid[:]), Timeout: dhcpTimeout})
 		if err != nil {
 			fmt.Printf("network: %v\n", err)
 		} else {
@@ -112,7 +110,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 		}
 	}
 	if opts.IP.IsValid() {
-		st, err := ipstack.New(ipstack.Config{Name: "eth0", Link: m.Default(), Addr: opts.IP, Gateway: opts.Gateway})
+		st, err := ipstack.New(ipstack.Config{Name: "eth0", Link: up.Default(), Addr: opts.IP, Gateway: opts.Gateway})
 		if err != nil {
 			fmt.Printf("network: %v\n", err)
 		} else {
@@ -209,6 +207,29 @@ func usable(m memmap.Map, r memmap.Range) bool {
 		}
 	}
 	return false
+}
+
+// openNICs starts the drivers of the first want NICs that have one, in
+// the board's order.
+func openNICs(p *board.Platform, region *dma.Region, id cluster.NodeID, want int) []nic.Device {
+	var devs []nic.Device
+	for _, n := range p.NICs {
+		if len(devs) == want {
+			break
+		}
+		hw, err := x86.NICHardware(n, region)
+		var dev nic.Device
+		if err == nil {
+			dev, err = openNIC(n, hw, id)
+		}
+		if err != nil {
+			fmt.Printf("network: %s at %s: %v\n", n.Kind, n.Where, err)
+			continue
+		}
+		fmt.Printf("network: %s at %s, MAC %v, link %s\n", dev.Driver(), n.Where, dev.MAC(), upDown(dev.Up()))
+		devs = append(devs, dev)
+	}
+	return devs
 }
 
 // pollLoop receives frames for ever: each poll delivers them to the mux,

@@ -18,6 +18,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
+	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
 
 // nbdServer is Debian's qemu-nbd serving one raw file on the host's
@@ -98,7 +101,6 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 	nbd := startNBD(t, 64<<20)
 	blob := make([]byte, 1<<20)
 	rand.Read(blob)
-	sum := fmt.Sprintf("%x", md5.Sum(blob))
 	httpPort := serveBlob(t, blob)
 	dir := buildGuestImage(t)
 	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "2G",
@@ -118,7 +120,34 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 	if _, err := n.con.Expect(guestReady, 10*time.Minute); err != nil {
 		t.Fatalf("the guest did not reach its shell: %v\n%s", err, n.con.Output())
 	}
-	shellPrompt, guest := guestShell(t, n, 3*time.Minute)
+	checkGuestIO(t, n, nbd, blob, httpPort, 3*time.Minute)
+
+	// Back in the hyperkernel's shell: the disk and its reconnection.
+	if _, err := n.con.Write([]byte{0x1D}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.con.Expect("[detached from vm 1]", time.Minute); err != nil {
+		t.Fatalf("detach: %v\n%s", err, n.con.Output())
+	}
+	out = run(t, n, "disks", time.Minute)
+	if !strings.Contains(out, fmt.Sprintf("nbd://10.0.2.2:%d/d", nbd.port)) || !regexp.MustCompile(`reconnects [1-9]`).MatchString(out) {
+		t.Errorf("disks:\n%s", out)
+	}
+	t.Logf("disks:\n%s", out)
+	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// checkGuestIO runs, in the guest whose console n shows, the network and
+// disk checks: an address of its own by DHCP, a file from the host over
+// HTTP, the file written to the NBD disk (found in the server's file),
+// read back past the page cache, and written again across a restart of
+// the server.
+func checkGuestIO(t *testing.T, n *node, nbd *nbdServer, blob []byte, httpPort int, timeout time.Duration) {
+	t.Helper()
+	sum := fmt.Sprintf("%x", md5.Sum(blob))
+	shellPrompt, guest := guestShell(t, n, timeout)
 	shellPrompt()
 
 	// The network: an address of its own from the LAN's DHCP server, and
@@ -147,7 +176,7 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second)
 	nbd.start()
-	if _, err := n.con.Expect("\nw2", 3*time.Minute); err != nil {
+	if _, err := n.con.Expect("\nw2", timeout); err != nil {
 		t.Fatalf("the write did not complete after the server came back: %v\n%s", err, n.con.Output())
 	}
 	shellPrompt()
@@ -156,19 +185,53 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 		t.Errorf("what the guest wrote across the server's restart is not in its file (%v)", err)
 	}
 
-	// Back in the hyperkernel's shell: the disk and its reconnection.
-	if _, err := n.con.Write([]byte{0x1D}); err != nil {
-		t.Fatal(err)
+}
+
+// TestQEMUClusterLinuxGuestIO runs the guest I/O checks of
+// TestQEMULinuxGuestIO in one Linux VM across two AMD-V QEMU nodes with a
+// vCPU on each: node 1, the device node, has the cluster on one NIC and
+// its control plane and the guest's network card on a second one
+// (bigiron.uplink=1) on QEMU's user network, where the host's NBD and
+// HTTP servers are.
+func TestQEMUClusterLinuxGuestIO(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	requireQEMUDistLinux(t)
+	nbd := startNBD(t, 64<<20)
+	blob := make([]byte, 1<<20)
+	rand.Read(blob)
+	httpPort := serveBlob(t, blob)
+	dir := buildGuestImage(t)
+	c := launch.Cluster{Nodes: 2, Segment: 47000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
+	elf := filepath.Join(dir, "bigiron.elf")
+	args := c.QEMU(1, elf, launch.Accel(false))
+	for i, a := range args {
+		if a == c.CommandLine(1) {
+			args[i] = strings.Replace(a, "bigiron.ip="+launch.IP(1)+"/24", "bigiron.ip=dhcp bigiron.uplink=1", 1)
+		}
 	}
-	if _, err := n.con.Expect("[detached from vm 1]", time.Minute); err != nil {
-		t.Fatalf("detach: %v\n%s", err, n.con.Output())
+	args = append(args, "-netdev", "user,id=n1", "-device", "e1000,netdev=n1")
+	nodes := []*node{nil, bootQEMU(t, args...), bootQEMU(t, c.QEMU(2, elf, launch.Accel(false))...)}
+	waitTwoNodes(t, nodes, 3*time.Minute)
+	if boot := nodes[1].con.Output(); !strings.Contains(boot, "network: DHCP lease 10.0.2.15/24") || !strings.Contains(boot, "the cluster alone on") {
+		t.Fatalf("node 1 has no control plane of its own on the second NIC:\n%s", boot)
 	}
-	out = run(t, n, "disks", time.Minute)
-	if !strings.Contains(out, fmt.Sprintf("nbd://10.0.2.2:%d/d", nbd.port)) || !regexp.MustCompile(`reconnects [1-9]`).MatchString(out) {
-		t.Errorf("disks:\n%s", out)
+	var steps []launch.Step
+	for _, s := range c.LinuxDemo("qemu", fmt.Sprintf("disk=nbd://10.0.2.2:%d/d net=on", nbd.port)) {
+		if s.Line != "" && s.Line != "nodes" {
+			steps = append(steps, s)
+		}
 	}
-	t.Logf("disks:\n%s", out)
-	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
-		t.Errorf("the guest's log:\n%s", strings.Join(bad, "\n"))
+	var log strings.Builder
+	if err := launch.Play(steps, []*serial.Console{nil, nodes[1].con, nodes[2].con}, &log); err != nil {
+		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), nodes[1].con.Output())
+	}
+	for deadline := time.Now().Add(5 * time.Minute); !regexp.MustCompile(`(?m)^1\s+2\s`).MatchString(run(t, nodes[2], "vcpus dvm", time.Minute)); time.Sleep(2 * time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatal("vCPU 1 did not move to node 2")
+		}
+	}
+	checkGuestIO(t, nodes[1], nbd, blob, httpPort, 15*time.Minute)
+	if bad := guestCrash.FindAllString(nodes[1].con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
 }

@@ -10,6 +10,10 @@
 //	bigiron.peers=ID@MAC[@IP],... the initial members, this node included
 //	bigiron.key=HEX             the 32-byte cluster key, 64 hex digits
 //	bigiron.join=1              join a running cluster instead of forming one
+//	bigiron.uplink=N            the control plane's address (bigiron.ip)
+//	                            and the guests' network cards are on the
+//	                            node's NIC N (0 the first with a driver),
+//	                            the cluster alone on the first; default 0
 //	bigiron.insecure=1          use the published development key without
 //	                            bigiron.key even on a machine that is not
 //	                            an emulator
@@ -56,8 +60,11 @@ type Options struct {
 	IP      netip.Prefix
 	Gateway netip.Addr
 	// DHCP asks for the address from a DHCP server (bigiron.ip=dhcp).
-	DHCP  bool
-	Peers []Peer
+	DHCP bool
+	// Uplink is the NIC (0 the first with a driver) that carries the
+	// control plane and the guests' networks; 0 shares the cluster's.
+	Uplink int
+	Peers  []Peer
 	// Key is the cluster key; nil when not given (the caller then uses
 	// a development key and says so).
 	Key  []byte
@@ -168,6 +175,12 @@ func (o *Options) set(k, v string) error {
 			return fmt.Errorf("want %d hex digits", 2*KeyLen)
 		}
 		o.Key = b
+	case "uplink":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 7 {
+			return fmt.Errorf("cmdline: bigiron.uplink=%q: want a NIC number 0-7", v)
+		}
+		o.Uplink = n
 	case "join":
 		return parseBool(v, &o.Join)
 	case "insecure":

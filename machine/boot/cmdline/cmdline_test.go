@@ -36,6 +36,13 @@ func TestDHCP(t *testing.T) {
 	}
 }
 
+func TestUplink(t *testing.T) {
+	o, err := Parse("bigiron.uplink=1 bigiron.ip=dhcp")
+	if err != nil || o.Uplink != 1 || !o.DHCP {
+		t.Errorf("%+v %v", o, err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, line := range []string{
 		"bigiron.ip=dhcp bigiron.gw=10.0.0.1",
@@ -58,6 +65,9 @@ func TestParseErrors(t *testing.T) {
 		"bigiron.join=maybe",
 		"bigiron.insecure=perhaps",
 		"bigiron.node=1 bigiron.node=2",
+		"bigiron.uplink=-1",
+		"bigiron.uplink=8",
+		"bigiron.uplink=eth1",
 	} {
 		if o, err := Parse(line); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", line, o)
