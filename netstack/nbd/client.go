@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -168,7 +169,8 @@ type slot struct {
 //
 // Goroutines: run (one for the client's life) dials, performs the
 // handshake, sends requests and handles broken connections; a reader per
-// connection reads replies and completes requests. A dial in progress has
+// connection reads replies and completes requests, and a watchdog breaks
+// the connection when the server stops answering. A dial in progress has
 // a goroutine of its own.
 //
 // Lock rules: mu guards every field below it, the slots' fields and the
@@ -179,29 +181,33 @@ type slot struct {
 // while it was being sent), and run puts the slots' requests back in the
 // queue only after the reader has exited; whoever owns a request reads
 // its exported fields without mu. The fields above mu are set by New and
-// never change. A conn's writer and request header belong to run, its
-// reader and reply header to its reader goroutine.
+// never change, but for progress, which is atomic. A conn's writer and
+// request header belong to run, its reader and reply header to its reader
+// goroutine; conn.mu guards its cause.
 type Client struct {
 	cfg     Config
 	wake    chan struct{} // kicks run: cap 1
 	stopped chan struct{} // closed when run has returned
 	waiters sync.Pool     // of *waiter, for the synchronous calls
+	epoch   time.Time     // the client's start, for progress
+	// progress is when the server last answered or took a request, in
+	// nanoseconds since epoch.
+	progress atomic.Int64
 
-	mu           sync.Mutex
-	state        State
-	closing      bool // Close was called: no new requests
-	info         Info // of the latest handshake
-	haveInfo     bool
-	conn         *conn       // the current connection, nil between two
-	pending      requestList // submitted, not yet sent on conn (re-sends first)
-	rejected     requestList // to complete with the Err already set
-	slots        []slot      // MaxInFlight
-	free         []uint32    // free slot numbers, a stack
-	downSince    time.Time   // zero while a connection works
-	lastProgress time.Time   // of the last reply, or of a send into an idle connection
-	lastErr      error
-	closeErr     error
-	stats        counters
+	mu        sync.Mutex
+	state     State
+	closing   bool // Close was called: no new requests
+	info      Info // of the latest handshake
+	haveInfo  bool
+	conn      *conn       // the current connection, nil between two
+	pending   requestList // submitted, not yet sent on conn (re-sends first)
+	rejected  requestList // to complete with the Err already set
+	slots     []slot      // MaxInFlight
+	free      []uint32    // free slot numbers, a stack
+	downSince time.Time   // zero while a connection works
+	lastErr   error
+	closeErr  error
+	stats     counters
 }
 
 // New checks cfg and starts a client that connects in the background:
@@ -295,6 +301,7 @@ func newClient(cfg Config) (*Client, error) {
 		slots:     make([]slot, cfg.MaxInFlight),
 		free:      make([]uint32, 0, cfg.MaxInFlight),
 		downSince: time.Now(),
+		epoch:     time.Now(),
 	}
 	for i := cfg.MaxInFlight - 1; i >= 0; i-- {
 		c.free = append(c.free, uint32(i))

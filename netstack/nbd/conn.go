@@ -11,7 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -23,6 +23,10 @@ const bufSize = 64 << 10
 // discWait bounds the wait, after NBD_CMD_DISC, for the server to close
 // the connection.
 const discWait = time.Second
+
+// readPiece is the most data of a read reply taken between two notes of
+// progress (see Client.watch).
+const readPiece = 256 << 10
 
 // Internal reasons for a connection's end.
 var (
@@ -42,10 +46,33 @@ type conn struct {
 	hdr  [requestLen]byte
 	rhdr [replyLen]byte
 	done chan struct{} // closed when the reader has exited
-	err  error         // why the reader exited; read after done
-	// broken is set by the reader before it closes the connection: run's
-	// write error is then only a consequence of err.
-	broken atomic.Bool
+
+	mu    sync.Mutex
+	cause error // why the connection ends: the first reason given
+}
+
+// fail records err as why cn ends, unless a reason came first (the other
+// failures are its consequences), and closes cn, which stops the reader
+// and run's writes.
+func (cn *conn) fail(err error) {
+	cn.setCause(err)
+	_ = cn.nc.Close()
+}
+
+// setCause records err as why cn ends unless a reason came first.
+func (cn *conn) setCause(err error) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.cause == nil {
+		cn.cause = err
+	}
+}
+
+// why is the reason cn ends.
+func (cn *conn) why() error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.cause
 }
 
 // dialResult is the outcome of one dial and handshake.
@@ -95,7 +122,7 @@ func (c *Client) connected(cn *conn) {
 	c.conn = cn
 	c.info, c.haveInfo = cn.info, true
 	c.state = StateConnected
-	c.lastProgress = time.Now()
+	c.touch()
 	if c.pending.n == 0 {
 		c.downSince = time.Time{} // else once a reply comes
 	}
@@ -119,8 +146,8 @@ func (c *Client) run(cn *conn) {
 				break
 			}
 		}
-		err := c.serve(cn)
-		if c.disconnect(cn, err) {
+		c.serve(cn)
+		if c.disconnect(cn) {
 			break
 		}
 		cn = nil
@@ -228,36 +255,63 @@ func (c *Client) expire() (closing bool, next time.Time) {
 }
 
 // serve sends the requests on cn until it breaks, Close has drained it,
-// or the server answers nothing for Timeout. It returns why it stopped.
-func (c *Client) serve(cn *conn) error {
+// or the server answers nothing for Timeout; the reason is cn's cause.
+func (c *Client) serve(cn *conn) {
 	go c.readLoop(cn)
-	tick := time.NewTicker(max(c.cfg.Timeout/4, time.Millisecond))
-	defer tick.Stop()
+	stop, watching := make(chan struct{}), make(chan struct{})
+	go c.watch(cn, stop, watching)
+	defer func() {
+		close(stop)
+		<-watching
+	}()
 	for {
 		c.completeRejected()
 		if err := c.sendPending(cn); err != nil {
-			if cn.broken.Load() {
-				<-cn.done
-				return cn.err // the cause, not the write's failure
-			}
-			return err
+			cn.fail(err)
+			return
 		}
 		if c.drained() {
-			return c.sendDisc(cn)
+			c.sendDisc(cn)
+			return
 		}
 		select {
 		case <-c.wake:
 		case <-cn.done:
-			if errors.Is(cn.err, errServerShutdown) {
-				_ = c.sendDisc(cn)
+			if errors.Is(cn.why(), errServerShutdown) {
+				c.sendDisc(cn)
 			}
-			return cn.err
-		case <-tick.C:
-			if err := c.stalled(); err != nil {
-				return err
-			}
+			return
 		}
 	}
+}
+
+// watch breaks cn when requests are in flight and the server has neither
+// answered nor taken a request for Timeout (a lost server, or one that no
+// longer reads), until stop is closed; it closes watching on return.
+func (c *Client) watch(cn *conn, stop <-chan struct{}, watching chan<- struct{}) {
+	defer close(watching)
+	tick := time.NewTicker(max(c.cfg.Timeout/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		c.mu.Lock()
+		n := len(c.slots) - len(c.free)
+		c.mu.Unlock()
+		idle := time.Duration(time.Since(c.epoch).Nanoseconds() - c.progress.Load())
+		if n > 0 && idle >= c.cfg.Timeout {
+			cn.fail(fmt.Errorf("nbd: no progress with %s for %v with %d requests in flight", c.cfg.Addr, idle.Round(time.Millisecond), n))
+			return
+		}
+	}
+}
+
+// touch notes that the server answered or took a request.
+func (c *Client) touch() {
+	c.progress.Store(time.Since(c.epoch).Nanoseconds())
 }
 
 // drained says whether Close was called and every request is complete.
@@ -267,28 +321,24 @@ func (c *Client) drained() bool {
 	return c.closing && c.pending.n == 0 && c.rejected.n == 0 && len(c.free) == len(c.slots)
 }
 
-// stalled returns an error when requests are in flight and the server has
-// answered nothing for Timeout.
-func (c *Client) stalled() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(c.slots) - len(c.free)
-	if n == 0 || time.Since(c.lastProgress) < c.cfg.Timeout {
-		return nil
-	}
-	return fmt.Errorf("nbd: no reply from %s for %v with %d requests in flight", c.cfg.Addr, c.cfg.Timeout, n)
-}
-
 // sendDisc sends NBD_CMD_DISC (proto.md, "Terminating the transmission
-// phase") and waits a little for the server to close the connection. It
-// returns errClosing, or why the request could not be sent.
-func (c *Client) sendDisc(cn *conn) error {
+// phase"), waits a little for the server to close the connection, and
+// closes it. When it is Close's, a failure to send is Close's error.
+func (c *Client) sendDisc(cn *conn) {
+	cn.setCause(errClosing) // the server's closing is no failure
 	putRequest(cn.hdr[:], 0, opDisc, 0, 0, 0)
-	if _, err := cn.bw.Write(cn.hdr[:]); err != nil {
-		return fmt.Errorf("nbd: sending NBD_CMD_DISC: %w", err)
+	_, err := cn.bw.Write(cn.hdr[:])
+	if err == nil {
+		err = cn.bw.Flush()
 	}
-	if err := cn.bw.Flush(); err != nil {
-		return fmt.Errorf("nbd: sending NBD_CMD_DISC: %w", err)
+	if err != nil {
+		c.mu.Lock()
+		if c.closing {
+			c.closeErr = fmt.Errorf("nbd: sending NBD_CMD_DISC: %w", err)
+		}
+		c.mu.Unlock()
+		cn.fail(errClosing)
+		return
 	}
 	t := time.NewTimer(min(discWait, c.cfg.Timeout))
 	defer t.Stop()
@@ -296,7 +346,7 @@ func (c *Client) sendDisc(cn *conn) error {
 	case <-cn.done:
 	case <-t.C:
 	}
-	return errClosing
+	cn.fail(errClosing)
 }
 
 // sendPending sends queued requests while slots are free, then flushes.
@@ -317,7 +367,7 @@ func (c *Client) sendPending(cn *conn) error {
 			continue
 		}
 		if len(c.free) == len(c.slots) {
-			c.lastProgress = time.Now() // the server's clock starts now
+			c.touch() // the server's clock starts now
 		}
 		i := c.free[len(c.free)-1]
 		c.free = c.free[:len(c.free)-1]
@@ -328,6 +378,7 @@ func (c *Client) sendPending(cn *conn) error {
 		c.mu.Unlock()
 
 		err := cn.send(r, cookie)
+		c.touch()
 
 		c.mu.Lock()
 		answered := s.state == slotAnswered
@@ -362,18 +413,17 @@ func (cn *conn) send(r *Request, cookie uint64) error {
 	return nil
 }
 
-// readLoop reads replies on cn until it breaks; it then closes cn (which
-// stops run's writes) and records why. After NBD_ESHUTDOWN it leaves cn
-// open for run's NBD_CMD_DISC.
+// readLoop reads replies on cn until it breaks, and records why. After
+// NBD_ESHUTDOWN it leaves cn open for run's NBD_CMD_DISC.
 func (c *Client) readLoop(cn *conn) {
 	var err error
 	for err == nil {
 		err = c.readReply(cn)
 	}
-	cn.err = err
-	if !errors.Is(err, errServerShutdown) {
-		cn.broken.Store(true)
-		_ = cn.nc.Close()
+	if errors.Is(err, errServerShutdown) {
+		cn.setCause(err)
+	} else {
+		cn.fail(err)
 	}
 	close(cn.done)
 }
@@ -393,7 +443,7 @@ func (c *Client) readReply(cn *conn) error {
 	default:
 		return protoErr("reply magic %#08x", rp.magic)
 	}
-	now := time.Now()
+	c.touch()
 	c.mu.Lock()
 	i, seq := rp.cookie&0xffffffff, uint32(rp.cookie>>32)
 	if i >= uint64(len(c.slots)) || c.slots[i].seq != seq || c.slots[i].state == slotFree || c.slots[i].state == slotAnswered {
@@ -402,7 +452,6 @@ func (c *Client) readReply(cn *conn) error {
 	}
 	s := &c.slots[i]
 	r := s.req
-	c.lastProgress = now
 	if rp.errno != ESHUTDOWN { // a server answering only that does not work
 		c.downSince = time.Time{}
 	}
@@ -422,8 +471,13 @@ func (c *Client) readReply(cn *conn) error {
 	}
 	c.mu.Unlock()
 	if r.Op == OpRead && rp.errno == 0 {
-		if _, err := io.ReadFull(cn.br, r.Data); err != nil {
-			return fmt.Errorf("nbd: reading %d bytes of a read reply: %w", len(r.Data), closedErr(err))
+		for b := r.Data; len(b) > 0; { // a piece at a time: a slow link makes progress
+			n := min(len(b), readPiece)
+			if _, err := io.ReadFull(cn.br, b[:n]); err != nil {
+				return fmt.Errorf("nbd: reading %d bytes of a read reply: %w", len(r.Data), closedErr(err))
+			}
+			b = b[n:]
+			c.touch()
 		}
 	}
 	if rp.errno == ESHUTDOWN {
@@ -483,9 +537,13 @@ func (c *Client) completeRejected() {
 // disconnect closes cn, waits for its reader and puts the requests it
 // left unanswered back at the head of the queue. It returns whether the
 // client is closing.
-func (c *Client) disconnect(cn *conn, why error) bool {
-	_ = cn.nc.Close()
+func (c *Client) disconnect(cn *conn) bool {
+	cn.fail(errClosing) // the reason, if none came before
 	<-cn.done
+	why := cn.why()
+	if errors.Is(why, errClosing) {
+		why = nil
+	}
 	now := time.Now()
 	c.mu.Lock()
 	var answered []uint32
@@ -506,17 +564,14 @@ func (c *Client) disconnect(cn *conn, why error) bool {
 	if c.downSince.IsZero() {
 		c.downSince = now
 	}
-	closing := c.closing
-	if errors.Is(why, errClosing) {
-		why = nil
-	}
 	if why != nil {
 		c.lastErr = why
 		c.stats.disconnects++
 	}
-	if closing {
+	closing := c.closing
+	if closing && why != nil {
 		c.closeErr = why
-	} else {
+	} else if !closing {
 		c.state = StateReconnecting
 	}
 	c.mu.Unlock()

@@ -34,6 +34,7 @@ const (
 	faultShutdown            // reply NBD_ESHUTDOWN without doing the request
 	faultEIO                 // reply NBD_EIO without doing the request
 	faultStructured          // reply with a structured reply header
+	faultStall               // stop reading the connection until stallUntil is closed
 )
 
 // fakeReq is a request as the fake server decoded it.
@@ -72,6 +73,8 @@ type fakeServer struct {
 	handshakes int
 	// maxInflight is the most requests one connection had unanswered.
 	maxInflight int
+	// stallUntil ends faultStall.
+	stallUntil chan struct{}
 
 	requests atomic.Int64
 	wg       sync.WaitGroup
@@ -444,6 +447,13 @@ func (fc *fakeConn) handle(n int64, r fakeReq, payload []byte) bool {
 	case hung:
 		return true
 	case f == faultDrop:
+		fc.die(true)
+		return false
+	case f == faultStall:
+		s.mu.Lock()
+		until := s.stallUntil
+		s.mu.Unlock()
+		<-until
 		fc.die(true)
 		return false
 	case f == faultShutdown:

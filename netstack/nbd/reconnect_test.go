@@ -346,7 +346,46 @@ func TestHungServer(t *testing.T) {
 	if d := time.Since(start); d < cfg.Timeout {
 		t.Errorf("answered after %v, before the timeout", d)
 	}
-	if st := c.Status(); st.Reconnects != 1 || !strings.Contains(st.LastError.Error(), "no reply") {
+	if st := c.Status(); st.Reconnects != 1 || !strings.Contains(st.LastError.Error(), "no progress") {
+		t.Errorf("reconnects %d, last error %v", st.Reconnects, st.LastError)
+	}
+}
+
+// TestServerStopsReading: a server that stops reading leaves the client's
+// writes blocked on a full connection; after Timeout without progress the
+// client breaks it and sends everything again on a new one.
+func TestServerStopsReading(t *testing.T) {
+	const n, size = 16, 4 << 20 // more than the sockets' buffers hold
+	s := newFakeServer(t, n*size)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s.set(func(s *fakeServer) {
+		s.stallUntil = release
+		s.fault = func(k int64, r fakeReq) fault {
+			if k == 1 {
+				return faultStall
+			}
+			return faultNone
+		}
+	})
+	cfg := s.config()
+	cfg.Timeout = 300 * time.Millisecond
+	c := dial(t, cfg)
+	tr := newTracker(t)
+	var reqs []*Request
+	for i := range n {
+		r := tr.req(OpWrite, uint64(i*size), pattern(size, uint64(i)), 0)
+		reqs = append(reqs, r)
+		c.Submit(r)
+	}
+	tr.wait(10 * time.Second)
+	data := s.snapshot()
+	for i, r := range reqs {
+		if r.Err != nil || !bytes.Equal(data[i*size:(i+1)*size], r.Data) {
+			t.Fatalf("write %d: %v", i, r.Err)
+		}
+	}
+	if st := c.Status(); st.Reconnects != 1 || !strings.Contains(st.LastError.Error(), "no progress") {
 		t.Errorf("reconnects %d, last error %v", st.Reconnects, st.LastError)
 	}
 }
