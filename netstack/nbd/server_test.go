@@ -244,8 +244,9 @@ func TestQemuNBDKilled(t *testing.T) {
 
 // TestQemuNBDNoAllocs: against qemu-nbd too, steady-state requests
 // allocate nothing in the client (the server is another process). One
-// request at a time: qemu-nbd before 8.1 leaves Nagle's algorithm on, so
-// sixteen in flight wait for delayed acknowledgements (40 ms a round).
+// request at a time: qemu-nbd 7.2 leaves Nagle's algorithm on (newer
+// ones set TCP_NODELAY), so sixteen submitted together and waited for
+// together wait for a delayed acknowledgement, 40 ms a round.
 func TestQemuNBDNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
