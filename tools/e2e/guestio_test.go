@@ -192,7 +192,10 @@ func checkGuestIO(t *testing.T, n *node, nbd *nbdServer, blob []byte, httpPort i
 // vCPU on each: node 1, the device node, has the cluster on one NIC and
 // its control plane and the guest's network card on a second one
 // (bigiron.uplink=1) on QEMU's user network, where the host's NBD and
-// HTTP servers are.
+// HTTP servers are. In its first run the guest got its address, fetched
+// and checked the file, then its write to the disk did not finish in 15
+// minutes while the guest logged RCU stalls (QEMU's page-table walks as
+// writes, see TestQEMUClusterLinuxAMDV): open.
 func TestQEMUClusterLinuxGuestIO(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
