@@ -3,6 +3,7 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // ErrProtocol reports a message that is impossible in the current state.
@@ -146,7 +147,8 @@ type request struct {
 type Engine struct {
 	cfg      Config
 	pages    []pageState
-	dir      []dirEntry // indexed by page number; used for pages homed here
+	dir      []dirEntry // the pages homed here, in page order
+	dirIdx   []int32    // by page number: its index in dir, -1 if homed elsewhere
 	free     []*Page    // frame pool
 	deferred []*Page    // frames released during the current call
 	local    []Message  // messages to self, processed before a call returns
@@ -170,6 +172,9 @@ type Engine struct {
 	stats      Stats
 }
 
+// dirOf returns the directory entry of page p, which must be homed here.
+func (e *Engine) dirOf(p uint64) *dirEntry { return &e.dir[e.dirIdx[p]] }
+
 // NewEngine returns an engine for cfg. Every page homed at cfg.Self starts
 // Shared (readable) at its home with a zero-filled frame, version 0, and no
 // other holder.
@@ -191,11 +196,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Home = func(p uint64) NodeID { return NodeID(p % n) }
 	}
 	e := &Engine{
-		cfg:   cfg,
-		pages: make([]pageState, cfg.Pages),
-		dir:   make([]dirEntry, cfg.Pages),
-		local: make([]Message, 0, outboxCap),
-		reqs:  make([]request, 0, 4*cfg.Nodes),
+		cfg:    cfg,
+		pages:  make([]pageState, cfg.Pages),
+		dirIdx: make([]int32, cfg.Pages),
+		local:  make([]Message, 0, outboxCap),
+		reqs:   make([]request, 0, 4*cfg.Nodes),
 	}
 	homed := 0
 	for p := range e.pages {
@@ -203,9 +208,18 @@ func NewEngine(cfg Config) (*Engine, error) {
 		if int(h) >= cfg.Nodes {
 			return nil, fmt.Errorf("memory: new engine: home of page %d is node %d, cluster has %d", p, h, cfg.Nodes)
 		}
+		e.dirIdx[p] = -1
 		if h == cfg.Self {
+			e.dirIdx[p] = int32(homed)
 			homed++
 		}
+	}
+	if homed > math.MaxInt32 {
+		return nil, fmt.Errorf("memory: new engine: %d pages homed here, at most %d", homed, math.MaxInt32)
+	}
+	e.dir = make([]dirEntry, homed)
+	for i := range e.dir {
+		e.dir[i].owner, e.dir[i].dataFrom = NoNode, NoNode
 	}
 	var slab []Page
 	if cfg.Frames == nil {
@@ -215,8 +229,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	for p := range e.pages {
 		ps := &e.pages[p]
 		ps.hint = NoNode
-		e.dir[p].owner = NoNode
-		e.dir[p].dataFrom = NoNode
 		if cfg.Home(uint64(p)) == cfg.Self {
 			if slab != nil {
 				ps.frame = &slab[i]
@@ -230,7 +242,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 				ps.frame = f
 			}
 			ps.state = Shared
-			e.dir[p].sharers = 1 << cfg.Self
+			e.dirOf(uint64(p)).sharers = 1 << cfg.Self
 			cfg.Perm.SetAccess(uint64(p)<<pageShift, ps.frame, AccessRead)
 		}
 	}
@@ -310,7 +322,7 @@ func (e *Engine) Directory(gpa uint64) (owner NodeID, sharers uint64, version ui
 	if !in || e.cfg.Home(p) != e.cfg.Self {
 		return NoNode, 0, 0, false
 	}
-	d := &e.dir[p]
+	d := e.dirOf(p)
 	return d.owner, d.sharers, d.version, true
 }
 
@@ -331,7 +343,7 @@ func (e *Engine) Hint(gpa uint64) (node NodeID, modified bool) {
 	}
 	home := e.cfg.Home(p)
 	if home == e.cfg.Self {
-		if o := e.dir[p].owner; o != NoNode {
+		if o := e.dirOf(p).owner; o != NoNode {
 			return o, true
 		}
 		return e.cfg.Self, false
@@ -355,7 +367,7 @@ func (e *Engine) LocalSatisfiable(gpa uint64, write bool) bool {
 	if e.cfg.Home(p) != e.cfg.Self {
 		return false
 	}
-	d := &e.dir[p]
+	d := e.dirOf(p)
 	if d.busy || d.owner != NoNode {
 		return false
 	}
@@ -535,7 +547,7 @@ func (e *Engine) dispatch(m *Message, out *Outbox) error {
 // --- directory (home) side ---
 
 func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
-	d := &e.dir[p]
+	d := e.dirOf(p)
 	switch m.Kind {
 	case KindReadReq, KindWriteReq:
 		r := request{page: p, version: m.Version, kind: m.Kind, req: m.Src, flags: m.Flags}
@@ -630,7 +642,7 @@ func (e *Engine) enqueue(d *dirEntry, r request) {
 
 // dequeue removes the request at the head of page p's FIFO.
 func (e *Engine) dequeue(p uint64) (request, bool) {
-	d := &e.dir[p]
+	d := e.dirOf(p)
 	i := d.qhead
 	if i == 0 {
 		return request{}, false
@@ -648,7 +660,7 @@ func (e *Engine) dequeue(p uint64) (request, bool) {
 
 // start begins serving request r on an idle directory entry.
 func (e *Engine) start(p uint64, r request, out *Outbox) error {
-	d := &e.dir[p]
+	d := e.dirOf(p)
 	gpa := p << pageShift
 	if d.owner == r.req {
 		return fmt.Errorf("%w: node %d: %v request for %#x from its owner", ErrProtocol, e.cfg.Self, r.kind, gpa)
@@ -682,7 +694,7 @@ func (e *Engine) start(p uint64, r request, out *Outbox) error {
 
 // complete grants the transaction in progress if nothing is outstanding.
 func (e *Engine) complete(p uint64, out *Outbox) {
-	d := &e.dir[p]
+	d := e.dirOf(p)
 	if !d.busy || d.acks != 0 || d.waitData {
 		return
 	}
