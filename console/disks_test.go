@@ -52,3 +52,30 @@ func TestDisks(t *testing.T) {
 		t.Errorf("no disks: %q", out.String())
 	}
 }
+
+// netGuest is a guest with a network card.
+type netGuest struct {
+	fakeGuest
+	st virtio.NetStatus
+}
+
+func (g *netGuest) NetStatus() (virtio.NetStatus, bool) { return g.st, true }
+
+// TestNetStatus: vm stat ID shows the guest's card, its traffic and its
+// drops by reason, and nothing for a guest without one.
+func TestNetStatus(t *testing.T) {
+	g := &netGuest{st: virtio.NetStatus{MAC: [6]byte{0x0a, 0xb1, 0, 0, 0, 1}, RxFrames: 3, RxBytes: 3000, TxFrames: 2, TxBytes: 1 << 20}}
+	g.st.Drops[virtio.DropTxBadSource] = 5
+	var out bytes.Buffer
+	writeNetStatus(&out, g)
+	s := out.String()
+	if !strings.Contains(s, "network card 0a:b1:00:00:00:01: received 3 frames (2.9 KiB), sent 2 (1 MiB), 0 waiting") ||
+		!strings.Contains(s, "dropped 5: "+virtio.DropTxBadSource.String()) || strings.Count(s, "dropped") != 1 {
+		t.Errorf("vm stat's card:\n%s", s)
+	}
+	out.Reset()
+	writeNetStatus(&out, &fakeGuest{})
+	if out.Len() != 0 {
+		t.Errorf("a guest without a card: %q", out.String())
+	}
+}

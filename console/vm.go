@@ -76,6 +76,7 @@ func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 				in := g.Info()
 				fmt.Fprintf(w, "vm %d (%s, %s): %d exits in %v; %s\n", in.ID, in.Name, in.Outcome, in.Exits.Total(), time.Since(in.Started).Round(time.Second), in.SetupLine())
 				fmt.Fprint(w, in.Exits.String())
+				writeNetStatus(w, g)
 				return nil
 			case len(args) == 1 && args[0] == "stat":
 				st, runs := r.Stats()

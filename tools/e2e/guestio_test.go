@@ -134,6 +134,9 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 		t.Errorf("disks:\n%s", out)
 	}
 	t.Logf("disks:\n%s", out)
+	if st := run(t, n, "vm stat 1", time.Minute); !regexp.MustCompile(`network card 0a:b1:\S+: received [1-9]\d* frames .*, sent [1-9]`).MatchString(st) {
+		t.Errorf("vm stat 1 shows no traffic on the guest's card:\n%s", st)
+	}
 	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's log:\n%s", strings.Join(bad, "\n"))
 	}
