@@ -12,6 +12,7 @@ package mux
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -186,10 +187,14 @@ func (s *Station) MAC() link.MAC { return s.mac }
 // EtherType the node keeps for itself.
 func (s *Station) Refused() uint64 { return s.refused.Load() }
 
+// ErrStationExists is AddStation's error for a MAC that is already a
+// station's.
+var ErrStationExists = errors.New("already a station")
+
 // AddStation bridges mac onto the port: the NIC is told to accept it
 // (where it filters by address) and frames for it reach the returned
 // station. mac must be a unicast address that is neither the port's nor
-// another station's.
+// another station's (ErrStationExists).
 func (m *Mux) AddStation(mac link.MAC) (*Station, error) {
 	if mac.IsMulticast() || mac == (link.MAC{}) || mac == m.lower.MAC() {
 		return nil, fmt.Errorf("mux: %v cannot be a station's MAC", mac)
@@ -202,7 +207,7 @@ func (m *Mux) AddStation(mac link.MAC) (*Station, error) {
 	}
 	for _, s := range old {
 		if s.mac == mac {
-			return nil, fmt.Errorf("mux: %v is already a station", mac)
+			return nil, fmt.Errorf("mux: %v: %w", mac, ErrStationExists)
 		}
 	}
 	if f, ok := m.lower.(MACFilter); ok {

@@ -161,8 +161,8 @@ func TestStations(t *testing.T) {
 		t.Errorf("refused %d, foreign %d; want 1, 1", s.Refused(), m.Foreign())
 	}
 
-	if _, err := m.AddStation(gmac); err == nil {
-		t.Error("the same MAC became a station twice")
+	if _, err := m.AddStation(gmac); !errors.Is(err, ErrStationExists) {
+		t.Errorf("the same MAC as a station twice: %v, want ErrStationExists", err)
 	}
 	for _, bad := range []link.MAC{node, link.Broadcast, {0x01, 0, 0x5e, 0, 0, 1}, {}} {
 		if _, err := m.AddStation(bad); err == nil {
@@ -179,6 +179,11 @@ func TestStations(t *testing.T) {
 	lower.recv(frameTo(link.Broadcast, link.EtherTypeARP, 9))
 	if string(guest) != "\x01\x02\x05" || m.Foreign() != 2 {
 		t.Errorf("after removal the guest got %v, foreign %d", guest, m.Foreign())
+	}
+	// A removed station's MAC can be a station again (a VM booted anew).
+	lower.full = false
+	if _, err := m.AddStation(gmac); err != nil {
+		t.Errorf("a removed station's MAC: %v", err)
 	}
 }
 
