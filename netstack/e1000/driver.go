@@ -13,6 +13,7 @@ package e1000
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/big-iron/big-iron/machine/link"
@@ -158,8 +159,9 @@ type Device struct {
 	rxBufs []byte
 	rxNext int
 
-	filterMu sync.Mutex // guards RCTL and the receive addresses past RAL0/RAH0
-	extra    int        // receive addresses in use past the first
+	filterMu sync.Mutex               // guards RCTL and the receive addresses past RAL0/RAH0
+	extra    int                      // receive addresses in use past the first
+	accepted [extraAddresses]link.MAC // their MACs, the first extra of them
 
 	txMu   sync.Mutex
 	txRing []byte
@@ -280,17 +282,24 @@ const extraAddresses = 14
 // AcceptMAC has the controller receive unicast frames for mac as well as
 // its own (a guest bridged onto this port), and every multicast frame
 // (the guest's own groups are not known here). Past the receive
-// addresses it has, it turns unicast promiscuous; the caller filters.
+// addresses it has, it turns unicast promiscuous; the caller filters. A
+// MAC accepted before (a VM booted again with its card's MAC) takes no
+// second address.
 func (d *Device) AcceptMAC(mac link.MAC) error {
 	d.filterMu.Lock()
 	defer d.filterMu.Unlock()
 	r := d.hw.Regs
 	rctl := r.Read32(uint32(RCTL)) | RctlMPE
+	ral, rah := binary.LittleEndian.Uint32(mac[0:4]), uint32(mac[4])|uint32(mac[5])<<8|rahAV
+	if slices.Contains(d.accepted[:d.extra], mac) {
+		return nil
+	}
 	if d.extra < extraAddresses {
+		d.accepted[d.extra] = mac
 		d.extra++
 		off := uint32(RAL0) + 8*uint32(d.extra)
-		r.Write32(off, binary.LittleEndian.Uint32(mac[0:4]))
-		r.Write32(off+4, uint32(mac[4])|uint32(mac[5])<<8|rahAV)
+		r.Write32(off, ral)
+		r.Write32(off+4, rah)
 	} else {
 		rctl |= RctlUPE
 	}

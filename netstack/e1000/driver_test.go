@@ -324,3 +324,25 @@ func TestAcceptMAC(t *testing.T) {
 		t.Error("receive address 15 was used")
 	}
 }
+
+// TestAcceptMACAgain: a MAC accepted again (a VM booted anew with its
+// card's MAC) takes no second receive address.
+func TestAcceptMACAgain(t *testing.T) {
+	m, hw := newModel(t, true)
+	d, err := New(hw, Models[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := link.MAC{0x0a, 0xb1, 0, 0, 0, 1}, link.MAC{0x0a, 0xb1, 0, 0, 0, 2}
+	for _, mac := range []link.MAC{a, a, b, a, b} {
+		if err := d.AcceptMAC(mac); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.extra != 2 || m.regs[RAH0+8*3]&rahAV != 0 {
+		t.Errorf("%d receive addresses in use for 2 MACs", d.extra)
+	}
+	if m.regs[RAL0+8] != 0x0000b10a || m.regs[RAH0+8] != 1<<8|rahAV || m.regs[RAH0+16] != 2<<8|rahAV {
+		t.Errorf("addresses 1 and 2: RAL %#x RAH %#x, RAH %#x", m.regs[RAL0+8], m.regs[RAH0+8], m.regs[RAH0+16])
+	}
+}
