@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -78,7 +79,6 @@ type linuxHost struct {
 	net            *nodeNet
 
 	mu    sync.Mutex
-	cards int                       // network cards given out, for their MACs
 	disks map[virtio.Disk]guestDisk // the disks of guests not yet freed
 }
 
@@ -189,21 +189,26 @@ func (l *linuxHost) openDisk(spec hv.DiskSpec, cfg *hv.LinuxConfig) (virtio.Disk
 }
 
 // station bridges a guest's network card onto the node's NIC, with mac or
-// (zero) a locally administered MAC made of the node's and a count of
-// the cards given out: 0a:b1 and the node MAC's last three bytes, then
-// the count.
+// (zero) a locally administered MAC made of the node's and a card
+// number: 0a:b1 and the node MAC's last three bytes, then the lowest
+// number no running guest's card has. A guest booted again after `vm
+// stop` so gets the MAC it had, and from a DHCP server the address it
+// had.
 func (l *linuxHost) station(mac link.MAC) (*mux.Station, error) {
 	if l.net == nil || l.net.mux == nil {
 		return nil, fmt.Errorf("net=: this node has no NIC to bridge the guest onto")
 	}
-	if mac == (link.MAC{}) {
-		node := l.net.mux.Default().MAC()
-		l.mu.Lock()
-		l.cards++
-		mac = link.MAC{0x0a, 0xb1, node[3], node[4], node[5], byte(l.cards)}
-		l.mu.Unlock()
+	if mac != (link.MAC{}) {
+		return l.net.mux.AddStation(mac)
 	}
-	return l.net.mux.AddStation(mac)
+	node := l.net.mux.Default().MAC()
+	for card := 1; card <= 0xff; card++ {
+		st, err := l.net.mux.AddStation(link.MAC{0x0a, 0xb1, node[3], node[4], node[5], byte(card)})
+		if !errors.Is(err, mux.ErrStationExists) {
+			return st, err
+		}
+	}
+	return nil, fmt.Errorf("net=on: all 255 of this node's guest MACs are in use")
 }
 
 // Guests implements console.OSHost.

@@ -133,6 +133,7 @@ type LinuxVM struct {
 
 	stop    atomic.Bool
 	wg      sync.WaitGroup
+	freed   chan struct{} // closed once free has run (VMs of BootLinux)
 	mu      spinlock.Lock
 	outcome string
 	stats   exits.ExitStats
@@ -201,10 +202,15 @@ func (vm *LinuxVM) end(why string) {
 	}
 }
 
-// Stop stops the VM and waits for its vCPUs, then frees its memory.
+// Stop stops the VM and waits for its vCPUs, then for its memory and
+// devices to be freed: once it returns, its disks' connections are
+// closed and its network card's MAC is free for the next VM.
 func (vm *LinuxVM) Stop() {
 	vm.end("stopped by the operator")
 	vm.wg.Wait()
+	if vm.freed != nil {
+		<-vm.freed
+	}
 }
 
 func (vm *LinuxVM) alloc() (uint64, error) {
@@ -578,9 +584,11 @@ func (vm *LinuxVM) startVCPU(i int) {
 
 // freeWhenDone frees the VM's memory once every vCPU has stopped.
 func (vm *LinuxVM) freeWhenDone() {
+	vm.freed = make(chan struct{})
 	go func() {
 		vm.wg.Wait()
 		vm.free()
+		close(vm.freed)
 	}()
 }
 
