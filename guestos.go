@@ -98,15 +98,12 @@ const nbdTimeout = 60 * time.Second
 
 // BootOS implements console.OSHost.
 func (l *linuxHost) BootOS(r hv.LinuxRequest) (console.Guest, error) {
-	if r.Cmdline == "" {
-		r.Cmdline = defaultGuestCmdline
-	}
 	return l.h.BootLinux(l.config(r))
 }
 
 // config is the configuration of the image's Linux as r asks for it.
 func (l *linuxHost) config(r hv.LinuxRequest) hv.LinuxConfig {
-	cmdline := l.h.GuestCmdline(r.Cmdline)
+	cmdline := l.h.GuestCmdline(r.KernelCmdline(defaultGuestCmdline))
 	return hv.LinuxConfig{
 		Name:   "linux",
 		VCPUs:  r.VCPUs,

@@ -13,6 +13,17 @@ import (
 	"github.com/big-iron/big-iron/machine/link"
 )
 
+// parseRoot reads root=vdX (or /dev/vdX): one of the guest's disks, of
+// which it has disks (with none given, its one RAM disk).
+func parseRoot(s string, disks int) (string, error) {
+	name := strings.TrimPrefix(s, "/dev/")
+	disks = max(disks, 1)
+	if len(name) != 3 || !strings.HasPrefix(name, "vd") || name[2] < 'a' || int(name[2]-'a') >= disks {
+		return "", fmt.Errorf("root=%s: want one of the guest's %d disks, vda to vd%c", s, disks, 'a'+disks-1)
+	}
+	return "/dev/" + name, nil
+}
+
 // NBDPort is the NBD protocol's registered TCP port (IANA, 10809).
 const NBDPort = 10809
 

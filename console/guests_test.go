@@ -266,3 +266,33 @@ func TestBootDisksAndNet(t *testing.T) {
 		t.Error("a refused request booted a guest")
 	}
 }
+
+// TestBootRoot reads root= into the boot request, which puts
+// bigiron.root= on the guest's command line, the default one or the
+// operator's; a disk the guest does not have is refused.
+func TestBootRoot(t *testing.T) {
+	os := &fakeOS{}
+	if _, err := runOS(t, os, 0, "boot", "linux", "disk=ram:8M,nbd://10.0.2.2/r", "root=vdb"); err != nil {
+		t.Fatal(err)
+	}
+	r := os.last.req
+	if r.Root != "/dev/vdb" || r.KernelCmdline("console=ttyS0") != "console=ttyS0 bigiron.root=/dev/vdb" {
+		t.Errorf("root=vdb: %+v, command line %q", r, r.KernelCmdline("console=ttyS0"))
+	}
+	if _, err := runOS(t, os, 0, "boot", "linux", "root=/dev/vda", "cmdline=quiet"); err != nil || os.last.req.KernelCmdline("x") != "quiet bigiron.root=/dev/vda" {
+		t.Errorf("root=/dev/vda on the one RAM disk: %+v, %v", os.last.req, err)
+	}
+	if _, err := runOS(t, os, 0, "boot", "linux"); err != nil || os.last.req.KernelCmdline("console=ttyS0") != "console=ttyS0" {
+		t.Errorf("no root: %+v, %v", os.last.req, err)
+	}
+	n := len(os.guests)
+	for _, bad := range [][]string{{"root=vdb"}, {"root=sda"}, {"root="}, {"root=vda1"}, {"disk=ram:8M,ram:8M", "root=vdc"}, {"root=/dev/../vda"}} {
+		_, err := runOS(t, os, 0, append([]string{"boot", "linux"}, bad...)...)
+		if !errors.Is(err, shell.ErrUsage) || !strings.Contains(err.Error(), "root=") {
+			t.Errorf("%v: %v, want a usage error about root=", bad, err)
+		}
+	}
+	if len(os.guests) != n {
+		t.Error("a refused request booted a guest")
+	}
+}

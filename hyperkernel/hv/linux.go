@@ -109,6 +109,24 @@ type LinuxRequest struct {
 	// Net, if set, gives the guest a network card bridged onto the NIC
 	// of the node with its devices.
 	Net *NetSpec
+	// Root, if set, is the disk holding the guest's own root file system
+	// (its device node, /dev/vda for the first disk): the initramfs
+	// mounts it and runs its init (bigiron.root= on the kernel command
+	// line).
+	Root string
+}
+
+// KernelCmdline is the guest kernel's command line r asks for: Cmdline,
+// or def when it is empty, and bigiron.root= for Root.
+func (r LinuxRequest) KernelCmdline(def string) string {
+	c := r.Cmdline
+	if c == "" {
+		c = def
+	}
+	if r.Root != "" {
+		c += " bigiron.root=" + r.Root
+	}
+	return c
 }
 
 // OS guest defaults.
