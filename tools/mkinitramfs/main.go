@@ -4,10 +4,14 @@
 // Command mkinitramfs builds the guest's initramfs: a u-root busybox of
 // Go commands (compiled from the module cache, never fetched) with
 // u-root's init, the gosh shell, and the kernel modules the guest needs
-// for big-iron's virtio devices. /init is a gosh script: it mounts the
-// kernel file systems, loads the modules in dependency order and starts
-// an interactive gosh on the console. (u-root's own init started its
-// shell with no prompt on our serial console: it reads the console
+// for big-iron's virtio devices. /init is big-iron's tools/guest/guestinit:
+// it mounts the kernel file systems and loads the modules in dependency
+// order (lib/bigiron/modules); then, given bigiron.root=/dev/vdX on the
+// kernel command line, it mounts that disk (ext4, whose modules are in
+// lib/bigiron/modules.root) and switches to it, running its /sbin/init;
+// otherwise it hands over to gosh running lib/bigiron/shell, which
+// starts an interactive gosh on the console. (u-root's own init started
+// its shell with no prompt on our serial console: it reads the console
 // through a pipe of init's; the script keeps the console the shell's
 // own terminal.)
 //
@@ -31,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/u-root/gobusybox/src/pkg/golang"
@@ -55,11 +60,23 @@ var guestPrograms = []string{
 	"github.com/big-iron/big-iron/tools/guest/memtest",
 }
 
+// guestInit is the initramfs's /init: it mounts the kernel's file
+// systems, loads the modules, and switches to the guest's own root file
+// system (bigiron.root=) or runs the shell.
+const guestInit = "github.com/big-iron/big-iron/tools/guest/guestinit"
+
 // modules are the kernel modules the guest needs for big-iron's virtio
 // devices. Debian builds them as modules; a kernel with them built in
 // has none to load. Their dependencies (each module's modinfo
 // "depends=") come along, loaded first.
 var modules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "virtio_net"}
+
+// rootModules are loaded only for a root file system of the guest's own
+// (bigiron.root=): ext4, which Debian builds as a module, and
+// crc32c_generic before it: ext4 and jbd2 ask the kernel's crypto API
+// for crc32c (their modinfo's "softdep=pre: crypto-crc32c"), which would
+// otherwise have to run modprobe, absent here, to load it.
+var rootModules = []string{"crc32c_generic", "ext4"}
 
 func main() {
 	out := flag.String("o", "build/guest/initramfs.cpio.gz", "output: a gzip-compressed cpio archive")
@@ -77,44 +94,27 @@ func build(out, modDir string) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	// The init script: file systems, modules, then the shell.
-	var script strings.Builder
-	script.WriteString("#!/bbin/gosh\n" +
-		"export PATH=/bbin:/bin\n" +
-		"mount -t proc proc /proc\n" +
-		"mount -t sysfs sysfs /sys\n" +
-		"mount -t devtmpfs devtmpfs /dev\n")
-	files := []string{}
-	if modDir != "" {
-		order, err := moduleOrder(modDir, modules)
+	files, err := moduleFiles(tmp, modDir)
+	if err != nil {
+		return err
+	}
+	for _, pkg := range guestPrograms {
+		bin, err := buildGuestProgram(tmp, pkg)
 		if err != nil {
 			return err
 		}
-		for _, src := range order {
-			// Not lib/modules: u-root's init loads what is there itself,
-			// in name order, which is not dependency order.
-			dst := "lib/bigiron/" + filepath.Base(src)
-			files = append(files, src+":"+dst)
-			fmt.Fprintf(&script, "insmod /%s\n", dst)
-		}
-	}
-	for _, pkg := range guestPrograms {
-		bin := filepath.Join(tmp, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s for the guest: %v\n%s", pkg, err, out)
-		}
 		files = append(files, bin+":bin/"+filepath.Base(pkg))
 	}
-	script.WriteString("echo big-iron guest: initramfs ready\n" +
-		"gosh\n" +
-		"echo big-iron guest: the shell exited\n")
-	scriptPath := filepath.Join(tmp, "init")
-	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o755); err != nil {
+	initBin, err := buildGuestProgram(tmp, guestInit)
+	if err != nil {
 		return err
 	}
-	files = append(files, scriptPath+":init")
+	files = append(files, initBin+":init")
+	shellPath := filepath.Join(tmp, "shell")
+	if err := os.WriteFile(shellPath, []byte(shellScript), 0o755); err != nil {
+		return err
+	}
+	files = append(files, shellPath+":lib/bigiron/shell")
 
 	pkgs := make([]string, len(commands))
 	for i, c := range commands {
@@ -141,6 +141,67 @@ func build(out, modDir string) error {
 		return fmt.Errorf("building the u-root archive: %w", err)
 	}
 	return compress(cpioPath, out)
+}
+
+// shellScript is /lib/bigiron/shell, which /init runs with gosh in its
+// place when the guest has no root file system of its own: the line the
+// tests and the operator wait for, then the interactive shell.
+const shellScript = "#!/bbin/gosh\n" +
+	"export PATH=/bbin:/bin\n" +
+	"echo big-iron guest: initramfs ready\n" +
+	"gosh\n" +
+	"echo big-iron guest: the shell exited\n"
+
+// moduleFiles finds the modules and rootModules under modDir (none when
+// modDir is empty) and returns the archive's entries for them: each
+// module in lib/bigiron, and the two lists /init loads them from in
+// dependency order (lib/bigiron/modules, lib/bigiron/modules.root: what
+// only a root file system needs, less what the first list loads).
+// (Not lib/modules: u-root's tools load what is there in name order,
+// which is not dependency order.)
+func moduleFiles(tmp, modDir string) ([]string, error) {
+	if modDir == "" {
+		return nil, nil
+	}
+	base, err := moduleOrder(modDir, modules)
+	if err != nil {
+		return nil, err
+	}
+	root, err := moduleOrder(modDir, rootModules)
+	if err != nil {
+		return nil, err
+	}
+	root = slices.DeleteFunc(root, func(p string) bool { return slices.Contains(base, p) })
+	var files []string
+	for _, l := range []struct {
+		name  string
+		order []string
+	}{{"modules", base}, {"modules.root", root}} {
+		var list strings.Builder
+		for _, src := range l.order {
+			dst := "lib/bigiron/" + filepath.Base(src)
+			files = append(files, src+":"+dst)
+			fmt.Fprintf(&list, "/%s\n", dst)
+		}
+		p := filepath.Join(tmp, l.name)
+		if err := os.WriteFile(p, []byte(list.String()), 0o644); err != nil {
+			return nil, err
+		}
+		files = append(files, p+":lib/bigiron/"+l.name)
+	}
+	return files, nil
+}
+
+// buildGuestProgram builds one of big-iron's guest programs for
+// linux/amd64 into dir and returns the binary's path.
+func buildGuestProgram(dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s for the guest: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
 }
 
 func compress(src, dst string) error {
