@@ -13,6 +13,9 @@
 #   make toolchain   build the tamago Go distribution; offline from
 #                    TAMAGO_GO_SRC=path (a .tar.xz of its source, or a
 #                    checkout of its tag) when it is not built yet
+#   make rootfs      build/guest/rootfs.img: a Debian root file system for
+#                    a guest on a network disk (as root; needs mmdebstrap
+#                    or debootstrap), root's ssh key in build/guest/rootfs_key
 #
 # PLATFORM=pc (default: BIOS and UEFI machines, Bochs, QEMU pc/q35) or microvm
 # (QEMU microvm). CPUS and MEM size the emulated node.
@@ -67,7 +70,7 @@ QEMU_microvm := qemu-system-x86_64 -machine microvm,pit=on,pic=off,rtc=on,acpi=o
 	-global virtio-mmio.force-legacy=false -device virtio-net-device,netdev=n0 -netdev user,id=n0 \
 	-kernel $(BUILD)/bigiron.elf
 
-.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean guest toolchain
+.PHONY: all image elf qemu bochs cluster test test-unit test-e2e deps vet clean guest toolchain rootfs
 
 all: image
 
@@ -151,3 +154,11 @@ build/guest/image/vmlinuz: build/guest/vmlinuz build/guest/initramfs.cpio.gz
 	cp build/guest/vmlinuz build/guest/initramfs.cpio.gz build/guest/image/
 
 guest: build/guest/image/vmlinuz
+
+# A guest's own operating system: Debian bookworm with systemd, sshd,
+# iperf3 and fio on an ext4 image to serve over NBD (vm boot linux
+# disk=nbd://... root=vda). tools/mkrootfs rebuilds it only when its
+# recipe changed, so the recipe runs every time.
+rootfs: $(GUEST_ROOT)/.extracted
+	$(GO) run ./tools/mkrootfs -o build/guest/rootfs.img -key build/guest/rootfs_key \
+		-modules $$(ls -d $(GUEST_ROOT)/lib/modules/* | head -1)
