@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/machine/virtio/spec"
+	"github.com/big-iron/big-iron/vmm/devices"
 )
 
 // waitingMemory is guest memory whose every access waits until gate is
@@ -273,4 +274,53 @@ func FuzzConsole(f *testing.F) {
 			t.Fatalf("%d bytes of input kept", n)
 		}
 	})
+}
+
+// usedBackend returns a buffer at every notify (a device with work done).
+type usedBackend struct{}
+
+func (usedBackend) DeviceID() uint32                    { return spec.DeviceBlock }
+func (usedBackend) Features() uint64                    { return 0 }
+func (usedBackend) NumQueues() int                      { return 1 }
+func (usedBackend) ReadConfig(off uint64, n int) uint64 { return 0 }
+func (usedBackend) Reset()                              {}
+func (usedBackend) Notify(devices.GuestMemory, *Queue, int, *Budget) (bool, error) {
+	return true, nil
+}
+
+// TestInterruptLineOrder: a vCPU's ACK lowers the line while the worker
+// raises it for new used buffers, the vCPU's call to the interrupt
+// controller running late. The controller must end with the line high,
+// as the interrupt status is: before, it ended low, and the guest never
+// had another interrupt from the device (a Linux guest's disk hung).
+func TestInterruptLineOrder(t *testing.T) {
+	var ctrl atomic.Bool // the interrupt controller's view of the line
+	var blockLow atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	d := newDriver(t, usedBackend{})
+	d.dev = NewDevice(usedBackend{}, d.mem, func(level bool) {
+		if !level && blockLow.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		ctrl.Store(level)
+	})
+	d.init(spec.FeatureVersion1)
+	d.w(spec.RegQueueNotify, 0)
+	if !ctrl.Load() || d.r(spec.RegInterrupt) == 0 {
+		t.Fatal("no interrupt for the first used buffer")
+	}
+	blockLow.Store(true)
+	acked := make(chan struct{})
+	go func() { // the vCPU's ACK, its call to the controller late
+		d.dev.WriteMMIO(spec.RegInterruptACK, 4, spec.InterruptUsedBuffer)
+		close(acked)
+	}()
+	<-entered
+	d.w(spec.RegQueueNotify, 0) // the worker: more used buffers
+	close(release)
+	<-acked
+	if d.r(spec.RegInterrupt) == 0 || !ctrl.Load() {
+		t.Errorf("interrupt status %#x, the controller's line %v: want both set", d.r(spec.RegInterrupt), ctrl.Load())
+	}
 }
