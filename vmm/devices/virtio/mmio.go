@@ -53,10 +53,9 @@ type Backend interface {
 // preemptible. The worker serves a queue a Budget at a time and comes back
 // for the rest, so one notification cannot hold it for ever.
 type Device struct {
-	mu      spinlock.Lock // guards the fields below but be, mem, irq, driven and the worker's
+	mu      spinlock.Lock // guards the fields below but be, mem and the worker's
 	be      Backend
 	mem     devices.GuestMemory
-	irq     func(level bool)
 	queues  []Queue
 	status  uint32
 	devSel  uint32
@@ -64,7 +63,7 @@ type Device struct {
 	drvFeat uint64
 	qsel    uint32
 	intr    uint32
-	line    bool // the level the device wants: intr != 0
+	line    devices.IRQLine // the interrupt output: intr != 0
 	// pending marks queues notified and not yet served (bit per queue).
 	pending uint32
 	// gen counts resets and queue (re)configurations: the worker drops
@@ -74,12 +73,6 @@ type Device struct {
 	errors uint64
 	// rounds counts rounds that ended with the budget spent.
 	rounds uint64
-
-	// driving: a goroutine is in irq (update); again: the line changed
-	// meanwhile. driven, the level irq last gave, is the driving
-	// goroutine's.
-	driving, again bool
-	driven         bool
 
 	wake   chan struct{} // capacity 1: the worker has work
 	work   Queue         // the worker's copy of the queue it serves
@@ -123,7 +116,7 @@ func NewDevice(be Backend, mem devices.GuestMemory, irq func(level bool)) *Devic
 	if n > MaxQueues {
 		panic("virtio: a backend with more than 32 queues")
 	}
-	return &Device{be: be, mem: mem, irq: irq, queues: make([]Queue, n),
+	return &Device{be: be, mem: mem, line: devices.NewIRQLine(irq), queues: make([]Queue, n),
 		wake: make(chan struct{}, 1), round: Budget{Chains: roundChains, Bytes: roundBytes}}
 }
 
@@ -264,43 +257,11 @@ func (d *Device) setStatus(val uint32) {
 }
 
 // update unlocks and drives the interrupt line: asserted while any
-// interrupt status bit is set.
-//
-// The line is driven outside mu, and two goroutines may change it at
-// once: the worker raising it for used buffers, a vCPU lowering it by
-// its ACK. One goroutine at a time drives it (driving), each time with
-// the level as it is then, and does again if the level changed while it
-// was telling the interrupt controller (again); the others leave it
-// that note. The controller so always ends with the device's level.
-// (With each goroutine telling its own level, the controller was now
-// and then left with a vCPU's low after the worker's high: interrupt
-// status set, the line low, and no interrupt ever again. A Linux
-// guest's disk hung so under 4 KiB random reads with 16 in flight.)
-func (d *Device) update() {
-	level := d.intr != 0
-	changed := level != d.line
-	d.line = level
-	if !changed || d.irq == nil || d.driving {
-		d.again = d.again || changed
-		d.mu.Unlock()
-		return
-	}
-	d.driving = true
-	for {
-		level, d.again = d.line, false
-		d.mu.Unlock()
-		if level != d.driven {
-			d.driven = level
-			d.irq(level)
-		}
-		d.mu.Lock()
-		if !d.again {
-			break
-		}
-	}
-	d.driving = false
-	d.mu.Unlock()
-}
+// interrupt status bit is set. (devices.IRQLine keeps the worker's
+// raise and a vCPU's ACK from reaching the IOAPIC in the wrong order: a
+// Linux guest's disk hung so, its interrupt status set and the line
+// low, under 4 KiB random reads with 16 in flight.)
+func (d *Device) update() { d.line.Update(&d.mu, d.intr != 0) }
 
 // notify marks queue q pending and wakes the worker; the lock is held.
 // It neither blocks nor allocates.
