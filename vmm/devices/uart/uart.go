@@ -13,6 +13,7 @@ package uart
 import (
 	"io"
 
+	"github.com/big-iron/big-iron/vmm/devices"
 	"github.com/big-iron/big-iron/vmm/spinlock"
 )
 
@@ -72,7 +73,6 @@ const rxSize = 4096
 type UART struct {
 	mu  spinlock.Lock
 	out io.Writer
-	irq func(level bool)
 
 	ier, lcr, mcr, scratch, fcr uint8
 	dll, dlm                    uint8
@@ -81,7 +81,7 @@ type UART struct {
 	// when the THR empties or the interrupt is enabled with it empty,
 	// and cleared by reading IIR while it is the source, or writing THR).
 	txIntr bool
-	line   bool
+	line   devices.IRQLine // the interrupt output
 	tx     [1]byte
 
 	rx         [rxSize]byte
@@ -93,7 +93,7 @@ type UART struct {
 // New returns a UART whose transmitted bytes go to out and whose
 // interrupt output drives irq (nil: no interrupt line).
 func New(out io.Writer, irq func(level bool)) *UART {
-	return &UART{out: out, irq: irq, dll: 12} // 9600 baud at reset
+	return &UART{out: out, line: devices.NewIRQLine(irq), dll: 12} // 9600 baud at reset
 }
 
 // Input queues bytes from the far end of the line and returns how many
@@ -249,16 +249,13 @@ func (u *UART) sourceLocked() uint8 {
 }
 
 // update recomputes the interrupt output, unlocks, and drives the line
-// if it changed.
+// if it changed. (devices.IRQLine keeps the operator's input, which
+// raises it, and a vCPU's register reads, which lower it, from reaching
+// the IOAPIC in the wrong order, which left an edge-triggered line
+// there high while the UART's was low: no rising edge, no interrupt,
+// ever again.)
 func (u *UART) update() {
-	level := u.sourceLocked() != iirNone && u.mcr&mcrOUT2 != 0 && u.mcr&mcrLoopback == 0
-	changed := level != u.line
-	u.line = level
-	irq := u.irq
-	u.mu.Unlock()
-	if changed && irq != nil {
-		irq(level)
-	}
+	u.line.Update(&u.mu, u.sourceLocked() != iirNone && u.mcr&mcrOUT2 != 0 && u.mcr&mcrLoopback == 0)
 }
 
 // Dropped returns how many received bytes were lost to a full buffer.
