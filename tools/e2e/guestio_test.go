@@ -26,25 +26,33 @@ import (
 // nbdServer is Debian's qemu-nbd serving one raw file on the host's
 // loopback, which QEMU's user network shows its guests as 10.0.2.2.
 type nbdServer struct {
-	t    *testing.T
-	file string
-	port int
-	cmd  *exec.Cmd
+	t      *testing.T
+	file   string
+	export string
+	port   int
+	cmd    *exec.Cmd
 }
 
 // startNBD serves a file of size bytes as export "d".
 func startNBD(t *testing.T, size int64) *nbdServer {
 	t.Helper()
+	file := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(file, size); err != nil {
+		t.Fatal(err)
+	}
+	return serveNBD(t, file, "d")
+}
+
+// serveNBD serves file as export.
+func serveNBD(t *testing.T, file, export string) *nbdServer {
+	t.Helper()
 	if _, err := exec.LookPath("qemu-nbd"); err != nil {
 		t.Skip("missing: qemu-nbd (Debian package qemu-utils; make deps installs it)")
 	}
-	s := &nbdServer{t: t, file: filepath.Join(t.TempDir(), "disk.raw"), port: freePort(t)}
-	if err := os.WriteFile(s.file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(s.file, size); err != nil {
-		t.Fatal(err)
-	}
+	s := &nbdServer{t: t, file: file, export: export, port: freePort(t)}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -52,7 +60,7 @@ func startNBD(t *testing.T, size int64) *nbdServer {
 
 func (s *nbdServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("qemu-nbd", "-f", "raw", "-x", "d", "-b", "127.0.0.1", "-p", strconv.Itoa(s.port), "-t", "-e", "4", s.file)
+	s.cmd = exec.Command("qemu-nbd", "-f", "raw", "-x", s.export, "-b", "127.0.0.1", "-p", strconv.Itoa(s.port), "-t", "-e", "4", s.file)
 	// Its stderr stays closed: readiness probes make it complain.
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("qemu-nbd: %v", err)
