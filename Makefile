@@ -49,7 +49,7 @@ GUEST_IMAGE  := build/guest/image/vmlinuz
 endif
 LDFLAGS      := -T 0x10010000 -R 0x1000 -X main.revision=$(REVISION)
 
-DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin acpica-tools qemu-utils nbdkit
+DEBS := qemu-system-x86 ovmf bochs bochsbios vgabios grub-pc-bin grub-efi-amd64-bin xorriso mtools spin acpica-tools qemu-utils nbdkit mmdebstrap iperf3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # ACCEL=kvm or tcg chooses QEMU's accelerator; the default takes KVM
