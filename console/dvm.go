@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] [root=vdX] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -102,8 +102,8 @@ func (d distCommands) dvmStart(w io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !req.Linux && (req.Disks != nil || req.Net != nil) {
-		return fmt.Errorf("%w: disk= and net= are for guest=linux", shell.ErrUsage)
+	if !req.Linux && (req.Disks != nil || req.Net != nil || req.Root != "") {
+		return fmt.Errorf("%w: disk=, net= and root= are for guest=linux", shell.ErrUsage)
 	}
 	if !d.need(w) {
 		return nil
@@ -263,6 +263,8 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.Flag("numa", &req.NUMA)
 	a.Func("disk", func(v string) (err error) { req.Disks, err = parseDisks(v); return err })
 	a.Func("net", func(v string) (err error) { req.Net, err = parseNet(v); return err })
+	root := ""
+	a.String("root", &root)
 	a.Func("homes", func(v string) error {
 		if _, err := dvm.ParseHomePolicy(v); err != nil {
 			return err
@@ -270,7 +272,16 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 		req.Homes = v
 		return nil
 	})
-	return req, a.Parse(args)
+	if err := a.Parse(args); err != nil {
+		return req, err
+	}
+	if a.Given("root") {
+		var err error
+		if req.Root, err = parseRoot(root, len(req.Disks)); err != nil {
+			return req, fmt.Errorf("%w: %v", shell.ErrUsage, err)
+		}
+	}
+	return req, nil
 }
 
 // st0 is the cluster id of the VM's node 0 (this node, which started it).

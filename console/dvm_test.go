@@ -288,14 +288,17 @@ func TestNodeLeaveInAVM(t *testing.T) {
 func TestDistStartDevices(t *testing.T) {
 	f := &fakeDist{}
 	cmds := DistCommands(f, "")
-	if _, err := run(t, cmds, "dvm start guest=linux disk=nbd://10.0.2.2/r,ram:8M net=on"); err != nil {
+	if _, err := run(t, cmds, "dvm start guest=linux disk=nbd://10.0.2.2/r,ram:8M net=on root=vda"); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.started.Disks) != 2 || f.started.Disks[0].String() != "nbd://10.0.2.2:10809/r" || f.started.Net == nil {
+	if len(f.started.Disks) != 2 || f.started.Disks[0].String() != "nbd://10.0.2.2:10809/r" || f.started.Net == nil || f.started.Root != "/dev/vda" {
 		t.Errorf("dvm start asked for %+v", f.started)
 	}
 	f.started = hv.DistStart{}
 	if _, err := run(t, cmds, "dvm start guest=counter net=on"); !errors.Is(err, shell.ErrUsage) || f.started.Net != nil {
 		t.Errorf("a counter guest with a NIC: %v", err)
+	}
+	if _, err := run(t, cmds, "dvm start guest=linux root=vdb"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("root= on a disk the guest lacks: %v", err)
 	}
 }

@@ -46,6 +46,9 @@ type DistStart struct {
 	// LinuxRequest), on the device node.
 	Disks []DiskSpec
 	Net   *NetSpec
+	// Root is the disk with the guest's own root file system (see
+	// LinuxRequest).
+	Root string
 	// Homes names the Linux guest's home policy (dvm.ParseHomePolicy):
 	// "" or "node0" (every page homed on the device node), "striped"
 	// (page p on node p mod n), or "fill" (ranges sized by each node's

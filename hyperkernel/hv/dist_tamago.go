@@ -296,7 +296,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		if err := checkDistMemory(mem); err != nil {
 			return spec, nil, err
 		}
-		cfg := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA, Disks: req.Disks, Net: req.Net})
+		cfg := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA, Disks: req.Disks, Net: req.Net, Root: req.Root})
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
 		if req.Homes != "" {
