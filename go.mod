@@ -19,13 +19,9 @@ require (
 require (
 	github.com/cenkalti/backoff/v4 v4.1.3 // indirect
 	github.com/insomniacslk/dhcp v0.0.0-20231206064809-8c70d406f6d2 // indirect
-	github.com/ishidawataru/sctp v0.0.0-20230406120618-7ff4192f6ff2 // indirect
 	github.com/josharian/native v1.1.0 // indirect
-	github.com/kr/fs v0.1.0 // indirect
 	github.com/mdlayher/packet v1.1.2 // indirect
 	github.com/mdlayher/socket v0.5.1 // indirect
-	github.com/mdlayher/vsock v1.2.1 // indirect
-	github.com/pkg/sftp v1.13.9 // indirect
 	github.com/u-root/cpuid v0.0.1-0.20250320140348-cc5fe81d966c // indirect
 	golang.org/x/net v0.61.0 // indirect
 	pack.ag/tftp v1.0.1-0.20181129014014-07909dfbde3c // indirect
@@ -83,21 +79,17 @@ tool (
 	github.com/u-root/u-root/cmds/core/gosh
 	github.com/u-root/u-root/cmds/core/grep
 	github.com/u-root/u-root/cmds/core/hexdump
-	github.com/u-root/u-root/cmds/core/init
 	github.com/u-root/u-root/cmds/core/insmod
 	github.com/u-root/u-root/cmds/core/ip
 	github.com/u-root/u-root/cmds/core/ls
 	github.com/u-root/u-root/cmds/core/md5sum
 	github.com/u-root/u-root/cmds/core/mkdir
 	github.com/u-root/u-root/cmds/core/mount
-	github.com/u-root/u-root/cmds/core/netcat
 	github.com/u-root/u-root/cmds/core/ping
 	github.com/u-root/u-root/cmds/core/ps
 	github.com/u-root/u-root/cmds/core/rm
 	github.com/u-root/u-root/cmds/core/shutdown
 	github.com/u-root/u-root/cmds/core/sleep
-	github.com/u-root/u-root/cmds/core/sshd
-	github.com/u-root/u-root/cmds/core/switch_root
 	github.com/u-root/u-root/cmds/core/sync
 	github.com/u-root/u-root/cmds/core/true
 	github.com/u-root/u-root/cmds/core/uname
