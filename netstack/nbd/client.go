@@ -251,7 +251,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		if errors.As(err, &oe) {
 			return nil, err
 		}
-		if ctx.Err() == nil || last == nil {
+		// An attempt the deadline ended says only that time ran out
+		// (the dialer may see the deadline pass before ctx.Err does).
+		if deadline, _ := ctx.Deadline(); (ctx.Err() == nil && time.Now().Before(deadline)) || last == nil {
 			last = err
 		}
 		backoff = c.nextBackoff(backoff)
