@@ -8,107 +8,19 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/netstack/nbd/nbdtest"
 )
 
 // Tests against real NBD servers: qemu-nbd (Debian's qemu-utils) and
 // nbdkit (Debian's nbdkit). Each is skipped, naming what is missing, when
 // its server is not installed.
-
-// serverProc is a server process on a loopback port.
-type serverProc struct {
-	t    *testing.T
-	argv []string // {PORT} stands for the port
-	port string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	mu   sync.Mutex
-}
-
-// lookServer returns the path of bin or skips the test.
-func lookServer(t *testing.T, bin, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		t.Skipf("%s is not installed (Debian package %s): %v", bin, pkg, err)
-	}
-	return path
-}
-
-// freePort returns a loopback TCP port nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-// startServer starts argv on a free port and stops it at the end of the
-// test.
-func startServer(t *testing.T, argv ...string) *serverProc {
-	p := &serverProc{t: t, argv: argv, port: freePort(t)}
-	p.start()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", argv[0], p.output())
-		}
-	})
-	return p
-}
-
-// addr is the server's address.
-func (p *serverProc) addr() string { return net.JoinHostPort("127.0.0.1", p.port) }
-
-// start runs the server.
-func (p *serverProc) start() {
-	p.t.Helper()
-	args := make([]string, len(p.argv)-1)
-	for i, a := range p.argv[1:] {
-		args[i] = strings.ReplaceAll(a, "{PORT}", p.port)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.out == nil {
-		p.out = new(bytes.Buffer)
-	}
-	p.cmd = exec.Command(p.argv[0], args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("starting %s: %v", p.argv[0], err)
-	}
-}
-
-// kill stops the server with SIGKILL, as a crash would.
-func (p *serverProc) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
-
-// output is what the server printed.
-func (p *serverProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
 
 // realConfig is a client configuration for a server on addr.
 func realConfig(addr, export string) Config {
@@ -116,29 +28,11 @@ func realConfig(addr, export string) Config {
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 }
 
-// startQemuNBD serves a new raw file of size bytes with qemu-nbd as export
-// "disk" and returns the server and the file's path.
-func startQemuNBD(t *testing.T, size int64) (*serverProc, string) {
-	bin := lookServer(t, "qemu-nbd", "qemu-utils")
-	file := filepath.Join(t.TempDir(), "disk.raw")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(file, size); err != nil {
-		t.Fatal(err)
-	}
-	// -t: persistent, keep serving after a client leaves; --discard=unmap:
-	// trims punch holes.
-	// -e 2: a second client may connect (TestQemuNBD's unknown export).
-	p := startServer(t, bin, "-f", "raw", "-x", "disk", "-b", "127.0.0.1", "-p", "{PORT}", "-t", "-e", "2", "--discard=unmap", file)
-	return p, file
-}
-
 // TestQemuNBD: reads, writes, flushes and trims against qemu-nbd, checked
 // in the file it serves.
 func TestQemuNBD(t *testing.T) {
-	p, file := startQemuNBD(t, 16<<20)
-	c := dial(t, realConfig(p.addr(), "disk"))
+	p, file := nbdtest.QEMU(t, 16<<20, "disk")
+	c := dial(t, realConfig(p.Addr(), "disk"))
 	info, _ := c.Info()
 	t.Logf("qemu-nbd: %+v, flags %v", info, info.Flags)
 	if info.Size != 16<<20 || info.Fallback || info.Flags&FlagSendFlush == 0 || info.Flags&FlagReadOnly != 0 {
@@ -175,7 +69,7 @@ func TestQemuNBD(t *testing.T) {
 	if _, err := c.ReadAt(r[:4096], 16<<20); !errors.Is(err, ErrOutOfRange) {
 		t.Errorf("read past the end: %v", err)
 	}
-	cfg := realConfig(p.addr(), "nosuch")
+	cfg := realConfig(p.Addr(), "nosuch")
 	if _, err := Dial(context.Background(), cfg); !errors.Is(err, ErrUnknownExport) {
 		t.Errorf("Dial of an unknown export: %v", err)
 	} else {
@@ -197,19 +91,19 @@ func waitRequest(c *Client, r *Request) error {
 // acknowledged write is in the file.
 func TestQemuNBDKilled(t *testing.T) {
 	const blocks, bs = 512, 4096
-	p, file := startQemuNBD(t, blocks*bs)
-	c := dial(t, realConfig(p.addr(), "disk"))
+	p, file := nbdtest.QEMU(t, blocks*bs, "disk")
+	c := dial(t, realConfig(p.Addr(), "disk"))
 	l := &writeLoop{t: t, c: c, bs: bs, acked: make([]uint64, blocks), busy: make([]bool, blocks), rng: rand.New(rand.NewPCG(5, 6))}
 	// SIGKILL twice with requests in flight; qemu-nbd comes back 50 ms
 	// later while the loop goes on submitting.
 	var restarts sync.WaitGroup
 	kill := func() {
-		p.kill()
+		p.Kill()
 		restarts.Add(1)
 		go func() {
 			defer restarts.Done()
 			time.Sleep(50 * time.Millisecond)
-			p.start()
+			p.Start()
 		}()
 	}
 	l.hooks = map[int]func(){1500: kill, 3500: kill}
@@ -251,8 +145,8 @@ func TestQemuNBDNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	p, _ := startQemuNBD(t, 1<<20)
-	c := dial(t, realConfig(p.addr(), "disk"))
+	p, _ := nbdtest.QEMU(t, 1<<20, "disk")
+	c := dial(t, realConfig(p.Addr(), "disk"))
 	q := newQueueDepth(c, 1, 4096)
 	buf := make([]byte, 4096)
 	round := func() {
@@ -280,52 +174,21 @@ func TestQemuNBDNoAllocs(t *testing.T) {
 // BenchmarkQemuNBD4K measures 4 KiB reads and writes against qemu-nbd on
 // loopback, one at a time and sixteen in flight.
 func BenchmarkQemuNBD4K(b *testing.B) {
-	bin, err := exec.LookPath("qemu-nbd")
-	if err != nil {
-		b.Skipf("qemu-nbd is not installed (Debian package qemu-utils): %v", err)
-	}
-	file := filepath.Join(b.TempDir(), "disk.raw")
-	if err := os.WriteFile(file, make([]byte, 1<<20), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	cmd := exec.Command(bin, "-f", "raw", "-x", "disk", "-b", "127.0.0.1", "-p", port, "-t", file)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	c, err := Dial(b.Context(), realConfig(net.JoinHostPort("127.0.0.1", port), "disk"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	benchDepths(b, c)
+	p, _ := nbdtest.QEMU(b, 1<<20, "disk")
+	benchServer(b, p.Addr(), "disk")
 }
 
 // BenchmarkNbdkit4K measures 4 KiB reads and writes against nbdkit's
 // memory plugin on loopback.
 func BenchmarkNbdkit4K(b *testing.B) {
-	bin, err := exec.LookPath("nbdkit")
-	if err != nil {
-		b.Skipf("nbdkit is not installed (Debian package nbdkit): %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	cmd := exec.Command(bin, "-f", "--exit-with-parent", "-i", "127.0.0.1", "-p", port, "memory", "1M")
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	c, err := Dial(b.Context(), realConfig(net.JoinHostPort("127.0.0.1", port), ""))
+	p := startNbdkit(b, "memory", "1M")
+	p.Ready()
+	benchServer(b, p.Addr(), "")
+}
+
+// benchServer runs benchDepths against export on the server at addr.
+func benchServer(b *testing.B, addr, export string) {
+	c, err := Dial(b.Context(), realConfig(addr, export))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -335,17 +198,17 @@ func BenchmarkNbdkit4K(b *testing.B) {
 
 // startNbdkit runs nbdkit on a free port with args after the port, or
 // skips the test.
-func startNbdkit(t *testing.T, args ...string) *serverProc {
-	bin := lookServer(t, "nbdkit", "nbdkit")
+func startNbdkit(t testing.TB, args ...string) *nbdtest.Server {
+	bin := nbdtest.Look(t, "nbdkit", "nbdkit")
 	argv := append([]string{bin, "-f", "--exit-with-parent", "-i", "127.0.0.1", "-p", "{PORT}"}, args...)
-	return startServer(t, argv...)
+	return nbdtest.Start(t, argv...)
 }
 
 // TestNbdkitMemory: reads, writes, flushes and trims against nbdkit's
 // memory plugin.
 func TestNbdkitMemory(t *testing.T) {
 	p := startNbdkit(t, "memory", "64M")
-	c := dial(t, realConfig(p.addr(), ""))
+	c := dial(t, realConfig(p.Addr(), ""))
 	info, _ := c.Info()
 	t.Logf("nbdkit memory: %+v, flags %v", info, info.Flags)
 	if info.Size != 64<<20 || info.Fallback || info.Flags&FlagSendTrim == 0 || info.Flags&FlagSendFlush == 0 {
@@ -401,7 +264,7 @@ func TestNbdkitMemory(t *testing.T) {
 func TestNbdkitBlockSize(t *testing.T) {
 	p := startNbdkit(t, "--filter=blocksize-policy", "memory", "4M",
 		"blocksize-minimum=4096", "blocksize-preferred=16384", "blocksize-maximum=65536", "blocksize-error-policy=error")
-	c := dial(t, realConfig(p.addr(), ""))
+	c := dial(t, realConfig(p.Addr(), ""))
 	info, _ := c.Info()
 	if info.MinBlock != 4096 || info.PreferredBlock != 16384 || info.MaxPayload != 65536 {
 		t.Fatalf("info %+v: want the server's block sizes", info)
@@ -424,7 +287,7 @@ func TestNbdkitBlockSize(t *testing.T) {
 // reconnecting and sending the request again.
 func TestNbdkitErrors(t *testing.T) {
 	ro := startNbdkit(t, "-r", "memory", "1M")
-	c := dial(t, realConfig(ro.addr(), ""))
+	c := dial(t, realConfig(ro.Addr(), ""))
 	if info, _ := c.Info(); info.Flags&FlagReadOnly == 0 {
 		t.Errorf("nbdkit -r: flags %v", info.Flags)
 	}
@@ -437,7 +300,7 @@ func TestNbdkitErrors(t *testing.T) {
 	p := startNbdkit(t, "--filter=error", "memory", "1M",
 		"error-pwrite=ENOSPC", "error-pwrite-rate=100%", "error-pwrite-file="+enospc,
 		"error-pread=ESHUTDOWN", "error-pread-rate=100%", "error-pread-file="+shutdown)
-	cfg := realConfig(p.addr(), "")
+	cfg := realConfig(p.Addr(), "")
 	cfg.Timeout = 2 * time.Second
 	c = dial(t, cfg)
 	if err := os.WriteFile(enospc, nil, 0o600); err != nil {
