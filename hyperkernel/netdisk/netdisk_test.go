@@ -8,16 +8,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/big-iron/big-iron/netstack/nbd"
+	"github.com/big-iron/big-iron/netstack/nbd/nbdtest"
 	"github.com/big-iron/big-iron/vmm/devices/virtio"
 )
 
@@ -25,39 +22,8 @@ import (
 // loopback and returns its address and the file; kill stops the server.
 func qemuNBD(t *testing.T, size int64, extra ...string) (addr, file string, kill func()) {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-nbd"); err != nil {
-		t.Skip("missing: qemu-nbd (Debian package qemu-utils; make deps installs it)")
-	}
-	file = filepath.Join(t.TempDir(), "disk.raw")
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(file, size); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	args := append([]string{"-f", "raw", "-x", "d", "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-t"}, extra...)
-	cmd := exec.Command("qemu-nbd", append(args, file)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	kill = func() { cmd.Process.Kill(); cmd.Wait() }
-	t.Cleanup(kill)
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, file, kill
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("qemu-nbd did not listen")
-	return "", "", nil
+	s, file := nbdtest.QEMU(t, size, "d", extra...)
+	return s.Addr(), file, s.Kill
 }
 
 // dialTCP dials as the image does, with the address alone.

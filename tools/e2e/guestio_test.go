@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/big-iron/big-iron/netstack/nbd/nbdtest"
 	"github.com/big-iron/big-iron/tools/cluster/launch"
 	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
@@ -26,62 +26,25 @@ import (
 // nbdServer is Debian's qemu-nbd serving one raw file on the host's
 // loopback, which QEMU's user network shows its guests as 10.0.2.2.
 type nbdServer struct {
-	t      *testing.T
-	file   string
-	export string
-	port   int
-	cmd    *exec.Cmd
+	*nbdtest.Server
+	file string
+	port int
 }
 
-// startNBD serves a file of size bytes as export "d".
+// startNBD serves a new file of size bytes as export "d".
 func startNBD(t *testing.T, size int64) *nbdServer {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "disk.raw")
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(file, size); err != nil {
-		t.Fatal(err)
-	}
-	return serveNBD(t, file, "d")
+	s, file := nbdtest.QEMU(t, size, "d")
+	port, _ := strconv.Atoi(s.Port())
+	return &nbdServer{Server: s, file: file, port: port}
 }
 
 // serveNBD serves file as export.
 func serveNBD(t *testing.T, file, export string) *nbdServer {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-nbd"); err != nil {
-		t.Skip("missing: qemu-nbd (Debian package qemu-utils; make deps installs it)")
-	}
-	s := &nbdServer{t: t, file: file, export: export, port: freePort(t)}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *nbdServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("qemu-nbd", "-f", "raw", "-x", s.export, "-b", "127.0.0.1", "-p", strconv.Itoa(s.port), "-t", "-e", "4", s.file)
-	// Its stderr stays closed: readiness probes make it complain.
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("qemu-nbd: %v", err)
-	}
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatal("qemu-nbd did not listen")
-}
-
-// kill stops the server as a crash would.
-func (s *nbdServer) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
+	s := nbdtest.QEMUFile(t, file, export)
+	port, _ := strconv.Atoi(s.Port())
+	return &nbdServer{Server: s, file: file, port: port}
 }
 
 // serveBlob serves blob over HTTP on the host's loopback and returns the
@@ -181,12 +144,13 @@ func checkGuestIO(t *testing.T, n *node, nbd *nbdServer, blob []byte, httpPort i
 
 	// The server dies while the guest writes: the write stalls, then
 	// completes once it is back.
-	nbd.kill()
+	nbd.Kill()
 	if err := n.con.Send("dd if=/tmp/b of=/dev/vda bs=64K seek=16 && sync && echo w2"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second)
-	nbd.start()
+	nbd.Start()
+	nbd.Ready()
 	if _, err := n.con.Expect("\nw2", timeout); err != nil {
 		t.Fatalf("the write did not complete after the server came back: %v\n%s", err, n.con.Output())
 	}

@@ -64,12 +64,9 @@ func Start(t testing.TB, argv ...string) *Server {
 }
 
 // QEMU serves a new sparse raw file of size bytes with qemu-nbd as export
-// name, persistent (-t), with trims punching holes and up to four clients;
-// extra arguments go before the file. It returns the server, ready, and
-// the file's path.
+// name (QEMUFile) and returns the server, ready, and the file's path.
 func QEMU(t testing.TB, size int64, name string, extra ...string) (*Server, string) {
 	t.Helper()
-	bin := Look(t, "qemu-nbd", "qemu-utils")
 	file := filepath.Join(t.TempDir(), "disk.raw")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -77,10 +74,19 @@ func QEMU(t testing.TB, size int64, name string, extra ...string) (*Server, stri
 	if err := os.Truncate(file, size); err != nil {
 		t.Fatal(err)
 	}
+	return QEMUFile(t, file, name, extra...), file
+}
+
+// QEMUFile serves file as export name with qemu-nbd: persistent (-t),
+// with trims punching holes and up to four clients; extra arguments go
+// before the file. It returns once the server listens.
+func QEMUFile(t testing.TB, file, name string, extra ...string) *Server {
+	t.Helper()
+	bin := Look(t, "qemu-nbd", "qemu-utils")
 	argv := append([]string{bin, "-f", "raw", "-x", name, "-b", "127.0.0.1", "-p", "{PORT}", "-t", "-e", "4", "--discard=unmap"}, extra...)
 	s := Start(t, append(argv, file)...)
 	s.Ready()
-	return s, file
+	return s
 }
 
 // Addr is the server's address, 127.0.0.1:PORT.
