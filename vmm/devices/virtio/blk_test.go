@@ -636,17 +636,11 @@ func TestBlockFraming(t *testing.T) {
 func (d *bdrv) postRaw(bufs ...Buffer) {
 	for i, b := range bufs {
 		var e [16]byte
-		binary.LittleEndian.PutUint64(e[0:], b.Addr)
-		binary.LittleEndian.PutUint32(e[8:], b.Len)
-		flags := uint16(0)
-		if b.Write {
-			flags |= spec.DescWrite
-		}
+		next := -1
 		if i < len(bufs)-1 {
-			flags |= spec.DescNext
-			binary.LittleEndian.PutUint16(e[14:], uint16(i+1))
+			next = i + 1
 		}
-		binary.LittleEndian.PutUint16(e[12:], flags)
+		putDesc(e[:], b, next)
 		d.mem.put(hDesc+16*uint64(i), e[:])
 	}
 	d.mem.put(hAvail+4+2*uint64(d.avail%d.qn), []byte{0, 0})

@@ -86,18 +86,8 @@ func fuzzBlock(t *testing.T, mode byte, ops, ring []byte) {
 		}
 	}
 	setup := func() {
-		w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
-		w(spec.RegDriverFeatSel, 0)
-		w(spec.RegDriverFeatures, uint32(blk.Features()))
-		w(spec.RegDriverFeatSel, 1)
-		w(spec.RegDriverFeatures, 1)
-		w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
-		w(spec.RegQueueSel, 0)
-		w(spec.RegQueueNum, qSize)
-		w(spec.RegQueueDescLow, fuzzDesc)
-		w(spec.RegQueueDrvLow, fuzzAvail)
-		w(spec.RegQueueDevLow, fuzzUsed)
-		w(spec.RegQueueReady, 1)
+		writeFeatures(w, blk.Features()|spec.FeatureVersion1)
+		setQueue(w, 0, qSize, fuzzDesc, fuzzAvail, fuzzUsed)
 		w(spec.RegStatus, 15)
 	}
 	setup()

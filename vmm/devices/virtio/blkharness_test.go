@@ -189,21 +189,11 @@ func (d *bdrv) init(features uint64) {
 		d.free = append(d.free, i)
 	}
 	d.avail, d.used, d.reqs = 0, 0, map[uint16]*breq{}
-	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
-	d.w(spec.RegDriverFeatSel, 0)
-	d.w(spec.RegDriverFeatures, uint32(features))
-	d.w(spec.RegDriverFeatSel, 1)
-	d.w(spec.RegDriverFeatures, uint32(features>>32))
-	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	writeFeatures(d.w, features)
 	if d.dev.ReadMMIO(spec.RegStatus, 4)&spec.StatusFeaturesOK == 0 {
 		d.t.Fatalf("features %#x refused", features)
 	}
-	d.w(spec.RegQueueSel, 0)
-	d.w(spec.RegQueueNum, uint32(d.qn))
-	d.w(spec.RegQueueDescLow, hDesc)
-	d.w(spec.RegQueueDrvLow, hAvail)
-	d.w(spec.RegQueueDevLow, hUsed)
-	d.w(spec.RegQueueReady, 1)
+	setQueue(d.w, 0, uint32(d.qn), hDesc, hAvail, hUsed)
 	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK|spec.StatusDriverOK)
 }
 

@@ -82,19 +82,9 @@ func (g *fuzzNet) w(off uint64, v uint32) { g.dev.WriteMMIO(off, 4, uint64(v)) }
 // init (re)starts the driver: features and both queues.
 func (g *fuzzNet) init() {
 	g.w(spec.RegStatus, 0)
-	g.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
-	g.w(spec.RegDriverFeatSel, 0)
-	g.w(spec.RegDriverFeatures, uint32(g.features))
-	g.w(spec.RegDriverFeatSel, 1)
-	g.w(spec.RegDriverFeatures, uint32(g.features>>32))
-	g.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	writeFeatures(g.w, g.features)
 	for q, at := range []uint64{fzRxDesc, fzTxDesc} {
-		g.w(spec.RegQueueSel, uint32(q))
-		g.w(spec.RegQueueNum, uint32(g.mem.num))
-		g.w(spec.RegQueueDescLow, uint32(at))
-		g.w(spec.RegQueueDrvLow, uint32(at+0x100))
-		g.w(spec.RegQueueDevLow, uint32(at+0x200))
-		g.w(spec.RegQueueReady, 1)
+		setQueue(g.w, uint32(q), uint32(g.mem.num), at, at+0x100, at+0x200)
 		binary.LittleEndian.PutUint16(g.mem.flat[at+0x100+2:], 0)
 		g.avail[q] = 0
 	}

@@ -214,12 +214,7 @@ func (d *netDriver) init(features uint64, num uint16) {
 	d.t.Helper()
 	d.merge = features&spec.NetFeatureMergeRxBuf != 0
 	d.w(spec.RegStatus, 0)
-	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
-	d.w(spec.RegDriverFeatSel, 0)
-	d.w(spec.RegDriverFeatures, uint32(features))
-	d.w(spec.RegDriverFeatSel, 1)
-	d.w(spec.RegDriverFeatures, uint32(features>>32))
-	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	writeFeatures(d.w, features)
 	if d.r(spec.RegStatus)&spec.StatusFeaturesOK == 0 {
 		d.t.Fatalf("features %#x refused", features)
 	}
@@ -230,11 +225,7 @@ func (d *netDriver) init(features uint64, num uint16) {
 		if d.r(spec.RegQueueNumMax) < uint32(num) {
 			d.t.Fatalf("queue %d: %d entries at most", q.index, d.r(spec.RegQueueNumMax))
 		}
-		d.w(spec.RegQueueNum, uint32(num))
-		d.w(spec.RegQueueDescLow, uint32(q.desc))
-		d.w(spec.RegQueueDrvLow, uint32(q.avail))
-		d.w(spec.RegQueueDevLow, uint32(q.used))
-		d.w(spec.RegQueueReady, 1)
+		setQueue(d.w, q.index, uint32(num), q.desc, q.avail, q.used)
 	}
 	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK|spec.StatusDriverOK)
 }

@@ -81,13 +81,7 @@ func (d *driver) r(off uint64) uint32 { return uint32(d.dev.ReadMMIO(off, 4)) }
 // init follows the driver initialisation of 3.1.1 and 4.2.3.
 func (d *driver) init(features uint64) {
 	d.w(spec.RegStatus, 0)
-	d.w(spec.RegStatus, spec.StatusAcknowledge)
-	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver)
-	d.w(spec.RegDriverFeatSel, 0)
-	d.w(spec.RegDriverFeatures, uint32(features))
-	d.w(spec.RegDriverFeatSel, 1)
-	d.w(spec.RegDriverFeatures, uint32(features>>32))
-	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK)
+	writeFeatures(d.w, features)
 	if d.r(spec.RegStatus)&spec.StatusFeaturesOK == 0 {
 		d.t.Fatalf("features %#x refused", features)
 	}
@@ -95,11 +89,7 @@ func (d *driver) init(features uint64) {
 	if d.r(spec.RegQueueNumMax) < qSize {
 		d.t.Fatal("queue too small")
 	}
-	d.w(spec.RegQueueNum, qSize)
-	d.w(spec.RegQueueDescLow, descAt)
-	d.w(spec.RegQueueDrvLow, availAt)
-	d.w(spec.RegQueueDevLow, usedAt)
-	d.w(spec.RegQueueReady, 1)
+	setQueue(d.w, 0, qSize, descAt, availAt, usedAt)
 	d.w(spec.RegStatus, spec.StatusAcknowledge|spec.StatusDriver|spec.StatusFeaturesOK|spec.StatusDriverOK)
 }
 
@@ -114,19 +104,11 @@ func (d *driver) submit(bufs ...Buffer) {
 	head := uint16(d.avail % qSize) // one chain at a time in these tests
 	for i, b := range bufs {
 		idx := (int(head) + i) % qSize
-		var e [16]byte
-		binary.LittleEndian.PutUint64(e[0:], b.Addr)
-		binary.LittleEndian.PutUint32(e[8:], b.Len)
-		flags := uint16(0)
-		if b.Write {
-			flags |= spec.DescWrite
-		}
+		next := -1
 		if i < len(bufs)-1 {
-			flags |= spec.DescNext
-			binary.LittleEndian.PutUint16(e[14:], uint16((idx+1)%qSize))
+			next = (idx + 1) % qSize
 		}
-		binary.LittleEndian.PutUint16(e[12:], flags)
-		copy(d.mem[descAt+16*idx:], e[:])
+		putDesc(d.mem[descAt+16*idx:], b, next)
 	}
 	binary.LittleEndian.PutUint16(d.mem[availAt+4+2*uint64(d.avail%qSize):], head)
 	d.avail++
