@@ -75,28 +75,3 @@ func writeDisk(w io.Writer, d DiskInfo) {
 		fmt.Fprintln(w)
 	}
 }
-
-// NetReporter is a guest that may have a network card.
-type NetReporter interface {
-	NetStatus() (virtio.NetStatus, bool)
-}
-
-// writeNetStatus prints the guest's network card, if it has one: its MAC,
-// traffic each way and the frames dropped, by reason.
-func writeNetStatus(w io.Writer, g Guest) {
-	r, ok := g.(NetReporter)
-	if !ok {
-		return
-	}
-	st, ok := r.NetStatus()
-	if !ok {
-		return
-	}
-	fmt.Fprintf(w, "network card %v: received %d frames (%s), sent %d (%s), %d waiting\n", st.MAC,
-		st.RxFrames, memmap.FormatSize(st.RxBytes), st.TxFrames, memmap.FormatSize(st.TxBytes), st.RxQueued)
-	for i, n := range st.Drops {
-		if n != 0 {
-			fmt.Fprintf(w, "  dropped %d: %v\n", n, virtio.NetDrop(i))
-		}
-	}
-}

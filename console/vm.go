@@ -16,6 +16,7 @@ import (
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/vmm/devices/virtio"
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/testguest"
 )
@@ -172,4 +173,29 @@ func variantNames() string {
 		n = append(n, v.String())
 	}
 	return strings.Join(n, ", ")
+}
+
+// NetReporter is a guest that may have a network card.
+type NetReporter interface {
+	NetStatus() (virtio.NetStatus, bool)
+}
+
+// writeNetStatus prints the guest's network card, if it has one: its MAC,
+// traffic each way and the frames dropped, by reason.
+func writeNetStatus(w io.Writer, g Guest) {
+	r, ok := g.(NetReporter)
+	if !ok {
+		return
+	}
+	st, ok := r.NetStatus()
+	if !ok {
+		return
+	}
+	fmt.Fprintf(w, "network card %v: received %d frames (%s), sent %d (%s), %d waiting\n", st.MAC,
+		st.RxFrames, memmap.FormatSize(st.RxBytes), st.TxFrames, memmap.FormatSize(st.TxBytes), st.RxQueued)
+	for i, n := range st.Drops {
+		if n != 0 {
+			fmt.Fprintf(w, "  dropped %d: %v\n", n, virtio.NetDrop(i))
+		}
+	}
 }
