@@ -81,21 +81,6 @@ func TestReceiveDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func FuzzReceive(f *testing.F) {
-	f.Add(frame(link.EtherTypeCluster, 1))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		lower := &fakeLink{}
-		m := New(lower)
-		m.Port(link.EtherTypeCluster).SetReceiver(func(fr []byte) {
-			if len(fr) < link.HeaderLen {
-				t.Fatalf("runt delivered")
-			}
-		})
-		lower.recv(b)
-	})
-}
-
 // filterLink is a fakeLink whose NIC filters by address.
 type filterLink struct {
 	fakeLink
@@ -203,4 +188,50 @@ func TestStationReceiveAllocs(t *testing.T) {
 	if n == 0 {
 		t.Error("the station received nothing")
 	}
+}
+
+// FuzzReceive feeds the mux any frame a LAN can carry: it never panics,
+// a frame reaches at most the node's port for its EtherType (or the
+// default) and the station it names, a station never sees the cluster's
+// EtherType, and every frame is delivered, counted short, or counted
+// foreign or refused.
+func FuzzReceive(f *testing.F) {
+	gmac := link.MAC{0x0a, 0xb1, 0, 0, 0, 1}
+	f.Add(frameTo(gmac, link.EtherTypeIPv4, 1))
+	f.Add(frameTo(gmac, link.EtherTypeCluster, 1))
+	f.Add(frameTo(link.Broadcast, link.EtherTypeARP, 2))
+	f.Add(frameTo(link.MAC{2, 0, 0, 0, 0, 1}, link.EtherTypeCluster, 3))
+	f.Add(frameTo(link.MAC{0x33, 0x33, 0, 0, 0, 1}, link.EtherTypeIPv6, 4))
+	f.Add([]byte{1, 2, 3})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		lower := &filterLink{}
+		m := New(lower)
+		var node, cluster, guest int
+		runt := func(b []byte) {
+			if len(b) < link.HeaderLen {
+				t.Fatalf("runt delivered: % x", b)
+			}
+		}
+		m.Default().SetReceiver(func(b []byte) { runt(b); node++ })
+		m.Port(link.EtherTypeCluster).SetReceiver(func(b []byte) { runt(b); cluster++ })
+		s, err := m.AddStation(gmac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetReceiver(func(b []byte) {
+			runt(b)
+			guest++
+			if len(b) >= link.HeaderLen && link.EtherType(uint16(b[12])<<8|uint16(b[13])) == link.EtherTypeCluster {
+				t.Errorf("a station got a cluster frame: % x", b)
+			}
+		})
+		lower.recv(frame)
+		if node+cluster > 1 || guest > 1 {
+			t.Errorf("one frame delivered %d times to the node, %d to the guest", node+cluster, guest)
+		}
+		if node+cluster+guest == 0 && m.Short()+m.Foreign()+s.Refused() != 1 {
+			t.Errorf("frame % x neither delivered nor counted", frame)
+		}
+	})
 }
