@@ -20,6 +20,7 @@ import (
 	"github.com/big-iron/big-iron/machine/boot/bzimage"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/netstack/fetch"
 	"github.com/big-iron/big-iron/netstack/mux"
 	"github.com/big-iron/big-iron/netstack/nbd"
 	"github.com/big-iron/big-iron/vmm/devices"
@@ -98,25 +99,74 @@ const nbdTimeout = 60 * time.Second
 
 // BootOS implements console.OSHost.
 func (l *linuxHost) BootOS(r hv.LinuxRequest) (console.Guest, error) {
-	return l.h.BootLinux(l.config(r))
+	cfg, err := l.config(r)
+	if err != nil {
+		return nil, err
+	}
+	return l.h.BootLinux(cfg)
 }
 
-// config is the configuration of the image's Linux as r asks for it.
-func (l *linuxHost) config(r hv.LinuxRequest) hv.LinuxConfig {
+// Bounds on boot files fetched over the network: they are held in the Go
+// heap (a quarter GiB, the image included) until the guest is loaded.
+const (
+	maxFetchedKernel = 48 << 20
+	maxFetchedInitrd = 80 << 20
+)
+
+// bootFiles returns the kernel and initramfs r asks for: fetched over
+// HTTP through the control plane where r.Boot names them, else the
+// image's own.
+func (l *linuxHost) bootFiles(r hv.LinuxRequest) (kernel, initrd []byte, err error) {
+	kernel, initrd = l.kernel, l.initrd
+	if r.Boot.Kernel == "" && r.Boot.Initrd == "" {
+		if kernel == nil {
+			return nil, nil, errors.New("this image carries no guest kernel: give kernel=http://SERVER/PATH (or build the image with GUEST=linux)")
+		}
+		return kernel, initrd, nil
+	}
+	if l.net == nil || l.net.stack == nil {
+		return nil, nil, errors.New("kernel=, initrd=: this node has no control-plane address to fetch from (bigiron.ip)")
+	}
+	cfg := fetch.Config{Dial: l.net.stack.DialTCP}
+	if r.Boot.Kernel != "" {
+		cfg.Limit = maxFetchedKernel
+		if kernel, err = fetch.Get(context.Background(), cfg, r.Boot.Kernel); err != nil {
+			return nil, nil, fmt.Errorf("kernel=: %w", err)
+		}
+		initrd = nil
+	} else if kernel == nil {
+		return nil, nil, errors.New("initrd= without kernel=: this image carries no guest kernel")
+	}
+	if r.Boot.Initrd != "" {
+		cfg.Limit = maxFetchedInitrd
+		if initrd, err = fetch.Get(context.Background(), cfg, r.Boot.Initrd); err != nil {
+			return nil, nil, fmt.Errorf("initrd=: %w", err)
+		}
+	}
+	return kernel, initrd, nil
+}
+
+// config is the configuration of Linux as r asks for it: the image's
+// kernel and initramfs, or those r names on an HTTP server.
+func (l *linuxHost) config(r hv.LinuxRequest) (hv.LinuxConfig, error) {
+	kernel, initrd, err := l.bootFiles(r)
+	if err != nil {
+		return hv.LinuxConfig{}, err
+	}
 	cmdline := l.h.GuestCmdline(r.KernelCmdline(defaultGuestCmdline))
 	return hv.LinuxConfig{
 		Name:   "linux",
 		VCPUs:  r.VCPUs,
 		Memory: r.Memory,
 		Load: func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (hv.LongModeEntry, uint64, error) {
-			e, err := bzimage.Load(mem, bzimage.Config{Kernel: l.kernel, Initrd: l.initrd, Cmdline: cmdline, Memory: layout, RSDP: rsdp})
+			e, err := bzimage.Load(mem, bzimage.Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Memory: layout, RSDP: rsdp})
 			if err != nil {
 				return hv.LongModeEntry{}, 0, err
 			}
 			return hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS}, e.RSI, nil
 		},
 		Open: func(cfg *hv.LinuxConfig) error { return l.open(r.Disks, r.Net, cfg) },
-	}
+	}, nil
 }
 
 // open opens the disks and the network card a guest asked for and puts

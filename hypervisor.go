@@ -33,7 +33,8 @@ const (
 
 // startHypervisor prepares VMX and returns the vm and disks commands, the
 // hypervisor (nil where VMX is unavailable: the commands then say why)
-// and the host of the image's Linux guest (nil where it carries none).
+// and the host of Linux guests (the image's own, or one fetched over
+// the network; nil where VMX is unavailable).
 func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hypervisor, *linuxHost) {
 	plan, err := x86.PlanFrames(p.GuestMemory(), guestFramesStart, guestFramesEnd)
 	if err == nil && plan.HighEnd != 0 {
@@ -50,14 +51,9 @@ func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hype
 	if err != nil {
 		return console.VMCommands(nil, nil, err.Error()), nil, nil
 	}
-	var os console.OSHost
-	var disks console.DiskLister
-	var l *linuxHost
-	if kernel, initrd := guestFiles(); kernel != nil {
-		l = newLinuxHost(h, kernel, initrd, nn)
-		os, disks = l, l
-	}
-	return append(console.VMCommands(h, os, ""), console.DisksCommand(disks)), h, l
+	kernel, initrd := guestFiles()
+	l := newLinuxHost(h, kernel, initrd, nn)
+	return append(console.VMCommands(h, l, ""), console.DisksCommand(l)), h, l
 }
 
 // distCommands connects distributed VMs to the cluster: the hypervisor
@@ -73,7 +69,7 @@ func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.
 	an := agentNet{a: agent, self: agent.Status().ID}
 	d := h.NewDist(an, notices)
 	if l != nil {
-		d.SetLinux(func(r hv.LinuxRequest) hv.LinuxConfig {
+		d.SetLinux(func(r hv.LinuxRequest) (hv.LinuxConfig, error) {
 			if r.Cmdline == "" {
 				r.Cmdline = distGuestCmdline(r.VCPUs, r.NUMA)
 			}

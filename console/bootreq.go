@@ -11,6 +11,7 @@ import (
 
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/machine/link"
+	"github.com/big-iron/big-iron/netstack/fetch"
 )
 
 // parseRoot reads root=vdX (or /dev/vdX): one of the guest's disks, of
@@ -78,6 +79,22 @@ func parseDisks(s string) ([]hv.DiskSpec, error) {
 		return nil, fmt.Errorf("%d disks: at most %d", len(out), maxDisks)
 	}
 	return out, nil
+}
+
+// bootFileKeys adds kernel= and initrd= to a: URLs of the guest's boot
+// files on an HTTP server.
+func bootFileKeys(a *Args, b *hv.BootFiles) {
+	url := func(dst *string) func(string) error {
+		return func(v string) error {
+			if _, err := fetch.ParseURL(v); err != nil {
+				return err
+			}
+			*dst = v
+			return nil
+		}
+	}
+	a.Func("kernel", url(&b.Kernel))
+	a.Func("initrd", url(&b.Initrd))
 }
 
 // parseNet reads net=on or net=MAC (a unicast address).

@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] [root=vdX] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -102,8 +102,8 @@ func (d distCommands) dvmStart(w io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !req.Linux && (req.Disks != nil || req.Net != nil || req.Root != "") {
-		return fmt.Errorf("%w: disk=, net= and root= are for guest=linux", shell.ErrUsage)
+	if !req.Linux && (req.Disks != nil || req.Net != nil || req.Root != "" || req.Boot != (hv.BootFiles{})) {
+		return fmt.Errorf("%w: disk=, net=, root=, kernel= and initrd= are for guest=linux", shell.ErrUsage)
 	}
 	if !d.need(w) {
 		return nil
@@ -263,6 +263,7 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.Flag("numa", &req.NUMA)
 	a.Func("disk", func(v string) (err error) { req.Disks, err = parseDisks(v); return err })
 	a.Func("net", func(v string) (err error) { req.Net, err = parseNet(v); return err })
+	bootFileKeys(&a, &req.Boot)
 	root := ""
 	a.String("root", &root)
 	a.Func("homes", func(v string) error {

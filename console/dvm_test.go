@@ -301,4 +301,12 @@ func TestDistStartDevices(t *testing.T) {
 	if _, err := run(t, cmds, "dvm start guest=linux root=vdb"); !errors.Is(err, shell.ErrUsage) {
 		t.Errorf("root= on a disk the guest lacks: %v", err)
 	}
+	f.started = hv.DistStart{}
+	if _, err := run(t, cmds, "dvm start guest=linux kernel=http://10.0.2.2:8000/vmlinuz initrd=http://10.0.2.2:8000/initrd"); err != nil ||
+		f.started.Boot != (hv.BootFiles{Kernel: "http://10.0.2.2:8000/vmlinuz", Initrd: "http://10.0.2.2:8000/initrd"}) {
+		t.Errorf("dvm start with boot files asked for %+v: %v", f.started.Boot, err)
+	}
+	if _, err := run(t, cmds, "dvm start guest=pingpong kernel=http://10.0.2.2/k"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("a ping-pong guest with a kernel: %v", err)
+	}
 }

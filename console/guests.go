@@ -39,7 +39,7 @@ type Guest interface {
 }
 
 // bootUsage is the form of `vm boot`.
-const bootUsage = "`vm boot linux [vcpus=N] [mem=SIZE] [disk=ram:SIZE|nbd://ADDR[:PORT]/EXPORT[,...]] [net=on|MAC] [root=vdX] [cmdline=...]`"
+const bootUsage = "`vm boot linux [vcpus=N] [mem=SIZE] [disk=ram:SIZE|nbd://ADDR[:PORT]/EXPORT[,...]] [net=on|MAC] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...]`"
 
 // bootOS runs `vm boot linux ...`.
 func bootOS(w io.Writer, os OSHost, args []string) error {
@@ -53,6 +53,7 @@ func bootOS(w io.Writer, os OSHost, args []string) error {
 	a.Func("disk", func(v string) (err error) { r.Disks, err = parseDisks(v); return err })
 	a.Func("net", func(v string) (err error) { r.Net, err = parseNet(v); return err })
 	a.String("cmdline", &r.Cmdline)
+	bootFileKeys(&a, &r.Boot)
 	root := ""
 	a.String("root", &root)
 	if err := a.Parse(args[1:]); err != nil {

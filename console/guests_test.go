@@ -296,3 +296,24 @@ func TestBootRoot(t *testing.T) {
 		t.Error("a refused request booted a guest")
 	}
 }
+
+// TestBootFiles reads kernel= and initrd= into the boot request; a URL
+// the node cannot fetch is refused before anything boots.
+func TestBootFiles(t *testing.T) {
+	os := &fakeOS{}
+	if _, err := runOS(t, os, 0, "boot", "linux", "kernel=http://10.0.2.2:8000/vmlinuz", "initrd=http://10.0.2.2/i.gz"); err != nil {
+		t.Fatal(err)
+	}
+	if b := os.last.req.Boot; b.Kernel != "http://10.0.2.2:8000/vmlinuz" || b.Initrd != "http://10.0.2.2/i.gz" {
+		t.Errorf("boot files: %+v", b)
+	}
+	n := len(os.guests)
+	for _, bad := range []string{"kernel=https://10.0.2.2/k", "kernel=http://boot.lan/k", "initrd=tftp://10.0.2.2/i", "kernel=", "initrd=http://10.0.2.2:99999/i"} {
+		if _, err := runOS(t, os, 0, "boot", "linux", bad); !errors.Is(err, shell.ErrUsage) {
+			t.Errorf("%s: %v, want a usage error", bad, err)
+		}
+	}
+	if len(os.guests) != n {
+		t.Error("a refused request booted a guest")
+	}
+}

@@ -38,7 +38,7 @@ type Runner interface {
 func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 	return []*shell.Command{{
 		Name:  "vm",
-		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [disk=...] [net=on] [root=vdX] [cmdline=...] | list | stop [ID]",
+		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...] | list | stop [ID]",
 		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason",
 		Run: func(w io.Writer, args []string) error {
 			if r == nil {

@@ -49,6 +49,8 @@ type DistStart struct {
 	// Root is the disk with the guest's own root file system (see
 	// LinuxRequest).
 	Root string
+	// Boot names the kernel and initramfs to fetch (see LinuxRequest).
+	Boot BootFiles
 	// Homes names the Linux guest's home policy (dvm.ParseHomePolicy):
 	// "" or "node0" (every page homed on the device node), "striped"
 	// (page p on node p mod n), or "fill" (ranges sized by each node's

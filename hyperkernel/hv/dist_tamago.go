@@ -65,7 +65,7 @@ type Dist struct {
 	notices io.Writer
 	// linux builds the configuration of the image's Linux guest; nil
 	// where the image has none.
-	linux func(r LinuxRequest) LinuxConfig
+	linux func(r LinuxRequest) (LinuxConfig, error)
 	// plane serves the VM's control messages and holds this node's
 	// share of it (a *distVM).
 	plane *dvm.Plane
@@ -73,8 +73,8 @@ type Dist struct {
 
 // SetLinux gives the service the image's Linux guest: config builds a
 // guest's configuration (with its loader, and an Open for its disks and
-// network card) for `dvm start guest=linux`.
-func (d *Dist) SetLinux(config func(r LinuxRequest) LinuxConfig) {
+// network card) for `dvm start guest=linux`, or says why it cannot.
+func (d *Dist) SetLinux(config func(r LinuxRequest) (LinuxConfig, error)) {
 	d.linux = config
 }
 
@@ -296,7 +296,11 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		if err := checkDistMemory(mem); err != nil {
 			return spec, nil, err
 		}
-		cfg := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA, Disks: req.Disks, Net: req.Net, Root: req.Root})
+		cfg, err := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA,
+			Disks: req.Disks, Net: req.Net, Root: req.Root, Boot: req.Boot})
+		if err != nil {
+			return spec, nil, err
+		}
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
 		if req.Homes != "" {

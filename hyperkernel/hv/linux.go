@@ -92,6 +92,14 @@ type NetSpec struct {
 	MAC link.MAC
 }
 
+// BootFiles names a guest's kernel and initramfs on an HTTP server
+// (http://ADDRESS[:PORT]/PATH); empty: the ones the image carries. A
+// kernel from the network boots with Initrd or none, never with the
+// image's initramfs (whose modules are for the image's kernel).
+type BootFiles struct {
+	Kernel, Initrd string
+}
+
 // LinuxRequest is what the operator asks of the image's Linux guest, on
 // one node (`vm boot linux`) or across nodes (`dvm start guest=linux`).
 type LinuxRequest struct {
@@ -114,6 +122,9 @@ type LinuxRequest struct {
 	// mounts it and runs its init (bigiron.root= on the kernel command
 	// line).
 	Root string
+	// Boot, if set, names the kernel and initramfs to fetch instead of
+	// the image's.
+	Boot BootFiles
 }
 
 // KernelCmdline is the guest kernel's command line r asks for: Cmdline,
