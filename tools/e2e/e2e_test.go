@@ -225,7 +225,7 @@ func run(t *testing.T, n *node, line string, timeout time.Duration) string {
 	// The shell echoes the line and a new line on Enter. Waiting for that
 	// first skips prompts redrawn by notices (cluster events) that
 	// arrived while the line was typed.
-	echo, err := n.con.Expect(line+"\r\n", timeout)
+	echo, err := n.con.Expect(wrapped(line)+"\r\n", timeout)
 	if err != nil {
 		t.Fatalf("%q was not echoed: %v\nconsole:\n%s", line, err, n.con.Output())
 	}
@@ -238,6 +238,24 @@ func run(t *testing.T, n *node, line string, timeout time.Duration) string {
 		t.Fatalf("after %q: %v\nconsole:\n%s", line, err, n.con.Output())
 	}
 	return out
+}
+
+// termWidth is the width of the shell's terminal (golang.org/x/term's
+// default): it breaks a long line's echo there.
+const termWidth = 80
+
+// wrapped is how the shell echoes line typed after the prompt: with a
+// line break where the cursor reaches the terminal's last column.
+func wrapped(line string) string {
+	var b strings.Builder
+	col := len(prompt)
+	for _, r := range line {
+		b.WriteRune(r)
+		if col++; col%termWidth == 0 {
+			b.WriteString("\r\n")
+		}
+	}
+	return b.String()
 }
 
 // checkShell boots to the prompt and checks the commands.

@@ -29,6 +29,24 @@ var badBootLines = regexp.MustCompile(`(?m)^.*(BUG|[Kk]ernel panic|soft lockup|c
 func buildGuestImage(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
+	buildGuestFiles(t)
+	build := filepath.Join("build", "e2e-linux")
+	cmd := exec.Command("make", "-C", root, "image", "GUEST=linux", "BUILD="+build)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make image GUEST=linux: %v\n%s", err, out)
+	}
+	dir := filepath.Join(root, build)
+	if fi, err := os.Stat(filepath.Join(dir, "bigiron.iso")); err == nil {
+		t.Logf("image bigiron.iso with the guest: %d bytes", fi.Size())
+	}
+	return dir
+}
+
+// buildGuestFiles builds the guest's kernel and initramfs (make guest)
+// and returns the directory holding vmlinuz and initramfs.cpio.gz.
+func buildGuestFiles(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
 	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("missing: %s (to fetch Debian's kernel package)", tool)
@@ -40,16 +58,7 @@ func buildGuestImage(t *testing.T) string {
 		}
 		t.Fatalf("make guest: %v\n%s", err, out)
 	}
-	build := filepath.Join("build", "e2e-linux")
-	cmd := exec.Command("make", "-C", root, "image", "GUEST=linux", "BUILD="+build)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make image GUEST=linux: %v\n%s", err, out)
-	}
-	dir := filepath.Join(root, build)
-	if fi, err := os.Stat(filepath.Join(dir, "bigiron.iso")); err == nil {
-		t.Logf("image bigiron.iso with the guest: %d bytes", fi.Size())
-	}
-	return dir
+	return filepath.Join(root, "build/guest/image")
 }
 
 // TestBochsLinux boots Debian's stock kernel with the u-root initramfs

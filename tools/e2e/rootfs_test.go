@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,10 @@ const guestAddr = "10.0.2.16"
 
 // TestQEMULinuxRootFS boots the operator's own OS as a guest: Debian
 // (make rootfs: systemd, sshd, iperf3, fio) on an NBD export of the
-// host's, on one AMD-V node (QEMU TCG). The initramfs switches to the
+// host's, on one AMD-V node (QEMU TCG) whose image carries no guest: its
+// kernel and initramfs come from the host's HTTP server (vm boot linux
+// kernel=URL initrd=URL), after a missing file and a server that is not
+// there were refused. The initramfs switches to the
 // disk (vm boot linux ... root=vda); the host logs in over ssh through a
 // port QEMU forwards to the guest's address, checks the guest's kernel,
 // root and address, and writes a file. The VM is stopped and booted
@@ -37,8 +41,11 @@ func TestQEMULinuxRootFS(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	img, key := buildRootFS(t)
 	signer := sshSigner(t, key)
-	dir := buildGuestImage(t)
+	files := buildGuestFiles(t)
+	dir := buildImage(t, "pc", "elf")
 	kernel := guestKernelVersion(t)
+	var served atomic.Int32
+	httpPort := serveDir(t, files, &served)
 	disk := filepath.Join(t.TempDir(), "rootfs.img")
 	copySparse(t, img, disk)
 	nbd := serveNBD(t, disk, "r")
@@ -54,7 +61,9 @@ func TestQEMULinuxRootFS(t *testing.T) {
 	if _, err := n.con.Expect(prompt, 2*time.Minute); err != nil {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
 	}
-	boot := fmt.Sprintf("vm boot linux mem=512M disk=nbd://10.0.2.2:%d/r net=on root=vda", nbd.port)
+	checkBootFilesRefused(t, n, httpPort)
+	boot := fmt.Sprintf("vm boot linux mem=512M disk=nbd://10.0.2.2:%d/r net=on root=vda kernel=http://10.0.2.2:%d/vmlinuz initrd=http://10.0.2.2:%d/initramfs.cpio.gz",
+		nbd.port, httpPort, httpPort)
 
 	// First boot: log in, look around, leave a file.
 	g := bootRootFS(t, n, boot, sshPort, signer)
@@ -89,6 +98,9 @@ func TestQEMULinuxRootFS(t *testing.T) {
 	}
 	g.close()
 	detach(t, n)
+	if got := served.Load(); got != 4 {
+		t.Errorf("the host's HTTP server served %d files, want the kernel and the initramfs for each of two boots", got)
+	}
 	t.Logf("disks:\n%s", run(t, n, "disks", time.Minute))
 	t.Logf("whole test on QEMU TCG: %v", time.Since(start).Round(time.Second))
 	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
@@ -96,6 +108,26 @@ func TestQEMULinuxRootFS(t *testing.T) {
 	}
 	if hung := hungTasks.FindAllString(n.con.Output(), -1); len(hung) > 0 {
 		t.Errorf("tasks hung in the guest (its disk stopped answering?):\n%s", strings.Join(hung, "\n"))
+	}
+}
+
+// checkBootFilesRefused asks the node, whose image carries no guest, to
+// boot Linux from the image, from a file its HTTP server lacks and from
+// a server that is not there: each is refused with the reason, and
+// nothing starts.
+func checkBootFilesRefused(t *testing.T, n *node, httpPort int) {
+	t.Helper()
+	for _, c := range []struct{ line, want string }{
+		{"vm boot linux", "this image carries no guest kernel"},
+		{fmt.Sprintf("vm boot linux kernel=http://10.0.2.2:%d/nothing", httpPort), "404 Not Found"},
+		{fmt.Sprintf("vm boot linux kernel=http://10.0.2.2:%d/vmlinuz", freePort(t)), "refused"},
+	} {
+		if out := run(t, n, c.line, 2*time.Minute); !strings.Contains(out, c.want) {
+			t.Errorf("%s:\n%s\nwant an error saying %q", c.line, out, c.want)
+		}
+	}
+	if out := run(t, n, "vm list", time.Minute); strings.Contains(out, "linux") {
+		t.Errorf("a refused vm boot left a VM:\n%s", out)
 	}
 }
 
