@@ -84,7 +84,7 @@ func TestQEMULinuxRootFS(t *testing.T) {
 	if got := g.run("cat /root/persist"); strings.TrimSpace(got) != mark {
 		t.Fatalf("the file just written: %q, want %q", got, mark)
 	}
-	if !measureGuest(t, g, iperfPort) {
+	if !measureGuest(t, g, measurement{iperfPort: iperfPort, where: "one node"}) {
 		logHyperkernel(t, n, "disks", "vcpus")
 	}
 	g.close()
@@ -290,6 +290,16 @@ func bootRootFS(t *testing.T, n *node, line string, sshPort int, signer ssh.Sign
 type sshGuest struct {
 	t *testing.T
 	c *ssh.Client
+	// limit bounds a command (default 2 minutes).
+	limit time.Duration
+}
+
+// timeout is how long a command may take.
+func (g *sshGuest) timeout() time.Duration {
+	if g.limit == 0 {
+		return 2 * time.Minute
+	}
+	return g.limit
 }
 
 // dialGuest logs in as root through the host's port until it works or
@@ -342,7 +352,7 @@ func (g *sshGuest) exec(cmd string, timeout time.Duration) (string, error) {
 // run is exec that fails the test on an error.
 func (g *sshGuest) run(cmd string) string {
 	g.t.Helper()
-	out, err := g.exec(cmd, 2*time.Minute)
+	out, err := g.exec(cmd, g.timeout())
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -351,7 +361,7 @@ func (g *sshGuest) run(cmd string) string {
 
 // try is exec that returns the error as the output.
 func (g *sshGuest) try(cmd string) string {
-	out, err := g.exec(cmd, 2*time.Minute)
+	out, err := g.exec(cmd, g.timeout())
 	if err != nil {
 		return err.Error()
 	}
@@ -393,55 +403,80 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// measurement says how measureGuest runs and labels its figures.
+type measurement struct {
+	// iperfPort is the host's port forwarded to the guest's iperf3
+	// server.
+	iperfPort int
+	// where labels the figures: where the guest's vCPUs are.
+	where string
+	// pin prefixes fio's command line (taskset -c 1: run it on vCPU 1).
+	pin string
+	// hostClock: the guest's clock is dilated, so fio's jobs are of a
+	// fixed size and timed on the host's clock, fio start included.
+	hostClock bool
+}
+
 // measureGuest logs the guest's network throughput (iperf3 from the
-// host to the guest's server and back, through QEMU's port forward) and
-// its disk's (fio in the guest: sequential MB/s and 4 KiB random IOPS
-// on a file of its root file system, direct I/O, so on the NBD disk). A
-// measurement that fails fails the test; it reports whether all worked.
-func measureGuest(t *testing.T, g *sshGuest, iperfPort int) bool {
+// host to the guest's server and back, through QEMU's port forward,
+// as the host measures it) and its disk's (fio in the guest:
+// sequential MB/s and 4 KiB random IOPS on a file of its root file
+// system, direct I/O, so on the NBD disk). A measurement that fails
+// fails the test; it reports whether all worked.
+func measureGuest(t *testing.T, g *sshGuest, m measurement) bool {
 	t.Helper()
 	ok := true
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		t.Log("network not measured: missing iperf3 on the host (apt-get install iperf3)")
 	} else {
 		for _, dir := range []struct{ name, flag string }{{"host to guest", ""}, {"guest to host", "-R"}} {
-			bps, err := iperf3(iperfPort, dir.flag)
+			bps, err := iperf3(m.iperfPort, dir.flag)
 			if err != nil {
 				t.Errorf("iperf3 %s: %v", dir.name, err)
 				ok = false
 				continue
 			}
-			t.Logf("iperf3 %s: %.1f Mbit/s (QEMU TCG: the node's e1000, QEMU's user net)", dir.name, bps/1e6)
+			t.Logf("iperf3 %s (%s): %.1f Mbit/s (QEMU TCG: the node's e1000, QEMU's user net)", dir.name, m.where, bps/1e6)
 		}
 	}
 	const file = "--filename=/root/fio.dat --size=64M --direct=1 --ioengine=libaio --output-format=json"
+	random := " --runtime=10 --time_based"
+	if m.hostClock {
+		random = " --io_size=8M"
+	}
 	for _, job := range []struct{ name, args string }{
 		{"sequential write, 1 MiB blocks, 8 in flight", "--rw=write --bs=1M --iodepth=8"},
 		{"sequential read, 1 MiB blocks, 8 in flight", "--rw=read --bs=1M --iodepth=8"},
-		{"random read, 4 KiB blocks, 16 in flight", "--rw=randread --bs=4k --iodepth=16 --runtime=10 --time_based"},
-		{"random write, 4 KiB blocks, 16 in flight", "--rw=randwrite --bs=4k --iodepth=16 --runtime=10 --time_based"},
+		{"random read, 4 KiB blocks, 16 in flight", "--rw=randread --bs=4k --iodepth=16" + random},
+		{"random write, 4 KiB blocks, 16 in flight", "--rw=randwrite --bs=4k --iodepth=16" + random},
 	} {
-		out, err := g.exec("fio --name=bigiron "+file+" "+job.args, 2*time.Minute)
+		start := time.Now()
+		out, err := g.exec(m.pin+"fio --name=bigiron "+file+" "+job.args, g.timeout())
+		took := time.Since(start)
 		if err != nil {
 			t.Errorf("fio %s: %v", job.name, err)
 			return false // a disk that stopped answering answers no more
 		}
-		mbs, iops, err := fioFigures(out)
+		f, err := fioFigures(out)
 		if err != nil {
 			t.Errorf("fio %s: %v\n%s", job.name, err, out)
 			ok = false
 			continue
 		}
-		t.Logf("fio %s: %.1f MB/s, %.0f IOPS (QEMU TCG: NBD over the node's e1000)", job.name, mbs, iops)
+		clock := "fio's clock"
+		if m.hostClock {
+			f.mbs, f.iops, clock = float64(f.bytes)/took.Seconds()/1e6, float64(f.ios)/took.Seconds(), fmt.Sprintf("host clock, %v with fio's start", took.Round(time.Millisecond))
+		}
+		t.Logf("fio %s (%s): %.1f MB/s, %.0f IOPS (QEMU TCG: NBD over the node's e1000; %s)", job.name, m.where, f.mbs, f.iops, clock)
 	}
 	g.try("rm -f /root/fio.dat")
 	return ok
 }
 
 // iperf3 runs the host's iperf3 client for 8 s against the guest's server
-// through port and returns the bits per second received. The server
-// takes one test at a time and needs a moment after one: a test it
-// refuses is tried again.
+// through port and returns the bits per second the host measured
+// sending (or with -R receiving). The server takes one test at a time
+// and needs a moment after one: a test it refuses is tried again.
 func iperf3(port int, flag string) (bps float64, err error) {
 	for try := 0; try < 3; try++ {
 		time.Sleep(2 * time.Second)
@@ -464,29 +499,42 @@ func iperf3Once(port int, flag string) (float64, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	timer := time.AfterFunc(90*time.Second, func() { cmd.Process.Kill() })
+	timer := time.AfterFunc(3*time.Minute, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	err := cmd.Wait()
+	type sum struct {
+		BitsPerSecond float64 `json:"bits_per_second"`
+	}
 	var r struct {
 		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
+			SumSent     sum `json:"sum_sent"`
+			SumReceived sum `json:"sum_received"`
 		} `json:"end"`
 		Error string `json:"error"`
 	}
 	if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil || r.Error != "" || err != nil {
 		return 0, fmt.Errorf("iperf3 %s: exit %v, its report: %v %s", strings.Join(args, " "), err, jerr, r.Error)
 	}
-	return r.End.SumReceived.BitsPerSecond, nil
+	if flag == "-R" {
+		return r.End.SumReceived.BitsPerSecond, nil
+	}
+	return r.End.SumSent.BitsPerSecond, nil
 }
 
-// fioFigures reads fio's JSON report of one job: MB/s and IOPS of the
+// fioResult is one fio job's figures.
+type fioResult struct {
+	mbs, iops  float64 // on fio's clock
+	bytes, ios int64
+}
+
+// fioFigures reads fio's JSON report of one job: the figures of the
 // direction it did.
-func fioFigures(report string) (mbs, iops float64, err error) {
+func fioFigures(report string) (fioResult, error) {
 	type dir struct {
-		BWBytes float64 `json:"bw_bytes"`
-		IOPS    float64 `json:"iops"`
+		BWBytes  float64 `json:"bw_bytes"`
+		IOPS     float64 `json:"iops"`
+		IOBytes  int64   `json:"io_bytes"`
+		TotalIOs int64   `json:"total_ios"`
 	}
 	var r struct {
 		Jobs []struct {
@@ -499,12 +547,12 @@ func fioFigures(report string) (mbs, iops float64, err error) {
 		report = report[i:]
 	}
 	if err := json.Unmarshal([]byte(report), &r); err != nil || len(r.Jobs) == 0 {
-		return 0, 0, fmt.Errorf("no fio report: %v", err)
+		return fioResult{}, fmt.Errorf("no fio report: %v", err)
 	}
 	j := r.Jobs[0]
 	d := j.Read
-	if j.Write.BWBytes > d.BWBytes {
+	if j.Write.IOBytes > d.IOBytes {
 		d = j.Write
 	}
-	return d.BWBytes / 1e6, d.IOPS, nil
+	return fioResult{mbs: d.BWBytes / 1e6, iops: d.IOPS, bytes: d.IOBytes, ios: d.TotalIOs}, nil
 }
