@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/console"
+	"github.com/big-iron/big-iron/console/metrics"
 	"github.com/big-iron/big-iron/console/shell"
 )
 
@@ -49,6 +50,14 @@ func main() {
 	distCmds, dist := distCommands(h, l, agent, notices)
 	cmds = append(cmds, distCmds...)
 	withDist(cmds, dist)
+	src := metrics.Sources{Dist: dist}
+	if agent != nil {
+		src.Cluster = agent
+	}
+	if l != nil {
+		src.OS, src.Disks = l, l
+	}
+	serveMetrics(&nn, src)
 	sh, err := shell.New(cmds...)
 	if err != nil {
 		fmt.Printf("shell: %v\n", err)

@@ -57,6 +57,8 @@ const (
 type nodeNet struct {
 	mux   *mux.Mux
 	stack *ipstack.Stack
+	// metricsPort is where the node serves its metrics (0: nowhere).
+	metricsPort uint16
 }
 
 // startNetwork brings up the first NIC with a driver: the cluster port
@@ -109,6 +111,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 			opts.IP, opts.Gateway = lease.Addr, lease.Gateway
 		}
 	}
+	nn.metricsPort = opts.Metrics
 	if opts.IP.IsValid() {
 		st, err := ipstack.New(ipstack.Config{Name: "eth0", Link: up.Default(), Addr: opts.IP, Gateway: opts.Gateway})
 		if err != nil {

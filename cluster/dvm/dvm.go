@@ -133,6 +133,9 @@ type Stats struct {
 	// WaitTime is the total time they waited.
 	RemoteWaits uint64
 	WaitTime    time.Duration
+	// Waits counts those waits by length: Waits[i] the ones at most
+	// WaitBound(i) and longer than WaitBound(i-1).
+	Waits [WaitBuckets]uint64
 	// Received counts messages taken from the transport; Rejected those
 	// that were malformed or impossible (dropped, the VM stopped); Stale
 	// those of another VM (an earlier one's, still in flight), dropped.
@@ -148,6 +151,31 @@ type Stats struct {
 	// PolicyMoves counts the migrations the move policy chose (vCPUs
 	// that went to a page instead of fetching it).
 	PolicyMoves uint64
+}
+
+// WaitBuckets is the number of buckets of Stats.Waits.
+const WaitBuckets = 8
+
+// WaitBound returns the upper bound of wait bucket i: 10 µs, 100 µs, 1
+// ms, ... 10 s, and no bound (a negative duration) for the last.
+func WaitBound(i int) time.Duration {
+	if i < 0 || i >= WaitBuckets-1 {
+		return -1
+	}
+	d := 10 * time.Microsecond
+	for ; i > 0; i-- {
+		d *= 10
+	}
+	return d
+}
+
+// waitBucket is the bucket of a wait of d.
+func waitBucket(d time.Duration) int {
+	i := 0
+	for b := 10 * time.Microsecond; i < WaitBuckets-1 && d > b; b *= 10 {
+		i++
+	}
+	return i
 }
 
 // ErrStopped is returned once the VM has been stopped on this node.
@@ -900,8 +928,10 @@ func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 				r.acquired[p] = int64(time.Since(r.epoch))
 			}
 			if !start.IsZero() {
+				wait := time.Since(start)
 				r.stats.RemoteWaits++
-				r.stats.WaitTime += time.Since(start)
+				r.stats.WaitTime += wait
+				r.stats.Waits[waitBucket(wait)]++
 				r.waits[p]++
 			}
 			return nil

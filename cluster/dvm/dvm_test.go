@@ -186,6 +186,13 @@ func TestWriteOnOneNodeReadOnAnother(t *testing.T) {
 	if s0.Memory.RemoteFaults == 0 || s1.Memory.RemoteFaults == 0 || s0.RemoteWaits == 0 {
 		t.Errorf("expected remote faults on both nodes: %+v / %+v", s0.Memory, s1.Memory)
 	}
+	var bucketed uint64
+	for _, n := range s0.Waits {
+		bucketed += n
+	}
+	if bucketed != s0.RemoteWaits {
+		t.Errorf("the wait histogram holds %d waits, RemoteWaits %d", bucketed, s0.RemoteWaits)
+	}
 }
 
 func TestPageMap(t *testing.T) {
@@ -1144,6 +1151,21 @@ func TestPagesNeededTogetherReachBothNodes(t *testing.T) {
 	for n := range 2 {
 		if done[n].Load() < want {
 			t.Errorf("node %d completed %d instructions in %v: the pages went back and forth without it ever holding both", n, done[n].Load(), deadline)
+		}
+	}
+}
+
+func TestWaitBuckets(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{{0, 0}, {10 * time.Microsecond, 0}, {11 * time.Microsecond, 1}, {time.Millisecond, 2}, {4 * time.Millisecond, 3},
+		{10 * time.Second, 6}, {11 * time.Second, 7}, {time.Hour, 7}} {
+		if got := waitBucket(c.d); got != c.want {
+			t.Errorf("waitBucket(%v) = %d, want %d", c.d, got, c.want)
+		}
+		if b := WaitBound(c.want); b >= 0 && c.d > b || c.want > 0 && c.d <= WaitBound(c.want-1) {
+			t.Errorf("%v in bucket %d, bounds %v..%v", c.d, c.want, WaitBound(c.want-1), b)
 		}
 	}
 }

@@ -94,9 +94,10 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 	rand.Read(blob)
 	httpPort := serveBlob(t, blob)
 	dir := buildGuestImage(t)
+	metricsPort := freePort(t)
 	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "2G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-		"-netdev", "user,id=n0", "-device", "e1000,netdev=n0",
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9120", metricsPort), "-device", "e1000,netdev=n0",
 		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=dhcp")
 	if _, err := n.con.Expect(prompt, 2*time.Minute); err != nil {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
@@ -128,6 +129,14 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 	if st := run(t, n, "vm stat 1", time.Minute); !regexp.MustCompile(`network card 0a:b1:\S+: received [1-9]\d* frames .*, sent [1-9]`).MatchString(st) {
 		t.Errorf("vm stat 1 shows no traffic on the guest's card:\n%s", st)
 	}
+	checkMetrics(t, metricsPort, []metricWant{
+		{"bigiron_vm_running", map[string]string{"vm": "1"}, 1, 1},
+		{"bigiron_vm_exits_total", map[string]string{"vm": "1"}, 1000, -1},
+		{"bigiron_disk_bytes_total", map[string]string{"vm": "1", "disk": "vda", "dir": "write"}, 2 << 20, -1},
+		{"bigiron_disk_reconnects_total", map[string]string{"vm": "1", "disk": "vda"}, 1, -1},
+		{"bigiron_vm_net_frames_total", map[string]string{"vm": "1", "dir": "rx"}, 1, -1},
+		{"bigiron_cluster_members", nil, 1, 1},
+	})
 	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's log:\n%s", strings.Join(bad, "\n"))
 	}

@@ -51,10 +51,9 @@ func (s *ExitStats) Add(o *ExitStats) {
 	s.total += o.total
 }
 
-// String lists the non-zero counters, one reason a line.
-func (s *ExitStats) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d exits\n", s.total)
+// Each calls f for every reason with exits, in reason order: its name
+// ("other" for reasons beyond the table), its exits and their cycles.
+func (s *ExitStats) Each(f func(reason string, count, cycles uint64)) {
 	for i, n := range s.count {
 		if n == 0 {
 			continue
@@ -63,7 +62,16 @@ func (s *ExitStats) String() string {
 		if i < vmx.NumExitReasons {
 			name = vmx.ExitReason(i).String()
 		}
-		fmt.Fprintf(&b, "%10d  %-40s %d cycles/exit\n", n, name, s.cycles[i]/n)
+		f(name, n, s.cycles[i])
 	}
+}
+
+// String lists the non-zero counters, one reason a line.
+func (s *ExitStats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d exits\n", s.total)
+	s.Each(func(name string, n, cycles uint64) {
+		fmt.Fprintf(&b, "%10d  %-40s %d cycles/exit\n", n, name, cycles/n)
+	})
 	return b.String()
 }

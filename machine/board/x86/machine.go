@@ -40,7 +40,7 @@ var (
 // Go runtime memory: tamago places the runtime at 0x10000000 (its
 // ramStart); this is how much RAM from there the runtime owns. Guests get
 // what the memory map leaves outside it. Sized from `mem`: the image
-// with the Linux guest embedded ends 56 MiB in, and the runtime had
+// with the Linux guest embedded ends 60 MiB in (its BSS included), and the runtime had
 // obtained 79 MiB (40 MiB of heap in use) with a 1200 MiB guest running,
 // so 256 MiB leaves the collector twice that and room for more VMs.
 //
@@ -48,7 +48,7 @@ var (
 var ramSize uint64 = 0x10000000 // 256 MiB
 
 // imageRoom is what the image itself takes of ramSize (text, data and
-// the embedded guest: 56 MiB with Linux), kept out of the runtime's
+// the embedded guest: 60 MiB with Linux), kept out of the runtime's
 // memory limit.
 const imageRoom = 64 << 20
 

@@ -14,6 +14,9 @@
 //	                            and the guests' network cards are on the
 //	                            node's NIC N (0 the first with a driver),
 //	                            the cluster alone on the first; default 0
+//	bigiron.metrics=PORT        serve the node's metrics over HTTP on the
+//	                            control plane's address at this TCP port
+//	                            (default 9120, 0 none)
 //	bigiron.insecure=1          use the published development key without
 //	                            bigiron.key even on a machine that is not
 //	                            an emulator
@@ -71,11 +74,17 @@ type Options struct {
 	Join bool
 	// Insecure allows the development key on real hardware.
 	Insecure bool
+	// Metrics is the TCP port of the node's metrics (0: not served).
+	Metrics uint16
 }
+
+// DefaultMetricsPort is the port of a node's metrics unless
+// bigiron.metrics= gives another.
+const DefaultMetricsPort = 9120
 
 // Parse reads the bigiron.* words of a command line.
 func Parse(line string) (Options, error) {
-	o := Options{Node: 1}
+	o := Options{Node: 1, Metrics: DefaultMetricsPort}
 	seen := map[string]bool{}
 	for _, w := range strings.Fields(line) {
 		if !strings.HasPrefix(w, prefix) {
@@ -181,12 +190,18 @@ func (o *Options) set(k, v string) error {
 			return fmt.Errorf("cmdline: bigiron.uplink=%q: want a NIC number 0-7", v)
 		}
 		o.Uplink = n
+	case "metrics":
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			return fmt.Errorf("want a TCP port, 0 for none")
+		}
+		o.Metrics = uint16(n)
 	case "join":
 		return parseBool(v, &o.Join)
 	case "insecure":
 		return parseBool(v, &o.Insecure)
 	default:
-		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, insecure)")
+		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, uplink, metrics, insecure)")
 	}
 	return nil
 }

@@ -43,8 +43,19 @@ func TestUplink(t *testing.T) {
 	}
 }
 
+func TestMetrics(t *testing.T) {
+	for line, want := range map[string]uint16{"": DefaultMetricsPort, "bigiron.metrics=0": 0, "bigiron.metrics=8080": 8080} {
+		if o, err := Parse(line); err != nil || o.Metrics != want {
+			t.Errorf("Parse(%q): port %d, %v; want %d", line, o.Metrics, err, want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, line := range []string{
+		"bigiron.metrics=65536",
+		"bigiron.metrics=-1",
+		"bigiron.metrics=on",
 		"bigiron.ip=dhcp bigiron.gw=10.0.0.1",
 		"bigiron.ip=DHCP",
 		"bigiron.node=0",
