@@ -53,17 +53,17 @@ var ErrUsage = errors.New("bad arguments")
 // ErrExit ends Serve when returned by a command.
 var ErrExit = errors.New("exit")
 
-// Shell dispatches command lines to registered commands.
+// Shell dispatches command lines to registered commands. It may serve
+// several sessions at once (the serial console and network logins):
+// their commands then run concurrently.
 type Shell struct {
 	commands map[string]*Command
 
-	// mu guards the terminal being served and the notices written
+	// mu guards the sessions being served and the notices written
 	// before there was one.
-	mu      sync.Mutex
-	term    *term.Terminal
-	pending [][]byte
-	// in is the raw input of the terminal being served, for Attach.
-	in io.Reader
+	mu       sync.Mutex
+	sessions map[*term.Terminal]bool
+	pending  [][]byte
 }
 
 // noticeWriter is Shell.Notices.
@@ -78,16 +78,19 @@ func (s *Shell) Notices() io.Writer { return noticeWriter{s} }
 func (w noticeWriter) Write(p []byte) (int, error) {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
-	if w.s.term == nil {
+	if len(w.s.sessions) == 0 {
 		w.s.pending = append(w.s.pending, append([]byte(nil), p...))
 		return len(p), nil
 	}
-	return w.s.term.Write(p)
+	for t := range w.s.sessions {
+		t.Write(p) // a session whose peer went away is ended by its reader
+	}
+	return len(p), nil
 }
 
 // New returns a shell with the given commands and a built-in `help`.
 func New(cmds ...*Command) (*Shell, error) {
-	s := &Shell{commands: make(map[string]*Command)}
+	s := &Shell{commands: make(map[string]*Command), sessions: make(map[*term.Terminal]bool)}
 	help := &Command{Name: "help", Usage: "[COMMAND]", Help: "list commands, or describe one", Run: s.help}
 	for _, c := range append([]*Command{help}, cmds...) {
 		if err := s.Register(c); err != nil {
@@ -140,8 +143,14 @@ func (s *Shell) help(w io.Writer, args []string) error {
 }
 
 // Exec runs one command line, writing its output and any error (as one
-// line) to w. It returns ErrExit when a command asked to end the session.
-func (s *Shell) Exec(w io.Writer, line string) (err error) {
+// line) to w, with no terminal to take input from (a command that would
+// attach to the terminal runs its Run instead). It returns ErrExit when
+// a command asked to end the session.
+func (s *Shell) Exec(w io.Writer, line string) error { return s.exec(w, line, nil) }
+
+// exec runs one command line of a session whose raw input is in (nil:
+// none).
+func (s *Shell) exec(w io.Writer, line string, in io.Reader) (err error) {
 	words, perr := Split(line)
 	if perr != nil {
 		fmt.Fprintf(w, "error: %v\n", perr)
@@ -162,9 +171,6 @@ func (s *Shell) Exec(w io.Writer, line string) (err error) {
 		}
 	}()
 	run := c.Run
-	s.mu.Lock()
-	in := s.in
-	s.mu.Unlock()
 	if c.Attach != nil && in != nil {
 		run = func(w io.Writer, args []string) error { return c.Attach(in, w, args) }
 	}
@@ -186,20 +192,30 @@ func (s *Shell) Exec(w io.Writer, line string) (err error) {
 // Serve runs an interactive session on rw: line editing with backspace,
 // history on the up and down arrows, and the prompt. It returns when rw
 // reports end of input or a command returns ErrExit.
-func (s *Shell) Serve(rw io.ReadWriter) error {
+func (s *Shell) Serve(rw io.ReadWriter) error { return s.serve(rw, true) }
+
+// ServeRemote is Serve for a session over the network, which gets no
+// notices: its writes wait for a peer that may be slow or gone, and a
+// notice must never wait.
+func (s *Shell) ServeRemote(rw io.ReadWriter) error { return s.serve(rw, false) }
+
+// serve runs a session, which shows notices if notices is set.
+func (s *Shell) serve(rw io.ReadWriter, notices bool) error {
 	t := term.NewTerminal(rw, Prompt)
-	s.mu.Lock()
-	s.term, s.in = t, rw
-	for _, p := range s.pending {
-		t.Write(p)
-	}
-	s.pending = nil
-	s.mu.Unlock()
-	defer func() {
+	if notices {
 		s.mu.Lock()
-		s.term, s.in = nil, nil
+		s.sessions[t] = true
+		for _, p := range s.pending {
+			t.Write(p)
+		}
+		s.pending = nil
 		s.mu.Unlock()
-	}()
+		defer func() {
+			s.mu.Lock()
+			delete(s.sessions, t)
+			s.mu.Unlock()
+		}()
+	}
 	for {
 		line, err := t.ReadLine()
 		if err != nil {
@@ -208,7 +224,7 @@ func (s *Shell) Serve(rw io.ReadWriter) error {
 			}
 			return fmt.Errorf("shell: reading line: %w", err)
 		}
-		if s.Exec(t, line) == ErrExit {
+		if s.exec(t, line, rw) == ErrExit {
 			return nil
 		}
 	}

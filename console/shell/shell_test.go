@@ -6,9 +6,11 @@ package shell
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -161,4 +163,85 @@ func FuzzExec(f *testing.F) {
 			t.Fatalf("Exec(%q) panicked inside a command: %s", line, b.String())
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a session and notices at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// pipeSession is a terminal whose input the test types.
+type pipeSession struct {
+	in  *io.PipeReader
+	out *syncBuffer
+}
+
+func (s pipeSession) Read(p []byte) (int, error)  { return s.in.Read(p) }
+func (s pipeSession) Write(p []byte) (int, error) { return s.out.Write(p) }
+
+// TestSessions serves the console and a network session at once: each
+// attaching command reads its own session's input, and notices go to
+// the console alone.
+func TestSessions(t *testing.T) {
+	s := testShell(t)
+	grab := &Command{Name: "grab", Help: "read three raw bytes", Run: func(w io.Writer, _ []string) error {
+		_, err := io.WriteString(w, "no terminal\n")
+		return err
+	}, Attach: func(in io.Reader, w io.Writer, _ []string) error {
+		b := make([]byte, 3)
+		if _, err := io.ReadFull(in, b); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(w, "grabbed %s\n", b)
+		return err
+	}}
+	if err := s.Register(grab); err != nil {
+		t.Fatal(err)
+	}
+	conIn, conType := io.Pipe()
+	con := pipeSession{conIn, &syncBuffer{}}
+	conDone := make(chan error)
+	go func() { conDone <- s.Serve(con) }()
+	io.WriteString(conType, "grab\r")
+
+	netIn, netType := io.Pipe()
+	remote := pipeSession{netIn, &syncBuffer{}}
+	netDone := make(chan error)
+	go func() { netDone <- s.ServeRemote(remote) }()
+	// Separate writes, as keys arrive: the terminal reads what it is
+	// given before the command runs.
+	io.WriteString(netType, "grab\r")
+	io.WriteString(netType, "xyz")
+	io.WriteString(conType, "abc")
+	fmt.Fprintf(s.Notices(), "node 3 joined\n")
+	io.WriteString(netType, "quit\r")
+	if err := <-netDone; err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conType, "quit\r")
+	if err := <-conDone; err != nil {
+		t.Fatal(err)
+	}
+	if out := con.out.String(); !strings.Contains(out, "grabbed abc") || !strings.Contains(out, "node 3 joined") {
+		t.Errorf("the console's session: %q, want its own bytes and the notice", out)
+	}
+	if out := remote.out.String(); !strings.Contains(out, "grabbed xyz") || strings.Contains(out, "joined") {
+		t.Errorf("the network session: %q, want its own bytes and no notice", out)
+	}
+	if b := (&bytes.Buffer{}); s.Exec(b, "grab") != nil || b.String() != "no terminal\n" {
+		t.Errorf("Exec of an attaching command: %q, want its Run", b.String())
+	}
 }
