@@ -64,6 +64,7 @@ func main() {
 		p.Halt()
 	}
 	notices.set(sh.Notices())
+	serveSSH(&nn, sh, notices)
 	for {
 		if err := sh.Serve(p.Console); err != nil {
 			fmt.Printf("shell: %v\n", err)

@@ -59,6 +59,8 @@ type nodeNet struct {
 	stack *ipstack.Stack
 	// metricsPort is where the node serves its metrics (0: nowhere).
 	metricsPort uint16
+	// sshKeys may log in to the node's shell over SSH (none: no server).
+	sshKeys []string
 }
 
 // startNetwork brings up the first NIC with a driver: the cluster port
@@ -111,7 +113,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 			opts.IP, opts.Gateway = lease.Addr, lease.Gateway
 		}
 	}
-	nn.metricsPort = opts.Metrics
+	nn.metricsPort, nn.sshKeys = opts.Metrics, opts.SSHKeys
 	if opts.IP.IsValid() {
 		st, err := ipstack.New(ipstack.Config{Name: "eth0", Link: up.Default(), Addr: opts.IP, Gateway: opts.Gateway})
 		if err != nil {

@@ -86,7 +86,11 @@ func serveDir(t *testing.T, dir string, served *atomic.Int32) int {
 // gets its own address by DHCP, fetches a file from the host over HTTP,
 // writes it to the disk (the host then finds it in the server's file),
 // reads it back past its page cache, and goes on writing while the
-// server is killed and restarted, its data intact.
+// server is killed and restarted, its data intact. The node's metrics
+// (read with Prometheus' parser through a forwarded port) show the VM,
+// its disk's traffic and reconnection and its card's frames, and the
+// operator's key logs in to the node's shell over SSH where another key
+// is refused.
 func TestQEMULinuxGuestIO(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	nbd := startNBD(t, 64<<20)
@@ -94,11 +98,13 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 	rand.Read(blob)
 	httpPort := serveBlob(t, blob)
 	dir := buildGuestImage(t)
-	metricsPort := freePort(t)
+	metricsPort, sshPort := freePort(t), freePort(t)
+	key, keyWord := operatorKey(t)
 	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "2G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9120", metricsPort), "-device", "e1000,netdev=n0",
-		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=dhcp")
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9120,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:22", metricsPort, sshPort),
+		"-device", "e1000,netdev=n0",
+		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=dhcp "+keyWord)
 	if _, err := n.con.Expect(prompt, 2*time.Minute); err != nil {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
 	}
@@ -137,6 +143,7 @@ func TestQEMULinuxGuestIO(t *testing.T) {
 		{"bigiron_vm_net_frames_total", map[string]string{"vm": "1", "dir": "rx"}, 1, -1},
 		{"bigiron_cluster_members", nil, 1, 1},
 	})
+	checkNodeSSH(t, n, sshPort, key)
 	if bad := badBootLines.FindAllString(n.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's log:\n%s", strings.Join(bad, "\n"))
 	}

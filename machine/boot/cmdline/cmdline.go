@@ -17,6 +17,10 @@
 //	bigiron.metrics=PORT        serve the node's metrics over HTTP on the
 //	                            control plane's address at this TCP port
 //	                            (default 9120, 0 none)
+//	bigiron.sshkey=KEY[,KEY...] the operators' SSH public keys (the base64
+//	                            field of an authorized_keys line): the node
+//	                            serves its shell over SSH on port 22 of the
+//	                            control plane's address to these keys only
 //	bigiron.insecure=1          use the published development key without
 //	                            bigiron.key even on a machine that is not
 //	                            an emulator
@@ -31,6 +35,7 @@
 package cmdline
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -76,6 +81,10 @@ type Options struct {
 	Insecure bool
 	// Metrics is the TCP port of the node's metrics (0: not served).
 	Metrics uint16
+	// SSHKeys are the operators' public keys, base64 as in an
+	// authorized_keys line (checked for base64 only: the SSH server
+	// parses them).
+	SSHKeys []string
 }
 
 // DefaultMetricsPort is the port of a node's metrics unless
@@ -196,12 +205,19 @@ func (o *Options) set(k, v string) error {
 			return fmt.Errorf("want a TCP port, 0 for none")
 		}
 		o.Metrics = uint16(n)
+	case "sshkey":
+		for _, k := range strings.Split(v, ",") {
+			if _, err := base64.StdEncoding.DecodeString(k); err != nil || k == "" {
+				return fmt.Errorf("want the base64 field of an authorized_keys line, comma-separated")
+			}
+			o.SSHKeys = append(o.SSHKeys, k)
+		}
 	case "join":
 		return parseBool(v, &o.Join)
 	case "insecure":
 		return parseBool(v, &o.Insecure)
 	default:
-		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, uplink, metrics, insecure)")
+		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, uplink, metrics, sshkey, insecure)")
 	}
 	return nil
 }

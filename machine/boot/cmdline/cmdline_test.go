@@ -51,8 +51,18 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+func TestSSHKeys(t *testing.T) {
+	o, err := Parse("bigiron.sshkey=AAAAC3NzaC1lZDI1NTE5AAAAIA==,AAAA")
+	if err != nil || len(o.SSHKeys) != 2 || o.SSHKeys[1] != "AAAA" {
+		t.Errorf("%+v %v", o.SSHKeys, err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, line := range []string{
+		"bigiron.sshkey=",
+		"bigiron.sshkey=AAAA,",
+		"bigiron.sshkey=ssh-ed25519",
 		"bigiron.metrics=65536",
 		"bigiron.metrics=-1",
 		"bigiron.metrics=on",

@@ -4,10 +4,16 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -73,4 +79,55 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 		}
 	}
 	return found == len(want)
+}
+
+// operatorKey makes an SSH key pair for the node's command line
+// (bigiron.sshkey=) and returns the signer and the command-line word.
+func operatorKey(t *testing.T) (ssh.Signer, string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, "bigiron.sshkey=" + base64.StdEncoding.EncodeToString(s.PublicKey().Marshal())
+}
+
+// checkNodeSSH logs in to the node's shell through the host's port
+// (QEMU forwards it to the node's 22) with the operator's key and runs
+// nodes; a key the node was not given is refused.
+func checkNodeSSH(t *testing.T, n *node, port int, key ssh.Signer) {
+	t.Helper()
+	cfg := &ssh.ClientConfig{User: "operator", Auth: []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: time.Minute}
+	c, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+	if err != nil {
+		t.Errorf("ssh to the node's shell: %v", err)
+		return
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Output("nodes")
+	s.Close()
+	if err != nil || !strings.Contains(string(out), "members [") {
+		t.Errorf("nodes over ssh: %q, %v", out, err)
+	}
+	other, _ := operatorKey(t)
+	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(other)}
+	if c2, err := ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg); err == nil {
+		c2.Close()
+		t.Error("a key the node was not given logged in")
+	}
+	if _, err := n.con.Expect("is not authorized", time.Minute); err != nil {
+		t.Errorf("the node's console does not report the refused key: %v", err)
+	}
+	if !strings.Contains(n.con.Output(), "ssh: operator@") {
+		t.Error("the node's console does not report the login")
+	}
 }
