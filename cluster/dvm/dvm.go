@@ -49,6 +49,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
 	"github.com/big-iron/big-iron/cluster/sched"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
@@ -107,6 +108,9 @@ type Config struct {
 	// and forth at every exit, neither finishing. Zero serves requests
 	// at once.
 	Hold time.Duration
+	// Trace, if set, records this node's events while it is on (faults
+	// that waited, invalidations, migrations, forwarded device reads).
+	Trace *trace.Ring
 	// DevicesUnlocked makes the device node serve forwarded device
 	// accesses (OnDevice, OnDeviceRead) on a goroutine of their own,
 	// in the order they arrived, without the lock: for devices that
@@ -617,6 +621,9 @@ func (r *Runtime) handleCoherence(from memory.NodeID, b []byte) error {
 		r.out.Reset()
 		return err
 	}
+	if tr := r.cfg.Trace; tr.On() && (m.Kind == memory.KindInv || m.Kind == memory.KindFetchInv) {
+		tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindInvalidate, VCPU: -1, Node: uint16(from), Addr: m.GPA})
+	}
 	return r.flushMemory()
 }
 
@@ -656,6 +663,9 @@ func (r *Runtime) vcpuArrived(from memory.NodeID, v migrate.VCPUID) error {
 	n, err := vcpu.EncodedLen(rec.State)
 	if err != nil || n > len(rec.State) {
 		return fmt.Errorf("dvm: vCPU %d from node %d: bad state: %v", v, from, err)
+	}
+	if tr := r.cfg.Trace; tr.On() {
+		tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindMigrateIn, VCPU: int32(v), Node: uint16(from), Bytes: uint32(n)})
 	}
 	if err := r.state.UnmarshalBinary(rec.State[:n]); err != nil {
 		return fmt.Errorf("dvm: vCPU %d from node %d: %w", v, from, err)
@@ -842,8 +852,12 @@ func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 		}
 		r.awaitLocked(r.generation())
 	}
+	wait := time.Since(start)
 	r.stats.DeviceReads++
-	r.stats.DeviceReadTime += time.Since(start)
+	r.stats.DeviceReadTime += wait
+	if tr := r.cfg.Trace; tr.On() {
+		tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindDeviceRead, VCPU: int32(v), Node: uint16(r.cfg.DeviceNode), Addr: addr, Wait: wait})
+	}
 	return p.value, nil
 }
 
@@ -932,6 +946,9 @@ func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 				r.stats.RemoteWaits++
 				r.stats.WaitTime += wait
 				r.stats.Waits[waitBucket(wait)]++
+				if tr := r.cfg.Trace; tr.On() {
+					tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindFault, VCPU: -1, Addr: gpa, Write: write, Wait: wait})
+				}
 				r.waits[p]++
 			}
 			return nil
@@ -1166,6 +1183,9 @@ func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	if err := r.flushMigration(); err != nil {
 		r.fail(err)
 		return err
+	}
+	if tr := r.cfg.Trace; tr.On() {
+		tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindMigrateOut, VCPU: int32(v), Node: uint16(dst), Bytes: uint32(st.Size())})
 	}
 	if r.policy != nil {
 		r.policy.Migrated(int(v), int(r.cfg.Self), int(dst), r.now())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
@@ -1167,5 +1168,65 @@ func TestWaitBuckets(t *testing.T) {
 		if b := WaitBound(c.want); b >= 0 && c.d > b || c.want > 0 && c.d <= WaitBound(c.want-1) {
 			t.Errorf("%v in bucket %d, bounds %v..%v", c.d, c.want, WaitBound(c.want-1), b)
 		}
+	}
+}
+
+// TestTrace: with tracing on, each node's ring holds its remote faults
+// with their waits, the invalidations it was sent, and a vCPU's
+// departure and arrival; with it off, nothing.
+func TestTrace(t *testing.T) {
+	rings := []*trace.Ring{trace.NewRing(8), trace.NewRing(8)}
+	next := 0
+	c := newCluster(t, 2, 2, 16, func(cfg *Config) { cfg.Trace = rings[next]; next++ })
+	if err := c.rts[0].Write(0x1010, []byte("before")); err != nil { // page 1, homed on node 1
+		t.Fatal(err)
+	}
+	if rings[0].Recorded() != 0 {
+		t.Fatal("events recorded while tracing is off")
+	}
+	for _, r := range rings {
+		r.Start()
+	}
+	buf := make([]byte, 4)
+	if err := c.rts[1].Read(0x2010, buf); err != nil { // page 2, homed on node 0
+		t.Fatal(err)
+	}
+	if err := c.rts[1].Write(0x1010, []byte("after")); err != nil { // takes page 1 from node 0
+		t.Fatal(err)
+	}
+	var st vcpu.State
+	st.Reset(0, true)
+	c.rts[0].lock()
+	err := c.rts[0].departLocked(0, 1, &st)
+	c.rts[0].unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.arrive
+	ev1, _ := rings[1].Events(nil, 0, trace.Filter{}, 0)
+	ev0, _ := rings[0].Events(nil, 0, trace.Filter{}, 0)
+	has := func(evs []trace.Event, want func(e trace.Event) bool) bool {
+		for _, e := range evs {
+			if want(e) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(ev1, func(e trace.Event) bool {
+		return e.Kind == trace.KindFault && e.Addr == 0x2010 && !e.Write && e.Wait > 0
+	}) {
+		t.Errorf("node 1's read fault on 0x2010 not traced: %+v", ev1)
+	}
+	if !has(ev0, func(e trace.Event) bool { return e.Kind == trace.KindInvalidate && e.Addr == 0x1000 && e.Node == 1 }) {
+		t.Errorf("node 0's copy of page 1 taken away, not traced: %+v", ev0)
+	}
+	if !has(ev0, func(e trace.Event) bool {
+		return e.Kind == trace.KindMigrateOut && e.VCPU == 0 && e.Node == 1 && e.Bytes > 0
+	}) ||
+		!has(ev1, func(e trace.Event) bool {
+			return e.Kind == trace.KindMigrateIn && e.VCPU == 0 && e.Node == 0 && e.Bytes > 0
+		}) {
+		t.Errorf("the migration not traced on both nodes: %+v / %+v", ev0, ev1)
 	}
 }
