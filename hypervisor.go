@@ -12,6 +12,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/node"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
@@ -59,7 +60,7 @@ func startHypervisor(p *board.Platform, nn *nodeNet) ([]*shell.Command, *hv.Hype
 // distCommands connects distributed VMs to the cluster: the hypervisor
 // receives dvm.Channel messages from the agent and sends through it. The
 // runner is nil where distributed VMs are unavailable.
-func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.Writer) ([]*shell.Command, console.DistRunner) {
+func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.Writer, ring *trace.Ring) ([]*shell.Command, console.DistRunner) {
 	switch {
 	case h == nil:
 		return console.DistCommands(nil, "VT-x is unavailable on this node"), nil
@@ -68,6 +69,7 @@ func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.
 	}
 	an := agentNet{a: agent, self: agent.Status().ID}
 	d := h.NewDist(an, notices)
+	d.SetTrace(ring)
 	if l != nil {
 		d.SetLinux(func(r hv.LinuxRequest) (hv.LinuxConfig, error) {
 			if r.Cmdline == "" {

@@ -18,10 +18,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/console/metrics"
 	"github.com/big-iron/big-iron/console/shell"
 )
+
+// traceBits sizes the node's event ring: the latest 16384 events (768
+// KiB of heap).
+const traceBits = 14
 
 func main() {
 	start := time.Now()
@@ -47,10 +52,16 @@ func main() {
 	hvCmds, h, l := startHypervisor(p, &nn)
 	cmds = append(cmds, hvCmds...)
 	cmds = append(cmds, netCmds...)
-	distCmds, dist := distCommands(h, l, agent, notices)
+	ring := trace.NewRing(traceBits)
+	distCmds, dist := distCommands(h, l, agent, notices, ring)
 	cmds = append(cmds, distCmds...)
 	withDist(cmds, dist)
 	src := metrics.Sources{Dist: dist}
+	if dist == nil {
+		ring = nil
+	}
+	cmds = append(cmds, console.TraceCommand(ring))
+	src.Trace = ring
 	if agent != nil {
 		src.Cluster = agent
 	}

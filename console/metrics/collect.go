@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/netstack/nbd"
 	"github.com/big-iron/big-iron/vmm/devices/virtio"
@@ -22,6 +23,8 @@ type Sources struct {
 	OS      console.OSHost
 	Disks   console.DiskLister
 	Dist    console.DistRunner
+	// Trace is the node's event ring, streamed at /trace.
+	Trace *trace.Ring
 }
 
 // ContentType is the exposition format's media type.
@@ -36,6 +39,7 @@ func (s Sources) Handler() http.Handler {
 		s.Write(bw)
 		bw.Flush()
 	})
+	mux.HandleFunc("GET /trace", s.serveTrace)
 	return mux
 }
 

@@ -5,6 +5,8 @@ package metrics
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/membership"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
 	"github.com/big-iron/big-iron/netstack/cluster"
@@ -210,5 +213,66 @@ func TestHandler(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /metrics: %s, want 405", resp.Status)
+	}
+}
+
+func TestTraceStream(t *testing.T) {
+	r := trace.NewRing(4)
+	r.Start()
+	r.Record(trace.Event{Kind: trace.KindFault, VCPU: 1, Addr: 0x1000, Wait: time.Millisecond})
+	r.Record(trace.Event{Kind: trace.KindMigrateOut, VCPU: 0, Node: 2})
+	srv := httptest.NewServer(Sources{Trace: r}.Handler())
+	defer srv.Close()
+	get := func(q string) (int, []map[string]any) {
+		resp, err := http.Get(srv.URL + "/trace" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var lines []map[string]any
+		dec := json.NewDecoder(resp.Body)
+		for resp.StatusCode == http.StatusOK && dec.More() {
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				t.Fatalf("/trace%s: %v", q, err)
+			}
+			lines = append(lines, m)
+		}
+		return resp.StatusCode, lines
+	}
+	if code, ls := get(""); code != 200 || len(ls) != 2 || ls[0]["kind"] != "fault" || ls[1]["node"] != float64(2) {
+		t.Errorf("/trace: %d %v", code, ls)
+	}
+	if _, ls := get("?kind=migrate-out"); len(ls) != 1 {
+		t.Errorf("/trace?kind=migrate-out: %v", ls)
+	}
+	if _, ls := get("?from=1"); len(ls) != 1 || ls[0]["seq"] != float64(1) {
+		t.Errorf("/trace?from=1: %v", ls)
+	}
+	for _, bad := range []string{"?kind=x", "?vcpu=a", "?from=-1"} {
+		if code, _ := get(bad); code != http.StatusBadRequest {
+			t.Errorf("/trace%s: %d, want 400", bad, code)
+		}
+	}
+	// Followed: an event recorded after the request arrives.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/trace?follow=1&from=2", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r.Record(trace.Event{Kind: trace.KindInvalidate, Addr: 0x5000, Node: 3})
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m["kind"] != "invalidate" || m["seq"] != float64(2) {
+		t.Errorf("followed trace: %v, %v", m, err)
+	}
+	none := httptest.NewServer(Sources{}.Handler())
+	defer none.Close()
+	if resp, err := http.Get(none.URL + "/trace"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/trace without a ring: %v %v", resp.Status, err)
+	} else {
+		resp.Body.Close()
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/cluster/membership"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
@@ -69,7 +70,13 @@ type Dist struct {
 	// plane serves the VM's control messages and holds this node's
 	// share of it (a *distVM).
 	plane *dvm.Plane
+	// trace records the VMs' events while it is on (nil: never).
+	trace *trace.Ring
 }
+
+// SetTrace gives the service the node's event ring: the VMs it creates
+// from now on record into it while it is on.
+func (d *Dist) SetTrace(r *trace.Ring) { d.trace = r }
 
 // SetLinux gives the service the image's Linux guest: config builds a
 // guest's configuration (with its loader, and an Open for its disks and
@@ -462,6 +469,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
 		DevicesUnlocked: spec.Payload == payloadLinux,
 		Hold:            holdWindow(spec),
+		Trace:           d.trace,
 	})
 	if err != nil {
 		vm.free()

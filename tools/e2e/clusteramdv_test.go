@@ -6,6 +6,8 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +25,32 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	nodes := bootQEMUCluster(t, dir, launch.Cluster{Nodes: 2, Segment: 44000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024})
 	const timeout = 3 * time.Minute
 	waitTwoNodes(t, nodes, timeout)
+	if out := run(t, nodes[2], "trace on", timeout); !strings.Contains(out, "trace on: 0 events recorded") {
+		t.Errorf("trace on:\n%s", out)
+	}
 	checkDistributedVM(t, nodes[1], nodes[2], 50000000, timeout)
+	checkTrace(t, nodes[2], timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
+}
+
+// checkTrace reads node n's event ring after distributed runs: remote
+// faults with their waits, and vCPUs that moved between the nodes (the
+// trace names nodes by their index in the VM: node 1 is 0).
+func checkTrace(t *testing.T, n *node, timeout time.Duration) {
+	t.Helper()
+	out := run(t, n, "trace off", timeout)
+	m := regexp.MustCompile(`trace off: (\d+) events recorded`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
+		t.Errorf("trace off:\n%s", out)
+	}
+	if out := run(t, n, "trace kind=fault last=5", timeout); !regexp.MustCompile(`(?m)^\s*[\d.]+ fault\s+gpa 0x[0-9a-f]+ (read|write), waited \S+$`).MatchString(out) {
+		t.Errorf("trace kind=fault shows no remote fault:\n%s", out)
+	}
+	in := run(t, n, "trace kind=migrate-in last=3", timeout)
+	out = run(t, n, "trace kind=migrate-out last=3", timeout)
+	if !regexp.MustCompile(`migrate-in\s+vcpu \d+ from node 0, \d+ bytes`).MatchString(in) && !regexp.MustCompile(`migrate-out vcpu \d+ to node 0, \d+ bytes`).MatchString(out) {
+		t.Errorf("the trace shows no vCPU moving between the nodes:\n%s\n%s", in, out)
+	}
 }
 
 // bootQEMUCluster boots c's nodes in QEMU's TCG from the image in dir,
