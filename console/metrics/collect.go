@@ -40,6 +40,7 @@ func (s Sources) Handler() http.Handler {
 		bw.Flush()
 	})
 	mux.HandleFunc("GET /trace", s.serveTrace)
+	mux.HandleFunc("GET /dvm", s.serveDist)
 	return mux
 }
 

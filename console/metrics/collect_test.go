@@ -17,6 +17,7 @@ import (
 
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/membership"
+	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
@@ -79,6 +80,10 @@ func (fakeDist) Status() (hv.DistStatus, error) {
 	st.Stats.RemoteWaits, st.Stats.WaitTime = 30, 90*time.Millisecond
 	st.Stats.Waits[2], st.Stats.Waits[3] = 20, 10
 	st.Stats.Migration.MigrationsOut = 2
+	st.Spec.Nodes, st.Spec.Pages, st.Self, st.PagesPerCell = 2, 8, 1, 2
+	st.PageMap = []memory.State{memory.Modified, memory.Invalid, memory.Shared, memory.Modified}
+	st.VCPUs = []hv.DistVCPU{{ID: 0, Node: 0, Here: true}, {ID: 1, Node: 1}}
+	st.HotPages = []dvm.HotPage{{GPA: 0x3000, Waits: 9}}
 	return st, nil
 }
 
@@ -272,6 +277,30 @@ func TestTraceStream(t *testing.T) {
 	defer none.Close()
 	if resp, err := http.Get(none.URL + "/trace"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("/trace without a ring: %v %v", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+func TestDistView(t *testing.T) {
+	srv := httptest.NewServer(sources().Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/dvm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v DistView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v.VM != "ab" || v.PageMap != "M.sM" || v.PagesPerCell != 2 || len(v.VCPUs) != 2 || v.VCPUs[1].Node != 1 || v.Hot[0].GPA != 0x3000 {
+		t.Errorf("/dvm: %+v", v)
+	}
+	none := httptest.NewServer(Sources{}.Handler())
+	defer none.Close()
+	if resp, err := http.Get(none.URL + "/dvm"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/dvm without a VM: %v", err)
 	} else {
 		resp.Body.Close()
 	}
