@@ -25,6 +25,12 @@ const (
 	// NetFeatureMAC is VIRTIO_NET_F_MAC: the mac configuration field is
 	// the device's address.
 	NetFeatureMAC uint64 = 1 << 5
+	// NetFeatureHostTSO4 is VIRTIO_NET_F_HOST_TSO4: the device segments
+	// TCP over IPv4 packets larger than the MTU (gso_type TCPV4).
+	NetFeatureHostTSO4 uint64 = 1 << 11
+	// NetFeatureHostTSO6 is VIRTIO_NET_F_HOST_TSO6: the same for TCP
+	// over IPv6 (gso_type TCPV6).
+	NetFeatureHostTSO6 uint64 = 1 << 12
 	// NetFeatureMergeRxBuf is VIRTIO_NET_F_MRG_RXBUF: the device may
 	// spread a received packet over several receive buffers.
 	NetFeatureMergeRxBuf uint64 = 1 << 15
@@ -76,4 +82,12 @@ const (
 	NetHdrDataValid uint8 = 2
 	// NetGSONone is VIRTIO_NET_HDR_GSO_NONE: no segmentation offload.
 	NetGSONone uint8 = 0
+	// NetGSOTCPv4 is VIRTIO_NET_HDR_GSO_TCPV4: segment as TCP over IPv4
+	// into gso_size bytes of payload each.
+	NetGSOTCPv4 uint8 = 1
+	// NetGSOTCPv6 is VIRTIO_NET_HDR_GSO_TCPV6: the same over IPv6.
+	NetGSOTCPv6 uint8 = 4
+	// NetGSOECN is VIRTIO_NET_HDR_GSO_ECN, or'ed into gso_type: the
+	// packet has ECN's CWR set (needs VIRTIO_NET_F_HOST_ECN).
+	NetGSOECN uint8 = 0x80
 )

@@ -28,10 +28,10 @@ type Uplink interface {
 
 // netFeatures are the network device's features (5.1.3): the MAC
 // address, the link status, the MTU, mergeable receive buffers and
-// checksum completion on transmit. Segmentation offloads, receive
-// checksums and the control queue are not offered.
+// checksum completion and TCP segmentation (IPv4 and IPv6) on transmit.
+// Receive offloads and the control queue are not offered.
 const netFeatures = spec.NetFeatureCSUM | spec.NetFeatureMTU | spec.NetFeatureMAC |
-	spec.NetFeatureMergeRxBuf | spec.NetFeatureStatus
+	spec.NetFeatureMergeRxBuf | spec.NetFeatureStatus | spec.NetFeatureHostTSO4 | spec.NetFeatureHostTSO6
 
 // netHdrLen is struct virtio_net_hdr with num_buffers, the header of
 // every packet under VIRTIO_F_VERSION_1 (5.1.6), which the transport
@@ -183,6 +183,7 @@ type Net struct {
 
 	txChain     Chain
 	txBuf       []byte      // a transmitted packet: header and frame
+	segBuf      []byte      // a segment of a packet txBuf holds
 	frameBucket tokenBucket // the rate limit's
 	byteBucket  tokenBucket
 	last        time.Time // the rate limit's last refill
@@ -224,7 +225,8 @@ func NewNet(cfg NetConfig) (*Net, error) {
 		frameBucket: frames, byteBucket: octets,
 		txChain: Chain{Buffers: make([]Buffer, 0, MaxQueueSize)},
 		rxChain: Chain{Buffers: make([]Buffer, 0, MaxQueueSize)},
-		txBuf:   make([]byte, netHdrLen+maxFrame)}
+		txBuf:   make([]byte, netHdrLen+max(maxFrame, maxGSOFrame)),
+		segBuf:  make([]byte, maxFrame)}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -400,12 +402,13 @@ func (n *Net) negotiated() uint64 {
 // chain goes back to the driver, so a bad frame never stops the queue.
 func (n *Net) transmit(mem devices.GuestMemory, q *Queue, budget *Budget) (bool, error) {
 	used := false
+	features := n.negotiated()
 	for budget.Left() {
 		ok, err := q.Pop(mem, &n.txChain)
 		if err != nil || !ok {
 			return used, err
 		}
-		moved := n.send(mem)
+		moved := n.send(mem, features)
 		if err := q.Push(mem, n.txChain.Head, 0); err != nil {
 			return used, err
 		}
@@ -415,9 +418,10 @@ func (n *Net) transmit(mem devices.GuestMemory, q *Queue, budget *Budget) (bool,
 	return used, nil
 }
 
-// send reads the packet of n.txChain, checks it and hands its frame to
-// the uplink, counting what happened; it returns how many bytes it read.
-func (n *Net) send(mem devices.GuestMemory) int {
+// send reads the packet of n.txChain, checks it and hands its frame, or
+// the segments its header asks for, to the uplink, counting what
+// happened; it returns how many bytes it read.
+func (n *Net) send(mem devices.GuestMemory, features uint64) int {
 	size := n.txChain.Bytes()
 	switch {
 	case size < uint64(netHdrLen+link.HeaderLen):
@@ -432,26 +436,47 @@ func (n *Net) send(mem devices.GuestMemory) int {
 		n.drop(DropTxBadChain)
 		return len(pkt)
 	}
-	frame := pkt[netHdrLen:]
-	if !completeHeader(pkt[:netHdrLen], frame) {
-		n.drop(DropTxBadChain)
-		return len(pkt)
+	n.sendPacket(pkt, features)
+	return len(pkt)
+}
+
+// sendPacket sends a transmitted packet, header and frame, as its header
+// asks: the frame with its checksum completed, or its segments.
+func (n *Net) sendPacket(pkt []byte, features uint64) {
+	hdr, frame := pkt[:netHdrLen], pkt[netHdrLen:]
+	if hdr[spec.NetHdrGSOType] != spec.NetGSONone {
+		p, ok := n.parseGSO(hdr, frame, features)
+		if !ok {
+			n.drop(DropTxBadChain)
+			return
+		}
+		n.sendGSO(frame, p)
+		return
 	}
+	if !completeHeader(hdr, frame) {
+		n.drop(DropTxBadChain)
+		return
+	}
+	n.sendFrame(frame)
+}
+
+// sendFrame checks one frame and hands it to the uplink, counting what
+// happened.
+func (n *Net) sendFrame(frame []byte) {
 	if d := n.txFilter(frame); d != noDrop {
 		n.drop(d)
-		return len(pkt)
+		return
 	}
 	if !n.allow(len(frame)) {
 		n.drop(DropTxRateLimited)
-		return len(pkt)
+		return
 	}
 	if err := n.uplink.Transmit(frame); err != nil {
 		n.drop(DropTxUplink)
-		return len(pkt)
+		return
 	}
 	n.c.txFrames.Add(1)
 	n.c.txBytes.Add(uint64(len(frame)))
-	return len(pkt)
 }
 
 // readChain copies n.txChain's buffers, which must all be
@@ -473,8 +498,8 @@ func (n *Net) readChain(mem devices.GuestMemory, pkt []byte) bool {
 	return true
 }
 
-// completeHeader acts on a transmitted packet's header (5.1.6.2): no
-// segmentation (none is offered), and the checksum completed where the
+// completeHeader acts on the header of a transmitted packet that needs no
+// segmentation (5.1.6.2): the checksum completed where the
 // driver left it partial (whether or not it negotiated VIRTIO_NET_F_CSUM,
 // without which it may not ask). It reports false for a header it cannot
 // honour.

@@ -207,6 +207,9 @@ func FuzzNetQueues(f *testing.F) {
 		}
 		if cfg&0x10 != 0 {
 			g.features |= spec.NetFeatureCSUM
+			if cfg&0x40 != 0 {
+				g.features |= spec.NetFeatureHostTSO4 | spec.NetFeatureHostTSO6
+			}
 		}
 		rate := RateLimit{}
 		if cfg&0x20 != 0 {

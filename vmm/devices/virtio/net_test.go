@@ -1067,12 +1067,6 @@ func TestNetChecksum(t *testing.T) {
 	}
 }
 
-// onesAdd adds in ones' complement.
-func onesAdd(a, b uint16) uint16 {
-	s := uint32(a) + uint32(b)
-	return uint16(s>>16 + s&0xFFFF)
-}
-
 // udpPartial builds an IPv4 UDP frame with payload bytes and the header
 // Linux sends it with under VIRTIO_NET_F_CSUM: the checksum field holds
 // the pseudo-header's sum, csum_start and csum_offset point at it.
@@ -1086,7 +1080,7 @@ func udpPartial(payload int) (frame, hdr []byte) {
 	binary.BigEndian.PutUint16(udp[0:], 5353)
 	binary.BigEndian.PutUint16(udp[2:], 53)
 	binary.BigEndian.PutUint16(udp[4:], uint16(8+payload))
-	binary.BigEndian.PutUint16(udp[6:], pseudoSum(ip))
+	binary.BigEndian.PutUint16(udp[6:], udpPseudoSum(ip))
 	hdr = make([]byte, netHdrLen)
 	hdr[spec.NetHdrFlags] = spec.NetHdrNeedsCsum
 	binary.LittleEndian.PutUint16(hdr[spec.NetHdrCsumStart:], 34)
@@ -1094,9 +1088,9 @@ func udpPartial(payload int) (frame, hdr []byte) {
 	return f, hdr
 }
 
-// pseudoSum is the folded sum of the IPv4 pseudo-header of ip's UDP
+// udpPseudoSum is the folded sum of the IPv4 pseudo-header of ip's UDP
 // datagram (RFC 768).
-func pseudoSum(ip []byte) uint16 {
+func udpPseudoSum(ip []byte) uint16 {
 	var s uint32
 	for i := 12; i < 20; i += 2 {
 		s += uint32(binary.BigEndian.Uint16(ip[i:]))
@@ -1136,7 +1130,7 @@ func udpReference(frame []byte) uint16 {
 func udpChecksumOK(frame []byte) bool {
 	ip := frame[14:]
 	udp := ip[20:]
-	return onesAdd(pseudoSum(ip), onesSum(udp)) == 0xFFFF
+	return onesAdd(udpPseudoSum(ip), onesSum(udp)) == 0xFFFF
 }
 
 // TestNetHostileReceiveChains: receive chains of a bad shape go back
