@@ -58,39 +58,53 @@ func TestNilRingIsOff(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	r := NewRing(6)
 	r.Start()
-	var wg sync.WaitGroup
+	check := func(evs []Event) {
+		for _, e := range evs {
+			if uint64(e.Wait) != e.Addr || e.Bytes != uint32(e.Addr) || e.VCPU != int32(e.Addr%1000) || e.Node != uint16(e.Addr) {
+				t.Errorf("a torn event: %+v", e)
+			}
+		}
+	}
+	var writers sync.WaitGroup
+	started, stop := make(chan struct{}), make(chan struct{})
 	for w := 0; w < 4; w++ {
-		wg.Add(1)
+		writers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer writers.Done()
+			<-started
 			for i := 0; i < 20000; i++ {
 				x := uint64(w*100000 + i)
 				r.Record(Event{Kind: KindFault, Addr: x, Wait: time.Duration(x), Bytes: uint32(x), VCPU: int32(x % 1000), Node: uint16(x)})
 			}
 		}()
 	}
-	done := make(chan struct{})
-	var buf []Event
-	reads := 0
+	done := make(chan int)
 	go func() {
-		defer close(done)
+		var buf []Event
 		var from uint64
-		for r.Recorded() < 80000 {
-			buf, from = r.Events(buf[:0], from, Filter{}, 0)
-			for _, e := range buf {
-				if uint64(e.Wait) != e.Addr || e.Bytes != uint32(e.Addr) || e.VCPU != int32(e.Addr%1000) || e.Node != uint16(e.Addr) {
-					t.Errorf("a torn event: %+v", e)
-					return
-				}
+		reads := 0
+		close(started) // the writers start once the reader runs
+		for {
+			select {
+			case <-stop:
+				done <- reads
+				return
+			default:
 			}
+			buf, from = r.Events(buf[:0], from, Filter{}, 0)
+			check(buf)
 			reads += len(buf)
 		}
 	}()
-	wg.Wait()
-	<-done
-	if reads == 0 {
-		t.Error("the reader saw no events")
+	writers.Wait()
+	close(stop)
+	reads := <-done
+	final, _ := r.Events(nil, 0, Filter{}, 0)
+	check(final)
+	if len(final) != 64 || r.Recorded() != 80000 {
+		t.Errorf("after the writers: %d events readable of %d recorded, want the ring's 64", len(final), r.Recorded())
 	}
+	t.Logf("the reader saw %d events while the writers wrote", reads)
 }
 
 func TestRecordAllocs(t *testing.T) {
