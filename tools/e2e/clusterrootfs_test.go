@@ -45,7 +45,12 @@ import (
 // guest clock, vCPU 1 stalled there (RCU stalls on CPU 1, TLB shootdowns
 // from CPU 0 waiting for it) and ssh never answered in 30 minutes. The
 // busybox guest of TestQEMUClusterLinuxGuestIO does its I/O across the
-// same two nodes. The nodes now have two cores each; open.
+// same two nodes. With two cores a node (its second run) the transport
+// held, but vCPU 1 then spent 30 minutes in page ping-pong, 446 remote
+// faults a second of 2.7 ms each, two thirds of them QEMU's guest
+// page-table walks asking for write access (see TestQEMUClusterLinuxAMDV),
+// the rest on two pages of kernel data (gpa 0x2a15000, 0x2a16000) both
+// vCPUs write; ssh never answered. Open.
 func TestQEMUClusterLinuxRootFS(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
