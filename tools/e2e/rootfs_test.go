@@ -77,6 +77,11 @@ func TestQEMULinuxRootFS(t *testing.T) {
 		t.Errorf("the guest's address: %q, want %s from QEMU's DHCP server", got, guestAddr)
 	}
 	t.Logf("systemctl is-system-running: %s", strings.TrimSpace(g.try("systemctl is-system-running")))
+	// The card's negotiated features, bit 0 first: CSUM (0), HOST_TSO4
+	// (11) and HOST_TSO6 (12), so that Linux hands over whole TCP packets.
+	if f := strings.TrimSpace(g.run("cat /sys/class/net/eth0/device/features")); len(f) < 13 || f[0] != '1' || f[11] != '1' || f[12] != '1' {
+		t.Errorf("the guest's card negotiated %q: want checksum and TCP segmentation offloads", f)
+	}
 	token := make([]byte, 8)
 	rand.Read(token)
 	mark := fmt.Sprintf("big-iron %x", token)
