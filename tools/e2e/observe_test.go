@@ -1,0 +1,82 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/big-iron/big-iron/tools/cluster/launch"
+	"github.com/big-iron/big-iron/tools/cluster/serial"
+)
+
+// TestQEMUClusterObserve watches a distributed VM from the host, as an
+// operator without serial consoles would: two AMD-V QEMU nodes keep the
+// cluster on one NIC and their control planes on a second one on QEMU's
+// user network (bigiron.uplink=1), whose ports to the metrics (9120) and
+// the shell over SSH (22) are forwarded to the host. While the counter
+// guest runs with a vCPU on each node, the host reads both nodes'
+// metrics with Prometheus' parser (remote faults on each), draws the VM
+// with tools/bigview from both nodes' /dvm, and runs `nodes` on each
+// node over SSH with the operator's key (another key refused).
+func TestQEMUClusterObserve(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	dir := buildImage(t, "pc", "elf")
+	key, keyWord := operatorKey(t)
+	c := launch.Cluster{Nodes: 2, Segment: 49000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
+	elf := filepath.Join(dir, "bigiron.elf")
+	nodes := make([]*node, 3)
+	var metricsPort, sshPort [3]int
+	for i := 1; i <= 2; i++ {
+		metricsPort[i], sshPort[i] = freePort(t), freePort(t)
+		args := c.QEMU(i, elf, launch.Accel(false))
+		for j, a := range args {
+			if a == c.CommandLine(i) {
+				args[j] = strings.Replace(a, "bigiron.ip="+launch.IP(i)+"/24", "bigiron.ip=dhcp bigiron.uplink=1 "+keyWord, 1)
+			}
+		}
+		args = append(args, "-netdev", fmt.Sprintf("user,id=n1,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9120,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:22", metricsPort[i], sshPort[i]),
+			"-device", "e1000,netdev=n1")
+		nodes[i] = bootQEMU(t, args...)
+	}
+	a, b := nodes[1], nodes[2]
+	steps := []launch.Step{
+		{Node: 1, Want: prompt, Timeout: 3 * time.Minute},
+		{Node: 2, Want: prompt, Timeout: 3 * time.Minute},
+		{Node: 1, Line: "nodes", Want: "members [1 2]: quorum", Retry: true, Timeout: 3 * time.Minute},
+	}
+	var log strings.Builder
+	if err := launch.Play(steps, []*serial.Console{nil, a.con, b.con}, &log); err != nil {
+		t.Fatalf("the cluster: %v\n%s", err, log.String())
+	}
+	const timeout = 3 * time.Minute
+	startDVM(t, a, b, "dvm start nodes=2 iters=20000000", timeout)
+	for i := 1; i <= 2; i++ {
+		checkMetrics(t, metricsPort[i], []metricWant{
+			{"bigiron_cluster_members", nil, 2, 2},
+			{"bigiron_peer_frames_total", map[string]string{"dir": "in"}, 1, -1},
+			{"bigiron_dvm_faults_total", map[string]string{"kind": "remote"}, 1, -1},
+		})
+	}
+	svg := filepath.Join(t.TempDir(), "vm.svg")
+	view := exec.Command("go", "run", "./tools/bigview", "-node", fmt.Sprintf("http://127.0.0.1:%d", metricsPort[1]),
+		"-node", fmt.Sprintf("http://127.0.0.1:%d", metricsPort[2]), "-every", "500ms", "-for", "5s", "-o", svg)
+	view.Dir = repoRoot(t)
+	if out, err := view.CombinedOutput(); err != nil {
+		t.Errorf("bigview: %v\n%s", err, out)
+	} else if pic, err := os.ReadFile(svg); err != nil || !strings.Contains(string(pic), "<rect") || !strings.Contains(string(pic), "vCPU 1") {
+		t.Errorf("bigview drew %d bytes without pages or vCPUs (%v)", len(pic), err)
+	} else {
+		t.Logf("bigview: %d bytes of SVG from both nodes", len(pic))
+	}
+	for i := 1; i <= 2; i++ {
+		checkNodeSSH(t, nodes[i], sshPort[i], key)
+	}
+	waitDVM(t, a, 10*time.Minute)
+}
