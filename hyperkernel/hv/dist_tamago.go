@@ -18,10 +18,10 @@ import (
 	"unsafe"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
-	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/cluster/membership"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/vmm/devices/mmio"
 	"github.com/big-iron/big-iron/vmm/ept"
 	"github.com/big-iron/big-iron/vmm/exits"
