@@ -139,3 +139,31 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzGet answers a fetch with whatever bytes a server might send: the
+// result is an error, or a body no longer than the limit and as long as
+// any length the server announced.
+func FuzzGet(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nshort"))
+	f.Add([]byte("HTTP/1.1 302 Found\r\nLocation: http://10.0.0.1/x\r\n\r\n"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		dial := func(ctx context.Context, _ netip.AddrPort) (net.Conn, error) {
+			client, server := net.Pipe()
+			go func() {
+				defer server.Close()
+				buf := make([]byte, 4096)
+				server.Read(buf) // the request
+				server.Write(reply)
+			}()
+			return client, nil
+		}
+		const limit = 64
+		body, err := Get(context.Background(), Config{Dial: dial, Limit: limit, Timeout: 2 * time.Second}, "http://10.0.2.2/k")
+		if err == nil && len(body) > limit {
+			t.Fatalf("a body of %d bytes past the limit of %d", len(body), limit)
+		}
+	})
+}
