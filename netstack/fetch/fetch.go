@@ -115,24 +115,9 @@ func Get(ctx context.Context, cfg Config, rawURL string) ([]byte, error) {
 // readBody reads a response's body of at most limit bytes, checking it
 // against the length the server announced.
 func readBody(resp *http.Response, rawURL string, limit int64) ([]byte, error) {
-	size := resp.ContentLength
-	if size < 0 {
-		size = 0
-	}
-	buf := make([]byte, 0, size+1)
-	body := io.LimitReader(resp.Body, limit+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: after %d bytes: %w", rawURL, len(buf), err)
-		}
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: after %d bytes: %w", rawURL, len(buf), err)
 	}
 	if int64(len(buf)) > limit {
 		return nil, fmt.Errorf("%s: %w of %d bytes", rawURL, ErrTooLarge, limit)
