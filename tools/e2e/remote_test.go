@@ -30,31 +30,50 @@ type metricWant struct {
 
 // checkMetrics fetches a node's metrics through the host's port (QEMU
 // forwards it to the node's 9120), reads them with Prometheus' own
-// parser and checks want.
+// parser and checks want. Counters of a running guest grow while the
+// test looks, so it reads again until want holds or a minute has gone,
+// and then reports what the last reading showed.
 func checkMetrics(t *testing.T, port int, want []metricWant) {
 	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		families, problems, err := readMetrics(port, want)
+		if err != nil {
+			t.Errorf("the node's metrics: %v", err)
+			return
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			t.Logf("the node's metrics: %d families", families)
+			for _, p := range problems {
+				t.Errorf("after a minute of readings: %s", p)
+			}
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// readMetrics reads a node's metrics once and returns the number of
+// families and each of want that does not hold.
+func readMetrics(port int, want []metricWant) (families int, problems []string, err error) {
 	c := http.Client{Timeout: time.Minute}
 	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
-		t.Errorf("the node's metrics: %v", err)
-		return
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /metrics: %s", resp.Status)
-		return
+		return 0, nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		t.Errorf("the node's metrics are not in Prometheus' text format: %v", err)
-		return
+		return 0, nil, fmt.Errorf("not in Prometheus' text format: %w", err)
 	}
-	t.Logf("the node's metrics: %d families", len(fams))
 	for _, w := range want {
 		f, ok := fams[w.Name]
 		if !ok {
-			t.Errorf("the node's metrics lack %s", w.Name)
+			problems = append(problems, "no family "+w.Name)
 			continue
 		}
 		sum, n := 0.0, 0
@@ -65,9 +84,10 @@ func checkMetrics(t *testing.T, port int, want []metricWant) {
 			}
 		}
 		if n == 0 || sum < w.Min || w.Max >= 0 && sum > w.Max {
-			t.Errorf("%s%v: %v in %d samples, want %v to %v", w.Name, w.Labels, sum, n, w.Min, w.Max)
+			problems = append(problems, fmt.Sprintf("%s%v: %v in %d samples, want %v to %v", w.Name, w.Labels, sum, n, w.Min, w.Max))
 		}
 	}
+	return len(fams), problems, nil
 }
 
 // hasLabels reports whether m carries every label of want.
