@@ -1,13 +1,25 @@
 // Copyright (c) 2026 The big-iron Authors. All rights reserved.
 // Use of this source code is governed by the BSD-style license in LICENSE.
 
-// Package lapic emulates a vCPU's local APIC in x2APIC mode, reached
-// through MSRs 0x800-0x8FF (Intel SDM Vol. 3A, chapter 11 "Advanced
-// Programmable Interrupt Controller (APIC)", 11.12 "Extended XAPIC
-// (x2APIC)"), plus IA32_APIC_BASE and IA32_TSC_DEADLINE. The guest starts
-// with the x2APIC already enabled, as firmware may leave it, so the xAPIC
-// page at 0xFEE00000 is never used; a guest that turns x2APIC mode off
-// gets #GP.
+// Package lapic emulates a vCPU's local APIC (Intel SDM Vol. 3A, chapter
+// 11 "Advanced Programmable Interrupt Controller (APIC)") in both of its
+// modes, plus IA32_APIC_BASE and IA32_TSC_DEADLINE:
+//
+//   - x2APIC mode (11.12 "Extended XAPIC (x2APIC)"): the registers are
+//     MSRs 0x800-0x8FF, reserved bits and registers raise #GP, IDs are 32
+//     bits and the logical ID derives from the ID. NewBus powers the
+//     APICs on in this mode, as firmware may leave them, which is what
+//     the Linux guest runs with.
+//   - xAPIC mode (11.4 "Local APIC"): the registers are a 4-KiB page,
+//     0xFEE00000 unless IA32_APIC_BASE moves it, reached through
+//     ReadMMIO and WriteMMIO; IDs are 8 bits, the LDR and DFR are the
+//     guest's (flat or cluster logical destinations), errors latch into
+//     the ESR. Bus.PowerOn(ModeXAPIC) powers the APICs on in this mode,
+//     as a real processor comes out of reset (kvm-unit-tests expects it).
+//
+// IA32_APIC_BASE moves an APIC between these modes and the globally
+// disabled state as 11.12.5.1 allows (see Mode). The hypervisor routes a
+// vCPU's accesses to the page MMIOBase reports to that vCPU's own APIC.
 //
 // The state lives in a vcpu.LAPIC so that it travels with the vCPU. The
 // hypervisor asks Pending for a vector to inject, calls Accept when it
@@ -19,34 +31,29 @@ import (
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
-// MSR indexes (SDM Vol. 3A, 11.12.1.2, Table 11-6).
+// MSR indexes (SDM Vol. 3A, 11.12.1.2, Table 11-6): the x2APIC ones are
+// 0x800 plus the register's index.
 const (
 	MSRAPICBase    uint32 = 0x1B
 	MSRTSCDeadline uint32 = 0x6E0
 	msrFirst       uint32 = 0x800
-	msrID          uint32 = 0x802
-	msrVersion     uint32 = 0x803
-	msrTPR         uint32 = 0x808
-	msrPPR         uint32 = 0x80A
-	msrEOI         uint32 = 0x80B
-	msrLDR         uint32 = 0x80D
-	msrSVR         uint32 = 0x80F
-	msrISR0        uint32 = 0x810
-	msrTMR0        uint32 = 0x818
-	msrIRR0        uint32 = 0x820
-	msrESR         uint32 = 0x828
-	msrLVTCMCI     uint32 = 0x82F
-	msrICR         uint32 = 0x830
-	msrLVTTimer    uint32 = 0x832
-	msrLVTThermal  uint32 = 0x833
-	msrLVTPerf     uint32 = 0x834
-	msrLVTLINT0    uint32 = 0x835
-	msrLVTLINT1    uint32 = 0x836
-	msrLVTError    uint32 = 0x837
-	msrInitCount   uint32 = 0x838
-	msrCurCount    uint32 = 0x839
-	msrDivide      uint32 = 0x83E
-	msrSelfIPI     uint32 = 0x83F
+	msrID                 = msrFirst + uint32(regID)
+	msrVersion            = msrFirst + uint32(regVersion)
+	msrTPR                = msrFirst + uint32(regTPR)
+	msrPPR                = msrFirst + uint32(regPPR)
+	msrEOI                = msrFirst + uint32(regEOI)
+	msrLDR                = msrFirst + uint32(regLDR)
+	msrSVR                = msrFirst + uint32(regSVR)
+	msrESR                = msrFirst + uint32(regESR)
+	msrICR                = msrFirst + uint32(regICR)
+	msrLVTTimer           = msrFirst + uint32(regLVTTimer)
+	msrLVTLINT0           = msrFirst + uint32(regLVTLINT0)
+	msrLVTLINT1           = msrFirst + uint32(regLVTLINT1)
+	msrLVTError           = msrFirst + uint32(regLVTError)
+	msrInitCount          = msrFirst + uint32(regInitCount)
+	msrCurCount           = msrFirst + uint32(regCurCount)
+	msrDivide             = msrFirst + uint32(regDivide)
+	msrSelfIPI            = msrFirst + uint32(regSelfIPI)
 	msrLast        uint32 = 0x8FF
 
 	// version: 0x14 (an integrated APIC) with 7 LVT entries (max LVT
@@ -56,6 +63,9 @@ const (
 
 	// DefaultBase is IA32_APIC_BASE's address field at reset.
 	DefaultBase = 0xFEE00000
+
+	// MMIOSize is the size of the xAPIC register page (11.4.1).
+	MMIOSize = 0x1000
 )
 
 // ICR fields (SDM Vol. 3A, 11.6.1, Figure 11-12).
@@ -87,7 +97,9 @@ type Clock func() uint64
 
 // Events receives what an APIC sends to its vCPU's runner: Kick says an
 // interrupt became pending (wake a halted vCPU), INIT and Startup are the
-// INIT and SIPI messages addressed to the vCPU, NMI an NMI.
+// INIT and SIPI messages addressed to the vCPU, NMI an NMI. The bus calls
+// them without any APIC's lock held. A runner that performs the INIT
+// resets the APIC with LAPIC.INITReset.
 type Events interface {
 	Kick()
 	INIT()
@@ -96,7 +108,8 @@ type Events interface {
 }
 
 // LAPIC is one vCPU's local APIC. Its methods are safe for concurrent
-// use: its own vCPU accesses it through MSRs while others send it IPIs.
+// use: its own vCPU accesses it through MSRs or its page while others
+// send it IPIs.
 type LAPIC struct {
 	mu     spinlock.Lock
 	s      vcpu.LAPIC
@@ -111,6 +124,10 @@ type LAPIC struct {
 	// write just ended, for the IOAPIC (told after the lock is dropped).
 	levelEOI    uint8
 	hasLevelEOI bool
+	// esrPending holds the errors an xAPIC detected since the last ESR
+	// write, which the next write latches into the ESR (11.5.3). It is
+	// not part of vcpu.LAPIC and does not migrate.
+	esrPending uint32
 	// stats
 	illegal uint64
 }
@@ -123,6 +140,9 @@ type Bus struct {
 	// remote, if set, takes the interrupts and IPIs for the vCPUs that
 	// run on other nodes (see SetRemote).
 	remote Remote
+	// baseAddress are IA32_APIC_BASE's address bits below MAXPHYADDR
+	// (see SetMaxPhysAddr; 0 for the architectural maximum).
+	baseAddress uint64
 }
 
 // Remote reaches the vCPUs of a distributed VM that run on other nodes.
@@ -130,6 +150,14 @@ type Bus struct {
 // an interrupt or IPI for it: delivery mode (fixed, lowest priority,
 // NMI, INIT, startup, as in the ICR) and vector. Send is called from the
 // sender's exit handler or a device's interrupt path: it must not block.
+//
+// The bus picks the destinations of a message with the APIC state it has
+// here for every vCPU. For a vCPU away, that is the state it left with
+// (or, if it never ran here, its power-on state): a mode, xAPIC LDR or
+// DFR it set, or a global disable it did, on another node is not seen
+// here, so logical destinations, broadcasts and disabled APICs are
+// judged by that older state. Physical destinations are right whatever
+// happened (the ID never changes).
 type Remote interface {
 	Elsewhere(i int) bool
 	Send(i int, mode, vector uint8)
@@ -141,14 +169,14 @@ type Remote interface {
 func (b *Bus) SetRemote(r Remote) { b.remote = r }
 
 // NewBus creates n local APICs with x2APIC ids 0..n-1, vCPU 0 the boot
-// processor. events(i) receives vCPU i's events.
+// processor, powered on in x2APIC mode (see PowerOn for xAPIC mode).
+// events(i) receives vCPU i's events.
 func NewBus(n int, clock Clock, events func(i int) Events) *Bus {
 	b := &Bus{apics: make([]*LAPIC, n)}
 	for i := range b.apics {
-		a := &LAPIC{bus: b, events: events(i), clock: clock}
-		a.reset(uint32(i), i == 0)
-		b.apics[i] = a
+		b.apics[i] = &LAPIC{bus: b, events: events(i), clock: clock}
 	}
+	b.PowerOn(ModeX2APIC)
 	return b
 }
 
@@ -157,21 +185,6 @@ func (b *Bus) APIC(i int) *LAPIC { return b.apics[i] }
 
 // Len returns the number of local APICs.
 func (b *Bus) Len() int { return len(b.apics) }
-
-// reset puts the APIC in its power-on state but already in x2APIC mode
-// (SDM Vol. 3A, 11.4.7.1 and 11.12.5).
-func (a *LAPIC) reset(id uint32, bsp bool) {
-	// DFR has no meaning in x2APIC mode; it keeps its reset value (all
-	// ones, the flat model), which a migrated state must carry.
-	a.s = vcpu.LAPIC{ID: id, Base: DefaultBase | vcpu.APICBaseEnable | vcpu.APICBaseX2APIC, SVR: 0xFF, LDR: vcpu.X2APICLogicalID(id), DFR: vcpu.DFRFlat}
-	if bsp {
-		a.s.Base |= vcpu.APICBaseBSP
-	}
-	for i := range a.s.LVT {
-		a.s.LVT[i] = vcpu.LVTMasked
-	}
-	a.deadline, a.countStart = 0, 0
-}
 
 // State returns a copy of the register state (for migration).
 func (a *LAPIC) State() vcpu.LAPIC {
@@ -194,10 +207,14 @@ func (a *LAPIC) ppr() uint32 {
 
 // Pending returns the vector the vCPU should take next, if any: the
 // highest requested vector whose priority class is above the processor
-// priority (SDM Vol. 3A, 11.8.3). It does not allocate.
+// priority (SDM Vol. 3A, 11.8.3). A globally disabled APIC has none. It
+// does not allocate.
 func (a *LAPIC) Pending() (uint8, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.s.Base&vcpu.APICBaseEnable == 0 {
+		return 0, false
+	}
 	a.fireTimerLocked()
 	v, ok := a.s.IRR.Highest()
 	if !ok || a.s.SVR&vcpu.SVREnable == 0 {
@@ -219,9 +236,14 @@ func (a *LAPIC) Accept(v uint8) {
 }
 
 // Deliver requests vector v, as an IPI, the timer or the IOAPIC do.
-// Vectors 0-15 are illegal and set the receive-illegal-vector error.
+// Vectors 0-15 are illegal and set the receive-illegal-vector error. A
+// globally disabled APIC drops it (11.4.3).
 func (a *LAPIC) Deliver(v uint8, level bool) {
 	a.mu.Lock()
+	if a.s.Base&vcpu.APICBaseEnable == 0 {
+		a.mu.Unlock()
+		return
+	}
 	a.deliverLocked(v, level)
 	a.mu.Unlock()
 	a.events.Kick()
@@ -229,7 +251,7 @@ func (a *LAPIC) Deliver(v uint8, level bool) {
 
 func (a *LAPIC) deliverLocked(v uint8, level bool) {
 	if v < 16 {
-		a.s.ESR |= 1 << 6 // receive illegal vector
+		a.recordErrorLocked(esrRecvIllegal)
 		a.illegal++
 		return
 	}
@@ -323,13 +345,19 @@ func (a *LAPIC) Save() (s vcpu.LAPIC, tscDeadline uint64) {
 
 // Restore gives the APIC the state Save returned on another node: its
 // timer goes on from the saved current count, or fires at tscDeadline.
-// Its ID stays this APIC's.
+// Its ID stays this APIC's, and so, in x2APIC mode, does the logical ID
+// derived from it; the mode, base, and an xAPIC's LDR and DFR (the
+// guest's) come from s. Errors an xAPIC recorded since its last ESR
+// write do not travel (vcpu.LAPIC has only the ESR).
 func (a *LAPIC) Restore(s vcpu.LAPIC, tscDeadline uint64) {
 	a.mu.Lock()
-	id, ldr := a.s.ID, a.s.LDR
+	id := a.s.ID
 	a.s = s
-	a.s.ID, a.s.LDR = id, ldr
-	a.deadline, a.countStart = 0, 0
+	a.s.ID = id
+	if m, _ := modeOf(s.Base); m == ModeX2APIC {
+		a.s.LDR = vcpu.X2APICLogicalID(id)
+	}
+	a.deadline, a.countStart, a.esrPending = 0, 0, 0
 	switch s.LVT[vcpu.LVTTimer] & vcpu.LVTTimerModeMask {
 	case timerTSCDeadline:
 		a.deadline = tscDeadline

@@ -271,6 +271,35 @@ func TestNoAllocations(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations per round", n)
 	}
+	// The same in xAPIC mode, through the page.
+	b, _, m = newXBus(2, &tsc)
+	a = b.APIC(0)
+	wr(a, 0xF0, 0x1FF)
+	wr(b.APIC(1), 0xF0, 0x1FF)
+	if n := testing.AllocsPerRun(100, func() {
+		wr(a, 0x310, 1<<24)
+		wr(a, 0x300, 0x41)       // to APIC 1
+		wr(a, 0x300, 1<<18|0x42) // self
+		if v, ok := a.Pending(); ok {
+			a.Accept(v)
+			wr(a, 0xB0, 0)
+		}
+		b.Interrupt(0xFF, true, deliveryFixed, 0x43, false)
+		rd(a, 0x300)
+		rd(a, 0x390)
+		rd(a, 0x10) // reserved
+		wr(a, 0x280, 0)
+		a.ReadMMIO(0x81, 1)
+		a.MMIOBase()
+		m.Read(0, MSRAPICBase)
+		if v, ok := b.APIC(1).Pending(); ok {
+			b.APIC(1).Accept(v)
+			wr(b.APIC(1), 0xB0, 0)
+		}
+		tsc++
+	}); n != 0 {
+		t.Errorf("xAPIC: %v allocations per round", n)
+	}
 }
 
 func FuzzMSR(f *testing.F) {
@@ -297,6 +326,7 @@ func FuzzMSR(f *testing.F) {
 				}
 				b.APIC(cpu).Accept(vec)
 			}
+			checkValid(t, b)
 			ops = ops[10:]
 		}
 	})
