@@ -48,6 +48,15 @@ const (
 	// Linux reads on those families (erratum 400) to see whether C1E is
 	// on; QEMU's emulated AMD processor is family 0Fh.
 	IntPend uint32 = 0xC0010055
+	// PerfEvtSel0 and PerfCtr0 are the first of the four legacy
+	// performance event selects (MSRC001_0000-3) and counters
+	// (MSRC001_0004-7) every AMD64 processor has (AMD APM Vol. 2, 13.2.1
+	// "Performance Counter MSRs"); software that knows no better, such as
+	// kvm-unit-tests' start-up code, clears them unconditionally.
+	PerfEvtSel0 uint32 = 0xC0010000
+	PerfCtr0    uint32 = 0xC0010004
+	// amdLegacyCounters is how many of each there are.
+	amdLegacyCounters = 4
 )
 
 // Values (SDM Vol. 3A, 12.11 "Memory Type Range Registers", 12.12 "PAT";
@@ -163,7 +172,18 @@ func (t *Table) RegisterAMD(m *exits.MSRTable) error {
 	if err := m.Register(IntPend, IntPend, "interrupt pending message", t); err != nil {
 		return fmt.Errorf("pcmsr: %w", err)
 	}
+	if err := m.Register(PerfEvtSel0, PerfCtr0+amdLegacyCounters-1, "performance counters (none count)", t); err != nil {
+		return fmt.Errorf("pcmsr: %w", err)
+	}
 	return nil
+}
+
+// amdCounter reports whether msr is one of the legacy AMD performance
+// event selects or counters. The guest has no performance monitoring
+// (CPUID shows no PerfCtrExtCore): they read as 0 and ignore writes,
+// as KVM's do with its PMU off.
+func amdCounter(msr uint32) bool {
+	return msr >= PerfEvtSel0 && msr < PerfCtr0+amdLegacyCounters
 }
 
 // fixedIndex maps a fixed-range MTRR to its slot.
@@ -209,6 +229,9 @@ func (t *Table) ReadMSR(vcpu int, msr uint32) (uint64, bool) {
 	}
 	if i, ok := fixedIndex(msr); ok {
 		return v.fixed[i], true
+	}
+	if amdCounter(msr) {
+		return 0, true
 	}
 	if msr >= MTRRPhysBase0 && msr < MTRRPhysBase0+2*VariableMTRRs {
 		return v.variable[msr-MTRRPhysBase0], true
@@ -266,6 +289,9 @@ func (t *Table) write(v *perVCPU, msr uint32, value uint64) bool {
 			return false
 		}
 		v.sysCfg = value
+		return true
+	}
+	if amdCounter(msr) {
 		return true
 	}
 	if i, ok := fixedIndex(msr); ok {

@@ -163,3 +163,29 @@ func TestSysCfg(t *testing.T) {
 		t.Error("interrupt pending message took C1eOnCmpHalt")
 	}
 }
+
+// TestAMDLegacyCounters: on AMD the four legacy event selects and
+// counters exist, read 0 and take any write without counting; the MSRs
+// around them stay unclaimed, and an Intel guest has none.
+func TestAMDLegacyCounters(t *testing.T) {
+	p, m := newTable(t)
+	if _, ok := m.Read(0, PerfEvtSel0); ok {
+		t.Fatal("PerfEvtSel0 read succeeded before RegisterAMD")
+	}
+	if err := p.RegisterAMD(m); err != nil {
+		t.Fatal(err)
+	}
+	for msr := PerfEvtSel0; msr <= PerfCtr0+3; msr++ {
+		if !m.Write(1, msr, 0x430076) {
+			t.Errorf("write to %#x refused", msr)
+		}
+		if got, ok := m.Read(1, msr); !ok || got != 0 {
+			t.Errorf("%#x = %#x, %v; want 0", msr, got, ok)
+		}
+	}
+	for _, msr := range []uint32{PerfEvtSel0 - 1, PerfCtr0 + 4} {
+		if _, ok := m.Read(0, msr); ok {
+			t.Errorf("%#x claimed", msr)
+		}
+	}
+}
