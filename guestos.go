@@ -19,6 +19,7 @@ import (
 	"github.com/big-iron/big-iron/hyperkernel/netdisk"
 	"github.com/big-iron/big-iron/machine/boot/bzimage"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/machine/boot/multiboot"
 	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/netstack/fetch"
 	"github.com/big-iron/big-iron/netstack/mux"
@@ -99,11 +100,58 @@ const nbdTimeout = 60 * time.Second
 
 // BootOS implements console.OSHost.
 func (l *linuxHost) BootOS(r hv.LinuxRequest) (console.Guest, error) {
-	cfg, err := l.config(r)
+	config := l.config
+	if r.Multiboot {
+		config = l.multibootConfig
+	}
+	cfg, err := config(r)
 	if err != nil {
 		return nil, err
 	}
 	return l.h.BootLinux(cfg)
+}
+
+// Bounds on a Multiboot guest's files fetched over the network.
+const (
+	maxMultibootKernel = 32 << 20
+	maxMultibootModule = 32 << 20
+)
+
+// multibootConfig is the configuration of a Multiboot 1 guest: its
+// kernel and modules fetched over HTTP, entered in 32-bit protected mode
+// on a PC whose APICs power on in xAPIC mode, with the debug-exit port
+// test suites end with.
+func (l *linuxHost) multibootConfig(r hv.LinuxRequest) (hv.LinuxConfig, error) {
+	if l.net == nil || l.net.stack == nil {
+		return hv.LinuxConfig{}, errors.New("kernel=: this node has no control-plane address to fetch from (bigiron.ip)")
+	}
+	cfg := fetch.Config{Dial: l.net.stack.DialTCP, Limit: maxMultibootKernel}
+	kernel, err := fetch.Get(context.Background(), cfg, r.Boot.Kernel)
+	if err != nil {
+		return hv.LinuxConfig{}, fmt.Errorf("kernel=: %w", err)
+	}
+	mods := make([]multiboot.GuestModule, len(r.Boot.Modules))
+	cfg.Limit = maxMultibootModule
+	for i, u := range r.Boot.Modules {
+		if mods[i].Data, err = fetch.Get(context.Background(), cfg, u); err != nil {
+			return hv.LinuxConfig{}, fmt.Errorf("module=%s: %w", u, err)
+		}
+		mods[i].Cmdline = u
+	}
+	return hv.LinuxConfig{
+		Name:   "multiboot",
+		VCPUs:  r.VCPUs,
+		Memory: r.Memory,
+		Load: func(mem devices.GuestMemory, layout memmap.Map, _ uint64) (hv.Entry, error) {
+			lo, err := multiboot.Load(mem, multiboot.LoadConfig{Kernel: kernel, Cmdline: r.Cmdline, Modules: mods, RAM: layout, Name: "big-iron"})
+			if err != nil {
+				return hv.Entry{}, err
+			}
+			return hv.Entry{Flat32: true, EIP: lo.Entry, RAX: uint64(multiboot.BootMagic), RBX: uint64(lo.Info)}, nil
+		},
+		XAPIC:     true,
+		DebugExit: true,
+	}, nil
 }
 
 // Bounds on boot files fetched over the network: they are held in the Go
@@ -158,12 +206,15 @@ func (l *linuxHost) config(r hv.LinuxRequest) (hv.LinuxConfig, error) {
 		Name:   "linux",
 		VCPUs:  r.VCPUs,
 		Memory: r.Memory,
-		Load: func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (hv.LongModeEntry, uint64, error) {
+		Load: func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (hv.Entry, error) {
 			e, err := bzimage.Load(mem, bzimage.Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Memory: layout, RSDP: rsdp})
 			if err != nil {
-				return hv.LongModeEntry{}, 0, err
+				return hv.Entry{}, err
 			}
-			return hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS}, e.RSI, nil
+			return hv.Entry{
+				Long: hv.LongModeEntry{RIP: e.RIP, RSP: e.RSP, CR3: e.CR3, GDTBase: e.GDTBase, GDTLimit: e.GDTLimit, CS: e.CS, DS: e.DS},
+				RSI:  e.RSI,
+			}, nil
 		},
 		Open: func(cfg *hv.LinuxConfig) error { return l.open(r.Disks, r.Net, cfg) },
 	}, nil

@@ -84,17 +84,36 @@ func parseDisks(s string) ([]hv.DiskSpec, error) {
 // bootFileKeys adds kernel= and initrd= to a: URLs of the guest's boot
 // files on an HTTP server.
 func bootFileKeys(a *Args, b *hv.BootFiles) {
-	url := func(dst *string) func(string) error {
-		return func(v string) error {
-			if _, err := fetch.ParseURL(v); err != nil {
-				return err
-			}
-			*dst = v
-			return nil
-		}
+	a.Func("kernel", func(v string) error { return checkURL(v, &b.Kernel) })
+	a.Func("initrd", func(v string) error { return checkURL(v, &b.Initrd) })
+}
+
+// checkURL stores v in dst if it is a URL the node can fetch from.
+func checkURL(v string, dst *string) error {
+	if _, err := fetch.ParseURL(v); err != nil {
+		return err
 	}
-	a.Func("kernel", url(&b.Kernel))
-	a.Func("initrd", url(&b.Initrd))
+	*dst = v
+	return nil
+}
+
+// maxModules bounds a Multiboot guest's modules.
+const maxModules = 16
+
+// parseModules reads module=URL[,URL...] into dst.
+func parseModules(v string, dst *[]string) error {
+	urls := strings.Split(v, ",")
+	if len(urls) > maxModules {
+		return fmt.Errorf("%d modules: at most %d", len(urls), maxModules)
+	}
+	for _, u := range urls {
+		var s string
+		if err := checkURL(u, &s); err != nil {
+			return err
+		}
+		*dst = append(*dst, s)
+	}
+	return nil
 }
 
 // parseNet reads net=on or net=MAC (a unicast address).

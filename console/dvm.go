@@ -102,7 +102,7 @@ func (d distCommands) dvmStart(w io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !req.Linux && (req.Disks != nil || req.Net != nil || req.Root != "" || req.Boot != (hv.BootFiles{})) {
+	if !req.Linux && (req.Disks != nil || req.Net != nil || req.Root != "" || !req.Boot.Empty()) {
 		return fmt.Errorf("%w: disk=, net=, root=, kernel= and initrd= are for guest=linux", shell.ErrUsage)
 	}
 	if !d.need(w) {

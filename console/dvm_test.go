@@ -303,7 +303,7 @@ func TestDistStartDevices(t *testing.T) {
 	}
 	f.started = hv.DistStart{}
 	if _, err := run(t, cmds, "dvm start guest=linux kernel=http://10.0.2.2:8000/vmlinuz initrd=http://10.0.2.2:8000/initrd"); err != nil ||
-		f.started.Boot != (hv.BootFiles{Kernel: "http://10.0.2.2:8000/vmlinuz", Initrd: "http://10.0.2.2:8000/initrd"}) {
+		f.started.Boot.Kernel != "http://10.0.2.2:8000/vmlinuz" || f.started.Boot.Initrd != "http://10.0.2.2:8000/initrd" || len(f.started.Boot.Modules) != 0 {
 		t.Errorf("dvm start with boot files asked for %+v: %v", f.started.Boot, err)
 	}
 	if _, err := run(t, cmds, "dvm start guest=pingpong kernel=http://10.0.2.2/k"); !errors.Is(err, shell.ErrUsage) {

@@ -39,13 +39,34 @@ type Guest interface {
 }
 
 // bootUsage is the form of `vm boot`.
-const bootUsage = "`vm boot linux [vcpus=N] [mem=SIZE] [disk=ram:SIZE|nbd://ADDR[:PORT]/EXPORT[,...]] [net=on|MAC] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...]`"
+const bootUsage = "`vm boot linux [vcpus=N] [mem=SIZE] [disk=ram:SIZE|nbd://ADDR[:PORT]/EXPORT[,...]] [net=on|MAC] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...]` or `vm boot multiboot kernel=URL [module=URL[,URL...]] [cmdline=...] [vcpus=N] [mem=SIZE]`"
 
-// bootOS runs `vm boot linux ...`.
+// bootOS runs `vm boot linux|multiboot ...`.
 func bootOS(w io.Writer, os OSHost, args []string) error {
-	if len(args) == 0 || args[0] != "linux" {
+	var r hv.LinuxRequest
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "linux":
+		r, err = linuxRequest(args[1:])
+	case len(args) > 0 && args[0] == "multiboot":
+		r, err = multibootRequest(args[1:])
+	default:
 		return fmt.Errorf("%w: want %s", shell.ErrUsage, bootUsage)
 	}
+	if err != nil {
+		return err
+	}
+	g, err := os.BootOS(r)
+	if err != nil {
+		return err
+	}
+	in := g.Info()
+	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB%s: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, ramAbove4G(in.Memory), in.ID, in.SetupLine())
+	return nil
+}
+
+// linuxRequest reads the words after `vm boot linux`.
+func linuxRequest(args []string) (hv.LinuxRequest, error) {
 	r := hv.LinuxRequest{VCPUs: hv.DefaultGuestVCPUs, Memory: hv.DefaultGuestMemory}
 	var a Args
 	a.Int("vcpus", &r.VCPUs, 1, 64)
@@ -56,22 +77,35 @@ func bootOS(w io.Writer, os OSHost, args []string) error {
 	bootFileKeys(&a, &r.Boot)
 	root := ""
 	a.String("root", &root)
-	if err := a.Parse(args[1:]); err != nil {
-		return err
+	if err := a.Parse(args); err != nil {
+		return r, err
 	}
 	if a.Given("root") {
 		var err error
 		if r.Root, err = parseRoot(root, len(r.Disks)); err != nil {
-			return fmt.Errorf("%w: %v", shell.ErrUsage, err)
+			return r, fmt.Errorf("%w: %v", shell.ErrUsage, err)
 		}
 	}
-	g, err := os.BootOS(r)
-	if err != nil {
-		return err
+	return r, nil
+}
+
+// multibootRequest reads the words after `vm boot multiboot`: a
+// Multiboot 1 kernel and its modules, fetched over HTTP.
+func multibootRequest(args []string) (hv.LinuxRequest, error) {
+	r := hv.LinuxRequest{VCPUs: hv.DefaultGuestVCPUs, Memory: hv.DefaultGuestMemory, Multiboot: true}
+	var a Args
+	a.Int("vcpus", &r.VCPUs, 1, 64)
+	a.Size("mem", &r.Memory)
+	a.String("cmdline", &r.Cmdline)
+	a.Func("kernel", func(v string) error { return checkURL(v, &r.Boot.Kernel) })
+	a.Func("module", func(v string) error { return parseModules(v, &r.Boot.Modules) })
+	if err := a.Parse(args); err != nil {
+		return r, err
 	}
-	in := g.Info()
-	fmt.Fprintf(w, "vm %d: %s, %d vCPUs, %d MiB%s: started (`console %d` shows its console); %s\n", in.ID, in.Name, in.VCPUs, in.Memory>>20, ramAbove4G(in.Memory), in.ID, in.SetupLine())
-	return nil
+	if r.Boot.Kernel == "" {
+		return r, fmt.Errorf("%w: a Multiboot guest needs kernel=http://SERVER/PATH", shell.ErrUsage)
+	}
+	return r, nil
 }
 
 // ramAbove4G says where a guest's RAM of mem bytes is when part of it is

@@ -317,3 +317,33 @@ func TestBootFiles(t *testing.T) {
 		t.Error("a refused request booted a guest")
 	}
 }
+
+// TestBootMultiboot: `vm boot multiboot` asks for a Multiboot kernel and
+// its modules by URL; without a kernel, or with Linux's words, it is
+// refused before the node is asked.
+func TestBootMultiboot(t *testing.T) {
+	os := &fakeOS{}
+	_, err := runOS(t, os, 0, "boot", "multiboot", "kernel=http://10.0.2.2:8000/x86/apic.flat",
+		"module=http://10.0.2.2:8000/env,http://10.0.2.2:8000/m2", "cmdline=-test x", "vcpus=2", "mem=64M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := os.last.req
+	if !r.Multiboot || r.Boot.Kernel != "http://10.0.2.2:8000/x86/apic.flat" || r.VCPUs != 2 || r.Memory != 64<<20 || r.Cmdline != "-test x" ||
+		len(r.Boot.Modules) != 2 || r.Boot.Modules[1] != "http://10.0.2.2:8000/m2" {
+		t.Errorf("BootOS got %+v", r)
+	}
+	for _, bad := range [][]string{
+		{"module=http://10.0.2.2/env"},
+		{"kernel=http://10.0.2.2/k", "disk=ram:1M"},
+		{"kernel=http://10.0.2.2/k", "initrd=http://10.0.2.2/i"},
+		{"kernel=https://10.0.2.2/k"},
+		{"kernel=http://10.0.2.2/k", "module=http://10.0.2.2/a,tftp://10.0.2.2/b"},
+		{"kernel=http://10.0.2.2/k", "module=" + strings.Repeat("http://10.0.2.2/a,", 16) + "http://10.0.2.2/a"},
+	} {
+		n := len(os.guests)
+		if _, err := runOS(t, os, 0, append([]string{"boot", "multiboot"}, bad...)...); err == nil || len(os.guests) != n {
+			t.Errorf("vm boot multiboot %q: accepted (%v)", bad, err)
+		}
+	}
+}

@@ -29,9 +29,18 @@ type LinuxConfig struct {
 	Memory uint64
 	// Load places the kernel, its boot data and page tables into guest
 	// memory laid out as layout says, telling the kernel that the ACPI
-	// RSDP is at rsdp, and returns where the boot processor starts and
-	// its RSI (the Linux zero page).
-	Load func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (entry LongModeEntry, rsi uint64, err error)
+	// RSDP is at rsdp, and returns where and how the boot processor
+	// starts.
+	Load func(mem devices.GuestMemory, layout memmap.Map, rsdp uint64) (Entry, error)
+	// XAPIC starts the local APICs in xAPIC mode, as a PC powers on
+	// (registers in the page at 0xFEE00000, x2APIC mode a guest's
+	// choice); otherwise they start in x2APIC mode, as firmware may
+	// leave them for Linux.
+	XAPIC bool
+	// DebugExit gives the guest QEMU's isa-debug-exit port (0xF4): a
+	// write ends the VM with the value as its exit code (Info's
+	// ExitCode), as test suites written for QEMU expect.
+	DebugExit bool
 	// Dilation, if above 1, tells the guest that its TSC runs Dilation
 	// times faster than it does (CPUID's TSC frequency): its clock and
 	// timers run that much slower against the outside (see dvm.Spec).
@@ -98,6 +107,13 @@ type NetSpec struct {
 // image's initramfs (whose modules are for the image's kernel).
 type BootFiles struct {
 	Kernel, Initrd string
+	// Modules are a Multiboot guest's boot modules, in order.
+	Modules []string
+}
+
+// Empty reports whether b names no file: the image's own are wanted.
+func (b BootFiles) Empty() bool {
+	return b.Kernel == "" && b.Initrd == "" && len(b.Modules) == 0
 }
 
 // LinuxRequest is what the operator asks of the image's Linux guest, on
@@ -125,6 +141,11 @@ type LinuxRequest struct {
 	// Boot, if set, names the kernel and initramfs to fetch instead of
 	// the image's.
 	Boot BootFiles
+	// Multiboot: the guest is not Linux but a Multiboot 1 kernel
+	// (Boot.Kernel, with Boot.Modules and Cmdline), entered in 32-bit
+	// protected mode on a PC whose local APICs power on in xAPIC mode,
+	// with QEMU's debug-exit port.
+	Multiboot bool
 }
 
 // KernelCmdline is the guest kernel's command line r asks for: Cmdline,
@@ -155,7 +176,12 @@ type VMInfo struct {
 	Started time.Time
 	// Outcome is "running" or how it ended.
 	Outcome string
-	Exits   exits.ExitStats
+	// DebugExit says the guest ended itself through the debug-exit port
+	// (LinuxConfig.DebugExit) with ExitCode, the value it wrote (QEMU
+	// would exit with status ExitCode<<1 | 1).
+	DebugExit bool
+	ExitCode  uint32
+	Exits     exits.ExitStats
 	// Setup is how long building the VM took (its RAM backed and
 	// zeroed, its tables built, the guest loaded); Tables the bytes its
 	// second-level page tables take.

@@ -19,6 +19,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/migrate"
 	"github.com/big-iron/big-iron/vmm/devices"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
+	"github.com/big-iron/big-iron/vmm/devices/debugexit"
 	"github.com/big-iron/big-iron/vmm/devices/ioapic"
 	"github.com/big-iron/big-iron/vmm/devices/lapic"
 	"github.com/big-iron/big-iron/vmm/devices/mmio"
@@ -136,9 +137,12 @@ type LinuxVM struct {
 	freed   chan struct{} // closed once free has run (VMs of BootLinux)
 	mu      spinlock.Lock
 	outcome string
-	stats   exits.ExitStats
-	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists
-	svmMaps uint64   // on AMD-V: the permission maps (a 2 MiB run)
+	// exited and exitCode: the guest ended through the debug-exit port.
+	exited   bool
+	exitCode uint32
+	stats    exits.ExitStats
+	owned    []uint64 // frames for VMCSs, bitmaps, MSR lists
+	svmMaps  uint64   // on AMD-V: the permission maps (a 2 MiB run)
 	// devStop stops the virtio devices' workers (closed by free).
 	devStop chan struct{}
 	// virtio are the VM's virtio-mmio devices, in the order the guest
@@ -184,7 +188,17 @@ func (vm *LinuxVM) Info() VMInfo {
 		}
 	}
 	return VMInfo{ID: vm.id, Name: vm.cfg.Name, VCPUs: vm.cfg.VCPUs, Memory: vm.cfg.Memory, Started: vm.started, Outcome: out, Exits: st,
-		Setup: vm.setup, Tables: uint64(vm.tables) * frames.Size}
+		DebugExit: vm.exited, ExitCode: vm.exitCode, Setup: vm.setup, Tables: uint64(vm.tables) * frames.Size}
+}
+
+// debugExit ends the VM for a write of code to the debug-exit port.
+func (vm *LinuxVM) debugExit(code uint32) {
+	vm.mu.Lock()
+	if vm.outcome == "" {
+		vm.exited, vm.exitCode = true, code
+	}
+	vm.mu.Unlock()
+	vm.end(fmt.Sprintf("debug-exit code %d (QEMU's status %d)", code, debugexit.Status(code)))
 }
 
 // end records why the VM stopped (the first reason wins) and stops every
@@ -312,6 +326,10 @@ func (h *Hypervisor) newLinux(cfg LinuxConfig, dist *linuxDist) (_ *LinuxVM, err
 		vm.vcpus[i] = &linuxVCPU{vm: vm, index: i, res: &Result{}, kick: make(chan struct{}, 1)}
 	}
 	vm.apics = lapic.NewBus(cfg.VCPUs, vm.guestTSC, func(i int) lapic.Events { return vcpuEvents{vm.vcpus[i]} })
+	vm.apics.SetMaxPhysAddr(uint(h.eptc.MaxPhysAddr))
+	if cfg.XAPIC {
+		vm.apics.PowerOn(lapic.ModeXAPIC)
+	}
 	if err := vm.platform(); err != nil {
 		return nil, err
 	}
@@ -495,21 +513,26 @@ func (vm *LinuxVM) load() error {
 	if err := vm.mem.WriteAt(tables.Bytes, tables.Base); err != nil {
 		return fmt.Errorf("hv: ACPI tables: %w", err)
 	}
-	entry, rsi, err := cfg.Load(vm.mem, guestmem.Layout(cfg.Memory), tables.RSDP)
+	entry, err := cfg.Load(vm.mem, guestmem.Layout(cfg.Memory), tables.RSDP)
 	if err != nil {
 		return fmt.Errorf("hv: loading the guest: %w", err)
 	}
 	bsp := vm.vcpus[0]
 	if h.svmCaps != nil {
 		var st vcpu.State
-		if err := longModeVCPU(entry, 0, true, &st); err != nil {
+		if err := entryVCPU(entry, &st); err != nil {
 			return err
 		}
-		st.GPR[vmx.RSI] = rsi
 		return bsp.startSVM(&st)
 	}
-	bsp.cpu.Regs().RSI = rsi
-	g, err := LongModeState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[0], entry)
+	regs := bsp.cpu.Regs()
+	regs.RAX, regs.RBX, regs.RSI = entry.RAX, entry.RBX, entry.RSI
+	var g vmx.GuestState
+	if entry.Flat32 {
+		g, err = Flat32State(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[0], entry)
+	} else {
+		g, err = LongModeState(h.caps, vm.ctl, vm.tab.EPTP(), vm.vpids[0], entry.Long)
+	}
 	if err != nil {
 		return err
 	}
@@ -557,6 +580,11 @@ func (vm *LinuxVM) addDevices(apics *lapic.Bus, bus *exits.IOBus) error {
 	if p := vm.pmTimerPort(); p != 0 {
 		hz := vm.h.plat.TSCHz * uint64(max(vm.cfg.Dilation, 1))
 		if err := bus.Register(p, 4, "ACPI PM timer", pmtimer.New(vm.guestTSC, hz)); err != nil {
+			return err
+		}
+	}
+	if vm.cfg.DebugExit {
+		if err := bus.Register(debugexit.Port, debugexit.Ports, "debug exit", debugexit.New(vm.debugExit)); err != nil {
 			return err
 		}
 	}
@@ -906,7 +934,7 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 		c.Put()
 		return runloop.Continue, v.share.Fault(gpa, write)
 	}
-	if d != nil && !d.devices && mayMove {
+	if d != nil && !d.devices && mayMove && !v.ownAPICPage(gpa) {
 		if dst, ok := v.share.DeviceMove(); ok {
 			// The device access runs on the device node.
 			v.moveTo.Store(int32(dst) + 1)
@@ -914,6 +942,13 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 		}
 	}
 	return runloop.Continue, v.mmioAccess(gpa)
+}
+
+// ownAPICPage reports whether gpa is in the vCPU's own xAPIC page, which
+// is served where the vCPU runs.
+func (v *linuxVCPU) ownAPICPage(gpa uint64) bool {
+	base, ok := v.apic.MMIOBase()
+	return ok && gpa&^(lapic.MMIOSize-1) == base
 }
 
 // Halt waits for an interrupt (see halt).
@@ -1002,7 +1037,12 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	rip, cr3, rsp := c.RIP(), c.CR3(), c.RSP()
 	var dev devices.MMIODevice
 	var off uint64
-	if d == nil || d.devices {
+	// The xAPIC page is each vCPU's own APIC, wherever the vCPU runs: a
+	// distributed VM's vCPU reaches it here, not on the device node.
+	local := v.ownAPICPage(gpa)
+	if local {
+		dev, off = v.apic, gpa&(lapic.MMIOSize-1)
+	} else if d == nil || d.devices {
 		var ok bool
 		dev, off, ok = v.vm.mmio.Lookup(gpa)
 		if !ok {
@@ -1023,7 +1063,7 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	}
 	var n int
 	switch {
-	case d == nil:
+	case d == nil || local:
 		n, err = mmio.Emulate(code, dev, off, c.Regs(), &rsp)
 	case d.devices:
 		v.share.Unlock()
