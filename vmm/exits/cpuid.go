@@ -37,6 +37,9 @@ const (
 	LeafHypervisorInfo = 0x40000001
 	LeafHypervisorTime = 0x40000010 // TSC and LAPIC timer kHz, as VMware and KVM define it
 	LeafExtMax         = 0x80000000
+	// LeafExtProcFeatures is AMD's extended features (Fn8000_0001),
+	// whose EDX repeats leaf 1's APIC flag (AMD APM Vol. 3, E.4.2).
+	LeafExtProcFeatures = 0x80000001
 )
 
 // Feature bits the policy changes (SDM Vol. 2A, CPUID, Tables 3-10/3-11).
@@ -48,6 +51,7 @@ const (
 	Leaf1ECXTM2        = 1 << 8
 	Leaf1ECXPDCM       = 1 << 15
 	Leaf1ECXHypervisor = 1 << 31
+	Leaf1EDXAPIC       = 1 << 9 // on-chip APIC, cleared while IA32_APIC_BASE.EN is 0
 	Leaf1EDXACPI       = 1 << 22
 	Leaf1EDXTM         = 1 << 29
 	Leaf1EDXHTT        = 1 << 28
@@ -56,6 +60,7 @@ const (
 	Leaf7ECXWAITPKG    = 1 << 5
 	leaf7ECXLA57       = 1 << 16 // 57-bit linear addresses, 5-level paging
 	Leaf7ECXSGXLC      = 1 << 30
+	leaf7ECXPKS        = 1 << 31 // supervisor protection keys (IA32_PKRS)
 )
 
 // CPUIDConfig configures the guest-visible CPUID.
@@ -314,6 +319,8 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 		// 5-level paging: the hyperkernel walks the guest's page
 		// tables (device emulation fetches at RIP) with 4 levels
 		r.ECX &^= leaf7ECXLA57
+		// Supervisor protection keys: IA32_PKRS is not emulated.
+		r.ECX &^= leaf7ECXPKS
 		r.EDX &^= leaf7EDXSpecCtrl
 	}
 	p.add(LeafExtFeatures, 0, true, r)

@@ -69,7 +69,13 @@ type Dispatcher struct {
 	MSR    *MSRTable
 	VCPU   int    // index passed to MSR handlers
 	APICID uint32 // reported by CPUID
-	Stats  ExitStats
+	// APICEnabled, if set, says whether the vCPU's local APIC is
+	// globally enabled: CPUID's APIC feature flag follows it (SDM Vol.
+	// 3A, 11.4.3: "CPUID.01H:EDX[bit 9] ... reports the APIC as absent"
+	// while IA32_APIC_BASE.EN is 0; AMD APM Vol. 3, CPUID Fn8000_0001
+	// likewise). Without it the flag is the policy's.
+	APICEnabled func() bool
+	Stats       ExitStats
 }
 
 // Handle decodes the exit, performs CPUID, port I/O and MSR accesses
@@ -85,7 +91,11 @@ func (d *Dispatcher) Handle(e *Exit, regs *vmx.GuestRegs) Action {
 	}
 	switch info.Reason {
 	case vmx.ExitCPUID:
-		r := d.CPUID.Lookup(uint32(regs.RAX), uint32(regs.RCX), d.APICID)
+		leaf := uint32(regs.RAX)
+		r := d.CPUID.Lookup(leaf, uint32(regs.RCX), d.APICID)
+		if (leaf == LeafFeatures || leaf == LeafExtProcFeatures) && d.APICEnabled != nil && !d.APICEnabled() {
+			r.EDX &^= Leaf1EDXAPIC
+		}
 		regs.RAX, regs.RBX, regs.RCX, regs.RDX = uint64(r.EAX), uint64(r.EBX), uint64(r.ECX), uint64(r.EDX)
 		return d.advance(a, e)
 	case vmx.ExitIOInstruction:

@@ -362,6 +362,56 @@ func TestLA57Hidden(t *testing.T) {
 	}
 }
 
+// PKS is not emulated (IA32_PKRS #GPs), so a guest that hides
+// unvirtualized features is not offered it.
+func TestPKSHidden(t *testing.T) {
+	host := func(leaf, sub uint32) CPUIDResult {
+		if leaf == 0 {
+			return CPUIDResult{EAX: 7}
+		}
+		return CPUIDResult{EBX: ^uint32(0), ECX: ^uint32(0), EDX: ^uint32(0)}
+	}
+	for _, hide := range []bool{false, true} {
+		p, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 1000, VCPUs: 1, HideUnvirtualized: hide}, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Lookup(7, 0, 0).ECX&(1<<31) != 0; got == hide {
+			t.Errorf("HideUnvirtualized=%v: PKS offered=%v", hide, got)
+		}
+	}
+}
+
+// CPUID's APIC flag follows the vCPU's IA32_APIC_BASE.EN, in leaf 1 and
+// in AMD's leaf 0x80000001.
+func TestCPUIDAPICFlagFollowsEnable(t *testing.T) {
+	host := func(leaf, sub uint32) CPUIDResult {
+		switch leaf {
+		case 0:
+			return CPUIDResult{EAX: 7}
+		case LeafExtMax:
+			return CPUIDResult{EAX: LeafExtProcFeatures}
+		}
+		return CPUIDResult{EDX: Leaf1EDXAPIC}
+	}
+	p, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 1000, VCPUs: 1}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enabled := true
+	d := Dispatcher{CPUID: p, IO: NewIOBus(), MSR: NewMSRTable(), APICEnabled: func() bool { return enabled }}
+	for _, en := range []bool{true, false, true} {
+		enabled = en
+		for _, leaf := range []uint64{LeafFeatures, LeafExtProcFeatures} {
+			regs := vmx.GuestRegs{RAX: leaf}
+			d.Handle(&Exit{Reason: uint64(vmx.ExitCPUID), InstructionLength: 2}, &regs)
+			if got := regs.RDX&Leaf1EDXAPIC != 0; got != en {
+				t.Errorf("leaf %#x with the APIC enabled=%v: APIC flag %v", leaf, en, got)
+			}
+		}
+	}
+}
+
 // A guest's VMX instructions raise #UD in the guest, RIP not advanced;
 // none is left unhandled (which would stop the VM).
 func TestVMXInstructionsRaiseUD(t *testing.T) {
