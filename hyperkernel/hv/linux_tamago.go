@@ -140,9 +140,11 @@ type LinuxVM struct {
 	// exited and exitCode: the guest ended through the debug-exit port.
 	exited   bool
 	exitCode uint32
-	stats    exits.ExitStats
-	owned    []uint64 // frames for VMCSs, bitmaps, MSR lists
-	svmMaps  uint64   // on AMD-V: the permission maps (a 2 MiB run)
+	// retired: this is what is left of an ended VM (see retire).
+	retired bool
+	stats   exits.ExitStats
+	owned   []uint64 // frames for VMCSs, bitmaps, MSR lists
+	svmMaps uint64   // on AMD-V: the permission maps (a 2 MiB run)
 	// devStop stops the virtio devices' workers (closed by free).
 	devStop chan struct{}
 	// virtio are the VM's virtio-mmio devices, in the order the guest
@@ -173,7 +175,12 @@ func (vm *LinuxVM) VCPUs() []VCPUInfo {
 
 // Input types p on the guest's console (COM1) and returns how many bytes
 // its receive buffer took.
-func (vm *LinuxVM) Input(p []byte) int { return vm.com1.Input(p) }
+func (vm *LinuxVM) Input(p []byte) int {
+	if vm.com1 == nil { // ended
+		return 0
+	}
+	return vm.com1.Input(p)
+}
 
 // Info describes the VM.
 func (vm *LinuxVM) Info() VMInfo {
@@ -461,6 +468,7 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 		}, common...)
 		v.disp = disp
 		v.disp.VCPU, v.disp.APICID = i, uint32(i)
+		v.disp.APICEnabled = v.apicEnabled
 	}
 	return nil
 }
@@ -617,7 +625,48 @@ func (vm *LinuxVM) freeWhenDone() {
 		vm.wg.Wait()
 		vm.free()
 		close(vm.freed)
+		vm.h.retire(vm)
 	}()
+}
+
+// maxEndedVMs bounds the ended VMs a node keeps for `vm list` and
+// `console`: each keeps its console log.
+const maxEndedVMs = 64
+
+// retire replaces a freed VM in the node's list by what `vm list` and
+// `console` still show of it (ended), so that nothing else of it (its
+// devices, RAM disks, the kernel it was loaded from) stays reachable,
+// and forgets the oldest ended VMs beyond maxEndedVMs. A node that ran
+// VM after VM kept each one's RAM disk and boot files in its heap until
+// it ran out of memory.
+func (h *Hypervisor) retire(vm *LinuxVM) {
+	done := vm.ended()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ended := 0
+	for i := len(h.vms) - 1; i >= 0; i-- {
+		switch v := h.vms[i]; {
+		case v == vm:
+			h.vms[i] = done
+			ended++
+		case v.retired:
+			ended++
+			if ended > maxEndedVMs {
+				h.vms = append(h.vms[:i], h.vms[i+1:]...)
+			}
+		}
+	}
+}
+
+// ended returns what is left of a freed VM: its description, outcome
+// and console log, no devices (Input types nowhere, Disks is empty).
+func (vm *LinuxVM) ended() *LinuxVM {
+	in := vm.Info()
+	e := &LinuxVM{h: vm.h, id: vm.id, split: vm.split, console: vm.console, started: vm.started,
+		outcome: in.Outcome, exited: in.DebugExit, exitCode: in.ExitCode, stats: in.Exits, setup: vm.setup, tables: vm.tables, retired: true}
+	e.cfg.Name, e.cfg.VCPUs, e.cfg.Memory = vm.cfg.Name, vm.cfg.VCPUs, vm.cfg.Memory
+	e.stop.Store(true)
+	return e
 }
 
 // VMs returns the OS guests started on this node, running or not.
@@ -944,12 +993,18 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 	return runloop.Continue, v.mmioAccess(gpa)
 }
 
-// ownAPICPage reports whether gpa is in the vCPU's own xAPIC page, which
-// is served where the vCPU runs.
+// ownAPICPage reports whether gpa is in the vCPU's own APIC page, which
+// is served where the vCPU runs. The page is the APIC's in every mode:
+// while it is not decoded (x2APIC mode, disabled) it reads as all ones
+// and takes no writes, as where nothing answers.
 func (v *linuxVCPU) ownAPICPage(gpa uint64) bool {
-	base, ok := v.apic.MMIOBase()
-	return ok && gpa&^(lapic.MMIOSize-1) == base
+	base, _ := v.apic.MMIOBase()
+	return gpa&^(lapic.MMIOSize-1) == base
 }
+
+// apicEnabled reports whether the vCPU's APIC is globally enabled (CPUID
+// shows the APIC only then).
+func (v *linuxVCPU) apicEnabled() bool { return v.apic.Mode() != lapic.ModeDisabled }
 
 // Halt waits for an interrupt (see halt).
 func (v *linuxVCPU) Halt(_ runloop.CPU, interruptible bool) (runloop.Step, error) {

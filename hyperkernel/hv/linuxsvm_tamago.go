@@ -57,6 +57,7 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 		v.cpu = v.sv
 		v.disp = disp
 		v.disp.VCPU, v.disp.APICID = i, uint32(i)
+		v.disp.APICEnabled = v.apicEnabled
 	}
 	return nil
 }
