@@ -693,7 +693,9 @@ type linuxVCPU struct {
 	loop runloop.Loop
 	// share is the vCPU's handle on a distributed VM's runtime (nil on
 	// one node), held while the vCPU is in guest mode.
-	share        *dvm.Handle
+	share *dvm.Handle
+	// nmi: an NMI waits for the vCPU (an IPI with NMI delivery).
+	nmi          atomic.Bool
 	disp         exits.Dispatcher
 	res          *Result
 	unrestricted bool
@@ -764,7 +766,7 @@ func (e vcpuEvents) Kick() {
 
 // INIT to a vCPU that waits for its startup IPI keeps it waiting; a
 // running vCPU is not reset (Linux sends INIT only to processors it is
-// about to start). NMIs are not delivered yet.
+// about to start).
 func (e vcpuEvents) INIT() {}
 
 // Startup releases a waiting application processor at vector's page.
@@ -780,7 +782,18 @@ func (e vcpuEvents) Startup(vector uint8) {
 	}
 }
 
-func (e vcpuEvents) NMI() {}
+// NMI makes an NMI wait for the vCPU: injected at its next entry
+// (TakeNMI), and a halted vCPU wakes for it whatever its RFLAGS.IF. On
+// AMD-V an injected NMI does not block the next one until IRET, as it
+// does on VT-x: NMI masking is not emulated there yet.
+func (e vcpuEvents) NMI() {
+	e.v.nmi.Store(true)
+	e.Kick()
+}
+
+// TakeNMI implements runloop.NMIGuest. A waiting NMI stays on this node
+// if the vCPU moves.
+func (v *linuxVCPU) TakeNMI() bool { return v.nmi.Swap(false) }
 
 // setState makes g the vCPU's state at its first VM entry.
 func (v *linuxVCPU) setState(g *vmx.GuestState) {
@@ -848,7 +861,7 @@ func (v *linuxVCPU) halt(interruptible bool) {
 				return // the loop reports the error, or moves the vCPU
 			}
 		}
-		if _, ok := v.apic.Pending(); ok && interruptible {
+		if _, ok := v.apic.Pending(); ok && interruptible || v.nmi.Load() {
 			return
 		}
 		wait := 10 * time.Millisecond

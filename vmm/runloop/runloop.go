@@ -336,14 +336,29 @@ func (l *Loop) depart(node int) (bool, error) {
 	return l.Guest.Depart(node, &l.state)
 }
 
+// NMIGuest is a Guest whose vCPUs can receive NMIs (an IPI with NMI
+// delivery, the local APIC's LINT1). TakeNMI removes the waiting NMI,
+// if any, the guest being about to take it.
+type NMIGuest interface {
+	Guest
+	TakeNMI() bool
+}
+
+// nmiVector is the NMI's vector (Intel SDM Vol. 3A, 6.3.1, Table 6-1).
+const nmiVector = 2
+
 // injectEvents runs just before entry: an event whose delivery the latest
-// exit cut short is delivered again; otherwise the guest's highest
+// exit cut short is delivered again; otherwise a waiting NMI, which
+// RFLAGS.IF does not hold back, is injected; then the guest's highest
 // pending interrupt is injected if it can take it now, or the loop asks
 // for an exit as soon as it can.
 func (l *Loop) injectEvents() {
 	c, g := l.CPU, l.Guest
 	if ev, ok := c.Interrupted(); ok && !c.Injecting() {
 		c.Inject(ev)
+	}
+	if ng, ok := g.(NMIGuest); ok && !c.Injecting() && ng.TakeNMI() {
+		c.Inject(Event{Vector: nmiVector, Type: NMI})
 	}
 	pending := g.InterruptPending()
 	switch {

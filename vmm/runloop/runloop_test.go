@@ -603,3 +603,59 @@ func TestLoopDoesNotAllocate(t *testing.T) {
 		t.Errorf("%.0f allocations per run of 64 exits", allocs)
 	}
 }
+
+// nmiGuest is a fakeGuest whose vCPU receives NMIs: one arrives before
+// each entry listed in at and waits until taken.
+type nmiGuest struct {
+	*fakeGuest
+	cpu   *fakeCPU
+	at    map[int]bool
+	wait  bool
+	taken []int // the entries that took an NMI
+}
+
+func (g *nmiGuest) TakeNMI() bool {
+	entry := len(g.cpu.entries)
+	for e := range g.at {
+		if e <= entry {
+			g.wait = true
+			delete(g.at, e)
+		}
+	}
+	if !g.wait {
+		return false
+	}
+	g.wait = false
+	g.taken = append(g.taken, entry)
+	return true
+}
+
+// An NMI goes in at the next entry whatever RFLAGS.IF, but not at an
+// entry that redelivers an event an exit cut short: it waits for the
+// entry after.
+func TestNMIIgnoresIFButWaitsForACutShortEvent(t *testing.T) {
+	c := &fakeCPU{tick: 1}
+	cut := Event{Vector: 14, Type: HardwareException, HasErrorCode: true, ErrorCode: 2}
+	s := eptViolation(0x9000)
+	s.interrupted = &cut
+	c.script = []step{exitOf(vmx.ExitInterruptWindow), s, exitOf(vmx.ExitInterruptWindow), hlt()}
+	g := &nmiGuest{fakeGuest: newGuest(), cpu: c, at: map[int]bool{0: true, 2: true}}
+	l := newLoop(t, c, g.fakeGuest)
+	l.Guest = g
+	l.Run()
+	if len(c.entries) < 4 {
+		t.Fatalf("entries %+v", c.entries)
+	}
+	if e := c.entries[0]; e.inject == nil || e.inject.Vector != nmiVector || e.inject.Type != NMI {
+		t.Errorf("first entry with IF=0 and an NMI waiting: %+v, want the NMI injected", e)
+	}
+	if e := c.entries[2]; e.inject == nil || *e.inject != cut {
+		t.Errorf("entry after the exit that cut %+v short: %+v, want it delivered again", cut, e)
+	}
+	if e := c.entries[3]; e.inject == nil || e.inject.Type != NMI {
+		t.Errorf("entry after the redelivery: %+v, want the waiting NMI", e)
+	}
+	if len(g.taken) != 2 || g.taken[1] != 3 {
+		t.Errorf("NMIs taken at entries %v, want 0 and 3", g.taken)
+	}
+}
