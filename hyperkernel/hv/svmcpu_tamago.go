@@ -63,6 +63,14 @@ var errNoWakeVector = errors.New("svm: the board has no wake vector for the time
 // interrupt ends the guest's turn with an INTR exit whatever the guest's
 // IF, and the host takes it once GIF is set again (Intel SDM Vol. 3A,
 // 11.5.4 "APIC Timer"; AMD APM Vol. 2, 15.21.2).
+//
+// Without TSC deadline the timer is periodic, not one-shot: QEMU's TCG
+// does not exit for a physical interrupt already pending at VMRUN, so a
+// one-shot slice that expired between arming and VMRUN (the emulator's
+// thread descheduled on a loaded host) was lost, and a guest spinning
+// without exits (kvm-unit-tests' apic test waiting for an IPI) kept the
+// core for good: the runtime's stop-the-world waited on it and the node
+// stopped answering. The next period ends such a turn.
 const (
 	lapicBase        = 0xFEE00000
 	lapicLVTTimer    = 0x320
@@ -70,9 +78,10 @@ const (
 	lapicDivide      = 0x3E0
 	divideBy1        = 0xB
 	lvtTSCDeadline   = 2 << 17
+	lvtPeriodic      = 1 << 17
 	msrTSCDeadline   = 0x6E0
 	cpuidTSCDeadline = 1 << 24 // CPUID.1:ECX
-	// preemptCount is the one-shot count of a slice: 1 ms at QEMU's
+	// preemptCount is the period of the slice timer: 1 ms at QEMU's
 	// 1 GHz APIC timer.
 	preemptCount = 1000000
 )
@@ -82,14 +91,14 @@ func lapicReg(off uint64) *uint32 {
 }
 
 // setPreemptionTimer puts the calling core's LAPIC timer on the wakeup
-// vector, in TSC-deadline mode or one-shot.
+// vector, in TSC-deadline mode or periodic.
 func setPreemptionTimer(vector uint8, deadline bool) {
 	if deadline {
 		*lapicReg(lapicLVTTimer) = uint32(vector) | lvtTSCDeadline
 		return
 	}
 	*lapicReg(lapicDivide) = divideBy1
-	*lapicReg(lapicLVTTimer) = uint32(vector)
+	*lapicReg(lapicLVTTimer) = uint32(vector) | lvtPeriodic
 }
 
 // armPreemption starts the calling core's slice timer; disarmPreemption
