@@ -72,6 +72,9 @@ func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.
 	d.SetTrace(ring)
 	if l != nil {
 		d.SetLinux(func(r hv.LinuxRequest) (hv.LinuxConfig, error) {
+			if r.Multiboot {
+				return l.multibootConfig(r)
+			}
 			if r.Cmdline == "" {
 				r.Cmdline = distGuestCmdline(r.VCPUs, r.NUMA)
 			}

@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -136,8 +136,12 @@ func writeLinuxStarted(w io.Writer, r DistRunner, req hv.DistStart, spec dvm.Spe
 	case dvm.HomesFill:
 		homes = "pages homed in ranges sized by each node's room"
 	}
-	fmt.Fprintf(w, "dvm %d: Linux, %d vCPUs on %d nodes, %d MiB%s (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
-		spec.ID, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, ramAbove4G(uint64(spec.Pages)*4096), homes, spec.Place, max(spec.Dilation, 1), topology)
+	guest := "Linux"
+	if req.Multiboot {
+		guest = "Multiboot"
+	}
+	fmt.Fprintf(w, "dvm %d: %s, %d vCPUs on %d nodes, %d MiB%s (%s, vCPUs placed %v, time dilation %d%s): started; `console` attaches on this node\n",
+		spec.ID, guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, ramAbove4G(uint64(spec.Pages)*4096), homes, spec.Place, max(spec.Dilation, 1), topology)
 }
 
 // dvmStat runs `dvm stat`: the VM's status on this node, with its vCPUs.
@@ -241,13 +245,17 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	req := hv.DistStart{Iterations: testguest.DefaultCounterIterations, Guest: testguest.VariantCounter}
 	var a Args
 	a.Func("guest", func(v string) error {
-		if v == "linux" {
+		switch v {
+		case "linux":
 			req.Linux = true
+			return nil
+		case "multiboot":
+			req.Linux, req.Multiboot = true, true
 			return nil
 		}
 		g, known := hv.DistGuest(v)
 		if !known {
-			return fmt.Errorf("unknown guest (counter, pingpong or linux)")
+			return fmt.Errorf("unknown guest (counter, pingpong, linux or multiboot)")
 		}
 		req.Guest = g
 		return nil
@@ -264,6 +272,8 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.Func("disk", func(v string) (err error) { req.Disks, err = parseDisks(v); return err })
 	a.Func("net", func(v string) (err error) { req.Net, err = parseNet(v); return err })
 	bootFileKeys(&a, &req.Boot)
+	a.Func("module", func(v string) error { return parseModules(v, &req.Boot.Modules) })
+	a.String("cmdline", &req.Cmdline)
 	root := ""
 	a.String("root", &root)
 	a.Func("homes", func(v string) error {
@@ -282,7 +292,22 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 			return req, fmt.Errorf("%w: %v", shell.ErrUsage, err)
 		}
 	}
-	return req, nil
+	return req, checkDistGuest(req)
+}
+
+// checkDistGuest refuses words that do not go with the guest asked for.
+func checkDistGuest(req hv.DistStart) error {
+	switch {
+	case req.Multiboot && req.Boot.Kernel == "":
+		return fmt.Errorf("%w: guest=multiboot needs kernel=http://SERVER/PATH", shell.ErrUsage)
+	case req.Multiboot && (req.Disks != nil || req.Net != nil || req.Root != "" || req.Boot.Initrd != "" || req.NUMA):
+		return fmt.Errorf("%w: disk=, net=, root=, initrd= and numa are for guest=linux", shell.ErrUsage)
+	case !req.Multiboot && len(req.Boot.Modules) != 0:
+		return fmt.Errorf("%w: module= is for guest=multiboot", shell.ErrUsage)
+	case !req.Linux && req.Cmdline != "":
+		return fmt.Errorf("%w: cmdline= is for guest=linux and guest=multiboot", shell.ErrUsage)
+	}
+	return nil
 }
 
 // st0 is the cluster id of the VM's node 0 (this node, which started it).

@@ -310,3 +310,34 @@ func TestDistStartDevices(t *testing.T) {
 		t.Errorf("a ping-pong guest with a kernel: %v", err)
 	}
 }
+
+// TestDistStartMultiboot: guest=multiboot asks for a Multiboot kernel
+// and its modules across nodes; Linux's words and a missing kernel are
+// refused before anything starts, and module= is for multiboot only.
+func TestDistStartMultiboot(t *testing.T) {
+	f := &fakeDist{}
+	cmds := DistCommands(f, "")
+	out, err := run(t, cmds, "dvm start guest=multiboot nodes=2 vcpus=2 mem=128M kernel=http://10.0.2.2:8000/x86/smptest.flat module=http://10.0.2.2:8000/env cmdline=-v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.started; !s.Linux || !s.Multiboot || s.Boot.Kernel != "http://10.0.2.2:8000/x86/smptest.flat" || len(s.Boot.Modules) != 1 || s.Cmdline != "-v" {
+		t.Errorf("dvm start asked for %+v", s)
+	}
+	if !strings.Contains(out, ": Multiboot, 2 vCPUs on 2 nodes") {
+		t.Errorf("dvm start said %q", out)
+	}
+	for _, bad := range []string{
+		"dvm start guest=multiboot module=http://10.0.2.2/env",
+		"dvm start guest=multiboot kernel=http://10.0.2.2/k disk=ram:8M",
+		"dvm start guest=multiboot kernel=http://10.0.2.2/k initrd=http://10.0.2.2/i",
+		"dvm start guest=linux module=http://10.0.2.2/env",
+		"dvm start guest=counter module=http://10.0.2.2/env",
+		"dvm start guest=pingpong cmdline=quiet",
+	} {
+		f.started = hv.DistStart{}
+		if _, err := run(t, cmds, bad); !errors.Is(err, shell.ErrUsage) || f.started.Linux {
+			t.Errorf("%s: %v (started %+v)", bad, err, f.started)
+		}
+	}
+}

@@ -51,6 +51,10 @@ type DistStart struct {
 	Root string
 	// Boot names the kernel and initramfs to fetch (see LinuxRequest).
 	Boot BootFiles
+	// Multiboot (with Linux) runs a Multiboot 1 kernel (Boot.Kernel and
+	// Boot.Modules) instead of Linux, its APICs powering on in xAPIC mode
+	// on every node (see LinuxRequest.Multiboot).
+	Multiboot bool
 	// Homes names the Linux guest's home policy (dvm.ParseHomePolicy):
 	// "" or "node0" (every page homed on the device node), "striped"
 	// (page p on node p mod n), or "fill" (ranges sized by each node's

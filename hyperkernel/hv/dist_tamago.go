@@ -89,6 +89,11 @@ func (d *Dist) SetLinux(config func(r LinuxRequest) (LinuxConfig, error)) {
 // (the image's Linux); smaller payloads are test guests.
 const payloadLinux = 0x4C4E5800 // "\0XNL"
 
+// linuxArgXAPIC, in the spec's Arg of an operating-system guest, says
+// its APICs power on in xAPIC mode (a Multiboot guest): every node makes
+// its share's APICs so, since a vCPU may first run on any of them.
+const linuxArgXAPIC = 1
+
 // NewDist returns the distributed-VM service of h over net; notices get
 // one line when a VM ends.
 func (h *Hypervisor) NewDist(net DistNet, notices io.Writer) *Dist {
@@ -304,12 +309,15 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 			return spec, nil, err
 		}
 		cfg, err := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA,
-			Disks: req.Disks, Net: req.Net, Root: req.Root, Boot: req.Boot})
+			Disks: req.Disks, Net: req.Net, Root: req.Root, Boot: req.Boot, Multiboot: req.Multiboot})
 		if err != nil {
 			return spec, nil, err
 		}
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
+		if cfg.XAPIC {
+			spec.Arg = linuxArgXAPIC
+		}
 		if req.Homes != "" {
 			homes, err := dvm.ParseHomePolicy(req.Homes)
 			if err != nil {
@@ -518,7 +526,8 @@ func (vm *distVM) createLinux(cfg *LinuxConfig) error {
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		ld.here[v].Store(vm.spec.Place.Node(migrate.VCPUID(v), vm.spec.Nodes) == self)
 	}
-	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize, Dilation: int(vm.spec.Dilation)}
+	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize, Dilation: int(vm.spec.Dilation),
+		XAPIC: vm.spec.Arg&linuxArgXAPIC != 0}
 	if cfg != nil {
 		lc = *cfg
 	} else if self == 0 {
