@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/tools/cluster/launch"
-	"github.com/big-iron/big-iron/tools/cluster/serial"
 	"github.com/big-iron/big-iron/tools/kut"
 	"github.com/big-iron/big-iron/vmm/devices/debugexit"
 )
@@ -303,32 +302,14 @@ func TestQEMUClusterKVMUnitTests(t *testing.T) {
 	c := launch.Cluster{Nodes: 2, Segment: 51000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
 	elf := filepath.Join(dir, "bigiron.elf")
 	nodes := make([]*node, 3)
-	for i := 1; i <= 2; i++ {
-		args := c.QEMU(i, elf, launch.Accel(false))
-		if i == 1 {
-			for j, a := range args {
-				if a == c.CommandLine(i) {
-					args[j] = strings.Replace(a, "bigiron.ip="+launch.IP(i)+"/24", "bigiron.ip=dhcp bigiron.uplink=1", 1)
-				}
-			}
-			args = append(args, "-netdev", "user,id=n1", "-device", "e1000,netdev=n1")
-		}
-		nodes[i] = bootQEMU(t, args...)
-	}
+	nodes[1] = bootQEMU(t, withUplink(c, 1, elf, "user,id=n1", "")...)
+	nodes[2] = bootQEMU(t, c.QEMU(2, elf, launch.Accel(false))...)
 	a, b := nodes[1], nodes[2]
 	t.Cleanup(func() {
 		os.WriteFile(filepath.Join(dir, "kut-cluster-1.log"), []byte(a.con.Output()), 0o644)
 		os.WriteFile(filepath.Join(dir, "kut-cluster-2.log"), []byte(b.con.Output()), 0o644)
 	})
-	steps := []launch.Step{
-		{Node: 1, Want: prompt, Timeout: 3 * time.Minute},
-		{Node: 2, Want: prompt, Timeout: 3 * time.Minute},
-		{Node: 1, Line: "nodes", Want: "members [1 2]: quorum", Retry: true, Timeout: 3 * time.Minute},
-	}
-	var log strings.Builder
-	if err := launch.Play(steps, []*serial.Console{nil, a.con, b.con}, &log); err != nil {
-		t.Fatalf("the cluster: %v\n%s", err, log.String())
-	}
+	waitPair(t, a, b)
 	ran := 0
 	for _, test := range tests {
 		want, ok := kutDistributed[test.Name]

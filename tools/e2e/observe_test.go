@@ -35,26 +35,11 @@ func TestQEMUClusterObserve(t *testing.T) {
 	var metricsPort, sshPort [3]int
 	for i := 1; i <= 2; i++ {
 		metricsPort[i], sshPort[i] = freePort(t), freePort(t)
-		args := c.QEMU(i, elf, launch.Accel(false))
-		for j, a := range args {
-			if a == c.CommandLine(i) {
-				args[j] = strings.Replace(a, "bigiron.ip="+launch.IP(i)+"/24", "bigiron.ip=dhcp bigiron.uplink=1 "+keyWord, 1)
-			}
-		}
-		args = append(args, "-netdev", fmt.Sprintf("user,id=n1,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9120,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:22", metricsPort[i], sshPort[i]),
-			"-device", "e1000,netdev=n1")
-		nodes[i] = bootQEMU(t, args...)
+		netdev := fmt.Sprintf("user,id=n1,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:9120,hostfwd=tcp:127.0.0.1:%d-10.0.2.15:22", metricsPort[i], sshPort[i])
+		nodes[i] = bootQEMU(t, withUplink(c, i, elf, netdev, keyWord)...)
 	}
 	a, b := nodes[1], nodes[2]
-	steps := []launch.Step{
-		{Node: 1, Want: prompt, Timeout: 3 * time.Minute},
-		{Node: 2, Want: prompt, Timeout: 3 * time.Minute},
-		{Node: 1, Line: "nodes", Want: "members [1 2]: quorum", Retry: true, Timeout: 3 * time.Minute},
-	}
-	var log strings.Builder
-	if err := launch.Play(steps, []*serial.Console{nil, a.con, b.con}, &log); err != nil {
-		t.Fatalf("the cluster: %v\n%s", err, log.String())
-	}
+	waitPair(t, a, b)
 	const timeout = 3 * time.Minute
 	startDVM(t, a, b, "dvm start nodes=2 iters=20000000", timeout)
 	for i := 1; i <= 2; i++ {
@@ -79,4 +64,33 @@ func TestQEMUClusterObserve(t *testing.T) {
 		checkNodeSSH(t, nodes[i], sshPort[i], key)
 	}
 	waitDVM(t, a, 10*time.Minute)
+}
+
+// withUplink returns QEMU's arguments for node i of c with its control
+// plane on a second NIC on QEMU's user network (netdev, id n1), by DHCP
+// (bigiron.uplink=1), and words added to its command line; the cluster
+// keeps the first NIC.
+func withUplink(c launch.Cluster, i int, elf, netdev, words string) []string {
+	args := c.QEMU(i, elf, launch.Accel(false))
+	for j, a := range args {
+		if a == c.CommandLine(i) {
+			args[j] = strings.Replace(a, "bigiron.ip="+launch.IP(i)+"/24", "bigiron.ip=dhcp bigiron.uplink=1 "+words, 1)
+		}
+	}
+	return append(args, "-netdev", netdev, "-device", "e1000,netdev=n1")
+}
+
+// waitPair waits for nodes a and b to show their prompts and agree on a
+// cluster of the two.
+func waitPair(t *testing.T, a, b *node) {
+	t.Helper()
+	steps := []launch.Step{
+		{Node: 1, Want: prompt, Timeout: 3 * time.Minute},
+		{Node: 2, Want: prompt, Timeout: 3 * time.Minute},
+		{Node: 1, Line: "nodes", Want: "members [1 2]: quorum", Retry: true, Timeout: 3 * time.Minute},
+	}
+	var log strings.Builder
+	if err := launch.Play(steps, []*serial.Console{nil, a.con, b.con}, &log); err != nil {
+		t.Fatalf("the cluster: %v\n%s", err, log.String())
+	}
 }
