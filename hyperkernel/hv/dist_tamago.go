@@ -89,10 +89,20 @@ func (d *Dist) SetLinux(config func(r LinuxRequest) (LinuxConfig, error)) {
 // (the image's Linux); smaller payloads are test guests.
 const payloadLinux = 0x4C4E5800 // "\0XNL"
 
-// linuxArgXAPIC, in the spec's Arg of an operating-system guest, says
-// its APICs power on in xAPIC mode (a Multiboot guest): every node makes
-// its share's APICs so, since a vCPU may first run on any of them.
-const linuxArgXAPIC = 1
+// osName is how progress and notices name an operating-system guest
+// of LinuxConfig.Name: Linux, or a Multiboot kernel.
+func osName(name string) string {
+	if name == "multiboot" {
+		return "the Multiboot kernel"
+	}
+	return "Linux"
+}
+
+// linuxArgMultiboot, in the spec's Arg of an operating-system guest,
+// says it is a Multiboot kernel, whose APICs power on in xAPIC mode:
+// every node makes its share's APICs so, since a vCPU may first run on
+// any of them.
+const linuxArgMultiboot = 1
 
 // NewDist returns the distributed-VM service of h over net; notices get
 // one line when a VM ends.
@@ -266,7 +276,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		return spec, err
 	}
 	if linux != nil {
-		fmt.Fprintf(progress, "dvm %d: loading Linux into the VM's memory through the coherence protocol (pages homed %v)\n", spec.ID, spec.Homes)
+		fmt.Fprintf(progress, "dvm %d: loading %s into the VM's memory through the coherence protocol (pages homed %v)\n", spec.ID, osName(linux.Name), spec.Homes)
 		err = vm.linux.load()
 	} else {
 		fmt.Fprintf(progress, "dvm %d: loading the guest through the coherence protocol\n", spec.ID)
@@ -315,8 +325,8 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		}
 		linux = &cfg
 		spec.Payload, spec.Arg, spec.Pages, spec.Homes, spec.Place = payloadLinux, 0, int(mem/memory.PageSize), dvm.HomesDeviceNode, req.Place
-		if cfg.XAPIC {
-			spec.Arg = linuxArgXAPIC
+		if req.Multiboot {
+			spec.Arg = linuxArgMultiboot
 		}
 		if req.Homes != "" {
 			homes, err := dvm.ParseHomePolicy(req.Homes)
@@ -526,8 +536,10 @@ func (vm *distVM) createLinux(cfg *LinuxConfig) error {
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		ld.here[v].Store(vm.spec.Place.Node(migrate.VCPUID(v), vm.spec.Nodes) == self)
 	}
-	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize, Dilation: int(vm.spec.Dilation),
-		XAPIC: vm.spec.Arg&linuxArgXAPIC != 0}
+	lc := LinuxConfig{Name: "linux", VCPUs: vm.spec.VCPUs, Memory: uint64(vm.spec.Pages) * memory.PageSize, Dilation: int(vm.spec.Dilation)}
+	if vm.spec.Arg&linuxArgMultiboot != 0 {
+		lc.Name, lc.XAPIC = "multiboot", true
+	}
 	if cfg != nil {
 		lc = *cfg
 	} else if self == 0 {

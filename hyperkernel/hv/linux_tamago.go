@@ -219,7 +219,7 @@ func (vm *LinuxVM) end(why string) {
 	vm.mu.Unlock()
 	vm.stop.Store(true)
 	if d := vm.dist; d != nil && first {
-		fmt.Fprintf(d.share.d.notices, "dvm %d: Linux stopped on this node: %s\n", d.share.spec.ID, why)
+		fmt.Fprintf(d.share.d.notices, "dvm %d: %s stopped on this node: %s\n", d.share.spec.ID, osName(vm.cfg.Name), why)
 	}
 }
 
