@@ -74,33 +74,8 @@ func Flat32State(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint16
 	if ctl.Proc2&vmx.Proc2UnrestrictedGuest == 0 {
 		return vmx.GuestState{}, fmt.Errorf("hv: a 32-bit entry with paging off needs \"unrestricted guest\"")
 	}
-	ctl.Entry &^= vmx.EntryIA32eModeGuest
-	cr0Mask, cr4Mask := c.GuestHostMasks(true)
-	const cr0 = vmx.CR0PE | vmx.CR0ET
+	code := vmx.Segment{Selector: flatCodeSelector, Limit: 0xFFFFFFFF, AccessRights: arCode32}
 	data := vmx.Segment{Selector: flatDataSelector, Limit: 0xFFFFFFFF, AccessRights: arData}
-	return vmx.GuestState{
-		CR0:             c.GuestCR0(cr0, true),
-		CR4:             c.GuestCR4(0),
-		CR0Mask:         cr0Mask,
-		CR0Shadow:       cr0,
-		CR4Mask:         cr4Mask,
-		DR7:             0x400,
-		RIP:             uint64(e.EIP),
-		RFLAGS:          vmx.RFLAGSFixed1,
-		CS:              vmx.Segment{Selector: flatCodeSelector, Limit: 0xFFFFFFFF, AccessRights: arCode32},
-		SS:              data,
-		DS:              data,
-		ES:              data,
-		FS:              data,
-		GS:              data,
-		LDTR:            vmx.Segment{AccessRights: vmx.ARUnusable},
-		TR:              vmx.Segment{Limit: 0x67, AccessRights: arTSS32},
-		GDTRLimit:       0xFFFF,
-		IDTRLimit:       0xFFFF,
-		PAT:             vcpu.ResetPAT,
-		VMCSLinkPointer: ^uint64(0),
-		Controls:        ctl,
-		EPTP:            eptp,
-		VPID:            vpid,
-	}, nil
+	tr := vmx.Segment{Limit: 0x67, AccessRights: arTSS32}
+	return unpagedState(c, ctl, eptp, vpid, vmx.CR0PE|vmx.CR0ET, uint64(e.EIP), code, data, tr), nil
 }

@@ -104,35 +104,48 @@ func StartupState(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint1
 	if ctl.Proc2&vmx.Proc2UnrestrictedGuest == 0 {
 		return vmx.GuestState{}, fmt.Errorf("hv: an application processor starts in real mode, which needs \"unrestricted guest\"")
 	}
+	code := vmx.Segment{Selector: uint16(vector) << 8, Base: uint64(vector) << 12, Limit: 0xFFFF, AccessRights: arRealCode}
+	data := vmx.Segment{Limit: 0xFFFF, AccessRights: arRealData}
+	tr := vmx.Segment{Limit: 0xFFFF, AccessRights: arTSS16}
+	// EFER 0: the guest writes it (LME) on its way to long mode.
+	return unpagedState(c, ctl, eptp, vpid, vmx.CR0ET, 0, code, data, tr), nil
+}
+
+// unpagedState is the VMCS guest state of a processor with paging off
+// (real mode, or protected mode for Multiboot), which VT-x allows only
+// with "unrestricted guest": CR0 as cr0 (the bits VMX forces owned by
+// the host through the mask), CR4 0, EFER 0, RIP rip, CS code, the
+// other segments data, TR tr. The IA-32e mode guest entry control is
+// cleared (the processor sets it again once the guest turns long mode
+// on).
+func unpagedState(c *vmx.Capabilities, ctl vmx.Controls, eptp uint64, vpid uint16, cr0, rip uint64, code, data, tr vmx.Segment) vmx.GuestState {
 	ctl.Entry &^= vmx.EntryIA32eModeGuest
 	cr0Mask, cr4Mask := c.GuestHostMasks(true)
-	const cr0 = vmx.CR0ET
-	data := vmx.Segment{Limit: 0xFFFF, AccessRights: arRealData}
 	return vmx.GuestState{
-		CR0:       c.GuestCR0(cr0, true),
-		CR4:       c.GuestCR4(0),
-		CR0Mask:   cr0Mask,
-		CR0Shadow: cr0,
-		CR4Mask:   cr4Mask,
-		DR7:       0x400,
-		RFLAGS:    vmx.RFLAGSFixed1,
-		CS:        vmx.Segment{Selector: uint16(vector) << 8, Base: uint64(vector) << 12, Limit: 0xFFFF, AccessRights: arRealCode},
-		SS:        data,
-		DS:        data,
-		ES:        data,
-		FS:        data,
-		GS:        data,
-		LDTR:      vmx.Segment{AccessRights: vmx.ARUnusable},
-		TR:        vmx.Segment{Limit: 0xFFFF, AccessRights: arTSS16},
-		GDTRLimit: 0xFFFF,
-		IDTRLimit: 0xFFFF,
-		PAT:       0x0007040600070406,
-		// EFER 0: the guest writes it (LME) on its way to long mode.
+		CR0:             c.GuestCR0(cr0, true),
+		CR4:             c.GuestCR4(0),
+		CR0Mask:         cr0Mask,
+		CR0Shadow:       cr0,
+		CR4Mask:         cr4Mask,
+		DR7:             0x400,
+		RIP:             rip,
+		RFLAGS:          vmx.RFLAGSFixed1,
+		CS:              code,
+		SS:              data,
+		DS:              data,
+		ES:              data,
+		FS:              data,
+		GS:              data,
+		LDTR:            vmx.Segment{AccessRights: vmx.ARUnusable},
+		TR:              tr,
+		GDTRLimit:       0xFFFF,
+		IDTRLimit:       0xFFFF,
+		PAT:             vcpu.ResetPAT,
 		VMCSLinkPointer: ^uint64(0),
 		Controls:        ctl,
 		EPTP:            eptp,
 		VPID:            vpid,
-	}, nil
+	}
 }
 
 // longModeVCPU writes into st the state LongModeState gives a VT-x guest,
