@@ -48,7 +48,6 @@ func flat32VCPU(e Entry, apicID uint32, bsp bool, st *vcpu.State) {
 		vcpu.LDTR: {Access: vmx.ARUnusable}, vcpu.TR: {Limit: 0x67, Access: arTSS32},
 	}
 	st.DR7 = 0x400
-	st.GPR[vmx.RAX], st.GPR[vmx.RBX], st.GPR[vmx.RSI] = e.RAX, e.RBX, e.RSI
 }
 
 // entryVCPU writes into st the boot processor's state for e, in the
@@ -56,9 +55,7 @@ func flat32VCPU(e Entry, apicID uint32, bsp bool, st *vcpu.State) {
 func entryVCPU(e Entry, st *vcpu.State) error {
 	if e.Flat32 {
 		flat32VCPU(e, 0, true, st)
-		return nil
-	}
-	if err := longModeVCPU(e.Long, 0, true, st); err != nil {
+	} else if err := longModeVCPU(e.Long, 0, true, st); err != nil {
 		return err
 	}
 	st.GPR[vmx.RAX], st.GPR[vmx.RBX], st.GPR[vmx.RSI] = e.RAX, e.RBX, e.RSI
