@@ -122,19 +122,14 @@ const (
 // on a PC whose APICs power on in xAPIC mode, with the debug-exit port
 // test suites end with.
 func (l *linuxHost) multibootConfig(r hv.LinuxRequest) (hv.LinuxConfig, error) {
-	if l.net == nil || l.net.stack == nil {
-		return hv.LinuxConfig{}, errors.New("kernel=: this node has no control-plane address to fetch from (bigiron.ip)")
-	}
-	cfg := fetch.Config{Dial: l.net.stack.DialTCP, Limit: maxMultibootKernel}
-	kernel, err := fetch.Get(context.Background(), cfg, r.Boot.Kernel)
+	kernel, err := l.fetch("kernel=", r.Boot.Kernel, maxMultibootKernel)
 	if err != nil {
-		return hv.LinuxConfig{}, fmt.Errorf("kernel=: %w", err)
+		return hv.LinuxConfig{}, err
 	}
 	mods := make([]multiboot.GuestModule, len(r.Boot.Modules))
-	cfg.Limit = maxMultibootModule
 	for i, u := range r.Boot.Modules {
-		if mods[i].Data, err = fetch.Get(context.Background(), cfg, u); err != nil {
-			return hv.LinuxConfig{}, fmt.Errorf("module=%s: %w", u, err)
+		if mods[i].Data, err = l.fetch("module="+u, u, maxMultibootModule); err != nil {
+			return hv.LinuxConfig{}, err
 		}
 		mods[i].Cmdline = u
 	}
@@ -172,26 +167,34 @@ func (l *linuxHost) bootFiles(r hv.LinuxRequest) (kernel, initrd []byte, err err
 		}
 		return kernel, initrd, nil
 	}
-	if l.net == nil || l.net.stack == nil {
-		return nil, nil, errors.New("kernel=, initrd=: this node has no control-plane address to fetch from (bigiron.ip)")
-	}
-	cfg := fetch.Config{Dial: l.net.stack.DialTCP}
 	if r.Boot.Kernel != "" {
-		cfg.Limit = maxFetchedKernel
-		if kernel, err = fetch.Get(context.Background(), cfg, r.Boot.Kernel); err != nil {
-			return nil, nil, fmt.Errorf("kernel=: %w", err)
+		if kernel, err = l.fetch("kernel=", r.Boot.Kernel, maxFetchedKernel); err != nil {
+			return nil, nil, err
 		}
 		initrd = nil
 	} else if kernel == nil {
 		return nil, nil, errors.New("initrd= without kernel=: this image carries no guest kernel")
 	}
 	if r.Boot.Initrd != "" {
-		cfg.Limit = maxFetchedInitrd
-		if initrd, err = fetch.Get(context.Background(), cfg, r.Boot.Initrd); err != nil {
-			return nil, nil, fmt.Errorf("initrd=: %w", err)
+		if initrd, err = l.fetch("initrd=", r.Boot.Initrd, maxFetchedInitrd); err != nil {
+			return nil, nil, err
 		}
 	}
 	return kernel, initrd, nil
+}
+
+// fetch gets a guest's boot file over HTTP through the control plane's
+// TCP, at most limit bytes; errors begin with what (the console word
+// that asked for it).
+func (l *linuxHost) fetch(what, url string, limit int64) ([]byte, error) {
+	if l.net == nil || l.net.stack == nil {
+		return nil, fmt.Errorf("%s: this node has no control-plane address to fetch from (bigiron.ip)", what)
+	}
+	b, err := fetch.Get(context.Background(), fetch.Config{Dial: l.net.stack.DialTCP, Limit: limit}, url)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
 }
 
 // config is the configuration of Linux as r asks for it: the image's
