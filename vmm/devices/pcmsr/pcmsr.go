@@ -90,9 +90,15 @@ const (
 	// miscEnableInit: fast strings (0), BTS unavailable (11), PEBS
 	// unavailable (12).
 	miscEnableInit = 1 | 1<<11 | 1<<12
-	// miscEnableWritable are the bits a guest may change: fast strings,
-	// and the "limit CPUID maxval" bit (22) firmware may clear.
-	miscEnableWritable = 1 | 1<<22
+	// miscEnableWritable are the bits a guest may change (SDM Vol. 4,
+	// Table 2-2): fast strings (0), automatic thermal control (3),
+	// Enhanced SpeedStep (16), ENABLE MONITOR FSM (18), limit CPUID
+	// maxval (22), xTPR message disable (23), XD bit disable (34). They
+	// are kept, and read back as written; none changes what the vCPU
+	// does (CPUID keeps its leaves, MONITOR and NX), as under KVM
+	// without its quirks. Bits 7, 11 and 12 are read-only, the rest
+	// reserved.
+	miscEnableWritable = 1 | 1<<3 | 1<<16 | 1<<18 | 1<<22 | 1<<23 | 1<<34
 )
 
 // memType reports whether t is a valid memory type encoding for MTRRs (0 UC,

@@ -67,6 +67,9 @@ func TestWritesChecked(t *testing.T) {
 		{"feature control locked", FeatureCtl, 5, false},
 		{"misc enable fast strings off", MiscEnable, 0x1800, true},
 		{"misc enable PEBS bit", MiscEnable, 0x0800, false},
+		{"misc enable writable bits (kvm-unit-tests' msr)", MiscEnable, 0x400c51809, true},
+		{"misc enable reserved bit 35", MiscEnable, 1<<35 | 0x1801, false},
+		{"misc enable read-only bit 7", MiscEnable, 1<<7 | 0x1801, false},
 		{"microcode trigger", BIOSUpdtTrig, 0x12345000, true},
 		{"DEBUGCTL LBR", DebugCtl, 1, false},
 		{"MTRRCAP", MTRRCap, 0, false},
@@ -84,8 +87,8 @@ func TestWritesChecked(t *testing.T) {
 	if got, _ := m.Read(0, MTRRPhysBase0); got != 0x80000006 {
 		t.Errorf("refused write changed PHYSBASE0: %#x", got)
 	}
-	if p.Refused() != 10 {
-		t.Errorf("%d writes refused, want 10", p.Refused())
+	if p.Refused() != 12 {
+		t.Errorf("%d writes refused, want 12", p.Refused())
 	}
 	if p.WriteMSR(5, PAT, 0) || p.WriteMSR(-1, PAT, 0) {
 		t.Error("a vCPU index out of range was accepted")
