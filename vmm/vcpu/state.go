@@ -208,9 +208,9 @@ type State struct {
 	SysenterEIP  uint64 // IA32_SYSENTER_EIP
 	PAT          uint64 // IA32_PAT
 
-	// TSCOffset is the VMCS TSC offset (guest TSC = host TSC + offset) as
-	// it was on the node that saved the state. The receiving node must
-	// rebase it against its own TSC before running the vCPU.
+	// TSCOffset is what the vCPU's TSC adds to its VM's clock, which
+	// every node keeps in step (guest TSC = VM clock + offset): 0 until
+	// the guest writes its TSC (IA32_TIME_STAMP_COUNTER).
 	TSCOffset uint64
 	// TSCDeadline is IA32_TSC_DEADLINE in guest TSC units (0 = disarmed).
 	TSCDeadline uint64

@@ -27,6 +27,8 @@
 package lapic
 
 import (
+	"sync/atomic"
+
 	"github.com/big-iron/big-iron/vmm/spinlock"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
@@ -36,25 +38,29 @@ import (
 const (
 	MSRAPICBase    uint32 = 0x1B
 	MSRTSCDeadline uint32 = 0x6E0
-	msrFirst       uint32 = 0x800
-	msrID                 = msrFirst + uint32(regID)
-	msrVersion            = msrFirst + uint32(regVersion)
-	msrTPR                = msrFirst + uint32(regTPR)
-	msrPPR                = msrFirst + uint32(regPPR)
-	msrEOI                = msrFirst + uint32(regEOI)
-	msrLDR                = msrFirst + uint32(regLDR)
-	msrSVR                = msrFirst + uint32(regSVR)
-	msrESR                = msrFirst + uint32(regESR)
-	msrICR                = msrFirst + uint32(regICR)
-	msrLVTTimer           = msrFirst + uint32(regLVTTimer)
-	msrLVTLINT0           = msrFirst + uint32(regLVTLINT0)
-	msrLVTLINT1           = msrFirst + uint32(regLVTLINT1)
-	msrLVTError           = msrFirst + uint32(regLVTError)
-	msrInitCount          = msrFirst + uint32(regInitCount)
-	msrCurCount           = msrFirst + uint32(regCurCount)
-	msrDivide             = msrFirst + uint32(regDivide)
-	msrSelfIPI            = msrFirst + uint32(regSelfIPI)
-	msrLast        uint32 = 0x8FF
+	// MSRTSC is IA32_TIME_STAMP_COUNTER, the vCPU's TSC (SDM Vol. 3B,
+	// 18.17 "Time-Stamp Counter"). It is here because the APIC's timer
+	// runs on it: a vCPU that writes its TSC moves its TSC deadlines.
+	MSRTSC       uint32 = 0x10
+	msrFirst     uint32 = 0x800
+	msrID               = msrFirst + uint32(regID)
+	msrVersion          = msrFirst + uint32(regVersion)
+	msrTPR              = msrFirst + uint32(regTPR)
+	msrPPR              = msrFirst + uint32(regPPR)
+	msrEOI              = msrFirst + uint32(regEOI)
+	msrLDR              = msrFirst + uint32(regLDR)
+	msrSVR              = msrFirst + uint32(regSVR)
+	msrESR              = msrFirst + uint32(regESR)
+	msrICR              = msrFirst + uint32(regICR)
+	msrLVTTimer         = msrFirst + uint32(regLVTTimer)
+	msrLVTLINT0         = msrFirst + uint32(regLVTLINT0)
+	msrLVTLINT1         = msrFirst + uint32(regLVTLINT1)
+	msrLVTError         = msrFirst + uint32(regLVTError)
+	msrInitCount        = msrFirst + uint32(regInitCount)
+	msrCurCount         = msrFirst + uint32(regCurCount)
+	msrDivide           = msrFirst + uint32(regDivide)
+	msrSelfIPI          = msrFirst + uint32(regSelfIPI)
+	msrLast      uint32 = 0x8FF
 
 	// version: 0x14 (an integrated APIC) with 7 LVT entries (max LVT
 	// entry 6, CMCI included) and no EOI-broadcast suppression (11.4.8,
@@ -92,7 +98,8 @@ const (
 	timerTSCDeadline = 2 << 17
 )
 
-// Clock reads the guest's TSC.
+// Clock reads the guest's TSC, as every vCPU sees it until it writes its
+// own (MSRTSC).
 type Clock func() uint64
 
 // Events receives what an APIC sends to its vCPU's runner: Kick says an
@@ -116,6 +123,10 @@ type LAPIC struct {
 	bus    *Bus
 	events Events
 	clock  Clock
+	// tscAdjust is what this vCPU's TSC adds to clock's: set by a write
+	// of its TSC, read by its runner at every entry. The timer keeps
+	// clock's time; IA32_TSC_DEADLINE is converted as it is accessed.
+	tscAdjust atomic.Uint64
 	// timer: TSC-deadline value, or for one-shot/periodic the TSC at
 	// which the count started and the TSC ticks per count.
 	deadline   uint64
@@ -191,6 +202,22 @@ func (a *LAPIC) State() vcpu.LAPIC {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.s
+}
+
+// CR8 reads the task priority as CR8 shows it: TPR bits 7:4 (SDM Vol.
+// 3A, 11.8.6 "Task Priority in IA-32e Mode").
+func (a *LAPIC) CR8() uint8 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return uint8(a.s.TPR >> 4 & 0xF)
+}
+
+// SetCR8 writes the task priority through CR8: TPR bits 7:4 take v's
+// bits 3:0, bits 3:0 become 0 (11.8.6).
+func (a *LAPIC) SetCR8(v uint8) {
+	a.mu.Lock()
+	a.s.TPR = uint32(v&0xF) << 4
+	a.mu.Unlock()
 }
 
 // ppr computes the processor-priority register (SDM Vol. 3A, 11.8.3.1).
@@ -342,6 +369,15 @@ func (a *LAPIC) Save() (s vcpu.LAPIC, tscDeadline uint64) {
 	}
 	return s, tscDeadline
 }
+
+// TSCAdjust is what the vCPU's TSC adds to the bus clock's: 0 until the
+// guest writes its TSC. The runner adds it to the TSC offset at entry;
+// it travels with the vCPU (SetTSCAdjust).
+func (a *LAPIC) TSCAdjust() uint64 { return a.tscAdjust.Load() }
+
+// SetTSCAdjust gives the vCPU the TSC adjustment TSCAdjust returned on
+// another node.
+func (a *LAPIC) SetTSCAdjust(v uint64) { a.tscAdjust.Store(v) }
 
 // Restore gives the APIC the state Save returned on another node: its
 // timer goes on from the saved current count, or fires at tscDeadline.

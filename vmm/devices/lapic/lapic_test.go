@@ -116,6 +116,68 @@ func TestPriorityAndEOI(t *testing.T) {
 	}
 }
 
+// CR8 and the TPR are one register: CR8 is TPR bits 7:4, and a CR8
+// write clears bits 3:0.
+func TestCR8IsTheTPR(t *testing.T) {
+	var tsc uint64
+	b, _, m := newBus(1, &tsc)
+	a := b.APIC(0)
+	mustWrite(t, m, 0, msrSVR, 0x1FF)
+	mustWrite(t, m, 0, msrTPR, 0x5A)
+	if got := a.CR8(); got != 5 {
+		t.Errorf("CR8 %d after TPR 0x5A, want 5", got)
+	}
+	a.SetCR8(0xC)
+	if v, _ := m.Read(0, msrTPR); v != 0xC0 {
+		t.Errorf("TPR %#x after CR8 12, want 0xC0", v)
+	}
+	a.Deliver(0xB1, false) // below the new priority class
+	if v, ok := a.Pending(); ok {
+		t.Errorf("vector %#x pending under CR8 12", v)
+	}
+	a.SetCR8(0)
+	if v, ok := a.Pending(); !ok || v != 0xB1 {
+		t.Errorf("after CR8 0: pending %#x, %v; want 0xB1", v, ok)
+	}
+}
+
+// A vCPU's TSC takes any value and counts on from it; its TSC deadlines
+// are in its own TSC's terms, and stay at the same TSC value when it is
+// written again. Other vCPUs' TSCs do not move.
+func TestTSCWrite(t *testing.T) {
+	var tsc uint64 = 1000
+	b, _, m := newBus(2, &tsc)
+	a := b.APIC(0)
+	mustWrite(t, m, 0, msrSVR, 0x1FF)
+	mustWrite(t, m, 0, MSRTSC, 100_000_000_000)
+	tsc = 1500
+	if v, _ := m.Read(0, MSRTSC); v != 100_000_000_500 {
+		t.Errorf("TSC %d, 500 cycles after writing 100000000000", v)
+	}
+	if v, _ := m.Read(1, MSRTSC); v != 1500 {
+		t.Errorf("vCPU 1's TSC %d, want the clock's 1500", v)
+	}
+	if got := a.TSCAdjust(); got != 100_000_000_000-1000 {
+		t.Errorf("TSCAdjust %d", got)
+	}
+	mustWrite(t, m, 0, msrLVTTimer, 2<<17|0xEC)
+	mustWrite(t, m, 0, MSRTSCDeadline, 100_000_001_500) // 1000 cycles on
+	if v, _ := m.Read(0, MSRTSCDeadline); v != 100_000_001_500 {
+		t.Errorf("IA32_TSC_DEADLINE reads %d", v)
+	}
+	if a.Deadline() != 2500 {
+		t.Errorf("deadline at clock %d, want 2500", a.Deadline())
+	}
+	mustWrite(t, m, 0, MSRTSC, 0) // back to 0: the deadline is far ahead
+	tsc = 2500
+	if _, ok := a.Pending(); ok {
+		t.Error("the deadline fired at its old time after the TSC went back")
+	}
+	if a.Deadline() != 1500+100_000_001_500 {
+		t.Errorf("deadline at clock %d after the TSC went back", a.Deadline())
+	}
+}
+
 func TestTimerModes(t *testing.T) {
 	var tsc uint64 = 1000
 	b, _, m := newBus(1, &tsc)

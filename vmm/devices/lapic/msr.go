@@ -19,6 +19,7 @@ func (b *Bus) Register(m *exits.MSRTable) error {
 	}{
 		{MSRAPICBase, MSRAPICBase, "IA32_APIC_BASE"},
 		{MSRTSCDeadline, MSRTSCDeadline, "IA32_TSC_DEADLINE"},
+		{MSRTSC, MSRTSC, "IA32_TIME_STAMP_COUNTER"},
 		{msrFirst, msrLast, "x2APIC registers"},
 	} {
 		if err := m.Register(r.first, r.last, r.name, b); err != nil {
@@ -45,6 +46,9 @@ func (b *Bus) WriteMSR(i int, msr uint32, v uint64) bool {
 }
 
 func (a *LAPIC) readMSR(msr uint32) (uint64, bool) {
+	if msr == MSRTSC {
+		return a.clock() + a.tscAdjust.Load(), true
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch msr {
@@ -54,7 +58,10 @@ func (a *LAPIC) readMSR(msr uint32) (uint64, bool) {
 		if a.s.LVT[vcpu.LVTTimer]&vcpu.LVTTimerModeMask != timerTSCDeadline {
 			return 0, true
 		}
-		return a.deadline, true
+		if a.deadline == 0 {
+			return 0, true
+		}
+		return a.deadline + a.tscAdjust.Load(), true
 	}
 	// Outside x2APIC mode, and for registers it lacks (reserved, xAPIC
 	// only, write-only), the x2APIC MSRs #GP (11.12.1.2, 11.12.1.3).
@@ -63,6 +70,18 @@ func (a *LAPIC) readMSR(msr uint32) (uint64, bool) {
 		return 0, false
 	}
 	return a.readRegLocked(r, true), true
+}
+
+// writeTSCLocked sets the vCPU's TSC to v, which takes any value (SDM
+// Vol. 3B, 18.17): it counts on from v. An armed TSC deadline stays at
+// the same TSC value, and so moves in the clock's time.
+func (a *LAPIC) writeTSCLocked(v uint64) {
+	old := a.tscAdjust.Load()
+	adj := v - a.clock()
+	a.tscAdjust.Store(adj)
+	if a.deadline != 0 {
+		a.deadline = max(a.deadline+old-adj, 1)
+	}
 }
 
 // x2Reg returns the register an x2APIC MSR stands for.
@@ -94,6 +113,12 @@ func (a *LAPIC) currentCountLocked() uint32 {
 // x2APIC does (SDM Vol. 3A, 11.12.1.3).
 func (a *LAPIC) writeMSR(msr uint32, v uint64) bool {
 	a.mu.Lock()
+	if msr == MSRTSC {
+		a.writeTSCLocked(v)
+		a.mu.Unlock()
+		a.events.Kick() // a TSC deadline may have come or gone
+		return true
+	}
 	ok, ipi, icr := a.writeMSRLocked(msr, v)
 	a.unlockAndSend(ipi, icr)
 	return ok
@@ -105,7 +130,10 @@ func (a *LAPIC) writeMSRLocked(msr uint32, v uint64) (ok, ipi bool, icr uint64) 
 		return a.writeBaseLocked(v), false, 0
 	case MSRTSCDeadline:
 		if a.s.LVT[vcpu.LVTTimer]&vcpu.LVTTimerModeMask == timerTSCDeadline {
-			a.deadline = v
+			a.deadline = 0
+			if v != 0 {
+				a.deadline = max(v-a.tscAdjust.Load(), 1)
+			}
 		}
 		return true, false, 0
 	}
