@@ -15,7 +15,6 @@
 package mmio
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -33,56 +32,18 @@ var (
 	ErrPageFault = errors.New("mmio: guest page not present")
 )
 
-// Page-table entry bits (Intel SDM Vol. 3A, 4.5, Tables 4-15 to 4-20).
-const (
-	ptePresent = 1 << 0
-	pteLarge   = 1 << 7
-	pteAddr    = 0x000FFFFFFFFFF000
-)
-
 // Translate returns the guest-physical address of the linear address va
-// under 4-level paging with the PML4 at cr3 (64-bit mode), following 1
-// GiB and 2 MiB pages.
+// under 4-level paging with the PML4 at cr3 (SDM Vol. 3A, 4.5), following
+// 1 GiB and 2 MiB pages. It is Paging{Mode: Paging4, CR3: cr3}.Translate.
 func Translate(mem devices.GuestMemory, cr3, va uint64) (uint64, error) {
-	var b [8]byte
-	table := cr3 & pteAddr
-	for level := 3; level >= 0; level-- {
-		idx := va >> (12 + 9*uint(level)) & 511
-		if err := mem.ReadAt(b[:], table+8*idx); err != nil {
-			return 0, fmt.Errorf("mmio: page walk of %#x: %w", va, err)
-		}
-		e := binary.LittleEndian.Uint64(b[:])
-		if e&ptePresent == 0 {
-			return 0, fmt.Errorf("%w: %#x (level %d)", ErrPageFault, va, level+1)
-		}
-		if level > 0 && level < 3 && e&pteLarge != 0 {
-			size := uint64(1) << (12 + 9*uint(level))
-			return e&pteAddr&^(size-1) | va&(size-1), nil
-		}
-		table = e & pteAddr
-	}
-	return table | va&0xFFF, nil
+	return Paging{Mode: Paging4, CR3: cr3}.Translate(mem, va)
 }
 
-// Fetch reads the instruction bytes at the guest's linear rip (up to 15,
-// fewer where the next page is not mapped).
+// Fetch reads the instruction bytes at the guest's linear rip under
+// 4-level paging with the PML4 at cr3 (up to 15, fewer where the next
+// page is not mapped). It is Paging{Mode: Paging4, CR3: cr3}.Fetch.
 func Fetch(mem devices.GuestMemory, cr3, rip uint64, buf *[15]byte) ([]byte, error) {
-	pa, err := Translate(mem, cr3, rip)
-	if err != nil {
-		return nil, err
-	}
-	first := min(15, 4096-int(rip&0xFFF))
-	if err := mem.ReadAt(buf[:first], pa); err != nil {
-		return nil, fmt.Errorf("mmio: fetching at %#x: %w", rip, err)
-	}
-	if first < 15 {
-		if pa2, err := Translate(mem, cr3, rip+uint64(first)); err == nil {
-			if mem.ReadAt(buf[first:], pa2) == nil {
-				first = 15
-			}
-		}
-	}
-	return buf[:first], nil
+	return Paging{Mode: Paging4, CR3: cr3}.Fetch(mem, rip, buf)
 }
 
 // reg returns a pointer to the 64-bit register holding r and the width
