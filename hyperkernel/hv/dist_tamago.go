@@ -1055,12 +1055,12 @@ func (vm *distVM) newSVMVCPU(v int, vmcb uint64, regs vmx.GuestRegs, arrived *vc
 	svmGuestVMCB(c.vmcb, vm.svmMaps, h.asid(v), vm.tab.EPTP())
 	switch {
 	case arrived != nil:
-		loadVMCB(arrived, c.vmcb, &c.regs)
+		c.loadState(arrived)
 	case startup >= 0:
 		// Real mode at vector's page, as for a Linux AP (startupVCPU).
 		var st vcpu.State
 		startupVCPU(uint8(startup), uint32(v), &st)
-		loadVMCB(&st, c.vmcb, &c.regs)
+		c.loadState(&st)
 	default:
 		realModeVMCB(c.vmcb, testguest.LoadAddress, testguest.StackTop)
 	}

@@ -412,6 +412,7 @@ func (vm *LinuxVM) exitHandlers() (exits.Dispatcher, error) {
 	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
 		TSCKHz: uint32(h.plat.TSCHz * uint64(max(cfg.Dilation, 1)) / 1000), VCPUs: uint32(cfg.VCPUs),
 		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true, KVMCompatible: true,
+		TSCAux: h.svmCaps != nil, // see vmTSCAux
 	}, h.hostCPUID)
 	if err != nil {
 		return exits.Dispatcher{}, fmt.Errorf("hv: %w", err)
@@ -694,8 +695,16 @@ type linuxVCPU struct {
 	// share is the vCPU's handle on a distributed VM's runtime (nil on
 	// one node), held while the vCPU is in guest mode.
 	share *dvm.Handle
-	// nmi: an NMI waits for the vCPU (an IPI with NMI delivery).
-	nmi          atomic.Bool
+	// cr4Allowed are the CR4 bits the guest may set on AMD-V (its
+	// CPUID's; see svmWriteCR4).
+	cr4Allowed uint64
+	// vtpr is the V_TPR written at the last entry on AMD-V (syncTPR),
+	// vtprSet false until the VMCB's first.
+	vtpr    uint8
+	vtprSet bool
+	// nmi counts the NMIs sent to the vCPU (IPIs with NMI delivery)
+	// that its loop has not yet latched (TakeNMIs).
+	nmi          atomic.Int32
 	disp         exits.Dispatcher
 	res          *Result
 	unrestricted bool
@@ -762,6 +771,12 @@ func (e vcpuEvents) Kick() {
 	case e.v.kick <- struct{}{}:
 	default:
 	}
+	if e.v.cpu == nil {
+		return
+	}
+	if id, ok := e.v.cpu.OnCore(); ok {
+		e.v.vm.h.kickCore(id)
+	}
 }
 
 // INIT to a vCPU that waits for its startup IPI keeps it waiting; a
@@ -782,18 +797,17 @@ func (e vcpuEvents) Startup(vector uint8) {
 	}
 }
 
-// NMI makes an NMI wait for the vCPU: injected at its next entry
-// (TakeNMI), and a halted vCPU wakes for it whatever its RFLAGS.IF. On
-// AMD-V an injected NMI does not block the next one until IRET, as it
-// does on VT-x: NMI masking is not emulated there yet.
+// NMI sends the vCPU an NMI: its loop latches it at the next entry and
+// injects it once the guest's NMIs are not blocked (runloop.NMIGuest),
+// and a halted vCPU wakes for it whatever its RFLAGS.IF.
 func (e vcpuEvents) NMI() {
-	e.v.nmi.Store(true)
+	e.v.nmi.Add(1)
 	e.Kick()
 }
 
-// TakeNMI implements runloop.NMIGuest. A waiting NMI stays on this node
-// if the vCPU moves.
-func (v *linuxVCPU) TakeNMI() bool { return v.nmi.Swap(false) }
+// TakeNMIs implements runloop.NMIGuest. NMIs sent and not yet latched
+// stay on this node if the vCPU moves.
+func (v *linuxVCPU) TakeNMIs() int { return int(v.nmi.Swap(0)) }
 
 // setState makes g the vCPU's state at its first VM entry.
 func (v *linuxVCPU) setState(g *vmx.GuestState) {
@@ -861,7 +875,7 @@ func (v *linuxVCPU) halt(interruptible bool) {
 				return // the loop reports the error, or moves the vCPU
 			}
 		}
-		if _, ok := v.apic.Pending(); ok && interruptible || v.nmi.Load() {
+		if _, ok := v.apic.Pending(); ok && interruptible || v.nmi.Load() > 0 {
 			return
 		}
 		wait := 10 * time.Millisecond
@@ -924,12 +938,31 @@ func (v *linuxVCPU) Service(runloop.CPU) (runloop.Step, error) {
 	if v.vm.stop.Load() {
 		return runloop.Stop, nil
 	}
+	v.syncTPR()
 	if v.vm.dist != nil {
 		if err := v.serveShare(); err != nil {
 			return runloop.Stop, err
 		}
 	}
 	return runloop.Continue, nil
+}
+
+// syncTPR keeps CR8 and the APIC's TPR one register on AMD-V, where the
+// guest's CR8 is the VMCB's V_TPR, read and written without an exit (APM
+// Vol. 2, 15.21.2 "Virtualizing APIC.TPR"): a value the guest wrote
+// there since the last entry goes to the APIC, whose priority then
+// decides what is injected; the APIC's (an x2APIC or xAPIC TPR write)
+// goes to V_TPR. At the first entry of a VMCB the APIC's wins.
+func (v *linuxVCPU) syncTPR() {
+	c := v.sv
+	if c == nil {
+		return
+	}
+	if cur := c.vTPR(); v.vtprSet && cur != v.vtpr {
+		v.apic.SetCR8(cur)
+	}
+	v.vtpr, v.vtprSet = v.apic.CR8(), true
+	c.setVTPR(v.vtpr)
 }
 
 // Move returns the node the vCPU is asked to move to.
@@ -954,12 +987,14 @@ func (v *linuxVCPU) TakeInterrupt() (uint8, bool) {
 	return vec, ok
 }
 
-// TSCOffset keeps a distributed VM's guest TSC in step across nodes.
+// TSCOffset keeps a distributed VM's guest TSC in step across nodes,
+// plus what the vCPU's own writes of its TSC moved it by.
 func (v *linuxVCPU) TSCOffset() uint64 {
+	adj := v.apic.TSCAdjust()
 	if d := v.vm.dist; d != nil {
-		return d.clock.offset.Load()
+		return d.clock.offset.Load() + adj
 	}
-	return 0
+	return adj
 }
 
 // Resumed sends a port access to the device node by moving the vCPU
@@ -1027,6 +1062,12 @@ func (v *linuxVCPU) Halt(_ runloop.CPU, interruptible bool) (runloop.Step, error
 
 // Other emulates control-register accesses.
 func (v *linuxVCPU) Other(_ runloop.CPU, e *exits.Exit, a *exits.Action) (runloop.Step, error) {
+	if v.sv != nil && e.Reason == svmUnhandled && e.Qualification == svmCRWrite4 {
+		if err := v.svmWriteCR4(); err != nil {
+			return runloop.Stop, err
+		}
+		return runloop.Continue, nil
+	}
 	if a.Reason != vmx.ExitCRAccess {
 		return runloop.Stop, runloop.ErrUnhandled
 	}
@@ -1051,8 +1092,8 @@ func (v *linuxVCPU) injectGP() {
 
 // crAccess emulates a MOV to CR0/CR4 that touched a bit the host owns
 // (the guest sees its value in the read shadow; the processor runs with
-// the VMX-required bits forced), CLTS, and CR8 (the task priority: held
-// at 0 until the LAPIC model owns it).
+// the VMX-required bits forced), CLTS, and CR8 (the local APIC's task
+// priority).
 func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 	a, err := vmx.DecodeCRAccess(q)
 	if err != nil {
@@ -1083,9 +1124,14 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 		vmx.VMWRITE(vmx.CR0ReadShadow, vmread(vmx.CR0ReadShadow)&^ts)
 		vmx.VMWRITE(vmx.GuestCR0, vmread(vmx.GuestCR0)&^ts)
 	case a.CR == 8 && a.Type == vmx.MovToCR:
+		if val>>4 != 0 {
+			v.injectGP() // reserved bits (SDM Vol. 3A, 2.5)
+			return nil
+		}
+		v.apic.SetCR8(uint8(val))
 	case a.CR == 8 && a.Type == vmx.MovFromCR:
 		if p := v.cpu.Regs().Reg(a.Reg); p != nil {
-			*p = 0
+			*p = uint64(v.apic.CR8())
 		}
 	default:
 		return fmt.Errorf("unemulated control-register access %+v", a)

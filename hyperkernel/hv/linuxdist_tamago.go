@@ -226,6 +226,7 @@ func (v *linuxVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 	d := v.vm.dist
 	v.moveTo.Store(0)
 	st.LAPIC, st.TSCDeadline = v.apic.Save()
+	st.TSCOffset = v.apic.TSCAdjust()
 	if err := st.Validate(); err != nil {
 		// The receiver would refuse it: the vCPU stays.
 		fmt.Fprintf(d.share.d.notices, "dvm %d: vCPU %d stays on this node: its state would not travel: %v\n", d.share.spec.ID, v.index, err)
@@ -251,6 +252,7 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 			return err
 		}
 		v.apic.Restore(st.LAPIC, st.TSCDeadline)
+		v.apic.SetTSCAdjust(st.TSCOffset)
 		vm.dist.here[i].Store(true)
 		vm.wg.Add(1)
 		go func() {
@@ -275,6 +277,7 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 		return fmt.Errorf("arrived state would fail VM entry: %v", bad[0])
 	}
 	v.apic.Restore(st.LAPIC, st.TSCDeadline)
+	v.apic.SetTSCAdjust(st.TSCOffset)
 	v.setState(&g)
 	vm.dist.here[i].Store(true)
 	vm.wg.Add(1)

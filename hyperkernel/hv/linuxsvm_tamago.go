@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/vmm/devices/mmio"
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/svm"
 	"github.com/big-iron/big-iron/vmm/vcpu"
@@ -39,6 +40,9 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 	if err := disp.MSR.Register(svm.MSREFER, svm.MSREFER, "EFER", vmEFER{vm}); err != nil {
 		return err
 	}
+	if err := disp.MSR.Register(msrTSCAux, msrTSCAux, "IA32_TSC_AUX", vmTSCAux{vm}); err != nil {
+		return err
+	}
 	vm.vpids = make([]uint16, len(vm.vcpus))
 	for i, v := range vm.vcpus {
 		v.apic = vm.apics.APIC(i)
@@ -58,6 +62,7 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 		v.disp = disp
 		v.disp.VCPU, v.disp.APICID = i, uint32(i)
 		v.disp.APICEnabled = v.apicEnabled
+		v.cr4Allowed = cr4Allowed(func(leaf, sub uint32) exits.CPUIDResult { return disp.CPUID.Lookup(leaf, sub, 0) })
 	}
 	return nil
 }
@@ -70,7 +75,9 @@ func (v *linuxVCPU) startSVM(st *vcpu.State) error {
 	c := v.sv
 	clear(c.vmcb.Bytes()[:])
 	svmGuestVMCB(c.vmcb, v.vm.svmMaps, v.vm.h.asid(v.index), v.vm.tab.EPTP())
-	loadVMCB(st, c.vmcb, &c.regs)
+	c.loadState(st)
+	c.vmcb.SetIntercept(svm.InterceptCRWrite(4), true)
+	v.vtprSet = false
 	c.injecting, c.hasInterrupted = false, false
 	if bad := c.check(); len(bad) > 0 {
 		return fmt.Errorf("its state would fail VMRUN: %v", bad[0])
@@ -88,4 +95,111 @@ func (m vmEFER) ReadMSR(i int, msr uint32) (uint64, bool) {
 
 func (m vmEFER) WriteMSR(i int, msr uint32, val uint64) bool {
 	return eferMSR{m.vm.vcpus[i].sv.vmcb}.WriteMSR(i, msr, val)
+}
+
+// msrTSCAux is IA32_TSC_AUX, which RDTSCP and RDPID read (Intel SDM Vol.
+// 4, Table 2-2; AMD APM Vol. 2, 13.2.4 as TSC_AUX).
+const msrTSCAux = 0xC0000103
+
+// vmTSCAux is each vCPU's IA32_TSC_AUX on AMD-V. RDTSCP and RDPID run in
+// the guest without an exit and read the core's own MSR, so the vCPU's
+// value is loaded into the core before each VMRUN where it differs
+// (svmCPU.Enter); accesses through RDMSR and WRMSR exit and reach the
+// vCPU's copy. Bits 63:32 are reserved (#GP).
+type vmTSCAux struct{ vm *LinuxVM }
+
+func (m vmTSCAux) ReadMSR(i int, _ uint32) (uint64, bool) {
+	return m.vm.vcpus[i].sv.tscAux, true
+}
+
+func (m vmTSCAux) WriteMSR(i int, _ uint32, val uint64) bool {
+	if val>>32 != 0 {
+		return false
+	}
+	m.vm.vcpus[i].sv.tscAux = val
+	return true
+}
+
+// svmCRWrite4 is the exit code of an intercepted write of CR4, which
+// reaches Other under reason svmUnhandled.
+const svmCRWrite4 = uint64(svm.ExitCRWrite + 4)
+
+// svmWriteCR4 emulates a MOV to CR4 (intercepted: AMD-V has no CR4 mask,
+// and the guest must see only what its CPUID offers, an OSXSAVE it does
+// not offer taking #GP). The source register comes from decode assists
+// where the processor has them, else from the instruction, fetched
+// through the guest's page tables and decoded. A change of a bit that
+// invalidates translations flushes the guest's TLB at the next VMRUN.
+func (v *linuxVCPU) svmWriteCR4() error {
+	c := v.sv
+	vm := c.vmcb
+	rip := c.RIP()
+	gpr, length := int(c.exit.CR.GPR), 0
+	if !c.exit.CR.Decoded {
+		code, mode, err := v.svmCode()
+		if err != nil {
+			return fmt.Errorf("MOV to CR4 at RIP %#x: %w", rip, err)
+		}
+		var cr int
+		if cr, gpr, length, err = decodeMovToCR(code, mode); err != nil || cr != 4 {
+			return fmt.Errorf("MOV to CR4 at RIP %#x: %v (CR%d)", rip, err, cr)
+		}
+	}
+	if n := c.nextRIP(); n > rip && n-rip <= maxInstruction {
+		length = int(n - rip)
+	}
+	val := vm.Read(svm.SaveRSP)
+	if p := c.regs.Reg(vmx.GPR(gpr)); p != nil {
+		val = *p
+	}
+	efer := vm.Read(svm.SaveEFER)
+	longMode := efer&svm.EFERLMA != 0
+	if cs := vm.ReadSegment(svm.SegCS); !longMode || cs.Attrib&(1<<9) == 0 {
+		val &= 0xFFFFFFFF // a 32-bit operand outside 64-bit mode
+	}
+	old := vm.Read(svm.SaveCR4)
+	if !cr4Write(v.cr4Allowed, old, val, longMode, vm.Read(svm.SaveCR3)) {
+		v.injectGP()
+		return nil
+	}
+	vm.Write(svm.SaveCR4, val)
+	if (old^val)&cr4Flush != 0 {
+		c.flushTLB()
+	}
+	c.Advance(uint32(length))
+	return nil
+}
+
+// svmCode fetches the instruction at the guest's CS:RIP through its
+// page tables in whatever paging mode it runs, and returns it with its
+// decoding mode (16, 32 or 64 bits). In a distributed VM the bytes come
+// through the coherence protocol, off the core; the vCPU is loaded again
+// before it returns.
+func (v *linuxVCPU) svmCode() ([]byte, int, error) {
+	c := v.sv
+	vm := c.vmcb
+	efer := vm.Read(svm.SaveEFER)
+	cs := vm.ReadSegment(svm.SegCS)
+	mode, la := 16, cs.Base+c.RIP()
+	switch {
+	case efer&svm.EFERLMA != 0 && cs.Attrib&(1<<9) != 0:
+		mode, la = 64, c.RIP()
+	case cs.Attrib&(1<<10) != 0:
+		mode = 32
+	}
+	if mode != 64 {
+		la &= 0xFFFFFFFF
+	}
+	p := mmio.PagingOf(vm.Read(svm.SaveCR0), vm.Read(svm.SaveCR3), vm.Read(svm.SaveCR4), efer)
+	var buf [maxInstruction]byte
+	if v.vm.dist == nil {
+		code, err := p.Fetch(v.vm.ram, la, &buf)
+		return code, mode, err
+	}
+	c.Put()
+	code, err := p.Fetch(distMemory{v.share}, la, &buf)
+	if lerr := c.Load(); err == nil {
+		err = lerr
+	}
+	return code, mode, err
 }

@@ -25,6 +25,9 @@ import (
 type coreSVM struct {
 	hsave, host uint64
 	on          atomic.Bool
+	// tscAux is the value plus one of the core's IA32_TSC_AUX as a vCPU
+	// last loaded it, 0 before; only the goroutine pinned there uses it.
+	tscAux uint64
 }
 
 // enableSVM turns SVM on for the calling core, to which the caller is
@@ -101,6 +104,34 @@ func setPreemptionTimer(vector uint8, deadline bool) {
 	*lapicReg(lapicLVTTimer) = uint32(vector) | lvtPeriodic
 }
 
+// Local-APIC interrupt command register (SDM Vol. 3A, 11.6.1): the
+// destination's APIC id in bits 31:24 of the high word; the low word's
+// vector with fixed delivery, physical destination, edge, no
+// shorthand is a plain fixed IPI.
+const (
+	lapicID     = 0x20
+	lapicICRLow = 0x300
+	lapicICRHi  = 0x310
+)
+
+// kickCore sends the board's wake vector to the core with APIC id id,
+// unless that is the calling core: a guest running there exits at once
+// (external interrupts exit on both VT-x and AMD-V) and takes what was
+// made pending for it at its next entry, instead of a time slice later;
+// a core doing anything else acknowledges it and goes on. The two
+// register writes are made pinned, so that both reach one core's APIC.
+func (h *Hypervisor) kickCore(id uint32) {
+	if h.plat.WakeVector == 0 {
+		return
+	}
+	spinlock.Pin()
+	if *lapicReg(lapicID)>>24 != id {
+		*lapicReg(lapicICRHi) = id << 24
+		*lapicReg(lapicICRLow) = uint32(h.plat.WakeVector)
+	}
+	spinlock.Unpin()
+}
+
 // armPreemption starts the calling core's slice timer; disarmPreemption
 // stops it.
 func (h *Hypervisor) armPreemption() {
@@ -136,12 +167,21 @@ type svmCPU struct {
 	interrupted    runloop.Event
 	hasInterrupted bool
 	exit           svm.Exit
+	nmi            nmiMask
 	// badEvents counts events EVENTINJ could not encode.
 	badEvents int
 	// apicID and bsp describe the vCPU in a saved state.
 	apicID uint32
 	bsp    bool
+	// onCore is the APIC id plus one of the core the vCPU is loaded on,
+	// 0 while it is not; others read it (OnCore).
+	onCore atomic.Uint32
+	// tscAux is the vCPU's IA32_TSC_AUX (vmTSCAux).
+	tscAux uint64
 }
+
+// OnCore implements guestCPU.
+func (c *svmCPU) OnCore() (uint32, bool) { id := c.onCore.Load(); return id - 1, id != 0 }
 
 var _ guestCPU = (*svmCPU)(nil)
 
@@ -168,16 +208,24 @@ func (c *svmCPU) Load() error {
 		return err
 	}
 	c.id, c.core = id, core
+	c.flushTLB()
+	c.res.noteCore(id)
+	c.onCore.Store(id + 1)
+	return nil
+}
+
+// flushTLB makes the next VMRUN flush the guest's translations: by ASID
+// where the processor can, else all.
+func (c *svmCPU) flushTLB() {
 	flush := uint64(svm.TLBControlFlushAll)
 	if c.h.svmCaps.Features.Has(svm.FeatFlushByAsid) {
 		flush = svm.TLBControlFlushASID
 	}
 	c.vmcb.Write(svm.CtlTLBControl, flush)
-	c.res.noteCore(id)
-	return nil
 }
 
 func (c *svmCPU) Put() {
+	c.onCore.Store(0)
 	if c.pinned {
 		c.pinned = false
 		spinlock.Unpin()
@@ -199,6 +247,10 @@ func (c *svmCPU) Advance(n uint32) {
 func (c *svmCPU) Enter(e *exits.Exit) error {
 	v := c.vmcb
 	v.Write(svm.SaveRAX, c.regs.RAX)
+	if c.core.tscAux != c.tscAux+1 {
+		vmx.WriteMSR(msrTSCAux, c.tscAux)
+		c.core.tscAux = c.tscAux + 1
+	}
 	c.h.armPreemption()
 	svm.Run(c.pa, c.core.host, &c.regs)
 	c.h.disarmPreemption()
@@ -209,6 +261,13 @@ func (c *svmCPU) Enter(e *exits.Exit) error {
 	v.Write(svm.CtlEventInj, 0)
 	c.interrupted, c.hasInterrupted = svm.Event(v.Read(svm.CtlExitIntInfo)).Runloop()
 	code := svm.ExitCode(v.Read(svm.CtlExitCode))
+	if own, trap := c.nmi.exited(v, code, rip); own {
+		if trap {
+			c.interrupted, c.hasInterrupted = runloop.Event{Vector: vectorDB, Type: runloop.HardwareException}, true
+		}
+		*e = exits.Exit{Reason: uint64(vmx.ExitNMIWindow)}
+		return nil
+	}
 	x, err := svm.DecodeExit(code, v.Read(svm.CtlExitInfo1), v.Read(svm.CtlExitInfo2), c.h.svmCaps.Features.Has(svm.FeatDecodeAssists))
 	if err != nil {
 		*e = exits.Exit{Reason: svmUnhandled, Qualification: uint64(code)}
@@ -240,6 +299,9 @@ func (c *svmCPU) Inject(ev runloop.Event) {
 	c.Advance(inj.AdvanceRIP)
 	c.vmcb.Write(svm.CtlEventInj, uint64(inj.Event))
 	c.injecting = true
+	if ev.Type == runloop.NMI {
+		c.nmi.delivered(c.vmcb)
+	}
 }
 
 func (c *svmCPU) Injecting() bool                    { return c.injecting }
@@ -269,11 +331,49 @@ func (c *svmCPU) SetInterruptWindow(on bool) {
 	c.vmcb.SetIntercept(svm.InterceptVINTR, on)
 }
 
+// vTPR and setVTPR read and write the guest's CR8 as AMD-V keeps it,
+// V_TPR (APM Vol. 2, 15.21.2).
+func (c *svmCPU) vTPR() uint8 { return uint8(c.vmcb.Read(svm.CtlVIntr) & 0xF) }
+func (c *svmCPU) setVTPR(v uint8) {
+	x := c.vmcb.Read(svm.CtlVIntr)
+	if uint8(x&0xF) != v {
+		c.vmcb.Write(svm.CtlVIntr, x&^0xF|uint64(v&0xF))
+	}
+}
+
+// NMIBlocked and SetNMIWindow: see nmiMask.
+func (c *svmCPU) NMIBlocked() (blocked, handling bool) {
+	return c.nmi.masked || c.vmcb.Read(svm.CtlInterruptShadow)&svm.InterruptShadow != 0, c.nmi.masked
+}
+func (c *svmCPU) SetNMIWindow(on bool) { c.nmi.window(c.vmcb, on) }
+
 func (c *svmCPU) SetTSCOffset(off uint64) { c.vmcb.Write(svm.CtlTSCOffset, off) }
+
+// loadState makes st the vCPU's state, its NMI blocking included.
+func (c *svmCPU) loadState(st *vcpu.State) {
+	loadVMCB(st, c.vmcb, &c.regs)
+	c.tscAux = 0
+	for _, m := range st.MSRs[:st.NumMSRs] {
+		if m.Index == msrTSCAux {
+			c.tscAux = m.Value
+		}
+	}
+	c.nmi = nmiMask{}
+	if st.Events.Interruptibility&vcpu.BlockingByNMI != 0 {
+		c.nmi.delivered(c.vmcb)
+	}
+}
 
 // Save writes the vCPU's state, for migration.
 func (c *svmCPU) Save(st *vcpu.State) error {
 	saveVMCB(c.vmcb, &c.regs, c.apicID, c.bsp, st)
+	if c.nmi.masked {
+		st.Events.Interruptibility |= vcpu.BlockingByNMI
+	}
+	if c.tscAux != 0 && st.NumMSRs < vcpu.MaxMSRs {
+		st.MSRs[st.NumMSRs] = vcpu.MSR{Index: msrTSCAux, Value: c.tscAux}
+		st.NumMSRs++
+	}
 	return nil
 }
 

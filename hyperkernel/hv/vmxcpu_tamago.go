@@ -7,6 +7,7 @@ package hv
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/runloop"
@@ -20,8 +21,10 @@ const (
 	intrValid      = 1 << 31
 	intrErrorValid = 1 << 11
 	rflagsIF       = 1 << 9
-	// blocking by STI or MOV SS (Vol. 3C, 25.4.2, Table 25-3)
+	// blocking by STI or MOV SS, and by NMI (Vol. 3C, 25.4.2, Table
+	// 25-3)
 	blockingSTIorSS = 3
+	blockingNMI     = 1 << 3
 )
 
 // vmxCPU is a vCPU on VT-x, the runloop.CPU of every guest: its VMCS
@@ -36,6 +39,9 @@ type vmxCPU struct {
 	// tscOffset the TSC offset (^0: not yet written).
 	proc      uint64
 	tscOffset uint64
+	// intrWindow and nmiWindow are what the loop asked for; both are
+	// served by interrupt-window exiting (see SetNMIWindow).
+	intrWindow, nmiWindow bool
 	// injecting: an event is in the VM-entry interruption field for the
 	// next entry. interrupted is the event whose delivery the latest
 	// exit cut short (IDT-vectoring information).
@@ -48,6 +54,9 @@ type vmxCPU struct {
 	apicID  uint32
 	bsp     bool
 	msrList uint64
+	// onCore is the APIC id plus one of the core the vCPU is loaded on,
+	// 0 while it is not; others read it (OnCore).
+	onCore atomic.Uint32
 }
 
 // reset makes c a vCPU whose VMCS is written from setup at its first
@@ -57,6 +66,7 @@ func (c *vmxCPU) reset(vc loadedVMCS, proc uint64) {
 	c.proc = proc
 	c.tscOffset = ^uint64(0)
 	c.injecting, c.hasInterrupted = false, false
+	c.intrWindow, c.nmiWindow = false, false
 }
 
 var _ guestCPU = (*vmxCPU)(nil)
@@ -69,14 +79,33 @@ type guestCPU interface {
 	CR3() uint64
 	RSP() uint64
 	SetRSP(uint64)
+	// OnCore returns the APIC id of the core the vCPU is loaded on,
+	// if it is: a core that may be running the guest. Safe from any
+	// goroutine.
+	OnCore() (uint32, bool)
 }
 
 func (c *vmxCPU) CR3() uint64     { return vmread(vmx.GuestCR3) }
 func (c *vmxCPU) RSP() uint64     { return vmread(vmx.GuestRSP) }
 func (c *vmxCPU) SetRSP(v uint64) { vmx.VMWRITE(vmx.GuestRSP, v) }
 
-func (c *vmxCPU) Load() error          { return c.vc.load() }
-func (c *vmxCPU) Put()                 { c.vc.put() }
+// Load and Put also publish the core for OnCore.
+func (c *vmxCPU) Load() error {
+	if err := c.vc.load(); err != nil {
+		return err
+	}
+	c.onCore.Store(c.vc.core + 1)
+	return nil
+}
+
+func (c *vmxCPU) Put() {
+	c.onCore.Store(0)
+	c.vc.put()
+}
+
+// OnCore implements guestCPU.
+func (c *vmxCPU) OnCore() (uint32, bool) { id := c.onCore.Load(); return id - 1, id != 0 }
+
 func (c *vmxCPU) Loaded() bool         { return c.vc.pinned }
 func (c *vmxCPU) Core() int            { return int(c.vc.core) }
 func (c *vmxCPU) Now() uint64          { return rdtsc() }
@@ -146,8 +175,33 @@ func (c *vmxCPU) EndShadow() {
 // SetInterruptWindow turns interrupt-window exiting on or off (SDM Vol.
 // 3C, 25.6.2, Table 25-6).
 func (c *vmxCPU) SetInterruptWindow(on bool) {
+	c.intrWindow = on
+	c.setWindow()
+}
+
+// NMIBlocked reads blocking by NMI, STI and MOV SS: without the "virtual NMIs" control
+// the processor blocks the guest's NMIs from an injected NMI's delivery
+// to the guest's IRET, and keeps the state in the VMCS (SDM Vol. 3C,
+// 25.4.2; 27.3 "Changes to Instruction Behavior in VMX Non-Root
+// Operation").
+func (c *vmxCPU) NMIBlocked() (blocked, handling bool) {
+	s := vmread(vmx.GuestInterruptibility)
+	return s&(blockingNMI|blockingSTIorSS) != 0, s&blockingNMI != 0
+}
+
+// SetNMIWindow asks for an exit when NMIs are unblocked. NMI-window
+// exiting needs the "virtual NMIs" control, which the hyperkernel does
+// not use; the interrupt window stands in for it, as KVM does without
+// it: the guest returns from its NMI handler and soon takes
+// interrupts again.
+func (c *vmxCPU) SetNMIWindow(on bool) {
+	c.nmiWindow = on
+	c.setWindow()
+}
+
+func (c *vmxCPU) setWindow() {
 	p := c.proc &^ uint64(vmx.ProcInterruptWindowExiting)
-	if on {
+	if c.intrWindow || c.nmiWindow {
 		p |= uint64(vmx.ProcInterruptWindowExiting)
 	}
 	if p != c.proc {

@@ -61,6 +61,7 @@ const (
 	leaf7ECXLA57       = 1 << 16 // 57-bit linear addresses, 5-level paging
 	Leaf7ECXSGXLC      = 1 << 30
 	leaf7ECXPKS        = 1 << 31 // supervisor protection keys (IA32_PKRS)
+	leaf7ECXRDPID      = 1 << 22 // RDPID: reads IA32_TSC_AUX
 )
 
 // CPUIDConfig configures the guest-visible CPUID.
@@ -95,6 +96,10 @@ type CPUIDConfig struct {
 	// architectural-capabilities MSRs, resource director technology,
 	// debug store.
 	HideUnvirtualized bool
+	// TSCAux says the hypervisor gives every vCPU its own IA32_TSC_AUX,
+	// so that RDTSCP and RDPID, which read it, are offered even with
+	// HideUnvirtualized.
+	TSCAux bool
 	// KVMCompatible adds a second hypervisor leaf range at 0x40000100
 	// with KVM's signature and no paravirtual features (leaf 0x40000101
 	// all zeros). Linux scans 0x40000000-0x4000FF00 for that signature,
@@ -322,6 +327,9 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 		// Supervisor protection keys: IA32_PKRS is not emulated.
 		r.ECX &^= leaf7ECXPKS
 		r.EDX &^= leaf7EDXSpecCtrl
+		if !p.cfg.TSCAux {
+			r.ECX &^= leaf7ECXRDPID
+		}
 	}
 	p.add(LeafExtFeatures, 0, true, r)
 	for sub := uint32(1); sub <= maxSub; sub++ {
@@ -376,7 +384,7 @@ func le32(b []byte) uint32 {
 
 // addExtendedLeaves adds the extended leaves up to the host's maximum,
 // capped at 0x80000008, passed through but for RDTSCP, which
-// HideUnvirtualized hides.
+// HideUnvirtualized hides unless TSCAux.
 func (p *CPUIDPolicy) addExtendedLeaves(host HostCPUID) {
 	he := host(LeafExtMax, 0)
 	p.maxExt = min(he.EAX, 0x80000008)
@@ -386,7 +394,7 @@ func (p *CPUIDPolicy) addExtendedLeaves(host HostCPUID) {
 	p.add(LeafExtMax, 0, false, CPUIDResult{EAX: p.maxExt})
 	for leaf := uint32(LeafExtMax + 1); leaf <= p.maxExt; leaf++ {
 		r := host(leaf, 0)
-		if leaf == LeafExtMax+1 && p.cfg.HideUnvirtualized {
+		if leaf == LeafExtMax+1 && p.cfg.HideUnvirtualized && !p.cfg.TSCAux {
 			r.EDX &^= extEDXRDTSCP
 		}
 		p.add(leaf, 0, false, r)

@@ -585,6 +585,39 @@ func TestCPUIDPolicyGuestOptions(t *testing.T) {
 			t.Errorf("%s with the guest options: %v, want %v", c.name, got, c.on)
 		}
 	}
+	// With TSCAux, RDTSCP and RDPID are offered again.
+	rdpid := func(leaf, sub uint32) CPUIDResult {
+		r := fakeHost(leaf, sub)
+		if leaf == 7 && sub == 0 {
+			r.ECX |= 1 << 22
+		}
+		return r
+	}
+	hide, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, HideUnvirtualized: true}, rdpid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aux, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, HideUnvirtualized: true, TSCAux: true}, rdpid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		leaf      uint32
+		reg       func(CPUIDResult) uint32
+		bit       uint32
+		hid, with bool
+	}{
+		{"RDTSCP", 0x80000001, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 27, false, true},
+		{"RDPID", 7, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 22, false, true},
+	} {
+		if got := c.reg(hide.Lookup(c.leaf, 0, 0))&c.bit != 0; got != c.hid {
+			t.Errorf("%s hiding the unvirtualized: %v, want %v", c.name, got, c.hid)
+		}
+		if got := c.reg(aux.Lookup(c.leaf, 0, 0))&c.bit != 0; got != c.with {
+			t.Errorf("%s with TSCAux: %v, want %v", c.name, got, c.with)
+		}
+	}
 	// x2APIC and the TSC-deadline timer appear even where the host has
 	// neither (the LAPIC is emulated).
 	lapic, _ := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000, EmulatedAPIC: true}, func(leaf, sub uint32) CPUIDResult {

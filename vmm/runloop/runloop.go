@@ -136,6 +136,16 @@ type CPU interface {
 	// SetInterruptWindow asks for an exit as soon as the guest can take
 	// an interrupt, or stops asking (loaded).
 	SetInterruptWindow(on bool)
+	// NMIBlocked reports whether the guest cannot take an NMI now, and
+	// whether that is because it handles one: NMIs are blocked from the
+	// delivery of an NMI until the next IRET completes (Intel SDM Vol.
+	// 3A, 6.7.1 "Handling Multiple NMIs"), and in an STI or MOV SS
+	// shadow (Vol. 3C, 25.4.2; AMD and KVM hold them back there too)
+	// (loaded).
+	NMIBlocked() (blocked, handling bool)
+	// SetNMIWindow asks for an exit as soon as the guest's NMIs are no
+	// longer blocked, or stops asking (loaded).
+	SetNMIWindow(on bool)
 	// SetTSCOffset sets what the guest's TSC adds to the host's (loaded).
 	SetTSCOffset(off uint64)
 
@@ -253,6 +263,9 @@ type Loop struct {
 	exit   exits.Exit
 	action exits.Action
 	state  vcpu.State
+	// nmis is how many NMIs wait for the vCPU (at most two, see
+	// latchNMIs); only the loop touches it.
+	nmis int
 }
 
 // Count is how many exits the vCPU took in this loop.
@@ -337,11 +350,11 @@ func (l *Loop) depart(node int) (bool, error) {
 }
 
 // NMIGuest is a Guest whose vCPUs can receive NMIs (an IPI with NMI
-// delivery, the local APIC's LINT1). TakeNMI removes the waiting NMI,
-// if any, the guest being about to take it.
+// delivery, the local APIC's LINT1). TakeNMIs returns how many NMIs were
+// sent to the vCPU since it was last called, and forgets them.
 type NMIGuest interface {
 	Guest
-	TakeNMI() bool
+	TakeNMIs() int
 }
 
 // nmiVector is the NMI's vector (Intel SDM Vol. 3A, 6.3.1, Table 6-1).
@@ -349,17 +362,19 @@ const nmiVector = 2
 
 // injectEvents runs just before entry: an event whose delivery the latest
 // exit cut short is delivered again; otherwise a waiting NMI, which
-// RFLAGS.IF does not hold back, is injected; then the guest's highest
-// pending interrupt is injected if it can take it now, or the loop asks
-// for an exit as soon as it can.
+// RFLAGS.IF does not hold back, is injected unless NMIs are blocked; then
+// the guest's highest pending interrupt is injected if it can take it
+// now, or the loop asks for an exit as soon as it can.
 func (l *Loop) injectEvents() {
 	c, g := l.CPU, l.Guest
 	if ev, ok := c.Interrupted(); ok && !c.Injecting() {
 		c.Inject(ev)
 	}
-	if ng, ok := g.(NMIGuest); ok && !c.Injecting() && ng.TakeNMI() {
-		c.Inject(Event{Vector: nmiVector, Type: NMI})
+	nmiWindow := false
+	if ng, ok := g.(NMIGuest); ok {
+		nmiWindow = l.injectNMI(ng)
 	}
+	c.SetNMIWindow(nmiWindow)
 	pending := g.InterruptPending()
 	switch {
 	case pending && !c.Injecting() && c.Interruptible():
@@ -372,6 +387,33 @@ func (l *Loop) injectEvents() {
 	default:
 		c.SetInterruptWindow(false)
 	}
+}
+
+// injectNMI latches the NMIs sent since the last entry and injects one
+// if the guest can take it; it reports whether one waits for the end of
+// NMI blocking. As on the processor, one NMI can wait while another is
+// in service, and NMIs sent while one already waits are lost: two when
+// none is in service (one delivered, one latched behind it), one while
+// one is (Intel SDM Vol. 3A, 6.7.1; KVM keeps the same two).
+func (l *Loop) injectNMI(ng NMIGuest) bool {
+	c := l.CPU
+	blocked, handling := c.NMIBlocked()
+	limit := 2
+	if handling {
+		limit = 1
+	}
+	l.nmis = min(l.nmis+ng.TakeNMIs(), limit)
+	switch {
+	case l.nmis == 0:
+		return false
+	case blocked:
+		return true
+	case c.Injecting():
+		return false // after the event in delivery, at the next entry
+	}
+	c.Inject(Event{Vector: nmiVector, Type: NMI})
+	l.nmis--
+	return false
 }
 
 // dispatch carries out what the dispatcher decided about exit e.
@@ -410,8 +452,8 @@ func (l *Loop) dispatch(e *exits.Exit, a *exits.Action) (Step, error) {
 		c.Put()
 		g.Yield()
 		return Continue, nil
-	case vmx.ExitInterruptWindow:
-		return Continue, nil // the guest can take its interrupt now
+	case vmx.ExitInterruptWindow, vmx.ExitNMIWindow:
+		return Continue, nil // the guest can take its interrupt or NMI now
 	}
 	step, err := g.Other(c, e, a)
 	if errors.Is(err, ErrUnhandled) {

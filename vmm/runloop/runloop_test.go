@@ -24,14 +24,17 @@ type step struct {
 	// ifOn, ifOff set or clear RFLAGS.IF as the guest ran; sti leaves
 	// it in an STI shadow.
 	ifOn, ifOff, sti bool
+	// iret: the guest returned from its NMI handler (NMIs unblocked).
+	iret bool
 }
 
 // entry records what the fake saw at one VM entry.
 type entry struct {
-	rip    uint64
-	rax    uint64
-	inject *Event
-	window bool
+	rip       uint64
+	rax       uint64
+	inject    *Event
+	window    bool
+	nmiWindow bool
 }
 
 // fakeCPU is the virtualization hardware for the tests: a script of
@@ -51,6 +54,8 @@ type fakeCPU struct {
 	ifFlag      bool
 	shadow      bool
 	window      bool
+	nmiWindow   bool
+	nmiBlocked  bool
 	injecting   *Event
 	interrupted *Event
 	tscOffset   uint64
@@ -92,7 +97,10 @@ func (f *fakeCPU) Enter(e *exits.Exit) error {
 	if f.departed {
 		panic("Enter after the vCPU departed")
 	}
-	f.entries = append(f.entries, entry{rip: f.rip, rax: f.regs.RAX, inject: f.injecting, window: f.window})
+	f.entries = append(f.entries, entry{rip: f.rip, rax: f.regs.RAX, inject: f.injecting, window: f.window, nmiWindow: f.nmiWindow})
+	if f.injecting != nil && f.injecting.Type == NMI {
+		f.nmiBlocked = true // delivered: blocked until IRET
+	}
 	f.injecting, f.interrupted = nil, nil
 	if len(f.script) == 0 {
 		// the end of the script: the guest shuts down
@@ -109,6 +117,9 @@ func (f *fakeCPU) Enter(e *exits.Exit) error {
 		f.ifFlag = false
 	}
 	f.shadow = s.sti
+	if s.iret {
+		f.nmiBlocked = false
+	}
 	*e = s.exit
 	return nil
 }
@@ -139,6 +150,14 @@ func (f *fakeCPU) EndShadow()              { f.mustBeLoaded("EndShadow"); f.shad
 func (f *fakeCPU) SetInterruptWindow(on bool) {
 	f.mustBeLoaded("SetInterruptWindow")
 	f.window = on
+}
+func (f *fakeCPU) NMIBlocked() (bool, bool) {
+	f.mustBeLoaded("NMIBlocked")
+	return f.nmiBlocked || f.shadow, f.nmiBlocked
+}
+func (f *fakeCPU) SetNMIWindow(on bool) {
+	f.mustBeLoaded("SetNMIWindow")
+	f.nmiWindow = on
 }
 func (f *fakeCPU) SetTSCOffset(off uint64) { f.mustBeLoaded("SetTSCOffset"); f.tscOffset = off }
 func (f *fakeCPU) Diagnose() []string      { return []string{"fake: CR0.PG without PE"} }
@@ -604,30 +623,35 @@ func TestLoopDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// nmiGuest is a fakeGuest whose vCPU receives NMIs: one arrives before
-// each entry listed in at and waits until taken.
+// nmiGuest is a fakeGuest whose vCPU receives NMIs: at[e] of them are
+// sent before entry e.
 type nmiGuest struct {
 	*fakeGuest
-	cpu   *fakeCPU
-	at    map[int]bool
-	wait  bool
-	taken []int // the entries that took an NMI
+	cpu *fakeCPU
+	at  map[int]int
 }
 
-func (g *nmiGuest) TakeNMI() bool {
+func (g *nmiGuest) TakeNMIs() int {
 	entry := len(g.cpu.entries)
-	for e := range g.at {
+	n := 0
+	for e, sent := range g.at {
 		if e <= entry {
-			g.wait = true
+			n += sent
 			delete(g.at, e)
 		}
 	}
-	if !g.wait {
-		return false
+	return n
+}
+
+// taken lists the entries that injected an NMI.
+func taken(c *fakeCPU) []int {
+	var at []int
+	for i, e := range c.entries {
+		if e.inject != nil && e.inject.Type == NMI {
+			at = append(at, i)
+		}
 	}
-	g.wait = false
-	g.taken = append(g.taken, entry)
-	return true
+	return at
 }
 
 // An NMI goes in at the next entry whatever RFLAGS.IF, but not at an
@@ -638,8 +662,10 @@ func TestNMIIgnoresIFButWaitsForACutShortEvent(t *testing.T) {
 	cut := Event{Vector: 14, Type: HardwareException, HasErrorCode: true, ErrorCode: 2}
 	s := eptViolation(0x9000)
 	s.interrupted = &cut
-	c.script = []step{exitOf(vmx.ExitInterruptWindow), s, exitOf(vmx.ExitInterruptWindow), hlt()}
-	g := &nmiGuest{fakeGuest: newGuest(), cpu: c, at: map[int]bool{0: true, 2: true}}
+	iret := exitOf(vmx.ExitInterruptWindow)
+	iret.iret = true
+	c.script = []step{iret, s, exitOf(vmx.ExitInterruptWindow), hlt()}
+	g := &nmiGuest{fakeGuest: newGuest(), cpu: c, at: map[int]int{0: 1, 2: 1}}
 	l := newLoop(t, c, g.fakeGuest)
 	l.Guest = g
 	l.Run()
@@ -655,7 +681,50 @@ func TestNMIIgnoresIFButWaitsForACutShortEvent(t *testing.T) {
 	if e := c.entries[3]; e.inject == nil || e.inject.Type != NMI {
 		t.Errorf("entry after the redelivery: %+v, want the waiting NMI", e)
 	}
-	if len(g.taken) != 2 || g.taken[1] != 3 {
-		t.Errorf("NMIs taken at entries %v, want 0 and 3", g.taken)
+	if at := taken(c); len(at) != 2 || at[1] != 3 {
+		t.Errorf("NMIs taken at entries %v, want 0 and 3", at)
+	}
+}
+
+// An NMI sent while the guest handles one waits until its handler
+// returns (IRET): the loop asks for the NMI window meanwhile, and
+// injects it at the first entry after.
+func TestNMIWaitsForIRET(t *testing.T) {
+	c := &fakeCPU{tick: 1}
+	iret := exitOf(vmx.ExitNMIWindow)
+	iret.iret = true
+	c.script = []step{exitOf(vmx.ExitInterruptWindow), exitOf(vmx.ExitInterruptWindow), iret, exitOf(vmx.ExitInterruptWindow), hlt()}
+	g := &nmiGuest{fakeGuest: newGuest(), cpu: c, at: map[int]int{0: 1, 1: 1}}
+	l := newLoop(t, c, g.fakeGuest)
+	l.Guest = g
+	l.Run()
+	if at := taken(c); len(at) != 2 || at[0] != 0 || at[1] != 3 {
+		t.Errorf("NMIs taken at entries %v, want 0 and 3 (after the IRET)", at)
+	}
+	for i, want := range []bool{false, true, true, false} {
+		if c.entries[i].nmiWindow != want {
+			t.Errorf("entry %d: NMI window %v, want %v", i, c.entries[i].nmiWindow, want)
+		}
+	}
+}
+
+// NMIs collapse as on the processor: of those sent while none is in
+// service two are delivered (one latched behind the other), and of
+// those sent while one is, one.
+func TestNMIsCollapse(t *testing.T) {
+	c := &fakeCPU{tick: 1}
+	iret := exitOf(vmx.ExitNMIWindow)
+	iret.iret = true
+	c.script = []step{exitOf(vmx.ExitInterruptWindow), iret, exitOf(vmx.ExitInterruptWindow), iret, exitOf(vmx.ExitInterruptWindow), iret,
+		exitOf(vmx.ExitInterruptWindow), iret, exitOf(vmx.ExitInterruptWindow), hlt()}
+	g := &nmiGuest{fakeGuest: newGuest(), cpu: c, at: map[int]int{0: 5, 3: 1, 4: 7}}
+	l := newLoop(t, c, g.fakeGuest)
+	l.Guest = g
+	l.Run()
+	// 5 before entry 0: in at 0 and, after the IRET, at 2; one at 3
+	// while none is in service (the second IRET ends at entry 4): at 4;
+	// 7 at 4, with the one injected there in service: one more, at 6
+	if at, want := taken(c), []int{0, 2, 4, 6}; fmt.Sprint(at) != fmt.Sprint(want) {
+		t.Errorf("NMIs taken at entries %v, want %v", at, want)
 	}
 }
