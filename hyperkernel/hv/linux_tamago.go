@@ -771,12 +771,6 @@ func (e vcpuEvents) Kick() {
 	case e.v.kick <- struct{}{}:
 	default:
 	}
-	if e.v.cpu == nil {
-		return
-	}
-	if id, ok := e.v.cpu.OnCore(); ok {
-		e.v.vm.h.kickCore(id)
-	}
 }
 
 // INIT to a vCPU that waits for its startup IPI keeps it waiting; a

@@ -104,34 +104,6 @@ func setPreemptionTimer(vector uint8, deadline bool) {
 	*lapicReg(lapicLVTTimer) = uint32(vector) | lvtPeriodic
 }
 
-// Local-APIC interrupt command register (SDM Vol. 3A, 11.6.1): the
-// destination's APIC id in bits 31:24 of the high word; the low word's
-// vector with fixed delivery, physical destination, edge, no
-// shorthand is a plain fixed IPI.
-const (
-	lapicID     = 0x20
-	lapicICRLow = 0x300
-	lapicICRHi  = 0x310
-)
-
-// kickCore sends the board's wake vector to the core with APIC id id,
-// unless that is the calling core: a guest running there exits at once
-// (external interrupts exit on both VT-x and AMD-V) and takes what was
-// made pending for it at its next entry, instead of a time slice later;
-// a core doing anything else acknowledges it and goes on. The two
-// register writes are made pinned, so that both reach one core's APIC.
-func (h *Hypervisor) kickCore(id uint32) {
-	if h.plat.WakeVector == 0 {
-		return
-	}
-	spinlock.Pin()
-	if *lapicReg(lapicID)>>24 != id {
-		*lapicReg(lapicICRHi) = id << 24
-		*lapicReg(lapicICRLow) = uint32(h.plat.WakeVector)
-	}
-	spinlock.Unpin()
-}
-
 // armPreemption starts the calling core's slice timer; disarmPreemption
 // stops it.
 func (h *Hypervisor) armPreemption() {
@@ -173,15 +145,9 @@ type svmCPU struct {
 	// apicID and bsp describe the vCPU in a saved state.
 	apicID uint32
 	bsp    bool
-	// onCore is the APIC id plus one of the core the vCPU is loaded on,
-	// 0 while it is not; others read it (OnCore).
-	onCore atomic.Uint32
 	// tscAux is the vCPU's IA32_TSC_AUX (vmTSCAux).
 	tscAux uint64
 }
-
-// OnCore implements guestCPU.
-func (c *svmCPU) OnCore() (uint32, bool) { id := c.onCore.Load(); return id - 1, id != 0 }
 
 var _ guestCPU = (*svmCPU)(nil)
 
@@ -210,7 +176,6 @@ func (c *svmCPU) Load() error {
 	c.id, c.core = id, core
 	c.flushTLB()
 	c.res.noteCore(id)
-	c.onCore.Store(id + 1)
 	return nil
 }
 
@@ -225,7 +190,6 @@ func (c *svmCPU) flushTLB() {
 }
 
 func (c *svmCPU) Put() {
-	c.onCore.Store(0)
 	if c.pinned {
 		c.pinned = false
 		spinlock.Unpin()

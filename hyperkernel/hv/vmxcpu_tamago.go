@@ -7,7 +7,6 @@ package hv
 
 import (
 	"encoding/binary"
-	"sync/atomic"
 
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/runloop"
@@ -54,9 +53,6 @@ type vmxCPU struct {
 	apicID  uint32
 	bsp     bool
 	msrList uint64
-	// onCore is the APIC id plus one of the core the vCPU is loaded on,
-	// 0 while it is not; others read it (OnCore).
-	onCore atomic.Uint32
 }
 
 // reset makes c a vCPU whose VMCS is written from setup at its first
@@ -79,33 +75,14 @@ type guestCPU interface {
 	CR3() uint64
 	RSP() uint64
 	SetRSP(uint64)
-	// OnCore returns the APIC id of the core the vCPU is loaded on,
-	// if it is: a core that may be running the guest. Safe from any
-	// goroutine.
-	OnCore() (uint32, bool)
 }
 
 func (c *vmxCPU) CR3() uint64     { return vmread(vmx.GuestCR3) }
 func (c *vmxCPU) RSP() uint64     { return vmread(vmx.GuestRSP) }
 func (c *vmxCPU) SetRSP(v uint64) { vmx.VMWRITE(vmx.GuestRSP, v) }
 
-// Load and Put also publish the core for OnCore.
-func (c *vmxCPU) Load() error {
-	if err := c.vc.load(); err != nil {
-		return err
-	}
-	c.onCore.Store(c.vc.core + 1)
-	return nil
-}
-
-func (c *vmxCPU) Put() {
-	c.onCore.Store(0)
-	c.vc.put()
-}
-
-// OnCore implements guestCPU.
-func (c *vmxCPU) OnCore() (uint32, bool) { id := c.onCore.Load(); return id - 1, id != 0 }
-
+func (c *vmxCPU) Load() error          { return c.vc.load() }
+func (c *vmxCPU) Put()                 { c.vc.put() }
 func (c *vmxCPU) Loaded() bool         { return c.vc.pinned }
 func (c *vmxCPU) Core() int            { return int(c.vc.core) }
 func (c *vmxCPU) Now() uint64          { return rdtsc() }

@@ -439,6 +439,10 @@ func (l *Loop) dispatch(e *exits.Exit, a *exits.Action) (Step, error) {
 		c.EndShadow() // HLT right after STI: the shadow ends with it
 		return g.Halt(c, c.InterruptsEnabled())
 	case exits.ActionShutdown:
+		if ev, ok := c.Interrupted(); ok {
+			// what the processor was delivering when it gave up
+			return Stop, fmt.Errorf("%w at RIP %#x delivering vector %d (type %d)", ErrTripleFault, l.rip.Load(), ev.Vector, ev.Type)
+		}
 		return Stop, fmt.Errorf("%w at RIP %#x", ErrTripleFault, l.rip.Load())
 	case exits.ActionEPTViolation:
 		return g.Fault(c, e, l.mayMove())

@@ -333,6 +333,8 @@ func TestUnhandledAndFatalExits(t *testing.T) {
 		{"unhandled", exitOf(vmx.ExitINVD), ErrUnhandled, "unhandled exit INVD at RIP 0x2000"},
 		{"strategy error", exitOf(vmx.ExitCRAccess), errors.New("bad CR4"), "bad CR4"},
 		{"triple fault", exitOf(vmx.ExitTripleFault), nil, "triple fault at RIP 0x2000"},
+		{"triple fault in delivery", step{exit: exits.Exit{Reason: uint64(vmx.ExitTripleFault)},
+			interrupted: &Event{Vector: 8, Type: HardwareException, HasErrorCode: true}}, nil, "triple fault at RIP 0x2000 delivering vector 8 (type 3)"},
 		{"entry failure", step{exit: exits.Exit{Reason: 1<<31 | uint64(vmx.ExitInvalidGuestState)}}, nil, "VM entry failed ("},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
