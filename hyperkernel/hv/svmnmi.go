@@ -42,9 +42,24 @@ type nmiMask struct {
 }
 
 // delivered notes an NMI injected into v: NMIs are blocked until IRET.
+// A step still under way ends first: its TF must not go into the NMI's
+// frame, where the handler's IRET would restore it after the step is
+// forgotten.
 func (m *nmiMask) delivered(v *svm.VMCB) {
+	if m.stepping {
+		m.endStep(v)
+		if !m.guestTF {
+			v.Write(svm.SaveRFLAGS, v.Read(svm.SaveRFLAGS)&^rflagsTF)
+		}
+	}
 	m.masked, m.atIRET = true, false
 	v.SetIntercept(svm.InterceptIRET, true)
+}
+
+// endStep stops single-stepping: #DB goes to the guest again.
+func (m *nmiMask) endStep(v *svm.VMCB) {
+	m.stepping = false
+	v.SetIntercept(svm.InterceptException(vectorDB), false)
 }
 
 // window asks for an exit at the end of blocking, or stops asking. While
@@ -84,8 +99,7 @@ func (m *nmiMask) exited(v *svm.VMCB, code svm.ExitCode, rip uint64) (own, guest
 		m.atIRET, m.iretRIP = true, rip
 		return true, false
 	case code == svm.ExitException+vectorDB && m.stepping:
-		m.stepping = false
-		v.SetIntercept(svm.InterceptException(vectorDB), false)
+		m.endStep(v)
 		if m.guestTF {
 			return true, true
 		}

@@ -116,3 +116,22 @@ func TestNMIMaskStepsOverTheShadow(t *testing.T) {
 		t.Errorf("RFLAGS %#x: the step's TF left set", v.Read(svm.SaveRFLAGS))
 	}
 }
+
+// An NMI injected while a step is under way (the stepped instruction was
+// emulated, so no trap came) ends the step first: the TF the step set
+// must not go into the NMI's frame.
+func TestNMIMaskEndsAStepAtDelivery(t *testing.T) {
+	v, m := nmiVMCB(), &nmiMask{}
+	v.Write(svm.CtlInterruptShadow, svm.InterruptShadow)
+	v.Write(svm.SaveRFLAGS, 0x202)
+	m.window(v, true)
+	if !m.stepping {
+		t.Fatal("no step in a shadow")
+	}
+	v.Write(svm.CtlInterruptShadow, 0)
+	m.delivered(v)
+	if m.stepping || v.Read(svm.SaveRFLAGS)&rflagsTF != 0 || v.Intercepted(svm.InterceptException(vectorDB)) {
+		t.Errorf("after delivery: stepping %v, RFLAGS %#x, #DB intercepted %v", m.stepping, v.Read(svm.SaveRFLAGS),
+			v.Intercepted(svm.InterceptException(vectorDB)))
+	}
+}
