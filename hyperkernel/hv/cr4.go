@@ -9,73 +9,53 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
-// CR4 bits (Intel SDM Vol. 3A, 2.5, Figure 2-7).
 const (
-	cr4VME        = 1 << 0
-	cr4PVI        = 1 << 1
-	cr4TSD        = 1 << 2
-	cr4DE         = 1 << 3
-	cr4PSE        = 1 << 4
-	cr4PAE        = 1 << 5
-	cr4MCE        = 1 << 6
-	cr4PGE        = 1 << 7
-	cr4PCE        = 1 << 8
-	cr4OSFXSR     = 1 << 9
-	cr4OSXMMEXCPT = 1 << 10
-	cr4UMIP       = 1 << 11
-	cr4LA57       = 1 << 12
-	cr4FSGSBASE   = 1 << 16
-	cr4PCIDE      = 1 << 17
-	cr4OSXSAVE    = 1 << 18
-	cr4SMEP       = 1 << 20
-	cr4SMAP       = 1 << 21
-	cr4PKE        = 1 << 22
-	cr4PKS        = 1 << 24
-
-	// cr4Always are the bits every x86-64 processor has.
-	cr4Always = cr4VME | cr4PVI | cr4TSD | cr4DE | cr4PSE | cr4PAE | cr4MCE | cr4PGE | cr4PCE |
-		cr4OSFXSR | cr4OSXMMEXCPT
+	// cr4Always are the CR4 bits every x86-64 processor has.
+	cr4Always = vcpu.CR4VME | vcpu.CR4PVI | vcpu.CR4TSD | vcpu.CR4DE | vcpu.CR4PSE | vcpu.CR4PAE | vcpu.CR4MCE |
+		vcpu.CR4PGE | vcpu.CR4PCE | vcpu.CR4OSFXSR | vcpu.CR4OSXMMEXCPT
 	// cr4Flush are the bits whose change invalidates the TLB (SDM Vol.
 	// 3A, 4.10.4.1 "Operations that Invalidate TLBs and Paging-Structure
 	// Caches"), with SMAP and PKE, which change what a cached
 	// translation allows.
-	cr4Flush = cr4PSE | cr4PAE | cr4PGE | cr4LA57 | cr4PCIDE | cr4SMEP | cr4SMAP | cr4PKE
+	cr4Flush = vcpu.CR4PSE | vcpu.CR4PAE | vcpu.CR4PGE | vcpu.CR4LA57 | vcpu.CR4PCIDE | vcpu.CR4SMEP |
+		vcpu.CR4SMAP | vcpu.CR4PKE
 )
 
-// cr4Feature ties a CR4 bit to the CPUID feature flag that offers it
-// (SDM Vol. 2A, CPUID, Tables 3-10, 3-11 and leaf 7).
-var cr4Feature = []struct {
-	bit      uint64
-	leaf     uint32
-	reg      byte // 'b', 'c' or 'd'
-	cpuidBit uint32
-}{
-	{cr4UMIP, exits.LeafExtFeatures, 'c', 1 << 2},
-	{cr4LA57, exits.LeafExtFeatures, 'c', 1 << 16},
-	{cr4FSGSBASE, exits.LeafExtFeatures, 'b', 1 << 0},
-	{cr4PCIDE, exits.LeafFeatures, 'c', 1 << 17},
-	{cr4OSXSAVE, exits.LeafFeatures, 'c', 1 << 26},
-	{cr4SMEP, exits.LeafExtFeatures, 'b', 1 << 7},
-	{cr4SMAP, exits.LeafExtFeatures, 'b', 1 << 20},
-	{cr4PKE, exits.LeafExtFeatures, 'c', 1 << 3},
-	{cr4PKS, exits.LeafExtFeatures, 'c', 1 << 31},
+// cr4Features ties each optional CR4 bit to the CPUID flag that offers
+// it (SDM Vol. 2A, CPUID, Tables 3-10, 3-11 and leaf 7): leaf 1 ECX, or
+// leaf 7 EBX or ECX.
+func cr4Features(leaf1, leaf7 exits.CPUIDResult) uint64 {
+	var bits uint64
+	for _, f := range []struct {
+		bit uint64
+		reg uint32
+		has uint32
+	}{
+		{vcpu.CR4PCIDE, leaf1.ECX, 1 << 17},
+		{vcpu.CR4OSXSAVE, leaf1.ECX, 1 << 26},
+		{vcpu.CR4FSGSBASE, leaf7.EBX, 1 << 0},
+		{vcpu.CR4SMEP, leaf7.EBX, 1 << 7},
+		{vcpu.CR4SMAP, leaf7.EBX, 1 << 20},
+		{vcpu.CR4UMIP, leaf7.ECX, 1 << 2},
+		{vcpu.CR4PKE, leaf7.ECX, 1 << 3},
+		{vcpu.CR4LA57, leaf7.ECX, 1 << 16},
+		{vcpu.CR4PKS, leaf7.ECX, 1 << 31},
+	} {
+		if f.reg&f.has != 0 {
+			bits |= f.bit
+		}
+	}
+	return bits
 }
 
 // cr4Allowed returns the CR4 bits a guest whose CPUID is lookup may set:
 // those every processor has and those its CPUID offers. The rest (VMXE
 // and SMXE among them: no nested virtualization) take #GP.
 func cr4Allowed(lookup func(leaf, sub uint32) exits.CPUIDResult) uint64 {
-	allowed := uint64(cr4Always)
-	for _, f := range cr4Feature {
-		r := lookup(f.leaf, 0)
-		v := map[byte]uint32{'b': r.EBX, 'c': r.ECX, 'd': r.EDX}[f.reg]
-		if v&f.cpuidBit != 0 {
-			allowed |= f.bit
-		}
-	}
-	return allowed
+	return cr4Always | cr4Features(lookup(exits.LeafFeatures, 0), lookup(exits.LeafExtFeatures, 0))
 }
 
 // cr4Write reports whether MOV to CR4 may change it from old to v, or
@@ -87,9 +67,9 @@ func cr4Write(allowed, old, v uint64, longMode bool, cr3 uint64) bool {
 	switch {
 	case v&^allowed != 0:
 		return false
-	case longMode && (v&cr4PAE == 0 || (v^old)&cr4LA57 != 0):
+	case longMode && (v&vcpu.CR4PAE == 0 || (v^old)&vcpu.CR4LA57 != 0):
 		return false
-	case v&cr4PCIDE != 0 && old&cr4PCIDE == 0 && (!longMode || cr3&0xFFF != 0):
+	case v&vcpu.CR4PCIDE != 0 && old&vcpu.CR4PCIDE == 0 && (!longMode || cr3&0xFFF != 0):
 		return false
 	}
 	return true

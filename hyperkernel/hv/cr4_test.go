@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
 // A guest's CR4 takes what its CPUID offers: XSAVE hidden, OSXSAVE takes
@@ -22,9 +23,9 @@ func TestCR4AllowedFollowsCPUID(t *testing.T) {
 		bit  uint64
 		want bool
 	}{
-		{"PAE", cr4PAE, true}, {"PGE", cr4PGE, true}, {"OSFXSR", cr4OSFXSR, true},
-		{"PCIDE", cr4PCIDE, true}, {"SMEP", cr4SMEP, true}, {"SMAP", cr4SMAP, true}, {"FSGSBASE", cr4FSGSBASE, true},
-		{"OSXSAVE", cr4OSXSAVE, false}, {"PKE", cr4PKE, false}, {"LA57", cr4LA57, false}, {"UMIP", cr4UMIP, false},
+		{"PAE", vcpu.CR4PAE, true}, {"PGE", vcpu.CR4PGE, true}, {"OSFXSR", vcpu.CR4OSFXSR, true},
+		{"PCIDE", vcpu.CR4PCIDE, true}, {"SMEP", vcpu.CR4SMEP, true}, {"SMAP", vcpu.CR4SMAP, true}, {"FSGSBASE", vcpu.CR4FSGSBASE, true},
+		{"OSXSAVE", vcpu.CR4OSXSAVE, false}, {"PKE", vcpu.CR4PKE, false}, {"LA57", vcpu.CR4LA57, false}, {"UMIP", vcpu.CR4UMIP, false},
 		{"VMXE", 1 << 13, false}, {"SMXE", 1 << 14, false}, {"reserved 15", 1 << 15, false}, {"reserved 63", 1 << 63, false},
 	} {
 		if got := allowed&c.bit != 0; got != c.want {
@@ -35,7 +36,7 @@ func TestCR4AllowedFollowsCPUID(t *testing.T) {
 
 func TestCR4WriteRules(t *testing.T) {
 	const all = ^uint64(0)
-	lm := uint64(cr4PAE | cr4PGE)
+	lm := uint64(vcpu.CR4PAE | vcpu.CR4PGE)
 	for _, c := range []struct {
 		name     string
 		allowed  uint64
@@ -44,15 +45,15 @@ func TestCR4WriteRules(t *testing.T) {
 		cr3      uint64
 		want     bool
 	}{
-		{"toggle PGE", all, lm, lm &^ cr4PGE, true, 0x1000, true},
-		{"a bit not offered", cr4Always, lm, lm | cr4OSXSAVE, true, 0x1000, false},
-		{"clear PAE in long mode", all, lm, cr4PGE, true, 0x1000, false},
-		{"clear PAE outside it", all, lm, cr4PGE, false, 0x1000, true},
-		{"set LA57 in long mode", all, lm, lm | cr4LA57, true, 0x1000, false},
-		{"PCIDE with CR3[11:0] 0", all, lm, lm | cr4PCIDE, true, 0x1000, true},
-		{"PCIDE with a PCID in CR3", all, lm, lm | cr4PCIDE, true, 0x1001, false},
-		{"PCIDE outside long mode", all, cr4PAE, cr4PAE | cr4PCIDE, false, 0, false},
-		{"PCIDE kept", all, lm | cr4PCIDE, lm | cr4PCIDE | cr4SMEP, true, 0x1005, true},
+		{"toggle PGE", all, lm, lm &^ vcpu.CR4PGE, true, 0x1000, true},
+		{"a bit not offered", cr4Always, lm, lm | vcpu.CR4OSXSAVE, true, 0x1000, false},
+		{"clear PAE in long mode", all, lm, vcpu.CR4PGE, true, 0x1000, false},
+		{"clear PAE outside it", all, lm, vcpu.CR4PGE, false, 0x1000, true},
+		{"set LA57 in long mode", all, lm, lm | vcpu.CR4LA57, true, 0x1000, false},
+		{"PCIDE with CR3[11:0] 0", all, lm, lm | vcpu.CR4PCIDE, true, 0x1000, true},
+		{"PCIDE with a PCID in CR3", all, lm, lm | vcpu.CR4PCIDE, true, 0x1001, false},
+		{"PCIDE outside long mode", all, vcpu.CR4PAE, vcpu.CR4PAE | vcpu.CR4PCIDE, false, 0, false},
+		{"PCIDE kept", all, lm | vcpu.CR4PCIDE, lm | vcpu.CR4PCIDE | vcpu.CR4SMEP, true, 0x1005, true},
 	} {
 		if got := cr4Write(c.allowed, c.old, c.v, c.longMode, c.cr3); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
@@ -86,4 +87,27 @@ func TestDecodeMovToCR(t *testing.T) {
 			t.Errorf("% x: CR%d from %d, %d bytes, %v; want CR%d from %d, %d bytes", c.code, cr, gpr, n, err, c.cr, c.gpr, c.length)
 		}
 	}
+}
+
+// FuzzDecodeMovToCR feeds the decoder what a guest may have at its RIP
+// when a CR write exits: it never panics, and what it accepts names a
+// control register, a general register and a length within the bytes.
+func FuzzDecodeMovToCR(f *testing.F) {
+	f.Add([]byte{0x0F, 0x22, 0xE0}, 64)
+	f.Add([]byte{0x41, 0x0F, 0x22, 0xE5}, 64)
+	f.Add([]byte{0x0F, 0x22, 0xE3}, 32)
+	f.Add([]byte{0xF0, 0x0F, 0x22, 0xC0}, 16)
+	f.Fuzz(func(t *testing.T, code []byte, mode int) {
+		mode = []int{16, 32, 64}[uint(mode)%3]
+		if len(code) > 15 {
+			code = code[:15]
+		}
+		cr, gpr, n, err := decodeMovToCR(code, mode)
+		if err != nil {
+			return
+		}
+		if cr < 0 || cr > 15 || gpr < 0 || gpr > 15 || n < 2 || n > len(code) {
+			t.Fatalf("% x (%d-bit): CR%d from %d, %d bytes", code, mode, cr, gpr, n)
+		}
+	})
 }

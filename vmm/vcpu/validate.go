@@ -27,11 +27,27 @@ const (
 
 	// CR4 (Intel SDM Vol. 3A, 2.5, Figure 2-7): bits 0-14, 16-25, 27,
 	// 28 and 32 are defined; the others are reserved.
-	CR4PAE     uint64 = 1 << 5
-	CR4LA57    uint64 = 1 << 12
-	CR4PCIDE   uint64 = 1 << 17
-	CR4OSXSAVE uint64 = 1 << 18
-	cr4Defined        = 0x7FFF | 0x3FF<<16 | 1<<27 | 1<<28 | 1<<32
+	CR4VME        uint64 = 1 << 0
+	CR4PVI        uint64 = 1 << 1
+	CR4TSD        uint64 = 1 << 2
+	CR4DE         uint64 = 1 << 3
+	CR4PSE        uint64 = 1 << 4
+	CR4PAE        uint64 = 1 << 5
+	CR4MCE        uint64 = 1 << 6
+	CR4PGE        uint64 = 1 << 7
+	CR4PCE        uint64 = 1 << 8
+	CR4OSFXSR     uint64 = 1 << 9
+	CR4OSXMMEXCPT uint64 = 1 << 10
+	CR4UMIP       uint64 = 1 << 11
+	CR4LA57       uint64 = 1 << 12
+	CR4FSGSBASE   uint64 = 1 << 16
+	CR4PCIDE      uint64 = 1 << 17
+	CR4OSXSAVE    uint64 = 1 << 18
+	CR4SMEP       uint64 = 1 << 20
+	CR4SMAP       uint64 = 1 << 21
+	CR4PKE        uint64 = 1 << 22
+	CR4PKS        uint64 = 1 << 24
+	cr4Defined           = 0x7FFF | 0x3FF<<16 | 1<<27 | 1<<28 | 1<<32
 
 	// CR3 bits that are reserved whatever the physical-address width:
 	// bits 63 and 60:52 (bits 62:61 are the LAM_U48/LAM_U57 enables).

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/big-iron/big-iron/vmm/devices"
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
 // PagingMode is how the guest translates linear addresses to
@@ -55,16 +56,6 @@ func (m PagingMode) String() string {
 	return "PagingMode(" + strconv.Itoa(int(m)) + ")"
 }
 
-// Control-register bits that select the paging mode (SDM Vol. 3A, 2.2.1
-// and 2.5).
-const (
-	cr0PG   = 1 << 31
-	cr4PSE  = 1 << 4
-	cr4PAE  = 1 << 5
-	cr4LA57 = 1 << 12
-	eferLMA = 1 << 10
-)
-
 // Paging-structure entry bits (SDM Vol. 3A, 4.3 to 4.5, Tables 4-4 to 4-20).
 const (
 	ptePresent = 1 << 0
@@ -92,15 +83,15 @@ type Paging struct {
 // CR0.PG; 32-bit paging unless CR4.PAE; PAE paging unless EFER.LMA; and
 // 5-level paging if CR4.LA57, else 4-level paging.
 func PagingOf(cr0, cr3, cr4, efer uint64) Paging {
-	p := Paging{CR3: cr3, PSE: cr4&cr4PSE != 0}
+	p := Paging{CR3: cr3, PSE: cr4&vcpu.CR4PSE != 0}
 	switch {
-	case cr0&cr0PG == 0:
+	case cr0&vcpu.CR0PG == 0:
 		p.Mode = PagingNone
-	case cr4&cr4PAE == 0:
+	case cr4&vcpu.CR4PAE == 0:
 		p.Mode = Paging32
-	case efer&eferLMA == 0:
+	case efer&vcpu.EFERLMA == 0:
 		p.Mode = PagingPAE
-	case cr4&cr4LA57 == 0:
+	case cr4&vcpu.CR4LA57 == 0:
 		p.Mode = Paging4
 	default:
 		p.Mode = Paging5

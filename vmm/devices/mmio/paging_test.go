@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/vmm/devices"
+
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
 const (
@@ -66,19 +68,19 @@ func TestPagingOf(t *testing.T) {
 			cr4 := uint64(1 << 13)   // VMXE
 			efer := uint64(1<<8 | 1<<11)
 			if i&8 != 0 {
-				cr0 |= cr0PG
+				cr0 |= vcpu.CR0PG
 			}
 			if i&4 != 0 {
-				cr4 |= cr4PAE
+				cr4 |= vcpu.CR4PAE
 			}
 			if i&2 != 0 {
-				efer |= eferLMA
+				efer |= vcpu.EFERLMA
 			}
 			if i&1 != 0 {
-				cr4 |= cr4LA57
+				cr4 |= vcpu.CR4LA57
 			}
 			if pse {
-				cr4 |= cr4PSE
+				cr4 |= vcpu.CR4PSE
 			}
 			got := PagingOf(cr0, 0x12345018, cr4, efer)
 			if got != (Paging{Mode: mode, CR3: 0x12345018, PSE: pse}) {
