@@ -698,10 +698,8 @@ type linuxVCPU struct {
 	// cr4Allowed are the CR4 bits the guest may set on AMD-V (its
 	// CPUID's; see svmWriteCR4).
 	cr4Allowed uint64
-	// vtpr is the V_TPR written at the last entry on AMD-V (syncTPR),
-	// vtprSet false until the VMCB's first.
-	vtpr    uint8
-	vtprSet bool
+	// tpr syncs CR8 with the APIC's TPR on AMD-V (syncTPR).
+	tpr vtprSync
 	// nmi counts the NMIs sent to the vCPU (IPIs with NMI delivery)
 	// that its loop has not yet latched (TakeNMIs).
 	nmi          atomic.Int32
@@ -941,22 +939,11 @@ func (v *linuxVCPU) Service(runloop.CPU) (runloop.Step, error) {
 	return runloop.Continue, nil
 }
 
-// syncTPR keeps CR8 and the APIC's TPR one register on AMD-V, where the
-// guest's CR8 is the VMCB's V_TPR, read and written without an exit (APM
-// Vol. 2, 15.21.2 "Virtualizing APIC.TPR"): a value the guest wrote
-// there since the last entry goes to the APIC, whose priority then
-// decides what is injected; the APIC's (an x2APIC or xAPIC TPR write)
-// goes to V_TPR. At the first entry of a VMCB the APIC's wins.
+// syncTPR keeps CR8 and the APIC's TPR one register on AMD-V (vtprSync).
 func (v *linuxVCPU) syncTPR() {
-	c := v.sv
-	if c == nil {
-		return
+	if c := v.sv; c != nil {
+		c.setVTPR(v.tpr.sync(c.vTPR(), v.apic))
 	}
-	if cur := c.vTPR(); v.vtprSet && cur != v.vtpr {
-		v.apic.SetCR8(cur)
-	}
-	v.vtpr, v.vtprSet = v.apic.CR8(), true
-	c.setVTPR(v.vtpr)
 }
 
 // Move returns the node the vCPU is asked to move to.
@@ -1158,14 +1145,7 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 		}
 	}
 	var buf [maxInstruction]byte
-	var code []byte
-	var err error
-	if d == nil {
-		code, err = mmio.Fetch(v.vm.ram, cr3, rip, &buf)
-	} else {
-		c.Put()
-		code, err = mmio.Fetch(distMemory{v.share}, cr3, rip, &buf)
-	}
+	code, err := v.fetchCode(mmio.Paging{Mode: mmio.Paging4, CR3: cr3}, rip, &buf)
 	if err != nil {
 		return fmt.Errorf("device access at %#x: %w", gpa, err)
 	}
@@ -1193,6 +1173,18 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	c.SetRSP(rsp)
 	c.Advance(uint32(n))
 	return nil
+}
+
+// fetchCode reads the instruction at linear address la through the
+// guest's paging p. In a distributed VM the bytes come through the
+// coherence protocol, off the core: the vCPU is put, and the caller
+// loads it again.
+func (v *linuxVCPU) fetchCode(p mmio.Paging, la uint64, buf *[maxInstruction]byte) ([]byte, error) {
+	if v.vm.dist == nil {
+		return p.Fetch(v.vm.ram, la, buf)
+	}
+	v.cpu.Put()
+	return p.Fetch(distMemory{v.share}, la, buf)
 }
 
 // virtioSlot is one of a VM's virtio-mmio devices: its register window

@@ -77,7 +77,7 @@ func (v *linuxVCPU) startSVM(st *vcpu.State) error {
 	svmGuestVMCB(c.vmcb, v.vm.svmMaps, v.vm.h.asid(v.index), v.vm.tab.EPTP())
 	c.loadState(st)
 	c.vmcb.SetIntercept(svm.InterceptCRWrite(4), true)
-	v.vtprSet = false
+	v.tpr = vtprSync{}
 	c.injecting, c.hasInterrupted = false, false
 	if bad := c.check(); len(bad) > 0 {
 		return fmt.Errorf("its state would fail VMRUN: %v", bad[0])
@@ -141,8 +141,11 @@ func (v *linuxVCPU) svmWriteCR4() error {
 			return fmt.Errorf("MOV to CR4 at RIP %#x: %w", rip, err)
 		}
 		var cr int
-		if cr, gpr, length, err = decodeMovToCR(code, mode); err != nil || cr != 4 {
-			return fmt.Errorf("MOV to CR4 at RIP %#x: %v (CR%d)", rip, err, cr)
+		if cr, gpr, length, err = decodeMovToCR(code, mode); err != nil {
+			return fmt.Errorf("MOV to CR4 at RIP %#x: %w", rip, err)
+		}
+		if cr != 4 {
+			return fmt.Errorf("CR4 write exit at RIP %#x, where the instruction writes CR%d", rip, cr)
 		}
 	}
 	if n := c.nextRIP(); n > rip && n-rip <= maxInstruction {
@@ -171,10 +174,8 @@ func (v *linuxVCPU) svmWriteCR4() error {
 }
 
 // svmCode fetches the instruction at the guest's CS:RIP through its
-// page tables in whatever paging mode it runs, and returns it with its
-// decoding mode (16, 32 or 64 bits). In a distributed VM the bytes come
-// through the coherence protocol, off the core; the vCPU is loaded again
-// before it returns.
+// page tables in whatever paging mode it runs (fetchCode), and returns it
+// with its decoding mode (16, 32 or 64 bits), the vCPU loaded again.
 func (v *linuxVCPU) svmCode() ([]byte, int, error) {
 	c := v.sv
 	vm := c.vmcb
@@ -192,12 +193,7 @@ func (v *linuxVCPU) svmCode() ([]byte, int, error) {
 	}
 	p := mmio.PagingOf(vm.Read(svm.SaveCR0), vm.Read(svm.SaveCR3), vm.Read(svm.SaveCR4), efer)
 	var buf [maxInstruction]byte
-	if v.vm.dist == nil {
-		code, err := p.Fetch(v.vm.ram, la, &buf)
-		return code, mode, err
-	}
-	c.Put()
-	code, err := p.Fetch(distMemory{v.share}, la, &buf)
+	code, err := v.fetchCode(p, la, &buf)
 	if lerr := c.Load(); err == nil {
 		err = lerr
 	}
