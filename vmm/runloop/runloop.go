@@ -335,18 +335,27 @@ func (l *Loop) mayMove() bool {
 	return !interrupted && !l.CPU.Injecting()
 }
 
-// depart saves the vCPU's state and hands it to the guest to send.
+// depart saves the vCPU's state and hands it to the guest to send. The
+// NMIs waiting for the vCPU go with it; they stay if it does.
 func (l *Loop) depart(node int) (bool, error) {
 	c := l.CPU
 	if err := c.Load(); err != nil {
 		return false, err
 	}
 	err := c.Save(&l.state)
+	if ng, ok := l.Guest.(NMIGuest); ok && err == nil {
+		l.latchNMIs(ng)
+	}
 	c.Put()
 	if err != nil {
 		return false, fmt.Errorf("saving the vCPU's state: %w", err)
 	}
-	return l.Guest.Depart(node, &l.state)
+	l.state.Events.PendingNMIs = uint8(l.nmis)
+	left, err := l.Guest.Depart(node, &l.state)
+	if left {
+		l.nmis = 0
+	}
+	return left, err
 }
 
 // NMIGuest is a Guest whose vCPUs can receive NMIs (an IPI with NMI
@@ -397,12 +406,7 @@ func (l *Loop) injectEvents() {
 // one is (Intel SDM Vol. 3A, 6.7.1; KVM keeps the same two).
 func (l *Loop) injectNMI(ng NMIGuest) bool {
 	c := l.CPU
-	blocked, handling := c.NMIBlocked()
-	limit := 2
-	if handling {
-		limit = 1
-	}
-	l.nmis = min(l.nmis+ng.TakeNMIs(), limit)
+	blocked := l.latchNMIs(ng)
 	switch {
 	case l.nmis == 0:
 		return false
@@ -414,6 +418,19 @@ func (l *Loop) injectNMI(ng NMIGuest) bool {
 	c.Inject(Event{Vector: nmiVector, Type: NMI})
 	l.nmis--
 	return false
+}
+
+// latchNMIs adds the NMIs sent since the last look to those waiting, as
+// many as the processor keeps (see injectNMI), and reports whether the
+// guest's NMIs are blocked now.
+func (l *Loop) latchNMIs(ng NMIGuest) (blocked bool) {
+	blocked, handling := l.CPU.NMIBlocked()
+	limit := vcpu.MaxPendingNMIs
+	if handling {
+		limit = 1
+	}
+	l.nmis = min(l.nmis+ng.TakeNMIs(), limit)
+	return blocked
 }
 
 // dispatch carries out what the dispatcher decided about exit e.

@@ -730,3 +730,49 @@ func TestNMIsCollapse(t *testing.T) {
 		t.Errorf("NMIs taken at entries %v, want %v", at, want)
 	}
 }
+
+// nmiMover is an nmiGuest that asks to move to node 1 after n exits.
+type nmiMover struct {
+	*nmiGuest
+	n int
+}
+
+func (g *nmiMover) Service(c CPU) (Step, error) {
+	if len(g.cpu.entries) == g.n && g.departed == nil {
+		g.moveTo = 1
+	}
+	return g.fakeGuest.Service(c)
+}
+
+// NMIs waiting for a vCPU go with it when it moves: those latched by the
+// loop and those sent since, as many as the processor keeps.
+func TestNMIsMoveWithTheVCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after int // exits before the move
+		sent  int // NMIs sent before entry 0
+		want  uint8
+	}{
+		// 3 sent: one injected at entry 0, in service at the move, so
+		// one more waits
+		{"one in service", 1, 3, 1},
+		// none injected yet: two wait
+		{"none in service", 0, 3, 2},
+		{"none sent", 1, 0, 0},
+	} {
+		c := &fakeCPU{tick: 1}
+		c.script = []step{exitOf(vmx.ExitInterruptWindow), exitOf(vmx.ExitInterruptWindow), hlt()}
+		g := &nmiMover{nmiGuest: &nmiGuest{fakeGuest: newGuest(), cpu: c, at: map[int]int{0: tc.sent}}, n: tc.after}
+		l := newLoop(t, c, g.fakeGuest)
+		l.Guest = g
+		if err := l.Run(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if g.departed == nil {
+			t.Fatalf("%s: the vCPU never moved", tc.name)
+		}
+		if got := g.departed.Events.PendingNMIs; got != tc.want {
+			t.Errorf("%s: %d NMIs pending in the departed state, want %d", tc.name, got, tc.want)
+		}
+	}
+}

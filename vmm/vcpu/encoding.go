@@ -10,11 +10,12 @@ import (
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
-// Encoding format, version 1. All integers are little endian.
+// Encoding format, version 2 (version 1 had a flag for one pending NMI
+// where version 2 counts them). All integers are little endian.
 //
 //	offset  size  field
 //	0       4     magic "BIvc"
-//	4       2     version (1)
+//	4       2     version (2)
 //	6       2     flags, reserved, zero
 //	8       4     total length in bytes, header and checksum included
 //	12      ...   body: the fixed-size fields in the order of State, then
@@ -27,7 +28,7 @@ const (
 	// Magic starts every encoded State.
 	Magic uint32 = 'B' | 'I'<<8 | 'v'<<16 | 'c'<<24
 	// Version is the encoding version this package writes and reads.
-	Version uint16 = 1
+	Version uint16 = 2
 
 	headerSize   = 12
 	checksumSize = 4
@@ -51,8 +52,7 @@ const (
 	evInterruptValid = 1 << iota
 	evExceptionValid
 	evErrorCodeValid
-	evNMIPending
-	evDefined = evInterruptValid | evExceptionValid | evErrorCodeValid | evNMIPending
+	evDefined = evInterruptValid | evExceptionValid | evErrorCodeValid
 )
 
 // Errors wrapped by UnmarshalBinary and EncodedLen.
@@ -226,13 +226,10 @@ func (s *State) encode(w *writer) {
 	if e.ErrorCodeValid {
 		flags |= evErrorCodeValid
 	}
-	if e.NMIPending {
-		flags |= evNMIPending
-	}
 	w.u8(flags)
 	w.u8(e.InterruptVector)
 	w.u8(e.ExceptionVector)
-	w.u8(0)
+	w.u8(e.PendingNMIs)
 	w.u32(e.ErrorCode)
 	w.u32(e.Interruptibility)
 	w.u64(e.PendingDebug)
@@ -307,11 +304,10 @@ func (s *State) decode(r *reader) error {
 	e.InterruptValid = flags&evInterruptValid != 0
 	e.ExceptionValid = flags&evExceptionValid != 0
 	e.ErrorCodeValid = flags&evErrorCodeValid != 0
-	e.NMIPending = flags&evNMIPending != 0
 	e.InterruptVector = r.u8()
 	e.ExceptionVector = r.u8()
-	if pad := r.u8(); pad != 0 {
-		return fmt.Errorf("vcpu: event padding byte %#x: reserved bits set: %w", pad, ErrInvalid)
+	if e.PendingNMIs = r.u8(); e.PendingNMIs > MaxPendingNMIs {
+		return fmt.Errorf("vcpu: %d NMIs pending, at most %d: %w", e.PendingNMIs, MaxPendingNMIs, ErrInvalid)
 	}
 	e.ErrorCode = r.u32()
 	e.Interruptibility = r.u32()

@@ -160,14 +160,15 @@ func TestUnmarshalErrors(t *testing.T) {
 	}{
 		{"empty", func(b []byte) []byte { return nil }, ErrTruncated},
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrMagic},
-		{"version", func(b []byte) []byte { b[4] = 2; return b }, ErrVersion},
+		{"version", func(b []byte) []byte { b[4] = 1; return b }, ErrVersion},
 		{"flags", func(b []byte) []byte { b[6] = 1; return b }, ErrInvalid},
 		{"length too small", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 16); return b }, ErrLength},
 		{"length too large", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 1<<20); return b }, ErrLength},
 		{"length mismatch", func(b []byte) []byte { return b[:len(b)-1] }, ErrLength},
 		{"checksum", func(b []byte) []byte { b[len(b)-1] ^= 0xFF; return b }, ErrChecksum},
 		{"event flags", func(b []byte) []byte { b[xsaveLenOff-24] |= 0x80; fixCRC(b); return b }, ErrInvalid},
-		{"event padding", func(b []byte) []byte { b[xsaveLenOff-21] = 1; fixCRC(b); return b }, ErrInvalid},
+		{"old NMI flag", func(b []byte) []byte { b[xsaveLenOff-24] |= 8; fixCRC(b); return b }, ErrInvalid},
+		{"three NMIs pending", func(b []byte) []byte { b[xsaveLenOff-21] = MaxPendingNMIs + 1; fixCRC(b); return b }, ErrInvalid},
 		{"XSAVE length > 4096", func(b []byte) []byte {
 			binary.LittleEndian.PutUint16(b[xsaveLenOff:], MaxXSAVE+1)
 			fixCRC(b)

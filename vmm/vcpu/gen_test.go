@@ -179,7 +179,7 @@ func randomState(r *rand.Rand) *State {
 			e.ErrorCode = r.Uint32()
 		}
 	}
-	e.NMIPending = r.Intn(2) == 0
+	e.PendingNMIs = uint8(r.Intn(MaxPendingNMIs + 1))
 	e.Interruptibility = r.Uint32() & interruptibilityDefined
 	if e.Interruptibility&BlockingBySTI != 0 {
 		e.Interruptibility &^= BlockingByMovSS

@@ -149,8 +149,11 @@ type Events struct {
 	ExceptionVector uint8
 	ErrorCode       uint32
 
-	// NMIPending reports whether a non-maskable interrupt is pending.
-	NMIPending bool
+	// PendingNMIs counts the non-maskable interrupts sent to the vCPU and
+	// not yet delivered, at most MaxPendingNMIs: as the processor does,
+	// one waits while another is delivered, and further ones are lost
+	// (Intel SDM Vol. 3A, 6.7.1).
+	PendingNMIs uint8
 
 	// Interruptibility is the VMCS interruptibility state: blocking by
 	// STI or MOV SS (the interrupt shadow), by SMI and by NMI.
@@ -159,6 +162,9 @@ type Events struct {
 	// PendingDebug is the VMCS pending-debug-exceptions field.
 	PendingDebug uint64
 }
+
+// MaxPendingNMIs is the most NMIs a vCPU holds pending (Events).
+const MaxPendingNMIs = 2
 
 // MSR is one model-specific register as an index/value pair.
 type MSR struct {
