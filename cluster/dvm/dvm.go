@@ -1205,7 +1205,15 @@ func (r *Runtime) interruptLocked(v migrate.VCPUID, vector uint8) error {
 	if vector < MinVector {
 		return fmt.Errorf("dvm: interrupt vector %d for vCPU %d is illegal", vector, v)
 	}
-	if _, err := r.mig.Interrupt(v, vector, r.mout); err != nil {
+	_, err := r.mig.Interrupt(v, vector, r.mout)
+	return r.sendRouted(err)
+}
+
+// sendRouted sends the messages the migrator queued to route an
+// interrupt or NMI, unless routing it failed with err. The caller holds
+// the lock and is not pinned.
+func (r *Runtime) sendRouted(err error) error {
+	if err != nil {
 		r.mout.Reset()
 		return err
 	}
@@ -1214,6 +1222,24 @@ func (r *Runtime) interruptLocked(v migrate.VCPUID, vector uint8) error {
 		return err
 	}
 	return nil
+}
+
+// nmiLocked sends vCPU v an NMI wherever it runs, as interruptLocked
+// does an interrupt. The caller holds the lock and is not pinned.
+func (r *Runtime) nmiLocked(v migrate.VCPUID) error {
+	_, err := r.mig.NMI(v, r.mout)
+	return r.sendRouted(err)
+}
+
+// takeNMIsLocked removes and returns the NMIs pending for vCPU v, hosted
+// here: those other nodes sent it, and those that travelled with it.
+// The caller holds the lock.
+func (r *Runtime) takeNMIsLocked(v migrate.VCPUID) int {
+	rec := r.mig.VCPU(v)
+	if rec == nil {
+		return 0
+	}
+	return rec.TakeNMIs()
 }
 
 // takeInterruptLocked removes and returns the highest pending interrupt

@@ -294,18 +294,25 @@ func TestMigrationCarriesTheState(t *testing.T) {
 	}
 }
 
-// takeAfter waits for an interrupt to become pending on vCPU v at node n
-// and takes it.
-func (c *testCluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uint8 {
+// waitIRQ waits for an interrupt or NMI to become pending on vCPU v at
+// node n.
+func (c *testCluster) waitIRQ(t *testing.T, n memory.NodeID, v migrate.VCPUID) {
 	t.Helper()
 	select {
 	case a := <-c.irq:
 		if a.node != n || a.v != v {
-			t.Fatalf("interrupt pending on vCPU %d at node %d, want vCPU %d at node %d", a.v, a.node, v, n)
+			t.Fatalf("event pending on vCPU %d at node %d, want vCPU %d at node %d", a.v, a.node, v, n)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatalf("no interrupt reached vCPU %d at node %d", v, n)
+		t.Fatalf("nothing reached vCPU %d at node %d", v, n)
 	}
+}
+
+// takeAfter waits for an interrupt to become pending on vCPU v at node n
+// and takes it.
+func (c *testCluster) takeAfter(t *testing.T, n memory.NodeID, v migrate.VCPUID) uint8 {
+	t.Helper()
+	c.waitIRQ(t, n, v)
 	rt := c.rts[n]
 	rt.lock()
 	defer rt.unlock()
@@ -388,6 +395,68 @@ func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
 	}
 	if st := c.rts[1].Stats().Migration; st.Forwarded != 1 {
 		t.Errorf("node 1 forwarded %d interrupts, want 1", st.Forwarded)
+	}
+}
+
+// TestNMIsReachVCPUsWhereverTheyRun sends NMIs across nodes, to a vCPU
+// here, and to one that moved with NMIs pending.
+func TestNMIsReachVCPUsWhereverTheyRun(t *testing.T) {
+	c := newCluster(t, 3, 3, 4)
+	rt, r1, r2 := c.rts[0], c.rts[1], c.rts[2]
+	rt.lock()
+	err := rt.nmiLocked(1) // vCPU 1 runs on node 1
+	rt.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitIRQ(t, 1, 1)
+	r1.lock()
+	n, irq := r1.takeNMIsLocked(1), r1.interruptPendingLocked(1)
+	r1.unlock()
+	if n != 1 || irq {
+		t.Fatalf("vCPU 1 has %d NMIs and interrupt pending %v, want 1 NMI and no interrupt", n, irq)
+	}
+	// Local: pending at once; a third one is lost, as on the processor.
+	rt.lock()
+	for i := 0; i < 3; i++ {
+		if err := rt.nmiLocked(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rt.takeNMIsLocked(0); n != migrate.MaxNMIs {
+		t.Fatalf("three local NMIs left %d pending, want %d", n, migrate.MaxNMIs)
+	}
+	rt.unlock()
+	// vCPU 1 moves to node 2 with an NMI pending, which goes with it; the
+	// next NMI from node 0 is forwarded by node 1.
+	r1.lock()
+	if err := r1.nmiLocked(1); err != nil {
+		t.Fatal(err)
+	}
+	var st vcpu.State
+	st.Reset(1, false)
+	err = r1.departLocked(1, 2, &st)
+	r1.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.arrive:
+	case <-time.After(5 * time.Second):
+		t.Fatal("vCPU 1 did not arrive")
+	}
+	rt.lock()
+	err = rt.nmiLocked(1)
+	rt.unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitIRQ(t, 2, 1)
+	r2.lock()
+	n = r2.takeNMIsLocked(1)
+	r2.unlock()
+	if n != 2 {
+		t.Fatalf("vCPU 1 has %d NMIs on node 2, want the one that travelled and the one forwarded", n)
 	}
 }
 

@@ -130,6 +130,19 @@ func (h *Handle) Interrupt(v migrate.VCPUID, vector uint8) error {
 	return h.r.interruptLocked(v, vector)
 }
 
+// NMI sends vCPU v an NMI wherever it runs.
+func (h *Handle) NMI(v migrate.VCPUID) error {
+	h.must()
+	return h.r.nmiLocked(v)
+}
+
+// TakeNMIs removes and returns the count of NMIs that other nodes sent
+// the handle's vCPU, or that travelled with it, for its loop to deliver.
+func (h *Handle) TakeNMIs() int {
+	h.must()
+	return h.r.takeNMIsLocked(h.v)
+}
+
 // InterruptPending reports whether an interrupt from another node waits
 // for the handle's vCPU.
 func (h *Handle) InterruptPending() bool {

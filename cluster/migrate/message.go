@@ -40,9 +40,13 @@ type Message struct {
 	Origin memory.NodeID // KindDeliver: node that raised the interrupt
 	Node   memory.NodeID // KindLocation: the host
 	Hops   uint8         // KindDeliver: times forwarded
-	Vector uint8         // KindDeliver
-	VCPU   VCPUID
-	Epoch  uint32
+	Vector uint8         // KindDeliver: the interrupt's vector, 0 for an NMI
+	// NMIs is, for KindDeliver, 1 if the message carries an NMI instead
+	// of an interrupt; for KindMigrate, the NMIs pending for the vCPU
+	// (at most MaxNMIs).
+	NMIs  uint8
+	VCPU  VCPUID
+	Epoch uint32
 	// KindMigrate only.
 	IRR           [4]uint64
 	TimerDeadline uint64
@@ -62,7 +66,7 @@ type Message struct {
 //	7  vector
 //	8  vcpu (2 bytes)
 //	10 timer vector
-//	11 reserved, zero
+//	11 NMIs
 //	12 epoch (4 bytes)
 //
 // KindMigrate continues with the IRR (32 bytes), the timer deadline (8
@@ -98,7 +102,7 @@ func (msg *Message) MarshalTo(b []byte) (int, error) {
 	b[0], b[1], b[2], b[3] = MessageMagic, byte(msg.Kind), byte(msg.Src), byte(msg.Dst)
 	b[4], b[5], b[6], b[7] = byte(msg.Origin), byte(msg.Node), msg.Hops, msg.Vector
 	binary.LittleEndian.PutUint16(b[8:], uint16(msg.VCPU))
-	b[10], b[11] = msg.TimerVector, 0
+	b[10], b[11] = msg.TimerVector, msg.NMIs
 	binary.LittleEndian.PutUint32(b[12:], msg.Epoch)
 	if msg.Kind == KindMigrate {
 		p := b[MessageHeaderSize:]
@@ -130,11 +134,11 @@ func (msg *Message) Unmarshal(b []byte) error {
 			return fmt.Errorf("%w: node %d out of range", ErrBadMessage, b[i])
 		}
 	}
-	if b[11] != 0 {
-		return fmt.Errorf("%w: reserved byte set", ErrBadMessage)
+	if err := checkNMIs(k, b[7], b[11]); err != nil {
+		return err
 	}
 	*msg = Message{Kind: k, Src: memory.NodeID(b[2]), Dst: memory.NodeID(b[3]), Origin: memory.NodeID(b[4]), Node: memory.NodeID(b[5]), Hops: b[6], Vector: b[7],
-		VCPU: VCPUID(binary.LittleEndian.Uint16(b[8:])), TimerVector: b[10], Epoch: binary.LittleEndian.Uint32(b[12:])}
+		VCPU: VCPUID(binary.LittleEndian.Uint16(b[8:])), TimerVector: b[10], NMIs: b[11], Epoch: binary.LittleEndian.Uint32(b[12:])}
 	if k != KindMigrate {
 		if len(b) != MessageHeaderSize || msg.TimerVector != 0 {
 			return fmt.Errorf("%w: %v message of %d bytes, timer vector %d", ErrBadMessage, k, len(b), msg.TimerVector)
@@ -157,7 +161,22 @@ func (msg *Message) Unmarshal(b []byte) error {
 	return nil
 }
 
+// checkNMIs checks the NMIs byte of a message of kind k whose vector byte
+// is vector: a delivery carries one NMI or an interrupt, a migrating vCPU
+// at most MaxNMIs, other messages none.
+func checkNMIs(k Kind, vector, nmis uint8) error {
+	switch {
+	case k == KindDeliver && nmis > 1, k == KindDeliver && nmis == 1 && vector != 0:
+		return fmt.Errorf("%w: delivery of %d NMIs, vector %d", ErrBadMessage, nmis, vector)
+	case k == KindMigrate && nmis > MaxNMIs:
+		return fmt.Errorf("%w: migrating vCPU with %d NMIs pending, at most %d", ErrBadMessage, nmis, MaxNMIs)
+	case k == KindLocation && nmis != 0:
+		return fmt.Errorf("%w: location message with NMIs byte %d", ErrBadMessage, nmis)
+	}
+	return nil
+}
+
 // String formats the message without its state.
 func (msg *Message) String() string {
-	return fmt.Sprintf("%v %d->%d vcpu=%d epoch=%d origin=%d hops=%d vector=%d state=%dB", msg.Kind, msg.Src, msg.Dst, msg.VCPU, msg.Epoch, msg.Origin, msg.Hops, msg.Vector, len(msg.State))
+	return fmt.Sprintf("%v %d->%d vcpu=%d epoch=%d origin=%d hops=%d vector=%d nmis=%d state=%dB", msg.Kind, msg.Src, msg.Dst, msg.VCPU, msg.Epoch, msg.Origin, msg.Hops, msg.Vector, msg.NMIs, len(msg.State))
 }

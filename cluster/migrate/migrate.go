@@ -52,6 +52,10 @@ type VCPU struct {
 	// at, 0 if disarmed; TimerVector is the vector it raises.
 	TimerDeadline uint64
 	TimerVector   uint8
+	// NMIs counts the NMIs sent to the vCPU and not yet taken, at most
+	// MaxNMIs: as on the processor, one waits while another is
+	// delivered, and further ones are lost (Intel SDM Vol. 3A, 6.7.1).
+	NMIs uint8
 	// State is the opaque architectural state; its length is fixed by the
 	// Migrator's configuration.
 	State []byte
@@ -67,6 +71,26 @@ func (v *VCPU) SetPending(vector uint8) bool {
 	was := v.IRR[w]&b != 0
 	v.IRR[w] |= b
 	return !was
+}
+
+// MaxNMIs is the most NMIs a VCPU holds pending.
+const MaxNMIs = 2
+
+// AddNMI makes one more NMI pending; it reports false if MaxNMIs already
+// were, and the NMI is lost.
+func (v *VCPU) AddNMI() bool {
+	if v.NMIs >= MaxNMIs {
+		return false
+	}
+	v.NMIs++
+	return true
+}
+
+// TakeNMIs clears and returns the count of pending NMIs.
+func (v *VCPU) TakeNMIs() int {
+	n := v.NMIs
+	v.NMIs = 0
+	return int(n)
 }
 
 // TakePending clears and returns the highest pending vector, as the LAPIC
@@ -110,13 +134,14 @@ type Event struct {
 	Kind   EventKind
 	VCPU   VCPUID
 	Vector uint8
+	NMI    bool // EventDelivered: an NMI, not an interrupt of Vector
 }
 
 // Stats counts migrator activity.
 type Stats struct {
 	MigrationsOut uint64
 	MigrationsIn  uint64
-	Delivered     uint64 // interrupts made pending on vCPUs hosted here
+	Delivered     uint64 // interrupts and NMIs made pending on vCPUs hosted here
 	Forwarded     uint64 // interrupts passed on to another node
 	Messages      uint64
 	Bytes         uint64
@@ -236,7 +261,8 @@ func (m *Migrator) Send(v VCPUID, dst memory.NodeID, out *Outbox) error {
 	m.where[v] = location{node: dst, epoch: rec.Epoch}
 	m.stats.MigrationsOut++
 	m.send(out, Message{Kind: KindMigrate, Src: m.cfg.Self, Dst: dst, VCPU: v, Epoch: rec.Epoch,
-		IRR: rec.IRR, TimerDeadline: rec.TimerDeadline, TimerVector: rec.TimerVector, State: state})
+		IRR: rec.IRR, TimerDeadline: rec.TimerDeadline, TimerVector: rec.TimerVector, NMIs: rec.NMIs, State: state})
+	rec.NMIs = 0
 	return nil
 }
 
@@ -257,6 +283,22 @@ func (m *Migrator) Interrupt(v VCPUID, vector uint8, out *Outbox) (delivered boo
 	return false, nil
 }
 
+// NMI sends vCPU v an NMI on behalf of this node, as Interrupt does an
+// interrupt: made pending at once if v is hosted here (delivered is
+// true), otherwise sent towards v's location.
+func (m *Migrator) NMI(v VCPUID, out *Outbox) (delivered bool, err error) {
+	if int(v) >= len(m.hosted) {
+		return false, fmt.Errorf("migrate: NMI for vCPU %d: only %d vCPUs", v, len(m.hosted))
+	}
+	if m.hosted[v] {
+		m.vcpus[v].AddNMI()
+		m.stats.Delivered++
+		return true, nil
+	}
+	m.send(out, Message{Kind: KindDeliver, Src: m.cfg.Self, Dst: m.where[v].node, VCPU: v, Epoch: m.where[v].epoch, Origin: m.cfg.Self, NMIs: 1})
+	return false, nil
+}
+
 // HandleMessage processes a message from another node.
 func (m *Migrator) HandleMessage(msg *Message, out *Outbox) (Event, error) {
 	if msg.Dst != m.cfg.Self || msg.Src == m.cfg.Self || int(msg.Src) >= m.cfg.Nodes || int(msg.VCPU) >= len(m.hosted) {
@@ -270,6 +312,7 @@ func (m *Migrator) HandleMessage(msg *Message, out *Outbox) (Event, error) {
 		}
 		rec := &m.vcpus[v]
 		rec.Epoch, rec.IRR, rec.TimerDeadline, rec.TimerVector = msg.Epoch, msg.IRR, msg.TimerDeadline, msg.TimerVector
+		rec.NMIs = min(msg.NMIs, MaxNMIs)
 		n := copy(rec.State, msg.State)
 		clear(rec.State[n:])
 		rec.StateLen = n
@@ -279,12 +322,17 @@ func (m *Migrator) HandleMessage(msg *Message, out *Outbox) (Event, error) {
 		return Event{Kind: EventArrived, VCPU: v}, nil
 	case KindDeliver:
 		if m.hosted[v] {
-			m.vcpus[v].SetPending(msg.Vector)
+			nmi := msg.NMIs != 0
+			if nmi {
+				m.vcpus[v].AddNMI()
+			} else {
+				m.vcpus[v].SetPending(msg.Vector)
+			}
 			m.stats.Delivered++
 			if msg.Hops > 0 && msg.Origin != m.cfg.Self {
 				m.send(out, Message{Kind: KindLocation, Src: m.cfg.Self, Dst: msg.Origin, VCPU: v, Epoch: m.vcpus[v].Epoch, Node: m.cfg.Self})
 			}
-			return Event{Kind: EventDelivered, VCPU: v, Vector: msg.Vector}, nil
+			return Event{Kind: EventDelivered, VCPU: v, Vector: msg.Vector, NMI: nmi}, nil
 		}
 		next := m.where[v].node
 		if next == m.cfg.Self || msg.Hops >= maxHops {

@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -206,6 +207,76 @@ func TestPendingTravels(t *testing.T) {
 	}
 }
 
+// TestNMIsFollowTheVCPU sends NMIs to a vCPU that moved (the sender's
+// belief is stale, so the first is forwarded), has them collapse at two
+// as on the processor, and carries the pending ones with a migration.
+func TestNMIsFollowTheVCPU(t *testing.T) {
+	n := newNet(t, 3, 1, 32)
+	// vCPU 0 moves 0 -> 1; node 2 still believes it is on node 0.
+	if err := n.m[0].Send(0, 1, n.out); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.deliver(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if delivered, err := n.m[2].NMI(0, n.out); err != nil || delivered {
+			t.Fatalf("NMI from node 2: delivered %v, %v; want sent", delivered, err)
+		}
+	}
+	if err := n.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for len(n.q[2][0]) > 0 { // to the stale location, forwarded to node 1
+		if err := n.deliver(2, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.deliver(0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := n.m[1].VCPU(0)
+	if rec.NMIs != MaxNMIs || rec.IRR != [4]uint64{} {
+		t.Fatalf("after three NMIs: %d pending, IRR %x; want %d and no interrupt", rec.NMIs, rec.IRR, MaxNMIs)
+	}
+	if err := n.m[1].Send(0, 2, n.out); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for len(n.q[1][2]) > 0 { // the location node 2 was told, then the vCPU
+		if err := n.deliver(1, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := n.m[2].VCPU(0)
+	if got == nil || got.TakeNMIs() != MaxNMIs || got.TakeNMIs() != 0 {
+		t.Fatalf("the pending NMIs did not travel: %+v", got)
+	}
+}
+
+func TestNMIBytesChecked(t *testing.T) {
+	for _, msg := range []Message{
+		{Kind: KindDeliver, Src: 1, Dst: 2, VCPU: 3, NMIs: 2},
+		{Kind: KindDeliver, Src: 1, Dst: 2, VCPU: 3, NMIs: 1, Vector: 0x30},
+		{Kind: KindLocation, Src: 1, Dst: 2, VCPU: 3, NMIs: 1},
+		{Kind: KindMigrate, Src: 0, Dst: 1, VCPU: 3, NMIs: MaxNMIs + 1, State: []byte("s")},
+	} {
+		b := make([]byte, msg.Size())
+		if _, err := msg.MarshalTo(b); err != nil {
+			t.Fatal(err)
+		}
+		var got Message
+		if err := got.Unmarshal(b); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%v: Unmarshal = %v, want %v", msg.String(), err, ErrBadMessage)
+		}
+	}
+}
+
 func TestShortStateTravels(t *testing.T) {
 	p := newPingPong(t)
 	rec := p.ms[0].VCPU(0)
@@ -287,8 +358,9 @@ func BenchmarkMigration(b *testing.B) {
 func FuzzUnmarshal(f *testing.F) {
 	for _, msg := range []Message{
 		{Kind: KindDeliver, Src: 1, Dst: 2, Origin: 1, VCPU: 3, Epoch: 4, Vector: 0x30},
+		{Kind: KindDeliver, Src: 1, Dst: 2, Origin: 1, VCPU: 3, Epoch: 4, NMIs: 1},
 		{Kind: KindLocation, Src: 2, Dst: 1, Node: 2, VCPU: 3, Epoch: 5},
-		{Kind: KindMigrate, Src: 0, Dst: 1, VCPU: 7, Epoch: 1, IRR: [4]uint64{1, 2, 3, 4}, TimerDeadline: 99, TimerVector: 0xEC, State: []byte("state")},
+		{Kind: KindMigrate, Src: 0, Dst: 1, VCPU: 7, Epoch: 1, IRR: [4]uint64{1, 2, 3, 4}, TimerDeadline: 99, TimerVector: 0xEC, NMIs: 2, State: []byte("state")},
 	} {
 		b := make([]byte, msg.Size())
 		if _, err := msg.MarshalTo(b); err != nil {

@@ -797,8 +797,8 @@ func (e vcpuEvents) NMI() {
 	e.Kick()
 }
 
-// TakeNMIs implements runloop.NMIGuest. NMIs sent and not yet latched
-// stay on this node if the vCPU moves.
+// TakeNMIs implements runloop.NMIGuest; the loop takes them with the
+// vCPU when it moves.
 func (v *linuxVCPU) TakeNMIs() int { return int(v.nmi.Swap(0)) }
 
 // setState makes g the vCPU's state at its first VM entry.

@@ -90,13 +90,18 @@ func (d *linuxDist) flushLocked(h *dvm.Handle) error {
 			if err = h.Interrupt(migrate.VCPUID(it.vcpu), it.vector); err == nil {
 				d.share.kickVCPU(migrate.VCPUID(it.vcpu)) // in case it came back meanwhile
 			}
+		case it.mode == deliveryNMI:
+			d.share.ipis.Add(1)
+			if err = h.NMI(migrate.VCPUID(it.vcpu)); err == nil {
+				d.share.kickVCPU(migrate.VCPUID(it.vcpu))
+			}
 		case it.mode == deliveryStartup:
 			err = d.share.sendStartup(h, it.vcpu, it.vector)
 		default:
 			d.share.ipisIgnored.Add(1)
 		}
 		// INIT is not needed (an application processor waits for its
-		// startup IPI from the start); NMIs are not delivered yet.
+		// startup IPI from the start).
 		if err != nil {
 			break
 		}
@@ -183,7 +188,8 @@ func (v *linuxVCPU) forwardPort() error {
 // while it is halted, with the runtime's lock: it forwards the port
 // access the latest exit recorded, serves the messages that arrived,
 // sends what waits in out, and moves interrupts made pending here by
-// other nodes into the vCPU's LAPIC. It may leave the core.
+// other nodes into the vCPU's LAPIC (and their NMIs to its loop). It may
+// leave the core.
 func (v *linuxVCPU) serveShare() error {
 	d := v.vm.dist
 	if d.ports.pending() {
@@ -207,6 +213,9 @@ func (v *linuxVCPU) serveShare() error {
 		if err := d.flushLocked(v.share); err != nil {
 			return err
 		}
+	}
+	if n := v.share.TakeNMIs(); n > 0 {
+		v.nmi.Add(int32(n))
 	}
 	for {
 		vec, ok := v.share.TakeInterrupt()
@@ -253,6 +262,7 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 		}
 		v.apic.Restore(st.LAPIC, st.TSCDeadline)
 		v.apic.SetTSCAdjust(st.TSCOffset)
+		v.nmi.Add(int32(st.Events.PendingNMIs))
 		vm.dist.here[i].Store(true)
 		vm.wg.Add(1)
 		go func() {
@@ -278,6 +288,7 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 	}
 	v.apic.Restore(st.LAPIC, st.TSCDeadline)
 	v.apic.SetTSCAdjust(st.TSCOffset)
+	v.nmi.Add(int32(st.Events.PendingNMIs))
 	v.setState(&g)
 	vm.dist.here[i].Store(true)
 	vm.wg.Add(1)

@@ -20,12 +20,13 @@ type outItem struct {
 const (
 	deliveryFixed   = 0
 	deliveryLowest  = 1
+	deliveryNMI     = 4
 	deliveryStartup = 6
 )
 
 // outSlots are the kinds of item outQueue tells apart per vCPU and
-// vector: fixed, lowest priority, startup, any other mode.
-const outSlots = 4
+// vector: fixed, lowest priority, startup, NMI, any other mode.
+const outSlots = 5
 
 func outSlot(mode uint8) int {
 	switch mode {
@@ -35,13 +36,15 @@ func outSlot(mode uint8) int {
 		return 1
 	case deliveryStartup:
 		return 2
+	case deliveryNMI:
+		return 3
 	}
-	return 3
+	return 4
 }
 
 // maxOutItems bounds an outQueue: every interrupt kind of every vCPU and
-// vector once, and an EOI of every vector.
-const maxOutItems = dvm.MaxVCPUs*outSlots*256 + 256
+// vector once, two NMIs per vCPU, and an EOI of every vector.
+const maxOutItems = dvm.MaxVCPUs*((outSlots-1)*256+2) + 256
 
 // outQueue holds the interrupts and EOIs a distributed VM's node sends to
 // the others, queued where nothing may block (a vCPU's exit handler,
@@ -49,7 +52,9 @@ const maxOutItems = dvm.MaxVCPUs*outSlots*256 + 256
 // An item that is already waiting adds nothing: a LAPIC's IRR holds one
 // interrupt per vector and an EOI of a vector is idempotent, so a guest
 // that sends IPIs faster than they go out coalesces them, as the hardware
-// would, instead of growing the queue. It never holds more than
+// would, instead of growing the queue. NMIs carry no vector: the queue
+// numbers them 0 and 1 in its place, so that two wait for a vCPU, as the
+// processor keeps two (one delivered, one latched). It never holds more than
 // maxOutItems and allocates nothing once its buffers have grown.
 type outQueue struct {
 	mu    spinlock.Lock
@@ -68,6 +73,12 @@ func (q *outQueue) push(it outItem) bool {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if !it.eoi && it.mode == deliveryNMI {
+		it.vector = 0
+		if q.waiting[it.vcpu][outSlot(it.mode)][0]&1 != 0 {
+			it.vector = 1
+		}
+	}
 	word, bit := it.vector/64, uint64(1)<<(it.vector%64)
 	set := &q.eoi[word]
 	if !it.eoi {

@@ -42,6 +42,29 @@ func TestOutQueueCoalescesAndKeepsOrder(t *testing.T) {
 	}
 }
 
+// NMIs to a vCPU wait two deep, as the processor keeps them; a third is
+// lost; once taken, two may wait again.
+func TestOutQueueKeepsTwoNMIs(t *testing.T) {
+	var q outQueue
+	nmi := outItem{vcpu: 3, mode: deliveryNMI, vector: 0x77} // the vector means nothing
+	added := 0
+	for i := 0; i < 3; i++ {
+		if q.push(nmi) {
+			added++
+		}
+	}
+	q.push(outItem{vcpu: 4, mode: deliveryNMI})
+	got := q.take()
+	want := []outItem{{vcpu: 3, mode: deliveryNMI}, {vcpu: 3, mode: deliveryNMI, vector: 1}, {vcpu: 4, mode: deliveryNMI}}
+	if !slices.Equal(got, want) || added != 2 {
+		t.Fatalf("taken %v (%d of 3 added for vCPU 3), want %v", got, added, want)
+	}
+	q.done(got)
+	if !q.push(nmi) || !q.push(nmi) || q.push(nmi) {
+		t.Fatal("after the NMIs went out, two more do not wait")
+	}
+}
+
 // A guest that sends IPIs as fast as it can, to every vCPU and vector,
 // and EOIs, fills the queue to its bound and no further.
 func TestOutQueueIsBounded(t *testing.T) {
@@ -49,7 +72,7 @@ func TestOutQueueIsBounded(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		for v := 0; v < 64; v++ {
 			for vec := 0; vec < 256; vec++ {
-				for _, mode := range []uint8{deliveryFixed, deliveryLowest, deliveryStartup, 5} {
+				for _, mode := range []uint8{deliveryFixed, deliveryLowest, deliveryStartup, deliveryNMI, 5} {
 					q.push(outItem{vcpu: v, mode: mode, vector: uint8(vec)})
 				}
 				q.push(outItem{eoi: true, vector: uint8(vec)})

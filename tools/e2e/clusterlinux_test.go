@@ -30,8 +30,9 @@ func TestBochsClusterLinux(t *testing.T) {
 // with the commands `make cluster GUEST=linux` types (launch.LinuxDemo):
 // the guest boots with both vCPUs on node 1 and vCPU 1 moves to node 2
 // once the guest's shell runs. There the guest still sees and uses both
-// vCPUs, node 2 reads guest memory node 1 wrote, and threads pinned to
-// each vCPU get exact totals on shared counters, a page passed across.
+// vCPUs (an NMI from one reaches the other), node 2 reads guest memory
+// node 1 wrote, and threads pinned to each vCPU get exact totals on
+// shared counters, a page passed across.
 // Then node 2 is evacuated in the middle of a run, which ends exact, and
 // the same program runs with both vCPUs on node 1 for the slowdown. emu
 // is the emulator, as launch.LinuxStartLine takes it.
@@ -113,6 +114,10 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 
 	// With vCPU 1 on node 2 the guest still sees and uses both vCPUs.
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
+	// NMIs cross nodes: sysrq-l has every CPU print its backtrace, the
+	// others from their NMI handlers (Linux waits up to 10 s for them).
+	guest("echo l > /proc/sysrq-trigger", "sysrq-trigger")
+	guest(`dmesg | grep -c "NMI backtrace for cpu"`, "\n2\r")
 	guest("echo written on node 1 > /dev/vda && dd if=/dev/vda bs=17 count=1", "\nwritten on node 1")
 
 	// Guest memory written on node 1 (the kernel image, loaded there)
