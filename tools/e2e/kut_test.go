@@ -175,16 +175,38 @@ func TestQEMUKVMUnitTests(t *testing.T) {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
 	}
 	checkMultibootRefused(t, n, serve, port)
+	runKUTs(t, n, serve, port, tests, kutExpected, true, func(name string) string {
+		if why, slow := kutSlow[name]; slow && os.Getenv("BIGIRON_E2E_SLOW") == "" {
+			return "not run without BIGIRON_E2E_SLOW=1: " + why
+		}
+		return ""
+	})
+	t.Logf("%d test binaries served", served.Load())
+}
+
+// kutVerdict is a test's expected verdict, and why where it is no pass.
+type kutVerdict struct{ verdict, why string }
+
+// runKUTs runs on node n every applicable test of tests that expected
+// lists (BIGIRON_KUT_ONLY: those it names) and skip does not refuse
+// with a reason, and checks each verdict against expected. With all,
+// expected must list every applicable test.
+func runKUTs(t *testing.T, n *node, serve string, port int, tests []kut.Test, expected map[string]kutVerdict, all bool, skip func(name string) string) {
+	t.Helper()
 	ran := 0
 	for _, test := range tests {
 		if ok, _ := kut.Applicable(test); !ok {
 			continue
 		}
-		if only := os.Getenv("BIGIRON_KUT_ONLY"); only != "" && !strings.Contains(","+only+",", ","+test.Name+",") {
+		want, listed := expected[test.Name]
+		if all && !listed {
+			t.Errorf("%s: applicable, and not in the table of expected results", test.Name)
+		}
+		if only := os.Getenv("BIGIRON_KUT_ONLY"); !listed || only != "" && !strings.Contains(","+only+",", ","+test.Name+",") {
 			continue
 		}
-		if why, slow := kutSlow[test.Name]; slow && os.Getenv("BIGIRON_E2E_SLOW") == "" {
-			t.Logf("%-22s not run without BIGIRON_E2E_SLOW=1: %s", test.Name, why)
+		if why := skip(test.Name); why != "" {
+			t.Logf("%-22s %s", test.Name, why)
 			continue
 		}
 		start := time.Now()
@@ -192,14 +214,13 @@ func TestQEMUKVMUnitTests(t *testing.T) {
 		ran++
 		t.Logf("%-22s vcpus=%d %-6s %3d pass %3d fail %3d skip  %v%s", test.Name, plan.CPUs, res.Verdict, res.Pass, res.Fail, res.Skip,
 			time.Since(start).Round(time.Second), cycles(res))
-		if want := kutExpected[test.Name]; want.verdict != res.Verdict {
-			t.Errorf("%s: %s (%s), want %q (kutExpected)\n%s", test.Name, res.Verdict, res.Reason, want.verdict, con)
+		if want.verdict != res.Verdict {
+			t.Errorf("%s: %s (%s), want %q\n%s", test.Name, res.Verdict, res.Reason, want.verdict, con)
 		}
 	}
 	if ran == 0 {
 		t.Fatal("no applicable test ran")
 	}
-	t.Logf("%d test binaries served", served.Load())
 }
 
 // checkMultibootRefused asks node n for Multiboot guests it must refuse,
@@ -251,7 +272,7 @@ var kutSlow = map[string]string{
 
 // kutExpected is each applicable test's verdict under big-iron on one
 // node (QEMU TCG, AMD-V), with why where it is not a pass.
-var kutExpected = map[string]struct{ verdict, why string }{
+var kutExpected = map[string]kutVerdict{
 	"smptest":                  {"PASS", ""},
 	"smptest3":                 {"PASS", ""},
 	"vmexit_cpuid":             {"PASS", ""},

@@ -106,16 +106,22 @@ func (c Cluster) Bochs(i int, bochsrc, iso, log string, consolePort, vncPort int
 // GrubConfig is the GRUB configuration of node i's ISO: the multiboot
 // image with the node's command line.
 func (c Cluster) GrubConfig(i int) string {
+	return grubConfig(fmt.Sprintf("big-iron node %d", i), c.CommandLine(i))
+}
+
+// grubConfig is the GRUB configuration of an ISO whose one menu entry,
+// title, boots the multiboot image with cmdline, console on COM1.
+func grubConfig(title, cmdline string) string {
 	return fmt.Sprintf(`set timeout=0
 set default=0
 serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
-menuentry "big-iron node %d" {
+menuentry %q {
 	multiboot /boot/bigiron.mb %s
 	boot
 }
-`, i, c.CommandLine(i))
+`, title, cmdline)
 }
 
 // NodeDir is where node i's files go under dir.
@@ -126,23 +132,34 @@ func NodeDir(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("
 // It returns the ISO's path. It needs grub-mkrescue (with xorriso and
 // mtools).
 func (c Cluster) NodeISO(i int, mb, dir string) (string, error) {
+	iso, err := ISO(mb, dir, fmt.Sprintf("big-iron node %d", i), c.CommandLine(i))
+	if err != nil {
+		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+	}
+	return iso, nil
+}
+
+// ISO writes dir/bigiron.iso, a GRUB ISO whose one menu entry, title,
+// boots the multiboot image mb with cmdline, and returns its path. It
+// needs grub-mkrescue (with xorriso and mtools).
+func ISO(mb, dir, title, cmdline string) (string, error) {
 	root := filepath.Join(dir, "iso")
 	if err := os.MkdirAll(filepath.Join(root, "boot", "grub"), 0o755); err != nil {
-		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+		return "", err
 	}
 	image, err := os.ReadFile(mb)
 	if err != nil {
-		return "", fmt.Errorf("launch: node %d ISO: %w (make image first)", i, err)
+		return "", fmt.Errorf("%w (make image first)", err)
 	}
 	if err := os.WriteFile(filepath.Join(root, "boot", "bigiron.mb"), image, 0o644); err != nil {
-		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(root, "boot", "grub", "grub.cfg"), []byte(c.GrubConfig(i)), 0o644); err != nil {
-		return "", fmt.Errorf("launch: node %d ISO: %w", i, err)
+	if err := os.WriteFile(filepath.Join(root, "boot", "grub", "grub.cfg"), []byte(grubConfig(title, cmdline)), 0o644); err != nil {
+		return "", err
 	}
 	iso := filepath.Join(dir, "bigiron.iso")
 	if out, err := exec.Command("grub-mkrescue", "-o", iso, root).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("launch: node %d ISO: grub-mkrescue: %v\n%s", i, err, out)
+		return "", fmt.Errorf("grub-mkrescue: %v\n%s", err, out)
 	}
 	return iso, nil
 }
