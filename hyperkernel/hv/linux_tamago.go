@@ -470,8 +470,18 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 		v.disp = disp
 		v.disp.VCPU, v.disp.APICID = i, uint32(i)
 		v.disp.APICEnabled = v.apicEnabled
+		v.cr4Allowed = cr4Allowed(func(leaf, sub uint32) exits.CPUIDResult { return disp.CPUID.Lookup(leaf, sub, 0) })
 	}
 	return nil
+}
+
+// ownMasks adds to g's guest/host masks (VT-x) the bits the hyperkernel
+// owns beyond those VMX fixes: CR0.CD and NW (see guestOwnedCacheBits),
+// and every CR4 bit the guest's CPUID does not offer, so that a MOV to
+// CR4 setting one exits and takes #GP (crAccess), as on AMD-V.
+func (v *linuxVCPU) ownMasks(g *vmx.GuestState) {
+	g.CR0Mask |= guestOwnedCacheBits
+	g.CR4Mask |= ^v.cr4Allowed
 }
 
 // backRAM gives a local VM its RAM and the EPT that maps it: 2 MiB runs
@@ -548,7 +558,7 @@ func (vm *LinuxVM) load() error {
 	if bad := h.caps.CheckGuestState(&g, uint8(h.eptc.MaxPhysAddr)); len(bad) > 0 {
 		return fmt.Errorf("hv: the boot processor's state would fail VM entry: %v", bad[0])
 	}
-	g.CR0Mask |= guestOwnedCacheBits
+	bsp.ownMasks(&g)
 	bsp.setState(&g)
 	return nil
 }
@@ -695,8 +705,8 @@ type linuxVCPU struct {
 	// share is the vCPU's handle on a distributed VM's runtime (nil on
 	// one node), held while the vCPU is in guest mode.
 	share *dvm.Handle
-	// cr4Allowed are the CR4 bits the guest may set on AMD-V (its
-	// CPUID's; see svmWriteCR4).
+	// cr4Allowed are the CR4 bits the guest may set (its CPUID's; see
+	// svmWriteCR4 and vmxWriteCR4).
 	cr4Allowed uint64
 	// tpr syncs CR8 with the APIC's TPR on AMD-V (syncTPR).
 	tpr vtprSync
@@ -835,7 +845,7 @@ func (v *linuxVCPU) waitStartup(ctl vmx.Controls, vpid uint16) bool {
 				v.vm.end(fmt.Sprintf("vCPU %d: %v", v.index, err))
 				return false
 			}
-			g.CR0Mask |= guestOwnedCacheBits
+			v.ownMasks(&g)
 			v.setState(&g)
 			return true
 		case <-v.timer.C:
@@ -1058,6 +1068,38 @@ func (v *linuxVCPU) Other(_ runloop.CPU, e *exits.Exit, a *exits.Action) (runloo
 	return runloop.Continue, nil
 }
 
+// vmxWriteCR4 emulates a MOV of val to CR4 that changed a bit the host
+// owns: checked as on AMD-V (cr4Write), then the guest sees val and the
+// processor runs with VMX's fixed bits; a change of a bit that
+// invalidates the TLB flushes the vCPU's translations, as the MOV would
+// have.
+func (v *linuxVCPU) vmxWriteCR4(val uint64) error {
+	mask := vmread(vmx.CR4GuestHostMask)
+	old := vmread(vmx.GuestCR4)&^mask | vmread(vmx.CR4ReadShadow)&mask
+	longMode := vmread(vmx.VMCSEntryControls)&uint64(vmx.EntryIA32eModeGuest) != 0
+	if !longMode {
+		val &= 0xFFFFFFFF // a 32-bit operand
+	}
+	if !cr4Write(v.cr4Allowed, old, val, longMode, vmread(vmx.GuestCR3)) {
+		v.injectGP()
+		return nil
+	}
+	vmx.VMWRITE(vmx.CR4ReadShadow, val)
+	vmx.VMWRITE(vmx.GuestCR4, v.vm.h.caps.GuestCR4(val))
+	if vpid := v.vx.vc.vpid; (old^val)&cr4Flush != 0 && vpid != 0 {
+		// Without VPIDs every entry and exit flushes; with them one
+		// of the two INVVPID types is always there (SDM Vol. 3D, A.10).
+		typ := vmx.InvVPIDAllContext
+		if v.vm.h.caps.EPTVPID.Has(vmx.VPIDINVVPIDSingle) {
+			typ = vmx.InvVPIDSingleContext
+		}
+		if err := vmx.INVVPID(typ, vpid, 0); err != nil {
+			return fmt.Errorf("flushing the TLB after a CR4 write: %w", err)
+		}
+	}
+	return nil
+}
+
 // guestOwnedCacheBits are CR0.CD and CR0.NW: the guest sees what it
 // wrote (they are in the CR0 guest/host mask) but the processor keeps
 // caching on, as KVM does with EPT: guest memory is ordinary write-back
@@ -1098,8 +1140,7 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 		vmx.VMWRITE(vmx.CR0ReadShadow, val)
 		vmx.VMWRITE(vmx.GuestCR0, caps.GuestCR0(val&^guestOwnedCacheBits, v.unrestricted))
 	case a.Type == vmx.MovToCR && a.CR == 4:
-		vmx.VMWRITE(vmx.CR4ReadShadow, val)
-		vmx.VMWRITE(vmx.GuestCR4, caps.GuestCR4(val))
+		return v.vmxWriteCR4(val)
 	case a.Type == vmx.CLTS:
 		const ts = 1 << 3
 		vmx.VMWRITE(vmx.CR0ReadShadow, vmread(vmx.CR0ReadShadow)&^ts)

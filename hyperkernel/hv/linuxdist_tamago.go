@@ -276,8 +276,7 @@ func (vm *LinuxVM) arrive(i int, st *vcpu.State) error {
 		return err
 	}
 	LoadVCPU(h.caps, st, &g, &v.vx.regs)
-	// CR0.CD and NW are the guest's alone (see crAccess).
-	g.CR0Mask |= guestOwnedCacheBits
+	v.ownMasks(&g)
 	g.CR0 = h.caps.GuestCR0(st.CR0&^guestOwnedCacheBits, v.unrestricted)
 	list := physBytes(v.msrList, 16*len(switchedMSRs))
 	for j, val := range []uint64{st.STAR, st.LSTAR, st.CSTAR, st.SFMASK, st.KernelGSBase} {
