@@ -33,6 +33,7 @@ func TestBochsKVMUnitTests(t *testing.T) {
 	serve, port, served := kutServe(t, src)
 	console := freePort(t)
 	n := startBochs(t, dir, console, bochsKUTArgs(t, iso, dir, console)...)
+	t.Cleanup(func() { os.WriteFile(filepath.Join(dir, "kut-bochs-console.log"), []byte(n.con.Output()), 0o644) })
 	if _, err := n.con.Expect(prompt, 5*time.Minute); err != nil {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
 	}
