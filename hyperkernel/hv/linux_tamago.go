@@ -1072,8 +1072,9 @@ func (v *linuxVCPU) Other(_ runloop.CPU, e *exits.Exit, a *exits.Action) (runloo
 // owns: checked as on AMD-V (cr4Write), then the guest sees val and the
 // processor runs with VMX's fixed bits; a change of a bit that
 // invalidates the TLB flushes the vCPU's translations, as the MOV would
-// have.
-func (v *linuxVCPU) vmxWriteCR4(val uint64) error {
+// have. It reports whether the instruction retired (the caller moves RIP
+// past it); not if it takes #GP, injected here.
+func (v *linuxVCPU) vmxWriteCR4(val uint64) (retired bool, err error) {
 	mask := vmread(vmx.CR4GuestHostMask)
 	old := vmread(vmx.GuestCR4)&^mask | vmread(vmx.CR4ReadShadow)&mask
 	longMode := vmread(vmx.VMCSEntryControls)&uint64(vmx.EntryIA32eModeGuest) != 0
@@ -1082,7 +1083,7 @@ func (v *linuxVCPU) vmxWriteCR4(val uint64) error {
 	}
 	if !cr4Write(v.cr4Allowed, old, val, longMode, vmread(vmx.GuestCR3)) {
 		v.injectGP()
-		return nil
+		return false, nil
 	}
 	vmx.VMWRITE(vmx.CR4ReadShadow, val)
 	vmx.VMWRITE(vmx.GuestCR4, v.vm.h.caps.GuestCR4(val))
@@ -1094,10 +1095,10 @@ func (v *linuxVCPU) vmxWriteCR4(val uint64) error {
 			typ = vmx.InvVPIDSingleContext
 		}
 		if err := vmx.INVVPID(typ, vpid, 0); err != nil {
-			return fmt.Errorf("flushing the TLB after a CR4 write: %w", err)
+			return false, fmt.Errorf("flushing the TLB after a CR4 write: %w", err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // guestOwnedCacheBits are CR0.CD and CR0.NW: the guest sees what it
@@ -1140,7 +1141,9 @@ func (v *linuxVCPU) crAccess(q uint64, length uint32) error {
 		vmx.VMWRITE(vmx.CR0ReadShadow, val)
 		vmx.VMWRITE(vmx.GuestCR0, caps.GuestCR0(val&^guestOwnedCacheBits, v.unrestricted))
 	case a.Type == vmx.MovToCR && a.CR == 4:
-		return v.vmxWriteCR4(val)
+		if retired, err := v.vmxWriteCR4(val); !retired {
+			return err // #GP injected, or the flush failed
+		}
 	case a.Type == vmx.CLTS:
 		const ts = 1 << 3
 		vmx.VMWRITE(vmx.CR0ReadShadow, vmread(vmx.CR0ReadShadow)&^ts)
