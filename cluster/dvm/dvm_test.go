@@ -294,6 +294,28 @@ func TestMigrationCarriesTheState(t *testing.T) {
 	}
 }
 
+// departAndWait sends vCPU v, hosted at node src whose lock the caller
+// holds (and which departAndWait releases), to node dst, and waits for it
+// to arrive there.
+func (c *testCluster) departAndWait(t *testing.T, v migrate.VCPUID, src, dst memory.NodeID) {
+	t.Helper()
+	var st vcpu.State
+	st.Reset(uint32(v), false)
+	err := c.rts[src].departLocked(v, dst, &st)
+	c.rts[src].unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-c.arrive:
+		if a.node != dst || a.v != v {
+			t.Fatalf("arrival %+v, want vCPU %d on node %d", a, v, dst)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("vCPU %d did not arrive at node %d", v, dst)
+	}
+}
+
 // waitIRQ waits for an interrupt or NMI to become pending on vCPU v at
 // node n.
 func (c *testCluster) waitIRQ(t *testing.T, n memory.NodeID, v migrate.VCPUID) {
@@ -362,21 +384,7 @@ func TestInterruptsReachVCPUsWhereverTheyRun(t *testing.T) {
 	if err := r1.interruptLocked(1, 0x50); err != nil {
 		t.Fatal(err)
 	}
-	var st vcpu.State
-	st.Reset(1, false)
-	err = r1.departLocked(1, 2, &st)
-	r1.unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case a := <-c.arrive:
-		if a.node != 2 || a.v != 1 {
-			t.Fatalf("arrival %+v, want vCPU 1 on node 2", a)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("vCPU 1 did not arrive")
-	}
+	c.departAndWait(t, 1, 1, 2)
 	r2 := c.rts[2]
 	r2.lock()
 	vec, ok := r2.takeInterruptLocked(1)
@@ -433,18 +441,7 @@ func TestNMIsReachVCPUsWhereverTheyRun(t *testing.T) {
 	if err := r1.nmiLocked(1); err != nil {
 		t.Fatal(err)
 	}
-	var st vcpu.State
-	st.Reset(1, false)
-	err = r1.departLocked(1, 2, &st)
-	r1.unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.arrive:
-	case <-time.After(5 * time.Second):
-		t.Fatal("vCPU 1 did not arrive")
-	}
+	c.departAndWait(t, 1, 1, 2)
 	rt.lock()
 	err = rt.nmiLocked(1)
 	rt.unlock()

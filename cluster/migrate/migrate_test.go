@@ -73,6 +73,23 @@ func (n *net) deliver(s, d int) error {
 	return n.flush()
 }
 
+// move sends vCPU v from node src to node dst and delivers everything
+// src has queued for dst, the vCPU last.
+func (n *net) move(tb testing.TB, v VCPUID, src, dst int) {
+	tb.Helper()
+	if err := n.m[src].Send(v, memory.NodeID(dst), n.out); err != nil {
+		tb.Fatal(err)
+	}
+	if err := n.flush(); err != nil {
+		tb.Fatal(err)
+	}
+	for len(n.q[src][dst]) > 0 {
+		if err := n.deliver(src, dst); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 func (n *net) pairs() [][2]int {
 	var ps [][2]int
 	for s := range n.q {
@@ -184,15 +201,7 @@ func TestPendingTravels(t *testing.T) {
 	rec.SetPending(0x31)
 	rec.SetPending(0xEC)
 	rec.TimerDeadline, rec.TimerVector = 12345, 0xEC
-	if err := n.m[0].Send(0, 1, n.out); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.deliver(0, 1); err != nil {
-		t.Fatal(err)
-	}
+	n.move(t, 0, 0, 1)
 	got := n.m[1].VCPU(0)
 	if got == nil || got.TimerDeadline != 12345 || got.TimerVector != 0xEC {
 		t.Fatalf("timer lost: %+v", got)
@@ -213,15 +222,7 @@ func TestPendingTravels(t *testing.T) {
 func TestNMIsFollowTheVCPU(t *testing.T) {
 	n := newNet(t, 3, 1, 32)
 	// vCPU 0 moves 0 -> 1; node 2 still believes it is on node 0.
-	if err := n.m[0].Send(0, 1, n.out); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.deliver(0, 1); err != nil {
-		t.Fatal(err)
-	}
+	n.move(t, 0, 0, 1)
 	for i := 0; i < 3; i++ {
 		if delivered, err := n.m[2].NMI(0, n.out); err != nil || delivered {
 			t.Fatalf("NMI from node 2: delivered %v, %v; want sent", delivered, err)
@@ -242,17 +243,7 @@ func TestNMIsFollowTheVCPU(t *testing.T) {
 	if rec.NMIs != MaxNMIs || rec.IRR != [4]uint64{} {
 		t.Fatalf("after three NMIs: %d pending, IRR %x; want %d and no interrupt", rec.NMIs, rec.IRR, MaxNMIs)
 	}
-	if err := n.m[1].Send(0, 2, n.out); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.flush(); err != nil {
-		t.Fatal(err)
-	}
-	for len(n.q[1][2]) > 0 { // the location node 2 was told, then the vCPU
-		if err := n.deliver(1, 2); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n.move(t, 0, 1, 2) // after the location node 2 was told
 	got := n.m[2].VCPU(0)
 	if got == nil || got.TakeNMIs() != MaxNMIs || got.TakeNMIs() != 0 {
 		t.Fatalf("the pending NMIs did not travel: %+v", got)
