@@ -467,12 +467,18 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 			{Field: vmx.ExitMSRStoreAddr, Value: v.msrList},
 			{Field: vmx.ExitMSRStoreCount, Value: uint64(len(switchedMSRs))},
 		}, common...)
-		v.disp = disp
-		v.disp.VCPU, v.disp.APICID = i, uint32(i)
-		v.disp.APICEnabled = v.apicEnabled
-		v.cr4Allowed = cr4Allowed(func(leaf, sub uint32) exits.CPUIDResult { return disp.CPUID.Lookup(leaf, sub, 0) })
+		v.useDispatcher(disp, i)
 	}
 	return nil
+}
+
+// useDispatcher gives vCPU i its copy of the VM's exit dispatcher, and
+// the CR4 bits the CPUID it answers offers, on either backend.
+func (v *linuxVCPU) useDispatcher(disp exits.Dispatcher, i int) {
+	v.disp = disp
+	v.disp.VCPU, v.disp.APICID = i, uint32(i)
+	v.disp.APICEnabled = v.apicEnabled
+	v.cr4Allowed = cr4Allowed(func(leaf, sub uint32) exits.CPUIDResult { return disp.CPUID.Lookup(leaf, sub, 0) })
 }
 
 // ownMasks adds to g's guest/host masks (VT-x) the bits the hyperkernel

@@ -59,10 +59,7 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 		v.sv.apicID, v.sv.bsp = uint32(i), i == 0
 		v.sv.regs.FPU, v.sv.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.cpu = v.sv
-		v.disp = disp
-		v.disp.VCPU, v.disp.APICID = i, uint32(i)
-		v.disp.APICEnabled = v.apicEnabled
-		v.cr4Allowed = cr4Allowed(func(leaf, sub uint32) exits.CPUIDResult { return disp.CPUID.Lookup(leaf, sub, 0) })
+		v.useDispatcher(disp, i)
 	}
 	return nil
 }
