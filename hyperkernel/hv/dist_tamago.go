@@ -1042,7 +1042,7 @@ func (vm *distVM) newVMXVCPU(v int, vmcs uint64, regs vmx.GuestRegs, arrived *vc
 		LoadVCPU(h.caps, arrived, &g, &c.regs)
 	}
 	c.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: vm.tab.EPTP(), vpid: vpid, exit: vm.ctl.Exit,
-		setup: append(g.Fields(), vm.setup...), res: res}, uint64(vm.ctl.Proc))
+		setup: append(g.Fields(), vm.setup...), res: res}, vm.ctl)
 	return c, nil
 }
 

@@ -412,7 +412,7 @@ func (t *testRun) newVCPU() (*vmxCPU, *exits.Dispatcher, error) {
 	}
 	cpu := &vmxCPU{h: h}
 	setup := append(g.Fields(), common...)
-	cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: t.tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: t.res}, uint64(ctl.Proc))
+	cpu.reset(loadedVMCS{h: h, vmcs: vmcs, eptp: t.tab.EPTP(), vpid: vpid, exit: ctl.Exit, setup: setup, res: t.res}, ctl)
 	cpu.tscOffset = 0 // no TSC offsetting
 	return cpu, &exits.Dispatcher{CPUID: h.cpuid, IO: bus, MSR: exits.NewMSRTable(), APICID: 0}, nil
 }
@@ -428,11 +428,11 @@ var testPassedMSRs = []uint32{
 // guestControls are the VM-execution controls of every guest, plus
 // extra: the preemption timer and external interrupts bring the core
 // back, HLT, ports and MSRs exit (by the bitmaps), EPT with unrestricted
-// guests (real mode runs as it is), EFER switched; VPIDs where the CPU
-// has them.
+// guests (real mode runs as it is), EFER switched; VPIDs and virtual
+// NMIs where the CPU has them.
 func (h *Hypervisor) guestControls(extra vmx.Controls) (vmx.Controls, error) {
 	required := vmx.Controls{
-		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting | extra.Pin,
+		Pin:   vmx.PinPreemptionTimer | vmx.PinExternalInterruptExiting | h.caps.VirtualNMIs().Pin | extra.Pin,
 		Proc:  vmx.ProcHLTExiting | vmx.ProcUseIOBitmaps | vmx.ProcUseMSRBitmaps | vmx.ProcActivateSecondary | extra.Proc,
 		Proc2: vmx.Proc2EnableEPT | vmx.Proc2UnrestrictedGuest | extra.Proc2,
 		Exit:  vmx.ExitHostAddressSpaceSize | vmx.ExitSaveEFER | vmx.ExitLoadEFER | extra.Exit,

@@ -820,7 +820,7 @@ func (v *linuxVCPU) TakeNMIs() int { return int(v.nmi.Swap(0)) }
 // setState makes g the vCPU's state at its first VM entry.
 func (v *linuxVCPU) setState(g *vmx.GuestState) {
 	setup := append(g.Fields(), v.common...)
-	v.vx.reset(loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}, uint64(g.Controls.Proc))
+	v.vx.reset(loadedVMCS{h: v.vm.h, vmcs: v.vmcs, eptp: g.EPTP, vpid: g.VPID, exit: g.Controls.Exit, setup: setup, res: v.res}, g.Controls)
 	v.started.Store(true)
 }
 

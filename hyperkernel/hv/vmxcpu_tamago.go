@@ -38,9 +38,9 @@ type vmxCPU struct {
 	// tscOffset the TSC offset (^0: not yet written).
 	proc      uint64
 	tscOffset uint64
-	// intrWindow and nmiWindow are what the loop asked for; both are
-	// served by interrupt-window exiting (see SetNMIWindow).
-	intrWindow, nmiWindow bool
+	// intrWindow and nmiWindow are what the loop asked for (see
+	// vmxWindows); vnmi: the guest runs with virtual NMIs.
+	intrWindow, nmiWindow, vnmi bool
 	// injecting: an event is in the VM-entry interruption field for the
 	// next entry. interrupted is the event whose delivery the latest
 	// exit cut short (IDT-vectoring information).
@@ -56,10 +56,11 @@ type vmxCPU struct {
 }
 
 // reset makes c a vCPU whose VMCS is written from setup at its first
-// load, with primary controls proc.
-func (c *vmxCPU) reset(vc loadedVMCS, proc uint64) {
+// load, with VM-execution controls ctl.
+func (c *vmxCPU) reset(vc loadedVMCS, ctl vmx.Controls) {
 	c.vc = vc
-	c.proc = proc
+	c.proc = uint64(ctl.Proc)
+	c.vnmi = ctl.Pin&vmx.PinVirtualNMIs != 0
 	c.tscOffset = ^uint64(0)
 	c.injecting, c.hasInterrupted = false, false
 	c.intrWindow, c.nmiWindow = false, false
@@ -92,7 +93,10 @@ func (c *vmxCPU) Advance(n uint32)     { advance(n) }
 func (c *vmxCPU) Injecting() bool      { return c.injecting }
 
 // Enter enters the guest (VMLAUNCH the first time after a load, VMRESUME
-// after) and reads the exit.
+// after) and reads the exit. An NMI that reached the core in guest mode
+// (with "NMI exiting") reads as an external interrupt: it ends the time
+// slice. The host sends NMIs only to wake parked cores, so none is meant
+// for a core that runs a guest, and the guest must not see it.
 func (c *vmxCPU) Enter(e *exits.Exit) error {
 	err := vmx.Enter(&c.regs, c.vc.launched)
 	c.injecting = false // the processor clears the field's valid bit
@@ -118,7 +122,29 @@ func (c *vmxCPU) Enter(e *exits.Exit) error {
 			c.interrupted.InstructionLength = e.InstructionLength
 		}
 	}
+	if c.vnmi {
+		c.exitNMIState(e)
+	}
 	return nil
+}
+
+// exitNMIState does what virtual NMIs ask after exit e: a host NMI
+// becomes an external-interrupt exit (see Enter), and NMI blocking that a
+// cut-short IRET had ended is set again, since the guest runs the IRET
+// again (iretUnblockedNMIs).
+func (c *vmxCPU) exitNMIState(e *exits.Exit) {
+	reason := vmx.ExitReason(e.Reason & 0xffff)
+	var info uint64
+	if reason == vmx.ExitExceptionOrNMI {
+		info = vmread(vmx.ExitInterruptionInfo)
+		if hostNMI(info) {
+			e.Reason = uint64(vmx.ExitExternalInterrupt)
+		}
+	}
+	if iretUnblockedNMIs(reason, e.Qualification, info, c.hasInterrupted) {
+		s := vmread(vmx.GuestInterruptibility)
+		vmx.VMWRITE(vmx.GuestInterruptibility, s|blockingNMI)
+	}
 }
 
 func (c *vmxCPU) Interrupted() (runloop.Event, bool) { return c.interrupted, c.hasInterrupted }
@@ -156,31 +182,31 @@ func (c *vmxCPU) SetInterruptWindow(on bool) {
 	c.setWindow()
 }
 
-// NMIBlocked reads blocking by NMI, STI and MOV SS: without the "virtual NMIs" control
-// the processor blocks the guest's NMIs from an injected NMI's delivery
-// to the guest's IRET, and keeps the state in the VMCS (SDM Vol. 3C,
-// 25.4.2; 27.3 "Changes to Instruction Behavior in VMX Non-Root
+// NMIBlocked reads blocking by NMI, STI and MOV SS. The processor blocks
+// the guest's NMIs from an injected NMI's delivery to the guest's IRET
+// and keeps the state in the VMCS: as virtual-NMI blocking with the
+// "virtual NMIs" control, as the core's own NMI blocking without it (SDM
+// Vol. 3C, 25.4.2; 27.3 "Changes to Instruction Behavior in VMX Non-Root
 // Operation").
 func (c *vmxCPU) NMIBlocked() (blocked, handling bool) {
 	s := vmread(vmx.GuestInterruptibility)
 	return s&(blockingNMI|blockingSTIorSS) != 0, s&blockingNMI != 0
 }
 
-// SetNMIWindow asks for an exit when NMIs are unblocked. NMI-window
-// exiting needs the "virtual NMIs" control, which the hyperkernel does
-// not use; the interrupt window stands in for it, as KVM does without
-// it: the guest returns from its NMI handler and soon takes
-// interrupts again.
+// SetNMIWindow asks for an exit when NMIs are unblocked: the NMI-window
+// exit with virtual NMIs, the interrupt window without them or in an STI
+// shadow (vmxWindows).
 func (c *vmxCPU) SetNMIWindow(on bool) {
 	c.nmiWindow = on
 	c.setWindow()
 }
 
 func (c *vmxCPU) setWindow() {
-	p := c.proc &^ uint64(vmx.ProcInterruptWindowExiting)
-	if c.intrWindow || c.nmiWindow {
-		p |= uint64(vmx.ProcInterruptWindowExiting)
+	var interruptibility uint64
+	if c.nmiWindow && c.vnmi {
+		interruptibility = vmread(vmx.GuestInterruptibility)
 	}
+	p := vmxWindows(c.proc, c.intrWindow, c.nmiWindow, c.vnmi, interruptibility)
 	if p != c.proc {
 		c.proc = p
 		vmx.VMWRITE(vmx.VMCSProcBasedControls, p)

@@ -278,3 +278,41 @@ func TestGuestHostMasks(t *testing.T) {
 		t.Errorf("restricted CR0 mask %#x", cr0)
 	}
 }
+
+func TestVirtualNMIs(t *testing.T) {
+	want := Controls{Pin: PinNMIExiting | PinVirtualNMIs}
+	for name, msrs := range map[string]map[uint32]uint64{
+		"bochs-haswell": bochsHaswell4770, "xeon-e3-1270v2": xeonE31270v2, "skylake-sp-9980xe": skylakeSP9980XE,
+	} {
+		c := mustCaps(t, msrs)
+		got := c.VirtualNMIs()
+		if got != want {
+			t.Errorf("%s: VirtualNMIs = %v, want %v", name, got, want)
+		}
+		ctl, err := c.ComputeControls(got, Controls{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if bad := c.CheckControls(ctl); len(bad) != 0 {
+			t.Errorf("%s: %v", name, bad)
+		}
+	}
+	// A processor that lacks any one of the three gets none of them.
+	for _, cut := range []struct {
+		msr uint32
+		bit uint64
+	}{
+		{0x48D, uint64(PinNMIExiting)},
+		{0x48D, uint64(PinVirtualNMIs)},
+		{0x48E, uint64(ProcNMIWindowExiting)},
+	} {
+		m := map[uint32]uint64{}
+		for k, v := range xeonE31270v2 {
+			m[k] = v
+		}
+		m[cut.msr] &^= cut.bit << 32
+		if got := mustCaps(t, m).VirtualNMIs(); got != (Controls{}) {
+			t.Errorf("MSR %#x without bit %#x: VirtualNMIs = %v, want none", cut.msr, cut.bit, got)
+		}
+	}
+}

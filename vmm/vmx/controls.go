@@ -413,3 +413,18 @@ func (c *Capabilities) CheckControls(ctl Controls) []string {
 	}
 	return out
 }
+
+// VirtualNMIs returns the pin-based controls that give a guest NMI
+// blocking of its own: "NMI exiting" and "virtual NMIs" (the second
+// requires the first, SDM Vol. 3C, 27.2.1.1). With them, the guest's
+// interruptibility state holds virtual-NMI blocking, set by an injected
+// NMI and cleared by the guest's IRET, and "NMI-window exiting" exits
+// when it ends (26.3, 26.7.6). It returns them only when the processor
+// allows all three (Vol. 3D, A.3.1, A.3.2); otherwise none.
+func (c *Capabilities) VirtualNMIs() Controls {
+	pin := uint32(PinNMIExiting | PinVirtualNMIs)
+	if !c.Pin.CanBeOne(pin) || !c.Proc.CanBeOne(uint32(ProcNMIWindowExiting)) {
+		return Controls{}
+	}
+	return Controls{Pin: PinControls(pin)}
+}
