@@ -169,6 +169,9 @@ func TestQEMUKVMUnitTests(t *testing.T) {
 	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "2G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
 		"-netdev", "user,id=n0", "-device", "e1000,netdev=n0",
+		// a node that resets (a triple fault, with -no-reboot) leaves
+		// its processor state here
+		"-d", "cpu_reset", "-D", filepath.Join(dir, "kut-qemu-reset.log"),
 		"-kernel", filepath.Join(dir, "bigiron.elf"), "-append", "bigiron.ip=dhcp")
 	t.Cleanup(func() { os.WriteFile(filepath.Join(dir, "kut-console.log"), []byte(n.con.Output()), 0o644) })
 	if _, err := n.con.Expect(prompt, 2*time.Minute); err != nil {
