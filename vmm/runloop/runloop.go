@@ -131,7 +131,8 @@ type CPU interface {
 	Interruptible() bool
 	// InterruptsEnabled reports RFLAGS.IF (loaded).
 	InterruptsEnabled() bool
-	// EndShadow ends an STI or MOV SS shadow (after HLT) (loaded).
+	// EndShadow ends an STI or MOV SS shadow, after HLT or another
+	// instruction the hypervisor carried out (loaded).
 	EndShadow()
 	// SetInterruptWindow asks for an exit as soon as the guest can take
 	// an interrupt, or stops asking (loaded).
@@ -433,6 +434,18 @@ func (l *Loop) latchNMIs(ng NMIGuest) (blocked bool) {
 	return blocked
 }
 
+// skip moves RIP past an instruction of n bytes the hypervisor carried
+// out for the guest. An STI or MOV SS shadow covers only the instruction
+// after STI or MOV SS, so if that was this one the shadow ends with it
+// (Intel SDM Vol. 3C, 25.4.2; KVM does the same), and an interrupt can go
+// in at the next entry.
+func (l *Loop) skip(n uint32) {
+	l.CPU.Advance(n)
+	if n > 0 {
+		l.CPU.EndShadow()
+	}
+}
+
 // dispatch carries out what the dispatcher decided about exit e.
 func (l *Loop) dispatch(e *exits.Exit, a *exits.Action) (Step, error) {
 	c, g := l.CPU, l.Guest
@@ -443,17 +456,16 @@ func (l *Loop) dispatch(e *exits.Exit, a *exits.Action) (Step, error) {
 			return step, err
 		}
 		if step != Retry {
-			c.Advance(a.AdvanceRIP)
+			l.skip(a.AdvanceRIP)
 		}
 		return Continue, nil
 	case exits.ActionInject:
-		c.Advance(a.AdvanceRIP)
+		l.skip(a.AdvanceRIP)
 		ev, _ := EventFromInfo(a.Inject, a.ErrorCode)
 		c.Inject(ev)
 		return Continue, nil
 	case exits.ActionHalt:
-		c.Advance(a.AdvanceRIP)
-		c.EndShadow() // HLT right after STI: the shadow ends with it
+		l.skip(a.AdvanceRIP) // HLT right after STI: the shadow ends with it
 		return g.Halt(c, c.InterruptsEnabled())
 	case exits.ActionShutdown:
 		if ev, ok := c.Interrupted(); ok {

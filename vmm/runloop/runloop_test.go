@@ -776,3 +776,30 @@ func TestNMIsMoveWithTheVCPU(t *testing.T) {
 		}
 	}
 }
+
+func TestEmulatedInstructionEndsTheSTIShadow(t *testing.T) {
+	c := &fakeCPU{tick: 1}
+	s := inb() // sti; in al, 0x80
+	s.ifOn, s.sti = true, true
+	c.script = []step{s, hlt()}
+	g := newGuest()
+	g.pending = []uint8{0x41}
+	newLoop(t, c, g).Run()
+	if e := c.entries[1]; e.inject == nil || e.inject.Vector != 0x41 {
+		t.Errorf("entry after STI;IN: %+v, want vector 0x41 injected (the shadow covers only the IN)", e)
+	}
+
+	// An instruction left to run again keeps its shadow.
+	c = &fakeCPU{tick: 1}
+	s = inb()
+	s.ifOn, s.sti = true, true
+	c.script = []step{s, hlt()}
+	g = newGuest()
+	g.pending = []uint8{0x41}
+	g.retryNext = true
+	l := newLoop(t, c, g)
+	l.Run()
+	if e := c.entries[1]; e.inject != nil || !e.window {
+		t.Errorf("entry after STI;IN left to retry: %+v, want no injection and the window on", e)
+	}
+}
