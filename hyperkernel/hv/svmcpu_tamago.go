@@ -253,7 +253,8 @@ func (c *svmCPU) nextRIP() uint64 {
 // Inject writes ev to EVENTINJ (APM Vol. 2, 15.20); a software interrupt
 // or exception first moves RIP past its instruction, since SVM delivers
 // every event with the VMCB's RIP as the return address. An event
-// EVENTINJ cannot encode is dropped and counted.
+// EVENTINJ cannot encode is dropped and counted. A fault gets RF
+// (runloop.Event.Fault).
 func (c *svmCPU) Inject(ev runloop.Event) {
 	inj, err := svm.FromRunloop(ev)
 	if err != nil {
@@ -261,6 +262,9 @@ func (c *svmCPU) Inject(ev runloop.Event) {
 		return
 	}
 	c.Advance(inj.AdvanceRIP)
+	if ev.Fault() {
+		c.vmcb.Write(svm.SaveRFLAGS, c.vmcb.Read(svm.SaveRFLAGS)|runloop.RFLAGSRF)
+	}
 	c.vmcb.Write(svm.CtlEventInj, uint64(inj.Event))
 	c.injecting = true
 	if ev.Type == runloop.NMI {

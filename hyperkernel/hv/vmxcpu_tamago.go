@@ -150,8 +150,13 @@ func (c *vmxCPU) exitNMIState(e *exits.Exit) {
 func (c *vmxCPU) Interrupted() (runloop.Event, bool) { return c.interrupted, c.hasInterrupted }
 
 // Inject writes ev to the VM-entry event-injection fields (SDM Vol. 3C,
-// 26.6 "Event Injection").
+// 26.6 "Event Injection"), with RF set for a fault (runloop.Event.Fault).
 func (c *vmxCPU) Inject(ev runloop.Event) {
+	if ev.Fault() {
+		if f := vmread(vmx.GuestRFLAGS); f&runloop.RFLAGSRF == 0 {
+			vmx.VMWRITE(vmx.GuestRFLAGS, f|runloop.RFLAGSRF)
+		}
+	}
 	vmx.VMWRITE(vmx.EntryInterruptionInfo, uint64(ev.Info()))
 	if ev.HasErrorCode {
 		vmx.VMWRITE(vmx.EntryExceptionErrorCode, uint64(ev.ErrorCode))

@@ -75,7 +75,7 @@ var kutVTX = map[string]kutVerdict{
 	"pcid-asymmetric": {"PASS", ""},
 	"rdpru":           {"PASS", ""},
 	"umip":            {"PASS", ""},
-	"idt_test":        {"FAIL", "#GP's rflags.rf (3 of 4 pass)"},
+	"idt_test":        {"PASS", ""},
 	"smap":            {"SKIP", "the Haswell model has no SMAP"},
 	"tsc":             {"SKIP", "the Haswell model has no RDTSCP"},
 	"pku":             {"SKIP", "hidden, as on AMD-V"},

@@ -62,6 +62,29 @@ type Event struct {
 	InstructionLength uint32
 }
 
+// Fault reports whether ev is a fault-class exception, one that restarts
+// the instruction that raised it (Intel SDM Vol. 3A, 6.15 "Exception and
+// Interrupt Reference"): #DE, #BR, #UD, #NM, #TS, #NP, #SS, #GP, #PF,
+// #MF, #AC, #XM, #VE, #CP. Delivering one pushes RFLAGS with RF set
+// (Vol. 3B, 18.3.1.1), so that an instruction breakpoint on the restarted
+// instruction does not hit twice; event injection pushes the guest's
+// RFLAGS as they are, so a backend sets RF before it injects a fault.
+// #DB is left out: as an instruction breakpoint it is a fault that
+// leaves RF clear.
+func (ev Event) Fault() bool {
+	if ev.Type != HardwareException {
+		return false
+	}
+	switch ev.Vector {
+	case 0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21:
+		return true
+	}
+	return false
+}
+
+// RFLAGSRF is RFLAGS.RF, the resume flag (Intel SDM Vol. 1, 3.4.3.3).
+const RFLAGSRF = 1 << 16
+
 // VM-entry interruption-information bits (Intel SDM Vol. 3C 25.8.3).
 const (
 	infoErrorValid = 1 << 11

@@ -777,6 +777,27 @@ func TestNMIsMoveWithTheVCPU(t *testing.T) {
 	}
 }
 
+func TestEventFault(t *testing.T) {
+	faults := map[uint8]bool{0: true, 5: true, 6: true, 7: true, 10: true, 11: true, 12: true, 13: true, 14: true, 16: true, 17: true, 19: true, 20: true, 21: true}
+	for v := 0; v < 32; v++ {
+		ev := Event{Vector: uint8(v), Type: HardwareException}
+		if got := ev.Fault(); got != faults[uint8(v)] {
+			t.Errorf("hardware exception %d: Fault = %v, want %v", v, got, faults[uint8(v)])
+		}
+	}
+	for _, ev := range []Event{
+		{Vector: 3, Type: SoftwareException},                        // INT3 is a trap
+		{Vector: 1, Type: PrivilegedSoftware},                       // INT1
+		{Vector: 2, Type: NMI},                                      // an interrupt
+		{Vector: 14, Type: ExternalInterrupt},                       // vector 14 as an IRQ
+		{Vector: 13, Type: SoftwareInterrupt, InstructionLength: 2}, // INT 13
+	} {
+		if ev.Fault() {
+			t.Errorf("%+v: Fault = true, want false", ev)
+		}
+	}
+}
+
 func TestEmulatedInstructionEndsTheSTIShadow(t *testing.T) {
 	c := &fakeCPU{tick: 1}
 	s := inb() // sti; in al, 0x80
