@@ -26,6 +26,12 @@
 #define G_R15 112
 #define G_FPU 128
 #define G_HOSTFPU 136
+#define G_XCR0 144
+#define G_HOSTXCR0 152
+#define G_XCR0MAX 160
+
+// XSTATE_BV's offset in an XSAVE area (Intel SDM Vol. 1, 13.4.2).
+#define XSAVE_BV 512
 
 // func run(vmcb, host uint64, regs *vmx.GuestRegs)
 //
@@ -65,7 +71,22 @@ TEXT ·run(SB),NOSPLIT,$0-24
 	TESTQ	CX, CX
 	JEQ	nofpu
 	FXRSTOR64	(CX)	// guest x87/SSE state: no Go code runs until the exit
+	MOVQ	G_XCR0(DI), AX	// the components above SSE: see vmx.GuestRegs
+	CMPQ	AX, G_HOSTXCR0(DI)
+	JEQ	nofpu
+	MOVQ	AX, DX		// XCR0 = the guest's
+	SHRQ	$32, DX
+	XORL	CX, CX
+	XSETBV
+	MOVQ	G_FPU(DI), CX
+	ANDQ	AX, XSAVE_BV(CX)	// XSTATE_BV within XCR0
+	MOVQ	G_XCR0MAX(DI), AX	// the components above SSE the area holds
+	ANDQ	$~3, AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	XRSTOR64	(CX)
 nofpu:
+	MOVQ	vmcb+0(FP), AX	// VMRUN's operand
 	MOVQ	G_RCX(DI), CX
 	MOVQ	G_RDX(DI), DX
 	MOVQ	G_RBX(DI), BX
@@ -114,6 +135,28 @@ nofpu:
 	TESTQ	CX, CX
 	JEQ	nofpu2
 	FXSAVE64	(CX)
+	MOVQ	G_HOSTXCR0(DI), DX
+	TESTQ	DX, DX
+	JEQ	hostfpu		// no XSAVE: XCR0 is never switched
+	MOVQ	CX, R9		// the area
+	XORL	CX, CX
+	XGETBV			// the guest's XCR0, whether its XSETBV exited or not
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, G_XCR0(DI)
+	CMPQ	AX, G_HOSTXCR0(DI)
+	JEQ	hostfpu
+	MOVQ	G_XCR0MAX(DI), AX	// the components above SSE the area holds
+	ANDQ	$~3, AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	XSAVE64	(R9)
+	MOVQ	G_HOSTXCR0(DI), AX
+	MOVQ	AX, DX		// XCR0 = the host's
+	SHRQ	$32, DX
+	XORL	CX, CX
+	XSETBV
+hostfpu:
 	MOVQ	G_HOSTFPU(DI), CX
 	FXRSTOR64	(CX)
 nofpu2:

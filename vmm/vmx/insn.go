@@ -101,6 +101,54 @@ type GuestRegs struct {
 	// for guests that never touch the FPU (the test guest). Both areas
 	// must be 16-byte aligned (NewFXArea).
 	FPU, HostFPU *FXArea
+
+	// XCR0 and HostXCR0, when they differ, make the entry routine switch
+	// the state components above x87 and SSE too (Intel SDM Vol. 1,
+	// 13.3 "Enabling the XSAVE Feature Set"): FPU is then the start of an
+	// XSAVE area with room for the components of XCR0Max (UseXSAVE).
+	// After the FXRSTOR the routine sets XCR0 to the guest's and
+	// XRSTORs the components of XCR0Max beyond SSE, with XSTATE_BV first
+	// cut to XCR0 so that the restore never faults on a component the
+	// guest has since turned off (13.8.1). After the exit it reads XCR0
+	// back into XCR0 (where the guest's XSETBV did not exit, as under
+	// QEMU's TCG, that is how its value is learned), XSAVEs the same
+	// components, and sets XCR0 back to the host's before loading
+	// HostFPU. All zero: the FPU is switched with FXSAVE alone.
+	XCR0, HostXCR0, XCR0Max uint64
+	// XSAVESize is the size of the XSAVE area FPU starts (XSAVEArea),
+	// 0 without one.
+	XSAVESize int
+}
+
+// XSAVEArea returns the XSAVE area FPU starts, or nil.
+func (r *GuestRegs) XSAVEArea() []byte {
+	if r.FPU == nil || r.XSAVESize == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(r.FPU)), r.XSAVESize)
+}
+
+// XSAVE area layout (SDM Vol. 1, 13.4): the legacy region (the FXSAVE
+// image), then the XSAVE header, whose first word is XSTATE_BV.
+const (
+	XSAVEHeader  = 512
+	XSAVEMinSize = 576
+	xsaveAlign   = 64
+)
+
+// UseXSAVE gives r an XSAVE area of size bytes (at least XSAVEMinSize,
+// aligned to 64 bytes as XSAVE and XRSTOR require) in its initial state,
+// with room for the components of xcr0Max; makes FPU its legacy region,
+// sets XCR0 to its reset value (x87 only), and HostXCR0 to host, the
+// XCR0 of the cores the vCPU runs on.
+func (r *GuestRegs) UseXSAVE(size int, xcr0Max, host uint64) {
+	size = max(size, XSAVEMinSize)
+	buf := make([]byte, size+xsaveAlign-1)
+	off := (xsaveAlign - int(uintptr(unsafe.Pointer(&buf[0]))%xsaveAlign)) % xsaveAlign
+	r.FPU = (*FXArea)(unsafe.Pointer(&buf[off]))
+	r.XSAVESize, r.XCR0Max = size, xcr0Max
+	r.FPU.Reset()
+	r.XCR0, r.HostXCR0 = 1, host
 }
 
 // FXArea is the 512-byte FXSAVE/FXRSTOR memory image (SDM Vol. 1,

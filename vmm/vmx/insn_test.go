@@ -189,6 +189,7 @@ func TestGuestRegsLayout(t *testing.T) {
 		"R8": unsafe.Offsetof(r.R8), "R9": unsafe.Offsetof(r.R9), "R10": unsafe.Offsetof(r.R10), "R11": unsafe.Offsetof(r.R11),
 		"R12": unsafe.Offsetof(r.R12), "R13": unsafe.Offsetof(r.R13), "R14": unsafe.Offsetof(r.R14), "R15": unsafe.Offsetof(r.R15),
 		"CR2": unsafe.Offsetof(r.CR2), "FPU": unsafe.Offsetof(r.FPU), "HOSTFPU": unsafe.Offsetof(r.HostFPU),
+		"XCR0": unsafe.Offsetof(r.XCR0), "HOSTXCR0": unsafe.Offsetof(r.HostXCR0), "XCR0MAX": unsafe.Offsetof(r.XCR0Max),
 	}
 	defs := regexp.MustCompile(`(?m)^#define G_([A-Z0-9]+) (\d+)$`).FindAllStringSubmatch(asmSource(t), -1)
 	if len(defs) != len(offsets) {
@@ -214,6 +215,34 @@ func TestGuestRegsLayout(t *testing.T) {
 	}
 	if r.RAX != 100 || r.RBX != 103 || r.RDI != 107 || r.R15 != 115 || r.Reg(16) != nil {
 		t.Errorf("Reg mapping wrong: %+v", r)
+	}
+}
+
+func TestUseXSAVE(t *testing.T) {
+	for _, size := range []int{0, 576, 832, 2696} {
+		var r GuestRegs
+		r.UseXSAVE(size, 7, 3)
+		a := r.XSAVEArea()
+		if uintptr(unsafe.Pointer(&a[0]))%64 != 0 {
+			t.Fatalf("XSAVE area at %p is not 64-byte aligned", &a[0])
+		}
+		if want := max(size, XSAVEMinSize); len(a) != want {
+			t.Errorf("size %d: area of %d bytes, want %d", size, len(a), want)
+		}
+		if unsafe.Pointer(r.FPU) != unsafe.Pointer(&a[0]) {
+			t.Error("FPU is not the area's legacy region")
+		}
+		if *r.FPU != *NewFXArea() {
+			t.Error("legacy region not in its initial state")
+		}
+		for i, b := range a[XSAVEHeader:] {
+			if b != 0 {
+				t.Fatalf("byte %d past the legacy region is %#x, want 0 (every component in its initial state)", XSAVEHeader+i, b)
+			}
+		}
+		if r.XCR0 != 1 || r.HostXCR0 != 3 {
+			t.Errorf("XCR0 %#x host %#x, want 1 and 3", r.XCR0, r.HostXCR0)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ func writeCR0(v uint64)
 func readCR3() uint64
 func readCR4() uint64
 func writeCR4(v uint64)
+func writeXCR0(v uint64)
 func readMSR(msr uint32) uint64
 func writeMSR(msr uint32, v uint64)
 func sgdt(dst *[10]byte)
@@ -112,6 +113,21 @@ func ReadCR4() uint64 { return readCR4() }
 
 // WriteCR4 sets CR4.
 func WriteCR4(v uint64) { writeCR4(v) }
+
+// cr4OSXSAVE is CR4.OSXSAVE (SDM Vol. 3A, 2.5).
+const cr4OSXSAVE = 1 << 18
+
+// EnableXSAVE turns on the XSAVE feature set for the calling core, to
+// which the caller is pinned: CR4.OSXSAVE, then XCR0 = xcr0 (SDM Vol. 1,
+// 13.3). The processor must offer XSAVE (CPUID.1:ECX.XSAVE) and every
+// component of xcr0, or the write faults. Until it runs, the core
+// knows no XSAVE instruction.
+func EnableXSAVE(xcr0 uint64) {
+	if cr4 := readCR4(); cr4&cr4OSXSAVE == 0 {
+		writeCR4(cr4 | cr4OSXSAVE)
+	}
+	writeXCR0(xcr0)
+}
 
 // ReadMSR executes RDMSR. Reading an MSR that does not exist raises #GP:
 // call it only for MSRs known to exist.

@@ -27,6 +27,12 @@
 #define G_CR2 120
 #define G_FPU 128
 #define G_HOSTFPU 136
+#define G_XCR0 144
+#define G_HOSTXCR0 152
+#define G_XCR0MAX 160
+
+// XSTATE_BV's offset in an XSAVE area (SDM Vol. 1, 13.4.2).
+#define XSAVE_BV 512
 
 // VMCS encodings of HOST_RSP and HOST_RIP (SDM Vol. 3D, B.4.4).
 #define VMCS_HOST_RSP 0x6C14
@@ -152,6 +158,20 @@ TEXT ·vmenter(SB),NOSPLIT,$0-24
 	TESTQ	AX, AX
 	JEQ	nofpu
 	FXRSTOR64	(AX)	// guest x87/SSE state: no Go code runs until the exit
+	MOVQ	G_XCR0(DI), AX
+	CMPQ	AX, G_HOSTXCR0(DI)
+	JEQ	nofpu
+	MOVQ	AX, DX		// XCR0 = the guest's
+	SHRQ	$32, DX
+	XORL	CX, CX
+	XSETBV
+	MOVQ	G_FPU(DI), CX
+	ANDQ	AX, XSAVE_BV(CX)	// XSTATE_BV within XCR0
+	MOVQ	G_XCR0MAX(DI), AX	// the components above SSE the area holds
+	ANDQ	$~3, AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	XRSTOR64	(CX)
 nofpu:
 	MOVQ	G_CR2(DI), AX
 	MOVQ	AX, CR2		// leaves flags undefined: test after it
@@ -221,7 +241,30 @@ TEXT ·vmexitEntry(SB),NOSPLIT|NOFRAME,$0-0
 	TESTQ	CX, CX
 	JEQ	nofpu
 	FXSAVE64	(CX)
-	MOVQ	G_HOSTFPU(AX), CX
+	MOVQ	AX, R8		// regs (the guest's R8 and R9 are saved)
+	MOVQ	G_HOSTXCR0(R8), DX
+	TESTQ	DX, DX
+	JEQ	hostfpu		// no XSAVE: XCR0 is never switched
+	MOVQ	CX, R9		// the area
+	XORL	CX, CX
+	XGETBV			// the guest's XCR0, whether its XSETBV exited or not
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, G_XCR0(R8)
+	CMPQ	AX, G_HOSTXCR0(R8)
+	JEQ	hostfpu
+	MOVQ	G_XCR0MAX(R8), AX	// the components above SSE the area holds
+	ANDQ	$~3, AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	XSAVE64	(R9)
+	MOVQ	G_HOSTXCR0(R8), AX
+	MOVQ	AX, DX		// XCR0 = the host's
+	SHRQ	$32, DX
+	XORL	CX, CX
+	XSETBV
+hostfpu:
+	MOVQ	G_HOSTFPU(R8), CX
 	FXRSTOR64	(CX)
 nofpu:
 	// Stack as vmenter left it: 0 regs, 8 host RFLAGS, 16 R15, 24 R14,
@@ -268,6 +311,15 @@ TEXT ·readCR4(SB),NOSPLIT,$0-8
 TEXT ·writeCR4(SB),NOSPLIT,$0-8
 	MOVQ	v+0(FP), AX
 	MOVQ	AX, CR4
+	RET
+
+// func writeXCR0(v uint64)
+TEXT ·writeXCR0(SB),NOSPLIT,$0-8
+	MOVQ	v+0(FP), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	XORL	CX, CX
+	XSETBV
 	RET
 
 // func readMSR(msr uint32) uint64
