@@ -88,6 +88,9 @@ type CPUIDConfig struct {
 	// FXSAVEOnly hides XSAVE and every feature whose register state only
 	// XSAVE manages (AVX and its VEX/EVEX relatives, MPX, PKU): for
 	// guests whose FPU state the hypervisor switches with FXSAVE.
+	// Without it, XSAVE is offered with the x87, SSE and AVX state
+	// components (XCR0Offered), and the features of the others (MPX,
+	// AVX-512, PKU, AMX) are hidden.
 	FXSAVEOnly bool
 	// HideUnvirtualized hides features that would reach hardware the
 	// hypervisor does not virtualise or that raise #UD in VMX non-root
@@ -145,6 +148,24 @@ const (
 	leaf7ECXXSAVEState = 1<<3 | 1<<4 | 1<<1 | 1<<6 | 1<<11 | 1<<12 | 1<<14 | 1<<9 | 1<<10
 	// AVX-512 4VNNIW, 4FMAPS; AMX and AVX-512 FP16 (bits 22-24).
 	leaf7EDXXSAVEState = 1<<2 | 1<<3 | 1<<22 | 1<<23 | 1<<24
+	// VAES and VPCLMULQDQ: their VEX forms need only AVX state.
+	leaf7ECXAVXState = 1<<9 | 1<<10
+	// Leaf 7 subleaf 1: AVX-VNNI, AVX-IFMA (EAX) and AVX-VNNI-INT8,
+	// AVX-NE-CONVERT, AVX-VNNI-INT16 (EDX) need AVX state;
+	// AVX512-BF16, AMX-FP16 (EAX), AMX-COMPLEX and AVX10 (EDX) AVX-512
+	// or AMX state.
+	leaf7s1EAXAVXState   = 1<<4 | 1<<23
+	leaf7s1EDXAVXState   = 1<<4 | 1<<5 | 1<<10
+	leaf7s1EAXBeyondAVX  = 1<<5 | 1<<21
+	leaf7s1EDXBeyondAVX  = 1<<8 | 1<<19
+	leaf7ECXPKU          = 1 << 3
+	leaf7ECXOSPKE        = 1 << 4
+	xsaveS1EAXOffered    = 1<<0 | 1<<1 | 1<<2 // XSAVEOPT, XSAVEC, XGETBV with ECX=1
+	xsaveCompAligned     = 1 << 1             // subleaf i ECX: aligned to 64 bytes when compacted
+	xsaveLegacyAndHeader = 576
+	xcr0Offered          = 1<<0 | 1<<1 | 1<<2 // x87, SSE, AVX (SDM Vol. 1, 13.1)
+	xcr0X87, xcr0SSE     = 1 << 0, 1 << 1
+	xcr0AVX              = 1 << 2
 	// IBRS/IBPB, STIBP, L1D_FLUSH, IA32_ARCH_CAPABILITIES,
 	// IA32_CORE_CAPABILITIES, SSBD.
 	leaf7EDXSpecCtrl = 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<30 | 1<<31
@@ -169,6 +190,18 @@ type CPUIDPolicy struct {
 	entries  []cpuidEntry // sorted by key
 	maxBasic uint32
 	maxExt   uint32
+	// xcr0 is the state components offered (XCR0Offered), xsaveComp
+	// where each lies in an XSAVE area.
+	xcr0      uint64
+	xsaveComp [64]xsaveComponent
+}
+
+// xsaveComponent is a state component's place in an XSAVE area (CPUID
+// leaf 0xD subleaf i): its size, its offset in standard format, and
+// whether the compacted format aligns it to 64 bytes.
+type xsaveComponent struct {
+	size, offset uint32
+	aligned      bool
 }
 
 // NewCPUIDPolicy builds the policy. It executes host CPUID for the leaves
@@ -278,8 +311,10 @@ func (p *CPUIDPolicy) features(r CPUIDResult) CPUIDResult {
 	if p.cfg.EmulatedAPIC {
 		r.ECX |= leaf1ECXX2APIC | leaf1ECXTSCDeadline
 	}
+	// OSXSAVE is CR4.OSXSAVE, the vCPU's (GuestBits)
+	r.ECX &^= leaf1ECXOSXSAVE
 	if p.cfg.FXSAVEOnly {
-		r.ECX &^= leaf1ECXXSAVE | leaf1ECXOSXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
+		r.ECX &^= leaf1ECXXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
 	}
 	if p.cfg.HideUnvirtualized {
 		r.ECX &^= leaf1ECXDCA
@@ -314,10 +349,14 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 	r.EAX = maxSub
 	r.EBX &^= Leaf7EBXSGX | Leaf7EBXPT
 	r.ECX &^= Leaf7ECXWAITPKG | Leaf7ECXSGXLC
+	// beyond AVX state (MPX, AVX-512, PKU, AMX) always; AVX too with
+	// FXSAVEOnly
+	r.EBX &^= leaf7EBXMPX | leaf7EBXAVX512
+	r.ECX &^= leaf7ECXXSAVEState &^ leaf7ECXAVXState
+	r.EDX &^= leaf7EDXXSAVEState
 	if p.cfg.FXSAVEOnly {
-		r.EBX &^= leaf7EBXAVX2 | leaf7EBXMPX | leaf7EBXAVX512
-		r.ECX &^= leaf7ECXXSAVEState
-		r.EDX &^= leaf7EDXXSAVEState
+		r.EBX &^= leaf7EBXAVX2
+		r.ECX &^= leaf7ECXAVXState
 	}
 	if p.cfg.HideUnvirtualized {
 		r.EBX &^= leaf7EBXTSCAdjust | leaf7EBXINVPCID | leaf7EBXRDTM | leaf7EBXRDTA
@@ -333,23 +372,112 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 	}
 	p.add(LeafExtFeatures, 0, true, r)
 	for sub := uint32(1); sub <= maxSub; sub++ {
-		p.add(LeafExtFeatures, sub, true, host(LeafExtFeatures, sub))
+		r := host(LeafExtFeatures, sub)
+		if sub == 1 {
+			r.EAX &^= leaf7s1EAXBeyondAVX
+			r.EDX &^= leaf7s1EDXBeyondAVX
+			if p.cfg.FXSAVEOnly {
+				r.EAX &^= leaf7s1EAXAVXState
+				r.EDX &^= leaf7s1EDXAVXState
+			}
+		}
+		p.add(LeafExtFeatures, sub, true, r)
 	}
 }
 
-// addXSAVE adds leaf 0xD: zeros when FXSAVEOnly hides XSAVE, else the
-// host's non-zero subleaves 0 to 63.
+// addXSAVE adds leaf 0xD: zeros when FXSAVEOnly hides XSAVE or the host
+// has none. Otherwise the state components offered are those of
+// xcr0Offered the host has (subleaf 0 EDX:EAX, with the size of them all
+// in ECX; EBX follows the vCPU's XCR0, see GuestBits); subleaf 1 offers
+// XSAVEOPT, XSAVEC and XGETBV with ECX=1, not XSAVES (IA32_XSS is not
+// virtualized) nor XFD; and each offered component above SSE has the
+// host's subleaf (Intel SDM Vol. 1, 13.2 "Enumeration of CPU Support for
+// XSAVE Instructions and XSAVE-Supported Features").
 func (p *CPUIDPolicy) addXSAVE(host HostCPUID) {
-	if p.cfg.FXSAVEOnly {
+	h0 := host(LeafXSAVE, 0)
+	offered := (uint64(h0.EDX)<<32 | uint64(h0.EAX)) & xcr0Offered
+	if p.cfg.FXSAVEOnly || host(LeafFeatures, 0).ECX&leaf1ECXXSAVE == 0 || offered&(xcr0X87|xcr0SSE) != xcr0X87|xcr0SSE {
 		p.add(LeafXSAVE, 0, false, CPUIDResult{})
 		return
 	}
-	for sub := uint32(0); sub < 64; sub++ {
-		if r := host(LeafXSAVE, sub); r != (CPUIDResult{}) {
-			p.add(LeafXSAVE, sub, true, r)
+	if offered&xcr0AVX != 0 {
+		if r := host(LeafXSAVE, 2); r.EAX == 0 || r.EBX < xsaveLegacyAndHeader {
+			offered &^= xcr0AVX // a component without a place in the area
 		}
 	}
+	for i := uint32(2); i < 64; i++ {
+		if offered&(1<<i) != 0 {
+			r := host(LeafXSAVE, i)
+			p.add(LeafXSAVE, i, true, r)
+			p.xsaveComp[i] = xsaveComponent{size: r.EAX, offset: r.EBX, aligned: r.ECX&xsaveCompAligned != 0}
+		}
+	}
+	p.xcr0 = offered
+	h1 := host(LeafXSAVE, 1)
+	p.add(LeafXSAVE, 0, true, CPUIDResult{EAX: uint32(offered), EDX: uint32(offered >> 32), ECX: uint32(p.XSAVESize(offered))})
+	p.add(LeafXSAVE, 1, true, CPUIDResult{EAX: h1.EAX & xsaveS1EAXOffered})
 }
+
+// XCR0Offered returns the XCR0 bits a guest may set: 0 when XSAVE is
+// hidden.
+func (p *CPUIDPolicy) XCR0Offered() uint64 { return p.xcr0 }
+
+// XSAVESize returns the size of an XSAVE area in standard format that
+// holds the state components of xcr0 (SDM Vol. 1, 13.4.3): the legacy
+// region and header, then each component above SSE at its offset.
+func (p *CPUIDPolicy) XSAVESize(xcr0 uint64) int {
+	size := xsaveLegacyAndHeader
+	for i := uint32(2); i < 64; i++ {
+		if c := p.xsaveComp[i]; xcr0&p.xcr0&(1<<i) != 0 {
+			size = max(size, int(c.offset)+int(c.size))
+		}
+	}
+	return size
+}
+
+// xsaveCompactedSize is the size of an XSAVE area in compacted format
+// (XSAVEC) that holds the components of xcr0: each above SSE in turn,
+// aligned to 64 bytes where its subleaf says so (SDM Vol. 1, 13.4.3).
+func (p *CPUIDPolicy) xsaveCompactedSize(xcr0 uint64) int {
+	size := xsaveLegacyAndHeader
+	for i := uint32(2); i < 64; i++ {
+		if c := p.xsaveComp[i]; xcr0&p.xcr0&(1<<i) != 0 {
+			if c.aligned {
+				size = (size + 63) &^ 63
+			}
+			size += int(c.size)
+		}
+	}
+	return size
+}
+
+// ValidXCR0 reports whether XSETBV may write v to extended control
+// register ecx, or takes #GP (SDM Vol. 2C, XSETBV): only XCR0 exists,
+// x87 state cannot be turned off, AVX needs SSE, and only offered
+// components may be turned on.
+func (p *CPUIDPolicy) ValidXCR0(ecx uint32, v uint64) bool {
+	return ecx == 0 && v&xcr0X87 != 0 && v&^p.xcr0 == 0 && (v&xcr0AVX == 0 || v&xcr0SSE != 0)
+}
+
+// GuestBits sets in r, the policy's answer for leaf and sub, the bits
+// that follow the vCPU's own state: CPUID.1:ECX.OSXSAVE is CR4.OSXSAVE
+// (cr4), and leaf 0xD's sizes of the area XCR0's components (xcr0)
+// need, in standard (subleaf 0 EBX) and compacted format (subleaf 1
+// EBX) (SDM Vol. 2A, CPUID).
+func (p *CPUIDPolicy) GuestBits(r CPUIDResult, leaf, sub uint32, cr4, xcr0 uint64) CPUIDResult {
+	switch {
+	case leaf == LeafFeatures && r.ECX&leaf1ECXXSAVE != 0 && cr4&cr4OSXSAVE != 0:
+		r.ECX |= leaf1ECXOSXSAVE
+	case leaf == LeafXSAVE && p.xcr0 != 0 && sub == 0:
+		r.EBX = uint32(p.XSAVESize(xcr0))
+	case leaf == LeafXSAVE && p.xcr0 != 0 && sub == 1:
+		r.EBX = uint32(p.xsaveCompactedSize(xcr0))
+	}
+	return r
+}
+
+// cr4OSXSAVE is CR4.OSXSAVE (SDM Vol. 3A, 2.5).
+const cr4OSXSAVE = 1 << 18
 
 // tscRatio is leaf 0x15: the TSC to crystal ratio in lowest terms and the
 // crystal's frequency. Linux multiplies the crystal's kHz by EBX in 32

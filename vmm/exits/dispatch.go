@@ -75,7 +75,13 @@ type Dispatcher struct {
 	// while IA32_APIC_BASE.EN is 0; AMD APM Vol. 3, CPUID Fn8000_0001
 	// likewise). Without it the flag is the policy's.
 	APICEnabled func() bool
-	Stats       ExitStats
+	// CR4 and CPL, if set, read the vCPU's CR4 as the guest sees it and
+	// its privilege level: CPUID's OSXSAVE follows CR4.OSXSAVE, and
+	// XSETBV outside ring 0 takes #GP. Without them OSXSAVE reads 0 and
+	// the processor's own privilege check is relied on.
+	CR4   func() uint64
+	CPL   func() int
+	Stats ExitStats
 }
 
 // Handle decodes the exit, performs CPUID, port I/O and MSR accesses
@@ -95,6 +101,13 @@ func (d *Dispatcher) Handle(e *Exit, regs *vmx.GuestRegs) Action {
 		r := d.CPUID.Lookup(leaf, uint32(regs.RCX), d.APICID)
 		if (leaf == LeafFeatures || leaf == LeafExtProcFeatures) && d.APICEnabled != nil && !d.APICEnabled() {
 			r.EDX &^= Leaf1EDXAPIC
+		}
+		if leaf == LeafFeatures || leaf == LeafXSAVE {
+			var cr4 uint64
+			if d.CR4 != nil {
+				cr4 = d.CR4()
+			}
+			r = d.CPUID.GuestBits(r, leaf, uint32(regs.RCX), cr4, regs.XCR0)
 		}
 		regs.RAX, regs.RBX, regs.RCX, regs.RDX = uint64(r.EAX), uint64(r.EBX), uint64(r.ECX), uint64(r.EDX)
 		return d.advance(a, e)
@@ -132,6 +145,8 @@ func (d *Dispatcher) Handle(e *Exit, regs *vmx.GuestRegs) Action {
 			return injectGP(a)
 		}
 		return d.advance(a, e)
+	case vmx.ExitXSETBV:
+		return d.xsetbv(a, e, regs)
 	case vmx.ExitHLT:
 		a = d.advance(a, e)
 		a.Kind = ActionHalt
@@ -156,6 +171,24 @@ func (d *Dispatcher) Handle(e *Exit, regs *vmx.GuestRegs) Action {
 	}
 	a.Kind = ActionUnhandled
 	return a
+}
+
+// xsetbv sets the guest's XCR0 (regs.XCR0, which the entry code loads)
+// to EDX:EAX if the policy allows it, or raises #GP (Intel SDM Vol. 2C,
+// XSETBV). A vCPU whose FPU is switched without XSAVE (XCR0 0) has no
+// XSAVE: #UD, as with CR4.OSXSAVE clear.
+func (d *Dispatcher) xsetbv(a Action, e *Exit, regs *vmx.GuestRegs) Action {
+	if regs.XCR0 == 0 {
+		a.Kind = ActionInject
+		a.Inject = vmx.InjectUD()
+		return a
+	}
+	v := regs.RDX<<32 | regs.RAX&0xFFFFFFFF
+	if d.CPL != nil && d.CPL() != 0 || !d.CPUID.ValidXCR0(uint32(regs.RCX), v) {
+		return injectGP(a)
+	}
+	regs.XCR0 = v
+	return d.advance(a, e)
 }
 
 func (d *Dispatcher) advance(a Action, e *Exit) Action {

@@ -65,8 +65,9 @@ func TestCPUIDPolicy(t *testing.T) {
 	if r.EBX>>24 != 3 || r.EBX>>16&0xFF != 4 {
 		t.Errorf("leaf 1 EBX %#x: want APIC ID 3, 4 logical CPUs", r.EBX)
 	}
-	// 0x7FFAFBFF less MONITOR, VMX, SMX, EST, TM2, PDCM, plus hypervisor.
-	if r.EAX != 0x306C3 || r.ECX != 0xFFFA7A17 {
+	// 0x7FFAFBFF less MONITOR, VMX, SMX, EST, TM2, PDCM and OSXSAVE
+	// (the vCPU's CR4, GuestBits), plus hypervisor.
+	if r.EAX != 0x306C3 || r.ECX != 0xF7FA7A17 {
 		t.Errorf("leaf 1 = %+v: other bits not passed through", r)
 	}
 	if r := p.Lookup(7, 0, 0); r.EBX&Leaf7EBXSGX != 0 || r.ECX&Leaf7ECXWAITPKG != 0 || r.EBX&0x27AB != 0x27AB {
@@ -427,6 +428,58 @@ func TestVMXInstructionsRaiseUD(t *testing.T) {
 	}
 }
 
+// XSETBV sets the guest's XCR0 within what CPUID offers, or raises #GP
+// (#UD without XSAVE), RIP advanced only on success; CPUID's XSAVE sizes
+// and OSXSAVE follow the vCPU.
+func TestXSETBV(t *testing.T) {
+	cpl, cr4 := 0, uint64(1<<18)
+	d := Dispatcher{CPUID: mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000}, xsaveHost), IO: NewIOBus(), MSR: NewMSRTable(),
+		CPL: func() int { return cpl }, CR4: func() uint64 { return cr4 }}
+	xsetbv := func(regs *vmx.GuestRegs, ecx uint64, v uint64) Action {
+		regs.RCX, regs.RAX, regs.RDX = ecx, v&0xFFFFFFFF|0xDEAD<<32, v>>32
+		return d.Handle(&Exit{Reason: uint64(vmx.ExitXSETBV), InstructionLength: 3}, regs)
+	}
+	regs := vmx.GuestRegs{XCR0: 1}
+	if a := xsetbv(&regs, 0, 7); a.Kind != ActionResume || a.AdvanceRIP != 3 || regs.XCR0 != 7 {
+		t.Fatalf("XSETBV 7: %+v, XCR0 %#x; want it set and RIP advanced", a, regs.XCR0)
+	}
+	cpuid := func(leaf, sub uint64) vmx.GuestRegs {
+		r := regs
+		r.RAX, r.RCX = leaf, sub
+		d.Handle(&Exit{Reason: uint64(vmx.ExitCPUID), InstructionLength: 2}, &r)
+		return r
+	}
+	if r := cpuid(0xD, 0); r.RBX != 832 || r.RAX != 7 {
+		t.Errorf("CPUID 0xD/0 with XCR0 7: EAX %#x EBX %d, want 7 and 832", r.RAX, r.RBX)
+	}
+	if r := cpuid(1, 0); r.RCX&(1<<27) == 0 {
+		t.Errorf("CPUID 1 ECX %#x with CR4.OSXSAVE: want OSXSAVE", r.RCX)
+	}
+	cr4 = 0
+	if r := cpuid(1, 0); r.RCX&(1<<27) != 0 {
+		t.Errorf("CPUID 1 ECX %#x without CR4.OSXSAVE: want no OSXSAVE", r.RCX)
+	}
+	for _, c := range []struct {
+		name string
+		ecx  uint64
+		v    uint64
+		cpl  int
+	}{
+		{"XCR1", 1, 7, 0}, {"x87 off", 0, 6, 0}, {"AVX-512", 0, 0xE7, 0}, {"ring 3", 0, 3, 3},
+	} {
+		cpl = c.cpl
+		before := regs.XCR0
+		if a := xsetbv(&regs, c.ecx, c.v); a.Kind != ActionInject || a.Inject != vmx.InjectGP() || a.AdvanceRIP != 0 || regs.XCR0 != before {
+			t.Errorf("%s: %+v, XCR0 %#x; want #GP and XCR0 unchanged", c.name, a, regs.XCR0)
+		}
+	}
+	cpl = 0
+	noXSAVE := vmx.GuestRegs{}
+	if a := xsetbv(&noXSAVE, 0, 3); a.Kind != ActionInject || a.Inject != vmx.InjectUD() || noXSAVE.XCR0 != 0 {
+		t.Errorf("XSETBV without an XSAVE area: %+v, want #UD", a)
+	}
+}
+
 func TestDispatchAllocs(t *testing.T) {
 	d, _, _ := newDispatcher(t)
 	regs := vmx.GuestRegs{}
@@ -437,6 +490,7 @@ func TestDispatchAllocs(t *testing.T) {
 		{Reason: uint64(vmx.ExitRDMSR), InstructionLength: 2},
 		{Reason: uint64(vmx.ExitWRMSR), InstructionLength: 2},
 		{Reason: uint64(vmx.ExitEPTViolation), Qualification: 3},
+		{Reason: uint64(vmx.ExitXSETBV), InstructionLength: 3},
 	}
 	for _, e := range exits {
 		e := e
@@ -544,6 +598,12 @@ func TestCPUIDPolicyGuestOptions(t *testing.T) {
 			if leaf != 1 {
 				r.EBX = 0xFFFFFFFF
 			}
+			if leaf == 7 && sub == 0 {
+				r.EAX = 1 // subleaf 1 exists
+			}
+			if leaf == 7 && sub == 1 {
+				r.EAX = 0xFFFFFFFF
+			}
 		}
 		return r
 	}
@@ -571,8 +631,11 @@ func TestCPUIDPolicyGuestOptions(t *testing.T) {
 		{"AVX2", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 5, true, false},
 		{"INVPCID", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 10, true, false},
 		{"BMI2", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 8, true, true},
-		{"AVX512F", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 16, true, false},
-		{"PKU", 7, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 3, true, false},
+		{"AVX512F", 7, 0, func(r CPUIDResult) uint32 { return r.EBX }, 1 << 16, false, false},
+		{"PKU", 7, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 3, false, false},
+		{"VAES", 7, 0, func(r CPUIDResult) uint32 { return r.ECX }, 1 << 9, true, false},
+		{"AVX-VNNI", 7, 1, func(r CPUIDResult) uint32 { return r.EAX }, 1 << 4, true, false},
+		{"AVX512-BF16", 7, 1, func(r CPUIDResult) uint32 { return r.EAX }, 1 << 5, false, false},
 		{"ARCH_CAPABILITIES", 7, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 29, true, false},
 		{"RDTSCP", 0x80000001, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 27, true, false},
 		{"NX", 0x80000001, 0, func(r CPUIDResult) uint32 { return r.EDX }, 1 << 20, true, true},
@@ -670,4 +733,113 @@ func TestCPUIDKVMCompatible(t *testing.T) {
 	if r := on.Lookup(LeafKVMCompat, 0, 0); r.EAX != LeafKVMCompatFeatures {
 		t.Errorf("KVM max leaf %#x", r.EAX)
 	}
+}
+
+// xsaveHost is a processor with XSAVE (leaf 1 ECX bit 26) and the state
+// components x87, SSE, AVX, AVX-512 and PKRU at Intel's offsets, and
+// every XSAVE instruction.
+func xsaveHost(leaf, sub uint32) CPUIDResult {
+	switch {
+	case leaf == 1:
+		r := fakeHost(leaf, sub)
+		r.ECX |= 1 << 26
+		return r
+	case leaf == 0xD && sub == 0:
+		return CPUIDResult{EAX: 0x2E7, EBX: 2696, ECX: 2696}
+	case leaf == 0xD && sub == 1:
+		return CPUIDResult{EAX: 0x1F, EBX: 2696, ECX: 0x1900}
+	case leaf == 0xD && sub == 2:
+		return CPUIDResult{EAX: 256, EBX: 576}
+	case leaf == 0xD && sub == 5:
+		return CPUIDResult{EAX: 64, EBX: 1088, ECX: 2}
+	case leaf == 0xD && sub == 9:
+		return CPUIDResult{EAX: 8, EBX: 2688}
+	}
+	return fakeHost(leaf, sub)
+}
+
+func TestCPUIDPolicyXSAVE(t *testing.T) {
+	p, err := NewCPUIDPolicy(CPUIDConfig{TSCKHz: 2_400_000}, xsaveHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.XCR0Offered(); got != 7 {
+		t.Fatalf("XCR0Offered = %#x, want x87|SSE|AVX", got)
+	}
+	if r := p.Lookup(0xD, 0, 0); r.EAX != 7 || r.EDX != 0 || r.ECX != 832 {
+		t.Errorf("leaf 0xD/0 = %+v, want EAX 7 and ECX 832 (AVX ends at 576+256)", r)
+	}
+	if r := p.Lookup(0xD, 1, 0); r.EAX != 7 || r.ECX != 0 || r.EDX != 0 {
+		t.Errorf("leaf 0xD/1 = %+v, want XSAVEOPT, XSAVEC, XGETBV1 only, no XSS bits", r)
+	}
+	for _, sub := range []uint32{5, 9} {
+		if r := p.Lookup(0xD, sub, 0); r != (CPUIDResult{}) {
+			t.Errorf("leaf 0xD/%d = %+v for a component not offered", sub, r)
+		}
+	}
+	if r := p.Lookup(0xD, 2, 0); r.EAX != 256 || r.EBX != 576 {
+		t.Errorf("leaf 0xD/2 = %+v, want the host's AVX place", r)
+	}
+	for _, c := range []struct {
+		sub        uint32
+		xcr0       uint64
+		wantEBX    uint32
+		whatFormat string
+	}{
+		{0, 1, 576, "standard"}, {0, 3, 576, "standard"}, {0, 7, 832, "standard"},
+		{1, 3, 576, "compacted"}, {1, 7, 832, "compacted"},
+	} {
+		if r := p.GuestBits(p.Lookup(0xD, c.sub, 0), 0xD, c.sub, 0, c.xcr0); r.EBX != c.wantEBX {
+			t.Errorf("XCR0 %#x: %s size %d, want %d", c.xcr0, c.whatFormat, r.EBX, c.wantEBX)
+		}
+	}
+	// OSXSAVE follows CR4.OSXSAVE.
+	if r := p.GuestBits(p.Lookup(1, 0, 0), 1, 0, 0, 1); r.ECX&(1<<27) != 0 || r.ECX&(1<<26) == 0 {
+		t.Errorf("leaf 1 ECX %#x with CR4.OSXSAVE clear: want XSAVE without OSXSAVE", r.ECX)
+	}
+	if r := p.GuestBits(p.Lookup(1, 0, 0), 1, 0, 1<<18, 1); r.ECX&(1<<27) == 0 {
+		t.Errorf("leaf 1 ECX %#x with CR4.OSXSAVE set: want OSXSAVE", r.ECX)
+	}
+	for _, c := range []struct {
+		ecx  uint32
+		v    uint64
+		want bool
+	}{
+		{0, 1, true}, {0, 3, true}, {0, 7, true},
+		{1, 7, false},     // only XCR0 exists
+		{0, 0, false},     // x87 cannot be turned off
+		{0, 6, false},     // nor here
+		{0, 5, false},     // AVX without SSE
+		{0, 0xE7, false},  // AVX-512 is not offered
+		{0, 0x203, false}, // nor PKRU
+		{0, 1 << 63, false},
+	} {
+		if got := p.ValidXCR0(c.ecx, c.v); got != c.want {
+			t.Errorf("ValidXCR0(%d, %#x) = %v, want %v", c.ecx, c.v, got, c.want)
+		}
+	}
+	// A host without XSAVE, or FXSAVEOnly, offers none.
+	for name, q := range map[string]*CPUIDPolicy{
+		"no XSAVE": mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000}, func(leaf, sub uint32) CPUIDResult {
+			r := xsaveHost(leaf, sub)
+			if leaf == 1 {
+				r.ECX &^= 1 << 26
+			}
+			return r
+		}),
+		"FXSAVEOnly": mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000, FXSAVEOnly: true}, xsaveHost),
+	} {
+		if q.XCR0Offered() != 0 || q.ValidXCR0(0, 1) || q.Lookup(0xD, 0, 0) != (CPUIDResult{}) {
+			t.Errorf("%s: XCR0Offered %#x, leaf 0xD %+v: want no XSAVE", name, q.XCR0Offered(), q.Lookup(0xD, 0, 0))
+		}
+	}
+}
+
+func mustPolicy(t *testing.T, cfg CPUIDConfig, host HostCPUID) *CPUIDPolicy {
+	t.Helper()
+	p, err := NewCPUIDPolicy(cfg, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
