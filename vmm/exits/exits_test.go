@@ -835,11 +835,39 @@ func TestCPUIDPolicyXSAVE(t *testing.T) {
 	}
 }
 
-func mustPolicy(t *testing.T, cfg CPUIDConfig, host HostCPUID) *CPUIDPolicy {
+func mustPolicy(t testing.TB, cfg CPUIDConfig, host HostCPUID) *CPUIDPolicy {
 	t.Helper()
 	p, err := NewCPUIDPolicy(cfg, host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// FuzzXSETBV feeds XSETBV whatever a guest may put in ECX and EDX:EAX:
+// the XCR0 it leaves is always the old one or one the processor would
+// take (x87 set, AVX only with SSE, offered components only), and only
+// then does RIP move.
+func FuzzXSETBV(f *testing.F) {
+	for _, v := range []uint64{0, 1, 3, 5, 7, 0xE7, 1 << 63} {
+		f.Add(uint64(0), v, uint64(3))
+	}
+	f.Add(uint64(1)<<32, uint64(7), uint64(1))
+	p := mustPolicy(f, CPUIDConfig{TSCKHz: 2_400_000}, xsaveHost)
+	d := Dispatcher{CPUID: p, IO: NewIOBus(), MSR: NewMSRTable()}
+	f.Fuzz(func(t *testing.T, rcx, v, old uint64) {
+		old = old&p.XCR0Offered() | 1
+		regs := vmx.GuestRegs{RCX: rcx, RAX: v, RDX: v >> 32, XCR0: old}
+		a := d.Handle(&Exit{Reason: uint64(vmx.ExitXSETBV), InstructionLength: 3}, &regs)
+		x := regs.XCR0
+		switch {
+		case x == old && a.Kind == ActionInject && a.AdvanceRIP == 0:
+		case a.Kind == ActionResume && a.AdvanceRIP == 3 && x == v&0xFFFFFFFF|v>>32<<32 && p.ValidXCR0(uint32(rcx), x):
+			if x&1 == 0 || x&^p.XCR0Offered() != 0 || x&4 != 0 && x&2 == 0 {
+				t.Fatalf("XCR0 %#x taken", x)
+			}
+		default:
+			t.Fatalf("XSETBV(%#x, %#x) from %#x: %+v, XCR0 %#x", rcx, v, old, a, x)
+		}
+	})
 }
