@@ -70,6 +70,9 @@ type Hypervisor struct {
 	// tscDeadline: the LAPIC timer has TSC-deadline mode (AMD-V's
 	// preemption, see setPreemptionTimer).
 	tscDeadline bool
+	// hostXCR0 is the XCR0 of every core that runs guests, set when it
+	// first does (0: the CPU has no XSAVE; see hostXCR0).
+	hostXCR0 uint64
 }
 
 // New prepares VMX on this node. It fails where the CPU has no usable
@@ -112,6 +115,7 @@ func New(p *board.Platform, pool *frames.Pool) (*Hypervisor, error) {
 		eptc:  ept.CapsFromMSR(uint64(caps.EPTVPID), maxPhys),
 		cores: make(map[uint32]*coreVMX),
 	}
+	h.hostXCR0 = hostXCR0(h.hostCPUID)
 	// VMXON regions are allocated up front: a core enters VMX operation
 	// from a pinned goroutine, which must not block on the frame pool.
 	for _, c := range p.CPUs {
@@ -199,6 +203,9 @@ func (h *Hypervisor) enableVMX() (uint32, error) {
 	}
 	vmx.WriteCR0(h.caps.VMXONCR0(vmx.ReadCR0()))
 	vmx.WriteCR4(h.caps.VMXONCR4(vmx.ReadCR4()))
+	if h.hostXCR0 != 0 {
+		vmx.EnableXSAVE(h.hostXCR0) // before the VMCS takes the host's CR4
+	}
 	*(*uint32)(unsafe.Pointer(&physBytes(c.region, 4)[0])) = h.caps.Basic.Revision
 	if err := vmx.VMXON(c.region); err != nil {
 		return id, fmt.Errorf("VMXON on APIC id %d: %w", id, err)

@@ -411,7 +411,7 @@ func (vm *LinuxVM) exitHandlers() (exits.Dispatcher, error) {
 	}
 	cpuid, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{
 		TSCKHz: uint32(h.plat.TSCHz * uint64(max(cfg.Dilation, 1)) / 1000), VCPUs: uint32(cfg.VCPUs),
-		EmulatedAPIC: true, FXSAVEOnly: true, HideUnvirtualized: true, KVMCompatible: true,
+		EmulatedAPIC: true, FXSAVEOnly: h.hostXCR0 == 0, HideUnvirtualized: true, KVMCompatible: true,
 		TSCAux: h.svmCaps != nil, // see vmTSCAux
 	}, h.hostCPUID)
 	if err != nil {
@@ -444,7 +444,6 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 		if vm.dist != nil {
 			v.share = vm.dist.rt.Handle(migrate.VCPUID(i))
 		}
-		v.vx.regs.FPU, v.vx.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.unrestricted = ctl.Proc2&vmx.Proc2UnrestrictedGuest != 0
 		if ctl.Proc2&vmx.Proc2EnableVPID != 0 {
 			vm.vpids[i] = uint16(linuxVPIDBase + vm.id*64 + i)
@@ -472,13 +471,16 @@ func (vm *LinuxVM) newVCPUs(disp exits.Dispatcher) error {
 	return nil
 }
 
-// useDispatcher gives vCPU i its copy of the VM's exit dispatcher, and
-// the CR4 bits the CPUID it answers offers, on either backend.
+// useDispatcher gives vCPU i its copy of the VM's exit dispatcher, the
+// CR4 bits the CPUID it answers offers, and an FPU area for the state
+// components it offers, on either backend (v.cpu set).
 func (v *linuxVCPU) useDispatcher(disp exits.Dispatcher, i int) {
 	v.disp = disp
 	v.disp.VCPU, v.disp.APICID = i, uint32(i)
 	v.disp.APICEnabled = v.apicEnabled
+	v.disp.CR4, v.disp.CPL = v.cpu.GuestCR4, v.cpu.CPL
 	v.cr4Allowed = cr4Allowed(func(leaf, sub uint32) exits.CPUIDResult { return disp.CPUID.Lookup(leaf, sub, 0) })
+	guestFPU(v.cpu.Regs(), disp.CPUID, v.vm.h.hostXCR0)
 }
 
 // ownMasks adds to g's guest/host masks (VT-x) the bits the hyperkernel

@@ -57,7 +57,6 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 		}
 		v.sv = newSVMCPU(h, frame, v.res)
 		v.sv.apicID, v.sv.bsp = uint32(i), i == 0
-		v.sv.regs.FPU, v.sv.regs.HostFPU = vmx.NewFXArea(), vmx.NewFXArea()
 		v.cpu = v.sv
 		v.useDispatcher(disp, i)
 	}

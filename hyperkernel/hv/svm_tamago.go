@@ -45,6 +45,7 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 		svmCaps:     caps,
 		svmCores:    make(map[uint32]*coreSVM),
 	}
+	h.hostXCR0 = hostXCR0(h.hostCPUID)
 	for _, c := range p.CPUs {
 		if !c.Online {
 			continue
@@ -139,15 +140,15 @@ func (h *Hypervisor) svmPermissionMaps(pass ...uint32) (uint64, error) {
 }
 
 // svmGuestVMCB writes what every guest's VMCB has: the intercepts the
-// VT-x side has (CPUID, HLT, ports and MSRs through the permission maps
-// at maps, physical INTR and NMI, shutdown) and every SVM instruction
-// (the dispatcher makes them #UD), host interrupts exiting whatever the
-// guest's IF, ASID asid, nested paging from ncr3.
+// VT-x side has (CPUID, HLT, XSETBV, ports and MSRs through the
+// permission maps at maps, physical INTR and NMI, shutdown) and every SVM
+// instruction (the dispatcher makes them #UD), host interrupts exiting
+// whatever the guest's IF, ASID asid, nested paging from ncr3.
 func svmGuestVMCB(v *svm.VMCB, maps uint64, asid uint32, ncr3 uint64) {
 	for _, i := range []svm.Intercept{svm.InterceptINTR, svm.InterceptNMI, svm.InterceptShutdown, svm.InterceptCPUID,
 		svm.InterceptHLT, svm.InterceptIOIOProt, svm.InterceptMSRProt, svm.InterceptVMRUN, svm.InterceptVMMCALL,
 		svm.InterceptVMLOAD, svm.InterceptVMSAVE, svm.InterceptSTGI, svm.InterceptCLGI, svm.InterceptSKINIT,
-		svm.InterceptINVLPGA} {
+		svm.InterceptINVLPGA, svm.InterceptXSETBV} {
 		v.SetIntercept(i, true)
 	}
 	v.Write(svm.CtlIOPMBase, maps)

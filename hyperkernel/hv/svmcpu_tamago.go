@@ -45,6 +45,9 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 		if err := svm.Enable(c.hsave); err != nil {
 			return id, nil, err
 		}
+		if h.hostXCR0 != 0 {
+			vmx.EnableXSAVE(h.hostXCR0)
+		}
 		setPreemptionTimer(h.plat.WakeVector, h.tscDeadline)
 		c.on.Store(true)
 	}
@@ -344,6 +347,12 @@ func (c *svmCPU) Save(st *vcpu.State) error {
 	}
 	return nil
 }
+
+// GuestCR4 is the guest's CR4 (the VMCB holds it as the guest sees it).
+func (c *svmCPU) GuestCR4() uint64 { return c.vmcb.Read(svm.SaveCR4) }
+
+// CPL is the VMCB's current privilege level (APM Vol. 2, 15.5.1).
+func (c *svmCPU) CPL() int { return int(c.vmcb.Read(svm.SaveCPL) & 3) }
 
 // CR3, RSP and SetRSP give device emulation the guest's page tables and
 // stack (guestCPU).

@@ -11,12 +11,13 @@ import (
 
 // Fixed lengths of the instructions whose exits AMD-V reports without a
 // next RIP where the CPU has no NRIP save (QEMU's TCG): CPUID (0F A2),
-// RDMSR/WRMSR (0F 32, 0F 30), HLT (F4). A prefixed form would be longer;
+// RDMSR/WRMSR (0F 32, 0F 30), HLT (F4), XSETBV (0F 01 D1). A prefixed form would be longer;
 // none of the guests here use one.
 const (
-	lenCPUID = 2
-	lenMSR   = 2
-	lenHLT   = 1
+	lenCPUID  = 2
+	lenMSR    = 2
+	lenHLT    = 1
+	lenXSETBV = 3 // 0F 01 D1
 )
 
 // exitFromSVM translates a decoded #VMEXIT into the exit the dispatcher
@@ -67,6 +68,9 @@ func exitFromSVM(x *svm.Exit, rip, nrip uint64, e *exits.Exit) {
 		}
 	default:
 		e.Reason, e.Qualification = svmUnhandled, uint64(x.Code)
+		if x.Code == svm.ExitXSETBV {
+			e.Reason, e.Qualification, e.InstructionLength = uint64(vmx.ExitXSETBV), 0, length(lenXSETBV)
+		}
 	}
 }
 

@@ -28,6 +28,12 @@ func TestExitFromSVM(t *testing.T) {
 		{name: "CPUID without NRIP save", code: svm.ExitCPUID, kind: exits.ActionResume, reason: vmx.ExitCPUID, advance: 2},
 		{name: "CPUID with NRIP save", code: svm.ExitCPUID, nrip: rip + 3, kind: exits.ActionResume, reason: vmx.ExitCPUID, advance: 3},
 		{name: "HLT", code: svm.ExitHLT, kind: exits.ActionHalt, reason: vmx.ExitHLT, advance: 1},
+		{name: "XSETBV without NRIP save", code: svm.ExitXSETBV, kind: exits.ActionInject, reason: vmx.ExitXSETBV,
+			check: func(t *testing.T, a *exits.Action, e *exits.Exit) {
+				if e.InstructionLength != 3 {
+					t.Errorf("XSETBV length %d, want 3", e.InstructionLength)
+				}
+			}},
 		{name: "OUT DX, AL", code: svm.ExitIOIO, info1: 0x80<<16 | 1<<4, info2: rip + 1, kind: exits.ActionResume, reason: vmx.ExitIOInstruction, advance: 1,
 			check: func(t *testing.T, a *exits.Action, e *exits.Exit) {
 				if io, _ := vmx.DecodeIOExit(e.Qualification); io.Port != 0x80 || io.Size != 1 || io.In {

@@ -65,9 +65,7 @@ func saveVMCB(v *svm.VMCB, regs *vmx.GuestRegs, apicID uint32, bsp bool, s *vcpu
 	if v.Read(svm.CtlInterruptShadow)&svm.InterruptShadow != 0 {
 		s.Events.Interruptibility = 1 // blocking by STI
 	}
-	if regs.FPU != nil {
-		saveFX(regs.FPU, s)
-	}
+	saveFPU(regs, s)
 }
 
 // loadVMCB is the inverse of saveVMCB: it writes s into a VMCB's
@@ -110,7 +108,5 @@ func loadVMCB(s *vcpu.State, v *svm.VMCB, regs *vmx.GuestRegs) {
 		shadow |= svm.InterruptShadow
 	}
 	v.Write(svm.CtlInterruptShadow, shadow)
-	if regs.FPU != nil {
-		loadFX(s, regs.FPU)
-	}
+	loadFPU(s, regs)
 }

@@ -44,8 +44,47 @@ func SaveVCPU(g *vmx.GuestState, regs *vmx.GuestRegs, apicID uint32, bsp bool, s
 	s.Activity = vcpu.ActivityState(g.ActivityState)
 	s.Events.Interruptibility = g.Interruptibility
 	s.Events.PendingDebug = g.PendingDebug
-	if regs.FPU != nil {
-		saveFX(regs.FPU, s)
+	saveFPU(regs, s)
+}
+
+// saveFPU puts the vCPU's x87, SSE and XSAVE state into s: its XSAVE
+// area and XCR0 where it has one, else its FXSAVE image (saveFX).
+func saveFPU(regs *vmx.GuestRegs, s *vcpu.State) {
+	area := regs.XSAVEArea()
+	if area == nil {
+		if regs.FPU != nil {
+			saveFX(regs.FPU, s)
+		}
+		return
+	}
+	s.SetXSAVE(area)
+	s.XCR0 = regs.XCR0
+	// The legacy region is always current (FXSAVE); the components above
+	// SSE are as the last XSAVE left them, those XCR0 enables.
+	a := s.XSAVE[:]
+	bv := binary.LittleEndian.Uint64(a[xstateBVOffset:])
+	binary.LittleEndian.PutUint64(a[xstateBVOffset:], bv&regs.XCR0&^uint64(vcpu.XCR0X87|vcpu.XCR0SSE)|vcpu.XCR0X87|vcpu.XCR0SSE)
+}
+
+// loadFPU is the inverse of saveFPU. A vCPU with an XSAVE area takes
+// s's XCR0, less the components its area has no room for (XCR0Max: the
+// node offers fewer), and those components' state; the legacy region as
+// loadFX reads it.
+func loadFPU(s *vcpu.State, regs *vmx.GuestRegs) {
+	area := regs.XSAVEArea()
+	if area == nil {
+		if regs.FPU != nil {
+			loadFX(s, regs.FPU)
+		}
+		return
+	}
+	clear(area)
+	loadFX(s, regs.FPU)
+	regs.XCR0 = s.XCR0&regs.XCR0Max | vcpu.XCR0X87
+	if a := s.XSAVEArea(); len(a) >= vcpu.MinXSAVE {
+		copy(area[vcpu.MinXSAVE:], a[vcpu.MinXSAVE:])
+		bv := binary.LittleEndian.Uint64(a[xstateBVOffset:])
+		binary.LittleEndian.PutUint64(area[xstateBVOffset:], bv&regs.XCR0&^uint64(vcpu.XCR0X87|vcpu.XCR0SSE))
 	}
 }
 
@@ -120,9 +159,7 @@ func LoadVCPU(c *vmx.Capabilities, s *vcpu.State, g *vmx.GuestState, regs *vmx.G
 	g.ActivityState = uint32(s.Activity)
 	g.Interruptibility = s.Events.Interruptibility
 	g.PendingDebug = s.Events.PendingDebug
-	if regs.FPU != nil {
-		loadFX(s, regs.FPU)
-	}
+	loadFPU(s, regs)
 	if s.EFER&eferLMA != 0 {
 		g.Controls.Entry |= vmx.EntryIA32eModeGuest
 	} else {

@@ -4,6 +4,8 @@
 package hv
 
 import (
+	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/big-iron/big-iron/vmm/testguest"
@@ -130,5 +132,68 @@ func TestFPUStateTravels(t *testing.T) {
 	SaveVCPU(&g, &regs, 1, false, &s)
 	if s.XCR0&vcpu.XCR0SSE != 0 {
 		t.Error("a vCPU without FPU state claims SSE state")
+	}
+}
+
+// A vCPU with an XSAVE area takes its XCR0 and every component XCR0
+// enables to another node and back, through the encoded state; a node
+// whose area has room for fewer components takes only those, and one
+// that switches the FPU with FXSAVE takes the x87 and SSE state.
+func TestXSAVEStateTravels(t *testing.T) {
+	var regs vmx.GuestRegs
+	regs.UseXSAVE(832, 7, 3)
+	area := regs.XSAVEArea()
+	for i := 160; i < 176; i++ {
+		area[i] = byte(i) // XMM0
+	}
+	for i := 576; i < 592; i++ {
+		area[i] = byte(i) // YMM0's upper half
+	}
+	binary.LittleEndian.PutUint64(area[512:], 1<<2|1<<5) // AVX, and an AVX-512 bit XCR0 lacks
+	regs.XCR0 = 7
+	var s vcpu.State
+	s.Reset(0, true)
+	saveFPU(&regs, &s)
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatalf("the saved state does not validate: %v", err)
+	}
+	var back vcpu.State
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if back.XCR0 != 7 || back.XSAVELen != 832 {
+		t.Fatalf("state XCR0 %#x, area %d bytes; want 7 and 832", back.XCR0, back.XSAVELen)
+	}
+	if bv := binary.LittleEndian.Uint64(back.XSAVE[512:]); bv != 7 {
+		t.Errorf("XSTATE_BV %#x in the state, want 7 (x87 and SSE always, AVX as saved, no bit outside XCR0)", bv)
+	}
+
+	var there vmx.GuestRegs
+	there.UseXSAVE(832, 7, 3)
+	binary.LittleEndian.PutUint64(there.XSAVEArea()[520:], 0xBAD) // stale header: must be cleared
+	loadFPU(&back, &there)
+	got := there.XSAVEArea()
+	if there.XCR0 != 7 || !bytes.Equal(got[160:176], area[160:176]) || !bytes.Equal(got[576:592], area[576:592]) {
+		t.Errorf("XCR0 %#x, XMM0 %x, YMM0 high %x: state changed on the way", there.XCR0, got[160:176], got[576:592])
+	}
+	if bv := binary.LittleEndian.Uint64(got[512:]); bv != 4 {
+		t.Errorf("XSTATE_BV %#x loaded, want 4 (AVX; x87 and SSE come with FXRSTOR)", bv)
+	}
+	if !bytes.Equal(got[520:576], make([]byte, 56)) {
+		t.Error("the loaded header's reserved bytes are not zero (XRSTOR would fault)")
+	}
+
+	var small vmx.GuestRegs
+	small.UseXSAVE(576, 3, 3)
+	loadFPU(&back, &small)
+	if small.XCR0 != 3 || !bytes.Equal(small.XSAVEArea()[160:176], area[160:176]) {
+		t.Errorf("on a node without AVX: XCR0 %#x, XMM0 %x; want 3 and XMM0 kept", small.XCR0, small.XSAVEArea()[160:176])
+	}
+
+	fx := vmx.GuestRegs{FPU: vmx.NewFXArea()}
+	loadFPU(&back, &fx)
+	if !bytes.Equal(fx.FPU[160:176], area[160:176]) || fx.XCR0 != 0 {
+		t.Errorf("on an FXSAVE node: XMM0 %x, XCR0 %#x", fx.FPU[160:176], fx.XCR0)
 	}
 }

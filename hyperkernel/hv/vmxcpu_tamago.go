@@ -68,15 +68,28 @@ func (c *vmxCPU) reset(vc loadedVMCS, ctl vmx.Controls) {
 
 var _ guestCPU = (*vmxCPU)(nil)
 
-// guestCPU is a vCPU as device emulation sees it: the run loop's CPU, and
-// the guest's page tables and stack pointer (an emulated access fetches
-// the instruction through CR3 and may push or pop).
+// guestCPU is a vCPU as device emulation sees it: the run loop's CPU, the
+// guest's CR4 and privilege level (what CPUID and XSETBV follow), and its
+// page tables and stack pointer (an emulated access fetches the
+// instruction through CR3 and may push or pop).
 type guestCPU interface {
 	runloop.CPU
+	GuestCR4() uint64
+	CPL() int
 	CR3() uint64
 	RSP() uint64
 	SetRSP(uint64)
 }
+
+// GuestCR4 is CR4 as the guest sees it: the bits the host owns (the
+// guest/host mask) from the read shadow.
+func (c *vmxCPU) GuestCR4() uint64 {
+	mask := vmread(vmx.CR4GuestHostMask)
+	return vmread(vmx.GuestCR4)&^mask | vmread(vmx.CR4ReadShadow)&mask
+}
+
+// CPL is the guest's privilege level, SS.DPL (SDM Vol. 3C, 25.4.1).
+func (c *vmxCPU) CPL() int { return int(vmread(vmx.GuestSSAccessRights) >> 5 & 3) }
 
 func (c *vmxCPU) CR3() uint64     { return vmread(vmx.GuestCR3) }
 func (c *vmxCPU) RSP() uint64     { return vmread(vmx.GuestRSP) }

@@ -1,0 +1,75 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package hv
+
+import (
+	"testing"
+
+	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/vmx"
+)
+
+// cpuWith is a host CPUID with XSAVE (leaf 1 ECX bit 26) where xsave is
+// set, the components xcr0 in leaf 0xD, and AVX at Intel's place.
+func cpuWith(xsave bool, xcr0 uint32) func(leaf, sub uint32) exits.CPUIDResult {
+	return func(leaf, sub uint32) exits.CPUIDResult {
+		switch {
+		case leaf == 0:
+			return exits.CPUIDResult{EAX: 0x16}
+		case leaf == 1 && xsave:
+			return exits.CPUIDResult{ECX: 1 << 26}
+		case leaf == 0xD && sub == 0 && xsave:
+			return exits.CPUIDResult{EAX: xcr0}
+		case leaf == 0xD && sub == 2 && xsave && xcr0&4 != 0:
+			return exits.CPUIDResult{EAX: 256, EBX: 576}
+		}
+		return exits.CPUIDResult{}
+	}
+}
+
+func TestHostXCR0(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		xsave bool
+		xcr0  uint32
+		want  uint64
+	}{
+		{"XSAVE with AVX", true, 7, 3},
+		{"XSAVE, x87 and SSE", true, 3, 3},
+		{"no XSAVE", false, 0, 0},
+		{"XSAVE without SSE state", true, 1, 0},
+	} {
+		if got := hostXCR0(cpuWith(c.xsave, c.xcr0)); got != c.want {
+			t.Errorf("%s: hostXCR0 = %#x, want %#x", c.name, got, c.want)
+		}
+	}
+}
+
+func TestGuestFPU(t *testing.T) {
+	policy := func(host func(leaf, sub uint32) exits.CPUIDResult) *exits.CPUIDPolicy {
+		p, err := exits.NewCPUIDPolicy(exits.CPUIDConfig{TSCKHz: 1_000_000}, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var regs vmx.GuestRegs
+	guestFPU(&regs, policy(cpuWith(true, 7)), 3)
+	if regs.XSAVESize != 832 || regs.XCR0 != 1 || regs.HostXCR0 != 3 || regs.XCR0Max != 7 || regs.HostFPU == nil {
+		t.Errorf("with AVX offered: area %d, XCR0 %#x, host %#x, max %#x; want 832, 1, 3, 7", regs.XSAVESize, regs.XCR0, regs.HostXCR0, regs.XCR0Max)
+	}
+	for name, c := range map[string]struct {
+		host func(leaf, sub uint32) exits.CPUIDResult
+		xcr0 uint64
+	}{
+		"no XSAVE":          {cpuWith(false, 0), 0},
+		"host XCR0 not set": {cpuWith(true, 7), 0},
+	} {
+		regs := vmx.GuestRegs{XCR0: 9, XSAVESize: 9}
+		guestFPU(&regs, policy(c.host), c.xcr0)
+		if regs.FPU == nil || regs.HostFPU == nil || regs.XSAVESize != 0 || regs.XCR0 != 0 || regs.HostXCR0 != 0 {
+			t.Errorf("%s: %+v, want an FXSAVE image and no XCR0 switching", name, regs)
+		}
+	}
+}
