@@ -131,6 +131,7 @@ func TestBochsLinux(t *testing.T) {
 	if !regexp.MustCompile(`memtest: \d+ MiB of \d+ MiB \(90%\) on 2 CPUs`).MatchString(memtest) {
 		t.Errorf("memtest did not test 90%% of the guest's RAM on both vCPUs:\n%s", memtest)
 	}
+	checkAVX(t, n, shellPrompt, "", "Bochs, VT-x")
 	// The virtio-mmio block device was found in the DSDT, negotiated and
 	// read (its capacity) at probe.
 	if !strings.Contains(n.con.Output(), "virtio_blk virtio0: [vda] 16384 512-byte logical blocks (8.39 MB/8.00 MiB)") {
@@ -188,6 +189,25 @@ func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), ru
 		return got
 	}
 	return prompt, run
+}
+
+// checkAVX runs avxcheck in the guest at its shell on n (the prompt
+// already read): the guest's CPUID offers AVX, its kernel turns AVX
+// state on in XCR0, and every thread's YMM registers survive the kernel
+// switching threads and the hyperkernel switching the guest's state at
+// each exit (XSAVE and XRSTOR with the guest's XCR0). args are
+// avxcheck's flags; what names the node for the log.
+func checkAVX(t *testing.T, n *node, prompt func(), args, what string) {
+	t.Helper()
+	if err := n.con.Send(strings.TrimSpace("avxcheck " + args)); err != nil {
+		t.Fatal(err)
+	}
+	which, out, err := n.con.ExpectAny([]string{"avxcheck: ok", "avxcheck: FAILED"}, 20*time.Minute)
+	if err != nil || which != 0 {
+		t.Fatalf("avxcheck (%s): %v\n%s", what, err, out)
+	}
+	prompt()
+	t.Logf("avxcheck (%s):\n%s", what, out)
 }
 
 // atoi is strconv.Atoi for digits a pattern matched.

@@ -57,6 +57,7 @@ var commands = []string{
 var guestPrograms = []string{
 	"github.com/big-iron/big-iron/tools/guest/sharedcounter",
 	"github.com/big-iron/big-iron/tools/guest/memtest",
+	"github.com/big-iron/big-iron/tools/guest/avxcheck",
 }
 
 // guestInit is the initramfs's /init: it mounts the kernel's file
