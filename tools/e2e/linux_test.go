@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func TestBochsLinux(t *testing.T) {
 	if !regexp.MustCompile(`memtest: \d+ MiB of \d+ MiB \(90%\) on 2 CPUs`).MatchString(memtest) {
 		t.Errorf("memtest did not test 90%% of the guest's RAM on both vCPUs:\n%s", memtest)
 	}
-	checkAVX(t, n, shellPrompt, "", "Bochs, VT-x")
+	checkAVX(t, n, shellPrompt, 2, "", "Bochs, VT-x")
 	// The virtio-mmio block device was found in the DSDT, negotiated and
 	// read (its capacity) at probe.
 	if !strings.Contains(n.con.Output(), "virtio_blk virtio0: [vda] 16384 512-byte logical blocks (8.39 MB/8.00 MiB)") {
@@ -195,9 +196,10 @@ func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), ru
 // already read): the guest's CPUID offers AVX, its kernel turns AVX
 // state on in XCR0, and every thread's YMM registers survive the kernel
 // switching threads and the hyperkernel switching the guest's state at
-// each exit (XSAVE and XRSTOR with the guest's XCR0). args are
-// avxcheck's flags; what names the node for the log.
-func checkAVX(t *testing.T, n *node, prompt func(), args, what string) {
+// each exit (XSAVE and XRSTOR with the guest's XCR0), on each of its
+// cpus CPUs. args are avxcheck's flags; what names the node for the
+// log.
+func checkAVX(t *testing.T, n *node, prompt func(), cpus int, args, what string) {
 	t.Helper()
 	if err := n.con.Send(strings.TrimSpace("avxcheck " + args)); err != nil {
 		t.Fatal(err)
@@ -208,6 +210,9 @@ func checkAVX(t *testing.T, n *node, prompt func(), args, what string) {
 	}
 	prompt()
 	t.Logf("avxcheck (%s):\n%s", what, out)
+	if !strings.Contains(out, fmt.Sprintf(" threads on %d CPUs,", cpus)) {
+		t.Errorf("avxcheck did not run on the guest's %d CPUs", cpus)
+	}
 }
 
 // atoi is strconv.Atoi for digits a pattern matched.

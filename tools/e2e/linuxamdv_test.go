@@ -54,7 +54,7 @@ func TestQEMULinuxAMDV(t *testing.T) {
 		t.Errorf("the guest sees %v MiB, want about 5 GiB less the kernel's", m)
 	}
 	t.Logf("memtest (QEMU TCG, wall clock):\n%s", guest("memtest -share 0.9", "memtest: ok"))
-	checkAVX(t, n, shellPrompt, "", "QEMU TCG, AMD-V")
+	checkAVX(t, n, shellPrompt, 1, "", "QEMU TCG, AMD-V")
 	// Every MSR Linux reads without rdmsr_safe on an AMD processor
 	// (SYSCFG among them) is emulated.
 	if bad := regexp.MustCompile(`(?m)^.*unchecked MSR access error.*$`).FindAllString(n.con.Output(), -1); len(bad) > 0 {

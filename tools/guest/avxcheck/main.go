@@ -10,8 +10,10 @@
 // hyperkernel's VM exits and its moves of a vCPU between cores (XSAVE
 // and XRSTOR with the guest's XCR0). Each thread loads all sixteen YMM
 // registers with its own pattern, spins without touching them, and
-// compares them with the pattern; there are twice as many threads as
-// CPUs, so that the kernel switches between them.
+// compares them with the pattern. Thread t is pinned to CPU t mod the
+// CPUs online (on a VM spanning nodes, a vCPU may run on any node), and
+// there are twice as many threads as CPUs, so that the kernel switches
+// between them.
 //
 // Usage:
 //
@@ -28,6 +30,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
+
+	"github.com/big-iron/big-iron/tools/guest/internal/pinned"
 )
 
 // CPUID and XCR0 bits (Intel SDM Vol. 2A, CPUID; Vol. 1, 13.3).
@@ -45,7 +49,8 @@ func ymmHold(in, out *[16][32]byte, spins uint64)
 func main() {
 	rounds := flag.Int("rounds", 8, "rounds per thread")
 	spins := flag.Uint64("spins", 5_000_000, "loop iterations the YMM registers are held for in each round")
-	threads := flag.Int("threads", 2*runtime.NumCPU(), "threads")
+	cpus := pinned.OnlineCPUs()
+	threads := flag.Int("threads", 2*cpus, "threads, thread t pinned to CPU t mod the CPUs online")
 	flag.Parse()
 	_, _, ecx, _ := cpuid(1, 0)
 	if ecx&leaf1ECXAVX == 0 || ecx&leaf1ECXOSXSAVE == 0 {
@@ -66,7 +71,9 @@ func main() {
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread()
-			errs[t] = hold(t, *rounds, *spins)
+			if errs[t] = pinned.Pin(t % cpus); errs[t] == nil {
+				errs[t] = hold(t, *rounds, *spins)
+			}
 		}()
 	}
 	wg.Wait()
@@ -81,7 +88,7 @@ func main() {
 		fmt.Println("avxcheck: FAILED")
 		os.Exit(1)
 	}
-	fmt.Printf("avxcheck: %d threads, %d rounds of %d spins each: every YMM register kept\navxcheck: ok\n", *threads, *rounds, *spins)
+	fmt.Printf("avxcheck: %d threads on %d CPUs, %d rounds of %d spins each: every YMM register kept\navxcheck: ok\n", *threads, cpus, *rounds, *spins)
 }
 
 // hold runs rounds of ymmHold for thread t with a pattern of its own
