@@ -63,7 +63,13 @@ func saveFPU(regs *vmx.GuestRegs, s *vcpu.State) {
 	// SSE are as the last XSAVE left them, those XCR0 enables.
 	a := s.XSAVE[:]
 	bv := binary.LittleEndian.Uint64(a[xstateBVOffset:])
-	binary.LittleEndian.PutUint64(a[xstateBVOffset:], bv&regs.XCR0&^uint64(vcpu.XCR0X87|vcpu.XCR0SSE)|vcpu.XCR0X87|vcpu.XCR0SSE)
+	binary.LittleEndian.PutUint64(a[xstateBVOffset:], extendedState(bv, regs.XCR0)|vcpu.XCR0X87|vcpu.XCR0SSE)
+}
+
+// extendedState is the part of XSTATE_BV bv that the XSAVE area holds for
+// XCR0 xcr0 beyond x87 and SSE, whose state FXSAVE and FXRSTOR switch.
+func extendedState(bv, xcr0 uint64) uint64 {
+	return bv & xcr0 &^ (vcpu.XCR0X87 | vcpu.XCR0SSE)
 }
 
 // loadFPU is the inverse of saveFPU. A vCPU with an XSAVE area takes
@@ -84,7 +90,7 @@ func loadFPU(s *vcpu.State, regs *vmx.GuestRegs) {
 	if a := s.XSAVEArea(); len(a) >= vcpu.MinXSAVE {
 		copy(area[vcpu.MinXSAVE:], a[vcpu.MinXSAVE:])
 		bv := binary.LittleEndian.Uint64(a[xstateBVOffset:])
-		binary.LittleEndian.PutUint64(area[xstateBVOffset:], bv&regs.XCR0&^uint64(vcpu.XCR0X87|vcpu.XCR0SSE))
+		binary.LittleEndian.PutUint64(area[xstateBVOffset:], extendedState(bv, regs.XCR0))
 	}
 }
 

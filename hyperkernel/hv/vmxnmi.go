@@ -5,11 +5,6 @@ package hv
 
 import "github.com/big-iron/big-iron/vmm/vmx"
 
-// eptNMIUnblocking is bit 12 of an EPT violation's exit qualification:
-// the access faulted in an IRET that had unblocked NMIs (Intel SDM Vol.
-// 3C, 28.2.1, Table 28-7).
-const eptNMIUnblocking = 1 << 12
-
 // vmxWindows returns the primary processor-based controls proc with
 // interrupt-window and NMI-window exiting set as the loop asks (intr,
 // nmi; SDM Vol. 3C, 26.7.5, 26.7.6). With virtual NMIs (vnmi) an NMI
@@ -50,7 +45,7 @@ func iretUnblockedNMIs(reason vmx.ExitReason, qual, intrInfo uint64, interrupted
 	}
 	switch reason {
 	case vmx.ExitEPTViolation:
-		return qual&eptNMIUnblocking != 0
+		return vmx.DecodeEPTViolation(qual).NMIUnblocking
 	case vmx.ExitExceptionOrNMI:
 		i := vmx.DecodeInterruption(intrInfo)
 		return i.Valid && i.NMIUnblocking && i.Vector != vmx.VectorDF

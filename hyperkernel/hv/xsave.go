@@ -17,7 +17,7 @@ import (
 // runtime, which enabled AVX only if XCR0 had it, keeps to SSE.
 func hostXCR0(cpuid func(leaf, sub uint32) exits.CPUIDResult) uint64 {
 	const x87SSE = vcpu.XCR0X87 | vcpu.XCR0SSE
-	if cpuid(0, 0).EAX < exits.LeafXSAVE || cpuid(exits.LeafFeatures, 0).ECX&(1<<26) == 0 {
+	if cpuid(0, 0).EAX < exits.LeafXSAVE || cpuid(exits.LeafFeatures, 0).ECX&exits.Leaf1ECXXSAVE == 0 {
 		return 0
 	}
 	if uint64(cpuid(exits.LeafXSAVE, 0).EAX)&x87SSE != x87SSE {

@@ -126,7 +126,7 @@ const (
 	leaf1ECXDCA         = 1 << 18
 	leaf1ECXX2APIC      = 1 << 21
 	leaf1ECXTSCDeadline = 1 << 24
-	leaf1ECXXSAVE       = 1 << 26
+	Leaf1ECXXSAVE       = 1 << 26 // XSAVE, XRSTOR, XSETBV, XGETBV and XCR0
 	leaf1ECXOSXSAVE     = 1 << 27
 	leaf1ECXAVX         = 1 << 28
 	leaf1ECXF16C        = 1 << 29
@@ -314,7 +314,7 @@ func (p *CPUIDPolicy) features(r CPUIDResult) CPUIDResult {
 	// OSXSAVE is CR4.OSXSAVE, the vCPU's (GuestBits)
 	r.ECX &^= leaf1ECXOSXSAVE
 	if p.cfg.FXSAVEOnly {
-		r.ECX &^= leaf1ECXXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
+		r.ECX &^= Leaf1ECXXSAVE | leaf1ECXAVX | leaf1ECXF16C | leaf1ECXFMA
 	}
 	if p.cfg.HideUnvirtualized {
 		r.ECX &^= leaf1ECXDCA
@@ -396,7 +396,7 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 func (p *CPUIDPolicy) addXSAVE(host HostCPUID) {
 	h0 := host(LeafXSAVE, 0)
 	offered := (uint64(h0.EDX)<<32 | uint64(h0.EAX)) & xcr0Offered
-	if p.cfg.FXSAVEOnly || host(LeafFeatures, 0).ECX&leaf1ECXXSAVE == 0 || offered&(xcr0X87|xcr0SSE) != xcr0X87|xcr0SSE {
+	if p.cfg.FXSAVEOnly || host(LeafFeatures, 0).ECX&Leaf1ECXXSAVE == 0 || offered&(xcr0X87|xcr0SSE) != xcr0X87|xcr0SSE {
 		p.add(LeafXSAVE, 0, false, CPUIDResult{})
 		return
 	}
@@ -466,7 +466,7 @@ func (p *CPUIDPolicy) ValidXCR0(ecx uint32, v uint64) bool {
 // EBX) (SDM Vol. 2A, CPUID).
 func (p *CPUIDPolicy) GuestBits(r CPUIDResult, leaf, sub uint32, cr4, xcr0 uint64) CPUIDResult {
 	switch {
-	case leaf == LeafFeatures && r.ECX&leaf1ECXXSAVE != 0 && cr4&cr4OSXSAVE != 0:
+	case leaf == LeafFeatures && r.ECX&Leaf1ECXXSAVE != 0 && cr4&cr4OSXSAVE != 0:
 		r.ECX |= leaf1ECXOSXSAVE
 	case leaf == LeafXSAVE && p.xcr0 != 0 && sub == 0:
 		r.EBX = uint32(p.XSAVESize(xcr0))
