@@ -197,3 +197,35 @@ func TestXSAVEStateTravels(t *testing.T) {
 		t.Errorf("on an FXSAVE node: XMM0 %x, XCR0 %#x", fx.FPU[160:176], fx.XCR0)
 	}
 }
+
+// FuzzLoadFPU loads whatever XSAVE area and XCR0 a peer's vcpu.State
+// carries into a vCPU's XSAVE area: the XCR0 taken is within what the
+// area holds, with x87, and the header is one XRSTOR takes (XSTATE_BV
+// within XCR0 and above SSE, the rest zero).
+func FuzzLoadFPU(f *testing.F) {
+	f.Add(uint64(7), []byte{})
+	f.Add(uint64(0xE7), bytes.Repeat([]byte{0xFF}, 2696))
+	f.Add(uint64(3), make([]byte, 576))
+	f.Fuzz(func(t *testing.T, xcr0 uint64, area []byte) {
+		var s vcpu.State
+		s.Reset(0, true)
+		s.XCR0 = xcr0
+		if len(area) > vcpu.MaxXSAVE {
+			area = area[:vcpu.MaxXSAVE]
+		}
+		s.SetXSAVE(area)
+		var regs vmx.GuestRegs
+		regs.UseXSAVE(832, 7, 3)
+		loadFPU(&s, &regs)
+		a := regs.XSAVEArea()
+		if len(a) != 832 || regs.XCR0&^7 != 0 || regs.XCR0&1 == 0 {
+			t.Fatalf("area %d bytes, XCR0 %#x", len(a), regs.XCR0)
+		}
+		if bv := binary.LittleEndian.Uint64(a[512:]); bv&^regs.XCR0 != 0 || bv&3 != 0 {
+			t.Fatalf("XSTATE_BV %#x with XCR0 %#x", bv, regs.XCR0)
+		}
+		if !bytes.Equal(a[520:576], make([]byte, 56)) {
+			t.Fatal("reserved header bytes not zero")
+		}
+	})
+}
