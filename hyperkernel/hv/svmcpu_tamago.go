@@ -141,8 +141,10 @@ type svmCPU struct {
 	injecting      bool
 	interrupted    runloop.Event
 	hasInterrupted bool
-	exit           svm.Exit
-	nmi            nmiMask
+	// virq is set while an external interrupt waits in V_IRQ (Inject).
+	virq bool
+	exit svm.Exit
+	nmi  nmiMask
 	// badEvents counts events EVENTINJ could not encode.
 	badEvents int
 	// apicID and bsp describe the vCPU in a saved state.
@@ -227,6 +229,14 @@ func (c *svmCPU) Enter(e *exits.Exit) error {
 	c.injecting = false
 	v.Write(svm.CtlEventInj, 0)
 	c.interrupted, c.hasInterrupted = svm.Event(v.Read(svm.CtlExitIntInfo)).Runloop()
+	if c.virq {
+		c.virq = false
+		if vec, pending := svm.TakeVirtualInterrupt(v); pending && !c.hasInterrupted {
+			// not taken yet (a physical interrupt exited first, say):
+			// delivered again at the next entry, like one cut short
+			c.interrupted, c.hasInterrupted = runloop.Event{Vector: vec, Type: runloop.ExternalInterrupt}, true
+		}
+	}
 	code := svm.ExitCode(v.Read(svm.CtlExitCode))
 	if own, trap := c.nmi.exited(v, code, rip); own {
 		if trap {
@@ -253,12 +263,20 @@ func (c *svmCPU) nextRIP() uint64 {
 	return c.vmcb.Read(svm.CtlNRIP)
 }
 
-// Inject writes ev to EVENTINJ (APM Vol. 2, 15.20); a software interrupt
+// Inject gives ev to the guest at the next VMRUN. An external interrupt
+// goes in V_IRQ (see svm.SetVirtualInterrupt for why not EVENTINJ); the
+// run loop injects one only when the guest can take it at once. Any
+// other event goes in EVENTINJ (APM Vol. 2, 15.20); a software interrupt
 // or exception first moves RIP past its instruction, since SVM delivers
 // every event with the VMCB's RIP as the return address. An event
 // EVENTINJ cannot encode is dropped and counted. A fault gets RF
 // (runloop.Event.Fault).
 func (c *svmCPU) Inject(ev runloop.Event) {
+	if ev.Type == runloop.ExternalInterrupt {
+		svm.SetVirtualInterrupt(c.vmcb, ev.Vector)
+		c.virq, c.injecting = true, true
+		return
+	}
 	inj, err := svm.FromRunloop(ev)
 	if err != nil {
 		c.badEvents++
@@ -292,8 +310,13 @@ func (c *svmCPU) EndShadow() {
 
 // SetInterruptWindow asks for a VINTR exit when the guest can take an
 // interrupt: a virtual interrupt pending (V_IRQ, TPR ignored) that the
-// VINTR intercept catches before delivery (APM Vol. 2, 15.21.4).
+// VINTR intercept catches before delivery (APM Vol. 2, 15.21.4). While
+// V_IRQ carries an interrupt to deliver it does nothing: the guest
+// takes that one first, and the run loop looks again at the next exit.
 func (c *svmCPU) SetInterruptWindow(on bool) {
+	if c.virq {
+		return
+	}
 	v := c.vmcb.Read(svm.CtlVIntr) &^ (svm.VIntrIRQ | svm.VIntrIgnoreTPR)
 	if on {
 		v |= svm.VIntrIRQ | svm.VIntrIgnoreTPR

@@ -128,7 +128,10 @@ func FromRunloop(ev runloop.Event) (Injection, error) {
 // again; ok is false when no valid event is there or its type is
 // reserved. A software interrupt comes back with InstructionLength 0: the
 // hypervisor knows it from NextRIP (NRIP save) or by decoding. INT3 and
-// INTO come back as hardware exceptions, as SVM reports them.
+// INTO come back as hardware exceptions, as SVM reports them. An
+// "exception" of vector 32 or above is an external interrupt: no
+// exception has such a vector, and QEMU's TCG (7.2, handle_even_inj)
+// reports a virtual interrupt whose delivery an exit cut short so.
 func (e Event) Runloop() (ev runloop.Event, ok bool) {
 	if !e.Valid() {
 		return runloop.Event{}, false
@@ -140,6 +143,9 @@ func (e Event) Runloop() (ev runloop.Event, ok bool) {
 		ev.Type = runloop.NMI
 	case EventException:
 		ev.Type = runloop.HardwareException
+		if e.Vector() >= 32 {
+			return runloop.Event{Vector: e.Vector(), Type: runloop.ExternalInterrupt}, true
+		}
 	case EventSoftInt:
 		ev.Type = runloop.SoftwareInterrupt
 	default:
