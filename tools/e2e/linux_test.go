@@ -184,12 +184,41 @@ func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), ru
 		}
 		got, err := n.con.Expect(want, timeout)
 		if err != nil {
-			t.Fatalf("guest %q: %v\n%s", line, err, n.con.Output())
+			diag := stuckGuest(n)
+			t.Fatalf("guest %q: %v\n%s\n%s", line, err, n.con.Output(), diag)
 		}
 		prompt()
 		return got
 	}
 	return prompt, run
+}
+
+// stuckGuest detaches from a guest console that stopped answering and
+// returns what the node says of its VMs and vCPUs (or why it said
+// nothing), for the failure's log.
+func stuckGuest(n *node) string {
+	if _, err := n.con.Write([]byte{0x1D}); err != nil { // console.DetachKey
+		return "detaching: " + err.Error()
+	}
+	if _, err := n.con.Expect("detached from vm", 30*time.Second); err != nil {
+		return "the node did not detach the console: " + err.Error()
+	}
+	var b strings.Builder
+	for _, cmd := range []string{"vm list", "vcpus"} {
+		if err := n.con.Send(cmd); err != nil {
+			return b.String() + cmd + ": " + err.Error()
+		}
+		out, err := n.con.Expect(prompt, 30*time.Second)
+		fmt.Fprintf(&b, "%s\n%s\n", out, errString(err))
+	}
+	return b.String()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // checkAVX runs avxcheck in the guest at its shell on n (the prompt
