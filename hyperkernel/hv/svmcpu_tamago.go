@@ -141,10 +141,9 @@ type svmCPU struct {
 	injecting      bool
 	interrupted    runloop.Event
 	hasInterrupted bool
-	// virq is set while an external interrupt waits in V_IRQ (Inject).
-	virq bool
-	exit svm.Exit
-	nmi  nmiMask
+	virq           virqInjection
+	exit           svm.Exit
+	nmi            nmiMask
 	// badEvents counts events EVENTINJ could not encode.
 	badEvents int
 	// apicID and bsp describe the vCPU in a saved state.
@@ -228,15 +227,8 @@ func (c *svmCPU) Enter(e *exits.Exit) error {
 	v.Write(svm.CtlTLBControl, svm.TLBControlNothing)
 	c.injecting = false
 	v.Write(svm.CtlEventInj, 0)
-	c.interrupted, c.hasInterrupted = svm.Event(v.Read(svm.CtlExitIntInfo)).Runloop()
-	if c.virq {
-		c.virq = false
-		if vec, pending := svm.TakeVirtualInterrupt(v); pending && !c.hasInterrupted {
-			// not taken yet (a physical interrupt exited first, say):
-			// delivered again at the next entry, like one cut short
-			c.interrupted, c.hasInterrupted = runloop.Event{Vector: vec, Type: runloop.ExternalInterrupt}, true
-		}
-	}
+	cut, hasCut := svm.Event(v.Read(svm.CtlExitIntInfo)).Runloop()
+	c.interrupted, c.hasInterrupted = c.virq.exited(v, cut, hasCut)
 	code := svm.ExitCode(v.Read(svm.CtlExitCode))
 	if own, trap := c.nmi.exited(v, code, rip); own {
 		if trap {
@@ -273,8 +265,8 @@ func (c *svmCPU) nextRIP() uint64 {
 // (runloop.Event.Fault).
 func (c *svmCPU) Inject(ev runloop.Event) {
 	if ev.Type == runloop.ExternalInterrupt {
-		svm.SetVirtualInterrupt(c.vmcb, ev.Vector)
-		c.virq, c.injecting = true, true
+		c.virq.inject(c.vmcb, ev.Vector)
+		c.injecting = true
 		return
 	}
 	inj, err := svm.FromRunloop(ev)
@@ -309,21 +301,8 @@ func (c *svmCPU) EndShadow() {
 }
 
 // SetInterruptWindow asks for a VINTR exit when the guest can take an
-// interrupt: a virtual interrupt pending (V_IRQ, TPR ignored) that the
-// VINTR intercept catches before delivery (APM Vol. 2, 15.21.4). While
-// V_IRQ carries an interrupt to deliver it does nothing: the guest
-// takes that one first, and the run loop looks again at the next exit.
-func (c *svmCPU) SetInterruptWindow(on bool) {
-	if c.virq {
-		return
-	}
-	v := c.vmcb.Read(svm.CtlVIntr) &^ (svm.VIntrIRQ | svm.VIntrIgnoreTPR)
-	if on {
-		v |= svm.VIntrIRQ | svm.VIntrIgnoreTPR
-	}
-	c.vmcb.Write(svm.CtlVIntr, v)
-	c.vmcb.SetIntercept(svm.InterceptVINTR, on)
-}
+// interrupt (see virqInjection).
+func (c *svmCPU) SetInterruptWindow(on bool) { c.virq.window(c.vmcb, on) }
 
 // vTPR and setVTPR read and write the guest's CR8 as AMD-V keeps it,
 // V_TPR (APM Vol. 2, 15.21.2).
