@@ -116,7 +116,9 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 	// NMIs cross nodes: sysrq-l has every CPU print its backtrace, the
 	// others from their NMI handlers (Linux waits up to 10 s for them).
-	guest("echo l > /proc/sysrq-trigger", "sysrq-trigger")
+	// The kernel's lines can split the command's echo ("/proc/sy",
+	// the backtraces, "srq-trigger"), so the test waits for one of them.
+	guest("echo l > /proc/sysrq-trigger", "Show backtrace of all active CPUs")
 	guest(`dmesg | grep -c "NMI backtrace for cpu"`, "\n2\r")
 	// The AVX state (XCR0 and the registers) came to node 2 with vCPU 1
 	// and is switched there as on node 1: half of avxcheck's threads
