@@ -33,15 +33,9 @@ func (q *virqInjection) inject(v *svm.VMCB, vector uint8) {
 // interrupt (on), or stops asking, unless V_IRQ carries an injected
 // interrupt, which it leaves alone.
 func (q *virqInjection) window(v *svm.VMCB, on bool) {
-	if q.injected {
-		return
+	if !q.injected {
+		svm.SetInterruptWindow(v, on)
 	}
-	x := v.Read(svm.CtlVIntr) &^ (svm.VIntrIRQ | svm.VIntrIgnoreTPR)
-	if on {
-		x |= svm.VIntrIRQ | svm.VIntrIgnoreTPR
-	}
-	v.Write(svm.CtlVIntr, x)
-	v.SetIntercept(svm.InterceptVINTR, on)
 }
 
 // exited ends an injection at #VMEXIT. cut is the event the exit cut

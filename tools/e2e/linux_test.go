@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/tools/cluster/launch"
 )
 
@@ -197,7 +198,7 @@ func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), ru
 // returns what the node says of its VMs and vCPUs (or why it said
 // nothing), for the failure's log.
 func stuckGuest(n *node) string {
-	if _, err := n.con.Write([]byte{0x1D}); err != nil { // console.DetachKey
+	if _, err := n.con.Write([]byte{console.DetachKey}); err != nil {
 		return "detaching: " + err.Error()
 	}
 	if _, err := n.con.Expect("detached from vm", 30*time.Second); err != nil {

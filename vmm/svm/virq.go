@@ -39,3 +39,15 @@ func TakeVirtualInterrupt(v *VMCB) (vector uint8, pending bool) {
 	v.Write(CtlVIntr, x&^(VIntrIRQ|VIntrIgnoreTPR|VIntrPrioMask))
 	return uint8(v.Read(CtlVIntrVector)), x&VIntrIRQ != 0
 }
+
+// SetInterruptWindow asks for a VINTR exit as soon as the guest can take
+// an interrupt (on): V_IRQ set with V_IGN_TPR, and the VINTR intercept
+// catching it before delivery; or stops asking (off).
+func SetInterruptWindow(v *VMCB, on bool) {
+	x := v.Read(CtlVIntr) &^ (VIntrIRQ | VIntrIgnoreTPR)
+	if on {
+		x |= VIntrIRQ | VIntrIgnoreTPR
+	}
+	v.Write(CtlVIntr, x)
+	v.SetIntercept(InterceptVINTR, on)
+}

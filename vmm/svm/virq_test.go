@@ -57,3 +57,17 @@ func TestExceptionAbove31IsAnInterrupt(t *testing.T) {
 		t.Errorf("#PF: got %+v %v", ev, ok)
 	}
 }
+
+func TestInterruptWindow(t *testing.T) {
+	var page [VMCBSize]byte
+	v := NewVMCB(&page)
+	v.Write(CtlVIntr, VIntrMasking|3)
+	SetInterruptWindow(v, true)
+	if x := v.Read(CtlVIntr); x != VIntrMasking|3|VIntrIRQ|VIntrIgnoreTPR || !v.Intercepted(InterceptVINTR) {
+		t.Errorf("window on: V_INTR %#x, VINTR intercepted %v", x, v.Intercepted(InterceptVINTR))
+	}
+	SetInterruptWindow(v, false)
+	if x := v.Read(CtlVIntr); x != VIntrMasking|3 || v.Intercepted(InterceptVINTR) {
+		t.Errorf("window off: V_INTR %#x, VINTR intercepted %v", x, v.Intercepted(InterceptVINTR))
+	}
+}
