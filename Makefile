@@ -35,6 +35,10 @@ GO       ?= go
 # given (machines without internet), and rebuilds a half-built one.
 TAMAGO    = $(shell $(GO) tool -n tamago)
 TAMAGO_GO_SRC ?=
+# The board adds a function to the distribution's runtime package
+# (machine/board/x86/_runtime, see smp.go): tools/toolchain writes the
+# go build -overlay that adds it, and every tamago build and vet uses it.
+OVERLAY   = $(abspath $(BUILD))/runtime-overlay.json
 REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 TAGS_pc      := linkcpuinit,linkprintk
@@ -79,12 +83,12 @@ image: $(BUILD)/bigiron.elf $(BUILD)/bigiron.mb $(BUILD)/bigiron.iso $(BUILD)/px
 elf: $(BUILD)/bigiron.elf
 
 toolchain:
-	$(GO) run ./tools/toolchain $(if $(TAMAGO_GO_SRC),-src "$(TAMAGO_GO_SRC)")
+	$(GO) run ./tools/toolchain $(if $(TAMAGO_GO_SRC),-src "$(TAMAGO_GO_SRC)") -overlay $(OVERLAY)
 
 $(BUILD)/bigiron.elf: FORCE toolchain $(GUEST_IMAGE)
 	@mkdir -p $(BUILD)
 	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago \
-		$(TAMAGO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $@ .
+		$(TAMAGO) build -overlay $(OVERLAY) -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $@ .
 
 $(BUILD)/bigiron.mb: $(BUILD)/bigiron.elf
 	$(GO) run ./tools/mkimage -multiboot -o $@ $<
@@ -109,8 +113,8 @@ cluster: deps image
 
 vet: toolchain
 	$(GO) vet ./...
-	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_pc) . ./machine/board/... ./hyperkernel/hv
-	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -tags $(TAGS_microvm) .
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -overlay $(OVERLAY) -tags $(TAGS_pc) . ./machine/board/... ./hyperkernel/hv
+	GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago $(TAMAGO) vet -overlay $(OVERLAY) -tags $(TAGS_microvm) .
 
 test: vet
 	$(GO) test ./...

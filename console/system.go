@@ -13,6 +13,7 @@ import (
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/machine/board"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
+	"github.com/big-iron/big-iron/machine/stress"
 )
 
 // Build identifies the running image.
@@ -33,7 +34,8 @@ type System struct {
 	Uptime func() time.Duration
 }
 
-// SystemCommands returns version, cpus, mem, uptime, halt and reboot.
+// SystemCommands returns version, cpus, mem, uptime, stress, halt and
+// reboot.
 func SystemCommands(sys *System) []*shell.Command {
 	noArgs := func(name string, run func(w io.Writer) error) func(io.Writer, []string) error {
 		return func(w io.Writer, args []string) error {
@@ -48,6 +50,7 @@ func SystemCommands(sys *System) []*shell.Command {
 		{Name: "cpus", Help: "each core: APIC id, state, VMX capable, TSC kHz", Run: noArgs("cpus", sys.cpus)},
 		{Name: "mem", Help: "physical memory map and memory free for guests", Run: noArgs("mem", sys.mem)},
 		{Name: "uptime", Help: "time since boot", Run: noArgs("uptime", sys.uptime)},
+		{Name: "stress", Usage: "[DURATION]", Help: "stop the world over and over while goroutines wake each other on every core (default 10s)", Run: sys.stress},
 		{Name: "halt", Help: "stop this node (power stays on; reset to restart)", Run: noArgs("halt", sys.halt)},
 		{Name: "reboot", Help: "reset this node", Run: noArgs("reboot", sys.reboot)},
 	}
@@ -83,6 +86,9 @@ func (sys *System) cpus(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%d cores, %d online; TSC from %s; Go runtime on %d hardware threads\n",
 		len(p.CPUs), p.OnlineCPUs(), p.TSCSource, runtime.GOMAXPROCS(0))
+	if n := sys.extraThreadRequests(); n > 0 {
+		fmt.Fprintf(w, "Go runtime asked for a hardware thread beyond the cores %d times; each time its work went back to the scheduler\n", n)
+	}
 	for _, c := range p.CPUs {
 		if !c.VMX.Capable && c.VMX.Reason != "" {
 			fmt.Fprintf(w, "vmx: %s\n", c.VMX.Reason)
@@ -109,6 +115,45 @@ func (sys *System) mem(w io.Writer) error {
 	fmt.Fprintf(w, "Go runtime: %s obtained (heap %s in use, stacks %s), %d collections\n",
 		memmap.FormatSize(ms.Sys), memmap.FormatSize(ms.HeapInuse), memmap.FormatSize(ms.StackInuse), ms.NumGC)
 	return nil
+}
+
+// Bounds of the stress command's duration.
+const (
+	minStress     = 100 * time.Millisecond
+	maxStress     = 10 * time.Minute
+	defaultStress = 10 * time.Second
+)
+
+func (sys *System) stress(w io.Writer, args []string) error {
+	d := defaultStress
+	switch len(args) {
+	case 0:
+	case 1:
+		var err error
+		if d, err = time.ParseDuration(args[0]); err != nil || d < minStress || d > maxStress {
+			return fmt.Errorf("%w: stress takes a duration from %v to %v, as 30s or 2m", shell.ErrUsage, minStress, maxStress)
+		}
+	default:
+		return fmt.Errorf("%w: stress takes at most a duration", shell.ErrUsage)
+	}
+	before := sys.extraThreadRequests()
+	r := stress.Scheduler(d)
+	fmt.Fprintf(w, "stress: %d stop-the-world pauses (%v each) and %d goroutine hand-offs in %v\n",
+		r.Stops, r.PerStop().Round(10*time.Nanosecond), r.Handoffs, r.Elapsed.Round(time.Millisecond))
+	if sys.Platform.ExtraThreadRequests != nil {
+		n := sys.extraThreadRequests()
+		fmt.Fprintf(w, "stress: the Go runtime asked for a hardware thread beyond the cores %d times (%d since boot); each time its work went back to the scheduler\n", n-before, n)
+	}
+	return nil
+}
+
+// extraThreadRequests returns the board's count of refused hardware
+// thread requests, 0 where it keeps none.
+func (sys *System) extraThreadRequests() uint64 {
+	if f := sys.Platform.ExtraThreadRequests; f != nil {
+		return f()
+	}
+	return 0
 }
 
 func (sys *System) uptime(w io.Writer) error {

@@ -95,3 +95,38 @@ func FuzzExec(f *testing.F) {
 		}
 	})
 }
+
+func TestStressCommand(t *testing.T) {
+	sys := testSystem()
+	var asked uint64 = 3
+	sys.Platform.ExtraThreadRequests = func() uint64 { asked++; return asked }
+	sh, err := shell.New(SystemCommands(sys)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"stress 150ms", []string{"stop-the-world pauses", "goroutine hand-offs in 15", "beyond the cores 1 times (5 since boot)"}},
+		{"cpus", []string{"beyond the cores 6 times"}},
+		{"stress 1ms", []string{"error: stress: bad arguments", "from 100ms to 10m0s"}},
+		{"stress forever", []string{"error: stress: bad arguments"}},
+		{"stress 1s 2s", []string{"error: stress: bad arguments"}},
+	} {
+		var b bytes.Buffer
+		sh.Exec(&b, tc.line)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%q output lacks %q:\n%s", tc.line, w, b.String())
+			}
+		}
+	}
+	// A board without the count prints no count.
+	sys.Platform.ExtraThreadRequests = nil
+	var b bytes.Buffer
+	sh.Exec(&b, "stress 100ms")
+	if strings.Contains(b.String(), "beyond") || !strings.Contains(b.String(), "pauses") {
+		t.Errorf("stress without a count:\n%s", b.String())
+	}
+}

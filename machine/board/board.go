@@ -29,6 +29,10 @@ type Platform struct {
 	// was found.
 	TSCHz     uint64
 	TSCSource string
+	// ExtraThreadRequests returns how many times the Go runtime asked for
+	// a hardware thread beyond the cores, each refused and its work given
+	// back to the scheduler; nil where the board has no such hook.
+	ExtraThreadRequests func() uint64
 	// WakeVector is an interrupt vector whose handler only acknowledges
 	// the interrupt, for timers whose only job is to end a halt or a
 	// guest's turn; 0 if the board has none.

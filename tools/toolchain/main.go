@@ -14,7 +14,11 @@
 // the fetch to `go tool tamago` when github.com resolves, and fails at once,
 // saying both ways to get the toolchain, when it does not.
 //
-//	go run ./tools/toolchain [-src path] [-go go]
+// With -overlay it also writes a `go build -overlay` file that adds the Go
+// files of -runtime (the board's additions to the runtime package) to that
+// distribution; the Makefile builds and vets the image with it.
+//
+//	go run ./tools/toolchain [-src path] [-go go] [-overlay file [-runtime dir]]
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,44 +39,73 @@ import (
 func main() {
 	src := flag.String("src", os.Getenv("TAMAGO_GO_SRC"), "tamago Go source: a .tar.xz (git archive --prefix=TAG/) or a checkout of the tag")
 	goCmd := flag.String("go", "go", "the stock go command: module version and bootstrap toolchain")
+	overlay := flag.String("overlay", "", "write a go build -overlay file adding -runtime's files to the distribution's runtime package")
+	adds := flag.String("runtime", "machine/board/x86/_runtime", "folder of the Go files -overlay adds to the runtime package")
 	flag.Parse()
-	if err := run(*src, *goCmd); err != nil {
+	root, err := run(*src, *goCmd)
+	if err == nil && *overlay != "" {
+		err = writeOverlay(*overlay, root, *adds)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "toolchain: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(src, goCmd string) error {
+// run makes sure the distribution is built, or left to `go tool tamago`,
+// and returns its root.
+func run(src, goCmd string) (string, error) {
 	modVersion, err := output(goCmd, "list", "-m", "-f", "{{.Version}}", "github.com/usbarmory/tamago")
 	if err != nil {
-		return fmt.Errorf("tamago module version: %w", err)
+		return "", fmt.Errorf("tamago module version: %w", err)
 	}
 	tag, err := tamagodist.Tag(modVersion)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
-		return err
+		return "", err
 	}
 	root := tamagodist.Root(cache, tag)
 	state := tamagodist.Check(root, tag)
 	if state == nil {
-		return nil
+		return root, nil
 	}
 	if src == "" {
-		return leaveToTamago(root, tag, state)
+		return root, leaveToTamago(root, tag, state)
 	}
 	bootstrap, err := output(goCmd, "env", "GOROOT")
 	if err != nil {
-		return fmt.Errorf("bootstrap toolchain: %w", err)
+		return "", fmt.Errorf("bootstrap toolchain: %w", err)
 	}
 	start := time.Now()
 	if err := tamagodist.Install(root, tag, src, bootstrap, os.Stdout); err != nil {
-		return err
+		return "", err
 	}
 	fmt.Printf("toolchain: %s ready after %v\n", tag, time.Since(start).Round(time.Second))
-	return nil
+	return root, nil
+}
+
+// writeOverlay writes the overlay adding the files of dir to the runtime
+// package of the distribution at root, replacing file only when its
+// content changes (go build hashes the overlay, not its time).
+func writeOverlay(file, root, dir string) error {
+	adds, err := tamagodist.RuntimeAdds(dir)
+	if err != nil {
+		return err
+	}
+	js, err := tamagodist.RuntimeOverlay(root, adds)
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(file); err == nil && string(old) == string(js) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, js, 0o644)
 }
 
 // leaveToTamago handles a missing or broken distribution when no source was

@@ -212,6 +212,7 @@ func startCPUs(p *board.Platform, cpu *amd64.CPU, rsdpAddr uint64) {
 	if err != nil {
 		p.Notes = append(p.Notes, err.Error())
 	}
+	p.ExtraThreadRequests = smp.ExtraThreadRequests
 	for _, pr := range smp.Probes() {
 		for i := range p.CPUs {
 			if p.CPUs[i].APICID == pr.APICID && !p.CPUs[i].BSP {

@@ -74,10 +74,11 @@ type CoreProbe struct {
 // SMP starts application processors and hands them to the Go runtime as
 // hardware threads.
 type SMP struct {
-	lapic  *lapic.LAPIC
-	ids    []uint32 // APIC ids of started APs, in start order
-	next   atomic.Int32
-	probes []CoreProbe
+	lapic   *lapic.LAPIC
+	ids     []uint32 // APIC ids of started APs, in start order
+	next    atomic.Int32
+	refused atomic.Uint64 // Ms asked for beyond the cores
+	probes  []CoreProbe
 }
 
 // StartAPs sends INIT-SIPI-SIPI (Intel SDM Vol. 3A 9.4.4.1 "Typical BSP
@@ -155,15 +156,20 @@ func (s *SMP) APs() []uint32 { return s.ids }
 
 // task gives a parked AP a Go M to run (the runtime's newosproc hook): it
 // fills tamago's task block and wakes the next unused AP with an NMI.
+//
+// Each core runs one M for good, but the scheduler may ask for more: it
+// starts a new M for a P whenever it finds no idle M, and after a
+// stop-the-world an M may have given up its P without having parked yet
+// (a short stop, as runtime.ReadMemStats makes, loses that race often
+// under an emulator). Such an M gets no core; its P and goroutines go
+// back to the scheduler (bigironUnstartedM, added to the runtime from
+// _runtime/). Dropping the request, as this once did, left the P owned
+// by nobody, and the node hung at its next stop-the-world.
 func (s *SMP) task(sp, mp, gp, fn unsafe.Pointer) {
 	i := int(s.next.Add(1)) - 1
 	if i >= len(s.ids) {
-		// Every core already runs an M. The first runtime.LockOSThread
-		// asks for the runtime's template thread, which tamago cannot
-		// give a core of its own; the request is dropped (once noted).
-		if i == len(s.ids) {
-			print("x86: Go runtime asked for a hardware thread beyond the cores; not started\n")
-		}
+		s.refused.Add(1)
+		unstartedM(mp, sp)
 		return
 	}
 	t := (*[4]uint64)(physPtr(taskAddress))
@@ -176,6 +182,15 @@ func (s *SMP) task(sp, mp, gp, fn unsafe.Pointer) {
 	atomic.StoreUint64(&t[3], uint64(uintptr(fn)))
 	s.lapic.IPI(int(s.ids[i]), 0, lapic.ICR_DLV_NMI)
 }
+
+// unstartedM hands back the P and stack of an M no core will run.
+//
+//go:linkname unstartedM runtime.bigironUnstartedM
+func unstartedM(mp, sp unsafe.Pointer)
+
+// ExtraThreadRequests returns how many times the Go runtime asked for an M
+// beyond the cores, each refused and its P handed back.
+func (s *SMP) ExtraThreadRequests() uint64 { return s.refused.Load() }
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
