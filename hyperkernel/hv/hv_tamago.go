@@ -73,6 +73,10 @@ type Hypervisor struct {
 	// hostXCR0 is the XCR0 of every core that runs guests, set when it
 	// first does (0: the CPU has no XSAVE; see hostXCR0).
 	hostXCR0 uint64
+	// pku says that the cores that run guests have CR4.PKE set and give
+	// each vCPU its own PKRU, so that guests are offered protection keys
+	// (AMD-V with XSAVE on a processor with PKU; not yet on VT-x).
+	pku bool
 }
 
 // New prepares VMX on this node. It fails where the CPU has no usable

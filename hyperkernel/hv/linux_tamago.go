@@ -413,6 +413,7 @@ func (vm *LinuxVM) exitHandlers() (exits.Dispatcher, error) {
 		TSCKHz: uint32(h.plat.TSCHz * uint64(max(cfg.Dilation, 1)) / 1000), VCPUs: uint32(cfg.VCPUs),
 		EmulatedAPIC: true, FXSAVEOnly: h.hostXCR0 == 0, HideUnvirtualized: true, KVMCompatible: true,
 		TSCAux: h.svmCaps != nil, // see vmTSCAux
+		PKU:    h.pku,
 	}, h.hostCPUID)
 	if err != nil {
 		return exits.Dispatcher{}, fmt.Errorf("hv: %w", err)

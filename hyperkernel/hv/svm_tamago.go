@@ -46,6 +46,7 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 		svmCores:    make(map[uint32]*coreSVM),
 	}
 	h.hostXCR0 = hostXCR0(h.hostCPUID)
+	h.pku = h.hostXCR0 != 0 && hasPKU(h.hostCPUID)
 	for _, c := range p.CPUs {
 		if !c.Online {
 			continue

@@ -48,6 +48,9 @@ func (h *Hypervisor) enableSVM() (uint32, *coreSVM, error) {
 		if h.hostXCR0 != 0 {
 			vmx.EnableXSAVE(h.hostXCR0)
 		}
+		if h.pku {
+			vmx.EnableProtectionKeys() // before VMRUN saves the host's CR4
+		}
 		setPreemptionTimer(h.plat.WakeVector, h.tscDeadline)
 		c.on.Store(true)
 	}

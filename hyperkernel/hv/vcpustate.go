@@ -47,9 +47,11 @@ func SaveVCPU(g *vmx.GuestState, regs *vmx.GuestRegs, apicID uint32, bsp bool, s
 	saveFPU(regs, s)
 }
 
-// saveFPU puts the vCPU's x87, SSE and XSAVE state into s: its XSAVE
-// area and XCR0 where it has one, else its FXSAVE image (saveFX).
+// saveFPU puts the vCPU's x87, SSE and XSAVE state and its PKRU into s:
+// its XSAVE area and XCR0 where it has one, else its FXSAVE image
+// (saveFX).
 func saveFPU(regs *vmx.GuestRegs, s *vcpu.State) {
+	s.PKRU = regs.PKRU
 	area := regs.XSAVEArea()
 	if area == nil {
 		if regs.FPU != nil {
@@ -72,11 +74,12 @@ func extendedState(bv, xcr0 uint64) uint64 {
 	return bv & xcr0 &^ (vcpu.XCR0X87 | vcpu.XCR0SSE)
 }
 
-// loadFPU is the inverse of saveFPU. A vCPU with an XSAVE area takes
-// s's XCR0, less the components its area has no room for (XCR0Max: the
-// node offers fewer), and those components' state; the legacy region as
-// loadFX reads it.
+// loadFPU is the inverse of saveFPU, PKRU included. A vCPU with an XSAVE
+// area takes s's XCR0, less the components its area has no room for
+// (XCR0Max: the node offers fewer), and those components' state; the
+// legacy region as loadFX reads it.
 func loadFPU(s *vcpu.State, regs *vmx.GuestRegs) {
+	regs.PKRU = s.PKRU
 	area := regs.XSAVEArea()
 	if area == nil {
 		if regs.FPU != nil {

@@ -151,6 +151,7 @@ func TestXSAVEStateTravels(t *testing.T) {
 	}
 	binary.LittleEndian.PutUint64(area[512:], 1<<2|1<<5) // AVX, and an AVX-512 bit XCR0 lacks
 	regs.XCR0 = 7
+	regs.PKRU = 0x55555554 // protection keys in use, without XCR0 managing PKRU
 	var s vcpu.State
 	s.Reset(0, true)
 	saveFPU(&regs, &s)
@@ -174,6 +175,9 @@ func TestXSAVEStateTravels(t *testing.T) {
 	binary.LittleEndian.PutUint64(there.XSAVEArea()[520:], 0xBAD) // stale header: must be cleared
 	loadFPU(&back, &there)
 	got := there.XSAVEArea()
+	if there.PKRU != 0x55555554 {
+		t.Errorf("PKRU %#x after the trip, want 0x55555554", there.PKRU)
+	}
 	if there.XCR0 != 7 || !bytes.Equal(got[160:176], area[160:176]) || !bytes.Equal(got[576:592], area[576:592]) {
 		t.Errorf("XCR0 %#x, XMM0 %x, YMM0 high %x: state changed on the way", there.XCR0, got[160:176], got[576:592])
 	}

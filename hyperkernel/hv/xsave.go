@@ -26,12 +26,23 @@ func hostXCR0(cpuid func(leaf, sub uint32) exits.CPUIDResult) uint64 {
 	return x87SSE
 }
 
-// guestFPU gives a vCPU the FPU area its CPUID asks for: an XSAVE area
+// hasPKU reports whether the processor has protection keys for user
+// pages (CPUID.7.0:ECX.PKU; Intel SDM Vol. 3A, 4.6.2).
+func hasPKU(cpuid func(leaf, sub uint32) exits.CPUIDResult) bool {
+	return cpuid(0, 0).EAX >= exits.LeafExtFeatures && cpuid(exits.LeafExtFeatures, 0).ECX&exits.Leaf7ECXPKU != 0
+}
+
+// guestFPU gives a vCPU the FPU area its CPUID asks for, and its own PKRU
+// (reset, 0) where the CPUID offers protection keys: an XSAVE area
 // for every component the policy offers beyond SSE, its XCR0 switched at
 // each entry and exit, or an FXSAVE image where XSAVE is hidden (or the
 // area would not travel in a vcpu.State); the host's image either way.
 func guestFPU(regs *vmx.GuestRegs, policy *exits.CPUIDPolicy, host uint64) {
 	regs.HostFPU = vmx.NewFXArea()
+	regs.PKRU, regs.SwitchPKRU = 0, 0
+	if policy.PKU() {
+		regs.SwitchPKRU = 1
+	}
 	if x := policy.XCR0Offered(); x != 0 && host != 0 && policy.XSAVESize(x) <= vcpu.MaxXSAVE {
 		regs.UseXSAVE(policy.XSAVESize(x), x, host)
 		return

@@ -73,3 +73,44 @@ func TestGuestFPU(t *testing.T) {
 		}
 	}
 }
+
+// pkuCPU is cpuWith(true, 0x207) with protection keys: PKU in leaf 7 and
+// the PKRU component at Intel's place.
+func pkuCPU(leaf, sub uint32) exits.CPUIDResult {
+	switch {
+	case leaf == 7 && sub == 0:
+		return exits.CPUIDResult{ECX: 1 << 3}
+	case leaf == 0xD && sub == 9:
+		return exits.CPUIDResult{EAX: 8, EBX: 2688}
+	}
+	return cpuWith(true, 0x207)(leaf, sub)
+}
+
+// TestGuestPKRU checks that a vCPU gets its own PKRU, switched by the
+// entry routine, exactly where the CPUID offers protection keys, that a
+// guest's PKRU travels with its state, and that a host has PKU only with
+// CPUID's flag.
+func TestGuestPKRU(t *testing.T) {
+	if !hasPKU(pkuCPU) || hasPKU(cpuWith(true, 7)) {
+		t.Fatalf("hasPKU: %v with the flag, %v without", hasPKU(pkuCPU), hasPKU(cpuWith(true, 7)))
+	}
+	for _, c := range []struct {
+		name    string
+		cfg     exits.CPUIDConfig
+		switch_ uint32
+		size    int
+	}{
+		{"PKU offered", exits.CPUIDConfig{TSCKHz: 1_000_000, PKU: true}, 1, 2696},
+		{"PKU not asked for", exits.CPUIDConfig{TSCKHz: 1_000_000}, 0, 832},
+	} {
+		p, err := exits.NewCPUIDPolicy(c.cfg, pkuCPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs := vmx.GuestRegs{PKRU: 0x55555554, SwitchPKRU: 1}
+		guestFPU(&regs, p, 3)
+		if regs.SwitchPKRU != c.switch_ || regs.PKRU != 0 || regs.XSAVESize != c.size {
+			t.Errorf("%s: SwitchPKRU %d, PKRU %#x, XSAVE area %d; want %d, 0 (reset), %d", c.name, regs.SwitchPKRU, regs.PKRU, regs.XSAVESize, c.switch_, c.size)
+		}
+	}
+}

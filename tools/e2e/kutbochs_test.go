@@ -78,7 +78,7 @@ var kutVTX = map[string]kutVerdict{
 	"idt_test":        {"PASS", ""},
 	"smap":            {"SKIP", "the Haswell model has no SMAP"},
 	"tsc":             {"SKIP", "the Haswell model has no RDTSCP"},
-	"pku":             {"SKIP", "hidden, as on AMD-V"},
+	"pku":             {"SKIP", "the Haswell model has no PKU (and VT-x does not switch PKRU yet)"},
 	"pks":             {"SKIP", "hidden, as on AMD-V"},
 	"tsc_adjust":      {"SKIP", ""},
 	"tsx-ctrl":        {"SKIP", ""},

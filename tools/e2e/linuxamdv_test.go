@@ -48,6 +48,9 @@ func TestQEMULinuxAMDV(t *testing.T) {
 	shellPrompt, guest := guestShell(t, n, 3*time.Minute)
 	shellPrompt()
 	guest("cat /proc/cpuinfo | grep -c processor", "\n1\r")
+	// Protection keys: offered (pku) and turned on by the kernel
+	// (ospke: CR4.PKE), its tasks' PKRU switched at every exit.
+	guest("grep -c ospke /proc/cpuinfo", "\n1\r")
 	guest("echo hello-block > /dev/vda && sync && echo 3 > /proc/sys/vm/drop_caches && echo written", "\nwritten")
 	guest("dd if=/dev/vda bs=12 count=1", "\nhello-block")
 	if m := regexp.MustCompile(`Mem:\s+(\d+)`).FindStringSubmatch(guest("free -m", "Swap:")); m == nil || atoi(m[1]) < 4800 {

@@ -92,6 +92,12 @@ type CPUIDConfig struct {
 	// components (XCR0Offered), and the features of the others (MPX,
 	// AVX-512, PKU, AMX) are hidden.
 	FXSAVEOnly bool
+	// PKU offers protection keys for user pages where the host has them
+	// (CPUID.7.0:ECX.PKU, with OSPKE following the vCPU's CR4.PKE, see
+	// GuestBits) and their XSAVE state component (PKRU, XCR0 bit 9):
+	// for hypervisors that give each vCPU its own PKRU across entries
+	// and exits. Ignored with FXSAVEOnly.
+	PKU bool
 	// HideUnvirtualized hides features that would reach hardware the
 	// hypervisor does not virtualise or that raise #UD in VMX non-root
 	// operation unless a control enables them: RDTSCP, INVPCID, machine
@@ -158,7 +164,7 @@ const (
 	leaf7s1EDXAVXState   = 1<<4 | 1<<5 | 1<<10
 	leaf7s1EAXBeyondAVX  = 1<<5 | 1<<21
 	leaf7s1EDXBeyondAVX  = 1<<8 | 1<<19
-	leaf7ECXPKU          = 1 << 3
+	Leaf7ECXPKU          = 1 << 3 // protection keys for user pages
 	leaf7ECXOSPKE        = 1 << 4
 	xsaveS1EAXOffered    = 1<<0 | 1<<1 | 1<<2 // XSAVEOPT, XSAVEC, XGETBV with ECX=1
 	xsaveCompAligned     = 1 << 1             // subleaf i ECX: aligned to 64 bytes when compacted
@@ -166,6 +172,7 @@ const (
 	xcr0Offered          = 1<<0 | 1<<1 | 1<<2 // x87, SSE, AVX (SDM Vol. 1, 13.1)
 	xcr0X87, xcr0SSE     = 1 << 0, 1 << 1
 	xcr0AVX              = 1 << 2
+	xcr0PKRU             = 1 << 9
 	// IBRS/IBPB, STIBP, L1D_FLUSH, IA32_ARCH_CAPABILITIES,
 	// IA32_CORE_CAPABILITIES, SSBD.
 	leaf7EDXSpecCtrl = 1<<26 | 1<<27 | 1<<28 | 1<<29 | 1<<30 | 1<<31
@@ -354,6 +361,9 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 	r.EBX &^= leaf7EBXMPX | leaf7EBXAVX512
 	r.ECX &^= leaf7ECXXSAVEState &^ leaf7ECXAVXState
 	r.EDX &^= leaf7EDXXSAVEState
+	if p.pkuOffered(host) {
+		r.ECX |= Leaf7ECXPKU // OSPKE: GuestBits
+	}
 	if p.cfg.FXSAVEOnly {
 		r.EBX &^= leaf7EBXAVX2
 		r.ECX &^= leaf7ECXAVXState
@@ -395,7 +405,11 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 // XSAVE Instructions and XSAVE-Supported Features").
 func (p *CPUIDPolicy) addXSAVE(host HostCPUID) {
 	h0 := host(LeafXSAVE, 0)
-	offered := (uint64(h0.EDX)<<32 | uint64(h0.EAX)) & xcr0Offered
+	offerable := uint64(xcr0Offered)
+	if p.pkuOffered(host) {
+		offerable |= xcr0PKRU
+	}
+	offered := (uint64(h0.EDX)<<32 | uint64(h0.EAX)) & offerable
 	if p.cfg.FXSAVEOnly || host(LeafFeatures, 0).ECX&Leaf1ECXXSAVE == 0 || offered&(xcr0X87|xcr0SSE) != xcr0X87|xcr0SSE {
 		p.add(LeafXSAVE, 0, false, CPUIDResult{})
 		return
@@ -416,6 +430,21 @@ func (p *CPUIDPolicy) addXSAVE(host HostCPUID) {
 	h1 := host(LeafXSAVE, 1)
 	p.add(LeafXSAVE, 0, true, CPUIDResult{EAX: uint32(offered), EDX: uint32(offered >> 32), ECX: uint32(p.XSAVESize(offered))})
 	p.add(LeafXSAVE, 1, true, CPUIDResult{EAX: h1.EAX & xsaveS1EAXOffered})
+}
+
+// pkuOffered reports whether the policy offers protection keys: the
+// configuration asks for them, XSAVE state is not hidden, and the host
+// has them.
+func (p *CPUIDPolicy) pkuOffered(host HostCPUID) bool {
+	return p.cfg.PKU && !p.cfg.FXSAVEOnly && host(0, 0).EAX >= LeafExtFeatures &&
+		host(LeafExtFeatures, 0).ECX&Leaf7ECXPKU != 0
+}
+
+// PKU reports whether the policy offers protection keys (CPUIDConfig.PKU
+// on a host that has them): the vCPU's PKRU must then be its own.
+func (p *CPUIDPolicy) PKU() bool {
+	r, _ := p.find(LeafExtFeatures, 0)
+	return r.ECX&Leaf7ECXPKU != 0
 }
 
 // XCR0Offered returns the XCR0 bits a guest may set: 0 when XSAVE is
@@ -461,13 +490,15 @@ func (p *CPUIDPolicy) ValidXCR0(ecx uint32, v uint64) bool {
 
 // GuestBits sets in r, the policy's answer for leaf and sub, the bits
 // that follow the vCPU's own state: CPUID.1:ECX.OSXSAVE is CR4.OSXSAVE
-// (cr4), and leaf 0xD's sizes of the area XCR0's components (xcr0)
+// and CPUID.7.0:ECX.OSPKE CR4.PKE (cr4), and leaf 0xD's sizes of the area XCR0's components (xcr0)
 // need, in standard (subleaf 0 EBX) and compacted format (subleaf 1
 // EBX) (SDM Vol. 2A, CPUID).
 func (p *CPUIDPolicy) GuestBits(r CPUIDResult, leaf, sub uint32, cr4, xcr0 uint64) CPUIDResult {
 	switch {
 	case leaf == LeafFeatures && r.ECX&Leaf1ECXXSAVE != 0 && cr4&cr4OSXSAVE != 0:
 		r.ECX |= leaf1ECXOSXSAVE
+	case leaf == LeafExtFeatures && sub == 0 && r.ECX&Leaf7ECXPKU != 0 && cr4&cr4PKE != 0:
+		r.ECX |= leaf7ECXOSPKE
 	case leaf == LeafXSAVE && p.xcr0 != 0 && sub == 0:
 		r.EBX = uint32(p.XSAVESize(xcr0))
 	case leaf == LeafXSAVE && p.xcr0 != 0 && sub == 1:
@@ -476,8 +507,11 @@ func (p *CPUIDPolicy) GuestBits(r CPUIDResult, leaf, sub uint32, cr4, xcr0 uint6
 	return r
 }
 
-// cr4OSXSAVE is CR4.OSXSAVE (SDM Vol. 3A, 2.5).
-const cr4OSXSAVE = 1 << 18
+// CR4.OSXSAVE and CR4.PKE (SDM Vol. 3A, 2.5).
+const (
+	cr4OSXSAVE = 1 << 18
+	cr4PKE     = 1 << 22
+)
 
 // tscRatio is leaf 0x15: the TSC to crystal ratio in lowest terms and the
 // crystal's frequency. Linux multiplies the crystal's kHz by EBX in 32

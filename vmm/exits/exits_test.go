@@ -835,6 +835,59 @@ func TestCPUIDPolicyXSAVE(t *testing.T) {
 	}
 }
 
+// TestCPUIDPolicyPKU checks the PKU option: protection keys and the PKRU
+// state component are offered only where asked for and the host has
+// them, OSPKE follows the vCPU's CR4.PKE, and the host's own OSPKE never
+// shows.
+func TestCPUIDPolicyPKU(t *testing.T) {
+	pkuHost := func(leaf, sub uint32) CPUIDResult {
+		r := xsaveHost(leaf, sub)
+		if leaf == 7 && sub == 0 {
+			r.ECX |= 1<<3 | 1<<4 // PKU, and OSPKE as the host's CR4 has it
+		}
+		return r
+	}
+	p := mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000, PKU: true}, pkuHost)
+	if !p.PKU() {
+		t.Fatal("PKU not offered on a host with PKU")
+	}
+	if r := p.Lookup(7, 0, 0); r.ECX&(1<<3) == 0 || r.ECX&(1<<4) != 0 {
+		t.Errorf("leaf 7 ECX %#x: want PKU without OSPKE", r.ECX)
+	}
+	if got := p.XCR0Offered(); got != 0x207 {
+		t.Errorf("XCR0Offered = %#x, want x87|SSE|AVX|PKRU", got)
+	}
+	if !p.ValidXCR0(0, 0x203) || !p.ValidXCR0(0, 0x207) {
+		t.Error("XCR0 with PKRU refused")
+	}
+	if r := p.Lookup(0xD, 9, 0); r.EAX != 8 || r.EBX != 2688 {
+		t.Errorf("leaf 0xD/9 = %+v, want the host's PKRU place", r)
+	}
+	if got := p.XSAVESize(0x207); got != 2696 {
+		t.Errorf("XSAVE area for x87|SSE|AVX|PKRU: %d bytes, want 2696", got)
+	}
+	r := p.Lookup(7, 0, 0)
+	if g := p.GuestBits(r, 7, 0, 1<<22, 1); g.ECX&(1<<4) == 0 {
+		t.Errorf("leaf 7 ECX %#x with CR4.PKE set: want OSPKE", g.ECX)
+	}
+	if g := p.GuestBits(r, 7, 0, 0, 1); g.ECX&(1<<4) != 0 {
+		t.Errorf("leaf 7 ECX %#x with CR4.PKE clear: want no OSPKE", g.ECX)
+	}
+	for name, q := range map[string]*CPUIDPolicy{
+		"not asked":  mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000}, pkuHost),
+		"FXSAVEOnly": mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000, PKU: true, FXSAVEOnly: true}, pkuHost),
+		"host lacks": mustPolicy(t, CPUIDConfig{TSCKHz: 2_400_000, PKU: true}, xsaveHost),
+	} {
+		r := q.Lookup(7, 0, 0)
+		if q.PKU() || r.ECX&(3<<3) != 0 || q.XCR0Offered()&(1<<9) != 0 {
+			t.Errorf("%s: PKU %v, leaf 7 ECX %#x, XCR0Offered %#x: want no protection keys", name, q.PKU(), r.ECX, q.XCR0Offered())
+		}
+		if g := q.GuestBits(r, 7, 0, 1<<22, 1); g.ECX&(1<<4) != 0 {
+			t.Errorf("%s: OSPKE without PKU", name)
+		}
+	}
+}
+
 func mustPolicy(t testing.TB, cfg CPUIDConfig, host HostCPUID) *CPUIDPolicy {
 	t.Helper()
 	p, err := NewCPUIDPolicy(cfg, host)

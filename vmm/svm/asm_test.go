@@ -24,6 +24,7 @@ func TestGuestRegsOffsets(t *testing.T) {
 		"R12": unsafe.Offsetof(r.R12), "R13": unsafe.Offsetof(r.R13), "R14": unsafe.Offsetof(r.R14), "R15": unsafe.Offsetof(r.R15),
 		"FPU": unsafe.Offsetof(r.FPU), "HOSTFPU": unsafe.Offsetof(r.HostFPU),
 		"XCR0": unsafe.Offsetof(r.XCR0), "HOSTXCR0": unsafe.Offsetof(r.HostXCR0), "XCR0MAX": unsafe.Offsetof(r.XCR0Max),
+		"PKRU": unsafe.Offsetof(r.PKRU), "SWITCHPKRU": unsafe.Offsetof(r.SwitchPKRU),
 	}
 	src, err := os.ReadFile("svm_amd64.s")
 	if err != nil {

@@ -29,6 +29,8 @@
 #define G_XCR0 144
 #define G_HOSTXCR0 152
 #define G_XCR0MAX 160
+#define G_PKRU 176
+#define G_SWITCHPKRU 180
 
 // XSTATE_BV's offset in an XSAVE area (Intel SDM Vol. 1, 13.4.2).
 #define XSAVE_BV 512
@@ -86,6 +88,15 @@ TEXT ·run(SB),NOSPLIT,$0-24
 	SHRQ	$32, DX
 	XRSTOR64	(CX)
 nofpu:
+	MOVL	G_SWITCHPKRU(DI), AX
+	TESTL	AX, AX
+	JEQ	nopkru
+	MOVL	G_PKRU(DI), AX	// PKRU = the guest's (ECX and EDX must be 0)
+	XORL	CX, CX
+	XORL	DX, DX
+	// wrpkru
+	BYTE $0x0F; BYTE $0x01; BYTE $0xEF
+nopkru:
 	MOVQ	vmcb+0(FP), AX	// VMRUN's operand
 	MOVQ	G_RCX(DI), CX
 	MOVQ	G_RDX(DI), DX
@@ -124,6 +135,14 @@ nofpu:
 	POPQ	CX
 	MOVQ	CX, G_RDI(DI)
 
+	MOVL	G_SWITCHPKRU(DI), AX
+	TESTL	AX, AX
+	JEQ	nopkru2
+	XORL	CX, CX
+	// rdpkru: EAX = PKRU, EDX = 0
+	BYTE $0x0F; BYTE $0x01; BYTE $0xEE
+	MOVL	AX, G_PKRU(DI)
+nopkru2:
 	MOVQ	vmcb+0(FP), AX
 	// vmsave rax (guest)
 	BYTE $0x0F; BYTE $0x01; BYTE $0xDB

@@ -10,12 +10,13 @@ import (
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
-// Encoding format, version 2 (version 1 had a flag for one pending NMI
-// where version 2 counts them). All integers are little endian.
+// Encoding format, version 3 (version 1 had a flag for one pending NMI
+// where version 2 counts them; version 3 adds PKRU after XCR0). All
+// integers are little endian.
 //
 //	offset  size  field
 //	0       4     magic "BIvc"
-//	4       2     version (2)
+//	4       2     version (3)
 //	6       2     flags, reserved, zero
 //	8       4     total length in bytes, header and checksum included
 //	12      ...   body: the fixed-size fields in the order of State, then
@@ -28,7 +29,7 @@ const (
 	// Magic starts every encoded State.
 	Magic uint32 = 'B' | 'I'<<8 | 'v'<<16 | 'c'<<24
 	// Version is the encoding version this package writes and reads.
-	Version uint16 = 2
+	Version uint16 = 3
 
 	headerSize   = 12
 	checksumSize = 4
@@ -37,7 +38,7 @@ const (
 	lapicSize   = 8 + 6*4 + 3*32 + NumLVT*4 + 3*4 + 8
 	eventsSize  = 4 + 4 + 4 + 8
 	fixedSize   = vmx.NumGPRs*8 + 2*8 + NumSegs*segmentSize + 2*(8+2) +
-		5*8 + 6*8 + 8*8 + 4 + 2*8 + 4*8 + lapicSize + eventsSize + 4
+		5*8 + 6*8 + 8*8 + 4 + 2*8 + 4*8 + 4 + lapicSize + eventsSize + 4
 	msrEntrySize = 4 + 8
 
 	// MinEncodedSize is the size of an encoded State with no XSAVE area
@@ -196,6 +197,7 @@ func (s *State) encode(w *writer) {
 	w.u64(s.TSCOffset)
 	w.u64(s.TSCDeadline)
 	w.u64(s.XCR0)
+	w.u32(s.PKRU)
 
 	a := &s.LAPIC
 	w.u64(a.Base)
@@ -277,6 +279,7 @@ func (s *State) decode(r *reader) error {
 	s.TSCOffset = r.u64()
 	s.TSCDeadline = r.u64()
 	s.XCR0 = r.u64()
+	s.PKRU = r.u32()
 
 	a := &s.LAPIC
 	a.Base = r.u64()

@@ -112,6 +112,9 @@ func randomState(r *rand.Rand) *State {
 			s.XCR0 |= opt
 		}
 	}
+	if r.Intn(2) == 0 {
+		s.PKRU = r.Uint32()
+	}
 	switch r.Intn(4) {
 	case 0:
 		s.XSAVELen = 0
@@ -245,6 +248,7 @@ func typicalState() *State {
 	s.SysenterESP = 0xfffffe00_00003000
 	s.SysenterEIP = 0xffffffff_81a01d60
 	s.XCR0 = XCR0X87 | XCR0SSE | XCR0AVX | XCR0AVX512 | XCR0PKRU
+	s.PKRU = 0x55555554 // Linux's: keys 1-15 access-disabled
 	s.XSAVELen = MaxXSAVE
 	r.Read(s.XSAVE[:])
 	binary.LittleEndian.PutUint32(s.XSAVE[xsaveMXCSROffset:], ResetMXCSR)

@@ -223,6 +223,11 @@ type State struct {
 
 	// XCR0 is the extended control register selecting XSAVE features.
 	XCR0 uint64
+	// PKRU is the protection-key rights register (Intel SDM Vol. 3A,
+	// 4.6.2; RDPKRU). It travels apart from the XSAVE area, which holds
+	// it only while XCR0 enables its component (bit 9); 0 lets every
+	// access through, its reset value.
+	PKRU uint32
 	// XSAVELen is the number of valid bytes in XSAVE: 0 when the state
 	// carries no XSAVE area, else MinXSAVE..MaxXSAVE.
 	XSAVELen uint32
@@ -318,7 +323,7 @@ func (s *State) Equal(o *State) bool {
 		s.SFMASK != o.SFMASK || s.FSBase != o.FSBase || s.GSBase != o.GSBase ||
 		s.KernelGSBase != o.KernelGSBase || s.SysenterCS != o.SysenterCS ||
 		s.SysenterESP != o.SysenterESP || s.SysenterEIP != o.SysenterEIP || s.PAT != o.PAT ||
-		s.TSCOffset != o.TSCOffset || s.TSCDeadline != o.TSCDeadline || s.XCR0 != o.XCR0 ||
+		s.TSCOffset != o.TSCOffset || s.TSCDeadline != o.TSCDeadline || s.XCR0 != o.XCR0 || s.PKRU != o.PKRU ||
 		s.LAPIC != o.LAPIC || s.Events != o.Events || s.Activity != o.Activity ||
 		s.XSAVELen != o.XSAVELen || s.NumMSRs != o.NumMSRs {
 		return false

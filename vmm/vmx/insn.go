@@ -118,6 +118,17 @@ type GuestRegs struct {
 	// XSAVESize is the size of the XSAVE area FPU starts (XSAVEArea),
 	// 0 without one.
 	XSAVESize int
+
+	// PKRU is the guest's protection-key rights register (Intel SDM
+	// Vol. 3A, 4.6.2). With SwitchPKRU set, the entry routine loads it
+	// (WRPKRU) just before the guest runs and saves it (RDPKRU) right
+	// after the exit, whatever the guest's XCR0: a guest may use
+	// protection keys without XSAVE managing PKRU. The host core must
+	// have CR4.PKE set for both instructions; its own accesses are to
+	// supervisor pages, which protection keys do not govern, so the
+	// guest's value is left in place. Only the AMD-V routine switches
+	// it so far.
+	PKRU, SwitchPKRU uint32
 }
 
 // XSAVEArea returns the XSAVE area FPU starts, or nil.

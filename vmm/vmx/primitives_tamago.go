@@ -129,6 +129,21 @@ func EnableXSAVE(xcr0 uint64) {
 	writeXCR0(xcr0)
 }
 
+// cr4PKE is CR4.PKE (SDM Vol. 3A, 2.5).
+const cr4PKE = 1 << 22
+
+// EnableProtectionKeys sets CR4.PKE on the calling core, to which the
+// caller is pinned, so that RDPKRU and WRPKRU work there (SDM Vol. 3A,
+// 4.6.2): the entry routine switches each guest's PKRU with them. Keys
+// govern only user-mode pages and the host maps none, so the host's own
+// accesses are unaffected. The processor must offer PKU
+// (CPUID.7.0:ECX.PKU), or the write faults.
+func EnableProtectionKeys() {
+	if cr4 := readCR4(); cr4&cr4PKE == 0 {
+		writeCR4(cr4 | cr4PKE)
+	}
+}
+
 // ReadMSR executes RDMSR. Reading an MSR that does not exist raises #GP:
 // call it only for MSRs known to exist.
 func ReadMSR(msr MSR) uint64 { return readMSR(uint32(msr)) }
