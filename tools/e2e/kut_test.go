@@ -90,12 +90,17 @@ func runKUT(t *testing.T, n *node, dir string, port int, test kut.Test) (kut.Pla
 	if m == nil {
 		return plan, kut.Result{Verdict: "not started: " + strings.TrimSpace(out)}, out
 	}
-	timeout := plan.Timeout
-	if long, ok := kutLong[test.Name]; ok {
-		timeout = long.timeout
-	}
-	res, con := kutOutcome(t, n, m[1], timeout)
+	res, con := kutOutcome(t, n, m[1], kutTimeout(test.Name, plan))
 	return plan, res, con
+}
+
+// kutTimeout is how long test may run: its unittests.cfg timeout, or
+// kutLong's.
+func kutTimeout(name string, plan kut.Plan) time.Duration {
+	if long, ok := kutLong[name]; ok {
+		return long.timeout
+	}
+	return plan.Timeout
 }
 
 // kutLong gives the tests that need longer than their unittests.cfg
@@ -362,6 +367,16 @@ var kutDistributed = map[string]struct{ verdict, why string }{
 	"smptest3":        {"PASS", ""},
 	"vmexit_ipi":      {"PASS", ""},
 	"vmexit_ipi_halt": {"PASS", ""},
+	// Opt-in (kutSlow). 31 checks pass (the APIC mode changes, self
+	// IPIs, physical broadcast to the vCPU on node 2); then
+	// test_sti_nmi sends vCPU 1 30,000 NMIs one at a time, each waiting
+	// for vCPU 1's handler to move a counter on a page that must come
+	// back across the cluster link, and it does not end within 600 s
+	// (vCPU 0 waits in its loop; whether it is slow or stuck at one NMI
+	// is not established). test_multiple_nmi and test_pending_nmi would
+	// send 100,000 more each.
+	"x2apic": {"ERROR", "31 pass, then the NMI storm does not end in time"},
+	"xapic":  {"ERROR", "as x2apic"},
 }
 
 // TestQEMUClusterKVMUnitTests runs the suite's multi-processor tests as
@@ -386,10 +401,15 @@ func TestQEMUClusterKVMUnitTests(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "kut-cluster-2.log"), []byte(b.con.Output()), 0o644)
 	})
 	waitPair(t, a, b)
-	ran := 0
+	ran, skipped := 0, 0
 	for _, test := range tests {
 		want, ok := kutDistributed[test.Name]
 		if !ok {
+			continue
+		}
+		if why, slow := kutSlow[test.Name]; slow && os.Getenv("BIGIRON_E2E_SLOW") == "" {
+			t.Logf("%-16s not run without BIGIRON_E2E_SLOW=1: %s", test.Name, why)
+			skipped++
 			continue
 		}
 		plan, args := kutPlan(t, serve, port, test)
@@ -401,7 +421,7 @@ func TestQEMUClusterKVMUnitTests(t *testing.T) {
 			t.Fatalf("%s: node 1 lists no multiboot VM", test.Name)
 		}
 		id := ids[len(ids)-1][1]
-		res, con := kutOutcome(t, a, id, plan.Timeout)
+		res, con := kutOutcome(t, a, id, kutTimeout(test.Name, plan))
 		vcpus := run(t, a, "vcpus", time.Minute)
 		run(t, a, "dvm stop", time.Minute)
 		ran++
@@ -413,7 +433,7 @@ func TestQEMUClusterKVMUnitTests(t *testing.T) {
 			t.Errorf("%s: vCPU 1 did not run on node 2:\n%s", test.Name, vcpus)
 		}
 	}
-	if ran != len(kutDistributed) {
-		t.Errorf("%d of the %d distributed tests ran", ran, len(kutDistributed))
+	if ran+skipped != len(kutDistributed) {
+		t.Errorf("%d of the %d distributed tests ran (%d opt-in)", ran, len(kutDistributed), skipped)
 	}
 }
