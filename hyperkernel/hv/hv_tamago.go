@@ -77,6 +77,10 @@ type Hypervisor struct {
 	// each vCPU its own PKRU, so that guests are offered protection keys
 	// (AMD-V with XSAVE on a processor with PKU; not yet on VT-x).
 	pku bool
+	// pks says that guests get supervisor protection keys, each vCPU its
+	// own IA32_PKRS loaded into the core it runs on (AMD-V on a
+	// processor with PKS, as QEMU's emulator offers; not yet on VT-x).
+	pks bool
 }
 
 // New prepares VMX on this node. It fails where the CPU has no usable

@@ -414,6 +414,7 @@ func (vm *LinuxVM) exitHandlers() (exits.Dispatcher, error) {
 		EmulatedAPIC: true, FXSAVEOnly: h.hostXCR0 == 0, HideUnvirtualized: true, KVMCompatible: true,
 		TSCAux: h.svmCaps != nil, // see vmTSCAux
 		PKU:    h.pku,
+		PKS:    h.pks,
 	}, h.hostCPUID)
 	if err != nil {
 		return exits.Dispatcher{}, fmt.Errorf("hv: %w", err)

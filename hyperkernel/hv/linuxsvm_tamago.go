@@ -43,6 +43,11 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 	if err := disp.MSR.Register(msrTSCAux, msrTSCAux, "IA32_TSC_AUX", vmTSCAux{vm}); err != nil {
 		return err
 	}
+	if h.pks {
+		if err := disp.MSR.Register(msrPKRS, msrPKRS, "IA32_PKRS", vmPKRS{vm}); err != nil {
+			return err
+		}
+	}
 	vm.vpids = make([]uint16, len(vm.vcpus))
 	for i, v := range vm.vcpus {
 		v.apic = vm.apics.APIC(i)
@@ -113,6 +118,31 @@ func (m vmTSCAux) WriteMSR(i int, _ uint32, val uint64) bool {
 		return false
 	}
 	m.vm.vcpus[i].sv.tscAux = val
+	return true
+}
+
+// msrPKRS is IA32_PKRS, the supervisor protection-key rights (Intel SDM
+// Vol. 3A, 4.6.2; Vol. 4, Table 2-2).
+const msrPKRS = 0x6E1
+
+// vmPKRS is each vCPU's IA32_PKRS on AMD-V, as vmTSCAux is its TSC_AUX:
+// the processor applies the core's own MSR to the guest's supervisor
+// pages while the guest runs with CR4.PKS, so the vCPU's value is loaded
+// into the core before each VMRUN where it differs (svmCPU.Enter);
+// RDMSR and WRMSR exit and reach the vCPU's copy. The host runs with
+// CR4.PKS clear, where the MSR has no effect. Bits 63:32 are reserved
+// (#GP).
+type vmPKRS struct{ vm *LinuxVM }
+
+func (m vmPKRS) ReadMSR(i int, _ uint32) (uint64, bool) {
+	return m.vm.vcpus[i].sv.pkrs, true
+}
+
+func (m vmPKRS) WriteMSR(i int, _ uint32, val uint64) bool {
+	if val>>32 != 0 {
+		return false
+	}
+	m.vm.vcpus[i].sv.pkrs = val
 	return true
 }
 

@@ -25,9 +25,10 @@ import (
 type coreSVM struct {
 	hsave, host uint64
 	on          atomic.Bool
-	// tscAux is the value plus one of the core's IA32_TSC_AUX as a vCPU
-	// last loaded it, 0 before; only the goroutine pinned there uses it.
-	tscAux uint64
+	// tscAux and pkrs are the value plus one of the core's IA32_TSC_AUX
+	// and IA32_PKRS as a vCPU last loaded them, 0 before; only the
+	// goroutine pinned there uses them.
+	tscAux, pkrs uint64
 }
 
 // enableSVM turns SVM on for the calling core, to which the caller is
@@ -152,8 +153,9 @@ type svmCPU struct {
 	// apicID and bsp describe the vCPU in a saved state.
 	apicID uint32
 	bsp    bool
-	// tscAux is the vCPU's IA32_TSC_AUX (vmTSCAux).
-	tscAux uint64
+	// tscAux is the vCPU's IA32_TSC_AUX (vmTSCAux), pkrs its IA32_PKRS
+	// (vmPKRS).
+	tscAux, pkrs uint64
 }
 
 var _ guestCPU = (*svmCPU)(nil)
@@ -221,6 +223,10 @@ func (c *svmCPU) Enter(e *exits.Exit) error {
 	if c.core.tscAux != c.tscAux+1 {
 		vmx.WriteMSR(msrTSCAux, c.tscAux)
 		c.core.tscAux = c.tscAux + 1
+	}
+	if c.h.pks && c.core.pkrs != c.pkrs+1 {
+		vmx.WriteMSR(msrPKRS, c.pkrs)
+		c.core.pkrs = c.pkrs + 1
 	}
 	c.h.armPreemption()
 	svm.Run(c.pa, c.core.host, &c.regs)
@@ -328,10 +334,13 @@ func (c *svmCPU) SetTSCOffset(off uint64) { c.vmcb.Write(svm.CtlTSCOffset, off) 
 // loadState makes st the vCPU's state, its NMI blocking included.
 func (c *svmCPU) loadState(st *vcpu.State) {
 	loadVMCB(st, c.vmcb, &c.regs)
-	c.tscAux = 0
+	c.tscAux, c.pkrs = 0, 0
 	for _, m := range st.MSRs[:st.NumMSRs] {
-		if m.Index == msrTSCAux {
+		switch m.Index {
+		case msrTSCAux:
 			c.tscAux = m.Value
+		case msrPKRS:
+			c.pkrs = m.Value
 		}
 	}
 	c.nmi = nmiMask{}
@@ -346,9 +355,11 @@ func (c *svmCPU) Save(st *vcpu.State) error {
 	if c.nmi.masked {
 		st.Events.Interruptibility |= vcpu.BlockingByNMI
 	}
-	if c.tscAux != 0 && st.NumMSRs < vcpu.MaxMSRs {
-		st.MSRs[st.NumMSRs] = vcpu.MSR{Index: msrTSCAux, Value: c.tscAux}
-		st.NumMSRs++
+	for _, m := range [...]vcpu.MSR{{Index: msrTSCAux, Value: c.tscAux}, {Index: msrPKRS, Value: c.pkrs}} {
+		if m.Value != 0 && st.NumMSRs < vcpu.MaxMSRs {
+			st.MSRs[st.NumMSRs] = m
+			st.NumMSRs++
+		}
 	}
 	return nil
 }

@@ -32,6 +32,12 @@ func hasPKU(cpuid func(leaf, sub uint32) exits.CPUIDResult) bool {
 	return cpuid(0, 0).EAX >= exits.LeafExtFeatures && cpuid(exits.LeafExtFeatures, 0).ECX&exits.Leaf7ECXPKU != 0
 }
 
+// hasPKS reports whether the processor has protection keys for
+// supervisor pages (CPUID.7.0:ECX.PKS; IA32_PKRS).
+func hasPKS(cpuid func(leaf, sub uint32) exits.CPUIDResult) bool {
+	return cpuid(0, 0).EAX >= exits.LeafExtFeatures && cpuid(exits.LeafExtFeatures, 0).ECX&exits.Leaf7ECXPKS != 0
+}
+
 // guestFPU gives a vCPU the FPU area its CPUID asks for, and its own PKRU
 // (reset, 0) where the CPUID offers protection keys: an XSAVE area
 // for every component the policy offers beyond SSE, its XCR0 switched at

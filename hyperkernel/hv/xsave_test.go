@@ -94,6 +94,15 @@ func TestGuestPKRU(t *testing.T) {
 	if !hasPKU(pkuCPU) || hasPKU(cpuWith(true, 7)) {
 		t.Fatalf("hasPKU: %v with the flag, %v without", hasPKU(pkuCPU), hasPKU(cpuWith(true, 7)))
 	}
+	pksCPU := func(leaf, sub uint32) exits.CPUIDResult {
+		if leaf == 7 && sub == 0 {
+			return exits.CPUIDResult{ECX: 1 << 31}
+		}
+		return cpuWith(true, 3)(leaf, sub)
+	}
+	if !hasPKS(pksCPU) || hasPKS(pkuCPU) {
+		t.Fatalf("hasPKS: %v with the flag, %v without", hasPKS(pksCPU), hasPKS(pkuCPU))
+	}
 	for _, c := range []struct {
 		name    string
 		cfg     exits.CPUIDConfig

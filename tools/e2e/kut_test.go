@@ -324,7 +324,7 @@ var kutExpected = map[string]kutVerdict{
 	"vmexit_cr4_pge":           {"PASS", ""},
 	"smap":                     {"PASS", ""},
 	"pku":                      {"PASS", ""},
-	"pks":                      {"SKIP", "CPUID offers no PKS (IA32_PKRS is not emulated)"},
+	"pks":                      {"PASS", ""},
 	"x2apic":                   {"FAIL", "in about half the runs 54 of 55 pass (\"TMCCT should not be reset to TMICT value\": the timer counts at the TSC's rate, divide by 1, so half a count of 0x999999 is about 2 ms, less than the test's four exits take in QEMU's emulator); in the other half a vCPU triple-faults during the NMI storms (nmi-after-sti, multiple nmi): a #PF right after it sent an NMI by WRMSR, whose delivery faults again at the IDT, though the guest's page tables walked by the hyperkernel at the shutdown map every address involved (not present, error code 0, CR2 at IDT[8]); with QEMU's single-threaded TCG (-accel tcg,thread=single) it did not happen in 4 runs, against 5 of 8 with the default multi-threaded TCG, so it points at the emulator, not proven: opt-in for that reason. QEMU directly aborts at once (no x2APIC there)"},
 	"xapic":                    {"FAIL", "as x2apic"},
 	"eventinj":                 {"PASS", ""},
@@ -346,6 +346,9 @@ var kutExpected = map[string]kutVerdict{
 	"umip":                     {"PASS", ""},
 	"la57":                     {"ERROR", "non-canonical descriptor-table and segment bases are accepted (QEMU's TCG, as directly), then no exit"},
 	"tsx-ctrl":                 {"SKIP", "no TSX, as QEMU directly"},
+	// Opt-in (kutSlow).
+	"access": {"ERROR", "past its timeout printing NX faults' error codes (8, want 9), as directly under QEMU's TCG"},
+	"debug":  {"ERROR", "11 pass, 4 fail, then past its timeout; directly under QEMU 13 pass, 2 fail (single-step with STI blocking, kernel and user mode), then the same hang. The other 2 are big-iron's: no single-step #DB after an instruction the hyperkernel emulates (CPUID, IN)"},
 }
 
 // kutServe serves the suite's x86 folder and the environment modules the

@@ -60,7 +60,7 @@ const (
 	Leaf7ECXWAITPKG    = 1 << 5
 	leaf7ECXLA57       = 1 << 16 // 57-bit linear addresses, 5-level paging
 	Leaf7ECXSGXLC      = 1 << 30
-	leaf7ECXPKS        = 1 << 31 // supervisor protection keys (IA32_PKRS)
+	Leaf7ECXPKS        = 1 << 31 // supervisor protection keys (IA32_PKRS)
 	leaf7ECXRDPID      = 1 << 22 // RDPID: reads IA32_TSC_AUX
 )
 
@@ -98,6 +98,11 @@ type CPUIDConfig struct {
 	// for hypervisors that give each vCPU its own PKRU across entries
 	// and exits. Ignored with FXSAVEOnly.
 	PKU bool
+	// PKS keeps supervisor protection keys (CPUID.7.0:ECX.PKS) where the
+	// host has them, which HideUnvirtualized otherwise hides: for
+	// hypervisors that give each vCPU its own IA32_PKRS, loaded into
+	// the core while the guest runs.
+	PKS bool
 	// HideUnvirtualized hides features that would reach hardware the
 	// hypervisor does not virtualise or that raise #UD in VMX non-root
 	// operation unless a control enables them: RDTSCP, INVPCID, machine
@@ -373,8 +378,11 @@ func (p *CPUIDPolicy) addExtFeatures(host HostCPUID) {
 		// 5-level paging: the hyperkernel walks the guest's page
 		// tables (device emulation fetches at RIP) with 4 levels
 		r.ECX &^= leaf7ECXLA57
-		// Supervisor protection keys: IA32_PKRS is not emulated.
-		r.ECX &^= leaf7ECXPKS
+		// Supervisor protection keys, unless the hypervisor gives
+		// each vCPU its own IA32_PKRS (PKS).
+		if !p.cfg.PKS {
+			r.ECX &^= Leaf7ECXPKS
+		}
 		r.EDX &^= leaf7EDXSpecCtrl
 		if !p.cfg.TSCAux {
 			r.ECX &^= leaf7ECXRDPID

@@ -888,6 +888,33 @@ func TestCPUIDPolicyPKU(t *testing.T) {
 	}
 }
 
+// TestCPUIDPolicyPKS checks that HideUnvirtualized hides supervisor
+// protection keys unless the PKS option keeps them, and that PKS offers
+// nothing the host lacks.
+func TestCPUIDPolicyPKS(t *testing.T) {
+	pksHost := func(leaf, sub uint32) CPUIDResult {
+		r := xsaveHost(leaf, sub)
+		if leaf == 7 && sub == 0 {
+			r.ECX |= 1 << 31
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		cfg  CPUIDConfig
+		host HostCPUID
+		want bool
+	}{
+		{"hidden", CPUIDConfig{TSCKHz: 2_400_000, HideUnvirtualized: true}, pksHost, false},
+		{"kept", CPUIDConfig{TSCKHz: 2_400_000, HideUnvirtualized: true, PKS: true}, pksHost, true},
+		{"host lacks", CPUIDConfig{TSCKHz: 2_400_000, HideUnvirtualized: true, PKS: true}, xsaveHost, false},
+	} {
+		if got := mustPolicy(t, c.cfg, c.host).Lookup(7, 0, 0).ECX&(1<<31) != 0; got != c.want {
+			t.Errorf("%s: PKS offered %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func mustPolicy(t testing.TB, cfg CPUIDConfig, host HostCPUID) *CPUIDPolicy {
 	t.Helper()
 	p, err := NewCPUIDPolicy(cfg, host)
