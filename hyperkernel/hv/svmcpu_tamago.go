@@ -294,6 +294,23 @@ func (c *svmCPU) Inject(ev runloop.Event) {
 	}
 }
 
+// StepTrap injects the single-step #DB an instruction the hyperkernel
+// carried out owes a guest with RFLAGS.TF set, DR6.BS set as the
+// processor sets it (AMD APM Vol. 2, 13.1.3.5). While the NMI mask steps
+// the guest over an instruction, the TF is the mask's: the guest's own
+// is the one it saved.
+func (c *svmCPU) StepTrap() {
+	tf := c.vmcb.Read(svm.SaveRFLAGS)&rflagsTF != 0
+	if c.nmi.stepping {
+		tf = c.nmi.guestTF
+	}
+	if !tf {
+		return
+	}
+	c.vmcb.Write(svm.SaveDR6, c.vmcb.Read(svm.SaveDR6)|dr6BS)
+	c.Inject(runloop.Event{Vector: vectorDB, Type: runloop.HardwareException})
+}
+
 func (c *svmCPU) Injecting() bool                    { return c.injecting }
 func (c *svmCPU) Interrupted() (runloop.Event, bool) { return c.interrupted, c.hasInterrupted }
 

@@ -186,6 +186,20 @@ func (c *vmxCPU) Interruptible() bool {
 	return c.InterruptsEnabled() && vmread(vmx.GuestInterruptibility)&blockingSTIorSS == 0
 }
 
+// StepTrap sets BS in the guest's pending debug exceptions where
+// RFLAGS.TF is set: the processor then delivers the single-step #DB an
+// instruction the hyperkernel carried out owes the guest, DR6.BS set,
+// right after VM entry (SDM Vol. 3C, 25.4.2 Table 25-4 and 27.7.3).
+func (c *vmxCPU) StepTrap() {
+	if vmread(vmx.GuestRFLAGS)&rflagsTF == 0 {
+		return
+	}
+	vmx.VMWRITE(vmx.GuestPendingDebugExceptions, vmread(vmx.GuestPendingDebugExceptions)|pendingDebugBS)
+}
+
+// pendingDebugBS is the BS bit of the pending debug exceptions field.
+const pendingDebugBS = 1 << 14
+
 // EndShadow clears blocking by STI and MOV SS (SDM Vol. 3C, 25.4.2).
 func (c *vmxCPU) EndShadow() {
 	if s := vmread(vmx.GuestInterruptibility); s&blockingSTIorSS != 0 {

@@ -83,6 +83,7 @@ var kutVTX = map[string]kutVerdict{
 	"tsc_adjust":      {"SKIP", ""},
 	"tsx-ctrl":        {"SKIP", ""},
 	"eventinj":        {"PASS", ""},
+	"debug":           {"FAIL", "19 pass, 6 fail, not yet told apart as big-iron's or Bochs': DR6.BS kept or set around hardware breakpoints and watchpoints, single-step with MOV SS and DR7.GD, with STI;HLT, MOV SS with a watchpoint and INT 1 or INT3. The single-step #DB after an instruction big-iron carries out passes (kutMustPass)"},
 	// Opt-in (kutVTXSlow).
 	"vmexit_cpuid":             {"PASS", ""},
 	"vmexit_mov_from_cr8":      {"PASS", ""},

@@ -157,6 +157,12 @@ type CPU interface {
 	// EndShadow ends an STI or MOV SS shadow, after HLT or another
 	// instruction the hypervisor carried out (loaded).
 	EndShadow()
+	// StepTrap queues the single-step trap that an instruction the
+	// hypervisor carried out owes a guest running with RFLAGS.TF set:
+	// #DB with DR6.BS, taken before the next instruction (Intel SDM
+	// Vol. 3B, 18.3.1.4; AMD APM Vol. 2, 13.1.3.5). With TF clear it
+	// does nothing (loaded).
+	StepTrap()
 	// SetInterruptWindow asks for an exit as soon as the guest can take
 	// an interrupt, or stops asking (loaded).
 	SetInterruptWindow(on bool)
@@ -461,11 +467,13 @@ func (l *Loop) latchNMIs(ng NMIGuest) (blocked bool) {
 // out for the guest. An STI or MOV SS shadow covers only the instruction
 // after STI or MOV SS, so if that was this one the shadow ends with it
 // (Intel SDM Vol. 3C, 25.4.2; KVM does the same), and an interrupt can go
-// in at the next entry.
+// in at the next entry. A guest that single-steps (RFLAGS.TF) takes its
+// #DB after the instruction as after any other.
 func (l *Loop) skip(n uint32) {
 	l.CPU.Advance(n)
 	if n > 0 {
 		l.CPU.EndShadow()
+		l.CPU.StepTrap()
 	}
 }
 

@@ -59,6 +59,10 @@ type fakeCPU struct {
 	injecting   *Event
 	interrupted *Event
 	tscOffset   uint64
+	// tf is the guest's RFLAGS.TF; stepTraps counts StepTrap calls
+	// that owed it a #DB.
+	tf        bool
+	stepTraps int
 	// stale is set by Enter while the CPU still holds a state the
 	// loop has already saved and sent away.
 	departed bool
@@ -147,6 +151,12 @@ func (f *fakeCPU) Interruptible() bool {
 }
 func (f *fakeCPU) InterruptsEnabled() bool { f.mustBeLoaded("InterruptsEnabled"); return f.ifFlag }
 func (f *fakeCPU) EndShadow()              { f.mustBeLoaded("EndShadow"); f.shadow = false }
+func (f *fakeCPU) StepTrap() {
+	f.mustBeLoaded("StepTrap")
+	if f.tf {
+		f.stepTraps++
+	}
+}
 func (f *fakeCPU) SetInterruptWindow(on bool) {
 	f.mustBeLoaded("SetInterruptWindow")
 	f.window = on
@@ -822,5 +832,34 @@ func TestEmulatedInstructionEndsTheSTIShadow(t *testing.T) {
 	l.Run()
 	if e := c.entries[1]; e.inject != nil || !e.window {
 		t.Errorf("entry after STI;IN left to retry: %+v, want no injection and the window on", e)
+	}
+}
+
+// TestEmulatedInstructionSingleSteps checks that an instruction the
+// hypervisor carries out for a guest that single-steps (RFLAGS.TF) owes
+// it its #DB, once per instruction, and a guest that does not step gets
+// none; an instruction left to run again owes nothing yet.
+func TestEmulatedInstructionSingleSteps(t *testing.T) {
+	c := &fakeCPU{tick: 1, tf: true}
+	c.script = []step{inb(), inb(), hlt()}
+	newLoop(t, c, newGuest()).Run()
+	if c.stepTraps != 3 { // two INs and the HLT
+		t.Errorf("%d single-step traps for IN, IN, HLT with TF set, want 3", c.stepTraps)
+	}
+
+	c = &fakeCPU{tick: 1}
+	c.script = []step{inb(), hlt()}
+	newLoop(t, c, newGuest()).Run()
+	if c.stepTraps != 0 {
+		t.Errorf("%d single-step traps with TF clear, want 0", c.stepTraps)
+	}
+
+	c = &fakeCPU{tick: 1, tf: true}
+	c.script = []step{inb(), hlt()}
+	g := newGuest()
+	g.retryNext = true
+	newLoop(t, c, g).Run()
+	if c.stepTraps != 1 { // the HLT only: the IN runs again
+		t.Errorf("%d single-step traps with the IN left to run again, want 1 (the HLT)", c.stepTraps)
 	}
 }
