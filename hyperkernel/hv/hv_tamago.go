@@ -81,6 +81,9 @@ type Hypervisor struct {
 	// own IA32_PKRS loaded into the core it runs on (AMD-V on a
 	// processor with PKS, as QEMU's emulator offers; not yet on VT-x).
 	pks bool
+	// loadedMSRs says which loaded MSRs (loadedmsrs.go) the cores have
+	// and switch per vCPU: AMD-V only.
+	loadedMSRs [numLoadedMSRs]bool
 }
 
 // New prepares VMX on this node. It fails where the CPU has no usable

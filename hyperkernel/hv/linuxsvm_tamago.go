@@ -40,11 +40,12 @@ func (vm *LinuxVM) newSVMVCPUs(disp exits.Dispatcher) error {
 	if err := disp.MSR.Register(svm.MSREFER, svm.MSREFER, "EFER", vmEFER{vm}); err != nil {
 		return err
 	}
-	if err := disp.MSR.Register(msrTSCAux, msrTSCAux, "IA32_TSC_AUX", vmTSCAux{vm}); err != nil {
-		return err
-	}
-	if h.pks {
-		if err := disp.MSR.Register(msrPKRS, msrPKRS, "IA32_PKRS", vmPKRS{vm}); err != nil {
+	for m, name := range [numLoadedMSRs]string{"IA32_TSC_AUX", "IA32_PKRS"} {
+		if !h.loadedMSRs[m] {
+			continue
+		}
+		idx := loadedMSRIndex[m]
+		if err := disp.MSR.Register(idx, idx, name, vmLoadedMSR{vm, loadedMSR(m)}); err != nil {
 			return err
 		}
 	}
@@ -98,52 +99,21 @@ func (m vmEFER) WriteMSR(i int, msr uint32, val uint64) bool {
 	return eferMSR{m.vm.vcpus[i].sv.vmcb}.WriteMSR(i, msr, val)
 }
 
-// msrTSCAux is IA32_TSC_AUX, which RDTSCP and RDPID read (Intel SDM Vol.
-// 4, Table 2-2; AMD APM Vol. 2, 13.2.4 as TSC_AUX).
-const msrTSCAux = 0xC0000103
-
-// vmTSCAux is each vCPU's IA32_TSC_AUX on AMD-V. RDTSCP and RDPID run in
-// the guest without an exit and read the core's own MSR, so the vCPU's
-// value is loaded into the core before each VMRUN where it differs
-// (svmCPU.Enter); accesses through RDMSR and WRMSR exit and reach the
-// vCPU's copy. Bits 63:32 are reserved (#GP).
-type vmTSCAux struct{ vm *LinuxVM }
-
-func (m vmTSCAux) ReadMSR(i int, _ uint32) (uint64, bool) {
-	return m.vm.vcpus[i].sv.tscAux, true
+// vmLoadedMSR is each vCPU's own value of a loaded MSR on AMD-V
+// (loadedmsrs.go): IA32_TSC_AUX, which RDTSCP and RDPID read without an
+// exit, or IA32_PKRS. RDMSR and WRMSR exit and reach the vCPU's copy;
+// bits 63:32 are reserved (#GP).
+type vmLoadedMSR struct {
+	vm    *LinuxVM
+	which loadedMSR
 }
 
-func (m vmTSCAux) WriteMSR(i int, _ uint32, val uint64) bool {
-	if val>>32 != 0 {
-		return false
-	}
-	m.vm.vcpus[i].sv.tscAux = val
-	return true
+func (m vmLoadedMSR) ReadMSR(i int, _ uint32) (uint64, bool) {
+	return m.vm.vcpus[i].sv.msrs[m.which], true
 }
 
-// msrPKRS is IA32_PKRS, the supervisor protection-key rights (Intel SDM
-// Vol. 3A, 4.6.2; Vol. 4, Table 2-2).
-const msrPKRS = 0x6E1
-
-// vmPKRS is each vCPU's IA32_PKRS on AMD-V, as vmTSCAux is its TSC_AUX:
-// the processor applies the core's own MSR to the guest's supervisor
-// pages while the guest runs with CR4.PKS, so the vCPU's value is loaded
-// into the core before each VMRUN where it differs (svmCPU.Enter);
-// RDMSR and WRMSR exit and reach the vCPU's copy. The host runs with
-// CR4.PKS clear, where the MSR has no effect. Bits 63:32 are reserved
-// (#GP).
-type vmPKRS struct{ vm *LinuxVM }
-
-func (m vmPKRS) ReadMSR(i int, _ uint32) (uint64, bool) {
-	return m.vm.vcpus[i].sv.pkrs, true
-}
-
-func (m vmPKRS) WriteMSR(i int, _ uint32, val uint64) bool {
-	if val>>32 != 0 {
-		return false
-	}
-	m.vm.vcpus[i].sv.pkrs = val
-	return true
+func (m vmLoadedMSR) WriteMSR(i int, _ uint32, val uint64) bool {
+	return m.vm.vcpus[i].sv.msrs.write32(m.which, val)
 }
 
 // svmCRWrite4 is the exit code of an intercepted write of CR4, which

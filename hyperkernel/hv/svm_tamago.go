@@ -48,6 +48,7 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 	h.hostXCR0 = hostXCR0(h.hostCPUID)
 	h.pku = h.hostXCR0 != 0 && hasPKU(h.hostCPUID)
 	h.pks = hasPKS(h.hostCPUID)
+	h.loadedMSRs = [numLoadedMSRs]bool{loadedTSCAux: true, loadedPKRS: h.pks}
 	for _, c := range p.CPUs {
 		if !c.Online {
 			continue

@@ -25,10 +25,8 @@ import (
 type coreSVM struct {
 	hsave, host uint64
 	on          atomic.Bool
-	// tscAux and pkrs are the value plus one of the core's IA32_TSC_AUX
-	// and IA32_PKRS as a vCPU last loaded them, 0 before; only the
-	// goroutine pinned there uses them.
-	tscAux, pkrs uint64
+	// msrs are the loaded MSRs as a vCPU last loaded them.
+	msrs coreMSRs
 }
 
 // enableSVM turns SVM on for the calling core, to which the caller is
@@ -153,9 +151,8 @@ type svmCPU struct {
 	// apicID and bsp describe the vCPU in a saved state.
 	apicID uint32
 	bsp    bool
-	// tscAux is the vCPU's IA32_TSC_AUX (vmTSCAux), pkrs its IA32_PKRS
-	// (vmPKRS).
-	tscAux, pkrs uint64
+	// msrs are the vCPU's IA32_TSC_AUX and IA32_PKRS (vmLoadedMSR).
+	msrs vcpuMSRs
 }
 
 var _ guestCPU = (*svmCPU)(nil)
@@ -216,18 +213,14 @@ func (c *svmCPU) Advance(n uint32) {
 	}
 }
 
+// writeMSR is vmx.WriteMSR for coreMSRs.load.
+func writeMSR(msr uint32, val uint64) { vmx.WriteMSR(vmx.MSR(msr), val) }
+
 // Enter runs the guest until its next #VMEXIT and translates the exit.
 func (c *svmCPU) Enter(e *exits.Exit) error {
 	v := c.vmcb
 	v.Write(svm.SaveRAX, c.regs.RAX)
-	if c.core.tscAux != c.tscAux+1 {
-		vmx.WriteMSR(msrTSCAux, c.tscAux)
-		c.core.tscAux = c.tscAux + 1
-	}
-	if c.h.pks && c.core.pkrs != c.pkrs+1 {
-		vmx.WriteMSR(msrPKRS, c.pkrs)
-		c.core.pkrs = c.pkrs + 1
-	}
+	c.core.msrs.load(&c.msrs, &c.h.loadedMSRs, writeMSR)
 	c.h.armPreemption()
 	svm.Run(c.pa, c.core.host, &c.regs)
 	c.h.disarmPreemption()
@@ -351,15 +344,7 @@ func (c *svmCPU) SetTSCOffset(off uint64) { c.vmcb.Write(svm.CtlTSCOffset, off) 
 // loadState makes st the vCPU's state, its NMI blocking included.
 func (c *svmCPU) loadState(st *vcpu.State) {
 	loadVMCB(st, c.vmcb, &c.regs)
-	c.tscAux, c.pkrs = 0, 0
-	for _, m := range st.MSRs[:st.NumMSRs] {
-		switch m.Index {
-		case msrTSCAux:
-			c.tscAux = m.Value
-		case msrPKRS:
-			c.pkrs = m.Value
-		}
-	}
+	c.msrs.fromState(st)
 	c.nmi = nmiMask{}
 	if st.Events.Interruptibility&vcpu.BlockingByNMI != 0 {
 		c.nmi.delivered(c.vmcb)
@@ -372,12 +357,7 @@ func (c *svmCPU) Save(st *vcpu.State) error {
 	if c.nmi.masked {
 		st.Events.Interruptibility |= vcpu.BlockingByNMI
 	}
-	for _, m := range [...]vcpu.MSR{{Index: msrTSCAux, Value: c.tscAux}, {Index: msrPKRS, Value: c.pkrs}} {
-		if m.Value != 0 && st.NumMSRs < vcpu.MaxMSRs {
-			st.MSRs[st.NumMSRs] = m
-			st.NumMSRs++
-		}
-	}
+	c.msrs.save(st)
 	return nil
 }
 

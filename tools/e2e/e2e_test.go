@@ -329,12 +329,19 @@ func TestQEMUMicrovm(t *testing.T) {
 	}
 }
 
-func TestQEMUQ35(t *testing.T) {
-	requireE2E(t, "qemu-system-x86_64", "make")
+// bootQ35 builds the image and boots it in QEMU q35 under TCG, -cpu max
+// (AMD-V), two cores and 1 GiB, console on its standard streams.
+func bootQ35(t *testing.T) *node {
+	t.Helper()
 	dir := buildImage(t, "pc", "elf")
-	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "1G",
+	return bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "1G",
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
 		"-kernel", filepath.Join(dir, "bigiron.elf"))
+}
+
+func TestQEMUQ35(t *testing.T) {
+	requireE2E(t, "qemu-system-x86_64", "make")
+	n := bootQ35(t)
 	checkShell(t, n, 2, time.Minute)
 }
 
@@ -368,10 +375,7 @@ func TestQEMUUEFI(t *testing.T) {
 // with nested paging (-cpu max) and no VT-x.
 func TestQEMUAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
-	dir := buildImage(t, "pc", "elf")
-	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "1G",
-		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-		"-kernel", filepath.Join(dir, "bigiron.elf"))
+	n := bootQ35(t)
 	checkShell(t, n, 2, time.Minute)
 	caps := run(t, n, "svm", time.Minute)
 	for _, want := range []string{"nested paging", "no NRIP save"} {

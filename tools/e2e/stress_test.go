@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -28,10 +27,7 @@ import (
 // nothing.
 func TestQEMUSchedulerStress(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
-	dir := buildImage(t, "pc", "elf")
-	n := bootQEMU(t, "-machine", "q35", "-cpu", "max", "-smp", "2", "-m", "1G",
-		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
-		"-kernel", filepath.Join(dir, "bigiron.elf"))
+	n := bootQ35(t)
 	if _, err := n.con.Expect(prompt, 2*time.Minute); err != nil {
 		t.Fatalf("no prompt: %v\n%s", err, n.con.Output())
 	}
