@@ -89,6 +89,12 @@ func distCommands(h *hv.Hypervisor, l *linuxHost, agent *node.Agent, notices io.
 	}); err != nil {
 		return console.DistCommands(nil, err.Error()), nil
 	}
+	if err := agent.SetRoom(dvm.Channel, func(from cluster.NodeID) bool {
+		i, ok := dvm.NodeIndex(from)
+		return !ok || plane.Room(i)
+	}); err != nil {
+		return console.DistCommands(nil, err.Error()), nil
+	}
 	return console.DistCommands(d, ""), d
 }
 

@@ -79,6 +79,7 @@ func NodeCommands(a Cluster, unavailable string) []*shell.Command {
 					d.BadTag, d.Replay, d.UnknownPeer, d.Stale,
 					d.Short+d.Version+d.Type+d.Flags+d.Length+d.Fragment+d.Source+d.Channel+d.Reassembly+d.BadAck,
 					d.NotForUs, d.Busy, d.TransmitErrors)
+				fmt.Fprintf(w, "receive windows closed for lack of room %d (senders held back, nothing dropped)\n", d.Closed)
 			case "log":
 				lines, warnings, errs, bad := a.RaftLog()
 				fmt.Fprintf(w, "raft: %d warnings, %d errors, %d malformed messages dropped\n", warnings, errs, bad)

@@ -187,18 +187,25 @@ var ErrStopped = errors.New("dvm: VM stopped")
 
 // ErrFlood stops a VM on this node when another node sends more than this
 // node has served (MaxInbox messages waiting, or MaxDeviceQueue device
-// accesses): no node of a working VM does, since each vCPU has at most
-// one fault or device read outstanding and copies are written back at
-// link speed and served at memory speed. The queue is not allowed to grow
+// accesses). A sender is held back well before that: Room says no once
+// it has MaxInboxPerNode messages waiting, and the transport then keeps
+// its messages and closes its window, so its sends wait (and fail after
+// the transport's timeout, stopping the VM there). Only a sender that
+// ignores that, or more device accesses than its vCPUs can have
+// outstanding, reaches ErrFlood. The queue is not allowed to grow
 // instead: it lives in the Go heap every guest shares, and the receive
 // path, which also carries the cluster's heartbeats, must never block.
 var ErrFlood = errors.New("dvm: flooded")
 
 // MaxInbox and MaxDeviceQueue bound the messages waiting to be served
 // and the forwarded device accesses waiting for the device goroutine.
+// MaxInboxPerNode is how many messages of one sender may wait in the
+// inbox before Room holds that sender back; a quarter of the inbox, so a
+// flooding node cannot take all of it from the others.
 const (
-	MaxInbox       = 8192
-	MaxDeviceQueue = 1024
+	MaxInbox        = 8192
+	MaxInboxPerNode = MaxInbox / 4
+	MaxDeviceQueue  = 1024
 )
 
 // pendingRead is a vCPU's forwarded device read.
@@ -283,6 +290,8 @@ type Runtime struct {
 	closed bool
 	// flooder is 1 + the first node whose message found the inbox full.
 	flooder int
+	// waiting counts the queued messages of each sender.
+	waiting [memory.MaxNodes]int32
 	// stale counts messages dropped for carrying another VM's id.
 	stale   atomic.Uint64
 	pending atomic.Int32
@@ -392,9 +401,25 @@ func (r *Runtime) Deliver(from memory.NodeID, msg []byte) {
 	}
 	copy(b, msg)
 	r.queue = append(r.queue, inMsg{from: from, b: b})
+	if int(from) < len(r.waiting) {
+		r.waiting[from]++
+	}
 	r.pending.Add(1)
 	r.cond.Broadcast()
 	r.qmu.Unlock()
+}
+
+// Room reports whether node from may send another message now: fewer
+// than MaxInboxPerNode of its messages wait in the inbox. The transport
+// asks it before taking a message in (see ErrFlood).
+func (r *Runtime) Room(from memory.NodeID) bool {
+	if int(from) >= len(r.waiting) {
+		return false
+	}
+	r.qmu.Lock()
+	ok := r.waiting[from] < MaxInboxPerNode
+	r.qmu.Unlock()
+	return ok
 }
 
 // Pending reports whether messages wait in the inbox. It is cheap enough
@@ -446,6 +471,7 @@ func (r *Runtime) drainLocked() {
 	}
 	r.qmu.Lock()
 	r.work, r.queue = r.queue, r.work[:0]
+	r.waiting = [memory.MaxNodes]int32{}
 	r.pending.Store(0)
 	flooder := r.flooder
 	r.qmu.Unlock()

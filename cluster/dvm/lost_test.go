@@ -187,3 +187,42 @@ func TestNodeLostErrorNotWrittenAfterWake(t *testing.T) {
 		t.Errorf("Err = %v, NodeFailed = %+v: want the counted loss (10 homed pages)", err, lost)
 	}
 }
+
+// TestRoomHoldsBackOneSender: Room says no to a node once
+// MaxInboxPerNode of its messages wait, and yes again once they are
+// served, while other nodes keep their room: the transport holds back
+// the flooding node only (issue 16, finding 8: back-pressure instead of
+// stopping the VM).
+func TestRoomHoldsBackOneSender(t *testing.T) {
+	c := newCluster(t, 3, 3, 4)
+	rt := c.rts[0]
+	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	eb := enveloped(7, b)
+	rt.mu.Lock() // a vCPU holds the lock: nothing is served
+	sent := 0
+	for rt.Room(1) && sent < MaxInbox {
+		rt.Deliver(1, eb)
+		sent++
+	}
+	if sent != MaxInboxPerNode {
+		t.Errorf("node 1 had room for %d messages, want %d", sent, MaxInboxPerNode)
+	}
+	if !rt.Room(2) {
+		t.Error("node 2 has no room while only node 1 sent")
+	}
+	if rt.Room(memory.MaxNodes) {
+		t.Error("a node index past MaxNodes has room")
+	}
+	rt.drainLocked()
+	rt.mu.Unlock()
+	if !rt.Room(1) {
+		t.Error("node 1 has no room after its messages were served")
+	}
+	if err := rt.Err(); err != nil {
+		t.Errorf("a sender held back by Room stopped the VM: %v", err)
+	}
+}

@@ -286,6 +286,17 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 	}
 }
 
+// Room reports whether node from may send this node another message on
+// Channel now: whether the current VM's inbox has room for it
+// (Runtime.Room). Control messages need none: they are few, and those
+// beyond MaxControls are dropped with a notice.
+func (p *Plane) Room(from memory.NodeID) bool {
+	if s := p.Current(); s != nil {
+		return s.Runtime().Room(from)
+	}
+	return true
+}
+
 // create serves OpCreate in the receive path.
 func (p *Plane) create(from memory.NodeID, spec Spec) {
 	if old := p.Take(); old != nil {

@@ -67,8 +67,10 @@ type Agent struct {
 	logged int
 	// raft keeps Raft's and membership's warnings and errors.
 	raft raftLog
-	// handlers receive the messages of channels other than Raft's.
+	// handlers receive the messages of channels other than Raft's;
+	// rooms say whether a handler can take another message now.
 	handlers map[uint8]func(from cluster.NodeID, msg []byte)
+	rooms    map[uint8]func(from cluster.NodeID) bool
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -97,6 +99,10 @@ func New(cfg Config) (*Agent, error) {
 			} else if h := a.handlers[ch]; h != nil {
 				h(from, msg)
 			}
+		},
+		Room: func(from cluster.NodeID, ch uint8) bool {
+			r := a.rooms[ch]
+			return r == nil || r(from)
 		},
 		OnDatagram: func(from cluster.NodeID, msg []byte) { a.mem.HandleDatagram(from, msg) },
 		OnHello:    func(from cluster.NodeID, mac link.MAC, p []byte) { a.mem.HandleHello(from, mac, p) },
@@ -159,6 +165,26 @@ func (a *Agent) Handle(ch uint8, fn func(from cluster.NodeID, msg []byte)) error
 		a.handlers = map[uint8]func(cluster.NodeID, []byte){}
 	}
 	a.handlers[ch] = fn
+	return nil
+}
+
+// SetRoom bounds what channel ch's handler is given: room reports whether
+// the handler can take another message from node from now. While it says
+// no, that node's messages on ch wait in the transport and the node is
+// asked to hold back (cluster.Config.Room); its Send calls then wait, and
+// fail after sendTimeout. room runs in the receive path and the tick loop
+// with the Agent's lock held: it must be quick and must not call the
+// Agent.
+func (a *Agent) SetRoom(ch uint8, room func(from cluster.NodeID) bool) error {
+	if ch == membership.ChannelRaft {
+		return fmt.Errorf("node: channel %d carries Raft", ch)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rooms == nil {
+		a.rooms = map[uint8]func(cluster.NodeID) bool{}
+	}
+	a.rooms[ch] = room
 	return nil
 }
 

@@ -304,3 +304,105 @@ func TestRaftLog(t *testing.T) {
 		t.Errorf("after %d warnings: %d lines, last %q, %d counted", 2*raftLogLines, len(lines), lines[len(lines)-1], warnings)
 	}
 }
+
+// TestFloodHeldBack: an authenticated peer that sends faster than a
+// handler takes messages in is held back by the transport: the handler's
+// queue stays within its bound, the flooded node stays a responsive
+// member (no failure is declared, a third node's messages on the same
+// channel keep flowing), and once the handler catches up every message
+// of the flood arrives, in order (issue 16, finding 8: a bound could
+// only stop the VM).
+func TestFloodHeldBack(t *testing.T) {
+	c := startCluster(t, 3)
+	flooder, victim, bystander := c.agents[1], c.agents[2], c.agents[3]
+	waitFor(t, 5*time.Second, "three members", func() bool { return aliveCount(victim) == 3 })
+	const bound = 64
+	var (
+		mu      sync.Mutex
+		queue   [4][][]byte // by sender
+		most    int
+		stalled = true
+	)
+	if err := victim.SetRoom(2, func(from cluster.NodeID) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(queue[from]) < bound
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Handle(2, func(from cluster.NodeID, msg []byte) {
+		mu.Lock()
+		queue[from] = append(queue[from], bytes.Clone(msg))
+		most = max(most, len(queue[from]))
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The flood: as fast as Send takes it, until Send gives up.
+	sent := make(chan int)
+	go func() {
+		msg := make([]byte, 2000)
+		i := 0
+		for ; i < 100000; i++ {
+			msg[0], msg[1], msg[2] = byte(i), byte(i>>8), byte(i>>16)
+			if err := flooder.Send(2, 2, msg); err != nil {
+				if !strings.Contains(err.Error(), "window full") {
+					t.Errorf("flood message %d: %v", i, err)
+				}
+				break
+			}
+		}
+		sent <- i
+	}()
+	// While the victim's handler takes the bystander's messages only
+	// (the flooder's queue is full), the bystander gets through.
+	go func() {
+		for {
+			mu.Lock()
+			done := !stalled
+			queue[3] = queue[3][:0]
+			mu.Unlock()
+			if done {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for i := range 50 {
+		if err := bystander.Send(2, 2, []byte{byte(i)}); err != nil {
+			t.Fatalf("bystander's message %d: %v", i, err)
+		}
+	}
+	n := <-sent // the flooder's Send gave up after sendTimeout
+	for id, a := range c.agents {
+		if got := aliveCount(a); got != 3 {
+			t.Errorf("node %d sees %d live members after the flood, want 3", id, got)
+		}
+	}
+	mu.Lock()
+	stalled = false
+	held := len(queue[1])
+	if most > bound {
+		t.Errorf("a queue held %d messages, bound %d", most, bound)
+	}
+	mu.Unlock()
+	// The handler catches up: what the flooder's Send took arrives.
+	var got int
+	waitFor(t, 10*time.Second, "the flood delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range queue[1] {
+			if want := got; m[0] != byte(want) || m[1] != byte(want>>8) || m[2] != byte(want>>16) {
+				t.Fatalf("flood message %d arrived as %d", want, int(m[0])|int(m[1])<<8|int(m[2])<<16)
+			}
+			got++
+		}
+		queue[1] = queue[1][:0]
+		return got == n
+	})
+	d := victim.TransportStats()
+	t.Logf("flooder sent %d messages before Send gave up; %d were queued at the victim then; windows closed %d times", n, held, d.Closed)
+	if d.Closed == 0 {
+		t.Error("the victim's windows never closed")
+	}
+}

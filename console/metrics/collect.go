@@ -119,6 +119,7 @@ func writeCluster(w *Writer, c console.Cluster) {
 		w.Counter("bigiron_cluster_drops_total", "Cluster frames dropped, by reason.", float64(r.n), "reason", r.reason)
 	}
 	w.Counter("bigiron_cluster_transmit_errors_total", "Cluster frames the NIC did not take.", float64(ts.TransmitErrors))
+	w.Counter("bigiron_cluster_windows_closed_total", "Times a receive window closed because the receiver had no room (back-pressure).", float64(ts.Closed))
 }
 
 // writeVMs writes each VM's size, state and exits by reason, and its

@@ -83,7 +83,20 @@ type Config struct {
 	// acknowledgement; 0 means 2.
 	AckEvery int
 	// OnMessage, OnDatagram and OnHello receive traffic; any may be nil.
-	OnMessage  Handler
+	OnMessage Handler
+	// Room reports whether OnMessage can take one more message from
+	// peer from on channel ch now; nil means always. It is asked before
+	// the first fragment of each message is taken in. While it says no,
+	// the message's frames stay in the channel's receive ring,
+	// unacknowledged, the channel advertises a window of zero, so the
+	// peer sends nothing new on it (its sends queue up and then return
+	// ErrBusy), and the frame it retransmits probes the window. Tick asks
+	// again and, once there is room, delivers what waited and reopens the
+	// window with an acknowledgement. This is the transport's
+	// back-pressure: the receiver bounds its queues without dropping or
+	// refusing a message. Room is called with the endpoint's caller
+	// serialization held and must not call the Endpoint.
+	Room       func(from NodeID, ch uint8) bool
 	OnDatagram DatagramHandler
 	OnHello    HelloHandler
 }
@@ -118,6 +131,9 @@ type Drops struct {
 type Stats struct {
 	Drops
 	TransmitErrors uint64
+	// Closed counts the times a channel's receive window closed because
+	// Room said the receiver had no room (back-pressure, not a drop).
+	Closed uint64
 }
 
 // PeerStats describes traffic with one peer.
@@ -176,6 +192,10 @@ type channel struct {
 	unacked    int
 	// ackDue is when a pending acknowledgement must go out bare.
 	ackDue time.Duration
+	// closed is set while Room refuses the message that starts at
+	// rcvNxt: its first frame waits in the receive ring, and the
+	// channel advertises a window of zero.
+	closed bool
 }
 
 // peer is what the endpoint knows about one other node.
@@ -569,6 +589,9 @@ func (e *Endpoint) fillAck(c *channel, h *Header) {
 	}
 	h.SACK = sack
 	h.Window = uint16(w)
+	if c.closed {
+		h.Window = 0
+	}
 	c.ackPending = false
 	c.unacked = 0
 }
@@ -633,16 +656,23 @@ func (e *Endpoint) Tick() {
 			}
 			if c.timer != 0 && e.now >= c.timer {
 				// RFC 6298, 5.4-5.6: retransmit what has been out for
-				// a full timeout, back off, restart the timer.
+				// a full timeout, back off, restart the timer. The
+				// frame at the left edge goes even if the peer
+				// acknowledged it selectively (RFC 2018, 8): a frame
+				// held behind a closed window is, and the ack that
+				// took it in may have been lost.
 				c.timer = 0
 				rto := p.rtt.rto
 				for seq := c.una; seq != c.nxt; seq++ {
 					s := c.sendSlot(seq)
-					if !s.sacked && (seq == c.una || e.now-s.lastSent >= rto) {
+					if seq == c.una || (!s.sacked && e.now-s.lastSent >= rto) {
 						e.sendData(p, uint8(ch), c, seq)
 					}
 				}
 				fired = true
+			}
+			if c.closed {
+				e.reopen(p, uint8(ch), c)
 			}
 			if c.ackPending && e.now >= c.ackDue {
 				e.sendAck(p, uint8(ch), c)
@@ -826,6 +856,10 @@ func (e *Endpoint) handleAck(p *peer, ch uint8, c *channel, h *Header) {
 	}
 	c.peerWindow = uint32(h.Window)
 	if h.SACK != 0 {
+		// Behind a closed window (zero) the frame at the peer's
+		// cumulative ack waits there unacknowledged: the
+		// retransmission timer probes it, not every ack.
+		probe := h.Window == 0
 		var highest uint32
 		found := false
 		for i := uint32(0); i < 64; i++ {
@@ -848,7 +882,7 @@ func (e *Endpoint) handleAck(p *peer, ch uint8, c *channel, h *Header) {
 		// sequence number then, and compared with una across the
 		// half-range it once sent every slot round to it.)
 		rtt := max(p.rtt.srtt, e.cfg.MinRTO)
-		for seq := c.una; found && int32(seq-highest) < 0; seq++ {
+		for seq := c.una; found && !probe && int32(seq-highest) < 0; seq++ {
 			s := c.sendSlot(seq)
 			if !s.sacked && e.now-s.lastSent >= rtt {
 				e.sendData(p, ch, c, seq)
@@ -878,7 +912,9 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 		e.stats.Length++
 		return
 	}
-	if d != 0 {
+	if d != 0 || c.closed || !e.room(p, ch, c, h.FragIndex) {
+		// Out of order, or in order behind a closed window: kept
+		// until its turn.
 		s := c.recvSlot(h.Seq)
 		if s.present {
 			p.stats.Duplicates++
@@ -898,19 +934,51 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 	}
 	c.ackPending = true
 	e.consume(p, ch, c, payload, h.FragIndex, h.FragCount)
+	e.drainRing(p, ch, c)
+	if c.unacked >= e.cfg.AckEvery {
+		e.sendAck(p, ch, c)
+	}
+}
+
+// room asks Config.Room whether the message a fragment with index index
+// would start can be taken in, and closes the channel's window if not.
+// Fragments inside a message need no room: it was granted to the first.
+func (e *Endpoint) room(p *peer, ch uint8, c *channel, index uint16) bool {
+	if e.cfg.Room == nil || index != 0 || c.reasmCount != 0 || e.cfg.Room(p.id, ch) {
+		return true
+	}
+	if !c.closed {
+		c.closed = true
+		e.stats.Closed++
+	}
+	return false
+}
+
+// drainRing consumes the frames waiting in the receive ring from rcvNxt
+// on, as long as they are in order and Room lets their messages in.
+func (e *Endpoint) drainRing(p *peer, ch uint8, c *channel) {
 	for {
 		s := c.recvSlot(c.rcvNxt)
-		if !s.present {
-			break
+		if !s.present || !e.room(p, ch, c, s.fragIndex) {
+			return
 		}
 		s.present = false
 		c.rcvNxt++
 		c.unacked++
 		e.consume(p, ch, c, s.buf[:s.n], s.fragIndex, s.fragCount)
 	}
-	if c.unacked >= e.cfg.AckEvery {
-		e.sendAck(p, ch, c)
+}
+
+// reopen asks Room again for a closed channel; once it says yes, the
+// frames that waited are delivered and an acknowledgement tells the peer
+// the window is open.
+func (e *Endpoint) reopen(p *peer, ch uint8, c *channel) {
+	if !e.cfg.Room(p.id, ch) {
+		return
 	}
+	c.closed = false
+	e.drainRing(p, ch, c)
+	e.sendAck(p, ch, c)
 }
 
 // consume adds one in-order fragment to the channel's message and delivers
