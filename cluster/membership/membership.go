@@ -14,6 +14,7 @@
 package membership
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,6 +48,11 @@ type Member struct {
 	ID  cluster.NodeID
 	MAC link.MAC
 	IP  string
+	// Incarnation is the life of the node the record speaks of: its
+	// transport incarnation (cluster.Endpoint.Incarnation), which grows
+	// with every boot. Zero in a bootstrap list, where it is not known
+	// yet: each node then takes the first it sees.
+	Incarnation uint64
 }
 
 // EventKind says what happened to a member.
@@ -57,6 +63,10 @@ const (
 	Joined EventKind = 1
 	Failed EventKind = 2
 	Left   EventKind = 3
+	// Restarted removes a member that booted again: Raft's state lives
+	// in memory, so the new life has forgotten what the old one voted
+	// and acknowledged, and may only come back as a new member.
+	Restarted EventKind = 4
 )
 
 // String names the event kind.
@@ -68,6 +78,8 @@ func (k EventKind) String() string {
 		return "failed"
 	case Left:
 		return "left"
+	case Restarted:
+		return "restarted"
 	}
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
@@ -155,6 +167,13 @@ type Node struct {
 	members map[cluster.NodeID]Member
 	events  []Event
 	state   State
+	// bound is the incarnation of each member whose messages count: the
+	// one its record names, else the first seen. restarted holds the
+	// newer incarnation of members seen to have booted again, whose
+	// messages are dropped until the cluster has removed them (see
+	// current).
+	bound     map[cluster.NodeID]uint64
+	restarted map[cluster.NodeID]uint64
 
 	now           time.Duration
 	nextRaftTick  time.Duration
@@ -163,7 +182,7 @@ type Node struct {
 	badMessages   uint64
 
 	hello   []byte
-	scratch [8]byte
+	scratch [9]byte
 }
 
 // New creates a Node. It does not send anything until the first Tick.
@@ -214,8 +233,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, id: id, ep: cfg.Endpoint, rn: rn, storage: st,
-		members: make(map[cluster.NodeID]Member),
-		now:     cfg.Clock(),
+		members:   make(map[cluster.NodeID]Member),
+		bound:     make(map[cluster.NodeID]uint64),
+		restarted: make(map[cluster.NodeID]uint64),
+		now:       cfg.Clock(),
 	}
 	n.nextRaftTick = n.now + cfg.TickInterval
 	if slices.ContainsFunc(cfg.Bootstrap, func(m Member) bool { return m.ID == id }) {
@@ -236,30 +257,43 @@ func New(cfg Config) (*Node, error) {
 }
 
 // encodeContext encodes the record a configuration change carries:
-// kind, MAC, IP length and IP.
+// kind, MAC, IP length, IP and incarnation (big-endian).
 func encodeContext(kind EventKind, m Member) []byte {
-	b := make([]byte, 0, 8+len(m.IP))
+	b := make([]byte, 0, 16+len(m.IP))
 	b = append(b, byte(kind))
 	b = append(b, m.MAC[:]...)
 	b = append(b, byte(len(m.IP)))
-	return append(b, m.IP...)
+	b = append(b, m.IP...)
+	return binary.BigEndian.AppendUint64(b, m.Incarnation)
 }
 
-// decodeContext is the inverse of encodeContext.
-func decodeContext(b []byte) (EventKind, link.MAC, string, error) {
-	var mac link.MAC
-	if len(b) < 8 || len(b) != 8+int(b[7]) {
-		return 0, mac, "", fmt.Errorf("membership: change record of %d bytes", len(b))
+// decodeContext is the inverse of encodeContext; m.ID is left zero.
+func decodeContext(b []byte) (EventKind, Member, error) {
+	var m Member
+	if len(b) < 16 || len(b) != 16+int(b[7]) {
+		return 0, m, fmt.Errorf("membership: change record of %d bytes", len(b))
 	}
-	copy(mac[:], b[1:7])
-	return EventKind(b[0]), mac, string(b[8:]), nil
+	copy(m.MAC[:], b[1:7])
+	m.IP = string(b[8 : 8+b[7]])
+	m.Incarnation = binary.BigEndian.Uint64(b[8+b[7]:])
+	return EventKind(b[0]), m, nil
 }
 
 // ID returns this node's id.
 func (n *Node) ID() cluster.NodeID { return n.id }
 
-// HandleMessage takes a Raft message received on ChannelRaft.
+// HandleMessage takes a Raft message received on ChannelRaft: the
+// sender's incarnation (8 bytes, big-endian), then the message.
 func (n *Node) HandleMessage(from cluster.NodeID, msg []byte) {
+	if len(msg) < 8 {
+		n.badMessages++
+		n.cfg.Logger.Warningf("membership: raft message of %d bytes from %d", len(msg), from)
+		return
+	}
+	if !n.current(from, binary.BigEndian.Uint64(msg)) {
+		return
+	}
+	msg = msg[8:]
 	m := &raftpb.Message{}
 	if err := proto.Unmarshal(msg, m); err != nil {
 		n.badMessages++
@@ -309,6 +343,50 @@ func (n *Node) step(m *raftpb.Message) {
 	_ = n.rn.Step(m)
 }
 
+// current reports whether a message or hello of incarnation inc from
+// node from speaks for the member this node knows, and notes a member
+// that booted again. Such a member forgot what its earlier life voted
+// and acknowledged: counted again, it could elect a leader without a
+// change that life helped commit. So its messages are dropped until the
+// cluster has removed it (the leader proposes that, as Restarted) and
+// admitted the new life as a new member. The exception is a cluster of
+// one or two members: every quorum there includes the other member,
+// which holds every committed entry, and a member with an empty log can
+// neither win a vote nor undo one, so the new life simply takes the old
+// one's place (without that, a cluster of two could never recover from
+// a reboot: the removal would need the rebooted node's vote).
+func (n *Node) current(from cluster.NodeID, inc uint64) bool {
+	if _, member := n.members[from]; !member || from == n.id {
+		return true
+	}
+	switch b := n.bound[from]; {
+	case b == 0 || inc == b:
+		n.bound[from] = inc
+		return true
+	case inc < b:
+		return false // an earlier life's, delayed
+	case len(n.members) <= 2:
+		n.bound[from] = inc
+		n.cfg.Logger.Warningf("membership: node %d restarted; with %d members it rejoins as it is", from, len(n.members))
+		return true
+	}
+	if n.restarted[from] != inc {
+		n.restarted[from] = inc
+		n.cfg.Logger.Warningf("membership: node %d restarted and lost its Raft state: it is not heard until the cluster removes and readmits it", from)
+	}
+	return false
+}
+
+// record returns member id's record with the incarnation this node
+// binds it to.
+func (n *Node) record(id cluster.NodeID) Member {
+	m := n.members[id]
+	if b := n.bound[id]; b != 0 {
+		m.Incarnation = b
+	}
+	return m
+}
+
 // BadMessages returns the number of Raft messages dropped as malformed.
 func (n *Node) BadMessages() uint64 { return n.badMessages }
 
@@ -324,6 +402,9 @@ func (n *Node) HandleDatagram(from cluster.NodeID, msg []byte) {
 		return
 	}
 	if msg[0] == dgRemoved && n.state != StateJoining {
+		if len(msg) == 9 && binary.BigEndian.Uint64(msg[1:]) != n.ep.Incarnation() {
+			return // an earlier life of this node was removed
+		}
 		if _, ok := n.members[from]; ok || n.state == StateLeft {
 			n.state = StateLeft
 		}
@@ -344,13 +425,18 @@ func (n *Node) HandleHello(from cluster.NodeID, mac link.MAC, payload []byte) {
 		_ = n.ep.AddPeer(from, mac)
 		return
 	}
-	if n.state != StateMember || n.rn.BasicStatus().RaftState != raft.StateLeader {
-		return
-	}
+	inc, _ := n.ep.PeerIncarnation(from)
 	if m, ok := n.members[from]; ok {
-		if m.MAC != mac {
+		// Every member binds every other to the life it hears, so that
+		// it notices a reboot even if that member never sent it a Raft
+		// message before.
+		n.current(from, inc)
+		if m.MAC != mac && n.rn.BasicStatus().RaftState == raft.StateLeader {
 			n.cfg.Logger.Warningf("membership: node id %d claimed by %s and %s", from, m.MAC, mac)
 		}
+		return
+	}
+	if n.state != StateMember || n.rn.BasicStatus().RaftState != raft.StateLeader {
 		return
 	}
 	if !n.hasQuorum() || n.now-n.lastProposal < n.electionTimeout() {
@@ -360,7 +446,7 @@ func (n *Node) HandleHello(from cluster.NodeID, mac link.MAC, payload []byte) {
 	cc := &raftpb.ConfChange{
 		Type:    raftpb.ConfChangeAddNode.Enum(),
 		NodeId:  proto.Uint64(uint64(from)),
-		Context: encodeContext(Joined, Member{ID: from, MAC: mac, IP: ip}),
+		Context: encodeContext(Joined, Member{ID: from, MAC: mac, IP: ip, Incarnation: inc}),
 	}
 	_ = n.rn.ProposeConfChange(cc)
 }
@@ -413,16 +499,19 @@ func (n *Node) detectFailures() {
 		if id == n.id {
 			continue
 		}
-		heard, ok := n.ep.LastHeard(id)
-		if !ok || n.now-heard <= n.cfg.FailureTimeout {
-			continue
+		kind := Restarted
+		if _, ok := n.restarted[id]; !ok {
+			heard, ok := n.ep.LastHeard(id)
+			if !ok || n.now-heard <= n.cfg.FailureTimeout {
+				continue
+			}
+			kind = Failed
 		}
-		m := n.members[id]
 		n.lastProposal = n.now
 		cc := &raftpb.ConfChange{
 			Type:    raftpb.ConfChangeRemoveNode.Enum(),
 			NodeId:  proto.Uint64(uint64(id)),
-			Context: encodeContext(Failed, m),
+			Context: encodeContext(kind, n.record(id)),
 		}
 		_ = n.rn.ProposeConfChange(cc)
 		return
@@ -441,7 +530,7 @@ func (n *Node) Leave() error {
 	cc := &raftpb.ConfChange{
 		Type:    raftpb.ConfChangeRemoveNode.Enum(),
 		NodeId:  proto.Uint64(uint64(n.id)),
-		Context: encodeContext(Left, n.members[n.id]),
+		Context: encodeContext(Left, Member{ID: n.id, MAC: n.ep.MAC(), IP: n.cfg.IP, Incarnation: n.ep.Incarnation()}),
 	}
 	if err := n.rn.ProposeConfChange(cc); err != nil {
 		return fmt.Errorf("membership: leave: %w", err)
@@ -472,7 +561,8 @@ func (n *Node) processReady() {
 // send marshals a Raft message onto the transport.
 func (n *Node) send(m *raftpb.Message) {
 	to := cluster.NodeID(m.GetTo())
-	b, err := proto.Marshal(m)
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+proto.Size(m)), n.ep.Incarnation())
+	b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
 	if err != nil {
 		n.cfg.Logger.Errorf("membership: marshal raft message: %v", err)
 		return
@@ -494,37 +584,57 @@ func (n *Node) apply(e *raftpb.Entry) {
 	}
 	n.rn.ApplyConfChange(&cc)
 	id := cluster.NodeID(cc.GetNodeId())
-	kind, mac, ip, err := decodeContext(cc.GetContext())
+	kind, m, err := decodeContext(cc.GetContext())
 	if err != nil {
 		// Raft's own empty changes carry no record.
 		return
 	}
+	m.ID = id
 	switch cc.GetType() {
 	case raftpb.ConfChangeAddNode:
 		if _, ok := n.members[id]; ok {
 			return
 		}
-		m := Member{ID: id, MAC: mac, IP: ip}
 		n.members[id] = m
+		if m.Incarnation != 0 {
+			n.bound[id] = m.Incarnation
+		}
 		n.events = append(n.events, Event{Index: e.GetIndex(), Kind: Joined, Member: m})
 		if id == n.id {
 			n.state = StateMember
 		} else {
-			_ = n.ep.AddPeer(id, mac)
+			_ = n.ep.AddPeer(id, m.MAC)
 		}
 	case raftpb.ConfChangeRemoveNode:
-		m, ok := n.members[id]
+		old, ok := n.members[id]
 		if !ok {
 			return
 		}
+		old.Incarnation = m.Incarnation
 		delete(n.members, id)
-		n.events = append(n.events, Event{Index: e.GetIndex(), Kind: kind, Member: m})
+		delete(n.bound, id)
+		delete(n.restarted, id)
+		n.events = append(n.events, Event{Index: e.GetIndex(), Kind: kind, Member: old})
 		if id == n.id {
+			if m.Incarnation != 0 && m.Incarnation != n.ep.Incarnation() {
+				// An earlier life of this node was removed: this one
+				// joins as a new member.
+				n.state = StateJoining
+				return
+			}
 			n.state = StateLeft
 			return
 		}
+		if kind == Restarted {
+			// Its new life is on the wire and about to be admitted
+			// again: the transport keeps talking to it (were the
+			// peer dropped and added again, this end's channels
+			// would start from zero while the other's go on).
+			return
+		}
 		n.scratch[0] = dgRemoved
-		_ = n.ep.SendDatagram(id, n.scratch[:1])
+		binary.BigEndian.PutUint64(n.scratch[1:], m.Incarnation)
+		_ = n.ep.SendDatagram(id, n.scratch[:9])
 		n.ep.RemovePeer(id)
 	}
 }

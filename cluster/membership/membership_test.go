@@ -52,7 +52,19 @@ func newSim(t *testing.T, seed uint64) *sim {
 // add starts node id; bootstrap lists the initial members (empty to join).
 func (s *sim) add(id cluster.NodeID, bootstrap []Member) *Node {
 	s.t.Helper()
-	port := s.sw.AddPort(mac(int(id)))
+	return s.boot(id, s.sw.AddPort(mac(int(id))), bootstrap)
+}
+
+// restart boots node id again on its port, with nothing of its earlier
+// life but its id and a higher incarnation, as a reboot does.
+func (s *sim) restart(id cluster.NodeID, bootstrap []Member) *Node {
+	s.t.Helper()
+	s.dead[id] = false
+	s.ports[id].SetUp(true)
+	return s.boot(id, s.ports[id], bootstrap)
+}
+
+func (s *sim) boot(id cluster.NodeID, port *memlink.Port, bootstrap []Member) *Node {
 	var n *Node
 	clock := func() time.Duration { return s.now }
 	ep, err := cluster.NewEndpoint(cluster.Config{

@@ -288,7 +288,8 @@ func TestRaftLog(t *testing.T) {
 	c := startCluster(t, 2)
 	a := c.agents[1]
 	a.mu.Lock()
-	a.mem.HandleMessage(2, []byte{0xff, 0xff, 0xff})
+	// Node 2's incarnation (its counter base), then no Raft message.
+	a.mem.HandleMessage(2, []byte{0, 0, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0xff})
 	a.mu.Unlock()
 	// What `node log` shows (package console prints it).
 	lines, _, _, bad := a.RaftLog()

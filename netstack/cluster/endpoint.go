@@ -411,6 +411,20 @@ func (e *Endpoint) PeerStats(id NodeID) (PeerStats, bool) {
 	return s, true
 }
 
+// Incarnation returns this endpoint's incarnation: its CounterBase, which
+// every hello carries.
+func (e *Endpoint) Incarnation() uint64 { return e.cfg.CounterBase }
+
+// PeerIncarnation returns the newest incarnation an authenticated hello
+// of node id announced, peer or not; ok is false if none arrived yet.
+func (e *Endpoint) PeerIncarnation(id NodeID) (inc uint64, ok bool) {
+	if p, isPeer := e.peers[id]; isPeer && p.incarnation != 0 {
+		return p.incarnation, true
+	}
+	h, ok := e.history[id]
+	return h.incarnation, ok && h.incarnation != 0
+}
+
 // LastHeard returns when an authenticated frame last arrived from id.
 func (e *Endpoint) LastHeard(id NodeID) (time.Duration, bool) {
 	p, ok := e.peers[id]

@@ -72,6 +72,8 @@ func TestQEMUCluster(t *testing.T) {
 		}
 	}
 
+	checkRebootRejoins(t, nodes, func() *node { return bootQEMU(t, c.QEMU(2, elf, launch.Accel(false))...) }, timeout)
+
 	// Kill node 3: nodes 1 and 2 log its failure, in the same place of
 	// the same history.
 	nodes[3].stop()
@@ -100,6 +102,47 @@ func TestQEMUCluster(t *testing.T) {
 	if !strings.Contains(out, "members [1 2]: quorum") {
 		t.Errorf("after the failure:\n%s", out)
 	}
+}
+
+// checkRebootRejoins power-cycles node 2 of three: the others remove it
+// as failed, and when it has booted again (with nothing of its earlier
+// life but its id and a higher incarnation) it is admitted as a new
+// member and all three agree. The node catches up on a log that holds
+// its earlier life's removal: it must take that for what it is, not leave
+// (issue 16, finding 10; the old code passed this because the removal
+// and the new admission reached it in one batch).
+func checkRebootRejoins(t *testing.T, nodes []*node, boot func() *node, timeout time.Duration) {
+	t.Helper()
+	nodes[2].stop()
+	for _, i := range []int{1, 3} {
+		if _, err := nodes[i].con.Expect("node 2 failed", time.Minute); err != nil {
+			t.Fatalf("node %d did not declare node 2 failed: %v\n%s", i, err, nodes[i].con.Output())
+		}
+	}
+	nodes[2] = boot()
+	if _, err := nodes[2].con.Expect(prompt, timeout); err != nil {
+		t.Fatalf("node 2: no prompt after its reboot: %v\n%s", err, nodes[2].con.Output())
+	}
+	rebooted := time.Now()
+	for _, i := range []int{2, 1, 3} {
+		var out string
+		deadline := time.Now().Add(time.Minute)
+		for {
+			out = run(t, nodes[i], "nodes", timeout)
+			if strings.Contains(out, "members [1 2 3]: quorum") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: node 2 not back a minute after its reboot:\n%s", i, out)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	out := run(t, nodes[1], "node events", timeout)
+	if !regexp.MustCompile(`(?s)node 2 failed.*node 2 joined`).MatchString(out) {
+		t.Errorf("node 1's history does not show node 2 failed, then joined:\n%s", out)
+	}
+	t.Logf("node 2 rebooted and readmitted %v after its prompt:\n%s", time.Since(rebooted).Round(time.Second), out)
 }
 
 // TestBochsCluster boots two Bochs nodes joined by bxhub, Bochs' virtual
