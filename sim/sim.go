@@ -49,24 +49,21 @@
 // interrupt raised reaches its vCPU exactly once wherever it runs, and
 // that every armed timer fires once, not early.
 //
-// # Why not the real transport
+// # The real transport
 //
-// The protocols run over net.go, not over the cluster transport
-// (netstack/cluster.Endpoint). The Endpoint could be driven here (it
-// takes a link.Link, a Clock and explicit Tick calls, and its nonces
-// come from counters, so it is deterministic), but that is not done yet,
-// because it needs: a link.Link port per node whose Transmit schedules a
-// frame event with this file's latency, loss, cuts and crashes; Tick
-// events per node at a fraction of its minimum RTO (2 ms by default, to
-// be scaled down to the simulated link's round trip, or virtual time to
-// be scaled up), which multiplies the event count; a send queue in the
-// simulator for ErrBusy (the Endpoint's window is 64 frames, the engine
-// emits bursts of invalidations unconditionally); AEAD sealing of every
-// frame, which costs more than everything else the simulator does per
-// message; and membership's heartbeats (LastHeard) in place of the
-// silence model above. net.go implements the same contract (per-pair
-// sequence numbers, cumulative acks, retransmission, duplicate
-// suppression) without fragmentation, selective acks or RTT estimation.
+// By default the protocols run over net.go, not over the cluster
+// transport. With Config.RealTransport they run over the real
+// netstack/cluster.Endpoint (transport.go): a port per node whose frames
+// take these links, Tick events per node at a quarter of the round trip,
+// timeouts scaled to the simulated link, a backlog for ErrBusy, and
+// AES-GCM on every frame; seeds still replay. Crashes, cuts and
+// partitions as long as the failure timeout are refused there for now:
+// the loss report's ground truth reads the reliable layer's in-flight
+// messages, which the Endpoint keeps to itself, and membership's
+// heartbeats would replace the silence model above. net.go implements
+// the same contract (per-pair sequence numbers, cumulative acks,
+// retransmission, duplicate suppression) without fragmentation,
+// selective acks, RTT estimation or back-off.
 package sim
 
 import (
@@ -152,6 +149,11 @@ type Config struct {
 	// wait for a page or for its migration before the checker reports a
 	// hang; default 20 retransmission timeouts.
 	WaitBoundNS int64
+	// RealTransport runs the protocols over the cluster transport
+	// (netstack/cluster.Endpoint, see transport.go) instead of the
+	// simulator's own reliable layer (net.go). It refuses crashes, cuts
+	// and partitions as long as the failure timeout.
+	RealTransport bool
 	// Checker tests only: break the loss report, disable failure
 	// detection, or leave the cross-location checker alone to catch
 	// stale reads.
@@ -220,6 +222,7 @@ const (
 	evCrash
 	evSilence
 	evWatchdog
+	evTick
 )
 
 type event struct {
@@ -341,13 +344,16 @@ type Sim struct {
 	linkBusy [][]int64
 	parts    []partition
 	rto      int64
-	memOut   *memory.Outbox
-	migOut   *migrate.Outbox
-	pageBuf  memory.Page
-	wire     []byte
-	check    checker
-	hist     history
-	crashes  []pendingCrash
+	// real is the cluster transport under the protocols, if
+	// Config.RealTransport; nil means net.go's reliable layer.
+	real    *realNet
+	memOut  *memory.Outbox
+	migOut  *migrate.Outbox
+	pageBuf memory.Page
+	wire    []byte
+	check   checker
+	hist    history
+	crashes []pendingCrash
 	// reported and lostVCPUs collect, per lost node, the vCPUs the
 	// survivors reported and those really lost.
 	reported, lostVCPUs map[int][]migrate.VCPUID
@@ -385,6 +391,11 @@ func newSim(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	s.connectNodes()
+	if cfg.RealTransport {
+		if s.real, err = newRealNet(s); err != nil {
+			return nil, err
+		}
+	}
 	s.check = newChecker(len(cfg.Workload.Streams))
 	s.hist = newHistory(len(cfg.Workload.Streams), MaxSCAccesses)
 	s.res.IdealNS = s.placeVCPUs()
@@ -453,6 +464,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.WaitBoundNS == 0 {
 		cfg.WaitBoundNS = 20 * cfg.rto()
+		if cfg.RealTransport {
+			// The Endpoint backs its timeout off, doubling it up to
+			// realMaxRTO times the minimum (RFC 6298, 5.5), where
+			// net.go keeps it fixed: a frame lost five times in a row
+			// waits 63 timeouts.
+			cfg.WaitBoundNS = 8 * realMaxRTO * cfg.rto()
+		}
+	}
+	if cfg.RealTransport {
+		if err := checkRealTransport(&cfg); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, nil
 }
@@ -595,6 +618,8 @@ func (s *Sim) run() error {
 			err = s.detect(e.node, e.peer, int64(e.gen))
 		case evWatchdog:
 			err = s.watchdog(e.v, e.gen)
+		case evTick:
+			err = s.real.tick(e.node)
 		}
 		if err != nil {
 			return err
@@ -973,6 +998,12 @@ func (s *Sim) finish() error {
 			return err
 		}
 		return s.finishFailures()
+	}
+	if s.real != nil {
+		s.real.stats(&s.res)
+		if !s.real.quiet() {
+			return fmt.Errorf("the cluster transport has messages not delivered")
+		}
 	}
 	for i, row := range s.chans {
 		for j, c := range row {
