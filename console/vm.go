@@ -29,6 +29,11 @@ type Runner interface {
 	// Frames returns the node's frames for guests (4 KiB each) in use
 	// and in all.
 	Frames() (inUse, total int)
+	// FailFramesAfter makes every frame allocation after the next n
+	// fail (n < 0 cancels); FailFramesPending returns how many may still
+	// pass before they do, or -1 if none are asked for.
+	FailFramesAfter(n int)
+	FailFramesPending() int
 }
 
 // VMCommands returns `vm` (`vm run test [VARIANT] [cores=all]`, `vm stat`,
@@ -38,8 +43,8 @@ type Runner interface {
 func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 	return []*shell.Command{{
 		Name:  "vm",
-		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...] | list | stop [ID]",
-		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason",
+		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...] | list | stop [ID] | fail [N|off]",
+		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason; make frame allocations after the next N fail, until off (testing)",
 		Run: func(w io.Writer, args []string) error {
 			if r == nil {
 				return fmt.Errorf("VMX unavailable: %s", unavailable)
@@ -63,6 +68,15 @@ func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 				return nil
 			case len(args) >= 2 && args[0] == "run" && args[1] == "test":
 				return runTest(w, r, args[2:])
+			case len(args) == 2 && args[0] == "fail":
+				return failFrames(w, r, args[1])
+			case len(args) == 1 && args[0] == "fail":
+				if n := r.FailFramesPending(); n >= 0 {
+					fmt.Fprintf(w, "frame allocations: those after the next %d fail\n", n)
+				} else {
+					fmt.Fprintln(w, "frame allocations: no failure injected")
+				}
+				return nil
 			case len(args) == 2 && args[0] == "stat":
 				if _, err := strconv.Atoi(args[1]); err != nil {
 					return fmt.Errorf("%w: VM id %q", shell.ErrUsage, args[1])
@@ -88,9 +102,25 @@ func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 				fmt.Fprint(w, st.String())
 				return nil
 			}
-			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]`, `vm stat`, `vm boot linux ...`, `vm list` or `vm stop [ID]`", shell.ErrUsage)
+			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]`, `vm stat`, `vm boot linux ...`, `vm list`, `vm stop [ID]` or `vm fail [N|off]`", shell.ErrUsage)
 		},
 	}, ConsoleCommand(os), VCPUsCommand(os)}
+}
+
+// failFrames serves `vm fail N|off`.
+func failFrames(w io.Writer, r Runner, arg string) error {
+	if arg == "off" {
+		r.FailFramesAfter(-1)
+		fmt.Fprintln(w, "frame allocations: no failure injected")
+		return nil
+	}
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%w: vm fail takes a count of allocations to let through, or off", shell.ErrUsage)
+	}
+	r.FailFramesAfter(n)
+	fmt.Fprintf(w, "frame allocations: those after the next %d fail, until `vm fail off`\n", n)
+	return nil
 }
 
 func runTest(w io.Writer, r Runner, args []string) error {

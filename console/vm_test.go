@@ -25,6 +25,8 @@ type fakeRunner struct {
 	seq   []uint32
 	runs  int
 	fail  error
+	// failAfter is what `vm fail` last asked for.
+	failAfter int
 }
 
 func (f *fakeRunner) RunTest(v testguest.Variant) (*hv.Result, error) {
@@ -43,6 +45,8 @@ func (f *fakeRunner) RunTest(v testguest.Variant) (*hv.Result, error) {
 func (f *fakeRunner) Stats() (exits.ExitStats, int) { return exits.ExitStats{}, f.runs }
 func (f *fakeRunner) NumCores() int                 { return f.cores }
 func (f *fakeRunner) Frames() (inUse, total int)    { return 300, 1024 }
+func (f *fakeRunner) FailFramesAfter(n int)         { f.failAfter = n }
+func (f *fakeRunner) FailFramesPending() int        { return f.failAfter }
 
 func runVM(t *testing.T, r Runner, args ...string) (string, error) {
 	t.Helper()
@@ -100,5 +104,29 @@ func TestVMStatShowsGuestMemory(t *testing.T) {
 	}
 	if !strings.Contains(out, "guest memory: 1.1 MiB in use of 4 MiB, 2.8 MiB free\n") {
 		t.Errorf("vm stat:\n%s", out)
+	}
+}
+
+// TestVMFail: `vm fail N` hands N to the hypervisor's frame pool, `vm
+// fail` says what is in force, `off` cancels, anything else is a usage
+// error.
+func TestVMFail(t *testing.T) {
+	r := &fakeRunner{cores: 1, seq: []uint32{0}, failAfter: 99}
+	if out, err := runVM(t, r, "fail", "3"); err != nil || r.failAfter != 3 || !strings.Contains(out, "after the next 3 fail") {
+		t.Errorf("vm fail 3: %q, %v, pool told %d", out, err, r.failAfter)
+	}
+	if out, err := runVM(t, r, "fail"); err != nil || !strings.Contains(out, "after the next 3 fail") {
+		t.Errorf("vm fail: %q, %v", out, err)
+	}
+	if _, err := runVM(t, r, "fail", "off"); err != nil || r.failAfter != -1 {
+		t.Errorf("vm fail off: %v, pool told %d", err, r.failAfter)
+	}
+	if out, err := runVM(t, r, "fail"); err != nil || !strings.Contains(out, "no failure injected") {
+		t.Errorf("vm fail after off: %q, %v", out, err)
+	}
+	for _, bad := range []string{"-1", "x", ""} {
+		if _, err := runVM(t, r, "fail", bad); !errors.Is(err, shell.ErrUsage) {
+			t.Errorf("vm fail %q: %v, want a usage error", bad, err)
+		}
 	}
 }

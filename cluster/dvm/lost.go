@@ -175,6 +175,8 @@ type StopError struct {
 	// Lost is the node By found lost; memory.NoNode if the VM was
 	// stopped by the operator (or for a reason this node does not know).
 	Lost memory.NodeID
+	// NotCreated is set when By could not build its share at all.
+	NotCreated bool
 }
 
 // Error describes the stop with VM node indexes.
@@ -185,6 +187,9 @@ func (e *StopError) Error() string {
 // Describe describes the stop, naming nodes by name(index): the
 // cluster's node ids, in the shell.
 func (e *StopError) Describe(name func(memory.NodeID) uint32) string {
+	if e.NotCreated {
+		return fmt.Sprintf("stopped: node %d could not build its share of the VM (its console says why)", name(e.By))
+	}
 	if e.Lost == memory.NoNode {
 		return fmt.Sprintf("stopped by node %d", name(e.By))
 	}

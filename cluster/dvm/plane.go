@@ -305,6 +305,12 @@ func (p *Plane) create(from memory.NodeID, spec Spec) {
 	s, err := p.cfg.Host.Create(from, spec)
 	if err != nil {
 		fmt.Fprintf(p.cfg.Notices, "dvm %d: creating this node's share: %v\n", spec.ID, err)
+		// The creator would wait for this node's pages for ever: it is
+		// told now, and so is any node that sends to the VM later.
+		p.mu.Lock()
+		p.stoppedLocked(Control{Op: OpStop, Spec: Spec{ID: spec.ID}, Arg: uint32(StopNotCreated)})
+		p.mu.Unlock()
+		p.tellStopped(from, spec.ID)
 		return
 	}
 	p.Install(s, "replaced")
@@ -380,7 +386,7 @@ func (p *Plane) stop(s Share, from memory.NodeID, c *Control) {
 // stopError is what OpStop c from node from stops this node's share of
 // a VM of nodes nodes with.
 func stopError(from memory.NodeID, c *Control, nodes int) *StopError {
-	e := &StopError{By: from, Lost: memory.NoNode}
+	e := &StopError{By: from, Lost: memory.NoNode, NotCreated: StopReason(c.Arg) == StopNotCreated}
 	if StopReason(c.Arg) == StopNodeLost && int(c.Node) < nodes {
 		e.Lost = c.Node
 	}

@@ -256,3 +256,62 @@ func TestPlaneReplacesAndFails(t *testing.T) {
 		t.Errorf("broadcast message: %+v, %v", c, err)
 	}
 }
+
+// TestCreateFailureTellsCreator: a node that cannot build its share of a
+// VM (out of frames, say) tells the creating node at once with OpStop
+// (StopNotCreated), and answers the VM's later messages the same way;
+// the creator's share stops with an error that says so. Before, the
+// failure was only a notice on that node, and the creator waited for
+// the node's pages for ever (found by making each frame allocation of
+// node 2 fail in turn, TestQEMUClusterAMDV).
+func TestCreateFailureTellsCreator(t *testing.T) {
+	sent := make(chan []byte, 16)
+	notices := &syncBuffer{}
+	p := NewPlane(PlaneConfig{
+		Host:    &fakeHost{fail: errors.New("frames: allocation failed on purpose"), created: make(chan *fakeShare, 1)},
+		Notices: notices,
+		Send: func(to memory.NodeID, msg []byte) error {
+			sent <- append([]byte{byte(to)}, msg...)
+			return nil
+		},
+		ClusterID: func(n memory.NodeID) uint32 { return uint32(n) + 1 },
+	})
+	spec := Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 4}
+	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	stopOf := func(what string) Control {
+		t.Helper()
+		select {
+		case b := <-sent:
+			var c Control
+			if b[0] != 0 || c.Unmarshal(b[1:]) != nil || c.Op != OpStop || c.Spec.ID != spec.ID {
+				t.Fatalf("%s: sent %x, want OpStop of VM %d to node 0", what, b, spec.ID)
+			}
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the creator was not told", what)
+		}
+		return Control{}
+	}
+	c := stopOf("after the failed create")
+	if StopReason(c.Arg) != StopNotCreated {
+		t.Errorf("OpStop says %d, want StopNotCreated", c.Arg)
+	}
+	if !strings.Contains(notices.String(), "creating this node's share: frames: allocation failed on purpose") {
+		t.Errorf("notices: %q", notices.String())
+	}
+	// The creator's share stops with what it was told.
+	e := stopError(1, &c, spec.Nodes)
+	if !errors.Is(e, ErrStopped) || !strings.Contains(e.Error(), "node 1 could not build its share") {
+		t.Errorf("the creator's error: %v", e)
+	}
+	// A page request for the VM that was never built is answered too,
+	// once StopRetell has passed.
+	time.Sleep(StopRetell + 10*time.Millisecond)
+	m := memory.Message{Kind: memory.KindReadReq, Src: 0, Dst: 1, Requester: 0, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	p.Receive(0, enveloped(spec.ID, b))
+	stopOf("after a page request")
+}

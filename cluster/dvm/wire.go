@@ -120,6 +120,9 @@ const (
 	// StopNodeLost: the sender found node Node of the VM lost
 	// (NodeLostError).
 	StopNodeLost StopReason = 1
+	// StopNotCreated: the sender could not build its share of the VM
+	// (OpCreate failed there; its console says why).
+	StopNotCreated StopReason = 2
 )
 
 // Spec describes a distributed VM; every node builds its share from the

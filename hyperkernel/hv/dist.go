@@ -4,7 +4,9 @@
 package hv
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
@@ -241,3 +243,23 @@ func checkDistRoom(spec dvm.Spec, self memory.NodeID, inUse, total int) error {
 	}
 	return nil
 }
+
+// clusterNamed returns err with the dvm.StopError it wraps, if any,
+// described with cluster node ids (name) instead of the VM's node
+// indexes, for the operator; errors.As still finds the StopError.
+func clusterNamed(err error, name func(memory.NodeID) uint32) error {
+	var se *dvm.StopError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return namedError{text: strings.Replace(err.Error(), se.Error(), se.Describe(name), 1), err: err}
+}
+
+// namedError is an error re-described for the operator.
+type namedError struct {
+	text string
+	err  error
+}
+
+func (e namedError) Error() string { return e.text }
+func (e namedError) Unwrap() error { return e.err }

@@ -272,8 +272,7 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	d.plane.Install(vm, "replaced")
 	fmt.Fprintf(progress, "dvm %d: this node's share is ready; asking %d other nodes to join\n", spec.ID, nodes-1)
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpCreate, Spec: spec}); err != nil {
-		vm.end(err.Error())
-		return spec, err
+		return spec, d.abort(vm, err)
 	}
 	if linux != nil {
 		fmt.Fprintf(progress, "dvm %d: loading %s into the VM's memory through the coherence protocol (pages homed %v)\n", spec.ID, osName(linux.Name), spec.Homes)
@@ -283,18 +282,29 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 		err = vm.loadTestGuest(req)
 	}
 	if err != nil {
-		vm.end(err.Error())
-		return spec, err
+		return spec, d.abort(vm, err)
 	}
 	if linux == nil {
 		fmt.Fprintf(progress, "dvm %d: guest loaded; starting the vCPUs\n", spec.ID)
 	}
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpStart, Spec: spec}); err != nil {
-		vm.end(err.Error())
-		return spec, err
+		return spec, d.abort(vm, err)
 	}
 	vm.startLocal()
 	return spec, nil
+}
+
+// abort undoes a start that failed after this node's share of vm was
+// installed: the other nodes are told to stop theirs (some may have
+// built one), and this node's share ends, its frames going back. It
+// returns err.
+func (d *Dist) abort(vm *distVM, err error) error {
+	if d.plane.Current() == dvm.Share(vm) {
+		d.plane.Take()
+	}
+	_ = vm.broadcast(dvm.Control{Op: dvm.OpStop})
+	vm.end(err.Error())
+	return clusterNamed(err, d.net.ClusterID)
 }
 
 // newSpec describes the VM req asks for on nodes nodes, with the

@@ -4,6 +4,7 @@
 package hv
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -128,5 +129,23 @@ func TestDistRoomAndBudget(t *testing.T) {
 	node0.Homes, node0.Shares = dvm.HomesDeviceNode, [memory.MaxNodes]uint32{}
 	if err := checkDistRoom(node0, 0, inUse, total); err == nil {
 		t.Error("2.5 GiB homed on a 2 GiB node fits")
+	}
+}
+
+// TestClusterNamed: a stop that ended a start names nodes by their
+// cluster ids, keeping the context around it and the StopError.
+func TestClusterNamed(t *testing.T) {
+	se := &dvm.StopError{By: 1, Lost: memory.NoNode, NotCreated: true}
+	err := clusterNamed(fmt.Errorf("dvm: writing the guest's parameters: %w", se), func(n memory.NodeID) uint32 { return uint32(n) + 1 })
+	if want := "dvm: writing the guest's parameters: stopped: node 2 could not build its share of the VM (its console says why)"; err.Error() != want {
+		t.Errorf("got %q, want %q", err, want)
+	}
+	var got *dvm.StopError
+	if !errors.As(err, &got) || got != se || !errors.Is(err, dvm.ErrStopped) {
+		t.Errorf("the StopError is lost: %v", err)
+	}
+	plain := errors.New("other")
+	if clusterNamed(plain, nil) != plain {
+		t.Error("an error without a stop changed")
 	}
 }

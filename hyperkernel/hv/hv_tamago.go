@@ -163,6 +163,16 @@ func (h *Hypervisor) Stats() (exits.ExitStats, int) {
 // Frames returns the frames for guests in use and in all.
 func (h *Hypervisor) Frames() (inUse, total int) { return h.pool.Stats() }
 
+// FailFramesAfter makes every frame allocation after the next n fail
+// until it is called with n < 0: fault injection, so that tests can drive
+// every error path of creating a VM.
+func (h *Hypervisor) FailFramesAfter(n int) { h.pool.FailAfter(n) }
+
+// FailFramesPending returns how many frame allocations may still pass
+// before injected failures start (0 once they have), or -1 if none are
+// asked for.
+func (h *Hypervisor) FailFramesPending() int { return h.pool.FailPending() }
+
 // NumCores returns how many cores can run VMs.
 func (h *Hypervisor) NumCores() int { return len(h.cores) + len(h.svmCores) }
 

@@ -28,6 +28,13 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	if out := run(t, nodes[2], "trace on", timeout); !strings.Contains(out, "trace on: 0 events recorded") {
 		t.Errorf("trace on:\n%s", out)
 	}
+	// Creating a VM across both nodes fails at each frame allocation on
+	// node 1, then on node 2, and unwinds on both. (On the old code node
+	// 2 kept its share when node 1 failed after asking it to build one,
+	// and node 1 waited for ever when node 2 could not build it.)
+	const create = "dvm start nodes=2 iters=1000"
+	checkCreationUnwinds(t, nodes[1], nodes[1], []*node{nodes[2]}, create, "fault injection", "dvm stop", timeout)
+	checkCreationUnwinds(t, nodes[1], nodes[2], nil, create, "stopped: node 2 could not build its share", "dvm stop", timeout)
 	checkDistributedVM(t, nodes[1], nodes[2], 50000000, timeout)
 	checkTrace(t, nodes[2], timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)

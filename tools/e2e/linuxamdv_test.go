@@ -33,6 +33,7 @@ func TestQEMULinuxAMDV(t *testing.T) {
 	if mem := run(t, n, "mem", time.Minute); !regexp.MustCompile(`free for guests: 7\.\d GiB`).MatchString(mem) {
 		t.Errorf("mem on an 8 GiB node:\n%s", mem)
 	}
+	checkCreationUnwinds(t, n, n, nil, "vm boot linux vcpus=1 mem=96M", "fault injection", "vm stop", time.Minute)
 	out := run(t, n, "vm boot linux vcpus=1 mem=5G", 3*time.Minute)
 	if !strings.Contains(out, "at [0, 0xc0000000) + [0x100000000, 0x180000000): started") {
 		t.Fatalf("vm boot linux on AMD-V:\n%s", out)

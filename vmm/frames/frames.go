@@ -22,6 +22,9 @@ const Size = page.Size
 // ErrExhausted is returned when no frame is left.
 var ErrExhausted = errors.New("frames: no free frame")
 
+// ErrInjected is the failure FailAfter injects.
+var ErrInjected = errors.New("frames: allocation failed on purpose (fault injection)")
+
 // Pool allocates frames from a set of usable regions. Freed frames are
 // reused first. It is safe for concurrent use.
 type Pool struct {
@@ -33,6 +36,45 @@ type Pool struct {
 	runs    []uint64        // freed runs of RunFrames frames, RunSize-aligned
 	inUse   int
 	total   int
+	// failing is set while FailAfter is in force; passes counts the
+	// allocations still let through before they fail.
+	failing bool
+	passes  int
+}
+
+// FailAfter makes every allocation after the next n fail with
+// ErrInjected, as if memory had run out there, until FailAfter is called
+// with a negative n. It lets tests drive every error path of a caller:
+// creating a VM with its n-th allocation failing, for each n.
+func (p *Pool) FailAfter(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failing, p.passes = n >= 0, n
+}
+
+// FailPending returns how many allocations may still pass before
+// injected failures start (0 once they have), or -1 if none are asked
+// for.
+func (p *Pool) FailPending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.failing {
+		return -1
+	}
+	return p.passes
+}
+
+// injected reports whether this allocation is to fail. The caller holds
+// the lock.
+func (p *Pool) injected() bool {
+	if !p.failing {
+		return false
+	}
+	if p.passes > 0 {
+		p.passes--
+		return false
+	}
+	return true
 }
 
 // RunSize is the size of a run: a 2 MiB large page of EPT (and NPT), so
@@ -70,6 +112,9 @@ func NewPool(m memmap.Map) (*Pool, error) {
 func (p *Pool) AllocFrame() (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.injected() {
+		return 0, ErrInjected
+	}
 	if n := len(p.free); n > 0 {
 		f := p.free[n-1]
 		p.free = p.free[:n-1]
@@ -110,6 +155,9 @@ func (p *Pool) AllocFrame() (uint64, error) {
 func (p *Pool) AllocRun() (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.injected() {
+		return 0, ErrInjected
+	}
 	if n := len(p.runs); n > 0 {
 		run := p.runs[n-1]
 		p.runs = p.runs[:n-1]

@@ -133,3 +133,44 @@ func TestFreeRunRefusesWhatWasNotHandedOut(t *testing.T) {
 	}()
 	p.FreeRun(20 << 20)
 }
+
+// TestFailAfter: after the next n allocations, frames or runs alike,
+// every allocation fails and takes nothing, until cancelled.
+func TestFailAfter(t *testing.T) {
+	p, err := NewPool(memmap.Map{{Start: 16 << 20, Size: 8 << 20, Type: memmap.Usable}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := p.FailPending(); n != -1 {
+		t.Errorf("FailPending %d before any injection, want -1", n)
+	}
+	p.FailAfter(2)
+	if _, err := p.AllocFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AllocRun(); err != nil {
+		t.Fatal(err)
+	}
+	inUse, _ := p.Stats()
+	if n := p.FailPending(); n != 0 {
+		t.Errorf("FailPending %d, want 0", n)
+	}
+	for range 3 {
+		if _, err := p.AllocRun(); !errors.Is(err, ErrInjected) {
+			t.Fatalf("run past the injection: %v, want ErrInjected", err)
+		}
+		if _, err := p.AllocFrame(); !errors.Is(err, ErrInjected) {
+			t.Fatalf("frame past the injection: %v, want ErrInjected", err)
+		}
+	}
+	if now, _ := p.Stats(); now != inUse {
+		t.Errorf("failed allocations took frames: %d in use, was %d", now, inUse)
+	}
+	p.FailAfter(-1)
+	if _, err := p.AllocFrame(); err != nil {
+		t.Fatalf("after cancelling: %v", err)
+	}
+	if n := p.FailPending(); n != -1 {
+		t.Errorf("FailPending %d after cancelling, want -1", n)
+	}
+}
