@@ -34,14 +34,12 @@ func randomConfig(seed uint64) Config {
 	}
 }
 
-func TestManySeeds(t *testing.T) {
-	seeds := 4000
-	if testing.Short() {
-		seeds = 400
-	}
+// runSeeds runs config(seed) for seeds 1..seeds and sums what they did.
+func runSeeds(t *testing.T, seeds int, config func(uint64) Config) Result {
+	t.Helper()
 	var tot Result
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
-		r, err := Run(randomConfig(seed))
+		r, err := Run(config(seed))
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -52,7 +50,18 @@ func TestManySeeds(t *testing.T) {
 		tot.Reads += r.Reads
 		tot.InterruptsTaken += r.InterruptsTaken
 		tot.TimersFired += r.TimersFired
+		tot.Frames += r.Frames
+		tot.Messages += r.Messages
 	}
+	return tot
+}
+
+func TestManySeeds(t *testing.T) {
+	seeds := 4000
+	if testing.Short() {
+		seeds = 400
+	}
+	tot := runSeeds(t, seeds, randomConfig)
 	// The runs must exercise what they claim to check.
 	if tot.RemoteFaults == 0 || tot.Migrations == 0 || tot.Retransmits == 0 || tot.Duplicates == 0 || tot.InterruptsTaken == 0 || tot.TimersFired == 0 {
 		t.Fatalf("fault injection or protocols not exercised: %+v", tot)

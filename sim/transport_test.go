@@ -32,20 +32,7 @@ func TestRealTransport(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("BIGIRON_SIM_SEEDS")); err == nil {
 		seeds = n
 	}
-	var tot Result
-	for seed := uint64(1); seed <= uint64(seeds); seed++ {
-		r, err := Run(realConfig(seed))
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		tot.RemoteFaults += r.RemoteFaults
-		tot.Migrations += r.Migrations
-		tot.Retransmits += r.Retransmits
-		tot.Duplicates += r.Duplicates
-		tot.Reads += r.Reads
-		tot.Frames += r.Frames
-		tot.Messages += r.Messages
-	}
+	tot := runSeeds(t, seeds, realConfig)
 	if tot.RemoteFaults == 0 || tot.Migrations == 0 || tot.Retransmits == 0 || tot.Duplicates == 0 {
 		t.Fatalf("protocols or faults not exercised: %+v", tot)
 	}

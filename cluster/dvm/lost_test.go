@@ -98,12 +98,7 @@ func TestNodeFailedWakesDeviceRead(t *testing.T) {
 func TestInboxFlood(t *testing.T) {
 	c := newCluster(t, 2, 2, 4)
 	rt := c.rts[0]
-	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
-	b := make([]byte, m.Size())
-	if _, err := m.MarshalTo(b); err != nil {
-		t.Fatal(err)
-	}
-	eb := enveloped(7, b)
+	eb := readRequest(t, 7)
 	rt.mu.Lock() // a vCPU holds the lock: nothing is served
 	done := make(chan struct{})
 	go func() {
@@ -196,12 +191,7 @@ func TestNodeLostErrorNotWrittenAfterWake(t *testing.T) {
 func TestRoomHoldsBackOneSender(t *testing.T) {
 	c := newCluster(t, 3, 3, 4)
 	rt := c.rts[0]
-	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
-	b := make([]byte, m.Size())
-	if _, err := m.MarshalTo(b); err != nil {
-		t.Fatal(err)
-	}
-	eb := enveloped(7, b)
+	eb := readRequest(t, 7)
 	rt.mu.Lock() // a vCPU holds the lock: nothing is served
 	sent := 0
 	for rt.Room(1) && sent < MaxInbox {
@@ -225,4 +215,15 @@ func TestRoomHoldsBackOneSender(t *testing.T) {
 	if err := rt.Err(); err != nil {
 		t.Errorf("a sender held back by Room stopped the VM: %v", err)
 	}
+}
+
+// readRequest is node 1's read request for page 0 of VM vm, enveloped.
+func readRequest(t *testing.T, vm uint32) []byte {
+	t.Helper()
+	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
+	b := make([]byte, m.Size())
+	if _, err := m.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	return enveloped(vm, b)
 }

@@ -21,12 +21,7 @@ import (
 func TestRestartedMemberCannotUndoCommit(t *testing.T) { forSeeds(t, restartedMemberCannotUndoCommit) }
 
 func restartedMemberCannotUndoCommit(t *testing.T, seed uint64) {
-	s := newSim(t, seed)
-	for i := 1; i <= 3; i++ {
-		s.add(cluster.NodeID(i), bootstrapList(3))
-	}
-	all := rangeIDs(1, 3)
-	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+	s, all := agreedCluster(t, seed, 3)
 	a := s.nodes[1].Status().Leader
 	var b, c cluster.NodeID
 	for _, id := range all {
@@ -87,12 +82,7 @@ func restartedMemberCannotUndoCommit(t *testing.T, seed uint64) {
 func TestRestartedMemberReadmitted(t *testing.T) { forSeeds(t, restartedMemberReadmitted) }
 
 func restartedMemberReadmitted(t *testing.T, seed uint64) {
-	s := newSim(t, seed)
-	for i := 1; i <= 3; i++ {
-		s.add(cluster.NodeID(i), bootstrapList(3))
-	}
-	all := rangeIDs(1, 3)
-	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+	s, all := agreedCluster(t, seed, 3)
 	victim := cluster.NodeID(1)
 	if s.nodes[1].Status().Leader == 1 {
 		victim = 2
@@ -116,11 +106,7 @@ func restartedMemberReadmitted(t *testing.T, seed uint64) {
 func TestRestartInPair(t *testing.T) { forSeeds(t, restartInPair) }
 
 func restartInPair(t *testing.T, seed uint64) {
-	s := newSim(t, seed)
-	s.add(1, bootstrapList(2))
-	s.add(2, bootstrapList(2))
-	all := rangeIDs(1, 2)
-	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+	s, all := agreedCluster(t, seed, 2)
 	before := s.nodes[1].Events()
 	s.restart(2, bootstrapList(2))
 	s.runUntil(5*time.Second, "agreement after the reboot", func() bool {
@@ -137,16 +123,23 @@ func restartInPair(t *testing.T, seed uint64) {
 func TestRebootAfterRemovalRejoins(t *testing.T) { forSeeds(t, rebootAfterRemovalRejoins) }
 
 func rebootAfterRemovalRejoins(t *testing.T, seed uint64) {
-	s := newSim(t, seed)
-	for i := 1; i <= 3; i++ {
-		s.add(cluster.NodeID(i), bootstrapList(3))
-	}
-	all := rangeIDs(1, 3)
-	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+	s, all := agreedCluster(t, seed, 3)
 	s.kill(3)
 	s.runUntil(3*time.Second, "node 3 removed", func() bool { return s.agree(ids(1, 2), ids(1, 2)) })
 	s.restart(3, bootstrapList(3))
 	s.runUntil(5*time.Second, "node 3 back", func() bool { return s.agree(all, all) })
+}
+
+// agreedCluster bootstraps nodes 1..n and runs until they agree.
+func agreedCluster(t *testing.T, seed uint64, n int) (*sim, []cluster.NodeID) {
+	t.Helper()
+	s := newSim(t, seed)
+	for i := 1; i <= n; i++ {
+		s.add(cluster.NodeID(i), bootstrapList(n))
+	}
+	all := rangeIDs(1, n)
+	s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+	return s, all
 }
 
 // forSeeds runs a scenario under several seeds of the switch's jitter
