@@ -50,6 +50,7 @@ func checkCreationUnwinds(t *testing.T, start, inject *node, others []*node, cre
 	}
 	// created tries with allocations failing from the k-th on and says
 	// whether the VM was created (and stopped again).
+	refused := 0
 	created := func(k int) bool {
 		t.Helper()
 		run(t, inject, fmt.Sprintf("vm fail %d", k), time.Minute)
@@ -64,6 +65,7 @@ func checkCreationUnwinds(t *testing.T, start, inject *node, others []*node, cre
 			t.Fatalf("allocations failing from the %d-th: refused, but not saying %q:\n%s", k, refusal, out)
 		}
 		same(fmt.Sprintf("after allocations failed from the %d-th", k), out)
+		refused++
 		return false
 	}
 	// Every k from 0 to firstAll, then every stride-th until one
@@ -71,18 +73,16 @@ func checkCreationUnwinds(t *testing.T, start, inject *node, others []*node, cre
 	// the start and at the end each, the long middle (one frame per
 	// page, say) sampled.
 	const firstAll, stride, limit = 20, 37, 5000
-	tried, last := 0, -1
+	last := -1
 	for k := 0; k < limit; {
-		tried++
 		if created(k) {
 			for j := last + 1; j < k; j++ {
-				tried++
 				if created(j) {
 					k = j
 					break
 				}
 			}
-			t.Logf("%q: creating takes %d frame allocations on the injected node; failing from each of %d of them, every attempt was refused and unwound", create, k, tried-1)
+			t.Logf("%q: creating takes %d frame allocations on the injected node; failing from each of %d of them, every attempt was refused and unwound", create, k, refused)
 			if k == 0 {
 				t.Fatal("creating allocated no frame on the injected node")
 			}
