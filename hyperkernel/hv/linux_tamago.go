@@ -108,6 +108,16 @@ func (b guestBacking) AllocRun() (uint64, error) {
 	clear(physBytes(f, frames.RunSize))
 	return f, nil
 }
+// AllocHugeRun returns a zeroed 1 GiB huge run of frames.
+func (b guestBacking) AllocHugeRun() (uint64, error) {
+	f, err := b.h.pool.AllocHugeRun()
+	if err != nil {
+		return 0, err
+	}
+	clear(physBytes(f, frames.HugeRunSize))
+	return f, nil
+}
+
 func (b guestBacking) Frame(hpa uint64) *[guestmem.PageSize]byte {
 	return (*[guestmem.PageSize]byte)(unsafe.Pointer(&physBytes(hpa, 1)[0]))
 }

@@ -38,6 +38,13 @@ func TestQEMULinuxAMDV(t *testing.T) {
 	if !strings.Contains(out, "at [0, 0xc0000000) + [0x100000000, 0x180000000): started") {
 		t.Fatalf("vm boot linux on AMD-V:\n%s", out)
 	}
+	// Each whole GiB of the guest's RAM is a 1 GiB huge run of the
+	// node's frames, mapped with one 1 GiB nested page (-cpu max has
+	// Page1GB): the tables are the PML4 and one PDPT, not a PD per GiB.
+	t.Logf("%s", out)
+	if m := regexp.MustCompile(`page tables (\d+) KiB`).FindStringSubmatch(out); m == nil || atoi(m[1]) > 8 {
+		t.Errorf("the 5 GiB guest's nested page tables: %v KiB, want 8 (1 GiB pages)", m)
+	}
 	start := time.Now()
 	if err := n.con.Send("console"); err != nil {
 		t.Fatal(err)

@@ -78,10 +78,13 @@ func (p *Pool) injected() bool {
 }
 
 // RunSize is the size of a run: a 2 MiB large page of EPT (and NPT), so
-// that guest RAM backed by runs is mapped with large pages.
+// that guest RAM backed by runs is mapped with large pages. A huge run
+// is 1 GiB, a PDPT-level page where the processor has them.
 const (
-	RunSize   = 2 << 20
-	RunFrames = RunSize / Size
+	RunSize       = 2 << 20
+	RunFrames     = RunSize / Size
+	HugeRunSize   = 1 << 30
+	HugeRunFrames = HugeRunSize / Size
 )
 
 // NewPool returns a pool over the usable regions of m, trimmed to whole
@@ -188,6 +191,57 @@ func (p *Pool) AllocRun() (uint64, error) {
 		}
 	}
 	return 0, ErrExhausted
+}
+
+// AllocHugeRun returns the first frame of HugeRunFrames contiguous
+// frames aligned to HugeRunSize, carved from memory never handed out:
+// what lies before the alignment joins the pool as runs (and single
+// frames where a run does not fit), so nothing is lost to it. A region
+// too small for one is left to AllocRun and AllocFrame. It returns
+// ErrExhausted when no region has one. The caller frees it run by run
+// (FreeRun at each RunSize step).
+func (p *Pool) AllocHugeRun() (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.injected() {
+		return 0, ErrInjected
+	}
+	for r := p.region; r < len(p.regions); r++ {
+		next := p.next
+		if r != p.region {
+			next = p.regions[r].Start
+		}
+		start := (next + HugeRunSize - 1) &^ (HugeRunSize - 1)
+		if start+HugeRunSize > p.regions[r].End() {
+			continue
+		}
+		// Regions skipped on the way keep their memory for runs and
+		// frames: carve them into the free lists first.
+		for ; p.region < r; p.region++ {
+			p.release(p.next, p.regions[p.region].End())
+			p.next = p.regions[p.region+1].Start
+		}
+		p.release(p.next, start)
+		p.next = start + HugeRunSize
+		p.inUse += HugeRunFrames
+		return start, nil
+	}
+	return 0, ErrExhausted
+}
+
+// release puts the never-used frames [from, to) on the free lists: 2
+// MiB-aligned runs as runs, the rest as single frames. The caller holds
+// the lock.
+func (p *Pool) release(from, to uint64) {
+	for f := from; f < to; {
+		if f%RunSize == 0 && f+RunSize <= to {
+			p.runs = append(p.runs, f)
+			f += RunSize
+			continue
+		}
+		p.free = append(p.free, f)
+		f += Size
+	}
 }
 
 // FreeRun returns a run from AllocRun.

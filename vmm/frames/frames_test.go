@@ -5,6 +5,7 @@ package frames
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/big-iron/big-iron/machine/boot/memmap"
@@ -172,5 +173,72 @@ func TestFailAfter(t *testing.T) {
 	}
 	if n := p.FailPending(); n != -1 {
 		t.Errorf("FailPending %d after cancelling, want -1", n)
+	}
+}
+
+// TestHugeRuns: a huge run is 1 GiB-aligned and contiguous; the memory
+// skipped to reach the alignment, and a region too small for one, stay
+// usable as runs and frames; a huge run freed run by run comes back as
+// runs; and the pool's count stays exact.
+func TestHugeRuns(t *testing.T) {
+	const (
+		mib = 1 << 20
+		gib = 1 << 30
+	)
+	p, err := NewPool(memmap.Map{
+		{Start: 300*mib + 0x3000, Size: 2*gib + 100*mib, Type: memmap.Usable}, // 1 huge run (at 1 GiB), to 2.4 GiB
+		{Start: 3*gib - 10*mib, Size: 8 * mib, Type: memmap.Usable},           // too small
+		{Start: 4 * gib, Size: 2 * gib, Type: memmap.Usable},                  // 2 huge runs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, total := p.Stats()
+	var got []uint64
+	for {
+		h, err := p.AllocHugeRun()
+		if err != nil {
+			if !errors.Is(err, ErrExhausted) {
+				t.Fatal(err)
+			}
+			break
+		}
+		got = append(got, h)
+	}
+	want := []uint64{1 * gib, 4 * gib, 5 * gib}
+	if !slices.Equal(got, want) {
+		t.Fatalf("huge runs at %#x, want %#x", got, want)
+	}
+	// Everything else is still there, as runs or frames.
+	inUse, _ := p.Stats()
+	if inUse != len(want)*HugeRunFrames {
+		t.Errorf("%d frames in use, want %d", inUse, len(want)*HugeRunFrames)
+	}
+	runs, frames := 0, 0
+	for {
+		if _, err := p.AllocRun(); err != nil {
+			break
+		}
+		runs++
+	}
+	for {
+		if _, err := p.AllocFrame(); err != nil {
+			break
+		}
+		frames++
+	}
+	if n := len(want)*HugeRunFrames + runs*RunFrames + frames; n != total {
+		t.Errorf("huge runs, %d runs and %d frames make %d frames, the pool had %d", runs, frames, n, total)
+	}
+	// [300 MiB + 12 KiB, 1 GiB): 361 runs from 302 MiB, and the frames
+	// before; [2 GiB, 2 GiB + 400 MiB): 200; [3 GiB - 10 MiB, -2 MiB): 4.
+	if runs != 361+200+4 {
+		t.Errorf("%d runs left beside the huge runs, want %d", runs, 361+200+4)
+	}
+	for f := uint64(0); f < HugeRunSize; f += RunSize {
+		p.FreeRun(4*gib + f)
+	}
+	if r, err := p.AllocRun(); err != nil || r < 4*gib || r >= 5*gib {
+		t.Errorf("a run after freeing a huge run: %#x, %v", r, err)
 	}
 }

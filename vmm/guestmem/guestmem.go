@@ -70,8 +70,25 @@ type RunBacking interface {
 	FreeRun(hpa uint64)
 }
 
-// RunSize is the size of a run: a large page.
-const RunSize = 2 << 20
+// HugeRunBacking is a RunBacking that can also give 1 GiB of contiguous
+// frames aligned to 1 GiB (a huge run), which second-level tables map
+// with one 1 GiB page where the processor has them. RAM frees a huge run
+// as the runs it is made of.
+type HugeRunBacking interface {
+	RunBacking
+	// AllocHugeRun returns the first frame of a zeroed huge run; an
+	// error means none is left (runs may be).
+	AllocHugeRun() (uint64, error)
+}
+
+// RunSize is the size of a run: a large page. A huge run is HugeRunSize.
+const (
+	RunSize     = 2 << 20
+	HugeRunSize = 1 << 30
+)
+
+// perHuge is the number of chunks in a huge run.
+const perHuge = HugeRunSize / RunSize
 
 // perRun is the number of pages in a run, or in a chunk.
 const perRun = RunSize / PageSize
@@ -107,8 +124,22 @@ func New(size uint64, b Backing) (*RAM, error) {
 	n := s.Pages()
 	r := &RAM{split: s, chunks: make([]uint64, (n+perRun-1)/perRun), b: b}
 	rb, _ := b.(RunBacking)
-	for c := range uint64(len(r.chunks)) {
+	hb, _ := b.(HugeRunBacking)
+	for c := uint64(0); c < uint64(len(r.chunks)); c++ {
 		first := c * perRun
+		// A whole, aligned GiB of pages: one huge run if there is one.
+		// (Both of Split's ranges start GiB-aligned, so the pages'
+		// guest-physical addresses are aligned as their indexes are.)
+		if hb != nil && c%perHuge == 0 && first+perHuge*perRun <= n {
+			if huge, err := hb.AllocHugeRun(); err == nil {
+				for i := range uint64(perHuge) {
+					r.chunks[c+i] = huge + i*RunSize
+				}
+				c += perHuge - 1
+				continue
+			}
+			hb = nil // none left: runs from here on
+		}
 		if rb != nil && first+perRun <= n {
 			if run, err := rb.AllocRun(); err == nil {
 				r.chunks[c] = run

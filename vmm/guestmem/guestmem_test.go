@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/big-iron/big-iron/vmm/devices"
@@ -258,5 +259,89 @@ func TestRuns(t *testing.T) {
 	}
 	if len(f2.frames) != 0 || len(f2.freedRuns) != 2 || f2.freed != 10 {
 		t.Errorf("after a failed New: %d held, %d runs and %d frames freed", len(f2.frames), len(f2.freedRuns), f2.freed)
+	}
+}
+
+// fakeHuge is fakeRuns with huge runs too, contiguous from 256 GiB, whose
+// frames exist only once touched.
+type fakeHuge struct {
+	*fakeRuns
+	huge, hugeTaken int
+	lazy            map[uint64]*[PageSize]byte
+}
+
+const hugeBase = 256 << 30
+
+func (f *fakeHuge) AllocHugeRun() (uint64, error) {
+	if f.hugeTaken == f.huge {
+		return 0, errors.New("no huge run left")
+	}
+	f.hugeTaken++
+	return hugeBase + uint64(f.hugeTaken-1)*HugeRunSize, nil
+}
+
+func (f *fakeHuge) inHuge(hpa uint64) bool {
+	return hpa >= hugeBase && hpa < hugeBase+uint64(f.hugeTaken)*HugeRunSize
+}
+
+func (f *fakeHuge) Frame(hpa uint64) *[PageSize]byte {
+	if !f.inHuge(hpa) {
+		return f.fakeRuns.Frame(hpa)
+	}
+	p := f.lazy[hpa]
+	if p == nil {
+		p = new([PageSize]byte)
+		f.lazy[hpa] = p
+	}
+	return p
+}
+
+func (f *fakeHuge) FreeRun(hpa uint64) {
+	if !f.inHuge(hpa) {
+		f.fakeRuns.FreeRun(hpa)
+		return
+	}
+	if hpa%RunSize != 0 {
+		panic(fmt.Sprintf("freeing %#x, not a run of a huge run", hpa))
+	}
+	f.freedRuns = append(f.freedRuns, hpa)
+}
+
+// TestHugeRuns: each whole, aligned GiB of guest RAM takes a huge run
+// while the backing has them, then runs; above the MMIO hole too; Extents
+// reports contiguous huge runs as one stretch, which a second-level table
+// maps with 1 GiB pages; Free gives a huge run back as its runs.
+func TestHugeRuns(t *testing.T) {
+	f := &fakeHuge{fakeRuns: &fakeRuns{fakeFrames: newFake(1 << 20), runs: 8}, huge: 4, lazy: map[uint64]*[PageSize]byte{}}
+	r, err := New(4<<30+4<<20, f) // 3 GiB below the hole, 1 GiB and 4 MiB above
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ext [][3]uint64
+	r.Extents(func(gpa, hpa, size uint64) error {
+		ext = append(ext, [3]uint64{gpa, hpa, size})
+		return nil
+	})
+	want := [][3]uint64{{0, hugeBase, 3 << 30}, {HighBase, hugeBase + 3<<30, 1 << 30}, {HighBase + 1<<30, 0x80000000, 2 * RunSize}}
+	if !slices.Equal(ext, want) {
+		t.Fatalf("extents %#x, want %#x", ext, want)
+	}
+	msg := []byte("across a huge run's end")
+	if err := r.WriteAt(msg, HighBase+1<<30-8); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	r.ReadAt(got, HighBase+1<<30-8)
+	if !bytes.Equal(got, msg) {
+		t.Errorf("read back %q", got)
+	}
+	r.Free()
+	if n := len(f.freedRuns); n != 4*perHuge+2 {
+		t.Errorf("after Free: %d runs freed, want %d", n, 4*perHuge+2)
+	}
+	// Less than a GiB takes no huge run.
+	f2 := &fakeHuge{fakeRuns: &fakeRuns{fakeFrames: newFake(1 << 20), runs: 600}, huge: 4, lazy: map[uint64]*[PageSize]byte{}}
+	if _, err := New(1<<30-RunSize, f2); err != nil || f2.hugeTaken != 0 {
+		t.Errorf("a guest under 1 GiB: %d huge runs taken, %v", f2.hugeTaken, err)
 	}
 }
