@@ -108,6 +108,7 @@ func (b guestBacking) AllocRun() (uint64, error) {
 	clear(physBytes(f, frames.RunSize))
 	return f, nil
 }
+
 // AllocHugeRun returns a zeroed 1 GiB huge run of frames.
 func (b guestBacking) AllocHugeRun() (uint64, error) {
 	f, err := b.h.pool.AllocHugeRun()
