@@ -91,7 +91,7 @@ func newSide(self memory.NodeID, ifname string) (*side, error) {
 	if self == 1 {
 		me, peer, peerMAC = idB, idA, ma
 	}
-	if s.st, err = newStation(ifname, me, peer, peerMAC, s.onMessage); err != nil {
+	if s.st, err = newStation(ifname, me, peer, peerMAC, s.onMessage, s.room); err != nil {
 		rt.Close()
 		return nil, fmt.Errorf("side %d: %w", self, err)
 	}
@@ -101,6 +101,17 @@ func newSide(self memory.NodeID, ifname string) (*side, error) {
 		go s.serve()
 	}
 	return s, nil
+}
+
+// room is the station's Room: on dvm.Channel, whether the Runtime's
+// inbox has room for another message of the sender, as the hyperkernel
+// asks it (hypervisor.go: the agent's room for dvm.Channel).
+func (s *side) room(from cluster.NodeID, ch uint8) bool {
+	if ch != dvm.Channel {
+		return true
+	}
+	i, ok := dvm.NodeIndex(from)
+	return !ok || s.rt.Room(i)
 }
 
 // onMessage is the station's handler, called with its lock held.

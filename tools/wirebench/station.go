@@ -51,8 +51,10 @@ func (s *stationLink) Up() bool                    { return s.l.Up() }
 
 // newStation opens interface ifname as node self with the peer at
 // peerMAC, and calls onMessage, with the station's lock held, for every
-// message that arrives. start starts the link and the tick loop.
-func newStation(ifname string, self, peer cluster.NodeID, peerMAC link.MAC, onMessage cluster.Handler) (*station, error) {
+// message that arrives, once room says there is room for it (as the
+// hyperkernel's agent does: cluster.Config.Room). start starts the link
+// and the tick loop.
+func newStation(ifname string, self, peer cluster.NodeID, peerMAC link.MAC, onMessage cluster.Handler, room func(cluster.NodeID, uint8) bool) (*station, error) {
 	l, err := afpacket.Open(ifname, link.EtherTypeCluster)
 	if err != nil {
 		return nil, fmt.Errorf("station: %w", err)
@@ -67,6 +69,7 @@ func newStation(ifname string, self, peer cluster.NodeID, peerMAC link.MAC, onMe
 		// ticks for a reply to ride on.
 		AckDelay: 3 * node.TickInterval, AckEvery: 4,
 		OnMessage: onMessage,
+		Room:      room,
 	})
 	if err != nil {
 		l.Close()
