@@ -196,10 +196,16 @@ func physBytes(hpa uint64, n int) []byte {
 // zeroFrame allocates a zeroed frame.
 func (h *Hypervisor) zeroFrame() (uint64, error) {
 	f, err := h.pool.AllocFrame()
+	return zeroed(f, frames.Size, err)
+}
+
+// zeroed clears the size bytes at f, which an allocation returned with
+// err, unless err is set; it passes both on.
+func zeroed(f uint64, size int, err error) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	clear(physBytes(f, frames.Size))
+	clear(physBytes(f, size))
 	return f, nil
 }
 

@@ -102,21 +102,13 @@ func (b guestBacking) FreeRun(hpa uint64)          { b.h.pool.FreeRun(hpa) }
 // AllocRun returns a zeroed 2 MiB run of frames.
 func (b guestBacking) AllocRun() (uint64, error) {
 	f, err := b.h.pool.AllocRun()
-	if err != nil {
-		return 0, err
-	}
-	clear(physBytes(f, frames.RunSize))
-	return f, nil
+	return zeroed(f, frames.RunSize, err)
 }
 
 // AllocHugeRun returns a zeroed 1 GiB huge run of frames.
 func (b guestBacking) AllocHugeRun() (uint64, error) {
 	f, err := b.h.pool.AllocHugeRun()
-	if err != nil {
-		return 0, err
-	}
-	clear(physBytes(f, frames.HugeRunSize))
-	return f, nil
+	return zeroed(f, frames.HugeRunSize, err)
 }
 
 func (b guestBacking) Frame(hpa uint64) *[guestmem.PageSize]byte {

@@ -223,11 +223,7 @@ func TestRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ext [][3]uint64
-	r.Extents(func(gpa, hpa, size uint64) error {
-		ext = append(ext, [3]uint64{gpa, hpa, size})
-		return nil
-	})
+	ext := extents(r)
 	if len(ext) < 2 || ext[0] != [3]uint64{0, 0x80000000, 3 * RunSize} {
 		t.Fatalf("extents %x: want the three runs as one stretch first", ext[:min(len(ext), 3)])
 	}
@@ -317,11 +313,7 @@ func TestHugeRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ext [][3]uint64
-	r.Extents(func(gpa, hpa, size uint64) error {
-		ext = append(ext, [3]uint64{gpa, hpa, size})
-		return nil
-	})
+	ext := extents(r)
 	want := [][3]uint64{{0, hugeBase, 3 << 30}, {HighBase, hugeBase + 3<<30, 1 << 30}, {HighBase + 1<<30, 0x80000000, 2 * RunSize}}
 	if !slices.Equal(ext, want) {
 		t.Fatalf("extents %#x, want %#x", ext, want)
@@ -344,4 +336,14 @@ func TestHugeRuns(t *testing.T) {
 	if _, err := New(1<<30-RunSize, f2); err != nil || f2.hugeTaken != 0 {
 		t.Errorf("a guest under 1 GiB: %d huge runs taken, %v", f2.hugeTaken, err)
 	}
+}
+
+// extents returns r's stretches as Extents reports them: gpa, hpa, size.
+func extents(r *RAM) [][3]uint64 {
+	var ext [][3]uint64
+	r.Extents(func(gpa, hpa, size uint64) error {
+		ext = append(ext, [3]uint64{gpa, hpa, size})
+		return nil
+	})
+	return ext
 }
