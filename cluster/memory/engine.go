@@ -28,9 +28,24 @@ type Config struct {
 	Self  NodeID // this node
 	Nodes int    // cluster size, 1..MaxNodes
 	Pages int    // guest memory is GPAs [0, Pages*PageSize)
-	// Home maps a page number (gpa / PageSize) to its home node. Nil means
-	// interleaved: page % Nodes. It must be the same function on all nodes.
+	// Home maps a page number (gpa / PageSize) to the node that homes it
+	// at start. Nil means interleaved: page % Nodes. It must be the same
+	// function on all nodes. With FirstTouch or MoveAfter a home moves
+	// later (see [Engine.Home]).
 	Home func(page uint64) NodeID
+	// FirstTouch moves the home of a page nobody has written yet to the
+	// first other node that writes it, if that node has HomeRoom: the
+	// page's memory and directory entry go with the write grant.
+	FirstTouch bool
+	// MoveAfter moves a page's home to a node whose write request ends a
+	// run of MoveAfter requests for the page in a row from that node (no
+	// other node's, the home's own included, in between), if that node
+	// has HomeRoom; 0 never moves a page on use.
+	MoveAfter int
+	// HomeRoom is how many pages this node may home beyond those it
+	// homed at start, net of those it handed on: its write requests
+	// offer to take a page's home while that many would not be exceeded.
+	HomeRoom int
 	// Perm receives every permission change; required.
 	Perm Permissions
 	// Frames supplies page frames; nil means the Go heap.
@@ -75,6 +90,9 @@ type Stats struct {
 	QueuedRequests uint64 // requests that found their directory entry busy
 	Reclaims       uint64 // copies evicted to make room for another (counted in Writebacks or SilentEvicts too)
 	NoRoom         uint64 // faults that found no frame and no copy to evict (FaultNoRoom)
+	HomesGained    uint64 // pages whose home moved to this node
+	HomesGiven     uint64 // pages whose home this node handed on
+	Forwards       uint64 // requests this node passed on to the page's new home
 }
 
 // Outbox collects the messages one engine call produces for other nodes.
@@ -102,6 +120,13 @@ type pageState struct {
 	pending Kind   // outstanding request (KindReadReq, KindWriteReq) or 0
 	hint    NodeID // last node known to have taken the page, NoNode if none
 	hintMod bool   // hint took the page for writing
+	// home is the page's home as this node knows it: itself exactly
+	// while it homes the page, else the node it handed the home to, or
+	// the last home it heard from, or the home at start.
+	home NodeID
+	// offered is set while a write request offering to take the home
+	// (FlagCanHome) is outstanding.
+	offered bool
 	// ref gives a copy a second chance in the clock: set when the node
 	// faults on a copy it holds (an upgrade), cleared as the hand passes.
 	ref bool
@@ -116,14 +141,18 @@ type dirEntry struct {
 	version uint64
 	owner   NodeID // node with the Modified copy, NoNode if none
 	// Transaction in progress.
-	busy     bool
-	txKind   Kind
-	txReq    NodeID
-	txHave   bool   // requester's Shared copy is current: grant without data
-	waitData bool   // waiting for KindFetchReply from dataFrom
-	gotWB    bool   // a writeback from dataFrom overtook the fetch
-	dataFrom NodeID // old owner asked for data
-	acks     uint64 // sharers whose KindInvAck is outstanding
+	busy      bool
+	txKind    Kind
+	txReq     NodeID
+	txHave    bool   // requester's Shared copy is current: grant without data
+	txCanHome bool   // requester offered to take the page's home
+	waitData  bool   // waiting for KindFetchReply from dataFrom
+	gotWB     bool   // a writeback from dataFrom overtook the fetch
+	dataFrom  NodeID // old owner asked for data
+	acks      uint64 // sharers whose KindInvAck is outstanding
+	// runNode made the last run requests in a row (Config.MoveAfter).
+	runNode NodeID
+	run     uint8
 	// Requests queued behind the transaction: a FIFO through
 	// Engine.reqs (indexes plus one; 0 is none), and the nodes with one
 	// waiting (a node has at most one request per page outstanding).
@@ -147,11 +176,17 @@ type request struct {
 type Engine struct {
 	cfg      Config
 	pages    []pageState
-	dir      []dirEntry // the pages homed here, in page order
+	dir      []dirEntry // the pages homed here
 	dirIdx   []int32    // by page number: its index in dir, -1 if homed elsewhere
+	freeDir  []int32    // indexes of dir entries unused since their page's home moved away
 	free     []*Page    // frame pool
 	deferred []*Page    // frames released during the current call
-	local    []Message  // messages to self, processed before a call returns
+	released []*Page    // home frames handed on during the current call, for Frames
+	// homes counts the pages homed here, startHomes those at start;
+	// offered counts the write requests outstanding that offer to take
+	// a home (homes+offered never exceeds startHomes+HomeRoom).
+	homes, startHomes, offered int
+	local                      []Message // messages to self, processed before a call returns
 	// reqs holds the requests queued behind busy directory entries, in
 	// per-page FIFOs (dirEntry.qhead); freeReq lists the unused slots
 	// (index plus one, chained through next). Queuing and serving a
@@ -217,9 +252,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if homed > math.MaxInt32 {
 		return nil, fmt.Errorf("memory: new engine: %d pages homed here, at most %d", homed, math.MaxInt32)
 	}
-	e.dir = make([]dirEntry, homed)
+	room := max(cfg.HomeRoom, 0)
+	e.dir = make([]dirEntry, homed, homed+room)
+	e.freeDir = make([]int32, 0, homed+room)
+	e.homes, e.startHomes = homed, homed
 	for i := range e.dir {
-		e.dir[i].owner, e.dir[i].dataFrom = NoNode, NoNode
+		e.dir[i] = idleEntry()
 	}
 	var slab []Page
 	if cfg.Frames == nil {
@@ -229,7 +267,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	for p := range e.pages {
 		ps := &e.pages[p]
 		ps.hint = NoNode
-		if cfg.Home(uint64(p)) == cfg.Self {
+		ps.home = cfg.Home(uint64(p))
+		if ps.home == cfg.Self {
 			if slab != nil {
 				ps.frame = &slab[i]
 				i++
@@ -266,6 +305,7 @@ func (e *Engine) Close() {
 		e.cfg.Frames.FreePage(f)
 	}
 	e.free = e.free[:0]
+	e.homes = 0
 	e.hand, e.copies, e.copyFrames, e.waiting = 0, 0, 0, 0
 }
 
@@ -288,8 +328,23 @@ func (e *Engine) Count() (shared, modified int) {
 // Self returns the node this engine runs on.
 func (e *Engine) Self() NodeID { return e.cfg.Self }
 
-// Home returns the home node of the page containing gpa.
-func (e *Engine) Home(gpa uint64) NodeID { return e.cfg.Home(gpa >> pageShift) }
+// Home returns the home of the page containing gpa as this node knows
+// it: itself exactly while it homes the page. Homes move with
+// Config.FirstTouch and MoveAfter, so another node's answer may be
+// older; a request sent to an old home is passed on to the new one.
+func (e *Engine) Home(gpa uint64) NodeID {
+	p, ok := e.page(gpa)
+	if !ok {
+		return NoNode
+	}
+	return e.pages[p].home
+}
+
+// Homes returns the number of pages this node homes.
+func (e *Engine) Homes() int { return e.homes }
+
+// isHome reports whether this node homes page p.
+func (e *Engine) isHome(p uint64) bool { return e.pages[p].home == e.cfg.Self }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats { return e.stats }
@@ -319,7 +374,7 @@ func (e *Engine) Frame(gpa uint64) *Page {
 // homed elsewhere.
 func (e *Engine) Directory(gpa uint64) (owner NodeID, sharers uint64, version uint64, ok bool) {
 	p, in := e.page(gpa)
-	if !in || e.cfg.Home(p) != e.cfg.Self {
+	if !in || !e.isHome(p) {
 		return NoNode, 0, 0, false
 	}
 	d := e.dirOf(p)
@@ -341,7 +396,7 @@ func (e *Engine) Hint(gpa uint64) (node NodeID, modified bool) {
 	if ps.state != Invalid {
 		return e.cfg.Self, ps.state == Modified
 	}
-	home := e.cfg.Home(p)
+	home := ps.home
 	if home == e.cfg.Self {
 		if o := e.dirOf(p).owner; o != NoNode {
 			return o, true
@@ -364,7 +419,7 @@ func (e *Engine) LocalSatisfiable(gpa uint64, write bool) bool {
 	if e.pages[p].state.access().Allows(write) {
 		return true
 	}
-	if e.cfg.Home(p) != e.cfg.Self {
+	if !e.isHome(p) {
 		return false
 	}
 	d := e.dirOf(p)
@@ -384,6 +439,13 @@ func (e *Engine) page(gpa uint64) (uint64, bool) {
 func (e *Engine) begin() {
 	e.free = append(e.free, e.deferred...)
 	e.deferred = e.deferred[:0]
+	if e.cfg.Frames != nil {
+		for _, f := range e.released {
+			e.cfg.Frames.FreePage(f)
+		}
+	}
+	clear(e.released)
+	e.released = e.released[:0]
 }
 
 // Fault handles a guest access to gpa that the current permissions do not
@@ -409,7 +471,7 @@ func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error)
 	}
 	if ps.frame != nil {
 		ps.ref = true // an upgrade: the copy is in use
-	} else if e.cfg.Home(p) != e.cfg.Self {
+	} else if !e.isHome(p) {
 		ok, err := e.reserve(out)
 		if err != nil {
 			return FaultNoRoom, fmt.Errorf("memory: node %d: fault at %#x: %w", e.cfg.Self, gpa, err)
@@ -420,11 +482,16 @@ func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error)
 		}
 	}
 	e.stats.Faults++
-	m := Message{Kind: KindReadReq, Src: e.cfg.Self, Dst: e.cfg.Home(p), Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version}
+	m := Message{Kind: KindReadReq, Src: e.cfg.Self, Dst: ps.home, Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version}
 	if write {
 		m.Kind = KindWriteReq
 		if ps.state == Shared {
 			m.Flags = FlagHaveCopy
+		}
+		if ps.home != e.cfg.Self && e.homes+e.offered < e.startHomes+e.cfg.HomeRoom {
+			m.Flags |= FlagCanHome
+			ps.offered = true
+			e.offered++
 		}
 	}
 	ps.pending = m.Kind
@@ -453,7 +520,7 @@ func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
 		return false, fmt.Errorf("memory: evict %#x: beyond guest memory", gpa)
 	}
 	ps := &e.pages[p]
-	if e.cfg.Home(p) == e.cfg.Self || ps.pending != 0 || ps.state == Invalid {
+	if e.isHome(p) || ps.pending != 0 || ps.state == Invalid {
 		return false, nil
 	}
 	e.evict(p, out)
@@ -471,7 +538,7 @@ func (e *Engine) evict(p uint64, out *Outbox) {
 	ps := &e.pages[p]
 	if ps.state == Modified {
 		e.stats.Writebacks++
-		m := Message{Kind: KindWriteback, Flags: FlagHasData, Src: e.cfg.Self, Dst: e.cfg.Home(p), Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version, Data: ps.frame}
+		m := Message{Kind: KindWriteback, Flags: FlagHasData, Src: e.cfg.Self, Dst: ps.home, Requester: e.cfg.Self, GPA: p << pageShift, Version: ps.version, Data: ps.frame}
 		e.send(&m, out)
 	} else {
 		e.stats.SilentEvicts++
@@ -525,8 +592,16 @@ func (e *Engine) dispatch(m *Message, out *Outbox) error {
 	}
 	var err error
 	switch m.Kind {
-	case KindReadReq, KindWriteReq, KindInvAck, KindFetchReply, KindWriteback:
-		if e.cfg.Home(p) != e.cfg.Self {
+	case KindReadReq, KindWriteReq:
+		if int(m.Requester) >= e.cfg.Nodes || m.Requester == e.cfg.Self && m.Src != e.cfg.Self {
+			return fmt.Errorf("%w: node %d: %v: bad requester", ErrProtocol, e.cfg.Self, m.String())
+		}
+		if !e.isHome(p) {
+			return e.forward(p, m, out)
+		}
+		err = e.homeHandle(p, m, out)
+	case KindInvAck, KindFetchReply, KindWriteback:
+		if !e.isHome(p) {
 			return fmt.Errorf("%w: node %d is not home of %v", ErrProtocol, e.cfg.Self, m.String())
 		}
 		err = e.homeHandle(p, m, out)
@@ -550,10 +625,10 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 	d := e.dirOf(p)
 	switch m.Kind {
 	case KindReadReq, KindWriteReq:
-		r := request{page: p, version: m.Version, kind: m.Kind, req: m.Src, flags: m.Flags}
+		r := request{page: p, version: m.Version, kind: m.Kind, req: m.Requester, flags: m.Flags}
 		if d.busy {
-			if d.queued&(1<<m.Src) != 0 {
-				return fmt.Errorf("%w: node %d: %v for %#x from node %d, which has one outstanding", ErrProtocol, e.cfg.Self, m.Kind, p<<pageShift, m.Src)
+			if d.queued&(1<<m.Requester) != 0 || d.txReq == m.Requester {
+				return fmt.Errorf("%w: node %d: %v for %#x from node %d, which has one outstanding", ErrProtocol, e.cfg.Self, m.Kind, p<<pageShift, m.Requester)
 			}
 			e.stats.QueuedRequests++
 			e.enqueue(d, r)
@@ -598,8 +673,9 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 		}
 	}
 	e.complete(p, out)
-	// Serve requests that queued behind the finished transaction.
-	for !d.busy {
+	// Serve requests that queued behind the finished transaction; a
+	// grant that hands the home on leaves none queued.
+	for e.isHome(p) && !d.busy {
 		r, ok := e.dequeue(p)
 		if !ok {
 			break
@@ -666,6 +742,12 @@ func (e *Engine) start(p uint64, r request, out *Outbox) error {
 		return fmt.Errorf("%w: node %d: %v request for %#x from its owner", ErrProtocol, e.cfg.Self, r.kind, gpa)
 	}
 	d.busy, d.txKind, d.txReq = true, r.kind, r.req
+	d.txCanHome = r.kind == KindWriteReq && r.flags&FlagCanHome != 0
+	if d.runNode == r.req {
+		d.run = min(d.run, math.MaxUint8-1) + 1
+	} else {
+		d.runNode, d.run = r.req, 1
+	}
 	if d.owner != NoNode {
 		d.waitData, d.gotWB, d.dataFrom = true, false, d.owner
 		k := KindFetch
@@ -703,17 +785,24 @@ func (e *Engine) complete(p uint64, out *Outbox) {
 		d.sharers |= 1 << d.txReq
 		m.Kind, m.Flags, m.Data = KindReadData, FlagHasData, e.pages[p].frame
 	} else {
+		move := e.movesHome(d)
 		d.version++
 		d.owner, d.sharers = d.txReq, 0
 		m.Kind = KindWriteGrant
 		if !d.txHave {
 			m.Flags, m.Data = FlagHasData, e.pages[p].frame
 		}
+		if move {
+			m.Flags |= FlagHome
+		}
 	}
 	m.Version = d.version
-	d.busy, d.txHave = false, false
+	d.busy, d.txHave, d.txCanHome = false, false, false
 	e.stats.Transactions++
 	e.send(&m, out)
+	if m.Flags&FlagHome != 0 {
+		e.handOver(p, m.Dst)
+	}
 }
 
 // --- cache side ---
@@ -727,14 +816,19 @@ func (e *Engine) onReadData(p uint64, m *Message) error {
 		return err
 	}
 	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Shared, m.Version, 0, e.cfg.Self, false
+	ps.home = m.Src
 	e.cfg.Perm.SetAccess(m.GPA, ps.frame, AccessRead)
 	return nil
 }
 
 func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 	ps := &e.pages[p]
-	if ps.pending != KindWriteReq {
+	if ps.pending != KindWriteReq || m.Flags&FlagHome != 0 && !ps.offered {
 		return fmt.Errorf("%w: node %d: unexpected %v (pending %v)", ErrProtocol, e.cfg.Self, m.String(), ps.pending)
+	}
+	if ps.offered {
+		ps.offered = false
+		e.offered--
 	}
 	if m.Flags&FlagHasData != 0 {
 		if err := e.fill(p, m.Data); err != nil {
@@ -744,6 +838,10 @@ func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 		return fmt.Errorf("%w: node %d: %v without data but local copy is %v version %d", ErrProtocol, e.cfg.Self, m.String(), ps.state, ps.version)
 	}
 	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Modified, m.Version, 0, e.cfg.Self, true
+	ps.home = m.Src
+	if m.Flags&FlagHome != 0 {
+		e.takeHome(p, m.Version)
+	}
 	e.cfg.Perm.SetAccess(m.GPA, ps.frame, AccessReadWrite)
 	return nil
 }
@@ -757,6 +855,7 @@ func (e *Engine) onInv(p uint64, m *Message, out *Outbox) error {
 	if ps.state == Shared {
 		e.drop(p)
 	}
+	ps.home = m.Src
 	ps.hint, ps.hintMod = m.Requester, true
 	e.send(&Message{Kind: KindInvAck, Src: e.cfg.Self, Dst: m.Src, Requester: m.Requester, GPA: m.GPA, Version: m.Version}, out)
 	return nil
@@ -780,6 +879,7 @@ func (e *Engine) onFetch(p uint64, m *Message, out *Outbox) error {
 	}
 	// Invalid: the page was written back; the writeback overtook this fetch.
 	ps.hint, ps.hintMod = m.Requester, m.Kind == KindFetchInv
+	ps.home = m.Src
 	e.send(&r, out)
 	return nil
 }
@@ -810,7 +910,7 @@ func (e *Engine) drop(p uint64) {
 	ps := &e.pages[p]
 	ps.state = Invalid
 	e.cfg.Perm.SetAccess(p<<pageShift, nil, AccessNone)
-	if e.cfg.Home(p) != e.cfg.Self && ps.frame != nil {
+	if !e.isHome(p) && ps.frame != nil {
 		e.deferred = append(e.deferred, ps.frame)
 		ps.frame = nil
 		e.unlink(p)
@@ -820,4 +920,87 @@ func (e *Engine) drop(p uint64) {
 			e.waiting++
 		}
 	}
+}
+
+// --- moving homes ---
+
+// idleEntry returns the directory entry of a page nobody holds but its
+// home.
+func idleEntry() dirEntry {
+	return dirEntry{owner: NoNode, dataFrom: NoNode, runNode: NoNode}
+}
+
+// forward passes request m for page p, homed elsewhere now, on to the
+// node this one handed the home to (or last heard from). Every node a
+// request reaches homes the page or once did, so it knows a later home,
+// and per-pair FIFO order keeps a passed-on request behind the grant
+// that moved the home.
+func (e *Engine) forward(p uint64, m *Message, out *Outbox) error {
+	to := e.pages[p].home
+	if to == m.Requester {
+		return fmt.Errorf("%w: node %d: %v: home of %#x is node %d", ErrProtocol, e.cfg.Self, m.String(), p<<pageShift, to)
+	}
+	f := *m
+	f.Src, f.Dst = e.cfg.Self, to
+	e.stats.Forwards++
+	e.send(&f, out)
+	return nil
+}
+
+// movesHome reports whether the write grant completing on d hands the
+// page's home to the requester: it offered to take it, nothing is
+// queued behind it, and Config.FirstTouch (nobody wrote the page yet)
+// or Config.MoveAfter (its run of requests) says so.
+func (e *Engine) movesHome(d *dirEntry) bool {
+	if !d.txCanHome || d.txReq == e.cfg.Self || d.qhead != 0 {
+		return false
+	}
+	if e.cfg.FirstTouch && d.version == 0 {
+		return true
+	}
+	return e.cfg.MoveAfter > 0 && d.runNode == d.txReq && int(d.run) >= e.cfg.MoveAfter
+}
+
+// handOver ends this node's homing of page p, whose write grant to
+// node to (sent, with FlagHome) carries the directory entry there: to
+// owns the page, nobody else holds it, and this node's frame goes back
+// to Frames once the grant, which may borrow it, has been consumed.
+func (e *Engine) handOver(p uint64, to NodeID) {
+	ps := &e.pages[p]
+	i := e.dirIdx[p]
+	e.dir[i] = idleEntry()
+	e.freeDir = append(e.freeDir, i)
+	e.dirIdx[p] = -1
+	ps.home, ps.hint, ps.hintMod = to, to, true
+	if ps.frame != nil {
+		e.released = append(e.released, ps.frame)
+		ps.frame = nil
+	}
+	e.homes--
+	e.stats.HomesGiven++
+}
+
+// takeHome makes this node the home of page p, just granted Modified at
+// version with FlagHome: its copy's frame becomes the page's memory, out
+// of the copies' clock and count, and the directory entry names it
+// owner.
+func (e *Engine) takeHome(p uint64, version uint64) {
+	ps := &e.pages[p]
+	e.unlink(p)
+	e.copyFrames--
+	var i int32
+	if n := len(e.freeDir); n > 0 {
+		i = e.freeDir[n-1]
+		e.freeDir = e.freeDir[:n-1]
+	} else {
+		e.dir = append(e.dir, dirEntry{})
+		i = int32(len(e.dir) - 1)
+	}
+	d := idleEntry()
+	d.owner, d.version = e.cfg.Self, version
+	e.dir[i] = d
+	e.dirIdx[p] = i
+	ps.home = e.cfg.Self
+	e.homes++
+	e.stats.HomesGained++
 }

@@ -134,6 +134,16 @@ func (c *cluster) invariants() error {
 		if mod > 1 || mod == 1 && shared > 0 {
 			return fmt.Errorf("page %d: %d Modified and %d Shared copies", p, mod, shared)
 		}
+		// One home at most: none only while a grant moving it travels.
+		homes := 0
+		for _, e := range c.engines {
+			if e.Home(gpa) == e.Self() {
+				homes++
+			}
+		}
+		if homes > 1 {
+			return fmt.Errorf("page %d: %d nodes home it", p, homes)
+		}
 	}
 	return nil
 }

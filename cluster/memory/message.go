@@ -40,7 +40,9 @@ const (
 	FlagHasData    uint8 = 1 << 0 // the message carries the page's 4096 bytes
 	FlagHaveCopy   uint8 = 1 << 1 // KindWriteReq: requester holds a Shared copy of Version
 	FlagKeptShared uint8 = 1 << 2 // KindFetchReply: the old owner kept a Shared copy
-	flagsKnown           = FlagHasData | FlagHaveCopy | FlagKeptShared
+	FlagCanHome    uint8 = 1 << 4 // KindWriteReq: the requester has room to take the page's home
+	FlagHome       uint8 = 1 << 5 // KindWriteGrant: the page's home (its memory and directory entry) moves to the requester
+	flagsKnown           = FlagHasData | FlagHaveCopy | FlagKeptShared | FlagCanHome | FlagHome
 
 	// flagPacked is a wire flag, never in a decoded Message: the page's
 	// data is zero-run packed (see packPage).
