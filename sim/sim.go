@@ -69,6 +69,7 @@ package sim
 import (
 	"container/heap"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -137,8 +138,16 @@ type Config struct {
 	SampleNS int64
 	// MaxEvents bounds the run (livelock guard); default 50 million.
 	MaxEvents int
-	// Home maps a page number to its home node; nil means page mod Nodes.
+	// Home maps a page number to its home node at start; nil means page
+	// mod Nodes.
 	Home func(page uint64) memory.NodeID
+	// FirstTouch, MoveAfter and HomeRoom move homes to the nodes that
+	// use the pages (memory.Config). Runs that move homes refuse
+	// crashes and cuts: the loss report counts homes as each survivor
+	// knows them, which a moving home makes stale.
+	FirstTouch bool
+	MoveAfter  int
+	HomeRoom   int
 	// FailureTimeoutNS is how long a node must stay unreachable from
 	// another (crashed, or its link cut) before the other declares it
 	// lost and stops its share of the VM; default 1 ms. (The real system
@@ -194,6 +203,9 @@ type Result struct {
 	// the most frames any node held for copies at any time.
 	Reclaims, Writebacks, NoRoom uint64
 	MaxCopyFrames                int
+	// Moving homes (Config.MoveAfter, FirstTouch): pages whose home
+	// moved, and requests an old home passed on.
+	HomesMoved, Forwards uint64
 	// Checking.
 	Reads, Writes   uint64
 	InterruptsTaken uint64
@@ -477,6 +489,9 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, err
 		}
 	}
+	if (cfg.FirstTouch || cfg.MoveAfter > 0) && (len(cfg.Faults.Crashes) > 0 || len(cfg.Faults.Cuts) > 0) {
+		return cfg, errors.New("homes that move with crashes or cuts: the loss report cannot be checked")
+	}
 	return cfg, nil
 }
 
@@ -487,7 +502,8 @@ func (s *Sim) addNodes() error {
 	pages := cfg.Workload.Pages
 	for i := 0; i < cfg.Nodes; i++ {
 		e := &ept{s: s, node: i, acc: make([]memory.Access, pages), frames: make([]*memory.Page, pages)}
-		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Home: cfg.Home, Mutation: cfg.Mutation, CopyFrames: cfg.CopyFrames})
+		mem, err := memory.NewEngine(memory.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, Pages: pages, Perm: e, Home: cfg.Home, Mutation: cfg.Mutation, CopyFrames: cfg.CopyFrames,
+			FirstTouch: cfg.FirstTouch, MoveAfter: cfg.MoveAfter, HomeRoom: cfg.HomeRoom})
 		if err != nil {
 			return err
 		}
@@ -633,6 +649,8 @@ func (s *Sim) run() error {
 		s.res.Reclaims += st.Reclaims
 		s.res.Writebacks += st.Writebacks
 		s.res.NoRoom += st.NoRoom
+		s.res.HomesMoved += st.HomesGained
+		s.res.Forwards += st.Forwards
 	}
 	s.res.TraceHash = s.hsum()
 	if s.res.IdealNS > 0 {
@@ -967,8 +985,12 @@ func (s *Sim) sample() {
 	smp.Pages = make([]int8, np)
 	for p := 0; p < np; p++ {
 		gpa := uint64(p) * memory.PageSize
-		home := s.nodes[s.nodes[0].mem.Home(gpa)]
-		owner, _, _, _ := home.mem.Directory(gpa)
+		owner := memory.NoNode
+		for _, nd := range s.nodes {
+			if o, _, _, ok := nd.mem.Directory(gpa); ok {
+				owner = o
+			}
+		}
 		if owner == memory.NoNode {
 			smp.Pages[p] = -1
 		} else {

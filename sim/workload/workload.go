@@ -308,6 +308,28 @@ func ParseTrace(r io.Reader, name string) (*Set, error) {
 	return s, nil
 }
 
+// handoffPages is the size of each vCPU's region in Handoff.
+const handoffPages = 32
+
+// Handoff: vCPU 0 first writes a word of every page, as a guest's boot
+// processor clears memory, then every vCPU works (30% writes) on a
+// region of its own: pages first touched by one node and then used by
+// another, the case a page's home should follow.
+func Handoff(p Params) *Set {
+	s, rng := newSet("handoff", p)
+	s.Pages = p.VCPUs * handoffPages
+	for pg := 0; pg < s.Pages && len(s.Streams[0]) < p.Length; pg++ {
+		s.Streams[0] = append(s.Streams[0], Access{GPA: word(pg, 0), Write: true})
+	}
+	for v := range s.Streams {
+		for len(s.Streams[v]) < p.Length {
+			pg := v*handoffPages + rng.IntN(handoffPages)
+			s.Streams[v] = append(s.Streams[v], Access{GPA: word(pg, rng.IntN(wordsPerPage)), Write: rng.IntN(10) < 3})
+		}
+	}
+	return s
+}
+
 // sweepPages is the memory Sweep adds per vCPU.
 const sweepPages = 64
 
