@@ -19,6 +19,14 @@ func verify(t *testing.T, defines ...string) (int, string) {
 // verifyWith is verify with pan's own flags.
 func verifyWith(t *testing.T, panFlags []string, defines ...string) (int, string) {
 	t.Helper()
+	return verifyModel(t, "coherence.pml", panFlags, defines...)
+}
+
+// verifyModel runs spin on the model in file with pan's flags and the
+// given -D defines, and returns the number of errors pan reports and its
+// output.
+func verifyModel(t *testing.T, file string, panFlags []string, defines ...string) (int, string) {
+	t.Helper()
 	spin, err := exec.LookPath("spin")
 	if err != nil {
 		t.Skip("spin not installed (apt-get install spin)")
@@ -27,12 +35,12 @@ func verifyWith(t *testing.T, panFlags []string, defines ...string) (int, string
 	if err != nil {
 		t.Fatal("gcc not found: needed to compile spin's verifier")
 	}
-	src, err := os.ReadFile("coherence.pml")
+	src, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "coherence.pml"), src, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, file), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run := func(name string, args ...string) string {
@@ -45,7 +53,7 @@ func verifyWith(t *testing.T, panFlags []string, defines ...string) (int, string
 		return string(out)
 	}
 	args := append([]string{"-a"}, defines...)
-	run(spin, append(args, "coherence.pml")...)
+	run(spin, append(args, file)...)
 	run(gcc, "-O2", "-DCOLLAPSE", "-o", "pan", "pan.c")
 	out := run(filepath.Join(dir, "pan"), panFlags...)
 	m := regexp.MustCompile(`errors: (\d+)`).FindStringSubmatch(out)
@@ -97,5 +105,33 @@ func TestProtocolLiveness(t *testing.T) {
 	n, out = verifyWith(t, flags, "-DN=2", "-DLIVENESS", "-DBUG_DROP_QUEUED")
 	if n == 0 || !regexp.MustCompile(`acceptance cycle`).MatchString(out) {
 		t.Fatalf("spin found no acceptance cycle in a home that drops queued requests:\n%s", out)
+	}
+}
+
+// TestMovingHomesModel checks the protocol with homes that move
+// (homes.pml: every node a cache and a possible home, requests passed on
+// by old homes) for three nodes, two in -short: single writer, no lost
+// write, one home at most, and no deadlock with exactly one home at the
+// end. It also shows the search passes requests on, and that a node
+// serving requests from a directory it handed on is caught.
+func TestMovingHomesModel(t *testing.T) {
+	defs := []string{}
+	if testing.Short() {
+		defs = append(defs, "-DN=2")
+	}
+	flags := []string{"-m1000000"}
+	n, out := verifyModel(t, "homes.pml", flags, defs...)
+	if n != 0 {
+		t.Fatalf("spin found %d errors in the protocol with moving homes:\n%s", n, out)
+	}
+	if !regexp.MustCompile(`Full statespace search`).MatchString(out) || !regexp.MustCompile(`invalid end states\s+\+`).MatchString(out) {
+		t.Fatalf("not a full search with end-state checking:\n%s", out)
+	}
+	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
+	if n, out := verifyModel(t, "homes.pml", flags, "-DREACH_FORWARD"); n == 0 {
+		t.Fatalf("the search never passed a request on:\n%s", out)
+	}
+	if n, out := verifyModel(t, "homes.pml", flags, "-DBUG_NO_FORWARD"); n == 0 {
+		t.Fatalf("spin found no error in a node that serves requests after handing the home on:\n%s", out)
 	}
 }
