@@ -141,23 +141,44 @@ type dirEntry struct {
 	version uint64
 	owner   NodeID // node with the Modified copy, NoNode if none
 	// Transaction in progress.
-	busy      bool
-	txKind    Kind
-	txReq     NodeID
-	txHave    bool   // requester's Shared copy is current: grant without data
-	txCanHome bool   // requester offered to take the page's home
-	waitData  bool   // waiting for KindFetchReply from dataFrom
-	gotWB     bool   // a writeback from dataFrom overtook the fetch
-	dataFrom  NodeID // old owner asked for data
-	acks      uint64 // sharers whose KindInvAck is outstanding
+	flags    dirFlags
+	txKind   Kind
+	txReq    NodeID
+	dataFrom NodeID // old owner asked for data
 	// runNode made the last run requests in a row (Config.MoveAfter).
 	runNode NodeID
 	run     uint8
+	acks    uint64 // sharers whose KindInvAck is outstanding
 	// Requests queued behind the transaction: a FIFO through
 	// Engine.reqs (indexes plus one; 0 is none), and the nodes with one
 	// waiting (a node has at most one request per page outstanding).
 	qhead, qtail int32
 	queued       uint64
+}
+
+// dirFlags are the flags of a directory entry's transaction (one byte,
+// to keep the entry of every page a node homes at 48 bytes).
+type dirFlags uint8
+
+// Directory entry flags.
+const (
+	busy      dirFlags = 1 << iota // a transaction is in progress
+	txHave                         // requester's Shared copy is current: grant without data
+	txCanHome                      // requester offered to take the page's home
+	waitData                       // waiting for KindFetchReply from dataFrom
+	gotWB                          // a writeback from dataFrom overtook the fetch
+)
+
+// is reports whether every flag of f is set.
+func (d *dirEntry) is(f dirFlags) bool { return d.flags&f == f }
+
+// set sets the flags of f if on, else clears them.
+func (d *dirEntry) set(f dirFlags, on bool) {
+	if on {
+		d.flags |= f
+	} else {
+		d.flags &^= f
+	}
 }
 
 // request is a queued KindReadReq or KindWriteReq at a home.
@@ -254,7 +275,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	room := max(cfg.HomeRoom, 0)
 	e.dir = make([]dirEntry, homed, homed+room)
-	e.freeDir = make([]int32, 0, homed+room)
 	e.homes, e.startHomes = homed, homed
 	for i := range e.dir {
 		e.dir[i] = idleEntry()
@@ -423,7 +443,7 @@ func (e *Engine) LocalSatisfiable(gpa uint64, write bool) bool {
 		return false
 	}
 	d := e.dirOf(p)
-	if d.busy || d.owner != NoNode {
+	if d.is(busy) || d.owner != NoNode {
 		return false
 	}
 	return !write || d.sharers&^(1<<e.cfg.Self) == 0
@@ -626,7 +646,7 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 	switch m.Kind {
 	case KindReadReq, KindWriteReq:
 		r := request{page: p, version: m.Version, kind: m.Kind, req: m.Requester, flags: m.Flags}
-		if d.busy {
+		if d.is(busy) {
 			if d.queued&(1<<m.Requester) != 0 || d.txReq == m.Requester {
 				return fmt.Errorf("%w: node %d: %v for %#x from node %d, which has one outstanding", ErrProtocol, e.cfg.Self, m.Kind, p<<pageShift, m.Requester)
 			}
@@ -639,12 +659,12 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 		}
 	case KindInvAck:
 		bit := uint64(1) << m.Src
-		if !d.busy || d.acks&bit == 0 {
+		if !d.is(busy) || d.acks&bit == 0 {
 			return fmt.Errorf("%w: node %d: unexpected %v", ErrProtocol, e.cfg.Self, m.String())
 		}
 		d.acks &^= bit
 	case KindFetchReply:
-		if !d.busy || !d.waitData || d.dataFrom != m.Src {
+		if !d.is(busy|waitData) || d.dataFrom != m.Src {
 			return fmt.Errorf("%w: node %d: unexpected %v", ErrProtocol, e.cfg.Self, m.String())
 		}
 		if m.Flags&FlagHasData != 0 {
@@ -652,10 +672,11 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 				return fmt.Errorf("%w: node %d: %v: directory version %d", ErrProtocol, e.cfg.Self, m.String(), d.version)
 			}
 			e.install(p, m.Data)
-		} else if !d.gotWB {
+		} else if !d.is(gotWB) {
 			return fmt.Errorf("%w: node %d: %v: owner has no data and sent no writeback (lost write)", ErrProtocol, e.cfg.Self, m.String())
 		}
-		d.waitData, d.gotWB, d.dataFrom = false, false, NoNode
+		d.set(waitData|gotWB, false)
+		d.dataFrom = NoNode
 		d.owner = NoNode
 		if d.txKind == KindReadReq && m.Flags&FlagKeptShared != 0 {
 			d.sharers |= 1 << m.Src
@@ -668,14 +689,14 @@ func (e *Engine) homeHandle(p uint64, m *Message, out *Outbox) error {
 			e.install(p, m.Data)
 		}
 		d.owner = NoNode
-		if d.busy && d.waitData && d.dataFrom == m.Src {
-			d.gotWB = true
+		if d.is(busy|waitData) && d.dataFrom == m.Src {
+			d.set(gotWB, true)
 		}
 	}
 	e.complete(p, out)
 	// Serve requests that queued behind the finished transaction; a
 	// grant that hands the home on leaves none queued.
-	for e.isHome(p) && !d.busy {
+	for e.isHome(p) && !d.is(busy) {
 		r, ok := e.dequeue(p)
 		if !ok {
 			break
@@ -741,15 +762,18 @@ func (e *Engine) start(p uint64, r request, out *Outbox) error {
 	if d.owner == r.req {
 		return fmt.Errorf("%w: node %d: %v request for %#x from its owner", ErrProtocol, e.cfg.Self, r.kind, gpa)
 	}
-	d.busy, d.txKind, d.txReq = true, r.kind, r.req
-	d.txCanHome = r.kind == KindWriteReq && r.flags&FlagCanHome != 0
+	d.set(busy, true)
+	d.set(txCanHome, r.kind == KindWriteReq && r.flags&FlagCanHome != 0)
+	d.txKind, d.txReq = r.kind, r.req
 	if d.runNode == r.req {
 		d.run = min(d.run, math.MaxUint8-1) + 1
 	} else {
 		d.runNode, d.run = r.req, 1
 	}
 	if d.owner != NoNode {
-		d.waitData, d.gotWB, d.dataFrom = true, false, d.owner
+		d.set(waitData, true)
+		d.set(gotWB, false)
+		d.dataFrom = d.owner
 		k := KindFetch
 		if r.kind == KindWriteReq {
 			k = KindFetchInv
@@ -758,7 +782,7 @@ func (e *Engine) start(p uint64, r request, out *Outbox) error {
 	}
 	if r.kind == KindWriteReq {
 		bit := uint64(1) << r.req
-		d.txHave = d.owner == NoNode && r.flags&FlagHaveCopy != 0 && d.sharers&bit != 0 && r.version == d.version
+		d.set(txHave, d.owner == NoNode && r.flags&FlagHaveCopy != 0 && d.sharers&bit != 0 && r.version == d.version)
 		others := d.sharers &^ bit
 		if e.cfg.Mutation == MutationSkipInvalidate {
 			others = 0
@@ -777,7 +801,7 @@ func (e *Engine) start(p uint64, r request, out *Outbox) error {
 // complete grants the transaction in progress if nothing is outstanding.
 func (e *Engine) complete(p uint64, out *Outbox) {
 	d := e.dirOf(p)
-	if !d.busy || d.acks != 0 || d.waitData {
+	if !d.is(busy) || d.acks != 0 || d.is(waitData) {
 		return
 	}
 	m := Message{Src: e.cfg.Self, Dst: d.txReq, Requester: d.txReq, GPA: p << pageShift}
@@ -789,7 +813,7 @@ func (e *Engine) complete(p uint64, out *Outbox) {
 		d.version++
 		d.owner, d.sharers = d.txReq, 0
 		m.Kind = KindWriteGrant
-		if !d.txHave {
+		if !d.is(txHave) {
 			m.Flags, m.Data = FlagHasData, e.pages[p].frame
 		}
 		if move {
@@ -797,7 +821,7 @@ func (e *Engine) complete(p uint64, out *Outbox) {
 		}
 	}
 	m.Version = d.version
-	d.busy, d.txHave, d.txCanHome = false, false, false
+	d.set(busy|txHave|txCanHome, false)
 	e.stats.Transactions++
 	e.send(&m, out)
 	if m.Flags&FlagHome != 0 {
@@ -952,7 +976,7 @@ func (e *Engine) forward(p uint64, m *Message, out *Outbox) error {
 // queued behind it, and Config.FirstTouch (nobody wrote the page yet)
 // or Config.MoveAfter (its run of requests) says so.
 func (e *Engine) movesHome(d *dirEntry) bool {
-	if !d.txCanHome || d.txReq == e.cfg.Self || d.qhead != 0 {
+	if !d.is(txCanHome) || d.txReq == e.cfg.Self || d.qhead != 0 {
 		return false
 	}
 	if e.cfg.FirstTouch && d.version == 0 {
