@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -116,8 +116,8 @@ func (d distCommands) dvmStart(w io.Writer, args []string) error {
 		writeLinuxStarted(w, d.r, req, spec)
 		return nil
 	}
-	fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU: started\n",
-		spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg)
+	fmt.Fprintf(w, "dvm %d: %v guest, %d vCPUs on %d nodes, %d MiB, %d iterations per vCPU%s: started\n",
+		spec.ID, req.Guest, spec.VCPUs, spec.Nodes, spec.Pages*4096>>20, spec.Arg, homeMoves(spec))
 	return nil
 }
 
@@ -136,6 +136,7 @@ func writeLinuxStarted(w io.Writer, r DistRunner, req hv.DistStart, spec dvm.Spe
 	case dvm.HomesFill:
 		homes = "pages homed in ranges sized by each node's room"
 	}
+	homes += homeMoves(spec)
 	guest := "Linux"
 	if req.Multiboot {
 		guest = "Multiboot"
@@ -276,6 +277,8 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.String("cmdline", &req.Cmdline)
 	root := ""
 	a.String("root", &root)
+	a.Flag("firsttouch", &req.FirstTouch)
+	a.Int("moveafter", &req.MoveAfter, 0, dvm.MaxMoveAfter)
 	a.Func("homes", func(v string) error {
 		if _, err := dvm.ParseHomePolicy(v); err != nil {
 			return err
@@ -333,6 +336,10 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	fmt.Fprintf(w, "dvm %d on node %d (%d of %d in the VM): %s, %v\n", st.Spec.ID, st.Self, st.Index, st.Spec.Nodes, state, st.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  pages: %d in the VM, %d homed here, held here %d shared + %d modified\n",
 		st.Spec.Pages, homedHere(st), s.Shared, s.Modified)
+	if st.Spec.FirstTouch || st.Spec.MoveAfter > 0 {
+		fmt.Fprintf(w, "  homes: %d moved here, %d moved away, %d requests passed on to a new home\n",
+			s.Memory.HomesGained, s.Memory.HomesGiven, s.Memory.Forwards)
+	}
 	avg := time.Duration(0)
 	if s.RemoteWaits > 0 {
 		avg = s.WaitTime / time.Duration(s.RemoteWaits)
@@ -392,12 +399,30 @@ func writePageMap(w io.Writer, st *hv.DistStatus) {
 	}
 }
 
-// homedHere counts the pages whose home is this node.
+// homedHere counts the pages whose home is this node: its share at the
+// start, or what it homes now when homes move.
 func homedHere(st *hv.DistStatus) int {
 	if st.Spec.Nodes <= 0 || st.Index < 0 || st.Index >= st.Spec.Nodes {
 		return 0
 	}
+	if st.Spec.FirstTouch || st.Spec.MoveAfter > 0 {
+		return st.Stats.Homes
+	}
 	return st.Spec.Homed()[st.Index]
+}
+
+// homeMoves says when the homes of spec move, for the line that says it
+// started: nothing when they stay where they start.
+func homeMoves(spec dvm.Spec) string {
+	switch {
+	case spec.FirstTouch && spec.MoveAfter > 0:
+		return fmt.Sprintf(", homes moving to a page's first writer and to a node that asks for a page %d times in a row", spec.MoveAfter)
+	case spec.FirstTouch:
+		return ", homes moving to a page's first writer"
+	case spec.MoveAfter > 0:
+		return fmt.Sprintf(", homes moving to a node that asks for a page %d times in a row", spec.MoveAfter)
+	}
+	return ""
 }
 
 // WithDistVCPUs extends a `vcpus` command (see [VCPUsCommand]) with the

@@ -61,11 +61,14 @@ func TestDistCommandsGolden(t *testing.T) {
 	f.status.PageMap[0], f.status.PageMap[64], f.status.PageMap[129] = memory.Modified, memory.Shared, memory.Modified
 	f.status.Stats.Shared, f.status.Stats.Modified, f.status.Stats.RemoteWaits, f.status.Stats.WaitTime = 7, 8, 3, 9*time.Millisecond
 	f.status.Stats.Memory.Reclaims, f.status.Stats.Memory.Writebacks, f.status.Stats.Memory.SilentEvicts = 6, 4, 3
+	f.status.Stats.Homes, f.status.Stats.Memory.HomesGained, f.status.Stats.Memory.HomesGiven, f.status.Stats.Memory.Forwards = 521, 12, 3, 5
 	all := []string{
 		"dvm", "dvm frobnicate", "dvm start nodes=0", "dvm start guest=doom",
 		"dvm start guest=pingpong nodes=3 vcpus=4 iters=9 mem=64M place=node0 dilate=2 move=always devices=move",
 		"dvm start guest=linux", "dvm start guest=linux place=node0 dilate=3 homes=node0",
 		"dvm start guest=linux numa=on homes=striped",
+		"dvm start guest=linux moveafter=9", "dvm start guest=linux homes=striped firsttouch=on",
+		"dvm start guest=counter nodes=2 firsttouch=on moveafter=2",
 		"dvm stat", "dvm stat now", "dvm peek", "dvm peek 0x11", "dvm peek zero", "dvm peek 0x40",
 		"dvm evacuate", "dvm evacuate x", "dvm evacuate 2",
 		"pages", "pages map", "pages all", "pages map now",

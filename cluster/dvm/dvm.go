@@ -83,6 +83,10 @@ type Config struct {
 	// CopyBudget): a fault beyond it, or when Frames runs short, evicts
 	// a copy first. Zero means no bound.
 	CopyFrames int
+	// HomeRoom is how many pages this node may home beyond its share at
+	// the start when Spec.FirstTouch or MoveAfter move homes
+	// (memory.Config.HomeRoom; the host sizes it by its free frames).
+	HomeRoom int
 	// Transport sends to the other nodes.
 	Transport Transport
 	// DeviceNode hosts the VM's devices: forwarded writes go there.
@@ -131,8 +135,10 @@ type Config struct {
 type Stats struct {
 	Memory    memory.Stats
 	Migration migrate.Stats
-	// Shared and Modified count the pages this node holds per state.
-	Shared, Modified int
+	// Shared and Modified count the pages this node holds per state;
+	// Homes the pages it homes now (Memory.HomesGained and HomesGiven
+	// count those that moved here and away).
+	Shared, Modified, Homes int
 	// RemoteWaits counts faults that waited for another node, and
 	// WaitTime is the total time they waited.
 	RemoteWaits uint64
@@ -343,6 +349,7 @@ func New(cfg Config) (*Runtime, error) {
 	r.eng, err = memory.NewEngine(memory.Config{
 		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
 		Home: cfg.Home, Perm: guestPerm{cfg.Perm, r.split}, Frames: cfg.Frames, CopyFrames: cfg.CopyFrames,
+		FirstTouch: cfg.Spec.FirstTouch, MoveAfter: int(cfg.Spec.MoveAfter), HomeRoom: cfg.HomeRoom,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
@@ -1349,6 +1356,7 @@ func (r *Runtime) Stats() Stats {
 	s.Memory = r.eng.Stats()
 	s.Migration = r.mig.Stats()
 	s.Shared, s.Modified = r.eng.Count()
+	s.Homes = r.eng.Homes()
 	s.Stale = r.stale.Load()
 	return s
 }

@@ -607,7 +607,8 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove,
+		FirstTouch: true, MoveAfter: MaxMoveAfter}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control
@@ -677,6 +678,8 @@ func FuzzControl(f *testing.F) {
 	var b [MaxControlSize]byte
 	f.Add(b[:(&Control{Op: OpMigrate, VCPU: 1, Node: 1, Spec: Spec{ID: 1}}).MarshalTo(b[:])])
 	fill := Spec{ID: 2, Nodes: 2, VCPUs: 2, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{6, 4}}
+	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
+	fill.FirstTouch, fill.MoveAfter = true, 2
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 1 << 18, Virt: VirtAMDV}).MarshalTo(b[:])])
@@ -1294,5 +1297,55 @@ func TestTrace(t *testing.T) {
 			return e.Kind == trace.KindMigrateIn && e.VCPU == 0 && e.Node == 0 && e.Bytes > 0
 		}) {
 		t.Errorf("the migration not traced on both nodes: %+v / %+v", ev0, ev1)
+	}
+}
+
+// TestSpecMovingHomes: a Spec's home moves reach the coherence engine,
+// and a run length beyond the wire's three bits is refused.
+func TestSpecMovingHomes(t *testing.T) {
+	spec := Spec{ID: 1, Nodes: 2, VCPUs: 1, Pages: 8, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{5, 3}, FirstTouch: true, MoveAfter: 2}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var b [MaxControlSize]byte
+	n := (&Control{Op: OpCreate, Spec: spec}).MarshalTo(b[:])
+	var c Control
+	if err := c.Unmarshal(b[:n]); err != nil || c.Spec != spec {
+		t.Fatalf("round trip with homes=fill and moves: %+v, %v", c.Spec, err)
+	}
+	spec.MoveAfter = MaxMoveAfter + 1
+	if err := spec.Validate(); err == nil {
+		t.Fatalf("homes moving after %d requests validated", spec.MoveAfter)
+	}
+}
+
+// TestFirstTouchMovesHomeAcrossRuntimes: with Spec.FirstTouch, a page
+// homed at node 0 and first written from node 1 moves its home to node
+// 1 over the real message path; node 0 reads the write back, and every
+// frame comes back at Close (the cluster's clean-up checks).
+func TestFirstTouchMovesHomeAcrossRuntimes(t *testing.T) {
+	c := newCluster(t, 2, 2, 16, func(cfg *Config) {
+		cfg.Spec.FirstTouch = true
+		cfg.HomeRoom = 4
+	})
+	const gpa = 0x2010 // page 2: homed at node 0 at the start
+	if h := c.rts[1].Home(gpa); h != 0 {
+		t.Fatalf("page 2 starts homed at node %d", h)
+	}
+	want := []byte("first touch")
+	if err := c.rts[1].Write(gpa, want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(want))
+	if err := c.rts[0].Read(gpa, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("node 0 read %q, node 1 wrote %q", got, want)
+	}
+	s0, s1 := c.rts[0].Stats(), c.rts[1].Stats()
+	if c.rts[1].Home(gpa) != 1 || s1.Homes != 9 || s0.Homes != 7 || s1.Memory.HomesGained != 1 || s0.Memory.HomesGiven != 1 {
+		t.Fatalf("page 2 homed at %d; node 0 homes %d (gave %d), node 1 %d (gained %d)",
+			c.rts[1].Home(gpa), s0.Homes, s0.Memory.HomesGiven, s1.Homes, s1.Memory.HomesGained)
 	}
 }

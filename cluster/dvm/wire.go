@@ -141,9 +141,15 @@ type Spec struct {
 	// parameter (e.g. iterations).
 	Payload uint32
 	Arg     uint32
-	// Homes places the pages' homes; Place the vCPUs at the start.
+	// Homes places the pages' homes at the start; Place the vCPUs.
 	Homes HomePolicy
 	Place PlacePolicy
+	// FirstTouch and MoveAfter move a page's home to the node that uses
+	// it (memory.Config): to the first node that writes it, and to a
+	// node that made MoveAfter requests for it in a row (0: never, at
+	// most MaxMoveAfter).
+	FirstTouch bool
+	MoveAfter  uint8
 	// Shares are, with HomesFill, the pages each node homes, in node
 	// order (node 0 the first Shares[0] pages, and so on): they sum to
 	// Pages, and entries from Nodes on are zero. Other policies leave
@@ -395,6 +401,8 @@ func (s *Spec) ValidateRequest() error {
 		return fmt.Errorf("dvm: %d pages, want 1..%d", s.Pages, MaxPages)
 	case s.Homes >= homesLimit:
 		return fmt.Errorf("dvm: unknown home policy %d", s.Homes)
+	case s.MoveAfter > MaxMoveAfter:
+		return fmt.Errorf("dvm: homes move after %d requests in a row, at most %d", s.MoveAfter, MaxMoveAfter)
 	case s.Place >= placeLimit:
 		return fmt.Errorf("dvm: unknown placement policy %d", s.Place)
 	case s.Move >= moveLimit:
@@ -412,7 +420,9 @@ func (s *Spec) ValidateRequest() error {
 
 // Limits on a Spec.
 const (
-	MaxVCPUs = 64
+	// MaxMoveAfter bounds Spec.MoveAfter (three bits on the wire).
+	MaxMoveAfter = 7
+	MaxVCPUs     = 64
 	// MaxPages bounds a VM's RAM, 4 GiB (3 GiB below the MMIO hole and
 	// 1 GiB above 4 GiB): every node keeps the coherence state of every
 	// page on its Go heap, on the order of 100 bytes a page.
@@ -444,7 +454,7 @@ type Control struct {
 //	12 pages (4)
 //	16 payload (4)
 //	20 arg (4)
-//	24 home policy
+//	24 home policy (bits 0-3), move after (bits 4-6), first touch (bit 7)
 //	25 placement policy
 //	26 time dilation
 //	27 move policy (bits 0-3), device policy (bits 4-7)
@@ -458,6 +468,23 @@ const MaxControlSize = ControlSize + 4*memory.MaxNodes
 // hasShares reports whether a message of op about a VM with home
 // policy homes carries the shares.
 func hasShares(op Op, homes HomePolicy) bool { return op == OpCreate && homes == HomesFill }
+
+// Byte 24 of a control message: the home policy and when homes move.
+const (
+	homesMask      = 0x0F
+	moveAfterShift = 4
+	moveAfterMask  = 0x70
+	firstTouchBit  = 0x80
+)
+
+// homesByte encodes the Spec's home policy and moves into byte 24.
+func (s *Spec) homesByte() byte {
+	b := byte(s.Homes)&homesMask | s.MoveAfter<<moveAfterShift&moveAfterMask
+	if s.FirstTouch {
+		b |= firstTouchBit
+	}
+	return b
+}
 
 // Size returns the encoded size of c.
 func (c *Control) Size() int {
@@ -482,7 +509,7 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
-	b[24], b[25], b[26] = byte(c.Spec.Homes), byte(c.Spec.Place), c.Spec.Dilation
+	b[24], b[25], b[26] = c.Spec.homesByte(), byte(c.Spec.Place), c.Spec.Dilation
 	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	for i := ControlSize; i < n; i += 4 {
@@ -497,7 +524,7 @@ func (c *Control) Unmarshal(b []byte) error {
 		return fmt.Errorf("%w: control message of %d bytes", ErrBadMessage, len(b))
 	}
 	want := ControlSize
-	if hasShares(Op(b[1]), HomePolicy(b[24])) {
+	if hasShares(Op(b[1]), HomePolicy(b[24]&homesMask)) {
 		want += 4 * int(min(b[3], memory.MaxNodes))
 	}
 	if len(b) != want {
@@ -510,16 +537,18 @@ func (c *Control) Unmarshal(b []byte) error {
 		Arg:  binary.LittleEndian.Uint32(b[20:]),
 		Time: binary.LittleEndian.Uint64(b[28:]),
 		Spec: Spec{
-			Homes:    HomePolicy(b[24]),
-			Place:    PlacePolicy(b[25]),
-			Dilation: b[26],
-			Move:     MovePolicy(b[27] & 0xF),
-			Devices:  DevicePolicy(b[27] >> 4),
-			ID:       binary.LittleEndian.Uint32(b[4:]),
-			Nodes:    int(b[3]),
-			VCPUs:    int(binary.LittleEndian.Uint16(b[8:])),
-			Pages:    int(binary.LittleEndian.Uint32(b[12:])),
-			Payload:  binary.LittleEndian.Uint32(b[16:]),
+			Homes:      HomePolicy(b[24] & homesMask),
+			MoveAfter:  b[24] & moveAfterMask >> moveAfterShift,
+			FirstTouch: b[24]&firstTouchBit != 0,
+			Place:      PlacePolicy(b[25]),
+			Dilation:   b[26],
+			Move:       MovePolicy(b[27] & 0xF),
+			Devices:    DevicePolicy(b[27] >> 4),
+			ID:         binary.LittleEndian.Uint32(b[4:]),
+			Nodes:      int(b[3]),
+			VCPUs:      int(binary.LittleEndian.Uint16(b[8:])),
+			Pages:      int(binary.LittleEndian.Uint32(b[12:])),
+			Payload:    binary.LittleEndian.Uint32(b[16:]),
 		},
 	}
 	if c.Op == 0 || c.Op >= opLimit {

@@ -242,6 +242,9 @@ func writeDist(w *Writer, s *dvm.Stats, id uint32, exits uint64) {
 	w.Counter("bigiron_dvm_device_reads_total", "Device reads forwarded to the device node.", float64(s.DeviceReads), "dvm", vm)
 	w.Gauge("bigiron_dvm_pages", "Guest pages this node holds, by state.", float64(s.Shared), "dvm", vm, "state", "shared")
 	w.Gauge("bigiron_dvm_pages", "Guest pages this node holds, by state.", float64(s.Modified), "dvm", vm, "state", "modified")
+	w.Gauge("bigiron_dvm_homes", "Guest pages this node homes.", float64(s.Homes), "dvm", vm)
+	w.Counter("bigiron_dvm_home_moves_total", "Pages whose home moved here or away.", float64(s.Memory.HomesGained), "dvm", vm, "dir", "in")
+	w.Counter("bigiron_dvm_home_moves_total", "Pages whose home moved here or away.", float64(s.Memory.HomesGiven), "dvm", vm, "dir", "out")
 	w.Counter("bigiron_dvm_exits_total", "VM exits of the vCPUs that ran here.", float64(exits), "dvm", vm)
 }
 

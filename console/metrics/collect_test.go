@@ -80,6 +80,7 @@ func (fakeDist) Status() (hv.DistStatus, error) {
 	st.Stats.RemoteWaits, st.Stats.WaitTime = 30, 90*time.Millisecond
 	st.Stats.Waits[2], st.Stats.Waits[3] = 20, 10
 	st.Stats.Migration.MigrationsOut = 2
+	st.Stats.Homes, st.Stats.Memory.HomesGained, st.Stats.Memory.HomesGiven = 5, 1, 3
 	st.Spec.Nodes, st.Spec.Pages, st.Self, st.PagesPerCell = 2, 8, 1, 2
 	st.PageMap = []memory.State{memory.Modified, memory.Invalid, memory.Shared, memory.Modified}
 	st.VCPUs = []hv.DistVCPU{{ID: 0, Node: 0, Here: true}, {ID: 1, Node: 1}}
@@ -153,6 +154,9 @@ func TestWrite(t *testing.T) {
 		{"bigiron_dvm_faults_total", []string{"dvm", "ab", "kind", "remote"}, 30},
 		{"bigiron_dvm_faults_total", []string{"dvm", "ab", "kind", "local"}, 70},
 		{"bigiron_dvm_migrations_total", []string{"dir", "out"}, 2},
+		{"bigiron_dvm_homes", []string{"dvm", "ab"}, 5},
+		{"bigiron_dvm_home_moves_total", []string{"dir", "in"}, 1},
+		{"bigiron_dvm_home_moves_total", []string{"dir", "out"}, 3},
 	} {
 		m := find(t, fams, c.name, c.labels...)
 		got := m.GetCounter().GetValue() + m.GetGauge().GetValue()

@@ -63,6 +63,11 @@ type DistStart struct {
 	// room, for a guest larger than any one node). Test guests are
 	// striped.
 	Homes string
+	// FirstTouch and MoveAfter move a page's home to the node that uses
+	// it (see dvm.Spec): to the first node that writes it, and to a
+	// node that made MoveAfter requests for it in a row (0: never).
+	FirstTouch bool
+	MoveAfter  int
 }
 
 // RemoteDistance is the SLIT distance between two nodes of a
@@ -199,6 +204,19 @@ func distFixedFrames(spec dvm.Spec) int {
 // copies of the pages other nodes home.
 func distRoom(spec dvm.Spec, inUse, total int) int {
 	return max(total-inUse-distFixedFrames(spec)-dvm.MinCopyFrames, 0)
+}
+
+// distHomeRoom returns how many pages beyond its share this node may
+// come to home when spec moves homes (dvm.Config.HomeRoom), inUse of
+// total frames for guests taken: its room (distRoom) less the pages it
+// homes from the start; 0 when homes stay where they start. Each page
+// it comes to home takes a frame it would otherwise keep for a copy;
+// when the pool runs short, the engine evicts copies.
+func distHomeRoom(spec dvm.Spec, self memory.NodeID, inUse, total int) int {
+	if !spec.FirstTouch && spec.MoveAfter == 0 || int(self) >= spec.Nodes {
+		return 0
+	}
+	return max(distRoom(spec, inUse, total)-spec.Homed()[self], 0)
 }
 
 // distVirt is the virtualization backend a node tells with its room

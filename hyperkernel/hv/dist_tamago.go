@@ -315,7 +315,8 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		vcpus = nodes
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
-		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices}
+		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices,
+		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1))}
 	var linux *LinuxConfig
 	if req.Linux {
 		if d.linux == nil {
@@ -493,6 +494,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
 		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
+		HomeRoom:   distHomeRoom(spec, d.net.Self(), inUse, total),
 		Transport:  d.net, DeviceNode: 0,
 		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
 		DevicesUnlocked: spec.Payload == payloadLinux,

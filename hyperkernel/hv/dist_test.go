@@ -149,3 +149,21 @@ func TestClusterNamed(t *testing.T) {
 		t.Error("an error without a stop changed")
 	}
 }
+
+// TestDistHomeRoom: a node may come to home what its room leaves after
+// its share, and nothing when homes stay where they start.
+func TestDistHomeRoom(t *testing.T) {
+	const total, inUse = 1 << 19, 1 << 14
+	spec := dvm.Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: 1 << 17} // 512 MiB striped
+	if got := distHomeRoom(spec, 1, inUse, total); got != 0 {
+		t.Fatalf("homes that never move: room for %d more", got)
+	}
+	spec.MoveAfter = 2
+	room, homed := distRoom(spec, inUse, total), spec.Homed()[1]
+	if got := distHomeRoom(spec, 1, inUse, total); got != room-homed || got <= 0 {
+		t.Fatalf("room for %d more homes, want %d (room %d less %d homed)", got, room-homed, room, homed)
+	}
+	if got := distHomeRoom(spec, 1, total-100, total); got != 0 {
+		t.Fatalf("a full node has room for %d more homes", got)
+	}
+}
