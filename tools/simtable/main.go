@@ -8,9 +8,13 @@
 //
 //	simtable [-nodes 4] [-link 10GbE] [-length 4000] [-seed 1] [-trace FILE]
 //	         [-svg FILE -svg-workload mixed -svg-policy hysteresis]
+//	         [-homes [-copies 8]]
 //
 // With -svg it also draws, for one workload and policy, the node each vCPU
-// and each page is on over virtual time.
+// and each page is on over virtual time. With -homes it prints instead,
+// for every workload and Handoff, remote faults and slowdown with homes
+// fixed where they start, moving to a page's first writer, and moving
+// after two requests in a row, each node holding at most -copies copies.
 package main
 
 import (
@@ -136,6 +140,8 @@ func main() {
 	svg := flag.String("svg", "", "write an SVG timeline of one run to this file")
 	svgWl := flag.String("svg-workload", "mixed", "workload drawn by -svg")
 	svgPol := flag.String("svg-policy", "hysteresis", "policy drawn by -svg")
+	homes := flag.Bool("homes", false, "compare fixed and moving homes instead")
+	copies := flag.Int("copies", 8, "with -homes: copies of other nodes' pages each node may hold (0: no bound)")
 	flag.Parse()
 	o.seed = *seed
 	l, err := sim.LinkByName(*link)
@@ -157,6 +163,17 @@ func main() {
 			os.Exit(1)
 		}
 		*svgWl = *trace
+	}
+	if *homes {
+		rows, err := runHomes(o, *copies)
+		if err == nil {
+			err = printHomes(os.Stdout, o, *copies, rows)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *svg != "" {
 		o.svgRun = *svgWl + "/" + *svgPol

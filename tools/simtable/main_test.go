@@ -62,3 +62,34 @@ func TestTableAndSVG(t *testing.T) {
 		t.Fatalf("bad svg (%d bytes)", svg.Len())
 	}
 }
+
+// TestHomesTable: the -homes table has a row per workload and Handoff,
+// and on Handoff, with a bound on copies, homes that move take at least
+// half of the remote faults away (the claim of sim's
+// TestMovingHomesHalveRemoteFaults, on the table's configuration).
+func TestHomesTable(t *testing.T) {
+	o := testOptions()
+	rows, err := runHomes(o, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := printHomes(&out, o, 8, rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"private", "handoff", "first-touch faults", "move-after-2 slowdown"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	h := rows[len(rows)-1]
+	if h.workload != "handoff" {
+		t.Fatalf("last row is %s, want handoff", h.workload)
+	}
+	for i, p := range homePlans[1:] {
+		if got, fixed := h.res[i+1].RemoteFaults, h.res[0].RemoteFaults; 2*got > fixed {
+			t.Errorf("handoff: %s leaves %d of %d remote faults", p.name, got, fixed)
+		}
+	}
+	t.Logf("\n%s", out.String())
+}
