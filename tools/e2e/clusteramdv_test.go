@@ -37,6 +37,7 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	checkCreationUnwinds(t, nodes[1], nodes[2], nil, create, "stopped: node 2 could not build its share", "dvm stop", timeout)
 	checkDistributedVM(t, nodes[1], nodes[2], 50000000, timeout)
 	checkTrace(t, nodes[2], timeout)
+	checkMovingHomes(t, nodes[1], nodes[2], timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
 }
 
