@@ -1,0 +1,223 @@
+package sched
+
+import "math"
+
+// Feature indexes a remote fault's features in a [Model].
+type Feature int
+
+// The features of a remote fault, each from the faulting vCPU's recent
+// history, as [Learned] computes them.
+const (
+	// FeatureDirty is 1 when the target holds the page Modified.
+	FeatureDirty Feature = iota
+	// FeatureWrite is 1 for a write fault.
+	FeatureWrite
+	// FeatureShare is the share of the vCPU's recent contended faults
+	// (half-life 40 pulls) that pointed at the target, this one included.
+	FeatureShare
+	// FeatureMass is log2(1 + those faults at the target): how much
+	// evidence the share rests on.
+	FeatureMass
+	// FeatureBurst is the vCPU's contended faults at the target over the
+	// last few pulls (half-life 4 pulls): a run of them now.
+	FeatureBurst
+	// FeatureSettled is how long the vCPU has been on its node, in
+	// cool-downs (30 moves), at most 1.
+	FeatureSettled
+	// FeatureSwap is 1 while a vCPU moved from the target to this node
+	// less than a cool-down ago: a move back would swap.
+	FeatureSwap
+	// FeatureAnchor is log2(1 + the pages the vCPU pulled to its node
+	// recently, half-life 40 pulls): the working set a move would leave.
+	FeatureAnchor
+	// FeatureHysteresis is 1 when [Hysteresis], with its default tuning
+	// for the same costs, would move: the hand-tuned rule's vote, which
+	// the model may follow or overrule.
+	FeatureHysteresis
+	// NumFeatures counts the features.
+	NumFeatures
+)
+
+// featureNames are the features' names, for tables and generated code.
+var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis"}
+
+// String names the feature.
+func (f Feature) String() string {
+	if f < 0 || f >= NumFeatures {
+		return "feature?"
+	}
+	return featureNames[f]
+}
+
+// Model is a logistic model of whether moving the vCPU beats pulling the
+// page: move when Bias + sum of Weights[i] * feature i is above zero.
+// Small and readable on purpose: each weight says how much a feature
+// argues for moving.
+type Model struct {
+	Bias    float64
+	Weights [NumFeatures]float64
+}
+
+// Score returns the model's log-odds for moving given features x.
+func (m *Model) Score(x *[NumFeatures]float64) float64 {
+	z := m.Bias
+	for i, w := range m.Weights {
+		z += w * x[i]
+	}
+	return z
+}
+
+// learnedStats is one vCPU's recent fault history.
+type learnedStats struct {
+	long, burst []float64 // decayed contended faults per target node
+	total       float64   // sum of long
+	pulled      float64   // decayed pages pulled to the vCPU's node (long half-life)
+	updated     int64
+	arrived     int64 // last arrival, far in the past if never moved
+}
+
+// Learned decides pull or move with a [Model] trained offline on the
+// simulator's workloads (tools/policytrain). Like [Hysteresis] it never
+// moves a vCPU to a node without a free core, nor to the node it runs
+// on, nor on a clean page (fetched once, a clean page stays: only
+// contended faults predict more), nor within LearnedStayMoves move times
+// of its arrival (a move must have the time to pay for itself). A
+// decision costs a few dozen floating-point operations and allocates
+// nothing.
+type Learned struct {
+	model    Model
+	costs    Costs
+	hyst     *Hysteresis // votes (FeatureHysteresis)
+	nodes    int
+	vcpus    []learnedStats
+	lastMove [][]int64 // lastMove[from][to]
+}
+
+// NewLearned returns the policy with model m for a machine of nodes
+// nodes and vcpus vCPUs whose pulls and moves cost about c.
+func NewLearned(m Model, c Costs, nodes, vcpus int) *Learned {
+	l := &Learned{model: m, costs: c, hyst: NewHysteresis(DefaultHysteresis(c), nodes, vcpus), nodes: nodes, vcpus: make([]learnedStats, vcpus), lastMove: make([][]int64, nodes)}
+	for i := range l.vcpus {
+		l.vcpus[i] = learnedStats{long: make([]float64, nodes), burst: make([]float64, nodes), arrived: math.MinInt64 / 2}
+	}
+	for i := range l.lastMove {
+		l.lastMove[i] = make([]int64, nodes)
+		for j := range l.lastMove[i] {
+			l.lastMove[i][j] = math.MinInt64 / 2
+		}
+	}
+	return l
+}
+
+// Name implements Policy.
+func (l *Learned) Name() string { return "learned" }
+
+// SetCosts replaces the cost estimates the features are scaled by (see
+// [Hysteresis.SetCosts]).
+func (l *Learned) SetCosts(c Costs) {
+	l.costs = c
+	l.hyst.SetCosts(c)
+}
+
+// Model returns the policy's model.
+func (l *Learned) Model() Model { return l.model }
+
+// LearnedStayMoves is how long, in move times, a vCPU stays where it
+// arrived before [Learned] may move it again.
+const LearnedStayMoves = 10
+
+// Scales of the features, in pulls and moves (see the Feature docs).
+const (
+	learnedLongPulls  = 40
+	learnedBurstPulls = 4
+	learnedCoolMoves  = 30
+)
+
+// decay brings v's histories to time now.
+func (l *Learned) decay(v *learnedStats, now int64) {
+	if now <= v.updated {
+		return
+	}
+	dt := float64(now - v.updated)
+	pull := float64(max(l.costs.PullNS, 1))
+	fl := math.Exp2(-dt / (learnedLongPulls * pull))
+	fb := math.Exp2(-dt / (learnedBurstPulls * pull))
+	v.pulled *= fl
+	v.total = 0
+	for i := range v.long {
+		v.long[i] *= fl
+		v.burst[i] *= fb
+		v.total += v.long[i]
+	}
+	v.updated = now
+}
+
+// Features computes fault f's features into x and records f in the
+// vCPU's history (and Hysteresis's, asking its vote with c). It reports
+// false for a fault no policy may move on.
+func (l *Learned) Features(f Fault, c Cluster, x *[NumFeatures]float64) bool {
+	vote := l.hyst.Decide(f, c)
+	if f.VCPU < 0 || f.VCPU >= len(l.vcpus) || f.Target < 0 || f.Target >= l.nodes || f.Node < 0 || f.Node >= l.nodes || f.Target == f.Node {
+		return false
+	}
+	v := &l.vcpus[f.VCPU]
+	l.decay(v, f.Now)
+	if f.Dirty {
+		v.long[f.Target]++
+		v.burst[f.Target]++
+		v.total++
+	}
+	cool := float64(learnedCoolMoves * max(l.costs.MoveNS, 1))
+	*x = [NumFeatures]float64{}
+	if f.Dirty {
+		x[FeatureDirty] = 1
+	}
+	if f.Write {
+		x[FeatureWrite] = 1
+	}
+	if v.total > 0 {
+		x[FeatureShare] = v.long[f.Target] / v.total
+	}
+	x[FeatureMass] = math.Log2(1 + v.long[f.Target])
+	x[FeatureBurst] = v.burst[f.Target]
+	x[FeatureSettled] = min(float64(f.Now-v.arrived)/cool, 1)
+	if float64(f.Now-l.lastMove[f.Target][f.Node]) < cool {
+		x[FeatureSwap] = 1
+	}
+	x[FeatureAnchor] = math.Log2(1 + v.pulled)
+	if vote == Move {
+		x[FeatureHysteresis] = 1
+	}
+	return true
+}
+
+// Decide implements Policy.
+func (l *Learned) Decide(f Fault, c Cluster) Decision {
+	var x [NumFeatures]float64
+	if !l.Features(f, c, &x) || !f.Dirty || c.Load(f.Target)+1 > c.Cores(f.Target) {
+		return Pull
+	}
+	if f.Now-l.vcpus[f.VCPU].arrived < LearnedStayMoves*max(l.costs.MoveNS, 1) {
+		l.vcpus[f.VCPU].pulled++
+		return Pull
+	}
+	if l.model.Score(&x) > 0 {
+		return Move
+	}
+	l.vcpus[f.VCPU].pulled++
+	return Pull
+}
+
+// Migrated implements Policy.
+func (l *Learned) Migrated(v, from, to int, now int64) {
+	if v < 0 || v >= len(l.vcpus) || from < 0 || from >= l.nodes || to < 0 || to >= l.nodes {
+		return
+	}
+	l.hyst.Migrated(v, from, to, now)
+	s := &l.vcpus[v]
+	s.arrived = now
+	clear(s.long)
+	clear(s.burst)
+	s.total, s.pulled = 0, 0
+	l.lastMove[from][to] = now
+}

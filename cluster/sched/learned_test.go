@@ -1,0 +1,95 @@
+package sched
+
+import "testing"
+
+// moveAll is a model that moves on every fault its hard rules allow.
+var moveAll = Model{Bias: 1}
+
+func TestLearnedHardRules(t *testing.T) {
+	costs := Costs{PullNS: 10_000, MoveNS: 12_000}
+	free, full := fixedCluster{0, 2}, fixedCluster{2, 2}
+	l := NewLearned(moveAll, costs, 3, 2)
+	for _, tc := range []struct {
+		name string
+		f    Fault
+		c    Cluster
+	}{
+		{"a clean page", Fault{VCPU: 0, Node: 0, Target: 1}, free},
+		{"its own node", Fault{VCPU: 0, Node: 1, Target: 1, Dirty: true}, free},
+		{"a node without a free core", Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true}, full},
+		{"a node beyond the machine", Fault{VCPU: 0, Node: 0, Target: 3, Dirty: true}, free},
+		{"a vCPU beyond the machine", Fault{VCPU: 2, Node: 0, Target: 1, Dirty: true}, free},
+	} {
+		if l.Decide(tc.f, tc.c) != Pull {
+			t.Errorf("moved to %s", tc.name)
+		}
+	}
+	if l.Decide(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true}, free) != Move {
+		t.Error("a model that always moves pulled a contended page")
+	}
+	if (&Learned{model: Model{Bias: -1}}).model.Score(&[NumFeatures]float64{}) != -1 {
+		t.Error("the score of no features is not the bias")
+	}
+}
+
+// TestLearnedFeatures: the features follow the vCPU's history: contended
+// faults build share, mass and burst at their target, a burst fades
+// within a few pulls while the share stays, and a move back right after
+// a move the other way shows as a swap.
+func TestLearnedFeatures(t *testing.T) {
+	costs := Costs{PullNS: 10_000, MoveNS: 12_000}
+	c := fixedCluster{0, 2}
+	l := NewLearned(Model{Bias: -1}, costs, 3, 1)
+	var x [NumFeatures]float64
+	for i := range 4 {
+		l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Write: true, Now: int64(i) * 100}, c, &x)
+	}
+	if x[FeatureDirty] != 1 || x[FeatureWrite] != 1 || x[FeatureShare] != 1 || x[FeatureBurst] < 3.9 || x[FeatureMass] < 2.3 {
+		t.Fatalf("after 4 contended faults at node 1: %v", x)
+	}
+	l.Features(Fault{VCPU: 0, Node: 0, Target: 2, Dirty: true, Now: 40 * costs.PullNS}, c, &x)
+	if x[FeatureBurst] > 1.01 || x[FeatureShare] < 0.3 || x[FeatureShare] > 0.5 {
+		t.Fatalf("a fault at node 2 after 40 pulls: %v", x)
+	}
+	l.Migrated(0, 1, 0, 50*costs.PullNS)
+	l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Now: 51 * costs.PullNS}, c, &x)
+	if x[FeatureSwap] != 1 || x[FeatureSettled] > 0.1 {
+		t.Fatalf("right after arriving from node 1: %v", x)
+	}
+}
+
+// TestLearnedDecideAllocs: a decision allocates nothing.
+func TestLearnedDecideAllocs(t *testing.T) {
+	l := NewLearned(DefaultModel, Costs{PullNS: 10_000, MoveNS: 12_000}, 4, 4)
+	var c Cluster = fixedCluster{0, 2}
+	now := int64(0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		now += 500
+		l.Decide(Fault{VCPU: int(now/500) % 4, Node: 0, Target: 1 + int(now/1000)%3, Dirty: true, Now: now}, c)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per decision, want 0", allocs)
+	}
+}
+
+// BenchmarkLearnedDecide measures a decision on a contended fault.
+func BenchmarkLearnedDecide(b *testing.B) {
+	l := NewLearned(DefaultModel, Costs{PullNS: 10_000, MoveNS: 12_000}, 4, 4)
+	var c Cluster = fixedCluster{0, 2}
+	var now int64
+	for i := 0; b.Loop(); i++ {
+		now += 500
+		l.Decide(Fault{VCPU: i % 4, Node: 0, Target: 1 + i%3, Dirty: true, Now: now}, c)
+	}
+}
+
+// BenchmarkHysteresisDecide is the same decision by Hysteresis.
+func BenchmarkHysteresisDecide(b *testing.B) {
+	h := NewHysteresis(DefaultHysteresis(Costs{PullNS: 10_000, MoveNS: 12_000}), 4, 4)
+	var c Cluster = fixedCluster{0, 2}
+	var now int64
+	for i := 0; b.Loop(); i++ {
+		now += 500
+		h.Decide(Fault{VCPU: i % 4, Node: 0, Target: 1 + i%3, Dirty: true, Now: now}, c)
+	}
+}
