@@ -39,7 +39,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},

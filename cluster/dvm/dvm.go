@@ -272,10 +272,10 @@ type Runtime struct {
 	heldN      atomic.Int32
 	done       [][]byte
 	// policy decides pull or move on remote faults (nil: Spec.Move is
-	// MovePull); hyst is it when it is a sched.Hysteresis, whose costs
-	// follow the measured remote-fault wait.
+	// MovePull); costed is it when its cost estimates (sched.Hysteresis,
+	// sched.Learned) follow the measured remote-fault wait.
 	policy sched.Policy
-	hyst   *sched.Hysteresis
+	costed interface{ SetCosts(sched.Costs) }
 
 	// forwarded device accesses for the device goroutine
 	// (Config.DevicesUnlocked), under dmu
@@ -336,8 +336,11 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	switch cfg.Spec.Move {
 	case MoveHysteresis:
-		r.hyst = sched.NewHysteresis(sched.DefaultHysteresis(sched.Costs{PullNS: initialPullNS, MoveNS: 2 * initialPullNS}), cfg.Spec.Nodes, cfg.Spec.VCPUs)
-		r.policy = r.hyst
+		h := sched.NewHysteresis(sched.DefaultHysteresis(sched.Costs{PullNS: initialPullNS, MoveNS: 2 * initialPullNS}), cfg.Spec.Nodes, cfg.Spec.VCPUs)
+		r.policy, r.costed = h, h
+	case MoveLearned:
+		l := sched.NewLearned(sched.DefaultModel, sched.Costs{PullNS: initialPullNS, MoveNS: 2 * initialPullNS}, cfg.Spec.Nodes, cfg.Spec.VCPUs)
+		r.policy, r.costed = l, l
 	case MoveAlways:
 		r.policy = sched.AlwaysMove{}
 	}
@@ -1032,9 +1035,9 @@ func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.
 	if target > r.cfg.Self && (*runtimeCluster)(r).Load(int(target)) > 0 {
 		return 0, false
 	}
-	if r.hyst != nil && r.stats.RemoteWaits >= minCostSamples {
+	if r.costed != nil && r.stats.RemoteWaits >= minCostSamples {
 		pull := int64(r.stats.WaitTime) / int64(r.stats.RemoteWaits)
-		r.hyst.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
+		r.costed.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
 	}
 	f := sched.Fault{VCPU: int(v), Node: int(r.cfg.Self), Target: int(target), Dirty: dirty, Page: a / memory.PageSize, Write: write, Now: r.now()}
 	if r.policy.Decide(f, (*runtimeCluster)(r)) != sched.Move {

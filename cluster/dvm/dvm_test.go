@@ -628,9 +628,9 @@ func TestControlRoundTrip(t *testing.T) {
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with placement policy 2 decoded")
 	}
-	b[25], b[27] = 1, 3 // no such move policy
+	b[25], b[27] = 1, 4 // no such move policy
 	if err := out.Unmarshal(b[:]); err == nil {
-		t.Fatal("a Create with move policy 3 decoded")
+		t.Fatal("a Create with move policy 4 decoded")
 	}
 	b[27] = 0x21 // no such device policy
 	if err := out.Unmarshal(b[:]); err == nil {
@@ -965,6 +965,7 @@ func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
 		{MovePull, -1, -1},
 		{MoveAlways, 0, 0},      // at the first fault
 		{MoveHysteresis, 3, 64}, // after a few contended faults, not the first
+		{MoveLearned, 1, 64},    // after a burst of contended faults
 	} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = tc.policy })
@@ -987,7 +988,7 @@ func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
 }
 
 func TestMovePolicyAfterAMove(t *testing.T) {
-	for _, policy := range []MovePolicy{MoveAlways, MoveHysteresis} {
+	for _, policy := range []MovePolicy{MoveAlways, MoveHysteresis, MoveLearned} {
 		t.Run(policy.String(), func(t *testing.T) {
 			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = policy })
 			if moved, _, _ := pingPongUntilMove(t, c, 100); moved < 0 {
@@ -1108,10 +1109,10 @@ func TestPolicyNamesRoundTrip(t *testing.T) {
 			t.Errorf("ParseHomePolicy(%q) = %v, %v", p.String(), got, err)
 		}
 	}
-	if _, err := ParseMovePolicy("sometimes"); err == nil || !strings.Contains(err.Error(), "pull, hysteresis, always") {
+	if _, err := ParseMovePolicy("sometimes"); err == nil || !strings.Contains(err.Error(), "pull, hysteresis, always, learned") {
 		t.Errorf("ParseMovePolicy(sometimes): %v", err)
 	}
-	if got := moveLimit.String(); got != "MovePolicy(3)" {
+	if got := moveLimit.String(); got != "MovePolicy(4)" {
 		t.Errorf("an unnamed value prints as %q", got)
 	}
 }

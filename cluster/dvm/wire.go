@@ -185,11 +185,15 @@ const (
 	// holds (sched.AlwaysMove): the baseline that shows why a policy
 	// needs hysteresis.
 	MoveAlways MovePolicy = 2
-	moveLimit  MovePolicy = 3
+	// MoveLearned decides with the learned model (sched.Learned,
+	// sched.DefaultModel, fitted offline by tools/policytrain on the
+	// simulator's workloads).
+	MoveLearned MovePolicy = 3
+	moveLimit   MovePolicy = 4
 )
 
 // names are the policy's values as the shell writes them, in order.
-func (MovePolicy) names() []string { return []string{"pull", "hysteresis", "always"} }
+func (MovePolicy) names() []string { return []string{"pull", "hysteresis", "always", "learned"} }
 
 // String names the policy as the shell does.
 func (p MovePolicy) String() string { return policyName("MovePolicy", p.names(), p) }

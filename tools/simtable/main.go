@@ -1,5 +1,6 @@
 // Command simtable runs the deterministic simulator (sim) for
-// every workload under every placement policy and prints, per run, remote
+// every workload under every placement policy (always pull, always move,
+// hysteresis, and the learned model of tools/policytrain) and prints, per run, remote
 // faults, vCPU migrations, bytes on the wire and the modelled slowdown
 // against the same workload on one node with all memory local. The last
 // rows give each policy's geometric-mean slowdown over the workload set.
@@ -51,7 +52,8 @@ type row struct {
 
 // policies returns fresh policy instances for a run of n nodes and v vCPUs.
 func policies(o options, v int) []sched.Policy {
-	return []sched.Policy{sched.AlwaysPull{}, sched.AlwaysMove{}, sched.NewHysteresis(sched.DefaultHysteresis(costs(o)), o.nodes, v)}
+	return []sched.Policy{sched.AlwaysPull{}, sched.AlwaysMove{}, sched.NewHysteresis(sched.DefaultHysteresis(costs(o)), o.nodes, v),
+		sched.NewLearned(sched.DefaultModel, costs(o), o.nodes, v)}
 }
 
 // costs estimates the stall of a pull and of a move on the configured link:
