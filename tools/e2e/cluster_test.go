@@ -406,6 +406,27 @@ func pagesOf(t *testing.T, n *node, id string, timeout time.Duration) string {
 	return runFor(t, n, "pages", "dvm "+id+" on node 2", timeout)
 }
 
+// checkMovePolicy runs the counter across a and b with move=policy:
+// the count must be exact and the policy must have moved vCPU 1 off
+// node 2. oneTSC and twoTSC are vCPU 0's TSC ticks on one node and
+// across two without the policy, for the log.
+func checkMovePolicy(t *testing.T, a, b *node, policy string, iters int, oneTSC, twoTSC float64, timeout time.Duration) {
+	t.Helper()
+	id := startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d move=%s", iters, policy), timeout)
+	m, stat := waitDVM(t, a, 20*time.Minute)
+	t.Logf("two nodes, move=%s:\n%s", policy, stat)
+	checkCounter(t, "two nodes, move="+policy, m, iters)
+	pages := pagesOf(t, b, id, timeout)
+	if !regexp.MustCompile(`vCPU migrations: [1-9]\d* out, .* policy move=` + policy + ` devices=forward chose [1-9]`).MatchString(pages) {
+		t.Errorf("move=%s did not move vCPU 1 off node 2:\n%s", policy, pages)
+	}
+	tsc, _ := strconv.ParseFloat(m[4], 64)
+	if twoTSC > 0 && oneTSC > 0 {
+		t.Logf("move=%s: %.2fx the pull run's TSC ticks, %.2fx the one-node run's (%s ticks; wall %s)", policy, tsc/twoTSC, tsc/oneTSC, m[4], m[5])
+	}
+	run(t, a, "dvm stop", timeout)
+}
+
 // checkCounter checks a finished counter VM's outcome.
 func checkCounter(t *testing.T, what string, m []string, iters int) {
 	t.Helper()
@@ -485,22 +506,12 @@ func checkDistributedVM(t *testing.T, a, b *node, migrateIters int, timeout time
 	}
 	run(t, a, "dvm stop", timeout)
 
-	// The same run with the move policy: vCPU 1 keeps faulting on the
+	// The same run with each move policy: vCPU 1 keeps faulting on the
 	// lock and counter pages node 1 writes, so the policy sends it
 	// there (and it stays: the pages are then local to both vCPUs).
-	hystID := startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d move=hysteresis", iters), timeout)
-	hyst, stat := waitDVM(t, a, 20*time.Minute)
-	t.Logf("two nodes, move=hysteresis:\n%s", stat)
-	checkCounter(t, "two nodes, move=hysteresis", hyst, iters)
-	pages = pagesOf(t, b, hystID, timeout)
-	if !regexp.MustCompile(`vCPU migrations: [1-9]\d* out, .* policy move=hysteresis devices=forward chose [1-9]`).MatchString(pages) {
-		t.Errorf("the move policy did not move vCPU 1 off node 2:\n%s", pages)
+	for _, policy := range []string{"hysteresis", "learned"} {
+		checkMovePolicy(t, a, b, policy, iters, oneTSC, twoTSC, timeout)
 	}
-	hystTSC, _ := strconv.ParseFloat(hyst[4], 64)
-	if twoTSC > 0 && oneTSC > 0 {
-		t.Logf("move=hysteresis: %.2fx the pull run's TSC ticks, %.2fx the one-node run's (%s ticks; wall %s)", hystTSC/twoTSC, hystTSC/oneTSC, hyst[4], hyst[5])
-	}
-	run(t, a, "dvm stop", timeout)
 
 	startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d", migrateIters), timeout)
 	time.Sleep(time.Second)
