@@ -625,18 +625,31 @@ func (e *Engine) dispatch(m *Message, out *Outbox) error {
 			return fmt.Errorf("%w: node %d is not home of %v", ErrProtocol, e.cfg.Self, m.String())
 		}
 		err = e.homeHandle(p, m, out)
-	case KindReadData:
-		err = e.onReadData(p, m)
-	case KindWriteGrant:
-		err = e.onWriteGrant(p, m)
-	case KindInv:
-		err = e.onInv(p, m, out)
-	case KindFetch, KindFetchInv:
-		err = e.onFetch(p, m, out)
+	case KindReadData, KindWriteGrant, KindInv, KindFetch, KindFetchInv:
+		// Only a page's home sends these, and to a node that homes the
+		// page only itself does.
+		if e.isHome(p) && m.Src != e.cfg.Self {
+			return fmt.Errorf("%w: node %d homes the page of %v", ErrProtocol, e.cfg.Self, m.String())
+		}
+		err = e.cacheHandle(p, m, out)
 	default:
 		err = fmt.Errorf("%w: node %d: unknown %v", ErrProtocol, e.cfg.Self, m.String())
 	}
 	return err
+}
+
+// cacheHandle handles a message from page p's home to this node's copy.
+func (e *Engine) cacheHandle(p uint64, m *Message, out *Outbox) error {
+	switch m.Kind {
+	case KindReadData:
+		return e.onReadData(p, m)
+	case KindWriteGrant:
+		return e.onWriteGrant(p, m)
+	case KindInv:
+		return e.onInv(p, m, out)
+	default:
+		return e.onFetch(p, m, out)
+	}
 }
 
 // --- directory (home) side ---
