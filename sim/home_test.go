@@ -74,3 +74,31 @@ func TestMovingHomesRefuseCrashes(t *testing.T) {
 		t.Fatal("a run with moving homes and a crash was accepted")
 	}
 }
+
+// TestMovingHomesRealTransport runs the moving-homes sweep over the real
+// cluster transport (sealed frames, selective acks, its own timers) on
+// lossy, duplicating, reordering links: homes move, old homes pass
+// requests on, and every checker holds.
+func TestMovingHomesRealTransport(t *testing.T) {
+	seeds := 150
+	if testing.Short() {
+		seeds = 30
+	}
+	var moved, forwards uint64
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		cfg := realConfig(seed)
+		cfg.FirstTouch = seed%2 == 1
+		cfg.MoveAfter = 1 + int(seed/2)%3
+		cfg.HomeRoom = 16
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		moved += r.HomesMoved
+		forwards += r.Forwards
+	}
+	if moved == 0 || forwards == 0 {
+		t.Fatalf("sweep too tame: %d homes moved, %d requests passed on", moved, forwards)
+	}
+	t.Logf("%d homes moved, %d requests passed on", moved, forwards)
+}
