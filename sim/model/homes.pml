@@ -22,7 +22,9 @@
  *    to the node that made it;
  *  - no deadlock: once every node has used its budget of faults, writes,
  *    evictions and moves, the system quiesces with no request
- *    outstanding, no message in flight and exactly one home.
+ *    outstanding, no message in flight and exactly one home;
+ *  - with -DLIVENESS, progress: every fault node 0 takes is eventually
+ *    served (LTL `served`, acceptance cycles under weak fairness).
  *
  * Run: spin -a homes.pml && gcc -O2 -DCOLLAPSE -o pan pan.c && ./pan -m1000000
  * (go test ./sim/model does this). -DBUG_NO_FORWARD (a node that no
@@ -292,6 +294,12 @@ end:	do
 		swmr() }
 	od
 }
+
+#ifdef LIVENESS
+/* Every fault node 0 takes is served, however the home moves: it does
+ * not stay pending for ever (a request does not chase the home). */
+ltl served { [] ((pend[0] != 0) -> <> (pend[0] == 0)) }
+#endif
 
 /* When nothing can move any more, every request must have been answered,
  * every channel drained, and exactly one node must home the page:

@@ -135,3 +135,23 @@ func TestMovingHomesModel(t *testing.T) {
 		t.Fatalf("spin found no error in a node that serves requests after handing the home on:\n%s", out)
 	}
 }
+
+// TestMovingHomesLiveness: with homes that move, every fault node 0
+// takes is eventually served (two nodes; three take 73 s: 6.1 M states,
+// no acceptance cycle), and the check fails when an old home keeps
+// requests instead of passing them on.
+func TestMovingHomesLiveness(t *testing.T) {
+	flags := []string{"-m1000000", "-a", "-f", "-A"}
+	n, out := verifyModel(t, "homes.pml", flags, "-DN=2", "-DLIVENESS")
+	if n != 0 {
+		t.Fatalf("spin found %d liveness errors with moving homes:\n%s", n, out)
+	}
+	if !regexp.MustCompile(`acceptance\s+cycles\s+\+ \(fairness enabled\)`).MatchString(out) {
+		t.Fatalf("not an acceptance-cycle search under fairness:\n%s", out)
+	}
+	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
+	n, out = verifyModel(t, "homes.pml", flags, "-DN=2", "-DLIVENESS", "-DBUG_NO_FORWARD")
+	if n == 0 || !regexp.MustCompile(`acceptance cycle`).MatchString(out) {
+		t.Fatalf("spin found no acceptance cycle when old homes keep requests:\n%s", out)
+	}
+}
