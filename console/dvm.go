@@ -347,8 +347,8 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	fmt.Fprintf(w, "  faults: %d (%d remote, %.1f/s), waited %d times, %v on average\n",
 		s.Memory.Faults, s.Memory.RemoteFaults, float64(s.Memory.RemoteFaults)/secs, s.RemoteWaits, avg.Round(time.Microsecond))
 	fmt.Fprintf(w, "  faults in the guest's page-table walks: %d (%d for write)\n", st.WalkFaults, st.WalkWrites)
-	fmt.Fprintf(w, "  copies of pages homed elsewhere: %d evicted to make room (%d written back, %d dropped in all), %d faults found no frame\n",
-		s.Memory.Reclaims, s.Memory.Writebacks, s.Memory.SilentEvicts, s.Memory.NoRoom)
+	fmt.Fprintf(w, "  copies of pages homed elsewhere: %d held, %d evicted to make room (%d written back, %d dropped in all), %d faults found no frame\n",
+		s.Copies, s.Memory.Reclaims, s.Memory.Writebacks, s.Memory.SilentEvicts, s.Memory.NoRoom)
 	fmt.Fprintf(w, "  coherence: %d messages out (%d with a page), %d bytes out on the wire, %d messages in, %d bytes in, %d invalidations, %d rejected, %d of other VMs dropped\n",
 		s.Memory.Messages, s.Memory.DataMessages, s.BytesOut, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected, s.Stale)
 	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d\n",

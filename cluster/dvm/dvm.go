@@ -137,8 +137,9 @@ type Stats struct {
 	Migration migrate.Stats
 	// Shared and Modified count the pages this node holds per state;
 	// Homes the pages it homes now (Memory.HomesGained and HomesGiven
-	// count those that moved here and away).
-	Shared, Modified, Homes int
+	// count those that moved here and away); Copies the copies it holds
+	// of pages other nodes home.
+	Shared, Modified, Homes, Copies int
 	// RemoteWaits counts faults that waited for another node, and
 	// WaitTime is the total time they waited.
 	RemoteWaits uint64
@@ -1359,7 +1360,7 @@ func (r *Runtime) Stats() Stats {
 	s.Memory = r.eng.Stats()
 	s.Migration = r.mig.Stats()
 	s.Shared, s.Modified = r.eng.Count()
-	s.Homes = r.eng.Homes()
+	s.Homes, s.Copies = r.eng.Homes(), r.eng.Copies()
 	s.Stale = r.stale.Load()
 	return s
 }

@@ -79,7 +79,7 @@ func TestQEMUClusterLinuxFill(t *testing.T) {
 			t.Errorf("node %d: faults found no frame: %v", i+1, m)
 		}
 	}
-	if m := regexp.MustCompile(`copies of pages homed elsewhere: (\d+) evicted`).FindStringSubmatch(run(t, a, "dvm stat", time.Minute)); m == nil || m[1] == "0" {
+	if m := regexp.MustCompile(`copies of pages homed elsewhere: \d+ held, (\d+) evicted`).FindStringSubmatch(run(t, a, "dvm stat", time.Minute)); m == nil || m[1] == "0" {
 		t.Errorf("node 1 evicted no copies (%v): the guest fitted in its frames, so the test does not show eviction", m)
 	}
 	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
