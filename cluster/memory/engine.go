@@ -203,11 +203,11 @@ type Engine struct {
 	free     []*Page    // frame pool
 	deferred []*Page    // frames released during the current call
 	released []*Page    // home frames handed on during the current call, for Frames
+	local    []Message  // messages to self, processed before a call returns
 	// homes counts the pages homed here, startHomes those at start;
 	// offered counts the write requests outstanding that offer to take
 	// a home (homes+offered never exceeds startHomes+HomeRoom).
 	homes, startHomes, offered int
-	local                      []Message // messages to self, processed before a call returns
 	// reqs holds the requests queued behind busy directory entries, in
 	// per-page FIFOs (dirEntry.qhead); freeReq lists the unused slots
 	// (index plus one, chained through next). Queuing and serving a
@@ -273,8 +273,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if homed > math.MaxInt32 {
 		return nil, fmt.Errorf("memory: new engine: %d pages homed here, at most %d", homed, math.MaxInt32)
 	}
-	room := max(cfg.HomeRoom, 0)
-	e.dir = make([]dirEntry, homed, homed+room)
+	// Room for a first few homes gained; more grow the slice (rarely,
+	// amortised), so that a large HomeRoom costs nothing up front.
+	e.dir = make([]dirEntry, homed, homed+min(max(cfg.HomeRoom, 0), 1024))
 	e.homes, e.startHomes = homed, homed
 	for i := range e.dir {
 		e.dir[i] = idleEntry()
