@@ -67,13 +67,13 @@ func (m *Model) Score(x *[NumFeatures]float64) float64 {
 	return z
 }
 
-// learnedStats is one vCPU's recent fault history.
+// learnedStats is the part of one vCPU's recent fault history that
+// [Hysteresis] does not keep already (its decayed contended faults per
+// target, arrival time and last moves between nodes serve as they are).
 type learnedStats struct {
-	long, burst []float64 // decayed contended faults per target node
-	total       float64   // sum of long
-	pulled      float64   // decayed pages pulled to the vCPU's node (long half-life)
-	updated     int64
-	arrived     int64 // last arrival, far in the past if never moved
+	burst   []float64 // contended faults per target node, short half-life
+	pulled  float64   // pages pulled to the vCPU's node, long half-life
+	updated int64
 }
 
 // Learned decides pull or move with a [Model] trained offline on the
@@ -85,26 +85,21 @@ type learnedStats struct {
 // decision costs a few dozen floating-point operations and allocates
 // nothing.
 type Learned struct {
-	model    Model
-	costs    Costs
-	hyst     *Hysteresis // votes (FeatureHysteresis)
-	nodes    int
-	vcpus    []learnedStats
-	lastMove [][]int64 // lastMove[from][to]
+	model Model
+	costs Costs
+	// hyst votes (FeatureHysteresis) and keeps the history the two
+	// share: its half-life and cool-down are the features' long scales.
+	hyst  *Hysteresis
+	nodes int
+	vcpus []learnedStats
 }
 
 // NewLearned returns the policy with model m for a machine of nodes
 // nodes and vcpus vCPUs whose pulls and moves cost about c.
 func NewLearned(m Model, c Costs, nodes, vcpus int) *Learned {
-	l := &Learned{model: m, costs: c, hyst: NewHysteresis(DefaultHysteresis(c), nodes, vcpus), nodes: nodes, vcpus: make([]learnedStats, vcpus), lastMove: make([][]int64, nodes)}
+	l := &Learned{model: m, costs: c, hyst: NewHysteresis(DefaultHysteresis(c), nodes, vcpus), nodes: nodes, vcpus: make([]learnedStats, vcpus)}
 	for i := range l.vcpus {
-		l.vcpus[i] = learnedStats{long: make([]float64, nodes), burst: make([]float64, nodes), arrived: math.MinInt64 / 2}
-	}
-	for i := range l.lastMove {
-		l.lastMove[i] = make([]int64, nodes)
-		for j := range l.lastMove[i] {
-			l.lastMove[i][j] = math.MinInt64 / 2
-		}
+		l.vcpus[i].burst = make([]float64, nodes)
 	}
 	return l
 }
@@ -126,48 +121,42 @@ func (l *Learned) Model() Model { return l.model }
 // arrived before [Learned] may move it again.
 const LearnedStayMoves = 10
 
-// Scales of the features, in pulls and moves (see the Feature docs).
+// Scales of the features, in pulls (see the Feature docs; the long
+// half-life and the cool-down are Hysteresis's).
 const (
 	learnedLongPulls  = 40
 	learnedBurstPulls = 4
-	learnedCoolMoves  = 30
 )
 
-// decay brings v's histories to time now.
+// decay brings v's own histories to time now.
 func (l *Learned) decay(v *learnedStats, now int64) {
 	if now <= v.updated {
 		return
 	}
 	dt := float64(now - v.updated)
 	pull := float64(max(l.costs.PullNS, 1))
-	fl := math.Exp2(-dt / (learnedLongPulls * pull))
+	v.pulled *= math.Exp2(-dt / (learnedLongPulls * pull))
 	fb := math.Exp2(-dt / (learnedBurstPulls * pull))
-	v.pulled *= fl
-	v.total = 0
-	for i := range v.long {
-		v.long[i] *= fl
+	for i := range v.burst {
 		v.burst[i] *= fb
-		v.total += v.long[i]
 	}
 	v.updated = now
 }
 
 // Features computes fault f's features into x and records f in the
-// vCPU's history (and Hysteresis's, asking its vote with c). It reports
-// false for a fault no policy may move on.
+// vCPU's history: Hysteresis's, by asking its vote with c, and its own.
+// It reports false for a fault no policy may move on.
 func (l *Learned) Features(f Fault, c Cluster, x *[NumFeatures]float64) bool {
-	vote := l.hyst.Decide(f, c)
+	vote := l.hyst.Decide(f, c) // decays h's scores and counts f if contended
 	if f.VCPU < 0 || f.VCPU >= len(l.vcpus) || f.Target < 0 || f.Target >= l.nodes || f.Node < 0 || f.Node >= l.nodes || f.Target == f.Node {
 		return false
 	}
-	v := &l.vcpus[f.VCPU]
+	h, v := &l.hyst.vcpus[f.VCPU], &l.vcpus[f.VCPU]
 	l.decay(v, f.Now)
 	if f.Dirty {
-		v.long[f.Target]++
 		v.burst[f.Target]++
-		v.total++
 	}
-	cool := float64(learnedCoolMoves * max(l.costs.MoveNS, 1))
+	cool := float64(l.hyst.cfg.CooldownNS)
 	*x = [NumFeatures]float64{}
 	if f.Dirty {
 		x[FeatureDirty] = 1
@@ -175,13 +164,13 @@ func (l *Learned) Features(f Fault, c Cluster, x *[NumFeatures]float64) bool {
 	if f.Write {
 		x[FeatureWrite] = 1
 	}
-	if v.total > 0 {
-		x[FeatureShare] = v.long[f.Target] / v.total
+	if h.total > 0 {
+		x[FeatureShare] = h.score[f.Target] / h.total
 	}
-	x[FeatureMass] = math.Log2(1 + v.long[f.Target])
+	x[FeatureMass] = math.Log2(1 + h.score[f.Target])
 	x[FeatureBurst] = v.burst[f.Target]
-	x[FeatureSettled] = min(float64(f.Now-v.arrived)/cool, 1)
-	if float64(f.Now-l.lastMove[f.Target][f.Node]) < cool {
+	x[FeatureSettled] = min(float64(f.Now-h.arrived)/cool, 1)
+	if float64(f.Now-l.hyst.lastMove[f.Target][f.Node]) < cool {
 		x[FeatureSwap] = 1
 	}
 	x[FeatureAnchor] = math.Log2(1 + v.pulled)
@@ -197,7 +186,7 @@ func (l *Learned) Decide(f Fault, c Cluster) Decision {
 	if !l.Features(f, c, &x) || !f.Dirty || c.Load(f.Target)+1 > c.Cores(f.Target) {
 		return Pull
 	}
-	if f.Now-l.vcpus[f.VCPU].arrived < LearnedStayMoves*max(l.costs.MoveNS, 1) {
+	if f.Now-l.hyst.vcpus[f.VCPU].arrived < LearnedStayMoves*max(l.costs.MoveNS, 1) {
 		l.vcpus[f.VCPU].pulled++
 		return Pull
 	}
@@ -215,9 +204,6 @@ func (l *Learned) Migrated(v, from, to int, now int64) {
 	}
 	l.hyst.Migrated(v, from, to, now)
 	s := &l.vcpus[v]
-	s.arrived = now
-	clear(s.long)
 	clear(s.burst)
-	s.total, s.pulled = 0, 0
-	l.lastMove[from][to] = now
+	s.pulled = 0
 }
