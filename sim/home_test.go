@@ -42,8 +42,7 @@ func TestMovingHomesManySeeds(t *testing.T) {
 	if testing.Short() {
 		seeds = 100
 	}
-	var moved, forwards uint64
-	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+	sweepMovingHomes(t, seeds, func(seed uint64) Config {
 		cfg := randomConfig(seed)
 		cfg.FirstTouch = seed%2 == 0
 		cfg.MoveAfter = 1 + int(seed/2)%3
@@ -51,17 +50,19 @@ func TestMovingHomesManySeeds(t *testing.T) {
 		if seed%3 == 0 {
 			cfg.CopyFrames = 2
 		}
-		r, err := Run(cfg)
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		moved += r.HomesMoved
-		forwards += r.Forwards
+		return cfg
+	})
+}
+
+// sweepMovingHomes runs config(seed) for seeds 1..seeds (runSeeds) and
+// fails if no home moved or no request was passed on.
+func sweepMovingHomes(t *testing.T, seeds int, config func(uint64) Config) {
+	t.Helper()
+	tot := runSeeds(t, seeds, config)
+	if tot.HomesMoved == 0 || tot.Forwards == 0 {
+		t.Fatalf("sweep too tame: %d homes moved, %d requests passed on", tot.HomesMoved, tot.Forwards)
 	}
-	if moved == 0 || forwards == 0 {
-		t.Fatalf("sweep too tame: %d homes moved, %d requests passed on", moved, forwards)
-	}
-	t.Logf("%d homes moved, %d requests passed on", moved, forwards)
+	t.Logf("%d seeds: %d homes moved, %d requests passed on, %d reads checked", seeds, tot.HomesMoved, tot.Forwards, tot.Reads)
 }
 
 // TestMovingHomesRefuseCrashes: the loss report of a crash counts homes
@@ -84,21 +85,11 @@ func TestMovingHomesRealTransport(t *testing.T) {
 	if testing.Short() {
 		seeds = 30
 	}
-	var moved, forwards uint64
-	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+	sweepMovingHomes(t, seeds, func(seed uint64) Config {
 		cfg := realConfig(seed)
 		cfg.FirstTouch = seed%2 == 1
 		cfg.MoveAfter = 1 + int(seed/2)%3
 		cfg.HomeRoom = 16
-		r, err := Run(cfg)
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		moved += r.HomesMoved
-		forwards += r.Forwards
-	}
-	if moved == 0 || forwards == 0 {
-		t.Fatalf("sweep too tame: %d homes moved, %d requests passed on", moved, forwards)
-	}
-	t.Logf("%d homes moved, %d requests passed on", moved, forwards)
+		return cfg
+	})
 }

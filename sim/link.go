@@ -1,6 +1,10 @@
 package sim
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/big-iron/big-iron/cluster/sched"
+)
 
 // Link describes one direction of a point-to-point path between two nodes
 // (NIC, one switch hop, NIC).
@@ -56,6 +60,17 @@ func LinkByName(name string) (Link, error) {
 		}
 	}
 	return Link{}, fmt.Errorf("sim: unknown link %q (want 10GbE, 25GbE or 100GbE)", name)
+}
+
+// Costs estimates, for a move policy, the stall of a pull and of a move
+// on l: a pull is a VM exit and its handling (1 us), a request frame and
+// a 4 KiB page back; a move is the vCPU's stateSize bytes one way plus
+// their save and restore (2 us).
+func (l Link) Costs(stateSize int) sched.Costs {
+	return sched.Costs{
+		PullNS: 1000 + 2*l.LatencyNS + l.serialiseNS(64) + l.serialiseNS(4096+24),
+		MoveNS: 2000 + l.LatencyNS + l.serialiseNS(stateSize+60),
+	}
 }
 
 // wireBytes returns the bytes a frame with payload n occupies on the wire.

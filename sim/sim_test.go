@@ -52,6 +52,8 @@ func runSeeds(t *testing.T, seeds int, config func(uint64) Config) Result {
 		tot.TimersFired += r.TimersFired
 		tot.Frames += r.Frames
 		tot.Messages += r.Messages
+		tot.HomesMoved += r.HomesMoved
+		tot.Forwards += r.Forwards
 	}
 	return tot
 }
@@ -166,5 +168,16 @@ func TestCheckerCatchesBrokenProtocolsWithBudget(t *testing.T) {
 	wl := workload.Sweep(workload.Params{VCPUs: 3, Length: 600, Seed: 1})
 	if _, err := Run(Config{Seed: 1, Nodes: 3, Workload: wl, CopyFrames: 8, Mutation: memory.MutationDropWriteback}); err == nil {
 		t.Fatal("dropped writebacks not caught")
+	}
+}
+
+// TestLinkCosts: a pull on 10GbE is the exit, two latencies and the
+// request and page frames on the wire; a move the state one way.
+func TestLinkCosts(t *testing.T) {
+	c := Link10G.Costs(4608)
+	// Frames on the wire: (64+38)*8/10 = 81 ns, (4120+38)*8/10 = 3326 ns,
+	// (4668+38)*8/10 = 3764 ns.
+	if c.PullNS != 1000+2*5000+81+3326 || c.MoveNS != 2000+5000+3764 {
+		t.Fatalf("10GbE costs %+v", c)
 	}
 }

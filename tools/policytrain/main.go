@@ -60,11 +60,8 @@ type run struct {
 	known bool       // a training generator (not one the training never saw)
 }
 
-// costs estimates a pull and a move on o's link as simtable does.
-func costs(o options) sched.Costs {
-	ser := func(n int) int64 { return int64(float64((n+38)*8) / o.link.GbitPerS) }
-	return sched.Costs{PullNS: 1000 + 2*o.link.LatencyNS + ser(64) + ser(4096+24), MoveNS: 2000 + o.link.LatencyNS + ser(migrate.DefaultStateSize+60)}
-}
+// costs estimates a pull and a move on o's link (sim.Link.Costs).
+func costs(o options) sched.Costs { return o.link.Costs(migrate.DefaultStateSize) }
 
 // baselineNames name run.base's entries.
 var baselineNames = [3]string{"always-pull", "always-move", "hysteresis"}

@@ -56,15 +56,9 @@ func policies(o options, v int) []sched.Policy {
 		sched.NewLearned(sched.DefaultModel, costs(o), o.nodes, v)}
 }
 
-// costs estimates the stall of a pull and of a move on the configured link:
-// a pull is a VM exit, a request frame and a 4 KiB reply; a move is the
-// vCPU state one way plus save and restore.
-func costs(o options) sched.Costs {
-	ser := func(n int) int64 { return int64(float64((n+38)*8) / o.link.GbitPerS) }
-	pull := 1000 + 2*o.link.LatencyNS + ser(64) + ser(4096+24)
-	move := 2000 + o.link.LatencyNS + ser(o.stateSize+60)
-	return sched.Costs{PullNS: pull, MoveNS: move}
-}
+// costs estimates the stall of a pull and of a move on the configured
+// link (sim.Link.Costs).
+func costs(o options) sched.Costs { return o.link.Costs(o.stateSize) }
 
 // workloads returns the workload set of the table.
 func workloads(o options) []*workload.Set {
