@@ -336,7 +336,7 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	fmt.Fprintf(w, "dvm %d on node %d (%d of %d in the VM): %s, %v\n", st.Spec.ID, st.Self, st.Index, st.Spec.Nodes, state, st.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  pages: %d in the VM, %d homed here, held here %d shared + %d modified\n",
 		st.Spec.Pages, homedHere(st), s.Shared, s.Modified)
-	if st.Spec.FirstTouch || st.Spec.MoveAfter > 0 {
+	if st.Spec.MovesHomes() {
 		fmt.Fprintf(w, "  homes: %d moved here, %d moved away, %d requests passed on to a new home\n",
 			s.Memory.HomesGained, s.Memory.HomesGiven, s.Memory.Forwards)
 	}
@@ -405,7 +405,7 @@ func homedHere(st *hv.DistStatus) int {
 	if st.Spec.Nodes <= 0 || st.Index < 0 || st.Index >= st.Spec.Nodes {
 		return 0
 	}
-	if st.Spec.FirstTouch || st.Spec.MoveAfter > 0 {
+	if st.Spec.MovesHomes() {
 		return st.Stats.Homes
 	}
 	return st.Spec.Homed()[st.Index]

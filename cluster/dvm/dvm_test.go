@@ -1308,6 +1308,9 @@ func TestSpecMovingHomes(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if !spec.MovesHomes() || (&Spec{MoveAfter: 1}).MovesHomes() != true || (&Spec{}).MovesHomes() {
+		t.Fatal("MovesHomes disagrees with FirstTouch and MoveAfter")
+	}
 	var b [MaxControlSize]byte
 	n := (&Control{Op: OpCreate, Spec: spec}).MarshalTo(b[:])
 	var c Control

@@ -473,6 +473,10 @@ const MaxControlSize = ControlSize + 4*memory.MaxNodes
 // policy homes carries the shares.
 func hasShares(op Op, homes HomePolicy) bool { return op == OpCreate && homes == HomesFill }
 
+// MovesHomes reports whether the VM's homes move from where they start
+// (FirstTouch or MoveAfter).
+func (s *Spec) MovesHomes() bool { return s.FirstTouch || s.MoveAfter > 0 }
+
 // Byte 24 of a control message: the home policy and when homes move.
 const (
 	homesMask      = 0x0F

@@ -213,7 +213,7 @@ func distRoom(spec dvm.Spec, inUse, total int) int {
 // it comes to home takes a frame it would otherwise keep for a copy;
 // when the pool runs short, the engine evicts copies.
 func distHomeRoom(spec dvm.Spec, self memory.NodeID, inUse, total int) int {
-	if !spec.FirstTouch && spec.MoveAfter == 0 || int(self) >= spec.Nodes {
+	if !spec.MovesHomes() || int(self) >= spec.Nodes {
 		return 0
 	}
 	return max(distRoom(spec, inUse, total)-spec.Homed()[self], 0)
