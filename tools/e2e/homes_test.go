@@ -33,6 +33,7 @@ func checkMovingHomes(t *testing.T, a, b *node, timeout time.Duration) {
 	m, stat := waitDVM(t, a, 10*time.Minute)
 	checkCounter(t, "moving homes", m, iters)
 	var here, away, homed [2]int
+	pages := 0
 	for i, n := range []*node{a, b} {
 		out := runFor(t, n, "pages", fmt.Sprintf("dvm %s on node %d", id, i+1), timeout)
 		hm, pm := homesLine.FindStringSubmatch(out), homedLine.FindStringSubmatch(out)
@@ -41,15 +42,13 @@ func checkMovingHomes(t *testing.T, a, b *node, timeout time.Duration) {
 		}
 		here[i], _ = strconv.Atoi(hm[1])
 		away[i], _ = strconv.Atoi(hm[2])
+		pages, _ = strconv.Atoi(pm[1])
 		homed[i], _ = strconv.Atoi(pm[2])
-		if i == 1 {
-			t.Logf("moving homes, node 2:\n%s", out)
-		}
-		if pages, _ := strconv.Atoi(pm[1]); i == 1 && homed[0]+homed[1] != pages {
-			t.Errorf("the nodes home %d and %d pages, the VM has %d", homed[0], homed[1], pages)
-		}
 	}
 	t.Logf("moving homes: node 1 gained %d and gave %d, node 2 gained %d and gave %d; homes %d and %d\n%s", here[0], away[0], here[1], away[1], homed[0], homed[1], stat)
+	if homed[0]+homed[1] != pages {
+		t.Errorf("the nodes home %d and %d pages, the VM has %d", homed[0], homed[1], pages)
+	}
 	if here[0]+here[1] == 0 {
 		t.Error("no home moved")
 	}

@@ -53,11 +53,10 @@ type options struct {
 
 // run is one workload to simulate, with its baselines' slowdowns.
 type run struct {
-	name  string
-	seed  uint64
-	wl    *workload.Set
-	base  [3]float64 // always-pull, always-move, hysteresis
-	known bool       // a training generator (not one the training never saw)
+	name string
+	seed uint64
+	wl   *workload.Set
+	base [3]float64 // always-pull, always-move, hysteresis
 }
 
 // costs estimates a pull and a move on o's link (sim.Link.Costs).
@@ -77,12 +76,12 @@ func simulate(o options, seed uint64, wl *workload.Set, p sched.Policy) (float64
 
 // newRuns generates the workloads of gens for each seed and simulates the
 // baselines on them.
-func newRuns(o options, gens []workload.Generator, seeds []uint64, known bool) ([]run, error) {
+func newRuns(o options, gens []workload.Generator, seeds []uint64) ([]run, error) {
 	var runs []run
 	for _, seed := range seeds {
 		for _, g := range gens {
 			wl := g(workload.Params{VCPUs: o.nodes, Length: o.length, Seed: seed})
-			r := run{name: wl.Name, seed: seed, wl: wl, known: known}
+			r := run{name: wl.Name, seed: seed, wl: wl}
 			for i, p := range []sched.Policy{sched.AlwaysPull{}, sched.AlwaysMove{}, sched.NewHysteresis(sched.DefaultHysteresis(costs(o)), o.nodes, len(wl.Streams))} {
 				s, err := simulate(o, seed, wl, p)
 				if err != nil {
@@ -121,14 +120,10 @@ func evaluate(o options, m sched.Model, runs []run) ([]float64, error) {
 	return out, nil
 }
 
-// best returns the lowest baseline slowdown of r.
-func (r *run) best() float64 { return min(r.base[0], r.base[1], r.base[2]) }
-
 // perWorkload is a workload's geometric-mean slowdowns over its seeds:
 // the three baselines and the learned policy.
 type perWorkload struct {
 	name    string
-	known   bool
 	seeds   int
 	logBase [3]float64
 	logSlow float64
@@ -154,7 +149,7 @@ func byWorkload(runs []run, slow []float64) []perWorkload {
 		if !ok {
 			j = len(out)
 			idx[r.name] = j
-			out = append(out, perWorkload{name: r.name, known: r.known})
+			out = append(out, perWorkload{name: r.name})
 		}
 		w := &out[j]
 		w.seeds++
@@ -313,11 +308,11 @@ func seedRange(first uint64, n int) []uint64 {
 // o.testSeeds seeds from 101 on, and the held-out workloads with as many
 // from 1 on.
 func testRuns(o options) ([]run, error) {
-	test, err := newRuns(o, trainingSet(), seedRange(101, o.testSeeds), true)
+	test, err := newRuns(o, trainingSet(), seedRange(101, o.testSeeds))
 	if err != nil {
 		return nil, err
 	}
-	unseen, err := newRuns(o, heldOut(), seedRange(1, o.testSeeds), false)
+	unseen, err := newRuns(o, heldOut(), seedRange(1, o.testSeeds))
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +355,7 @@ func mainErr(o options, link, seeds, out string) error {
 	if o.seeds, err = parseSeeds(seeds); err != nil {
 		return err
 	}
-	train, err := newRuns(o, trainingSet(), o.seeds, true)
+	train, err := newRuns(o, trainingSet(), o.seeds)
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func TestDefaultModel(t *testing.T) {
 func TestFitKeepsImproving(t *testing.T) {
 	o := testOptions()
 	o.length, o.steps = 600, 6
-	runs, err := newRuns(o, []workload.Generator{workload.FalseSharing, workload.Migratory}, []uint64{1}, true)
+	runs, err := newRuns(o, []workload.Generator{workload.FalseSharing, workload.Migratory}, []uint64{1})
 	if err != nil {
 		t.Fatal(err)
 	}
