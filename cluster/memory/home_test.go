@@ -238,3 +238,15 @@ func (f *countingFrames) FreePage(p *Page) { f.held--; f.free = append(f.free, p
 
 // pooled gives every engine of a test cluster its own countingFrames.
 func pooled(c *Config) { c.Frames = &countingFrames{} }
+
+// TestHomeRoomCostsNothingUpFront: a node with room for many more homes
+// does not size its directory for all of them at the start (on a 2 GiB
+// node that room is some 400 k pages: about 19 MB of Go heap).
+func TestHomeRoomCostsNothingUpFront(t *testing.T) {
+	const pages = 64
+	e, err := NewEngine(Config{Self: 0, Nodes: 2, Pages: pages, Perm: make(eptSlice, pages), MoveAfter: 1, HomeRoom: 400_000})
+	must(t, err)
+	if c := cap(e.dir); c > pages/2+1024 {
+		t.Fatalf("directory sized for %d entries with %d pages homed", c, pages/2)
+	}
+}
