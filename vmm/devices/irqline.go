@@ -21,11 +21,22 @@ import "sync"
 // is then, and tells it again if the level changed meanwhile; the
 // others leave it that note. The controller always ends with the
 // device's level.
+//
+// A rising edge is never lost in that note: if the level rose while the
+// controller was being told something else, and telling it the level
+// as it is now would show no rise (the line fell and rose again, or rose
+// and fell), the controller is shown the pulse. An edge-triggered
+// interrupt is the rise: a 16550 whose output was lowered by the
+// guest's IIR read and raised again by its next THR write while the
+// operator's typing was being told left the controller high throughout,
+// and the guest, waiting for a rising edge, never heard from its
+// console again.
 type IRQLine struct {
 	set func(level bool)
 	// Under the device's lock: the level it wants, a goroutine telling
-	// the controller, the level changed while it did.
-	level, driving, again bool
+	// the controller, the level changed while it did, and it rose since
+	// the telling goroutine last looked.
+	level, driving, again, rose bool
 	// told is the level last given to set: the telling goroutine's.
 	told bool
 }
@@ -44,6 +55,7 @@ func (q *IRQLine) Level() bool { return q.level }
 func (q *IRQLine) Update(mu sync.Locker, level bool) {
 	changed := level != q.level
 	q.level = level
+	q.rose = q.rose || changed && level
 	if !changed || q.set == nil || q.driving {
 		q.again = q.again || changed
 		mu.Unlock()
@@ -51,12 +63,10 @@ func (q *IRQLine) Update(mu sync.Locker, level bool) {
 	}
 	q.driving = true
 	for {
-		level, q.again = q.level, false
+		level, rose := q.level, q.rose
+		q.again, q.rose = false, false
 		mu.Unlock()
-		if level != q.told {
-			q.told = level
-			q.set(level)
-		}
+		q.tell(level, rose)
 		mu.Lock()
 		if !q.again {
 			break
@@ -64,4 +74,20 @@ func (q *IRQLine) Update(mu sync.Locker, level bool) {
 	}
 	q.driving = false
 	mu.Unlock()
+}
+
+// tell brings the controller to level, first showing it a rise it would
+// not see otherwise. Only the driving goroutine calls it.
+func (q *IRQLine) tell(level, rose bool) {
+	if rose && (q.told || !level) {
+		if q.told {
+			q.set(false)
+		}
+		q.set(true)
+		q.told = true
+	}
+	if level != q.told {
+		q.told = level
+		q.set(level)
+	}
 }

@@ -4,6 +4,7 @@
 package devices
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,55 @@ func TestIRQLineLateCall(t *testing.T) {
 	mu.Unlock()
 	if !want || !ctrl.Load() {
 		t.Errorf("device level %v, controller %v: want both high", want, ctrl.Load())
+	}
+}
+
+// TestIRQLineRiseWhileTelling: while one goroutine tells the
+// controller the line is high, another lowers it and raises it again (a
+// 16550's IIR read, then the guest's next THR write). An edge-triggered
+// controller must see that rise: told only "high", it would wait for
+// an edge for ever.
+func TestIRQLineRiseWhileTelling(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		meanwhile []bool // the levels set while it tells
+		want      []bool // what the controller is told, in order
+	}{
+		{"fall and rise", []bool{false, true}, []bool{true, false, true}},
+		{"fall, rise, fall", []bool{false, true, false}, []bool{true, false, true, false}},
+		{"fall only", []bool{false}, []bool{true, false}},
+		{"nothing", nil, []bool{true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var calls []bool
+			entered, release := make(chan struct{}), make(chan struct{})
+			first := true
+			q := NewIRQLine(func(level bool) {
+				calls = append(calls, level)
+				if first {
+					first = false
+					close(entered)
+					<-release
+				}
+			})
+			done := make(chan struct{})
+			go func() {
+				mu.Lock()
+				q.Update(&mu, true) // the operator types: told while the vCPU runs
+				close(done)
+			}()
+			<-entered
+			for _, level := range c.meanwhile {
+				mu.Lock()
+				q.Update(&mu, level)
+			}
+			close(release)
+			<-done
+			if !slices.Equal(calls, c.want) {
+				t.Errorf("the controller was told %v, want %v", calls, c.want)
+			}
+		})
 	}
 }
 
