@@ -309,7 +309,7 @@ func VCPUsCommand(os OSHost) *shell.Command {
 			const sample = 500 * time.Millisecond
 			time.Sleep(sample)
 			after := g.VCPUs()
-			fmt.Fprintf(w, "vm %d (%s)\nvcpu  apic  state          core  exits      exits/s\n", g.Info().ID, g.Info().Name)
+			fmt.Fprintf(w, "vm %d (%s)\nvcpu  apic  state          core  exits      exits/s  in service  requested\n", g.Info().ID, g.Info().Name)
 			for i, v := range after {
 				rate := 0.0
 				if i < len(before) && v.Exits >= before[i].Exits {
@@ -319,7 +319,7 @@ func VCPUsCommand(os OSHost) *shell.Command {
 				if v.Core >= 0 {
 					core = strconv.Itoa(v.Core)
 				}
-				fmt.Fprintf(w, "%-5d %-5d %-14s %-5s %-10d %.0f\n", v.Index, v.APICID, v.State, core, v.Exits, rate)
+				fmt.Fprintf(w, "%-5d %-5d %-14s %-5s %-10d %-8.0f %-11s %s\n", v.Index, v.APICID, v.State, core, v.Exits, rate, &v.InService, &v.Requested)
 			}
 			return nil
 		},

@@ -29,10 +29,14 @@ func (g *fakeGuest) VCPUs() []hv.VCPUInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.exits += 100
-	return []hv.VCPUInfo{
+	v := []hv.VCPUInfo{
 		{Index: 0, APICID: 0, State: hv.VCPURunning, Core: 1, Exits: g.exits},
 		{Index: 1, APICID: 1, State: hv.VCPUWaitSIPI, Core: -1},
 	}
+	v[0].InService.Set(0x21)
+	v[0].Requested.Set(0x21)
+	v[0].Requested.Set(0xec)
+	return v
 }
 
 func (g *fakeGuest) Input(p []byte) int {
@@ -224,7 +228,7 @@ func TestVCPUsCommand(t *testing.T) {
 	}
 	s := out.String()
 	// 100 exits over the half-second sample: 200 exits/s.
-	for _, want := range []string{"vm 1 (linux)", "0     0     running        1     200        200", "1     1     wait-for-SIPI  -     0          0"} {
+	for _, want := range []string{"vm 1 (linux)", "0     0     running        1     200        200      0x21        0x21 0xec", "1     1     wait-for-SIPI  -     0          0        -           -"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("vcpus: no %q in:\n%s", want, s)
 		}

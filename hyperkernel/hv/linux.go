@@ -18,6 +18,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/frames"
 	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/spinlock"
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
 // LinuxConfig describes an operating-system guest to boot.
@@ -237,6 +238,10 @@ type VCPUInfo struct {
 	// -1 before it first ran.
 	Core  int
 	Exits uint64
+	// InService and Requested are its local APIC's ISR and IRR: an
+	// interrupt in service that the guest never ends holds back every
+	// vector of its priority class and below.
+	InService, Requested vcpu.Vec256
 }
 
 // ConsoleLog keeps the latest output of a guest's console: a bounded

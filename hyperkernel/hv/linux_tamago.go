@@ -172,6 +172,10 @@ func (vm *LinuxVM) VCPUs() []VCPUInfo {
 	out := make([]VCPUInfo, len(vm.vcpus))
 	for i, v := range vm.vcpus {
 		out[i] = VCPUInfo{Index: i, APICID: uint32(i), State: VCPUState(v.state.Load()), Core: v.loop.Core(), Exits: v.loop.Count()}
+		if v.apic != nil {
+			st := v.apic.State()
+			out[i].InService, out[i].Requested = st.ISR, st.IRR
+		}
 	}
 	return out
 }

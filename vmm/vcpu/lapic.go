@@ -28,6 +28,27 @@ func (s *Vec256) Highest() (v uint8, ok bool) {
 	return 0, false
 }
 
+// String lists the set's vectors in hex, lowest first ("0x21 0xec"), or
+// "-" for an empty set.
+func (s *Vec256) String() string {
+	var b []byte
+	for v := 0; v < 256; v++ {
+		if !s.Has(uint8(v)) {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, '0', 'x', hexDigits[v>>4], hexDigits[v&15])
+	}
+	if len(b) == 0 {
+		return "-"
+	}
+	return string(b)
+}
+
+const hexDigits = "0123456789abcdef"
+
 // LVT indexes LAPIC.LVT: the local vector table entries
 // (Intel SDM Vol. 3A, 11.5.1, Figure 11-8).
 type LVT int
