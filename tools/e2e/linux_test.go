@@ -204,8 +204,11 @@ func stuckGuest(n *node) string {
 	if _, err := n.con.Expect("detached from vm", 30*time.Second); err != nil {
 		return "the node did not detach the console: " + err.Error()
 	}
+	if _, err := n.con.Expect(prompt, 30*time.Second); err != nil {
+		return "no shell prompt after detaching: " + err.Error()
+	}
 	var b strings.Builder
-	for _, cmd := range []string{"vm list", "vcpus"} {
+	for _, cmd := range []string{"vm list", "vcpus", "vm stat", "disks"} {
 		if err := n.con.Send(cmd); err != nil {
 			return b.String() + cmd + ": " + err.Error()
 		}
