@@ -34,12 +34,18 @@ const (
 	// for the same costs, would move: the hand-tuned rule's vote, which
 	// the model may follow or overrule.
 	FeatureHysteresis
+	// FeatureReturn is how recently the vCPU's node pulled this page
+	// before, decaying with the long half-life (40 pulls) from 1, and 0
+	// if it never did as far as the policy remembers: a page that comes
+	// back bounces between nodes, one seen for the first time was handed
+	// over (written by one node, then used by another) and stays.
+	FeatureReturn
 	// NumFeatures counts the features.
 	NumFeatures
 )
 
 // featureNames are the features' names, for tables and generated code.
-var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis"}
+var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis", "return"}
 
 // String names the feature.
 func (f Feature) String() string {
@@ -92,12 +98,44 @@ type Learned struct {
 	hyst  *Hysteresis
 	nodes int
 	vcpus []learnedStats
+	// pulls remembers recent pulls, a direct-mapped table indexed by
+	// page and node (FeatureReturn): fixed at creation, so a decision
+	// allocates nothing.
+	pulls []pullRecord
+}
+
+// pullRecord is a page a node pulled, and when.
+type pullRecord struct {
+	page uint64
+	node int32
+	at   int64
+}
+
+// Learned's table of recent pulls has learnedPullSlots slots: a few
+// times the pages a node pulls within the long half-life.
+const (
+	learnedPullBits  = 12
+	learnedPullSlots = 1 << learnedPullBits
+)
+
+// pullSlot returns the table slot of page on node.
+func (l *Learned) pullSlot(page uint64, node int) *pullRecord {
+	h := (page*uint64(l.nodes) + uint64(node)) * 0x9E3779B97F4A7C15
+	return &l.pulls[h>>(64-learnedPullBits)]
+}
+
+// pulled records that node pulls page at now.
+func (l *Learned) pulled(page uint64, node int, now int64) {
+	*l.pullSlot(page, node) = pullRecord{page: page, node: int32(node), at: now}
 }
 
 // NewLearned returns the policy with model m for a machine of nodes
 // nodes and vcpus vCPUs whose pulls and moves cost about c.
 func NewLearned(m Model, c Costs, nodes, vcpus int) *Learned {
-	l := &Learned{model: m, costs: c, hyst: NewHysteresis(DefaultHysteresis(c), nodes, vcpus), nodes: nodes, vcpus: make([]learnedStats, vcpus)}
+	l := &Learned{model: m, costs: c, hyst: NewHysteresis(DefaultHysteresis(c), nodes, vcpus), nodes: nodes, vcpus: make([]learnedStats, vcpus), pulls: make([]pullRecord, learnedPullSlots)}
+	for i := range l.pulls {
+		l.pulls[i].node = -1
+	}
 	for i := range l.vcpus {
 		l.vcpus[i].burst = make([]float64, nodes)
 	}
@@ -177,23 +215,27 @@ func (l *Learned) Features(f Fault, c Cluster, x *[NumFeatures]float64) bool {
 	if vote == Move {
 		x[FeatureHysteresis] = 1
 	}
+	if r := l.pullSlot(f.Page, f.Node); r.page == f.Page && int(r.node) == f.Node && f.Now >= r.at {
+		x[FeatureReturn] = math.Exp2(-float64(f.Now-r.at) / (learnedLongPulls * float64(max(l.costs.PullNS, 1))))
+	}
 	return true
 }
 
 // Decide implements Policy.
 func (l *Learned) Decide(f Fault, c Cluster) Decision {
 	var x [NumFeatures]float64
-	if !l.Features(f, c, &x) || !f.Dirty || c.Load(f.Target)+1 > c.Cores(f.Target) {
+	if !l.Features(f, c, &x) {
 		return Pull
 	}
-	if f.Now-l.hyst.vcpus[f.VCPU].arrived < LearnedStayMoves*max(l.costs.MoveNS, 1) {
-		l.vcpus[f.VCPU].pulled++
+	if !f.Dirty || c.Load(f.Target)+1 > c.Cores(f.Target) {
+		l.pulled(f.Page, f.Node, f.Now)
 		return Pull
 	}
-	if l.model.Score(&x) > 0 {
+	if f.Now-l.hyst.vcpus[f.VCPU].arrived >= LearnedStayMoves*max(l.costs.MoveNS, 1) && l.model.Score(&x) > 0 {
 		return Move
 	}
 	l.vcpus[f.VCPU].pulled++
+	l.pulled(f.Page, f.Node, f.Now)
 	return Pull
 }
 

@@ -93,3 +93,32 @@ func BenchmarkHysteresisDecide(b *testing.B) {
 		h.Decide(Fault{VCPU: i % 4, Node: 0, Target: 1 + i%3, Dirty: true, Now: now}, c)
 	}
 }
+
+// TestLearnedReturn: a page the node pulled before shows as returning,
+// fading with the long half-life; a page it never pulled, or one another
+// node pulled, does not.
+func TestLearnedReturn(t *testing.T) {
+	costs := Costs{PullNS: 10_000, MoveNS: 12_000}
+	c := fixedCluster{0, 2}
+	l := NewLearned(Model{Bias: -1}, costs, 2, 2)
+	var x [NumFeatures]float64
+	l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Page: 7, Now: 100}, c, &x)
+	if x[FeatureReturn] != 0 {
+		t.Fatalf("a page never pulled returns: %v", x[FeatureReturn])
+	}
+	if l.Decide(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Page: 7, Now: 200}, c) != Pull {
+		t.Fatal("a model that never moves moved")
+	}
+	l.Features(Fault{VCPU: 1, Node: 1, Target: 0, Dirty: true, Page: 7, Now: 300}, c, &x)
+	if x[FeatureReturn] != 0 {
+		t.Fatalf("node 0's pull shows as a return on node 1: %v", x[FeatureReturn])
+	}
+	l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Page: 7, Now: 200 + 40*costs.PullNS}, c, &x)
+	if r := x[FeatureReturn]; r < 0.49 || r > 0.51 {
+		t.Fatalf("a page back after one long half-life: return %v, want 0.5", r)
+	}
+	l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Page: 8, Now: 300 + 40*costs.PullNS}, c, &x)
+	if x[FeatureReturn] != 0 {
+		t.Fatalf("another page returns: %v", x[FeatureReturn])
+	}
+}

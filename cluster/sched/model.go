@@ -6,16 +6,17 @@ package sched
 // on the simulator's workloads (4 nodes, 10GbE, 4000 accesses per vCPU,
 // seeds [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16]).
 var DefaultModel = Model{
-	Bias: -1.5320,
+	Bias: -1.4792,
 	Weights: [NumFeatures]float64{
-		FeatureDirty:      0.5741,
-		FeatureWrite:      0.5397,
-		FeatureShare:      -0.1234,
-		FeatureMass:       0.9115,
-		FeatureBurst:      0.4584,
-		FeatureSettled:    -0.1058,
-		FeatureSwap:       -0.7700,
-		FeatureAnchor:     -1.1964,
-		FeatureHysteresis: 1.0410,
+		FeatureDirty:      -1.5864,
+		FeatureWrite:      -0.9977,
+		FeatureShare:      0.2264,
+		FeatureMass:       0.8498,
+		FeatureBurst:      1.3156,
+		FeatureSettled:    -0.7187,
+		FeatureSwap:       -0.5483,
+		FeatureAnchor:     -1.0935,
+		FeatureHysteresis: 2.5917,
+		FeatureReturn:     -0.6730,
 	},
 }
