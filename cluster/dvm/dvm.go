@@ -945,14 +945,15 @@ func (r *Runtime) generation() uint64 {
 	return r.gen
 }
 
-// faultLocked resolves a guest access to gpa that this node's tables do
-// not allow (an EPT violation): it returns once the access is allowed. The
+// faultLocked resolves a guest access to gpa by vCPU v (NoVCPU: not a
+// vCPU's) that this node's tables do not allow (an EPT violation): it
+// returns once the access is allowed. The
 // caller holds the lock and is not pinned; the lock is released while
 // waiting for other nodes and held again on return. A fault that finds
 // no frame for its copy (memory.FaultNoRoom: every copy here awaits an
 // answer) waits like a remote one: the next answer served frees a copy
 // to evict.
-func (r *Runtime) faultLocked(gpa uint64, write bool) error {
+func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 	a, err := r.addr(gpa)
 	if err != nil {
 		return err
@@ -984,7 +985,7 @@ func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 				r.stats.WaitTime += wait
 				r.stats.Waits[waitBucket(wait)]++
 				if tr := r.cfg.Trace; tr.On() {
-					tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindFault, VCPU: -1, Addr: gpa, Write: write, Wait: wait})
+					tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindFault, VCPU: traceVCPU(v), Addr: gpa, Write: write, Wait: wait})
 				}
 				r.waits[p]++
 			}
@@ -995,6 +996,14 @@ func (r *Runtime) faultLocked(gpa uint64, write bool) error {
 		}
 		r.awaitLocked(gen)
 	}
+}
+
+// traceVCPU is vCPU v as a trace event names it: -1 for NoVCPU.
+func traceVCPU(v migrate.VCPUID) int32 {
+	if v == NoVCPU {
+		return -1
+	}
+	return int32(v)
 }
 
 // initialPullNS is the move policy's estimate of a remote fault until
@@ -1114,7 +1123,7 @@ func (r *Runtime) accessLocked(gpa uint64, write bool, fn func(page *memory.Page
 	if err != nil {
 		return err
 	}
-	if err := r.faultLocked(gpa, write); err != nil {
+	if err := r.faultLocked(NoVCPU, gpa, write); err != nil {
 		return err
 	}
 	fn(r.eng.Frame(a))

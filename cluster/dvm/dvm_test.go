@@ -936,7 +936,7 @@ func pingPongUntilMove(t *testing.T, c *testCluster, rounds int) (moved int, dst
 		if _, ok := a.placeLocked(0, memory.PageSize, true); ok {
 			moves0++
 		}
-		err := a.faultLocked(memory.PageSize, true)
+		err := a.faultLocked(NoVCPU, memory.PageSize, true)
 		a.unlock()
 		if err != nil {
 			t.Fatal(err)
@@ -944,7 +944,7 @@ func pingPongUntilMove(t *testing.T, c *testCluster, rounds int) (moved int, dst
 		b.lock()
 		n, ok := b.placeLocked(1, 0, true)
 		if !ok {
-			err = b.faultLocked(0, true)
+			err = b.faultLocked(NoVCPU, 0, true)
 		}
 		b.unlock()
 		if err != nil {
@@ -1019,7 +1019,7 @@ func TestMovePolicyAfterAMove(t *testing.T) {
 				a.lock()
 				n, ok := a.placeLocked(1, memory.PageSize, true)
 				if !ok {
-					err = a.faultLocked(memory.PageSize, true)
+					err = a.faultLocked(NoVCPU, memory.PageSize, true)
 				}
 				a.unlock()
 				if err != nil {
@@ -1264,10 +1264,17 @@ func TestTrace(t *testing.T) {
 	if err := c.rts[1].Write(0x1010, []byte("after")); err != nil { // takes page 1 from node 0
 		t.Fatal(err)
 	}
+	h := c.rts[1].Handle(1) // vCPU 1's fault names it
+	h.Lock()
+	err := h.Fault(0x4000, true) // page 4, homed on node 0
+	h.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var st vcpu.State
 	st.Reset(0, true)
 	c.rts[0].lock()
-	err := c.rts[0].departLocked(0, 1, &st)
+	err = c.rts[0].departLocked(0, 1, &st)
 	c.rts[0].unlock()
 	if err != nil {
 		t.Fatal(err)
@@ -1284,9 +1291,14 @@ func TestTrace(t *testing.T) {
 		return false
 	}
 	if !has(ev1, func(e trace.Event) bool {
-		return e.Kind == trace.KindFault && e.Addr == 0x2010 && !e.Write && e.Wait > 0
+		return e.Kind == trace.KindFault && e.Addr == 0x2010 && !e.Write && e.Wait > 0 && e.VCPU == -1
 	}) {
 		t.Errorf("node 1's read fault on 0x2010 not traced: %+v", ev1)
+	}
+	if !has(ev1, func(e trace.Event) bool {
+		return e.Kind == trace.KindFault && e.Addr == 0x4000 && e.Write && e.VCPU == 1
+	}) {
+		t.Errorf("vCPU 1's write fault on 0x4000 not traced with its vCPU: %+v", ev1)
 	}
 	if !has(ev0, func(e trace.Event) bool { return e.Kind == trace.KindInvalidate && e.Addr == 0x1000 && e.Node == 1 }) {
 		t.Errorf("node 0's copy of page 1 taken away, not traced: %+v", ev0)

@@ -82,7 +82,7 @@ func (h *Handle) Err() error {
 // (letting go of the lock meanwhile).
 func (h *Handle) Fault(gpa uint64, write bool) error {
 	h.must()
-	return h.r.faultLocked(gpa, write)
+	return h.r.faultLocked(h.v, gpa, write)
 }
 
 // Place asks the VM's move policy whether the handle's vCPU, faulting on

@@ -51,7 +51,7 @@ func checkTrace(t *testing.T, n *node, timeout time.Duration) {
 	if m == nil || m[1] == "0" {
 		t.Errorf("trace off:\n%s", out)
 	}
-	if out := run(t, n, "trace kind=fault last=5", timeout); !regexp.MustCompile(`(?m)^\s*[\d.]+ fault\s+gpa 0x[0-9a-f]+ (read|write), waited \S+\r?$`).MatchString(out) {
+	if out := run(t, n, "trace kind=fault last=5", timeout); !regexp.MustCompile(`(?m)^\s*[\d.]+ fault\s+vcpu \d+ gpa 0x[0-9a-f]+ (read|write), waited \S+\r?$`).MatchString(out) {
 		t.Errorf("trace kind=fault shows no remote fault:\n%s", out)
 	}
 	in := run(t, n, "trace kind=migrate-in last=3", timeout)
