@@ -1,6 +1,8 @@
 // Package workload generates the guest memory-access streams that the
 // deterministic simulator replays, one stream per vCPU, and reads and
-// writes them in a simple text trace format.
+// writes them in a simple text trace format; it also reads the fault
+// events a node of a real run recorded (its trace, as JSON lines), so
+// that a real run can be replayed and trained on.
 //
 // Each generator exercises one sharing pattern of the classic taxonomy
 // (private, read-shared, migratory, producer-consumer, false sharing) so
@@ -9,6 +11,7 @@ package workload
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -261,41 +264,50 @@ const (
 // address (decimal or 0x hex) rounded down to its 8-byte word. Blank lines
 // and lines starting with # are ignored. Each vCPU's accesses keep file
 // order; Pages covers the highest address used.
+//
+// A trace may instead be the JSON lines a node of a real run recorded
+// (cluster/trace, served at the node's /trace): each "fault" event of a
+// vCPU is an access, the page the vCPU had to fetch; other events, and
+// faults no vCPU took (vcpu -1), are skipped. Several nodes' traces may be
+// concatenated: a vCPU's faults then come node by node, in the order the
+// files were given (the nodes' clocks are their own, so their times are
+// not compared). A trace does not mix the two kinds of lines.
 func ParseTrace(r io.Reader, name string) (*Set, error) {
 	s := &Set{Name: name}
 	sc := bufio.NewScanner(r)
-	line := 0
+	line, text, events := 0, false, false
 	for sc.Scan() {
 		line++
 		t := strings.TrimSpace(sc.Text())
 		if t == "" || t[0] == '#' {
 			continue
 		}
-		f := strings.Fields(t)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("workload: trace %s line %d: want 3 fields, got %d", name, line, len(f))
+		var v int
+		var a Access
+		var ok bool
+		var err error
+		if t[0] == '{' {
+			events = true
+			v, a, ok, err = parseEvent(t)
+		} else {
+			text = true
+			v, a, err = parseAccess(t)
+			ok = true
 		}
-		v, err := strconv.Atoi(f[0])
-		if err != nil || v < 0 || v >= MaxTraceVCPUs {
-			return nil, fmt.Errorf("workload: trace %s line %d: bad vCPU %q", name, line, f[0])
+		if err == nil && text && events {
+			err = fmt.Errorf("mixes node-trace and access lines")
 		}
-		var write bool
-		switch f[1] {
-		case "r", "R":
-		case "w", "W":
-			write = true
-		default:
-			return nil, fmt.Errorf("workload: trace %s line %d: op %q is not r or w", name, line, f[1])
+		if err != nil {
+			return nil, fmt.Errorf("workload: trace %s line %d: %w", name, line, err)
 		}
-		gpa, err := strconv.ParseUint(f[2], 0, 64)
-		if err != nil || gpa/PageSize >= MaxTracePages {
-			return nil, fmt.Errorf("workload: trace %s line %d: bad address %q", name, line, f[2])
+		if !ok {
+			continue
 		}
 		for len(s.Streams) <= v {
 			s.Streams = append(s.Streams, nil)
 		}
-		s.Streams[v] = append(s.Streams[v], Access{GPA: gpa &^ 7, Write: write})
-		if pg := int(gpa/PageSize) + 1; pg > s.Pages {
+		s.Streams[v] = append(s.Streams[v], a)
+		if pg := int(a.GPA/PageSize) + 1; pg > s.Pages {
 			s.Pages = pg
 		}
 	}
@@ -306,6 +318,62 @@ func ParseTrace(r io.Reader, name string) (*Set, error) {
 		return nil, fmt.Errorf("workload: trace %s: no accesses", name)
 	}
 	return s, nil
+}
+
+// parseAccess reads a "VCPU OP GPA" line.
+func parseAccess(t string) (int, Access, error) {
+	f := strings.Fields(t)
+	if len(f) != 3 {
+		return 0, Access{}, fmt.Errorf("want 3 fields, got %d", len(f))
+	}
+	v, err := strconv.Atoi(f[0])
+	if err != nil || v < 0 || v >= MaxTraceVCPUs {
+		return 0, Access{}, fmt.Errorf("bad vCPU %q", f[0])
+	}
+	var write bool
+	switch f[1] {
+	case "r", "R":
+	case "w", "W":
+		write = true
+	default:
+		return 0, Access{}, fmt.Errorf("op %q is not r or w", f[1])
+	}
+	gpa, err := strconv.ParseUint(f[2], 0, 64)
+	if err != nil || gpa/PageSize >= MaxTracePages {
+		return 0, Access{}, fmt.Errorf("bad address %q", f[2])
+	}
+	return v, Access{GPA: gpa &^ 7, Write: write}, nil
+}
+
+// nodeEvent is the part of a node's trace event (cluster/trace.Event's
+// JSON) a replay uses.
+type nodeEvent struct {
+	Kind  string  `json:"kind"`
+	VCPU  *int    `json:"vcpu"`
+	GPA   *uint64 `json:"gpa"`
+	Write bool    `json:"write"`
+}
+
+// parseEvent reads one JSON line of a node's trace; ok is false for an
+// event that is no vCPU's fault.
+func parseEvent(t string) (v int, a Access, ok bool, err error) {
+	var e nodeEvent
+	if err := json.Unmarshal([]byte(t), &e); err != nil {
+		return 0, Access{}, false, fmt.Errorf("node-trace event: %w", err)
+	}
+	if e.Kind == "" || e.VCPU == nil || e.GPA == nil {
+		return 0, Access{}, false, fmt.Errorf("node-trace event without kind, vcpu or gpa")
+	}
+	if e.Kind != "fault" || *e.VCPU < 0 {
+		return 0, Access{}, false, nil
+	}
+	if *e.VCPU >= MaxTraceVCPUs {
+		return 0, Access{}, false, fmt.Errorf("bad vCPU %d", *e.VCPU)
+	}
+	if *e.GPA/PageSize >= MaxTracePages {
+		return 0, Access{}, false, fmt.Errorf("bad address %#x", *e.GPA)
+	}
+	return *e.VCPU, Access{GPA: *e.GPA &^ 7, Write: e.Write}, true, nil
 }
 
 // handoffPages is the size of each vCPU's region in Handoff.

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/big-iron/big-iron/cluster/trace"
 )
 
 func TestGeneratorsDeterministicAndInRange(t *testing.T) {
@@ -48,8 +50,42 @@ func TestTraceRoundTrip(t *testing.T) {
 	}
 }
 
+// TestParseNodeTrace replays two nodes' traces of a real run, as their
+// /trace endpoints serve them: each vCPU's faults become its accesses,
+// node by node; migrations and faults no vCPU took are skipped.
+func TestParseNodeTrace(t *testing.T) {
+	node := func(evs ...trace.Event) string {
+		var b []byte
+		for i := range evs {
+			b = append(evs[i].AppendJSON(b), '\n')
+		}
+		return string(b)
+	}
+	in := node(
+		trace.Event{Kind: trace.KindFault, VCPU: 0, Addr: 0x2010, Write: true, Wait: 5000},
+		trace.Event{Kind: trace.KindFault, VCPU: -1, Addr: 0x9000}, // the device node's read
+		trace.Event{Kind: trace.KindMigrateOut, VCPU: 1, Node: 1, Bytes: 1312},
+		trace.Event{Kind: trace.KindFault, VCPU: 1, Addr: 0x3000},
+	) + node(
+		trace.Event{Kind: trace.KindMigrateIn, VCPU: 1, Node: 0, Bytes: 1312},
+		trace.Event{Kind: trace.KindInvalidate, Addr: 0x2000, Node: 0},
+		trace.Event{Kind: trace.KindFault, VCPU: 1, Addr: 0x2018, Write: true},
+	)
+	s, err := ParseTrace(strings.NewReader(in), "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]Access{{{GPA: 0x2010, Write: true}}, {{GPA: 0x3000}, {GPA: 0x2018, Write: true}}}
+	if !reflect.DeepEqual(s.Streams, want) || s.Pages != 4 {
+		t.Fatalf("streams %v over %d pages, want %v over 4", s.Streams, s.Pages, want)
+	}
+}
+
 func TestParseTraceErrors(t *testing.T) {
-	for _, in := range []string{"", "# only\n", "0 r\n", "x r 0\n", "0 q 0\n", "0 r zz\n", "-1 r 0\n", "0 w 0xffffffffffffffff\n"} {
+	for _, in := range []string{"", "# only\n", "0 r\n", "x r 0\n", "0 q 0\n", "0 r zz\n", "-1 r 0\n", "0 w 0xffffffffffffffff\n",
+		`{"kind":"fault"` + "\n", `{"kind":"fault","gpa":4096}` + "\n", `{"kind":"fault","vcpu":5000,"gpa":4096}` + "\n",
+		`{"kind":"fault","vcpu":0,"gpa":18446744073709551615}` + "\n", `{"kind":"migrate-in","vcpu":0,"gpa":0}` + "\n",
+		"0 r 0\n" + `{"kind":"fault","vcpu":0,"gpa":0}` + "\n"} {
 		if _, err := ParseTrace(strings.NewReader(in), "t"); err == nil {
 			t.Errorf("%q: accepted", in)
 		}
@@ -58,6 +94,7 @@ func TestParseTraceErrors(t *testing.T) {
 
 func FuzzParseTrace(f *testing.F) {
 	f.Add("0 r 0x1000\n1 w 8\n# c\n")
+	f.Add(`{"seq":0,"t_ns":1,"kind":"fault","vcpu":1,"node":0,"gpa":8208,"write":true,"wait_ns":5,"bytes":0}` + "\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		s, err := ParseTrace(strings.NewReader(in), "f")
 		if err != nil {
