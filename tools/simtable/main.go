@@ -110,8 +110,12 @@ func geomeans(rows []row) (names []string, g map[string]float64) {
 }
 
 func printTable(w io.Writer, o options, rows []row) error {
+	vcpus := o.nodes
+	if o.trace != nil {
+		vcpus = len(o.trace.Streams)
+	}
 	fmt.Fprintf(w, "seed %d, %d nodes x 2 cores, %d vCPUs, link %s (%.0f Gb/s, %.1f us/frame), vCPU state %d B\n\n",
-		o.seed, o.nodes, o.nodes, o.link.Name, o.link.GbitPerS, float64(o.link.LatencyNS)/1000, o.stateSize)
+		o.seed, o.nodes, vcpus, o.link.Name, o.link.GbitPerS, float64(o.link.LatencyNS)/1000, o.stateSize)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\tpolicy\tremote faults\tmigrations\twire MB\tslowdown\t")
 	for _, r := range rows {
