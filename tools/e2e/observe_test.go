@@ -4,14 +4,19 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/big-iron/big-iron/sim/workload"
 	"github.com/big-iron/big-iron/tools/cluster/launch"
 	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
@@ -24,7 +29,10 @@ import (
 // guest runs with a vCPU on each node, the host reads both nodes'
 // metrics with Prometheus' parser (remote faults on each), draws the VM
 // with tools/bigview from both nodes' /dvm, and runs `nodes` on each
-// node over SSH with the operator's key (another key refused).
+// node over SSH with the operator's key (another key refused). Both nodes
+// trace the run; the host pulls their /trace and replays the real run's
+// fault streams in the simulator (tools/simtable -trace), as
+// tools/policytrain -trace trains on them.
 func TestQEMUClusterObserve(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	dir := buildImage(t, "pc", "elf")
@@ -41,6 +49,11 @@ func TestQEMUClusterObserve(t *testing.T) {
 	a, b := nodes[1], nodes[2]
 	waitPair(t, a, b)
 	const timeout = 3 * time.Minute
+	for _, n := range []*node{a, b} {
+		if out := run(t, n, "trace on", timeout); !strings.Contains(out, "trace on") {
+			t.Fatalf("trace on:\n%s", out)
+		}
+	}
 	startDVM(t, a, b, "dvm start nodes=2 iters=20000000", timeout)
 	for i := 1; i <= 2; i++ {
 		checkMetrics(t, metricsPort[i], []metricWant{
@@ -64,6 +77,46 @@ func TestQEMUClusterObserve(t *testing.T) {
 		checkNodeSSH(t, nodes[i], sshPort[i], key)
 	}
 	waitDVM(t, a, 10*time.Minute)
+	replayRealRun(t, metricsPort[1], metricsPort[2])
+}
+
+// replayRealRun pulls the trace of every node on ports (GET /trace, JSON
+// lines), checks that each of the run's two vCPUs took remote faults
+// in it, and replays it in the simulator with tools/simtable -trace.
+func replayRealRun(t *testing.T, ports ...int) {
+	t.Helper()
+	var all []byte
+	c := http.Client{Timeout: time.Minute}
+	for _, port := range ports {
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/trace", port))
+		if err != nil {
+			t.Fatalf("GET /trace: %v", err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /trace on port %d: %s, %v", port, resp.Status, err)
+		}
+		all = append(all, b...)
+	}
+	path := filepath.Join(t.TempDir(), "counter.jsonl")
+	if err := os.WriteFile(path, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wl, err := workload.ParseTrace(bytes.NewReader(all), "counter")
+	if err != nil {
+		t.Fatalf("the nodes' traces (%d bytes): %v", len(all), err)
+	}
+	if len(wl.Streams) != 2 || len(wl.Streams[0]) == 0 || len(wl.Streams[1]) == 0 {
+		t.Fatalf("the real run's faults per vCPU: %d streams, want two with faults", len(wl.Streams))
+	}
+	sim := exec.Command("go", "run", "./tools/simtable", "-trace", path)
+	sim.Dir = repoRoot(t)
+	out, err := sim.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^\s*geomean\s+learned\s+\d+\.\d+x`).Match(out) {
+		t.Fatalf("simtable -trace on the real run: %v\n%s", err, out)
+	}
+	t.Logf("the real run: %d and %d faults on vCPUs 0 and 1, replayed:\n%s", len(wl.Streams[0]), len(wl.Streams[1]), out)
 }
 
 // withUplink returns QEMU's arguments for node i of c with its control
