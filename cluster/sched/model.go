@@ -4,7 +4,7 @@ package sched
 
 // DefaultModel is the learned policy's model, fitted by tools/policytrain
 // on the simulator's workloads (4 nodes, 10GbE, 4000 accesses per vCPU,
-// seeds [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16]).
+// seeds [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16]) and the real runs qemu-counter-2nodes.
 var DefaultModel = Model{
 	Bias: -1.4792,
 	Weights: [NumFeatures]float64{

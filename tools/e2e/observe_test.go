@@ -83,6 +83,7 @@ func TestQEMUClusterObserve(t *testing.T) {
 // replayRealRun pulls the trace of every node on ports (GET /trace, JSON
 // lines), checks that each of the run's two vCPUs took remote faults
 // in it, and replays it in the simulator with tools/simtable -trace.
+// With BIGIRON_E2E_TRACE_OUT=FILE the trace is kept in FILE.
 func replayRealRun(t *testing.T, ports ...int) {
 	t.Helper()
 	var all []byte
@@ -100,6 +101,9 @@ func replayRealRun(t *testing.T, ports ...int) {
 		all = append(all, b...)
 	}
 	path := filepath.Join(t.TempDir(), "counter.jsonl")
+	if keep := os.Getenv("BIGIRON_E2E_TRACE_OUT"); keep != "" {
+		path = keep // a real run for tools/policytrain's testdata
+	}
 	if err := os.WriteFile(path, all, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,12 @@
 //
 //	policytrain [-nodes 4] [-link 10GbE] [-length 4000] [-seeds 1,...,16] [-steps 200] [-test-seeds 24] [-trace FILE]... [-o FILE]
 //
-// Each -trace adds a real run to the training runs: a trace in the
-// simulator's format, or the JSON lines nodes of a distributed VM
-// recorded (`trace on`, then GET /trace on each node, concatenated; see
-// workload.ParseTrace), replayed as the fault stream of its vCPUs.
+// Real runs train the model too: the traces in realruns/ (recorded on
+// emulated clusters, kept in the simulator's trace format and built into
+// the command), and each -trace FILE: a trace in that format, or the JSON
+// lines nodes of a distributed VM recorded (`trace on`, then GET /trace
+// on each node, concatenated; see workload.ParseTrace). Each is replayed
+// as the fault stream of its vCPUs.
 //
 // The test runs are the training workloads with seeds it never used
 // (101 on) and workloads it never trained on (Handoff and the litmus
@@ -28,13 +30,16 @@ package main
 
 import (
 	"bytes"
+	"embed"
 	"flag"
 	"fmt"
 	"go/format"
 	"io"
 	"math"
 	"math/rand/v2"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -129,6 +134,33 @@ func traceRuns(o options) ([]run, error) {
 
 // simCores is the cores per node the simulator gives vCPUs by default.
 const simCores = 2
+
+// recorded holds the real runs every fit trains on.
+//
+//go:embed realruns/*.trace
+var recorded embed.FS
+
+// recordedRuns returns the real runs in realruns/, named by their files.
+func recordedRuns() ([]*workload.Set, error) {
+	names, err := fs.Glob(recorded, "realruns/*.trace")
+	if err != nil {
+		return nil, err
+	}
+	var out []*workload.Set
+	for _, name := range names {
+		f, err := recorded.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		wl, err := workload.ParseTrace(f, strings.TrimSuffix(path.Base(name), ".trace"))
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, wl)
+	}
+	return out, nil
+}
 
 // loadTrace reads the trace at path (workload.ParseTrace), named by the
 // file's name.
@@ -400,6 +432,11 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	var err error
+	if o.traces, err = recordedRuns(); err != nil {
+		fmt.Fprintln(os.Stderr, "policytrain: the recorded real runs:", err)
+		os.Exit(1)
+	}
 	for _, path := range traces {
 		wl, err := loadTrace(path)
 		if err != nil {

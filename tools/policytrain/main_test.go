@@ -140,3 +140,25 @@ func TestTraceRuns(t *testing.T) {
 		t.Errorf("a trace of %d vCPUs ran on %d nodes of %d cores", len(o.traces[0].Streams), o.nodes, simCores)
 	}
 }
+
+// TestRecordedRuns: the real runs built into the command parse, each
+// with the vCPUs it was recorded with, and fit the simulated nodes.
+func TestRecordedRuns(t *testing.T) {
+	runs, err := recordedRuns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) == 0 {
+		t.Fatal("no recorded real runs")
+	}
+	for _, wl := range runs {
+		if len(wl.Streams) < 2 || wl.Accesses() < 100 {
+			t.Errorf("%s: %d vCPUs, %d accesses", wl.Name, len(wl.Streams), wl.Accesses())
+		}
+	}
+	o := testOptions()
+	o.traces = runs
+	if _, err := traceRuns(o); err != nil {
+		t.Fatal(err)
+	}
+}
