@@ -1388,8 +1388,8 @@ func (vm *distVM) evacuateHere() {
 		fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: %v\n", vm.spec.ID, err)
 		return
 	}
-	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back; the %d pages homed here stay (homes do not move yet)\n",
-		vm.spec.ID, n, vm.spec.Pages/vm.spec.Nodes)
+	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back; the %d pages homed here stay (evacuating does not move homes)\n",
+		vm.spec.ID, n, vm.rt.Stats().Homes)
 }
 
 // Stop ends the VM on every node.
