@@ -187,3 +187,43 @@ func FuzzRegisters(f *testing.F) {
 		}
 	})
 }
+
+// TestEchoWhileTypingIsTold: the operator's typing raises the line, and
+// while that is being told to the (edge-triggered) IOAPIC, the guest
+// reads the byte, which lowers it, and enables the transmitter-empty
+// interrupt to echo it, which raises it again. The controller must see
+// a second rising edge: with one, the guest waited for the THRE
+// interrupt for ever and its console died mid-line (the QEMU guest-I/O
+// hang of TestQEMULinuxGuestIO).
+func TestEchoWhileTypingIsTold(t *testing.T) {
+	var out bytes.Buffer
+	l := &line{}
+	entered, release := make(chan struct{}), make(chan struct{})
+	first := true
+	u := New(&out, func(v bool) {
+		l.set(v)
+		if first {
+			first = false
+			close(entered)
+			<-release
+		}
+	})
+	outb := func(off uint16, v uint8) { u.Out(base+off, 1, uint32(v)) }
+	outb(regMCR, mcrOUT2)
+	outb(regIER, ierRxData)
+	done := make(chan struct{})
+	go func() {
+		u.Input([]byte("l")) // told while the vCPU goes on
+		close(done)
+	}()
+	<-entered
+	if got := in(u, regData); got != 'l' {
+		t.Fatalf("read %q", got)
+	}
+	outb(regIER, ierRxData|ierTxEmpty) // echo: transmitter empty
+	close(release)
+	<-done
+	if !l.level || l.edges != 2 {
+		t.Fatalf("the IOAPIC saw %d rising edges and ends %v; want 2 and high", l.edges, l.level)
+	}
+}
