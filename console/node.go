@@ -101,7 +101,7 @@ func writeNodes(w io.Writer, a Cluster) {
 		fmt.Fprintf(w, "cluster key: %s\n", k)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "id\tmac\tip\tstate\trtt\tframes in/out\tbytes in/out\tretrans")
+	fmt.Fprintln(tw, "id\tmac\tip\tstate\trtt\tframes in/out\tbytes in/out\tretrans\tsilent at most")
 	for _, n := range a.Nodes() {
 		rtt := "-"
 		if n.SRTT > 0 {
@@ -111,8 +111,12 @@ func writeNodes(w io.Writer, a Cluster) {
 		if ip == "" {
 			ip = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%v\t%s\t%s\t%s\t%d/%d\t%d/%d\t%d\n", n.ID, n.MAC, ip, n.State, rtt,
-			n.FramesIn, n.FramesOut, n.BytesIn, n.BytesOut, n.Retransmits)
+		silent := "-"
+		if n.LongestSilence > 0 {
+			silent = n.LongestSilence.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%v\t%s\t%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", n.ID, n.MAC, ip, n.State, rtt,
+			n.FramesIn, n.FramesOut, n.BytesIn, n.BytesOut, n.Retransmits, silent)
 	}
 	tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/big-iron/big-iron/cluster/membership"
 	"github.com/big-iron/big-iron/console/shell"
@@ -27,7 +28,7 @@ func (f *fakeCluster) Status() membership.Status {
 func (f *fakeCluster) Nodes() []membership.NodeInfo {
 	return []membership.NodeInfo{
 		{ID: 1, MAC: link.MAC{0x52, 0x54, 0, 0xbe, 0, 1}, IP: "10.0.0.1", State: "self"},
-		{ID: 2, MAC: link.MAC{0x52, 0x54, 0, 0xbe, 0, 2}, State: "alive"},
+		{ID: 2, MAC: link.MAC{0x52, 0x54, 0, 0xbe, 0, 2}, State: "alive", PeerStats: cluster.PeerStats{LongestSilence: 620 * time.Millisecond}},
 		{ID: 3, MAC: link.MAC{0x52, 0x54, 0, 0xbe, 0, 3}, State: "alive"},
 	}
 }
@@ -65,6 +66,9 @@ func TestNodeCommands(t *testing.T) {
 	out, err := runNode(t, f, "nodes")
 	if err != nil || strings.Count(out, "alive") != 2 || !strings.Contains(out, "self") || !strings.Contains(out, "10.0.0.1") {
 		t.Errorf("nodes: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "silent at most") || !strings.Contains(out, "620ms") {
+		t.Errorf("nodes does not show the longest silence:\n%s", out)
 	}
 	if !strings.HasPrefix(out, "node 1 member, leader 1, term 2, members [1 2 3]: quorum\ncluster key: fingerprint 0123abcd\n") {
 		t.Errorf("nodes does not start with the status and the key's name:\n%s", out)

@@ -107,6 +107,9 @@ func writeCluster(w *Writer, c console.Cluster) {
 	for _, n := range peers {
 		w.Gauge("bigiron_peer_rtt_seconds", "The smoothed round-trip time to the peer.", n.SRTT.Seconds(), "peer", strconv.Itoa(int(n.ID)))
 	}
+	for _, n := range peers {
+		w.Gauge("bigiron_peer_longest_silence_seconds", "The longest time between two frames from the peer.", n.LongestSilence.Seconds(), "peer", strconv.Itoa(int(n.ID)))
+	}
 	ts := c.TransportStats()
 	d := ts.Drops
 	for _, r := range []struct {

@@ -38,7 +38,7 @@ func (fakeCluster) Status() membership.Status {
 func (fakeCluster) Nodes() []membership.NodeInfo {
 	return []membership.NodeInfo{
 		{ID: 1, State: "self"},
-		{ID: 2, State: "alive", PeerStats: cluster.PeerStats{FramesIn: 10, FramesOut: 12, BytesIn: 1000, BytesOut: 1200, Retransmits: 1, SRTT: 250 * time.Microsecond}},
+		{ID: 2, State: "alive", PeerStats: cluster.PeerStats{FramesIn: 10, FramesOut: 12, BytesIn: 1000, BytesOut: 1200, Retransmits: 1, SRTT: 250 * time.Microsecond, LongestSilence: 620 * time.Millisecond}},
 		{ID: 3, State: "silent"},
 	}
 }
@@ -141,6 +141,7 @@ func TestWrite(t *testing.T) {
 		{"bigiron_peer_up", []string{"peer", "3"}, 0},
 		{"bigiron_peer_frames_total", []string{"peer", "2", "dir", "out"}, 12},
 		{"bigiron_peer_rtt_seconds", []string{"peer", "2"}, 0.00025},
+		{"bigiron_peer_longest_silence_seconds", []string{"peer", "2"}, 0.62},
 		{"bigiron_cluster_drops_total", []string{"reason", "bad tag"}, 4},
 		{"bigiron_cluster_drops_total", []string{"reason", "malformed"}, 1},
 		{"bigiron_vm_running", []string{"vm", "1", "name", "linux"}, 1},

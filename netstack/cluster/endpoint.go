@@ -148,6 +148,10 @@ type PeerStats struct {
 	Duplicates          uint64
 	SRTT, RTTVar, RTO   time.Duration
 	LastHeard           time.Duration
+	// LongestSilence is the longest time between two authenticated
+	// frames from the peer: how long a live peer has gone unheard, to
+	// set a loss timeout against.
+	LongestSilence time.Duration
 }
 
 // sendSlot is one queued frame of an outgoing message.
@@ -777,6 +781,9 @@ func (e *Endpoint) HandleFrame(frame []byte) {
 		return
 	}
 	p.replay.Accept(h.Counter)
+	if gap := e.now - p.lastHeard; gap > p.stats.LongestSilence {
+		p.stats.LongestSilence = gap
+	}
 	p.lastHeard = e.now
 	p.mac = eh.Src
 	p.stats.FramesIn++

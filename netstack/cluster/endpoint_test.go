@@ -271,3 +271,26 @@ func TestReliableJumbo(t *testing.T) {
 		}, func(r *rand.Rand) int { return 1 + r.IntN(64<<10) })
 	}
 }
+
+// TestLongestSilence: a peer's longest silence is the longest time
+// between two of its authenticated frames, on the endpoint's clock.
+func TestLongestSilence(t *testing.T) {
+	s := newNet(t, 2, memlink.Config{Delay: 50 * time.Microsecond}, nil)
+	send := func(i int) {
+		if err := s.eps[1].Send(1, 1, message(2, 1, i, 64)); err != nil {
+			t.Fatal(err)
+		}
+		for len(s.got[0][[2]int{2, 1}]) <= i {
+			s.step(100 * time.Microsecond)
+		}
+	}
+	send(0)
+	s.step(700 * time.Millisecond) // node 2 is silent: no message, acknowledged long ago
+	send(1)
+	s.step(200 * time.Millisecond)
+	send(2)
+	ps, _ := s.eps[0].PeerStats(2)
+	if ps.LongestSilence < 700*time.Millisecond || ps.LongestSilence > 701*time.Millisecond {
+		t.Fatalf("longest silence %v, want 700ms", ps.LongestSilence)
+	}
+}
