@@ -149,8 +149,9 @@ type PeerStats struct {
 	SRTT, RTTVar, RTO   time.Duration
 	LastHeard           time.Duration
 	// LongestSilence is the longest time between two authenticated
-	// frames from the peer: how long a live peer has gone unheard, to
-	// set a loss timeout against.
+	// frames from the peer (the wait for its first, while it boots, does
+	// not count): how long a live peer has gone unheard, to set a loss
+	// timeout against.
 	LongestSilence time.Duration
 }
 
@@ -781,8 +782,8 @@ func (e *Endpoint) HandleFrame(frame []byte) {
 		return
 	}
 	p.replay.Accept(h.Counter)
-	if gap := e.now - p.lastHeard; gap > p.stats.LongestSilence {
-		p.stats.LongestSilence = gap
+	if gap := e.now - p.lastHeard; gap > p.stats.LongestSilence && p.stats.FramesIn > 0 {
+		p.stats.LongestSilence = gap // not the wait for its first frame
 	}
 	p.lastHeard = e.now
 	p.mac = eh.Src
