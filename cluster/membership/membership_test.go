@@ -468,3 +468,51 @@ func TestLostWithoutQuorum(t *testing.T) {
 		t.Errorf("a non-member: %q, %v", why, lost)
 	}
 }
+
+// TestStalledTickLoopStartsNoElection: a node's tick loop stalls for
+// three election timeouts (its goroutine starved) while its transport
+// goes on receiving. Catching up the missed Raft ticks in one burst, after
+// the messages that arrived meanwhile, counted the whole stall as
+// silence: a stalled leader found its follower inactive twice over
+// (CheckQuorum) and stepped down, and a stalled follower campaigned and
+// took over at a higher term. After a stalled leader, the term and the
+// leader stay; after a stalled follower, the term stays and the follower
+// does not lead (its leader, whose heartbeats went unanswered while the
+// follower's Raft was not ticking, may step down, as Raft says it
+// should).
+func TestStalledTickLoopStartsNoElection(t *testing.T) {
+	for _, stalled := range []string{"leader", "follower"} {
+		t.Run(stalled, func(t *testing.T) {
+			s := newSim(t, 7)
+			s.add(1, bootstrapList(2))
+			s.add(2, bootstrapList(2))
+			all := rangeIDs(1, 2)
+			s.runUntil(2*time.Second, "agreement", func() bool { return s.agree(all, all) })
+			s.run(100 * time.Millisecond)
+			before := s.nodes[1].Status()
+			stall := before.Leader
+			if stalled == "follower" {
+				stall = 3 - before.Leader
+			}
+			timeout := DefaultTickInterval * DefaultElectionTicks
+			for end := s.now + 3*timeout; s.now < end; {
+				s.now += testStep
+				s.sw.Advance(s.now) // frames still arrive
+				for _, id := range s.ids() {
+					if id != stall {
+						s.eps[id].Tick()
+						s.nodes[id].Tick()
+					}
+				}
+			}
+			s.run(50 * time.Millisecond)
+			for _, id := range all {
+				st := s.nodes[id].Status()
+				if st.Term != before.Term || stalled == "leader" && st.Leader != before.Leader || st.Leader == stall && stall != before.Leader {
+					t.Errorf("node %d after the %s's tick loop stalled for %v: term %d, leader %d; before: term %d, leader %d",
+						id, stalled, 3*timeout, st.Term, st.Leader, before.Term, before.Leader)
+				}
+			}
+		})
+	}
+}
