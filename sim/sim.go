@@ -109,11 +109,15 @@ type Faults struct {
 	Cuts []Cut
 }
 
+// DefaultCoresPerNode is how many cores run vCPUs on each simulated node
+// unless Config.CoresPerNode says otherwise.
+const DefaultCoresPerNode = 2
+
 // Config describes one simulation run.
 type Config struct {
 	Seed         uint64
 	Nodes        int
-	CoresPerNode int // default 2
+	CoresPerNode int // default DefaultCoresPerNode
 	Link         Link
 	Faults       Faults
 	Workload     *workload.Set
@@ -442,7 +446,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("%d nodes", cfg.Nodes)
 	}
 	if cfg.CoresPerNode == 0 {
-		cfg.CoresPerNode = 2
+		cfg.CoresPerNode = DefaultCoresPerNode
 	}
 	if cfg.Link.GbitPerS == 0 {
 		cfg.Link = Link10G

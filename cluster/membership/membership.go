@@ -480,8 +480,7 @@ func (n *Node) Tick() {
 // meanwhile were stepped, those ticks counted the whole stall as
 // silence, so that a stalled leader found its follower inactive twice
 // over (CheckQuorum) and stepped down, and a stalled follower campaigned
-// (Raft's term rose by 2-8 in every TestBochsCluster run, no node unheard
-// for an election timeout). Only the ticks since a member was last heard
+// and took over at a higher term. Only the ticks since a member was last heard
 // are made up: a node that heard nothing while it stalled (its link or
 // itself down) still counts all of that silence.
 func (n *Node) dueRaftTicks() int {

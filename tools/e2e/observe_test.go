@@ -102,7 +102,7 @@ func replayRealRun(t *testing.T, ports ...int) {
 	}
 	path := filepath.Join(t.TempDir(), "counter.jsonl")
 	if keep := os.Getenv("BIGIRON_E2E_TRACE_OUT"); keep != "" {
-		path = keep // a real run for tools/policytrain's testdata
+		path = keep // a real run for tools/policytrain/realruns
 	}
 	if err := os.WriteFile(path, all, 0o644); err != nil {
 		t.Fatal(err)

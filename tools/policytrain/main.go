@@ -120,8 +120,8 @@ func newRun(o options, wl *workload.Set, seed uint64) (run, error) {
 func traceRuns(o options) ([]run, error) {
 	var runs []run
 	for _, wl := range o.traces {
-		if len(wl.Streams) > o.nodes*simCores {
-			return nil, fmt.Errorf("policytrain: trace %s has %d vCPUs, more than %d nodes of %d cores run", wl.Name, len(wl.Streams), o.nodes, simCores)
+		if len(wl.Streams) > o.nodes*sim.DefaultCoresPerNode {
+			return nil, fmt.Errorf("policytrain: trace %s has %d vCPUs, more than %d nodes of %d cores run", wl.Name, len(wl.Streams), o.nodes, sim.DefaultCoresPerNode)
 		}
 		r, err := newRun(o, wl, 1)
 		if err != nil {
@@ -132,8 +132,6 @@ func traceRuns(o options) ([]run, error) {
 	return runs, nil
 }
 
-// simCores is the cores per node the simulator gives vCPUs by default.
-const simCores = 2
 
 // recorded holds the real runs every fit trains on.
 //

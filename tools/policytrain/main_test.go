@@ -137,7 +137,7 @@ func TestTraceRuns(t *testing.T) {
 	}
 	o.traces[0].Streams = append(o.traces[0].Streams, make([][]workload.Access, 2*o.nodes)...)
 	if _, err := traceRuns(o); err == nil {
-		t.Errorf("a trace of %d vCPUs ran on %d nodes of %d cores", len(o.traces[0].Streams), o.nodes, simCores)
+		t.Errorf("a trace of %d vCPUs ran on %d nodes of %d cores", len(o.traces[0].Streams), o.nodes, sim.DefaultCoresPerNode)
 	}
 }
 
