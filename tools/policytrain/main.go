@@ -132,7 +132,6 @@ func traceRuns(o options) ([]run, error) {
 	return runs, nil
 }
 
-
 // recorded holds the real runs every fit trains on.
 //
 //go:embed realruns/*.trace
