@@ -181,6 +181,13 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 		if !strings.Contains(pages, "copies of pages homed elsewhere: 0 held,") || !strings.Contains(pages, "vCPU migrations: 1 out, 1 in") {
 			t.Errorf("node 2 still holds copies of guest pages or vCPUs after its evacuation:\n%s", pages)
 		}
+		// The evacuation's notice counts the homes node 2 holds, not
+		// the share it started with (homes moved to it).
+		notice := regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back; the (\d+) pages homed here stay`).FindStringSubmatch(b.con.Output())
+		homed := regexp.MustCompile(`pages: \d+ in the VM, (\d+) homed here`).FindStringSubmatch(pages)
+		if notice == nil || homed == nil || notice[1] != homed[1] {
+			t.Errorf("the evacuation notice's homes %v against pages' %v", notice, homed)
+		}
 	})
 
 	guest("echo still running", "\nstill running")
