@@ -34,8 +34,6 @@ const ChannelRaft uint8 = 0
 // Defaults for Config fields left zero.
 const (
 	DefaultTickInterval      = 10 * time.Millisecond
-	DefaultElectionTicks     = 10
-	DefaultHeartbeatTicks    = 1
 	DefaultHeartbeatInterval = 50 * time.Millisecond
 	DefaultFailureTimeout    = 500 * time.Millisecond
 	// maxRaftMessage bounds the entries in one Raft append so a message
@@ -136,7 +134,11 @@ type Config struct {
 	Bootstrap []Member
 	// TickInterval is the duration of one Raft tick.
 	TickInterval time.Duration
-	// ElectionTicks and HeartbeatTicks are Raft's timeouts in ticks.
+	// ElectionTicks and HeartbeatTicks are Raft's timeouts in ticks; zero
+	// means FailureTimeout and HeartbeatInterval, in ticks. A silence that
+	// is no failure then starts no election either: a Raft election
+	// timeout below the failure timeout made every slow stretch of a link
+	// (Bochs' peers go 200-350 ms unheard) an election at a higher term.
 	ElectionTicks, HeartbeatTicks int
 	// HeartbeatInterval is how often the node sends heartbeats and hellos.
 	HeartbeatInterval time.Duration
@@ -193,17 +195,20 @@ func New(cfg Config) (*Node, error) {
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = DefaultTickInterval
 	}
-	if cfg.ElectionTicks == 0 {
-		cfg.ElectionTicks = DefaultElectionTicks
-	}
-	if cfg.HeartbeatTicks == 0 {
-		cfg.HeartbeatTicks = DefaultHeartbeatTicks
-	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if cfg.FailureTimeout == 0 {
 		cfg.FailureTimeout = DefaultFailureTimeout
+	}
+	if cfg.HeartbeatTicks == 0 {
+		cfg.HeartbeatTicks = max(1, int(cfg.HeartbeatInterval/cfg.TickInterval))
+	}
+	if cfg.ElectionTicks == 0 {
+		cfg.ElectionTicks = int((cfg.FailureTimeout + cfg.TickInterval - 1) / cfg.TickInterval)
+	}
+	if cfg.ElectionTicks <= cfg.HeartbeatTicks {
+		return nil, fmt.Errorf("membership: election timeout of %d ticks not above the heartbeat's %d", cfg.ElectionTicks, cfg.HeartbeatTicks)
 	}
 	if cfg.QuorumTimeout == 0 {
 		cfg.QuorumTimeout = cfg.FailureTimeout / 2

@@ -392,9 +392,10 @@ func TestMinorityPartition(t *testing.T) {
 					}
 				}
 			}
-			if leaderCut && s.nodes[leader].Status().Leader == leader {
-				t.Fatalf("cut-off leader %d still leads: %v", leader, s.nodes[leader].Status())
-			}
+			// A cut-off leader says it has no quorum (above); Raft's own
+			// step-down waits for its election timeout, the failure
+			// timeout, which this split stays below
+			// (TestSilenceShorterThanFailureKeepsLeader).
 			s.sw.Heal()
 			s.runUntil(2*time.Second, "healed", func() bool {
 				unchanged("after the heal")
@@ -494,7 +495,7 @@ func TestStalledTickLoopStartsNoElection(t *testing.T) {
 			if stalled == "follower" {
 				stall = 3 - before.Leader
 			}
-			timeout := DefaultTickInterval * DefaultElectionTicks
+			timeout := testFailure // Raft's election timeout
 			for end := s.now + 3*timeout; s.now < end; {
 				s.now += testStep
 				s.sw.Advance(s.now) // frames still arrive
@@ -514,5 +515,36 @@ func TestStalledTickLoopStartsNoElection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSilenceShorterThanFailureKeepsLeader cuts the leader of three nodes
+// off from the others for shortSplit, less than the failure timeout, as
+// a slow link or a paused node does: the failure timeout says such a
+// silence is not a failure, so Raft must not act on it either. With
+// Raft's election timeout at a tenth of a second (10 ticks of 10 ms)
+// below the 300 ms failure timeout, the leader stepped down (CheckQuorum)
+// and a follower took over at a higher term.
+func TestSilenceShorterThanFailureKeepsLeader(t *testing.T) {
+	s := newSim(t, 11)
+	for id := cluster.NodeID(1); id <= 3; id++ {
+		s.add(id, bootstrapList(3))
+	}
+	all := rangeIDs(1, 3)
+	s.runUntil(5*time.Second, "agreement", func() bool { return s.agree(all, all) })
+	s.run(200 * time.Millisecond)
+	before := s.nodes[1].Status()
+	s.partition([]cluster.NodeID{before.Leader})
+	s.run(shortSplit)
+	s.sw.Heal()
+	s.run(200 * time.Millisecond)
+	for _, id := range all {
+		if st := s.nodes[id].Status(); st.Term != before.Term || st.Leader != before.Leader {
+			t.Errorf("node %d after the leader was silent for %v (failure timeout %v): term %d, leader %d; before: term %d, leader %d",
+				id, shortSplit, testFailure, st.Term, st.Leader, before.Term, before.Leader)
+		}
+	}
+	if !s.agree(all, all) {
+		t.Errorf("members changed after a silence shorter than the failure timeout:\n%s", s.dump())
 	}
 }
