@@ -142,10 +142,12 @@ type DistStatus struct {
 	DeviceIRQs uint64
 	// WalkFaults counts the faults here during the guest's own
 	// page-table walks (the page held a guest page table), WalkWrites
-	// those that asked for write access. Hardware writes a page table
-	// only to set an accessed or dirty bit; QEMU's TCG (7.2) asks for
-	// write access to every guest page table it walks under nested
-	// paging, so there guest page tables move like written pages.
+	// those that asked for write access. Under EPT a walk writes a
+	// page table only to set an accessed or dirty bit; under nested
+	// paging AMD's processors and QEMU's TCG (7.2) ask for write access
+	// to every guest page table they walk (README, introduction), so there
+	// guest page tables move like written pages: at every TLB miss on
+	// hardware, after every exit in QEMU, which flushes its TLB at VMRUN.
 	WalkFaults, WalkWrites uint64
 	// PageMap is this node's page placement (dvm.Runtime.PageMap): each
 	// cell covers PagesPerCell pages.

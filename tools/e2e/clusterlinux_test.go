@@ -345,8 +345,10 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 // later), so the guest kernel's page tables cross between the nodes
 // after every exit (dvm stat counts these faults), and the guest's first
 // command with a vCPU on the second node took longer than 5 minutes in 1
-// of 3 runs. On VT-x (Bochs, TestBochsClusterLinux) and on hardware a
-// walk writes a page table only to set an accessed or dirty bit.
+// of 3 runs. On VT-x (Bochs, TestBochsClusterLinux) a walk writes a page
+// table only to set an accessed or dirty bit. AMD's processors ask for
+// write access at every walk too, but walk only on a TLB miss, and keep
+// the TLB across VMRUN where QEMU flushes it.
 func requireQEMUDistLinux(t *testing.T) {
 	requireSlow(t, "QEMU's TCG walks guest page tables as writes under nested paging, so they cross between nodes after every exit and the run takes minutes to hours")
 }
