@@ -35,6 +35,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 )
@@ -42,11 +45,20 @@ import (
 func main() {
 	short := flag.Bool("short", false, "time fewer operations (under a minute)")
 	role := flag.String("role", "", "internal: client or server, inside a namespace")
+	profile := flag.String("profile", "", "write each side's CPU profile and execution trace to `DIR`/mtuN-{client,server}.{pprof,trace}")
 	flag.Parse()
 	var err error
+	if *role != "" && *profile != "" {
+		stop, perr := startProfile(*profile, *role)
+		if perr != nil {
+			fmt.Fprintln(os.Stderr, "wirebench:", perr)
+			os.Exit(1)
+		}
+		defer stop()
+	}
 	switch *role {
 	case "":
-		err = orchestrate(*short)
+		err = orchestrate(*short, *profile)
 	case "client":
 		err = runClient(os.Stdout, *short)
 	case "server":
@@ -62,7 +74,7 @@ func main() {
 
 // orchestrate makes the namespaces and runs both sides in them once per
 // MTU, removing the namespaces at the end or on SIGINT or SIGTERM.
-func orchestrate(short bool) error {
+func orchestrate(short bool, profile string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces and a veth pair")
 	}
@@ -87,17 +99,21 @@ func orchestrate(short bool) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = runAll(ctx, tb, self, short)
+	err = runAll(ctx, tb, self, short, profile)
 	return errors.Join(err, tb.remove())
 }
 
 // runAll measures at MTU 1500 and 9000.
-func runAll(ctx context.Context, tb *testbed, self string, short bool) error {
+func runAll(ctx context.Context, tb *testbed, self string, short bool, profile string) error {
 	for _, mtu := range []int{1500, 9000} {
 		if err := tb.setMTU(mtu); err != nil {
 			return err
 		}
-		if err := runPair(ctx, tb, self, short); err != nil {
+		var extra []string
+		if profile != "" {
+			extra = append(extra, "-profile="+filepath.Join(profile, fmt.Sprintf("mtu%d", mtu)))
+		}
+		if err := runPair(ctx, tb, self, short, extra); err != nil {
 			return fmt.Errorf("mtu %d: %w", mtu, err)
 		}
 	}
@@ -107,8 +123,8 @@ func runAll(ctx context.Context, tb *testbed, self string, short bool) error {
 // runPair starts the serving side in namespace b, waits until it is
 // ready, and runs the measuring side in namespace a, its report going to
 // standard output. Closing the server's standard input stops it.
-func runPair(ctx context.Context, tb *testbed, self string, short bool) error {
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", tb.nsB, self, "-role=server")
+func runPair(ctx context.Context, tb *testbed, self string, short bool, extra []string) error {
+	srv := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tb.nsB, self, "-role=server"}, extra...)...)
 	srv.Stderr = os.Stderr
 	in, err := srv.StdinPipe()
 	if err != nil {
@@ -128,7 +144,7 @@ func runPair(ctx context.Context, tb *testbed, self string, short bool) error {
 		return fmt.Errorf("server did not start: %q %v", lines.Text(), lines.Err())
 	}
 	go io.Copy(os.Stderr, out) // whatever it reports later
-	args := []string{"netns", "exec", tb.nsA, self, "-role=client"}
+	args := append([]string{"netns", "exec", tb.nsA, self, "-role=client"}, extra...)
 	if short {
 		args = append(args, "-short")
 	}
@@ -139,4 +155,38 @@ func runPair(ctx context.Context, tb *testbed, self string, short bool) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	return nil
+}
+
+// startProfile writes the CPU profile and the execution trace of this
+// side to prefix-role.pprof and prefix-role.trace until the returned
+// function is called. The trace shows what the CPU profile cannot: the
+// time a goroutine that was woken waits to run (go tool trace
+// -pprof=sched).
+func startProfile(prefix, role string) (func(), error) {
+	pf, err := os.Create(prefix + "-" + role + ".pprof")
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	tf, err := os.Create(prefix + "-" + role + ".trace")
+	if err != nil {
+		pf.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		tf.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := trace.Start(tf); err != nil {
+		pprof.StopCPUProfile()
+		pf.Close()
+		tf.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		pprof.StopCPUProfile()
+		tf.Close()
+		pf.Close()
+	}, nil
 }
