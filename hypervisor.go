@@ -147,6 +147,8 @@ func (n agentNet) Send(to memory.NodeID, msg []byte) error {
 	return n.a.Send(dvm.ClusterID(to), dvm.Channel, msg)
 }
 
+func (n agentNet) Poll() bool { return n.a.Poll() }
+
 func (agentNet) ClusterID(i memory.NodeID) uint32 { return uint32(dvm.ClusterID(i)) }
 
 func (agentNet) Index(id uint32) (memory.NodeID, bool) { return dvm.NodeIndex(cluster.NodeID(id)) }

@@ -50,6 +50,10 @@ const (
 	quietAfter = 20 * time.Millisecond
 )
 
+// waiterPollBudget is the most frames a goroutine waiting for a peer
+// (node.Agent.Poll) takes in at one poll.
+const waiterPollBudget = 16
+
 // nodeNet is what guests get of the node's network: the port their
 // network cards are bridged onto, and the control plane's TCP/IP stack
 // (nil without an address) through which their network disks are
@@ -158,6 +162,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 		Clock:       func() time.Duration { return time.Since(start) },
 		Log:         notices,
 		KeyName:     keyName,
+		Poll:        func() bool { return devs[0].Poll(waiterPollBudget) > 0 },
 	})
 	if err != nil {
 		fmt.Printf("network: %v\n", err)

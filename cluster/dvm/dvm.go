@@ -42,6 +42,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,16 @@ type Config struct {
 	HomeRoom int
 	// Transport sends to the other nodes.
 	Transport Transport
+	// Poll, if set, takes in what the network holds for this node now,
+	// without waiting (the NIC's receive ring, handed to the transport
+	// and on to Deliver), and reports whether it found anything. A
+	// goroutine waiting for another node's answer calls it for up to
+	// PollSpin before it sleeps, so that the answer is served by the
+	// goroutine that needs it: waking a sleeping goroutine on another
+	// core, after a receive loop that itself sleeps between polls, costs
+	// more than the round trip on a fast link. It must not block for
+	// long and is called without the lock.
+	Poll func() bool
 	// DeviceNode hosts the VM's devices: forwarded writes go there.
 	DeviceNode memory.NodeID
 	// OnArrive is called, with the lock held, when a vCPU arrives by
@@ -130,6 +141,12 @@ type Config struct {
 	// time-shares its cores between vCPUs).
 	Slots int
 }
+
+// PollSpin bounds how long a goroutine waiting for another node polls
+// the network (Config.Poll) before it sleeps until a receive loop
+// delivers the answer: several round trips of a LAN, a small share of
+// an emulator's.
+const PollSpin = 200 * time.Microsecond
 
 // Stats counts the Runtime's activity on this node.
 type Stats struct {
@@ -288,13 +305,15 @@ type Runtime struct {
 	devPending int
 
 	// inbox, under qmu
-	qmu    sync.Mutex
-	cond   *sync.Cond
-	queue  []inMsg
-	work   []inMsg
-	spare  [][]byte
-	gen    uint64 // incremented by every drain that served a message
-	closed bool
+	qmu   sync.Mutex
+	cond  *sync.Cond
+	queue []inMsg
+	work  []inMsg
+	spare [][]byte
+	gen   uint64 // incremented by every drain that served a message
+	// genSeen mirrors gen for waiters that poll without qmu.
+	genSeen atomic.Uint64
+	closed  bool
 	// flooder is 1 + the first node whose message found the inbox full.
 	flooder int
 	// waiting counts the queued messages of each sender.
@@ -536,6 +555,7 @@ func (r *Runtime) drainLocked() {
 	clear(r.work)
 	if served > 0 {
 		r.gen++
+		r.genSeen.Store(r.gen)
 		r.cond.Broadcast()
 	}
 	r.qmu.Unlock()
@@ -930,13 +950,41 @@ func (r *Runtime) flushMigration() error {
 }
 
 // waitChange blocks until a message arrives or another goroutine served
-// one since gen was read.
+// one since gen was read. With Config.Poll it polls the network for up to
+// PollSpin first.
 func (r *Runtime) waitChange(gen uint64) {
+	if r.pollChange(gen) {
+		return
+	}
 	r.qmu.Lock()
 	for len(r.queue) == 0 && r.gen == gen && !r.closed && r.halt.Load() == nil {
 		r.cond.Wait()
 	}
 	r.qmu.Unlock()
+}
+
+// pollChange polls the network (Config.Poll) until a message arrives,
+// another goroutine serves one since gen, the VM stops, or PollSpin
+// passes; it reports whether the wait is over. Between polls that find
+// nothing it yields the core to the goroutines that may deliver or
+// serve.
+func (r *Runtime) pollChange(gen uint64) bool {
+	if r.cfg.Poll == nil {
+		return false
+	}
+	start := time.Now()
+	for {
+		found := r.cfg.Poll()
+		if r.pending.Load() != 0 || r.genSeen.Load() != gen || r.halt.Load() != nil {
+			return true
+		}
+		if time.Since(start) >= PollSpin {
+			return false
+		}
+		if !found {
+			runtime.Gosched()
+		}
+	}
 }
 
 func (r *Runtime) generation() uint64 {

@@ -54,6 +54,10 @@ type Config struct {
 	// KeyName names the cluster key in `nodes` (a fingerprint, or the
 	// development key), never the key itself.
 	KeyName string
+	// Poll, if set, takes in the frames the NIC holds now without
+	// waiting (nic.Device.Poll) and reports whether there were any: what
+	// Agent.Poll does for a goroutine that waits for a peer.
+	Poll func() bool
 }
 
 // Agent is this node's cluster presence.
@@ -150,6 +154,15 @@ func (a *Agent) receive(frame []byte) {
 	}
 	a.mu.Unlock()
 }
+
+// Poll takes in the frames the NIC holds now (Config.Poll), for a
+// goroutine that waits for a peer's answer and would otherwise wait for
+// the NIC's receive loop, which sleeps between polls. Frames go where
+// the receive loop sends them, handlers run on the caller as they run
+// on that loop, so the caller must not hold the Agent's lock or a lock
+// a handler takes. It reports whether frames came; false without
+// Config.Poll.
+func (a *Agent) Poll() bool { return a.cfg.Poll != nil && a.cfg.Poll() }
 
 // Handle makes fn receive the messages of channel ch (not Raft's). fn runs
 // in the receive path with the Agent's lock held: it must not call the

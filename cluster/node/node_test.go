@@ -407,3 +407,31 @@ func TestFloodHeldBack(t *testing.T) {
 		t.Error("the victim's windows never closed")
 	}
 }
+
+// TestPoll: Agent.Poll is Config.Poll, for goroutines that wait for a
+// peer: it reports what the NIC's poll found, and false without one.
+func TestPoll(t *testing.T) {
+	h := &hub{}
+	clock := func() time.Duration { return 0 }
+	found := false
+	polls := 0
+	a, err := New(Config{Link: h.add(t, mac(1)), ID: 1, Key: testKey, Clock: clock,
+		Poll: func() bool { polls++; return found }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Poll() {
+		t.Error("Poll reported frames the NIC's poll did not find")
+	}
+	found = true
+	if !a.Poll() || polls != 2 {
+		t.Errorf("Poll: the NIC's poll ran %d times, want 2, the second finding frames", polls)
+	}
+	b, err := New(Config{Link: h.add(t, mac(2)), ID: 2, Key: testKey, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Poll() {
+		t.Error("Poll without Config.Poll reported frames")
+	}
+}

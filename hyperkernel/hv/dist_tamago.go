@@ -54,6 +54,10 @@ type DistNet interface {
 	// Lost reports whether a node is gone as this node sees it (silent
 	// for longer than silence, or removed) and why; quorum or not.
 	Lost(n memory.NodeID, silence time.Duration) (why string, lost bool)
+	// Poll takes in what the NIC holds now (dvm.Config.Poll): a vCPU
+	// that waits for a page polls instead of waiting for the NIC's
+	// receive loop, which sleeps 0.1-1 ms between polls.
+	Poll() bool
 }
 
 // Dist runs this node's share of distributed VMs (one at a time): it
@@ -495,7 +499,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
 		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
 		HomeRoom:   distHomeRoom(spec, d.net.Self(), inUse, total),
-		Transport:  d.net, DeviceNode: 0,
+		Transport:  d.net, DeviceNode: 0, Poll: d.net.Poll,
 		OnArrive: vm.arrive, OnDevice: vm.device, OnDeviceRead: vm.deviceRead, OnInterrupt: vm.kickVCPU,
 		DevicesUnlocked: spec.Payload == payloadLinux,
 		Hold:            holdWindow(spec),

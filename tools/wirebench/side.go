@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
@@ -80,7 +81,7 @@ func newSide(self memory.NodeID, ifname string) (*side, error) {
 	s.timer.Stop()
 	rt, err := dvm.New(dvm.Config{
 		Spec: vmSpec(), Self: self, Perm: make(ept, vmPages), Transport: (*transport)(s),
-		OnArrive: s.onArrive,
+		OnArrive: s.onArrive, Poll: s.poll,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("side %d: %w", self, err)
@@ -179,8 +180,27 @@ func (s *side) serve() {
 	}
 }
 
-// wait waits up to a second for a signal on c.
+// poll is the Runtime's Config.Poll: the frames the link holds now, as
+// the hyperkernel's waiters poll its NIC.
+func (s *side) poll() bool { return s.st.l.Poll(pollBudget) > 0 }
+
+// pollBudget is the most frames one poll takes in.
+const pollBudget = 16
+
+// wait waits up to a second for a signal on c, polling the link for
+// dvm.PollSpin first, as the Runtime's waiters do.
 func (s *side) wait(c chan struct{}, what string) error {
+	for start := time.Now(); time.Since(start) < dvm.PollSpin; {
+		found := s.poll()
+		select {
+		case <-c:
+			return nil
+		default:
+		}
+		if !found {
+			runtime.Gosched()
+		}
+	}
 	s.timer.Reset(time.Second)
 	select {
 	case <-c:

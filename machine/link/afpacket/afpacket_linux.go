@@ -45,8 +45,16 @@ type Link struct {
 	mu      sync.Mutex
 	recv    link.Receiver
 	started bool
-	closed  atomic.Bool
-	done    chan struct{}
+	// pollMu guards the poll fields: one Poll at a time reads into
+	// pollBuf, through pollRead (made once: a closure made per call
+	// would allocate), which leaves its results in pollN and pollErr.
+	pollMu   sync.Mutex
+	pollBuf  []byte
+	pollRead func(fd uintptr)
+	pollN    int
+	pollErr  error
+	closed   atomic.Bool
+	done     chan struct{}
 }
 
 // Open binds a raw socket to interface name for frames of EtherType etype
@@ -92,6 +100,41 @@ func (l *Link) Start() {
 	}
 	l.started = true
 	go l.receiveLoop()
+}
+
+// Poll hands the receiver up to budget frames that have arrived, without
+// waiting, and returns how many it read: a goroutine that waits for an
+// answer can take it in itself instead of waiting for the receive loop
+// to be woken and to wake it (the nic.Device contract on bare metal).
+// It runs beside the receive loop (each frame goes to one of them) and
+// returns 0 while another Poll runs.
+func (l *Link) Poll(budget int) int {
+	if l.closed.Load() || !l.pollMu.TryLock() {
+		return 0
+	}
+	defer l.pollMu.Unlock()
+	if l.pollBuf == nil {
+		l.pollBuf = make([]byte, link.HeaderLen+l.mtu)
+		l.pollRead = func(fd uintptr) { l.pollN, l.pollErr = l.readFrame(int(fd), l.pollBuf) }
+	}
+	n := 0
+	for n < budget {
+		if err := l.rc.Control(l.pollRead); err != nil || l.pollErr == syscall.EAGAIN {
+			break
+		}
+		got := l.pollN
+		if l.pollErr != nil || got < link.HeaderLen {
+			continue // EINTR, an outgoing frame, a runt
+		}
+		l.mu.Lock()
+		r := l.recv
+		l.mu.Unlock()
+		if r != nil {
+			r(l.pollBuf[:got])
+		}
+		n++
+	}
+	return n
 }
 
 // receiveLoop reads frames into one reused buffer and hands them to the
