@@ -15,7 +15,7 @@ import (
 const (
 	testHeartbeat = 20 * time.Millisecond
 	testFailure   = 300 * time.Millisecond
-	testElection  = 10 * DefaultTickInterval
+	testElection  = testFailure // Raft's election timeout (Config.ElectionTicks)
 	testStep      = time.Millisecond
 )
 
@@ -243,7 +243,10 @@ func TestFailureDetected(t *testing.T) {
 				s.kill(victim)
 				killed := s.now
 				rest := slices.DeleteFunc(slices.Clone(all), func(id cluster.NodeID) bool { return id == victim })
-				s.runUntil(testFailure+2*testElection+200*time.Millisecond, "failure declared",
+				// A killed leader is replaced first: an election takes
+				// up to twice the election timeout, a split vote as long
+				// again.
+				s.runUntil(testFailure+4*testElection+200*time.Millisecond, "failure declared",
 					func() bool { return s.agree(rest, rest) })
 				took := s.now - killed
 				if took < testFailure {
@@ -280,9 +283,12 @@ func TestCleanLeave(t *testing.T) {
 		t.Fatalf("last event %v, want node %d left", last, leaver)
 	}
 	// The survivors carry on well past the failure timeout without
-	// declaring the departed node failed.
+	// declaring the departed node failed, under a leader they elect
+	// (within twice the election timeout, or four times after a split
+	// vote).
 	s.run(2 * testFailure)
-	if !s.agree(rest, rest) || !slices.Equal(s.nodes[rest[0]].Events(), ev) {
+	s.runUntil(4*testElection, "a leader after the leave", func() bool { return s.agree(rest, rest) })
+	if !slices.Equal(s.nodes[rest[0]].Events(), ev) {
 		t.Fatalf("after leave:\n%s", s.dump())
 	}
 }
