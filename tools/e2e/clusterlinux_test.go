@@ -346,9 +346,9 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 // after every exit (dvm stat counts these faults), and the guest's first
 // command with a vCPU on the second node took longer than 5 minutes in 1
 // of 3 runs. Since waiting vCPUs poll the NIC (dvm.Config.Poll),
-// TestQEMUClusterLinuxAMDV passed in 527 s in its one run, 157616 of
-// node 2's 220362 faults in page-table walks, 2.7 ms each on average:
-// still too long, and too rarely seen passing, for make test. On VT-x (Bochs, TestBochsClusterLinux) a walk writes a page
+// TestQEMUClusterLinuxAMDV passed in 527 s and 371 s in its two runs,
+// 62-72% of node 2's faults in page-table walks, 2.4-2.7 ms each on
+// average: too few runs yet to put it into make test. On VT-x (Bochs, TestBochsClusterLinux) a walk writes a page
 // table only to set an accessed or dirty bit. AMD's processors ask for
 // write access at every walk too, but walk only on a TLB miss, and keep
 // the TLB across VMRUN where QEMU flushes it.
