@@ -965,17 +965,23 @@ func (r *Runtime) waitChange(gen uint64) {
 
 // pollChange polls the network (Config.Poll) until a message arrives,
 // another goroutine serves one since gen, the VM stops, or PollSpin
-// passes; it reports whether the wait is over. Between polls that find
-// nothing it yields the core to the goroutines that may deliver or
-// serve.
+// passes; it reports whether the wait is over.
 func (r *Runtime) pollChange(gen uint64) bool {
-	if r.cfg.Poll == nil {
-		return false
-	}
+	return r.cfg.Poll != nil && PollFor(r.cfg.Poll, func() bool {
+		return r.pending.Load() != 0 || r.genSeen.Load() != gen || r.halt.Load() != nil
+	})
+}
+
+// PollFor calls poll until done reports true, which it returns, or until
+// PollSpin has passed, when it returns false: how a goroutine waiting for
+// another node spins before it sleeps (Config.Poll). Between polls that
+// find nothing it yields the core to the goroutines that may deliver or
+// serve the answer.
+func PollFor(poll, done func() bool) bool {
 	start := time.Now()
 	for {
-		found := r.cfg.Poll()
-		if r.pending.Load() != 0 || r.genSeen.Load() != gen || r.halt.Load() != nil {
+		found := poll()
+		if done() {
 			return true
 		}
 		if time.Since(start) >= PollSpin {

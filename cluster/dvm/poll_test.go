@@ -107,3 +107,19 @@ func TestWaiterPollsTheNetwork(t *testing.T) {
 		t.Errorf("node 0 waited %d times for node 1, want at least %d", st.RemoteWaits, rounds)
 	}
 }
+
+// TestPollForAllocatesNothing: the spin a waiter makes before it sleeps
+// (pollChange, PollFor and the closure it is given) allocates nothing.
+func TestPollForAllocatesNothing(t *testing.T) {
+	polls := 0
+	rt, err := New(Config{Spec: Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 16}, Self: 0,
+		Perm: &perms{acc: map[uint64]memory.Access{}}, Transport: chanSender(make(chan []byte, 1)),
+		Poll: func() bool { polls++; return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if n := testing.AllocsPerRun(100, func() { rt.pollChange(rt.genSeen.Load() + 1) }); n != 0 || polls == 0 {
+		t.Errorf("pollChange: %v allocations, %d polls", n, polls)
+	}
+}

@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
@@ -190,16 +189,15 @@ const pollBudget = 16
 // wait waits up to a second for a signal on c, polling the link for
 // dvm.PollSpin first, as the Runtime's waiters do.
 func (s *side) wait(c chan struct{}, what string) error {
-	for start := time.Now(); time.Since(start) < dvm.PollSpin; {
-		found := s.poll()
+	if dvm.PollFor(s.poll, func() bool {
 		select {
 		case <-c:
-			return nil
+			return true
 		default:
+			return false
 		}
-		if !found {
-			runtime.Gosched()
-		}
+	}) {
+		return nil
 	}
 	s.timer.Reset(time.Second)
 	select {

@@ -126,12 +126,7 @@ func (l *Link) Poll(budget int) int {
 		if l.pollErr != nil || got < link.HeaderLen {
 			continue // EINTR, an outgoing frame, a runt
 		}
-		l.mu.Lock()
-		r := l.recv
-		l.mu.Unlock()
-		if r != nil {
-			r(l.pollBuf[:got])
-		}
+		l.deliver(l.pollBuf[:got])
 		n++
 	}
 	return n
@@ -155,12 +150,17 @@ func (l *Link) receiveLoop() {
 		if rerr != nil || n < link.HeaderLen {
 			continue // EINTR, an outgoing frame, a runt
 		}
-		l.mu.Lock()
-		r := l.recv
-		l.mu.Unlock()
-		if r != nil {
-			r(buf[:n])
-		}
+		l.deliver(buf[:n])
+	}
+}
+
+// deliver hands a frame read by the receive loop or Poll to the receiver.
+func (l *Link) deliver(frame []byte) {
+	l.mu.Lock()
+	r := l.recv
+	l.mu.Unlock()
+	if r != nil {
+		r(frame)
 	}
 }
 
