@@ -885,9 +885,10 @@ func (m distMemory) WriteAt(p []byte, gpa uint64) error {
 // distMMIO is a device window seen from a vCPU: every access goes to
 // the device node (or is served here, if this is it).
 type distMMIO struct {
-	h    *dvm.Handle // the vCPU's, holding the lock
-	base uint64
-	err  error
+	h     *dvm.Handle // the vCPU's, holding the lock
+	base  uint64
+	err   error
+	wrote bool // a write was forwarded
 }
 
 func (d *distMMIO) ReadMMIO(off uint64, size int) uint64 {
@@ -899,6 +900,7 @@ func (d *distMMIO) ReadMMIO(off uint64, size int) uint64 {
 }
 
 func (d *distMMIO) WriteMMIO(off uint64, size int, value uint64) {
+	d.wrote = true
 	err := d.h.Forward(dvm.DeviceWrite{VCPU: d.h.VCPU(), MMIO: true, Addr: d.base + off, Size: uint8(size), Value: value})
 	if err != nil && d.err == nil {
 		d.err = err

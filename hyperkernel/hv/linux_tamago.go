@@ -17,6 +17,7 @@ import (
 
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/machine/virtio/spec"
 	"github.com/big-iron/big-iron/vmm/devices"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
 	"github.com/big-iron/big-iron/vmm/devices/debugexit"
@@ -1214,13 +1215,22 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	switch {
 	case d == nil || local:
 		n, err = mmio.Emulate(code, dev, off, c.Regs(), &rsp)
+		if err == nil {
+			settle(dev, c.Put)
+		}
 	case d.devices:
 		v.share.Unlock()
 		n, err = mmio.Emulate(code, dev, off, c.Regs(), &rsp)
+		if err == nil {
+			settle(dev, nil) // fetchCode put the vCPU
+		}
 		v.share.Lock()
 	default:
 		fw := &distMMIO{h: v.share}
 		n, err = mmio.Emulate(code, fw, gpa, c.Regs(), &rsp)
+		if err == nil && fw.wrote && settlesForwarded(gpa) {
+			fw.ReadMMIO(gpa, 4)
+		}
 		if err == nil {
 			err = fw.err
 		}
@@ -1234,6 +1244,41 @@ func (v *linuxVCPU) mmioAccess(gpa uint64) error {
 	c.SetRSP(rsp)
 	c.Advance(uint32(n))
 	return nil
+}
+
+// settle completes a write to dev that left work under way
+// (devices.Settler: a virtio reset overtaking its worker's round): if
+// dev is unsettled, the vCPU leaves the core (put, unless it is off it
+// already) and waits for that work to end.
+func settle(dev devices.MMIODevice, put func()) {
+	s, ok := dev.(devices.Settler)
+	if !ok || !s.Unsettled() {
+		return
+	}
+	if put != nil {
+		put()
+	}
+	s.Settle()
+}
+
+// maxVirtio is the most virtio devices a guest has: its disks, the
+// console and the network card.
+const maxVirtio = MaxDisks + 2
+
+// settlesForwarded reports whether a vCPU that forwarded a write to gpa
+// to the device node waits for the write to be done before it goes on:
+// a virtio device's status register, where writing 0 resets the device,
+// after which the driver frees the rings (devices.Settler). The vCPU
+// then reads the register back, as a driver that flushes a posted write
+// does: the device node performs each node's forwarded accesses in
+// order and settles each write before the next, so the read's answer
+// comes once the reset has settled. (A queue's QueueReady written 0 is
+// read back by Linux's driver itself.)
+func settlesForwarded(gpa uint64) bool {
+	if gpa < virtioBase || gpa >= virtioBase+maxVirtio*virtio.WindowSize {
+		return false
+	}
+	return (gpa-virtioBase)%virtio.WindowSize == spec.RegStatus
 }
 
 // fetchCode reads the instruction at linear address la through the

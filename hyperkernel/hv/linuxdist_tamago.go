@@ -312,12 +312,17 @@ func (vm *LinuxVM) forwardedRead(d dvm.DeviceRead) uint64 {
 }
 
 // forwardedWrite performs a forwarded device write; a write nothing
-// decodes is dropped.
+// decodes is dropped. It runs on the runtime's device goroutine
+// (dvm.Config.DevicesUnlocked), which performs the forwarded accesses in
+// order: a write that left work under way (devices.Settler) is settled
+// before the next access, so that a vCPU that reads the device back
+// (settlesForwarded) sees the write done.
 func (vm *LinuxVM) forwardedWrite(d dvm.DeviceWrite) {
 	if !d.MMIO {
 		vm.ioBus.Out(uint16(d.Addr), d.Size, uint32(d.Value))
 	} else if dev, off, ok := vm.mmio.Lookup(d.Addr); ok {
 		dev.WriteMMIO(off, int(d.Size), d.Value)
+		settle(dev, nil)
 	}
 }
 

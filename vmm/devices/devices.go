@@ -44,6 +44,21 @@ type MMIODevice interface {
 	WriteMMIO(off uint64, size int, value uint64)
 }
 
+// Settler is an MMIO device whose register write may leave work under
+// way that has to end before the write counts as done: a virtio reset
+// that overtakes its worker's round, which would otherwise go on writing
+// guest memory the driver has already taken back (a driver frees its
+// rings once its reset write returns: Linux's virtio-mmio does not read
+// the status back). After every write to such a device, the vCPU asks
+// Unsettled, which neither blocks nor allocates (it may be pinned), and
+// if it reports true, leaves the core and calls Settle, which waits
+// until that work has ended. A write forwarded from another node is
+// settled by the device node before it performs the next access.
+type Settler interface {
+	Unsettled() bool
+	Settle()
+}
+
 // Clock gives device models the guest's time: Now is nanoseconds since an
 // arbitrary fixed start, monotonic.
 type Clock interface {

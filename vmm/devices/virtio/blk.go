@@ -136,7 +136,8 @@ func (cfg BlockConfig) withDefaults() (BlockConfig, error) {
 // is not the current round's is dropped when it completes, without
 // touching guest memory; its slot, and the buffer the disk may still be
 // writing, is freed only then. (A round already under way when the reset
-// comes finishes its writes to guest memory, as with every backend.)
+// comes finishes its writes to guest memory, as with every backend, but
+// the reset's writer waits for it: Device.Settle.)
 //
 // Notify runs on the device's worker only and owns the fields marked
 // worker's; a slot's req belongs to the disk between Submit and

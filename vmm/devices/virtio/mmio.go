@@ -73,6 +73,12 @@ type Device struct {
 	errors uint64
 	// rounds counts rounds that ended with the budget spent.
 	rounds uint64
+	// inRound is set while the worker serves a round begun at gen
+	// roundGen; roundDone, made by the first Settle that waits for
+	// it, is closed when the round ends.
+	inRound   bool
+	roundGen  uint64
+	roundDone chan struct{}
 
 	wake   chan struct{} // capacity 1: the worker has work
 	work   Queue         // the worker's copy of the queue it serves
@@ -339,6 +345,7 @@ func (d *Device) serveQueue(i int) bool {
 	gen := d.gen
 	d.work = d.queues[i]
 	d.work.gen = gen
+	d.inRound, d.roundGen = true, gen
 	d.mu.Unlock()
 
 	d.budget = d.round
@@ -346,6 +353,7 @@ func (d *Device) serveQueue(i int) bool {
 	spent := !d.budget.Left()
 
 	d.mu.Lock()
+	d.endRoundLocked()
 	if d.gen != gen {
 		d.update() // reset or reconfigured meanwhile: the round is void
 		return false
@@ -367,6 +375,52 @@ func (d *Device) serveQueue(i int) bool {
 	}
 	d.update()
 	return spent
+}
+
+// endRoundLocked marks the worker's round over and lets the Settle
+// calls waiting for it go on.
+func (d *Device) endRoundLocked() {
+	d.inRound = false
+	if d.roundDone != nil {
+		close(d.roundDone)
+		d.roundDone = nil
+	}
+}
+
+// overtakenLocked reports whether the worker is in a round that a reset
+// or a queue's reconfiguration overtook: one that may still write guest
+// memory the driver no longer lends the device.
+func (d *Device) overtakenLocked() bool { return d.inRound && d.roundGen != d.gen }
+
+// Unsettled implements devices.Settler: whether a reset (or a queue's
+// reconfiguration) overtook the worker's round, which may still write
+// guest memory. It neither blocks nor allocates.
+func (d *Device) Unsettled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.overtakenLocked()
+}
+
+// Settle implements devices.Settler: it waits until no round that a
+// reset or a queue's reconfiguration overtook is under way, so that the
+// device no longer touches the memory of the rings and buffers the
+// driver took back. Requests a backend still has in flight (a network
+// disk's) are dropped when they complete, without touching guest memory
+// (see Block). Never call it pinned: the worker has to run.
+func (d *Device) Settle() {
+	for {
+		d.mu.Lock()
+		if !d.overtakenLocked() {
+			d.mu.Unlock()
+			return
+		}
+		if d.roundDone == nil {
+			d.roundDone = make(chan struct{})
+		}
+		done := d.roundDone
+		d.mu.Unlock()
+		<-done
+	}
 }
 
 // DriverFeatures returns the features the driver accepted (3.1.1): what

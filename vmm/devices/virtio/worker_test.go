@@ -202,6 +202,69 @@ func TestResetDuringRound(t *testing.T) {
 	}
 }
 
+// TestResetSettles: a reset that overtakes the worker's round leaves the
+// device unsettled until the round ends; Settle waits for it, and once
+// Settle has returned the device writes no guest memory, so that the
+// driver may free its rings. Before Settle, the round finished its
+// writes after the reset had completed (the used ring, the status byte),
+// into memory a driver that reset the device has already given back.
+func TestResetSettles(t *testing.T) {
+	disk := make([]byte, 8*SectorSize)
+	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
+	d := newDriver(t, blk)
+	gate := make(chan struct{})
+	var accesses atomic.Int64
+	mem := &afterMemory{waitingMemory: waitingMemory{d.mem, gate, &accesses}}
+	d.dev = NewDevice(blk, mem, nil)
+	d.async = true
+	d.init(spec.FeatureVersion1)
+	if d.dev.Unsettled() {
+		t.Fatal("unsettled before any round")
+	}
+	d.request(blkIn, 0, make([]byte, SectorSize), false)
+	served := make(chan struct{})
+	go func() { d.dev.Serve(); close(served) }()
+	for accesses.Load() == 0 {
+		runtime.Gosched()
+	}
+	d.w(spec.RegStatus, 0) // the driver resets the device mid-round
+	if !d.dev.Unsettled() {
+		t.Fatal("a reset that overtook a round left the device settled")
+	}
+	settled := make(chan struct{})
+	go func() { d.dev.Settle(); mem.settled.Store(true); close(settled) }()
+	select {
+	case <-settled:
+		t.Fatal("Settle returned while the round was still under way")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(gate)
+	<-settled
+	<-served
+	if n := mem.late.Load(); n != 0 {
+		t.Errorf("%d guest memory writes after Settle returned", n)
+	}
+	if d.dev.Unsettled() {
+		t.Error("still unsettled after the round ended")
+	}
+	d.dev.Settle() // settled: returns at once
+}
+
+// afterMemory counts the writes that come once settled is set.
+type afterMemory struct {
+	waitingMemory
+	settled atomic.Bool
+	late    atomic.Int64
+}
+
+func (m *afterMemory) WriteAt(p []byte, a uint64) error {
+	err := m.waitingMemory.WriteAt(p, a)
+	if m.settled.Load() {
+		m.late.Add(1)
+	}
+	return err
+}
+
 // yieldingMemory is guest memory that lets other goroutines run at every
 // access, as memory that waits for the network does, so that register
 // writes race with the worker the way a vCPU's do.
