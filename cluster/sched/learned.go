@@ -40,12 +40,19 @@ const (
 	// back bounces between nodes, one seen for the first time was handed
 	// over (written by one node, then used by another) and stays.
 	FeatureReturn
+	// FeatureMine is how recently this vCPU itself pulled the page to
+	// the target node, decaying with the long half-life from 1, and 0 if
+	// another vCPU did or the policy does not remember: the target holds
+	// the page because the vCPU left it there. Following it would chase
+	// the vCPU's own trail, back and forth between the nodes it worked
+	// on (a region first written by another node, pulled page by page).
+	FeatureMine
 	// NumFeatures counts the features.
 	NumFeatures
 )
 
 // featureNames are the features' names, for tables and generated code.
-var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis", "return"}
+var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis", "return", "mine"}
 
 // String names the feature.
 func (f Feature) String() string {
@@ -104,10 +111,11 @@ type Learned struct {
 	pulls []pullRecord
 }
 
-// pullRecord is a page a node pulled, and when.
+// pullRecord is a page a node pulled, when, and for which vCPU.
 type pullRecord struct {
 	page uint64
 	node int32
+	vcpu int32
 	at   int64
 }
 
@@ -124,9 +132,20 @@ func (l *Learned) pullSlot(page uint64, node int) *pullRecord {
 	return &l.pulls[h>>(64-learnedPullBits)]
 }
 
-// pulled records that node pulls page at now.
-func (l *Learned) pulled(page uint64, node int, now int64) {
-	*l.pullSlot(page, node) = pullRecord{page: page, node: int32(node), at: now}
+// pulled records that vCPU v's fault pulls page to its node at now.
+func (l *Learned) pulled(f Fault) {
+	*l.pullSlot(f.Page, f.Node) = pullRecord{page: f.Page, node: int32(f.Node), vcpu: int32(f.VCPU), at: f.Now}
+}
+
+// pullAge returns how recently node pulled page, decaying with the long
+// half-life from 1 (0 if the table does not remember it), and for which
+// vCPU.
+func (l *Learned) pullAge(page uint64, node int, now int64) (age float64, vcpu int) {
+	r := l.pullSlot(page, node)
+	if r.page != page || int(r.node) != node || now < r.at {
+		return 0, -1
+	}
+	return math.Exp2(-float64(now-r.at) / (learnedLongPulls * float64(max(l.costs.PullNS, 1)))), int(r.vcpu)
 }
 
 // NewLearned returns the policy with model m for a machine of nodes
@@ -215,8 +234,9 @@ func (l *Learned) Features(f Fault, c Cluster, x *[NumFeatures]float64) bool {
 	if vote == Move {
 		x[FeatureHysteresis] = 1
 	}
-	if r := l.pullSlot(f.Page, f.Node); r.page == f.Page && int(r.node) == f.Node && f.Now >= r.at {
-		x[FeatureReturn] = math.Exp2(-float64(f.Now-r.at) / (learnedLongPulls * float64(max(l.costs.PullNS, 1))))
+	x[FeatureReturn], _ = l.pullAge(f.Page, f.Node, f.Now)
+	if age, by := l.pullAge(f.Page, f.Target, f.Now); by == f.VCPU {
+		x[FeatureMine] = age
 	}
 	return true
 }
@@ -228,14 +248,14 @@ func (l *Learned) Decide(f Fault, c Cluster) Decision {
 		return Pull
 	}
 	if !f.Dirty || c.Load(f.Target)+1 > c.Cores(f.Target) {
-		l.pulled(f.Page, f.Node, f.Now)
+		l.pulled(f)
 		return Pull
 	}
 	if f.Now-l.hyst.vcpus[f.VCPU].arrived >= LearnedStayMoves*max(l.costs.MoveNS, 1) && l.model.Score(&x) > 0 {
 		return Move
 	}
 	l.vcpus[f.VCPU].pulled++
-	l.pulled(f.Page, f.Node, f.Now)
+	l.pulled(f)
 	return Pull
 }
 

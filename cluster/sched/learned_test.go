@@ -122,3 +122,30 @@ func TestLearnedReturn(t *testing.T) {
 		t.Fatalf("another page returns: %v", x[FeatureReturn])
 	}
 }
+
+// TestLearnedMine: a page the vCPU itself pulled to the target shows as
+// its own, fading with the long half-life; the same page seen by another
+// vCPU, or a page another vCPU pulled there, does not.
+func TestLearnedMine(t *testing.T) {
+	costs := Costs{PullNS: 10_000, MoveNS: 12_000}
+	c := fixedCluster{0, 2}
+	l := NewLearned(Model{Bias: -1}, costs, 2, 2)
+	var x [NumFeatures]float64
+	if l.Decide(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Page: 7, Now: 100}, c) != Pull {
+		t.Fatal("a model that never moves moved")
+	}
+	l.Decide(Fault{VCPU: 1, Node: 0, Target: 1, Dirty: true, Page: 9, Now: 150}, c)
+	l.Migrated(0, 0, 1, 200)
+	l.Features(Fault{VCPU: 0, Node: 1, Target: 0, Dirty: true, Page: 7, Now: 100 + 40*costs.PullNS}, c, &x)
+	if m := x[FeatureMine]; m < 0.49 || m > 0.51 {
+		t.Fatalf("its own page after one long half-life: mine %v, want 0.5", m)
+	}
+	l.Features(Fault{VCPU: 1, Node: 1, Target: 0, Dirty: true, Page: 7, Now: 300}, c, &x)
+	if x[FeatureMine] != 0 {
+		t.Fatalf("vCPU 0's page is vCPU 1's: %v", x[FeatureMine])
+	}
+	l.Features(Fault{VCPU: 0, Node: 1, Target: 0, Dirty: true, Page: 9, Now: 300}, c, &x)
+	if x[FeatureMine] != 0 {
+		t.Fatalf("vCPU 1's page is vCPU 0's: %v", x[FeatureMine])
+	}
+}

@@ -23,9 +23,9 @@ func testOptions() options {
 // TestDefaultModel is the learned policy's acceptance, on runs the
 // training never saw: per workload (geometric mean over its seeds) never
 // more than 5% slower than the best of always pulling, always moving and
-// hysteresis (and where hysteresis itself is more than 5% slower than
-// the best, as on Handoff, no slower than hysteresis), and over the
-// workloads at least 10% faster than hysteresis.
+// hysteresis, and over the workloads at least 10% faster than
+// hysteresis. (On Handoff, where hysteresis is 31% slower than always
+// pulling, the model was 5.2% slower before sched.FeatureMine.)
 func TestDefaultModel(t *testing.T) {
 	o := testOptions()
 	if testing.Short() {
@@ -48,10 +48,8 @@ func TestDefaultModel(t *testing.T) {
 	var lh, ll float64
 	for i := range ws {
 		w := &ws[i]
-		hyst := math.Exp(w.logBase[2] / float64(w.seeds))
-		bound := max(1.05*w.best(), hyst)
-		if w.learned() > bound && !testing.Short() {
-			t.Errorf("%s: learned %.2fx, above %.2fx (best baseline %.2fx, hysteresis %.2fx)", w.name, w.learned(), bound, w.best(), hyst)
+		if bound := 1.05 * w.best(); w.learned() > bound && !testing.Short() {
+			t.Errorf("%s: learned %.2fx, above %.2fx (best baseline %.2fx)", w.name, w.learned(), bound, w.best())
 		}
 		lh += w.logBase[2] / float64(w.seeds)
 		ll += math.Log(w.learned())
