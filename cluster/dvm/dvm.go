@@ -140,6 +140,14 @@ type Config struct {
 	// policy (Spec.Move) counts it as full; 0: all of them (a node
 	// time-shares its cores between vCPUs).
 	Slots int
+	// Clock, if set, is the time the Runtime measures by: monotonic,
+	// from an arbitrary start. The move policy's fault times, the hold
+	// window and the waits it counts (Stats.WaitTime, DeviceReadTime,
+	// from which the policy estimates a pull's cost) read it. Nil: the
+	// wall clock. (How long a waiter polls the network, PollSpin, is
+	// always wall-clock time.) Tests give one they control, so that a
+	// policy decides the same however fast the machine runs them.
+	Clock func() time.Duration
 }
 
 // PollSpin bounds how long a goroutine waiting for another node polls
@@ -281,10 +289,9 @@ type Runtime struct {
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
 	// acquired is, per page, when this node last gained access to it
-	// (nanoseconds since epoch); held are the requests the hold window
+	// (Runtime.now); held are the requests the hold window
 	// defers, in arrival order, and heldN their number.
 	acquired   []int64
-	epoch      time.Time
 	held, hold []inMsg
 	heldPages  []heldPage // drainLocked's: the pages of the requests it holds
 	heldN      atomic.Int32
@@ -349,7 +356,10 @@ func New(cfg Config) (*Runtime, error) {
 		tx:    make([]byte, EnvelopeSize+migrate.MessageHeaderSize+64+StateSize+memory.MaxMessageSize),
 		reads: make([]pendingRead, cfg.Spec.VCPUs),
 		waits: make([]uint32, cfg.Spec.Pages),
-		epoch: time.Now(),
+	}
+	if r.cfg.Clock == nil {
+		epoch := time.Now()
+		r.cfg.Clock = func() time.Duration { return time.Since(epoch) }
 	}
 	if cfg.Hold > 0 {
 		r.acquired = make([]int64, cfg.Spec.Pages)
@@ -521,7 +531,10 @@ func (r *Runtime) drainLocked() {
 	// at once (an instruction whose page walk writes both, on AMD-V)
 	// would trade them for ever.
 	var blocked uint64 // senders with a message other than a request held in this pass
-	now := int64(time.Since(r.epoch))
+	var now int64
+	if r.acquired != nil {
+		now = r.now() // for the hold window
+	}
 	r.hold = r.hold[:0]
 	r.heldPages = r.heldPages[:0]
 	r.done = r.done[:0]
@@ -901,7 +914,7 @@ func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 		r.fail(err)
 		return 0, err
 	}
-	start := time.Now()
+	start := r.now()
 	for p.waiting {
 		if err := r.stoppedLocked(); err != nil {
 			p.waiting = false
@@ -909,7 +922,7 @@ func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 		}
 		r.awaitLocked(r.generation())
 	}
-	wait := time.Since(start)
+	wait := time.Duration(r.now() - start)
 	r.stats.DeviceReads++
 	r.stats.DeviceReadTime += wait
 	if tr := r.cfg.Trace; tr.On() {
@@ -1013,7 +1026,7 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 		return err
 	}
 	p := a / memory.PageSize
-	var start time.Time
+	start := int64(-1) // when the fault began to wait for another node
 	for {
 		if err := r.stoppedLocked(); err != nil {
 			return err
@@ -1031,10 +1044,10 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 		}
 		if res == memory.FaultSpurious || res == memory.FaultLocal {
 			if r.acquired != nil {
-				r.acquired[p] = int64(time.Since(r.epoch))
+				r.acquired[p] = r.now()
 			}
-			if !start.IsZero() {
-				wait := time.Since(start)
+			if start >= 0 {
+				wait := time.Duration(r.now() - start)
 				r.stats.RemoteWaits++
 				r.stats.WaitTime += wait
 				r.stats.Waits[waitBucket(wait)]++
@@ -1045,8 +1058,8 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 			}
 			return nil
 		}
-		if start.IsZero() {
-			start = time.Now()
+		if start < 0 {
+			start = r.now()
 		}
 		r.awaitLocked(gen)
 	}
@@ -1069,9 +1082,9 @@ const initialPullNS = 15_000
 // before it replaces initialPullNS.
 const minCostSamples = 16
 
-// now is the time the move policy sees: nanoseconds since the Runtime
-// was built (each node's policy only compares its own readings).
-func (r *Runtime) now() int64 { return int64(time.Since(r.epoch)) }
+// now is the time the move policy sees, in nanoseconds (Config.Clock;
+// each node's policy only compares its own readings).
+func (r *Runtime) now() int64 { return int64(r.cfg.Clock()) }
 
 // placeLocked asks the VM's move policy (Spec.Move) whether vCPU v, which
 // faulted on gpa on this node, should move to the node that holds the

@@ -957,6 +957,23 @@ func pingPongUntilMove(t *testing.T, c *testCluster, rounds int) (moved int, dst
 	return -1, 0, moves0
 }
 
+// stepClock returns a Config.Clock that moves on by step at every
+// reading: a Runtime that reads it the same number of times decides the
+// same, however fast the machine runs the test (the race detector slows
+// the wall clock's pulls several times over).
+func stepClock(step time.Duration) func() time.Duration {
+	var n atomic.Int64
+	return func() time.Duration { return time.Duration(n.Add(1)) * step }
+}
+
+// policyConfig sets the move policy and a clock the test controls.
+func policyConfig(p MovePolicy) func(*Config) {
+	return func(cfg *Config) {
+		cfg.Spec.Move = p
+		cfg.Clock = stepClock(5 * time.Microsecond)
+	}
+}
+
 func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
 	for _, tc := range []struct {
 		policy   MovePolicy
@@ -968,7 +985,7 @@ func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
 		{MoveLearned, 1, 64},    // after a burst of contended faults
 	} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
-			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = tc.policy })
+			c := newCluster(t, 2, 2, 4, policyConfig(tc.policy))
 			moved, dst, moves0 := pingPongUntilMove(t, c, 100)
 			if moved < tc.min || moved > tc.max {
 				t.Fatalf("vCPU 1 moved in round %d, want %d..%d", moved, tc.min, tc.max)
@@ -990,7 +1007,7 @@ func TestMovePolicyTakesTheVCPUToItsPage(t *testing.T) {
 func TestMovePolicyAfterAMove(t *testing.T) {
 	for _, policy := range []MovePolicy{MoveAlways, MoveHysteresis, MoveLearned} {
 		t.Run(policy.String(), func(t *testing.T) {
-			c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Move = policy })
+			c := newCluster(t, 2, 2, 4, policyConfig(policy))
 			if moved, _, _ := pingPongUntilMove(t, c, 100); moved < 0 {
 				t.Fatal("no move")
 			}
