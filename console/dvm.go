@@ -27,7 +27,8 @@ type DistRunner interface {
 	Peek(gpa uint64) (uint32, error)
 	Migrate(vcpu, node int) error
 	// Evacuate moves every vCPU off a node and has it give back the page
-	// copies it does not home; it returns the vCPUs it moved.
+	// copies it does not home and hand its homes on; it returns the
+	// vCPUs it moved.
 	Evacuate(node int) (int, error)
 	Stop() error
 }
@@ -336,7 +337,7 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	fmt.Fprintf(w, "dvm %d on node %d (%d of %d in the VM): %s, %v\n", st.Spec.ID, st.Self, st.Index, st.Spec.Nodes, state, st.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  pages: %d in the VM, %d homed here, held here %d shared + %d modified\n",
 		st.Spec.Pages, homedHere(st), s.Shared, s.Modified)
-	if st.Spec.MovesHomes() {
+	if st.Spec.MovesHomes() || s.Memory.HomesGained+s.Memory.HomesGiven > 0 {
 		fmt.Fprintf(w, "  homes: %d moved here, %d moved away, %d requests passed on to a new home\n",
 			s.Memory.HomesGained, s.Memory.HomesGiven, s.Memory.Forwards)
 	}
@@ -399,16 +400,14 @@ func writePageMap(w io.Writer, st *hv.DistStatus) {
 	}
 }
 
-// homedHere counts the pages whose home is this node: its share at the
-// start, or what it homes now when homes move.
+// homedHere counts the pages whose home is this node now: its share at
+// the start, less what moved away (homes that follow their users, an
+// evacuation), plus what moved here.
 func homedHere(st *hv.DistStatus) int {
 	if st.Spec.Nodes <= 0 || st.Index < 0 || st.Index >= st.Spec.Nodes {
 		return 0
 	}
-	if st.Spec.MovesHomes() {
-		return st.Stats.Homes
-	}
-	return st.Spec.Homed()[st.Index]
+	return st.Stats.Homes
 }
 
 // homeMoves says when the homes of spec move, for the line that says it
@@ -469,8 +468,8 @@ func writeDistVCPUs(w io.Writer, st *hv.DistStatus) {
 
 // WithNodeEvacuate extends the cluster's `node` command with
 // `node evacuate N`: move the distributed VM's vCPUs off node N (a
-// cluster id) and have it give back the page copies it does not home, so
-// that it can leave.
+// cluster id) and have it give back the page copies it does not home and
+// hand its homes on, so that it can leave.
 func WithNodeEvacuate(base *shell.Command, r DistRunner) *shell.Command {
 	if r == nil {
 		return base
@@ -505,8 +504,8 @@ func WithNodeEvacuate(base *shell.Command, r DistRunner) *shell.Command {
 
 // leaveCheck refuses to let this node leave the cluster while a
 // distributed VM runs with a part of it here: vCPUs, or pages homed here
-// (homes do not move yet, so evacuating leaves those). Leaving would stop
-// the VM on every node.
+// (an evacuation hands them on, unless the node taking them has no
+// room). Leaving would stop the VM on every node.
 func leaveCheck(r DistRunner) error {
 	st, err := r.Status()
 	if err != nil || st.Outcome != "" {
@@ -522,7 +521,7 @@ func leaveCheck(r DistRunner) error {
 	if vcpus == 0 && homed == 0 {
 		return nil
 	}
-	return fmt.Errorf("this node is in distributed VM %d with %d vCPUs and %d pages homed here: leaving would stop the VM on every node; move the vCPUs with `node evacuate %d` (homes stay), stop the VM with `dvm stop`, or leave anyway with `node leave force`",
+	return fmt.Errorf("this node is in distributed VM %d with %d vCPUs and %d pages homed here: leaving would stop the VM on every node; move the vCPUs and homes away with `node evacuate %d`, stop the VM with `dvm stop`, or leave anyway with `node leave force`",
 		st.Spec.ID, vcpus, homed, st.Self)
 }
 
@@ -536,6 +535,6 @@ func evacuate(w io.Writer, r DistRunner, node string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home\n", n, moved)
+	fmt.Fprintf(w, "node %d: moving %d vCPUs away; it then gives back the page copies it does not home and hands its homes on\n", n, moved)
 	return nil
 }

@@ -1415,6 +1415,65 @@ func (r *Runtime) EvictAll() (int, error) {
 	return n, nil
 }
 
+// Leave makes this node hand the home of every page it homes to the
+// next node that writes it with room to take it (memory.Engine.Leave):
+// the node is being evacuated. TakeHomes on another node then takes
+// them all.
+func (r *Runtime) Leave() {
+	r.lock()
+	defer r.unlock()
+	r.eng.Leave()
+}
+
+// TakeHomes takes from node from, which is leaving (Leave), the home of
+// every page it homes as far as this node knows: it writes each such page
+// (evicting its own Modified copy first, so that the write asks the
+// home), which hands the home here while this node has HomeRoom
+// (Config.HomeRoom). It returns how many homes it took and how many it
+// found at from and could not take (no room left). The caller must not
+// hold the lock; it takes it page by page, so that vCPUs go on between.
+func (r *Runtime) TakeHomes(from memory.NodeID) (taken, left int, err error) {
+	for p := 0; p < r.cfg.Spec.Pages; p++ {
+		if taken, left, err = r.takeHome(uint64(p)*memory.PageSize, from, taken, left); err != nil {
+			return taken, left, err
+		}
+	}
+	return taken, left, nil
+}
+
+// takeHome is TakeHomes for the page at engine address a, adding to its
+// counts.
+func (r *Runtime) takeHome(a uint64, from memory.NodeID, taken, left int) (int, int, error) {
+	r.lock()
+	defer r.unlock()
+	if r.eng.Home(a) != from {
+		return taken, left, nil
+	}
+	if !r.eng.CanTakeHome() {
+		return taken, left + 1, nil
+	}
+	if r.eng.LocalSatisfiable(a, true) {
+		_, err := r.eng.Evict(a, r.out)
+		if err == nil {
+			err = r.flushMemory()
+		}
+		if err != nil {
+			r.fail(err)
+			return taken, left, err
+		}
+	}
+	if err := r.faultLocked(NoVCPU, r.split.Addr(a/memory.PageSize), true); err != nil {
+		return taken, left, err
+	}
+	switch r.eng.Home(a) {
+	case r.cfg.Self:
+		return taken + 1, left, nil
+	case from:
+		return taken, left + 1, nil
+	}
+	return taken, left, nil // another node took it first
+}
+
 // HostedVCPUs counts the vCPUs running on this node.
 func (r *Runtime) HostedVCPUs() int {
 	r.mu.Lock()

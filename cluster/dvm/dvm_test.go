@@ -1382,3 +1382,52 @@ func TestFirstTouchMovesHomeAcrossRuntimes(t *testing.T) {
 			c.rts[1].Home(gpa), s0.Homes, s0.Memory.HomesGiven, s1.Homes, s1.Memory.HomesGained)
 	}
 }
+
+// TestTakeHomes: node 1 leaves; node 0 takes the home of every page node
+// 1 homes, its own Modified copy of one of them evicted first, and every
+// page keeps what was written. With room for fewer homes, node 0 takes
+// what fits and counts the rest.
+func TestTakeHomes(t *testing.T) {
+	for _, room := range []int{8, 2} {
+		c := newCluster(t, 2, 2, 8, func(cfg *Config) { cfg.Spec.Homes = HomesStriped; cfg.HomeRoom = room })
+		a, b := c.rts[0], c.rts[1]
+		var own []uint64 // the pages node 1 homes
+		for p := range uint64(8) {
+			gpa := p * memory.PageSize
+			if a.Home(gpa) == 1 {
+				own = append(own, gpa)
+			}
+			w := b
+			if p == 1 {
+				w = a // node 0 holds page 1 Modified
+			}
+			if err := w.Write(gpa+8, []byte{byte(p + 1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(own) != 4 || a.Home(memory.PageSize) != 1 {
+			t.Fatalf("node 1 homes %v, want 4 pages with page 1", own)
+		}
+		b.Leave()
+		taken, left, err := a.TakeHomes(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(room, len(own))
+		if taken != want || left != len(own)-want {
+			t.Fatalf("room %d: took %d homes, %d left; want %d, %d", room, taken, left, want, len(own)-want)
+		}
+		if a.Stats().Homes != 4+want || b.Stats().Homes != 4-want {
+			t.Fatalf("room %d: homes %d and %d after taking %d", room, a.Stats().Homes, b.Stats().Homes, want)
+		}
+		for p := range uint64(8) {
+			var got [1]byte
+			if err := b.Read(p*memory.PageSize+8, got[:]); err != nil {
+				t.Fatal(err)
+			}
+			if got[0] != byte(p+1) {
+				t.Fatalf("room %d: page %d reads %d after the homes moved, want %d", room, p, got[0], p+1)
+			}
+		}
+	}
+}

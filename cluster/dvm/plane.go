@@ -28,9 +28,13 @@ type Share interface {
 	// Done records that the guest finished, as node from reports
 	// (OpDone).
 	Done(from memory.NodeID, ok bool)
-	// Evacuate moves this node's vCPUs away and gives back the page
-	// copies it does not home (OpEvacuate); it must not block.
+	// Evacuate moves this node's vCPUs away, gives back the page
+	// copies it does not home, and hands its homes on (OpEvacuate); it
+	// must not block.
 	Evacuate()
+	// TakeHomes takes the homes of node from, which is leaving
+	// (OpTakeHomes); it must not block.
+	TakeHomes(from memory.NodeID)
 	// Startup delivers a startup IPI to vCPU v, hosted here, with h
 	// holding the runtime's lock (OpStartup); it must not block.
 	Startup(h *Handle, v migrate.VCPUID, vector uint8)
@@ -343,6 +347,8 @@ func (p *Plane) control(from memory.NodeID, c *Control) {
 		s.Done(from, c.Arg == 0)
 	case OpEvacuate:
 		s.Evacuate()
+	case OpTakeHomes:
+		s.TakeHomes(from)
 	case OpStartup:
 		h := s.Runtime().Handle(NoVCPU)
 		h.Lock()

@@ -55,6 +55,9 @@ func (s *fakeShare) Done(from memory.NodeID, ok bool) {
 	s.record(fmt.Sprintf("done from %d ok=%v", from, ok))
 }
 func (s *fakeShare) Evacuate() { s.record("evacuate") }
+func (s *fakeShare) TakeHomes(from memory.NodeID) {
+	s.record(fmt.Sprintf("take homes of %d", from))
+}
 func (s *fakeShare) Startup(h *Handle, v migrate.VCPUID, vector uint8) {
 	s.record(fmt.Sprintf("startup %d at %#x held=%v", v, vector, h.Held()))
 }
@@ -165,6 +168,7 @@ func TestPlaneDrivesTheShare(t *testing.T) {
 		{Control{Op: OpDone, Arg: 0}, "done from 0 ok=true"},
 		{Control{Op: OpDone, Arg: 1}, "done from 0 ok=false"},
 		{Control{Op: OpEvacuate}, "evacuate"},
+		{Control{Op: OpTakeHomes}, "take homes of 0"},
 		{Control{Op: OpStartup, VCPU: 1, Arg: 0x9a}, "startup 1 at 0x9a held=true"},
 		{Control{Op: OpClock, Time: 12345}, "clock 12345"},
 		{Control{Op: OpStop}, "end: stopped by node 1"},

@@ -78,6 +78,7 @@ func (s *runShare) Start()                                      {}
 func (s *runShare) Migrate(migrate.VCPUID, memory.NodeID) error { return nil }
 func (s *runShare) Done(memory.NodeID, bool)                    {}
 func (s *runShare) Evacuate()                                   {}
+func (s *runShare) TakeHomes(memory.NodeID)                     {}
 func (s *runShare) Startup(*Handle, migrate.VCPUID, uint8)      {}
 func (s *runShare) Clock(uint64)                                {}
 func (s *runShare) End(why string) {

@@ -78,7 +78,11 @@ const (
 	// Spec.ID.
 	OpRoom      Op = 9
 	OpRoomReply Op = 10
-	opLimit        = 11
+	// OpTakeHomes asks the receiver to take the homes of the pages the
+	// sender, which is leaving the VM (Runtime.Leave), homes: the
+	// receiver writes each (Runtime.TakeHomes).
+	OpTakeHomes Op = 11
+	opLimit        = 12
 )
 
 // String names the operation.
@@ -104,6 +108,8 @@ func (o Op) String() string {
 		return "Room"
 	case OpRoomReply:
 		return "RoomReply"
+	case OpTakeHomes:
+		return "TakeHomes"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

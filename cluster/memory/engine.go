@@ -208,6 +208,9 @@ type Engine struct {
 	// offered counts the write requests outstanding that offer to take
 	// a home (homes+offered never exceeds startHomes+HomeRoom).
 	homes, startHomes, offered int
+	// leaving is set by Leave: this node hands every page's home to the
+	// next node whose write request offers to take it.
+	leaving bool
 	// reqs holds the requests queued behind busy directory entries, in
 	// per-page FIFOs (dirEntry.qhead); freeReq lists the unused slots
 	// (index plus one, chained through next). Queuing and serving a
@@ -509,7 +512,7 @@ func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error)
 		if ps.state == Shared {
 			m.Flags = FlagHaveCopy
 		}
-		if ps.home != e.cfg.Self && e.homes+e.offered < e.startHomes+e.cfg.HomeRoom {
+		if ps.home != e.cfg.Self && e.CanTakeHome() {
 			m.Flags |= FlagCanHome
 			ps.offered = true
 			e.offered++
@@ -962,6 +965,25 @@ func (e *Engine) drop(p uint64) {
 
 // --- moving homes ---
 
+// Leave makes this node hand the home of every page it homes to the
+// next node whose write request offers to take it (FlagCanHome: it has
+// HomeRoom), whatever Config.FirstTouch and MoveAfter say, and stop
+// offering to take homes itself: the node is to leave the machine. The
+// other nodes take the homes by writing the pages (a node that holds a
+// page Modified evicts it first, so that its write asks the home); the
+// messages are those of any home that moves with a write grant.
+func (e *Engine) Leave() { e.leaving = true }
+
+// Leaving reports whether Leave was called.
+func (e *Engine) Leaving() bool { return e.leaving }
+
+// CanTakeHome reports whether this node's next write request would offer
+// to take a page's home: it is not leaving and has HomeRoom left, net of
+// the offers outstanding.
+func (e *Engine) CanTakeHome() bool {
+	return !e.leaving && e.homes+e.offered < e.startHomes+e.cfg.HomeRoom
+}
+
 // idleEntry returns the directory entry of a page nobody holds but its
 // home.
 func idleEntry() dirEntry {
@@ -987,13 +1009,14 @@ func (e *Engine) forward(p uint64, m *Message, out *Outbox) error {
 
 // movesHome reports whether the write grant completing on d hands the
 // page's home to the requester: it offered to take it, nothing is
-// queued behind it, and Config.FirstTouch (nobody wrote the page yet)
-// or Config.MoveAfter (its run of requests) says so.
+// queued behind it, and this node is leaving (Leave), Config.FirstTouch
+// (nobody wrote the page yet) or Config.MoveAfter (its run of requests)
+// says so.
 func (e *Engine) movesHome(d *dirEntry) bool {
 	if !d.is(txCanHome) || d.txReq == e.cfg.Self || d.qhead != 0 {
 		return false
 	}
-	if e.cfg.FirstTouch && d.version == 0 {
+	if e.leaving || e.cfg.FirstTouch && d.version == 0 {
 		return true
 	}
 	return e.cfg.MoveAfter > 0 && d.runNode == d.txReq && int(d.run) >= e.cfg.MoveAfter

@@ -34,6 +34,7 @@ func TestRandomInterleavingsMovingHomes(t *testing.T) {
 		seeds = 80
 	}
 	var total Stats
+	leftHomes := 0 // homes the leaving nodes handed on
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		nodes := 2 + int(seed%3)
 		mods := []func(*Config){moving(seed%2 == 0, 1+int(seed/2)%3, 1+int(seed/6)%3)}
@@ -48,6 +49,11 @@ func TestRandomInterleavingsMovingHomes(t *testing.T) {
 			})
 		}
 		c := newCluster(t, nodes, 4, seed, MutationNone, mods...)
+		leaver := -1
+		if seed%4 == 1 {
+			leaver = nodes - 1 // leaving from the start: hands its homes on
+			c.engines[leaver].Leave()
+		}
 		if err := c.run(800); err != nil {
 			t.Fatalf("seed %d nodes %d: %v", seed, nodes, err)
 		}
@@ -64,6 +70,12 @@ func TestRandomInterleavingsMovingHomes(t *testing.T) {
 			if room := e.cfg.HomeRoom; e.Homes() > e.startHomes+room {
 				t.Fatalf("seed %d node %d homes %d pages, started with %d and has room for %d more", seed, n, e.Homes(), e.startHomes, room)
 			}
+			if n == leaver && s.HomesGained != 0 {
+				t.Fatalf("seed %d node %d took %d homes while leaving", seed, n, s.HomesGained)
+			}
+			if n == leaver {
+				leftHomes += e.startHomes - e.Homes()
+			}
 			total.HomesGained += s.HomesGained
 			total.Forwards += s.Forwards
 			total.QueuedRequests += s.QueuedRequests
@@ -71,10 +83,10 @@ func TestRandomInterleavingsMovingHomes(t *testing.T) {
 		}
 	}
 	// The schedules must move homes under load and pass requests on.
-	if total.HomesGained == 0 || total.Forwards == 0 || total.QueuedRequests == 0 || total.Reclaims == 0 {
-		t.Fatalf("schedule too tame: %+v", total)
+	if total.HomesGained == 0 || total.Forwards == 0 || total.QueuedRequests == 0 || total.Reclaims == 0 || leftHomes == 0 {
+		t.Fatalf("schedule too tame: %+v, %d homes handed on by leaving nodes", total, leftHomes)
 	}
-	t.Logf("homes moved %d, requests passed on %d, queued %d, reclaims %d", total.HomesGained, total.Forwards, total.QueuedRequests, total.Reclaims)
+	t.Logf("homes moved %d (%d by leaving nodes), requests passed on %d, queued %d, reclaims %d", total.HomesGained, leftHomes, total.Forwards, total.QueuedRequests, total.Reclaims)
 }
 
 // TestFirstTouchMovesHome: page 0 starts homed at node 0. Node 1 writes
@@ -249,4 +261,41 @@ func TestHomeRoomCostsNothingUpFront(t *testing.T) {
 	if c := cap(e.dir); c > pages/2+1024 {
 		t.Fatalf("directory sized for %d entries with %d pages homed", c, pages/2)
 	}
+}
+
+// TestLeaveHandsHomesOn: homes stay put under writes until their node
+// leaves; then every write request that offers to take a home takes it,
+// a Modified copy is evicted first so that its write asks the home, and
+// the node that left never takes a home back.
+func TestLeaveHandsHomesOn(t *testing.T) {
+	c := newCluster(t, 2, 6, 1, MutationNone, moving(false, 0, 4)) // node 1 homes 1, 3, 5
+	must(t, c.access(0, 1, 0, true))
+	c.drainAll(t)
+	must(t, c.access(0, 1, 0, true))
+	if c.homeOf(1) != 1 || c.engines[0].State(1<<pageShift) != Modified {
+		t.Fatalf("before leaving: page 1 homed at %d, node 0 holds it %v", c.homeOf(1), c.engines[0].State(1<<pageShift))
+	}
+	c.engines[1].Leave()
+	if ok, err := c.engines[0].Evict(1<<pageShift, c.out); !ok || err != nil {
+		t.Fatalf("evicting node 0's Modified copy of page 1: %v, %v", ok, err)
+	}
+	c.drainAll(t)
+	for _, p := range []int{1, 3, 5} {
+		must(t, c.access(0, p, 0, true))
+		c.drainAll(t)
+		must(t, c.access(0, p, 0, true))
+		if c.homeOf(p) != 0 {
+			t.Fatalf("page %d homed at %d after node 0's write, node 1 leaving", p, c.homeOf(p))
+		}
+	}
+	if c.engines[1].Homes() != 0 || c.engines[0].Homes() != 6 {
+		t.Fatalf("node 1 homes %d pages, node 0 %d; want 0 and 6", c.engines[1].Homes(), c.engines[0].Homes())
+	}
+	must(t, c.access(1, 2, 0, true)) // offers nothing: it is leaving
+	c.drainAll(t)
+	must(t, c.access(1, 2, 0, true))
+	if c.homeOf(2) != 0 {
+		t.Fatalf("the node that left took page 2's home")
+	}
+	must(t, c.invariants())
 }

@@ -209,13 +209,13 @@ func distRoom(spec dvm.Spec, inUse, total int) int {
 }
 
 // distHomeRoom returns how many pages beyond its share this node may
-// come to home when spec moves homes (dvm.Config.HomeRoom), inUse of
-// total frames for guests taken: its room (distRoom) less the pages it
-// homes from the start; 0 when homes stay where they start. Each page
-// it comes to home takes a frame it would otherwise keep for a copy;
-// when the pool runs short, the engine evicts copies.
+// come to home (dvm.Config.HomeRoom), when spec moves homes on use or
+// when it takes the homes of a node evacuated, inUse of total frames for
+// guests taken: its room (distRoom) less the pages it homes from the
+// start. Each page it comes to home takes a frame it would otherwise
+// keep for a copy; when the pool runs short, the engine evicts copies.
 func distHomeRoom(spec dvm.Spec, self memory.NodeID, inUse, total int) int {
-	if !spec.MovesHomes() || int(self) >= spec.Nodes {
+	if int(self) >= spec.Nodes {
 		return 0
 	}
 	return max(distRoom(spec, inUse, total)-spec.Homed()[self], 0)

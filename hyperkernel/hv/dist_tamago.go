@@ -214,6 +214,24 @@ func (vm *distVM) Done(from memory.NodeID, ok bool) {
 // Evacuate moves this node's vCPUs away (dvm.Share).
 func (vm *distVM) Evacuate() { go vm.evacuateHere() } // it waits for the vCPUs to leave
 
+// TakeHomes takes the homes of node from, which is leaving (dvm.Share).
+func (vm *distVM) TakeHomes(from memory.NodeID) { go vm.takeHomes(from) } // it waits for the pages
+
+// takeHomes takes the homes of node from, which is leaving, and says
+// how many it took.
+func (vm *distVM) takeHomes(from memory.NodeID) {
+	taken, left, err := vm.rt.TakeHomes(from)
+	id := vm.d.net.ClusterID(from)
+	switch {
+	case err != nil:
+		fmt.Fprintf(vm.d.notices, "dvm %d: taking the homes of node %d: %v (%d taken)\n", vm.spec.ID, id, err, taken)
+	case left > 0:
+		fmt.Fprintf(vm.d.notices, "dvm %d: took the homes of %d pages from node %d, which leaves; %d stay there: no room here\n", vm.spec.ID, taken, id, left)
+	default:
+		fmt.Fprintf(vm.d.notices, "dvm %d: took the homes of %d pages from node %d, which leaves\n", vm.spec.ID, taken, id)
+	}
+}
+
 // Startup delivers a startup IPI, h holding the runtime's lock.
 func (vm *distVM) Startup(h *dvm.Handle, v migrate.VCPUID, vector uint8) {
 	vm.startupLocked(h, int(v), vector)
@@ -1342,7 +1360,8 @@ func (d *Dist) Migrate(v, node int) error {
 }
 
 // Evacuate moves every vCPU off the cluster node with id node, then has
-// that node write back and drop the page copies it does not home.
+// that node write back and drop the page copies it does not home and hand
+// the homes of its pages to the evacuation target (evacuateHere).
 func (d *Dist) Evacuate(node int) (int, error) {
 	vm := d.current()
 	if vm == nil {
@@ -1356,12 +1375,9 @@ func (d *Dist) Evacuate(node int) (int, error) {
 		return 0, errors.New("a VM on one node has nowhere to go")
 	}
 	if idx == 0 && vm.spec.Payload == payloadLinux {
-		return 0, fmt.Errorf("cluster node %d hosts the VM's devices and homes its memory (all of it, or its stripe): it cannot leave while the VM runs (devices and page homes do not move)", node)
+		return 0, fmt.Errorf("cluster node %d hosts the VM's devices: it cannot leave while the VM runs (devices do not move)", node)
 	}
-	target := memory.NodeID(0)
-	if idx == 0 {
-		target = 1
-	}
+	target := evacuationTarget(idx)
 	moved := 0
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		if vm.rt.Location(migrate.VCPUID(v)) != idx {
@@ -1379,8 +1395,23 @@ func (d *Dist) Evacuate(node int) (int, error) {
 	return moved, d.plane.SendTo(vm, idx, dvm.Control{Op: dvm.OpEvacuate})
 }
 
-// evacuateHere waits for this node's vCPUs to leave and gives back the
-// page copies it does not home.
+// evacuationTarget is where an evacuated node's vCPUs and homes go: node
+// 0 of the VM, or node 1 when node 0 leaves.
+func evacuationTarget(leaving memory.NodeID) memory.NodeID {
+	if leaving == 0 {
+		return 1
+	}
+	return 0
+}
+
+// homesWait bounds how long an evacuated node waits for its homes to be
+// taken without one going.
+const homesWait = 10 * time.Second
+
+// evacuateHere waits for this node's vCPUs to leave, gives back the page
+// copies it does not home and hands its homes to the evacuation target:
+// it leaves (dvm.Runtime.Leave), and the target takes them
+// (dvm.OpTakeHomes).
 func (vm *distVM) evacuateHere() {
 	for deadline := time.Now().Add(10 * time.Second); vm.rt.HostedVCPUs() > 0; {
 		if time.Now().After(deadline) {
@@ -1389,13 +1420,36 @@ func (vm *distVM) evacuateHere() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	vm.rt.Leave()
 	n, err := vm.rt.EvictAll()
 	if err != nil {
 		fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: %v\n", vm.spec.ID, err)
 		return
 	}
-	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back; the %d pages homed here stay (evacuating does not move homes)\n",
-		vm.spec.ID, n, vm.rt.Stats().Homes)
+	homes := vm.rt.Stats().Homes
+	to := evacuationTarget(vm.rt.Self())
+	if homes > 0 {
+		if err := vm.d.plane.SendTo(vm, to, dvm.Control{Op: dvm.OpTakeHomes}); err != nil {
+			fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: asking node %d to take the homes: %v\n", vm.spec.ID, vm.d.net.ClusterID(to), err)
+			return
+		}
+	}
+	left := vm.homesLeft(homes)
+	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back, the homes of %d pages handed to node %d, %d homed here\n",
+		vm.spec.ID, n, homes-left, vm.d.net.ClusterID(to), left)
+}
+
+// homesLeft waits until this node, which leaves, homes no page or none
+// went for homesWait, and returns how many it homes.
+func (vm *distVM) homesLeft(homes int) int {
+	last := time.Now()
+	for homes > 0 && time.Since(last) < homesWait {
+		time.Sleep(20 * time.Millisecond)
+		if h := vm.rt.Stats().Homes; h < homes {
+			homes, last = h, time.Now()
+		}
+	}
+	return homes
 }
 
 // Stop ends the VM on every node.

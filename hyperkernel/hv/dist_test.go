@@ -151,17 +151,20 @@ func TestClusterNamed(t *testing.T) {
 }
 
 // TestDistHomeRoom: a node may come to home what its room leaves after
-// its share, and nothing when homes stay where they start.
+// its share, whether homes move on use or only when a node is evacuated,
+// and nothing on a node that is not the VM's.
 func TestDistHomeRoom(t *testing.T) {
 	const total, inUse = 1 << 19, 1 << 14
 	spec := dvm.Spec{ID: 1, Nodes: 2, VCPUs: 2, Pages: 1 << 17} // 512 MiB striped
-	if got := distHomeRoom(spec, 1, inUse, total); got != 0 {
-		t.Fatalf("homes that never move: room for %d more", got)
-	}
-	spec.MoveAfter = 2
 	room, homed := distRoom(spec, inUse, total), spec.Homed()[1]
-	if got := distHomeRoom(spec, 1, inUse, total); got != room-homed || got <= 0 {
-		t.Fatalf("room for %d more homes, want %d (room %d less %d homed)", got, room-homed, room, homed)
+	for _, after := range []uint8{0, 2} {
+		spec.MoveAfter = after
+		if got := distHomeRoom(spec, 1, inUse, total); got != room-homed || got <= 0 {
+			t.Fatalf("moveafter %d: room for %d more homes, want %d (room %d less %d homed)", after, got, room-homed, room, homed)
+		}
+	}
+	if got := distHomeRoom(spec, 2, inUse, total); got != 0 {
+		t.Fatalf("node 2 of 2 has room for %d homes", got)
 	}
 	if got := distHomeRoom(spec, 1, total-100, total); got != 0 {
 		t.Fatalf("a full node has room for %d more homes", got)
