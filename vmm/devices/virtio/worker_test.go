@@ -36,6 +36,16 @@ func (m waitingMemory) WriteAt(p []byte, a uint64) error {
 	return m.flat.WriteAt(p, a)
 }
 
+// waitingDisk returns a driver of a block device over an 8-sector RAM
+// disk, the disk, and the driver's memory as memory that waits for its
+// gate (the caller makes the device over it).
+func waitingDisk(t *testing.T) (*driver, *Block, []byte, waitingMemory) {
+	disk := make([]byte, 8*SectorSize)
+	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
+	d := newDriver(t, blk)
+	return d, blk, disk, waitingMemory{d.mem, make(chan struct{}), new(atomic.Int64)}
+}
+
 // TestNotifyWithWaitingMemory: a queue notification written by a vCPU
 // (pinned, holding the device's spin lock) returns without touching guest
 // memory; the worker serves the ring, waiting for memory as long as it
@@ -43,13 +53,10 @@ func (m waitingMemory) WriteAt(p []byte, a uint64) error {
 // the ring under the spin lock: with memory that waits, the Go runtime
 // died with "schedule: holding locks" (issue 16, finding 1).
 func TestNotifyWithWaitingMemory(t *testing.T) {
-	disk := make([]byte, 8*SectorSize)
-	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
-	d := newDriver(t, blk)
-	gate := make(chan struct{})
-	var accesses atomic.Int64
+	d, blk, disk, mem := waitingDisk(t)
+	gate, accesses := mem.gate, mem.accesses
 	irq := make(chan bool, 16)
-	d.dev = NewDevice(blk, waitingMemory{d.mem, gate, &accesses}, func(l bool) { irq <- l })
+	d.dev = NewDevice(blk, mem, func(l bool) { irq <- l })
 	d.async = true
 	d.init(spec.FeatureVersion1)
 	stop := make(chan struct{})
@@ -180,12 +187,9 @@ func TestConsoleChainLimit(t *testing.T) {
 // TestResetDuringRound: a reset that overtakes a round voids it: the
 // worker does not bring the old ring positions back.
 func TestResetDuringRound(t *testing.T) {
-	disk := make([]byte, 8*SectorSize)
-	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
-	d := newDriver(t, blk)
-	gate := make(chan struct{})
-	var accesses atomic.Int64
-	d.dev = NewDevice(blk, waitingMemory{d.mem, gate, &accesses}, nil)
+	d, blk, _, mem := waitingDisk(t)
+	gate, accesses := mem.gate, mem.accesses
+	d.dev = NewDevice(blk, mem, nil)
 	d.async = true
 	d.init(spec.FeatureVersion1)
 	d.request(blkOut, 0, make([]byte, SectorSize), false)
@@ -209,12 +213,9 @@ func TestResetDuringRound(t *testing.T) {
 // writes after the reset had completed (the used ring, the status byte),
 // into memory a driver that reset the device has already given back.
 func TestResetSettles(t *testing.T) {
-	disk := make([]byte, 8*SectorSize)
-	blk, _ := NewBlock(NewMemDisk(disk, MemDiskOptions{}), "")
-	d := newDriver(t, blk)
-	gate := make(chan struct{})
-	var accesses atomic.Int64
-	mem := &afterMemory{waitingMemory: waitingMemory{d.mem, gate, &accesses}}
+	d, blk, _, wm := waitingDisk(t)
+	gate, accesses := wm.gate, wm.accesses
+	mem := &afterMemory{waitingMemory: wm}
 	d.dev = NewDevice(blk, mem, nil)
 	d.async = true
 	d.init(spec.FeatureVersion1)
