@@ -1431,3 +1431,37 @@ func TestTakeHomes(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeHomesThreeNodes: a home that moved on use to the node that
+// leaves (first touch) is known to the node that handed it over, not to
+// the third: between them the other two take every home the leaving
+// node has, each the ones it knows of.
+func TestTakeHomesThreeNodes(t *testing.T) {
+	c := newCluster(t, 3, 3, 9, func(cfg *Config) { cfg.Spec.Homes = HomesStriped; cfg.Spec.FirstTouch = true; cfg.HomeRoom = 9 })
+	gpa := 2 * uint64(memory.PageSize) // homed at node 2
+	if err := c.rts[1].Write(gpa, []byte{42}); err != nil {
+		t.Fatal(err)
+	}
+	if c.rts[1].Home(gpa) != 1 || c.rts[0].Home(gpa) != 2 {
+		t.Fatalf("page 2 homed at %d; node 0 takes node %d for its home; want 1 and 2", c.rts[1].Home(gpa), c.rts[0].Home(gpa))
+	}
+	c.rts[1].Leave()
+	got := 0
+	for _, n := range []int{0, 2} {
+		taken, left, err := c.rts[n].TakeHomes(1)
+		if err != nil || left != 0 {
+			t.Fatalf("node %d: %d taken, %d left: %v", n, taken, left, err)
+		}
+		got += taken
+		if h := c.rts[1].Stats().Homes; n == 0 && h != 1 {
+			t.Fatalf("after node 0 took what it knows of, node 1 homes %d pages, want 1 (page 2)", h)
+		}
+	}
+	if h := c.rts[1].Stats().Homes; got != 4 || h != 0 {
+		t.Fatalf("the others took %d homes, node 1 homes %d; want 4 and 0", got, h)
+	}
+	var b [1]byte
+	if err := c.rts[0].Read(gpa, b[:]); err != nil || b[0] != 42 {
+		t.Fatalf("page 2 reads %d (%v) after its home moved twice, want 42", b[0], err)
+	}
+}

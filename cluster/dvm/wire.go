@@ -79,8 +79,8 @@ const (
 	OpRoom      Op = 9
 	OpRoomReply Op = 10
 	// OpTakeHomes asks the receiver to take the homes of the pages the
-	// sender, which is leaving the VM (Runtime.Leave), homes: the
-	// receiver writes each (Runtime.TakeHomes).
+	// sender, which is leaving the VM (Runtime.Leave), homes as far as
+	// the receiver knows: it writes each (Runtime.TakeHomes).
 	OpTakeHomes Op = 11
 	opLimit        = 12
 )

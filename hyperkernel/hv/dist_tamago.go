@@ -1395,8 +1395,8 @@ func (d *Dist) Evacuate(node int) (int, error) {
 	return moved, d.plane.SendTo(vm, idx, dvm.Control{Op: dvm.OpEvacuate})
 }
 
-// evacuationTarget is where an evacuated node's vCPUs and homes go: node
-// 0 of the VM, or node 1 when node 0 leaves.
+// evacuationTarget is where an evacuated node's vCPUs go: node 0 of the
+// VM, or node 1 when node 0 leaves.
 func evacuationTarget(leaving memory.NodeID) memory.NodeID {
 	if leaving == 0 {
 		return 1
@@ -1409,9 +1409,11 @@ func evacuationTarget(leaving memory.NodeID) memory.NodeID {
 const homesWait = 10 * time.Second
 
 // evacuateHere waits for this node's vCPUs to leave, gives back the page
-// copies it does not home and hands its homes to the evacuation target:
-// it leaves (dvm.Runtime.Leave), and the target takes them
-// (dvm.OpTakeHomes).
+// copies it does not home and hands its homes on: it leaves
+// (dvm.Runtime.Leave), and every other node takes those it knows this
+// one homes (dvm.OpTakeHomes). Between them they know every one: the
+// node that handed a home here knows it is here (homes that move on
+// use), and every node knows the homes of the shares at the start.
 func (vm *distVM) evacuateHere() {
 	for deadline := time.Now().Add(10 * time.Second); vm.rt.HostedVCPUs() > 0; {
 		if time.Now().After(deadline) {
@@ -1427,16 +1429,15 @@ func (vm *distVM) evacuateHere() {
 		return
 	}
 	homes := vm.rt.Stats().Homes
-	to := evacuationTarget(vm.rt.Self())
 	if homes > 0 {
-		if err := vm.d.plane.SendTo(vm, to, dvm.Control{Op: dvm.OpTakeHomes}); err != nil {
-			fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: asking node %d to take the homes: %v\n", vm.spec.ID, vm.d.net.ClusterID(to), err)
+		if err := vm.broadcast(dvm.Control{Op: dvm.OpTakeHomes}); err != nil {
+			fmt.Fprintf(vm.d.notices, "dvm %d: evacuate: asking the other nodes to take the homes: %v\n", vm.spec.ID, err)
 			return
 		}
 	}
 	left := vm.homesLeft(homes)
-	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back, the homes of %d pages handed to node %d, %d homed here\n",
-		vm.spec.ID, n, homes-left, vm.d.net.ClusterID(to), left)
+	fmt.Fprintf(vm.d.notices, "dvm %d: evacuated: no vCPU here, %d page copies given back, the homes of %d pages handed on, %d homed here\n",
+		vm.spec.ID, n, homes-left, left)
 }
 
 // homesLeft waits until this node, which leaves, homes no page or none

@@ -562,11 +562,16 @@ func checkDistributedVM(t *testing.T, a, b *node, migrateIters int, timeout time
 	if !strings.Contains(pages, empty) || !strings.Contains(pages, "vCPU migrations: 1 out") {
 		t.Errorf("node 2 still homes or holds pages, or hosts vCPUs, after evacuation:\n%s", pages)
 	}
-	if !regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back, the homes of 512 pages handed to node 1, 0 homed here`).MatchString(b.con.Output()) {
+	if !regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back, the homes of 512 pages handed on, 0 homed here`).MatchString(b.con.Output()) {
 		t.Errorf("no evacuation notice handing node 2's 512 homes to node 1")
 	}
-	if !strings.Contains(a.con.Output(), "took the homes of 512 pages from node 2, which leaves") {
-		t.Errorf("node 1 did not say it took node 2's homes")
+	// Node 1 says so once its last write is answered, just after node 2
+	// gave the last home.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(a.con.Output(), "took the homes of 512 pages from node 2, which leaves"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("node 1 did not say it took node 2's homes")
+			break
+		}
 	}
 	run(t, a, "dvm stop", timeout)
 }
