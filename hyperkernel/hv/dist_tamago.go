@@ -1361,7 +1361,7 @@ func (d *Dist) Migrate(v, node int) error {
 
 // Evacuate moves every vCPU off the cluster node with id node, then has
 // that node write back and drop the page copies it does not home and hand
-// the homes of its pages to the evacuation target (evacuateHere).
+// the homes of its pages on to the other nodes (evacuateHere).
 func (d *Dist) Evacuate(node int) (int, error) {
 	vm := d.current()
 	if vm == nil {
