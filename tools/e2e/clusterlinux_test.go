@@ -302,6 +302,18 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	start := time.Now()
 	var log strings.Builder
 	if err := launch.Play(c.LinuxDemo("qemu", ""), consoles, &log); err != nil {
+		// How long the other nodes heard nothing from each node.
+		for i := 2; i <= c.Nodes; i++ {
+			if nodes[i].con.Send("nodes") != nil {
+				continue
+			}
+			if _, err := nodes[i].con.Expect(wrapped("nodes")+"\r\n", 30*time.Second); err != nil {
+				continue
+			}
+			if out, err := nodes[i].con.Expect(prompt, 30*time.Second); err == nil {
+				t.Logf("nodes on node %d after the failure:\n%s", i, out)
+			}
+		}
 		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), a.con.Output())
 	}
 	t.Logf("%sguest shell and vCPUs 1, 2 sent to nodes 2, 3 after %v", log.String(), time.Since(start).Round(time.Second))
