@@ -163,6 +163,8 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 		Log:         notices,
 		KeyName:     keyName,
 		Poll:        func() bool { return devs[0].Poll(waiterPollBudget) > 0 },
+		// bigiron.failtimeout; 0 keeps the membership's default.
+		FailureTimeout: opts.FailureTimeout,
 	})
 	if err != nil {
 		fmt.Printf("network: %v\n", err)

@@ -284,7 +284,12 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
 	dir := buildGuestImage(t)
-	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
+	// Three single-threaded emulators on two host cores: a node's
+	// emulator waits for a core for hundreds of milliseconds at times
+	// (idle nodes heard nothing from each other for up to 291 ms), and
+	// with the default 500 ms the two others declared node 1 failed
+	// while its guest's kernel decompressed (in every run, 6 of 6).
+	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024, FailureTimeout: 2 * time.Second}
 	nodes := bootQEMUCluster(t, dir, c)
 	consoles := make([]*serial.Console, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {

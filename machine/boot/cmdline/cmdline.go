@@ -21,6 +21,11 @@
 //	                            field of an authorized_keys line): the node
 //	                            serves its shell over SSH on port 22 of the
 //	                            control plane's address to these keys only
+//	bigiron.failtimeout=D       how long a member may stay silent before
+//	                            it is declared failed (a Go duration,
+//	                            100ms-1m; default the membership's 500ms):
+//	                            longer for emulated nodes that share too
+//	                            few host cores
 //	bigiron.insecure=1          use the published development key without
 //	                            bigiron.key even on a machine that is not
 //	                            an emulator
@@ -41,6 +46,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // prefix starts every word this package reads.
@@ -85,7 +91,17 @@ type Options struct {
 	// authorized_keys line (checked for base64 only: the SSH server
 	// parses them).
 	SSHKeys []string
+	// FailureTimeout is how long a member may stay silent before it is
+	// declared failed; 0: the membership's default.
+	FailureTimeout time.Duration
 }
+
+// The failure timeouts bigiron.failtimeout= accepts: a few heartbeats at
+// least, and short enough that a dead node is noticed.
+const (
+	MinFailureTimeout = 100 * time.Millisecond
+	MaxFailureTimeout = time.Minute
+)
 
 // DefaultMetricsPort is the port of a node's metrics unless
 // bigiron.metrics= gives another.
@@ -212,12 +228,18 @@ func (o *Options) set(k, v string) error {
 			}
 			o.SSHKeys = append(o.SSHKeys, k)
 		}
+	case "failtimeout":
+		d, err := time.ParseDuration(v)
+		if err != nil || d < MinFailureTimeout || d > MaxFailureTimeout {
+			return fmt.Errorf("want a duration from %v to %v", MinFailureTimeout, MaxFailureTimeout)
+		}
+		o.FailureTimeout = d
 	case "join":
 		return parseBool(v, &o.Join)
 	case "insecure":
 		return parseBool(v, &o.Insecure)
 	default:
-		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, uplink, metrics, sshkey, insecure)")
+		return fmt.Errorf("unknown setting (known: node, ip, gw, peers, key, join, uplink, metrics, sshkey, failtimeout, insecure)")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package cmdline
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -51,6 +52,14 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+func TestFailureTimeout(t *testing.T) {
+	for line, want := range map[string]time.Duration{"": 0, "bigiron.failtimeout=2s": 2 * time.Second, "bigiron.failtimeout=100ms": 100 * time.Millisecond} {
+		if o, err := Parse(line); err != nil || o.FailureTimeout != want {
+			t.Errorf("Parse(%q): failure timeout %v, %v; want %v", line, o.FailureTimeout, err, want)
+		}
+	}
+}
+
 func TestSSHKeys(t *testing.T) {
 	o, err := Parse("bigiron.sshkey=AAAAC3NzaC1lZDI1NTE5AAAAIA==,AAAA")
 	if err != nil || len(o.SSHKeys) != 2 || o.SSHKeys[1] != "AAAA" {
@@ -89,6 +98,9 @@ func TestParseErrors(t *testing.T) {
 		"bigiron.uplink=-1",
 		"bigiron.uplink=8",
 		"bigiron.uplink=eth1",
+		"bigiron.failtimeout=2",
+		"bigiron.failtimeout=50ms",
+		"bigiron.failtimeout=2m",
 	} {
 		if o, err := Parse(line); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", line, o)

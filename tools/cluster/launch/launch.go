@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Cluster describes the nodes to start.
@@ -29,6 +30,11 @@ type Cluster struct {
 	CPUs, MemMiB int
 	// Key is the cluster key as hex, or empty for the development key.
 	Key string
+	// FailureTimeout, if set, is how long a member may stay silent
+	// before it is declared failed (bigiron.failtimeout): longer than
+	// the default for more single-threaded emulators than host cores,
+	// where a node's silence is its emulator waiting for a core.
+	FailureTimeout time.Duration
 }
 
 // MAC returns node i's MAC address (nodes count from 1): locally
@@ -47,6 +53,9 @@ func (c Cluster) CommandLine(i int) string {
 	s := fmt.Sprintf("bigiron.node=%d bigiron.ip=%s/24 bigiron.peers=%s", i, IP(i), strings.Join(peers, ","))
 	if c.Key != "" {
 		s += " bigiron.key=" + c.Key
+	}
+	if c.FailureTimeout != 0 {
+		s += " bigiron.failtimeout=" + c.FailureTimeout.String()
 	}
 	return s
 }
