@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -79,6 +80,9 @@ func main() {
 			log.Printf("QEMU's TCG, not KVM: %v", err)
 		}
 	}
+	if o.emu == "bochs" || o.accel == "tcg" {
+		c.FailureTimeout = emulatedFailureTimeout(c.Nodes*c.CPUs, runtime.NumCPU())
+	}
 	demo := demoSteps(c, o)
 	dir := filepath.Join(o.build, "cluster")
 	var ps processes
@@ -95,6 +99,19 @@ func main() {
 	default:
 		log.Fatalf("unknown emulator %q (qemu or bochs)", o.emu)
 	}
+}
+
+// emulatedFailureTimeout is the failure timeout (bigiron.failtimeout)
+// for cores emulated cores, each an emulator thread, on a host with
+// host cores: the membership's default while every emulated core has a
+// host core, 2 s beyond, where a node's silence is its emulator waiting
+// for a core (three QEMU nodes on two cores went silent for up to
+// 291 ms while idle).
+func emulatedFailureTimeout(cores, host int) time.Duration {
+	if cores <= host {
+		return 0
+	}
+	return 2 * time.Second
 }
 
 // demoSteps are the steps the command types for -guest: none without.
