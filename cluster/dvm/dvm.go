@@ -1434,23 +1434,27 @@ func (r *Runtime) Leave() {
 // hold the lock; it takes it page by page, so that vCPUs go on between.
 func (r *Runtime) TakeHomes(from memory.NodeID) (taken, left int, err error) {
 	for p := 0; p < r.cfg.Spec.Pages; p++ {
-		if taken, left, err = r.takeHome(uint64(p)*memory.PageSize, from, taken, left); err != nil {
+		was, home, err := r.takeHome(uint64(p)*memory.PageSize, from)
+		switch {
+		case err != nil:
 			return taken, left, err
-		}
+		case was != from:
+		case home == r.cfg.Self:
+			taken++
+		case home == from:
+			left++
+		} // elsewhere: another node took it first
 	}
 	return taken, left, nil
 }
 
-// takeHome is TakeHomes for the page at engine address a, adding to its
-// counts.
-func (r *Runtime) takeHome(a uint64, from memory.NodeID, taken, left int) (int, int, error) {
+// takeHome is TakeHomes for the page at engine address a: it returns
+// the page's home as this node knows it before and after.
+func (r *Runtime) takeHome(a uint64, from memory.NodeID) (was, home memory.NodeID, err error) {
 	r.lock()
 	defer r.unlock()
-	if r.eng.Home(a) != from {
-		return taken, left, nil
-	}
-	if !r.eng.CanTakeHome() {
-		return taken, left + 1, nil
+	if was = r.eng.Home(a); was != from || !r.eng.CanTakeHome() {
+		return was, was, nil
 	}
 	if r.eng.LocalSatisfiable(a, true) {
 		_, err := r.eng.Evict(a, r.out)
@@ -1459,19 +1463,13 @@ func (r *Runtime) takeHome(a uint64, from memory.NodeID, taken, left int) (int, 
 		}
 		if err != nil {
 			r.fail(err)
-			return taken, left, err
+			return was, memory.NoNode, err
 		}
 	}
 	if err := r.faultLocked(NoVCPU, r.split.Addr(a/memory.PageSize), true); err != nil {
-		return taken, left, err
+		return was, memory.NoNode, err
 	}
-	switch r.eng.Home(a) {
-	case r.cfg.Self:
-		return taken + 1, left, nil
-	case from:
-		return taken, left + 1, nil
-	}
-	return taken, left, nil // another node took it first
+	return was, r.eng.Home(a), nil
 }
 
 // HostedVCPUs counts the vCPUs running on this node.
