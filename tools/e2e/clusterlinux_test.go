@@ -181,7 +181,12 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 		if !strings.Contains(pages, "copies of pages homed elsewhere: 0 held,") || !strings.Contains(pages, "vCPU migrations: 1 out, 1 in") {
 			t.Errorf("node 2 still holds copies of guest pages or vCPUs after its evacuation:\n%s", pages)
 		}
-		notice := regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back, the homes of (\d+) pages handed on, (\d+) homed here`).FindStringSubmatch(b.con.Output())
+		// The notice follows the last home by up to a poll (20 ms).
+		evacuated := regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back, the homes of (\d+) pages handed on, (\d+) homed here`)
+		notice := evacuated.FindStringSubmatch(b.con.Output())
+		for deadline := time.Now().Add(30 * time.Second); notice == nil && time.Now().Before(deadline); notice = evacuated.FindStringSubmatch(b.con.Output()) {
+			time.Sleep(100 * time.Millisecond)
+		}
 		if notice == nil || notice[2] != "0" || !strings.Contains(pages, " 0 homed here,") {
 			t.Errorf("node 2 did not hand all its homes to node 1 (notice %v):\n%s", notice, pages)
 		}
