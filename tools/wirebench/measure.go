@@ -9,37 +9,54 @@ import (
 )
 
 // series says how to measure one figure: warm operations first, then n
-// timed ones. prepare, if set, runs before each operation, untimed and
-// with its allocations left out; run is the operation.
+// timed ones, then allocOps more whose heap allocations are counted.
+// prepare, if set, runs before each operation, untimed and with its
+// allocations left out; run is the operation.
+//
+// Latency and allocations are measured in separate passes because
+// runtime.ReadMemStats stops the world: read around each timed
+// operation, it would leave the runtime's threads just woken and
+// competing for the cores as the operation starts, and time that.
 type series struct {
-	warm, n int
-	prepare func() error
-	run     func() error
+	warm, n, allocOps int
+	prepare           func() error
+	run               func() error
+	// readStats reads the allocation counters; nil means
+	// runtime.ReadMemStats. Tests replace it to see when it runs.
+	readStats func(*runtime.MemStats)
 }
 
-// measure runs s. Allocations are counted with runtime.MemStats around
-// the whole timed loop, or around each operation when there is a
-// prepare step to leave out.
+// defaultAllocOps is how many operations a series counts allocations
+// over when it does not say.
+const defaultAllocOps = 200
+
+// measure runs s.
 func measure(s series) (sample, error) {
+	if s.readStats == nil {
+		s.readStats = runtime.ReadMemStats
+	}
+	if s.allocOps == 0 {
+		s.allocOps = min(s.n, defaultAllocOps)
+	}
 	for i := 0; i < s.warm; i++ {
 		if err := s.step(); err != nil {
 			return sample{}, fmt.Errorf("warm-up %d: %w", i, err)
 		}
 	}
 	out := sample{lat: make([]time.Duration, s.n)}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
 	for i := range out.lat {
-		d, err := s.timed(&out.allocs)
+		d, err := s.timed()
 		if err != nil {
 			return sample{}, fmt.Errorf("operation %d: %w", i, err)
 		}
 		out.lat[i] = d
 	}
-	if s.prepare == nil {
-		runtime.ReadMemStats(&after)
-		out.allocs = after.Mallocs - before.Mallocs
+	var err error
+	out.allocs, err = s.countAllocs()
+	if err != nil {
+		return sample{}, err
 	}
+	out.allocOps = s.allocOps
 	return out, nil
 }
 
@@ -53,23 +70,45 @@ func (s series) step() error {
 	return s.run()
 }
 
-// timed runs one operation and returns its duration; with a prepare step
-// it adds the operation's allocations to allocs.
-func (s series) timed(allocs *uint64) (time.Duration, error) {
-	if s.prepare == nil {
-		start := time.Now()
-		err := s.run()
-		return time.Since(start), err
+// timed prepares and runs one operation and returns the run's duration.
+func (s series) timed() (time.Duration, error) {
+	if s.prepare != nil {
+		if err := s.prepare(); err != nil {
+			return 0, err
+		}
 	}
-	if err := s.prepare(); err != nil {
-		return 0, err
-	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
 	start := time.Now()
 	err := s.run()
-	d := time.Since(start)
-	runtime.ReadMemStats(&after)
-	*allocs += after.Mallocs - before.Mallocs
-	return d, err
+	return time.Since(start), err
+}
+
+// countAllocs runs allocOps operations and returns the heap allocations
+// their runs made: counted around the whole loop, or around each run
+// when there is a prepare step to leave out.
+func (s series) countAllocs() (uint64, error) {
+	var before, after runtime.MemStats
+	if s.prepare == nil {
+		s.readStats(&before)
+		for i := 0; i < s.allocOps; i++ {
+			if err := s.run(); err != nil {
+				return 0, fmt.Errorf("allocation count %d: %w", i, err)
+			}
+		}
+		s.readStats(&after)
+		return after.Mallocs - before.Mallocs, nil
+	}
+	var total uint64
+	for i := 0; i < s.allocOps; i++ {
+		if err := s.prepare(); err != nil {
+			return 0, fmt.Errorf("allocation count %d: %w", i, err)
+		}
+		s.readStats(&before)
+		err := s.run()
+		s.readStats(&after)
+		if err != nil {
+			return 0, fmt.Errorf("allocation count %d: %w", i, err)
+		}
+		total += after.Mallocs - before.Mallocs
+	}
+	return total, nil
 }

@@ -83,8 +83,9 @@ func (f *Figure) set(k, v string) error {
 
 // sample is the outcome of one measured series.
 type sample struct {
-	lat    []time.Duration // one per operation
-	allocs uint64          // heap allocations during the timed parts
+	lat      []time.Duration // one per operation
+	allocs   uint64          // heap allocations of allocOps operations
+	allocOps int             // operations allocs counts (0: len(lat))
 }
 
 // figure summarizes s as the figure called name for operations of size
@@ -105,7 +106,11 @@ func (s sample) figure(name string, mtu, size int, floor time.Duration) Figure {
 	}
 	f.Rate = float64(len(lat)) / total.Seconds()
 	f.MBps = f.Rate * float64(size) / 1e6
-	f.Allocs = float64(s.allocs) / float64(len(lat))
+	ops := s.allocOps
+	if ops == 0 {
+		ops = len(lat)
+	}
+	f.Allocs = float64(s.allocs) / float64(ops)
 	f.Ratio = 1
 	if floor > 0 {
 		f.Ratio = float64(f.Median) / float64(floor)

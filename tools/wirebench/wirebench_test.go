@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -134,5 +135,65 @@ func TestCleanup(t *testing.T) {
 	names := parseNetnsList(out)
 	if slices.Contains(names, left) || !slices.Contains(names, keep) {
 		t.Fatalf("namespaces after cleanup: %q", names)
+	}
+}
+
+// TestMeasureKeepsStatsOutOfTiming checks that no read of the allocation
+// counters (which stops the world) comes between a prepare step and the
+// run it prepares, nor during the timed pass at all.
+func TestMeasureKeepsStatsOutOfTiming(t *testing.T) {
+	for _, withPrepare := range []bool{false, true} {
+		reads, runs := 0, 0
+		var readsAtRun []int
+		s := series{warm: 3, n: 10, allocOps: 4,
+			readStats: func(m *runtime.MemStats) { reads++ },
+			run: func() error {
+				runs++
+				readsAtRun = append(readsAtRun, reads)
+				return nil
+			},
+		}
+		if withPrepare {
+			s.prepare = func() error { return nil }
+		}
+		smp, err := measure(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runs != 3+10+4 || len(smp.lat) != 10 || smp.allocOps != 4 {
+			t.Fatalf("prepare %v: %d runs, %d timed, %d counted; want 17, 10, 4", withPrepare, runs, len(smp.lat), smp.allocOps)
+		}
+		for i, r := range readsAtRun[:3+10] {
+			if r != 0 {
+				t.Fatalf("prepare %v: run %d (warm-up or timed) came after %d reads of the counters", withPrepare, i, r)
+			}
+		}
+		if reads == 0 {
+			t.Errorf("prepare %v: the counters were never read", withPrepare)
+		}
+	}
+}
+
+// allocSink keeps TestMeasureCountsAllocs' allocations on the heap.
+var allocSink []*[64]byte
+
+// TestMeasureCountsAllocs checks the allocation pass: an operation that
+// allocates twice counts 2 per operation, its prepare step's allocations
+// left out.
+func TestMeasureCountsAllocs(t *testing.T) {
+	s := series{warm: 1, n: 5, allocOps: 50,
+		prepare: func() error { allocSink = append(allocSink[:0], new([64]byte)); return nil },
+		run: func() error {
+			allocSink = append(allocSink[:0], new([64]byte), new([64]byte))
+			return nil
+		},
+	}
+	allocSink = make([]*[64]byte, 0, 8)
+	smp, err := measure(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := smp.figure("x", 1500, 64, 0); f.Allocs != 2 {
+		t.Errorf("allocs per operation %v, want 2", f.Allocs)
 	}
 }
