@@ -45,7 +45,7 @@ const (
 // on the transport where the receive path may not.
 type work struct {
 	write bool           // write faultGPA and answer
-	v     migrate.VCPUID // else: vCPU v arrived; answer and send it back
+	v     migrate.VCPUID // else: vCPU v arrived; send it back
 }
 
 // side is one node: its transport station and its share of the VM.
@@ -60,6 +60,7 @@ type side struct {
 	state    vcpu.State    // the serving side: the vCPU that arrived
 	timer    *time.Timer
 	echoResp [8]byte
+	doneMsg  [1]byte // ctlDone
 }
 
 // transport is the Runtime's dvm.Transport: the station on dvm.Channel.
@@ -78,6 +79,7 @@ func newSide(self memory.NodeID, ifname string) (*side, error) {
 		arrived: make(chan struct{}, 1), work: make(chan work, 16), timer: time.NewTimer(time.Hour),
 	}
 	s.timer.Stop()
+	s.doneMsg[0] = ctlDone
 	rt, err := dvm.New(dvm.Config{
 		Spec: vmSpec(), Self: self, Perm: make(ept, vmPages), Transport: (*transport)(s),
 		OnArrive: s.onArrive, Poll: s.poll,
@@ -134,13 +136,21 @@ func (s *side) onMessage(from cluster.NodeID, ch uint8, msg []byte) {
 	}
 }
 
-// onArrive is the Runtime's OnArrive, called with its lock held.
+// onArrive is the Runtime's OnArrive, called with its lock held. On the
+// serving side the vCPU is installed here (its state decoded and handed
+// over, as the hyperkernel hands it to the vCPU's loop): the arrival is
+// answered at once, and the worker sends the vCPU back afterwards,
+// outside the timed part.
 func (s *side) onArrive(v migrate.VCPUID, st *vcpu.State) {
 	if s.self == 0 {
 		notify(s.arrived)
 		return
 	}
 	s.state = *st
+	if err := s.st.send(idA, chCtl, s.doneMsg[:]); err != nil {
+		fmt.Printf("error: serving side: %v\n", err)
+		return
+	}
 	s.work <- work{v: v}
 }
 
@@ -153,20 +163,18 @@ func notify(c chan struct{}) {
 }
 
 // serve is the serving side's worker: it takes faultGPA back when asked,
-// and sends arriving vCPUs home, answering each on chCtl.
+// answering on chCtl, and sends arriving vCPUs home (onArrive answered
+// them).
 func (s *side) serve() {
 	var page [8]byte
-	done := []byte{ctlDone}
 	for w := range s.work {
 		var err error
 		if w.write {
 			binary.LittleEndian.PutUint64(page[:], uint64(time.Now().UnixNano()))
-			err = s.rt.Write(faultGPA, page[:])
-		}
-		if err == nil {
-			err = s.st.send(idA, chCtl, done)
-		}
-		if err == nil && !w.write {
+			if err = s.rt.Write(faultGPA, page[:]); err == nil {
+				err = s.st.send(idA, chCtl, s.doneMsg[:])
+			}
+		} else {
 			h := s.rt.Handle(w.v)
 			h.Lock()
 			err = h.Depart(0, &s.state)
