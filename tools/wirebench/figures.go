@@ -98,7 +98,7 @@ func (c *client) floor() error {
 	ma, mb := macs()
 	for _, size := range floorSizes(c.mtu) {
 		e := newFloorEcho(c.raw, mb, ma, size)
-		smp, err := measure(series{warm: c.c.warm, n: c.c.floor, run: e.echo})
+		smp, err := measure(series{warm: c.c.warm, n: c.c.floor, run: e.echo, peerMallocs: c.s.servingMallocs})
 		if err != nil {
 			return fmt.Errorf("floor %d B: %w", size, err)
 		}
@@ -119,7 +119,7 @@ func (c *client) echo() error {
 			}
 			return c.s.wait(c.s.echoed, "echo")
 		}
-		smp, err := measure(series{warm: c.c.warm, n: c.c.echo, run: run})
+		smp, err := measure(series{warm: c.c.warm, n: c.c.echo, run: run, peerMallocs: c.s.servingMallocs})
 		if err != nil {
 			return fmt.Errorf("transport %d B: %w", size, err)
 		}
@@ -147,7 +147,7 @@ func (c *client) faults() error {
 		name string
 		run  func() error
 	}{{"write-fault", write}, {"read-fault", read}} {
-		smp, err := measure(series{warm: c.c.warm, n: c.c.fault, prepare: c.takeBack, run: f.run})
+		smp, err := measure(series{warm: c.c.warm, n: c.c.fault, prepare: c.takeBack, run: f.run, peerMallocs: c.s.servingMallocs})
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
@@ -184,7 +184,7 @@ func (c *client) migrate() error {
 		away = true
 		return c.s.wait(c.s.ctlDone, "arrival answer")
 	}
-	smp, err := measure(series{warm: c.c.warm, n: c.c.migrate, prepare: prepare, run: run})
+	smp, err := measure(series{warm: c.c.warm, n: c.c.migrate, prepare: prepare, run: run, peerMallocs: c.s.servingMallocs})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

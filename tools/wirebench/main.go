@@ -5,8 +5,8 @@
 // measurement in each. For MTU 1500 and 9000 it prints, one line per
 // figure, the median and 99th-percentile latency, the ratio to the floor
 // (a bare AF_PACKET echo of a frame of the same size), the heap
-// allocations per operation on the measuring side, and the throughput
-// with one operation outstanding:
+// allocations per operation in both processes (counted in a pass of its
+// own), and the throughput with one operation outstanding:
 //
 //	floor        an AF_PACKET frame echoed by the other side
 //	transport    a cluster transport message answered by the other side

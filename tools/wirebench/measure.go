@@ -24,6 +24,10 @@ type series struct {
 	// readStats reads the allocation counters; nil means
 	// runtime.ReadMemStats. Tests replace it to see when it runs.
 	readStats func(*runtime.MemStats)
+	// peerMallocs, if set, returns the serving process's count of heap
+	// allocations so far, so that the allocation pass counts both
+	// sides of an operation.
+	peerMallocs func() (uint64, error)
 }
 
 // defaultAllocOps is how many operations a series counts allocations
@@ -83,32 +87,55 @@ func (s series) timed() (time.Duration, error) {
 }
 
 // countAllocs runs allocOps operations and returns the heap allocations
-// their runs made: counted around the whole loop, or around each run
-// when there is a prepare step to leave out.
+// their runs made, on this side and on the peer's if peerMallocs is set:
+// counted around the whole loop, or around each run when there is a
+// prepare step to leave out.
 func (s series) countAllocs() (uint64, error) {
-	var before, after runtime.MemStats
 	if s.prepare == nil {
-		s.readStats(&before)
-		for i := 0; i < s.allocOps; i++ {
-			if err := s.run(); err != nil {
-				return 0, fmt.Errorf("allocation count %d: %w", i, err)
+		return s.counted(func() error {
+			for i := 0; i < s.allocOps; i++ {
+				if err := s.run(); err != nil {
+					return fmt.Errorf("allocation count %d: %w", i, err)
+				}
 			}
-		}
-		s.readStats(&after)
-		return after.Mallocs - before.Mallocs, nil
+			return nil
+		})
 	}
 	var total uint64
 	for i := 0; i < s.allocOps; i++ {
 		if err := s.prepare(); err != nil {
 			return 0, fmt.Errorf("allocation count %d: %w", i, err)
 		}
-		s.readStats(&before)
-		err := s.run()
-		s.readStats(&after)
+		n, err := s.counted(s.run)
 		if err != nil {
 			return 0, fmt.Errorf("allocation count %d: %w", i, err)
 		}
-		total += after.Mallocs - before.Mallocs
+		total += n
 	}
 	return total, nil
+}
+
+// counted runs f and returns the heap allocations made meanwhile on this
+// side, and on the peer's if peerMallocs is set.
+func (s series) counted(f func() error) (uint64, error) {
+	var peerBefore, peerAfter uint64
+	var err error
+	if s.peerMallocs != nil {
+		if peerBefore, err = s.peerMallocs(); err != nil {
+			return 0, err
+		}
+	}
+	var before, after runtime.MemStats
+	s.readStats(&before)
+	err = f()
+	s.readStats(&after)
+	if err != nil {
+		return 0, err
+	}
+	if s.peerMallocs != nil {
+		if peerAfter, err = s.peerMallocs(); err != nil {
+			return 0, err
+		}
+	}
+	return after.Mallocs - before.Mallocs + peerAfter - peerBefore, nil
 }

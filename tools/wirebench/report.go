@@ -21,7 +21,7 @@ type Figure struct {
 	Median, P99 time.Duration
 	// Ratio is Median over the floor's median for the same size.
 	Ratio float64
-	// Allocs is heap allocations per operation on the measuring side.
+	// Allocs is heap allocations per operation, both sides together.
 	Allocs float64
 	// Rate is operations per second with one operation outstanding, and
 	// MBps the bytes of Size they move per second (10^6 bytes).

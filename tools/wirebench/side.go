@@ -5,6 +5,8 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
@@ -39,6 +41,11 @@ func (e ept) SetAccess(gpa uint64, _ *memory.Page, a memory.Access) { e[gpa/memo
 const (
 	ctlWrite byte = 'W'
 	ctlDone  byte = 'D'
+	// ctlStats asks the serving side for its count of heap allocations
+	// so far (runtime.MemStats.Mallocs), which it answers with
+	// ctlMallocs and the count, 8 bytes little-endian.
+	ctlStats   byte = 'S'
+	ctlMallocs byte = 'M'
 )
 
 // work is a job for the serving side's worker goroutine, which may block
@@ -61,6 +68,13 @@ type side struct {
 	timer    *time.Timer
 	echoResp [8]byte
 	doneMsg  [1]byte // ctlDone
+	// The measuring side: the serving side's last allocation count,
+	// and a signal that it came.
+	peerMallocs atomic.Uint64
+	statsDone   chan struct{}
+	// The serving side: the answer to ctlStats.
+	mallocsMsg [9]byte
+	mem        runtime.MemStats
 }
 
 // transport is the Runtime's dvm.Transport: the station on dvm.Channel.
@@ -77,6 +91,7 @@ func newSide(self memory.NodeID, ifname string) (*side, error) {
 	s := &side{
 		self: self, echoed: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1),
 		arrived: make(chan struct{}, 1), work: make(chan work, 16), timer: time.NewTimer(time.Hour),
+		statsDone: make(chan struct{}, 1),
 	}
 	s.timer.Stop()
 	s.doneMsg[0] = ctlDone
@@ -131,6 +146,14 @@ func (s *side) onMessage(from cluster.NodeID, ch uint8, msg []byte) {
 		notify(s.echoed)
 	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlWrite:
 		s.work <- work{write: true}
+	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlStats:
+		runtime.ReadMemStats(&s.mem)
+		s.mallocsMsg[0] = ctlMallocs
+		binary.LittleEndian.PutUint64(s.mallocsMsg[1:], s.mem.Mallocs)
+		s.st.ep.Send(from, chCtl, s.mallocsMsg[:])
+	case ch == chCtl && len(msg) == len(s.mallocsMsg) && msg[0] == ctlMallocs:
+		s.peerMallocs.Store(binary.LittleEndian.Uint64(msg[1:]))
+		notify(s.statsDone)
 	case ch == chCtl:
 		notify(s.ctlDone)
 	}
@@ -215,6 +238,18 @@ func (s *side) wait(c chan struct{}, what string) error {
 	case <-s.timer.C:
 		return fmt.Errorf("no %s within a second", what)
 	}
+}
+
+// servingMallocs asks the serving side for its count of heap
+// allocations so far.
+func (s *side) servingMallocs() (uint64, error) {
+	if err := s.st.send(idB, chCtl, []byte{ctlStats}); err != nil {
+		return 0, err
+	}
+	if err := s.wait(s.statsDone, "allocation count"); err != nil {
+		return 0, err
+	}
+	return s.peerMallocs.Load(), nil
 }
 
 // close stops the station and the Runtime.

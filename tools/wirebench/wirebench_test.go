@@ -197,3 +197,23 @@ func TestMeasureCountsAllocs(t *testing.T) {
 		t.Errorf("allocs per operation %v, want 2", f.Allocs)
 	}
 }
+
+// TestMeasureCountsPeerAllocs checks that the allocation pass adds the
+// serving side's allocations, read around each run, and leaves out those
+// of the prepare step.
+func TestMeasureCountsPeerAllocs(t *testing.T) {
+	var peer uint64
+	s := series{warm: 1, n: 3, allocOps: 10,
+		readStats:   func(*runtime.MemStats) {},
+		prepare:     func() error { peer += 5; return nil },
+		run:         func() error { peer += 3; return nil },
+		peerMallocs: func() (uint64, error) { return peer, nil },
+	}
+	smp, err := measure(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := smp.figure("x", 1500, 64, 0); f.Allocs != 3 {
+		t.Errorf("allocs per operation %v, want the peer's 3", f.Allocs)
+	}
+}
