@@ -3,11 +3,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -216,4 +219,67 @@ func TestMeasureCountsPeerAllocs(t *testing.T) {
 	if f := smp.figure("x", 1500, 64, 0); f.Allocs != 3 {
 		t.Errorf("allocs per operation %v, want the peer's 3", f.Allocs)
 	}
+}
+
+// TestShortRun builds wirebench, runs it with -short over a real veth
+// pair and checks its report: every figure at both MTUs, each line as
+// ParseFigure reads it, and no heap allocation per operation on either
+// side of the transport, the faults and the migration (the hot path's
+// rule). Latencies are not asserted: they belong to the benchmark.
+func TestShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("wirebench: a run over a veth pair (about 10 s); not with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("wirebench: needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("wirebench: ip(8) not installed (iproute2)")
+	}
+	bin := filepath.Join(t.TempDir(), "wirebench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-short").Output()
+	if err != nil {
+		t.Fatalf("wirebench -short: %v\n%s", err, out)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f, err := ParseFigure(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[fmt.Sprintf("%s/%d/%d", f.Name, f.MTU, f.Size)] = true
+		if f.Median <= 0 || f.P99 < f.Median || f.Ratio <= 0 {
+			t.Errorf("%q: median, p99 or ratio out of order", line)
+		}
+		if f.Allocs >= 0.5 {
+			t.Errorf("%q: %.1f allocations per operation, want none", line, f.Allocs)
+		}
+	}
+	for _, mtu := range []int{1500, 9000} {
+		want := []string{"transport/%d/64", "transport/%d/4096", "write-fault/%d/4096", "read-fault/%d/4096"}
+		for _, size := range floorSizes(mtu) {
+			want = append(want, fmt.Sprintf("floor/%%d/%d", size))
+		}
+		for _, w := range want {
+			if k := fmt.Sprintf(w, mtu); !seen[k] {
+				t.Errorf("no figure %s in the report:\n%s", k, out)
+			}
+		}
+		if !hasPrefix(seen, fmt.Sprintf("migrate/%d/", mtu)) {
+			t.Errorf("no migrate figure at MTU %d in the report:\n%s", mtu, out)
+		}
+	}
+}
+
+// hasPrefix reports whether a key of m starts with p.
+func hasPrefix(m map[string]bool, p string) bool {
+	for k := range m {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }
