@@ -58,6 +58,7 @@ var guestPrograms = []string{
 	"github.com/big-iron/big-iron/tools/guest/sharedcounter",
 	"github.com/big-iron/big-iron/tools/guest/memtest",
 	"github.com/big-iron/big-iron/tools/guest/avxcheck",
+	"github.com/big-iron/big-iron/tools/guest/oncpu",
 }
 
 // guestInit is the initramfs's /init: it mounts the kernel's file
