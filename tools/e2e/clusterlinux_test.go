@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,7 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	// run on CPU 1.
 	checkAVX(t, a, shellPrompt, 2, "-rounds 2 -spins 2000000", emu+", vCPU 1 on node 2")
 	guest("echo written on node 1 > /dev/vda && dd if=/dev/vda bs=17 count=1", "\nwritten on node 1")
+	resetDiskFromNode2(t, b, onB, guest)
 
 	// Guest memory written on node 1 (the kernel image, loaded there)
 	// reads the same through the coherence protocol on node 2.
@@ -177,15 +179,17 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	// Node 2 hands the homes of its pages (those moveafter brought it)
 	// to node 1, and holds no copy of another node's.
 	onB(func() {
+		// The notice follows the last home by up to a poll (20 ms), and
+		// the homes go after the run ends: `pages` is read once the
+		// notice is out.
+		evacuated := regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back, the homes of (\d+) pages handed on, (\d+) homed here`)
+		notice := evacuated.FindStringSubmatch(b.con.Output())
+		for deadline := time.Now().Add(2 * time.Minute); notice == nil && time.Now().Before(deadline); notice = evacuated.FindStringSubmatch(b.con.Output()) {
+			time.Sleep(100 * time.Millisecond)
+		}
 		pages := run(t, b, "pages", time.Minute)
 		if !strings.Contains(pages, "copies of pages homed elsewhere: 0 held,") || !strings.Contains(pages, "vCPU migrations: 1 out, 1 in") {
 			t.Errorf("node 2 still holds copies of guest pages or vCPUs after its evacuation:\n%s", pages)
-		}
-		// The notice follows the last home by up to a poll (20 ms).
-		evacuated := regexp.MustCompile(`evacuated: no vCPU here, \d+ page copies given back, the homes of (\d+) pages handed on, (\d+) homed here`)
-		notice := evacuated.FindStringSubmatch(b.con.Output())
-		for deadline := time.Now().Add(30 * time.Second); notice == nil && time.Now().Before(deadline); notice = evacuated.FindStringSubmatch(b.con.Output()) {
-			time.Sleep(100 * time.Millisecond)
 		}
 		if notice == nil || notice[2] != "0" || !strings.Contains(pages, " 0 homed here,") {
 			t.Errorf("node 2 did not hand all its homes to node 1 (notice %v):\n%s", notice, pages)
@@ -215,6 +219,46 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 
 // guestCrash matches the kernel messages of a crash.
 var guestCrash = regexp.MustCompile(`(?m)^.*(Kernel panic|BUG: unable to handle|general protection fault|Oops:|invalid opcode:).*$`)
+
+// deviceReadsLine is dvm stat's count of device reads forwarded to the
+// device node.
+var deviceReadsLine = regexp.MustCompile(`devices: (\d+) reads forwarded to the device node`)
+
+// resetDiskFromNode2 has CPU 1, on node 2, unbind the guest's virtio disk
+// from its driver and bind it again: Linux resets the device (a status
+// write that node 2 forwards to the device node, node 1, then reads back
+// so that the reset has settled before the driver frees the queues) and
+// sets it up anew. The data node 1 wrote must read back past the page
+// cache, and node 2 must have forwarded device reads meanwhile. onB
+// runs a function holding node 2's console.
+func resetDiskFromNode2(t *testing.T, b *node, onB func(func()), guest func(line, want string) string) {
+	t.Helper()
+	forwarded := func() int {
+		var n int
+		onB(func() {
+			out := run(t, b, "dvm stat", time.Minute)
+			m := deviceReadsLine.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("node 2's dvm stat has no device reads line:\n%s", out)
+			}
+			n, _ = strconv.Atoi(m[1])
+		})
+		return n
+	}
+	dev := regexp.MustCompile(`\bvirtio\d+\b`).FindString(guest("ls /sys/bus/virtio/drivers/virtio_blk; echo lsdone", "\nlsdone"))
+	if dev == "" {
+		t.Fatal("no virtio device bound to virtio_blk")
+	}
+	before := forwarded()
+	drv := "/sys/bus/virtio/drivers/virtio_blk"
+	guest(fmt.Sprintf("oncpu 1 write %s/unbind %s %s/bind %s && echo rebound", drv, dev, drv, dev), "\nrebound")
+	guest("echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=17 count=1", "\nwritten on node 1")
+	after := forwarded()
+	if after <= before {
+		t.Errorf("node 2 forwarded no device read while CPU 1 reset the disk (%d before, %d after)", before, after)
+	}
+	t.Logf("virtio disk reset and bound again from CPU 1 on node 2: %d device reads forwarded", after-before)
+}
 
 // counterRun runs sharedcounter in the guest on a's console and returns
 // the time the guest measured.
