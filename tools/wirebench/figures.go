@@ -12,8 +12,10 @@ import (
 )
 
 // counts are the operations each figure times; -short divides them.
+// idle is -idle: the sleep before each timed operation.
 type counts struct {
 	warm, floor, echo, fault, migrate int
+	idle                              time.Duration
 }
 
 // countsFor returns the counts of a full or a -short run.
@@ -68,7 +70,7 @@ type client struct {
 
 // runClient measures every figure at the interface's MTU and writes one
 // line per figure to out.
-func runClient(out io.Writer, short bool) error {
+func runClient(out io.Writer, short bool, idle time.Duration) error {
 	raw, err := openRaw(ifA, time.Second)
 	if err != nil {
 		return err
@@ -80,6 +82,7 @@ func runClient(out io.Writer, short bool) error {
 	}
 	defer s.close()
 	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(short), raw: raw, s: s, floors: map[int]time.Duration{}}
+	c.c.idle = idle
 	for _, fig := range []func() error{c.floor, c.echo, c.faults, c.migrate} {
 		if err := fig(); err != nil {
 			return err
@@ -98,7 +101,7 @@ func (c *client) floor() error {
 	ma, mb := macs()
 	for _, size := range floorSizes(c.mtu) {
 		e := newFloorEcho(c.raw, mb, ma, size)
-		smp, err := measure(series{warm: c.c.warm, n: c.c.floor, run: e.echo, peerMallocs: c.s.servingMallocs})
+		smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.floor, run: e.echo, peerMallocs: c.s.servingMallocs})
 		if err != nil {
 			return fmt.Errorf("floor %d B: %w", size, err)
 		}
@@ -119,7 +122,7 @@ func (c *client) echo() error {
 			}
 			return c.s.wait(c.s.echoed, "echo")
 		}
-		smp, err := measure(series{warm: c.c.warm, n: c.c.echo, run: run, peerMallocs: c.s.servingMallocs})
+		smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.echo, run: run, peerMallocs: c.s.servingMallocs})
 		if err != nil {
 			return fmt.Errorf("transport %d B: %w", size, err)
 		}
@@ -147,7 +150,7 @@ func (c *client) faults() error {
 		name string
 		run  func() error
 	}{{"write-fault", write}, {"read-fault", read}} {
-		smp, err := measure(series{warm: c.c.warm, n: c.c.fault, prepare: c.takeBack, run: f.run, peerMallocs: c.s.servingMallocs})
+		smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.fault, prepare: c.takeBack, run: f.run, peerMallocs: c.s.servingMallocs})
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
@@ -184,7 +187,7 @@ func (c *client) migrate() error {
 		away = true
 		return c.s.wait(c.s.ctlDone, "arrival answer")
 	}
-	smp, err := measure(series{warm: c.c.warm, n: c.c.migrate, prepare: prepare, run: run, peerMallocs: c.s.servingMallocs})
+	smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.migrate, prepare: prepare, run: run, peerMallocs: c.s.servingMallocs})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

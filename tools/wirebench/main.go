@@ -16,7 +16,7 @@
 //
 // Usage, as root (it needs ip(8), network namespaces and veth):
 //
-//	go run ./tools/wirebench [-short]
+//	go run ./tools/wirebench [-short] [-idle D]
 //
 // The namespaces are called wirebench-PID-a and wirebench-PID-b; they are
 // removed at exit, and those of earlier runs that no longer run are
@@ -44,6 +44,7 @@ import (
 
 func main() {
 	short := flag.Bool("short", false, "time fewer operations (under a minute)")
+	idle := flag.Duration("idle", 0, "sleep `D` before each timed operation, floor included, so that both sides fall idle first, as a cluster does between faults")
 	role := flag.String("role", "", "internal: client or server, inside a namespace")
 	profile := flag.String("profile", "", "write each side's CPU profile and execution trace to `DIR`/mtuN-{client,server}.{pprof,trace}")
 	flag.Parse()
@@ -58,9 +59,9 @@ func main() {
 	}
 	switch *role {
 	case "":
-		err = orchestrate(*short, *profile)
+		err = orchestrate(*short, *idle, *profile)
 	case "client":
-		err = runClient(os.Stdout, *short)
+		err = runClient(os.Stdout, *short, *idle)
 	case "server":
 		err = runServer(os.Stdin, os.Stdout)
 	default:
@@ -74,7 +75,7 @@ func main() {
 
 // orchestrate makes the namespaces and runs both sides in them once per
 // MTU, removing the namespaces at the end or on SIGINT or SIGTERM.
-func orchestrate(short bool, profile string) error {
+func orchestrate(short bool, idle time.Duration, profile string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces and a veth pair")
 	}
@@ -99,12 +100,12 @@ func orchestrate(short bool, profile string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = runAll(ctx, tb, self, short, profile)
+	err = runAll(ctx, tb, self, short, idle, profile)
 	return errors.Join(err, tb.remove())
 }
 
 // runAll measures at MTU 1500 and 9000.
-func runAll(ctx context.Context, tb *testbed, self string, short bool, profile string) error {
+func runAll(ctx context.Context, tb *testbed, self string, short bool, idle time.Duration, profile string) error {
 	for _, mtu := range []int{1500, 9000} {
 		if err := tb.setMTU(mtu); err != nil {
 			return err
@@ -112,6 +113,9 @@ func runAll(ctx context.Context, tb *testbed, self string, short bool, profile s
 		var extra []string
 		if profile != "" {
 			extra = append(extra, "-profile="+filepath.Join(profile, fmt.Sprintf("mtu%d", mtu)))
+		}
+		if idle > 0 {
+			extra = append(extra, "-idle="+idle.String())
 		}
 		if err := runPair(ctx, tb, self, short, extra); err != nil {
 			return fmt.Errorf("mtu %d: %w", mtu, err)

@@ -19,8 +19,12 @@ import (
 // competing for the cores as the operation starts, and time that.
 type series struct {
 	warm, n, allocOps int
-	prepare           func() error
-	run               func() error
+	// idle is slept between each timed operation's prepare step and
+	// the operation, so that both sides have fallen idle when it
+	// starts (-idle).
+	idle    time.Duration
+	prepare func() error
+	run     func() error
 	// readStats reads the allocation counters; nil means
 	// runtime.ReadMemStats. Tests replace it to see when it runs.
 	readStats func(*runtime.MemStats)
@@ -74,12 +78,16 @@ func (s series) step() error {
 	return s.run()
 }
 
-// timed prepares and runs one operation and returns the run's duration.
+// timed prepares and runs one operation, idle in between, and returns
+// the run's duration.
 func (s series) timed() (time.Duration, error) {
 	if s.prepare != nil {
 		if err := s.prepare(); err != nil {
 			return 0, err
 		}
+	}
+	if s.idle > 0 {
+		time.Sleep(s.idle)
 	}
 	start := time.Now()
 	err := s.run()

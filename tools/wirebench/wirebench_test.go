@@ -283,3 +283,34 @@ func hasPrefix(m map[string]bool, p string) bool {
 	}
 	return false
 }
+
+// TestMeasureIdle checks -idle's gap: each timed run starts at least the
+// idle time after its prepare step ended, and the gap is not timed.
+func TestMeasureIdle(t *testing.T) {
+	const idle = 3 * time.Millisecond
+	var prepared time.Time
+	var gaps []time.Duration
+	s := series{warm: 1, n: 4, allocOps: 1, idle: idle,
+		readStats: func(*runtime.MemStats) {},
+		prepare:   func() error { prepared = time.Now(); return nil },
+		run: func() error {
+			gaps = append(gaps, time.Since(prepared))
+			return nil
+		},
+	}
+	smp, err := measure(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed := gaps[1 : 1+4] // after the warm-up, before the allocation pass
+	for i, g := range timed {
+		if g < idle {
+			t.Errorf("timed run %d started %v after its prepare step, want at least %v", i, g, idle)
+		}
+	}
+	for i, d := range smp.lat {
+		if d >= idle {
+			t.Errorf("timed run %d took %v: the idle gap was timed", i, d)
+		}
+	}
+}
