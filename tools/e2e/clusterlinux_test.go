@@ -245,12 +245,9 @@ func resetDiskFromNode2(t *testing.T, b *node, onB func(func()), guest func(line
 		})
 		return n
 	}
-	dev := regexp.MustCompile(`\bvirtio\d+\b`).FindString(guest("ls /sys/bus/virtio/drivers/virtio_blk; echo lsdone", "\nlsdone"))
-	if dev == "" {
-		t.Fatal("no virtio device bound to virtio_blk")
-	}
+	dev := boundVirtioDisk(t, guest)
 	before := forwarded()
-	drv := "/sys/bus/virtio/drivers/virtio_blk"
+	drv := virtioBlkDriver
 	guest(fmt.Sprintf("oncpu 1 write %s/unbind %s %s/bind %s && echo rebound", drv, dev, drv, dev), "\nrebound")
 	guest("echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=17 count=1", "\nwritten on node 1")
 	after := forwarded()

@@ -200,12 +200,9 @@ func checkGuestIO(t *testing.T, n *node, nbd *nbdServer, blob []byte, httpPort i
 	// the device (its reset write settles the device's worker, see
 	// devices.Settler) and sets the queues up anew; the disk still
 	// reads what was written.
-	m := regexp.MustCompile(`\bvirtio\d+\b`).FindString(guest("ls /sys/bus/virtio/drivers/virtio_blk; echo lsdone", "\nlsdone"))
-	if m == "" {
-		t.Fatal("no virtio device bound to virtio_blk")
-	}
-	guest(fmt.Sprintf("echo %s > /sys/bus/virtio/drivers/virtio_blk/unbind && echo unbound", m), "\nunbound")
-	guest(fmt.Sprintf("echo %s > /sys/bus/virtio/drivers/virtio_blk/bind && echo bound", m), "\nbound")
+	m := boundVirtioDisk(t, guest)
+	guest(fmt.Sprintf("echo %s > %s/unbind && echo unbound", m, virtioBlkDriver), "\nunbound")
+	guest(fmt.Sprintf("echo %s > %s/bind && echo bound", m, virtioBlkDriver), "\nbound")
 	guest("echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=64K count=16 | md5sum", sum)
 }
 
@@ -255,4 +252,19 @@ func TestQEMUClusterLinuxGuestIO(t *testing.T) {
 	if bad := guestCrash.FindAllString(nodes[1].con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
+}
+
+// virtioBlkDriver is the guest's sysfs directory of Linux's virtio_blk
+// driver, whose bind and unbind files take a device's name.
+const virtioBlkDriver = "/sys/bus/virtio/drivers/virtio_blk"
+
+// boundVirtioDisk returns the name (virtioN) of the virtio device bound
+// to virtio_blk in the guest whose shell guest drives.
+func boundVirtioDisk(t *testing.T, guest func(line, want string) string) string {
+	t.Helper()
+	dev := regexp.MustCompile(`\bvirtio\d+\b`).FindString(guest("ls "+virtioBlkDriver+"; echo lsdone", "\nlsdone"))
+	if dev == "" {
+		t.Fatal("no virtio device bound to virtio_blk")
+	}
+	return dev
 }
