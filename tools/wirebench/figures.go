@@ -12,10 +12,8 @@ import (
 )
 
 // counts are the operations each figure times; -short divides them.
-// idle is -idle: the sleep before each timed operation.
 type counts struct {
 	warm, floor, echo, fault, migrate int
-	idle                              time.Duration
 }
 
 // countsFor returns the counts of a full or a -short run.
@@ -63,6 +61,7 @@ type client struct {
 	out    io.Writer
 	mtu    int
 	c      counts
+	idle   time.Duration // -idle
 	raw    *rawSocket
 	s      *side
 	floors map[int]time.Duration
@@ -81,14 +80,19 @@ func runClient(out io.Writer, short bool, idle time.Duration) error {
 		return err
 	}
 	defer s.close()
-	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(short), raw: raw, s: s, floors: map[int]time.Duration{}}
-	c.c.idle = idle
+	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(short), idle: idle, raw: raw, s: s, floors: map[int]time.Duration{}}
 	for _, fig := range []func() error{c.floor, c.echo, c.faults, c.migrate} {
 		if err := fig(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// series is a figure's series of n operations, prepared by prepare (if
+// not nil) and counting both sides' allocations, as -idle asks.
+func (c *client) series(n int, prepare, run func() error) series {
+	return series{warm: c.c.warm, n: n, idle: c.idle, prepare: prepare, run: run, peerMallocs: c.s.servingMallocs}
 }
 
 // report writes the figure of smp.
@@ -101,7 +105,7 @@ func (c *client) floor() error {
 	ma, mb := macs()
 	for _, size := range floorSizes(c.mtu) {
 		e := newFloorEcho(c.raw, mb, ma, size)
-		smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.floor, run: e.echo, peerMallocs: c.s.servingMallocs})
+		smp, err := measure(c.series(c.c.floor, nil, e.echo))
 		if err != nil {
 			return fmt.Errorf("floor %d B: %w", size, err)
 		}
@@ -122,7 +126,7 @@ func (c *client) echo() error {
 			}
 			return c.s.wait(c.s.echoed, "echo")
 		}
-		smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.echo, run: run, peerMallocs: c.s.servingMallocs})
+		smp, err := measure(c.series(c.c.echo, nil, run))
 		if err != nil {
 			return fmt.Errorf("transport %d B: %w", size, err)
 		}
@@ -150,7 +154,7 @@ func (c *client) faults() error {
 		name string
 		run  func() error
 	}{{"write-fault", write}, {"read-fault", read}} {
-		smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.fault, prepare: c.takeBack, run: f.run, peerMallocs: c.s.servingMallocs})
+		smp, err := measure(c.series(c.c.fault, c.takeBack, f.run))
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
@@ -187,7 +191,7 @@ func (c *client) migrate() error {
 		away = true
 		return c.s.wait(c.s.ctlDone, "arrival answer")
 	}
-	smp, err := measure(series{idle: c.c.idle, warm: c.c.warm, n: c.c.migrate, prepare: prepare, run: run, peerMallocs: c.s.servingMallocs})
+	smp, err := measure(c.series(c.c.migrate, prepare, run))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
