@@ -1,0 +1,112 @@
+// Copyright (c) 2026 The big-iron Authors. All rights reserved.
+// Use of this source code is governed by the BSD-style license in LICENSE.
+
+package nic
+
+import (
+	"runtime"
+	"time"
+)
+
+// Poller is what a receive loop drives: Device.Poll, or any port that
+// hands frames to its receiver when polled (machine/link/afpacket on a
+// host). Poll returns how many frames it handed over.
+type Poller interface {
+	Poll(budget int) int
+}
+
+// Polling is how a receive loop paces its polls. After a frame it polls
+// again at once for Hot, giving way to other goroutines between polls
+// (an answer to a remote fault is usually a few microseconds behind its
+// request, and a node whose loop slept would add the sleep to every
+// fault it serves); then it sleeps Idle between polls, and Quiet once
+// nothing came for QuietAfter, so that an idle node's cores halt.
+type Polling struct {
+	// Budget is the most frames one poll takes in.
+	Budget int
+	// Hot is how long after the last frame the loop polls without
+	// sleeping; 0 sleeps after the first poll that finds nothing.
+	Hot time.Duration
+	// Idle is the sleep between polls once Hot has passed.
+	Idle time.Duration
+	// Quiet is the sleep between polls once no frame came for
+	// QuietAfter.
+	Quiet      time.Duration
+	QuietAfter time.Duration
+}
+
+// DefaultPolling is a node's receive loop on real hardware: polled for
+// 200 µs after each frame, then every 100 µs, and every millisecond
+// once the link was quiet for 20 ms.
+func DefaultPolling() Polling {
+	return Polling{
+		Budget: 64, Hot: 200 * time.Microsecond,
+		Idle: 100 * time.Microsecond, Quiet: time.Millisecond, QuietAfter: 20 * time.Millisecond,
+	}
+}
+
+// PollClock is a receive loop's view of time; tests give one that
+// counts instead of waiting.
+type PollClock interface {
+	// Now is the time since some fixed start.
+	Now() time.Duration
+	// Sleep pauses the loop for d.
+	Sleep(d time.Duration)
+	// Yield lets other goroutines run before the next poll.
+	Yield()
+}
+
+// SystemClock is the PollClock of a running program: the time package
+// and the Go scheduler.
+type SystemClock struct{ start time.Time }
+
+// NewSystemClock returns a SystemClock that starts now.
+func NewSystemClock() *SystemClock { return &SystemClock{start: time.Now()} }
+
+// Now implements PollClock.
+func (c *SystemClock) Now() time.Duration { return time.Since(c.start) }
+
+// Sleep implements PollClock.
+func (c *SystemClock) Sleep(d time.Duration) { time.Sleep(d) }
+
+// Yield implements PollClock.
+func (c *SystemClock) Yield() { runtime.Gosched() }
+
+// PollLoop polls p, paced by pol on clock c, until stop is closed (nil:
+// for ever). It does not allocate.
+func PollLoop(p Poller, pol Polling, c PollClock, stop <-chan struct{}) {
+	budget := pol.Budget
+	if budget <= 0 {
+		budget = 1
+	}
+	last := c.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if p.Poll(budget) > 0 {
+			last = c.Now()
+			continue
+		}
+		if d := pol.pause(c.Now() - last); d > 0 {
+			c.Sleep(d)
+		} else {
+			c.Yield()
+		}
+	}
+}
+
+// pause is how long the loop waits after an empty poll, since the last
+// frame: 0 (a yield) inside the hot window.
+func (pol Polling) pause(since time.Duration) time.Duration {
+	switch {
+	case since < pol.Hot:
+		return 0
+	case since < pol.QuietAfter:
+		return pol.Idle
+	default:
+		return pol.Quiet
+	}
+}
