@@ -40,16 +40,6 @@ const dmaSize = 8 << 20
 // dhcpTimeout bounds the wait for a DHCP lease at boot.
 const dhcpTimeout = 10 * time.Second
 
-// The receive loop sleeps pollIdle when a poll found nothing, and
-// pollQuiet once polls have found nothing for quietAfter: a busy link
-// is polled every 100 µs, a quiet one every millisecond, so that an
-// idle node's cores (an emulator's host cores) mostly halt.
-const (
-	pollIdle   = 100 * time.Microsecond
-	pollQuiet  = time.Millisecond
-	quietAfter = 20 * time.Millisecond
-)
-
 // waiterPollBudget is the most frames a goroutine waiting for a peer
 // (node.Agent.Poll) takes in at one poll.
 const waiterPollBudget = 16
@@ -91,7 +81,9 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 		return fail("no NIC with a driver")
 	}
 	m := mux.New(devs[0])
-	go pollLoop(devs[0])
+	pol := receivePolling(opts, p.Emulator)
+	fmt.Printf("network: the receive loop polls for %v after a frame, then every %v\n", pol.Hot, pol.Idle)
+	go pollLoop(devs[0], pol)
 	up, dev := m, devs[0]
 	if opts.Uplink > 0 {
 		if len(devs) <= opts.Uplink {
@@ -99,7 +91,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 		} else {
 			dev = devs[opts.Uplink]
 			up = mux.New(dev)
-			go pollLoop(dev)
+			go pollLoop(dev, pol)
 			fmt.Printf("network: the control plane and the guests' networks on %s, the cluster alone on %s\n", dev.MAC(), devs[0].MAC())
 		}
 	}
@@ -244,22 +236,25 @@ func openNICs(p *board.Platform, region *dma.Region, id cluster.NodeID, want int
 	return devs
 }
 
+// receivePolling is how the NICs' receive loops poll (nic.PollLoop):
+// the default, hot for 200 µs after each frame, on hardware; under an
+// emulator not hot at all unless bigiron.pollhot= says so, since a
+// spinning core takes a host core the other emulated nodes share.
+func receivePolling(opts cmdline.Options, emulator string) nic.Polling {
+	pol := nic.DefaultPolling()
+	switch {
+	case opts.PollHotSet:
+		pol.Hot = opts.PollHot
+	case emulator != "":
+		pol.Hot = 0
+	}
+	return pol
+}
+
 // pollLoop receives frames for ever: each poll delivers them to the mux,
 // which hands cluster frames to the transport and the rest to gVisor.
-func pollLoop(dev nic.Device) {
-	var empty time.Duration // since the last frame, in sleeps
-	for {
-		if dev.Poll(64) > 0 {
-			empty = 0
-			continue
-		}
-		d := pollIdle
-		if empty >= quietAfter {
-			d = pollQuiet
-		}
-		time.Sleep(d)
-		empty += d
-	}
+func pollLoop(dev nic.Device, pol nic.Polling) {
+	nic.PollLoop(dev, pol, nic.NewSystemClock(), nil)
 }
 
 func upDown(up bool) string {

@@ -23,7 +23,9 @@ import (
 func TestQEMUCluster(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	dir := buildImage(t, "pc", "elf")
-	c := launch.Cluster{Nodes: 3, Segment: 42000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024}
+	// The nodes' receive loops poll for 200 µs after each frame, as on
+	// hardware (an emulator's default is not to).
+	c := launch.Cluster{Nodes: 3, Segment: 42000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024, PollHot: 200 * time.Microsecond}
 	elf := filepath.Join(dir, "bigiron.elf")
 	nodes := make([]*node, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
@@ -36,6 +38,9 @@ func TestQEMUCluster(t *testing.T) {
 		}
 		if out := nodes[i].con.Output(); !strings.Contains(out, "network: e1000 (82540EM)") || !strings.Contains(out, "eth0 "+launch.IP(i)+"/24") {
 			t.Fatalf("node %d: NIC or address not up:\n%s", i, out)
+		}
+		if out := nodes[i].con.Output(); !strings.Contains(out, "network: the receive loop polls for 200µs after a frame, then every 100µs") {
+			t.Fatalf("node %d: bigiron.pollhot=200us not in effect:\n%s", i, out)
 		}
 	}
 
@@ -320,6 +325,9 @@ func waitTwoNodes(t *testing.T, nodes []*node, timeout time.Duration) {
 		t.Logf("node %d: emulator start to prompt: %v", i, time.Since(nodes[i].started).Round(time.Millisecond))
 		if out := nodes[i].con.Output(); !strings.Contains(out, "network: e1000 (82540EM)") || !strings.Contains(out, "eth0 "+launch.IP(i)+"/24") {
 			t.Fatalf("node %d: NIC or address not up:\n%s", i, out)
+		}
+		if out := nodes[i].con.Output(); !strings.Contains(out, "network: the receive loop polls for 200µs after a frame, then every 100µs") {
+			t.Fatalf("node %d: bigiron.pollhot=200us not in effect:\n%s", i, out)
 		}
 	}
 	alive := regexp.MustCompile(`(?m)^\d+\s+\S+\s+\S+\s+(alive|self)\s`)

@@ -60,6 +60,24 @@ func TestFailureTimeout(t *testing.T) {
 	}
 }
 
+func TestPollHot(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		d    time.Duration
+		set  bool
+	}{
+		{"", 0, false},
+		{"bigiron.pollhot=0", 0, true},
+		{"bigiron.pollhot=200us", 200 * time.Microsecond, true},
+		{"bigiron.pollhot=10ms", 10 * time.Millisecond, true},
+	} {
+		o, err := Parse(tc.line)
+		if err != nil || o.PollHot != tc.d || o.PollHotSet != tc.set {
+			t.Errorf("Parse(%q): pollhot %v (set %v), %v; want %v (set %v)", tc.line, o.PollHot, o.PollHotSet, err, tc.d, tc.set)
+		}
+	}
+}
+
 func TestSSHKeys(t *testing.T) {
 	o, err := Parse("bigiron.sshkey=AAAAC3NzaC1lZDI1NTE5AAAAIA==,AAAA")
 	if err != nil || len(o.SSHKeys) != 2 || o.SSHKeys[1] != "AAAA" {
@@ -101,6 +119,9 @@ func TestParseErrors(t *testing.T) {
 		"bigiron.failtimeout=2",
 		"bigiron.failtimeout=50ms",
 		"bigiron.failtimeout=2m",
+		"bigiron.pollhot=11ms",
+		"bigiron.pollhot=-1us",
+		"bigiron.pollhot=200",
 	} {
 		if o, err := Parse(line); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", line, o)

@@ -35,6 +35,10 @@ type Cluster struct {
 	// the default for more single-threaded emulators than host cores,
 	// where a node's silence is its emulator waiting for a core.
 	FailureTimeout time.Duration
+	// PollHot, if set, is how long each node's receive loop polls
+	// without sleeping after a frame (bigiron.pollhot; under an
+	// emulator the image's default is 0).
+	PollHot time.Duration
 }
 
 // MAC returns node i's MAC address (nodes count from 1): locally
@@ -56,6 +60,9 @@ func (c Cluster) CommandLine(i int) string {
 	}
 	if c.FailureTimeout != 0 {
 		s += " bigiron.failtimeout=" + c.FailureTimeout.String()
+	}
+	if c.PollHot != 0 {
+		s += " bigiron.pollhot=" + c.PollHot.String()
 	}
 	return s
 }

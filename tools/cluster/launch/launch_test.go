@@ -14,13 +14,13 @@ import (
 
 // The command line each node gets must parse as that node's settings.
 func TestCommandLineParses(t *testing.T) {
-	c := Cluster{Nodes: 3, Segment: 41000, Key: strings.Repeat("0f", 32), FailureTimeout: 1500 * time.Millisecond}
+	c := Cluster{Nodes: 3, Segment: 41000, Key: strings.Repeat("0f", 32), FailureTimeout: 1500 * time.Millisecond, PollHot: 200 * time.Microsecond}
 	for i := 1; i <= 3; i++ {
 		o, err := cmdline.Parse(c.CommandLine(i))
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
-		if int(o.Node) != i || o.IP.Addr().String() != IP(i) || len(o.Peers) != 3 || len(o.Key) != 32 || o.FailureTimeout != c.FailureTimeout {
+		if int(o.Node) != i || o.IP.Addr().String() != IP(i) || len(o.Peers) != 3 || len(o.Key) != 32 || o.FailureTimeout != c.FailureTimeout || !o.PollHotSet || o.PollHot != c.PollHot {
 			t.Errorf("node %d: %+v", i, o)
 		}
 		if link.MAC(o.Peers[i-1].MAC).String() != MAC(i) {
