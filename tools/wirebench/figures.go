@@ -69,18 +69,18 @@ type client struct {
 
 // runClient measures every figure at the interface's MTU and writes one
 // line per figure to out.
-func runClient(out io.Writer, short bool, idle time.Duration) error {
+func runClient(out io.Writer, o options) error {
 	raw, err := openRaw(ifA, time.Second)
 	if err != nil {
 		return err
 	}
 	defer raw.close()
-	s, err := newSide(0, ifA)
+	s, err := newSide(0, ifA, o.pol)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(short), idle: idle, raw: raw, s: s, floors: map[int]time.Duration{}}
+	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(o.short), idle: o.idle, raw: raw, s: s, floors: map[int]time.Duration{}}
 	for _, fig := range []func() error{c.floor, c.echo, c.faults, c.migrate} {
 		if err := fig(); err != nil {
 			return err

@@ -16,7 +16,11 @@
 //
 // Usage, as root (it needs ip(8), network namespaces and veth):
 //
-//	go run ./tools/wirebench [-short] [-idle D]
+//	go run ./tools/wirebench [-short] [-idle D] [-hot D]
+//
+// Both sides take frames in with the image's receive loop (nic.PollLoop,
+// nic.DefaultPolling): after a frame it polls again at once for -hot
+// (the image's default on hardware), then every 100 µs.
 //
 // The namespaces are called wirebench-PID-a and wirebench-PID-b; they are
 // removed at exit, and those of earlier runs that no longer run are
@@ -40,17 +44,39 @@ import (
 	"runtime/trace"
 	"syscall"
 	"time"
+
+	"github.com/big-iron/big-iron/machine/nic"
 )
 
+// options are the command line's settings, which the orchestrating
+// process hands on to both sides.
+type options struct {
+	short   bool
+	idle    time.Duration // -idle
+	pol     nic.Polling   // the receive loops' pacing; -hot sets Hot
+	profile string
+}
+
+// sideArgs are the flags that give a side the options it needs.
+func (o options) sideArgs() []string {
+	args := []string{"-hot=" + o.pol.Hot.String()}
+	if o.idle > 0 {
+		args = append(args, "-idle="+o.idle.String())
+	}
+	return args
+}
+
 func main() {
-	short := flag.Bool("short", false, "time fewer operations (under a minute)")
-	idle := flag.Duration("idle", 0, "sleep `D` before each timed operation, floor included, so that both sides fall idle first, as a cluster does between faults")
+	o := options{pol: nic.DefaultPolling()}
+	flag.BoolVar(&o.short, "short", false, "time fewer operations (under a minute)")
+	flag.DurationVar(&o.idle, "idle", 0, "sleep `D` before each timed operation, floor included, so that both sides fall idle first, as a cluster does between faults")
+	flag.DurationVar(&o.pol.Hot, "hot", o.pol.Hot, "the receive loops poll without sleeping for `D` after each frame (0: they sleep 100 µs after an empty poll)")
 	role := flag.String("role", "", "internal: client or server, inside a namespace")
-	profile := flag.String("profile", "", "write each side's CPU profile and execution trace to `DIR`/mtuN-{client,server}.{pprof,trace}")
+	flag.StringVar(&o.profile, "profile", "", "write each side's CPU profile and execution trace to `DIR`/mtuN-{client,server}.{pprof,trace}")
 	flag.Parse()
 	var err error
-	if *role != "" && *profile != "" {
-		stop, perr := startProfile(*profile, *role)
+	if *role != "" && o.profile != "" {
+		stop, perr := startProfile(o.profile, *role)
 		if perr != nil {
 			fmt.Fprintln(os.Stderr, "wirebench:", perr)
 			os.Exit(1)
@@ -59,11 +85,11 @@ func main() {
 	}
 	switch *role {
 	case "":
-		err = orchestrate(*short, *idle, *profile)
+		err = orchestrate(o)
 	case "client":
-		err = runClient(os.Stdout, *short, *idle)
+		err = runClient(os.Stdout, o)
 	case "server":
-		err = runServer(os.Stdin, os.Stdout)
+		err = runServer(os.Stdin, os.Stdout, o.pol)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -75,7 +101,7 @@ func main() {
 
 // orchestrate makes the namespaces and runs both sides in them once per
 // MTU, removing the namespaces at the end or on SIGINT or SIGTERM.
-func orchestrate(short bool, idle time.Duration, profile string) error {
+func orchestrate(o options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces and a veth pair")
 	}
@@ -100,24 +126,21 @@ func orchestrate(short bool, idle time.Duration, profile string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = runAll(ctx, tb, self, short, idle, profile)
+	err = runAll(ctx, tb, self, o)
 	return errors.Join(err, tb.remove())
 }
 
 // runAll measures at MTU 1500 and 9000.
-func runAll(ctx context.Context, tb *testbed, self string, short bool, idle time.Duration, profile string) error {
+func runAll(ctx context.Context, tb *testbed, self string, o options) error {
 	for _, mtu := range []int{1500, 9000} {
 		if err := tb.setMTU(mtu); err != nil {
 			return err
 		}
-		var extra []string
-		if profile != "" {
-			extra = append(extra, "-profile="+filepath.Join(profile, fmt.Sprintf("mtu%d", mtu)))
+		extra := o.sideArgs()
+		if o.profile != "" {
+			extra = append(extra, "-profile="+filepath.Join(o.profile, fmt.Sprintf("mtu%d", mtu)))
 		}
-		if idle > 0 {
-			extra = append(extra, "-idle="+idle.String())
-		}
-		if err := runPair(ctx, tb, self, short, extra); err != nil {
+		if err := runPair(ctx, tb, self, o.short, extra); err != nil {
 			return fmt.Errorf("mtu %d: %w", mtu, err)
 		}
 	}

@@ -8,17 +8,20 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/big-iron/big-iron/machine/nic"
 )
 
 // runServer is the serving side, node 1 in namespace b: it echoes floor
-// frames, answers transport messages and serves its share of the VM. It
+// frames, answers transport messages and serves its share of the VM,
+// taking frames in as pol paces its receive loop. It
 // writes "ready" to out once it does, and stops when in reaches its end.
-func runServer(in io.Reader, out io.Writer) error {
+func runServer(in io.Reader, out io.Writer, pol nic.Polling) error {
 	raw, err := openRaw(ifB, 100*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	s, err := newSide(1, ifB)
+	s, err := newSide(1, ifB, pol)
 	if err != nil {
 		raw.close()
 		return err

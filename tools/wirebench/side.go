@@ -12,6 +12,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
+	"github.com/big-iron/big-iron/machine/nic"
 	"github.com/big-iron/big-iron/netstack/cluster"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
@@ -87,7 +88,7 @@ func (t *transport) Send(to memory.NodeID, msg []byte) error {
 
 // newSide builds node self (0 measures, 1 serves) on interface ifname,
 // the peer at the other end of the veth pair.
-func newSide(self memory.NodeID, ifname string) (*side, error) {
+func newSide(self memory.NodeID, ifname string, pol nic.Polling) (*side, error) {
 	s := &side{
 		self: self, echoed: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1),
 		arrived: make(chan struct{}, 1), work: make(chan work, 16), timer: time.NewTimer(time.Hour),
@@ -108,7 +109,7 @@ func newSide(self memory.NodeID, ifname string) (*side, error) {
 	if self == 1 {
 		me, peer, peerMAC = idB, idA, ma
 	}
-	if s.st, err = newStation(ifname, me, peer, peerMAC, s.onMessage, s.room); err != nil {
+	if s.st, err = newStation(ifname, me, peer, peerMAC, pol, s.onMessage, s.room); err != nil {
 		rt.Close()
 		return nil, fmt.Errorf("side %d: %w", self, err)
 	}

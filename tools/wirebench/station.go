@@ -12,6 +12,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/node"
 	"github.com/big-iron/big-iron/machine/link"
 	"github.com/big-iron/big-iron/machine/link/afpacket"
+	"github.com/big-iron/big-iron/machine/nic"
 	"github.com/big-iron/big-iron/netstack/cluster"
 )
 
@@ -27,16 +28,19 @@ const (
 func clusterKey() []byte { return bytes.Repeat([]byte{0x5a}, cluster.KeyLen) }
 
 // station is one side's cluster transport: an endpoint on an AF_PACKET
-// link, driven as cluster/node drives it (one lock around the endpoint,
-// frames handled on the link's receive goroutine, a tick loop every
-// node.TickInterval) but without membership: the peer is fixed.
+// link, driven as the image drives its NIC and cluster/node its endpoint
+// (one lock around the endpoint, frames taken in by the image's receive
+// loop, nic.PollLoop, a tick loop every node.TickInterval) but without
+// membership: the peer is fixed.
 type station struct {
-	mu   sync.Mutex
-	recv link.Receiver // the endpoint's, called under mu
-	l    *afpacket.Link
-	ep   *cluster.Endpoint
-	stop chan struct{}
-	done chan struct{}
+	mu     sync.Mutex
+	recv   link.Receiver // the endpoint's, called under mu
+	l      *afpacket.Link
+	ep     *cluster.Endpoint
+	pol    nic.Polling
+	stop   chan struct{}
+	done   chan struct{} // the tick loop ended
+	polled chan struct{} // the receive loop ended
 }
 
 // stationLink is the endpoint's view of the link: it keeps the endpoint's
@@ -52,14 +56,14 @@ func (s *stationLink) Up() bool                    { return s.l.Up() }
 // newStation opens interface ifname as node self with the peer at
 // peerMAC, and calls onMessage, with the station's lock held, for every
 // message that arrives, once room says there is room for it (as the
-// hyperkernel's agent does: cluster.Config.Room). start starts the link
-// and the tick loop.
-func newStation(ifname string, self, peer cluster.NodeID, peerMAC link.MAC, onMessage cluster.Handler, room func(cluster.NodeID, uint8) bool) (*station, error) {
+// hyperkernel's agent does: cluster.Config.Room). Its receive loop polls
+// the link as pol says. start starts the receive and tick loops.
+func newStation(ifname string, self, peer cluster.NodeID, peerMAC link.MAC, pol nic.Polling, onMessage cluster.Handler, room func(cluster.NodeID, uint8) bool) (*station, error) {
 	l, err := afpacket.Open(ifname, link.EtherTypeCluster)
 	if err != nil {
 		return nil, fmt.Errorf("station: %w", err)
 	}
-	s := &station{l: l, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &station{l: l, pol: pol, stop: make(chan struct{}), done: make(chan struct{}), polled: make(chan struct{})}
 	start := time.Now()
 	s.ep, err = cluster.NewEndpoint(cluster.Config{
 		ID: self, Key: clusterKey(), Link: (*stationLink)(s),
@@ -83,9 +87,12 @@ func newStation(ifname string, self, peer cluster.NodeID, peerMAC link.MAC, onMe
 	return s, nil
 }
 
-// start starts the link's receive loop and the tick loop.
+// start starts the receive loop and the tick loop.
 func (s *station) start() {
-	s.l.Start()
+	go func() {
+		defer close(s.polled)
+		nic.PollLoop(s.l, s.pol, nic.NewSystemClock(), s.stop)
+	}()
 	go s.tickLoop()
 }
 
@@ -142,9 +149,10 @@ func (s *station) send(to cluster.NodeID, ch uint8, msg []byte) error {
 	}
 }
 
-// close stops the tick loop and the link.
+// close stops the receive and tick loops and the link.
 func (s *station) close() error {
 	close(s.stop)
 	<-s.done
+	<-s.polled
 	return s.l.Close()
 }
