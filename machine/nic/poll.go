@@ -20,7 +20,10 @@ type Poller interface {
 // (an answer to a remote fault is usually a few microseconds behind its
 // request, and a node whose loop slept would add the sleep to every
 // fault it serves); then it sleeps Idle between polls, and Quiet once
-// nothing came for QuietAfter, so that an idle node's cores halt.
+// it has slept QuietAfter since the last frame, so that an idle node's
+// cores halt. QuietAfter counts sleeps, not time, as the image's loop
+// always did: where sleeps last longer than asked (under an emulator)
+// the loop keeps its short pause for as many polls as on hardware.
 type Polling struct {
 	// Budget is the most frames one poll takes in.
 	Budget int
@@ -29,8 +32,8 @@ type Polling struct {
 	Hot time.Duration
 	// Idle is the sleep between polls once Hot has passed.
 	Idle time.Duration
-	// Quiet is the sleep between polls once no frame came for
-	// QuietAfter.
+	// Quiet is the sleep between polls once the loop has slept
+	// QuietAfter since the last frame.
 	Quiet      time.Duration
 	QuietAfter time.Duration
 }
@@ -80,6 +83,7 @@ func PollLoop(p Poller, pol Polling, c PollClock, stop <-chan struct{}) {
 		budget = 1
 	}
 	last := c.Now()
+	var slept time.Duration // since the last frame
 	for {
 		select {
 		case <-stop:
@@ -87,24 +91,27 @@ func PollLoop(p Poller, pol Polling, c PollClock, stop <-chan struct{}) {
 		default:
 		}
 		if p.Poll(budget) > 0 {
-			last = c.Now()
+			last, slept = c.Now(), 0
 			continue
 		}
-		if d := pol.pause(c.Now() - last); d > 0 {
-			c.Sleep(d)
-		} else {
+		d := pol.pause(c.Now()-last, slept)
+		if d == 0 {
 			c.Yield()
+			continue
 		}
+		c.Sleep(d)
+		slept += d
 	}
 }
 
-// pause is how long the loop waits after an empty poll, since the last
-// frame: 0 (a yield) inside the hot window.
-func (pol Polling) pause(since time.Duration) time.Duration {
+// pause is how long the loop waits after an empty poll, given the time
+// since the last frame and how long it has slept since: 0 (a yield)
+// inside the hot window.
+func (pol Polling) pause(since, slept time.Duration) time.Duration {
 	switch {
 	case since < pol.Hot:
 		return 0
-	case since < pol.QuietAfter:
+	case slept < pol.QuietAfter:
 		return pol.Idle
 	default:
 		return pol.Quiet

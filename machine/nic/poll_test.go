@@ -14,6 +14,9 @@ type stepClock struct {
 	now    time.Duration
 	sleeps []time.Duration
 	yields int
+	// stretch, if not 0, makes every sleep last that many times what
+	// was asked, as an emulator's do.
+	stretch time.Duration
 }
 
 const (
@@ -24,7 +27,7 @@ const (
 func (c *stepClock) Now() time.Duration { return c.now }
 func (c *stepClock) Sleep(d time.Duration) {
 	c.sleeps = append(c.sleeps, d)
-	c.now += d
+	c.now += d * max(c.stretch, 1)
 }
 func (c *stepClock) Yield() { c.yields++; c.now += yieldCost }
 
@@ -125,6 +128,27 @@ func TestPollLoopCoolsDown(t *testing.T) {
 	}
 	if idle < 2*150 || quiet < 2*20 {
 		t.Errorf("%d idle sleeps and %d quiet ones, want about 2×198 and 2×30", idle, quiet)
+	}
+}
+
+// TestPollLoopQuietCountsSleeps: where sleeps last ten times what was
+// asked, the loop still sleeps Idle QuietAfter/Idle times before it goes
+// quiet, as the image's loop did (it counted its sleeps), not a tenth
+// of that.
+func TestPollLoopQuietCountsSleeps(t *testing.T) {
+	pol := DefaultPolling()
+	c := &stepClock{stretch: 10}
+	stop := make(chan struct{})
+	p := &scriptPoller{clock: c, arrivals: []time.Duration{0}, end: 500 * time.Millisecond, stop: stop}
+	PollLoop(p, pol, c, stop)
+	idle := 0
+	for _, d := range c.sleeps {
+		if d == pol.Idle {
+			idle++
+		}
+	}
+	if want := int(pol.QuietAfter / pol.Idle); idle != want {
+		t.Errorf("%d idle sleeps before going quiet, want %d", idle, want)
 	}
 }
 
