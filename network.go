@@ -80,21 +80,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 	if len(devs) == 0 {
 		return fail("no NIC with a driver")
 	}
-	m := mux.New(devs[0])
-	pol := receivePolling(opts, p.Emulator)
-	fmt.Printf("network: the receive loop polls for %v after a frame, then every %v\n", pol.Hot, pol.Idle)
-	go pollLoop(devs[0], pol)
-	up, dev := m, devs[0]
-	if opts.Uplink > 0 {
-		if len(devs) <= opts.Uplink {
-			fmt.Printf("network: bigiron.uplink=%d: this node has %d NICs with a driver; the control plane shares the cluster's\n", opts.Uplink, len(devs))
-		} else {
-			dev = devs[opts.Uplink]
-			up = mux.New(dev)
-			go pollLoop(dev, pol)
-			fmt.Printf("network: the control plane and the guests' networks on %s, the cluster alone on %s\n", dev.MAC(), devs[0].MAC())
-		}
-	}
+	m, up, dev := startPorts(devs, opts, p.Emulator)
 	nn.mux = up
 	var ifs []console.Interface
 	ip := ""
@@ -165,6 +151,29 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 	agent.Start()
 	fmt.Printf("cluster: node %d, %d initial members\n", opts.Node, max(1, len(boot)))
 	return append(cmds, console.NodeCommands(agent, "")...), agent
+}
+
+// startPorts starts the receive loops of the cluster's NIC, devs[0],
+// and of the uplink bigiron.uplink names, and returns their muxes: the
+// cluster's, and the uplink's with its NIC (the cluster's again without
+// an uplink of its own).
+func startPorts(devs []nic.Device, opts cmdline.Options, emulator string) (clusterMux, up *mux.Mux, upDev nic.Device) {
+	clusterMux = mux.New(devs[0])
+	pol := receivePolling(opts, emulator)
+	fmt.Printf("network: the receive loop polls for %v after a frame, then every %v\n", pol.Hot, pol.Idle)
+	go pollLoop(devs[0], pol)
+	if opts.Uplink == 0 {
+		return clusterMux, clusterMux, devs[0]
+	}
+	if len(devs) <= opts.Uplink {
+		fmt.Printf("network: bigiron.uplink=%d: this node has %d NICs with a driver; the control plane shares the cluster's\n", opts.Uplink, len(devs))
+		return clusterMux, clusterMux, devs[0]
+	}
+	upDev = devs[opts.Uplink]
+	up = mux.New(upDev) // the receiver, before the loop delivers
+	go pollLoop(upDev, pol)
+	fmt.Printf("network: the control plane and the guests' networks on %s, the cluster alone on %s\n", upDev.MAC(), devs[0].MAC())
+	return clusterMux, up, upDev
 }
 
 // counterBase returns this boot's first frame counter: the real-time
