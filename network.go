@@ -159,7 +159,7 @@ func startNetwork(p *board.Platform, notices io.Writer, nn *nodeNet) ([]*shell.C
 // an uplink of its own).
 func startPorts(devs []nic.Device, opts cmdline.Options, emulator string) (clusterMux, up *mux.Mux, upDev nic.Device) {
 	clusterMux = mux.New(devs[0])
-	pol := receivePolling(opts, emulator)
+	pol := nic.NodePolling(opts.PollHot, opts.PollHotSet, emulator != "")
 	fmt.Printf("network: the receive loop polls for %v after a frame, then every %v\n", pol.Hot, pol.Idle)
 	go pollLoop(devs[0], pol)
 	if opts.Uplink == 0 {
@@ -243,21 +243,6 @@ func openNICs(p *board.Platform, region *dma.Region, id cluster.NodeID, want int
 		devs = append(devs, dev)
 	}
 	return devs
-}
-
-// receivePolling is how the NICs' receive loops poll (nic.PollLoop):
-// the default, hot for 200 µs after each frame, on hardware; under an
-// emulator not hot at all unless bigiron.pollhot= says so, since a
-// spinning core takes a host core the other emulated nodes share.
-func receivePolling(opts cmdline.Options, emulator string) nic.Polling {
-	pol := nic.DefaultPolling()
-	switch {
-	case opts.PollHotSet:
-		pol.Hot = opts.PollHot
-	case emulator != "":
-		pol.Hot = 0
-	}
-	return pol
 }
 
 // pollLoop receives frames for ever: each poll delivers them to the mux,

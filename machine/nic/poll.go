@@ -48,6 +48,21 @@ func DefaultPolling() Polling {
 	}
 }
 
+// NodePolling is a node's receive-loop pacing: DefaultPolling, with the
+// hot window the node's command line gives if it gives one (set), and
+// without one under an emulator, whose host cores a spinning loop would
+// take from the other emulated nodes.
+func NodePolling(hot time.Duration, set, emulated bool) Polling {
+	pol := DefaultPolling()
+	switch {
+	case set:
+		pol.Hot = hot
+	case emulated:
+		pol.Hot = 0
+	}
+	return pol
+}
+
 // PollClock is a receive loop's view of time; tests give one that
 // counts instead of waiting.
 type PollClock interface {

@@ -166,3 +166,23 @@ func TestPollLoopNoAllocs(t *testing.T) {
 		t.Errorf("%.0f allocations per run of thousands of polls, want the run's own 2", allocs)
 	}
 }
+
+// TestNodePolling: the command line's window wins; without it a node
+// polls hot on hardware and not under an emulator.
+func TestNodePolling(t *testing.T) {
+	def := DefaultPolling().Hot
+	for _, tc := range []struct {
+		hot           time.Duration
+		set, emulated bool
+		want          time.Duration
+	}{
+		{0, false, false, def},
+		{0, false, true, 0},
+		{time.Millisecond, true, true, time.Millisecond},
+		{0, true, false, 0},
+	} {
+		if got := NodePolling(tc.hot, tc.set, tc.emulated); got.Hot != tc.want || got.Idle != DefaultPolling().Idle {
+			t.Errorf("NodePolling(%v, %v, %v): hot %v, idle %v; want hot %v", tc.hot, tc.set, tc.emulated, got.Hot, got.Idle, tc.want)
+		}
+	}
+}
