@@ -183,12 +183,18 @@ func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), ru
 		if err := n.con.Send(line); err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		got, err := n.con.Expect(want, timeout)
 		if err != nil {
 			diag := stuckGuest(n)
 			t.Fatalf("guest %q: %v\n%s\n%s", line, err, n.con.Output(), diag)
 		}
 		prompt()
+		// Slow answers are logged: where a run's time went, and how
+		// near a command came to its timeout.
+		if d := time.Since(start); d > timeout/10 {
+			t.Logf("guest %q answered after %v (timeout %v)", line, d.Round(time.Second), timeout)
+		}
 		return got
 	}
 	return prompt, run
