@@ -164,7 +164,8 @@ func (c *client) faults() error {
 }
 
 // migrate measures vCPU 0 sent to the serving side and installed there,
-// until its answer; the serving side then sends the vCPU back, untimed.
+// until its answer; the serving side sends the vCPU back when asked
+// before the next one, untimed.
 func (c *client) migrate() error {
 	var st vcpu.State
 	st.Reset(0, true)
@@ -178,6 +179,9 @@ func (c *client) migrate() error {
 			return nil
 		}
 		away = false
+		if err := c.s.st.send(idB, chCtl, []byte{ctlBack}); err != nil {
+			return err
+		}
 		return c.s.wait(c.s.arrived, "vCPU back")
 	}
 	run := func() error {

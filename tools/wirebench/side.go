@@ -37,10 +37,12 @@ type ept []memory.Access
 func (e ept) SetAccess(gpa uint64, _ *memory.Page, a memory.Access) { e[gpa/memory.PageSize] = a }
 
 // Control messages on chCtl: the measuring side asks the other to write
-// faultGPA (taking the page back), and the other answers each request,
-// and each vCPU arrival, with ctlDone.
+// faultGPA (taking the page back) or to send the vCPU that arrived back,
+// and the other answers each write request, and each vCPU arrival, with
+// ctlDone.
 const (
 	ctlWrite byte = 'W'
+	ctlBack  byte = 'B'
 	ctlDone  byte = 'D'
 	// ctlStats asks the serving side for its count of heap allocations
 	// so far (runtime.MemStats.Mallocs), which it answers with
@@ -61,11 +63,12 @@ type side struct {
 	self     memory.NodeID
 	st       *station
 	rt       *dvm.Runtime
-	echoed   chan struct{} // the measuring side: an echo came back
-	ctlDone  chan struct{} // the measuring side: a control answer came
-	arrived  chan struct{} // the measuring side: vCPU 0 came back
-	work     chan work     // the serving side
-	state    vcpu.State    // the serving side: the vCPU that arrived
+	echoed   chan struct{}  // the measuring side: an echo came back
+	ctlDone  chan struct{}  // the measuring side: a control answer came
+	arrived  chan struct{}  // the measuring side: vCPU 0 came back
+	work     chan work      // the serving side
+	state    vcpu.State     // the serving side: the vCPU that arrived
+	arrivedV migrate.VCPUID // and its number
 	timer    *time.Timer
 	echoResp [8]byte
 	doneMsg  [1]byte // ctlDone
@@ -147,6 +150,8 @@ func (s *side) onMessage(from cluster.NodeID, ch uint8, msg []byte) {
 		notify(s.echoed)
 	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlWrite:
 		s.work <- work{write: true}
+	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlBack:
+		s.work <- work{v: s.arrivedV}
 	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlStats:
 		runtime.ReadMemStats(&s.mem)
 		s.mallocsMsg[0] = ctlMallocs
@@ -162,20 +167,19 @@ func (s *side) onMessage(from cluster.NodeID, ch uint8, msg []byte) {
 
 // onArrive is the Runtime's OnArrive, called with its lock held. On the
 // serving side the vCPU is installed here (its state decoded and handed
-// over, as the hyperkernel hands it to the vCPU's loop): the arrival is
-// answered at once, and the worker sends the vCPU back afterwards,
-// outside the timed part.
+// over, as the hyperkernel hands it to the vCPU's loop) and the arrival
+// answered at once; the worker sends the vCPU back when the measuring
+// side asks (ctlBack), outside the timed part, so that the return trip
+// does not overlap the answer.
 func (s *side) onArrive(v migrate.VCPUID, st *vcpu.State) {
 	if s.self == 0 {
 		notify(s.arrived)
 		return
 	}
-	s.state = *st
+	s.state, s.arrivedV = *st, v
 	if err := s.st.send(idA, chCtl, s.doneMsg[:]); err != nil {
 		fmt.Printf("error: serving side: %v\n", err)
-		return
 	}
-	s.work <- work{v: v}
 }
 
 // notify signals c without blocking.
