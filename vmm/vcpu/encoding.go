@@ -10,9 +10,10 @@ import (
 	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
-// Encoding format, version 3 (version 1 had a flag for one pending NMI
-// where version 2 counts them; version 3 adds PKRU after XCR0). All
-// integers are little endian.
+// Encoding format, version 4 (version 1 had a flag for one pending NMI
+// where version 2 counts them; version 3 adds PKRU after XCR0; version 4
+// leaves out the XSAVE area's zero blocks). All integers are little
+// endian.
 //
 //	offset  size  field
 //	0       4     magic "BIvc"
@@ -22,6 +23,15 @@ import (
 //	12      ...   body: the fixed-size fields in the order of State, then
 //	              the XSAVE length (2 bytes) and area, then the MSR count
 //	              (2 bytes) and 12-byte entries (index 4, value 8)
+//
+// The XSAVE area of length n > 0 travels as a map of its 64-byte blocks
+// (the last one shorter if n is not a multiple of 64), one bit per block
+// from bit 0 of the first byte, (blocks+7)/8 bytes, a bit set for every
+// block holding a non-zero byte, followed by those blocks in order; the
+// blocks left out are zero. A standard-format area has room for every
+// component the processor supports, and a guest using AVX but not
+// AVX-512 or AMX leaves most of it zero.
+//
 //	len-4   4     CRC-32C (Castagnoli) of all preceding bytes
 //
 // The exact layout of the body is given by State.encode.
@@ -29,7 +39,7 @@ const (
 	// Magic starts every encoded State.
 	Magic uint32 = 'B' | 'I'<<8 | 'v'<<16 | 'c'<<24
 	// Version is the encoding version this package writes and reads.
-	Version uint16 = 3
+	Version uint16 = 4
 
 	headerSize   = 12
 	checksumSize = 4
@@ -45,7 +55,11 @@ const (
 	// and no extra MSRs.
 	MinEncodedSize = headerSize + fixedSize + 2 + 2 + checksumSize
 	// MaxEncodedSize is the largest size of an encoded State.
-	MaxEncodedSize = MinEncodedSize + MaxXSAVE + MaxMSRs*msrEntrySize
+	MaxEncodedSize = MinEncodedSize + MaxXSAVE + MaxXSAVE/xsaveBlock/8 + MaxMSRs*msrEntrySize
+
+	// xsaveBlock is the unit in which the encoding leaves out the XSAVE
+	// area's zeros.
+	xsaveBlock = 64
 )
 
 // Event flag bits in the encoding.
@@ -75,7 +89,46 @@ func (s *State) msrCount() int { return min(max(s.NumMSRs, 0), MaxMSRs) }
 
 // Size returns the number of bytes MarshalAppend appends for s.
 func (s *State) Size() int {
-	return MinEncodedSize + s.xsaveLen() + s.msrCount()*msrEntrySize
+	return MinEncodedSize + s.xsaveEncodedLen() + s.msrCount()*msrEntrySize
+}
+
+// xsaveMapLen is the length of the block map of an XSAVE area of x bytes.
+func xsaveMapLen(x int) int { return (x + xsaveBlock*8 - 1) / (xsaveBlock * 8) }
+
+// xsaveBlockAt returns block i of the XSAVE area's first x bytes.
+func (s *State) xsaveBlockAt(i, x int) []byte {
+	return s.XSAVE[i*xsaveBlock : min((i+1)*xsaveBlock, x)]
+}
+
+// xsaveEncodedLen returns the bytes the XSAVE area takes after its
+// length: the block map and the blocks that are not zero.
+func (s *State) xsaveEncodedLen() int {
+	x := s.xsaveLen()
+	if x == 0 {
+		return 0
+	}
+	n := xsaveMapLen(x)
+	for i := 0; i*xsaveBlock < x; i++ {
+		if b := s.xsaveBlockAt(i, x); !zero(b) {
+			n += len(b)
+		}
+	}
+	return n
+}
+
+// zero reports whether every byte of b is zero.
+func zero(b []byte) bool {
+	for ; len(b) >= 8; b = b[8:] {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // MarshalAppend appends the encoding of s to dst and returns the extended
@@ -237,9 +290,7 @@ func (s *State) encode(w *writer) {
 	w.u64(e.PendingDebug)
 	w.u32(uint32(s.Activity))
 
-	x := s.xsaveLen()
-	w.u16(uint16(x))
-	w.bytes(s.XSAVE[:x])
+	s.encodeXSAVE(w)
 	m := s.msrCount()
 	w.u16(uint16(m))
 	for _, r := range s.MSRs[:m] {
@@ -317,16 +368,9 @@ func (s *State) decode(r *reader) error {
 	e.PendingDebug = r.u64()
 	s.Activity = ActivityState(r.u32())
 
-	x := int(r.u16())
-	if x > MaxXSAVE {
-		return fmt.Errorf("vcpu: XSAVE length %d exceeds %d: %w", x, MaxXSAVE, ErrLength)
+	if err := s.decodeXSAVE(r); err != nil {
+		return err
 	}
-	if r.left() < x+2 {
-		return fmt.Errorf("vcpu: XSAVE area of %d bytes: %w", x, ErrTruncated)
-	}
-	s.XSAVELen = uint32(x)
-	r.read(s.XSAVE[:x])
-	clear(s.XSAVE[x:])
 
 	m := int(r.u16())
 	if m > MaxMSRs {
@@ -345,6 +389,81 @@ func (s *State) decode(r *reader) error {
 }
 
 // writer puts little-endian values into a buffer known to be large enough.
+// encodeXSAVE writes the XSAVE area's length, block map and non-zero
+// blocks.
+func (s *State) encodeXSAVE(w *writer) {
+	x := s.xsaveLen()
+	w.u16(uint16(x))
+	if x == 0 {
+		return
+	}
+	m := w.b[w.off : w.off+xsaveMapLen(x)]
+	clear(m)
+	w.off += len(m)
+	// Runs of non-zero blocks are copied at once.
+	run := 0 // the offset where the current run began
+	for i := 0; i*xsaveBlock < x; i++ {
+		if zero(s.xsaveBlockAt(i, x)) {
+			w.bytes(s.XSAVE[run : i*xsaveBlock])
+			run = (i + 1) * xsaveBlock
+			continue
+		}
+		m[i/8] |= 1 << (i % 8)
+	}
+	if run < x {
+		w.bytes(s.XSAVE[run:x])
+	}
+}
+
+// decodeXSAVE reads what encodeXSAVE wrote, checking it against what is
+// left of the body (the MSR count, 2 bytes, follows).
+func (s *State) decodeXSAVE(r *reader) error {
+	x := int(r.u16())
+	if x > MaxXSAVE {
+		return fmt.Errorf("vcpu: XSAVE length %d exceeds %d: %w", x, MaxXSAVE, ErrLength)
+	}
+	s.XSAVELen = uint32(x)
+	clear(s.XSAVE[:])
+	if x == 0 {
+		return nil
+	}
+	ml := xsaveMapLen(x)
+	if r.left() < ml+2 {
+		return fmt.Errorf("vcpu: XSAVE block map of %d bytes: %w", ml, ErrTruncated)
+	}
+	m := r.b[r.off : r.off+ml]
+	r.off += ml
+	blocks := (x + xsaveBlock - 1) / xsaveBlock
+	for i := blocks; i < ml*8; i++ {
+		if m[i/8]&(1<<(i%8)) != 0 {
+			return fmt.Errorf("vcpu: XSAVE block map %x: a bit past block %d set: %w", m, blocks-1, ErrInvalid)
+		}
+	}
+	// Runs of blocks in the map are copied at once.
+	for i := 0; i < blocks; {
+		if m[i/8]&(1<<(i%8)) == 0 {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < blocks && m[j/8]&(1<<(j%8)) != 0 {
+			j++
+		}
+		run := s.XSAVE[i*xsaveBlock : min(j*xsaveBlock, x)]
+		if r.left() < len(run)+2 {
+			return fmt.Errorf("vcpu: XSAVE blocks %d-%d of an area of %d bytes: %w", i, j-1, x, ErrTruncated)
+		}
+		r.read(run)
+		for ; i < j; i++ {
+			if zero(s.xsaveBlockAt(i, x)) {
+				// One State, one encoding: a zero block is left out.
+				return fmt.Errorf("vcpu: XSAVE block %d is in the block map but zero: %w", i, ErrInvalid)
+			}
+		}
+	}
+	return nil
+}
+
 type writer struct {
 	b   []byte
 	off int

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math/rand"
 	"reflect"
+	"slices"
 	"testing"
 	"testing/quick"
 
@@ -67,8 +68,10 @@ func TestEncodedSizes(t *testing.T) {
 	if minLen != MinEncodedSize {
 		t.Errorf("minimal encoding is %d bytes, MinEncodedSize = %d", minLen, MinEncodedSize)
 	}
-	if typNoMSRLen != MinEncodedSize+MaxXSAVE {
-		t.Errorf("encoding with 4096-byte XSAVE is %d bytes, want %d", typNoMSRLen, MinEncodedSize+MaxXSAVE)
+	// Every 64-byte block of the typical area holds data: the area
+	// travels whole, after its 8-byte block map.
+	if typNoMSRLen != MinEncodedSize+xsaveMapLen(MaxXSAVE)+MaxXSAVE {
+		t.Errorf("encoding with 4096-byte XSAVE is %d bytes, want %d", typNoMSRLen, MinEncodedSize+xsaveMapLen(MaxXSAVE)+MaxXSAVE)
 	}
 	if typLen != typNoMSRLen+typ.NumMSRs*12 {
 		t.Errorf("encoding with %d MSRs is %d bytes, want %d", typ.NumMSRs, typLen, typNoMSRLen+typ.NumMSRs*12)
@@ -152,7 +155,8 @@ func TestUnmarshalRejectsCorruption(t *testing.T) {
 func TestUnmarshalErrors(t *testing.T) {
 	good := typicalState().MarshalAppend(nil)
 	xsaveLenOff := headerSize + fixedSize
-	msrCountOff := xsaveLenOff + 2 + MaxXSAVE
+	mapOff := xsaveLenOff + 2
+	msrCountOff := mapOff + xsaveMapLen(MaxXSAVE) + MaxXSAVE
 	for _, tc := range []struct {
 		name string
 		mut  func(b []byte) []byte
@@ -174,6 +178,19 @@ func TestUnmarshalErrors(t *testing.T) {
 			fixCRC(b)
 			return b
 		}, ErrLength},
+		{"XSAVE block map overruns", func(b []byte) []byte {
+			b = b[:mapOff+3+checksumSize]
+			binary.LittleEndian.PutUint32(b[8:], uint32(len(b)))
+			fixCRC(b)
+			return b
+		}, ErrTruncated},
+		{"XSAVE block map past the area", func(b []byte) []byte {
+			// An area of 100 bytes has two blocks: bit 2 names none.
+			binary.LittleEndian.PutUint16(b[xsaveLenOff:], 100)
+			b[mapOff] = 0b111
+			fixCRC(b)
+			return b
+		}, ErrInvalid},
 		{"XSAVE overruns", func(b []byte) []byte {
 			b = b[:xsaveLenOff+2+100+checksumSize]
 			binary.LittleEndian.PutUint32(b[8:], uint32(len(b)))
@@ -234,8 +251,8 @@ func TestMarshalClampsBadLengths(t *testing.T) {
 	s.XSAVELen = 1 << 20
 	s.NumMSRs = -3
 	b := s.MarshalAppend(nil) // must not panic
-	if len(b) != MinEncodedSize+MaxXSAVE {
-		t.Fatalf("clamped encoding is %d bytes, want %d", len(b), MinEncodedSize+MaxXSAVE)
+	if want := MinEncodedSize + xsaveMapLen(MaxXSAVE) + MaxXSAVE; len(b) != want {
+		t.Fatalf("clamped encoding is %d bytes, want %d", len(b), want)
 	}
 }
 
@@ -270,6 +287,71 @@ func BenchmarkMarshalAppend(b *testing.B) {
 
 func BenchmarkUnmarshalBinary(b *testing.B) {
 	s := typicalState()
+	buf := s.MarshalAppend(nil)
+	var d State
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.UnmarshalBinary(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestSparseXSAVE: the zero blocks of an XSAVE area stay home and come
+// back as zeros. An area as a guest using AVX and protection keys leaves
+// it (x87 and SSE state, the header, the upper halves of the YMM
+// registers, PKRU at 2688, the room for AVX-512 between them zero)
+// travels in about a third of its length, and a non-zero byte anywhere,
+// even the last of a short final block, travels.
+func TestSparseXSAVE(t *testing.T) {
+	s := avxGuestState()
+	b := roundTrip(t, s)
+	// Blocks 0 (MXCSR), 2-6 (XMM), 8 (header), 9-12 (YMM_Hi128) and
+	// the last, 8 bytes long (PKRU), after the 6-byte map.
+	want := MinEncodedSize + 6 + 11*64 + 8 + s.NumMSRs*msrEntrySize
+	if len(b) != want {
+		t.Errorf("AVX guest's state: %d bytes, want %d (the whole area: %d)", len(b), want, want-11*64-8+2696)
+	}
+	for _, at := range []int{0, 63, 64, 1000, 2047, 2695} {
+		c := s.Clone()
+		c.XSAVE[at] ^= 0x40
+		var d State
+		if err := d.UnmarshalBinary(c.MarshalAppend(nil)); err != nil || d.XSAVE != c.XSAVE {
+			t.Errorf("byte %d of the area: %v (area equal %v)", at, err, d.XSAVE == c.XSAVE)
+		}
+	}
+	// A zero block named in the map is refused: one State, one
+	// encoding.
+	bad := bytes.Clone(b)
+	bad[headerSize+fixedSize+2] |= 1 << 1 // block 1 is zero
+	bad = slices.Insert(bad, headerSize+fixedSize+2+6+64, make([]byte, 64)...)
+	binary.LittleEndian.PutUint32(bad[8:], uint32(len(bad)))
+	fixCRC(bad)
+	var z State
+	if err := z.UnmarshalBinary(bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a zero block in the map: %v, want ErrInvalid", err)
+	}
+	// The zero blocks of the receiving State are cleared, whatever it
+	// held before.
+	d := typicalState()
+	if err := d.UnmarshalBinary(b); err != nil || !d.Equal(s) {
+		t.Errorf("decoding into a used State: %v (equal %v)", err, d.Equal(s))
+	}
+}
+
+func BenchmarkMarshalAppendAVXGuest(b *testing.B) {
+	s := avxGuestState()
+	buf := make([]byte, 0, s.Size())
+	b.SetBytes(int64(s.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = s.MarshalAppend(buf[:0])
+	}
+}
+
+func BenchmarkUnmarshalBinaryAVXGuest(b *testing.B) {
+	s := avxGuestState()
 	buf := s.MarshalAppend(nil)
 	var d State
 	b.SetBytes(int64(len(buf)))

@@ -11,6 +11,7 @@ func fuzzSeeds(f *testing.F) {
 	reset.Reset(0, true)
 	f.Add(reset.MarshalAppend(nil))
 	f.Add(typicalState().MarshalAppend(nil))
+	f.Add(avxGuestState().MarshalAppend(nil))
 	r := rand.New(rand.NewSource(99))
 	for i := 0; i < 4; i++ {
 		f.Add(randomState(r).MarshalAppend(nil))

@@ -267,3 +267,25 @@ func typicalState() *State {
 	}
 	return s
 }
+
+// avxGuestState is typicalState with the XSAVE area of a guest that
+// enables AVX and protection keys (XCR0 0x207, 2696 bytes) and uses its
+// vector registers: MXCSR, XMM0-15, the header, the upper halves of the
+// YMM registers and PKRU hold data, the rest (x87 registers, the room for
+// AVX-512) is zero.
+func avxGuestState() *State {
+	s := typicalState()
+	s.XCR0 = XCR0X87 | XCR0SSE | XCR0AVX | XCR0PKRU
+	s.XSAVELen = 2696
+	clear(s.XSAVE[:])
+	for i := 160; i < 416; i++ { // XMM0-15
+		s.XSAVE[i] = byte(i)
+	}
+	binary.LittleEndian.PutUint32(s.XSAVE[xsaveMXCSROffset:], 0x1f80)
+	binary.LittleEndian.PutUint64(s.XSAVE[xsaveHeaderOffset:], s.XCR0)
+	for i := 576; i < 832; i++ { // YMM_Hi128
+		s.XSAVE[i] = byte(i * 7)
+	}
+	binary.LittleEndian.PutUint32(s.XSAVE[2688:], 0x55555554) // PKRU
+	return s
+}
