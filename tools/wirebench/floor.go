@@ -56,10 +56,53 @@ func openRaw(name string, timeout time.Duration) (*rawSocket, error) {
 // close closes the socket.
 func (s *rawSocket) close() error { return unix.Close(s.fd) }
 
-// serveFloor echoes every frame back to its sender, addresses swapped,
-// until stop is set.
+// A floor frame's payload starts with floorHeaderLen bytes: the
+// exchange's number (8 bytes), the frame's index in its direction and the
+// number of frames in it (2 bytes each), and, in the measuring side's
+// frames, the payload bytes the serving side sends back once the last of
+// them arrived (4 bytes); all little-endian. The rest is padding.
+const floorHeaderLen = 16
+
+// floorMin is the smallest floor frame's payload: 64 bytes, the smallest
+// size measured, and room for the header.
+const floorMin = 64
+
+// frameSizes splits n payload bytes into the frames of a link with MTU
+// mtu: full frames, then the rest, none smaller than floorMin.
+func frameSizes(n, mtu int) []int {
+	var sizes []int
+	for ; n > mtu; n -= mtu {
+		sizes = append(sizes, mtu)
+	}
+	return append(sizes, max(n, floorMin))
+}
+
+// floorFrames builds the frames carrying n payload bytes from src to dst
+// at mtu, their headers filled but for the exchange's number; back is
+// what each asks the other side to send back.
+func floorFrames(dst, src link.MAC, n, back, mtu int) [][]byte {
+	sizes := frameSizes(n, mtu)
+	frames := make([][]byte, len(sizes))
+	for i, size := range sizes {
+		f := make([]byte, link.HeaderLen+size)
+		link.PutHeader(f, dst, src, etherFloor)
+		p := f[link.HeaderLen:]
+		binary.LittleEndian.PutUint16(p[8:], uint16(i))
+		binary.LittleEndian.PutUint16(p[10:], uint16(len(sizes)))
+		binary.LittleEndian.PutUint32(p[12:], uint32(back))
+		frames[i] = f
+	}
+	return frames
+}
+
+// serveFloor answers the measuring side's exchanges until stop is set:
+// when the last frame of one arrives, it sends back the payload bytes that
+// frame asks for, in frames numbered as the exchange.
 func serveFloor(s *rawSocket, mtu int, stop *atomic.Bool) error {
 	buf := make([]byte, link.HeaderLen+mtu)
+	// Answers of every size asked so far, built once: the serving side
+	// of the floor does as little as the measuring side.
+	answers := map[int][][]byte{}
 	for !stop.Load() {
 		n, err := unix.Read(s.fd, buf)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
@@ -68,46 +111,63 @@ func serveFloor(s *rawSocket, mtu int, stop *atomic.Bool) error {
 		if err != nil {
 			return fmt.Errorf("floor: read: %w", err)
 		}
-		if n < link.HeaderLen {
+		if n < link.HeaderLen+floorHeaderLen {
 			continue
 		}
-		var dst [6]byte
-		copy(dst[:], buf[0:6])
-		copy(buf[0:6], buf[6:12])
-		copy(buf[6:12], dst[:])
-		if _, err := unix.Write(s.fd, buf[:n]); err != nil {
-			return fmt.Errorf("floor: write: %w", err)
+		p := buf[link.HeaderLen:n]
+		i, k := binary.LittleEndian.Uint16(p[8:]), binary.LittleEndian.Uint16(p[10:])
+		back := int(binary.LittleEndian.Uint32(p[12:]))
+		if i+1 != k || back == 0 {
+			continue
+		}
+		frames, ok := answers[back]
+		if !ok {
+			var dst, src link.MAC
+			copy(dst[:], buf[6:12])
+			copy(src[:], buf[0:6])
+			frames = floorFrames(dst, src, back, 0, mtu)
+			answers[back] = frames
+		}
+		for _, f := range frames {
+			copy(f[link.HeaderLen:], p[:8])
+			if _, err := unix.Write(s.fd, f); err != nil {
+				return fmt.Errorf("floor: write: %w", err)
+			}
 		}
 	}
 	return nil
 }
 
-// floorEcho is the measuring side of the floor: one frame out, the same
-// frame back.
-type floorEcho struct {
-	s     *rawSocket
-	frame []byte
-	buf   []byte
-	seq   uint64
+// floorExchange is the measuring side of the floor: frames carrying out
+// payload bytes sent, frames carrying back bytes received, written as
+// plainly as a program that only moves frames can be.
+type floorExchange struct {
+	s      *rawSocket
+	frames [][]byte
+	nBack  int // frames that come back
+	buf    []byte
+	seq    uint64
 }
 
-// newFloorEcho prepares echoes of frames with size bytes of payload from
-// src to dst.
-func newFloorEcho(s *rawSocket, dst, src link.MAC, size int) *floorEcho {
-	f := &floorEcho{s: s, frame: make([]byte, link.HeaderLen+size), buf: make([]byte, link.HeaderLen+size)}
-	link.PutHeader(f.frame, dst, src, etherFloor)
-	return f
+// newFloorExchange prepares exchanges of out payload bytes from src to dst
+// and back bytes in return at mtu. An echo of one frame of size bytes is
+// newFloorExchange(s, dst, src, size, size, mtu).
+func newFloorExchange(s *rawSocket, dst, src link.MAC, out, back, mtu int) *floorExchange {
+	return &floorExchange{s: s, frames: floorFrames(dst, src, out, back, mtu),
+		nBack: len(frameSizes(back, mtu)), buf: make([]byte, link.HeaderLen+mtu)}
 }
 
-// echo sends the frame, numbered, and waits for it to come back; frames
-// of earlier, timed-out echoes are skipped.
-func (f *floorEcho) echo() error {
+// run sends the exchange's frames, numbered, and waits for every frame of
+// the answer; frames of earlier, timed-out exchanges are skipped.
+func (f *floorExchange) run() error {
 	f.seq++
-	binary.LittleEndian.PutUint64(f.frame[link.HeaderLen:], f.seq)
-	if _, err := unix.Write(f.s.fd, f.frame); err != nil {
-		return fmt.Errorf("floor: write: %w", err)
+	for _, fr := range f.frames {
+		binary.LittleEndian.PutUint64(fr[link.HeaderLen:], f.seq)
+		if _, err := unix.Write(f.s.fd, fr); err != nil {
+			return fmt.Errorf("floor: write: %w", err)
+		}
 	}
-	for {
+	for got := 0; got < f.nBack; {
 		n, err := unix.Read(f.s.fd, f.buf)
 		if errors.Is(err, unix.EINTR) {
 			// A read with a timeout is not restarted after a signal
@@ -115,10 +175,11 @@ func (f *floorEcho) echo() error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("floor: echo %d: %w", f.seq, err)
+			return fmt.Errorf("floor: exchange %d: %w", f.seq, err)
 		}
-		if n == len(f.frame) && binary.LittleEndian.Uint64(f.buf[link.HeaderLen:]) == f.seq {
-			return nil
+		if n >= link.HeaderLen+floorHeaderLen && binary.LittleEndian.Uint64(f.buf[link.HeaderLen:]) == f.seq {
+			got++
 		}
 	}
+	return nil
 }

@@ -4,15 +4,21 @@
 // link: two network namespaces joined by a veth pair, one side of each
 // measurement in each. For MTU 1500 and 9000 it prints, one line per
 // figure, the median and 99th-percentile latency, the ratio to the floor
-// (a bare AF_PACKET echo of a frame of the same size), the heap
-// allocations per operation in both processes (counted in a pass of its
-// own), and the throughput with one operation outstanding:
+// of the same shape (bare AF_PACKET frames carrying as many bytes each
+// way), the heap allocations per operation in both processes (counted
+// in a pass of its own), and the throughput with one operation
+// outstanding:
 //
 //	floor        an AF_PACKET frame echoed by the other side
+//	floor-O-B    AF_PACKET frames carrying O payload bytes out, B back
 //	transport    a cluster transport message answered by the other side
-//	write-fault  a remote write fault served by the other node (dvm)
+//	             (against floor-SIZE-64)
+//	write-fault  a remote write fault served by the other node (dvm;
+//	             against floor-64-4096: a request out, the page back)
 //	read-fault   a remote read fault served by the other node (dvm)
-//	migrate      a vCPU's encoded state sent and installed (dvm, migrate)
+//	migrate      a vCPU's encoded state sent and installed (dvm, migrate;
+//	             against floor-SIZE-64), the state of a Linux vCPU
+//	             using AVX and protection keys
 //
 // Usage, as root (it needs ip(8), network namespaces and veth):
 //

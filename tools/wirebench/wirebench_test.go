@@ -11,8 +11,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
 func TestFigureRoundTrip(t *testing.T) {
@@ -62,15 +67,91 @@ func TestSampleFigure(t *testing.T) {
 	}
 }
 
-func TestFloorFor(t *testing.T) {
-	floors := map[int]time.Duration{64: 1, 1500: 2, 4096: 3, 9000: 4}
-	for size, want := range map[int]time.Duration{64: 1, 65: 2, 1308: 2, 4096: 3, 9000: 4, 65536: 4} {
-		if got := floorFor(floors, size); got != want {
-			t.Errorf("floorFor(%d) = %v, want %v", size, got, want)
+func TestFrameSizes(t *testing.T) {
+	for _, tc := range []struct {
+		n, mtu int
+		want   []int
+	}{
+		{64, 1500, []int{64}},
+		{8, 1500, []int{64}},
+		{1500, 1500, []int{1500}},
+		{4096, 1500, []int{1500, 1500, 1096}},
+		{3020, 1500, []int{1500, 1500, 64}},
+		{4096, 9000, []int{4096}},
+	} {
+		if got := frameSizes(tc.n, tc.mtu); !slices.Equal(got, tc.want) {
+			t.Errorf("frameSizes(%d, %d) = %v, want %v", tc.n, tc.mtu, got, tc.want)
 		}
 	}
 	if got := floorSizes(1500); !slices.Equal(got, []int{64, 1500}) {
 		t.Errorf("floorSizes(1500) = %v", got)
+	}
+	if got := floorName(shape{64, 4096}); got != "floor-64-4096" {
+		t.Errorf("floorName = %q", got)
+	}
+}
+
+// TestFloorExchange runs the floor's two sides over a datagram socket
+// pair, frames as datagrams: every shape's exchange completes, the
+// answer's frames are those the exchange asked for, and the measuring
+// side waits for all of them.
+func TestFloorExchange(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server := &rawSocket{fd: fds[0]}, &rawSocket{fd: fds[1]}
+	defer client.close()
+	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
+	for _, fd := range fds {
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const mtu = 1500
+	var stop atomic.Bool
+	served := make(chan error, 1)
+	go func() { served <- serveFloor(server, mtu, &stop) }()
+	ma, mb := macs()
+	for _, sh := range []shape{{64, 64}, {1500, 1500}, {64, 4096}, {4096, 64}, {3840, 64}} {
+		e := newFloorExchange(client, mb, ma, sh.out, sh.back, mtu)
+		if len(e.frames) != len(frameSizes(sh.out, mtu)) || e.nBack != len(frameSizes(sh.back, mtu)) {
+			t.Errorf("%v: %d frames out, %d back", sh, len(e.frames), e.nBack)
+		}
+		for i := 0; i < 3; i++ {
+			if err := e.run(); err != nil {
+				t.Fatalf("%v: exchange %d: %v", sh, i, err)
+			}
+		}
+	}
+	// An exchange that waits for more frames than come back fails
+	// when the read times out, instead of passing.
+	e := newFloorExchange(client, mb, ma, 64, 64, mtu)
+	e.nBack = 2
+	if err := e.run(); err == nil {
+		t.Errorf("an exchange missing a frame of its answer succeeded")
+	}
+	stop.Store(true)
+	server.close()
+	<-served
+}
+
+// TestLinuxVCPUState: the migration figure's state is valid (the serving
+// side decodes and validates it), as large as a Linux vCPU's with AVX and
+// protection keys in use, and survives encoding.
+func TestLinuxVCPUState(t *testing.T) {
+	st := linuxVCPUState()
+	if err := st.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The area's zero blocks (the room for AVX-512, the x87 registers)
+	// stay home, the vector registers (512 bytes) travel.
+	if st.XSAVELen != 2696 || st.Size() <= vcpu.MinEncodedSize+512 || st.Size() >= vcpu.MinEncodedSize+int(st.XSAVELen) {
+		t.Errorf("XSAVE %d bytes, state %d bytes; want 2696 and %d-%d", st.XSAVELen, st.Size(), vcpu.MinEncodedSize+512, vcpu.MinEncodedSize+int(st.XSAVELen))
+	}
+	var back vcpu.State
+	if err := back.UnmarshalBinary(st.MarshalAppend(nil)); err != nil || back != st {
+		t.Errorf("round trip: %v (equal %v)", err, back == st)
 	}
 }
 
@@ -259,7 +340,8 @@ func TestShortRun(t *testing.T) {
 		}
 	}
 	for _, mtu := range []int{1500, 9000} {
-		want := []string{"transport/%d/64", "transport/%d/4096", "write-fault/%d/4096", "read-fault/%d/4096"}
+		want := []string{"transport/%d/64", "transport/%d/4096", "write-fault/%d/4096", "read-fault/%d/4096",
+			"floor-4096-64/%d/4096", "floor-64-4096/%d/4096"}
 		for _, size := range floorSizes(mtu) {
 			want = append(want, fmt.Sprintf("floor/%%d/%d", size))
 		}
@@ -270,6 +352,11 @@ func TestShortRun(t *testing.T) {
 		}
 		if !hasPrefix(seen, fmt.Sprintf("migrate/%d/", mtu)) {
 			t.Errorf("no migrate figure at MTU %d in the report:\n%s", mtu, out)
+		}
+		st := linuxVCPUState()
+		size := st.Size()
+		if k := fmt.Sprintf("floor-%d-64/%d/%d", size, mtu, size); !seen[k] {
+			t.Errorf("no floor %s for the migration in the report:\n%s", k, out)
 		}
 	}
 }
