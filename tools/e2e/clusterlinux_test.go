@@ -82,36 +82,7 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	}
 	waitVCPU1(t, b, 2)
 
-	// Node 2's view every 30 s, to follow a long run; the test takes
-	// node 2's shell from the watcher when it needs it.
-	watch, watched := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watched)
-		f, err := os.Create(filepath.Join(dir, "dvmstat-node2.log"))
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		for {
-			select {
-			case <-watch:
-				return
-			case <-time.After(30 * time.Second):
-			}
-			bMu.Lock()
-			if err := b.con.Send("dvm stat"); err != nil {
-				bMu.Unlock()
-				return
-			}
-			out, _ := b.con.Expect(prompt, time.Minute)
-			bMu.Unlock()
-			fmt.Fprintf(f, "%s\n%s\n", time.Since(start).Round(time.Second), out)
-		}
-	}()
-	defer func() {
-		close(watch)
-		<-watched
-	}()
+	defer watchNode2(dir, b, &bMu, start)()
 	onB := func(f func()) {
 		bMu.Lock()
 		defer bMu.Unlock()
@@ -124,6 +95,51 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	shellPrompt, guest := guestShell(t, a, 15*time.Minute)
 	shellPrompt()
 
+	checkGuestAcrossNodes(t, a, b, onB, shellPrompt, guest, emu)
+
+	// The acceptance run proper: a thread pinned to vCPU 0 on node 1 and
+	// one to vCPU 1 on node 2 on the same counters, then the page passed
+	// between them crosses the network both ways.
+	stage = fmt.Sprintf("the split run (began %v after the demo)", time.Since(start).Round(time.Second))
+	split := counterRun(t, a, 20000)
+	onB(func() {
+		out := run(t, b, "dvm stat", time.Minute)
+		t.Logf("node 2 dvm stat after the split run:\n%s", out)
+		if homesLine.FindStringSubmatch(out) == nil {
+			t.Errorf("node 2's dvm stat shows no homes line:\n%s", out)
+		}
+	})
+
+	stage = fmt.Sprintf("the evacuation run (began %v after the demo)", time.Since(start).Round(time.Second))
+	evacuateDuringRun(t, a, b, onB)
+
+	stage = fmt.Sprintf("the one-node run (began %v after the demo)", time.Since(start).Round(time.Second))
+	guest("echo still running", "\nstill running")
+	// Both vCPUs on node 1: the same program for the slowdown.
+	one := counterRun(t, a, 20000)
+	clock := "guest time, dilated 10x (Bochs' instruction-counting clock)"
+	if emu == "qemu" {
+		clock = "guest time, dilated 10x (QEMU's TSC, the host's wall clock)"
+	}
+	t.Logf("sharedcounter, 20000 acquisitions per thread: %v with a vCPU on each node, %v with both on node 1: %.0fx (%s)", split, one, split.Seconds()/one.Seconds(), clock)
+	onB(func() { t.Logf("node 2 dvm stat at the end:\n%s", run(t, b, "dvm stat", time.Minute)) })
+	// A page that both CPUs write crosses the emulated link in
+	// milliseconds where an SMP machine moves a cache line, so the
+	// guest's watchdogs (soft lockup, RCU stall) may fire: they are
+	// counted, not failed on. A crash is a failure.
+	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
+		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	t.Logf("guest watchdog reports: %d soft lockups, %d RCU stalls",
+		strings.Count(a.con.Output(), "soft lockup"), strings.Count(a.con.Output(), "rcu_preempt self-detected stall")+strings.Count(a.con.Output(), "rcu_preempt detected stalls"))
+}
+
+// checkGuestAcrossNodes checks the guest, its shell on a's console and
+// vCPU 1 on node b, before the runs: it sees and uses both vCPUs, NMIs
+// and vector state cross nodes, its disk resets from node 2, and node 2
+// reads what node 1 wrote.
+func checkGuestAcrossNodes(t *testing.T, a, b *node, onB func(func()), shellPrompt func(), guest func(line, want string) string, emu string) {
+	t.Helper()
 	// With vCPU 1 on node 2 the guest still sees and uses both vCPUs.
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 	// NMIs cross nodes: sysrq-l has every CPU print its backtrace, the
@@ -148,24 +164,49 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 		t.Fatalf("node 2 could not read the guest's kernel: %v", onNode2)
 	}
 	t.Logf("guest-physical 0x1000000 read on node 2: %s", onNode2[1])
+}
 
-	// The acceptance run proper: a thread pinned to vCPU 0 on node 1 and
-	// one to vCPU 1 on node 2 on the same counters, then the page passed
-	// between them crosses the network both ways.
-	stage = fmt.Sprintf("the split run (began %v after the demo)", time.Since(start).Round(time.Second))
-	split := counterRun(t, a, 20000)
-	onB(func() {
-		out := run(t, b, "dvm stat", time.Minute)
-		t.Logf("node 2 dvm stat after the split run:\n%s", out)
-		if homesLine.FindStringSubmatch(out) == nil {
-			t.Errorf("node 2's dvm stat shows no homes line:\n%s", out)
+// watchNode2 writes node 2's dvm stat every 30 s to dir's
+// dvmstat-node2.log, with the time since start, to follow a long run; it
+// takes node 2's shell under mu. The function it returns stops it.
+func watchNode2(dir string, b *node, mu *sync.Mutex, start time.Time) (stop func()) {
+	watch, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		f, err := os.Create(filepath.Join(dir, "dvmstat-node2.log"))
+		if err != nil {
+			return
 		}
-	})
+		defer f.Close()
+		for {
+			select {
+			case <-watch:
+				return
+			case <-time.After(30 * time.Second):
+			}
+			mu.Lock()
+			if err := b.con.Send("dvm stat"); err != nil {
+				mu.Unlock()
+				return
+			}
+			out, _ := b.con.Expect(prompt, time.Minute)
+			mu.Unlock()
+			fmt.Fprintf(f, "%s\n%s\n", time.Since(start).Round(time.Second), out)
+		}
+	}()
+	return func() {
+		close(watch)
+		<-watched
+	}
+}
 
-	stage = fmt.Sprintf("the evacuation run (began %v after the demo)", time.Since(start).Round(time.Second))
-	// Node 2 is evacuated in the middle of a run: vCPU 1 comes back to
-	// node 1 and node 2 gives back every page copy (it homes none of the
-	// guest's memory); the program notices nothing but time.
+// evacuateDuringRun evacuates node 2 in the middle of a sharedcounter run
+// on a's guest console: vCPU 1 comes back to node 1, node 2 gives back
+// every page copy and hands on the homes moveafter gave it, and the run
+// ends exact. onB runs a function holding node 2's console.
+func evacuateDuringRun(t *testing.T, a, b *node, onB func(func())) {
+	t.Helper()
+	// The program notices nothing but time.
 	if err := a.con.Send("sharedcounter -iters 200000"); err != nil {
 		t.Fatal(err)
 	}
@@ -207,26 +248,6 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 		}
 		t.Logf("evacuation: %v", notice)
 	})
-
-	stage = fmt.Sprintf("the one-node run (began %v after the demo)", time.Since(start).Round(time.Second))
-	guest("echo still running", "\nstill running")
-	// Both vCPUs on node 1: the same program for the slowdown.
-	one := counterRun(t, a, 20000)
-	clock := "guest time, dilated 10x (Bochs' instruction-counting clock)"
-	if emu == "qemu" {
-		clock = "guest time, dilated 10x (QEMU's TSC, the host's wall clock)"
-	}
-	t.Logf("sharedcounter, 20000 acquisitions per thread: %v with a vCPU on each node, %v with both on node 1: %.0fx (%s)", split, one, split.Seconds()/one.Seconds(), clock)
-	onB(func() { t.Logf("node 2 dvm stat at the end:\n%s", run(t, b, "dvm stat", time.Minute)) })
-	// A page that both CPUs write crosses the emulated link in
-	// milliseconds where an SMP machine moves a cache line, so the
-	// guest's watchdogs (soft lockup, RCU stall) may fire: they are
-	// counted, not failed on. A crash is a failure.
-	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
-		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
-	}
-	t.Logf("guest watchdog reports: %d soft lockups, %d RCU stalls",
-		strings.Count(a.con.Output(), "soft lockup"), strings.Count(a.con.Output(), "rcu_preempt self-detected stall")+strings.Count(a.con.Output(), "rcu_preempt detected stalls"))
 }
 
 // guestCrash matches the kernel messages of a crash.
