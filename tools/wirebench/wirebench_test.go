@@ -131,9 +131,13 @@ func TestFloorExchange(t *testing.T) {
 	if err := e.run(); err == nil {
 		t.Errorf("an exchange missing a frame of its answer succeeded")
 	}
+	// The serving side sees stop at its next read's timeout; its socket
+	// is closed after it returned, never under a read.
 	stop.Store(true)
+	if err := <-served; err != nil {
+		t.Errorf("serving side: %v", err)
+	}
 	server.close()
-	<-served
 }
 
 // TestLinuxVCPUState: the migration figure's state is valid (the serving
