@@ -23,18 +23,16 @@ import (
 //	12      ...   body: the fixed-size fields in the order of State, then
 //	              the XSAVE length (2 bytes) and area, then the MSR count
 //	              (2 bytes) and 12-byte entries (index 4, value 8)
-//
-// The XSAVE area of length n > 0 travels as a map of its 64-byte blocks
-// (the last one shorter if n is not a multiple of 64), one bit per block
-// from bit 0 of the first byte, (blocks+7)/8 bytes, a bit set for every
-// block holding a non-zero byte, followed by those blocks in order; the
-// blocks left out are zero. A standard-format area has room for every
-// component the processor supports, and a guest using AVX but not
-// AVX-512 or AMX leaves most of it zero.
-//
 //	len-4   4     CRC-32C (Castagnoli) of all preceding bytes
 //
-// The exact layout of the body is given by State.encode.
+// The exact layout of the body is given by State.encode. The XSAVE area
+// of length n > 0 travels as a map of its 64-byte blocks (the last one
+// shorter if n is not a multiple of 64), one bit per block from bit 0 of
+// the first byte, (blocks+7)/8 bytes, a bit set for every block holding
+// a non-zero byte, followed by those blocks in order; the blocks left out
+// are zero. A standard-format area has room for every component the
+// processor supports, and a guest using AVX but not AVX-512 or AMX
+// leaves most of it zero.
 const (
 	// Magic starts every encoded State.
 	Magic uint32 = 'B' | 'I'<<8 | 'v'<<16 | 'c'<<24
@@ -395,7 +393,6 @@ func (s *State) decode(r *reader) error {
 	return nil
 }
 
-// writer puts little-endian values into a buffer known to be large enough.
 // encodeXSAVE writes the XSAVE area's length, block map and non-zero
 // blocks.
 func (s *State) encodeXSAVE(w *writer) {
@@ -471,6 +468,7 @@ func (s *State) decodeXSAVE(r *reader) error {
 	return nil
 }
 
+// writer puts little-endian values into a buffer known to be large enough.
 type writer struct {
 	b   []byte
 	off int
