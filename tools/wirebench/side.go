@@ -63,12 +63,12 @@ type side struct {
 	self     memory.NodeID
 	st       *station
 	rt       *dvm.Runtime
-	echoed   chan struct{}  // the measuring side: an echo came back
-	ctlDone  chan struct{}  // the measuring side: a control answer came
-	arrived  chan struct{}  // the measuring side: vCPU 0 came back
-	work     chan work      // the serving side
-	state    vcpu.State     // the serving side: the vCPU that arrived
-	arrivedV migrate.VCPUID // and its number
+	echoed   chan struct{}       // the measuring side: an echo came back
+	ctlDone  chan struct{}       // the measuring side: a control answer came
+	arrived  chan struct{}       // the measuring side: vCPU 0 came back
+	work     chan work           // the serving side
+	state    vcpu.State          // the serving side: the vCPU that arrived
+	parked   chan migrate.VCPUID // and its number, until ctlBack
 	timer    *time.Timer
 	echoResp [8]byte
 	doneMsg  [1]byte // ctlDone
@@ -95,7 +95,7 @@ func newSide(self memory.NodeID, ifname string, pol nic.Polling) (*side, error) 
 	s := &side{
 		self: self, echoed: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1),
 		arrived: make(chan struct{}, 1), work: make(chan work, 16), timer: time.NewTimer(time.Hour),
-		statsDone: make(chan struct{}, 1),
+		statsDone: make(chan struct{}, 1), parked: make(chan migrate.VCPUID, 1),
 	}
 	s.timer.Stop()
 	s.doneMsg[0] = ctlDone
@@ -151,7 +151,9 @@ func (s *side) onMessage(from cluster.NodeID, ch uint8, msg []byte) {
 	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlWrite:
 		s.work <- work{write: true}
 	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlBack:
-		s.work <- work{v: s.arrivedV}
+		// The channels order onArrive's write of s.state before the
+		// worker's read: onArrive parked the vCPU before it answered.
+		s.work <- work{v: <-s.parked}
 	case ch == chCtl && s.self == 1 && len(msg) > 0 && msg[0] == ctlStats:
 		runtime.ReadMemStats(&s.mem)
 		s.mallocsMsg[0] = ctlMallocs
@@ -176,7 +178,8 @@ func (s *side) onArrive(v migrate.VCPUID, st *vcpu.State) {
 		notify(s.arrived)
 		return
 	}
-	s.state, s.arrivedV = *st, v
+	s.state = *st
+	s.parked <- v
 	if err := s.st.send(idA, chCtl, s.doneMsg[:]); err != nil {
 		fmt.Printf("error: serving side: %v\n", err)
 	}
