@@ -116,7 +116,8 @@ func TestBochsLinux(t *testing.T) {
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 	guest("echo hello from the guest", "\nhello from the guest")
 	// The guest has its 1700 MiB, less what the kernel keeps for itself,
-	// and memtest writes and verifies 90% of it from both vCPUs.
+	// and memtest writes and verifies 90% of it (less if MemAvailable is
+	// short that boot) from both vCPUs.
 	mem := guest("grep MemTotal /proc/meminfo", " kB")
 	if m := regexp.MustCompile(`MemTotal:\s+(\d+)`).FindStringSubmatch(mem); m == nil || atoi(m[1]) < 1600000 {
 		t.Errorf("guest MemTotal: want over 1600000 kB of 1700 MiB:\n%s", mem)
@@ -130,8 +131,9 @@ func TestBochsLinux(t *testing.T) {
 	}
 	shellPrompt()
 	t.Logf("memtest (Bochs):\n%s", memtest)
-	if !regexp.MustCompile(`memtest: \d+ MiB of \d+ MiB \(90%\) on 2 CPUs`).MatchString(memtest) {
-		t.Errorf("memtest did not test 90%% of the guest's RAM on both vCPUs:\n%s", memtest)
+	// 90% of MemTotal, trimmed to what MemAvailable allows that boot.
+	if m := regexp.MustCompile(`memtest: \d+ MiB of \d+ MiB \((\d+)%\) on 2 CPUs`).FindStringSubmatch(memtest); m == nil || atoi(m[1]) < 85 || atoi(m[1]) > 90 {
+		t.Errorf("memtest did not test 85-90%% of the guest's RAM on both vCPUs:\n%s", memtest)
 	}
 	checkAVX(t, n, shellPrompt, 2, "", "Bochs, VT-x")
 	// The virtio-mmio block device was found in the DSDT, negotiated and

@@ -52,12 +52,12 @@ func run(share float64, mib, cpus int) error {
 	if err != nil {
 		return err
 	}
-	size := uint64(mib) << 20
-	if mib == 0 {
-		size = uint64(share * float64(total))
+	size, trimmed, err := testSize(share, mib, total, avail)
+	if err != nil {
+		return err
 	}
-	if size+keepFree > avail {
-		return fmt.Errorf("%d MiB asked, %d MiB available of %d MiB (MemAvailable less %d MiB)", size>>20, avail>>20, total>>20, keepFree>>20)
+	if trimmed {
+		fmt.Printf("memtest: %.0f%% of MemTotal is more than MemAvailable (%d MiB) less %d MiB; testing that\n", 100*share, avail>>20, keepFree>>20)
 	}
 	part := (size / uint64(cpus)) &^ (1<<12 - 1)
 	if cpus < 1 || part == 0 {
@@ -97,6 +97,33 @@ func run(share float64, mib, cpus int) error {
 		})
 	}
 	return nil
+}
+
+// testSize returns the bytes to test: mib MiB if mib is not zero, else
+// share of MemTotal, but never more than MemAvailable less keepFree. A
+// share is trimmed to fit (trimmed says so), since what the kernel keeps
+// for itself varies from boot to boot; an explicit size that does not fit
+// is an error.
+func testSize(share float64, mib int, total, avail uint64) (size uint64, trimmed bool, err error) {
+	room := uint64(0)
+	if avail > keepFree {
+		room = avail - keepFree
+	}
+	if mib != 0 {
+		size = uint64(mib) << 20
+		if size > room {
+			return 0, false, fmt.Errorf("%d MiB asked, %d MiB available of %d MiB (MemAvailable less %d MiB)", size>>20, room>>20, total>>20, keepFree>>20)
+		}
+		return size, false, nil
+	}
+	if share <= 0 || share > 1 {
+		return 0, false, fmt.Errorf("share %v: want more than 0 and at most 1", share)
+	}
+	size = uint64(share * float64(total))
+	if size > room {
+		return room, true, nil
+	}
+	return size, false, nil
 }
 
 // pattern is the word CPU c writes at index i of its part: different for
