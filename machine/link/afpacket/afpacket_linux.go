@@ -27,15 +27,16 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // once Start is called and calls the receiver from there; the receiver must
 // do its own locking.
 //
-// The socket is non-blocking and registered with the Go runtime's network
-// poller (an *os.File), so that the receive goroutine waits for a frame
-// without holding a thread in a system call: a goroutine the receiver
-// wakes runs at once on the freed processor instead of waiting for the
-// runtime to notice the blocked one.
+// Frames arrive in a receive ring the kernel shares with the process
+// (see ring), as a NIC's descriptor ring: Poll looks at memory, not the
+// socket. The socket is non-blocking and registered with the Go
+// runtime's network poller (an *os.File), so that the receive goroutine
+// waits for a frame without holding a thread in a system call: a
+// goroutine the receiver wakes runs at once on the freed processor
+// instead of waiting for the runtime to notice the blocked one.
 type Link struct {
 	f       *os.File
 	rc      syscall.RawConn
-	ignored bool // PACKET_IGNORE_OUTGOING is set: no need to look at pkttype
 	ifindex int
 	name    string
 	mac     link.MAC
@@ -45,16 +46,15 @@ type Link struct {
 	mu      sync.Mutex
 	recv    link.Receiver
 	started bool
-	// pollMu guards the poll fields: one Poll at a time reads into
-	// pollBuf, through pollRead (made once: a closure made per call
-	// would allocate), which leaves its results in pollN and pollErr.
-	pollMu   sync.Mutex
-	pollBuf  []byte
-	pollRead func(fd uintptr)
-	pollN    int
-	pollErr  error
-	closed   atomic.Bool
-	done     chan struct{}
+	// pollMu is held by whoever takes frames from the ring: Poll or
+	// the receive loop; Close unmaps the ring under it.
+	pollMu sync.Mutex
+	ring   *ring // nil once closed
+	// ready is the receive loop's test for the network poller, made
+	// once: a closure made per wait would allocate.
+	ready  func(fd uintptr) bool
+	closed atomic.Bool
+	done   chan struct{}
 }
 
 // Open binds a raw socket to interface name for frames of EtherType etype
@@ -77,16 +77,23 @@ func Open(name string, etype link.EtherType) (*Link, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("afpacket: bind to %q: %w", name, err)
 	}
-	// Without the option (kernels before 4.20) the receive loop skips
-	// outgoing frames itself.
-	ignored := syscall.SetsockoptInt(fd, syscall.SOL_PACKET, packetIgnoreOutgoing, 1) == nil
+	// Without the option (kernels before 4.20) the ring holds outgoing
+	// frames too, and ring.take skips them.
+	syscall.SetsockoptInt(fd, syscall.SOL_PACKET, packetIgnoreOutgoing, 1)
+	r, err := newRing(fd, ifi.MTU)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("afpacket: %q: %w", name, err)
+	}
 	f := os.NewFile(uintptr(fd), "afpacket:"+name)
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
+		r.unmap()
 		return nil, fmt.Errorf("afpacket: %q: %w", name, err)
 	}
-	l := &Link{f: f, rc: rc, ignored: ignored, ifindex: ifi.Index, name: name, mtu: ifi.MTU, etype: etype, done: make(chan struct{})}
+	l := &Link{f: f, rc: rc, ifindex: ifi.Index, name: name, mtu: ifi.MTU, etype: etype, ring: r, done: make(chan struct{})}
+	l.ready = func(uintptr) bool { return l.ringReady() }
 	copy(l.mac[:], ifi.HardwareAddr)
 	return l, nil
 }
@@ -109,48 +116,54 @@ func (l *Link) Start() {
 // It runs beside the receive loop (each frame goes to one of them) and
 // returns 0 while another Poll runs.
 func (l *Link) Poll(budget int) int {
-	if l.closed.Load() || !l.pollMu.TryLock() {
+	if !l.pollMu.TryLock() {
 		return 0
 	}
 	defer l.pollMu.Unlock()
-	if l.pollBuf == nil {
-		l.pollBuf = make([]byte, link.HeaderLen+l.mtu)
-		l.pollRead = func(fd uintptr) { l.pollN, l.pollErr = l.readFrame(int(fd), l.pollBuf) }
+	return l.takeLocked(budget)
+}
+
+// takeLocked hands the receiver up to budget frames from the ring, the
+// caller holding pollMu, and returns how many.
+func (l *Link) takeLocked(budget int) int {
+	if l.ring == nil {
+		return 0
 	}
 	n := 0
 	for n < budget {
-		if err := l.rc.Control(l.pollRead); err != nil || l.pollErr == syscall.EAGAIN {
+		frame, skip, ok := l.ring.take()
+		if !ok {
 			break
 		}
-		got := l.pollN
-		if l.pollErr != nil || got < link.HeaderLen {
-			continue // EINTR, an outgoing frame, a runt
+		if !skip {
+			l.deliver(frame)
+			n++
 		}
-		l.deliver(l.pollBuf[:got])
-		n++
+		l.ring.release()
 	}
 	return n
 }
 
-// receiveLoop reads frames into one reused buffer and hands them to the
-// receiver until Close. Frames this host sent are skipped.
+// ringReady reports whether a frame waits in the ring (or the link is
+// closed, which ends the wait).
+func (l *Link) ringReady() bool {
+	l.pollMu.Lock()
+	defer l.pollMu.Unlock()
+	return l.ring == nil || l.ring.ready()
+}
+
+// receiveLoop waits for frames in the ring, through the network poller,
+// and hands them to the receiver until Close.
 func (l *Link) receiveLoop() {
 	defer close(l.done)
-	buf := make([]byte, link.HeaderLen+l.mtu)
-	var n int
-	var rerr error
-	read := func(fd uintptr) bool {
-		n, rerr = l.readFrame(int(fd), buf)
-		return rerr != syscall.EAGAIN
-	}
 	for !l.closed.Load() {
-		if err := l.rc.Read(read); err != nil {
+		if err := l.rc.Read(l.ready); err != nil {
 			return // the file was closed
 		}
-		if rerr != nil || n < link.HeaderLen {
-			continue // EINTR, an outgoing frame, a runt
+		l.pollMu.Lock()
+		for l.takeLocked(64) > 0 {
 		}
-		l.deliver(buf[:n])
+		l.pollMu.Unlock()
 	}
 }
 
@@ -162,19 +175,6 @@ func (l *Link) deliver(frame []byte) {
 	if r != nil {
 		r(frame)
 	}
-}
-
-// readFrame reads one frame from fd into buf. Where the socket still sees
-// outgoing frames it reads with recvfrom(2) and reports them as empty.
-func (l *Link) readFrame(fd int, buf []byte) (int, error) {
-	if l.ignored {
-		return syscall.Read(fd, buf)
-	}
-	n, from, err := syscall.Recvfrom(fd, buf, 0)
-	if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING {
-		return 0, err
-	}
-	return n, err
 }
 
 // Close stops the receive loop, waiting for it, and closes the socket.
@@ -189,6 +189,12 @@ func (l *Link) Close() error {
 	if started {
 		<-l.done
 	}
+	l.pollMu.Lock()
+	if uerr := l.ring.unmap(); err == nil {
+		err = uerr
+	}
+	l.ring = nil
+	l.pollMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("afpacket: close %q: %w", l.name, err)
 	}

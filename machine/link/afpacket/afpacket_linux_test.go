@@ -311,3 +311,64 @@ func TestPoll(t *testing.T) {
 		t.Errorf("Poll with nothing waiting: %v allocations", a)
 	}
 }
+
+// TestRingWrapsAndFillsSlots: frames of every size up to the MTU's, more
+// of them than the receive ring has slots, arrive whole and in order
+// through Poll and through the receive loop, at both MTUs the cluster
+// uses (a frame of HeaderLen+MTU bytes must fit a slot after the
+// kernel's headers).
+func TestRingWrapsAndFillsSlots(t *testing.T) {
+	for _, mtu := range []int{link.DefaultMTU, 9000} {
+		for _, loop := range []bool{false, true} {
+			t.Run(fmt.Sprintf("mtu%d/loop=%v", mtu, loop), func(t *testing.T) {
+				ns := netns(t, mtu)
+				ls := openIn(t, ns, link.EtherTypeCluster, "va", "vb")
+				sender, rx := ls[0], ls[1]
+				got := make(chan []byte, ringSlots)
+				rx.SetReceiver(func(f []byte) { got <- bytes.Clone(f) })
+				if loop {
+					rx.Start()
+				}
+				sizes := []int{link.HeaderLen + 1, 60, link.HeaderLen + mtu/2, link.HeaderLen + mtu}
+				for i := range 3 * ringSlots {
+					f := make([]byte, sizes[i%len(sizes)])
+					link.PutHeader(f, rx.MAC(), sender.MAC(), link.EtherTypeCluster)
+					for j := link.HeaderLen; j < len(f); j++ {
+						f[j] = byte(i + j)
+					}
+					if err := sender.Transmit(f); err != nil {
+						t.Fatalf("frame %d: %v", i, err)
+					}
+					var r []byte
+					for deadline := time.Now().Add(5 * time.Second); r == nil; {
+						if !loop {
+							rx.Poll(1)
+						}
+						select {
+						case r = <-got:
+						default:
+							if time.Now().After(deadline) {
+								t.Fatalf("frame %d of %d bytes did not arrive", i, len(f))
+							}
+						}
+					}
+					// A short frame may come padded to 60 bytes.
+					if len(r) < len(f) || !bytes.Equal(r[:len(f)], f) || len(r) > max(len(f), 60) {
+						t.Fatalf("frame %d: got %d bytes, want %d: % x", i, len(r), len(f), r[:min(len(r), 32)])
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkPollEmpty is what a waiter pays for each look at the link
+// while no frame has come: a load from the receive ring.
+func BenchmarkPollEmpty(b *testing.B) {
+	ns := netns(b, link.DefaultMTU)
+	rx := openIn(b, ns, link.EtherTypeCluster, "va")[0]
+	rx.SetReceiver(func([]byte) {})
+	for b.Loop() {
+		rx.Poll(8)
+	}
+}
