@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/big-iron/big-iron/machine/link/afpacket"
 	"github.com/big-iron/big-iron/vmm/vcpu"
 )
 
@@ -46,13 +47,21 @@ type shape struct{ out, back int }
 const answerSize = floorMin
 
 // floorName names the floor of sh in the report: "floor" for an echo of
-// one size (Size is that size), else floor-OUT-BACK (Size is the larger).
-func floorName(sh shape) string {
-	if sh.out == sh.back {
-		return "floor"
+// one size (Size is that size), else floor-OUT-BACK (Size is the larger);
+// the polled floor's names start "pollfloor".
+func floorName(sh shape, polled bool) string {
+	name := "floor"
+	if polled {
+		name = "pollfloor"
 	}
-	return fmt.Sprintf("floor-%d-%d", sh.out, sh.back)
+	if sh.out == sh.back {
+		return name
+	}
+	return fmt.Sprintf("%s-%d-%d", name, sh.out, sh.back)
 }
+
+// floors are the medians of a shape's floor and polled floor.
+type floors struct{ plain, polled time.Duration }
 
 // client is the measuring side: node 0 in namespace A.
 type client struct {
@@ -61,8 +70,9 @@ type client struct {
 	c      counts
 	idle   time.Duration // -idle
 	raw    *rawSocket
+	plink  *afpacket.Link // the polled floor's
 	s      *side
-	floors map[shape]time.Duration // medians of the floors measured
+	floors map[shape]floors // those measured
 }
 
 // runClient measures every figure at the interface's MTU and writes one
@@ -73,12 +83,17 @@ func runClient(out io.Writer, o options) error {
 		return err
 	}
 	defer raw.close()
+	plink, err := afpacket.Open(ifA, etherPollFloor)
+	if err != nil {
+		return fmt.Errorf("polled floor: %w", err)
+	}
+	defer plink.Close()
 	s, err := newSide(0, ifA, o.pol)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(o.short), idle: o.idle, raw: raw, s: s, floors: map[shape]time.Duration{}}
+	c := &client{out: out, mtu: s.st.l.MTU(), c: countsFor(o.short), idle: o.idle, raw: raw, plink: plink, s: s, floors: map[shape]floors{}}
 	for _, fig := range []func() error{c.floor, c.echo, c.faults, c.migrate} {
 		if err := fig(); err != nil {
 			return err
@@ -96,11 +111,11 @@ func (c *client) series(n int, prepare, run func() error) series {
 // report writes the figure of smp, an operation of size bytes that moves
 // what sh says, with its ratio to the floor of sh.
 func (c *client) report(name string, size int, sh shape, smp sample) error {
-	floor, err := c.floorOf(sh)
+	fl, err := c.floorOf(sh)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	fmt.Fprintln(c.out, smp.figure(name, c.mtu, size, floor))
+	fmt.Fprintln(c.out, smp.figure(name, c.mtu, size, fl.plain, fl.polled))
 	return nil
 }
 
@@ -115,22 +130,31 @@ func (c *client) floor() error {
 	return nil
 }
 
-// floorOf returns the floor's median for sh, measuring it (and reporting
-// it) the first time.
-func (c *client) floorOf(sh shape) (time.Duration, error) {
-	if d, ok := c.floors[sh]; ok {
-		return d, nil
+// floorOf returns the floors' medians for sh, measuring them (and
+// reporting them, each with its ratio to the other) the first time.
+func (c *client) floorOf(sh shape) (floors, error) {
+	if fl, ok := c.floors[sh]; ok {
+		return fl, nil
 	}
 	ma, mb := macs()
 	e := newFloorExchange(c.raw, mb, ma, sh.out, sh.back, c.mtu)
-	smp, err := measure(c.series(c.c.floor, nil, e.run))
+	plain, err := measure(c.series(c.c.floor, nil, e.run))
 	if err != nil {
-		return 0, fmt.Errorf("floor %d B out, %d B back: %w", sh.out, sh.back, err)
+		return floors{}, fmt.Errorf("floor %d B out, %d B back: %w", sh.out, sh.back, err)
 	}
-	f := smp.figure(floorName(sh), c.mtu, max(sh.out, sh.back), 0)
-	fmt.Fprintln(c.out, f)
-	c.floors[sh] = f.Median
-	return f.Median, nil
+	pe := newPollExchange(c.plink, mb, ma, sh.out, sh.back, c.mtu)
+	polled, err := measure(c.series(c.c.floor, nil, pe.run))
+	if err != nil {
+		return floors{}, fmt.Errorf("polled floor %d B out, %d B back: %w", sh.out, sh.back, err)
+	}
+	size := max(sh.out, sh.back)
+	pf := plain.figure(floorName(sh, false), c.mtu, size, 0, 0)
+	qf := polled.figure(floorName(sh, true), c.mtu, size, pf.Median, 0)
+	pf.PollRatio = float64(pf.Median) / float64(qf.Median)
+	fmt.Fprintln(c.out, pf)
+	fmt.Fprintln(c.out, qf)
+	c.floors[sh] = floors{pf.Median, qf.Median}
+	return c.floors[sh], nil
 }
 
 // echo measures a message sent on the cluster transport and answered (the

@@ -77,15 +77,15 @@ func frameSizes(n, mtu int) []int {
 	return append(sizes, max(n, floorMin))
 }
 
-// floorFrames builds the frames carrying n payload bytes from src to dst
-// at mtu, their headers filled but for the exchange's number; back is
-// what each asks the other side to send back.
-func floorFrames(dst, src link.MAC, n, back, mtu int) [][]byte {
+// floorFrames builds the frames of EtherType etype carrying n payload
+// bytes from src to dst at mtu, their headers filled but for the
+// exchange's number; back is what each asks the other side to send back.
+func floorFrames(etype link.EtherType, dst, src link.MAC, n, back, mtu int) [][]byte {
 	sizes := frameSizes(n, mtu)
 	frames := make([][]byte, len(sizes))
 	for i, size := range sizes {
 		f := make([]byte, link.HeaderLen+size)
-		link.PutHeader(f, dst, src, etherFloor)
+		link.PutHeader(f, dst, src, etype)
 		p := f[link.HeaderLen:]
 		binary.LittleEndian.PutUint16(p[8:], uint16(i))
 		binary.LittleEndian.PutUint16(p[10:], uint16(len(sizes)))
@@ -100,9 +100,7 @@ func floorFrames(dst, src link.MAC, n, back, mtu int) [][]byte {
 // frame asks for, in frames numbered as the exchange.
 func serveFloor(s *rawSocket, mtu int, stop *atomic.Bool) error {
 	buf := make([]byte, link.HeaderLen+mtu)
-	// Answers of every size asked so far, built once: the serving side
-	// of the floor does as little as the measuring side.
-	answers := map[int][][]byte{}
+	answers := newFloorAnswers(etherFloor, mtu)
 	for !stop.Load() {
 		n, err := unix.Read(s.fd, buf)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
@@ -111,31 +109,52 @@ func serveFloor(s *rawSocket, mtu int, stop *atomic.Bool) error {
 		if err != nil {
 			return fmt.Errorf("floor: read: %w", err)
 		}
-		if n < link.HeaderLen+floorHeaderLen {
-			continue
-		}
-		p := buf[link.HeaderLen:n]
-		i, k := binary.LittleEndian.Uint16(p[8:]), binary.LittleEndian.Uint16(p[10:])
-		back := int(binary.LittleEndian.Uint32(p[12:]))
-		if i+1 != k || back == 0 {
-			continue
-		}
-		frames, ok := answers[back]
-		if !ok {
-			var dst, src link.MAC
-			copy(dst[:], buf[6:12])
-			copy(src[:], buf[0:6])
-			frames = floorFrames(dst, src, back, 0, mtu)
-			answers[back] = frames
-		}
-		for _, f := range frames {
-			copy(f[link.HeaderLen:], p[:8])
+		for _, f := range answers.to(buf[:n]) {
 			if _, err := unix.Write(s.fd, f); err != nil {
 				return fmt.Errorf("floor: write: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// floorAnswers are the serving side's answers of every size asked so far,
+// built once: the serving side of a floor does as little as the
+// measuring side.
+type floorAnswers struct {
+	etype link.EtherType
+	mtu   int
+	m     map[int][][]byte
+}
+
+func newFloorAnswers(etype link.EtherType, mtu int) *floorAnswers {
+	return &floorAnswers{etype: etype, mtu: mtu, m: map[int][][]byte{}}
+}
+
+// to returns the frames that answer frame f, numbered as its exchange,
+// or none if f does not end an exchange.
+func (a *floorAnswers) to(f []byte) [][]byte {
+	if len(f) < link.HeaderLen+floorHeaderLen {
+		return nil
+	}
+	p := f[link.HeaderLen:]
+	i, k := binary.LittleEndian.Uint16(p[8:]), binary.LittleEndian.Uint16(p[10:])
+	back := int(binary.LittleEndian.Uint32(p[12:]))
+	if i+1 != k || back == 0 {
+		return nil
+	}
+	frames, ok := a.m[back]
+	if !ok {
+		var dst, src link.MAC
+		copy(dst[:], f[6:12])
+		copy(src[:], f[0:6])
+		frames = floorFrames(a.etype, dst, src, back, 0, a.mtu)
+		a.m[back] = frames
+	}
+	for _, fr := range frames {
+		copy(fr[link.HeaderLen:], p[:8])
+	}
+	return frames
 }
 
 // floorExchange is the measuring side of the floor: frames carrying out
@@ -153,7 +172,7 @@ type floorExchange struct {
 // and back bytes in return at mtu. An echo of one frame of size bytes is
 // newFloorExchange(s, dst, src, size, size, mtu).
 func newFloorExchange(s *rawSocket, dst, src link.MAC, out, back, mtu int) *floorExchange {
-	return &floorExchange{s: s, frames: floorFrames(dst, src, out, back, mtu),
+	return &floorExchange{s: s, frames: floorFrames(etherFloor, dst, src, out, back, mtu),
 		nBack: len(frameSizes(back, mtu)), buf: make([]byte, link.HeaderLen+mtu)}
 }
 

@@ -19,8 +19,9 @@ type Figure struct {
 	MTU, Size int
 	// Median and P99 are the operation's latency percentiles.
 	Median, P99 time.Duration
-	// Ratio is Median over the floor's median for the same size.
-	Ratio float64
+	// Ratio is Median over the floor's median for the same shape, and
+	// PollRatio over the polled floor's (pollfloor.go).
+	Ratio, PollRatio float64
 	// Allocs is heap allocations per operation, both sides together.
 	Allocs float64
 	// Rate is operations per second with one operation outstanding, and
@@ -30,17 +31,17 @@ type Figure struct {
 
 // String formats f as one line of the report:
 //
-//	NAME mtu=N size=B median=D p99=D ratio=R allocs=A rate=N/s tput=X.XMB/s
+//	NAME mtu=N size=B median=D p99=D ratio=R pollratio=R allocs=A rate=N/s tput=X.XMB/s
 func (f Figure) String() string {
-	return fmt.Sprintf("%s mtu=%d size=%d median=%v p99=%v ratio=%.2f allocs=%.1f rate=%.0f/s tput=%.1fMB/s",
-		f.Name, f.MTU, f.Size, f.Median, f.P99, f.Ratio, f.Allocs, f.Rate, f.MBps)
+	return fmt.Sprintf("%s mtu=%d size=%d median=%v p99=%v ratio=%.2f pollratio=%.2f allocs=%.1f rate=%.0f/s tput=%.1fMB/s",
+		f.Name, f.MTU, f.Size, f.Median, f.P99, f.Ratio, f.PollRatio, f.Allocs, f.Rate, f.MBps)
 }
 
 // ParseFigure reads a line String wrote.
 func ParseFigure(line string) (Figure, error) {
 	fields := strings.Fields(line)
-	if len(fields) != 9 {
-		return Figure{}, fmt.Errorf("wirebench: %d fields in %q, want 9", len(fields), line)
+	if len(fields) != 10 {
+		return Figure{}, fmt.Errorf("wirebench: %d fields in %q, want 10", len(fields), line)
 	}
 	f := Figure{Name: fields[0]}
 	for _, kv := range fields[1:] {
@@ -69,6 +70,8 @@ func (f *Figure) set(k, v string) error {
 		f.P99, err = time.ParseDuration(v)
 	case "ratio":
 		f.Ratio, err = strconv.ParseFloat(v, 64)
+	case "pollratio":
+		f.PollRatio, err = strconv.ParseFloat(v, 64)
 	case "allocs":
 		f.Allocs, err = strconv.ParseFloat(v, 64)
 	case "rate":
@@ -89,9 +92,9 @@ type sample struct {
 }
 
 // figure summarizes s as the figure called name for operations of size
-// bytes at mtu; floor is the floor's median for the same size (0: none,
-// the ratio is 1).
-func (s sample) figure(name string, mtu, size int, floor time.Duration) Figure {
+// bytes at mtu; floor and pollFloor are the floors' medians for the same
+// shape (0: none, that ratio is 1).
+func (s sample) figure(name string, mtu, size int, floor, pollFloor time.Duration) Figure {
 	lat := slices.Clone(s.lat)
 	slices.Sort(lat)
 	f := Figure{Name: name, MTU: mtu, Size: size}
@@ -111,9 +114,12 @@ func (s sample) figure(name string, mtu, size int, floor time.Duration) Figure {
 		ops = len(lat)
 	}
 	f.Allocs = float64(s.allocs) / float64(ops)
-	f.Ratio = 1
+	f.Ratio, f.PollRatio = 1, 1
 	if floor > 0 {
 		f.Ratio = float64(f.Median) / float64(floor)
+	}
+	if pollFloor > 0 {
+		f.PollRatio = float64(f.Median) / float64(pollFloor)
 	}
 	return f
 }

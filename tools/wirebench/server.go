@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/big-iron/big-iron/machine/link/afpacket"
 	"github.com/big-iron/big-iron/machine/nic"
 )
 
@@ -21,16 +22,29 @@ func runServer(in io.Reader, out io.Writer, pol nic.Polling) error {
 	if err != nil {
 		return err
 	}
+	plink, err := afpacket.Open(ifB, etherPollFloor)
+	if err != nil {
+		raw.close()
+		return fmt.Errorf("polled floor: %w", err)
+	}
 	s, err := newSide(1, ifB, pol)
 	if err != nil {
 		raw.close()
+		plink.Close()
 		return err
 	}
 	var stop atomic.Bool
 	floorErr := make(chan error, 1)
 	go func() { floorErr <- serveFloor(raw, s.st.l.MTU(), &stop) }()
+	pstop, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		servePollFloor(plink, pol, pstop)
+	}()
 	fmt.Fprintln(out, "ready")
 	io.Copy(io.Discard, in)
 	stop.Store(true)
-	return errors.Join(<-floorErr, s.close(), raw.close())
+	close(pstop)
+	<-polled
+	return errors.Join(<-floorErr, s.close(), raw.close(), plink.Close())
 }

@@ -22,9 +22,9 @@ import (
 
 func TestFigureRoundTrip(t *testing.T) {
 	f := Figure{Name: "write-fault", MTU: 9000, Size: 4096, Median: 19316 * time.Nanosecond,
-		P99: 64482 * time.Nanosecond, Ratio: 4.39, Allocs: 0.5, Rate: 38764, MBps: 158.8}
+		P99: 64482 * time.Nanosecond, Ratio: 4.39, PollRatio: 5.12, Allocs: 0.5, Rate: 38764, MBps: 158.8}
 	line := f.String()
-	want := "write-fault mtu=9000 size=4096 median=19.316µs p99=64.482µs ratio=4.39 allocs=0.5 rate=38764/s tput=158.8MB/s"
+	want := "write-fault mtu=9000 size=4096 median=19.316µs p99=64.482µs ratio=4.39 pollratio=5.12 allocs=0.5 rate=38764/s tput=158.8MB/s"
 	if line != want {
 		t.Fatalf("String() = %q\nwant       %q", line, want)
 	}
@@ -41,10 +41,10 @@ func TestParseFigureRejects(t *testing.T) {
 	for _, line := range []string{
 		"",
 		"floor mtu=1500",
-		"floor mtu=x size=64 median=1µs p99=2µs ratio=1.00 allocs=0.0 rate=1/s tput=1MB/s",
-		"floor mtu=1500 size=64 median=1 p99=2µs ratio=1.00 allocs=0.0 rate=1/s tput=1MB/s",
-		"floor mtu=1500 size=64 median=1µs p99=2µs ratio=1.00 allocs=0.0 rate=1/s speed=1MB/s",
-		"floor mtu=1500 size=64 median=1µs p99=2µs ratio=1.00 allocs 0.0 rate=1/s tput=1MB/s",
+		"floor mtu=x size=64 median=1µs p99=2µs ratio=1.00 pollratio=1.00 allocs=0.0 rate=1/s tput=1MB/s",
+		"floor mtu=1500 size=64 median=1 p99=2µs ratio=1.00 pollratio=1.00 allocs=0.0 rate=1/s tput=1MB/s",
+		"floor mtu=1500 size=64 median=1µs p99=2µs ratio=1.00 pollratio=1.00 allocs=0.0 rate=1/s speed=1MB/s",
+		"floor mtu=1500 size=64 median=1µs p99=2µs ratio=1.00 pollratio=1.00 allocs 0.0 rate=1/s tput=1MB/s",
 	} {
 		if _, err := ParseFigure(line); err == nil {
 			t.Errorf("ParseFigure(%q) succeeded", line)
@@ -58,12 +58,12 @@ func TestSampleFigure(t *testing.T) {
 		s.lat = append(s.lat, time.Duration(101-i)*time.Microsecond)
 	}
 	s.allocs = 200
-	f := s.figure("transport", 1500, 64, 10*time.Microsecond)
+	f := s.figure("transport", 1500, 64, 10*time.Microsecond, 5*time.Microsecond)
 	if f.Median != 50*time.Microsecond || f.P99 != 99*time.Microsecond {
 		t.Errorf("median %v p99 %v, want 50µs 99µs", f.Median, f.P99)
 	}
-	if f.Ratio != 5 || f.Allocs != 2 {
-		t.Errorf("ratio %v allocs %v, want 5 and 2", f.Ratio, f.Allocs)
+	if f.Ratio != 5 || f.PollRatio != 10 || f.Allocs != 2 {
+		t.Errorf("ratio %v pollratio %v allocs %v, want 5, 10 and 2", f.Ratio, f.PollRatio, f.Allocs)
 	}
 }
 
@@ -86,8 +86,11 @@ func TestFrameSizes(t *testing.T) {
 	if got := floorSizes(1500); !slices.Equal(got, []int{64, 1500}) {
 		t.Errorf("floorSizes(1500) = %v", got)
 	}
-	if got := floorName(shape{64, 4096}); got != "floor-64-4096" {
+	if got := floorName(shape{64, 4096}, false); got != "floor-64-4096" {
 		t.Errorf("floorName = %q", got)
+	}
+	if got := floorName(shape{1500, 1500}, true); got != "pollfloor" {
+		t.Errorf("floorName of the polled echo = %q", got)
 	}
 }
 
@@ -281,7 +284,7 @@ func TestMeasureCountsAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := smp.figure("x", 1500, 64, 0); f.Allocs != 2 {
+	if f := smp.figure("x", 1500, 64, 0, 0); f.Allocs != 2 {
 		t.Errorf("allocs per operation %v, want 2", f.Allocs)
 	}
 }
@@ -301,7 +304,7 @@ func TestMeasureCountsPeerAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := smp.figure("x", 1500, 64, 0); f.Allocs != 3 {
+	if f := smp.figure("x", 1500, 64, 0, 0); f.Allocs != 3 {
 		t.Errorf("allocs per operation %v, want the peer's 3", f.Allocs)
 	}
 }
@@ -336,7 +339,7 @@ func TestShortRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen[fmt.Sprintf("%s/%d/%d", f.Name, f.MTU, f.Size)] = true
-		if f.Median <= 0 || f.P99 < f.Median || f.Ratio <= 0 {
+		if f.Median <= 0 || f.P99 < f.Median || f.Ratio <= 0 || f.PollRatio <= 0 {
 			t.Errorf("%q: median, p99 or ratio out of order", line)
 		}
 		if f.Allocs >= 0.5 {
@@ -345,9 +348,9 @@ func TestShortRun(t *testing.T) {
 	}
 	for _, mtu := range []int{1500, 9000} {
 		want := []string{"transport/%d/64", "transport/%d/4096", "write-fault/%d/4096", "read-fault/%d/4096",
-			"floor-4096-64/%d/4096", "floor-64-4096/%d/4096"}
+			"floor-4096-64/%d/4096", "floor-64-4096/%d/4096", "pollfloor-4096-64/%d/4096", "pollfloor-64-4096/%d/4096"}
 		for _, size := range floorSizes(mtu) {
-			want = append(want, fmt.Sprintf("floor/%%d/%d", size))
+			want = append(want, fmt.Sprintf("floor/%%d/%d", size), fmt.Sprintf("pollfloor/%%d/%d", size))
 		}
 		for _, w := range want {
 			if k := fmt.Sprintf(w, mtu); !seen[k] {
@@ -359,8 +362,10 @@ func TestShortRun(t *testing.T) {
 		}
 		st := linuxVCPUState()
 		size := st.Size()
-		if k := fmt.Sprintf("floor-%d-64/%d/%d", size, mtu, size); !seen[k] {
-			t.Errorf("no floor %s for the migration in the report:\n%s", k, out)
+		for _, name := range []string{"floor", "pollfloor"} {
+			if k := fmt.Sprintf("%s-%d-64/%d/%d", name, size, mtu, size); !seen[k] {
+				t.Errorf("no floor %s for the migration in the report:\n%s", k, out)
+			}
 		}
 	}
 }
