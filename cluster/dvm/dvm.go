@@ -1284,12 +1284,12 @@ func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	if rec == nil {
 		return fmt.Errorf("dvm: vCPU %d is not on node %d", v, r.cfg.Self)
 	}
-	if st.Size() > len(rec.State) {
-		return fmt.Errorf("dvm: vCPU %d state of %d bytes exceeds %d", v, st.Size(), len(rec.State))
+	n := st.Size()
+	if n > len(rec.State) {
+		return fmt.Errorf("dvm: vCPU %d state of %d bytes exceeds %d", v, n, len(rec.State))
 	}
-	clear(rec.State)
 	st.MarshalAppend(rec.State[:0])
-	rec.StateLen = st.Size() // only the encoded state travels
+	rec.SetStateLen(n) // only the encoded state travels
 	if err := r.mig.Send(v, dst, r.mout); err != nil {
 		return err
 	}
@@ -1298,7 +1298,7 @@ func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 		return err
 	}
 	if tr := r.cfg.Trace; tr.On() {
-		tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindMigrateOut, VCPU: int32(v), Node: uint16(dst), Bytes: uint32(st.Size())})
+		tr.Record(trace.Event{Time: tr.Since(), Kind: trace.KindMigrateOut, VCPU: int32(v), Node: uint16(dst), Bytes: uint32(n)})
 	}
 	if r.policy != nil {
 		r.policy.Migrated(int(v), int(r.cfg.Self), int(dst), r.now())

@@ -314,8 +314,9 @@ func (m *Migrator) HandleMessage(msg *Message, out *Outbox) (Event, error) {
 		rec.Epoch, rec.IRR, rec.TimerDeadline, rec.TimerVector = msg.Epoch, msg.IRR, msg.TimerDeadline, msg.TimerVector
 		rec.NMIs = min(msg.NMIs, MaxNMIs)
 		n := copy(rec.State, msg.State)
-		clear(rec.State[n:])
-		rec.StateLen = n
+		// What an earlier, longer state left after it is cleared
+		// (StateLen 0: all of State may hold it).
+		rec.SetStateLen(n)
 		m.hosted[v] = true
 		m.where[v] = location{node: m.cfg.Self, epoch: msg.Epoch}
 		m.stats.MigrationsIn++
@@ -356,4 +357,20 @@ func (m *Migrator) send(out *Outbox, msg Message) {
 	m.stats.Messages++
 	m.stats.Bytes += uint64(msg.Size())
 	out.Msgs = append(out.Msgs, msg)
+}
+
+// SetStateLen records that the first n bytes of State hold the state,
+// zeroing what an earlier, longer state left after them. Bytes past
+// StateLen are kept zero (StateLen 0: all of State may hold state), so
+// that a vCPU moving back and forth clears only what a longer state
+// left, not its whole buffer.
+func (v *VCPU) SetStateLen(n int) {
+	end := len(v.State)
+	if v.StateLen > 0 {
+		end = min(v.StateLen, end)
+	}
+	if n < end {
+		clear(v.State[n:end])
+	}
+	v.StateLen = n
 }

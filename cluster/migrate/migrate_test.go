@@ -290,6 +290,36 @@ func TestShortStateTravels(t *testing.T) {
 	}
 }
 
+// TestShorterStateClearsTheLonger: a vCPU that arrives with a long state,
+// leaves, and comes back with a shorter one holds nothing of the long one
+// past the short one's end, though only the stale part is cleared.
+func TestShorterStateClearsTheLonger(t *testing.T) {
+	p := newPingPong(t)
+	for _, n := range []int{300, 40, 300, 7} {
+		rec := p.ms[0].VCPU(0)
+		for i := range n {
+			rec.State[i] = byte(n)
+		}
+		rec.SetStateLen(n)
+		p.hop(t, 0)
+		got := p.ms[1].VCPU(0)
+		for i, c := range got.State {
+			if want := byte(n) * b2u8(i < n); c != want {
+				t.Fatalf("after a %d-byte state: byte %d is %#x, want %#x", n, i, c, want)
+			}
+		}
+		p.hop(t, 1)
+	}
+}
+
+// b2u8 is 1 for true and 0 for false.
+func b2u8(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // pingPong moves vCPU 0 between two migrators through an encode/decode.
 type pingPong struct {
 	ms  [2]*Migrator

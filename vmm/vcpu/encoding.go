@@ -17,7 +17,7 @@ import (
 //
 //	offset  size  field
 //	0       4     magic "BIvc"
-//	4       2     version (3)
+//	4       2     version (4)
 //	6       2     flags, reserved, zero
 //	8       4     total length in bytes, header and checksum included
 //	12      ...   body: the fixed-size fields in the order of State, then
@@ -427,7 +427,7 @@ func (s *State) decodeXSAVE(r *reader) error {
 		return fmt.Errorf("vcpu: XSAVE length %d exceeds %d: %w", x, MaxXSAVE, ErrLength)
 	}
 	s.XSAVELen = uint32(x)
-	clear(s.XSAVE[:])
+	clear(s.XSAVE[x:]) // the blocks left out are cleared below
 	if x == 0 {
 		return nil
 	}
@@ -446,6 +446,7 @@ func (s *State) decodeXSAVE(r *reader) error {
 	// Runs of blocks in the map are copied at once.
 	for i := 0; i < blocks; {
 		if m[i/8]&(1<<(i%8)) == 0 {
+			clear(s.xsaveBlockAt(i, x))
 			i++
 			continue
 		}

@@ -343,3 +343,31 @@ func TestSparseXSAVE(t *testing.T) {
 		t.Errorf("decoding into a used State: %v (equal %v)", err, d.Equal(s))
 	}
 }
+
+// TestUnmarshalIntoUsedState: decoding into a State that held another
+// vCPU's (every byte of its XSAVE area set) gives exactly the encoded
+// State: the blocks the encoding leaves out, and the area past its
+// length, come out zero.
+func TestUnmarshalIntoUsedState(t *testing.T) {
+	for _, want := range []*State{avxGuestState(), typicalState()} {
+		b, err := want.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := avxGuestState()
+		for i := range got.XSAVE {
+			got.XSAVE[i] = 0xff
+		}
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		if *got != *want {
+			for i := range got.XSAVE {
+				if got.XSAVE[i] != want.XSAVE[i] {
+					t.Fatalf("XSAVE byte %d is %#x, want %#x (length %d)", i, got.XSAVE[i], want.XSAVE[i], want.XSAVELen)
+				}
+			}
+			t.Fatalf("decoded State differs from the encoded one outside the XSAVE area")
+		}
+	}
+}
