@@ -1532,3 +1532,62 @@ func avxState() vcpu.State {
 	}
 	return st
 }
+
+// TestHoldWindowsStretched: pages a node gains at one instant keep their
+// hold windows for different times, between the window and twice it, so
+// that two nodes each holding a page the other needs do not both give
+// theirs up at once (TestPagesNeededTogetherReachBothNodes: under load,
+// equal windows left both nodes without progress for seconds).
+func TestHoldWindowsStretched(t *testing.T) {
+	const hold = 5 * time.Millisecond
+	var now time.Duration
+	rt, err := New(Config{Spec: Spec{ID: 1, Nodes: 2, VCPUs: 1, Pages: 256}, Self: 0,
+		Perm: &perms{acc: map[uint64]memory.Access{}}, Transport: discard{}, Hold: hold,
+		Clock: func() time.Duration { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	req := func(p uint64) []byte {
+		b := make([]byte, memory.MessageHeaderSize)
+		b[0], b[1] = memory.MessageMagic, byte(memory.KindWriteReq)
+		binary.LittleEndian.PutUint64(b[8:], p*memory.PageSize)
+		return b
+	}
+	rt.lock()
+	defer rt.unlock()
+	for p := range uint64(256) {
+		rt.acquireLocked(p)
+	}
+	ends := map[time.Duration]bool{}
+	var first, last time.Duration
+	for p := range uint64(256) {
+		// The page is held for at least the window and less than
+		// twice it; find when its window ends, to 50 µs.
+		now = hold - time.Nanosecond
+		if !rt.holdsLocked(req(p), int64(now)) {
+			t.Fatalf("page %d: not held for its whole window of %v", p, hold)
+		}
+		end := hold
+		for ; end <= 2*hold; end += 50 * time.Microsecond {
+			now = end
+			if !rt.holdsLocked(req(p), int64(now)) {
+				break
+			}
+		}
+		if end > 2*hold {
+			t.Fatalf("page %d: still held at %v, twice its window", p, 2*hold)
+		}
+		ends[end] = true
+		if p == 0 || end < first {
+			first = end
+		}
+		last = max(last, end)
+	}
+	if len(ends) < 20 || last-first < hold/2 {
+		t.Errorf("256 windows started at once end at %d distinct times from %v to %v: not spread", len(ends), first, last)
+	}
+	if a := testing.AllocsPerRun(100, func() { rt.acquireLocked(3) }); a != 0 {
+		t.Errorf("acquireLocked: %v allocations", a)
+	}
+}
