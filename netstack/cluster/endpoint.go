@@ -187,8 +187,11 @@ type channel struct {
 	// (RFC 6298, 5).
 	timer time.Duration
 	// Receive side: rcvNxt is the next sequence number to deliver.
-	recv       []recvSlot
-	rcvNxt     uint32
+	recv   []recvSlot
+	rcvNxt uint32
+	// held counts the recv slots present: with none, an acknowledgement
+	// has no selective part to look for.
+	held       int
 	reasm      []byte
 	reasmLen   int
 	reasmNext  uint16
@@ -601,7 +604,7 @@ func (e *Endpoint) fillAck(c *channel, h *Header) {
 	h.Ack = c.rcvNxt
 	var sack uint64
 	w := uint32(e.cfg.Window)
-	for i := uint32(1); i < w; i++ {
+	for i := uint32(1); i < w && c.held > 0; i++ {
 		if c.recvSlot(c.rcvNxt + i).present {
 			sack |= 1 << (i - 1)
 		}
@@ -944,6 +947,7 @@ func (e *Endpoint) handleData(p *peer, ch uint8, c *channel, h *Header, payload 
 			s.n = copy(s.buf, payload)
 			s.fragIndex, s.fragCount = h.FragIndex, h.FragCount
 			s.present = true
+			c.held++
 		}
 		e.sendAck(p, ch, c)
 		return
@@ -985,6 +989,7 @@ func (e *Endpoint) drainRing(p *peer, ch uint8, c *channel) {
 			return
 		}
 		s.present = false
+		c.held--
 		c.rcvNxt++
 		c.unacked++
 		e.consume(p, ch, c, s.buf[:s.n], s.fragIndex, s.fragCount)
