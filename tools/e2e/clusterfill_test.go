@@ -27,7 +27,7 @@ import (
 // requireQEMUDistLinux).
 func TestQEMUClusterLinuxFill(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
-	requireSlow(t, "memtest over 1.85 GiB, most of it crossing between the nodes, runs longer than 30 minutes in QEMU's TCG, and node 1 ran out of Go heap in its third pass (an open bug)")
+	requireSlow(t, "memtest over 1.85 GiB, most of it crossing between the nodes, runs about 30 minutes in QEMU's TCG (write 4m41s, verify 12m3s at 3 MB/s, then the cross-check), and node 1 once ran out of Go heap in its third pass (not seen again)")
 	dir := buildGuestImage(t)
 	nodes := bootQEMUCluster(t, dir, launch.Cluster{Nodes: 2, Segment: 47000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 2048})
 	waitTwoNodes(t, nodes, 3*time.Minute)
@@ -62,7 +62,7 @@ func TestQEMUClusterLinuxFill(t *testing.T) {
 		t.Fatalf("the guest did not reach its shell: %v", err)
 	}
 	t.Logf("guest shell after %v (QEMU TCG, AMD-V)", time.Since(start).Round(time.Second))
-	shellPrompt, guest := guestShell(t, a, 30*time.Minute)
+	shellPrompt, guest := guestShell(t, a, 60*time.Minute)
 	shellPrompt()
 	if m := regexp.MustCompile(`Mem:\s+(\d+)`).FindStringSubmatch(guest("free -m", "Swap:")); m == nil || atoi(m[1]) < 2300 {
 		t.Fatalf("the guest sees %v MiB, want about 2.5 GiB less the kernel's", m)
