@@ -5,12 +5,15 @@
 // measurement in each. For MTU 1500 and 9000 it prints, one line per
 // figure, the median and 99th-percentile latency, the ratio to the floor
 // of the same shape (bare AF_PACKET frames carrying as many bytes each
-// way), the heap allocations per operation in both processes (counted
-// in a pass of its own), and the throughput with one operation
+// way, written and read with plain system calls) and to the polled floor
+// (the same frames over the links the figures use, receive rings polled,
+// no protocol), the heap allocations per operation in both processes
+// (counted in a pass of its own), and the throughput with one operation
 // outstanding:
 //
 //	floor        an AF_PACKET frame echoed by the other side
 //	floor-O-B    AF_PACKET frames carrying O payload bytes out, B back
+//	pollfloor    floor and floor-O-B over polled receive rings
 //	transport    a cluster transport message answered by the other side
 //	             (against floor-SIZE-64)
 //	write-fault  a remote write fault served by the other node (dvm;
