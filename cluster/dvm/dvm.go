@@ -122,11 +122,10 @@ type Config struct {
 	// sequence count and its data) before the first is taken back.
 	// Without it two nodes that write the same pages can hand them back
 	// and forth at every exit, neither finishing. Each page's window is
-	// moved by a random share of half of it, earlier or later (between
-	// half the window and one and a half windows; as long on average),
-	// so that two nodes that each hold one page the other needs (an
-	// instruction whose page walk needs both) do not give them up at the
-	// same moment round after round. Zero serves requests at once.
+	// stretched by a random share of it, up to as long again, so that two
+	// nodes that each hold one page the other needs (an instruction
+	// whose page walk needs both) do not give them up at the same moment
+	// round after round. Zero serves requests at once.
 	Hold time.Duration
 	// Trace, if set, records this node's events while it is on (faults
 	// that waited, invalidations, migrations, forwarded device reads).
@@ -294,7 +293,7 @@ type Runtime struct {
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
 	// acquired is, per page, when this node last gained access to it
-	// (Runtime.now), moved by the random shift of its hold window (see
+	// (Runtime.now), plus the random stretch of its hold window (see
 	// Config.Hold) drawn from jitter; held are the requests the hold
 	// window defers, in arrival order, and heldN their number.
 	acquired   []int64
@@ -654,15 +653,15 @@ func (r *Runtime) holdsLocked(b []byte, now int64) bool {
 	return p < uint64(len(r.acquired)) && now-r.acquired[p] < int64(r.holdLocked())
 }
 
-// acquireLocked starts page p's hold window, moved by a random share of
-// half of it either way (see Config.Hold). It allocates nothing.
+// acquireLocked starts page p's hold window, stretched by a random share
+// of up to the window itself (see Config.Hold). It allocates nothing.
 func (r *Runtime) acquireLocked(p uint64) {
 	if r.acquired == nil || p >= uint64(len(r.acquired)) {
 		return
 	}
-	w := int64(r.holdLocked())
-	shift := (w>>8)*int64(r.jitter.Uint64()>>56) - w/2 // -1/2 to 127/256 of w
-	r.acquired[p] = r.now() + shift
+	w := uint64(r.holdLocked())
+	stretch := (w >> 8) * (r.jitter.Uint64() >> 56) // 0 to 255/256 of w
+	r.acquired[p] = r.now() + int64(stretch)
 }
 
 // holdLocked is the hold window now (see Config.Hold).
