@@ -42,7 +42,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -121,11 +120,8 @@ type Config struct {
 	// to gather the few pages a critical section needs (a lock, a
 	// sequence count and its data) before the first is taken back.
 	// Without it two nodes that write the same pages can hand them back
-	// and forth at every exit, neither finishing. Each page's window is
-	// stretched by a random share of it, up to as long again, so that two
-	// nodes that each hold one page the other needs (an instruction
-	// whose page walk needs both) do not give them up at the same moment
-	// round after round. Zero serves requests at once.
+	// and forth at every exit, neither finishing. Zero serves requests
+	// at once.
 	Hold time.Duration
 	// Trace, if set, records this node's events while it is on (faults
 	// that waited, invalidations, migrations, forwarded device reads).
@@ -293,11 +289,9 @@ type Runtime struct {
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
 	// acquired is, per page, when this node last gained access to it
-	// (Runtime.now), plus the random stretch of its hold window (see
-	// Config.Hold) drawn from jitter; held are the requests the hold
-	// window defers, in arrival order, and heldN their number.
+	// (Runtime.now); held are the requests the hold window
+	// defers, in arrival order, and heldN their number.
 	acquired   []int64
-	jitter     *rand.PCG
 	held, hold []inMsg
 	heldPages  []heldPage // drainLocked's: the pages of the requests it holds
 	heldN      atomic.Int32
@@ -369,7 +363,6 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Hold > 0 {
 		r.acquired = make([]int64, cfg.Spec.Pages)
-		r.jitter = rand.NewPCG(uint64(cfg.Self), uint64(cfg.Spec.ID))
 	}
 	switch cfg.Spec.Move {
 	case MoveHysteresis:
@@ -651,17 +644,6 @@ func (r *Runtime) holdsLocked(b []byte, now int64) bool {
 	}
 	p := binary.LittleEndian.Uint64(b[8:]) / memory.PageSize
 	return p < uint64(len(r.acquired)) && now-r.acquired[p] < int64(r.holdLocked())
-}
-
-// acquireLocked starts page p's hold window, stretched by a random share
-// of up to the window itself (see Config.Hold). It allocates nothing.
-func (r *Runtime) acquireLocked(p uint64) {
-	if r.acquired == nil || p >= uint64(len(r.acquired)) {
-		return
-	}
-	w := uint64(r.holdLocked())
-	stretch := (w >> 8) * (r.jitter.Uint64() >> 56) // 0 to 255/256 of w
-	r.acquired[p] = r.now() + int64(stretch)
 }
 
 // holdLocked is the hold window now (see Config.Hold).
@@ -1061,7 +1043,9 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 			return err
 		}
 		if res == memory.FaultSpurious || res == memory.FaultLocal {
-			r.acquireLocked(p)
+			if r.acquired != nil {
+				r.acquired[p] = r.now()
+			}
 			if start >= 0 {
 				wait := time.Duration(r.now() - start)
 				r.stats.RemoteWaits++
