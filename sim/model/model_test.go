@@ -120,14 +120,7 @@ func TestMovingHomesModel(t *testing.T) {
 		defs = append(defs, "-DN=2")
 	}
 	flags := []string{"-m1000000"}
-	n, out := verifyModel(t, "homes.pml", flags, defs...)
-	if n != 0 {
-		t.Fatalf("spin found %d errors in the protocol with moving homes:\n%s", n, out)
-	}
-	if !regexp.MustCompile(`Full statespace search`).MatchString(out) || !regexp.MustCompile(`invalid end states\s+\+`).MatchString(out) {
-		t.Fatalf("not a full search with end-state checking:\n%s", out)
-	}
-	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
+	verifyClean(t, "homes.pml", "the protocol with moving homes", defs...)
 	if n, out := verifyModel(t, "homes.pml", flags, "-DREACH_FORWARD"); n == 0 {
 		t.Fatalf("the search never passed a request on:\n%s", out)
 	}
@@ -170,14 +163,7 @@ func TestWalkWindowsModel(t *testing.T) {
 		defs = append(defs, "-DEVICTS=0")
 	}
 	flags := []string{"-m1000000"}
-	n, out := verifyModel(t, "walkwin.pml", flags, defs...)
-	if n != 0 {
-		t.Fatalf("spin found %d errors in walk windows:\n%s", n, out)
-	}
-	if !regexp.MustCompile(`Full statespace search`).MatchString(out) || !regexp.MustCompile(`invalid end states\s+\+`).MatchString(out) {
-		t.Fatalf("not a full search with end-state checking:\n%s", out)
-	}
-	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
+	verifyClean(t, "walkwin.pml", "walk windows", defs...)
 	for _, c := range []struct{ define, what string }{
 		{"-DREACH_WINDOW_STORE", "the search never merged a software store made in a window"},
 		{"-DREACH_INV_DIFF", "the search never merged a diff an invalidation's acknowledgement carried"},
@@ -189,4 +175,19 @@ func TestWalkWindowsModel(t *testing.T) {
 			t.Errorf("%s:\n%s", c.what, out)
 		}
 	}
+}
+
+// verifyClean runs a full search of the model in file (what names it in
+// a failure) with the given defines and fails unless spin finds no error
+// and searched the whole state space with end states checked.
+func verifyClean(t *testing.T, file, what string, defines ...string) {
+	t.Helper()
+	n, out := verifyModel(t, file, []string{"-m1000000"}, defines...)
+	if n != 0 {
+		t.Fatalf("spin found %d errors in %s:\n%s", n, what, out)
+	}
+	if !regexp.MustCompile(`Full statespace search`).MatchString(out) || !regexp.MustCompile(`invalid end states\s+\+`).MatchString(out) {
+		t.Fatalf("not a full search with end-state checking:\n%s", out)
+	}
+	t.Logf("%s", regexp.MustCompile(`\d+ states, stored`).FindString(out))
 }
