@@ -313,10 +313,7 @@ func (m *Migrator) HandleMessage(msg *Message, out *Outbox) (Event, error) {
 		rec := &m.vcpus[v]
 		rec.Epoch, rec.IRR, rec.TimerDeadline, rec.TimerVector = msg.Epoch, msg.IRR, msg.TimerDeadline, msg.TimerVector
 		rec.NMIs = min(msg.NMIs, MaxNMIs)
-		n := copy(rec.State, msg.State)
-		// What an earlier, longer state left after it is cleared
-		// (StateLen 0: all of State may hold it).
-		rec.SetStateLen(n)
+		rec.SetStateLen(copy(rec.State, msg.State))
 		m.hosted[v] = true
 		m.where[v] = location{node: m.cfg.Self, epoch: msg.Epoch}
 		m.stats.MigrationsIn++

@@ -121,6 +121,9 @@ func testSize(share float64, mib int, total, avail uint64) (size uint64, trimmed
 	}
 	size = uint64(share * float64(total))
 	if size > room {
+		if room < 1<<20 {
+			return 0, false, fmt.Errorf("%.0f%% of %d MiB asked, but MemAvailable (%d MiB) less %d MiB leaves nothing to test", 100*share, total>>20, avail>>20, keepFree>>20)
+		}
 		return room, true, nil
 	}
 	return size, false, nil

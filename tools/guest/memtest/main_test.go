@@ -53,7 +53,7 @@ func TestShareTrimmedToAvailable(t *testing.T) {
 		{share: 0.5, total: 1623 * mib, avail: 1474 * mib, size: uint64(0.5 * 1623 * mib), ok: true},
 		{mib: 1400, total: 1623 * mib, avail: 1474 * mib, size: 1400 * mib, ok: true},
 		{mib: 1460, total: 1623 * mib, avail: 1474 * mib},
-		{share: 0.9, total: 64 * mib, avail: 8 * mib, size: 0, trimmed: true, ok: true},
+		{share: 0.9, total: 64 * mib, avail: 8 * mib},
 		{share: 1.5, total: 64 * mib, avail: 60 * mib},
 		{share: 0, total: 64 * mib, avail: 60 * mib},
 	} {
