@@ -21,6 +21,7 @@ const (
 	MutationNone           Mutation = iota
 	MutationSkipInvalidate          // grant Modified without invalidating sharers
 	MutationDropWriteback           // the home ignores the data of a writeback
+	MutationWindowNoMerge           // a grant's page replaces a draining window's changes
 )
 
 // Config describes one node's engine.
@@ -58,6 +59,8 @@ type Config struct {
 	// below the faults a node may have outstanding at once makes faults
 	// wait for one another (FaultNoRoom), never deadlock.
 	CopyFrames int
+	// Windows turns on walk windows (see [Engine.OpenWindow]).
+	Windows bool
 	// Mutation is for checker tests only.
 	Mutation Mutation
 }
@@ -93,6 +96,9 @@ type Stats struct {
 	HomesGained    uint64 // pages whose home moved to this node
 	HomesGiven     uint64 // pages whose home this node handed on
 	Forwards       uint64 // requests this node passed on to the page's new home
+	// Walk windows: opened, closed unchanged, closed changed (each an
+	// upgrade), not opened for want of a slot, and merges refused.
+	WindowsOpened, WindowsClean, WindowsChanged, WindowsFull, WindowConflicts uint64
 }
 
 // Outbox collects the messages one engine call produces for other nodes.
@@ -130,6 +136,9 @@ type pageState struct {
 	// ref gives a copy a second chance in the clock: set when the node
 	// faults on a copy it holds (an upgrade), cleared as the hand passes.
 	ref bool
+	// window is the page's walk window state (winNone, winOpen,
+	// winDraining; see window.go).
+	window uint8
 	// prev and next link a copy of a page homed elsewhere into the clock
 	// (page indexes plus one; 0 while the node holds no copy).
 	prev, next int32
@@ -228,7 +237,11 @@ type Engine struct {
 	copies     int
 	copyFrames int
 	waiting    int
-	stats      Stats
+	// slots are the walk windows' twins; open and draining count the
+	// windows in each state.
+	slots          [MaxWindows]windowSlot
+	open, draining int
+	stats          Stats
 }
 
 // dirOf returns the directory entry of page p, which must be homed here.
@@ -487,11 +500,14 @@ func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error)
 		return FaultSpurious, fmt.Errorf("memory: fault at %#x: beyond guest memory of %d pages", gpa, len(e.pages))
 	}
 	ps := &e.pages[p]
-	if ps.state.access().Allows(write) {
+	if ps.state.access().Allows(write) || ps.window == winOpen {
 		return FaultSpurious, nil
 	}
 	if ps.pending != 0 {
 		return FaultPending, nil
+	}
+	if e.open > 0 && !e.LocalSatisfiable(gpa, write) {
+		return FaultSpurious, fmt.Errorf("%w: node %d: fault at %#x would send a message with %d walk windows open", ErrProtocol, e.cfg.Self, gpa, e.open)
 	}
 	if ps.frame != nil {
 		ps.ref = true // an upgrade: the copy is in use
@@ -544,7 +560,7 @@ func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
 		return false, fmt.Errorf("memory: evict %#x: beyond guest memory", gpa)
 	}
 	ps := &e.pages[p]
-	if e.isHome(p) || ps.pending != 0 || ps.state == Invalid {
+	if e.isHome(p) || ps.pending != 0 || ps.state == Invalid || ps.window != winNone {
 		return false, nil
 	}
 	e.evict(p, out)
@@ -575,6 +591,9 @@ func (e *Engine) HandleMessage(m *Message, out *Outbox) error {
 	e.begin()
 	if m.Dst != e.cfg.Self || int(m.Src) >= e.cfg.Nodes || m.Src == e.cfg.Self {
 		return fmt.Errorf("%w: node %d got %v", ErrProtocol, e.cfg.Self, m.String())
+	}
+	if e.open > 0 {
+		return fmt.Errorf("%w: node %d: %v served with %d walk windows open", ErrProtocol, e.cfg.Self, m.String(), e.open)
 	}
 	if err := e.dispatch(m, out); err != nil {
 		return err
@@ -871,7 +890,11 @@ func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 		ps.offered = false
 		e.offered--
 	}
-	if m.Flags&FlagHasData != 0 {
+	if m.Flags&FlagHasData != 0 && ps.window == winDraining && m.Data != ps.frame {
+		if err := e.mergeWindow(p, m.Data); err != nil {
+			return err
+		}
+	} else if m.Flags&FlagHasData != 0 {
 		if err := e.fill(p, m.Data); err != nil {
 			return err
 		}
@@ -880,6 +903,7 @@ func (e *Engine) onWriteGrant(p uint64, m *Message) error {
 	}
 	ps.state, ps.version, ps.pending, ps.hint, ps.hintMod = Modified, m.Version, 0, e.cfg.Self, true
 	ps.home = m.Src
+	e.endDrain(p)
 	if m.Flags&FlagHome != 0 {
 		e.takeHome(p, m.Version)
 	}
@@ -951,6 +975,11 @@ func (e *Engine) drop(p uint64) {
 	ps := &e.pages[p]
 	ps.state = Invalid
 	e.cfg.Perm.SetAccess(p<<pageShift, nil, AccessNone)
+	if ps.window == winDraining {
+		// The copy holds what the window changed: it stays for the
+		// merge with the page the grant brings.
+		return
+	}
 	if !e.isHome(p) && ps.frame != nil {
 		e.deferred = append(e.deferred, ps.frame)
 		ps.frame = nil

@@ -21,6 +21,7 @@ type cluster struct {
 	out     *Outbox
 	buf     Page
 	last    map[uint64]uint64 // word address -> last token written
+	bits    map[uint64]uint64 // walked word address -> bits walks set (runWindows)
 	token   uint64
 	rng     *rand.Rand
 	pages   int
@@ -121,8 +122,15 @@ func (c *cluster) invariants() error {
 		mod, shared := 0, 0
 		for n, e := range c.engines {
 			s := e.State(gpa)
-			if c.perms[n][p] != s.access() {
-				return fmt.Errorf("node %d page %d: state %v but EPT %v", n, p, s, c.perms[n][p])
+			want := s.access()
+			switch e.pages[p].window {
+			case winOpen:
+				want = AccessReadWrite
+			case winDraining:
+				want = AccessNone
+			}
+			if c.perms[n][p] != want {
+				return fmt.Errorf("node %d page %d: state %v, window %d, but EPT %v", n, p, s, e.pages[p].window, c.perms[n][p])
 			}
 			switch s {
 			case Modified:

@@ -82,7 +82,7 @@ func (e *Engine) victim() (uint64, bool) {
 		ps := &e.pages[p]
 		e.hand = ps.next
 		switch {
-		case ps.pending != 0:
+		case ps.pending != 0, ps.window != winNone:
 		case ps.ref:
 			ps.ref = false
 		default:
