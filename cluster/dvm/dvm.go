@@ -383,6 +383,7 @@ func New(cfg Config) (*Runtime, error) {
 		Self: cfg.Self, Nodes: cfg.Spec.Nodes, Pages: cfg.Spec.Pages,
 		Home: cfg.Home, Perm: guestPerm{cfg.Perm, r.split}, Frames: cfg.Frames, CopyFrames: cfg.CopyFrames,
 		FirstTouch: cfg.Spec.FirstTouch, MoveAfter: int(cfg.Spec.MoveAfter), HomeRoom: cfg.HomeRoom,
+		Windows: cfg.Spec.WalkWindows,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dvm: VM %d: %w", cfg.Spec.ID, err)
@@ -509,6 +510,7 @@ func (r *Runtime) drainLocked() {
 	if r.pending.Load() == 0 && r.heldN.Load() == 0 {
 		return
 	}
+	r.closeLocked()
 	r.qmu.Lock()
 	r.work, r.queue = r.queue, r.work[:0]
 	r.waiting = [memory.MaxNodes]int32{}
@@ -611,7 +613,7 @@ type heldPage struct {
 // blocked are the senders with a message other than a coherence message
 // held.
 func (r *Runtime) mustHoldLocked(m inMsg, blocked uint64, now int64) bool {
-	if blocked&(1<<m.from) != 0 {
+	if blocked&(1<<m.from) != 0 || r.eng.Draining() && r.revealsLocked(m.b) {
 		return true
 	}
 	p, coherence := coherencePage(m.b)
@@ -898,6 +900,7 @@ func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 		return 0, err
 	}
 	d := DeviceRead{VM: r.cfg.Spec.ID, VCPU: v, MMIO: mmio, Addr: addr, Size: size}
+	r.quiesceLocked()
 	if r.cfg.DeviceNode == r.cfg.Self {
 		return r.readDevice(d), nil
 	}
@@ -1027,6 +1030,7 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 	}
 	p := a / memory.PageSize
 	start := int64(-1) // when the fault began to wait for another node
+	r.closeLocked()
 	for {
 		if err := r.stoppedLocked(); err != nil {
 			return err
@@ -1288,6 +1292,7 @@ func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	if n > len(rec.State) {
 		return fmt.Errorf("dvm: vCPU %d state of %d bytes exceeds %d", v, n, len(rec.State))
 	}
+	r.quiesceLocked()
 	st.MarshalAppend(rec.State[:0])
 	rec.SetStateLen(n) // only the encoded state travels
 	if err := r.mig.Send(v, dst, r.mout); err != nil {
@@ -1318,6 +1323,7 @@ func (r *Runtime) interruptLocked(v migrate.VCPUID, vector uint8) error {
 	if vector < MinVector {
 		return fmt.Errorf("dvm: interrupt vector %d for vCPU %d is illegal", vector, v)
 	}
+	r.quiesceLocked()
 	_, err := r.mig.Interrupt(v, vector, r.mout)
 	return r.sendRouted(err)
 }
@@ -1340,6 +1346,7 @@ func (r *Runtime) sendRouted(err error) error {
 // nmiLocked sends vCPU v an NMI wherever it runs, as interruptLocked
 // does an interrupt. The caller holds the lock and is not pinned.
 func (r *Runtime) nmiLocked(v migrate.VCPUID) error {
+	r.quiesceLocked()
 	_, err := r.mig.NMI(v, r.mout)
 	return r.sendRouted(err)
 }
@@ -1378,6 +1385,7 @@ func (r *Runtime) interruptPendingLocked(v migrate.VCPUID) bool {
 // lock and is not pinned.
 func (r *Runtime) forwardLocked(d DeviceWrite) error {
 	d.VM = r.cfg.Spec.ID
+	r.quiesceLocked()
 	if r.cfg.DeviceNode == r.cfg.Self {
 		r.deviceLocked(d)
 		return nil
@@ -1397,6 +1405,7 @@ func (r *Runtime) forwardLocked(d DeviceWrite) error {
 func (r *Runtime) EvictAll() (int, error) {
 	r.lock()
 	defer r.unlock()
+	r.quiesceLocked()
 	n := 0
 	for p := 0; p < r.cfg.Spec.Pages; p++ {
 		gpa := uint64(p) * memory.PageSize
@@ -1456,6 +1465,7 @@ func (r *Runtime) takeHome(a uint64, from memory.NodeID) (was, home memory.NodeI
 	if was = r.eng.Home(a); was != from || !r.eng.CanTakeHome() {
 		return was, was, nil
 	}
+	r.quiesceLocked()
 	if r.eng.LocalSatisfiable(a, true) {
 		_, err := r.eng.Evict(a, r.out)
 		if err == nil {

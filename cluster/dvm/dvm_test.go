@@ -24,6 +24,7 @@ import (
 type perms struct {
 	mu  sync.Mutex
 	acc map[uint64]memory.Access
+	fr  map[uint64]*memory.Page // the frame mapped, while one is
 	bad []uint64
 }
 
@@ -34,6 +35,10 @@ func (p *perms) SetAccess(gpa uint64, frame *memory.Page, a memory.Access) {
 		p.bad = append(p.bad, gpa)
 	}
 	p.acc[gpa] = a
+	if p.fr == nil {
+		p.fr = map[uint64]*memory.Page{}
+	}
+	p.fr[gpa] = frame
 }
 
 // countingFrames is a FrameSource that counts frames out.
@@ -608,7 +613,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 
 func TestControlRoundTrip(t *testing.T) {
 	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove,
-		FirstTouch: true, MoveAfter: MaxMoveAfter}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+		FirstTouch: true, MoveAfter: MaxMoveAfter, WalkWindows: true}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control

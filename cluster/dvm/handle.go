@@ -168,3 +168,34 @@ func (h *Handle) Hosts(v migrate.VCPUID) bool {
 	h.must()
 	return h.r.hostsLocked(v)
 }
+
+// WalkFault resolves a write fault of the handle's vCPU's page walk at
+// gpa (Spec.WalkWindows): by a walk window where it can, else as Fault.
+// It may send and wait, letting go of the lock meanwhile.
+func (h *Handle) WalkFault(gpa uint64) error {
+	h.must()
+	return h.r.walkFaultLocked(h.v, gpa)
+}
+
+// WindowsActive reports whether walk windows are open, or changed ones
+// await their grants: cheap, for the vCPU loop to ask at every exit.
+func (h *Handle) WindowsActive() bool {
+	h.must()
+	return h.r.eng.WindowsOpen() > 0 || h.r.eng.Draining()
+}
+
+// WindowsOpen reports whether walk windows are open: messages are then
+// left for the next exit that is not a page walk's.
+func (h *Handle) WindowsOpen() bool {
+	h.must()
+	return h.r.eng.WindowsOpen() > 0
+}
+
+// EndWindows ends the walk windows and waits for the upgrades of the
+// changed ones, as the vCPU loop must at every exit other than a page
+// walk's fault before it handles the exit. It may send and wait.
+func (h *Handle) EndWindows() error {
+	h.must()
+	h.r.quiesceLocked()
+	return h.r.errLocked()
+}

@@ -156,6 +156,10 @@ type Spec struct {
 	// most MaxMoveAfter).
 	FirstTouch bool
 	MoveAfter  uint8
+	// WalkWindows lets a guest page-table walk that faults for write on
+	// a page this node holds Shared go on in a walk window
+	// (memory.Engine.OpenWindow) instead of taking the page Modified.
+	WalkWindows bool
 	// Shares are, with HomesFill, the pages each node homes, in node
 	// order (node 0 the first Shares[0] pages, and so on): they sum to
 	// Pages, and entries from Nodes on are zero. Other policies leave
@@ -465,7 +469,7 @@ type Control struct {
 //	16 payload (4)
 //	20 arg (4)
 //	24 home policy (bits 0-3), move after (bits 4-6), first touch (bit 7)
-//	25 placement policy
+//	25 placement policy (bits 0-6), walk windows (bit 7)
 //	26 time dilation
 //	27 move policy (bits 0-3), device policy (bits 4-7)
 //	28 time (8)
@@ -490,6 +494,10 @@ const (
 	moveAfterMask  = 0x70
 	firstTouchBit  = 0x80
 )
+
+// walkWindowsBit is Spec.WalkWindows in byte 25, beside the placement
+// policy.
+const walkWindowsBit = 0x80
 
 // homesByte encodes the Spec's home policy and moves into byte 24.
 func (s *Spec) homesByte() byte {
@@ -524,6 +532,9 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
 	b[24], b[25], b[26] = c.Spec.homesByte(), byte(c.Spec.Place), c.Spec.Dilation
+	if c.Spec.WalkWindows {
+		b[25] |= walkWindowsBit
+	}
 	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	for i := ControlSize; i < n; i += 4 {
@@ -551,18 +562,19 @@ func (c *Control) Unmarshal(b []byte) error {
 		Arg:  binary.LittleEndian.Uint32(b[20:]),
 		Time: binary.LittleEndian.Uint64(b[28:]),
 		Spec: Spec{
-			Homes:      HomePolicy(b[24] & homesMask),
-			MoveAfter:  b[24] & moveAfterMask >> moveAfterShift,
-			FirstTouch: b[24]&firstTouchBit != 0,
-			Place:      PlacePolicy(b[25]),
-			Dilation:   b[26],
-			Move:       MovePolicy(b[27] & 0xF),
-			Devices:    DevicePolicy(b[27] >> 4),
-			ID:         binary.LittleEndian.Uint32(b[4:]),
-			Nodes:      int(b[3]),
-			VCPUs:      int(binary.LittleEndian.Uint16(b[8:])),
-			Pages:      int(binary.LittleEndian.Uint32(b[12:])),
-			Payload:    binary.LittleEndian.Uint32(b[16:]),
+			Homes:       HomePolicy(b[24] & homesMask),
+			MoveAfter:   b[24] & moveAfterMask >> moveAfterShift,
+			FirstTouch:  b[24]&firstTouchBit != 0,
+			Place:       PlacePolicy(b[25] &^ walkWindowsBit),
+			WalkWindows: b[25]&walkWindowsBit != 0,
+			Dilation:    b[26],
+			Move:        MovePolicy(b[27] & 0xF),
+			Devices:     DevicePolicy(b[27] >> 4),
+			ID:          binary.LittleEndian.Uint32(b[4:]),
+			Nodes:       int(b[3]),
+			VCPUs:       int(binary.LittleEndian.Uint16(b[8:])),
+			Pages:       int(binary.LittleEndian.Uint32(b[12:])),
+			Payload:     binary.LittleEndian.Uint32(b[16:]),
 		},
 	}
 	if c.Op == 0 || c.Op >= opLimit {

@@ -563,6 +563,9 @@ func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
 	if e.isHome(p) || ps.pending != 0 || ps.state == Invalid || ps.window != winNone {
 		return false, nil
 	}
+	if e.open > 0 {
+		return false, fmt.Errorf("%w: node %d: evicting %#x with %d walk windows open", ErrProtocol, e.cfg.Self, gpa, e.open)
+	}
 	e.evict(p, out)
 	return true, nil
 }
