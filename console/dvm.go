@@ -40,7 +40,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [walkwin=on] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -279,6 +279,7 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	root := ""
 	a.String("root", &root)
 	a.Flag("firsttouch", &req.FirstTouch)
+	a.Flag("walkwin", &req.WalkWindows)
 	a.Int("moveafter", &req.MoveAfter, 0, dvm.MaxMoveAfter)
 	a.Func("homes", func(v string) error {
 		if _, err := dvm.ParseHomePolicy(v); err != nil {
@@ -348,6 +349,10 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	fmt.Fprintf(w, "  faults: %d (%d remote, %.1f/s), waited %d times, %v on average\n",
 		s.Memory.Faults, s.Memory.RemoteFaults, float64(s.Memory.RemoteFaults)/secs, s.RemoteWaits, avg.Round(time.Microsecond))
 	fmt.Fprintf(w, "  faults in the guest's page-table walks: %d (%d for write)\n", st.WalkFaults, st.WalkWrites)
+	if st.Spec.WalkWindows {
+		fmt.Fprintf(w, "  walk windows: %d opened, %d closed unchanged, %d changed (each an upgrade), %d not opened for want of a slot, %d conflicts\n",
+			s.Memory.WindowsOpened, s.Memory.WindowsClean, s.Memory.WindowsChanged, s.Memory.WindowsFull, s.Memory.WindowConflicts)
+	}
 	fmt.Fprintf(w, "  copies of pages homed elsewhere: %d held, %d evicted to make room (%d written back, %d dropped in all), %d faults found no frame\n",
 		s.Copies, s.Memory.Reclaims, s.Memory.Writebacks, s.Memory.SilentEvicts, s.Memory.NoRoom)
 	fmt.Fprintf(w, "  coherence: %d messages out (%d with a page), %d bytes out on the wire, %d messages in, %d bytes in, %d invalidations, %d rejected, %d of other VMs dropped\n",

@@ -1405,6 +1405,14 @@ func (r *Runtime) forwardLocked(d DeviceWrite) error {
 func (r *Runtime) EvictAll() (int, error) {
 	r.lock()
 	defer r.unlock()
+	if _, err := r.eng.CloseWindows(r.out); err != nil {
+		r.fail(err)
+		return 0, err
+	}
+	if err := r.flushMemory(); err != nil {
+		r.fail(err)
+		return 0, err
+	}
 	r.quiesceLocked()
 	n := 0
 	for p := 0; p < r.cfg.Spec.Pages; p++ {

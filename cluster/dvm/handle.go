@@ -184,16 +184,9 @@ func (h *Handle) WindowsActive() bool {
 	return h.r.eng.WindowsOpen() > 0 || h.r.eng.Draining()
 }
 
-// WindowsOpen reports whether walk windows are open: messages are then
-// left for the next exit that is not a page walk's.
-func (h *Handle) WindowsOpen() bool {
-	h.must()
-	return h.r.eng.WindowsOpen() > 0
-}
-
-// EndWindows ends the walk windows and waits for the upgrades of the
-// changed ones, as the vCPU loop must at every exit other than a page
-// walk's fault before it handles the exit. It may send and wait.
+// EndWindows ends the walk windows that changed and waits for their
+// upgrades, as the vCPU loop must before it emulates a device access
+// (another node may learn of it). It may send and wait.
 func (h *Handle) EndWindows() error {
 	h.must()
 	h.r.quiesceLocked()

@@ -9,23 +9,24 @@ import (
 
 // Walk windows (Spec.WalkWindows; see memory.Engine.OpenWindow).
 //
-// A window is open only while a vCPU of this node runs in guest mode or
-// takes the exits of its page walks: the runtime ends the windows
-// before it serves a message or sends one (closeLocked), and the vCPU
-// loop ends them, and waits for the upgrades of the changed ones, at
-// every other exit (Handle.EndWindows). While upgrades are outstanding
+// Before the runtime serves a message or sends one it ends the windows
+// that changed (closeLocked); before a message that could tell another
+// node of a later store (an IPI, a device access, a migration) it also
+// waits for their upgrades (quiesceLocked), and so does the vCPU loop
+// before it emulates a device access (Handle.EndWindows). Unchanged
+// windows hold no store and stay open. While upgrades are outstanding
 // (the engine drains), the changes stand where a store buffer would:
 // this node keeps the messages whose answers would show another node a
 // later store of its vCPUs (revealsLocked) and answers the rest, the
 // invalidations the upgrades wait for among them.
 
-// closeLocked ends the open walk windows, sending the upgrades of the
-// changed ones. The caller holds the lock and is not pinned.
+// closeLocked ends the walk windows that changed, sending their
+// upgrades. The caller holds the lock and is not pinned.
 func (r *Runtime) closeLocked() {
 	if r.eng.WindowsOpen() == 0 {
 		return
 	}
-	_, err := r.eng.CloseWindows(r.out)
+	_, err := r.eng.FlushWindows(r.out)
 	if err == nil {
 		err = r.flushMemory()
 	} else {
@@ -36,7 +37,7 @@ func (r *Runtime) closeLocked() {
 	}
 }
 
-// quiesceLocked ends the open walk windows and waits until their
+// quiesceLocked ends the walk windows that changed and waits until their
 // upgrades are granted (or the VM stops): what must come before any
 // message that could tell another node of a later store. The caller
 // holds the lock and is not pinned.

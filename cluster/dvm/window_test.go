@@ -141,7 +141,7 @@ func TestDrainingNodeHoldsWhatRevealsLaterStores(t *testing.T) {
 	if err := h.WalkFault(0); err != nil {
 		t.Fatal(err)
 	}
-	if !h.WindowsOpen() {
+	if c.rts[1].eng.WindowsOpen() == 0 {
 		t.Fatal("no window on page 0")
 	}
 	c.walkStore(t, 1, 0, 1, 1<<5)

@@ -240,6 +240,7 @@ type Engine struct {
 	// slots are the walk windows' twins; open and draining count the
 	// windows in each state.
 	slots          [MaxWindows]windowSlot
+	slotHand       int // the next slot freeSlot may take from an open window
 	open, draining int
 	stats          Stats
 }
@@ -506,9 +507,6 @@ func (e *Engine) Fault(gpa uint64, write bool, out *Outbox) (FaultResult, error)
 	if ps.pending != 0 {
 		return FaultPending, nil
 	}
-	if e.open > 0 && !e.LocalSatisfiable(gpa, write) {
-		return FaultSpurious, fmt.Errorf("%w: node %d: fault at %#x would send a message with %d walk windows open", ErrProtocol, e.cfg.Self, gpa, e.open)
-	}
 	if ps.frame != nil {
 		ps.ref = true // an upgrade: the copy is in use
 	} else if !e.isHome(p) {
@@ -563,8 +561,8 @@ func (e *Engine) Evict(gpa uint64, out *Outbox) (bool, error) {
 	if e.isHome(p) || ps.pending != 0 || ps.state == Invalid || ps.window != winNone {
 		return false, nil
 	}
-	if e.open > 0 {
-		return false, fmt.Errorf("%w: node %d: evicting %#x with %d walk windows open", ErrProtocol, e.cfg.Self, gpa, e.open)
+	if q, ok := e.changedWindow(); ok {
+		return false, fmt.Errorf("%w: node %d: evicting %#x with the walk window on %#x changed", ErrProtocol, e.cfg.Self, gpa, q<<pageShift)
 	}
 	e.evict(p, out)
 	return true, nil
@@ -594,9 +592,6 @@ func (e *Engine) HandleMessage(m *Message, out *Outbox) error {
 	e.begin()
 	if m.Dst != e.cfg.Self || int(m.Src) >= e.cfg.Nodes || m.Src == e.cfg.Self {
 		return fmt.Errorf("%w: node %d got %v", ErrProtocol, e.cfg.Self, m.String())
-	}
-	if e.open > 0 {
-		return fmt.Errorf("%w: node %d: %v served with %d walk windows open", ErrProtocol, e.cfg.Self, m.String(), e.open)
 	}
 	if err := e.dispatch(m, out); err != nil {
 		return err
@@ -918,6 +913,11 @@ func (e *Engine) onInv(p uint64, m *Message, out *Outbox) error {
 	ps := &e.pages[p]
 	if ps.state == Modified {
 		return fmt.Errorf("%w: node %d: %v while Modified", ErrProtocol, e.cfg.Self, m.String())
+	}
+	if ps.window == winOpen {
+		if err := e.endUnchanged(p); err != nil {
+			return fmt.Errorf("%w: %v", err, m.String())
+		}
 	}
 	e.stats.Invalidations++
 	if ps.state == Shared {

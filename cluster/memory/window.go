@@ -13,18 +13,21 @@ import (
 // kernel's page tables on several nodes each vCPU entry would take those
 // pages Modified, one node after the other, although the walk mostly
 // writes nothing. A walk window lets the walk go on locally instead: the
-// node maps its Shared copy writable and keeps a twin of it. The window
-// ends (CloseWindows) before this node serves or sends any message, the
-// caller's rule: a copy unchanged since the twin is simply mapped
-// read-only again; a changed one asks its home for ownership, is not
-// readable until the grant, and on a grant that carries the page (another
-// node wrote it meanwhile) its changes are merged into the granted page,
+// node maps its Shared copy writable and keeps a twin of it. Before this
+// node serves or sends any message (the caller's rule), it ends the
+// windows that changed (FlushWindows): each asks its home for ownership,
+// is not readable until the grant, and on a grant that carries the page
+// (another node wrote it meanwhile) its changes are merged into the
+// granted page,
 // word by word against the twin: the bits the window changed are taken
 // from it, the others from the grant. Both sides changing one word is
 // allowed only where both changed nothing but accessed and dirty bits
 // (walks on two nodes); otherwise it is a conflict ([ErrWindowConflict]):
 // an entry rewritten on another node while a walk here set its accessed
 // bit, or two software stores to it with no ordering between them.
+// A window unchanged since its twin holds no store and stays open, the
+// copy writable here, until an invalidation ends it or its slot is
+// needed for another (CloseWindows ends them all).
 //
 // Until every changed window's grant has come (Draining), the changes
 // stand where a processor's store buffer would: the node must not let
@@ -82,6 +85,11 @@ func (e *Engine) OpenWindow(gpa uint64) bool {
 		e.stats.WindowsFull++
 		return false
 	}
+	if s.used {
+		// An unchanged window gives its slot up: its copy is read-only
+		// again.
+		e.endSlot(s)
+	}
 	s.page, s.used = p, true
 	*s.twin = *ps.frame
 	ps.window = winOpen
@@ -92,7 +100,8 @@ func (e *Engine) OpenWindow(gpa uint64) bool {
 }
 
 // freeSlot returns an unused window slot, allocating its twin the first
-// time, or nil if MaxWindows are in use.
+// time, else, from the hand on, the slot of an open window unchanged since
+// its twin; nil if every window changed or drains.
 func (e *Engine) freeSlot() *windowSlot {
 	for i := range e.slots {
 		s := &e.slots[i]
@@ -104,6 +113,51 @@ func (e *Engine) freeSlot() *windowSlot {
 		}
 		return s
 	}
+	for range e.slots {
+		s := &e.slots[e.slotHand]
+		e.slotHand = (e.slotHand + 1) % MaxWindows
+		if e.pages[s.page].window == winOpen && !e.changed(s) {
+			return s
+		}
+	}
+	return nil
+}
+
+// changed reports whether the page of slot s differs from its twin.
+func (e *Engine) changed(s *windowSlot) bool {
+	return *words(e.pages[s.page].frame) != *words(s.twin)
+}
+
+// changedWindow returns the page of an open window that changed, if any.
+func (e *Engine) changedWindow() (uint64, bool) {
+	for i := range e.slots {
+		s := &e.slots[i]
+		if s.used && e.pages[s.page].window == winOpen && e.changed(s) {
+			return s.page, true
+		}
+	}
+	return 0, false
+}
+
+// endSlot ends the unchanged open window of slot s: its copy is readable
+// only.
+func (e *Engine) endSlot(s *windowSlot) {
+	ps := &e.pages[s.page]
+	ps.window, s.used = winNone, false
+	e.open--
+	e.stats.WindowsClean++
+	e.cfg.Perm.SetAccess(s.page<<pageShift, ps.frame, AccessRead)
+}
+
+// endUnchanged ends page p's open window, which must be unchanged (the
+// caller flushed the windows before serving): an invalidation takes the
+// copy.
+func (e *Engine) endUnchanged(p uint64) error {
+	s := e.slotOf(p)
+	if e.changed(s) {
+		return fmt.Errorf("%w: node %d: the walk window on %#x changed and was not flushed", ErrProtocol, e.cfg.Self, p<<pageShift)
+	}
+	e.endSlot(s)
 	return nil
 }
 
@@ -123,11 +177,21 @@ func (e *Engine) WindowsOpen() int { return e.open }
 // Draining reports whether a changed window's upgrade is outstanding.
 func (e *Engine) Draining() bool { return e.draining > 0 }
 
-// CloseWindows ends every open walk window: unchanged, the copy is
-// readable again; changed, the node asks the page's home for ownership
-// (in out) and the copy is not accessible until the grant. It returns the
-// number of such upgrades.
+// FlushWindows ends the open walk windows that changed: for each the node
+// asks the page's home for ownership (in out), and the copy is not
+// accessible until the grant. Unchanged windows stay open. It returns the
+// number of upgrades.
+func (e *Engine) FlushWindows(out *Outbox) (int, error) {
+	return e.closeWindows(out, false)
+}
+
+// CloseWindows ends every open walk window: those that changed as
+// FlushWindows does, the others with their copies readable only.
 func (e *Engine) CloseWindows(out *Outbox) (int, error) {
+	return e.closeWindows(out, true)
+}
+
+func (e *Engine) closeWindows(out *Outbox, all bool) (int, error) {
 	if e.open == 0 {
 		return 0, nil
 	}
@@ -138,14 +202,14 @@ func (e *Engine) CloseWindows(out *Outbox) (int, error) {
 		if !s.used || e.pages[s.page].window != winOpen {
 			continue
 		}
-		p, ps := s.page, &e.pages[s.page]
-		e.open--
-		if *words(ps.frame) == *words(s.twin) {
-			ps.window, s.used = winNone, false
-			e.stats.WindowsClean++
-			e.cfg.Perm.SetAccess(p<<pageShift, ps.frame, AccessRead)
+		if !e.changed(s) {
+			if all {
+				e.endSlot(s)
+			}
 			continue
 		}
+		p, ps := s.page, &e.pages[s.page]
+		e.open--
 		ps.window = winDraining
 		e.draining++
 		e.stats.WindowsChanged++

@@ -29,10 +29,19 @@ func (c *cluster) store(t *testing.T, n, p, w int, v uint64) {
 	binary.LittleEndian.PutUint64(c.engines[n].Frame(uint64(p) << pageShift)[w*8:], v)
 }
 
-// closeWindows ends node n's walk windows, as its runtime does before
-// serving or sending a message, and queues the upgrades.
+// closeWindows ends node n's walk windows and queues the upgrades.
 func (c *cluster) closeWindows(n int) (int, error) {
 	k, err := c.engines[n].CloseWindows(c.out)
+	if err != nil {
+		return k, err
+	}
+	return k, c.flush()
+}
+
+// flushWindows ends node n's changed walk windows, as its runtime does
+// before serving or sending a message, and queues the upgrades.
+func (c *cluster) flushWindows(n int) (int, error) {
+	k, err := c.engines[n].FlushWindows(c.out)
 	if err != nil {
 		return k, err
 	}
@@ -226,6 +235,9 @@ func TestWindowAtHome(t *testing.T) {
 func TestWindowRules(t *testing.T) {
 	c := newCluster(t, 2, 3, 1, MutationNone, withWindows)
 	c.share(t, 1)
+	must(t, c.access(1, 2, 0, false)) // a copy of page 2 too
+	must(t, c.deliver(1, 0))
+	must(t, c.deliver(0, 1))
 	if c.engines[1].OpenWindow(1 << pageShift) {
 		t.Fatal("a window on a page node 1 does not hold")
 	}
@@ -233,19 +245,38 @@ func TestWindowRules(t *testing.T) {
 	if c.engines[1].OpenWindow(0) {
 		t.Fatal("a second window on one page")
 	}
-	if _, err := c.engines[1].Fault(2<<pageShift, false, c.out); !errors.Is(err, ErrProtocol) {
-		t.Fatalf("a remote fault with a window open: %v", err)
-	}
-	m := &Message{Kind: KindInv, Src: 0, Dst: 1, Requester: 0, GPA: 0}
-	if err := c.engines[1].HandleMessage(m, c.out); !errors.Is(err, ErrProtocol) {
-		t.Fatalf("a message served with a window open: %v", err)
-	}
 	if ok, err := c.engines[1].Evict(0, c.out); ok || err != nil {
 		t.Fatalf("evicted a window: %v %v", ok, err)
 	}
-	if _, ok := c.engines[1].victim(); ok {
-		t.Fatal("the clock chose a window")
+	for range 3 {
+		if v, ok := c.engines[1].victim(); ok && v == 0 {
+			t.Fatal("the clock chose a window")
+		}
 	}
+	c.store(t, 1, 0, 2, 1<<5)
+	if _, err := c.engines[1].Evict(2<<pageShift, c.out); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("an eviction (a writeback) with a changed window not flushed: %v", err)
+	}
+	m := &Message{Kind: KindInv, Src: 0, Dst: 1, Requester: 0, GPA: 0}
+	if err := c.engines[1].HandleMessage(m, c.out); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("an invalidation of a changed window not flushed: %v", err)
+	}
+	// An unchanged window stays open across flushes, until an
+	// invalidation ends it.
+	u := newCluster(t, 3, 1, 1, MutationNone, withWindows)
+	u.share(t, 1)
+	u.engines[1].OpenWindow(0)
+	if k, err := u.flushWindows(1); k != 0 || err != nil || u.perms[1][0] != AccessReadWrite {
+		t.Fatalf("flushing an unchanged window: %d upgrades, %v, EPT %v", k, err, u.perms[1][0])
+	}
+	must(t, u.access(2, 0, 0, true)) // node 2 writes: the home invalidates node 1
+	for pairs := u.pendingPairs(); len(pairs) > 0; pairs = u.pendingPairs() {
+		must(t, u.deliver(pairs[0][0], pairs[0][1]))
+	}
+	if u.perms[1][0] != AccessNone || u.engines[1].WindowsOpen() != 0 || u.engines[2].State(0) != Modified {
+		t.Fatalf("after node 2's write: node 1 EPT %v, %d windows, node 2 %v", u.perms[1][0], u.engines[1].WindowsOpen(), u.engines[2].State(0))
+	}
+	must(t, u.invariants())
 	off := newCluster(t, 2, 1, 1, MutationNone)
 	off.share(t, 1)
 	if off.engines[1].OpenWindow(0) {
@@ -253,7 +284,8 @@ func TestWindowRules(t *testing.T) {
 	}
 }
 
-// MaxWindows bound the windows open at once.
+// MaxWindows bound the windows open at once: a new window takes the slot
+// of an unchanged one (its copy read-only again), never of a changed one.
 func TestWindowSlots(t *testing.T) {
 	c := newCluster(t, 2, 2*MaxWindows+2, 1, MutationNone, withWindows)
 	for p := 1; p < c.pages; p += 2 { // homed on node 1: node 0 shares them
@@ -261,15 +293,22 @@ func TestWindowSlots(t *testing.T) {
 		must(t, c.deliver(0, 1))
 		must(t, c.deliver(1, 0))
 	}
-	opened := 0
-	for p := 1; p < c.pages; p += 2 {
-		if c.engines[0].OpenWindow(uint64(p) << pageShift) {
-			opened++
+	for i, p := 0, 1; i < MaxWindows; i, p = i+1, p+2 {
+		if !c.engines[0].OpenWindow(uint64(p) << pageShift) {
+			t.Fatalf("window %d refused", i)
 		}
 	}
-	if opened != MaxWindows || c.engines[0].Stats().WindowsFull != 1 {
-		t.Fatalf("%d windows opened, %d refused", opened, c.engines[0].Stats().WindowsFull)
+	last := 2*MaxWindows + 1
+	if !c.engines[0].OpenWindow(uint64(last)<<pageShift) || c.perms[0][1] != AccessRead {
+		t.Fatalf("the next window did not take the first unchanged one's slot (page 1 %v)", c.perms[0][1])
 	}
+	for p := 3; p <= last; p += 2 {
+		c.store(t, 0, p, 0, 1<<5)
+	}
+	if c.engines[0].OpenWindow(1<<pageShift) || c.engines[0].Stats().WindowsFull != 1 {
+		t.Fatalf("a window opened with every slot's window changed (%d refused)", c.engines[0].Stats().WindowsFull)
+	}
+	must(t, c.invariants())
 }
 
 // walk is a guest page walk on node n that sets bit (accessed or dirty)
@@ -281,7 +320,7 @@ func (c *cluster) walk(n, p, w int, bit uint64) error {
 	gpa := uint64(p) << pageShift
 	e := c.engines[n]
 	if !c.perms[n][p].Allows(true) && !e.OpenWindow(gpa) {
-		if _, err := c.closeWindows(n); err != nil {
+		if _, err := c.flushWindows(n); err != nil {
 			return err
 		}
 		if _, err := e.Fault(gpa, true, c.out); err != nil {
@@ -316,11 +355,11 @@ func (c *cluster) runWindows(steps int) error {
 		switch {
 		case r < 5 && len(pairs) > 0:
 			pr := pairs[c.rng.IntN(len(pairs))]
-			if _, err = c.closeWindows(pr[1]); err == nil {
+			if _, err = c.flushWindows(pr[1]); err == nil {
 				err = c.deliver(pr[0], pr[1])
 			}
 		case r == 5:
-			if _, err = c.closeWindows(n); err == nil {
+			if _, err = c.flushWindows(n); err == nil {
 				_, err = c.engines[n].Evict(uint64(c.rng.IntN(c.pages))<<pageShift, c.out)
 			}
 			if err == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/testguest"
+	"github.com/big-iron/big-iron/vmm/vmx"
 )
 
 // DistStart is what `dvm start` asks for.
@@ -68,6 +69,9 @@ type DistStart struct {
 	// node that made MoveAfter requests for it in a row (0: never).
 	FirstTouch bool
 	MoveAfter  int
+	// WalkWindows lets the guest's page walks that fault for write on a
+	// page this node holds Shared go on in walk windows (dvm.Spec).
+	WalkWindows bool
 }
 
 // RemoteDistance is the SLIT distance between two nodes of a
@@ -171,6 +175,18 @@ const (
 	eptLinearValid = 1 << 7
 	eptFinal       = 1 << 8
 )
+
+// inWalk reports whether an EPT violation with qualification q was an
+// access of the guest's own page walk to one of its page-table entries.
+func inWalk(q uint64) bool { return q&eptLinearValid != 0 && q&eptFinal == 0 }
+
+// deviceExit reports whether exit e, decoded into a, may be a device
+// access emulated here: port I/O, or an EPT violation that is not the
+// guest's page walk (MMIO; or RAM, which the runtime serves). Before
+// one, a distributed VM's changed walk windows are published.
+func deviceExit(e *exits.Exit, a *exits.Action) bool {
+	return a.Reason == vmx.ExitIOInstruction || a.Kind == exits.ActionEPTViolation && !inWalk(e.Qualification)
+}
 
 // checkDistMemory refuses RAM of memory bytes for a distributed Linux
 // VM: a multiple of the page size, from guestmem.MinSize to

@@ -338,7 +338,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
 		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices,
-		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1))}
+		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1)), WalkWindows: req.WalkWindows}
 	var linux *LinuxConfig
 	if req.Linux {
 		if d.linux == nil {
@@ -995,6 +995,11 @@ func (vm *distVM) sendStartup(h *dvm.Handle, dest int, vector uint8) error {
 		vm.startupLocked(h, dest, vector)
 		return nil
 	}
+	// The startup IPI goes by the control plane: the walk windows'
+	// changes must be out first, as before any message.
+	if err := h.EndWindows(); err != nil {
+		return err
+	}
 	return vm.d.plane.SendTo(vm, where, dvm.Control{Op: dvm.OpStartup, VCPU: migrate.VCPUID(dest), Arg: uint32(vector)})
 }
 
@@ -1192,6 +1197,16 @@ func (t *distVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 	return true, nil
 }
 
+// Exited ends the walk windows that changed, and waits for their
+// upgrades, before a device access is emulated.
+func (t *distVCPU) Exited(c runloop.CPU, e *exits.Exit, a *exits.Action) error {
+	if !deviceExit(e, a) || !t.h.WindowsActive() {
+		return nil
+	}
+	c.Put()
+	return t.h.EndWindows()
+}
+
 func (t *distVCPU) InterruptPending() bool       { return t.h.InterruptPending() }
 func (t *distVCPU) TakeInterrupt() (uint8, bool) { return t.h.TakeInterrupt() }
 func (t *distVCPU) TSCOffset() uint64            { return 0 }
@@ -1218,6 +1233,10 @@ func (t *distVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.St
 	}
 	write := e.Qualification&2 != 0
 	vm.countWalk(e.Qualification)
+	if write && vm.spec.WalkWindows && inWalk(e.Qualification) {
+		c.Put()
+		return runloop.Continue, t.h.WalkFault(gpa)
+	}
 	if mayMove {
 		if dst, ok := t.h.Place(gpa, write); ok {
 			// The access runs where the page is.
@@ -1274,7 +1293,7 @@ func (t *distVCPU) Yield() {
 // countWalk counts a fault of exit qualification q if it hit one of the
 // guest's page tables during a walk.
 func (vm *distVM) countWalk(q uint64) {
-	if q&eptLinearValid != 0 && q&eptFinal == 0 {
+	if inWalk(q) {
 		vm.walkFaults.Add(1)
 		if q&2 != 0 {
 			vm.walkWrites.Add(1)

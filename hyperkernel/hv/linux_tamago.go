@@ -1031,6 +1031,10 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 	if _, ram := v.vm.split.Index(gpa); d != nil && ram {
 		write := e.Qualification&2 != 0
 		d.share.countWalk(e.Qualification)
+		if write && d.share.spec.WalkWindows && inWalk(e.Qualification) {
+			c.Put()
+			return runloop.Continue, v.share.WalkFault(gpa)
+		}
 		if mayMove {
 			if dst, ok := v.share.Place(gpa, write); ok {
 				v.moveTo.Store(int32(dst) + 1)
@@ -1048,6 +1052,17 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 		}
 	}
 	return runloop.Continue, v.mmioAccess(gpa)
+}
+
+// Exited ends a distributed VM's walk windows that changed, and waits
+// for their upgrades, before a device access is emulated: a device
+// shows its state to vCPUs on other nodes.
+func (v *linuxVCPU) Exited(c runloop.CPU, e *exits.Exit, a *exits.Action) error {
+	if v.share == nil || !deviceExit(e, a) || !v.share.WindowsActive() {
+		return nil
+	}
+	c.Put()
+	return v.share.EndWindows()
 }
 
 // ownAPICPage reports whether gpa is in the vCPU's own APIC page, which

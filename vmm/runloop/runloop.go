@@ -247,6 +247,16 @@ type Guest interface {
 	Yield()
 }
 
+// ExitGuest is a Guest that acts on every exit before the loop handles
+// it (a distributed VM's walk windows end at every exit that is not a
+// page walk's fault).
+type ExitGuest interface {
+	Guest
+	// Exited runs after every exit, decoded into e and a, before the
+	// loop handles it; it may leave the core.
+	Exited(c CPU, e *exits.Exit, a *exits.Action) error
+}
+
 // ErrUnhandled is returned by Guest.Other for an exit it does not handle.
 var ErrUnhandled = errors.New("unhandled exit")
 
@@ -313,6 +323,7 @@ func (l *Loop) Core() int { return int(l.core.Load()) - 1 }
 func (l *Loop) Run() error {
 	c, g := l.CPU, l.Guest
 	defer c.Put()
+	eg, _ := g.(ExitGuest)
 	e, a := &l.exit, &l.action
 	var pinnedAt, exitAt uint64
 	var last vmx.ExitReason
@@ -351,6 +362,11 @@ func (l *Loop) Run() error {
 		l.rip.Store(c.RIP())
 		*a = l.Exits.Handle(e, c.Regs())
 		last = a.Reason
+		if eg != nil {
+			if err := eg.Exited(c, e, a); err != nil {
+				return err
+			}
+		}
 		if step, err := l.dispatch(e, a); err != nil || step == Stop {
 			return err
 		}

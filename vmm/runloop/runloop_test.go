@@ -863,3 +863,26 @@ func TestEmulatedInstructionSingleSteps(t *testing.T) {
 		t.Errorf("%d single-step traps with the IN left to run again, want 1 (the HLT)", c.stepTraps)
 	}
 }
+
+// exitWatcher records, as an ExitGuest, each exit before the loop
+// handles it.
+type exitWatcher struct{ *fakeGuest }
+
+func (g *exitWatcher) Exited(c CPU, e *exits.Exit, a *exits.Action) error {
+	g.calls = append(g.calls, fmt.Sprintf("exited %v", a.Reason))
+	return nil
+}
+
+// An ExitGuest hears of every exit before the loop handles it.
+func TestExitGuestHearsEveryExitFirst(t *testing.T) {
+	c := &fakeCPU{tick: 1}
+	c.script = []step{inb(), eptViolation(0x7000), hlt()}
+	g := newGuest()
+	l := newLoop(t, c, g)
+	l.Guest = &exitWatcher{g}
+	l.Run()
+	want := []string{"exited I/O instruction", "resumed", "exited EPT violation", "fault 0x7000", "exited HLT", "halt if=false", "exited triple fault"}
+	if got := strings.Join(g.calls, ", "); got != strings.Join(want, ", ") {
+		t.Errorf("calls: %s\nwant   %s", got, strings.Join(want, ", "))
+	}
+}
