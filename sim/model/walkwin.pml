@@ -1,7 +1,19 @@
 /*
- * Promela model of walk windows (issue 18's remedy, not yet in the
- * engine): the coherence protocol of coherence.pml for one guest
- * page-table page, with windows.
+ * Promela model of walk windows: the coherence protocol of
+ * coherence.pml for one guest page-table page, with windows.
+ *
+ * The engine (cluster/memory/window.go) builds a stricter variant of
+ * what is modelled here: a node publishes a changed window before it
+ * serves any message, not only before it sends one, so an invalidation
+ * never finds a changed window open (no diff rides on an
+ * acknowledgement); and the diff does not travel to the home: the node
+ * keeps its twin and merges its changes into the page its grant brings.
+ * Both are among the orders modelled (a window may close at any time;
+ * a diff merged when its grant arrives is one merged no later than
+ * that). What the model leaves out, for want of a second page: while a
+ * changed window's upgrade is outstanding the node must not show
+ * another node a later store (dvm holds such answers; see
+ * cluster/dvm/window.go).
  *
  * QEMU's TCG asks for write access to every guest page table it walks
  * under nested paging, even where it then sets no accessed bit. A node

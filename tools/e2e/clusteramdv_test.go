@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,6 +38,7 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	checkCreationUnwinds(t, nodes[1], nodes[2], nil, create, "stopped: node 2 could not build its share", "dvm stop", timeout)
 	checkDistributedVM(t, nodes[1], nodes[2], 50000000, timeout)
 	checkTrace(t, nodes[2], timeout)
+	checkWalkWindows(t, nodes[1], nodes[2], timeout)
 	checkMovingHomes(t, nodes[1], nodes[2], timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
 }
@@ -71,4 +73,26 @@ func bootQEMUCluster(t *testing.T, dir string, c launch.Cluster) []*node {
 		nodes[i] = bootQEMU(t, c.QEMU(i, elf, launch.Accel(false))...)
 	}
 	return nodes
+}
+
+// checkWalkWindows runs the counter across a and b with walkwin=on:
+// vCPU 1's page walks on node 2 fault for write (QEMU's TCG asks write
+// access for every page table it walks) on the page tables node 1
+// wrote, and go on in walk windows over read copies; the count must be
+// exact and node 2 must have opened windows.
+func checkWalkWindows(t *testing.T, a, b *node, timeout time.Duration) {
+	t.Helper()
+	// As many as checkDistributedVM's pull run, which it compares with:
+	// both vCPUs count long enough to contend for the counter's page.
+	const iters = 10000000
+	id := startDVM(t, a, b, fmt.Sprintf("dvm start nodes=2 iters=%d walkwin=on", iters), timeout)
+	m, stat := waitDVM(t, a, 20*time.Minute)
+	checkCounter(t, "two nodes, walkwin=on", m, iters)
+	pages := pagesOf(t, b, id, timeout)
+	w := regexp.MustCompile(`walk windows: (\d+) opened, (\d+) closed unchanged, (\d+) changed .* (\d+) conflicts`).FindStringSubmatch(pages)
+	if w == nil || w[1] == "0" || w[4] != "0" {
+		t.Errorf("walkwin=on: node 2 opened no walk window, or had conflicts:\n%s", pages)
+	}
+	t.Logf("two nodes, walkwin=on:\n%s\nnode 2:\n%s", stat, pages)
+	run(t, a, "dvm stop", timeout)
 }
