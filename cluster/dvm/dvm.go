@@ -296,6 +296,9 @@ type Runtime struct {
 	heldPages  []heldPage // drainLocked's: the pages of the requests it holds
 	heldN      atomic.Int32
 	done       [][]byte
+	// windowsTouched is set while walk windows are open and a vCPU may
+	// have written them since closeLocked last compared them.
+	windowsTouched bool
 	// policy decides pull or move on remote faults (nil: Spec.Move is
 	// MovePull); costed is it when its cost estimates (sched.Hysteresis,
 	// sched.Learned) follow the measured remote-fault wait.

@@ -184,6 +184,15 @@ func (h *Handle) WindowsActive() bool {
 	return h.r.eng.WindowsOpen() > 0 || h.r.eng.Draining()
 }
 
+// Ran tells the runtime that the handle's vCPU ran in guest mode since it
+// last took the lock: its walk windows may have changed, and are
+// compared with their twins before the next message (until then a
+// comparison finds nothing new). The vCPU loop calls it at every exit.
+func (h *Handle) Ran() {
+	h.must()
+	h.r.windowsTouched = h.r.eng.WindowsOpen() > 0
+}
+
 // EndWindows ends the walk windows that changed and waits for their
 // upgrades, as the vCPU loop must before it emulates a device access
 // (another node may learn of it). It may send and wait.

@@ -23,9 +23,10 @@ import (
 // closeLocked ends the walk windows that changed, sending their
 // upgrades. The caller holds the lock and is not pinned.
 func (r *Runtime) closeLocked() {
-	if r.eng.WindowsOpen() == 0 {
-		return
+	if !r.windowsTouched {
+		return // no vCPU ran since the last comparison
 	}
+	r.windowsTouched = false
 	_, err := r.eng.FlushWindows(r.out)
 	if err == nil {
 		err = r.flushMemory()
@@ -58,12 +59,14 @@ func (r *Runtime) walkFaultLocked(v migrate.VCPUID, gpa uint64) error {
 		return err
 	}
 	if r.eng.OpenWindow(a) {
+		r.windowsTouched = true
 		return nil
 	}
 	if err := r.faultLocked(v, gpa, false); err != nil {
 		return err
 	}
 	if r.eng.OpenWindow(a) {
+		r.windowsTouched = true
 		return nil
 	}
 	return r.faultLocked(v, gpa, true)

@@ -66,6 +66,7 @@ func walks(t *testing.T, windows bool, rounds int) uint64 {
 					if round == 0 {
 						c.walkStore(t, n, gpa, n, 1<<5)
 					}
+					h.Ran()
 				}
 				if err := h.EndWindows(); err != nil {
 					errs <- err
@@ -145,6 +146,7 @@ func TestDrainingNodeHoldsWhatRevealsLaterStores(t *testing.T) {
 		t.Fatal("no window on page 0")
 	}
 	c.walkStore(t, 1, 0, 1, 1<<5)
+	h.Ran()
 	r := c.rts[1]
 	r.closeLocked()
 	if !r.eng.Draining() {

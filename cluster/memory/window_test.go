@@ -54,9 +54,7 @@ func (c *cluster) share(t *testing.T, nodes ...int) {
 	t.Helper()
 	for _, n := range nodes {
 		must(t, c.access(n, 0, 0, false))
-		for pairs := c.pendingPairs(); len(pairs) > 0; pairs = c.pendingPairs() {
-			must(t, c.deliver(pairs[0][0], pairs[0][1]))
-		}
+		c.drainAll(t)
 	}
 }
 
@@ -270,9 +268,7 @@ func TestWindowRules(t *testing.T) {
 		t.Fatalf("flushing an unchanged window: %d upgrades, %v, EPT %v", k, err, u.perms[1][0])
 	}
 	must(t, u.access(2, 0, 0, true)) // node 2 writes: the home invalidates node 1
-	for pairs := u.pendingPairs(); len(pairs) > 0; pairs = u.pendingPairs() {
-		must(t, u.deliver(pairs[0][0], pairs[0][1]))
-	}
+	u.drainAll(t)
 	if u.perms[1][0] != AccessNone || u.engines[1].WindowsOpen() != 0 || u.engines[2].State(0) != Modified {
 		t.Fatalf("after node 2's write: node 1 EPT %v, %d windows, node 2 %v", u.perms[1][0], u.engines[1].WindowsOpen(), u.engines[2].State(0))
 	}

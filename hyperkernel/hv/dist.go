@@ -180,12 +180,21 @@ const (
 // access of the guest's own page walk to one of its page-table entries.
 func inWalk(q uint64) bool { return q&eptLinearValid != 0 && q&eptFinal == 0 }
 
-// deviceExit reports whether exit e, decoded into a, may be a device
-// access emulated here: port I/O, or an EPT violation that is not the
-// guest's page walk (MMIO; or RAM, which the runtime serves). Before
-// one, a distributed VM's changed walk windows are published.
-func deviceExit(e *exits.Exit, a *exits.Action) bool {
-	return a.Reason == vmx.ExitIOInstruction || a.Kind == exits.ActionEPTViolation && !inWalk(e.Qualification)
+// deviceStore reports whether exit e, decoded into a, may be a device
+// store emulated here, which vCPUs on other nodes could then learn of:
+// a port write (OUT; Intel SDM Vol. 3C, Table 28-5, bit 3 set for IN),
+// or a write that is not the guest's page walk's and faulted on the
+// second-level tables (MMIO; or RAM, which the runtime serves). Before
+// one, a distributed VM's changed walk windows are published. Reads
+// (a timer's port, say, read thousands of times a second) are not.
+func deviceStore(e *exits.Exit, a *exits.Action) bool {
+	switch {
+	case a.Reason == vmx.ExitIOInstruction:
+		return e.Qualification&(1<<3) == 0
+	case a.Kind == exits.ActionEPTViolation:
+		return e.Qualification&2 != 0 && !inWalk(e.Qualification)
+	}
+	return false
 }
 
 // checkDistMemory refuses RAM of memory bytes for a distributed Linux

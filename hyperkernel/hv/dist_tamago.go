@@ -1197,10 +1197,12 @@ func (t *distVCPU) Depart(dst int, st *vcpu.State) (bool, error) {
 	return true, nil
 }
 
-// Exited ends the walk windows that changed, and waits for their
-// upgrades, before a device access is emulated.
+// Exited tells the runtime that the vCPU ran (its walk windows may have
+// changed), and publishes the changed ones, waiting for their upgrades,
+// before a device store is emulated.
 func (t *distVCPU) Exited(c runloop.CPU, e *exits.Exit, a *exits.Action) error {
-	if !deviceExit(e, a) || !t.h.WindowsActive() {
+	t.h.Ran()
+	if !deviceStore(e, a) || !t.h.WindowsActive() {
 		return nil
 	}
 	c.Put()

@@ -1054,11 +1054,16 @@ func (v *linuxVCPU) Fault(c runloop.CPU, e *exits.Exit, mayMove bool) (runloop.S
 	return runloop.Continue, v.mmioAccess(gpa)
 }
 
-// Exited ends a distributed VM's walk windows that changed, and waits
-// for their upgrades, before a device access is emulated: a device
-// shows its state to vCPUs on other nodes.
+// Exited tells a distributed VM's runtime that the vCPU ran (its walk
+// windows may have changed), and publishes the changed ones, waiting
+// for their upgrades, before a device store is emulated: a device shows
+// its state to vCPUs on other nodes.
 func (v *linuxVCPU) Exited(c runloop.CPU, e *exits.Exit, a *exits.Action) error {
-	if v.share == nil || !deviceExit(e, a) || !v.share.WindowsActive() {
+	if v.share == nil {
+		return nil
+	}
+	v.share.Ran()
+	if !deviceStore(e, a) || !v.share.WindowsActive() {
 		return nil
 	}
 	c.Put()
