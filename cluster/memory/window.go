@@ -67,7 +67,9 @@ type windowSlot struct {
 // guest page-table walk faulted on for write: it reports false (and does
 // nothing) unless walk windows are on, the page is Shared here with no
 // request outstanding and, at its home, other nodes share it, and a slot
-// is free. Then the page is writable here until CloseWindows.
+// is free or held by an unchanged window (which ends). Then the page is
+// writable here until the window ends: flushed once changed, invalidated,
+// its slot taken, or CloseWindows.
 func (e *Engine) OpenWindow(gpa uint64) bool {
 	p, ok := e.page(gpa)
 	if !ok || !e.cfg.Windows {
