@@ -184,10 +184,11 @@ func (h *Handle) WindowsActive() bool {
 	return h.r.eng.WindowsOpen() > 0 || h.r.eng.Draining()
 }
 
-// Ran tells the runtime that the handle's vCPU ran in guest mode since it
-// last took the lock: its walk windows may have changed, and are
-// compared with their twins before the next message (until then a
-// comparison finds nothing new). The vCPU loop calls it at every exit.
+// Ran tells the runtime that the handle's vCPU has just run in guest
+// mode: the open walk windows may have changed, and are compared with
+// their twins before the next message (without a run in between, a
+// comparison would find nothing new). The vCPU loop calls it at every
+// exit.
 func (h *Handle) Ran() {
 	h.must()
 	h.r.windowsTouched = h.r.eng.WindowsOpen() > 0
