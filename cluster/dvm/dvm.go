@@ -937,6 +937,16 @@ func (r *Runtime) readDeviceLocked(v migrate.VCPUID, mmio bool, addr uint64, siz
 	return p.value, nil
 }
 
+// flushEngine sends what an engine call that returned err queued in
+// r.out, or, if the call failed, drops it and returns err.
+func (r *Runtime) flushEngine(err error) error {
+	if err != nil {
+		r.out.Reset()
+		return err
+	}
+	return r.flushMemory()
+}
+
 func (r *Runtime) flushMemory() error {
 	defer r.out.Reset()
 	for i := range r.out.Msgs {
@@ -1040,12 +1050,7 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 		}
 		gen := r.generation()
 		res, err := r.eng.Fault(a, write, r.out)
-		if err == nil {
-			err = r.flushMemory()
-		} else {
-			r.out.Reset()
-		}
-		if err != nil {
+		if err = r.flushEngine(err); err != nil {
 			r.fail(err)
 			return err
 		}
@@ -1408,11 +1413,8 @@ func (r *Runtime) forwardLocked(d DeviceWrite) error {
 func (r *Runtime) EvictAll() (int, error) {
 	r.lock()
 	defer r.unlock()
-	if _, err := r.eng.CloseWindows(r.out); err != nil {
-		r.fail(err)
-		return 0, err
-	}
-	if err := r.flushMemory(); err != nil {
+	_, err := r.eng.CloseWindows(r.out)
+	if err = r.flushEngine(err); err != nil {
 		r.fail(err)
 		return 0, err
 	}

@@ -28,12 +28,7 @@ func (r *Runtime) closeLocked() {
 	}
 	r.windowsTouched = false
 	_, err := r.eng.FlushWindows(r.out)
-	if err == nil {
-		err = r.flushMemory()
-	} else {
-		r.out.Reset()
-	}
-	if err != nil {
+	if err = r.flushEngine(err); err != nil {
 		r.fail(err)
 	}
 }
