@@ -157,6 +157,7 @@ func checkGuestAcrossNodes(t *testing.T, a, b *node, onB func(func()), shellProm
 	t.Helper()
 	// With vCPU 1 on node 2 the guest still sees and uses both vCPUs.
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
+	checkTickless(t, guest, 2)
 	// NMIs cross nodes: sysrq-l has every CPU print its backtrace, the
 	// others from their NMI handlers (Linux waits up to 10 s for them).
 	// The kernel's lines can split the command's echo ("/proc/sy",
@@ -182,6 +183,25 @@ func checkGuestAcrossNodes(t *testing.T, a, b *node, onB func(func()), shellProm
 		t.Fatalf("node 2 could not read the guest's kernel: %v", onNode2)
 	}
 	t.Logf("guest-physical 0x1000000 read on node 2: %s", onNode2[1])
+}
+
+// nohzHighres is a CPU's line in /proc/timer_list once its tick is
+// driven by one-shot high-resolution timers (NOHZ_MODE_HIGHRES): its
+// tick can stop when it idles, and nohz_full can stop it when it runs
+// one task.
+var nohzHighres = regexp.MustCompile(`(?m)^\s*\.nohz_mode\s*:\s*2\s*$`)
+
+// checkTickless checks that each of the guest's cpus CPUs left periodic
+// ticks for one-shot ones. A guest whose CPUID lacks ARAT never does
+// (it has no broadcast timer), and then every CPU reads the
+// timekeeper's pages, written by another CPU, at every tick: across
+// nodes, hundreds of remote faults a second from an idle vCPU.
+func checkTickless(t *testing.T, guest func(line, want string) string, cpus int) {
+	t.Helper()
+	out := guest("cat /proc/timer_list; echo timer-list-$((6*7))", "timer-list-42\r")
+	if got := len(nohzHighres.FindAllString(out, -1)); got != cpus {
+		t.Errorf("%d of the guest's %d CPUs tick in one-shot mode (nohz_mode 2), want all:\n%s", got, cpus, out)
+	}
 }
 
 // watchNode2 writes node 2's dvm stat every 30 s to dir's

@@ -56,6 +56,7 @@ func TestQEMULinuxAMDV(t *testing.T) {
 	shellPrompt, guest := guestShell(t, n, 3*time.Minute)
 	shellPrompt()
 	guest("cat /proc/cpuinfo | grep -c processor", "\n1\r")
+	checkTickless(t, guest, 1)
 	// Protection keys: offered (pku) and turned on by the kernel
 	// (ospke: CR4.PKE), its tasks' PKRU switched at every exit.
 	guest("grep -c ospke /proc/cpuinfo", "\n1\r")

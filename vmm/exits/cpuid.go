@@ -58,10 +58,18 @@ const (
 	Leaf7EBXSGX        = 1 << 2
 	Leaf7EBXPT         = 1 << 25
 	Leaf7ECXWAITPKG    = 1 << 5
-	leaf7ECXLA57       = 1 << 16 // 57-bit linear addresses, 5-level paging
-	Leaf7ECXSGXLC      = 1 << 30
-	Leaf7ECXPKS        = 1 << 31 // supervisor protection keys (IA32_PKRS)
-	leaf7ECXRDPID      = 1 << 22 // RDPID: reads IA32_TSC_AUX
+	// Leaf6EAXARAT: the APIC timer always runs, in every C-state (SDM
+	// Vol. 2A, CPUID, Table 3-8, leaf 06H EAX bit 2; AMD APM Vol. 3,
+	// E.3.6, Fn0000_0006_EAX bit 2). The hyperkernel's LAPIC timer is a
+	// host deadline that no guest idle state stops. Without the bit
+	// Linux marks the LAPIC timer as stopping in deep C-states and, with
+	// no broadcast timer (the guest has no HPET), never leaves periodic
+	// ticks: no tickless idle, no nohz_full, no high-resolution timers.
+	Leaf6EAXARAT  = 1 << 2
+	leaf7ECXLA57  = 1 << 16 // 57-bit linear addresses, 5-level paging
+	Leaf7ECXSGXLC = 1 << 30
+	Leaf7ECXPKS   = 1 << 31 // supervisor protection keys (IA32_PKRS)
+	leaf7ECXRDPID = 1 << 22 // RDPID: reads IA32_TSC_AUX
 )
 
 // CPUIDConfig configures the guest-visible CPUID.
@@ -296,7 +304,11 @@ func (p *CPUIDPolicy) addBasicLeaf(leaf uint32, host HostCPUID) {
 		p.addXSAVE(host)
 	case LeafTopology, LeafTopologyV2:
 		// Computed per vCPU in Lookup.
-	case LeafMonitor, LeafPower, LeafPerfMon, LeafSGX, LeafPT:
+	case LeafPower:
+		// Power and thermal management hidden; the one fact
+		// offered is the LAPIC timer's (as KVM offers it).
+		p.add(leaf, 0, false, CPUIDResult{EAX: Leaf6EAXARAT})
+	case LeafMonitor, LeafPerfMon, LeafSGX, LeafPT:
 		p.add(leaf, 0, false, CPUIDResult{}) // hidden: not virtualised
 	case LeafTSC:
 		p.add(leaf, 0, false, p.tscRatio())

@@ -73,10 +73,15 @@ func TestCPUIDPolicy(t *testing.T) {
 	if r := p.Lookup(7, 0, 0); r.EBX&Leaf7EBXSGX != 0 || r.ECX&Leaf7ECXWAITPKG != 0 || r.EBX&0x27AB != 0x27AB {
 		t.Errorf("leaf 7 = %+v", r)
 	}
-	for _, leaf := range []uint32{5, 6, 0xA} {
+	for _, leaf := range []uint32{5, 0xA} {
 		if r := p.Lookup(leaf, 0, 0); r != (CPUIDResult{}) {
 			t.Errorf("hidden leaf %#x = %+v", leaf, r)
 		}
+	}
+	// Leaf 6 offers only ARAT: the LAPIC timer never stops, so Linux
+	// can leave periodic ticks without a broadcast timer.
+	if r := p.Lookup(6, 0, 0); r != (CPUIDResult{EAX: Leaf6EAXARAT}) {
+		t.Errorf("leaf 6 = %+v, want ARAT alone", r)
 	}
 	// TSC: crystal * EBX / EAX = TSC Hz exactly.
 	r = p.Lookup(0x15, 0, 0)
