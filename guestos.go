@@ -204,7 +204,7 @@ func (l *linuxHost) config(r hv.LinuxRequest) (hv.LinuxConfig, error) {
 	if err != nil {
 		return hv.LinuxConfig{}, err
 	}
-	cmdline := l.h.GuestCmdline(r.KernelCmdline(defaultGuestCmdline))
+	cmdline := l.h.GuestCmdline(r.KernelCmdline(defaultGuestCmdline), r.Dilation)
 	return hv.LinuxConfig{
 		Name:   "linux",
 		VCPUs:  r.VCPUs,

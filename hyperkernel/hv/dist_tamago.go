@@ -352,7 +352,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 			return spec, nil, err
 		}
 		cfg, err := d.linux(LinuxRequest{VCPUs: vcpus, Memory: mem, Cmdline: req.Cmdline, NUMA: req.NUMA,
-			Disks: req.Disks, Net: req.Net, Root: req.Root, Boot: req.Boot, Multiboot: req.Multiboot})
+			Disks: req.Disks, Net: req.Net, Root: req.Root, Boot: req.Boot, Multiboot: req.Multiboot, Dilation: req.Dilation})
 		if err != nil {
 			return spec, nil, err
 		}

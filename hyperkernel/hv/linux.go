@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/big-iron/big-iron/machine/boot/memmap"
@@ -147,6 +148,9 @@ type LinuxRequest struct {
 	// protected mode on a PC whose local APICs power on in xAPIC mode,
 	// with QEMU's debug-exit port.
 	Multiboot bool
+	// Dilation is the guest's time dilation (LinuxConfig.Dilation): a
+	// TSC rate the backend puts on the command line is dilated too.
+	Dilation int
 }
 
 // KernelCmdline is the guest kernel's command line r asks for: Cmdline,
@@ -160,6 +164,16 @@ func (r LinuxRequest) KernelCmdline(def string) string {
 		c += " bigiron.root=" + r.Root
 	}
 	return c
+}
+
+// withTSCRate adds to cmdline the guest's TSC rate as the guest must
+// believe it, tscHz times dilation (at least 1), in kHz as Linux's
+// tsc_early_khz= takes it, unless cmdline gives a rate already.
+func withTSCRate(cmdline string, tscHz uint64, dilation int) string {
+	if strings.Contains(cmdline, "tsc_early_khz=") {
+		return cmdline
+	}
+	return fmt.Sprintf("%s tsc_early_khz=%d", cmdline, tscHz*uint64(max(dilation, 1))/1000)
 }
 
 // OS guest defaults.

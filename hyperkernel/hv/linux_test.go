@@ -59,3 +59,24 @@ func TestResetControl(t *testing.T) {
 		t.Error("i8042 status not empty")
 	}
 }
+
+// TestWithTSCRate checks the TSC rate an AMD-V node puts on a Linux
+// guest's command line: dilated like CPUID's, and never over the
+// operator's.
+func TestWithTSCRate(t *testing.T) {
+	for _, c := range []struct {
+		cmdline  string
+		dilation int
+		want     string
+	}{
+		{"console=ttyS0", 0, "console=ttyS0 tsc_early_khz=2600000"},
+		{"console=ttyS0", 1, "console=ttyS0 tsc_early_khz=2600000"},
+		{"console=ttyS0", 10, "console=ttyS0 tsc_early_khz=26000000"},
+		{"console=ttyS0", 255, "console=ttyS0 tsc_early_khz=663000000"},
+		{"tsc_early_khz=1000 quiet", 10, "tsc_early_khz=1000 quiet"},
+	} {
+		if got := withTSCRate(c.cmdline, 2_600_000_000, c.dilation); got != c.want {
+			t.Errorf("withTSCRate(%q, 2.6 GHz, %d) = %q, want %q", c.cmdline, c.dilation, got, c.want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ package hv
 
 import (
 	"fmt"
-	"strings"
 	"unsafe"
 
 	"github.com/big-iron/big-iron/machine/board"
@@ -72,13 +71,14 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 // GuestCmdline adds to a Linux guest's command line what this node's
 // backend needs: on AMD-V, the TSC's rate (tsc_early_khz=), which Linux
 // on an AMD processor would otherwise calibrate against a PIT the guest
-// lacks (CPUID leaf 0x15, which gives it on VT-x, is Intel's); the ACPI
-// PM timer is there as its clocksource. A rate the operator gave stays.
-func (h *Hypervisor) GuestCmdline(cmdline string) string {
-	if h.svmCaps == nil || strings.Contains(cmdline, "tsc_early_khz=") {
+// lacks (CPUID leaf 0x15, which gives it on VT-x, is Intel's), dilated
+// as CPUID's rate is (LinuxConfig.Dilation); the ACPI PM timer is there
+// as its clocksource. A rate the operator gave stays.
+func (h *Hypervisor) GuestCmdline(cmdline string, dilation int) string {
+	if h.svmCaps == nil {
 		return cmdline
 	}
-	return fmt.Sprintf("%s tsc_early_khz=%d", cmdline, h.plat.TSCHz/1000)
+	return withTSCRate(cmdline, h.plat.TSCHz, dilation)
 }
 
 // SVM returns the AMD-V capabilities where this node runs guests with

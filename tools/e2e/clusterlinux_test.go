@@ -109,13 +109,7 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	// one to vCPU 1 on node 2 on the same counters, then the page passed
 	// between them crosses the network both ways.
 	stage = fmt.Sprintf("the split run (began %v after the demo)", time.Since(start).Round(time.Second))
-	// Under QEMU's TCG every page-table walk crosses between the nodes
-	// (see TestQEMUClusterLinuxAMDV): 20,000 acquisitions took five
-	// minutes there, a quarter of them shows the same.
-	iters := 20000
-	if emu == "qemu" {
-		iters = 5000
-	}
+	const iters = 20000
 	split := counterRun(t, a, iters)
 	onB(func() {
 		out := run(t, b, "dvm stat", time.Minute)
@@ -158,6 +152,11 @@ func checkGuestAcrossNodes(t *testing.T, a, b *node, onB func(func()), shellProm
 	// With vCPU 1 on node 2 the guest still sees and uses both vCPUs.
 	guest("cat /proc/cpuinfo | grep -c processor", "\n2\r")
 	checkTickless(t, guest, 2)
+	if emu == "qemu" {
+		// QEMU's TSC is the host's wall clock, so the guest's clock
+		// can be held against the test's.
+		checkDilation(t, guest, 10)
+	}
 	// NMIs cross nodes: sysrq-l has every CPU print its backtrace, the
 	// others from their NMI handlers (Linux waits up to 10 s for them).
 	// The kernel's lines can split the command's echo ("/proc/sy",
@@ -201,6 +200,34 @@ func checkTickless(t *testing.T, guest func(line, want string) string, cpus int)
 	out := guest("cat /proc/timer_list; echo timer-list-$((6*7))", "timer-list-42\r")
 	if got := len(nohzHighres.FindAllString(out, -1)); got != cpus {
 		t.Errorf("%d of the guest's %d CPUs tick in one-shot mode (nohz_mode 2), want all:\n%s", got, cpus, out)
+	}
+}
+
+// checkDilation checks that the guest's clock runs dilation times
+// slower than the host's (dvm start dilate=N): its uptime over 30 s of
+// the test's wall clock, within a factor of two.
+func checkDilation(t *testing.T, guest func(line, want string) string, dilation int) {
+	t.Helper()
+	uptime := regexp.MustCompile(`\nup (\d+\.\d+) `)
+	read := func() (float64, time.Time) {
+		m := uptime.FindStringSubmatch(guest("echo up $(cat /proc/uptime) u$((2+2))", "u4\r"))
+		if m == nil {
+			return 0, time.Now()
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v, time.Now()
+	}
+	g0, w0 := read()
+	time.Sleep(30 * time.Second)
+	g1, w1 := read()
+	if g1 <= g0 {
+		t.Errorf("the guest's uptime went from %v to %v in %v", g0, g1, w1.Sub(w0))
+		return
+	}
+	ratio := w1.Sub(w0).Seconds() / (g1 - g0)
+	t.Logf("guest clock: %.2f s of uptime in %v of the host's: %.1fx slower (dilate=%d)", g1-g0, w1.Sub(w0).Round(time.Millisecond), ratio, dilation)
+	if ratio < float64(dilation)/2 || ratio > float64(dilation)*2 {
+		t.Errorf("the guest's clock runs %.1fx slower than the host's, want about %d (dilate=%d)", ratio, dilation, dilation)
 	}
 }
 
@@ -425,7 +452,7 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	}()
 	start := time.Now()
 	var log strings.Builder
-	if err := launch.Play(c.LinuxDemo("qemu", ""), consoles, &log); err != nil {
+	if err := launch.Play(c.LinuxDemo("qemu", "firsttouch=on moveafter=2 walkwin=on"), consoles, &log); err != nil {
 		// How long the other nodes heard nothing from each node.
 		for i := 2; i <= c.Nodes; i++ {
 			if nodes[i].con.Send("nodes") != nil {
@@ -452,6 +479,7 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	shellPrompt, guest := guestShell(t, a, 10*time.Minute)
 	shellPrompt()
 	guest("cat /proc/cpuinfo | grep -c processor", "\n3\r")
+	checkTickless(t, guest, 3)
 	split := counterRun(t, a, 2000)
 	t.Logf("node 3 dvm stat after the split run:\n%s", run(t, nodes[3], "dvm stat", time.Minute))
 	if out := run(t, nodes[3], "node evacuate 3", time.Minute); !strings.Contains(out, "moving 1 vCPUs away") {
