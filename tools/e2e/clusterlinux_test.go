@@ -420,22 +420,25 @@ func TestQEMUClusterLinuxAMDV(t *testing.T) {
 // QEMU nodes (TCG, AMD-V) with the demo's commands (`make cluster
 // EMU=qemu GUEST=linux NODES=3`): the guest's shell with a vCPU on each
 // node, every vCPU seen and used, sharedcounter exact with a thread
-// pinned to each vCPU, then node 3 evacuated and the run repeated.
-// Today it fails (3 runs of 3): while the guest boots on node 1 the VM
-// ends on node 2 (twice the leader declared node 1 failed, silent for
-// more than the 500 ms failure timeout; once node 2 simply had no VM
-// when told to migrate); with two nodes this does not happen. On
-// failure it logs the end of every node's console.
+// pinned to each vCPU, then node 3 evacuated and the run repeated, with
+// the two-node test's options (walk windows, first touch, moving homes).
+// On failure it logs the end of every node's console.
 func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
 	dir := buildGuestImage(t)
-	// Three single-threaded emulators on two host cores: a node's
-	// emulator waits for a core for hundreds of milliseconds at times
-	// (idle nodes heard nothing from each other for up to 291 ms), and
-	// with the default 500 ms the two others declared node 1 failed
-	// while its guest's kernel decompressed (in every run, 6 of 6).
-	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 1, MemMiB: 1024, FailureTimeout: 2 * time.Second}
+	// Three emulators on two host cores: a node's emulator waits for a
+	// core for hundreds of milliseconds at times (idle nodes heard
+	// nothing from each other for up to 291 ms), and with the default
+	// 500 ms the two others declared node 1 failed while its guest's
+	// kernel decompressed (in every run, 6 of 6). Two cores a node: with
+	// one, node 1's services wait for its vCPU's exits, and while the
+	// guest booted there the leader declared node 1 failed even with a
+	// 2 s timeout (2026-12-06, and in 3 earlier runs of 3). With two
+	// the test passed in 54 s; in the next run the guest's shell came
+	// after 30 s with the vCPUs moved, then no step finished in 10
+	// minutes (not yet understood), so it stays opt-in.
+	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 2, MemMiB: 1024, FailureTimeout: 2 * time.Second}
 	nodes := bootQEMUCluster(t, dir, c)
 	consoles := make([]*serial.Console, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
@@ -492,22 +495,22 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	}
 }
 
-// requireQEMUDistLinux skips a test of Linux across QEMU AMD-V nodes
-// with a vCPU on each unless BIGIRON_E2E_SLOW=1: QEMU's TCG asks for
-// write access to every guest page table it walks under nested paging
+// requireQEMUDistLinux skips a long test of Linux across QEMU AMD-V
+// nodes with a vCPU on each unless BIGIRON_E2E_SLOW=1. Such runs were
+// once slow for two reasons, both now mended: QEMU's TCG asks for write
+// access to every guest page table it walks under nested paging
 // (ptw_translate in target/i386/tcg/sysemu/excp_helper.c, QEMU 7.2 and
-// later), so the guest kernel's page tables cross between the nodes
-// after every exit (dvm stat counts these faults), and the guest's first
-// command with a vCPU on the second node took longer than 5 minutes in 1
-// of 3 runs. Since waiting vCPUs poll the NIC (dvm.Config.Poll),
-// TestQEMUClusterLinuxAMDV passed in 527 s, 371 s and 466 s in its three
-// runs, 62-72% of node 2's faults in page-table walks, 2.4-2.7 ms each on
-// average, and runs in make test. On VT-x (Bochs, TestBochsClusterLinux) a walk writes a page
-// table only to set an accessed or dirty bit. AMD's processors ask for
-// write access at every walk too, but walk only on a TLB miss, and keep
-// the TLB across VMRUN where QEMU flushes it.
+// later), so the kernel's page tables crossed between the nodes after
+// every exit (walk windows keep them local); and the guest's CPUID
+// lacked ARAT, so every CPU ticked periodically and read the
+// timekeeper's pages at every tick. TestQEMUClusterLinuxAMDV now takes
+// about a minute and runs in make test; TestQEMUCluster3LinuxAMDV
+// passed in 54 s once and hung once; the others do their guest I/O from
+// vCPU 1 across the nodes, and take tens of minutes (TestQEMUClusterLinuxRootFS: 0.2 MB/s of
+// sequential writes from node 2, each page of a request fetched by the
+// device node).
 func requireQEMUDistLinux(t *testing.T) {
-	requireSlow(t, "QEMU's TCG walks guest page tables as writes under nested paging, so they cross between nodes after every exit and the run takes minutes to hours")
+	requireSlow(t, "guest I/O from a vCPU on another node than the devices takes tens of minutes in QEMU's TCG")
 }
 
 // requireSlow skips a test that takes too long, or fails too often for
