@@ -55,21 +55,23 @@ const (
 	Leaf1EDXACPI       = 1 << 22
 	Leaf1EDXTM         = 1 << 29
 	Leaf1EDXHTT        = 1 << 28
-	Leaf7EBXSGX        = 1 << 2
-	Leaf7EBXPT         = 1 << 25
-	Leaf7ECXWAITPKG    = 1 << 5
-	// Leaf6EAXARAT: the APIC timer always runs, in every C-state (SDM
-	// Vol. 2A, CPUID, Table 3-8, leaf 06H EAX bit 2; AMD APM Vol. 3,
-	// E.3.6, Fn0000_0006_EAX bit 2). The hyperkernel's LAPIC timer is a
-	// host deadline that no guest idle state stops. Without the bit
-	// Linux marks the LAPIC timer as stopping in deep C-states and, with
-	// no broadcast timer (the guest has no HPET), never leaves periodic
-	// ticks: no tickless idle, no nohz_full, no high-resolution timers.
-	Leaf6EAXARAT  = 1 << 2
-	leaf7ECXLA57  = 1 << 16 // 57-bit linear addresses, 5-level paging
-	Leaf7ECXSGXLC = 1 << 30
-	Leaf7ECXPKS   = 1 << 31 // supervisor protection keys (IA32_PKRS)
-	leaf7ECXRDPID = 1 << 22 // RDPID: reads IA32_TSC_AUX
+	// Leaf6EAXARAT: the APIC timer runs at a constant rate in every
+	// C-state (SDM Vol. 2A, CPUID leaf 06H EAX bit 2; Vol. 3A, 10.5.4
+	// "APIC Timer"; AMD APM Vol. 3, Appendix E, Fn0000_0006_EAX). The
+	// hyperkernel's LAPIC timer is a host deadline that no guest idle
+	// state stops. Without the bit Linux takes the LAPIC timer for one
+	// that stops in deep C-states and, with no broadcast timer (the
+	// guest has no HPET), never leaves periodic ticks: no tickless idle,
+	// no nohz_full, no high-resolution timers. (Linux sets it itself on
+	// AMD families above 0x11; under QEMU's -cpu max it did not.)
+	Leaf6EAXARAT    = 1 << 2
+	Leaf7EBXSGX     = 1 << 2
+	Leaf7EBXPT      = 1 << 25
+	Leaf7ECXWAITPKG = 1 << 5
+	leaf7ECXLA57    = 1 << 16 // 57-bit linear addresses, 5-level paging
+	Leaf7ECXSGXLC   = 1 << 30
+	Leaf7ECXPKS     = 1 << 31 // supervisor protection keys (IA32_PKRS)
+	leaf7ECXRDPID   = 1 << 22 // RDPID: reads IA32_TSC_AUX
 )
 
 // CPUIDConfig configures the guest-visible CPUID.
