@@ -210,9 +210,10 @@ func checkDilation(t *testing.T, guest func(line, want string) string, dilation 
 	t.Helper()
 	uptime := regexp.MustCompile(`\nup (\d+\.\d+) `)
 	read := func() (float64, time.Time) {
-		m := uptime.FindStringSubmatch(guest("echo up $(cat /proc/uptime) u$((2+2))", "u4\r"))
+		out := guest("echo up $(cat /proc/uptime) u$((2+2))", "u4\r")
+		m := uptime.FindStringSubmatch(out)
 		if m == nil {
-			return 0, time.Now()
+			t.Fatalf("no uptime in the guest's answer %q", out)
 		}
 		v, _ := strconv.ParseFloat(m[1], 64)
 		return v, time.Now()
@@ -425,7 +426,7 @@ func TestQEMUClusterLinuxAMDV(t *testing.T) {
 // On failure it logs the end of every node's console.
 func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
-	requireQEMUDistLinux(t)
+	requireSlow(t, "across three QEMU nodes it passed once and hung once after the guest's shell, not yet understood")
 	dir := buildGuestImage(t)
 	// Three emulators on two host cores: a node's emulator waits for a
 	// core for hundreds of milliseconds at times (idle nodes heard
@@ -504,11 +505,10 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 // every exit (walk windows keep them local); and the guest's CPUID
 // lacked ARAT, so every CPU ticked periodically and read the
 // timekeeper's pages at every tick. TestQEMUClusterLinuxAMDV now takes
-// about a minute and runs in make test; TestQEMUCluster3LinuxAMDV
-// passed in 54 s once and hung once; the others do their guest I/O from
-// vCPU 1 across the nodes, and take tens of minutes (TestQEMUClusterLinuxRootFS: 0.2 MB/s of
-// sequential writes from node 2, each page of a request fetched by the
-// device node).
+// about a minute and runs in make test. What this still skips does its
+// guest I/O from vCPU 1 across the nodes, and takes tens of minutes
+// (TestQEMUClusterLinuxRootFS: 0.2 MB/s of sequential writes from node
+// 2, each page of a request fetched by the device node).
 func requireQEMUDistLinux(t *testing.T) {
 	requireSlow(t, "guest I/O from a vCPU on another node than the devices takes tens of minutes in QEMU's TCG")
 }
