@@ -60,7 +60,11 @@ import (
 // block failed with I/O errors (the NBD client found no connection for
 // its 30 s); with the dilation on AMD-V mended too, login came after
 // 2m59s and the write loop resumed and finished, all blocks intact;
-// fio then took 5m19s to write 64 MiB from vCPU 1 (2026-12-06).
+// fio then took 5m19s to write 64 MiB from vCPU 1 (2026-12-06). In
+// the next run (login after 2m58s) the loop wrote 4 blocks in 10
+// minutes, the disks healthy: both nodes waited most for the same two
+// pages (gpa 0xf532000 and 0xf538000, about 7,000 faults each), the
+// pattern of TestPagesNeededTogetherReachBothNodes. Open.
 func TestQEMUClusterLinuxRootFS(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	requireQEMUDistLinux(t)
