@@ -444,15 +444,14 @@ func measureGuest(t *testing.T, g *sshGuest, m measurement) bool {
 			t.Logf("iperf3 %s (%s): %.1f Mbit/s (QEMU TCG: the node's e1000, QEMU's user net)", dir.name, m.where, bps/1e6)
 		}
 	}
-	file := "--filename=/root/fio.dat --size=64M --direct=1 --ioengine=libaio --output-format=json"
-	random := " --runtime=10 --time_based"
+	size, random := "64M", " --runtime=10 --time_based"
 	if m.hostClock {
 		// Across nodes every page of a request crosses to the device
 		// node: 64 MiB took 5m19s to write, and 8 MiB of random reads
 		// more than 11 minutes (2026-12-06). Less, by amount.
-		file = strings.Replace(file, "--size=64M", "--size=16M", 1)
-		random = " --io_size=1M"
+		size, random = "16M", " --io_size=1M"
 	}
+	file := "--filename=/root/fio.dat --size=" + size + " --direct=1 --ioengine=libaio --output-format=json"
 	for _, job := range []struct{ name, args string }{
 		{"sequential write, 1 MiB blocks, 8 in flight", "--rw=write --bs=1M --iodepth=8"},
 		{"sequential read, 1 MiB blocks, 8 in flight", "--rw=read --bs=1M --iodepth=8"},
