@@ -288,8 +288,8 @@ type Runtime struct {
 	stats Stats
 	reads []pendingRead // per vCPU: its forwarded device read
 	waits []uint32      // per page: faults that waited for another node
-	// acquired is, per page, when this node last gained access to it
-	// (Runtime.now); held are the requests the hold window
+	// acquired is, per page, when a vCPU's fault here last gained
+	// access to it (Runtime.now); held are the requests the hold window
 	// defers, in arrival order, and heldN their number.
 	acquired   []int64
 	held, hold []inMsg
@@ -1055,7 +1055,12 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 			return err
 		}
 		if res == memory.FaultSpurious || res == memory.FaultLocal {
-			if r.acquired != nil {
+			// A vCPU's access opens the page's hold window (see
+			// Config.Hold); the hyperkernel's own (a device's DMA,
+			// an instruction's decoding) is over when fn returns,
+			// and holding the page from the vCPU that wrote it, the
+			// ring's driver on another node, would only stall it.
+			if r.acquired != nil && v != NoVCPU {
 				r.acquired[p] = r.now()
 			}
 			if start >= 0 {
@@ -1232,20 +1237,18 @@ func (g guestPerm) SetAccess(a uint64, f *memory.Page, acc memory.Access) {
 	g.perm.SetAccess(g.split.Addr(a/memory.PageSize)+a%memory.PageSize, f, acc)
 }
 
-// Write copies b into guest memory at gpa, page by page.
+// Write copies b into guest memory at gpa once this node may write each
+// page (a device's DMA, the loader), asking other nodes for up to
+// PrefetchPages pages at once (see copyLocked).
 func (r *Runtime) Write(gpa uint64, b []byte) error {
-	for len(b) > 0 {
-		off := gpa % memory.PageSize
-		n := min(uint64(len(b)), memory.PageSize-off)
-		if err := r.Access(gpa, true, func(p *memory.Page) { copy(p[off:off+n], b) }); err != nil {
-			return err
-		}
-		gpa, b = gpa+n, b[n:]
-	}
-	return nil
+	r.lock()
+	defer r.unlock()
+	return r.copyLocked(gpa, b, true)
 }
 
-// Read copies guest memory at gpa into b, page by page.
+// Read copies guest memory at gpa into b once this node may read each
+// page, asking other nodes for up to PrefetchPages pages at once (see
+// copyLocked).
 func (r *Runtime) Read(gpa uint64, b []byte) error {
 	r.lock()
 	defer r.unlock()
@@ -1254,15 +1257,75 @@ func (r *Runtime) Read(gpa uint64, b []byte) error {
 
 // readLocked is Read for a caller that holds the lock and is not pinned.
 func (r *Runtime) readLocked(gpa uint64, b []byte) error {
+	return r.copyLocked(gpa, b, false)
+}
+
+// PrefetchPages bounds how many pages of one access to guest memory
+// (Runtime.Read, Write) are asked for before the first answer is
+// waited for: a 256 KiB buffer, larger than most requests of a disk
+// or a network card, and a small share of the frames a node keeps for
+// copies (MinCopyFrames), so that pages just fetched are not evicted
+// to make room for the rest of the same access.
+const PrefetchPages = 64
+
+// copyLocked copies b into guest memory at gpa (write) or guest memory
+// at gpa into b, PrefetchPages pages at a time: it first asks for every
+// page of a batch this node may not yet access (prefetchLocked), then
+// waits for each in turn, so a buffer homed or held elsewhere (a disk
+// request's data) costs about one round trip per batch rather than one
+// per page. The caller holds the lock and is not pinned.
+func (r *Runtime) copyLocked(gpa uint64, b []byte, write bool) error {
+	const batch = PrefetchPages * memory.PageSize
 	for len(b) > 0 {
-		off := gpa % memory.PageSize
-		n := min(uint64(len(b)), memory.PageSize-off)
-		if err := r.accessLocked(gpa, false, func(p *memory.Page) { copy(b[:n], p[off:off+n]) }); err != nil {
-			return err
+		n := min(uint64(len(b)), batch-gpa%memory.PageSize)
+		r.prefetchLocked(gpa, n, write)
+		for chunk := b[:n]; len(chunk) > 0; {
+			a, err := r.addr(gpa)
+			if err != nil {
+				return err
+			}
+			if err := r.faultLocked(NoVCPU, gpa, write); err != nil {
+				return err
+			}
+			off := gpa % memory.PageSize
+			m := min(uint64(len(chunk)), memory.PageSize-off)
+			if p := r.eng.Frame(a); write {
+				copy(p[off:off+m], chunk)
+			} else {
+				copy(chunk[:m], p[off:off+m])
+			}
+			gpa, chunk = gpa+m, chunk[m:]
 		}
-		gpa, b = gpa+n, b[n:]
+		b = b[n:]
 	}
 	return nil
+}
+
+// prefetchLocked asks for every page of the n bytes at gpa that this
+// node may not yet access (for writing, if write) without waiting for
+// the answers. It stops at the first page it cannot ask for now (not
+// RAM, or no frame for another copy): the access that follows faults
+// on those pages one by one and reports what is wrong. The caller
+// holds the lock and is not pinned; it does not wait.
+func (r *Runtime) prefetchLocked(gpa, n uint64, write bool) {
+	if n == 0 || gpa/memory.PageSize == (gpa+n-1)/memory.PageSize {
+		return // one page: the access's own fault asks for it
+	}
+	r.closeLocked()
+	for pg := gpa &^ (memory.PageSize - 1); pg < gpa+n; pg += memory.PageSize {
+		a, err := r.addr(pg)
+		if err != nil || r.stoppedLocked() != nil {
+			return
+		}
+		res, err := r.eng.Fault(a, write, r.out)
+		if err = r.flushEngine(err); err != nil {
+			r.fail(err)
+			return
+		}
+		if res == memory.FaultNoRoom {
+			return
+		}
+	}
 }
 
 // Hosts reports whether vCPU v runs on this node.
