@@ -69,6 +69,7 @@ func TestDistCommandsGolden(t *testing.T) {
 		"dvm start guest=linux numa=on homes=striped",
 		"dvm start guest=linux moveafter=9", "dvm start guest=linux homes=striped firsttouch=on",
 		"dvm start guest=counter nodes=2 firsttouch=on moveafter=2",
+		"dvm start guest=linux walkwin=off", "dvm start guest=counter walkwin=on",
 		"dvm stat", "dvm stat now", "dvm peek", "dvm peek 0x11", "dvm peek zero", "dvm peek 0x40",
 		"dvm evacuate", "dvm evacuate x", "dvm evacuate 2",
 		"pages", "pages map", "pages all", "pages map now",

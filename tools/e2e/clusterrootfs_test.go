@@ -109,7 +109,7 @@ func TestQEMUClusterLinuxRootFS(t *testing.T) {
 	start := time.Now()
 	// The guest's housekeeping stays on vCPU 0 (node 1); its clock is
 	// dilated as in the demo (launch.LinuxStartLine).
-	line := fmt.Sprintf("dvm start guest=linux vcpus=2 mem=256M place=node0 dilate=10 walkwin=on disk=nbd://10.0.2.2:%d/r,nbd://10.0.2.2:%d/d net=on root=vda kernel=http://10.0.2.2:%d/vmlinuz initrd=http://10.0.2.2:%d/initramfs.cpio.gz",
+	line := fmt.Sprintf("dvm start guest=linux vcpus=2 mem=256M place=node0 dilate=10 disk=nbd://10.0.2.2:%d/r,nbd://10.0.2.2:%d/d net=on root=vda kernel=http://10.0.2.2:%d/vmlinuz initrd=http://10.0.2.2:%d/initramfs.cpio.gz",
 		rootNBD.port, data.port, httpPort, httpPort)
 	steps := []launch.Step{
 		{Node: 1, Want: prompt, Timeout: 10 * time.Minute},
