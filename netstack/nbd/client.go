@@ -42,10 +42,16 @@ type Config struct {
 	MaxInFlight int
 	// Timeout is how long requests wait without a working connection
 	// before they fail with ErrTimeout (default DefaultTimeout). It also
-	// bounds a dial and handshake, and the wait for a reply: a server
-	// that answers nothing for Timeout while requests are in flight is
-	// taken as gone and the client dials again.
+	// bounds the wait for a reply: a server that answers nothing for
+	// Timeout while requests are in flight is taken as gone and the
+	// client dials again.
 	Timeout time.Duration
+	// DialTimeout bounds one dial and handshake (default a quarter of
+	// Timeout, at most Timeout): an attempt whose connection request
+	// or handshake was lost (a server's host that went away and came
+	// back, a link that dropped a SYN) is given up and made again,
+	// rather than using up the requests' whole Timeout.
+	DialTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the pause between two failed dials,
 	// which doubles from MinBackoff up to MaxBackoff (defaults
 	// DefaultMinBackoff and DefaultMaxBackoff).
@@ -288,6 +294,10 @@ func newClient(cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = cfg.Timeout / 4
+	}
+	cfg.DialTimeout = min(cfg.DialTimeout, cfg.Timeout)
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = DefaultMinBackoff
 	}

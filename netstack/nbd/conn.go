@@ -82,9 +82,9 @@ type dialResult struct {
 }
 
 // connect dials the server and performs the handshake, both bounded by
-// Timeout and by ctx.
+// DialTimeout and by ctx.
 func (c *Client) connect(ctx context.Context) (*conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	nc, err := c.cfg.Dial(ctx, c.cfg.Addr)
 	if err != nil {

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"hash/crc32"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -299,6 +301,45 @@ func TestDeadline(t *testing.T) {
 	got := make([]byte, 4096)
 	if _, err := c.ReadAt(got, 0); err != nil || !bytes.Equal(got, pattern(4096, 1)) {
 		t.Fatalf("read after the server came back: %v", err)
+	}
+}
+
+// TestLostDial: a dial whose connection request is lost (it never
+// answers) is given up after DialTimeout and made again, so requests
+// waiting for the connection succeed once the server is back, well
+// within Timeout. Before DialTimeout, one lost dial used up the whole
+// Timeout and the requests failed although the server was back (seen
+// as I/O errors in a guest whose NBD server was restarted, 2026-12-06).
+func TestLostDial(t *testing.T) {
+	s := newFakeServer(t, 1<<20)
+	cfg := s.config()
+	cfg.Timeout = 2 * time.Second
+	var dials atomic.Int32
+	lose := make(chan struct{}) // closed: the next dial is lost
+	cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		if dials.Add(1) == 2 {
+			<-lose
+			<-ctx.Done() // a SYN nobody answers
+			return nil, ctx.Err()
+		}
+		return dialTCP(ctx, addr)
+	}
+	c := dial(t, cfg)
+	close(lose)
+	s.kill()
+	s.restart()
+	start := time.Now()
+	if _, err := c.WriteAt(pattern(4096, 3), 4096); err != nil {
+		t.Fatalf("write after a lost dial, the server back: %v (after %v, %d dials)", err, time.Since(start), dials.Load())
+	}
+	if d := time.Since(start); d >= cfg.Timeout {
+		t.Errorf("the write took %v, Timeout %v", d, cfg.Timeout)
+	}
+	if n := dials.Load(); n < 3 {
+		t.Errorf("%d dials, want the lost one and another", n)
+	}
+	if !bytes.Equal(s.snapshot()[4096:8192], pattern(4096, 3)) {
+		t.Error("the server does not hold the write")
 	}
 }
 
