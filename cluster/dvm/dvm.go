@@ -1255,6 +1255,17 @@ func (r *Runtime) Read(gpa uint64, b []byte) error {
 	return r.readLocked(gpa, b)
 }
 
+// Prefetch asks for the pages of the n bytes at gpa that this node may
+// not yet access (for writing, if write), at most PrefetchPages of them,
+// without waiting for the answers (devices.Prefetcher): a device about
+// to copy a request's scattered buffers, one Read or Write each, then
+// waits about one round trip for all of them. It takes the lock itself.
+func (r *Runtime) Prefetch(gpa, n uint64, write bool) {
+	r.lock()
+	defer r.unlock()
+	r.prefetchLocked(gpa, min(n, PrefetchPages*memory.PageSize-gpa%memory.PageSize), write)
+}
+
 // readLocked is Read for a caller that holds the lock and is not pinned.
 func (r *Runtime) readLocked(gpa uint64, b []byte) error {
 	return r.copyLocked(gpa, b, false)
@@ -1278,7 +1289,9 @@ func (r *Runtime) copyLocked(gpa uint64, b []byte, write bool) error {
 	const batch = PrefetchPages * memory.PageSize
 	for len(b) > 0 {
 		n := min(uint64(len(b)), batch-gpa%memory.PageSize)
-		r.prefetchLocked(gpa, n, write)
+		if gpa/memory.PageSize != (gpa+n-1)/memory.PageSize {
+			r.prefetchLocked(gpa, n, write) // else the fault below asks
+		}
 		for chunk := b[:n]; len(chunk) > 0; {
 			a, err := r.addr(gpa)
 			if err != nil {
@@ -1308,8 +1321,8 @@ func (r *Runtime) copyLocked(gpa uint64, b []byte, write bool) error {
 // on those pages one by one and reports what is wrong. The caller
 // holds the lock and is not pinned; it does not wait.
 func (r *Runtime) prefetchLocked(gpa, n uint64, write bool) {
-	if n == 0 || gpa/memory.PageSize == (gpa+n-1)/memory.PageSize {
-		return // one page: the access's own fault asks for it
+	if n == 0 {
+		return
 	}
 	r.closeLocked()
 	for pg := gpa &^ (memory.PageSize - 1); pg < gpa+n; pg += memory.PageSize {

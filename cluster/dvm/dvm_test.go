@@ -937,7 +937,11 @@ func TestHoldWindowKeepsAFreshPage(t *testing.T) {
 // all 8 requests before the first answer gets through.
 func TestDeviceAccessAsksForEveryPageAtOnce(t *testing.T) {
 	const pages = 16 // odd ones homed on node 1
-	for _, write := range []bool{false, true} {
+	for _, tc := range []struct {
+		name         string
+		write, pages bool // write the buffer; page by page, each prefetched first
+	}{{"read", false, false}, {"write", true, false}, {"prefetched pages", false, true}} {
+		write := tc.write
 		c := newCluster(t, 2, 2, pages)
 		release := make(chan struct{})
 		c.net.stall = func(from, to memory.NodeID) {
@@ -948,9 +952,21 @@ func TestDeviceAccessAsksForEveryPageAtOnce(t *testing.T) {
 		buf := make([]byte, pages*memory.PageSize)
 		done := make(chan error, 1)
 		go func() {
-			if write {
+			switch {
+			case tc.pages: // a request's scattered buffers (devices.Prefetcher)
+				for gpa := uint64(0); gpa < uint64(len(buf)); gpa += memory.PageSize {
+					c.rts[0].Prefetch(gpa, memory.PageSize, false)
+				}
+				for gpa := uint64(0); gpa < uint64(len(buf)); gpa += memory.PageSize {
+					if err := c.rts[0].Read(gpa, buf[gpa:gpa+memory.PageSize]); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			case write:
 				done <- c.rts[0].Write(0, buf)
-			} else {
+			default:
 				done <- c.rts[0].Read(0, buf)
 			}
 		}()
@@ -964,7 +980,7 @@ func TestDeviceAccessAsksForEveryPageAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got < pages/2 {
-			t.Errorf("write %v: node 1 got %d requests before its first answer, want %d (one per page it homes)", write, got, pages/2)
+			t.Errorf("%s: node 1 got %d requests before its first answer, want %d (one per page it homes)", tc.name, got, pages/2)
 		}
 		// Once the pages are here, a device's access allocates nothing.
 		if n := testing.AllocsPerRun(10, func() { c.rts[0].Read(0, buf) }); n != 0 {

@@ -348,6 +348,14 @@ func (m dvmGuestMemory) ReadAt(p []byte, gpa uint64) error {
 	return m.rt.Read(gpa, p)
 }
 
+// Prefetch implements devices.Prefetcher: the runtime asks other nodes
+// for the pages at once.
+func (m dvmGuestMemory) Prefetch(gpa, n uint64, write bool) {
+	if m.split.Contains(gpa, n) {
+		m.rt.Prefetch(gpa, n, write)
+	}
+}
+
 func (m dvmGuestMemory) WriteAt(p []byte, gpa uint64) error {
 	if err := m.check(p, gpa); err != nil {
 		return err

@@ -23,6 +23,17 @@ type GuestMemory interface {
 	WriteAt(p []byte, gpa uint64) error
 }
 
+// Prefetcher is implemented by a GuestMemory whose pages may be held
+// elsewhere (a distributed VM's, on other nodes): Prefetch asks for the
+// pages of n bytes at gpa, for writing if write, without waiting for
+// them, so that a device about to copy a request's scattered buffers
+// waits about once for all of them rather than once per buffer. It is
+// a hint: it reports nothing, and the accesses that follow check
+// addresses as ever.
+type Prefetcher interface {
+	Prefetch(gpa, n uint64, write bool)
+}
+
 // ErrBadAddress is wrapped by GuestMemory errors for addresses outside the
 // guest's memory.
 var ErrBadAddress = errors.New("guest-physical address outside guest memory")

@@ -482,6 +482,7 @@ func (n *Net) sendFrame(frame []byte) {
 // readChain copies n.txChain's buffers, which must all be
 // device-readable and in guest memory, into pkt, their total length.
 func (n *Net) readChain(mem devices.GuestMemory, pkt []byte) bool {
+	prefetch(mem, n.txChain.Buffers, len(pkt), false)
 	off := 0
 	for _, b := range n.txChain.Buffers {
 		if b.Write {
@@ -840,6 +841,7 @@ func (n *Net) place(mem devices.GuestMemory, q *Queue, pkt []byte, budget *Budge
 	g := &n.rx
 	clear(pkt[:netHdrLen])
 	binary.LittleEndian.PutUint16(pkt[spec.NetHdrNumBuffers:], uint16(g.n))
+	prefetch(mem, g.bufs[:g.nbufs], len(pkt), true)
 	off, start := 0, 0
 	for i := range g.n {
 		g.written[i] = 0
