@@ -6,7 +6,7 @@ import (
 )
 
 // step helpers for hand-scheduled races; the home of page 0 is node 0.
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
