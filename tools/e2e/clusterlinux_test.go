@@ -107,7 +107,7 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	// between them crosses the network both ways.
 	stage = fmt.Sprintf("the split run (began %v after the demo)", time.Since(start).Round(time.Second))
 	const iters = 20000
-	split := counterRun(t, a, iters)
+	split := counterRun(t, a, iters, 30*time.Minute)
 	onB(func() {
 		out := run(t, b, "dvm stat", time.Minute)
 		t.Logf("node 2 dvm stat after the split run:\n%s", out)
@@ -122,7 +122,7 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	stage = fmt.Sprintf("the one-node run (began %v after the demo)", time.Since(start).Round(time.Second))
 	guest("echo still running", "\nstill running")
 	// Both vCPUs on node 1: the same program for the slowdown.
-	one := counterRun(t, a, iters)
+	one := counterRun(t, a, iters, 30*time.Minute)
 	clock := "guest time, dilated 10x (Bochs' instruction-counting clock)"
 	if emu == "qemu" {
 		clock = "guest time, dilated 10x (QEMU's TSC, the host's wall clock)"
@@ -353,14 +353,14 @@ func resetDiskFromNode2(t *testing.T, b *node, onB func(func()), guest func(line
 	t.Logf("virtio disk reset and bound again from CPU 1 on node 2: %d device reads forwarded", after-before)
 }
 
-// counterRun runs sharedcounter in the guest on a's console and returns
-// the time the guest measured.
-func counterRun(t *testing.T, a *node, iters int) time.Duration {
+// counterRun runs sharedcounter in the guest on a's console, waiting
+// for it at most timeout, and returns the time the guest measured.
+func counterRun(t *testing.T, a *node, iters int, timeout time.Duration) time.Duration {
 	t.Helper()
 	if err := a.con.Send(fmt.Sprintf("sharedcounter -iters %d", iters)); err != nil {
 		t.Fatal(err)
 	}
-	out, err := a.con.Expect("\n$ ", 30*time.Minute)
+	out, err := a.con.Expect("\n$ ", timeout)
 	if err != nil || !strings.Contains(out, "sharedcounter: ok") {
 		t.Fatalf("sharedcounter: %v\n%s", err, out)
 	}
@@ -435,7 +435,15 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	// 2 s timeout (2026-12-06, and in 3 earlier runs of 3). With two
 	// the test passed in 54 s; in the next run the guest's shell came
 	// after 30 s with the vCPUs moved, then no step finished in 10
-	// minutes (not yet understood), so it stays opt-in.
+	// minutes, so it stays opt-in. Caught with traces on (2026-12-06,
+	// 1 run of 5 hung): sharedcounter's counters were exact, then its
+	// read-back stalled; vCPU 1 (node 2) and vCPU 2 (node 3) had each
+	// waited 4m38s for the timekeeper's page (tk_core, gpa 0x3fd4000,
+	// homed on node 1, whose vCPU 0 ran on with exits), and both waits
+	// ended the moment node 1's shell took the runtime's lock for dvm
+	// stat. Node 1 held their requests and did not serve them from its
+	// vCPU loop; why is not yet known (a hold window that vCPU 0's
+	// faults keep renewing is the first suspect).
 	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 2, MemMiB: 1024, FailureTimeout: 2 * time.Second}
 	nodes := bootQEMUCluster(t, dir, c)
 	consoles := make([]*serial.Console, c.Nodes+1)
@@ -445,9 +453,11 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	a := nodes[1]
 	defer func() {
 		if t.Failed() {
+			a.con.Write([]byte{0x1D}) // off the guest's console, if on it
 			for i := 1; i <= c.Nodes; i++ {
 				out := nodes[i].con.Output()
 				t.Logf("node %d's console, its end:\n%s", i, out[max(0, len(out)-3000):])
+				t.Logf("node %d says:\n%s", i, diagnose(nodes[i], "dvm stat", "pages", "trace kind=fault last=20"))
 			}
 		}
 	}()
@@ -469,6 +479,10 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), a.con.Output())
 	}
 	t.Logf("%sguest shell and vCPUs 1, 2 sent to nodes 2, 3 after %v", log.String(), time.Since(start).Round(time.Second))
+	// The nodes' traces show, on a failure, what their vCPUs waited for.
+	for i := 2; i <= c.Nodes; i++ {
+		run(t, nodes[i], "trace on", time.Minute)
+	}
 	for v := 1; v <= 2; v++ {
 		there := regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%d\s`, v, v+1))
 		for deadline := time.Now().Add(5 * time.Minute); !there.MatchString(run(t, nodes[v+1], "vcpus dvm", time.Minute)); time.Sleep(2 * time.Second) {
@@ -481,12 +495,12 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	shellPrompt()
 	guest("cat /proc/cpuinfo | grep -c processor", "\n3\r")
 	checkTickless(t, guest, 3)
-	split := counterRun(t, a, 2000)
+	split := counterRun(t, a, 2000, 5*time.Minute)
 	t.Logf("node 3 dvm stat after the split run:\n%s", run(t, nodes[3], "dvm stat", time.Minute))
 	if out := run(t, nodes[3], "node evacuate 3", time.Minute); !strings.Contains(out, "moving 1 vCPUs away") {
 		t.Fatalf("node evacuate 3:\n%s", out)
 	}
-	two := counterRun(t, a, 2000)
+	two := counterRun(t, a, 2000, 5*time.Minute)
 	t.Logf("sharedcounter, 2000 acquisitions per thread, 3 threads: %v with a vCPU on each of 3 nodes, %v on 2 nodes (guest time, dilated 10x: QEMU's TSC)", split, two)
 	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
