@@ -280,20 +280,29 @@ func TestWindowRules(t *testing.T) {
 	}
 }
 
-// MaxWindows bound the windows open at once: a new window takes the slot
-// of an unchanged one (its copy read-only again), never of a changed one.
-func TestWindowSlots(t *testing.T) {
-	c := newCluster(t, 2, 2*MaxWindows+2, 1, MutationNone, withWindows)
-	for p := 1; p < c.pages; p += 2 { // homed on node 1: node 0 shares them
-		must(t, c.access(0, p, 0, false))
-		must(t, c.deliver(0, 1))
-		must(t, c.deliver(1, 0))
+// fullWindows is two nodes with 2*MaxWindows+2 pages, node 0 sharing
+// the odd ones (homed on node 1) and holding a walk window open on each
+// of the first MaxWindows of them (pages 1, 3, ...).
+func fullWindows(tb testing.TB) *cluster {
+	tb.Helper()
+	c := newCluster(tb, 2, 2*MaxWindows+2, 1, MutationNone, withWindows)
+	for p := 1; p < c.pages; p += 2 {
+		must(tb, c.access(0, p, 0, false))
+		must(tb, c.deliver(0, 1))
+		must(tb, c.deliver(1, 0))
 	}
 	for i, p := 0, 1; i < MaxWindows; i, p = i+1, p+2 {
 		if !c.engines[0].OpenWindow(uint64(p) << pageShift) {
-			t.Fatalf("window %d refused", i)
+			tb.Fatalf("window %d refused", i)
 		}
 	}
+	return c
+}
+
+// MaxWindows bound the windows open at once: a new window takes the slot
+// of an unchanged one (its copy read-only again), never of a changed one.
+func TestWindowSlots(t *testing.T) {
+	c := fullWindows(t)
 	last := 2*MaxWindows + 1
 	if !c.engines[0].OpenWindow(uint64(last)<<pageShift) || c.perms[0][1] != AccessRead {
 		t.Fatalf("the next window did not take the first unchanged one's slot (page 1 %v)", c.perms[0][1])
@@ -466,17 +475,7 @@ func TestWindowRandomInterleavings(t *testing.T) {
 // message with every walk window open and none changed: a compare of
 // each window's page with its twin.
 func BenchmarkFlushUnchangedWindows(b *testing.B) {
-	c := newCluster(b, 2, 2*MaxWindows+2, 1, MutationNone, withWindows)
-	for p := 1; p < c.pages; p += 2 { // homed on node 1: node 0 shares them
-		must(b, c.access(0, p, 0, false))
-		must(b, c.deliver(0, 1))
-		must(b, c.deliver(1, 0))
-	}
-	for i, p := 0, 1; i < MaxWindows; i, p = i+1, p+2 {
-		if !c.engines[0].OpenWindow(uint64(p) << pageShift) {
-			b.Fatalf("window %d refused", i)
-		}
-	}
+	c := fullWindows(b)
 	out := NewOutbox()
 	b.ReportAllocs()
 	b.ResetTimer()
