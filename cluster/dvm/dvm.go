@@ -1057,9 +1057,10 @@ func (r *Runtime) faultLocked(v migrate.VCPUID, gpa uint64, write bool) error {
 		if res == memory.FaultSpurious || res == memory.FaultLocal {
 			// A vCPU's access opens the page's hold window (see
 			// Config.Hold); the hyperkernel's own (a device's DMA,
-			// an instruction's decoding) is over when fn returns,
-			// and holding the page from the vCPU that wrote it, the
-			// ring's driver on another node, would only stall it.
+			// an instruction's decoding) is over once it has copied
+			// what it needs, and holding the page from the vCPU that
+			// wrote it, the ring's driver on another node, would only
+			// stall that vCPU.
 			if r.acquired != nil && v != NoVCPU {
 				r.acquired[p] = r.now()
 			}
