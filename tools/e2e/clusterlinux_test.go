@@ -439,11 +439,17 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	// 1 run of 5 hung): sharedcounter's counters were exact, then its
 	// read-back stalled; vCPU 1 (node 2) and vCPU 2 (node 3) had each
 	// waited 4m38s for the timekeeper's page (tk_core, gpa 0x3fd4000,
-	// homed on node 1, whose vCPU 0 ran on with exits), and both waits
-	// ended the moment node 1's shell took the runtime's lock for dvm
-	// stat. Node 1 held their requests and did not serve them from its
-	// vCPU loop; why is not yet known (a hold window that vCPU 0's
-	// faults keep renewing is the first suspect).
+	// homed on node 1), and both waits ended while the test typed its
+	// diagnostics at the nodes' shells. Node 1 served none of their
+	// requests meanwhile. The likeliest cause: its vCPU 0 ran in guest
+	// mode, holding the runtime's lock, without exits for minutes. Its
+	// exit counts show 7,398 slice-timer (external-interrupt) exits in
+	// 6m24s, where a 1 ms periodic slice would give one per millisecond
+	// in the guest, so the slice timer's interrupt was lost (QEMU's TCG
+	// does not exit for a physical interrupt already pending at VMRUN),
+	// and keystrokes on node 1's console (the UART's interrupt on the
+	// core that runs vCPU 0) ended the turn. Not yet mended: the loop
+	// needs a second way back to its core (an NMI when messages wait).
 	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 2, MemMiB: 1024, FailureTimeout: 2 * time.Second}
 	nodes := bootQEMUCluster(t, dir, c)
 	consoles := make([]*serial.Console, c.Nodes+1)
