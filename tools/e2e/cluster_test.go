@@ -361,6 +361,12 @@ func waitDVM(t *testing.T, n *node, timeout time.Duration) ([]string, string) {
 		if strings.Contains(out, "stopped") || time.Now().After(deadline) {
 			t.Fatalf("distributed VM did not finish:\n%s", out)
 		}
+		// Gone without finishing (in one make test, 2026-12-06, the
+		// spread counter across two Bochs nodes, not seen alone): say
+		// so at once, with what the node's console printed.
+		if strings.Contains(out, "no distributed VM on this node") {
+			t.Fatalf("the distributed VM is gone, not finished:\n%s\nthe node's console, its end:\n%s", out, lastLines(n.con.Output(), 60))
+		}
 		time.Sleep(3 * time.Second)
 	}
 }
