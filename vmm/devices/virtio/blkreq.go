@@ -461,23 +461,6 @@ func allWritable(bufs []Buffer, w bool) bool {
 	return true
 }
 
-// prefetch hands the first n bytes of bufs to mem's Prefetch, if it has
-// one (devices.Prefetcher), before a copy to (write) or from them.
-func prefetch(mem devices.GuestMemory, bufs []Buffer, n int, write bool) {
-	pf, ok := mem.(devices.Prefetcher)
-	if !ok {
-		return
-	}
-	for _, d := range bufs {
-		if n <= 0 {
-			return
-		}
-		k := min(int(d.Len), n)
-		pf.Prefetch(d.Addr, uint64(k), write)
-		n -= k
-	}
-}
-
 // gather copies the guest's buffers, in order, into p until it is full.
 func gather(mem devices.GuestMemory, bufs []Buffer, p []byte) error {
 	prefetch(mem, bufs, len(p), false)
