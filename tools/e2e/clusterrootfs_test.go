@@ -57,8 +57,8 @@ import (
 // not answer in 30 minutes. The guest's CPUID lacked ARAT, so its CPUs
 // never left periodic ticks; with ARAT (and walkwin=on) root logged in
 // 5m17s after dvm start, but after the data server's restart every
-// block failed with I/O errors (the NBD client found no connection for
-// its 30 s); with the dilation on AMD-V mended too, login came after
+// block failed with I/O errors (the NBD client found no connection in
+// its timeout; one lost dial could use it all up, see TestLostDial); with the dilation on AMD-V mended too, login came after
 // 2m59s and the write loop resumed and finished, all blocks intact;
 // fio then took 5m19s to write 64 MiB from vCPU 1 (2026-12-06). In
 // the next run (login after 2m58s) the loop wrote 4 blocks in 10
