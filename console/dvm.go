@@ -379,6 +379,10 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	}
 	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
 		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)
+	if st.SliceWatch.Watched {
+		fmt.Fprint(w, "  ")
+		writeSliceWatch(w, st.SliceWatch)
+	}
 	if !full {
 		return
 	}

@@ -34,6 +34,11 @@ type Runner interface {
 	// pass before they do, or -1 if none are asked for.
 	FailFramesAfter(n int)
 	FailFramesPending() int
+	// SliceWatch reports the second way a node ends a guest's turn
+	// (AMD-V); SetSliceTimer turns the first, the slice timer, off to
+	// test it, and on again.
+	SliceWatch() hv.SliceWatchStatus
+	SetSliceTimer(on bool) error
 }
 
 // VMCommands returns `vm` (`vm run test [VARIANT] [cores=all]`, `vm stat`,
@@ -43,8 +48,8 @@ type Runner interface {
 func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 	return []*shell.Command{{
 		Name:  "vm",
-		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...] | list | stop [ID] | fail [N|off]",
-		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason; make frame allocations after the next N fail, until off (testing)",
+		Usage: "run test [standard|triplefault|probe] [cores=all] | stat [ID] | boot linux [vcpus=N] [mem=SIZE] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [cmdline=...] | list | stop [ID] | fail [N|off] | slice [on|off]",
+		Help:  "run the built-in test guest or boot Linux; list and stop VMs; show VM exits by reason; make frame allocations after the next N fail, until off, or turn AMD-V's slice timer off (testing)",
 		Run: func(w io.Writer, args []string) error {
 			if r == nil {
 				return fmt.Errorf("VMX unavailable: %s", unavailable)
@@ -70,6 +75,8 @@ func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 				return runTest(w, r, args[2:])
 			case len(args) == 2 && args[0] == "fail":
 				return failFrames(w, r, args[1])
+			case len(args) >= 1 && args[0] == "slice" && len(args) <= 2:
+				return sliceTimer(w, r, args[1:])
 			case len(args) == 1 && args[0] == "fail":
 				if n := r.FailFramesPending(); n >= 0 {
 					fmt.Fprintf(w, "frame allocations: those after the next %d fail\n", n)
@@ -100,11 +107,43 @@ func VMCommands(r Runner, os OSHost, unavailable string) []*shell.Command {
 					memmap.FormatSize(uint64(total)<<12), memmap.FormatSize(uint64(total-inUse)<<12))
 				fmt.Fprintf(w, "%d runs, %d exits\n", runs, st.Total())
 				fmt.Fprint(w, st.String())
+				writeSliceWatch(w, r.SliceWatch())
 				return nil
 			}
-			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]`, `vm stat`, `vm boot linux ...`, `vm list`, `vm stop [ID]` or `vm fail [N|off]`", shell.ErrUsage)
+			return fmt.Errorf("%w: want `vm run test [VARIANT] [cores=all]`, `vm stat`, `vm boot linux ...`, `vm list`, `vm stop [ID]`, `vm fail [N|off]` or `vm slice [on|off]`", shell.ErrUsage)
 		},
 	}, ConsoleCommand(os), VCPUsCommand(os)}
+}
+
+// sliceTimer serves `vm slice [on|off]`.
+func sliceTimer(w io.Writer, r Runner, args []string) error {
+	if len(args) == 1 {
+		if args[0] != "on" && args[0] != "off" {
+			return fmt.Errorf("%w: vm slice takes on or off", shell.ErrUsage)
+		}
+		if err := r.SetSliceTimer(args[0] == "on"); err != nil {
+			return err
+		}
+	}
+	st := r.SliceWatch()
+	if !st.Watched {
+		fmt.Fprintln(w, "time slices: VT-x's preemption timer ends each guest's turn; no slice watch")
+		return nil
+	}
+	writeSliceWatch(w, st)
+	return nil
+}
+
+// writeSliceWatch prints the slice watch's line, where the node has one.
+func writeSliceWatch(w io.Writer, st hv.SliceWatchStatus) {
+	if !st.Watched {
+		return
+	}
+	timer := "on"
+	if st.TimerOff {
+		timer = "OFF (testing: only the watch ends a turn)"
+	}
+	fmt.Fprintf(w, "time slices: slice timer %s; %d turns ended by the watch's NMI (a turn longer than %v)\n", timer, st.Regained, st.Limit)
 }
 
 // failFrames serves `vm fail N|off`.

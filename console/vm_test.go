@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
@@ -27,6 +28,8 @@ type fakeRunner struct {
 	fail  error
 	// failAfter is what `vm fail` last asked for.
 	failAfter int
+	// watch is the slice watch `vm slice` shows and sets.
+	watch hv.SliceWatchStatus
 }
 
 func (f *fakeRunner) RunTest(v testguest.Variant) (*hv.Result, error) {
@@ -42,11 +45,19 @@ func (f *fakeRunner) RunTest(v testguest.Variant) (*hv.Result, error) {
 	return r, nil
 }
 
-func (f *fakeRunner) Stats() (exits.ExitStats, int) { return exits.ExitStats{}, f.runs }
-func (f *fakeRunner) NumCores() int                 { return f.cores }
-func (f *fakeRunner) Frames() (inUse, total int)    { return 300, 1024 }
-func (f *fakeRunner) FailFramesAfter(n int)         { f.failAfter = n }
-func (f *fakeRunner) FailFramesPending() int        { return f.failAfter }
+func (f *fakeRunner) Stats() (exits.ExitStats, int)   { return exits.ExitStats{}, f.runs }
+func (f *fakeRunner) NumCores() int                   { return f.cores }
+func (f *fakeRunner) Frames() (inUse, total int)      { return 300, 1024 }
+func (f *fakeRunner) FailFramesAfter(n int)           { f.failAfter = n }
+func (f *fakeRunner) FailFramesPending() int          { return f.failAfter }
+func (f *fakeRunner) SliceWatch() hv.SliceWatchStatus { return f.watch }
+func (f *fakeRunner) SetSliceTimer(on bool) error {
+	if !f.watch.Watched {
+		return errors.New("no slice timer")
+	}
+	f.watch.TimerOff = !on
+	return nil
+}
 
 func runVM(t *testing.T, r Runner, args ...string) (string, error) {
 	t.Helper()
@@ -128,5 +139,35 @@ func TestVMFail(t *testing.T) {
 		if _, err := runVM(t, r, "fail", bad); !errors.Is(err, shell.ErrUsage) {
 			t.Errorf("vm fail %q: %v, want a usage error", bad, err)
 		}
+	}
+}
+
+// TestVMSlice: `vm slice off` turns the slice timer off and says so,
+// `on` turns it back on, `vm stat` shows the watch; on VT-x the command
+// says there is none and off is refused with the hypervisor's reason.
+func TestVMSlice(t *testing.T) {
+	r := &fakeRunner{cores: 1, watch: hv.SliceWatchStatus{Watched: true, Regained: 7, Limit: 20 * time.Millisecond}}
+	if out, err := runVM(t, r, "slice", "off"); err != nil || !r.watch.TimerOff ||
+		out != "time slices: slice timer OFF (testing: only the watch ends a turn); 7 turns ended by the watch's NMI (a turn longer than 20ms)\n" {
+		t.Errorf("vm slice off: %q, %v, timer off %v", out, err, r.watch.TimerOff)
+	}
+	if out, err := runVM(t, r, "stat"); err != nil || !strings.Contains(out, "slice timer OFF") {
+		t.Errorf("vm stat: %q, %v", out, err)
+	}
+	if out, err := runVM(t, r, "slice", "on"); err != nil || r.watch.TimerOff || !strings.Contains(out, "slice timer on; 7 turns") {
+		t.Errorf("vm slice on: %q, %v", out, err)
+	}
+	if _, err := runVM(t, r, "slice", "maybe"); !errors.Is(err, shell.ErrUsage) {
+		t.Errorf("vm slice maybe: %v, want a usage error", err)
+	}
+	vtx := &fakeRunner{cores: 1}
+	if out, err := runVM(t, vtx, "slice"); err != nil || !strings.Contains(out, "no slice watch") {
+		t.Errorf("vm slice on VT-x: %q, %v", out, err)
+	}
+	if _, err := runVM(t, vtx, "slice", "off"); err == nil {
+		t.Error("vm slice off on VT-x: no error")
+	}
+	if out, _ := runVM(t, vtx, "stat"); strings.Contains(out, "time slices") {
+		t.Errorf("vm stat on VT-x shows a slice watch:\n%s", out)
 	}
 }

@@ -144,6 +144,8 @@ type DistStatus struct {
 	IPIs, Startups, IPIsIgnored uint64
 	// DeviceIRQs counts the interrupts devices on this node raised.
 	DeviceIRQs uint64
+	// SliceWatch is this node's slice watch (all its VMs').
+	SliceWatch SliceWatchStatus
 	// WalkFaults counts the faults here during the guest's own
 	// page-table walks (the page held a guest page table), WalkWrites
 	// those that asked for write access. Under EPT a walk writes a

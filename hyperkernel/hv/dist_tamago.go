@@ -1311,7 +1311,7 @@ func (d *Dist) Status() (DistStatus, error) {
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
 		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load(),
-		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load()}
+		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load(), SliceWatch: d.h.SliceWatch()}
 	var cells [distMapCells]memory.State
 	per, n := vm.rt.PageMap(cells[:])
 	st.PageMap, st.PagesPerCell = cells[:n], per

@@ -67,6 +67,9 @@ type Hypervisor struct {
 	svmCaps  *svm.Capabilities
 	svmCores map[uint32]*coreSVM
 	format   ept.Format
+	// watch is the slice watch, the second way back to a core running a
+	// guest (nil on VT-x and where the board has no watchdog).
+	watch *sliceWatch
 	// tscDeadline: the LAPIC timer has TSC-deadline mode (AMD-V's
 	// preemption, see setPreemptionTimer).
 	tscDeadline bool
@@ -172,6 +175,24 @@ func (h *Hypervisor) FailFramesAfter(n int) { h.pool.FailAfter(n) }
 // before injected failures start (0 once they have), or -1 if none are
 // asked for.
 func (h *Hypervisor) FailFramesPending() int { return h.pool.FailPending() }
+
+// SliceWatch reports the node's slice watch (slicewatch.go).
+func (h *Hypervisor) SliceWatch() SliceWatchStatus { return h.watch.status(h.plat.TSCHz) }
+
+// SetSliceTimer turns the slice timer on or off: off, only the slice
+// watch's NMIs end a guest's turn (fault injection, to test the watch).
+// VT-x has no slice timer to turn off: its preemption timer is part of
+// the VMCS.
+func (h *Hypervisor) SetSliceTimer(on bool) error {
+	if h.svmCaps == nil {
+		return errors.New("VT-x ends a guest's turn with its preemption timer: there is no slice timer to turn off")
+	}
+	if h.watch == nil {
+		return errors.New("the board has no watchdog to end a turn without the slice timer")
+	}
+	h.watch.timerOff.Store(!on)
+	return nil
+}
 
 // NumCores returns how many cores can run VMs.
 func (h *Hypervisor) NumCores() int { return len(h.cores) + len(h.svmCores) }

@@ -62,6 +62,7 @@ func newSVM(p *board.Platform, pool *frames.Pool, caps *svm.Capabilities) (*Hype
 		}
 		h.svmCores[c.APICID] = &coreSVM{hsave: hsave, host: state}
 	}
+	h.startSliceWatch()
 	for _, r := range p.Reserved {
 		h.reserved = append(h.reserved, ept.Range{Start: r.Start, End: r.End()})
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/big-iron/big-iron/vmm/exits"
@@ -27,6 +28,8 @@ type coreSVM struct {
 	on          atomic.Bool
 	// msrs are the loaded MSRs as a vCPU last loaded them.
 	msrs coreMSRs
+	// turn is what the slice watch knows of the core.
+	turn coreTurn
 }
 
 // enableSVM turns SVM on for the calling core, to which the caller is
@@ -94,6 +97,44 @@ const (
 	preemptCount = 1000000
 )
 
+// The slice watch's period and limit (slicewatch.go): it looks every
+// watchPeriod and sends an NMI to a turn of watchLimitPerSecond-ths of a
+// second (20 slices).
+const (
+	watchPeriod         = 5 * time.Millisecond
+	watchLimitPerSecond = 50
+	lapicICRLow         = 0x300
+	lapicICRHigh        = 0x310
+	icrNMI              = 4<<8 | 1<<14 // delivery mode NMI, level assert (Intel SDM Vol. 3A, 11.6.1)
+)
+
+// startSliceWatch hands the slice watch of the node's cores to the
+// board's watchdog, where it has one.
+func (h *Hypervisor) startSliceWatch() {
+	if h.plat.Watchdog == nil {
+		return
+	}
+	var cores []watchedCore
+	for id, c := range h.svmCores {
+		cores = append(cores, watchedCore{apicID: id, turn: &c.turn})
+	}
+	h.watch = newSliceWatch(h.plat.TSCHz/watchLimitPerSecond, cores)
+	h.plat.Watchdog(watchPeriod, func() { h.watch.scan(rdtsc(), sendNMI) })
+}
+
+// sendNMI sends an NMI to the core with APIC id id through the calling
+// core's local APIC: both halves of the ICR with no call in between, so
+// that no preemption point moves the goroutine to another core's APIC
+// halfway (tamago preempts only at calls). The NMI interrupts the guest
+// there with an NMI exit; the hyperkernel takes it once GIF is set
+// again, in tamago's NMI handler, which returns at once (AMD APM Vol. 2,
+// 15.9 "Intercepts", 15.17).
+func sendNMI(id uint32) {
+	hi, lo := lapicReg(lapicICRHigh), lapicReg(lapicICRLow)
+	*hi = id << 24
+	*lo = icrNMI
+}
+
 func lapicReg(off uint64) *uint32 {
 	return (*uint32)(unsafe.Pointer(&physBytes(lapicBase+off, 4)[0]))
 }
@@ -112,6 +153,9 @@ func setPreemptionTimer(vector uint8, deadline bool) {
 // armPreemption starts the calling core's slice timer; disarmPreemption
 // stops it.
 func (h *Hypervisor) armPreemption() {
+	if h.watch != nil && h.watch.timerOff.Load() {
+		return
+	}
 	if h.tscDeadline {
 		vmx.WriteMSR(msrTSCDeadline, rdtsc()+h.plat.TSCHz/1000)
 	} else {
@@ -221,9 +265,11 @@ func (c *svmCPU) Enter(e *exits.Exit) error {
 	v := c.vmcb
 	v.Write(svm.SaveRAX, c.regs.RAX)
 	c.core.msrs.load(&c.msrs, &c.h.loadedMSRs, writeMSR)
+	c.core.turn.begin(rdtsc())
 	c.h.armPreemption()
 	svm.Run(c.pa, c.core.host, &c.regs)
 	c.h.disarmPreemption()
+	c.core.turn.end()
 	rip := v.Read(svm.SaveRIP)
 	c.regs.RAX = v.Read(svm.SaveRAX)
 	v.Write(svm.CtlTLBControl, svm.TLBControlNothing)

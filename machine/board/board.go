@@ -10,6 +10,7 @@ package board
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/big-iron/big-iron/machine/boot/memmap"
 )
@@ -37,6 +38,13 @@ type Platform struct {
 	// the interrupt, for timers whose only job is to end a halt or a
 	// guest's turn; 0 if the board has none.
 	WakeVector uint8
+	// Watchdog, where the board has it, makes fn run about every
+	// period, one call at a time, from the runtime's own clock reads on
+	// whichever core makes one: those go on while the runtime stops the
+	// world, when no goroutine runs (see x86.clockWatch). fn must be
+	// short and must not allocate, block, take a lock or write a
+	// pointer. A later call replaces the earlier fn.
+	Watchdog func(period time.Duration, fn func())
 
 	// Memory is the physical memory map the loader reported, normalized.
 	Memory memmap.Map

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/big-iron/big-iron/console"
 )
 
 // TestQEMULinuxAMDV boots Debian's kernel on AMD-V, in QEMU's TCG (-cpu
@@ -74,4 +76,55 @@ func TestQEMULinuxAMDV(t *testing.T) {
 	}
 	warnings := regexp.MustCompile(`(?m)(rcu: INFO|soft lockup|BUG:)`).FindAllString(n.con.Output(), -1)
 	t.Logf("guest health warnings (known, not yet failed on): %d", len(warnings))
+	checkSliceWatch(t, n, guest)
+}
+
+// checkSliceWatch takes the slice timer away from the guest's vCPU (`vm
+// slice off`) and runs a loop without exits in the guest beside its
+// shell: only the slice watch's NMIs then end the vCPU's turns (and let
+// the hyperkernel inject the guest's timer ticks), so the shell answers
+// only if they work. Without the watch the loop kept the core for good
+// and the node with it (issue 18). guest is the guest's shell on n.
+func checkSliceWatch(t *testing.T, n *node, guest func(line, want string) string) {
+	t.Helper()
+	turns := regexp.MustCompile(`(\d+) turns ended by the watch's NMI`)
+	detach := func() {
+		t.Helper()
+		if _, err := n.con.Write([]byte{console.DetachKey}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.con.Expect(prompt, time.Minute); err != nil {
+			t.Fatalf("no shell after detaching: %v\n%s", err, n.con.Output())
+		}
+	}
+	attach := func() {
+		t.Helper()
+		if err := n.con.Send("console"); err != nil {
+			t.Fatal(err)
+		}
+		guest("echo attached", "\nattached")
+	}
+	detach()
+	before := turns.FindStringSubmatch(run(t, n, "vm slice", time.Minute))
+	if before == nil {
+		t.Fatalf("vm slice shows no slice watch on AMD-V")
+	}
+	t.Logf("turns the watch ended with the slice timer on, in the whole test so far: %s", before[1])
+	if out := run(t, n, "vm slice off", time.Minute); !strings.Contains(out, "slice timer OFF") {
+		t.Fatalf("vm slice off:\n%s", out)
+	}
+	attach()
+	start := time.Now()
+	guest("while :; do :; done & echo spinning", "\nspinning")
+	guest("echo alive-$((6*7))", "\nalive-42")
+	guest("kill %1; echo killed", "\nkilled")
+	t.Logf("the guest's shell answered beside a loop without exits, the slice timer off, in %v", time.Since(start).Round(time.Millisecond))
+	detach()
+	out := run(t, n, "vm slice on", time.Minute)
+	after := turns.FindStringSubmatch(out)
+	if after == nil || atoi(after[1]) <= atoi(before[1]) {
+		t.Errorf("the watch ended no turn with the slice timer off:\n%s", out)
+	}
+	t.Logf("%s", out)
+	attach()
 }

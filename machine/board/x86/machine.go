@@ -69,7 +69,11 @@ func printk(c byte) {
 
 //go:linkname nanotime runtime/goos.Nanotime
 func nanotime() int64 {
-	return cpu.GetTime()
+	t := cpu.GetTime()
+	if w := watchdog.Load(); w != nil {
+		w.poll(t)
+	}
+	return t
 }
 
 // hwinit runs early in runtime start-up, before any goroutine.
@@ -106,5 +110,6 @@ func (m Machine) Start() *board.Platform {
 	p.Console = &Console{UART: com1, Poll: time.Millisecond}
 	p.NICs = m.NICs()
 	p.WakeVector = WakeVector
+	p.Watchdog = setWatchdog
 	return p
 }
