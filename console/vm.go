@@ -143,7 +143,7 @@ func writeSliceWatch(w io.Writer, st hv.SliceWatchStatus) {
 	if st.TimerOff {
 		timer = "OFF (testing: only the watch ends a turn)"
 	}
-	fmt.Fprintf(w, "time slices: slice timer %s; %d turns ended by the watch's NMI (a turn longer than %v)\n", timer, st.Regained, st.Limit)
+	fmt.Fprintf(w, "time slices: slice timer %s; %d turns ended by the watch's NMI (a turn longer than %v)\n", timer, st.Regained, st.Limit.Round(time.Millisecond))
 }
 
 // failFrames serves `vm fail N|off`.
