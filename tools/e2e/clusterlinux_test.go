@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/tools/cluster/launch"
 	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
@@ -510,6 +511,17 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	t.Logf("sharedcounter, 2000 acquisitions per thread, 3 threads: %v with a vCPU on each of 3 nodes, %v on 2 nodes (guest time, dilated 10x: QEMU's TSC)", split, two)
 	if bad := guestCrash.FindAllString(a.con.Output(), -1); len(bad) > 0 {
 		t.Errorf("the guest's log has %d crash lines:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	// How often the slice watch had to end a turn the slice timer did
+	// not (see hv's slicewatch.go): the second way back to a core.
+	if _, err := a.con.Write([]byte{console.DetachKey}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.con.Expect(prompt, time.Minute); err != nil {
+		t.Fatalf("no shell on node 1 after detaching: %v", err)
+	}
+	for i := 1; i <= c.Nodes; i++ {
+		t.Logf("node %d: %s", i, run(t, nodes[i], "vm slice", time.Minute))
 	}
 }
 
