@@ -366,6 +366,9 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 		s.Copies, s.Memory.Reclaims, s.Memory.Writebacks, s.Memory.SilentEvicts, s.Memory.NoRoom)
 	fmt.Fprintf(w, "  coherence: %d messages out (%d with a page), %d bytes out on the wire, %d messages in, %d bytes in, %d invalidations, %d rejected, %d of other VMs dropped\n",
 		s.Memory.Messages, s.Memory.DataMessages, s.BytesOut, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected, s.Stale)
+	if s.Held > 0 {
+		fmt.Fprintf(w, "  held: %d messages wait behind hold windows, the oldest for %v\n", s.Held, s.HeldFor.Round(time.Millisecond))
+	}
 	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d\n",
 		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes,
 		st.Spec.Move, st.Spec.Devices, s.PolicyMoves)

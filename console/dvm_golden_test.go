@@ -61,6 +61,7 @@ func TestDistCommandsGolden(t *testing.T) {
 		VCPUs:    []hv.DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 3, Here: true, State: "halted"}}}
 	f.status.PageMap[0], f.status.PageMap[64], f.status.PageMap[129] = memory.Modified, memory.Shared, memory.Modified
 	f.status.Stats.Shared, f.status.Stats.Modified, f.status.Stats.RemoteWaits, f.status.Stats.WaitTime = 7, 8, 3, 9*time.Millisecond
+	f.status.Stats.Held, f.status.Stats.HeldFor = 2, 40*time.Millisecond
 	f.status.Stats.Memory.Reclaims, f.status.Stats.Memory.Writebacks, f.status.Stats.Memory.SilentEvicts = 6, 4, 3
 	f.status.Stats.Homes, f.status.Stats.Memory.HomesGained, f.status.Stats.Memory.HomesGiven, f.status.Stats.Memory.Forwards = 521, 12, 3, 5
 	all := []string{

@@ -187,6 +187,10 @@ type Stats struct {
 	// PolicyMoves counts the migrations the move policy chose (vCPUs
 	// that went to a page instead of fetching it).
 	PolicyMoves uint64
+	// Held counts the messages held now (hold windows, and those kept
+	// behind them in order), HeldFor how long the oldest has waited.
+	Held    int
+	HeldFor time.Duration
 }
 
 // WaitBuckets is the number of buckets of Stats.Waits.
@@ -259,6 +263,10 @@ type devOp struct {
 type inMsg struct {
 	from memory.NodeID
 	b    []byte
+	// held says that drainLocked held the message before, first at
+	// heldAt (Runtime.now): a hold window delays a request once.
+	held   bool
+	heldAt int64
 }
 
 // Runtime is this node's share of one distributed VM.
@@ -547,6 +555,9 @@ func (r *Runtime) drainLocked() {
 	for _, list := range [2][]inMsg{r.held, r.work} {
 		for _, m := range list {
 			if r.mustHoldLocked(m, blocked, now) {
+				if !m.held {
+					m.held, m.heldAt = true, now
+				}
 				if p, ok := coherencePage(m.b); ok {
 					r.heldPages = append(r.heldPages, heldPage{m.from, p})
 				} else {
@@ -625,7 +636,7 @@ func (r *Runtime) mustHoldLocked(m inMsg, blocked uint64, now int64) bool {
 			return true
 		}
 	}
-	return r.holdsLocked(m.b, now)
+	return r.holdsLocked(m, now)
 }
 
 // coherencePage returns the page a coherence message is about.
@@ -636,10 +647,18 @@ func coherencePage(b []byte) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b[8:]) / memory.PageSize, true
 }
 
-// holdsLocked reports whether message b is a request for a page this
-// node gained access to less than Config.Hold ago (see Config.Hold).
-func (r *Runtime) holdsLocked(b []byte, now int64) bool {
+// holdsLocked reports whether message m is a request for a page this
+// node gained access to less than Config.Hold ago (see Config.Hold),
+// and has not yet been held for that long: a vCPU that keeps faulting
+// on the page renews its window, and were the window to delay a request
+// again each time, the other node's vCPU would wait as long as this one
+// kept touching the page (minutes, in a three-node run).
+func (r *Runtime) holdsLocked(m inMsg, now int64) bool {
+	b := m.b
 	if r.acquired == nil || len(b) < memory.MessageHeaderSize || b[0] != memory.MessageMagic {
+		return false
+	}
+	if m.held && now-m.heldAt >= int64(r.holdLocked()) {
 		return false
 	}
 	switch memory.Kind(b[1]) {
@@ -1595,6 +1614,13 @@ func (r *Runtime) Stats() Stats {
 	s.Shared, s.Modified = r.eng.Count()
 	s.Homes, s.Copies = r.eng.Homes(), r.eng.Copies()
 	s.Stale = r.stale.Load()
+	s.Held = len(r.held)
+	if s.Held > 0 {
+		now := r.now()
+		for _, m := range r.held {
+			s.HeldFor = max(s.HeldFor, time.Duration(now-m.heldAt))
+		}
+	}
 	return s
 }
 
