@@ -120,8 +120,10 @@ type Config struct {
 	// to gather the few pages a critical section needs (a lock, a
 	// sequence count and its data) before the first is taken back.
 	// Without it two nodes that write the same pages can hand them back
-	// and forth at every exit, neither finishing. Zero serves requests
-	// at once.
+	// and forth at every exit, neither finishing. A request waits one
+	// window at most: the vCPU's later faults on the page renew the
+	// window for requests yet to come, not for one already held. Zero
+	// serves requests at once.
 	Hold time.Duration
 	// Trace, if set, records this node's events while it is on (faults
 	// that waited, invalidations, migrations, forwarded device reads).
