@@ -359,15 +359,23 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 		s.Memory.Faults, s.Memory.RemoteFaults, float64(s.Memory.RemoteFaults)/secs, s.RemoteWaits, avg.Round(time.Microsecond))
 	fmt.Fprintf(w, "  faults in the guest's page-table walks: %d (%d for write)\n", st.WalkFaults, st.WalkWrites)
 	if st.Spec.WalkWindows {
-		fmt.Fprintf(w, "  walk windows: %d opened, %d closed unchanged, %d changed (each an upgrade), %d not opened for want of a slot, %d conflicts\n",
-			s.Memory.WindowsOpened, s.Memory.WindowsClean, s.Memory.WindowsChanged, s.Memory.WindowsFull, s.Memory.WindowConflicts)
+		draining := ""
+		if s.Draining {
+			draining = "; upgrades outstanding now"
+		}
+		fmt.Fprintf(w, "  walk windows: %d opened, %d closed unchanged, %d changed (each an upgrade), %d not opened for want of a slot, %d conflicts%s\n",
+			s.Memory.WindowsOpened, s.Memory.WindowsClean, s.Memory.WindowsChanged, s.Memory.WindowsFull, s.Memory.WindowConflicts, draining)
 	}
 	fmt.Fprintf(w, "  copies of pages homed elsewhere: %d held, %d evicted to make room (%d written back, %d dropped in all), %d faults found no frame\n",
 		s.Copies, s.Memory.Reclaims, s.Memory.Writebacks, s.Memory.SilentEvicts, s.Memory.NoRoom)
 	fmt.Fprintf(w, "  coherence: %d messages out (%d with a page), %d bytes out on the wire, %d messages in, %d bytes in, %d invalidations, %d rejected, %d of other VMs dropped\n",
 		s.Memory.Messages, s.Memory.DataMessages, s.BytesOut, s.Received, s.BytesIn, s.Memory.Invalidations, s.Rejected, s.Stale)
 	if s.Held > 0 {
-		fmt.Fprintf(w, "  held: %d messages wait behind hold windows, the oldest for %v\n", s.Held, s.HeldFor.Round(time.Millisecond))
+		fmt.Fprintf(w, "  held: %d messages wait, the oldest for %v:", s.Held, s.HeldFor.Round(time.Millisecond))
+		for _, m := range s.HeldFirst {
+			fmt.Fprintf(w, " [%s %#x from node index %d, %v, %s]", m.What, m.GPA, m.From, m.For.Round(time.Millisecond), m.Why)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d\n",
 		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes,

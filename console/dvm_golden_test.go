@@ -62,6 +62,7 @@ func TestDistCommandsGolden(t *testing.T) {
 	f.status.PageMap[0], f.status.PageMap[64], f.status.PageMap[129] = memory.Modified, memory.Shared, memory.Modified
 	f.status.Stats.Shared, f.status.Stats.Modified, f.status.Stats.RemoteWaits, f.status.Stats.WaitTime = 7, 8, 3, 9*time.Millisecond
 	f.status.Stats.Held, f.status.Stats.HeldFor = 2, 40*time.Millisecond
+	f.status.Stats.HeldFirst = []dvm.HeldMessage{{From: 1, What: "WriteReq", GPA: 0x7631000, For: 40 * time.Millisecond, Why: "draining"}}
 	f.status.Stats.Memory.Reclaims, f.status.Stats.Memory.Writebacks, f.status.Stats.Memory.SilentEvicts = 6, 4, 3
 	f.status.Stats.Homes, f.status.Stats.Memory.HomesGained, f.status.Stats.Memory.HomesGiven, f.status.Stats.Memory.Forwards = 521, 12, 3, 5
 	all := []string{

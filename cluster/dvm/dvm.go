@@ -190,10 +190,33 @@ type Stats struct {
 	// that went to a page instead of fetching it).
 	PolicyMoves uint64
 	// Held counts the messages held now (hold windows, and those kept
-	// behind them in order), HeldFor how long the oldest has waited.
-	Held    int
-	HeldFor time.Duration
+	// behind them in order), HeldFor how long the oldest has waited;
+	// HeldFirst describes the first few, oldest first.
+	Held      int
+	HeldFor   time.Duration
+	HeldFirst []HeldMessage
+	// Draining says that walk-window upgrades of this node's are
+	// outstanding (memory.Engine.Draining).
+	Draining bool
 }
+
+// HeldMessage describes a message the runtime holds, for diagnosis.
+type HeldMessage struct {
+	From memory.NodeID
+	// What is the message's kind ("ReadReq", "device write", ...) and
+	// GPA the page a coherence message is about.
+	What string
+	GPA  uint64
+	For  time.Duration
+	// Why is "window" (the page's hold window), "draining" (this
+	// node's walk-window upgrades are outstanding and the answer would
+	// reveal a later store), or "order" (behind an earlier message of
+	// its sender).
+	Why string
+}
+
+// maxHeldShown bounds Stats.HeldFirst.
+const maxHeldShown = 4
 
 // WaitBuckets is the number of buckets of Stats.Waits.
 const WaitBuckets = 8
@@ -537,7 +560,9 @@ func (r *Runtime) drainLocked() {
 	// request still held keeps its sender's later coherence messages
 	// about the same page behind it, and its later messages of other
 	// kinds (migrations, devices, interrupts), so that what the engine
-	// and the vCPUs see of each sender is in order; its coherence
+	// and the vCPUs see of each sender is in order (a reply to this
+	// node's own request goes ahead of a held message of another kind:
+	// see isReply); its coherence
 	// messages about other pages go ahead, as the coherence protocol
 	// allows (its races are per page). Were they held too, a node that
 	// keeps one page while its vCPU waits for a second would not get the
@@ -629,7 +654,7 @@ type heldPage struct {
 // blocked are the senders with a message other than a coherence message
 // held.
 func (r *Runtime) mustHoldLocked(m inMsg, blocked uint64, now int64) bool {
-	if blocked&(1<<m.from) != 0 || r.eng.Draining() && r.revealsLocked(m.b) {
+	if blocked&(1<<m.from) != 0 && !isReply(m.b) || r.eng.Draining() && r.revealsLocked(m.b) {
 		return true
 	}
 	p, coherence := coherencePage(m.b)
@@ -639,6 +664,27 @@ func (r *Runtime) mustHoldLocked(m inMsg, blocked uint64, now int64) bool {
 		}
 	}
 	return r.holdsLocked(m, now)
+}
+
+// isReply reports whether b is a coherence message that answers one of
+// this node's (a grant or data for its request, an acknowledgement of
+// its invalidation or fetch). A reply may go ahead of a message of its
+// sender's held before it (a device access, a migration): it shows this
+// node nothing of the sender's that the held message would have to come
+// first for (a vCPU here reaches a device only after this node's held
+// messages are served), and it may be what this node waits for to stop
+// holding. Held behind a device write that a node drains (revealsLocked)
+// until its walk windows' upgrades are granted, the grant of such an
+// upgrade would leave the node draining for ever.
+func isReply(b []byte) bool {
+	if len(b) < memory.MessageHeaderSize || b[0] != memory.MessageMagic {
+		return false
+	}
+	switch memory.Kind(b[1]) {
+	case memory.KindReadData, memory.KindWriteGrant, memory.KindInvAck, memory.KindFetchReply:
+		return true
+	}
+	return false
 }
 
 // coherencePage returns the page a coherence message is about.
@@ -1616,14 +1662,44 @@ func (r *Runtime) Stats() Stats {
 	s.Shared, s.Modified = r.eng.Count()
 	s.Homes, s.Copies = r.eng.Homes(), r.eng.Copies()
 	s.Stale = r.stale.Load()
+	s.Draining = r.eng.Draining()
 	s.Held = len(r.held)
 	if s.Held > 0 {
 		now := r.now()
-		for _, m := range r.held {
+		for i, m := range r.held {
 			s.HeldFor = max(s.HeldFor, time.Duration(now-m.heldAt))
+			if i < maxHeldShown {
+				s.HeldFirst = append(s.HeldFirst, r.describeHeldLocked(m, now))
+			}
 		}
 	}
 	return s
+}
+
+// describeHeldLocked says what held message m is and why it is held.
+func (r *Runtime) describeHeldLocked(m inMsg, now int64) HeldMessage {
+	h := HeldMessage{From: m.from, For: time.Duration(now - m.heldAt), What: fmt.Sprintf("magic %#x", m.b[0])}
+	switch m.b[0] {
+	case memory.MessageMagic:
+		if len(m.b) >= memory.MessageHeaderSize {
+			h.What, h.GPA = memory.Kind(m.b[1]).String(), binary.LittleEndian.Uint64(m.b[8:])
+		}
+	case migrate.MessageMagic:
+		h.What = "migration"
+	case DeviceMagic:
+		h.What = "device write"
+	case DeviceReadMagic:
+		h.What = "device read"
+	}
+	switch {
+	case r.eng.Draining() && r.revealsLocked(m.b):
+		h.Why = "draining"
+	case r.holdsLocked(inMsg{b: m.b}, now):
+		h.Why = "window"
+	default:
+		h.Why = "order"
+	}
+	return h
 }
 
 // PageMap fills cells with this node's view of page placement: cell i

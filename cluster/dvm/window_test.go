@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/cluster/migrate"
@@ -180,5 +181,53 @@ func TestDrainingNodeHoldsWhatRevealsLaterStores(t *testing.T) {
 	}
 	if r.eng.Draining() || c.access(1, 0) != memory.AccessReadWrite {
 		t.Fatalf("after EndWindows: draining %v, page 0 %v", r.eng.Draining(), c.access(1, 0))
+	}
+}
+
+// A draining node holds a device write from another node (it could
+// reveal a later store), and with it that sender's later messages, in
+// order; but not the grant its own upgrade waits for. Node 1 (the
+// device node) changes a window on page 0, homed on node 0; node 0's
+// device write reaches node 1 before node 0's answer to the upgrade.
+// Were the grant kept behind the device write, node 1 would drain for
+// ever, holding both (a three-node QEMU run hung so: node 1 held 4
+// messages for 4m55s with its upgrades outstanding).
+func TestDrainingNodeTakesTheGrantPastAHeldDeviceWrite(t *testing.T) {
+	c := newCluster(t, 2, 2, 4, walkWindows, func(cfg *Config) { cfg.DeviceNode = 1 })
+	h := c.rts[1].Handle(1)
+	h.Lock()
+	if err := h.WalkFault(0); err != nil {
+		t.Fatal(err)
+	}
+	c.walkStore(t, 1, 0, 1, 1<<5)
+	h.Ran()
+	// Node 0's vCPU writes a device register: the write waits in node
+	// 1's inbox (node 1 holds its lock).
+	h0 := c.rts[0].Handle(0)
+	h0.Lock()
+	err := h0.Forward(DeviceWrite{VCPU: 0, Addr: 0x3f8, Size: 1, Value: 'x'})
+	h0.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.EndWindows() }() // the upgrade, then its grant
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		st := c.rts[1].Stats()
+		t.Fatalf("node 1 still drains after 5 s, %d messages held: %+v", st.Held, st.HeldFirst)
+	}
+	h.Unlock()
+	select {
+	case d := <-c.device:
+		if d.Value != 'x' {
+			t.Errorf("device write %+v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the device write was not served once the upgrade was granted")
 	}
 }
