@@ -349,7 +349,6 @@ func (d *Device) serveQueue(i int) bool {
 	d.mu.Unlock()
 
 	d.budget = d.round
-	d.work.prefetchRings(d.mem)
 	used, err := d.be.Notify(d.mem, &d.work, i, &d.budget)
 	spent := !d.budget.Left()
 

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	"github.com/big-iron/big-iron/machine/virtio/spec"
 )
 
 // prefetchingMemory is guest memory that records, in order, the pages a
@@ -59,31 +57,5 @@ func TestDevicesPrefetchBuffers(t *testing.T) {
 		if !slices.Equal(m.ops, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, m.ops, tc.want)
 		}
-	}
-}
-
-// A round asks for the queue's descriptor table, available ring and used
-// ring at once, before it reads any of them.
-func TestRoundPrefetchesRings(t *testing.T) {
-	blk, err := NewBlock(NewMemDisk(make([]byte, 8*SectorSize), MemDiskOptions{}), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newDriver(t, blk)
-	m := &prefetchingMemory{flat: d.mem}
-	d.dev = NewDevice(blk, m, func(l bool) { d.irq = l })
-	d.init(spec.FeatureVersion1 | blk.Features())
-	m.ops = nil
-	if st := d.request(0, 0, make([]byte, SectorSize), true); st != 0 {
-		t.Fatalf("read request: status %d", st)
-	}
-	want := []string{
-		fmt.Sprintf("prefetch %#x+%d write=false", descAt, 16*qSize),
-		fmt.Sprintf("prefetch %#x+%d write=false", availAt, 6+2*qSize),
-		fmt.Sprintf("prefetch %#x+%d write=true", usedAt, 6+8*qSize),
-		fmt.Sprintf("read %#x+2", availAt+2),
-	}
-	if len(m.ops) < len(want) || !slices.Equal(m.ops[:len(want)], want) {
-		t.Errorf("a round's first accesses: %q, want %q first", m.ops, want)
 	}
 }

@@ -187,24 +187,6 @@ func (q *Queue) Publish(mem devices.GuestMemory, n uint16) error {
 	return nil
 }
 
-// prefetchRings asks mem, if it is a devices.Prefetcher, for the queue's
-// three areas at once before a round reads them one after another: the
-// descriptor table and the available ring to read, the used ring to
-// write (2.7 "Split Virtqueues": 16, 2 and 8 bytes an entry, after a
-// 4- and a 4-byte header; the 2-byte event fields included). On a
-// distributed VM whose driver runs on another node, the device node then
-// waits about once for the pages the driver wrote, not once per area.
-func (q *Queue) prefetchRings(mem devices.GuestMemory) {
-	pf, ok := mem.(devices.Prefetcher)
-	if !ok {
-		return
-	}
-	n := uint64(q.Num)
-	pf.Prefetch(q.Desc, 16*n, false)
-	pf.Prefetch(q.Driver, 6+2*n, false)
-	pf.Prefetch(q.Device, 6+8*n, true)
-}
-
 // prefetch hands the first n bytes of bufs to mem's Prefetch, if it has
 // one (devices.Prefetcher), before a copy to (write) or from them.
 func prefetch(mem devices.GuestMemory, bufs []Buffer, n int, write bool) {
