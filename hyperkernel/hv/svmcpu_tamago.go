@@ -106,6 +106,8 @@ const (
 	lapicICRLow         = 0x300
 	lapicICRHigh        = 0x310
 	icrNMI              = 4<<8 | 1<<14 // delivery mode NMI, level assert (Intel SDM Vol. 3A, 11.6.1)
+	icrSendPending      = 1 << 12      // delivery status
+	maxICRSpin          = 1000
 )
 
 // startSliceWatch hands the slice watch of the node's cores to the
@@ -125,12 +127,16 @@ func (h *Hypervisor) startSliceWatch() {
 // sendNMI sends an NMI to the core with APIC id id through the calling
 // core's local APIC: both halves of the ICR with no call in between, so
 // that no preemption point moves the goroutine to another core's APIC
-// halfway (tamago preempts only at calls). The NMI interrupts the guest
-// there with an NMI exit; the hyperkernel takes it once GIF is set
-// again, in tamago's NMI handler, which returns at once (AMD APM Vol. 2,
-// 15.9 "Intercepts", 15.17).
+// halfway (tamago preempts only at calls). It first lets an IPI this
+// core sent just before leave (its delivery status idle, for a bounded
+// spin): the watch may run inside tamago's own wait for that status. The
+// NMI interrupts the guest there with an NMI exit; the hyperkernel
+// takes it once GIF is set again, in tamago's NMI handler, which returns
+// at once (Intel SDM Vol. 3A, 11.6.1; AMD APM Vol. 2, 15.9, 15.17).
 func sendNMI(id uint32) {
 	hi, lo := lapicReg(lapicICRHigh), lapicReg(lapicICRLow)
+	for i := 0; *lo&icrSendPending != 0 && i < maxICRSpin; i++ {
+	}
 	*hi = id << 24
 	*lo = icrNMI
 }
