@@ -612,6 +612,15 @@ func (r *Runtime) drainLocked() {
 	if served > 0 {
 		r.gen++
 		r.genSeen.Store(r.gen)
+	}
+	if served > 0 || len(r.held) > 0 {
+		// Run serves held requests once their windows end, and it
+		// waits on cond only while none are held. A drain of another
+		// goroutine's (a vCPU that polled the network while it waited
+		// for a page) may have taken the queue after Run last looked
+		// and held what it found: Run must look again, or the held
+		// request waits until the next message arrives, which may be
+		// never (a three-node run hung 4m54s on an invalidation so).
 		r.cond.Broadcast()
 	}
 	r.qmu.Unlock()

@@ -1666,3 +1666,65 @@ func TestHoldWindowDelaysARequestOnce(t *testing.T) {
 	}
 	t.Logf("node 0 got the page after %v (hold window %v)", waited.Round(time.Millisecond), hold)
 }
+
+// A drain that holds a request wakes Run, which serves held requests
+// when their windows end and waits on cond only while none are held.
+// The race this models: a vCPU waiting for a page polls the network,
+// takes node 0's fetch into the queue and drains it, holding it in the
+// page's window, while Run, woken by the arrival, looks at the queue
+// after the vCPU took it and before the hold was recorded, and waits
+// again. Here a goroutine waits as Run then does (for a hold to be
+// recorded) from after the arrival; the vCPU's drain must wake it.
+// Before the fix nothing did until the next message came, and a
+// three-node QEMU run hung 4m54s on an invalidation so.
+func TestDrainThatHoldsWakesRun(t *testing.T) {
+	const hold = 100 * time.Millisecond
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Hold = hold })
+	const gpa = 2 * memory.PageSize // homed on node 0
+	h := c.rts[1].Handle(1)
+	h.Lock()
+	if err := h.Fault(gpa, true); err != nil {
+		t.Fatal(err)
+	}
+	r := c.rts[1]
+	read := make(chan error, 1)
+	go func() { // node 0 wants the page back: its fetch waits in node 1's queue
+		var b [1]byte
+		read <- c.rts[0].Read(gpa, b[:])
+	}()
+	for r.pending.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	woke := make(chan struct{})
+	parked := make(chan struct{})
+	go func() { // Run, having looked too late
+		r.qmu.Lock()
+		close(parked)
+		for r.heldN.Load() == 0 {
+			r.cond.Wait()
+		}
+		r.qmu.Unlock()
+		close(woke)
+	}()
+	<-parked
+	if err := h.Serve(); err != nil { // node 1's vCPU drains, holding the fetch
+		t.Fatal(err)
+	}
+	if r.heldN.Load() == 0 {
+		t.Fatal("the fetch was not held: the test shows nothing")
+	}
+	h.Unlock()
+	select {
+	case <-woke:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a drain held a request and did not wake the goroutines waiting on cond")
+	}
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("node 0 did not get the page back")
+	}
+}
