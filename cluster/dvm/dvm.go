@@ -583,7 +583,7 @@ func (r *Runtime) drainLocked() {
 		for _, m := range list {
 			if r.mustHoldLocked(m, blocked, now) {
 				if !m.held {
-					m.held, m.heldAt = true, now
+					m.held, m.heldAt = true, r.now()
 				}
 				if p, ok := coherencePage(m.b); ok {
 					r.heldPages = append(r.heldPages, heldPage{m.from, p})
@@ -1687,7 +1687,11 @@ func (r *Runtime) Stats() Stats {
 
 // describeHeldLocked says what held message m is and why it is held.
 func (r *Runtime) describeHeldLocked(m inMsg, now int64) HeldMessage {
-	h := HeldMessage{From: m.from, For: time.Duration(now - m.heldAt), What: fmt.Sprintf("magic %#x", m.b[0])}
+	h := HeldMessage{From: m.from, For: time.Duration(now - m.heldAt), What: "empty"}
+	if len(m.b) == 0 {
+		return h
+	}
+	h.What = fmt.Sprintf("magic %#x", m.b[0])
 	switch m.b[0] {
 	case memory.MessageMagic:
 		if len(m.b) >= memory.MessageHeaderSize {
@@ -1703,7 +1707,7 @@ func (r *Runtime) describeHeldLocked(m inMsg, now int64) HeldMessage {
 	switch {
 	case r.eng.Draining() && r.revealsLocked(m.b):
 		h.Why = "draining"
-	case r.holdsLocked(inMsg{b: m.b}, now):
+	case r.holdsLocked(m, now):
 		h.Why = "window"
 	default:
 		h.Why = "order"

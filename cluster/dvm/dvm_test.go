@@ -1713,6 +1713,10 @@ func TestDrainThatHoldsWakesRun(t *testing.T) {
 	if r.heldN.Load() == 0 {
 		t.Fatal("the fetch was not held: the test shows nothing")
 	}
+	// dvm stat's account of it (Stats.HeldFirst).
+	if d := r.describeHeldLocked(r.held[0], r.now()); d.From != 0 || d.GPA != gpa || d.Why != "window" || !strings.HasPrefix(d.What, "Fetch") {
+		t.Errorf("held message described as %+v, want node 0's fetch of %#x, in its window", d, gpa)
+	}
 	h.Unlock()
 	select {
 	case <-woke:
