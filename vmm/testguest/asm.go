@@ -161,6 +161,11 @@ func (a *assembler) rdmsr()   { a.inst("rdmsr", 0x0F, 0x32) }
 func (a *assembler) wrmsr()   { a.inst("wrmsr", 0x0F, 0x30) }
 func (a *assembler) ud2()     { a.inst("ud2", 0x0F, 0x0B) }
 
+// vmrun: VMRUN (0F 01 D8; AMD APM Vol. 3). A guest that is offered no
+// SVM gets #UD from it: from the processor on Intel's, from the
+// hyperkernel on AMD-V, where VMRUN always exits.
+func (a *assembler) vmrun() { a.inst("vmrun", 0x0F, 0x01, 0xD8) }
+
 // repStosd: REP STOSD (F3 AB).
 func (a *assembler) repStosd() {
 	if a.mode == Mode64 {

@@ -50,8 +50,12 @@ const (
 	// VariantStandard runs every test and halts.
 	VariantStandard Variant = iota
 	// VariantTripleFault reaches long mode, then loads an empty IDT and
-	// executes UD2: #UD cannot be delivered, nor #GP, nor #DF, so the
-	// processor shuts down (VM exit "triple fault").
+	// executes VMRUN, which a guest offered no SVM cannot: #UD (from the
+	// processor on VT-x, from the hyperkernel on AMD-V, where VMRUN
+	// always exits) cannot be delivered, nor #GP, nor #DF, so the
+	// processor shuts down (VM exit "triple fault"). A VMRUN that
+	// reached the host's SVM, or an exit the hyperkernel resumed without
+	// #UD, would not end so.
 	VariantTripleFault
 	// VariantProbe reaches long mode and reads ProbeAddress, which must
 	// end in an EPT violation.
@@ -377,11 +381,11 @@ func (a *assembler) longModeBody(v Variant) {
 }
 
 // tripleFault emits VariantTripleFault's body: report the stage, load an
-// empty IDT and execute UD2, which the processor cannot deliver.
+// empty IDT and execute VMRUN, whose #UD cannot be delivered.
 func (a *assembler) tripleFault() {
 	a.record(RecStage, imm(StageTripleFault))
 	a.lidt64("nullidt")
-	a.ud2()
+	a.vmrun()
 	a.haltLoop()
 }
 
