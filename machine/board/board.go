@@ -38,6 +38,9 @@ type Platform struct {
 	// the interrupt, for timers whose only job is to end a halt or a
 	// guest's turn; 0 if the board has none.
 	WakeVector uint8
+	// LAPICTimerHz is the local-APIC timer's rate at divide by 1, as
+	// measured against the TSC; 0 if unknown.
+	LAPICTimerHz uint64
 	// Watchdog, where the board has it, makes fn run about every
 	// period, one call at a time, from the runtime's own clock reads on
 	// whichever core makes one: those go on while the runtime stops the

@@ -82,14 +82,16 @@ func (t *idleTimer) idle(until int64) {
 	*lapicReg(lapicLVTTimer) = lvt
 }
 
-// startIdleHalt installs the wake handler and the idle governor.
-func startIdleHalt(tscHz uint64) {
+// startIdleHalt installs the wake handler and the idle governor, and
+// returns the local-APIC timer's rate at divide by 1 (0 if it has none).
+func startIdleHalt(tscHz uint64) (lapicHz uint64) {
 	InstallWakeHandler(WakeVector)
 	t := &idleTimer{perNs: calibrateLAPICTimer(tscHz)}
 	if t.perNs <= 0 {
-		return // no timer: keep spinning
+		return 0 // no timer: keep spinning
 	}
 	goos.Idle = t.idle
+	return uint64(t.perNs * 1e9)
 }
 
 // InstallWakeHandler points vector of this core's IDT (shared by every

@@ -105,8 +105,9 @@ type Machine struct {
 func (m Machine) Start() *board.Platform {
 	cpu.EnableExceptions()
 	setMemoryLimit()
-	startIdleHalt(tscHz)
+	lapicHz := startIdleHalt(tscHz)
 	p := Bring(cpu, m.Name, tscHz, tscSource)
+	p.LAPICTimerHz = lapicHz
 	p.Console = &Console{UART: com1, Poll: time.Millisecond}
 	p.NICs = m.NICs()
 	p.WakeVector = WakeVector
