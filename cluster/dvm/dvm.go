@@ -202,12 +202,14 @@ type Stats struct {
 
 // HeldMessage describes a message the runtime holds, for diagnosis.
 type HeldMessage struct {
+	// From is the sender's index among the VM's nodes.
 	From memory.NodeID
 	// What is the message's kind ("ReadReq", "device write", ...) and
 	// GPA the page a coherence message is about.
 	What string
 	GPA  uint64
-	For  time.Duration
+	// For is how long the message has been held.
+	For time.Duration
 	// Why is "window" (the page's hold window), "draining" (this
 	// node's walk-window upgrades are outstanding and the answer would
 	// reveal a later store), or "order" (behind an earlier message of
