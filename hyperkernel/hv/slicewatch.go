@@ -11,10 +11,10 @@ import (
 // On AMD-V a guest's turn on a core ends when the core's local-APIC
 // timer interrupts it (the slice timer, svmcpu_tamago.go). That is one
 // way back to the core, and an interrupt can be lost: QEMU's TCG does
-// not exit for a physical interrupt already pending at VMRUN, and a
-// three-node cluster under it hung with the other nodes waiting minutes
-// for a page that only a vCPU's node could serve (issue 18). The slice
-// watch is the second way: every watchPeriod the board calls it from
+// not exit for a physical interrupt already pending at VMRUN (the x86
+// hypervisor suite's svm tests show it, issue 18), and a vCPU that kept
+// its core would keep the runtime's stop-the-world waiting, and the
+// node with it. The slice watch is the second way: every watchPeriod the board calls it from
 // the runtime's own clock reads on some other core (which go on while
 // the runtime stops the world and waits for the vCPU's core; a
 // goroutine would be stopped with the rest), and a turn older than the
@@ -30,7 +30,7 @@ type coreTurn struct {
 	// it (begin, end); the watch reads it.
 	entered atomic.Uint64
 	// kicked is entered as it was for the latest turn the watch sent an
-	// NMI to. Only the watch's goroutine touches it.
+	// NMI to. Only the watch touches it, one scan at a time.
 	kicked uint64
 }
 
