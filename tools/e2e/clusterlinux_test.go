@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/big-iron/big-iron/console"
 	"github.com/big-iron/big-iron/tools/cluster/launch"
 	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
@@ -512,11 +511,8 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	}
 	// How often the slice watch had to end a turn the slice timer did
 	// not (see hv's slicewatch.go): the second way back to a core.
-	if _, err := a.con.Write([]byte{console.DetachKey}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.con.Expect(prompt, time.Minute); err != nil {
-		t.Fatalf("no shell on node 1 after detaching: %v", err)
+	if err := detachConsole(a, time.Minute); err != nil {
+		t.Fatalf("node 1: %v", err)
 	}
 	for i := 1; i <= c.Nodes; i++ {
 		t.Logf("node %d: %s", i, run(t, nodes[i], "vm slice", time.Minute))

@@ -206,14 +206,8 @@ func guestShell(t *testing.T, n *node, timeout time.Duration) (prompt func(), ru
 // returns what the node says of its VMs and vCPUs (or why it said
 // nothing), for the failure's log.
 func stuckGuest(n *node) string {
-	if _, err := n.con.Write([]byte{console.DetachKey}); err != nil {
-		return "detaching: " + err.Error()
-	}
-	if _, err := n.con.Expect("detached from vm", 30*time.Second); err != nil {
-		return "the node did not detach the console: " + err.Error()
-	}
-	if _, err := n.con.Expect(prompt, 30*time.Second); err != nil {
-		return "no shell prompt after detaching: " + err.Error()
+	if err := detachConsole(n, 30*time.Second); err != nil {
+		return err.Error()
 	}
 	var b strings.Builder
 	for _, cmd := range []string{"vm list", "vcpus", "vm stat", "disks"} {
@@ -224,6 +218,21 @@ func stuckGuest(n *node) string {
 		fmt.Fprintf(&b, "%s\n%s\n", out, errString(err))
 	}
 	return b.String()
+}
+
+// detachConsole leaves the guest's console on n for the node's shell and
+// reads up to its prompt, each step within timeout.
+func detachConsole(n *node, timeout time.Duration) error {
+	if _, err := n.con.Write([]byte{console.DetachKey}); err != nil {
+		return fmt.Errorf("detaching: %w", err)
+	}
+	if _, err := n.con.Expect("detached from vm", timeout); err != nil {
+		return fmt.Errorf("the node did not detach the console: %w", err)
+	}
+	if _, err := n.con.Expect(prompt, timeout); err != nil {
+		return fmt.Errorf("no shell prompt after detaching: %w", err)
+	}
+	return nil
 }
 
 func errString(err error) string {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/big-iron/big-iron/console"
 )
 
 // TestQEMULinuxAMDV boots Debian's kernel on AMD-V, in QEMU's TCG (-cpu
@@ -90,11 +88,8 @@ func checkSliceWatch(t *testing.T, n *node, guest func(line, want string) string
 	turns := regexp.MustCompile(`(\d+) turns ended by the watch's NMI`)
 	detach := func() {
 		t.Helper()
-		if _, err := n.con.Write([]byte{console.DetachKey}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.con.Expect(prompt, time.Minute); err != nil {
-			t.Fatalf("no shell after detaching: %v\n%s", err, n.con.Output())
+		if err := detachConsole(n, time.Minute); err != nil {
+			t.Fatalf("%v\n%s", err, n.con.Output())
 		}
 	}
 	attach := func() {
