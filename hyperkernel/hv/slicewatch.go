@@ -14,12 +14,12 @@ import (
 // not exit for a physical interrupt already pending at VMRUN (the x86
 // hypervisor suite's svm tests show it, issue 18), and a vCPU that kept
 // its core would keep the runtime's stop-the-world waiting, and the
-// node with it. The slice watch is the second way: every watchPeriod the board calls it from
-// the runtime's own clock reads on some other core (which go on while
-// the runtime stops the world and waits for the vCPU's core; a
-// goroutine would be stopped with the rest), and a turn older than the
-// watch's limit gets an NMI, which AMD-V intercepts: an NMI exit, taken
-// as the slice's end. VT-x needs no watch: its preemption timer is a
+// node with it. The slice watch is the second way: every watchPeriod
+// the board calls it from the runtime's own clock reads on some other
+// core (which go on while the runtime stops the world and waits for the
+// vCPU's core; a goroutine would be stopped with the rest), and a turn
+// older than the watch's limit gets an NMI, which AMD-V intercepts: an
+// NMI exit, taken as the slice's end. VT-x needs no watch: its preemption timer is a
 // count the processor checks itself, not an interrupt.
 
 // coreTurn is what the slice watch knows of one core: when the guest's
