@@ -726,7 +726,9 @@ func FuzzDeviceWrite(f *testing.F) {
 }
 
 // FuzzDeliver feeds arbitrary bytes to a runtime: it must reject or serve
-// them without panicking.
+// them without panicking, and dvm stat's account of what it holds (the
+// runtime's vCPU has just written page 0, so a request for it waits in
+// the page's hold window) must not panic either.
 func FuzzDeliver(f *testing.F) {
 	m := memory.Message{Kind: memory.KindReadReq, Src: 1, Dst: 0, Requester: 1, GPA: 0}
 	b := make([]byte, m.Size())
@@ -736,13 +738,23 @@ func FuzzDeliver(f *testing.F) {
 	f.Add([]byte{migrate.MessageMagic, 1, 1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rt, err := New(Config{Spec: Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}, Self: 0,
-			Perm: &perms{acc: map[uint64]memory.Access{}}, Transport: discard{}})
+			Perm: &perms{acc: map[uint64]memory.Access{}}, Transport: discard{}, Hold: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
+		h := rt.Handle(0)
+		h.Lock()
+		if err := h.Fault(0, true); err != nil {
+			t.Fatal(err)
+		}
+		h.Unlock()
 		rt.Deliver(1, enveloped(7, b))
 		rt.lock()
 		rt.unlock()
+		st := rt.Stats()
+		if st.Held != len(st.HeldFirst) && len(st.HeldFirst) != maxHeldShown {
+			t.Fatalf("%d held, %d described", st.Held, len(st.HeldFirst))
+		}
 		rt.Close()
 	})
 }
