@@ -91,6 +91,34 @@ func (w *sliceWatch) scan(now uint64, nmi func(apicID uint32)) {
 	}
 }
 
+// A turn gets the watch's NMI after watchSlices slices, and no sooner
+// than a watchMinPerSecond-th of a second.
+const (
+	watchSlices       = 20
+	watchMinPerSecond = 50
+)
+
+// sliceTicks is a slice's length in TSC ticks: a millisecond in
+// TSC-deadline mode (or where the local-APIC timer's rate is unknown),
+// else count ticks of the local-APIC timer at lapicHz. The timer's rate
+// is the emulator's choice: 1 GHz in QEMU's TCG, where a slice is a
+// millisecond, slower than the TSC in Bochs, where a slice is 10 ms,
+// and a watch limit of 20 ms there ended turns the slice timer was
+// still timing (TestBochsAMDV counted an exit more in one of two
+// identical runs).
+func sliceTicks(tscHz, lapicHz, count uint64, deadline bool) uint64 {
+	if deadline || lapicHz == 0 {
+		return tscHz / 1000
+	}
+	return count * tscHz / lapicHz
+}
+
+// watchLimit is the watch's limit in TSC ticks for slices of slice
+// ticks.
+func watchLimit(tscHz, slice uint64) uint64 {
+	return max(tscHz/watchMinPerSecond, watchSlices*slice)
+}
+
 // SliceWatchStatus is what `vm slice` shows of a node's slice watch.
 type SliceWatchStatus struct {
 	// Watched says that the node has a slice watch (AMD-V).

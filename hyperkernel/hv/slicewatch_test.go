@@ -82,3 +82,27 @@ func TestSliceWatchScanAllocatesNothing(t *testing.T) {
 		t.Error("no NMI sent")
 	}
 }
+
+// TestWatchLimitIsTwentySlices: the limit follows the slice the
+// emulator's timer makes (QEMU's 1 GHz timer, Bochs' slower one, TSC
+// deadline), never under 20 ms; a flat 20 ms limit ended turns in Bochs
+// that its 10 ms slices were still timing.
+func TestWatchLimitIsTwentySlices(t *testing.T) {
+	const count = 1_000_000
+	for _, tc := range []struct {
+		name           string
+		tscHz, lapicHz uint64
+		deadline       bool
+		want           uint64 // TSC ticks
+	}{
+		{"QEMU TCG: 1 GHz timer, 2.6 GHz TSC", 2_600_000_000, 1_000_000_000, false, 20 * 2_600_000},
+		{"Bochs: 10 MHz timer, 100 MHz TSC", 100_000_000, 10_000_000, false, 20 * 10_000_000},
+		{"TSC deadline", 3_000_000_000, 25_000_000, true, 20 * 3_000_000},
+		{"timer rate unknown", 3_000_000_000, 0, false, 20 * 3_000_000},
+		{"fast timer: the 20 ms floor", 1_000_000_000, 10_000_000_000, false, 1_000_000_000 / 50},
+	} {
+		if got := watchLimit(tc.tscHz, sliceTicks(tc.tscHz, tc.lapicHz, count, tc.deadline)); got != tc.want {
+			t.Errorf("%s: limit %d TSC ticks, want %d", tc.name, got, tc.want)
+		}
+	}
+}

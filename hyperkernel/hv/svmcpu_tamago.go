@@ -97,18 +97,14 @@ const (
 	preemptCount = 1000000
 )
 
-// The slice watch's period and limit (slicewatch.go): it looks every
-// watchPeriod and sends an NMI to a turn of watchSlices slices, and of
-// at least watchMinPerSecond-ths of a second.
+// The slice watch looks every watchPeriod (slicewatch.go).
 const (
-	watchPeriod       = 5 * time.Millisecond
-	watchSlices       = 20
-	watchMinPerSecond = 50
-	lapicICRLow       = 0x300
-	lapicICRHigh      = 0x310
-	icrNMI            = 4<<8 | 1<<14 // delivery mode NMI, level assert (Intel SDM Vol. 3A, 11.6.1)
-	icrSendPending    = 1 << 12      // delivery status
-	maxICRSpin        = 1000
+	watchPeriod    = 5 * time.Millisecond
+	lapicICRLow    = 0x300
+	lapicICRHigh   = 0x310
+	icrNMI         = 4<<8 | 1<<14 // delivery mode NMI, level assert (Intel SDM Vol. 3A, 11.6.1)
+	icrSendPending = 1 << 12      // delivery status
+	maxICRSpin     = 1000
 )
 
 // startSliceWatch hands the slice watch of the node's cores to the
@@ -121,22 +117,9 @@ func (h *Hypervisor) startSliceWatch() {
 	for id, c := range h.svmCores {
 		cores = append(cores, watchedCore{apicID: id, turn: &c.turn})
 	}
-	h.watch = newSliceWatch(max(h.plat.TSCHz/watchMinPerSecond, watchSlices*h.sliceTSC()), cores)
+	slice := sliceTicks(h.plat.TSCHz, h.plat.LAPICTimerHz, preemptCount, h.tscDeadline)
+	h.watch = newSliceWatch(watchLimit(h.plat.TSCHz, slice), cores)
 	h.plat.Watchdog(watchPeriod, func() { h.watch.scan(rdtsc(), sendNMI) })
-}
-
-// sliceTSC is a slice's length in TSC ticks: a millisecond in
-// TSC-deadline mode, else preemptCount counts of the local-APIC timer
-// at the rate the board measured. The timer's rate is the emulator's
-// choice: 1 GHz in QEMU's TCG, where a slice is a millisecond, far
-// slower than the TSC in Bochs, where a slice is longer, and a watch
-// limit of 20 ms there ended turns the slice timer was still timing
-// (TestBochsAMDV counted an exit more in one of two identical runs).
-func (h *Hypervisor) sliceTSC() uint64 {
-	if h.tscDeadline || h.plat.LAPICTimerHz == 0 {
-		return h.plat.TSCHz / 1000
-	}
-	return preemptCount * h.plat.TSCHz / h.plat.LAPICTimerHz
 }
 
 // sendNMI sends an NMI to the core with APIC id id through the calling
