@@ -30,8 +30,10 @@ type coreTurn struct {
 	// it (begin, end); the watch reads it.
 	entered atomic.Uint64
 	// kicked is entered as it was for the latest turn the watch sent an
-	// NMI to. Only the watch touches it, one scan at a time.
-	kicked uint64
+	// NMI to. Only the watch touches it; scans run one at a time but for
+	// one that the board let another core take over from (a stalled
+	// holder, x86.clockWatch), so it is claimed by compare-and-swap.
+	kicked atomic.Uint64
 }
 
 // begin records that a turn starts at TSC now; end that it is over.
@@ -40,15 +42,14 @@ func (t *coreTurn) end()             { t.entered.Store(0) }
 
 // overdue reports whether the turn under way began limit or more TSC
 // ticks before now and got no NMI yet, and marks it as kicked: one NMI a
-// turn, since a second would only wait behind the first. A turn that
-// began after now was read is not overdue.
+// turn, since a second would only wait behind the first, even from two
+// scans at once. A turn that began after now was read is not overdue.
 func (t *coreTurn) overdue(now, limit uint64) bool {
-	e := t.entered.Load()
-	if e == 0 || e == t.kicked || now < e || now-e < limit {
+	e, k := t.entered.Load(), t.kicked.Load()
+	if e == 0 || e == k || now < e || now-e < limit {
 		return false
 	}
-	t.kicked = e
-	return true
+	return t.kicked.CompareAndSwap(k, e)
 }
 
 // sliceWatch is a node's slice watch (see above). Its zero value has
@@ -78,8 +79,9 @@ func newSliceWatch(limit uint64, cores []watchedCore) *sliceWatch {
 }
 
 // scan checks every core's turn once at TSC now and sends an NMI with
-// nmi to the APIC id of each overdue one. One scan at a time: the board
-// serializes its calls (board.Platform.Watchdog). It neither allocates,
+// nmi to the APIC id of each overdue one. The board runs one scan at a
+// time but after a stall (board.Platform.Watchdog); two at once still
+// send one NMI a turn. It neither allocates,
 // blocks nor writes a pointer: it runs inside the runtime's clock reads.
 func (w *sliceWatch) scan(now uint64, nmi func(apicID uint32)) {
 	for i := range w.cores {

@@ -5,6 +5,8 @@ package hv
 
 import (
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -46,6 +48,30 @@ func TestSliceWatchKicksEachLongTurnOnce(t *testing.T) {
 	}
 	if got := w.regained.Load(); got != 3 {
 		t.Errorf("regained %d, want 3", got)
+	}
+}
+
+// TestSliceWatchTwoScansAtOnceKickOnce: after the board let a second
+// core take the watch over from a stalled one, two scans can run at
+// once; each overdue turn still gets one NMI.
+func TestSliceWatchTwoScansAtOnceKickOnce(t *testing.T) {
+	const turns = 2000
+	turn := &coreTurn{}
+	w := newSliceWatch(10, []watchedCore{{1, turn}})
+	var sent atomic.Int64
+	nmi := func(uint32) { sent.Add(1) }
+	for i := uint64(1); i <= turns; i++ {
+		turn.begin(i * 100)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() { defer wg.Done(); w.scan(i*100+50, nmi) }()
+		}
+		wg.Wait()
+		turn.end()
+	}
+	if n := sent.Load(); n != turns {
+		t.Errorf("%d NMIs for %d overdue turns, each scanned twice at once; want one each", n, turns)
 	}
 }
 

@@ -42,11 +42,12 @@ type Platform struct {
 	// measured against the TSC; 0 if unknown.
 	LAPICTimerHz uint64
 	// Watchdog, where the board has it, makes fn run about every
-	// period, one call at a time, from the runtime's own clock reads on
-	// whichever core makes one: those go on while the runtime stops the
-	// world, when no goroutine runs (see x86.clockWatch). fn must be
-	// short and must not allocate, block, take a lock or write a
-	// pointer. A later call replaces the earlier fn.
+	// period from the runtime's own clock reads on whichever core makes
+	// one: those go on while the runtime stops the world, when no
+	// goroutine runs (see x86.clockWatch). One call runs at a time,
+	// unless one stalls for a few periods: then another core runs fn
+	// beside it. fn must be short and must not allocate, block, take a
+	// lock or write a pointer. A later call replaces the earlier fn.
 	Watchdog func(period time.Duration, fn func())
 
 	// Memory is the physical memory map the loader reported, normalized.
