@@ -77,6 +77,7 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 			steps = append(steps, s)
 		}
 	}
+	saveTrace := traceLinuxRun(t, fmt.Sprintf("checkClusterLinux's Linux guest on two %s nodes (boot on node 1, vCPU 1 moved\n# to node 2, the guest's checks, sharedcounter split, node 2 evacuated, sharedcounter on node 1)", emu), 2, a, b)
 	var log strings.Builder
 	if err := launch.Play(steps, []*serial.Console{nil, a.con, b.con}, &log); err != nil {
 		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), a.con.Output())
@@ -138,6 +139,13 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	}
 	t.Logf("guest watchdog reports: %d soft lockups, %d RCU stalls",
 		strings.Count(a.con.Output(), "soft lockup"), strings.Count(a.con.Output(), "rcu_preempt self-detected stall")+strings.Count(a.con.Output(), "rcu_preempt detected stalls"))
+	if saveTrace != nil {
+		stage = "saving the Linux run's trace"
+		if err := detachConsole(a, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		onB(saveTrace)
+	}
 }
 
 // checkGuestAcrossNodes checks the guest, its shell on a's console and
