@@ -290,7 +290,13 @@ func lastLine(s string) string {
 // returns them as nodes[1] and nodes[2].
 func startBochsCluster(t *testing.T, dir string) ([]*node, *bochsHub) {
 	t.Helper()
-	c := launch.Cluster{Nodes: 2, Segment: 43000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: 1024}
+	return startBochsClusterMem(t, dir, 1024)
+}
+
+// startBochsClusterMem is startBochsCluster with nodes of memMiB MiB.
+func startBochsClusterMem(t *testing.T, dir string, memMiB int) ([]*node, *bochsHub) {
+	t.Helper()
+	c := launch.Cluster{Nodes: 2, Segment: 43000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: memMiB}
 	hubLog, err := os.Create(filepath.Join(dir, "bxhub.out"))
 	if err != nil {
 		t.Fatal(err)
