@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/big-iron/big-iron/tools/cluster/launch"
-	"github.com/big-iron/big-iron/tools/cluster/serial"
 )
 
 // TestQEMUClusterLinuxFill runs one Linux guest larger than either of
@@ -109,12 +107,8 @@ func checkClusterFill(t *testing.T, a, b *node, f clusterFill) {
 	if out := run(t, b, "migrate 1 2", 5*time.Minute); !strings.Contains(out, "moving to node 2") {
 		t.Fatalf("migrate 1 2:\n%s", out)
 	}
+	waitVCPU1(t, b, 2)
 	onNode2 := regexp.MustCompile(`(?m)^1\s+2\s`)
-	for deadline := time.Now().Add(5 * time.Minute); !onNode2.MatchString(run(t, b, "vcpus dvm", time.Minute)); time.Sleep(2 * time.Second) {
-		if time.Now().After(deadline) {
-			t.Fatal("vCPU 1 did not move to node 2")
-		}
-	}
 	t.Logf("memtest %s, vCPU 0 on node 1 and vCPU 1 on node 2 (%s):\n%s", f.memtest, f.clock, guest("memtest "+f.memtest, "memtest: ok"))
 	if vc := run(t, b, "vcpus dvm", time.Minute); !onNode2.MatchString(vc) {
 		t.Errorf("vCPU 1 left node 2 during memtest, so not every part was written on another node than the one verifying it:\n%s", vc)
@@ -153,22 +147,8 @@ func TestQEMUCluster3LinuxFill(t *testing.T) {
 	// Two cores a node and a 2 s failure timeout, as TestQEMUCluster3LinuxAMDV
 	// needs for three emulators on two host cores.
 	c := launch.Cluster{Nodes: 3, Segment: 45000 + os.Getpid()%1000*2, CPUs: 2, MemMiB: 2048, FailureTimeout: 2 * time.Second}
-	nodes := bootQEMUCluster(t, dir, c)
-	consoles := make([]*serial.Console, c.Nodes+1)
-	for i := 1; i <= c.Nodes; i++ {
-		consoles[i] = nodes[i].con
-	}
+	nodes, consoles := bootQEMUCluster3(t, dir, c, "dvm stat", "mem")
 	a := nodes[1]
-	defer func() {
-		if t.Failed() {
-			a.con.Write([]byte{0x1D}) // off the guest's console, if on it
-			for i := 1; i <= c.Nodes; i++ {
-				out := nodes[i].con.Output()
-				t.Logf("node %d's console, its end:\n%s", i, out[max(0, len(out)-3000):])
-				t.Logf("node %d says:\n%s", i, diagnose(nodes[i], "dvm stat", "mem"))
-			}
-		}
-	}()
 	const startLine = "dvm start guest=linux vcpus=3 mem=4G homes=fill place=node0 dilate=10"
 	steps := c.LinuxDemo("qemu", "")
 	for i := range steps {
@@ -183,12 +163,7 @@ func TestQEMUCluster3LinuxFill(t *testing.T) {
 	}
 	t.Logf("%s\nguest shell, vCPUs 1 and 2 sent to nodes 2 and 3, after %v (QEMU TCG, AMD-V)", log.String(), time.Since(start).Round(time.Second))
 	for v := 1; v <= 2; v++ {
-		there := regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%d\s`, v, v+1))
-		for deadline := time.Now().Add(5 * time.Minute); !there.MatchString(run(t, nodes[v+1], "vcpus dvm", time.Minute)); time.Sleep(2 * time.Second) {
-			if time.Now().After(deadline) {
-				t.Fatalf("vCPU %d did not move to node %d", v, v+1)
-			}
-		}
+		waitVCPU(t, nodes[v+1], v, v+1)
 	}
 	shellPrompt, guest := guestShell(t, a, 60*time.Minute)
 	shellPrompt()

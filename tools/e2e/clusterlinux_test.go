@@ -388,14 +388,21 @@ func counterRun(t *testing.T, a *node, iters int, timeout time.Duration) time.Du
 // node with cluster id to.
 func waitVCPU1(t *testing.T, n *node, to int) {
 	t.Helper()
-	there := regexp.MustCompile(fmt.Sprintf(`(?m)^1\s+%d\s`, to))
+	waitVCPU(t, n, 1, to)
+}
+
+// waitVCPU waits until node n's `vcpus` shows the guest's vCPU v on the
+// node with cluster id to.
+func waitVCPU(t *testing.T, n *node, v, to int) {
+	t.Helper()
+	there := regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%d\s`, v, to))
 	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
 		if out := run(t, n, "vcpus dvm", time.Minute); there.MatchString(out) {
-			t.Logf("vCPU 1 moved to node %d:\n%s", to, out)
+			t.Logf("vCPU %d moved to node %d:\n%s", v, to, out)
 			return
 		}
 	}
-	t.Fatalf("vCPU 1 did not move to node %d", to)
+	t.Fatalf("vCPU %d did not move to node %d", v, to)
 }
 
 // TestQEMUClusterLinuxAMDV boots Debian's kernel as one VM across two
@@ -457,22 +464,8 @@ func TestQEMUCluster3LinuxAMDV(t *testing.T) {
 	// (TestDrainThatHoldsWakesRun). Since then the test passed 12 runs
 	// of 12 (2026-12-06, 47-62 s each) and runs in make test.
 	c := launch.Cluster{Nodes: 3, Segment: 46000 + os.Getpid()%1000*2, CPUs: 2, MemMiB: 1024, FailureTimeout: 2 * time.Second}
-	nodes := bootQEMUCluster(t, dir, c)
-	consoles := make([]*serial.Console, c.Nodes+1)
-	for i := 1; i <= c.Nodes; i++ {
-		consoles[i] = nodes[i].con
-	}
+	nodes, consoles := bootQEMUCluster3(t, dir, c, "dvm stat", "pages", "trace kind=fault last=20")
 	a := nodes[1]
-	defer func() {
-		if t.Failed() {
-			a.con.Write([]byte{0x1D}) // off the guest's console, if on it
-			for i := 1; i <= c.Nodes; i++ {
-				out := nodes[i].con.Output()
-				t.Logf("node %d's console, its end:\n%s", i, out[max(0, len(out)-3000):])
-				t.Logf("node %d says:\n%s", i, diagnose(nodes[i], "dvm stat", "pages", "trace kind=fault last=20"))
-			}
-		}
-	}()
 	start := time.Now()
 	var log strings.Builder
 	if err := launch.Play(c.LinuxDemo("qemu", "firsttouch=on moveafter=2"), consoles, &log); err != nil {
@@ -552,4 +545,28 @@ func requireSlow(t *testing.T, why string) {
 	if os.Getenv("BIGIRON_E2E_SLOW") != "1" {
 		t.Skipf("opt-in (BIGIRON_E2E_SLOW=1): %s", why)
 	}
+}
+
+// bootQEMUCluster3 boots c, three QEMU nodes, and returns them with
+// their consoles (index 0 unused). If the test fails, each node's
+// console's end and what it answers to diag are logged, node 1 first
+// leaving the guest's console if on it.
+func bootQEMUCluster3(t *testing.T, dir string, c launch.Cluster, diag ...string) ([]*node, []*serial.Console) {
+	t.Helper()
+	nodes := bootQEMUCluster(t, dir, c)
+	consoles := make([]*serial.Console, c.Nodes+1)
+	for i := 1; i <= c.Nodes; i++ {
+		consoles[i] = nodes[i].con
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			nodes[1].con.Write([]byte{0x1D}) // off the guest's console, if on it
+			for i := 1; i <= c.Nodes; i++ {
+				out := nodes[i].con.Output()
+				t.Logf("node %d's console, its end:\n%s", i, out[max(0, len(out)-3000):])
+				t.Logf("node %d says:\n%s", i, diagnose(nodes[i], diag...))
+			}
+		}
+	})
+	return nodes, consoles
 }
