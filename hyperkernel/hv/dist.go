@@ -107,6 +107,59 @@ func DistNUMA(vcpus, nodes int, memory uint64) *acpi.NUMA {
 	return n
 }
 
+// numaAlign is where a proximity domain's memory begins and ends under
+// homes=fill, where it can: Linux keeps its memory map in sections of
+// 128 MiB (x86-64's SECTION_SIZE_BITS), and a section is best within
+// one node.
+const numaAlign = 128 << 20
+
+// DistNUMAFill is the topology of a distributed Linux VM whose pages are
+// homed by ranges (homes=fill, node i the shares[i] pages after node
+// i-1's), with its RAM where split puts it: vCPU v in proximity domain v
+// % len(shares), as in DistNUMA, and domain i's memory node i's range,
+// its inner ends moved to the nearest numaAlign boundary (kept where
+// they are if moving one would empty a domain). Linux then gives a task
+// on a vCPU memory its node homes (page cache, stacks, page tables,
+// slabs), where with one domain it took what its allocator had, most
+// of it last written on another node. A domain's range that crosses the
+// MMIO hole is given as its two parts.
+func DistNUMAFill(vcpus int, split guestmem.Split, shares []uint32) *acpi.NUMA {
+	nodes := len(shares)
+	n := DistNUMA(vcpus, nodes, split.Size())
+	n.Memory = n.Memory[:0]
+	// ends[i] is the index byte (the RAM numbered without the hole, as
+	// Split numbers pages) where domain i ends.
+	ends := make([]uint64, nodes)
+	var pages uint64
+	for i, sh := range shares {
+		pages += uint64(sh)
+		ends[i] = pages * guestmem.PageSize
+	}
+	ends[nodes-1] = split.Size()
+	var lo uint64
+	for i := range ends {
+		if i < nodes-1 {
+			if r := (ends[i] + numaAlign/2) / numaAlign * numaAlign; r > lo && r < ends[i+1] {
+				ends[i] = r
+			}
+		}
+		hi := ends[i]
+		if hi == lo {
+			continue // a node with no share: a domain of CPUs only
+		}
+		if lo < split.Low {
+			top := min(hi, split.Low)
+			n.Memory = append(n.Memory, acpi.MemoryAffinity{Base: lo, Length: top - lo, Domain: uint32(i)})
+		}
+		if hi > split.Low {
+			from := max(lo, split.Low)
+			n.Memory = append(n.Memory, acpi.MemoryAffinity{Base: guestmem.HighBase + from - split.Low, Length: hi - from, Domain: uint32(i)})
+		}
+		lo = hi
+	}
+	return n
+}
+
 // DistGuest returns the payload a distributed VM runs for a name:
 // counter or pingpong.
 func DistGuest(name string) (testguest.Variant, bool) {

@@ -287,6 +287,9 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	if err != nil {
 		return spec, err
 	}
+	if linux != nil && req.NUMA && spec.Homes == dvm.HomesFill {
+		linux.NUMA = DistNUMAFill(spec.VCPUs, spec.Split(), spec.Shares[:spec.Nodes])
+	}
 	vm, err := d.create(spec, linux)
 	if err != nil {
 		return spec, err
@@ -374,10 +377,15 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		spec.Dilation = uint8(req.Dilation)
 		linux.Dilation = req.Dilation
 		if req.NUMA {
-			if spec.Homes != dvm.HomesDeviceNode {
-				return spec, nil, errors.New("dvm: numa=on needs homes=node0: an SRAT describes ranges of memory, not pages striped over the nodes")
+			switch spec.Homes {
+			case dvm.HomesDeviceNode:
+				linux.NUMA = DistNUMA(vcpus, nodes, mem)
+			case dvm.HomesFill:
+				// Start gives each domain its node's range once the
+				// nodes' rooms have sized them.
+			default:
+				return spec, nil, errors.New("dvm: numa=on needs homes=node0 or homes=fill: an SRAT describes ranges of memory, not pages striped over the nodes")
 			}
-			linux.NUMA = DistNUMA(vcpus, nodes, mem)
 		}
 	}
 	return spec, linux, spec.ValidateRequest()

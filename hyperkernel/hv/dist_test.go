@@ -12,6 +12,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
+	"github.com/big-iron/big-iron/vmm/guestmem"
 )
 
 func TestDistNUMA(t *testing.T) {
@@ -38,6 +39,58 @@ func TestDistNUMAAboveTheHole(t *testing.T) {
 	}
 	if _, err := acpi.Build(0xE0000, acpi.Config{APICIDs: []uint32{0, 1}, NUMA: n}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDistNUMAFill: with homes=fill each node's range is its domain's
+// memory, its inner ends on the nearest 128 MiB boundary, a range across
+// the MMIO hole in two parts, and a node with no share a domain of CPUs
+// only; the tables accept each.
+func TestDistNUMAFill(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name   string
+		mem    uint64
+		shares []uint32
+		want   []acpi.MemoryAffinity
+	}{
+		{"even", 2560 * mib, []uint32{327680, 327680}, []acpi.MemoryAffinity{
+			{Base: 0, Length: 1280 * mib, Domain: 0}, {Base: 1280 * mib, Length: 1280 * mib, Domain: 1}}},
+		// 300000 pages end at 1171.875 MiB: 1152 MiB is nearer than 1280.
+		{"rounded", 2560 * mib, []uint32{300000, 355360}, []acpi.MemoryAffinity{
+			{Base: 0, Length: 1152 * mib, Domain: 0}, {Base: 1152 * mib, Length: 1408 * mib, Domain: 1}}},
+		// Ends at 1365.3 and 2730.7 MiB: 1408 and 2688; the last domain
+		// runs on above 4 GiB.
+		{"three across the hole", 4096 * mib, []uint32{349525, 349525, 349526}, []acpi.MemoryAffinity{
+			{Base: 0, Length: 1408 * mib, Domain: 0}, {Base: 1408 * mib, Length: 1280 * mib, Domain: 1},
+			{Base: 2688 * mib, Length: 384 * mib, Domain: 2}, {Base: 4096 * mib, Length: 1024 * mib, Domain: 2}}},
+		// A share smaller than the alignment keeps its own ends.
+		{"small share", 512 * mib, []uint32{4096, 126976}, []acpi.MemoryAffinity{
+			{Base: 0, Length: 16 * mib, Domain: 0}, {Base: 16 * mib, Length: 496 * mib, Domain: 1}}},
+		{"no share", 256 * mib, []uint32{65536, 0}, []acpi.MemoryAffinity{
+			{Base: 0, Length: 256 * mib, Domain: 0}}},
+	} {
+		n := DistNUMAFill(len(tc.shares), guestmem.NewSplit(tc.mem), tc.shares)
+		if fmt.Sprint(n.Memory) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: memory affinity\n%+v, want\n%+v", tc.name, n.Memory, tc.want)
+		}
+		var sum uint64
+		for _, m := range n.Memory {
+			sum += m.Length
+		}
+		if sum != tc.mem {
+			t.Errorf("%s: domains hold %d bytes of %d", tc.name, sum, tc.mem)
+		}
+		if len(n.CPUDomain) != len(tc.shares) || n.CPUDomain[len(tc.shares)-1] != uint32(len(tc.shares)-1) {
+			t.Errorf("%s: CPU domains %v", tc.name, n.CPUDomain)
+		}
+		ids := make([]uint32, len(tc.shares))
+		for i := range ids {
+			ids[i] = uint32(i)
+		}
+		if _, err := acpi.Build(0xE0000, acpi.Config{APICIDs: ids, NUMA: n}); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }
 
