@@ -15,6 +15,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/console/shell"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/vmm/testguest"
 )
 
@@ -347,6 +348,12 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	fmt.Fprintf(w, "dvm %d on node %d (%d of %d in the VM): %s, %v\n", st.Spec.ID, st.Self, st.Index, st.Spec.Nodes, state, st.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  pages: %d in the VM, %d homed here, held here %d shared + %d modified\n",
 		st.Spec.Pages, homedHere(st), s.Shared, s.Modified)
+	if st.MaxTableFrames > 0 {
+		gib := float64(st.Spec.Pages) * memory.PageSize / (1 << 30)
+		fmt.Fprintf(w, "  share built in %v; nested page tables %s now, %s with every page mapped (%s per GiB of the VM)\n",
+			st.Built.Round(time.Millisecond), memmap.FormatSize(uint64(st.TableFrames)*memory.PageSize),
+			memmap.FormatSize(uint64(st.MaxTableFrames)*memory.PageSize), memmap.FormatSize(uint64(float64(st.MaxTableFrames)*memory.PageSize/gib)))
+	}
 	if st.Spec.MovesHomes() || s.Memory.HomesGained+s.Memory.HomesGiven > 0 {
 		fmt.Fprintf(w, "  homes: %d moved here, %d moved away, %d requests passed on to a new home\n",
 			s.Memory.HomesGained, s.Memory.HomesGiven, s.Memory.Forwards)

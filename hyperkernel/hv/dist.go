@@ -220,6 +220,15 @@ type DistStatus struct {
 	// HotPages are the pages whose faults here waited for other nodes
 	// most often.
 	HotPages []dvm.HotPage
+	// Built is how long this node took to create its share (its
+	// runtime, second-level page tables, VMCSs; with a Linux guest its
+	// devices and the guest's image on the device node). TableFrames
+	// are the frames its second-level page tables take now (they fill
+	// in as pages are mapped here, 4 KiB at a time), MaxTableFrames
+	// what they take with every page mapped (distFixedFrames counts
+	// them so).
+	Built                       time.Duration
+	TableFrames, MaxTableFrames int
 }
 
 // EPT-violation exit qualification bits (Intel SDM Vol. 3C, 28.3.3.2,

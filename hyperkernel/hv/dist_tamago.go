@@ -128,6 +128,8 @@ type distVM struct {
 	svmMaps uint64           // on AMD-V: the I/O and MSR permission maps (a 2 MiB run)
 	owned   []uint64
 	created time.Time
+	// built is how long create took, set before the share runs.
+	built time.Duration
 
 	port    debugPort // the debug port, on the device node (0)
 	stop    atomic.Bool
@@ -547,6 +549,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 			return nil, err
 		}
 	}
+	vm.built = time.Since(vm.created)
 	go vm.rt.Run()
 	go vm.watch()
 	if vm.ld != nil {
@@ -1319,7 +1322,8 @@ func (d *Dist) Status() (DistStatus, error) {
 	}
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
 		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load(),
-		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load(), SliceWatch: d.h.SliceWatch()}
+		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load(), SliceWatch: d.h.SliceWatch(),
+		Built: vm.built, MaxTableFrames: int(eptFrames(vm.spec.Split()))}
 	var cells [distMapCells]memory.State
 	per, n := vm.rt.PageMap(cells[:])
 	st.PageMap, st.PagesPerCell = cells[:n], per
@@ -1331,6 +1335,7 @@ func (d *Dist) Status() (DistStatus, error) {
 	for v := range vm.exits {
 		st.Exits.Add(&vm.exits[v])
 	}
+	st.TableFrames = vm.tab.Tables() // the runtime maps under its lock
 	h.Unlock()
 	if o := vm.outcome.Load(); o != nil {
 		st.Outcome = *o
