@@ -225,7 +225,10 @@ func checkGuestIO(t *testing.T, n *node, nbd *nbdServer, blob []byte, httpPort i
 // HTTP servers are. The file moves from vCPU 1, on node 2: the guest's
 // shell stays on vCPU 0 (isolcpus), and oncpu runs each command that
 // fetches, writes or reads it on vCPU 1, so the disk's and the card's
-// requests, their data and their interrupts cross the nodes.
+// requests, their data and their interrupts cross the nodes. The guest
+// runs with numa=on homes=fill: each node homes one range of its memory,
+// which its SRAT makes that node's proximity domain, and the test checks
+// the guest sees both domains with their memory and CPUs.
 func TestQEMUClusterLinuxGuestIO(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	nbd := startNBD(t, 64<<20)
@@ -245,7 +248,7 @@ func TestQEMUClusterLinuxGuestIO(t *testing.T) {
 	nodes := []*node{nil, bootQEMU(t, args...), bootQEMU(t, c.QEMU(2, elf, launch.Accel(false))...)}
 	// The demo's steps: the shells, the membership, dvm start with the
 	// disk and the card, the guest's shell, vCPU 1 to node 2.
-	steps := c.LinuxDemo("qemu", fmt.Sprintf("disk=nbd://10.0.2.2:%d/d net=on", nbd.port))
+	steps := c.LinuxDemo("qemu", fmt.Sprintf("disk=nbd://10.0.2.2:%d/d net=on homes=fill numa=on", nbd.port))
 	var log strings.Builder
 	if err := launch.Play(steps, []*serial.Console{nil, nodes[1].con, nodes[2].con}, &log); err != nil {
 		t.Fatalf("the demo's commands: %v\n%s\nnode 1:\n%s", err, log.String(), nodes[1].con.Output())
@@ -259,6 +262,7 @@ func TestQEMUClusterLinuxGuestIO(t *testing.T) {
 		}
 	}
 	checkGuestIO(t, nodes[1], nbd, blob, httpPort, "oncpu 1 ", 15*time.Minute)
+	checkNUMADomains(t, nodes[1], 2)
 	// The guest's page walks went on in walk windows, as dvm start does
 	// for Linux unless told walkwin=off: without them this test's I/O
 	// took 15-30 times as long (one run each, 2026-12-06: the file's
@@ -289,4 +293,24 @@ func boundVirtioDisk(t *testing.T, guest func(line, want string) string) string 
 		t.Fatal("no virtio device bound to virtio_blk")
 	}
 	return dev
+}
+
+// checkNUMADomains checks, at the guest's shell on n (its prompt read),
+// that a guest of
+// numa=on homes=fill across nodes nodes sees one NUMA node per node, each
+// with memory (its node's range) and CPU i in node i.
+func checkNUMADomains(t *testing.T, n *node, nodes int) {
+	t.Helper()
+	_, guest := guestShell(t, n, 5*time.Minute)
+	// Short lines: a line the terminal wraps can show the text waited
+	// for in its own echo.
+	guest("cd /sys/devices/system/node; echo in", "\nin")
+	for i := 0; i < nodes; i++ {
+		out := guest(fmt.Sprintf("cat node%d/cpulist node%d/meminfo; echo numa%d", i, i, i), fmt.Sprintf("\nnuma%d", i))
+		m := regexp.MustCompile(`Node \d+ MemTotal:\s+(\d+) kB`).FindStringSubmatch(out)
+		if m == nil || atoi(m[1]) < 8<<10 || !regexp.MustCompile(fmt.Sprintf(`(?m)^\s*%d\s*$`, i)).MatchString(out) {
+			t.Fatalf("NUMA node %d of the guest: want CPU %d and its node's memory:\n%s", i, i, out)
+		}
+		t.Logf("NUMA node %d: CPU %d, %s kB", i, i, m[1])
+	}
 }
