@@ -31,15 +31,23 @@ func TestQEMUClusterLinuxFill(t *testing.T) {
 
 // TestBochsClusterLinuxFill runs one Linux guest larger than either of
 // its two Bochs nodes of 2 GiB (Bochs' most; VT-x): checkClusterFill
-// with a 3 GiB guest and memtest over 64 MiB with a vCPU on each node,
-// for issue 23's largest guest across two Bochs nodes.
+// with a 2.5 GiB guest (issue 23's example) and memtest over 64 MiB with
+// a vCPU on each node.
+//
+// It fails today (2026-12-06, 2.5 and 3 GiB alike): node 2 builds its
+// share of the VM in its transport's receive path (OpCreate is served at
+// once, so that the VM's traffic finds it), and in Bochs zeroing the
+// frames of 1.25 GiB of homes keeps that path, and with it every
+// acknowledgement, silent for longer than the 15 s (three failure
+// timeouts, dilate=10) after which node 1, loading the initramfs into
+// node 2's homes, stops the VM: "node 1 lost (silent for 15.043s)".
 func TestBochsClusterLinuxFill(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
-	requireSlow(t, "a 3 GiB guest across two Bochs nodes: Bochs' network takes a frame per emulated millisecond, and the guest kernel's memory map lies in node 2's homes")
+	requireSlow(t, "a 2.5 GiB guest across two Bochs nodes: Bochs' network takes a frame per emulated millisecond; it fails today, node 2 silent while it builds its share (see the test's comment)")
 	dir := buildGuestImage(t)
 	nodes, _ := startBochsClusterMem(t, dir, 2048)
 	checkClusterFill(t, nodes[1], nodes[2], clusterFill{
-		clock: "Bochs, VT-x, wall clock", mem: "3G", minMiB: 2800, memtest: "-mib 64",
+		clock: "Bochs, VT-x, wall clock", mem: "2560M", minMiB: 2300, memtest: "-mib 64",
 	})
 }
 
