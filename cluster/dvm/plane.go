@@ -97,6 +97,13 @@ type Plane struct {
 	share Share      // guarded by mu
 	query *roomQuery // the Rooms call waiting for answers, guarded by mu
 	last  *stoppedVM // the VM this node stopped last, guarded by mu
+	joins *Joins     // the creator's wait for OpJoined, guarded by mu
+
+	// building is set while a share is built off the receive path
+	// (OpCreate); Room says no meanwhile. built is closed and replaced
+	// when a build ends, for waitBuilt. Both guarded by mu.
+	building bool
+	built    chan struct{}
 }
 
 // StopRetell is how long a node that stopped a VM waits before it
@@ -122,7 +129,7 @@ type controlMsg struct {
 
 // NewPlane starts a control plane.
 func NewPlane(cfg PlaneConfig) *Plane {
-	p := &Plane{cfg: cfg, controls: make(chan controlMsg, MaxControls)}
+	p := &Plane{cfg: cfg, controls: make(chan controlMsg, MaxControls), built: make(chan struct{})}
 	go func() {
 		for m := range p.controls {
 			if m.tell {
@@ -260,9 +267,30 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 	}
 	switch c.Op {
 	case OpCreate:
-		// At once: the VM's coherence traffic follows on the same
-		// channel and must find it.
-		p.create(from, c.Spec)
+		// Built off the receive path: building a large share (the
+		// frames of its homes zeroed) takes seconds, in an emulator
+		// tens, and this path carries every acknowledgement, so a node
+		// that built here fell silent for that long and was taken for
+		// lost (two Bochs nodes, a 2.5 GiB guest: 15 s). What follows
+		// on the channel must find the share: until it is installed,
+		// Room says no to every sender, and the transport keeps their
+		// messages unacknowledged and delivers them after (another
+		// OpCreate too, so builds run one at a time, in order). The
+		// creator waits for OpJoined before it sends the VM's traffic.
+		p.mu.Lock()
+		p.building = true
+		p.mu.Unlock()
+		go func() {
+			p.create(from, c.Spec)
+			p.mu.Lock()
+			p.building = false
+			close(p.built)
+			p.built = make(chan struct{})
+			p.mu.Unlock()
+		}()
+		return
+	case OpJoined:
+		p.joined(from, c.Spec.ID)
 		return
 	case OpClock:
 		if s := p.Current(); s != nil && s.Spec().ID == c.Spec.ID {
@@ -295,13 +323,33 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 // (Runtime.Room). Control messages need none: they are few, and those
 // beyond MaxControls are dropped with a notice.
 func (p *Plane) Room(from memory.NodeID) bool {
+	p.mu.Lock()
+	building := p.building
+	p.mu.Unlock()
+	if building {
+		return false
+	}
 	if s := p.Current(); s != nil {
 		return s.Runtime().Room(from)
 	}
 	return true
 }
 
-// create serves OpCreate in the receive path.
+// waitBuilt waits until no share is being built (see OpCreate in
+// Receive).
+func (p *Plane) waitBuilt() {
+	p.mu.Lock()
+	for p.building {
+		ch := p.built
+		p.mu.Unlock()
+		<-ch
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+}
+
+// create serves OpCreate, off the receive path (see Receive), and tells
+// the creator with OpJoined once the share is installed.
 func (p *Plane) create(from memory.NodeID, spec Spec) {
 	if old := p.Take(); old != nil {
 		go old.End("replaced by a new VM from node " + fmt.Sprint(from))
@@ -320,6 +368,7 @@ func (p *Plane) create(from memory.NodeID, spec Spec) {
 	p.Install(s, "replaced")
 	fmt.Fprintf(p.cfg.Notices, "dvm %d: joined for node %d: node %d of %d, %d vCPUs, %d pages\n",
 		spec.ID, p.cfg.ClusterID(from), s.Runtime().Self(), spec.Nodes, spec.VCPUs, spec.Pages)
+	p.send(from, &Control{Op: OpJoined, Spec: Spec{ID: spec.ID}})
 }
 
 // control serves a control message on the control goroutine.

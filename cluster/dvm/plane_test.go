@@ -71,12 +71,17 @@ type fakeHost struct {
 	fail    error
 	room    int  // pages it says it can home
 	virt    Virt // the virtualization it says it uses
+	// hold, if set, keeps Create building until it is closed.
+	hold chan struct{}
 }
 
 func (h *fakeHost) Room(Spec) int { return h.room }
 func (h *fakeHost) Virt() Virt    { return h.virt }
 
 func (h *fakeHost) Create(from memory.NodeID, spec Spec) (Share, error) {
+	if h.hold != nil {
+		<-h.hold
+	}
 	if h.fail != nil {
 		return nil, h.fail
 	}
@@ -152,6 +157,7 @@ func TestPlaneDrivesTheShare(t *testing.T) {
 	p, host, notices, _ := newPlane(t)
 	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	s := <-host.created
 	if p.Current() != Share(s) {
 		t.Fatal("the share created on OpCreate is not current")
@@ -196,6 +202,7 @@ func TestPlaneRefusesWhatIsNotItsVM(t *testing.T) {
 	p.Receive(0, []byte{ControlMagic, 0xEE})
 	waitFor(t, notices, "dvm: Start for VM 7 from node 0: no such VM here")
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	s := <-host.created
 	p.Receive(0, control(Control{Op: OpStart, Spec: Spec{ID: 8, Nodes: 2, VCPUs: 2, Pages: 4}}))
 	p.Receive(0, control(Control{Op: OpMigrate, Spec: spec, VCPU: 0, Node: 9}))
@@ -237,6 +244,7 @@ func TestPlaneBoundsWaitingControls(t *testing.T) {
 	p, host, notices, _ := newPlane(t)
 	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	s := <-host.created
 	s.block = make(chan struct{}) // the control goroutine is stuck in Start
 	s.called = nil
@@ -253,9 +261,11 @@ func TestPlaneReplacesAndFails(t *testing.T) {
 	p, host, notices, sent := newPlane(t)
 	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	old := <-host.created
 	spec.ID = 9
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	<-host.created
 	select {
 	case got := <-old.called:
@@ -268,6 +278,7 @@ func TestPlaneReplacesAndFails(t *testing.T) {
 	host.fail = errors.New("no memory")
 	spec.ID = 11
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	if p.Current() != nil {
 		t.Error("a share is current after its creation failed")
 	}
@@ -307,6 +318,7 @@ func TestCreateFailureTellsCreator(t *testing.T) {
 	})
 	spec := Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 4}
 	p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+	p.waitBuilt()
 	stopOf := func(what string) Control {
 		t.Helper()
 		select {
@@ -343,4 +355,78 @@ func TestCreateFailureTellsCreator(t *testing.T) {
 	}
 	p.Receive(0, enveloped(spec.ID, b))
 	stopOf("after a page request")
+}
+
+// TestPlaneBuildsOffTheReceivePath: OpCreate returns at once while the
+// share is built (the receive path carries every acknowledgement; a node
+// that built there fell silent for 15 s building 1.25 GiB of homes in
+// Bochs, and was taken for lost). Meanwhile Room says no to every sender,
+// so what follows waits in the transport; once the share is installed
+// Room says yes and the creator is told with OpJoined.
+func TestPlaneBuildsOffTheReceivePath(t *testing.T) {
+	p, host, _, sent := newPlane(t)
+	host.hold = make(chan struct{})
+	spec := Spec{ID: 7, Nodes: 2, VCPUs: 2, Pages: 4}
+	returned := make(chan struct{})
+	go func() {
+		p.Receive(0, control(Control{Op: OpCreate, Spec: spec}))
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		close(host.hold)
+		t.Fatal("Receive did not return while the share was built")
+	}
+	if p.Room(0) || p.Room(1) {
+		t.Error("Room said yes while the share was built: the VM's traffic would find no share")
+	}
+	if got := sent.controls(OpJoined, spec.ID); len(got) != 0 {
+		t.Errorf("OpJoined went to %v before the share was built", got)
+	}
+	close(host.hold)
+	s := <-host.created
+	p.waitBuilt()
+	if p.Current() != Share(s) {
+		t.Fatal("the share built is not current")
+	}
+	if !p.Room(0) {
+		t.Error("Room still says no after the share was built")
+	}
+	if got := sent.controls(OpJoined, spec.ID); !slices.Equal(got, []memory.NodeID{0}) {
+		t.Errorf("OpJoined went to %v, want the creator, node 0", got)
+	}
+}
+
+// TestJoinsWait: the creator's wait ends when every other node has
+// joined (a node's second OpJoined and another VM's do not count), when
+// its share stops, or at its timeout, naming the nodes that did not join.
+func TestJoinsWait(t *testing.T) {
+	p, _, _, _ := newPlane(t)
+	spec := Spec{ID: 5, Nodes: 3, VCPUs: 3, Pages: 4}
+	joined := func(from memory.NodeID, id uint32) {
+		p.Receive(from, control(Control{Op: OpJoined, Spec: Spec{ID: id}}))
+	}
+	running := func() error { return nil }
+
+	j := p.ExpectJoins(spec)
+	joined(1, 5)
+	joined(1, 5)
+	joined(2, 6)
+	if err := j.Wait(0, 100*time.Millisecond, running); err == nil || err.Error() != "dvm 5: node 3 did not build its share within 100ms" {
+		t.Errorf("node 3 (index 2) silent: %v", err)
+	}
+	joined(2, 5) // too late: the wait is over
+
+	j = p.ExpectJoins(spec)
+	go func() { joined(2, 5); joined(1, 5) }()
+	if err := j.Wait(0, 5*time.Second, running); err != nil {
+		t.Errorf("both joined: %v", err)
+	}
+
+	j = p.ExpectJoins(spec)
+	lost := errors.New("node 2 lost")
+	if err := j.Wait(0, 5*time.Second, func() error { return lost }); err != lost {
+		t.Errorf("the share stopped: %v, want %v", err, lost)
+	}
 }

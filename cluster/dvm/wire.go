@@ -82,7 +82,11 @@ const (
 	// sender, which is leaving the VM (Runtime.Leave), homes as far as
 	// the receiver knows: it writes each (Runtime.TakeHomes).
 	OpTakeHomes Op = 11
-	opLimit        = 12
+	// OpJoined tells the node that sent OpCreate that the sender has
+	// built its share of the VM (Spec.ID): once every node has, the
+	// creator loads the guest into the VM's memory (Plane.ExpectJoins).
+	OpJoined Op = 12
+	opLimit     = 13
 )
 
 // String names the operation.
@@ -110,6 +114,8 @@ func (o Op) String() string {
 		return "RoomReply"
 	case OpTakeHomes:
 		return "TakeHomes"
+	case OpJoined:
+		return "Joined"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

@@ -298,7 +298,14 @@ func (d *Dist) Start(req DistStart, progress io.Writer) (dvm.Spec, error) {
 	}
 	d.plane.Install(vm, "replaced")
 	fmt.Fprintf(progress, "dvm %d: this node's share is ready; asking %d other nodes to join\n", spec.ID, nodes-1)
+	joins := d.plane.ExpectJoins(spec)
 	if err := vm.broadcast(dvm.Control{Op: dvm.OpCreate, Spec: spec}); err != nil {
+		return spec, d.abort(vm, err)
+	}
+	// The others build their shares off their receive paths; the VM's
+	// traffic waits until they have (a node that builds gigabytes of
+	// homes in Bochs takes longer than the VM lets a node stay silent).
+	if err := joins.Wait(self, dvm.JoinTimeout, vm.rt.Err); err != nil {
 		return spec, d.abort(vm, err)
 	}
 	if linux != nil {
