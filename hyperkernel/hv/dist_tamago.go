@@ -477,9 +477,29 @@ func (p *eptPerm) fail(err error) {
 // distFrames gives the coherence engine host frames outside the Go heap.
 // When the pool has none, AllocPage fails and the engine evicts a copy
 // instead (memory.Config.CopyFrames).
-type distFrames struct{ h *Hypervisor }
+// While building is set (the share is being built: the engine takes
+// and zeroes a frame for every page its node homes, gigabytes), it
+// yields the core every buildYieldFrames frames: a node with one core
+// (Bochs) otherwise kept its transport's goroutines, and with them every
+// acknowledgement, off the core for the whole build, longer than a VM
+// lets a node stay silent. It is cleared before the share runs; faults
+// never yield.
+type distFrames struct {
+	h        *Hypervisor
+	building bool
+	taken    int
+}
 
-func (f distFrames) AllocPage() (*memory.Page, error) {
+// buildYieldFrames is how many frames a build zeroes between yields (1
+// MiB: about 10 ms in Bochs).
+const buildYieldFrames = 256
+
+func (f *distFrames) AllocPage() (*memory.Page, error) {
+	if f.building {
+		if f.taken++; f.taken%buildYieldFrames == 0 {
+			runtime.Gosched()
+		}
+	}
 	hpa, err := f.h.zeroFrame()
 	if err != nil {
 		return nil, err
@@ -487,7 +507,7 @@ func (f distFrames) AllocPage() (*memory.Page, error) {
 	return (*memory.Page)(unsafe.Pointer(&physBytes(hpa, 1)[0])), nil
 }
 
-func (f distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr(unsafe.Pointer(p)))) }
+func (f *distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr(unsafe.Pointer(p)))) }
 
 // create builds this node's share of spec; linux is the guest's
 // configuration on the node that loads an operating system (nil
@@ -530,8 +550,9 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		vm.free()
 		return nil, err
 	}
+	frames := &distFrames{h: h, building: true}
 	vm.rt, err = dvm.New(dvm.Config{
-		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: distFrames{h},
+		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: frames,
 		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
 		HomeRoom:   distHomeRoom(spec, d.net.Self(), inUse, total),
 		Transport:  d.net, DeviceNode: 0, Poll: d.net.Poll,
@@ -557,6 +578,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		}
 	}
 	vm.built = time.Since(vm.created)
+	frames.building = false // before the share runs: faults never yield
 	go vm.rt.Run()
 	go vm.watch()
 	if vm.ld != nil {
