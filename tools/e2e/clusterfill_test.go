@@ -34,16 +34,17 @@ func TestQEMUClusterLinuxFill(t *testing.T) {
 // with a 2.5 GiB guest (issue 23's example) and memtest over 64 MiB with
 // a vCPU on each node.
 //
-// It fails today (2026-12-06, 2.5 and 3 GiB alike): node 2 builds its
-// share of the VM in its transport's receive path (OpCreate is served at
-// once, so that the VM's traffic finds it), and in Bochs zeroing the
-// frames of 1.25 GiB of homes keeps that path, and with it every
+// It failed until 2026-12-06 (2.5 and 3 GiB alike): node 2 built its
+// share of the VM in its transport's receive path, and in Bochs zeroing
+// the frames of 1.25 GiB of homes kept that path, and with it every
 // acknowledgement, silent for longer than the 15 s (three failure
 // timeouts, dilate=10) after which node 1, loading the initramfs into
-// node 2's homes, stops the VM: "node 1 lost (silent for 15.043s)".
+// node 2's homes, stopped the VM: "node 1 lost (silent for 15.043s)".
+// Shares are now built off the receive path, yielding the core, and the
+// creator waits for OpJoined (package dvm, TestPlaneBuildsOffTheReceivePath).
 func TestBochsClusterLinuxFill(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
-	requireSlow(t, "a 2.5 GiB guest across two Bochs nodes: Bochs' network takes a frame per emulated millisecond; it fails today, node 2 silent while it builds its share (see the test's comment)")
+	requireSlow(t, "a 2.5 GiB guest across two Bochs nodes: Bochs' network takes a frame per emulated millisecond")
 	dir := buildGuestImage(t)
 	nodes, _ := startBochsClusterMem(t, dir, 2048)
 	checkClusterFill(t, nodes[1], nodes[2], clusterFill{
