@@ -297,6 +297,16 @@ func startBochsCluster(t *testing.T, dir string) ([]*node, *bochsHub) {
 func startBochsClusterMem(t *testing.T, dir string, memMiB int) ([]*node, *bochsHub) {
 	t.Helper()
 	c := launch.Cluster{Nodes: 2, Segment: 43000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: memMiB}
+	nodes, hub := bootBochsCluster(t, dir, c)
+	waitTwoNodes(t, nodes, 5*time.Minute)
+	return nodes, hub
+}
+
+// bootBochsCluster boots the image in dir on the Bochs nodes of c joined
+// by bxhub, and returns them (nodes[i] is node i) without waiting for
+// them.
+func bootBochsCluster(t *testing.T, dir string, c launch.Cluster) ([]*node, *bochsHub) {
+	t.Helper()
 	hubLog, err := os.Create(filepath.Join(dir, "bxhub.out"))
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +326,6 @@ func startBochsClusterMem(t *testing.T, dir string, memMiB int) ([]*node, *bochs
 		args := c.Bochs(i, filepath.Join(repoRoot(t), "qemu", "bochsrc.txt"), iso, filepath.Join(nd, "bochs.log"), port, freePort(t))
 		nodes[i] = startBochs(t, nd, port, args...)
 	}
-	waitTwoNodes(t, nodes, 5*time.Minute)
 	return nodes, hub
 }
 
