@@ -693,6 +693,7 @@ func FuzzControl(f *testing.F) {
 	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 1 << 18, Virt: VirtAMDV}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 7}).MarshalTo(b[:])]) // an older node's: no Virt
+	f.Add(b[:(&Control{Op: OpJoined, Spec: Spec{ID: 5}}).MarshalTo(b[:])])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c Control
 		if c.Unmarshal(b) != nil {
