@@ -430,6 +430,11 @@ type eptPerm struct {
 	split  guestmem.Split // where the VM's RAM is
 	mapped []uint64       // host frame mapped at each page (by index), 0 if none
 	err    error
+	// tables is tab.Tables() after the latest mapping, for Status,
+	// which must not touch tab: the share frees it when it ends, and
+	// `dvm stat` of a VM that stopped read a nil table and crashed the
+	// node (TestBochsCluster, after node 2 was killed).
+	tables atomic.Int64
 }
 
 func (p *eptPerm) SetAccess(gpa uint64, f *memory.Page, a memory.Access) {
@@ -466,6 +471,7 @@ func (p *eptPerm) SetAccess(gpa uint64, f *memory.Page, a memory.Access) {
 		return
 	}
 	p.mapped[pg] = hpa
+	p.tables.Store(int64(p.tab.Tables()))
 }
 
 func (p *eptPerm) fail(err error) {
@@ -1352,7 +1358,7 @@ func (d *Dist) Status() (DistStatus, error) {
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
 		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load(),
 		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load(), SliceWatch: d.h.SliceWatch(),
-		Built: vm.built, MaxTableFrames: int(eptFrames(vm.spec.Split()))}
+		Built: vm.built, TableFrames: int(vm.perm.tables.Load()), MaxTableFrames: int(eptFrames(vm.spec.Split()))}
 	var cells [distMapCells]memory.State
 	per, n := vm.rt.PageMap(cells[:])
 	st.PageMap, st.PagesPerCell = cells[:n], per
@@ -1364,7 +1370,6 @@ func (d *Dist) Status() (DistStatus, error) {
 	for v := range vm.exits {
 		st.Exits.Add(&vm.exits[v])
 	}
-	st.TableFrames = vm.tab.Tables() // the runtime maps under its lock
 	h.Unlock()
 	if o := vm.outcome.Load(); o != nil {
 		st.Outcome = *o
