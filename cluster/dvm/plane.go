@@ -100,10 +100,8 @@ type Plane struct {
 	joins *Joins     // the creator's wait for OpJoined, guarded by mu
 
 	// building is set while a share is built off the receive path
-	// (OpCreate); Room says no meanwhile. built is closed and replaced
-	// when a build ends, for waitBuilt. Both guarded by mu.
+	// (OpCreate); Room says no meanwhile. Guarded by mu.
 	building bool
-	built    chan struct{}
 }
 
 // StopRetell is how long a node that stopped a VM waits before it
@@ -129,7 +127,7 @@ type controlMsg struct {
 
 // NewPlane starts a control plane.
 func NewPlane(cfg PlaneConfig) *Plane {
-	p := &Plane{cfg: cfg, controls: make(chan controlMsg, MaxControls), built: make(chan struct{})}
+	p := &Plane{cfg: cfg, controls: make(chan controlMsg, MaxControls)}
 	go func() {
 		for m := range p.controls {
 			if m.tell {
@@ -284,8 +282,6 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 			p.create(from, c.Spec)
 			p.mu.Lock()
 			p.building = false
-			close(p.built)
-			p.built = make(chan struct{})
 			p.mu.Unlock()
 		}()
 		return
@@ -320,8 +316,9 @@ func (p *Plane) Receive(from memory.NodeID, msg []byte) {
 
 // Room reports whether node from may send this node another message on
 // Channel now: whether the current VM's inbox has room for it
-// (Runtime.Room). Control messages need none: they are few, and those
-// beyond MaxControls are dropped with a notice.
+// (Runtime.Room), and none while a share is being built (see OpCreate
+// in Receive). Otherwise control messages need no room: they are few,
+// and those beyond MaxControls are dropped with a notice.
 func (p *Plane) Room(from memory.NodeID) bool {
 	p.mu.Lock()
 	building := p.building
@@ -333,19 +330,6 @@ func (p *Plane) Room(from memory.NodeID) bool {
 		return s.Runtime().Room(from)
 	}
 	return true
-}
-
-// waitBuilt waits until no share is being built (see OpCreate in
-// Receive).
-func (p *Plane) waitBuilt() {
-	p.mu.Lock()
-	for p.building {
-		ch := p.built
-		p.mu.Unlock()
-		<-ch
-		p.mu.Lock()
-	}
-	p.mu.Unlock()
 }
 
 // create serves OpCreate, off the receive path (see Receive), and tells

@@ -430,3 +430,17 @@ func TestJoinsWait(t *testing.T) {
 		t.Errorf("the share stopped: %v, want %v", err, lost)
 	}
 }
+
+// waitBuilt waits until the plane builds no share (see OpCreate in
+// Receive).
+func (p *Plane) waitBuilt() {
+	for {
+		p.mu.Lock()
+		building := p.building
+		p.mu.Unlock()
+		if !building {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
