@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"time"
 
@@ -145,6 +146,14 @@ func (n agentNet) Lost(i memory.NodeID, silence time.Duration) (string, bool) {
 
 func (n agentNet) Send(to memory.NodeID, msg []byte) error {
 	return n.a.Send(dvm.ClusterID(to), dvm.Channel, msg)
+}
+
+func (n agentNet) TrySend(to memory.NodeID, msg []byte) (bool, error) {
+	err := n.a.TrySend(dvm.ClusterID(to), dvm.Channel, msg)
+	if errors.Is(err, cluster.ErrBusy) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (n agentNet) Poll() bool { return n.a.Poll() }

@@ -66,6 +66,10 @@ type PlaneConfig struct {
 	Host Host
 	// Send carries a message on Channel to another node.
 	Send func(to memory.NodeID, msg []byte) error
+	// TrySend is Send without the wait for room in the peer's window:
+	// it reports false, having sent nothing, when the window is full.
+	// Nil: BroadcastLatest waits as Broadcast does.
+	TrySend func(to memory.NodeID, msg []byte) (bool, error)
 	// ClusterID names a VM node by its cluster node id, for notices.
 	ClusterID func(memory.NodeID) uint32
 	// Notices gets one line per event the operator should see.
@@ -234,6 +238,35 @@ func (p *Plane) Broadcast(s Share, c Control) error {
 		}
 	}
 	return nil
+}
+
+// BroadcastLatest sends control message c to the VM's other nodes as
+// Broadcast does, but skips a node whose window is full instead of
+// waiting for room: it is for a message that the next one replaces (the
+// guest clock, every few milliseconds), which is worth nothing late and
+// whose sender must not stall. It returns how many nodes it skipped.
+func (p *Plane) BroadcastLatest(s Share, c Control) (skipped int, err error) {
+	if p.cfg.TrySend == nil {
+		return 0, p.Broadcast(s, c)
+	}
+	spec := s.Spec()
+	c.Spec = spec
+	var b [MaxControlSize]byte
+	n := c.MarshalTo(b[:])
+	self := s.Runtime().Self()
+	for i := 0; i < spec.Nodes; i++ {
+		if memory.NodeID(i) == self {
+			continue
+		}
+		sent, err := p.cfg.TrySend(memory.NodeID(i), b[:n])
+		if err != nil {
+			return skipped, fmt.Errorf("dvm %d: %v to node %d: %w", spec.ID, c.Op, i, err)
+		}
+		if !sent {
+			skipped++
+		}
+	}
+	return skipped, nil
 }
 
 // SendTo sends control message c about the VM of s to node to.

@@ -444,3 +444,42 @@ func (p *Plane) waitBuilt() {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestBroadcastLatestSkipsAFullWindow: a message that the next one
+// replaces (the guest clock) skips a node whose window is full, without
+// waiting, and still reaches the others; without TrySend it is sent as
+// Broadcast sends.
+func TestBroadcastLatestSkipsAFullWindow(t *testing.T) {
+	c := newCluster(t, 3, 3, 4)
+	share := &fakeShare{spec: c.rts[0].cfg.Spec, rt: c.rts[0]}
+	sent := &sentLog{}
+	full := memory.NodeID(1)
+	p := NewPlane(PlaneConfig{Host: &fakeHost{}, Notices: &syncBuffer{}, Send: func(memory.NodeID, []byte) error {
+		t.Error("BroadcastLatest waited for room with Send")
+		return nil
+	}, TrySend: func(to memory.NodeID, msg []byte) (bool, error) {
+		if to == full {
+			return false, nil
+		}
+		return true, sent.send(to, msg)
+	}})
+	skipped, err := p.BroadcastLatest(share, Control{Op: OpClock, Time: 42})
+	if err != nil || skipped != 1 {
+		t.Errorf("BroadcastLatest: %d skipped, %v; want 1, nil", skipped, err)
+	}
+	if to := sent.controls(OpClock, share.spec.ID); !slices.Equal(to, []memory.NodeID{2}) {
+		t.Errorf("the clock went to %v, want [2]", to)
+	}
+	p.cfg.TrySend = func(memory.NodeID, []byte) (bool, error) { return false, errors.New("node lost") }
+	if _, err := p.BroadcastLatest(share, Control{Op: OpClock}); err == nil || !strings.Contains(err.Error(), "node lost") {
+		t.Errorf("a failed send: %v", err)
+	}
+	plain := &sentLog{}
+	p = NewPlane(PlaneConfig{Host: &fakeHost{}, Notices: &syncBuffer{}, Send: plain.send})
+	if skipped, err := p.BroadcastLatest(share, Control{Op: OpClock}); skipped != 0 || err != nil {
+		t.Errorf("without TrySend: %d skipped, %v", skipped, err)
+	}
+	if to := plain.controls(OpClock, share.spec.ID); !slices.Equal(to, []memory.NodeID{1, 2}) {
+		t.Errorf("without TrySend the clock went to %v, want [1 2]", to)
+	}
+}

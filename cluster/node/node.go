@@ -210,22 +210,31 @@ const sendTimeout = 5 * time.Second
 func (a *Agent) Send(to cluster.NodeID, ch uint8, msg []byte) error {
 	var deadline time.Time
 	for {
-		a.mu.Lock()
-		err := a.ep.Send(to, ch, msg)
-		a.mu.Unlock()
+		err := a.TrySend(to, ch, msg)
 		if !errors.Is(err, cluster.ErrBusy) {
-			if err != nil {
-				return fmt.Errorf("node: send to node %d: %w", to, err)
-			}
-			return nil
+			return err
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(sendTimeout)
 		} else if time.Now().After(deadline) {
-			return fmt.Errorf("node: send to node %d: window full for %v: %w", to, sendTimeout, err)
+			return fmt.Errorf("node: send to node %d: window full for %v: %w", to, sendTimeout, cluster.ErrBusy)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
+}
+
+// TrySend is Send without the wait: when ch's send queue to peer to is
+// full it returns at once with an error wrapping cluster.ErrBusy. It
+// suits a message that a later one replaces (a clock reading), which is
+// better skipped than late.
+func (a *Agent) TrySend(to cluster.NodeID, ch uint8, msg []byte) error {
+	a.mu.Lock()
+	err := a.ep.Send(to, ch, msg)
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("node: send to node %d: %w", to, err)
+	}
+	return nil
 }
 
 // Start runs the tick loop until Stop.

@@ -262,6 +262,50 @@ func TestSendAndHandle(t *testing.T) {
 	}
 }
 
+// TestTrySendDoesNotWait: TrySend returns ErrBusy at once when the
+// peer's window is full (here: it can acknowledge nothing), where Send
+// waits up to sendTimeout; what was queued arrives, in order, once the
+// peer answers again.
+func TestTrySendDoesNotWait(t *testing.T) {
+	c := startCluster(t, 2)
+	a, b := c.agents[1], c.agents[2]
+	got := make(chan byte, 4096)
+	if err := b.Handle(2, func(from cluster.NodeID, msg []byte) { got <- msg[0] }); err != nil {
+		t.Fatal(err)
+	}
+	c.ports[2].up.Store(false)
+	msg := make([]byte, 64)
+	sent := 0
+	for ; sent < 4096; sent++ {
+		msg[0] = byte(sent)
+		start := time.Now()
+		err := a.TrySend(2, 2, msg)
+		if errors.Is(err, cluster.ErrBusy) {
+			if d := time.Since(start); d > sendTimeout/2 {
+				t.Errorf("TrySend waited %v for room", d)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("message %d: %v", sent, err)
+		}
+	}
+	if sent == 4096 {
+		t.Fatal("the window never filled")
+	}
+	c.ports[2].up.Store(true)
+	for i := 0; i < sent; i++ {
+		select {
+		case m := <-got:
+			if m != byte(i) {
+				t.Fatalf("message %d arrived as %d", i, m)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d of %d never arrived", i, sent)
+		}
+	}
+}
+
 // TestClusterKey: the development key only on an emulator or when asked
 // for; a real key is named by its fingerprint (issue 16, finding 7).
 func TestClusterKey(t *testing.T) {

@@ -217,6 +217,9 @@ type DistStatus struct {
 	// jumped forward to another node's, by ClockSkipped TSC ticks in all.
 	Guest                       string
 	ClockCatchUps, ClockSkipped uint64
+	// ClockUnsent counts the clock messages this node did not send
+	// because the receiver's window was full (a later one went instead).
+	ClockUnsent uint64
 	// HotPages are the pages whose faults here waited for other nodes
 	// most often.
 	HotPages []dvm.HotPage

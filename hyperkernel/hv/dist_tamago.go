@@ -49,6 +49,10 @@ type DistNet interface {
 	Self() memory.NodeID
 	Members() []memory.NodeID
 	Send(to memory.NodeID, msg []byte) error
+	// TrySend is Send without the wait for room in the peer's window
+	// (dvm.PlaneConfig.TrySend): false, and nothing sent, when it is
+	// full.
+	TrySend(to memory.NodeID, msg []byte) (bool, error)
 	ClusterID(memory.NodeID) uint32
 	Index(clusterID uint32) (memory.NodeID, bool)
 	// Lost reports whether a node is gone as this node sees it (silent
@@ -112,7 +116,7 @@ const linuxArgMultiboot = 1
 // one line when a VM ends.
 func (h *Hypervisor) NewDist(net DistNet, notices io.Writer) *Dist {
 	d := &Dist{h: h, net: net, notices: notices}
-	d.plane = dvm.NewPlane(dvm.PlaneConfig{Host: d, Send: net.Send, ClusterID: net.ClusterID, Notices: notices})
+	d.plane = dvm.NewPlane(dvm.PlaneConfig{Host: d, Send: net.Send, TrySend: net.TrySend, ClusterID: net.ClusterID, Notices: notices})
 	return d
 }
 
@@ -1385,6 +1389,7 @@ func (d *Dist) Status() (DistStatus, error) {
 		}
 		st.Guest = "linux"
 		st.ClockCatchUps, st.ClockSkipped = vm.ld.clock.ups.Load(), vm.ld.clock.skipped.Load()
+		st.ClockUnsent = vm.ld.clockUnsent.Load()
 	}
 	for v := 0; v < vm.spec.VCPUs; v++ {
 		where := vm.rt.Location(migrate.VCPUID(v))
