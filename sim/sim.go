@@ -122,7 +122,16 @@ type Config struct {
 	Faults       Faults
 	Workload     *workload.Set
 	// Policy decides pull or move on remote faults; nil means AlwaysPull.
-	Policy    sched.Policy
+	Policy sched.Policy
+	// Place is the node each vCPU starts on; nil means migrate's
+	// default, vCPU mod Nodes.
+	Place func(vcpu int) int
+	// Balancer, if set, is asked every BalanceNS whether to move a vCPU
+	// off a node with more running vCPUs than cores; it sees every
+	// remote fault. BalanceNS defaults to sched.BalancePeriod moves
+	// (MigrateNS each).
+	Balancer  sched.Balancer
+	BalanceNS int64
 	StateSize int   // vCPU state bytes; default migrate.DefaultStateSize
 	StepNS    int64 // cost of one guest access when local; default 100
 	ExitNS    int64 // VM exit plus fault handling before a request leaves; default 1000
@@ -195,6 +204,9 @@ type Result struct {
 	Slowdown     float64 // MakespanNS / IdealNS
 	RemoteFaults uint64
 	Migrations   uint64
+	// BalanceMoves counts the migrations the Balancer decided (also in
+	// Migrations).
+	BalanceMoves uint64
 	Messages     uint64 // protocol messages (data frames sent once)
 	Frames       uint64 // frames put on links, including acks and retransmissions
 	WireBytes    uint64 // bytes on the wire including Ethernet framing
@@ -239,6 +251,7 @@ const (
 	evSilence
 	evWatchdog
 	evTick
+	evBalance
 )
 
 type event struct {
@@ -373,7 +386,9 @@ type Sim struct {
 	// reported and lostVCPUs collect, per lost node, the vCPUs the
 	// survivors reported and those really lost.
 	reported, lostVCPUs map[int][]migrate.VCPUID
-	res                 Result
+	// where is the balancer's view of the vCPUs' nodes, reused.
+	where []int
+	res   Result
 }
 
 // Run simulates cfg to completion. A checker violation or protocol error
@@ -469,6 +484,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxEvents == 0 {
 		cfg.MaxEvents = 50_000_000
 	}
+	if cfg.BalanceNS == 0 {
+		cfg.BalanceNS = sched.BalancePeriod * cfg.MigrateNS
+	}
 	if cfg.Policy == nil {
 		cfg.Policy = sched.AlwaysPull{}
 	}
@@ -511,7 +529,7 @@ func (s *Sim) addNodes() error {
 		if err != nil {
 			return err
 		}
-		mig, err := migrate.New(migrate.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, VCPUs: len(cfg.Workload.Streams), StateSize: cfg.StateSize})
+		mig, err := migrate.New(migrate.Config{Self: memory.NodeID(i), Nodes: cfg.Nodes, VCPUs: len(cfg.Workload.Streams), StateSize: cfg.StateSize, Initial: s.initial})
 		if err != nil {
 			return err
 		}
@@ -534,13 +552,26 @@ func (s *Sim) connectNodes() {
 	}
 }
 
-// placeVCPUs creates a vCPU per workload stream on migrate's default
-// initial node (v mod nodes), with a recognisable state, and schedules
-// its first step at time 0. It returns the ideal makespan: the longest
-// stream run locally.
+// initial is the node vCPU v starts on (Config.Place), as package
+// migrate takes it.
+func (s *Sim) initial(v migrate.VCPUID) memory.NodeID {
+	if s.cfg.Place == nil {
+		return memory.NodeID(int(v) % s.cfg.Nodes)
+	}
+	return memory.NodeID(s.cfg.Place(int(v)))
+}
+
+// placeVCPUs creates a vCPU per workload stream on its initial node
+// (Config.Place), with a recognisable state, and schedules its first
+// step at time 0, and the balancer's first look if there is one. It
+// returns the ideal makespan: the longest stream run locally.
 func (s *Sim) placeVCPUs() (ideal int64) {
+	if s.cfg.Balancer != nil {
+		s.where = make([]int, len(s.cfg.Workload.Streams))
+		s.schedule(event{at: s.cfg.BalanceNS, kind: evBalance})
+	}
 	for v, st := range s.cfg.Workload.Streams {
-		n := v % s.cfg.Nodes // migrate's default initial placement
+		n := int(s.initial(migrate.VCPUID(v)))
 		vc := &vcpu{id: v, stream: st, node: n, visited: 1 << n}
 		s.vcpus = append(s.vcpus, vc)
 		if d := int64(len(st)) * s.cfg.StepNS; d > ideal {
@@ -640,6 +671,8 @@ func (s *Sim) run() error {
 			err = s.watchdog(e.v, e.gen)
 		case evTick:
 			err = s.real.tick(e.node)
+		case evBalance:
+			err = s.balance()
 		}
 		if err != nil {
 			return err
@@ -720,6 +753,29 @@ func (s *Sim) wake(n int, p uint64) {
 	}
 }
 
+// balance asks the balancer for a move and makes it if the vCPU is
+// between accesses (a vCPU waiting for a page stays), then schedules the
+// next look while any vCPU runs.
+func (s *Sim) balance() error {
+	for i, v := range s.vcpus {
+		s.where[i] = -1
+		if v.state == vRunning || v.state == vBlocked {
+			s.where[i] = v.node
+		}
+	}
+	if v, to, ok := s.cfg.Balancer.Balance(cluster{s}, s.cfg.Nodes, s.where, s.now); ok && v >= 0 && v < len(s.vcpus) &&
+		to >= 0 && to < s.cfg.Nodes && s.vcpus[v].state == vRunning && s.vcpus[v].node != to && !s.nodes[to].crashed {
+		s.res.BalanceMoves++
+		if err := s.migrate(s.vcpus[v], to); err != nil {
+			return err
+		}
+	}
+	if !s.allDone() {
+		s.schedule(event{at: s.now + s.cfg.BalanceNS, kind: evBalance})
+	}
+	return nil
+}
+
 // step runs one guest access of a vCPU, or handles its fault.
 func (s *Sim) step(e event) error {
 	v := s.vcpus[e.v]
@@ -771,6 +827,9 @@ func (s *Sim) step(e event) error {
 	if !nd.mem.LocalSatisfiable(a.GPA, a.Write) {
 		target, dirty := nd.mem.Hint(a.GPA)
 		f := sched.Fault{VCPU: v.id, Node: v.node, Target: int(target), Dirty: dirty, Page: page, Write: a.Write, Now: s.now}
+		if s.cfg.Balancer != nil && int(target) != v.node && int(target) < s.cfg.Nodes {
+			s.cfg.Balancer.Observe(f)
+		}
 		if int(target) != v.node && int(target) < s.cfg.Nodes && s.cfg.Policy.Decide(f, cluster{s}) == sched.Move {
 			return s.migrate(v, int(target))
 		}
@@ -832,6 +891,9 @@ func (s *Sim) migrate(v *vcpu, dst int) error {
 		return err
 	}
 	s.cfg.Policy.Migrated(v.id, v.node, dst, s.now)
+	if s.cfg.Balancer != nil {
+		s.cfg.Balancer.Migrated(v.id, v.node, dst, s.now)
+	}
 	v.state = vFlight
 	v.gen++
 	from := v.node

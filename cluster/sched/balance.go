@@ -1,0 +1,280 @@
+package sched
+
+import "math"
+
+// A Balancer moves vCPUs off nodes that run more of them than they have
+// cores, to nodes with a core free: the placement decision that a remote
+// fault never asks for. A VM started with every vCPU on one node (to
+// boot, or because its memory is there) time-shares that node's cores
+// while other nodes idle; whether spreading pays depends on how much of
+// its memory each vCPU would then fetch, which only its faults tell.
+type Balancer interface {
+	// Name is a short name for tables.
+	Name() string
+	// Observe records a remote fault (every one the fault policy sees).
+	Observe(f Fault)
+	// Balance is called every BalancePeriod on a machine of nodes nodes.
+	// where[v] is vCPU v's node (-1 while in flight, done or unknown). It
+	// returns a vCPU to move and its destination, or ok false. It
+	// allocates nothing.
+	Balance(c Cluster, nodes int, where []int, now int64) (v, to int, ok bool)
+	// Migrated reports a completed move of vCPU v, whoever decided it.
+	Migrated(v, from, to int, now int64)
+}
+
+// BalancePeriod is how often, in move times, a balancer is asked: a move
+// must have the time to pay for itself before the next.
+const BalancePeriod = 5
+
+// spreadMoves calls f for every move that spreads load on a machine of
+// nodes nodes: a vCPU on a node with more vCPUs than cores, the
+// destination another node with a core free.
+func spreadMoves(c Cluster, nodes int, where []int, f func(v, from, to int)) {
+	for v, from := range where {
+		if from < 0 || from >= nodes || c.Load(from) <= c.Cores(from) {
+			continue
+		}
+		for to := range nodes {
+			if to != from && c.Load(to) < c.Cores(to) {
+				f(v, from, to)
+			}
+		}
+	}
+}
+
+// NoBalance never moves a vCPU for load: the baseline, and what a VM did
+// before balancers.
+type NoBalance struct{}
+
+// Name implements Balancer.
+func (NoBalance) Name() string { return "none" }
+
+// Observe implements Balancer.
+func (NoBalance) Observe(Fault) {}
+
+// Balance implements Balancer.
+func (NoBalance) Balance(Cluster, int, []int, int64) (int, int, bool) { return 0, 0, false }
+
+// Migrated implements Balancer.
+func (NoBalance) Migrated(int, int, int, int64) {}
+
+// Spread moves vCPUs from the most loaded node to the least loaded one
+// with a core free, the highest-numbered vCPU first (vCPU 0 boots the
+// guest and keeps its devices' work), regardless of memory: the
+// load-only baseline, as an operating system balances its run queues.
+type Spread struct{}
+
+// Name implements Balancer.
+func (Spread) Name() string { return "spread" }
+
+// Observe implements Balancer.
+func (Spread) Observe(Fault) {}
+
+// Balance implements Balancer.
+func (Spread) Balance(c Cluster, nodes int, where []int, _ int64) (v, to int, ok bool) {
+	best := math.MinInt
+	spreadMoves(c, nodes, where, func(cv, from, cto int) {
+		// Most overloaded source, emptiest destination, highest vCPU.
+		s := (c.Load(from)-c.Cores(from))<<20 + (c.Cores(cto)-c.Load(cto))<<10 + cv
+		if s > best {
+			best, v, to, ok = s, cv, cto, true
+		}
+	})
+	return v, to, ok
+}
+
+// Migrated implements Balancer.
+func (Spread) Migrated(int, int, int, int64) {}
+
+// BalanceFeature indexes a candidate move's features in a
+// [BalanceModel].
+type BalanceFeature int
+
+// The features of moving a vCPU from its node (the source) to another
+// (the destination), as [LearnedBalance] computes them. Histories decay
+// with a half-life of 40 pulls; a cool-down is 30 moves.
+const (
+	// BalanceSourceLoad is how many more vCPUs than cores the source
+	// runs, per core (negative when it has cores free): how much faster
+	// the vCPU, and those it leaves, would run elsewhere.
+	BalanceSourceLoad BalanceFeature = iota
+	// BalanceDestLoad is how many more vCPUs than cores the destination
+	// would run with the vCPU, per core (negative or zero when it has a
+	// core for it).
+	BalanceDestLoad
+	// BalanceShare is the share of the vCPU's recent remote faults that
+	// the destination served: memory it would find there.
+	BalanceShare
+	// BalanceFaults is log2(1 + the vCPU's recent remote faults): how
+	// much it fetches where it is.
+	BalanceFaults
+	// BalancePull is BalanceShare times BalanceFaults: the evidence that
+	// the vCPU's memory is at the destination.
+	BalancePull
+	// BalanceSettled is how long the vCPU has been on its node, in
+	// cool-downs, at most 1.
+	BalanceSettled
+	// BalanceBack is 1 when the vCPU came from the destination less than
+	// a cool-down ago: the move would undo the last.
+	BalanceBack
+	// BalanceLink is log2(1 + the recent remote faults between the
+	// source and any other node, either way): how much of the source's
+	// memory is already shared across nodes (a vCPU moved off it keeps
+	// fetching from it).
+	BalanceLink
+	// NumBalanceFeatures counts the features.
+	NumBalanceFeatures
+)
+
+// balanceFeatureNames are the features' names, for tables and generated
+// code.
+var balanceFeatureNames = [NumBalanceFeatures]string{"sourceLoad", "destLoad", "share", "faults", "pull", "settled", "back", "link"}
+
+// String names the feature.
+func (f BalanceFeature) String() string {
+	if f < 0 || f >= NumBalanceFeatures {
+		return "feature?"
+	}
+	return balanceFeatureNames[f]
+}
+
+// BalanceModel is a logistic model of whether moving a vCPU pays: the
+// best-scoring candidate moves when Bias + sum of Weights[i] * feature i
+// is above zero.
+type BalanceModel struct {
+	Bias    float64
+	Weights [NumBalanceFeatures]float64
+}
+
+// Score returns the model's log-odds for a move with features x.
+func (m *BalanceModel) Score(x *[NumBalanceFeatures]float64) float64 {
+	z := m.Bias
+	for i, w := range m.Weights {
+		z += w * x[i]
+	}
+	return z
+}
+
+// LearnedBalance moves vCPUs with a [BalanceModel] trained offline on
+// the simulator's workloads started on one node (tools/balancetrain).
+// Every (vCPU, other node) pair is a candidate: spreading load onto a
+// free core, or gathering a vCPU with its memory even onto a busy node
+// (the fault policy never moves a vCPU to a node without a free core).
+// It moves the candidate the model scores highest, if above zero, and
+// never a vCPU within LearnedStayMoves move times of its arrival. A
+// decision allocates nothing.
+type LearnedBalance struct {
+	model BalanceModel
+	costs Costs
+	nodes int
+	// score[v*nodes+n] is vCPU v's decayed remote faults that node n
+	// served, total[v] their sum; link[n] the decayed remote faults
+	// from or served by node n.
+	score, total, link []float64
+	updated            int64
+	// arrived[v] is when vCPU v last moved, from[v] where from.
+	arrived []int64
+	from    []int
+}
+
+// NewLearnedBalance returns the balancer with model m for a machine of
+// nodes nodes and vcpus vCPUs whose pulls and moves cost about c.
+func NewLearnedBalance(m BalanceModel, c Costs, nodes, vcpus int) *LearnedBalance {
+	b := &LearnedBalance{model: m, costs: c, nodes: nodes, score: make([]float64, vcpus*nodes), total: make([]float64, vcpus),
+		link: make([]float64, nodes), arrived: make([]int64, vcpus), from: make([]int, vcpus)}
+	for i := range b.arrived {
+		b.arrived[i], b.from[i] = math.MinInt64/2, -1
+	}
+	return b
+}
+
+// Name implements Balancer.
+func (b *LearnedBalance) Name() string { return "learned" }
+
+// Model returns the balancer's model.
+func (b *LearnedBalance) Model() BalanceModel { return b.model }
+
+// SetCosts replaces the cost estimates the features are scaled by.
+func (b *LearnedBalance) SetCosts(c Costs) { b.costs = c }
+
+// decay brings every history to time now.
+func (b *LearnedBalance) decay(now int64) {
+	if now <= b.updated {
+		return
+	}
+	f := math.Exp2(-float64(now-b.updated) / (learnedLongPulls * float64(max(b.costs.PullNS, 1))))
+	for _, s := range [][]float64{b.score, b.total, b.link} {
+		for i := range s {
+			s[i] *= f
+		}
+	}
+	b.updated = now
+}
+
+// Observe implements Balancer.
+func (b *LearnedBalance) Observe(f Fault) {
+	if f.VCPU < 0 || f.VCPU >= len(b.total) || f.Node < 0 || f.Node >= b.nodes || f.Target < 0 || f.Target >= b.nodes {
+		return
+	}
+	b.decay(f.Now)
+	b.score[f.VCPU*b.nodes+f.Target]++
+	b.total[f.VCPU]++
+	b.link[f.Node]++
+	b.link[f.Target]++
+}
+
+// cooldown is the balancer's cool-down: 30 moves.
+func (b *LearnedBalance) cooldown() float64 { return 30 * float64(max(b.costs.MoveNS, 1)) }
+
+// Features computes the features of moving vCPU v from node from to node
+// to at now into x.
+func (b *LearnedBalance) Features(c Cluster, v, from, to int, now int64, x *[NumBalanceFeatures]float64) {
+	b.decay(now)
+	*x = [NumBalanceFeatures]float64{}
+	x[BalanceSourceLoad] = float64(c.Load(from)-c.Cores(from)) / float64(max(c.Cores(from), 1))
+	x[BalanceDestLoad] = float64(c.Load(to)+1-c.Cores(to)) / float64(max(c.Cores(to), 1))
+	if t := b.total[v]; t > 0 {
+		x[BalanceShare] = b.score[v*b.nodes+to] / t
+	}
+	x[BalanceFaults] = math.Log2(1 + b.total[v])
+	x[BalancePull] = x[BalanceShare] * x[BalanceFaults]
+	since := float64(now - b.arrived[v])
+	x[BalanceSettled] = min(since/b.cooldown(), 1)
+	if b.from[v] == to && since < b.cooldown() {
+		x[BalanceBack] = 1
+	}
+	x[BalanceLink] = math.Log2(1 + b.link[from])
+}
+
+// Balance implements Balancer.
+func (b *LearnedBalance) Balance(c Cluster, nodes int, where []int, now int64) (v, to int, ok bool) {
+	best := 0.0
+	nodes = min(nodes, b.nodes)
+	stay := LearnedStayMoves * max(b.costs.MoveNS, 1)
+	var x [NumBalanceFeatures]float64
+	for cv, from := range where[:min(len(where), len(b.total))] {
+		if from < 0 || from >= nodes || now-b.arrived[cv] < stay {
+			continue
+		}
+		for cto := range nodes {
+			if cto == from {
+				continue
+			}
+			b.Features(c, cv, from, cto, now, &x)
+			if s := b.model.Score(&x); s > best {
+				best, v, to, ok = s, cv, cto, true
+			}
+		}
+	}
+	return v, to, ok
+}
+
+// Migrated implements Balancer.
+func (b *LearnedBalance) Migrated(v, from, to int, now int64) {
+	if v < 0 || v >= len(b.total) {
+		return
+	}
+	b.arrived[v], b.from[v] = now, from
+	clear(b.score[v*b.nodes : (v+1)*b.nodes])
+	b.total[v] = 0
+}
