@@ -41,7 +41,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [walkwin=on|off] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [balance=none|spread|learned] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [walkwin=on|off] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -271,6 +271,7 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.Int("dilate", &req.Dilation, 1, 255)
 	a.Func("move", func(v string) (err error) { req.Move, err = dvm.ParseMovePolicy(v); return err })
 	a.Func("devices", func(v string) (err error) { req.Devices, err = dvm.ParseDevicePolicy(v); return err })
+	a.Func("balance", func(v string) (err error) { req.Balance, err = dvm.ParseBalancePolicy(v); return err })
 	a.Flag("numa", &req.NUMA)
 	a.Func("disk", func(v string) (err error) { req.Disks, err = parseDisks(v); return err })
 	a.Func("net", func(v string) (err error) { req.Net, err = parseNet(v); return err })
@@ -384,9 +385,9 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d\n",
+	fmt.Fprintf(w, "  vCPU migrations: %d out, %d in (%.2f/s), %d bytes out; policy move=%v devices=%v chose %d; balance=%v chose %d\n",
 		s.Migration.MigrationsOut, s.Migration.MigrationsIn, float64(s.Migration.MigrationsOut+s.Migration.MigrationsIn)/secs, s.Migration.Bytes,
-		st.Spec.Move, st.Spec.Devices, s.PolicyMoves)
+		st.Spec.Move, st.Spec.Devices, s.PolicyMoves, st.Spec.Balance, s.BalanceMoves)
 	devAvg := time.Duration(0)
 	if s.DeviceReads > 0 {
 		devAvg = s.DeviceReadTime / time.Duration(s.DeviceReads)

@@ -31,7 +31,7 @@ type fakeDist struct {
 func (f *fakeDist) Start(req hv.DistStart, progress io.Writer) (dvm.Spec, error) {
 	f.started, f.running = req, true
 	f.status.Spec = dvm.Spec{ID: 7, Nodes: max(req.Nodes, 2), VCPUs: max(req.VCPUs, 2), Pages: 1024, Arg: uint32(req.Iterations),
-		FirstTouch: req.FirstTouch, MoveAfter: uint8(req.MoveAfter), WalkWindows: req.WalkWindows}
+		FirstTouch: req.FirstTouch, MoveAfter: uint8(req.MoveAfter), WalkWindows: req.WalkWindows, Balance: req.Balance}
 	return f.status.Spec, nil
 }
 
@@ -101,7 +101,10 @@ func TestDistCommands(t *testing.T) {
 	if !reflect.DeepEqual(f.started, hv.DistStart{Nodes: 2, VCPUs: 2, Iterations: 500, Guest: testguest.VariantCounter}) {
 		t.Errorf("dvm start asked for %+v", f.started)
 	}
-	for _, bad := range []string{"move=sometimes", "devices=teleport"} {
+	if _, err := run(t, cmds, "dvm start place=node0 balance=learned"); err != nil || f.started.Balance != dvm.BalanceLearned || f.started.Place != dvm.PlaceDeviceNode {
+		t.Errorf("balance=learned: %v, runner got %+v", err, f.started)
+	}
+	for _, bad := range []string{"move=sometimes", "devices=teleport", "balance=often"} {
 		if _, err := run(t, cmds, "dvm start "+bad); !errors.Is(err, shell.ErrUsage) {
 			t.Errorf("dvm start %s: %v, want a usage error", bad, err)
 		}

@@ -142,6 +142,10 @@ type Config struct {
 	// policy (Spec.Move) counts it as full; 0: all of them (a node
 	// time-shares its cores between vCPUs).
 	Slots int
+	// Cores is how many cores each node gives the VM's vCPUs, as the
+	// balancer (Spec.Balance) counts them (0: one). A node knows only
+	// its own; the VM's nodes are taken to be alike.
+	Cores int
 	// Clock, if set, is the time the Runtime measures by: monotonic,
 	// from an arbitrary start. The move policy's fault times, the hold
 	// window and the waits it counts (Stats.WaitTime, DeviceReadTime,
@@ -187,8 +191,9 @@ type Stats struct {
 	DeviceReads    uint64
 	DeviceReadTime time.Duration
 	// PolicyMoves counts the migrations the move policy chose (vCPUs
-	// that went to a page instead of fetching it).
-	PolicyMoves uint64
+	// that went to a page instead of fetching it); BalanceMoves those
+	// the balancer chose (Rebalance).
+	PolicyMoves, BalanceMoves uint64
 	// Held counts the messages held now (hold windows, and those kept
 	// behind them in order), HeldFor how long the oldest has waited;
 	// HeldFirst describes the first few, oldest first.
@@ -339,6 +344,12 @@ type Runtime struct {
 	// sched.Learned) follow the measured remote-fault wait.
 	policy sched.Policy
 	costed interface{ SetCosts(sched.Costs) }
+	// balancer moves this node's vCPUs for load (nil: Spec.Balance is
+	// BalanceNone), with where as its view of the vCPUs' nodes;
+	// balanceCosted is it when its estimates follow the measured wait.
+	balancer      sched.Balancer
+	balanceCosted interface{ SetCosts(sched.Costs) }
+	where         []int
 
 	// forwarded device accesses for the device goroutine
 	// (Config.DevicesUnlocked), under dmu
@@ -411,6 +422,16 @@ func New(cfg Config) (*Runtime, error) {
 		r.policy, r.costed = l, l
 	case MoveAlways:
 		r.policy = sched.AlwaysMove{}
+	}
+	switch cfg.Spec.Balance {
+	case BalanceSpread:
+		r.balancer = sched.Spread{}
+	case BalanceLearned:
+		b := sched.NewLearnedBalance(sched.DefaultBalanceModel, sched.Costs{PullNS: initialPullNS, MoveNS: 2 * initialPullNS}, cfg.Spec.Nodes, cfg.Spec.VCPUs)
+		r.balancer, r.balanceCosted = b, b
+	}
+	if r.balancer != nil {
+		r.where = make([]int, cfg.Spec.VCPUs)
 	}
 	r.locked = Handle{r: r, v: NoVCPU}
 	r.devHandle = Handle{r: r, v: NoVCPU}
@@ -826,6 +847,9 @@ func (r *Runtime) vcpuArrived(from memory.NodeID, v migrate.VCPUID) error {
 	if r.policy != nil {
 		r.policy.Migrated(int(v), int(from), int(r.cfg.Self), r.now())
 	}
+	if r.balancer != nil {
+		r.balancer.Migrated(int(v), int(from), int(r.cfg.Self), r.now())
+	}
 	if r.cfg.OnArrive != nil {
 		r.cfg.OnArrive(v, &r.state)
 	}
@@ -1193,8 +1217,10 @@ func (r *Runtime) now() int64 { return int64(r.cfg.Clock()) }
 // node fetch its stack). Of two vCPUs on different nodes that pull each
 // other (both write the same pages), only the one on the higher-numbered
 // node moves, so that they do not swap places.
+//
+// The balancer (Spec.Balance), if any, sees the fault too.
 func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
-	if r.policy == nil {
+	if r.policy == nil && r.balancer == nil {
 		return 0, false
 	}
 	a, err := r.addr(gpa)
@@ -1205,14 +1231,21 @@ func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.
 	if target == r.cfg.Self || int(target) >= r.cfg.Spec.Nodes {
 		return 0, false
 	}
-	if target > r.cfg.Self && (*runtimeCluster)(r).Load(int(target)) > 0 {
-		return 0, false
-	}
-	if r.costed != nil && r.stats.RemoteWaits >= minCostSamples {
+	if r.stats.RemoteWaits >= minCostSamples {
 		pull := int64(r.stats.WaitTime) / int64(r.stats.RemoteWaits)
-		r.costed.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
+		for _, c := range [...]interface{ SetCosts(sched.Costs) }{r.costed, r.balanceCosted} {
+			if c != nil {
+				c.SetCosts(sched.Costs{PullNS: pull, MoveNS: 2 * pull})
+			}
+		}
 	}
 	f := sched.Fault{VCPU: int(v), Node: int(r.cfg.Self), Target: int(target), Dirty: dirty, Page: a / memory.PageSize, Write: write, Now: r.now()}
+	if r.balancer != nil {
+		r.balancer.Observe(f)
+	}
+	if r.policy == nil || target > r.cfg.Self && (*runtimeCluster)(r).Load(int(target)) > 0 {
+		return 0, false
+	}
 	if r.policy.Decide(f, (*runtimeCluster)(r)) != sched.Move {
 		return 0, false
 	}
@@ -1232,6 +1265,42 @@ func (r *Runtime) deviceMoveLocked() (memory.NodeID, bool) {
 	r.stats.PolicyMoves++
 	return r.cfg.DeviceNode, true
 }
+
+// Rebalance asks the VM's balancer (Spec.Balance) whether to move one of
+// the vCPUs this node hosts, and movable allows, for load: it returns the
+// vCPU and its destination, and the caller moves it (as Migrate does). A
+// node decides for its own vCPUs only, from the loads as it knows them
+// and the faults it saw; Config.Cores says what a node's cores are. It
+// takes the lock; movable must not.
+func (r *Runtime) Rebalance(movable func(migrate.VCPUID) bool) (migrate.VCPUID, memory.NodeID, bool) {
+	if r.balancer == nil {
+		return 0, 0, false
+	}
+	r.lock()
+	defer r.unlock()
+	for v := range r.where {
+		r.where[v] = -1
+		if r.mig.Hosts(migrate.VCPUID(v)) && movable(migrate.VCPUID(v)) {
+			r.where[v] = int(r.cfg.Self)
+		}
+	}
+	v, to, ok := r.balancer.Balance((*balanceCluster)(r), r.cfg.Spec.Nodes, r.where, r.now())
+	if !ok || v < 0 || v >= len(r.where) || r.where[v] < 0 || to < 0 || to >= r.cfg.Spec.Nodes || to == int(r.cfg.Self) {
+		return 0, 0, false
+	}
+	r.stats.BalanceMoves++
+	return migrate.VCPUID(v), memory.NodeID(to), true
+}
+
+// balanceCluster is the Runtime as the balancer's view of the VM: loads
+// as the move policy sees them, every node with Config.Cores cores.
+type balanceCluster Runtime
+
+// Load implements sched.Cluster.
+func (c *balanceCluster) Load(node int) int { return (*runtimeCluster)(c).Load(node) }
+
+// Cores implements sched.Cluster.
+func (c *balanceCluster) Cores(int) int { return max(c.cfg.Cores, 1) }
 
 // runtimeCluster is the Runtime as the move policy's view of the VM.
 type runtimeCluster Runtime
@@ -1470,6 +1539,9 @@ func (r *Runtime) departLocked(v migrate.VCPUID, dst memory.NodeID, st *vcpu.Sta
 	}
 	if r.policy != nil {
 		r.policy.Migrated(int(v), int(r.cfg.Self), int(dst), r.now())
+	}
+	if r.balancer != nil {
+		r.balancer.Migrated(int(v), int(r.cfg.Self), int(dst), r.now())
 	}
 	return nil
 }

@@ -616,7 +616,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove,
+	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove, Balance: BalanceLearned,
 		FirstTouch: true, MoveAfter: MaxMoveAfter, WalkWindows: true}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
@@ -689,6 +689,8 @@ func FuzzControl(f *testing.F) {
 	fill := Spec{ID: 2, Nodes: 2, VCPUs: 2, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{6, 4}}
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	fill.FirstTouch, fill.MoveAfter = true, 2
+	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
+	fill.Balance, fill.Place, fill.WalkWindows = BalanceSpread, PlaceDeviceNode, true
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 1 << 18, Virt: VirtAMDV}).MarshalTo(b[:])])
@@ -1743,5 +1745,45 @@ func TestDrainThatHoldsWakesRun(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("node 0 did not get the page back")
+	}
+}
+
+// TestRebalance: a node whose vCPUs outnumber its cores (Config.Cores)
+// moves one to a node with a core free when the VM asks for balancing
+// (Spec.Balance), decides for its own vCPUs only, and counts the move;
+// without it, nothing moves.
+func TestRebalance(t *testing.T) {
+	for _, tc := range []struct {
+		policy BalancePolicy
+		cores  int
+		move   bool
+	}{
+		{BalanceNone, 1, false},
+		{BalanceSpread, 1, true},
+		{BalanceSpread, 2, false}, // node 0 has a core for each
+		{BalanceLearned, 1, true},
+	} {
+		t.Run(fmt.Sprintf("%v/%d cores", tc.policy, tc.cores), func(t *testing.T) {
+			c := newCluster(t, 2, 2, 4, func(cfg *Config) {
+				cfg.Spec.Place, cfg.Spec.Balance, cfg.Cores = PlaceDeviceNode, tc.policy, tc.cores
+				cfg.Clock = stepClock(time.Millisecond)
+			})
+			any := func(migrate.VCPUID) bool { return true }
+			if _, _, ok := c.rts[1].Rebalance(any); ok {
+				t.Error("node 1, which hosts no vCPU, chose a move")
+			}
+			if tc.move {
+				if v, _, ok := c.rts[0].Rebalance(func(v migrate.VCPUID) bool { return v == 0 }); !ok || v != 0 {
+					t.Errorf("with vCPU 1 not movable: vCPU %d (%v), want vCPU 0", v, ok)
+				}
+			}
+			v, to, ok := c.rts[0].Rebalance(any)
+			if ok != tc.move || ok && (v != 1 || to != 1) {
+				t.Fatalf("node 0 chose vCPU %d to node %d (%v), want a move %v of vCPU 1 to node 1", v, to, ok, tc.move)
+			}
+			if got := c.rts[0].Stats().BalanceMoves; got != map[bool]uint64{false: 0, true: 2}[tc.move] {
+				t.Errorf("BalanceMoves %d", got)
+			}
+		})
 	}
 }

@@ -181,6 +181,9 @@ type Spec struct {
 	// a node without the devices does when it touches one.
 	Move    MovePolicy
 	Devices DevicePolicy
+	// Balance says whether and how the nodes move vCPUs for load, from
+	// a node that runs more of them than it has cores.
+	Balance BalancePolicy
 }
 
 // MovePolicy says when a vCPU goes to its data rather than the data to
@@ -244,6 +247,37 @@ func (p DevicePolicy) String() string { return policyName("DevicePolicy", p.name
 // ParseDevicePolicy returns the device policy the shell calls s.
 func ParseDevicePolicy(s string) (DevicePolicy, error) {
 	return parsePolicy[DevicePolicy]("device", DevicePolicy(0).names(), s)
+}
+
+// BalancePolicy says how a node moves vCPUs for load (sched.Balancer):
+// from a node that runs more of the VM's vCPUs than it has cores.
+type BalancePolicy uint8
+
+// Balance policies.
+const (
+	// BalanceNone moves no vCPU for load: vCPUs move by hand, by the
+	// move policy, or for devices.
+	BalanceNone BalancePolicy = 0
+	// BalanceSpread moves vCPUs from busy nodes to nodes with a core
+	// free, by load alone (sched.Spread).
+	BalanceSpread BalancePolicy = 1
+	// BalanceLearned decides with the learned model (sched.LearnedBalance,
+	// sched.DefaultBalanceModel, fitted offline by tools/balancetrain):
+	// it spreads vCPUs whose memory would follow and gathers those that
+	// share it.
+	BalanceLearned BalancePolicy = 2
+	balanceLimit   BalancePolicy = 3
+)
+
+// names are the policy's values as the shell writes them, in order.
+func (BalancePolicy) names() []string { return []string{"none", "spread", "learned"} }
+
+// String names the policy as the shell does.
+func (p BalancePolicy) String() string { return policyName("BalancePolicy", p.names(), p) }
+
+// ParseBalancePolicy returns the balance policy the shell calls s.
+func ParseBalancePolicy(s string) (BalancePolicy, error) {
+	return parsePolicy[BalancePolicy]("balance", BalancePolicy(0).names(), s)
 }
 
 // PlacePolicy says where each vCPU starts.
@@ -429,6 +463,8 @@ func (s *Spec) ValidateRequest() error {
 		return fmt.Errorf("dvm: unknown move policy %d", s.Move)
 	case s.Devices >= devicesLimit:
 		return fmt.Errorf("dvm: unknown device policy %d", s.Devices)
+	case s.Balance >= balanceLimit:
+		return fmt.Errorf("dvm: unknown balance policy %d", s.Balance)
 	}
 	for i, n := range s.Shares {
 		if i >= s.Nodes && n != 0 || s.Homes != HomesFill && n != 0 {
@@ -475,7 +511,7 @@ type Control struct {
 //	16 payload (4)
 //	20 arg (4)
 //	24 home policy (bits 0-3), move after (bits 4-6), first touch (bit 7)
-//	25 placement policy (bits 0-6), walk windows (bit 7)
+//	25 placement policy (bits 0-3), balance policy (bits 4-5), walk windows (bit 7)
 //	26 time dilation
 //	27 move policy (bits 0-3), device policy (bits 4-7)
 //	28 time (8)
@@ -504,6 +540,14 @@ const (
 // walkWindowsBit is Spec.WalkWindows in byte 25, beside the placement
 // policy.
 const walkWindowsBit = 0x80
+
+// Byte 25 of a control message also holds the placement policy (its low
+// four bits) and the balance policy (the next two).
+const (
+	placeMask    = 0x0F
+	balanceShift = 4
+	balanceMask  = 0x30
+)
 
 // homesByte encodes the Spec's home policy and moves into byte 24.
 func (s *Spec) homesByte() byte {
@@ -537,7 +581,7 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
-	b[24], b[25], b[26] = c.Spec.homesByte(), byte(c.Spec.Place), c.Spec.Dilation
+	b[24], b[25], b[26] = c.Spec.homesByte(), byte(c.Spec.Place)&placeMask|byte(c.Spec.Balance)<<balanceShift&balanceMask, c.Spec.Dilation
 	if c.Spec.WalkWindows {
 		b[25] |= walkWindowsBit
 	}
@@ -571,7 +615,8 @@ func (c *Control) Unmarshal(b []byte) error {
 			Homes:       HomePolicy(b[24] & homesMask),
 			MoveAfter:   b[24] & moveAfterMask >> moveAfterShift,
 			FirstTouch:  b[24]&firstTouchBit != 0,
-			Place:       PlacePolicy(b[25] &^ walkWindowsBit),
+			Place:       PlacePolicy(b[25] & placeMask),
+			Balance:     BalancePolicy(b[25] & balanceMask >> balanceShift),
 			WalkWindows: b[25]&walkWindowsBit != 0,
 			Dilation:    b[26],
 			Move:        MovePolicy(b[27] & 0xF),

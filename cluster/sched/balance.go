@@ -160,8 +160,9 @@ func (m *BalanceModel) Score(x *[NumBalanceFeatures]float64) float64 {
 // Every (vCPU, other node) pair is a candidate: spreading load onto a
 // free core, or gathering a vCPU with its memory even onto a busy node
 // (the fault policy never moves a vCPU to a node without a free core).
-// It moves the candidate the model scores highest, if above zero, and
-// never a vCPU within LearnedStayMoves move times of its arrival. A
+// It moves the candidate the model scores highest, if above zero (the
+// highest-numbered vCPU of those that tie), and never a vCPU within
+// LearnedStayMoves move times of its arrival. A
 // decision allocates nothing.
 type LearnedBalance struct {
 	model BalanceModel
@@ -261,7 +262,8 @@ func (b *LearnedBalance) Balance(c Cluster, nodes int, where []int, now int64) (
 				continue
 			}
 			b.Features(c, cv, from, cto, now, &x)
-			if s := b.model.Score(&x); s > best {
+			// On a tie the higher vCPU moves, as with Spread.
+			if s := b.model.Score(&x); s > best || ok && s == best {
 				best, v, to, ok = s, cv, cto, true
 			}
 		}

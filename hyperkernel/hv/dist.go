@@ -38,10 +38,11 @@ type DistStart struct {
 	// Dilation is the Linux guest's time dilation (see dvm.Spec); 0 or 1
 	// for none.
 	Dilation int
-	// Move and Devices are the VM's move and device policies (see
-	// dvm.Spec).
+	// Move, Devices and Balance are the VM's move, device and balance
+	// policies (see dvm.Spec).
 	Move    dvm.MovePolicy
 	Devices dvm.DevicePolicy
+	Balance dvm.BalancePolicy
 	// NUMA gives the Linux guest an SRAT and a SLIT (DistNUMA) instead
 	// of letting it believe it is one uniform machine.
 	NUMA bool

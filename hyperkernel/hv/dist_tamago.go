@@ -353,7 +353,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		vcpus = nodes
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
-		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices,
+		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices, Balance: req.Balance,
 		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1)), WalkWindows: req.WalkWindows}
 	var linux *LinuxConfig
 	if req.Linux {
@@ -570,6 +570,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		DevicesUnlocked: spec.Payload == payloadLinux,
 		Hold:            holdWindow(spec),
 		Trace:           d.trace,
+		Cores:           h.NumCores(),
 	})
 	if err != nil {
 		vm.free()
@@ -591,6 +592,9 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 	frames.building = false // before the share runs: faults never yield
 	go vm.rt.Run()
 	go vm.watch()
+	if spec.Balance != dvm.BalanceNone {
+		go vm.balance()
+	}
 	if vm.ld != nil {
 		go vm.ld.forward(&vm.linux.stop)
 		go vm.ld.tick(&vm.linux.stop)
@@ -708,6 +712,35 @@ func (vm *distVM) watch() {
 			if why, lost := vm.d.net.Lost(memory.NodeID(n), silence); lost {
 				vm.lose(memory.NodeID(n), why)
 				return
+			}
+		}
+	}
+}
+
+// balanceInterval is how often a share asks its balancer
+// (dvm.Runtime.Rebalance) whether to move a vCPU for load: several
+// moves' time on an emulated network, where a move costs milliseconds.
+const balanceInterval = 100 * time.Millisecond
+
+// balance moves this node's vCPUs for load as the VM's balancer
+// (Spec.Balance) decides, until the share ends. A vCPU that waits for
+// its startup IPI is not the balancer's to move.
+func (vm *distVM) balance() {
+	t := time.NewTicker(balanceInterval * time.Duration(max(1, int(vm.spec.Dilation))))
+	defer t.Stop()
+	movable := func(v migrate.VCPUID) bool {
+		if vm.linux != nil {
+			return vm.linux.vcpus[v].state.Load() != int32(VCPUWaitSIPI)
+		}
+		return vm.vstate[v].Load() != int32(VCPUWaitSIPI)
+	}
+	for range t.C {
+		if vm.stop.Load() {
+			return
+		}
+		if v, to, ok := vm.rt.Rebalance(movable); ok {
+			if err := vm.requestMove(int(v), int(to)); err != nil {
+				fmt.Fprintf(vm.d.notices, "dvm %d: balance: %v\n", vm.spec.ID, err)
 			}
 		}
 	}

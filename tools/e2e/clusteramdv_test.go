@@ -19,7 +19,8 @@ import (
 // nodes (TCG, -cpu max: SVM with nested paging) on one multicast segment
 // run the counter guest on one node and across both, with a running vCPU
 // migrated between AMD-V nodes and a node evacuated, and the IPI
-// ping-pong guest, with the checks of the VT-x run in Bochs.
+// ping-pong guest, with the checks of the VT-x run in Bochs; then the
+// counter started on one node with each balancer, which spreads it.
 func TestQEMUClusterAMDV(t *testing.T) {
 	requireE2E(t, "qemu-system-x86_64", "make")
 	dir := buildImage(t, "pc", "elf")
@@ -41,6 +42,8 @@ func TestQEMUClusterAMDV(t *testing.T) {
 	checkWalkWindows(t, nodes[1], nodes[2], timeout)
 	checkMovingHomes(t, nodes[1], nodes[2], timeout)
 	checkDistributedIPIs(t, nodes[1], nodes[2], timeout)
+	checkBalance(t, nodes[1], nodes[2], "spread", timeout)
+	checkBalance(t, nodes[1], nodes[2], "learned", timeout)
 }
 
 // checkTrace reads node n's event ring after distributed runs: remote

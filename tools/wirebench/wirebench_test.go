@@ -284,7 +284,10 @@ func TestMeasureCountsAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := smp.figure("x", 1500, 64, 0, 0); f.Allocs != 2 {
+	// The count is the process's: a goroutine an earlier test left
+	// running may add a few (2.14 once, in a full go test ./...). The
+	// prepare step's allocation counted would make it 3.
+	if f := smp.figure("x", 1500, 64, 0, 0); f.Allocs < 2 || f.Allocs >= 2.5 {
 		t.Errorf("allocs per operation %v, want 2", f.Allocs)
 	}
 }
