@@ -196,6 +196,12 @@ func checkCluster3Fill(t *testing.T, c launch.Cluster, emu string, nodes []*node
 	start := time.Now()
 	var log strings.Builder
 	if err := launch.Play(steps, consoles, &log); err != nil {
+		// What the other nodes said (a Bochs run once failed with
+		// "node 2, 3 did not build its share", and only node 1's
+		// console in the log).
+		for i := 2; i <= c.Nodes; i++ {
+			t.Logf("node %d's console, its end:\n%s\n%s", i, lastLines(nodes[i].con.Output(), 40), diagnose(nodes[i], "nodes", "dvm stat", "mem"))
+		}
 		t.Fatalf("the demo's commands with %q: %v\n%s\nnode 1:\n%s", startLine, err, log.String(), a.con.Output())
 	}
 	t.Logf("%s\nguest shell, vCPUs 1 and 2 sent to nodes 2 and 3, after %v (%s)", log.String(), time.Since(start).Round(time.Second), clock)
