@@ -14,7 +14,7 @@ import (
 // checker like any migration), and on private work the run ends about
 // four times sooner.
 func TestBalancerSpreadsAVMStartedOnOneNode(t *testing.T) {
-	wl := workload.Private(workload.Params{VCPUs: 4, Length: 4000, Seed: 1})
+	wl := workload.Private(workload.Params{VCPUs: 4, Length: 40000, Seed: 1})
 	run := func(b sched.Balancer) Result {
 		t.Helper()
 		r, err := Run(Config{Seed: 1, Nodes: 4, CoresPerNode: 1, Workload: wl, Place: func(int) int { return 0 },

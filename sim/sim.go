@@ -128,8 +128,8 @@ type Config struct {
 	Place func(vcpu int) int
 	// Balancer, if set, is asked every BalanceNS whether to move a vCPU
 	// off a node with more running vCPUs than cores; it sees every
-	// remote fault. BalanceNS defaults to sched.BalancePeriod moves
-	// (MigrateNS each).
+	// remote fault. BalanceNS defaults to sched.BalancePeriod pulls (the
+	// link's cost estimate).
 	Balancer  sched.Balancer
 	BalanceNS int64
 	StateSize int   // vCPU state bytes; default migrate.DefaultStateSize
@@ -485,7 +485,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MaxEvents = 50_000_000
 	}
 	if cfg.BalanceNS == 0 {
-		cfg.BalanceNS = sched.BalancePeriod * cfg.MigrateNS
+		cfg.BalanceNS = sched.BalancePeriod * cfg.Link.Costs(cfg.StateSize).PullNS
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = sched.AlwaysPull{}

@@ -22,9 +22,16 @@ type Balancer interface {
 	Migrated(v, from, to int, now int64)
 }
 
-// BalancePeriod is how often, in move times, a balancer is asked: a move
-// must have the time to pay for itself before the next.
-const BalancePeriod = 5
+// BalancePeriod is how often, in pull times (remote faults), a balancer
+// is asked: a vCPU it moved must have had the time to show, by its
+// faults, whether its memory followed it.
+const BalancePeriod = 50
+
+// BalanceStayMoves is how long, in move times, a vCPU stays where it
+// arrived before [LearnedBalance] may move it again: short enough to
+// take back a move whose vCPU turns out to share its memory with those
+// it left.
+const BalanceStayMoves = 3
 
 // spreadMoves calls f for every move that spreads load on a machine of
 // nodes nodes: a vCPU on a node with more vCPUs than cores, the
@@ -162,7 +169,7 @@ func (m *BalanceModel) Score(x *[NumBalanceFeatures]float64) float64 {
 // (the fault policy never moves a vCPU to a node without a free core).
 // It moves the candidate the model scores highest, if above zero (the
 // highest-numbered vCPU of those that tie), and never a vCPU within
-// LearnedStayMoves move times of its arrival. A
+// BalanceStayMoves move times of its arrival. A
 // decision allocates nothing.
 type LearnedBalance struct {
 	model BalanceModel
@@ -251,7 +258,7 @@ func (b *LearnedBalance) Features(c Cluster, v, from, to int, now int64, x *[Num
 func (b *LearnedBalance) Balance(c Cluster, nodes int, where []int, now int64) (v, to int, ok bool) {
 	best := 0.0
 	nodes = min(nodes, b.nodes)
-	stay := LearnedStayMoves * max(b.costs.MoveNS, 1)
+	stay := BalanceStayMoves * max(b.costs.MoveNS, 1)
 	var x [NumBalanceFeatures]float64
 	for cv, from := range where[:min(len(where), len(b.total))] {
 		if from < 0 || from >= nodes || now-b.arrived[cv] < stay {

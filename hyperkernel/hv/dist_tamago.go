@@ -718,8 +718,9 @@ func (vm *distVM) watch() {
 }
 
 // balanceInterval is how often a share asks its balancer
-// (dvm.Runtime.Rebalance) whether to move a vCPU for load: several
-// moves' time on an emulated network, where a move costs milliseconds.
+// (dvm.Runtime.Rebalance) whether to move a vCPU for load: about
+// sched.BalancePeriod remote faults' time on an emulated network, where
+// one costs 1-2 ms.
 const balanceInterval = 100 * time.Millisecond
 
 // balance moves this node's vCPUs for load as the VM's balancer
