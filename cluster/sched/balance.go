@@ -99,7 +99,9 @@ type BalanceFeature int
 
 // The features of moving a vCPU from its node (the source) to another
 // (the destination), as [LearnedBalance] computes them. Histories decay
-// with a half-life of 40 pulls; a cool-down is 30 moves.
+// with a half-life of 40 pulls; a cool-down is four balance periods
+// (BalancePeriod pulls each), so that the balancer still remembers a move
+// at its next looks.
 const (
 	// BalanceSourceLoad is how many more vCPUs than cores the source
 	// runs, per core (negative when it has cores free): how much faster
@@ -231,8 +233,10 @@ func (b *LearnedBalance) Observe(f Fault) {
 	b.link[f.Target]++
 }
 
-// cooldown is the balancer's cool-down: 30 moves.
-func (b *LearnedBalance) cooldown() float64 { return 30 * float64(max(b.costs.MoveNS, 1)) }
+// cooldown is the balancer's cool-down: four balance periods.
+func (b *LearnedBalance) cooldown() float64 {
+	return 4 * BalancePeriod * float64(max(b.costs.PullNS, 1))
+}
 
 // Features computes the features of moving vCPU v from node from to node
 // to at now into x.
