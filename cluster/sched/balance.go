@@ -168,7 +168,8 @@ func (m *BalanceModel) Score(x *[NumBalanceFeatures]float64) float64 {
 // the simulator's workloads started on one node (tools/balancetrain).
 // Every (vCPU, other node) pair is a candidate: spreading load onto a
 // free core, or gathering a vCPU with its memory even onto a busy node
-// (the fault policy never moves a vCPU to a node without a free core).
+// (the fault policy never moves a vCPU to a node without a free core),
+// that one only to a lower-numbered node.
 // It moves the candidate the model scores highest, if above zero (the
 // highest-numbered vCPU of those that tie), and never a vCPU within
 // BalanceStayMoves move times of its arrival. A
@@ -269,7 +270,11 @@ func (b *LearnedBalance) Balance(c Cluster, nodes int, where []int, now int64) (
 			continue
 		}
 		for cto := range nodes {
-			if cto == from {
+			// Onto a node without a core free (gathering a vCPU with
+			// its memory), moves go only to a lower-numbered node:
+			// each node decides for its own vCPUs, and two that share
+			// pages would otherwise swap places at every look.
+			if cto == from || cto > from && c.Load(cto) >= c.Cores(cto) {
 				continue
 			}
 			b.Features(c, cv, from, cto, now, &x)

@@ -125,3 +125,28 @@ func BenchmarkLearnedBalance(b *testing.B) {
 		lb.Balance(c, 4, where, int64(1<<30+i))
 	}
 }
+
+// TestLearnedBalanceGathersDownward: two nodes' balancers, each for its
+// own vCPU, both see it fetch from the other's node; only the one on the
+// higher-numbered node gathers its vCPU onto the busy node, so the two
+// never swap places.
+func TestLearnedBalanceGathersDownward(t *testing.T) {
+	var m BalanceModel
+	m.Bias = -0.5
+	m.Weights[BalancePull] = 1
+	costs := Costs{PullNS: 10_000, MoveNS: 20_000}
+	where := []int{0, 1}
+	c := nodeLoads{where: where, cores: 1}
+	for self, other := range []int{1, 0} {
+		b := NewLearnedBalance(m, costs, 2, 2)
+		for i := range 16 {
+			b.Observe(Fault{VCPU: self, Node: self, Target: other, Dirty: true, Now: int64(i)})
+		}
+		mine := []int{-1, -1}
+		mine[self] = self
+		v, to, ok := b.Balance(c, 2, mine, 100)
+		if want := self == 1; ok != want || ok && (v != 1 || to != 0) {
+			t.Errorf("node %d's balancer: vCPU %d to node %d (%v), want a move %v", self, v, to, ok, want)
+		}
+	}
+}

@@ -353,7 +353,7 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 		vcpus = nodes
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
-		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices, Balance: req.Balance,
+		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices, Balance: req.Balance, Place: req.Place,
 		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1)), WalkWindows: req.WalkWindows}
 	var linux *LinuxConfig
 	if req.Linux {
