@@ -657,9 +657,8 @@ func (n *Node) apply(e *raftpb.Entry) {
 		}
 		if kind == Restarted {
 			// Its new life is on the wire and about to be admitted
-			// again: the transport keeps talking to it (were the
-			// peer dropped and added again, this end's channels
-			// would start from zero while the other's go on).
+			// again: the transport keeps talking to it (its hello
+			// starts its channels again from zero, as its own did).
 			return
 		}
 		n.scratch[0] = dgRemoved

@@ -66,7 +66,8 @@ func (p *port) Transmit(f []byte) error {
 	p.h.mu.Lock()
 	defer p.h.mu.Unlock()
 	for _, q := range p.h.ports {
-		if q != p && (dst.IsMulticast() || q.mac == dst) {
+		// A port that is down neither sends nor receives.
+		if q != p && q.up.Load() && (dst.IsMulticast() || q.mac == dst) {
 			select {
 			case q.in <- bytes.Clone(f):
 			default: // full: dropped, as a switch would

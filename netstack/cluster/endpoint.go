@@ -348,6 +348,9 @@ func (e *Endpoint) AddPeer(id NodeID, mac link.MAC) error {
 	if h, ok := e.history[id]; ok {
 		p.replay.Restart(h.top)
 		p.incarnation = h.incarnation
+		if len(h.chans) == len(p.chans) {
+			p.chans = h.chans // its streams go on where they were
+		}
 		delete(e.history, id)
 	}
 	e.peers[id] = p
@@ -356,22 +359,37 @@ func (e *Endpoint) AddPeer(id NodeID, mac link.MAC) error {
 	return nil
 }
 
-// RemovePeer forgets id and everything queued for it, but for the
-// highest frame counter and incarnation it had: if it becomes a peer
-// again, frames recorded before are still replays.
+// RemovePeer stops sending to id and taking its frames in. The endpoint
+// keeps the highest frame counter and incarnation it had, so that frames
+// recorded before are still replays if it becomes a peer again, and its
+// channels as they are: a node removed from the cluster while it lived on
+// (silent for a while, not restarted) never learns it was, and goes on
+// numbering its messages where it was, so a channel that started again
+// from zero took none of them, for ever (TestReAddedPeerKeepsItsStreams).
+// What was queued for it is sent once it is a peer again; a peer that
+// restarted meanwhile says so in its hello, which starts its channels
+// again.
 func (e *Endpoint) RemovePeer(id NodeID) {
 	p, ok := e.peers[id]
 	if !ok {
 		return
 	}
 	e.remember(id, p.replay.Top(), p.incarnation)
+	if h, ok := e.history[id]; ok {
+		h.chans = p.chans
+		e.history[id] = h
+	}
 	delete(e.peers, id)
 	e.order = slices.DeleteFunc(e.order, func(p *peer) bool { return p.id == id })
 }
 
 // history is what the endpoint keeps of a node that is not a peer: the
-// highest frame counter it authenticated from it and its incarnation.
-type history struct{ top, incarnation uint64 }
+// highest frame counter it authenticated from it and its incarnation,
+// and its channels if it was a peer.
+type history struct {
+	top, incarnation uint64
+	chans            []*channel
+}
 
 // maxHistory bounds the nodes remembered while not peers; only senders
 // that hold the cluster key get in.
@@ -384,7 +402,11 @@ func (e *Endpoint) remember(id NodeID, top, inc uint64) {
 	if !ok && len(e.history) >= maxHistory {
 		return
 	}
-	e.history[id] = history{top: max(h.top, top), incarnation: max(h.incarnation, inc)}
+	chans := h.chans
+	if inc > h.incarnation {
+		chans = nil // it restarted: its channels start again from zero
+	}
+	e.history[id] = history{top: max(h.top, top), incarnation: max(h.incarnation, inc), chans: chans}
 }
 
 // strangerOpens is how many frames from non-peers (hellos) the endpoint

@@ -257,3 +257,29 @@ func TestRewrittenSourceDoesNotMovePeer(t *testing.T) {
 		t.Fatalf("after a frame with a rewritten source: peer at %v, msgs %q, drops %+v", ps.MAC, b.msgs, b.ep.Stats().Drops)
 	}
 }
+
+// TestReAddedPeerKeepsItsStreams: a peer removed on one side only (the
+// cluster removed a node that had been silent, and the node, which never
+// learned it, went on) and added again takes the messages that peer sends
+// next: the channel goes on where it was. Before, it started again from
+// zero and every message of the peer was out of its window, for ever.
+func TestReAddedPeerKeepsItsStreams(t *testing.T) {
+	a, b := peers(t)
+	for _, m := range []string{"one", "two", "three"} {
+		if err := a.ep.Send(2, 1, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+		b.link.recv(a.link.last(t))
+	}
+	b.ep.RemovePeer(1)
+	if err := b.ep.AddPeer(1, a.link.mac); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ep.Send(2, 1, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	b.link.recv(a.link.last(t))
+	if len(b.msgs) != 4 || b.msgs[3] != "after" {
+		t.Fatalf("after a one-sided re-add: delivered %q, drops %+v", b.msgs, b.ep.Stats().Drops)
+	}
+}
