@@ -168,7 +168,12 @@ func TestBochsCluster3LinuxFill(t *testing.T) {
 	requireE2E(t, "bochs", "bxhub", "make", "grub-mkrescue", "xorriso", "mformat")
 	requireSlow(t, "a 4 GiB guest across three Bochs nodes on two host cores")
 	dir := buildGuestImage(t)
-	c := launch.Cluster{Nodes: 3, Segment: 44000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: 2048, FailureTimeout: 3 * time.Second}
+	// A 10 s failure timeout: three Bochs nodes share two host cores,
+	// and each node's clock counts its own instructions, so one that
+	// gets less of the host runs behind the others' clocks. With 3 s,
+	// nodes 2 and 3 removed node 1 while it loaded the guest (2026-12-06,
+	// after the transport fix that let them build their shares at all).
+	c := launch.Cluster{Nodes: 3, Segment: 44000 + os.Getpid()%1000*4, CPUs: 1, MemMiB: 2048, FailureTimeout: 10 * time.Second}
 	nodes, _ := bootBochsCluster(t, dir, c)
 	consoles := make([]*serial.Console, c.Nodes+1)
 	for i := 1; i <= c.Nodes; i++ {
