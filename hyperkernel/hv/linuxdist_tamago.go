@@ -143,6 +143,7 @@ func (d *linuxDist) forward(stop *atomic.Bool) {
 // tick tells the other nodes this node's guest TSC every clockPeriod,
 // until the VM stops.
 func (d *linuxDist) tick(stop *atomic.Bool) {
+	said := "" // the last error told: each is told once, not every tick
 	for !stop.Load() {
 		// A node whose window is full (pages in flight) is skipped:
 		// the next tick carries a later time. Waiting for room held
@@ -150,7 +151,11 @@ func (d *linuxDist) tick(stop *atomic.Bool) {
 		c := dvm.Control{Op: dvm.OpClock, Time: d.clock.now(rdtsc())}
 		unsent, err := d.share.d.plane.BroadcastLatest(d.share, c)
 		d.clockUnsent.Add(uint64(unsent))
-		if err != nil && !stop.Load() {
+		switch {
+		case err == nil:
+			said = ""
+		case !stop.Load() && err.Error() != said:
+			said = err.Error()
 			fmt.Fprintf(d.share.d.notices, "dvm %d: clock: %v\n", d.share.spec.ID, err)
 		}
 		time.Sleep(clockPeriod)
