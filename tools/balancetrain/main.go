@@ -31,7 +31,6 @@ import (
 	"go/format"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +42,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/sched"
 	"github.com/big-iron/big-iron/sim"
 	"github.com/big-iron/big-iron/sim/workload"
+	"github.com/big-iron/big-iron/tools/internal/evolve"
 )
 
 // nodes is the simulated machine's size: four nodes, 10GbE.
@@ -222,34 +222,18 @@ func fromParams(p []float64) sched.BalanceModel {
 // one: a (1+1) evolution strategy with the one-fifth success rule,
 // seeded by the first training seed.
 func fit(o options, runs []run, log io.Writer) (sched.BalanceModel, float64, error) {
-	rng := rand.New(rand.NewPCG(o.seeds[0], 0xba1a))
-	cur := params(o.start)
-	slow, err := evaluate(fromParams(cur), runs)
+	p, l, err := evolve.Fit(evolve.Config{Seed: o.seeds[0], Stream: 0xba1a, Steps: o.steps, Sigma: 0.5, MinSigma: 0.1, MaxSigma: 2, Log: log,
+		Loss: func(p []float64) (float64, error) {
+			slow, err := evaluate(fromParams(p), runs)
+			if err != nil {
+				return 0, err
+			}
+			return loss(runs, slow), nil
+		}}, params(o.start))
 	if err != nil {
 		return sched.BalanceModel{}, 0, err
 	}
-	curLoss := loss(runs, slow)
-	fmt.Fprintf(log, "start: loss %.4f (geomean %.2fx)\n", curLoss, math.Exp(curLoss))
-	sigma := 0.5
-	for step := 0; step < o.steps; step++ {
-		cand := make([]float64, len(cur))
-		for i := range cur {
-			cand[i] = cur[i] + sigma*rng.NormFloat64()
-		}
-		slow, err := evaluate(fromParams(cand), runs)
-		if err != nil {
-			return sched.BalanceModel{}, 0, err
-		}
-		if l := loss(runs, slow); l < curLoss {
-			cur, curLoss = cand, l
-			sigma *= 1.5
-			fmt.Fprintf(log, "step %d: loss %.4f (geomean %.2fx), sigma %.2f\n", step, l, math.Exp(l), sigma)
-		} else {
-			sigma *= math.Pow(1.5, -0.25)
-		}
-		sigma = min(max(sigma, 0.1), 2)
-	}
-	return fromParams(cur), curLoss, nil
+	return fromParams(p), l, nil
 }
 
 // table prints, per workload and scenario, the baselines, the learned

@@ -41,7 +41,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -54,6 +53,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/sched"
 	"github.com/big-iron/big-iron/sim"
 	"github.com/big-iron/big-iron/sim/workload"
+	"github.com/big-iron/big-iron/tools/internal/evolve"
 )
 
 // options are the command's settings.
@@ -301,37 +301,22 @@ func fromParams(p []float64) sched.Model {
 // fit searches for the model of least loss on runs: a (1+1) evolution
 // strategy from the prior with the one-fifth success rule, seeded.
 func fit(o options, runs []run, log io.Writer) (sched.Model, float64, error) {
-	rng := rand.New(rand.NewPCG(o.seeds[0], 0x5eed))
 	start := prior()
 	if o.warm {
 		start = warmStart(sched.DefaultModel)
 	}
-	cur := params(start)
-	slow, err := evaluate(o, fromParams(cur), runs)
+	p, l, err := evolve.Fit(evolve.Config{Seed: o.seeds[0], Stream: 0x5eed, Steps: o.steps, Sigma: 1, MinSigma: 0.15, MaxSigma: 4, Log: log,
+		Loss: func(p []float64) (float64, error) {
+			slow, err := evaluate(o, fromParams(p), runs)
+			if err != nil {
+				return 0, err
+			}
+			return loss(runs, slow), nil
+		}}, params(start))
 	if err != nil {
 		return sched.Model{}, 0, err
 	}
-	curLoss := loss(runs, slow)
-	sigma := 1.0
-	for step := 0; step < o.steps; step++ {
-		cand := make([]float64, len(cur))
-		for i := range cur {
-			cand[i] = cur[i] + sigma*rng.NormFloat64()
-		}
-		slow, err := evaluate(o, fromParams(cand), runs)
-		if err != nil {
-			return sched.Model{}, 0, err
-		}
-		if l := loss(runs, slow); l < curLoss {
-			cur, curLoss = cand, l
-			sigma *= 1.5
-			fmt.Fprintf(log, "step %d: loss %.4f (geomean %.2fx), sigma %.2f\n", step, l, math.Exp(l), sigma)
-		} else {
-			sigma *= math.Pow(1.5, -0.25)
-		}
-		sigma = min(max(sigma, 0.15), 4)
-	}
-	return fromParams(cur), curLoss, nil
+	return fromParams(p), l, nil
 }
 
 // table prints, per workload (geometric means over its seeds), the
