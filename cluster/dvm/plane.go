@@ -224,6 +224,14 @@ func (p *Plane) send(to memory.NodeID, c *Control) {
 // Broadcast sends control message c about the VM of s to its other
 // nodes.
 func (p *Plane) Broadcast(s Share, c Control) error {
+	_, err := p.toOthers(s, c, func(to memory.NodeID, msg []byte) (bool, error) { return true, p.cfg.Send(to, msg) })
+	return err
+}
+
+// toOthers encodes control message c about the VM of s and hands it to
+// send for each of the VM's other nodes, stopping at the first error. It
+// returns how many send reported not sent.
+func (p *Plane) toOthers(s Share, c Control, send func(to memory.NodeID, msg []byte) (bool, error)) (unsent int, err error) {
 	spec := s.Spec()
 	c.Spec = spec
 	var b [MaxControlSize]byte
@@ -233,11 +241,15 @@ func (p *Plane) Broadcast(s Share, c Control) error {
 		if memory.NodeID(i) == self {
 			continue
 		}
-		if err := p.cfg.Send(memory.NodeID(i), b[:n]); err != nil {
-			return fmt.Errorf("dvm %d: %v to node %d: %w", spec.ID, c.Op, i, err)
+		sent, err := send(memory.NodeID(i), b[:n])
+		if err != nil {
+			return unsent, fmt.Errorf("dvm %d: %v to node %d: %w", spec.ID, c.Op, i, err)
+		}
+		if !sent {
+			unsent++
 		}
 	}
-	return nil
+	return unsent, nil
 }
 
 // BroadcastLatest sends control message c to the VM's other nodes as
@@ -249,24 +261,7 @@ func (p *Plane) BroadcastLatest(s Share, c Control) (skipped int, err error) {
 	if p.cfg.TrySend == nil {
 		return 0, p.Broadcast(s, c)
 	}
-	spec := s.Spec()
-	c.Spec = spec
-	var b [MaxControlSize]byte
-	n := c.MarshalTo(b[:])
-	self := s.Runtime().Self()
-	for i := 0; i < spec.Nodes; i++ {
-		if memory.NodeID(i) == self {
-			continue
-		}
-		sent, err := p.cfg.TrySend(memory.NodeID(i), b[:n])
-		if err != nil {
-			return skipped, fmt.Errorf("dvm %d: %v to node %d: %w", spec.ID, c.Op, i, err)
-		}
-		if !sent {
-			skipped++
-		}
-	}
-	return skipped, nil
+	return p.toOthers(s, c, p.cfg.TrySend)
 }
 
 // SendTo sends control message c about the VM of s to node to.

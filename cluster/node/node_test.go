@@ -129,6 +129,19 @@ func startCluster(t *testing.T, n int) *testCluster {
 	return c
 }
 
+// waitAgreement waits until every agent has a quorum of n members.
+func (c *testCluster) waitAgreement(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "agreement", func() bool {
+		for _, a := range c.agents {
+			if !a.Status().Quorum || len(a.Status().Members) != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -205,14 +218,7 @@ func TestThreeNodesAgreeAndDetectFailure(t *testing.T) {
 
 func TestLeave(t *testing.T) {
 	c := startCluster(t, 3)
-	waitFor(t, 5*time.Second, "agreement", func() bool {
-		for _, a := range c.agents {
-			if !a.Status().Quorum || len(a.Status().Members) != 3 {
-				return false
-			}
-		}
-		return true
-	})
+	c.waitAgreement(t, 3)
 	if err := c.agents[2].Leave(); err != nil {
 		t.Fatal(err)
 	}

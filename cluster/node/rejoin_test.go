@@ -17,14 +17,7 @@ import (
 // every message it sent was out of their window, for ever.)
 func TestSilentNodeRejoinsAndTalks(t *testing.T) {
 	c := startCluster(t, 3)
-	waitFor(t, 5*time.Second, "agreement", func() bool {
-		for _, a := range c.agents {
-			if !a.Status().Quorum || len(a.Status().Members) != 3 {
-				return false
-			}
-		}
-		return true
-	})
+	c.waitAgreement(t, 3)
 	got := map[cluster.NodeID]chan byte{}
 	for id, a := range c.agents {
 		ch := make(chan byte, 64)

@@ -34,7 +34,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/big-iron/big-iron/cluster/memory"
@@ -133,23 +132,13 @@ func newRuns(o options, gens []workload.Generator, seeds []uint64) ([]run, error
 // run, two at a time.
 func evaluate(m sched.BalanceModel, runs []run) ([]float64, error) {
 	out := make([]float64, len(runs))
-	errs := make([]error, len(runs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 2)
-	for i := range runs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r := &runs[i]
-			out[i], errs[i] = simulate(r, sched.NewLearnedBalance(m, costs(), nodes, len(r.wl.Streams)))
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := evolve.Each(len(runs), func(i int) (err error) {
+		r := &runs[i]
+		out[i], err = simulate(r, sched.NewLearnedBalance(m, costs(), nodes, len(r.wl.Streams)))
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -324,18 +313,6 @@ func parseFloats(s string) ([]float64, error) {
 	return out, nil
 }
 
-func parseSeeds(s string) ([]uint64, error) {
-	var out []uint64
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("balancetrain: seed %q: %w", f, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
 func main() {
 	var o options
 	flag.IntVar(&o.length, "length", 100000, "accesses per vCPU")
@@ -361,7 +338,7 @@ func main() {
 
 func mainErr(o options, seeds, out string) error {
 	var err error
-	if o.seeds, err = parseSeeds(seeds); err != nil {
+	if o.seeds, err = evolve.ParseSeeds(seeds); err != nil {
 		return err
 	}
 	train, err := newRuns(o, trainingSet(), o.seeds)

@@ -44,9 +44,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/big-iron/big-iron/cluster/migrate"
@@ -181,23 +179,13 @@ func loadTrace(path string) (*workload.Set, error) {
 // run, simulated in parallel.
 func evaluate(o options, m sched.Model, runs []run) ([]float64, error) {
 	out := make([]float64, len(runs))
-	errs := make([]error, len(runs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 2)
-	for i := range runs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r := &runs[i]
-			out[i], errs[i] = simulate(o, r.seed, r.wl, sched.NewLearned(m, costs(o), o.nodes, len(r.wl.Streams)))
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := evolve.Each(len(runs), func(i int) (err error) {
+		r := &runs[i]
+		out[i], err = simulate(o, r.seed, r.wl, sched.NewLearned(m, costs(o), o.nodes, len(r.wl.Streams)))
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -419,18 +407,6 @@ func testRuns(o options) ([]run, error) {
 	return append(test, unseen...), nil
 }
 
-func parseSeeds(s string) ([]uint64, error) {
-	var out []uint64
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("seed %q: %w", f, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
 func main() {
 	var o options
 	link := flag.String("link", "10GbE", "link preset: 10GbE, 25GbE or 100GbE")
@@ -471,7 +447,7 @@ func mainErr(o options, link, seeds, out string) error {
 	if o.link, err = sim.LinkByName(link); err != nil {
 		return err
 	}
-	if o.seeds, err = parseSeeds(seeds); err != nil {
+	if o.seeds, err = evolve.ParseSeeds(seeds); err != nil {
 		return err
 	}
 	train, err := newRuns(o, trainingSet(), o.seeds)

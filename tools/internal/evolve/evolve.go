@@ -12,6 +12,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
 )
 
 // Config describes a search.
@@ -64,4 +67,41 @@ func Fit(cfg Config, start []float64) ([]float64, float64, error) {
 		sigma = min(max(sigma, cfg.MinSigma), cfg.MaxSigma)
 	}
 	return cur, curLoss, nil
+}
+
+// Each runs f(i) for every i in [0, n), two at a time (the machines
+// this project's fits run on have two cores), and returns the first
+// error by index.
+func Each(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseSeeds parses a comma-separated list of seeds.
+func ParseSeeds(s string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("seed %q: %w", f, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

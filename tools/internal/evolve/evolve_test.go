@@ -28,3 +28,24 @@ func TestFitFindsTheMinimum(t *testing.T) {
 		t.Error("the loss's error was lost")
 	}
 }
+
+// TestEach: every index runs, and the first error by index comes back.
+func TestEach(t *testing.T) {
+	var ran [5]bool
+	err := Each(5, func(i int) error {
+		ran[i] = true
+		if i >= 3 {
+			return errors.New(string(rune('a' + i)))
+		}
+		return nil
+	})
+	if ran != [5]bool{true, true, true, true, true} || err == nil || err.Error() != "d" {
+		t.Errorf("ran %v, error %v", ran, err)
+	}
+	if s, err := ParseSeeds("1, 2,30"); err != nil || len(s) != 3 || s[2] != 30 {
+		t.Errorf("ParseSeeds: %v %v", s, err)
+	}
+	if _, err := ParseSeeds("1,x"); err == nil {
+		t.Error("a bad seed parsed")
+	}
+}
