@@ -41,7 +41,7 @@ func DistCommands(r DistRunner, unavailable string) []*shell.Command {
 	return []*shell.Command{
 		{
 			Name:  "dvm",
-			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [balance=none|spread|learned] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [walkwin=on|off] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
+			Usage: "dvm start [guest=counter|pingpong|linux|multiboot] [nodes=N] [vcpus=N] [iters=N] [mem=SIZE] [place=spread|node0] [dilate=N] [move=pull|hysteresis|always|learned] [devices=forward|move] [balance=none|spread|learned] [numa=on] [homes=node0|striped|fill] [firsttouch=on] [moveafter=N] [walkwin=on|off] [large=on|off] [disk=...] [net=on] [root=vdX] [kernel=URL] [initrd=URL] [module=URL,...] [cmdline=...] | stat | peek GPA | evacuate NODE | stop",
 			Help:  "run a guest (Linux, or a test guest: shared counter, IPI ping-pong) as one VM across cluster nodes",
 			Run:   d.dvm,
 		},
@@ -282,6 +282,8 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	a.String("root", &root)
 	a.Flag("firsttouch", &req.FirstTouch)
 	a.Flag("walkwin", &req.WalkWindows)
+	large := true
+	a.Flag("large", &large)
 	a.Int("moveafter", &req.MoveAfter, 0, dvm.MaxMoveAfter)
 	a.Func("homes", func(v string) error {
 		if _, err := dvm.ParseHomePolicy(v); err != nil {
@@ -293,6 +295,7 @@ func parseDistStart(args []string) (hv.DistStart, error) {
 	if err := a.Parse(args); err != nil {
 		return req, err
 	}
+	req.SmallPages = !large
 	if !a.Given("walkwin") {
 		// An operating system's page walks write the accessed bits
 		// of page tables that every CPU shares: without windows those
@@ -354,6 +357,12 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 		fmt.Fprintf(w, "  share built in %v; nested page tables %s now, %s with every page mapped (%s per GiB of the VM)\n",
 			st.Built.Round(time.Millisecond), memmap.FormatSize(uint64(st.TableFrames)*memory.PageSize),
 			memmap.FormatSize(uint64(st.MaxTableFrames)*memory.PageSize), memmap.FormatSize(uint64(float64(st.MaxTableFrames)*memory.PageSize/gib)))
+	}
+	if lp := st.LargePages; st.Spec.SmallPages {
+		fmt.Fprintf(w, "  large pages: off (large=off)\n")
+	} else {
+		fmt.Fprintf(w, "  large pages: %d of 2 MiB map the guest here (%s); %d promoted, %d split\n",
+			lp.Large, memmap.FormatSize(lp.Large*2<<20), lp.Promotions, lp.Splits)
 	}
 	if st.Spec.MovesHomes() || s.Memory.HomesGained+s.Memory.HomesGiven > 0 {
 		fmt.Fprintf(w, "  homes: %d moved here, %d moved away, %d requests passed on to a new home\n",

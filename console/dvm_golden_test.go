@@ -16,6 +16,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/dvm"
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/hyperkernel/hv"
+	"github.com/big-iron/big-iron/vmm/ept"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/dvm.golden from what the commands print")
@@ -57,8 +58,9 @@ func TestDistCommandsGolden(t *testing.T) {
 		ClockCatchUps: 4, ClockSkipped: 1234, ClockUnsent: 3, IPIs: 12, IPIsIgnored: 1, DeviceIRQs: 5, Startups: 2, WalkFaults: 11, WalkWrites: 9,
 		SliceWatch:   hv.SliceWatchStatus{Watched: true, Regained: 2, Limit: 20 * time.Millisecond},
 		PagesPerCell: 1, PageMap: make([]memory.State, 130), Built: 1234567 * time.Microsecond, TableFrames: 3, MaxTableFrames: 5,
-		HotPages: []dvm.HotPage{{GPA: 0x1000, Waits: 9}, {GPA: 0x7000, Waits: 2}},
-		VCPUs:    []hv.DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 3, Here: true, State: "halted"}}}
+		LargePages: ept.PageMapStats{Large: 3, Promotions: 5, Splits: 2},
+		HotPages:   []dvm.HotPage{{GPA: 0x1000, Waits: 9}, {GPA: 0x7000, Waits: 2}},
+		VCPUs:      []hv.DistVCPU{{ID: 0, Node: 1, State: "running"}, {ID: 1, Node: 3, Here: true, State: "halted"}}}
 	f.status.PageMap[0], f.status.PageMap[64], f.status.PageMap[129] = memory.Modified, memory.Shared, memory.Modified
 	f.status.Stats.Shared, f.status.Stats.Modified, f.status.Stats.RemoteWaits, f.status.Stats.WaitTime = 7, 8, 3, 9*time.Millisecond
 	f.status.Stats.Held, f.status.Stats.HeldFor = 2, 40*time.Millisecond
@@ -72,6 +74,7 @@ func TestDistCommandsGolden(t *testing.T) {
 		"dvm start guest=linux numa=on homes=striped",
 		"dvm start guest=linux moveafter=9", "dvm start guest=linux homes=striped firsttouch=on",
 		"dvm start guest=counter nodes=2 firsttouch=on moveafter=2",
+		"dvm start guest=counter large=off", "dvm stat", "dvm start guest=linux large=maybe",
 		"dvm start guest=linux walkwin=off", "dvm start guest=counter walkwin=on",
 		"dvm stat", "dvm stat now", "dvm peek", "dvm peek 0x11", "dvm peek zero", "dvm peek 0x40",
 		"dvm evacuate", "dvm evacuate x", "dvm evacuate 2",

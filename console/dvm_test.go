@@ -31,7 +31,8 @@ type fakeDist struct {
 func (f *fakeDist) Start(req hv.DistStart, progress io.Writer) (dvm.Spec, error) {
 	f.started, f.running = req, true
 	f.status.Spec = dvm.Spec{ID: 7, Nodes: max(req.Nodes, 2), VCPUs: max(req.VCPUs, 2), Pages: 1024, Arg: uint32(req.Iterations),
-		FirstTouch: req.FirstTouch, MoveAfter: uint8(req.MoveAfter), WalkWindows: req.WalkWindows, Balance: req.Balance}
+		FirstTouch: req.FirstTouch, MoveAfter: uint8(req.MoveAfter), WalkWindows: req.WalkWindows, Balance: req.Balance,
+		SmallPages: req.SmallPages}
 	return f.status.Spec, nil
 }
 

@@ -617,7 +617,7 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 
 func TestControlRoundTrip(t *testing.T) {
 	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove, Balance: BalanceLearned,
-		FirstTouch: true, MoveAfter: MaxMoveAfter, WalkWindows: true}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+		FirstTouch: true, MoveAfter: MaxMoveAfter, WalkWindows: true, SmallPages: true}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
 	var b [ControlSize]byte
 	in.MarshalTo(b[:])
 	var out Control
@@ -627,6 +627,15 @@ func TestControlRoundTrip(t *testing.T) {
 	in.Spec.Arg = 0 // Arg travels in Control.Arg
 	if out != in {
 		t.Fatalf("round trip: %+v != %+v", out, in)
+	}
+	// Each flag of byte 25 travels on its own.
+	for _, s := range []Spec{{WalkWindows: true}, {SmallPages: true}, {Balance: BalanceLearned}} {
+		s.ID, s.Nodes, s.VCPUs, s.Pages = 1, 2, 2, 8
+		c := Control{Op: OpCreate, Spec: s}
+		c.MarshalTo(b[:])
+		if err := out.Unmarshal(b[:]); err != nil || out != c {
+			t.Fatalf("round trip of %+v: %+v, %v", c.Spec, out.Spec, err)
+		}
 	}
 	b[24] = 3 // no such home policy
 	if err := out.Unmarshal(b[:]); err == nil {
@@ -691,6 +700,8 @@ func FuzzControl(f *testing.F) {
 	fill.FirstTouch, fill.MoveAfter = true, 2
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	fill.Balance, fill.Place, fill.WalkWindows = BalanceSpread, PlaceDeviceNode, true
+	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
+	fill.SmallPages = true
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 1 << 18, Virt: VirtAMDV}).MarshalTo(b[:])])

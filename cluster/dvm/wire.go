@@ -166,6 +166,12 @@ type Spec struct {
 	// a page this node holds Shared go on in a walk window
 	// (memory.Engine.OpenWindow) instead of taking the page Modified.
 	WalkWindows bool
+	// SmallPages maps the guest with 4 KiB pages only. Otherwise a
+	// node maps a 2 MiB range with one large page while it holds all
+	// of the range's pages with the same rights, in one run of frames
+	// (as it does the ranges it homes until another node asks for one
+	// of their pages): ept.PageMap.
+	SmallPages bool
 	// Shares are, with HomesFill, the pages each node homes, in node
 	// order (node 0 the first Shares[0] pages, and so on): they sum to
 	// Pages, and entries from Nodes on are zero. Other policies leave
@@ -537,9 +543,12 @@ const (
 	firstTouchBit  = 0x80
 )
 
-// walkWindowsBit is Spec.WalkWindows in byte 25, beside the placement
-// policy.
-const walkWindowsBit = 0x80
+// walkWindowsBit and smallPagesBit are Spec.WalkWindows and
+// Spec.SmallPages in byte 25, beside the placement and balance policies.
+const (
+	walkWindowsBit = 0x80
+	smallPagesBit  = 0x40
+)
 
 // Byte 25 of a control message also holds the placement policy (its low
 // four bits) and the balance policy (the next two).
@@ -585,6 +594,9 @@ func (c *Control) MarshalTo(b []byte) int {
 	if c.Spec.WalkWindows {
 		b[25] |= walkWindowsBit
 	}
+	if c.Spec.SmallPages {
+		b[25] |= smallPagesBit
+	}
 	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
 	for i := ControlSize; i < n; i += 4 {
@@ -618,6 +630,7 @@ func (c *Control) Unmarshal(b []byte) error {
 			Place:       PlacePolicy(b[25] & placeMask),
 			Balance:     BalancePolicy(b[25] & balanceMask >> balanceShift),
 			WalkWindows: b[25]&walkWindowsBit != 0,
+			SmallPages:  b[25]&smallPagesBit != 0,
 			Dilation:    b[26],
 			Move:        MovePolicy(b[27] & 0xF),
 			Devices:     DevicePolicy(b[27] >> 4),

@@ -81,6 +81,17 @@ type FrameSource interface {
 	FreePage(*Page)
 }
 
+// HomeFrameSource is a FrameSource that places the frames of the pages
+// this node homes. NewEngine asks it for every home page in increasing
+// page order, so that it can back neighbouring pages with neighbouring
+// frames: a guest range whose pages all sit in one aligned run of frames
+// can be mapped with a large page (ept.PageMap).
+type HomeFrameSource interface {
+	FrameSource
+	// AllocHomePage returns a zero-filled frame for page p.
+	AllocHomePage(p uint64) (*Page, error)
+}
+
 // State is the coherence state of a page at one node.
 type State uint8
 

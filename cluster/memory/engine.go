@@ -301,6 +301,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Frames == nil {
 		slab = make([]Page, homed)
 	}
+	homeFrames, _ := cfg.Frames.(HomeFrameSource)
 	i := 0
 	for p := range e.pages {
 		ps := &e.pages[p]
@@ -311,7 +312,13 @@ func NewEngine(cfg Config) (*Engine, error) {
 				ps.frame = &slab[i]
 				i++
 			} else {
-				f, err := cfg.Frames.AllocPage()
+				var f *Page
+				var err error
+				if homeFrames != nil {
+					f, err = homeFrames.AllocHomePage(uint64(p))
+				} else {
+					f, err = cfg.Frames.AllocPage()
+				}
 				if err != nil {
 					e.Close()
 					return nil, fmt.Errorf("memory: new engine: frame for page %d: %w", p, err)

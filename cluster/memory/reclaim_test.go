@@ -2,6 +2,7 @@ package memory
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -231,5 +232,40 @@ func BenchmarkReclaimingFault(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		p.fault(b, 1, uint64(i%2)<<(pageShift+1), true)
+	}
+}
+
+// homeFrames is a HomeFrameSource that records the pages it placed.
+type homeFrames struct {
+	countingFrames
+	placed []uint64
+}
+
+func (f *homeFrames) AllocHomePage(p uint64) (*Page, error) {
+	f.placed = append(f.placed, p)
+	return f.AllocPage()
+}
+
+// TestHomeFramesArePlacedByPage: a HomeFrameSource is told which page
+// each home frame is for, in page order (so that it can back a 2 MiB
+// range with one run of frames), and copies still come from AllocPage.
+func TestHomeFramesArePlacedByPage(t *testing.T) {
+	const pages = 8
+	frames := &homeFrames{}
+	e, err := NewEngine(Config{Self: 1, Nodes: 2, Pages: pages, Perm: make(eptSlice, pages), Frames: frames})
+	must(t, err)
+	if want := []uint64{1, 3, 5, 7}; !slices.Equal(frames.placed, want) {
+		t.Fatalf("home frames placed for pages %v, want %v", frames.placed, want)
+	}
+	out := NewOutbox()
+	if res, err := e.Fault(0, false, out); err != nil || res != FaultRemote {
+		t.Fatalf("fault on a page node 0 homes: %v %v", res, err)
+	}
+	if frames.held != pages/2+1 || len(frames.placed) != pages/2 {
+		t.Fatalf("%d frames out, %d placed: a copy's frame should come from AllocPage", frames.held, len(frames.placed))
+	}
+	e.Close()
+	if frames.held != 0 {
+		t.Fatalf("%d frames still out after Close", frames.held)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/big-iron/big-iron/cluster/memory"
 	"github.com/big-iron/big-iron/machine/boot/memmap"
 	"github.com/big-iron/big-iron/vmm/devices/acpi"
+	"github.com/big-iron/big-iron/vmm/ept"
 	"github.com/big-iron/big-iron/vmm/exits"
 	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/testguest"
@@ -73,6 +74,9 @@ type DistStart struct {
 	// WalkWindows lets the guest's page walks that fault for write on a
 	// page this node holds Shared go on in walk windows (dvm.Spec).
 	WalkWindows bool
+	// SmallPages maps the guest with 4 KiB pages only, without the 2
+	// MiB pages a node uses for ranges it holds whole (dvm.Spec).
+	SmallPages bool
 }
 
 // RemoteDistance is the SLIT distance between two nodes of a
@@ -233,6 +237,9 @@ type DistStatus struct {
 	// them so).
 	Built                       time.Duration
 	TableFrames, MaxTableFrames int
+	// LargePages is what this node did with 2 MiB pages: how many map
+	// the guest now, and how often a range was promoted or split.
+	LargePages ept.PageMapStats
 }
 
 // EPT-violation exit qualification bits (Intel SDM Vol. 3C, 28.3.3.2,

@@ -25,6 +25,7 @@ import (
 	"github.com/big-iron/big-iron/vmm/devices/mmio"
 	"github.com/big-iron/big-iron/vmm/ept"
 	"github.com/big-iron/big-iron/vmm/exits"
+	"github.com/big-iron/big-iron/vmm/frames"
 	"github.com/big-iron/big-iron/vmm/guestmem"
 	"github.com/big-iron/big-iron/vmm/runloop"
 	"github.com/big-iron/big-iron/vmm/svm"
@@ -354,7 +355,8 @@ func (d *Dist) newSpec(req DistStart, nodes int) (dvm.Spec, *LinuxConfig, error)
 	}
 	spec := dvm.Spec{ID: rand.Uint32()>>8 | 1, Nodes: nodes, VCPUs: vcpus, Pages: distPages,
 		Payload: uint32(req.Guest), Arg: uint32(req.Iterations), Move: req.Move, Devices: req.Devices, Balance: req.Balance, Place: req.Place,
-		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1)), WalkWindows: req.WalkWindows}
+		FirstTouch: req.FirstTouch, MoveAfter: uint8(min(req.MoveAfter, dvm.MaxMoveAfter+1)), WalkWindows: req.WalkWindows,
+		SmallPages: req.SmallPages}
 	var linux *LinuxConfig
 	if req.Linux {
 		if d.linux == nil {
@@ -428,54 +430,53 @@ func (vm *distVM) broadcast(c dvm.Control) error { return vm.d.plane.Broadcast(v
 
 // eptPerm drives the VM's EPT from the coherence engine: readable pages
 // are mapped read/execute, writable ones read/write/execute, to this
-// node's frame holding the page.
+// node's frame holding the page; a 2 MiB range held whole in one run of
+// frames (the ranges this node homes, until another node asks for one of
+// their pages) with one large page, unless the VM asks for small pages
+// (ept.PageMap).
 type eptPerm struct {
-	tab    *ept.Table
-	split  guestmem.Split // where the VM's RAM is
-	mapped []uint64       // host frame mapped at each page (by index), 0 if none
-	err    error
-	// tables is tab.Tables() after the latest mapping, for Status,
-	// which must not touch tab: the share frees it when it ends, and
-	// `dvm stat` of a VM that stopped read a nil table and crashed the
-	// node (TestBochsCluster, after node 2 was killed).
-	tables atomic.Int64
+	tab   *ept.Table
+	pages *ept.PageMap
+	err   error
+	// tables is tab.Tables() after the latest mapping, and large,
+	// promotions and splits the page map's Stats, for Status, which
+	// must not touch tab: the share frees it when it ends, and `dvm
+	// stat` of a VM that stopped read a nil table and crashed the node
+	// (TestBochsCluster, after node 2 was killed).
+	tables                    atomic.Int64
+	large, promotions, splits atomic.Uint64
+}
+
+// newEPTPerm returns the permissions of a VM laid out as split over tab.
+func newEPTPerm(tab *ept.Table, split guestmem.Split, largePages bool) *eptPerm {
+	return &eptPerm{tab: tab, pages: ept.NewPageMap(tab, split, ept.WriteBack, largePages)}
 }
 
 func (p *eptPerm) SetAccess(gpa uint64, f *memory.Page, a memory.Access) {
-	pg, ok := p.split.Index(gpa)
-	if !ok || pg >= uint64(len(p.mapped)) {
-		p.fail(fmt.Errorf("EPT: page %#x outside the VM's RAM %v", gpa, p.split))
-		return
-	}
 	hpa := uint64(0)
 	if f != nil {
 		hpa = uint64(uintptr(unsafe.Pointer(f)))
 	}
-	if old := p.mapped[pg]; old != 0 && (a == memory.AccessNone || old != hpa) {
-		if err := p.tab.Unmap(gpa, memory.PageSize); err != nil {
-			p.fail(err)
-		}
-		p.mapped[pg] = 0
-	}
-	if a == memory.AccessNone {
-		return
-	}
-	perm := ept.PermRX
-	if a == memory.AccessReadWrite {
+	perm := ept.Perm(0)
+	switch a {
+	case memory.AccessRead:
+		perm = ept.PermRX
+	case memory.AccessReadWrite:
 		perm = ept.PermRWX
 	}
-	if p.mapped[pg] == hpa {
-		if err := p.tab.Protect(gpa, memory.PageSize, perm); err != nil {
-			p.fail(err)
-		}
-		return
+	if err := p.pages.Set(gpa, hpa, perm); err != nil {
+		p.fail(fmt.Errorf("EPT: %w", err))
 	}
-	if err := p.tab.Map(gpa, hpa, memory.PageSize, perm, ept.WriteBack); err != nil {
-		p.fail(err)
-		return
-	}
-	p.mapped[pg] = hpa
+	s := p.pages.Stats()
+	p.large.Store(s.Large)
+	p.promotions.Store(s.Promotions)
+	p.splits.Store(s.Splits)
 	p.tables.Store(int64(p.tab.Tables()))
+}
+
+// largePages returns what the page map did with large pages.
+func (p *eptPerm) largePages() ept.PageMapStats {
+	return ept.PageMapStats{Large: p.large.Load(), Promotions: p.promotions.Load(), Splits: p.splits.Load()}
 }
 
 func (p *eptPerm) fail(err error) {
@@ -494,10 +495,27 @@ func (p *eptPerm) fail(err error) {
 // acknowledgement, off the core for the whole build, longer than a VM
 // lets a node stay silent. It is cleared before the share runs; faults
 // never yield.
+//
+// The frames of the pages this node homes come in 2 MiB runs, a run for
+// each 2 MiB range of pages (AllocHomePage), so that the EPT can map the
+// range with one large page while the node holds it whole; where no run
+// is left, frame by frame. A run whose every frame a home page took
+// goes back to the pool as a run once they all come back, so that the
+// next VM has runs too.
 type distFrames struct {
 	h        *Hypervisor
 	building bool
 	taken    int
+	// run is the run of frames for the range of home pages group (0:
+	// none, the group's frames come one by one); used marks its frames
+	// handed out, runTaken counts them.
+	run, group uint64
+	haveGroup  bool
+	used       [ept.PagesPerLarge / 64]uint64
+	runTaken   int
+	// whole[r] counts the frames still out of run r, one that home
+	// pages took whole.
+	whole map[uint64]int
 }
 
 // buildYieldFrames is how many frames a build zeroes between yields (1
@@ -505,19 +523,91 @@ type distFrames struct {
 const buildYieldFrames = 256
 
 func (f *distFrames) AllocPage() (*memory.Page, error) {
+	f.yield()
+	hpa, err := f.h.zeroFrame()
+	if err != nil {
+		return nil, err
+	}
+	return framePage(hpa), nil
+}
+
+// framePage is the frame at hpa as a guest page.
+func framePage(hpa uint64) *memory.Page {
+	return (*memory.Page)(unsafe.Pointer(&physBytes(hpa, 1)[0]))
+}
+
+// yield gives the core away every buildYieldFrames frames of a build.
+func (f *distFrames) yield() {
 	if f.building {
 		if f.taken++; f.taken%buildYieldFrames == 0 {
 			runtime.Gosched()
 		}
 	}
-	hpa, err := f.h.zeroFrame()
-	if err != nil {
-		return nil, err
-	}
-	return (*memory.Page)(unsafe.Pointer(&physBytes(hpa, 1)[0])), nil
 }
 
-func (f *distFrames) FreePage(p *memory.Page) { f.h.pool.FreeFrame(uint64(uintptr(unsafe.Pointer(p)))) }
+// AllocHomePage implements memory.HomeFrameSource: page p's frame is
+// its place in its range's run.
+func (f *distFrames) AllocHomePage(p uint64) (*memory.Page, error) {
+	if g := p / ept.PagesPerLarge; !f.haveGroup || g != f.group {
+		f.endRun()
+		f.group, f.haveGroup = g, true
+		run, err := f.h.pool.AllocRun()
+		switch {
+		case err == nil:
+			f.run = run
+		case errors.Is(err, frames.ErrExhausted):
+			// Fragmented: this range's frames come one by one.
+		default:
+			return nil, err
+		}
+	}
+	if f.run == 0 {
+		return f.AllocPage()
+	}
+	f.yield()
+	k := p % ept.PagesPerLarge
+	f.used[k/64] |= 1 << (k % 64)
+	hpa := f.run + k*frames.Size
+	if f.runTaken++; f.runTaken == ept.PagesPerLarge {
+		// Taken whole: it goes back as a run (FreePage).
+		if f.whole == nil {
+			f.whole = make(map[uint64]int)
+		}
+		f.whole[f.run] = ept.PagesPerLarge
+		f.run = 0
+	}
+	clear(physBytes(hpa, frames.Size))
+	return framePage(hpa), nil
+}
+
+// endRun gives back the frames of the current run that no home page
+// took (the run of a range this node homes in part). The share calls it
+// once built: only the build places homes.
+func (f *distFrames) endRun() {
+	if f.run != 0 {
+		for k := range uint64(ept.PagesPerLarge) {
+			if f.used[k/64]&(1<<(k%64)) == 0 {
+				f.h.pool.FreeFrame(f.run + k*frames.Size)
+			}
+		}
+	}
+	f.run, f.haveGroup, f.used, f.runTaken = 0, false, [ept.PagesPerLarge / 64]uint64{}, 0
+}
+
+func (f *distFrames) FreePage(p *memory.Page) {
+	hpa := uint64(uintptr(unsafe.Pointer(p)))
+	run := hpa &^ (frames.RunSize - 1)
+	if n, ok := f.whole[run]; ok {
+		if n > 1 {
+			f.whole[run] = n - 1
+			return
+		}
+		delete(f.whole, run)
+		f.h.pool.FreeRun(run)
+		return
+	}
+	f.h.pool.FreeFrame(hpa)
+}
 
 // create builds this node's share of spec; linux is the guest's
 // configuration on the node that loads an operating system (nil
@@ -547,7 +637,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		return nil, fmt.Errorf("hv: EPT: %w", err)
 	}
 	vm.tab = tab
-	vm.perm = &eptPerm{tab: tab, split: spec.Split(), mapped: make([]uint64, spec.Pages)}
+	vm.perm = newEPTPerm(tab, spec.Split(), !spec.SmallPages)
 	if h.svmCaps != nil {
 		vm.svmMaps, err = h.svmPermissionMaps()
 	} else {
@@ -560,9 +650,9 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		vm.free()
 		return nil, err
 	}
-	frames := &distFrames{h: h, building: true}
+	fr := &distFrames{h: h, building: true}
 	vm.rt, err = dvm.New(dvm.Config{
-		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: frames,
+		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: fr,
 		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
 		HomeRoom:   distHomeRoom(spec, d.net.Self(), inUse, total),
 		Transport:  d.net, DeviceNode: 0, Poll: d.net.Poll,
@@ -572,6 +662,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		Trace:           d.trace,
 		Cores:           h.NumCores(),
 	})
+	fr.endRun()
 	if err != nil {
 		vm.free()
 		return nil, err
@@ -589,7 +680,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		}
 	}
 	vm.built = time.Since(vm.created)
-	frames.building = false // before the share runs: faults never yield
+	fr.building = false // before the share runs: faults never yield
 	go vm.rt.Run()
 	go vm.watch()
 	if spec.Balance != dvm.BalanceNone {
@@ -1396,7 +1487,8 @@ func (d *Dist) Status() (DistStatus, error) {
 	st := DistStatus{Spec: vm.spec, Self: int(d.net.ClusterID(vm.rt.Self())), Index: int(vm.rt.Self()), Elapsed: time.Since(vm.created), Stats: vm.rt.Stats(),
 		IPIs: vm.ipis.Load(), Startups: vm.startups.Load(), IPIsIgnored: vm.ipisIgnored.Load(), DeviceIRQs: vm.deviceIRQs.Load(),
 		WalkFaults: vm.walkFaults.Load(), WalkWrites: vm.walkWrites.Load(), SliceWatch: d.h.SliceWatch(),
-		Built: vm.built, TableFrames: int(vm.perm.tables.Load()), MaxTableFrames: int(eptFrames(vm.spec.Split()))}
+		Built: vm.built, TableFrames: int(vm.perm.tables.Load()), MaxTableFrames: int(eptFrames(vm.spec.Split())),
+		LargePages: vm.perm.largePages()}
 	var cells [distMapCells]memory.State
 	per, n := vm.rt.PageMap(cells[:])
 	st.PageMap, st.PagesPerCell = cells[:n], per

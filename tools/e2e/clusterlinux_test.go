@@ -154,12 +154,37 @@ func checkClusterLinux(t *testing.T, dir string, nodes []*node, emu string) {
 	}
 	t.Logf("guest watchdog reports: %d soft lockups, %d RCU stalls",
 		strings.Count(a.con.Output(), "soft lockup"), strings.Count(a.con.Output(), "rcu_preempt self-detected stall")+strings.Count(a.con.Output(), "rcu_preempt detected stalls"))
+	setStage("node 1's large pages")
+	if err := detachConsole(a, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	checkLargePages(t, run(t, a, "dvm stat", time.Minute), "node 1, which homes every page")
 	if saveTrace != nil {
 		setStage("saving the Linux run's trace")
-		if err := detachConsole(a, time.Minute); err != nil {
-			t.Fatal(err)
-		}
 		onB(saveTrace)
+	}
+}
+
+// largePagesLine is dvm stat's line on 2 MiB pages.
+var largePagesLine = regexp.MustCompile(`large pages: (\d+) of 2 MiB map the guest here \([^)]*\); (\d+) promoted, (\d+) split`)
+
+// checkLargePages checks, in a node's dvm stat out, that the node mapped
+// ranges it held whole with 2 MiB pages and split them when one of their
+// pages changed (the guest's first write to a page, or another node's
+// request): a node that homes pages holds them whole from the start.
+func checkLargePages(t *testing.T, out, who string) {
+	t.Helper()
+	m := largePagesLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("%s: dvm stat has no large pages line:\n%s", who, out)
+		return
+	}
+	t.Logf("%s: %s", who, m[0])
+	if promoted, _ := strconv.Atoi(m[2]); promoted == 0 {
+		t.Errorf("%s mapped no range with a 2 MiB page: %s", who, m[0])
+	}
+	if split, _ := strconv.Atoi(m[3]); split == 0 {
+		t.Errorf("%s split no 2 MiB page, though the guest wrote its memory: %s", who, m[0])
 	}
 }
 
