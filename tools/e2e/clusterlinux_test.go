@@ -179,7 +179,8 @@ func checkLargePages(t *testing.T, out, who string) {
 		t.Errorf("%s: dvm stat has no large pages line:\n%s", who, out)
 		return
 	}
-	t.Logf("%s: %s", who, m[0])
+	tables := regexp.MustCompile(`nested page tables [^\n]*`).FindString(out)
+	t.Logf("%s: %s; %s", who, m[0], tables)
 	if promoted, _ := strconv.Atoi(m[2]); promoted == 0 {
 		t.Errorf("%s mapped no range with a 2 MiB page: %s", who, m[0])
 	}
