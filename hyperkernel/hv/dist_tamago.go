@@ -497,15 +497,20 @@ func (p *eptPerm) fail(err error) {
 // never yield.
 //
 // The frames of the pages this node homes come in 2 MiB runs, a run for
-// each 2 MiB range of pages (AllocHomePage), so that the EPT can map the
-// range with one large page while the node holds it whole; where no run
-// is left, frame by frame. A run whose every frame a home page took
-// goes back to the pool as a run once they all come back, so that the
-// next VM has runs too.
+// each 2 MiB range of pages it homes whole (AllocHomePage), so that the
+// EPT can map the range with one large page while the node holds it;
+// elsewhere (striped homes), or where no run is left, frame by frame. A
+// run goes back to the pool as a run once all its frames come back, so
+// that the next VM has runs too.
 type distFrames struct {
 	h        *Hypervisor
 	building bool
 	taken    int
+	// home is the VM's home function, pages its size: a range gets a
+	// run when every page of it is homed on self.
+	home  func(uint64) memory.NodeID
+	self  memory.NodeID
+	pages uint64
 	// run is the run of frames for the range of home pages group (0:
 	// none, the group's frames come one by one); used marks its frames
 	// handed out, runTaken counts them.
@@ -551,13 +556,7 @@ func (f *distFrames) AllocHomePage(p uint64) (*memory.Page, error) {
 	if g := p / ept.PagesPerLarge; !f.haveGroup || g != f.group {
 		f.endRun()
 		f.group, f.haveGroup = g, true
-		run, err := f.h.pool.AllocRun()
-		switch {
-		case err == nil:
-			f.run = run
-		case errors.Is(err, frames.ErrExhausted):
-			// Fragmented: this range's frames come one by one.
-		default:
+		if err := f.startRun(g); err != nil {
 			return nil, err
 		}
 	}
@@ -578,6 +577,30 @@ func (f *distFrames) AllocHomePage(p uint64) (*memory.Page, error) {
 	}
 	clear(physBytes(hpa, frames.Size))
 	return framePage(hpa), nil
+}
+
+// startRun takes a run for group g's pages if this node homes every one
+// of them and the pool has a run.
+func (f *distFrames) startRun(g uint64) error {
+	first := g * ept.PagesPerLarge
+	if f.home == nil || first+ept.PagesPerLarge > f.pages {
+		return nil
+	}
+	for p := first; p < first+ept.PagesPerLarge; p++ {
+		if f.home(p) != f.self {
+			return nil
+		}
+	}
+	run, err := f.h.pool.AllocRun()
+	switch {
+	case err == nil:
+		f.run = run
+	case !errors.Is(err, frames.ErrExhausted):
+		return err
+	}
+	// Without a run (the pool is fragmented), the range's frames come
+	// one by one.
+	return nil
 }
 
 // endRun gives back the frames of the current run that no home page
@@ -650,7 +673,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		vm.free()
 		return nil, err
 	}
-	fr := &distFrames{h: h, building: true}
+	fr := &distFrames{h: h, building: true, home: spec.Home(), self: d.net.Self(), pages: uint64(spec.Pages)}
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: fr,
 		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
