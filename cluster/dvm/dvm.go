@@ -142,9 +142,10 @@ type Config struct {
 	// policy (Spec.Move) counts it as full; 0: all of them (a node
 	// time-shares its cores between vCPUs).
 	Slots int
-	// Cores is how many cores each node gives the VM's vCPUs, as the
-	// balancer (Spec.Balance) counts them (0: one). A node knows only
-	// its own; the VM's nodes are taken to be alike.
+	// Cores is how many cores this node gives the VM's vCPUs (0: one).
+	// The balancer (Spec.Balance) counts each node's load against the
+	// cores in Spec.Cores, and against Cores for a node whose count it
+	// does not know.
 	Cores int
 	// Clock, if set, is the time the Runtime measures by: monotonic,
 	// from an arbitrary start. The move policy's fault times, the hold
@@ -1293,14 +1294,20 @@ func (r *Runtime) Rebalance(movable func(migrate.VCPUID) bool) (migrate.VCPUID, 
 }
 
 // balanceCluster is the Runtime as the balancer's view of the VM: loads
-// as the move policy sees them, every node with Config.Cores cores.
+// as the move policy sees them, each node with the cores it told the
+// creator (Spec.Cores), or this node's Config.Cores where unknown.
 type balanceCluster Runtime
 
 // Load implements sched.Cluster.
 func (c *balanceCluster) Load(node int) int { return (*runtimeCluster)(c).Load(node) }
 
 // Cores implements sched.Cluster.
-func (c *balanceCluster) Cores(int) int { return max(c.cfg.Cores, 1) }
+func (c *balanceCluster) Cores(node int) int {
+	if node >= 0 && node < len(c.cfg.Spec.Cores) && c.cfg.Spec.Cores[node] > 0 {
+		return int(c.cfg.Spec.Cores[node])
+	}
+	return max(c.cfg.Cores, 1)
+}
 
 // runtimeCluster is the Runtime as the move policy's view of the VM.
 type runtimeCluster Runtime

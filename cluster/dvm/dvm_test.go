@@ -617,11 +617,14 @@ func TestLyingPeerStopsTheVM(t *testing.T) {
 
 func TestControlRoundTrip(t *testing.T) {
 	in := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 2, VCPUs: 2, Pages: 1024, Payload: 3, Arg: 5, Homes: HomesDeviceNode, Place: PlaceDeviceNode, Dilation: 10, Move: MoveHysteresis, Devices: DevicesMove, Balance: BalanceLearned,
-		FirstTouch: true, MoveAfter: MaxMoveAfter, WalkWindows: true, SmallPages: true}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
-	var b [ControlSize]byte
-	in.MarshalTo(b[:])
+		FirstTouch: true, MoveAfter: MaxMoveAfter, WalkWindows: true, SmallPages: true, Cores: [memory.MaxNodes]uint8{4, 1}}, VCPU: 1, Node: 1, Arg: 5, Time: 1 << 40}
+	var buf [MaxControlSize]byte
+	b := buf[:in.MarshalTo(buf[:])]
+	if len(b) != ControlSize+2 {
+		t.Fatalf("a Create over 2 nodes is %d bytes, want %d (its cores after the fixed part)", len(b), ControlSize+2)
+	}
 	var out Control
-	if err := out.Unmarshal(b[:]); err != nil {
+	if err := out.Unmarshal(b); err != nil {
 		t.Fatal(err)
 	}
 	in.Spec.Arg = 0 // Arg travels in Control.Arg
@@ -632,11 +635,24 @@ func TestControlRoundTrip(t *testing.T) {
 	for _, s := range []Spec{{WalkWindows: true}, {SmallPages: true}, {Balance: BalanceLearned}} {
 		s.ID, s.Nodes, s.VCPUs, s.Pages = 1, 2, 2, 8
 		c := Control{Op: OpCreate, Spec: s}
-		c.MarshalTo(b[:])
-		if err := out.Unmarshal(b[:]); err != nil || out != c {
+		if err := out.Unmarshal(buf[:c.MarshalTo(buf[:])]); err != nil || out != c {
 			t.Fatalf("round trip of %+v: %+v, %v", c.Spec, out.Spec, err)
 		}
 	}
+	// A room reply carries the sender's cores where other ops carry a
+	// vCPU.
+	reply := Control{Op: OpRoomReply, Spec: Spec{ID: 9}, Arg: 1 << 18, Virt: VirtAMDV, Cores: 300}
+	if err := out.Unmarshal(buf[:reply.MarshalTo(buf[:])]); err != nil || out != reply {
+		t.Fatalf("room reply round trip: %+v, %v", out, err)
+	}
+	// A Spec with cores for a node beyond its nodes is not valid (the
+	// encoding carries only its nodes' cores).
+	bad := in
+	bad.Spec.Cores[2] = 1
+	if err := bad.Spec.Validate(); err == nil {
+		t.Fatal("a Spec with cores for node 2 of 2 validated")
+	}
+	b = buf[:in.MarshalTo(buf[:])]
 	b[24] = 3 // no such home policy
 	if err := out.Unmarshal(b[:]); err == nil {
 		t.Fatal("a Create with home policy 3 decoded")
@@ -659,13 +675,13 @@ func TestControlRoundTrip(t *testing.T) {
 		t.Fatal("a Create of 0 nodes decoded")
 	}
 	sipi := Control{Op: OpStartup, Spec: Spec{ID: 9}, VCPU: 1, Arg: 0x08}
-	sipi.MarshalTo(b[:])
-	if err := out.Unmarshal(b[:]); err != nil || out.Op != OpStartup || out.VCPU != 1 || out.Arg != 8 || out.Op.String() != "Startup" {
+	b = buf[:sipi.MarshalTo(buf[:])]
+	if err := out.Unmarshal(b); err != nil || out.Op != OpStartup || out.VCPU != 1 || out.Arg != 8 || out.Op.String() != "Startup" {
 		t.Fatalf("startup round trip: %+v %v", out, err)
 	}
 	sipi.Arg = 0x100
-	sipi.MarshalTo(b[:])
-	if err := out.Unmarshal(b[:]); err == nil {
+	sipi.MarshalTo(b)
+	if err := out.Unmarshal(b); err == nil {
 		t.Fatal("a startup vector of 0x100 decoded")
 	}
 	d := DeviceWrite{VM: 3, VCPU: 2, Addr: 0xE9, Size: 2, Value: 0xbeef}
@@ -701,7 +717,7 @@ func FuzzControl(f *testing.F) {
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	fill.Balance, fill.Place, fill.WalkWindows = BalanceSpread, PlaceDeviceNode, true
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
-	fill.SmallPages = true
+	fill.SmallPages, fill.Cores = true, [memory.MaxNodes]uint8{2, 1}
 	f.Add(b[:(&Control{Op: OpCreate, Spec: fill}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpStop, Spec: Spec{ID: 3}, Arg: uint32(StopNodeLost), Node: 2}).MarshalTo(b[:])])
 	f.Add(b[:(&Control{Op: OpRoomReply, Spec: Spec{ID: 4}, Arg: 1 << 18, Virt: VirtAMDV}).MarshalTo(b[:])])
@@ -1763,6 +1779,40 @@ func TestDrainThatHoldsWakesRun(t *testing.T) {
 // moves one to a node with a core free when the VM asks for balancing
 // (Spec.Balance), decides for its own vCPUs only, and counts the move;
 // without it, nothing moves.
+// TestBalanceCountsEachNodesCores: the balancer counts a node's load
+// against the cores the node told (Spec.Cores), and against this node's
+// own where a node did not say: a two-core node takes a second vCPU, a
+// one-core node does not.
+func TestBalanceCountsEachNodesCores(t *testing.T) {
+	for _, tc := range []struct {
+		cores [3]uint8 // told, by node
+		to    memory.NodeID
+		move  bool
+	}{
+		{[3]uint8{1, 1, 2}, 2, true},  // node 2 has a core free for vCPU 1
+		{[3]uint8{1, 1, 0}, 0, false}, // node 2 did not say: one core, as here, and it is busy
+		{[3]uint8{2, 1, 1}, 0, false}, // node 0 has a core for each of its two
+	} {
+		t.Run(fmt.Sprint(tc.cores), func(t *testing.T) {
+			c := newCluster(t, 3, 4, 6, func(cfg *Config) {
+				cfg.Spec.Place, cfg.Spec.Balance, cfg.Cores = PlaceDeviceNode, BalanceSpread, 1
+				copy(cfg.Spec.Cores[:], tc.cores[:])
+				cfg.Clock = stepClock(time.Millisecond)
+			})
+			// vCPUs 0 and 1 run on node 0, vCPU 2 on node 1, vCPU 3 on
+			// node 2.
+			c.rts[0].lock()
+			c.departAndWait(t, 2, 0, 1)
+			c.rts[0].lock()
+			c.departAndWait(t, 3, 0, 2)
+			v, to, ok := c.rts[0].Rebalance(func(v migrate.VCPUID) bool { return v < 2 })
+			if ok != tc.move || ok && (v != 1 || to != tc.to) {
+				t.Fatalf("node 0 chose vCPU %d to node %d (%v), want a move %v of vCPU 1 to node %d", v, to, ok, tc.move, tc.to)
+			}
+		})
+	}
+}
+
 func TestRebalance(t *testing.T) {
 	for _, tc := range []struct {
 		policy BalancePolicy

@@ -56,9 +56,11 @@ type Host interface {
 	// the VM's fixed cost here and MinCopyFrames (OpRoom). It runs on
 	// the control goroutine and must not take any runtime's lock.
 	Room(spec Spec) int
-	// Virt returns this node's virtualization backend, which it tells
-	// with its room (OpRoomReply).
+	// Virt returns this node's virtualization backend, and Cores how
+	// many cores it gives a VM's vCPUs, which it tells with its room
+	// (OpRoomReply).
 	Virt() Virt
+	Cores() int
 }
 
 // PlaneConfig describes a node's control plane.

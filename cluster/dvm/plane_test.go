@@ -71,12 +71,14 @@ type fakeHost struct {
 	fail    error
 	room    int  // pages it says it can home
 	virt    Virt // the virtualization it says it uses
+	cores   int  // the cores it says it gives a VM
 	// hold, if set, keeps Create building until it is closed.
 	hold chan struct{}
 }
 
 func (h *fakeHost) Room(Spec) int { return h.room }
 func (h *fakeHost) Virt() Virt    { return h.virt }
+func (h *fakeHost) Cores() int    { return h.cores }
 
 func (h *fakeHost) Create(from memory.NodeID, spec Spec) (Share, error) {
 	if h.hold != nil {
@@ -109,7 +111,7 @@ func (w *syncBuffer) String() string {
 }
 
 func control(c Control) []byte {
-	b := make([]byte, ControlSize)
+	b := make([]byte, c.Size())
 	return b[:c.MarshalTo(b)]
 }
 

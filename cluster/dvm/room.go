@@ -175,7 +175,7 @@ func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]N
 	}()
 	rooms := make([]NodeRoom, spec.Nodes)
 	answered := make([]bool, spec.Nodes)
-	rooms[self], answered[self] = NodeRoom{Pages: p.cfg.Host.Room(spec), Virt: p.cfg.Host.Virt()}, true
+	rooms[self], answered[self] = NodeRoom{Pages: p.cfg.Host.Room(spec), Virt: p.cfg.Host.Virt(), Cores: p.cfg.Host.Cores()}, true
 	c := Control{Op: OpRoom, Spec: spec}
 	var b [MaxControlSize]byte
 	n := c.MarshalTo(b[:])
@@ -212,7 +212,8 @@ func (p *Plane) Rooms(self memory.NodeID, spec Spec, timeout time.Duration) ([]N
 // answerRoom serves OpRoom from node from, on the control goroutine.
 func (p *Plane) answerRoom(from memory.NodeID, c *Control) {
 	room := min(max(p.cfg.Host.Room(c.Spec), 0), math.MaxUint32)
-	r := Control{Op: OpRoomReply, Spec: Spec{ID: c.Spec.ID}, Arg: uint32(room), Virt: p.cfg.Host.Virt()}
+	r := Control{Op: OpRoomReply, Spec: Spec{ID: c.Spec.ID}, Arg: uint32(room), Virt: p.cfg.Host.Virt(),
+		Cores: uint16(min(max(p.cfg.Host.Cores(), 0), math.MaxUint16))}
 	var b [MaxControlSize]byte
 	if err := p.cfg.Send(from, b[:r.MarshalTo(b[:])]); err != nil {
 		fmt.Fprintf(p.cfg.Notices, "dvm %d: answering node %d's room query: %v\n", c.Spec.ID, p.cfg.ClusterID(from), err)
@@ -229,7 +230,7 @@ func (p *Plane) roomReply(from memory.NodeID, c *Control) {
 		return
 	}
 	select {
-	case q.replies <- roomReply{from: from, room: NodeRoom{Pages: int(c.Arg), Virt: c.Virt}}:
+	case q.replies <- roomReply{from: from, room: NodeRoom{Pages: int(c.Arg), Virt: c.Virt, Cores: int(c.Cores)}}:
 	default:
 	}
 }

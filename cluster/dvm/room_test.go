@@ -74,15 +74,16 @@ func TestHomesFill(t *testing.T) {
 }
 
 // TestControlCarriesShares: a Create of a homes=fill VM carries the
-// shares after the fixed fields; other messages stay ControlSize bytes,
-// and a Create whose length does not match its policy is refused.
+// shares after the fixed fields, then every Create the nodes' cores;
+// other messages stay ControlSize bytes, and a Create whose length does
+// not match its policy is refused.
 func TestControlCarriesShares(t *testing.T) {
-	spec := Spec{ID: 9, Nodes: 3, VCPUs: 3, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{4, 0, 6}}
+	spec := Spec{ID: 9, Nodes: 3, VCPUs: 3, Pages: 10, Homes: HomesFill, Shares: [memory.MaxNodes]uint32{4, 0, 6}, Cores: [memory.MaxNodes]uint8{2, 1, 8}}
 	in := Control{Op: OpCreate, Spec: spec}
 	var b [MaxControlSize]byte
 	n := in.MarshalTo(b[:])
-	if n != ControlSize+12 {
-		t.Fatalf("fill Create of %d bytes, want %d", n, ControlSize+12)
+	if n != ControlSize+12+3 {
+		t.Fatalf("fill Create of %d bytes, want %d", n, ControlSize+12+3)
 	}
 	var out Control
 	if err := out.Unmarshal(b[:n]); err != nil || out != in {
@@ -100,8 +101,8 @@ func TestControlCarriesShares(t *testing.T) {
 		t.Errorf("Start of a fill VM is %d bytes", n)
 	}
 	striped := Control{Op: OpCreate, Spec: Spec{ID: 9, Nodes: 3, VCPUs: 3, Pages: 10}}
-	if n := striped.MarshalTo(b[:]); n != ControlSize {
-		t.Errorf("striped Create is %d bytes", n)
+	if n := striped.MarshalTo(b[:]); n != ControlSize+3 {
+		t.Errorf("striped Create is %d bytes, want %d (no shares, the cores)", n, ControlSize+3)
 	}
 	room := Control{Op: OpRoomReply, Spec: Spec{ID: 9}, Arg: 1234}
 	n = room.MarshalTo(b[:])
@@ -122,7 +123,7 @@ type planeNet struct {
 func newPlanes(t *testing.T, rooms []int, deaf ...memory.NodeID) (*planeNet, *syncBuffer) {
 	hosts := make([]NodeRoom, len(rooms))
 	for i, r := range rooms {
-		hosts[i] = NodeRoom{Pages: r, Virt: VirtVTx}
+		hosts[i] = NodeRoom{Pages: r, Virt: VirtVTx, Cores: i + 1}
 	}
 	return newPlanesOf(t, hosts, deaf...)
 }
@@ -136,7 +137,7 @@ func newPlanesOf(t *testing.T, hosts []NodeRoom, deaf ...memory.NodeID) (*planeN
 	notices := &syncBuffer{}
 	for i, h := range hosts {
 		self := memory.NodeID(i)
-		n.planes = append(n.planes, NewPlane(PlaneConfig{Host: &fakeHost{room: h.Pages, virt: h.Virt}, Notices: notices,
+		n.planes = append(n.planes, NewPlane(PlaneConfig{Host: &fakeHost{room: h.Pages, virt: h.Virt, cores: h.Cores}, Notices: notices,
 			Send: func(to memory.NodeID, msg []byte) error {
 				if int(to) >= len(n.pipes) {
 					return errors.New("no such node")
@@ -175,7 +176,7 @@ func TestRoomsAndRefusal(t *testing.T) {
 	n, _ := newPlanes(t, []int{gib * 19 / 10, gib * 19 / 10})
 	spec := Spec{ID: 5, Nodes: 2, VCPUs: 2, Pages: gib * 5 / 2, Homes: HomesFill} // 2.5 GiB
 	answers, err := n.planes[0].Rooms(0, spec, time.Second)
-	if err != nil || fmt.Sprint(answers) != fmt.Sprint([]NodeRoom{{gib * 19 / 10, VirtVTx}, {gib * 19 / 10, VirtVTx}}) {
+	if err != nil || fmt.Sprint(answers) != fmt.Sprint([]NodeRoom{{gib * 19 / 10, VirtVTx, 1}, {gib * 19 / 10, VirtVTx, 2}}) {
 		t.Fatalf("Rooms = %v, %v", answers, err)
 	}
 	rooms := roomPages(answers)
@@ -194,6 +195,11 @@ func TestRoomsAndRefusal(t *testing.T) {
 	}
 	if fill.Shares[0] != gib*5/4 || fill.Shares[1] != gib*5/4 || fill.Validate() != nil {
 		t.Fatalf("shares %v", fill.Shares[:2])
+	}
+	// Each node told its cores with its room (node 1 itself, node 2 in
+	// its reply), and the Spec carries them to every node.
+	if fill.Cores[0] != 1 || fill.Cores[1] != 2 || fill.Cores[2] != 0 {
+		t.Fatalf("cores %v, want each node's", fill.Cores[:3])
 	}
 	node0 := spec
 	node0.Homes = HomesDeviceNode

@@ -5,6 +5,7 @@ package dvm
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/big-iron/big-iron/cluster/memory"
@@ -48,6 +49,7 @@ func (v Virt) String() string {
 type NodeRoom struct {
 	Pages int
 	Virt  Virt
+	Cores int
 }
 
 // VirtError is the refusal of a VM whose nodes use different
@@ -102,10 +104,13 @@ func CheckVirt(rooms []NodeRoom, names func(memory.NodeID) uint32) error {
 // Fit checks that the nodes of the VM spec describes, answering rooms
 // (Plane.Rooms), can run it: they all use one virtualization backend
 // (CheckVirt) and can home its pages (FitHomes, which with HomesFill
-// sizes spec.Shares).
+// sizes spec.Shares). It sets spec.Cores to the nodes' cores.
 func Fit(spec *Spec, rooms []NodeRoom, names func(memory.NodeID) uint32) error {
 	if err := CheckVirt(rooms, names); err != nil {
 		return err
+	}
+	for i, r := range rooms[:min(len(rooms), len(spec.Cores))] {
+		spec.Cores[i] = uint8(min(max(r.Cores, 0), math.MaxUint8))
 	}
 	return FitHomes(spec, roomPages(rooms), names)
 }

@@ -51,15 +51,15 @@ func TestMixedVirtRefused(t *testing.T) {
 		hosts []NodeRoom
 		want  string // "" for a VM that may start
 	}{
-		{[]NodeRoom{{100, VirtVTx}, {100, VirtAMDV}},
+		{[]NodeRoom{{100, VirtVTx, 1}, {100, VirtAMDV, 1}},
 			"dvm: nodes use different virtualization: node 1 VT-x, node 2 AMD-V; a VM's nodes must all use one"},
-		{[]NodeRoom{{100, VirtAMDV}, {100, VirtAMDV}, {100, VirtVTx}},
+		{[]NodeRoom{{100, VirtAMDV, 1}, {100, VirtAMDV, 1}, {100, VirtVTx, 1}},
 			"dvm: nodes use different virtualization: node 1 AMD-V, node 2 AMD-V, node 3 VT-x; a VM's nodes must all use one"},
-		{[]NodeRoom{{100, VirtAMDV}, {100, VirtUnknown}, {100, VirtVTx}},
+		{[]NodeRoom{{100, VirtAMDV, 1}, {100, VirtUnknown, 1}, {100, VirtVTx, 1}},
 			"dvm: nodes use different virtualization: node 1 AMD-V, node 2 unknown, node 3 VT-x; a VM's nodes must all use one"},
-		{[]NodeRoom{{100, VirtAMDV}, {100, VirtAMDV}}, ""},
-		{[]NodeRoom{{100, VirtVTx}, {100, VirtVTx}, {100, VirtVTx}}, ""},
-		{[]NodeRoom{{100, VirtVTx}, {100, VirtUnknown}}, ""}, // an older node
+		{[]NodeRoom{{100, VirtAMDV, 1}, {100, VirtAMDV, 1}}, ""},
+		{[]NodeRoom{{100, VirtVTx, 1}, {100, VirtVTx, 1}, {100, VirtVTx, 1}}, ""},
+		{[]NodeRoom{{100, VirtVTx, 1}, {100, VirtUnknown, 1}}, ""}, // an older node
 	} {
 		n, _ := newPlanesOf(t, tc.hosts)
 		spec := Spec{ID: 5, Nodes: len(tc.hosts), VCPUs: 2, Pages: 50, Homes: HomesFill}
@@ -85,7 +85,7 @@ func TestMixedVirtRefused(t *testing.T) {
 // even when the VM would not fit either: the first thing to fix.
 func TestVirtBeforeRoom(t *testing.T) {
 	spec := Spec{ID: 5, Nodes: 2, VCPUs: 2, Pages: 500}
-	err := Fit(&spec, []NodeRoom{{10, VirtVTx}, {10, VirtAMDV}}, func(n memory.NodeID) uint32 { return uint32(n) + 1 })
+	err := Fit(&spec, []NodeRoom{{10, VirtVTx, 1}, {10, VirtAMDV, 1}}, func(n memory.NodeID) uint32 { return uint32(n) + 1 })
 	var ve *VirtError
 	if !errors.As(err, &ve) {
 		t.Fatalf("Fit = %v, want a VirtError", err)

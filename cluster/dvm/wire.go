@@ -177,6 +177,11 @@ type Spec struct {
 	// Pages, and entries from Nodes on are zero. Other policies leave
 	// them zero.
 	Shares [memory.MaxNodes]uint32
+	// Cores are the cores each node gives the VM's vCPUs, by node index,
+	// as each told the creator (OpRoomReply), at most 255; 0 where
+	// unknown (a node then counts its own). A balancer counts a node's
+	// load against them.
+	Cores [memory.MaxNodes]uint8
 	// Dilation is the guest's time dilation: it is told its TSC runs
 	// Dilation times faster than it does, so that its clock, timers and
 	// watchdogs run that much slower against the network (1 or 0: none;
@@ -477,6 +482,11 @@ func (s *Spec) ValidateRequest() error {
 			return fmt.Errorf("dvm: share of %d pages for node %d with homes=%v over %d nodes", n, i, s.Homes, s.Nodes)
 		}
 	}
+	for i, n := range s.Cores[min(s.Nodes, len(s.Cores)):] {
+		if n != 0 {
+			return fmt.Errorf("dvm: %d cores for node %d of a VM over %d nodes", n, s.Nodes+i, s.Nodes)
+		}
+	}
 	return nil
 }
 
@@ -500,11 +510,14 @@ type Control struct {
 	Arg  uint32         // OpDone: outcome; OpStartup: vector; OpStop: StopReason; OpRoomReply: pages
 	Time uint64         // OpClock: the sender's guest TSC
 	Virt Virt           // OpRoomReply: the sender's virtualization backend
+	// Cores is, in OpRoomReply, how many cores the sender gives a VM's
+	// vCPUs.
+	Cores uint16
 }
 
 // Control wire format (little endian), ControlSize bytes, and for an
-// OpCreate of a VM with HomesFill the Spec's shares after them (4 bytes
-// per node):
+// OpCreate the Spec's shares after them if the VM has HomesFill (4 bytes
+// per node), then its cores (1 byte per node):
 //
 //	0  magic (ControlMagic)
 //	1  op
@@ -512,20 +525,21 @@ type Control struct {
 //	3  nodes
 //	4  vm id (4)
 //	8  vcpus (2)
-//	10 vcpu (2)
+//	10 vcpu (2) (OpRoomReply: cores)
 //	12 pages (4)
 //	16 payload (4)
 //	20 arg (4)
 //	24 home policy (bits 0-3), move after (bits 4-6), first touch (bit 7)
-//	25 placement policy (bits 0-3), balance policy (bits 4-5), walk windows (bit 7)
+//	25 placement policy (bits 0-3), balance policy (bits 4-5), small pages (bit 6), walk windows (bit 7)
 //	26 time dilation
 //	27 move policy (bits 0-3), device policy (bits 4-7)
 //	28 time (8)
 //	36 shares (4 per node; OpCreate with HomesFill only)
+//	   cores (1 per node; OpCreate only)
 const ControlSize = 36
 
 // MaxControlSize is the largest encoded control message.
-const MaxControlSize = ControlSize + 4*memory.MaxNodes
+const MaxControlSize = ControlSize + 5*memory.MaxNodes
 
 // hasShares reports whether a message of op about a VM with home
 // policy homes carries the shares.
@@ -569,10 +583,21 @@ func (s *Spec) homesByte() byte {
 
 // Size returns the encoded size of c.
 func (c *Control) Size() int {
-	if hasShares(c.Op, c.Spec.Homes) {
-		return ControlSize + 4*c.Spec.Nodes
+	return ControlSize + tailSize(c.Op, c.Spec.Homes, c.Spec.Nodes)
+}
+
+// tailSize is the size of what follows ControlSize bytes in a message of
+// op about a VM of nodes nodes with home policy homes: an OpCreate's
+// shares and cores.
+func tailSize(op Op, homes HomePolicy, nodes int) int {
+	n := 0
+	if hasShares(op, homes) {
+		n += 4 * nodes
 	}
-	return ControlSize
+	if op == OpCreate {
+		n += nodes
+	}
+	return n
 }
 
 // MarshalTo encodes c into b, which must hold c.Size() bytes, and
@@ -587,6 +612,9 @@ func (c *Control) MarshalTo(b []byte) int {
 	binary.LittleEndian.PutUint32(b[4:], c.Spec.ID)
 	binary.LittleEndian.PutUint16(b[8:], uint16(c.Spec.VCPUs))
 	binary.LittleEndian.PutUint16(b[10:], uint16(c.VCPU))
+	if c.Op == OpRoomReply {
+		binary.LittleEndian.PutUint16(b[10:], c.Cores) // a reply names no vCPU
+	}
 	binary.LittleEndian.PutUint32(b[12:], uint32(c.Spec.Pages))
 	binary.LittleEndian.PutUint32(b[16:], c.Spec.Payload)
 	binary.LittleEndian.PutUint32(b[20:], c.Arg)
@@ -599,8 +627,15 @@ func (c *Control) MarshalTo(b []byte) int {
 	}
 	b[27] = byte(c.Spec.Move)&0xF | byte(c.Spec.Devices)<<4
 	binary.LittleEndian.PutUint64(b[28:], c.Time)
-	for i := ControlSize; i < n; i += 4 {
-		binary.LittleEndian.PutUint32(b[i:], c.Spec.Shares[(i-ControlSize)/4])
+	at := ControlSize
+	if hasShares(c.Op, c.Spec.Homes) {
+		for i := range c.Spec.Nodes {
+			binary.LittleEndian.PutUint32(b[at:], c.Spec.Shares[i])
+			at += 4
+		}
+	}
+	if c.Op == OpCreate {
+		at += copy(b[at:], c.Spec.Cores[:c.Spec.Nodes])
 	}
 	return n
 }
@@ -610,10 +645,8 @@ func (c *Control) Unmarshal(b []byte) error {
 	if len(b) < ControlSize || b[0] != ControlMagic {
 		return fmt.Errorf("%w: control message of %d bytes", ErrBadMessage, len(b))
 	}
-	want := ControlSize
-	if hasShares(Op(b[1]), HomePolicy(b[24]&homesMask)) {
-		want += 4 * int(min(b[3], memory.MaxNodes))
-	}
+	nodes := int(min(b[3], memory.MaxNodes))
+	want := ControlSize + tailSize(Op(b[1]), HomePolicy(b[24]&homesMask), nodes)
 	if len(b) != want {
 		return fmt.Errorf("%w: %v control message of %d bytes, want %d", ErrBadMessage, Op(b[1]), len(b), want)
 	}
@@ -646,9 +679,17 @@ func (c *Control) Unmarshal(b []byte) error {
 	}
 	if c.Op == OpRoomReply {
 		c.Node, c.Virt = 0, Virt(b[2])
+		c.VCPU, c.Cores = 0, binary.LittleEndian.Uint16(b[10:])
 	}
-	for i := ControlSize; i < want; i += 4 {
-		c.Spec.Shares[(i-ControlSize)/4] = binary.LittleEndian.Uint32(b[i:])
+	at := ControlSize
+	if hasShares(c.Op, c.Spec.Homes) {
+		for i := range nodes {
+			c.Spec.Shares[i] = binary.LittleEndian.Uint32(b[at:])
+			at += 4
+		}
+	}
+	if c.Op == OpCreate {
+		copy(c.Spec.Cores[:nodes], b[at:])
 	}
 	if c.Node >= memory.MaxNodes {
 		return fmt.Errorf("%w: node %d", ErrBadMessage, c.Node)

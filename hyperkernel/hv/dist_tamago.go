@@ -190,6 +190,9 @@ func (d *Dist) Room(spec dvm.Spec) int {
 // nodes must all use one.
 func (d *Dist) Virt() dvm.Virt { return distVirt(d.h.svmCaps != nil) }
 
+// Cores implements dvm.Host: every core of the node runs a VM's vCPUs.
+func (d *Dist) Cores() int { return d.h.NumCores() }
+
 // current returns this node's share of the VM, nil if none.
 func (d *Dist) current() *distVM {
 	vm, _ := d.plane.Current().(*distVM)
