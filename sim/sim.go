@@ -388,7 +388,11 @@ type Sim struct {
 	reported, lostVCPUs map[int][]migrate.VCPUID
 	// where is the balancer's view of the vCPUs' nodes, reused.
 	where []int
-	res   Result
+	// deferred is the balancer's last move of a vCPU that was waiting
+	// for a page, made when it next runs: its vCPU (-1 for none), the
+	// node it was on and the destination.
+	deferred struct{ v, from, to int }
+	res      Result
 }
 
 // Run simulates cfg to completion. A checker violation or protocol error
@@ -566,6 +570,7 @@ func (s *Sim) initial(v migrate.VCPUID) memory.NodeID {
 // step at time 0, and the balancer's first look if there is one. It
 // returns the ideal makespan: the longest stream run locally.
 func (s *Sim) placeVCPUs() (ideal int64) {
+	s.deferred.v = -1
 	if s.cfg.Balancer != nil {
 		s.where = make([]int, len(s.cfg.Workload.Streams))
 		s.schedule(event{at: s.cfg.BalanceNS, kind: evBalance})
@@ -754,9 +759,11 @@ func (s *Sim) wake(n int, p uint64) {
 }
 
 // balance asks the balancer for a move and makes it if the vCPU is
-// between accesses (a vCPU waiting for a page stays), then schedules the
-// next look while any vCPU runs.
+// between accesses (one waiting for a page moves when it next runs, if
+// no later look decided otherwise), then schedules the next look while
+// any vCPU runs.
 func (s *Sim) balance() error {
+	s.deferred.v = -1
 	for i, v := range s.vcpus {
 		s.where[i] = -1
 		if v.state == vRunning || v.state == vBlocked {
@@ -769,6 +776,8 @@ func (s *Sim) balance() error {
 		if err := s.migrate(s.vcpus[v], to); err != nil {
 			return err
 		}
+	} else if ok && v >= 0 && v < len(s.vcpus) && to >= 0 && to < s.cfg.Nodes && s.vcpus[v].state == vBlocked && s.vcpus[v].node != to {
+		s.deferred.v, s.deferred.from, s.deferred.to = v, s.vcpus[v].node, to
 	}
 	if !s.allDone() {
 		s.schedule(event{at: s.now + s.cfg.BalanceNS, kind: evBalance})
@@ -804,6 +813,13 @@ func (s *Sim) step(e event) error {
 			s.res.MakespanNS = s.now
 		}
 		return nil
+	}
+	if d := s.deferred; d.v == v.id {
+		s.deferred.v = -1
+		if v.node == d.from && !s.nodes[d.to].crashed {
+			s.res.BalanceMoves++
+			return s.migrate(v, d.to)
+		}
 	}
 	a := v.stream[v.pc]
 	page := a.GPA / memory.PageSize

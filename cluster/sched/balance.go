@@ -33,6 +33,15 @@ const BalancePeriod = 50
 // it left.
 const BalanceStayMoves = 3
 
+// BalanceBackoffMax caps the back-off of a vCPU whose moves were undone:
+// after its k-th undone move (back to the node it left, less than a
+// cool-down after leaving it), [LearnedBalance] does not move it onto a
+// free core for 2^min(k, BalanceBackoffMax) cool-downs (it may still
+// gather it with its memory), so that the cost of trying a vCPU that
+// shares its memory with those it left is paid a few times in a run,
+// not at every look.
+const BalanceBackoffMax = 6
+
 // spreadMoves calls f for every move that spreads load on a machine of
 // nodes nodes: a vCPU on a node with more vCPUs than cores, the
 // destination another node with a core free.
@@ -102,6 +111,10 @@ type BalanceFeature int
 // with a half-life of 40 pulls; a cool-down is four balance periods
 // (BalancePeriod pulls each), so that the balancer still remembers a move
 // at its next looks.
+//
+// A move is undone when its vCPU comes back to the node it left less
+// than a cool-down after leaving it: the trial showed that its memory
+// stayed behind.
 const (
 	// BalanceSourceLoad is how many more vCPUs than cores the source
 	// runs, per core (negative when it has cores free): how much faster
@@ -131,13 +144,33 @@ const (
 	// memory is already shared across nodes (a vCPU moved off it keeps
 	// fetching from it).
 	BalanceLink
+	// BalanceRate is the share of the recent time (a half-life of a
+	// quarter of a balance period) the vCPU spent fetching pages from
+	// the destination: its faults served there, a pull time each. About
+	// 1 for a vCPU that does little else, about 0 for one whose memory
+	// followed it: what being away from the destination costs now. It is
+	// 0 for a move onto a free core, which spreads rather than gathers
+	// (there Pull says where the vCPU's memory is).
+	BalanceRate
+	// BalanceReturned is, for a move onto a free core, how many moves
+	// of the VM's vCPUs were undone, decaying with a half-life of eight
+	// cool-downs: the evidence that its vCPUs share their memory with
+	// those they would leave (0 for a move onto a busy node, which
+	// gathers rather than spreads).
+	BalanceReturned
+	// BalanceTraffic is BalanceRate's measure for every vCPU on the
+	// source fetching from the destination and every one on the
+	// destination fetching from the source: the time lost, now, to
+	// keeping the two nodes' vCPUs apart (0, as BalanceRate, for a move
+	// onto a free core).
+	BalanceTraffic
 	// NumBalanceFeatures counts the features.
 	NumBalanceFeatures
 )
 
 // balanceFeatureNames are the features' names, for tables and generated
 // code.
-var balanceFeatureNames = [NumBalanceFeatures]string{"sourceLoad", "destLoad", "share", "faults", "pull", "settled", "back", "link"}
+var balanceFeatureNames = [NumBalanceFeatures]string{"sourceLoad", "destLoad", "share", "faults", "pull", "settled", "back", "link", "rate", "returned", "traffic"}
 
 // String names the feature.
 func (f BalanceFeature) String() string {
@@ -169,11 +202,13 @@ func (m *BalanceModel) Score(x *[NumBalanceFeatures]float64) float64 {
 // Every (vCPU, other node) pair is a candidate: spreading load onto a
 // free core, or gathering a vCPU with its memory even onto a busy node
 // (the fault policy never moves a vCPU to a node without a free core),
-// that one only to a lower-numbered node.
+// that one only to a node running more vCPUs than the source (joining
+// the larger group), or as many and lower-numbered.
 // It moves the candidate the model scores highest, if above zero (the
-// highest-numbered vCPU of those that tie), and never a vCPU within
-// BalanceStayMoves move times of its arrival. A
-// decision allocates nothing.
+// highest-numbered vCPU of those that tie), never a vCPU within
+// BalanceStayMoves move times of its arrival, and never a vCPU within
+// its back-off after an undone move (BalanceBackoffMax) onto a free
+// core. A decision allocates nothing.
 type LearnedBalance struct {
 	model BalanceModel
 	costs Costs
@@ -182,17 +217,25 @@ type LearnedBalance struct {
 	// served, total[v] their sum; link[n] the decayed remote faults
 	// from or served by node n.
 	score, total, link []float64
-	updated            int64
-	// arrived[v] is when vCPU v last moved, from[v] where from.
-	arrived []int64
-	from    []int
+	// recent[v*nodes+n] is vCPU v's remote faults that node n served,
+	// and traffic[m*nodes+n] those of node m's vCPUs, decaying with the
+	// short half-life of BalanceRate; returned the undone moves, with
+	// BalanceReturned's.
+	recent, traffic []float64
+	returned        float64
+	updated         int64
+	// arrived[v] is when vCPU v last moved, from[v] where from;
+	// undone[v] counts its undone moves, and it stays until hold[v].
+	arrived, hold []int64
+	from, undone  []int
 }
 
 // NewLearnedBalance returns the balancer with model m for a machine of
 // nodes nodes and vcpus vCPUs whose pulls and moves cost about c.
 func NewLearnedBalance(m BalanceModel, c Costs, nodes, vcpus int) *LearnedBalance {
 	b := &LearnedBalance{model: m, costs: c, nodes: nodes, score: make([]float64, vcpus*nodes), total: make([]float64, vcpus),
-		link: make([]float64, nodes), arrived: make([]int64, vcpus), from: make([]int, vcpus)}
+		link: make([]float64, nodes), recent: make([]float64, vcpus*nodes), traffic: make([]float64, nodes*nodes),
+		arrived: make([]int64, vcpus), hold: make([]int64, vcpus), from: make([]int, vcpus), undone: make([]int, vcpus)}
 	for i := range b.arrived {
 		b.arrived[i], b.from[i] = math.MinInt64/2, -1
 	}
@@ -213,13 +256,31 @@ func (b *LearnedBalance) decay(now int64) {
 	if now <= b.updated {
 		return
 	}
-	f := math.Exp2(-float64(now-b.updated) / (learnedLongPulls * float64(max(b.costs.PullNS, 1))))
+	dt := float64(now - b.updated)
+	f := math.Exp2(-dt / (learnedLongPulls * float64(max(b.costs.PullNS, 1))))
 	for _, s := range [][]float64{b.score, b.total, b.link} {
 		for i := range s {
 			s[i] *= f
 		}
 	}
+	f = math.Exp2(-dt / b.rateHalfLife())
+	for _, s := range [][]float64{b.recent, b.traffic} {
+		for i := range s {
+			s[i] *= f
+		}
+	}
+	b.returned *= math.Exp2(-dt / (balanceReturnedCooldowns * b.cooldown()))
 	b.updated = now
+}
+
+// balanceReturnedCooldowns is BalanceReturned's half-life, in
+// cool-downs.
+const balanceReturnedCooldowns = 8
+
+// rateHalfLife is BalanceRate's half-life: a quarter of a balance
+// period.
+func (b *LearnedBalance) rateHalfLife() float64 {
+	return BalancePeriod / 4 * float64(max(b.costs.PullNS, 1))
 }
 
 // Observe implements Balancer.
@@ -229,6 +290,8 @@ func (b *LearnedBalance) Observe(f Fault) {
 	}
 	b.decay(f.Now)
 	b.score[f.VCPU*b.nodes+f.Target]++
+	b.recent[f.VCPU*b.nodes+f.Target]++
+	b.traffic[f.Node*b.nodes+f.Target]++
 	b.total[f.VCPU]++
 	b.link[f.Node]++
 	b.link[f.Target]++
@@ -257,6 +320,16 @@ func (b *LearnedBalance) Features(c Cluster, v, from, to int, now int64, x *[Num
 		x[BalanceBack] = 1
 	}
 	x[BalanceLink] = math.Log2(1 + b.link[from])
+	if c.Load(to) < c.Cores(to) {
+		// Spreading: the trials that failed.
+		x[BalanceReturned] = b.returned
+		return
+	}
+	// Gathering: what being apart costs now. A decayed count of events
+	// one pull apart settles at the half-life over ln 2 pulls.
+	rate := float64(max(b.costs.PullNS, 1)) * math.Ln2 / b.rateHalfLife()
+	x[BalanceRate] = b.recent[v*b.nodes+to] * rate
+	x[BalanceTraffic] = (b.traffic[from*b.nodes+to] + b.traffic[to*b.nodes+from]) * rate
 }
 
 // Balance implements Balancer.
@@ -271,10 +344,14 @@ func (b *LearnedBalance) Balance(c Cluster, nodes int, where []int, now int64) (
 		}
 		for cto := range nodes {
 			// Onto a node without a core free (gathering a vCPU with
-			// its memory), moves go only to a lower-numbered node:
-			// each node decides for its own vCPUs, and two that share
-			// pages would otherwise swap places at every look.
-			if cto == from || cto > from && c.Load(cto) >= c.Cores(cto) {
+			// its memory), moves go only to a node that runs more
+			// vCPUs than the source, or as many and lower-numbered: a
+			// vCPU joins the larger group, and two that share pages
+			// never swap places (each node decides for its own vCPUs).
+			// Onto a free core (spreading load), only once the vCPU's
+			// back-off is over.
+			free := c.Load(cto) < c.Cores(cto)
+			if cto == from || !free && (c.Load(cto) < c.Load(from) || c.Load(cto) == c.Load(from) && cto > from) || free && now < b.hold[cv] {
 				continue
 			}
 			b.Features(c, cv, from, cto, now, &x)
@@ -292,7 +369,15 @@ func (b *LearnedBalance) Migrated(v, from, to int, now int64) {
 	if v < 0 || v >= len(b.total) {
 		return
 	}
+	if to == b.from[v] && float64(now-b.arrived[v]) < b.cooldown() {
+		// Undone: the trial failed. Back off, and remember it.
+		b.undone[v]++
+		b.hold[v] = now + int64(float64(int64(1)<<min(b.undone[v], BalanceBackoffMax))*b.cooldown())
+		b.decay(now)
+		b.returned++
+	}
 	b.arrived[v], b.from[v] = now, from
 	clear(b.score[v*b.nodes : (v+1)*b.nodes])
+	clear(b.recent[v*b.nodes : (v+1)*b.nodes])
 	b.total[v] = 0
 }

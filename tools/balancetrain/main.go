@@ -16,8 +16,11 @@
 //
 // Where a VM's pages all live on the node its vCPUs start on, nothing
 // tells a balancer before a move whether a vCPU shares its memory with
-// the others: it learns that from the faults of a vCPU it moved, and
-// may take the move back (sched.BalanceStayMoves).
+// the others: it learns that from the faults of a vCPU it moved (how
+// much of its time it then spends fetching from the node it left), may
+// take the move back (sched.BalanceStayMoves), and then backs off: the
+// vCPU is not spread again for a while (sched.BalanceBackoffMax), and
+// every undone move counts against spreading the others.
 //
 // Usage:
 //

@@ -61,3 +61,42 @@ func TestFitIsReproducible(t *testing.T) {
 		t.Errorf("the fit ended at loss %v, above its start's %v", l1, l0)
 	}
 }
+
+// takeBack is a balancer that spreads vCPU 3 to node 3 at its first
+// look and asks for it back to node 0 at every later one, and records
+// the looks at which vCPU 3 moved.
+type takeBack struct {
+	looks int
+	moved []int
+}
+
+func (*takeBack) Name() string        { return "take-back" }
+func (*takeBack) Observe(sched.Fault) {}
+func (b *takeBack) Balance(_ sched.Cluster, _ int, where []int, _ int64) (int, int, bool) {
+	b.looks++
+	if b.looks == 1 {
+		return 3, 3, true
+	}
+	return 3, 0, where[3] == 3
+}
+func (b *takeBack) Migrated(v, _, _ int, _ int64) {
+	if v == 3 {
+		b.moved = append(b.moved, b.looks)
+	}
+}
+
+// TestAWaitingVCPUIsMoved: a vCPU that false-shares with one on another
+// node waits for a page nearly all the time; a balancer's move of it
+// is made when it next runs (sim), not dropped, or a trial spread could
+// never be taken back.
+func TestAWaitingVCPUIsMoved(t *testing.T) {
+	sc := scenarios[0]
+	wl := workload.FalseSharing(workload.Params{VCPUs: sc.vcpus, Length: 20000, Seed: 1})
+	b := &takeBack{}
+	if _, err := simulate(&run{name: wl.Name, seed: 1, sc: sc, wl: wl}, b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.moved) < 2 || b.moved[0] != 1 || b.moved[1] != 2 {
+		t.Errorf("vCPU 3 moved at looks %v, want 1 (spread) and 2 (taken back)", b.moved)
+	}
+}
