@@ -126,6 +126,7 @@ type distVM struct {
 	d       *Dist
 	spec    dvm.Spec
 	rt      *dvm.Runtime
+	frames  *distFrames // the frames of its pages
 	tab     *ept.Table
 	perm    *eptPerm
 	ctl     vmx.Controls
@@ -503,8 +504,10 @@ func (p *eptPerm) fail(err error) {
 // each 2 MiB range of pages it homes whole (AllocHomePage), so that the
 // EPT can map the range with one large page while the node holds it;
 // elsewhere (striped homes), or where no run is left, frame by frame. A
-// run goes back to the pool as a run once all its frames come back, so
-// that the next VM has runs too.
+// run goes back to the pool as a run when the share ends (closing), so
+// that the next VM has runs too; a frame of it freed while the share
+// runs (its page's home moved to another node) breaks it, and its frames
+// go back one by one, so that the node can use that frame again.
 type distFrames struct {
 	h        *Hypervisor
 	building bool
@@ -522,8 +525,10 @@ type distFrames struct {
 	used       [ept.PagesPerLarge / 64]uint64
 	runTaken   int
 	// whole[r] counts the frames still out of run r, one that home
-	// pages took whole.
-	whole map[uint64]int
+	// pages took whole. closing is set before the share's runtime
+	// closes.
+	whole   map[uint64]int
+	closing atomic.Bool
 }
 
 // buildYieldFrames is how many frames a build zeroes between yields (1
@@ -624,6 +629,11 @@ func (f *distFrames) FreePage(p *memory.Page) {
 	hpa := uint64(uintptr(unsafe.Pointer(p)))
 	run := hpa &^ (frames.RunSize - 1)
 	if n, ok := f.whole[run]; ok {
+		if !f.building && !f.closing.Load() {
+			delete(f.whole, run) // broken: see distFrames
+			f.h.pool.FreeFrame(hpa)
+			return
+		}
 		if n > 1 {
 			f.whole[run] = n - 1
 			return
@@ -677,6 +687,7 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		return nil, err
 	}
 	fr := &distFrames{h: h, building: true, home: spec.Home(), self: d.net.Self(), pages: uint64(spec.Pages)}
+	vm.frames = fr
 	vm.rt, err = dvm.New(dvm.Config{
 		Spec: spec, Self: d.net.Self(), Perm: vm.perm, Frames: fr,
 		CopyFrames: distCopyBudget(spec, d.net.Self(), inUse, total),
@@ -694,13 +705,13 @@ func (d *Dist) create(spec dvm.Spec, linux *LinuxConfig) (*distVM, error) {
 		return nil, err
 	}
 	if vm.perm.err != nil {
-		vm.rt.Close()
+		vm.closeRuntime()
 		vm.free()
 		return nil, vm.perm.err
 	}
 	if spec.Payload == payloadLinux {
 		if err := vm.createLinux(linux); err != nil {
-			vm.rt.Close()
+			vm.closeRuntime()
 			vm.free()
 			return nil, err
 		}
@@ -782,6 +793,13 @@ func (vm *distVM) free() {
 
 // end stops this node's share: vCPUs leave, the runtime closes, frames
 // go back.
+// closeRuntime closes the share's runtime, whose engine gives back every
+// frame: the runs home pages took whole go back as runs.
+func (vm *distVM) closeRuntime() {
+	vm.frames.closing.Store(true)
+	vm.rt.Close()
+}
+
 func (vm *distVM) end(why string) {
 	if vm.stop.Swap(true) {
 		return
@@ -790,7 +808,7 @@ func (vm *distVM) end(why string) {
 	if vm.linux != nil {
 		vm.linux.end(why)
 	}
-	vm.rt.Close() // wakes vCPUs waiting for pages
+	vm.closeRuntime() // wakes vCPUs waiting for pages
 	vm.wg.Wait()
 	if vm.linux != nil {
 		vm.linux.wg.Wait()
