@@ -72,6 +72,12 @@ func TestQEMUClusterObserve(t *testing.T) {
 		t.Errorf("bigview drew %d bytes without pages or vCPUs (%v)", len(pic), err)
 	} else {
 		t.Logf("bigview: %d bytes of SVG from both nodes", len(pic))
+		// With BIGIRON_E2E_VIEW_OUT=FILE the picture is kept in FILE.
+		if keep := os.Getenv("BIGIRON_E2E_VIEW_OUT"); keep != "" {
+			if err := os.WriteFile(keep, pic, 0o644); err != nil {
+				t.Errorf("keeping the picture: %v", err)
+			}
+		}
 	}
 	for i := 1; i <= 2; i++ {
 		checkNodeSSH(t, nodes[i], sshPort[i], key)
