@@ -710,21 +710,33 @@ func (s *Sim) allDone() bool {
 	return true
 }
 
-// load counts vCPUs on node n that compete for its cores.
-func (s *Sim) load(n int) int {
+// load counts vCPUs on node n that compete for its cores, as node self
+// sees them: with those on their way to n that self sent (a node counts
+// a vCPU it sent at its destination, migrate.Migrator.Location, and
+// learns of others' moves only later), or all of them if self is
+// negative (the balancer, which stands for the nodes' balancers of
+// vCPUs that all start on one node).
+func (s *Sim) load(n, self int) int {
 	c := 0
 	for _, v := range s.vcpus {
-		if v.node == n && (v.state == vRunning || v.state == vBlocked) {
+		switch {
+		case v.node == n && (v.state == vRunning || v.state == vBlocked):
+			c++
+		case v.state == vFlight && v.to == n && (self < 0 || v.from == self):
 			c++
 		}
 	}
 	return c
 }
 
-// cluster adapts the simulator to sched.Cluster.
-type cluster struct{ s *Sim }
+// cluster adapts the simulator to sched.Cluster, as node self sees it
+// (see load).
+type cluster struct {
+	s    *Sim
+	self int
+}
 
-func (c cluster) Load(n int) int { return c.s.load(n) }
+func (c cluster) Load(n int) int { return c.s.load(n, c.self) }
 func (c cluster) Cores(int) int  { return c.s.cfg.CoresPerNode }
 
 // stepCost is the time of one local access on node n: vCPUs beyond the
@@ -770,7 +782,7 @@ func (s *Sim) balance() error {
 			s.where[i] = v.node
 		}
 	}
-	if v, to, ok := s.cfg.Balancer.Balance(cluster{s}, s.cfg.Nodes, s.where, s.now); ok && v >= 0 && v < len(s.vcpus) &&
+	if v, to, ok := s.cfg.Balancer.Balance(cluster{s, -1}, s.cfg.Nodes, s.where, s.now); ok && v >= 0 && v < len(s.vcpus) &&
 		to >= 0 && to < s.cfg.Nodes && s.vcpus[v].state == vRunning && s.vcpus[v].node != to && !s.nodes[to].crashed {
 		s.res.BalanceMoves++
 		if err := s.migrate(s.vcpus[v], to); err != nil {
@@ -846,7 +858,7 @@ func (s *Sim) step(e event) error {
 		if s.cfg.Balancer != nil && int(target) != v.node && int(target) < s.cfg.Nodes {
 			s.cfg.Balancer.Observe(f)
 		}
-		if int(target) != v.node && int(target) < s.cfg.Nodes && s.cfg.Policy.Decide(f, cluster{s}) == sched.Move {
+		if int(target) != v.node && int(target) < s.cfg.Nodes && s.cfg.Policy.Decide(f, cluster{s, v.node}) == sched.Move {
 			return s.migrate(v, int(target))
 		}
 	}
