@@ -1848,3 +1848,23 @@ func TestRebalance(t *testing.T) {
 		})
 	}
 }
+
+// TestBalanceEvery: the balancer is asked every sched.BalancePeriod
+// remote faults' time as the node measures them, within the bounds.
+func TestBalanceEvery(t *testing.T) {
+	c := newCluster(t, 2, 2, 4, func(cfg *Config) { cfg.Spec.Balance = BalanceLearned })
+	r := c.rts[0]
+	for _, tc := range []struct {
+		pull time.Duration // measured, 0 for none yet
+		want time.Duration
+	}{
+		{0, MinBalanceEvery}, // 50 LAN faults (initialPullNS) are less
+		{570 * time.Microsecond, 28500 * time.Microsecond},
+		{time.Second, MaxBalanceEvery},
+	} {
+		r.pullNS.Store(int64(tc.pull))
+		if got := r.BalanceEvery(); got != tc.want {
+			t.Errorf("a remote fault measured at %v: every %v, want %v", tc.pull, got, tc.want)
+		}
+	}
+}

@@ -852,17 +852,14 @@ func (vm *distVM) watch() {
 	}
 }
 
-// balanceInterval is how often a share asks its balancer
-// (dvm.Runtime.Rebalance) whether to move a vCPU for load: about
-// sched.BalancePeriod remote faults' time on an emulated network, where
-// one costs 1-2 ms.
-const balanceInterval = 100 * time.Millisecond
-
 // balance moves this node's vCPUs for load as the VM's balancer
-// (Spec.Balance) decides, until the share ends. A vCPU that waits for
-// its startup IPI is not the balancer's to move.
+// (Spec.Balance) decides, until the share ends, asking it at the
+// runtime's cadence (dvm.Runtime.BalanceEvery: the balancer counts in
+// remote faults' time, on the host's clock, whatever the guest's
+// dilation). A vCPU that waits for its startup IPI is not the
+// balancer's to move.
 func (vm *distVM) balance() {
-	t := time.NewTicker(balanceInterval * time.Duration(max(1, int(vm.spec.Dilation))))
+	t := time.NewTimer(vm.rt.BalanceEvery())
 	defer t.Stop()
 	movable := func(v migrate.VCPUID) bool {
 		if vm.linux != nil {
@@ -879,6 +876,7 @@ func (vm *distVM) balance() {
 				fmt.Fprintf(vm.d.notices, "dvm %d: balance: %v\n", vm.spec.ID, err)
 			}
 		}
+		t.Reset(vm.rt.BalanceEvery())
 	}
 }
 
