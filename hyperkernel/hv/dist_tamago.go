@@ -857,15 +857,16 @@ func (vm *distVM) watch() {
 // runtime's cadence (dvm.Runtime.BalanceEvery: the balancer counts in
 // remote faults' time, on the host's clock, whatever the guest's
 // dilation). A vCPU that waits for its startup IPI is not the
-// balancer's to move.
+// balancer's to move, nor one already asked to move (looks come every
+// few milliseconds, a move at the vCPU's next exit).
 func (vm *distVM) balance() {
 	t := time.NewTimer(vm.rt.BalanceEvery())
 	defer t.Stop()
 	movable := func(v migrate.VCPUID) bool {
 		if vm.linux != nil {
-			return vm.linux.vcpus[v].state.Load() != int32(VCPUWaitSIPI)
+			return vm.linux.vcpus[v].state.Load() != int32(VCPUWaitSIPI) && vm.linux.vcpus[v].moveTo.Load() == 0
 		}
-		return vm.vstate[v].Load() != int32(VCPUWaitSIPI)
+		return vm.vstate[v].Load() != int32(VCPUWaitSIPI) && vm.moveTo[v].Load() == 0
 	}
 	for range t.C {
 		if vm.stop.Load() {
