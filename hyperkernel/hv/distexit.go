@@ -4,6 +4,7 @@
 package hv
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/big-iron/big-iron/cluster/dvm"
@@ -100,14 +101,24 @@ type guestClock struct {
 	// ups counts the jumps, skipped the ticks jumped in all, refused
 	// the readings too far ahead to believe.
 	ups, skipped, refused atomic.Uint64
+	// far is the latest reading too far ahead to follow alone, with the
+	// host TSC when it came (farSet once there is one).
+	mu            sync.Mutex
+	farT, farHost uint64
+	farSet        bool
 }
 
 // now returns the guest TSC when the host's reads host.
 func (c *guestClock) now(host uint64) uint64 { return host + c.offset.Load() }
 
 // observe takes another node's guest TSC t, read when this node's host
-// TSC reads host. A reading more than maxJump ticks ahead is refused: a
-// confused or lying peer must not throw the guest's time far forward.
+// TSC reads host. A reading more than maxJump ticks ahead is followed
+// only when it continues the previous such reading (the two differ by
+// the host time between them, within maxJump): one confused reading
+// must not throw the guest's time far forward, but a node that fell far
+// behind must catch up. (Under Bochs each node's TSC counts its own
+// instructions; a node that fell 24 s behind refused every reading, and
+// its guest CPU's timers stalled for the rest of the run.)
 func (c *guestClock) observe(t, host, maxJump uint64) {
 	for {
 		off := c.offset.Load()
@@ -115,7 +126,7 @@ func (c *guestClock) observe(t, host, maxJump uint64) {
 		if int64(t-own) <= 0 {
 			return
 		}
-		if t-own > maxJump {
+		if t-own > maxJump && !c.corroborated(t, host, maxJump) {
 			c.refused.Add(1)
 			return
 		}
@@ -125,4 +136,19 @@ func (c *guestClock) observe(t, host, maxJump uint64) {
 			return
 		}
 	}
+}
+
+// corroborated records t, a reading too far ahead to follow alone, and
+// reports whether it continues the previous one: as far ahead of it as
+// the host's TSC moved between them, within maxJump.
+func (c *guestClock) corroborated(t, host, maxJump uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prevT, prevHost, ok := c.farT, c.farHost, c.farSet
+	c.farT, c.farHost, c.farSet = t, host, true
+	if !ok {
+		return false
+	}
+	d := int64((t - prevT) - (host - prevHost))
+	return d <= int64(maxJump) && -d <= int64(maxJump)
 }

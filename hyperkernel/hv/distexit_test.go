@@ -86,6 +86,28 @@ func TestGuestClock(t *testing.T) {
 	}
 }
 
+// TestGuestClockCatchesUpFromFarBehind: a node whose guest clock fell
+// more than the jump bound behind (Bochs counts each node's own
+// instructions) follows two readings that agree with each other; a
+// lone reading far ahead, or two that disagree, move nothing. On the old
+// code every reading was refused and the gap only grew.
+func TestGuestClockCatchesUpFromFarBehind(t *testing.T) {
+	const maxJump, gap = 1000, 24000
+	var c guestClock
+	c.observe(gap+100, 100, maxJump) // the other node is 24,000 ahead
+	if c.now(100) != 100 || c.refused.Load() != 1 {
+		t.Fatalf("one far reading: now %d, %d refused; want it refused", c.now(100), c.refused.Load())
+	}
+	c.observe(5*gap, 150, maxJump) // a reading that does not continue it
+	if c.now(150) != 150 {
+		t.Fatalf("two far readings that disagree: now %d, want 150", c.now(150))
+	}
+	c.observe(5*gap+60, 210, maxJump) // continues the last: 60 ticks on, 60 of host time
+	if got := c.now(210); got != 5*gap+60 || c.ups.Load() != 1 {
+		t.Fatalf("two far readings that agree: now %d (%d jumps), want %d", got, c.ups.Load(), 5*gap+60)
+	}
+}
+
 func TestPortForwarderRecordsOneAccess(t *testing.T) {
 	var p portForwarder
 	if p.pending() {
