@@ -518,11 +518,12 @@ type distFrames struct {
 	self  memory.NodeID
 	pages uint64
 	// run is the run of frames for the range of home pages group (0:
-	// none, the group's frames come one by one); used marks its frames
-	// handed out, runTaken counts them.
+	// none, the group's frames come one by one); runTaken counts its
+	// frames handed out, which are its first (NewEngine asks in page
+	// order, and a group gets a run only if every page of it is homed
+	// here).
 	run, group uint64
 	haveGroup  bool
-	used       [ept.PagesPerLarge / 64]uint64
 	runTaken   int
 	// whole[r] counts the frames still out of run r, one that home
 	// pages took whole. closing is set before the share's runtime
@@ -572,9 +573,7 @@ func (f *distFrames) AllocHomePage(p uint64) (*memory.Page, error) {
 		return f.AllocPage()
 	}
 	f.yield()
-	k := p % ept.PagesPerLarge
-	f.used[k/64] |= 1 << (k % 64)
-	hpa := f.run + k*frames.Size
+	hpa := f.run + p%ept.PagesPerLarge*frames.Size
 	if f.runTaken++; f.runTaken == ept.PagesPerLarge {
 		// Taken whole: it goes back as a run (FreePage).
 		if f.whole == nil {
@@ -612,17 +611,15 @@ func (f *distFrames) startRun(g uint64) error {
 }
 
 // endRun gives back the frames of the current run that no home page
-// took (the run of a range this node homes in part). The share calls it
-// once built: only the build places homes.
+// took (a build that failed part way). The share calls it once built:
+// only the build places homes.
 func (f *distFrames) endRun() {
 	if f.run != 0 {
-		for k := range uint64(ept.PagesPerLarge) {
-			if f.used[k/64]&(1<<(k%64)) == 0 {
-				f.h.pool.FreeFrame(f.run + k*frames.Size)
-			}
+		for k := uint64(f.runTaken); k < ept.PagesPerLarge; k++ {
+			f.h.pool.FreeFrame(f.run + k*frames.Size)
 		}
 	}
-	f.run, f.haveGroup, f.used, f.runTaken = 0, false, [ept.PagesPerLarge / 64]uint64{}, 0
+	f.run, f.haveGroup, f.runTaken = 0, false, 0
 }
 
 func (f *distFrames) FreePage(p *memory.Page) {
