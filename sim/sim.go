@@ -858,7 +858,7 @@ func (s *Sim) step(e event) error {
 		if s.cfg.Balancer != nil && int(target) != v.node && int(target) < s.cfg.Nodes {
 			s.cfg.Balancer.Observe(f)
 		}
-		if int(target) != v.node && int(target) < s.cfg.Nodes && s.cfg.Policy.Decide(f, cluster{s, v.node}) == sched.Move {
+		if int(target) != v.node && int(target) < s.cfg.Nodes && !sched.Yields(v.node, int(target), cluster{s, v.node}) && s.cfg.Policy.Decide(f, cluster{s, v.node}) == sched.Move {
 			return s.migrate(v, int(target))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/big-iron/big-iron/cluster/memory"
+	"github.com/big-iron/big-iron/cluster/migrate"
 	"github.com/big-iron/big-iron/cluster/sched"
 	"github.com/big-iron/big-iron/sim/workload"
 )
@@ -180,4 +181,21 @@ func TestLinkCosts(t *testing.T) {
 	if c.PullNS != 1000+2*5000+81+3326 || c.MoveNS != 2000+5000+3764 {
 		t.Fatalf("10GbE costs %+v", c)
 	}
+}
+
+// TestMovesGatherARing: under Sweep every vCPU faults on pages the next
+// one wrote. Moving each to the next's node, all at once, sent them round
+// the ring for good (7,999 migrations in 8,000 page visits); a vCPU that
+// yields to the higher-numbered node's vCPUs (sched.Yields, as the real
+// runtime does) lets them gather.
+func TestMovesGatherARing(t *testing.T) {
+	wl := workload.Sweep(workload.Params{VCPUs: 4, Length: 4000, Seed: 1})
+	r, err := Run(Config{Seed: 1, Nodes: 4, Workload: wl, Policy: sched.AlwaysMove{}, StateSize: migrate.DefaultStateSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Migrations > 2000 {
+		t.Errorf("always-move on sweep: %d migrations, slowdown %.2fx; want the vCPUs gathered, at most 2000", r.Migrations, r.Slowdown)
+	}
+	t.Logf("always-move on sweep: %d migrations, %d remote faults, slowdown %.2fx", r.Migrations, r.RemoteFaults, r.Slowdown)
 }

@@ -1218,9 +1218,8 @@ func (r *Runtime) now() int64 { return int64(r.cfg.Clock()) }
 //
 // A migration is estimated to cost two remote faults (its state is one
 // message the size of a page, and the vCPU's first accesses on the new
-// node fetch its stack). Of two vCPUs on different nodes that pull each
-// other (both write the same pages), only the one on the higher-numbered
-// node moves, so that they do not swap places.
+// node fetch its stack). A vCPU that faults on a page of a
+// higher-numbered node that runs vCPUs fetches it (sched.Yields).
 //
 // The balancer (Spec.Balance), if any, sees the fault too.
 func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.NodeID, bool) {
@@ -1248,7 +1247,7 @@ func (r *Runtime) placeLocked(v migrate.VCPUID, gpa uint64, write bool) (memory.
 	if r.balancer != nil {
 		r.balancer.Observe(f)
 	}
-	if r.policy == nil || target > r.cfg.Self && (*runtimeCluster)(r).Load(int(target)) > 0 {
+	if r.policy == nil || sched.Yields(int(r.cfg.Self), int(target), (*runtimeCluster)(r)) {
 		return 0, false
 	}
 	if r.policy.Decide(f, (*runtimeCluster)(r)) != sched.Move {

@@ -47,12 +47,22 @@ const (
 	// the vCPU's own trail, back and forth between the nodes it worked
 	// on (a region first written by another node, pulled page by page).
 	FeatureMine
+	// FeatureCrowd is how many vCPUs beyond the target's cores a move
+	// would put there, per core: 0 while the target has a free core. A
+	// vCPU that joins the vCPUs it shares pages with on a busy node
+	// time-shares a core with them, which can beat fetching every page
+	// across the wire.
+	FeatureCrowd
+	// FeatureVacant is 1 when no vCPU runs on the target: the page's
+	// writer has left it, so a move would chase the page's trail rather
+	// than join the vCPU it is shared with.
+	FeatureVacant
 	// NumFeatures counts the features.
 	NumFeatures
 )
 
 // featureNames are the features' names, for tables and generated code.
-var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis", "return", "mine"}
+var featureNames = [NumFeatures]string{"dirty", "write", "share", "mass", "burst", "settled", "swap", "anchor", "hysteresis", "return", "mine", "crowd", "vacant"}
 
 // String names the feature.
 func (f Feature) String() string {
@@ -91,12 +101,15 @@ type learnedStats struct {
 
 // Learned decides pull or move with a [Model] trained offline on the
 // simulator's workloads (tools/policytrain). Like [Hysteresis] it never
-// moves a vCPU to a node without a free core, nor to the node it runs
-// on, nor on a clean page (fetched once, a clean page stays: only
-// contended faults predict more), nor within LearnedStayMoves move times
-// of its arrival (a move must have the time to pay for itself). A
-// decision costs a few dozen floating-point operations and allocates
-// nothing.
+// moves a vCPU to the node it runs on, nor on a clean page (fetched
+// once, a clean page stays: only contended faults predict more), nor
+// within LearnedStayMoves move times of its arrival (a move must have
+// the time to pay for itself). Unlike Hysteresis, it may move a vCPU to
+// a node without a free core, up to LearnedCrowdLimit vCPUs per core
+// (FeatureCrowd): vCPUs that share their pages may be faster
+// time-sharing one node's cores than spread over several, fetching
+// every page they share. A decision costs a few dozen floating-point
+// operations and allocates nothing.
 type Learned struct {
 	model Model
 	costs Costs
@@ -174,6 +187,11 @@ func (l *Learned) SetCosts(c Costs) {
 // Model returns the policy's model.
 func (l *Learned) Model() Model { return l.model }
 
+// LearnedCrowdLimit bounds the vCPUs [Learned] lets share a node's cores:
+// it moves no vCPU to a node that would then run more than this many per
+// core.
+const LearnedCrowdLimit = 2
+
 // LearnedStayMoves is how long, in move times, a vCPU stays where it
 // arrived before [Learned] may move it again.
 const LearnedStayMoves = 10
@@ -238,6 +256,12 @@ func (l *Learned) Features(f Fault, c Cluster, x *[NumFeatures]float64) bool {
 	if age, by := l.pullAge(f.Page, f.Target, f.Now); by == f.VCPU {
 		x[FeatureMine] = age
 	}
+	switch load, cores := c.Load(f.Target), max(c.Cores(f.Target), 1); {
+	case load == 0:
+		x[FeatureVacant] = 1
+	case load+1 > cores:
+		x[FeatureCrowd] = float64(load+1-cores) / float64(cores)
+	}
 	return true
 }
 
@@ -247,7 +271,7 @@ func (l *Learned) Decide(f Fault, c Cluster) Decision {
 	if !l.Features(f, c, &x) {
 		return Pull
 	}
-	if !f.Dirty || c.Load(f.Target)+1 > c.Cores(f.Target) {
+	if !f.Dirty || c.Load(f.Target)+1 > LearnedCrowdLimit*c.Cores(f.Target) {
 		l.pulled(f)
 		return Pull
 	}

@@ -7,7 +7,7 @@ var moveAll = Model{Bias: 1}
 
 func TestLearnedHardRules(t *testing.T) {
 	costs := Costs{PullNS: 10_000, MoveNS: 12_000}
-	free, full := fixedCluster{0, 2}, fixedCluster{2, 2}
+	free, full := fixedCluster{0, 2}, fixedCluster{LearnedCrowdLimit * 2, 2}
 	l := NewLearned(moveAll, costs, 3, 2)
 	for _, tc := range []struct {
 		name string
@@ -16,7 +16,7 @@ func TestLearnedHardRules(t *testing.T) {
 	}{
 		{"a clean page", Fault{VCPU: 0, Node: 0, Target: 1}, free},
 		{"its own node", Fault{VCPU: 0, Node: 1, Target: 1, Dirty: true}, free},
-		{"a node without a free core", Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true}, full},
+		{"a node whose cores are crowded to the limit", Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true}, full},
 		{"a node beyond the machine", Fault{VCPU: 0, Node: 0, Target: 3, Dirty: true}, free},
 		{"a vCPU beyond the machine", Fault{VCPU: 2, Node: 0, Target: 1, Dirty: true}, free},
 	} {
@@ -26,6 +26,9 @@ func TestLearnedHardRules(t *testing.T) {
 	}
 	if l.Decide(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true}, free) != Move {
 		t.Error("a model that always moves pulled a contended page")
+	}
+	if l.Decide(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true}, fixedCluster{LearnedCrowdLimit*2 - 1, 2}) != Move {
+		t.Error("a model that always moves pulled a contended page of a node crowded below the limit")
 	}
 	if (&Learned{model: Model{Bias: -1}}).model.Score(&[NumFeatures]float64{}) != -1 {
 		t.Error("the score of no features is not the bias")
@@ -55,6 +58,13 @@ func TestLearnedFeatures(t *testing.T) {
 	l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Now: 51 * costs.PullNS}, c, &x)
 	if x[FeatureSwap] != 1 || x[FeatureSettled] > 0.1 {
 		t.Fatalf("right after arriving from node 1: %v", x)
+	}
+	if x[FeatureCrowd] != 0 {
+		t.Fatalf("a node with free cores counts as crowded: %v", x)
+	}
+	l.Features(Fault{VCPU: 0, Node: 0, Target: 1, Dirty: true, Now: 52 * costs.PullNS}, fixedCluster{3, 2}, &x)
+	if x[FeatureCrowd] != 1 {
+		t.Fatalf("a move to a node running 3 vCPUs on 2 cores: crowd %v, want 1", x[FeatureCrowd])
 	}
 }
 

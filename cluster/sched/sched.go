@@ -62,6 +62,16 @@ type Policy interface {
 	Migrated(v, from, to int, now int64)
 }
 
+// Yields reports whether a vCPU on node self that faults on a page held
+// by node target must fetch the page without asking its policy: when
+// target is the higher-numbered node and runs vCPUs. Of two vCPUs on
+// different nodes that pull each other (both write the same pages), only
+// the one on the higher-numbered node moves, so that they do not swap
+// places; and a ring of vCPUs each following the last writer of its
+// pages gathers on the lowest-numbered node rather than circling the
+// ring, every vCPU leaving for the node the next one is leaving.
+func Yields(self, target int, c Cluster) bool { return target > self && c.Load(target) > 0 }
+
 // AlwaysPull never moves vCPUs: the page-shipping baseline (GiantVM style).
 type AlwaysPull struct{}
 
@@ -113,6 +123,9 @@ type HysteresisConfig struct {
 	// Concentration is the share of the vCPU's recent contended faults that
 	// must point at the destination.
 	Concentration float64
+	// PerCore is how many vCPUs per core a move may leave on the
+	// destination; 0 means 1, a free core.
+	PerCore int
 }
 
 // DefaultHysteresis returns the tuning used by the simulator's tables for
@@ -199,7 +212,7 @@ func (h *Hysteresis) Decide(f Fault, c Cluster) Decision {
 	if f.Now-v.arrived < h.cfg.CooldownNS || f.Now-h.lastMove[f.Target][f.Node] < h.cfg.CooldownNS {
 		return Pull
 	}
-	if c.Load(f.Target)+1 > c.Cores(f.Target) {
+	if c.Load(f.Target)+1 > max(h.cfg.PerCore, 1)*c.Cores(f.Target) {
 		return Pull
 	}
 	s := v.score[f.Target]

@@ -87,3 +87,26 @@ func TestSetCostsRescalesTheTimes(t *testing.T) {
 		t.Fatalf("after SetCosts: %+v, want %+v", got, want)
 	}
 }
+
+// loads is a cluster with a load per node and two cores each.
+type loads []int
+
+func (l loads) Load(n int) int { return l[n] }
+func (loads) Cores(int) int    { return 2 }
+
+func TestYields(t *testing.T) {
+	for _, tc := range []struct {
+		self, target int
+		load         loads
+		want         bool
+	}{
+		{self: 0, target: 1, load: loads{1, 1}, want: true},       // the higher node's vCPU moves
+		{self: 1, target: 0, load: loads{1, 1}, want: false},      // ... so this one may
+		{self: 0, target: 1, load: loads{1, 0}, want: false},      // nobody there to move instead
+		{self: 2, target: 3, load: loads{0, 0, 1, 2}, want: true}, // any higher node
+	} {
+		if got := Yields(tc.self, tc.target, tc.load); got != tc.want {
+			t.Errorf("Yields(%d, %d, loads %v) = %v, want %v", tc.self, tc.target, tc.load, got, tc.want)
+		}
+	}
+}
