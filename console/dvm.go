@@ -403,7 +403,7 @@ func writeDistStatus(w io.Writer, st *hv.DistStatus, full bool) {
 	}
 	fmt.Fprintf(w, "  devices: %d reads forwarded to the device node, %v on average; %d interrupts raised by devices here\n", s.DeviceReads, devAvg.Round(time.Microsecond), st.DeviceIRQs)
 	if st.Guest == "linux" {
-		fmt.Fprintf(w, "  guest clock: caught up with another node's %d times, %d TSC ticks in all; %d readings not sent to a node with a full window\n", st.ClockCatchUps, st.ClockSkipped, st.ClockUnsent)
+		fmt.Fprintf(w, "  guest clock: caught up with another node's %d times, %d TSC ticks in all; %d readings too far ahead refused; %d not sent to a node with a full window\n", st.ClockCatchUps, st.ClockSkipped, st.ClockRefused, st.ClockUnsent)
 	}
 	fmt.Fprintf(w, "  interrupts: %d IPIs sent from here (%.1f/s, %d to no vCPU), %d made pending here, %d forwarded; %d startup IPIs sent\n",
 		st.IPIs, float64(st.IPIs)/secs, st.IPIsIgnored, s.Migration.Delivered, s.Migration.Forwarded, st.Startups)

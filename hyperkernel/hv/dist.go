@@ -219,9 +219,10 @@ type DistStatus struct {
 	PagesPerCell int
 	// Guest is "linux" for an operating-system guest, empty for a test
 	// guest; ClockCatchUps counts the times this node's guest clock
-	// jumped forward to another node's, by ClockSkipped TSC ticks in all.
-	Guest                       string
-	ClockCatchUps, ClockSkipped uint64
+	// jumped forward to another node's, by ClockSkipped TSC ticks in all;
+	// ClockRefused the readings too far ahead to follow alone.
+	Guest                                     string
+	ClockCatchUps, ClockSkipped, ClockRefused uint64
 	// ClockUnsent counts the clock messages this node did not send
 	// because the receiver's window was full (a later one went instead).
 	ClockUnsent uint64

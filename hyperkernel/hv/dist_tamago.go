@@ -1554,7 +1554,7 @@ func (d *Dist) Status() (DistStatus, error) {
 			st.Outcome = info.Outcome
 		}
 		st.Guest = "linux"
-		st.ClockCatchUps, st.ClockSkipped = vm.ld.clock.ups.Load(), vm.ld.clock.skipped.Load()
+		st.ClockCatchUps, st.ClockSkipped, st.ClockRefused = vm.ld.clock.ups.Load(), vm.ld.clock.skipped.Load(), vm.ld.clock.refused.Load()
 		st.ClockUnsent = vm.ld.clockUnsent.Load()
 	}
 	for v := 0; v < vm.spec.VCPUs; v++ {
