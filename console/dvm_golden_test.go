@@ -55,7 +55,7 @@ func TestDistCommandsGolden(t *testing.T) {
 	}
 	f := &fakeDist{}
 	f.status = hv.DistStatus{Self: 3, Index: 1, Elapsed: 1500 * time.Millisecond, Guest: "linux",
-		ClockCatchUps: 4, ClockSkipped: 1234, ClockUnsent: 3, IPIs: 12, IPIsIgnored: 1, DeviceIRQs: 5, Startups: 2, WalkFaults: 11, WalkWrites: 9,
+		ClockCatchUps: 4, ClockSkipped: 1234, ClockRefused: 2, ClockUnsent: 3, IPIs: 12, IPIsIgnored: 1, DeviceIRQs: 5, Startups: 2, WalkFaults: 11, WalkWrites: 9,
 		SliceWatch:   hv.SliceWatchStatus{Watched: true, Regained: 2, Limit: 20 * time.Millisecond},
 		PagesPerCell: 1, PageMap: make([]memory.State, 130), Built: 1234567 * time.Microsecond, TableFrames: 3, MaxTableFrames: 5,
 		LargePages: ept.PageMapStats{Large: 3, Promotions: 5, Splits: 2},
