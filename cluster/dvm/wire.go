@@ -635,7 +635,7 @@ func (c *Control) MarshalTo(b []byte) int {
 		}
 	}
 	if c.Op == OpCreate {
-		at += copy(b[at:], c.Spec.Cores[:c.Spec.Nodes])
+		copy(b[at:], c.Spec.Cores[:c.Spec.Nodes])
 	}
 	return n
 }
