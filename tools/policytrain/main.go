@@ -178,10 +178,18 @@ func loadTrace(path string) (*workload.Set, error) {
 // evaluate returns the learned policy's slowdown with model m on every
 // run, simulated in parallel.
 func evaluate(o options, m sched.Model, runs []run) ([]float64, error) {
+	return evaluatePolicy(o, runs, func(r *run) sched.Policy {
+		return sched.NewLearned(m, costs(o), o.nodes, len(r.wl.Streams))
+	})
+}
+
+// evaluatePolicy returns the slowdown of every run under the policy
+// newPolicy makes for it, simulated in parallel.
+func evaluatePolicy(o options, runs []run, newPolicy func(r *run) sched.Policy) ([]float64, error) {
 	out := make([]float64, len(runs))
 	err := evolve.Each(len(runs), func(i int) (err error) {
 		r := &runs[i]
-		out[i], err = simulate(o, r.seed, r.wl, sched.NewLearned(m, costs(o), o.nodes, len(r.wl.Streams)))
+		out[i], err = simulate(o, r.seed, r.wl, newPolicy(r))
 		return err
 	})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/big-iron/big-iron/cluster/trace"
 	"github.com/big-iron/big-iron/sim"
 	"github.com/big-iron/big-iron/sim/workload"
-	"github.com/big-iron/big-iron/tools/internal/evolve"
 )
 
 func testOptions() options {
@@ -100,14 +99,9 @@ func TestDefaultModel(t *testing.T) {
 // hysteresisCrowding returns the slowdowns of hysteresis on runs when it
 // may crowd a node's cores as much as the learned policy may.
 func hysteresisCrowding(o options, runs []run) ([]float64, error) {
-	out := make([]float64, len(runs))
-	err := evolve.Each(len(runs), func(i int) (err error) {
-		cfg := sched.DefaultHysteresis(costs(o))
-		cfg.PerCore = sched.LearnedCrowdLimit
-		out[i], err = simulate(o, runs[i].seed, runs[i].wl, sched.NewHysteresis(cfg, o.nodes, len(runs[i].wl.Streams)))
-		return err
-	})
-	return out, err
+	cfg := sched.DefaultHysteresis(costs(o))
+	cfg.PerCore = sched.LearnedCrowdLimit
+	return evaluatePolicy(o, runs, func(r *run) sched.Policy { return sched.NewHysteresis(cfg, o.nodes, len(r.wl.Streams)) })
 }
 
 // TestFitKeepsImproving: the search only keeps models that lower the
